@@ -1,0 +1,99 @@
+"""Balances, nonces and token supply: the bookkeeping every other context moves value through.
+
+All value changes go through `credit`, `debit`, `mint` and `burn` so the supply record and
+the balances can never disagree: that is the invariant `invariants.check_supply` verifies.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from gridtokenx import errors
+from gridtokenx.state import Overlay
+from gridtokenx.tx import Asset
+
+SUPPLY_KEY = b"supply"
+
+
+class Account(msgspec.Struct, frozen=True, array_like=True):
+    grid_wh: int
+    thb_satang: int
+    nonce: int  # the nonce its next transaction must carry
+
+    def balance(self, asset: Asset) -> int:
+        return self.grid_wh if asset is Asset.GRID else self.thb_satang
+
+
+class Supply(msgspec.Struct, frozen=True, array_like=True):
+    grid_minted_wh: int = 0
+    grid_burned_wh: int = 0
+    thb_issued_satang: int = 0
+    thb_redeemed_satang: int = 0
+
+    def outstanding(self, asset: Asset) -> int:
+        if asset is Asset.GRID:
+            return self.grid_minted_wh - self.grid_burned_wh
+        return self.thb_issued_satang - self.thb_redeemed_satang
+
+
+def account_key(address: bytes) -> bytes:
+    return b"acct/" + address
+
+
+def get_account(view: Overlay, address: bytes) -> Account | None:
+    return view.get(account_key(address), Account)
+
+
+def open_account(view: Overlay, address: bytes) -> None:
+    if get_account(view, address) is None:
+        view.put(account_key(address), Account(0, 0, 0))
+
+
+def _require(view: Overlay, address: bytes) -> Account:
+    account = get_account(view, address)
+    if account is None:
+        raise errors.UnknownRecipient("account does not exist")
+    return account
+
+
+def _with_balance(account: Account, asset: Asset, value: int) -> Account:
+    if asset is Asset.GRID:
+        return msgspec.structs.replace(account, grid_wh=value)
+    return msgspec.structs.replace(account, thb_satang=value)
+
+
+def credit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    account = _require(view, address)
+    view.put(account_key(address), _with_balance(account, asset, account.balance(asset) + amount))
+
+
+def debit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    account = _require(view, address)
+    have = account.balance(asset)
+    if have < amount:
+        raise errors.InsufficientBalance(f"{asset.name} balance {have} is below {amount}")
+    view.put(account_key(address), _with_balance(account, asset, have - amount))
+
+
+def supply(view: Overlay) -> Supply:
+    return view.get(SUPPLY_KEY, Supply) or Supply()
+
+
+def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    credit(view, address, asset, amount)
+    s = supply(view)
+    if asset is Asset.GRID:
+        s = msgspec.structs.replace(s, grid_minted_wh=s.grid_minted_wh + amount)
+    else:
+        s = msgspec.structs.replace(s, thb_issued_satang=s.thb_issued_satang + amount)
+    view.put(SUPPLY_KEY, s)
+
+
+def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    debit(view, address, asset, amount)
+    s = supply(view)
+    if asset is Asset.GRID:
+        s = msgspec.structs.replace(s, grid_burned_wh=s.grid_burned_wh + amount)
+    else:
+        s = msgspec.structs.replace(s, thb_redeemed_satang=s.thb_redeemed_satang + amount)
+    view.put(SUPPLY_KEY, s)

@@ -1,0 +1,122 @@
+"""The `gridtokenx` command line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridtokenx import crypto, genesis, invariants, scenario
+from gridtokenx.accounts import SUPPLY_KEY, Supply
+
+app = typer.Typer(help="GridTokenX: peer-to-peer electricity trading for Thailand.")
+genesis_app = typer.Typer(help="Create and validate genesis files.")
+app.add_typer(genesis_app, name="genesis")
+console = Console()
+
+
+def _thb(satang: int) -> str:
+    return f"{satang / 100:,.2f}"
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:,.3f}"
+
+
+@app.command()
+def demo(
+    intervals: Annotated[int, typer.Option(help="15-minute intervals to simulate")] = 20,
+) -> None:
+    """Create a devnet genesis and run a scripted Thai morning through the ledger."""
+    started = time.perf_counter()
+    result = scenario.run(intervals)
+    elapsed = time.perf_counter() - started
+    sb = result.sandbox
+    table = Table(title=f"Balances after {intervals} intervals of 15 minutes")
+    for column in ("participant", "zone", "kind", "GRID (kWh)", "THB"):
+        table.add_column(column, justify="right" if column[0].isupper() else "left")
+    for actor in result.actors:
+        grid, thb = sb.balance(actor.key.address)
+        table.add_row(actor.name, actor.zone, actor.kind.name.lower(), _kwh(grid), _thb(thb))
+    console.print(table)
+    rejected = Table(title="Refused, state untouched")
+    rejected.add_column("attempt")
+    rejected.add_column("error code")
+    for what, code in result.rejected:
+        rejected.add_row(what, code)
+    console.print(rejected)
+    supply = sb.state.get(SUPPLY_KEY, Supply) or Supply()
+    grid_total, thb_total = invariants.balance_totals(sb.state)
+    invariants.check_all(sb.state)
+    console.print(
+        f"GRID: minted {_kwh(supply.grid_minted_wh)} kWh - burned {_kwh(supply.grid_burned_wh)}"
+        f" = held {_kwh(grid_total)} kWh  [green]conserved[/green]"
+    )
+    console.print(
+        f"THB: issued {_thb(supply.thb_issued_satang)} - redeemed "
+        f"{_thb(supply.thb_redeemed_satang)} = held {_thb(thb_total)}  [green]conserved[/green]"
+    )
+    console.print(
+        f"{result.accepted} transactions applied, {len(result.rejected)} refused, "
+        f"in {elapsed:.2f} s; state root {sb.state.root().hex()}"
+    )
+
+
+@genesis_app.command("create")
+def genesis_create(
+    out: Annotated[Path, typer.Option(help="where to write the genesis JSON")] = Path(
+        "devnet/genesis.json"
+    ),
+    chain_id: Annotated[str, typer.Option(help="chain id")] = "gridtokenx-devnet-1",
+    genesis_time: Annotated[int, typer.Option(help="unix seconds; default now")] = -1,
+    insecure_dev_keys: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev-keys",
+            help="use the publicly derivable devnet authority keys (never for a real network)",
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a devnet genesis with the five authorities, seven zones and Thai defaults."""
+    if not insecure_dev_keys:
+        console.print(
+            "[red]error:[/red] real authority keys come from their operators; for a local "
+            "devnet pass --insecure-dev-keys"
+        )
+        raise typer.Exit(2)
+    if out.exists() and not force:
+        console.print(f"[red]error:[/red] {out} exists (use --force to overwrite)")
+        raise typer.Exit(1)
+    when = int(time.time()) if genesis_time < 0 else genesis_time
+    spec = genesis.devnet(chain_id, when, genesis.dev_keys())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(spec.encode())
+    console.print(f"wrote {out}: chain {chain_id}, {len(spec.authorities)} authorities")
+    for a in spec.authorities:
+        address = crypto.address_of(bytes.fromhex(a.public_key))
+        console.print(f"  {a.code:5} {crypto.address_to_text(address)}")
+
+
+@genesis_app.command("validate")
+def genesis_validate(path: Path) -> None:
+    """Check a genesis file; print every problem and exit 1 if there are any."""
+    try:
+        spec = genesis.load(path)
+    except FileNotFoundError:
+        console.print(f"[red]error:[/red] {path} does not exist")
+        raise typer.Exit(1) from None
+    except genesis.GenesisError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]problem:[/red] {problem}")
+        raise typer.Exit(1) from None
+    root = genesis.build_state(spec).root()
+    console.print(f"{path}: valid; chain {spec.chain_id}; genesis state root {root.hex()}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,152 @@
+"""Typed rejections. Each class is one failure kind with one stable `code` for the API.
+
+A rejection is raised from inside transaction execution; `ledger.apply` lets it propagate
+after discarding the transaction's overlay, so the state is exactly as before.
+"""
+
+from __future__ import annotations
+
+
+class Rejection(Exception):
+    """A transaction the ledger refuses. Subclasses name the reason."""
+
+    code = "REJECTED"
+
+
+# --- envelope -----------------------------------------------------------------------------
+class InvalidSignature(Rejection):
+    code = "INVALID_SIGNATURE"
+
+
+class WrongChainId(Rejection):
+    code = "WRONG_CHAIN_ID"
+
+
+class NonceReplayed(Rejection):
+    """Nonce below the account's next nonce: this transaction (or its slot) was used."""
+
+    code = "NONCE_REPLAYED"
+
+
+class NonceGap(Rejection):
+    """Nonce above the account's next nonce: an earlier transaction is missing."""
+
+    code = "NONCE_GAP"
+
+
+class FeeTooLow(Rejection):
+    code = "FEE_TOO_LOW"
+
+
+class UnknownSender(Rejection):
+    code = "UNKNOWN_SENDER"
+
+
+# --- tokens -------------------------------------------------------------------------------
+class InvalidAmount(Rejection):
+    code = "INVALID_AMOUNT"
+
+
+class InsufficientBalance(Rejection):
+    code = "INSUFFICIENT_BALANCE"
+
+
+class UnknownRecipient(Rejection):
+    code = "UNKNOWN_RECIPIENT"
+
+
+class SelfTransfer(Rejection):
+    code = "SELF_TRANSFER"
+
+
+class NotCustodian(Rejection):
+    """THB may be issued or redeemed only by an account holding a valid ERC custodian licence."""
+
+    code = "NOT_CUSTODIAN"
+
+
+class UnlicensedSeller(Rejection):
+    """Selling energy above the small-prosumer threshold needs a valid ERC seller licence."""
+
+    code = "UNLICENSED_SELLER"
+
+
+# --- registry -----------------------------------------------------------------------------
+class Unauthorised(Rejection):
+    """The signer does not hold the authority role this action needs."""
+
+    code = "UNAUTHORISED"
+
+
+class UnknownZone(Rejection):
+    code = "UNKNOWN_ZONE"
+
+
+class AlreadyRegistered(Rejection):
+    code = "ALREADY_REGISTERED"
+
+
+class UnknownParticipant(Rejection):
+    code = "UNKNOWN_PARTICIPANT"
+
+
+class MeterAlreadyRegistered(Rejection):
+    code = "METER_ALREADY_REGISTERED"
+
+
+class InvalidCapacity(Rejection):
+    code = "INVALID_CAPACITY"
+
+
+class LicenceNotFound(Rejection):
+    code = "LICENCE_NOT_FOUND"
+
+
+class InvalidExpiry(Rejection):
+    code = "INVALID_EXPIRY"
+
+
+class InvalidParticipantKind(Rejection):
+    code = "INVALID_PARTICIPANT_KIND"
+
+
+# --- metering -----------------------------------------------------------------------------
+class UnknownMeter(Rejection):
+    code = "UNKNOWN_METER"
+
+
+class MisalignedInterval(Rejection):
+    code = "MISALIGNED_INTERVAL"
+
+
+class ReadingOutsideWindow(Rejection):
+    """Interval not yet ended (beyond allowed clock skew) or older than the governed window."""
+
+    code = "READING_OUTSIDE_WINDOW"
+
+
+class DuplicateReading(Rejection):
+    """A reading for this meter and interval was already applied: minting twice is refused."""
+
+    code = "DUPLICATE_READING"
+
+
+class ReadingOutOfOrder(Rejection):
+    code = "READING_OUT_OF_ORDER"
+
+
+class RegisterNotMonotonic(Rejection):
+    code = "REGISTER_NOT_MONOTONIC"
+
+
+class OverCapacity(Rejection):
+    code = "OVER_CAPACITY"
+
+
+class ExportOnConsumptionMeter(Rejection):
+    code = "EXPORT_ON_CONSUMPTION_METER"
+
+
+ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
+    cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, Rejection)
+)

@@ -1,0 +1,85 @@
+"""Invariants that must hold after every transaction; tests call `check_all` after each step.
+
+They scan the whole state, so they are for tests, audits and the demo, not the hot path.
+"""
+
+from __future__ import annotations
+
+from gridtokenx import accounts, metering, registry
+from gridtokenx.state import State
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvariantViolation(message)
+
+
+def balance_totals(state: State) -> tuple[int, int]:
+    """Sum of GRID (Wh) and THB (satang) over all accounts."""
+    grid = thb = 0
+    for _, record in state.scan(b"acct/"):
+        assert isinstance(record, accounts.Account)
+        grid += record.grid_wh
+        thb += record.thb_satang
+    return grid, thb
+
+
+def check_no_negative_balance(state: State) -> None:
+    for key, record in state.scan(b"acct/"):
+        assert isinstance(record, accounts.Account)
+        _require(
+            record.grid_wh >= 0 and record.thb_satang >= 0 and record.nonce >= 0,
+            f"negative balance or nonce at {key!r}: {record}",
+        )
+
+
+def check_supply(state: State) -> None:
+    """GRID supply = minted - burned = sum of balances; likewise THB issued - redeemed."""
+    supply = state.get(accounts.SUPPLY_KEY, accounts.Supply) or accounts.Supply()
+    grid, thb = balance_totals(state)
+    _require(
+        grid == supply.grid_minted_wh - supply.grid_burned_wh,
+        f"GRID balances {grid} != minted {supply.grid_minted_wh} - burned {supply.grid_burned_wh}",
+    )
+    _require(
+        thb == supply.thb_issued_satang - supply.thb_redeemed_satang,
+        f"THB balances {thb} != issued {supply.thb_issued_satang} - redeemed "
+        f"{supply.thb_redeemed_satang}",
+    )
+
+
+def check_mint_trace(state: State) -> None:
+    """Every minted Wh is accounted for by exactly one applied reading's export."""
+    supply = state.get(accounts.SUPPLY_KEY, accounts.Supply) or accounts.Supply()
+    traced = 0
+    per_meter: dict[bytes, int] = {}
+    for key, record in state.scan(b"read/"):
+        assert isinstance(record, metering.ReadingRecord)
+        _require(record.minted_wh == record.export_wh, f"reading {key!r} minted != exported")
+        traced += record.minted_wh
+        meter = key[len(b"read/") : -8]
+        per_meter[meter] = per_meter.get(meter, 0) + record.export_wh
+    _require(traced == supply.grid_minted_wh, f"traced {traced} != minted {supply.grid_minted_wh}")
+    for key, record in state.scan(b"meter/"):
+        assert isinstance(record, registry.Meter)
+        meter = key[len(b"meter/") :]
+        _require(
+            per_meter.get(meter, 0) == record.export_register_wh,
+            f"meter {meter.hex()} register {record.export_register_wh} != readings sum",
+        )
+
+
+def check_state_root(state: State) -> None:
+    """The incrementally maintained root equals a root rebuilt from scratch."""
+    _require(state.root() == state.recompute_root(), "incremental state root diverged")
+
+
+def check_all(state: State) -> None:
+    check_no_negative_balance(state)
+    check_supply(state)
+    check_mint_trace(state)
+    check_state_root(state)

@@ -1,0 +1,69 @@
+"""Governed parameters: every market and metering rule reads its numbers from here.
+
+Defaults come from ../shared/thai-market.md (sources named there). They live in the genesis
+file and in state, never as constants in the rules, so that governance can change them. All
+values are integers: money in satang or milli-satang, energy in Wh, power in W, time in
+seconds, frequency in mHz, emission factor in gCO2e per kWh.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Tariffs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Utility rates in milli-satang per kWh (1 THB = 100,000 msat), so 5.7982 THB is exact."""
+
+    tou_peak_msat_per_kwh: int = 579_820  # 5.7982 THB/kWh, residential TOU < 22 kV
+    tou_offpeak_msat_per_kwh: int = 263_690  # 2.6369 THB/kWh
+    ft_msat_per_kwh: int = 16_230  # 0.1623 THB/kWh fuel adjustment (2026 quote)
+    vat_basis_points: int = 700  # 7 %
+    buyback_msat_per_kwh: int = 220_000  # 2.20 THB/kWh rooftop solar buy-back since 2021
+    peak_start_minute: int = 9 * 60  # On-Peak Monday-Friday 09:00-22:00 Asia/Bangkok
+    peak_end_minute: int = 22 * 60
+    peak_weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+    utc_offset_seconds: int = 7 * 3600  # Asia/Bangkok, no daylight saving
+    holidays: tuple[int, ...] = ()  # public holidays as YYYYMMDD integers: Off-Peak all day
+
+
+class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    interval_seconds: int = 900  # 15-minute settlement interval
+    reading_max_age_seconds: int = 7 * 86_400  # oldest interval a reading may still report
+    reading_clock_skew_seconds: int = 60  # how early before interval end a reading is accepted
+    small_prosumer_threshold_w: int = 10_000  # rooftop scheme cap: above it sellers need a licence
+    min_fee_satang: int = 0
+    trading_horizon_seconds: int = 86_400  # market opens 24 h ahead (used by the market)
+    gate_closure_seconds: int = 300  # and closes 5 minutes before delivery
+    price_min_satang_per_kwh: int = 0  # order price band 0-10 THB/kWh
+    price_max_satang_per_kwh: int = 1_000
+    emission_factor_g_per_kwh: int = 475  # TGO grid factor 0.4750 kgCO2e/kWh (2026)
+    frequency_min_mhz: int = 49_500  # normal band 49.5-50.5 Hz
+    frequency_max_mhz: int = 50_500
+    tariffs: Tariffs = msgspec.field(default_factory=Tariffs)
+
+    def validate(self) -> list[str]:
+        """Human-readable problems; an empty list means the parameters are usable."""
+        problems = []
+        if self.interval_seconds <= 0 or 86_400 % self.interval_seconds:
+            problems.append("interval_seconds must be positive and divide a day")
+        if self.reading_max_age_seconds < self.interval_seconds:
+            problems.append("reading_max_age_seconds must cover at least one interval")
+        if self.reading_clock_skew_seconds < 0:
+            problems.append("reading_clock_skew_seconds must be non-negative")
+        if self.small_prosumer_threshold_w < 0 or self.min_fee_satang < 0:
+            problems.append("thresholds and fees must be non-negative")
+        if not 0 <= self.price_min_satang_per_kwh <= self.price_max_satang_per_kwh:
+            problems.append("price band must satisfy 0 <= min <= max")
+        if not 0 < self.frequency_min_mhz < self.frequency_max_mhz:
+            problems.append("frequency band must satisfy 0 < min < max")
+        if self.gate_closure_seconds < 0 or self.trading_horizon_seconds <= 0:
+            problems.append("gate closure must be >= 0 and trading horizon > 0")
+        t = self.tariffs
+        if not 0 <= t.peak_start_minute < t.peak_end_minute <= 1440:
+            problems.append("peak period must lie within one day")
+        if any(d not in range(7) for d in t.peak_weekdays):
+            problems.append("peak_weekdays must be 0 (Monday) to 6 (Sunday)")
+        rates = (t.tou_peak_msat_per_kwh, t.tou_offpeak_msat_per_kwh, t.buyback_msat_per_kwh)
+        if min(rates) < 0 or t.ft_msat_per_kwh < 0:
+            problems.append("tariff rates must be non-negative")
+        return problems
