@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,12 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx import crypto, genesis, invariants, scenario
+from gridtokenx import crypto, genesis, invariants, keystore, scenario
 from gridtokenx.accounts import SUPPLY_KEY, Supply
 
 app = typer.Typer(help="GridTokenX: peer-to-peer electricity trading for Thailand.")
 genesis_app = typer.Typer(help="Create and validate genesis files.")
 app.add_typer(genesis_app, name="genesis")
+keys_app = typer.Typer(help="Create and inspect keys in the encrypted keystore.")
+app.add_typer(keys_app, name="keys")
+PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
 console = Console()
 
 
@@ -116,6 +121,72 @@ def genesis_validate(path: Path) -> None:
         raise typer.Exit(1) from None
     root = genesis.build_state(spec).root()
     console.print(f"{path}: valid; chain {spec.chain_id}; genesis state root {root.hex()}")
+
+
+def _passphrase(confirm: bool) -> str:
+    """From the environment for scripts, else prompted without echo."""
+    value = os.environ.get(PASSPHRASE_ENV, "")
+    if not value:
+        value = str(typer.prompt("passphrase", hide_input=True, confirmation_prompt=confirm))
+    return value
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@keys_app.command("new")
+def keys_new(
+    path: Path,
+    insecure_dev: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev",
+            help="write the seed unencrypted (local devnets only; anyone reading the file has it)",
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Generate a key and save it encrypted with a passphrase (argon2id + XSalsa20-Poly1305)."""
+    key = crypto.PrivateKey.generate()
+    try:
+        if insecure_dev:
+            keystore.save_insecure_dev_key(path, key, overwrite=force)
+        else:
+            keystore.save_key(path, key, _passphrase(confirm=True), overwrite=force)
+    except (keystore.KeystoreError, FileExistsError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{crypto.address_to_text(key.address)}  saved to {path}")
+
+
+@keys_app.command("show")
+def keys_show(
+    path: Path,
+    allow_insecure: Annotated[
+        bool, typer.Option("--allow-insecure", help="accept an unencrypted dev key file")
+    ] = False,
+) -> None:
+    """Decrypt a key file and print its address and public key (never the secret)."""
+    if not path.exists():
+        raise _fail(f"{path} does not exist")
+    try:
+        key = keystore.load_key(
+            path,
+            "" if allow_insecure and _is_insecure(path) else _passphrase(confirm=False),
+            allow_insecure=allow_insecure,
+        )
+    except keystore.KeystoreError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"address     {crypto.address_to_text(key.address)}")
+    console.print(f"public key  {key.public_key.hex()}")
+
+
+def _is_insecure(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text()).get("insecure"))
+    except (ValueError, AttributeError):
+        return False
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """Hashes, Ed25519 keys and addresses.
 
 Every hash in GridTokenX is SHA-256 over a domain tag followed by the payload, so that bytes
-hashed or signed for one purpose (a transaction, a Merkle leaf, an address) can never be
-replayed as bytes of another purpose. Curve arithmetic comes from libsodium via PyNaCl: it
+hashed or signed for one purpose (a transaction, a state bucket, an address) can never be
+replayed as bytes of another purpose. (Merkle trees over lists use RFC 6962's 0x00/0x01
+prefixes instead, see merkle.py; a tagged hash always starts with an ASCII tag, so the two
+never collide.) Curve arithmetic comes from libsodium via PyNaCl: it
 verifies about twice as fast as `cryptography` here and releases the GIL, which the mempool
 will use to verify in a thread pool.
 """

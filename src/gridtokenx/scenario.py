@@ -150,11 +150,12 @@ def run(intervals: int = 20) -> ScenarioResult:
     )
 
     price_satang_per_kwh = 400  # 4.00 THB/kWh: between buy-back (2.20) and TOU peak (5.80)
-    for seller, buyer, wh in (
-        (households[0], office, 5_000),
-        (households[1], households[2], 4_000),
-        (factory, office, 200_000),
+    for seller, buyer, share_percent in (
+        (households[0], office, 50),
+        (households[1], households[2], 40),
+        (factory, office, 10),
     ):
+        wh = sb.balance(seller.key.address)[0] * share_percent // 100
         ok(seller.key, tx.Transfer(tx.Asset.GRID, buyer.key.address, wh))
         ok(
             buyer.key,
