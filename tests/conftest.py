@@ -1,0 +1,199 @@
+"""Shared ledger fixtures: a devnet Sandbox with a small cast, and rejection/success helpers.
+
+`Net` wraps a `Sandbox` and records nothing of its own: every fact a test asserts is read back
+from the ledger state. `net.ok` applies a transaction and checks every invariant afterwards;
+`net.rejects` applies one that must fail and checks the exact exception class, its code, and
+that the state root did not move.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from gridtokenx import accounts, errors, genesis, invariants, ledger, registry
+from gridtokenx.context import Event
+from gridtokenx.crypto import PrivateKey
+from gridtokenx.params import Params
+from gridtokenx.sandbox import DEFAULT_GENESIS_TIME, Sandbox
+from gridtokenx.tx import (
+    Body,
+    GrantLicence,
+    IssueThb,
+    LicenceKind,
+    MeterKind,
+    MeterReading,
+    ParticipantKind,
+    RegisterMeter,
+    RegisterParticipant,
+    SignedTransaction,
+)
+
+YEAR = 365 * 86_400
+INTERVAL = 900
+
+
+def key(label: str) -> PrivateKey:
+    """Deterministic test key (never a key of the sandbox cast unless the label matches)."""
+    return PrivateKey.from_dev_label(f"test/{label}")
+
+
+class Net:
+    """A sandbox ledger plus the helpers tests share."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.egat = sb.authority("EGAT")
+        self.mea = sb.authority("MEA")
+        self.pea = sb.authority("PEA")
+        self.erc = sb.authority("ERC")
+        self.nepo = sb.authority("NEPO")
+
+    # --- applying transactions -------------------------------------------------------------
+    def ok(self, signer: PrivateKey, body: Body, fee: int = 0) -> list[Event]:
+        """Submit a transaction that must succeed, then check every invariant."""
+        events = self.sb.submit(signer, body, fee)
+        invariants.check_all(self.sb.state)
+        return events
+
+    def rejects(
+        self,
+        signer: PrivateKey,
+        body: Body,
+        exc_type: type[errors.Rejection],
+        code: str,
+        fee: int = 0,
+    ) -> errors.Rejection:
+        """Submit (signed with the next nonce) a transaction that must be refused."""
+        return self.rejects_tx(self.sb.sign(signer, body, fee), exc_type, code)
+
+    def rejects_tx(
+        self,
+        stx: SignedTransaction,
+        exc_type: type[errors.Rejection],
+        code: str,
+        *,
+        check_signature: bool = True,
+    ) -> errors.Rejection:
+        """Apply a prepared signed transaction that must be refused without a trace."""
+        root = self.sb.state.root()
+        records = len(self.sb.state)
+        with pytest.raises(errors.Rejection) as info:
+            ledger.apply(self.sb.state, stx, self.sb.context, check_signature=check_signature)
+        exc = info.value
+        assert type(exc) is exc_type, f"expected {exc_type.__name__}, got {type(exc).__name__}"
+        assert exc.code == code
+        assert self.sb.state.root() == root, "a rejected transaction changed the state"
+        assert len(self.sb.state) == records
+        invariants.check_all(self.sb.state)
+        return exc
+
+    # --- reading state ---------------------------------------------------------------------
+    def nonce(self, address: bytes) -> int:
+        account = self.sb.state.get(accounts.account_key(address), accounts.Account)
+        assert account is not None
+        return account.nonce
+
+    def grid(self, address: bytes) -> int:
+        return self.sb.balance(address)[0]
+
+    def thb(self, address: bytes) -> int:
+        return self.sb.balance(address)[1]
+
+    def supply(self) -> accounts.Supply:
+        return self.sb.state.get(accounts.SUPPLY_KEY, accounts.Supply) or accounts.Supply()
+
+    def meter(self, address: bytes) -> registry.Meter:
+        meter = self.sb.state.get(registry.meter_key(address), registry.Meter)
+        assert meter is not None
+        return meter
+
+    def licence(self, holder: bytes, kind: LicenceKind) -> registry.Licence | None:
+        return self.sb.state.get(registry.licence_key(holder, kind), registry.Licence)
+
+    def licence_valid(self, holder: bytes, kind: LicenceKind) -> bool:
+        return registry.has_valid_licence(self.sb.state.overlay(), holder, kind, self.sb.time)
+
+    @property
+    def params(self) -> Params:
+        return ledger.params(self.sb.state)
+
+    # --- building the cast -----------------------------------------------------------------
+    def distributor(self, zone: str) -> PrivateKey:
+        return self.mea if zone == "BKK" else self.pea
+
+    def register(self, label: str, zone: str, kind: ParticipantKind) -> PrivateKey:
+        participant = key(label)
+        body = RegisterParticipant(participant.address, zone, kind, label)
+        self.ok(self.distributor(zone), body)
+        return participant
+
+    def add_meter(
+        self, label: str, owner: PrivateKey, zone: str, kind: MeterKind, capacity_w: int
+    ) -> PrivateKey:
+        meter = key(f"meter/{label}")
+        body = RegisterMeter(meter.public_key, owner.address, zone, kind, capacity_w)
+        self.ok(self.distributor(zone), body)
+        return meter
+
+    def grant(self, holder: PrivateKey, kind: LicenceKind, seconds: int = YEAR) -> None:
+        self.ok(self.erc, GrantLicence(holder.address, kind, self.sb.time + seconds))
+
+    def last_ended_interval(self) -> int:
+        """Start of the newest interval that has fully ended at the sandbox clock."""
+        return (self.sb.time // INTERVAL) * INTERVAL - INTERVAL
+
+    def produce(self, meter: PrivateKey, export_wh: int, import_wh: int = 0) -> list[Event]:
+        """Submit the meter's next reading, `export_wh` above its current export register,
+        moving the clock on by one interval first when the newest ended one is already used."""
+        m = self.meter(meter.address)
+        if self.last_ended_interval() <= m.last_interval:
+            self.sb.advance(INTERVAL)
+        reading = MeterReading(
+            self.last_ended_interval(),
+            m.import_register_wh + import_wh,
+            m.export_register_wh + export_wh,
+        )
+        return self.ok(meter, reading)
+
+
+class Cast(Net):
+    """A sandbox with a few registered participants and meters (see the `net` fixture)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        super().__init__(sb)
+        P, M = ParticipantKind, MeterKind
+        # Bangkok household with 5 kW rooftop solar: a small prosumer, sells without a licence.
+        self.home = self.register("bkk-home", "BKK", P.HOUSEHOLD)
+        self.home_meter = self.add_meter("bkk-home", self.home, "BKK", M.SOLAR, 5_000)
+        # Bangkok household with a consumption-only meter.
+        self.consumer = self.register("bkk-consumer", "BKK", P.HOUSEHOLD)
+        self.consumer_meter = self.add_meter(
+            "bkk-consumer", self.consumer, "BKK", M.CONSUMPTION, 10_000
+        )
+        # Bangkok office: no meter on chain, buys energy with THB.
+        self.office = self.register("bkk-office", "BKK", P.BUSINESS)
+        # Central factory with a 50 kW rooftop plant: above the threshold, no licence (yet).
+        self.factory = self.register("cen-factory", "CEN", P.INDUSTRIAL)
+        self.factory_meter = self.add_meter("cen-factory", self.factory, "CEN", M.SOLAR, 50_000)
+        # A licensed THB custodian, which funds the office with 10,000 THB.
+        self.custodian = self.register("siam-custody", "BKK", P.CUSTODIAN)
+        self.grant(self.custodian, LicenceKind.CUSTODIAN)
+        self.ok(self.custodian, IssueThb(self.office.address, 1_000_000))
+
+
+@pytest.fixture
+def sb() -> Sandbox:
+    return Sandbox()
+
+
+@pytest.fixture
+def net(sb: Sandbox) -> Cast:
+    return Cast(sb)
+
+
+def sandbox_with_params(**changes: int) -> Sandbox:
+    """A Sandbox whose genesis carries changed governed parameters."""
+    base = genesis.devnet("gridtokenx-sandbox", DEFAULT_GENESIS_TIME, genesis.dev_keys())
+    spec = msgspec.structs.replace(base, params=msgspec.structs.replace(base.params, **changes))
+    return Sandbox(spec=spec)
