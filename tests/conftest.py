@@ -147,7 +147,7 @@ class Net:
         """Submit the meter's next reading, `export_wh` above its current export register,
         moving the clock on by one interval first when the newest ended one is already used."""
         m = self.meter(meter.address)
-        if self.last_ended_interval() <= m.last_interval:
+        while self.last_ended_interval() < max(m.last_interval + 1, m.first_interval):
             self.sb.advance(INTERVAL)
         reading = MeterReading(
             self.last_ended_interval(),

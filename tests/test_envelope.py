@@ -7,7 +7,7 @@ import pytest
 
 from conftest import Cast, Net, key, sandbox_with_params
 from gridtokenx import errors, invariants, ledger, tx
-from gridtokenx.tx import Asset, IssueThb, RegisterParticipant, SignedTransaction, Transfer
+from gridtokenx.tx import Asset, IssueThb, SignedTransaction, Transfer
 
 
 def _flip(data: bytes, index: int = 0) -> bytes:
@@ -181,11 +181,22 @@ def test_fee_plus_amount_above_balance(net: Cast) -> None:
 def test_fee_below_raised_minimum() -> None:
     net = Net(sandbox_with_params(min_fee_satang=100))
     assert net.params.min_fee_satang == 100
-    body = RegisterParticipant(key("new").address, "BKK", tx.ParticipantKind.HOUSEHOLD, "new")
-    net.rejects(net.mea, body, errors.FeeTooLow, "FEE_TOO_LOW")
-    net.rejects(net.mea, body, errors.FeeTooLow, "FEE_TOO_LOW", fee=99)
-    # The minimum itself is accepted by the fee check; MEA then has to pay it in THB.
-    net.rejects(net.mea, body, errors.InsufficientBalance, "INSUFFICIENT_BALANCE", fee=100)
+    home = net.register("new", "BKK", tx.ParticipantKind.HOUSEHOLD)
+    body = Transfer(Asset.THB, net.mea.address, 1)
+    net.rejects(home, body, errors.FeeTooLow, "FEE_TOO_LOW")
+    net.rejects(home, body, errors.FeeTooLow, "FEE_TOO_LOW", fee=99)
+    # The minimum itself passes the fee check; the participant then has to pay it in THB.
+    net.rejects(home, body, errors.InsufficientBalance, "INSUFFICIENT_BALANCE", fee=100)
+
+
+def test_authorities_and_meters_are_exempt_from_the_minimum_fee() -> None:
+    """Authorities start with no THB and meters can never hold any: a positive minimum fee
+    must not stop registration or metering."""
+    net = Net(sandbox_with_params(min_fee_satang=100))
+    home = net.register("exempt-home", "BKK", tx.ParticipantKind.HOUSEHOLD)
+    meter = net.add_meter("exempt-home", home, "BKK", tx.MeterKind.SOLAR, 5_000)
+    net.produce(meter, 1_000)
+    assert net.grid(home.address) == 1_000
 
 
 def test_fee_at_raised_minimum_is_accepted(net: Cast) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import INTERVAL, Cast
+from conftest import INTERVAL, Cast, key
 from gridtokenx import errors, invariants, metering
 from gridtokenx.metering import ReadingRecord
-from gridtokenx.tx import MeterReading
+from gridtokenx.tx import MeterKind, MeterReading, RegisterMeter
 
 HOME_LIMIT = 5_000 * INTERVAL // 3600  # 1,250 Wh per interval at 5 kW
 
@@ -50,7 +50,7 @@ def test_reading_mints_export_to_owner(net: Cast, t0: int) -> None:
         1_000,
     )
     assert _record(net, net.home_meter.address, t0) == ReadingRecord(
-        net.home.address, "BKK", 300, 1_000, 1_000, net.sb.height
+        net.home.address, "BKK", t0, 300, 1_000, 1_000, net.sb.height
     )
 
 
@@ -194,9 +194,65 @@ def test_export_exactly_at_capacity(net: Cast, t0: int) -> None:
 
 def test_capacity_limit_rounds_down(net: Cast, t0: int) -> None:
     tiny = net.add_meter("tiny", net.home, "BKK", net.meter(net.home_meter.address).kind, 10)
+    start = net.meter(tiny.address).first_interval
+    net.sb.advance(INTERVAL)
     assert metering.max_export_wh(10, INTERVAL) == 2  # 2.5 Wh rounded down
-    net.rejects(tiny, MeterReading(t0, 0, 3), errors.OverCapacity, "OVER_CAPACITY")
-    net.ok(tiny, MeterReading(t0, 0, 2))
+    net.rejects(tiny, MeterReading(start, 0, 3), errors.OverCapacity, "OVER_CAPACITY")
+    net.ok(tiny, MeterReading(start, 0, 2))
+
+
+def test_reading_before_registration_is_refused(net: Cast, t0: int) -> None:
+    late = net.add_meter("late", net.home, "BKK", net.meter(net.home_meter.address).kind, 5_000)
+    first = net.meter(late.address).first_interval
+    assert first > t0
+    net.sb.advance(INTERVAL)
+    net.rejects(
+        late,
+        MeterReading(first - INTERVAL, 0, 10),
+        errors.ReadingBeforeRegistration,
+        "READING_BEFORE_REGISTRATION",
+    )
+    net.ok(late, MeterReading(first, 0, 10))
+
+
+def test_installed_registers_are_a_baseline_not_minted(net: Cast) -> None:
+    """An existing meter joins with non-zero registers; only growth after that mints."""
+    mea = net.sb.authority("MEA")
+    meter = key("meter/installed")
+    net.ok(
+        mea,
+        RegisterMeter(
+            meter.public_key, net.home.address, "BKK", MeterKind.SOLAR, 5_000, 40_000, 1_234_567
+        ),
+    )
+    first = net.meter(meter.address).first_interval
+    net.sb.advance(INTERVAL)
+    before = net.grid(net.home.address)
+    net.rejects(
+        meter,
+        MeterReading(first, 40_000, 1_234_566),
+        errors.RegisterNotMonotonic,
+        "REGISTER_NOT_MONOTONIC",
+    )
+    net.ok(meter, MeterReading(first, 40_100, 1_234_567 + 700))
+    assert net.grid(net.home.address) == before + 700
+    assert net.supply().grid_minted_wh >= 700
+
+
+def test_reading_after_a_gap_may_cover_every_missed_interval(net: Cast, t0: int) -> None:
+    """A gateway offline for two intervals reports the third with all the energy since."""
+    net.ok(net.home_meter, MeterReading(t0, 0, HOME_LIMIT))
+    third = t0 + 3 * INTERVAL
+    net.rejects(
+        net.home_meter,
+        MeterReading(third, 0, HOME_LIMIT + 3 * HOME_LIMIT + 1),
+        errors.OverCapacity,
+        "OVER_CAPACITY",
+    )
+    net.ok(net.home_meter, MeterReading(third, 0, HOME_LIMIT + 3 * HOME_LIMIT))
+    record = _record(net, net.home_meter.address, third)
+    assert record is not None and record.covers_from == t0 + INTERVAL
+    assert net.grid(net.home.address) == 4 * HOME_LIMIT
 
 
 def test_export_on_consumption_meter(net: Cast, t0: int) -> None:

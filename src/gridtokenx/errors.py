@@ -125,6 +125,12 @@ class ReadingOutsideWindow(Rejection):
     code = "READING_OUTSIDE_WINDOW"
 
 
+class ReadingBeforeRegistration(Rejection):
+    """Energy from before the meter was registered is never minted."""
+
+    code = "READING_BEFORE_REGISTRATION"
+
+
 class DuplicateReading(Rejection):
     """A reading for this meter and interval was already applied: minting twice is refused."""
 
@@ -148,5 +154,7 @@ class ExportOnConsumptionMeter(Rejection):
 
 
 ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
-    cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, Rejection)
+    cls
+    for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, Rejection) and cls is not Rejection
 )

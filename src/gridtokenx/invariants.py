@@ -68,7 +68,7 @@ def check_mint_trace(state: State) -> None:
         assert isinstance(record, registry.Meter)
         meter = key[len(b"meter/") :]
         _require(
-            per_meter.get(meter, 0) == record.export_register_wh,
+            per_meter.get(meter, 0) == record.export_register_wh - record.baseline_export_wh,
             f"meter {meter.hex()} register {record.export_register_wh} != readings sum",
         )
 

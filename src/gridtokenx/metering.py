@@ -4,7 +4,8 @@ The meter's own key signs its readings (the meter is the transaction sender), so
 cannot forge export. A reading carries cumulative registers; the ledger mints the increase
 in the export register since the meter's previous reading. Readings for one meter apply in
 strictly increasing interval order, so each interval is applied at most once and each Wh
-minted is recorded against exactly one (meter, interval) reading record.
+minted is recorded against exactly one (meter, interval) reading record. Energy counted
+before registration (the registers a meter was installed with) is never minted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class ReadingRecord(msgspec.Struct, frozen=True, array_like=True):
 
     owner: bytes
     zone: str
+    covers_from: int  # first interval start the energy may come from (earlier than the
+    # reading's own interval only after a gap in readings)
     import_wh: int  # energy drawn during the interval
     export_wh: int  # energy delivered to the grid during the interval
     minted_wh: int
@@ -53,19 +56,27 @@ def submit_reading(
         raise errors.ReadingOutsideWindow("the interval has not ended yet")
     if start + params.reading_max_age_seconds < ctx.time:
         raise errors.ReadingOutsideWindow("the interval is older than the reading window")
+    if start < meter.first_interval:
+        raise errors.ReadingBeforeRegistration("the interval began before the meter was registered")
     if start == meter.last_interval:
         raise errors.DuplicateReading("this interval's reading was already applied")
     if start < meter.last_interval:
         raise errors.ReadingOutOfOrder("a later interval's reading was already applied")
+    # A reading after a gap covers every interval since the previous one (the gateway was
+    # offline, the registers kept counting), so the capacity bound scales with the gap.
+    covers_from = meter.first_interval if meter.last_interval < 0 else meter.last_interval + length
+    covered = (start - covers_from) // length + 1
     if body.import_wh < meter.import_register_wh or body.export_wh < meter.export_register_wh:
         raise errors.RegisterNotMonotonic("cumulative registers must never decrease")
     imported = body.import_wh - meter.import_register_wh
     exported = body.export_wh - meter.export_register_wh
     if exported and meter.kind is MeterKind.CONSUMPTION:
         raise errors.ExportOnConsumptionMeter("a consumption-only meter cannot export")
-    limit = max_export_wh(meter.rated_capacity_w, length)
+    limit = max_export_wh(meter.rated_capacity_w, length) * covered
     if exported > limit:
-        raise errors.OverCapacity(f"export {exported} Wh exceeds {limit} Wh at rated capacity")
+        raise errors.OverCapacity(
+            f"export {exported} Wh exceeds {limit} Wh at rated capacity over {covered} interval(s)"
+        )
 
     view.put(
         registry.meter_key(sender),
@@ -78,7 +89,9 @@ def submit_reading(
     )
     view.put(
         reading_key(sender, start),
-        ReadingRecord(meter.owner, meter.zone, imported, exported, exported, ctx.height),
+        ReadingRecord(
+            meter.owner, meter.zone, covers_from, imported, exported, exported, ctx.height
+        ),
     )
     events = [
         Event(

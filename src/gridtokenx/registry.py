@@ -75,9 +75,11 @@ class Meter(msgspec.Struct, frozen=True, array_like=True):
     rated_capacity_w: int
     public_key: bytes
     registered_at: int
+    first_interval: int  # start of the interval registration happened in
     last_interval: int  # start of the last applied reading's interval, -1 before the first
     import_register_wh: int
     export_register_wh: int
+    baseline_export_wh: int  # export register at registration: never minted
 
 
 class Licence(msgspec.Struct, frozen=True, array_like=True):
@@ -199,7 +201,7 @@ def register_participant(
 
 
 def register_meter(
-    view: Overlay, ctx: BlockContext, sender: bytes, body: RegisterMeter
+    view: Overlay, ctx: BlockContext, sender: bytes, body: RegisterMeter, interval_seconds: int
 ) -> list[Event]:
     require_distributor_of(view, sender, body.zone)
     owner = view.get(participant_key(body.owner), Participant)
@@ -219,9 +221,11 @@ def register_meter(
         rated_capacity_w=body.rated_capacity_w,
         public_key=body.meter_key,
         registered_at=ctx.time,
+        first_interval=ctx.time - ctx.time % interval_seconds,
         last_interval=-1,
-        import_register_wh=0,
-        export_register_wh=0,
+        import_register_wh=body.import_register_wh,
+        export_register_wh=body.export_register_wh,
+        baseline_export_wh=body.export_register_wh,
     )
     view.put(meter_key(address), meter)
     index = view.get(owner_meters_key(body.owner), OwnerMeters) or OwnerMeters((), 0)

@@ -78,11 +78,16 @@ class RegisterParticipant(_Body, tag=2, frozen=True):
 
 
 class RegisterMeter(_Body, tag=3, frozen=True):
+    """Registers carry the meter's cumulative readings at installation: energy before that
+    point is never minted, and an installed meter need not start at zero."""
+
     meter_key: PublicKey
     owner: Address
     zone: ZoneCode
     kind: MeterKind
     rated_capacity_w: U64
+    import_register_wh: U64 = 0
+    export_register_wh: U64 = 0
 
 
 class GrantLicence(_Body, tag=4, frozen=True):
