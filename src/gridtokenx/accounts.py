@@ -79,21 +79,22 @@ def supply(view: Overlay) -> Supply:
     return view.get(SUPPLY_KEY, Supply) or Supply()
 
 
+_SUPPLY_FIELDS = {
+    Asset.GRID: ("grid_minted_wh", "grid_burned_wh"),
+    Asset.THB: ("thb_issued_satang", "thb_redeemed_satang"),
+}
+
+
+def _count_supply(view: Overlay, field: str, amount: int) -> None:
+    s = supply(view)
+    view.put(SUPPLY_KEY, msgspec.structs.replace(s, **{field: getattr(s, field) + amount}))
+
+
 def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
     credit(view, address, asset, amount)
-    s = supply(view)
-    if asset is Asset.GRID:
-        s = msgspec.structs.replace(s, grid_minted_wh=s.grid_minted_wh + amount)
-    else:
-        s = msgspec.structs.replace(s, thb_issued_satang=s.thb_issued_satang + amount)
-    view.put(SUPPLY_KEY, s)
+    _count_supply(view, _SUPPLY_FIELDS[asset][0], amount)
 
 
 def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
     debit(view, address, asset, amount)
-    s = supply(view)
-    if asset is Asset.GRID:
-        s = msgspec.structs.replace(s, grid_burned_wh=s.grid_burned_wh + amount)
-    else:
-        s = msgspec.structs.replace(s, thb_redeemed_satang=s.thb_redeemed_satang + amount)
-    view.put(SUPPLY_KEY, s)
+    _count_supply(view, _SUPPLY_FIELDS[asset][1], amount)

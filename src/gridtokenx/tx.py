@@ -9,6 +9,7 @@ ranges) are in the types; rules that need state (balances, roles, licences) are 
 
 from __future__ import annotations
 
+import typing
 from enum import IntEnum
 from typing import Annotated, Final
 
@@ -128,16 +129,7 @@ Body = (
     | IssueThb
     | RedeemThb
 )
-BODY_TYPES: Final[tuple[type[_Body], ...]] = (
-    Transfer,
-    RegisterParticipant,
-    RegisterMeter,
-    GrantLicence,
-    RevokeLicence,
-    MeterReading,
-    IssueThb,
-    RedeemThb,
-)
+BODY_TYPES: Final[tuple[type[_Body], ...]] = typing.get_args(Body)
 
 
 class Transaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
