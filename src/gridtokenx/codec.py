@@ -80,6 +80,8 @@ class CanonicalDecoder(Generic[T]):
             if "truncated" in str(exc):
                 raise Truncated(str(exc)) from None
             raise Malformed(str(exc)) from None
+        except UnicodeDecodeError as exc:  # msgspec reports invalid UTF-8 in a str this way
+            raise Malformed(f"invalid UTF-8 in a string: {exc.reason}") from None
         if _encoder.encode(value) != data:
             raise NonCanonical("bytes are not the canonical encoding of the value they decode to")
         return value
@@ -89,7 +91,7 @@ class CanonicalDecoder(Generic[T]):
             node: Any = msgspec.msgpack.decode(data)
             for index in self._tag_path:
                 node = node[index]
-        except (msgspec.DecodeError, IndexError, KeyError, TypeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, IndexError, KeyError, TypeError):
             return False
         return isinstance(node, int) and node not in self._known_tags
 
