@@ -40,6 +40,20 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     st.builds(tx.MeterReading, u64, u64, u64),
     st.builds(tx.IssueThb, addresses, u64),
     st.builds(tx.RedeemThb, u64),
+    st.builds(
+        tx.PlaceOrder,
+        st.sampled_from(tx.Side),
+        zones,
+        u64,
+        u64,
+        u64,
+        st.sampled_from(tx.OrderKind),
+        st.sampled_from(tx.TimeInForce),
+        st.booleans(),
+    ),
+    st.builds(tx.CancelOrder, u64),
+    st.builds(tx.AmendOrder, u64, u64, u64),
+    st.builds(tx.SetZoneHalt, zones, st.booleans(), st.text(max_size=128)),
 )
 
 signed_txs = st.builds(
@@ -72,6 +86,10 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "MeterReading",
         "IssueThb",
         "RedeemThb",
+        "PlaceOrder",
+        "CancelOrder",
+        "AmendOrder",
+        "SetZoneHalt",
     }
 
 
@@ -353,3 +371,10 @@ def test_invalid_utf8_in_a_string_is_malformed() -> None:
     unknown = msgspec.msgpack.encode(raw).replace(b"gridtokenx-devnet", b"gridtokenx-devn\xff\xfe")
     with pytest.raises(codec.DecodeError):
         tx.decode(unknown)
+
+
+@pytest.mark.parametrize("zone", ["BKK\n", "bkk", "B", "ABCDEFGHI", "BK K"])
+def test_zone_code_must_be_two_to_eight_capitals(zone: str) -> None:
+    body = tx.RegisterParticipant(bytes(20), zone, tx.ParticipantKind.HOUSEHOLD, "x")
+    with pytest.raises(codec.Malformed):
+        tx.decode(tx.make(KEY, "gridtokenx-devnet", 0, body).encode())

@@ -9,10 +9,15 @@ from __future__ import annotations
 import msgspec
 
 from gridtokenx import errors
+from gridtokenx.crypto import tagged_hash
 from gridtokenx.state import Overlay
 from gridtokenx.tx import Asset
 
 SUPPLY_KEY = b"supply"
+
+ESCROW_ADDRESS = tagged_hash(b"GridTokenX/system-account", b"market-escrow")[:20]
+"""The market's escrow: buyers' THB for open orders and unsettled trades, and sellers' metered
+GRID until settlement. No key signs for it: key addresses are hashes under another tag."""
 
 
 class Account(msgspec.Struct, frozen=True, array_like=True):

@@ -4,8 +4,10 @@ Validators hash and sign bytes, so the same value must always produce the same b
 any other byte string must be refused. msgspec already encodes integers in their shortest
 form and Structs as positional arrays; canonicality on the way in is enforced by re-encoding
 the decoded value and requiring the identical bytes. That single check rejects every
-alternative spelling (a wide integer, a str8 where fixstr fits, trailing array elements)
-without a hand-written parser. See docs/protocol.md for the field-by-field layout.
+alternative spelling (a wide integer, a str8 where fixstr fits, a defaulted trailing field
+left out) without a hand-written parser; extra array elements never get that far, because
+the Structs forbid unknown fields and refuse them as malformed. See docs/protocol.md for
+the field-by-field layout.
 """
 
 from __future__ import annotations

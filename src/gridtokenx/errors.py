@@ -153,6 +153,78 @@ class ExportOnConsumptionMeter(Rejection):
     code = "EXPORT_ON_CONSUMPTION_METER"
 
 
+# --- market -------------------------------------------------------------------------------
+class NotAParticipant(Rejection):
+    """Only registered participants trade; authorities and meters do not."""
+
+    code = "NOT_A_PARTICIPANT"
+
+
+class TradingNotOpen(Rejection):
+    """The interval is further ahead than the governed trading horizon."""
+
+    code = "TRADING_NOT_OPEN"
+
+
+class GateClosed(Rejection):
+    """Gate closure for the interval has passed: no new orders or amendments."""
+
+    code = "GATE_CLOSED"
+
+
+class PriceOutOfBand(Rejection):
+    code = "PRICE_OUT_OF_BAND"
+
+
+class PriceNotOnTick(Rejection):
+    code = "PRICE_NOT_ON_TICK"
+
+
+class QuantityBelowLot(Rejection):
+    code = "QUANTITY_BELOW_LOT"
+
+
+class InvalidOrder(Rejection):
+    """A combination the market does not offer (a resting market order, renewable-only sell)."""
+
+    code = "INVALID_ORDER"
+
+
+class TooManyOpenOrders(Rejection):
+    code = "TOO_MANY_OPEN_ORDERS"
+
+
+class ZoneHalted(Rejection):
+    """Matching in the zone is halted (grid emergency); new orders wait for the resume."""
+
+    code = "ZONE_HALTED"
+
+
+class SellCapacityExceeded(Rejection):
+    """Offers may not exceed what the seller's meters in the zone can export in the interval,
+    minus what is already offered or sold: the same future energy cannot be sold twice."""
+
+    code = "SELL_CAPACITY_EXCEEDED"
+
+
+class UnknownOrder(Rejection):
+    code = "UNKNOWN_ORDER"
+
+
+class NotOrderOwner(Rejection):
+    code = "NOT_ORDER_OWNER"
+
+
+class OrderNotOpen(Rejection):
+    code = "ORDER_NOT_OPEN"
+
+
+class HaltUnchanged(Rejection):
+    """Halting a halted zone or resuming a running one: almost certainly an operator mistake."""
+
+    code = "HALT_UNCHANGED"
+
+
 ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
     cls
     for cls in list(globals().values())

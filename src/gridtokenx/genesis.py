@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from gridtokenx import accounts, crypto, registry
-from gridtokenx.ledger import CHAIN_KEY, PARAMS_KEY, ChainInfo
+from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo
 from gridtokenx.params import Params
 from gridtokenx.state import State
 
@@ -193,6 +193,11 @@ def build_state(genesis: Genesis) -> State:
     for i in genesis.interconnectors:
         link = registry.Interconnector(i.zone_a, i.zone_b, i.capacity_kw, i.loss_basis_points)
         view.put(registry.interconnector_key(i.zone_a, i.zone_b), link)
+    pairs = sorted(sorted((i.zone_a, i.zone_b)) for i in genesis.interconnectors)
+    zone_codes = tuple(sorted(z.code for z in genesis.zones))
+    links: tuple[tuple[str, str], ...] = tuple((a, b) for a, b in pairs)
+    view.put(registry.ZONE_INDEX_KEY, registry.ZoneIndex(zone_codes, links))
+    accounts.open_account(view, accounts.ESCROW_ADDRESS)
     view.put(PARAMS_KEY, genesis.params)
     view.put(
         CHAIN_KEY,

@@ -15,31 +15,29 @@ from typing import Any
 import msgspec
 
 from gridtokenx import accounts, errors, metering, registry, tokens
+from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo, chain_info, params
 from gridtokenx.context import BlockContext, Event
+from gridtokenx.market import settlement, trading
 from gridtokenx.params import Params
 from gridtokenx.state import Overlay, State
 from gridtokenx.tx import (
+    AmendOrder,
     Asset,
+    CancelOrder,
     GrantLicence,
     IssueThb,
     MeterReading,
+    PlaceOrder,
     RedeemThb,
     RegisterMeter,
     RegisterParticipant,
     RevokeLicence,
+    SetZoneHalt,
     SignedTransaction,
     Transfer,
 )
 
-CHAIN_KEY = b"chain"
-PARAMS_KEY = b"params"
-
-
-class ChainInfo(msgspec.Struct, frozen=True, array_like=True):
-    chain_id: str
-    genesis_time: int
-    fee_collector: bytes  # address that receives transaction fees
-
+__all__ = ["CHAIN_KEY", "PARAMS_KEY", "ChainInfo", "apply", "chain_info", "end_block", "params"]
 
 Handler = Callable[[Overlay, BlockContext, bytes, Any, Params], list[Event]]
 
@@ -49,24 +47,22 @@ _HANDLERS: dict[type, Handler] = {
     RegisterMeter: lambda v, c, s, b, p: registry.register_meter(v, c, s, b, p.interval_seconds),
     GrantLicence: lambda v, c, s, b, p: registry.grant_licence(v, c, s, b),
     RevokeLicence: lambda v, c, s, b, p: registry.revoke_licence(v, c, s, b),
-    MeterReading: metering.submit_reading,
+    MeterReading: lambda v, c, s, b, p: _reading(v, c, s, b, p),
     IssueThb: lambda v, c, s, b, p: tokens.issue_thb(v, c, s, b),
     RedeemThb: lambda v, c, s, b, p: tokens.redeem_thb(v, c, s, b),
+    PlaceOrder: trading.place_order,
+    CancelOrder: trading.cancel_order,
+    AmendOrder: trading.amend_order,
+    SetZoneHalt: settlement.set_zone_halt,
 }
 
 
-def chain_info(state: State | Overlay) -> ChainInfo:
-    info = state.get(CHAIN_KEY, ChainInfo)
-    if info is None:
-        raise RuntimeError("state has no genesis")
-    return info
-
-
-def params(state: State | Overlay) -> Params:
-    value = state.get(PARAMS_KEY, Params)
-    if value is None:
-        raise RuntimeError("state has no parameters")
-    return value
+def _reading(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: MeterReading, p: Params
+) -> list[Event]:
+    """Mint from the reading, then let the market escrow export it already sold."""
+    events = metering.submit_reading(view, ctx, sender, body, p)
+    return events + settlement.lock_export(view, sender, body.interval_start)
 
 
 def _fee_exempt(view: Overlay, sender: bytes) -> bool:
@@ -113,5 +109,14 @@ def apply(
     account = accounts.get_account(view, sender)
     assert account is not None
     view.put(accounts.account_key(sender), msgspec.structs.replace(account, nonce=tx.nonce + 1))
+    view.commit()
+    return events
+
+
+def end_block(state: State, ctx: BlockContext) -> list[Event]:
+    """Work the block itself does after its transactions: order expiry at gate closure and
+    interval settlement. Deterministic in (state, ctx), like `apply`."""
+    view = state.overlay()
+    events = settlement.end_block(view, ctx, params(view))
     view.commit()
     return events

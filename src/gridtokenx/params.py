@@ -36,6 +36,13 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     gate_closure_seconds: int = 300  # and closes 5 minutes before delivery
     price_min_satang_per_kwh: int = 0  # order price band 0-10 THB/kWh
     price_max_satang_per_kwh: int = 1_000
+    tick_satang_per_kwh: int = 1  # order prices are multiples of this
+    min_lot_wh: int = 100  # smallest order quantity
+    max_open_orders_per_account: int = 200
+    imbalance_satang_per_kwh: int = 600  # charged to a seller per kWh sold but not delivered
+    platform_fee_basis_points: int = 10  # 0.1 % of trade value, paid by the buyer
+    wheeling_satang_per_kwh: int = 30  # network charge per kWh delivered P2P (illustrative)
+    settlement_deadline_seconds: int = 7_200  # settle without missing readings after this
     emission_factor_g_per_kwh: int = 475  # TGO grid factor 0.4750 kgCO2e/kWh (2026)
     frequency_min_mhz: int = 49_500  # normal band 49.5-50.5 Hz
     frequency_max_mhz: int = 50_500
@@ -56,6 +63,16 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             problems.append("price band must satisfy 0 <= min <= max")
         if not 0 < self.frequency_min_mhz < self.frequency_max_mhz:
             problems.append("frequency band must satisfy 0 < min < max")
+        if self.tick_satang_per_kwh <= 0 or self.min_lot_wh <= 0:
+            problems.append("tick size and minimum lot must be positive")
+        if self.max_open_orders_per_account <= 0:
+            problems.append("max_open_orders_per_account must be positive")
+        if min(self.imbalance_satang_per_kwh, self.wheeling_satang_per_kwh) < 0:
+            problems.append("imbalance and wheeling charges must be non-negative")
+        if not 0 <= self.platform_fee_basis_points < 10_000:
+            problems.append("platform fee must be in [0, 10000) basis points")
+        if self.settlement_deadline_seconds < 0:
+            problems.append("settlement deadline must be non-negative")
         if self.gate_closure_seconds < 0 or self.trading_horizon_seconds <= 0:
             problems.append("gate closure must be >= 0 and trading horizon > 0")
         t = self.tariffs

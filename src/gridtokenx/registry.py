@@ -91,6 +91,20 @@ class Licence(msgspec.Struct, frozen=True, array_like=True):
         return self.revoked_at == 0 and time < self.expires_at
 
 
+class ZoneIndex(msgspec.Struct, frozen=True, array_like=True):
+    """All zone codes and interconnector pairs, so path finding needs no scan of the state."""
+
+    zones: tuple[str, ...]
+    links: tuple[tuple[str, str], ...]  # each pair sorted
+
+
+ZONE_INDEX_KEY: Final = b"zones"
+
+
+def zone_index(view: Overlay) -> ZoneIndex:
+    return view.get(ZONE_INDEX_KEY, ZoneIndex) or ZoneIndex((), ())
+
+
 def authority_key(address: bytes) -> bytes:
     return b"auth/" + address
 
@@ -229,7 +243,7 @@ def register_meter(
     )
     view.put(meter_key(address), meter)
     index = view.get(owner_meters_key(body.owner), OwnerMeters) or OwnerMeters((), 0)
-    generating = body.rated_capacity_w if body.kind.renewable else 0
+    generating = body.rated_capacity_w if body.kind.produces else 0
     view.put(
         owner_meters_key(body.owner),
         OwnerMeters((*index.meters, address), index.generating_capacity_w + generating),

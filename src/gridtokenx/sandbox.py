@@ -31,9 +31,12 @@ class Sandbox:
     def context(self) -> BlockContext:
         return BlockContext(self.height, self.time)
 
-    def advance(self, seconds: int) -> None:
+    def advance(self, seconds: int) -> list[Event]:
+        """End the current block (expiries, settlement) and start one `seconds` later."""
+        events = ledger.end_block(self.state, self.context)
         self.time += seconds
         self.height += 1
+        return events
 
     def authority(self, code: str) -> crypto.PrivateKey:
         return self.authority_keys[code]

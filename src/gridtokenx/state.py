@@ -8,11 +8,12 @@ how "a rejected transaction leaves the state untouched" is guaranteed by constru
 rather than by careful ordering of checks and writes in each handler.
 
 State root ("bucket tree"): every key is assigned to one of 2**16 buckets by the hash of the
-key. A bucket's hash commits to its sorted (key, value-hash) pairs; the root is a binary
-Merkle tree over the bucket hashes, with precomputed hashes for empty subtrees. Changing k
-keys rehashes k small buckets and k paths of 16 nodes, independent of the state's size, so a
-block costs O(changes), not O(state). A syncing node can recompute the root from a snapshot,
-and a bucket plus its 16 siblings proves any key. See docs/architecture.md.
+key. A bucket's hash commits to the leaf hashes H(key, value) of its records in key order;
+the root is a binary Merkle tree over the bucket hashes, with precomputed hashes for empty
+subtrees. Changing k keys rehashes k small buckets and k paths of 16 nodes, independent of
+the state's size, so a block costs O(changes), not O(state). A syncing node can recompute
+the root from a snapshot, and a bucket plus its 16 siblings proves any key. See
+docs/architecture.md.
 """
 
 from __future__ import annotations

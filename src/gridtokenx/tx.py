@@ -23,7 +23,7 @@ Address = Annotated[bytes, msgspec.Meta(min_length=20, max_length=20)]
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 ChainId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-ZoneCode = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2,8}$")]
+ZoneCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2,8}\Z")]  # \Z: "$" allows a final "\n"
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 TX_SIGNING_DOMAIN: Final = b"GridTokenX/tx/v1"
@@ -50,15 +50,36 @@ class MeterKind(IntEnum):
     HYDRO = 3
     BIOMASS = 4
     CONSUMPTION = 5  # consumption-only: never exports
+    COGENERATION = 6  # a factory's gas-fired combined heat and power: exports, not renewable
+
+    @property
+    def produces(self) -> bool:
+        return self is not MeterKind.CONSUMPTION
 
     @property
     def renewable(self) -> bool:
-        return self is not MeterKind.CONSUMPTION
+        return self not in (MeterKind.CONSUMPTION, MeterKind.COGENERATION)
 
 
 class LicenceKind(IntEnum):
     SELLER = 1  # may sell energy above the small-prosumer threshold
     CUSTODIAN = 2  # may issue and redeem THB
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderKind(IntEnum):
+    LIMIT = 1
+    MARKET = 2  # matches at any price up to (buy) or down to (sell) its protection price
+
+
+class TimeInForce(IntEnum):
+    GOOD_TILL_GATE = 1  # rests in the book until filled, cancelled or gate closure
+    IMMEDIATE_OR_CANCEL = 2  # fills what it can at once; the rest is cancelled
+    FILL_OR_KILL = 3  # fills completely at once or not at all
 
 
 class _Body(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
@@ -119,6 +140,41 @@ class RedeemThb(_Body, tag=8, frozen=True):
     amount: U64
 
 
+class PlaceOrder(_Body, tag=9, frozen=True):
+    """An order for energy delivered in one 15-minute interval in one zone. Prices are
+    satang per kWh; quantities Wh. For a market order `price` is the protection price."""
+
+    side: Side
+    zone: ZoneCode
+    interval_start: U64
+    quantity_wh: U64
+    price: U64
+    kind: OrderKind = OrderKind.LIMIT
+    tif: TimeInForce = TimeInForce.GOOD_TILL_GATE
+    renewable_only: bool = False
+
+
+class CancelOrder(_Body, tag=10, frozen=True):
+    order_id: U64
+
+
+class AmendOrder(_Body, tag=11, frozen=True):
+    """New total quantity and limit price. Lowering only the quantity keeps time priority;
+    raising it or changing the price moves the order to the back of its price level."""
+
+    order_id: U64
+    quantity_wh: U64
+    price: U64
+
+
+class SetZoneHalt(_Body, tag=12, frozen=True):
+    """EGAT (any zone) or the zone's distribution authority halts or resumes matching."""
+
+    zone: ZoneCode
+    halted: bool
+    reason: Annotated[str, msgspec.Meta(max_length=128)] = ""
+
+
 Body = (
     Transfer
     | RegisterParticipant
@@ -128,6 +184,10 @@ Body = (
     | MeterReading
     | IssueThb
     | RedeemThb
+    | PlaceOrder
+    | CancelOrder
+    | AmendOrder
+    | SetZoneHalt
 )
 BODY_TYPES: Final[tuple[type[_Body], ...]] = typing.get_args(Body)
 

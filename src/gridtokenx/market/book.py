@@ -1,0 +1,175 @@
+"""Bookkeeping shared by trading and settlement: ids, books, positions, open orders, escrow.
+
+Every helper reads and writes through the transaction's overlay, so a rejected order leaves
+no trace, and keeps the indexes (`Book`, `OpenOrders`, `Position`, `IntervalMarket`,
+`Active`) consistent with the order records they summarise.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import msgspec
+
+from gridtokenx import accounts, errors
+from gridtokenx.context import Event
+from gridtokenx.market import records
+from gridtokenx.market.records import Book, BookEntry, Order, OrderStatus
+from gridtokenx.params import Params
+from gridtokenx.state import Overlay
+from gridtokenx.tx import Asset, Side
+
+WH_PER_KWH = 1000
+
+
+def next_id(view: Overlay) -> int:
+    """One sequence for orders, trades and time priority: strictly increasing, never reused."""
+    counter = view.get(records.SEQUENCE_KEY, records.Counter) or records.Counter(0)
+    value = counter.value + 1
+    view.put(records.SEQUENCE_KEY, records.Counter(value))
+    return value
+
+
+def value_satang(quantity_wh: int, price: int) -> int:
+    """What `quantity_wh` costs at `price` satang/kWh, rounded down to whole satang."""
+    return quantity_wh * price // WH_PER_KWH
+
+
+def buyer_cost_satang(quantity_wh: int, price: int, params: Params) -> int:
+    """Trade value plus the buyer's platform fee and wheeling charge.
+
+    Each term rounds down, so the cost of several fills never exceeds the cost of their sum
+    at the same or a higher price: an order's escrow always covers its remaining fills."""
+    value = value_satang(quantity_wh, price)
+    fee = value * params.platform_fee_basis_points // 10_000
+    wheeling = quantity_wh * params.wheeling_satang_per_kwh // WH_PER_KWH
+    return value + fee + wheeling
+
+
+def get_order(view: Overlay, order_id: int) -> Order:
+    order = view.get(records.order_key(order_id), Order)
+    if order is None:
+        raise errors.UnknownOrder(f"no order {order_id}")
+    return order
+
+
+def put_order(view: Overlay, order: Order) -> None:
+    view.put(records.order_key(order.id), order)
+
+
+def _sort_key(side: Side, entry: BookEntry) -> tuple[int, int]:
+    price, priority, _ = entry
+    return (-price, priority) if side is Side.BUY else (price, priority)
+
+
+def book_of(view: Overlay, interval_start: int, zone: str) -> Book:
+    return view.get(records.book_key(interval_start, zone), Book) or Book()
+
+
+def book_insert(view: Overlay, order: Order) -> None:
+    book = book_of(view, order.interval_start, order.zone)
+    entries = list(book.bids if order.side is Side.BUY else book.asks)
+    entry = (order.price, order.priority, order.id)
+    keys = [_sort_key(order.side, e) for e in entries]
+    entries.insert(bisect.bisect(keys, _sort_key(order.side, entry)), entry)
+    if order.side is Side.BUY:
+        book = Book(tuple(entries), book.asks)
+    else:
+        book = Book(book.bids, tuple(entries))
+    view.put(records.book_key(order.interval_start, order.zone), book)
+
+
+def book_remove(view: Overlay, order: Order) -> None:
+    book = book_of(view, order.interval_start, order.zone)
+    if order.side is Side.BUY:
+        book = Book(tuple(e for e in book.bids if e[2] != order.id), book.asks)
+    else:
+        book = Book(book.bids, tuple(e for e in book.asks if e[2] != order.id))
+    key = records.book_key(order.interval_start, order.zone)
+    if book.bids or book.asks:
+        view.put(key, book)
+    else:
+        view.delete(key)
+
+
+def open_orders(view: Overlay, owner: bytes) -> tuple[int, ...]:
+    index = view.get(records.open_orders_key(owner), records.OpenOrders)
+    return () if index is None else index.ids
+
+
+def set_open_orders(view: Overlay, owner: bytes, ids: tuple[int, ...]) -> None:
+    if ids:
+        view.put(records.open_orders_key(owner), records.OpenOrders(ids))
+    else:
+        view.delete(records.open_orders_key(owner))
+
+
+def position(view: Overlay, interval_start: int, zone: str, who: bytes) -> records.Position:
+    key = records.position_key(interval_start, zone, who)
+    return view.get(key, records.Position) or records.Position()
+
+
+def update_position(
+    view: Overlay, interval_start: int, zone: str, who: bytes, **changes: int
+) -> records.Position:
+    """Add each change to the position's field of the same name."""
+    current = position(view, interval_start, zone, who)
+    updated = msgspec.structs.replace(
+        current, **{name: getattr(current, name) + delta for name, delta in changes.items()}
+    )
+    view.put(records.position_key(interval_start, zone, who), updated)
+    return updated
+
+
+def interval_market(view: Overlay, interval_start: int) -> records.IntervalMarket | None:
+    return view.get(records.interval_key(interval_start), records.IntervalMarket)
+
+
+def ensure_interval(view: Overlay, interval_start: int, zone: str) -> records.IntervalMarket:
+    """The interval's record, created (and listed as active) on its first order."""
+    market = interval_market(view, interval_start)
+    if market is None:
+        market = records.IntervalMarket()
+        active = view.get(records.ACTIVE_KEY, records.Active) or records.Active(())
+        view.put(
+            records.ACTIVE_KEY, records.Active(tuple(sorted({*active.intervals, interval_start})))
+        )
+    if zone not in market.zones:
+        market = msgspec.structs.replace(market, zones=tuple(sorted({*market.zones, zone})))
+    view.put(records.interval_key(interval_start), market)
+    return market
+
+
+def close_order(
+    view: Overlay, order: Order, status: OrderStatus, reason: str, *, in_book: bool = True
+) -> Event:
+    """Take an open order off the book: release its buyer escrow or its seller offer."""
+    if in_book:
+        book_remove(view, order)
+    if order.side is Side.BUY and order.escrow_satang:
+        accounts.debit(view, accounts.ESCROW_ADDRESS, Asset.THB, order.escrow_satang)
+        accounts.credit(view, order.owner, Asset.THB, order.escrow_satang)
+    if order.side is Side.SELL and order.remaining_wh:
+        update_position(
+            view, order.interval_start, order.zone, order.owner, offered_wh=-order.remaining_wh
+        )
+    set_open_orders(
+        view, order.owner, tuple(i for i in open_orders(view, order.owner) if i != order.id)
+    )
+    put_order(view, msgspec.structs.replace(order, status=status, escrow_satang=0))
+    kind = {
+        OrderStatus.FILLED: "order_filled",
+        OrderStatus.CANCELLED: "order_cancelled",
+        OrderStatus.EXPIRED: "order_expired",
+        OrderStatus.KILLED: "order_killed",
+    }[status]
+    return Event(
+        kind,
+        {
+            "order": order.id,
+            "owner": order.owner,
+            "unfilled_wh": order.remaining_wh,
+            "refund_satang": order.escrow_satang if order.side is Side.BUY else 0,
+            "reason": reason,
+        },
+    )

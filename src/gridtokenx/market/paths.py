@@ -1,0 +1,100 @@
+"""Interconnector paths between zones: which links a cross-zone trade uses, and its loss.
+
+Energy sold from zone S to a buyer in zone B flows along the path with the fewest links,
+ties broken by the lower compounded loss and then by the zone codes, so that every
+validator picks the same path. Each link's capacity is per direction and per interval
+(capacity kW x interval length); a path has room for the least room left on any of its links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gridtokenx import registry
+from gridtokenx.market import records
+from gridtokenx.state import Overlay
+
+BASIS = 10_000
+
+
+@dataclass(frozen=True)
+class Path:
+    zones: tuple[str, ...]  # from the seller's zone to the buyer's, both included
+    loss_bp: int  # compounded loss in basis points, rounded so the buyer never gets more
+
+    @property
+    def hops(self) -> tuple[tuple[str, str], ...]:
+        return tuple(zip(self.zones, self.zones[1:], strict=False))
+
+    def received(self, sent_wh: int) -> int:
+        return sent_wh * (BASIS - self.loss_bp) // BASIS
+
+
+def compound_loss(losses_bp: list[int]) -> int:
+    remaining = BASIS
+    for loss in losses_bp:
+        remaining = remaining * (BASIS - loss) // BASIS
+    return BASIS - remaining
+
+
+def find(view: Overlay, source: str, target: str) -> Path | None:
+    """Best path from `source` to `target`, or None when the zones are not connected."""
+    if source == target:
+        return Path((source,), 0)
+    index = registry.zone_index(view)
+    neighbours: dict[str, list[tuple[str, int]]] = {}
+    for a, b in index.links:
+        link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
+        if link is None or link.capacity_kw <= 0:
+            continue
+        neighbours.setdefault(a, []).append((b, link.loss_basis_points))
+        neighbours.setdefault(b, []).append((a, link.loss_basis_points))
+    # Breadth-first by hop count; within one hop count keep the best (loss, zones) per zone.
+    frontier: dict[str, tuple[int, tuple[str, ...], list[int]]] = {source: (0, (source,), [])}
+    seen = {source}
+    while frontier:
+        found = [v for z, v in frontier.items() if z == target]
+        if found:
+            _, zones, losses = found[0]
+            return Path(zones, compound_loss(losses))
+        nxt: dict[str, tuple[int, tuple[str, ...], list[int]]] = {}
+        for zone in sorted(frontier):
+            _, zones, losses = frontier[zone]
+            for other, loss in sorted(neighbours.get(zone, [])):
+                if other in seen:
+                    continue
+                candidate = (compound_loss([*losses, loss]), (*zones, other), [*losses, loss])
+                best = nxt.get(other)
+                if best is None or candidate[:2] < best[:2]:
+                    nxt[other] = candidate
+        seen.update(nxt)
+        frontier = nxt
+    return None
+
+
+def link_capacity_wh(view: Overlay, a: str, b: str, interval_seconds: int) -> int:
+    link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
+    if link is None:
+        return 0
+    return link.capacity_kw * 1000 * interval_seconds // 3600
+
+
+def used_wh(view: Overlay, interval_start: int, a: str, b: str) -> int:
+    used = view.get(records.flow_key(interval_start, a, b), records.FlowUsed)
+    return 0 if used is None else used.wh
+
+
+def room_wh(view: Overlay, path: Path, interval_start: int, interval_seconds: int) -> int | None:
+    """Energy the path can still carry in the interval; None means unlimited (same zone)."""
+    if len(path.zones) == 1:
+        return None
+    return min(
+        link_capacity_wh(view, a, b, interval_seconds) - used_wh(view, interval_start, a, b)
+        for a, b in path.hops
+    )
+
+
+def reserve(view: Overlay, path: Path, interval_start: int, wh: int) -> None:
+    for a, b in path.hops:
+        used = used_wh(view, interval_start, a, b)
+        view.put(records.flow_key(interval_start, a, b), records.FlowUsed(used + wh))

@@ -1,0 +1,421 @@
+"""Orders and continuous matching for one delivery interval, per zone and across zones.
+
+An incoming order is matched at once against the resting orders of every zone it can reach
+(its own zone, and other zones while the interconnector path has room), best price first and
+then earliest; the trade price is the resting order's. Across a path with loss l, a seller's
+price p costs the buyer p / (1 - l) per kWh received, and that grossed-up price is what must
+be within the buyer's limit: so when a link is full or lossy, zone prices separate.
+
+Matching first plans its fills without writing, then executes the plan, so fill-or-kill can
+be decided before anything changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from gridtokenx import accounts, errors, registry
+from gridtokenx.context import BlockContext, Event
+from gridtokenx.market import book, paths, records
+from gridtokenx.market.records import Order, OrderStatus
+from gridtokenx.params import Params
+from gridtokenx.state import Overlay
+from gridtokenx.tx import AmendOrder, Asset, CancelOrder, OrderKind, PlaceOrder, Side, TimeInForce
+
+BASIS = paths.BASIS
+
+
+def gate_closure(interval_start: int, params: Params) -> int:
+    return interval_start - params.gate_closure_seconds
+
+
+def _check_window(ctx: BlockContext, interval_start: int, params: Params) -> None:
+    if interval_start % params.interval_seconds:
+        raise errors.MisalignedInterval(
+            f"interval start must be a multiple of {params.interval_seconds} s"
+        )
+    if ctx.time >= gate_closure(interval_start, params):
+        raise errors.GateClosed(
+            f"gate closed {params.gate_closure_seconds} s before the interval starts"
+        )
+    if interval_start - ctx.time > params.trading_horizon_seconds:
+        raise errors.TradingNotOpen(
+            f"trading opens {params.trading_horizon_seconds} s before the interval starts"
+        )
+
+
+def _check_price_and_quantity(quantity_wh: int, price: int, params: Params) -> None:
+    if not params.price_min_satang_per_kwh <= price <= params.price_max_satang_per_kwh:
+        raise errors.PriceOutOfBand(
+            f"price must be within {params.price_min_satang_per_kwh}-"
+            f"{params.price_max_satang_per_kwh} satang/kWh"
+        )
+    if price % params.tick_satang_per_kwh:
+        raise errors.PriceNotOnTick(f"price must be a multiple of {params.tick_satang_per_kwh}")
+    if quantity_wh < params.min_lot_wh:
+        raise errors.QuantityBelowLot(f"quantity must be at least {params.min_lot_wh} Wh")
+
+
+def _check_not_halted(view: Overlay, zone: str) -> None:
+    halt = view.get(records.halt_key(zone), records.ZoneHalt)
+    if halt is not None:
+        raise errors.ZoneHalted(f"zone {zone} is halted by {halt.halted_by}: {halt.reason}")
+
+
+def seller_capacity(
+    view: Overlay, seller: bytes, zone: str, interval_seconds: int
+) -> tuple[int, bool]:
+    """Most the seller's producing meters in the zone can export in one interval, and whether
+    all of them are renewable."""
+    index = view.get(registry.owner_meters_key(seller), registry.OwnerMeters)
+    capacity, renewable = 0, True
+    for address in () if index is None else index.meters:
+        meter = view.get(registry.meter_key(address), registry.Meter)
+        if meter is None or meter.zone != zone or not meter.kind.produces:
+            continue
+        capacity += meter.rated_capacity_w * interval_seconds // 3600
+        renewable = renewable and meter.kind.renewable
+    return capacity, renewable and capacity > 0
+
+
+def _check_sell_room(view: Overlay, order: Order, extra_wh: int, params: Params) -> None:
+    capacity, _ = seller_capacity(view, order.owner, order.zone, params.interval_seconds)
+    pos = book.position(view, order.interval_start, order.zone, order.owner)
+    if pos.offered_wh + pos.sold_wh + extra_wh > capacity:
+        raise errors.SellCapacityExceeded(
+            f"offers of {pos.offered_wh + pos.sold_wh + extra_wh} Wh exceed the {capacity} Wh "
+            f"the seller's meters in {order.zone} can export in the interval"
+        )
+
+
+# --- matching ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fill:
+    resting: Order
+    quantity_wh: int
+    price: int  # satang per kWh sent
+    path: paths.Path
+
+
+@dataclass
+class Plan:
+    fills: list[Fill]
+    self_trades: list[Order]  # the incoming order's owner's own resting orders it would cross
+
+    @property
+    def filled_wh(self) -> int:
+        return sum(f.quantity_wh for f in self.fills)
+
+
+def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
+    """Walk the reachable books best-first and decide the fills, writing nothing."""
+    plan = Plan([], [])
+    remaining = incoming.remaining_wh
+    opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
+    market = book.interval_market(view, incoming.interval_start)
+    zones = () if market is None else market.zones
+    cursors: dict[str, list[records.BookEntry]] = {}
+    routes: dict[str, paths.Path] = {}
+    link_room: dict[tuple[str, str], int] = {}
+    for zone in zones:
+        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
+            continue
+        if incoming.side is Side.BUY:
+            route = paths.find(view, zone, incoming.zone)
+        else:
+            route = paths.find(view, incoming.zone, zone)
+        current = book.book_of(view, incoming.interval_start, zone)
+        entries = list(current.asks if opposite is Side.SELL else current.bids)
+        if route is None or not entries:
+            continue
+        cursors[zone], routes[zone] = entries, route
+        for a, b in route.hops:
+            link_room.setdefault(
+                (a, b),
+                paths.link_capacity_wh(view, a, b, params.interval_seconds)
+                - paths.used_wh(view, incoming.interval_start, a, b),
+            )
+
+    def terms(zone: str, entry: records.BookEntry) -> tuple[int, int]:
+        """(price the buyer pays per kWh received, price the seller gets per kWh sent)."""
+        loss = routes[zone].loss_bp
+        if opposite is Side.SELL:  # resting ask: the buyer pays its price grossed up
+            return -(-entry[0] * BASIS // (BASIS - loss)), entry[0]
+        # resting bid: its limit is per kWh received; the seller nets the bid less the loss
+        return entry[0], entry[0] * (BASIS - loss) // BASIS
+
+    def rank(zone: str, entry: records.BookEntry) -> tuple[int, int]:
+        gross, net = terms(zone, entry)
+        return (gross, entry[1]) if opposite is Side.SELL else (-net, entry[1])
+
+    while remaining > 0:
+        heads = [(rank(z, entries[0]), z) for z, entries in sorted(cursors.items()) if entries]
+        if not heads:
+            break
+        _, zone = min(heads)
+        entry = cursors[zone].pop(0)
+        route = routes[zone]
+        gross, net = terms(zone, entry)
+        if opposite is Side.SELL and gross > incoming.price:
+            break  # the best reachable ask is above the buyer's limit: so is every other
+        if opposite is Side.BUY and net < incoming.price:
+            break  # the best reachable bid nets the seller less than its limit
+        resting = book.get_order(view, entry[2])
+        if resting.owner == incoming.owner:
+            plan.self_trades.append(resting)
+            continue
+        buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
+        if buy.renewable_only and not sell.renewable:
+            continue
+        quantity = min(remaining, resting.remaining_wh, *(link_room[h] for h in route.hops))
+        if quantity <= 0:
+            cursors[zone] = []  # the path is full: the zone is out of reach for this interval
+            continue
+        for h in route.hops:
+            link_room[h] -= quantity
+        plan.fills.append(Fill(resting, quantity, net, route))
+        remaining -= quantity
+    return plan
+
+
+def _execute(
+    view: Overlay, ctx: BlockContext, incoming: Order, plan: Plan, params: Params
+) -> tuple[Order, list[Event]]:
+    events: list[Event] = []
+    for own in plan.self_trades:
+        events.append(book.close_order(view, own, OrderStatus.CANCELLED, "self_trade"))
+    market = book.interval_market(view, incoming.interval_start)
+    assert market is not None
+    trade_ids = list(market.trades)
+    parties = set(market.parties)
+    for fill in plan.fills:
+        resting = book.get_order(view, fill.resting.id)  # re-read: escrow may have moved
+        buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
+        q = fill.quantity_wh
+        cost = book.buyer_cost_satang(q, fill.price, params)
+        trade = records.Trade(
+            id=book.next_id(view),
+            interval_start=incoming.interval_start,
+            buy_order=buy.id,
+            sell_order=sell.id,
+            buyer=buy.owner,
+            seller=sell.owner,
+            buyer_zone=buy.zone,
+            seller_zone=sell.zone,
+            quantity_wh=q,
+            price=fill.price,
+            loss_bp=fill.path.loss_bp,
+            path=fill.path.zones,
+            escrow_satang=cost,
+            height=ctx.height,
+            time=ctx.time,
+        )
+        view.put(records.trade_key(trade.id), trade)
+        trade_ids.append(trade.id)
+        parties.update({(buy.owner, buy.zone), (sell.owner, sell.zone)})
+        if len(fill.path.zones) > 1:
+            paths.reserve(view, fill.path, incoming.interval_start, q)
+        book.update_position(
+            view, sell.interval_start, sell.zone, sell.owner, offered_wh=-q, sold_wh=q
+        )
+        book.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
+        buy = msgspec.structs.replace(
+            buy, remaining_wh=buy.remaining_wh - q, escrow_satang=buy.escrow_satang - cost
+        )
+        sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - q)
+        events.append(
+            Event(
+                "trade",
+                {
+                    "trade": trade.id,
+                    "interval": trade.interval_start,
+                    "buyer": trade.buyer,
+                    "seller": trade.seller,
+                    "buyer_zone": trade.buyer_zone,
+                    "seller_zone": trade.seller_zone,
+                    "quantity_wh": q,
+                    "price": fill.price,
+                    "loss_bp": fill.path.loss_bp,
+                },
+            )
+        )
+        resting = buy if incoming.side is Side.SELL else sell
+        incoming = sell if incoming.side is Side.SELL else buy
+        if resting.remaining_wh == 0:
+            events.append(book.close_order(view, resting, OrderStatus.FILLED, "filled"))
+        else:
+            book.put_order(view, resting)
+    view.put(
+        records.interval_key(incoming.interval_start),
+        msgspec.structs.replace(market, trades=tuple(trade_ids), parties=tuple(sorted(parties))),
+    )
+    return incoming, events
+
+
+# --- transaction handlers ------------------------------------------------------------------
+def place_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
+) -> list[Event]:
+    if view.get(registry.participant_key(sender), registry.Participant) is None:
+        raise errors.NotAParticipant("only registered participants place orders")
+    registry.require_zone(view, body.zone)
+    _check_window(ctx, body.interval_start, params)
+    _check_price_and_quantity(body.quantity_wh, body.price, params)
+    if body.kind is OrderKind.MARKET and body.tif is TimeInForce.GOOD_TILL_GATE:
+        raise errors.InvalidOrder("a market order cannot rest: use IOC or FOK")
+    if body.side is Side.SELL and body.renewable_only:
+        raise errors.InvalidOrder("renewable-only applies to buy orders")
+    _check_not_halted(view, body.zone)
+    if len(book.open_orders(view, sender)) >= params.max_open_orders_per_account:
+        raise errors.TooManyOpenOrders(
+            f"at most {params.max_open_orders_per_account} open orders per account"
+        )
+    renewable = False
+    if body.side is Side.SELL:
+        registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
+        _, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
+    order_id = book.next_id(view)
+    order = Order(
+        id=order_id,
+        owner=sender,
+        side=body.side,
+        zone=body.zone,
+        interval_start=body.interval_start,
+        quantity_wh=body.quantity_wh,
+        remaining_wh=body.quantity_wh,
+        price=body.price,
+        kind=body.kind,
+        tif=body.tif,
+        renewable_only=body.renewable_only,
+        renewable=renewable,
+        priority=order_id,
+        escrow_satang=0,
+        status=OrderStatus.OPEN,
+        placed_at=ctx.time,
+    )
+    if body.side is Side.SELL:
+        _check_sell_room(view, order, body.quantity_wh, params)
+        book.update_position(
+            view, order.interval_start, order.zone, sender, offered_wh=body.quantity_wh
+        )
+    else:
+        escrow = book.buyer_cost_satang(body.quantity_wh, body.price, params)
+        accounts.debit(view, sender, Asset.THB, escrow)
+        accounts.credit(view, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
+        order = msgspec.structs.replace(order, escrow_satang=escrow)
+    book.ensure_interval(view, body.interval_start, body.zone)
+    events = [
+        Event(
+            "order_accepted",
+            {
+                "order": order_id,
+                "owner": sender,
+                "side": body.side.name,
+                "zone": body.zone,
+                "interval": body.interval_start,
+                "quantity_wh": body.quantity_wh,
+                "price": body.price,
+                "escrow_satang": order.escrow_satang,
+            },
+        )
+    ]
+    plan = _plan(view, order, params)
+    if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
+        events.append(
+            book.close_order(view, order, OrderStatus.KILLED, "fill_or_kill", in_book=False)
+        )
+        return events
+    order, fill_events = _execute(view, ctx, order, plan, params)
+    events += fill_events
+    if order.remaining_wh == 0:
+        events.append(book.close_order(view, order, OrderStatus.FILLED, "filled", in_book=False))
+    elif body.tif is not TimeInForce.GOOD_TILL_GATE:
+        events.append(
+            book.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel", in_book=False)
+        )
+    else:
+        book.put_order(view, order)
+        book.book_insert(view, order)
+        book.set_open_orders(view, sender, (*book.open_orders(view, sender), order.id))
+    return events
+
+
+def _own_open_order(view: Overlay, sender: bytes, order_id: int) -> Order:
+    order = book.get_order(view, order_id)
+    if order.owner != sender:
+        raise errors.NotOrderOwner("the order belongs to another account")
+    if order.status is not OrderStatus.OPEN:
+        raise errors.OrderNotOpen(f"order is {order.status.name.lower()}")
+    return order
+
+
+def cancel_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: CancelOrder, params: Params
+) -> list[Event]:
+    """Cancelling is allowed while halted and after gate closure: it only gives back."""
+    order = _own_open_order(view, sender, body.order_id)
+    return [book.close_order(view, order, OrderStatus.CANCELLED, "cancelled")]
+
+
+def amend_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: AmendOrder, params: Params
+) -> list[Event]:
+    order = _own_open_order(view, sender, body.order_id)
+    _check_window(ctx, order.interval_start, params)
+    _check_not_halted(view, order.zone)
+    _check_price_and_quantity(body.quantity_wh, body.price, params)
+    filled = order.quantity_wh - order.remaining_wh
+    if body.quantity_wh <= filled:
+        raise errors.InvalidOrder(f"new quantity must exceed the {filled} Wh already filled")
+    new_remaining = body.quantity_wh - filled
+    keeps_priority = body.price == order.price and body.quantity_wh <= order.quantity_wh
+    book.book_remove(view, order)
+    if order.side is Side.SELL:
+        delta = new_remaining - order.remaining_wh
+        if delta > 0:
+            _check_sell_room(view, order, delta, params)
+        book.update_position(view, order.interval_start, order.zone, sender, offered_wh=delta)
+        escrow = 0
+    else:
+        escrow = book.buyer_cost_satang(new_remaining, body.price, params)
+        difference = escrow - order.escrow_satang
+        if difference > 0:
+            accounts.debit(view, sender, Asset.THB, difference)
+            accounts.credit(view, accounts.ESCROW_ADDRESS, Asset.THB, difference)
+        elif difference < 0:
+            accounts.debit(view, accounts.ESCROW_ADDRESS, Asset.THB, -difference)
+            accounts.credit(view, sender, Asset.THB, -difference)
+    amended = msgspec.structs.replace(
+        order,
+        quantity_wh=body.quantity_wh,
+        remaining_wh=new_remaining,
+        price=body.price,
+        escrow_satang=escrow,
+        priority=order.priority if keeps_priority else book.next_id(view),
+    )
+    events = [
+        Event(
+            "order_amended",
+            {
+                "order": order.id,
+                "quantity_wh": body.quantity_wh,
+                "price": body.price,
+                "kept_priority": int(keeps_priority),
+            },
+        )
+    ]
+    if keeps_priority:  # a smaller order at the same price cannot newly cross the book
+        book.put_order(view, amended)
+        book.book_insert(view, amended)
+        return events
+    plan = _plan(view, amended, params)
+    amended, fill_events = _execute(view, ctx, amended, plan, params)
+    events += fill_events
+    if amended.remaining_wh == 0:
+        events.append(book.close_order(view, amended, OrderStatus.FILLED, "filled", in_book=False))
+    else:
+        book.put_order(view, amended)
+        book.book_insert(view, amended)
+    return events
