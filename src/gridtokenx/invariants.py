@@ -6,7 +6,9 @@ They scan the whole state, so they are for tests, audits and the demo, not the h
 from __future__ import annotations
 
 from gridtokenx import accounts, metering, registry
+from gridtokenx.market import records
 from gridtokenx.state import State
+from gridtokenx.tx import Side
 
 
 class InvariantViolation(AssertionError):
@@ -78,8 +80,47 @@ def check_state_root(state: State) -> None:
     _require(state.root() == state.recompute_root(), "incremental state root diverged")
 
 
+def check_market(state: State) -> None:
+    """The escrow account holds exactly what open buy orders and unsettled trades reserved,
+    and exactly the sellers' export locked for unsettled intervals; every settled zone
+    report conserves energy (export = delivered + sold to utility) and money (what buyers
+    paid = what sellers got + fees + wheeling)."""
+    escrow = state.get(accounts.account_key(accounts.ESCROW_ADDRESS), accounts.Account)
+    held_thb = held_grid = 0
+    for _, order in state.scan(b"ord/"):
+        assert isinstance(order, records.Order)
+        if order.status is records.OrderStatus.OPEN and order.side is Side.BUY:
+            held_thb += order.escrow_satang
+        _require(
+            order.status is records.OrderStatus.OPEN or order.escrow_satang == 0,
+            f"closed order {order.id} still holds escrow",
+        )
+    for _, trade in state.scan(b"trade/"):
+        assert isinstance(trade, records.Trade)
+        if not trade.settled:
+            held_thb += trade.escrow_satang
+    for key, pos in state.scan(b"pos/"):
+        assert isinstance(pos, records.Position)
+        market = state.get(b"ivl/" + key[4:12], records.IntervalMarket)
+        if market is not None and market.status is not records.IntervalStatus.SETTLED:
+            held_grid += pos.locked_export_wh
+    have = (0, 0) if escrow is None else (escrow.thb_satang, escrow.grid_wh)
+    _require(have == (held_thb, held_grid), f"escrow {have} != reserved {(held_thb, held_grid)}")
+    delivered = received_and_lost = paid = earned = 0
+    for key, r in state.scan(b"rep/"):
+        assert isinstance(r, records.ZoneReport)
+        _require(r.export_wh == r.delivered_wh + r.sold_to_utility_wh, f"energy in {key!r}")
+        delivered += r.delivered_wh
+        received_and_lost += r.received_wh + r.losses_wh
+        paid += r.paid_by_buyers_satang
+        earned += r.paid_to_sellers_satang + r.platform_fees_satang + r.wheeling_satang
+    _require(delivered == received_and_lost, "delivered != received + losses")
+    _require(paid == earned, f"buyers paid {paid} but sellers, fees and wheeling got {earned}")
+
+
 def check_all(state: State) -> None:
     check_no_negative_balance(state)
     check_supply(state)
     check_mint_trace(state)
+    check_market(state)
     check_state_root(state)

@@ -221,9 +221,14 @@ def _execute(
             view, sell.interval_start, sell.zone, sell.owner, offered_wh=-q, sold_wh=q
         )
         book.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
-        buy = msgspec.structs.replace(
-            buy, remaining_wh=buy.remaining_wh - q, escrow_satang=buy.escrow_satang - cost
-        )
+        # Keep in escrow exactly what the rest of the order can cost; a fill below the limit
+        # frees the difference at once.
+        keep = book.buyer_cost_satang(buy.remaining_wh - q, buy.price, params)
+        surplus = buy.escrow_satang - cost - keep
+        if surplus:
+            accounts.debit(view, accounts.ESCROW_ADDRESS, Asset.THB, surplus)
+            accounts.credit(view, buy.owner, Asset.THB, surplus)
+        buy = msgspec.structs.replace(buy, remaining_wh=buy.remaining_wh - q, escrow_satang=keep)
         sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - q)
         events.append(
             Event(
