@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).parent.parent / "bench" / "ledger_bench.py"
+BENCH = Path(__file__).parent.parent / "bench"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ledger_bench", BENCH)
+def _load(name: str = "ledger_bench") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["ledger_bench"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -31,3 +31,11 @@ def test_ledger_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     assert written["raw_ed25519_verify_per_s"] > 0
     assert written["apply_with_signature_per_s"] > 0
     assert len(bytes.fromhex(written["state_root"])) == 32
+
+
+def test_market_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "market.json"
+    result = _load("market_bench").main(["--depth", "40", "--orders", "20", "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["incoming_orders"] == 20
+    assert result["p50_us"] > 0 and result["orders_per_s_with_signature"] > 0
