@@ -14,6 +14,8 @@ from rich.table import Table
 
 from gridtokenx import crypto, genesis, invariants, keystore, scenario
 from gridtokenx.accounts import SUPPLY_KEY, Supply
+from gridtokenx.market import records
+from gridtokenx.state import State
 
 app = typer.Typer(help="GridTokenX: peer-to-peer electricity trading for Thailand.")
 genesis_app = typer.Typer(help="Create and validate genesis files.")
@@ -36,7 +38,7 @@ def _kwh(wh: int) -> str:
 def demo(
     intervals: Annotated[int, typer.Option(help="15-minute intervals to simulate")] = 20,
 ) -> None:
-    """Create a devnet genesis and run a scripted Thai morning through the ledger."""
+    """Create a devnet genesis and run a scripted Thai morning through the ledger and market."""
     started = time.perf_counter()
     result = scenario.run(intervals)
     elapsed = time.perf_counter() - started
@@ -48,6 +50,7 @@ def demo(
         grid, thb = sb.balance(actor.key.address)
         table.add_row(actor.name, actor.zone, actor.kind.name.lower(), _kwh(grid), _thb(thb))
     console.print(table)
+    console.print(_market_table(sb.state))
     rejected = Table(title="Refused, state untouched")
     rejected.add_column("attempt")
     rejected.add_column("error code")
@@ -69,6 +72,42 @@ def demo(
         f"{result.accepted} transactions applied, {len(result.rejected)} refused, "
         f"in {elapsed:.2f} s; state root {sb.state.root().hex()}"
     )
+
+
+def _market_table(state: State) -> Table:
+    """Settled energy and money per zone, summed over every settled interval."""
+    totals: dict[str, list[int]] = {}
+    for key, report in state.scan(b"rep/"):
+        assert isinstance(report, records.ZoneReport)
+        zone = key[len(b"rep/") + 8 :].decode()
+        row = totals.setdefault(zone, [0] * 6)
+        for i, value in enumerate(
+            (
+                report.delivered_wh,
+                report.received_wh,
+                report.losses_wh,
+                report.sold_to_utility_wh,
+                report.paid_to_sellers_satang,
+                report.utility_bills_satang,
+            )
+        ):
+            row[i] += value
+    table = Table(title="Market settlement per zone (energy in = energy out + losses)")
+    table.add_column("zone")
+    for column in (
+        "P2P out (kWh)",
+        "P2P in (kWh)",
+        "losses (kWh)",
+        "to utility (kWh)",
+        "paid to sellers (THB)",
+        "TOU bills (THB)",
+    ):
+        table.add_column(column, justify="right")
+    for zone, (out, into, lost, utility, paid, bills) in sorted(totals.items()):
+        table.add_row(
+            zone, _kwh(out), _kwh(into), _kwh(lost), _kwh(utility), _thb(paid), _thb(bills)
+        )
+    return table
 
 
 @genesis_app.command("create")

@@ -112,59 +112,87 @@ def run(intervals: int = 20) -> ScenarioResult:
     year = 365 * 86_400
     ok(erc, tx.GrantLicence(custodian.key.address, tx.LicenceKind.CUSTODIAN, sb.time + year))
     ok(erc, tx.GrantLicence(factory.key.address, tx.LicenceKind.SELLER, sb.time + year))
-    for buyer in (office, households[2]):
-        ok(custodian.key, tx.IssueThb(buyer.key.address, 500_000))  # 5,000 THB
+    ok(custodian.key, tx.IssueThb(office.key.address, 10_000_000))  # 100,000 THB
+    ok(custodian.key, tx.IssueThb(households[2].key.address, 500_000))  # 5,000 THB
     refused("an office issuing THB", office.key, tx.IssueThb(office.key.address, 100))
 
+    # The distribution authorities hold a THB float to buy back unsold rooftop export.
+    for code in ("MEA", "PEA"):
+        ok(custodian.key, tx.IssueThb(sb.authority(code).address, 5_000_000))
+
     interval = sb.genesis.params.interval_seconds
-    registers: dict[bytes, int] = {}
-    for n in range(intervals):
-        start = sb.genesis.genesis_time + n * interval
-        sb.advance(interval)
+    genesis_time = sb.genesis.genesis_time
+    registers: dict[bytes, tuple[int, int]] = {}
+
+    def expected_wh(capacity: int, start: int) -> int:
+        return solar_export_wh(capacity, LOCAL_MORNING_START + start - genesis_time, interval)
+
+    def trade(start: int) -> None:
+        """Sellers offer their forecast for the interval; buyers bid below the TOU tariff."""
+        offers = (
+            (households[0], "BKK", 290),  # between buy-back 2.20 and peak TOU 5.80 THB/kWh
+            (households[1], "BKK", 300),
+            (factory, "CEN", 320),  # cross-zone into Bangkok: 3.232 THB/kWh after 1 % loss
+        )
+        for seller, zone, price in offers:
+            forecast = sum(expected_wh(c, start) for _, _, c in seller.meters) * 9 // 10
+            if forecast >= 100:
+                ok(seller.key, tx.PlaceOrder(tx.Side.SELL, zone, start, forecast, price))
+        ok(households[2].key, tx.PlaceOrder(tx.Side.BUY, "BKK", start, 800, 400))
+        ok(office.key, tx.PlaceOrder(tx.Side.BUY, "BKK", start, 120_000, 420))
+
+    def read(start: int) -> None:
+        """Every meter reports the interval: solar along the curve, the household's load."""
         for actor in actors:
             for meter_key, kind, capacity in actor.meters:
-                produced = (
-                    0
-                    if kind is tx.MeterKind.CONSUMPTION
-                    else solar_export_wh(capacity, LOCAL_MORNING_START + n * interval, interval)
-                )
-                registers[meter_key.address] = registers.get(meter_key.address, 0) + produced
-                ok(meter_key, tx.MeterReading(start, 0, registers[meter_key.address]))
-    last = sb.genesis.genesis_time + (intervals - 1) * interval
+                imported, exported = registers.get(meter_key.address, (0, 0))
+                if kind is tx.MeterKind.CONSUMPTION:
+                    imported += 800  # 3.2 kW of morning load
+                else:
+                    exported += expected_wh(capacity, start)
+                registers[meter_key.address] = (imported, exported)
+                ok(meter_key, tx.MeterReading(start, imported, exported))
+
+    trade(genesis_time + interval)
+    for n in range(1, intervals + 1):
+        sb.advance(interval)  # ends the block: expiries and settlement happen here
+        now_interval = genesis_time + n * interval
+        read(now_interval - interval)
+        if n < intervals:
+            trade(now_interval + interval)
+    for _ in range(2):
+        sb.advance(interval)
+    read(genesis_time + intervals * interval)
+    sb.advance(1)
+    invariants.check_all(sb.state)
+
+    last = genesis_time + intervals * interval
     home_meter = households[0].meters[0][0]
     refused(
         "minting the same interval twice",
         home_meter,
-        tx.MeterReading(last, 0, registers[home_meter.address] + 100),
+        tx.MeterReading(last, 0, registers[home_meter.address][1] + 100),
     )
     refused(
         "the owner forging its own meter reading",
         households[0].key,
         tx.MeterReading(last + interval, 0, 10**6),
     )
-    sb.advance(interval)
     refused(
         "reading above 5 kW x 15 min",
         home_meter,
-        tx.MeterReading(last + interval, 0, registers[home_meter.address] + 1_251),
+        tx.MeterReading(last + interval, 0, registers[home_meter.address][1] + 2 * 1_251),
     )
-
-    price_satang_per_kwh = 400  # 4.00 THB/kWh: between buy-back (2.20) and TOU peak (5.80)
-    for seller, buyer, share_percent in (
-        (households[0], office, 50),
-        (households[1], households[2], 40),
-        (factory, office, 10),
-    ):
-        wh = sb.balance(seller.key.address)[0] * share_percent // 100
-        ok(seller.key, tx.Transfer(tx.Asset.GRID, buyer.key.address, wh))
-        ok(
-            buyer.key,
-            tx.Transfer(tx.Asset.THB, seller.key.address, wh * price_satang_per_kwh // 1000),
-        )
+    upcoming = (sb.time // interval + 2) * interval
     refused(
         "an unlicensed 50 kW farm selling",
         farm.key,
-        tx.Transfer(tx.Asset.GRID, office.key.address, 1_000),
+        tx.PlaceOrder(tx.Side.SELL, "CEN", upcoming, 1_000, 300),
+    )
+    refused(
+        "a bid after gate closure",
+        office.key,
+        tx.PlaceOrder(tx.Side.BUY, "BKK", (sb.time // interval) * interval, 1_000, 400),
     )
     refused(
         "spending more THB than held",
