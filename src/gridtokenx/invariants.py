@@ -95,6 +95,18 @@ def check_market(state: State) -> None:
             order.status is records.OrderStatus.OPEN or order.escrow_satang == 0,
             f"closed order {order.id} still holds escrow",
         )
+    resting = {
+        order_id
+        for _, lvl in state.scan(b"lvl/")
+        if isinstance(lvl, records.Level)
+        for _, order_id in lvl.orders
+    }
+    open_ids = {
+        o.id
+        for _, o in state.scan(b"ord/")
+        if isinstance(o, records.Order) and o.status is records.OrderStatus.OPEN
+    }
+    _require(resting == open_ids, f"book levels {resting} != open orders {open_ids}")
     for _, trade in state.scan(b"trade/"):
         assert isinstance(trade, records.Trade)
         if not trade.settled:

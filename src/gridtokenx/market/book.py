@@ -8,6 +8,7 @@ no trace, and keeps the indexes (`Book`, `OpenOrders`, `Position`, `IntervalMark
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 
 import msgspec
 
@@ -57,39 +58,63 @@ def put_order(view: Overlay, order: Order) -> None:
     view.put(records.order_key(order.id), order)
 
 
-def _sort_key(side: Side, entry: BookEntry) -> tuple[int, int]:
-    price, priority, _ = entry
-    return (-price, priority) if side is Side.BUY else (price, priority)
+def _better_first(side: Side, prices: list[int]) -> list[int]:
+    return sorted(prices, reverse=side is Side.BUY)
+
+
+def levels(view: Overlay, interval_start: int, zone: str, side: Side) -> tuple[int, ...]:
+    found = view.get(records.levels_key(interval_start, zone, side), records.Levels)
+    return () if found is None else found.prices
+
+
+def level(
+    view: Overlay, interval_start: int, zone: str, side: Side, price: int
+) -> tuple[tuple[int, int], ...]:
+    found = view.get(records.level_key(interval_start, zone, side, price), records.Level)
+    return () if found is None else found.orders
+
+
+def entries(view: Overlay, interval_start: int, zone: str, side: Side) -> Iterator[BookEntry]:
+    """Resting orders of one side, best first, read one price level at a time (lazily, so
+    matching touches only the levels it consumes)."""
+    for price in levels(view, interval_start, zone, side):
+        for priority, order_id in level(view, interval_start, zone, side, price):
+            yield (price, priority, order_id)
 
 
 def book_of(view: Overlay, interval_start: int, zone: str) -> Book:
-    return view.get(records.book_key(interval_start, zone), Book) or Book()
+    return Book(
+        tuple(entries(view, interval_start, zone, Side.BUY)),
+        tuple(entries(view, interval_start, zone, Side.SELL)),
+    )
 
 
 def book_insert(view: Overlay, order: Order) -> None:
-    book = book_of(view, order.interval_start, order.zone)
-    entries = list(book.bids if order.side is Side.BUY else book.asks)
-    entry = (order.price, order.priority, order.id)
-    keys = [_sort_key(order.side, e) for e in entries]
-    entries.insert(bisect.bisect(keys, _sort_key(order.side, entry)), entry)
-    if order.side is Side.BUY:
-        book = Book(tuple(entries), book.asks)
-    else:
-        book = Book(book.bids, tuple(entries))
-    view.put(records.book_key(order.interval_start, order.zone), book)
+    t, zone, side, price = order.interval_start, order.zone, order.side, order.price
+    at_price = list(level(view, t, zone, side, price))
+    bisect.insort(at_price, (order.priority, order.id))
+    view.put(records.level_key(t, zone, side, price), records.Level(tuple(at_price)))
+    prices = levels(view, t, zone, side)
+    if price not in prices:
+        ordered = _better_first(side, [*prices, price])
+        view.put(records.levels_key(t, zone, side), records.Levels(tuple(ordered)))
 
 
 def book_remove(view: Overlay, order: Order) -> None:
-    book = book_of(view, order.interval_start, order.zone)
-    if order.side is Side.BUY:
-        book = Book(tuple(e for e in book.bids if e[2] != order.id), book.asks)
+    t, zone, side, price = order.interval_start, order.zone, order.side, order.price
+    at_price = level(view, t, zone, side, price)
+    kept = tuple(e for e in at_price if e[1] != order.id)
+    if len(kept) == len(at_price):
+        return  # not resting (never inserted, or already taken off)
+    if kept:
+        view.put(records.level_key(t, zone, side, price), records.Level(kept))
+        return
+    view.delete(records.level_key(t, zone, side, price))
+    prices = tuple(p for p in levels(view, t, zone, side) if p != price)
+    if prices:
+        view.put(records.levels_key(t, zone, side), records.Levels(prices))
     else:
-        book = Book(book.bids, tuple(e for e in book.asks if e[2] != order.id))
-    key = records.book_key(order.interval_start, order.zone)
-    if book.bids or book.asks:
-        view.put(key, book)
-    else:
-        view.delete(key)
+        view.delete(records.levels_key(t, zone, side))
 
 
 def open_orders(view: Overlay, owner: bytes) -> tuple[int, ...]:

@@ -57,11 +57,24 @@ BookEntry = tuple[int, int, int]  # (price, priority, order id)
 
 
 class Book(msgspec.Struct, frozen=True, array_like=True):
-    """Resting orders of one zone and interval: bids best first (highest price, then earliest),
-    asks best first (lowest price, then earliest)."""
+    """A view of one zone and interval's resting orders (built from its price levels): bids
+    best first (highest price, then earliest), asks best first (lowest, then earliest)."""
 
     bids: tuple[BookEntry, ...] = ()
     asks: tuple[BookEntry, ...] = ()
+
+
+class Levels(msgspec.Struct, frozen=True, array_like=True):
+    """The prices at which one side of a book has resting orders, best first."""
+
+    prices: tuple[int, ...]
+
+
+class Level(msgspec.Struct, frozen=True, array_like=True):
+    """Resting orders at one price, earliest first, as (priority, order id). A book is stored
+    level by level so that an order touches one small record, not the whole book."""
+
+    orders: tuple[tuple[int, int], ...]
 
 
 class Trade(msgspec.Struct, frozen=True, array_like=True):
@@ -141,8 +154,12 @@ def order_key(order_id: int) -> bytes:
     return b"ord/" + order_id.to_bytes(8)
 
 
-def book_key(interval_start: int, zone: str) -> bytes:
-    return b"book/" + _interval(interval_start) + zone.encode()
+def levels_key(interval_start: int, zone: str, side: Side) -> bytes:
+    return b"lvls/" + _interval(interval_start) + bytes([side]) + zone.encode()
+
+
+def level_key(interval_start: int, zone: str, side: Side, price: int) -> bytes:
+    return b"lvl/" + _interval(interval_start) + bytes([side]) + price.to_bytes(8) + zone.encode()
 
 
 def trade_key(trade_id: int) -> bytes:

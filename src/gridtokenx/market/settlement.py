@@ -121,7 +121,7 @@ def end_block(view: Overlay, ctx: BlockContext, params: Params) -> list[Event]:
 def _expire(view: Overlay, start: int, market: records.IntervalMarket) -> list[Event]:
     events = []
     for zone in market.zones:
-        current = book.book_of(view, start, zone)
+        current = book.book_of(view, start, zone)  # a snapshot: closing edits the levels
         for _, _, order_id in (*current.bids, *current.asks):
             order = book.get_order(view, order_id)
             events.append(book.close_order(view, order, OrderStatus.EXPIRED, "gate_closure"))

@@ -12,6 +12,7 @@ be decided before anything changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -91,6 +92,19 @@ def _check_sell_room(view: Overlay, order: Order, extra_wh: int, params: Params)
 
 
 # --- matching ----------------------------------------------------------------------------
+class _Cursor:
+    """A peekable walk over one book side, best first."""
+
+    def __init__(self, walk: Iterator[records.BookEntry]) -> None:
+        self._walk = walk
+        self.head: records.BookEntry | None = next(walk, None)
+
+    def pop(self) -> records.BookEntry:
+        assert self.head is not None
+        entry, self.head = self.head, next(self._walk, None)
+        return entry
+
+
 @dataclass(frozen=True)
 class Fill:
     resting: Order
@@ -116,7 +130,7 @@ def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
     opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
     market = book.interval_market(view, incoming.interval_start)
     zones = () if market is None else market.zones
-    cursors: dict[str, list[records.BookEntry]] = {}
+    cursors: dict[str, _Cursor] = {}
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
     for zone in zones:
@@ -126,11 +140,12 @@ def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
             route = paths.find(view, zone, incoming.zone)
         else:
             route = paths.find(view, incoming.zone, zone)
-        current = book.book_of(view, incoming.interval_start, zone)
-        entries = list(current.asks if opposite is Side.SELL else current.bids)
-        if route is None or not entries:
+        if route is None:
             continue
-        cursors[zone], routes[zone] = entries, route
+        cursor = _Cursor(book.entries(view, incoming.interval_start, zone, opposite))
+        if cursor.head is None:
+            continue
+        cursors[zone], routes[zone] = cursor, route
         for a, b in route.hops:
             link_room.setdefault(
                 (a, b),
@@ -151,11 +166,11 @@ def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
         return (gross, entry[1]) if opposite is Side.SELL else (-net, entry[1])
 
     while remaining > 0:
-        heads = [(rank(z, entries[0]), z) for z, entries in sorted(cursors.items()) if entries]
+        heads = [(rank(z, c.head), z) for z, c in sorted(cursors.items()) if c.head is not None]
         if not heads:
             break
         _, zone = min(heads)
-        entry = cursors[zone].pop(0)
+        entry = cursors[zone].pop()
         route = routes[zone]
         gross, net = terms(zone, entry)
         if opposite is Side.SELL and gross > incoming.price:
@@ -171,7 +186,7 @@ def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
             continue
         quantity = min(remaining, resting.remaining_wh, *(link_room[h] for h in route.hops))
         if quantity <= 0:
-            cursors[zone] = []  # the path is full: the zone is out of reach for this interval
+            del cursors[zone]  # the path is full: the zone is out of reach for this interval
             continue
         for h in route.hops:
             link_room[h] -= quantity
