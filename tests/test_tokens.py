@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Cast, key
+from conftest import Cast, Net, key, sandbox_with_params
 from gridtokenx import errors
 from gridtokenx.tx import (
     Asset,
@@ -282,3 +282,28 @@ def test_redeem_by_revoked_custodian(net: Cast) -> None:
     net.ok(net.custodian, IssueThb(net.custodian.address, 500))
     net.ok(net.erc, RevokeLicence(net.custodian.address, LicenceKind.CUSTODIAN))
     net.rejects(net.custodian, RedeemThb(500), errors.NotCustodian, "NOT_CUSTODIAN")
+
+
+def test_issuance_beyond_the_63_bit_range_is_refused(net: Cast) -> None:
+    limit = 2**63 - 1
+    outstanding = net.supply().thb_issued_satang
+    net.ok(net.custodian, IssueThb(net.consumer.address, limit - outstanding))
+    exc = net.rejects(
+        net.custodian, IssueThb(net.home.address, 1), errors.AmountOverflow, "AMOUNT_OVERFLOW"
+    )
+    assert "exceed" in str(exc)
+    assert net.supply().thb_issued_satang == limit
+
+
+def test_custodian_issues_thb_under_a_positive_minimum_fee() -> None:
+    """THB enters the chain through issuance, so issuance cannot require THB for its fee."""
+    net = Net(sandbox_with_params(min_fee_satang=50))
+    custodian = net.register("fee/custodian", "BKK", ParticipantKind.CUSTODIAN)
+    net.grant(custodian, LicenceKind.CUSTODIAN)
+    net.ok(custodian, IssueThb(custodian.address, 100_000))
+    # Everything else the custodian does pays the minimum, now that it holds THB.
+    net.rejects(custodian, RedeemThb(10), errors.FeeTooLow, "FEE_TOO_LOW", fee=49)
+    net.ok(custodian, RedeemThb(10), fee=50)
+    # An unlicensed sender gets no exemption.
+    other = net.register("fee/other", "BKK", ParticipantKind.HOUSEHOLD)
+    net.rejects(other, IssueThb(other.address, 1), errors.FeeTooLow, "FEE_TOO_LOW")

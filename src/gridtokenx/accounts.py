@@ -14,6 +14,10 @@ from gridtokenx.state import Overlay
 from gridtokenx.tx import Asset
 
 SUPPLY_KEY = b"supply"
+MAX_AMOUNT = 2**63 - 1
+"""Every balance and supply total must fit the wire's U64 range, or the state could not be
+encoded (and no root computed). Supply totals bound every balance, so checking them suffices
+for mint; credit checks too, for safety."""
 
 ESCROW_ADDRESS = tagged_hash(b"GridTokenX/system-account", b"market-escrow")[:20]
 """The market's escrow: buyers' THB for open orders and unsettled trades, and sellers' metered
@@ -69,6 +73,8 @@ def _with_balance(account: Account, asset: Asset, value: int) -> Account:
 
 def credit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
     account = _require(view, address)
+    if account.balance(asset) + amount > MAX_AMOUNT:
+        raise errors.AmountOverflow(f"{asset.name} balance would exceed {MAX_AMOUNT}")
     view.put(account_key(address), _with_balance(account, asset, account.balance(asset) + amount))
 
 
@@ -92,6 +98,8 @@ _SUPPLY_FIELDS = {
 
 def _count_supply(view: Overlay, field: str, amount: int) -> None:
     s = supply(view)
+    if getattr(s, field) + amount > MAX_AMOUNT:
+        raise errors.AmountOverflow(f"{field} would exceed {MAX_AMOUNT}")
     view.put(SUPPLY_KEY, msgspec.structs.replace(s, **{field: getattr(s, field) + amount}))
 
 

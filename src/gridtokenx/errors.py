@@ -51,6 +51,12 @@ class InsufficientBalance(Rejection):
     code = "INSUFFICIENT_BALANCE"
 
 
+class AmountOverflow(Rejection):
+    """A balance or supply total would leave the 63-bit range every node encodes."""
+
+    code = "AMOUNT_OVERFLOW"
+
+
 class UnknownRecipient(Rejection):
     code = "UNKNOWN_RECIPIENT"
 

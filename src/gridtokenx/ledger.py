@@ -26,6 +26,7 @@ from gridtokenx.tx import (
     CancelOrder,
     GrantLicence,
     IssueThb,
+    LicenceKind,
     MeterReading,
     PlaceOrder,
     RedeemThb,
@@ -65,14 +66,18 @@ def _reading(
     return events + settlement.lock_export(view, sender, body.interval_start)
 
 
-def _fee_exempt(view: Overlay, sender: bytes) -> bool:
+def _fee_exempt(view: Overlay, ctx: BlockContext, sender: bytes, body: object) -> bool:
     """Authorities run the chain and meters hold no THB, so the minimum fee is for participants.
 
     Without this, a chain with a positive minimum fee could never register its first
-    custodian (authorities start with no THB) and no meter could ever report.
+    custodian (authorities start with no THB) and no meter could ever report. THB issuance by
+    a licensed custodian is exempt for the same reason: it is how THB enters the chain, so
+    before it nobody holds any to pay a fee with.
     """
     if registry.authority_of(view, sender) is not None:
         return True
+    if isinstance(body, IssueThb):
+        return registry.has_valid_licence(view, sender, LicenceKind.CUSTODIAN, ctx.time)
     return view.get(registry.meter_key(sender), registry.Meter) is not None
 
 
@@ -100,7 +105,7 @@ def apply(
     if tx.nonce > account.nonce:
         raise errors.NonceGap(f"nonce {tx.nonce} skips ahead; next is {account.nonce}")
     p = params(view)
-    if tx.fee < p.min_fee_satang and not _fee_exempt(view, sender):
+    if tx.fee < p.min_fee_satang and not _fee_exempt(view, ctx, sender, tx.body):
         raise errors.FeeTooLow(f"fee {tx.fee} satang is below the minimum {p.min_fee_satang}")
     if tx.fee:
         accounts.debit(view, sender, Asset.THB, tx.fee)
