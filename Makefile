@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+, pip and git:
-#   make demo   - create a devnet genesis and run a scripted market scenario through the ledger
+#   make demo   - create a devnet genesis and run a scripted market day through ledger and market
 #   make test   - install everything into .venv and run lint, types and the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -27,6 +27,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
+	$(BIN)/python bench/market_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
