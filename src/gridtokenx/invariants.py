@@ -6,7 +6,7 @@ They scan the whole state, so they are for tests, audits and the demo, not the h
 from __future__ import annotations
 
 from gridtokenx import accounts, metering, registry
-from gridtokenx.market import records
+from gridtokenx.market import engine, records
 from gridtokenx.state import State
 from gridtokenx.tx import Side
 
@@ -82,9 +82,10 @@ def check_state_root(state: State) -> None:
 
 def check_market(state: State) -> None:
     """The escrow account holds exactly what open buy orders and unsettled trades reserved,
-    and exactly the sellers' export locked for unsettled intervals; every settled zone
-    report conserves energy (export = delivered + sold to utility) and money (what buyers
-    paid = what sellers got + fees + wheeling)."""
+    and exactly the sellers' export locked for unsettled intervals; the matching engine's
+    books equal a rebuild from the order records; every settled zone report conserves
+    energy (export = delivered + sold to utility) and money (what buyers paid = what
+    sellers got + fees + wheeling)."""
     escrow = state.get(accounts.account_key(accounts.ESCROW_ADDRESS), accounts.Account)
     held_thb = held_grid = 0
     for _, order in state.scan(b"ord/"):
@@ -95,18 +96,8 @@ def check_market(state: State) -> None:
             order.status is records.OrderStatus.OPEN or order.escrow_satang == 0,
             f"closed order {order.id} still holds escrow",
         )
-    resting = {
-        order_id
-        for _, lvl in state.scan(b"lvl/")
-        if isinstance(lvl, records.Level)
-        for _, order_id in lvl.orders
-    }
-    open_ids = {
-        o.id
-        for _, o in state.scan(b"ord/")
-        if isinstance(o, records.Order) and o.status is records.OrderStatus.OPEN
-    }
-    _require(resting == open_ids, f"book levels {resting} != open orders {open_ids}")
+    live = engine.books(state).snapshot()
+    _require(live == engine.Books.from_state(state).snapshot(), "engine books != order records")
     for _, trade in state.scan(b"trade/"):
         assert isinstance(trade, records.Trade)
         if not trade.settled:

@@ -18,8 +18,8 @@ docs/architecture.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Final, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
@@ -91,6 +91,19 @@ class BucketTree:
         return self._nodes[BUCKET_BITS].get(0, self._empty[BUCKET_BITS])
 
 
+class DerivedIndex(Protocol):
+    """An in-memory structure computed from committed records (the market's order books).
+
+    It is a cache, never a source of truth: built from the records on first use, told of
+    every committed write, and rebuildable at any time. It sees only committed state, so a
+    rejected transaction cannot leave a trace in it either."""
+
+    def on_write(self, key: bytes, record: msgspec.Struct | None) -> None: ...
+
+
+IndexT = TypeVar("IndexT", bound=DerivedIndex)
+
+
 class State:
     """The committed ledger state. Mutate it only through `Overlay.commit`."""
 
@@ -98,6 +111,14 @@ class State:
         self._records: dict[bytes, msgspec.Struct] = {}
         self._tree = BucketTree()
         self._unhashed: set[bytes] = set()
+        self._indexes: dict[str, DerivedIndex] = {}
+
+    def index(self, name: str, build: Callable[[State], IndexT]) -> IndexT:
+        """The derived index `name`, built from the records the first time it is asked for."""
+        found = self._indexes.get(name)
+        if found is None:
+            found = self._indexes[name] = build(self)
+        return found  # type: ignore[return-value]
 
     def get(self, key: bytes, typ: type[R]) -> R | None:
         record = self._records.get(key)
@@ -129,6 +150,8 @@ class State:
             else:
                 self._records[key] = record
             self._unhashed.add(key)
+            for index in self._indexes.values():
+                index.on_write(key, record)
 
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""
@@ -162,6 +185,11 @@ class Overlay:
                 raise TypeError(f"record at {key!r} is {type(record).__name__}")
             return record
         return self._base.get(key, typ)
+
+    @property
+    def base(self) -> State:
+        """The committed state below: derived indexes live there."""
+        return self._base
 
     def put(self, key: bytes, record: msgspec.Struct) -> None:
         self._writes[key] = record

@@ -1,20 +1,20 @@
 """Bookkeeping shared by trading and settlement: ids, books, positions, open orders, escrow.
 
 Every helper reads and writes through the transaction's overlay, so a rejected order leaves
-no trace, and keeps the indexes (`Book`, `OpenOrders`, `Position`, `IntervalMarket`,
-`Active`) consistent with the order records they summarise.
+no trace, and keeps the indexes (`OpenOrders`, `Position`, `IntervalMarket`, `Active`)
+consistent with the order records they summarise. The books themselves are the matching
+engine's, derived from the order records as they commit (see engine.py).
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 
 import msgspec
 
 from gridtokenx import accounts, errors
 from gridtokenx.context import Event
-from gridtokenx.market import records
+from gridtokenx.market import engine, records
 from gridtokenx.market.records import Book, BookEntry, Order, OrderStatus
 from gridtokenx.params import Params
 from gridtokenx.state import Overlay
@@ -58,28 +58,11 @@ def put_order(view: Overlay, order: Order) -> None:
     view.put(records.order_key(order.id), order)
 
 
-def _better_first(side: Side, prices: list[int]) -> list[int]:
-    return sorted(prices, reverse=side is Side.BUY)
-
-
-def levels(view: Overlay, interval_start: int, zone: str, side: Side) -> tuple[int, ...]:
-    found = view.get(records.levels_key(interval_start, zone, side), records.Levels)
-    return () if found is None else found.prices
-
-
-def level(
-    view: Overlay, interval_start: int, zone: str, side: Side, price: int
-) -> tuple[tuple[int, int], ...]:
-    found = view.get(records.level_key(interval_start, zone, side, price), records.Level)
-    return () if found is None else found.orders
-
-
 def entries(view: Overlay, interval_start: int, zone: str, side: Side) -> Iterator[BookEntry]:
-    """Resting orders of one side, best first, read one price level at a time (lazily, so
-    matching touches only the levels it consumes)."""
-    for price in levels(view, interval_start, zone, side):
-        for priority, order_id in level(view, interval_start, zone, side, price):
-            yield (price, priority, order_id)
+    """Committed resting orders of one side, best first, from the matching engine's books."""
+    found = engine.books(view.base).side(interval_start, zone, side)
+    for r in () if found is None else found.best_first():
+        yield (r.price, r.priority, r.id)
 
 
 def book_of(view: Overlay, interval_start: int, zone: str) -> Book:
@@ -87,34 +70,6 @@ def book_of(view: Overlay, interval_start: int, zone: str) -> Book:
         tuple(entries(view, interval_start, zone, Side.BUY)),
         tuple(entries(view, interval_start, zone, Side.SELL)),
     )
-
-
-def book_insert(view: Overlay, order: Order) -> None:
-    t, zone, side, price = order.interval_start, order.zone, order.side, order.price
-    at_price = list(level(view, t, zone, side, price))
-    bisect.insort(at_price, (order.priority, order.id))
-    view.put(records.level_key(t, zone, side, price), records.Level(tuple(at_price)))
-    prices = levels(view, t, zone, side)
-    if price not in prices:
-        ordered = _better_first(side, [*prices, price])
-        view.put(records.levels_key(t, zone, side), records.Levels(tuple(ordered)))
-
-
-def book_remove(view: Overlay, order: Order) -> None:
-    t, zone, side, price = order.interval_start, order.zone, order.side, order.price
-    at_price = level(view, t, zone, side, price)
-    kept = tuple(e for e in at_price if e[1] != order.id)
-    if len(kept) == len(at_price):
-        return  # not resting (never inserted, or already taken off)
-    if kept:
-        view.put(records.level_key(t, zone, side, price), records.Level(kept))
-        return
-    view.delete(records.level_key(t, zone, side, price))
-    prices = tuple(p for p in levels(view, t, zone, side) if p != price)
-    if prices:
-        view.put(records.levels_key(t, zone, side), records.Levels(prices))
-    else:
-        view.delete(records.levels_key(t, zone, side))
 
 
 def open_orders(view: Overlay, owner: bytes) -> tuple[int, ...]:
@@ -165,12 +120,9 @@ def ensure_interval(view: Overlay, interval_start: int, zone: str) -> records.In
     return market
 
 
-def close_order(
-    view: Overlay, order: Order, status: OrderStatus, reason: str, *, in_book: bool = True
-) -> Event:
-    """Take an open order off the book: release its buyer escrow or its seller offer."""
-    if in_book:
-        book_remove(view, order)
+def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -> Event:
+    """Take an open order off the book (the engine follows the record when it commits):
+    release its buyer escrow or its seller offer."""
     if order.side is Side.BUY and order.escrow_satang:
         accounts.debit(view, accounts.ESCROW_ADDRESS, Asset.THB, order.escrow_satang)
         accounts.credit(view, order.owner, Asset.THB, order.escrow_satang)

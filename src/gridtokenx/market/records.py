@@ -1,9 +1,10 @@
 """Market records in state and their keys.
 
-Everything the market needs is reachable by key, never by scanning: a book per (interval,
-zone) lists its resting orders in priority order, an interval record lists its trades and
-the participants to settle, and `ACTIVE_KEY` lists the intervals not yet settled so that
-`end_block` touches only those. Keys embed the interval start as 8 big-endian bytes so that
+Everything a transaction needs is reachable by key, never by scanning: an interval record
+lists its trades and the participants to settle, and `ACTIVE_KEY` lists the intervals not
+yet settled so that `end_block` touches only those. The books are not stored as such: the
+open `Order` records are the books, and the matching engine keeps them in memory (one scan
+of `ord/` when a node starts, then updates as orders commit). Keys embed the interval start as 8 big-endian bytes so that
 they sort by time in RocksDB later.
 """
 
@@ -62,19 +63,6 @@ class Book(msgspec.Struct, frozen=True, array_like=True):
 
     bids: tuple[BookEntry, ...] = ()
     asks: tuple[BookEntry, ...] = ()
-
-
-class Levels(msgspec.Struct, frozen=True, array_like=True):
-    """The prices at which one side of a book has resting orders, best first."""
-
-    prices: tuple[int, ...]
-
-
-class Level(msgspec.Struct, frozen=True, array_like=True):
-    """Resting orders at one price, earliest first, as (priority, order id). A book is stored
-    level by level so that an order touches one small record, not the whole book."""
-
-    orders: tuple[tuple[int, int], ...]
 
 
 class Trade(msgspec.Struct, frozen=True, array_like=True):
@@ -152,14 +140,6 @@ def _interval(start: int) -> bytes:
 
 def order_key(order_id: int) -> bytes:
     return b"ord/" + order_id.to_bytes(8)
-
-
-def levels_key(interval_start: int, zone: str, side: Side) -> bytes:
-    return b"lvls/" + _interval(interval_start) + bytes([side]) + zone.encode()
-
-
-def level_key(interval_start: int, zone: str, side: Side, price: int) -> bytes:
-    return b"lvl/" + _interval(interval_start) + bytes([side]) + price.to_bytes(8) + zone.encode()
 
 
 def trade_key(trade_id: int) -> bytes:

@@ -12,20 +12,17 @@ be decided before anything changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import msgspec
 
 from gridtokenx import accounts, errors, registry
 from gridtokenx.context import BlockContext, Event
-from gridtokenx.market import book, paths, records
+from gridtokenx.market import book, engine, paths, records
 from gridtokenx.market.records import Order, OrderStatus
 from gridtokenx.params import Params
 from gridtokenx.state import Overlay
 from gridtokenx.tx import AmendOrder, Asset, CancelOrder, OrderKind, PlaceOrder, Side, TimeInForce
-
-BASIS = paths.BASIS
 
 
 def gate_closure(interval_start: int, params: Params) -> int:
@@ -92,19 +89,6 @@ def _check_sell_room(view: Overlay, order: Order, extra_wh: int, params: Params)
 
 
 # --- matching ----------------------------------------------------------------------------
-class _Cursor:
-    """A peekable walk over one book side, best first."""
-
-    def __init__(self, walk: Iterator[records.BookEntry]) -> None:
-        self._walk = walk
-        self.head: records.BookEntry | None = next(walk, None)
-
-    def pop(self) -> records.BookEntry:
-        assert self.head is not None
-        entry, self.head = self.head, next(self._walk, None)
-        return entry
-
-
 @dataclass(frozen=True)
 class Fill:
     resting: Order
@@ -124,17 +108,17 @@ class Plan:
 
 
 def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
-    """Walk the reachable books best-first and decide the fills, writing nothing."""
-    plan = Plan([], [])
-    remaining = incoming.remaining_wh
+    """Gather the books the order can reach (not halted, connected, with their path loss and
+    link room) and let the engine decide the fills, writing nothing."""
     opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
     market = book.interval_market(view, incoming.interval_start)
-    zones = () if market is None else market.zones
-    cursors: dict[str, _Cursor] = {}
+    books = engine.books(view.base)
+    reachable: list[engine.Reachable] = []
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
-    for zone in zones:
-        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
+    for zone in () if market is None else market.zones:
+        side = books.side(incoming.interval_start, zone, opposite)
+        if side is None or view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
         if incoming.side is Side.BUY:
             route = paths.find(view, zone, incoming.zone)
@@ -142,57 +126,33 @@ def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
             route = paths.find(view, incoming.zone, zone)
         if route is None:
             continue
-        cursor = _Cursor(book.entries(view, incoming.interval_start, zone, opposite))
-        if cursor.head is None:
-            continue
-        cursors[zone], routes[zone] = cursor, route
+        routes[zone] = route
+        reachable.append(engine.Reachable(zone, side, route.loss_bp, route.hops))
         for a, b in route.hops:
             link_room.setdefault(
                 (a, b),
                 paths.link_capacity_wh(view, a, b, params.interval_seconds)
                 - paths.used_wh(view, incoming.interval_start, a, b),
             )
-
-    def terms(zone: str, entry: records.BookEntry) -> tuple[int, int]:
-        """(price the buyer pays per kWh received, price the seller gets per kWh sent)."""
-        loss = routes[zone].loss_bp
-        if opposite is Side.SELL:  # resting ask: the buyer pays its price grossed up
-            return -(-entry[0] * BASIS // (BASIS - loss)), entry[0]
-        # resting bid: its limit is per kWh received; the seller nets the bid less the loss
-        return entry[0], entry[0] * (BASIS - loss) // BASIS
-
-    def rank(zone: str, entry: records.BookEntry) -> tuple[int, int]:
-        gross, net = terms(zone, entry)
-        return (gross, entry[1]) if opposite is Side.SELL else (-net, entry[1])
-
-    while remaining > 0:
-        heads = [(rank(z, c.head), z) for z, c in sorted(cursors.items()) if c.head is not None]
-        if not heads:
-            break
-        _, zone = min(heads)
-        entry = cursors[zone].pop()
-        route = routes[zone]
-        gross, net = terms(zone, entry)
-        if opposite is Side.SELL and gross > incoming.price:
-            break  # the best reachable ask is above the buyer's limit: so is every other
-        if opposite is Side.BUY and net < incoming.price:
-            break  # the best reachable bid nets the seller less than its limit
-        resting = book.get_order(view, entry[2])
-        if resting.owner == incoming.owner:
-            plan.self_trades.append(resting)
-            continue
-        buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
-        if buy.renewable_only and not sell.renewable:
-            continue
-        quantity = min(remaining, resting.remaining_wh, *(link_room[h] for h in route.hops))
-        if quantity <= 0:
-            del cursors[zone]  # the path is full: the zone is out of reach for this interval
-            continue
-        for h in route.hops:
-            link_room[h] -= quantity
-        plan.fills.append(Fill(resting, quantity, net, route))
-        remaining -= quantity
-    return plan
+    decision = engine.match(
+        engine.Incoming(
+            incoming.side,
+            incoming.price,
+            incoming.owner,
+            incoming.remaining_wh,
+            incoming.renewable_only,
+            incoming.renewable,
+        ),
+        reachable,
+        link_room,
+    )
+    return Plan(
+        [
+            Fill(book.get_order(view, r.id), quantity, price, routes[zone])
+            for r, quantity, price, zone in decision.fills
+        ],
+        [book.get_order(view, r.id) for r in decision.self_trades],
+    )
 
 
 def _execute(
@@ -343,21 +303,16 @@ def place_order(
     ]
     plan = _plan(view, order, params)
     if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
-        events.append(
-            book.close_order(view, order, OrderStatus.KILLED, "fill_or_kill", in_book=False)
-        )
+        events.append(book.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
         return events
     order, fill_events = _execute(view, ctx, order, plan, params)
     events += fill_events
     if order.remaining_wh == 0:
-        events.append(book.close_order(view, order, OrderStatus.FILLED, "filled", in_book=False))
+        events.append(book.close_order(view, order, OrderStatus.FILLED, "filled"))
     elif body.tif is not TimeInForce.GOOD_TILL_GATE:
-        events.append(
-            book.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel", in_book=False)
-        )
+        events.append(book.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel"))
     else:
         book.put_order(view, order)
-        book.book_insert(view, order)
         book.set_open_orders(view, sender, (*book.open_orders(view, sender), order.id))
     return events
 
@@ -391,7 +346,6 @@ def amend_order(
         raise errors.InvalidOrder(f"new quantity must exceed the {filled} Wh already filled")
     new_remaining = body.quantity_wh - filled
     keeps_priority = body.price == order.price and body.quantity_wh <= order.quantity_wh
-    book.book_remove(view, order)
     if order.side is Side.SELL:
         delta = new_remaining - order.remaining_wh
         if delta > 0:
@@ -428,14 +382,12 @@ def amend_order(
     ]
     if keeps_priority:  # a smaller order at the same price cannot newly cross the book
         book.put_order(view, amended)
-        book.book_insert(view, amended)
         return events
     plan = _plan(view, amended, params)
     amended, fill_events = _execute(view, ctx, amended, plan, params)
     events += fill_events
     if amended.remaining_wh == 0:
-        events.append(book.close_order(view, amended, OrderStatus.FILLED, "filled", in_book=False))
+        events.append(book.close_order(view, amended, OrderStatus.FILLED, "filled"))
     else:
         book.put_order(view, amended)
-        book.book_insert(view, amended)
     return events

@@ -1,0 +1,235 @@
+"""The matching engine: in-memory order books and the price-time matching decision.
+
+The order records in state are the truth; the books here are a derived index over the open
+ones (`state.DerivedIndex`), updated as order records are committed and rebuilt from them
+whenever a node starts. Books are kept per (interval, zone) and side as price levels: a
+sorted list of prices and, per price, the resting orders earliest first. Matching reads the
+committed books (a transaction never changes the side it matches against before it has
+planned its fills) and decides the fills without writing; the ledger then executes them.
+
+`match` is pure over plain data, so the benchmark can time the engine alone.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+
+from gridtokenx.market.records import Order, OrderStatus
+from gridtokenx.state import State
+from gridtokenx.tx import Side
+
+BASIS = 10_000
+INDEX_NAME = "market-books"
+
+
+class Resting:
+    """What matching needs to know of a resting order, without reading its record."""
+
+    __slots__ = ("id", "owner", "price", "priority", "remaining", "renewable", "renewable_only")
+
+    def __init__(self, order: Order) -> None:
+        self.id = order.id
+        self.owner = order.owner
+        self.price = order.price
+        self.priority = order.priority
+        self.remaining = order.remaining_wh
+        self.renewable = order.renewable
+        self.renewable_only = order.renewable_only
+
+
+class SideBook:
+    """One side of one book: prices ascending, and per price the orders earliest first."""
+
+    __slots__ = ("levels", "prices", "side")
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.prices: list[int] = []
+        self.levels: dict[int, list[Resting]] = {}
+
+    def add(self, order: Resting) -> None:
+        level = self.levels.get(order.price)
+        if level is None:
+            bisect.insort(self.prices, order.price)
+            self.levels[order.price] = [order]
+        elif level[-1].priority < order.priority:
+            level.append(order)
+        else:  # an amendment that kept its priority goes back to its place
+            keys = [r.priority for r in level]
+            level.insert(bisect.bisect(keys, order.priority), order)
+
+    def remove(self, order: Resting) -> None:
+        level = self.levels[order.price]
+        level.remove(order)
+        if not level:
+            del self.levels[order.price]
+            del self.prices[bisect.bisect_left(self.prices, order.price)]
+
+    def best_first(self) -> Iterator[Resting]:
+        """Bids from the highest price, asks from the lowest; earliest first within a price."""
+        prices = reversed(self.prices) if self.side is Side.BUY else iter(self.prices)
+        for price in prices:
+            yield from self.levels[price]
+
+    def __len__(self) -> int:
+        return sum(len(level) for level in self.levels.values())
+
+
+@dataclass
+class Books:
+    """Every open order of every interval and zone. A `DerivedIndex` over `ord/` records."""
+
+    sides: dict[tuple[int, str, Side], SideBook] = field(default_factory=dict)
+    by_id: dict[int, tuple[Resting, tuple[int, str, Side]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, state: State) -> Books:
+        books = cls()
+        for key, order in state.scan(b"ord/"):
+            books.on_write(key, order)
+        return books
+
+    def side(self, interval_start: int, zone: str, side: Side) -> SideBook | None:
+        return self.sides.get((interval_start, zone, side))
+
+    def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
+        if not key.startswith(b"ord/"):
+            return
+        old = self.by_id.pop(int.from_bytes(key[4:]), None)
+        if old is not None:
+            resting, where = old
+            current = self.sides[where]
+            current.remove(resting)
+            if not current.levels:
+                del self.sides[where]
+        if isinstance(record, Order) and record.status is OrderStatus.OPEN:
+            where = (record.interval_start, record.zone, record.side)
+            book = self.sides.get(where)
+            if book is None:
+                book = self.sides[where] = SideBook(record.side)
+            resting = Resting(record)
+            book.add(resting)
+            self.by_id[record.id] = (resting, where)
+
+    def snapshot(self) -> dict[tuple[int, str, Side], list[tuple[int, int, int, int]]]:
+        """Comparable contents (for the invariant that the index equals the records)."""
+        return {
+            where: [(r.price, r.priority, r.id, r.remaining) for r in book.best_first()]
+            for where, book in sorted(self.sides.items())
+        }
+
+
+def books(state: State) -> Books:
+    return state.index(INDEX_NAME, Books.from_state)
+
+
+# --- the matching decision -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Incoming:
+    side: Side
+    price: int  # limit, or protection price
+    owner: bytes
+    remaining_wh: int
+    renewable_only: bool  # buys
+    renewable: bool  # sells
+
+
+@dataclass(frozen=True)
+class Reachable:
+    """One zone's opposite book as the incoming order sees it."""
+
+    zone: str
+    book: SideBook
+    loss_bp: int  # path loss between the zones (0 within a zone)
+    hops: tuple[tuple[str, str], ...]  # directed links on the path
+
+
+@dataclass
+class Decision:
+    fills: list[tuple[Resting, int, int, str]] = field(default_factory=list)
+    """(resting order, quantity sent, price per kWh sent, its zone)"""
+    self_trades: list[Resting] = field(default_factory=list)
+    """the incoming owner's own resting orders it reached: they are cancelled"""
+
+    @property
+    def filled_wh(self) -> int:
+        return sum(f[1] for f in self.fills)
+
+
+class _Cursor:
+    __slots__ = ("head", "reach", "walk")
+
+    def __init__(self, reach: Reachable) -> None:
+        self.reach = reach
+        self.walk = reach.book.best_first()
+        self.head: Resting | None = next(self.walk, None)
+
+    def advance(self) -> None:
+        self.head = next(self.walk, None)
+
+
+def match(
+    incoming: Incoming, reachable: list[Reachable], link_room: dict[tuple[str, str], int]
+) -> Decision:
+    """Decide the fills of an incoming order, best terms first across every reachable zone.
+
+    Across a path with loss l, a resting ask at p costs the buyer ceil(p / (1 - l)) per kWh
+    received, and a resting bid at b nets the seller floor(b x (1 - l)) per kWh sent; the
+    trade price (per kWh sent) is the resting order's, so that net price. Ties go to the
+    earlier order, then to the zone code. `link_room` is consumed as fills use paths."""
+    decision = Decision()
+    remaining = incoming.remaining_wh
+    buying = incoming.side is Side.BUY
+    cursors = [c for c in (_Cursor(r) for r in sorted(reachable, key=lambda r: r.zone)) if c.head]
+
+    while remaining > 0 and cursors:
+        best: tuple[int, int] | None = None
+        chosen = cursors[0]
+        for cursor in cursors:
+            head = cursor.head
+            assert head is not None
+            loss = cursor.reach.loss_bp
+            if buying:
+                rank = (
+                    -(-head.price * BASIS // (BASIS - loss)) if loss else head.price,
+                    head.priority,
+                )
+            else:
+                rank = (-(head.price * (BASIS - loss) // BASIS), head.priority)
+            if best is None or rank < best:
+                best, chosen = rank, cursor
+        assert best is not None
+        resting = chosen.head
+        assert resting is not None
+        if buying and best[0] > incoming.price:
+            break  # the best reachable ask is above the buyer's limit: so is every other
+        if not buying and -best[0] < incoming.price:
+            break  # the best reachable bid nets the seller less than its limit
+        chosen.advance()
+        if chosen.head is None:
+            cursors.remove(chosen)
+        if resting.owner == incoming.owner:
+            decision.self_trades.append(resting)
+            continue
+        renewable_only = incoming.renewable_only if buying else resting.renewable_only
+        seller_renewable = resting.renewable if buying else incoming.renewable
+        if renewable_only and not seller_renewable:
+            continue
+        hops = chosen.reach.hops
+        quantity = min(remaining, resting.remaining)
+        for hop in hops:
+            quantity = min(quantity, link_room[hop])
+        if quantity <= 0:
+            if chosen in cursors:
+                cursors.remove(chosen)  # the path is full: that zone is out of reach
+            continue
+        for hop in hops:
+            link_room[hop] -= quantity
+        price = resting.price if buying else resting.price * (BASIS - chosen.reach.loss_bp) // BASIS
+        decision.fills.append((resting, quantity, price, chosen.reach.zone))
+        remaining -= quantity
+    return decision
