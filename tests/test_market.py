@@ -527,3 +527,23 @@ def test_end_block_with_no_market_is_a_no_op(mk: Market) -> None:
     root = mk.sb.state.root()
     assert ledger.end_block(mk.sb.state, mk.sb.context) == []
     assert mk.sb.state.root() == root
+
+
+def test_a_full_direct_link_gives_way_to_a_longer_path_with_room() -> None:
+    from gridtokenx import registry
+
+    sb = sandbox_with_params()
+    view = sb.state.overlay()
+    link = registry.Interconnector("BKK", "CEN", 4, 100)  # 1,000 Wh per interval
+    view.put(registry.interconnector_key("BKK", "CEN"), link)
+    view.commit()
+    mk = Market(sb)
+    licensed_factory(mk)
+    mk.place(mk.factory, SELL, 5_000, 250, zone="CEN")
+    first = trade_events(mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 1_000, 400)))
+    assert [e.attrs["loss_bp"] for e in first] == [100]
+    second = trade_events(mk.ok(mk.buyer2, PlaceOrder(BUY, "BKK", mk.T, 1_000, 400)))
+    # CEN -> EST (2 %) -> BKK (1.5 %): 1 - 0.98 x 0.985 = 3.47 %
+    assert [e.attrs["loss_bp"] for e in second] == [347]
+    [trade] = [t for t in mk.trades() if t.buyer == mk.buyer2.address]
+    assert trade.path == ("CEN", "EST", "BKK")

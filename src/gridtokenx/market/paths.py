@@ -1,13 +1,15 @@
 """Interconnector paths between zones: which links a cross-zone trade uses, and its loss.
 
-Energy sold from zone S to a buyer in zone B flows along the path with the fewest links,
-ties broken by the lower compounded loss and then by the zone codes, so that every
-validator picks the same path. Each link's capacity is per direction and per interval
-(capacity kW x interval length); a path has room for the least room left on any of its links.
+Energy sold from zone S to a buyer in zone B flows along the path with the fewest links
+that all have room left in the interval, ties broken by the lower compounded loss and then
+by the zone codes, so that every validator picks the same path. Each link's capacity is per
+direction and per interval (capacity kW x interval length); a path has room for the least
+room left on any of its links.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gridtokenx import registry
@@ -37,8 +39,13 @@ def compound_loss(losses_bp: list[int]) -> int:
     return BASIS - remaining
 
 
-def find(view: Overlay, source: str, target: str) -> Path | None:
-    """Best path from `source` to `target`, or None when the zones are not connected."""
+def find(
+    view: Overlay, source: str, target: str, room: Callable[[str, str], int] | None = None
+) -> Path | None:
+    """Best path from `source` to `target`, or None when the zones are not connected.
+
+    With `room` (energy a directed link can still carry), links without room are left out,
+    so a full direct link gives way to a longer path that still has capacity."""
     if source == target:
         return Path((source,), 0)
     index = registry.zone_index(view)
@@ -61,7 +68,7 @@ def find(view: Overlay, source: str, target: str) -> Path | None:
         for zone in sorted(frontier):
             _, zones, losses = frontier[zone]
             for other, loss in sorted(neighbours.get(zone, [])):
-                if other in seen:
+                if other in seen or (room is not None and room(zone, other) <= 0):
                     continue
                 candidate = (compound_loss([*losses, loss]), (*zones, other), [*losses, loss])
                 best = nxt.get(other)

@@ -4,8 +4,8 @@ Everything a transaction needs is reachable by key, never by scanning: an interv
 lists its trades and the participants to settle, and `ACTIVE_KEY` lists the intervals not
 yet settled so that `end_block` touches only those. The books are not stored as such: the
 open `Order` records are the books, and the matching engine keeps them in memory (one scan
-of `ord/` when a node starts, then updates as orders commit). Keys embed the interval start as 8 big-endian bytes so that
-they sort by time in RocksDB later.
+of `ord/` when a node starts, then updates as orders commit). Keys embed the interval start
+as 8 big-endian bytes so that they sort by time in RocksDB later.
 """
 
 from __future__ import annotations

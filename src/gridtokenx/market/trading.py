@@ -120,10 +120,16 @@ def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
         side = books.side(incoming.interval_start, zone, opposite)
         if side is None or view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
+
+        def room(a: str, b: str) -> int:
+            return paths.link_capacity_wh(view, a, b, params.interval_seconds) - paths.used_wh(
+                view, incoming.interval_start, a, b
+            )
+
         if incoming.side is Side.BUY:
-            route = paths.find(view, zone, incoming.zone)
+            route = paths.find(view, zone, incoming.zone, room)
         else:
-            route = paths.find(view, incoming.zone, zone)
+            route = paths.find(view, incoming.zone, zone, room)
         if route is None:
             continue
         routes[zone] = route
