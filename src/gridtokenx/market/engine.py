@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 
@@ -128,8 +129,7 @@ def books(state: State) -> Books:
 
 
 # --- the matching decision -----------------------------------------------------------------
-@dataclass(frozen=True)
-class Incoming:
+class Incoming(NamedTuple):
     side: Side
     price: int  # limit, or protection price
     owner: bytes
@@ -138,8 +138,7 @@ class Incoming:
     renewable: bool  # sells
 
 
-@dataclass(frozen=True)
-class Reachable:
+class Reachable(NamedTuple):
     """One zone's opposite book as the incoming order sees it."""
 
     zone: str
@@ -184,25 +183,26 @@ def match(
     decision = Decision()
     remaining = incoming.remaining_wh
     buying = incoming.side is Side.BUY
-    cursors = [c for c in (_Cursor(r) for r in sorted(reachable, key=lambda r: r.zone)) if c.head]
+    if len(reachable) > 1:
+        reachable = sorted(reachable, key=lambda r: r.zone)
+    cursors = [c for c in map(_Cursor, reachable) if c.head is not None]
 
     while remaining > 0 and cursors:
-        best: tuple[int, int] | None = None
-        chosen = cursors[0]
+        best: tuple[int, int] = (0, 0)
+        chosen: _Cursor | None = None
         for cursor in cursors:
             head = cursor.head
             assert head is not None
             loss = cursor.reach.loss_bp
-            if buying:
-                rank = (
-                    -(-head.price * BASIS // (BASIS - loss)) if loss else head.price,
-                    head.priority,
-                )
+            if not loss:
+                rank = (head.price if buying else -head.price, head.priority)
+            elif buying:
+                rank = (-(-head.price * BASIS // (BASIS - loss)), head.priority)
             else:
                 rank = (-(head.price * (BASIS - loss) // BASIS), head.priority)
-            if best is None or rank < best:
+            if chosen is None or rank < best:
                 best, chosen = rank, cursor
-        assert best is not None
+        assert chosen is not None and chosen.head is not None
         resting = chosen.head
         assert resting is not None
         if buying and best[0] > incoming.price:
