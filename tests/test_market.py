@@ -547,3 +547,36 @@ def test_a_full_direct_link_gives_way_to_a_longer_path_with_room() -> None:
     assert [e.attrs["loss_bp"] for e in second] == [347]
     [trade] = [t for t in mk.trades() if t.buyer == mk.buyer2.address]
     assert trade.path == ("CEN", "EST", "BKK")
+
+
+def test_resume_matches_orders_that_crossed_during_the_halt_at_the_older_price(
+    mk: Market,
+) -> None:
+    licensed_factory(mk)
+    ask = mk.place(mk.factory, SELL, 1_000, 250, zone="CEN")
+    mk.ok(mk.pea, SetZoneHalt("CEN", True, "frequency 49.4 Hz"))
+    bid = mk.place(mk.office, BUY, 1_000, 400)  # would cross CEN's ask, but CEN is halted
+    late = mk.place(mk.buyer2, BUY, 500, 300)  # also crosses, and is later still
+    assert mk.trades() == []
+    mk.ok(mk.pea, SetZoneHalt("CEN", False))
+    assert mk.trades() == []  # re-matching happens when the block ends
+    events = mk.sb.advance(1)
+    check_all(mk.sb.state)
+    trades = [
+        (e.attrs["buyer"], e.attrs["quantity_wh"], e.attrs["price"]) for e in trade_events(events)
+    ]
+    # The office's bid is the earlier of the two: it meets the older ask first, at the ask's price.
+    assert trades == [(mk.office.address, 1_000, 250)]
+    assert mk.order(ask).status is OrderStatus.FILLED and mk.order(bid).status is OrderStatus.FILLED
+    assert mk.order(late).status is OrderStatus.OPEN
+
+
+def test_a_zone_halted_again_before_the_block_ends_is_not_rematched(mk: Market) -> None:
+    licensed_factory(mk)
+    mk.place(mk.factory, SELL, 1_000, 250, zone="CEN")
+    mk.ok(mk.pea, SetZoneHalt("CEN", True))
+    mk.place(mk.office, BUY, 1_000, 400)
+    mk.ok(mk.pea, SetZoneHalt("CEN", False))
+    mk.ok(mk.egat, SetZoneHalt("CEN", True, "EGAT emergency"))
+    assert trade_events(mk.sb.advance(1)) == []
+    check_all(mk.sb.state)

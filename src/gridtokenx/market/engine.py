@@ -172,14 +172,18 @@ class _Cursor:
 
 
 def match(
-    incoming: Incoming, reachable: list[Reachable], link_room: dict[tuple[str, str], int]
+    incoming: Incoming,
+    reachable: list[Reachable],
+    link_room: dict[tuple[str, str], int],
+    before: int | None = None,
 ) -> Decision:
     """Decide the fills of an incoming order, best terms first across every reachable zone.
 
     Across a path with loss l, a resting ask at p costs the buyer ceil(p / (1 - l)) per kWh
     received, and a resting bid at b nets the seller floor(b x (1 - l)) per kWh sent; the
     trade price (per kWh sent) is the resting order's, so that net price. Ties go to the
-    earlier order, then to the zone code. `link_room` is consumed as fills use paths."""
+    earlier order, then to the zone code. `link_room` is consumed as fills use paths. With
+    `before`, only resting orders of earlier priority are met (see `trading.rematch`)."""
     decision = Decision()
     remaining = incoming.remaining_wh
     buying = incoming.side is Side.BUY
@@ -212,6 +216,8 @@ def match(
         chosen.advance()
         if chosen.head is None:
             cursors.remove(chosen)
+        if before is not None and resting.priority >= before:
+            continue  # re-matching after a halt: an order meets only older orders
         if resting.owner == incoming.owner:
             decision.self_trades.append(resting)
             continue

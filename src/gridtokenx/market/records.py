@@ -19,6 +19,7 @@ from gridtokenx.tx import OrderKind, Side, TimeInForce
 
 ACTIVE_KEY: Final = b"mkt/active"
 SEQUENCE_KEY: Final = b"mkt/seq"
+REMATCH_KEY: Final = b"mkt/rematch"
 
 
 class OrderStatus(IntEnum):
@@ -180,6 +181,12 @@ class Counter(msgspec.Struct, frozen=True, array_like=True):
 
 class OpenOrders(msgspec.Struct, frozen=True, array_like=True):
     ids: tuple[int, ...]
+
+
+class Rematch(msgspec.Struct, frozen=True, array_like=True):
+    """Zones resumed in this block: `end_block` re-matches the open intervals they trade in."""
+
+    zones: tuple[str, ...]
 
 
 class Active(msgspec.Struct, frozen=True, array_like=True):

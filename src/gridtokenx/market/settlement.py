@@ -23,7 +23,7 @@ import msgspec
 from gridtokenx import accounts, errors, registry
 from gridtokenx.chain import chain_info
 from gridtokenx.context import BlockContext, Event
-from gridtokenx.market import book, records
+from gridtokenx.market import book, engine, records, trading
 from gridtokenx.market.records import IntervalStatus, OrderStatus, ZoneReport
 from gridtokenx.market.trading import gate_closure
 from gridtokenx.metering import ReadingRecord, reading_key
@@ -60,6 +60,8 @@ def set_zone_halt(
         view.put(key, records.ZoneHalt(authority.code, ctx.time, body.reason))
     else:
         view.delete(key)
+        pending = view.get(records.REMATCH_KEY, records.Rematch) or records.Rematch(())
+        view.put(records.REMATCH_KEY, records.Rematch(tuple(sorted({*pending.zones, body.zone}))))
     kind = "zone_halted" if body.halted else "zone_resumed"
     return [Event(kind, {"zone": body.zone, "by": authority.code, "reason": body.reason})]
 
@@ -92,10 +94,12 @@ def lock_export(view: Overlay, meter_address: bytes, interval_start: int) -> lis
 
 # --- end of block --------------------------------------------------------------------------
 def end_block(view: Overlay, ctx: BlockContext, params: Params) -> list[Event]:
+    """Commits as it goes (it cannot be rejected): re-matching needs each step's fills in
+    the engine's books before the next step plans."""
+    events = _rematch_resumed(view, ctx, params)
     active = view.get(records.ACTIVE_KEY, records.Active)
     if active is None:
-        return []
-    events: list[Event] = []
+        return events
     remaining = []
     for start in active.intervals:
         market = book.interval_market(view, start)
@@ -115,6 +119,37 @@ def end_block(view: Overlay, ctx: BlockContext, params: Params) -> list[Event]:
         view.put(records.ACTIVE_KEY, records.Active(tuple(remaining)))
     else:
         view.delete(records.ACTIVE_KEY)
+    return events
+
+
+def _rematch_resumed(view: Overlay, ctx: BlockContext, params: Params) -> list[Event]:
+    pending = view.get(records.REMATCH_KEY, records.Rematch)
+    if pending is None:
+        return []
+    view.delete(records.REMATCH_KEY)
+    view.commit()
+    active = view.get(records.ACTIVE_KEY, records.Active)
+    events: list[Event] = []
+    books = engine.books(view.base)
+    for start in () if active is None else active.intervals:
+        market = book.interval_market(view, start)
+        if market is None or market.status is not IntervalStatus.OPEN:
+            continue
+        if ctx.time >= gate_closure(start, params):
+            continue
+        if not any(zone in market.zones for zone in pending.zones):
+            continue
+        ids = sorted(
+            (r.priority, r.id)
+            for (interval, _, _), side in books.sides.items()
+            if interval == start
+            for r in side.best_first()
+        )
+        for _, order_id in ids:
+            order = book.get_order(view, order_id)
+            if order.status is OrderStatus.OPEN:
+                events += trading.rematch(view, ctx, order, params)
+                view.commit()
     return events
 
 

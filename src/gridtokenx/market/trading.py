@@ -107,7 +107,7 @@ class Plan:
         return sum(f.quantity_wh for f in self.fills)
 
 
-def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
+def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = None) -> Plan:
     """Gather the books the order can reach (not halted, connected, with their path loss and
     link room) and let the engine decide the fills, writing nothing."""
     opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
@@ -151,6 +151,7 @@ def _plan(view: Overlay, incoming: Order, params: Params) -> Plan:
         ),
         reachable,
         link_room,
+        before,
     )
     return Plan(
         [
@@ -396,4 +397,24 @@ def amend_order(
         events.append(book.close_order(view, amended, OrderStatus.FILLED, "filled"))
     else:
         book.put_order(view, amended)
+    return events
+
+
+def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> list[Event]:
+    """Match a resting order against the older resting orders it can now reach.
+
+    After a halt is lifted, orders in other zones that arrived during the halt may cross the
+    resumed zone's book. Walking the open orders in time priority and letting each meet only
+    older ones trades every such pair exactly as continuous matching would have, at the
+    older order's price. The caller commits after each order so the engine sees the fills."""
+    if view.get(records.halt_key(order.zone), records.ZoneHalt) is not None:
+        return []  # halted again before the block ended
+    plan = _plan(view, order, params, before=order.priority)
+    if not plan.fills and not plan.self_trades:
+        return []
+    order, events = _execute(view, ctx, order, plan, params)
+    if order.remaining_wh == 0:
+        events.append(book.close_order(view, order, OrderStatus.FILLED, "filled"))
+    else:
+        book.put_order(view, order)
     return events
