@@ -80,7 +80,12 @@ class Market(Cast):
     def read(
         self, meter: PrivateKey, interval: int, export_wh: int = 0, import_wh: int = 0
     ) -> None:
+        """The meter's reading for `interval`, after zero readings for any interval it has
+        not reported yet (a reading after a gap would spread its energy over the gap)."""
         m = self.meter(meter.address)
+        quiet = m.first_interval if m.last_interval < 0 else m.last_interval + INTERVAL
+        for earlier in range(quiet, interval, INTERVAL):
+            self.ok(meter, MeterReading(earlier, m.import_register_wh, m.export_register_wh))
         self.ok(
             meter,
             MeterReading(
@@ -580,3 +585,21 @@ def test_a_zone_halted_again_before_the_block_ends_is_not_rematched(mk: Market) 
     mk.ok(mk.egat, SetZoneHalt("CEN", True, "EGAT emergency"))
     assert trade_events(mk.sb.advance(1)) == []
     check_all(mk.sb.state)
+
+
+def test_a_reading_after_a_gap_spreads_its_energy_over_the_gap(mk: Market) -> None:
+    mk.place(mk.home, SELL, 1_000, 300)
+    mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 1_000, 300))
+    mk.end_blocks_until(mk.T)
+    mk.read(mk.home_meter, mk.T - INTERVAL)  # reported up to just before T
+    mk.end_blocks_until(mk.T + 2 * INTERVAL)
+    m = mk.meter(mk.home_meter.address)
+    # The gateway missed T; the reading for T + 1 covers both intervals: 1,600 Wh in all.
+    mk.ok(mk.home_meter, MeterReading(mk.T + INTERVAL, 0, m.export_register_wh + 1_600))
+    mk.sb.advance(1)
+    check_all(mk.sb.state)
+    [trade] = mk.trades()
+    assert trade.settled and trade.delivered_wh == 800  # half of the gap reading is T's
+    report = mk.sb.state.get(records.report_key(mk.T, "BKK"), records.ZoneReport)
+    assert report is not None and report.shortfall_wh == 200
+    assert mk.grid(mk.home.address) == 800  # T + 1's half, free: it sold nothing for T + 1

@@ -63,7 +63,7 @@ def _reading(
 ) -> list[Event]:
     """Mint from the reading, then let the market escrow export it already sold."""
     events = metering.submit_reading(view, ctx, sender, body, p)
-    return events + settlement.lock_export(view, sender, body.interval_start)
+    return events + settlement.record_reading(view, sender, body.interval_start, p)
 
 
 def _fee_exempt(view: Overlay, ctx: BlockContext, sender: bytes, body: object) -> bool:

@@ -93,6 +93,7 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
     sold_wh: int = 0
     bought_wh: int = 0
     locked_export_wh: int = 0  # metered export held in escrow until settlement
+    metered_import_wh: int = 0  # metered import, billed or covered at settlement
 
 
 class IntervalMarket(msgspec.Struct, frozen=True, array_like=True):

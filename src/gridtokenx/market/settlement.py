@@ -5,7 +5,7 @@ it expires the resting orders of intervals whose gate has closed, and settles ea
 interval once every meter of its trading parties has reported, or at the governed deadline.
 
 Settlement follows the energy. A seller's metered export for the interval was moved into
-escrow when its reading arrived (`lock_export`), so it cannot be spent twice. The seller
+escrow when its reading arrived (`record_reading`), so it cannot be spent twice. The seller
 delivers min(sold, exported), spread pro rata over its trades; a shortfall is charged at the
 imbalance price; export not sold P2P is bought by the zone's distribution authority at the
 buy-back rate. Buyers receive delivered energy less path losses (losses are burnt) and pay
@@ -67,29 +67,50 @@ def set_zone_halt(
 
 
 # --- readings ------------------------------------------------------------------------------
-def lock_export(view: Overlay, meter_address: bytes, interval_start: int) -> list[Event]:
-    """Called after a reading is applied: a seller's export for an interval it sold in goes to
-    escrow until settlement, so the same energy cannot be both delivered and spent."""
+def record_reading(
+    view: Overlay, meter_address: bytes, interval_start: int, params: Params
+) -> list[Event]:
+    """Called after a reading is applied. For every interval the reading covers in which the
+    meter's owner traded, note the metered import and move the export into escrow until
+    settlement, so the same energy cannot be both delivered and spent. A reading after a
+    gap covers several intervals; its energy is spread over them evenly (whole Wh, the
+    remainder to the earliest), as the registers cannot say more."""
     record = view.get(reading_key(meter_address, interval_start), ReadingRecord)
-    if record is None or record.export_wh == 0:
+    if record is None:
         return []
-    market = book.interval_market(view, interval_start)
-    if market is None or market.status is IntervalStatus.SETTLED:
-        return []
-    pos = book.position(view, interval_start, record.zone, record.owner)
-    if pos.sold_wh == 0:
-        return []
-    accounts.debit(view, record.owner, Asset.GRID, record.export_wh)
-    accounts.credit(view, accounts.ESCROW_ADDRESS, Asset.GRID, record.export_wh)
-    book.update_position(
-        view, interval_start, record.zone, record.owner, locked_export_wh=record.export_wh
-    )
-    return [
-        Event(
-            "export_locked",
-            {"owner": record.owner, "interval": interval_start, "amount": record.export_wh},
+    length = params.interval_seconds
+    covered = range(record.covers_from, interval_start + 1, length)
+    exports = _spread(record.export_wh, len(covered))
+    imports = _spread(record.import_wh, len(covered))
+    events: list[Event] = []
+    for start, exported, imported in zip(covered, exports, imports, strict=True):
+        market = book.interval_market(view, start)
+        if market is None or market.status is IntervalStatus.SETTLED:
+            continue
+        pos = book.position(view, start, record.zone, record.owner)
+        if pos.sold_wh == 0 and pos.bought_wh == 0:
+            continue
+        lock = exported if pos.sold_wh else 0
+        if lock:
+            accounts.debit(view, record.owner, Asset.GRID, lock)
+            accounts.credit(view, accounts.ESCROW_ADDRESS, Asset.GRID, lock)
+            events.append(
+                Event("export_locked", {"owner": record.owner, "interval": start, "amount": lock})
+            )
+        book.update_position(
+            view,
+            start,
+            record.zone,
+            record.owner,
+            locked_export_wh=lock,
+            metered_import_wh=imported,
         )
-    ]
+    return events
+
+
+def _spread(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
 # --- end of block --------------------------------------------------------------------------
@@ -179,17 +200,6 @@ def _all_reported(view: Overlay, start: int, market: records.IntervalMarket) -> 
             if meter.first_interval <= start and meter.last_interval < start:
                 return False
     return True
-
-
-def _metered(view: Overlay, start: int, who: bytes, zone: str) -> tuple[int, int]:
-    """(import, export) Wh of the party's meters in the zone for exactly this interval."""
-    imported = exported = 0
-    for address, _ in _party_meters(view, who, zone):
-        record = view.get(reading_key(address, start), ReadingRecord)
-        if record is not None:
-            imported += record.import_wh
-            exported += record.export_wh
-    return imported, exported
 
 
 def _authority_address(view: Overlay, code: str) -> bytes:
@@ -347,7 +357,7 @@ def _settle(
 
     # Every party: P2P energy received is burnt against metered import; the rest is billed.
     for who, zone in market.parties:
-        imported, _ = _metered(view, start, who, zone)
+        imported = book.position(view, start, zone, who).metered_import_wh
         covered = min(imported, received_by.get((who, zone), 0))
         if covered:
             accounts.burn(view, who, Asset.GRID, covered)
