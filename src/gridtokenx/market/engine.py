@@ -100,7 +100,17 @@ class Books:
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
         if not key.startswith(b"ord/"):
             return
-        old = self.by_id.pop(int.from_bytes(key[4:]), None)
+        order_id = int.from_bytes(key[4:])
+        if isinstance(record, Order) and record.status is OrderStatus.OPEN:
+            known = self.by_id.get(order_id)
+            if (
+                known is not None
+                and known[0].price == record.price
+                and known[0].priority == record.priority
+            ):  # a fill, or an amendment that kept its place: only the quantity changes
+                known[0].remaining = record.remaining_wh
+                return
+        old = self.by_id.pop(order_id, None)
         if old is not None:
             resting, where = old
             current = self.sides[where]
@@ -187,7 +197,13 @@ def match(
     decision = Decision()
     remaining = incoming.remaining_wh
     buying = incoming.side is Side.BUY
-    if len(reachable) > 1:
+    if len(reachable) == 1 and not reachable[0].loss_bp:  # the common case: one local book
+        prices = reachable[0].book.prices
+        if prices:
+            top = prices[-1] if incoming.side is Side.SELL else prices[0]
+            if (top > incoming.price) if incoming.side is Side.BUY else (top < incoming.price):
+                return decision  # does not cross: nothing to walk
+    elif len(reachable) > 1:
         reachable = sorted(reachable, key=lambda r: r.zone)
     cursors = [c for c in map(_Cursor, reachable) if c.head is not None]
 
