@@ -603,3 +603,30 @@ def test_a_reading_after_a_gap_spreads_its_energy_over_the_gap(mk: Market) -> No
     report = mk.sb.state.get(records.report_key(mk.T, "BKK"), records.ZoneReport)
     assert report is not None and report.shortfall_wh == 200
     assert mk.grid(mk.home.address) == 800  # T + 1's half, free: it sold nothing for T + 1
+
+
+def test_counter_flows_net_on_a_link() -> None:
+    from gridtokenx import registry
+
+    sb = sandbox_with_params()
+    view = sb.state.overlay()
+    link = registry.Interconnector("BKK", "CEN", 4, 100)  # 1,000 Wh per interval
+    view.put(registry.interconnector_key("BKK", "CEN"), link)
+    view.put(
+        registry.interconnector_key("BKK", "EST"), registry.Interconnector("BKK", "EST", 0, 150)
+    )
+    view.commit()
+    mk = Market(sb)
+    licensed_factory(mk)
+    cen_buyer = mk.register("cen-buyer", "CEN", ParticipantKind.BUSINESS)
+    mk.ok(mk.custodian, IssueThb(cen_buyer.address, 500_000))
+    mk.place(mk.factory, SELL, 3_000, 250, zone="CEN")
+    mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 1_000, 400))  # fills CEN -> BKK
+    # Bangkok solar sold into Central flows the other way and frees room CEN -> BKK.
+    mk.place(mk.home, SELL, 500, 200)
+    events = mk.ok(cen_buyer, PlaceOrder(BUY, "CEN", mk.T, 500, 260))
+    assert [(e.attrs["seller_zone"], e.attrs["quantity_wh"]) for e in trade_events(events)] == [
+        ("BKK", 500)
+    ]
+    events = mk.ok(mk.buyer2, PlaceOrder(BUY, "BKK", mk.T, 1_000, 400))
+    assert sum(e.attrs["quantity_wh"] for e in trade_events(events)) == 500  # type: ignore[misc]

@@ -2,9 +2,9 @@
 
 Energy sold from zone S to a buyer in zone B flows along the path with the fewest links
 that all have room left in the interval, ties broken by the lower compounded loss and then
-by the zone codes, so that every validator picks the same path. Each link's capacity is per
-direction and per interval (capacity kW x interval length); a path has room for the least
-room left on any of its links.
+by the zone codes, so that every validator picks the same path. A link carries capacity kW x
+interval length per interval against the net flow of the trades across it (counter-flows
+relieve each other); a path has room for the least room left on any of its links.
 """
 
 from __future__ import annotations
@@ -91,13 +91,13 @@ def used_wh(view: Overlay, interval_start: int, a: str, b: str) -> int:
     return 0 if used is None else used.wh
 
 
-def room_wh(view: Overlay, path: Path, interval_start: int, interval_seconds: int) -> int | None:
-    """Energy the path can still carry in the interval; None means unlimited (same zone)."""
-    if len(path.zones) == 1:
-        return None
-    return min(
-        link_capacity_wh(view, a, b, interval_seconds) - used_wh(view, interval_start, a, b)
-        for a, b in path.hops
+def link_room_wh(view: Overlay, interval_start: int, a: str, b: str, interval_seconds: int) -> int:
+    """Energy link a->b can still carry in the interval. Flows are netted: energy already
+    traded b->a is counter-flow, so it frees room a->b (the physical flow is the net)."""
+    return (
+        link_capacity_wh(view, a, b, interval_seconds)
+        - used_wh(view, interval_start, a, b)
+        + used_wh(view, interval_start, b, a)
     )
 
 

@@ -116,16 +116,14 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
     reachable: list[engine.Reachable] = []
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
+
+    def room(a: str, b: str) -> int:
+        return paths.link_room_wh(view, incoming.interval_start, a, b, params.interval_seconds)
+
     for zone in () if market is None else market.zones:
         side = books.side(incoming.interval_start, zone, opposite)
         if side is None or view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
-
-        def room(a: str, b: str) -> int:
-            return paths.link_capacity_wh(view, a, b, params.interval_seconds) - paths.used_wh(
-                view, incoming.interval_start, a, b
-            )
-
         if incoming.side is Side.BUY:
             route = paths.find(view, zone, incoming.zone, room)
         else:
@@ -135,11 +133,7 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         routes[zone] = route
         reachable.append(engine.Reachable(zone, side, route.loss_bp, route.hops))
         for a, b in route.hops:
-            link_room.setdefault(
-                (a, b),
-                paths.link_capacity_wh(view, a, b, params.interval_seconds)
-                - paths.used_wh(view, incoming.interval_start, a, b),
-            )
+            link_room.setdefault((a, b), room(a, b))
     decision = engine.match(
         engine.Incoming(
             incoming.side,
