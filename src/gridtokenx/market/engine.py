@@ -24,6 +24,7 @@ from gridtokenx.state import State
 from gridtokenx.tx import Side
 
 BASIS = 10_000
+_BUY = Side.BUY
 INDEX_NAME = "market-books"
 
 
@@ -72,7 +73,7 @@ class SideBook:
 
     def best_first(self) -> Iterator[Resting]:
         """Bids from the highest price, asks from the lowest; earliest first within a price."""
-        prices = reversed(self.prices) if self.side is Side.BUY else iter(self.prices)
+        prices = reversed(self.prices) if self.side is _BUY else iter(self.prices)
         for price in prices:
             yield from self.levels[price]
 
@@ -84,8 +85,10 @@ class SideBook:
 class Books:
     """Every open order of every interval and zone. A `DerivedIndex` over `ord/` records."""
 
-    sides: dict[tuple[int, str, Side], SideBook] = field(default_factory=dict)
-    by_id: dict[int, tuple[Resting, tuple[int, str, Side]]] = field(default_factory=dict)
+    # Keyed by (interval, zone, side as a plain int): enum members hash in Python code, and
+    # these keys are hashed on every order.
+    sides: dict[tuple[int, str, int], SideBook] = field(default_factory=dict)
+    by_id: dict[int, tuple[Resting, tuple[int, str, int]]] = field(default_factory=dict)
 
     @classmethod
     def from_state(cls, state: State) -> Books:
@@ -95,7 +98,7 @@ class Books:
         return books
 
     def side(self, interval_start: int, zone: str, side: Side) -> SideBook | None:
-        return self.sides.get((interval_start, zone, side))
+        return self.sides.get((interval_start, zone, int(side)))
 
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
         if not key.startswith(b"ord/"):
@@ -118,7 +121,7 @@ class Books:
             if not current.levels:
                 del self.sides[where]
         if isinstance(record, Order) and record.status is OrderStatus.OPEN:
-            where = (record.interval_start, record.zone, record.side)
+            where = (record.interval_start, record.zone, int(record.side))
             book = self.sides.get(where)
             if book is None:
                 book = self.sides[where] = SideBook(record.side)
@@ -126,7 +129,7 @@ class Books:
             book.add(resting)
             self.by_id[record.id] = (resting, where)
 
-    def snapshot(self) -> dict[tuple[int, str, Side], list[tuple[int, int, int, int]]]:
+    def snapshot(self) -> dict[tuple[int, str, int], list[tuple[int, int, int, int]]]:
         """Comparable contents (for the invariant that the index equals the records)."""
         return {
             where: [(r.price, r.priority, r.id, r.remaining) for r in book.best_first()]
@@ -196,12 +199,12 @@ def match(
     `before`, only resting orders of earlier priority are met (see `trading.rematch`)."""
     decision = Decision()
     remaining = incoming.remaining_wh
-    buying = incoming.side is Side.BUY
+    buying = incoming.side is _BUY
     if len(reachable) == 1 and not reachable[0].loss_bp:  # the common case: one local book
         prices = reachable[0].book.prices
         if prices:
-            top = prices[-1] if incoming.side is Side.SELL else prices[0]
-            if (top > incoming.price) if incoming.side is Side.BUY else (top < incoming.price):
+            top = prices[0] if incoming.side is _BUY else prices[-1]
+            if (top > incoming.price) if incoming.side is _BUY else (top < incoming.price):
                 return decision  # does not cross: nothing to walk
     elif len(reachable) > 1:
         reachable = sorted(reachable, key=lambda r: r.zone)
