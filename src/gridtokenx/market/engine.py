@@ -197,17 +197,12 @@ def match(
     trade price (per kWh sent) is the resting order's, so that net price. Ties go to the
     earlier order, then to the zone code. `link_room` is consumed as fills use paths. With
     `before`, only resting orders of earlier priority are met (see `trading.rematch`)."""
+    if len(reachable) == 1 and not reachable[0].loss_bp:
+        return _match_local(incoming, reachable[0], before)
     decision = Decision()
     remaining = incoming.remaining_wh
     buying = incoming.side is _BUY
-    if len(reachable) == 1 and not reachable[0].loss_bp:  # the common case: one local book
-        prices = reachable[0].book.prices
-        if prices:
-            top = prices[0] if incoming.side is _BUY else prices[-1]
-            if (top > incoming.price) if incoming.side is _BUY else (top < incoming.price):
-                return decision  # does not cross: nothing to walk
-    elif len(reachable) > 1:
-        reachable = sorted(reachable, key=lambda r: r.zone)
+    reachable = sorted(reachable, key=lambda r: r.zone)
     cursors = [c for c in map(_Cursor, reachable) if c.head is not None]
 
     while remaining > 0 and cursors:
@@ -257,4 +252,33 @@ def match(
         price = resting.price if buying else resting.price * (BASIS - chosen.reach.loss_bp) // BASIS
         decision.fills.append((resting, quantity, price, chosen.reach.zone))
         remaining -= quantity
+    return decision
+
+
+def _match_local(incoming: Incoming, reach: Reachable, before: int | None) -> Decision:
+    """`match` for the common case of one book without loss (no path, no gross-up): the same
+    walk in the same order, without the cursor machinery, because every order pays it."""
+    decision = Decision()
+    book, limit, owner = reach.book, incoming.price, incoming.owner
+    remaining = incoming.remaining_wh
+    buying = incoming.side is _BUY
+    for price in book.prices if buying else reversed(book.prices):
+        if (price > limit) if buying else (price < limit):
+            break
+        for resting in book.levels[price]:
+            if before is not None and resting.priority >= before:
+                continue
+            if resting.owner == owner:
+                decision.self_trades.append(resting)
+                continue
+            if buying:
+                if incoming.renewable_only and not resting.renewable:
+                    continue
+            elif resting.renewable_only and not incoming.renewable:
+                continue
+            quantity = resting.remaining if resting.remaining < remaining else remaining
+            decision.fills.append((resting, quantity, price, reach.zone))
+            remaining -= quantity
+            if not remaining:
+                return decision
     return decision
