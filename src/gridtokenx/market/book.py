@@ -120,6 +120,38 @@ def ensure_interval(view: Overlay, interval_start: int, zone: str) -> records.In
     return market
 
 
+def interval_trades(view: Overlay, start: int, market: records.IntervalMarket) -> list[int]:
+    keys = (records.interval_trade_key(start, n) for n in range(market.trade_count))
+    refs = (view.get(key, records.TradeRef) for key in keys)
+    return [ref.trade_id for ref in refs if ref is not None]
+
+
+def interval_parties(
+    view: Overlay, start: int, market: records.IntervalMarket
+) -> list[tuple[bytes, str]]:
+    keys = (records.interval_party_key(start, n) for n in range(market.party_count))
+    found = (view.get(key, records.Party) for key in keys)
+    return [(p.participant, p.zone) for p in found if p is not None]
+
+
+def record_trade(
+    view: Overlay,
+    market: records.IntervalMarket,
+    trade: records.Trade,
+    new_parties: list[tuple[bytes, str]],
+) -> records.IntervalMarket:
+    """Append a trade, and the parties trading for the first time, to the interval's lists."""
+    start = trade.interval_start
+    view.put(records.interval_trade_key(start, market.trade_count), records.TradeRef(trade.id))
+    for n, (who, zone) in enumerate(new_parties, market.party_count):
+        view.put(records.interval_party_key(start, n), records.Party(who, zone))
+    return msgspec.structs.replace(
+        market,
+        trade_count=market.trade_count + 1,
+        party_count=market.party_count + len(new_parties),
+    )
+
+
 def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -> Event:
     """Take an open order off the book (the engine follows the record when it commits):
     release its buyer escrow or its seller offer."""
@@ -130,9 +162,10 @@ def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -
         update_position(
             view, order.interval_start, order.zone, order.owner, offered_wh=-order.remaining_wh
         )
-    set_open_orders(
-        view, order.owner, tuple(i for i in open_orders(view, order.owner) if i != order.id)
-    )
+    ids = open_orders(view, order.owner)
+    if order.id in ids:
+        at = ids.index(order.id)
+        set_open_orders(view, order.owner, ids[:at] + ids[at + 1 :])
     put_order(view, msgspec.structs.replace(order, status=status, escrow_satang=0))
     kind = {
         OrderStatus.FILLED: "order_filled",

@@ -97,10 +97,22 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
 
 
 class IntervalMarket(msgspec.Struct, frozen=True, array_like=True):
+    """An interval's trades and trading parties are numbered lists under their own keys
+    (`interval_trade_key`, `interval_party_key`), so a fill writes O(1), not the whole list."""
+
     status: IntervalStatus = IntervalStatus.OPEN
     zones: tuple[str, ...] = ()  # zones that have (or had) a book
-    trades: tuple[int, ...] = ()
-    parties: tuple[tuple[bytes, str], ...] = ()  # (participant, zone) with a trade, sorted
+    trade_count: int = 0
+    party_count: int = 0  # (participant, zone) pairs with a trade, in order of first trade
+
+
+class TradeRef(msgspec.Struct, frozen=True, array_like=True):
+    trade_id: int
+
+
+class Party(msgspec.Struct, frozen=True, array_like=True):
+    participant: bytes
+    zone: str
 
 
 class ZoneHalt(msgspec.Struct, frozen=True, array_like=True):
@@ -142,6 +154,14 @@ def _interval(start: int) -> bytes:
 
 def order_key(order_id: int) -> bytes:
     return b"ord/" + order_id.to_bytes(8)
+
+
+def interval_trade_key(interval_start: int, n: int) -> bytes:
+    return b"itr/" + _interval(interval_start) + n.to_bytes(4)
+
+
+def interval_party_key(interval_start: int, n: int) -> bytes:
+    return b"ipt/" + _interval(interval_start) + n.to_bytes(4)
 
 
 def trade_key(trade_id: int) -> bytes:

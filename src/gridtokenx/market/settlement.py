@@ -195,7 +195,7 @@ def _party_meters(view: Overlay, who: bytes, zone: str) -> list[tuple[bytes, reg
 
 
 def _all_reported(view: Overlay, start: int, market: records.IntervalMarket) -> bool:
-    for who, zone in market.parties:
+    for who, zone in book.interval_parties(view, start, market):
         for _, meter in _party_meters(view, who, zone):
             if meter.first_interval <= start and meter.last_interval < start:
                 return False
@@ -272,7 +272,11 @@ def _settle(
 ) -> list[Event]:
     escrow = accounts.ESCROW_ADDRESS
     fee_collector = _fee_collector(view)
-    trades = [view.get(records.trade_key(i), records.Trade) for i in market.trades]
+    trades = [
+        view.get(records.trade_key(i), records.Trade)
+        for i in book.interval_trades(view, start, market)
+    ]
+    parties = book.interval_parties(view, start, market)
     reports: dict[str, ZoneReport] = {}
     events: list[Event] = []
 
@@ -282,7 +286,7 @@ def _settle(
 
     # Sellers: delivered = min(sold, exported), spread over their trades.
     delivered: dict[int, int] = {}
-    for who, zone in market.parties:
+    for who, zone in parties:
         own = [t for t in trades if t is not None and t.seller == who and t.seller_zone == zone]
         if not own:
             continue
@@ -356,7 +360,7 @@ def _settle(
         events.append(Event("trade_settled", {"trade": trade.id, "delivered_wh": d}))
 
     # Every party: P2P energy received is burnt against metered import; the rest is billed.
-    for who, zone in market.parties:
+    for who, zone in parties:
         imported = book.position(view, start, zone, who).metered_import_wh
         covered = min(imported, received_by.get((who, zone), 0))
         if covered:

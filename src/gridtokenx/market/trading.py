@@ -164,8 +164,6 @@ def _execute(
         events.append(book.close_order(view, own, OrderStatus.CANCELLED, "self_trade"))
     market = book.interval_market(view, incoming.interval_start)
     assert market is not None
-    trade_ids = list(market.trades)
-    parties = set(market.parties)
     for fill in plan.fills:
         resting = book.get_order(view, fill.resting.id)  # re-read: escrow may have moved
         buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
@@ -189,8 +187,12 @@ def _execute(
             time=ctx.time,
         )
         view.put(records.trade_key(trade.id), trade)
-        trade_ids.append(trade.id)
-        parties.update({(buy.owner, buy.zone), (sell.owner, sell.zone)})
+        first_trades = [
+            (order.owner, order.zone)
+            for order in (buy, sell)
+            if not _has_traded(book.position(view, order.interval_start, order.zone, order.owner))
+        ]
+        market = book.record_trade(view, market, trade, first_trades)
         if len(fill.path.zones) > 1:
             paths.reserve(view, fill.path, incoming.interval_start, q)
         book.update_position(
@@ -228,11 +230,12 @@ def _execute(
             events.append(book.close_order(view, resting, OrderStatus.FILLED, "filled"))
         else:
             book.put_order(view, resting)
-    view.put(
-        records.interval_key(incoming.interval_start),
-        msgspec.structs.replace(market, trades=tuple(trade_ids), parties=tuple(sorted(parties))),
-    )
+    view.put(records.interval_key(incoming.interval_start), market)
     return incoming, events
+
+
+def _has_traded(pos: records.Position) -> bool:
+    return pos.sold_wh > 0 or pos.bought_wh > 0
 
 
 # --- transaction handlers ------------------------------------------------------------------
