@@ -33,25 +33,47 @@ class Resting:
 
     __slots__ = ("id", "owner", "price", "priority", "remaining", "renewable", "renewable_only")
 
-    def __init__(self, order: Order) -> None:
-        self.id = order.id
-        self.owner = order.owner
-        self.price = order.price
-        self.priority = order.priority
-        self.remaining = order.remaining_wh
-        self.renewable = order.renewable
-        self.renewable_only = order.renewable_only
+    def __init__(
+        self,
+        order_id: int,
+        owner: bytes,
+        price: int,
+        priority: int,
+        remaining: int,
+        renewable: bool,
+        renewable_only: bool,
+    ) -> None:
+        self.id = order_id
+        self.owner = owner
+        self.price = price
+        self.priority = priority
+        self.remaining = remaining
+        self.renewable = renewable
+        self.renewable_only = renewable_only
+
+    @classmethod
+    def of(cls, order: Order) -> Resting:
+        return cls(
+            order.id,
+            order.owner,
+            order.price,
+            order.priority,
+            order.remaining_wh,
+            order.renewable,
+            order.renewable_only,
+        )
 
 
 class SideBook:
     """One side of one book: prices ascending, and per price the orders earliest first."""
 
-    __slots__ = ("levels", "prices", "side")
+    __slots__ = ("levels", "local", "prices", "side")
 
-    def __init__(self, side: Side) -> None:
+    def __init__(self, zone: str, side: Side) -> None:
         self.side = side
         self.prices: list[int] = []
         self.levels: dict[int, list[Resting]] = {}
+        self.local = Reachable(zone, self, 0, ())  # as seen from its own zone: no path
 
     def add(self, order: Resting) -> None:
         level = self.levels.get(order.price)
@@ -100,34 +122,45 @@ class Books:
     def side(self, interval_start: int, zone: str, side: Side) -> SideBook | None:
         return self.sides.get((interval_start, zone, int(side)))
 
-    def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
-        if not key.startswith(b"ord/"):
+    def rest(self, interval_start: int, zone: str, side: Side, order: Resting) -> None:
+        """Put an order in its book (the book is created on its first order)."""
+        where = (interval_start, zone, int(side))
+        book = self.sides.get(where)
+        if book is None:
+            book = self.sides[where] = SideBook(zone, side)
+        book.add(order)
+        self.by_id[order.id] = (order, where)
+
+    def set_remaining(self, order_id: int, remaining: int) -> None:
+        """A partial fill, or an amendment that kept the order's place."""
+        self.by_id[order_id][0].remaining = remaining
+
+    def drop(self, order_id: int) -> None:
+        """Take an order out of its book (filled, cancelled, expired, or re-timed)."""
+        found = self.by_id.pop(order_id, None)
+        if found is None:
             return
-        order_id = int.from_bytes(key[4:])
-        if isinstance(record, Order) and record.status is OrderStatus.OPEN:
-            known = self.by_id.get(order_id)
-            if (
-                known is not None
-                and known[0].price == record.price
-                and known[0].priority == record.priority
-            ):  # a fill, or an amendment that kept its place: only the quantity changes
-                known[0].remaining = record.remaining_wh
+        order, where = found
+        book = self.sides[where]
+        book.remove(order)
+        if not book.levels:
+            del self.sides[where]
+
+    def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
+        """Follow a committed order record with the engine operations above."""
+        if not isinstance(record, Order):
+            return
+        known = self.by_id.get(record.id)
+        if record.status is not OrderStatus.OPEN:
+            if known is not None:
+                self.drop(record.id)
+            return
+        if known is not None:
+            if known[0].price == record.price and known[0].priority == record.priority:
+                self.set_remaining(record.id, record.remaining_wh)
                 return
-        old = self.by_id.pop(order_id, None)
-        if old is not None:
-            resting, where = old
-            current = self.sides[where]
-            current.remove(resting)
-            if not current.levels:
-                del self.sides[where]
-        if isinstance(record, Order) and record.status is OrderStatus.OPEN:
-            where = (record.interval_start, record.zone, int(record.side))
-            book = self.sides.get(where)
-            if book is None:
-                book = self.sides[where] = SideBook(record.side)
-            resting = Resting(record)
-            book.add(resting)
-            self.by_id[record.id] = (resting, where)
+            self.drop(record.id)
+        self.rest(record.interval_start, record.zone, record.side, Resting.of(record))
 
     def snapshot(self) -> dict[tuple[int, str, int], list[tuple[int, int, int, int]]]:
         """Comparable contents (for the invariant that the index equals the records)."""
@@ -160,12 +193,16 @@ class Reachable(NamedTuple):
     hops: tuple[tuple[str, str], ...]  # directed links on the path
 
 
-@dataclass
 class Decision:
-    fills: list[tuple[Resting, int, int, str]] = field(default_factory=list)
-    """(resting order, quantity sent, price per kWh sent, its zone)"""
-    self_trades: list[Resting] = field(default_factory=list)
-    """the incoming owner's own resting orders it reached: they are cancelled"""
+    """What an incoming order does: its fills and the owner's own orders it reached."""
+
+    __slots__ = ("fills", "self_trades")
+
+    def __init__(self) -> None:
+        self.fills: list[tuple[Resting, int, int, str]] = []
+        """(resting order, quantity sent, price per kWh sent, its zone)"""
+        self.self_trades: list[Resting] = []
+        """the incoming owner's own resting orders it reached: they are cancelled"""
 
     @property
     def filled_wh(self) -> int:

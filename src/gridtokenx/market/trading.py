@@ -131,7 +131,10 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         if route is None:
             continue
         routes[zone] = route
-        reachable.append(engine.Reachable(zone, side, route.loss_bp, route.hops))
+        local = len(route.zones) == 1
+        reachable.append(
+            side.local if local else engine.Reachable(zone, side, route.loss_bp, route.hops)
+        )
         for a, b in route.hops:
             link_room.setdefault((a, b), room(a, b))
     decision = engine.match(
