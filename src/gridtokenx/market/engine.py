@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -67,10 +67,10 @@ class Resting:
 class SideBook:
     """One side of one book: prices ascending, and per price the orders earliest first."""
 
-    __slots__ = ("levels", "local", "prices", "side")
+    __slots__ = ("levels", "local", "prices", "side", "zone")
 
     def __init__(self, zone: str, side: Side) -> None:
-        self.side = side
+        self.side, self.zone = side, zone
         self.prices: list[int] = []
         self.levels: dict[int, list[Resting]] = {}
         self.local = Reachable(zone, self, 0, ())  # as seen from its own zone: no path
@@ -209,6 +209,10 @@ class Decision:
         return sum(f[1] for f in self.fills)
 
 
+NOTHING: Final = Decision()
+"""The result for an order that crosses nothing. Shared: callers never mutate a Decision."""
+
+
 class _Cursor:
     __slots__ = ("head", "reach", "walk")
 
@@ -235,7 +239,16 @@ def match(
     earlier order, then to the zone code. `link_room` is consumed as fills use paths. With
     `before`, only resting orders of earlier priority are met (see `trading.rematch`)."""
     if len(reachable) == 1 and not reachable[0].loss_bp:
-        return _match_local(incoming, reachable[0], before)
+        return match_local(
+            reachable[0].book,
+            incoming.side is _BUY,
+            incoming.price,
+            incoming.owner,
+            incoming.remaining_wh,
+            incoming.renewable_only,
+            incoming.renewable,
+            before,
+        )
     decision = Decision()
     remaining = incoming.remaining_wh
     buying = incoming.side is _BUY
@@ -292,29 +305,39 @@ def match(
     return decision
 
 
-def _match_local(incoming: Incoming, reach: Reachable, before: int | None) -> Decision:
+def match_local(
+    book: SideBook,
+    buying: bool,
+    limit: int,
+    owner: bytes,
+    quantity_wh: int,
+    renewable_only: bool,
+    renewable: bool,
+    before: int | None = None,
+) -> Decision:
     """`match` for the common case of one book without loss (no path, no gross-up): the same
     walk in the same order, without the cursor machinery, because every order pays it."""
+    prices = book.prices
+    if not prices or ((prices[0] > limit) if buying else (prices[-1] < limit)):
+        return NOTHING  # does not cross: the common case for a resting order
     decision = Decision()
-    book, limit, owner = reach.book, incoming.price, incoming.owner
-    remaining = incoming.remaining_wh
-    buying = incoming.side is _BUY
-    for price in book.prices if buying else reversed(book.prices):
+    remaining, zone, levels = quantity_wh, book.zone, book.levels
+    for price in prices if buying else reversed(prices):
         if (price > limit) if buying else (price < limit):
             break
-        for resting in book.levels[price]:
+        for resting in levels[price]:
             if before is not None and resting.priority >= before:
                 continue
             if resting.owner == owner:
                 decision.self_trades.append(resting)
                 continue
             if buying:
-                if incoming.renewable_only and not resting.renewable:
+                if renewable_only and not resting.renewable:
                     continue
-            elif resting.renewable_only and not incoming.renewable:
+            elif resting.renewable_only and not renewable:
                 continue
             quantity = resting.remaining if resting.remaining < remaining else remaining
-            decision.fills.append((resting, quantity, price, reach.zone))
+            decision.fills.append((resting, quantity, price, zone))
             remaining -= quantity
             if not remaining:
                 return decision
