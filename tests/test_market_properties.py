@@ -1,9 +1,9 @@
 """Property tests of the energy market.
 
-1. Random order streams (places, cancels, amends, halts, waits) over one or two intervals,
-   then random meter readings and settlement: every rejection leaves the state root alone,
-   every invariant holds after every step, every zone report conserves energy and every
-   trade is settled with no more delivered than sold.
+1. Random order streams (places, cancels, amends, halts, waits) over three zones and one or
+   two intervals, then random meter readings and settlement: every rejection leaves the
+   state root alone, every invariant holds after every step, every zone report conserves
+   energy and every trade is settled with no more delivered than sold.
 2. A differential test of same-zone matching against a deliberately simple reference
    matcher (a plain list scan with price-time priority) on one zone and one interval.
 """
@@ -45,7 +45,7 @@ from test_market import Market
 BUY, SELL = Side.BUY, Side.SELL
 GTC = TimeInForce.GOOD_TILL_GATE
 IOC, FOK = TimeInForce.IMMEDIATE_OR_CANCEL, TimeInForce.FILL_OR_KILL
-ZONES = ("BKK", "CEN")
+ZONES = ("BKK", "CEN", "EST")
 
 
 def weighted(*choices: tuple[st.SearchStrategy[Any], int]) -> st.SearchStrategy[Any]:
@@ -147,7 +147,7 @@ place_ops = st.tuples(
     st.just("place"),
     st.integers(0, 4 * N_TRADERS - 1),  # sells: below N_TRADERS from anyone, else a seller
     st.sampled_from([BUY, SELL]),
-    st.sampled_from([None, None, None, "BKK", "CEN"]),  # None: the trader's own zone
+    st.sampled_from([None, None, None, "BKK", "CEN", "EST"]),  # None: the trader's own zone
     st.integers(0, 1),  # interval index (clamped to the example's interval count)
     st.integers(100, 1_500),
     PRICES,
