@@ -1,0 +1,1 @@
+"""Simulators: the deterministic consensus network simulator (and, later, the Thai market day)."""
