@@ -45,6 +45,8 @@ def test_hostile_networks_are_safe_and_live(first: int) -> None:
         assert result.reached(scenario.honest, scenario.heights), (
             f"no progress after healing: Scenario.random({seed})"
         )
+        if not scenario.equivocators:  # restarts resume from the WAL and never sign twice
+            assert result.evidence == [], f"a correct validator equivocated: {seed}"
 
 
 def test_a_seed_replays_exactly() -> None:
