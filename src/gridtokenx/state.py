@@ -112,6 +112,7 @@ class State:
         self._tree = BucketTree()
         self._unhashed: set[bytes] = set()
         self._indexes: dict[str, DerivedIndex] = {}
+        self._unpersisted: set[bytes] = set()
 
     def index(self, name: str, build: Callable[[State], IndexT]) -> IndexT:
         """The derived index `name`, built from the records the first time it is asked for."""
@@ -150,8 +151,25 @@ class State:
             else:
                 self._records[key] = record
             self._unhashed.add(key)
+            self._unpersisted.add(key)
             for index in self._indexes.values():
                 index.on_write(key, record)
+
+    def take_changes(self) -> dict[bytes, msgspec.Struct | None]:
+        """Records written since the last call (None: deleted), for the store to persist in
+        the same atomic batch as the block that wrote them."""
+        changes = {key: self._records.get(key) for key in sorted(self._unpersisted)}
+        self._unpersisted.clear()
+        return changes
+
+    @classmethod
+    def restore(cls, records: Iterator[tuple[bytes, msgspec.Struct]]) -> State:
+        """A state loaded from the store: nothing to persist, everything to hash once."""
+        state = cls()
+        for key, record in records:
+            state._records[key] = record
+            state._unhashed.add(key)
+        return state
 
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""

@@ -1,0 +1,211 @@
+"""RocksDB storage for a node, through rocksdict: blocks, a transaction index, state, the
+consensus write-ahead log and metadata, each in its own column family.
+
+Everything one height produces (the block, its commit certificate, the transaction index
+entries, every state record the block wrote, and the new height) goes into one WriteBatch,
+written with sync: after a crash the store holds either all of a height or none of it.
+
+State records are stored as `[type name, canonical bytes]` so that a node can load them
+back into typed records; the state root is computed over the canonical bytes alone, so the
+type tag never affects consensus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
+
+from gridtokenx import accounts, chain, codec, metering, params, registry
+from gridtokenx.consensus.core import Persistent
+from gridtokenx.market import records as market
+from gridtokenx.state import State
+
+COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta")
+HEIGHT_KEY: Final = b"height"
+WAL_KEY: Final = b"consensus"
+
+RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
+    accounts.Account,
+    accounts.Supply,
+    chain.ChainInfo,
+    params.Params,
+    registry.Authority,
+    registry.AuthorityRef,
+    registry.Zone,
+    registry.ZoneIndex,
+    registry.Interconnector,
+    registry.Participant,
+    registry.Meter,
+    registry.Licence,
+    registry.OwnerMeters,
+    metering.ReadingRecord,
+    market.Order,
+    market.Trade,
+    market.TradeRef,
+    market.Party,
+    market.Position,
+    market.IntervalMarket,
+    market.ZoneHalt,
+    market.Debt,
+    market.ZoneReport,
+    market.Counter,
+    market.OpenOrders,
+    market.Active,
+    market.Rematch,
+    market.FlowUsed,
+)
+"""Every record type the ledger stores. Persisting any other type fails loudly."""
+
+_BY_NAME: Final = {t.__name__: t for t in RECORD_TYPES}
+_DECODERS: Final = {name: msgspec.msgpack.Decoder(t) for name, t in _BY_NAME.items()}
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def encode_record(record: msgspec.Struct) -> bytes:
+    name = type(record).__name__
+    if name not in _BY_NAME:
+        raise StoreError(f"record type {name} is not registered in store.RECORD_TYPES")
+    return codec.encode((name, codec.encode(record)))
+
+
+def decode_record(data: bytes) -> msgspec.Struct:
+    name, raw = msgspec.msgpack.decode(data)
+    decoded: msgspec.Struct = _DECODERS[name].decode(raw)
+    return decoded
+
+
+def _height_key(height: int) -> bytes:
+    return height.to_bytes(8)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.create_missing_column_families(True)
+        families = {name: Options(raw_mode=True) for name in COLUMN_FAMILIES}
+        self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
+        self._sync = WriteOptions()
+        self._sync.sync = True
+
+    # --- plumbing --------------------------------------------------------------------------
+    @property
+    def db(self) -> Rdict:
+        if self._db is None:
+            raise StoreError("the store is closed")
+        return self._db
+
+    def _cf(self, name: str) -> Any:
+        return self.db.get_column_family_handle(name)
+
+    def _get(self, family: str, key: bytes) -> bytes | None:
+        cf = self.db.get_column_family(family)
+        try:
+            value: bytes | None = cf.get(key)
+        finally:
+            del cf
+        return value
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- heights ---------------------------------------------------------------------------
+    def height(self) -> int:
+        """The last height fully written (0 before the first block)."""
+        raw = self._get("meta", HEIGHT_KEY)
+        return 0 if raw is None else int.from_bytes(raw)
+
+    def commit_height(
+        self,
+        height: int,
+        block: bytes,
+        commit: bytes,
+        tx_hashes: list[bytes],
+        changes: dict[bytes, msgspec.Struct | None],
+    ) -> None:
+        """Write everything of one height in one synced batch, or nothing."""
+        if height != self.height() + 1:
+            raise StoreError(f"height {height} does not follow {self.height()}")
+        batch = WriteBatch(raw_mode=True)
+        blocks, txs, state, meta = (self._cf(n) for n in ("blocks", "txs", "state", "meta"))
+        batch.put(b"b" + _height_key(height), block, blocks)
+        batch.put(b"c" + _height_key(height), commit, blocks)
+        for index, tx_hash in enumerate(tx_hashes):
+            batch.put(tx_hash, _height_key(height) + index.to_bytes(4), txs)
+        for key, record in changes.items():
+            if record is None:
+                batch.delete(key, state)
+            else:
+                batch.put(key, encode_record(record), state)
+        batch.put(HEIGHT_KEY, _height_key(height), meta)
+        self.db.write(batch, self._sync)
+
+    def block(self, height: int) -> tuple[bytes, bytes] | None:
+        """(block bytes, commit certificate bytes) of a stored height."""
+        block = self._get("blocks", b"b" + _height_key(height))
+        commit = self._get("blocks", b"c" + _height_key(height))
+        return None if block is None or commit is None else (block, commit)
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        raw = self._get("txs", tx_hash)
+        return None if raw is None else (int.from_bytes(raw[:8]), int.from_bytes(raw[8:]))
+
+    # --- state -----------------------------------------------------------------------------
+    def save_genesis_state(self, state: State) -> None:
+        """The genesis state, as height 0's writes (only into an empty store)."""
+        if self.height() != 0 or self._get("meta", b"genesis") is not None:
+            raise StoreError("the store already holds a chain")
+        batch = WriteBatch(raw_mode=True)
+        cf = self._cf("state")
+        for key, record in state.take_changes().items():
+            if record is not None:
+                batch.put(key, encode_record(record), cf)
+        batch.put(b"genesis", state.root(), self._cf("meta"))
+        self.db.write(batch, self._sync)
+
+    def _records(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
+        cf = self.db.get_column_family("state")
+        try:
+            for key, value in cf.items():
+                assert isinstance(key, bytes) and isinstance(value, bytes)
+                yield key, decode_record(value)
+        finally:
+            del cf
+
+    def load_state(self) -> State:
+        return State.restore(self._records())
+
+    # --- consensus write-ahead log ---------------------------------------------------------
+    def save_wal(self, persistent: Persistent) -> None:
+        """Synced before the validator sends anything its consensus core asked it to send."""
+        batch = WriteBatch(raw_mode=True)
+        batch.put(WAL_KEY, codec.encode(persistent), self._cf("wal"))
+        self.db.write(batch, self._sync)
+
+    def load_wal(self) -> Persistent | None:
+        raw = self._get("wal", WAL_KEY)
+        return None if raw is None else msgspec.msgpack.decode(raw, type=Persistent)
+
+    # --- backups ---------------------------------------------------------------------------
+    def checkpoint(self, destination: Path) -> None:
+        """A consistent copy of the whole store (hard links where the filesystem allows)."""
+        if destination.exists():
+            raise StoreError(f"{destination} exists")
+        Checkpoint(self.db).create_checkpoint(str(destination))
