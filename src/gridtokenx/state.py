@@ -113,6 +113,7 @@ class State:
         self._unhashed: set[bytes] = set()
         self._indexes: dict[str, DerivedIndex] = {}
         self._unpersisted: set[bytes] = set()
+        self._undo: dict[bytes, msgspec.Struct | None] | None = None
 
     def index(self, name: str, build: Callable[[State], IndexT]) -> IndexT:
         """The derived index `name`, built from the records the first time it is asked for."""
@@ -144,8 +145,29 @@ class State:
     def __len__(self) -> int:
         return len(self._records)
 
+    def begin(self) -> None:
+        """Start a trial (executing a proposed block): `rollback` undoes every commit since."""
+        if self._undo is not None:
+            raise RuntimeError("a trial is already open")
+        self._undo = {}
+
+    def rollback(self) -> None:
+        undo, self._undo = self._undo, None
+        if undo is None:
+            raise RuntimeError("no trial to roll back")
+        self._write(undo)
+
+    def release(self) -> None:
+        """Keep what the trial wrote."""
+        if self._undo is None:
+            raise RuntimeError("no trial to release")
+        self._undo = None
+
     def _write(self, writes: dict[bytes, msgspec.Struct | None]) -> None:
+        undo = self._undo
         for key, record in writes.items():
+            if undo is not None and key not in undo:
+                undo[key] = self._records.get(key)
             if record is None:
                 self._records.pop(key, None)
             else:

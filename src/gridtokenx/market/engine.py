@@ -149,6 +149,8 @@ class Books:
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
         """Follow a committed order record with the engine operations above."""
         if not isinstance(record, Order):
+            if record is None and key.startswith(b"ord/"):  # a rolled-back trial's order
+                self.drop(int.from_bytes(key[4:]))
             return
         known = self.by_id.get(record.id)
         if record.status is not OrderStatus.OPEN:

@@ -1,0 +1,169 @@
+"""Blocks: the header every validator signs off on, and executing a block against the state.
+
+A block's header commits to the transactions (an RFC 6962 Merkle root of their encodings)
+and to the state after executing them (the state root), so validators that precommit a
+block agree on the resulting state too, and a syncing node can check a snapshot. A block is
+valid only if every transaction in it applies: the proposer includes only transactions
+that apply in order, and a validator that finds one that does not, or a different state
+root, prevotes nil.
+
+Execution is trial-then-keep: `validate` executes inside `State.begin()` and always rolls
+back; `commit` executes the decided block for real. Both run the same `_execute`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+
+from gridtokenx import codec, crypto, errors, ledger, merkle, tx
+from gridtokenx.context import BlockContext, Event
+from gridtokenx.state import State
+
+BLOCK_DOMAIN: Final = b"GridTokenX/block/v1"
+MAX_BLOCK_TXS: Final = 10_000
+
+
+class Header(msgspec.Struct, frozen=True, array_like=True):
+    chain_id: str
+    height: int
+    time: int  # unix seconds, the only clock the ledger sees
+    prev_hash: bytes  # 32 zero bytes for height 1
+    proposer: bytes  # validator address
+    tx_root: bytes
+    state_root: bytes  # after executing this block's transactions and end of block
+    validators_hash: bytes
+    evidence_hash: bytes
+
+
+class Block(msgspec.Struct, frozen=True, array_like=True):
+    header: Header
+    txs: tuple[bytes, ...]  # canonical encodings of signed transactions
+
+    def encode(self) -> bytes:
+        return codec.encode(self)
+
+    @property
+    def hash(self) -> bytes:
+        return crypto.tagged_hash(BLOCK_DOMAIN, codec.encode(self.header))
+
+
+_decoder: Final = msgspec.msgpack.Decoder(Block)
+
+
+def decode(data: bytes) -> Block:
+    return _decoder.decode(data)
+
+
+class InvalidBlock(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: bytes
+    events: list[Event]
+
+
+def tx_root(txs: tuple[bytes, ...]) -> bytes:
+    return merkle.merkle_root(list(txs))
+
+
+def _execute(
+    state: State, header: Header, txs: tuple[bytes, ...]
+) -> tuple[list[Receipt], list[Event]]:
+    ctx = BlockContext(header.height, header.time)
+    receipts = []
+    for index, raw in enumerate(txs):
+        try:
+            stx = tx.decode(raw)
+            events = ledger.apply(state, stx, ctx)
+        except (errors.Rejection, ValueError) as exc:
+            raise InvalidBlock(f"transaction {index} does not apply: {exc}") from None
+        receipts.append(Receipt(stx.hash, events))
+    return receipts, ledger.end_block(state, ctx)
+
+
+def propose(
+    state: State,
+    chain_id: str,
+    height: int,
+    time: int,
+    prev_hash: bytes,
+    proposer: bytes,
+    validators_hash: bytes,
+    candidates: list[bytes],
+) -> Block:
+    """Build a block from candidate transactions: keep those that apply, in order, and
+    compute the resulting state root. The state is left as it was."""
+    ctx = BlockContext(height, time)
+    state.begin()
+    try:
+        included = []
+        for raw in candidates[:MAX_BLOCK_TXS]:
+            try:
+                ledger.apply(state, tx.decode(raw), ctx)
+            except (errors.Rejection, ValueError):
+                continue  # the mempool rechecks after the block and reports the drop
+            included.append(raw)
+        ledger.end_block(state, ctx)
+        root = state.root()
+    finally:
+        state.rollback()
+    txs = tuple(included)
+    header = Header(
+        chain_id, height, time, prev_hash, proposer, tx_root(txs), root, validators_hash,
+        merkle.merkle_root([]),
+    )  # fmt: skip
+    return Block(header, txs)
+
+
+def check_header(
+    block: Block, chain_id: str, height: int, prev_hash: bytes, prev_time: int
+) -> None:
+    h = block.header
+    if h.chain_id != chain_id:
+        raise InvalidBlock(f"block is for chain {h.chain_id!r}")
+    if h.height != height:
+        raise InvalidBlock(f"expected height {height}, got {h.height}")
+    if h.prev_hash != prev_hash:
+        raise InvalidBlock("block does not extend the last committed block")
+    if h.time <= prev_time:
+        raise InvalidBlock("block time must increase")
+    if h.tx_root != tx_root(block.txs):
+        raise InvalidBlock("transaction root does not match the transactions")
+    if len(block.txs) > MAX_BLOCK_TXS:
+        raise InvalidBlock("too many transactions")
+
+
+def validate(state: State, block: Block) -> None:
+    """Execute the block on trial; raise InvalidBlock unless it reaches its state root."""
+    state.begin()
+    try:
+        _execute(state, block.header, block.txs)
+        root = state.root()
+    finally:
+        state.rollback()
+    if root != block.header.state_root:
+        raise InvalidBlock("state root after execution differs from the header's")
+
+
+def commit(state: State, block: Block) -> tuple[list[Receipt], list[Event]]:
+    """Execute a decided block for real. A different state root here means this node has
+    diverged from the validators that certified the block: it must stop, not continue."""
+    state.begin()
+    try:
+        receipts, end_events = _execute(state, block.header, block.txs)
+        root = state.root()
+        if root != block.header.state_root:
+            raise InvalidBlock(f"computed {root.hex()}, certified {block.header.state_root.hex()}")
+    except InvalidBlock as exc:
+        state.rollback()
+        raise RuntimeError(
+            f"height {block.header.height}: this node disagrees with the certified block "
+            f"({exc}); halting rather than continuing on a divergent state"
+        ) from None
+    state.release()
+    return receipts, end_events
