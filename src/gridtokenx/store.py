@@ -170,7 +170,7 @@ class Store:
     # --- state -----------------------------------------------------------------------------
     def save_genesis_state(self, state: State) -> None:
         """The genesis state, as height 0's writes (only into an empty store)."""
-        if self.height() != 0 or self._get("meta", b"genesis") is not None:
+        if self.height() != 0 or self.has_genesis():
             raise StoreError("the store already holds a chain")
         batch = WriteBatch(raw_mode=True)
         cf = self._cf("state")
@@ -179,6 +179,9 @@ class Store:
                 batch.put(key, encode_record(record), cf)
         batch.put(b"genesis", state.root(), self._cf("meta"))
         self.db.write(batch, self._sync)
+
+    def has_genesis(self) -> bool:
+        return self._get("meta", b"genesis") is not None
 
     def _records(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
         cf = self.db.get_column_family("state")

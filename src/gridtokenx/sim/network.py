@@ -19,7 +19,7 @@ import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gridtokenx import crypto
 from gridtokenx.consensus import core
@@ -144,9 +144,21 @@ def _memo_verify() -> core.Verifier:
     return verify
 
 
+class App(Protocol):
+    """What the simulator needs of the replicated application (`application.Application`)."""
+
+    def build_block(self, height: int, time: int, proposer: bytes) -> bytes: ...
+    def check_block(self, height: int, raw: bytes) -> bool: ...
+    def commit(self, height: int, raw: bytes, certificate: tuple[Vote, ...]) -> object: ...
+
+
 class Simulation:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, apps: Callable[[int, bool], App] | None = None) -> None:
+        """`apps(index, restarted)` gives validator `index` its application (re-opened from
+        its store after a restart); without it, blocks are opaque labels."""
         self.s = scenario
+        self.app_factory = apps
+        self.apps: dict[int, App] = {}
         self.rng = random.Random(scenario.seed)
         keys = [
             crypto.PrivateKey.from_dev_label(f"sim/validator/{i}")
@@ -209,7 +221,11 @@ class Simulation:
             elif isinstance(action, core.ScheduleTimeout):
                 self._push(self.now + action.delay_ms, "timeout", (node.index, action))
             elif isinstance(action, core.RequestValue):
-                block = f"{CHAIN_ID}/h{action.height}/r{action.round}/v{node.index}".encode()
+                app = self.apps.get(node.index)
+                if app is not None:
+                    block = app.build_block(action.height, self.now // 1000, node.key.address)
+                else:
+                    block = f"{CHAIN_ID}/h{action.height}/r{action.round}/v{node.index}".encode()
                 self._act(node, node.core.on_value(action.height, action.round, block))
             elif isinstance(action, core.Decide):
                 self._decided(node, action)
@@ -249,6 +265,9 @@ class Simulation:
         self._broadcast(node.index, message)
 
     def _decided(self, node: Node, decision: core.Decide) -> None:
+        app = self.apps.get(node.index)
+        if app is not None:
+            app.commit(decision.height, decision.block, decision.commit)
         self.decisions[node.index][decision.height] = decision.block
         commit = Commit(decision.height, decision.block, decision.commit)
         node.store[decision.height] = commit
@@ -263,7 +282,9 @@ class Simulation:
             self._send(node.index, sender, SyncRequest(c.height, node.index))
         if isinstance(message, Proposal):
             self._remember(node, message)
-            self._act(node, c.on_proposal(message, valid=True))
+            app = self.apps.get(node.index)
+            valid = True if app is None else app.check_block(message.height, message.block)
+            self._act(node, c.on_proposal(message, valid=valid))
         elif isinstance(message, Vote):
             self._remember(node, message)
             self._act(node, c.on_vote(message))
@@ -275,6 +296,8 @@ class Simulation:
     # --- the run ---------------------------------------------------------------------------
     def run(self, until: Callable[[Simulation], bool] | None = None) -> Result:
         for node in self.nodes:
+            if self.app_factory is not None:
+                self.apps[node.index] = self.app_factory(node.index, False)
             self._act(node, node.core.start())
             self._push(GOSSIP_MS, "gossip", node.index)
         done = until or (lambda sim: sim._all_up_reached())
@@ -305,6 +328,8 @@ class Simulation:
                 node = self._new_node(old.index, old.key, old.wal)
                 node.store = old.store
                 self.nodes[payload] = node
+                if self.app_factory is not None:
+                    self.apps[node.index] = self.app_factory(node.index, True)
                 self._act(node, node.core.start())
         return Result(self.decisions, self.evidence, self.now, self.messages)
 
