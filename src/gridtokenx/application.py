@@ -7,9 +7,8 @@ and the RocksDB store, with the three questions consensus asks of it.
 - `commit`: execute a decided block for real, write the height to the store in one atomic
   batch with its commit certificate, and drop the included transactions from the mempool.
 
-The mempool here is the minimal one the chain needs to run (admission by decoding,
-signature and nonce); the full mempool (thread-pool signature checks, per-sender ordering,
-limits, eviction, recheck reports) builds on this interface.
+Transactions wait in the `Mempool` (signatures verified in a thread pool, per-sender nonce
+order, limits, eviction, and a reported outcome for every admitted transaction).
 """
 
 from __future__ import annotations
@@ -17,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridtokenx import accounts, blocks, codec, crypto, errors, genesis, tx
+from gridtokenx import accounts, blocks, chain, codec, genesis
 from gridtokenx.consensus.messages import Vote
+from gridtokenx.mempool import Mempool
 from gridtokenx.state import State
 from gridtokenx.store import Store
 
@@ -41,7 +41,10 @@ class Application:
     validators_hash: bytes
     last_hash: bytes = ZERO_HASH
     last_time: int = 0
-    mempool: dict[bytes, bytes] = field(default_factory=dict)  # tx hash -> encoded tx
+    mempool: Mempool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mempool = Mempool(self.chain_id)
 
     @classmethod
     def open(cls, spec: genesis.Genesis, path: Path, validators_hash: bytes) -> Application:
@@ -65,24 +68,21 @@ class Application:
     def height(self) -> int:
         return self.store.height()
 
+    def close(self) -> None:
+        self.mempool.close()
+        self.store.close()
+
     # --- mempool ---------------------------------------------------------------------------
+    def nonce_of(self, address: bytes) -> int | None:
+        account = self.state.get(accounts.account_key(address), accounts.Account)
+        return None if account is None else account.nonce
+
     def submit(self, raw: bytes) -> bytes:
         """Admit a signed transaction to the mempool; returns its hash."""
-        try:
-            stx = tx.decode(raw)
-        except codec.DecodeError as exc:
-            raise Rejected(exc.code, str(exc)) from None
-        if stx.tx.chain_id != self.chain_id:
-            raise Rejected(errors.WrongChainId.code, "transaction is for another chain")
-        if not stx.signature_valid():
-            raise Rejected(errors.InvalidSignature.code, "signature does not verify")
-        account = self.state.get(
-            accounts.account_key(crypto.address_of(stx.tx.sender)), accounts.Account
-        )
-        if account is not None and stx.tx.nonce < account.nonce:
-            raise Rejected(errors.NonceReplayed.code, "nonce already used")
-        self.mempool.setdefault(stx.hash, raw)
-        return stx.hash
+        result = self.mempool.add(raw, self.nonce_of, chain.params(self.state).min_fee_satang)
+        if not result.accepted or result.tx_hash is None:
+            raise Rejected(result.code, result.message)
+        return result.tx_hash
 
     # --- what consensus asks ---------------------------------------------------------------
     def next_time(self, proposed: int) -> int:
@@ -98,7 +98,7 @@ class Application:
             self.last_hash,
             proposer,
             self.validators_hash,
-            list(self.mempool.values()),
+            self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024),
         )
         return block.encode()
 
@@ -123,17 +123,5 @@ class Application:
             height, raw, codec.encode(certificate), hashes, self.state.take_changes()
         )
         self.last_hash, self.last_time = block.hash, block.header.time
-        for tx_hash in hashes:
-            self.mempool.pop(tx_hash, None)
-        self._recheck()
+        self.mempool.update(hashes, self.nonce_of)
         return receipts
-
-    def _recheck(self) -> None:
-        """Drop what can no longer apply because its nonce was used by a committed block."""
-        for tx_hash, raw in list(self.mempool.items()):
-            stx = tx.decode(raw)
-            account = self.state.get(
-                accounts.account_key(crypto.address_of(stx.tx.sender)), accounts.Account
-            )
-            if account is not None and stx.tx.nonce < account.nonce:
-                del self.mempool[tx_hash]

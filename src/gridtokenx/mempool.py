@@ -1,0 +1,237 @@
+"""The mempool: signed transactions waiting for a block.
+
+Admission checks everything that does not need a block: canonical decoding, chain id,
+the signature, the fee floor and the sender's nonce. Signatures are verified in a thread
+pool in batches, because PyNaCl releases the GIL while it verifies. Transactions wait per
+sender in nonce order, and a block takes from each sender only the run of consecutive
+nonces starting at its account's next nonce. Limits on count, bytes and pending
+transactions per sender keep memory bounded. When the pool is full, a better-paying
+transaction evicts the lowest fee per byte (from the end of its sender's run).
+
+The mempool never forgets silently: every admitted transaction ends `committed` or
+`dropped` with a reason (evicted, superseded by a committed transaction with its nonce,
+no longer applicable at recheck), and `status` answers for recent ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Final
+
+from gridtokenx import codec, crypto, errors, tx
+
+NonceOf = Callable[[bytes], int | None]  # address -> the account's next nonce (None: none)
+
+MEMPOOL_FULL: Final = "MEMPOOL_FULL"
+DUPLICATE: Final = "DUPLICATE"
+NONCE_TAKEN: Final = "NONCE_TAKEN"
+NONCE_TOO_FAR: Final = "NONCE_TOO_FAR"
+EVICTED: Final = "EVICTED"
+SUPERSEDED: Final = "SUPERSEDED"
+
+
+@dataclass(frozen=True)
+class Admission:
+    tx_hash: bytes | None  # None when the bytes could not be decoded
+    accepted: bool
+    code: str = ""  # why not, when refused
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    tx_hash: bytes
+    raw: bytes
+    sender: bytes
+    nonce: int
+    fee: int
+    seq: int  # arrival order
+
+    @property
+    def fee_per_byte(self) -> float:
+        return self.fee / len(self.raw)
+
+
+class Mempool:
+    def __init__(
+        self,
+        chain_id: str,
+        *,
+        max_txs: int = 50_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_per_sender: int = 1_000,
+        workers: int = 2,
+        remember: int = 100_000,
+    ) -> None:
+        self.chain_id = chain_id
+        self.max_txs, self.max_bytes, self.max_per_sender = max_txs, max_bytes, max_per_sender
+        self._by_hash: dict[bytes, Entry] = {}
+        self._by_sender: dict[bytes, dict[int, Entry]] = {}
+        self._bytes = 0
+        self._seq = itertools.count()
+        self._outcomes: OrderedDict[bytes, str] = OrderedDict()  # hash -> committed/dropped:X
+        self._remember = remember
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    # --- admission -------------------------------------------------------------------------
+    def add_batch(self, raws: list[bytes], nonce_of: NonceOf, min_fee: int) -> list[Admission]:
+        """Admit many transactions; signatures are verified in parallel in the pool."""
+        decoded: list[tx.SignedTransaction | Admission] = []
+        for raw in raws:
+            try:
+                decoded.append(tx.decode(raw))
+            except codec.DecodeError as exc:
+                decoded.append(Admission(None, False, exc.code, str(exc)))
+        candidates = [d for d in decoded if isinstance(d, tx.SignedTransaction)]
+        chunk = max(1, len(candidates) // 8)
+        verdicts = iter(
+            itertools.chain.from_iterable(self._pool.map(_verify_chunk, _chunks(candidates, chunk)))
+        )
+        results = []
+        for raw, item in zip(raws, decoded, strict=True):
+            if isinstance(item, Admission):
+                results.append(item)
+                continue
+            results.append(self._admit(raw, item, next(verdicts), nonce_of, min_fee))
+        return results
+
+    def add(self, raw: bytes, nonce_of: NonceOf, min_fee: int) -> Admission:
+        return self.add_batch([raw], nonce_of, min_fee)[0]
+
+    def _admit(
+        self,
+        raw: bytes,
+        stx: tx.SignedTransaction,
+        signature_ok: bool,
+        nonce_of: NonceOf,
+        min_fee: int,
+    ) -> Admission:
+        tx_hash = stx.hash
+
+        def refuse(code: str, message: str) -> Admission:
+            return Admission(tx_hash, False, code, message)
+
+        if tx_hash in self._by_hash:
+            return refuse(DUPLICATE, "already in the mempool")
+        if stx.tx.chain_id != self.chain_id:
+            return refuse(errors.WrongChainId.code, f"transaction is for chain {stx.tx.chain_id!r}")
+        if not signature_ok:
+            return refuse(errors.InvalidSignature.code, "signature does not verify")
+        sender = stx.tx.sender_address
+        next_nonce = nonce_of(sender)
+        if next_nonce is None:
+            return refuse(errors.UnknownSender.code, "sender has no account")
+        if stx.tx.nonce < next_nonce:
+            return refuse(errors.NonceReplayed.code, f"nonce {stx.tx.nonce} already used")
+        if stx.tx.nonce >= next_nonce + self.max_per_sender:
+            return refuse(NONCE_TOO_FAR, f"nonce more than {self.max_per_sender} ahead")
+        if stx.tx.fee < min_fee:
+            return refuse(errors.FeeTooLow.code, f"fee below the minimum {min_fee}")
+        queue = self._by_sender.get(sender, {})
+        if stx.tx.nonce in queue:
+            return refuse(NONCE_TAKEN, "another transaction with this nonce is waiting")
+        entry = Entry(tx_hash, raw, sender, stx.tx.nonce, stx.tx.fee, next(self._seq))
+        if not self._make_room(entry):
+            return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
+        self._by_hash[tx_hash] = entry
+        self._by_sender.setdefault(sender, {})[entry.nonce] = entry
+        self._bytes += len(raw)
+        return Admission(tx_hash, True)
+
+    def _make_room(self, entry: Entry) -> bool:
+        while len(self._by_hash) >= self.max_txs or self._bytes + len(entry.raw) > self.max_bytes:
+            # The cheapest last-in-line transaction of any sender goes first.
+            tails = [q[max(q)] for q in self._by_sender.values() if q]
+            if not tails:
+                return False
+            victim = min(tails, key=lambda e: (e.fee_per_byte, -e.seq))
+            if victim.fee_per_byte >= entry.fee_per_byte:
+                return False
+            self._remove(victim, f"dropped:{EVICTED}")
+        return True
+
+    def _remove(self, entry: Entry, outcome: str) -> None:
+        del self._by_hash[entry.tx_hash]
+        queue = self._by_sender[entry.sender]
+        del queue[entry.nonce]
+        if not queue:
+            del self._by_sender[entry.sender]
+        self._bytes -= len(entry.raw)
+        self._record(entry.tx_hash, outcome)
+
+    def _record(self, tx_hash: bytes, outcome: str) -> None:
+        self._outcomes[tx_hash] = outcome
+        while len(self._outcomes) > self._remember:
+            self._outcomes.popitem(last=False)
+
+    # --- blocks ----------------------------------------------------------------------------
+    def reap(self, nonce_of: NonceOf, max_txs: int, max_bytes: int) -> list[bytes]:
+        """Transactions for the next block: per sender the consecutive run from its next
+        nonce, senders interleaved in order of arrival so no one sender starves the rest."""
+        runs = []
+        for sender, queue in self._by_sender.items():
+            nonce = nonce_of(sender)
+            run = []
+            while nonce is not None and nonce in queue:
+                run.append(queue[nonce])
+                nonce += 1
+            if run:
+                runs.append(run)
+        runs.sort(key=lambda r: r[0].seq)
+        out: list[bytes] = []
+        size = 0
+        for batch in itertools.zip_longest(*runs):
+            for entry in batch:
+                if entry is None:
+                    continue
+                if len(out) >= max_txs or size + len(entry.raw) > max_bytes:
+                    return out
+                out.append(entry.raw)
+                size += len(entry.raw)
+        return out
+
+    def update(self, committed: list[bytes], nonce_of: NonceOf) -> list[tuple[bytes, str]]:
+        """After a block: mark its transactions committed and drop every waiting one whose
+        nonce a committed transaction used. Returns the drops with their reasons."""
+        for tx_hash in committed:
+            entry = self._by_hash.get(tx_hash)
+            if entry is not None:
+                self._remove(entry, "committed")
+            else:
+                self._record(tx_hash, "committed")
+        dropped = []
+        for sender in list(self._by_sender):
+            nonce = nonce_of(sender)
+            for entry in list(self._by_sender.get(sender, {}).values()):
+                if nonce is None or entry.nonce < nonce:
+                    self._remove(entry, f"dropped:{SUPERSEDED}")
+                    dropped.append((entry.tx_hash, SUPERSEDED))
+        return dropped
+
+    def status(self, tx_hash: bytes) -> str:
+        """pending, committed, dropped:REASON, or unknown."""
+        if tx_hash in self._by_hash:
+            return "pending"
+        return self._outcomes.get(tx_hash, "unknown")
+
+
+def _chunks(items: list[tx.SignedTransaction], size: int) -> list[list[tx.SignedTransaction]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _verify_chunk(chunk: list[tx.SignedTransaction]) -> list[bool]:
+    return [crypto.verify(s.tx.sender, s.tx.signing_bytes(), s.signature) for s in chunk]
