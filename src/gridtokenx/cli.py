@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx import crypto, genesis, invariants, keystore, scenario
+from gridtokenx import crypto, genesis, invariants, keystore, scenario, store
 from gridtokenx.accounts import SUPPLY_KEY, Supply
 from gridtokenx.market import records
 from gridtokenx.state import State
@@ -22,6 +23,8 @@ genesis_app = typer.Typer(help="Create and validate genesis files.")
 app.add_typer(genesis_app, name="genesis")
 keys_app = typer.Typer(help="Create and inspect keys in the encrypted keystore.")
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="Inspect, back up and restore a node's RocksDB store.")
+app.add_typer(db_app, name="db")
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
 console = Console()
 
@@ -230,3 +233,59 @@ def _is_insecure(path: Path) -> bool:
 
 def main() -> None:
     app()
+
+
+def _open_store(path: Path) -> store.Store:
+    if not (path / "CURRENT").exists():
+        console.print(f"[red]error:[/red] {path} is not a GridTokenX store")
+        raise typer.Exit(1)
+    return store.Store(path)
+
+
+def _describe(db: store.Store) -> str:
+    state = db.load_state()
+    return f"height {db.height()}, {len(state):,} state records, state root {state.root().hex()}"
+
+
+@db_app.command("info")
+def db_info(data: Annotated[Path, typer.Argument(help="the node's store directory")]) -> None:
+    """Show a store's height and state root (the node must not be running)."""
+    with _open_store(data) as db:
+        console.print(_describe(db))
+
+
+@db_app.command("backup")
+def db_backup(
+    data: Annotated[Path, typer.Argument(help="the node's store directory")],
+    destination: Annotated[Path, typer.Argument(help="a new directory for the backup")],
+) -> None:
+    """Write a consistent RocksDB checkpoint of the store."""
+    if destination.exists():
+        console.print(f"[red]error:[/red] {destination} exists; choose a new directory")
+        raise typer.Exit(1)
+    with _open_store(data) as db:
+        db.checkpoint(destination)
+        console.print(f"backed up to {destination}: {_describe(db)}")
+
+
+@db_app.command("restore")
+def db_restore(
+    backup: Annotated[Path, typer.Argument(help="a directory written by `db backup`")],
+    data: Annotated[Path, typer.Argument(help="the node's store directory to create")],
+    force: Annotated[bool, typer.Option(help="replace an existing store")] = False,
+) -> None:
+    """Restore a store from a backup, verifying that it opens and its state loads."""
+    with _open_store(backup) as db:
+        summary = _describe(db)
+    if data.exists():
+        if not force:
+            console.print(f"[red]error:[/red] {data} exists (use --force to replace it)")
+            raise typer.Exit(1)
+        shutil.rmtree(data)
+    shutil.copytree(backup, data)
+    with _open_store(data) as db:
+        restored = _describe(db)
+    if restored != summary:
+        console.print(f"[red]error:[/red] restored store differs from the backup: {restored}")
+        raise typer.Exit(2)
+    console.print(f"restored {data}: {restored}")
