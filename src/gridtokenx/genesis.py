@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from gridtokenx import accounts, crypto, registry
+from gridtokenx import accounts, crypto, registry, validator_set
 from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo
 from gridtokenx.params import Params
 from gridtokenx.state import State
@@ -198,6 +198,9 @@ def build_state(genesis: Genesis) -> State:
     links: tuple[tuple[str, str], ...] = tuple((a, b) for a, b in pairs)
     view.put(registry.ZONE_INDEX_KEY, registry.ZoneIndex(zone_codes, links))
     accounts.open_account(view, accounts.ESCROW_ADDRESS)
+    validator_set.install(
+        view, [(bytes.fromhex(a.public_key), a.voting_power) for a in genesis.authorities]
+    )
     view.put(PARAMS_KEY, genesis.params)
     view.put(
         CHAIN_KEY,

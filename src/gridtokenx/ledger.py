@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from gridtokenx import accounts, errors, metering, registry, tokens
+from gridtokenx import accounts, errors, metering, registry, tokens, validator_set
 from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo, chain_info, params
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.market import settlement, trading
@@ -123,5 +123,6 @@ def end_block(state: State, ctx: BlockContext) -> list[Event]:
     interval settlement. Deterministic in (state, ctx), like `apply`."""
     view = state.overlay()
     events = settlement.end_block(view, ctx, params(view))
+    validator_set.end_block(view, ctx)
     view.commit()
     return events

@@ -19,7 +19,7 @@ from typing import Any, Final
 import msgspec
 from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
 
-from gridtokenx import accounts, chain, codec, metering, params, registry
+from gridtokenx import accounts, chain, codec, metering, params, registry, validator_set
 from gridtokenx.consensus.core import Persistent
 from gridtokenx.market import records as market
 from gridtokenx.state import State
@@ -57,6 +57,7 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     market.Active,
     market.Rematch,
     market.FlowUsed,
+    validator_set.Sets,
 )
 """Every record type the ledger stores. Persisting any other type fails loudly."""
 
