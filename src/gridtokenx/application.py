@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridtokenx import accounts, blocks, chain, codec, genesis
-from gridtokenx.consensus.messages import Vote
+from gridtokenx import accounts, blocks, chain, codec, genesis, validator_set
+from gridtokenx.consensus.messages import Evidence, Vote
+from gridtokenx.consensus.validators import ValidatorSet
 from gridtokenx.mempool import Mempool
 from gridtokenx.state import State
 from gridtokenx.store import Store
@@ -38,24 +39,32 @@ class Application:
     chain_id: str
     state: State
     store: Store
-    validators_hash: bytes
     last_hash: bytes = ZERO_HASH
     last_time: int = 0
     mempool: Mempool = field(init=False)
+    evidence: list[Evidence] = field(default_factory=list)  # reported, not yet in a block
 
     def __post_init__(self) -> None:
         self.mempool = Mempool(self.chain_id)
 
+    def validators(self, height: int) -> ValidatorSet:
+        """The set that signs `height`, from the ledger (changes land two heights later)."""
+        return validator_set.for_height(self.state, height)
+
+    def report_evidence(self, evidence: Evidence) -> None:
+        if evidence not in self.evidence:
+            self.evidence.append(evidence)
+
     @classmethod
-    def open(cls, spec: genesis.Genesis, path: Path, validators_hash: bytes) -> Application:
+    def open(cls, spec: genesis.Genesis, path: Path) -> Application:
         """Open (or create) the node's store at `path`, starting from genesis if it is new."""
         store = Store(path)
         if not store.has_genesis():
             state = genesis.build_state(spec)
             store.save_genesis_state(state)
-            return cls(spec.chain_id, state, store, validators_hash, last_time=spec.genesis_time)
+            return cls(spec.chain_id, state, store, last_time=spec.genesis_time)
         state = store.load_state()
-        app = cls(spec.chain_id, state, store, validators_hash, last_time=spec.genesis_time)
+        app = cls(spec.chain_id, state, store, last_time=spec.genesis_time)
         height = store.height()
         if height:
             stored = store.block(height)
@@ -97,8 +106,9 @@ class Application:
             self.next_time(time),
             self.last_hash,
             proposer,
-            self.validators_hash,
+            validator_set.set_hash(self.validators(height)),
             self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024),
+            self.evidence,
         )
         return block.encode()
 
@@ -106,7 +116,7 @@ class Application:
         try:
             block = blocks.decode(raw)
             blocks.check_header(block, self.chain_id, height, self.last_hash, self.last_time)
-            if block.header.validators_hash != self.validators_hash:
+            if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
                 raise blocks.InvalidBlock("validator set hash differs")
             blocks.validate(self.state, block)
         except (blocks.InvalidBlock, ValueError):
@@ -124,4 +134,5 @@ class Application:
         )
         self.last_hash, self.last_time = block.hash, block.header.time
         self.mempool.update(hashes, self.nonce_of)
+        self.evidence = [e for e in self.evidence if e not in block.evidence]
         return receipts

@@ -18,7 +18,8 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx import codec, crypto, errors, ledger, merkle, tx
+from gridtokenx import codec, crypto, errors, ledger, merkle, tx, validator_set
+from gridtokenx.consensus.messages import Evidence
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.state import State
 
@@ -41,6 +42,7 @@ class Header(msgspec.Struct, frozen=True, array_like=True):
 class Block(msgspec.Struct, frozen=True, array_like=True):
     header: Header
     txs: tuple[bytes, ...]  # canonical encodings of signed transactions
+    evidence: tuple[Evidence, ...] = ()  # equivocations to punish, applied before the txs
 
     def encode(self) -> bytes:
         return codec.encode(self)
@@ -71,10 +73,27 @@ def tx_root(txs: tuple[bytes, ...]) -> bytes:
     return merkle.merkle_root(list(txs))
 
 
+def evidence_root(evidence: tuple[Evidence, ...]) -> bytes:
+    return merkle.merkle_root([codec.encode(e) for e in evidence])
+
+
+def _apply_evidence(state: State, ctx: BlockContext, evidence: Evidence) -> list[Event]:
+    view = state.overlay()
+    events = validator_set.apply_evidence(view, ctx, evidence)
+    view.commit()
+    return events
+
+
 def _execute(
-    state: State, header: Header, txs: tuple[bytes, ...]
+    state: State, header: Header, txs: tuple[bytes, ...], evidence: tuple[Evidence, ...] = ()
 ) -> tuple[list[Receipt], list[Event]]:
     ctx = BlockContext(header.height, header.time)
+    punished: list[Event] = []
+    for index, item in enumerate(evidence):
+        try:
+            punished += _apply_evidence(state, ctx, item)
+        except validator_set.InvalidEvidence as exc:
+            raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
     receipts = []
     for index, raw in enumerate(txs):
         try:
@@ -83,7 +102,7 @@ def _execute(
         except (errors.Rejection, ValueError) as exc:
             raise InvalidBlock(f"transaction {index} does not apply: {exc}") from None
         receipts.append(Receipt(stx.hash, events))
-    return receipts, ledger.end_block(state, ctx)
+    return receipts, punished + ledger.end_block(state, ctx)
 
 
 def propose(
@@ -95,12 +114,20 @@ def propose(
     proposer: bytes,
     validators_hash: bytes,
     candidates: list[bytes],
+    evidence: list[Evidence] | None = None,
 ) -> Block:
     """Build a block from candidate transactions: keep those that apply, in order, and
     compute the resulting state root. The state is left as it was."""
     ctx = BlockContext(height, time)
     state.begin()
     try:
+        proofs = []
+        for item in evidence or []:
+            try:
+                _apply_evidence(state, ctx, item)
+            except validator_set.InvalidEvidence:
+                continue  # already punished, or not provable: leave it out
+            proofs.append(item)
         included = []
         for raw in candidates[:MAX_BLOCK_TXS]:
             try:
@@ -115,9 +142,9 @@ def propose(
     txs = tuple(included)
     header = Header(
         chain_id, height, time, prev_hash, proposer, tx_root(txs), root, validators_hash,
-        merkle.merkle_root([]),
+        evidence_root(tuple(proofs)),
     )  # fmt: skip
-    return Block(header, txs)
+    return Block(header, txs, tuple(proofs))
 
 
 def check_header(
@@ -134,6 +161,8 @@ def check_header(
         raise InvalidBlock("block time must increase")
     if h.tx_root != tx_root(block.txs):
         raise InvalidBlock("transaction root does not match the transactions")
+    if h.evidence_hash != evidence_root(block.evidence):
+        raise InvalidBlock("evidence hash does not match the evidence")
     if len(block.txs) > MAX_BLOCK_TXS:
         raise InvalidBlock("too many transactions")
 
@@ -142,7 +171,7 @@ def validate(state: State, block: Block) -> None:
     """Execute the block on trial; raise InvalidBlock unless it reaches its state root."""
     state.begin()
     try:
-        _execute(state, block.header, block.txs)
+        _execute(state, block.header, block.txs, block.evidence)
         root = state.root()
     finally:
         state.rollback()
@@ -155,7 +184,7 @@ def commit(state: State, block: Block) -> tuple[list[Receipt], list[Event]]:
     diverged from the validators that certified the block: it must stop, not continue."""
     state.begin()
     try:
-        receipts, end_events = _execute(state, block.header, block.txs)
+        receipts, end_events = _execute(state, block.header, block.txs, block.evidence)
         root = state.root()
         if root != block.header.state_root:
             raise InvalidBlock(f"computed {root.hex()}, certified {block.header.state_root.hex()}")

@@ -383,9 +383,12 @@ class Core:
         self.decided = True
         return [Decide(height, commit[0].round, block, commit)]
 
-    def advance(self) -> list[Action]:
-        """After the driver has executed and stored the decided block: start the next height."""
+    def advance(self, validators: ValidatorSet | None = None) -> list[Action]:
+        """After the driver has executed and stored the decided block: start the next height,
+        signed by `validators` when the ledger changed the set (jailing, governance)."""
         assert self.decided, "advance() only after a decision"
+        if validators is not None:
+            self.validators = validators
         self.state = Persistent(self.state.height + 1)
         self._reset_height()
         return self.start()

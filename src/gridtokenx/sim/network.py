@@ -150,24 +150,37 @@ class App(Protocol):
     def build_block(self, height: int, time: int, proposer: bytes) -> bytes: ...
     def check_block(self, height: int, raw: bytes) -> bool: ...
     def commit(self, height: int, raw: bytes, certificate: tuple[Vote, ...]) -> object: ...
+    def validators(self, height: int) -> ValidatorSet: ...
+    def report_evidence(self, evidence: Evidence) -> None: ...
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, apps: Callable[[int, bool], App] | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        apps: Callable[[int, bool], App] | None = None,
+        keys: list[crypto.PrivateKey] | None = None,
+        validators: ValidatorSet | None = None,
+    ) -> None:
         """`apps(index, restarted)` gives validator `index` its application (re-opened from
-        its store after a restart); without it, blocks are opaque labels."""
+        its store after a restart), whose ledger then decides the validator set of every
+        next height; without it, blocks are opaque labels. `keys` and `validators` replace
+        the simulator's own validators (for an application whose genesis names them)."""
         self.s = scenario
         self.app_factory = apps
         self.apps: dict[int, App] = {}
         self.rng = random.Random(scenario.seed)
-        keys = [
-            crypto.PrivateKey.from_dev_label(f"sim/validator/{i}")
-            for i in range(scenario.validators)
-        ]
-        powers = [POWERS[i % len(POWERS)] for i in range(scenario.validators)]
-        self.validators = ValidatorSet.of(
-            [(k.public_key, p) for k, p in zip(keys, powers, strict=True)]
-        )
+        if keys is None:
+            keys = [
+                crypto.PrivateKey.from_dev_label(f"sim/validator/{i}")
+                for i in range(scenario.validators)
+            ]
+        if validators is None:
+            powers = [POWERS[i % len(POWERS)] for i in range(len(keys))]
+            validators = ValidatorSet.of(
+                [(k.public_key, p) for k, p in zip(keys, powers, strict=True)]
+            )
+        self.validators = validators
         self.verify = _memo_verify()
         self.queue: list[tuple[int, int, str, Any]] = []
         self.seq = 0
@@ -231,6 +244,8 @@ class Simulation:
                 self._decided(node, action)
             elif isinstance(action, core.ReportEvidence):
                 self.evidence.append(action.evidence)
+                if (app := self.apps.get(node.index)) is not None:
+                    app.report_evidence(action.evidence)
 
     def _remember(self, node: Node, message: Proposal | Vote) -> None:
         if message.height != node.core.height:
@@ -273,7 +288,8 @@ class Simulation:
         node.store[decision.height] = commit
         self._broadcast(node.index, commit)
         if decision.height < self.s.heights:
-            self._act(node, node.core.advance())
+            following = None if app is None else app.validators(decision.height + 1)
+            self._act(node, node.core.advance(following))
 
     def _deliver(self, sender: int, node: Node, message: Message) -> None:
         c = node.core
@@ -297,7 +313,8 @@ class Simulation:
     def run(self, until: Callable[[Simulation], bool] | None = None) -> Result:
         for node in self.nodes:
             if self.app_factory is not None:
-                self.apps[node.index] = self.app_factory(node.index, False)
+                app = self.apps[node.index] = self.app_factory(node.index, False)
+                node.core.validators = app.validators(node.core.height)
             self._act(node, node.core.start())
             self._push(GOSSIP_MS, "gossip", node.index)
         done = until or (lambda sim: sim._all_up_reached())
@@ -329,7 +346,8 @@ class Simulation:
                 node.store = old.store
                 self.nodes[payload] = node
                 if self.app_factory is not None:
-                    self.apps[node.index] = self.app_factory(node.index, True)
+                    app = self.apps[node.index] = self.app_factory(node.index, True)
+                    node.core.validators = app.validators(node.core.height)
                 self._act(node, node.core.start())
         return Result(self.decisions, self.evidence, self.now, self.messages)
 
