@@ -39,3 +39,10 @@ def test_market_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == result
     assert result["incoming_orders"] == 20
     assert result["p50_us"] > 0 and result["orders_per_s_with_signature"] > 0
+
+
+def test_transport_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "transport.json"
+    result = _load("transport_bench").main(["--frames", "200", "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["encrypted_frames_per_s"] > 0 and result["plain_tcp_frames_per_s"] > 0

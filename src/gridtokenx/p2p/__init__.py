@@ -1,0 +1,1 @@
+"""Peer-to-peer networking: the encrypted transport, and (next) gossip and block sync."""
