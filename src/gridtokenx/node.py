@@ -1,0 +1,136 @@
+"""A validator node: the consensus core, the application and gossip, on one asyncio loop.
+
+The node is the only place with a clock and sockets. It feeds the core the messages gossip
+delivers and the timeouts the core asked for, and carries out the core's actions: it
+publishes votes and proposals (after writing the core's state to the write-ahead log in
+RocksDB, so a restart never signs twice), builds blocks when it proposes, checks proposed
+blocks by trial execution, and commits decided blocks into the store before starting the
+next height with the validator set the ledger gives for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from gridtokenx import codec, crypto
+from gridtokenx.application import Application, Rejected
+from gridtokenx.consensus import core
+from gridtokenx.consensus.messages import Proposal, Vote
+from gridtokenx.p2p.gossip import Gossip, Kind
+
+
+class Commit(msgspec.Struct, array_like=True, frozen=True):
+    height: int
+    block: bytes
+    certificate: tuple[Vote, ...]
+
+
+class Node:
+    def __init__(
+        self,
+        key: crypto.PrivateKey,
+        app: Application,
+        timeouts: core.Timeouts | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.app = app
+        self.clock = clock
+        height = app.height + 1
+        wal = app.store.load_wal()
+        persistent = wal if wal is not None and wal.height == height else None
+        self.core = core.Core(
+            app.chain_id,
+            app.validators(height),
+            key,
+            crypto.verify,
+            height,
+            timeouts,
+            persistent,
+        )
+        self.gossip = Gossip(key, self._on_message)
+        self._timers: list[asyncio.TimerHandle] = []
+        self.decided = asyncio.Event()
+        self.halted: str | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._act(self.core.start())
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        await self.gossip.close()
+        self.app.close()
+
+    # --- inputs ----------------------------------------------------------------------------
+    async def submit(self, raw: bytes) -> bytes:
+        """A client's transaction: admit it to our mempool and gossip it on."""
+        tx_hash = self.app.submit(raw)
+        await self.gossip.publish(Kind.TX, raw)
+        return tx_hash
+
+    async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
+        try:
+            if kind is Kind.TX:
+                try:
+                    self.app.submit(payload)
+                except Rejected as exc:
+                    return exc.code in ("DUPLICATE", "NONCE_REPLAYED", "NONCE_TAKEN")
+                return True
+            if kind is Kind.PROPOSAL:
+                proposal = msgspec.msgpack.decode(payload, type=Proposal)
+                valid = self.app.check_block(proposal.height, proposal.block)
+                await self._act(self.core.on_proposal(proposal, valid=valid))
+                return True
+            if kind is Kind.VOTE:
+                await self._act(self.core.on_vote(msgspec.msgpack.decode(payload, type=Vote)))
+                return True
+            commit = msgspec.msgpack.decode(payload, type=Commit)
+            await self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
+            return True
+        except msgspec.DecodeError:
+            return False
+
+    def _timeout(self, t: core.ScheduleTimeout) -> None:
+        task = asyncio.ensure_future(self._act(self.core.on_timeout(t.height, t.round, t.step)))
+        task.add_done_callback(lambda _: None)
+
+    # --- outputs ---------------------------------------------------------------------------
+    async def _act(self, actions: list[core.Action]) -> None:
+        if self.halted or not actions:
+            return
+        self.app.store.save_wal(self.core.state)  # before anything leaves this node
+        for action in actions:
+            if isinstance(action, core.Broadcast):
+                message = action.message
+                kind = Kind.PROPOSAL if isinstance(message, Proposal) else Kind.VOTE
+                await self.gossip.publish(kind, codec.encode(message))
+            elif isinstance(action, core.ScheduleTimeout):
+                loop = asyncio.get_running_loop()
+                self._timers.append(loop.call_later(action.delay_ms / 1000, self._timeout, action))
+            elif isinstance(action, core.RequestValue):
+                block = self.app.build_block(action.height, int(self.clock()), self.key.address)
+                await self._act(self.core.on_value(action.height, action.round, block))
+            elif isinstance(action, core.Decide):
+                await self._decide(action)
+            elif isinstance(action, core.ReportEvidence):
+                self.app.report_evidence(action.evidence)
+
+    async def _decide(self, decision: core.Decide) -> None:
+        try:
+            self.app.commit(decision.height, decision.block, decision.commit)
+        except RuntimeError as exc:  # a divergent state root: stop, do not continue
+            self.halted = str(exc)
+            return
+        await self.gossip.publish(
+            Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit))
+        )
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self.decided.set()
+        self.decided = asyncio.Event()
+        await self._act(self.core.advance(self.app.validators(decision.height + 1)))
