@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx import crypto, genesis, invariants, keystore, scenario, store
+from gridtokenx import crypto, devnet, genesis, invariants, keystore, scenario, store
 from gridtokenx.accounts import SUPPLY_KEY, Supply
 from gridtokenx.market import records
 from gridtokenx.state import State
@@ -289,3 +292,63 @@ def db_restore(
         console.print(f"[red]error:[/red] restored store differs from the backup: {restored}")
         raise typer.Exit(2)
     console.print(f"restored {data}: {restored}")
+
+
+node_app = typer.Typer(help="Run a validator node.")
+app.add_typer(node_app, name="node")
+
+
+@node_app.command("start")
+def node_start(
+    home: Annotated[Path, typer.Option(help="the node's home directory")],
+) -> None:
+    """Run the validator of HOME until Ctrl-C (writes HOME/status.json as it goes)."""
+    if not (home / "config.json").exists():
+        console.print(f"[red]error:[/red] {home} has no config.json (run `gridtokenx devnet`)")
+        raise typer.Exit(1)
+    asyncio.run(devnet.run_node(home))
+
+
+@app.command("status")
+def status(home: Annotated[Path, typer.Option(help="the node's home directory")]) -> None:
+    """Height, state root and peers of a running (or stopped) node."""
+    found = devnet.read_status(home)
+    if found is None:
+        console.print(f"[red]error:[/red] no status in {home}: has the node run?")
+        raise typer.Exit(1)
+    console.print_json(data=found)
+
+
+@app.command("devnet")
+def devnet_command(
+    directory: Annotated[Path, typer.Option("--dir", help="where the node homes go")] = Path(
+        "devnet"
+    ),
+    base_port: Annotated[int, typer.Option(help="first of four ports on 127.0.0.1")] = 26_650,
+    validators: Annotated[int, typer.Option(help="validators to run (the devnet has 4)")] = 4,
+) -> None:
+    """Start EGAT, MEA, PEA and ERC validators as separate processes on 127.0.0.1 and show
+    their heights until Ctrl-C, which stops them all."""
+    if validators != len(devnet.DEVNET_VALIDATORS):
+        console.print("[red]error:[/red] the local devnet runs exactly 4 validators")
+        raise typer.Exit(2)
+    homes = devnet.init_devnet(directory, "gridtokenx-devnet", int(time.time()), base_port)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(h)])
+        for h in homes
+    ]
+    try:
+        while all(p.poll() is None for p in procs):
+            heights = [(devnet.read_status(h) or {}).get("height", "-") for h in homes]
+            console.print(f"heights {heights}", end="\r")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -56,6 +56,8 @@ class Node:
         self._timers: list[asyncio.TimerHandle] = []
         self.decided = asyncio.Event()
         self.halted: str | None = None
+        self._asked = 0  # the height we last asked a peer for
+        self._best_seen = 0  # the highest height any peer's message showed
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -82,19 +84,40 @@ class Node:
                 except Rejected as exc:
                     return exc.code in ("DUPLICATE", "NONCE_REPLAYED", "NONCE_TAKEN")
                 return True
+            if kind is Kind.SYNC_REQUEST:
+                height = int.from_bytes(payload)
+                stored = self.app.store.block(height) if height <= self.app.height else None
+                if stored is not None:
+                    certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
+                    answer = codec.encode(Commit(height, stored[0], certificate))
+                    await self.gossip.send_to(peer, Kind.SYNC_BLOCK, answer)
+                return True
             if kind is Kind.PROPOSAL:
                 proposal = msgspec.msgpack.decode(payload, type=Proposal)
+                await self._catch_up(proposal.height, peer)
                 valid = self.app.check_block(proposal.height, proposal.block)
                 await self._act(self.core.on_proposal(proposal, valid=valid))
                 return True
             if kind is Kind.VOTE:
-                await self._act(self.core.on_vote(msgspec.msgpack.decode(payload, type=Vote)))
+                vote = msgspec.msgpack.decode(payload, type=Vote)
+                await self._catch_up(vote.height, peer)
+                await self._act(self.core.on_vote(vote))
                 return True
             commit = msgspec.msgpack.decode(payload, type=Commit)
             await self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
+            if kind is Kind.SYNC_BLOCK:
+                await self._catch_up(self._best_seen, peer)  # keep asking while behind
             return True
         except msgspec.DecodeError:
             return False
+
+    async def _catch_up(self, seen_height: int, peer: bytes) -> None:
+        """A peer is at a later height: ask it for our next block (once per height)."""
+        self._best_seen = max(self._best_seen, seen_height)
+        want = self.core.height
+        if self._best_seen > want and self._asked != want:
+            self._asked = want
+            await self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
 
     def _timeout(self, t: core.ScheduleTimeout) -> None:
         task = asyncio.ensure_future(self._act(self.core.on_timeout(t.height, t.round, t.step)))

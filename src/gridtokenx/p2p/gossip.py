@@ -27,6 +27,11 @@ class Kind(IntEnum):
     PROPOSAL = 2
     VOTE = 3
     COMMIT = 4
+    SYNC_REQUEST = 5  # direct: "send me height h", never forwarded
+    SYNC_BLOCK = 6  # direct: a certified block in answer, never forwarded
+
+
+DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK})
 
 
 LIMITS: Final = {
@@ -34,6 +39,8 @@ LIMITS: Final = {
     Kind.PROPOSAL: 4 * 1024 * 1024,
     Kind.VOTE: 1024,
     Kind.COMMIT: 4 * 1024 * 1024 + 64 * 1024,
+    Kind.SYNC_REQUEST: 16,
+    Kind.SYNC_BLOCK: 4 * 1024 * 1024 + 64 * 1024,
 }
 START_SCORE: Final = 10
 PENALTY: Final = 5  # two strikes and out
@@ -113,6 +120,17 @@ class Gossip:
         self._first_time(frame)
         await self._forward(frame, exclude=None)
 
+    async def send_to(self, peer: bytes, kind: Kind, payload: bytes) -> None:
+        """A direct message to one peer (sync), outside the flood."""
+        connection = self.peers.get(peer)
+        if connection is None:
+            return
+        try:
+            await connection.send(codec.encode(_Envelope(int(kind), payload)))
+            await connection.flush()
+        except (ConnectionError, OSError):
+            await self._drop(peer)
+
     async def _forward(self, frame: bytes, exclude: bytes | None) -> None:
         for peer, connection in list(self.peers.items()):
             if peer == exclude:
@@ -144,12 +162,14 @@ class Gossip:
         if len(envelope.payload) > LIMITS[kind]:
             await self._penalise(peer)
             return
-        if not self._first_time(frame):
+        direct = kind in DIRECT
+        if not direct and not self._first_time(frame):
             return
         if not await self.handler(kind, envelope.payload, peer):
             await self._penalise(peer)
             return
-        await self._forward(frame, exclude=peer)
+        if not direct:
+            await self._forward(frame, exclude=peer)
 
     async def _penalise(self, peer: bytes) -> None:
         self.scores[peer] = self.scores.get(peer, START_SCORE) - PENALTY
