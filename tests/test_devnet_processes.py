@@ -54,7 +54,7 @@ def _wait(check: object, seconds: float) -> bool:
 
 def test_four_processes_commit_and_a_killed_one_catches_up(tmp_path: Path) -> None:
     homes = devnet.init_devnet(
-        tmp_path, "gridtokenx-proc-test", int(time.time()), _free_base_port()
+        tmp_path, "gridtokenx-proc-test", int(time.time()), _free_base_port(), block_ms=200
     )
     procs = {h: _start(h) for h in homes}
     try:

@@ -33,6 +33,7 @@ class Config(msgspec.Struct, frozen=True):
     propose_ms: int = 1000
     prevote_ms: int = 500
     precommit_ms: int = 500
+    block_ms: int = 1000  # governed block time: empty blocks come at most this often
 
 
 def devnet_genesis(chain_id: str, genesis_time: int) -> genesis.Genesis:
@@ -46,7 +47,9 @@ def devnet_genesis(chain_id: str, genesis_time: int) -> genesis.Genesis:
     return msgspec.structs.replace(spec, authorities=authorities)
 
 
-def init_devnet(root: Path, chain_id: str, genesis_time: int, base_port: int) -> list[Path]:
+def init_devnet(
+    root: Path, chain_id: str, genesis_time: int, base_port: int, block_ms: int = 1000
+) -> list[Path]:
     """Homes for the four devnet validators, fully meshed on 127.0.0.1."""
     spec = devnet_genesis(chain_id, genesis_time)
     keys = genesis.dev_keys()
@@ -61,7 +64,8 @@ def init_devnet(root: Path, chain_id: str, genesis_time: int, base_port: int) ->
             for j, other in enumerate(DEVNET_VALIDATORS)
             if j != i
         )
-        (home / "config.json").write_bytes(msgspec.json.encode(Config(base_port + i, peers)))
+        config = Config(base_port + i, peers, block_ms=block_ms)
+        (home / "config.json").write_bytes(msgspec.json.encode(config))
         homes.append(home)
     return homes
 
@@ -96,7 +100,9 @@ async def run_node(home: Path, *, max_seconds: float | None = None) -> None:
         home / "node_key.json", os.environ.get("GRIDTOKENX_PASSPHRASE", ""), allow_insecure=True
     )
     timeouts = Timeouts(config.propose_ms, config.prevote_ms, config.precommit_ms)
-    node = Node(key, Application.open(spec, home / "data"), timeouts)
+    node = Node(
+        key, Application.open(spec, home / "data"), timeouts, block_interval=config.block_ms / 1000
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import msgspec
 
@@ -36,7 +37,10 @@ class Node:
         app: Application,
         timeouts: core.Timeouts | None = None,
         clock: Callable[[], float] = time.time,
+        block_interval: float = 0.0,
     ) -> None:
+        """`block_interval` (seconds) paces proposals: a proposer waits until that long
+        after the previous commit before it builds the next block."""
         self.key = key
         self.app = app
         self.clock = clock
@@ -54,8 +58,11 @@ class Node:
         )
         self.gossip = Gossip(key, self._on_message)
         self._timers: list[asyncio.TimerHandle] = []
+        self._tasks: set[asyncio.Future[None]] = set()
         self.decided = asyncio.Event()
         self.halted: str | None = None
+        self.block_interval = block_interval
+        self._last_commit = 0.0  # loop time of the last commit
         self._asked = 0  # the height we last asked a peer for
         self._best_seen = 0  # the highest height any peer's message showed
 
@@ -66,6 +73,8 @@ class Node:
     async def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await self.gossip.close()
         self.app.close()
 
@@ -120,8 +129,7 @@ class Node:
             await self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
 
     def _timeout(self, t: core.ScheduleTimeout) -> None:
-        task = asyncio.ensure_future(self._act(self.core.on_timeout(t.height, t.round, t.step)))
-        task.add_done_callback(lambda _: None)
+        self._spawn(self._act(self.core.on_timeout(t.height, t.round, t.step)))
 
     # --- outputs ---------------------------------------------------------------------------
     async def _act(self, actions: list[core.Action]) -> None:
@@ -137,12 +145,29 @@ class Node:
                 loop = asyncio.get_running_loop()
                 self._timers.append(loop.call_later(action.delay_ms / 1000, self._timeout, action))
             elif isinstance(action, core.RequestValue):
-                block = self.app.build_block(action.height, int(self.clock()), self.key.address)
-                await self._act(self.core.on_value(action.height, action.round, block))
+                loop = asyncio.get_running_loop()
+                wait = self._last_commit + self.block_interval - loop.time()
+                if wait > 0:
+                    self._timers.append(loop.call_later(wait, self._propose, action))
+                else:
+                    await self._propose_now(action)
             elif isinstance(action, core.Decide):
                 await self._decide(action)
             elif isinstance(action, core.ReportEvidence):
                 self.app.report_evidence(action.evidence)
+
+    def _propose(self, request: core.RequestValue) -> None:
+        self._spawn(self._propose_now(request))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run timer-driven work as a task the node keeps a reference to until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _propose_now(self, request: core.RequestValue) -> None:
+        block = self.app.build_block(request.height, int(self.clock()), self.key.address)
+        await self._act(self.core.on_value(request.height, request.round, block))
 
     async def _decide(self, decision: core.Decide) -> None:
         try:
@@ -154,6 +179,7 @@ class Node:
             Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit))
         )
         self._timers = [t for t in self._timers if not t.cancelled()]
+        self._last_commit = asyncio.get_running_loop().time()
         self.decided.set()
         self.decided = asyncio.Event()
         await self._act(self.core.advance(self.app.validators(decision.height + 1)))
