@@ -90,3 +90,24 @@ def _stop(procs: dict[Path, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def test_two_down_stops_the_chain_and_one_back_resumes_it(tmp_path: Path) -> None:
+    homes = devnet.init_devnet(
+        tmp_path, "gridtokenx-proc-test-2", int(time.time()), _free_base_port(), block_ms=200
+    )
+    procs = {h: _start(h) for h in homes}
+    try:
+        assert _wait(lambda: all(_height(h) >= 2 for h in homes), 60)
+        mea, pea = homes[1], homes[2]  # 16,000 of 33,000 down: no quorum is left
+        for home in (mea, pea):
+            procs[home].send_signal(signal.SIGKILL)
+            procs[home].wait(10)
+        time.sleep(2)  # let any height already under way finish
+        stalled = max(_height(h) for h in (homes[0], homes[3]))
+        time.sleep(3)
+        assert max(_height(h) for h in (homes[0], homes[3])) == stalled  # nothing committed
+        procs[mea] = _start(mea)  # back to 25,000 of 33,000
+        assert _wait(lambda: min(_height(h) for h in (homes[0], homes[3], mea)) >= stalled + 3, 60)
+    finally:
+        _stop(procs)

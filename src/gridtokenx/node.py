@@ -11,6 +11,7 @@ next height with the validator set the ledger gives for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -62,6 +63,8 @@ class Node:
         self.decided = asyncio.Event()
         self.halted: str | None = None
         self.block_interval = block_interval
+        self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
+        self._regossip: asyncio.Task[None] | None = None
         self._last_commit = 0.0  # loop time of the last commit
         self._asked = 0  # the height we last asked a peer for
         self._best_seen = 0  # the highest height any peer's message showed
@@ -69,8 +72,21 @@ class Node:
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         await self._act(self.core.start())
+        self._regossip = asyncio.create_task(self._regossip_loop())
+
+    async def _regossip_loop(self, every: float = 1.0) -> None:
+        """Consensus assumes messages eventually arrive: re-send this height's own
+        proposals and votes every second, for peers that restarted or reconnected."""
+        while not self.halted:
+            await asyncio.sleep(every)
+            for kind, payload in list(self._own):
+                await self.gossip.rebroadcast(kind, payload)
 
     async def stop(self) -> None:
+        if self._regossip is not None:
+            self._regossip.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._regossip
         for timer in self._timers:
             timer.cancel()
         for task in list(self._tasks):
@@ -140,7 +156,9 @@ class Node:
             if isinstance(action, core.Broadcast):
                 message = action.message
                 kind = Kind.PROPOSAL if isinstance(message, Proposal) else Kind.VOTE
-                await self.gossip.publish(kind, codec.encode(message))
+                payload = codec.encode(message)
+                self._own.append((kind, payload))
+                await self.gossip.publish(kind, payload)
             elif isinstance(action, core.ScheduleTimeout):
                 loop = asyncio.get_running_loop()
                 self._timers.append(loop.call_later(action.delay_ms / 1000, self._timeout, action))
@@ -180,6 +198,9 @@ class Node:
         )
         self._timers = [t for t in self._timers if not t.cancelled()]
         self._last_commit = asyncio.get_running_loop().time()
+        self._own = [
+            (Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit)))
+        ]
         self.decided.set()
         self.decided = asyncio.Event()
         await self._act(self.core.advance(self.app.validators(decision.height + 1)))

@@ -131,6 +131,11 @@ class Gossip:
         except (ConnectionError, OSError):
             await self._drop(peer)
 
+    async def rebroadcast(self, kind: Kind, payload: bytes) -> None:
+        """Send one of our messages to every peer again (peers that saw it drop it; a peer
+        that restarted or was cut off gets it now)."""
+        await self._forward(codec.encode(_Envelope(int(kind), payload)), exclude=None)
+
     async def _forward(self, frame: bytes, exclude: bytes | None) -> None:
         for peer, connection in list(self.peers.items()):
             if peer == exclude:
