@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,17 @@ def test_four_processes_commit_and_a_killed_one_catches_up(tmp_path: Path) -> No
     procs = {h: _start(h) for h in homes}
     try:
         assert _wait(lambda: all(_height(h) >= 3 for h in homes), 60), [_height(h) for h in homes]
+        config = devnet.read_config(homes[0])
+        scraped = (
+            urllib.request.urlopen(f"http://127.0.0.1:{config.metrics_port}/metrics", timeout=5)
+            .read()
+            .decode()
+        )
+        height_line = next(
+            line for line in scraped.splitlines() if line.startswith("gridtokenx_height ")
+        )
+        assert float(height_line.split()[1]) >= 3
+        assert "gridtokenx_block_interval_seconds_bucket" in scraped
         victim = homes[3]  # ERC: 7,000 of 33,000, the other three keep a quorum
         procs[victim].send_signal(signal.SIGKILL)
         procs[victim].wait(10)

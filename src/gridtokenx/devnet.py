@@ -1,10 +1,11 @@
 """Running validators as processes: a node home directory, `node start`, and a local devnet.
 
 A home holds `genesis.json`, `node_key.json` (the insecure dev key on a devnet; an
-encrypted keystore file otherwise), `config.json` (listen port and peers) and `data/` (the
-RocksDB store). While running, the node rewrites `status.json` twice a second (height,
-state root, round, peers) atomically, which is what `gridtokenx status` and the tests read
-without touching the store the node holds open.
+encrypted keystore file otherwise), `config.json` (listen port, peers, block time, metrics
+port) and `data/` (the RocksDB store). On a devnet, validator i serves Prometheus metrics on
+127.0.0.1 at base port + 100 + i. While running, the node rewrites `status.json` twice a
+second (height, state root, round, peers) atomically, which is what `gridtokenx status` and
+the tests read without touching the store the node holds open.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Config(msgspec.Struct, frozen=True):
     prevote_ms: int = 500
     precommit_ms: int = 500
     block_ms: int = 1000  # governed block time: empty blocks come at most this often
+    metrics_port: int = 0  # Prometheus /metrics on 127.0.0.1; 0: off
 
 
 def devnet_genesis(chain_id: str, genesis_time: int) -> genesis.Genesis:
@@ -64,10 +66,14 @@ def init_devnet(
             for j, other in enumerate(DEVNET_VALIDATORS)
             if j != i
         )
-        config = Config(base_port + i, peers, block_ms=block_ms)
+        config = Config(base_port + i, peers, block_ms=block_ms, metrics_port=base_port + 100 + i)
         (home / "config.json").write_bytes(msgspec.json.encode(config))
         homes.append(home)
     return homes
+
+
+def read_config(home: Path) -> Config:
+    return msgspec.json.decode((home / "config.json").read_bytes(), type=Config)
 
 
 def read_status(home: Path) -> dict[str, object] | None:
@@ -79,6 +85,9 @@ def read_status(home: Path) -> dict[str, object] | None:
 
 
 def _write_status(home: Path, node: Node) -> None:
+    node.metrics.round.set(node.core.state.round)
+    node.metrics.peers.set(len(node.gossip.peers))
+    node.metrics.mempool.set(len(node.app.mempool))
     status = {
         "height": node.app.height,
         "state_root": node.app.state.root().hex(),
@@ -94,7 +103,7 @@ def _write_status(home: Path, node: Node) -> None:
 
 async def run_node(home: Path, *, max_seconds: float | None = None) -> None:
     """Run the validator of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests)."""
-    config = msgspec.json.decode((home / "config.json").read_bytes(), type=Config)
+    config = read_config(home)
     spec = genesis.load(home / "genesis.json")
     key: PrivateKey = keystore.load_key(
         home / "node_key.json", os.environ.get("GRIDTOKENX_PASSPHRASE", ""), allow_insecure=True
@@ -109,6 +118,8 @@ async def run_node(home: Path, *, max_seconds: float | None = None) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await node.gossip.listen("127.0.0.1", config.listen_port)
+    if config.metrics_port:
+        node.metrics.serve(config.metrics_port)
     await node.start()
     started = loop.time()
     try:

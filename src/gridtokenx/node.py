@@ -22,6 +22,7 @@ from gridtokenx import codec, crypto
 from gridtokenx.application import Application, Rejected
 from gridtokenx.consensus import core
 from gridtokenx.consensus.messages import Proposal, Vote
+from gridtokenx.metrics import Metrics
 from gridtokenx.p2p.gossip import Gossip, Kind
 
 
@@ -63,6 +64,7 @@ class Node:
         self.decided = asyncio.Event()
         self.halted: str | None = None
         self.block_interval = block_interval
+        self.metrics = Metrics()
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._regossip: asyncio.Task[None] | None = None
         self._last_commit = 0.0  # loop time of the last commit
@@ -197,7 +199,11 @@ class Node:
             Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit))
         )
         self._timers = [t for t in self._timers if not t.cancelled()]
-        self._last_commit = asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        if self._last_commit:
+            self.metrics.block_time.observe(now - self._last_commit)
+        self._last_commit = now
+        self.metrics.height.set(decision.height)
         self._own = [
             (Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit)))
         ]
