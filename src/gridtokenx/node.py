@@ -191,7 +191,7 @@ class Node:
 
     async def _decide(self, decision: core.Decide) -> None:
         try:
-            self.app.commit(decision.height, decision.block, decision.commit)
+            receipts = self.app.commit(decision.height, decision.block, decision.commit)
         except RuntimeError as exc:  # a divergent state root: stop, do not continue
             self.halted = str(exc)
             return
@@ -204,6 +204,7 @@ class Node:
             self.metrics.block_time.observe(now - self._last_commit)
         self._last_commit = now
         self.metrics.height.set(decision.height)
+        self.metrics.commit_txs.set(len(receipts))
         self._own = [
             (Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit)))
         ]
