@@ -28,6 +28,8 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/market_bench.py
+	$(BIN)/python bench/transport_bench.py
+	$(BIN)/python bench/chain_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

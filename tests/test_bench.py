@@ -46,3 +46,11 @@ def test_transport_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     result = _load("transport_bench").main(["--frames", "200", "--output", str(out)])
     assert json.loads(out.read_text()) == result
     assert result["encrypted_frames_per_s"] > 0 and result["plain_tcp_frames_per_s"] > 0
+
+
+def test_chain_bench_commits_what_it_offers(tmp_path: Path) -> None:
+    out = tmp_path / "chain.json"
+    result = _load("chain_bench").main(["--rate", "40", "--seconds", "1", "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["committed"] == result["submitted"] == 40
+    assert result["finality_p50_ms"] is not None
