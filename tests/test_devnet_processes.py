@@ -22,11 +22,26 @@ from gridtokenx.store import Store
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-def _free_base_port() -> int:
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        base = int(s.getsockname()[1])
-    return base if base < 60_000 else 40_000
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_base_port() -> int:
+    """A base port whose four node ports and four metrics ports (base + 100) are free."""
+    for _ in range(200):  # bounded
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base > 65_000:
+            continue
+        if all(_bindable(base + i) and _bindable(base + 100 + i) for i in range(4)):
+            return base
+    raise RuntimeError("no free ports on 127.0.0.1")
 
 
 def _start(home: Path) -> subprocess.Popen[bytes]:
