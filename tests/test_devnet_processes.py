@@ -138,3 +138,28 @@ def test_two_down_stops_the_chain_and_one_back_resumes_it(tmp_path: Path) -> Non
         assert _wait(lambda: min(_height(h) for h in (homes[0], homes[3], mea)) >= stalled + 3, 60)
     finally:
         _stop(procs)
+
+
+def test_a_fresh_full_node_syncs_from_genesis(tmp_path: Path) -> None:
+    base = _free_base_port()
+    homes = devnet.init_devnet(
+        tmp_path, "gridtokenx-proc-test-3", int(time.time()), base, block_ms=200
+    )
+    procs = {h: _start(h) for h in homes}
+    try:
+        assert _wait(lambda: all(_height(h) >= 6 for h in homes), 60)
+        full = devnet.init_full_node(tmp_path / "full", homes, base + 4)
+        procs[full] = _start(full)
+        target = max(_height(h) for h in homes)
+        assert _wait(lambda: _height(full) >= target, 60), (_height(full), target)
+        _stop(procs)
+        common = min(_height(h) for h in [*homes, full])
+        chains = []
+        for home in (homes[0], full):
+            with Store(home / "data") as db:
+                chains.append([db.block(n)[0] for n in range(1, common + 1)])  # type: ignore[index]
+        assert chains[0] == chains[1]
+        status = devnet.read_status(full)
+        assert status is not None and status["halted"] is None
+    finally:
+        _stop(procs)

@@ -36,6 +36,7 @@ class Config(msgspec.Struct, frozen=True):
     precommit_ms: int = 500
     block_ms: int = 1000  # governed block time: empty blocks come at most this often
     metrics_port: int = 0  # Prometheus /metrics on 127.0.0.1; 0: off
+    dial_all: bool = False  # a full node dials every peer; validators split the dialling
 
 
 def devnet_genesis(chain_id: str, genesis_time: int) -> genesis.Genesis:
@@ -70,6 +71,22 @@ def init_devnet(
         (home / "config.json").write_bytes(msgspec.json.encode(config))
         homes.append(home)
     return homes
+
+
+def init_full_node(home: Path, validator_homes: list[Path], port: int) -> Path:
+    """A non-validating node that follows the devnet of `validator_homes` from genesis."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "genesis.json").write_bytes((validator_homes[0] / "genesis.json").read_bytes())
+    key = PrivateKey.generate()
+    keystore.save_insecure_dev_key(home / "node_key.json", key, overwrite=True)
+    peers = []
+    for other in validator_homes:
+        config = read_config(other)
+        other_key = keystore.load_key(other / "node_key.json", "", allow_insecure=True)
+        peers.append(("127.0.0.1", config.listen_port, other_key.address.hex()))
+    config = Config(port, tuple(peers), dial_all=True)
+    (home / "config.json").write_bytes(msgspec.json.encode(config))
+    return home
 
 
 def read_config(home: Path) -> Config:
@@ -126,7 +143,7 @@ async def run_node(home: Path, *, max_seconds: float | None = None) -> None:
         while not stop.is_set():
             for host, port, peer in config.peers:
                 peer_id = bytes.fromhex(peer)
-                if peer_id not in node.gossip.peers and key.address < peer_id:
+                if peer_id not in node.gossip.peers and (config.dial_all or key.address < peer_id):
                     with contextlib.suppress(OSError, ConnectionError, TimeoutError):
                         await node.gossip.dial(host, port, expect=peer_id)
             _write_status(home, node)
