@@ -86,6 +86,12 @@ def debit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
     view.put(account_key(address), _with_balance(account, asset, have - amount))
 
 
+def move(view: Overlay, source: bytes, target: bytes, asset: Asset, amount: int) -> None:
+    """Value changing hands: the only way a balance moves without a mint or a burn."""
+    debit(view, source, asset, amount)
+    credit(view, target, asset, amount)
+
+
 def supply(view: Overlay) -> Supply:
     return view.get(SUPPLY_KEY, Supply) or Supply()
 

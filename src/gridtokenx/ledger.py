@@ -108,8 +108,7 @@ def apply(
     if tx.fee < p.min_fee_satang and not _fee_exempt(view, ctx, sender, tx.body):
         raise errors.FeeTooLow(f"fee {tx.fee} satang is below the minimum {p.min_fee_satang}")
     if tx.fee:
-        accounts.debit(view, sender, Asset.THB, tx.fee)
-        accounts.credit(view, info.fee_collector, Asset.THB, tx.fee)
+        accounts.move(view, sender, info.fee_collector, Asset.THB, tx.fee)
     events = _HANDLERS[type(tx.body)](view, ctx, sender, tx.body, p)
     account = accounts.get_account(view, sender)
     assert account is not None

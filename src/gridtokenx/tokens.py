@@ -40,8 +40,7 @@ def transfer(
     _require_holder(view, body.to)
     if body.asset is Asset.GRID:
         registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
-    accounts.debit(view, sender, body.asset, body.amount)
-    accounts.credit(view, body.to, body.asset, body.amount)
+    accounts.move(view, sender, body.to, body.asset, body.amount)
     attrs: dict[str, EventValue] = {
         "from": sender,
         "to": body.to,

@@ -156,8 +156,7 @@ def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -
     """Take an open order off the book (the engine follows the record when it commits):
     release its buyer escrow or its seller offer."""
     if order.side is Side.BUY and order.escrow_satang:
-        accounts.debit(view, accounts.ESCROW_ADDRESS, Asset.THB, order.escrow_satang)
-        accounts.credit(view, order.owner, Asset.THB, order.escrow_satang)
+        accounts.move(view, accounts.ESCROW_ADDRESS, order.owner, Asset.THB, order.escrow_satang)
     if order.side is Side.SELL and order.remaining_wh:
         update_position(
             view, order.interval_start, order.zone, order.owner, offered_wh=-order.remaining_wh

@@ -92,8 +92,7 @@ def record_reading(
             continue
         lock = exported if pos.sold_wh else 0
         if lock:
-            accounts.debit(view, record.owner, Asset.GRID, lock)
-            accounts.credit(view, accounts.ESCROW_ADDRESS, Asset.GRID, lock)
+            accounts.move(view, record.owner, accounts.ESCROW_ADDRESS, Asset.GRID, lock)
             events.append(
                 Event("export_locked", {"owner": record.owner, "interval": start, "amount": lock})
             )
@@ -234,8 +233,7 @@ def _pay(view: Overlay, payer: bytes, payee: bytes, amount: int, why: str) -> li
     account = accounts.get_account(view, payer)
     paid = min(amount, 0 if account is None else account.thb_satang)
     if paid:
-        accounts.debit(view, payer, Asset.THB, paid)
-        accounts.credit(view, payee, Asset.THB, paid)
+        accounts.move(view, payer, payee, Asset.THB, paid)
     events = [Event("payment", {"from": payer, "to": payee, "amount": paid, "for": why})]
     if paid < amount:
         key = records.debt_key(payer, payee)
@@ -319,8 +317,7 @@ def _settle(
         d = delivered.get(trade.id, 0)
         received = d * (10_000 - trade.loss_bp) // 10_000
         if received:
-            accounts.debit(view, escrow, Asset.GRID, received)
-            accounts.credit(view, trade.buyer, Asset.GRID, received)
+            accounts.move(view, escrow, trade.buyer, Asset.GRID, received)
         if d - received:
             accounts.burn(view, escrow, Asset.GRID, d - received)
         value = book.value_satang(d, trade.price)
@@ -340,8 +337,7 @@ def _settle(
             (trade.buyer, refund),
         ):
             if amount:
-                accounts.debit(view, escrow, Asset.THB, amount)
-                accounts.credit(view, payee, Asset.THB, amount)
+                accounts.move(view, escrow, payee, Asset.THB, amount)
         view.put(
             records.trade_key(trade.id),
             msgspec.structs.replace(trade, delivered_wh=d, settled=True),

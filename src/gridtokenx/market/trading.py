@@ -207,8 +207,7 @@ def _execute(
         keep = book.buyer_cost_satang(buy.remaining_wh - q, buy.price, params)
         surplus = buy.escrow_satang - cost - keep
         if surplus:
-            accounts.debit(view, accounts.ESCROW_ADDRESS, Asset.THB, surplus)
-            accounts.credit(view, buy.owner, Asset.THB, surplus)
+            accounts.move(view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, surplus)
         buy = msgspec.structs.replace(buy, remaining_wh=buy.remaining_wh - q, escrow_satang=keep)
         sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - q)
         events.append(
@@ -289,8 +288,7 @@ def place_order(
         )
     else:
         escrow = book.buyer_cost_satang(body.quantity_wh, body.price, params)
-        accounts.debit(view, sender, Asset.THB, escrow)
-        accounts.credit(view, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
+        accounts.move(view, sender, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
         order = msgspec.structs.replace(order, escrow_satang=escrow)
     book.ensure_interval(view, body.interval_start, body.zone)
     events = [
@@ -363,11 +361,9 @@ def amend_order(
         escrow = book.buyer_cost_satang(new_remaining, body.price, params)
         difference = escrow - order.escrow_satang
         if difference > 0:
-            accounts.debit(view, sender, Asset.THB, difference)
-            accounts.credit(view, accounts.ESCROW_ADDRESS, Asset.THB, difference)
+            accounts.move(view, sender, accounts.ESCROW_ADDRESS, Asset.THB, difference)
         elif difference < 0:
-            accounts.debit(view, accounts.ESCROW_ADDRESS, Asset.THB, -difference)
-            accounts.credit(view, sender, Asset.THB, -difference)
+            accounts.move(view, accounts.ESCROW_ADDRESS, sender, Asset.THB, -difference)
     amended = msgspec.structs.replace(
         order,
         quantity_wh=body.quantity_wh,
