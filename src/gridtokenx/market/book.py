@@ -152,6 +152,14 @@ def record_trade(
     )
 
 
+def store_after_fills(view: Overlay, order: Order) -> list[Event]:
+    """Store an order its fills changed; one with nothing left is closed as filled."""
+    if order.remaining_wh == 0:
+        return [close_order(view, order, OrderStatus.FILLED, "filled")]
+    put_order(view, order)
+    return []
+
+
 def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -> Event:
     """Take an open order off the book (the engine follows the record when it commits):
     release its buyer escrow or its seller offer."""

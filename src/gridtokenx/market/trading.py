@@ -228,10 +228,7 @@ def _execute(
         )
         resting = buy if incoming.side is Side.SELL else sell
         incoming = sell if incoming.side is Side.SELL else buy
-        if resting.remaining_wh == 0:
-            events.append(book.close_order(view, resting, OrderStatus.FILLED, "filled"))
-        else:
-            book.put_order(view, resting)
+        events += book.store_after_fills(view, resting)
     view.put(records.interval_key(incoming.interval_start), market)
     return incoming, events
 
@@ -388,12 +385,7 @@ def amend_order(
         return events
     plan = _plan(view, amended, params)
     amended, fill_events = _execute(view, ctx, amended, plan, params)
-    events += fill_events
-    if amended.remaining_wh == 0:
-        events.append(book.close_order(view, amended, OrderStatus.FILLED, "filled"))
-    else:
-        book.put_order(view, amended)
-    return events
+    return events + fill_events + book.store_after_fills(view, amended)
 
 
 def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> list[Event]:
@@ -409,8 +401,4 @@ def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> l
     if not plan.fills and not plan.self_trades:
         return []
     order, events = _execute(view, ctx, order, plan, params)
-    if order.remaining_wh == 0:
-        events.append(book.close_order(view, order, OrderStatus.FILLED, "filled"))
-    else:
-        book.put_order(view, order)
-    return events
+    return events + book.store_after_fills(view, order)
