@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import nacl.signing
-
+import benchkit
 from gridtokenx import genesis, tx
 from gridtokenx.application import Application, Rejected
 from gridtokenx.consensus.core import Timeouts
@@ -52,15 +49,6 @@ def transactions(count: int) -> list[bytes]:
         out.append(sb.sign(signer, body).encode())
         sb.submit(signer, body)
     return out
-
-
-def raw_verify_rate(raws: list[bytes]) -> float:
-    items = [tx.decode(r) for r in raws]
-    keys = [(nacl.signing.VerifyKey(s.tx.sender), s.tx.signing_bytes(), s.signature) for s in items]
-    started = time.perf_counter()
-    for vk, message, signature in keys:
-        vk.verify(message, signature)
-    return len(keys) / (time.perf_counter() - started)
 
 
 async def run(rate: int, seconds: float, folder: Path) -> dict[str, object]:
@@ -145,14 +133,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "python": platform.python_version(),
         "validators": 4,
         "processes": 1,
-        "raw_ed25519_verify_per_s": round(raw_verify_rate(transactions(2_000))),
+        "raw_ed25519_verify_per_s": round(
+            benchkit.raw_verify_rate(tx.decode(r) for r in transactions(2_000))
+        ),
         **figures,
     }
-    for name, value in result.items():
-        print(f"  {name:<26} {value}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    benchkit.print_figures(result)
+    benchkit.write(result, args.output)
     return result
 
 

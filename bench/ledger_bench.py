@@ -17,7 +17,6 @@ Prints a table and writes bench/results/ledger.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -26,8 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nacl.signing
-
+import benchkit
 from gridtokenx import crypto, ledger, tx
 from gridtokenx.context import BlockContext
 from gridtokenx.sandbox import Sandbox
@@ -119,20 +117,6 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def raw_verify_rate(txs: list[tx.SignedTransaction]) -> float:
-    """Ed25519 verification through PyNaCl alone, over the same signed bytes."""
-    items = [
-        (nacl.signing.VerifyKey(stx.tx.sender), stx.tx.signing_bytes(), stx.signature)
-        for stx in txs
-    ]
-
-    def run() -> None:
-        for vk, message, signature in items:
-            vk.verify(message, signature)
-
-    return len(items) / timed(run)
-
-
 def apply_rate(
     participants: int, workload: Workload, *, check_signature: bool
 ) -> tuple[float, list[float], bytes]:
@@ -163,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     txs = workload.txs
     encoded = [stx.encode() for stx in txs]
 
-    verify = raw_verify_rate(txs)
+    verify = benchkit.raw_verify_rate(txs)
     decode = len(encoded) / timed(lambda: [tx.decode(b) for b in encoded])
     with_sig, root_times, root_a = apply_rate(args.participants, workload, check_signature=True)
     without_sig, _, root_b = apply_rate(args.participants, workload, check_signature=False)
@@ -212,9 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )
     for name, value in rows:
         print(f"  {name:<{width}}  {value:>16}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    benchkit.write(result, args.output)
     return result
 
 

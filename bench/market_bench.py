@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import nacl.signing
-
+import benchkit
 from gridtokenx import crypto, ledger, tx
 from gridtokenx.market import engine
 from gridtokenx.sandbox import Sandbox
@@ -180,13 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if fresh.sb.state.root() != state.root():
         raise SystemExit("signed and unsigned runs reached different state roots")
 
-    items = [
-        (nacl.signing.VerifyKey(s.tx.sender), s.tx.signing_bytes(), s.signature) for s in incoming
-    ]
-    started = time.perf_counter()
-    for vk, message, signature in items:
-        vk.verify(message, signature)
-    verify = len(items) / (time.perf_counter() - started)
+    verify = benchkit.raw_verify_rate(incoming)
 
     micro = sorted(x * 1e6 for x in latencies)
     result: dict[str, object] = {
@@ -204,11 +196,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "p99_us": round(micro[int(len(micro) * 0.99) - 1], 1),
     }
     print(f"GridTokenX market benchmark: {len(incoming):,} orders into a {args.depth:,}-deep book")
-    for name, value in result.items():
-        print(f"  {name:<34} {value}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    benchkit.print_figures(result)
+    benchkit.write(result, args.output)
     return result
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import struct
 import sys
 import time
 from pathlib import Path
 
+import benchkit
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.p2p import transport
 
@@ -95,11 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "plain_tcp_frames_per_s": round(raw),
         "encrypted_vs_plain": round(secure / raw, 3),
     }
-    for name, value in result.items():
-        print(f"  {name:<26} {value}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    benchkit.print_figures(result)
+    benchkit.write(result, args.output)
     return result
 
 

@@ -12,6 +12,9 @@ BENCH = Path(__file__).parent.parent / "bench"
 
 
 def _load(name: str = "ledger_bench") -> ModuleType:
+    """Load a benchmark script as `python bench/NAME.py` would, with bench/ importable."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
