@@ -59,6 +59,7 @@ class Node:
             persistent,
         )
         self.gossip = Gossip(key, self._on_message)
+        self._logged: core.Persistent | None = None  # what the WAL holds
         self._timers: list[asyncio.TimerHandle] = []
         self._tasks: set[asyncio.Future[None]] = set()
         self.decided = asyncio.Event()
@@ -153,7 +154,9 @@ class Node:
     async def _act(self, actions: list[core.Action]) -> None:
         if self.halted or not actions:
             return
-        self.app.store.save_wal(self.core.state)  # before anything leaves this node
+        if self.core.state != self._logged:  # a synced write only when the state moved
+            self.app.store.save_wal(self.core.state)  # before anything leaves this node
+            self._logged = msgspec.structs.replace(self.core.state)
         for action in actions:
             if isinstance(action, core.Broadcast):
                 message = action.message
