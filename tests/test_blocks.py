@@ -34,9 +34,10 @@ def _market_txs(net: Cast) -> list[bytes]:
 
 
 def _propose(net: Cast, candidates: list[bytes]) -> blocks.Block:
-    return blocks.propose(
+    block, _ = blocks.propose(
         net.sb.state, net.sb.chain_id, 2, net.sb.time + 1, ZERO, net.egat.address, ZERO, candidates
     )
+    return block
 
 
 def test_propose_keeps_what_applies_and_leaves_the_state_alone(net: Cast) -> None:
@@ -95,11 +96,12 @@ def test_header_checks(net: Cast) -> None:
     block = _propose(net, _market_txs(net))
     chain, t = net.sb.chain_id, block.header.time
     blocks.check_header(block, chain, 2, ZERO, t - 1)
+    blocks.check_header(block, chain, 2, ZERO, t)  # blocks may share a second
     for args, message in [
         (("other-chain", 2, ZERO, t - 1), "chain"),
         ((chain, 3, ZERO, t - 1), "height"),
         ((chain, 2, b"\x01" * 32, t - 1), "extend"),
-        ((chain, 2, ZERO, t), "time"),
+        ((chain, 2, ZERO, t + 1), "time"),
     ]:
         with pytest.raises(blocks.InvalidBlock, match=message):
             blocks.check_header(block, *args)
@@ -128,3 +130,62 @@ def test_state_trials_nest_no_further_and_need_a_trial_to_end() -> None:
     with pytest.raises(RuntimeError):
         state.begin()
     state.release()
+
+
+def test_commit_replays_a_kept_trial_to_the_same_state_as_executing(net: Cast) -> None:
+    block = _propose(net, _market_txs(net))
+    other = Cast(Sandbox())
+    executed = blocks.validate(net.sb.state, block)
+    assert executed.root == block.header.state_root and executed.block_hash == block.hash
+    replayed, _ = blocks.commit(net.sb.state, block, executed=executed)
+    fresh, _ = blocks.commit(other.sb.state, block)
+    assert _snapshot(net.sb.state) == _snapshot(other.sb.state)
+    assert net.sb.state.root() == other.sb.state.root() == block.header.state_root
+    assert net.sb.state.recompute_root() == block.header.state_root
+    assert [(r.tx_hash, r.events) for r in replayed] == [(r.tx_hash, r.events) for r in fresh]
+    assert engine.books(net.sb.state).sides.keys() == engine.books(other.sb.state).sides.keys()
+    invariants.check_all(net.sb.state)
+
+
+def test_commit_ignores_a_trial_of_another_block(net: Cast) -> None:
+    txs = _market_txs(net)
+    block = _propose(net, txs)
+    smaller = _propose(net, txs[:1])
+    stale = blocks.validate(net.sb.state, smaller)
+    receipts, _ = blocks.commit(net.sb.state, block, executed=stale)
+    assert len(receipts) == 2 and net.sb.state.root() == block.header.state_root
+
+
+def test_a_signature_is_checked_unless_its_hash_was_verified(net: Cast) -> None:
+    good = tx.decode(_market_txs(net)[0])
+    forged = tx.SignedTransaction(good.tx, bytes(64)).encode()
+    block = _propose(net, [forged])
+    assert block.txs == ()  # the proposer refuses it
+    header = msgspec.structs.replace(block.header, tx_root=blocks.tx_root((forged,)))
+    bad = blocks.Block(header, (forged,))
+    with pytest.raises(blocks.InvalidBlock, match="transaction 0"):
+        blocks.trial(net.sb.state, bad)
+    trusted = blocks.trial(net.sb.state, bad, verified={tx.hash_of(forged)})
+    assert len(trusted.receipts) == 1  # what `verified` means: the caller checked it
+
+
+@pytest.mark.parametrize(
+    ("block_time", "now", "prev", "ok"),
+    [
+        (1000, 1000, 990, True),
+        (1005, 1000, 990, True),  # the drift either way
+        (995, 1000, 990, True),
+        (1006, 1000, 990, False),  # too far ahead
+        (994, 1000, 994, False),  # too far behind, even at the previous block's time
+        (1010, 1000, 1010, True),  # the chain is ahead of this clock: it may stand still
+        (1011, 1000, 1010, False),  # but not run further ahead
+    ],
+)
+def test_block_time_is_bounded_by_the_validators_clock(
+    block_time: int, now: int, prev: int, ok: bool
+) -> None:
+    if ok:
+        blocks.check_time(block_time, now, prev)
+    else:
+        with pytest.raises(blocks.InvalidBlock, match=r"ahead|behind"):
+            blocks.check_time(block_time, now, prev)

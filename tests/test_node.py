@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gridtokenx import genesis, tx
+from gridtokenx import codec, genesis, tx
 from gridtokenx.application import Application
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.node import Node
+from gridtokenx.p2p.gossip import START_SCORE, Gossip, Kind
 from gridtokenx.sandbox import Sandbox
 
 CHAIN = "gridtokenx-node-test"
@@ -79,6 +80,67 @@ def test_four_validators_commit_blocks_over_the_network(tmp_path: Path) -> None:
             registered = nodes[0].app.state.scan(b"part/")
             assert len(list(registered)) == 12  # every gossiped transaction was committed
         finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def _held(node: Node, tx_hash: bytes) -> bool:
+    return node.app.mempool.status(tx_hash) in ("pending", "committed")
+
+
+def test_transaction_batches_are_admitted_relayed_and_forgeries_cost_the_sender(
+    tmp_path: Path,
+) -> None:
+    """A client peer sends one batch to EGAT's node: every node's mempool ends up holding
+    the batch (EGAT relays what it admitted). A peer that sends forged signatures is
+    disconnected after two batches; duplicates and a mixed batch are not held against it."""
+
+    async def scenario() -> None:
+        nodes = await _network(tmp_path)
+        for node in nodes:
+            await node.start()
+
+        async def ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
+            return True
+
+        client = Gossip(PrivateKey.from_dev_label("node-test/client"), ignore)
+        rogue = Gossip(PrivateKey.from_dev_label("node-test/rogue"), ignore)
+        try:
+            port = nodes[0].gossip._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            await client.dial("127.0.0.1", port)
+            await rogue.dial("127.0.0.1", port)
+            txs = _registrations(20)
+            await client.publish(Kind.TX, codec.encode(txs[:15]))
+            await client.publish(Kind.TX, codec.encode(txs[5:]))  # overlaps: duplicates
+            hashes = [tx.hash_of(raw) for raw in txs]
+            for _ in range(200):  # bounded: 10 s
+                if all(_held(n, h) for n in nodes for h in hashes):
+                    break
+                await asyncio.sleep(0.05)
+            assert all(_held(n, h) for n in nodes for h in hashes)
+            egat = KEYS["EGAT"].address
+            assert client.scores[egat] == START_SCORE and egat in client.peers
+            forged = [
+                tx.SignedTransaction(tx.decode(raw).tx, bytes(64)).encode()
+                for raw in _registrations(23)[20:]
+            ]
+            rogue_id = rogue.key.address
+            for _ in range(2):
+                await rogue.publish(Kind.TX, codec.encode(forged))
+                await asyncio.sleep(0.2)
+            for _ in range(100):
+                if rogue_id not in nodes[0].gossip.peers:
+                    break
+                await asyncio.sleep(0.05)
+            assert rogue_id not in nodes[0].gossip.peers
+            assert nodes[0].gossip.scores[rogue_id] <= 0
+            assert not any(n.app.mempool.knows(tx.hash_of(f)) for n in nodes for f in forged)
+            assert client.key.address in nodes[0].gossip.peers  # the honest client stays
+        finally:
+            await client.close()
+            await rogue.close()
             for node in nodes:
                 await node.stop()
 

@@ -2,10 +2,14 @@
 and the RocksDB store, with the three questions consensus asks of it.
 
 - `build_block`: the proposer's block from the mempool (transactions that apply, in order).
-- `check_block`: is a proposed block valid? Header checks, then trial execution to its
-  state root (always rolled back).
-- `commit`: execute a decided block for real, write the height to the store in one atomic
-  batch with its commit certificate, and drop the included transactions from the mempool.
+- `check_block`: is a proposed block valid? Header checks, its time against the local
+  clock, then trial execution to its state root (always rolled back, the result kept).
+- `commit`: apply a decided block (replaying the kept trial when this node checked or built
+  that block, executing it otherwise), write the height to the store in one atomic batch
+  with its commit certificate, and drop the included transactions from the mempool.
+
+Each signature is verified once per node: on admission to the mempool, or, for a block's
+transactions the mempool never saw, just before that block executes.
 
 Transactions wait in the `Mempool` (signatures verified in a thread pool, per-sender nonce
 order, limits, eviction, and a reported outcome for every admitted transaction).
@@ -16,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridtokenx import accounts, blocks, chain, codec, genesis, validator_set
+from gridtokenx import accounts, blocks, chain, codec, genesis, tx, validator_set
 from gridtokenx.consensus.messages import Evidence, Vote
 from gridtokenx.consensus.validators import ValidatorSet
-from gridtokenx.mempool import Mempool
+from gridtokenx.mempool import Admission, Checked, Mempool
 from gridtokenx.state import State
 from gridtokenx.store import Store
 
@@ -43,6 +47,7 @@ class Application:
     last_time: int = 0
     mempool: Mempool = field(init=False)
     evidence: list[Evidence] = field(default_factory=list)  # reported, not yet in a block
+    _executed: list[blocks.Executed] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.mempool = Mempool(self.chain_id)
@@ -93,13 +98,20 @@ class Application:
             raise Rejected(result.code, result.message)
         return result.tx_hash
 
+    def admit(self, raws: list[bytes], checked: list[Checked]) -> list[Admission]:
+        """Admit transactions the mempool prechecked (decoded, signatures verified)."""
+        min_fee = chain.params(self.state).min_fee_satang
+        return self.mempool.admit(raws, checked, self.nonce_of, min_fee)
+
     # --- what consensus asks ---------------------------------------------------------------
     def next_time(self, proposed: int) -> int:
-        """Block time: the proposer's clock, but always after the previous block."""
-        return max(proposed, self.last_time + 1)
+        """Block time: the proposer's clock, but never before the previous block's (several
+        blocks may share a second: the ledger's clock has whole seconds)."""
+        return max(proposed, self.last_time)
 
     def build_block(self, height: int, time: int, proposer: bytes) -> bytes:
-        block = blocks.propose(
+        candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024)
+        block, executed = blocks.propose(
             self.state,
             self.chain_id,
             height,
@@ -107,27 +119,52 @@ class Application:
             self.last_hash,
             proposer,
             validator_set.set_hash(self.validators(height)),
-            self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024),
+            candidates,
             self.evidence,
+            verified=_AllVerified(),  # reaped from the mempool: verified on admission
         )
+        self._remember(executed)
         return block.encode()
 
-    def check_block(self, height: int, raw: bytes) -> bool:
+    def check_block(self, height: int, raw: bytes, now: int | None = None) -> bool:
+        """Is a proposal valid? `now` (the validator's clock, unix seconds) bounds its
+        time: a proposer cannot date a block into the past (trading into a closed gate)
+        or the future beyond `blocks.MAX_CLOCK_DRIFT`."""
         try:
             block = blocks.decode(raw)
             blocks.check_header(block, self.chain_id, height, self.last_hash, self.last_time)
+            if now is not None:
+                blocks.check_time(block.header.time, now, self.last_time)
             if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
                 raise blocks.InvalidBlock("validator set hash differs")
-            blocks.validate(self.state, block)
+            self._remember(blocks.validate(self.state, block, self._verified(block)))
         except (blocks.InvalidBlock, ValueError):
             return False
         return True
+
+    def _remember(self, executed: blocks.Executed) -> None:
+        """Keep the execution of this height's proposals for the commit (a few rounds)."""
+        self._executed = [e for e in self._executed if e.height == executed.height][-3:]
+        self._executed.append(executed)
+
+    def _verified(self, block: blocks.Block) -> set[bytes]:
+        """Hashes of the block's transactions with good signatures: those the mempool
+        admitted, plus the others verified now in the pool (a block from sync, or one
+        whose transactions never reached us)."""
+        hashes = [tx.hash_of(raw) for raw in block.txs]
+        held = {h for h in hashes if self.mempool.holds(h)}
+        others = [(h, raw) for h, raw in zip(hashes, block.txs, strict=True) if h not in held]
+        verdicts = self.mempool.verify([raw for _, raw in others])
+        return held | {h for (h, _), ok in zip(others, verdicts, strict=True) if ok}
 
     def commit(
         self, height: int, raw: bytes, certificate: tuple[Vote, ...]
     ) -> list[blocks.Receipt]:
         block = blocks.decode(raw)
-        receipts, _ = blocks.commit(self.state, block)
+        executed = next((e for e in self._executed if e.block_hash == block.hash), None)
+        verified = set() if executed is not None else self._verified(block)
+        receipts, _ = blocks.commit(self.state, block, verified, executed)
+        self._executed = []
         hashes = [r.tx_hash for r in receipts]
         self.store.commit_height(
             height, raw, codec.encode(certificate), hashes, self.state.take_changes()
@@ -136,3 +173,10 @@ class Application:
         self.mempool.update(hashes, self.nonce_of)
         self.evidence = [e for e in self.evidence if e not in block.evidence]
         return receipts
+
+
+class _AllVerified:
+    """Every hash counts as verified: for candidates reaped from the mempool."""
+
+    def __contains__(self, item: object) -> bool:
+        return True

@@ -7,12 +7,16 @@ valid only if every transaction in it applies: the proposer includes only transa
 that apply in order, and a validator that finds one that does not, or a different state
 root, prevotes nil.
 
-Execution is trial-then-keep: `validate` executes inside `State.begin()` and always rolls
-back; `commit` executes the decided block for real. Both run the same `_execute`.
+Execution is trial-then-keep: `propose` and `validate` execute inside `State.begin()`, keep
+the net writes (`Executed`) and always roll back; `commit` of the same block replays those
+writes, so a validator executes each block once, and a block it never tried (block sync)
+is executed in full. Signatures that the mempool verified on admission are not verified
+again (`verified`: transaction hashes, which cover the signature).
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,12 +29,13 @@ from gridtokenx.state import State
 
 BLOCK_DOMAIN: Final = b"GridTokenX/block/v1"
 MAX_BLOCK_TXS: Final = 10_000
+MAX_CLOCK_DRIFT: Final = 5  # seconds a proposal's time may differ from a validator's clock
 
 
 class Header(msgspec.Struct, frozen=True, array_like=True):
     chain_id: str
     height: int
-    time: int  # unix seconds, the only clock the ledger sees
+    time: int  # unix seconds, the only clock the ledger sees; never decreases
     prev_hash: bytes  # 32 zero bytes for height 1
     proposer: bytes  # validator address
     tx_root: bytes
@@ -84,9 +89,23 @@ def _apply_evidence(state: State, ctx: BlockContext, evidence: Evidence) -> list
     return events
 
 
+@dataclass(frozen=True)
+class Executed:
+    """A block executed on trial and rolled back, kept so that its commit can replay the
+    writes instead of executing every transaction a second time."""
+
+    block_hash: bytes
+    height: int
+    writes: dict[bytes, msgspec.Struct | None]
+    receipts: list[Receipt]
+    end_events: list[Event]
+    root: bytes
+
+
 def _execute(
-    state: State, header: Header, txs: tuple[bytes, ...], evidence: tuple[Evidence, ...] = ()
-) -> tuple[list[Receipt], list[Event]]:
+    state: State, header: Header, txs: tuple[bytes, ...], evidence: tuple[Evidence, ...],
+    verified: Container[bytes],
+) -> tuple[list[Receipt], list[Event]]:  # fmt: skip
     ctx = BlockContext(header.height, header.time)
     punished: list[Event] = []
     for index, item in enumerate(evidence):
@@ -96,12 +115,13 @@ def _execute(
             raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
     receipts = []
     for index, raw in enumerate(txs):
+        tx_hash = tx.hash_of(raw)
         try:
             stx = tx.decode(raw)
-            events = ledger.apply(state, stx, ctx)
+            events = ledger.apply(state, stx, ctx, check_signature=tx_hash not in verified)
         except (errors.Rejection, ValueError) as exc:
             raise InvalidBlock(f"transaction {index} does not apply: {exc}") from None
-        receipts.append(Receipt(stx.hash, events))
+        receipts.append(Receipt(tx_hash, events))
     return receipts, punished + ledger.end_block(state, ctx)
 
 
@@ -115,28 +135,37 @@ def propose(
     validators_hash: bytes,
     candidates: list[bytes],
     evidence: list[Evidence] | None = None,
-) -> Block:
+    verified: Container[bytes] = (),
+) -> tuple[Block, Executed]:
     """Build a block from candidate transactions: keep those that apply, in order, and
-    compute the resulting state root. The state is left as it was."""
+    compute the resulting state root. The state is left as it was; the execution is
+    returned for the commit (`verified`: hashes whose signatures were checked already)."""
     ctx = BlockContext(height, time)
     state.begin()
     try:
         proofs = []
+        punished: list[Event] = []
         for item in evidence or []:
             try:
-                _apply_evidence(state, ctx, item)
+                punished += _apply_evidence(state, ctx, item)
             except validator_set.InvalidEvidence:
                 continue  # already punished, or not provable: leave it out
             proofs.append(item)
         included = []
+        receipts = []
         for raw in candidates[:MAX_BLOCK_TXS]:
+            tx_hash = tx.hash_of(raw)
             try:
-                ledger.apply(state, tx.decode(raw), ctx)
+                events = ledger.apply(
+                    state, tx.decode(raw), ctx, check_signature=tx_hash not in verified
+                )
             except (errors.Rejection, ValueError):
                 continue  # the mempool rechecks after the block and reports the drop
             included.append(raw)
-        ledger.end_block(state, ctx)
+            receipts.append(Receipt(tx_hash, events))
+        end_events = punished + ledger.end_block(state, ctx)
         root = state.root()
+        writes = state.trial_writes()
     finally:
         state.rollback()
     txs = tuple(included)
@@ -144,7 +173,8 @@ def propose(
         chain_id, height, time, prev_hash, proposer, tx_root(txs), root, validators_hash,
         evidence_root(tuple(proofs)),
     )  # fmt: skip
-    return Block(header, txs, tuple(proofs))
+    block = Block(header, txs, tuple(proofs))
+    return block, Executed(block.hash, height, writes, receipts, end_events, root)
 
 
 def check_header(
@@ -157,8 +187,8 @@ def check_header(
         raise InvalidBlock(f"expected height {height}, got {h.height}")
     if h.prev_hash != prev_hash:
         raise InvalidBlock("block does not extend the last committed block")
-    if h.time <= prev_time:
-        raise InvalidBlock("block time must increase")
+    if h.time < prev_time:
+        raise InvalidBlock("block time must not go back")
     if h.tx_root != tx_root(block.txs):
         raise InvalidBlock("transaction root does not match the transactions")
     if h.evidence_hash != evidence_root(block.evidence):
@@ -167,24 +197,59 @@ def check_header(
         raise InvalidBlock("too many transactions")
 
 
-def validate(state: State, block: Block) -> None:
-    """Execute the block on trial; raise InvalidBlock unless it reaches its state root."""
+def trial(state: State, block: Block, verified: Container[bytes] = ()) -> Executed:
+    """Execute the block and roll back, keeping what it did."""
     state.begin()
     try:
-        _execute(state, block.header, block.txs, block.evidence)
+        receipts, end_events = _execute(state, block.header, block.txs, block.evidence, verified)
         root = state.root()
+        writes = state.trial_writes()
     finally:
         state.rollback()
-    if root != block.header.state_root:
+    return Executed(block.hash, block.header.height, writes, receipts, end_events, root)
+
+
+def check_time(block_time: int, now: int, prev_time: int) -> None:
+    """A proposal's time against this validator's clock (unix seconds): within
+    `MAX_CLOCK_DRIFT` of `now`, or equal to the previous block's time (a chain whose time is
+    slightly ahead of this clock waits for it rather than running further ahead).
+
+    Honest validators with clocks within the drift accept each other's blocks; a proposer
+    cannot backdate a block into a market interval whose gate has closed, nor run the
+    chain's clock ahead. Certified blocks (sync) are not checked against the clock: the
+    validators that signed them did."""
+    if block_time > now + MAX_CLOCK_DRIFT and block_time != prev_time:
+        raise InvalidBlock(f"block time {block_time} is more than {MAX_CLOCK_DRIFT} s ahead")
+    if block_time < now - MAX_CLOCK_DRIFT:
+        raise InvalidBlock(f"block time {block_time} is more than {MAX_CLOCK_DRIFT} s behind")
+
+
+def validate(state: State, block: Block, verified: Container[bytes] = ()) -> Executed:
+    """Execute the block on trial; raise InvalidBlock unless it reaches its state root."""
+    executed = trial(state, block, verified)
+    if executed.root != block.header.state_root:
         raise InvalidBlock("state root after execution differs from the header's")
+    return executed
 
 
-def commit(state: State, block: Block) -> tuple[list[Receipt], list[Event]]:
-    """Execute a decided block for real. A different state root here means this node has
-    diverged from the validators that certified the block: it must stop, not continue."""
+def commit(
+    state: State,
+    block: Block,
+    verified: Container[bytes] = (),
+    executed: Executed | None = None,
+) -> tuple[list[Receipt], list[Event]]:
+    """Execute a decided block for real, or replay its trial `executed` on this same state.
+    A different state root here means this node has diverged from the validators that
+    certified the block: it must stop, not continue."""
     state.begin()
     try:
-        receipts, end_events = _execute(state, block.header, block.txs, block.evidence)
+        if executed is not None and executed.block_hash == block.hash:
+            state.replay(executed.writes)
+            receipts, end_events = executed.receipts, executed.end_events
+        else:
+            receipts, end_events = _execute(
+                state, block.header, block.txs, block.evidence, verified
+            )
         root = state.root()
         if root != block.header.state_root:
             raise InvalidBlock(f"computed {root.hex()}, certified {block.header.state_root.hex()}")

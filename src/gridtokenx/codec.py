@@ -51,6 +51,11 @@ class UnknownType(DecodeError):
 _encoder = msgspec.msgpack.Encoder()
 
 
+DECODE_ERROR_CODES: Final = frozenset(
+    c.code for c in (DecodeError, Malformed, Truncated, NonCanonical, Oversized, UnknownType)
+)
+
+
 def encode(value: Any) -> bytes:
     """Canonical bytes of a wire or state value."""
     return _encoder.encode(value)

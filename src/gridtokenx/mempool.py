@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,6 +40,10 @@ class Admission:
     accepted: bool
     code: str = ""  # why not, when refused
     message: str = ""
+
+
+Checked = tuple[tx.SignedTransaction | Admission, bool]
+"""A decoded transaction and whether its signature verified, or why it did not decode."""
 
 
 @dataclass(frozen=True)
@@ -88,29 +92,47 @@ class Mempool:
         return self._bytes
 
     # --- admission -------------------------------------------------------------------------
-    def add_batch(self, raws: list[bytes], nonce_of: NonceOf, min_fee: int) -> list[Admission]:
-        """Admit many transactions; signatures are verified in parallel in the pool."""
-        decoded: list[tx.SignedTransaction | Admission] = []
-        for raw in raws:
-            try:
-                decoded.append(tx.decode(raw))
-            except codec.DecodeError as exc:
-                decoded.append(Admission(None, False, exc.code, str(exc)))
-        candidates = [d for d in decoded if isinstance(d, tx.SignedTransaction)]
-        chunk = max(1, len(candidates) // 8)
-        verdicts = iter(
-            itertools.chain.from_iterable(self._pool.map(_verify_chunk, _chunks(candidates, chunk)))
-        )
+    def precheck(self, raws: list[bytes]) -> list[Future[list[Checked]]]:
+        """Decode and verify in the pool, in chunks; the futures keep the input order.
+
+        Nothing here touches the pool's own structures, so a node can await the futures
+        without blocking its event loop and then `admit` on the loop."""
+        chunk = max(64, -(-len(raws) // 8))
+        return [self._pool.submit(_check, raws[i : i + chunk]) for i in range(0, len(raws), chunk)]
+
+    def admit(
+        self, raws: list[bytes], checked: list[Checked], nonce_of: NonceOf, min_fee: int
+    ) -> list[Admission]:
+        """Admit prechecked transactions (the rules that depend on the pool and the state)."""
         results = []
-        for raw, item in zip(raws, decoded, strict=True):
+        for raw, (item, signature_ok) in zip(raws, checked, strict=True):
             if isinstance(item, Admission):
                 results.append(item)
-                continue
-            results.append(self._admit(raw, item, next(verdicts), nonce_of, min_fee))
+            else:
+                results.append(self._admit(raw, item, signature_ok, nonce_of, min_fee))
         return results
+
+    def add_batch(self, raws: list[bytes], nonce_of: NonceOf, min_fee: int) -> list[Admission]:
+        """Admit many transactions; signatures are verified in parallel in the pool."""
+        checked = [c for future in self.precheck(raws) for c in future.result()]
+        return self.admit(raws, checked, nonce_of, min_fee)
 
     def add(self, raw: bytes, nonce_of: NonceOf, min_fee: int) -> Admission:
         return self.add_batch([raw], nonce_of, min_fee)[0]
+
+    def holds(self, tx_hash: bytes) -> bool:
+        """Waiting here, so its signature was verified on admission."""
+        return tx_hash in self._by_hash
+
+    def knows(self, tx_hash: bytes) -> bool:
+        """Waiting, or recently committed or dropped: not worth checking again."""
+        return tx_hash in self._by_hash or tx_hash in self._outcomes
+
+    def verify(self, raws: list[bytes]) -> list[bool]:
+        """Signature verdicts for transactions from elsewhere (a block being synced), in
+        the pool; bytes that do not decode count as not verified."""
+        checked = [c for future in self.precheck(raws) for c in future.result()]
+        return [ok for _, ok in checked]
 
     def _admit(
         self,
@@ -229,9 +251,14 @@ class Mempool:
         return self._outcomes.get(tx_hash, "unknown")
 
 
-def _chunks(items: list[tx.SignedTransaction], size: int) -> list[list[tx.SignedTransaction]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _verify_chunk(chunk: list[tx.SignedTransaction]) -> list[bool]:
-    return [crypto.verify(s.tx.sender, s.tx.signing_bytes(), s.signature) for s in chunk]
+def _check(raws: list[bytes]) -> list[Checked]:
+    """Decode and verify one chunk (in a pool thread: PyNaCl releases the GIL to verify)."""
+    out: list[Checked] = []
+    for raw in raws:
+        try:
+            stx = tx.decode(raw)
+        except codec.DecodeError as exc:
+            out.append((Admission(None, False, exc.code, str(exc)), False))
+            continue
+        out.append((stx, crypto.verify(stx.tx.sender, stx.tx.signing_bytes(), stx.signature)))
+    return out

@@ -14,16 +14,23 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
-from gridtokenx import codec, crypto
-from gridtokenx.application import Application, Rejected
+from gridtokenx import codec, crypto, errors, tx
+from gridtokenx.application import Application
 from gridtokenx.consensus import core
 from gridtokenx.consensus.messages import Proposal, Vote
+from gridtokenx.mempool import Checked
 from gridtokenx.metrics import Metrics
 from gridtokenx.p2p.gossip import Gossip, Kind
+
+TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
+_tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
+_DISHONEST: Final = frozenset(
+    {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
+)
 
 
 class Commit(msgspec.Struct, array_like=True, frozen=True):
@@ -71,11 +78,16 @@ class Node:
         self._last_commit = 0.0  # loop time of the last commit
         self._asked = 0  # the height we last asked a peer for
         self._best_seen = 0  # the highest height any peer's message showed
+        self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
+        self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
+        self._inbox_ready = asyncio.Event()
+        self._ingest: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         await self._act(self.core.start())
         self._regossip = asyncio.create_task(self._regossip_loop())
+        self._ingest = asyncio.create_task(self._ingest_loop())
 
     async def _regossip_loop(self, every: float = 1.0) -> None:
         """Consensus assumes messages eventually arrive: re-send this height's own
@@ -86,10 +98,11 @@ class Node:
                 await self.gossip.rebroadcast(kind, payload)
 
     async def stop(self) -> None:
-        if self._regossip is not None:
-            self._regossip.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._regossip
+        for loop_task in (self._regossip, self._ingest):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         for timer in self._timers:
             timer.cancel()
         for task in list(self._tasks):
@@ -97,21 +110,70 @@ class Node:
         await self.gossip.close()
         self.app.close()
 
-    # --- inputs ----------------------------------------------------------------------------
+    # --- transactions ----------------------------------------------------------------------
     async def submit(self, raw: bytes) -> bytes:
-        """A client's transaction: admit it to our mempool and gossip it on."""
+        """A client's transaction: admit it to our mempool (or raise `Rejected`) and relay it."""
         tx_hash = self.app.submit(raw)
-        await self.gossip.publish(Kind.TX, raw)
+        await self._relay([raw])
         return tx_hash
 
+    async def _relay(self, raws: list[bytes]) -> None:
+        """Send admitted transactions to every peer, in batches (one frame, one encryption
+        and one write for many). Peers that already hold one recognise it by its hash."""
+        for i in range(0, len(raws), TX_BATCH_MAX):
+            await self.gossip.publish(Kind.TX, codec.encode(raws[i : i + TX_BATCH_MAX]))
+
+    def _receive_txs(self, payload: bytes, peer: bytes) -> bool:
+        """Queue a peer's transaction batch for admission, skipping the ones already held
+        or already queued; False (the peer loses score) when the batch is malformed."""
+        try:
+            raws = _tx_batch.decode(payload)
+        except msgspec.DecodeError:
+            return False
+        if len(raws) > TX_BATCH_MAX:
+            return False
+        mempool = self.app.mempool
+        for raw in raws:
+            tx_hash = tx.hash_of(raw)
+            if tx_hash not in self._queued and not mempool.knows(tx_hash):
+                self._queued.add(tx_hash)
+                self._inbox.append((raw, tx_hash, peer))
+        if self._inbox:
+            self._inbox_ready.set()
+        return True
+
+    async def _ingest_loop(self) -> None:
+        """Admit queued transactions in batches: decode and verify in the mempool's thread
+        pool (the loop keeps serving consensus meanwhile), admit on the loop, relay what
+        was admitted, and take score from peers that sent transactions no honest node
+        relays (undecodable, wrong chain, bad signature)."""
+        while not self.halted:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            while self._inbox and not self.halted:
+                batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
+                raws = [raw for raw, _, _ in batch]
+                checked: list[Checked] = []
+                for future in self.app.mempool.precheck(raws):
+                    chunk: list[Checked] = await asyncio.wrap_future(future)
+                    checked += chunk
+                admissions = self.app.admit(raws, checked)
+                self._queued.difference_update(h for _, h, _ in batch)
+                offenders = {
+                    peer
+                    for (_, _, peer), admission in zip(batch, admissions, strict=True)
+                    if not admission.accepted and admission.code in _DISHONEST
+                }
+                for peer in offenders:
+                    await self.gossip.penalise(peer)
+                admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
+                await self._relay(admitted)
+
+    # --- inputs ----------------------------------------------------------------------------
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
         try:
             if kind is Kind.TX:
-                try:
-                    self.app.submit(payload)
-                except Rejected as exc:
-                    return exc.code in ("DUPLICATE", "NONCE_REPLAYED", "NONCE_TAKEN")
-                return True
+                return self._receive_txs(payload, peer)
             if kind is Kind.SYNC_REQUEST:
                 height = int.from_bytes(payload)
                 stored = self.app.store.block(height) if height <= self.app.height else None
@@ -123,7 +185,8 @@ class Node:
             if kind is Kind.PROPOSAL:
                 proposal = msgspec.msgpack.decode(payload, type=Proposal)
                 await self._catch_up(proposal.height, peer)
-                valid = self.app.check_block(proposal.height, proposal.block)
+                now = int(self.clock())
+                valid = self.app.check_block(proposal.height, proposal.block, now)
                 await self._act(self.core.on_proposal(proposal, valid=valid))
                 return True
             if kind is Kind.VOTE:

@@ -163,6 +163,18 @@ class State:
             raise RuntimeError("no trial to release")
         self._undo = None
 
+    def trial_writes(self) -> dict[bytes, msgspec.Struct | None]:
+        """The open trial's net effect: replayed with `replay` on the state the trial
+        started from, it gives the same records (and so the same root) without executing
+        again. A validator keeps this from checking a proposal for when it is decided."""
+        if self._undo is None:
+            raise RuntimeError("no trial is open")
+        return {key: self._records.get(key) for key in self._undo}
+
+    def replay(self, writes: dict[bytes, msgspec.Struct | None]) -> None:
+        """Write a trial's net effect (see `trial_writes`); derived indexes follow."""
+        self._write(writes)
+
     def _write(self, writes: dict[bytes, msgspec.Struct | None]) -> None:
         undo = self._undo
         for key, record in writes.items():

@@ -232,6 +232,13 @@ class SignedTransaction(msgspec.Struct, array_like=True, frozen=True, forbid_unk
 _decoder = codec.CanonicalDecoder(SignedTransaction, codec.MAX_TX_SIZE, tag_path=(0, 4, 0))
 
 
+def hash_of(raw: bytes) -> bytes:
+    """The id of a transaction from its canonical bytes, without decoding it (equal to
+    `decode(raw).hash` for every `raw` that decodes, because decoding requires canonical
+    bytes). Nodes use it to recognise transactions they already hold before any work."""
+    return crypto.tagged_hash(TX_HASH_DOMAIN, raw)
+
+
 def decode(data: bytes) -> SignedTransaction:
     """Decode a signed transaction, raising a `codec.DecodeError` subclass on any bad input."""
     return _decoder.decode(data)

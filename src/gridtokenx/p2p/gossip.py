@@ -31,11 +31,13 @@ class Kind(IntEnum):
     SYNC_BLOCK = 6  # direct: a certified block in answer, never forwarded
 
 
-DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK})
+DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK, Kind.TX})
+"""Not flooded by gossip: sync messages go to one peer, and transaction batches are relayed
+by the node itself after admission (a node relays only what its own mempool accepted)."""
 
 
 LIMITS: Final = {
-    Kind.TX: 16 * 1024,
+    Kind.TX: 4 * 1024 * 1024,  # a batch of up to 2,048 transactions
     Kind.PROPOSAL: 4 * 1024 * 1024,
     Kind.VOTE: 1024,
     Kind.COMMIT: 4 * 1024 * 1024 + 64 * 1024,
@@ -175,6 +177,10 @@ class Gossip:
             return
         if not direct:
             await self._forward(frame, exclude=peer)
+
+    async def penalise(self, peer: bytes) -> None:
+        """The handler found a peer's message invalid after the fact (batched checks)."""
+        await self._penalise(peer)
 
     async def _penalise(self, peer: bytes) -> None:
         self.scores[peer] = self.scores.get(peer, START_SCORE) - PENALTY

@@ -1,0 +1,147 @@
+"""The application a validator runs: proposals bounded by the validator's clock, each
+signature verified once per node, and a checked or built block committed by replaying its
+trial instead of executing it again, with the same result as executing it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gridtokenx import blocks, genesis, ledger, tx, validator_set
+from gridtokenx.application import Application
+from gridtokenx.crypto import PrivateKey
+from gridtokenx.sandbox import Sandbox
+
+CHAIN = "gridtokenx-app-test"
+GENESIS_TIME = 1_767_225_600
+SPEC = genesis.devnet(CHAIN, GENESIS_TIME, genesis.dev_keys())
+EGAT = genesis.dev_keys()["EGAT"]
+
+
+def _registrations(count: int) -> list[bytes]:
+    sb = Sandbox(spec=SPEC)
+    mea = sb.authority("MEA")
+    out = []
+    for i in range(count):
+        body = tx.RegisterParticipant(
+            PrivateKey.from_dev_label(f"app/{i}").address, "BKK", tx.ParticipantKind.HOUSEHOLD, "h"
+        )
+        out.append(sb.sign(mea, body).encode())
+        sb.submit(mea, body)
+    return out
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Iterator[tuple[Application, Application]]:
+    pair = (Application.open(SPEC, tmp_path / "a"), Application.open(SPEC, tmp_path / "b"))
+    yield pair
+    for app in pair:
+        app.close()
+
+
+class _Counting:
+    """Counts `ledger.apply` calls and signature checks while it is installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.applied = 0
+        self.checked = 0
+        real = ledger.apply
+
+        def counting(*args: object, check_signature: bool = True) -> object:
+            self.applied += 1
+            self.checked += check_signature
+            return real(*args, check_signature=check_signature)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(ledger, "apply", counting)
+
+
+def test_a_checked_block_commits_by_replay_without_executing_again(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proposer, validator = apps
+    txs = _registrations(5)
+    for app in apps:
+        for raw in txs:
+            app.submit(raw)
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    count = _Counting(monkeypatch)
+    assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
+    assert count.applied == 5 and count.checked == 0  # the mempool verified them already
+    validator.commit(1, raw, ())
+    proposer.commit(1, raw, ())
+    assert count.applied == 5  # both commits replayed a kept trial
+    assert validator.state.root() == proposer.state.root() == blocks.decode(raw).header.state_root
+    assert validator.state.recompute_root() == validator.state.root()
+    assert validator.store.load_state().root() == validator.state.root()
+    assert all(validator.mempool.status(tx.hash_of(r)) == "committed" for r in txs)
+
+
+def test_a_block_whose_transactions_never_arrived_is_verified_before_it_runs(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proposer, validator = apps
+    for raw in _registrations(3):
+        proposer.submit(raw)  # the validator's mempool never sees them
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    verified: list[int] = []
+    real_verify = validator.mempool.verify
+
+    def spy(raws: list[bytes]) -> list[bool]:
+        verified.append(len(raws))
+        return real_verify(raws)
+
+    monkeypatch.setattr(validator.mempool, "verify", spy)
+    assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
+    assert verified == [3]
+    validator.commit(1, raw, ())
+    assert validator.state.root() == blocks.decode(raw).header.state_root
+
+
+def test_a_forged_signature_in_a_proposal_makes_it_invalid(
+    apps: tuple[Application, Application],
+) -> None:
+    _, validator = apps
+    good = tx.decode(_registrations(1)[0])
+    forged = tx.SignedTransaction(good.tx, bytes(64)).encode()
+    state = validator.state
+    root = state.root()
+    header = blocks.Header(
+        CHAIN, 1, GENESIS_TIME + 5, b"\x00" * 32, EGAT.address, blocks.tx_root((forged,)),
+        root, validator_set.set_hash(validator.validators(1)), blocks.evidence_root(()),
+    )  # fmt: skip
+    assert not validator.check_block(1, blocks.Block(header, (forged,)).encode())
+    assert state.root() == root
+
+
+@pytest.mark.parametrize(("offset", "ok"), [(0, True), (5, True), (-5, True), (6, False)])
+def test_a_proposal_dated_away_from_the_validators_clock_is_refused(
+    apps: tuple[Application, Application], offset: int, ok: bool
+) -> None:
+    proposer, validator = apps
+    now = GENESIS_TIME + 3600
+    raw = proposer.build_block(1, now + offset, EGAT.address)
+    assert validator.check_block(1, raw, now=now) is ok
+    assert validator.check_block(1, raw) is True  # no clock: certified blocks (sync)
+
+
+def test_a_backdated_proposal_is_refused(apps: tuple[Application, Application]) -> None:
+    proposer, validator = apps
+    raw = proposer.build_block(1, GENESIS_TIME + 10, EGAT.address)
+    assert not validator.check_block(1, raw, now=GENESIS_TIME + 16)
+
+
+def test_blocks_may_share_a_second_but_time_never_goes_back(
+    apps: tuple[Application, Application],
+) -> None:
+    proposer, validator = apps
+    now = GENESIS_TIME + 100
+    for height in (1, 2):
+        raw = proposer.build_block(height, now, EGAT.address)
+        assert validator.check_block(height, raw, now=now)
+        for app in apps:
+            app.commit(height, raw, ())
+        assert blocks.decode(raw).header.time == now
+    raw = proposer.build_block(3, now - 1, EGAT.address)
+    assert blocks.decode(raw).header.time == now  # the proposer's clock lags: it waits
