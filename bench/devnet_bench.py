@@ -1,0 +1,251 @@
+"""End to end on separate processes: a devnet of validators on 127.0.0.1, fed signed
+market orders at a controlled rate.
+
+Each validator is its own `gridtokenx node start` process with its RocksDB store in a
+temporary folder. The load generator (this process) connects to every validator as a
+client peer over the encrypted transport, prepares the market (sellers with meters and
+licences, funded buyers; see workload.py), then sends crossing buy and sell orders at
+`--rate` per second, in batches every 20 ms, round-robin over the validators. Finality is
+when a certified block holding the order reaches the generator (the first COMMIT heard).
+
+It prints committed orders per second, p50/p99 latency from submission to finality, the
+CPU each validator process used, and the raw Ed25519 verification rate measured in the
+same run, and writes bench/results/devnet.json. At the end it stops the validators and
+checks that their stores hold the same blocks and state roots at every height.
+
+    python bench/devnet_bench.py [--rate 1000] [--seconds 20] [--block-ms 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+import benchkit
+from gridtokenx import blocks, codec, devnet, keystore, tx
+from gridtokenx.crypto import PrivateKey
+from gridtokenx.node import Commit
+from gridtokenx.p2p.gossip import Gossip, Kind
+from gridtokenx.store import Store
+from workload import MarketLoad
+
+RESULTS = Path(__file__).parent / "results" / "devnet.json"
+CHAIN = "gridtokenx-bench-devnet"
+BATCH_EVERY = 0.02  # seconds between the generator's batches
+
+
+def _free_base_port(count: int) -> int:
+    for _ in range(200):  # bounded
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base > 65_000:
+            continue
+        try:
+            for port in [base + i for i in range(count)] + [base + 100 + i for i in range(count)]:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports on 127.0.0.1")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Generator:
+    """Client peers, one per validator; records when each transaction became final."""
+
+    def __init__(self) -> None:
+        self.final_at: dict[bytes, float] = {}
+        self.heights: set[int] = set()
+        self.clients: list[Gossip] = []
+
+    async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
+        if kind is Kind.COMMIT:
+            commit = msgspec.msgpack.decode(payload, type=Commit)
+            if commit.height not in self.heights:
+                self.heights.add(commit.height)
+                now = time.perf_counter()
+                for raw in blocks.decode(commit.block).txs:
+                    self.final_at.setdefault(tx.hash_of(raw), now)
+        return True
+
+    async def connect(self, ports: list[int], node_ids: list[bytes]) -> None:
+        for i, (port, node_id) in enumerate(zip(ports, node_ids, strict=True)):
+            client = Gossip(PrivateKey.from_dev_label(f"bench-devnet/client/{i}"), self._on_message)
+            await client.dial("127.0.0.1", port, expect=node_id)
+            self.clients.append(client)
+
+    async def send(self, raws: list[bytes], turn: int) -> None:
+        await self.clients[turn % len(self.clients)].publish(Kind.TX, codec.encode(raws))
+
+    async def wait_final(self, hashes: list[bytes], timeout: float) -> bool:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if all(h in self.final_at for h in hashes):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+
+async def _drive(
+    load: MarketLoad, ports: list[int], ids: list[bytes], rate: int, seconds: float
+) -> dict[str, object]:
+    gen = Generator()
+    await gen.connect(ports, ids)
+    try:
+        for number, phase in enumerate(load.setup()):
+            for turn, i in enumerate(range(0, len(phase), 500)):
+                await gen.send(phase[i : i + 500], turn)
+            if not await gen.wait_final([tx.hash_of(r) for r in phase], 120):
+                raise RuntimeError(f"setup phase {number + 1} did not commit in 120 s")
+        orders = list(load.orders(int(rate * seconds)))
+        per_batch = max(1, round(rate * BATCH_EVERY))
+        submitted: dict[bytes, float] = {}
+        started = time.perf_counter()
+        for turn, i in enumerate(range(0, len(orders), per_batch)):
+            due = started + turn * BATCH_EVERY
+            if (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            batch = orders[i : i + per_batch]
+            now = time.perf_counter()
+            for raw in batch:
+                submitted[tx.hash_of(raw)] = now
+            await gen.send(batch, turn)
+        offered_for = time.perf_counter() - started
+        all_final = await gen.wait_final(list(submitted), 120)
+        latencies = sorted(gen.final_at[h] - at for h, at in submitted.items() if h in gen.final_at)
+        last = max((gen.final_at[h] for h in submitted if h in gen.final_at), default=started)
+    finally:
+        await gen.close()
+    done = len(latencies)
+    return {
+        "offered_tx_per_s": rate,
+        "offered_for_s": round(offered_for, 2),
+        "submitted": len(submitted),
+        "committed": done,
+        "all_committed": all_final,
+        "committed_tx_per_s": round(done / (last - started), 1) if done else 0,
+        "finality_p50_ms": round(statistics.median(latencies) * 1000, 1) if done else None,
+        "finality_p99_ms": round(latencies[max(0, int(done * 0.99) - 1)] * 1000, 1)
+        if done
+        else None,
+    }
+
+
+def _same_chain(homes: list[Path]) -> int:
+    """Stores of stopped validators: identical blocks (so identical state roots, which the
+    headers carry) up to the lowest height; certificates may hold different votes."""
+    stores = [Store(home / "data") for home in homes]
+    try:
+        height = min(s.height() for s in stores)
+        for h in range(1, height + 1):
+            if len({(s.block(h) or (b"", b""))[0] for s in stores}) != 1:
+                raise RuntimeError(f"validators hold different blocks at height {h}")
+        return height
+    finally:
+        for s in stores:
+            s.close()
+
+
+def run(
+    rate: int, seconds: float, validators: int, block_ms: int, folder: Path
+) -> dict[str, object]:
+    now = int(time.time())
+    base = _free_base_port(validators)
+    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms)[:validators]
+    spec = devnet.devnet_genesis(CHAIN, now - 60)
+    load = MarketLoad(spec, now)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(home / "node.log", "ab"),  # noqa: SIM115 - closed with the process
+        )
+        for home in homes
+    ]
+    try:
+        ids = [
+            keystore.load_key(h / "node_key.json", "", allow_insecure=True).address for h in homes
+        ]
+        ports = [devnet.read_config(h).listen_port for h in homes]
+        deadline = time.perf_counter() + 60
+        while any((devnet.read_status(h) or {}).get("peers", 0) != len(homes) - 1 for h in homes):
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the validators did not connect within 60 s")
+            time.sleep(0.2)
+        cpu_before = [_cpu_seconds(p.pid) for p in procs]
+        wall_before = time.perf_counter()
+        figures = asyncio.run(_drive(load, ports, ids, rate, seconds))
+        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(procs, cpu_before, strict=True)]
+        wall = time.perf_counter() - wall_before
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    figures["validator_cpu_cores"] = [round(c / wall, 2) for c in cpu]
+    figures["heights_checked_identical"] = _same_chain(homes)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000, help="orders offered per second")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--block-ms", type=int, default=500)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--keep", type=Path, help="keep the validators' homes here")
+    args = parser.parse_args(argv)
+    if args.keep:
+        figures = run(args.rate, args.seconds, args.validators, args.block_ms, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-") as folder:
+            figures = run(args.rate, args.seconds, args.validators, args.block_ms, Path(folder))
+    sample = MarketLoad(devnet.devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
+    sample.setup()
+    result: dict[str, object] = {
+        "benchmark": "devnet",
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "validators": args.validators,
+        "processes": args.validators,
+        "block_ms": args.block_ms,
+        "raw_ed25519_verify_per_s": round(
+            benchkit.raw_verify_rate(tx.decode(r) for r in sample.orders(2_000))
+        ),
+        **figures,
+    }
+    benchkit.print_figures(result)
+    benchkit.write(result, args.output)
+    return result
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main(sys.argv[1:])
