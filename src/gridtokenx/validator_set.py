@@ -237,8 +237,6 @@ def unjail_validator(
         raise errors.UnknownValidator("address is not in the validator set")
     if not member.jailed:
         raise errors.ValidatorNotJailed("the validator is not jailed")
-    restored = tuple(
-        msgspec.structs.replace(m, jailed=False) if m is member else m for m in newest
-    )
+    restored = tuple(msgspec.structs.replace(m, jailed=False) if m is member else m for m in newest)
     starts = _decide(view, ctx, restored)
     return [Event("validator_unjailed", {"validator": body.address, "from_height": starts})]
