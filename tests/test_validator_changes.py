@@ -5,14 +5,21 @@ without delaying one another."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from conftest import Cast, Net, key
-from gridtokenx import errors, genesis, validator_set
+from gridtokenx import blocks, errors, genesis, tx, validator_set
+from gridtokenx.application import Application
 from gridtokenx.consensus.messages import NIL, Evidence, Vote, VoteType, block_id, sign_vote
+from gridtokenx.consensus.validators import ValidatorSet
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.sandbox import Sandbox
+from gridtokenx.sim.network import CHAIN_ID, Scenario, Simulation
 from gridtokenx.tx import MAX_TOTAL_POWER, SetValidator, UnjailValidator
 
 NEW = key("validator/new")
@@ -332,3 +339,109 @@ def test_the_same_decisions_give_the_same_state_root() -> None:
         return n.sb.state.root()
 
     assert run() == run()
+
+
+# --- replicated: five nodes, the fifth joins, is jailed and comes back -----------------------
+GENESIS_TIME = 1_767_225_600
+
+
+@dataclass
+class _Scripted:
+    """An Application that, like an operator at each node, submits transactions or reports
+    evidence right after committing a given height (0: before the first block)."""
+
+    app: Application
+    script: dict[int, list[Callable[[Application], object]]]
+
+    def build_block(self, height: int, time: int, proposer: bytes) -> bytes:
+        return self.app.build_block(height, time, proposer)
+
+    def check_block(self, height: int, raw: bytes) -> bool:
+        return self.app.check_block(height, raw)
+
+    def commit(self, height: int, raw: bytes, certificate: tuple[Vote, ...]) -> object:
+        receipts = self.app.commit(height, raw, certificate)
+        for action in self.script.get(height, []):
+            action(self.app)
+        return receipts
+
+    def validators(self, height: int) -> ValidatorSet:
+        return self.app.validators(height)
+
+    def report_evidence(self, evidence: Evidence) -> None:
+        self.app.report_evidence(evidence)
+
+
+def _stored(app: Application, height: int) -> tuple[blocks.Block, set[bytes]]:
+    stored = app.store.block(height)
+    assert stored is not None
+    certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
+    assert {v.height for v in certificate} == {height}
+    return blocks.decode(stored[0]), {v.validator for v in certificate}
+
+
+def test_a_validator_joins_is_jailed_and_unjailed_under_consensus(tmp_path: Path) -> None:
+    keys = genesis.dev_keys()
+    nepo, erc = keys["NEPO"], keys["ERC"]
+    sb = _without_nepo_power(Sandbox(chain_id=CHAIN_ID, genesis_time=GENESIS_TIME))
+    spec = sb.genesis
+    four = sb.validators(1)
+    assert len(four.validators) == 4 and four.get(nepo.address) is None
+    join = sb.sign(erc, SetValidator(nepo.public_key, 6_000)).encode()
+    unjail = tx.make(erc, CHAIN_ID, 1, UnjailValidator(nepo.address)).encode()
+    evidence = _equivocation(sb, nepo, height=4)
+    script: dict[int, list[Callable[[Application], object]]] = {
+        0: [lambda a: a.submit(join)],  # in block 1: NEPO signs from height 3
+        5: [lambda a: a.report_evidence(evidence)],  # in block 6: jailed from height 8
+        8: [lambda a: a.submit(unjail)],  # in block 9: back from height 11
+    }
+    apps: dict[int, Application] = {}
+
+    def open_app(index: int, restarted: bool) -> _Scripted:
+        assert not restarted
+        app = apps[index] = Application.open(spec, tmp_path / f"node-{index}")
+        for action in script[0]:
+            action(app)
+        return _Scripted(app, script)
+
+    node_keys = [keys[c] for c in ("EGAT", "MEA", "PEA", "ERC", "NEPO")]
+    heights = 15
+    scenario = Scenario(seed=5, validators=5, heights=heights, delay_ms=(1, 100))
+    Simulation(scenario, apps=open_app, keys=node_keys, validators=four).run()
+    try:
+        assert all(a.height == heights for a in apps.values())
+        assert len({a.state.root() for a in apps.values()}) == 1
+        chain = [_stored(apps[0], h) for h in range(1, heights + 1)]
+        for other in list(apps.values())[1:]:  # every node stored the same certified blocks
+            assert [b.hash for b, _ in chain] == [
+                _stored(other, h)[0].hash for h in range(1, heights + 1)
+            ]
+        assert chain[-1][0].header.state_root == apps[0].state.root()
+
+        def height_of(found: Callable[[blocks.Block], bool]) -> int:
+            return next(h for h, (b, _) in enumerate(chain, start=1) if found(b))
+
+        added = height_of(lambda b: join in b.txs)
+        jailed = height_of(lambda b: bool(b.evidence))
+        unjailed = height_of(lambda b: unjail in b.txs)
+        assert added + 2 <= jailed and jailed + 2 <= unjailed and unjailed + 2 < heights
+        five = validator_set.for_height(apps[0].state, heights + 1)
+        assert five.power(nepo.address) == 6_000 and len(five.validators) == 5
+        expected = {
+            h: five
+            if added + 2 <= h < jailed + 2 or h >= unjailed + 2
+            else four  # before joining, and while jailed (the jailed set is the four again)
+            for h in range(1, heights + 1)
+        }
+        for h, (block, _) in enumerate(chain, start=1):
+            assert block.header.validators_hash == validator_set.set_hash(expected[h]), h
+        signed_by_nepo = {
+            h for h, (_, signers) in enumerate(chain, start=1) if nepo.address in signers
+        }
+        assert signed_by_nepo, "NEPO's vote never made it into a commit certificate"
+        assert all(expected[h] == five for h in signed_by_nepo)
+        assert signed_by_nepo & set(range(added + 2, jailed + 2))
+        assert signed_by_nepo & set(range(unjailed + 2, heights + 1))
+    finally:
+        for a in apps.values():
+            a.close()
