@@ -125,6 +125,34 @@ def _without_nepo_power(sb: Sandbox) -> Sandbox:
     return Sandbox(spec=msgspec.structs.replace(spec, authorities=authorities))
 
 
+def test_a_pardoned_offence_cannot_jail_again_but_a_new_one_can(n: Net) -> None:
+    sb = n.sb
+    offence = _equivocation(sb, n.mea, height=1)
+    sb.punish(offence)
+    sb.advance(1)
+    n.ok(n.erc, UnjailValidator(n.mea.address))  # decided at 2: back from 4
+    sb.advance(1)
+    sb.advance(1)
+    assert sb.height == 4 and n.mea.address in _powers(sb, 4)
+    root = sb.state.root()
+    for replayed in (offence, Evidence(offence.second, offence.first), _equivocation(sb, n.mea, 3)):
+        with pytest.raises(validator_set.InvalidEvidence, match="current term"):
+            sb.punish(replayed)
+    assert sb.state.root() == root
+    assert sb.punish(_equivocation(sb, n.mea, height=4))[0].kind == "validator_jailed"
+
+
+def test_a_new_validator_answers_only_for_votes_from_its_first_height(n: Net) -> None:
+    sb = n.sb
+    n.ok(n.erc, SetValidator(NEW.public_key, 1_000))  # decided at 1: signs from 3
+    sb.advance(1)
+    sb.advance(1)
+    sb.advance(1)
+    with pytest.raises(validator_set.InvalidEvidence, match="current term"):
+        sb.punish(_equivocation(sb, NEW, height=2))
+    assert sb.punish(_equivocation(sb, NEW, height=3))[0].kind == "validator_jailed"
+
+
 def test_an_authority_key_may_become_a_validator(sb: Sandbox) -> None:
     n = Net(_without_nepo_power(sb))
     assert n.nepo.address not in _powers(n.sb, 1)

@@ -42,6 +42,9 @@ class Member(msgspec.Struct, frozen=True, array_like=True):
     public_key: bytes
     power: int
     jailed: bool = False
+    accountable_from: int = 0
+    """First height of the current term (joining or unjailing). Evidence from before it is
+    refused: otherwise the offence that was pardoned could be replayed to jail it again."""
 
 
 class Stage(msgspec.Struct, frozen=True, array_like=True):
@@ -140,6 +143,8 @@ def apply_evidence(view: Overlay, ctx: BlockContext, evidence: Evidence) -> list
         raise InvalidEvidence("the validator is already leaving the set")
     if any(m.address == a.validator and m.jailed for m in newest):
         raise InvalidEvidence("the validator is already jailed")
+    if any(m.address == a.validator and a.height < m.accountable_from for m in newest):
+        raise InvalidEvidence("the votes are from before the validator's current term")
     chain_id = chain_info(view).chain_id
     for vote in (a, b):
         if not crypto.verify(member.public_key, vote.signing_bytes(chain_id), vote.signature):
@@ -205,10 +210,11 @@ def set_validator(
     if member is None:
         _require_not_in_use(view, address)
     others = tuple(m for m in newest if m.address != address)
+    starts = ctx.height + ACTIVATION_DELAY
     if body.power == 0:
         changed = others
     elif member is None:
-        changed = (*others, Member(address, body.public_key, body.power))
+        changed = (*others, Member(address, body.public_key, body.power, False, starts))
     else:
         changed = (*others, msgspec.structs.replace(member, power=body.power))
     total = sum(m.power for m in changed)
@@ -216,7 +222,7 @@ def set_validator(
         raise errors.TotalPowerTooHigh(f"total voting power would exceed {MAX_TOTAL_POWER}")
     if not _has_active(changed):
         raise errors.NoActiveValidator("the change would leave no validator that is not jailed")
-    starts = _decide(view, ctx, changed)
+    _decide(view, ctx, changed)
     if member is None:
         kind, attrs = "validator_added", {"power": body.power}
     elif body.power == 0:
@@ -237,6 +243,7 @@ def unjail_validator(
         raise errors.UnknownValidator("address is not in the validator set")
     if not member.jailed:
         raise errors.ValidatorNotJailed("the validator is not jailed")
-    restored = tuple(msgspec.structs.replace(m, jailed=False) if m is member else m for m in newest)
-    starts = _decide(view, ctx, restored)
+    starts = ctx.height + ACTIVATION_DELAY
+    term = msgspec.structs.replace(member, jailed=False, accountable_from=starts)
+    _decide(view, ctx, tuple(term if m is member else m for m in newest))
     return [Event("validator_unjailed", {"validator": body.address, "from_height": starts})]
