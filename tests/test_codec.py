@@ -54,6 +54,8 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     st.builds(tx.CancelOrder, u64),
     st.builds(tx.AmendOrder, u64, u64, u64),
     st.builds(tx.SetZoneHalt, zones, st.booleans(), st.text(max_size=128)),
+    st.builds(tx.SetValidator, public_keys, st.integers(0, tx.MAX_TOTAL_POWER)),
+    st.builds(tx.UnjailValidator, addresses),
 )
 
 signed_txs = st.builds(
@@ -90,6 +92,8 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "CancelOrder",
         "AmendOrder",
         "SetZoneHalt",
+        "SetValidator",
+        "UnjailValidator",
     }
 
 
@@ -243,15 +247,36 @@ def test_field_constraints_are_enforced(position: tuple[int, ...], replacement: 
         tx.decode(msgspec.msgpack.encode(raw))
 
 
+@pytest.mark.parametrize(
+    ("body", "replacement"),
+    [
+        (tx.SetValidator(bytes(32), 1), [13, b"\x01" * 31, 1]),  # key one byte short
+        (tx.SetValidator(bytes(32), 1), [13, bytes(32), -1]),  # negative power
+        (tx.SetValidator(bytes(32), 1), [13, bytes(32), tx.MAX_TOTAL_POWER + 1]),  # above cap
+        (tx.UnjailValidator(bytes(20)), [14, bytes(19)]),  # address one byte short
+    ],
+)
+def test_validator_body_constraints_are_enforced(body: tx.Body, replacement: object) -> None:
+    stx = tx.make(KEY, "gridtokenx-devnet", 0, body)
+    assert tx.decode(stx.encode()) == stx
+    raw = _raw(stx)
+    inner = raw[0]
+    assert isinstance(inner, list)
+    inner[4] = replacement
+    with pytest.raises(codec.Malformed):
+        tx.decode(msgspec.msgpack.encode(raw))
+
+
 def test_unknown_body_tag_is_its_own_error() -> None:
     raw = _raw(SAMPLE)
     inner = raw[0]
     assert isinstance(inner, list)
     assert inner[4][0] == 1  # Transfer
-    inner[4][0] = 99
-    with pytest.raises(codec.UnknownType) as info:
-        tx.decode(msgspec.msgpack.encode(raw))
-    assert info.value.code == "UNKNOWN_TX_TYPE"
+    for tag in (99, 15):  # 15: the first tag after UnjailValidator
+        inner[4][0] = tag
+        with pytest.raises(codec.UnknownType) as info:
+            tx.decode(msgspec.msgpack.encode(raw))
+        assert info.value.code == "UNKNOWN_TX_TYPE"
 
 
 def test_oversized_input_is_refused_before_decoding() -> None:

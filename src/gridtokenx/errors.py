@@ -231,6 +231,49 @@ class HaltUnchanged(Rejection):
     code = "HALT_UNCHANGED"
 
 
+# --- validator set ------------------------------------------------------------------------
+class InvalidValidatorKey(Rejection):
+    """Not 32 bytes, or not a point consensus could ever verify a vote under."""
+
+    code = "INVALID_VALIDATOR_KEY"
+
+
+class ValidatorKeyInUse(Rejection):
+    """The key is a participant's or meter's: a node key must not also trade or mint."""
+
+    code = "VALIDATOR_KEY_IN_USE"
+
+
+class PowerOutOfRange(Rejection):
+    code = "POWER_OUT_OF_RANGE"
+
+
+class TotalPowerTooHigh(Rejection):
+    """The set's total power would grow past the cap that bounds proposer rotation work."""
+
+    code = "TOTAL_POWER_TOO_HIGH"
+
+
+class NoActiveValidator(Rejection):
+    """After the change no validator would be left that is not jailed: the chain would halt."""
+
+    code = "NO_ACTIVE_VALIDATOR"
+
+
+class UnknownValidator(Rejection):
+    code = "UNKNOWN_VALIDATOR"
+
+
+class ValidatorUnchanged(Rejection):
+    """Setting the power a validator already has: almost certainly an operator mistake."""
+
+    code = "VALIDATOR_UNCHANGED"
+
+
+class ValidatorNotJailed(Rejection):
+    code = "VALIDATOR_NOT_JAILED"
+
+
 ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
     cls
     for cls in list(globals().values())

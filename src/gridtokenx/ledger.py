@@ -33,9 +33,11 @@ from gridtokenx.tx import (
     RegisterMeter,
     RegisterParticipant,
     RevokeLicence,
+    SetValidator,
     SetZoneHalt,
     SignedTransaction,
     Transfer,
+    UnjailValidator,
 )
 
 __all__ = ["CHAIN_KEY", "PARAMS_KEY", "ChainInfo", "apply", "chain_info", "end_block", "params"]
@@ -55,6 +57,8 @@ _HANDLERS: dict[type, Handler] = {
     CancelOrder: trading.cancel_order,
     AmendOrder: trading.amend_order,
     SetZoneHalt: settlement.set_zone_halt,
+    SetValidator: lambda v, c, s, b, p: validator_set.set_validator(v, c, s, b),
+    UnjailValidator: lambda v, c, s, b, p: validator_set.unjail_validator(v, c, s, b),
 }
 
 

@@ -6,7 +6,9 @@ context that the caller advances. Keys are the insecure devnet keys.
 
 from __future__ import annotations
 
-from gridtokenx import accounts, crypto, genesis, ledger, tx
+from gridtokenx import accounts, crypto, genesis, ledger, tx, validator_set
+from gridtokenx.consensus.messages import Evidence
+from gridtokenx.consensus.validators import ValidatorSet
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.state import State
 
@@ -55,3 +57,16 @@ class Sandbox:
     def balance(self, address: bytes) -> tuple[int, int]:
         account = self.state.get(accounts.account_key(address), accounts.Account)
         return (0, 0) if account is None else (account.grid_wh, account.thb_satang)
+
+    def validators(self, height: int | None = None) -> ValidatorSet:
+        """The set that signs `height` (default: the current block's)."""
+        return validator_set.for_height(self.state, self.height if height is None else height)
+
+    def punish(self, evidence: Evidence) -> list[Event]:
+        """Apply equivocation evidence in the current block, as a block carrying it would
+        (before its transactions); raises `validator_set.InvalidEvidence` and changes nothing
+        if it does not hold."""
+        view = self.state.overlay()
+        events = validator_set.apply_evidence(view, self.context, evidence)
+        view.commit()
+        return events
