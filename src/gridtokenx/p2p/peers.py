@@ -31,7 +31,7 @@ PEER_ID_BYTES: Final = 20
 CAP: Final = 1_000
 BAN_CAP: Final = 1_024
 BACKOFF_BASE_S: Final = 1.0
-BACKOFF_MAX_S: Final = 300.0
+BACKOFF_MAX_S: Final = 120.0
 FORGET_AFTER: Final = 10
 FILE_VERSION: Final = 1
 
