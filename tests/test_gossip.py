@@ -220,3 +220,29 @@ def test_a_peer_far_over_its_budget_ends_disconnected_and_banned() -> None:
             await node.close()
 
     run(scenario)
+
+
+def test_two_nodes_dialling_each_other_at_once_keep_one_connection() -> None:
+    async def attempt(n: int) -> None:
+        inbox: list[tuple[int, Kind, bytes]] = []
+        a, b = _node(0, inbox), _node(1, inbox)
+        try:
+            port_a, port_b = await a.listen(), await b.listen()
+            await asyncio.gather(
+                a.dial("127.0.0.1", port_b, expect=KEYS[1].address),
+                b.dial("127.0.0.1", port_a, expect=KEYS[0].address),
+            )
+            await asyncio.sleep(0.05)  # let both sides settle on one connection
+            await a.publish(Kind.TX, b"tx-%d" % n)
+            await b.publish(Kind.TX, b"tx-back-%d" % n)
+            await _eventually(lambda: len(inbox) == 2)
+            assert list(a.peers) == [KEYS[1].address] and list(b.peers) == [KEYS[0].address]
+        finally:
+            await a.close()
+            await b.close()
+
+    async def scenario() -> None:
+        for n in range(5):  # a race, so a few tries; bounded
+            await attempt(n)
+
+    run(scenario)

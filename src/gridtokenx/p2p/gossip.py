@@ -133,7 +133,9 @@ class Gossip:
             transport.connect(host, port, self.key, expect), DIAL_TIMEOUT_S
         )
         dialled = Address(connection.peer_id, host, port)
-        await self._adopt(connection, dialled if problem(dialled) is None else None)
+        await self._adopt(
+            connection, outbound=True, dialled=dialled if problem(dialled) is None else None
+        )
         return connection.peer_id
 
     def banned(self, peer: bytes) -> bool:
@@ -142,12 +144,26 @@ class Gossip:
         )
 
     async def _adopt(
-        self, connection: transport.Connection, dialled: Address | None = None
+        self,
+        connection: transport.Connection,
+        outbound: bool = False,
+        dialled: Address | None = None,
     ) -> None:
         peer = connection.peer_id
-        if peer in self.peers or peer == self.key.address or self.banned(peer):
-            await connection.close()  # one connection per peer; banned peers stay out
+        if peer == self.key.address or self.banned(peer):
+            await connection.close()  # banned peers stay out
             return
+        existing = self.peers.get(peer)
+        if existing is not None:
+            # One connection per peer. When two nodes dial each other at once, "first
+            # wins" can make each keep its own and close the other's, leaving none: both
+            # keep the one the smaller address dialled instead.
+            if outbound != (self.key.address < peer):
+                await connection.close()
+                return
+            self.peers[peer] = connection  # the old one's reader ends on its own
+            self._greeted.discard(peer)  # it may announce itself anew
+            await existing.close()
         self.peers[peer] = connection
         self.scores.setdefault(peer, START_SCORE)
         task = asyncio.create_task(self._read(peer, connection))
@@ -253,6 +269,7 @@ class Gossip:
                 await self._drop(peer)
 
     async def _read(self, peer: bytes, connection: transport.Connection) -> None:
+        """Frames of one connection until it ends or another replaces it."""
         try:
             while self.peers.get(peer) is connection:
                 frame = await connection.receive()
