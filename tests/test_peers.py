@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from gridtokenx.p2p.peers import (
     AddressBook,
     AddressBookError,
 )
+from test_gossip import _eventually, run
 
 KEYS = [PrivateKey.from_dev_label(f"test/peers/{i}") for i in range(4)]
 
@@ -200,18 +201,6 @@ def test_an_answer_is_capped_checked_whole_and_keeps_loopback_for_loopback_peers
 
 
 # --- nodes on 127.0.0.1 --------------------------------------------------------------------
-def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 30))
-
-
-async def _eventually(check: Callable[[], bool]) -> None:
-    for _ in range(250):  # bounded: 5 s
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
-
 async def _ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
     return True
 
