@@ -161,10 +161,10 @@ class Gossip:
             if outbound != (self.key.address < peer):
                 await connection.close()
                 return
-            self.peers[peer] = connection  # the old one's reader ends on its own
             self._greeted.discard(peer)  # it may announce itself anew
-            await existing.close()
         self.peers[peer] = connection
+        if existing is not None:
+            await existing.close()  # its reader sees it was replaced and ends quietly
         self.scores.setdefault(peer, START_SCORE)
         task = asyncio.create_task(self._read(peer, connection))
         self._tasks.add(task)
