@@ -1,1 +1,2 @@
-"""Peer-to-peer networking: the encrypted transport, and (next) gossip and block sync."""
+"""Peer-to-peer networking: the encrypted transport, gossip with per-peer rate limits, and
+peer discovery through an address book."""

@@ -89,6 +89,9 @@ class Connection:
         self._reader, self._writer = reader, writer
         self.peer_key = peer_key
         self.peer_id = crypto.address_of(peer_key)
+        peername = writer.get_extra_info("peername")
+        # The IP the peer's packets come from: the only host we may believe about it.
+        self.remote_host: str = str(peername[0]) if peername else ""
         self._send = _Direction(send_key)
         self._receive = _Direction(receive_key)
         self._outbox: list[bytes] = []
