@@ -150,16 +150,23 @@ def test_a_fresh_full_node_syncs_from_genesis(tmp_path: Path) -> None:
         assert _wait(lambda: all(_height(h) >= 6 for h in homes), 60)
         full = devnet.init_full_node(tmp_path / "full", homes, base + 4)
         procs[full] = _start(full)
-        target = max(_height(h) for h in homes)
-        assert _wait(lambda: _height(full) >= target, 60), (_height(full), target)
-        _stop(procs)
-        common = min(_height(h) for h in [*homes, full])
-        chains = []
-        for home in (homes[0], full):
-            with Store(home / "data") as db:
-                chains.append([db.block(n)[0] for n in range(1, common + 1)])  # type: ignore[index]
-        assert chains[0] == chains[1]
+        _assert_follows(procs, homes, full)
         status = devnet.read_status(full)
         assert status is not None and status["halted"] is None
     finally:
         _stop(procs)
+
+
+def _assert_follows(
+    procs: dict[Path, subprocess.Popen[bytes]], homes: list[Path], full: Path
+) -> None:
+    """The full node reaches the validators' height, then (all stopped) holds their blocks."""
+    target = max(_height(h) for h in homes)
+    assert _wait(lambda: _height(full) >= target, 60), (_height(full), target)
+    _stop(procs)
+    common = min(_height(h) for h in [*homes, full])
+    chains = []
+    for home in (homes[0], full):
+        with Store(home / "data") as db:
+            chains.append([db.block(n)[0] for n in range(1, common + 1)])  # type: ignore[index]
+    assert chains[0] == chains[1]

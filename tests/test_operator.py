@@ -19,7 +19,14 @@ from typer.testing import CliRunner, Result
 from gridtokenx import devnet, genesis, keystore
 from gridtokenx.cli import app
 from gridtokenx.store import Store
-from test_devnet_processes import _free_base_port, _height, _start, _stop, _wait
+from test_devnet_processes import (
+    _assert_follows,
+    _free_base_port,
+    _height,
+    _start,
+    _stop,
+    _wait,
+)
 
 runner = CliRunner()
 PASSPHRASE = "correct horse battery staple"
@@ -167,15 +174,8 @@ def test_a_full_node_made_by_init_syncs_from_a_running_devnet(
         assert made.exit_code == 0 and "full node" in out(made)
         assert _wait(lambda: all(_height(h) >= 4 for h in homes), 60)
         procs[full] = _start(full, GRIDTOKENX_PASSPHRASE=PASSPHRASE)
-        target = max(_height(h) for h in homes)
-        assert _wait(lambda: _height(full) >= target, 60), (_height(full), target)
-        _stop(procs)
-        common = min(_height(h) for h in [*homes, full])
-        chains = []
-        for home in (homes[0], full):
-            with Store(home / "data") as db:
-                chains.append([db.block(n)[0] for n in range(1, common + 1)])  # type: ignore[index]
-        assert chains[0] == chains[1]
+        _assert_follows(procs, homes, full)
+        assert devnet.read_config(full).dial_all
     finally:
         _stop(procs)
 
