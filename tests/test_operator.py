@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -126,6 +128,51 @@ def test_init_refuses_a_bad_or_missing_genesis(tmp_path: Path, genesis_file: Pat
     missing = _init(tmp_path / "node", tmp_path / "none.json")
     assert missing.exit_code == 1 and "does not exist" in out(missing)
     assert not (tmp_path / "node").exists()
+
+
+def _read_until(fd: int, seen: bytearray, token: bytes, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while token not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+    return token in seen
+
+
+def test_init_in_a_terminal_asks_for_the_passphrase_twice(
+    tmp_path: Path, genesis_file: Path
+) -> None:
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "GRIDTOKENX_PASSPHRASE"}
+    home = tmp_path / "node"
+    command = ["init", "--home", str(home), "--genesis", str(genesis_file)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridtokenx", *command],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = bytearray()
+    try:
+        for prompt in (b"passphrase", b"Repeat"):
+            assert _read_until(master, seen, prompt), bytes(seen)
+            time.sleep(0.3)  # getpass flushes input typed before it turns echo off
+            os.write(master, b"typed in a terminal\n")
+        assert _read_until(master, seen, b"role"), bytes(seen)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(master)
+    assert b"typed in a terminal" not in seen  # never echoed
+    key = keystore.load_key(home / "node_key.json", "typed in a terminal")
+    assert key.address.hex().encode() in seen
 
 
 def _node_start(home: Path, passphrase: str | None) -> subprocess.CompletedProcess[str]:
