@@ -31,21 +31,21 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _free_base_port() -> int:
-    """A base port whose four node ports and four metrics ports (base + 100) are free."""
+def _free_base_port(count: int = 4) -> int:
+    """A base port whose `count` node ports and metrics ports (base + 100) are free."""
     for _ in range(200):  # bounded
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             base = int(s.getsockname()[1])
         if base > 65_000:
             continue
-        if all(_bindable(base + i) and _bindable(base + 100 + i) for i in range(4)):
+        if all(_bindable(base + i) and _bindable(base + 100 + i) for i in range(count)):
             return base
     raise RuntimeError("no free ports on 127.0.0.1")
 
 
-def _start(home: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def _start(home: Path, **extra_env: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **extra_env)
     return subprocess.Popen(
         [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
         stdout=subprocess.DEVNULL,
@@ -141,7 +141,7 @@ def test_two_down_stops_the_chain_and_one_back_resumes_it(tmp_path: Path) -> Non
 
 
 def test_a_fresh_full_node_syncs_from_genesis(tmp_path: Path) -> None:
-    base = _free_base_port()
+    base = _free_base_port(5)
     homes = devnet.init_devnet(
         tmp_path, "gridtokenx-proc-test-3", int(time.time()), base, block_ms=200
     )
@@ -150,16 +150,23 @@ def test_a_fresh_full_node_syncs_from_genesis(tmp_path: Path) -> None:
         assert _wait(lambda: all(_height(h) >= 6 for h in homes), 60)
         full = devnet.init_full_node(tmp_path / "full", homes, base + 4)
         procs[full] = _start(full)
-        target = max(_height(h) for h in homes)
-        assert _wait(lambda: _height(full) >= target, 60), (_height(full), target)
-        _stop(procs)
-        common = min(_height(h) for h in [*homes, full])
-        chains = []
-        for home in (homes[0], full):
-            with Store(home / "data") as db:
-                chains.append([db.block(n)[0] for n in range(1, common + 1)])  # type: ignore[index]
-        assert chains[0] == chains[1]
+        _assert_follows(procs, homes, full)
         status = devnet.read_status(full)
         assert status is not None and status["halted"] is None
     finally:
         _stop(procs)
+
+
+def _assert_follows(
+    procs: dict[Path, subprocess.Popen[bytes]], homes: list[Path], full: Path
+) -> None:
+    """The full node reaches the validators' height, then (all stopped) holds their blocks."""
+    target = max(_height(h) for h in homes)
+    assert _wait(lambda: _height(full) >= target, 60), (_height(full), target)
+    _stop(procs)
+    common = min(_height(h) for h in [*homes, full])
+    chains = []
+    for home in (homes[0], full):
+        with Store(home / "data") as db:
+            chains.append([db.block(n)[0] for n in range(1, common + 1)])  # type: ignore[index]
+    assert chains[0] == chains[1]

@@ -28,7 +28,7 @@ keys_app = typer.Typer(help="Create and inspect keys in the encrypted keystore."
 app.add_typer(keys_app, name="keys")
 db_app = typer.Typer(help="Inspect, back up and restore a node's RocksDB store.")
 app.add_typer(db_app, name="db")
-PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
+PASSPHRASE_ENV = devnet.PASSPHRASE_ENV
 console = Console()
 
 
@@ -169,11 +169,14 @@ def genesis_validate(path: Path) -> None:
 
 
 def _passphrase(confirm: bool) -> str:
-    """From the environment for scripts, else prompted without echo."""
+    """From the environment for scripts, else prompted without echo; with neither, a clear
+    error rather than a prompt that a script or service manager would hang on."""
     value = os.environ.get(PASSPHRASE_ENV, "")
-    if not value:
-        value = str(typer.prompt("passphrase", hide_input=True, confirmation_prompt=confirm))
-    return value
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise _fail(f"no passphrase: set {PASSPHRASE_ENV} or run in a terminal to be asked")
+    return str(typer.prompt("passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -230,7 +233,7 @@ def keys_show(
 def _is_insecure(path: Path) -> bool:
     try:
         return bool(json.loads(path.read_text()).get("insecure"))
-    except (ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError):
         return False
 
 
@@ -242,12 +245,19 @@ def _open_store(path: Path) -> store.Store:
     if not (path / "CURRENT").exists():
         console.print(f"[red]error:[/red] {path} is not a GridTokenX store")
         raise typer.Exit(1)
-    return store.Store(path)
+    try:
+        return store.Store(path)
+    except Exception as exc:  # rocksdict raises a bare Exception, e.g. for a held lock
+        raise _fail(f"cannot open {path} ({exc}); is its node still running?") from None
 
 
 def _describe(db: store.Store) -> str:
     state = db.load_state()
-    return f"height {db.height()}, {len(state):,} state records, state root {state.root().hex()}"
+    pruned = f", blocks below {db.pruned_below()} pruned" if db.pruned_below() else ""
+    return (
+        f"height {db.height()}, {len(state):,} state records, state root {state.root().hex()}"
+        + pruned
+    )
 
 
 @db_app.command("info")
@@ -294,7 +304,123 @@ def db_restore(
     console.print(f"restored {data}: {restored}")
 
 
-node_app = typer.Typer(help="Run a validator node.")
+@db_app.command("prune")
+def db_prune(
+    home: Annotated[Path, typer.Option(help="the node's home directory (node stopped)")],
+    keep: Annotated[int, typer.Option(help="how many of the latest blocks to keep (>= 1)")],
+) -> None:
+    """Delete blocks, certificates and tx index entries older than the last KEEP heights.
+
+    State is untouched. A pruned node can no longer serve block sync below its horizon, so
+    keep at least one archive node for new full nodes to sync from."""
+    if keep < 1:
+        raise _fail("--keep must be at least 1 (the head block stays)", 2)
+    with _open_store(home / "data") as db:
+        try:
+            horizon = db.prune(keep)
+        except store.StoreError as exc:
+            raise _fail(str(exc)) from None
+        console.print(f"pruned {home / 'data'}: {_describe(db)}" if horizon else "nothing to prune")
+
+
+def _parse_peer(text: str) -> tuple[str, int, str]:
+    """HOST:PORT:PEERIDHEX, checked here so a typo fails at init, not as silent non-dialling."""
+    host, _, rest = text.rpartition(":")
+    host, _, port = host.rpartition(":")
+    try:
+        peer_id = bytes.fromhex(rest)
+        port_number = int(port)
+    except ValueError:
+        peer_id, port_number = b"", 0
+    if not host or not 1 <= port_number <= 65_535 or len(peer_id) != crypto.ADDRESS_SIZE:
+        raise _fail(
+            f"--peer {text!r}: expected HOST:PORT:PEERID with PEERID the peer's "
+            f"{crypto.ADDRESS_SIZE}-byte address in hex"
+        )
+    return host, port_number, peer_id.hex()
+
+
+def _init_key(key_file: Path | None, insecure: bool) -> tuple[crypto.PrivateKey, str]:
+    """The node key (new, or the operator's existing file) and the passphrase to save it
+    under ("" for an insecure dev key)."""
+    if key_file is None:
+        return crypto.PrivateKey.generate(), "" if insecure else _passphrase(confirm=True)
+    if not key_file.is_file():
+        raise _fail(f"{key_file} does not exist")
+    passphrase = "" if insecure and _is_insecure(key_file) else _passphrase(confirm=False)
+    try:
+        key = keystore.load_key(key_file, passphrase, allow_insecure=insecure)
+    except keystore.KeystoreError as exc:
+        raise _fail(str(exc)) from None
+    return key, "" if insecure else passphrase
+
+
+@app.command("init")
+def init(
+    home: Annotated[Path, typer.Option(help="the new node's home directory (must not exist)")],
+    genesis_file: Annotated[Path, typer.Option("--genesis", help="the network's genesis file")],
+    moniker: Annotated[str, typer.Option(help="a name for this node")] = "",
+    listen_port: Annotated[int, typer.Option(help="P2P port on 127.0.0.1")] = 26_656,
+    peer: Annotated[
+        list[str] | None, typer.Option(help="HOST:PORT:PEERIDHEX, repeat for each peer")
+    ] = None,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus port; 0: off")] = 0,
+    keep_blocks: Annotated[
+        int, typer.Option(help="prune all but the last N blocks; 0: keep all")
+    ] = 0,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key", help="use this existing key file instead of a new key"),
+    ] = None,
+    insecure_dev_key: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev-key", help="store the node key unencrypted (local devnets only)"
+        ),
+    ] = False,
+) -> None:
+    """Create a node home: genesis, an encrypted node key, config.json and data/.
+
+    A key without voting power in the genesis makes a full node, which dials every peer
+    (validators split the dialling between them) and follows the chain by block sync."""
+    if home.exists() and (not home.is_dir() or any(home.iterdir())):
+        raise _fail(f"{home} exists and is not empty; choose a new directory")
+    try:
+        spec = genesis.load(genesis_file)
+    except FileNotFoundError:
+        raise _fail(f"{genesis_file} does not exist") from None
+    except genesis.GenesisError as exc:
+        raise _fail(f"{genesis_file}: {exc}") from None
+    peers = tuple(_parse_peer(p) for p in peer or [])
+    for name, port in (("--listen-port", listen_port), ("--metrics-port", metrics_port)):
+        if not (name == "--metrics-port" and port == 0) and not 1 <= port <= 65_535:
+            raise _fail(f"{name} {port} is not a port (1-65535)")
+    if keep_blocks < 0:
+        raise _fail(f"--keep-blocks {keep_blocks} must be 0 (keep all) or more")
+    key, passphrase = _init_key(key_file, insecure_dev_key)
+    power = devnet.voting_power(spec, key)
+    config = devnet.Config(
+        listen_port,
+        peers,
+        metrics_port=metrics_port,
+        dial_all=power == 0,
+        keep_blocks=keep_blocks,
+        moniker=moniker or home.name,
+    )
+    try:
+        devnet.create_home(home, genesis_file.read_bytes(), key, config, passphrase)
+    except (devnet.HomeExists, keystore.KeystoreError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"initialised {home} for chain {spec.chain_id}")
+    console.print(f"peer id     {key.address.hex()}")
+    console.print(f"address     {crypto.address_to_text(key.address)}")
+    role = f"validator (genesis voting power {power})" if power else "full node (no voting power)"
+    console.print(f"role        {role}")
+    if insecure_dev_key:
+        console.print("[yellow]warning:[/yellow] the node key is stored unencrypted")
+
+
+node_app = typer.Typer(help="Run a validator or full node.")
 app.add_typer(node_app, name="node")
 
 
@@ -302,11 +428,16 @@ app.add_typer(node_app, name="node")
 def node_start(
     home: Annotated[Path, typer.Option(help="the node's home directory")],
 ) -> None:
-    """Run the validator of HOME until Ctrl-C (writes HOME/status.json as it goes)."""
+    """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes)."""
     if not (home / "config.json").exists():
-        console.print(f"[red]error:[/red] {home} has no config.json (run `gridtokenx devnet`)")
-        raise typer.Exit(1)
-    asyncio.run(devnet.run_node(home))
+        raise _fail(f"{home} has no config.json (run `gridtokenx init` or `gridtokenx devnet`)")
+    if not (home / "node_key.json").exists():
+        raise _fail(f"{home} has no node_key.json")
+    passphrase = "" if _is_insecure(home / "node_key.json") else _passphrase(confirm=False)
+    try:
+        asyncio.run(devnet.run_node(home, passphrase=passphrase))
+    except devnet.HomeError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command("status")
@@ -324,15 +455,23 @@ def devnet_command(
     directory: Annotated[Path, typer.Option("--dir", help="where the node homes go")] = Path(
         "devnet"
     ),
-    base_port: Annotated[int, typer.Option(help="first of four ports on 127.0.0.1")] = 26_650,
-    validators: Annotated[int, typer.Option(help="validators to run (the devnet has 4)")] = 4,
+    base_port: Annotated[
+        int, typer.Option(help="first of N consecutive ports on 127.0.0.1")
+    ] = 26_650,
+    validators: Annotated[
+        int, typer.Option(help="1-5 validators: EGAT, MEA, PEA, ERC, NEPO in that order")
+    ] = 4,
 ) -> None:
-    """Start EGAT, MEA, PEA and ERC validators as separate processes on 127.0.0.1 and show
-    their heights until Ctrl-C, which stops them all."""
-    if validators != len(devnet.DEVNET_VALIDATORS):
-        console.print("[red]error:[/red] the local devnet runs exactly 4 validators")
-        raise typer.Exit(2)
-    homes = devnet.init_devnet(directory, "gridtokenx-devnet", int(time.time()), base_port)
+    """Start the first N of EGAT, MEA, PEA, ERC and NEPO as validator processes on
+    127.0.0.1 and show their heights until Ctrl-C, which stops them all. Authorities beyond
+    N keep their roles but get voting power 0, so N validators alone hold the quorum."""
+    try:
+        codes = devnet.devnet_validators(validators)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    homes = devnet.init_devnet(
+        directory, "gridtokenx-devnet", int(time.time()), base_port, validators=codes
+    )
     procs = [
         subprocess.Popen([sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(h)])
         for h in homes

@@ -2,10 +2,12 @@
 
 A home holds `genesis.json`, `node_key.json` (the insecure dev key on a devnet; an
 encrypted keystore file otherwise), `config.json` (listen port, peers, block time, metrics
-port) and `data/` (the RocksDB store). On a devnet, validator i serves Prometheus metrics on
-127.0.0.1 at base port + 100 + i. While running, the node rewrites `status.json` twice a
-second (height, state root, round, peers) atomically, which is what `gridtokenx status` and
-the tests read without touching the store the node holds open.
+port, pruning) and `data/` (the RocksDB store). `gridtokenx init` makes one for an operator's
+node; `init_devnet` makes the homes of a local devnet. On a devnet, validator i serves
+Prometheus metrics on 127.0.0.1 at base port + 100 + i. While running, the node rewrites
+`status.json` twice a second (height, state root, round, peers) atomically, which is what
+`gridtokenx status` and the tests read without touching the store the node holds open. With
+`keep_blocks` set, the same loop prunes blocks older than the last `keep_blocks` heights.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -25,7 +29,10 @@ from gridtokenx.consensus.core import Timeouts
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.node import Node
 
-DEVNET_VALIDATORS = ("EGAT", "MEA", "PEA", "ERC")
+AUTHORITY_ORDER = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
+"""The order in which a local devnet of N validators takes the authorities."""
+DEVNET_VALIDATORS = AUTHORITY_ORDER[:4]
+PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -37,56 +44,143 @@ class Config(msgspec.Struct, frozen=True):
     block_ms: int = 1000  # governed block time: empty blocks come at most this often
     metrics_port: int = 0  # Prometheus /metrics on 127.0.0.1; 0: off
     dial_all: bool = False  # a full node dials every peer; validators split the dialling
+    keep_blocks: int = 0  # keep the last N blocks, prune older ones; 0: keep all (archive)
+    moniker: str = ""  # the operator's name for the node, for logs and status only
 
 
-def devnet_genesis(chain_id: str, genesis_time: int) -> genesis.Genesis:
-    """The Thai devnet genesis with EGAT, MEA, PEA and ERC validating; NEPO votes in
-    governance but runs no validator on a local devnet (voting power 0 for consensus)."""
+def devnet_validators(count: int) -> tuple[str, ...]:
+    """The authorities validating on a local devnet of `count` validators."""
+    if not 1 <= count <= len(AUTHORITY_ORDER):
+        raise ValueError(
+            f"a local devnet runs 1 to {len(AUTHORITY_ORDER)} validators "
+            f"({', '.join(AUTHORITY_ORDER)}), not {count}"
+        )
+    return AUTHORITY_ORDER[:count]
+
+
+def devnet_genesis(
+    chain_id: str, genesis_time: int, validators: Sequence[str] = DEVNET_VALIDATORS
+) -> genesis.Genesis:
+    """The Thai devnet genesis with `validators` validating at their genesis voting power;
+    the other authorities keep their governance roles but get voting power 0, since a
+    validator with power that runs no process would only slow or stop the quorum."""
     spec = genesis.devnet(chain_id, genesis_time, genesis.dev_keys())
     authorities = tuple(
-        a if a.code in DEVNET_VALIDATORS else msgspec.structs.replace(a, voting_power=0)
+        a if a.code in validators else msgspec.structs.replace(a, voting_power=0)
         for a in spec.authorities
     )
     return msgspec.structs.replace(spec, authorities=authorities)
 
 
 def init_devnet(
-    root: Path, chain_id: str, genesis_time: int, base_port: int, block_ms: int = 1000
+    root: Path,
+    chain_id: str,
+    genesis_time: int,
+    base_port: int,
+    block_ms: int = 1000,
+    validators: Sequence[str] = DEVNET_VALIDATORS,
 ) -> list[Path]:
-    """Homes for the four devnet validators, fully meshed on 127.0.0.1."""
-    spec = devnet_genesis(chain_id, genesis_time)
+    """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order."""
+    spec = devnet_genesis(chain_id, genesis_time, validators)
     keys = genesis.dev_keys()
     homes = []
-    for i, code in enumerate(DEVNET_VALIDATORS):
-        home = root / code.lower()
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "genesis.json").write_bytes(spec.encode())
-        keystore.save_insecure_dev_key(home / "node_key.json", keys[code], overwrite=True)
+    for i, code in enumerate(validators):
         peers = tuple(
             ("127.0.0.1", base_port + j, keys[other].address.hex())
-            for j, other in enumerate(DEVNET_VALIDATORS)
+            for j, other in enumerate(validators)
             if j != i
         )
         config = Config(base_port + i, peers, block_ms=block_ms, metrics_port=base_port + 100 + i)
-        (home / "config.json").write_bytes(msgspec.json.encode(config))
-        homes.append(home)
+        homes.append(write_home(root / code.lower(), spec.encode(), keys[code], config))
     return homes
 
 
 def init_full_node(home: Path, validator_homes: list[Path], port: int) -> Path:
     """A non-validating node that follows the devnet of `validator_homes` from genesis."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "genesis.json").write_bytes((validator_homes[0] / "genesis.json").read_bytes())
-    key = PrivateKey.generate()
-    keystore.save_insecure_dev_key(home / "node_key.json", key, overwrite=True)
     peers = []
     for other in validator_homes:
         config = read_config(other)
         other_key = keystore.load_key(other / "node_key.json", "", allow_insecure=True)
         peers.append(("127.0.0.1", config.listen_port, other_key.address.hex()))
+    genesis_bytes = (validator_homes[0] / "genesis.json").read_bytes()
     config = Config(port, tuple(peers), dial_all=True)
+    return write_home(home, genesis_bytes, PrivateKey.generate(), config)
+
+
+def write_home(
+    home: Path, genesis_bytes: bytes, key: PrivateKey, config: Config, passphrase: str = ""
+) -> Path:
+    """Write a home's genesis, key and config (replacing them): the key is encrypted under
+    `passphrase`, or saved as an insecure dev key when it is empty (devnets only)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "genesis.json").write_bytes(genesis_bytes)
+    if passphrase:
+        keystore.save_key(home / "node_key.json", key, passphrase, overwrite=True)
+    else:
+        keystore.save_insecure_dev_key(home / "node_key.json", key, overwrite=True)
     (home / "config.json").write_bytes(msgspec.json.encode(config))
     return home
+
+
+class HomeExists(FileExistsError):
+    """`create_home` never writes over an existing node: its key may be the only copy."""
+
+
+def create_home(
+    home: Path, genesis_bytes: bytes, key: PrivateKey, config: Config, passphrase: str = ""
+) -> Path:
+    """A new home, all or nothing: written into a sibling directory and renamed into place,
+    so a failure half-way (a full disk, a refused passphrase) leaves no partial home that a
+    later `node start` could pick up."""
+    if home.exists() and (not home.is_dir() or any(home.iterdir())):
+        raise HomeExists(f"{home} exists and is not empty; choose a new directory")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    staging = home.parent / f".{home.name}.init-{os.getpid()}"
+    try:
+        write_home(staging, genesis_bytes, key, config, passphrase)
+        (staging / "data").mkdir()
+        if home.exists():
+            home.rmdir()  # empty, checked above
+        staging.rename(home)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return home
+
+
+def voting_power(spec: genesis.Genesis, key: PrivateKey) -> int:
+    """The genesis voting power of `key` (0: it is not a genesis validator)."""
+    public = key.public_key.hex()
+    return sum(a.voting_power for a in spec.authorities if a.public_key == public)
+
+
+class HomeError(ValueError):
+    """A home the node cannot start from; the message names the file and what is wrong."""
+
+
+def load_home(
+    home: Path, passphrase: str | None = None
+) -> tuple[Config, genesis.Genesis, PrivateKey]:
+    """Config, genesis and decrypted key of `home`, or one `HomeError` for the operator."""
+    if passphrase is None:
+        passphrase = os.environ.get(PASSPHRASE_ENV, "")
+    try:
+        config = read_config(home)
+    except FileNotFoundError:
+        raise HomeError(f"{home} has no config.json (run `gridtokenx init`)") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise HomeError(f"{home / 'config.json'}: {exc}") from None
+    try:
+        spec = genesis.load(home / "genesis.json")
+    except FileNotFoundError:
+        raise HomeError(f"{home} has no genesis.json") from None
+    except genesis.GenesisError as exc:
+        raise HomeError(f"{home / 'genesis.json'}: {exc}") from None
+    try:
+        key = keystore.load_key(home / "node_key.json", passphrase, allow_insecure=True)
+    except keystore.KeystoreError as exc:
+        raise HomeError(str(exc)) from None
+    return config, spec, key
 
 
 def read_config(home: Path) -> Config:
@@ -107,6 +201,7 @@ def _write_status(home: Path, node: Node) -> None:
     node.metrics.mempool.set(len(node.app.mempool))
     status = {
         "height": node.app.height,
+        "pruned_below": node.app.store.pruned_below(),
         "state_root": node.app.state.root().hex(),
         "round": node.core.state.round,
         "peers": len(node.gossip.peers),
@@ -118,13 +213,16 @@ def _write_status(home: Path, node: Node) -> None:
     tmp.replace(home / "status.json")
 
 
-async def run_node(home: Path, *, max_seconds: float | None = None) -> None:
-    """Run the validator of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests)."""
-    config = read_config(home)
-    spec = genesis.load(home / "genesis.json")
-    key: PrivateKey = keystore.load_key(
-        home / "node_key.json", os.environ.get("GRIDTOKENX_PASSPHRASE", ""), allow_insecure=True
-    )
+async def run_node(
+    home: Path, *, max_seconds: float | None = None, passphrase: str | None = None
+) -> None:
+    """Run the node of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests).
+
+    The key is decrypted with `passphrase`, else with GRIDTOKENX_PASSPHRASE; a wrong one,
+    like any other unusable file in the home, raises `HomeError` before anything is opened
+    or bound.
+    """
+    config, spec, key = load_home(home, passphrase)
     timeouts = Timeouts(config.propose_ms, config.prevote_ms, config.precommit_ms)
     node = Node(
         key, Application.open(spec, home / "data"), timeouts, block_interval=config.block_ms / 1000
@@ -146,6 +244,8 @@ async def run_node(home: Path, *, max_seconds: float | None = None) -> None:
                 if peer_id not in node.gossip.peers and (config.dial_all or key.address < peer_id):
                     with contextlib.suppress(OSError, ConnectionError, TimeoutError):
                         await node.gossip.dial(host, port, expect=peer_id)
+            if config.keep_blocks:
+                node.app.store.prune(config.keep_blocks)
             _write_status(home, node)
             if max_seconds is not None and loop.time() - started > max_seconds:
                 break

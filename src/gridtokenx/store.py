@@ -19,7 +19,18 @@ from typing import Any, Final
 import msgspec
 from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
 
-from gridtokenx import accounts, chain, codec, metering, params, registry, validator_set
+from gridtokenx import (
+    accounts,
+    blocks,
+    chain,
+    codec,
+    crypto,
+    metering,
+    params,
+    registry,
+    tx,
+    validator_set,
+)
 from gridtokenx.consensus.core import Persistent
 from gridtokenx.market import records as market
 from gridtokenx.state import State
@@ -27,6 +38,7 @@ from gridtokenx.state import State
 COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta")
 HEIGHT_KEY: Final = b"height"
 WAL_KEY: Final = b"consensus"
+PRUNED_KEY: Final = b"pruned_below"
 
 RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     accounts.Account,
@@ -84,6 +96,16 @@ def decode_record(data: bytes) -> msgspec.Struct:
 
 def _height_key(height: int) -> bytes:
     return height.to_bytes(8)
+
+
+def _tx_hashes(body: bytes, height: int) -> list[bytes]:
+    """The tx index keys of a stored block: a committed block holds canonical encodings
+    only, so hashing its bytes gives the same id as `SignedTransaction.hash`."""
+    try:
+        txs = blocks.decode(body).txs
+    except msgspec.DecodeError:
+        raise StoreError(f"the stored block at height {height} does not decode") from None
+    return [crypto.tagged_hash(tx.TX_HASH_DOMAIN, raw) for raw in txs]
 
 
 class Store:
@@ -163,6 +185,42 @@ class Store:
         block = self._get("blocks", b"b" + _height_key(height))
         commit = self._get("blocks", b"c" + _height_key(height))
         return None if block is None or commit is None else (block, commit)
+
+    def pruned_below(self) -> int:
+        """Every height below this one has lost its block, certificate and tx index entries
+        (0: nothing was ever pruned, this store can serve block sync from height 1)."""
+        raw = self._get("meta", PRUNED_KEY)
+        return 0 if raw is None else int.from_bytes(raw)
+
+    def prune(self, keep: int) -> int:
+        """Keep the blocks of the last `keep` heights and delete older ones; returns the new
+        horizon (`pruned_below`).
+
+        Only history goes: the state column already holds just the current records, so the
+        state root is untouched. The head block always stays (`keep` >= 1) because the
+        application reloads its hash and time on restart. Each call deletes only the heights
+        between the previous horizon and the new one, all in one synced batch with the new
+        horizon, so calling it often is cheap, a crash mid-way loses nothing, and a second
+        call with the same `keep` changes nothing.
+        """
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1 (the head block), not {keep}")
+        previous = self.pruned_below()
+        horizon = self.height() - keep + 1
+        if horizon <= max(previous, 1):
+            return previous
+        batch = WriteBatch(raw_mode=True)
+        block_cf, txs_cf = self._cf("blocks"), self._cf("txs")
+        for height in range(max(previous, 1), horizon):
+            body = self._get("blocks", b"b" + _height_key(height))
+            if body is not None:
+                for tx_hash in _tx_hashes(body, height):
+                    batch.delete(tx_hash, txs_cf)
+            batch.delete(b"b" + _height_key(height), block_cf)
+            batch.delete(b"c" + _height_key(height), block_cf)
+        batch.put(PRUNED_KEY, _height_key(horizon), self._cf("meta"))
+        self.db.write(batch, self._sync)
+        return horizon
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self._get("txs", tx_hash)
