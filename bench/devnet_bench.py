@@ -174,8 +174,9 @@ def run(
 ) -> dict[str, object]:
     now = int(time.time())
     base = _free_base_port(validators)
-    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms)[:validators]
-    spec = devnet.devnet_genesis(CHAIN, now - 60)
+    codes = devnet.devnet_validators(validators)
+    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
+    spec = devnet.devnet_genesis(CHAIN, now - 60, codes)
     load = MarketLoad(spec, now)
     procs = [
         subprocess.Popen(

@@ -5,6 +5,7 @@ stopped at the end, whatever happens."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -140,7 +141,7 @@ def test_two_down_stops_the_chain_and_one_back_resumes_it(tmp_path: Path) -> Non
         _stop(procs)
 
 
-def test_a_fresh_full_node_syncs_from_genesis(tmp_path: Path) -> None:
+def test_a_fresh_full_node_finds_its_peers_and_syncs_from_genesis(tmp_path: Path) -> None:
     base = _free_base_port(5)
     homes = devnet.init_devnet(
         tmp_path, "gridtokenx-proc-test-3", int(time.time()), base, block_ms=200
@@ -148,8 +149,11 @@ def test_a_fresh_full_node_syncs_from_genesis(tmp_path: Path) -> None:
     procs = {h: _start(h) for h in homes}
     try:
         assert _wait(lambda: all(_height(h) >= 6 for h in homes), 60)
-        full = devnet.init_full_node(tmp_path / "full", homes, base + 4)
+        full = devnet.init_full_node(tmp_path / "full", homes[:1], base + 4)  # knows EGAT only
         procs[full] = _start(full)
+        # It learns the other validators' addresses from EGAT (peer exchange) and dials them.
+        assert _wait(lambda: (devnet.read_status(full) or {}).get("peers") == len(homes), 30)
+        assert len(json.loads((full / "peers.json").read_text())["addresses"]) >= len(homes)
         _assert_follows(procs, homes, full)
         status = devnet.read_status(full)
         assert status is not None and status["halted"] is None

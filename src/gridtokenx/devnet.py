@@ -28,6 +28,7 @@ from gridtokenx.application import Application
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.node import Node
+from gridtokenx.p2p.peers import AddressBook
 
 AUTHORITY_ORDER = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
 """The order in which a local devnet of N validators takes the authorities."""
@@ -46,6 +47,7 @@ class Config(msgspec.Struct, frozen=True):
     dial_all: bool = False  # a full node dials every peer; validators split the dialling
     keep_blocks: int = 0  # keep the last N blocks, prune older ones; 0: keep all (archive)
     moniker: str = ""  # the operator's name for the node, for logs and status only
+    target_peers: int = 8  # dial addresses learnt from peers (peers.json) up to this many
 
 
 def devnet_validators(count: int) -> tuple[str, ...]:
@@ -225,7 +227,11 @@ async def run_node(
     config, spec, key = load_home(home, passphrase)
     timeouts = Timeouts(config.propose_ms, config.prevote_ms, config.precommit_ms)
     node = Node(
-        key, Application.open(spec, home / "data"), timeouts, block_interval=config.block_ms / 1000
+        key,
+        Application.open(spec, home / "data"),
+        timeouts,
+        block_interval=config.block_ms / 1000,
+        address_book=AddressBook(home / "peers.json"),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -244,6 +250,8 @@ async def run_node(
                 if peer_id not in node.gossip.peers and (config.dial_all or key.address < peer_id):
                     with contextlib.suppress(OSError, ConnectionError, TimeoutError):
                         await node.gossip.dial(host, port, expect=peer_id)
+            with contextlib.suppress(OSError, ConnectionError, TimeoutError):
+                await node.gossip.maintain(config.target_peers)  # peers learnt by exchange
             if config.keep_blocks:
                 node.app.store.prune(config.keep_blocks)
             _write_status(home, node)

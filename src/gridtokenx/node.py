@@ -25,6 +25,7 @@ from gridtokenx.consensus.messages import Proposal, Vote
 from gridtokenx.mempool import Checked
 from gridtokenx.metrics import Metrics
 from gridtokenx.p2p.gossip import Gossip, Kind
+from gridtokenx.p2p.peers import AddressBook
 
 TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
@@ -47,6 +48,7 @@ class Node:
         timeouts: core.Timeouts | None = None,
         clock: Callable[[], float] = time.time,
         block_interval: float = 0.0,
+        address_book: AddressBook | None = None,
     ) -> None:
         """`block_interval` (seconds) paces proposals: a proposer waits until that long
         after the previous commit before it builds the next block."""
@@ -65,7 +67,7 @@ class Node:
             timeouts,
             persistent,
         )
-        self.gossip = Gossip(key, self._on_message)
+        self.gossip = Gossip(key, self._on_message, address_book=address_book)
         self._logged: core.Persistent | None = None  # what the WAL holds
         self._timers: list[asyncio.TimerHandle] = []
         self._tasks: set[asyncio.Future[None]] = set()
