@@ -156,3 +156,61 @@ def test_items_and_scan_iterate_in_key_order() -> None:
     write(state, {b"z": 1, b"acct/2": 2, b"acct/1": 3, b"b": 4})
     assert [k for k, _ in state.items()] == [b"acct/1", b"acct/2", b"b", b"z"]
     assert [k for k, _ in state.scan(b"acct/")] == [b"acct/1", b"acct/2"]
+
+
+def _tree_of(state: State) -> tuple[object, object]:
+    tree = state._tree
+    return ({i: dict(b) for i, b in tree._buckets.items()}, [dict(n) for n in tree._nodes])
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches, batches, st.booleans())
+def test_a_trial_rolls_back_and_replays_without_rehashing_to_the_same_tree(
+    before: list[dict[bytes, int | None]], trial: list[dict[bytes, int | None]], hash_mid: bool
+) -> None:
+    """Rollback restores the records and the hashed tree exactly; replaying the trial on
+    the state it started from gives the records, root and tree that executing it gives."""
+    state, reference = State(), State()
+    for batch in before:
+        write(state, batch)
+        write(reference, batch)
+    if hash_mid:
+        state.root()
+    start_root, start_records = state.root(), dict(state.items())
+    start_tree = _tree_of(state)
+    state.begin()
+    for batch in trial:
+        write(state, batch)
+    kept = state.trial()
+    trial_root = state.root()
+    state.rollback()
+    assert state.root() == start_root == state.recompute_root()
+    assert dict(state.items()) == start_records and _tree_of(state) == start_tree
+    state.begin()
+    state.replay(kept)
+    assert state.root() == trial_root
+    state.release()
+    for batch in trial:
+        write(reference, batch)
+    assert reference.root() == trial_root == state.recompute_root()
+    assert dict(state.items()) == dict(reference.items())
+    assert _tree_of(state) == _tree_of(reference)
+    state.begin()  # a replay inside a trial rolls back too
+    state.rollback()
+    assert state.root() == trial_root
+
+
+def test_a_replay_inside_a_trial_is_undone_by_its_rollback() -> None:
+    state = State()
+    write(state, {b"a": 1})
+    start = state.root()
+    state.begin()
+    write(state, {b"a": 2, b"b": 3})
+    kept = state.trial()
+    state.rollback()
+    state.begin()
+    state.replay(kept)
+    assert state.root() != start
+    state.rollback()
+    assert state.root() == start == state.recompute_root()
+    assert dict(state.items()) == {b"a": Rec(1)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 
 from gridtokenx import accounts, blocks, chain, codec, genesis, tx, validator_set
 from gridtokenx.consensus.messages import Evidence, Vote
@@ -109,7 +110,12 @@ class Application:
         blocks may share a second: the ledger's clock has whole seconds)."""
         return max(proposed, self.last_time)
 
-    def build_block(self, height: int, time: int, proposer: bytes) -> bytes:
+    def build_block(
+        self, height: int, time: int, proposer: bytes, budget: float | None = None
+    ) -> bytes:
+        """The proposer's block; with a `budget` (seconds), transactions stop being added
+        once building has taken that long (the rest wait for the next block)."""
+        deadline = None if budget is None else perf_counter() + budget
         candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024)
         block, executed = blocks.propose(
             self.state,
@@ -122,6 +128,7 @@ class Application:
             candidates,
             self.evidence,
             verified=_AllVerified(),  # reaped from the mempool: verified on admission
+            stop=None if deadline is None else lambda: perf_counter() > deadline,
         )
         self._remember(executed)
         return block.encode()

@@ -16,7 +16,7 @@ again (`verified`: transaction hashes, which cover the signature).
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,7 +25,7 @@ import msgspec
 from gridtokenx import codec, crypto, errors, ledger, merkle, tx, validator_set
 from gridtokenx.consensus.messages import Evidence
 from gridtokenx.context import BlockContext, Event
-from gridtokenx.state import State
+from gridtokenx.state import State, Trial
 
 BLOCK_DOMAIN: Final = b"GridTokenX/block/v1"
 MAX_BLOCK_TXS: Final = 10_000
@@ -96,7 +96,7 @@ class Executed:
 
     block_hash: bytes
     height: int
-    writes: dict[bytes, msgspec.Struct | None]
+    writes: Trial
     receipts: list[Receipt]
     end_events: list[Event]
     root: bytes
@@ -136,10 +136,13 @@ def propose(
     candidates: list[bytes],
     evidence: list[Evidence] | None = None,
     verified: Container[bytes] = (),
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[Block, Executed]:
     """Build a block from candidate transactions: keep those that apply, in order, and
     compute the resulting state root. The state is left as it was; the execution is
-    returned for the commit (`verified`: hashes whose signatures were checked already)."""
+    returned for the commit (`verified`: hashes whose signatures were checked already).
+    `stop` is asked every 32 candidates whether the block is big enough (a time budget:
+    which transactions a proposer includes is its choice, not part of consensus)."""
     ctx = BlockContext(height, time)
     state.begin()
     try:
@@ -153,7 +156,9 @@ def propose(
             proofs.append(item)
         included = []
         receipts = []
-        for raw in candidates[:MAX_BLOCK_TXS]:
+        for number, raw in enumerate(candidates[:MAX_BLOCK_TXS]):
+            if stop is not None and number % 32 == 31 and stop():
+                break
             tx_hash = tx.hash_of(raw)
             try:
                 events = ledger.apply(
@@ -165,7 +170,7 @@ def propose(
             receipts.append(Receipt(tx_hash, events))
         end_events = punished + ledger.end_block(state, ctx)
         root = state.root()
-        writes = state.trial_writes()
+        writes = state.trial()
     finally:
         state.rollback()
     txs = tuple(included)
@@ -203,7 +208,7 @@ def trial(state: State, block: Block, verified: Container[bytes] = ()) -> Execut
     try:
         receipts, end_events = _execute(state, block.header, block.txs, block.evidence, verified)
         root = state.root()
-        writes = state.trial_writes()
+        writes = state.trial()
     finally:
         state.rollback()
     return Executed(block.hash, block.header.height, writes, receipts, end_events, root)

@@ -43,6 +43,8 @@ class Config(msgspec.Struct, frozen=True):
     prevote_ms: int = 500
     precommit_ms: int = 500
     block_ms: int = 1000  # governed block time: empty blocks come at most this often
+    min_block_ms: int = 0  # with transactions waiting, propose this soon after a commit
+    build_budget_ms: int = 250  # stop adding transactions to a block after this long
     metrics_port: int = 0  # Prometheus /metrics on 127.0.0.1; 0: off
     dial_all: bool = False  # a full node dials every peer; validators split the dialling
     keep_blocks: int = 0  # keep the last N blocks, prune older ones; 0: keep all (archive)
@@ -225,13 +227,16 @@ async def run_node(
     or bound.
     """
     config, spec, key = load_home(home, passphrase)
-    timeouts = Timeouts(config.propose_ms, config.prevote_ms, config.precommit_ms)
+    # A proposer with nothing to include waits up to block_ms: the others wait for that too.
+    timeouts = Timeouts(config.propose_ms + config.block_ms, config.prevote_ms, config.precommit_ms)
     node = Node(
         key,
         Application.open(spec, home / "data"),
         timeouts,
         block_interval=config.block_ms / 1000,
         address_book=AddressBook(home / "peers.json"),
+        min_block_gap=config.min_block_ms / 1000,
+        build_budget=config.build_budget_ms / 1000,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -226,6 +226,10 @@ class Mempool:
                 size += len(entry.raw)
         return out
 
+    def has_ready(self, nonce_of: NonceOf) -> bool:
+        """Is any transaction ready for the next block (its sender's next nonce)?"""
+        return any(nonce_of(sender) in queue for sender, queue in self._by_sender.items())
+
     def update(self, committed: list[bytes], nonce_of: NonceOf) -> list[tuple[bytes, str]]:
         """After a block: mark its transactions committed and drop every waiting one whose
         nonce a committed transaction used. Returns the drops with their reasons."""

@@ -49,9 +49,14 @@ class Node:
         clock: Callable[[], float] = time.time,
         block_interval: float = 0.0,
         address_book: AddressBook | None = None,
+        min_block_gap: float = 0.0,
+        build_budget: float = 0.25,
     ) -> None:
-        """`block_interval` (seconds) paces proposals: a proposer waits until that long
-        after the previous commit before it builds the next block."""
+        """`block_interval` (seconds) paces empty blocks: with nothing to include, a
+        proposer waits that long after the previous commit (the others' propose timeout
+        must allow for it). With transactions ready it proposes `min_block_gap` after the
+        commit, and stops adding transactions to a block once building it has taken
+        `build_budget` seconds, so that validating it fits the consensus timeouts."""
         self.key = key
         self.app = app
         self.clock = clock
@@ -74,6 +79,9 @@ class Node:
         self.decided = asyncio.Event()
         self.halted: str | None = None
         self.block_interval = block_interval
+        self.min_block_gap = min_block_gap
+        self.build_budget = build_budget
+        self._txs_arrived = asyncio.Event()
         self.metrics = Metrics()
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._regossip: asyncio.Task[None] | None = None
@@ -116,6 +124,7 @@ class Node:
     async def submit(self, raw: bytes) -> bytes:
         """A client's transaction: admit it to our mempool (or raise `Rejected`) and relay it."""
         tx_hash = self.app.submit(raw)
+        self._txs_arrived.set()
         await self._relay([raw])
         return tx_hash
 
@@ -169,6 +178,8 @@ class Node:
                 for peer in offenders:
                     await self.gossip.penalise(peer)
                 admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
+                if admitted:
+                    self._txs_arrived.set()
                 await self._relay(admitted)
 
     # --- inputs ----------------------------------------------------------------------------
@@ -233,19 +244,31 @@ class Node:
                 loop = asyncio.get_running_loop()
                 self._timers.append(loop.call_later(action.delay_ms / 1000, self._timeout, action))
             elif isinstance(action, core.RequestValue):
-                loop = asyncio.get_running_loop()
-                wait = self._last_commit + self.block_interval - loop.time()
-                if wait > 0:
-                    self._timers.append(loop.call_later(wait, self._propose, action))
-                else:
-                    await self._propose_now(action)
+                self._spawn(self._propose_when_ready(action))
             elif isinstance(action, core.Decide):
                 await self._decide(action)
             elif isinstance(action, core.ReportEvidence):
                 self.app.report_evidence(action.evidence)
 
-    def _propose(self, request: core.RequestValue) -> None:
-        self._spawn(self._propose_now(request))
+    async def _propose_when_ready(self, request: core.RequestValue) -> None:
+        """Propose as soon as transactions are ready to go into a block (but not sooner
+        than `min_block_gap` after the last commit, so blocks gather what arrives while
+        one is being agreed), and otherwise an empty block `block_interval` after the last
+        commit. Later rounds propose at once: their time has passed already."""
+        loop = asyncio.get_running_loop()
+        empty_at = self._last_commit + self.block_interval
+        earliest = self._last_commit + self.min_block_gap
+        while request.round == 0 and (now := loop.time()) < empty_at:
+            if self.app.mempool.has_ready(self.app.nonce_of):
+                if now >= earliest:
+                    break
+                await asyncio.sleep(earliest - now)
+                continue
+            self._txs_arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._txs_arrived.wait(), empty_at - now)
+        if (self.core.height, self.core.state.round) == (request.height, request.round):
+            await self._propose_now(request)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run timer-driven work as a task the node keeps a reference to until it ends."""
@@ -254,7 +277,9 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     async def _propose_now(self, request: core.RequestValue) -> None:
-        block = self.app.build_block(request.height, int(self.clock()), self.key.address)
+        block = self.app.build_block(
+            request.height, int(self.clock()), self.key.address, self.build_budget
+        )
         await self._act(self.core.on_value(request.height, request.round, block))
 
     async def _decide(self, decision: core.Decide) -> None:

@@ -18,7 +18,8 @@ docs/architecture.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
 
 import msgspec
@@ -57,8 +58,68 @@ class BucketTree:
         for _ in range(BUCKET_BITS):
             self._empty.append(tagged_hash(_NODE_DOMAIN, self._empty[-1], self._empty[-1]))
 
+        # While a trial is open: the first value of every bucket and node it touches.
+        self._old_buckets: dict[int, dict[bytes, bytes] | None] | None = None
+        self._old_nodes: dict[tuple[int, int], bytes | None] = {}
+
+    # --- trials: undo and redo without hashing again --------------------------------------
+    def begin(self) -> None:
+        if self._dirty:
+            raise RuntimeError("hash pending changes (root) before a trial")
+        self._old_buckets, self._old_nodes = {}, {}
+
+    def changes(self) -> TreeChanges:
+        """What the open trial did to the tree (after `root`), to `redo` on the same tree."""
+        if self._old_buckets is None or self._dirty:
+            raise RuntimeError("no trial open, or changes not hashed yet")
+        buckets = {i: dict(self._buckets[i]) if i in self._buckets else None
+                   for i in self._old_buckets}  # fmt: skip
+        nodes = {(level, i): self._nodes[level].get(i) for level, i in self._old_nodes}
+        return TreeChanges(buckets, nodes)
+
+    def rollback(self) -> None:
+        """Back to the tree the trial started from, exactly, with nothing to rehash."""
+        if self._old_buckets is None:
+            raise RuntimeError("no trial open")
+        self._restore(TreeChanges(self._old_buckets, self._old_nodes))
+        self.release()
+
+    def release(self) -> None:
+        self._old_buckets, self._old_nodes = None, {}
+
+    def redo(self, changes: TreeChanges) -> None:
+        """Apply a trial's `changes` to the tree it started from."""
+        if self._dirty:
+            raise RuntimeError("hash pending changes (root) before a redo")
+        old = self._old_buckets
+        if old is not None:  # redone inside a trial: a rollback must undo this too
+            for index in changes.buckets:
+                if index not in old:
+                    found = self._buckets.get(index)
+                    old[index] = None if found is None else dict(found)
+            for level, index in changes.nodes:
+                self._old_nodes.setdefault((level, index), self._nodes[level].get(index))
+        self._restore(changes)
+
+    def _restore(self, changes: TreeChanges) -> None:
+        for index, bucket in changes.buckets.items():
+            if bucket is None:
+                self._buckets.pop(index, None)
+            else:
+                self._buckets[index] = dict(bucket)
+        for (level, index), node in changes.nodes.items():
+            if node is None:
+                self._nodes[level].pop(index, None)
+            else:
+                self._nodes[level][index] = node
+        self._dirty = set()
+
     def set(self, key: bytes, value: bytes | None) -> None:
         index = _bucket_of(key)
+        old = self._old_buckets
+        if old is not None and index not in old:
+            found = self._buckets.get(index)
+            old[index] = None if found is None else dict(found)
         bucket = self._buckets.setdefault(index, {})
         if value is None:
             bucket.pop(key, None)
@@ -68,6 +129,8 @@ class BucketTree:
 
     def root(self) -> bytes:
         level_dirty = self._dirty
+        if self._old_buckets is not None:  # a trial: remember every node before it changes
+            self._remember_nodes(level_dirty)
         for index in level_dirty:
             bucket = self._buckets.get(index)
             if bucket:
@@ -89,6 +152,31 @@ class BucketTree:
             level_dirty = parents
         self._dirty = set()
         return self._nodes[BUCKET_BITS].get(0, self._empty[BUCKET_BITS])
+
+    def _remember_nodes(self, dirty: Iterable[int]) -> None:
+        old, indexes = self._old_nodes, dirty
+        for level in range(BUCKET_BITS + 1):
+            nodes = self._nodes[level]
+            for i in indexes:
+                if (level, i) not in old:
+                    old[(level, i)] = nodes.get(i)
+            indexes = {i >> 1 for i in indexes}
+
+
+@dataclass(frozen=True)
+class TreeChanges:
+    """Buckets and nodes as a trial left them (None: absent), keyed by position."""
+
+    buckets: dict[int, dict[bytes, bytes] | None]
+    nodes: dict[tuple[int, int], bytes | None]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A trial's net effect on a State: the records it wrote and the hashed tree after."""
+
+    records: dict[bytes, msgspec.Struct | None]
+    tree: TreeChanges
 
 
 class DerivedIndex(Protocol):
@@ -146,36 +234,48 @@ class State:
         return len(self._records)
 
     def begin(self) -> None:
-        """Start a trial (executing a proposed block): `rollback` undoes every commit since."""
+        """Start a trial (executing a proposed block): `rollback` undoes every commit since,
+        the state root's tree included, so nothing needs hashing again afterwards."""
         if self._undo is not None:
             raise RuntimeError("a trial is already open")
+        self.root()  # the tree must match the records when the trial starts
         self._undo = {}
+        self._tree.begin()
 
     def rollback(self) -> None:
         undo, self._undo = self._undo, None
         if undo is None:
             raise RuntimeError("no trial to roll back")
-        self._write(undo)
+        self._write(undo, hashed=True)
+        self._tree.rollback()
+        self._unhashed.clear()  # begin left none; the trial's own are undone with the tree
 
     def release(self) -> None:
         """Keep what the trial wrote."""
         if self._undo is None:
             raise RuntimeError("no trial to release")
         self._undo = None
+        self._tree.release()
 
-    def trial_writes(self) -> dict[bytes, msgspec.Struct | None]:
-        """The open trial's net effect: replayed with `replay` on the state the trial
-        started from, it gives the same records (and so the same root) without executing
-        again. A validator keeps this from checking a proposal for when it is decided."""
+    def trial(self) -> Trial:
+        """The open trial's net effect, after its `root`: replayed with `replay` on the
+        state the trial started from, it gives the same records and the same root without
+        executing or hashing again. A validator keeps this from checking a proposal for
+        when it is decided."""
         if self._undo is None:
             raise RuntimeError("no trial is open")
-        return {key: self._records.get(key) for key in self._undo}
+        self.root()
+        records = {key: self._records.get(key) for key in self._undo}
+        return Trial(records, self._tree.changes())
 
-    def replay(self, writes: dict[bytes, msgspec.Struct | None]) -> None:
-        """Write a trial's net effect (see `trial_writes`); derived indexes follow."""
-        self._write(writes)
+    def replay(self, trial: Trial) -> None:
+        """Apply a trial's net effect (see `trial`); derived indexes follow."""
+        self.root()
+        self._write(trial.records, hashed=True)
+        self._tree.redo(trial.tree)
 
-    def _write(self, writes: dict[bytes, msgspec.Struct | None]) -> None:
+    def _write(self, writes: dict[bytes, msgspec.Struct | None], hashed: bool = False) -> None:
+        """`hashed`: the tree already accounts for these writes (rollback, replay)."""
         undo = self._undo
         for key, record in writes.items():
             if undo is not None and key not in undo:
@@ -184,7 +284,8 @@ class State:
                 self._records.pop(key, None)
             else:
                 self._records[key] = record
-            self._unhashed.add(key)
+            if not hashed:
+                self._unhashed.add(key)
             self._unpersisted.add(key)
             for index in self._indexes.values():
                 index.on_write(key, record)
