@@ -36,8 +36,8 @@ import msgspec
 
 import benchkit
 from gridtokenx import blocks, codec, devnet, keystore, tx
+from gridtokenx.consensus.messages import Commit
 from gridtokenx.crypto import PrivateKey
-from gridtokenx.node import Commit
 from gridtokenx.p2p.gossip import Gossip, Kind
 from gridtokenx.store import Store
 from workload import MarketLoad
@@ -110,7 +110,12 @@ class Generator:
 
 
 async def _drive(
-    load: MarketLoad, ports: list[int], ids: list[bytes], rate: int, seconds: float
+    load: MarketLoad,
+    ports: list[int],
+    ids: list[bytes],
+    rate: int,
+    seconds: float,
+    pids: list[int],
 ) -> dict[str, object]:
     gen = Generator()
     await gen.connect(ports, ids)
@@ -123,6 +128,7 @@ async def _drive(
         orders = list(load.orders(int(rate * seconds)))
         per_batch = max(1, round(rate * BATCH_EVERY))
         submitted: dict[bytes, float] = {}
+        cpu_before = [_cpu_seconds(pid) for pid in pids]
         started = time.perf_counter()
         for turn, i in enumerate(range(0, len(orders), per_batch)):
             due = started + turn * BATCH_EVERY
@@ -135,6 +141,8 @@ async def _drive(
             await gen.send(batch, turn)
         offered_for = time.perf_counter() - started
         all_final = await gen.wait_final(list(submitted), 120)
+        busy = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
+        window = time.perf_counter() - started
         latencies = sorted(gen.final_at[h] - at for h, at in submitted.items() if h in gen.final_at)
         last = max((gen.final_at[h] for h in submitted if h in gen.final_at), default=started)
     finally:
@@ -149,6 +157,10 @@ async def _drive(
         "committed_tx_per_s": round(done / (last - started), 1) if done else 0,
         "finality_p50_ms": round(statistics.median(latencies) * 1000, 1) if done else None,
         "finality_p99_ms": round(latencies[max(0, int(done * 0.99) - 1)] * 1000, 1)
+        if done
+        else None,
+        "validator_cpu_cores_while_trading": [round(b / window, 2) for b in busy],
+        "validator_cpu_us_per_committed_tx": round(statistics.mean(busy) / done * 1e6)
         if done
         else None,
     }
@@ -196,11 +208,8 @@ def run(
             if time.perf_counter() > deadline:
                 raise RuntimeError("the validators did not connect within 60 s")
             time.sleep(0.2)
-        cpu_before = [_cpu_seconds(p.pid) for p in procs]
-        wall_before = time.perf_counter()
-        figures = asyncio.run(_drive(load, ports, ids, rate, seconds))
-        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(procs, cpu_before, strict=True)]
-        wall = time.perf_counter() - wall_before
+        pids = [p.pid for p in procs]
+        figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids))
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)
@@ -209,7 +218,6 @@ def run(
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
-    figures["validator_cpu_cores"] = [round(c / wall, 2) for c in cpu]
     figures["heights_checked_identical"] = _same_chain(homes)
     return figures
 
@@ -237,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "validators": args.validators,
         "processes": args.validators,
         "block_ms": args.block_ms,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "raw_ed25519_verify_per_s": round(
             benchkit.raw_verify_rate(tx.decode(r) for r in sample.orders(2_000))
         ),

@@ -21,23 +21,18 @@ import msgspec
 from gridtokenx import codec, crypto, errors, tx
 from gridtokenx.application import Application
 from gridtokenx.consensus import core
-from gridtokenx.consensus.messages import Proposal, Vote
+from gridtokenx.consensus.messages import Commit, Proposal, Vote
 from gridtokenx.mempool import Checked
 from gridtokenx.metrics import Metrics
 from gridtokenx.p2p.gossip import Gossip, Kind
 from gridtokenx.p2p.peers import AddressBook
 
+SYNC_RETRY_S: Final = 2.0  # ask again for a block that no peer sent
 TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _DISHONEST: Final = frozenset(
     {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
 )
-
-
-class Commit(msgspec.Struct, array_like=True, frozen=True):
-    height: int
-    block: bytes
-    certificate: tuple[Vote, ...]
 
 
 class Node:
@@ -86,7 +81,7 @@ class Node:
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._regossip: asyncio.Task[None] | None = None
         self._last_commit = 0.0  # loop time of the last commit
-        self._asked = 0  # the height we last asked a peer for
+        self._asked = (0, 0.0)  # the height we last asked a peer for, and when (loop time)
         self._best_seen = 0  # the highest height any peer's message showed
         self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
         self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
@@ -216,11 +211,15 @@ class Node:
             return False
 
     async def _catch_up(self, seen_height: int, peer: bytes) -> None:
-        """A peer is at a later height: ask it for our next block (once per height)."""
+        """A peer is at a later height: ask it for our next block, once per height unless
+        no answer came within SYNC_RETRY_S (the peer pruned that block, or the request or
+        answer was lost); the retry goes to whichever peer shows a later height next."""
         self._best_seen = max(self._best_seen, seen_height)
         want = self.core.height
-        if self._best_seen > want and self._asked != want:
-            self._asked = want
+        now = asyncio.get_running_loop().time()
+        asked, at = self._asked
+        if self._best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
+            self._asked = (want, now)
             await self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
 
     def _timeout(self, t: core.ScheduleTimeout) -> None:

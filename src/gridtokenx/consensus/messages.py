@@ -61,6 +61,15 @@ class Evidence(msgspec.Struct, frozen=True, array_like=True):
     second: Vote
 
 
+class Commit(msgspec.Struct, frozen=True, array_like=True):
+    """A decided block with its certificate: the precommits of more than 2/3 of the power.
+    What a node announces after deciding and what block sync sends."""
+
+    height: int
+    block: bytes
+    certificate: tuple[Vote, ...]
+
+
 def block_id(block: bytes) -> bytes:
     return crypto.tagged_hash(b"GridTokenX/block-id", block)
 

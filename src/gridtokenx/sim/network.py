@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from gridtokenx import crypto
 from gridtokenx.consensus import core
 from gridtokenx.consensus.core import Action, Core, Persistent
-from gridtokenx.consensus.messages import NIL, Evidence, Proposal, Vote, sign_vote
+from gridtokenx.consensus.messages import NIL, Commit, Evidence, Proposal, Vote, sign_vote
 from gridtokenx.consensus.validators import ValidatorSet
 
 CHAIN_ID = "gridtokenx-sim"
@@ -82,13 +82,6 @@ class Scenario:
     @property
     def honest(self) -> set[int]:
         return set(range(self.validators)) - set(self.equivocators)
-
-
-@dataclass
-class Commit:
-    height: int
-    block: bytes
-    commit: tuple[Vote, ...]
 
 
 @dataclass
@@ -305,7 +298,7 @@ class Simulation:
             self._remember(node, message)
             self._act(node, c.on_vote(message))
         elif isinstance(message, Commit):
-            self._act(node, c.on_commit(message.height, message.block, message.commit))
+            self._act(node, c.on_commit(message.height, message.block, message.certificate))
         elif message.height in node.store:
             self._send(node.index, message.sender, node.store[message.height])
 
