@@ -138,18 +138,22 @@ class MarketDay:
             self.thb_budgets(),
         )
 
+    def readings(self, k: int) -> list[bytes]:
+        """Every meter's signed reading for window interval `k` (negative: the setup)."""
+        return [self.signer.sign(m.meter, r) for m, r in self.meters.readings(k, self.start(k))]
+
+    def orders(self, k: int) -> list[bytes]:
+        """The agents' signed orders for window interval `k`, in arrival order."""
+        found = self.traders.orders(k, self.start(k), self.params)
+        return [self.signer.sign(m.key, order) for m, order in found]
+
     def steps(self) -> Iterator[Step]:
         """The trading and metering timeline, signed lazily (call after `setup`)."""
         n = self.config.intervals
         for j in range(n + 2):
-            txs = []
-            read, traded = j - 2, j if j < n else None
-            for m, reading in self.meters.readings(read, self.start(read)):
-                txs.append(self.signer.sign(m.meter, reading))
-            if traded is not None:
-                for m, order in self.traders.orders(traded, self.start(traded), self.params):
-                    txs.append(self.signer.sign(m.key, order))
-            yield Step(self.start(j - 1), txs, read, traded)
+            traded = j if j < n else None
+            txs = self.readings(j - 2) + ([] if traded is None else self.orders(traded))
+            yield Step(self.start(j - 1), txs, j - 2, traded)
 
     @property
     def end_time(self) -> int:
