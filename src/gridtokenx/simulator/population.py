@@ -83,12 +83,12 @@ class Population:
 
 
 def _counts(participants: int) -> dict[Archetype, int]:
+    if participants < 6:
+        raise ValueError(f"at least 6 participants are needed, not {participants}")
     farms = max(1, participants // 60)
     factories = max(1, participants * 6 // 100)
     offices = max(1, participants // 10)
     rest = participants - farms - factories - offices
-    if rest < 2:
-        raise ValueError(f"at least 6 participants are needed, not {participants}")
     solar_homes = rest * 45 // 100
     return {
         Archetype.SOLAR_FARM: farms,
