@@ -188,44 +188,55 @@ def _thb(satang: int) -> str:
     return f"{satang / 100:,.2f} THB"
 
 
+def _facts(title: str, rows: tuple[tuple[str, str], ...]) -> Table:
+    table = Table(title=title, show_header=False)
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
 def render(summary: DaySummary, console: Console | None = None) -> None:
     """Print the summary as tables (what `gridtokenx demo` will show at the end)."""
     out = console or Console()
     s = summary
-    energy = Table(title="Energy", show_header=False)
-    for label, value in (
-        ("metered export (all meters)", _kwh(s.metered_export_wh)),
-        ("metered import (all meters)", _kwh(s.metered_import_wh)),
-        ("traded P2P, delivered by sellers", _kwh(s.p2p_delivered_wh)),
-        ("  of which across zones", _kwh(s.cross_zone_delivered_wh)),
-        ("  received by buyers", _kwh(s.p2p_received_wh)),
-        ("  transmission losses", _kwh(s.losses_wh)),
-        ("from the grid (import not covered P2P)", _kwh(s.grid_import_wh)),
-        ("sold export bought back by the utility", _kwh(s.bought_back_wh)),
-        ("sold but not delivered (imbalance)", _kwh(s.shortfall_wh)),
-        ("CO2 avoided", f"{s.co2_avoided_g / 1000:,.1f} kgCO2e"),
-    ):
-        energy.add_row(label, value)
-    money = Table(title="Money", show_header=False)
-    for label, value in (
-        ("paid by buyers (price, fee, wheeling)", _thb(s.buyer_paid_satang)),
-        ("buyers saved versus the TOU tariff", _thb(s.buyer_savings_satang)),
-        ("paid to sellers", _thb(s.seller_income_satang)),
-        ("sellers earned above the buy-back rate", _thb(s.seller_extra_satang)),
-        ("imbalance charges", _thb(s.imbalance_satang)),
-        ("TOU bills of trading parties", _thb(s.utility_bills_satang)),
-        ("platform fees / wheeling", f"{_thb(s.platform_fees_satang)} / {_thb(s.wheeling_satang)}"),
-        ("recorded debts", _thb(s.debts_satang)),
-    ):
-        money.add_row(label, value)
+    energy = _facts(
+        "Energy",
+        (
+            ("metered export (all meters)", _kwh(s.metered_export_wh)),
+            ("metered import (all meters)", _kwh(s.metered_import_wh)),
+            ("traded P2P, delivered by sellers", _kwh(s.p2p_delivered_wh)),
+            ("  of which across zones", _kwh(s.cross_zone_delivered_wh)),
+            ("  received by buyers", _kwh(s.p2p_received_wh)),
+            ("  transmission losses", _kwh(s.losses_wh)),
+            ("from the grid (import not covered P2P)", _kwh(s.grid_import_wh)),
+            ("sold export bought back by the utility", _kwh(s.bought_back_wh)),
+            ("sold but not delivered (imbalance)", _kwh(s.shortfall_wh)),
+            ("CO2 avoided", f"{s.co2_avoided_g / 1000:,.1f} kgCO2e"),
+        ),
+    )
+    money = _facts(
+        "Money",
+        (
+            ("paid by buyers (price, fee, wheeling)", _thb(s.buyer_paid_satang)),
+            ("buyers saved versus the TOU tariff", _thb(s.buyer_savings_satang)),
+            ("paid to sellers", _thb(s.seller_income_satang)),
+            ("sellers earned above the buy-back rate", _thb(s.seller_extra_satang)),
+            ("imbalance charges", _thb(s.imbalance_satang)),
+            ("TOU bills of trading parties", _thb(s.utility_bills_satang)),
+            (
+                "platform fees / wheeling",
+                f"{_thb(s.platform_fees_satang)} / {_thb(s.wheeling_satang)}",
+            ),
+            ("recorded debts", _thb(s.debts_satang)),
+        ),
+    )
     prices = Table(title="Average P2P price by buyer zone and TOU period")
     for column in ("zone", "period", "trades", "energy", "THB/kWh"):
         prices.add_column(column)
     for (zone, period), cell in sorted(s.prices.items()):
         prices.add_row(zone, period, str(cell.trades), _kwh(cell.energy_wh),
                        f"{cell.average / 100:.2f}")  # fmt: skip
-    ledger = Table(title="Ledger", show_header=False)
-    for label, value in (
+    ledger = _facts("Ledger", (
         ("participants", f"{s.participants:,}"),
         ("transactions committed", f"{s.transactions:,}"),
         ("orders / trades (settled)", f"{s.orders:,} / {s.trades:,} ({s.trades_settled:,})"),
@@ -235,7 +246,6 @@ def render(summary: DaySummary, console: Console | None = None) -> None:
         ("THB issued - redeemed = held",
          f"{s.thb_issued_satang:,} - {s.thb_redeemed_satang:,} = {s.thb_held_satang:,} satang"),
         ("state root", s.state_root),
-    ):  # fmt: skip
-        ledger.add_row(label, value)
+    ))  # fmt: skip
     for table in (energy, money, prices, ledger):
         out.print(table)
