@@ -207,3 +207,25 @@ def test_render_prints_every_section(small: Run) -> None:
     for heading in ("Energy", "Money", "Average P2P price", "Ledger", "CO2 avoided"):
         assert heading in text
     assert small.summary.state_root[:16] in text
+
+
+def _used_chain(config: DayConfig) -> Sandbox:
+    """A sandbox where MEA has already sent a transaction (its next nonce is 1)."""
+    sb = sandbox_for(config)
+    earlier = PrivateKey.from_dev_label("test/registered-earlier")
+    body = tx.RegisterParticipant(earlier.address, "BKK", tx.ParticipantKind.HOUSEHOLD, "x")
+    sb.submit(sb.authority("MEA"), body)
+    return sb
+
+
+def test_a_day_starts_from_the_nonces_the_chain_already_holds() -> None:
+    config = DayConfig(seed=9, participants=8, start_minute=12 * 60, intervals=2)
+    sb = _used_chain(config)
+    with pytest.raises(SimulationRejected, match="NONCE_REPLAYED"):
+        MarketDay(config, sb.genesis, sb.authority_keys).run(SandboxSink(sb))  # fresh nonces
+    sb = _used_chain(config)
+    sink = SandboxSink(sb)
+    MarketDay(config, sb.genesis, sb.authority_keys, sink.next_nonce).run(sink)
+    invariants.check_all(sb.state)
+    first = config.first_interval(sb.genesis.params)
+    assert summarize(sb.state, sink.events, first, 2).intervals_settled == 2

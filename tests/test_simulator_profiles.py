@@ -33,7 +33,7 @@ def test_day_maps_local_midnight_to_unix_time() -> None:
 
 def test_bangkok_sun_times_in_january_and_june() -> None:
     sunrise, sunset = solar.sun_times("BKK", JAN)
-    assert 6 * 60 + 30 <= sunrise <= 6 * 60 + 50  # published: about 06:42 and 18:05
+    assert 6 * 60 + 30 <= sunrise <= 6 * 60 + 50  # almanacs: about 06:43 and 18:06
     assert 17 * 60 + 55 <= sunset <= 18 * 60 + 15
     june = Day.of(datetime.date(2026, 6, 21), PARAMS)
     rise, set_ = solar.sun_times("BKK", june)
