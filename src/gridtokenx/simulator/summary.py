@@ -1,0 +1,251 @@
+"""The end-of-day summary, read back from the ledger (state and events), never from what
+the agents believe they did: it is the ledger's account of the day that a participant or
+an auditor would see.
+
+Comparisons with the utility are per interval and zone from the settlement reports: a
+buyer's saving is what its P2P energy would have cost at the interval's TOU rate (with Ft
+and VAT) minus what it paid for it (price, platform fee, wheeling); a seller's extra income
+is what it was paid minus what the buy-back rate would have paid for the same energy. CO2
+avoided is renewable P2P energy received times the governed grid emission factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from rich.console import Console
+from rich.table import Table
+
+from gridtokenx import accounts, chain, metering
+from gridtokenx.context import Event
+from gridtokenx.market import records
+from gridtokenx.market.settlement import tariff_msat_per_kwh
+from gridtokenx.state import State
+
+ON_PEAK: Final = "On-Peak"
+OFF_PEAK: Final = "Off-Peak"
+MSAT_PER_SATANG_KWH = 1_000_000  # msat/kWh x Wh -> satang
+
+
+@dataclass
+class PriceCell:
+    energy_wh: int = 0  # delivered (sent by sellers)
+    turnover: int = 0  # sum of delivered Wh x price: turnover / energy = satang per kWh
+    trades: int = 0
+
+    @property
+    def average(self) -> int:
+        return self.turnover // self.energy_wh if self.energy_wh else 0
+
+
+@dataclass
+class DaySummary:
+    first_interval: int
+    intervals: int
+    state_root: str
+    participants: int = 0
+    transactions: int = 0  # committed: the sum of every account's nonce
+    orders: int = 0
+    trades: int = 0
+    trades_settled: int = 0
+    intervals_settled: int = 0  # from `interval_settled` events
+    settled_at_deadline: int = 0
+    metered_export_wh: int = 0
+    metered_import_wh: int = 0
+    p2p_delivered_wh: int = 0  # sent by sellers
+    p2p_received_wh: int = 0  # received by buyers (delivered less losses)
+    losses_wh: int = 0
+    cross_zone_delivered_wh: int = 0
+    bought_back_wh: int = 0
+    shortfall_wh: int = 0
+    grid_import_wh: int = 0  # metered import not covered by P2P energy
+    renewable_received_wh: int = 0
+    buyer_paid_satang: int = 0
+    buyer_savings_satang: int = 0
+    seller_income_satang: int = 0
+    seller_extra_satang: int = 0
+    imbalance_satang: int = 0
+    utility_bills_satang: int = 0
+    platform_fees_satang: int = 0
+    wheeling_satang: int = 0
+    debts_satang: int = 0
+    co2_avoided_g: int = 0
+    grid_minted_wh: int = 0
+    grid_burned_wh: int = 0
+    grid_held_wh: int = 0  # sum of balances
+    thb_issued_satang: int = 0
+    thb_redeemed_satang: int = 0
+    thb_held_satang: int = 0
+    prices: dict[tuple[str, str], PriceCell] = field(default_factory=dict)
+    trade_zones: set[str] = field(default_factory=set)  # zones with a settled trade
+
+
+def _interval_of(key: bytes, offset: int) -> int:
+    return int.from_bytes(key[offset : offset + 8])
+
+
+def summarize(
+    state: State, events: Iterable[Event], first_interval: int, intervals: int
+) -> DaySummary:
+    p = chain.params(state)
+    end = first_interval + intervals * p.interval_seconds
+    peak_rate = (
+        (p.tariffs.tou_peak_msat_per_kwh + p.tariffs.ft_msat_per_kwh)
+        * (10_000 + p.tariffs.vat_basis_points)
+        // 10_000
+    )
+    s = DaySummary(first_interval, intervals, state.root().hex())
+
+    def window(start: int) -> bool:
+        return first_interval <= start < end
+
+    for _, acct in state.scan(b"acct/"):
+        assert isinstance(acct, accounts.Account)
+        s.transactions += acct.nonce
+        s.grid_held_wh += acct.grid_wh
+        s.thb_held_satang += acct.thb_satang
+    supply = state.get(accounts.SUPPLY_KEY, accounts.Supply) or accounts.Supply()
+    s.grid_minted_wh, s.grid_burned_wh = supply.grid_minted_wh, supply.grid_burned_wh
+    s.thb_issued_satang = supply.thb_issued_satang
+    s.thb_redeemed_satang = supply.thb_redeemed_satang
+    s.participants = sum(1 for _ in state.scan(b"part/"))
+    for key, reading in state.scan(b"read/"):
+        assert isinstance(reading, metering.ReadingRecord)
+        if window(_interval_of(key, len(b"read/") + 20)):
+            s.metered_export_wh += reading.export_wh
+            s.metered_import_wh += reading.import_wh
+    for _, order in state.scan(b"ord/"):
+        assert isinstance(order, records.Order)
+        s.orders += window(order.interval_start)
+    for _, trade in state.scan(b"trade/"):
+        assert isinstance(trade, records.Trade)
+        if not window(trade.interval_start):
+            continue
+        s.trades += 1
+        if not trade.settled:
+            continue
+        s.trades_settled += 1
+        d = trade.delivered_wh
+        received = d * (10_000 - trade.loss_bp) // 10_000
+        if len(trade.path) > 1:
+            s.cross_zone_delivered_wh += d
+        sell = state.get(records.order_key(trade.sell_order), records.Order)
+        if sell is not None and sell.renewable:
+            s.renewable_received_wh += received
+        peak = tariff_msat_per_kwh(trade.interval_start, p) == peak_rate
+        cell = s.prices.setdefault((trade.buyer_zone, ON_PEAK if peak else OFF_PEAK), PriceCell())
+        cell.energy_wh += d
+        cell.turnover += d * trade.price
+        cell.trades += 1
+        if d:
+            s.trade_zones.update((trade.buyer_zone, trade.seller_zone))
+    for key, r in state.scan(b"rep/"):
+        assert isinstance(r, records.ZoneReport)
+        start = _interval_of(key, len(b"rep/"))
+        if not window(start):
+            continue
+        retail = tariff_msat_per_kwh(start, p)
+        s.p2p_delivered_wh += r.delivered_wh
+        s.p2p_received_wh += r.received_wh
+        s.losses_wh += r.losses_wh
+        s.bought_back_wh += r.sold_to_utility_wh
+        s.shortfall_wh += r.shortfall_wh
+        s.grid_import_wh -= r.import_covered_wh
+        s.buyer_paid_satang += r.paid_by_buyers_satang
+        s.buyer_savings_satang += (
+            r.received_wh * retail // MSAT_PER_SATANG_KWH - r.paid_by_buyers_satang
+        )
+        s.seller_income_satang += r.paid_to_sellers_satang
+        s.seller_extra_satang += (
+            r.paid_to_sellers_satang
+            - r.delivered_wh * p.tariffs.buyback_msat_per_kwh // MSAT_PER_SATANG_KWH
+        )
+        s.imbalance_satang += r.imbalance_satang
+        s.utility_bills_satang += r.utility_bills_satang
+        s.platform_fees_satang += r.platform_fees_satang
+        s.wheeling_satang += r.wheeling_satang
+    s.grid_import_wh += s.metered_import_wh
+    s.co2_avoided_g = s.renewable_received_wh * p.emission_factor_g_per_kwh // 1000
+    for event in events:
+        if event.kind == "interval_settled":
+            settled = event.attrs["interval"]
+            if isinstance(settled, int) and window(settled):
+                s.intervals_settled += 1
+                s.settled_at_deadline += int(event.attrs["at_deadline"] == 1)
+        elif event.kind == "debt":
+            amount = event.attrs["amount"]
+            s.debts_satang += amount if isinstance(amount, int) else 0
+    return s
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:,.1f} kWh"
+
+
+def _thb(satang: int) -> str:
+    return f"{satang / 100:,.2f} THB"
+
+
+def _facts(title: str, rows: tuple[tuple[str, str], ...]) -> Table:
+    table = Table(title=title, show_header=False)
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def render(summary: DaySummary, console: Console | None = None) -> None:
+    """Print the summary as tables (what `gridtokenx demo` will show at the end)."""
+    out = console or Console()
+    s = summary
+    energy = _facts(
+        "Energy",
+        (
+            ("metered export (all meters)", _kwh(s.metered_export_wh)),
+            ("metered import (all meters)", _kwh(s.metered_import_wh)),
+            ("traded P2P, delivered by sellers", _kwh(s.p2p_delivered_wh)),
+            ("  of which across zones", _kwh(s.cross_zone_delivered_wh)),
+            ("  received by buyers", _kwh(s.p2p_received_wh)),
+            ("  transmission losses", _kwh(s.losses_wh)),
+            ("from the grid (import not covered P2P)", _kwh(s.grid_import_wh)),
+            ("sold export bought back by the utility", _kwh(s.bought_back_wh)),
+            ("sold but not delivered (imbalance)", _kwh(s.shortfall_wh)),
+            ("CO2 avoided", f"{s.co2_avoided_g / 1000:,.1f} kgCO2e"),
+        ),
+    )
+    money = _facts(
+        "Money",
+        (
+            ("paid by buyers (price, fee, wheeling)", _thb(s.buyer_paid_satang)),
+            ("buyers saved versus the TOU tariff", _thb(s.buyer_savings_satang)),
+            ("paid to sellers", _thb(s.seller_income_satang)),
+            ("sellers earned above the buy-back rate", _thb(s.seller_extra_satang)),
+            ("imbalance charges", _thb(s.imbalance_satang)),
+            ("TOU bills of trading parties", _thb(s.utility_bills_satang)),
+            (
+                "platform fees / wheeling",
+                f"{_thb(s.platform_fees_satang)} / {_thb(s.wheeling_satang)}",
+            ),
+            ("recorded debts", _thb(s.debts_satang)),
+        ),
+    )
+    prices = Table(title="Average P2P price by buyer zone and TOU period")
+    for column in ("zone", "period", "trades", "energy", "THB/kWh"):
+        prices.add_column(column)
+    for (zone, period), cell in sorted(s.prices.items()):
+        prices.add_row(zone, period, str(cell.trades), _kwh(cell.energy_wh),
+                       f"{cell.average / 100:.2f}")  # fmt: skip
+    ledger = _facts("Ledger", (
+        ("participants", f"{s.participants:,}"),
+        ("transactions committed", f"{s.transactions:,}"),
+        ("orders / trades (settled)", f"{s.orders:,} / {s.trades:,} ({s.trades_settled:,})"),
+        ("intervals settled (at deadline)", f"{s.intervals_settled} ({s.settled_at_deadline})"),
+        ("GRID minted - burned = held",
+         f"{s.grid_minted_wh:,} - {s.grid_burned_wh:,} = {s.grid_held_wh:,} Wh"),
+        ("THB issued - redeemed = held",
+         f"{s.thb_issued_satang:,} - {s.thb_redeemed_satang:,} = {s.thb_held_satang:,} satang"),
+        ("state root", s.state_root),
+    ))  # fmt: skip
+    for table in (energy, money, prices, ledger):
+        out.print(table)
