@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/market_bench.py
 	$(BIN)/python bench/transport_bench.py
 	$(BIN)/python bench/chain_bench.py
+	$(BIN)/python bench/devnet_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

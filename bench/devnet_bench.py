@@ -182,14 +182,14 @@ def _same_chain(homes: list[Path]) -> int:
 
 
 def run(
-    rate: int, seconds: float, validators: int, block_ms: int, folder: Path
+    rate: int, seconds: float, validators: int, block_ms: int, folder: Path, accounts: int = 300
 ) -> dict[str, object]:
     now = int(time.time())
     base = _free_base_port(validators)
     codes = devnet.devnet_validators(validators)
     homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
     spec = devnet.devnet_genesis(CHAIN, now - 60, codes)
-    load = MarketLoad(spec, now)
+    load = MarketLoad(spec, now, accounts_per_side=accounts)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
@@ -229,13 +229,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--block-ms", type=int, default=500)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--accounts", type=int, default=300, help="buyers, and as many sellers")
     parser.add_argument("--keep", type=Path, help="keep the validators' homes here")
     args = parser.parse_args(argv)
-    if args.keep:
-        figures = run(args.rate, args.seconds, args.validators, args.block_ms, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-") as folder:
-            figures = run(args.rate, args.seconds, args.validators, args.block_ms, Path(folder))
+    with contextlib.ExitStack() as stack:
+        folder = args.keep or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-"))
+        )
+        shape = (args.rate, args.seconds, args.validators, args.block_ms)
+        figures = run(*shape, folder, args.accounts)
     sample = MarketLoad(devnet.devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
     sample.setup()
     result: dict[str, object] = {

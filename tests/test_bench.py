@@ -57,3 +57,18 @@ def test_chain_bench_commits_what_it_offers(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == result
     assert result["committed"] == result["submitted"] == 40
     assert result["finality_p50_ms"] is not None
+
+
+def test_devnet_bench_runs_four_processes_small(tmp_path: Path) -> None:
+    """Four validator processes, a small market and a few orders: everything offered is
+    committed, and the stopped validators hold identical blocks."""
+    out = tmp_path / "devnet.json"
+    result = _load("devnet_bench").main(
+        ["--rate", "40", "--seconds", "1", "--accounts", "6", "--block-ms", "200",
+         "--output", str(out)]
+    )  # fmt: skip
+    assert json.loads(out.read_text()) == result
+    assert result["submitted"] == result["committed"] == 40
+    assert result["all_committed"] is True
+    assert result["heights_checked_identical"] >= 3  # type: ignore[operator]
+    assert result["finality_p50_ms"] > 0  # type: ignore[operator]
