@@ -19,6 +19,7 @@ until the ERC unjails it.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import msgspec
@@ -107,6 +108,14 @@ def for_height(view: State | Overlay, height: int) -> ValidatorSet:
     for stage in sets.pending:
         if height >= stage.from_height:
             members = stage.members
+    return _validator_set(members)
+
+
+@functools.lru_cache(maxsize=16)
+def _validator_set(members: tuple[Member, ...]) -> ValidatorSet:
+    """Built once per distinct set: building precomputes the proposer rotation, which has
+    total power / gcd(powers) entries, and consensus asks for the set several times per
+    height. Members are frozen, so a cached set can never go stale."""
     chosen = [Validator(m.address, m.public_key, m.power) for m in members if not m.jailed]
     return ValidatorSet(tuple(sorted(chosen, key=lambda v: v.address)))
 
