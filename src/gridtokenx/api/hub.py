@@ -38,8 +38,8 @@ class Request(BaseModel):
 
     op: Literal["subscribe", "unsubscribe"]
     topic: Literal["blocks", "trades", "halts", "tx", "book"]
-    hash: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}\Z")  # topic tx
-    zone: str | None = Field(None, pattern=r"^[A-Z]{2,8}\Z")  # topic book
+    hash: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")  # topic tx
+    zone: str | None = Field(None, pattern=r"^[A-Z]{2,8}$")  # topic book
     interval: int | None = Field(None, ge=0, le=2**63 - 1)  # topic book
 
 

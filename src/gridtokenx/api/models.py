@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from gridtokenx import codec
 
-MAX_TX_TEXT = 2 * codec.MAX_TX_SIZE  # hex of the largest transaction the node accepts
+MAX_TX_TEXT = 4 * codec.MAX_TX_SIZE  # room for hex or base64 of one byte too many
 MAX_LIMIT = 500
 
 

@@ -56,7 +56,7 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
         port=settings.port,
         loop="none",  # the node's loop is already running
         http="httptools",
-        ws="websockets",
+        ws="websockets-sansio",
         lifespan="off",
         log_config=None,
         log_level="warning",

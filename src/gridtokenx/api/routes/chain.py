@@ -50,19 +50,19 @@ def router(node: Node) -> APIRouter:
     @api.get("/blocks", response_model=Page)
     async def recent_blocks(
         limit: Limit = 20,
-        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}\Z")] = None,
+        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
     ) -> dict[str, Any]:
         """Block summaries, newest first; `after` is a height (the page starts below it)."""
         top = node.app.height if after is None else min(int(after) - 1, node.app.height)
         bottom = max(node.app.store.pruned_below(), 1)
-        heights = range(top, max(bottom, top - limit) - 1, -1)
+        heights = range(top, max(bottom - 1, top - limit), -1)
         items = [block_view(node, h, full=False) for h in heights]
         more = items and items[-1]["height"] > bottom
         return {"items": items, "next": str(items[-1]["height"]) if more else None}
 
     @api.get("/blocks/hash/{block_hash}")
     async def block_by_hash(
-        block_hash: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{64}\Z")],
+        block_hash: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{64}$")],
     ) -> dict[str, Any]:
         height = node.app.store.block_height(views.hex_bytes(block_hash, 32, "block hash"))
         if height is None:

@@ -20,8 +20,8 @@ from gridtokenx.node import Node
 from gridtokenx.state import State
 
 U64 = Annotated[int, Path(ge=0, le=2**63 - 1)]
-ZonePath = Annotated[str, Path(pattern=r"^[A-Z]{2,8}\Z", description="zone code, e.g. BKK")]
-ZoneQuery = Annotated[str | None, Query(pattern=r"^[A-Z]{2,8}\Z")]
+ZonePath = Annotated[str, Path(pattern=r"^[A-Z]{2,8}$", description="zone code, e.g. BKK")]
+ZoneQuery = Annotated[str | None, Query(pattern=r"^[A-Z]{2,8}$")]
 IntervalQuery = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 TRADE_PROBES: Final = 20_000  # ids looked at per request when walking back for recent trades
 MAX_PRICE_INTERVALS: Final = 192  # two days of 15-minute intervals per price request
@@ -83,7 +83,7 @@ def router(node: Node) -> APIRouter:
         zone: ZoneQuery = None,
         interval: IntervalQuery = None,
         limit: Limit = 100,
-        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}\Z")] = None,
+        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
     ) -> dict[str, Any]:
         """Open orders of one `account`, or of one book (`zone` and `interval`, bids best
         first then asks best first). `after` is an order id from `next`."""
@@ -125,7 +125,7 @@ def router(node: Node) -> APIRouter:
         interval: IntervalQuery = None,
         zone: ZoneQuery = None,
         limit: Limit = 100,
-        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}\Z")] = None,
+        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
     ) -> dict[str, Any]:
         """An interval's trades in order (`interval`), or the most recent trades, newest
         first; `zone` keeps trades whose buyer or seller is in it; `after` is a trade id."""

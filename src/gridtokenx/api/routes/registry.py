@@ -18,7 +18,7 @@ from gridtokenx.tx import LicenceKind
 
 AddressPath = Annotated[str, Path(min_length=3, max_length=64, description="gtx... address")]
 AddressQuery = Annotated[str | None, Query(min_length=3, max_length=64)]
-IntervalCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,19}\Z")]
+IntervalCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")]
 
 
 def _by_address(suffix: bytes, value: msgspec.Struct) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from gridtokenx.mempool import Checked
 from gridtokenx.node import TX_BATCH_MAX, Node
 from gridtokenx.p2p.gossip import Kind
 
-_HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+\Z")
-HashPath = Path(pattern=r"^[0-9a-fA-F]{64}\Z", description="transaction id, hex")
+_HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+$")
+HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, hex")
 
 
 def decode_text(text: str, encoding: str | None) -> bytes:
