@@ -18,7 +18,6 @@ from gridtokenx.client import Client
 from test_api_harness import (
     CHAIN,
     EGAT,
-    ERC,
     INTERVAL,
     MEA,
     Cast,
@@ -74,7 +73,7 @@ def nonce(http: httpx.Client, who: Any) -> int:
 def test_submit_hex_and_base64_then_status_receipt_and_events(
     live: tuple[LocalNode, Client, Cast], http: httpx.Client
 ) -> None:
-    node, api, cast = live
+    _, api, cast = live
     before = api.balance(cast.home).thb_satang
     n = nonce(http, cast.office)
     raw = signed(cast.office, n, tx.Transfer(tx.Asset.THB, cast.home.address, 1_500))
@@ -368,11 +367,10 @@ def test_the_store_keeps_receipts_across_a_restart(tmp_path: Path) -> None:
     """The status endpoint answers from the stored receipt after the node restarts (the
     mempool that saw the transaction is gone)."""
     with LocalNode(tmp_path / "data") as node, node.client() as api:
-        tx_hash = api.send(MEA, tx.RegisterParticipant(key("p").address, "BKK",
-                                                     tx.ParticipantKind.HOUSEHOLD, "P"))  # fmt: skip
+        body = tx.RegisterParticipant(key("p").address, "BKK", tx.ParticipantKind.HOUSEHOLD, "P")
+        tx_hash = api.send(MEA, body)
         first = api.wait(tx_hash)
     with LocalNode(tmp_path / "data") as node, node.client() as api:
         again = api.tx(tx_hash)
         assert again == first and again.events[0]["kind"] == "participant_registered"
         assert api.get(f"/blocks/{first.height}")["txs"] == [tx_hash]
-    assert ERC is not None
