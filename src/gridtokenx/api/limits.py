@@ -37,10 +37,6 @@ class TokenBuckets:
         return allowed
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class Limits:
     def __init__(self, app: ASGIApp, buckets: TokenBuckets, max_body: int) -> None:
         self.app, self.buckets, self.max_body = app, buckets, max_body
@@ -64,28 +60,32 @@ class Limits:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await _reply(send, 413, BODY_TOO_LARGE, self._too_large)
             return
+        # Read the body before the app sees it (at most `max_body` bytes are held), so a
+        # streamed body without a length is cut off as soon as it passes the cap.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise _TooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
                 await _reply(send, 413, BODY_TOO_LARGE, self._too_large)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # a disconnect, when the app waits for one
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 async def _reply(send: Send, status: int, code: str, message: str) -> None:
