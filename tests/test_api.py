@@ -22,8 +22,8 @@ from test_api_harness import (
     MEA,
     Cast,
     LocalNode,
-    build_cast,
     key,
+    running_cast,
     signed,
     text,
 )
@@ -42,13 +42,8 @@ def wait_until(check: Callable[[], bool], seconds: float = 20) -> None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalNode, Client, Cast]]:
-    node = LocalNode(tmp_path_factory.mktemp("api") / "data").start()
-    api = node.client()
-    try:
-        yield node, api, build_cast(api)
-    finally:
-        api.close()
-        node.stop()
+    with running_cast(tmp_path_factory.mktemp("api")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ Everything binds 127.0.0.1, every wait is bounded, and `stop` always ends the th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -168,3 +169,12 @@ def build_cast(api: Client) -> Cast:
     )
     api.send_and_wait(cast.custodian, tx.IssueThb(cast.office.address, 1_000_000))
     return cast
+
+
+@contextlib.contextmanager
+def running_cast(
+    path: Path, settings: ApiSettings | None = None
+) -> Iterator[tuple[LocalNode, Client, Cast]]:
+    """A started node, a client of its API and the shared cast; all stopped on exit."""
+    with LocalNode(path / "data", settings) as node, node.client() as api:
+        yield node, api, build_cast(api)

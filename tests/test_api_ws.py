@@ -19,20 +19,15 @@ from gridtokenx import tx
 from gridtokenx.api import ApiSettings
 from gridtokenx.api.hub import Hub
 from gridtokenx.client import Client
-from test_api_harness import EGAT, INTERVAL, Cast, LocalNode, build_cast, signed
+from test_api_harness import EGAT, INTERVAL, Cast, LocalNode, build_cast, running_cast, signed
 
 Message = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalNode, Client, Cast]]:
-    node = LocalNode(tmp_path_factory.mktemp("ws") / "data").start()
-    api = node.client()
-    try:
-        yield node, api, build_cast(api)
-    finally:
-        api.close()
-        node.stop()
+    with running_cast(tmp_path_factory.mktemp("ws")) as running:
+        yield running
 
 
 def ws_url(node: LocalNode) -> str:

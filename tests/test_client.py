@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from gridtokenx import tx
 from gridtokenx.client import ApiError, AsyncClient, Balance, Client, FinalityTimeout, Receipt
-from test_api_harness import MEA, Cast, LocalNode, build_cast, key, text
+from test_api_harness import MEA, Cast, LocalNode, key, running_cast, text
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalNode, Client, Cast]]:
-    node = LocalNode(Path(tmp_path_factory.mktemp("sdk")) / "data").start()
-    api = node.client()
-    try:
-        yield node, api, build_cast(api)
-    finally:
-        api.close()
-        node.stop()
+    with running_cast(tmp_path_factory.mktemp("sdk")) as running:
+        yield running
 
 
 def test_sync_client_signs_submits_waits_and_reads(live: tuple[LocalNode, Client, Cast]) -> None:

@@ -20,19 +20,11 @@ import pytest
 from gridtokenx import devnet, genesis, tx
 from gridtokenx.client import ApiError, AsyncClient, Client
 from gridtokenx.crypto import PrivateKey
+from test_devnet_processes import _bindable
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 VALIDATORS = ("EGAT", "MEA")
 KEYS = genesis.dev_keys()
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _free_base_port(count: int) -> int:

@@ -42,12 +42,14 @@ def router(node: Node) -> APIRouter:
             raise not_found(what)
         return found
 
+    def by_address(text: str, key_of: Any, typ: type[Any], what: str) -> dict[str, Any]:
+        raw = views.address(text)
+        return views.record(get(key_of(raw), typ, f"{what} {text}"), address=raw)
+
     @api.get("/accounts/{address}")
     async def account(address: AddressPath) -> dict[str, Any]:
         """Balances (GRID in Wh, THB in satang) and the nonce the next transaction needs."""
-        raw = views.address(address)
-        found = get(accounts.account_key(raw), accounts.Account, f"account {address}")
-        return views.record(found, address=raw)
+        return by_address(address, accounts.account_key, accounts.Account, "account")
 
     @api.get("/participants", response_model=Page)
     async def participants(limit: Limit = 100, after: AddressQuery = None) -> dict[str, Any]:
@@ -58,9 +60,7 @@ def router(node: Node) -> APIRouter:
 
     @api.get("/participants/{address}")
     async def participant(address: AddressPath) -> dict[str, Any]:
-        raw = views.address(address)
-        found = get(registry.participant_key(raw), registry.Participant, f"participant {address}")
-        return views.record(found, address=raw)
+        return by_address(address, registry.participant_key, registry.Participant, "participant")
 
     @api.get("/meters", response_model=Page)
     async def meters(
@@ -86,10 +86,7 @@ def router(node: Node) -> APIRouter:
 
     @api.get("/meters/{address}")
     async def meter(address: AddressPath) -> dict[str, Any]:
-        raw = views.address(address)
-        return views.record(
-            get(registry.meter_key(raw), registry.Meter, f"meter {address}"), address=raw
-        )
+        return by_address(address, registry.meter_key, registry.Meter, "meter")
 
     @api.get("/meters/{address}/readings", response_model=Page)
     async def readings(
