@@ -3,6 +3,7 @@ CORS off by default and on for configured origins, and binding to 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from gridtokenx.api import ApiSettings
+from gridtokenx.api import ApiSettings, serve
 from gridtokenx.api.limits import TokenBuckets
 from test_api_harness import LocalNode
 
@@ -74,3 +75,17 @@ def test_limits_cors_and_binding(edge: LocalNode) -> None:
     ws = edge.url.replace("http://", "ws://") + "/api/v1/ws"
     with pytest.raises((InvalidStatus, ConnectionClosed)), connect(ws, open_timeout=5) as socket:
         socket.recv(timeout=5)
+
+
+def test_a_port_in_use_is_an_error_for_the_caller(edge: LocalNode) -> None:
+    assert edge.api is not None and edge.loop is not None and edge.node is not None
+    taken = ApiSettings(port=edge.api.port)
+
+    async def second() -> None:
+        assert edge.node is not None
+        await serve(edge.node, taken)
+
+    future = asyncio.run_coroutine_threadsafe(second(), edge.loop)
+    with pytest.raises(OSError):
+        future.result(10)
+    assert httpx.get(edge.url + "/api/v1/chain").status_code == 200  # the first one serves on

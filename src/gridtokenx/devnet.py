@@ -255,9 +255,11 @@ async def run_node(
     if config.metrics_port:
         node.metrics.serve(config.metrics_port)
     await node.start()
-    api = await serve_api(node, _api_settings(config)) if config.api_port else None
+    api = None
     started = loop.time()
     try:
+        if config.api_port:  # a port in use stops the node with the reason, cleanly
+            api = await serve_api(node, _api_settings(config))
         while not stop.is_set():
             for host, port, peer in config.peers:
                 peer_id = bytes.fromhex(peer)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,6 +51,16 @@ class ApiServer:
 
 async def serve(node: Node, settings: ApiSettings) -> ApiServer:
     """Start serving on the running loop; returns once the socket is bound."""
+    # Bound here, so a port in use is an OSError for the caller (uvicorn itself would
+    # exit the whole process).
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+    except OSError:
+        sock.close()
+        raise
     config = uvicorn.Config(
         create_app(node, settings),
         host=settings.host,
@@ -65,7 +76,7 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
         timeout_graceful_shutdown=2,
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_SECONDS
     while not server.started:
