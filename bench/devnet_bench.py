@@ -24,7 +24,6 @@ import contextlib
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,23 +44,6 @@ from workload import MarketLoad
 RESULTS = Path(__file__).parent / "results" / "devnet.json"
 CHAIN = "gridtokenx-bench-devnet"
 BATCH_EVERY = 0.02  # seconds between the generator's batches
-
-
-def _free_base_port(count: int) -> int:
-    for _ in range(200):  # bounded
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base > 65_000:
-            continue
-        try:
-            for port in [base + i for i in range(count)] + [base + 100 + i for i in range(count)]:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports on 127.0.0.1")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -129,6 +111,7 @@ async def _drive(
         per_batch = max(1, round(rate * BATCH_EVERY))
         submitted: dict[bytes, float] = {}
         cpu_before = [_cpu_seconds(pid) for pid in pids]
+        own_before = time.process_time()
         started = time.perf_counter()
         for turn, i in enumerate(range(0, len(orders), per_batch)):
             due = started + turn * BATCH_EVERY
@@ -143,6 +126,7 @@ async def _drive(
         all_final = await gen.wait_final(list(submitted), 120)
         busy = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
         window = time.perf_counter() - started
+        own = time.process_time() - own_before
         latencies = sorted(gen.final_at[h] - at for h, at in submitted.items() if h in gen.final_at)
         last = max((gen.final_at[h] for h in submitted if h in gen.final_at), default=started)
     finally:
@@ -160,6 +144,7 @@ async def _drive(
         if done
         else None,
         "validator_cpu_cores_while_trading": [round(b / window, 2) for b in busy],
+        "generator_cpu_cores_while_trading": round(own / window, 2),
         "validator_cpu_us_per_committed_tx": round(statistics.mean(busy) / done * 1e6)
         if done
         else None,
@@ -185,7 +170,7 @@ def run(
     rate: int, seconds: float, validators: int, block_ms: int, folder: Path, accounts: int = 300
 ) -> dict[str, object]:
     now = int(time.time())
-    base = _free_base_port(validators)
+    base = devnet.free_base_port(validators)
     codes = devnet.devnet_validators(validators)
     homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
     spec = devnet.devnet_genesis(CHAIN, now - 60, codes)

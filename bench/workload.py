@@ -48,28 +48,34 @@ class MarketLoad:
         return out
 
     def setup(self) -> list[list[bytes]]:
-        """Phases to commit one after the other: participants, meters and licences; then
-        THB for the buyers from the custodian registered in the first phase."""
+        """Phases to commit one after the other: MEA registers the participants and
+        meters; the ERC licenses the custodian and the sellers; the custodian issues THB to
+        the buyers. (A transaction waiting for another sender's would be retried, and
+        dropped after failing in three blocks: phases keep the setup clear of that.)"""
         mea, erc = self.sb.authority("MEA"), self.sb.authority("ERC")
         year = self.sb.time + 365 * 86_400
-        first: list[tuple[crypto.PrivateKey, tx.Body]] = [
+        registrations: list[tuple[crypto.PrivateKey, tx.Body]] = [
             (mea, tx.RegisterParticipant(self.custodian.address, "BKK", P.CUSTODIAN, "bank")),
+        ]
+        licences: list[tuple[crypto.PrivateKey, tx.Body]] = [
             (erc, tx.GrantLicence(self.custodian.address, L.CUSTODIAN, year)),
         ]
         for i, seller in enumerate(self.sellers):
             meter = _key(f"meter/{i}")
-            first += [
+            registrations += [
                 (mea, tx.RegisterParticipant(seller.address, "BKK", P.GENERATOR, f"s{i}")),
                 (mea, tx.RegisterMeter(meter.public_key, seller.address, "BKK",
                                        tx.MeterKind.SOLAR, 1_000_000)),
-                (erc, tx.GrantLicence(seller.address, L.SELLER, year)),
             ]  # fmt: skip
+            licences.append((erc, tx.GrantLicence(seller.address, L.SELLER, year)))
         for i, buyer in enumerate(self.buyers):
-            first.append((mea, tx.RegisterParticipant(buyer.address, "BKK", P.BUSINESS, f"b{i}")))
-        second: list[tuple[crypto.PrivateKey, tx.Body]] = [
+            registrations.append(
+                (mea, tx.RegisterParticipant(buyer.address, "BKK", P.BUSINESS, f"b{i}"))
+            )
+        money: list[tuple[crypto.PrivateKey, tx.Body]] = [
             (self.custodian, tx.IssueThb(buyer.address, 10**10)) for buyer in self.buyers
         ]
-        return [self._phase(first), self._phase(second)]
+        return [self._phase(registrations), self._phase(licences), self._phase(money)]
 
     def orders(self, count: int) -> Iterator[bytes]:
         """`count` orders, sells and buys alternating, each buy crossing a resting sell."""

@@ -8,6 +8,8 @@ that the state root did not move.
 
 from __future__ import annotations
 
+import os
+
 import msgspec
 import pytest
 
@@ -197,3 +199,15 @@ def sandbox_with_params(**changes: int) -> Sandbox:
     base = genesis.devnet("gridtokenx-sandbox", DEFAULT_GENESIS_TIME, genesis.dev_keys())
     spec = msgspec.structs.replace(base, params=msgspec.structs.replace(base.params, **changes))
     return Sandbox(spec=spec)
+
+
+def free_base_port(count: int = 4) -> int:
+    """Ports for `count` node processes (node, metrics and API ports), from a range of this
+    pytest-xdist worker's own, so parallel workers never pick overlapping ports."""
+    from gridtokenx.devnet import free_base_port as pick
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    width = 12_000 // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    low = 20_000 + index * width
+    return pick(count, low, low + width)

@@ -145,3 +145,47 @@ def test_blocks_may_share_a_second_but_time_never_goes_back(
         assert blocks.decode(raw).header.time == now
     raw = proposer.build_block(3, now - 1, EGAT.address)
     assert blocks.decode(raw).header.time == now  # the proposer's clock lags: it waits
+
+
+def test_a_transaction_that_keeps_failing_is_dropped_with_its_code_and_so_are_its_followers(
+    apps: tuple[Application, Application],
+) -> None:
+    """Admission cannot know balances, so an overdrawn transfer is admitted; it fails in
+    every block this node builds, and after three it is dropped with the ledger's code,
+    taking the sender's later transaction with it (it could never apply without the
+    nonce). A transaction that failed twice for want of another sender's is not dropped,
+    and applies in the block that brings what it needs, even ordered before it."""
+    proposer, _ = apps
+    sb = Sandbox(spec=SPEC)
+    mea, erc = sb.authority("MEA"), sb.authority("ERC")
+    poor = PrivateKey.from_dev_label("app/poor")
+    register = sb.sign(mea, tx.RegisterParticipant(poor.address, "BKK",
+                                                   tx.ParticipantKind.HOUSEHOLD, "p"))  # fmt: skip
+    proposer.submit(register.encode())
+    proposer.commit(1, proposer.build_block(1, GENESIS_TIME + 5, EGAT.address), ())
+    overdraw = tx.make(poor, CHAIN, 0, tx.Transfer(tx.Asset.THB, EGAT.address, 100))
+    follower = tx.make(poor, CHAIN, 1, tx.Transfer(tx.Asset.THB, EGAT.address, 1))
+    later = PrivateKey.from_dev_label("app/later")
+    licence = tx.make(erc, CHAIN, 0, tx.GrantLicence(later.address, tx.LicenceKind.SELLER,
+                                                     GENESIS_TIME + 10**7))  # fmt: skip
+    for signed in (overdraw, follower, licence):
+        proposer.submit(signed.encode())
+    for height in (2, 3):
+        raw = proposer.build_block(height, GENESIS_TIME + 5, EGAT.address)
+        assert blocks.decode(raw).txs == ()
+        proposer.commit(height, raw, ())
+        assert proposer.mempool.status(overdraw.hash) == "pending"
+    # The licence's holder registers now, after the licence arrived.
+    sb.submit(mea, register.tx.body)
+    proposer.submit(sb.sign(mea, tx.RegisterParticipant(later.address, "BKK",
+                                                        tx.ParticipantKind.HOUSEHOLD, "l")
+                            ).encode())  # fmt: skip
+    raw = proposer.build_block(4, GENESIS_TIME + 5, EGAT.address)
+    proposer.commit(4, raw, ())
+    code = proposer.mempool.status(overdraw.hash).removeprefix("dropped:")
+    assert code == "INSUFFICIENT_BALANCE"
+    assert proposer.mempool.status(follower.hash) == "dropped:PRECEDING_DROPPED"
+    # The licence came first in the block but applied in its second pass, after the
+    # registration it needed; its two failed blocks before did not drop it.
+    assert proposer.mempool.status(licence.hash) == "committed"
+    assert blocks.decode(raw).txs[-1] == licence.encode()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,32 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_base_port
 from gridtokenx import devnet
 from gridtokenx.store import Store
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _free_base_port(count: int = 4) -> int:
-    """A base port whose `count` node ports and metrics ports (base + 100) are free."""
-    for _ in range(200):  # bounded
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base > 65_000:
-            continue
-        if all(_bindable(base + i) and _bindable(base + 100 + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free ports on 127.0.0.1")
+    return free_base_port(count)
 
 
 def _start(home: Path, **extra_env: str) -> subprocess.Popen[bytes]:

@@ -26,7 +26,7 @@ from gridtokenx.consensus.messages import Evidence, Vote
 from gridtokenx.consensus.validators import ValidatorSet
 from gridtokenx.mempool import Admission, Checked, Mempool
 from gridtokenx.state import State
-from gridtokenx.store import Store
+from gridtokenx.store import Store, StoredReceipt, encode_events
 
 ZERO_HASH = b"\x00" * 32
 
@@ -83,6 +83,11 @@ class Application:
     def height(self) -> int:
         return self.store.height()
 
+    def receipt(self, tx_hash: bytes) -> StoredReceipt | None:
+        """Where a committed transaction is and the events it produced (None: unknown here,
+        pending, or pruned)."""
+        return self.store.receipt(tx_hash)
+
     def close(self) -> None:
         self.mempool.close()
         self.store.close()
@@ -116,6 +121,7 @@ class Application:
         """The proposer's block; with a `budget` (seconds), transactions stop being added
         once building has taken that long (the rest wait for the next block)."""
         deadline = None if budget is None else perf_counter() + budget
+        skipped: list[tuple[bytes, str]] = []
         candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024)
         block, executed = blocks.propose(
             self.state,
@@ -129,7 +135,9 @@ class Application:
             self.evidence,
             verified=_AllVerified(),  # reaped from the mempool: verified on admission
             stop=None if deadline is None else lambda: perf_counter() > deadline,
+            skipped=skipped,
         )
+        self.mempool.failed(skipped)
         self._remember(executed)
         return block.encode()
 
@@ -170,12 +178,13 @@ class Application:
         block = blocks.decode(raw)
         executed = next((e for e in self._executed if e.block_hash == block.hash), None)
         verified = set() if executed is not None else self._verified(block)
-        receipts, _ = blocks.commit(self.state, block, verified, executed)
+        receipts, end_events = blocks.commit(self.state, block, verified, executed)
         self._executed = []
         hashes = [r.tx_hash for r in receipts]
         self.store.commit_height(
-            height, raw, codec.encode(certificate), hashes, self.state.take_changes()
-        )
+            height, raw, codec.encode(certificate), hashes, self.state.take_changes(),
+            [encode_events(r.events) for r in receipts], encode_events(end_events), block.hash,
+        )  # fmt: skip
         self.last_hash, self.last_time = block.hash, block.header.time
         self.mempool.update(hashes, self.nonce_of)
         self.evidence = [e for e in self.evidence if e not in block.evidence]

@@ -137,12 +137,14 @@ def propose(
     evidence: list[Evidence] | None = None,
     verified: Container[bytes] = (),
     stop: Callable[[], bool] | None = None,
+    skipped: list[tuple[bytes, str]] | None = None,
 ) -> tuple[Block, Executed]:
     """Build a block from candidate transactions: keep those that apply, in order, and
     compute the resulting state root. The state is left as it was; the execution is
     returned for the commit (`verified`: hashes whose signatures were checked already).
     `stop` is asked every 32 candidates whether the block is big enough (a time budget:
-    which transactions a proposer includes is its choice, not part of consensus)."""
+    which transactions a proposer includes is its choice, not part of consensus).
+    `skipped` collects (hash, rejection code) of candidates that did not apply."""
     ctx = BlockContext(height, time)
     state.begin()
     try:
@@ -154,20 +156,34 @@ def propose(
             except validator_set.InvalidEvidence:
                 continue  # already punished, or not provable: leave it out
             proofs.append(item)
-        included = []
-        receipts = []
-        for number, raw in enumerate(candidates[:MAX_BLOCK_TXS]):
-            if stop is not None and number % 32 == 31 and stop():
-                break
-            tx_hash = tx.hash_of(raw)
-            try:
-                events = ledger.apply(
-                    state, tx.decode(raw), ctx, check_signature=tx_hash not in verified
-                )
-            except (errors.Rejection, ValueError):
-                continue  # the mempool rechecks after the block and reports the drop
-            included.append(raw)
-            receipts.append(Receipt(tx_hash, events))
+        included: list[bytes] = []
+        receipts: list[Receipt] = []
+
+        def attempt(raws: list[bytes]) -> list[tuple[bytes, bytes, str]]:
+            """Apply what applies, in order; return the rest as (raw, hash, code)."""
+            failed = []
+            for number, raw in enumerate(raws):
+                if stop is not None and number % 32 == 31 and stop():
+                    break
+                tx_hash = tx.hash_of(raw)
+                try:
+                    events = ledger.apply(
+                        state, tx.decode(raw), ctx, check_signature=tx_hash not in verified
+                    )
+                except (errors.Rejection, ValueError) as exc:
+                    failed.append((raw, tx_hash, getattr(exc, "code", "MALFORMED")))
+                    continue
+                included.append(raw)
+                receipts.append(Receipt(tx_hash, events))
+            return failed
+
+        # A second pass gives a transaction that needs another sender's from later in
+        # the same block (a licence for a participant registered in it) its chance.
+        failed = attempt(candidates[:MAX_BLOCK_TXS])
+        if failed and len(included) < MAX_BLOCK_TXS:
+            failed = attempt([raw for raw, _, _ in failed][: MAX_BLOCK_TXS - len(included)])
+        if skipped is not None:  # the mempool drops what keeps failing
+            skipped.extend((tx_hash, code) for _, tx_hash, code in failed)
         end_events = punished + ledger.end_block(state, ctx)
         root = state.root()
         writes = state.trial()

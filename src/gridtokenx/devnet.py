@@ -4,7 +4,8 @@ A home holds `genesis.json`, `node_key.json` (the insecure dev key on a devnet; 
 encrypted keystore file otherwise), `config.json` (listen port, peers, block time, metrics
 port, pruning) and `data/` (the RocksDB store). `gridtokenx init` makes one for an operator's
 node; `init_devnet` makes the homes of a local devnet. On a devnet, validator i serves
-Prometheus metrics on 127.0.0.1 at base port + 100 + i. While running, the node rewrites
+Prometheus metrics on 127.0.0.1 at base port + 100 + i and the REST/WebSocket API at base
+port + 200 + i (`config.api_port`; 0 turns it off). While running, the node rewrites
 `status.json` twice a second (height, state root, round, peers) atomically, which is what
 `gridtokenx status` and the tests read without touching the store the node holds open. With
 `keep_blocks` set, the same loop prunes blocks older than the last `keep_blocks` heights.
@@ -16,14 +17,19 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
 from gridtokenx import genesis, keystore
+from gridtokenx.api import ApiSettings
+from gridtokenx.api import serve as serve_api
 from gridtokenx.application import Application
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.crypto import PrivateKey
@@ -50,6 +56,10 @@ class Config(msgspec.Struct, frozen=True):
     keep_blocks: int = 0  # keep the last N blocks, prune older ones; 0: keep all (archive)
     moniker: str = ""  # the operator's name for the node, for logs and status only
     target_peers: int = 8  # dial addresses learnt from peers (peers.json) up to this many
+    api_port: int = 0  # REST + WebSocket API on 127.0.0.1 (api_host); 0: off
+    api_host: str = "127.0.0.1"  # bind elsewhere only behind a deliberate decision
+    api_cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API
+    api_rate_per_second: float = 100.0  # requests per client IP (burst: twice this)
 
 
 def devnet_validators(count: int) -> tuple[str, ...]:
@@ -94,7 +104,13 @@ def init_devnet(
             for j, other in enumerate(validators)
             if j != i
         )
-        config = Config(base_port + i, peers, block_ms=block_ms, metrics_port=base_port + 100 + i)
+        config = Config(
+            base_port + i,
+            peers,
+            block_ms=block_ms,
+            metrics_port=base_port + 100 + i,
+            api_port=base_port + 200 + i,
+        )
         homes.append(write_home(root / code.lower(), spec.encode(), keys[code], config))
     return homes
 
@@ -247,8 +263,11 @@ async def run_node(
     if config.metrics_port:
         node.metrics.serve(config.metrics_port)
     await node.start()
+    api = None
     started = loop.time()
     try:
+        if config.api_port:  # a port in use stops the node with the reason, cleanly
+            api = await serve_api(node, _api_settings(config))
         while not stop.is_set():
             for host, port, peer in config.peers:
                 peer_id = bytes.fromhex(peer)
@@ -265,5 +284,42 @@ async def run_node(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
     finally:
+        if api is not None:
+            await api.stop()
         _write_status(home, node)
         await node.stop()
+
+
+def _api_settings(config: Config) -> ApiSettings:
+    return ApiSettings(
+        host=config.api_host,
+        port=config.api_port,
+        cors_origins=config.api_cors_origins,
+        rate_per_second=config.api_rate_per_second,
+        rate_burst=2 * config.api_rate_per_second,
+    )
+
+
+PORT_OFFSETS: Final = (0, 100, 200)  # node, Prometheus metrics, API: base + offset + i
+
+
+def free_base_port(count: int, low: int = 20_000, high: int = 32_000) -> int:
+    """A base port in [low, high) whose node, metrics and API ports for `count` nodes are
+    all free on 127.0.0.1 now. The range stays below Linux's ephemeral ports (from 32768),
+    so outgoing connections do not take them; test workers pass disjoint ranges."""
+    rng = random.Random()
+    span = max(PORT_OFFSETS) + count
+    for _ in range(200):  # bounded
+        base = rng.randrange(low, high - span)
+        if all(_bindable(base + offset + i) for offset in PORT_OFFSETS for i in range(count)):
+            return base
+    raise RuntimeError(f"no free ports in {low}-{high} on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

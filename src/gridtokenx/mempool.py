@@ -9,8 +9,9 @@ transactions per sender keep memory bounded. When the pool is full, a better-pay
 transaction evicts the lowest fee per byte (from the end of its sender's run).
 
 The mempool never forgets silently: every admitted transaction ends `committed` or
-`dropped` with a reason (evicted, superseded by a committed transaction with its nonce,
-no longer applicable at recheck), and `status` answers for recent ones.
+`dropped` with a reason (evicted; superseded by a committed transaction with its nonce;
+the ledger's rejection code once it failed to apply in three blocks this node built; or
+preceded by such a drop), and `status` answers for recent ones.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ DUPLICATE: Final = "DUPLICATE"
 NONCE_TAKEN: Final = "NONCE_TAKEN"
 NONCE_TOO_FAR: Final = "NONCE_TOO_FAR"
 EVICTED: Final = "EVICTED"
+PRECEDING_DROPPED: Final = "PRECEDING_DROPPED"
+MAX_BUILD_FAILURES: Final = 3  # blocks built here in which a transaction failed to apply
 SUPERSEDED: Final = "SUPERSEDED"
 
 
@@ -79,6 +82,7 @@ class Mempool:
         self._seq = itertools.count()
         self._outcomes: OrderedDict[bytes, str] = OrderedDict()  # hash -> committed/dropped:X
         self._remember = remember
+        self._strikes: dict[bytes, int] = {}  # hash -> failed block builds
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
 
     def close(self) -> None:
@@ -188,6 +192,7 @@ class Mempool:
 
     def _remove(self, entry: Entry, outcome: str) -> None:
         del self._by_hash[entry.tx_hash]
+        self._strikes.pop(entry.tx_hash, None)
         queue = self._by_sender[entry.sender]
         del queue[entry.nonce]
         if not queue:
@@ -225,6 +230,30 @@ class Mempool:
                 out.append(entry.raw)
                 size += len(entry.raw)
         return out
+
+    def failed(self, failures: list[tuple[bytes, str]]) -> list[tuple[bytes, str]]:
+        """Transactions that did not apply when this node built a block. One may wait for
+        another sender's (a licence for a participant registered in the same block), so
+        it is dropped, with the ledger's code as the reason, only after failing in
+        MAX_BUILD_FAILURES blocks. Its sender's later transactions can never apply
+        without its nonce, so they are dropped with it (PRECEDING_DROPPED): a client sees
+        every outcome instead of waiting forever."""
+        dropped = []
+        for tx_hash, code in failures:
+            entry = self._by_hash.get(tx_hash)
+            if entry is None:
+                continue
+            self._strikes[tx_hash] = strikes = self._strikes.get(tx_hash, 0) + 1
+            if strikes < MAX_BUILD_FAILURES:
+                continue
+            queue = self._by_sender[entry.sender]
+            later = [queue[n] for n in sorted(queue) if n > entry.nonce]
+            self._remove(entry, f"dropped:{code}")
+            dropped.append((tx_hash, code))
+            for follower in later:
+                self._remove(follower, f"dropped:{PRECEDING_DROPPED}")
+                dropped.append((follower.tx_hash, PRECEDING_DROPPED))
+        return dropped
 
     def has_ready(self, nonce_of: NonceOf) -> bool:
         """Is any transaction ready for the next block (its sender's next nonce)?"""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
@@ -20,8 +21,10 @@ import msgspec
 
 from gridtokenx import codec, crypto, errors, tx
 from gridtokenx.application import Application
+from gridtokenx.blocks import Receipt
 from gridtokenx.consensus import core
 from gridtokenx.consensus.messages import Commit, Proposal, Vote
+from gridtokenx.context import Event
 from gridtokenx.mempool import Checked
 from gridtokenx.metrics import Metrics
 from gridtokenx.p2p.gossip import Gossip, Kind
@@ -33,6 +36,11 @@ _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _DISHONEST: Final = frozenset(
     {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
 )
+
+
+CommitListener = Callable[[int, bytes, list[Receipt], list[Event]], None]
+"""Told of every commit: (height, block bytes, receipts, end-of-block events)."""
+_log: Final = logging.getLogger(__name__)
 
 
 class Node:
@@ -87,6 +95,23 @@ class Node:
         self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
         self._inbox_ready = asyncio.Event()
         self._ingest: asyncio.Task[None] | None = None
+        self._listeners: list[CommitListener] = []
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call `listener` after each commit, on the node's loop. It must only take note
+        (queue, set a flag) and return: the next height waits for it. What it raises is
+        logged and swallowed, so an API client can never stop consensus."""
+        self._listeners.append(listener)
+
+    def _notify(self, decision: core.Decide, receipts: list[Receipt]) -> None:
+        if not self._listeners:
+            return
+        end_events = self.app.store.block_events(decision.height) or []
+        for listener in self._listeners:
+            try:
+                listener(decision.height, decision.block, receipts, end_events)
+            except Exception:
+                _log.exception("a commit listener failed at height %d", decision.height)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -297,6 +322,7 @@ class Node:
         self._last_commit = now
         self.metrics.height.set(decision.height)
         self.metrics.commit_txs.set(len(receipts))
+        self._notify(decision, receipts)
         self._own = [
             (Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit)))
         ]

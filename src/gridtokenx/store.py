@@ -2,8 +2,11 @@
 consensus write-ahead log and metadata, each in its own column family.
 
 Everything one height produces (the block, its commit certificate, the transaction index
-entries, every state record the block wrote, and the new height) goes into one WriteBatch,
-written with sync: after a crash the store holds either all of a height or none of it.
+entries with each transaction's receipt events, the block's end-of-block events, every state
+record the block wrote, and the new height) goes into one WriteBatch, written with sync:
+after a crash the store holds either all of a height or none of it. Receipts are kept because
+clients ask what their transaction did long after the node that ran it returned the events;
+they are derived data (not in the state root), pruned with the block they belong to.
 
 State records are stored as `[type name, canonical bytes]` so that a node can load them
 back into typed records; the state root is computed over the canonical bytes alone, so the
@@ -13,6 +16,7 @@ type tag never affects consensus.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +36,7 @@ from gridtokenx import (
     validator_set,
 )
 from gridtokenx.consensus.core import Persistent
+from gridtokenx.context import Event
 from gridtokenx.market import records as market
 from gridtokenx.state import State
 
@@ -81,6 +86,28 @@ class StoreError(RuntimeError):
     pass
 
 
+_events: Final = msgspec.msgpack.Decoder(list[tuple[str, dict[str, Any]]])
+
+
+def encode_events(events: list[Event]) -> bytes:
+    return codec.encode(events)
+
+
+def decode_events(data: bytes) -> list[Event]:
+    """Typed loosely: msgspec cannot decode a union of str and bytes, but MessagePack keeps
+    them apart (str vs bin), so the untyped values come back as they went in."""
+    return [Event(kind, attrs) for kind, attrs in _events.decode(data)]
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    """Where a committed transaction is and what it did."""
+
+    height: int
+    index: int
+    events: list[Event]
+
+
 def encode_record(record: msgspec.Struct) -> bytes:
     name = type(record).__name__
     if name not in _BY_NAME:
@@ -106,6 +133,13 @@ def _tx_hashes(body: bytes, height: int) -> list[bytes]:
     except msgspec.DecodeError:
         raise StoreError(f"the stored block at height {height} does not decode") from None
     return [crypto.tagged_hash(tx.TX_HASH_DOMAIN, raw) for raw in txs]
+
+
+def _block_hash(body: bytes, height: int) -> bytes:
+    try:
+        return blocks.decode(body).hash
+    except msgspec.DecodeError:
+        raise StoreError(f"the block at height {height} does not decode") from None
 
 
 class Store:
@@ -162,16 +196,30 @@ class Store:
         commit: bytes,
         tx_hashes: list[bytes],
         changes: dict[bytes, msgspec.Struct | None],
+        receipts: list[bytes] | None = None,
+        end_events: bytes | None = None,
+        block_hash: bytes | None = None,
     ) -> None:
-        """Write everything of one height in one synced batch, or nothing."""
+        """Write everything of one height in one synced batch, or nothing.
+
+        `receipts` holds each transaction's encoded events (`encode_events`), in the order
+        of `tx_hashes`; `end_events` the encoded events of the end of the block;
+        `block_hash` indexes the block for `block_height`."""
         if height != self.height() + 1:
             raise StoreError(f"height {height} does not follow {self.height()}")
+        if receipts is not None and len(receipts) != len(tx_hashes):
+            raise StoreError(f"{len(receipts)} receipts for {len(tx_hashes)} transactions")
         batch = WriteBatch(raw_mode=True)
-        blocks, txs, state, meta = (self._cf(n) for n in ("blocks", "txs", "state", "meta"))
-        batch.put(b"b" + _height_key(height), block, blocks)
-        batch.put(b"c" + _height_key(height), commit, blocks)
+        blocks_cf, txs, state, meta = (self._cf(n) for n in ("blocks", "txs", "state", "meta"))
+        batch.put(b"b" + _height_key(height), block, blocks_cf)
+        batch.put(b"c" + _height_key(height), commit, blocks_cf)
+        if block_hash is not None:
+            batch.put(b"h" + block_hash, _height_key(height), blocks_cf)
+        if end_events is not None:
+            batch.put(b"e" + _height_key(height), end_events, blocks_cf)
         for index, tx_hash in enumerate(tx_hashes):
-            batch.put(tx_hash, _height_key(height) + index.to_bytes(4), txs)
+            events = b"" if receipts is None else receipts[index]
+            batch.put(tx_hash, _height_key(height) + index.to_bytes(4) + events, txs)
         for key, record in changes.items():
             if record is None:
                 batch.delete(key, state)
@@ -185,6 +233,24 @@ class Store:
         block = self._get("blocks", b"b" + _height_key(height))
         commit = self._get("blocks", b"c" + _height_key(height))
         return None if block is None or commit is None else (block, commit)
+
+    def block_height(self, block_hash: bytes) -> int | None:
+        """The height of a stored block, by its hash."""
+        raw = self._get("blocks", b"h" + block_hash)
+        return None if raw is None else int.from_bytes(raw)
+
+    def block_events(self, height: int) -> list[Event] | None:
+        """The end-of-block events of a stored height (settlements, expiries, jailings);
+        None for a height not stored, or stored before receipts were kept."""
+        raw = self._get("blocks", b"e" + _height_key(height))
+        return None if raw is None else decode_events(raw)
+
+    def receipt(self, tx_hash: bytes) -> StoredReceipt | None:
+        raw = self._get("txs", tx_hash)
+        if raw is None:
+            return None
+        events = decode_events(raw[12:]) if len(raw) > 12 else []
+        return StoredReceipt(int.from_bytes(raw[:8]), int.from_bytes(raw[8:12]), events)
 
     def pruned_below(self) -> int:
         """Every height below this one has lost its block, certificate and tx index entries
@@ -216,15 +282,17 @@ class Store:
             if body is not None:
                 for tx_hash in _tx_hashes(body, height):
                     batch.delete(tx_hash, txs_cf)
+                batch.delete(b"h" + _block_hash(body, height), block_cf)
             batch.delete(b"b" + _height_key(height), block_cf)
             batch.delete(b"c" + _height_key(height), block_cf)
+            batch.delete(b"e" + _height_key(height), block_cf)
         batch.put(PRUNED_KEY, _height_key(horizon), self._cf("meta"))
         self.db.write(batch, self._sync)
         return horizon
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self._get("txs", tx_hash)
-        return None if raw is None else (int.from_bytes(raw[:8]), int.from_bytes(raw[8:]))
+        return None if raw is None else (int.from_bytes(raw[:8]), int.from_bytes(raw[8:12]))
 
     # --- state -----------------------------------------------------------------------------
     def save_genesis_state(self, state: State) -> None:

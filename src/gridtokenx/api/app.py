@@ -1,0 +1,53 @@
+"""The FastAPI application of one node: routes under /api/v1, the WebSocket hub, limits,
+optional CORS, and the OpenAPI document at /api/v1/openapi.json with browsable /docs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from gridtokenx import __version__
+from gridtokenx.api import errors
+from gridtokenx.api.hub import Hub
+from gridtokenx.api.limits import Limits, TokenBuckets
+from gridtokenx.api.routes import chain, market, registry, stream, txs
+from gridtokenx.api.settings import ApiSettings
+from gridtokenx.node import Node
+
+PREFIX = "/api/v1"
+
+
+def create_app(
+    node: Node, settings: ApiSettings | None = None, buckets: TokenBuckets | None = None
+) -> FastAPI:
+    """Build the API over a running (or about to run) node and register its hub as a
+    commit listener. The app must be served on the node's own event loop."""
+    settings = settings or ApiSettings()
+    app = FastAPI(
+        title="GridTokenX node API",
+        version=__version__,
+        description="Submit signed transactions and read the ledger of one GridTokenX node. "
+        "Amounts are integers (Wh, satang); addresses are gtx... text; bytes are hex.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    errors.install(app)
+    hub = Hub(node, settings.ws_queue, settings.ws_max_subscriptions)
+    node.add_commit_listener(hub.on_commit)
+    app.state.hub = hub
+    app.include_router(txs.router(node, settings), prefix=PREFIX)
+    app.include_router(chain.router(node), prefix=PREFIX)
+    app.include_router(registry.router(node), prefix=PREFIX)
+    app.include_router(market.router(node), prefix=PREFIX)
+    app.include_router(stream.router(hub), prefix=PREFIX)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+        )
+    limits = buckets or TokenBuckets(settings.rate_per_second, settings.rate_burst)
+    app.add_middleware(Limits, buckets=limits, max_body=settings.max_body_bytes)
+    return app

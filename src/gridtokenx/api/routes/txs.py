@@ -1,0 +1,115 @@
+"""Submitting signed transactions and asking what became of them.
+
+Transactions arrive already signed (keys never reach the node) as canonical bytes, the
+same bytes that gossip relays. Admission is the mempool's: the answer is the hash at once,
+or the mempool's or decoder's own code; what the ledger later decides is in the status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from typing import Any, Final
+
+from fastapi import APIRouter, Path
+
+from gridtokenx import codec
+from gridtokenx.api import views
+from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, not_found, rejection_status
+from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
+from gridtokenx.api.settings import ApiSettings
+from gridtokenx.application import Rejected
+from gridtokenx.mempool import Checked
+from gridtokenx.node import TX_BATCH_MAX, Node
+from gridtokenx.p2p.gossip import Kind
+
+_HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+$")
+HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, hex")
+
+
+def decode_text(text: str, encoding: str | None) -> bytes:
+    if encoding == "hex" or (encoding is None and _HEX.match(text)):
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise invalid("tx is not valid hex") from None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("tx is neither hex nor valid base64") from None
+
+
+def router(node: Node, settings: ApiSettings) -> APIRouter:
+    api = APIRouter(tags=["transactions"], responses=ERRORS)
+
+    def require_running() -> None:
+        if node.halted:
+            raise ApiError(503, NODE_HALTED, f"the node has halted: {node.halted}")
+
+    @api.post("/txs", status_code=202, response_model=Submitted)
+    async def submit(body: TxIn) -> dict[str, str]:
+        """Admit one signed transaction to the mempool and relay it; returns its hash at
+        once (finality: poll `GET /txs/{hash}` or subscribe on the WebSocket)."""
+        require_running()
+        raw = decode_text(body.tx, body.encoding)
+        try:
+            tx_hash = await node.submit(raw)
+        except Rejected as exc:
+            raise ApiError(rejection_status(exc.code), exc.code, str(exc)) from None
+        return {"hash": tx_hash.hex()}
+
+    @api.post("/txs/batch", response_model=BatchResult)
+    async def submit_batch(body: BatchIn) -> dict[str, Any]:
+        """Admit many transactions in one request: signatures are verified in the node's
+        thread pool while the loop keeps serving consensus; one result per transaction,
+        in order, each with its hash or the code it was refused with."""
+        require_running()
+        if len(body.txs) > settings.max_batch:
+            raise invalid(f"at most {settings.max_batch} transactions per batch")
+        raws = [decode_text(text, body.encoding) for text in body.txs]
+        app = node.app
+        checked: list[Checked] = []
+        for future in app.mempool.precheck(raws):
+            chunk: list[Checked] = await asyncio.wrap_future(future)
+            checked += chunk
+        admissions = app.admit(raws, checked)
+        admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
+        for i in range(0, len(admitted), TX_BATCH_MAX):
+            await node.gossip.publish(Kind.TX, codec.encode(admitted[i : i + TX_BATCH_MAX]))
+        results = [
+            {
+                "hash": None if a.tx_hash is None else a.tx_hash.hex(),
+                "accepted": a.accepted,
+                "code": a.code,
+                "message": a.message,
+            }
+            for a in admissions
+        ]
+        return {"results": results}
+
+    @api.get("/txs/{tx_hash}", response_model=TxStatus)
+    async def status(tx_hash: str = HashPath) -> dict[str, Any]:
+        """pending (in the mempool), committed (with height, index and events), or dropped
+        (with the reason: evicted, superseded, no longer applicable)."""
+        return tx_status(node, views.hex_bytes(tx_hash, 32, "transaction hash"))
+
+    return api
+
+
+def tx_status(node: Node, tx_hash: bytes) -> dict[str, Any]:
+    receipt = node.app.receipt(tx_hash)
+    if receipt is not None:
+        return {
+            "hash": tx_hash.hex(),
+            "status": "committed",
+            "height": receipt.height,
+            "index": receipt.index,
+            "events": views.events(receipt.events),
+        }
+    state = node.app.mempool.status(tx_hash)
+    if state in ("pending", "committed"):  # committed without a receipt: pruned
+        return {"hash": tx_hash.hex(), "status": state}
+    if state.startswith("dropped:"):
+        return {"hash": tx_hash.hex(), "status": "dropped", "reason": state.split(":", 1)[1]}
+    raise not_found(f"transaction {tx_hash.hex()}")

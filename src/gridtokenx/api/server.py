@@ -1,0 +1,90 @@
+"""Serving the API with uvicorn (httptools, websockets) as a task on the node's loop.
+
+The node owns the process's signals: uvicorn's own handlers would take SIGINT/SIGTERM
+away from `run_node`, so they are not installed; `ApiServer.stop` ends the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from gridtokenx.api.app import create_app
+from gridtokenx.api.settings import ApiSettings
+from gridtokenx.node import Node
+
+STARTUP_SECONDS = 10.0
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class ApiServer:
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when the settings asked for port 0)."""
+        for server in self.server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        raise RuntimeError("the API server is not listening")
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(self.task, STARTUP_SECONDS)
+        except TimeoutError:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+async def serve(node: Node, settings: ApiSettings) -> ApiServer:
+    """Start serving on the running loop; returns once the socket is bound."""
+    # Bound here, so a port in use is an OSError for the caller (uvicorn itself would
+    # exit the whole process).
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+    except OSError:
+        sock.close()
+        raise
+    config = uvicorn.Config(
+        create_app(node, settings),
+        host=settings.host,
+        port=settings.port,
+        loop="none",  # the node's loop is already running
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        ws_max_size=64 * 1024,
+        timeout_graceful_shutdown=2,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_SECONDS
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start (a port in use)
+            raise RuntimeError("the API server stopped while starting")
+        if loop.time() > deadline:
+            task.cancel()
+            raise RuntimeError("the API server did not start in time")
+        await asyncio.sleep(0.01)
+    return ApiServer(server, task)

@@ -1,0 +1,24 @@
+"""What an operator may tune about the API; the defaults are safe for a laptop devnet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = "127.0.0.1"  # loopback unless the operator deliberately exposes the node
+    port: int = 0  # 0 picks a free port (tests); run_node passes config.api_port
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: off
+    rate_per_second: float = 100.0  # requests per client IP, on average
+    rate_burst: float = 200.0  # and at once
+    max_body_bytes: int = 4 * 1024 * 1024  # a full batch of maximum-size transactions fits
+    max_batch: int = 1000  # transactions in one batch request
+    ws_queue: int = 256  # messages buffered per WebSocket client before it is dropped
+    ws_max_subscriptions: int = 64  # per WebSocket client
+
+    def __post_init__(self) -> None:
+        if self.rate_per_second <= 0 or self.rate_burst < 1:
+            raise ValueError("the API rate limit needs rate > 0 and burst >= 1")
+        if min(self.max_body_bytes, self.max_batch, self.ws_queue) < 1:
+            raise ValueError("API size limits must be positive")

@@ -1,0 +1,62 @@
+"""Ledger records as JSON: integers stay integers (Wh, satang), enums become their names,
+20-byte values become `gtx...` addresses (every 20-byte value the ledger keeps is an
+address) and other bytes become hex (hashes, public keys, signatures).
+
+Parsing goes the other way with clear errors, so a mistyped address is a 422 that says
+so, never a lookup of garbage."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+from gridtokenx import crypto
+from gridtokenx.api.errors import invalid
+from gridtokenx.context import Event
+
+JSON = dict[str, Any]
+
+
+def plain(value: object) -> Any:
+    """A record, event or value as JSON-ready builtins."""
+    if isinstance(value, msgspec.Struct):
+        return {name: plain(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, bool | None):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, bytes):
+        return crypto.address_to_text(value) if len(value) == crypto.ADDRESS_SIZE else value.hex()
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def record(value: msgspec.Struct, **extra: Any) -> JSON:
+    """A record with the fields that locate it (its address, id, ...) in front."""
+    return {**{k: plain(v) for k, v in extra.items()}, **plain(value)}
+
+
+def events(items: list[Event]) -> list[JSON]:
+    return [{"kind": e.kind, "attrs": plain(e.attrs)} for e in items]
+
+
+def address(text: str) -> bytes:
+    try:
+        return crypto.address_from_text(text)
+    except crypto.InvalidAddress as exc:
+        raise invalid(f"address {text[:64]!r}: {exc}") from None
+
+
+def hex_bytes(text: str, size: int, what: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise invalid(f"{what} must be hex") from None
+    if len(raw) != size:
+        raise invalid(f"{what} must be {size} bytes ({2 * size} hex digits)")
+    return raw
