@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -435,7 +436,9 @@ def node_start(
         raise _fail(f"{home} has no node_key.json")
     passphrase = "" if _is_insecure(home / "node_key.json") else _passphrase(confirm=False)
     try:
-        asyncio.run(devnet.run_node(home, passphrase=passphrase))
+        # uvloop: the libuv event loop, cheaper per socket event than asyncio's own.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(devnet.run_node(home, passphrase=passphrase))
     except devnet.HomeError as exc:
         raise _fail(str(exc)) from None
 
