@@ -189,3 +189,28 @@ def test_a_transaction_that_keeps_failing_is_dropped_with_its_code_and_so_are_it
     # registration it needed; its two failed blocks before did not drop it.
     assert proposer.mempool.status(licence.hash) == "committed"
     assert blocks.decode(raw).txs[-1] == licence.encode()
+
+
+def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -> None:
+    """A node that acknowledged transactions and then stops (or is killed) before they are
+    committed admits them again when it reopens its store; committed ones are forgotten."""
+    txs = _registrations(4)
+    app = Application.open(SPEC, tmp_path / "n")
+    for raw in txs[:2]:
+        app.submit(raw)
+    raw_block = app.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    app.commit(1, raw_block, ())
+    for raw in txs[2:]:
+        app.submit(raw)
+    app.store.close()  # as abrupt as the process ends: no mempool shutdown, no flush
+    app.mempool.close()
+    reopened = Application.open(SPEC, tmp_path / "n")
+    try:
+        hashes = [tx.hash_of(raw) for raw in txs]
+        assert [reopened.mempool.holds(h) for h in hashes] == [False, False, True, True]
+        assert sorted(reopened.store.pending()) == sorted(txs[2:])
+        reopened.commit(2, reopened.build_block(2, GENESIS_TIME + 6, EGAT.address), ())
+        assert reopened.store.pending() == []
+        assert reopened.mempool.status(hashes[3]) == "committed"
+    finally:
+        reopened.close()

@@ -49,6 +49,7 @@ class Application:
     mempool: Mempool = field(init=False)
     evidence: list[Evidence] = field(default_factory=list)  # reported, not yet in a block
     _executed: list[blocks.Executed] = field(default_factory=list, repr=False)
+    _kept: set[bytes] = field(default_factory=set, repr=False)  # hashes saved as pending
 
     def __post_init__(self) -> None:
         self.mempool = Mempool(self.chain_id)
@@ -77,7 +78,18 @@ class Application:
             assert stored is not None
             last = blocks.decode(stored[0])
             app.last_hash, app.last_time = last.hash, last.header.time
+        app._readmit(store.pending())
         return app
+
+    def _readmit(self, raws: list[bytes]) -> None:
+        """What the mempool held when the node stopped: admitted again (what was committed
+        or went stale meanwhile is refused and forgotten), so a crash loses no transaction
+        the node had acknowledged."""
+        min_fee = chain.params(self.state).min_fee_satang
+        results = self.mempool.add_batch(raws, self.nonce_of, min_fee)
+        self._kept = {r.tx_hash for r in results if r.accepted and r.tx_hash is not None}
+        stale = [tx.hash_of(raw) for raw in raws]
+        self.store.forget_pending([h for h in stale if h not in self._kept])
 
     @property
     def height(self) -> int:
@@ -102,12 +114,22 @@ class Application:
         result = self.mempool.add(raw, self.nonce_of, chain.params(self.state).min_fee_satang)
         if not result.accepted or result.tx_hash is None:
             raise Rejected(result.code, result.message)
+        self._keep([raw], [result])
         return result.tx_hash
 
     def admit(self, raws: list[bytes], checked: list[Checked]) -> list[Admission]:
         """Admit transactions the mempool prechecked (decoded, signatures verified)."""
         min_fee = chain.params(self.state).min_fee_satang
-        return self.mempool.admit(raws, checked, self.nonce_of, min_fee)
+        results = self.mempool.admit(raws, checked, self.nonce_of, min_fee)
+        self._keep(raws, results)
+        return results
+
+    def _keep(self, raws: list[bytes], results: list[Admission]) -> None:
+        """Save what was admitted before anyone is told (see `Store.save_pending`)."""
+        kept = [(r.tx_hash, raw) for raw, r in zip(raws, results, strict=True)
+                if r.accepted and r.tx_hash is not None]  # fmt: skip
+        self.store.save_pending(kept)
+        self._kept.update(h for h, _ in kept)
 
     # --- what consensus asks ---------------------------------------------------------------
     def next_time(self, proposed: int) -> int:
@@ -187,6 +209,9 @@ class Application:
         )  # fmt: skip
         self.last_hash, self.last_time = block.hash, block.header.time
         self.mempool.update(hashes, self.nonce_of)
+        gone = [h for h in self._kept if not self.mempool.holds(h)]  # committed or dropped
+        self.store.forget_pending(gone)
+        self._kept.difference_update(gone)
         self.evidence = [e for e in self.evidence if e not in block.evidence]
         return receipts
 

@@ -40,7 +40,7 @@ from gridtokenx.context import Event
 from gridtokenx.market import records as market
 from gridtokenx.state import State
 
-COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta")
+COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool")
 HEIGHT_KEY: Final = b"height"
 WAL_KEY: Final = b"consensus"
 PRUNED_KEY: Final = b"pruned_below"
@@ -227,6 +227,33 @@ class Store:
                 batch.put(key, encode_record(record), state)
         batch.put(HEIGHT_KEY, _height_key(height), meta)
         self.db.write(batch, self._sync)
+
+    # --- the mempool's transactions, kept across a restart ---------------------------------
+    def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None:
+        """(hash, raw) of admitted transactions. Not synced: RocksDB's log reaches the
+        operating system before this returns, so a killed process loses none of them
+        (a power cut may lose the last ones, which peers hold too)."""
+        if txs:
+            batch = WriteBatch(raw_mode=True)
+            pool = self._cf("pool")
+            for tx_hash, raw in txs:
+                batch.put(tx_hash, raw, pool)
+            self.db.write(batch)
+
+    def forget_pending(self, hashes: list[bytes]) -> None:
+        if hashes:
+            batch = WriteBatch(raw_mode=True)
+            pool = self._cf("pool")
+            for tx_hash in hashes:
+                batch.delete(tx_hash, pool)
+            self.db.write(batch)
+
+    def pending(self) -> list[bytes]:
+        cf = self.db.get_column_family("pool")
+        try:
+            return [raw for _, raw in cf.items()]
+        finally:
+            del cf
 
     def block(self, height: int) -> tuple[bytes, bytes] | None:
         """(block bytes, commit certificate bytes) of a stored height."""
