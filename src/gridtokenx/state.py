@@ -9,11 +9,12 @@ rather than by careful ordering of checks and writes in each handler.
 
 State root ("bucket tree"): every key is assigned to one of 2**16 buckets by the hash of the
 key. A bucket's hash commits to the leaf hashes H(key, value) of its records in key order;
-the root is a binary Merkle tree over the bucket hashes, with precomputed hashes for empty
-subtrees. Changing k keys rehashes k small buckets and k paths of 16 nodes, independent of
-the state's size, so a block costs O(changes), not O(state). A syncing node can recompute
-the root from a snapshot, and a bucket plus its 16 siblings proves any key. See
-docs/architecture.md.
+the root is a 16-ary Merkle tree of four levels over the bucket hashes, with precomputed
+hashes for empty subtrees. Changing k keys rehashes k small buckets and at most k paths of
+4 nodes, independent of the state's size, so a block costs O(changes), not O(state). (A
+binary tree needs 16 nodes per path; in Python the number of hash calls is what costs.) A
+syncing node can recompute the root from a snapshot, and a bucket plus 15 siblings on each
+of the 4 levels proves any key. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from gridtokenx import codec
 from gridtokenx.crypto import tagged_hash
 
 BUCKET_BITS: Final = 16
+FANOUT_BITS: Final = 4  # each node commits to 16 children
+LEVELS: Final = BUCKET_BITS // FANOUT_BITS  # node levels above the buckets: 4
 _LEAF_DOMAIN: Final = b"GridTokenX/state-leaf"
 _BUCKET_DOMAIN: Final = b"GridTokenX/state-bucket"
 _NODE_DOMAIN: Final = b"GridTokenX/state-node"
@@ -52,11 +55,11 @@ class BucketTree:
     def __init__(self) -> None:
         self._buckets: dict[int, dict[bytes, bytes]] = {}
         self._dirty: set[int] = set()
-        # _nodes[level][index]: level 0 holds bucket hashes, level BUCKET_BITS the root.
-        self._nodes: list[dict[int, bytes]] = [{} for _ in range(BUCKET_BITS + 1)]
+        # _nodes[level][index]: level 0 holds bucket hashes, level LEVELS the root.
+        self._nodes: list[dict[int, bytes]] = [{} for _ in range(LEVELS + 1)]
         self._empty = [tagged_hash(_BUCKET_DOMAIN)]
-        for _ in range(BUCKET_BITS):
-            self._empty.append(tagged_hash(_NODE_DOMAIN, self._empty[-1], self._empty[-1]))
+        for _ in range(LEVELS):
+            self._empty.append(tagged_hash(_NODE_DOMAIN, self._empty[-1] * (1 << FANOUT_BITS)))
 
         # While a trial is open: the first value of every bucket and node it touches.
         self._old_buckets: dict[int, dict[bytes, bytes] | None] | None = None
@@ -93,10 +96,10 @@ class BucketTree:
             raise RuntimeError("hash pending changes (root) before a redo")
         old = self._old_buckets
         if old is not None:  # redone inside a trial: a rollback must undo this too
+            buckets = self._buckets
             for index in changes.buckets:
-                if index not in old:
-                    found = self._buckets.get(index)
-                    old[index] = None if found is None else dict(found)
+                if index not in old:  # no copy: _restore replaces buckets, never edits them
+                    old[index] = buckets.get(index)
             for level, index in changes.nodes:
                 self._old_nodes.setdefault((level, index), self._nodes[level].get(index))
         self._restore(changes)
@@ -139,28 +142,29 @@ class BucketTree:
             else:
                 self._buckets.pop(index, None)
                 self._nodes[0].pop(index, None)
-        for level in range(BUCKET_BITS):
-            parents = {i >> 1 for i in level_dirty}
+        width = 1 << FANOUT_BITS
+        for level in range(LEVELS):
+            parents = {i >> FANOUT_BITS for i in level_dirty}
             nodes, above, empty = self._nodes[level], self._nodes[level + 1], self._empty[level]
             for p in parents:
-                left = nodes.get(2 * p, empty)
-                right = nodes.get(2 * p + 1, empty)
-                if left == empty and right == empty:
+                first = p << FANOUT_BITS
+                children = [nodes.get(first + c, empty) for c in range(width)]
+                if children.count(empty) == width:
                     above.pop(p, None)
                 else:
-                    above[p] = tagged_hash(_NODE_DOMAIN, left, right)
+                    above[p] = tagged_hash(_NODE_DOMAIN, b"".join(children))
             level_dirty = parents
         self._dirty = set()
-        return self._nodes[BUCKET_BITS].get(0, self._empty[BUCKET_BITS])
+        return self._nodes[LEVELS].get(0, self._empty[LEVELS])
 
     def _remember_nodes(self, dirty: Iterable[int]) -> None:
         old, indexes = self._old_nodes, dirty
-        for level in range(BUCKET_BITS + 1):
+        for level in range(LEVELS + 1):
             nodes = self._nodes[level]
             for i in indexes:
                 if (level, i) not in old:
                     old[(level, i)] = nodes.get(i)
-            indexes = {i >> 1 for i in indexes}
+            indexes = {i >> FANOUT_BITS for i in indexes}
 
 
 @dataclass(frozen=True)
