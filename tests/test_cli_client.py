@@ -259,7 +259,7 @@ def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) 
     stranger = live.keys / "stranger.key"
     keystore.save_insecure_dev_key(stranger, key("cli/stranger"))
     unknown = live.run("tx", "redeem-thb", "1THB", "--key", str(stranger), "--allow-insecure")
-    one_error_line(unknown, "NOT_FOUND", 1)  # no account: the nonce lookup says so
+    assert "register it first" in one_error_line(unknown, "UNKNOWN_SENDER", 1)
 
 
 @pytest.mark.parametrize(
@@ -305,29 +305,15 @@ def test_key_problems_are_one_line_errors(live: Live, tmp_path: Path) -> None:
         env=env,
     )
     assert imported.exit_code == 0, imported.output
-    signed = live.run("tx", "transfer", "THB", to, "1satang", "--key", str(encrypted), env=env)
+
+    def pay(passphrase: str) -> Result:
+        args = ("tx", "transfer", "THB", to, "1satang", "--key", str(encrypted))
+        return live.run(*args, env={"GRIDTOKENX_PASSPHRASE": passphrase})
+
+    signed = pay(PASSPHRASE)
     assert signed.exit_code == 0 and "committed" in signed.stdout, signed.output
-    wrong = live.run(
-        "tx",
-        "transfer",
-        "THB",
-        to,
-        "1satang",
-        "--key",
-        str(encrypted),
-        env={"GRIDTOKENX_PASSPHRASE": "wrong"},
-    )
-    assert "passphrase" in one_error_line(wrong, "KEYSTORE", 1)
-    no_passphrase = live.run(
-        "tx",
-        "transfer",
-        "THB",
-        to,
-        "1satang",
-        "--key",
-        str(encrypted),
-        env={"GRIDTOKENX_PASSPHRASE": ""},
-    )
+    assert "passphrase" in one_error_line(pay("wrong"), "KEYSTORE", 1)
+    no_passphrase = pay("")
     one_error_line(no_passphrase, "NO_PASSPHRASE", 1)
 
 

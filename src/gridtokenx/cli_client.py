@@ -467,8 +467,8 @@ class TxOptions:
 
 
 def _option(name: str, default: Any, annotation: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=annotation)  # fmt: skip
+    kind = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Parameter(name, kind, default=default, annotation=annotation)
 
 
 NODE_OPTION: Final = _option(
@@ -503,8 +503,12 @@ QUERY_OPTIONS: Final = (NODE_OPTION, JSON_OPTION)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _expose(command: Callable[..., None], inner: Callable[..., Any], drop: int,
-            extra: tuple[inspect.Parameter, ...]) -> None:  # fmt: skip
+def _expose(
+    command: Callable[..., None],
+    inner: Callable[..., Any],
+    drop: int,
+    extra: tuple[inspect.Parameter, ...],
+) -> None:
     """Give `command` the parameters typer should offer: `inner`'s own (less the first
     `drop`, which the command supplies) followed by the shared options."""
     own = list(inspect.signature(inner, eval_str=True).parameters.values())[drop:]
@@ -538,7 +542,15 @@ def tx_command(app: typer.Typer, name: str) -> Callable[[F], F]:
 
 
 def submit(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, opt: TxOptions) -> None:
-    tx_hash = api.send(key, body, fee)
+    try:
+        tx_hash = api.send(key, body, fee)
+    except ApiError as exc:
+        if exc.code != "NOT_FOUND":  # the only lookup that can miss is the signer's account
+            raise
+        who = crypto.address_to_text(key.address)
+        raise Refused(
+            "UNKNOWN_SENDER", f"the signer {who} has no account: register it first"
+        ) from None
     if not opt.wait:
         if opt.json_out:
             print_json({"hash": tx_hash, "status": "pending"})
@@ -565,6 +577,11 @@ def _receipt_json(receipt: Receipt) -> dict[str, Any]:
 
 
 Arg = typer.Argument
+ZoneArg = Annotated[str, Arg(metavar="ZONE", help="grid zone, e.g. BKK")]
+IntervalArg = Annotated[
+    str, Arg(metavar="INTERVAL", help="interval start: unix seconds or ISO time with offset")
+]
+LicenceArg = Annotated[str, Arg(metavar="KIND", help="seller or custodian")]
 
 
 @tx_command(tx_app, "transfer")
@@ -597,7 +614,7 @@ def transfer(
 @tx_command(tx_app, "register-participant")
 def register_participant(
     account: Annotated[str, Arg(metavar="ACCOUNT", help="the participant's gtx... address")],
-    zone_code: Annotated[str, Arg(metavar="ZONE", help="grid zone, e.g. BKK")],
+    zone_code: ZoneArg,
     kind: Annotated[
         str,
         Arg(metavar="KIND", help="household, business, industrial, generator, retailer, custodian"),
@@ -621,7 +638,7 @@ def register_meter(
         str, Arg(metavar="METER_KEY", help="the meter's Ed25519 public key, 64 hex digits")
     ],
     owner: Annotated[str, Arg(metavar="OWNER", help="the owning participant's gtx... address")],
-    zone_code: Annotated[str, Arg(metavar="ZONE", help="grid zone, e.g. BKK")],
+    zone_code: ZoneArg,
     kind: Annotated[
         str, Arg(metavar="KIND", help="solar, wind, hydro, biomass, consumption, cogeneration")
     ],
@@ -651,7 +668,7 @@ def register_meter(
 @tx_command(tx_app, "grant-licence")
 def grant_licence(
     holder: Annotated[str, Arg(metavar="HOLDER", help="the licensee's gtx... address")],
-    kind: Annotated[str, Arg(metavar="KIND", help="seller or custodian")],
+    kind: LicenceArg,
     expires: Annotated[
         str, typer.Option(help="unix seconds or ISO time with offset", show_default=False)
     ],
@@ -671,7 +688,7 @@ def grant_licence(
 @tx_command(tx_app, "revoke-licence")
 def revoke_licence(
     holder: Annotated[str, Arg(metavar="HOLDER", help="the licensee's gtx... address")],
-    kind: Annotated[str, Arg(metavar="KIND", help="seller or custodian")],
+    kind: LicenceArg,
 ) -> tx.Body:
     """Revoke a licence (signed by ERC).
 
@@ -682,9 +699,7 @@ def revoke_licence(
 
 @tx_command(tx_app, "reading")
 def reading(
-    interval: Annotated[
-        str, Arg(metavar="INTERVAL", help="interval start: unix seconds or ISO time with offset")
-    ],
+    interval: IntervalArg,
     import_total: Annotated[
         str, Arg(metavar="IMPORT", help="cumulative import register, e.g. 1200.5kWh")
     ],
@@ -722,7 +737,7 @@ def redeem_thb(amount: Annotated[str, Arg(metavar="AMOUNT", help="e.g. 250THB")]
 
 @tx_command(tx_app, "halt")
 def halt(
-    zone_code: Annotated[str, Arg(metavar="ZONE", help="grid zone, e.g. BKK")],
+    zone_code: ZoneArg,
     reason: Annotated[str, typer.Option(help="why, for the record (at most 128 characters)")] = "",
 ) -> tx.Body:
     """Halt matching in a zone (EGAT, or the zone's distribution authority).
@@ -734,7 +749,7 @@ def halt(
 
 @tx_command(tx_app, "resume")
 def resume(
-    zone_code: Annotated[str, Arg(metavar="ZONE", help="grid zone, e.g. BKK")],
+    zone_code: ZoneArg,
     reason: Annotated[str, typer.Option(help="why, for the record (at most 128 characters)")] = "",
 ) -> tx.Body:
     """Resume matching in a halted zone (EGAT, or the zone's distribution authority).
@@ -785,10 +800,8 @@ def unjail_validator(
 @tx_command(order_app, "place")
 def order_place(
     side: Annotated[str, Arg(metavar="SIDE", help="buy or sell")],
-    zone_code: Annotated[str, Arg(metavar="ZONE", help="delivery zone, e.g. BKK")],
-    interval: Annotated[
-        str, Arg(metavar="INTERVAL", help="interval start: unix seconds or ISO time with offset")
-    ],
+    zone_code: ZoneArg,
+    interval: IntervalArg,
     quantity: Annotated[
         str, Arg(metavar="QUANTITY", help="energy with its unit: 1.5kWh or 1500Wh")
     ],
@@ -1071,10 +1084,8 @@ def _book_view(data: dict[str, Any]) -> RenderableType:
 @query_command("book", _book_view)
 def query_book(
     api: Client,
-    zone_code: Annotated[str, Arg(metavar="ZONE", help="zone, e.g. BKK")],
-    interval: Annotated[
-        str, Arg(metavar="INTERVAL", help="interval start: unix seconds or ISO time with offset")
-    ],
+    zone_code: ZoneArg,
+    interval: IntervalArg,
     levels: Annotated[int, typer.Option(min=1, max=500, help="price levels per side")] = 20,
 ) -> Any:
     """Order-book depth per price level, best first.
@@ -1174,7 +1185,7 @@ def query_health(api: Client) -> Any:
 @query_command("prices")
 def query_prices(
     api: Client,
-    zone_code: Annotated[str, Arg(metavar="ZONE", help="zone, e.g. BKK")],
+    zone_code: ZoneArg,
     start: Annotated[
         str | None,
         typer.Option(
