@@ -17,7 +17,7 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx import crypto, devnet, genesis, invariants, keystore, scenario, store
+from gridtokenx import cli_client, crypto, devnet, genesis, invariants, keystore, scenario, store
 from gridtokenx.accounts import SUPPLY_KEY, Supply
 from gridtokenx.market import records
 from gridtokenx.state import State
@@ -29,6 +29,8 @@ keys_app = typer.Typer(help="Create and inspect keys in the encrypted keystore."
 app.add_typer(keys_app, name="keys")
 db_app = typer.Typer(help="Inspect, back up and restore a node's RocksDB store.")
 app.add_typer(db_app, name="db")
+app.add_typer(cli_client.tx_app, name="tx")
+app.add_typer(cli_client.query_app, name="query")
 PASSPHRASE_ENV = devnet.PASSPHRASE_ENV
 console = Console()
 
@@ -229,6 +231,10 @@ def keys_show(
         raise _fail(str(exc)) from None
     console.print(f"address     {crypto.address_to_text(key.address)}")
     console.print(f"public key  {key.public_key.hex()}")
+
+
+keys_app.command("import")(cli_client.keys_import)
+keys_app.command("list")(cli_client.keys_list)
 
 
 def _is_insecure(path: Path) -> bool:

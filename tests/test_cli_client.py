@@ -1,0 +1,454 @@
+"""`gridtokenx tx`, `query` and `keys import/list` against a real one-validator node with its
+API on 127.0.0.1 (tests/test_api_harness.py): every transaction command waits for
+finality, refusals carry the ledger's code and exit 1, bad input exits 2 with nothing
+submitted, and --json output parses."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from gridtokenx import cli_client, crypto, keystore
+from gridtokenx.cli import app
+from gridtokenx.client import Client
+from test_api_harness import EGAT, ERC, INTERVAL, MEA, Cast, LocalNode, key, running_cast, text
+
+PASSPHRASE = "correct horse battery staple"
+runner = CliRunner()
+
+
+class Live:
+    """The running node, its SDK client, the cast and a key file per signer."""
+
+    def __init__(self, node: LocalNode, api: Client, cast: Cast, keys: Path) -> None:
+        self.node, self.api, self.cast, self.keys = node, api, cast, keys
+        signers = {
+            "mea": MEA,
+            "erc": ERC,
+            "egat": EGAT,
+            "home": cast.home,
+            "office": cast.office,
+            "custodian": cast.custodian,
+            "meter": cast.meter,
+        }
+        for name, signer in signers.items():
+            keystore.save_insecure_dev_key(keys / f"{name}.key", signer)
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        node = [] if "--node" in args else ["--node", self.node.url]
+        return runner.invoke(app, [*args, *node], env=env)
+
+    def tx(self, signer: str, *args: str, env: dict[str, str] | None = None) -> Result:
+        path = str(self.keys / f"{signer}.key")
+        return self.run("tx", *args, "--key", path, "--allow-insecure", env=env)
+
+    def tx_json(self, signer: str, *args: str) -> dict[str, Any]:
+        result = self.tx(signer, *args, "--json")
+        assert result.exit_code == 0, result.output
+        receipt: dict[str, Any] = json.loads(result.stdout)
+        assert receipt["status"] == "committed" and receipt["height"] >= 1
+        return receipt
+
+    def query(self, *args: str) -> Any:
+        result = self.run("query", *args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def mempool(self) -> int:
+        assert self.node.node is not None
+        app_ = self.node.node.app
+        return self.node.on_loop(lambda: len(app_.mempool))
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with running_cast(tmp_path_factory.mktemp("cli-client")) as (node, api, cast):
+        yield Live(node, api, cast, tmp_path_factory.mktemp("keys"))
+
+
+def kinds(receipt: dict[str, Any]) -> list[str]:
+    return [e["kind"] for e in receipt["events"]]
+
+
+def attrs(receipt: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(e["attrs"] for e in receipt["events"] if e["kind"] == kind)  # type: ignore[no-any-return]
+
+
+def one_error_line(result: Result, code: str, status: int) -> str:
+    assert result.exit_code == status, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {code}: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+# --- units and times ---------------------------------------------------------------------
+def test_amounts_need_units_and_must_be_whole_base_units() -> None:
+    assert cli_client.energy_wh("1.5kWh") == 1_500
+    assert cli_client.energy_wh("1500 Wh") == 1_500
+    assert cli_client.energy_wh("2GRID") == 2_000 and cli_client.energy_wh("0") == 0
+    assert cli_client.money_satang("12.50THB") == 1_250
+    assert cli_client.money_satang("7satang") == 7
+    assert cli_client.price_satang_per_kwh("4.5THB/kWh") == 450
+    assert cli_client.power_w("5kW") == 5_000
+    for bad in ("1.5", "1500", "1.0005kWh", "-1kWh", "1e3Wh", "kWh", "5THB"):
+        with pytest.raises(cli_client.BadInput):
+            cli_client.energy_wh(bad)
+    for bad in ("0.001THB", "1", "1kWh"):
+        with pytest.raises(cli_client.BadInput):
+            cli_client.money_satang(bad)
+    for bad in ("4.5THB", "450", "4.555THB/kWh"):
+        with pytest.raises(cli_client.BadInput):
+            cli_client.price_satang_per_kwh(bad)
+    with pytest.raises(cli_client.BadInput, match="too large"):
+        cli_client.energy_wh(f"{2**63}Wh")
+
+
+def test_times_are_unix_or_iso_with_an_offset() -> None:
+    assert cli_client.unix_time("1767236400") == 1_767_236_400
+    assert cli_client.unix_time("2026-01-01T10:00+07:00") == 1_767_236_400
+    assert cli_client.unix_time("2026-01-01T03:00:00Z") == 1_767_236_400
+    for bad in ("2026-01-01T10:00", "tomorrow", "2026-01-01T10:00:00.5+07:00", "-5"):
+        with pytest.raises(cli_client.BadInput):
+            cli_client.unix_time(bad)
+
+
+# --- transactions ------------------------------------------------------------------------
+def test_transfer_waits_for_finality_and_shows_events(live: Live) -> None:
+    before = live.api.balance(live.cast.home).thb_satang
+    result = live.tx("office", "transfer", "THB", text(live.cast.home), "1.50THB")
+    assert result.exit_code == 0, result.output
+    assert "committed at height" in result.stdout and "transfer" in result.stdout
+    assert live.api.balance(live.cast.home).thb_satang == before + 150
+    receipt = live.tx_json("office", "transfer", "thb", text(live.cast.home), "2satang")
+    assert "transfer" in kinds(receipt)
+    assert live.api.tx(receipt["hash"]).height == receipt["height"]
+    assert live.api.balance(live.cast.home).thb_satang == before + 152
+
+
+def test_no_wait_returns_the_hash_at_once(live: Live) -> None:
+    result = live.tx(
+        "office", "transfer", "THB", text(live.cast.home), "1satang", "--no-wait", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    submitted = json.loads(result.stdout)
+    assert submitted["status"] == "pending" and len(submitted["hash"]) == 64
+    assert live.api.wait(submitted["hash"]).status == "committed"
+
+
+def test_registry_and_licence_commands(live: Live) -> None:
+    who, meter = key("cli/solar-home"), key("cli/solar-meter")
+    receipt = live.tx_json("mea", "register-participant", text(who), "bkk", "household", "Nok")
+    assert kinds(receipt) == ["participant_registered"]
+    assert live.query("participant", text(who))["name"] == "Nok"
+    receipt = live.tx_json(
+        "mea",
+        "register-meter",
+        meter.public_key.hex(),
+        text(who),
+        "BKK",
+        "solar",
+        "3.5kW",
+        "--export-register",
+        "12kWh",
+    )
+    shown = live.query("meter", text(meter))
+    assert shown["rated_capacity_w"] == 3_500 and shown["owner"] == text(who)
+    expiry = str(live.node.time + 86_400)
+    live.tx_json("erc", "grant-licence", text(who), "seller", "--expires", expiry)
+    licences = live.query("licences", "--holder", text(who))["items"]
+    assert [(x["kind"], x["valid"]) for x in licences] == [("SELLER", True)]
+    live.tx_json("erc", "revoke-licence", text(who), "seller")
+    licences = live.query("licences", "--holder", text(who))["items"]
+    assert [(x["kind"], x["valid"]) for x in licences] == [("SELLER", False)]
+    account = live.query("account", text(who))
+    assert account["participant"]["zone"] == "BKK" and len(account["meters"]) == 1
+
+
+def test_thb_issue_and_redeem(live: Live) -> None:
+    custodian = live.api.balance(live.cast.custodian).thb_satang
+    live.tx_json("custodian", "issue-thb", text(live.cast.custodian), "10THB")
+    assert live.api.balance(live.cast.custodian).thb_satang == custodian + 1_000
+    receipt = live.tx_json("custodian", "redeem-thb", "2.5THB")
+    assert receipt["events"]
+    assert live.api.balance(live.cast.custodian).thb_satang == custodian + 750
+
+
+def test_meter_reading_signed_by_the_meter_mints_grid(live: Live) -> None:
+    first = live.query("meter", text(live.cast.meter))["first_interval"]
+    live.node.advance(2 * INTERVAL)
+    wait_until(lambda: live.api.health()["latest_time"] >= first + INTERVAL)
+    before = live.api.balance(live.cast.home).grid_wh
+    live.tx_json("meter", "reading", str(first), "0.1kWh", "900Wh")
+    assert live.api.balance(live.cast.home).grid_wh == before + 900
+    readings = live.query("meter", text(live.cast.meter), "--readings")["items"]
+    assert [r["export_wh"] for r in readings] == [900]
+
+
+def test_order_place_amend_trade_and_cancel(live: Live) -> None:
+    interval = (live.api.health()["latest_time"] // INTERVAL + 2) * INTERVAL
+    sold = live.tx_json("home", "order", "place", "sell", "BKK", str(interval), "1kWh", "3THB/kWh")
+    order_id = attrs(sold, "order_accepted")["order"]
+    live.tx_json("home", "order", "amend", str(order_id), "800Wh", "300satang/kWh")
+    book = live.query("book", "BKK", str(interval))
+    assert book["asks"] == [{"price": 300, "quantity_wh": 800, "orders": 1}]
+    table = live.run("query", "book", "BKK", str(interval))
+    assert table.exit_code == 0 and "0.8" in table.stdout and "300" in table.stdout
+    bought = live.tx_json(
+        "office",
+        "order",
+        "place",
+        "buy",
+        "bkk",
+        str(interval),
+        "600Wh",
+        "3.10THB/kWh",
+        "--tif",
+        "ioc",
+    )
+    assert attrs(bought, "trade")["quantity_wh"] == 600
+    trades = live.query("trades", "--interval", str(interval))["items"]
+    assert len(trades) == 1 and trades[0]["buyer"] == text(live.cast.office)
+    mine = live.query("orders", "--account", text(live.cast.home))["items"]
+    assert [(o["id"], o["remaining_wh"]) for o in mine] == [(order_id, 200)]
+    in_book = live.query("orders", "--zone", "BKK", "--interval", str(interval))["items"]
+    assert [o["id"] for o in in_book] == [order_id]
+    cancelled = live.tx_json("home", "order", "cancel", str(order_id))
+    assert cancelled["events"]
+    assert live.query("orders", "--id", str(order_id))["status"] != "OPEN"
+    prices = live.query("prices", "BKK", "--from", str(interval), "--to", str(interval + INTERVAL))
+    assert prices["intervals"][0]["trades"] == 1
+
+
+def test_halt_resume_and_validator_commands(live: Live) -> None:
+    halted = live.tx_json("egat", "halt", "BKK", "--reason", "feeder fault")
+    assert halted["events"]
+    live.tx_json("egat", "resume", "BKK")
+    newcomer = key("cli/validator")
+    live.tx_json("erc", "set-validator", newcomer.public_key.hex(), "1")
+    validators = live.query("validators")
+    pending = json.dumps(validators["pending"]) + json.dumps(validators["members"])
+    assert text(newcomer) in pending
+    refused = live.tx("erc", "unjail-validator", text(EGAT))
+    one_error_line(refused, "VALIDATOR_NOT_JAILED", 1)
+
+
+def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) -> None:
+    before = live.api.balance(live.cast.home)
+    result = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB")
+    line = one_error_line(result, "INSUFFICIENT_BALANCE", 1)
+    assert "dropped" in line
+    after = live.api.balance(live.cast.home)
+    assert (after.thb_satang, after.nonce) == (before.thb_satang, before.nonce)
+    stranger = live.keys / "stranger.key"
+    keystore.save_insecure_dev_key(stranger, key("cli/stranger"))
+    unknown = live.run("tx", "redeem-thb", "1THB", "--key", str(stranger), "--allow-insecure")
+    assert "register it first" in one_error_line(unknown, "UNKNOWN_SENDER", 1)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["transfer", "THB", "{to}", "1.5"],  # no unit
+        ["transfer", "GRID", "{to}", "5THB"],  # wrong unit for the asset
+        ["transfer", "GRID", "{to}", "1.0005kWh"],  # not whole Wh
+        ["transfer", "THB", "gtx-not-an-address", "1THB"],
+        ["transfer", "EUR", "{to}", "1THB"],
+        ["transfer", "THB", "{to}", "1THB", "--fee", "1"],
+        ["transfer", "THB", "{to}", "1THB", "--node", "ftp://127.0.0.1:1"],
+        ["order", "place", "buy", "BKK", "2026-01-01T10:00", "1kWh", "3THB/kWh"],  # naive time
+        ["order", "place", "buy", "B1", "1767236400", "1kWh", "3THB/kWh"],
+        ["order", "place", "buy", "BKK", "1767236400", "1kWh", "3THB"],  # price needs /kWh
+        ["order", "place", "hold", "BKK", "1767236400", "1kWh", "3THB/kWh"],
+        ["order", "place", "buy", "BKK", "1767236400", "1kWh", "3THB/kWh", "--tif", "day"],
+        ["order", "cancel", "x1"],
+        ["register-meter", "abcd", "{to}", "BKK", "solar", "5kW"],
+        ["set-validator", "{pk}", "100001"],
+        ["halt", "BKK", "--reason", "x" * 129],
+    ],
+)
+def test_bad_input_exits_2_and_submits_nothing(live: Live, args: list[str]) -> None:
+    fill = {"{to}": text(live.cast.home), "{pk}": key("cli/pk").public_key.hex()}
+    before = live.api.balance(live.cast.office).nonce
+    result = live.tx("office", *(fill.get(a, a) for a in args))
+    one_error_line(result, "BAD_INPUT", 2)
+    assert live.mempool() == 0 and live.api.balance(live.cast.office).nonce == before
+
+
+def test_key_problems_are_one_line_errors(live: Live, tmp_path: Path) -> None:
+    to = text(live.cast.home)
+    missing = live.run("tx", "redeem-thb", "1THB", "--key", str(tmp_path / "none.key"))
+    one_error_line(missing, "BAD_INPUT", 2)
+    insecure = live.run("tx", "redeem-thb", "1THB", "--key", str(live.keys / "custodian.key"))
+    one_error_line(insecure, "INSECURE_KEY", 1)
+    encrypted = tmp_path / "office.key"
+    env = {"GRIDTOKENX_PASSPHRASE": PASSPHRASE}
+    imported = runner.invoke(
+        app,
+        ["keys", "import", str(encrypted), "--private-key-hex", live.cast.office.seed.hex()],
+        env=env,
+    )
+    assert imported.exit_code == 0, imported.output
+
+    def pay(passphrase: str) -> Result:
+        args = ("tx", "transfer", "THB", to, "1satang", "--key", str(encrypted))
+        return live.run(*args, env={"GRIDTOKENX_PASSPHRASE": passphrase})
+
+    signed = pay(PASSPHRASE)
+    assert signed.exit_code == 0 and "committed" in signed.stdout, signed.output
+    assert "passphrase" in one_error_line(pay("wrong"), "KEYSTORE", 1)
+    no_passphrase = pay("")
+    one_error_line(no_passphrase, "NO_PASSPHRASE", 1)
+
+
+# --- queries -----------------------------------------------------------------------------
+def test_queries_as_tables_and_json(live: Live) -> None:
+    home = text(live.cast.home)
+    balance = live.query("balance", home)
+    assert balance["address"] == home and balance["nonce"] >= 0
+    table = live.run("query", "balance", home)
+    assert table.exit_code == 0 and "THB" in table.stdout and "kWh" in table.stdout
+    health = live.query("health")
+    assert health["chain_id"] == "gridtokenx-api-test" and health["height"] >= 1
+    latest = live.query("block")
+    assert latest["height"] >= 1
+    assert live.query("block", "1")["height"] == 1
+    assert live.query("block", latest["hash"])["height"] == latest["height"]
+    participants = live.query("participant")["items"]
+    assert home in [p["address"] for p in participants]
+    shown = live.run("query", "participant", home)
+    assert shown.exit_code == 0 and "Somchai" in shown.stdout
+    receipt = live.tx_json("office", "transfer", "THB", home, "1satang")
+    status = live.query("tx", receipt["hash"])
+    assert status["status"] == "committed" and status["height"] == receipt["height"]
+    assert live.run("query", "tx", receipt["hash"]).stdout.startswith("committed at height")
+    assert live.query("validators")["total_power"] > 0
+    assert isinstance(live.query("trades")["items"], list)
+    assert len(live.query("prices", "BKK")["intervals"]) == 96
+    for name in ("health", "validators", "trades", "licences", "block"):
+        assert live.run("query", name).exit_code == 0
+
+
+def test_query_failures_exit_with_their_codes(live: Live) -> None:
+    one_error_line(live.run("query", "balance", text(key("cli/nobody"))), "NOT_FOUND", 1)
+    one_error_line(live.run("query", "balance", "gtx-typo"), "BAD_INPUT", 2)
+    one_error_line(live.run("query", "orders"), "BAD_INPUT", 2)
+    one_error_line(live.run("query", "orders", "--zone", "BKK"), "BAD_INPUT", 2)
+    one_error_line(live.run("query", "block", "abc"), "BAD_INPUT", 2)
+    one_error_line(live.run("query", "block", "999999"), "NOT_FOUND", 1)
+    one_error_line(live.run("query", "tx", "ab" * 32), "NOT_FOUND", 1)
+    misaligned = live.run("query", "prices", "BKK", "--from", "1767229201", "--to", "1767240000")
+    one_error_line(misaligned, "INVALID_REQUEST", 2)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_node_is_one_line_from_a_real_process() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    out = subprocess.run(
+        [sys.executable, "-m", "gridtokenx", "query", "health", "--node", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: UNREACHABLE: "), out.stderr
+
+
+# --- keys import / list ------------------------------------------------------------------
+def test_keys_import_encrypts_and_never_overwrites(tmp_path: Path) -> None:
+    env = {"GRIDTOKENX_PASSPHRASE": PASSPHRASE}
+    seed = key("cli/import").seed
+    path = tmp_path / "a.key"
+    made = runner.invoke(
+        app, ["keys", "import", str(path), "--private-key-hex", seed.hex()], env=env
+    )
+    assert made.exit_code == 0, made.output
+    assert crypto.address_to_text(crypto.PrivateKey(seed).address) in made.stdout
+    assert keystore.load_key(path, PASSPHRASE).seed == seed
+    assert "seed" not in json.loads(path.read_text())  # encrypted, not a dev key
+    original = path.read_bytes()
+    again = runner.invoke(
+        app, ["keys", "import", str(path), "--private-key-hex", "11" * 32], env=env
+    )
+    one_error_line(again, "KEY_EXISTS", 1)
+    assert path.read_bytes() == original
+    seed_file = tmp_path / "seed.hex"
+    full = crypto.PrivateKey(seed)
+    seed_file.write_text((full.seed + full.public_key).hex() + "\n")  # libsodium's 64 bytes
+    from_file = runner.invoke(
+        app, ["keys", "import", str(tmp_path / "b.key"), "--from-file", str(seed_file)], env=env
+    )
+    assert from_file.exit_code == 0, from_file.output
+    piped = runner.invoke(
+        app,
+        ["keys", "import", str(tmp_path / "c.key"), "--from-file", "-"],
+        env=env,
+        input=seed.hex(),
+    )
+    assert piped.exit_code == 0, piped.output
+    for args in (
+        [],
+        ["--private-key-hex", "zz"],
+        ["--private-key-hex", "11" * 31],
+        ["--private-key-hex", "11" * 32, "--from-file", str(seed_file)],
+    ):
+        bad = runner.invoke(app, ["keys", "import", str(tmp_path / "d.key"), *args], env=env)
+        one_error_line(bad, "BAD_INPUT", 2)
+    assert not (tmp_path / "d.key").exists()
+    no_pass = runner.invoke(
+        app,
+        ["keys", "import", str(tmp_path / "e.key"), "--private-key-hex", seed.hex()],
+        env={"GRIDTOKENX_PASSPHRASE": ""},
+    )
+    one_error_line(no_pass, "NO_PASSPHRASE", 1)
+    assert not (tmp_path / "e.key").exists()
+
+
+def test_keys_list_shows_every_key_file(tmp_path: Path) -> None:
+    keys = tmp_path / ".gridtokenx" / "keys"
+    keys.mkdir(parents=True)
+    dev, secret = key("cli/list-dev"), key("cli/list-secret")
+    keystore.save_insecure_dev_key(keys / "dev.key", dev)
+    keystore.save_key(keys / "secret.json", secret, PASSPHRASE)
+    (keys / "notes.txt").write_text("not a key")
+    env = {"HOME": str(tmp_path), "GRIDTOKENX_PASSPHRASE": PASSPHRASE}
+    listed = runner.invoke(app, ["keys", "list", "--json"], env=env)  # the default directory
+    assert listed.exit_code == 0, listed.output
+    rows = {r["file"]: r for r in json.loads(listed.stdout)}
+    assert set(rows) == {"dev.key", "secret.json"}
+    assert rows["dev.key"]["public_key"] == dev.public_key.hex() and rows["dev.key"]["insecure"]
+    assert rows["secret.json"]["address"] == text(secret)
+    assert rows["secret.json"]["public_key"] is None and not rows["secret.json"]["insecure"]
+    decrypted = runner.invoke(
+        app, ["keys", "list", "--dir", str(keys), "--decrypt", "--json"], env=env
+    )
+    assert decrypted.exit_code == 0, decrypted.output
+    rows = {r["file"]: r for r in json.loads(decrypted.stdout)}
+    assert rows["secret.json"]["public_key"] == secret.public_key.hex()
+    table = runner.invoke(app, ["keys", "list", str(keys)], env=env)
+    assert table.exit_code == 0 and "dev.key" in table.stdout and "secret.json" in table.stdout
+    both = runner.invoke(app, ["keys", "list", str(keys), "--dir", str(keys)])
+    one_error_line(both, "BAD_INPUT", 2)
+    one_error_line(runner.invoke(app, ["keys", "list", str(tmp_path / "none")]), "BAD_INPUT", 2)
