@@ -80,6 +80,38 @@ def interval_trades(state: State, interval: int) -> list[records.Trade]:
     return [t for t in found if t is not None]
 
 
+def link_flows(state: State, interval: int) -> list[dict[str, Any]]:
+    """Each interconnector's use in one interval. Counter-flows relieve each other (as
+    matching counts them, `paths.link_room_wh`), so the room left each way is capacity
+    minus the net flow that way, and utilisation is the net flow over capacity."""
+    view = state.overlay()
+    length = chain.params(state).interval_seconds
+    rows = []
+    for a, b in registry.zone_index(view).links:
+        capacity = paths.link_capacity_wh(view, a, b, length)
+        a_to_b = paths.used_wh(view, interval, a, b)
+        b_to_a = paths.used_wh(view, interval, b, a)
+        room = (
+            paths.link_room_wh(view, interval, a, b, length),
+            paths.link_room_wh(view, interval, b, a, length),
+        )
+        rows.append(
+            {
+                "zone_a": a,
+                "zone_b": b,
+                "capacity_wh": capacity,
+                "a_to_b_wh": a_to_b,
+                "b_to_a_wh": b_to_a,
+                "net_wh": a_to_b - b_to_a,
+                "room_a_to_b_wh": room[0],
+                "room_b_to_a_wh": room[1],
+                "utilisation_bp": abs(a_to_b - b_to_a) * 10_000 // capacity if capacity else 0,
+                "congested": min(room) <= 0,
+            }
+        )
+    return rows
+
+
 def router(node: Node) -> APIRouter:
     api = APIRouter(tags=["market"], responses=ERRORS)
 
@@ -244,35 +276,9 @@ def router(node: Node) -> APIRouter:
     @api.get("/flows/{interval}")
     async def flows(interval: U64) -> dict[str, Any]:
         """Energy traded across each interconnector in one interval, each way and net
-        (`net_wh` > 0 flows from `zone_a` to `zone_b`), against what the link carries in an
-        interval. Counter-flows relieve each other, so the room left each way is capacity
-        minus the net flow that way; a link with no room left either way is `congested`."""
+        (`net_wh` > 0 flows from `zone_a` to `zone_b`), against what the link carries in
+        an interval; a link with no room left either way is `congested`."""
         _aligned(state(), interval)
-        view = state().overlay()
-        length = chain.params(state()).interval_seconds
-        rows = []
-        for a, b in registry.zone_index(view).links:
-            capacity = paths.link_capacity_wh(view, a, b, length)
-            a_to_b = paths.used_wh(view, interval, a, b)
-            b_to_a = paths.used_wh(view, interval, b, a)
-            room = (
-                paths.link_room_wh(view, interval, a, b, length),
-                paths.link_room_wh(view, interval, b, a, length),
-            )
-            rows.append(
-                {
-                    "zone_a": a,
-                    "zone_b": b,
-                    "capacity_wh": capacity,
-                    "a_to_b_wh": a_to_b,
-                    "b_to_a_wh": b_to_a,
-                    "net_wh": a_to_b - b_to_a,
-                    "room_a_to_b_wh": room[0],
-                    "room_b_to_a_wh": room[1],
-                    "utilisation_bp": abs(a_to_b - b_to_a) * 10_000 // capacity if capacity else 0,
-                    "congested": min(room) <= 0,
-                }
-            )
-        return {"interval": interval, "interconnectors": rows}
+        return {"interval": interval, "interconnectors": link_flows(state(), interval)}
 
     return api
