@@ -11,8 +11,8 @@
   const SVG = "http://www.w3.org/2000/svg";
   // Schematic positions (not a map): roughly where each zone lies in Thailand.
   const PLACES = {
-    NTH: [170, 60], NEA: [320, 120], CEN: [175, 180], WST: [60, 230],
-    BKK: [185, 280], EST: [315, 270], STH: [95, 410],
+    NTH: [170, 55], NEA: [320, 120], CEN: [170, 170], WST: [55, 235],
+    BKK: [195, 305], EST: [325, 285], STH: [95, 415],
   };
 
   const $ = (id) => document.getElementById(id);
@@ -339,6 +339,7 @@
     if (!S.zones.length) return;
     const at = new Map(S.zones.map((z, i) => [z.code, place(z.code, i, S.zones.length)]));
     const nodes = [];
+    const labels = []; // drawn over every line
     for (const link of S.links) {
       const [a, b] = [at.get(link.zone_a), at.get(link.zone_b)];
       if (!a || !b) continue;
@@ -357,10 +358,12 @@
       nodes.push(line);
       if (net !== 0) {
         const to = net > 0 ? link.zone_b : link.zone_a;
-        nodes.push(svg("text", { x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2 - 4, class: "flow" },
-          `${energy(Math.abs(net))} → ${to}`));
+        // Beside the middle of the line, so it never sits on a zone's own label.
+        labels.push(svg("text", { x: (a[0] + b[0]) / 2 + 8, y: (a[1] + b[1]) / 2 + 4,
+          class: "flow" }, `${energy(Math.abs(net))} → ${to}`));
       }
     }
+    nodes.push(...labels);
     for (const z of S.zones) {
       const [x, y] = at.get(z.code);
       const classes = ["zone", S.halted.has(z.code) ? "halted" : "", z.code === S.zone ? "selected" : ""];
