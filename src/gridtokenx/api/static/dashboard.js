@@ -103,6 +103,7 @@
     text($("mempool"), h.mempool_txs);
     const status = $("node-status");
     if (h.halted) text(status, "NODE HALTED: diverged from the chain").className = "status halted";
+    else text(status, ""); // the node answers: an earlier read error is over
     if (h.height > S.height) onBlock(h.height, h.latest_time);
   }
 
