@@ -1,5 +1,6 @@
 """The FastAPI application of one node: routes under /api/v1, the WebSocket hub, limits,
-optional CORS, and the OpenAPI document at /api/v1/openapi.json with browsable /docs."""
+optional CORS, the OpenAPI document at /api/v1/openapi.json with browsable /docs, and the
+web dashboard at /."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gridtokenx import __version__
-from gridtokenx.api import errors
+from gridtokenx.api import dashboard, errors
 from gridtokenx.api.hub import Hub
 from gridtokenx.api.limits import Limits, TokenBuckets
-from gridtokenx.api.routes import chain, market, registry, stream, txs
+from gridtokenx.api.routes import chain, market, registry, stream, supply, txs
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node import Node
 
@@ -40,7 +41,9 @@ def create_app(
     app.include_router(chain.router(node), prefix=PREFIX)
     app.include_router(registry.router(node), prefix=PREFIX)
     app.include_router(market.router(node), prefix=PREFIX)
+    app.include_router(supply.router(node), prefix=PREFIX)
     app.include_router(stream.router(hub), prefix=PREFIX)
+    dashboard.install(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

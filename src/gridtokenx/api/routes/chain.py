@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx import blocks, chain, tx, validator_set
+from gridtokenx import blocks, chain, registry, tx, validator_set
 from gridtokenx.api import views
 from gridtokenx.api.errors import not_found
 from gridtokenx.api.models import ERRORS, Health, Page
 from gridtokenx.api.routes.common import Limit
 from gridtokenx.node import Node
+from gridtokenx.state import State
 
 Height = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -35,6 +36,12 @@ def block_view(node: Node, height: int, *, full: bool = True) -> dict[str, Any]:
         out["txs"] = [tx.hash_of(raw).hex() for raw in block.txs]
         out["end_events"] = views.events(store.block_events(height) or [])
     return out
+
+
+def _authority_code(state: State, address: bytes) -> str | None:
+    """The authority a validator key belongs to (EGAT, MEA, ...), for people reading."""
+    found = registry.authority_of(state.overlay(), address)
+    return found.code if found is not None else None
 
 
 def router(node: Node) -> APIRouter:
@@ -83,7 +90,10 @@ def router(node: Node) -> APIRouter:
         signing = node.app.validators(node.app.height + 1)
         return {
             "height": node.app.height,
-            "members": views.plain(sets.current),
+            "members": [
+                {**views.plain(m), "authority": _authority_code(state, m.address)}
+                for m in sets.current
+            ],
             "pending": views.plain(sets.pending),
             "signing_next": [
                 {"address": views.plain(v.address), "power": v.power} for v in signing.validators

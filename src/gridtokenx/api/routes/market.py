@@ -15,7 +15,7 @@ from gridtokenx.api import views
 from gridtokenx.api.errors import invalid, not_found
 from gridtokenx.api.models import ERRORS, MAX_LIMIT, Page
 from gridtokenx.api.routes.common import Limit
-from gridtokenx.market import book, engine, records, settlement
+from gridtokenx.market import book, engine, paths, records, settlement
 from gridtokenx.node import Node
 from gridtokenx.state import State
 
@@ -59,6 +59,57 @@ def _aligned(state: State, interval: int) -> None:
     length = chain.params(state).interval_seconds
     if interval % length:
         raise invalid(f"interval must be a multiple of {length} s (an interval start)")
+
+
+def interval_window(state: State, start: int, end: int) -> range:
+    """The interval starts in [start, end), refused unless `start` is an interval start
+    and the window holds 1 to MAX_PRICE_INTERVALS intervals (a bounded read)."""
+    length = chain.params(state).interval_seconds
+    _aligned(state, start)
+    if end <= start or (end - start) // length > MAX_PRICE_INTERVALS:
+        raise invalid(f"`to` must be after `from`, at most {MAX_PRICE_INTERVALS} intervals")
+    return range(start, end, length)
+
+
+def interval_trades(state: State, interval: int) -> list[records.Trade]:
+    """One interval's trades in the order they were made."""
+    view = state.overlay()
+    market = book.interval_market(view, interval)
+    ids = book.interval_trades(view, interval, market) if market is not None else []
+    found = (state.get(records.trade_key(i), records.Trade) for i in ids)
+    return [t for t in found if t is not None]
+
+
+def link_flows(state: State, interval: int) -> list[dict[str, Any]]:
+    """Each interconnector's use in one interval. Counter-flows relieve each other (as
+    matching counts them, `paths.link_room_wh`), so the room left each way is capacity
+    minus the net flow that way, and utilisation is the net flow over capacity."""
+    view = state.overlay()
+    length = chain.params(state).interval_seconds
+    rows = []
+    for a, b in registry.zone_index(view).links:
+        capacity = paths.link_capacity_wh(view, a, b, length)
+        a_to_b = paths.used_wh(view, interval, a, b)
+        b_to_a = paths.used_wh(view, interval, b, a)
+        room = (
+            paths.link_room_wh(view, interval, a, b, length),
+            paths.link_room_wh(view, interval, b, a, length),
+        )
+        rows.append(
+            {
+                "zone_a": a,
+                "zone_b": b,
+                "capacity_wh": capacity,
+                "a_to_b_wh": a_to_b,
+                "b_to_a_wh": b_to_a,
+                "net_wh": a_to_b - b_to_a,
+                "room_a_to_b_wh": room[0],
+                "room_b_to_a_wh": room[1],
+                "utilisation_bp": abs(a_to_b - b_to_a) * 10_000 // capacity if capacity else 0,
+                "congested": min(room) <= 0,
+            }
+        )
+    return rows
 
 
 def router(node: Node) -> APIRouter:
@@ -180,17 +231,9 @@ def router(node: Node) -> APIRouter:
         next to the TOU tariff and the buy-back rate (milli-satang/kWh) for comparison."""
         _known_zone(state(), zone)
         params = chain.params(state())
-        length = params.interval_seconds
-        _aligned(state(), start)
-        if end <= start or (end - start) // length > MAX_PRICE_INTERVALS:
-            raise invalid(f"`to` must be after `from`, at most {MAX_PRICE_INTERVALS} intervals")
-        view = state().overlay()
         rows = []
-        for interval in range(start, end, length):
-            market = book.interval_market(view, interval)
-            ids = book.interval_trades(view, interval, market) if market is not None else []
-            found = [state().get(records.trade_key(i), records.Trade) for i in ids]
-            mine = [t for t in found if t is not None and t.buyer_zone == zone]
+        for interval in interval_window(state(), start, end):
+            mine = [t for t in interval_trades(state(), interval) if t.buyer_zone == zone]
             volume = sum(t.quantity_wh for t in mine)
             value = sum(t.quantity_wh * t.price for t in mine)
             rows.append(
@@ -229,5 +272,13 @@ def router(node: Node) -> APIRouter:
             if (found := state().get(registry.interconnector_key(a, b), registry.Interconnector))
         ]
         return {"zones": zones, "interconnectors": links}
+
+    @api.get("/flows/{interval}")
+    async def flows(interval: U64) -> dict[str, Any]:
+        """Energy traded across each interconnector in one interval, each way and net
+        (`net_wh` > 0 flows from `zone_a` to `zone_b`), against what the link carries in
+        an interval; a link with no room left either way is `congested`."""
+        _aligned(state(), interval)
+        return {"interval": interval, "interconnectors": link_flows(state(), interval)}
 
     return api
