@@ -42,6 +42,16 @@ def _height(home: Path) -> int:
     return int(status["height"]) if status else 0  # type: ignore[call-overload]
 
 
+def _report(homes: list[Path]) -> str:
+    """What each node last said about itself, and its log's tail: for failure messages."""
+    lines = []
+    for home in homes:
+        log = home / "node.log"
+        tail = log.read_text(errors="replace")[-600:] if log.exists() else ""
+        lines.append(f"{home.name}: {devnet.read_status(home)} {tail!r}")
+    return "\n".join(lines)
+
+
 def _wait(check: object, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -118,7 +128,8 @@ def test_two_down_stops_the_chain_and_one_back_resumes_it(tmp_path: Path) -> Non
         time.sleep(3)
         assert max(_height(h) for h in (homes[0], homes[3])) == stalled  # nothing committed
         procs[mea] = _start(mea)  # back to 25,000 of 33,000
-        assert _wait(lambda: min(_height(h) for h in (homes[0], homes[3], mea)) >= stalled + 3, 60)
+        back = (homes[0], homes[3], mea)
+        assert _wait(lambda: min(_height(h) for h in back) >= stalled + 3, 60), _report(homes)
     finally:
         _stop(procs)
 
