@@ -56,6 +56,8 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     st.builds(tx.SetZoneHalt, zones, st.booleans(), st.text(max_size=128)),
     st.builds(tx.SetValidator, public_keys, st.integers(0, tx.MAX_TOTAL_POWER)),
     st.builds(tx.UnjailValidator, addresses),
+    st.builds(tx.TransferCertificate, u64, addresses),
+    st.builds(tx.RetireCertificate, u64, st.text(max_size=tx.BENEFICIARY_MAX_CHARS)),
 )
 
 signed_txs = st.builds(
@@ -94,6 +96,8 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "SetZoneHalt",
         "SetValidator",
         "UnjailValidator",
+        "TransferCertificate",
+        "RetireCertificate",
     }
 
 

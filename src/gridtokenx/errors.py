@@ -274,6 +274,33 @@ class ValidatorNotJailed(Rejection):
     code = "VALIDATOR_NOT_JAILED"
 
 
+# --- renewable certificates (issue 6) -----------------------------------------------------
+class UnknownCertificate(Rejection):
+    code = "UNKNOWN_CERTIFICATE"
+
+
+class NotCertificateOwner(Rejection):
+    code = "NOT_CERTIFICATE_OWNER"
+
+
+class CertificateRetired(Rejection):
+    """A retired certificate has been claimed for its beneficiary: it can never move again."""
+
+    code = "CERTIFICATE_RETIRED"
+
+
+class InvalidBeneficiary(Rejection):
+    """Empty, blank, longer than the governed limit, or holding control characters."""
+
+    code = "INVALID_BENEFICIARY"
+
+
+class RecipientNotParticipant(Rejection):
+    """Certificates are held by registered participants only, never authorities or meters."""
+
+    code = "RECIPIENT_NOT_PARTICIPANT"
+
+
 ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
     cls
     for cls in list(globals().values())

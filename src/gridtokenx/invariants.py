@@ -5,7 +5,7 @@ They scan the whole state, so they are for tests, audits and the demo, not the h
 
 from __future__ import annotations
 
-from gridtokenx import accounts, metering, registry
+from gridtokenx import accounts, certificates, metering, registry
 from gridtokenx.market import engine, records
 from gridtokenx.state import State
 from gridtokenx.tx import Side
@@ -121,9 +121,78 @@ def check_market(state: State) -> None:
     _require(paid == earned, f"buyers paid {paid} but sellers, fees and wheeling got {earned}")
 
 
+def check_certificates(state: State) -> None:
+    """No Wh is certified twice: per renewable meter, certified Wh + carried remainder ==
+    renewable Wh exported (the register increase, which `check_mint_trace` ties to the
+    readings), and the certified Wh are exactly its certificates. Certificates have distinct
+    ids below the sequence, each meter's follow interval order, each avoided figure follows
+    from its recorded factor, and the carbon totals equal a regrouping of the certificates."""
+    certified: dict[bytes, int] = {}
+    last_interval: dict[bytes, int] = {}
+    expected: dict[bytes, certificates.CarbonTotals] = {}
+    count = 0
+
+    def add(key: bytes, **deltas: int) -> None:
+        totals = expected.get(key, certificates.CarbonTotals())
+        expected[key] = certificates.CarbonTotals(
+            *(
+                getattr(totals, f) + deltas.get(f, 0)
+                for f in certificates.CarbonTotals.__struct_fields__
+            )
+        )
+
+    for key, cert in state.scan(b"cert/"):
+        assert isinstance(cert, certificates.Certificate)
+        count += 1
+        _require(key == certificates.certificate_key(cert.id), f"certificate {cert.id} misfiled")
+        _require(cert.source.renewable, f"certificate {cert.id} from a non-renewable meter")
+        _require(cert.first_interval <= cert.last_interval, f"certificate {cert.id} range")
+        _require(
+            cert.last_interval >= last_interval.get(cert.meter, -1),
+            f"certificate {cert.id} is out of its meter's interval order",
+        )
+        _require(
+            cert.avoided_g
+            == certificates.avoided_g(cert.energy_wh, cert.emission_factor_g_per_kwh),
+            f"certificate {cert.id} avoided emissions do not follow from its factor",
+        )
+        _require(cert.retired == bool(cert.beneficiary), f"certificate {cert.id} beneficiary state")
+        last_interval[cert.meter] = cert.last_interval
+        certified[cert.meter] = certified.get(cert.meter, 0) + cert.energy_wh
+        issued = {"issued_wh": cert.energy_wh, "issued_avoided_g": cert.avoided_g}
+        add(certificates.participant_carbon_key(cert.issued_to, cert.issue_day), **issued)
+        add(certificates.zone_carbon_key(cert.zone, cert.issue_day), **issued)
+        if cert.retired:
+            retired = {"retired_wh": cert.energy_wh, "retired_avoided_g": cert.avoided_g}
+            add(certificates.participant_carbon_key(cert.owner, cert.retire_day), **retired)
+            add(certificates.zone_carbon_key(cert.zone, cert.retire_day), **retired)
+    sequence = state.get(certificates.SEQUENCE_KEY, certificates.CertificateSequence)
+    _require(
+        count == (0 if sequence is None else sequence.next_id - 1),
+        f"{count} certificates but the sequence says otherwise: {sequence}",
+    )
+    for key, meter in state.scan(b"meter/"):
+        assert isinstance(meter, registry.Meter)
+        address = key[len(b"meter/") :]
+        acc = state.get(certificates.accrual_key(address), certificates.Accrual)
+        exported = meter.export_register_wh - meter.baseline_export_wh
+        if not meter.kind.renewable:
+            _require(acc is None, f"non-renewable meter {address.hex()} accrues certificates")
+            continue
+        done, left = (0, 0) if acc is None else (acc.certified_wh, acc.remainder_wh)
+        _require(
+            done + left == exported,
+            f"meter {address.hex()}: certified {done} + remainder {left} != exported {exported}",
+        )
+        _require(certified.get(address, 0) == done, f"meter {address.hex()} certificates")
+    actual = dict(state.scan(b"co2p/")) | dict(state.scan(b"co2z/"))
+    _require(actual == expected, "carbon totals differ from the certificates they sum")
+
+
 def check_all(state: State) -> None:
     check_no_negative_balance(state)
     check_supply(state)
     check_mint_trace(state)
     check_market(state)
+    check_certificates(state)
     check_state_root(state)

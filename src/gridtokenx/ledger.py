@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from gridtokenx import accounts, errors, metering, registry, tokens, validator_set
+from gridtokenx import accounts, certificates, errors, metering, registry, tokens, validator_set
 from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo, chain_info, params
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.market import settlement, trading
@@ -32,11 +32,13 @@ from gridtokenx.tx import (
     RedeemThb,
     RegisterMeter,
     RegisterParticipant,
+    RetireCertificate,
     RevokeLicence,
     SetValidator,
     SetZoneHalt,
     SignedTransaction,
     Transfer,
+    TransferCertificate,
     UnjailValidator,
 )
 
@@ -59,15 +61,19 @@ _HANDLERS: dict[type, Handler] = {
     SetZoneHalt: settlement.set_zone_halt,
     SetValidator: lambda v, c, s, b, p: validator_set.set_validator(v, c, s, b),
     UnjailValidator: lambda v, c, s, b, p: validator_set.unjail_validator(v, c, s, b),
+    TransferCertificate: certificates.transfer_certificate,
+    RetireCertificate: certificates.retire_certificate,
 }
 
 
 def _reading(
     view: Overlay, ctx: BlockContext, sender: bytes, body: MeterReading, p: Params
 ) -> list[Event]:
-    """Mint from the reading, then let the market escrow export it already sold."""
+    """Mint from the reading, let the market escrow export it already sold, then certify
+    renewable export (certificates follow the energy's origin, not who bought it)."""
     events = metering.submit_reading(view, ctx, sender, body, p)
-    return events + settlement.record_reading(view, sender, body.interval_start, p)
+    events += settlement.record_reading(view, sender, body.interval_start, p)
+    return events + certificates.accrue(view, ctx, sender, body.interval_start, p)
 
 
 def _fee_exempt(view: Overlay, ctx: BlockContext, sender: bytes, body: object) -> bool:

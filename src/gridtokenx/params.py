@@ -47,6 +47,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     frequency_min_mhz: int = 49_500  # normal band 49.5-50.5 Hz
     frequency_max_mhz: int = 50_500
     tariffs: Tariffs = msgspec.field(default_factory=Tariffs)
+    rec_size_wh: int = 1_000_000  # one renewable energy certificate per MWh, as I-REC and T-REC
+    rec_beneficiary_max_chars: int = 128  # longest beneficiary text a retirement may name
 
     def validate(self) -> list[str]:
         """Human-readable problems; an empty list means the parameters are usable."""
@@ -75,6 +77,10 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             problems.append("settlement deadline must be non-negative")
         if self.gate_closure_seconds < 0 or self.trading_horizon_seconds <= 0:
             problems.append("gate closure must be >= 0 and trading horizon > 0")
+        if self.rec_size_wh <= 0 or self.emission_factor_g_per_kwh < 0:
+            problems.append("rec_size_wh must be positive and the emission factor non-negative")
+        if self.rec_beneficiary_max_chars <= 0:
+            problems.append("rec_beneficiary_max_chars must be positive")
         t = self.tariffs
         if not 0 <= t.peak_start_minute < t.peak_end_minute <= 1440:
             problems.append("peak period must lie within one day")

@@ -26,6 +26,7 @@ from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
 from gridtokenx import (
     accounts,
     blocks,
+    certificates,
     chain,
     codec,
     crypto,
@@ -75,6 +76,10 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     market.Rematch,
     market.FlowUsed,
     validator_set.Sets,
+    certificates.Certificate,
+    certificates.Accrual,
+    certificates.CertificateSequence,
+    certificates.CarbonTotals,
 )
 """Every record type the ledger stores. Persisting any other type fails loudly."""
 

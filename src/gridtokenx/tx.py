@@ -195,6 +195,25 @@ class UnjailValidator(_Body, tag=14, frozen=True):
     address: Address
 
 
+BENEFICIARY_MAX_CHARS: Final = 1024
+"""Wire bound on a retirement's beneficiary text, only to bound transaction size: the
+ledger enforces the governed (much smaller) limit, so that too long is a clear rejection."""
+
+
+class TransferCertificate(_Body, tag=19, frozen=True):
+    """The owner of a renewable energy certificate hands it to another participant."""
+
+    certificate_id: U64
+    to: Address
+
+
+class RetireCertificate(_Body, tag=20, frozen=True):
+    """The owner claims the certificate's energy for `beneficiary`; it never moves again."""
+
+    certificate_id: U64
+    beneficiary: Annotated[str, msgspec.Meta(max_length=BENEFICIARY_MAX_CHARS)]
+
+
 Body = (
     Transfer
     | RegisterParticipant
@@ -210,6 +229,8 @@ Body = (
     | SetZoneHalt
     | SetValidator
     | UnjailValidator
+    | TransferCertificate
+    | RetireCertificate
 )
 BODY_TYPES: Final[tuple[type[_Body], ...]] = typing.get_args(Body)
 
