@@ -16,6 +16,7 @@ same on two more fresh sandboxes with different root-computation schedules.
 
 from __future__ import annotations
 
+import datetime
 import string
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -26,7 +27,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conftest import INTERVAL, YEAR, Cast, Net, key, sandbox_with_params
-from gridtokenx import accounts, codec, errors, genesis, invariants, ledger, metering, registry, tx
+from gridtokenx import (
+    accounts,
+    certificates,
+    codec,
+    errors,
+    genesis,
+    invariants,
+    ledger,
+    metering,
+    registry,
+    tx,
+)
 from gridtokenx.accounts import Account, Supply
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.crypto import PrivateKey
@@ -44,10 +56,12 @@ from gridtokenx.tx import (
     RedeemThb,
     RegisterMeter,
     RegisterParticipant,
+    RetireCertificate,
     RevokeLicence,
     SignedTransaction,
     Transaction,
     Transfer,
+    TransferCertificate,
 )
 
 T = TypeVar("T")
@@ -100,11 +114,14 @@ assert (_cast.egat, _cast.mea, _cast.pea, _cast.erc, _cast.nepo) == AUTHORITIES
 CAST_SETUP = tuple(_cast.sb.script)
 
 
-def fresh_cast(min_fee: int = 0) -> Sandbox:
+def fresh_cast(min_fee: int = 0, rec_size: int = DEFAULTS.rec_size_wh) -> Sandbox:
     """A new Sandbox brought to the Cast's state by applying its recorded setup again. With a
     positive minimum fee the same zero-fee setup must still go through: its signers are
-    authorities and a licensed custodian issuing THB, all of them exempt."""
-    sb = sandbox_with_params(min_fee_satang=min_fee) if min_fee else Sandbox()
+    authorities and a licensed custodian issuing THB, all of them exempt. A small certificate
+    size lets the Cast's small meters earn renewable certificates within a short run."""
+    changes = {"min_fee_satang": min_fee, "rec_size_wh": rec_size}
+    custom = changes != {"min_fee_satang": 0, "rec_size_wh": DEFAULTS.rec_size_wh}
+    sb = sandbox_with_params(**changes) if custom else Sandbox()
     for ctx, stx in CAST_SETUP:
         ledger.apply(sb.state, stx, ctx)
     assert (sb.time, sb.height) == (_cast.sb.time, _cast.sb.height)
@@ -269,6 +286,77 @@ class Model:
         assert acct is not None
         self.put(accounts.account_key(address), msgspec.structs.replace(acct, nonce=nonce))
 
+    def certificate(self, certificate_id: int) -> certificates.Certificate | None:
+        record = self.records.get(certificates.certificate_key(certificate_id))
+        assert record is None or isinstance(record, certificates.Certificate)
+        return record
+
+    def certificate_ids(self) -> list[int]:
+        prefix = b"cert/"
+        return [int.from_bytes(k[len(prefix) :]) for k in self.records if k.startswith(prefix)]
+
+    def day(self, time: int) -> int:
+        """Local date as YYYYMMDD, worked out with datetime's time zones."""
+        zone = datetime.timezone(datetime.timedelta(seconds=self.params.tariffs.utc_offset_seconds))
+        return int(datetime.datetime.fromtimestamp(time, zone).strftime("%Y%m%d"))
+
+    def carbon_writes(
+        self, writes: dict[bytes, msgspec.Struct], who: bytes, zone: str, day: int, field: str,
+        wh: int, g: int,
+    ) -> None:  # fmt: skip
+        """Add to the day's totals of `who` and of `zone` (field: "issued" or "retired")."""
+        for key in (
+            certificates.participant_carbon_key(who, day),
+            certificates.zone_carbon_key(zone, day),
+        ):
+            totals = writes.get(key) or self.records.get(key, certificates.CarbonTotals())
+            assert isinstance(totals, certificates.CarbonTotals)
+            changed = {
+                f"{field}_wh": getattr(totals, f"{field}_wh") + wh,
+                f"{field}_avoided_g": getattr(totals, f"{field}_avoided_g") + g,
+            }
+            writes[key] = msgspec.structs.replace(totals, **changed)
+
+    def certify(
+        self, address: bytes, meter: registry.Meter, covers_from: int, start: int, wh: int,
+        height: int,
+    ) -> tuple[dict[bytes, msgspec.Struct], list[Event]]:  # fmt: skip
+        """The records and events a reading's renewable export makes: it fills buckets of one
+        certificate's size in order, and each bucket it fills is issued."""
+        writes: dict[bytes, msgspec.Struct] = {}
+        if not meter.kind.renewable or wh == 0:
+            return writes, []
+        key = certificates.accrual_key(address)
+        acc = self.records.get(key, certificates.Accrual(0, 0, -1, 0))
+        assert isinstance(acc, certificates.Accrual)
+        seq = self.records.get(certificates.SEQUENCE_KEY, certificates.CertificateSequence(1))
+        assert isinstance(seq, certificates.CertificateSequence)
+        size, factor = self.params.rec_size_wh, self.params.emission_factor_g_per_kwh
+        grams = size * factor // 1000
+        oldest = acc.remainder_from if acc.remainder_wh else covers_from
+        filled, events, day = acc.remainder_wh, [], self.day(start)
+        next_id = seq.next_id
+        while wh >= size - filled:  # this reading completes the open bucket
+            wh -= size - filled
+            writes[certificates.certificate_key(next_id)] = certificates.Certificate(
+                next_id, meter.owner, meter.owner, address, meter.kind, meter.zone,
+                oldest, start, size, factor, grams, height, day,
+            )  # fmt: skip
+            self.carbon_writes(writes, meter.owner, meter.zone, day, "issued", size, grams)
+            attrs: dict[str, int | str | bytes] = {"id": next_id, "owner": meter.owner}
+            attrs |= {"wh": size, "meter": address, "avoided_g": grams}
+            events.append(Event("certificate_issued", attrs))
+            next_id, filled, oldest = next_id + 1, 0, covers_from
+        issued = next_id - seq.next_id
+        remainder = filled + wh
+        writes[key] = certificates.Accrual(
+            acc.certified_wh + issued * size, remainder, oldest if remainder else -1,
+            acc.issued + issued,
+        )  # fmt: skip
+        if issued:
+            writes[certificates.SEQUENCE_KEY] = certificates.CertificateSequence(next_id)
+        return writes, events
+
     # --- shared rules ---------------------------------------------------------------------
     def distributor_reasons(self, signer: bytes, zone: str) -> Reasons:
         reasons: Reasons = set()
@@ -295,6 +383,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.min_fee = 0
+        self.rec_size = DEFAULTS.rec_size_wh
         self.sb = fresh_cast()
         self.model = Model(self.sb.state)
         self.accepted: list[SignedTransaction] = [stx for _, stx in CAST_SETUP]
@@ -374,10 +463,14 @@ class LedgerMachine(RuleBasedStateMachine):
         """Choose the chain's minimum fee (none, or a positive one under which the Cast must
         still set up), then seed some GRID: one interval on, the two solar meters report."""
         self.min_fee = data.draw(st.sampled_from([0, 0, 40]), label="minimum fee")
-        if self.min_fee:
-            self.sb = fresh_cast(self.min_fee)
+        self.rec_size = data.draw(
+            st.sampled_from([2_000, 2_000, 777, DEFAULTS.rec_size_wh]), label="certificate size"
+        )
+        if self.min_fee or self.rec_size != DEFAULTS.rec_size_wh:
+            self.sb = fresh_cast(self.min_fee, self.rec_size)
             self.model = Model(self.sb.state)
             assert self.model.params.min_fee_satang == self.min_fee
+            assert self.model.params.rec_size_wh == self.rec_size
         self.sb.advance(INTERVAL)
         start = self.time - INTERVAL
         for meter_key in (HOME_METER, FACTORY_METER):
@@ -805,12 +898,17 @@ class LedgerMachine(RuleBasedStateMachine):
             if exported:
                 m.move(meter.owner, Asset.GRID, exported)
                 m.count("grid_minted_wh", exported)
+            m.records.update(cert_writes)
 
         attrs = {"meter": address, "interval": start, "import_wh": imported, "export_wh": exported}
         events = [Event("reading", attrs)]
         if exported and meter is not None:
             minted = {"to": meter.owner, "meter": address, "amount": exported}
             events.append(Event("minted", minted))
+        cert_writes: dict[bytes, msgspec.Struct] = {}
+        if meter is not None and not reasons:  # a refused reading would issue nothing
+            cert_writes, issued = m.certify(address, meter, covers_from, start, exported, height)
+            events += issued
         body = MeterReading(start, import_wh, export_wh)
         self._submit(signer, body, fee, reasons, effect, events)
         return reasons
@@ -1000,7 +1098,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """The same signed transactions, decoded from their wire bytes and applied to a fresh
         sandbox with the root computed only at the end, give the same everything."""
-        replay = fresh_cast(self.min_fee).state
+        replay = fresh_cast(self.min_fee, self.rec_size).state
         for ctx, stx, outcome in self.log:
             assert outcome_of(replay, tx.decode(stx.encode()), ctx) == outcome
         assert replay.root() == self.sb.state.root()
@@ -1052,7 +1150,7 @@ def test_same_signed_sequence_gives_identical_ledgers(data: st.DataObject, lengt
     expected = [outcome for _, _, outcome in machine.log]
 
     def run(*, wire: bool, root_every_step: bool) -> tuple[list[Outcome], list[bytes], bytes]:
-        state = fresh_cast(machine.min_fee).state
+        state = fresh_cast(machine.min_fee, machine.rec_size).state
         outcomes, roots = [], []
         for ctx, stx in script:
             outcomes.append(outcome_of(state, tx.decode(stx.encode()) if wire else stx, ctx))
@@ -1067,7 +1165,7 @@ def test_same_signed_sequence_gives_identical_ledgers(data: st.DataObject, lengt
     assert a_bytes == b_bytes == codec.encode(state_bytes(machine.sb.state))
     assert a_roots[-1] == machine.sb.state.root() == machine.sb.state.recompute_root()
     # Every accepted transaction changes the root (at least the sender's nonce moves).
-    previous = [fresh_cast(machine.min_fee).state.root(), *a_roots[:-1]]
+    previous = [fresh_cast(machine.min_fee, machine.rec_size).state.root(), *a_roots[:-1]]
     for (kind, _), before, after in zip(a_outcomes, previous, a_roots, strict=True):
         assert (before != after) == (kind == "accepted")
 
