@@ -305,17 +305,19 @@ class Model:
         wh: int, g: int,
     ) -> None:  # fmt: skip
         """Add to the day's totals of `who` and of `zone` (field: "issued" or "retired")."""
-        for key in (
+        for totals_key in (
             certificates.participant_carbon_key(who, day),
             certificates.zone_carbon_key(zone, day),
         ):
-            totals = writes.get(key) or self.records.get(key, certificates.CarbonTotals())
+            totals = writes.get(totals_key) or self.records.get(
+                totals_key, certificates.CarbonTotals()
+            )
             assert isinstance(totals, certificates.CarbonTotals)
             changed = {
                 f"{field}_wh": getattr(totals, f"{field}_wh") + wh,
                 f"{field}_avoided_g": getattr(totals, f"{field}_avoided_g") + g,
             }
-            writes[key] = msgspec.structs.replace(totals, **changed)
+            writes[totals_key] = msgspec.structs.replace(totals, **changed)
 
     def certify(
         self, address: bytes, meter: registry.Meter, covers_from: int, start: int, wh: int,
@@ -1007,6 +1009,98 @@ class LedgerMachine(RuleBasedStateMachine):
         reasons = self._reading(signer, start, import_wh, export_wh, 0)
         assert wild or not reasons, f"a valid plan built a bad reading: {names_of(reasons)}"
 
+    # --- certificates -------------------------------------------------------------------
+    def _certificate(self, data: st.DataObject, wild: bool) -> int:
+        """An active certificate's id, or (wild) any id: retired, unknown, or one of those."""
+        m = self.model
+        ids = m.certificate_ids()
+        active = [i for i in ids if (c := m.certificate(i)) is not None and not c.retired]
+        anything = st.one_of(st.sampled_from([0, len(ids) + 1, U64_MAX]), st.integers(0, 50))
+        if ids:
+            anything = st.one_of(st.sampled_from(ids), anything)
+        return self._pick(data, "certificate", active, anything, wild)
+
+    def _holder_reasons(self, certificate_id: int, sender: bytes) -> Reasons:
+        cert = self.model.certificate(certificate_id)
+        if cert is None:
+            return {errors.UnknownCertificate}
+        reasons: Reasons = set()
+        if cert.retired:
+            reasons.add(errors.CertificateRetired)
+        if cert.owner != sender:
+            reasons.add(errors.NotCertificateOwner)
+        return reasons
+
+    def _owner_of(self, certificate_id: int) -> list[PrivateKey]:
+        cert = self.model.certificate(certificate_id)
+        return [] if cert is None else self._keys(lambda a: a == cert.owner)
+
+    @rule(data=st.data())
+    def transfer_certificate(self, data: st.DataObject) -> None:
+        m = self.model
+        wild = self._plan(data, "certificate", "sender", "to", "fee")
+        certificate_id = self._certificate(data, "certificate" in wild)
+        owner = self._owner_of(certificate_id)
+        sender = self._pick(data, "sender", owner, everyone, "sender" in wild)
+        others = self._keys(lambda a: m.participant(a) is not None and a != sender.address)
+        to = self._pick(data, "to", others, everyone, "to" in wild).address
+        fee = self._fee(data, sender, "fee" in wild)
+        reasons = self._holder_reasons(certificate_id, sender.address)
+        if m.participant(to) is None:
+            reasons.add(errors.RecipientNotParticipant)
+        if to == sender.address:
+            reasons.add(errors.SelfTransfer)
+        cert = m.certificate(certificate_id)
+
+        def effect() -> None:
+            assert cert is not None
+            key = certificates.certificate_key(certificate_id)
+            m.put(key, msgspec.structs.replace(cert, owner=to))
+
+        attrs = {"id": certificate_id, "from": sender.address, "to": to}
+        body = TransferCertificate(certificate_id, to)
+        self._submit(sender, body, fee, reasons, effect, [Event("certificate_transferred", attrs)])
+
+    @rule(data=st.data())
+    def retire_certificate(self, data: st.DataObject) -> None:
+        m = self.model
+        wild = self._plan(data, "certificate", "sender", "beneficiary", "fee")
+        certificate_id = self._certificate(data, "certificate" in wild)
+        sender = self._pick(
+            data, "sender", self._owner_of(certificate_id), everyone, "sender" in wild
+        )
+        limit = m.params.rec_beneficiary_max_chars
+        beneficiary = data.draw(
+            st.one_of(
+                st.sampled_from(["", "  ", "a\nb", "x" * limit, "x" * (limit + 1)]),
+                st.text(max_size=limit + 2),
+            )
+            if "beneficiary" in wild
+            else names.filter(str.strip),
+            label="beneficiary",
+        )
+        fee = self._fee(data, sender, "fee" in wild)
+        reasons = self._holder_reasons(certificate_id, sender.address)
+        if not beneficiary.strip() or not beneficiary.isprintable() or len(beneficiary) > limit:
+            reasons.add(errors.InvalidBeneficiary)
+        cert, day = m.certificate(certificate_id), m.day(self.time)
+
+        def effect() -> None:
+            assert cert is not None
+            retired = msgspec.structs.replace(cert, retire_day=day, beneficiary=beneficiary)
+            writes: dict[bytes, msgspec.Struct] = {
+                certificates.certificate_key(certificate_id): retired
+            }
+            m.carbon_writes(
+                writes, sender.address, cert.zone, day, "retired", cert.energy_wh, cert.avoided_g
+            )
+            m.records.update(writes)
+
+        attrs: dict[str, int | str | bytes] = {"id": certificate_id, "owner": sender.address}
+        attrs |= {"beneficiary": beneficiary, "avoided_g": 0 if cert is None else cert.avoided_g}
+        body = RetireCertificate(certificate_id, beneficiary)
+        self._submit(sender, body, fee, reasons, effect, [Event("certificate_retired", attrs)])
+
     @rule(
         seconds=st.one_of(
             st.integers(1, 4 * INTERVAL),
@@ -1123,6 +1217,8 @@ _RULES = (
     "bad_envelope",
     "replay_accepted",
     "advance_clock",
+    "transfer_certificate",
+    "retire_certificate",
 )
 
 
