@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -166,15 +167,10 @@ def _same_chain(homes: list[Path]) -> int:
             s.close()
 
 
-def run(
-    rate: int, seconds: float, validators: int, block_ms: int, folder: Path, accounts: int = 300
-) -> dict[str, object]:
-    now = int(time.time())
-    base = devnet.free_base_port(validators)
-    codes = devnet.devnet_validators(validators)
-    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
-    spec = devnet.devnet_genesis(CHAIN, now - 60, codes)
-    load = MarketLoad(spec, now, accounts_per_side=accounts)
+@contextlib.contextmanager
+def validators_running(homes: list[Path]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """One `gridtokenx node start` process per home, connected to each other before this
+    yields, and always stopped (SIGINT, then killed after 20 s) when it returns."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
@@ -184,17 +180,12 @@ def run(
         for home in homes
     ]
     try:
-        ids = [
-            keystore.load_key(h / "node_key.json", "", allow_insecure=True).address for h in homes
-        ]
-        ports = [devnet.read_config(h).listen_port for h in homes]
         deadline = time.perf_counter() + 60
         while any((devnet.read_status(h) or {}).get("peers", 0) != len(homes) - 1 for h in homes):
             if time.perf_counter() > deadline:
                 raise RuntimeError("the validators did not connect within 60 s")
             time.sleep(0.2)
-        pids = [p.pid for p in procs]
-        figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids))
+        yield procs
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)
@@ -203,6 +194,24 @@ def run(
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def run(
+    rate: int, seconds: float, validators: int, block_ms: int, folder: Path, accounts: int = 300
+) -> dict[str, object]:
+    now = int(time.time())
+    base = devnet.free_base_port(validators)
+    codes = devnet.devnet_validators(validators)
+    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
+    spec = devnet.devnet_genesis(CHAIN, now - 60, codes)
+    load = MarketLoad(spec, now, accounts_per_side=accounts)
+    with validators_running(homes) as procs:
+        ids = [
+            keystore.load_key(h / "node_key.json", "", allow_insecure=True).address for h in homes
+        ]
+        ports = [devnet.read_config(h).listen_port for h in homes]
+        pids = [p.pid for p in procs]
+        figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids))
     figures["heights_checked_identical"] = _same_chain(homes)
     return figures
 

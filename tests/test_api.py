@@ -347,6 +347,28 @@ def test_grid_status_follows_a_zone_halt(
     assert not next(z for z in http.get("/grid").json()["zones"] if z["code"] == "CEN")["halted"]
 
 
+def test_grid_shows_reported_status(
+    live: tuple[LocalNode, Client, Cast], http: httpx.Client
+) -> None:
+    _, api, _ = live
+    at = api.block()["header"]["time"]
+    link = tx.LinkStatus("CEN", "BKK", 750_000, 420_000)
+    api.send_and_wait(EGAT, tx.TransmissionStatus(at, 50_020, (link,)))
+    api.send_and_wait(MEA, tx.DistributionStatus(at, "BKK", 8_200_000, 40_000))
+    grid = http.get("/grid").json()
+    assert grid["frequency"] == {"measured_at": at, "frequency_mhz": 50_020, "reported_by": "EGAT"}
+    bkk_cen = next(
+        i for i in grid["interconnectors"] if {i["zone_a"], i["zone_b"]} == {"BKK", "CEN"}
+    )
+    assert bkk_cen["capacity_kw"] == 800_000  # genesis
+    assert bkk_cen["measured"] == {"measured_at": at, "capacity_kw": 750_000, "flow_kw": -420_000}
+    bkk = next(z for z in grid["zones"] if z["code"] == "BKK")
+    assert bkk["distribution"]["headroom_kw"] == 40_000 and bkk["balance"] is None
+    flows = http.get(f"/flows/{(at // INTERVAL + 2) * INTERVAL}").json()["interconnectors"]
+    row = next(r for r in flows if {r["zone_a"], r["zone_b"]} == {"BKK", "CEN"})
+    assert row["capacity_wh"] == 750_000 * 1000 * INTERVAL // 3600  # the market's capacity
+
+
 def test_unknown_paths_and_methods_use_the_error_shape(http: httpx.Client) -> None:
     error_of(http.get("/nothing-here"), 404, "NOT_FOUND")
     assert http.put("/txs", json={}).status_code == 405

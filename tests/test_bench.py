@@ -72,3 +72,13 @@ def test_devnet_bench_runs_four_processes_small(tmp_path: Path) -> None:
     assert result["all_committed"] is True
     assert result["heights_checked_identical"] >= 3  # type: ignore[operator]
     assert result["finality_p50_ms"] > 0  # type: ignore[operator]
+
+
+def test_grid_bench_times_an_update_reaching_all_four_nodes(tmp_path: Path) -> None:
+    """Four validator processes: every EGAT status update reaches every node's store."""
+    out = tmp_path / "grid.json"
+    result = _load("grid_bench").main(["--updates", "3", "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["updates"] == 3 and result["validators"] == 4
+    first, slowest = result["first_node_p50_ms"], result["all_nodes_max_ms"]
+    assert 0 < first <= slowest  # type: ignore[operator]

@@ -249,6 +249,27 @@ def test_halt_resume_and_validator_commands(live: Live) -> None:
     one_error_line(refused, "VALIDATOR_NOT_JAILED", 1)
 
 
+def test_grid_commands(live: Live) -> None:
+    at = str(live.api.block()["header"]["time"])  # the node's clock, not the test's
+    status = live.tx_json(
+        "egat", "grid-status", "50010", "--link", "CEN-BKK:700000:450000",
+        "--zone", "BKK:2100000:9300000", "--measured-at", at,
+    )  # fmt: skip
+    assert kinds(status) == ["transmission_status", "link_capacity"]
+    assert attrs(status, "link_capacity") == {
+        "link": "BKK-CEN",
+        "from_kw": 800_000,
+        "to_kw": 700_000,
+    }
+    zone_report = live.tx_json("mea", "zone-status", "BKK", "8200000", "40000", "--measured-at", at)
+    assert attrs(zone_report, "distribution_status")["headroom_kw"] == 40_000
+    halted = live.tx_json("egat", "emergency", "NTH", "NEA", "--reason", "N-1 contingency")
+    assert kinds(halted).count("zone_halted") == 2
+    cleared = live.tx_json("egat", "clear-emergency", "NTH", "NEA")
+    assert kinds(cleared) == ["zone_resumed", "zone_resumed"]
+    one_error_line(live.tx("mea", "clear-emergency", "BKK"), "ZONE_NOT_HALTED", 1)
+
+
 def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) -> None:
     before = live.api.balance(live.cast.home)
     result = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB")
@@ -281,6 +302,11 @@ def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) 
         ["register-meter", "abcd", "{to}", "BKK", "solar", "5kW"],
         ["set-validator", "{pk}", "100001"],
         ["halt", "BKK", "--reason", "x" * 129],
+        ["grid-status", "50000", "--link", "BKK:1:1"],  # no A-B pair
+        ["grid-status", "50000", "--zone", "BKK:1"],
+        ["grid-status", "50Hz"],
+        ["zone-status", "BKK", "1kW", "1"],
+        ["emergency", "BKK", "--reason", "x" * 129],
     ],
 )
 def test_bad_input_exits_2_and_submits_nothing(live: Live, args: list[str]) -> None:

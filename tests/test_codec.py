@@ -56,6 +56,25 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     st.builds(tx.SetZoneHalt, zones, st.booleans(), st.text(max_size=128)),
     st.builds(tx.SetValidator, public_keys, st.integers(0, tx.MAX_TOTAL_POWER)),
     st.builds(tx.UnjailValidator, addresses),
+    st.builds(
+        tx.TransmissionStatus,
+        u64,
+        u64,
+        st.lists(
+            st.builds(tx.LinkStatus, zones, zones, u64, st.integers(-U64_MAX, U64_MAX)),
+            max_size=3,
+        ).map(tuple),
+        st.lists(st.builds(tx.ZoneBalance, zones, u64, u64), max_size=3).map(tuple),
+    ),
+    st.builds(tx.DistributionStatus, u64, zones, u64, u64),
+    st.builds(
+        tx.DeclareEmergency,
+        st.lists(zones, min_size=1, max_size=3).map(tuple),
+        st.text(max_size=128),
+    ),
+    st.builds(
+        tx.ClearEmergency, st.lists(zones, min_size=1, max_size=3).map(tuple), st.text(max_size=128)
+    ),
     st.builds(tx.TransferCertificate, u64, addresses),
     st.builds(tx.RetireCertificate, u64, st.text(max_size=tx.BENEFICIARY_MAX_CHARS)),
 )
@@ -96,6 +115,10 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "SetZoneHalt",
         "SetValidator",
         "UnjailValidator",
+        "TransmissionStatus",
+        "DistributionStatus",
+        "DeclareEmergency",
+        "ClearEmergency",
         "TransferCertificate",
         "RetireCertificate",
     }
@@ -276,7 +299,8 @@ def test_unknown_body_tag_is_its_own_error() -> None:
     inner = raw[0]
     assert isinstance(inner, list)
     assert inner[4][0] == 1  # Transfer
-    for tag in (99, 15):  # 15: the first tag after UnjailValidator
+    first_free = max(t.__struct_config__.tag for t in tx.BODY_TYPES) + 1  # type: ignore[type-var]
+    for tag in (99, first_free):
         inner[4][0] = tag
         with pytest.raises(codec.UnknownType) as info:
             tx.decode(msgspec.msgpack.encode(raw))

@@ -30,8 +30,10 @@ from gridtokenx.tx import (
     AmendOrder,
     Body,
     CancelOrder,
+    DistributionStatus,
     IssueThb,
     LicenceKind,
+    LinkStatus,
     MeterKind,
     OrderKind,
     ParticipantKind,
@@ -39,6 +41,7 @@ from gridtokenx.tx import (
     SetZoneHalt,
     Side,
     TimeInForce,
+    TransmissionStatus,
 )
 from test_market import Market
 
@@ -159,8 +162,24 @@ cancel_ops = st.tuples(st.just("cancel"), WHO, st.integers(0, 50))
 amend_ops = st.tuples(st.just("amend"), WHO, st.integers(0, 50), st.integers(100, 1_500), PRICES)
 halt_ops = st.tuples(st.just("halt"), st.sampled_from(ZONES), st.integers(1, 6))  # for n ops
 wait_ops = st.tuples(st.just("wait"), st.integers(1, 150))
+# Grid status: EGAT re-rates a link (cuts curtail trades), a distributor reports headroom.
+LINKS = (("BKK", "CEN"), ("BKK", "EST"), ("CEN", "EST"))
+link_ops = st.tuples(
+    st.just("link"), st.sampled_from(LINKS), st.sampled_from([0, 4, 8, 40, 800_000])
+)
+headroom_ops = st.tuples(
+    st.just("headroom"), st.sampled_from(ZONES), st.sampled_from([0, 4, 8, 100])
+)
 streams = st.lists(
-    weighted((place_ops, 12), (cancel_ops, 2), (amend_ops, 2), (halt_ops, 1), (wait_ops, 1)),
+    weighted(
+        (place_ops, 12),
+        (cancel_ops, 2),
+        (amend_ops, 2),
+        (halt_ops, 1),
+        (wait_ops, 1),
+        (link_ops, 1),
+        (headroom_ops, 1),
+    ),
     min_size=12,
     max_size=30,
 )
@@ -183,6 +202,7 @@ def test_random_order_streams_keep_every_invariant_through_settlement(
     intervals = [mk.T + i * INTERVAL for i in range(n_intervals)]
     events: list[Event] = []
     resume_at: dict[str, int] = {}  # halted zone -> step at which it resumes
+    measured: dict[str, int] = {}  # grid status subject -> last measurement time
     for step, op in enumerate(ops):
         for zone, due in sorted(resume_at.items()):
             if due <= step:
@@ -218,6 +238,20 @@ def test_random_order_streams_keep_every_invariant_through_settlement(
             if zone not in resume_at:
                 assert submit(mk, mk.egat, SetZoneHalt(zone, True, "test")) is not None
             resume_at[zone] = step + duration
+        elif kind in ("link", "headroom"):
+            subject = "EGAT" if kind == "link" else str(op[1])  # EGAT's status is one subject
+            measured_at = max(measured.get(subject, 0) + 1, mk.sb.time)
+            if measured_at > mk.sb.time + mk.params.grid_status_clock_skew_seconds:
+                continue
+            measured[subject] = measured_at
+            if kind == "link":
+                (a, b), kw = op[1], op[2]
+                body: Body = TransmissionStatus(measured_at, 50_000, (LinkStatus(a, b, kw, 0),))
+                signer = mk.egat
+            else:
+                body = DistributionStatus(measured_at, subject, 0, int(str(op[2])))
+                signer = mk.mea if subject == "BKK" else mk.pea
+            events += submit(mk, signer, body) or []
         else:
             events += advance(mk, op[1])
 
@@ -248,6 +282,7 @@ def test_random_order_streams_keep_every_invariant_through_settlement(
     event(f"trades: {min(len(trades), 10)}{'+' if len(trades) >= 10 else ''}")
     event(f"cross-zone trade: {any(t.buyer_zone != t.seller_zone for t in trades)}")
     event(f"self-trade cancel: {any(e.attrs.get('reason') == 'self_trade' for e in events)}")
+    event(f"curtailed: {any(e.kind == 'trade_curtailed' for e in events)}")
     event(f"settled at deadline: {any(e.attrs.get('at_deadline') for e in events)}")
     for key, report in mk.sb.state.scan(b"rep/"):
         assert isinstance(report, records.ZoneReport)

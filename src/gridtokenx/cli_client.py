@@ -21,6 +21,7 @@ import inspect
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -763,6 +764,121 @@ def _zone_halt(zone_code: str, halted: bool, reason: str) -> tx.Body:
     if len(reason) > 128:
         raise BadInput("--reason is at most 128 characters")
     return tx.SetZoneHalt(zone(zone_code), halted, reason)
+
+
+# --- grid management (tags 15-18) ----------------------------------------------------------
+ReasonOpt = Annotated[str, typer.Option(help="why, for the record (at most 128 characters)")]
+ZonesArg = Annotated[list[str], Arg(metavar="ZONE...", help="one or more grid zones, e.g. BKK")]
+MeasuredOpt = Annotated[
+    str, typer.Option("--measured-at", help="measurement time, unix seconds (default: now)")
+]
+
+
+def _measured_at(text: str) -> int:
+    return int(time.time()) if text == "" else count(text, "--measured-at")
+
+
+def _grid_zones(zones: list[str], reason: str) -> tuple[tuple[str, ...], str]:
+    if len(reason) > 128:
+        raise BadInput("--reason is at most 128 characters")
+    if not 1 <= len(zones) <= 16:
+        raise BadInput("name 1 to 16 zones")
+    return tuple(zone(z) for z in zones), reason
+
+
+def _fields(text: str, what: str, shape: str) -> list[str]:
+    parts = text.split(":")
+    if len(parts) != shape.count(":") + 1:
+        raise BadInput(f"{what} {text!r}: expected {shape}")
+    return parts
+
+
+def _link(text: str) -> tx.LinkStatus:
+    pair, capacity, flow = _fields(text, "--link", "A-B:CAPACITY_KW:FLOW_KW")
+    ends = pair.split("-")
+    if len(ends) != 2:
+        raise BadInput(f"--link {text!r}: expected A-B:CAPACITY_KW:FLOW_KW")
+    magnitude = count(flow.removeprefix("-"), "flow kW")
+    signed = -magnitude if flow.startswith("-") else magnitude
+    return tx.LinkStatus(zone(ends[0]), zone(ends[1]), count(capacity, "capacity kW"), signed)
+
+
+def _balance(text: str) -> tx.ZoneBalance:
+    code, generation, demand = _fields(text, "--zone", "ZONE:GENERATION_KW:DEMAND_KW")
+    return tx.ZoneBalance(
+        zone(code), count(generation, "generation kW"), count(demand, "demand kW")
+    )
+
+
+@tx_command(tx_app, "grid-status")
+def grid_status(
+    frequency_mhz: Annotated[str, Arg(metavar="FREQUENCY_MHZ", help="e.g. 50012")],
+    link: Annotated[
+        list[str], typer.Option(help="A-B:CAPACITY_KW:FLOW_KW, flow positive A to B; repeatable")
+    ] = [],  # noqa: B006 - typer reads the default, nothing mutates it
+    zones: Annotated[
+        list[str], typer.Option("--zone", help="ZONE:GENERATION_KW:DEMAND_KW; repeatable")
+    ] = [],  # noqa: B006
+    measured_at: MeasuredOpt = "",
+) -> tx.Body:
+    """Report EGAT's transmission status: frequency, interconnectors, zone balances.
+
+    A capacity cut curtails the newest cross-zone trades that no longer fit; a frequency
+    outside the governed band halts every zone.
+
+    Example:  gridtokenx tx grid-status 50012 --link BKK-CEN:600000:-450000 --key egat.key
+    """
+    if len(link) > tx.MAX_GRID_ENTRIES or len(zones) > tx.MAX_GRID_ENTRIES:
+        raise BadInput(f"at most {tx.MAX_GRID_ENTRIES} links and zones")
+    return tx.TransmissionStatus(
+        _measured_at(measured_at),
+        count(frequency_mhz, "frequency mHz"),
+        tuple(_link(x) for x in link),
+        tuple(_balance(x) for x in zones),
+    )
+
+
+@tx_command(tx_app, "zone-status")
+def zone_status(
+    zone_code: ZoneArg,
+    load_kw: Annotated[str, Arg(metavar="LOAD_KW", help="zone load in kW")],
+    headroom_kw: Annotated[
+        str, Arg(metavar="HEADROOM_KW", help="feeder/transformer headroom in kW")
+    ],
+    measured_at: MeasuredOpt = "",
+) -> tx.Body:
+    """Report a distribution zone's load and headroom (MEA for BKK, PEA for the others).
+
+    The headroom caps P2P energy imported into the zone per interval.
+
+    Example:  gridtokenx tx zone-status BKK 8200000 40000 --key mea.key
+    """
+    return tx.DistributionStatus(
+        _measured_at(measured_at),
+        zone(zone_code),
+        count(load_kw, "load kW"),
+        count(headroom_kw, "headroom kW"),
+    )
+
+
+@tx_command(tx_app, "emergency")
+def emergency(zones: ZonesArg, reason: ReasonOpt = "") -> tx.Body:
+    """Declare a grid emergency: matching halts in the zones at once (signed by EGAT).
+
+    Example:  gridtokenx tx emergency CEN NTH --reason "N-1 contingency" --key egat.key
+    """
+    return tx.DeclareEmergency(*_grid_zones(zones, reason))
+
+
+@tx_command(tx_app, "clear-emergency")
+def clear_emergency(zones: ZonesArg, reason: ReasonOpt = "") -> tx.Body:
+    """Clear a grid emergency and resume matching (EGAT, or the zones' distributor).
+
+    Refused while EGAT's latest frequency is outside the governed band.
+
+    Example:  gridtokenx tx clear-emergency BKK --key mea.key
+    """
+    return tx.ClearEmergency(*_grid_zones(zones, reason))
 
 
 @tx_command(tx_app, "set-validator")

@@ -274,6 +274,45 @@ class ValidatorNotJailed(Rejection):
     code = "VALIDATOR_NOT_JAILED"
 
 
+# --- grid management (tags 15-18) ----------------------------------------------------------
+class StaleGridStatus(Rejection):
+    """The measurement is older than the governed maximum age at the block's time."""
+
+    code = "STALE_GRID_STATUS"
+
+
+class GridStatusFromFuture(Rejection):
+    """The measurement is dated further ahead of the block than the governed clock skew."""
+
+    code = "GRID_STATUS_FROM_FUTURE"
+
+
+class GridStatusOutOfOrder(Rejection):
+    """Not newer than the last accepted measurement of the same reporter and subject."""
+
+    code = "GRID_STATUS_OUT_OF_ORDER"
+
+
+class InvalidGridUpdate(Rejection):
+    """A value no grid can have (zero frequency) or a zone or link listed twice."""
+
+    code = "INVALID_GRID_UPDATE"
+
+
+class UnknownInterconnector(Rejection):
+    code = "UNKNOWN_INTERCONNECTOR"
+
+
+class FrequencyOutOfBand(Rejection):
+    """An emergency is not cleared while EGAT's latest frequency is outside the band."""
+
+    code = "FREQUENCY_OUT_OF_BAND"
+
+
+class ZoneNotHalted(Rejection):
+    code = "ZONE_NOT_HALTED"
+
+
 # --- renewable certificates (issue 6) -----------------------------------------------------
 class UnknownCertificate(Rejection):
     code = "UNKNOWN_CERTIFICATE"

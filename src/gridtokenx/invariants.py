@@ -6,6 +6,7 @@ They scan the whole state, so they are for tests, audits and the demo, not the h
 from __future__ import annotations
 
 from gridtokenx import accounts, certificates, metering, registry
+from gridtokenx.grid import records as grid
 from gridtokenx.market import engine, records
 from gridtokenx.state import State
 from gridtokenx.tx import Side
@@ -121,6 +122,26 @@ def check_market(state: State) -> None:
     _require(paid == earned, f"buyers paid {paid} but sellers, fees and wheeling got {earned}")
 
 
+def check_grid_flows(state: State) -> None:
+    """Interconnector use and zone imports are exactly the cross-zone trades behind them,
+    so a curtailment that shrinks a trade gives back exactly what it took."""
+    flows: dict[bytes, int] = {}
+    imports: dict[bytes, int] = {}
+    for _, trade in state.scan(b"trade/"):
+        assert isinstance(trade, records.Trade)
+        if len(trade.path) < 2 or not trade.quantity_wh:
+            continue
+        for a, b in zip(trade.path, trade.path[1:], strict=False):
+            key = records.flow_key(trade.interval_start, a, b)
+            flows[key] = flows.get(key, 0) + trade.quantity_wh
+        key = grid.zone_import_key(trade.interval_start, trade.path[-1])
+        imports[key] = imports.get(key, 0) + trade.quantity_wh
+    stored_flows = {k: r.wh for k, r in state.scan(b"flow/") if isinstance(r, records.FlowUsed)}
+    stored_imports = {k: r.wh for k, r in state.scan(b"gimp/") if isinstance(r, grid.ZoneImport)}
+    _require(stored_flows == flows, f"link flows {stored_flows} != trades {flows}")
+    _require(stored_imports == imports, f"zone imports {stored_imports} != trades {imports}")
+
+
 def check_certificates(state: State) -> None:
     """No Wh is certified twice: per renewable meter, certified Wh + carried remainder ==
     renewable Wh exported (the register increase, which `check_mint_trace` ties to the
@@ -194,5 +215,6 @@ def check_all(state: State) -> None:
     check_supply(state)
     check_mint_trace(state)
     check_market(state)
+    check_grid_flows(state)
     check_certificates(state)
     check_state_root(state)

@@ -17,6 +17,7 @@ import msgspec
 from gridtokenx import accounts, certificates, errors, metering, registry, tokens, validator_set
 from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo, chain_info, params
 from gridtokenx.context import BlockContext, Event
+from gridtokenx.grid import emergency, status
 from gridtokenx.market import settlement, trading
 from gridtokenx.params import Params
 from gridtokenx.state import Overlay, State
@@ -24,6 +25,9 @@ from gridtokenx.tx import (
     AmendOrder,
     Asset,
     CancelOrder,
+    ClearEmergency,
+    DeclareEmergency,
+    DistributionStatus,
     GrantLicence,
     IssueThb,
     LicenceKind,
@@ -39,6 +43,7 @@ from gridtokenx.tx import (
     SignedTransaction,
     Transfer,
     TransferCertificate,
+    TransmissionStatus,
     UnjailValidator,
 )
 
@@ -61,6 +66,10 @@ _HANDLERS: dict[type, Handler] = {
     SetZoneHalt: settlement.set_zone_halt,
     SetValidator: lambda v, c, s, b, p: validator_set.set_validator(v, c, s, b),
     UnjailValidator: lambda v, c, s, b, p: validator_set.unjail_validator(v, c, s, b),
+    TransmissionStatus: status.transmission_status,
+    DistributionStatus: status.distribution_status,
+    DeclareEmergency: emergency.declare,
+    ClearEmergency: emergency.clear,
     TransferCertificate: certificates.transfer_certificate,
     RetireCertificate: certificates.retire_certificate,
 }

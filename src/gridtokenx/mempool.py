@@ -57,6 +57,7 @@ class Entry:
     nonce: int
     fee: int
     seq: int  # arrival order
+    emergency: bool = False  # `tx.is_emergency`: reaped ahead of everything else
 
     @property
     def fee_per_byte(self) -> float:
@@ -170,7 +171,15 @@ class Mempool:
         queue = self._by_sender.get(sender, {})
         if stx.tx.nonce in queue:
             return refuse(NONCE_TAKEN, "another transaction with this nonce is waiting")
-        entry = Entry(tx_hash, raw, sender, stx.tx.nonce, stx.tx.fee, next(self._seq))
+        entry = Entry(
+            tx_hash,
+            raw,
+            sender,
+            stx.tx.nonce,
+            stx.tx.fee,
+            next(self._seq),
+            tx.is_emergency(stx.tx.body),
+        )
         if not self._make_room(entry):
             return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
         self._by_hash[tx_hash] = entry
@@ -219,9 +228,16 @@ class Mempool:
             if run:
                 runs.append(run)
         runs.sort(key=lambda r: r[0].seq)
+        # Grid emergencies first: each run holding one leads with its transactions up to
+        # the last emergency (nonce order must hold), in order of arrival.
+        urgent = [
+            (run, max((i for i, e in enumerate(run) if e.emergency), default=-1)) for run in runs
+        ]
+        firsts = [run[: last + 1] for run, last in urgent if last >= 0]
+        rests = [run[last + 1 :] for run, last in urgent]
         out: list[bytes] = []
         size = 0
-        for batch in itertools.zip_longest(*runs):
+        for batch in (*firsts, *itertools.zip_longest(*rests)):
             for entry in batch:
                 if entry is None:
                     continue

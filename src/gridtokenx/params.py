@@ -46,6 +46,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     emission_factor_g_per_kwh: int = 475  # TGO grid factor 0.4750 kgCO2e/kWh (2026)
     frequency_min_mhz: int = 49_500  # normal band 49.5-50.5 Hz
     frequency_max_mhz: int = 50_500
+    grid_status_max_age_seconds: int = 300  # a grid measurement older than this is stale
+    grid_status_clock_skew_seconds: int = 30  # how far ahead of block time a measurement may be
     tariffs: Tariffs = msgspec.field(default_factory=Tariffs)
     rec_size_wh: int = 1_000_000  # one renewable energy certificate per MWh, as I-REC and T-REC
     rec_beneficiary_max_chars: int = 128  # longest beneficiary text a retirement may name
@@ -77,6 +79,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             problems.append("settlement deadline must be non-negative")
         if self.gate_closure_seconds < 0 or self.trading_horizon_seconds <= 0:
             problems.append("gate closure must be >= 0 and trading horizon > 0")
+        if self.grid_status_max_age_seconds <= 0 or self.grid_status_clock_skew_seconds < 0:
+            problems.append("grid status max age must be positive and clock skew non-negative")
         if self.rec_size_wh <= 0 or self.emission_factor_g_per_kwh < 0:
             problems.append("rec_size_wh must be positive and the emission factor non-negative")
         if self.rec_beneficiary_max_chars <= 0:

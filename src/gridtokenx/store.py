@@ -38,6 +38,7 @@ from gridtokenx import (
 )
 from gridtokenx.consensus.core import Persistent
 from gridtokenx.context import Event
+from gridtokenx.grid import records as grid
 from gridtokenx.market import records as market
 from gridtokenx.state import State
 
@@ -76,6 +77,11 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     market.Rematch,
     market.FlowUsed,
     validator_set.Sets,
+    grid.TransmissionState,
+    grid.LinkState,
+    grid.ZoneBalanceState,
+    grid.DistributionState,
+    grid.ZoneImport,
     certificates.Certificate,
     certificates.Accrual,
     certificates.CertificateSequence,

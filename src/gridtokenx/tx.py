@@ -195,6 +195,64 @@ class UnjailValidator(_Body, tag=14, frozen=True):
     address: Address
 
 
+# --- grid management (tags 15-18) ---------------------------------------------------------
+SignedInt = Annotated[int, msgspec.Meta(ge=-(2**63 - 1), le=2**63 - 1)]
+GridZones = Annotated[tuple[ZoneCode, ...], msgspec.Meta(min_length=1, max_length=16)]
+MAX_GRID_ENTRIES: Final = 64
+"""Bound on the links or zones one status update lists: the grid has a handful of each."""
+
+
+class LinkStatus(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """One interconnector as EGAT measures it; `flow_kw` is positive from `zone_a` to `zone_b`."""
+
+    zone_a: ZoneCode
+    zone_b: ZoneCode
+    capacity_kw: U64
+    flow_kw: SignedInt
+
+
+class ZoneBalance(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    zone: ZoneCode
+    generation_kw: U64
+    demand_kw: U64
+
+
+class TransmissionStatus(_Body, tag=15, frozen=True):
+    """EGAT's view of the transmission grid at `measured_at`: system frequency (one
+    synchronous area, so it concerns every zone), interconnector capacities and flows, and
+    per-zone generation and demand. Lists may cover a subset; what is not listed keeps its
+    last value. A capacity is the market's limit from then on (see docs/grid.md)."""
+
+    measured_at: U64
+    frequency_mhz: U64
+    links: Annotated[tuple[LinkStatus, ...], msgspec.Meta(max_length=MAX_GRID_ENTRIES)] = ()
+    zones: Annotated[tuple[ZoneBalance, ...], msgspec.Meta(max_length=MAX_GRID_ENTRIES)] = ()
+
+
+class DistributionStatus(_Body, tag=16, frozen=True):
+    """MEA or PEA reports one of its own zones: load and the feeder/transformer headroom,
+    which caps the P2P energy the zone may import per interval."""
+
+    measured_at: U64
+    zone: ZoneCode
+    load_kw: U64
+    headroom_kw: U64
+
+
+class DeclareEmergency(_Body, tag=17, frozen=True):
+    """EGAT halts matching in the listed zones at once (open orders stay)."""
+
+    zones: GridZones
+    reason: Annotated[str, msgspec.Meta(max_length=128)] = ""
+
+
+class ClearEmergency(_Body, tag=18, frozen=True):
+    """EGAT (any zone) or the zone's distributor resumes matching once the grid is normal."""
+
+    zones: GridZones
+    reason: Annotated[str, msgspec.Meta(max_length=128)] = ""
+
+
 BENEFICIARY_MAX_CHARS: Final = 1024
 """Wire bound on a retirement's beneficiary text, only to bound transaction size: the
 ledger enforces the governed (much smaller) limit, so that too long is a clear rejection."""
@@ -229,10 +287,20 @@ Body = (
     | SetZoneHalt
     | SetValidator
     | UnjailValidator
+    | TransmissionStatus
+    | DistributionStatus
+    | DeclareEmergency
+    | ClearEmergency
     | TransferCertificate
     | RetireCertificate
 )
 BODY_TYPES: Final[tuple[type[_Body], ...]] = typing.get_args(Body)
+
+
+def is_emergency(body: object) -> bool:
+    """Grid emergencies jump the queue: the mempool reaps them (and the sender's transactions
+    before them) ahead of everything else, so the block being built carries them first."""
+    return isinstance(body, DeclareEmergency | ClearEmergency)
 
 
 class Transaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):

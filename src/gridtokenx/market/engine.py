@@ -240,7 +240,7 @@ def match(
     trade price (per kWh sent) is the resting order's, so that net price. Ties go to the
     earlier order, then to the zone code. `link_room` is consumed as fills use paths. With
     `before`, only resting orders of earlier priority are met (see `trading.rematch`)."""
-    if len(reachable) == 1 and not reachable[0].loss_bp:
+    if len(reachable) == 1 and not reachable[0].hops:  # one book, no path: no room or loss
         return match_local(
             reachable[0].book,
             incoming.side is _BUY,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gridtokenx import registry
+from gridtokenx.grid import records as grid
 from gridtokenx.market import records
 from gridtokenx.state import Overlay
 
@@ -52,7 +53,8 @@ def find(
     neighbours: dict[str, list[tuple[str, int]]] = {}
     for a, b in index.links:
         link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
-        if link is None or link.capacity_kw <= 0:
+        capacity = grid.link_capacity_kw(view, a, b)
+        if link is None or capacity is None or capacity <= 0:
             continue
         neighbours.setdefault(a, []).append((b, link.loss_basis_points))
         neighbours.setdefault(b, []).append((a, link.loss_basis_points))
@@ -80,10 +82,9 @@ def find(
 
 
 def link_capacity_wh(view: Overlay, a: str, b: str, interval_seconds: int) -> int:
-    link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
-    if link is None:
-        return 0
-    return link.capacity_kw * 1000 * interval_seconds // 3600
+    """Per interval, from EGAT's latest capacity (the genesis value until it reports)."""
+    capacity = grid.link_capacity_kw(view, a, b)
+    return 0 if capacity is None else capacity * 1000 * interval_seconds // 3600
 
 
 def used_wh(view: Overlay, interval_start: int, a: str, b: str) -> int:
@@ -102,6 +103,13 @@ def link_room_wh(view: Overlay, interval_start: int, a: str, b: str, interval_se
 
 
 def reserve(view: Overlay, path: Path, interval_start: int, wh: int) -> None:
+    """Take (or, negative, give back) `wh` on every link of the path and in the buyer
+    zone's import total; a flow that drops to zero leaves no record."""
     for a, b in path.hops:
-        used = used_wh(view, interval_start, a, b)
-        view.put(records.flow_key(interval_start, a, b), records.FlowUsed(used + wh))
+        used = used_wh(view, interval_start, a, b) + wh
+        key = records.flow_key(interval_start, a, b)
+        if used:
+            view.put(key, records.FlowUsed(used))
+        else:
+            view.delete(key)
+    grid.add_import(view, interval_start, path.zones[-1], wh)

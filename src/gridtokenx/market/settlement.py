@@ -37,11 +37,10 @@ _EPOCH = datetime.date(1970, 1, 1)
 
 
 # --- halts ---------------------------------------------------------------------------------
-def set_zone_halt(
-    view: Overlay, ctx: BlockContext, sender: bytes, body: SetZoneHalt, params: Params
-) -> list[Event]:
-    """EGAT may halt any zone (transmission emergency); MEA/PEA the zones they distribute to."""
-    zone = registry.require_zone(view, body.zone)
+def require_halt_authority(view: Overlay, sender: bytes, zone_code: str) -> registry.Authority:
+    """EGAT may halt or resume any zone (transmission emergency); MEA/PEA the zones they
+    distribute to."""
+    zone = registry.require_zone(view, zone_code)
     authority = registry.authority_of(view, sender)
     allowed = authority is not None and (
         registry.ROLE_TRANSMISSION in authority.roles
@@ -52,18 +51,36 @@ def set_zone_halt(
     )
     if authority is None or not allowed:
         raise errors.Unauthorised("only EGAT or the zone's distribution authority halts a zone")
-    key = records.halt_key(body.zone)
-    halted = view.get(key, records.ZoneHalt) is not None
+    return authority
+
+
+def is_halted(view: Overlay, zone: str) -> bool:
+    return view.get(records.halt_key(zone), records.ZoneHalt) is not None
+
+
+def halt_zone(view: Overlay, ctx: BlockContext, zone: str, by: str, reason: str) -> Event:
+    view.put(records.halt_key(zone), records.ZoneHalt(by, ctx.time, reason))
+    return Event("zone_halted", {"zone": zone, "by": by, "reason": reason})
+
+
+def resume_zone(view: Overlay, zone: str, by: str, reason: str) -> Event:
+    """Lift the halt; `end_block` then re-matches the zone's open intervals."""
+    view.delete(records.halt_key(zone))
+    pending = view.get(records.REMATCH_KEY, records.Rematch) or records.Rematch(())
+    view.put(records.REMATCH_KEY, records.Rematch(tuple(sorted({*pending.zones, zone}))))
+    return Event("zone_resumed", {"zone": zone, "by": by, "reason": reason})
+
+
+def set_zone_halt(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: SetZoneHalt, params: Params
+) -> list[Event]:
+    authority = require_halt_authority(view, sender, body.zone)
+    halted = is_halted(view, body.zone)
     if halted == body.halted:
         raise errors.HaltUnchanged(f"zone {body.zone} is {'already' if halted else 'not'} halted")
     if body.halted:
-        view.put(key, records.ZoneHalt(authority.code, ctx.time, body.reason))
-    else:
-        view.delete(key)
-        pending = view.get(records.REMATCH_KEY, records.Rematch) or records.Rematch(())
-        view.put(records.REMATCH_KEY, records.Rematch(tuple(sorted({*pending.zones, body.zone}))))
-    kind = "zone_halted" if body.halted else "zone_resumed"
-    return [Event(kind, {"zone": body.zone, "by": authority.code, "reason": body.reason})]
+        return [halt_zone(view, ctx, body.zone, authority.code, body.reason)]
+    return [resume_zone(view, body.zone, authority.code, body.reason)]
 
 
 # --- readings ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import msgspec
 
 from gridtokenx import accounts, errors, registry
 from gridtokenx.context import BlockContext, Event
+from gridtokenx.grid import records as grid
 from gridtokenx.market import book, engine, paths, records
 from gridtokenx.market.records import Order, OrderStatus
 from gridtokenx.params import Params
@@ -131,12 +132,20 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         if route is None:
             continue
         routes[zone] = route
-        local = len(route.zones) == 1
-        reachable.append(
-            side.local if local else engine.Reachable(zone, side, route.loss_bp, route.hops)
-        )
-        for a, b in route.hops:
+        if len(route.zones) == 1:
+            reachable.append(side.local)
+            continue
+        hops = route.hops
+        for a, b in hops:
             link_room.setdefault((a, b), room(a, b))
+        importer = route.zones[-1]
+        headroom = grid.import_room_wh(
+            view, incoming.interval_start, importer, params.interval_seconds
+        )
+        if headroom is not None:  # the buyer zone's headroom, rationed like one more link
+            hops = (*hops, (grid.IMPORT_HOP, importer))
+            link_room.setdefault(hops[-1], headroom)
+        reachable.append(engine.Reachable(zone, side, route.loss_bp, hops))
     decision = engine.match(
         engine.Incoming(
             incoming.side,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
+import msgspec
 from fastapi import APIRouter, Path, Query
 
 from gridtokenx import chain, registry, tx
@@ -15,6 +16,7 @@ from gridtokenx.api import views
 from gridtokenx.api.errors import invalid, not_found
 from gridtokenx.api.models import ERRORS, MAX_LIMIT, Page
 from gridtokenx.api.routes.common import Limit
+from gridtokenx.grid import records as grid
 from gridtokenx.market import book, engine, paths, records, settlement
 from gridtokenx.node import Node
 from gridtokenx.state import State
@@ -251,10 +253,18 @@ def router(node: Node) -> APIRouter:
         return {"zone": zone, "intervals": rows}
 
     @api.get("/grid")
-    async def grid() -> dict[str, Any]:
-        """Zones (with any halt in force) and the interconnectors between them."""
+    async def grid_view() -> dict[str, Any]:
+        """Zones (with any halt in force) and the interconnectors between them; with the
+        grid status authorities reported (null before the first report): EGAT's latest
+        frequency, each link's measured state (`capacity_kw` there is what the market uses
+        instead of the genesis `capacity_kw`), each zone's generation and demand, and its
+        distributor's load and headroom (kW)."""
         view = state().overlay()
         index = registry.zone_index(view)
+
+        def plain(record: msgspec.Struct | None) -> dict[str, Any] | None:
+            return None if record is None else views.plain(record)
+
         zones = []
         for code in index.zones:
             zone = state().get(registry.zone_key(code), registry.Zone)
@@ -263,15 +273,26 @@ def router(node: Node) -> APIRouter:
                 {
                     **(views.plain(zone) if zone is not None else {"code": code}),
                     "halted": halt is not None,
-                    "halt": views.plain(halt) if halt is not None else None,
+                    "halt": plain(halt),
+                    "balance": plain(view.get(grid.zone_balance_key(code), grid.ZoneBalanceState)),
+                    "distribution": plain(
+                        view.get(grid.distribution_key(code), grid.DistributionState)
+                    ),
                 }
             )
         links = [
-            views.plain(found)
+            {
+                **views.plain(found),
+                "measured": plain(view.get(grid.link_state_key(a, b), grid.LinkState)),
+            }
             for a, b in index.links
             if (found := state().get(registry.interconnector_key(a, b), registry.Interconnector))
         ]
-        return {"zones": zones, "interconnectors": links}
+        return {
+            "zones": zones,
+            "interconnectors": links,
+            "frequency": plain(grid.transmission(view)),
+        }
 
     @api.get("/flows/{interval}")
     async def flows(interval: U64) -> dict[str, Any]:

@@ -1,0 +1,154 @@
+"""Grid-update propagation on a devnet of separate validator processes on 127.0.0.1.
+
+EGAT's transmission status (tag 15) must reach every node quickly: a capacity cut or a
+frequency excursion changes what the market may do. This submits one signed status at a
+time to a validator (round-robin) through its API, and times until every validator has
+committed it: each node's WebSocket block stream says when it committed a block, and the
+node's transaction lookup confirms the update is in it. The figure per update is the
+slowest node's; the next update goes once all have it. Reported next to the raw Ed25519
+verification rate measured in the same run; writes bench/results/grid.json.
+
+    python bench/grid_bench.py [--updates 30] [--validators 4] [--block-ms 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import benchkit
+from devnet_bench import validators_running
+from gridtokenx import devnet, genesis, tx
+from gridtokenx.client import AsyncClient
+from gridtokenx.crypto import PrivateKey
+
+RESULTS = Path(__file__).parent / "results" / "grid.json"
+CHAIN = "gridtokenx-bench-grid"
+WAIT_S = 30.0  # for any one update to reach every node
+
+
+class Watcher:
+    """Follows one node's block stream; notes when each awaited update committed there."""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = AsyncClient(base_url)
+        self.awaited: set[str] = set()
+        self.committed_at: dict[str, float] = {}
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        async for message in self.client.subscribe({"topic": "blocks"}):
+            if message.get("type") == "subscribed":
+                self.ready.set()
+            if message.get("type") != "block":
+                continue
+            now = time.perf_counter()
+            for tx_hash in sorted(self.awaited):
+                if (await self.client.tx(tx_hash)).status == "committed":
+                    self.committed_at[tx_hash] = now
+                    self.awaited.discard(tx_hash)
+
+
+def status(key: PrivateKey, nonce: int, measured_at: int, n: int) -> bytes:
+    """A realistic update: frequency near 50 Hz, the BKK-CEN link re-rated each time."""
+    body = tx.TransmissionStatus(
+        measured_at,
+        50_000 + (n % 7 - 3) * 10,
+        (tx.LinkStatus("BKK", "CEN", 800_000 - (n % 5) * 50_000, 400_000),),
+        (tx.ZoneBalance("BKK", 2_000_000, 9_000_000 + n * 1_000),),
+    )
+    return tx.make(key, CHAIN, nonce, body).encode()
+
+
+async def _drive(api_urls: list[str], updates: int) -> dict[str, object]:
+    egat = genesis.dev_keys()["EGAT"]
+    watchers = [Watcher(url) for url in api_urls]
+    tasks = [asyncio.create_task(w.run()) for w in watchers]
+    latencies: list[float] = []
+    first_node: list[float] = []
+    try:
+        async with asyncio.timeout(WAIT_S):
+            await asyncio.gather(*(w.ready.wait() for w in watchers))
+        nonce = (await watchers[0].client.balance(egat)).nonce
+        last_measured = 0
+        for n in range(updates):
+            measured_at = max(int(time.time()), last_measured + 1)
+            last_measured = measured_at
+            raw = status(egat, nonce + n, measured_at, n)
+            tx_hash = tx.hash_of(raw).hex()
+            for w in watchers:
+                w.awaited.add(tx_hash)
+            submitted = time.perf_counter()
+            await watchers[n % len(watchers)].client.submit(raw)
+            deadline = submitted + WAIT_S
+            while not all(tx_hash in w.committed_at for w in watchers):
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"update {n} did not reach every node in {WAIT_S} s")
+                await asyncio.sleep(0.005)
+            times = [w.committed_at[tx_hash] - submitted for w in watchers]
+            latencies.append(max(times))
+            first_node.append(min(times))
+    finally:
+        for task in tasks:
+            task.cancel()
+        for w in watchers:
+            with contextlib.suppress(Exception):
+                await w.client.close()
+    latencies.sort()
+    return {
+        "updates": updates,
+        "all_nodes_p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "all_nodes_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1),
+        "all_nodes_max_ms": round(latencies[-1] * 1000, 1),
+        "first_node_p50_ms": round(statistics.median(first_node) * 1000, 1),
+        "within_1s": sum(1 for t in latencies if t <= 1.0),
+    }
+
+
+def run(updates: int, validators: int, block_ms: int, folder: Path) -> dict[str, object]:
+    now = int(time.time())
+    base = devnet.free_base_port(validators)
+    codes = devnet.devnet_validators(validators)
+    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
+    urls = [f"http://127.0.0.1:{devnet.read_config(h).api_port}" for h in homes]
+    with validators_running(homes):
+        return asyncio.run(_drive(urls, updates))
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=30)
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--block-ms", type=int, default=200)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="gridtokenx-grid-bench-") as folder:
+        figures = run(args.updates, args.validators, args.block_ms, Path(folder))
+    sample = [tx.decode(status(genesis.dev_keys()["EGAT"], n, n + 1, n)) for n in range(2_000)]
+    result: dict[str, object] = {
+        "benchmark": "grid_propagation",
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "validators": args.validators,
+        "processes": args.validators,
+        "block_ms": args.block_ms,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "raw_ed25519_verify_per_s": round(benchkit.raw_verify_rate(sample)),
+        **figures,
+    }
+    benchkit.print_figures(result)
+    benchkit.write(result, args.output)
+    return result
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Grid management: EGAT and MEA/PEA status updates, congestion and grid emergencies."""
