@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from gridtokenx import accounts, errors, metering, registry, tokens, validator_set
+from gridtokenx import accounts, errors, governance, metering, registry, tokens, validator_set
 from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo, chain_info, params
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.market import settlement, trading
@@ -24,6 +24,7 @@ from gridtokenx.tx import (
     AmendOrder,
     Asset,
     CancelOrder,
+    CastVote,
     GrantLicence,
     IssueThb,
     LicenceKind,
@@ -36,8 +37,10 @@ from gridtokenx.tx import (
     SetValidator,
     SetZoneHalt,
     SignedTransaction,
+    SubmitProposal,
     Transfer,
     UnjailValidator,
+    WithdrawProposal,
 )
 
 __all__ = ["CHAIN_KEY", "PARAMS_KEY", "ChainInfo", "apply", "chain_info", "end_block", "params"]
@@ -59,6 +62,9 @@ _HANDLERS: dict[type, Handler] = {
     SetZoneHalt: settlement.set_zone_halt,
     SetValidator: lambda v, c, s, b, p: validator_set.set_validator(v, c, s, b),
     UnjailValidator: lambda v, c, s, b, p: validator_set.unjail_validator(v, c, s, b),
+    SubmitProposal: governance.submit_proposal,
+    CastVote: governance.cast_vote,
+    WithdrawProposal: governance.withdraw_proposal,
 }
 
 
@@ -123,9 +129,12 @@ def apply(
 
 def end_block(state: State, ctx: BlockContext) -> list[Event]:
     """Work the block itself does after its transactions: order expiry at gate closure and
-    interval settlement. Deterministic in (state, ctx), like `apply`."""
+    interval settlement, then governance (tallies and executions due at this height, whose
+    parameter changes apply from the next block on). Deterministic in (state, ctx), like
+    `apply`."""
     view = state.overlay()
     events = settlement.end_block(view, ctx, params(view))
+    events += governance.end_block(view, ctx)
     validator_set.end_block(view, ctx)
     view.commit()
     return events

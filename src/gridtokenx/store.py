@@ -29,6 +29,7 @@ from gridtokenx import (
     chain,
     codec,
     crypto,
+    governance,
     metering,
     params,
     registry,
@@ -75,6 +76,11 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     market.Rematch,
     market.FlowUsed,
     validator_set.Sets,
+    governance.GovernanceWeights,
+    governance.Counter,
+    governance.Active,
+    governance.Proposal,
+    governance.Ballot,
 )
 """Every record type the ledger stores. Persisting any other type fails loudly."""
 
