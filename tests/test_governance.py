@@ -3,16 +3,21 @@ veto, the timelock and automatic execution in end_block, and every rejection."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from conftest import Cast, key
-from gridtokenx import errors, genesis, governance, ledger, registry
+from gridtokenx import errors, genesis, governance, ledger, registry, tx, validator_set
+from gridtokenx.application import Application
 from gridtokenx.context import Event
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.governance import ProposalStatus
 from gridtokenx.params import Governance
 from gridtokenx.sandbox import DEFAULT_GENESIS_TIME, Sandbox
+from gridtokenx.sim.network import CHAIN_ID, Scenario, Simulation
 from gridtokenx.tx import (
     Action,
     Asset,
@@ -476,3 +481,69 @@ def test_genesis_weights_default_to_the_specification(sb: Sandbox) -> None:
         "NEPO": 6_000,
     }
     assert ledger.params(sb.state).governance == Governance()
+
+
+# --- replicated: a governance vote adds a fifth validator, which then signs blocks ----------
+def test_a_voted_validator_signs_blocks_under_consensus(tmp_path: Path) -> None:
+    from test_validator_changes import GENESIS_TIME, _Scripted, _stored, _without_nepo_power
+
+    keys = genesis.dev_keys()
+    egat, mea, pea, erc, nepo = (keys[c] for c in ("EGAT", "MEA", "PEA", "ERC", "NEPO"))
+    four_sb = _without_nepo_power(Sandbox(chain_id=CHAIN_ID, genesis_time=GENESIS_TIME))
+    rules = msgspec.structs.replace(
+        Governance(),
+        voting_period_heights=3,
+        timelock_heights=1,
+        emergency_voting_period_heights=1,
+        emergency_timelock_heights=0,
+    )
+    spec = msgspec.structs.replace(
+        four_sb.genesis, params=msgspec.structs.replace(four_sb.genesis.params, governance=rules)
+    )
+    four = four_sb.validators(1)
+    assert four.get(nepo.address) is None
+    join = (ValidatorChange(nepo.public_key, 6_000),)
+    submit = tx.make(egat, CHAIN_ID, 0, SubmitProposal(K.VALIDATOR, join, "NEPO joins")).encode()
+    votes = [
+        tx.make(signer, CHAIN_ID, nonce, CastVote(1, YES)).encode()
+        for signer, nonce in ((egat, 1), (mea, 0), (pea, 0), (erc, 0))
+    ]
+    script: dict[int, list[Callable[[Application], object]]] = {
+        0: [lambda a: a.submit(submit)],  # in block 1: voting ends at height 3
+        1: [lambda a, raw=raw: a.submit(raw) for raw in votes],  # in block 2 or 3
+    }
+    apps: dict[int, Application] = {}
+
+    def open_app(index: int, restarted: bool) -> _Scripted:
+        assert not restarted
+        app = apps[index] = Application.open(spec, tmp_path / f"node-{index}")
+        for action in script[0]:
+            action(app)
+        return _Scripted(app, script)
+
+    heights = 10
+    scenario = Scenario(seed=7, validators=5, heights=heights, delay_ms=(1, 100))
+    node_keys = [egat, mea, pea, erc, nepo]
+    Simulation(scenario, apps=open_app, keys=node_keys, validators=four).run()
+    try:
+        assert all(a.height == heights for a in apps.values())
+        assert len({a.state.root() for a in apps.values()}) == 1
+        state = apps[0].state
+        p = governance.get_proposal(state, 1)
+        assert p is not None and p.status is ProposalStatus.EXECUTED
+        assert p.yes == 33_000 and p.execute_height == 4
+        five = validator_set.for_height(state, heights + 1)
+        assert five.power(nepo.address) == 6_000 and len(five.validators) == 5
+        chain = [_stored(apps[0], h) for h in range(1, heights + 1)]
+        for h, (block, signers) in enumerate(chain, start=1):
+            expected = five if h >= p.execute_height + 2 else four
+            assert block.header.validators_hash == validator_set.set_hash(expected), h
+            if h < p.execute_height + 2:
+                assert nepo.address not in signers
+        signed_by_nepo = {h for h, (_, s) in enumerate(chain, start=1) if nepo.address in s}
+        assert signed_by_nepo, "NEPO's vote never made it into a commit certificate"
+        executed = apps[0].store.block_events(p.execute_height)
+        assert executed is not None and "proposal_executed" in kinds(executed)
+    finally:
+        for a in apps.values():
+            a.close()
