@@ -8,9 +8,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import Cast, key
-from gridtokenx import errors, genesis, governance, ledger, registry, tx, validator_set
+from gridtokenx import errors, genesis, governance, invariants, ledger, registry, tx, validator_set
 from gridtokenx.application import Application
 from gridtokenx.context import Event
 from gridtokenx.crypto import PrivateKey
@@ -547,3 +549,69 @@ def test_a_voted_validator_signs_blocks_under_consensus(tmp_path: Path) -> None:
     finally:
         for a in apps.values():
             a.close()
+
+
+# --- random mixes keep the governance invariants -------------------------------------------
+_ACTIONS: list[Action] = [
+    ParamChange("min_fee_satang", 5),
+    ParamChange("price_max_satang_per_kwh", 900),
+    ParamChange("price_min_satang_per_kwh", 950),
+    ParamChange("small_prosumer_threshold_w", 20_000),
+    ParamChange("tariffs.holidays", (20260101,)),
+    ParamChange("governance.voting_period_heights", 2),
+    ParamChange("interval_seconds", 7),
+    ValidatorChange(NEW.public_key, 3_000),
+    ValidatorChange(NEW.public_key, 0),
+    WeightChange("NEPO", 0),
+    WeightChange("EGAT", 12_000),
+]
+_CODES = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
+_op = st.one_of(
+    st.tuples(
+        st.just("submit"),
+        st.sampled_from(_CODES),
+        st.sampled_from(ProposalKind),
+        st.lists(st.sampled_from(_ACTIONS), min_size=1, max_size=3),
+    ),
+    st.tuples(
+        st.just("vote"), st.sampled_from(_CODES), st.integers(1, 4), st.sampled_from(VoteChoice)
+    ),
+    st.tuples(st.just("withdraw"), st.sampled_from(_CODES), st.integers(1, 4), st.just(None)),
+    st.tuples(st.just("advance"), st.just(""), st.just(0), st.just(None)),
+)
+
+
+def _replay(ops: list[tuple[str, str, object, object]]) -> tuple[bytes, list[str]]:
+    sb = governed_sandbox()
+    outcomes = []
+    for name, code, a, b in ops:
+        if name == "advance":
+            sb.advance(1)
+            outcomes.append("advanced")
+        else:
+            if name == "submit":
+                assert isinstance(a, ProposalKind) and isinstance(b, list)
+                body: tx.Body = SubmitProposal(a, tuple(b))
+            elif name == "vote":
+                assert isinstance(a, int) and isinstance(b, VoteChoice)
+                body = CastVote(a, b)
+            else:
+                assert isinstance(a, int)
+                body = WithdrawProposal(a)
+            root = sb.state.root()
+            try:
+                sb.submit(sb.authority(code), body)
+                outcomes.append("ok")
+            except errors.Rejection as exc:
+                assert sb.state.root() == root
+                outcomes.append(exc.code)
+        invariants.check_all(sb.state)
+    return sb.state.root(), outcomes
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_op, max_size=25))
+def test_random_governance_mixes_keep_invariants_and_replay_identically(
+    ops: list[tuple[str, str, object, object]],
+) -> None:
+    assert _replay(ops) == _replay(ops)
