@@ -369,6 +369,35 @@ def test_grid_shows_reported_status(
     assert row["capacity_wh"] == 750_000 * 1000 * INTERVAL // 3600  # the market's capacity
 
 
+def test_governance_overview_and_a_proposal_with_its_ballots(
+    live: tuple[LocalNode, Client, Cast], http: httpx.Client
+) -> None:
+    _, api, _ = live
+    overview = http.get("/governance").json()
+    assert overview["weights"] == {
+        "EGAT": 10000,
+        "MEA": 8000,
+        "PEA": 8000,
+        "ERC": 7000,
+        "NEPO": 6000,
+    }
+    assert overview["rules"]["voting_period_heights"] == 86_400
+    change = (tx.ParamChange("tariffs.ft_msat_per_kwh", 19_720),)
+    receipt = api.send_and_wait(EGAT, tx.SubmitProposal(tx.ProposalKind.PARAMETER, change, "Ft"))
+    pid = next(e["attrs"]["id"] for e in receipt.events if e["kind"] == "proposal_submitted")
+    api.send_and_wait(MEA, tx.CastVote(int(pid), tx.VoteChoice.NO))
+    assert int(pid) in http.get("/governance").json()["active"]
+    found = http.get(f"/governance/proposals/{pid}").json()
+    assert found["kind"] == "PARAMETER" and found["status"] == "VOTING" and found["title"] == "Ft"
+    assert found["actions"] == [
+        {"type": "ParamChange", "name": "tariffs.ft_msat_per_kwh", "value": 19720}
+    ]
+    assert (found["yes"], found["no"], found["proposer"]) == (0, 8000, text(EGAT))
+    assert found["ballots"] == [{"voter": text(MEA), "choice": "NO", "weight": 8000}]
+    error_of(http.get("/governance/proposals/999"), 404, "NOT_FOUND")
+    error_of(http.get("/governance/proposals/0"), 422, "INVALID_REQUEST")
+
+
 def test_unknown_paths_and_methods_use_the_error_shape(http: httpx.Client) -> None:
     error_of(http.get("/nothing-here"), 404, "NOT_FOUND")
     assert http.put("/txs", json={}).status_code == 405

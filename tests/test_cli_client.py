@@ -270,6 +270,33 @@ def test_grid_commands(live: Live) -> None:
     one_error_line(live.tx("mea", "clear-emergency", "BKK"), "ZONE_NOT_HALTED", 1)
 
 
+def test_governance_commands(live: Live) -> None:
+    proposed = live.tx_json(
+        "egat", "propose-param", "tariffs.holidays", "20260413,20260414", "--title", "Songkran"
+    )
+    submitted = attrs(proposed, "proposal_submitted")
+    assert submitted["kind"] == "PARAMETER" and submitted["proposer"] == "EGAT"
+    pid = str(submitted["id"])
+    voted = live.tx_json("mea", "vote", pid, "yes")
+    assert attrs(voted, "vote_cast") == {
+        "id": int(pid),
+        "voter": "MEA",
+        "choice": "YES",
+        "weight": 8000,
+    }
+    one_error_line(live.tx("mea", "vote", pid, "no"), "ALREADY_VOTED", 1)
+    one_error_line(live.tx("erc", "vote", pid, "veto"), "VETO_NOT_ALLOWED", 1)
+    one_error_line(live.tx("home", "vote", pid, "yes"), "UNAUTHORISED", 1)
+    market = live.tx("egat", "propose-param", "gate_closure_seconds", "600")
+    one_error_line(market, "INVALID_PROPOSAL", 1)
+    one_error_line(live.tx("egat", "propose-param", "min_fee_satang", "x"), "BAD_INPUT", 2)
+    newcomer = key("cli/voted-validator")
+    validator = live.tx_json("erc", "propose-validator", newcomer.public_key.hex(), "1")
+    assert attrs(validator, "proposal_submitted")["kind"] == "VALIDATOR"
+    assert kinds(live.tx_json("egat", "withdraw-proposal", pid)) == ["proposal_withdrawn"]
+    one_error_line(live.tx("mea", "vote", pid, "yes"), "VOTING_CLOSED", 1)
+
+
 def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) -> None:
     before = live.api.balance(live.cast.home)
     result = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB")

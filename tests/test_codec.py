@@ -77,6 +77,34 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     ),
     st.builds(tx.TransferCertificate, u64, addresses),
     st.builds(tx.RetireCertificate, u64, st.text(max_size=tx.BENEFICIARY_MAX_CHARS)),
+    st.builds(
+        tx.SubmitProposal,
+        st.sampled_from(tx.ProposalKind),
+        st.lists(
+            st.one_of(
+                st.builds(
+                    tx.ParamChange,
+                    st.text(min_size=1, max_size=64),
+                    st.one_of(
+                        st.integers(-(2**63), U64_MAX),
+                        st.lists(st.integers(-(2**63), U64_MAX), max_size=8).map(tuple),
+                    ),
+                ),
+                st.builds(tx.ValidatorChange, public_keys, st.integers(0, tx.MAX_TOTAL_POWER)),
+                st.builds(tx.ValidatorUnjail, addresses),
+                st.builds(
+                    tx.WeightChange,
+                    st.text(min_size=1, max_size=16),
+                    st.integers(0, tx.MAX_GOVERNANCE_WEIGHT),
+                ),
+            ),
+            min_size=1,
+            max_size=4,
+        ).map(tuple),
+        st.text(max_size=256),
+    ),
+    st.builds(tx.CastVote, u64, st.sampled_from(tx.VoteChoice)),
+    st.builds(tx.WithdrawProposal, u64),
 )
 
 signed_txs = st.builds(
@@ -121,6 +149,9 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "ClearEmergency",
         "TransferCertificate",
         "RetireCertificate",
+        "SubmitProposal",
+        "CastVote",
+        "WithdrawProposal",
     }
 
 

@@ -913,6 +913,100 @@ def unjail_validator(
     return tx.UnjailValidator(address(validator))
 
 
+# --- governance (tags 22-24) ----------------------------------------------------------------
+_PROPOSAL_KINDS = {
+    "parameter": tx.ProposalKind.PARAMETER,
+    "licence-policy": tx.ProposalKind.LICENCE_POLICY,
+    "market-rule": tx.ProposalKind.MARKET_RULE,
+    "emergency": tx.ProposalKind.EMERGENCY,
+}
+
+
+def _param_value(text: str) -> int | tuple[int, ...]:
+    """An integer, or a comma-separated list of integers for tuple fields ("" is empty)."""
+    try:
+        if "," in text or text == "":
+            return tuple(int(part) for part in text.split(",") if part.strip())
+        return int(text)
+    except ValueError:
+        raise BadInput(f"{text!r} is not an integer or a comma-separated list of them") from None
+
+
+def _title(title: str) -> str:
+    if len(title) > 256:
+        raise BadInput("--title is at most 256 characters")
+    return title
+
+
+@tx_command(tx_app, "propose-param")
+def propose_param(
+    name: Annotated[
+        str, Arg(metavar="NAME", help="a Params field, or group.field: tariffs.ft_msat_per_kwh")
+    ],
+    value: Annotated[str, Arg(metavar="VALUE", help="an integer, or 20260413,20260414")],
+    kind: Annotated[
+        str, typer.Option(help="parameter, market-rule, licence-policy or emergency")
+    ] = "parameter",
+    title: Annotated[str, typer.Option(help="what the change is for")] = "",
+) -> tx.Body:
+    """Propose a change of one governed parameter (signed by an authority).
+
+    Market fields need --kind market-rule, small_prosumer_threshold_w --kind licence-policy.
+
+    Example:  gridtokenx tx propose-param min_fee_satang 50 --key egat.key
+    """
+    if kind not in _PROPOSAL_KINDS:
+        raise BadInput(f"--kind must be one of {', '.join(_PROPOSAL_KINDS)}")
+    change = tx.ParamChange(name, _param_value(value))
+    return tx.SubmitProposal(_PROPOSAL_KINDS[kind], (change,), _title(title))
+
+
+@tx_command(tx_app, "propose-validator")
+def propose_validator(
+    validator_key: Annotated[
+        str, Arg(metavar="PUBLIC_KEY", help="the validator's public key, 64 hex digits")
+    ],
+    power: Annotated[
+        str, Arg(metavar="POWER", help=f"voting power 0-{tx.MAX_TOTAL_POWER}; 0 removes it")
+    ],
+    title: Annotated[str, typer.Option(help="what the change is for")] = "",
+) -> tx.Body:
+    """Propose adding, re-weighting or removing a validator, decided by a vote.
+
+    Example:  gridtokenx tx propose-validator 3f2a...e1 6000 --key egat.key
+    """
+    value = count(power, "power")
+    if value > tx.MAX_TOTAL_POWER:
+        raise BadInput(f"power {value} is above the cap {tx.MAX_TOTAL_POWER}")
+    action = tx.ValidatorChange(public_key(validator_key), value)
+    return tx.SubmitProposal(tx.ProposalKind.VALIDATOR, (action,), _title(title))
+
+
+@tx_command(tx_app, "vote")
+def vote(
+    proposal_id: Annotated[str, Arg(metavar="PROPOSAL_ID", help="the proposal's id")],
+    vote_choice: Annotated[str, Arg(metavar="CHOICE", help="yes, no, abstain or veto")],
+) -> tx.Body:
+    """Vote on a proposal with the signing authority's governance weight.
+
+    Example:  gridtokenx tx vote 1 yes --key mea.key
+    """
+    return tx.CastVote(
+        count(proposal_id, "proposal id"), choice(tx.VoteChoice, vote_choice, "choice")
+    )
+
+
+@tx_command(tx_app, "withdraw-proposal")
+def withdraw_proposal(
+    proposal_id: Annotated[str, Arg(metavar="PROPOSAL_ID", help="the proposal's id")],
+) -> tx.Body:
+    """Withdraw the signer's own proposal while voting is open.
+
+    Example:  gridtokenx tx withdraw-proposal 1 --key egat.key
+    """
+    return tx.WithdrawProposal(count(proposal_id, "proposal id"))
+
+
 @tx_command(order_app, "place")
 def order_place(
     side: Annotated[str, Arg(metavar="SIDE", help="buy or sell")],

@@ -340,6 +340,50 @@ class RecipientNotParticipant(Rejection):
     code = "RECIPIENT_NOT_PARTICIPANT"
 
 
+# --- governance (tags 22-24) ----------------------------------------------------------------
+class NoGovernanceWeight(Rejection):
+    """The authority has governance weight 0: it may neither propose nor vote."""
+
+    code = "NO_GOVERNANCE_WEIGHT"
+
+
+class InvalidProposal(Rejection):
+    """An action the proposal's kind may not carry, an unknown parameter, a value of the
+    wrong shape, or a weight change for an authority that does not exist."""
+
+    code = "INVALID_PROPOSAL"
+
+
+class InvalidParams(Rejection):
+    """The parameters the proposal would set fail Params.validate."""
+
+    code = "INVALID_PARAMS"
+
+
+class TooManyProposals(Rejection):
+    code = "TOO_MANY_PROPOSALS"
+
+
+class UnknownProposal(Rejection):
+    code = "UNKNOWN_PROPOSAL"
+
+
+class VotingClosed(Rejection):
+    """The proposal's voting period is over (or it was withdrawn): votes no longer count."""
+
+    code = "VOTING_CLOSED"
+
+
+class AlreadyVoted(Rejection):
+    code = "ALREADY_VOTED"
+
+
+class VetoNotAllowed(Rejection):
+    """Only the regulator vetoes, and only market-rule and licence changes."""
+
+    code = "VETO_NOT_ALLOWED"
+
+
 ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
     cls
     for cls in list(globals().values())

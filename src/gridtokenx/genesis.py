@@ -12,10 +12,11 @@ from pathlib import Path
 
 import msgspec
 
-from gridtokenx import accounts, crypto, registry, validator_set
+from gridtokenx import accounts, crypto, governance, registry, validator_set
 from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo
 from gridtokenx.params import Params
 from gridtokenx.state import State
+from gridtokenx.tx import MAX_GOVERNANCE_WEIGHT
 
 
 class GenesisError(ValueError):
@@ -31,6 +32,12 @@ class AuthoritySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     public_key: str  # hex
     voting_power: int
     zones: tuple[str, ...] = ()
+    governance_weight: int | None = None  # None: the same as voting_power
+
+    @property
+    def weight(self) -> int:
+        """Governance weight; separate from consensus power, which can change on its own."""
+        return self.voting_power if self.governance_weight is None else self.governance_weight
 
 
 class ZoneSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,6 +84,10 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 problems.append(f"authority {a.code}: unknown roles {sorted(unknown)}")
             if a.voting_power < 0:
                 problems.append(f"authority {a.code}: voting_power must be non-negative")
+            if not 0 <= a.weight <= MAX_GOVERNANCE_WEIGHT:
+                problems.append(
+                    f"authority {a.code}: governance weight must be 0-{MAX_GOVERNANCE_WEIGHT}"
+                )
         if len(keys) != len(self.authorities):
             problems.append("authority public keys must be distinct")
         by_code = {a.code: a for a in self.authorities}
@@ -161,7 +172,7 @@ def devnet(chain_id: str, genesis_time: int, keys: dict[str, crypto.PrivateKey])
         chain_id=chain_id,
         genesis_time=genesis_time,
         authorities=tuple(
-            AuthoritySpec(code, name, roles, keys[code].public_key.hex(), power, zones)
+            AuthoritySpec(code, name, roles, keys[code].public_key.hex(), power, zones, power)
             for code, name, roles, power, zones in AUTHORITIES
         ),
         zones=tuple(ZoneSpec(*z) for z in ZONES),
@@ -201,6 +212,7 @@ def build_state(genesis: Genesis) -> State:
     validator_set.install(
         view, [(bytes.fromhex(a.public_key), a.voting_power) for a in genesis.authorities]
     )
+    governance.install(view, [(a.code, a.weight) for a in genesis.authorities])
     view.put(PARAMS_KEY, genesis.params)
     view.put(
         CHAIN_KEY,

@@ -5,7 +5,7 @@ They scan the whole state, so they are for tests, audits and the demo, not the h
 
 from __future__ import annotations
 
-from gridtokenx import accounts, certificates, metering, registry
+from gridtokenx import accounts, certificates, governance, metering, registry
 from gridtokenx.grid import records as grid
 from gridtokenx.market import engine, records
 from gridtokenx.state import State
@@ -210,6 +210,28 @@ def check_certificates(state: State) -> None:
     _require(actual == expected, "carbon totals differ from the certificates they sum")
 
 
+def check_governance(state: State) -> None:
+    """Every proposal's tally is exactly the weight of its ballots by choice (a veto counts
+    as a no), and the active index lists exactly the proposals still voting or waiting."""
+    counted: dict[int, list[int]] = {}
+    for key, ballot in state.scan(b"gov/v/"):
+        assert isinstance(ballot, governance.Ballot)
+        tally = counted.setdefault(int.from_bytes(key[6:14]), [0, 0, 0])
+        slot = {1: 0, 2: 1, 4: 1, 3: 2}[int(ballot.choice)]
+        tally[slot] += ballot.weight
+    live = []
+    for _, proposal in state.scan(b"gov/p/"):
+        assert isinstance(proposal, governance.Proposal)
+        have = [proposal.yes, proposal.no, proposal.abstain]
+        _require(have == counted.pop(proposal.id, [0, 0, 0]), f"tally of {proposal.id} != ballots")
+        if proposal.status in (governance.ProposalStatus.VOTING, governance.ProposalStatus.PASSED):
+            live.append(proposal.id)
+    _require(not counted, f"ballots for unknown proposals {sorted(counted)}")
+    _require(
+        tuple(sorted(live)) == governance.active_ids(state), "active proposals != open records"
+    )
+
+
 def check_all(state: State) -> None:
     check_no_negative_balance(state)
     check_supply(state)
@@ -217,4 +239,5 @@ def check_all(state: State) -> None:
     check_market(state)
     check_grid_flows(state)
     check_certificates(state)
+    check_governance(state)
     check_state_root(state)

@@ -14,7 +14,16 @@ from typing import Any
 
 import msgspec
 
-from gridtokenx import accounts, certificates, errors, metering, registry, tokens, validator_set
+from gridtokenx import (
+    accounts,
+    certificates,
+    errors,
+    governance,
+    metering,
+    registry,
+    tokens,
+    validator_set,
+)
 from gridtokenx.chain import CHAIN_KEY, PARAMS_KEY, ChainInfo, chain_info, params
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.grid import emergency, status
@@ -25,6 +34,7 @@ from gridtokenx.tx import (
     AmendOrder,
     Asset,
     CancelOrder,
+    CastVote,
     ClearEmergency,
     DeclareEmergency,
     DistributionStatus,
@@ -41,10 +51,12 @@ from gridtokenx.tx import (
     SetValidator,
     SetZoneHalt,
     SignedTransaction,
+    SubmitProposal,
     Transfer,
     TransferCertificate,
     TransmissionStatus,
     UnjailValidator,
+    WithdrawProposal,
 )
 
 __all__ = ["CHAIN_KEY", "PARAMS_KEY", "ChainInfo", "apply", "chain_info", "end_block", "params"]
@@ -72,6 +84,9 @@ _HANDLERS: dict[type, Handler] = {
     ClearEmergency: emergency.clear,
     TransferCertificate: certificates.transfer_certificate,
     RetireCertificate: certificates.retire_certificate,
+    SubmitProposal: governance.submit_proposal,
+    CastVote: governance.cast_vote,
+    WithdrawProposal: governance.withdraw_proposal,
 }
 
 
@@ -138,9 +153,12 @@ def apply(
 
 def end_block(state: State, ctx: BlockContext) -> list[Event]:
     """Work the block itself does after its transactions: order expiry at gate closure and
-    interval settlement. Deterministic in (state, ctx), like `apply`."""
+    interval settlement, then governance (tallies and executions due at this height, whose
+    parameter changes apply from the next block on). Deterministic in (state, ctx), like
+    `apply`."""
     view = state.overlay()
     events = settlement.end_block(view, ctx, params(view))
+    events += governance.end_block(view, ctx)
     validator_set.end_block(view, ctx)
     view.commit()
     return events

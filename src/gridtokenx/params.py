@@ -26,6 +26,58 @@ class Tariffs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     holidays: tuple[int, ...] = ()  # public holidays as YYYYMMDD integers: Off-Peak all day
 
 
+class Governance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Voting rules for on-chain governance (docs/governance.md). Periods are in heights,
+    because execution happens at a height; the devnet makes about one block a second.
+    Thresholds are basis points: quorum of the total governance weight (snapshotted when the
+    proposal is submitted) that must vote at all, approval of the yes + no weight that must
+    be yes."""
+
+    voting_period_heights: int = 86_400  # a day of 1-second blocks
+    timelock_heights: int = 43_200  # half a day between passing and execution
+    emergency_voting_period_heights: int = 300
+    emergency_timelock_heights: int = 60
+    parameter_quorum_bp: int = 5_000
+    parameter_approval_bp: int = 6_000
+    validator_quorum_bp: int = 6_000
+    validator_approval_bp: int = 6_667
+    licence_quorum_bp: int = 5_000
+    licence_approval_bp: int = 6_000
+    market_quorum_bp: int = 5_000
+    market_approval_bp: int = 6_000
+    emergency_quorum_bp: int = 6_000
+    emergency_approval_bp: int = 7_500
+    max_active_proposals: int = 32  # bounds the work end_block does per height
+
+    def validate(self) -> list[str]:
+        problems = []
+        if min(self.voting_period_heights, self.emergency_voting_period_heights) < 1:
+            problems.append("governance voting periods must be at least one height")
+        if min(self.timelock_heights, self.emergency_timelock_heights) < 0:
+            problems.append("governance timelocks must be non-negative")
+        if self.emergency_voting_period_heights > self.voting_period_heights:
+            problems.append("the emergency voting period must not exceed the normal one")
+        if self.emergency_timelock_heights > self.timelock_heights:
+            problems.append("the emergency timelock must not exceed the normal one")
+        thresholds = (
+            self.parameter_quorum_bp,
+            self.parameter_approval_bp,
+            self.validator_quorum_bp,
+            self.validator_approval_bp,
+            self.licence_quorum_bp,
+            self.licence_approval_bp,
+            self.market_quorum_bp,
+            self.market_approval_bp,
+            self.emergency_quorum_bp,
+            self.emergency_approval_bp,
+        )
+        if not all(0 < t <= 10_000 for t in thresholds):
+            problems.append("governance quorum and approval must be in (0, 10000] basis points")
+        if not 1 <= self.max_active_proposals <= 256:
+            problems.append("max_active_proposals must be between 1 and 256")
+        return problems
+
+
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     interval_seconds: int = 900  # 15-minute settlement interval
     reading_max_age_seconds: int = 7 * 86_400  # oldest interval a reading may still report
@@ -51,6 +103,7 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tariffs: Tariffs = msgspec.field(default_factory=Tariffs)
     rec_size_wh: int = 1_000_000  # one renewable energy certificate per MWh, as I-REC and T-REC
     rec_beneficiary_max_chars: int = 128  # longest beneficiary text a retirement may name
+    governance: Governance = msgspec.field(default_factory=Governance)
 
     def validate(self) -> list[str]:
         """Human-readable problems; an empty list means the parameters are usable."""
@@ -93,4 +146,5 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         rates = (t.tou_peak_msat_per_kwh, t.tou_offpeak_msat_per_kwh, t.buyback_msat_per_kwh)
         if min(rates) < 0 or t.ft_msat_per_kwh < 0:
             problems.append("tariff rates must be non-negative")
+        problems.extend(self.governance.validate())
         return problems

@@ -357,3 +357,15 @@ class Overlay:
     def commit(self) -> None:
         self._base._write(self._writes)
         self._writes = {}
+
+    def fork(self) -> Overlay:
+        """A child that sees this overlay's writes and keeps its own until `absorb`: work
+        that may fail half-way (a governance proposal's actions) runs in a fork, so a
+        failure drops all of it and a success lands all of it."""
+        child = Overlay(self._base)
+        child._writes = dict(self._writes)
+        return child
+
+    def absorb(self, child: Overlay) -> None:
+        """Take over the writes of `child`, a fork of this overlay."""
+        self._writes.update(child._writes)

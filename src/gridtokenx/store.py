@@ -30,6 +30,7 @@ from gridtokenx import (
     chain,
     codec,
     crypto,
+    governance,
     metering,
     params,
     registry,
@@ -86,6 +87,11 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     certificates.Accrual,
     certificates.CertificateSequence,
     certificates.CarbonTotals,
+    governance.GovernanceWeights,
+    governance.Counter,
+    governance.Active,
+    governance.Proposal,
+    governance.Ballot,
 )
 """Every record type the ledger stores. Persisting any other type fails loudly."""
 

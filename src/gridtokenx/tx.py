@@ -272,6 +272,85 @@ class RetireCertificate(_Body, tag=20, frozen=True):
     beneficiary: Annotated[str, msgspec.Meta(max_length=BENEFICIARY_MAX_CHARS)]
 
 
+# --- governance (tags 22-24) ----------------------------------------------------------------
+MAX_GOVERNANCE_WEIGHT: Final = 1_000_000
+"""Cap on one authority's governance weight, so tallies stay far inside 63 bits."""
+GovernanceWeight = Annotated[int, msgspec.Meta(ge=0, le=MAX_GOVERNANCE_WEIGHT)]
+ParamName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ParamInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+ParamValue = ParamInt | Annotated[tuple[ParamInt, ...], msgspec.Meta(max_length=512)]
+
+
+class ProposalKind(IntEnum):
+    """Decides which actions a proposal may carry, its thresholds, periods and the ERC veto."""
+
+    PARAMETER = 1  # governed parameters outside the market and licence rules; vote weights
+    VALIDATOR = 2  # validator-set changes: add, change power, remove, unjail
+    LICENCE_POLICY = 3  # licence parameters (small_prosumer_threshold_w); ERC may veto
+    MARKET_RULE = 4  # market parameters (price band, gate closure, fees...); ERC may veto
+    EMERGENCY = 5  # any action, short voting period and timelock; proposed by EGAT or ERC
+
+
+class VoteChoice(IntEnum):
+    YES = 1
+    NO = 2
+    ABSTAIN = 3  # counts toward quorum only
+    VETO = 4  # the regulator's no on a market-rule or licence proposal: rejects it outright
+
+
+class _Action(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class ParamChange(_Action, tag=1, frozen=True):
+    """Set one governed parameter: `name` is a Params field, or `struct.field` for nested
+    ones (`tariffs.ft_msat_per_kwh`, `governance.timelock_heights`); the value is an
+    integer, or a tuple of integers for tuple fields (`tariffs.holidays`)."""
+
+    name: ParamName
+    value: ParamValue
+
+
+class ValidatorChange(_Action, tag=2, frozen=True):
+    """What SetValidator does, decided by a vote: add, re-weight, or remove (power 0)."""
+
+    public_key: PublicKey
+    power: VotingPower
+
+
+class ValidatorUnjail(_Action, tag=3, frozen=True):
+    address: Address
+
+
+class WeightChange(_Action, tag=4, frozen=True):
+    """Set an authority's governance weight (its consensus power is a validator change)."""
+
+    authority: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    weight: GovernanceWeight
+
+
+Action = ParamChange | ValidatorChange | ValidatorUnjail | WeightChange
+
+
+class SubmitProposal(_Body, tag=22, frozen=True):
+    """An authority proposes actions that execute together, automatically, if the vote passes."""
+
+    kind: ProposalKind
+    actions: Annotated[tuple[Action, ...], msgspec.Meta(min_length=1, max_length=16)]
+    title: Annotated[str, msgspec.Meta(max_length=256)] = ""
+
+
+class CastVote(_Body, tag=23, frozen=True):
+    proposal_id: U64
+    choice: VoteChoice
+
+
+class WithdrawProposal(_Body, tag=24, frozen=True):
+    """The proposer takes its proposal back while voting is still open."""
+
+    proposal_id: U64
+
+
 Body = (
     Transfer
     | RegisterParticipant
@@ -293,6 +372,9 @@ Body = (
     | ClearEmergency
     | TransferCertificate
     | RetireCertificate
+    | SubmitProposal
+    | CastVote
+    | WithdrawProposal
 )
 BODY_TYPES: Final[tuple[type[_Body], ...]] = typing.get_args(Body)
 

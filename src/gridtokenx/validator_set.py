@@ -206,6 +206,11 @@ def set_validator(
 ) -> list[Event]:
     """Add a validator, change its power, or remove it (power 0), from H + ACTIVATION_DELAY."""
     registry.require_role(view, sender, registry.ROLE_REGULATOR)
+    return change_validator(view, ctx, body)
+
+
+def change_validator(view: Overlay, ctx: BlockContext, body: SetValidator) -> list[Event]:
+    """`set_validator` without the signer check: a passed governance vote decides instead."""
     _require_valid_key(body.public_key)
     if not 0 <= body.power <= MAX_TOTAL_POWER:
         raise errors.PowerOutOfRange(f"power must be between 0 and {MAX_TOTAL_POWER}")
@@ -246,6 +251,11 @@ def unjail_validator(
 ) -> list[Event]:
     """Let a jailed validator count again from H + ACTIVATION_DELAY, at its old power."""
     registry.require_role(view, sender, registry.ROLE_REGULATOR)
+    return unjail(view, ctx, body)
+
+
+def unjail(view: Overlay, ctx: BlockContext, body: UnjailValidator) -> list[Event]:
+    """`unjail_validator` without the signer check: a passed governance vote decides instead."""
     newest = _newest(_sets(view))
     member = next((m for m in newest if m.address == body.address), None)
     if member is None:

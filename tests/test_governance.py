@@ -1,0 +1,617 @@
+"""On-chain governance: proposals of every kind, weighted votes, quorum, approval, the ERC
+veto, the timelock and automatic execution in end_block, and every rejection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import Cast, key
+from gridtokenx import errors, genesis, governance, invariants, ledger, registry, tx, validator_set
+from gridtokenx.application import Application
+from gridtokenx.context import Event
+from gridtokenx.crypto import PrivateKey
+from gridtokenx.governance import ProposalStatus
+from gridtokenx.params import Governance
+from gridtokenx.sandbox import DEFAULT_GENESIS_TIME, Sandbox
+from gridtokenx.sim.network import CHAIN_ID, Scenario, Simulation
+from gridtokenx.tx import (
+    Action,
+    Asset,
+    CastVote,
+    ParamChange,
+    ProposalKind,
+    SubmitProposal,
+    Transfer,
+    ValidatorChange,
+    ValidatorUnjail,
+    VoteChoice,
+    WeightChange,
+    WithdrawProposal,
+)
+
+NEW = key("governance/validator")
+VOTING, TIMELOCK = 3, 2  # short periods so a lifecycle fits a test
+K = ProposalKind
+YES, NO, ABSTAIN, VETO = VoteChoice.YES, VoteChoice.NO, VoteChoice.ABSTAIN, VoteChoice.VETO
+
+
+def governed_sandbox(**changes: int) -> Sandbox:
+    base = genesis.devnet("gridtokenx-sandbox", DEFAULT_GENESIS_TIME, genesis.dev_keys())
+    rules = {
+        "voting_period_heights": VOTING,
+        "timelock_heights": TIMELOCK,
+        "emergency_voting_period_heights": 1,
+        "emergency_timelock_heights": 0,
+        **changes,
+    }
+    gov = msgspec.structs.replace(Governance(), **rules)
+    return Sandbox(
+        spec=msgspec.structs.replace(
+            base, params=msgspec.structs.replace(base.params, governance=gov)
+        )
+    )
+
+
+@pytest.fixture
+def g() -> Cast:
+    return Cast(governed_sandbox())
+
+
+def propose(n: Cast, signer: PrivateKey, kind: ProposalKind, *actions: Action) -> int:
+    events = n.ok(signer, SubmitProposal(kind, actions, "test"))
+    assert events[0].kind == "proposal_submitted"
+    proposal_id = events[0].attrs["id"]
+    assert isinstance(proposal_id, int)
+    return proposal_id
+
+
+def vote(n: Cast, proposal_id: int, *voters: tuple[PrivateKey, VoteChoice]) -> None:
+    for signer, choice in voters:
+        n.ok(signer, CastVote(proposal_id, choice))
+
+
+def proposal(n: Cast, proposal_id: int) -> governance.Proposal:
+    found = governance.get_proposal(n.sb.state, proposal_id)
+    assert found is not None
+    return found
+
+
+def advance_to(n: Cast, height: int) -> list[Event]:
+    """End blocks until the sandbox is at `height`; the events of every block ended."""
+    events: list[Event] = []
+    while n.sb.height < height:
+        events += n.sb.advance(1)
+    return events
+
+
+def finish(n: Cast, proposal_id: int) -> list[Event]:
+    """Run past the proposal's voting end and timelock: every end_block that could act on it."""
+    p = proposal(n, proposal_id)
+    return advance_to(n, p.voting_end_height + p.timelock_heights + 1)
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e.kind for e in events]
+
+
+# --- lifecycles, one per kind --------------------------------------------------------------
+def test_a_fee_change_passes_waits_out_its_timelock_then_binds_participants(g: Cast) -> None:
+    start = g.sb.height
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES), (g.nepo, NO))
+    p = proposal(g, pid)
+    assert (p.yes, p.no, p.abstain, p.total_weight) == (26_000, 6_000, 0, 39_000)
+    assert p.voting_end_height == start + VOTING - 1
+    execute_at = p.voting_end_height + TIMELOCK
+    # Nothing executes early: at every height up to the execution height the fee is 0 and a
+    # participant's fee-less transfer goes through.
+    while g.sb.height < execute_at:
+        g.ok(g.office, Transfer(Asset.THB, g.home.address, 1))
+        events = g.sb.advance(1)
+        assert "proposal_executed" not in kinds(events)
+        assert g.params.min_fee_satang == 0
+    assert proposal(g, pid).status is ProposalStatus.PASSED
+    assert proposal(g, pid).execute_height == execute_at
+    events = g.sb.advance(1)  # end of the execution height
+    assert kinds(events) == ["proposal_executed", "params_changed"]
+    assert events[1].attrs == {"name": "min_fee_satang"}
+    assert proposal(g, pid).status is ProposalStatus.EXECUTED
+    assert g.params.min_fee_satang == 50
+    g.rejects(g.office, Transfer(Asset.THB, g.home.address, 1), errors.FeeTooLow, "FEE_TOO_LOW")
+    thb = g.thb(g.office.address)
+    g.ok(g.office, Transfer(Asset.THB, g.home.address, 1), fee=50)
+    assert g.thb(g.office.address) == thb - 51
+    assert governance.active_ids(g.sb.state) == ()
+
+
+def test_nested_tariffs_and_tuple_parameters_change_together(g: Cast) -> None:
+    pid = propose(
+        g,
+        g.nepo,
+        K.PARAMETER,
+        ParamChange("tariffs.ft_msat_per_kwh", 19_720),
+        ParamChange("tariffs.holidays", (20260413, 20260414, 20260415)),
+        ParamChange("emission_factor_g_per_kwh", 470),
+    )
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.erc, ABSTAIN))
+    events = finish(g, pid)
+    assert kinds(events).count("params_changed") == 3
+    t = g.params.tariffs
+    assert t.ft_msat_per_kwh == 19_720 and t.holidays == (20260413, 20260414, 20260415)
+    assert g.params.emission_factor_g_per_kwh == 470
+    assert t.tou_peak_msat_per_kwh == 579_820  # untouched fields keep their values
+
+
+def test_a_vote_changes_the_voting_rules_themselves(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("governance.voting_period_heights", 5))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES))
+    finish(g, pid)
+    assert g.params.governance.voting_period_heights == 5
+    later = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 1))
+    assert proposal(g, later).voting_end_height == g.sb.height + 4
+
+
+def test_a_validator_vote_adds_reweights_and_removes_validators(g: Cast) -> None:
+    pid = propose(
+        g,
+        g.erc,
+        K.VALIDATOR,
+        ValidatorChange(NEW.public_key, 5_000),
+        ValidatorChange(g.mea.public_key, 9_000),
+        ValidatorChange(g.nepo.public_key, 0),
+    )
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES), (g.erc, YES))
+    p = proposal(g, pid)
+    advance_to(g, p.voting_end_height + TIMELOCK)
+    h = g.sb.height
+    assert g.sb.validators(h + 2).power(NEW.address) == 0
+    events = g.sb.advance(1)
+    assert kinds(events) == [
+        "proposal_executed",
+        "validator_added",
+        "validator_power_changed",
+        "validator_removed",
+    ]
+    assert all(e.attrs["from_height"] == h + 2 for e in events[1:])
+    powers = {v.address: v.power for v in g.sb.validators(h + 2).validators}
+    assert powers[NEW.address] == 5_000 and powers[g.mea.address] == 9_000
+    assert g.nepo.address not in powers
+    assert g.nepo.address in {v.address for v in g.sb.validators(h + 1).validators}
+
+
+def test_a_validator_vote_unjails(g: Cast) -> None:
+    from test_validator_changes import _equivocation
+
+    g.sb.punish(_equivocation(g.sb, g.pea))
+    g.sb.advance(1)
+    g.sb.advance(1)
+    assert g.sb.validators().get(g.pea.address) is None
+    pid = propose(g, g.erc, K.VALIDATOR, ValidatorUnjail(g.pea.address))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.erc, YES), (g.nepo, YES))
+    events = finish(g, pid)
+    assert "validator_unjailed" in kinds(events)
+    assert g.sb.validators(g.sb.height + 2).power(g.pea.address) == 8_000
+
+
+def test_a_licence_policy_vote_lets_a_larger_prosumer_sell_unlicensed(g: Cast) -> None:
+    view = g.sb.state.overlay()
+    with pytest.raises(errors.UnlicensedSeller):
+        registry.require_may_sell(
+            view, g.factory.address, g.sb.time, g.params.small_prosumer_threshold_w
+        )
+    pid = propose(g, g.mea, K.LICENCE_POLICY, ParamChange("small_prosumer_threshold_w", 50_000))
+    vote(g, pid, (g.mea, YES), (g.pea, YES), (g.erc, YES))
+    finish(g, pid)
+    assert g.params.small_prosumer_threshold_w == 50_000
+    registry.require_may_sell(
+        g.sb.state.overlay(), g.factory.address, g.sb.time, g.params.small_prosumer_threshold_w
+    )
+
+
+def test_a_market_rule_vote_widens_the_price_band(g: Cast) -> None:
+    pid = propose(g, g.egat, K.MARKET_RULE, ParamChange("price_max_satang_per_kwh", 1_500))
+    vote(g, pid, (g.egat, YES), (g.erc, YES), (g.nepo, YES))
+    events = finish(g, pid)
+    assert "proposal_executed" in kinds(events)
+    assert g.params.price_max_satang_per_kwh == 1_500
+
+
+def test_the_regulator_vetoes_a_market_rule_that_everyone_else_wants(g: Cast) -> None:
+    pid = propose(g, g.egat, K.MARKET_RULE, ParamChange("platform_fee_basis_points", 50))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES), (g.nepo, YES), (g.erc, VETO))
+    p = proposal(g, pid)
+    assert (p.yes, p.no, p.vetoed) == (32_000, 7_000, True)
+    events = finish(g, pid)
+    assert kinds(events) == ["proposal_rejected"]
+    assert events[0].attrs["reason"] == "vetoed by the regulator"
+    assert proposal(g, pid).status is ProposalStatus.REJECTED
+    assert g.params.platform_fee_basis_points == 10
+
+
+def test_an_emergency_executes_right_after_its_short_vote(g: Cast) -> None:
+    h = g.sb.height
+    pid = propose(g, g.egat, K.EMERGENCY, ParamChange("frequency_min_mhz", 49_000))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES), (g.erc, YES))
+    assert proposal(g, pid).voting_end_height == h
+    events = g.sb.advance(1)  # emergency timelock 0: tallied and executed in the same block
+    assert kinds(events) == ["proposal_passed", "proposal_executed", "params_changed"]
+    assert g.params.frequency_min_mhz == 49_000
+
+
+def test_an_emergency_touching_market_rules_can_be_vetoed(g: Cast) -> None:
+    pid = propose(g, g.egat, K.EMERGENCY, ParamChange("gate_closure_seconds", 600))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES), (g.erc, VETO))
+    assert kinds(finish(g, pid)) == ["proposal_rejected"]
+    assert g.params.gate_closure_seconds == 300
+
+
+def test_a_weight_change_takes_away_a_vote(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, WeightChange("NEPO", 0), WeightChange("ERC", 9_000))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES))
+    finish(g, pid)
+    assert governance.weights(g.sb.state) == {
+        "EGAT": 10_000,
+        "MEA": 8_000,
+        "PEA": 8_000,
+        "ERC": 9_000,
+        "NEPO": 0,
+    }
+    later = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 1))
+    assert proposal(g, later).total_weight == 35_000
+    g.rejects(g.nepo, CastVote(later, YES), errors.NoGovernanceWeight, "NO_GOVERNANCE_WEIGHT")
+
+
+# --- votes that fail ------------------------------------------------------------------------
+def test_quorum_not_reached_rejects(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    vote(g, pid, (g.egat, YES), (g.nepo, YES))  # 16,000 of 39,000 < 50 %
+    events = finish(g, pid)
+    assert kinds(events) == ["proposal_rejected"]
+    assert str(events[0].attrs["reason"]).startswith("quorum not reached: 16000 of 39000")
+    assert g.params.min_fee_satang == 0
+
+
+def test_approval_not_reached_rejects_and_abstentions_only_count_for_quorum(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    # Quorum: 33,000 of 39,000. Approval: 10,000 yes of 18,000 yes + no = 55.6 % < 60 %.
+    vote(g, pid, (g.egat, YES), (g.mea, NO), (g.pea, ABSTAIN), (g.erc, ABSTAIN))
+    events = finish(g, pid)
+    assert str(events[0].attrs["reason"]).startswith("not approved: 10000 yes of 18000")
+    assert proposal(g, pid).status is ProposalStatus.REJECTED
+
+
+def test_the_approval_threshold_is_read_from_state(g: Cast) -> None:
+    """60 % yes fails a validator-set change (66.67 % needed) that passes a parameter change."""
+    pid = propose(g, g.erc, K.VALIDATOR, ValidatorChange(NEW.public_key, 1_000))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, NO), (g.nepo, NO))  # 18,000 of 32,000
+    assert kinds(finish(g, pid)) == ["proposal_rejected"]
+
+
+def test_a_passed_proposal_that_no_longer_validates_fails_without_effect(g: Cast) -> None:
+    low = propose(g, g.egat, K.MARKET_RULE, ParamChange("price_min_satang_per_kwh", 500))
+    high = propose(g, g.egat, K.MARKET_RULE, ParamChange("price_max_satang_per_kwh", 400))
+    for pid in (low, high):
+        vote(g, pid, (g.egat, YES), (g.mea, YES), (g.erc, YES))
+    events = finish(g, high)
+    assert kinds(events)[-3:] == ["proposal_executed", "params_changed", "proposal_failed"]
+    failed = proposal(g, high)
+    assert failed.status is ProposalStatus.FAILED
+    assert failed.outcome.startswith("INVALID_PARAMS: new parameters are invalid: price band")
+    assert (g.params.price_min_satang_per_kwh, g.params.price_max_satang_per_kwh) == (500, 1_000)
+
+
+def test_withdrawn_proposals_never_execute(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES))
+    assert kinds(g.ok(g.egat, WithdrawProposal(pid))) == ["proposal_withdrawn"]
+    assert kinds(finish(g, pid)) == []
+    assert proposal(g, pid).status is ProposalStatus.WITHDRAWN
+    assert g.params.min_fee_satang == 0
+
+
+def test_the_same_votes_give_the_same_state_root() -> None:
+    def run() -> bytes:
+        n = Cast(governed_sandbox())
+        a = propose(n, n.egat, K.PARAMETER, ParamChange("min_fee_satang", 5))
+        b = propose(n, n.erc, K.VALIDATOR, ValidatorChange(NEW.public_key, 2_000))
+        vote(n, a, (n.egat, YES), (n.mea, YES), (n.pea, NO))
+        vote(n, b, (n.egat, YES), (n.mea, YES), (n.pea, YES), (n.erc, YES))
+        finish(n, b)
+        return n.sb.state.root()
+
+    assert run() == run()
+
+
+# --- rejections -----------------------------------------------------------------------------
+FEE = SubmitProposal(K.PARAMETER, (ParamChange("min_fee_satang", 50),))
+
+
+def test_a_non_authority_may_neither_propose_nor_vote(g: Cast) -> None:
+    g.rejects(g.home, FEE, errors.Unauthorised, "UNAUTHORISED")
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    g.rejects(g.office, CastVote(pid, YES), errors.Unauthorised, "UNAUTHORISED")
+
+
+def test_an_authority_without_weight_may_neither_propose_nor_vote() -> None:
+    base = genesis.devnet("gridtokenx-sandbox", DEFAULT_GENESIS_TIME, genesis.dev_keys())
+    authorities = tuple(
+        msgspec.structs.replace(a, governance_weight=0) if a.code == "NEPO" else a
+        for a in base.authorities
+    )
+    n = Cast(Sandbox(spec=msgspec.structs.replace(base, authorities=authorities)))
+    n.rejects(n.nepo, FEE, errors.NoGovernanceWeight, "NO_GOVERNANCE_WEIGHT")
+    pid = propose(n, n.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    assert proposal(n, pid).total_weight == 33_000
+    n.rejects(n.nepo, CastVote(pid, YES), errors.NoGovernanceWeight, "NO_GOVERNANCE_WEIGHT")
+
+
+def test_only_egat_or_the_regulator_may_propose_an_emergency(g: Cast) -> None:
+    body = SubmitProposal(K.EMERGENCY, (ParamChange("frequency_min_mhz", 49_000),))
+    for signer in (g.mea, g.pea, g.nepo):
+        g.rejects(signer, body, errors.Unauthorised, "UNAUTHORISED")
+    g.ok(g.erc, body)
+
+
+def test_a_vote_after_the_period_is_refused(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    vote(g, pid, (g.egat, YES), (g.mea, YES), (g.pea, YES))
+    advance_to(g, proposal(g, pid).voting_end_height)
+    g.ok(g.erc, CastVote(pid, NO))  # the last height still counts
+    g.sb.advance(1)
+    g.rejects(g.nepo, CastVote(pid, YES), errors.VotingClosed, "VOTING_CLOSED")
+
+
+def test_a_vote_on_a_rejected_proposal_is_refused(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    finish(g, pid)
+    g.rejects(g.egat, CastVote(pid, YES), errors.VotingClosed, "VOTING_CLOSED")
+
+
+def test_a_second_vote_is_refused(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    vote(g, pid, (g.mea, YES))
+    g.rejects(g.mea, CastVote(pid, NO), errors.AlreadyVoted, "ALREADY_VOTED")
+    g.rejects(g.mea, CastVote(pid, YES), errors.AlreadyVoted, "ALREADY_VOTED")
+
+
+def test_a_vote_on_an_unknown_proposal_is_refused(g: Cast) -> None:
+    g.rejects(g.egat, CastVote(7, YES), errors.UnknownProposal, "UNKNOWN_PROPOSAL")
+    g.rejects(g.egat, WithdrawProposal(7), errors.UnknownProposal, "UNKNOWN_PROPOSAL")
+
+
+def test_a_veto_by_anyone_but_the_regulator_or_on_other_kinds_is_refused(g: Cast) -> None:
+    market = propose(g, g.egat, K.MARKET_RULE, ParamChange("min_lot_wh", 200))
+    g.rejects(g.egat, CastVote(market, VETO), errors.VetoNotAllowed, "VETO_NOT_ALLOWED")
+    plain = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    g.rejects(g.erc, CastVote(plain, VETO), errors.VetoNotAllowed, "VETO_NOT_ALLOWED")
+    emergency = propose(g, g.egat, K.EMERGENCY, ParamChange("frequency_max_mhz", 51_000))
+    g.rejects(g.erc, CastVote(emergency, VETO), errors.VetoNotAllowed, "VETO_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        ParamChange("price_min_satang_per_kwh", 2_000),  # above the maximum
+        ParamChange("interval_seconds", 7),  # does not divide a day
+        ParamChange("tariffs.peak_weekdays", (0, 7)),
+    ],
+)
+def test_parameters_that_do_not_validate_are_refused(g: Cast, params: ParamChange) -> None:
+    kind = K.MARKET_RULE if params.name.startswith("price") else K.PARAMETER
+    g.rejects(g.egat, SubmitProposal(kind, (params,)), errors.InvalidParams, "INVALID_PARAMS")
+
+
+def test_governance_rules_that_do_not_validate_are_refused(g: Cast) -> None:
+    body = SubmitProposal(K.PARAMETER, (ParamChange("governance.emergency_timelock_heights", 9),))
+    g.rejects(g.egat, body, errors.InvalidParams, "INVALID_PARAMS")
+    body = SubmitProposal(K.PARAMETER, (ParamChange("governance.parameter_quorum_bp", 0),))
+    g.rejects(g.egat, body, errors.InvalidParams, "INVALID_PARAMS")
+
+
+@pytest.mark.parametrize(
+    ("kind", "action", "message"),
+    [
+        (K.PARAMETER, ParamChange("gate_closure_seconds", 60), "MARKET_RULE"),
+        (K.MARKET_RULE, ParamChange("min_fee_satang", 1), "PARAMETER"),
+        (K.PARAMETER, ParamChange("small_prosumer_threshold_w", 1), "LICENCE_POLICY"),
+        (K.PARAMETER, ValidatorChange(NEW.public_key, 1), "VALIDATOR"),
+        (K.VALIDATOR, WeightChange("EGAT", 1), "PARAMETER"),
+        (K.PARAMETER, ParamChange("no_such_field", 1), "no governed parameter"),
+        (K.PARAMETER, ParamChange("tariffs.nope", 1), "no governed parameter"),
+        (K.PARAMETER, ParamChange("tariffs", 1), "is a group"),
+        (K.PARAMETER, ParamChange("tariffs.holidays.x", 1), "nested too deeply"),
+        (K.PARAMETER, ParamChange("min_fee_satang", (1, 2)), "takes an integer"),
+        (K.PARAMETER, ParamChange("tariffs.holidays", 20260101), "takes a tuple"),
+        (K.PARAMETER, WeightChange("XYZ", 1), "no authority"),
+        (K.PARAMETER, WeightChange("EGAT", 0), None),  # fine alone; see the next test
+    ],
+)
+def test_malformed_proposals_are_refused(
+    g: Cast, kind: ProposalKind, action: Action, message: str | None
+) -> None:
+    body = SubmitProposal(kind, (action,))
+    if message is None:
+        g.ok(g.egat, body)
+        return
+    exc = g.rejects(g.egat, body, errors.InvalidProposal, "INVALID_PROPOSAL")
+    assert message in str(exc)
+
+
+def test_a_proposal_leaving_nobody_a_vote_is_refused(g: Cast) -> None:
+    body = SubmitProposal(
+        K.PARAMETER, tuple(WeightChange(c, 0) for c in ("EGAT", "MEA", "PEA", "ERC", "NEPO"))
+    )
+    g.rejects(g.egat, body, errors.InvalidProposal, "INVALID_PROPOSAL")
+
+
+def test_a_validator_change_that_could_not_execute_now_is_refused(g: Cast) -> None:
+    bad_key = SubmitProposal(K.VALIDATOR, (ValidatorChange(b"\x00" * 32, 1_000),))
+    g.rejects(g.erc, bad_key, errors.InvalidValidatorKey, "INVALID_VALIDATOR_KEY")
+    stranger = SubmitProposal(K.VALIDATOR, (ValidatorUnjail(NEW.address),))
+    g.rejects(g.erc, stranger, errors.UnknownValidator, "UNKNOWN_VALIDATOR")
+
+
+def test_too_many_open_proposals_are_refused() -> None:
+    n = Cast(governed_sandbox(max_active_proposals=2))
+    propose(n, n.egat, K.PARAMETER, ParamChange("min_fee_satang", 1))
+    pid = propose(n, n.egat, K.PARAMETER, ParamChange("min_fee_satang", 2))
+    n.rejects(n.mea, FEE, errors.TooManyProposals, "TOO_MANY_PROPOSALS")
+    n.ok(n.egat, WithdrawProposal(pid))
+    n.ok(n.mea, FEE)
+
+
+def test_only_the_proposer_may_withdraw_and_only_while_voting(g: Cast) -> None:
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    g.rejects(g.mea, WithdrawProposal(pid), errors.Unauthorised, "UNAUTHORISED")
+    g.ok(g.egat, WithdrawProposal(pid))
+    g.rejects(g.egat, WithdrawProposal(pid), errors.VotingClosed, "VOTING_CLOSED")
+    g.rejects(g.mea, CastVote(pid, YES), errors.VotingClosed, "VOTING_CLOSED")
+
+
+def test_genesis_weights_default_to_the_specification(sb: Sandbox) -> None:
+    assert governance.weights(sb.state) == {
+        "EGAT": 10_000,
+        "MEA": 8_000,
+        "PEA": 8_000,
+        "ERC": 7_000,
+        "NEPO": 6_000,
+    }
+    assert ledger.params(sb.state).governance == Governance()
+
+
+# --- replicated: a governance vote adds a fifth validator, which then signs blocks ----------
+def test_a_voted_validator_signs_blocks_under_consensus(tmp_path: Path) -> None:
+    from test_validator_changes import GENESIS_TIME, _Scripted, _stored, _without_nepo_power
+
+    keys = genesis.dev_keys()
+    egat, mea, pea, erc, nepo = (keys[c] for c in ("EGAT", "MEA", "PEA", "ERC", "NEPO"))
+    four_sb = _without_nepo_power(Sandbox(chain_id=CHAIN_ID, genesis_time=GENESIS_TIME))
+    rules = msgspec.structs.replace(
+        Governance(),
+        voting_period_heights=3,
+        timelock_heights=1,
+        emergency_voting_period_heights=1,
+        emergency_timelock_heights=0,
+    )
+    spec = msgspec.structs.replace(
+        four_sb.genesis, params=msgspec.structs.replace(four_sb.genesis.params, governance=rules)
+    )
+    four = four_sb.validators(1)
+    assert four.get(nepo.address) is None
+    join = (ValidatorChange(nepo.public_key, 6_000),)
+    submit = tx.make(egat, CHAIN_ID, 0, SubmitProposal(K.VALIDATOR, join, "NEPO joins")).encode()
+    votes = [
+        tx.make(signer, CHAIN_ID, nonce, CastVote(1, YES)).encode()
+        for signer, nonce in ((egat, 1), (mea, 0), (pea, 0), (erc, 0))
+    ]
+    script: dict[int, list[Callable[[Application], object]]] = {
+        0: [lambda a: a.submit(submit)],  # in block 1: voting ends at height 3
+        1: [lambda a, raw=raw: a.submit(raw) for raw in votes],  # in block 2 or 3
+    }
+    apps: dict[int, Application] = {}
+
+    def open_app(index: int, restarted: bool) -> _Scripted:
+        assert not restarted
+        app = apps[index] = Application.open(spec, tmp_path / f"node-{index}")
+        for action in script[0]:
+            action(app)
+        return _Scripted(app, script)
+
+    heights = 10
+    scenario = Scenario(seed=7, validators=5, heights=heights, delay_ms=(1, 100))
+    node_keys = [egat, mea, pea, erc, nepo]
+    Simulation(scenario, apps=open_app, keys=node_keys, validators=four).run()
+    try:
+        assert all(a.height == heights for a in apps.values())
+        assert len({a.state.root() for a in apps.values()}) == 1
+        state = apps[0].state
+        p = governance.get_proposal(state, 1)
+        assert p is not None and p.status is ProposalStatus.EXECUTED
+        assert p.yes == 33_000 and p.execute_height == 4
+        five = validator_set.for_height(state, heights + 1)
+        assert five.power(nepo.address) == 6_000 and len(five.validators) == 5
+        chain = [_stored(apps[0], h) for h in range(1, heights + 1)]
+        for h, (block, signers) in enumerate(chain, start=1):
+            expected = five if h >= p.execute_height + 2 else four
+            assert block.header.validators_hash == validator_set.set_hash(expected), h
+            if h < p.execute_height + 2:
+                assert nepo.address not in signers
+        signed_by_nepo = {h for h, (_, s) in enumerate(chain, start=1) if nepo.address in s}
+        assert signed_by_nepo, "NEPO's vote never made it into a commit certificate"
+        executed = apps[0].store.block_events(p.execute_height)
+        assert executed is not None and "proposal_executed" in kinds(executed)
+    finally:
+        for a in apps.values():
+            a.close()
+
+
+# --- random mixes keep the governance invariants -------------------------------------------
+_ACTIONS: list[Action] = [
+    ParamChange("min_fee_satang", 5),
+    ParamChange("price_max_satang_per_kwh", 900),
+    ParamChange("price_min_satang_per_kwh", 950),
+    ParamChange("small_prosumer_threshold_w", 20_000),
+    ParamChange("tariffs.holidays", (20260101,)),
+    ParamChange("governance.voting_period_heights", 2),
+    ParamChange("interval_seconds", 7),
+    ValidatorChange(NEW.public_key, 3_000),
+    ValidatorChange(NEW.public_key, 0),
+    WeightChange("NEPO", 0),
+    WeightChange("EGAT", 12_000),
+]
+_CODES = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
+_op = st.one_of(
+    st.tuples(
+        st.just("submit"),
+        st.sampled_from(_CODES),
+        st.sampled_from(ProposalKind),
+        st.lists(st.sampled_from(_ACTIONS), min_size=1, max_size=3),
+    ),
+    st.tuples(
+        st.just("vote"), st.sampled_from(_CODES), st.integers(1, 4), st.sampled_from(VoteChoice)
+    ),
+    st.tuples(st.just("withdraw"), st.sampled_from(_CODES), st.integers(1, 4), st.just(None)),
+    st.tuples(st.just("advance"), st.just(""), st.just(0), st.just(None)),
+)
+
+
+def _replay(ops: list[tuple[str, str, object, object]]) -> tuple[bytes, list[str]]:
+    sb = governed_sandbox()
+    outcomes = []
+    for name, code, a, b in ops:
+        if name == "advance":
+            sb.advance(1)
+            outcomes.append("advanced")
+        else:
+            if name == "submit":
+                assert isinstance(a, ProposalKind) and isinstance(b, list)
+                body: tx.Body = SubmitProposal(a, tuple(b))
+            elif name == "vote":
+                assert isinstance(a, int) and isinstance(b, VoteChoice)
+                body = CastVote(a, b)
+            else:
+                assert isinstance(a, int)
+                body = WithdrawProposal(a)
+            root = sb.state.root()
+            try:
+                sb.submit(sb.authority(code), body)
+                outcomes.append("ok")
+            except errors.Rejection as exc:
+                assert sb.state.root() == root
+                outcomes.append(exc.code)
+        invariants.check_all(sb.state)
+    return sb.state.root(), outcomes
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_op, max_size=25))
+def test_random_governance_mixes_keep_invariants_and_replay_identically(
+    ops: list[tuple[str, str, object, object]],
+) -> None:
+    assert _replay(ops) == _replay(ops)
