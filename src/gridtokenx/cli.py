@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -472,22 +471,11 @@ def devnet_command(
     homes = devnet.init_devnet(
         directory, "gridtokenx-devnet", int(time.time()), base_port, validators=codes
     )
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(h)])
-        for h in homes
-    ]
-    try:
-        while all(p.poll() is None for p in procs):
-            heights = [(devnet.read_status(h) or {}).get("height", "-") for h in homes]
-            console.print(f"heights {heights}", end="\r")
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    with devnet.Processes(homes) as nodes:
+        try:
+            while nodes.alive():
+                heights = [(devnet.read_status(h) or {}).get("height", "-") for h in homes]
+                console.print(f"heights {heights}", end="\r")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
