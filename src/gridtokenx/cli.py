@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import shutil
@@ -13,11 +14,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gridtokenx import crypto, devnet, genesis, invariants, keystore, scenario, store
 from gridtokenx.accounts import SUPPLY_KEY, Supply
 from gridtokenx.market import records
+from gridtokenx.simulator import devnet_day
 from gridtokenx.state import State
 
 app = typer.Typer(help="GridTokenX: peer-to-peer electricity trading for Thailand.")
@@ -39,11 +42,86 @@ def _kwh(wh: int) -> str:
     return f"{wh / 1000:,.3f}"
 
 
-@app.command()
+@app.command("demo")
 def demo(
+    participants: Annotated[int, typer.Option(help="members across the seven zones")] = 300,
+    hours: Annotated[
+        int, typer.Option(help="simulated hours (24: a whole day from midnight)")
+    ] = devnet_day.DemoConfig.hours,
+    speed: Annotated[
+        float, typer.Option(help="chain seconds per wall second")
+    ] = devnet_day.DemoConfig.speed,
+    hot_season: Annotated[bool, typer.Option("--hot-season", help="a day in April")] = False,
+    seed: Annotated[int, typer.Option(help="the model's random seed")] = 1,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="the devnet's folder (RocksDB, logs)")
+    ] = devnet_day.DemoConfig.directory,
+    base_port: Annotated[int, typer.Option(help="first port on 127.0.0.1; 0: a free one")] = 0,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit-when-done", help="stop the devnet after the summary")
+    ] = False,
+) -> None:
+    """Run a Thai market day on a real 4-authority devnet: EGAT, MEA, PEA and ERC validate
+    as processes on 127.0.0.1 with accelerated clocks; a few hundred members register,
+    trade every 15-minute interval and their meters report; the summary is read from the
+    chain. The devnet then keeps running (the dashboard is on EGAT's API) until Ctrl-C."""
+    config = devnet_day.DemoConfig(
+        participants, hours, speed, hot_season, seed, directory, base_port
+    )
+    try:
+        demo_net = devnet_day.DemoDevnet(config)
+    except (ValueError, FileExistsError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"Starting EGAT, MEA, PEA and ERC on 127.0.0.1 in {directory}/ "
+        f"(chain time x{speed:g}, about {config.wall_seconds():.0f} s for {hours} h)"
+    )
+    try:
+        demo_net.start()
+        result = _run_with_progress(demo_net)
+        devnet_day.render(result, console)
+        console.print(
+            f"Dashboard: [bold]{result.api_url}/[/bold]  (API docs: {result.api_url}/docs)"
+        )
+        if not exit_when_done:
+            console.print("The devnet keeps running; Ctrl-C stops it.")
+            while demo_net.processes.alive():
+                time.sleep(0.5)
+            raise _fail("a validator stopped; see node.log under " + str(directory))
+    except KeyboardInterrupt:
+        console.print("stopping the devnet")
+    except (RuntimeError, TimeoutError) as exc:
+        raise _fail(f"{exc} (node logs: {directory}/*/node.log)") from None
+    finally:
+        demo_net.stop()
+
+
+def _run_with_progress(demo_net: devnet_day.DemoDevnet) -> devnet_day.DemoResult:
+    start, end = demo_net.window
+    bangkok = datetime.timezone(datetime.timedelta(hours=7))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[clock]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("simulated day", total=end - start, clock="")
+
+        def on_block(chain_time: int) -> None:
+            local = datetime.datetime.fromtimestamp(chain_time, bangkok)
+            progress.update(task, completed=min(max(0, chain_time - start), end - start),
+                            clock=local.strftime("%a %d %b %H:%M Bangkok"))  # fmt: skip
+
+        return demo_net.run_day(on_block)
+
+
+@app.command("demo-ledger")
+def demo_ledger(
     intervals: Annotated[int, typer.Option(help="15-minute intervals to simulate")] = 20,
 ) -> None:
-    """Create a devnet genesis and run a scripted Thai morning through the ledger and market."""
+    """A scripted Thai morning through the ledger and market in one process (no devnet):
+    forged and invalid transactions refused with their codes, conservation checked."""
     started = time.perf_counter()
     result = scenario.run(intervals)
     elapsed = time.perf_counter() - started

@@ -33,11 +33,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Final, TypeVar
 
 import msgspec
@@ -127,6 +127,7 @@ def init_devnet(
     clock_speed: float = 1.0,
     build_budget_ms: int = 250,
     api_rate_per_second: float = 100.0,
+    propose_ms: int = 1000,
 ) -> list[Path]:
     """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order.
     With `clock_speed` other than 1 their clocks run accelerated from `clock_origin`."""
@@ -145,6 +146,7 @@ def init_devnet(
             peers,
             block_ms=block_ms,
             build_budget_ms=build_budget_ms,
+            propose_ms=propose_ms,
             metrics_port=base_port + 100 + i,
             api_port=base_port + 200 + i,
             api_rate_per_second=api_rate_per_second,
@@ -456,7 +458,7 @@ class Observer:
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+        except BaseException as exc:  # reported to the caller
             self.error = exc
         finally:
             self._ready.set()
@@ -490,7 +492,7 @@ class Observer:
         def run() -> None:
             try:
                 result.set_result(fn(node))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:  # handed to the caller
                 result.set_exception(exc)
 
         loop.call_soon_threadsafe(run)

@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from rich.console import Console
+
 from gridtokenx import devnet, genesis
 from gridtokenx.client import Client
 from gridtokenx.node import Node
 from gridtokenx.params import Params
-from gridtokenx.simulator.day import DayConfig, MarketDay, Step
+from gridtokenx.simulator.day import DayConfig, MarketDay
 from gridtokenx.simulator.devnet_sink import DevnetSink, Finality
-from gridtokenx.simulator.summary import DaySummary, summarize
+from gridtokenx.simulator.summary import DaySummary, facts_table, summarize
+from gridtokenx.simulator.summary import render as summary_render
 
 CHAIN_ID: Final = "gridtokenx-demo"
 VALIDATORS: Final = devnet.DEVNET_VALIDATORS  # EGAT, MEA, PEA, ERC
@@ -39,6 +42,9 @@ LEAD_SECONDS: Final = 6  # wall seconds from the chain's start to the day's setu
 MARKER: Final = ".gridtokenx-demo"  # marks a folder this module may wipe and reuse
 BLOCK_MS: Final = 1000
 BUILD_BUDGET_MS: Final = 40  # keep proposals fast: they must arrive within 5 chain seconds
+BATCH: Final = 100  # transactions per API request,
+BATCH_PAUSE: Final = 0.1  # seconds apart: a burst would delay proposals (see DevnetSink)
+PROPOSE_MS: Final = 500  # a round whose proposal came too late is retried sooner
 API_RATE: Final = 1000.0  # requests/s for the demo's own client (followers poll often)
 
 
@@ -120,13 +126,20 @@ class DemoDevnet:
         self.homes = devnet.init_devnet(
             directory, CHAIN_ID, genesis_time, base, BLOCK_MS, VALIDATORS,
             clock_origin=origin, clock_speed=config.speed,
-            build_budget_ms=BUILD_BUDGET_MS, api_rate_per_second=API_RATE,
+            build_budget_ms=BUILD_BUDGET_MS, api_rate_per_second=API_RATE, propose_ms=PROPOSE_MS,
         )  # fmt: skip
         observer_home = devnet.init_full_node(directory / "observer", self.homes, base + 4)
         self.spec = genesis.load(self.homes[0] / "genesis.json")
         self.api_url = f"http://127.0.0.1:{devnet.read_config(self.homes[0]).api_port}"
         self.processes = devnet.Processes(self.homes)
         self.observer = devnet.Observer(observer_home)
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """Chain times of the setup and of the block that settles the last interval."""
+        p = self.spec.params
+        end = self.day_config.first_interval(p) + self.day_config.intervals * p.interval_seconds
+        return self.day_config.setup_time(p), end + 1
 
     def start(self, timeout: float = 60.0) -> DemoDevnet:
         self.processes.start()
@@ -139,7 +152,7 @@ class DemoDevnet:
                 try:
                     if int(api.health()["peers"]) >= len(self.homes) - 1:
                         return self
-                except Exception:  # noqa: BLE001 - not serving yet
+                except Exception:  # not serving yet
                     pass
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the devnet's API at {self.api_url} did not come up")
@@ -150,8 +163,14 @@ class DemoDevnet:
         observer once it holds the block that settled the last interval."""
         started = time.monotonic()
         with Client(self.api_url, timeout=30.0) as api:
-            sink = DevnetSink(api, on_block=on_block)
-            day = MarketDay(self.day_config, self.spec, genesis.dev_keys(), sink.next_nonce)
+            sink = DevnetSink(api, on_block=on_block, batch=BATCH, batch_pause=BATCH_PAUSE)
+            authorities = genesis.dev_keys()
+            # The chain is new (prepare_directory), so only the authorities can have sent
+            # anything: ask for their nonces now rather than one request per member while
+            # the accelerated clock runs towards a gate closure.
+            known = {k.address: sink.next_nonce(k.address) for k in authorities.values()}
+            day = MarketDay(self.day_config, self.spec, authorities,
+                            lambda address: known.get(address, 0))  # fmt: skip
             sink.advance_to(self.day_config.setup_time(self.spec.params))
             day.run(sink)
             if not self.observer.wait_height(sink.seen_height, 60.0):
@@ -177,4 +196,22 @@ class DemoDevnet:
         self.stop()
 
 
-__all__ = ["DemoConfig", "DemoDevnet", "DemoResult", "Step", "prepare_directory"]
+def render(result: DemoResult, console: Console) -> None:
+    """The day's summary (from the chain), then how the devnet carried it."""
+    summary_render(result.summary, console)
+    f = result.finality
+    console.print(
+        facts_table(
+            "Devnet (EGAT, MEA, PEA, ERC)",
+            (
+                ("transactions submitted / committed", f"{result.submitted:,} / {f.committed:,}"),
+                ("finality from submission, p50 / p99", f"{f.percentile(0.5):.2f} s / "
+                                                        f"{f.percentile(0.99):.2f} s"),
+                ("finality, mean / worst", f"{f.mean:.2f} s / {f.percentile(1.0):.2f} s"),
+                ("wall time of the day", f"{result.wall_seconds:.0f} s"),
+            ),
+        )
+    )  # fmt: skip
+
+
+__all__ = ["DemoConfig", "DemoDevnet", "DemoResult", "prepare_directory", "render"]
