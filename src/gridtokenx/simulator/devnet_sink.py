@@ -184,9 +184,13 @@ class DevnetSink:
         if now - sent_at < DROP_CHECK_AFTER or now - self._checked_at < 1.0:
             return
         self._checked_at = now
-        receipt = self.client.tx(tx_hash)
-        if receipt.status == "dropped":
-            raise DevnetRejected(tx_hash, "DROPPED", receipt.reason, _body_name(raw))
+        try:
+            receipt = self.client.tx(tx_hash)
+        except ApiError as exc:  # the node forgot it: it can no longer commit
+            raise DevnetRejected(tx_hash, exc.code, exc.message, _body_name(raw)) from exc
+        if receipt.status == "dropped":  # the reason is the ledger's code
+            raise DevnetRejected(tx_hash, receipt.reason, "dropped: it failed in the node's "
+                                 "blocks", _body_name(raw))  # fmt: skip
 
     def _wait(self, done: Callable[[], bool], what: str) -> None:
         """Poll `done` until it holds; give up after `timeout` seconds without a new block."""
