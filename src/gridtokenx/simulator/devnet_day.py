@@ -66,7 +66,7 @@ class DemoConfig:
             found.append("speed must be 1 to 900 (chain seconds per wall second)")
         if self.participants > 600:
             found.append("participants must be at most 600 on a demo devnet")
-        return found
+        return found + (self.day().problems(Params()) if 1 <= self.hours <= 24 else [])
 
     def day(self) -> DayConfig:
         """The simulated window: the whole day from midnight for 24 hours, otherwise

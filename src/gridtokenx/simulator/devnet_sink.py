@@ -102,6 +102,7 @@ class DevnetSink:
         self.submitted = 0
         self.last_commit_height = 0
         self.latest_time = 0
+        self.busy_retries = 0  # times the node said "not now" and the rest waited
         self._checked_at = 0.0
 
     # --- Sink ------------------------------------------------------------------------------
@@ -111,6 +112,7 @@ class DevnetSink:
             todo = self._submit_until_busy(todo)
             if not todo:
                 return
+            self.busy_retries += 1
             self.wait_final()
         raise DevnetTimeout(f"the node kept refusing {len(todo)} transactions as busy")
 
