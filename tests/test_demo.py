@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 SMALL = ["--participants", "24", "--hours", "1", "--speed", "180", "--seed", "3"]
 
 
-def _demo(directory: Path, *extra: str) -> subprocess.Popen[str]:
+def _demo(directory: Path, *extra: str, base_port: int = 0) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "gridtokenx", "demo", *SMALL, "--dir", str(directory),
-            "--base-port", str(free_base_port(5)), *extra]  # fmt: skip
+            "--base-port", str(base_port or free_base_port(5)), *extra]  # fmt: skip
     env = dict(os.environ, COLUMNS="120")
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)  # fmt: skip
@@ -98,6 +99,23 @@ def test_ctrl_c_mid_day_stops_every_process(tmp_path: Path) -> None:
     pids = _pids(directory)
     assert len(pids) == 5
     assert not any(_alive(pid) for pid in pids)
+
+
+def test_a_validator_that_cannot_start_stops_the_demo_with_a_clear_error(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    base = free_base_port(5)
+    with socket.socket() as taken:  # EGAT's API port is in use: EGAT stops at start-up
+        taken.bind(("127.0.0.1", base + 200))
+        taken.listen()
+        proc = _demo(directory, "--exit-when-done", base_port=base)
+        try:
+            out, _ = proc.communicate(timeout=50)
+        finally:
+            _reap(proc, directory)
+    assert proc.returncode == 1, out
+    assert "a validator stopped" in out and "node.log" in out
+    assert "Traceback" not in out
+    assert not any(_alive(pid) for pid in _pids(directory))
 
 
 runner = CliRunner()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from gridtokenx import crypto, devnet, genesis, invariants, keystore, scenario, store
 from gridtokenx.accounts import SUPPLY_KEY, Supply
+from gridtokenx.client import ApiError
 from gridtokenx.market import records
 from gridtokenx.simulator import devnet_day
 from gridtokenx.state import State
@@ -76,6 +78,7 @@ def demo(
         f"Starting EGAT, MEA, PEA and ERC on 127.0.0.1 in {directory}/ "
         f"(chain time x{speed:g}, about {config.wall_seconds():.0f} s for {hours} h)"
     )
+    failure = ""
     try:
         demo_net.start()
         result = _run_with_progress(demo_net)
@@ -87,13 +90,15 @@ def demo(
             console.print("The devnet keeps running; Ctrl-C stops it.")
             while demo_net.processes.alive():
                 time.sleep(0.5)
-            raise _fail("a validator stopped; see node.log under " + str(directory))
+            failure = "a validator stopped"
     except KeyboardInterrupt:
         console.print("stopping the devnet")
-    except (RuntimeError, TimeoutError) as exc:
-        raise _fail(f"{exc} (node logs: {directory}/*/node.log)") from None
+    except (RuntimeError, TimeoutError, ApiError, httpx.HTTPError) as exc:
+        failure = str(exc)
     finally:
         demo_net.stop()
+    if failure:
+        raise _fail(f"{failure} (node logs: {directory}/*/node.log)")
 
 
 def _run_with_progress(demo_net: devnet_day.DemoDevnet) -> devnet_day.DemoResult:

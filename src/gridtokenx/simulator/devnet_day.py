@@ -119,17 +119,25 @@ class DemoDevnet:
         self.day_config = config.day()
         directory = config.directory
         prepare_directory(directory)
-        base = config.base_port or devnet.free_base_port(len(VALIDATORS) + 1)
+        self.base = config.base_port or devnet.free_base_port(len(VALIDATORS) + 1)
         setup_time = self.day_config.setup_time(Params())  # the devnet's parameters
-        origin = int(time.time())
-        genesis_time = setup_time - int(LEAD_SECONDS * config.speed)
+        self.genesis_time = setup_time - int(LEAD_SECONDS * config.speed)
+        self.spec = devnet.devnet_genesis(CHAIN_ID, self.genesis_time, VALIDATORS)
+        self.api_url = ""  # EGAT's, once the homes are written
+        self.homes: list[Path] = []
+        self.processes = devnet.Processes([])
+        self.observer: devnet.Observer | None = None
+
+    def _init_homes(self) -> None:
+        """The homes, written just before the processes start: the clock's origin is now,
+        so the chain reaches the setup time LEAD_SECONDS from here."""
+        directory = self.config.directory
         self.homes = devnet.init_devnet(
-            directory, CHAIN_ID, genesis_time, base, BLOCK_MS, VALIDATORS,
-            clock_origin=origin, clock_speed=config.speed,
+            directory, CHAIN_ID, self.genesis_time, self.base, BLOCK_MS, VALIDATORS,
+            clock_origin=int(time.time()), clock_speed=self.config.speed,
             build_budget_ms=BUILD_BUDGET_MS, api_rate_per_second=API_RATE, propose_ms=PROPOSE_MS,
         )  # fmt: skip
-        observer_home = devnet.init_full_node(directory / "observer", self.homes, base + 4)
-        self.spec = genesis.load(self.homes[0] / "genesis.json")
+        observer_home = devnet.init_full_node(directory / "observer", self.homes, self.base + 4)
         self.api_url = f"http://127.0.0.1:{devnet.read_config(self.homes[0]).api_port}"
         self.processes = devnet.Processes(self.homes)
         self.observer = devnet.Observer(observer_home)
@@ -142,7 +150,9 @@ class DemoDevnet:
         return self.day_config.setup_time(p), end + 1
 
     def start(self, timeout: float = 60.0) -> DemoDevnet:
+        self._init_homes()
         self.processes.start()
+        assert self.observer is not None
         self.observer.start()
         deadline = time.monotonic() + timeout
         with Client(self.api_url, timeout=2.0) as api:
@@ -173,20 +183,22 @@ class DemoDevnet:
                             lambda address: known.get(address, 0))  # fmt: skip
             sink.advance_to(self.day_config.setup_time(self.spec.params))
             day.run(sink)
-            if not self.observer.wait_height(sink.seen_height, 60.0):
+            observer = self.observer
+            if observer is None or not observer.wait_height(sink.seen_height, 60.0):
                 raise TimeoutError("the observer did not follow the chain to the day's end")
             first, n = day.first_interval, self.day_config.intervals
-            events = self.observer.events
+            events = observer.events
 
             def read(node: Node) -> DaySummary:  # on the observer's loop: one committed state
                 return summarize(node.app.state, list(events), first, n)
 
-            summary = self.observer.call(read)
+            summary = observer.call(read)
         elapsed = time.monotonic() - started
         return DemoResult(summary, sink.finality, sink.submitted, self.api_url, elapsed)
 
     def stop(self) -> None:
-        self.observer.stop()
+        if self.observer is not None:
+            self.observer.stop()
         self.processes.stop()
 
     def __enter__(self) -> DemoDevnet:
