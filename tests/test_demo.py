@@ -22,7 +22,9 @@ from gridtokenx.cli import app
 from gridtokenx.simulator import devnet_day
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-SMALL = ["--participants", "24", "--hours", "1", "--speed", "180", "--seed", "3"]
+# One traded interval after the setup's two: 45 chain minutes, 30 s at speed 90 (a speed
+# whose 55 ms for a proposal to arrive holds while other tests load both cores).
+SMALL = ["--participants", "24", "--hours", "0.25", "--speed", "90", "--seed", "3"]
 
 
 def _demo(directory: Path, *extra: str, base_port: int = 0) -> subprocess.Popen[str]:
@@ -67,9 +69,11 @@ def test_demo_replays_a_day_on_a_devnet_and_stops_every_process(tmp_path: Path) 
     assert proc.returncode == 0, out
     committed = re.search(r"transactions committed\s*│\s*([\d,]+)", out)
     trades = re.search(r"orders / trades \(settled\)\s*│\s*([\d,]+) / ([\d,]+)", out)
-    assert committed and int(committed[1].replace(",", "")) > 200, out
+    assert committed and int(committed[1].replace(",", "")) > 100, out
+    seen = re.search(r"submitted / committed\s*│\s*[\d,]+ / ([\d,]+)", out)
+    assert seen and seen[1] == committed[1], out  # the chain's count is what the sink saw
     assert trades and int(trades[2].replace(",", "")) > 0, out
-    assert re.search(r"intervals settled \(at deadline\)\s*│\s*4 ", out), out
+    assert re.search(r"intervals settled \(at deadline\)\s*│\s*1 ", out), out
     assert re.search(r"submitted / committed\s*│\s*([\d,]+) / \1 ", out), out
     assert "finality from submission" in out
     assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/", out)
@@ -134,7 +138,8 @@ def test_demo_refuses_a_folder_it_did_not_make_and_leaves_it_alone(tmp_path: Pat
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--hours", "0"], "hours must be 1 to 24"),
+        (["--hours", "0"], "hours must be 0.25 to 24"),
+        (["--hours", "1.1"], "in whole 15-minute intervals"),
         (["--speed", "0.5"], "speed must be 1 to"),
         (["--participants", "3"], "participants must be at least 6"),
         (["--participants", "601"], "participants must be at most 600"),
@@ -163,5 +168,7 @@ def test_the_window_is_the_afternoon_or_the_whole_day() -> None:
     assert (one.start_minute, one.intervals) == (12 * 60 + 30, 4)
     whole = devnet_day.DemoConfig(hours=24).day()
     assert (whole.start_minute, whole.intervals) == (0, 96)
+    quarter = devnet_day.DemoConfig(hours=0.25).day()
+    assert (quarter.start_minute, quarter.intervals) == (12 * 60 + 45, 1)
     evening = devnet_day.DemoConfig(hours=23).day()
     assert evening.start_minute + evening.intervals * 15 <= 1440

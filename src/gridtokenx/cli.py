@@ -48,7 +48,8 @@ def _kwh(wh: int) -> str:
 def demo(
     participants: Annotated[int, typer.Option(help="members across the seven zones")] = 300,
     hours: Annotated[
-        int, typer.Option(help="simulated hours (24: a whole day from midnight)")
+        float,
+        typer.Option(help="simulated hours in quarters (0.25-24; 24: the day from midnight)"),
     ] = devnet_day.DemoConfig.hours,
     speed: Annotated[
         float, typer.Option(help="chain seconds per wall second")
@@ -76,7 +77,7 @@ def demo(
         raise _fail(str(exc)) from None
     console.print(
         f"Starting EGAT, MEA, PEA and ERC on 127.0.0.1 in {directory}/ "
-        f"(chain time x{speed:g}, about {config.wall_seconds():.0f} s for {hours} h)"
+        f"(chain time x{speed:g}, about {config.wall_seconds():.0f} s for {hours:g} h)"
     )
     failure = ""
     try:

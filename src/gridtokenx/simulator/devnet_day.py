@@ -51,7 +51,7 @@ API_RATE: Final = 1000.0  # requests/s for the demo's own client (followers poll
 @dataclass(frozen=True)
 class DemoConfig:
     participants: int = 300
-    hours: int = 1  # with the setup's half hour: about 3 minutes at speed 30 on 2 cores
+    hours: float = 1  # with the setup's half hour: about 3 minutes at speed 30 on 2 cores
     speed: float = 30.0  # proposals must arrive within 5 / speed s: 30 holds on 2 cores
     hot_season: bool = False
     seed: int = 1
@@ -60,25 +60,25 @@ class DemoConfig:
 
     def problems(self) -> list[str]:
         found = []
-        if not 1 <= self.hours <= 24:
-            found.append("hours must be 1 to 24")
+        hours_ok = 0.25 <= self.hours <= 24 and (self.hours * 4).is_integer()
+        if not hours_ok:
+            found.append("hours must be 0.25 to 24 in whole 15-minute intervals")
         if not 1 <= self.speed <= 900:
             found.append("speed must be 1 to 900 (chain seconds per wall second)")
         if self.participants > 600:
             found.append("participants must be at most 600 on a demo devnet")
-        return found + (self.day().problems(Params()) if 1 <= self.hours <= 24 else [])
+        return found + (self.day().problems(Params()) if hours_ok else [])
 
     def day(self) -> DayConfig:
         """The simulated window: the whole day from midnight for 24 hours, otherwise
         `hours` around 13:00 (the solar afternoon, when most energy changes hands)."""
-        start = (
-            0 if self.hours == 24 else max(0, min(1440 - self.hours * 60, 780 - self.hours * 30))
-        )
+        minutes = int(self.hours * 60)
+        start = 0 if minutes == 1440 else max(0, min(1440 - minutes, 780 - minutes // 2))
         return DayConfig(
             seed=self.seed,
             participants=self.participants,
             start_minute=start - start % 15,
-            intervals=self.hours * 4,
+            intervals=int(self.hours * 4),
             hot_season=self.hot_season,
         )
 
