@@ -55,7 +55,7 @@ class DemoConfig:
     speed: float = 30.0  # proposals must arrive within 5 / speed s: 30 holds on 2 cores
     hot_season: bool = False
     seed: int = 1
-    directory: Path = Path("demo-devnet")
+    directory: Path = Path("devnet/demo")
     base_port: int = 0  # 0: a free one
 
     def problems(self) -> list[str]:
