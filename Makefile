@@ -1,12 +1,12 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+, pip and git:
-#   make demo   - create a devnet genesis and run a scripted market day through ledger and market
+#   make demo   - a Thai market day on a 4-authority devnet (processes on 127.0.0.1), Ctrl-C stops
 #   make test   - install everything into .venv and run lint, types and the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo demo-ledger test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gridtokenx demo
+	$(BIN)/gridtokenx demo $(DEMO_ARGS)
+
+demo-ledger: $(STAMP)
+	$(BIN)/gridtokenx demo-ledger
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

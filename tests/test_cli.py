@@ -15,7 +15,7 @@ runner = CliRunner()
 
 
 def test_demo_runs_and_reports_conservation() -> None:
-    result = runner.invoke(app, ["demo", "--intervals", "8"])
+    result = runner.invoke(app, ["demo-ledger", "--intervals", "8"])
     assert result.exit_code == 0, result.output
     assert "conserved" in result.output
     assert "DUPLICATE_READING" in result.output

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 import uvloop
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gridtokenx import cli_client, crypto, devnet, genesis, invariants, keystore, scenario, store
 from gridtokenx.accounts import SUPPLY_KEY, Supply
+from gridtokenx.client import ApiError
 from gridtokenx.market import records
+from gridtokenx.simulator import devnet_day
 from gridtokenx.state import State
 
 app = typer.Typer(help="GridTokenX: peer-to-peer electricity trading for Thailand.")
@@ -43,11 +47,90 @@ def _kwh(wh: int) -> str:
     return f"{wh / 1000:,.3f}"
 
 
-@app.command()
+@app.command("demo")
 def demo(
+    participants: Annotated[int, typer.Option(help="members across the seven zones")] = 300,
+    hours: Annotated[
+        float,
+        typer.Option(help="simulated hours in quarters (0.25-24; 24: the day from midnight)"),
+    ] = devnet_day.DemoConfig.hours,
+    speed: Annotated[
+        float, typer.Option(help="chain seconds per wall second")
+    ] = devnet_day.DemoConfig.speed,
+    hot_season: Annotated[bool, typer.Option("--hot-season", help="a day in April")] = False,
+    seed: Annotated[int, typer.Option(help="the model's random seed")] = 1,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="the devnet's folder (RocksDB, logs)")
+    ] = devnet_day.DemoConfig.directory,
+    base_port: Annotated[int, typer.Option(help="first port on 127.0.0.1; 0: a free one")] = 0,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit-when-done", help="stop the devnet after the summary")
+    ] = False,
+) -> None:
+    """Run a Thai market day on a real 4-authority devnet: EGAT, MEA, PEA and ERC validate
+    as processes on 127.0.0.1 with accelerated clocks; a few hundred members register,
+    trade every 15-minute interval and their meters report; the summary is read from the
+    chain. The devnet then keeps running (the dashboard is on EGAT's API) until Ctrl-C."""
+    config = devnet_day.DemoConfig(
+        participants, hours, speed, hot_season, seed, directory, base_port
+    )
+    try:
+        demo_net = devnet_day.DemoDevnet(config)
+    except (ValueError, FileExistsError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"Starting EGAT, MEA, PEA and ERC on 127.0.0.1 in {directory}/ "
+        f"(chain time x{speed:g}, about {config.wall_seconds():.0f} s for {hours:g} h)"
+    )
+    failure = ""
+    try:
+        demo_net.start()
+        result = _run_with_progress(demo_net)
+        devnet_day.render(result, console)
+        console.print(
+            f"Dashboard: [bold]{result.api_url}/[/bold]  (API docs: {result.api_url}/docs)"
+        )
+        if not exit_when_done:
+            console.print("The devnet keeps running; Ctrl-C stops it.")
+            while demo_net.processes.alive():
+                time.sleep(0.5)
+            failure = "a validator stopped"
+    except KeyboardInterrupt:
+        console.print("stopping the devnet")
+    except (RuntimeError, TimeoutError, ApiError, httpx.HTTPError) as exc:
+        failure = str(exc)
+    finally:
+        demo_net.stop()
+    if failure:
+        raise _fail(f"{failure} (node logs: {directory}/*/node.log)")
+
+
+def _run_with_progress(demo_net: devnet_day.DemoDevnet) -> devnet_day.DemoResult:
+    start, end = demo_net.window
+    bangkok = datetime.timezone(datetime.timedelta(hours=7))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[clock]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("simulated day", total=end - start, clock="")
+
+        def on_block(chain_time: int) -> None:
+            local = datetime.datetime.fromtimestamp(chain_time, bangkok)
+            progress.update(task, completed=min(max(0, chain_time - start), end - start),
+                            clock=local.strftime("%a %d %b %H:%M Bangkok"))  # fmt: skip
+
+        return demo_net.run_day(on_block)
+
+
+@app.command("demo-ledger")
+def demo_ledger(
     intervals: Annotated[int, typer.Option(help="15-minute intervals to simulate")] = 20,
 ) -> None:
-    """Create a devnet genesis and run a scripted Thai morning through the ledger and market."""
+    """A scripted Thai morning through the ledger and market in one process (no devnet):
+    forged and invalid transactions refused with their codes, conservation checked."""
     started = time.perf_counter()
     result = scenario.run(intervals)
     elapsed = time.perf_counter() - started
@@ -481,22 +564,11 @@ def devnet_command(
     homes = devnet.init_devnet(
         directory, "gridtokenx-devnet", int(time.time()), base_port, validators=codes
     )
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(h)])
-        for h in homes
-    ]
-    try:
-        while all(p.poll() is None for p in procs):
-            heights = [(devnet.read_status(h) or {}).get("height", "-") for h in homes]
-            console.print(f"heights {heights}", end="\r")
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    with devnet.Processes(homes) as nodes:
+        try:
+            while nodes.alive():
+                heights = [(devnet.read_status(h) or {}).get("height", "-") for h in homes]
+                console.print(f"heights {heights}", end="\r")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass

@@ -9,6 +9,16 @@ port + 200 + i (`config.api_port`; 0 turns it off). While running, the node rewr
 `status.json` twice a second (height, state root, round, peers) atomically, which is what
 `gridtokenx status` and the tests read without touching the store the node holds open. With
 `keep_blocks` set, the same loop prunes blocks older than the last `keep_blocks` heights.
+
+Accelerated chain time (devnets and the demo only): the ledger's clock is the block time,
+and validators refuse proposals more than `blocks.MAX_CLOCK_DRIFT` seconds from their own
+clock, so replaying a market day faster than real time needs every validator's clock sped
+up the same way. With `clock_speed` S other than 1 a node's clock reads
+`genesis_time + (time.time() - clock_origin) * S`: all nodes of the devnet share the
+genesis time, the origin (a wall-clock instant) and the speed, so they agree to within
+their wall clocks' difference times S. A production node keeps speed 1, the wall clock.
+Proposals must reach the other validators within MAX_CLOCK_DRIFT / S wall seconds, so the
+speed bounds how slow block building and gossip may be (the demo keeps blocks small).
 """
 
 from __future__ import annotations
@@ -21,9 +31,14 @@ import random
 import shutil
 import signal
 import socket
-from collections.abc import Sequence
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -31,7 +46,9 @@ from gridtokenx import genesis, keystore
 from gridtokenx.api import ApiSettings
 from gridtokenx.api import serve as serve_api
 from gridtokenx.application import Application
+from gridtokenx.blocks import Receipt
 from gridtokenx.consensus.core import Timeouts
+from gridtokenx.context import Event
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.node import Node
 from gridtokenx.p2p.peers import AddressBook
@@ -40,6 +57,7 @@ AUTHORITY_ORDER = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
 """The order in which a local devnet of N validators takes the authorities."""
 DEVNET_VALIDATORS = AUTHORITY_ORDER[:4]
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
+T = TypeVar("T")
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -60,6 +78,18 @@ class Config(msgspec.Struct, frozen=True):
     api_host: str = "127.0.0.1"  # bind elsewhere only behind a deliberate decision
     api_cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API
     api_rate_per_second: float = 100.0  # requests per client IP (burst: twice this)
+    clock_origin: int = 0  # wall-clock unix seconds at which the chain clock reads genesis time
+    clock_speed: float = 1.0  # chain seconds per wall second: devnets/demo only, 1 in production
+
+
+def chain_clock(genesis_time: int, clock_origin: int, clock_speed: float) -> Callable[[], float]:
+    """The node's clock: the wall clock at speed 1 (production), otherwise the accelerated
+    devnet clock every validator of the devnet computes alike (see the module docstring)."""
+    if clock_speed <= 0:
+        raise ValueError(f"clock_speed must be positive, not {clock_speed}")
+    if clock_speed == 1:
+        return time.time
+    return lambda: genesis_time + (time.time() - clock_origin) * clock_speed
 
 
 def devnet_validators(count: int) -> tuple[str, ...]:
@@ -93,8 +123,15 @@ def init_devnet(
     base_port: int,
     block_ms: int = 1000,
     validators: Sequence[str] = DEVNET_VALIDATORS,
+    clock_origin: int = 0,
+    clock_speed: float = 1.0,
+    build_budget_ms: int = 250,
+    api_rate_per_second: float = 100.0,
+    propose_ms: int = 1000,
 ) -> list[Path]:
-    """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order."""
+    """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order.
+    With `clock_speed` other than 1 their clocks run accelerated from `clock_origin`."""
+    chain_clock(genesis_time, clock_origin, clock_speed)  # a bad speed fails before writing
     spec = devnet_genesis(chain_id, genesis_time, validators)
     keys = genesis.dev_keys()
     homes = []
@@ -108,8 +145,13 @@ def init_devnet(
             base_port + i,
             peers,
             block_ms=block_ms,
+            build_budget_ms=build_budget_ms,
+            propose_ms=propose_ms,
             metrics_port=base_port + 100 + i,
             api_port=base_port + 200 + i,
+            api_rate_per_second=api_rate_per_second,
+            clock_origin=clock_origin,
+            clock_speed=clock_speed,
         )
         homes.append(write_home(root / code.lower(), spec.encode(), keys[code], config))
     return homes
@@ -123,7 +165,9 @@ def init_full_node(home: Path, validator_homes: list[Path], port: int) -> Path:
         other_key = keystore.load_key(other / "node_key.json", "", allow_insecure=True)
         peers.append(("127.0.0.1", config.listen_port, other_key.address.hex()))
     genesis_bytes = (validator_homes[0] / "genesis.json").read_bytes()
-    config = Config(port, tuple(peers), dial_all=True)
+    first = read_config(validator_homes[0])
+    config = Config(port, tuple(peers), dial_all=True, clock_origin=first.clock_origin,
+                    clock_speed=first.clock_speed)  # fmt: skip
     return write_home(home, genesis_bytes, PrivateKey.generate(), config)
 
 
@@ -190,6 +234,8 @@ def load_home(
         raise HomeError(f"{home} has no config.json (run `gridtokenx init`)") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise HomeError(f"{home / 'config.json'}: {exc}") from None
+    if config.clock_speed <= 0:
+        raise HomeError(f"{home / 'config.json'}: clock_speed must be positive")
     try:
         spec = genesis.load(home / "genesis.json")
     except FileNotFoundError:
@@ -234,13 +280,20 @@ def _write_status(home: Path, node: Node) -> None:
 
 
 async def run_node(
-    home: Path, *, max_seconds: float | None = None, passphrase: str | None = None
+    home: Path,
+    *,
+    max_seconds: float | None = None,
+    passphrase: str | None = None,
+    stop: asyncio.Event | None = None,
+    on_node: Callable[[Node], None] | None = None,
 ) -> None:
     """Run the node of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests).
 
     The key is decrypted with `passphrase`, else with GRIDTOKENX_PASSPHRASE; a wrong one,
     like any other unusable file in the home, raises `HomeError` before anything is opened
-    or bound.
+    or bound. A node embedded in another program (the demo's observer) passes its own
+    `stop` event instead of taking the signals, and `on_node` to attach commit listeners
+    before the node starts.
     """
     config, spec, key = load_home(home, passphrase)
     # A proposer with nothing to include waits up to block_ms: the others wait for that too.
@@ -253,12 +306,16 @@ async def run_node(
         address_book=AddressBook(home / "peers.json"),
         min_block_gap=config.min_block_ms / 1000,
         build_budget=config.build_budget_ms / 1000,
+        clock=chain_clock(spec.genesis_time, config.clock_origin, config.clock_speed),
     )
-    stop = asyncio.Event()
+    if on_node is not None:
+        on_node(node)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
     await node.gossip.listen("127.0.0.1", config.listen_port)
     if config.metrics_port:
         node.metrics.serve(config.metrics_port)
@@ -323,3 +380,141 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+class Processes:
+    """Nodes of local homes as `gridtokenx node start` processes (stderr to `node.log` in
+    each home); `stop` ends every one of them, first with SIGTERM (a clean shutdown that
+    closes the store) and then, after `grace` seconds, with SIGKILL."""
+
+    def __init__(self, homes: Sequence[Path]) -> None:
+        self.homes = list(homes)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> Processes:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for home in self.homes:
+            with open(home / "node.log", "ab") as log:
+                self.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                        stdin=subprocess.DEVNULL,
+                        env=env,
+                    )
+                )
+        return self
+
+    def alive(self) -> bool:
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
+
+    def stop(self, grace: float = 10.0) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + grace
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def __enter__(self) -> Processes:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Observer:
+    """A non-validating full node of a local devnet inside this process, on its own event
+    loop in a background thread, with its own store under `home`. It follows the chain from
+    the validators and keeps every committed event (transaction receipts' events, then the
+    block's end-of-block events, in commit order), so a program can read the chain's own
+    state and events rather than trusting what it submitted. `call` runs a function on the
+    node's loop, between commits, so it reads one committed state."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.events: list[Event] = []
+        self.height = 0
+        self._node: Node | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="observer", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self, timeout: float = 30.0) -> Observer:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the observer node did not start")
+        if self.error is not None:
+            raise RuntimeError(f"the observer node failed: {self.error}") from self.error
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to the caller
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await run_node(self.home, passphrase="", stop=self._stop, on_node=self._attach)
+
+    def _attach(self, node: Node) -> None:
+        self._node = node
+        self.height = node.app.height
+        node.add_commit_listener(self._on_commit)
+        self._ready.set()
+
+    def _on_commit(
+        self, height: int, block: bytes, receipts: list[Receipt], end_events: list[Event]
+    ) -> None:
+        for receipt in receipts:
+            self.events += receipt.events
+        self.events += end_events
+        self.height = height
+
+    def call(self, fn: Callable[[Node], T], timeout: float = 30.0) -> T:
+        """`fn(node)` on the node's loop; its result (or exception) here."""
+        node, loop = self._node, self._loop
+        if node is None or loop is None or not self._thread.is_alive():
+            raise RuntimeError("the observer node is not running")
+        result: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                result.set_result(fn(node))
+            except BaseException as exc:  # handed to the caller
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return result.result(timeout)
+
+    def wait_height(self, height: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.height < height and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return self.height >= height
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and self._thread.is_alive():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Observer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,8 +1,9 @@
 """The Thai market-day simulator: profiles, a population, agents and a day driver.
 
 `run_day_in_sandbox` replays a day through a single-process ledger and returns the summary
-read back from it; `MarketDay.run` takes any `Sink` (a devnet one comes with the SDK);
-`loadgen` turns the same agents into pre-signed load for benchmarks. See docs/simulator.md.
+read back from it; `MarketDay.run` takes any `Sink` (`devnet_sink.DevnetSink` drives a
+devnet through the SDK, and `devnet_day` runs `gridtokenx demo` with it); `loadgen` turns
+the same agents into pre-signed load for benchmarks. See docs/simulator.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Where the day's transactions go: the `Sink` protocol and the in-process Sandbox sink.
 
 The driver only submits pre-signed bytes and moves time forward, so the same day runs
-against a single-process ledger now and against a devnet through the SDK later (a sink
-that submits batches, waits for the chain clock and for finality).
+against a single-process ledger here and against a devnet through the SDK
+(`devnet_sink.DevnetSink`: batches, the chain's clock, finality).
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def _thb(satang: int) -> str:
     return f"{satang / 100:,.2f} THB"
 
 
-def _facts(title: str, rows: tuple[tuple[str, str], ...]) -> Table:
+def facts_table(title: str, rows: tuple[tuple[str, str], ...]) -> Table:
     table = Table(title=title, show_header=False)
     for label, value in rows:
         table.add_row(label, value)
@@ -199,7 +199,7 @@ def render(summary: DaySummary, console: Console | None = None) -> None:
     """Print the summary as tables (what `gridtokenx demo` will show at the end)."""
     out = console or Console()
     s = summary
-    energy = _facts(
+    energy = facts_table(
         "Energy",
         (
             ("metered export (all meters)", _kwh(s.metered_export_wh)),
@@ -214,7 +214,7 @@ def render(summary: DaySummary, console: Console | None = None) -> None:
             ("CO2 avoided", f"{s.co2_avoided_g / 1000:,.1f} kgCO2e"),
         ),
     )
-    money = _facts(
+    money = facts_table(
         "Money",
         (
             ("paid by buyers (price, fee, wheeling)", _thb(s.buyer_paid_satang)),
@@ -236,7 +236,7 @@ def render(summary: DaySummary, console: Console | None = None) -> None:
     for (zone, period), cell in sorted(s.prices.items()):
         prices.add_row(zone, period, str(cell.trades), _kwh(cell.energy_wh),
                        f"{cell.average / 100:.2f}")  # fmt: skip
-    ledger = _facts("Ledger", (
+    ledger = facts_table("Ledger", (
         ("participants", f"{s.participants:,}"),
         ("transactions committed", f"{s.transactions:,}"),
         ("orders / trades (settled)", f"{s.orders:,} / {s.trades:,} ({s.trades_settled:,})"),
