@@ -163,7 +163,9 @@ class Application:
         self._remember(executed)
         return block.encode()
 
-    def check_block(self, height: int, raw: bytes, now: int | None = None) -> bool:
+    def check_block(
+        self, height: int, raw: bytes, now: int | None = None, drift: int = blocks.MAX_CLOCK_DRIFT
+    ) -> bool:
         """Is a proposal valid? `now` (the validator's clock, unix seconds) bounds its
         time: a proposer cannot date a block into the past (trading into a closed gate)
         or the future beyond `blocks.MAX_CLOCK_DRIFT`."""
@@ -171,7 +173,7 @@ class Application:
             block = blocks.decode(raw)
             blocks.check_header(block, self.chain_id, height, self.last_hash, self.last_time)
             if now is not None:
-                blocks.check_time(block.header.time, now, self.last_time)
+                blocks.check_time(block.header.time, now, self.last_time, drift)
             if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
                 raise blocks.InvalidBlock("validator set hash differs")
             self._remember(blocks.validate(self.state, block, self._verified(block)))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -46,7 +47,7 @@ from gridtokenx import genesis, keystore
 from gridtokenx.api import ApiSettings
 from gridtokenx.api import serve as serve_api
 from gridtokenx.application import Application
-from gridtokenx.blocks import Receipt
+from gridtokenx.blocks import MAX_CLOCK_DRIFT, Receipt
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.context import Event
 from gridtokenx.crypto import PrivateKey
@@ -307,6 +308,9 @@ async def run_node(
         min_block_gap=config.min_block_ms / 1000,
         build_budget=config.build_budget_ms / 1000,
         clock=chain_clock(spec.genesis_time, config.clock_origin, config.clock_speed),
+        # An accelerated clock moves `speed` chain seconds per wall second: allow the same
+        # wall-clock disagreement between validators as at speed 1.
+        clock_drift=math.ceil(MAX_CLOCK_DRIFT * max(1.0, config.clock_speed)),
     )
     if on_node is not None:
         on_node(node)

@@ -21,7 +21,7 @@ import msgspec
 
 from gridtokenx import codec, crypto, errors, tx
 from gridtokenx.application import Application
-from gridtokenx.blocks import Receipt
+from gridtokenx.blocks import MAX_CLOCK_DRIFT, Receipt
 from gridtokenx.consensus import core
 from gridtokenx.consensus.messages import Commit, Proposal, Vote
 from gridtokenx.context import Event
@@ -54,6 +54,7 @@ class Node:
         address_book: AddressBook | None = None,
         min_block_gap: float = 0.0,
         build_budget: float = 0.25,
+        clock_drift: int = MAX_CLOCK_DRIFT,
     ) -> None:
         """`block_interval` (seconds) paces empty blocks: with nothing to include, a
         proposer waits that long after the previous commit (the others' propose timeout
@@ -84,6 +85,7 @@ class Node:
         self.block_interval = block_interval
         self.min_block_gap = min_block_gap
         self.build_budget = build_budget
+        self.clock_drift = clock_drift  # chain seconds a proposal may be off this clock
         self._txs_arrived = asyncio.Event()
         self.metrics = Metrics()
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
@@ -219,7 +221,7 @@ class Node:
                 proposal = msgspec.msgpack.decode(payload, type=Proposal)
                 await self._catch_up(proposal.height, peer)
                 now = int(self.clock())
-                valid = self.app.check_block(proposal.height, proposal.block, now)
+                valid = self.app.check_block(proposal.height, proposal.block, now, self.clock_drift)
                 await self._act(self.core.on_proposal(proposal, valid=valid))
                 return True
             if kind is Kind.VOTE:
