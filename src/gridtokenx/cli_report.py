@@ -16,7 +16,7 @@ from gridtokenx.reporting import export, extract, verify
 from gridtokenx.reporting.extract import ReportError
 
 report_app = typer.Typer(help="ERC audit exports (CSV, Parquet) and their verification.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # paths and hashes stay whole
 MAX_FINDINGS_SHOWN = 200
 
 Data = Annotated[Path, typer.Option(help="a stopped node's store directory or a `db backup`")]

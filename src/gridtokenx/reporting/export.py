@@ -29,7 +29,7 @@ def file_name(kind: str, format: Format) -> str:
     return f"{kind}.{format}"
 
 
-def _arrow_schema(kind: str) -> pa.Schema:
+def arrow_schema(kind: str) -> pa.Schema:
     return pa.schema(
         [(name, pa.int64() if t == "int" else pa.string()) for name, t in schema.columns(kind)]
     )
@@ -51,7 +51,7 @@ def write(out: Path, rows: dict[str, list[Row]], format: Format, about: dict[str
                 writer.writerow(names)
                 writer.writerows([["" if r[n] is None else r[n] for n in names] for r in items])
         else:
-            table = pa.Table.from_pylist(items, schema=_arrow_schema(kind))
+            table = pa.Table.from_pylist(items, schema=arrow_schema(kind))
             pq.write_table(table, path)
         files[kind] = {"file": path.name, "rows": len(items)}
     manifest = {"version": VERSION, **about, "format": format, "kinds": files}
