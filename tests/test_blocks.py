@@ -195,5 +195,5 @@ def test_an_accelerated_devnet_scales_the_allowed_drift() -> None:
     """At speed 30 a validator's clock moves 30 chain seconds per wall second, so the same
     wall-clock disagreement is 30 times as many chain seconds (devnets and the demo only)."""
     blocks.check_time(1100, 1000, 990, drift=150)
-    with pytest.raises(blocks.InvalidBlock, match="151 s|150 s"):
+    with pytest.raises(blocks.InvalidBlock, match=r"150 s"):
         blocks.check_time(1151, 1000, 990, drift=150)

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from gridtokenx import cli_client, crypto, devnet, genesis, invariants, keystore, scenario, store
 from gridtokenx.accounts import SUPPLY_KEY, Supply
+from gridtokenx.cli_report import report_app
 from gridtokenx.client import ApiError
 from gridtokenx.market import records
 from gridtokenx.simulator import devnet_day
@@ -35,6 +36,7 @@ db_app = typer.Typer(help="Inspect, back up and restore a node's RocksDB store."
 app.add_typer(db_app, name="db")
 app.add_typer(cli_client.tx_app, name="tx")
 app.add_typer(cli_client.query_app, name="query")
+app.add_typer(report_app, name="report")
 PASSPHRASE_ENV = devnet.PASSPHRASE_ENV
 console = Console()
 

@@ -11,7 +11,7 @@ from gridtokenx import __version__
 from gridtokenx.api import dashboard, errors
 from gridtokenx.api.hub import Hub
 from gridtokenx.api.limits import Limits, TokenBuckets
-from gridtokenx.api.routes import chain, governance, market, registry, stream, supply, txs
+from gridtokenx.api.routes import audit, chain, governance, market, registry, stream, supply, txs
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node import Node
 
@@ -44,6 +44,7 @@ def create_app(
     app.include_router(supply.router(node), prefix=PREFIX)
     app.include_router(stream.router(hub), prefix=PREFIX)
     app.include_router(governance.router(node), prefix=PREFIX)
+    app.include_router(audit.router(node), prefix=PREFIX)
     dashboard.install(app)
     if settings.cors_origins:
         app.add_middleware(
