@@ -5,8 +5,6 @@ emergency declared and cleared, and a governance proposal with a vote."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import httpx
 
 from gridtokenx import crypto, tx
 from gridtokenx.client import Client
+from test_api import wait_until
 from test_api_harness import EGAT, ERC, INTERVAL, MEA, Cast, LocalNode, build_cast, key, text
 
 MWH = 1_000_000
@@ -27,15 +26,6 @@ class Built:
     trade_tx: str  # the transaction that matched the trade
     retire_tx: str
     head: int  # the height when the scenario finished
-
-
-def wait_until(check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def build(node: LocalNode, api: Client) -> Built:
