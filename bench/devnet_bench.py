@@ -35,10 +35,11 @@ from pathlib import Path
 import msgspec
 
 import benchkit
-from gridtokenx import blocks, codec, devnet, keystore, tx
+from gridtokenx import blocks, codec, devnet, genesis, keystore, tx
 from gridtokenx.consensus.messages import Commit
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.p2p.gossip import Gossip, Kind
+from gridtokenx.simulator import loadgen
 from gridtokenx.store import Store
 from workload import MarketLoad
 
@@ -93,7 +94,7 @@ class Generator:
 
 
 async def _drive(
-    load: MarketLoad,
+    load: MarketLoad | DayLoad,
     ports: list[int],
     ids: list[bytes],
     rate: int,
@@ -196,15 +197,48 @@ def validators_running(homes: list[Path]) -> Iterator[list[subprocess.Popen[byte
                 p.kill()
 
 
+class DayLoad:
+    """The market-day simulator's agents as the load (`simulator.loadgen`): households,
+    offices, factories and farms across the seven zones, bidding and offering as on a day,
+    for as many intervals ahead as it takes to have `count` orders."""
+
+    def __init__(self, spec: genesis.Genesis, now: int, participants: int, count: int) -> None:
+        self.count = count
+        intervals = 4
+        while True:  # bounded by the trading horizon, which market_load enforces
+            self.load = loadgen.market_load(
+                spec, genesis.dev_keys(), now, intervals, participants, key_prefix="bench-day"
+            )
+            if len(self.load.orders) >= count:
+                break
+            intervals *= 2
+
+    def setup(self) -> list[list[bytes]]:
+        return self.load.setup
+
+    def orders(self, count: int) -> Iterator[bytes]:
+        return iter(self.load.orders[:count])
+
+
 def run(
-    rate: int, seconds: float, validators: int, block_ms: int, folder: Path, accounts: int = 300
+    rate: int,
+    seconds: float,
+    validators: int,
+    block_ms: int,
+    folder: Path,
+    accounts: int = 300,
+    workload: str = "crossing",
 ) -> dict[str, object]:
     now = int(time.time())
     base = devnet.free_base_port(validators)
     codes = devnet.devnet_validators(validators)
     homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
     spec = devnet.devnet_genesis(CHAIN, now - 60, codes)
-    load = MarketLoad(spec, now, accounts_per_side=accounts)
+    load: MarketLoad | DayLoad
+    if workload == "day":
+        load = DayLoad(spec, now, 2 * accounts, int(rate * seconds))
+    else:
+        load = MarketLoad(spec, now, accounts_per_side=accounts)
     with validators_running(homes) as procs:
         ids = [
             keystore.load_key(h / "node_key.json", "", allow_insecure=True).address for h in homes
@@ -225,13 +259,20 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--accounts", type=int, default=300, help="buyers, and as many sellers")
     parser.add_argument("--keep", type=Path, help="keep the validators' homes here")
+    parser.add_argument(
+        "--workload",
+        choices=("crossing", "day"),
+        default="crossing",
+        help="crossing: Bangkok orders that always trade; day: the market-day simulator's "
+        "agents across the seven zones (2 x --accounts participants)",
+    )
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         folder = args.keep or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-"))
         )
         shape = (args.rate, args.seconds, args.validators, args.block_ms)
-        figures = run(*shape, folder, args.accounts)
+        figures = run(*shape, folder, args.accounts, args.workload)
     sample = MarketLoad(devnet.devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
     sample.setup()
     result: dict[str, object] = {
@@ -241,6 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "validators": args.validators,
         "processes": args.validators,
         "block_ms": args.block_ms,
+        "workload": args.workload,
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "raw_ed25519_verify_per_s": round(
             benchkit.raw_verify_rate(tx.decode(r) for r in sample.orders(2_000))

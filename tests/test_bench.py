@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 BENCH = Path(__file__).parent.parent / "bench"
 
 
@@ -59,17 +61,19 @@ def test_chain_bench_commits_what_it_offers(tmp_path: Path) -> None:
     assert result["finality_p50_ms"] is not None
 
 
-def test_devnet_bench_runs_four_processes_small(tmp_path: Path) -> None:
-    """Four validator processes, a small market and a few orders: everything offered is
-    committed, and the stopped validators hold identical blocks."""
+@pytest.mark.parametrize("workload", ["crossing", "day"])
+def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str) -> None:
+    """Four validator processes, a small market (crossing orders, or the market-day
+    simulator's agents) and a few orders: everything offered is committed, and the stopped
+    validators hold identical blocks."""
     out = tmp_path / "devnet.json"
     result = _load("devnet_bench").main(
         ["--rate", "40", "--seconds", "1", "--accounts", "6", "--block-ms", "200",
-         "--output", str(out)]
+         "--workload", workload, "--output", str(out)]
     )  # fmt: skip
     assert json.loads(out.read_text()) == result
     assert result["submitted"] == result["committed"] == 40
-    assert result["all_committed"] is True
+    assert result["all_committed"] is True and result["workload"] == workload
     assert result["heights_checked_identical"] >= 3  # type: ignore[operator]
     assert result["finality_p50_ms"] > 0  # type: ignore[operator]
 
