@@ -51,8 +51,8 @@ API_RATE: Final = 1000.0  # requests/s for the demo's own client (followers poll
 @dataclass(frozen=True)
 class DemoConfig:
     participants: int = 300
-    hours: float = 1  # with the setup's half hour: about 3 minutes at speed 30 on 2 cores
-    speed: float = 30.0  # proposals must arrive within 5 / speed s: 30 holds on 2 cores
+    hours: float = 6  # 10:00-16:00, the solar day: with the setup, about 3.5 min at 120x
+    speed: float = 120.0  # 4 simulated hours of 300 members held at 120x on 2 cores
     hot_season: bool = False
     seed: int = 1
     directory: Path = Path("devnet/demo")
