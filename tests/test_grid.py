@@ -18,6 +18,7 @@ from gridtokenx.tx import (
     DistributionStatus,
     LinkStatus,
     PlaceOrder,
+    SetZoneHalt,
     Side,
     TransmissionStatus,
     ZoneBalance,
@@ -245,6 +246,8 @@ def test_frequency_excursion_halts_every_zone_until_cleared(mk: Market) -> None:
     mk.rejects(mk.home, PlaceOrder(SELL, "BKK", mk.T, 500, 300), errors.ZoneHalted, "ZONE_HALTED")
     assert mk.order(bid).status is records.OrderStatus.OPEN  # open orders stay
     mk.rejects(mk.mea, ClearEmergency(("BKK",)), errors.FrequencyOutOfBand, "FREQUENCY_OUT_OF_BAND")
+    resume = SetZoneHalt("BKK", False, "resume")  # nor through a plain zone resume
+    mk.rejects(mk.mea, resume, errors.FrequencyOutOfBand, "FREQUENCY_OUT_OF_BAND")
     status(mk, frequency=50_010, at=mk.sb.time + 1)  # back in band: nothing resumes by itself
     assert halted(mk, "BKK") is not None
     mk.ok(mk.mea, ClearEmergency(("BKK",), "frequency restored"))

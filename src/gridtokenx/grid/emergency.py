@@ -70,12 +70,7 @@ def clear(
 ) -> list[Event]:
     zones = _zones(view, body.zones)
     authorities = [settlement.require_halt_authority(view, sender, zone) for zone in zones]
-    status = grid.transmission(view)
-    if status is not None and not _in_band(status.frequency_mhz, params):
-        raise errors.FrequencyOutOfBand(
-            f"EGAT's latest frequency {status.frequency_mhz} mHz is outside "
-            f"{params.frequency_min_mhz}-{params.frequency_max_mhz} mHz"
-        )
+    grid.require_frequency_in_band(view, params)
     for zone in zones:
         if not settlement.is_halted(view, zone):
             raise errors.ZoneNotHalted(f"zone {zone} is not halted")

@@ -12,7 +12,8 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx import registry
+from gridtokenx import errors, registry
+from gridtokenx.params import Params
 from gridtokenx.state import Overlay
 
 TRANSMISSION_KEY: Final = b"gtx"
@@ -113,3 +114,16 @@ def import_room_wh(
         return None
     limit = status.headroom_kw * 1000 * interval_seconds // 3600
     return limit - imported_wh(view, interval_start, zone)
+
+
+def require_frequency_in_band(view: Overlay, params: Params) -> None:
+    """No zone resumes trading while EGAT's latest frequency is outside the governed band,
+    whichever transaction asks (an emergency clear or a plain zone resume)."""
+    status = transmission(view)
+    if status is not None and not (
+        params.frequency_min_mhz <= status.frequency_mhz <= params.frequency_max_mhz
+    ):
+        raise errors.FrequencyOutOfBand(
+            f"EGAT's latest frequency {status.frequency_mhz} mHz is outside "
+            f"{params.frequency_min_mhz}-{params.frequency_max_mhz} mHz"
+        )

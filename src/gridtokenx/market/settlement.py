@@ -23,6 +23,7 @@ import msgspec
 from gridtokenx import accounts, errors, registry
 from gridtokenx.chain import chain_info
 from gridtokenx.context import BlockContext, Event
+from gridtokenx.grid import records as grid
 from gridtokenx.market import book, engine, records, trading
 from gridtokenx.market.records import IntervalStatus, OrderStatus, ZoneReport
 from gridtokenx.market.trading import gate_closure
@@ -80,6 +81,7 @@ def set_zone_halt(
         raise errors.HaltUnchanged(f"zone {body.zone} is {'already' if halted else 'not'} halted")
     if body.halted:
         return [halt_zone(view, ctx, body.zone, authority.code, body.reason)]
+    grid.require_frequency_in_band(view, params)
     return [resume_zone(view, body.zone, authority.code, body.reason)]
 
 
