@@ -487,7 +487,12 @@ def test_genesis_weights_default_to_the_specification(sb: Sandbox) -> None:
 
 # --- replicated: a governance vote adds a fifth validator, which then signs blocks ----------
 def test_a_voted_validator_signs_blocks_under_consensus(tmp_path: Path) -> None:
-    from test_validator_changes import GENESIS_TIME, _Scripted, _stored, _without_nepo_power
+    from test_validator_changes import (
+        GENESIS_TIME,
+        _scripted_nodes,
+        _stored,
+        _without_nepo_power,
+    )
 
     keys = genesis.dev_keys()
     egat, mea, pea, erc, nepo = (keys[c] for c in ("EGAT", "MEA", "PEA", "ERC", "NEPO"))
@@ -515,13 +520,7 @@ def test_a_voted_validator_signs_blocks_under_consensus(tmp_path: Path) -> None:
         1: [lambda a, raw=raw: a.submit(raw) for raw in votes],  # in block 2 or 3
     }
     apps: dict[int, Application] = {}
-
-    def open_app(index: int, restarted: bool) -> _Scripted:
-        assert not restarted
-        app = apps[index] = Application.open(spec, tmp_path / f"node-{index}")
-        for action in script[0]:
-            action(app)
-        return _Scripted(app, script)
+    open_app = _scripted_nodes(spec, tmp_path, script, apps)
 
     heights = 10
     scenario = Scenario(seed=7, validators=5, heights=heights, delay_ms=(1, 100))

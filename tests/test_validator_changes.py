@@ -400,6 +400,25 @@ class _Scripted:
         self.app.report_evidence(evidence)
 
 
+def _scripted_nodes(
+    spec: genesis.Genesis,
+    folder: Path,
+    script: dict[int, list[Callable[[Application], object]]],
+    apps: dict[int, Application],
+) -> Callable[[int, bool], _Scripted]:
+    """The simulator's app factory: node i opens its store under `folder`, runs the script's
+    height-0 actions, then follows the script after each commit (no restarts)."""
+
+    def open_app(index: int, restarted: bool) -> _Scripted:
+        assert not restarted
+        app = apps[index] = Application.open(spec, folder / f"node-{index}")
+        for action in script[0]:
+            action(app)
+        return _Scripted(app, script)
+
+    return open_app
+
+
 def _stored(app: Application, height: int) -> tuple[blocks.Block, set[bytes]]:
     stored = app.store.block(height)
     assert stored is not None
@@ -424,13 +443,7 @@ def test_a_validator_joins_is_jailed_and_unjailed_under_consensus(tmp_path: Path
         8: [lambda a: a.submit(unjail)],  # in block 9: back from height 11
     }
     apps: dict[int, Application] = {}
-
-    def open_app(index: int, restarted: bool) -> _Scripted:
-        assert not restarted
-        app = apps[index] = Application.open(spec, tmp_path / f"node-{index}")
-        for action in script[0]:
-            action(app)
-        return _Scripted(app, script)
+    open_app = _scripted_nodes(spec, tmp_path, script, apps)
 
     node_keys = [keys[c] for c in ("EGAT", "MEA", "PEA", "ERC", "NEPO")]
     heights = 15

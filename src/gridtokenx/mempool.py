@@ -119,8 +119,7 @@ class Mempool:
 
     def add_batch(self, raws: list[bytes], nonce_of: NonceOf, min_fee: int) -> list[Admission]:
         """Admit many transactions; signatures are verified in parallel in the pool."""
-        checked = [c for future in self.precheck(raws) for c in future.result()]
-        return self.admit(raws, checked, nonce_of, min_fee)
+        return self.admit(raws, self._checked(raws), nonce_of, min_fee)
 
     def add(self, raw: bytes, nonce_of: NonceOf, min_fee: int) -> Admission:
         return self.add_batch([raw], nonce_of, min_fee)[0]
@@ -136,8 +135,11 @@ class Mempool:
     def verify(self, raws: list[bytes]) -> list[bool]:
         """Signature verdicts for transactions from elsewhere (a block being synced), in
         the pool; bytes that do not decode count as not verified."""
-        checked = [c for future in self.precheck(raws) for c in future.result()]
-        return [ok for _, ok in checked]
+        return [ok for _, ok in self._checked(raws)]
+
+    def _checked(self, raws: list[bytes]) -> list[Checked]:
+        """`precheck`, waited for here (callers without an event loop)."""
+        return [c for future in self.precheck(raws) for c in future.result()]
 
     def _admit(
         self,
