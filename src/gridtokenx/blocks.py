@@ -115,14 +115,18 @@ def _execute(
             raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
     receipts = []
     for index, raw in enumerate(txs):
-        tx_hash = tx.hash_of(raw)
         try:
-            stx = tx.decode(raw)
-            events = ledger.apply(state, stx, ctx, check_signature=tx_hash not in verified)
+            receipts.append(_apply(state, ctx, raw, verified))
         except (errors.Rejection, ValueError) as exc:
             raise InvalidBlock(f"transaction {index} does not apply: {exc}") from None
-        receipts.append(Receipt(tx_hash, events))
     return receipts, punished + ledger.end_block(state, ctx)
+
+
+def _apply(state: State, ctx: BlockContext, raw: bytes, verified: Container[bytes]) -> Receipt:
+    """One transaction of a block; its signature is checked unless `verified` holds it."""
+    tx_hash = tx.hash_of(raw)
+    events = ledger.apply(state, tx.decode(raw), ctx, check_signature=tx_hash not in verified)
+    return Receipt(tx_hash, events)
 
 
 def propose(
@@ -165,16 +169,13 @@ def propose(
             for number, raw in enumerate(raws):
                 if stop is not None and number % 32 == 31 and stop():
                     break
-                tx_hash = tx.hash_of(raw)
                 try:
-                    events = ledger.apply(
-                        state, tx.decode(raw), ctx, check_signature=tx_hash not in verified
-                    )
+                    receipt = _apply(state, ctx, raw, verified)
                 except (errors.Rejection, ValueError) as exc:
-                    failed.append((raw, tx_hash, getattr(exc, "code", "MALFORMED")))
+                    failed.append((raw, tx.hash_of(raw), getattr(exc, "code", "MALFORMED")))
                     continue
                 included.append(raw)
-                receipts.append(Receipt(tx_hash, events))
+                receipts.append(receipt)
             return failed
 
         # A second pass gives a transaction that needs another sender's from later in
