@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_base_port as _free_base_port
+from conftest import free_base_port
 from gridtokenx import devnet, genesis, tx
 from gridtokenx.client import ApiError, AsyncClient, Client
 from gridtokenx.crypto import PrivateKey
@@ -60,7 +60,7 @@ def _wait_ready(api: Client, seconds: float = 60) -> None:
 
 
 def test_sdk_round_trip_against_a_devnet_of_processes(tmp_path: Path) -> None:
-    base = _free_base_port(len(VALIDATORS))
+    base = free_base_port(len(VALIDATORS))
     homes = devnet.init_devnet(
         tmp_path, "gridtokenx-sdk-test", int(time.time()), base, block_ms=200,
         validators=VALIDATORS,

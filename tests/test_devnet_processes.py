@@ -23,10 +23,6 @@ from gridtokenx.store import Store
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-def _free_base_port(count: int = 4) -> int:
-    return free_base_port(count)
-
-
 def _start(home: Path, **extra_env: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", **extra_env)
     return subprocess.Popen(
@@ -63,7 +59,7 @@ def _wait(check: object, seconds: float) -> bool:
 
 def test_four_processes_commit_and_a_killed_one_catches_up(tmp_path: Path) -> None:
     homes = devnet.init_devnet(
-        tmp_path, "gridtokenx-proc-test", int(time.time()), _free_base_port(), block_ms=200
+        tmp_path, "gridtokenx-proc-test", int(time.time()), free_base_port(), block_ms=200
     )
     procs = {h: _start(h) for h in homes}
     try:
@@ -114,7 +110,7 @@ def _stop(procs: dict[Path, subprocess.Popen[bytes]]) -> None:
 
 def test_two_down_stops_the_chain_and_one_back_resumes_it(tmp_path: Path) -> None:
     homes = devnet.init_devnet(
-        tmp_path, "gridtokenx-proc-test-2", int(time.time()), _free_base_port(), block_ms=200
+        tmp_path, "gridtokenx-proc-test-2", int(time.time()), free_base_port(), block_ms=200
     )
     procs = {h: _start(h) for h in homes}
     try:
@@ -135,7 +131,7 @@ def test_two_down_stops_the_chain_and_one_back_resumes_it(tmp_path: Path) -> Non
 
 
 def test_a_fresh_full_node_finds_its_peers_and_syncs_from_genesis(tmp_path: Path) -> None:
-    base = _free_base_port(5)
+    base = free_base_port(5)
     homes = devnet.init_devnet(
         tmp_path, "gridtokenx-proc-test-3", int(time.time()), base, block_ms=200
     )

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from conftest import free_base_port
 from gridtokenx import devnet, genesis, keystore
 from gridtokenx.cli import app
 from gridtokenx.store import Store
 from test_devnet_processes import (
     _assert_follows,
-    _free_base_port,
     _height,
     _start,
     _stop,
@@ -205,7 +205,7 @@ def test_node_start_with_a_wrong_or_missing_passphrase_is_a_clear_error(
 def test_a_full_node_made_by_init_syncs_from_a_running_devnet(
     tmp_path: Path, genesis_file: Path
 ) -> None:
-    base = _free_base_port(5)
+    base = free_base_port(5)
     homes = devnet.init_devnet(tmp_path / "devnet", "gridtokenx-op", int(time.time()), base, 200)
     procs = {h: _start(h) for h in homes}
     try:
@@ -232,7 +232,7 @@ def _powers(home: Path) -> dict[str, int]:
 
 
 def test_devnet_command_with_one_validator_commits_alone(tmp_path: Path) -> None:
-    base = _free_base_port(1)
+    base = free_base_port(1)
     directory = tmp_path / "devnet"
     command = ["devnet", "--validators", "1", "--dir", str(directory), "--base-port", str(base)]
     proc = subprocess.Popen(
@@ -269,7 +269,7 @@ def _alive(pid: int) -> bool:
 def test_five_validators_with_nepo_at_its_genesis_power(tmp_path: Path) -> None:
     codes = devnet.devnet_validators(5)
     assert codes == ("EGAT", "MEA", "PEA", "ERC", "NEPO")
-    base = _free_base_port(5)
+    base = free_base_port(5)
     homes = devnet.init_devnet(tmp_path, "gridtokenx-five", int(time.time()), base, 200, codes)
     assert _powers(homes[0]) == {
         "EGAT": 10_000,
@@ -301,7 +301,7 @@ def _horizon(home: Path) -> int:
 
 def test_a_node_with_keep_blocks_prunes_as_it_runs_and_restarts(tmp_path: Path) -> None:
     (home,) = devnet.init_devnet(
-        tmp_path, "gridtokenx-prune", int(time.time()), _free_base_port(1), 200, ("EGAT",)
+        tmp_path, "gridtokenx-prune", int(time.time()), free_base_port(1), 200, ("EGAT",)
     )
     config = devnet.read_config(home)
     (home / "config.json").write_bytes(
