@@ -551,6 +551,29 @@ def test_a_delegate_votes_with_its_own_weight_and_its_delegators(g: Cast) -> Non
     assert g.params.min_fee_satang == 50
 
 
+@pytest.mark.parametrize("nepo_first", [False, True])
+def test_the_worked_delegation_example(g: Cast, nepo_first: bool) -> None:
+    """docs/governance.md "Vote delegation", step by step."""
+    for delegator, to in ((g.mea, "EGAT"), (g.pea, "EGAT"), (g.nepo, "ERC")):
+        delegate(g, delegator, to)
+    pid = propose(g, g.egat, K.PARAMETER, ParamChange("min_fee_satang", 50))
+    if nepo_first:
+        vote(g, pid, (g.nepo, NO))
+    event = vote_event(g, g.egat, pid, YES)
+    assert (event.attrs["delegated"], event.attrs["on_behalf"]) == (16_000, "MEA,PEA")
+    assert proposal(g, pid).yes == 26_000
+    assert vote_event(g, g.pea, pid, NO).attrs["overrides"] == "EGAT"
+    vote(g, pid, (g.erc, ABSTAIN))
+    p = proposal(g, pid)
+    if nepo_first:
+        assert (p.yes, p.no, p.abstain) == (18_000, 14_000, 7_000)
+        events = finish(g, pid)
+        assert str(events[0].attrs["reason"]).startswith("not approved: 18000 yes of 32000")
+        return
+    assert (p.yes, p.no, p.abstain) == (18_000, 8_000, 13_000)
+    assert kinds(finish(g, pid))[:2] == ["proposal_passed", "proposal_executed"]
+
+
 def test_a_delegator_voting_later_overrides_its_delegate(g: Cast) -> None:
     delegate(g, g.mea, "EGAT")
     delegate(g, g.pea, "EGAT")

@@ -915,7 +915,7 @@ def unjail_validator(
     return tx.UnjailValidator(address(validator))
 
 
-# --- governance (tags 22-24) ----------------------------------------------------------------
+# --- governance (tags 21-24) ----------------------------------------------------------------
 _PROPOSAL_KINDS = {
     "parameter": tx.ProposalKind.PARAMETER,
     "licence-policy": tx.ProposalKind.LICENCE_POLICY,

@@ -272,7 +272,7 @@ class RetireCertificate(_Body, tag=20, frozen=True):
     beneficiary: Annotated[str, msgspec.Meta(max_length=BENEFICIARY_MAX_CHARS)]
 
 
-# --- governance (tags 22-24) ----------------------------------------------------------------
+# --- governance (tags 21-24) ----------------------------------------------------------------
 MAX_GOVERNANCE_WEIGHT: Final = 1_000_000
 """Cap on one authority's governance weight, so tallies stay far inside 63 bits."""
 GovernanceWeight = Annotated[int, msgspec.Meta(ge=0, le=MAX_GOVERNANCE_WEIGHT)]
