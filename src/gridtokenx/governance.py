@@ -413,10 +413,12 @@ def cast_vote(
     carried = VoteChoice.NO if choice is VoteChoice.VETO else choice
     current, on_behalf, delegated = weights(view), [], 0
     for delegator in delegators_of(view, sender):
+        if view.get(ballot_key(proposal.id, delegator), Ballot) is not None:
+            continue  # it voted already: itself, or through the delegate it had then
         code = _code(view, delegator)
         share = current.get(code, 0)
-        if share == 0 or view.get(ballot_key(proposal.id, delegator), Ballot) is not None:
-            continue  # no weight, or it already voted (itself or through an earlier delegate)
+        if share == 0:
+            continue
         view.put(ballot_key(proposal.id, delegator), Ballot(carried, share, sender))
         proposal = _counted(proposal, carried, share)
         on_behalf.append(code)
