@@ -455,9 +455,11 @@ class Store:
             raise StoreError("the store already holds a chain")
         batch = WriteBatch(raw_mode=True)
         cf = self._cf("state")
-        for key, record in state.take_changes().items():
+        changes = state.take_changes()
+        for key, record in changes.items():
             if record is not None:
                 batch.put(key, encode_record(record), cf)
+        self._index_certificates(batch, changes)
         batch.put(b"genesis", state.root(), self._cf("meta"))
         self.db.write(batch, self._sync)
 
