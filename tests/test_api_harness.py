@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +21,7 @@ import msgspec
 from gridtokenx import crypto, devnet, genesis, tx
 from gridtokenx.api import ApiServer, ApiSettings, serve
 from gridtokenx.application import Application
-from gridtokenx.client import Client
+from gridtokenx.client import Client, Receipt
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.node import Node
 
@@ -178,3 +179,45 @@ def running_cast(
     """A started node, a client of its API and the shared cast; all stopped on exit."""
     with LocalNode(path / "data", settings) as node, node.client() as api:
         yield node, api, build_cast(api)
+
+
+FARM_W = 10_000_000  # 10 MW: 2.5 MWh per 15-minute interval at rated power
+MWH = 1_000_000  # the default certificate size (`rec_size_wh`)
+
+
+def solar_farm(api: Client, label: str, zone: str = "CEN") -> tuple[crypto.PrivateKey, ...]:
+    """A licensed solar farm (a generator with an ERC seller licence) and its 10 MW meter,
+    registered through the API by the zone's distributor; returns (owner, meter)."""
+    keys = genesis.dev_keys()
+    owner = crypto.PrivateKey.from_dev_label(f"farm/{label}")
+    meter = crypto.PrivateKey.from_dev_label(f"farm/{label}/meter")
+    distributor = keys["MEA" if zone == "BKK" else "PEA"]
+    P = tx.ParticipantKind
+    api.send_and_wait(distributor, tx.RegisterParticipant(owner.address, zone, P.GENERATOR, label))
+    body = tx.RegisterMeter(meter.public_key, owner.address, zone, tx.MeterKind.SOLAR, FARM_W)
+    api.send_and_wait(distributor, body)
+    expiry = api.health()["latest_time"] + 365 * 86_400
+    api.send_and_wait(keys["ERC"], tx.GrantLicence(owner.address, tx.LicenceKind.SELLER, expiry))
+    return owner, meter
+
+
+def next_reading(api: Client, meter: crypto.PrivateKey, export_wh: int) -> tx.MeterReading:
+    """The meter's next reading: its next interval, `export_wh` above its export register."""
+    record = api.get(f"/meters/{text(meter)}")
+    last = record["last_interval"]
+    start = record["first_interval"] if last < 0 else last + INTERVAL
+    return tx.MeterReading(
+        start, record["import_register_wh"], record["export_register_wh"] + export_wh
+    )
+
+
+def produce(node: LocalNode, api: Client, meter: crypto.PrivateKey, export_wh: int) -> Receipt:
+    """Move block time past the meter's next interval and submit its reading."""
+    reading = next_reading(api, meter, export_wh)
+    ends = reading.interval_start + INTERVAL
+    node.advance(max(0, ends - node.time))
+    deadline = time.monotonic() + 20
+    while api.health()["latest_time"] < ends:
+        assert time.monotonic() < deadline, "block time did not pass the interval's end"
+        time.sleep(0.05)
+    return api.send_and_wait(meter, reading)

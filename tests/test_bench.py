@@ -36,6 +36,7 @@ def test_ledger_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     assert written["raw_ed25519_verify_per_s"] > 0
     assert written["apply_with_signature_per_s"] > 0
     assert len(bytes.fromhex(written["state_root"])) == 32
+    assert written["capped_reading_certificates"] == 1_000  # the cap, not the 1,003 owed
 
 
 def test_market_bench_runs_small_and_writes_json(tmp_path: Path) -> None:

@@ -152,6 +152,40 @@ def test_small_certificates_accrue_across_readings_and_gaps() -> None:
     assert accrual(net, meter) == Accrual(10_000, 1_000, last, 2)
 
 
+def test_a_reading_issues_at_most_the_cap_and_later_readings_issue_the_backlog() -> None:
+    """A farm reporting after a gap may owe many certificates at once; the governed cap
+    bounds one transaction's writes, and the carried Wh issue first, dated from their own
+    intervals, before the new reading's energy."""
+    net = Cast(sandbox_with_params(rec_max_per_reading=2))
+    owner = net.register("gap-farm", "CEN", ParticipantKind.GENERATOR)
+    meter = net.add_meter("gap-farm", owner, "CEN", MeterKind.SOLAR, FARM_W)
+    net.grant(owner, tx.LicenceKind.SELLER)
+    first = net.meter(meter.address).first_interval
+    net.sb.advance(3 * INTERVAL)  # offline: the first reading covers four intervals (10 MWh)
+    gap_start = net.last_ended_interval()
+    events = net.ok(meter, MeterReading(gap_start, 0, 5_500_000))
+    assert kinds(events).count("certificate_issued") == 2  # 5 owed, 2 issued
+    assert accrual(net, meter) == Accrual(2 * MWH, 3_500_000, first, 2)
+    net.produce(meter, 100_000)  # 3.6 MWh owed: two more, both from the backlog
+    third, fourth = all_certificates(net)[2:]
+    assert (third.first_interval, fourth.first_interval) == (first, first)
+    assert accrual(net, meter) == Accrual(4 * MWH, 1_600_000, first, 4)
+    net.produce(meter, 500_000)  # 2.1 MWh owed; both hold carried energy
+    fifth, sixth = all_certificates(net)[4:]
+    latest = net.meter(meter.address).last_interval
+    assert (fifth.first_interval, sixth.first_interval) == (first, first)
+    assert sixth.last_interval == latest
+    assert accrual(net, meter) == Accrual(6 * MWH, 100_000, latest, 6)  # the backlog is gone
+    net.produce(meter, 2_000_000)
+    seventh, eighth = all_certificates(net)[6:]
+    assert seventh.first_interval == latest  # starts with the 0.1 MWh carried from there
+    newest = net.meter(meter.address).last_interval
+    assert (eighth.first_interval, eighth.last_interval) == (newest, newest)  # all new energy
+    assert accrual(net, meter) == Accrual(8 * MWH, 100_000, newest, 8)
+    # The cap bounds issuance, never the energy: GRID was minted for all of it at once.
+    assert net.grid(owner.address) == 8_100_000
+
+
 def test_non_renewable_export_earns_no_certificate(net: Cast) -> None:
     owner = net.register("cen-chp", "CEN", ParticipantKind.INDUSTRIAL)
     meter = net.add_meter("cen-chp", owner, "CEN", MeterKind.COGENERATION, FARM_W)
@@ -367,6 +401,7 @@ def test_retire_date_is_the_block_date_not_the_energy_date(
         {"rec_size_wh": -1},
         {"emission_factor_g_per_kwh": -1},
         {"rec_beneficiary_max_chars": 0},
+        {"rec_max_per_reading": 0},
     ],
 )
 def test_params_validate_the_certificate_fields(changes: dict[str, int]) -> None:

@@ -20,7 +20,20 @@ from typer.testing import CliRunner, Result
 from gridtokenx import cli_client, crypto, keystore
 from gridtokenx.cli import app
 from gridtokenx.client import Client
-from test_api_harness import EGAT, ERC, INTERVAL, MEA, Cast, LocalNode, key, running_cast, text
+from test_api_harness import (
+    EGAT,
+    ERC,
+    INTERVAL,
+    MEA,
+    MWH,
+    Cast,
+    LocalNode,
+    key,
+    produce,
+    running_cast,
+    solar_farm,
+    text,
+)
 
 PASSPHRASE = "correct horse battery staple"
 runner = CliRunner()
@@ -541,3 +554,113 @@ def test_keys_list_shows_every_key_file(tmp_path: Path) -> None:
     both = runner.invoke(app, ["keys", "list", str(keys), "--dir", str(keys)])
     one_error_line(both, "BAD_INPUT", 2)
     one_error_line(runner.invoke(app, ["keys", "list", str(tmp_path / "none")]), "BAD_INPUT", 2)
+
+
+# --- certificates, carbon, governance and grid -------------------------------------------
+def test_certificate_commands_transfer_retire_and_read(live: Live) -> None:
+    farm, meter = solar_farm(live.api, "cli-farm")
+    keystore.save_insecure_dev_key(live.keys / "cli-farm.key", farm)
+    issued = produce(live.node, live.api, meter, 2 * MWH)
+    first, second = (e["attrs"]["id"] for e in issued.events if e["kind"] == "certificate_issued")
+    farm_text, office = text(farm), text(live.cast.office)
+    held = live.query("certificates", farm_text)
+    assert [c["id"] for c in held["items"]] == [second, first]
+    table = live.run("query", "certificates", farm_text)
+    assert table.exit_code == 0 and "MWh" in table.stdout and "475" in table.stdout
+    moved = live.tx_json("cli-farm", "transfer-certificate", str(first), office)
+    assert attrs(moved, "certificate_transferred") == {"id": first, "from": farm_text, "to": office}
+    assert [c["id"] for c in live.query("certificates", office, "--active")["items"]] == [first]
+    retired = live.tx_json("office", "retire-certificate", str(first), "--beneficiary", "T77 2026")
+    assert attrs(retired, "certificate_retired")["beneficiary"] == "T77 2026"
+    assert [c["id"] for c in live.query("certificates", office, "--retired")["items"]] == [first]
+    assert live.query("certificates", office, "--active")["items"] == []
+    issued_to = live.query("certificates", farm_text, "--issued")["items"]
+    assert [c["id"] for c in issued_to] == [second, first]
+    one = live.query("certificate", str(first))
+    assert one["retired"] is True and one["owner"] == office
+    shown = live.run("query", "certificate", str(first))
+    assert "1 MWh (1000000 Wh)" in shown.stdout and "475 kg CO2e" in shown.stdout
+    day = str(one["issue_day"])
+    carbon = live.query("carbon", farm_text, "--from-day", day, "--to-day", day)
+    assert (carbon["issued_wh"], carbon["issued_avoided_g"]) == (2 * MWH, 950_000)
+    iso = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    zone = live.query("carbon", "--zone", "cen", "--from-day", iso)
+    assert zone["zone"] == "CEN" and zone["issued_wh"] >= 2 * MWH
+    drawn = live.run("query", "carbon", farm_text, "--from-day", day)
+    assert drawn.exit_code == 0 and "issued MWh" in drawn.stdout and "950" in drawn.stdout
+    # Refusals exit 1 with the ledger's code; nothing changes.
+    again = live.tx("office", "retire-certificate", str(first), "--beneficiary", "twice")
+    one_error_line(again, "CERTIFICATE_RETIRED", 1)
+    unknown = live.tx("cli-farm", "transfer-certificate", "999999", office)
+    one_error_line(unknown, "UNKNOWN_CERTIFICATE", 1)
+    not_mine = live.tx("office", "transfer-certificate", str(second), farm_text)
+    one_error_line(not_mine, "NOT_CERTIFICATE_OWNER", 1)
+    assert live.query("certificate", str(second))["owner"] == farm_text
+    one_error_line(live.run("query", "certificate", "999999"), "NOT_FOUND", 1)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tx", "transfer-certificate", "x1", "{to}"],
+        ["tx", "transfer-certificate", "1", "gtx-typo"],
+        ["tx", "retire-certificate", "1", "--beneficiary", "  "],
+        ["tx", "retire-certificate", "1", "--beneficiary", "tab\there"],
+        ["query", "certificates", "{to}", "--retired", "--active"],
+        ["query", "certificates", "gtx-typo"],
+        ["query", "certificates", "{to}", "--after", "x"],
+        ["query", "certificate", "one"],
+        ["query", "carbon"],
+        ["query", "carbon", "{to}", "--zone", "BKK"],
+        ["query", "carbon", "{to}", "--from-day", "20260230"],
+        ["query", "carbon", "--zone", "BKK", "--from-day", "2026/01/01"],
+        ["query", "carbon", "--zone", "B1"],
+        ["query", "carbon", "{to}", "--from-day", "20260102", "--to-day", "20260101"],
+        ["query", "proposals", "--status", "lost"],
+        ["query", "proposal", "x"],
+    ],
+)
+def test_bad_certificate_and_governance_input_exits_2(live: Live, args: list[str]) -> None:
+    filled = [text(live.cast.home) if a == "{to}" else a for a in args]
+    before = live.api.balance(live.cast.office).nonce
+    extra = ["--key", str(live.keys / "office.key"), "--allow-insecure"] if args[0] == "tx" else []
+    one_error_line(live.run(*filled, *extra), "BAD_INPUT", 2)
+    assert live.mempool() == 0 and live.api.balance(live.cast.office).nonce == before
+
+
+def test_a_too_long_carbon_range_is_refused_by_the_node(live: Live) -> None:
+    span = ("--from-day", "20250101", "--to-day", "20260102")
+    result = live.run("query", "carbon", "--zone", "BKK", *span)
+    assert "366" in one_error_line(result, "INVALID_REQUEST", 2)
+    one_error_line(live.run("query", "carbon", "--zone", "XYZ"), "NOT_FOUND", 1)
+
+
+def test_proposal_and_grid_queries(live: Live) -> None:
+    proposed = live.tx_json("egat", "propose-param", "min_fee_satang", "9", "--title", "Fee nine")
+    pid = attrs(proposed, "proposal_submitted")["id"]
+    live.tx_json("mea", "vote", str(pid), "abstain")
+    active = live.query("proposals", "--status", "active")["items"]
+    mine = next(p for p in active if p["id"] == pid)
+    assert (mine["title"], mine["abstain"], mine["status"]) == ("Fee nine", 8000, "VOTING")
+    assert mine["quorum_bp"] > 0 and mine["approval_bp"] > 0
+    table = live.run("query", "proposals", "--status", "VOTING")
+    assert table.exit_code == 0 and "Fee" in table.stdout and "8000" in table.stdout
+    one = live.query("proposal", str(pid))
+    assert one["ballots"] == [
+        {
+            "voter": text(MEA),
+            "choice": "ABSTAIN",
+            "weight": 8000,
+            "delegate": None,
+            "carried_weight": 8000,
+            "on_behalf": [],
+        }
+    ]
+    shown = live.run("query", "proposal", str(pid))
+    assert shown.exit_code == 0 and "ParamChange" in shown.stdout and "quorum" in shown.stdout
+    one_error_line(live.run("query", "proposal", "999999"), "NOT_FOUND", 1)
+    grid = live.query("grid")
+    assert len(grid["zones"]) == 7 and grid["interconnectors"]
+    drawn = live.run("query", "grid")
+    assert drawn.exit_code == 0 and "interconnectors" in drawn.stdout
+    assert "BKK-CEN" in drawn.stdout and "frequency" in drawn.stdout

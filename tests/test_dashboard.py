@@ -5,6 +5,7 @@ lossy link in the ledger sandbox. The browser test is test_dashboard_browser.py.
 
 from __future__ import annotations
 
+import datetime
 import re
 import tomllib
 from collections.abc import Iterator
@@ -20,7 +21,19 @@ from gridtokenx.client import Client
 from gridtokenx.market import paths
 from gridtokenx.tx import Side
 from test_api import error_of, wait_until
-from test_api_harness import INTERVAL, PEA, Cast, LocalNode, key, running_cast, text
+from test_api_harness import (
+    EGAT,
+    INTERVAL,
+    MWH,
+    PEA,
+    Cast,
+    LocalNode,
+    key,
+    produce,
+    running_cast,
+    solar_farm,
+    text,
+)
 from test_market_crosszone import LINK_WH, built, fresh
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,3 +236,54 @@ def test_a_link_filled_by_trades_reports_utilisation_then_congestion() -> None:
     full = link()
     assert full["utilisation_bp"] == 10_000 and full["room_b_to_a_wh"] == 0
     assert full["room_a_to_b_wh"] == 2 * LINK_WH and full["congested"] is True
+
+
+# --- the certificate and governance panels -----------------------------------------------
+def test_every_element_the_script_reads_is_on_the_page() -> None:
+    """The script finds its elements by id: a renamed or missing one would fail silently
+    in the browser, so every `$("id")` must exist in index.html exactly once."""
+    script = (STATIC / "dashboard.js").read_text()
+    page = (STATIC / "index.html").read_text()
+    wanted = set(re.findall(r'\$\("([a-z0-9-]+)"\)', script))
+    assert {"cert-zones", "certificates", "proposals", "decided", "cert-issued"} <= wanted
+    for name in sorted(wanted):
+        assert page.count(f'id="{name}"') == 1, name
+    for topic in ("certificates", "governance"):
+        assert f'"{topic}"' in script  # subscribed on the WebSocket
+
+
+def test_routes_the_certificate_and_governance_panels_read(
+    live: tuple[LocalNode, Client, Cast], http: httpx.Client
+) -> None:
+    """What the panels show: today's per-zone certificate totals (no days given: the
+    latest block's local day), the latest certificates and the open and closed proposals,
+    with every field the script reads."""
+    node, api, _ = live
+    _, meter = solar_farm(api, "dashboard-contract")
+    issued = produce(node, api, meter, MWH)
+    cert_id = next(e["attrs"]["id"] for e in issued.events if e["kind"] == "certificate_issued")
+    today = http.get(f"{V1}/carbon/zones").json()
+    cert = http.get(f"{V1}/certificates/{cert_id}").json()
+    local = datetime.datetime.fromtimestamp(api.health()["latest_time"] + 7 * 3600, datetime.UTC)
+    assert today["from_day"] == today["to_day"] == int(local.strftime("%Y%m%d"))
+    that_day = http.get(f"{V1}/carbon/zones", params={"from_day": cert["issue_day"]}).json()
+    assert that_day["zones"]["CEN"]["issued_wh"] >= MWH
+    assert set(today) >= {"from_day", "to_day", "issued_wh", "retired_wh", "issued_avoided_g",
+                          "retired_avoided_g", "zones"}  # fmt: skip
+    latest = http.get(f"{V1}/certificates", params={"limit": 10}).json()["items"]
+    assert latest[0]["id"] == cert_id
+    assert set(latest[0]) >= {"id", "source", "zone", "energy_wh", "avoided_g", "owner",
+                              "retired", "retire_day", "beneficiary"}  # fmt: skip
+    change = (tx.ParamChange("min_fee_satang", 2),)
+    body = tx.SubmitProposal(tx.ProposalKind.PARAMETER, change, "dashboard")
+    receipt = api.send_and_wait(EGAT, body)
+    pid = next(e["attrs"]["id"] for e in receipt.events if e["kind"] == "proposal_submitted")
+    open_ = http.get(f"{V1}/governance/proposals", params={"status": "active"}).json()["items"]
+    shown = next(p for p in open_ if p["id"] == pid)
+    assert set(shown) >= {"id", "kind", "title", "yes", "no", "abstain", "total_weight",
+                          "quorum_bp", "approval_bp", "voting_end_height", "timelock_heights",
+                          "execute_height", "status"}  # fmt: skip
+    api.send_and_wait(EGAT, tx.WithdrawProposal(pid))
+    closed = http.get(f"{V1}/governance/proposals", params={"status": "closed", "limit": 5})
+    last = closed.json()["items"][0]
+    assert (last["id"], last["status"]) == (pid, "WITHDRAWN") and last["outcome"]

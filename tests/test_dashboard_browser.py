@@ -2,8 +2,13 @@
 Playwright with its executable path pointed at it; Playwright's own browsers are never
 downloaded): a devnet of two validator processes with their APIs on 127.0.0.1, the page
 loads and follows the chain live over the WebSocket, and a crossing buy and sell placed
-through the SDK show up as a trade without a reload. A second page whose WebSocket is
-refused falls back to polling and still sees the next trade. The screenshot is kept as
+through the SDK show up as a trade without a reload; so do a renewable energy certificate
+(a licensed 10 MW solar farm's 1 MWh reading) and a governance proposal with its votes. A
+second page whose WebSocket is refused falls back to polling and still sees the next trade.
+
+The devnet's clock runs at SPEED chain seconds per wall second from 10:00 Bangkok time
+today, so a meter's first 15-minute interval ends within seconds (a reading needs its
+interval to have ended) and the whole test stays inside one local day. The screenshot is kept as
 docs/dashboard.png when GRIDTOKENX_UPDATE_SCREENSHOT=1 (to a temporary file otherwise,
 so a test run leaves the tree clean). Processes and the browser are always stopped."""
 
@@ -23,6 +28,7 @@ from conftest import free_base_port
 from gridtokenx import devnet, genesis, tx
 from gridtokenx.client import Client
 from gridtokenx.crypto import PrivateKey
+from test_api_harness import MWH, next_reading, solar_farm
 from test_client_devnet import _start, _stop, _wait_ready
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -31,6 +37,8 @@ UPDATE_SCREENSHOT = "GRIDTOKENX_UPDATE_SCREENSHOT"  # =1: refresh docs/dashboard
 VALIDATORS = ("EGAT", "MEA")
 KEYS = genesis.dev_keys()
 WAIT_MS = 15_000  # longest wait for any one thing on the page
+SPEED = 60  # chain seconds per wall second: a 15-minute interval lasts 15 s
+AHEAD = 40  # intervals between now and the one traded: 10 chain hours, 10 wall minutes
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
@@ -81,7 +89,7 @@ class Market:
         licence = tx.GrantLicence(custodian.address, tx.LicenceKind.CUSTODIAN, expiry)
         api.send_and_wait(KEYS["ERC"], licence)
         api.send_and_wait(custodian, tx.IssueThb(self.office.address, 100_000))
-        self.interval = (api.health()["latest_time"] // 900 + 2) * 900
+        self.interval = (api.health()["latest_time"] // 900 + AHEAD) * 900
 
     def cross(self, quantity_wh: int, sell_price: int) -> tuple[int, dict[str, int]]:
         """A resting ask, then a bid above it for part of it: one trade. Returns the trade
@@ -105,6 +113,27 @@ class Market:
         assert trade["seller_zone"] == "CEN" and trade["quantity_wh"] == quantity_wh
 
 
+def _certificate(api: Client) -> int:
+    """A licensed solar farm's first reading of 1 MWh: one certificate. Returns its id."""
+    _, meter = solar_farm(api, "dashboard-test")
+    reading = next_reading(api, meter, MWH)
+    deadline = time.monotonic() + 60
+    while api.health()["latest_time"] < reading.interval_start + 900:
+        assert time.monotonic() < deadline, "the meter's interval did not end in time"
+        time.sleep(0.2)
+    receipt = api.send_and_wait(meter, reading)
+    issued = [e["attrs"]["id"] for e in receipt.events if e["kind"] == "certificate_issued"]
+    assert len(issued) == 1
+    return int(issued[0])
+
+
+def _propose(api: Client, title: str) -> int:
+    change = (tx.ParamChange("min_fee_satang", 1),)
+    body = tx.SubmitProposal(tx.ProposalKind.PARAMETER, change, title)
+    receipt = api.send_and_wait(KEYS["EGAT"], body)
+    return int(next(e["attrs"]["id"] for e in receipt.events if e["kind"] == "proposal_submitted"))
+
+
 def _height(page: Page) -> int:
     return int(page.inner_text("#height"))
 
@@ -118,9 +147,11 @@ def _trade_row(page: Page, trade_id: int) -> str:
 def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(tmp_path: Path) -> None:
     screenshot = DOCS_SCREENSHOT if os.environ.get(UPDATE_SCREENSHOT) else tmp_path / "d.png"
     base = free_base_port(len(VALIDATORS))
+    now = int(time.time())
+    ten_am = (now + 7 * 3600) // 86_400 * 86_400 - 7 * 3600 + 10 * 3600  # 10:00 in Bangkok
     homes = devnet.init_devnet(
-        tmp_path, "gridtokenx-dashboard-test", int(time.time()), base, block_ms=300,
-        validators=VALIDATORS,
+        tmp_path, "gridtokenx-dashboard-test", ten_am, base, block_ms=300,
+        validators=VALIDATORS, clock_origin=now, clock_speed=SPEED,
     )  # fmt: skip
     url = f"http://127.0.0.1:{devnet.read_config(homes[0]).api_port}"
     procs = [_start(h) for h in homes]
@@ -192,6 +223,36 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(tmp_path: Pat
                 )
                 assert "used" in link.locator("title").text_content()
                 assert "0.4 kWh → BKK" in (page.text_content("#zone-map") or "")
+                # A certificate: the latest list and Central's total for today show it.
+                cert_id = _certificate(api)
+                cert_row = page.locator(f'#certificates tr[data-certificate-id="{cert_id}"]')
+                cert_row.wait_for(timeout=WAIT_MS)
+                assert "solar" in cert_row.inner_text() and "475" in cert_row.inner_text()
+                page.wait_for_function(
+                    "() => Number(document.querySelector(\"#cert-zones tr[data-zone='CEN']\")"
+                    "?.dataset.issuedWh) >= 1000000",
+                    timeout=WAIT_MS,
+                )
+                assert "MWh" in page.inner_text("#cert-issued")
+                # A proposal, a vote on it, and a withdrawn one among the decided.
+                pid = _propose(api, "Lower the minimum fee")
+                proposal = page.locator(f'#proposals tr[data-proposal-id="{pid}"]')
+                proposal.wait_for(timeout=WAIT_MS)
+                assert "Lower the minimum fee" in proposal.inner_text()
+                api.send_and_wait(KEYS["MEA"], tx.CastVote(pid, tx.VoteChoice.YES))
+                page.wait_for_function(
+                    "p => document.querySelector(`#proposals tr[data-proposal-id='${p}']`)"
+                    "?.dataset.yes === '8000'",
+                    arg=pid,
+                    timeout=WAIT_MS,
+                )
+                assert "8000/0/0" in proposal.inner_text()
+                withdrawn = _propose(api, "Withdrawn draft")
+                api.send_and_wait(KEYS["EGAT"], tx.WithdrawProposal(withdrawn))
+                decided = page.locator(f'#decided li[data-proposal-id="{withdrawn}"]')
+                decided.wait_for(timeout=WAIT_MS)
+                assert "withdrawn" in decided.inner_text()
+                assert page.evaluate("window.sameDocument") is True
                 page.wait_for_timeout(500)  # let the chart and map settle for the picture
                 page.screenshot(path=str(screenshot), full_page=True)
 

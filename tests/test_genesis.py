@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -139,3 +140,14 @@ def test_load_rejects_unknown_fields_and_garbage(tmp_path: Path) -> None:
     path.write_bytes(b"{not json")
     with pytest.raises(genesis.GenesisError):
         genesis.load(path)
+
+
+def test_the_documented_genesis_root_vector_holds() -> None:
+    """docs/protocol.md §8 gives the devnet genesis root as a test vector for independent
+    implementations; any change to genesis records (a new governed parameter, say) must
+    update it, or the vector silently lies."""
+    text = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    documented = re.search(r"Test vector: `genesis\.build_state.*?`([0-9a-f]{64})`", text, re.S)
+    assert documented is not None
+    spec = genesis.devnet("gridtokenx-devnet", 1_767_225_600, genesis.dev_keys())
+    assert genesis.build_state(spec).root().hex() == documented.group(1)

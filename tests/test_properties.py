@@ -114,13 +114,22 @@ assert (_cast.egat, _cast.mea, _cast.pea, _cast.erc, _cast.nepo) == AUTHORITIES
 CAST_SETUP = tuple(_cast.sb.script)
 
 
-def fresh_cast(min_fee: int = 0, rec_size: int = DEFAULTS.rec_size_wh) -> Sandbox:
+def fresh_cast(
+    min_fee: int = 0,
+    rec_size: int = DEFAULTS.rec_size_wh,
+    rec_cap: int = DEFAULTS.rec_max_per_reading,
+) -> Sandbox:
     """A new Sandbox brought to the Cast's state by applying its recorded setup again. With a
     positive minimum fee the same zero-fee setup must still go through: its signers are
     authorities and a licensed custodian issuing THB, all of them exempt. A small certificate
-    size lets the Cast's small meters earn renewable certificates within a short run."""
-    changes = {"min_fee_satang": min_fee, "rec_size_wh": rec_size}
-    custom = changes != {"min_fee_satang": 0, "rec_size_wh": DEFAULTS.rec_size_wh}
+    size lets the Cast's small meters earn renewable certificates within a short run, and a
+    small per-reading cap makes them carry a backlog of whole certificates."""
+    changes = {"min_fee_satang": min_fee, "rec_size_wh": rec_size, "rec_max_per_reading": rec_cap}
+    custom = changes != {
+        "min_fee_satang": 0,
+        "rec_size_wh": DEFAULTS.rec_size_wh,
+        "rec_max_per_reading": DEFAULTS.rec_max_per_reading,
+    }
     sb = sandbox_with_params(**changes) if custom else Sandbox()
     for ctx, stx in CAST_SETUP:
         ledger.apply(sb.state, stx, ctx)
@@ -323,8 +332,10 @@ class Model:
         self, address: bytes, meter: registry.Meter, covers_from: int, start: int, wh: int,
         height: int,
     ) -> tuple[dict[bytes, msgspec.Struct], list[Event]]:  # fmt: skip
-        """The records and events a reading's renewable export makes: it fills buckets of one
-        certificate's size in order, and each bucket it fills is issued."""
+        """The records and events a reading's renewable export makes: the carried Wh and
+        then the reading's queue up in export order, and each full certificate's worth at
+        the head of the queue is issued, up to the per-reading cap; the first chunk a
+        certificate draws from dates it."""
         writes: dict[bytes, msgspec.Struct] = {}
         if not meter.kind.renewable or wh == 0:
             return writes, []
@@ -335,11 +346,21 @@ class Model:
         assert isinstance(seq, certificates.CertificateSequence)
         size, factor = self.params.rec_size_wh, self.params.emission_factor_g_per_kwh
         grams = size * factor // 1000
-        oldest = acc.remainder_from if acc.remainder_wh else covers_from
-        filled, events, day = acc.remainder_wh, [], self.day(start)
+        queue = [[acc.remainder_from, acc.remainder_wh], [covers_from, wh]]
+        queue = [chunk for chunk in queue if chunk[1]]
+        events, day = [], self.day(start)
         next_id = seq.next_id
-        while wh >= size - filled:  # this reading completes the open bucket
-            wh -= size - filled
+        while (
+            sum(c[1] for c in queue) >= size
+            and next_id - seq.next_id < self.params.rec_max_per_reading
+        ):
+            oldest, need = queue[0][0], size
+            while need:
+                took = min(need, queue[0][1])
+                queue[0][1] -= took
+                need -= took
+                if queue[0][1] == 0:
+                    queue.pop(0)
             writes[certificates.certificate_key(next_id)] = certificates.Certificate(
                 next_id, meter.owner, meter.owner, address, meter.kind, meter.zone,
                 oldest, start, size, factor, grams, height, day,
@@ -348,11 +369,12 @@ class Model:
             attrs: dict[str, int | str | bytes] = {"id": next_id, "owner": meter.owner}
             attrs |= {"wh": size, "meter": address, "avoided_g": grams}
             events.append(Event("certificate_issued", attrs))
-            next_id, filled, oldest = next_id + 1, 0, covers_from
+            next_id += 1
+        remainder = sum(c[1] for c in queue)
+        oldest = queue[0][0] if queue else -1
         issued = next_id - seq.next_id
-        remainder = filled + wh
         writes[key] = certificates.Accrual(
-            acc.certified_wh + issued * size, remainder, oldest if remainder else -1,
+            acc.certified_wh + issued * size, remainder, oldest,
             acc.issued + issued,
         )  # fmt: skip
         if issued:
@@ -386,6 +408,7 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.min_fee = 0
         self.rec_size = DEFAULTS.rec_size_wh
+        self.rec_cap = DEFAULTS.rec_max_per_reading
         self.sb = fresh_cast()
         self.model = Model(self.sb.state)
         self.accepted: list[SignedTransaction] = [stx for _, stx in CAST_SETUP]
@@ -468,8 +491,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.rec_size = data.draw(
             st.sampled_from([2_000, 2_000, 777, DEFAULTS.rec_size_wh]), label="certificate size"
         )
-        if self.min_fee or self.rec_size != DEFAULTS.rec_size_wh:
-            self.sb = fresh_cast(self.min_fee, self.rec_size)
+        self.rec_cap = data.draw(
+            st.sampled_from([DEFAULTS.rec_max_per_reading, 1, 2]), label="certificates per reading"
+        )
+        if (
+            self.min_fee
+            or self.rec_size != DEFAULTS.rec_size_wh
+            or self.rec_cap != DEFAULTS.rec_max_per_reading
+        ):
+            self.sb = fresh_cast(self.min_fee, self.rec_size, self.rec_cap)
             self.model = Model(self.sb.state)
             assert self.model.params.min_fee_satang == self.min_fee
             assert self.model.params.rec_size_wh == self.rec_size
@@ -1192,7 +1222,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """The same signed transactions, decoded from their wire bytes and applied to a fresh
         sandbox with the root computed only at the end, give the same everything."""
-        replay = fresh_cast(self.min_fee, self.rec_size).state
+        replay = fresh_cast(self.min_fee, self.rec_size, self.rec_cap).state
         for ctx, stx, outcome in self.log:
             assert outcome_of(replay, tx.decode(stx.encode()), ctx) == outcome
         assert replay.root() == self.sb.state.root()
@@ -1246,7 +1276,7 @@ def test_same_signed_sequence_gives_identical_ledgers(data: st.DataObject, lengt
     expected = [outcome for _, _, outcome in machine.log]
 
     def run(*, wire: bool, root_every_step: bool) -> tuple[list[Outcome], list[bytes], bytes]:
-        state = fresh_cast(machine.min_fee, machine.rec_size).state
+        state = fresh_cast(machine.min_fee, machine.rec_size, machine.rec_cap).state
         outcomes, roots = [], []
         for ctx, stx in script:
             outcomes.append(outcome_of(state, tx.decode(stx.encode()) if wire else stx, ctx))
@@ -1261,7 +1291,10 @@ def test_same_signed_sequence_gives_identical_ledgers(data: st.DataObject, lengt
     assert a_bytes == b_bytes == codec.encode(state_bytes(machine.sb.state))
     assert a_roots[-1] == machine.sb.state.root() == machine.sb.state.recompute_root()
     # Every accepted transaction changes the root (at least the sender's nonce moves).
-    previous = [fresh_cast(machine.min_fee, machine.rec_size).state.root(), *a_roots[:-1]]
+    previous = [
+        fresh_cast(machine.min_fee, machine.rec_size, machine.rec_cap).state.root(),
+        *a_roots[:-1],
+    ]
     for (kind, _), before, after in zip(a_outcomes, previous, a_roots, strict=True):
         assert (before != after) == (kind == "accepted")
 

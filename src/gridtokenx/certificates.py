@@ -120,22 +120,30 @@ def _carbon_keys(participant: bytes, zone: str, day: int) -> tuple[bytes, bytes]
 def accrue(
     view: Overlay, ctx: BlockContext, meter_address: bytes, interval_start: int, params: Params
 ) -> list[Event]:
-    """Add a just-applied reading's export to its meter's accrual and issue what is full."""
+    """Add a just-applied reading's export to its meter's accrual and issue what is full,
+    at most `rec_max_per_reading` certificates: each issue is a state write, and a reading
+    after a week's gap from a large farm would otherwise issue thousands in one transaction.
+    What the cap holds back stays in the remainder, oldest energy first, and the meter's
+    next readings issue it."""
     meter = view.get(registry.meter_key(meter_address), registry.Meter)
     reading = view.get(reading_key(meter_address, interval_start), ReadingRecord)
     assert meter is not None and reading is not None, "accrue runs after the reading applied"
     if not meter.kind.renewable or reading.export_wh == 0:
         return []
     acc = view.get(accrual_key(meter_address), Accrual) or Accrual(0, 0, -1, 0)
-    first = acc.remainder_from if acc.remainder_wh else reading.covers_from
-    total, size = acc.remainder_wh + reading.export_wh, params.rec_size_wh
-    count = total // size
+    backlog = acc.remainder_wh  # carried Wh, older than this reading's energy
+    first = acc.remainder_from if backlog else reading.covers_from
+    total, size = backlog + reading.export_wh, params.rec_size_wh
+    count = min(total // size, params.rec_max_per_reading)
     factor = params.emission_factor_g_per_kwh
     grams = avoided_g(size, factor)
     sequence = view.get(SEQUENCE_KEY, CertificateSequence) or CertificateSequence(1)
     day = local_day(interval_start, params)
     events = []
     for n in range(count):
+        # Certificates fill in export order: the n-th starts n * size Wh into the carried
+        # backlog followed by this reading, so only those starting inside the backlog can
+        # hold energy from before this reading's intervals.
         cert = Certificate(
             id=sequence.next_id + n,
             owner=meter.owner,
@@ -143,7 +151,7 @@ def accrue(
             meter=meter_address,
             source=meter.kind,
             zone=meter.zone,
-            first_interval=first if n == 0 else reading.covers_from,
+            first_interval=first if n * size < backlog else reading.covers_from,
             last_interval=interval_start,
             energy_wh=size,
             emission_factor_g_per_kwh=factor,
@@ -157,7 +165,10 @@ def accrue(
             Event("certificate_issued", {**attrs, "meter": meter_address, "avoided_g": grams})
         )
     remainder = total - count * size
-    remainder_from = -1 if remainder == 0 else (first if count == 0 else reading.covers_from)
+    if remainder == 0:
+        remainder_from = -1
+    else:
+        remainder_from = first if count * size < backlog else reading.covers_from
     view.put(
         accrual_key(meter_address),
         Accrual(acc.certified_wh + count * size, remainder, remainder_from, acc.issued + count),

@@ -1464,3 +1464,314 @@ def query_prices(
     if first is None:
         first = max(last - 96 * length, 0)
     return api.get(f"/prices/{code}", **{"from": first, "to": last})
+
+
+# --- certificates (tags 19-20) and their carbon ---------------------------------------------
+CertificateArg = Annotated[str, Arg(metavar="ID", help="the certificate's id")]
+
+
+@tx_command(tx_app, "transfer-certificate")
+def transfer_certificate(
+    certificate_id: CertificateArg,
+    to: Annotated[str, Arg(metavar="ADDRESS", help="the new holder's gtx... address")],
+) -> tx.Body:
+    """Hand an active renewable energy certificate (1 MWh) to another participant.
+
+    Example:  gridtokenx tx transfer-certificate 12 gtx1... --key farm.key
+    """
+    return tx.TransferCertificate(count(certificate_id, "certificate id"), address(to))
+
+
+@tx_command(tx_app, "retire-certificate")
+def retire_certificate(
+    certificate_id: CertificateArg,
+    beneficiary: Annotated[
+        str, typer.Option(help="whom the claim is for, e.g. a company and reporting year")
+    ],
+) -> tx.Body:
+    """Retire a held certificate: claim its MWh and avoided CO2e for a beneficiary, for good.
+
+    Example:  gridtokenx tx retire-certificate 12 --beneficiary "Siam Office, Scope 2 2026" \\
+        --key office.key
+    """
+    if not beneficiary.strip() or not beneficiary.isprintable():
+        raise BadInput("--beneficiary must be printable text, not blank")
+    return tx.RetireCertificate(count(certificate_id, "certificate id"), beneficiary)
+
+
+def _decimal(value: int, places: int) -> str:
+    """An integer count of 10**-places units as an exact decimal: (1500, 3) -> 1.5."""
+    unit = 10**places
+    return f"{value // unit:,}.{value % unit:0{places}d}".rstrip("0").rstrip(".")
+
+
+def mwh(wh: int) -> str:
+    return _decimal(wh, 6)
+
+
+def kg(grams: int) -> str:
+    return _decimal(grams, 3)
+
+
+def _paged(table: Table, page: dict[str, Any]) -> Table:
+    """A page's table, captioned with the cursor of the next page (or as empty)."""
+    if not page["items"]:
+        table.caption = "(none)"
+    elif page.get("next"):
+        table.caption = f"more: --after {page['next']}"
+    return table
+
+
+def _certificate_status(cert: dict[str, Any]) -> str:
+    if not cert["retired"]:
+        return "active"
+    return f"retired {cert['retire_day']} for {cert['beneficiary']}"
+
+
+def _certificates_view(data: dict[str, Any]) -> RenderableType:
+    table = Table(title="certificates, newest first")
+    for column in ("id", "source", "zone", "MWh", "kg CO2e", "issue day", "owner", "status"):
+        table.add_column(column, overflow="fold")
+    for cert in data["items"]:
+        table.add_row(
+            str(cert["id"]), cert["source"], cert["zone"], mwh(cert["energy_wh"]),
+            kg(cert["avoided_g"]), str(cert["issue_day"]), cert["owner"],
+            _certificate_status(cert),
+        )  # fmt: skip
+    return _paged(table, data)
+
+
+@query_command("certificates", _certificates_view)
+def query_certificates(
+    api: Client,
+    who: AddressArg,
+    retired: Annotated[bool, typer.Option("--retired", help="only retired ones")] = False,
+    active: Annotated[bool, typer.Option("--active", help="only active ones")] = False,
+    issued: Annotated[
+        bool, typer.Option("--issued", help="those first issued to ADDRESS, not those it holds")
+    ] = False,
+    limit: LimitOpt = 100,
+    after: AfterOpt = None,
+) -> Any:
+    """Certificates a participant holds (or was issued, --issued), newest first.
+
+    A retired certificate stays with the owner that retired it. Energy in MWh, avoided
+    emissions in kg CO2e.
+
+    Example:  gridtokenx query certificates gtx1... --active
+    """
+    if retired and active:
+        raise BadInput("give --retired or --active, not both")
+    status = "retired" if retired else "active" if active else "all"
+    text = _text(address(who))
+    if after is not None:
+        count(after, "--after")
+    if issued:
+        return api.certificates(issued_to=text, status=status, limit=limit, after=after)
+    return api.certificates(text, status=status, limit=limit, after=after)
+
+
+def _certificate_view(cert: dict[str, Any]) -> RenderableType:
+    shown = {
+        **cert,
+        "energy_wh": f"{mwh(cert['energy_wh'])} MWh ({cert['energy_wh']} Wh)",
+        "avoided_g": f"{kg(cert['avoided_g'])} kg CO2e ({cert['avoided_g']} g)",
+        "emission_factor_g_per_kwh": f"{cert['emission_factor_g_per_kwh']} g CO2e/kWh",
+        "status": _certificate_status(cert),
+    }
+    return record_table(shown, f"certificate {cert['id']}")
+
+
+@query_command("certificate", _certificate_view)
+def query_certificate(api: Client, certificate_id: CertificateArg) -> Any:
+    """One certificate: source, zone, meter, interval range, energy, avoided CO2e, owners.
+
+    Example:  gridtokenx query certificate 12
+    """
+    return api.certificate(count(certificate_id, "certificate id"))
+
+
+def local_date(text: str, what: str) -> int:
+    """A local date as YYYYMMDD, given as YYYYMMDD or YYYY-MM-DD."""
+    digits = text.replace("-", "") if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else text
+    try:
+        if not re.fullmatch(r"\d{8}", digits):
+            raise ValueError
+        datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        raise BadInput(f"{what} {text!r}: expected a date YYYYMMDD or YYYY-MM-DD") from None
+    return int(digits)
+
+
+_CARBON_COLUMNS: Final = (
+    ("issued MWh", "issued_wh", mwh),
+    ("issued kg CO2e", "issued_avoided_g", kg),
+    ("retired MWh", "retired_wh", mwh),
+    ("retired kg CO2e", "retired_avoided_g", kg),
+)
+
+
+def _carbon_view(data: dict[str, Any]) -> RenderableType:
+    who = data.get("participant") or data.get("zone")
+    table = Table(title=f"certificate carbon of {who}, {data['from_day']}..{data['to_day']}")
+    table.add_column("day")
+    for name, _, _ in _CARBON_COLUMNS:
+        table.add_column(name, justify="right")
+    for row in [*data["days"], {**data, "day": "total"}]:
+        table.add_row(str(row["day"]), *(show(row[field]) for _, field, show in _CARBON_COLUMNS))
+    return table
+
+
+@query_command("carbon", _carbon_view)
+def query_carbon(
+    api: Client,
+    who: Annotated[
+        str | None, Arg(metavar="[ADDRESS]", help="a participant", show_default=False)
+    ] = None,
+    zone_code: Annotated[
+        str | None, typer.Option("--zone", help="a zone instead of a participant")
+    ] = None,
+    from_day: Annotated[
+        str | None,
+        typer.Option(help="first local day, YYYYMMDD (default: the latest block's)"),
+    ] = None,
+    to_day: Annotated[
+        str | None, typer.Option(help="last local day, included (at most 366 days)")
+    ] = None,
+) -> Any:
+    """Certificates issued and retired (MWh) and their avoided CO2e (kg), per local day.
+
+    For a participant (issued to it, retired by it) or a zone (issued from its meters,
+    retired from it). This is certificate carbon, not the P2P trade figure of /carbon.
+
+    Example:  gridtokenx query carbon gtx1... --from-day 20260101 --to-day 20260131
+    """
+    if (who is None) == (zone_code is None):
+        raise BadInput("give exactly one of a participant ADDRESS and --zone")
+    first = None if from_day is None else local_date(from_day, "--from-day")
+    last = None if to_day is None else local_date(to_day, "--to-day")
+    if first is not None and last is not None and last < first:
+        raise BadInput("--to-day is before --from-day")
+    if zone_code is not None:
+        return api.carbon(zone=zone(zone_code), from_day=first, to_day=last)
+    return api.carbon(_text(address(who or "")), from_day=first, to_day=last)
+
+
+# --- governance and grid reads --------------------------------------------------------------
+def _tally(p: dict[str, Any]) -> str:
+    return f"{p['yes']}/{p['no']}/{p['abstain']} of {p['total_weight']}"
+
+
+def _proposals_view(data: dict[str, Any]) -> RenderableType:
+    table = Table(title="proposals, newest first")
+    columns = ("id", "kind", "title", "status", "yes/no/abstain", "quorum/approval bp",
+               "voting ends", "executes")  # fmt: skip
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for p in data["items"]:
+        table.add_row(
+            str(p["id"]), p["kind"], p["title"], p["status"], _tally(p),
+            f"{p['quorum_bp']}/{p['approval_bp']}", str(p["voting_end_height"]),
+            str(p["execute_height"] or "-"),
+        )  # fmt: skip
+    return _paged(table, data)
+
+
+_PROPOSAL_STATUSES: Final = (
+    "active", "closed", "voting", "passed", "rejected", "executed", "failed", "withdrawn",
+)  # fmt: skip
+
+
+@query_command("proposals", _proposals_view)
+def query_proposals(
+    api: Client,
+    status: Annotated[
+        str | None,
+        typer.Option(help=f"only one status: {', '.join(_PROPOSAL_STATUSES)}", show_default=False),
+    ] = None,
+    limit: LimitOpt = 50,
+    after: AfterOpt = None,
+) -> Any:
+    """Governance proposals, newest first, with their tallies and heights.
+
+    Kind, title, status, yes/no/abstain weights against the quorum and approval (basis
+    points) of the proposal's kind, the last voting height and the execution height.
+
+    Example:  gridtokenx query proposals --status active
+    """
+    chosen = None
+    if status is not None:
+        if status.lower() not in _PROPOSAL_STATUSES:
+            raise BadInput(f"--status {status!r}: expected one of {', '.join(_PROPOSAL_STATUSES)}")
+        chosen = status.lower() if status.lower() in ("active", "closed") else status.upper()
+    if after is not None:
+        count(after, "--after")
+    return api.proposals(chosen, limit=limit, after=after)
+
+
+def _proposal_view(data: dict[str, Any]) -> RenderableType:
+    shown = {k: v for k, v in data.items() if k not in ("actions", "ballots")}
+    shown["tally"] = (
+        f"{_tally(data)} (quorum {data['quorum_bp']} bp, approval {data['approval_bp']} bp)"
+    )
+    return Group(
+        record_table(shown, f"proposal {data['id']}"),
+        rows_table(data["actions"], "actions"),
+        rows_table(data["ballots"], "ballots"),
+    )
+
+
+@query_command("proposal", _proposal_view)
+def query_proposal(
+    api: Client, proposal_id: Annotated[str, Arg(metavar="ID", help="the proposal's id")]
+) -> Any:
+    """One proposal with its actions, tally and every ballot.
+
+    Example:  gridtokenx query proposal 3
+    """
+    return api.proposal(count(proposal_id, "proposal id"))
+
+
+def _grid_view(data: dict[str, Any]) -> RenderableType:
+    zones = Table(title="zones")
+    for column in ("zone", "name", "halted", "generation kW", "demand kW", "load kW",
+                   "headroom kW"):  # fmt: skip
+        zones.add_column(column, overflow="fold")
+    for z in data["zones"]:
+        balance, dist = z.get("balance") or {}, z.get("distribution") or {}
+        halt = f"yes: {z['halt']['reason'] or 'no reason'}" if z["halted"] else "no"
+        zones.add_row(
+            z["code"], z.get("name", ""), halt, _cell(balance.get("generation_kw")),
+            _cell(balance.get("demand_kw")), _cell(dist.get("load_kw")),
+            _cell(dist.get("headroom_kw")),
+        )  # fmt: skip
+    links = Table(title="interconnectors")
+    for column in ("link", "capacity kW", "measured kW", "flow kW", "loss %"):
+        links.add_column(column, justify="right")
+    for link in data["interconnectors"]:
+        measured = link.get("measured") or {}
+        links.add_row(
+            f"{link['zone_a']}-{link['zone_b']}", f"{link['capacity_kw']:,}",
+            _cell(measured.get("capacity_kw")), _cell(measured.get("flow_kw")),
+            _decimal(link["loss_basis_points"], 2),
+        )  # fmt: skip
+    frequency = data.get("frequency")
+    line = (
+        "frequency: not reported yet"
+        if frequency is None
+        else f"frequency: {_decimal(frequency['frequency_mhz'], 3)} Hz "
+        f"(reported by {frequency['reported_by']} at {frequency['measured_at']})"
+    )
+    return Group(line, zones, links)
+
+
+@query_command("grid", _grid_view)
+def query_grid(api: Client) -> Any:
+    """Grid status: zones, interconnectors and EGAT's frequency.
+
+    Each zone's halt, generation, demand, load and headroom (kW); each interconnector's
+    capacity, measured capacity and flow (kW) and loss; the latest frequency (Hz).
+
+    Example:  gridtokenx query grid --json
+    """
+    return api.get("/grid")

@@ -138,6 +138,40 @@ class _Nonces:
         self.known.pop(address, None)
 
 
+Request = tuple[str, JSON]  # a GET path under /api/v1 and its query parameters
+
+
+def _certificates(
+    owner: str | bytes | PrivateKey | None,
+    issued_to: str | bytes | PrivateKey | None,
+    status: str,
+    limit: int,
+    after: int | str | None,
+) -> Request:
+    """Both clients' certificate listing: by holder, by first owner, or all."""
+    params: JSON = {"status": status, "limit": limit, "after": after}
+    if owner is not None:
+        params["owner"] = address_text(owner)
+    if issued_to is not None:
+        params["issued_to"] = address_text(issued_to)
+    return "/certificates", params
+
+
+def _carbon(
+    participant: str | bytes | PrivateKey | None,
+    zone: str | None,
+    from_day: int | str | None,
+    to_day: int | str | None,
+) -> Request:
+    """One participant's certificate carbon totals, one zone's, or every zone's."""
+    days: JSON = {"from_day": from_day, "to_day": to_day}
+    if participant is not None and zone is not None:
+        raise ValueError("give a participant or a zone, not both")
+    if participant is not None:
+        return f"/carbon/participants/{address_text(participant)}", days
+    return ("/carbon/zones" if zone is None else f"/carbon/zones/{zone}"), days
+
+
 def _ws_url(base_url: str) -> str:
     return base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + (
         f"{PREFIX}/ws"
@@ -205,6 +239,45 @@ class Client:
 
     def trades(self, interval: int | None = None, zone: str | None = None) -> list[JSON]:
         return self.get("/trades", interval=interval, zone=zone)["items"]  # type: ignore[no-any-return]
+
+    def certificate(self, certificate_id: int) -> JSON:
+        return self.get(f"/certificates/{certificate_id}")  # type: ignore[no-any-return]
+
+    def certificates(
+        self,
+        owner: str | bytes | PrivateKey | None = None,
+        *,
+        issued_to: str | bytes | PrivateKey | None = None,
+        status: str = "all",
+        limit: int = 100,
+        after: int | str | None = None,
+    ) -> JSON:
+        """A page (`items`, `next`) of certificates, newest first: held by `owner`, issued
+        to `issued_to`, or all; `status` is all, active or retired."""
+        path, params = _certificates(owner, issued_to, status, limit, after)
+        return self.get(path, **params)  # type: ignore[no-any-return]
+
+    def carbon(
+        self,
+        participant: str | bytes | PrivateKey | None = None,
+        *,
+        zone: str | None = None,
+        from_day: int | str | None = None,
+        to_day: int | str | None = None,
+    ) -> JSON:
+        """Certificate carbon totals (Wh issued and retired, grams CO2e avoided) over local
+        days YYYYMMDD, for a participant, a zone, or every zone (neither given)."""
+        path, params = _carbon(participant, zone, from_day, to_day)
+        return self.get(path, **params)  # type: ignore[no-any-return]
+
+    def proposals(
+        self, status: str | None = None, limit: int = 50, after: int | str | None = None
+    ) -> JSON:
+        """A page of governance proposals, newest first; `status` e.g. active or EXECUTED."""
+        return self.get("/governance/proposals", status=status, limit=limit, after=after)  # type: ignore[no-any-return]
+
+    def proposal(self, proposal_id: int) -> JSON:
+        return self.get(f"/governance/proposals/{proposal_id}")  # type: ignore[no-any-return]
 
     # --- transactions ----------------------------------------------------------------------
     def submit(self, signed: bytes | SignedTransaction) -> str:
@@ -323,6 +396,40 @@ class AsyncClient:
 
     async def trades(self, interval: int | None = None, zone: str | None = None) -> list[JSON]:
         return (await self.get("/trades", interval=interval, zone=zone))["items"]  # type: ignore[no-any-return]
+
+    async def certificate(self, certificate_id: int) -> JSON:
+        return await self.get(f"/certificates/{certificate_id}")  # type: ignore[no-any-return]
+
+    async def certificates(
+        self,
+        owner: str | bytes | PrivateKey | None = None,
+        *,
+        issued_to: str | bytes | PrivateKey | None = None,
+        status: str = "all",
+        limit: int = 100,
+        after: int | str | None = None,
+    ) -> JSON:
+        path, params = _certificates(owner, issued_to, status, limit, after)
+        return await self.get(path, **params)  # type: ignore[no-any-return]
+
+    async def carbon(
+        self,
+        participant: str | bytes | PrivateKey | None = None,
+        *,
+        zone: str | None = None,
+        from_day: int | str | None = None,
+        to_day: int | str | None = None,
+    ) -> JSON:
+        path, params = _carbon(participant, zone, from_day, to_day)
+        return await self.get(path, **params)  # type: ignore[no-any-return]
+
+    async def proposals(
+        self, status: str | None = None, limit: int = 50, after: int | str | None = None
+    ) -> JSON:
+        return await self.get("/governance/proposals", status=status, limit=limit, after=after)  # type: ignore[no-any-return]
+
+    async def proposal(self, proposal_id: int) -> JSON:
+        return await self.get(f"/governance/proposals/{proposal_id}")  # type: ignore[no-any-return]
 
     # --- transactions ----------------------------------------------------------------------
     async def submit(self, signed: bytes | SignedTransaction) -> str:

@@ -102,6 +102,7 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     grid_status_clock_skew_seconds: int = 30  # how far ahead of block time a measurement may be
     tariffs: Tariffs = msgspec.field(default_factory=Tariffs)
     rec_size_wh: int = 1_000_000  # one renewable energy certificate per MWh, as I-REC and T-REC
+    rec_max_per_reading: int = 1_000  # certificates one reading may issue; the rest waits
     rec_beneficiary_max_chars: int = 128  # longest beneficiary text a retirement may name
     governance: Governance = msgspec.field(default_factory=Governance)
 
@@ -136,6 +137,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             problems.append("grid status max age must be positive and clock skew non-negative")
         if self.rec_size_wh <= 0 or self.emission_factor_g_per_kwh < 0:
             problems.append("rec_size_wh must be positive and the emission factor non-negative")
+        if self.rec_max_per_reading <= 0:
+            problems.append("rec_max_per_reading must be positive")
         if self.rec_beneficiary_max_chars <= 0:
             problems.append("rec_beneficiary_max_chars must be positive")
         t = self.tariffs

@@ -8,6 +8,14 @@ after a crash the store holds either all of a height or none of it. Receipts are
 clients ask what their transaction did long after the node that ran it returned the events;
 they are derived data (not in the state root), pruned with the block they belong to.
 
+The `index` column family holds secondary indexes the API needs and consensus does not:
+certificates by holder, by first owner and by status (`certificate_ids`). They are derived
+from the certificate records a height writes, in the same batch, from the record each one
+replaces (read from the state column before the batch lands), so they never disagree with
+the state; they are outside the state root, never pruned (they describe current state, not
+history), and `rebuild_certificate_index` recomputes them from the state alone (a store made
+before the index existed gets it when it is first opened).
+
 State records are stored as `[type name, canonical bytes]` so that a node can load them
 back into typed records; the state root is computed over the canonical bytes alone, so the
 type tag never affects consensus.
@@ -43,10 +51,12 @@ from gridtokenx.grid import records as grid
 from gridtokenx.market import records as market
 from gridtokenx.state import State
 
-COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool")
+COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index")
 HEIGHT_KEY: Final = b"height"
 WAL_KEY: Final = b"consensus"
 PRUNED_KEY: Final = b"pruned_below"
+CERT_INDEX_KEY: Final = b"index/certificates"  # in meta: the certificate index is built
+CERT_PREFIX: Final = certificates.certificate_key(0)[:-8]
 
 RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     accounts.Account,
@@ -140,6 +150,27 @@ def decode_record(data: bytes) -> msgspec.Struct:
     return decoded
 
 
+def _status(cert: certificates.Certificate) -> bytes:
+    return b"r" if cert.retired else b"a"
+
+
+def certificate_index_prefix(by: str, status: str, who: bytes = b"") -> bytes:
+    """Where the ids of one listing start: `by` "owner" (the holder; a retired certificate
+    stays with the owner that retired it), "issued" (the meter owner it was issued to) or
+    "all"; `status` "a" (active) or "r" (retired). Each key ends in the 8-byte id."""
+    tag = {"owner": b"co", "issued": b"ci", "all": b"cs"}[by]
+    return tag + (b"" if by == "all" else who) + status.encode()
+
+
+def _certificate_index_keys(cert: certificates.Certificate) -> set[bytes]:
+    status, id_ = _status(cert).decode(), cert.id.to_bytes(8)
+    return {
+        certificate_index_prefix("owner", status, cert.owner) + id_,
+        certificate_index_prefix("issued", status, cert.issued_to) + id_,
+        certificate_index_prefix("all", status) + id_,
+    }
+
+
 def _height_key(height: int) -> bytes:
     return height.to_bytes(8)
 
@@ -172,6 +203,8 @@ class Store:
         self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
         self._sync = WriteOptions()
         self._sync.sync = True
+        if self._get("meta", CERT_INDEX_KEY) is None:
+            self.rebuild_certificate_index()
 
     # --- plumbing --------------------------------------------------------------------------
     @property
@@ -244,8 +277,85 @@ class Store:
                 batch.delete(key, state)
             else:
                 batch.put(key, encode_record(record), state)
+        self._index_certificates(batch, changes)
         batch.put(HEIGHT_KEY, _height_key(height), meta)
         self.db.write(batch, self._sync)
+
+    # --- secondary indexes (not consensus data) --------------------------------------------
+    def _stored_certificate(self, key: bytes) -> certificates.Certificate | None:
+        raw = self._get("state", key)
+        found = None if raw is None else decode_record(raw)
+        return found if isinstance(found, certificates.Certificate) else None
+
+    def _index_certificates(
+        self, batch: WriteBatch, changes: dict[bytes, msgspec.Struct | None]
+    ) -> None:
+        """Move each changed certificate's index entries from what the store holds now (the
+        record before this height) to the new record: one read per certificate written."""
+        index = self._cf("index")
+        for key, record in changes.items():
+            if not key.startswith(CERT_PREFIX):
+                continue
+            old = self._stored_certificate(key)
+            before = set() if old is None else _certificate_index_keys(old)
+            after = (
+                _certificate_index_keys(record)
+                if isinstance(record, certificates.Certificate)
+                else set()
+            )
+            for gone in sorted(before - after):
+                batch.delete(gone, index)
+            for new in sorted(after - before):
+                batch.put(new, b"", index)
+
+    def rebuild_certificate_index(self) -> int:
+        """Recompute the certificate index from the state column alone (every index entry
+        dropped, then one per certificate record); returns the number of certificates."""
+        batch = WriteBatch(raw_mode=True)
+        index = self._cf("index")
+        for tag in (b"co", b"ci", b"cs"):
+            batch.delete_range(tag, tag[:1] + bytes([tag[1] + 1]), index)
+        found = 0
+        for _, record in self._scan("state", CERT_PREFIX):
+            cert = decode_record(record)
+            assert isinstance(cert, certificates.Certificate)
+            for key in sorted(_certificate_index_keys(cert)):
+                batch.put(key, b"", index)
+            found += 1
+        batch.put(CERT_INDEX_KEY, b"1", self._cf("meta"))
+        self.db.write(batch, self._sync)
+        return found
+
+    def certificate_ids(
+        self, prefix: bytes, before: int | None = None, limit: int = 100
+    ) -> list[int]:
+        """Up to `limit` certificate ids under an index prefix (`certificate_index_prefix`),
+        highest (newest) first, below `before` if given: one bounded range read."""
+        start = prefix + (before.to_bytes(8) if before is not None else b"\xff" * 8)
+        ids = []
+        for key, _ in self._scan("index", prefix, start, backwards=True):
+            found = int.from_bytes(key[len(prefix) :])
+            if before is not None and found >= before:
+                continue
+            ids.append(found)
+            if len(ids) == limit:
+                break
+        return ids
+
+    def _scan(
+        self, family: str, prefix: bytes, start: bytes | None = None, backwards: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keys with `prefix` from `start` (default: the prefix itself), in key order or
+        backwards, stopping at the first key outside the prefix."""
+        cf = self.db.get_column_family(family)
+        try:
+            for key, value in cf.items(backwards=backwards, from_key=start or prefix):
+                assert isinstance(key, bytes) and isinstance(value, bytes)
+                if not key.startswith(prefix):
+                    break
+                yield key, value
+        finally:
+            del cf
 
     # --- the mempool's transactions, kept across a restart ---------------------------------
     def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None:
@@ -347,9 +457,11 @@ class Store:
             raise StoreError("the store already holds a chain")
         batch = WriteBatch(raw_mode=True)
         cf = self._cf("state")
-        for key, record in state.take_changes().items():
+        changes = state.take_changes()
+        for key, record in changes.items():
             if record is not None:
                 batch.put(key, encode_record(record), cf)
+        self._index_certificates(batch, changes)
         batch.put(b"genesis", state.root(), self._cf("meta"))
         self.db.write(batch, self._sync)
 

@@ -11,7 +11,17 @@ from gridtokenx import __version__
 from gridtokenx.api import dashboard, errors
 from gridtokenx.api.hub import Hub
 from gridtokenx.api.limits import Limits, TokenBuckets
-from gridtokenx.api.routes import audit, chain, governance, market, registry, stream, supply, txs
+from gridtokenx.api.routes import (
+    audit,
+    certificates,
+    chain,
+    governance,
+    market,
+    registry,
+    stream,
+    supply,
+    txs,
+)
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node import Node
 
@@ -45,6 +55,7 @@ def create_app(
     app.include_router(stream.router(hub), prefix=PREFIX)
     app.include_router(governance.router(node), prefix=PREFIX)
     app.include_router(audit.router(node), prefix=PREFIX)
+    app.include_router(certificates.router(node), prefix=PREFIX)
     dashboard.install(app)
     if settings.cors_origins:
         app.add_middleware(

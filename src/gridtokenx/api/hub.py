@@ -1,5 +1,6 @@
 """WebSocket fan-out of what each commit did: blocks, transaction outcomes, trades, book
-changes per zone and interval, and zone halts.
+changes per zone and interval, zone halts, certificate issues, transfers and retirements,
+and governance events (proposals submitted, votes, tallies, executions).
 
 The node calls `Hub.on_commit` synchronously after every commit (a commit listener), so
 everything here is non-blocking: each client has a bounded queue filled with
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -30,6 +31,16 @@ from gridtokenx.node import Node
 Message = dict[str, Any]
 LAGGED: Final[Message] = {"type": "lagged", "message": "too slow: messages were dropped"}
 _HALT_EVENTS: Final = {"zone_halted": True, "zone_resumed": False}
+_CERTIFICATE_EVENTS: Final = frozenset(
+    {"certificate_issued", "certificate_transferred", "certificate_retired"}
+)
+
+
+def _is_governance(kind: str) -> bool:
+    """Proposal life-cycle and voting events, including kinds later versions add."""
+    return kind.startswith(("proposal_", "vote_"))
+
+
 _ids = itertools.count(1)
 
 
@@ -37,7 +48,7 @@ class Request(BaseModel):
     """A client's message: subscribe to or unsubscribe from one topic."""
 
     op: Literal["subscribe", "unsubscribe"]
-    topic: Literal["blocks", "trades", "halts", "tx", "book"]
+    topic: Literal["blocks", "trades", "halts", "tx", "book", "certificates", "governance"]
     hash: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")  # topic tx
     zone: str | None = Field(None, pattern=r"^[A-Z]{2,8}$")  # topic book
     interval: int | None = Field(None, ge=0, le=2**63 - 1)  # topic book
@@ -180,15 +191,22 @@ class Hub:
              **views.plain(e.attrs)}
             for e in events if e.kind in _HALT_EVENTS
         ]  # fmt: skip
+        by_topic = {
+            "trades": trades,
+            "halts": halts,
+            "certificates": _tagged(
+                "certificate", height, events, _CERTIFICATE_EVENTS.__contains__
+            ),
+            "governance": _tagged("governance", height, events, _is_governance),
+        }
         committed = {r.tx_hash for r in receipts}
         changed_books = self._changed_books()
         for client in list(self.clients.values()):
             if "blocks" in client.topics:
                 self.deliver(client, summary)
-            if "trades" in client.topics:
-                self._each(client, trades)
-            if "halts" in client.topics:
-                self._each(client, halts)
+            for topic, messages in by_topic.items():
+                if topic in client.topics:
+                    self._each(client, messages)
             for key in client.books:
                 if key in changed_books:
                     self.deliver(client, changed_books[key])
@@ -208,6 +226,17 @@ class Hub:
     def _each(self, client: Client, messages: Iterable[Message]) -> None:
         for message in messages:
             self.deliver(client, message)
+
+
+def _tagged(
+    kind: str, height: int, events: list[Event], wanted: Callable[[str], bool]
+) -> list[Message]:
+    """One message per wanted event: its kind as `event`, its attributes beside it."""
+    return [
+        {"type": kind, "height": height, "event": e.kind, **views.plain(e.attrs)}
+        for e in events
+        if wanted(e.kind)
+    ]
 
 
 def _error(code: str, message: str) -> Message:

@@ -52,7 +52,7 @@ def trade_view(trade: records.Trade) -> dict[str, Any]:
     return views.record(trade)
 
 
-def _known_zone(state: State, zone: str) -> None:
+def known_zone(state: State, zone: str) -> None:
     if state.get(registry.zone_key(zone), registry.Zone) is None:
         raise not_found(f"zone {zone}")
 
@@ -163,7 +163,7 @@ def router(node: Node) -> APIRouter:
         zone: ZonePath, interval: U64, levels: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50
     ) -> dict[str, Any]:
         """Price levels of one zone's book for one delivery interval."""
-        _known_zone(state(), zone)
+        known_zone(state(), zone)
         return book_depth(state(), zone, interval, levels)
 
     @api.get("/trades/{trade_id}")
@@ -231,7 +231,7 @@ def router(node: Node) -> APIRouter:
         """Per interval in [from, to): trades delivered into the zone (volume, count,
         volume-weighted average, low and high price in satang/kWh sent, rounded down),
         next to the TOU tariff and the buy-back rate (milli-satang/kWh) for comparison."""
-        _known_zone(state(), zone)
+        known_zone(state(), zone)
         params = chain.params(state())
         rows = []
         for interval in interval_window(state(), start, end):

@@ -8,6 +8,8 @@
   const POLL_MS = 2000; // while the WebSocket is down
   const SLOW_MS = 10000; // validators, grid, flows, supply, prices: also refreshed on events
   const MAX_TRADES = 50;
+  const MAX_CERTIFICATES = 10; // latest certificates shown
+  const MAX_DECIDED = 5; // recently closed proposals shown
   const SVG = "http://www.w3.org/2000/svg";
   // Schematic positions (not a map): roughly where each zone lies in Thailand.
   const PLACES = {
@@ -20,7 +22,7 @@
     length: 900, offset: 25200, gate: 300, horizon: 86400, now: 0, height: 0,
     zone: null, interval: null, scope: "interval", zones: [], links: [], flows: new Map(),
     halted: new Set(), ws: null, booked: null, arrivals: [], trades: [], chart: null,
-    chartKey: null, pollTimer: null, retryMs: 1000, timers: new Map(),
+    chartKey: null, pollTimer: null, retryMs: 1000, timers: new Map(), proposals: [],
   };
 
   // --- formatting ----------------------------------------------------------------------
@@ -33,6 +35,10 @@
   const clock = (t) => wall(t).slice(11, 16);
   const dayStart = (t) => Math.floor((t + S.offset) / 86400) * 86400 - S.offset;
   const short = (addr) => (addr ? `${addr.slice(0, 9)}…${addr.slice(-4)}` : "–");
+  const mwh = (wh) => `${trim(wh / 1e6, 3)} MWh`;
+  const co2 = (g) => (g >= 1e6 ? `${trim(g / 1e6, 3)} tCO2e` : `${trim(g / 1000, 1)} kgCO2e`);
+  const pct = (bp) => trim(bp / 100, 1);
+  const day = (yyyymmdd) => String(yyyymmdd).replace(/^(\d{4})(\d{2})(\d{2})$/, "$1-$2-$3");
 
   function text(el, value) { el.textContent = value; return el; }
   function el(tag, attrs = {}, ...children) {
@@ -89,6 +95,7 @@
       text($("block-time"), `${clock(time)} ICT`);
       if (crossed) fillIntervals();
     }
+    if (S.proposals.length) renderProposals();
     S.arrivals.push(performance.now());
     if (S.arrivals.length > 11) S.arrivals.shift();
     if (S.arrivals.length > 2) {
@@ -403,9 +410,86 @@
     text($("co2-today"), `${(c.co2_avoided_g / 1000).toFixed(1)} kgCO2e`);
   }
 
+  // --- certificates and their carbon -----------------------------------------------------
+  async function refreshCertificates() {
+    const [carbon, latest] = await Promise.all([
+      get("/carbon/zones"), // the latest block's local day
+      get("/certificates", { limit: MAX_CERTIFICATES }),
+    ]);
+    text($("cert-title"), `today, ${day(carbon.from_day)}`);
+    text($("cert-issued"), mwh(carbon.issued_wh));
+    text($("cert-retired"), mwh(carbon.retired_wh));
+    text($("cert-co2"), co2(carbon.issued_avoided_g));
+    text($("cert-co2-retired"), co2(carbon.retired_avoided_g));
+    document.body.dataset.certIssuedWh = carbon.issued_wh;
+    const zones = Object.entries(carbon.zones).filter(([, z]) => z.issued_wh || z.retired_wh);
+    const rows = zones.map(([code, z]) => el("tr",
+      { "data-zone": code, "data-issued-wh": z.issued_wh, "data-retired-wh": z.retired_wh },
+      el("td", {}, code), el("td", {}, trim(z.issued_wh / 1e6, 3)),
+      el("td", {}, trim(z.retired_wh / 1e6, 3)), el("td", {}, co2(z.issued_avoided_g))));
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "none today")));
+    $("cert-zones").tBodies[0].replaceChildren(...rows);
+    $("certificates").tBodies[0].replaceChildren(...latest.items.map((c) => el("tr",
+      { "data-certificate-id": c.id, "data-status": c.retired ? "retired" : "active" },
+      el("td", {}, c.id), el("td", {}, c.source.toLowerCase()), el("td", {}, c.zone),
+      el("td", {}, trim(c.energy_wh / 1e6, 3)), el("td", {}, co2(c.avoided_g)),
+      el("td", { title: c.owner }, short(c.owner)),
+      el("td", { title: c.beneficiary }, c.retired ? `retired ${day(c.retire_day)}` : "active"))));
+    $("certificates-empty").hidden = latest.items.length > 0;
+  }
+
+  // --- governance ----------------------------------------------------------------------
+  function quorumCell(p) {
+    const cast = p.yes + p.no + p.abstain;
+    const met = cast * 10000 >= p.quorum_bp * p.total_weight;
+    const share = p.total_weight ? Math.floor((cast * 10000) / p.total_weight) : 0;
+    return el("td", { class: met ? "met" : "unmet", title: `${cast} of ${p.total_weight} voted` },
+      `${pct(share)} / ${pct(p.quorum_bp)} %`);
+  }
+  function approvalCell(p) {
+    const decided = p.yes + p.no;
+    const share = decided ? Math.floor((p.yes * 10000) / decided) : 0;
+    const met = p.yes > 0 && p.yes * 10000 >= p.approval_bp * decided;
+    return el("td", { class: met ? "met" : "unmet", title: `${p.yes} yes of ${decided} yes + no` },
+      `${pct(share)} / ${pct(p.approval_bp)} %`);
+  }
+  function heightCell(height) {
+    const left = height - S.height;
+    return el("td", { title: left > 0 ? `in ${left} blocks` : "reached" }, height);
+  }
+
+  function renderProposals() {
+    const rows = S.proposals.map((p) => el("tr",
+      { "data-proposal-id": p.id, "data-yes": p.yes, "data-status": p.status },
+      el("td", {}, p.id), el("td", {}, p.title || "(untitled)", el("br"),
+        el("span", { class: "muted kind" }, p.kind.toLowerCase().replace("_", " "))),
+      el("td", {}, `${p.yes}/${p.no}/${p.abstain}`),
+      quorumCell(p), approvalCell(p), heightCell(p.voting_end_height),
+      p.execute_height ? heightCell(p.execute_height)
+        : el("td", { class: "muted", title: "if it passes" },
+          `≥${p.voting_end_height + p.timelock_heights}`)));
+    $("proposals").tBodies[0].replaceChildren(...rows);
+    $("proposals-empty").hidden = rows.length > 0;
+  }
+
+  async function refreshGovernance() {
+    const [open, closed] = await Promise.all([
+      get("/governance/proposals", { status: "active", limit: 50 }),
+      get("/governance/proposals", { status: "closed", limit: MAX_DECIDED }),
+    ]);
+    S.proposals = open.items;
+    renderProposals();
+    text($("gov-title"), `${open.items.length} open`);
+    $("decided").replaceChildren(...(closed.items.length ? closed.items.map((p) => el("li",
+      { class: p.status, "data-proposal-id": p.id },
+      `#${p.id} ${p.kind.toLowerCase().replace("_", " ")} “${p.title || "untitled"}”: `
+      + `${p.status.toLowerCase()}${p.outcome ? ` (${p.outcome})` : ""}`))
+      : [el("li", { class: "muted" }, "None yet.")]));
+  }
+
   async function refreshSlow() {
     await Promise.all([refreshValidators(), refreshGrid(), refreshFlows(), refreshSupply(),
-      refreshPrices(), refreshHealth()]);
+      refreshPrices(), refreshHealth(), refreshCertificates(), refreshGovernance()]);
   }
 
   // --- live feed -----------------------------------------------------------------------
@@ -434,6 +518,10 @@
       case "trade": onTrade(m); break;
       case "book": renderBook(m); break;
       case "halt": onHalt(m); break;
+      case "certificate": // a reading minted GRID too
+        later("certificates", () => Promise.all([refreshCertificates(), refreshSupply()]), 300);
+        break;
+      case "governance": later("governance", refreshGovernance, 300); break;
       case "error": text($("node-status"), `${m.code}: ${m.message}`); break;
       default: break; // subscribed, tx, lagged (the server then closes; we reconnect)
     }
@@ -452,9 +540,13 @@
       S.booked = null;
       setFeed("live");
       stopPolling();
-      for (const topic of ["blocks", "trades", "halts"]) send({ op: "subscribe", topic });
+      for (const topic of ["blocks", "trades", "halts", "certificates", "governance"]) {
+        send({ op: "subscribe", topic });
+      }
       subscribeBook();
       guard(refreshTrades)(); // anything missed while the feed was down
+      guard(refreshCertificates)();
+      guard(refreshGovernance)();
     };
     ws.onmessage = (event) => onMessage(JSON.parse(event.data));
     ws.onclose = () => {
@@ -466,7 +558,8 @@
   }
 
   async function poll() {
-    await Promise.all([refreshHealth(), refreshBook(), refreshTrades()]);
+    await Promise.all([refreshHealth(), refreshBook(), refreshTrades(), refreshCertificates(),
+      refreshGovernance()]);
   }
   function startPolling() {
     setFeed("polling");
