@@ -18,6 +18,7 @@ from gridtokenx.client import Client
 from test_api_harness import (
     CHAIN,
     EGAT,
+    ERC,
     INTERVAL,
     MEA,
     Cast,
@@ -382,18 +383,40 @@ def test_governance_overview_and_a_proposal_with_its_ballots(
         "NEPO": 6000,
     }
     assert overview["rules"]["voting_period_heights"] == 86_400
+    assert overview["authorities"]["MEA"] == text(MEA) and overview["delegations"] == {}
     change = (tx.ParamChange("tariffs.ft_msat_per_kwh", 19_720),)
     receipt = api.send_and_wait(EGAT, tx.SubmitProposal(tx.ProposalKind.PARAMETER, change, "Ft"))
     pid = next(e["attrs"]["id"] for e in receipt.events if e["kind"] == "proposal_submitted")
-    api.send_and_wait(MEA, tx.CastVote(int(pid), tx.VoteChoice.NO))
+    api.send_and_wait(ERC, tx.DelegateVote("MEA"))
+    assert http.get("/governance").json()["delegations"] == {"ERC": "MEA"}
+    api.send_and_wait(MEA, tx.CastVote(int(pid), tx.VoteChoice.NO))  # carries the ERC's 7,000
+    api.send_and_wait(ERC, tx.DelegateVote(""))
     assert int(pid) in http.get("/governance").json()["active"]
+    assert http.get("/governance").json()["delegations"] == {}
     found = http.get(f"/governance/proposals/{pid}").json()
     assert found["kind"] == "PARAMETER" and found["status"] == "VOTING" and found["title"] == "Ft"
     assert found["actions"] == [
         {"type": "ParamChange", "name": "tariffs.ft_msat_per_kwh", "value": 19720}
     ]
-    assert (found["yes"], found["no"], found["proposer"]) == (0, 8000, text(EGAT))
-    assert found["ballots"] == [{"voter": text(MEA), "choice": "NO", "weight": 8000}]
+    assert (found["yes"], found["no"], found["proposer"]) == (0, 15000, text(EGAT))
+    assert sorted(found["ballots"], key=lambda b: b["weight"]) == [
+        {
+            "voter": text(ERC),
+            "choice": "NO",
+            "weight": 7000,
+            "delegate": text(MEA),
+            "carried_weight": 0,
+            "on_behalf": [],
+        },
+        {
+            "voter": text(MEA),
+            "choice": "NO",
+            "weight": 8000,
+            "delegate": None,
+            "carried_weight": 15000,
+            "on_behalf": [text(ERC)],
+        },
+    ]
     error_of(http.get("/governance/proposals/999"), 404, "NOT_FOUND")
     error_of(http.get("/governance/proposals/0"), 422, "INVALID_REQUEST")
 

@@ -310,6 +310,42 @@ def test_governance_commands(live: Live) -> None:
     one_error_line(live.tx("mea", "vote", pid, "yes"), "VOTING_CLOSED", 1)
 
 
+def test_delegate_vote_by_code_or_address_and_clear(live: Live) -> None:
+    delegated = live.tx_json("erc", "delegate-vote", "egat")
+    assert attrs(delegated, "vote_delegated") == {"delegator": "ERC", "delegate": "EGAT"}
+    one_error_line(live.tx("erc", "delegate-vote", text(EGAT)), "DELEGATION_UNCHANGED", 1)
+    moved = live.tx_json("erc", "delegate-vote", text(MEA))  # by address, looked up on the node
+    assert attrs(moved, "vote_delegated") == {
+        "delegator": "ERC",
+        "delegate": "MEA",
+        "previous_delegate": "EGAT",
+    }
+    assert live.api.get("/governance")["delegations"] == {"ERC": "MEA"}
+    one_error_line(live.tx("mea", "delegate-vote", "ERC"), "DELEGATION_CHAIN", 1)
+    one_error_line(live.tx("mea", "delegate-vote", "MEA"), "SELF_DELEGATION", 1)
+    proposed = live.tx_json("egat", "propose-param", "min_fee_satang", "1", "--title", "fees")
+    pid = attrs(proposed, "proposal_submitted")["id"]
+    voted = attrs(live.tx_json("mea", "vote", str(pid), "no"), "vote_cast")
+    assert (voted["weight"], voted["delegated"], voted["on_behalf"]) == (8000, 7000, "ERC")
+    found = live.api.get(f"/governance/proposals/{pid}")
+    assert found["no"] == 15_000
+    mine = next(b for b in found["ballots"] if b["voter"] == text(MEA))
+    assert (mine["carried_weight"], mine["on_behalf"]) == (15_000, [text(ERC)])
+    cleared = live.tx_json("erc", "delegate-vote", "--clear")
+    assert attrs(cleared, "vote_delegation_cleared") == {"delegator": "ERC", "delegate": "MEA"}
+    one_error_line(live.tx("erc", "delegate-vote", "--clear"), "NOT_DELEGATING", 1)
+    one_error_line(live.tx("erc", "delegate-vote", "XYZ"), "INVALID_DELEGATE", 1)
+    stranger = one_error_line(live.tx("erc", "delegate-vote", text(live.cast.home)),
+                              "INVALID_DELEGATE", 1)  # fmt: skip
+    assert "is not an authority" in stranger
+    nonce = live.api.balance(ERC).nonce
+    for bad in (["EGAT", "--clear"], [], ["gtx-not-an-address"], ["E" * 17]):
+        one_error_line(live.tx("erc", "delegate-vote", *bad), "BAD_INPUT", 2)
+    assert live.api.get("/governance")["delegations"] == {}
+    assert live.api.balance(ERC).nonce == nonce
+    assert kinds(live.tx_json("egat", "withdraw-proposal", str(pid))) == ["proposal_withdrawn"]
+
+
 def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) -> None:
     before = live.api.balance(live.cast.home)
     result = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB")
@@ -610,7 +646,16 @@ def test_proposal_and_grid_queries(live: Live) -> None:
     table = live.run("query", "proposals", "--status", "VOTING")
     assert table.exit_code == 0 and "Fee" in table.stdout and "8000" in table.stdout
     one = live.query("proposal", str(pid))
-    assert one["ballots"] == [{"voter": text(MEA), "choice": "ABSTAIN", "weight": 8000}]
+    assert one["ballots"] == [
+        {
+            "voter": text(MEA),
+            "choice": "ABSTAIN",
+            "weight": 8000,
+            "delegate": None,
+            "carried_weight": 8000,
+            "on_behalf": [],
+        }
+    ]
     shown = live.run("query", "proposal", str(pid))
     assert shown.exit_code == 0 and "ParamChange" in shown.stdout and "quorum" in shown.stdout
     one_error_line(live.run("query", "proposal", "999999"), "NOT_FOUND", 1)

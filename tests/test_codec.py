@@ -105,6 +105,7 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     ),
     st.builds(tx.CastVote, u64, st.sampled_from(tx.VoteChoice)),
     st.builds(tx.WithdrawProposal, u64),
+    st.builds(tx.DelegateVote, st.text(max_size=16)),
 )
 
 signed_txs = st.builds(
@@ -152,6 +153,7 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "SubmitProposal",
         "CastVote",
         "WithdrawProposal",
+        "DelegateVote",
     }
 
 
@@ -462,3 +464,64 @@ def test_zone_code_must_be_two_to_eight_capitals(zone: str) -> None:
     body = tx.RegisterParticipant(bytes(20), zone, tx.ParticipantKind.HOUSEHOLD, "x")
     with pytest.raises(codec.Malformed):
         tx.decode(tx.make(KEY, "gridtokenx-devnet", 0, body).encode())
+
+
+# --- tag 21: DelegateVote ----------------------------------------------------------------
+def _delegate_body(stx: tx.SignedTransaction, replacement: object) -> bytes:
+    raw = _raw(stx)
+    inner = raw[0]
+    assert isinstance(inner, list)
+    inner[4] = replacement
+    return msgspec.msgpack.encode(raw)
+
+
+@pytest.mark.parametrize(
+    ("body", "hex_body"),
+    [
+        (tx.DelegateVote("EGAT"), "92 15 a4 45474154"),  # fixarray(2), tag 21, fixstr(4)
+        (tx.DelegateVote(""), "92 15 a0"),  # an empty code clears the delegation
+    ],
+)
+def test_delegate_vote_bytes_are_pinned_and_round_trip(
+    body: tx.DelegateVote, hex_body: str
+) -> None:
+    assert codec.encode(body).hex() == hex_body.replace(" ", "")
+    stx = tx.make(KEY, "gridtokenx-devnet", 3, body)
+    assert tx.decode(stx.encode()) == stx
+
+
+@pytest.mark.parametrize(
+    ("replacement", "error"),
+    [
+        ([21, "EGAT"], None),  # the canonical spelling, for contrast
+        ([21], codec.Malformed),  # the delegate is not optional on the wire
+        ([21, "EGAT", "MEA"], codec.Malformed),
+        ([21, "A" * 17], codec.Malformed),  # a code is at most 16 characters
+        ([21, b"EGAT"], codec.Malformed),  # bytes where a str belongs
+        ([21, None], codec.Malformed),
+    ],
+)
+def test_delegate_vote_shape_is_enforced(
+    replacement: list[object], error: type[codec.DecodeError] | None
+) -> None:
+    stx = tx.make(KEY, "gridtokenx-devnet", 3, tx.DelegateVote("EGAT"))
+    data = _delegate_body(stx, replacement)
+    if error is None:
+        assert tx.decode(data) == stx
+        return
+    with pytest.raises(error):
+        tx.decode(data)
+
+
+def test_delegate_vote_wide_spellings_are_non_canonical() -> None:
+    canonical = tx.make(KEY, "gridtokenx-devnet", 3, tx.DelegateVote("EGAT")).encode()
+    for short, wide in (
+        (b"\x92\x15\xa4EGAT", b"\x92\x15\xd9\x04EGAT"),  # str8 where fixstr fits
+        (b"\x92\x15\xa4EGAT", b"\xdc\x00\x02\x15\xa4EGAT"),  # array16 body
+        (b"\x92\x15\xa4EGAT", b"\x92\xcc\x15\xa4EGAT"),  # tag 21 as uint8
+    ):
+        assert canonical.count(short) == 1
+        spelled = canonical.replace(short, wide)
+        assert msgspec.msgpack.decode(spelled) == msgspec.msgpack.decode(canonical)
+        with pytest.raises(codec.NonCanonical):
+            tx.decode(spelled)

@@ -18,7 +18,7 @@ from gridtokenx import blocks
 from gridtokenx.cli import app
 from gridtokenx.reporting import ReportError, export, extract, schema, verify
 from gridtokenx.reporting.extract import Row
-from test_api_harness import text
+from test_api_harness import ERC, text
 from test_reporting_chain import Built, built_chain
 
 FORMATS: tuple[export.Format, ...] = ("csv", "parquet")
@@ -81,7 +81,16 @@ def test_every_kind_is_exported_and_tied_to_its_block_and_transaction(
         "certificate_issued", "certificate_transferred", "certificate_retired",
     ]  # fmt: skip
     assert events["grid"] == ["grid_emergency", "zone_halted", "zone_resumed"]
-    assert events["governance"] == ["proposal_submitted", "vote_cast"]
+    assert events["governance"] == [
+        "proposal_submitted", "vote_delegated", "vote_cast", "vote_delegation_cleared",
+    ]  # fmt: skip
+    delegated, carried, cleared = rows_of(directory, "governance", format)[1:]
+    assert (delegated["delegator"], delegated["delegate"], delegated["sender"]) == (
+        "ERC", "MEA", text(ERC),
+    )  # fmt: skip
+    assert (carried["voter"], carried["weight"], carried["delegated"]) == ("MEA", 8000, 7000)
+    assert (carried["on_behalf"], carried["other"]) == ("ERC", "")
+    assert (cleared["delegate"], cleared["previous_delegate"]) == ("MEA", "")
     (trade,) = rows_of(directory, "trades", format)
     assert trade["tx_hash"] == built.trade_tx and trade["row_kind"] == "tx"
     assert (trade["quantity_wh"], trade["price"], trade["interval"]) == (600, 300, built.interval)
@@ -227,9 +236,10 @@ def test_wrong_block_and_tx_hashes_and_a_duplicate_are_named(
         found[1]
         == f"{name} row 2: tx {'ab' * 32} is not in the block at height {rows[1]['height']}"
     )
-    assert found[2] == f"{name} row 3: duplicates an earlier row"
+    assert found[2] == f"{name} row {len(rows)}: duplicates an earlier row"
     assert found[3] == (
-        f"{name}: missing vote_cast event at height {rows[1]['height']} tx {real_tx} event_index 0"
+        f"{name}: missing vote_delegated event at height {rows[1]['height']} tx {real_tx} "
+        "event_index 0"
     )
     assert len(found) == 4
 

@@ -1,7 +1,8 @@
 """The chain the reporting tests export and audit: a real one-validator node (consensus,
 RocksDB in a tmp dir, API on 127.0.0.1) that commits trades and their settlement, a
 licence grant and revocation, a certificate issued, transferred and retired, a grid
-emergency declared and cleared, and a governance proposal with a vote."""
+emergency declared and cleared, and a governance proposal with a vote carrying a delegated
+weight."""
 
 from __future__ import annotations
 
@@ -57,7 +58,9 @@ def build(node: LocalNode, api: Client) -> Built:
         api.send_and_wait(EGAT, tx.ClearEmergency(("CEN",), "restored"))
         change = (tx.ParamChange("tariffs.ft_msat_per_kwh", 19_720),)
         api.send_and_wait(EGAT, tx.SubmitProposal(tx.ProposalKind.PARAMETER, change, "Ft"))
-        api.send_and_wait(MEA, tx.CastVote(1, tx.VoteChoice.YES))
+        api.send_and_wait(ERC, tx.DelegateVote("MEA"))
+        api.send_and_wait(MEA, tx.CastVote(1, tx.VoteChoice.YES))  # carries the ERC's weight
+        api.send_and_wait(ERC, tx.DelegateVote(""))
         api.send_and_wait(ERC, tx.RevokeLicence(cast.custodian.address, tx.LicenceKind.CUSTODIAN))
         deadline = http.get("/chain").json()["params"]["settlement_deadline_seconds"]
         node.advance(interval + INTERVAL + deadline - node.time + 1)

@@ -533,6 +533,8 @@ def tx_command(app: typer.Typer, name: str) -> Callable[[F], F]:
                     raise BadInput("--timeout must be positive")
                 key = load_signing_key(options.key, options.allow_insecure)
                 with Client(url) as api:
+                    if callable(body):  # a body that needs a read first (delegate-vote ADDRESS)
+                        body = body(api)
                     submit(api, key, body, fee, options)
 
         _expose(command, build, 0, TX_OPTIONS)
@@ -913,7 +915,7 @@ def unjail_validator(
     return tx.UnjailValidator(address(validator))
 
 
-# --- governance (tags 22-24) ----------------------------------------------------------------
+# --- governance (tags 21-24) ----------------------------------------------------------------
 _PROPOSAL_KINDS = {
     "parameter": tx.ProposalKind.PARAMETER,
     "licence-policy": tx.ProposalKind.LICENCE_POLICY,
@@ -1005,6 +1007,42 @@ def withdraw_proposal(
     Example:  gridtokenx tx withdraw-proposal 1 --key egat.key
     """
     return tx.WithdrawProposal(count(proposal_id, "proposal id"))
+
+
+@tx_command(tx_app, "delegate-vote")
+def delegate_vote(
+    delegate: Annotated[
+        str, Arg(metavar="CODE|ADDRESS", help="the delegate authority: EGAT, or its gtx... address")
+    ] = "",
+    clear: Annotated[bool, typer.Option("--clear", help="end the signer's delegation")] = False,
+) -> tx.Body | Callable[[Client], tx.Body]:
+    """Let another authority's votes carry the signer's governance weight, or --clear it.
+
+    The signer's own vote on a proposal always overrides what its delegate cast for it.
+
+    Examples:
+
+        gridtokenx tx delegate-vote EGAT --key nepo.key
+
+        gridtokenx tx delegate-vote --clear --key nepo.key
+    """
+    if clear == bool(delegate):
+        raise BadInput("give the delegate (CODE or ADDRESS) or --clear, not both or neither")
+    if clear:
+        return tx.DelegateVote("")
+    if not delegate.startswith("gtx"):
+        if not re.fullmatch(r"[A-Za-z0-9]{1,16}", delegate):
+            raise BadInput(f"delegate {delegate!r}: expected an authority code or a gtx... address")
+        return tx.DelegateVote(delegate.upper())
+    wanted = crypto.address_to_text(address(delegate))
+
+    def by_address(api: Client) -> tx.Body:
+        codes = {a: code for code, a in api.get("/governance")["authorities"].items()}
+        if wanted not in codes:
+            raise Refused("INVALID_DELEGATE", f"{wanted} is not an authority")
+        return tx.DelegateVote(codes[wanted])
+
+    return by_address
 
 
 @tx_command(order_app, "place")

@@ -384,6 +384,36 @@ class VetoNotAllowed(Rejection):
     code = "VETO_NOT_ALLOWED"
 
 
+# --- vote delegation (tag 21) ---------------------------------------------------------------
+class InvalidDelegate(Rejection):
+    """The named delegate is not an authority, or has no governance weight to vote with."""
+
+    code = "INVALID_DELEGATE"
+
+
+class SelfDelegation(Rejection):
+    code = "SELF_DELEGATION"
+
+
+class DelegationChain(Rejection):
+    """Delegation is one level deep: a delegate may not itself delegate, and an authority
+    others delegate to may not delegate, so a vote never follows a chain."""
+
+    code = "DELEGATION_CHAIN"
+
+
+class NotDelegating(Rejection):
+    """Clearing a delegation the authority does not have."""
+
+    code = "NOT_DELEGATING"
+
+
+class DelegationUnchanged(Rejection):
+    """The authority already delegates to this delegate."""
+
+    code = "DELEGATION_UNCHANGED"
+
+
 ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
     cls
     for cls in list(globals().values())

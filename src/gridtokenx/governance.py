@@ -11,6 +11,12 @@ parameters no longer validate, the validator change is no longer possible) the p
 recorded as FAILED with the reason and none of its actions take effect. Submission runs the
 same actions on a throw-away fork, so a proposal that could not execute now is refused
 at once with the reason.
+
+An authority may delegate its vote to another (DelegateVote, one level deep). Delegation
+never moves weight in advance: when the delegate votes, it also writes a ballot for each
+of its delegators that has none on the proposal yet, with the delegate's choice; a
+delegator that votes later replaces that ballot with its own. One ballot per authority
+and proposal is what keeps every weight counted at most once.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from gridtokenx.state import Overlay, State
 from gridtokenx.tx import (
     Action,
     CastVote,
+    DelegateVote,
     ParamChange,
     ProposalKind,
     SetValidator,
@@ -120,8 +127,27 @@ class Proposal(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Ballot(msgspec.Struct, frozen=True, array_like=True):
+    """One authority's weight on one proposal, at `ballot_key(proposal, authority)`.
+    `delegate` is empty when the authority voted itself; otherwise it is the address of the
+    delegate whose vote cast this ballot on the authority's behalf, with the delegate's
+    choice (a veto carried as a no: the veto is the regulator's own)."""
+
     choice: VoteChoice
     weight: int
+    delegate: bytes = b""
+
+
+class Delegation(msgspec.Struct, frozen=True, array_like=True):
+    """Whose votes carry an authority's weight, at `delegation_key(delegator)`."""
+
+    delegate: bytes
+
+
+class Delegators(msgspec.Struct, frozen=True, array_like=True):
+    """The authorities delegating to one delegate, addresses ascending, at
+    `delegators_key(delegate)`: a delegate's vote reads this, never scans the state."""
+
+    addresses: tuple[bytes, ...]
 
 
 def proposal_key(proposal_id: int) -> bytes:
@@ -130,6 +156,24 @@ def proposal_key(proposal_id: int) -> bytes:
 
 def ballot_key(proposal_id: int, voter: bytes) -> bytes:
     return b"gov/v/" + proposal_id.to_bytes(8) + voter
+
+
+def delegation_key(delegator: bytes) -> bytes:
+    return b"gov/d/" + delegator
+
+
+def delegators_key(delegate: bytes) -> bytes:
+    return b"gov/r/" + delegate
+
+
+def delegate_of(view: State | Overlay, delegator: bytes) -> bytes | None:
+    record = view.get(delegation_key(delegator), Delegation)
+    return None if record is None else record.delegate
+
+
+def delegators_of(view: State | Overlay, delegate: bytes) -> tuple[bytes, ...]:
+    record = view.get(delegators_key(delegate), Delegators)
+    return () if record is None else record.addresses
 
 
 def install(view: Overlay, weights: list[tuple[str, int]]) -> None:
@@ -256,10 +300,15 @@ def _execute(view: Overlay, ctx: BlockContext, actions: tuple[Action, ...]) -> l
 
 
 # --- transaction handlers -------------------------------------------------------------------
-def _require_governor(view: Overlay, sender: bytes) -> tuple[registry.Authority, int]:
+def _require_authority(view: Overlay, sender: bytes) -> registry.Authority:
     authority = registry.authority_of(view, sender)
     if authority is None:
         raise errors.Unauthorised("only authorities take part in governance")
+    return authority
+
+
+def _require_governor(view: Overlay, sender: bytes) -> tuple[registry.Authority, int]:
+    authority = _require_authority(view, sender)
     weight = weights(view).get(authority.code, 0)
     if weight == 0:
         raise errors.NoGovernanceWeight(f"{authority.code} has no governance weight")
@@ -321,38 +370,117 @@ def _open_proposal(view: Overlay, ctx: BlockContext, proposal_id: int) -> Propos
     return proposal
 
 
+def _counted(proposal: Proposal, choice: VoteChoice, weight: int) -> Proposal:
+    """`proposal` with `weight` added to (or, negative, taken from) the tally of `choice`."""
+    slot = {VoteChoice.YES: "yes", VoteChoice.ABSTAIN: "abstain"}.get(choice, "no")
+    return msgspec.structs.replace(proposal, **{slot: getattr(proposal, slot) + weight})
+
+
+def _code(view: Overlay, address: bytes) -> str:
+    authority = registry.authority_of(view, address)
+    assert authority is not None, "delegation records name authorities only"
+    return authority.code
+
+
 def cast_vote(
     view: Overlay, ctx: BlockContext, sender: bytes, body: CastVote, p: Params
 ) -> list[Event]:
+    """The sender's own ballot (replacing one its delegate cast for it), then a ballot with
+    the same choice for each of its delegators that has none on this proposal yet."""
     authority, weight = _require_governor(view, sender)
     proposal = _open_proposal(view, ctx, body.proposal_id)
-    if view.get(ballot_key(proposal.id, sender), Ballot) is not None:
+    earlier = view.get(ballot_key(proposal.id, sender), Ballot)
+    if earlier is not None and not earlier.delegate:
         raise errors.AlreadyVoted(f"{authority.code} already voted on proposal {proposal.id}")
-    if body.choice is VoteChoice.VETO and not (
+    choice = body.choice
+    if choice is VoteChoice.VETO and not (
         registry.ROLE_REGULATOR in authority.roles and vetoable(proposal)
     ):
         raise errors.VetoNotAllowed(
             "only the regulator may veto, and only market-rule and licence changes"
         )
-    view.put(ballot_key(proposal.id, sender), Ballot(body.choice, weight))
-    choice = body.choice
-    view.put(
-        proposal_key(proposal.id),
-        msgspec.structs.replace(
-            proposal,
-            yes=proposal.yes + weight * (choice is VoteChoice.YES),
-            no=proposal.no + weight * (choice in (VoteChoice.NO, VoteChoice.VETO)),
-            abstain=proposal.abstain + weight * (choice is VoteChoice.ABSTAIN),
-            vetoed=proposal.vetoed or choice is VoteChoice.VETO,
-        ),
-    )
     attrs: dict[str, EventValue] = {
         "id": proposal.id,
         "voter": authority.code,
         "choice": choice.name,
         "weight": weight,
     }
+    if earlier is not None:  # its own vote overrides the one its delegate cast for it
+        proposal = _counted(proposal, earlier.choice, -earlier.weight)
+        attrs["overrides"] = _code(view, earlier.delegate)
+    view.put(ballot_key(proposal.id, sender), Ballot(choice, weight))
+    proposal = _counted(proposal, choice, weight)
+    carried = VoteChoice.NO if choice is VoteChoice.VETO else choice
+    current, on_behalf, delegated = weights(view), [], 0
+    for delegator in delegators_of(view, sender):
+        if view.get(ballot_key(proposal.id, delegator), Ballot) is not None:
+            continue  # it voted already: itself, or through the delegate it had then
+        code = _code(view, delegator)
+        share = current.get(code, 0)
+        if share == 0:
+            continue
+        view.put(ballot_key(proposal.id, delegator), Ballot(carried, share, sender))
+        proposal = _counted(proposal, carried, share)
+        on_behalf.append(code)
+        delegated += share
+    if on_behalf:
+        attrs["delegated"] = delegated
+        attrs["on_behalf"] = ",".join(sorted(on_behalf))
+    vetoed = proposal.vetoed or choice is VoteChoice.VETO
+    view.put(proposal_key(proposal.id), msgspec.structs.replace(proposal, vetoed=vetoed))
     return [Event("vote_cast", attrs)]
+
+
+def delegate_vote(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: DelegateVote, p: Params
+) -> list[Event]:
+    """Name a delegate (or, with an empty code, clear the delegation). Only the future is
+    affected: ballots already cast stay as they are."""
+    if not body.delegate:
+        return _clear_delegation(view, _require_authority(view, sender), sender)
+    authority, _ = _require_governor(view, sender)
+    ref = view.get(registry.authority_code_key(body.delegate), registry.AuthorityRef)
+    if ref is None:
+        raise errors.InvalidDelegate(f"no authority has the code {body.delegate!r}")
+    if ref.address == sender:
+        raise errors.SelfDelegation(f"{authority.code} cannot delegate to itself")
+    if weights(view).get(body.delegate, 0) == 0:
+        raise errors.InvalidDelegate(f"{body.delegate} has no governance weight to vote with")
+    current = delegate_of(view, sender)
+    if current == ref.address:
+        raise errors.DelegationUnchanged(f"{authority.code} already delegates to {body.delegate}")
+    if delegate_of(view, ref.address) is not None:
+        raise errors.DelegationChain(f"{body.delegate} delegates its own vote")
+    if delegators_of(view, sender):
+        raise errors.DelegationChain(f"others delegate to {authority.code}, so it cannot")
+    attrs: dict[str, EventValue] = {"delegator": authority.code, "delegate": body.delegate}
+    if current is not None:
+        attrs["previous_delegate"] = _code(view, current)
+        _unlink(view, sender, current)
+    view.put(delegation_key(sender), Delegation(ref.address))
+    delegators = tuple(sorted((*delegators_of(view, ref.address), sender)))
+    view.put(delegators_key(ref.address), Delegators(delegators))
+    return [Event("vote_delegated", attrs)]
+
+
+def _clear_delegation(view: Overlay, authority: registry.Authority, sender: bytes) -> list[Event]:
+    """Needs no weight: an authority whose weight was voted away can still undo a
+    delegation that would otherwise keep its delegate from delegating."""
+    current = delegate_of(view, sender)
+    if current is None:
+        raise errors.NotDelegating(f"{authority.code} does not delegate its vote")
+    _unlink(view, sender, current)
+    attrs: dict[str, EventValue] = {"delegator": authority.code, "delegate": _code(view, current)}
+    return [Event("vote_delegation_cleared", attrs)]
+
+
+def _unlink(view: Overlay, delegator: bytes, delegate: bytes) -> None:
+    view.delete(delegation_key(delegator))
+    rest = tuple(a for a in delegators_of(view, delegate) if a != delegator)
+    if rest:
+        view.put(delegators_key(delegate), Delegators(rest))
+    else:
+        view.delete(delegators_key(delegate))
 
 
 def withdraw_proposal(

@@ -9,7 +9,7 @@ from gridtokenx import accounts, certificates, governance, metering, registry
 from gridtokenx.grid import records as grid
 from gridtokenx.market import engine, records
 from gridtokenx.state import State
-from gridtokenx.tx import Side
+from gridtokenx.tx import Side, VoteChoice
 
 
 class InvariantViolation(AssertionError):
@@ -210,15 +210,43 @@ def check_certificates(state: State) -> None:
     _require(actual == expected, "carbon totals differ from the certificates they sum")
 
 
+_SLOT: dict[VoteChoice, int] = {
+    VoteChoice.YES: 0,
+    VoteChoice.NO: 1,
+    VoteChoice.VETO: 1,
+    VoteChoice.ABSTAIN: 2,
+}
+
+
+def _is_authority(state: State, address: bytes) -> bool:
+    return state.get(registry.authority_key(address), registry.Authority) is not None
+
+
 def check_governance(state: State) -> None:
     """Every proposal's tally is exactly the weight of its ballots by choice (a veto counts
-    as a no), and the active index lists exactly the proposals still voting or waiting."""
+    as a no), delegated weight included, and the active index lists exactly the proposals
+    still voting or waiting. Ballots are one per authority and proposal, so no authority's
+    weight counts twice; a ballot cast by a delegate follows that delegate's own ballot on
+    the same proposal (one level: the delegate voted itself). The delegation records
+    mirror each other and stay one level deep."""
     counted: dict[int, list[int]] = {}
+    ballots: dict[bytes, governance.Ballot] = {}
     for key, ballot in state.scan(b"gov/v/"):
         assert isinstance(ballot, governance.Ballot)
-        tally = counted.setdefault(int.from_bytes(key[6:14]), [0, 0, 0])
-        slot = {1: 0, 2: 1, 4: 1, 3: 2}[int(ballot.choice)]
-        tally[slot] += ballot.weight
+        ballots[key] = ballot
+    for key, ballot in ballots.items():
+        proposal_id, voter = int.from_bytes(key[6:14]), key[14:]
+        _require(_is_authority(state, voter), f"ballot {key!r} is not an authority's")
+        counted.setdefault(proposal_id, [0, 0, 0])[_SLOT[ballot.choice]] += ballot.weight
+        if ballot.delegate:
+            cast = ballots.get(governance.ballot_key(proposal_id, ballot.delegate))
+            _require(
+                cast is not None
+                and not cast.delegate
+                and ballot.choice is not VoteChoice.VETO
+                and _SLOT[ballot.choice] == _SLOT[cast.choice],
+                f"ballot {key!r} does not follow its delegate's own ballot",
+            )
     live = []
     for _, proposal in state.scan(b"gov/p/"):
         assert isinstance(proposal, governance.Proposal)
@@ -230,6 +258,32 @@ def check_governance(state: State) -> None:
     _require(
         tuple(sorted(live)) == governance.active_ids(state), "active proposals != open records"
     )
+    check_delegations(state)
+
+
+def check_delegations(state: State) -> None:
+    """`gov/d/` (delegator -> delegate) and `gov/r/` (delegate -> its delegators, sorted)
+    say the same thing; nobody delegates to itself, and no delegate delegates."""
+    delegates: dict[bytes, bytes] = {}
+    for key, record in state.scan(b"gov/d/"):
+        assert isinstance(record, governance.Delegation)
+        delegates[key[6:]] = record.delegate
+    listed: dict[bytes, bytes] = {}
+    for key, record in state.scan(b"gov/r/"):
+        assert isinstance(record, governance.Delegators)
+        _require(bool(record.addresses), f"empty delegator list at {key!r}")
+        _require(list(record.addresses) == sorted(set(record.addresses)), f"{key!r} unsorted")
+        for delegator in record.addresses:
+            _require(delegator not in listed, f"{delegator.hex()} is listed by two delegates")
+            listed[delegator] = key[6:]
+    _require(listed == delegates, "delegators lists != delegation records")
+    for delegator, delegate in delegates.items():
+        _require(delegator != delegate, f"{delegator.hex()} delegates to itself")
+        _require(delegate not in delegates, f"{delegate.hex()} is a delegate and delegates")
+        _require(
+            _is_authority(state, delegator) and _is_authority(state, delegate),
+            f"delegation {delegator.hex()} -> {delegate.hex()} names a non-authority",
+        )
 
 
 def check_all(state: State) -> None:

@@ -37,6 +37,7 @@ from gridtokenx.tx import (
     CastVote,
     ClearEmergency,
     DeclareEmergency,
+    DelegateVote,
     DistributionStatus,
     GrantLicence,
     IssueThb,
@@ -87,6 +88,7 @@ _HANDLERS: dict[type, Handler] = {
     SubmitProposal: governance.submit_proposal,
     CastVote: governance.cast_vote,
     WithdrawProposal: governance.withdraw_proposal,
+    DelegateVote: governance.delegate_vote,
 }
 
 

@@ -102,6 +102,8 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     governance.Active,
     governance.Proposal,
     governance.Ballot,
+    governance.Delegation,
+    governance.Delegators,
 )
 """Every record type the ledger stores. Persisting any other type fails loudly."""
 

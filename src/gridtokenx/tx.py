@@ -272,7 +272,7 @@ class RetireCertificate(_Body, tag=20, frozen=True):
     beneficiary: Annotated[str, msgspec.Meta(max_length=BENEFICIARY_MAX_CHARS)]
 
 
-# --- governance (tags 22-24) ----------------------------------------------------------------
+# --- governance (tags 21-24) ----------------------------------------------------------------
 MAX_GOVERNANCE_WEIGHT: Final = 1_000_000
 """Cap on one authority's governance weight, so tallies stay far inside 63 bits."""
 GovernanceWeight = Annotated[int, msgspec.Meta(ge=0, le=MAX_GOVERNANCE_WEIGHT)]
@@ -351,6 +351,13 @@ class WithdrawProposal(_Body, tag=24, frozen=True):
     proposal_id: U64
 
 
+class DelegateVote(_Body, tag=21, frozen=True):
+    """An authority lets another authority's votes carry its governance weight (until it
+    votes itself), or clears its delegation with an empty `delegate` (docs/governance.md)."""
+
+    delegate: Annotated[str, msgspec.Meta(max_length=16)]  # an authority code, "" clears
+
+
 Body = (
     Transfer
     | RegisterParticipant
@@ -375,6 +382,7 @@ Body = (
     | SubmitProposal
     | CastVote
     | WithdrawProposal
+    | DelegateVote
 )
 BODY_TYPES: Final[tuple[type[_Body], ...]] = typing.get_args(Body)
 

@@ -74,12 +74,15 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
             "proposal_passed", "proposal_failed", "proposal_executed", "params_changed",
             "governance_weight_changed", "validator_added", "validator_removed",
             "validator_power_changed", "validator_jailed", "validator_unjailed",
+            "vote_delegated", "vote_delegation_cleared",
         }),
         (
             ("id", "int"), ("kind", "str"), ("proposer", "str"), ("voting_ends", "int"),
             ("voter", "str"), ("choice", "str"), ("weight", "int"), ("reason", "str"),
             ("execute_height", "int"), ("name", "str"), ("authority", "str"),
             ("validator", "str"), ("power", "int"), ("previous", "int"), ("from_height", "int"),
+            ("delegated", "int"), ("on_behalf", "str"), ("overrides", "str"),
+            ("delegator", "str"), ("delegate", "str"), ("previous_delegate", "str"),
         ),
     ),
 }  # fmt: skip
