@@ -96,11 +96,11 @@ class GovernanceWeights(msgspec.Struct, frozen=True, array_like=True):
     weights: tuple[tuple[str, int], ...]
 
 
-class Counter(msgspec.Struct, frozen=True, array_like=True):
+class ProposalCounter(msgspec.Struct, frozen=True, array_like=True):
     next_id: int
 
 
-class Active(msgspec.Struct, frozen=True, array_like=True):
+class ActiveProposals(msgspec.Struct, frozen=True, array_like=True):
     """Ids of proposals still voting or waiting to execute, ascending: end_block reads only
     these, never scans the state."""
 
@@ -191,7 +191,7 @@ def get_proposal(view: State | Overlay, proposal_id: int) -> Proposal | None:
 
 
 def active_ids(view: State | Overlay) -> tuple[int, ...]:
-    record = view.get(ACTIVE_KEY, Active)
+    record = view.get(ACTIVE_KEY, ActiveProposals)
     return () if record is None else record.ids
 
 
@@ -332,7 +332,7 @@ def submit_proposal(
     if len(active) >= p.governance.max_active_proposals:
         raise errors.TooManyProposals(f"{len(active)} proposals are already open")
     _execute(view.fork(), ctx, body.actions)  # dry run: refuse what could not execute now
-    counter = view.get(COUNTER_KEY, Counter) or Counter(1)
+    counter = view.get(COUNTER_KEY, ProposalCounter) or ProposalCounter(1)
     period, timelock = _periods(p, body.kind)
     proposal = Proposal(
         id=counter.next_id,
@@ -345,9 +345,9 @@ def submit_proposal(
         timelock_heights=timelock,
         total_weight=sum(weights(view).values()),
     )
-    view.put(COUNTER_KEY, Counter(counter.next_id + 1))
+    view.put(COUNTER_KEY, ProposalCounter(counter.next_id + 1))
     view.put(proposal_key(proposal.id), proposal)
-    view.put(ACTIVE_KEY, Active((*active, proposal.id)))
+    view.put(ACTIVE_KEY, ActiveProposals((*active, proposal.id)))
     attrs: dict[str, EventValue] = {
         "id": proposal.id,
         "kind": body.kind.name,
@@ -499,7 +499,7 @@ def _close(view: Overlay, proposal: Proposal, status: ProposalStatus, outcome: s
     view.put(
         proposal_key(proposal.id), msgspec.structs.replace(proposal, status=status, outcome=outcome)
     )
-    view.put(ACTIVE_KEY, Active(tuple(i for i in active_ids(view) if i != proposal.id)))
+    view.put(ACTIVE_KEY, ActiveProposals(tuple(i for i in active_ids(view) if i != proposal.id)))
 
 
 def tally(proposal: Proposal, p: Params) -> str:

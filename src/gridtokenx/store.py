@@ -98,8 +98,8 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
     certificates.CertificateSequence,
     certificates.CarbonTotals,
     governance.GovernanceWeights,
-    governance.Counter,
-    governance.Active,
+    governance.ProposalCounter,
+    governance.ActiveProposals,
     governance.Proposal,
     governance.Ballot,
     governance.Delegation,
@@ -108,6 +108,10 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
 """Every record type the ledger stores. Persisting any other type fails loudly."""
 
 _BY_NAME: Final = {t.__name__: t for t in RECORD_TYPES}
+# A stored record names its type by class name alone (short, since every state record
+# carries it), so two types sharing a name would decode one as the other after a restart.
+if len(_BY_NAME) != len(RECORD_TYPES):
+    raise TypeError("record type names in RECORD_TYPES must be unique")
 _DECODERS: Final = {name: msgspec.msgpack.Decoder(t) for name, t in _BY_NAME.items()}
 
 

@@ -127,7 +127,7 @@ def router(node: Node) -> APIRouter:
         (voting or waiting to execute) or `closed`. A filtered page looks at up to 1000
         ids: it may come back short with a `next` to continue from. `after` is an id."""
         state = node.app.state
-        counter = state.get(governance.COUNTER_KEY, governance.Counter)
+        counter = state.get(governance.COUNTER_KEY, governance.ProposalCounter)
         top = (counter.next_id if counter is not None else 1) - 1
         if after is not None:
             top = min(top, int(after) - 1)
