@@ -310,6 +310,19 @@ def test_governance_commands(live: Live) -> None:
     one_error_line(live.tx("mea", "vote", pid, "yes"), "VOTING_CLOSED", 1)
 
 
+def test_propose_interconnector_with_units(live: Live) -> None:
+    proposed = live.tx_json("egat", "propose-interconnector", "NTH", "STH", "200MW", "2.5%")
+    assert attrs(proposed, "proposal_submitted")["kind"] == "PARAMETER"
+    (pid,) = [p["id"] for p in live.api.get("/governance/proposals")["items"]][:1]
+    action = live.api.get(f"/governance/proposals/{pid}")["actions"][0]
+    assert (action["capacity_kw"], action["loss_basis_points"]) == (200_000, 250)
+    for bad in (("NTH", "STH", "200", "1%"), ("NTH", "STH", "1.5W", "1%"),
+                ("NTH", "STH", "1MW", "100%"), ("NTH", "nth", "1MW", "1bp")):  # fmt: skip
+        one_error_line(live.tx("egat", "propose-interconnector", *bad), "BAD_INPUT", 2)
+    one_error_line(live.tx("egat", "propose-interconnector", "NTH", "XYZ", "1MW", "1%"),
+                   "UNKNOWN_ZONE", 1)  # fmt: skip
+
+
 def test_delegate_vote_by_code_or_address_and_clear(live: Live) -> None:
     delegated = live.tx_json("erc", "delegate-vote", "egat")
     assert attrs(delegated, "vote_delegated") == {"delegator": "ERC", "delegate": "EGAT"}

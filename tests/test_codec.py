@@ -97,6 +97,13 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
                     st.text(min_size=1, max_size=16),
                     st.integers(0, tx.MAX_GOVERNANCE_WEIGHT),
                 ),
+                st.builds(
+                    tx.InterconnectorChange,
+                    zones,
+                    zones,
+                    st.integers(0, U64_MAX),
+                    st.integers(0, 9_999),
+                ),
             ),
             min_size=1,
             max_size=4,

@@ -26,6 +26,7 @@ from gridtokenx.tx import (
     Asset,
     CastVote,
     DelegateVote,
+    InterconnectorChange,
     ParamChange,
     ProposalKind,
     SubmitProposal,
@@ -405,7 +406,7 @@ def test_a_veto_by_anyone_but_the_regulator_or_on_other_kinds_is_refused(g: Cast
     "params",
     [
         ParamChange("price_min_satang_per_kwh", 2_000),  # above the maximum
-        ParamChange("interval_seconds", 7),  # does not divide a day
+        ParamChange("reading_clock_skew_seconds", -1),  # negative
         ParamChange("tariffs.peak_weekdays", (0, 7)),
     ],
 )
@@ -866,6 +867,8 @@ _ACTIONS: list[Action] = [
     ValidatorChange(NEW.public_key, 0),
     WeightChange("NEPO", 0),
     WeightChange("EGAT", 12_000),
+    InterconnectorChange("NTH", "STH", 100_000, 400),
+    InterconnectorChange("BKK", "CEN", 5, 100),
 ]
 _CODES = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
 _op = st.one_of(

@@ -65,11 +65,12 @@ class Refused(Exception):
 
 
 # --- parsing: units, times, identities --------------------------------------------------
-_QUANTITY: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z/]+)\s*$")
+_QUANTITY: Final = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z/%]+)\s*$")
 ENERGY_UNITS: Final = {"wh": 1, "kwh": 1_000, "mwh": 1_000_000, "grid": 1_000}
 MONEY_UNITS: Final = {"satang": 1, "thb": 100, "baht": 100}
 PRICE_UNITS: Final = {"satang/kwh": 1, "thb/kwh": 100, "baht/kwh": 100}
 POWER_UNITS: Final = {"w": 1, "kw": 1_000, "mw": 1_000_000}
+LOSS_UNITS: Final = {"bp": 1, "%": 100}
 
 
 def _quantity(text: str, units: dict[str, int], base: str, example: str) -> int:
@@ -103,6 +104,13 @@ def price_satang_per_kwh(text: str) -> int:
 
 def power_w(text: str) -> int:
     return _quantity(text, POWER_UNITS, "W", "5kW or 5000W")
+
+
+def loss_bp(text: str) -> int:
+    value = _quantity(text, LOSS_UNITS, "basis points", "2.5% or 250bp")
+    if value >= 10_000:
+        raise BadInput(f"{text!r}: a loss must be below 100%")
+    return value
 
 
 def unix_time(text: str) -> int:
@@ -1007,6 +1015,28 @@ def withdraw_proposal(
     Example:  gridtokenx tx withdraw-proposal 1 --key egat.key
     """
     return tx.WithdrawProposal(count(proposal_id, "proposal id"))
+
+
+@tx_command(tx_app, "propose-interconnector")
+def propose_interconnector(
+    zone_a: Annotated[str, Arg(metavar="ZONE_A", help="one end, e.g. CEN")],
+    zone_b: Annotated[str, Arg(metavar="ZONE_B", help="the other end, e.g. BKK")],
+    capacity: Annotated[str, Arg(metavar="CAPACITY", help="rated capacity, e.g. 800MW")],
+    loss: Annotated[str, Arg(metavar="LOSS", help="loss factor, e.g. 1.5% or 150bp")],
+    title: Annotated[str, typer.Option(help="what the change is for")] = "",
+) -> tx.Body:
+    """Propose re-rating an interconnector (capacity and loss) or building a new one.
+
+    Example:  gridtokenx tx propose-interconnector NTH NEA 300MW 2.5% --key egat.key
+    """
+    a, b = zone(zone_a), zone(zone_b)
+    if a == b:
+        raise BadInput(f"an interconnector joins two different zones, not {a} to itself")
+    watts = power_w(capacity)
+    if watts % 1000:
+        raise BadInput(f"{capacity!r}: capacities are whole kW")
+    action = tx.InterconnectorChange(a, b, watts // 1000, loss_bp(loss))
+    return tx.SubmitProposal(tx.ProposalKind.PARAMETER, (action,), _title(title))
 
 
 @tx_command(tx_app, "delegate-vote")

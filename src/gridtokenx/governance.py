@@ -29,12 +29,14 @@ import msgspec
 from gridtokenx import errors, registry, validator_set
 from gridtokenx.chain import PARAMS_KEY, params
 from gridtokenx.context import BlockContext, Event, EventValue
+from gridtokenx.grid import congestion
 from gridtokenx.params import Params
 from gridtokenx.state import Overlay, State
 from gridtokenx.tx import (
     Action,
     CastVote,
     DelegateVote,
+    InterconnectorChange,
     ParamChange,
     ProposalKind,
     SetValidator,
@@ -69,6 +71,12 @@ MARKET_FIELDS: Final = frozenset(
     }
 )
 LICENCE_FIELDS: Final = frozenset({"small_prosumer_threshold_w"})
+# Parameters set once in the genesis, with the reason a vote cannot move them.
+FIXED_FIELDS: Final = {
+    "interval_seconds": "interval_seconds is fixed for the life of a chain: every order, "
+    "trade, meter reading and settlement is keyed by an interval start on its grid, so a new "
+    "length needs a new genesis (Thai meters integrate over 15 minutes)",
+}
 VETOABLE: Final = frozenset({ProposalKind.MARKET_RULE, ProposalKind.LICENCE_POLICY})
 # Emergencies are for grid operators: the transmission system operator and the regulator.
 EMERGENCY_ROLES: Final = frozenset({registry.ROLE_TRANSMISSION, registry.ROLE_REGULATOR})
@@ -222,7 +230,7 @@ def _field_kind(name: str) -> ProposalKind:
 def _action_kind(action: Action) -> ProposalKind:
     if isinstance(action, ParamChange):
         return _field_kind(action.name)
-    if isinstance(action, WeightChange):
+    if isinstance(action, WeightChange | InterconnectorChange):
         return ProposalKind.PARAMETER
     return ProposalKind.VALIDATOR
 
@@ -245,6 +253,8 @@ def _changed(p: Params, change: ParamChange) -> Params:
     holder: object = getattr(p, outer[0], None) if outer else p
     if not isinstance(holder, msgspec.Struct) or leaf not in holder.__struct_fields__:
         raise errors.InvalidProposal(f"no governed parameter is named {change.name!r}")
+    if change.name in FIXED_FIELDS:
+        raise errors.InvalidProposal(FIXED_FIELDS[change.name])
     current = getattr(holder, leaf)
     if isinstance(current, msgspec.Struct):
         raise errors.InvalidProposal(f"{change.name!r} is a group: name one of its fields")
@@ -280,6 +290,23 @@ def _set_weight(view: Overlay, change: WeightChange) -> list[Event]:
     ]
 
 
+def _set_interconnector(
+    view: Overlay, ctx: BlockContext, change: InterconnectorChange
+) -> list[Event]:
+    """A lower rating may no longer fit what is already traded across the link (when EGAT has
+    not reported it): the same curtailment as an EGAT capacity cut brings it back within."""
+    a, b = change.zone_a, change.zone_b
+    added = registry.set_interconnector(view, a, b, change.capacity_kw, change.loss_basis_points)
+    attrs: dict[str, EventValue] = {
+        "zone_a": a,
+        "zone_b": b,
+        "capacity_kw": change.capacity_kw,
+        "loss_basis_points": change.loss_basis_points,
+    }
+    events = [Event("interconnector_added" if added else "interconnector_rerated", attrs)]
+    return events + congestion.curtail(view, ctx, params(view))
+
+
 def _execute(view: Overlay, ctx: BlockContext, actions: tuple[Action, ...]) -> list[Event]:
     """Run every action on `view`; raises the first action's Rejection. Parameter changes
     are applied together, after the other actions, and validated once as a whole, so a
@@ -293,6 +320,8 @@ def _execute(view: Overlay, ctx: BlockContext, actions: tuple[Action, ...]) -> l
             events += validator_set.unjail(view, ctx, UnjailValidator(action.address))
         elif isinstance(action, WeightChange):
             events += _set_weight(view, action)
+        elif isinstance(action, InterconnectorChange):
+            events += _set_interconnector(view, ctx, action)
     changes = [a for a in actions if isinstance(a, ParamChange)]
     if changes:
         events += _set_params(view, changes)

@@ -122,6 +122,31 @@ def interconnector_key(zone_a: str, zone_b: str) -> bytes:
     return b"link/" + a.encode() + b"/" + b.encode()
 
 
+def set_interconnector(
+    view: Overlay, zone_a: str, zone_b: str, capacity_kw: int, loss_basis_points: int
+) -> bool:
+    """Re-rate the interconnector joining two zones, or build it; True when it is new. A
+    rerated link keeps its zone order (flows are signed by it), and a new one joins the zone
+    index, in sorted pair order, so that path finding sees it."""
+    if zone_a == zone_b:
+        raise errors.InvalidGridUpdate("an interconnector joins two different zones")
+    require_zone(view, zone_a)
+    require_zone(view, zone_b)
+    key = interconnector_key(zone_a, zone_b)
+    link = view.get(key, Interconnector)
+    if link is not None:
+        if (link.capacity_kw, link.loss_basis_points) == (capacity_kw, loss_basis_points):
+            raise errors.InvalidProposal(f"interconnector {zone_a}-{zone_b} is already so rated")
+        view.put(key, msgspec.structs.replace(link, capacity_kw=capacity_kw,
+                                              loss_basis_points=loss_basis_points))  # fmt: skip
+        return False
+    view.put(key, Interconnector(zone_a, zone_b, capacity_kw, loss_basis_points))
+    index = zone_index(view)
+    pair = (min(zone_a, zone_b), max(zone_a, zone_b))
+    view.put(ZONE_INDEX_KEY, ZoneIndex(index.zones, tuple(sorted((*index.links, pair)))))
+    return True
+
+
 def participant_key(address: bytes) -> bytes:
     return b"part/" + address
 

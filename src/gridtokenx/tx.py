@@ -329,7 +329,19 @@ class WeightChange(_Action, tag=4, frozen=True):
     weight: GovernanceWeight
 
 
-Action = ParamChange | ValidatorChange | ValidatorUnjail | WeightChange
+class InterconnectorChange(_Action, tag=5, frozen=True):
+    """Set an interconnector's rated capacity and loss factor, or build a new one between two
+    zones: the grid's topology and losses are governed data, not genesis constants. Once
+    EGAT has reported a link's capacity (TransmissionStatus), the market uses EGAT's figure;
+    the rated capacity is what it uses until then (a new link, say)."""
+
+    zone_a: ZoneCode
+    zone_b: ZoneCode
+    capacity_kw: U64
+    loss_basis_points: Annotated[int, msgspec.Meta(ge=0, lt=10_000)]
+
+
+Action = ParamChange | ValidatorChange | ValidatorUnjail | WeightChange | InterconnectorChange
 
 
 class SubmitProposal(_Body, tag=22, frozen=True):
