@@ -58,7 +58,8 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
     "grid": (
         frozenset({
             "transmission_status", "distribution_status", "link_capacity", "grid_emergency",
-            "zone_halted", "zone_resumed", "trade_curtailed",
+            "zone_halted", "zone_resumed", "trade_curtailed", "interconnector_added",
+            "interconnector_rerated",
         }),
         (
             ("zone", "str"), ("zones", "str"), ("by", "str"), ("reason", "str"),
@@ -66,6 +67,8 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
             ("headroom_kw", "int"), ("link", "str"), ("from_kw", "int"), ("to_kw", "int"),
             ("trade", "int"), ("interval", "int"), ("buyer", "str"), ("seller", "str"),
             ("curtailed_wh", "int"), ("remaining_wh", "int"), ("refund_satang", "int"),
+            ("zone_a", "str"), ("zone_b", "str"), ("capacity_kw", "int"),
+            ("loss_basis_points", "int"),
         ),
     ),
     "governance": (
