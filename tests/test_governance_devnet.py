@@ -30,9 +30,11 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from typer.testing import CliRunner
 
 from conftest import free_base_port
-from gridtokenx import crypto, devnet, genesis, tx
+from gridtokenx import crypto, devnet, genesis, keystore, tx
+from gridtokenx.cli import app
 from gridtokenx.client import ApiError, Client
 from gridtokenx.consensus.messages import Vote
 from gridtokenx.store import Store
@@ -201,3 +203,29 @@ def test_a_governance_vote_adds_a_validator_that_then_signs_blocks(tmp_path: Pat
         for api in clients:
             api.close()
         _stop(procs)
+
+
+def test_an_operator_prepares_the_new_authoritys_follower_from_the_cli(tmp_path: Path) -> None:
+    """The first steps of docs/governance.md's worked example, without processes: the
+    devnet keeps NEPO's dev key, `keys show` gives EGAT's peer id, and `init` with NEPO's
+    key makes a home that follows (no genesis power) and dials its peer."""
+    runner = CliRunner()
+    homes = devnet.init_devnet(tmp_path, "gridtokenx-gov-init", 0, 26_650)
+    nepo_key = tmp_path / "keys" / "nepo.key"
+    assert keystore.load_key(nepo_key, "", allow_insecure=True) == KEYS["NEPO"]
+    shown = runner.invoke(
+        app, ["keys", "show", str(homes[0] / "node_key.json"), "--allow-insecure"]
+    )
+    assert shown.exit_code == 0, shown.output
+    peer_id = KEYS["EGAT"].address.hex()
+    assert f"peer id     {peer_id}" in shown.stdout
+    follower = tmp_path / "nepo"
+    args = ["init", "--home", str(follower), "--genesis", str(homes[0] / "genesis.json"),
+            "--key", str(nepo_key), "--insecure-dev-key", "--listen-port", "26654",
+            "--peer", f"127.0.0.1:26650:{peer_id}"]  # fmt: skip
+    made = runner.invoke(app, args)
+    assert made.exit_code == 0, made.output
+    assert "full node (no voting power)" in made.stdout
+    config, _, key = devnet.load_home(follower, passphrase="")
+    assert key == KEYS["NEPO"] and config.dial_all
+    assert config.peers == (("127.0.0.1", 26_650, peer_id),)

@@ -1335,7 +1335,7 @@ def query_block(
         str, Arg(metavar="[HEIGHT|latest|HASH]", help="a height, latest, or a block hash")
     ] = "latest",
 ) -> Any:
-    """A block: header, hash, transaction ids and end-of-block events.
+    """A block: header, hash, transaction ids, end-of-block events and who signed it.
 
     Example:  gridtokenx query block 42
     """
