@@ -24,6 +24,7 @@ from gridtokenx.application import Application
 from gridtokenx.client import Client, Receipt
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.node import Node
+from gridtokenx.params import Governance
 
 CHAIN = "gridtokenx-api-test"
 T0 = 1_767_229_200  # 2026-01-01 01:00 UTC (08:00 in Bangkok), an interval start
@@ -44,9 +45,16 @@ def text(who: crypto.PrivateKey | bytes) -> str:
 
 class LocalNode:
     def __init__(
-        self, path: Path, settings: ApiSettings | None = None, block_interval: float = 0.05
+        self,
+        path: Path,
+        settings: ApiSettings | None = None,
+        block_interval: float = 0.05,
+        governance: Governance | None = None,
     ) -> None:
         self.path = path
+        # Production voting periods unless a test asks otherwise: at 20 blocks a second the
+        # devnet's short ones would close a proposal under a test that is still voting.
+        self.governance = governance or Governance()
         self.settings = settings or ApiSettings(rate_per_second=10_000, rate_burst=10_000)
         self.block_interval = block_interval
         self.offset = 0
@@ -87,7 +95,7 @@ class LocalNode:
             self._ready.set()
 
     async def _main(self) -> None:
-        spec = devnet.devnet_genesis(CHAIN, T0, ("EGAT",))
+        spec = devnet.devnet_genesis(CHAIN, T0, ("EGAT",), self.governance)
         app = Application.open(spec, self.path)
         node = Node(
             EGAT,

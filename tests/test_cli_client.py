@@ -14,26 +14,32 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from typer.testing import CliRunner, Result
 
-from gridtokenx import cli_client, crypto, keystore
+from gridtokenx import cli_client, crypto, keystore, tx
 from gridtokenx.cli import app
-from gridtokenx.client import Client
+from gridtokenx.client import ApiError, Client
+from gridtokenx.params import Governance
 from test_api_harness import (
+    CHAIN,
     EGAT,
     ERC,
     INTERVAL,
+    KEYS,
     MEA,
     MWH,
     Cast,
     LocalNode,
+    build_cast,
     key,
     produce,
     running_cast,
     solar_farm,
     text,
 )
+from test_validator_changes import equivocation
 
 PASSPHRASE = "correct horse battery staple"
 runner = CliRunner()
@@ -48,6 +54,8 @@ class Live:
             "mea": MEA,
             "erc": ERC,
             "egat": EGAT,
+            "pea": KEYS["PEA"],
+            "nepo": KEYS["NEPO"],
             "home": cast.home,
             "office": cast.office,
             "custodian": cast.custodian,
@@ -249,17 +257,33 @@ def test_order_place_amend_trade_and_cancel(live: Live) -> None:
     assert prices["intervals"][0]["trades"] == 1
 
 
-def test_halt_resume_and_validator_commands(live: Live) -> None:
+def test_halt_and_resume_commands(live: Live) -> None:
     halted = live.tx_json("egat", "halt", "BKK", "--reason", "feeder fault")
     assert halted["events"]
     live.tx_json("egat", "resume", "BKK")
+
+
+def test_the_validator_set_changes_only_by_proposal(live: Live) -> None:
+    """The ERC's direct commands are gone, and so are their transactions: an old signed
+    SetValidator (tag 13) is an unknown type at the API. Proposals are refused at once
+    when they could not execute."""
+    for retired in ("set-validator", "unjail-validator"):
+        gone = live.run("tx", retired, "--help")
+        assert gone.exit_code == 2 and "No such command" in gone.output
     newcomer = key("cli/validator")
-    live.tx_json("erc", "set-validator", newcomer.public_key.hex(), "1")
-    validators = live.query("validators")
-    pending = json.dumps(validators["pending"]) + json.dumps(validators["members"])
-    assert text(newcomer) in pending
-    refused = live.tx("erc", "unjail-validator", text(EGAT))
-    one_error_line(refused, "VALIDATOR_NOT_JAILED", 1)
+    unsigned = [CHAIN, live.api.balance(ERC).nonce, ERC.public_key, 0, [13, newcomer.public_key, 1]]
+    message = tx.TX_SIGNING_DOMAIN + b"\x00" + msgspec.msgpack.encode(unsigned)
+    with pytest.raises(ApiError) as refused:
+        live.api.submit(msgspec.msgpack.encode([unsigned, ERC.sign(message)]))
+    assert refused.value.code == "UNKNOWN_TX_TYPE"
+    one_error_line(live.tx("erc", "propose-unjail", text(EGAT)), "VALIDATOR_NOT_JAILED", 1)
+    one_error_line(live.tx("erc", "propose-unjail", text(newcomer)), "UNKNOWN_VALIDATOR", 1)
+    emergency = live.tx_json("erc", "propose-validator", newcomer.public_key.hex(), "1",
+                             "--emergency", "--title", "standby validator")  # fmt: skip
+    assert attrs(emergency, "proposal_submitted")["kind"] == "EMERGENCY"
+    mea_emergency = live.tx("mea", "propose-validator", newcomer.public_key.hex(), "1",
+                            "--emergency")  # fmt: skip
+    one_error_line(mea_emergency, "UNAUTHORISED", 1)
 
 
 def test_grid_commands(live: Live) -> None:
@@ -359,6 +383,73 @@ def test_delegate_vote_by_code_or_address_and_clear(live: Live) -> None:
     assert kinds(live.tx_json("egat", "withdraw-proposal", str(pid))) == ["proposal_withdrawn"]
 
 
+# --- a vote that unjails, end to end on a node with short voting periods ------------------
+SHORT_VOTES = Governance(
+    voting_period_heights=100,  # 5 s at 20 blocks a second: time for four CLI votes
+    timelock_heights=2,
+    emergency_voting_period_heights=100,
+    emergency_timelock_heights=2,
+)
+
+
+@pytest.fixture(scope="module")
+def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    path = tmp_path_factory.mktemp("cli-governed")
+    with LocalNode(path / "data", governance=SHORT_VOTES) as node, node.client() as api:
+        yield Live(node, api, build_cast(api), tmp_path_factory.mktemp("governed-keys"))
+
+
+def _member(live: Live, who: crypto.PrivateKey) -> dict[str, Any] | None:
+    members = live.query("validators")["members"]
+    return next((m for m in members if m["address"] == text(who)), None)
+
+
+def _vote_through(live: Live, receipt: dict[str, Any]) -> int:
+    """Every authority with a node key here votes yes with `tx vote`; then wait until the
+    proposal has executed and its change is in force (two heights later)."""
+    proposal_id = attrs(receipt, "proposal_submitted")["id"]
+    for voter in ("egat", "mea", "pea", "erc"):  # 33,000 of 39,000
+        live.tx_json(voter, "vote", str(proposal_id), "yes")
+
+    def executed() -> bool:
+        found = live.api.get(f"/governance/proposals/{proposal_id}")
+        assert found["status"] in ("VOTING", "PASSED", "EXECUTED"), found
+        return found["status"] == "EXECUTED" and (
+            live.api.health()["height"] >= found["execute_height"] + 2
+        )
+
+    wait_until(executed, 60)
+    return int(proposal_id)
+
+
+def test_a_jailed_validator_is_voted_back_with_propose_unjail(governed: Live) -> None:
+    live = governed
+    standby = key("cli/standby-validator")  # power 1: EGAT's 10,000 still commits alone
+    added = live.tx_json("egat", "propose-validator", standby.public_key.hex(), "1")
+    _vote_through(live, added)
+    joined = _member(live, standby)
+    assert joined is not None and (joined["power"], joined["jailed"]) == (1, False)
+    height = live.api.health()["height"]
+    evidence = equivocation(CHAIN, standby, height)  # it signed two blocks at one height
+    node = live.node.node
+    assert node is not None
+    live.node.on_loop(lambda: node.app.report_evidence(evidence))
+    wait_until(lambda: (_member(live, standby) or {}).get("jailed") is True, 30)
+
+    one_error_line(live.tx("mea", "propose-unjail", text(standby), "--emergency"),
+                   "UNAUTHORISED", 1)  # fmt: skip
+    proposed = live.tx_json("erc", "propose-unjail", text(standby), "--title", "pardoned")
+    submitted = attrs(proposed, "proposal_submitted")
+    assert (submitted["kind"], submitted["proposer"]) == ("VALIDATOR", "ERC")
+    found = live.api.get(f"/governance/proposals/{submitted['id']}")
+    assert found["actions"] == [{"type": "ValidatorUnjail", "address": text(standby)}]
+    assert found["title"] == "pardoned"
+    _vote_through(live, proposed)
+    back = _member(live, standby)
+    assert back is not None and (back["power"], back["jailed"]) == (1, False)
+    one_error_line(live.tx("erc", "propose-unjail", text(standby)), "VALIDATOR_NOT_JAILED", 1)
+
+
 def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) -> None:
     before = live.api.balance(live.cast.home)
     result = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB")
@@ -389,7 +480,10 @@ def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) 
         ["order", "place", "buy", "BKK", "1767236400", "1kWh", "3THB/kWh", "--tif", "day"],
         ["order", "cancel", "x1"],
         ["register-meter", "abcd", "{to}", "BKK", "solar", "5kW"],
-        ["set-validator", "{pk}", "100001"],
+        ["propose-validator", "{pk}", "100001"],
+        ["propose-validator", "abcd", "1"],
+        ["propose-unjail", "gtx-not-an-address"],
+        ["propose-unjail", "{to}", "--title", "x" * 257],
         ["halt", "BKK", "--reason", "x" * 129],
         ["grid-status", "50000", "--link", "BKK:1:1"],  # no A-B pair
         ["grid-status", "50000", "--zone", "BKK:1"],

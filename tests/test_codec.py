@@ -54,8 +54,6 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     st.builds(tx.CancelOrder, u64),
     st.builds(tx.AmendOrder, u64, u64, u64),
     st.builds(tx.SetZoneHalt, zones, st.booleans(), st.text(max_size=128)),
-    st.builds(tx.SetValidator, public_keys, st.integers(0, tx.MAX_TOTAL_POWER)),
-    st.builds(tx.UnjailValidator, addresses),
     st.builds(
         tx.TransmissionStatus,
         u64,
@@ -149,8 +147,6 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "CancelOrder",
         "AmendOrder",
         "SetZoneHalt",
-        "SetValidator",
-        "UnjailValidator",
         "TransmissionStatus",
         "DistributionStatus",
         "DeclareEmergency",
@@ -314,24 +310,56 @@ def test_field_constraints_are_enforced(position: tuple[int, ...], replacement: 
         tx.decode(msgspec.msgpack.encode(raw))
 
 
+VALIDATOR = tx.ProposalKind.VALIDATOR
+
+
 @pytest.mark.parametrize(
-    ("body", "replacement"),
+    ("action", "replacement"),
     [
-        (tx.SetValidator(bytes(32), 1), [13, b"\x01" * 31, 1]),  # key one byte short
-        (tx.SetValidator(bytes(32), 1), [13, bytes(32), -1]),  # negative power
-        (tx.SetValidator(bytes(32), 1), [13, bytes(32), tx.MAX_TOTAL_POWER + 1]),  # above cap
-        (tx.UnjailValidator(bytes(20)), [14, bytes(19)]),  # address one byte short
+        (tx.ValidatorChange(bytes(32), 1), [2, b"\x01" * 31, 1]),  # key one byte short
+        (tx.ValidatorChange(bytes(32), 1), [2, bytes(32), -1]),  # negative power
+        (tx.ValidatorChange(bytes(32), 1), [2, bytes(32), tx.MAX_TOTAL_POWER + 1]),  # above cap
+        (tx.ValidatorUnjail(bytes(20)), [3, bytes(19)]),  # address one byte short
     ],
 )
-def test_validator_body_constraints_are_enforced(body: tx.Body, replacement: object) -> None:
-    stx = tx.make(KEY, "gridtokenx-devnet", 0, body)
+def test_validator_action_constraints_are_enforced(action: tx.Action, replacement: object) -> None:
+    stx = tx.make(KEY, "gridtokenx-devnet", 0, tx.SubmitProposal(VALIDATOR, (action,)))
     assert tx.decode(stx.encode()) == stx
     raw = _raw(stx)
     inner = raw[0]
     assert isinstance(inner, list)
-    inner[4] = replacement
+    inner[4][2] = [replacement]  # the proposal's only action
     with pytest.raises(codec.Malformed):
         tx.decode(msgspec.msgpack.encode(raw))
+
+
+def _signed_raw(key: crypto.PrivateKey, body: list[object]) -> bytes:
+    """A transaction with `body` spelled by hand, signed as the ledger would check it."""
+    unsigned = ["gridtokenx-devnet", 0, key.public_key, 0, body]
+    message = tx.TX_SIGNING_DOMAIN + b"\x00" + msgspec.msgpack.encode(unsigned)
+    return msgspec.msgpack.encode([unsigned, key.sign(message)])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [13, crypto.PrivateKey.from_dev_label("test/codec/validator").public_key, 6_000],
+        [13, bytes(32), 0],
+        [14, bytes(20)],
+    ],
+    ids=["SetValidator", "SetValidator-removal", "UnjailValidator"],
+)
+def test_the_retired_validator_tags_are_unknown_types(body: list[object]) -> None:
+    """Tags 13 and 14 were the ERC's direct validator changes: a well-formed, correctly
+    signed one of those is now an unknown type, never anything else."""
+    with pytest.raises(codec.UnknownType) as info:
+        tx.decode(_signed_raw(KEY, body))
+    assert info.value.code == "UNKNOWN_TX_TYPE"
+
+
+def test_no_body_type_reuses_a_retired_tag() -> None:
+    used = {t.__struct_config__.tag for t in tx.BODY_TYPES}
+    assert {13, 14} == tx.RETIRED_TAGS and not used & tx.RETIRED_TAGS
 
 
 def test_unknown_body_tag_is_its_own_error() -> None:

@@ -244,7 +244,11 @@ def test_devnet_command_with_one_validator_commits_alone(tmp_path: Path) -> None
     egat = directory / "egat"
     try:
         assert _wait(lambda: _height(egat) >= 3, 30), _height(egat)
-        assert sorted(p.name for p in directory.iterdir()) == ["egat"]
+        assert sorted(p.name for p in directory.iterdir()) == ["egat", "keys"]
+        # The authorities without a node keep their dev keys, to vote or to start a node.
+        assert sorted(p.name for p in (directory / "keys").iterdir()) == [
+            "erc.key", "mea.key", "nepo.key", "pea.key",
+        ]  # fmt: skip
         assert _powers(egat) == {"EGAT": 10_000, "MEA": 0, "PEA": 0, "ERC": 0, "NEPO": 0}
         status = devnet.read_status(egat)
         assert status is not None

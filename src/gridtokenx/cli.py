@@ -316,6 +316,7 @@ def keys_show(
         raise _fail(str(exc)) from None
     console.print(f"address     {crypto.address_to_text(key.address)}")
     console.print(f"public key  {key.public_key.hex()}")
+    console.print(f"peer id     {key.address.hex()}")  # what `init --peer` takes
 
 
 keys_app.command("import")(cli_client.keys_import)

@@ -891,38 +891,6 @@ def clear_emergency(zones: ZonesArg, reason: ReasonOpt = "") -> tx.Body:
     return tx.ClearEmergency(*_grid_zones(zones, reason))
 
 
-@tx_command(tx_app, "set-validator")
-def set_validator(
-    validator_key: Annotated[
-        str, Arg(metavar="PUBLIC_KEY", help="the validator's public key, 64 hex digits")
-    ],
-    power: Annotated[
-        str, Arg(metavar="POWER", help=f"voting power 0-{tx.MAX_TOTAL_POWER}; 0 removes it")
-    ],
-) -> tx.Body:
-    """Add a validator, change its power or remove it with power 0 (signed by ERC).
-
-    The change is in force two heights after the block that decides it.
-
-    Example:  gridtokenx tx set-validator 3f2a...e1 6000 --key erc.key
-    """
-    value = count(power, "power")
-    if value > tx.MAX_TOTAL_POWER:
-        raise BadInput(f"power {value} is above the cap {tx.MAX_TOTAL_POWER}")
-    return tx.SetValidator(public_key(validator_key), value)
-
-
-@tx_command(tx_app, "unjail-validator")
-def unjail_validator(
-    validator: Annotated[str, Arg(metavar="ADDRESS", help="the validator's gtx... address")],
-) -> tx.Body:
-    """Let a validator jailed for equivocation count again (signed by ERC).
-
-    Example:  gridtokenx tx unjail-validator gtx1... --key erc.key
-    """
-    return tx.UnjailValidator(address(validator))
-
-
 # --- governance (tags 21-24) ----------------------------------------------------------------
 _PROPOSAL_KINDS = {
     "parameter": tx.ProposalKind.PARAMETER,
@@ -971,6 +939,20 @@ def propose_param(
     return tx.SubmitProposal(_PROPOSAL_KINDS[kind], (change,), _title(title))
 
 
+EmergencyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--emergency", help="an EMERGENCY proposal: short vote and timelock (EGAT or ERC only)"
+    ),
+]
+
+
+def _validator_proposal(action: tx.Action, emergency: bool, title: str) -> tx.Body:
+    """The validator set changes only by a vote: a VALIDATOR proposal, or an emergency."""
+    kind = tx.ProposalKind.EMERGENCY if emergency else tx.ProposalKind.VALIDATOR
+    return tx.SubmitProposal(kind, (action,), _title(title))
+
+
 @tx_command(tx_app, "propose-validator")
 def propose_validator(
     validator_key: Annotated[
@@ -979,9 +961,13 @@ def propose_validator(
     power: Annotated[
         str, Arg(metavar="POWER", help=f"voting power 0-{tx.MAX_TOTAL_POWER}; 0 removes it")
     ],
+    emergency: EmergencyOpt = False,
     title: Annotated[str, typer.Option(help="what the change is for")] = "",
 ) -> tx.Body:
     """Propose adding, re-weighting or removing a validator, decided by a vote.
+
+    If the vote passes, the change executes by itself at the end of the timelock and is in
+    force two heights later. Refused at once if it could not execute now.
 
     Example:  gridtokenx tx propose-validator 3f2a...e1 6000 --key egat.key
     """
@@ -989,7 +975,22 @@ def propose_validator(
     if value > tx.MAX_TOTAL_POWER:
         raise BadInput(f"power {value} is above the cap {tx.MAX_TOTAL_POWER}")
     action = tx.ValidatorChange(public_key(validator_key), value)
-    return tx.SubmitProposal(tx.ProposalKind.VALIDATOR, (action,), _title(title))
+    return _validator_proposal(action, emergency, title)
+
+
+@tx_command(tx_app, "propose-unjail")
+def propose_unjail(
+    validator: Annotated[str, Arg(metavar="ADDRESS", help="the jailed validator's gtx... address")],
+    emergency: EmergencyOpt = False,
+    title: Annotated[str, typer.Option(help="what the change is for")] = "",
+) -> tx.Body:
+    """Propose letting a validator jailed for equivocation count again, decided by a vote.
+
+    Refused at once if the address is not a jailed validator.
+
+    Example:  gridtokenx tx propose-unjail gtx1... --emergency --key erc.key
+    """
+    return _validator_proposal(tx.ValidatorUnjail(address(validator)), emergency, title)
 
 
 @tx_command(tx_app, "vote")
@@ -1402,7 +1403,7 @@ def query_block(
         str, Arg(metavar="[HEIGHT|latest|HASH]", help="a height, latest, or a block hash")
     ] = "latest",
 ) -> Any:
-    """A block: header, hash, transaction ids and end-of-block events.
+    """A block: header, hash, transaction ids, end-of-block events and who signed it.
 
     Example:  gridtokenx query block 42
     """

@@ -53,11 +53,22 @@ from gridtokenx.context import Event
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.node import Node
 from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.params import Governance
 
 AUTHORITY_ORDER = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
 """The order in which a local devnet of N validators takes the authorities."""
 DEVNET_VALIDATORS = AUTHORITY_ORDER[:4]
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
+DEVNET_GOVERNANCE: Final = Governance(
+    voting_period_heights=60,
+    timelock_heights=10,
+    emergency_voting_period_heights=20,
+    emergency_timelock_heights=5,
+)
+"""Governance periods short enough to try a vote on a local devnet: at one block a second a
+proposal is open for a minute and executes ten seconds after it passes (an emergency: 20 s
+and 5 s). Quorums and approvals are the production ones; production's periods (params.py,
+a day of voting and half a day of timelock) are untouched."""
 T = TypeVar("T")
 
 
@@ -104,17 +115,23 @@ def devnet_validators(count: int) -> tuple[str, ...]:
 
 
 def devnet_genesis(
-    chain_id: str, genesis_time: int, validators: Sequence[str] = DEVNET_VALIDATORS
+    chain_id: str,
+    genesis_time: int,
+    validators: Sequence[str] = DEVNET_VALIDATORS,
+    governance: Governance = DEVNET_GOVERNANCE,
 ) -> genesis.Genesis:
     """The Thai devnet genesis with `validators` validating at their genesis voting power;
-    the other authorities keep their governance roles but get voting power 0, since a
-    validator with power that runs no process would only slow or stop the quorum."""
+    the other authorities keep their governance roles and weights but get voting power 0,
+    since a validator with power that runs no process would only slow or stop the quorum.
+    A vote can give them power later. `governance` sets the voting rules (short periods by
+    default, so a vote can be tried on a local devnet)."""
     spec = genesis.devnet(chain_id, genesis_time, genesis.dev_keys())
     authorities = tuple(
         a if a.code in validators else msgspec.structs.replace(a, voting_power=0)
         for a in spec.authorities
     )
-    return msgspec.structs.replace(spec, authorities=authorities)
+    params = msgspec.structs.replace(spec.params, governance=governance)
+    return msgspec.structs.replace(spec, authorities=authorities, params=params)
 
 
 def init_devnet(
@@ -131,7 +148,9 @@ def init_devnet(
     propose_ms: int = 1000,
 ) -> list[Path]:
     """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order.
-    With `clock_speed` other than 1 their clocks run accelerated from `clock_origin`."""
+    With `clock_speed` other than 1 their clocks run accelerated from `clock_origin`.
+    The authorities that do not validate get their dev key in `root/keys/CODE.key`, to
+    sign governance votes with or to start a node that a vote may make a validator."""
     chain_clock(genesis_time, clock_origin, clock_speed)  # a bad speed fails before writing
     spec = devnet_genesis(chain_id, genesis_time, validators)
     keys = genesis.dev_keys()
@@ -155,11 +174,24 @@ def init_devnet(
             clock_speed=clock_speed,
         )
         homes.append(write_home(root / code.lower(), spec.encode(), keys[code], config))
+    for code in AUTHORITY_ORDER:
+        if code not in validators:
+            (root / "keys").mkdir(parents=True, exist_ok=True)
+            path = root / "keys" / f"{code.lower()}.key"
+            keystore.save_insecure_dev_key(path, keys[code], overwrite=True)
     return homes
 
 
-def init_full_node(home: Path, validator_homes: list[Path], port: int) -> Path:
-    """A non-validating node that follows the devnet of `validator_homes` from genesis."""
+def init_full_node(
+    home: Path,
+    validator_homes: list[Path],
+    port: int,
+    key: PrivateKey | None = None,
+    api_port: int = 0,
+) -> Path:
+    """A node that follows the devnet of `validator_homes` from genesis: with a new key a
+    full node; with the key of an authority without genesis power (NEPO on a devnet of
+    four) a follower that signs from the first height a vote gives it power for."""
     peers = []
     for other in validator_homes:
         config = read_config(other)
@@ -168,8 +200,9 @@ def init_full_node(home: Path, validator_homes: list[Path], port: int) -> Path:
     genesis_bytes = (validator_homes[0] / "genesis.json").read_bytes()
     first = read_config(validator_homes[0])
     config = Config(port, tuple(peers), dial_all=True, clock_origin=first.clock_origin,
-                    clock_speed=first.clock_speed)  # fmt: skip
-    return write_home(home, genesis_bytes, PrivateKey.generate(), config)
+                    clock_speed=first.clock_speed, block_ms=first.block_ms,
+                    propose_ms=first.propose_ms, api_port=api_port)  # fmt: skip
+    return write_home(home, genesis_bytes, key or PrivateKey.generate(), config)
 
 
 def write_home(

@@ -39,9 +39,7 @@ from gridtokenx.tx import (
     InterconnectorChange,
     ParamChange,
     ProposalKind,
-    SetValidator,
     SubmitProposal,
-    UnjailValidator,
     ValidatorChange,
     ValidatorUnjail,
     VoteChoice,
@@ -314,10 +312,9 @@ def _execute(view: Overlay, ctx: BlockContext, actions: tuple[Action, ...]) -> l
     events: list[Event] = []
     for action in actions:
         if isinstance(action, ValidatorChange):
-            body = SetValidator(action.public_key, action.power)
-            events += validator_set.change_validator(view, ctx, body)
+            events += validator_set.change_validator(view, ctx, action.public_key, action.power)
         elif isinstance(action, ValidatorUnjail):
-            events += validator_set.unjail(view, ctx, UnjailValidator(action.address))
+            events += validator_set.unjail(view, ctx, action.address)
         elif isinstance(action, WeightChange):
             events += _set_weight(view, action)
         elif isinstance(action, InterconnectorChange):

@@ -49,14 +49,12 @@ from gridtokenx.tx import (
     RegisterParticipant,
     RetireCertificate,
     RevokeLicence,
-    SetValidator,
     SetZoneHalt,
     SignedTransaction,
     SubmitProposal,
     Transfer,
     TransferCertificate,
     TransmissionStatus,
-    UnjailValidator,
     WithdrawProposal,
 )
 
@@ -77,8 +75,6 @@ _HANDLERS: dict[type, Handler] = {
     CancelOrder: trading.cancel_order,
     AmendOrder: trading.amend_order,
     SetZoneHalt: settlement.set_zone_halt,
-    SetValidator: lambda v, c, s, b, p: validator_set.set_validator(v, c, s, b),
-    UnjailValidator: lambda v, c, s, b, p: validator_set.unjail_validator(v, c, s, b),
     TransmissionStatus: status.transmission_status,
     DistributionStatus: status.distribution_status,
     DeclareEmergency: emergency.declare,

@@ -181,18 +181,12 @@ class SetZoneHalt(_Body, tag=12, frozen=True):
     reason: Annotated[str, msgspec.Meta(max_length=128)] = ""
 
 
-class SetValidator(_Body, tag=13, frozen=True):
-    """ERC adds a validator (a key not yet in the set), changes its power, or removes it
-    with power 0; in force two heights after the block that decides it."""
-
-    public_key: PublicKey
-    power: VotingPower
-
-
-class UnjailValidator(_Body, tag=14, frozen=True):
-    """ERC lets a validator jailed for equivocation count again, at the power it had."""
-
-    address: Address
+# Tags 13 and 14 are retired, never to be reused: they were SetValidator and
+# UnjailValidator, the ERC's direct changes to the validator set. The set now changes only
+# through a passed governance proposal (ValidatorChange, ValidatorUnjail below), and the
+# decoder refuses the two tags as unknown, so an old signed transaction can never mean
+# something else.
+RETIRED_TAGS: Final = frozenset({13, 14})
 
 
 # --- grid management (tags 15-18) ---------------------------------------------------------
@@ -312,13 +306,16 @@ class ParamChange(_Action, tag=1, frozen=True):
 
 
 class ValidatorChange(_Action, tag=2, frozen=True):
-    """What SetValidator does, decided by a vote: add, re-weight, or remove (power 0)."""
+    """Add a validator (a key not yet in the set), change its power, or remove it with
+    power 0; in force two heights after the block that executes the proposal."""
 
     public_key: PublicKey
     power: VotingPower
 
 
 class ValidatorUnjail(_Action, tag=3, frozen=True):
+    """Let a validator jailed for equivocation count again, at the power it had."""
+
     address: Address
 
 
@@ -383,8 +380,6 @@ Body = (
     | CancelOrder
     | AmendOrder
     | SetZoneHalt
-    | SetValidator
-    | UnjailValidator
     | TransmissionStatus
     | DistributionStatus
     | DeclareEmergency

@@ -2,10 +2,10 @@
 set signs which height.
 
 Consensus reads the set for a height from here, so every validator agrees on it. A change
-(jailing by evidence; adding, re-weighting, removing and unjailing by an ERC transaction
-until governance votes arrive) is decided in the block at height H and takes effect at
-height H + 2: the block at H + 1 is already being agreed by the old set while H is executed,
-so the first height a new set can sign is H + 2.
+(jailing by evidence; adding, re-weighting, removing and unjailing by a passed governance
+proposal, never by one authority's transaction) is decided in the block at height H and
+takes effect at height H + 2: the block at H + 1 is already being agreed by the old set
+while H is executed, so the first height a new set can sign is H + 2.
 
 Because every decision waits two heights, up to two stages can be pending at once: one
 decided in the previous block (in force from H + 1) and one decided in this block (from
@@ -14,7 +14,7 @@ is lost or delayed, and decisions in the same block merge into one stage.
 
 Equivocation evidence (two signed votes by one validator for different blocks at the same
 height, round and type) jails the validator: it stops counting from the activation height
-until the ERC unjails it.
+until a governance vote unjails it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from gridtokenx.consensus.messages import Evidence
 from gridtokenx.consensus.validators import Validator, ValidatorSet
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.state import Overlay, State
-from gridtokenx.tx import MAX_TOTAL_POWER, SetValidator, UnjailValidator
+from gridtokenx.tx import MAX_TOTAL_POWER
 
 SET_KEY: Final = b"vset"
 ACTIVATION_DELAY: Final = 2
@@ -176,10 +176,10 @@ def end_block(view: Overlay, ctx: BlockContext) -> None:
         view.put(SET_KEY, Sets(due[-1].members, later))
 
 
-# --- transaction handlers -----------------------------------------------------------------
-# Only the ERC signs these: it licenses who may operate grid infrastructure in Thailand, so
-# it is the one authority whose say over who runs a validator needs no vote today. The
-# governance issue replaces this with a vote of the authorities.
+# --- decisions of governance ----------------------------------------------------------------
+# Only a passed proposal calls these (governance.py), at submission on a throw-away fork
+# (so a change that could not execute is refused at once) and at execution. Each raises the
+# Rejection of the first rule the change breaks and then changes nothing.
 
 
 def _require_valid_key(public_key: bytes) -> None:
@@ -201,36 +201,30 @@ def _require_not_in_use(view: Overlay, address: bytes) -> None:
         raise errors.ValidatorKeyInUse("validator key belongs to a registered meter")
 
 
-def set_validator(
-    view: Overlay, ctx: BlockContext, sender: bytes, body: SetValidator
+def change_validator(
+    view: Overlay, ctx: BlockContext, public_key: bytes, power: int
 ) -> list[Event]:
     """Add a validator, change its power, or remove it (power 0), from H + ACTIVATION_DELAY."""
-    registry.require_role(view, sender, registry.ROLE_REGULATOR)
-    return change_validator(view, ctx, body)
-
-
-def change_validator(view: Overlay, ctx: BlockContext, body: SetValidator) -> list[Event]:
-    """`set_validator` without the signer check: a passed governance vote decides instead."""
-    _require_valid_key(body.public_key)
-    if not 0 <= body.power <= MAX_TOTAL_POWER:
+    _require_valid_key(public_key)
+    if not 0 <= power <= MAX_TOTAL_POWER:
         raise errors.PowerOutOfRange(f"power must be between 0 and {MAX_TOTAL_POWER}")
-    address = crypto.address_of(body.public_key)
+    address = crypto.address_of(public_key)
     newest = _newest(_sets(view))
     member = next((m for m in newest if m.address == address), None)
-    if member is None and body.power == 0:
+    if member is None and power == 0:
         raise errors.UnknownValidator("cannot remove a key that is not in the validator set")
-    if member is not None and member.power == body.power:
-        raise errors.ValidatorUnchanged(f"the validator already has power {body.power}")
+    if member is not None and member.power == power:
+        raise errors.ValidatorUnchanged(f"the validator already has power {power}")
     if member is None:
         _require_not_in_use(view, address)
     others = tuple(m for m in newest if m.address != address)
     starts = ctx.height + ACTIVATION_DELAY
-    if body.power == 0:
+    if power == 0:
         changed = others
     elif member is None:
-        changed = (*others, Member(address, body.public_key, body.power, False, starts))
+        changed = (*others, Member(address, public_key, power, False, starts))
     else:
-        changed = (*others, msgspec.structs.replace(member, power=body.power))
+        changed = (*others, msgspec.structs.replace(member, power=power))
     total = sum(m.power for m in changed)
     if total > MAX_TOTAL_POWER and total > sum(m.power for m in newest):
         raise errors.TotalPowerTooHigh(f"total voting power would exceed {MAX_TOTAL_POWER}")
@@ -238,26 +232,18 @@ def change_validator(view: Overlay, ctx: BlockContext, body: SetValidator) -> li
         raise errors.NoActiveValidator("the change would leave no validator that is not jailed")
     _decide(view, ctx, changed)
     if member is None:
-        kind, attrs = "validator_added", {"power": body.power}
-    elif body.power == 0:
+        kind, attrs = "validator_added", {"power": power}
+    elif power == 0:
         kind, attrs = "validator_removed", {}
     else:
-        kind, attrs = "validator_power_changed", {"power": body.power, "previous": member.power}
+        kind, attrs = "validator_power_changed", {"power": power, "previous": member.power}
     return [Event(kind, {"validator": address, **attrs, "from_height": starts})]
 
 
-def unjail_validator(
-    view: Overlay, ctx: BlockContext, sender: bytes, body: UnjailValidator
-) -> list[Event]:
+def unjail(view: Overlay, ctx: BlockContext, address: bytes) -> list[Event]:
     """Let a jailed validator count again from H + ACTIVATION_DELAY, at its old power."""
-    registry.require_role(view, sender, registry.ROLE_REGULATOR)
-    return unjail(view, ctx, body)
-
-
-def unjail(view: Overlay, ctx: BlockContext, body: UnjailValidator) -> list[Event]:
-    """`unjail_validator` without the signer check: a passed governance vote decides instead."""
     newest = _newest(_sets(view))
-    member = next((m for m in newest if m.address == body.address), None)
+    member = next((m for m in newest if m.address == address), None)
     if member is None:
         raise errors.UnknownValidator("address is not in the validator set")
     if not member.jailed:
@@ -265,4 +251,4 @@ def unjail(view: Overlay, ctx: BlockContext, body: UnjailValidator) -> list[Even
     starts = ctx.height + ACTIVATION_DELAY
     term = msgspec.structs.replace(member, jailed=False, accountable_from=starts)
     _decide(view, ctx, tuple(term if m is member else m for m in newest))
-    return [Event("validator_unjailed", {"validator": body.address, "from_height": starts})]
+    return [Event("validator_unjailed", {"validator": address, "from_height": starts})]

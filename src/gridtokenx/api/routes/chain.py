@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, Path, Query
 
 from gridtokenx import blocks, chain, registry, tx, validator_set
@@ -11,6 +12,7 @@ from gridtokenx.api import views
 from gridtokenx.api.errors import not_found
 from gridtokenx.api.models import ERRORS, Health, Page
 from gridtokenx.api.routes.common import Limit
+from gridtokenx.consensus.messages import Vote
 from gridtokenx.node import Node
 from gridtokenx.state import State
 
@@ -35,6 +37,10 @@ def block_view(node: Node, height: int, *, full: bool = True) -> dict[str, Any]:
     if full:
         out["txs"] = [tx.hash_of(raw).hex() for raw in block.txs]
         out["end_events"] = views.events(store.block_events(height) or [])
+        # Who signed it: the validators whose precommits this node's commit certificate
+        # holds (more than 2/3 of the power, not necessarily every signer's vote).
+        certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
+        out["signers"] = [views.plain(vote.validator) for vote in certificate]
     return out
 
 
