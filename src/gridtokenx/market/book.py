@@ -145,6 +145,8 @@ def record_trade(
     view.put(records.interval_trade_key(start, market.trade_count), records.TradeRef(trade.id))
     for n, (who, zone) in enumerate(new_parties, market.party_count):
         view.put(records.interval_party_key(start, n), records.Party(who, zone))
+        listed = msgspec.structs.replace(position(view, start, zone, who), listed=True)
+        view.put(records.position_key(start, zone, who), listed)
     return msgspec.structs.replace(
         market,
         trade_count=market.trade_count + 1,

@@ -94,6 +94,10 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
     bought_wh: int = 0
     locked_export_wh: int = 0  # metered export held in escrow until settlement
     metered_import_wh: int = 0  # metered import, billed or covered at settlement
+    # On the interval's party list. Set once, at the first trade, and never cleared: a party
+    # whose trades a capacity cut curtailed to nothing is still listed, so trading again must
+    # not list (and then settle) it a second time.
+    listed: bool = False
 
 
 class IntervalMarket(msgspec.Struct, frozen=True, array_like=True):

@@ -340,8 +340,12 @@ def _settle(
         if d - received:
             accounts.burn(view, escrow, Asset.GRID, d - received)
         value = book.value_satang(d, trade.price)
-        fee = value * params.platform_fee_basis_points // 10_000
-        wheeling = d * params.wheeling_satang_per_kwh // 1000
+        # Charges are at today's rates, but never beyond what the buyer put in escrow: a rate
+        # raised since the trade takes the fee first, then wheeling, from what is left over.
+        fee = min(value * params.platform_fee_basis_points // 10_000, trade.escrow_satang - value)
+        wheeling = min(
+            d * params.wheeling_satang_per_kwh // 1000, trade.escrow_satang - value - fee
+        )
         network = (
             _distributor(view, trade.buyer_zone)
             if len(trade.path) == 1

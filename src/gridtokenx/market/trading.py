@@ -180,7 +180,15 @@ def _execute(
         resting = book.get_order(view, fill.resting.id)  # re-read: escrow may have moved
         buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
         q = fill.quantity_wh
-        cost = book.buyer_cost_satang(q, fill.price, params)
+        # The escrow was sized at placement; a fee or wheeling rate governance raised since
+        # may price the fill and the rest above it. They share what is held: the fill takes
+        # its cost but leaves the rest's value at the limit (so every seller is paid in full),
+        # and settlement caps the charges at what the trade's escrow holds.
+        rest = buy.remaining_wh - q
+        cost = min(
+            book.buyer_cost_satang(q, fill.price, params),
+            buy.escrow_satang - book.value_satang(rest, buy.price),
+        )
         trade = records.Trade(
             id=book.next_id(view),
             interval_start=incoming.interval_start,
@@ -202,7 +210,7 @@ def _execute(
         first_trades = [
             (order.owner, order.zone)
             for order in (buy, sell)
-            if not _has_traded(book.position(view, order.interval_start, order.zone, order.owner))
+            if not book.position(view, order.interval_start, order.zone, order.owner).listed
         ]
         market = book.record_trade(view, market, trade, first_trades)
         if len(fill.path.zones) > 1:
@@ -213,7 +221,7 @@ def _execute(
         book.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
         # Keep in escrow exactly what the rest of the order can cost; a fill below the limit
         # frees the difference at once.
-        keep = book.buyer_cost_satang(buy.remaining_wh - q, buy.price, params)
+        keep = min(book.buyer_cost_satang(rest, buy.price, params), buy.escrow_satang - cost)
         surplus = buy.escrow_satang - cost - keep
         if surplus:
             accounts.move(view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, surplus)
@@ -240,10 +248,6 @@ def _execute(
         events += book.store_after_fills(view, resting)
     view.put(records.interval_key(incoming.interval_start), market)
     return incoming, events
-
-
-def _has_traded(pos: records.Position) -> bool:
-    return pos.sold_wh > 0 or pos.bought_wh > 0
 
 
 # --- transaction handlers ------------------------------------------------------------------
