@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
+
 from gridtokenx import codec, genesis, tx
 from gridtokenx.application import Application
-from gridtokenx.consensus.core import Timeouts
+from gridtokenx.consensus.core import Persistent, Step, Timeouts
+from gridtokenx.consensus.messages import NIL, Vote, VoteType, sign_vote
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.node import Node
 from gridtokenx.p2p.gossip import START_SCORE, Gossip, Kind
@@ -145,3 +148,48 @@ def test_transaction_batches_are_admitted_relayed_and_forgeries_cost_the_sender(
                 await node.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_restarted_node_re_sends_the_votes_in_its_wal_to_peers_that_connect_later(
+    tmp_path: Path,
+) -> None:
+    """EGAT's WAL says it prevoted in round 0, but the crash lost the vote on the way (a
+    killed process's socket buffers go with it). Restarted, the node must send that very
+    vote again, also to a peer that connects only after the restart (the regossip), and
+    never a different prevote for the round: with two of four validators down, the others
+    cannot reach a quorum without it."""
+    key = KEYS["EGAT"]
+    spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
+    app = Application.open(spec, tmp_path / "EGAT")
+    logged = sign_vote(key, CHAIN, Vote(1, 0, VoteType.PREVOTE, NIL, key.address))
+    app.store.save_wal(Persistent(1, 0, Step.PREVOTE, signed=(logged,)))
+
+    async def scenario() -> None:
+        node = Node(key, app, FAST, clock=lambda: GENESIS_TIME + 10)
+        heard: list[Vote] = []
+
+        async def collect(kind: Kind, payload: bytes, peer: bytes) -> bool:
+            if kind is Kind.VOTE:
+                heard.append(msgspec.msgpack.decode(payload, type=Vote))
+            return True
+
+        peer = Gossip(KEYS["MEA"], collect)
+        try:
+            port = await node.gossip.listen()
+            await node.start()  # nobody is connected yet: the first broadcast reaches no one
+            await peer.dial("127.0.0.1", port, expect=key.address)
+            for _ in range(100):  # bounded: 5 s, the regossip runs every second
+                if logged in heard:
+                    break
+                await asyncio.sleep(0.05)
+            assert logged in heard
+            round_0_prevotes = {
+                v.block_id for v in heard if (v.round, v.type) == (0, VoteType.PREVOTE)
+            }
+            assert round_0_prevotes == {NIL}  # the logged vote, never a second one
+            assert node.core.state.signed[0] == logged  # still in the WAL state
+        finally:
+            await peer.close()
+            await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -6,9 +6,10 @@ port, pruning) and `data/` (the RocksDB store). `gridtokenx init` makes one for 
 node; `init_devnet` makes the homes of a local devnet. On a devnet, validator i serves
 Prometheus metrics on 127.0.0.1 at base port + 100 + i and the REST/WebSocket API at base
 port + 200 + i (`config.api_port`; 0 turns it off). While running, the node rewrites
-`status.json` twice a second (height, state root, round, peers) atomically, which is what
-`gridtokenx status` and the tests read without touching the store the node holds open. With
-`keep_blocks` set, the same loop prunes blocks older than the last `keep_blocks` heights.
+`status.json` twice a second (height, state root, round and step, peers) atomically, which
+is what `gridtokenx status` and the tests read without touching the store the node holds
+open. With `keep_blocks` set, the same loop prunes blocks older than the last
+`keep_blocks` heights.
 
 Accelerated chain time (devnets and the demo only): the ledger's clock is the block time,
 and validators refuse proposals more than `blocks.MAX_CLOCK_DRIFT` seconds from their own
@@ -304,6 +305,7 @@ def _write_status(home: Path, node: Node) -> None:
         "pruned_below": node.app.store.pruned_below(),
         "state_root": node.app.state.root().hex(),
         "round": node.core.state.round,
+        "step": node.core.state.step.name.lower(),  # with the round: where a stall sits
         "peers": len(node.gossip.peers),
         "halted": node.halted,
         "pid": os.getpid(),

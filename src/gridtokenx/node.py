@@ -123,7 +123,9 @@ class Node:
 
     async def _regossip_loop(self, every: float = 1.0) -> None:
         """Consensus assumes messages eventually arrive: re-send this height's own
-        proposals and votes every second, for peers that restarted or reconnected."""
+        proposals and votes every second, for peers that restarted or reconnected. After
+        a restart they include the votes the WAL held (the core broadcasts them again on
+        `start`, before any peer is connected), which the crash may have lost."""
         while not self.halted:
             await asyncio.sleep(every)
             for kind, payload in list(self._own):

@@ -11,9 +11,12 @@ Validity of a proposed block is the application's question; the driver answers i
 delivers the proposal (`on_proposal(p, valid=...)`). Signatures of incoming messages are
 checked here, with the verifier the driver passes in.
 
-Everything a restarted validator must not forget (its round, step, lock, and therefore the
-votes it has already signed) is in `Persistent`: the driver writes it to its write-ahead log
-before it sends anything the core asked it to broadcast.
+Everything a restarted validator must not forget (its round, step, lock, and the votes it
+has already signed at this height) is in `Persistent`: the driver writes it to its
+write-ahead log before it sends anything the core asked it to broadcast. A crash can still
+lose those sends (a killed process's socket buffers go with it), so on restart the core
+counts its logged votes again and broadcasts them once more: when the others need exactly
+that vote for a quorum (two of four down, one back), nothing else would ever deliver it.
 """
 
 from __future__ import annotations
@@ -103,7 +106,13 @@ class Timeouts:
 
 
 class Persistent(msgspec.Struct, array_like=True):
-    """The validator's state that must survive a crash (written ahead of every send)."""
+    """The validator's state that must survive a crash (written ahead of every send).
+
+    `signed` holds every vote this validator signed at this height, in signing order: after
+    a restart it re-sends them (the crash may have lost them on the way) and never signs a
+    second, different vote for a round and type it already voted in. It is a tuple, replaced
+    rather than appended to, so a copy of the state (what the driver last logged) never
+    changes with it. A WAL written before the field existed decodes with it empty."""
 
     height: int
     round: int = 0
@@ -112,6 +121,7 @@ class Persistent(msgspec.Struct, array_like=True):
     locked_round: int = -1
     valid_block: bytes | None = None
     valid_round: int = -1
+    signed: tuple[Vote, ...] = ()
 
 
 @dataclass
@@ -171,8 +181,17 @@ class Core:
 
     # --- events ----------------------------------------------------------------------------
     def start(self) -> list[Action]:
-        """Begin (or, after a restart, resume) the current height and round."""
-        return self._start_round(self.state.round, resume=True)
+        """Begin (or, after a restart, resume) the current height and round.
+
+        On resume the votes from the WAL are broadcast again and counted in this core's own
+        tallies first: peers may never have received them, and without its own vote this
+        validator could not see a quorum it belongs to."""
+        actions: list[Action] = []
+        for vote in self.state.signed:
+            if vote.height == self.state.height:
+                actions.append(Broadcast(vote))
+                actions += self.on_vote(vote)
+        return actions + self._start_round(self.state.round, resume=True)
 
     def on_value(self, height: int, round: int, block: bytes) -> list[Action]:
         """The block this validator proposes, built by the driver after a RequestValue."""
@@ -254,7 +273,8 @@ class Core:
         self.round_senders.setdefault(round, {})[sender] = self.validators.power(sender)
 
     def _start_round(self, round: int, *, resume: bool = False) -> list[Action]:
-        """StartRound, line 11. On resume after a restart, re-send this round's own votes."""
+        """StartRound, line 11. On resume after a restart (`start` has re-sent and counted
+        the logged votes already) a validator past PROPOSE signs nothing new here."""
         s = self.state
         actions: list[Action] = []
         if not resume or round != s.round:
@@ -287,7 +307,13 @@ class Core:
         if not self.is_validator():
             return self._react(s.round)
         assert self.key is not None
+        for earlier in s.signed:
+            if (earlier.height, earlier.round, earlier.type) == (s.height, s.round, vtype):
+                # Already signed before a restart (the step rules should not get here): send
+                # that vote again rather than equivocate with a second one.
+                return [Broadcast(earlier), *self.on_vote(earlier)]
         vote = sign_vote(self.key, self.chain_id, Vote(s.height, s.round, vtype, bid, self.address))
+        s.signed = (*s.signed, vote)  # logged by the driver before the broadcast goes out
         return [Broadcast(vote), *self.on_vote(vote)]
 
     def _polka(self, round: int, bid: bytes) -> bool:

@@ -45,12 +45,16 @@ class Scenario:
     partitions: tuple[tuple[int, int, frozenset[int]], ...] = ()  # (from, to, one side)
     crashes: tuple[tuple[int, int, int], ...] = ()  # (validator, down at, back at)
     equivocators: frozenset[int] = frozenset()
+    lossy_crashes: bool = False
+    """A crash also loses what the validator sent that has not arrived yet, as a killed
+    process's socket buffers do: its WAL says it voted, but nobody may have the vote."""
 
     @classmethod
     def random(cls, seed: int) -> Scenario:
         """A hostile but recoverable network drawn from the seed: delays, drops, duplicates,
-        a partition, a crash with restart and possibly one equivocator, all before
-        `heal_ms`; at most f (one of four) validators faulty at any time."""
+        a partition, a crash with restart (losing what was in flight) and possibly one
+        equivocator, all before `heal_ms`; at most f (one of four) validators faulty at any
+        time."""
         rng = random.Random(seed)
         n = 4
         heal = rng.choice([0, 5_000, 20_000, 40_000])
@@ -77,6 +81,7 @@ class Scenario:
             partitions=partitions,
             crashes=crashes,
             equivocators=equivocators,
+            lossy_crashes=True,  # a real crash loses its socket buffers; draws no number
         )
 
     @property
@@ -333,6 +338,8 @@ class Simulation:
                     self._push(self.now + GOSSIP_MS, "gossip", payload)
             elif kind == "crash":
                 self.nodes[payload].up = False
+                if self.s.lossy_crashes:
+                    self._lose_in_flight(payload)
             elif kind == "restart":
                 old = self.nodes[payload]
                 node = self._new_node(old.index, old.key, old.wal)
@@ -343,6 +350,14 @@ class Simulation:
                     node.core.validators = app.validators(node.core.height)
                 self._act(node, node.core.start())
         return Result(self.decisions, self.evidence, self.now, self.messages)
+
+    def _lose_in_flight(self, sender: int) -> None:
+        """Drop every delivery from `sender` still in the queue (the order of the rest, and
+        so the run, stays a function of the scenario)."""
+        self.queue = [
+            entry for entry in self.queue if not (entry[2] == "deliver" and entry[3][0] == sender)
+        ]
+        heapq.heapify(self.queue)
 
     def _all_up_reached(self) -> bool:
         up = [n.index for n in self.nodes if n.up]
