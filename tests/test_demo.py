@@ -1,6 +1,7 @@
 """`gridtokenx demo` as a person runs it: real validator processes on 127.0.0.1 replaying a
-small, fast market day, the summary read from the chain, and every process gone at the end
-(after the summary with --exit-when-done, or on Ctrl-C mid-day)."""
+small, fast market day with its storyline (grid reports, the fee vote, certificate claims),
+the summary read from the chain, and every process gone at the end (after the summary with
+--exit-when-done, or on Ctrl-C mid-day)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ from typer.testing import CliRunner
 from conftest import free_base_port
 from gridtokenx import devnet
 from gridtokenx.cli import app
-from gridtokenx.simulator import devnet_day
+from gridtokenx.simulator import devnet_day, run_day_in_sandbox, storyline
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-# One traded interval after the setup's two: 45 chain minutes, 30 s at speed 90 (a speed
-# whose 55 ms for a proposal to arrive holds while other tests load both cores).
-SMALL = ["--participants", "24", "--hours", "0.25", "--speed", "90", "--seed", "3"]
+# Two traded intervals after the setup's two: an hour of chain time, 40 s at speed 90 (a
+# speed that holds while other tests load both cores). Two intervals of the afternoon let
+# the solar farm export a whole certificate (1 MWh) for the claims at the end of the day.
+DEMO = devnet_day.DemoConfig(participants=24, hours=0.5, speed=90, seed=3)
+SMALL = ["--participants", str(DEMO.participants), "--hours", str(DEMO.hours),
+         "--speed", str(DEMO.speed), "--seed", str(DEMO.seed)]  # fmt: skip
 
 
 def _demo(directory: Path, *extra: str, base_port: int = 0) -> subprocess.Popen[str]:
@@ -59,11 +63,44 @@ def _reap(proc: subprocess.Popen[str], directory: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _number(pattern: str, out: str, group: int = 1) -> int:
+    found = re.search(pattern, out)
+    assert found, (pattern, out)
+    return int(found[group].replace(",", ""))
+
+
+def _check_storyline(out: str) -> None:
+    """Grid reports for every interval, the fee vote where its heights put it, and the
+    certificates the same day issues in-process (same plans, same meters) all retired."""
+    spec = devnet.devnet_genesis("demo", 0)
+    intervals = DEMO.day().intervals
+    reports = _number(r"grid status reports committed\s*│\s*([\d,]+)", out)
+    assert reports == intervals * (1 + len(spec.zones)), out
+    same_day = run_day_in_sandbox(DEMO.day())
+    retired = _number(r"retired / beneficiaries\s*│\s*([\d,]+) /", out)
+    assert retired == same_day.certificates_retired > 0, out
+    assert _number(r"still active\s*│\s*([\d,]+)", out) == 0, out
+    weights = {a.code: a.weight for a in spec.authorities}
+    yes = sum(weights[code] for code in storyline.VOTERS)
+    tally = rf"yes / no / abstain of total weight\s*│\s*{yes:,} / 0 / 0 of [\d,]+ \(4 ballots\)"
+    assert re.search(tally, out), out
+    status = re.search(r"proposal \d+ status\s*│\s*(\w+)", out)
+    heights = re.search(r"voting ends / executes at height\s*│\s*([\d,]+) / ([\d,]+|-)", out)
+    assert status and heights, out
+    height = _number(r"chain height when read\s*│\s*([\d,]+)", out)
+    voting_end = int(heights[1].replace(",", ""))
+    if height < voting_end:
+        assert (status[1], heights[2]) == ("VOTING", "-"), out
+    else:
+        execute = int(heights[2].replace(",", ""))
+        assert status[1] == ("EXECUTED" if height >= execute else "PASSED"), out
+
+
 def test_demo_replays_a_day_on_a_devnet_and_stops_every_process(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     proc = _demo(directory, "--exit-when-done")
     try:
-        out, _ = proc.communicate(timeout=58)
+        out, _ = proc.communicate(timeout=100)
     finally:
         _reap(proc, directory)
     assert proc.returncode == 0, out
@@ -73,7 +110,9 @@ def test_demo_replays_a_day_on_a_devnet_and_stops_every_process(tmp_path: Path) 
     seen = re.search(r"submitted / committed\s*│\s*[\d,]+ / ([\d,]+)", out)
     assert seen and seen[1] == committed[1], out  # the chain's count is what the sink saw
     assert trades and int(trades[2].replace(",", "")) > 0, out
-    assert re.search(r"intervals settled \(at deadline\)\s*│\s*1 ", out), out
+    settled = rf"intervals settled \(at deadline\)\s*│\s*{DEMO.day().intervals} "
+    assert re.search(settled, out), out
+    _check_storyline(out)
     assert re.search(r"submitted / committed\s*│\s*([\d,]+) / \1 ", out), out
     assert "finality from submission" in out
     assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/", out)

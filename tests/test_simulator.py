@@ -1,15 +1,20 @@
 """The market-day simulator through the in-process ledger: invariants after every block,
-settlement, trades across zones, a summary that agrees with the ledger, determinism."""
+settlement, trades across zones, a summary that agrees with the ledger, determinism, and
+the storyline (grid operators' reports, the fee vote, certificate claims) on chain."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
+import msgspec
 import pytest
 
-from gridtokenx import accounts, errors, invariants, registry, tx
+from gridtokenx import accounts, certificates, devnet, errors, governance, invariants, registry, tx
 from gridtokenx.crypto import PrivateKey
+from gridtokenx.grid import records as grid
 from gridtokenx.market import records
+from gridtokenx.params import Params
 from gridtokenx.sandbox import Sandbox
 from gridtokenx.simulator import (
     DayConfig,
@@ -20,19 +25,34 @@ from gridtokenx.simulator import (
     render,
     run_day_in_sandbox,
     sandbox_for,
+    storyline,
     summarize,
 )
+from gridtokenx.simulator.operators import FREQUENCY_SWING_MHZ, NOMINAL_FREQUENCY_MHZ, average_kw
 from gridtokenx.simulator.population import Archetype, build_population, spread_over_zones
 
 SMALL = DayConfig(seed=11, participants=30, start_minute=10 * 60, intervals=8)
 
 
+class RecordingSink(SandboxSink):
+    """A SandboxSink that keeps every signed transaction it was given, in order."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__(sandbox)
+        self.submitted: list[bytes] = []
+
+    def submit(self, txs: list[bytes]) -> None:
+        self.submitted += txs
+        super().submit(txs)
+
+
 class Run:
     """A day through a SandboxSink, with the invariants checked after every block."""
 
-    def __init__(self, config: DayConfig) -> None:
-        self.sandbox = sandbox_for(config)
-        self.sink = SandboxSink(self.sandbox)
+    def __init__(self, config: DayConfig, params: Params | None = None) -> None:
+        self.config = config
+        self.sandbox = sandbox_for(config, params)
+        self.sink = RecordingSink(self.sandbox)
         self.day = MarketDay(
             config, self.sandbox.genesis, self.sandbox.authority_keys, self.sink.next_nonce
         )
@@ -40,7 +60,11 @@ class Run:
         self.day.run(self.sink, self.after)
         invariants.check_all(self.sandbox.state)
         self.summary = summarize(
-            self.sandbox.state, self.sink.events, self.day.first_interval, config.intervals
+            self.sandbox.state,
+            self.sink.events,
+            self.day.first_interval,
+            config.intervals,
+            self.sandbox.height - 1,
         )
 
     def after(self, step: Step) -> None:
@@ -204,8 +228,11 @@ def test_render_prints_every_section(small: Run) -> None:
     console = Console(record=True, width=120)
     render(small.summary, console)
     text = console.export_text()
-    for heading in ("Energy", "Money", "Average P2P price", "Ledger", "CO2 avoided"):
+    for heading in ("Energy", "Money", "Average P2P price", "Ledger", "CO2 avoided",
+                    "Grid operators", "Renewable energy certificates", "Governance"):  # fmt: skip
         assert heading in text
+    assert storyline.fee_title(small.sandbox.genesis.params) in text
+    assert f"{small.summary.grid_reports:,}" in text
     assert small.summary.state_root[:16] in text
 
 
@@ -229,3 +256,153 @@ def test_a_day_starts_from_the_nonces_the_chain_already_holds() -> None:
     invariants.check_all(sb.state)
     first = config.first_interval(sb.genesis.params)
     assert summarize(sb.state, sink.events, first, 2).intervals_settled == 2
+
+
+# --- the storyline -------------------------------------------------------------------------
+def _events(run: Run, kind: str) -> list[dict[str, object]]:
+    return [dict(e.attrs) for e in run.sink.events if e.kind == kind]
+
+
+def test_the_operators_report_every_metered_interval_first_in_its_step(small: Run) -> None:
+    spec, state, day = small.sandbox.genesis, small.sandbox.state, small.day
+    view = state.overlay()
+    reports = 1 + len(spec.zones)  # EGAT's, and one per zone by its distributor
+    for step in small.steps:
+        bodies = [tx.decode(raw).tx.body for raw in step.txs]
+        grid_bodies = [
+            b for b in bodies if isinstance(b, tx.TransmissionStatus | tx.DistributionStatus)
+        ]
+        assert len(grid_bodies) == (reports if step.read >= 0 else 0)
+        assert bodies[: len(grid_bodies)] == grid_bodies  # first in the step's transactions
+        assert all(b.measured_at == step.time for b in grid_bodies)
+    transmissions = _events(small, "transmission_status")
+    assert len(transmissions) == SMALL.intervals == small.summary.transmission_reports
+    assert len(_events(small, "distribution_status")) == SMALL.intervals * len(spec.zones)
+    assert small.summary.grid_reports == SMALL.intervals * reports
+    for event in transmissions:
+        frequency = event["frequency_mhz"]
+        assert isinstance(frequency, int)
+        assert abs(frequency - NOMINAL_FREQUENCY_MHZ) <= FREQUENCY_SWING_MHZ
+    latest = grid.transmission(view)
+    last = SMALL.intervals - 1
+    assert latest is not None and latest.reported_by == "EGAT"
+    assert latest.measured_at == day.start(SMALL.intervals)  # the end of the last interval
+    assert (
+        latest.frequency_mhz
+        == small.summary.latest_frequency_mhz
+        == transmissions[-1]["frequency_mhz"]
+    )
+    interval = spec.params.interval_seconds
+    for zone in spec.zones:
+        members = [m for m in day.population.members if m.zone == zone.code]
+        balance = state.get(grid.zone_balance_key(zone.code), grid.ZoneBalanceState)
+        assert balance is not None and balance.measured_at == latest.measured_at
+        pv = sum(day.plans[m.name].actual_pv[last] for m in members)
+        load = sum(day.plans[m.name].actual_load[last] for m in members)
+        assert (balance.generation_kw, balance.demand_kw) == (
+            average_kw(pv, interval), average_kw(load, interval))  # fmt: skip
+        status = state.get(grid.distribution_key(zone.code), grid.DistributionState)
+        assert status is not None and status.reported_by == zone.distribution_authority
+        assert status.load_kw == balance.demand_kw
+        for k in range(SMALL.intervals):  # the headroom never bound a P2P import
+            room = grid.import_room_wh(view, day.start(k), zone.code, interval)
+            assert room is not None and room > 0
+
+
+def test_the_storyline_leaves_the_market_alone_and_can_be_switched_off(small: Run) -> None:
+    plain = Run(dataclasses.replace(SMALL, storyline=False))
+    assert not plain.summary.grid_reports and not plain.summary.proposals
+    assert plain.summary.certificates_issued == small.summary.certificates_issued > 0
+    assert plain.summary.certificates_retired == 0
+    assert plain.summary.certificates_active == plain.summary.certificates_issued
+    # the same trades and settlement reports: the headroom reported never bound an import
+    for prefix in (b"trade/", b"rep/", b"ord/"):
+        assert list(plain.sandbox.state.scan(prefix)) == list(small.sandbox.state.scan(prefix))
+    assert plain.sandbox.state.root() != small.sandbox.state.root()
+
+
+def test_the_fee_proposal_is_open_with_the_four_validating_authorities_yes(small: Run) -> None:
+    state, spec = small.sandbox.state, small.sandbox.genesis
+    erc = small.sandbox.authority("ERC").address
+    (submitted,) = _events(small, "proposal_submitted")
+    proposal = governance.get_proposal(state, int(str(submitted["id"])))
+    assert proposal is not None and proposal.proposer == erc
+    assert proposal.kind is tx.ProposalKind.MARKET_RULE
+    fee = spec.params.platform_fee_basis_points
+    assert proposal.actions == (tx.ParamChange("platform_fee_basis_points", fee // 2),)
+    # production periods and one block per step: still voting when the day ends
+    assert proposal.status is governance.ProposalStatus.VOTING
+    assert proposal.voting_end_height > small.sandbox.height
+    weights = {a.code: a.weight for a in spec.authorities}
+    for code in storyline.VOTERS:
+        address = small.sandbox.authority(code).address
+        ballot = state.get(governance.ballot_key(proposal.id, address), governance.Ballot)
+        assert ballot == governance.Ballot(tx.VoteChoice.YES, weights[code])
+    assert proposal.yes == sum(weights[c] for c in storyline.VOTERS)
+    assert proposal.total_weight == sum(weights.values())
+    assert proposal.no == proposal.abstain == 0
+    (line,) = small.summary.proposals
+    assert (line.id, line.status, line.yes, line.ballots) == (
+        proposal.id,
+        "VOTING",
+        proposal.yes,
+        4,
+    )
+    assert small.summary.platform_fee_bp == fee  # not executed, so not in force
+
+
+def test_certificates_are_claimed_by_the_corporate_buyer_and_their_holders(small: Run) -> None:
+    state, day = small.sandbox.state, small.day
+    buyer = storyline.corporate_buyer(day.population.members, day.plans)
+    assert buyer is not None and buyer.archetype in storyline.CORPORATE
+    owners = {m.key.address: m for m in day.population.members}
+    certs = [c for _, c in state.scan(b"cert/") if isinstance(c, certificates.Certificate)]
+    assert certs and all(c.retired for c in certs)
+    for cert in certs:
+        first = owners[cert.issued_to]
+        claimant = buyer if first.archetype is Archetype.SOLAR_FARM else first
+        assert cert.owner == claimant.key.address
+        assert cert.beneficiary == storyline.beneficiary(claimant, SMALL.date)
+        assert claimant.name in cert.beneficiary
+    assert any(owners[c.issued_to].archetype is Archetype.SOLAR_FARM for c in certs)
+    for m in day.population.members:
+        assert small.sink.certificates_of(m.key.address) == []
+    s = small.summary
+    assert s.certificates_issued == s.certificates_retired == len(certs)
+    assert s.certificates_issued_wh == sum(c.energy_wh for c in certs)
+    assert s.claimed_avoided_g == sum(c.avoided_g for c in certs)
+    assert s.beneficiaries == len({c.beneficiary for c in certs})
+    assert s.certificates_active == 0
+    assert len(_events(small, "certificate_retired")) == len(certs)
+
+
+def test_the_same_config_signs_the_same_bytes() -> None:
+    config = DayConfig(seed=5, participants=16, start_minute=11 * 60, intervals=4)
+    first, again = Run(config), Run(config)
+    assert first.sink.submitted == again.sink.submitted
+    assert first.sandbox.state.root() == again.sandbox.state.root()
+    assert _events(first, "proposal_submitted") and _events(first, "transmission_status")
+
+
+def test_with_devnet_periods_the_fee_vote_executes_within_the_day() -> None:
+    """One block per step: 60 heights of voting and 10 of timelock fit in 72 intervals."""
+    params = msgspec.structs.replace(Params(), governance=devnet.DEVNET_GOVERNANCE)
+    run = Run(DayConfig(seed=7, participants=8, start_minute=4 * 60, intervals=72), params)
+    (line,) = run.summary.proposals
+    assert line.status == "EXECUTED"
+    assert line.execute_height == line.voting_end_height + devnet.DEVNET_GOVERNANCE.timelock_heights
+    assert line.execute_height <= run.summary.height
+    assert run.summary.platform_fee_bp == params.platform_fee_basis_points // 2
+    executed = _events(run, "proposal_executed")
+    assert executed == [{"id": line.id}]
+    assert run.summary.intervals_settled == 72
+
+
+def test_the_votes_need_the_proposal_on_chain_first() -> None:
+    config = DayConfig(seed=5, participants=8, start_minute=11 * 60, intervals=2)
+    sb = sandbox_for(config)
+    day = MarketDay(config, sb.genesis, sb.authority_keys)
+    steps = day.steps()  # no chain to read the proposal's id from
+    next(steps)
+    with pytest.raises(RuntimeError, match="not on chain"):
+        next(steps)

@@ -16,6 +16,7 @@ from gridtokenx.simulator.devnet_sink import DevnetRejected, DevnetSink, DevnetT
 
 CHAIN = "gridtokenx-sink-test"
 MEA = genesis.dev_keys()["MEA"]
+ERC = genesis.dev_keys()["ERC"]
 
 
 def _start(root: Path) -> tuple[devnet.Processes, str]:
@@ -146,6 +147,26 @@ def test_without_quorum_it_times_out_and_a_busy_node_is_retried_once_blocks_resu
         nodes.stop()
         restarted.stop()
     assert not nodes.alive() and not restarted.alive()
+
+
+def test_find_proposal_reads_the_open_proposal_of_a_proposer_by_title(api: Client) -> None:
+    sink = DevnetSink(api, timeout=30)
+    title = "Halve the P2P platform fee (sink test)"
+    change = tx.ParamChange("platform_fee_basis_points", 5)
+    body = tx.SubmitProposal(tx.ProposalKind.MARKET_RULE, (change,), title)
+    assert sink.find_proposal(ERC.address, title) is None
+    sink.submit([tx.make(ERC, CHAIN, sink.next_nonce(ERC.address), body).encode()])
+    sink.wait_final()
+    found = sink.find_proposal(ERC.address, title)
+    assert found is not None
+    proposal = api.proposal(found)
+    assert proposal["title"] == title and proposal["status"] == "VOTING"
+    assert sink.find_proposal(MEA.address, title) is None  # another proposer's: none
+    assert sink.find_proposal(ERC.address, title + "!") is None
+
+
+def test_certificates_of_a_holder_of_none_is_empty(api: Client) -> None:
+    assert DevnetSink(api).certificates_of(crypto.PrivateKey.generate().address) == []
 
 
 def test_batch_size_is_checked(api: Client) -> None:

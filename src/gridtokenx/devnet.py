@@ -70,6 +70,15 @@ DEVNET_GOVERNANCE: Final = Governance(
 proposal is open for a minute and executes ten seconds after it passes (an emergency: 20 s
 and 5 s). Quorums and approvals are the production ones; production's periods (params.py,
 a day of voting and half a day of timelock) are untouched."""
+DEVNET_GRID_STATUS_MAX_AGE_SECONDS: Final = 900
+"""How old a grid measurement may be on a devnet: one interval, where production keeps 300 s
+(params.py). An accelerated devnet (the demo runs 120 chain seconds per wall second) would
+squeeze 300 chain seconds into 2.5 wall seconds, less than the 5 the demo's order gate
+closure allows, so a SCADA report submitted at an interval boundary could go stale while
+it waits for a block behind the interval's readings and orders; the demo's sink stops the
+day on any dropped transaction. One interval (7.5 wall seconds at 120x) keeps a report
+valid for as long as the interval it describes is the latest one; the clock-skew limit
+(30 s ahead) and the strict ordering per subject are untouched."""
 T = TypeVar("T")
 
 
@@ -120,18 +129,23 @@ def devnet_genesis(
     genesis_time: int,
     validators: Sequence[str] = DEVNET_VALIDATORS,
     governance: Governance = DEVNET_GOVERNANCE,
+    grid_status_max_age_seconds: int = DEVNET_GRID_STATUS_MAX_AGE_SECONDS,
 ) -> genesis.Genesis:
     """The Thai devnet genesis with `validators` validating at their genesis voting power;
     the other authorities keep their governance roles and weights but get voting power 0,
     since a validator with power that runs no process would only slow or stop the quorum.
     A vote can give them power later. `governance` sets the voting rules (short periods by
-    default, so a vote can be tried on a local devnet)."""
+    default, so a vote can be tried on a local devnet) and `grid_status_max_age_seconds`
+    how stale a grid measurement may be (one interval by default, for accelerated clocks:
+    see DEVNET_GRID_STATUS_MAX_AGE_SECONDS)."""
     spec = genesis.devnet(chain_id, genesis_time, genesis.dev_keys())
     authorities = tuple(
         a if a.code in validators else msgspec.structs.replace(a, voting_power=0)
         for a in spec.authorities
     )
-    params = msgspec.structs.replace(spec.params, governance=governance)
+    params = msgspec.structs.replace(
+        spec.params, governance=governance, grid_status_max_age_seconds=grid_status_max_age_seconds
+    )
     return msgspec.structs.replace(spec, authorities=authorities, params=params)
 
 

@@ -3,7 +3,9 @@
 `run_day_in_sandbox` replays a day through a single-process ledger and returns the summary
 read back from it; `MarketDay.run` takes any `Sink` (`devnet_sink.DevnetSink` drives a
 devnet through the SDK, and `devnet_day` runs `gridtokenx demo` with it); `loadgen` turns
-the same agents into pre-signed load for benchmarks. See docs/simulator.md.
+the same agents into pre-signed load for benchmarks. With `DayConfig.storyline` the day
+also carries the grid operators' reports (`operators`), a fee vote and certificate claims
+(`storyline`). See docs/simulator.md.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from gridtokenx import genesis
 from gridtokenx.params import Params
 from gridtokenx.sandbox import Sandbox
 from gridtokenx.simulator.day import DayConfig, MarketDay, Step
-from gridtokenx.simulator.sink import SandboxSink, SimulationRejected, Sink
+from gridtokenx.simulator.sink import ChainReader, SandboxSink, SimulationRejected, Sink
 from gridtokenx.simulator.summary import DaySummary, render, summarize
 
 __all__ = [
+    "ChainReader",
     "DayConfig",
     "DaySummary",
     "MarketDay",
@@ -57,4 +60,5 @@ def run_day_in_sandbox(
     sink = SandboxSink(sandbox)
     day = MarketDay(config, sandbox.genesis, sandbox.authority_keys, sink.next_nonce)
     day.run(sink, None if on_step is None else (lambda step: on_step(sandbox, step)))
-    return summarize(sandbox.state, sink.events, day.first_interval, config.intervals)
+    height = sandbox.height - 1  # the last ended block (advance_to started the next)
+    return summarize(sandbox.state, sink.events, day.first_interval, config.intervals, height)

@@ -8,6 +8,15 @@ ended and the orders for the interval after the one starting; N intervals take N
 after the setup. The meters also report the two setup intervals (with nothing metered), so
 the first traded interval's reading covers that interval alone instead of being spread back
 over the intervals since registration.
+
+With `DayConfig.storyline` on (the default) the day also runs the grid, governance and
+certificate features of the ledger: the operators' SCADA reports lead every step that
+follows a metered interval (operators.py), the ERC proposes halving the platform fee with
+the first traded interval's orders and the four validating authorities vote in the next
+step, and after the last readings the certificates issued during the day are claimed
+(storyline.py). Two facts of that story come from the chain through the sink (the
+proposal's id and the certificates held), read between steps: a step is signed only once
+the one before it is final.
 """
 
 from __future__ import annotations
@@ -16,13 +25,21 @@ import datetime
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from gridtokenx import crypto, genesis
+from gridtokenx import crypto, genesis, tx
 from gridtokenx.params import Params
+from gridtokenx.simulator import storyline
 from gridtokenx.simulator.agents import Meters, Plan, Traders, Weather, plan
 from gridtokenx.simulator.clock import Day
-from gridtokenx.simulator.population import Population, build_population, setup_phases
+from gridtokenx.simulator.operators import Scada
+from gridtokenx.simulator.population import (
+    Archetype,
+    Member,
+    Population,
+    build_population,
+    setup_phases,
+)
 from gridtokenx.simulator.signer import Signer
-from gridtokenx.simulator.sink import Sink
+from gridtokenx.simulator.sink import ChainReader, Sink
 
 BUDGET_SATANG_PER_KWH = 700
 """THB issued per kWh a member may import, bid for or fail to deliver: above the peak
@@ -39,6 +56,7 @@ class DayConfig:
     intervals: int = 96
     hot_season: bool | None = None  # None: from the date (March-May)
     key_prefix: str = "sim"  # keys are dev keys under this label: change it to rerun a chain
+    storyline: bool = True  # grid reports, the fee vote and certificate claims (storyline.py)
 
     def problems(self, params: Params) -> list[str]:
         found = []
@@ -106,6 +124,7 @@ class MarketDay:
         members = list(self.population.members)
         self.traders = Traders(members, self.plans, self.seed)
         self.meters = Meters(members, self.plans)
+        self.scada = Scada(spec, members, self.plans, config.intervals, self.seed)
         self.signer = Signer(spec.chain_id, next_nonce)
 
     def start(self, k: int) -> int:
@@ -147,13 +166,69 @@ class MarketDay:
         found = self.traders.orders(k, self.start(k), self.params)
         return [self.signer.sign(m.key, order) for m, order in found]
 
-    def steps(self) -> Iterator[Step]:
-        """The trading and metering timeline, signed lazily (call after `setup`)."""
-        n = self.config.intervals
+    def grid_reports(self, k: int, measured_at: int) -> list[bytes]:
+        """The operators' signed SCADA reports of window interval `k`, just ended."""
+        return [self.signer.sign(self.authorities[code], body)
+                for code, body in self.scada.reports(k, measured_at)]  # fmt: skip
+
+    def governance(self, j: int, chain: ChainReader | None) -> list[bytes]:
+        """Step `j`'s part of the fee vote: the ERC's proposal with the first traded
+        interval's orders (j = 0), the votes in the next step (j = 1). The votes need the
+        proposal's id, read from the chain once step 0 is final: it is 1 on a new chain
+        (the demo's and the sandbox's), but the day does not rely on that."""
+        if j == 0:
+            return [self.signer.sign(self.authorities[storyline.PROPOSER],
+                                     storyline.fee_proposal(self.params))]  # fmt: skip
+        if j != 1:
+            return []
+        proposer = self.authorities[storyline.PROPOSER].address
+        title = storyline.fee_title(self.params)
+        found = chain.find_proposal(proposer, title) if chain is not None else None
+        if found is None:
+            raise RuntimeError("the fee proposal is not on chain: steps must be submitted "
+                               "and final before the next one is signed")  # fmt: skip
+        return [self.signer.sign(self.authorities[code], vote)
+                for code, vote in storyline.votes(found)]  # fmt: skip
+
+    def steps(self, chain: ChainReader | None = None) -> Iterator[Step]:
+        """The trading and metering timeline, signed lazily (call after `setup`); with the
+        storyline, `chain` answers the proposal's id before step 1 is signed."""
+        n, story = self.config.intervals, self.config.storyline
         for j in range(n + 2):
-            traded = j if j < n else None
-            txs = self.readings(j - 2) + ([] if traded is None else self.orders(traded))
-            yield Step(self.start(j - 1), txs, j - 2, traded)
+            traded, read, at = (j if j < n else None), j - 2, self.start(j - 1)
+            txs = self.grid_reports(read, at) if story and read >= 0 else []
+            txs += self.readings(read) + ([] if traded is None else self.orders(traded))
+            txs += self.governance(j, chain) if story else []
+            yield Step(at, txs, read, traded)
+
+    def _holders(self) -> list[Member]:
+        size = self.params.rec_size_wh
+        return [m for m in self.population.members
+                if storyline.may_hold_certificates(m, self.plans[m.name], size)]  # fmt: skip
+
+    def _retire(self, member: Member, certificate_id: int) -> bytes:
+        name = storyline.beneficiary(member, self.config.date)
+        return self.signer.sign(member.key, tx.RetireCertificate(certificate_id, name))
+
+    def claims(self, chain: ChainReader) -> Iterator[list[bytes]]:
+        """The certificate claims after the last readings, in batches, each to be final
+        before the next is signed: solar farms transfer theirs to the corporate buyer and
+        other holders retire their own; then the buyer retires what it holds."""
+        buyer = storyline.corporate_buyer(self.population.members, self.plans)
+        first: list[bytes] = []
+        for m in self._holders():
+            for cid in chain.certificates_of(m.key.address):
+                if buyer is not None and m.archetype is Archetype.SOLAR_FARM:
+                    body = tx.TransferCertificate(cid, buyer.key.address)
+                    first.append(self.signer.sign(m.key, body))
+                elif m is not buyer:
+                    first.append(self._retire(m, cid))
+        if first:
+            yield first
+        if buyer is not None:
+            own = [self._retire(buyer, cid) for cid in chain.certificates_of(buyer.key.address)]
+            if own:
+                yield own
 
     @property
     def end_time(self) -> int:
@@ -164,10 +239,13 @@ class MarketDay:
         for phase in self.setup():
             sink.submit(phase)
             sink.wait_final()
-        for step in self.steps():
+        for step in self.steps(sink):
             sink.advance_to(step.time)
             sink.submit(step.txs)
             sink.wait_final()
             if on_step is not None:
                 on_step(step)
+        for batch in self.claims(sink) if self.config.storyline else ():
+            sink.submit(batch)
+            sink.wait_final()
         sink.advance_to(self.end_time)

@@ -190,7 +190,7 @@ class DemoDevnet:
             events = observer.events
 
             def read(node: Node) -> DaySummary:  # on the observer's loop: one committed state
-                return summarize(node.app.state, list(events), first, n)
+                return summarize(node.app.state, list(events), first, n, node.app.height)
 
             summary = observer.call(read)
         elapsed = time.monotonic() - started

@@ -13,6 +13,11 @@ node's code: the model only builds transactions that must apply, and skipping on
 break every later nonce of its sender. The two refusals that only mean "not now" (the
 mempool is full, or a sender is too many nonces ahead of the chain) are retried once the
 transactions already submitted are final.
+
+The storyline's reads (`ChainReader`) go to the same node: `certificates_of` pages through
+`GET /certificates?owner=...&status=active` (the node's certificate index by holder) and
+`find_proposal` through `GET /governance/proposals?status=active`. The day calls them only
+after `wait_final`, so the node's state already holds what was submitted.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gridtokenx import crypto, tx
+from gridtokenx.api.models import MAX_LIMIT
 from gridtokenx.client import ApiError, Client
 
 MAX_BATCH: Final = 1000  # the API's limit per batch request
+MAX_PAGES: Final = 1000  # bounds a read's paging (500 items a page)
 RETRY_LATER: Final = frozenset({"MEMPOOL_FULL", "NONCE_TOO_FAR"})
 DROP_CHECK_AFTER: Final = 2.0  # seconds pending before the sink asks whether it was dropped
 
@@ -139,6 +146,33 @@ class DevnetSink:
             if exc.code == "NOT_FOUND":
                 return 0
             raise
+
+    def certificates_of(self, address: bytes) -> list[int]:
+        """Active certificates `address` holds, ascending (the API lists newest first)."""
+        ids: list[int] = []
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            page = self.client.certificates(address, status="active", limit=MAX_LIMIT,
+                                            after=after)  # fmt: skip
+            ids += [int(item["id"]) for item in page["items"]]
+            after = page["next"]
+            if after is None:
+                return sorted(ids)
+        raise RuntimeError(f"more than {MAX_PAGES} pages of certificates")
+
+    def find_proposal(self, proposer: bytes, title: str) -> int | None:
+        """The newest open proposal by `proposer` with `title` (open ones come from the
+        ledger's own list, newest first)."""
+        who, after = crypto.address_to_text(proposer), None
+        for _ in range(MAX_PAGES):
+            page = self.client.proposals("active", limit=MAX_LIMIT, after=after)
+            for item in page["items"]:
+                if item["proposer"] == who and item["title"] == title:
+                    return int(item["id"])
+            after = page["next"]
+            if after is None:
+                return None
+        raise RuntimeError(f"more than {MAX_PAGES} pages of proposals")
 
     def _submit_until_busy(self, txs: list[bytes]) -> list[bytes]:
         """Submit in batches; returns the transactions from the first busy refusal on."""

@@ -1,20 +1,33 @@
 """Where the day's transactions go: the `Sink` protocol and the in-process Sandbox sink.
 
-The driver only submits pre-signed bytes and moves time forward, so the same day runs
-against a single-process ledger here and against a devnet through the SDK
-(`devnet_sink.DevnetSink`: batches, the chain's clock, finality).
+The driver submits pre-signed bytes and moves time forward, so the same day runs against a
+single-process ledger here and against a devnet through the SDK (`devnet_sink.DevnetSink`:
+batches, the chain's clock, finality). The storyline also needs two facts only the chain
+knows, so a sink answers two reads of committed state (`ChainReader`): the id its fee
+proposal got and the certificates a member holds. Everything else the day decides alone.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from gridtokenx import accounts, errors, ledger, tx
+from gridtokenx import accounts, certificates, errors, governance, ledger, tx
 from gridtokenx.context import Event
 from gridtokenx.sandbox import Sandbox
 
 
-class Sink(Protocol):
+class ChainReader(Protocol):
+    """Reads of committed state: what the day cannot know in advance."""
+
+    def certificates_of(self, address: bytes) -> list[int]:
+        """Ids of the active (not retired) certificates `address` holds, ascending."""
+
+    def find_proposal(self, proposer: bytes, title: str) -> int | None:
+        """The newest open proposal `proposer` submitted with `title`, if any: the day finds
+        its own proposal's id this way rather than assuming the chain's counter."""
+
+
+class Sink(ChainReader, Protocol):
     def submit(self, txs: list[bytes]) -> None:
         """Send signed transactions, in order, to be included at the current chain time."""
 
@@ -65,3 +78,26 @@ class SandboxSink:
         """The nonce the ledger expects next from `address` (0 for an account not yet open)."""
         account = self.sandbox.state.get(accounts.account_key(address), accounts.Account)
         return 0 if account is None else account.nonce
+
+    def certificates_of(self, address: bytes) -> list[int]:
+        """Every certificate by id (ids count up from 1, never reused): a few reads for the
+        certificates a simulated day issues, where a prefix scan would sort all of state."""
+        state = self.sandbox.state
+        sequence = state.get(certificates.SEQUENCE_KEY, certificates.CertificateSequence)
+        found = []
+        for i in range(1, 1 if sequence is None else sequence.next_id):
+            cert = state.get(certificates.certificate_key(i), certificates.Certificate)
+            if cert is not None and cert.owner == address and not cert.retired:
+                found.append(i)
+        return found
+
+    def find_proposal(self, proposer: bytes, title: str) -> int | None:
+        """From the ledger's list of open proposals (a handful), not a scan."""
+        found = [
+            i
+            for i in governance.active_ids(self.sandbox.state)
+            if (p := governance.get_proposal(self.sandbox.state, i)) is not None
+            and p.proposer == proposer
+            and p.title == title
+        ]
+        return max(found, default=None)

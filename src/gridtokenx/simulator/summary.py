@@ -7,6 +7,13 @@ buyer's saving is what its P2P energy would have cost at the interval's TOU rate
 and VAT) minus what it paid for it (price, platform fee, wheeling); a seller's extra income
 is what it was paid minus what the buy-back rate would have paid for the same energy. CO2
 avoided is renewable P2P energy received times the governed grid emission factor.
+
+The storyline's part (operators.py, storyline.py) is read the same way: grid reports are
+the committed `transmission_status` and `distribution_status` events and the latest
+frequency EGAT's record in state; certificates are the `cert/` records of the window's
+intervals (issued, retired, for whom, the CO2e their retirements claim); the proposals are
+those the events show submitted, with status, tally and heights from their records, so the
+summary says where a vote stands at the height it was read instead of assuming it.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from typing import Final
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx import accounts, chain, metering
+from gridtokenx import accounts, certificates, chain, governance, metering
 from gridtokenx.context import Event
+from gridtokenx.grid import records as grid
 from gridtokenx.market import records
 from gridtokenx.market.settlement import tariff_msat_per_kwh
 from gridtokenx.state import State
@@ -38,6 +46,24 @@ class PriceCell:
     @property
     def average(self) -> int:
         return self.turnover // self.energy_wh if self.energy_wh else 0
+
+
+@dataclass(frozen=True)
+class ProposalLine:
+    """Where one proposal stands, from its record."""
+
+    id: int
+    title: str
+    kind: str
+    status: str
+    yes: int
+    no: int
+    abstain: int
+    total_weight: int
+    ballots: int
+    voting_end_height: int
+    execute_height: int  # 0 until it passes
+    outcome: str
 
 
 @dataclass
@@ -80,15 +106,85 @@ class DaySummary:
     thb_held_satang: int = 0
     prices: dict[tuple[str, str], PriceCell] = field(default_factory=dict)
     trade_zones: set[str] = field(default_factory=set)  # zones with a settled trade
+    height: int = 0  # the last committed height the summary was read at (0: not given)
+    transmission_reports: int = 0  # `transmission_status` events
+    distribution_reports: int = 0  # `distribution_status` events
+    latest_frequency_mhz: int = 0  # EGAT's latest accepted measurement; 0: none yet
+    certificates_issued: int = 0  # of the window's intervals
+    certificates_issued_wh: int = 0
+    certificates_retired: int = 0
+    certificates_retired_wh: int = 0
+    certificates_active: int = 0
+    beneficiaries: int = 0  # distinct beneficiaries of the retirements
+    claimed_avoided_g: int = 0  # CO2e the retirements claim (fixed at issue)
+    platform_fee_bp: int = 0  # in force when read
+    proposals: list[ProposalLine] = field(default_factory=list)
+
+    @property
+    def grid_reports(self) -> int:
+        return self.transmission_reports + self.distribution_reports
 
 
 def _interval_of(key: bytes, offset: int) -> int:
     return int.from_bytes(key[offset : offset + 8])
 
 
+def _certificates(s: DaySummary, state: State, first_interval: int, end: int) -> None:
+    """Certificates whose energy ends in the window, by id (they count up from 1)."""
+    sequence = state.get(certificates.SEQUENCE_KEY, certificates.CertificateSequence)
+    beneficiaries: set[str] = set()
+    for i in range(1, 1 if sequence is None else sequence.next_id):
+        cert = state.get(certificates.certificate_key(i), certificates.Certificate)
+        if cert is None or not first_interval <= cert.last_interval < end:
+            continue
+        s.certificates_issued += 1
+        s.certificates_issued_wh += cert.energy_wh
+        if not cert.retired:
+            s.certificates_active += 1
+            continue
+        s.certificates_retired += 1
+        s.certificates_retired_wh += cert.energy_wh
+        s.claimed_avoided_g += cert.avoided_g
+        beneficiaries.add(cert.beneficiary)
+    s.beneficiaries = len(beneficiaries)
+
+
+def _proposal(state: State, proposal_id: int) -> ProposalLine | None:
+    p = governance.get_proposal(state, proposal_id)
+    if p is None:
+        return None
+    ballots = sum(1 for _ in state.scan(governance.ballot_key(proposal_id, b"")))
+    return ProposalLine(p.id, p.title, p.kind.name, p.status.name, p.yes, p.no, p.abstain,
+                        p.total_weight, ballots, p.voting_end_height, p.execute_height,
+                        p.outcome)  # fmt: skip
+
+
+def _storyline(s: DaySummary, state: State, events: list[Event]) -> None:
+    """Grid reports and proposals from the committed events, their records from state."""
+    submitted = []
+    for event in events:
+        if event.kind == "transmission_status":
+            s.transmission_reports += 1
+        elif event.kind == "distribution_status":
+            s.distribution_reports += 1
+        elif event.kind == "proposal_submitted" and isinstance(event.attrs["id"], int):
+            submitted.append(event.attrs["id"])
+    latest = state.get(grid.TRANSMISSION_KEY, grid.TransmissionState)
+    s.latest_frequency_mhz = 0 if latest is None else latest.frequency_mhz
+    found = (_proposal(state, i) for i in sorted(set(submitted)))
+    s.proposals = [line for line in found if line is not None]
+
+
 def summarize(
-    state: State, events: Iterable[Event], first_interval: int, intervals: int
+    state: State,
+    events: Iterable[Event],
+    first_interval: int,
+    intervals: int,
+    height: int = 0,
 ) -> DaySummary:
+    """The day's summary from `state` and the committed `events`; `height` is the last
+    committed height (only shown: the proposals' status comes from their records)."""
+    events = list(events)
     p = chain.params(state)
     end = first_interval + intervals * p.interval_seconds
     peak_rate = (
@@ -96,7 +192,8 @@ def summarize(
         * (10_000 + p.tariffs.vat_basis_points)
         // 10_000
     )
-    s = DaySummary(first_interval, intervals, state.root().hex())
+    s = DaySummary(first_interval, intervals, state.root().hex(), height=height)
+    s.platform_fee_bp = p.platform_fee_basis_points
 
     def window(start: int) -> bool:
         return first_interval <= start < end
@@ -177,6 +274,8 @@ def summarize(
         elif event.kind == "debt":
             amount = event.attrs["amount"]
             s.debts_satang += amount if isinstance(amount, int) else 0
+    _certificates(s, state, first_interval, end)
+    _storyline(s, state, events)
     return s
 
 
@@ -193,6 +292,50 @@ def facts_table(title: str, rows: tuple[tuple[str, str], ...]) -> Table:
     for label, value in rows:
         table.add_row(label, value)
     return table
+
+
+def _grid_table(s: DaySummary) -> Table:
+    frequency = f"{s.latest_frequency_mhz / 1000:.3f} Hz" if s.latest_frequency_mhz else "-"
+    return facts_table("Grid operators (SCADA reports)", (
+        ("grid status reports committed", f"{s.grid_reports:,}"),
+        ("  transmission (EGAT) / distribution (MEA, PEA)",
+         f"{s.transmission_reports:,} / {s.distribution_reports:,}"),
+        ("latest system frequency", frequency),
+    ))  # fmt: skip
+
+
+def _certificate_table(s: DaySummary) -> Table:
+    return facts_table("Renewable energy certificates", (
+        ("issued", f"{s.certificates_issued:,} ({s.certificates_issued_wh / 1e6:,.1f} MWh)"),
+        ("retired / beneficiaries", f"{s.certificates_retired:,} / {s.beneficiaries:,}"),
+        ("CO2e claimed by retirements", f"{s.claimed_avoided_g / 1000:,.1f} kgCO2e"),
+        ("still active", f"{s.certificates_active:,}"),
+    ))  # fmt: skip
+
+
+def _stage(line: ProposalLine) -> str:
+    """The status, with the reason when it was rejected or failed."""
+    return f"{line.status}: {line.outcome}" if line.outcome else line.status
+
+
+def _governance_table(s: DaySummary) -> Table:
+    rows: list[tuple[str, str]] = []
+    for line in s.proposals:
+        rows += [
+            (f"proposal {line.id} ({line.kind})", line.title),
+            (f"proposal {line.id} status", _stage(line)),
+            ("  yes / no / abstain of total weight",
+             f"{line.yes:,} / {line.no:,} / {line.abstain:,} of {line.total_weight:,} "
+             f"({line.ballots} ballots)"),
+            ("  voting ends / executes at height",
+             f"{line.voting_end_height:,} / {line.execute_height or '-'}"),
+        ]  # fmt: skip
+    if not rows:
+        rows.append(("proposals submitted", "none"))
+    rows.append(("chain height when read", f"{s.height:,}" if s.height else "-"))
+    fee = f"{s.platform_fee_bp} bp ({s.platform_fee_bp / 100:.2f} %)"
+    rows.append(("platform fee in force", fee))
+    return facts_table("Governance", tuple(rows))
 
 
 def render(summary: DaySummary, console: Console | None = None) -> None:
@@ -247,5 +390,6 @@ def render(summary: DaySummary, console: Console | None = None) -> None:
          f"{s.thb_issued_satang:,} - {s.thb_redeemed_satang:,} = {s.thb_held_satang:,} satang"),
         ("state root", s.state_root),
     ))  # fmt: skip
-    for table in (energy, money, prices, ledger):
+    for table in (energy, money, prices, _grid_table(s), _certificate_table(s),
+                  _governance_table(s), ledger):  # fmt: skip
         out.print(table)
