@@ -44,7 +44,9 @@ K = ProposalKind
 YES, NO, ABSTAIN, VETO = VoteChoice.YES, VoteChoice.NO, VoteChoice.ABSTAIN, VoteChoice.VETO
 
 
-def governed_sandbox(**changes: int) -> Sandbox:
+def governed_sandbox(params: dict[str, int] | None = None, **changes: int) -> Sandbox:
+    """Governance that acts within a few blocks (`changes` to its rules), and other governed
+    parameters changed by `params`."""
     base = genesis.devnet("gridtokenx-sandbox", DEFAULT_GENESIS_TIME, genesis.dev_keys())
     rules = {
         "voting_period_heights": VOTING,
@@ -56,7 +58,7 @@ def governed_sandbox(**changes: int) -> Sandbox:
     gov = msgspec.structs.replace(Governance(), **rules)
     return Sandbox(
         spec=msgspec.structs.replace(
-            base, params=msgspec.structs.replace(base.params, governance=gov)
+            base, params=msgspec.structs.replace(base.params, **(params or {}), governance=gov)
         )
     )
 

@@ -34,19 +34,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from conftest import INTERVAL
-from gridtokenx import certificates, codec, errors, genesis, governance, ledger, registry, tx
+from gridtokenx import certificates, codec, errors, governance, ledger, registry, tx
 from gridtokenx.context import BlockContext, Event
 from gridtokenx.crypto import PrivateKey
 from gridtokenx.invariants import check_all
 from gridtokenx.market import book, records
-from gridtokenx.params import Governance, Params
-from gridtokenx.sandbox import DEFAULT_GENESIS_TIME, Sandbox
+from gridtokenx.params import Params
+from gridtokenx.sandbox import Sandbox
 from gridtokenx.state import State
 from gridtokenx.tx import (
     Body,
@@ -74,6 +73,7 @@ from gridtokenx.tx import (
     TransmissionStatus,
     VoteChoice,
 )
+from test_governance import governed_sandbox
 from test_market import Market
 
 MIX_EXAMPLES = int(os.environ.get("MIX_EXAMPLES", "50"))
@@ -130,16 +130,7 @@ DELEGATION_REFUSALS = (
 
 def mixed_sandbox() -> Sandbox:
     """Small certificates and governance that acts within a few blocks."""
-    base = genesis.devnet("gridtokenx-sandbox", DEFAULT_GENESIS_TIME, genesis.dev_keys())
-    rules = msgspec.structs.replace(
-        Governance(),
-        voting_period_heights=3,
-        timelock_heights=2,
-        emergency_voting_period_heights=1,
-        emergency_timelock_heights=0,
-    )
-    params = msgspec.structs.replace(base.params, rec_size_wh=REC_SIZE, governance=rules)
-    return Sandbox(spec=msgspec.structs.replace(base, params=params))
+    return governed_sandbox(params={"rec_size_wh": REC_SIZE})
 
 
 class RecordingSandbox(Sandbox):

@@ -19,6 +19,7 @@ on retirement (day of the block that retires: when the claim was made).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from typing import Final
 
 import msgspec
@@ -27,7 +28,7 @@ from gridtokenx import errors, registry
 from gridtokenx.context import BlockContext, Event, EventValue
 from gridtokenx.metering import ReadingRecord, reading_key
 from gridtokenx.params import Params
-from gridtokenx.state import Overlay
+from gridtokenx.state import Overlay, State
 from gridtokenx.tx import MeterKind, RetireCertificate, TransferCertificate
 
 SEQUENCE_KEY: Final = b"certseq"
@@ -80,6 +81,16 @@ class CarbonTotals(msgspec.Struct, frozen=True, array_like=True):
 
 def certificate_key(certificate_id: int) -> bytes:
     return b"cert/" + certificate_id.to_bytes(8)
+
+
+def issued(view: Overlay | State) -> Iterator[Certificate]:
+    """Every certificate, by id. Ids count up from 1 and are never reused, so this is one
+    read per certificate, where a prefix scan would sort every key of the state."""
+    sequence = view.get(SEQUENCE_KEY, CertificateSequence)
+    for i in range(1, 1 if sequence is None else sequence.next_id):
+        cert = view.get(certificate_key(i), Certificate)
+        if cert is not None:
+            yield cert
 
 
 def accrual_key(meter: bytes) -> bytes:

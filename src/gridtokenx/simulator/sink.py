@@ -80,16 +80,9 @@ class SandboxSink:
         return 0 if account is None else account.nonce
 
     def certificates_of(self, address: bytes) -> list[int]:
-        """Every certificate by id (ids count up from 1, never reused): a few reads for the
-        certificates a simulated day issues, where a prefix scan would sort all of state."""
+        """From every certificate by id: a few reads for what a simulated day issues."""
         state = self.sandbox.state
-        sequence = state.get(certificates.SEQUENCE_KEY, certificates.CertificateSequence)
-        found = []
-        for i in range(1, 1 if sequence is None else sequence.next_id):
-            cert = state.get(certificates.certificate_key(i), certificates.Certificate)
-            if cert is not None and cert.owner == address and not cert.retired:
-                found.append(i)
-        return found
+        return [c.id for c in certificates.issued(state) if c.owner == address and not c.retired]
 
     def find_proposal(self, proposer: bytes, title: str) -> int | None:
         """From the ledger's list of open proposals (a handful), not a scan."""

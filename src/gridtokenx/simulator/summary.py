@@ -131,11 +131,9 @@ def _interval_of(key: bytes, offset: int) -> int:
 
 def _certificates(s: DaySummary, state: State, first_interval: int, end: int) -> None:
     """Certificates whose energy ends in the window, by id (they count up from 1)."""
-    sequence = state.get(certificates.SEQUENCE_KEY, certificates.CertificateSequence)
     beneficiaries: set[str] = set()
-    for i in range(1, 1 if sequence is None else sequence.next_id):
-        cert = state.get(certificates.certificate_key(i), certificates.Certificate)
-        if cert is None or not first_interval <= cert.last_interval < end:
+    for cert in certificates.issued(state):
+        if not first_interval <= cert.last_interval < end:
             continue
         s.certificates_issued += 1
         s.certificates_issued_wh += cert.energy_wh
