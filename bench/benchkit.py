@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nacl.signing
 
-from gridtokenx import tx
+from gridtokenx.wire import tx
 
 
 def raw_verify_rate(txs: Iterable[tx.SignedTransaction]) -> float:

@@ -23,13 +23,14 @@ import tempfile
 from pathlib import Path
 
 import benchkit
-from gridtokenx import genesis, tx
-from gridtokenx.application import Application, Rejected
+from gridtokenx.chain.application import Application, Rejected
 from gridtokenx.consensus.core import Timeouts
-from gridtokenx.crypto import PrivateKey
-from gridtokenx.devnet import DEVNET_VALIDATORS, devnet_genesis
-from gridtokenx.node import Node
-from gridtokenx.sandbox import Sandbox
+from gridtokenx.devnet.homes import DEVNET_VALIDATORS, devnet_genesis
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.node.runtime import Node
+from gridtokenx.wire import tx
+from gridtokenx.wire.crypto import PrivateKey
 
 RESULTS = Path(__file__).parent / "results" / "chain.json"
 CHAIN = "gridtokenx-bench"

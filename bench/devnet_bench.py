@@ -35,12 +35,18 @@ from pathlib import Path
 import msgspec
 
 import benchkit
-from gridtokenx import blocks, codec, devnet, genesis, keystore, tx
-from gridtokenx.consensus.messages import Commit
-from gridtokenx.crypto import PrivateKey
+from gridtokenx.chain import blocks
+from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
+from gridtokenx.devnet.processes import free_base_port
+from gridtokenx.ledger import genesis
+from gridtokenx.node import keystore
+from gridtokenx.node.home import read_config, read_status
 from gridtokenx.p2p.gossip import Gossip, Kind
 from gridtokenx.simulator import loadgen
-from gridtokenx.store import Store
+from gridtokenx.storage.store import Store
+from gridtokenx.wire import codec, tx
+from gridtokenx.wire.crypto import PrivateKey
+from gridtokenx.wire.votes import Commit
 from workload import MarketLoad
 
 RESULTS = Path(__file__).parent / "results" / "devnet.json"
@@ -182,7 +188,7 @@ def validators_running(homes: list[Path]) -> Iterator[list[subprocess.Popen[byte
     ]
     try:
         deadline = time.perf_counter() + 60
-        while any((devnet.read_status(h) or {}).get("peers", 0) != len(homes) - 1 for h in homes):
+        while any((read_status(h) or {}).get("peers", 0) != len(homes) - 1 for h in homes):
             if time.perf_counter() > deadline:
                 raise RuntimeError("the validators did not connect within 60 s")
             time.sleep(0.2)
@@ -230,10 +236,10 @@ def run(
     workload: str = "crossing",
 ) -> dict[str, object]:
     now = int(time.time())
-    base = devnet.free_base_port(validators)
-    codes = devnet.devnet_validators(validators)
-    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
-    spec = devnet.devnet_genesis(CHAIN, now - 60, codes)
+    base = free_base_port(validators)
+    codes = devnet_validators(validators)
+    homes = init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
+    spec = devnet_genesis(CHAIN, now - 60, codes)
     load: MarketLoad | DayLoad
     if workload == "day":
         load = DayLoad(spec, now, 2 * accounts, int(rate * seconds))
@@ -243,7 +249,7 @@ def run(
         ids = [
             keystore.load_key(h / "node_key.json", "", allow_insecure=True).address for h in homes
         ]
-        ports = [devnet.read_config(h).listen_port for h in homes]
+        ports = [read_config(h).listen_port for h in homes]
         pids = [p.pid for p in procs]
         figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids))
     figures["heights_checked_identical"] = _same_chain(homes)
@@ -273,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         )
         shape = (args.rate, args.seconds, args.validators, args.block_ms)
         figures = run(*shape, folder, args.accounts, args.workload)
-    sample = MarketLoad(devnet.devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
+    sample = MarketLoad(devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
     sample.setup()
     result: dict[str, object] = {
         "benchmark": "devnet",

@@ -25,9 +25,13 @@ from pathlib import Path
 
 import benchkit
 from devnet_bench import validators_running
-from gridtokenx import devnet, genesis, tx
 from gridtokenx.client import ApiError, AsyncClient
-from gridtokenx.crypto import PrivateKey
+from gridtokenx.devnet.homes import devnet_validators, init_devnet
+from gridtokenx.devnet.processes import free_base_port
+from gridtokenx.ledger import genesis
+from gridtokenx.node.home import read_config
+from gridtokenx.wire import tx
+from gridtokenx.wire.crypto import PrivateKey
 
 RESULTS = Path(__file__).parent / "results" / "grid.json"
 CHAIN = "gridtokenx-bench-grid"
@@ -127,10 +131,10 @@ async def _drive(api_urls: list[str], updates: int) -> dict[str, object]:
 
 def run(updates: int, validators: int, block_ms: int, folder: Path) -> dict[str, object]:
     now = int(time.time())
-    base = devnet.free_base_port(validators)
-    codes = devnet.devnet_validators(validators)
-    homes = devnet.init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
-    urls = [f"http://127.0.0.1:{devnet.read_config(h).api_port}" for h in homes]
+    base = free_base_port(validators)
+    codes = devnet_validators(validators)
+    homes = init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
+    urls = [f"http://127.0.0.1:{read_config(h).api_port}" for h in homes]
     with validators_running(homes):
         return asyncio.run(_drive(urls, updates))
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchkit
-from gridtokenx import crypto, ledger, tx
-from gridtokenx.context import BlockContext
-from gridtokenx.sandbox import Sandbox
-from gridtokenx.state import State
+from gridtokenx.ledger import transition
+from gridtokenx.ledger.context import BlockContext
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.ledger.state import State
+from gridtokenx.wire import crypto, tx
 
 INTERVAL = 900
 RESULTS = Path(__file__).parent / "results" / "ledger.json"
@@ -128,7 +129,7 @@ def apply_rate(
 
         def run(block: Block = block) -> None:
             for stx in block.txs:
-                ledger.apply(state, stx, block.context, check_signature=check_signature)
+                transition.apply(state, stx, block.context, check_signature=check_signature)
 
         spent += timed(run)
         root_times.append(timed(state.root))
@@ -150,14 +151,14 @@ def capped_reading_ms() -> tuple[float, int]:
     sb.submit(
         mea, tx.RegisterMeter(meter.public_key, farm.address, "BKK", tx.MeterKind.SOLAR, 4 * 10**9)
     )
-    cap = ledger.params(sb.state).rec_max_per_reading
-    size = ledger.params(sb.state).rec_size_wh
+    cap = transition.params(sb.state).rec_max_per_reading
+    size = transition.params(sb.state).rec_size_wh
     sb.advance(4 * INTERVAL)
     start = sb.time // INTERVAL * INTERVAL - INTERVAL
     stx = sb.sign(meter, tx.MeterReading(start, 0, (cap + 3) * size))
     events: list[object] = []
     sb.state.root()
-    spent = timed(lambda: events.extend(ledger.apply(sb.state, stx, sb.context)))
+    spent = timed(lambda: events.extend(transition.apply(sb.state, stx, sb.context)))
     spent += timed(sb.state.root)
     issued = sum(1 for e in events if getattr(e, "kind", "") == "certificate_issued")
     return spent * 1000, issued
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     state = fresh_state(args.participants)[0].state
     for block in workload.blocks:
         for stx in block.txs:
-            ledger.apply(state, stx, block.context, check_signature=False)
+            transition.apply(state, stx, block.context, check_signature=False)
     full_rehash = timed(state.recompute_root)
     per_block = len(txs) // len(workload.blocks)
     capped_ms, capped_issued = capped_reading_ms()
@@ -213,8 +214,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     rows = [
         ("raw Ed25519 verify (PyNaCl)", f"{verify:,.0f} /s"),
         ("decode signed tx", f"{decode:,.0f} /s"),
-        ("ledger.apply with signature", f"{with_sig:,.0f} tx/s"),
-        ("ledger.apply without signature", f"{without_sig:,.0f} tx/s"),
+        ("transition.apply with signature", f"{with_sig:,.0f} tx/s"),
+        ("transition.apply without signature", f"{without_sig:,.0f} tx/s"),
         ("with signature / raw verify", f"{with_sig / verify:.3f}"),
         (
             f"incremental root, {per_block} tx block",

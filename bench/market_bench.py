@@ -4,7 +4,7 @@ Builds a Bangkok book `--depth` orders deep (half bids, half asks, not crossing)
 places `--orders` incoming orders that alternately rest and cross, timing each one. Figures:
 the matching engine alone (decide the fills and apply them to its books with the same
 operations a commit uses, no ledger and no records), orders/s and p50/p99 microseconds per
-order through `ledger.apply` without signature checks (engine plus every state write,
+order through `transition.apply` without signature checks (engine plus every state write,
 escrow and event), orders/s with signature checks, and the raw PyNaCl verification rate
 measured in the same run.
 
@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 
 import benchkit
-from gridtokenx import crypto, ledger, tx
-from gridtokenx.market import engine
-from gridtokenx.sandbox import Sandbox
-from gridtokenx.state import State
+from gridtokenx.ledger import transition
+from gridtokenx.ledger.market import engine
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.ledger.state import State
+from gridtokenx.wire import crypto, tx
 
 RESULTS = Path(__file__).parent / "results" / "market.json"
 BUY, SELL = tx.Side.BUY, tx.Side.SELL
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             stx = desk.order(desk.sellers[i // 2 % per_side], S, 1_000, 600 + i % 300)
         else:
             stx = desk.order(desk.buyers[i // 2 % per_side], B, 1_000, 100 + i % 300)
-        ledger.apply(desk.sb.state, stx, desk.sb.context, check_signature=False)
+        transition.apply(desk.sb.state, stx, desk.sb.context, check_signature=False)
 
     incoming = []
     for i in range(args.orders):  # alternately rest inside the spread and cross it
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     latencies = []
     for stx in incoming:
         started = time.perf_counter()
-        ledger.apply(state, stx, desk.sb.context, check_signature=False)
+        transition.apply(state, stx, desk.sb.context, check_signature=False)
         latencies.append(time.perf_counter() - started)
     unsigned = len(incoming) / sum(latencies)
 
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         view.commit()
     started = time.perf_counter()
     for stx in incoming:
-        ledger.apply(fresh.sb.state, stx, desk.sb.context, check_signature=True)
+        transition.apply(fresh.sb.state, stx, desk.sb.context, check_signature=True)
     signed = len(incoming) / (time.perf_counter() - started)
     if fresh.sb.state.root() != state.root():
         raise SystemExit("signed and unsigned runs reached different state roots")

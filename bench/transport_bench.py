@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import benchkit
-from gridtokenx.crypto import PrivateKey
 from gridtokenx.p2p import transport
+from gridtokenx.wire.crypto import PrivateKey
 
 RESULTS = Path(__file__).parent / "results" / "transport.json"
 LENGTH = struct.Struct(">I")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gridtokenx import crypto, genesis, tx
-from gridtokenx.sandbox import Sandbox
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.wire import crypto, tx
 
 INTERVAL = 900
 P, L = tx.ParticipantKind, tx.LicenceKind

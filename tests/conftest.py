@@ -13,12 +13,13 @@ import os
 import msgspec
 import pytest
 
-from gridtokenx import accounts, errors, genesis, invariants, ledger, registry
-from gridtokenx.context import Event
-from gridtokenx.crypto import PrivateKey
-from gridtokenx.params import Params
-from gridtokenx.sandbox import DEFAULT_GENESIS_TIME, Sandbox
-from gridtokenx.tx import (
+from gridtokenx.ledger import accounts, genesis, invariants, registry, transition
+from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.params import Params
+from gridtokenx.ledger.sandbox import DEFAULT_GENESIS_TIME, Sandbox
+from gridtokenx.wire import errors
+from gridtokenx.wire.crypto import PrivateKey
+from gridtokenx.wire.tx import (
     Body,
     GrantLicence,
     IssueThb,
@@ -81,7 +82,7 @@ class Net:
         root = self.sb.state.root()
         records = len(self.sb.state)
         with pytest.raises(errors.Rejection) as info:
-            ledger.apply(self.sb.state, stx, self.sb.context, check_signature=check_signature)
+            transition.apply(self.sb.state, stx, self.sb.context, check_signature=check_signature)
         exc = info.value
         assert type(exc) is exc_type, f"expected {exc_type.__name__}, got {type(exc).__name__}"
         assert exc.code == code
@@ -118,7 +119,7 @@ class Net:
 
     @property
     def params(self) -> Params:
-        return ledger.params(self.sb.state)
+        return transition.params(self.sb.state)
 
     # --- building the cast -----------------------------------------------------------------
     def distributor(self, zone: str) -> PrivateKey:
@@ -204,7 +205,7 @@ def sandbox_with_params(**changes: int) -> Sandbox:
 def free_base_port(count: int = 4) -> int:
     """Ports for `count` node processes (node, metrics and API ports), from a range of this
     pytest-xdist worker's own, so parallel workers never pick overlapping ports."""
-    from gridtokenx.devnet import free_base_port as pick
+    from gridtokenx.devnet.processes import free_base_port as pick
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0

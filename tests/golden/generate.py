@@ -1,6 +1,6 @@
 """Write the golden vectors that pin the ledger's and the chain's bytes across refactors.
 
-Run from the repository root (`.venv/bin/python tests/golden/generate.py`) only when a
+Run from the repository root (`.venv/bin/python -m tests.golden.generate`) only when a
 change is meant to alter the protocol's bytes; a layout change must leave `test_golden.py`
 passing against the vectors as they are. Two sets:
 
@@ -28,18 +28,18 @@ import msgspec
 
 HERE = Path(__file__).resolve().parent
 LEDGER_TESTS = [
-    "test_tokens.py",
-    "test_registry.py",
-    "test_metering.py",
-    "test_market.py",
-    "test_market_crosszone.py",
-    "test_market_repricing.py",
-    "test_grid.py",
-    "test_governance.py",
-    "test_governance_grid.py",
-    "test_certificates.py",
-    "test_validator_changes.py",
-    "test_simulator.py",
+    "ledger/test_tokens.py",
+    "ledger/test_registry.py",
+    "ledger/test_metering.py",
+    "ledger/market/test_market.py",
+    "ledger/market/test_market_crosszone.py",
+    "ledger/market/test_market_repricing.py",
+    "ledger/grid/test_grid.py",
+    "ledger/test_governance.py",
+    "ledger/grid/test_governance_grid.py",
+    "ledger/test_certificates.py",
+    "ledger/test_validator_changes.py",
+    "simulator/test_simulator.py",
 ]
 
 
@@ -48,16 +48,17 @@ def digest(data: bytes) -> str:
 
 
 class Recorder:
-    """Patches genesis.build_state, ledger.apply and ledger.end_block to log per state."""
+    """Patches genesis.build_state, transition.apply and transition.end_block to log per state."""
 
     def __init__(self) -> None:
         self.sessions: dict[int, dict[str, Any]] = {}
         self.keep: list[Any] = []  # states stay alive so their ids are never reused
 
     def install(self) -> None:
-        from gridtokenx import codec, errors, genesis, ledger
+        from gridtokenx.ledger import genesis, transition
+        from gridtokenx.wire import codec, errors
 
-        build_state, apply, end_block = genesis.build_state, ledger.apply, ledger.end_block
+        build_state, apply, end_block = genesis.build_state, transition.apply, transition.end_block
         sessions, keep = self.sessions, self.keep
 
         def recording_build_state(spec: Any) -> Any:
@@ -93,12 +94,12 @@ class Recorder:
             return events
 
         genesis.build_state = recording_build_state
-        ledger.apply = recording_apply
-        ledger.end_block = recording_end_block
+        transition.apply = recording_apply
+        transition.end_block = recording_end_block
 
 
 def decodes(raw: bytes) -> bool:
-    from gridtokenx import tx
+    from gridtokenx.wire import tx
 
     try:
         tx.decode(raw)
@@ -109,8 +110,9 @@ def decodes(raw: bytes) -> bool:
 
 def replay(session: dict[str, Any]) -> bool:
     """Does the log alone reproduce the session's outcomes and final root?"""
-    from gridtokenx import codec, errors, genesis, ledger, tx
-    from gridtokenx.context import BlockContext
+    from gridtokenx.ledger import genesis, transition
+    from gridtokenx.ledger.context import BlockContext
+    from gridtokenx.wire import codec, errors, tx
 
     spec = msgspec.json.decode(session["genesis"], type=genesis.Genesis)
     state = genesis.build_state(spec)
@@ -122,7 +124,7 @@ def replay(session: dict[str, Any]) -> bool:
                     return False
                 continue  # a refusal of bytes no node could receive changes nothing
             try:
-                events = ledger.apply(
+                events = transition.apply(
                     state, tx.decode(raw), BlockContext(height, time), check_signature=check
                 )
                 got = ["ok", digest(codec.encode(events))]
@@ -132,7 +134,7 @@ def replay(session: dict[str, Any]) -> bool:
                 return False
         else:
             _, height, time, events_digest, root = op
-            events = ledger.end_block(state, BlockContext(height, time))
+            events = transition.end_block(state, BlockContext(height, time))
             if [digest(codec.encode(events)), state.root().hex()] != [events_digest, root]:
                 return False
     return state.root().hex() == session["root"]
@@ -161,8 +163,9 @@ def record_chain() -> dict[str, Any]:
     """A simulated day, built block by block by the application over RocksDB."""
     import datetime
 
-    from gridtokenx import blocks, genesis, validator_set
-    from gridtokenx.application import Application
+    from gridtokenx.chain import blocks
+    from gridtokenx.chain.application import Application
+    from gridtokenx.ledger import genesis, validator_set
     from gridtokenx.simulator import DayConfig, MarketDay, SandboxSink, sandbox_for
 
     config = DayConfig(
@@ -214,7 +217,7 @@ def record_chain() -> dict[str, Any]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(HERE.parents[1]))
     chain = record_chain()
     (HERE / "chain.json").write_text(json.dumps(chain, indent=1) + "\n")
     sessions = record_ledger()

@@ -16,9 +16,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from gridtokenx import blocks, codec, errors, genesis, ledger, tx, validator_set
-from gridtokenx.application import Application
-from gridtokenx.context import BlockContext
+from gridtokenx.chain import blocks
+from gridtokenx.chain.application import Application
+from gridtokenx.ledger import genesis, transition, validator_set
+from gridtokenx.ledger.context import BlockContext
+from gridtokenx.wire import codec, errors, tx
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,7 +56,7 @@ def _replay(session: dict[str, Any]) -> list[str]:
                 continue
             ctx = BlockContext(height, time)
             try:
-                events = ledger.apply(state, tx.decode(raw), ctx, check_signature=check)
+                events = transition.apply(state, tx.decode(raw), ctx, check_signature=check)
                 got = ["ok", digest(codec.encode(events))]
             except errors.Rejection as exc:
                 got = ["rej", exc.code]
@@ -62,7 +64,7 @@ def _replay(session: dict[str, Any]) -> list[str]:
                 found.append(f"op {number}: recorded {[verdict, expected]}, now {got}")
         else:
             _, height, time, events_digest, root = op
-            events = ledger.end_block(state, BlockContext(height, time))
+            events = transition.end_block(state, BlockContext(height, time))
             got = [digest(codec.encode(events)), state.root().hex()]
             if got != [events_digest, root]:
                 found.append(f"op {number} (end of block {height}): {got} != recorded")

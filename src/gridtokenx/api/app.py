@@ -23,7 +23,7 @@ from gridtokenx.api.routes import (
     txs,
 )
 from gridtokenx.api.settings import ApiSettings
-from gridtokenx.node import Node
+from gridtokenx.node.runtime import Node
 
 PREFIX = "/api/v1"
 

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gridtokenx import mempool
+from gridtokenx.chain import mempool
 
 NOT_FOUND: Final = "NOT_FOUND"
 INVALID_REQUEST: Final = "INVALID_REQUEST"

@@ -19,14 +19,14 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from gridtokenx import blocks
 from gridtokenx.api import views
 from gridtokenx.api.errors import ApiError
 from gridtokenx.api.routes.market import book_depth
 from gridtokenx.api.routes.txs import tx_status
-from gridtokenx.blocks import Receipt
-from gridtokenx.context import Event
-from gridtokenx.node import Node
+from gridtokenx.chain import blocks
+from gridtokenx.chain.blocks import Receipt
+from gridtokenx.ledger.context import Event
+from gridtokenx.node.runtime import Node
 
 Message = dict[str, Any]
 LAGGED: Final[Message] = {"type": "lagged", "message": "too slow: messages were dropped"}

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gridtokenx import codec
+from gridtokenx.wire import codec
 
 MAX_TX_TEXT = 4 * codec.MAX_TX_SIZE  # room for hex or base64 of one byte too many
 MAX_LIMIT = 500

@@ -1,7 +1,7 @@
 """Serving the API with uvicorn (httptools, websockets) as a task on the node's loop.
 
 The node owns the process's signals: uvicorn's own handlers would take SIGINT/SIGTERM
-away from `run_node`, so they are not installed; `ApiServer.stop` ends the server."""
+away from `node.service.run_node`, so they are not installed; `ApiServer.stop` ends the server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import uvicorn
 
 from gridtokenx.api.app import create_app
 from gridtokenx.api.settings import ApiSettings
-from gridtokenx.node import Node
+from gridtokenx.node.home import Config
+from gridtokenx.node.runtime import Node
 
 STARTUP_SECONDS = 10.0
 
@@ -88,3 +89,21 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
             raise RuntimeError("the API server did not start in time")
         await asyncio.sleep(0.01)
     return ApiServer(server, task)
+
+
+async def start_api(node: Node, config: Config) -> ApiServer | None:
+    """The node's API as its home's config asks (`node.service.run_node`'s `services`):
+    off when `api_port` is 0; a port in use raises, which stops the node cleanly."""
+    if not config.api_port:
+        return None
+    return await serve(node, settings_of(config))
+
+
+def settings_of(config: Config) -> ApiSettings:
+    return ApiSettings(
+        host=config.api_host,
+        port=config.api_port,
+        cors_origins=config.api_cors_origins,
+        rate_per_second=config.api_rate_per_second,
+        rate_burst=2 * config.api_rate_per_second,
+    )

@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from gridtokenx import crypto
 from gridtokenx.api.errors import invalid
-from gridtokenx.context import Event
+from gridtokenx.ledger.context import Event
+from gridtokenx.wire import crypto
 
 JSON = dict[str, Any]
 

@@ -27,8 +27,9 @@ from enum import IntEnum
 
 import msgspec
 
-from gridtokenx import crypto
-from gridtokenx.consensus.messages import (
+from gridtokenx.wire import crypto
+from gridtokenx.wire.validators import ValidatorSet
+from gridtokenx.wire.votes import (
     NIL,
     Evidence,
     Proposal,
@@ -38,7 +39,6 @@ from gridtokenx.consensus.messages import (
     sign_proposal,
     sign_vote,
 )
-from gridtokenx.consensus.validators import ValidatorSet
 
 Verifier = Callable[[bytes, bytes, bytes], bool]  # (public key, message, signature)
 

@@ -19,8 +19,8 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx import codec
 from gridtokenx.p2p.peers import Address, is_loopback, problem
+from gridtokenx.wire import codec
 
 MAX_ANSWER: Final = 32
 MAX_HOST_CHARS: Final = 45  # the longest IPv6 literal

@@ -27,10 +27,10 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx import codec, crypto
 from gridtokenx.p2p import discovery, transport
 from gridtokenx.p2p.peers import Address, AddressBook, problem
 from gridtokenx.p2p.ratelimit import Lane, Limits, RateLimiter, Verdict
+from gridtokenx.wire import codec, crypto
 
 
 class Kind(IntEnum):

@@ -38,7 +38,7 @@ import nacl.signing
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from gridtokenx import crypto
+from gridtokenx.wire import crypto
 
 MAGIC: Final = b"GTX1"
 MAX_FRAME: Final = 4 * 1024 * 1024

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from gridtokenx.reporting import schema
 from gridtokenx.reporting.extract import ReportError, Row, Value, block_at, extract
-from gridtokenx.store import Store
+from gridtokenx.storage.store import Store
 
 Format = Literal["csv", "parquet"]
 FORMATS: Final[tuple[Format, ...]] = ("csv", "parquet")

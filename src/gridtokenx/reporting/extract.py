@@ -13,10 +13,11 @@ from pathlib import Path
 
 import orjson
 
-from gridtokenx import blocks, crypto, tx
-from gridtokenx.context import Event, EventValue
+from gridtokenx.chain import blocks
+from gridtokenx.ledger.context import Event, EventValue
 from gridtokenx.reporting import schema
-from gridtokenx.store import Store
+from gridtokenx.storage.store import Store
+from gridtokenx.wire import crypto, tx
 
 Value = int | str | None
 Row = dict[str, Value]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridtokenx import tx
 from gridtokenx.reporting import export, schema
 from gridtokenx.reporting.extract import ReportError, Row, block_at, extract
-from gridtokenx.store import Store
+from gridtokenx.storage.store import Store
+from gridtokenx.wire import tx
 
 
 @dataclass(frozen=True)

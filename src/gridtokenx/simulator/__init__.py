@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gridtokenx import genesis
-from gridtokenx.params import Params
-from gridtokenx.sandbox import Sandbox
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.params import Params
+from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.simulator.day import DayConfig, MarketDay, Step
 from gridtokenx.simulator.sink import ChainReader, SandboxSink, SimulationRejected, Sink
 from gridtokenx.simulator.summary import DaySummary, render, summarize

@@ -20,12 +20,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gridtokenx import tx
-from gridtokenx.market.settlement import tariff_msat_per_kwh
-from gridtokenx.params import Params
+from gridtokenx.ledger.market.settlement import tariff_msat_per_kwh
+from gridtokenx.ledger.params import Params
 from gridtokenx.simulator import demand, solar
 from gridtokenx.simulator.clock import Day, is_hot_season
 from gridtokenx.simulator.population import Archetype, Member
+from gridtokenx.wire import tx
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Final
 
-from gridtokenx.params import Params
+from gridtokenx.ledger.params import Params
 
 HOT_SEASON_MONTHS: Final = (3, 4, 5)
 """March-May, when the national peak is set (../shared/thai-market.md, "Time")."""

@@ -25,8 +25,8 @@ import datetime
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from gridtokenx import crypto, genesis, tx
-from gridtokenx.params import Params
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.params import Params
 from gridtokenx.simulator import storyline
 from gridtokenx.simulator.agents import Meters, Plan, Traders, Weather, plan
 from gridtokenx.simulator.clock import Day
@@ -40,6 +40,7 @@ from gridtokenx.simulator.population import (
 )
 from gridtokenx.simulator.signer import Signer
 from gridtokenx.simulator.sink import ChainReader, Sink
+from gridtokenx.wire import crypto, tx
 
 BUDGET_SATANG_PER_KWH = 700
 """THB issued per kWh a member may import, bid for or fail to deliver: above the peak

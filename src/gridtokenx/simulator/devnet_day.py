@@ -4,7 +4,7 @@ Four authorities (EGAT, MEA, PEA, ERC) validate as separate processes on 127.0.0
 with its API and RocksDB store under one folder, their clocks accelerated alike (devnet.py),
 so that a day's 15-minute intervals pass in seconds. The day's transactions go through the
 first validator's API (`DevnetSink`). The summary is read from the chain, not from the
-agents: an in-process, non-validating full node (`devnet.Observer`, its own store under
+agents: an in-process, non-validating full node (`Observer`, its own store under
 the same folder) follows the validators, keeps every committed event, and
 `summary.summarize` reads its state and events once it holds the block that settles the
 last interval. Finality latency is measured by the sink, from each submission to the first
@@ -27,17 +27,21 @@ from typing import Final
 
 from rich.console import Console
 
-from gridtokenx import devnet, genesis
 from gridtokenx.client import Client
-from gridtokenx.node import Node
-from gridtokenx.params import Params
+from gridtokenx.devnet.homes import DEVNET_VALIDATORS, devnet_genesis, init_devnet, init_full_node
+from gridtokenx.devnet.observer import Observer
+from gridtokenx.devnet.processes import Processes, free_base_port
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.params import Params
+from gridtokenx.node.home import read_config
+from gridtokenx.node.runtime import Node
 from gridtokenx.simulator.day import DayConfig, MarketDay
 from gridtokenx.simulator.devnet_sink import DevnetSink, Finality
 from gridtokenx.simulator.summary import DaySummary, facts_table, summarize
 from gridtokenx.simulator.summary import render as summary_render
 
 CHAIN_ID: Final = "gridtokenx-demo"
-VALIDATORS: Final = devnet.DEVNET_VALIDATORS  # EGAT, MEA, PEA, ERC
+VALIDATORS: Final = DEVNET_VALIDATORS  # EGAT, MEA, PEA, ERC
 LEAD_SECONDS: Final = 6  # wall seconds from the chain's start to the day's setup time
 MARKER: Final = ".gridtokenx-demo"  # marks a folder this module may wipe and reuse
 BLOCK_MS: Final = 1000
@@ -119,28 +123,28 @@ class DemoDevnet:
         self.day_config = config.day()
         directory = config.directory
         prepare_directory(directory)
-        self.base = config.base_port or devnet.free_base_port(len(VALIDATORS) + 1)
+        self.base = config.base_port or free_base_port(len(VALIDATORS) + 1)
         setup_time = self.day_config.setup_time(Params())  # the devnet's parameters
         self.genesis_time = setup_time - int(LEAD_SECONDS * config.speed)
-        self.spec = devnet.devnet_genesis(CHAIN_ID, self.genesis_time, VALIDATORS)
+        self.spec = devnet_genesis(CHAIN_ID, self.genesis_time, VALIDATORS)
         self.api_url = ""  # EGAT's, once the homes are written
         self.homes: list[Path] = []
-        self.processes = devnet.Processes([])
-        self.observer: devnet.Observer | None = None
+        self.processes = Processes([])
+        self.observer: Observer | None = None
 
     def _init_homes(self) -> None:
         """The homes, written just before the processes start: the clock's origin is now,
         so the chain reaches the setup time LEAD_SECONDS from here."""
         directory = self.config.directory
-        self.homes = devnet.init_devnet(
+        self.homes = init_devnet(
             directory, CHAIN_ID, self.genesis_time, self.base, BLOCK_MS, VALIDATORS,
             clock_origin=int(time.time()), clock_speed=self.config.speed,
             build_budget_ms=BUILD_BUDGET_MS, api_rate_per_second=API_RATE, propose_ms=PROPOSE_MS,
         )  # fmt: skip
-        observer_home = devnet.init_full_node(directory / "observer", self.homes, self.base + 4)
-        self.api_url = f"http://127.0.0.1:{devnet.read_config(self.homes[0]).api_port}"
-        self.processes = devnet.Processes(self.homes)
-        self.observer = devnet.Observer(observer_home)
+        observer_home = init_full_node(directory / "observer", self.homes, self.base + 4)
+        self.api_url = f"http://127.0.0.1:{read_config(self.homes[0]).api_port}"
+        self.processes = Processes(self.homes)
+        self.observer = Observer(observer_home)
 
     @property
     def window(self) -> tuple[int, int]:

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from gridtokenx import crypto, tx
 from gridtokenx.api.models import MAX_LIMIT
 from gridtokenx.client import ApiError, Client
+from gridtokenx.wire import crypto, tx
 
 MAX_BATCH: Final = 1000  # the API's limit per batch request
 MAX_PAGES: Final = 1000  # bounds a read's paging (500 items a page)

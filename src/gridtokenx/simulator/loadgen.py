@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gridtokenx import crypto, genesis
+from gridtokenx.ledger import genesis
 from gridtokenx.simulator.clock import locate
 from gridtokenx.simulator.day import DayConfig, MarketDay
+from gridtokenx.wire import crypto
 
 LEAD_SECONDS = 3600  # the first interval starts at least an hour after `now`
 

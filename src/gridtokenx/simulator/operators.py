@@ -31,9 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from gridtokenx import genesis, registry, tx
+from gridtokenx.ledger import genesis, registry
 from gridtokenx.simulator.agents import Plan
 from gridtokenx.simulator.population import Member
+from gridtokenx.wire import tx
 
 NOMINAL_FREQUENCY_MHZ: Final = 50_000
 FREQUENCY_SWING_MHZ: Final = 40  # far inside the governed band of ±500 mHz

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from gridtokenx import crypto, genesis, tx
+from gridtokenx.ledger import genesis
 from gridtokenx.simulator.signer import Signer
+from gridtokenx.wire import crypto, tx
 
 YEAR: Final = 365 * 86_400
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gridtokenx import crypto, tx
+from gridtokenx.wire import crypto, tx
 
 
 class Signer:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gridtokenx import accounts, certificates, errors, governance, ledger, tx
-from gridtokenx.context import Event
-from gridtokenx.sandbox import Sandbox
+from gridtokenx.ledger import accounts, certificates, governance, transition
+from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.wire import errors, tx
 
 
 class ChainReader(Protocol):
@@ -61,7 +62,7 @@ class SandboxSink:
         for raw in txs:
             stx = tx.decode(raw)
             try:
-                self.events += ledger.apply(self.sandbox.state, stx, self.sandbox.context)
+                self.events += transition.apply(self.sandbox.state, stx, self.sandbox.context)
             except errors.Rejection as exc:
                 raise SimulationRejected(self.committed, stx, exc) from exc
             self.committed += 1

@@ -26,10 +26,10 @@ import datetime
 from collections.abc import Sequence
 from typing import Final
 
-from gridtokenx import tx
-from gridtokenx.params import Params
+from gridtokenx.ledger.params import Params
 from gridtokenx.simulator.agents import Plan
 from gridtokenx.simulator.population import Archetype, Member
+from gridtokenx.wire import tx
 
 PROPOSER: Final = "ERC"
 VOTERS: Final = ("EGAT", "MEA", "PEA", "ERC")

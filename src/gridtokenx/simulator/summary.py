@@ -25,12 +25,12 @@ from typing import Final
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx import accounts, certificates, chain, governance, metering
-from gridtokenx.context import Event
-from gridtokenx.grid import records as grid
-from gridtokenx.market import records
-from gridtokenx.market.settlement import tariff_msat_per_kwh
-from gridtokenx.state import State
+from gridtokenx.ledger import accounts, certificates, chain_info, governance, metering
+from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.grid import records as grid
+from gridtokenx.ledger.market import records
+from gridtokenx.ledger.market.settlement import tariff_msat_per_kwh
+from gridtokenx.ledger.state import State
 
 ON_PEAK: Final = "On-Peak"
 OFF_PEAK: Final = "Off-Peak"
@@ -183,7 +183,7 @@ def summarize(
     """The day's summary from `state` and the committed `events`; `height` is the last
     committed height (only shown: the proposals' status comes from their records)."""
     events = list(events)
-    p = chain.params(state)
+    p = chain_info.params(state)
     end = first_interval + intervals * p.interval_seconds
     peak_rate = (
         (p.tariffs.tou_peak_msat_per_kwh + p.tariffs.ft_msat_per_kwh)

@@ -17,7 +17,7 @@ from gridtokenx.api import views
 from gridtokenx.api.errors import invalid
 from gridtokenx.api.models import ERRORS
 from gridtokenx.api.routes.common import Limit
-from gridtokenx.node import Node
+from gridtokenx.node.runtime import Node
 from gridtokenx.reporting import extract
 
 MAX_AUDIT_HEIGHTS: Final = 1_000

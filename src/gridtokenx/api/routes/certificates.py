@@ -14,14 +14,15 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx import certificates, chain, registry, store
 from gridtokenx.api import views
 from gridtokenx.api.errors import invalid, not_found
 from gridtokenx.api.models import ERRORS, Page
 from gridtokenx.api.routes.common import Limit
 from gridtokenx.api.routes.market import ZonePath, known_zone
-from gridtokenx.node import Node
-from gridtokenx.state import State
+from gridtokenx.ledger import certificates, chain_info, registry
+from gridtokenx.ledger.state import State
+from gridtokenx.node.runtime import Node
+from gridtokenx.storage import store
 
 MAX_CARBON_DAYS: Final = 366
 CertificateId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the certificate's id")]
@@ -53,7 +54,7 @@ def _yyyymmdd(day: datetime.date) -> int:
 def day_range(state: State, last_time: int, first: str | None, last: str | None) -> list[int]:
     """The local days from_day..to_day (both included, YYYYMMDD), refused unless in order
     and at most MAX_CARBON_DAYS long; both default to the latest block's local day."""
-    today = str(certificates.local_day(last_time, chain.params(state)))
+    today = str(certificates.local_day(last_time, chain_info.params(state)))
     end = _day(last or first or today, "to_day")
     start = _day(first or last or today, "from_day")
     if end < start:

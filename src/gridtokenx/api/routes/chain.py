@@ -7,14 +7,18 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx import blocks, chain, registry, tx, validator_set
 from gridtokenx.api import views
 from gridtokenx.api.errors import not_found
 from gridtokenx.api.models import ERRORS, Health, Page
 from gridtokenx.api.routes.common import Limit
-from gridtokenx.consensus.messages import Vote
-from gridtokenx.node import Node
-from gridtokenx.state import State
+from gridtokenx.chain import blocks
+from gridtokenx.ledger import registry, validator_set
+from gridtokenx.ledger.chain_info import chain_info as ledger_chain_info
+from gridtokenx.ledger.chain_info import params as ledger_params
+from gridtokenx.ledger.state import State
+from gridtokenx.node.runtime import Node
+from gridtokenx.wire import tx
+from gridtokenx.wire.votes import Vote
 
 Height = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -112,9 +116,9 @@ def router(node: Node) -> APIRouter:
         """Chain id, genesis time and the governed parameters (fees, market rules)."""
         state = node.app.state
         return {
-            **views.plain(chain.chain_info(state)),
+            **views.plain(ledger_chain_info(state)),
             "height": node.app.height,
-            "params": views.plain(chain.params(state)),
+            "params": views.plain(ledger_params(state)),
         }
 
     @api.get("/health", response_model=Health)

@@ -12,13 +12,14 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx import chain, crypto, governance, registry
 from gridtokenx.api import views
 from gridtokenx.api.errors import not_found
 from gridtokenx.api.models import ERRORS, Page
 from gridtokenx.api.routes.common import Limit
-from gridtokenx.node import Node
-from gridtokenx.state import State
+from gridtokenx.ledger import chain_info, governance, registry
+from gridtokenx.ledger.state import State
+from gridtokenx.node.runtime import Node
+from gridtokenx.wire import crypto
 
 MAX_PROPOSAL_PROBES: Final = 1_000
 ProposalId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the proposal's id")]
@@ -33,7 +34,7 @@ def _proposal(state: State, proposal: governance.Proposal) -> dict[str, Any]:
     The thresholds are those in force now, the ones its tally will apply."""
     body = views.record(proposal)
     body["actions"] = [{"type": type(a).__name__, **views.plain(a)} for a in proposal.actions]
-    quorum, approval = governance.thresholds(chain.params(state), proposal.kind)
+    quorum, approval = governance.thresholds(chain_info.params(state), proposal.kind)
     body["quorum_bp"], body["approval_bp"] = quorum, approval
     return body
 
@@ -101,7 +102,7 @@ def router(node: Node) -> APIRouter:
             "weights": governance.weights(state),
             "authorities": {c: crypto.address_to_text(a) for c, a in sorted(by_code.items())},
             "delegations": dict(sorted(delegations.items())),
-            "rules": views.plain(chain.params(state).governance),
+            "rules": views.plain(chain_info.params(state).governance),
             "active": list(governance.active_ids(state)),
         }
 

@@ -11,15 +11,16 @@ from typing import Annotated, Any, Final
 import msgspec
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx import chain, registry, tx
 from gridtokenx.api import views
 from gridtokenx.api.errors import invalid, not_found
 from gridtokenx.api.models import ERRORS, MAX_LIMIT, Page
 from gridtokenx.api.routes.common import Limit
-from gridtokenx.grid import records as grid
-from gridtokenx.market import book, engine, paths, records, settlement
-from gridtokenx.node import Node
-from gridtokenx.state import State
+from gridtokenx.ledger import chain_info, registry
+from gridtokenx.ledger.grid import records as grid
+from gridtokenx.ledger.market import book, engine, paths, records, settlement
+from gridtokenx.ledger.state import State
+from gridtokenx.node.runtime import Node
+from gridtokenx.wire import tx
 
 U64 = Annotated[int, Path(ge=0, le=2**63 - 1)]
 ZonePath = Annotated[str, Path(pattern=r"^[A-Z]{2,8}$", description="zone code, e.g. BKK")]
@@ -58,7 +59,7 @@ def known_zone(state: State, zone: str) -> None:
 
 
 def _aligned(state: State, interval: int) -> None:
-    length = chain.params(state).interval_seconds
+    length = chain_info.params(state).interval_seconds
     if interval % length:
         raise invalid(f"interval must be a multiple of {length} s (an interval start)")
 
@@ -66,7 +67,7 @@ def _aligned(state: State, interval: int) -> None:
 def interval_window(state: State, start: int, end: int) -> range:
     """The interval starts in [start, end), refused unless `start` is an interval start
     and the window holds 1 to MAX_PRICE_INTERVALS intervals (a bounded read)."""
-    length = chain.params(state).interval_seconds
+    length = chain_info.params(state).interval_seconds
     _aligned(state, start)
     if end <= start or (end - start) // length > MAX_PRICE_INTERVALS:
         raise invalid(f"`to` must be after `from`, at most {MAX_PRICE_INTERVALS} intervals")
@@ -87,7 +88,7 @@ def link_flows(state: State, interval: int) -> list[dict[str, Any]]:
     matching counts them, `paths.link_room_wh`), so the room left each way is capacity
     minus the net flow that way, and utilisation is the net flow over capacity."""
     view = state.overlay()
-    length = chain.params(state).interval_seconds
+    length = chain_info.params(state).interval_seconds
     rows = []
     for a, b in registry.zone_index(view).links:
         capacity = paths.link_capacity_wh(view, a, b, length)
@@ -232,7 +233,7 @@ def router(node: Node) -> APIRouter:
         volume-weighted average, low and high price in satang/kWh sent, rounded down),
         next to the TOU tariff and the buy-back rate (milli-satang/kWh) for comparison."""
         known_zone(state(), zone)
-        params = chain.params(state())
+        params = chain_info.params(state())
         rows = []
         for interval in interval_window(state(), start, end):
             mine = [t for t in interval_trades(state(), interval) if t.buyer_zone == zone]

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx import accounts, metering, registry
 from gridtokenx.api import views
 from gridtokenx.api.errors import invalid, not_found
 from gridtokenx.api.models import ERRORS, Page
 from gridtokenx.api.routes.common import Limit, address_cursor, page
-from gridtokenx.node import Node
-from gridtokenx.tx import LicenceKind
+from gridtokenx.ledger import accounts, metering, registry
+from gridtokenx.node.runtime import Node
+from gridtokenx.wire.tx import LicenceKind
 
 AddressPath = Annotated[str, Path(min_length=3, max_length=64, description="gtx... address")]
 AddressQuery = Annotated[str | None, Query(min_length=3, max_length=64)]

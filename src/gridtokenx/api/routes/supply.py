@@ -10,13 +10,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from gridtokenx import accounts, chain
 from gridtokenx.api.models import ERRORS
 from gridtokenx.api.routes.market import interval_trades, interval_window
-from gridtokenx.market.paths import BASIS
-from gridtokenx.market.records import Order, order_key
-from gridtokenx.node import Node
-from gridtokenx.tx import Asset
+from gridtokenx.ledger import accounts, chain_info
+from gridtokenx.ledger.market.paths import BASIS
+from gridtokenx.ledger.market.records import Order, order_key
+from gridtokenx.node.runtime import Node
+from gridtokenx.wire.tx import Asset
 
 
 def router(node: Node) -> APIRouter:
@@ -51,7 +51,7 @@ def router(node: Node) -> APIRouter:
         governed grid emission factor: the grid emissions it avoided, in grams CO2e
         (rounded down per trade and zone, as the simulator's day summary counts them)."""
         state = node.app.state
-        factor = chain.params(state).emission_factor_g_per_kwh
+        factor = chain_info.params(state).emission_factor_g_per_kwh
         traded = settled = 0
         received: dict[str, int] = {}
         for interval in interval_window(state, start, end):

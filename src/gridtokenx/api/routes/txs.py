@@ -14,15 +14,15 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Path
 
-from gridtokenx import codec
 from gridtokenx.api import views
 from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, not_found, rejection_status
 from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
 from gridtokenx.api.settings import ApiSettings
-from gridtokenx.application import Rejected
-from gridtokenx.mempool import Checked
-from gridtokenx.node import TX_BATCH_MAX, Node
+from gridtokenx.chain.application import Rejected
+from gridtokenx.chain.mempool import Checked
+from gridtokenx.node.runtime import TX_BATCH_MAX, Node
 from gridtokenx.p2p.gossip import Kind
+from gridtokenx.wire import codec
 
 _HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+$")
 HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, hex")

@@ -1,0 +1,1 @@
+"""The `gridtokenx` command line."""

@@ -1,0 +1,142 @@
+"""Running a node from its home: `node start`, until a signal or its stop event.
+
+The node's own loop dials its configured peers, keeps the peer target met, prunes, and
+rewrites the home's `status.json`. Services that sit above the node (the REST and
+WebSocket API) are handed in by the caller as start functions, so the node package never
+imports the layers built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from gridtokenx.chain.application import Application
+from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
+from gridtokenx.consensus.core import Timeouts
+from gridtokenx.ledger.genesis import Genesis
+from gridtokenx.node.home import Config, chain_clock, load_home
+from gridtokenx.node.runtime import Node
+from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.wire.crypto import PrivateKey
+
+
+class Service(Protocol):
+    """Something started beside the node (the API server) and stopped before it."""
+
+    async def stop(self) -> None: ...
+
+
+StartService = Callable[[Node, Config], Awaitable[Service | None]]
+"""Starts a service for a running node from the home's config (None: the config turns it
+off). A failure (a port in use) stops the node with the reason, cleanly."""
+
+
+def _write_status(home: Path, node: Node) -> None:
+    node.metrics.round.set(node.core.state.round)
+    node.metrics.peers.set(len(node.gossip.peers))
+    node.metrics.mempool.set(len(node.app.mempool))
+    status = {
+        "height": node.app.height,
+        "pruned_below": node.app.store.pruned_below(),
+        "state_root": node.app.state.root().hex(),
+        "round": node.core.state.round,
+        "step": node.core.state.step.name.lower(),  # with the round: where a stall sits
+        "peers": len(node.gossip.peers),
+        "halted": node.halted,
+        "pid": os.getpid(),
+    }
+    tmp = home / "status.json.tmp"
+    tmp.write_text(json.dumps(status))
+    tmp.replace(home / "status.json")
+
+
+async def run_node(
+    home: Path,
+    *,
+    max_seconds: float | None = None,
+    passphrase: str | None = None,
+    stop: asyncio.Event | None = None,
+    on_node: Callable[[Node], None] | None = None,
+    services: Sequence[StartService] = (),
+) -> None:
+    """Run the node of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests).
+
+    The key is decrypted with `passphrase`, else with GRIDTOKENX_PASSPHRASE; a wrong one,
+    like any other unusable file in the home, raises `HomeError` before anything is opened
+    or bound. A node embedded in another program (the demo's observer) passes its own
+    `stop` event instead of taking the signals, and `on_node` to attach commit listeners
+    before the node starts. `services` start once the node runs (the API: see
+    `api.server.start_api`) and stop before it.
+    """
+    config, spec, key = load_home(home, passphrase)
+    node = _open_node(home, config, spec, key)
+    if on_node is not None:
+        on_node(node)
+    loop = asyncio.get_running_loop()
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+    await node.gossip.listen("127.0.0.1", config.listen_port)
+    if config.metrics_port:
+        node.metrics.serve(config.metrics_port)
+    await node.start()
+    started: list[Service] = []
+    began = loop.time()
+    try:
+        for start in services:
+            if (service := await start(node, config)) is not None:
+                started.append(service)
+        while not stop.is_set():
+            await _housekeeping(home, node, config, key.address)
+            if max_seconds is not None and loop.time() - began > max_seconds:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        for service in reversed(started):
+            await service.stop()
+        _write_status(home, node)
+        await node.stop()
+
+
+def _open_node(home: Path, config: Config, spec: Genesis, key: PrivateKey) -> Node:
+    # A proposer with nothing to include waits up to block_ms: the others wait for that too.
+    timeouts = Timeouts(config.propose_ms + config.block_ms, config.prevote_ms, config.precommit_ms)
+    return Node(
+        key,
+        Application.open(spec, home / "data"),
+        timeouts,
+        block_interval=config.block_ms / 1000,
+        address_book=AddressBook(home / "peers.json"),
+        min_block_gap=config.min_block_ms / 1000,
+        build_budget=config.build_budget_ms / 1000,
+        clock=chain_clock(spec.genesis_time, config.clock_origin, config.clock_speed),
+        # An accelerated clock moves `speed` chain seconds per wall second: allow the same
+        # wall-clock disagreement between validators as at speed 1.
+        clock_drift=math.ceil(MAX_CLOCK_DRIFT * max(1.0, config.clock_speed)),
+    )
+
+
+async def _housekeeping(home: Path, node: Node, config: Config, address: bytes) -> None:
+    """One pass of the node's loop: dial configured peers (validators split the dialling:
+    the smaller address dials), meet the peer target, prune, write status.json."""
+    for host, port, peer in config.peers:
+        peer_id = bytes.fromhex(peer)
+        if peer_id not in node.gossip.peers and (config.dial_all or address < peer_id):
+            with contextlib.suppress(OSError, ConnectionError, TimeoutError):
+                await node.gossip.dial(host, port, expect=peer_id)
+    with contextlib.suppress(OSError, ConnectionError, TimeoutError):
+        await node.gossip.maintain(config.target_peers)  # peers learnt by exchange
+    if config.keep_blocks:
+        node.app.store.prune(config.keep_blocks)
+    _write_status(home, node)

@@ -1,1 +1,0 @@
-"""Simulators: the deterministic consensus network simulator (and, later, the Thai market day)."""

@@ -1,0 +1,501 @@
+"""RocksDB storage for a node, through rocksdict: blocks, a transaction index, state, the
+consensus write-ahead log and metadata, each in its own column family.
+
+Everything one height produces (the block, its commit certificate, the transaction index
+entries with each transaction's receipt events, the block's end-of-block events, every state
+record the block wrote, and the new height) goes into one WriteBatch, written with sync:
+after a crash the store holds either all of a height or none of it. Receipts are kept because
+clients ask what their transaction did long after the node that ran it returned the events;
+they are derived data (not in the state root), pruned with the block they belong to.
+
+The `index` column family holds secondary indexes the API needs and consensus does not:
+certificates by holder, by first owner and by status (`certificate_ids`). They are derived
+from the certificate records a height writes, in the same batch, from the record each one
+replaces (read from the state column before the batch lands), so they never disagree with
+the state; they are outside the state root, never pruned (they describe current state, not
+history), and `rebuild_certificate_index` recomputes them from the state alone (a store made
+before the index existed gets it when it is first opened).
+
+State records are stored as `[type name, canonical bytes]` so that a node can load them
+back into typed records; the state root is computed over the canonical bytes alone, so the
+type tag never affects consensus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
+
+from gridtokenx.chain import blocks
+from gridtokenx.consensus.core import Persistent
+from gridtokenx.ledger import (
+    accounts,
+    certificates,
+    chain_info,
+    governance,
+    metering,
+    params,
+    registry,
+    validator_set,
+)
+from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.grid import records as grid
+from gridtokenx.ledger.market import records as market
+from gridtokenx.ledger.state import State
+from gridtokenx.wire import codec, crypto, tx
+
+COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index")
+HEIGHT_KEY: Final = b"height"
+WAL_KEY: Final = b"consensus"
+PRUNED_KEY: Final = b"pruned_below"
+CERT_INDEX_KEY: Final = b"index/certificates"  # in meta: the certificate index is built
+CERT_PREFIX: Final = certificates.certificate_key(0)[:-8]
+
+RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
+    accounts.Account,
+    accounts.Supply,
+    chain_info.ChainInfo,
+    params.Params,
+    registry.Authority,
+    registry.AuthorityRef,
+    registry.Zone,
+    registry.ZoneIndex,
+    registry.Interconnector,
+    registry.Participant,
+    registry.Meter,
+    registry.Licence,
+    registry.OwnerMeters,
+    metering.ReadingRecord,
+    market.Order,
+    market.Trade,
+    market.TradeRef,
+    market.Party,
+    market.Position,
+    market.IntervalMarket,
+    market.ZoneHalt,
+    market.Debt,
+    market.ZoneReport,
+    market.Counter,
+    market.OpenOrders,
+    market.Active,
+    market.Rematch,
+    market.FlowUsed,
+    validator_set.Sets,
+    grid.TransmissionState,
+    grid.LinkState,
+    grid.ZoneBalanceState,
+    grid.DistributionState,
+    grid.ZoneImport,
+    certificates.Certificate,
+    certificates.Accrual,
+    certificates.CertificateSequence,
+    certificates.CarbonTotals,
+    governance.GovernanceWeights,
+    governance.ProposalCounter,
+    governance.ActiveProposals,
+    governance.Proposal,
+    governance.Ballot,
+    governance.Delegation,
+    governance.Delegators,
+)
+"""Every record type the ledger stores. Persisting any other type fails loudly."""
+
+_BY_NAME: Final = {t.__name__: t for t in RECORD_TYPES}
+# A stored record names its type by class name alone (short, since every state record
+# carries it), so two types sharing a name would decode one as the other after a restart.
+if len(_BY_NAME) != len(RECORD_TYPES):
+    raise TypeError("record type names in RECORD_TYPES must be unique")
+_DECODERS: Final = {name: msgspec.msgpack.Decoder(t) for name, t in _BY_NAME.items()}
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+_events: Final = msgspec.msgpack.Decoder(list[tuple[str, dict[str, Any]]])
+
+
+def encode_events(events: list[Event]) -> bytes:
+    return codec.encode(events)
+
+
+def decode_events(data: bytes) -> list[Event]:
+    """Typed loosely: msgspec cannot decode a union of str and bytes, but MessagePack keeps
+    them apart (str vs bin), so the untyped values come back as they went in."""
+    return [Event(kind, attrs) for kind, attrs in _events.decode(data)]
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    """Where a committed transaction is and what it did."""
+
+    height: int
+    index: int
+    events: list[Event]
+
+
+def encode_record(record: msgspec.Struct) -> bytes:
+    name = type(record).__name__
+    if name not in _BY_NAME:
+        raise StoreError(f"record type {name} is not registered in store.RECORD_TYPES")
+    return codec.encode((name, codec.encode(record)))
+
+
+def decode_record(data: bytes) -> msgspec.Struct:
+    name, raw = msgspec.msgpack.decode(data)
+    decoded: msgspec.Struct = _DECODERS[name].decode(raw)
+    return decoded
+
+
+def _status(cert: certificates.Certificate) -> bytes:
+    return b"r" if cert.retired else b"a"
+
+
+def certificate_index_prefix(by: str, status: str, who: bytes = b"") -> bytes:
+    """Where the ids of one listing start: `by` "owner" (the holder; a retired certificate
+    stays with the owner that retired it), "issued" (the meter owner it was issued to) or
+    "all"; `status` "a" (active) or "r" (retired). Each key ends in the 8-byte id."""
+    tag = {"owner": b"co", "issued": b"ci", "all": b"cs"}[by]
+    return tag + (b"" if by == "all" else who) + status.encode()
+
+
+def _certificate_index_keys(cert: certificates.Certificate) -> set[bytes]:
+    status, id_ = _status(cert).decode(), cert.id.to_bytes(8)
+    return {
+        certificate_index_prefix("owner", status, cert.owner) + id_,
+        certificate_index_prefix("issued", status, cert.issued_to) + id_,
+        certificate_index_prefix("all", status) + id_,
+    }
+
+
+def _height_key(height: int) -> bytes:
+    return height.to_bytes(8)
+
+
+def _tx_hashes(body: bytes, height: int) -> list[bytes]:
+    """The tx index keys of a stored block: a committed block holds canonical encodings
+    only, so hashing its bytes gives the same id as `SignedTransaction.hash`."""
+    try:
+        txs = blocks.decode(body).txs
+    except msgspec.DecodeError:
+        raise StoreError(f"the stored block at height {height} does not decode") from None
+    return [crypto.tagged_hash(tx.TX_HASH_DOMAIN, raw) for raw in txs]
+
+
+def _block_hash(body: bytes, height: int) -> bytes:
+    try:
+        return blocks.decode(body).hash
+    except msgspec.DecodeError:
+        raise StoreError(f"the block at height {height} does not decode") from None
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.create_missing_column_families(True)
+        families = {name: Options(raw_mode=True) for name in COLUMN_FAMILIES}
+        self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        if self._get("meta", CERT_INDEX_KEY) is None:
+            self.rebuild_certificate_index()
+
+    # --- plumbing --------------------------------------------------------------------------
+    @property
+    def db(self) -> Rdict:
+        if self._db is None:
+            raise StoreError("the store is closed")
+        return self._db
+
+    def _cf(self, name: str) -> Any:
+        return self.db.get_column_family_handle(name)
+
+    def _get(self, family: str, key: bytes) -> bytes | None:
+        cf = self.db.get_column_family(family)
+        try:
+            value: bytes | None = cf.get(key)
+        finally:
+            del cf
+        return value
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- heights ---------------------------------------------------------------------------
+    def height(self) -> int:
+        """The last height fully written (0 before the first block)."""
+        raw = self._get("meta", HEIGHT_KEY)
+        return 0 if raw is None else int.from_bytes(raw)
+
+    def commit_height(
+        self,
+        height: int,
+        block: bytes,
+        commit: bytes,
+        tx_hashes: list[bytes],
+        changes: dict[bytes, msgspec.Struct | None],
+        receipts: list[bytes] | None = None,
+        end_events: bytes | None = None,
+        block_hash: bytes | None = None,
+    ) -> None:
+        """Write everything of one height in one synced batch, or nothing.
+
+        `receipts` holds each transaction's encoded events (`encode_events`), in the order
+        of `tx_hashes`; `end_events` the encoded events of the end of the block;
+        `block_hash` indexes the block for `block_height`."""
+        if height != self.height() + 1:
+            raise StoreError(f"height {height} does not follow {self.height()}")
+        if receipts is not None and len(receipts) != len(tx_hashes):
+            raise StoreError(f"{len(receipts)} receipts for {len(tx_hashes)} transactions")
+        batch = WriteBatch(raw_mode=True)
+        blocks_cf, txs, state, meta = (self._cf(n) for n in ("blocks", "txs", "state", "meta"))
+        batch.put(b"b" + _height_key(height), block, blocks_cf)
+        batch.put(b"c" + _height_key(height), commit, blocks_cf)
+        if block_hash is not None:
+            batch.put(b"h" + block_hash, _height_key(height), blocks_cf)
+        if end_events is not None:
+            batch.put(b"e" + _height_key(height), end_events, blocks_cf)
+        for index, tx_hash in enumerate(tx_hashes):
+            events = b"" if receipts is None else receipts[index]
+            batch.put(tx_hash, _height_key(height) + index.to_bytes(4) + events, txs)
+        for key, record in changes.items():
+            if record is None:
+                batch.delete(key, state)
+            else:
+                batch.put(key, encode_record(record), state)
+        self._index_certificates(batch, changes)
+        batch.put(HEIGHT_KEY, _height_key(height), meta)
+        self.db.write(batch, self._sync)
+
+    # --- secondary indexes (not consensus data) --------------------------------------------
+    def _stored_certificate(self, key: bytes) -> certificates.Certificate | None:
+        raw = self._get("state", key)
+        found = None if raw is None else decode_record(raw)
+        return found if isinstance(found, certificates.Certificate) else None
+
+    def _index_certificates(
+        self, batch: WriteBatch, changes: dict[bytes, msgspec.Struct | None]
+    ) -> None:
+        """Move each changed certificate's index entries from what the store holds now (the
+        record before this height) to the new record: one read per certificate written."""
+        index = self._cf("index")
+        for key, record in changes.items():
+            if not key.startswith(CERT_PREFIX):
+                continue
+            old = self._stored_certificate(key)
+            before = set() if old is None else _certificate_index_keys(old)
+            after = (
+                _certificate_index_keys(record)
+                if isinstance(record, certificates.Certificate)
+                else set()
+            )
+            for gone in sorted(before - after):
+                batch.delete(gone, index)
+            for new in sorted(after - before):
+                batch.put(new, b"", index)
+
+    def rebuild_certificate_index(self) -> int:
+        """Recompute the certificate index from the state column alone (every index entry
+        dropped, then one per certificate record); returns the number of certificates."""
+        batch = WriteBatch(raw_mode=True)
+        index = self._cf("index")
+        for tag in (b"co", b"ci", b"cs"):
+            batch.delete_range(tag, tag[:1] + bytes([tag[1] + 1]), index)
+        found = 0
+        for _, record in self._scan("state", CERT_PREFIX):
+            cert = decode_record(record)
+            assert isinstance(cert, certificates.Certificate)
+            for key in sorted(_certificate_index_keys(cert)):
+                batch.put(key, b"", index)
+            found += 1
+        batch.put(CERT_INDEX_KEY, b"1", self._cf("meta"))
+        self.db.write(batch, self._sync)
+        return found
+
+    def certificate_ids(
+        self, prefix: bytes, before: int | None = None, limit: int = 100
+    ) -> list[int]:
+        """Up to `limit` certificate ids under an index prefix (`certificate_index_prefix`),
+        highest (newest) first, below `before` if given: one bounded range read."""
+        start = prefix + (before.to_bytes(8) if before is not None else b"\xff" * 8)
+        ids = []
+        for key, _ in self._scan("index", prefix, start, backwards=True):
+            found = int.from_bytes(key[len(prefix) :])
+            if before is not None and found >= before:
+                continue
+            ids.append(found)
+            if len(ids) == limit:
+                break
+        return ids
+
+    def _scan(
+        self, family: str, prefix: bytes, start: bytes | None = None, backwards: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keys with `prefix` from `start` (default: the prefix itself), in key order or
+        backwards, stopping at the first key outside the prefix."""
+        cf = self.db.get_column_family(family)
+        try:
+            for key, value in cf.items(backwards=backwards, from_key=start or prefix):
+                assert isinstance(key, bytes) and isinstance(value, bytes)
+                if not key.startswith(prefix):
+                    break
+                yield key, value
+        finally:
+            del cf
+
+    # --- the mempool's transactions, kept across a restart ---------------------------------
+    def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None:
+        """(hash, raw) of admitted transactions. Not synced: RocksDB's log reaches the
+        operating system before this returns, so a killed process loses none of them
+        (a power cut may lose the last ones, which peers hold too)."""
+        if txs:
+            batch = WriteBatch(raw_mode=True)
+            pool = self._cf("pool")
+            for tx_hash, raw in txs:
+                batch.put(tx_hash, raw, pool)
+            self.db.write(batch)
+
+    def forget_pending(self, hashes: list[bytes]) -> None:
+        if hashes:
+            batch = WriteBatch(raw_mode=True)
+            pool = self._cf("pool")
+            for tx_hash in hashes:
+                batch.delete(tx_hash, pool)
+            self.db.write(batch)
+
+    def pending(self) -> list[bytes]:
+        cf = self.db.get_column_family("pool")
+        try:
+            return [raw for _, raw in cf.items()]
+        finally:
+            del cf
+
+    def block(self, height: int) -> tuple[bytes, bytes] | None:
+        """(block bytes, commit certificate bytes) of a stored height."""
+        block = self._get("blocks", b"b" + _height_key(height))
+        commit = self._get("blocks", b"c" + _height_key(height))
+        return None if block is None or commit is None else (block, commit)
+
+    def block_height(self, block_hash: bytes) -> int | None:
+        """The height of a stored block, by its hash."""
+        raw = self._get("blocks", b"h" + block_hash)
+        return None if raw is None else int.from_bytes(raw)
+
+    def block_events(self, height: int) -> list[Event] | None:
+        """The end-of-block events of a stored height (settlements, expiries, jailings);
+        None for a height not stored, or stored before receipts were kept."""
+        raw = self._get("blocks", b"e" + _height_key(height))
+        return None if raw is None else decode_events(raw)
+
+    def receipt(self, tx_hash: bytes) -> StoredReceipt | None:
+        raw = self._get("txs", tx_hash)
+        if raw is None:
+            return None
+        events = decode_events(raw[12:]) if len(raw) > 12 else []
+        return StoredReceipt(int.from_bytes(raw[:8]), int.from_bytes(raw[8:12]), events)
+
+    def pruned_below(self) -> int:
+        """Every height below this one has lost its block, certificate and tx index entries
+        (0: nothing was ever pruned, this store can serve block sync from height 1)."""
+        raw = self._get("meta", PRUNED_KEY)
+        return 0 if raw is None else int.from_bytes(raw)
+
+    def prune(self, keep: int) -> int:
+        """Keep the blocks of the last `keep` heights and delete older ones; returns the new
+        horizon (`pruned_below`).
+
+        Only history goes: the state column already holds just the current records, so the
+        state root is untouched. The head block always stays (`keep` >= 1) because the
+        application reloads its hash and time on restart. Each call deletes only the heights
+        between the previous horizon and the new one, all in one synced batch with the new
+        horizon, so calling it often is cheap, a crash mid-way loses nothing, and a second
+        call with the same `keep` changes nothing.
+        """
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1 (the head block), not {keep}")
+        previous = self.pruned_below()
+        horizon = self.height() - keep + 1
+        if horizon <= max(previous, 1):
+            return previous
+        batch = WriteBatch(raw_mode=True)
+        block_cf, txs_cf = self._cf("blocks"), self._cf("txs")
+        for height in range(max(previous, 1), horizon):
+            body = self._get("blocks", b"b" + _height_key(height))
+            if body is not None:
+                for tx_hash in _tx_hashes(body, height):
+                    batch.delete(tx_hash, txs_cf)
+                batch.delete(b"h" + _block_hash(body, height), block_cf)
+            batch.delete(b"b" + _height_key(height), block_cf)
+            batch.delete(b"c" + _height_key(height), block_cf)
+            batch.delete(b"e" + _height_key(height), block_cf)
+        batch.put(PRUNED_KEY, _height_key(horizon), self._cf("meta"))
+        self.db.write(batch, self._sync)
+        return horizon
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        raw = self._get("txs", tx_hash)
+        return None if raw is None else (int.from_bytes(raw[:8]), int.from_bytes(raw[8:12]))
+
+    # --- state -----------------------------------------------------------------------------
+    def save_genesis_state(self, state: State) -> None:
+        """The genesis state, as height 0's writes (only into an empty store)."""
+        if self.height() != 0 or self.has_genesis():
+            raise StoreError("the store already holds a chain")
+        batch = WriteBatch(raw_mode=True)
+        cf = self._cf("state")
+        changes = state.take_changes()
+        for key, record in changes.items():
+            if record is not None:
+                batch.put(key, encode_record(record), cf)
+        self._index_certificates(batch, changes)
+        batch.put(b"genesis", state.root(), self._cf("meta"))
+        self.db.write(batch, self._sync)
+
+    def has_genesis(self) -> bool:
+        return self._get("meta", b"genesis") is not None
+
+    def _records(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
+        cf = self.db.get_column_family("state")
+        try:
+            for key, value in cf.items():
+                assert isinstance(key, bytes) and isinstance(value, bytes)
+                yield key, decode_record(value)
+        finally:
+            del cf
+
+    def load_state(self) -> State:
+        return State.restore(self._records())
+
+    # --- consensus write-ahead log ---------------------------------------------------------
+    def save_wal(self, persistent: Persistent) -> None:
+        """Synced before the validator sends anything its consensus core asked it to send."""
+        batch = WriteBatch(raw_mode=True)
+        batch.put(WAL_KEY, codec.encode(persistent), self._cf("wal"))
+        self.db.write(batch, self._sync)
+
+    def load_wal(self) -> Persistent | None:
+        raw = self._get("wal", WAL_KEY)
+        return None if raw is None else msgspec.msgpack.decode(raw, type=Persistent)
+
+    # --- backups ---------------------------------------------------------------------------
+    def checkpoint(self, destination: Path) -> None:
+        """A consistent copy of the whole store (hard links where the filesystem allows)."""
+        if destination.exists():
+            raise StoreError(f"{destination} exists")
+        Checkpoint(self.db).create_checkpoint(str(destination))

@@ -1,0 +1,218 @@
+"""The application a validator runs: proposals bounded by the validator's clock, each
+signature verified once per node, and a checked or built block committed by replaying its
+trial instead of executing it again, with the same result as executing it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gridtokenx.chain import blocks
+from gridtokenx.chain.application import Application
+from gridtokenx.ledger import genesis, transition, validator_set
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.wire import tx
+from gridtokenx.wire.crypto import PrivateKey
+
+CHAIN = "gridtokenx-app-test"
+GENESIS_TIME = 1_767_225_600
+SPEC = genesis.devnet(CHAIN, GENESIS_TIME, genesis.dev_keys())
+EGAT = genesis.dev_keys()["EGAT"]
+
+
+def _registrations(count: int) -> list[bytes]:
+    sb = Sandbox(spec=SPEC)
+    mea = sb.authority("MEA")
+    out = []
+    for i in range(count):
+        body = tx.RegisterParticipant(
+            PrivateKey.from_dev_label(f"app/{i}").address, "BKK", tx.ParticipantKind.HOUSEHOLD, "h"
+        )
+        out.append(sb.sign(mea, body).encode())
+        sb.submit(mea, body)
+    return out
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Iterator[tuple[Application, Application]]:
+    pair = (Application.open(SPEC, tmp_path / "a"), Application.open(SPEC, tmp_path / "b"))
+    yield pair
+    for app in pair:
+        app.close()
+
+
+class _Counting:
+    """Counts `transition.apply` calls and signature checks while it is installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.applied = 0
+        self.checked = 0
+        real = transition.apply
+
+        def counting(*args: object, check_signature: bool = True) -> object:
+            self.applied += 1
+            self.checked += check_signature
+            return real(*args, check_signature=check_signature)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(transition, "apply", counting)
+
+
+def test_a_checked_block_commits_by_replay_without_executing_again(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proposer, validator = apps
+    txs = _registrations(5)
+    for app in apps:
+        for raw in txs:
+            app.submit(raw)
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    count = _Counting(monkeypatch)
+    assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
+    assert count.applied == 5 and count.checked == 0  # the mempool verified them already
+    validator.commit(1, raw, ())
+    proposer.commit(1, raw, ())
+    assert count.applied == 5  # both commits replayed a kept trial
+    assert validator.state.root() == proposer.state.root() == blocks.decode(raw).header.state_root
+    assert validator.state.recompute_root() == validator.state.root()
+    assert validator.store.load_state().root() == validator.state.root()
+    assert all(validator.mempool.status(tx.hash_of(r)) == "committed" for r in txs)
+
+
+def test_a_block_whose_transactions_never_arrived_is_verified_before_it_runs(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proposer, validator = apps
+    for raw in _registrations(3):
+        proposer.submit(raw)  # the validator's mempool never sees them
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    verified: list[int] = []
+    real_verify = validator.mempool.verify
+
+    def spy(raws: list[bytes]) -> list[bool]:
+        verified.append(len(raws))
+        return real_verify(raws)
+
+    monkeypatch.setattr(validator.mempool, "verify", spy)
+    assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
+    assert verified == [3]
+    validator.commit(1, raw, ())
+    assert validator.state.root() == blocks.decode(raw).header.state_root
+
+
+def test_a_forged_signature_in_a_proposal_makes_it_invalid(
+    apps: tuple[Application, Application],
+) -> None:
+    _, validator = apps
+    good = tx.decode(_registrations(1)[0])
+    forged = tx.SignedTransaction(good.tx, bytes(64)).encode()
+    state = validator.state
+    root = state.root()
+    header = blocks.Header(
+        CHAIN, 1, GENESIS_TIME + 5, b"\x00" * 32, EGAT.address, blocks.tx_root((forged,)),
+        root, validator_set.set_hash(validator.validators(1)), blocks.evidence_root(()),
+    )  # fmt: skip
+    assert not validator.check_block(1, blocks.Block(header, (forged,)).encode())
+    assert state.root() == root
+
+
+@pytest.mark.parametrize(("offset", "ok"), [(0, True), (5, True), (-5, True), (6, False)])
+def test_a_proposal_dated_away_from_the_validators_clock_is_refused(
+    apps: tuple[Application, Application], offset: int, ok: bool
+) -> None:
+    proposer, validator = apps
+    now = GENESIS_TIME + 3600
+    raw = proposer.build_block(1, now + offset, EGAT.address)
+    assert validator.check_block(1, raw, now=now) is ok
+    assert validator.check_block(1, raw) is True  # no clock: certified blocks (sync)
+
+
+def test_a_backdated_proposal_is_refused(apps: tuple[Application, Application]) -> None:
+    proposer, validator = apps
+    raw = proposer.build_block(1, GENESIS_TIME + 10, EGAT.address)
+    assert not validator.check_block(1, raw, now=GENESIS_TIME + 16)
+
+
+def test_blocks_may_share_a_second_but_time_never_goes_back(
+    apps: tuple[Application, Application],
+) -> None:
+    proposer, validator = apps
+    now = GENESIS_TIME + 100
+    for height in (1, 2):
+        raw = proposer.build_block(height, now, EGAT.address)
+        assert validator.check_block(height, raw, now=now)
+        for app in apps:
+            app.commit(height, raw, ())
+        assert blocks.decode(raw).header.time == now
+    raw = proposer.build_block(3, now - 1, EGAT.address)
+    assert blocks.decode(raw).header.time == now  # the proposer's clock lags: it waits
+
+
+def test_a_transaction_that_keeps_failing_is_dropped_with_its_code_and_so_are_its_followers(
+    apps: tuple[Application, Application],
+) -> None:
+    """Admission cannot know balances, so an overdrawn transfer is admitted; it fails in
+    every block this node builds, and after three it is dropped with the ledger's code,
+    taking the sender's later transaction with it (it could never apply without the
+    nonce). A transaction that failed twice for want of another sender's is not dropped,
+    and applies in the block that brings what it needs, even ordered before it."""
+    proposer, _ = apps
+    sb = Sandbox(spec=SPEC)
+    mea, erc = sb.authority("MEA"), sb.authority("ERC")
+    poor = PrivateKey.from_dev_label("app/poor")
+    register = sb.sign(mea, tx.RegisterParticipant(poor.address, "BKK",
+                                                   tx.ParticipantKind.HOUSEHOLD, "p"))  # fmt: skip
+    proposer.submit(register.encode())
+    proposer.commit(1, proposer.build_block(1, GENESIS_TIME + 5, EGAT.address), ())
+    overdraw = tx.make(poor, CHAIN, 0, tx.Transfer(tx.Asset.THB, EGAT.address, 100))
+    follower = tx.make(poor, CHAIN, 1, tx.Transfer(tx.Asset.THB, EGAT.address, 1))
+    later = PrivateKey.from_dev_label("app/later")
+    licence = tx.make(erc, CHAIN, 0, tx.GrantLicence(later.address, tx.LicenceKind.SELLER,
+                                                     GENESIS_TIME + 10**7))  # fmt: skip
+    for signed in (overdraw, follower, licence):
+        proposer.submit(signed.encode())
+    for height in (2, 3):
+        raw = proposer.build_block(height, GENESIS_TIME + 5, EGAT.address)
+        assert blocks.decode(raw).txs == ()
+        proposer.commit(height, raw, ())
+        assert proposer.mempool.status(overdraw.hash) == "pending"
+    # The licence's holder registers now, after the licence arrived.
+    sb.submit(mea, register.tx.body)
+    proposer.submit(sb.sign(mea, tx.RegisterParticipant(later.address, "BKK",
+                                                        tx.ParticipantKind.HOUSEHOLD, "l")
+                            ).encode())  # fmt: skip
+    raw = proposer.build_block(4, GENESIS_TIME + 5, EGAT.address)
+    proposer.commit(4, raw, ())
+    code = proposer.mempool.status(overdraw.hash).removeprefix("dropped:")
+    assert code == "INSUFFICIENT_BALANCE"
+    assert proposer.mempool.status(follower.hash) == "dropped:PRECEDING_DROPPED"
+    # The licence came first in the block but applied in its second pass, after the
+    # registration it needed; its two failed blocks before did not drop it.
+    assert proposer.mempool.status(licence.hash) == "committed"
+    assert blocks.decode(raw).txs[-1] == licence.encode()
+
+
+def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -> None:
+    """A node that acknowledged transactions and then stops (or is killed) before they are
+    committed admits them again when it reopens its store; committed ones are forgotten."""
+    txs = _registrations(4)
+    app = Application.open(SPEC, tmp_path / "n")
+    for raw in txs[:2]:
+        app.submit(raw)
+    raw_block = app.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    app.commit(1, raw_block, ())
+    for raw in txs[2:]:
+        app.submit(raw)
+    app.store.close()  # as abrupt as the process ends: no mempool shutdown, no flush
+    app.mempool.close()
+    reopened = Application.open(SPEC, tmp_path / "n")
+    try:
+        hashes = [tx.hash_of(raw) for raw in txs]
+        assert [reopened.mempool.holds(h) for h in hashes] == [False, False, True, True]
+        assert sorted(reopened.store.pending()) == sorted(txs[2:])
+        reopened.commit(2, reopened.build_block(2, GENESIS_TIME + 6, EGAT.address), ())
+        assert reopened.store.pending() == []
+        assert reopened.mempool.status(hashes[3]) == "committed"
+    finally:
+        reopened.close()

@@ -1,0 +1,131 @@
+"""The mempool: every admission check with its code, per-sender nonce runs in blocks,
+limits with eviction by fee, and an outcome for every admitted transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gridtokenx.chain.mempool import Mempool
+from gridtokenx.wire import tx
+from gridtokenx.wire.crypto import PrivateKey
+
+CHAIN = "gridtokenx-test"
+ALICE, BOB, CAROL = (PrivateKey.from_dev_label(f"test/mempool/{n}") for n in ("a", "b", "c"))
+NONCES = {ALICE.address: 0, BOB.address: 5, CAROL.address: 0}
+
+
+def nonce_of(address: bytes) -> int | None:
+    return NONCES.get(address)
+
+
+def make(key: PrivateKey, nonce: int, fee: int = 0, amount: int = 1, chain: str = CHAIN) -> bytes:
+    body = tx.Transfer(tx.Asset.THB, BOB.address, amount)
+    return tx.make(key, chain, nonce, body, fee).encode()
+
+
+@pytest.fixture
+def pool() -> Iterator[Mempool]:
+    mp = Mempool(CHAIN, max_txs=10, max_per_sender=5)
+    yield mp
+    mp.close()
+
+
+def test_admits_and_reports_pending(pool: Mempool) -> None:
+    result = pool.add(make(ALICE, 0), nonce_of, 0)
+    assert result.accepted and result.tx_hash is not None
+    assert pool.status(result.tx_hash) == "pending" and len(pool) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"\x00garbage", "MALFORMED"),
+        (make(ALICE, 0, chain="other-chain"), "WRONG_CHAIN_ID"),
+        (make(PrivateKey.from_dev_label("test/mempool/stranger"), 0), "UNKNOWN_SENDER"),
+        (make(BOB, 4), "NONCE_REPLAYED"),
+        (make(ALICE, 5), "NONCE_TOO_FAR"),
+        (make(ALICE, 0, fee=9), "FEE_TOO_LOW"),
+    ],
+)
+def test_refusals_have_codes_and_change_nothing(pool: Mempool, raw: bytes, code: str) -> None:
+    result = pool.add(raw, nonce_of, 10)
+    assert not result.accepted and result.code == code
+    assert len(pool) == 0 and pool.size_bytes == 0
+
+
+def test_bad_signature_is_refused(pool: Mempool) -> None:
+    stx = tx.decode(make(ALICE, 0))
+    forged = tx.SignedTransaction(stx.tx, bytes(64)).encode()
+    assert pool.add(forged, nonce_of, 0).code == "INVALID_SIGNATURE"
+
+
+def test_duplicates_and_taken_nonces(pool: Mempool) -> None:
+    raw = make(ALICE, 0)
+    assert pool.add(raw, nonce_of, 0).accepted
+    assert pool.add(raw, nonce_of, 0).code == "DUPLICATE"
+    assert pool.add(make(ALICE, 0, amount=2), nonce_of, 0).code == "NONCE_TAKEN"
+
+
+def test_batch_verification_sorts_good_from_bad() -> None:
+    mp = Mempool(CHAIN, max_txs=1_000, max_per_sender=1_000)
+    good = [make(ALICE, n) for n in range(150)]
+    bad = [
+        tx.SignedTransaction(tx.decode(make(CAROL, n)).tx, bytes(64)).encode() for n in range(50)
+    ]
+    results = mp.add_batch(good + bad, nonce_of, 0)
+    mp.close()
+    assert [r.accepted for r in results] == [True] * 150 + [False] * 50
+    assert {r.code for r in results[150:]} == {"INVALID_SIGNATURE"}
+
+
+def test_reap_takes_consecutive_nonces_per_sender_interleaved(pool: Mempool) -> None:
+    a0, a1, a3 = make(ALICE, 0), make(ALICE, 1), make(ALICE, 3)  # a gap at 2
+    b5, b6 = make(BOB, 5), make(BOB, 6)
+    for raw in (a0, b5, a1, a3, b6):
+        assert pool.add(raw, nonce_of, 0).accepted
+    assert pool.reap(nonce_of, 100, 10**6) == [a0, b5, a1, b6]
+    assert pool.reap(nonce_of, 3, 10**6) == [a0, b5, a1]
+    assert pool.reap(nonce_of, 100, len(a0) + len(b5)) == [a0, b5]
+
+
+def test_update_marks_committed_and_drops_superseded(pool: Mempool) -> None:
+    a0, a1 = make(ALICE, 0), make(ALICE, 1)
+    for raw in (a0, a1):
+        pool.add(raw, nonce_of, 0)
+    other_a1 = make(ALICE, 1, amount=7)  # committed elsewhere, never in this pool
+    NONCES[ALICE.address] = 2
+    try:
+        dropped = pool.update([tx.decode(a0).hash, tx.decode(other_a1).hash], nonce_of)
+    finally:
+        NONCES[ALICE.address] = 0
+    assert pool.status(tx.decode(a0).hash) == "committed"
+    assert pool.status(tx.decode(a1).hash) == "dropped:SUPERSEDED"
+    assert dropped == [(tx.decode(a1).hash, "SUPERSEDED")]
+    assert len(pool) == 0 and pool.size_bytes == 0
+    assert pool.status(b"\x00" * 32) == "unknown"
+
+
+def test_full_pool_evicts_the_cheapest_tail_for_a_better_fee() -> None:
+    mp = Mempool(CHAIN, max_txs=3, max_per_sender=10)
+    cheap = [make(ALICE, n, fee=1) for n in range(3)]
+    for raw in cheap:
+        assert mp.add(raw, nonce_of, 0).accepted
+    assert mp.add(make(CAROL, 0, fee=1), nonce_of, 0).code == "MEMPOOL_FULL"  # no better fee
+    rich = make(CAROL, 0, fee=500)
+    assert mp.add(rich, nonce_of, 0).accepted
+    assert mp.status(tx.decode(cheap[2]).hash) == "dropped:EVICTED"  # the end of Alice's run
+    assert mp.status(tx.decode(cheap[0]).hash) == "pending"
+    assert len(mp) == 3
+    mp.close()
+
+
+def test_byte_limit_is_enforced() -> None:
+    raw = make(ALICE, 0)
+    mp = Mempool(CHAIN, max_bytes=len(raw) * 2)
+    assert mp.add(raw, nonce_of, 0).accepted
+    assert mp.add(make(ALICE, 1), nonce_of, 0).accepted
+    assert mp.add(make(ALICE, 2), nonce_of, 0).code == "MEMPOOL_FULL"
+    assert mp.size_bytes <= len(raw) * 2
+    mp.close()

@@ -1,0 +1,216 @@
+"""State and its root: overlays publish atomically, and the cheap incremental root always
+equals the root rebuilt from scratch, whatever order the writes came in."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridtokenx.ledger.state import State, leaf_hash
+
+
+class Rec(msgspec.Struct, frozen=True, array_like=True):
+    value: int
+
+
+class Other(msgspec.Struct, frozen=True, array_like=True):
+    label: str
+
+
+def write(state: State, items: dict[bytes, int | None]) -> None:
+    view = state.overlay()
+    for key, value in items.items():
+        if value is None:
+            view.delete(key)
+        else:
+            view.put(key, Rec(value))
+    view.commit()
+
+
+keys = st.binary(min_size=1, max_size=12)
+batches = st.lists(
+    st.dictionaries(keys, st.one_of(st.none(), st.integers(0, 2**40)), max_size=20),
+    max_size=12,
+)
+
+
+def test_empty_states_share_one_root() -> None:
+    assert State().root() == State().root() == State().recompute_root()
+    assert len(State().root()) == 32
+
+
+def test_overlay_reads_its_own_writes_but_base_sees_nothing_until_commit() -> None:
+    state = State()
+    write(state, {b"a": 1})
+    view = state.overlay()
+    view.put(b"a", Rec(2))
+    view.put(b"b", Rec(3))
+    view.delete(b"a")
+    assert view.get(b"a", Rec) is None
+    assert view.get(b"b", Rec) == Rec(3)
+    assert state.get(b"a", Rec) == Rec(1)
+    assert state.get(b"b", Rec) is None
+    view.commit()
+    assert state.get(b"a", Rec) is None
+    assert state.get(b"b", Rec) == Rec(3)
+
+
+def test_discarded_overlay_leaves_state_and_root_untouched() -> None:
+    state = State()
+    write(state, {b"a": 1, b"b": 2})
+    root = state.root()
+    view = state.overlay()
+    view.put(b"a", Rec(99))
+    view.delete(b"b")
+    del view
+    assert state.root() == root
+    assert state.get(b"a", Rec) == Rec(1)
+
+
+def test_wrong_record_type_is_a_type_error() -> None:
+    state = State()
+    view = state.overlay()
+    view.put(b"k", Other("x"))
+    with pytest.raises(TypeError):
+        view.get(b"k", Rec)
+    view.commit()
+    with pytest.raises(TypeError):
+        state.get(b"k", Rec)
+
+
+def test_root_changes_with_any_value_and_returns_when_undone() -> None:
+    state = State()
+    write(state, {b"a": 1, b"b": 2})
+    before = state.root()
+    write(state, {b"a": 5})
+    changed = state.root()
+    assert changed != before
+    write(state, {b"a": 1})
+    assert state.root() == before
+    write(state, {b"c": 0})
+    assert state.root() != before
+    write(state, {b"c": None})
+    assert state.root() == before
+
+
+def test_deleting_everything_returns_to_the_empty_root() -> None:
+    state = State()
+    write(state, {bytes([i]): i for i in range(200)})
+    assert state.root() != State().root()
+    write(state, {bytes([i]): None for i in range(200)})
+    assert state.root() == State().root()
+    assert len(state) == 0
+
+
+def test_root_commits_to_the_key_not_only_the_value() -> None:
+    a, b = State(), State()
+    write(a, {b"alice": 1})
+    write(b, {b"bob": 1})
+    assert a.root() != b.root()
+
+
+def test_leaf_hash_is_unambiguous_between_key_and_value() -> None:
+    """Without the key length prefix, (b"ab", b"c") and (b"a", b"bc") would hash the same."""
+    assert leaf_hash(b"ab", b"c") != leaf_hash(b"a", b"bc")
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches)
+def test_incremental_root_equals_full_recompute_after_every_batch(
+    history: list[dict[bytes, int | None]],
+) -> None:
+    state = State()
+    for batch in history:
+        write(state, batch)
+        assert state.root() == state.recompute_root()
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches, st.randoms(use_true_random=False))
+def test_root_is_independent_of_write_order_and_batching(
+    history: list[dict[bytes, int | None]], rnd: random.Random
+) -> None:
+    """Two nodes that reach the same records by different paths agree on the root."""
+    final: dict[bytes, int | None] = {}
+    for batch in history:
+        final.update(batch)
+    one = State()
+    for batch in history:
+        write(one, batch)
+        one.root()  # interleave hashing with writes on this node only
+    two = State()
+    items = list(final.items())
+    rnd.shuffle(items)
+    for key, value in items:
+        write(two, {key: value})
+    assert one.root() == two.root()
+    assert dict(one.items()) == dict(two.items())
+
+
+def test_items_and_scan_iterate_in_key_order() -> None:
+    state = State()
+    write(state, {b"z": 1, b"acct/2": 2, b"acct/1": 3, b"b": 4})
+    assert [k for k, _ in state.items()] == [b"acct/1", b"acct/2", b"b", b"z"]
+    assert [k for k, _ in state.scan(b"acct/")] == [b"acct/1", b"acct/2"]
+
+
+def _tree_of(state: State) -> tuple[object, object]:
+    tree = state._tree
+    return ({i: dict(b) for i, b in tree._buckets.items()}, [dict(n) for n in tree._nodes])
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches, batches, st.booleans())
+def test_a_trial_rolls_back_and_replays_without_rehashing_to_the_same_tree(
+    before: list[dict[bytes, int | None]], trial: list[dict[bytes, int | None]], hash_mid: bool
+) -> None:
+    """Rollback restores the records and the hashed tree exactly; replaying the trial on
+    the state it started from gives the records, root and tree that executing it gives."""
+    state, reference = State(), State()
+    for batch in before:
+        write(state, batch)
+        write(reference, batch)
+    if hash_mid:
+        state.root()
+    start_root, start_records = state.root(), dict(state.items())
+    start_tree = _tree_of(state)
+    state.begin()
+    for batch in trial:
+        write(state, batch)
+    kept = state.trial()
+    trial_root = state.root()
+    state.rollback()
+    assert state.root() == start_root == state.recompute_root()
+    assert dict(state.items()) == start_records and _tree_of(state) == start_tree
+    state.begin()
+    state.replay(kept)
+    assert state.root() == trial_root
+    state.release()
+    for batch in trial:
+        write(reference, batch)
+    assert reference.root() == trial_root == state.recompute_root()
+    assert dict(state.items()) == dict(reference.items())
+    assert _tree_of(state) == _tree_of(reference)
+    state.begin()  # a replay inside a trial rolls back too
+    state.rollback()
+    assert state.root() == trial_root
+
+
+def test_a_replay_inside_a_trial_is_undone_by_its_rollback() -> None:
+    state = State()
+    write(state, {b"a": 1})
+    start = state.root()
+    state.begin()
+    write(state, {b"a": 2, b"b": 3})
+    kept = state.trial()
+    state.rollback()
+    state.begin()
+    state.replay(kept)
+    assert state.root() != start
+    state.rollback()
+    assert state.root() == start == state.recompute_root()
+    assert dict(state.items()) == {b"a": Rec(1)}

@@ -1,0 +1,196 @@
+"""Four validators as asyncio nodes on 127.0.0.1 in one process: consensus over the
+encrypted gossip network, blocks built from gossiped transactions, committed to RocksDB,
+identical state on every node. (Separate processes and kill -9 come with `node start`.)"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+
+from gridtokenx.chain.application import Application
+from gridtokenx.consensus.core import Persistent, Step, Timeouts
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.node.runtime import Node
+from gridtokenx.p2p.gossip import START_SCORE, Gossip, Kind
+from gridtokenx.wire import codec, tx
+from gridtokenx.wire.crypto import PrivateKey
+from gridtokenx.wire.votes import NIL, Vote, VoteType, sign_vote
+
+CHAIN = "gridtokenx-node-test"
+GENESIS_TIME = 1_767_225_600
+KEYS = genesis.dev_keys()
+RUNNING = ("EGAT", "MEA", "PEA", "ERC")  # NEPO (6,000 of 39,000) stays offline
+FAST = Timeouts(propose_ms=400, prevote_ms=200, precommit_ms=200, increment_ms=100)
+
+
+def _registrations(count: int) -> list[bytes]:
+    sb = Sandbox(chain_id=CHAIN, genesis_time=GENESIS_TIME)
+    mea = sb.authority("MEA")
+    out = []
+    for i in range(count):
+        who = PrivateKey.from_dev_label(f"node-test/home/{i}")
+        body = tx.RegisterParticipant(who.address, "BKK", tx.ParticipantKind.HOUSEHOLD, f"h{i}")
+        out.append(sb.sign(mea, body).encode())
+        sb.submit(mea, body)
+    return out
+
+
+async def _network(tmp_path: Path) -> list[Node]:
+    spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
+    nodes = [
+        Node(
+            KEYS[code],
+            Application.open(spec, tmp_path / code),
+            FAST,
+            clock=lambda: GENESIS_TIME + 10,
+        )
+        for code in RUNNING
+    ]
+    ports = [await n.gossip.listen() for n in nodes]
+    for i, node in enumerate(nodes):
+        for j in range(i + 1, len(nodes)):
+            await node.gossip.dial("127.0.0.1", ports[j], expect=KEYS[RUNNING[j]].address)
+    for _ in range(100):  # bounded wait for the full mesh
+        if all(len(n.gossip.peers) == len(nodes) - 1 for n in nodes):
+            break
+        await asyncio.sleep(0.02)
+    return nodes
+
+
+def test_four_validators_commit_blocks_over_the_network(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        nodes = await _network(tmp_path)
+        try:
+            for node in nodes:
+                await node.start()
+            txs = _registrations(12)
+            for raw in txs:
+                await nodes[1].submit(raw)  # into MEA's node, gossiped to the others
+            for _ in range(600):  # bounded: 30 s
+                if all(n.app.height >= 4 for n in nodes):
+                    break
+                await asyncio.sleep(0.05)
+            heights = [n.app.height for n in nodes]
+            assert min(heights) >= 4, heights
+            assert all(n.halted is None for n in nodes)
+            common = min(heights)
+            blocks_at = [n.app.store.block(common) for n in nodes]
+            assert all(b == blocks_at[0] for b in blocks_at)
+            roots = {n.app.state.root() for n in nodes if n.app.height == common}
+            assert len(roots) == 1
+            registered = nodes[0].app.state.scan(b"part/")
+            assert len(list(registered)) == 12  # every gossiped transaction was committed
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def _held(node: Node, tx_hash: bytes) -> bool:
+    return node.app.mempool.status(tx_hash) in ("pending", "committed")
+
+
+def test_transaction_batches_are_admitted_relayed_and_forgeries_cost_the_sender(
+    tmp_path: Path,
+) -> None:
+    """A client peer sends one batch to EGAT's node: every node's mempool ends up holding
+    the batch (EGAT relays what it admitted). A peer that sends forged signatures is
+    disconnected after two batches; duplicates and a mixed batch are not held against it."""
+
+    async def scenario() -> None:
+        nodes = await _network(tmp_path)
+        for node in nodes:
+            await node.start()
+
+        async def ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
+            return True
+
+        client = Gossip(PrivateKey.from_dev_label("node-test/client"), ignore)
+        rogue = Gossip(PrivateKey.from_dev_label("node-test/rogue"), ignore)
+        try:
+            port = nodes[0].gossip._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            await client.dial("127.0.0.1", port)
+            await rogue.dial("127.0.0.1", port)
+            txs = _registrations(20)
+            await client.publish(Kind.TX, codec.encode(txs[:15]))
+            await client.publish(Kind.TX, codec.encode(txs[5:]))  # overlaps: duplicates
+            hashes = [tx.hash_of(raw) for raw in txs]
+            for _ in range(200):  # bounded: 10 s
+                if all(_held(n, h) for n in nodes for h in hashes):
+                    break
+                await asyncio.sleep(0.05)
+            assert all(_held(n, h) for n in nodes for h in hashes)
+            egat = KEYS["EGAT"].address
+            assert client.scores[egat] == START_SCORE and egat in client.peers
+            forged = [
+                tx.SignedTransaction(tx.decode(raw).tx, bytes(64)).encode()
+                for raw in _registrations(23)[20:]
+            ]
+            rogue_id = rogue.key.address
+            for _ in range(2):
+                await rogue.publish(Kind.TX, codec.encode(forged))
+                await asyncio.sleep(0.2)
+            for _ in range(100):
+                if rogue_id not in nodes[0].gossip.peers:
+                    break
+                await asyncio.sleep(0.05)
+            assert rogue_id not in nodes[0].gossip.peers
+            assert nodes[0].gossip.scores[rogue_id] <= 0
+            assert not any(n.app.mempool.knows(tx.hash_of(f)) for n in nodes for f in forged)
+            assert client.key.address in nodes[0].gossip.peers  # the honest client stays
+        finally:
+            await client.close()
+            await rogue.close()
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_restarted_node_re_sends_the_votes_in_its_wal_to_peers_that_connect_later(
+    tmp_path: Path,
+) -> None:
+    """EGAT's WAL says it prevoted in round 0, but the crash lost the vote on the way (a
+    killed process's socket buffers go with it). Restarted, the node must send that very
+    vote again, also to a peer that connects only after the restart (the regossip), and
+    never a different prevote for the round: with two of four validators down, the others
+    cannot reach a quorum without it."""
+    key = KEYS["EGAT"]
+    spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
+    app = Application.open(spec, tmp_path / "EGAT")
+    logged = sign_vote(key, CHAIN, Vote(1, 0, VoteType.PREVOTE, NIL, key.address))
+    app.store.save_wal(Persistent(1, 0, Step.PREVOTE, signed=(logged,)))
+
+    async def scenario() -> None:
+        node = Node(key, app, FAST, clock=lambda: GENESIS_TIME + 10)
+        heard: list[Vote] = []
+
+        async def collect(kind: Kind, payload: bytes, peer: bytes) -> bool:
+            if kind is Kind.VOTE:
+                heard.append(msgspec.msgpack.decode(payload, type=Vote))
+            return True
+
+        peer = Gossip(KEYS["MEA"], collect)
+        try:
+            port = await node.gossip.listen()
+            await node.start()  # nobody is connected yet: the first broadcast reaches no one
+            await peer.dial("127.0.0.1", port, expect=key.address)
+            for _ in range(100):  # bounded: 5 s, the regossip runs every second
+                if logged in heard:
+                    break
+                await asyncio.sleep(0.05)
+            assert logged in heard
+            round_0_prevotes = {
+                v.block_id for v in heard if (v.round, v.type) == (0, VoteType.PREVOTE)
+            }
+            assert round_0_prevotes == {NIL}  # the logged vote, never a second one
+            assert node.core.state.signed[0] == logged  # still in the WAL state
+        finally:
+            await peer.close()
+            await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
