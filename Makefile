@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-ledger test lint bench clean
+.PHONY: demo demo-ledger test test-core lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -n auto
+
+# The pure layers (wire, ledger, consensus) and the golden vectors: no processes, no sockets.
+test-core: $(STAMP)
+	$(BIN)/pytest -n auto tests/wire tests/ledger tests/consensus tests/golden
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py

@@ -23,12 +23,13 @@ import tempfile
 from pathlib import Path
 
 import benchkit
-from gridtokenx.chain.application import Application, Rejected
+from gridtokenx.chain.application import Rejected
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.devnet.homes import DEVNET_VALIDATORS, devnet_genesis
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.node.runtime import Node
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -56,7 +57,7 @@ async def run(rate: int, seconds: float, folder: Path) -> dict[str, object]:
     spec = devnet_genesis(CHAIN, GENESIS_TIME)
     keys = genesis.dev_keys()
     nodes = [
-        Node(keys[code], Application.open(spec, folder / code), FAST, block_interval=0.25)
+        Node(keys[code], open_application(spec, folder / code), FAST, block_interval=0.25)
         for code in DEVNET_VALIDATORS
     ]
     ports = [await n.gossip.listen() for n in nodes]

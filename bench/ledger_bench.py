@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchkit
-from gridtokenx.ledger import transition
+from gridtokenx.ledger import chain_info, transition
 from gridtokenx.ledger.context import BlockContext
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.ledger.state import State
@@ -151,8 +151,8 @@ def capped_reading_ms() -> tuple[float, int]:
     sb.submit(
         mea, tx.RegisterMeter(meter.public_key, farm.address, "BKK", tx.MeterKind.SOLAR, 4 * 10**9)
     )
-    cap = transition.params(sb.state).rec_max_per_reading
-    size = transition.params(sb.state).rec_size_wh
+    cap = chain_info.params(sb.state).rec_max_per_reading
+    size = chain_info.params(sb.state).rec_size_wh
     sb.advance(4 * INTERVAL)
     start = sb.time // INTERVAL * INTERVAL - INTERVAL
     stx = sb.sign(meter, tx.MeterReading(start, 0, (cap + 3) * size))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import benchkit
 from gridtokenx.ledger import transition
-from gridtokenx.ledger.market import engine
+from gridtokenx.ledger.market import orderbook
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.ledger.state import State
 from gridtokenx.wire import crypto, tx
@@ -75,14 +75,14 @@ class Desk:
         return tx.make(who, self.sb.chain_id, nonce, body)
 
 
-def _submit(books: engine.Books, body: tx.PlaceOrder, owner: bytes, order_id: int) -> bool:
+def _submit(books: orderbook.Books, body: tx.PlaceOrder, owner: bytes, order_id: int) -> bool:
     """One incoming order through the engine alone; True when its rest was put in the book."""
     buying = body.side is BUY
     side = books.side(body.interval_start, body.zone, SELL if buying else BUY)
     fills = (
         []
         if side is None
-        else engine.match_local(
+        else orderbook.match_local(
             side, buying, body.price, owner, body.quantity_wh, False, True
         ).fills
     )
@@ -94,7 +94,7 @@ def _submit(books: engine.Books, body: tx.PlaceOrder, owner: bytes, order_id: in
         else:
             books.drop(resting.id)
     if rest:
-        resting = engine.Resting(order_id, owner, body.price, order_id, rest, True, False)
+        resting = orderbook.Resting(order_id, owner, body.price, order_id, rest, True, False)
         books.rest(body.interval_start, body.zone, body.side, resting)
     return bool(rest)
 
@@ -109,7 +109,7 @@ def engine_alone(state: State, incoming: list[tx.SignedTransaction]) -> tuple[fl
         body = stx.tx.body
         assert isinstance(body, tx.PlaceOrder)
         orders.append((body, stx.tx.sender_address))
-    original = engine.books(state)
+    original = orderbook.books(state)
     first_id = max(original.by_id) + 1 if original.by_id else 1
 
     books, next_id = copy.deepcopy(original), first_id

@@ -13,7 +13,7 @@ import os
 import msgspec
 import pytest
 
-from gridtokenx.ledger import accounts, genesis, invariants, registry, transition
+from gridtokenx.ledger import accounts, chain_info, genesis, invariants, registry, transition
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.sandbox import DEFAULT_GENESIS_TIME, Sandbox
@@ -119,7 +119,7 @@ class Net:
 
     @property
     def params(self) -> Params:
-        return transition.params(self.sb.state)
+        return chain_info.params(self.sb.state)
 
     # --- building the cast -----------------------------------------------------------------
     def distributor(self, zone: str) -> PrivateKey:

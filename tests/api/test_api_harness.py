@@ -19,13 +19,13 @@ from typing import TypeVar
 import msgspec
 
 from gridtokenx.api import ApiServer, ApiSettings, serve
-from gridtokenx.chain.application import Application
 from gridtokenx.client import Client, Receipt
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.params import Governance
 from gridtokenx.node.runtime import Node
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire import crypto, tx
 
 CHAIN = "gridtokenx-api-test"
@@ -98,7 +98,7 @@ class LocalNode:
 
     async def _main(self) -> None:
         spec = devnet_genesis(CHAIN, T0, ("EGAT",), self.governance)
-        app = Application.open(spec, self.path)
+        app = open_application(spec, self.path)
         node = Node(
             EGAT,
             app,

@@ -44,6 +44,8 @@ SPEED = 60  # chain seconds per wall second: a 15-minute interval lasts 15 s
 AHEAD = 40  # intervals between now and the one traded: 10 chain hours, 10 wall minutes
 
 pytestmark = [
+    pytest.mark.process,
+    pytest.mark.browser,
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(),

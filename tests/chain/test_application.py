@@ -13,6 +13,7 @@ from gridtokenx.chain import blocks
 from gridtokenx.chain.application import Application
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -37,7 +38,7 @@ def _registrations(count: int) -> list[bytes]:
 
 @pytest.fixture
 def apps(tmp_path: Path) -> Iterator[tuple[Application, Application]]:
-    pair = (Application.open(SPEC, tmp_path / "a"), Application.open(SPEC, tmp_path / "b"))
+    pair = (open_application(SPEC, tmp_path / "a"), open_application(SPEC, tmp_path / "b"))
     yield pair
     for app in pair:
         app.close()
@@ -197,7 +198,7 @@ def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -
     """A node that acknowledged transactions and then stops (or is killed) before they are
     committed admits them again when it reopens its store; committed ones are forgotten."""
     txs = _registrations(4)
-    app = Application.open(SPEC, tmp_path / "n")
+    app = open_application(SPEC, tmp_path / "n")
     for raw in txs[:2]:
         app.submit(raw)
     raw_block = app.build_block(1, GENESIS_TIME + 5, EGAT.address)
@@ -206,7 +207,7 @@ def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -
         app.submit(raw)
     app.store.close()  # as abrupt as the process ends: no mempool shutdown, no flush
     app.mempool.close()
-    reopened = Application.open(SPEC, tmp_path / "n")
+    reopened = open_application(SPEC, tmp_path / "n")
     try:
         hashes = [tx.hash_of(raw) for raw in txs]
         assert [reopened.mempool.holds(h) for h in hashes] == [False, False, True, True]

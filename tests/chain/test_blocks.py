@@ -9,7 +9,7 @@ import pytest
 
 from gridtokenx.chain import blocks
 from gridtokenx.ledger import invariants
-from gridtokenx.ledger.market import engine
+from gridtokenx.ledger.market import orderbook
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.ledger.state import State
 from gridtokenx.wire import tx
@@ -49,7 +49,7 @@ def test_propose_keeps_what_applies_and_leaves_the_state_alone(net: Cast) -> Non
     assert block.txs == tuple(candidates[:2])
     assert block.header.tx_root == blocks.tx_root(block.txs)
     assert _snapshot(net.sb.state) == before and net.sb.state.root() == root
-    assert engine.books(net.sb.state).sides == {}  # the trial's orders left the books too
+    assert orderbook.books(net.sb.state).sides == {}  # the trial's orders left the books too
     invariants.check_all(net.sb.state)
 
 
@@ -62,7 +62,7 @@ def test_validate_then_commit_reaches_the_header_root(net: Cast) -> None:
     assert net.sb.state.root() == block.header.state_root
     assert [r.events[0].kind for r in receipts] == ["order_accepted", "order_accepted"]
     assert "trade" in [e.kind for e in receipts[1].events]  # the bid crossed the ask
-    [(_, side)] = engine.books(net.sb.state).sides.items()
+    [(_, side)] = orderbook.books(net.sb.state).sides.items()
     assert [r.remaining for r in side.best_first()] == [500]
     invariants.check_all(net.sb.state)
 
@@ -145,7 +145,9 @@ def test_commit_replays_a_kept_trial_to_the_same_state_as_executing(net: Cast) -
     assert net.sb.state.root() == other.sb.state.root() == block.header.state_root
     assert net.sb.state.recompute_root() == block.header.state_root
     assert [(r.tx_hash, r.events) for r in replayed] == [(r.tx_hash, r.events) for r in fresh]
-    assert engine.books(net.sb.state).sides.keys() == engine.books(other.sb.state).sides.keys()
+    assert (
+        orderbook.books(net.sb.state).sides.keys() == orderbook.books(other.sb.state).sides.keys()
+    )
     invariants.check_all(net.sb.state)
 
 

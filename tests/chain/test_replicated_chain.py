@@ -15,7 +15,7 @@ from gridtokenx.chain.application import Application, Rejected
 from gridtokenx.consensus.simulation import CHAIN_ID, Scenario, Simulation
 from gridtokenx.ledger import genesis, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
-from gridtokenx.storage.store import Store
+from gridtokenx.storage.store import Store, open_application
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.validators import ValidatorSet
@@ -58,7 +58,7 @@ def _chain(
     def app(index: int, restarted: bool) -> Application:
         if restarted:
             apps[index].close()
-        opened = Application.open(spec, tmp_path / f"validator-{index}")
+        opened = open_application(spec, tmp_path / f"validator-{index}")
         for raw in txs:  # every validator's mempool receives the transactions
             with contextlib.suppress(Rejected):  # already committed before a restart
                 opened.submit(raw)

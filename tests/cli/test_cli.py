@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from gridtokenx.cli.app import app
+
+pytestmark = pytest.mark.process
 
 runner = CliRunner()
 

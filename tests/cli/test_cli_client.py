@@ -43,6 +43,8 @@ from tests.api.test_api_harness import (
 )
 from tests.ledger.test_validator_changes import equivocation
 
+pytestmark = pytest.mark.process
+
 PASSPHRASE = "correct horse battery staple"
 runner = CliRunner()
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.chain.application import Application
 from gridtokenx.cli.app import app
 from gridtokenx.consensus.simulation import CHAIN_ID
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage import store
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire import tx
 from tests.chain.test_replicated_chain import GENESIS_TIME, _transactions
 from tests.conftest import Cast
@@ -70,7 +70,7 @@ HEIGHTS = 8
 def _chain(path: Path, heights: int = HEIGHTS) -> list[list[bytes]]:
     """A real chain in RocksDB through the application: one registration per block, so each
     height has a tx index entry to prune or keep. Returns the tx hashes of each height."""
-    chain_app = Application.open(genesis.devnet(CHAIN_ID, GENESIS_TIME, genesis.dev_keys()), path)
+    chain_app = open_application(genesis.devnet(CHAIN_ID, GENESIS_TIME, genesis.dev_keys()), path)
     per_height = []
     for height, raw in enumerate(_transactions(heights), start=1):
         chain_app.submit(raw)
@@ -127,7 +127,7 @@ def test_a_pruned_store_restarts_and_prunes_only_the_new_range(tmp_path: Path) -
         db.prune(2)
         root = db.load_state().root()
     spec = genesis.devnet(CHAIN_ID, GENESIS_TIME, genesis.dev_keys())
-    chain_app = Application.open(spec, tmp_path / "data")  # reloads the head block's hash and time
+    chain_app = open_application(spec, tmp_path / "data")  # reloads the head block's hash and time
     try:
         assert chain_app.height == HEIGHTS and chain_app.state.root() == root
         height = HEIGHTS + 1

@@ -24,7 +24,10 @@ from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
 from tests.conftest import free_base_port
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 VALIDATORS = ("EGAT", "MEA")
 KEYS = genesis.dev_keys()
 

@@ -23,7 +23,10 @@ from gridtokenx.node.home import read_status
 from gridtokenx.simulator import devnet_day, run_day_in_sandbox, storyline
 from tests.conftest import free_base_port
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 # Two traded intervals after the setup's two: an hour of chain time, 40 s at speed 90 (a
 # speed that holds while other tests load both cores). Two intervals of the afternoon let
 # the solar farm export a whole certificate (1 MWh) for the claims at the end of the day.

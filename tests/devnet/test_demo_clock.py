@@ -17,6 +17,8 @@ from gridtokenx.devnet.processes import Processes
 from gridtokenx.node.home import HomeError, chain_clock, load_home, read_config
 from tests.conftest import free_base_port
 
+pytestmark = pytest.mark.process
+
 
 def test_speed_one_is_the_wall_clock() -> None:
     assert chain_clock(1_000, 123, 1.0) is time.time

@@ -21,7 +21,10 @@ from gridtokenx.node.home import read_config, read_status
 from gridtokenx.storage.store import Store
 from tests.conftest import free_base_port
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 
 
 def _start(home: Path, **extra_env: str) -> subprocess.Popen[bytes]:

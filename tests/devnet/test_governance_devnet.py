@@ -37,14 +37,17 @@ from gridtokenx.client import ApiError, Client
 from gridtokenx.devnet.homes import init_devnet, init_full_node
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
-from gridtokenx.node.home import load_home, read_config, voting_power
+from gridtokenx.node.home import load_genesis, load_home, read_config, voting_power
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import crypto, tx
 from gridtokenx.wire.votes import Vote
 from tests.conftest import free_base_port
 from tests.devnet.test_devnet_processes import _height, _report, _start, _stop, _wait
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 KEYS = genesis.dev_keys()
 POWER = {"EGAT": 10_000, "MEA": 8_000, "PEA": 8_000, "ERC": 7_000, "NEPO": 6_000}
 NEPO_POWER = 6_000
@@ -74,7 +77,7 @@ def test_a_governance_vote_adds_a_validator_that_then_signs_blocks(tmp_path: Pat
     base = free_base_port(5)
     homes = init_devnet(tmp_path, "gridtokenx-gov-devnet", int(time.time()), base, block_ms=200)
     egat_home, mea_home, pea_home, erc_home = homes
-    assert voting_power(genesis.load(egat_home / "genesis.json"), KEYS["NEPO"]) == 0
+    assert voting_power(load_genesis(egat_home / "genesis.json"), KEYS["NEPO"]) == 0
     nepo_home = init_full_node(
         tmp_path / "nepo", homes, base + 4, key=KEYS["NEPO"], api_port=base + 204
     )

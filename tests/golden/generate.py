@@ -164,9 +164,9 @@ def record_chain() -> dict[str, Any]:
     import datetime
 
     from gridtokenx.chain import blocks
-    from gridtokenx.chain.application import Application
     from gridtokenx.ledger import genesis, validator_set
     from gridtokenx.simulator import DayConfig, MarketDay, SandboxSink, sandbox_for
+    from gridtokenx.storage.store import open_application
 
     config = DayConfig(
         seed=7, participants=40, date=datetime.date(2026, 4, 22), start_minute=11 * 60,
@@ -189,7 +189,7 @@ def record_chain() -> dict[str, Any]:
     proposer = genesis.dev_keys()["EGAT"].address
     heights = []
     with tempfile.TemporaryDirectory() as tmp:
-        app = Application.open(sandbox.genesis, Path(tmp) / "data")
+        app = open_application(sandbox.genesis, Path(tmp) / "data")
         try:
             for height, (time, raws) in enumerate(steps, start=1):
                 validators = validator_set.set_hash(app.validators(height))

@@ -17,9 +17,9 @@ import msgspec
 import pytest
 
 from gridtokenx.chain import blocks
-from gridtokenx.chain.application import Application
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.context import BlockContext
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire import codec, errors, tx
 
 HERE = Path(__file__).resolve().parent
@@ -92,7 +92,7 @@ def test_a_recorded_market_day_builds_byte_identical_blocks_and_state_roots(
 ) -> None:
     spec = msgspec.json.decode(json.dumps(chain_vectors["genesis"]), type=genesis.Genesis)
     proposer = bytes.fromhex(chain_vectors["proposer"])
-    app = Application.open(spec, tmp_path / "data")
+    app = open_application(spec, tmp_path / "data")
     try:
         for expected, (time, hexes) in zip(
             chain_vectors["heights"], chain_vectors["steps"], strict=True
@@ -110,7 +110,7 @@ def test_a_recorded_market_day_builds_byte_identical_blocks_and_state_roots(
             assert app.state.root().hex() == expected["root"], f"height {height}"
     finally:
         app.close()
-    reopened = Application.open(spec, tmp_path / "data")
+    reopened = open_application(spec, tmp_path / "data")
     try:
         assert reopened.state.root().hex() == chain_vectors["heights"][-1]["root"]
     finally:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridtokenx.ledger import certificates, transition
+from gridtokenx.ledger import certificates, chain_info
 from gridtokenx.ledger.certificates import Accrual, CarbonTotals, Certificate
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.sandbox import Sandbox
@@ -217,7 +217,7 @@ def test_avoided_emissions_use_the_factor_in_force_at_issue(
     # transactions are another part of issue 6). Issued certificates keep their figure.
     view = net.sb.state.overlay()
     view.put(
-        transition.PARAMS_KEY, msgspec.structs.replace(net.params, emission_factor_g_per_kwh=512)
+        chain_info.PARAMS_KEY, msgspec.structs.replace(net.params, emission_factor_g_per_kwh=512)
     )
     view.commit()
     net.produce(meter, MWH)

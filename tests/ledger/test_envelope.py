@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gridtokenx.ledger import invariants, transition
+from gridtokenx.ledger import chain_info, invariants, transition
 from gridtokenx.wire import errors, tx
 from gridtokenx.wire.tx import Asset, IssueThb, SignedTransaction, Transfer
 from tests.conftest import Cast, Net, key, sandbox_with_params
@@ -133,7 +133,7 @@ def test_rejected_transaction_does_not_advance_nonce(net: Cast) -> None:
 
 # --- fees ---------------------------------------------------------------------------------
 def test_fee_is_paid_to_the_fee_collector(net: Cast) -> None:
-    collector = transition.chain_info(net.sb.state).fee_collector
+    collector = chain_info.chain_info(net.sb.state).fee_collector
     assert collector == net.erc.address
     office_before, erc_before = net.thb(net.office.address), net.thb(collector)
     nonce = net.nonce(net.office.address)
@@ -203,7 +203,7 @@ def test_authorities_and_meters_are_exempt_from_the_minimum_fee() -> None:
 def test_fee_at_raised_minimum_is_accepted(net: Cast) -> None:
     # Governance raises the minimum fee after participants hold THB.
     view = net.sb.state.overlay()
-    view.put(transition.PARAMS_KEY, msgspec.structs.replace(net.params, min_fee_satang=100))
+    view.put(chain_info.PARAMS_KEY, msgspec.structs.replace(net.params, min_fee_satang=100))
     view.commit()
     body = Transfer(Asset.THB, net.home.address, 1)
     net.rejects(net.office, body, errors.FeeTooLow, "FEE_TOO_LOW", fee=99)

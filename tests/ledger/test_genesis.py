@@ -8,7 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gridtokenx.ledger import genesis, invariants, registry, transition
+from gridtokenx.ledger import chain_info, genesis, invariants, registry
+from gridtokenx.node.home import load_genesis
 from gridtokenx.wire import crypto
 
 
@@ -34,7 +35,7 @@ def test_devnet_genesis_is_valid_and_has_the_thai_market() -> None:
 def test_file_round_trip_and_state_is_deterministic(tmp_path: Path) -> None:
     path = tmp_path / "genesis.json"
     path.write_bytes(devnet().encode())
-    loaded = genesis.load(path)
+    loaded = load_genesis(path)
     assert loaded == devnet()
     first, second = genesis.build_state(loaded), genesis.build_state(devnet())
     assert first.root() == second.root() == first.recompute_root()
@@ -51,8 +52,8 @@ def test_build_state_holds_authorities_zones_links_and_params() -> None:
     assert registry.require_zone(view, "NEA").distribution_authority == "PEA"
     link = view.get(registry.interconnector_key("CEN", "BKK"), registry.Interconnector)
     assert link is not None and link.capacity_kw == 800_000
-    assert transition.params(state) == spec.params
-    assert transition.chain_info(state).chain_id == "gridtokenx-test"
+    assert chain_info.params(state) == spec.params
+    assert chain_info.chain_info(state).chain_id == "gridtokenx-test"
 
 
 def test_chain_id_changes_the_root() -> None:
@@ -137,10 +138,10 @@ def test_load_rejects_unknown_fields_and_garbage(tmp_path: Path) -> None:
     path = tmp_path / "g.json"
     path.write_bytes(devnet().encode().replace(b'"chain_id"', b'"chian_id"'))
     with pytest.raises(genesis.GenesisError):
-        genesis.load(path)
+        load_genesis(path)
     path.write_bytes(b"{not json")
     with pytest.raises(genesis.GenesisError):
-        genesis.load(path)
+        load_genesis(path)
 
 
 def test_the_documented_genesis_root_vector_holds() -> None:

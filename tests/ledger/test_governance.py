@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from gridtokenx.chain.application import Application
 from gridtokenx.consensus.simulation import CHAIN_ID, Scenario, Simulation
-from gridtokenx.ledger import genesis, governance, invariants, registry, transition, validator_set
+from gridtokenx.ledger import (
+    chain_info,
+    genesis,
+    governance,
+    invariants,
+    registry,
+    validator_set,
+)
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.governance import ProposalStatus
 from gridtokenx.ledger.params import Governance
@@ -493,7 +500,7 @@ def test_genesis_weights_default_to_the_specification(sb: Sandbox) -> None:
         "ERC": 7_000,
         "NEPO": 6_000,
     }
-    assert transition.params(sb.state).governance == Governance()
+    assert chain_info.params(sb.state).governance == Governance()
 
 
 # --- vote delegation ------------------------------------------------------------------------

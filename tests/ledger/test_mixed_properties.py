@@ -41,7 +41,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from gridtokenx.ledger import certificates, governance, registry, transition
 from gridtokenx.ledger.context import BlockContext, Event
 from gridtokenx.ledger.invariants import check_all
-from gridtokenx.ledger.market import book, records
+from gridtokenx.ledger.market import bookkeeping, records
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.ledger.state import State
@@ -350,7 +350,7 @@ class MixedMachine(RuleBasedStateMachine):
     @block(who=st.integers(0, 6), pick=st.integers(0, 20))
     def cancel(self, who: int, pick: int) -> None:
         trader, _ = self.traders[who]
-        own = book.open_orders(self.mk.sb.state.overlay(), trader.address)
+        own = bookkeeping.open_orders(self.mk.sb.state.overlay(), trader.address)
         if own:
             self.submit(trader, CancelOrder(own[pick % len(own)]), predicted=set())
 

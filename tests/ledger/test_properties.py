@@ -29,6 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from gridtokenx.ledger import (
     accounts,
     certificates,
+    chain_info,
     genesis,
     invariants,
     metering,
@@ -190,8 +191,8 @@ class Model:
 
     def __init__(self, state: State) -> None:
         self.records: dict[bytes, msgspec.Struct] = dict(state.items())
-        self.fee_collector = transition.chain_info(state).fee_collector
-        self.params = transition.params(state)
+        self.fee_collector = chain_info.chain_info(state).fee_collector
+        self.params = chain_info.params(state)
 
     def account(self, address: bytes) -> Account | None:
         record = self.records.get(accounts.account_key(address))

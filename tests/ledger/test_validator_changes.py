@@ -26,6 +26,7 @@ from gridtokenx.ledger.context import BlockContext, Event
 from gridtokenx.ledger.governance import ProposalStatus
 from gridtokenx.ledger.sandbox import DEFAULT_GENESIS_TIME, Sandbox
 from gridtokenx.ledger.state import Overlay
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire import errors, tx
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import (
@@ -580,7 +581,7 @@ def _scripted_nodes(
 
     def open_app(index: int, restarted: bool) -> _Scripted:
         assert not restarted
-        app = apps[index] = Application.open(spec, folder / f"node-{index}")
+        app = apps[index] = open_application(spec, folder / f"node-{index}")
         for action in script[0]:
             action(app)
         return _Scripted(app, script)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import msgspec
 
-from gridtokenx.chain.application import Application
 from gridtokenx.consensus.core import Persistent, Step, Timeouts
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.gossip import START_SCORE, Gossip, Kind
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.votes import NIL, Vote, VoteType, sign_vote
@@ -43,7 +43,7 @@ async def _network(tmp_path: Path) -> list[Node]:
     nodes = [
         Node(
             KEYS[code],
-            Application.open(spec, tmp_path / code),
+            open_application(spec, tmp_path / code),
             FAST,
             clock=lambda: GENESIS_TIME + 10,
         )
@@ -161,7 +161,7 @@ def test_a_restarted_node_re_sends_the_votes_in_its_wal_to_peers_that_connect_la
     cannot reach a quorum without it."""
     key = KEYS["EGAT"]
     spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
-    app = Application.open(spec, tmp_path / "EGAT")
+    app = open_application(spec, tmp_path / "EGAT")
     logged = sign_vote(key, CHAIN, Vote(1, 0, VoteType.PREVOTE, NIL, key.address))
     app.store.save_wal(Persistent(1, 0, Step.PREVOTE, signed=(logged,)))
 

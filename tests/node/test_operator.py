@@ -22,7 +22,7 @@ from gridtokenx.cli.app import app
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
-from gridtokenx.node.home import read_config, read_status
+from gridtokenx.node.home import load_genesis, read_config, read_status
 from gridtokenx.storage.store import Store
 from tests.conftest import free_base_port
 from tests.devnet.test_devnet_processes import (
@@ -32,6 +32,8 @@ from tests.devnet.test_devnet_processes import (
     _stop,
     _wait,
 )
+
+pytestmark = pytest.mark.process
 
 runner = CliRunner()
 PASSPHRASE = "correct horse battery staple"
@@ -231,7 +233,7 @@ def test_a_full_node_made_by_init_syncs_from_a_running_devnet(
 
 
 def _powers(home: Path) -> dict[str, int]:
-    return {a.code: a.voting_power for a in genesis.load(home / "genesis.json").authorities}
+    return {a.code: a.voting_power for a in load_genesis(home / "genesis.json").authorities}
 
 
 def test_devnet_command_with_one_validator_commits_alone(tmp_path: Path) -> None:

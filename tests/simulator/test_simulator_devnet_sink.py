@@ -18,6 +18,8 @@ from gridtokenx.simulator.devnet_sink import DevnetRejected, DevnetSink, DevnetT
 from gridtokenx.wire import crypto, tx
 from tests.conftest import free_base_port
 
+pytestmark = pytest.mark.process
+
 CHAIN = "gridtokenx-sink-test"
 MEA = genesis.dev_keys()["MEA"]
 ERC = genesis.dev_keys()["ERC"]

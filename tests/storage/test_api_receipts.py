@@ -11,7 +11,7 @@ import pytest
 from gridtokenx.chain import blocks
 from gridtokenx.chain.application import Application
 from gridtokenx.ledger import genesis
-from gridtokenx.storage.store import Store, StoreError
+from gridtokenx.storage.store import Store, StoreError, open_application
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -37,7 +37,7 @@ def _register(nonce: int, label: str) -> bytes:
 
 
 def test_receipts_and_block_events_are_stored_with_the_height(tmp_path: Path) -> None:
-    app = Application.open(SPEC, tmp_path / "db")
+    app = open_application(SPEC, tmp_path / "db")
     raws = [_register(0, "a"), _register(1, "b")]
     block = _commit_block(app, raws, GENESIS_TIME + 5)
     hashes = [tx.hash_of(r) for r in raws]
@@ -63,7 +63,7 @@ def test_receipts_and_block_events_are_stored_with_the_height(tmp_path: Path) ->
 
 
 def test_pruning_drops_receipts_events_and_the_hash_index_with_the_block(tmp_path: Path) -> None:
-    app = Application.open(SPEC, tmp_path / "db")
+    app = open_application(SPEC, tmp_path / "db")
     first = _commit_block(app, [_register(0, "a")], GENESIS_TIME + 5)
     _commit_block(app, [], GENESIS_TIME + 6)
     _commit_block(app, [], GENESIS_TIME + 7)

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from gridtokenx.consensus.core import Persistent, Step
-from gridtokenx.ledger import transition
+from gridtokenx.ledger import chain_info
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.ledger.state import State
 from gridtokenx.simulator.scenario import run as run_scenario
@@ -90,10 +90,10 @@ def test_deleted_records_are_deleted_on_disk(tmp_path: Path) -> None:
     sb = Sandbox()
     with _persist_genesis(tmp_path / "db", sb.state) as db:
         view = sb.state.overlay()
-        view.delete(transition.PARAMS_KEY)
+        view.delete(chain_info.PARAMS_KEY)
         view.commit()
         db.commit_height(1, b"b", b"c", [], sb.state.take_changes())
-        assert db.load_state().get(transition.PARAMS_KEY, msgspec.Struct) is None
+        assert db.load_state().get(chain_info.PARAMS_KEY, msgspec.Struct) is None
 
 
 def test_consensus_wal_survives_reopening(tmp_path: Path) -> None:

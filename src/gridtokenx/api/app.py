@@ -47,7 +47,9 @@ def create_app(
     hub = Hub(node, settings.ws_queue, settings.ws_max_subscriptions)
     node.add_commit_listener(hub.on_commit)
     app.state.hub = hub
-    app.include_router(txs.router(node, settings), prefix=PREFIX)
+    app.state.node = node
+    app.state.settings = settings
+    app.include_router(txs.router, prefix=PREFIX)
     app.include_router(chain.router(node), prefix=PREFIX)
     app.include_router(registry.router(node), prefix=PREFIX)
     app.include_router(market.router(node), prefix=PREFIX)

@@ -18,19 +18,50 @@ order, limits, eviction, and a reported outcome for every admitted transaction).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from time import perf_counter
+from typing import Generic, Protocol, TypeVar
+
+import msgspec
 
 from gridtokenx.chain import blocks
+from gridtokenx.chain.blocks import StoredReceipt, encode_events
 from gridtokenx.chain.mempool import Admission, Checked, Mempool
-from gridtokenx.ledger import accounts, chain_info, genesis, validator_set
+from gridtokenx.ledger import accounts, chain_info, validator_set
 from gridtokenx.ledger.state import State
-from gridtokenx.storage.store import Store, StoredReceipt, encode_events
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.validators import ValidatorSet
 from gridtokenx.wire.votes import Evidence, Vote
 
 ZERO_HASH = b"\x00" * 32
+
+
+class BlockStore(Protocol):
+    """What the application needs of durable storage (`storage.store.Store` is the one
+    implementation): the chain layer states it, the storage layer provides it, so the
+    application never imports RocksDB and the simulator could run it on another store."""
+
+    def height(self) -> int: ...
+
+    def block(self, height: int) -> tuple[bytes, bytes] | None: ...
+
+    def receipt(self, tx_hash: bytes) -> StoredReceipt | None: ...
+
+    def commit_height(
+        self, height: int, block: bytes, commit: bytes, tx_hashes: list[bytes],
+        changes: dict[bytes, msgspec.Struct | None], receipts: list[bytes] | None = None,
+        end_events: bytes | None = None, block_hash: bytes | None = None,
+    ) -> None: ...  # fmt: skip
+
+    def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None: ...
+
+    def forget_pending(self, hashes: list[bytes]) -> None: ...
+
+    def pending(self) -> list[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+StoreT = TypeVar("StoreT", bound=BlockStore)
 
 
 class Rejected(ValueError):
@@ -42,10 +73,10 @@ class Rejected(ValueError):
 
 
 @dataclass
-class Application:
+class Application(Generic[StoreT]):
     chain_id: str
     state: State
-    store: Store
+    store: StoreT
     last_hash: bytes = ZERO_HASH
     last_time: int = 0
     mempool: Mempool = field(init=False)
@@ -64,24 +95,16 @@ class Application:
         if evidence not in self.evidence:
             self.evidence.append(evidence)
 
-    @classmethod
-    def open(cls, spec: genesis.Genesis, path: Path) -> Application:
-        """Open (or create) the node's store at `path`, starting from genesis if it is new."""
-        store = Store(path)
-        if not store.has_genesis():
-            state = genesis.build_state(spec)
-            store.save_genesis_state(state)
-            return cls(spec.chain_id, state, store, last_time=spec.genesis_time)
-        state = store.load_state()
-        app = cls(spec.chain_id, state, store, last_time=spec.genesis_time)
-        height = store.height()
+    def resume(self) -> None:
+        """Continue from the store's last committed block, re-admitting what the mempool
+        held when the node stopped (`storage.store.open_application` calls it)."""
+        height = self.store.height()
         if height:
-            stored = store.block(height)
+            stored = self.store.block(height)
             assert stored is not None
             last = blocks.decode(stored[0])
-            app.last_hash, app.last_time = last.hash, last.header.time
-        app._readmit(store.pending())
-        return app
+            self.last_hash, self.last_time = last.hash, last.header.time
+        self._readmit(self.store.pending())
 
     def _readmit(self, raws: list[bytes]) -> None:
         """What the mempool held when the node stopped: admitted again (what was committed

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -72,6 +72,28 @@ class InvalidBlock(ValueError):
 @dataclass(frozen=True)
 class Receipt:
     tx_hash: bytes
+    events: list[Event]
+
+
+_events: Final = msgspec.msgpack.Decoder(list[tuple[str, dict[str, Any]]])
+
+
+def encode_events(events: list[Event]) -> bytes:
+    return codec.encode(events)
+
+
+def decode_events(data: bytes) -> list[Event]:
+    """Typed loosely: msgspec cannot decode a union of str and bytes, but MessagePack keeps
+    them apart (str vs bin), so the untyped values come back as they went in."""
+    return [Event(kind, attrs) for kind, attrs in _events.decode(data)]
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    """Where a committed transaction is and what it did."""
+
+    height: int
+    index: int
     events: list[Event]
 
 

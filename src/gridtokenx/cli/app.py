@@ -27,7 +27,7 @@ from gridtokenx.devnet.homes import devnet_validators, init_devnet
 from gridtokenx.devnet.processes import Processes
 from gridtokenx.ledger import genesis, invariants
 from gridtokenx.ledger.accounts import SUPPLY_KEY, Supply
-from gridtokenx.ledger.market import records
+from gridtokenx.ledger.market import queries
 from gridtokenx.ledger.state import State
 from gridtokenx.node import keystore
 from gridtokenx.node.home import (
@@ -36,6 +36,7 @@ from gridtokenx.node.home import (
     HomeError,
     HomeExists,
     create_home,
+    load_genesis,
     read_status,
     voting_power,
 )
@@ -188,9 +189,7 @@ def demo_ledger(
 def _market_table(state: State) -> Table:
     """Settled energy and money per zone, summed over every settled interval."""
     totals: dict[str, list[int]] = {}
-    for key, report in state.scan(b"rep/"):
-        assert isinstance(report, records.ZoneReport)
-        zone = key[len(b"rep/") + 8 :].decode()
+    for _, zone, report in queries.zone_reports(state):
         row = totals.setdefault(zone, [0] * 6)
         for i, value in enumerate(
             (
@@ -261,7 +260,7 @@ def genesis_create(
 def genesis_validate(path: Path) -> None:
     """Check a genesis file; print every problem and exit 1 if there are any."""
     try:
-        spec = genesis.load(path)
+        spec = load_genesis(path)
     except FileNotFoundError:
         console.print(f"[red]error:[/red] {path} does not exist")
         raise typer.Exit(1) from None
@@ -496,7 +495,7 @@ def init(
     if home.exists() and (not home.is_dir() or any(home.iterdir())):
         raise _fail(f"{home} exists and is not empty; choose a new directory")
     try:
-        spec = genesis.load(genesis_file)
+        spec = load_genesis(genesis_file)
     except FileNotFoundError:
         raise _fail(f"{genesis_file} does not exist") from None
     except genesis.GenesisError as exc:

@@ -6,6 +6,8 @@ the balances can never disagree: that is the invariant `invariants.check_supply`
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from gridtokenx.ledger.state import Overlay
@@ -117,3 +119,10 @@ def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
 def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
     debit(view, address, asset, amount)
     _count_supply(view, _SUPPLY_FIELDS[asset][1], amount)
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    Account,
+    Supply,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

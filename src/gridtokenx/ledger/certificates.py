@@ -236,3 +236,12 @@ def retire_certificate(
     attrs: dict[str, EventValue] = {"id": cert.id, "owner": sender, "beneficiary": name}
     attrs["avoided_g"] = cert.avoided_g
     return [Event("certificate_retired", attrs)]
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    Certificate,
+    Accrual,
+    CertificateSequence,
+    CarbonTotals,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from gridtokenx.ledger.params import Params
@@ -29,3 +31,10 @@ def params(state: State | Overlay) -> Params:
     if value is None:
         raise RuntimeError("state has no parameters")
     return value
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    ChainInfo,
+    Params,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

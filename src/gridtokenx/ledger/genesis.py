@@ -8,8 +8,6 @@ in each, illustrative interconnectors, and every governed parameter (see params.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import msgspec
 
 from gridtokenx.ledger import accounts, governance, registry, validator_set
@@ -121,9 +119,11 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
 
 
-def load(path: Path) -> Genesis:
+def decode(data: bytes) -> Genesis:
+    """A genesis file's bytes, decoded and validated (reading the file is the node's job:
+    the ledger does no I/O)."""
     try:
-        genesis = msgspec.json.decode(path.read_bytes(), type=Genesis)
+        genesis = msgspec.json.decode(data, type=Genesis)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise GenesisError([str(exc)]) from None
     if problems := genesis.validate():

@@ -575,3 +575,15 @@ def end_block(view: Overlay, ctx: BlockContext) -> list[Event]:
             events.append(Event("proposal_executed", {"id": proposal.id}))
             events += done
     return events
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    GovernanceWeights,
+    ProposalCounter,
+    ActiveProposals,
+    Proposal,
+    Ballot,
+    Delegation,
+    Delegators,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

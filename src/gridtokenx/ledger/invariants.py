@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gridtokenx.ledger import accounts, certificates, governance, metering, registry
 from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import engine, records
+from gridtokenx.ledger.market import orderbook, records
 from gridtokenx.ledger.state import State
 from gridtokenx.wire.tx import Side, VoteChoice
 
@@ -97,8 +97,8 @@ def check_market(state: State) -> None:
             order.status is records.OrderStatus.OPEN or order.escrow_satang == 0,
             f"closed order {order.id} still holds escrow",
         )
-    live = engine.books(state).snapshot()
-    _require(live == engine.Books.from_state(state).snapshot(), "engine books != order records")
+    live = orderbook.books(state).snapshot()
+    _require(live == orderbook.Books.from_state(state).snapshot(), "engine books != order records")
     for _, trade in state.scan(b"trade/"):
         assert isinstance(trade, records.Trade)
         if not trade.settled:

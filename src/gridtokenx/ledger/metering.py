@@ -10,6 +10,8 @@ before registration (the registers a meter was installed with) is never minted.
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
@@ -104,3 +106,7 @@ def submit_reading(
         accounts.mint(view, meter.owner, Asset.GRID, exported)
         events.append(Event("minted", {"to": meter.owner, "meter": sender, "amount": exported}))
     return events
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (ReadingRecord,)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

@@ -308,3 +308,17 @@ def revoke_licence(
         raise errors.LicenceNotFound("no valid licence of this kind to revoke")
     view.put(key, msgspec.structs.replace(licence, revoked_at=ctx.time))
     return [Event("licence_revoked", {"holder": body.holder, "kind": body.kind.name})]
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    Authority,
+    AuthorityRef,
+    Zone,
+    ZoneIndex,
+    Interconnector,
+    Participant,
+    Meter,
+    Licence,
+    OwnerMeters,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

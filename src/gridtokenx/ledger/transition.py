@@ -10,23 +10,25 @@ every transaction type; the body is then dispatched to the context that owns its
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from gridtokenx.ledger import (
     accounts,
     certificates,
+    chain_info,
     governance,
     metering,
     registry,
     tokens,
     validator_set,
 )
-from gridtokenx.ledger.chain_info import CHAIN_KEY, PARAMS_KEY, ChainInfo, chain_info, params
 from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.grid import records as grid_records
 from gridtokenx.ledger.grid import status
-from gridtokenx.ledger.market import halts, settlement, trading
+from gridtokenx.ledger.market import curtailment, halts, settlement, trading
+from gridtokenx.ledger.market import records as market_records
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay, State
 from gridtokenx.wire import errors
@@ -58,7 +60,17 @@ from gridtokenx.wire.tx import (
     WithdrawProposal,
 )
 
-__all__ = ["CHAIN_KEY", "PARAMS_KEY", "ChainInfo", "apply", "chain_info", "end_block", "params"]
+CONTEXTS: Final = (
+    chain_info, accounts, registry, metering, market_records, grid_records, certificates,
+    governance, validator_set,
+)  # fmt: skip
+"""The contexts that store records; each declares them in `RECORDS`."""
+RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = tuple(
+    t for context in CONTEXTS for t in context.RECORDS
+)
+"""Every record type the ledger stores (the store refuses any other type)."""
+
+__all__ = ["CONTEXTS", "RECORD_TYPES", "apply", "end_block"]
 
 Handler = Callable[[Overlay, BlockContext, bytes, Any, Params], list[Event]]
 
@@ -74,8 +86,8 @@ _HANDLERS: dict[type, Handler] = {
     PlaceOrder: trading.place_order,
     CancelOrder: trading.cancel_order,
     AmendOrder: trading.amend_order,
-    SetZoneHalt: settlement.set_zone_halt,
-    TransmissionStatus: status.transmission_status,
+    SetZoneHalt: halts.set_zone_halt,
+    TransmissionStatus: lambda v, c, s, b, p: _transmission_status(v, c, s, b, p),
     DistributionStatus: status.distribution_status,
     DeclareEmergency: halts.declare,
     ClearEmergency: halts.clear,
@@ -96,6 +108,18 @@ def _reading(
     events = metering.submit_reading(view, ctx, sender, body, p)
     events += settlement.record_reading(view, sender, body.interval_start, p)
     return events + certificates.accrue(view, ctx, sender, body.interval_start, p)
+
+
+def _transmission_status(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: TransmissionStatus, p: Params
+) -> list[Event]:
+    """Record EGAT's telemetry, then apply the market's rules to it: curtail trades a
+    capacity cut no longer fits, and halt every zone when the frequency left the band."""
+    update = status.transmission_status(view, ctx, sender, body, p)
+    events = update.events
+    if update.capacity_cut:
+        events += curtailment.curtail(view, ctx, p)
+    return events + halts.on_frequency(view, ctx, body.frequency_mhz, update.by, p)
 
 
 def _fee_exempt(view: Overlay, ctx: BlockContext, sender: bytes, body: object) -> bool:
@@ -123,7 +147,7 @@ def apply(
     """
     view = state.overlay()
     tx = stx.tx
-    info = chain_info(view)
+    info = chain_info.chain_info(view)
     if tx.chain_id != info.chain_id:
         raise errors.WrongChainId(f"transaction is for chain {tx.chain_id!r}")
     if check_signature and not stx.signature_valid():
@@ -136,7 +160,7 @@ def apply(
         raise errors.NonceReplayed(f"nonce {tx.nonce} already used; next is {account.nonce}")
     if tx.nonce > account.nonce:
         raise errors.NonceGap(f"nonce {tx.nonce} skips ahead; next is {account.nonce}")
-    p = params(view)
+    p = chain_info.params(view)
     if tx.fee < p.min_fee_satang and not _fee_exempt(view, ctx, sender, tx.body):
         raise errors.FeeTooLow(f"fee {tx.fee} satang is below the minimum {p.min_fee_satang}")
     if tx.fee:
@@ -155,7 +179,7 @@ def end_block(state: State, ctx: BlockContext) -> list[Event]:
     parameter changes apply from the next block on). Deterministic in (state, ctx), like
     `apply`."""
     view = state.overlay()
-    events = settlement.end_block(view, ctx, params(view))
+    events = settlement.end_block(view, ctx, chain_info.params(view))
     events += governance.end_block(view, ctx)
     validator_set.end_block(view, ctx)
     view.commit()

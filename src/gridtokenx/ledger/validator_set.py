@@ -253,3 +253,7 @@ def unjail(view: Overlay, ctx: BlockContext, address: bytes) -> list[Event]:
     term = msgspec.structs.replace(member, jailed=False, accountable_from=starts)
     _decide(view, ctx, tuple(term if m is member else m for m in newest))
     return [Event("validator_unjailed", {"validator": address, "from_height": starts})]
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (Sets,)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

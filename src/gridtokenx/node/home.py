@@ -135,7 +135,7 @@ def load_home(
     if config.clock_speed <= 0:
         raise HomeError(f"{home / 'config.json'}: clock_speed must be positive")
     try:
-        spec = genesis.load(home / "genesis.json")
+        spec = load_genesis(home / "genesis.json")
     except FileNotFoundError:
         raise HomeError(f"{home} has no genesis.json") from None
     except genesis.GenesisError as exc:
@@ -145,6 +145,11 @@ def load_home(
     except keystore.KeystoreError as exc:
         raise HomeError(str(exc)) from None
     return config, spec, key
+
+
+def load_genesis(path: Path) -> genesis.Genesis:
+    """The genesis file at `path`, validated; raises `GenesisError` listing every problem."""
+    return genesis.decode(path.read_bytes())
 
 
 def read_config(home: Path) -> Config:

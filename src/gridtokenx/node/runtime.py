@@ -27,6 +27,7 @@ from gridtokenx.ledger.context import Event
 from gridtokenx.node.metrics import Metrics
 from gridtokenx.p2p.gossip import Gossip, Kind
 from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.storage.store import Store
 from gridtokenx.wire import codec, crypto, errors, tx
 from gridtokenx.wire.votes import Commit, Proposal, Vote
 
@@ -47,7 +48,7 @@ class Node:
     def __init__(
         self,
         key: crypto.PrivateKey,
-        app: Application,
+        app: Application[Store],
         timeouts: core.Timeouts | None = None,
         clock: Callable[[], float] = time.time,
         block_interval: float = 0.0,

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from gridtokenx.chain.application import Application
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger.genesis import Genesis
 from gridtokenx.node.home import Config, chain_clock, load_home
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.storage.store import open_application
 from gridtokenx.wire.crypto import PrivateKey
 
 
@@ -114,7 +114,7 @@ def _open_node(home: Path, config: Config, spec: Genesis, key: PrivateKey) -> No
     timeouts = Timeouts(config.propose_ms + config.block_ms, config.prevote_ms, config.precommit_ms)
     return Node(
         key,
-        Application.open(spec, home / "data"),
+        open_application(spec, home / "data"),
         timeouts,
         block_interval=config.block_ms / 1000,
         address_book=AddressBook(home / "peers.json"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gridtokenx.ledger.market.settlement import tariff_msat_per_kwh
+from gridtokenx.ledger.market.tariff import tariff_msat_per_kwh
 from gridtokenx.ledger.params import Params
 from gridtokenx.simulator import demand, solar
 from gridtokenx.simulator.clock import Day, is_hot_season

@@ -29,7 +29,7 @@ from gridtokenx.ledger import accounts, certificates, chain_info, governance, me
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.grid import records as grid
 from gridtokenx.ledger.market import records
-from gridtokenx.ledger.market.settlement import tariff_msat_per_kwh
+from gridtokenx.ledger.market.tariff import tariff_msat_per_kwh
 from gridtokenx.ledger.state import State
 
 ON_PEAK: Final = "On-Peak"

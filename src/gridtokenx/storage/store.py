@@ -24,7 +24,6 @@ type tag never affects consensus.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,20 +31,15 @@ import msgspec
 from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
 
 from gridtokenx.chain import blocks
+from gridtokenx.chain.application import Application
+from gridtokenx.chain.blocks import StoredReceipt, decode_events
 from gridtokenx.consensus.core import Persistent
 from gridtokenx.ledger import (
-    accounts,
     certificates,
-    chain_info,
-    governance,
-    metering,
-    params,
-    registry,
-    validator_set,
+    genesis,
+    transition,
 )
 from gridtokenx.ledger.context import Event
-from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import records as market
 from gridtokenx.ledger.state import State
 from gridtokenx.wire import codec, crypto, tx
 
@@ -56,54 +50,7 @@ PRUNED_KEY: Final = b"pruned_below"
 CERT_INDEX_KEY: Final = b"index/certificates"  # in meta: the certificate index is built
 CERT_PREFIX: Final = certificates.certificate_key(0)[:-8]
 
-RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = (
-    accounts.Account,
-    accounts.Supply,
-    chain_info.ChainInfo,
-    params.Params,
-    registry.Authority,
-    registry.AuthorityRef,
-    registry.Zone,
-    registry.ZoneIndex,
-    registry.Interconnector,
-    registry.Participant,
-    registry.Meter,
-    registry.Licence,
-    registry.OwnerMeters,
-    metering.ReadingRecord,
-    market.Order,
-    market.Trade,
-    market.TradeRef,
-    market.Party,
-    market.Position,
-    market.IntervalMarket,
-    market.ZoneHalt,
-    market.Debt,
-    market.ZoneReport,
-    market.Counter,
-    market.OpenOrders,
-    market.Active,
-    market.Rematch,
-    market.FlowUsed,
-    validator_set.Sets,
-    grid.TransmissionState,
-    grid.LinkState,
-    grid.ZoneBalanceState,
-    grid.DistributionState,
-    grid.ZoneImport,
-    certificates.Certificate,
-    certificates.Accrual,
-    certificates.CertificateSequence,
-    certificates.CarbonTotals,
-    governance.GovernanceWeights,
-    governance.ProposalCounter,
-    governance.ActiveProposals,
-    governance.Proposal,
-    governance.Ballot,
-    governance.Delegation,
-    governance.Delegators,
-)
-"""Every record type the ledger stores. Persisting any other type fails loudly."""
+RECORD_TYPES: Final = transition.RECORD_TYPES
 
 _BY_NAME: Final = {t.__name__: t for t in RECORD_TYPES}
 # A stored record names its type by class name alone (short, since every state record
@@ -115,28 +62,6 @@ _DECODERS: Final = {name: msgspec.msgpack.Decoder(t) for name, t in _BY_NAME.ite
 
 class StoreError(RuntimeError):
     pass
-
-
-_events: Final = msgspec.msgpack.Decoder(list[tuple[str, dict[str, Any]]])
-
-
-def encode_events(events: list[Event]) -> bytes:
-    return codec.encode(events)
-
-
-def decode_events(data: bytes) -> list[Event]:
-    """Typed loosely: msgspec cannot decode a union of str and bytes, but MessagePack keeps
-    them apart (str vs bin), so the untyped values come back as they went in."""
-    return [Event(kind, attrs) for kind, attrs in _events.decode(data)]
-
-
-@dataclass(frozen=True)
-class StoredReceipt:
-    """Where a committed transaction is and what it did."""
-
-    height: int
-    index: int
-    events: list[Event]
 
 
 def encode_record(record: msgspec.Struct) -> bytes:
@@ -499,3 +424,16 @@ class Store:
         if destination.exists():
             raise StoreError(f"{destination} exists")
         Checkpoint(self.db).create_checkpoint(str(destination))
+
+
+def open_application(spec: genesis.Genesis, path: Path) -> Application[Store]:
+    """Open (or create) a node's store at `path` and the application over it, starting
+    from genesis when the store is new."""
+    store = Store(path)
+    if not store.has_genesis():
+        state = genesis.build_state(spec)
+        store.save_genesis_state(state)
+        return Application(spec.chain_id, state, store, last_time=spec.genesis_time)
+    app = Application(spec.chain_id, store.load_state(), store, last_time=spec.genesis_time)
+    app.resume()
+    return app

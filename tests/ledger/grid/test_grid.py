@@ -9,7 +9,7 @@ import pytest
 from gridtokenx.chain.mempool import Mempool
 from gridtokenx.ledger import accounts
 from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import book, records
+from gridtokenx.ledger.market import bookkeeping, records
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.wire import errors, tx
 from gridtokenx.wire.crypto import PrivateKey
@@ -189,7 +189,7 @@ def test_capacity_cut_curtails_newest_cross_zone_trades_first(mk: Market) -> Non
     # Refunds: the buyers get back exactly the escrow the lost energy no longer needs.
     p = mk.params
     assert after[t3.id].escrow_satang == 0
-    assert after[t2.id].escrow_satang == book.buyer_cost_satang(500, 250, p)
+    assert after[t2.id].escrow_satang == bookkeeping.buyer_cost_satang(500, 250, p)
     assert mk.thb(mk.consumer.address) - before[mk.consumer.address] == t3.escrow_satang
     refund2 = t2.escrow_satang - after[t2.id].escrow_satang
     assert (
@@ -198,7 +198,10 @@ def test_capacity_cut_curtails_newest_cross_zone_trades_first(mk: Market) -> Non
     assert mk.thb(mk.office.address) == before[mk.office.address]
     assert mk.escrow_thb() == escrow - t3.escrow_satang - refund2
     # Seller's position released, link and import totals given back.
-    assert book.position(mk.sb.state.overlay(), mk.T, "CEN", mk.factory.address).sold_wh == 1_500
+    assert (
+        bookkeeping.position(mk.sb.state.overlay(), mk.T, "CEN", mk.factory.address).sold_wh
+        == 1_500
+    )
     view = mk.sb.state.overlay()
     assert view.get(records.flow_key(mk.T, "CEN", "BKK"), records.FlowUsed) == records.FlowUsed(
         1_500

@@ -9,7 +9,7 @@ import pytest
 from gridtokenx.ledger import transition
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.invariants import check_all
-from gridtokenx.ledger.market import book, records, settlement
+from gridtokenx.ledger.market import bookkeeping, records, tariff
 from gridtokenx.ledger.market.records import OrderStatus
 from gridtokenx.wire import errors
 from gridtokenx.wire.crypto import PrivateKey
@@ -144,10 +144,10 @@ def test_partial_fill_rests_the_remainder_with_its_escrow(mk: Market) -> None:
     order = mk.order(bid)
     assert order.status is OrderStatus.OPEN and order.remaining_wh == 600
     # The rest keeps exactly its own cost in escrow; the fill below the limit freed the rest.
-    assert order.escrow_satang == book.buyer_cost_satang(600, 320, mk.params)
+    assert order.escrow_satang == bookkeeping.buyer_cost_satang(600, 320, mk.params)
     spent = before - mk.thb(mk.office.address)
-    assert spent == order.escrow_satang + book.buyer_cost_satang(400, 300, mk.params)
-    depth = book.book_of(mk.sb.state.overlay(), mk.T, "BKK")
+    assert spent == order.escrow_satang + bookkeeping.buyer_cost_satang(400, 300, mk.params)
+    depth = bookkeeping.book_of(mk.sb.state.overlay(), mk.T, "BKK")
     assert depth.bids == ((320, order.priority, bid),) and depth.asks == ()
 
 
@@ -156,8 +156,8 @@ def test_immediate_or_cancel_kills_the_rest_and_refunds(mk: Market) -> None:
     before = mk.thb(mk.office.address)
     events = mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 1_000, 300, tif=IOC))
     assert [e.kind for e in events][-1] == "order_killed"
-    assert mk.thb(mk.office.address) == before - book.buyer_cost_satang(400, 300, mk.params)
-    assert book.book_of(mk.sb.state.overlay(), mk.T, "BKK") == records.Book()
+    assert mk.thb(mk.office.address) == before - bookkeeping.buyer_cost_satang(400, 300, mk.params)
+    assert bookkeeping.book_of(mk.sb.state.overlay(), mk.T, "BKK") == records.Book()
 
 
 def test_fill_or_kill_that_cannot_fill_changes_nothing_but_the_nonce(mk: Market) -> None:
@@ -229,7 +229,7 @@ def test_amend_down_keeps_priority_and_amend_up_loses_it(mk: Market) -> None:
 def test_amend_of_a_bid_adjusts_escrow_and_can_trade(mk: Market) -> None:
     mk.place(mk.home, SELL, 500, 330)
     bid = mk.place(mk.office, BUY, 500, 300)
-    assert mk.order(bid).escrow_satang == book.buyer_cost_satang(500, 300, mk.params)
+    assert mk.order(bid).escrow_satang == bookkeeping.buyer_cost_satang(500, 300, mk.params)
     events = mk.ok(mk.office, AmendOrder(bid, 500, 330))
     assert [e.attrs["price"] for e in trade_events(events)] == [330]
     assert mk.order(bid).status is OrderStatus.FILLED
@@ -447,7 +447,7 @@ def test_settlement_with_full_delivery(mk: Market) -> None:
     assert debt == records.Debt(44)
     # Buyer: 1,000 Wh received and burnt against 1,500 Wh import; 500 Wh billed at TOU.
     assert mk.grid(mk.consumer.address) == 0
-    bill = 500 * settlement.tariff_msat_per_kwh(mk.T, mk.params) // 1_000_000
+    bill = 500 * tariff.tariff_msat_per_kwh(mk.T, mk.params) // 1_000_000
     assert mk.thb(mk.consumer.address) == consumer_thb - bill
     assert mk.thb(mk.mea.address) == mea_thb + 30 + bill  # wheeling + the TOU bill
     report = mk.sb.state.get(records.report_key(mk.T, "BKK"), records.ZoneReport)
@@ -471,7 +471,8 @@ def test_under_delivery_is_pro_rata_and_charged_imbalance(mk: Market) -> None:
     assert mk.grid(mk.office.address) == 300 and mk.grid(mk.buyer2.address) == 200
     # Office paid only for 300 Wh: 90 value + 9 wheeling; the rest of its escrow came back.
     assert (
-        mk.thb(mk.office.address) == office_thb + book.buyer_cost_satang(600, 300, mk.params) - 99
+        mk.thb(mk.office.address)
+        == office_thb + bookkeeping.buyer_cost_satang(600, 300, mk.params) - 99
     )
     # Seller: paid 150 for 500 Wh, charged 500 Wh x 6 THB/kWh = 300 imbalance.
     assert mk.thb(mk.home.address) == home_thb + 150 - 300
@@ -505,7 +506,9 @@ def test_settlement_at_the_deadline_with_a_missing_reading(mk: Market) -> None:
     settled = [e for e in events if e.kind == "interval_settled"]
     assert settled and settled[0].attrs["at_deadline"] == 1
     assert mk.trades()[0].delivered_wh == 0
-    assert mk.thb(mk.office.address) == office_thb + book.buyer_cost_satang(1_000, 300, mk.params)
+    assert mk.thb(mk.office.address) == office_thb + bookkeeping.buyer_cost_satang(
+        1_000, 300, mk.params
+    )
     # A late reading still mints, to the owner, free of the market.
     mk.read(mk.home_meter, mk.T, export_wh=800)
     assert mk.grid(mk.home.address) == 800

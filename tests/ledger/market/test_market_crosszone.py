@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.invariants import check_all
-from gridtokenx.ledger.market import book
+from gridtokenx.ledger.market import bookkeeping
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import (
@@ -186,10 +186,10 @@ def trades_of(events: list[Event]) -> list[Trade]:
 
 def real_depth(mk: Market, zone: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     view = mk.sb.state.overlay()
-    current = book.book_of(view, mk.T, zone)
+    current = bookkeeping.book_of(view, mk.T, zone)
     return (
-        [(i, book.get_order(view, i).remaining_wh) for _, _, i in current.bids],
-        [(i, book.get_order(view, i).remaining_wh) for _, _, i in current.asks],
+        [(i, bookkeeping.get_order(view, i).remaining_wh) for _, _, i in current.bids],
+        [(i, bookkeeping.get_order(view, i).remaining_wh) for _, _, i in current.asks],
     )
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.invariants import check_all
-from gridtokenx.ledger.market import book, records
+from gridtokenx.ledger.market import bookkeeping, records
 from gridtokenx.ledger.market.records import IntervalStatus
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.wire import errors
@@ -227,7 +227,7 @@ def test_random_order_streams_keep_every_invariant_through_settlement(
             events += submit(mk, who, body) or []
         elif kind in ("cancel", "amend"):
             who, _ = world.traders[op[1]]
-            own = book.open_orders(mk.sb.state.overlay(), who.address)
+            own = bookkeeping.open_orders(mk.sb.state.overlay(), who.address)
             if not own:
                 continue
             order_id = own[op[2] % len(own)]
@@ -274,7 +274,7 @@ def test_random_order_streams_keep_every_invariant_through_settlement(
 
     settled = {int(e.attrs["interval"]) for e in events if e.kind == "interval_settled"}
     for start in intervals:
-        market = book.interval_market(mk.sb.state.overlay(), start)
+        market = bookkeeping.interval_market(mk.sb.state.overlay(), start)
         if market is not None:
             assert market.status is IntervalStatus.SETTLED
             assert start in settled
@@ -399,10 +399,10 @@ class Reference:
 
 def real_depth(mk: Market) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     view = mk.sb.state.overlay()
-    current = book.book_of(view, mk.T, "BKK")
+    current = bookkeeping.book_of(view, mk.T, "BKK")
     return (
-        [(i, book.get_order(view, i).remaining_wh) for _, _, i in current.bids],
-        [(i, book.get_order(view, i).remaining_wh) for _, _, i in current.asks],
+        [(i, bookkeeping.get_order(view, i).remaining_wh) for _, _, i in current.bids],
+        [(i, bookkeeping.get_order(view, i).remaining_wh) for _, _, i in current.asks],
     )
 
 

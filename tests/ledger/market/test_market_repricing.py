@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from gridtokenx.ledger.market import book, records
+from gridtokenx.ledger.market import bookkeeping, records
 from gridtokenx.wire.tx import (
     LinkStatus,
     ParamChange,
@@ -64,23 +64,23 @@ def test_a_party_cut_to_nothing_that_trades_again_is_listed_and_settled_once(gm:
     cut = TransmissionStatus(mk.sb.time, NORMAL_HZ, (LinkStatus("BKK", "CEN", 0, 0),))
     assert any(e.kind == "trade_curtailed" for e in mk.ok(mk.egat, cut))
     view = mk.sb.state.overlay()
-    assert book.position(view, mk.T, "CEN", mk.factory.address).sold_wh == 0
+    assert bookkeeping.position(view, mk.T, "CEN", mk.factory.address).sold_wh == 0
     # The link comes back; the factory offers again and trades with another Bangkok buyer.
     back = TransmissionStatus(mk.sb.time + 1, NORMAL_HZ, (LinkStatus("BKK", "CEN", 800, 0),))
     mk.ok(mk.egat, back)
     mk.place(mk.factory, SELL, 1_000, 300, zone="CEN")
     [second] = trade_events(mk.ok(mk.buyer2, PlaceOrder(BUY, "BKK", mk.T, 1_000, 400)))
     view = mk.sb.state.overlay()
-    market = book.interval_market(view, mk.T)
+    market = bookkeeping.interval_market(view, mk.T)
     assert market is not None
-    parties = book.interval_parties(view, mk.T, market)
+    parties = bookkeeping.interval_parties(view, mk.T, market)
     assert len(parties) == len(set(parties)) == 3  # factory, office, buyer2: once each
     factory_thb = mk.thb(mk.factory.address)
     settle(mk, (mk.factory_meter, 1_000))
     by_id = {t.id: t for t in mk.trades()}
     assert by_id[first.attrs["trade"]].delivered_wh == 0  # curtailed to nothing
     assert by_id[second.attrs["trade"]].delivered_wh == 1_000
-    assert mk.thb(mk.factory.address) == factory_thb + book.value_satang(1_000, 300)
+    assert mk.thb(mk.factory.address) == factory_thb + bookkeeping.value_satang(1_000, 300)
     report = mk.sb.state.get(records.report_key(mk.T, "CEN"), records.ZoneReport)
     assert report is not None
     assert (report.export_wh, report.delivered_wh, report.sold_to_utility_wh) == (1_000, 1_000, 0)
@@ -92,7 +92,7 @@ def test_rates_raised_while_a_bid_rests_share_its_escrow_and_sellers_are_paid_in
     mk = gm
     bid = mk.place(mk.office, BUY, 1_000, 400)
     escrow = mk.order(bid).escrow_satang
-    assert escrow == book.buyer_cost_satang(1_000, 400, mk.params) == 400 + 0 + 30
+    assert escrow == bookkeeping.buyer_cost_satang(1_000, 400, mk.params) == 400 + 0 + 30
     office_thb = mk.thb(mk.office.address)
     raise_rates(mk, fee_bp=5_000, wheeling=600)  # 50 % fee and 0.60 THB/kWh, far above
     # Half the bid at today's rates would cost 200 + 100 + 300: the fill takes what it can
@@ -100,7 +100,7 @@ def test_rates_raised_while_a_bid_rests_share_its_escrow_and_sellers_are_paid_in
     [t1] = trade_events(mk.ok(mk.home, PlaceOrder(SELL, "BKK", mk.T, 500, 400)))
     rest = mk.order(bid)
     assert rest.remaining_wh == 500
-    assert rest.escrow_satang == book.value_satang(500, 400)
+    assert rest.escrow_satang == bookkeeping.value_satang(500, 400)
     [t2] = trade_events(mk.ok(mk.home, PlaceOrder(SELL, "BKK", mk.T, 500, 400)))
     trades = {t.id: t for t in mk.trades()}
     held = trades[t1.attrs["trade"]].escrow_satang + trades[t2.attrs["trade"]].escrow_satang

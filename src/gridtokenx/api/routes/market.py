@@ -17,7 +17,7 @@ from gridtokenx.api.models import ERRORS, MAX_LIMIT, Page
 from gridtokenx.api.routes.common import Limit
 from gridtokenx.ledger import chain_info, registry
 from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import book, engine, paths, records, settlement
+from gridtokenx.ledger.market import bookkeeping, orderbook, paths, records, tariff
 from gridtokenx.ledger.state import State
 from gridtokenx.node.runtime import Node
 from gridtokenx.wire import tx
@@ -32,7 +32,7 @@ MAX_PRICE_INTERVALS: Final = 192  # two days of 15-minute intervals per price re
 
 def book_depth(state: State, zone: str, interval: int, levels: int = 50) -> dict[str, Any]:
     """Aggregated price levels, best first: price (satang/kWh), quantity (Wh), orders."""
-    books = engine.books(state)
+    books = orderbook.books(state)
     out: dict[str, Any] = {"zone": zone, "interval": interval}
     for name, side in (("bids", tx.Side.BUY), ("asks", tx.Side.SELL)):
         found = books.side(interval, zone, side)
@@ -77,8 +77,8 @@ def interval_window(state: State, start: int, end: int) -> range:
 def interval_trades(state: State, interval: int) -> list[records.Trade]:
     """One interval's trades in the order they were made."""
     view = state.overlay()
-    market = book.interval_market(view, interval)
-    ids = book.interval_trades(view, interval, market) if market is not None else []
+    market = bookkeeping.interval_market(view, interval)
+    ids = bookkeeping.interval_trades(view, interval, market) if market is not None else []
     found = (state.get(records.trade_key(i), records.Trade) for i in ids)
     return [t for t in found if t is not None]
 
@@ -142,9 +142,9 @@ def router(node: Node) -> APIRouter:
         """Open orders of one `account`, or of one book (`zone` and `interval`, bids best
         first then asks best first). `after` is an order id from `next`."""
         if account is not None:
-            ids = list(book.open_orders(state().overlay(), views.address(account)))
+            ids = list(bookkeeping.open_orders(state().overlay(), views.address(account)))
         elif zone is not None and interval is not None:
-            books = engine.books(state())
+            books = orderbook.books(state())
             ids = []
             for side in (tx.Side.BUY, tx.Side.SELL):
                 found = books.side(interval, zone, side)
@@ -185,8 +185,8 @@ def router(node: Node) -> APIRouter:
         first; `zone` keeps trades whose buyer or seller is in it; `after` is a trade id."""
         view = state().overlay()
         if interval is not None:
-            market = book.interval_market(view, interval)
-            ids = book.interval_trades(view, interval, market) if market is not None else []
+            market = bookkeeping.interval_market(view, interval)
+            ids = bookkeeping.interval_trades(view, interval, market) if market is not None else []
             if after is not None:
                 ids = [i for i in ids if i > int(after)]
         else:
@@ -212,7 +212,7 @@ def router(node: Node) -> APIRouter:
         """An interval's market status and, once settled, each zone's report (energy and
         money conservation: export, delivered, losses, bills, buy-back)."""
         _aligned(state(), interval)
-        market = book.interval_market(state().overlay(), interval)
+        market = bookkeeping.interval_market(state().overlay(), interval)
         if market is None:
             raise not_found(f"market for interval {interval}")
         zones = registry.zone_index(state().overlay()).zones
@@ -247,7 +247,7 @@ def router(node: Node) -> APIRouter:
                     "vwap": value // volume if volume else None,
                     "low": min((t.price for t in mine), default=None),
                     "high": max((t.price for t in mine), default=None),
-                    "tariff_msat_per_kwh": settlement.tariff_msat_per_kwh(interval, params),
+                    "tariff_msat_per_kwh": tariff.tariff_msat_per_kwh(interval, params),
                     "buyback_msat_per_kwh": params.tariffs.buyback_msat_per_kwh,
                 }
             )

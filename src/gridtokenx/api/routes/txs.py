@@ -15,9 +15,9 @@ from typing import Any, Final
 from fastapi import APIRouter, Path
 
 from gridtokenx.api import views
+from gridtokenx.api.deps import NodeDep, SettingsDep
 from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, not_found, rejection_status
 from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
-from gridtokenx.api.settings import ApiSettings
 from gridtokenx.chain.application import Rejected
 from gridtokenx.chain.mempool import Checked
 from gridtokenx.node.runtime import TX_BATCH_MAX, Node
@@ -40,61 +40,62 @@ def decode_text(text: str, encoding: str | None) -> bytes:
         raise invalid("tx is neither hex nor valid base64") from None
 
 
-def router(node: Node, settings: ApiSettings) -> APIRouter:
-    api = APIRouter(tags=["transactions"], responses=ERRORS)
+router = APIRouter(tags=["transactions"], responses=ERRORS)
 
-    def require_running() -> None:
-        if node.halted:
-            raise ApiError(503, NODE_HALTED, f"the node has halted: {node.halted}")
 
-    @api.post("/txs", status_code=202, response_model=Submitted)
-    async def submit(body: TxIn) -> dict[str, str]:
-        """Admit one signed transaction to the mempool and relay it; returns its hash at
-        once (finality: poll `GET /txs/{hash}` or subscribe on the WebSocket)."""
-        require_running()
-        raw = decode_text(body.tx, body.encoding)
-        try:
-            tx_hash = await node.submit(raw)
-        except Rejected as exc:
-            raise ApiError(rejection_status(exc.code), exc.code, str(exc)) from None
-        return {"hash": tx_hash.hex()}
+def require_running(node: Node) -> None:
+    if node.halted:
+        raise ApiError(503, NODE_HALTED, f"the node has halted: {node.halted}")
 
-    @api.post("/txs/batch", response_model=BatchResult)
-    async def submit_batch(body: BatchIn) -> dict[str, Any]:
-        """Admit many transactions in one request: signatures are verified in the node's
-        thread pool while the loop keeps serving consensus; one result per transaction,
-        in order, each with its hash or the code it was refused with."""
-        require_running()
-        if len(body.txs) > settings.max_batch:
-            raise invalid(f"at most {settings.max_batch} transactions per batch")
-        raws = [decode_text(text, body.encoding) for text in body.txs]
-        app = node.app
-        checked: list[Checked] = []
-        for future in app.mempool.precheck(raws):
-            chunk: list[Checked] = await asyncio.wrap_future(future)
-            checked += chunk
-        admissions = app.admit(raws, checked)
-        admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
-        for i in range(0, len(admitted), TX_BATCH_MAX):
-            await node.gossip.publish(Kind.TX, codec.encode(admitted[i : i + TX_BATCH_MAX]))
-        results = [
-            {
-                "hash": None if a.tx_hash is None else a.tx_hash.hex(),
-                "accepted": a.accepted,
-                "code": a.code,
-                "message": a.message,
-            }
-            for a in admissions
-        ]
-        return {"results": results}
 
-    @api.get("/txs/{tx_hash}", response_model=TxStatus)
-    async def status(tx_hash: str = HashPath) -> dict[str, Any]:
-        """pending (in the mempool), committed (with height, index and events), or dropped
-        (with the reason: evicted, superseded, no longer applicable)."""
-        return tx_status(node, views.hex_bytes(tx_hash, 32, "transaction hash"))
+@router.post("/txs", status_code=202, response_model=Submitted)
+async def submit(body: TxIn, node: NodeDep) -> dict[str, str]:
+    """Admit one signed transaction to the mempool and relay it; returns its hash at
+    once (finality: poll `GET /txs/{hash}` or subscribe on the WebSocket)."""
+    require_running(node)
+    raw = decode_text(body.tx, body.encoding)
+    try:
+        tx_hash = await node.submit(raw)
+    except Rejected as exc:
+        raise ApiError(rejection_status(exc.code), exc.code, str(exc)) from None
+    return {"hash": tx_hash.hex()}
 
-    return api
+
+@router.post("/txs/batch", response_model=BatchResult)
+async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> dict[str, Any]:
+    """Admit many transactions in one request: signatures are verified in the node's
+    thread pool while the loop keeps serving consensus; one result per transaction,
+    in order, each with its hash or the code it was refused with."""
+    require_running(node)
+    if len(body.txs) > settings.max_batch:
+        raise invalid(f"at most {settings.max_batch} transactions per batch")
+    raws = [decode_text(text, body.encoding) for text in body.txs]
+    app = node.app
+    checked: list[Checked] = []
+    for future in app.mempool.precheck(raws):
+        chunk: list[Checked] = await asyncio.wrap_future(future)
+        checked += chunk
+    admissions = app.admit(raws, checked)
+    admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
+    for i in range(0, len(admitted), TX_BATCH_MAX):
+        await node.gossip.publish(Kind.TX, codec.encode(admitted[i : i + TX_BATCH_MAX]))
+    results = [
+        {
+            "hash": None if a.tx_hash is None else a.tx_hash.hex(),
+            "accepted": a.accepted,
+            "code": a.code,
+            "message": a.message,
+        }
+        for a in admissions
+    ]
+    return {"results": results}
+
+
+@router.get("/txs/{tx_hash}", response_model=TxStatus)
+async def status(node: NodeDep, tx_hash: str = HashPath) -> dict[str, Any]:
+    """pending (in the mempool), committed (with height, index and events), or dropped
+    (with the reason: evicted, superseded, no longer applicable)."""
+    return tx_status(node, views.hex_bytes(tx_hash, 32, "transaction hash"))
 
 
 def tx_status(node: Node, tx_hash: bytes) -> dict[str, Any]:

@@ -128,3 +128,13 @@ def require_frequency_in_band(view: Overlay, params: Params) -> None:
             f"EGAT's latest frequency {status.frequency_mhz} mHz is outside "
             f"{params.frequency_min_mhz}-{params.frequency_max_mhz} mHz"
         )
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    TransmissionState,
+    LinkState,
+    ZoneBalanceState,
+    DistributionState,
+    ZoneImport,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

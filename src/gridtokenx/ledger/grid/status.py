@@ -9,10 +9,11 @@ distribution zone another. So a delayed or replayed status can never overwrite a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import BlockContext, Event
 from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import curtailment, halts
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay
 from gridtokenx.wire import errors
@@ -50,11 +51,21 @@ def _check_link(view: Overlay, link: LinkStatus) -> None:
         )
 
 
+@dataclass(frozen=True)
+class TransmissionUpdate:
+    """What EGAT's status recorded, for the market to act on: `capacity_cut` when a link's
+    capacity fell, `by` the reporting authority's code."""
+
+    events: list[Event]
+    capacity_cut: bool
+    by: str
+
+
 def transmission_status(
     view: Overlay, ctx: BlockContext, sender: bytes, body: TransmissionStatus, params: Params
-) -> list[Event]:
-    """Record EGAT's status; curtail trades a capacity cut no longer fits, and halt every zone
-    when the frequency leaves the governed band (see docs/grid.md)."""
+) -> TransmissionUpdate:
+    """Record EGAT's status. What it means for trading (curtailment after a capacity cut, a
+    halt when the frequency leaves the band) is the market's rule: `transition` calls it."""
     authority = registry.require_role(view, sender, registry.ROLE_TRANSMISSION)
     last = grid.transmission(view)
     _check_time(body.measured_at, None if last is None else last.measured_at, ctx, params)
@@ -98,9 +109,7 @@ def transmission_status(
             grid.zone_balance_key(balance.zone),
             grid.ZoneBalanceState(body.measured_at, balance.generation_kw, balance.demand_kw),
         )
-    if cut:
-        events += curtailment.curtail(view, ctx, params)
-    return events + halts.on_frequency(view, ctx, body.frequency_mhz, authority.code, params)
+    return TransmissionUpdate(events, cut, authority.code)
 
 
 def distribution_status(

@@ -16,7 +16,7 @@ import msgspec
 
 from gridtokenx.ledger import accounts, registry
 from gridtokenx.ledger.context import BlockContext, Event
-from gridtokenx.ledger.market import book, paths, records
+from gridtokenx.ledger.market import bookkeeping, paths, records
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay
 from gridtokenx.wire.tx import Asset
@@ -26,7 +26,7 @@ def curtail(view: Overlay, ctx: BlockContext, params: Params) -> list[Event]:
     active = view.get(records.ACTIVE_KEY, records.Active)
     events: list[Event] = []
     for start in () if active is None else active.intervals:
-        market = book.interval_market(view, start)
+        market = bookkeeping.interval_market(view, start)
         if market is None or market.status is records.IntervalStatus.SETTLED:
             continue
         if start <= ctx.time:
@@ -52,7 +52,7 @@ def _overloaded(view: Overlay, start: int, params: Params) -> tuple[tuple[str, s
 def _newest_across(
     view: Overlay, start: int, market: records.IntervalMarket, hop: tuple[str, str]
 ) -> records.Trade | None:
-    for trade_id in reversed(book.interval_trades(view, start, market)):
+    for trade_id in reversed(bookkeeping.interval_trades(view, start, market)):
         trade = view.get(records.trade_key(trade_id), records.Trade)
         assert trade is not None
         if trade.quantity_wh and hop in zip(trade.path, trade.path[1:], strict=False):
@@ -64,7 +64,7 @@ def _shrink(
     view: Overlay, trade: records.Trade, cut: int, hop: tuple[str, str], params: Params
 ) -> Event:
     left = trade.quantity_wh - cut
-    escrow = book.buyer_cost_satang(left, trade.price, params)
+    escrow = bookkeeping.buyer_cost_satang(left, trade.price, params)
     refund = trade.escrow_satang - escrow
     if refund > 0:
         accounts.move(view, accounts.ESCROW_ADDRESS, trade.buyer, Asset.THB, refund)
@@ -75,8 +75,8 @@ def _shrink(
         msgspec.structs.replace(trade, quantity_wh=left, escrow_satang=escrow),
     )
     start = trade.interval_start
-    book.update_position(view, start, trade.seller_zone, trade.seller, sold_wh=-cut)
-    book.update_position(view, start, trade.buyer_zone, trade.buyer, bought_wh=-cut)
+    bookkeeping.update_position(view, start, trade.seller_zone, trade.seller, sold_wh=-cut)
+    bookkeeping.update_position(view, start, trade.buyer_zone, trade.buyer, bought_wh=-cut)
     paths.reserve(view, paths.Path(trade.path, trade.loss_bp), start, -cut)
     return Event(
         "trade_curtailed",

@@ -196,8 +196,11 @@ def debt_key(debtor: bytes, creditor: bytes) -> bytes:
     return b"debt/" + debtor + creditor
 
 
+REPORT_PREFIX = b"rep/"
+
+
 def report_key(interval_start: int, zone: str) -> bytes:
-    return b"rep/" + _interval(interval_start) + zone.encode()
+    return REPORT_PREFIX + _interval(interval_start) + zone.encode()
 
 
 class Counter(msgspec.Struct, frozen=True, array_like=True):
@@ -220,3 +223,22 @@ class Active(msgspec.Struct, frozen=True, array_like=True):
 
 class FlowUsed(msgspec.Struct, frozen=True, array_like=True):
     wh: int
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    Order,
+    Trade,
+    TradeRef,
+    Party,
+    Position,
+    IntervalMarket,
+    ZoneHalt,
+    Debt,
+    ZoneReport,
+    Counter,
+    OpenOrders,
+    Active,
+    Rematch,
+    FlowUsed,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

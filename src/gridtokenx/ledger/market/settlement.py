@@ -1,4 +1,4 @@
-"""Gate closure, settlement against meter readings, and zone halts.
+"""Gate closure and settlement against meter readings (halts: halts.py; tariff: tariff.py).
 
 `end_block` runs after every block's transactions with the block's context (the only clock):
 it expires the resting orders of intervals whose gate has closed, and settles each ended
@@ -16,74 +16,22 @@ TOU tariff. A payer who is short pays what it has and the rest is recorded as a 
 
 from __future__ import annotations
 
-import datetime
-
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
 from gridtokenx.ledger.chain_info import chain_info
 from gridtokenx.ledger.context import BlockContext, Event
-from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import book, engine, records, trading
+from gridtokenx.ledger.market import bookkeeping, orderbook, records, trading
 from gridtokenx.ledger.market.records import IntervalStatus, OrderStatus, ZoneReport
+from gridtokenx.ledger.market.tariff import tariff_msat_per_kwh
 from gridtokenx.ledger.market.trading import gate_closure
 from gridtokenx.ledger.metering import ReadingRecord, reading_key
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay
-from gridtokenx.wire import errors
-from gridtokenx.wire.tx import Asset, SetZoneHalt
+from gridtokenx.wire.tx import Asset
 
 TRANSMISSION_OPERATOR = "EGAT"
 MSAT_PER_SATANG = 1000
-_EPOCH = datetime.date(1970, 1, 1)
-
-
-# --- halts ---------------------------------------------------------------------------------
-def require_halt_authority(view: Overlay, sender: bytes, zone_code: str) -> registry.Authority:
-    """EGAT may halt or resume any zone (transmission emergency); MEA/PEA the zones they
-    distribute to."""
-    zone = registry.require_zone(view, zone_code)
-    authority = registry.authority_of(view, sender)
-    allowed = authority is not None and (
-        registry.ROLE_TRANSMISSION in authority.roles
-        or (
-            registry.ROLE_DISTRIBUTION in authority.roles
-            and authority.code == zone.distribution_authority
-        )
-    )
-    if authority is None or not allowed:
-        raise errors.Unauthorised("only EGAT or the zone's distribution authority halts a zone")
-    return authority
-
-
-def is_halted(view: Overlay, zone: str) -> bool:
-    return view.get(records.halt_key(zone), records.ZoneHalt) is not None
-
-
-def halt_zone(view: Overlay, ctx: BlockContext, zone: str, by: str, reason: str) -> Event:
-    view.put(records.halt_key(zone), records.ZoneHalt(by, ctx.time, reason))
-    return Event("zone_halted", {"zone": zone, "by": by, "reason": reason})
-
-
-def resume_zone(view: Overlay, zone: str, by: str, reason: str) -> Event:
-    """Lift the halt; `end_block` then re-matches the zone's open intervals."""
-    view.delete(records.halt_key(zone))
-    pending = view.get(records.REMATCH_KEY, records.Rematch) or records.Rematch(())
-    view.put(records.REMATCH_KEY, records.Rematch(tuple(sorted({*pending.zones, zone}))))
-    return Event("zone_resumed", {"zone": zone, "by": by, "reason": reason})
-
-
-def set_zone_halt(
-    view: Overlay, ctx: BlockContext, sender: bytes, body: SetZoneHalt, params: Params
-) -> list[Event]:
-    authority = require_halt_authority(view, sender, body.zone)
-    halted = is_halted(view, body.zone)
-    if halted == body.halted:
-        raise errors.HaltUnchanged(f"zone {body.zone} is {'already' if halted else 'not'} halted")
-    if body.halted:
-        return [halt_zone(view, ctx, body.zone, authority.code, body.reason)]
-    grid.require_frequency_in_band(view, params)
-    return [resume_zone(view, body.zone, authority.code, body.reason)]
 
 
 # --- readings ------------------------------------------------------------------------------
@@ -104,10 +52,10 @@ def record_reading(
     imports = _spread(record.import_wh, len(covered))
     events: list[Event] = []
     for start, exported, imported in zip(covered, exports, imports, strict=True):
-        market = book.interval_market(view, start)
+        market = bookkeeping.interval_market(view, start)
         if market is None or market.status is IntervalStatus.SETTLED:
             continue
-        pos = book.position(view, start, record.zone, record.owner)
+        pos = bookkeeping.position(view, start, record.zone, record.owner)
         if pos.sold_wh == 0 and pos.bought_wh == 0:
             continue
         lock = exported if pos.sold_wh else 0
@@ -116,7 +64,7 @@ def record_reading(
             events.append(
                 Event("export_locked", {"owner": record.owner, "interval": start, "amount": lock})
             )
-        book.update_position(
+        bookkeeping.update_position(
             view,
             start,
             record.zone,
@@ -142,7 +90,7 @@ def end_block(view: Overlay, ctx: BlockContext, params: Params) -> list[Event]:
         return events
     remaining = []
     for start in active.intervals:
-        market = book.interval_market(view, start)
+        market = bookkeeping.interval_market(view, start)
         assert market is not None
         if market.status is IntervalStatus.OPEN and ctx.time >= gate_closure(start, params):
             events += _expire(view, start, market)
@@ -170,9 +118,9 @@ def _rematch_resumed(view: Overlay, ctx: BlockContext, params: Params) -> list[E
     view.commit()
     active = view.get(records.ACTIVE_KEY, records.Active)
     events: list[Event] = []
-    books = engine.books(view.base)
+    books = orderbook.books(view.base)
     for start in () if active is None else active.intervals:
-        market = book.interval_market(view, start)
+        market = bookkeeping.interval_market(view, start)
         if market is None or market.status is not IntervalStatus.OPEN:
             continue
         if ctx.time >= gate_closure(start, params):
@@ -186,7 +134,7 @@ def _rematch_resumed(view: Overlay, ctx: BlockContext, params: Params) -> list[E
             for r in side.best_first()
         )
         for _, order_id in ids:
-            order = book.get_order(view, order_id)
+            order = bookkeeping.get_order(view, order_id)
             if order.status is OrderStatus.OPEN:
                 events += trading.rematch(view, ctx, order, params)
                 view.commit()
@@ -196,10 +144,10 @@ def _rematch_resumed(view: Overlay, ctx: BlockContext, params: Params) -> list[E
 def _expire(view: Overlay, start: int, market: records.IntervalMarket) -> list[Event]:
     events = []
     for zone in market.zones:
-        current = book.book_of(view, start, zone)  # a snapshot: closing edits the levels
+        current = bookkeeping.book_of(view, start, zone)  # a snapshot: closing edits the levels
         for _, _, order_id in (*current.bids, *current.asks):
-            order = book.get_order(view, order_id)
-            events.append(book.close_order(view, order, OrderStatus.EXPIRED, "gate_closure"))
+            order = bookkeeping.get_order(view, order_id)
+            events.append(bookkeeping.close_order(view, order, OrderStatus.EXPIRED, "gate_closure"))
     return events
 
 
@@ -214,7 +162,7 @@ def _party_meters(view: Overlay, who: bytes, zone: str) -> list[tuple[bytes, reg
 
 
 def _all_reported(view: Overlay, start: int, market: records.IntervalMarket) -> bool:
-    for who, zone in book.interval_parties(view, start, market):
+    for who, zone in bookkeeping.interval_parties(view, start, market):
         for _, meter in _party_meters(view, who, zone):
             if meter.first_interval <= start and meter.last_interval < start:
                 return False
@@ -229,21 +177,6 @@ def _authority_address(view: Overlay, code: str) -> bytes:
 
 def _distributor(view: Overlay, zone: str) -> bytes:
     return _authority_address(view, registry.require_zone(view, zone).distribution_authority)
-
-
-def tariff_msat_per_kwh(start: int, params: Params) -> int:
-    """Retail TOU rate for the interval including Ft and VAT, by its Bangkok local time."""
-    t = params.tariffs
-    local = start + t.utc_offset_seconds
-    day = _EPOCH + datetime.timedelta(days=local // 86_400)
-    minute = local % 86_400 // 60
-    peak = (
-        day.weekday() in t.peak_weekdays
-        and int(day.strftime("%Y%m%d")) not in t.holidays
-        and t.peak_start_minute <= minute < t.peak_end_minute
-    )
-    base = t.tou_peak_msat_per_kwh if peak else t.tou_offpeak_msat_per_kwh
-    return (base + t.ft_msat_per_kwh) * (10_000 + t.vat_basis_points) // 10_000
 
 
 def _pay(view: Overlay, payer: bytes, payee: bytes, amount: int, why: str) -> list[Event]:
@@ -292,9 +225,9 @@ def _settle(
     fee_collector = _fee_collector(view)
     trades = [
         view.get(records.trade_key(i), records.Trade)
-        for i in book.interval_trades(view, start, market)
+        for i in bookkeeping.interval_trades(view, start, market)
     ]
-    parties = book.interval_parties(view, start, market)
+    parties = bookkeeping.interval_parties(view, start, market)
     reports: dict[str, ZoneReport] = {}
     events: list[Event] = []
 
@@ -308,7 +241,7 @@ def _settle(
         own = [t for t in trades if t is not None and t.seller == who and t.seller_zone == zone]
         if not own:
             continue
-        pos = book.position(view, start, zone, who)
+        pos = bookkeeping.position(view, start, zone, who)
         sold, exported = sum(t.quantity_wh for t in own), pos.locked_export_wh
         done = min(sold, exported)
         delivered.update(_pro_rata(done, [(t.id, t.quantity_wh) for t in own]))
@@ -340,7 +273,7 @@ def _settle(
             accounts.move(view, escrow, trade.buyer, Asset.GRID, received)
         if d - received:
             accounts.burn(view, escrow, Asset.GRID, d - received)
-        value = book.value_satang(d, trade.price)
+        value = bookkeeping.value_satang(d, trade.price)
         # Charges are at today's rates, but never beyond what the buyer put in escrow: a rate
         # raised since the trade takes the fee first, then wheeling, from what is left over.
         fee = min(value * params.platform_fee_basis_points // 10_000, trade.escrow_satang - value)
@@ -381,7 +314,7 @@ def _settle(
 
     # Every party: P2P energy received is burnt against metered import; the rest is billed.
     for who, zone in parties:
-        imported = book.position(view, start, zone, who).metered_import_wh
+        imported = bookkeeping.position(view, start, zone, who).metered_import_wh
         covered = min(imported, received_by.get((who, zone), 0))
         if covered:
             accounts.burn(view, who, Asset.GRID, covered)

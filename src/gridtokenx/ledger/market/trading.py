@@ -19,7 +19,7 @@ import msgspec
 from gridtokenx.ledger import accounts, registry
 from gridtokenx.ledger.context import BlockContext, Event
 from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import book, engine, paths, records
+from gridtokenx.ledger.market import bookkeeping, orderbook, paths, records
 from gridtokenx.ledger.market.records import Order, OrderStatus
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay
@@ -90,7 +90,7 @@ def seller_capacity(
 
 def _check_sell_room(view: Overlay, order: Order, extra_wh: int, params: Params) -> None:
     capacity, _ = seller_capacity(view, order.owner, order.zone, params.interval_seconds)
-    pos = book.position(view, order.interval_start, order.zone, order.owner)
+    pos = bookkeeping.position(view, order.interval_start, order.zone, order.owner)
     if pos.offered_wh + pos.sold_wh + extra_wh > capacity:
         raise errors.SellCapacityExceeded(
             f"offers of {pos.offered_wh + pos.sold_wh + extra_wh} Wh exceed the {capacity} Wh "
@@ -121,9 +121,9 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
     """Gather the books the order can reach (not halted, connected, with their path loss and
     link room) and let the engine decide the fills, writing nothing."""
     opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
-    market = book.interval_market(view, incoming.interval_start)
-    books = engine.books(view.base)
-    reachable: list[engine.Reachable] = []
+    market = bookkeeping.interval_market(view, incoming.interval_start)
+    books = orderbook.books(view.base)
+    reachable: list[orderbook.Reachable] = []
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
 
@@ -154,9 +154,9 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         if headroom is not None:  # the buyer zone's headroom, rationed like one more link
             hops = (*hops, (grid.IMPORT_HOP, importer))
             link_room.setdefault(hops[-1], headroom)
-        reachable.append(engine.Reachable(zone, side, route.loss_bp, hops))
-    decision = engine.match(
-        engine.Incoming(
+        reachable.append(orderbook.Reachable(zone, side, route.loss_bp, hops))
+    decision = orderbook.match(
+        orderbook.Incoming(
             incoming.side,
             incoming.price,
             incoming.owner,
@@ -170,10 +170,10 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
     )
     return Plan(
         [
-            Fill(book.get_order(view, r.id), quantity, price, routes[zone])
+            Fill(bookkeeping.get_order(view, r.id), quantity, price, routes[zone])
             for r, quantity, price, zone in decision.fills
         ],
-        [book.get_order(view, r.id) for r in decision.self_trades],
+        [bookkeeping.get_order(view, r.id) for r in decision.self_trades],
     )
 
 
@@ -182,11 +182,11 @@ def _execute(
 ) -> tuple[Order, list[Event]]:
     events: list[Event] = []
     for own in plan.self_trades:
-        events.append(book.close_order(view, own, OrderStatus.CANCELLED, "self_trade"))
-    market = book.interval_market(view, incoming.interval_start)
+        events.append(bookkeeping.close_order(view, own, OrderStatus.CANCELLED, "self_trade"))
+    market = bookkeeping.interval_market(view, incoming.interval_start)
     assert market is not None
     for fill in plan.fills:
-        resting = book.get_order(view, fill.resting.id)  # re-read: escrow may have moved
+        resting = bookkeeping.get_order(view, fill.resting.id)  # re-read: escrow may have moved
         buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
         q = fill.quantity_wh
         # The escrow was sized at placement; a fee or wheeling rate governance raised since
@@ -195,11 +195,11 @@ def _execute(
         # and settlement caps the charges at what the trade's escrow holds.
         rest = buy.remaining_wh - q
         cost = min(
-            book.buyer_cost_satang(q, fill.price, params),
-            buy.escrow_satang - book.value_satang(rest, buy.price),
+            bookkeeping.buyer_cost_satang(q, fill.price, params),
+            buy.escrow_satang - bookkeeping.value_satang(rest, buy.price),
         )
         trade = records.Trade(
-            id=book.next_id(view),
+            id=bookkeeping.next_id(view),
             interval_start=incoming.interval_start,
             buy_order=buy.id,
             sell_order=sell.id,
@@ -219,18 +219,18 @@ def _execute(
         first_trades = [
             (order.owner, order.zone)
             for order in (buy, sell)
-            if not book.position(view, order.interval_start, order.zone, order.owner).listed
+            if not bookkeeping.position(view, order.interval_start, order.zone, order.owner).listed
         ]
-        market = book.record_trade(view, market, trade, first_trades)
+        market = bookkeeping.record_trade(view, market, trade, first_trades)
         if len(fill.path.zones) > 1:
             paths.reserve(view, fill.path, incoming.interval_start, q)
-        book.update_position(
+        bookkeeping.update_position(
             view, sell.interval_start, sell.zone, sell.owner, offered_wh=-q, sold_wh=q
         )
-        book.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
+        bookkeeping.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
         # Keep in escrow exactly what the rest of the order can cost; a fill below the limit
         # frees the difference at once.
-        keep = min(book.buyer_cost_satang(rest, buy.price, params), buy.escrow_satang - cost)
+        keep = min(bookkeeping.buyer_cost_satang(rest, buy.price, params), buy.escrow_satang - cost)
         surplus = buy.escrow_satang - cost - keep
         if surplus:
             accounts.move(view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, surplus)
@@ -254,7 +254,7 @@ def _execute(
         )
         resting = buy if incoming.side is Side.SELL else sell
         incoming = sell if incoming.side is Side.SELL else buy
-        events += book.store_after_fills(view, resting)
+        events += bookkeeping.store_after_fills(view, resting)
     view.put(records.interval_key(incoming.interval_start), market)
     return incoming, events
 
@@ -273,7 +273,7 @@ def place_order(
     if body.side is Side.SELL and body.renewable_only:
         raise errors.InvalidOrder("renewable-only applies to buy orders")
     _check_not_halted(view, body.zone)
-    if len(book.open_orders(view, sender)) >= params.max_open_orders_per_account:
+    if len(bookkeeping.open_orders(view, sender)) >= params.max_open_orders_per_account:
         raise errors.TooManyOpenOrders(
             f"at most {params.max_open_orders_per_account} open orders per account"
         )
@@ -281,7 +281,7 @@ def place_order(
     if body.side is Side.SELL:
         registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
         _, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
-    order_id = book.next_id(view)
+    order_id = bookkeeping.next_id(view)
     order = Order(
         id=order_id,
         owner=sender,
@@ -302,14 +302,14 @@ def place_order(
     )
     if body.side is Side.SELL:
         _check_sell_room(view, order, body.quantity_wh, params)
-        book.update_position(
+        bookkeeping.update_position(
             view, order.interval_start, order.zone, sender, offered_wh=body.quantity_wh
         )
     else:
-        escrow = book.buyer_cost_satang(body.quantity_wh, body.price, params)
+        escrow = bookkeeping.buyer_cost_satang(body.quantity_wh, body.price, params)
         accounts.move(view, sender, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
         order = msgspec.structs.replace(order, escrow_satang=escrow)
-    book.ensure_interval(view, body.interval_start, body.zone)
+    bookkeeping.ensure_interval(view, body.interval_start, body.zone)
     events = [
         Event(
             "order_accepted",
@@ -327,22 +327,26 @@ def place_order(
     ]
     plan = _plan(view, order, params)
     if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
-        events.append(book.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
+        events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
         return events
     order, fill_events = _execute(view, ctx, order, plan, params)
     events += fill_events
     if order.remaining_wh == 0:
-        events.append(book.close_order(view, order, OrderStatus.FILLED, "filled"))
+        events.append(bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled"))
     elif body.tif is not TimeInForce.GOOD_TILL_GATE:
-        events.append(book.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel"))
+        events.append(
+            bookkeeping.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel")
+        )
     else:
-        book.put_order(view, order)
-        book.set_open_orders(view, sender, (*book.open_orders(view, sender), order.id))
+        bookkeeping.put_order(view, order)
+        bookkeeping.set_open_orders(
+            view, sender, (*bookkeeping.open_orders(view, sender), order.id)
+        )
     return events
 
 
 def _own_open_order(view: Overlay, sender: bytes, order_id: int) -> Order:
-    order = book.get_order(view, order_id)
+    order = bookkeeping.get_order(view, order_id)
     if order.owner != sender:
         raise errors.NotOrderOwner("the order belongs to another account")
     if order.status is not OrderStatus.OPEN:
@@ -355,7 +359,7 @@ def cancel_order(
 ) -> list[Event]:
     """Cancelling is allowed while halted and after gate closure: it only gives back."""
     order = _own_open_order(view, sender, body.order_id)
-    return [book.close_order(view, order, OrderStatus.CANCELLED, "cancelled")]
+    return [bookkeeping.close_order(view, order, OrderStatus.CANCELLED, "cancelled")]
 
 
 def amend_order(
@@ -374,10 +378,12 @@ def amend_order(
         delta = new_remaining - order.remaining_wh
         if delta > 0:
             _check_sell_room(view, order, delta, params)
-        book.update_position(view, order.interval_start, order.zone, sender, offered_wh=delta)
+        bookkeeping.update_position(
+            view, order.interval_start, order.zone, sender, offered_wh=delta
+        )
         escrow = 0
     else:
-        escrow = book.buyer_cost_satang(new_remaining, body.price, params)
+        escrow = bookkeeping.buyer_cost_satang(new_remaining, body.price, params)
         difference = escrow - order.escrow_satang
         if difference > 0:
             accounts.move(view, sender, accounts.ESCROW_ADDRESS, Asset.THB, difference)
@@ -389,7 +395,7 @@ def amend_order(
         remaining_wh=new_remaining,
         price=body.price,
         escrow_satang=escrow,
-        priority=order.priority if keeps_priority else book.next_id(view),
+        priority=order.priority if keeps_priority else bookkeeping.next_id(view),
     )
     events = [
         Event(
@@ -403,11 +409,11 @@ def amend_order(
         )
     ]
     if keeps_priority:  # a smaller order at the same price cannot newly cross the book
-        book.put_order(view, amended)
+        bookkeeping.put_order(view, amended)
         return events
     plan = _plan(view, amended, params)
     amended, fill_events = _execute(view, ctx, amended, plan, params)
-    return events + fill_events + book.store_after_fills(view, amended)
+    return events + fill_events + bookkeeping.store_after_fills(view, amended)
 
 
 def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> list[Event]:
@@ -423,4 +429,4 @@ def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> l
     if not plan.fills and not plan.self_trades:
         return []
     order, events = _execute(view, ctx, order, plan, params)
-    return events + book.store_after_fills(view, order)
+    return events + bookkeeping.store_after_fills(view, order)

@@ -3,7 +3,7 @@
 Every helper reads and writes through the transaction's overlay, so a rejected order leaves
 no trace, and keeps the indexes (`OpenOrders`, `Position`, `IntervalMarket`, `Active`)
 consistent with the order records they summarise. The books themselves are the matching
-engine's, derived from the order records as they commit (see engine.py).
+engine's, derived from the order records as they commit (see orderbook.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import msgspec
 
 from gridtokenx.ledger import accounts
 from gridtokenx.ledger.context import Event
-from gridtokenx.ledger.market import engine, records
+from gridtokenx.ledger.market import orderbook, records
 from gridtokenx.ledger.market.records import Book, BookEntry, Order, OrderStatus
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay
@@ -61,7 +61,7 @@ def put_order(view: Overlay, order: Order) -> None:
 
 def entries(view: Overlay, interval_start: int, zone: str, side: Side) -> Iterator[BookEntry]:
     """Committed resting orders of one side, best first, from the matching engine's books."""
-    found = engine.books(view.base).side(interval_start, zone, side)
+    found = orderbook.books(view.base).side(interval_start, zone, side)
     for r in () if found is None else found.best_first():
         yield (r.price, r.priority, r.id)
 
