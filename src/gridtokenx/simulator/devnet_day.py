@@ -1,7 +1,7 @@
 """A market day on a real devnet: what `gridtokenx demo` runs.
 
 Four authorities (EGAT, MEA, PEA, ERC) validate as separate processes on 127.0.0.1, each
-with its API and RocksDB store under one folder, their clocks accelerated alike (devnet.py),
+with its API and RocksDB store under one folder, their clocks accelerated alike (node/home.py),
 so that a day's 15-minute intervals pass in seconds. The day's transactions go through the
 first validator's API (`DevnetSink`). The summary is read from the chain, not from the
 agents: an in-process, non-validating full node (`Observer`, its own store under

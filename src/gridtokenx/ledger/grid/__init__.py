@@ -1,1 +1,2 @@
-"""Grid management: EGAT and MEA/PEA status updates, congestion and grid emergencies."""
+"""Grid telemetry: EGAT's and MEA/PEA's status records and their validation (what a status means
+for trading, curtailment and halts, is the market's: ledger/market/)."""

@@ -1,4 +1,4 @@
-"""Zone halts: an authority's halt and resume (tag 14), EGAT's emergency declaration (tag 17)
+"""Zone halts: an authority's halt and resume (tag 12), EGAT's emergency declaration (tag 17)
 and its clearing (tag 18), and the automatic halt when EGAT reports a frequency outside the
 governed band.
 
