@@ -258,21 +258,7 @@ def match(
     cursors = [c for c in map(_Cursor, reachable) if c.head is not None]
 
     while remaining > 0 and cursors:
-        best: tuple[int, int] = (0, 0)
-        chosen: _Cursor | None = None
-        for cursor in cursors:
-            head = cursor.head
-            assert head is not None
-            loss = cursor.reach.loss_bp
-            if not loss:
-                rank = (head.price if buying else -head.price, head.priority)
-            elif buying:
-                rank = (-(-head.price * BASIS // (BASIS - loss)), head.priority)
-            else:
-                rank = (-(head.price * (BASIS - loss) // BASIS), head.priority)
-            if chosen is None or rank < best:
-                best, chosen = rank, cursor
-        assert chosen is not None and chosen.head is not None
+        best, chosen = _best_head(cursors, buying)
         resting = chosen.head
         assert resting is not None
         if buying and best[0] > incoming.price:
@@ -292,9 +278,7 @@ def match(
         if renewable_only and not seller_renewable:
             continue
         hops = chosen.reach.hops
-        quantity = min(remaining, resting.remaining)
-        for hop in hops:
-            quantity = min(quantity, link_room[hop])
+        quantity = _path_room(min(remaining, resting.remaining), hops, link_room)
         if quantity <= 0:
             if chosen in cursors:
                 cursors.remove(chosen)  # the path is full: that zone is out of reach
@@ -305,6 +289,38 @@ def match(
         decision.fills.append((resting, quantity, price, chosen.reach.zone))
         remaining -= quantity
     return decision
+
+
+def _best_head(cursors: list[_Cursor], buying: bool) -> tuple[tuple[int, int], _Cursor]:
+    """The zone whose next resting order offers the incoming order the best terms, and its
+    rank: (price as the incoming order sees it, signed so lower is better; priority). The
+    first zone in code order wins a tie, as the cursors are sorted by zone."""
+    best: tuple[int, int] = (0, 0)
+    chosen: _Cursor | None = None
+    for cursor in cursors:
+        head = cursor.head
+        assert head is not None
+        loss = cursor.reach.loss_bp
+        if not loss:
+            rank = (head.price if buying else -head.price, head.priority)
+        elif buying:
+            rank = (-(-head.price * BASIS // (BASIS - loss)), head.priority)
+        else:
+            rank = (-(head.price * (BASIS - loss) // BASIS), head.priority)
+        if chosen is None or rank < best:
+            best, chosen = rank, cursor
+    assert chosen is not None
+    return best, chosen
+
+
+def _path_room(
+    wanted_wh: int, hops: tuple[tuple[str, str], ...], link_room: dict[tuple[str, str], int]
+) -> int:
+    """What of `wanted_wh` every link on the path still has room for (0 or less: full)."""
+    quantity = wanted_wh
+    for hop in hops:
+        quantity = min(quantity, link_room[hop])
+    return quantity
 
 
 def match_local(

@@ -16,6 +16,8 @@ TOU tariff. A payer who is short pays what it has and the rest is recorded as a 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
@@ -212,6 +214,26 @@ def _pro_rata(total: int, weights: list[tuple[int, int]]) -> dict[int, int]:
     return shares
 
 
+class _ZoneReports:
+    """Each zone's report for the interval, added to as sellers, trades and bills settle.
+
+    One trade adds to its seller's zone and to its buyer's zone, so a report is the sum of
+    many small contributions rather than built in one place."""
+
+    def __init__(self) -> None:
+        self._by_zone: dict[str, ZoneReport] = {}
+
+    def add(self, zone: str, **amounts: int) -> None:
+        r = self._by_zone.get(zone, ZoneReport())
+        self._by_zone[zone] = msgspec.structs.replace(
+            r, **{k: getattr(r, k) + v for k, v in amounts.items()}
+        )
+
+    def by_zone(self) -> list[tuple[str, ZoneReport]]:
+        """Sorted by zone code: the order they are written in must not depend on the trades."""
+        return sorted(self._by_zone.items())
+
+
 def _settle(
     view: Overlay,
     ctx: BlockContext,
@@ -221,108 +243,16 @@ def _settle(
     *,
     at_deadline: bool,
 ) -> list[Event]:
-    escrow = accounts.ESCROW_ADDRESS
-    fee_collector = _fee_collector(view)
-    trades = [
-        view.get(records.trade_key(i), records.Trade)
-        for i in bookkeeping.interval_trades(view, start, market)
-    ]
+    """Sellers first, since what each delivered decides what its trades carry; then the
+    trades, since what a buyer received covers part of its import; then every party's bill."""
+    trades = _interval_trades(view, start, market)
     parties = bookkeeping.interval_parties(view, start, market)
-    reports: dict[str, ZoneReport] = {}
-    events: list[Event] = []
-
-    def report(zone: str, **add: int) -> None:
-        r = reports.get(zone, ZoneReport())
-        reports[zone] = msgspec.structs.replace(r, **{k: getattr(r, k) + v for k, v in add.items()})
-
-    # Sellers: delivered = min(sold, exported), spread over their trades.
-    delivered: dict[int, int] = {}
-    for who, zone in parties:
-        own = [t for t in trades if t is not None and t.seller == who and t.seller_zone == zone]
-        if not own:
-            continue
-        pos = bookkeeping.position(view, start, zone, who)
-        sold, exported = sum(t.quantity_wh for t in own), pos.locked_export_wh
-        done = min(sold, exported)
-        delivered.update(_pro_rata(done, [(t.id, t.quantity_wh) for t in own]))
-        shortfall, to_utility = sold - done, exported - done
-        distributor = _distributor(view, zone)
-        if to_utility:
-            accounts.burn(view, escrow, Asset.GRID, to_utility)  # the utility took that energy
-            buyback = to_utility * params.tariffs.buyback_msat_per_kwh // 1000 // MSAT_PER_SATANG
-            events += _pay(view, distributor, who, buyback, "buyback")
-            report(zone, buyback_satang=buyback)
-        imbalance = shortfall * params.imbalance_satang_per_kwh // 1000
-        events += _pay(view, who, distributor, imbalance, "imbalance")
-        report(
-            zone,
-            export_wh=exported,
-            delivered_wh=done,
-            sold_to_utility_wh=to_utility,
-            shortfall_wh=shortfall,
-            imbalance_satang=imbalance,
-        )
-
-    # Trades: energy to the buyer less losses, money from escrow to the seller.
-    received_by: dict[tuple[bytes, str], int] = {}
-    for trade in trades:
-        assert trade is not None
-        d = delivered.get(trade.id, 0)
-        received = d * (10_000 - trade.loss_bp) // 10_000
-        if received:
-            accounts.move(view, escrow, trade.buyer, Asset.GRID, received)
-        if d - received:
-            accounts.burn(view, escrow, Asset.GRID, d - received)
-        value = bookkeeping.value_satang(d, trade.price)
-        # Charges are at today's rates, but never beyond what the buyer put in escrow: a rate
-        # raised since the trade takes the fee first, then wheeling, from what is left over.
-        fee = min(value * params.platform_fee_basis_points // 10_000, trade.escrow_satang - value)
-        wheeling = min(
-            d * params.wheeling_satang_per_kwh // 1000, trade.escrow_satang - value - fee
-        )
-        network = (
-            _distributor(view, trade.buyer_zone)
-            if len(trade.path) == 1
-            else _authority_address(view, TRANSMISSION_OPERATOR)
-        )
-        refund = trade.escrow_satang - value - fee - wheeling
-        assert refund >= 0, "trade escrow must cover its cost"
-        for payee, amount in (
-            (trade.seller, value),
-            (fee_collector, fee),
-            (network, wheeling),
-            (trade.buyer, refund),
-        ):
-            if amount:
-                accounts.move(view, escrow, payee, Asset.THB, amount)
-        view.put(
-            records.trade_key(trade.id),
-            msgspec.structs.replace(trade, delivered_wh=d, settled=True),
-        )
-        key = (trade.buyer, trade.buyer_zone)
-        received_by[key] = received_by.get(key, 0) + received
-        report(
-            trade.buyer_zone,
-            received_wh=received,
-            paid_by_buyers_satang=value + fee + wheeling,
-            refunded_satang=refund,
-            platform_fees_satang=fee,
-            wheeling_satang=wheeling,
-        )
-        report(trade.seller_zone, losses_wh=d - received, paid_to_sellers_satang=value)
-        events.append(Event("trade_settled", {"trade": trade.id, "delivered_wh": d}))
-
-    # Every party: P2P energy received is burnt against metered import; the rest is billed.
-    for who, zone in parties:
-        imported = bookkeeping.position(view, start, zone, who).metered_import_wh
-        covered = min(imported, received_by.get((who, zone), 0))
-        if covered:
-            accounts.burn(view, who, Asset.GRID, covered)
-        bill = (imported - covered) * tariff_msat_per_kwh(start, params) // 1000 // MSAT_PER_SATANG
-        events += _pay(view, who, _distributor(view, zone), bill, "tou_tariff")
-        report(zone, import_wh=imported, import_covered_wh=covered, utility_bills_satang=bill)
-
-    for zone, r in sorted(reports.items()):
+    reports = _ZoneReports()
+    delivered, events = _settle_sellers(view, start, parties, trades, params, reports)
+    received_by, trade_events = _settle_trades(view, trades, delivered, params, reports)
+    events += trade_events
+    events += _settle_bills(view, start, parties, received_by, params, reports)
+    for zone, r in reports.by_zone():
         _check_conservation(zone, r)
         view.put(records.report_key(start, zone), r)
     view.put(
@@ -334,6 +264,201 @@ def _settle(
             {"interval": start, "trades": len(trades), "at_deadline": int(at_deadline)},
         )
     )
+    return events
+
+
+def _interval_trades(
+    view: Overlay, start: int, market: records.IntervalMarket
+) -> list[records.Trade]:
+    trades = []
+    for trade_id in bookkeeping.interval_trades(view, start, market):
+        trade = view.get(records.trade_key(trade_id), records.Trade)
+        assert trade is not None, f"interval {start} lists trade {trade_id}, which is missing"
+        trades.append(trade)
+    return trades
+
+
+# --- settlement: sellers -------------------------------------------------------------------
+def _settle_sellers(
+    view: Overlay,
+    start: int,
+    parties: list[tuple[bytes, str]],
+    trades: list[records.Trade],
+    params: Params,
+    reports: _ZoneReports,
+) -> tuple[dict[int, int], list[Event]]:
+    """Each seller delivers min(sold, exported), spread pro rata over its trades; returns the
+    energy delivered per trade id. Export beyond what was sold went to the utility, and what
+    was sold but not exported is the seller's imbalance."""
+    delivered_wh_by_trade: dict[int, int] = {}
+    events: list[Event] = []
+    for who, zone in parties:
+        own = [t for t in trades if t.seller == who and t.seller_zone == zone]
+        if not own:
+            continue
+        sold_wh = sum(t.quantity_wh for t in own)
+        exported_wh = bookkeeping.position(view, start, zone, who).locked_export_wh
+        delivered_wh = min(sold_wh, exported_wh)
+        delivered_wh_by_trade.update(_pro_rata(delivered_wh, [(t.id, t.quantity_wh) for t in own]))
+        events += _buy_back(view, who, zone, exported_wh - delivered_wh, params, reports)
+        events += _charge_imbalance(view, who, zone, sold_wh - delivered_wh, params, reports)
+        reports.add(
+            zone,
+            export_wh=exported_wh,
+            delivered_wh=delivered_wh,
+            sold_to_utility_wh=exported_wh - delivered_wh,
+            shortfall_wh=sold_wh - delivered_wh,
+        )
+    return delivered_wh_by_trade, events
+
+
+def _buy_back(
+    view: Overlay, seller: bytes, zone: str, unsold_wh: int, params: Params, reports: _ZoneReports
+) -> list[Event]:
+    """The utility took the export nobody bought: its GRID leaves escrow, and the zone's
+    distribution authority pays the seller the buy-back rate."""
+    if not unsold_wh:
+        return []
+    accounts.burn(view, accounts.ESCROW_ADDRESS, Asset.GRID, unsold_wh)
+    buyback = unsold_wh * params.tariffs.buyback_msat_per_kwh // 1000 // MSAT_PER_SATANG
+    reports.add(zone, buyback_satang=buyback)
+    return _pay(view, _distributor(view, zone), seller, buyback, "buyback")
+
+
+def _charge_imbalance(
+    view: Overlay,
+    seller: bytes,
+    zone: str,
+    shortfall_wh: int,
+    params: Params,
+    reports: _ZoneReports,
+) -> list[Event]:
+    """Energy sold but not exported was made up by the grid: the seller pays for it."""
+    imbalance = shortfall_wh * params.imbalance_satang_per_kwh // 1000
+    reports.add(zone, imbalance_satang=imbalance)
+    return _pay(view, seller, _distributor(view, zone), imbalance, "imbalance")
+
+
+# --- settlement: trades --------------------------------------------------------------------
+class _Charges(NamedTuple):
+    """What a trade's escrow pays for its delivered energy; the refund is what is left."""
+
+    value_satang: int  # to the seller
+    fee_satang: int  # to the platform's fee collector
+    wheeling_satang: int  # to the network the energy crossed
+    refund_satang: int  # back to the buyer
+
+    @property
+    def paid_by_buyer_satang(self) -> int:
+        return self.value_satang + self.fee_satang + self.wheeling_satang
+
+
+def _settle_trades(
+    view: Overlay,
+    trades: list[records.Trade],
+    delivered_wh_by_trade: dict[int, int],
+    params: Params,
+    reports: _ZoneReports,
+) -> tuple[dict[tuple[bytes, str], int], list[Event]]:
+    """Energy to each buyer less losses, money from escrow to the seller and the network;
+    returns the energy each (buyer, zone) received."""
+    fee_collector = _fee_collector(view)
+    received_wh_by_buyer: dict[tuple[bytes, str], int] = {}
+    events: list[Event] = []
+    for trade in trades:
+        delivered_wh = delivered_wh_by_trade.get(trade.id, 0)
+        received_wh = _deliver(view, trade, delivered_wh)
+        charges = _charges(trade, delivered_wh, params)
+        _pay_from_escrow(view, trade, charges, fee_collector)
+        view.put(
+            records.trade_key(trade.id),
+            msgspec.structs.replace(trade, delivered_wh=delivered_wh, settled=True),
+        )
+        key = (trade.buyer, trade.buyer_zone)
+        received_wh_by_buyer[key] = received_wh_by_buyer.get(key, 0) + received_wh
+        reports.add(
+            trade.buyer_zone,
+            received_wh=received_wh,
+            paid_by_buyers_satang=charges.paid_by_buyer_satang,
+            refunded_satang=charges.refund_satang,
+            platform_fees_satang=charges.fee_satang,
+            wheeling_satang=charges.wheeling_satang,
+        )
+        reports.add(
+            trade.seller_zone,
+            losses_wh=delivered_wh - received_wh,
+            paid_to_sellers_satang=charges.value_satang,
+        )
+        events.append(Event("trade_settled", {"trade": trade.id, "delivered_wh": delivered_wh}))
+    return received_wh_by_buyer, events
+
+
+def _deliver(view: Overlay, trade: records.Trade, delivered_wh: int) -> int:
+    """The buyer receives the delivered energy less the path's losses, which are burnt;
+    returns what it received."""
+    received_wh = delivered_wh * (10_000 - trade.loss_bp) // 10_000
+    if received_wh:
+        accounts.move(view, accounts.ESCROW_ADDRESS, trade.buyer, Asset.GRID, received_wh)
+    if delivered_wh - received_wh:
+        accounts.burn(view, accounts.ESCROW_ADDRESS, Asset.GRID, delivered_wh - received_wh)
+    return received_wh
+
+
+def _charges(trade: records.Trade, delivered_wh: int, params: Params) -> _Charges:
+    """Charges are at today's rates, but never beyond what the buyer put in escrow: a rate
+    raised since the trade takes the fee first, then wheeling, from what is left over."""
+    value = bookkeeping.value_satang(delivered_wh, trade.price)
+    fee = min(value * params.platform_fee_basis_points // 10_000, trade.escrow_satang - value)
+    wheeling = min(
+        delivered_wh * params.wheeling_satang_per_kwh // 1000, trade.escrow_satang - value - fee
+    )
+    refund = trade.escrow_satang - value - fee - wheeling
+    assert refund >= 0, "trade escrow must cover its cost"
+    return _Charges(value, fee, wheeling, refund)
+
+
+def _pay_from_escrow(
+    view: Overlay, trade: records.Trade, charges: _Charges, fee_collector: bytes
+) -> None:
+    """A trade's escrow always covers its charges (`_charges`), so these never run short."""
+    network = (
+        _distributor(view, trade.buyer_zone)
+        if len(trade.path) == 1
+        else _authority_address(view, TRANSMISSION_OPERATOR)
+    )
+    for payee, amount in (
+        (trade.seller, charges.value_satang),
+        (fee_collector, charges.fee_satang),
+        (network, charges.wheeling_satang),
+        (trade.buyer, charges.refund_satang),
+    ):
+        if amount:
+            accounts.move(view, accounts.ESCROW_ADDRESS, payee, Asset.THB, amount)
+
+
+# --- settlement: bills ---------------------------------------------------------------------
+def _settle_bills(
+    view: Overlay,
+    start: int,
+    parties: list[tuple[bytes, str]],
+    received_wh_by_buyer: dict[tuple[bytes, str], int],
+    params: Params,
+    reports: _ZoneReports,
+) -> list[Event]:
+    """Every party's P2P energy received is burnt against its metered import; import it does
+    not cover is billed at the TOU tariff by the zone's distribution authority."""
+    tariff = tariff_msat_per_kwh(start, params)
+    events: list[Event] = []
+    for who, zone in parties:
+        imported_wh = bookkeeping.position(view, start, zone, who).metered_import_wh
+        covered_wh = min(imported_wh, received_wh_by_buyer.get((who, zone), 0))
+        if covered_wh:
+            accounts.burn(view, who, Asset.GRID, covered_wh)
+        bill = (imported_wh - covered_wh) * tariff // 1000 // MSAT_PER_SATANG
+        events += _pay(view, who, _distributor(view, zone), bill, "tou_tariff")
+        reports.add(
+            zone, import_wh=imported_wh, import_covered_wh=covered_wh, utility_bills_satang=bill
+        )
     return events
 
 

@@ -180,78 +180,22 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
 def _execute(
     view: Overlay, ctx: BlockContext, incoming: Order, plan: Plan, params: Params
 ) -> tuple[Order, list[Event]]:
-    events: list[Event] = []
-    for own in plan.self_trades:
-        events.append(bookkeeping.close_order(view, own, OrderStatus.CANCELLED, "self_trade"))
+    """Carry out a plan: the owner's own crossed orders are cancelled, then each fill becomes
+    a trade. Both orders are carried forward fill by fill, as each fill changes them."""
+    events = [
+        bookkeeping.close_order(view, own, OrderStatus.CANCELLED, "self_trade")
+        for own in plan.self_trades
+    ]
     market = bookkeeping.interval_market(view, incoming.interval_start)
     assert market is not None
     for fill in plan.fills:
         resting = bookkeeping.get_order(view, fill.resting.id)  # re-read: escrow may have moved
         buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
-        q = fill.quantity_wh
-        # The escrow was sized at placement; a fee or wheeling rate governance raised since
-        # may price the fill and the rest above it. They share what is held: the fill takes
-        # its cost but leaves the rest's value at the limit (so every seller is paid in full),
-        # and settlement caps the charges at what the trade's escrow holds.
-        rest = buy.remaining_wh - q
-        cost = min(
-            bookkeeping.buyer_cost_satang(q, fill.price, params),
-            buy.escrow_satang - bookkeeping.value_satang(rest, buy.price),
-        )
-        trade = records.Trade(
-            id=bookkeeping.next_id(view),
-            interval_start=incoming.interval_start,
-            buy_order=buy.id,
-            sell_order=sell.id,
-            buyer=buy.owner,
-            seller=sell.owner,
-            buyer_zone=buy.zone,
-            seller_zone=sell.zone,
-            quantity_wh=q,
-            price=fill.price,
-            loss_bp=fill.path.loss_bp,
-            path=fill.path.zones,
-            escrow_satang=cost,
-            height=ctx.height,
-            time=ctx.time,
-        )
-        view.put(records.trade_key(trade.id), trade)
-        first_trades = [
-            (order.owner, order.zone)
-            for order in (buy, sell)
-            if not bookkeeping.position(view, order.interval_start, order.zone, order.owner).listed
-        ]
-        market = bookkeeping.record_trade(view, market, trade, first_trades)
-        if len(fill.path.zones) > 1:
-            paths.reserve(view, fill.path, incoming.interval_start, q)
-        bookkeeping.update_position(
-            view, sell.interval_start, sell.zone, sell.owner, offered_wh=-q, sold_wh=q
-        )
-        bookkeeping.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
-        # Keep in escrow exactly what the rest of the order can cost; a fill below the limit
-        # frees the difference at once.
-        keep = min(bookkeeping.buyer_cost_satang(rest, buy.price, params), buy.escrow_satang - cost)
-        surplus = buy.escrow_satang - cost - keep
-        if surplus:
-            accounts.move(view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, surplus)
-        buy = msgspec.structs.replace(buy, remaining_wh=buy.remaining_wh - q, escrow_satang=keep)
-        sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - q)
-        events.append(
-            Event(
-                "trade",
-                {
-                    "trade": trade.id,
-                    "interval": trade.interval_start,
-                    "buyer": trade.buyer,
-                    "seller": trade.seller,
-                    "buyer_zone": trade.buyer_zone,
-                    "seller_zone": trade.seller_zone,
-                    "quantity_wh": q,
-                    "price": fill.price,
-                    "loss_bp": fill.path.loss_bp,
-                },
-            )
-        )
+        trade = _store_trade(view, ctx, buy, sell, fill, _fill_cost_satang(buy, fill, params))
+        market = _record_trade(view, market, trade, buy, sell, fill.path)
+        buy = _buyer_after_fill(view, buy, trade, params)
+        sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - trade.quantity_wh)
+        events.append(_trade_event(trade))
         resting = buy if incoming.side is Side.SELL else sell
         incoming = sell if incoming.side is Side.SELL else buy
         events += bookkeeping.store_after_fills(view, resting)
@@ -259,10 +203,118 @@ def _execute(
     return incoming, events
 
 
+def _fill_cost_satang(buy: Order, fill: Fill, params: Params) -> int:
+    """The escrow was sized at placement; a fee or wheeling rate governance raised since may
+    price the fill and the rest above it. They share what is held: the fill takes its cost
+    but leaves the rest's value at the limit (so every seller is paid in full), and
+    settlement caps the charges at what the trade's escrow holds."""
+    rest_wh = buy.remaining_wh - fill.quantity_wh
+    return min(
+        bookkeeping.buyer_cost_satang(fill.quantity_wh, fill.price, params),
+        buy.escrow_satang - bookkeeping.value_satang(rest_wh, buy.price),
+    )
+
+
+def _store_trade(
+    view: Overlay, ctx: BlockContext, buy: Order, sell: Order, fill: Fill, cost_satang: int
+) -> records.Trade:
+    trade = records.Trade(
+        id=bookkeeping.next_id(view),
+        interval_start=buy.interval_start,
+        buy_order=buy.id,
+        sell_order=sell.id,
+        buyer=buy.owner,
+        seller=sell.owner,
+        buyer_zone=buy.zone,
+        seller_zone=sell.zone,
+        quantity_wh=fill.quantity_wh,
+        price=fill.price,
+        loss_bp=fill.path.loss_bp,
+        path=fill.path.zones,
+        escrow_satang=cost_satang,
+        height=ctx.height,
+        time=ctx.time,
+    )
+    view.put(records.trade_key(trade.id), trade)
+    return trade
+
+
+def _record_trade(
+    view: Overlay,
+    market: records.IntervalMarket,
+    trade: records.Trade,
+    buy: Order,
+    sell: Order,
+    path: paths.Path,
+) -> records.IntervalMarket:
+    """List the trade (and any party trading for the first time) in its interval, reserve
+    its path's link room, and move the quantity from the seller's offer to sold and bought."""
+    first_trades = [
+        (order.owner, order.zone)
+        for order in (buy, sell)
+        if not bookkeeping.position(view, order.interval_start, order.zone, order.owner).listed
+    ]
+    market = bookkeeping.record_trade(view, market, trade, first_trades)
+    q = trade.quantity_wh
+    if len(path.zones) > 1:
+        paths.reserve(view, path, trade.interval_start, q)
+    bookkeeping.update_position(
+        view, sell.interval_start, sell.zone, sell.owner, offered_wh=-q, sold_wh=q
+    )
+    bookkeeping.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
+    return market
+
+
+def _buyer_after_fill(view: Overlay, buy: Order, trade: records.Trade, params: Params) -> Order:
+    """Keep in escrow exactly what the rest of the order can cost; a fill below the limit
+    frees the difference at once."""
+    rest_wh = buy.remaining_wh - trade.quantity_wh
+    kept = buy.escrow_satang - trade.escrow_satang
+    keep = min(bookkeeping.buyer_cost_satang(rest_wh, buy.price, params), kept)
+    surplus = kept - keep
+    if surplus:
+        accounts.move(view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, surplus)
+    return msgspec.structs.replace(buy, remaining_wh=rest_wh, escrow_satang=keep)
+
+
+def _trade_event(trade: records.Trade) -> Event:
+    return Event(
+        "trade",
+        {
+            "trade": trade.id,
+            "interval": trade.interval_start,
+            "buyer": trade.buyer,
+            "seller": trade.seller,
+            "buyer_zone": trade.buyer_zone,
+            "seller_zone": trade.seller_zone,
+            "quantity_wh": trade.quantity_wh,
+            "price": trade.price,
+            "loss_bp": trade.loss_bp,
+        },
+    )
+
+
 # --- transaction handlers ------------------------------------------------------------------
 def place_order(
     view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
 ) -> list[Event]:
+    """Check, set aside what backs the order, match it at once, then rest or close what is
+    left by its time in force."""
+    _check_may_place(view, ctx, sender, body, params)
+    order = _back_order(view, _new_order(view, ctx, sender, body, params), params)
+    bookkeeping.ensure_interval(view, body.interval_start, body.zone)
+    events = [_accepted_event(order)]
+    plan = _plan(view, order, params)
+    if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
+        events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
+        return events
+    order, fill_events = _execute(view, ctx, order, plan, params)
+    return events + fill_events + _rest_or_close(view, order, body.tif)
+
+
+def _check_may_place(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
+) -> None:
     if view.get(registry.participant_key(sender), registry.Participant) is None:
         raise errors.NotAParticipant("only registered participants place orders")
     registry.require_zone(view, body.zone)
@@ -277,12 +329,20 @@ def place_order(
         raise errors.TooManyOpenOrders(
             f"at most {params.max_open_orders_per_account} open orders per account"
         )
-    renewable = False
     if body.side is Side.SELL:
         registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
+
+
+def _new_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
+) -> Order:
+    """The order as placed, nothing filled or held yet; a sell is renewable when all the
+    seller's producing meters in the zone are."""
+    renewable = False
+    if body.side is Side.SELL:
         _, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
     order_id = bookkeeping.next_id(view)
-    order = Order(
+    return Order(
         id=order_id,
         owner=sender,
         side=body.side,
@@ -300,49 +360,49 @@ def place_order(
         status=OrderStatus.OPEN,
         placed_at=ctx.time,
     )
-    if body.side is Side.SELL:
-        _check_sell_room(view, order, body.quantity_wh, params)
+
+
+def _back_order(view: Overlay, order: Order, params: Params) -> Order:
+    """Set aside what the order promises: a sell counts against what the seller's meters can
+    export, a buy moves what it can cost at its limit into escrow."""
+    if order.side is Side.SELL:
+        _check_sell_room(view, order, order.quantity_wh, params)
         bookkeeping.update_position(
-            view, order.interval_start, order.zone, sender, offered_wh=body.quantity_wh
+            view, order.interval_start, order.zone, order.owner, offered_wh=order.quantity_wh
         )
-    else:
-        escrow = bookkeeping.buyer_cost_satang(body.quantity_wh, body.price, params)
-        accounts.move(view, sender, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
-        order = msgspec.structs.replace(order, escrow_satang=escrow)
-    bookkeeping.ensure_interval(view, body.interval_start, body.zone)
-    events = [
-        Event(
-            "order_accepted",
-            {
-                "order": order_id,
-                "owner": sender,
-                "side": body.side.name,
-                "zone": body.zone,
-                "interval": body.interval_start,
-                "quantity_wh": body.quantity_wh,
-                "price": body.price,
-                "escrow_satang": order.escrow_satang,
-            },
-        )
-    ]
-    plan = _plan(view, order, params)
-    if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
-        events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
-        return events
-    order, fill_events = _execute(view, ctx, order, plan, params)
-    events += fill_events
+        return order
+    escrow = bookkeeping.buyer_cost_satang(order.quantity_wh, order.price, params)
+    accounts.move(view, order.owner, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
+    return msgspec.structs.replace(order, escrow_satang=escrow)
+
+
+def _accepted_event(order: Order) -> Event:
+    return Event(
+        "order_accepted",
+        {
+            "order": order.id,
+            "owner": order.owner,
+            "side": order.side.name,
+            "zone": order.zone,
+            "interval": order.interval_start,
+            "quantity_wh": order.quantity_wh,
+            "price": order.price,
+            "escrow_satang": order.escrow_satang,
+        },
+    )
+
+
+def _rest_or_close(view: Overlay, order: Order, tif: TimeInForce) -> list[Event]:
+    """After matching: filled, killed if it may not rest, or resting until gate closure."""
     if order.remaining_wh == 0:
-        events.append(bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled"))
-    elif body.tif is not TimeInForce.GOOD_TILL_GATE:
-        events.append(
-            bookkeeping.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel")
-        )
-    else:
-        bookkeeping.put_order(view, order)
-        bookkeeping.set_open_orders(
-            view, sender, (*bookkeeping.open_orders(view, sender), order.id)
-        )
-    return events
+        return [bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled")]
+    if tif is not TimeInForce.GOOD_TILL_GATE:
+        return [bookkeeping.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel")]
+    bookkeeping.put_order(view, order)
+    bookkeeping.set_open_orders(
+        view, order.owner, (*bookkeeping.open_orders(view, order.owner), order.id)
+    )
+    return []
 
 
 def _own_open_order(view: Overlay, sender: bytes, order_id: int) -> Order:
