@@ -1,4 +1,4 @@
-"""A scripted Thai morning through the ledger: what `gridtokenx demo` runs for now.
+"""A scripted Thai morning through the ledger alone, with no node: `gridtokenx demo-ledger`.
 
 MEA registers Bangkok households and an office, PEA a Central factory with a 1 MW rooftop
 plant, the ERC licenses a baht custodian and the factory, meters sign 15-minute readings
