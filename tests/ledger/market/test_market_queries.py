@@ -67,7 +67,7 @@ def test_settled_interval_reports_and_renewable_energy_received(mk: Market) -> N
     mk.place(mk.home, SELL, 1_000, 300)  # rooftop solar: a renewable seller
     mk.ok(mk.consumer, PlaceOrder(BUY, "BKK", mk.T, 1_000, 300))
     [trade] = queries.interval_trades(mk.sb.state, mk.T)
-    assert queries.renewable_received_wh(mk.sb.state, trade) == 0  # not settled yet
+    assert queries.renewable_received_wh(mk.sb.state, trade) is None  # not settled yet
     assert queries.interval_reports(mk.sb.state, mk.T) == {}
     mk.end_blocks_until(mk.T + INTERVAL)
     mk.read(mk.home_meter, mk.T, export_wh=1_200)
@@ -83,6 +83,18 @@ def test_settled_interval_reports_and_renewable_energy_received(mk: Market) -> N
     assert market is not None and market.status is records.IntervalStatus.SETTLED
 
 
+def test_a_renewable_trade_that_delivered_nothing_received_none_of_it(mk: Market) -> None:
+    mk.place(mk.home, SELL, 1_000, 300)
+    mk.ok(mk.consumer, PlaceOrder(BUY, "BKK", mk.T, 1_000, 300))
+    mk.end_blocks_until(mk.T + INTERVAL)
+    mk.read(mk.home_meter, mk.T)  # the roof exported nothing
+    mk.read(mk.consumer_meter, mk.T, import_wh=1_000)
+    mk.sb.advance(1)
+    [trade] = queries.interval_trades(mk.sb.state, mk.T)
+    assert trade.settled and trade.delivered_wh == 0
+    assert queries.renewable_received_wh(mk.sb.state, trade) == 0  # renewable, but none came
+
+
 def test_energy_from_a_cogeneration_seller_is_not_renewable(mk: Market) -> None:
     seller = mk.register("bkk-chp", "BKK", ParticipantKind.INDUSTRIAL)
     meter = mk.add_meter("bkk-chp", seller, "BKK", MeterKind.COGENERATION, 5_000)
@@ -94,7 +106,7 @@ def test_energy_from_a_cogeneration_seller_is_not_renewable(mk: Market) -> None:
     mk.sb.advance(1)
     [trade] = queries.interval_trades(mk.sb.state, mk.T)
     assert trade.settled and trade.delivered_wh == 1_000
-    assert queries.renewable_received_wh(mk.sb.state, trade) == 0
+    assert queries.renewable_received_wh(mk.sb.state, trade) is None
 
 
 def test_halts(mk: Market) -> None:

@@ -122,14 +122,14 @@ def depth(state: State, zone: str, interval: int, levels: int = 50) -> Depth:
     return Depth(*sides)
 
 
-def renewable_received_wh(state: State, trade: records.Trade) -> int:
-    """Renewable energy a settled trade's buyer received (delivered less path losses): all
-    of it when the seller's order was renewable, else none (and none before settlement)."""
+def renewable_received_wh(state: State, trade: records.Trade) -> int | None:
+    """The renewable energy a settled trade's buyer received (delivered less path losses,
+    possibly 0); None when the seller's order was not renewable or before settlement."""
     if not trade.settled:
-        return 0
+        return None
     sell = order(state, trade.sell_order)
     if sell is None or not sell.renewable:
-        return 0
+        return None
     return trade.delivered_wh * (paths.BASIS - trade.loss_bp) // paths.BASIS
 
 
