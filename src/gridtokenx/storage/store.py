@@ -42,7 +42,9 @@ from gridtokenx.ledger import (
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.state import State
 from gridtokenx.storage import indexes
-from gridtokenx.storage.indexes import certificate_index_prefix as certificate_index_prefix
+from gridtokenx.storage.indexes import (  # callers list certificates with the store's name
+    certificate_index_prefix as certificate_index_prefix,
+)
 from gridtokenx.wire import codec, crypto, tx
 
 COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index")
