@@ -49,15 +49,8 @@ def create_app(
     app.state.hub = hub
     app.state.node = node
     app.state.settings = settings
-    app.include_router(txs.router, prefix=PREFIX)
-    app.include_router(chain.router(node), prefix=PREFIX)
-    app.include_router(registry.router(node), prefix=PREFIX)
-    app.include_router(market.router(node), prefix=PREFIX)
-    app.include_router(supply.router(node), prefix=PREFIX)
-    app.include_router(stream.router(hub), prefix=PREFIX)
-    app.include_router(governance.router(node), prefix=PREFIX)
-    app.include_router(audit.router(node), prefix=PREFIX)
-    app.include_router(certificates.router(node), prefix=PREFIX)
+    for module in (txs, chain, registry, market, supply, stream, governance, audit, certificates):
+        app.include_router(module.router, prefix=PREFIX)
     dashboard.install(app)
     if settings.cors_origins:
         app.add_middleware(

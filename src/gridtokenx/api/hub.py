@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field, ValidationError
 
 from gridtokenx.api import views
 from gridtokenx.api.errors import ApiError
-from gridtokenx.api.routes.market import book_depth
 from gridtokenx.api.routes.txs import tx_status
 from gridtokenx.chain import blocks
 from gridtokenx.chain.blocks import Receipt
@@ -164,7 +163,7 @@ class Hub:
         self.deliver(client, {"type": "tx", **status})
 
     def _depth(self, key: tuple[str, int]) -> Message:
-        message = {"type": "book", **book_depth(self.node.app.state, *key)}
+        message = {"type": "book", **views.book_depth(self.node.app.state, *key)}
         self._books[key] = message
         return message
 

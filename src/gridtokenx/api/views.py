@@ -14,6 +14,8 @@ import msgspec
 
 from gridtokenx.api.errors import invalid
 from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.market import queries as market
+from gridtokenx.ledger.state import State
 from gridtokenx.wire import crypto
 
 JSON = dict[str, Any]
@@ -43,6 +45,18 @@ def record(value: msgspec.Struct, **extra: Any) -> JSON:
 
 def events(items: list[Event]) -> list[JSON]:
     return [{"kind": e.kind, "attrs": plain(e.attrs)} for e in items]
+
+
+def book_depth(state: State, zone: str, interval: int, levels: int = 50) -> JSON:
+    """Aggregated price levels, best first: price (satang/kWh), quantity (Wh), orders. The
+    REST book and the WebSocket `book` topic send the same shape."""
+    depth = market.depth(state, zone, interval, levels)
+    return {
+        "zone": zone,
+        "interval": interval,
+        "bids": [level._asdict() for level in depth.bids],
+        "asks": [level._asdict() for level in depth.asks],
+    }
 
 
 def address(text: str) -> bytes:

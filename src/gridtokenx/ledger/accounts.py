@@ -6,11 +6,12 @@ the balances can never disagree: that is the invariant `invariants.check_supply`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Final
 
 import msgspec
 
-from gridtokenx.ledger.state import Overlay
+from gridtokenx.ledger.state import Overlay, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.crypto import tagged_hash
 from gridtokenx.wire.tx import Asset
@@ -51,8 +52,14 @@ def account_key(address: bytes) -> bytes:
     return b"acct/" + address
 
 
-def get_account(view: Overlay, address: bytes) -> Account | None:
+def get_account(view: State | Overlay, address: bytes) -> Account | None:
     return view.get(account_key(address), Account)
+
+
+def all_accounts(state: State, after: bytes | None = None) -> Iterator[tuple[bytes, Account]]:
+    """Every (address, account) in address order, after the address `after`: for totals
+    over every holder (held balances, committed transactions)."""
+    return records_under(state, account_key(b""), Account, after)
 
 
 def open_account(view: Overlay, address: bytes) -> None:
@@ -94,7 +101,7 @@ def move(view: Overlay, source: bytes, target: bytes, asset: Asset, amount: int)
     credit(view, target, asset, amount)
 
 
-def supply(view: Overlay) -> Supply:
+def supply(view: State | Overlay) -> Supply:
     return view.get(SUPPLY_KEY, Supply) or Supply()
 
 

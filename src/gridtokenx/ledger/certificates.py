@@ -80,8 +80,21 @@ class CarbonTotals(msgspec.Struct, frozen=True, array_like=True):
     retired_avoided_g: int = 0
 
 
+_CERTIFICATE_PREFIX: Final = b"cert/"
+
+
 def certificate_key(certificate_id: int) -> bytes:
-    return b"cert/" + certificate_id.to_bytes(8)
+    return _CERTIFICATE_PREFIX + certificate_id.to_bytes(8)
+
+
+def holds_certificate(key: bytes) -> bool:
+    """Whether `key` is where a certificate is stored: for readers of raw state writes
+    (the store's certificate index) that must notice a certificate's key being deleted."""
+    return key.startswith(_CERTIFICATE_PREFIX)
+
+
+def get_certificate(view: Overlay | State, certificate_id: int) -> Certificate | None:
+    return view.get(certificate_key(certificate_id), Certificate)
 
 
 def issued(view: Overlay | State) -> Iterator[Certificate]:
@@ -104,6 +117,16 @@ def participant_carbon_key(participant: bytes, day: int) -> bytes:
 
 def zone_carbon_key(zone: str, day: int) -> bytes:
     return b"co2z/" + zone.encode() + b"/" + day.to_bytes(4)
+
+
+def participant_carbon(view: Overlay | State, participant: bytes, day: int) -> CarbonTotals | None:
+    """What `participant` was issued and retired in one local day (YYYYMMDD); None: nothing."""
+    return view.get(participant_carbon_key(participant, day), CarbonTotals)
+
+
+def zone_carbon(view: Overlay | State, zone: str, day: int) -> CarbonTotals | None:
+    """What was issued from and retired in `zone` in one local day; None: nothing."""
+    return view.get(zone_carbon_key(zone, day), CarbonTotals)
 
 
 def local_day(time: int, params: Params) -> int:

@@ -21,6 +21,7 @@ and proposal is what keeps every weight counted at most once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import IntEnum
 from typing import Final
 
@@ -31,7 +32,7 @@ from gridtokenx.ledger.chain_info import PARAMS_KEY, params
 from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.market import curtailment
 from gridtokenx.ledger.params import Params
-from gridtokenx.ledger.state import Overlay, State
+from gridtokenx.ledger.state import Overlay, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import (
     Action,
@@ -200,6 +201,23 @@ def get_proposal(view: State | Overlay, proposal_id: int) -> Proposal | None:
 def active_ids(view: State | Overlay) -> tuple[int, ...]:
     record = view.get(ACTIVE_KEY, ActiveProposals)
     return () if record is None else record.ids
+
+
+def last_proposal_id(view: State | Overlay) -> int:
+    """The newest proposal's id (ids count up from 1 and are never deleted); 0: none yet."""
+    counter = view.get(COUNTER_KEY, ProposalCounter)
+    return (counter.next_id if counter is not None else 1) - 1
+
+
+def ballots(state: State, proposal_id: int) -> Iterator[tuple[bytes, Ballot]]:
+    """Every (voter address, ballot) on one proposal, in address order."""
+    return records_under(state, ballot_key(proposal_id, b""), Ballot)
+
+
+def delegations(state: State) -> Iterator[tuple[bytes, bytes]]:
+    """Every (delegator, delegate) address pair in force, by delegator."""
+    for delegator, record in records_under(state, delegation_key(b""), Delegation):
+        yield delegator, record.delegate
 
 
 def thresholds(p: Params, kind: ProposalKind) -> tuple[int, int]:

@@ -10,6 +10,7 @@ before registration (the registers a meter was installed with) is never minted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Final
 
 import msgspec
@@ -17,7 +18,7 @@ import msgspec
 from gridtokenx.ledger import accounts, registry
 from gridtokenx.ledger.context import BlockContext, Event
 from gridtokenx.ledger.params import Params
-from gridtokenx.ledger.state import Overlay
+from gridtokenx.ledger.state import Overlay, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import Asset, MeterKind, MeterReading
 
@@ -37,8 +38,27 @@ class ReadingRecord(msgspec.Struct, frozen=True, array_like=True):
     height: int
 
 
+_READING_PREFIX: Final = b"read/"
+
+
 def reading_key(meter: bytes, interval_start: int) -> bytes:
-    return b"read/" + meter + interval_start.to_bytes(8)
+    return _READING_PREFIX + meter + interval_start.to_bytes(8)
+
+
+def readings(
+    state: State, meter: bytes, after: int | None = None
+) -> Iterator[tuple[int, ReadingRecord]]:
+    """One meter's applied readings as (interval start, record), oldest first, after the
+    interval starting at `after`."""
+    start = None if after is None else after.to_bytes(8)
+    for at, reading in records_under(state, _READING_PREFIX + meter, ReadingRecord, start):
+        yield int.from_bytes(at), reading
+
+
+def all_readings(state: State) -> Iterator[tuple[bytes, int, ReadingRecord]]:
+    """Every applied reading as (meter, interval start, record), by meter, then interval."""
+    for at, reading in records_under(state, _READING_PREFIX, ReadingRecord):
+        yield at[:-8], int.from_bytes(at[-8:]), reading
 
 
 def max_export_wh(rated_capacity_w: int, interval_seconds: int) -> int:

@@ -7,13 +7,14 @@ licences by the ERC. Everyone else gets `Unauthorised`, never a silent no-op.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Final
 
 import msgspec
 
 from gridtokenx.ledger import accounts
 from gridtokenx.ledger.context import BlockContext, Event
-from gridtokenx.ledger.state import Overlay
+from gridtokenx.ledger.state import Overlay, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.crypto import address_of
 from gridtokenx.wire.tx import (
@@ -156,8 +157,11 @@ def meter_key(address: bytes) -> bytes:
     return b"meter/" + address
 
 
+_LICENCE_PREFIX: Final = b"lic/"
+
+
 def licence_key(holder: bytes, kind: LicenceKind) -> bytes:
-    return b"lic/" + holder + bytes([kind])
+    return _LICENCE_PREFIX + holder + bytes([kind])
 
 
 def authority_of(view: Overlay, address: bytes) -> Authority | None:
@@ -221,6 +225,72 @@ def require_may_sell(view: Overlay, seller: bytes, time: int, threshold_w: int) 
         raise errors.UnlicensedSeller(
             f"generating capacity above {threshold_w} W requires a valid ERC seller licence"
         )
+
+
+# --- queries: the read side (API, command line, reports) ---------------------------------
+LicenceId = tuple[bytes, LicenceKind]
+"""A licence's place in the listing: (holder address, kind)."""
+
+
+def get_participant(view: State | Overlay, address: bytes) -> Participant | None:
+    return view.get(participant_key(address), Participant)
+
+
+def get_meter(view: State | Overlay, address: bytes) -> Meter | None:
+    return view.get(meter_key(address), Meter)
+
+
+def get_zone(view: State | Overlay, code: str) -> Zone | None:
+    return view.get(zone_key(code), Zone)
+
+
+def get_interconnector(view: State | Overlay, zone_a: str, zone_b: str) -> Interconnector | None:
+    return view.get(interconnector_key(zone_a, zone_b), Interconnector)
+
+
+def participants(state: State, after: bytes | None = None) -> Iterator[tuple[bytes, Participant]]:
+    """Every (address, participant) in address order, after the address `after`."""
+    return records_under(state, participant_key(b""), Participant, after)
+
+
+def authorities(state: State) -> Iterator[tuple[bytes, Authority]]:
+    """Every (address, authority) in address order (a handful)."""
+    return records_under(state, authority_key(b""), Authority)
+
+
+def meters(
+    state: State, after: bytes | None = None, owner: bytes | None = None
+) -> Iterator[tuple[bytes, Meter]]:
+    """Every (address, meter) in address order after the address `after`, or only those of
+    `owner`, read through the owner's index rather than a scan of every meter."""
+    if owner is None:
+        yield from records_under(state, meter_key(b""), Meter, after)
+        return
+    index = state.get(owner_meters_key(owner), OwnerMeters)
+    for address in sorted(index.meters) if index is not None else []:
+        meter = get_meter(state, address)
+        if meter is not None and (after is None or address > after):
+            yield address, meter
+
+
+def licences(
+    state: State, after: LicenceId | None = None, holder: bytes | None = None
+) -> Iterator[tuple[LicenceId, Licence]]:
+    """Every ((holder, kind), licence) in that order after `after`, or only `holder`'s
+    (at most one of each kind, so two reads)."""
+    found: Iterator[tuple[LicenceId, Licence]]
+    if holder is None:
+        every = records_under(state, _LICENCE_PREFIX, Licence)
+        found = (((at[:-1], LicenceKind(at[-1])), licence) for at, licence in every)
+    else:
+        found = (
+            ((holder, kind), licence)
+            for kind in LicenceKind
+            if (licence := state.get(licence_key(holder, kind), Licence)) is not None
+        )
+    for at, licence in found:
+        if after is None or at > after:
+            yield at, licence
 
 
 # --- transaction handlers -----------------------------------------------------------------

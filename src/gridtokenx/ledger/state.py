@@ -326,6 +326,23 @@ class State:
         return tree.root()
 
 
+def records_under(
+    state: State, prefix: bytes, typ: type[R], after: bytes | None = None
+) -> Iterator[tuple[bytes, R]]:
+    """Each record under `prefix` in key order as (the key after the prefix, the record),
+    starting after the suffix `after`. The one walk the contexts' listing queries share, so
+    that a key layout is sliced only by the context that owns it; a record of another type
+    under the prefix is a bug, raised as in `State.get`."""
+    skip = len(prefix)
+    for key, record in state.scan(prefix):
+        suffix = key[skip:]
+        if after is not None and suffix <= after:
+            continue
+        if not isinstance(record, typ):
+            raise TypeError(f"record at {key!r} is {type(record).__name__}, not {typ.__name__}")
+        yield suffix, record
+
+
 class Overlay:
     """Buffered writes over a State: reads see the writes, `commit` publishes them at once."""
 

@@ -83,6 +83,11 @@ def _sets(view: State | Overlay) -> Sets:
     return sets
 
 
+def validator_sets(view: State | Overlay) -> Sets:
+    """The set in force and the decided changes waiting for their activation height."""
+    return _sets(view)
+
+
 def _newest(sets: Sets) -> tuple[Member, ...]:
     """The set every stage decided so far adds up to: new decisions apply on top of it."""
     return sets.pending[-1].members if sets.pending else sets.current

@@ -77,7 +77,7 @@ class SandboxSink:
 
     def next_nonce(self, address: bytes) -> int:
         """The nonce the ledger expects next from `address` (0 for an account not yet open)."""
-        account = self.sandbox.state.get(accounts.account_key(address), accounts.Account)
+        account = accounts.get_account(self.sandbox.state, address)
         return 0 if account is None else account.nonce
 
     def certificates_of(self, address: bytes) -> list[int]:

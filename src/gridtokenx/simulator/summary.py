@@ -2,6 +2,9 @@
 the agents believe they did: it is the ledger's account of the day that a participant or
 an auditor would see.
 
+Every record is read through the contexts' queries (`accounts`, `registry`, `metering`,
+`market.queries`, `grid.queries`, `certificates`, `governance`), never by key.
+
 Comparisons with the utility are per interval and zone from the settlement reports: a
 buyer's saving is what its P2P energy would have cost at the interval's TOU rate (with Ft
 and VAT) minus what it paid for it (price, platform fee, wheeling); a seller's extra income
@@ -10,7 +13,7 @@ avoided is renewable P2P energy received times the governed grid emission factor
 
 The storyline's part (operators.py, storyline.py) is read the same way: grid reports are
 the committed `transmission_status` and `distribution_status` events and the latest
-frequency EGAT's record in state; certificates are the `cert/` records of the window's
+frequency EGAT's record in state; certificates are the certificate records of the window's
 intervals (issued, retired, for whom, the CO2e their retirements claim); the proposals are
 those the events show submitted, with status, tally and heights from their records, so the
 summary says where a vote stands at the height it was read instead of assuming it.
@@ -25,11 +28,19 @@ from typing import Final
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx.ledger import accounts, certificates, chain_info, governance, metering
+from gridtokenx.ledger import (
+    accounts,
+    certificates,
+    chain_info,
+    governance,
+    metering,
+    registry,
+)
 from gridtokenx.ledger.context import Event
-from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import records
+from gridtokenx.ledger.grid import queries as grid
+from gridtokenx.ledger.market import queries as market
 from gridtokenx.ledger.market.tariff import tariff_msat_per_kwh
+from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import State
 
 ON_PEAK: Final = "On-Peak"
@@ -125,10 +136,6 @@ class DaySummary:
         return self.transmission_reports + self.distribution_reports
 
 
-def _interval_of(key: bytes, offset: int) -> int:
-    return int.from_bytes(key[offset : offset + 8])
-
-
 def _certificates(s: DaySummary, state: State, first_interval: int, end: int) -> None:
     """Certificates whose energy ends in the window, by id (they count up from 1)."""
     beneficiaries: set[str] = set()
@@ -151,7 +158,7 @@ def _proposal(state: State, proposal_id: int) -> ProposalLine | None:
     p = governance.get_proposal(state, proposal_id)
     if p is None:
         return None
-    ballots = sum(1 for _ in state.scan(governance.ballot_key(proposal_id, b"")))
+    ballots = sum(1 for _ in governance.ballots(state, proposal_id))
     return ProposalLine(p.id, p.title, p.kind.name, p.status.name, p.yes, p.no, p.abstain,
                         p.total_weight, ballots, p.voting_end_height, p.execute_height,
                         p.outcome)  # fmt: skip
@@ -167,68 +174,45 @@ def _storyline(s: DaySummary, state: State, events: list[Event]) -> None:
             s.distribution_reports += 1
         elif event.kind == "proposal_submitted" and isinstance(event.attrs["id"], int):
             submitted.append(event.attrs["id"])
-    latest = state.get(grid.TRANSMISSION_KEY, grid.TransmissionState)
+    latest = grid.transmission(state)
     s.latest_frequency_mhz = 0 if latest is None else latest.frequency_mhz
     found = (_proposal(state, i) for i in sorted(set(submitted)))
     s.proposals = [line for line in found if line is not None]
 
 
-def summarize(
-    state: State,
-    events: Iterable[Event],
-    first_interval: int,
-    intervals: int,
-    height: int = 0,
-) -> DaySummary:
-    """The day's summary from `state` and the committed `events`; `height` is the last
-    committed height (only shown: the proposals' status comes from their records)."""
-    events = list(events)
-    p = chain_info.params(state)
-    end = first_interval + intervals * p.interval_seconds
+def _holdings(s: DaySummary, state: State) -> None:
+    """Accounts, supply and participants: the ledger as a whole, not just the window."""
+    for _, acct in accounts.all_accounts(state):
+        s.transactions += acct.nonce
+        s.grid_held_wh += acct.grid_wh
+        s.thb_held_satang += acct.thb_satang
+    supply = accounts.supply(state)
+    s.grid_minted_wh, s.grid_burned_wh = supply.grid_minted_wh, supply.grid_burned_wh
+    s.thb_issued_satang = supply.thb_issued_satang
+    s.thb_redeemed_satang = supply.thb_redeemed_satang
+    s.participants = sum(1 for _ in registry.participants(state))
+
+
+def _trades(s: DaySummary, state: State, p: Params, window: range) -> None:
+    """Orders and trades of the window's intervals; prices per buyer zone and TOU period,
+    renewable energy received, from the settled trades."""
     peak_rate = (
         (p.tariffs.tou_peak_msat_per_kwh + p.tariffs.ft_msat_per_kwh)
         * (10_000 + p.tariffs.vat_basis_points)
         // 10_000
     )
-    s = DaySummary(first_interval, intervals, state.root().hex(), height=height)
-    s.platform_fee_bp = p.platform_fee_basis_points
-
-    def window(start: int) -> bool:
-        return first_interval <= start < end
-
-    for _, acct in state.scan(b"acct/"):
-        assert isinstance(acct, accounts.Account)
-        s.transactions += acct.nonce
-        s.grid_held_wh += acct.grid_wh
-        s.thb_held_satang += acct.thb_satang
-    supply = state.get(accounts.SUPPLY_KEY, accounts.Supply) or accounts.Supply()
-    s.grid_minted_wh, s.grid_burned_wh = supply.grid_minted_wh, supply.grid_burned_wh
-    s.thb_issued_satang = supply.thb_issued_satang
-    s.thb_redeemed_satang = supply.thb_redeemed_satang
-    s.participants = sum(1 for _ in state.scan(b"part/"))
-    for key, reading in state.scan(b"read/"):
-        assert isinstance(reading, metering.ReadingRecord)
-        if window(_interval_of(key, len(b"read/") + 20)):
-            s.metered_export_wh += reading.export_wh
-            s.metered_import_wh += reading.import_wh
-    for _, order in state.scan(b"ord/"):
-        assert isinstance(order, records.Order)
-        s.orders += window(order.interval_start)
-    for _, trade in state.scan(b"trade/"):
-        assert isinstance(trade, records.Trade)
-        if not window(trade.interval_start):
+    s.orders += sum(1 for order in market.orders(state) if order.interval_start in window)
+    for trade in market.trades(state):
+        if trade.interval_start not in window:
             continue
         s.trades += 1
         if not trade.settled:
             continue
         s.trades_settled += 1
         d = trade.delivered_wh
-        received = d * (10_000 - trade.loss_bp) // 10_000
         if len(trade.path) > 1:
             s.cross_zone_delivered_wh += d
-        sell = state.get(records.order_key(trade.sell_order), records.Order)
-        if sell is not None and sell.renewable:
-            s.renewable_received_wh += received
+        s.renewable_received_wh += market.renewable_received_wh(state, trade) or 0
         peak = tariff_msat_per_kwh(trade.interval_start, p) == peak_rate
         cell = s.prices.setdefault((trade.buyer_zone, ON_PEAK if peak else OFF_PEAK), PriceCell())
         cell.energy_wh += d
@@ -236,10 +220,13 @@ def summarize(
         cell.trades += 1
         if d:
             s.trade_zones.update((trade.buyer_zone, trade.seller_zone))
-    for key, r in state.scan(b"rep/"):
-        assert isinstance(r, records.ZoneReport)
-        start = _interval_of(key, len(b"rep/"))
-        if not window(start):
+
+
+def _reports(s: DaySummary, state: State, p: Params, window: range) -> None:
+    """The settlement reports of the window's intervals, and what buyers saved and sellers
+    earned against the utility's rates."""
+    for start, _, r in market.zone_reports(state):
+        if start not in window:
             continue
         retail = tariff_msat_per_kwh(start, p)
         s.p2p_delivered_wh += r.delivered_wh
@@ -261,17 +248,46 @@ def summarize(
         s.utility_bills_satang += r.utility_bills_satang
         s.platform_fees_satang += r.platform_fees_satang
         s.wheeling_satang += r.wheeling_satang
-    s.grid_import_wh += s.metered_import_wh
-    s.co2_avoided_g = s.renewable_received_wh * p.emission_factor_g_per_kwh // 1000
+
+
+def _settlements(s: DaySummary, events: list[Event], window: range) -> None:
+    """Intervals settled (at their deadline or not) and debts, from the committed events."""
     for event in events:
         if event.kind == "interval_settled":
             settled = event.attrs["interval"]
-            if isinstance(settled, int) and window(settled):
+            if isinstance(settled, int) and settled in window:
                 s.intervals_settled += 1
                 s.settled_at_deadline += int(event.attrs["at_deadline"] == 1)
         elif event.kind == "debt":
             amount = event.attrs["amount"]
             s.debts_satang += amount if isinstance(amount, int) else 0
+
+
+def summarize(
+    state: State,
+    events: Iterable[Event],
+    first_interval: int,
+    intervals: int,
+    height: int = 0,
+) -> DaySummary:
+    """The day's summary from `state` and the committed `events`; `height` is the last
+    committed height (only shown: the proposals' status comes from their records)."""
+    events = list(events)
+    p = chain_info.params(state)
+    end = first_interval + intervals * p.interval_seconds
+    window = range(first_interval, end)  # the interval starts the day covers
+    s = DaySummary(first_interval, intervals, state.root().hex(), height=height)
+    s.platform_fee_bp = p.platform_fee_basis_points
+    _holdings(s, state)
+    for _, start, reading in metering.all_readings(state):
+        if start in window:
+            s.metered_export_wh += reading.export_wh
+            s.metered_import_wh += reading.import_wh
+    _trades(s, state, p, window)
+    _reports(s, state, p, window)
+    s.grid_import_wh += s.metered_import_wh
+    s.co2_avoided_g = s.renewable_received_wh * p.emission_factor_g_per_kwh // 1000
+    _settlements(s, events, window)
     _certificates(s, state, first_interval, end)
     _storyline(s, state, events)
     return s

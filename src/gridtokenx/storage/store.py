@@ -9,12 +9,12 @@ clients ask what their transaction did long after the node that ran it returned 
 they are derived data (not in the state root), pruned with the block they belong to.
 
 The `index` column family holds secondary indexes the API needs and consensus does not:
-certificates by holder, by first owner and by status (`certificate_ids`). They are derived
-from the certificate records a height writes, in the same batch, from the record each one
-replaces (read from the state column before the batch lands), so they never disagree with
-the state; they are outside the state root, never pruned (they describe current state, not
-history), and `rebuild_certificate_index` recomputes them from the state alone (a store made
-before the index existed gets it when it is first opened).
+certificates by holder, by first owner and by status (`certificate_ids`), kept by
+`storage.indexes` from the certificate records a height writes, in the same batch, from the
+record each one replaces (read from the state column before the batch lands), so they never
+disagree with the state; they are outside the state root, never pruned (they describe
+current state, not history), and `rebuild_certificate_index` recomputes them from the state
+alone (a store made before the index existed gets it when it is first opened).
 
 State records are stored as `[type name, canonical bytes]` so that a node can load them
 back into typed records; the state root is computed over the canonical bytes alone, so the
@@ -41,6 +41,10 @@ from gridtokenx.ledger import (
 )
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.state import State
+from gridtokenx.storage import indexes
+from gridtokenx.storage.indexes import (  # callers list certificates with the store's name
+    certificate_index_prefix as certificate_index_prefix,
+)
 from gridtokenx.wire import codec, crypto, tx
 
 COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index")
@@ -49,6 +53,8 @@ WAL_KEY: Final = b"consensus"
 PRUNED_KEY: Final = b"pruned_below"
 CERT_INDEX_KEY: Final = b"index/certificates"  # in meta: the certificate index is built
 CERT_PREFIX: Final = certificates.certificate_key(0)[:-8]
+"""Where certificates sit in the state, for callers that scan a state for them (the store's
+tests); the store itself recognises certificates by their type (`storage.indexes`)."""
 
 RECORD_TYPES: Final = transition.RECORD_TYPES
 
@@ -75,27 +81,6 @@ def decode_record(data: bytes) -> msgspec.Struct:
     name, raw = msgspec.msgpack.decode(data)
     decoded: msgspec.Struct = _DECODERS[name].decode(raw)
     return decoded
-
-
-def _status(cert: certificates.Certificate) -> bytes:
-    return b"r" if cert.retired else b"a"
-
-
-def certificate_index_prefix(by: str, status: str, who: bytes = b"") -> bytes:
-    """Where the ids of one listing start: `by` "owner" (the holder; a retired certificate
-    stays with the owner that retired it), "issued" (the meter owner it was issued to) or
-    "all"; `status` "a" (active) or "r" (retired). Each key ends in the 8-byte id."""
-    tag = {"owner": b"co", "issued": b"ci", "all": b"cs"}[by]
-    return tag + (b"" if by == "all" else who) + status.encode()
-
-
-def _certificate_index_keys(cert: certificates.Certificate) -> set[bytes]:
-    status, id_ = _status(cert).decode(), cert.id.to_bytes(8)
-    return {
-        certificate_index_prefix("owner", status, cert.owner) + id_,
-        certificate_index_prefix("issued", status, cert.issued_to) + id_,
-        certificate_index_prefix("all", status) + id_,
-    }
 
 
 def _height_key(height: int) -> bytes:
@@ -208,47 +193,23 @@ class Store:
         batch.put(HEIGHT_KEY, _height_key(height), meta)
         self.db.write(batch, self._sync)
 
-    # --- secondary indexes (not consensus data) --------------------------------------------
-    def _stored_certificate(self, key: bytes) -> certificates.Certificate | None:
+    # --- secondary indexes (not consensus data, kept by storage.indexes) -------------------
+    def _stored(self, key: bytes) -> msgspec.Struct | None:
         raw = self._get("state", key)
-        found = None if raw is None else decode_record(raw)
-        return found if isinstance(found, certificates.Certificate) else None
+        return None if raw is None else decode_record(raw)
 
     def _index_certificates(
         self, batch: WriteBatch, changes: dict[bytes, msgspec.Struct | None]
     ) -> None:
-        """Move each changed certificate's index entries from what the store holds now (the
-        record before this height) to the new record: one read per certificate written."""
-        index = self._cf("index")
-        for key, record in changes.items():
-            if not key.startswith(CERT_PREFIX):
-                continue
-            old = self._stored_certificate(key)
-            before = set() if old is None else _certificate_index_keys(old)
-            after = (
-                _certificate_index_keys(record)
-                if isinstance(record, certificates.Certificate)
-                else set()
-            )
-            for gone in sorted(before - after):
-                batch.delete(gone, index)
-            for new in sorted(after - before):
-                batch.put(new, b"", index)
+        indexes.update(batch, self._cf("index"), changes, self._stored)
 
     def rebuild_certificate_index(self) -> int:
         """Recompute the certificate index from the state column alone (every index entry
-        dropped, then one per certificate record); returns the number of certificates."""
+        dropped, then one per certificate record); returns the number of certificates.
+        Every record is read to find the certificates by type: done once per store, when
+        it is created or was made before the index existed."""
         batch = WriteBatch(raw_mode=True)
-        index = self._cf("index")
-        for tag in (b"co", b"ci", b"cs"):
-            batch.delete_range(tag, tag[:1] + bytes([tag[1] + 1]), index)
-        found = 0
-        for _, record in self._scan("state", CERT_PREFIX):
-            cert = decode_record(record)
-            assert isinstance(cert, certificates.Certificate)
-            for key in sorted(_certificate_index_keys(cert)):
-                batch.put(key, b"", index)
-            found += 1
+        found = indexes.rebuild(batch, self._cf("index"), self._records())
         batch.put(CERT_INDEX_KEY, b"1", self._cf("meta"))
         self.db.write(batch, self._sync)
         return found
@@ -258,16 +219,9 @@ class Store:
     ) -> list[int]:
         """Up to `limit` certificate ids under an index prefix (`certificate_index_prefix`),
         highest (newest) first, below `before` if given: one bounded range read."""
-        start = prefix + (before.to_bytes(8) if before is not None else b"\xff" * 8)
-        ids = []
-        for key, _ in self._scan("index", prefix, start, backwards=True):
-            found = int.from_bytes(key[len(prefix) :])
-            if before is not None and found >= before:
-                continue
-            ids.append(found)
-            if len(ids) == limit:
-                break
-        return ids
+        start = indexes.scan_start(prefix, before)
+        keys = (key for key, _ in self._scan("index", prefix, start, backwards=True))
+        return indexes.certificate_ids(keys, prefix, before, limit)
 
     def _scan(
         self, family: str, prefix: bytes, start: bytes | None = None, backwards: bool = False

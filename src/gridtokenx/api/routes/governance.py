@@ -13,12 +13,12 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Path, Query
 
 from gridtokenx.api import views
+from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.errors import not_found
 from gridtokenx.api.models import ERRORS, Page
 from gridtokenx.api.routes.common import Limit
 from gridtokenx.ledger import chain_info, governance, registry
 from gridtokenx.ledger.state import State
-from gridtokenx.node.runtime import Node
 from gridtokenx.wire import crypto
 
 MAX_PROPOSAL_PROBES: Final = 1_000
@@ -27,6 +27,8 @@ StatusFilter = Literal[
     "active", "closed", "VOTING", "PASSED", "REJECTED", "EXECUTED", "FAILED", "WITHDRAWN"
 ]
 _OPEN: Final = (governance.ProposalStatus.VOTING, governance.ProposalStatus.PASSED)
+
+router = APIRouter(tags=["governance"], responses=ERRORS)
 
 
 def _proposal(state: State, proposal: governance.Proposal) -> dict[str, Any]:
@@ -41,23 +43,14 @@ def _proposal(state: State, proposal: governance.Proposal) -> dict[str, Any]:
 
 def _codes(state: State) -> dict[bytes, str]:
     """Authority address -> code (a handful of records)."""
-    prefix = b"auth/"
-    return {
-        key[len(prefix) :]: a.code
-        for key, a in state.scan(prefix)
-        if isinstance(a, registry.Authority)
-    }
+    return {address: a.code for address, a in registry.authorities(state)}
 
 
 def _ballots(state: State, proposal_id: int) -> list[dict[str, Any]]:
     """Each ballot with the weight its vote carries: a voter's own ballot carries its own
     weight plus the ballots it cast for its delegators (`on_behalf`); a ballot its delegate
     cast carries 0 there, so the carried weights add up to the tally."""
-    prefix = governance.ballot_key(proposal_id, b"")
-    found: dict[bytes, governance.Ballot] = {}
-    for key, ballot in state.scan(prefix):
-        assert isinstance(ballot, governance.Ballot)
-        found[key[len(prefix) :]] = ballot
+    found = dict(governance.ballots(state, proposal_id))
     cast_for: dict[bytes, list[bytes]] = {}
     for voter, ballot in found.items():
         if ballot.delegate:
@@ -83,68 +76,63 @@ def _matches(proposal: governance.Proposal, status: StatusFilter | None) -> bool
     return proposal.status.name == status
 
 
-def router(node: Node) -> APIRouter:
-    api = APIRouter(tags=["governance"], responses=ERRORS)
+@router.get("/governance")
+async def overview(node: NodeDep) -> dict[str, Any]:
+    """Each authority's weight and address, who delegates its vote to whom (delegator
+    code -> delegate code), the governed voting rules, and the open proposals' ids."""
+    state = node.app.state
+    codes = _codes(state)
+    by_code = {code: address for address, code in codes.items()}
+    delegations = {
+        codes[delegator]: codes[delegate] for delegator, delegate in governance.delegations(state)
+    }
+    return {
+        "weights": governance.weights(state),
+        "authorities": {c: crypto.address_to_text(a) for c, a in sorted(by_code.items())},
+        "delegations": dict(sorted(delegations.items())),
+        "rules": views.plain(chain_info.params(state).governance),
+        "active": list(governance.active_ids(state)),
+    }
 
-    @api.get("/governance")
-    async def overview() -> dict[str, Any]:
-        """Each authority's weight and address, who delegates its vote to whom (delegator
-        code -> delegate code), the governed voting rules, and the open proposals' ids."""
-        state = node.app.state
-        codes = _codes(state)
-        by_code = {code: address for address, code in codes.items()}
-        delegations = {
-            codes[key[len(b"gov/d/") :]]: codes[d.delegate]
-            for key, d in state.scan(b"gov/d/")
-            if isinstance(d, governance.Delegation)
-        }
-        return {
-            "weights": governance.weights(state),
-            "authorities": {c: crypto.address_to_text(a) for c, a in sorted(by_code.items())},
-            "delegations": dict(sorted(delegations.items())),
-            "rules": views.plain(chain_info.params(state).governance),
-            "active": list(governance.active_ids(state)),
-        }
 
-    @api.get("/governance/proposals/{proposal_id}")
-    async def proposal(proposal_id: ProposalId) -> dict[str, Any]:
-        """A proposal, its tally and status, and every ballot on it (voter address, the
-        delegate that cast it if any, the weight each vote carries)."""
-        state = node.app.state
+@router.get("/governance/proposals/{proposal_id}")
+async def proposal(proposal_id: ProposalId, node: NodeDep) -> dict[str, Any]:
+    """A proposal, its tally and status, and every ballot on it (voter address, the
+    delegate that cast it if any, the weight each vote carries)."""
+    state = node.app.state
+    found = governance.get_proposal(state, proposal_id)
+    if found is None:
+        raise not_found(f"proposal {proposal_id}")
+    return {**_proposal(state, found), "ballots": _ballots(state, proposal_id)}
+
+
+@router.get("/governance/proposals", response_model=Page)
+async def proposals(
+    node: NodeDep,
+    status: Annotated[
+        StatusFilter | None, Query(description="one status, active or closed")
+    ] = None,
+    limit: Limit = 50,
+    after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+) -> dict[str, Any]:
+    """Proposals newest first (without ballots); `status` keeps one status, `active`
+    (voting or waiting to execute) or `closed`. A filtered page looks at up to 1000
+    ids: it may come back short with a `next` to continue from. `after` is an id."""
+    state = node.app.state
+    top = governance.last_proposal_id(state)
+    if after is not None:
+        top = min(top, int(after) - 1)
+    if status == "active":
+        ids = [i for i in reversed(governance.active_ids(state)) if i <= top]
+    else:
+        ids = list(range(top, max(top - MAX_PROPOSAL_PROBES, 0), -1))
+    items: list[dict[str, Any]] = []
+    for proposal_id in ids:
         found = governance.get_proposal(state, proposal_id)
-        if found is None:
-            raise not_found(f"proposal {proposal_id}")
-        return {**_proposal(state, found), "ballots": _ballots(state, proposal_id)}
-
-    @api.get("/governance/proposals", response_model=Page)
-    async def proposals(
-        status: Annotated[
-            StatusFilter | None, Query(description="one status, active or closed")
-        ] = None,
-        limit: Limit = 50,
-        after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
-    ) -> dict[str, Any]:
-        """Proposals newest first (without ballots); `status` keeps one status, `active`
-        (voting or waiting to execute) or `closed`. A filtered page looks at up to 1000
-        ids: it may come back short with a `next` to continue from. `after` is an id."""
-        state = node.app.state
-        counter = state.get(governance.COUNTER_KEY, governance.ProposalCounter)
-        top = (counter.next_id if counter is not None else 1) - 1
-        if after is not None:
-            top = min(top, int(after) - 1)
-        if status == "active":
-            ids = [i for i in reversed(governance.active_ids(state)) if i <= top]
-        else:
-            ids = list(range(top, max(top - MAX_PROPOSAL_PROBES, 0), -1))
-        items: list[dict[str, Any]] = []
-        for proposal_id in ids:
-            found = governance.get_proposal(state, proposal_id)
-            if found is None or not _matches(found, status):
-                continue
-            if len(items) == limit:
-                return {"items": items, "next": str(items[-1]["id"])}
-            items.append(_proposal(state, found))
-        probed_all = status == "active" or not ids or ids[-1] == 1
-        return {"items": items, "next": None if probed_all else str(ids[-1])}
-
-    return api
+        if found is None or not _matches(found, status):
+            continue
+        if len(items) == limit:
+            return {"items": items, "next": str(items[-1]["id"])}
+        items.append(_proposal(state, found))
+    probed_all = status == "active" or not ids or ids[-1] == 1
+    return {"items": items, "next": None if probed_all else str(ids[-1])}

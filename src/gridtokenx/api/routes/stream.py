@@ -8,6 +8,7 @@ from typing import Final
 
 from fastapi import APIRouter, WebSocket
 
+from gridtokenx.api.deps import HubDep
 from gridtokenx.api.hub import LAGGED, Client, Hub
 
 SEND_TIMEOUT: Final = 5.0  # seconds a client may take to accept one message
@@ -15,38 +16,36 @@ LAGGED_CLOSE: Final = 4008  # application close code: the client fell behind
 MAX_MESSAGE: Final = 4096  # characters in one client message
 
 
-def router(hub: Hub) -> APIRouter:
-    api = APIRouter()
+router = APIRouter()
 
-    @api.websocket("/ws")
-    async def stream(socket: WebSocket) -> None:
-        await socket.accept()
-        wake = asyncio.Event()
-        client = hub.join(wake)
 
-        async def pump() -> None:
-            """Send queued messages; stop after `lagged`, or when the client stalls."""
-            while True:
-                await wake.wait()
-                wake.clear()
-                for message in hub.take(client):
-                    await asyncio.wait_for(socket.send_json(message), SEND_TIMEOUT)
-                    if message is LAGGED:
-                        await asyncio.wait_for(socket.close(LAGGED_CLOSE), SEND_TIMEOUT)
-                        return
+@router.websocket("/ws")
+async def stream(socket: WebSocket, hub: HubDep) -> None:
+    await socket.accept()
+    wake = asyncio.Event()
+    client = hub.join(wake)
+    sender = asyncio.create_task(_pump(socket, hub, client, wake))
+    receiver = asyncio.create_task(_receive(socket, hub, client))
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.leave(client)
+        for task in (sender, receiver):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
-        sender = asyncio.create_task(pump())
-        receiver = asyncio.create_task(_receive(socket, hub, client))
-        try:
-            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hub.leave(client)
-            for task in (sender, receiver):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
 
-    return api
+async def _pump(socket: WebSocket, hub: Hub, client: Client, wake: asyncio.Event) -> None:
+    """Send queued messages; stop after `lagged`, or when the client stalls."""
+    while True:
+        await wake.wait()
+        wake.clear()
+        for message in hub.take(client):
+            await asyncio.wait_for(socket.send_json(message), SEND_TIMEOUT)
+            if message is LAGGED:
+                await asyncio.wait_for(socket.close(LAGGED_CLOSE), SEND_TIMEOUT)
+                return
 
 
 async def _receive(socket: WebSocket, hub: Hub, client: Client) -> None:
