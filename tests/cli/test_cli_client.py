@@ -18,8 +18,8 @@ import msgspec
 import pytest
 from typer.testing import CliRunner, Result
 
-from gridtokenx.cli import remote
-from gridtokenx.cli.app import app
+from gridtokenx.cli import tx as remote
+from gridtokenx.cli.main import app
 from gridtokenx.client import ApiError, Client
 from gridtokenx.ledger.params import Governance
 from gridtokenx.node import keystore

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.consensus.simulation import CHAIN_ID
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox

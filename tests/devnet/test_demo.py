@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.node.home import read_status
 from gridtokenx.simulator import devnet_day, run_day_in_sandbox, storyline

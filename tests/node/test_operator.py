@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gridtokenx.api.server import start_api
-from gridtokenx.cli import remote
+from gridtokenx.cli import tx as remote
 from gridtokenx.cli.report import report_app
 from gridtokenx.client import ApiError
 from gridtokenx.devnet.homes import devnet_validators, init_devnet
