@@ -95,6 +95,7 @@ CASES = [
     ("devnet", ["devnet", "--validators", "6", "--dir", "{new}"], {}, "BAD_INPUT", 2),
     ("demo", ["demo", "--hours", "0", "--dir", "{new}"], {}, "BAD_INPUT", 2),
     ("demo", ["demo", "--dir", "{full}"], {}, "EXISTS", 1),
+    ("demo", ["demo-ledger", "--intervals", "-1"], {}, "BAD_INPUT", 2),
     ("tx", ["tx", "transfer", "THB", "{to}", "5", "--key", "{dev}", "--allow-insecure",
             "--node", "{node}"], {}, "BAD_INPUT", 2),
     ("tx", ["tx", "redeem-thb", "1THB", "--key", "{dev}", "--node", "{node}"], {},

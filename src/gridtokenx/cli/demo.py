@@ -130,6 +130,8 @@ def demo_ledger(
     from gridtokenx.ledger.accounts import SUPPLY_KEY, Supply
     from gridtokenx.simulator import scenario
 
+    if intervals < 0:
+        raise BadInput(f"--intervals {intervals} must be 0 or more")
     started = time.perf_counter_ns()
     result = scenario.run(intervals)
     elapsed = time.perf_counter_ns() - started
