@@ -1,5 +1,5 @@
 """`python -m gridtokenx` runs the command line."""
 
-from gridtokenx.cli.app import main
+from gridtokenx.cli.main import main
 
 main()

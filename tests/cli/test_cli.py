@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
+from tests.cli.test_errors import error_lines
 
 pytestmark = pytest.mark.process
 
@@ -47,11 +48,11 @@ def test_genesis_create_then_validate(tmp_path: Path) -> None:
 
 def test_genesis_create_refuses_without_explicit_dev_keys_or_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "genesis.json"
-    assert runner.invoke(app, ["genesis", "create", "--out", str(path)]).exit_code == 2
+    error_lines(runner.invoke(app, ["genesis", "create", "--out", str(path)]), "BAD_INPUT", 2)
     assert not path.exists()
     args = ["genesis", "create", "--out", str(path), "--insecure-dev-keys"]
     assert runner.invoke(app, args).exit_code == 0
-    assert runner.invoke(app, args).exit_code == 1
+    error_lines(runner.invoke(app, args), "EXISTS", 1)
 
 
 def test_genesis_validate_reports_problems(tmp_path: Path) -> None:
@@ -62,10 +63,10 @@ def test_genesis_validate_reports_problems(tmp_path: Path) -> None:
     doc["params"]["interval_seconds"] = 7
     path.write_text(json.dumps(doc))
     result = runner.invoke(app, ["genesis", "validate", str(path)])
-    assert result.exit_code == 1
-    assert "not a distributor" in result.output and "interval_seconds" in result.output
+    problems = " ".join(error_lines(result, "INVALID_GENESIS", 1))
+    assert "not a distributor" in problems and "interval_seconds" in problems
     missing = runner.invoke(app, ["genesis", "validate", str(tmp_path / "none.json")])
-    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert "does not exist" in error_lines(missing, "BAD_INPUT", 2)[0]  # was exit 1
 
 
 def test_keys_new_encrypted_then_show(tmp_path: Path) -> None:
@@ -78,15 +79,40 @@ def test_keys_new_encrypted_then_show(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["keys", "show", str(path)], env=env)
     assert shown.exit_code == 0 and address in shown.output
     wrong = runner.invoke(app, ["keys", "show", str(path)], env={"GRIDTOKENX_PASSPHRASE": "no"})
-    assert wrong.exit_code == 1 and "passphrase" in wrong.output
+    assert "passphrase" in error_lines(wrong, "KEYSTORE", 1)[0]
     again = runner.invoke(app, ["keys", "new", str(path)], env=env)
-    assert again.exit_code == 1
+    error_lines(again, "KEY_EXISTS", 1)
 
 
 def test_insecure_dev_key_needs_the_flag_to_read(tmp_path: Path) -> None:
     path = tmp_path / "dev.key"
     assert runner.invoke(app, ["keys", "new", str(path), "--insecure-dev"]).exit_code == 0
     refused = runner.invoke(app, ["keys", "show", str(path)], env={"GRIDTOKENX_PASSPHRASE": "x"})
-    assert refused.exit_code == 1 and "insecure" in refused.output.lower()
+    assert "insecure" in error_lines(refused, "INSECURE_KEY", 1)[0].lower()
     shown = runner.invoke(app, ["keys", "show", str(path), "--allow-insecure"])
     assert shown.exit_code == 0 and "gtx" in shown.output
+
+
+def test_the_demo_options_default_to_the_demo_config() -> None:
+    """cli.demo repeats DemoConfig's defaults so that `--help` need not import the simulator."""
+    from gridtokenx.cli import demo
+    from gridtokenx.simulator.devnet_day import DemoConfig
+
+    defaults = (demo.DEFAULT_HOURS, demo.DEFAULT_SPEED, demo.DEFAULT_DIRECTORY)
+    assert defaults == (DemoConfig.hours, DemoConfig.speed, DemoConfig.directory)
+
+
+def test_help_loads_no_heavy_module() -> None:
+    """`gridtokenx --help` stays quick: FastAPI, httpx, RocksDB, the simulator and the
+    reporting (pyarrow) load only in the commands that use them."""
+    heavy = ("fastapi", "httpx", "rocksdict", "pyarrow", "gridtokenx.simulator", "uvicorn")
+    probe = (
+        "import sys\n"
+        "from gridtokenx.cli.main import app\n"
+        "from typer.testing import CliRunner\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -18,8 +18,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner, Result
 
-from gridtokenx.cli import remote
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.client import ApiError, Client
 from gridtokenx.ledger.params import Governance
 from gridtokenx.node import keystore
@@ -41,6 +40,7 @@ from tests.api.test_api_harness import (
     solar_farm,
     text,
 )
+from tests.cli.test_errors import error_lines
 from tests.ledger.test_validator_changes import equivocation
 
 pytestmark = pytest.mark.process
@@ -109,11 +109,10 @@ def attrs(receipt: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def one_error_line(result: Result, code: str, status: int) -> str:
-    assert result.exit_code == status, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {code}: "), result.stderr
+    """The error contract (tests.cli.test_errors), with exactly one line."""
+    (message,) = error_lines(result, code, status)
     assert "Traceback" not in result.output
-    return lines[0]
+    return f"error: {code}: {message}"
 
 
 def wait_until(check: Callable[[], bool], seconds: float = 20) -> None:
@@ -121,37 +120,6 @@ def wait_until(check: Callable[[], bool], seconds: float = 20) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
-
-
-# --- units and times ---------------------------------------------------------------------
-def test_amounts_need_units_and_must_be_whole_base_units() -> None:
-    assert remote.energy_wh("1.5kWh") == 1_500
-    assert remote.energy_wh("1500 Wh") == 1_500
-    assert remote.energy_wh("2GRID") == 2_000 and remote.energy_wh("0") == 0
-    assert remote.money_satang("12.50THB") == 1_250
-    assert remote.money_satang("7satang") == 7
-    assert remote.price_satang_per_kwh("4.5THB/kWh") == 450
-    assert remote.power_w("5kW") == 5_000
-    for bad in ("1.5", "1500", "1.0005kWh", "-1kWh", "1e3Wh", "kWh", "5THB"):
-        with pytest.raises(remote.BadInput):
-            remote.energy_wh(bad)
-    for bad in ("0.001THB", "1", "1kWh"):
-        with pytest.raises(remote.BadInput):
-            remote.money_satang(bad)
-    for bad in ("4.5THB", "450", "4.555THB/kWh"):
-        with pytest.raises(remote.BadInput):
-            remote.price_satang_per_kwh(bad)
-    with pytest.raises(remote.BadInput, match="too large"):
-        remote.energy_wh(f"{2**63}Wh")
-
-
-def test_times_are_unix_or_iso_with_an_offset() -> None:
-    assert remote.unix_time("1767236400") == 1_767_236_400
-    assert remote.unix_time("2026-01-01T10:00+07:00") == 1_767_236_400
-    assert remote.unix_time("2026-01-01T03:00:00Z") == 1_767_236_400
-    for bad in ("2026-01-01T10:00", "tomorrow", "2026-01-01T10:00:00.5+07:00", "-5"):
-        with pytest.raises(remote.BadInput):
-            remote.unix_time(bad)
 
 
 # --- transactions ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.consensus.simulation import CHAIN_ID
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox
@@ -15,6 +15,7 @@ from gridtokenx.storage import store
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire import tx
 from tests.chain.test_replicated_chain import GENESIS_TIME, _transactions
+from tests.cli.test_errors import error_lines
 from tests.conftest import Cast
 
 runner = CliRunner()
@@ -50,13 +51,14 @@ def test_backup_and_restore_round_trip(tmp_path: Path) -> None:
 def test_refusals(tmp_path: Path) -> None:
     _make_store(tmp_path / "data")
     not_a_store = runner.invoke(app, ["db", "info", str(tmp_path / "nothing")])
-    assert not_a_store.exit_code == 1 and "not a GridTokenX store" in out(not_a_store)
+    # Bad input (exit 2) since the error contract; it was exit 1.
+    assert "not a GridTokenX store" in error_lines(not_a_store, "BAD_INPUT", 2)[0]
     (tmp_path / "taken").mkdir()
     taken = runner.invoke(app, ["db", "backup", str(tmp_path / "data"), str(tmp_path / "taken")])
-    assert taken.exit_code == 1 and "exists" in out(taken)
+    assert "exists" in error_lines(taken, "EXISTS", 1)[0]
     runner.invoke(app, ["db", "backup", str(tmp_path / "data"), str(tmp_path / "bk")])
     existing = runner.invoke(app, ["db", "restore", str(tmp_path / "bk"), str(tmp_path / "data")])
-    assert existing.exit_code == 1 and "--force" in out(existing)
+    assert "--force" in error_lines(existing, "EXISTS", 1)[0]
     forced = runner.invoke(
         app, ["db", "restore", str(tmp_path / "bk"), str(tmp_path / "data"), "--force"]
     )
@@ -159,11 +161,11 @@ def test_db_prune_refusals_change_nothing(tmp_path: Path) -> None:
     _chain(tmp_path / "home" / "data")
     home = str(tmp_path / "home")
     zero = runner.invoke(app, ["db", "prune", "--home", home, "--keep", "0"])
-    assert zero.exit_code == 2 and "at least 1" in out(zero)
+    assert "at least 1" in error_lines(zero, "BAD_INPUT", 2)[0]
     missing = runner.invoke(app, ["db", "prune", "--home", str(tmp_path), "--keep", "1"])
-    assert missing.exit_code == 1 and "not a GridTokenX store" in out(missing)
+    assert "not a GridTokenX store" in error_lines(missing, "BAD_INPUT", 2)[0]  # was exit 1
     with store.Store(tmp_path / "home" / "data"):  # a running node holds the lock
         locked = runner.invoke(app, ["db", "prune", "--home", home, "--keep", "1"])
-    assert locked.exit_code == 1 and "still running" in out(locked)
+    assert "still running" in error_lines(locked, "STORE_UNAVAILABLE", 1)[0]
     with store.Store(tmp_path / "home" / "data") as db:
         assert db.pruned_below() == 0 and db.block(1) is not None

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.node.home import read_status
 from gridtokenx.simulator import devnet_day, run_day_in_sandbox, storyline
+from tests.cli.test_errors import error_lines
 from tests.conftest import free_base_port
 
 pytestmark = [
@@ -161,6 +162,7 @@ def test_a_validator_that_cannot_start_stops_the_demo_with_a_clear_error(tmp_pat
             _reap(proc, directory)
     assert proc.returncode == 1, out
     assert "a validator stopped" in out and "node.log" in out
+    assert "error: DEMO_FAILED: " in out
     assert "Traceback" not in out
     assert not any(_alive(pid) for pid in _pids(directory))
 
@@ -173,8 +175,7 @@ def test_demo_refuses_a_folder_it_did_not_make_and_leaves_it_alone(tmp_path: Pat
     precious.mkdir()
     (precious / "node_key.json").write_text("{}")
     result = runner.invoke(app, ["demo", "--dir", str(precious), "--exit-when-done"])
-    assert result.exit_code == 1
-    assert "not made by `gridtokenx demo`" in result.output
+    assert "not made by `gridtokenx demo`" in error_lines(result, "EXISTS", 1)[0]
     assert [p.name for p in precious.iterdir()] == ["node_key.json"]
 
 
@@ -192,8 +193,7 @@ def test_demo_refuses_bad_flags_before_starting_anything(
     tmp_path: Path, flags: list[str], message: str
 ) -> None:
     result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "d"), *flags])
-    assert result.exit_code == 1
-    assert message in result.output
+    assert message in error_lines(result, "BAD_INPUT", 2)[0]  # bad input: exit 2, was 1
     assert not (tmp_path / "d").exists()
 
 

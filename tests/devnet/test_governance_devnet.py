@@ -32,7 +32,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.client import ApiError, Client
 from gridtokenx.devnet.homes import init_devnet, init_full_node
 from gridtokenx.ledger import genesis

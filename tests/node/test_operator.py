@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
 from gridtokenx.node.home import load_genesis, read_config, read_status
 from gridtokenx.storage.store import Store
+from tests.cli.test_errors import error_lines
 from tests.conftest import free_base_port
 from tests.devnet.test_devnet_processes import (
     _assert_follows,
@@ -99,28 +100,35 @@ def test_init_refuses_an_existing_home_and_changes_nothing(
     assert _init(home, genesis_file).exit_code == 0
     before = {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()}
     again = _init(home, genesis_file, "--listen-port", "1")
-    assert again.exit_code == 1 and "not empty" in out(again)
+    assert "not empty" in error_lines(again, "EXISTS", 1)[0]
     assert {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()} == before
 
 
+# Under the error contract bad input exits 2 (it was 1, as the refusals still are).
 @pytest.mark.parametrize(
-    ("extra", "env", "message"),
+    ("extra", "env", "message", "code"),
     [
-        (("--peer", "127.0.0.1:26656"), ENV, "HOST:PORT:PEERID"),
-        (("--peer", "127.0.0.1:x:" + "ab" * 20), ENV, "HOST:PORT:PEERID"),
-        (("--peer", "127.0.0.1:26656:abcd"), ENV, "20-byte"),
-        (("--listen-port", "70000"), ENV, "not a port"),
-        (("--metrics-port", "-1"), ENV, "not a port"),
-        (("--keep-blocks", "-1"), ENV, "keep all"),
-        ((), {"GRIDTOKENX_PASSPHRASE": ""}, "no passphrase"),
-        (("--key", "missing.key"), ENV, "does not exist"),
+        (("--peer", "127.0.0.1:26656"), ENV, "HOST:PORT:PEERID", "BAD_INPUT"),
+        (("--peer", "127.0.0.1:x:" + "ab" * 20), ENV, "HOST:PORT:PEERID", "BAD_INPUT"),
+        (("--peer", "127.0.0.1:26656:abcd"), ENV, "20-byte", "BAD_INPUT"),
+        (("--listen-port", "70000"), ENV, "not a port", "BAD_INPUT"),
+        (("--metrics-port", "-1"), ENV, "not a port", "BAD_INPUT"),
+        (("--keep-blocks", "-1"), ENV, "keep all", "BAD_INPUT"),
+        ((), {"GRIDTOKENX_PASSPHRASE": ""}, "no passphrase", "NO_PASSPHRASE"),
+        (("--key", "missing.key"), ENV, "does not exist", "BAD_INPUT"),
     ],
 )
 def test_init_refusals_leave_no_home(
-    tmp_path: Path, genesis_file: Path, extra: tuple[str, ...], env: dict[str, str], message: str
+    tmp_path: Path,
+    genesis_file: Path,
+    extra: tuple[str, ...],
+    env: dict[str, str],
+    message: str,
+    code: str,
 ) -> None:
     result = _init(tmp_path / "node", genesis_file, *extra, env=env)
-    assert result.exit_code == 1 and message in out(result)
+    (said,) = error_lines(result, code, 2 if code == "BAD_INPUT" else 1)
+    assert message in said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["genesis.json"]
 
 
@@ -129,9 +137,9 @@ def test_init_refuses_a_bad_or_missing_genesis(tmp_path: Path, genesis_file: Pat
     doc["zones"][0]["distribution_authority"] = "ERC"
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     bad = _init(tmp_path / "node", tmp_path / "bad.json")
-    assert bad.exit_code == 1 and "not a distributor" in out(bad)
+    assert any("not a distributor" in p for p in error_lines(bad, "INVALID_GENESIS", 1))
     missing = _init(tmp_path / "node", tmp_path / "none.json")
-    assert missing.exit_code == 1 and "does not exist" in out(missing)
+    assert "does not exist" in error_lines(missing, "BAD_INPUT", 2)[0]  # was exit 1
     assert not (tmp_path / "node").exists()
 
 
@@ -199,11 +207,11 @@ def test_node_start_with_a_wrong_or_missing_passphrase_is_a_clear_error(
 ) -> None:
     home = tmp_path / "node"
     assert _init(home, genesis_file).exit_code == 0
-    wrong = _node_start(home, "nope")
-    assert wrong.returncode == 1 and "wrong passphrase" in wrong.stdout
+    wrong = _node_start(home, "nope")  # the error contract: on stderr now, not stdout
+    assert "wrong passphrase" in error_lines(wrong, "KEYSTORE", 1)[0]
     assert "Traceback" not in wrong.stdout + wrong.stderr
     unset = _node_start(home, None)
-    assert unset.returncode == 1 and "no passphrase" in unset.stdout
+    assert "no passphrase" in error_lines(unset, "NO_PASSPHRASE", 1)[0]
     assert not (home / "status.json").exists()  # the node never started
 
 
@@ -299,7 +307,7 @@ def test_five_validators_with_nepo_at_its_genesis_power(tmp_path: Path) -> None:
 @pytest.mark.parametrize("count", ["0", "6"])
 def test_devnet_command_refuses_other_sizes(tmp_path: Path, count: str) -> None:
     result = runner.invoke(app, ["devnet", "--validators", count, "--dir", str(tmp_path / "d")])
-    assert result.exit_code == 2 and "1 to 5" in out(result)
+    assert "1 to 5" in error_lines(result, "BAD_INPUT", 2)[0]
     assert not (tmp_path / "d").exists()
 
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gridtokenx.chain import blocks
-from gridtokenx.cli.app import app
+from gridtokenx.cli.main import app
 from gridtokenx.reporting import ReportError, export, extract, schema, verify
 from gridtokenx.reporting.extract import Row
 from tests.api.test_api_harness import ERC, text

@@ -1,0 +1,105 @@
+"""`gridtokenx db info/backup/restore/prune` on a stopped node's RocksDB store, and opening
+the store a command names (`report` reads one too)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from gridtokenx.cli.errors import BadInput, Refused
+from gridtokenx.cli.render import console
+
+if TYPE_CHECKING:
+    from gridtokenx.storage.store import Store
+
+db_app = typer.Typer(help="Inspect, back up and restore a node's RocksDB store.")
+Data = Annotated[Path, typer.Argument(help="the node's store directory")]
+
+
+def open_store(path: Path) -> Store:
+    """The store at `path`: a path without one is bad input; one that does not open (its
+    node still running holds the lock) is STORE_UNAVAILABLE."""
+    from gridtokenx.storage import store
+
+    if not (path / "CURRENT").is_file():
+        raise BadInput(f"{path} is not a GridTokenX store (no RocksDB CURRENT file)")
+    try:
+        return store.Store(path)
+    except Exception as exc:  # rocksdict raises a bare Exception, e.g. for a held lock
+        raise Refused(
+            "STORE_UNAVAILABLE", f"cannot open {path} ({exc}); is its node still running?"
+        ) from None
+
+
+def _describe(db: Store) -> str:
+    state = db.load_state()
+    pruned = f", blocks below {db.pruned_below()} pruned" if db.pruned_below() else ""
+    return (
+        f"height {db.height()}, {len(state):,} state records, state root {state.root().hex()}"
+        + pruned
+    )
+
+
+@db_app.command("info")
+def db_info(data: Data) -> None:
+    """Show a store's height and state root (the node must not be running)."""
+    with open_store(data) as db:
+        console.print(_describe(db))
+
+
+@db_app.command("backup")
+def db_backup(
+    data: Data,
+    destination: Annotated[Path, typer.Argument(help="a new directory for the backup")],
+) -> None:
+    """Write a consistent RocksDB checkpoint of the store."""
+    if destination.exists():
+        raise Refused("EXISTS", f"{destination} exists; choose a new directory")
+    with open_store(data) as db:
+        db.checkpoint(destination)
+        console.print(f"backed up to {destination}: {_describe(db)}")
+
+
+@db_app.command("restore")
+def db_restore(
+    backup: Annotated[Path, typer.Argument(help="a directory written by `db backup`")],
+    data: Annotated[Path, typer.Argument(help="the node's store directory to create")],
+    force: Annotated[bool, typer.Option(help="replace an existing store")] = False,
+) -> None:
+    """Restore a store from a backup, verifying that it opens and its state loads."""
+    with open_store(backup) as db:
+        summary = _describe(db)
+    if data.exists():
+        if not force:
+            raise Refused("EXISTS", f"{data} exists (use --force to replace it)")
+        shutil.rmtree(data)
+    shutil.copytree(backup, data)
+    with open_store(data) as db:
+        restored = _describe(db)
+    if restored != summary:
+        raise Refused("RESTORE_MISMATCH", f"restored store differs from the backup: {restored}")
+    console.print(f"restored {data}: {restored}")
+
+
+@db_app.command("prune")
+def db_prune(
+    home: Annotated[Path, typer.Option(help="the node's home directory (node stopped)")],
+    keep: Annotated[int, typer.Option(help="how many of the latest blocks to keep (>= 1)")],
+) -> None:
+    """Delete blocks, certificates and tx index entries older than the last KEEP heights.
+
+    State is untouched. A pruned node can no longer serve block sync below its horizon, so
+    keep at least one archive node for new full nodes to sync from."""
+    from gridtokenx.storage import store
+
+    if keep < 1:
+        raise BadInput("--keep must be at least 1 (the head block stays)")
+    with open_store(home / "data") as db:
+        try:
+            horizon = db.prune(keep)
+        except store.StoreError as exc:
+            raise Refused("STORE", str(exc)) from None
+        console.print(f"pruned {home / 'data'}: {_describe(db)}" if horizon else "nothing to prune")

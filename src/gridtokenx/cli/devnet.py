@@ -1,0 +1,49 @@
+"""`gridtokenx devnet`: the authorities' validators as processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridtokenx.cli.errors import BadInput, Refused
+from gridtokenx.cli.render import console
+
+
+def devnet(
+    directory: Annotated[Path, typer.Option("--dir", help="where the node homes go")] = Path(
+        "devnet"
+    ),
+    base_port: Annotated[
+        int, typer.Option(help="first of N consecutive ports on 127.0.0.1")
+    ] = 26_650,
+    validators: Annotated[
+        int, typer.Option(help="1-5 validators: EGAT, MEA, PEA, ERC, NEPO in that order")
+    ] = 4,
+) -> None:
+    """Start the first N of EGAT, MEA, PEA, ERC and NEPO as validator processes on
+    127.0.0.1 and show their heights until Ctrl-C, which stops them all. Authorities beyond
+    N keep their roles but get voting power 0, so N validators alone hold the quorum.
+    A validator that stops by itself ends the devnet with DEVNET_STOPPED."""
+    from gridtokenx.devnet.homes import devnet_validators, init_devnet
+    from gridtokenx.devnet.processes import Processes
+    from gridtokenx.node.home import read_status
+
+    try:
+        codes = devnet_validators(validators)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    homes = init_devnet(
+        directory, "gridtokenx-devnet", int(time.time()), base_port, validators=codes
+    )
+    with Processes(homes) as nodes:
+        try:
+            while nodes.alive():
+                heights = [(read_status(h) or {}).get("height", "-") for h in homes]
+                console.print(f"heights {heights}", end="\r")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            return
+    raise Refused("DEVNET_STOPPED", f"a validator stopped (node logs: {directory}/*/node.log)")
