@@ -131,7 +131,7 @@ class Application(Generic[StoreT]):
 
     # --- mempool ---------------------------------------------------------------------------
     def nonce_of(self, address: bytes) -> int | None:
-        account = self.state.get(accounts.account_key(address), accounts.Account)
+        account = accounts.get_account(self.state, address)
         return None if account is None else account.nonce
 
     def submit(self, raw: bytes) -> bytes:

@@ -126,8 +126,7 @@ def demo_ledger(
 ) -> None:
     """A scripted Thai morning through the ledger and market in one process (no devnet):
     forged and invalid transactions refused with their codes, conservation checked."""
-    from gridtokenx.ledger import invariants
-    from gridtokenx.ledger.accounts import SUPPLY_KEY, Supply
+    from gridtokenx.ledger import accounts, invariants
     from gridtokenx.simulator import scenario
 
     if intervals < 0:
@@ -150,8 +149,7 @@ def demo_ledger(
     for what, code in result.rejected:
         rejected.add_row(what, code)
     console.print(rejected)
-    # The supply is read by its key until ledger.accounts offers supply(state).
-    supply = sb.state.get(SUPPLY_KEY, Supply) or Supply()
+    supply = accounts.supply(sb.state)
     grid_total, thb_total = invariants.balance_totals(sb.state)
     invariants.check_all(sb.state)
     console.print(
