@@ -38,14 +38,17 @@ def _registrations(count: int) -> list[bytes]:
     return out
 
 
-async def _network(tmp_path: Path) -> list[Node]:
+async def _network(
+    tmp_path: Path, timeouts: Timeouts = FAST, block_interval: float = 0.0
+) -> list[Node]:
     spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
     nodes = [
         Node(
             KEYS[code],
             open_application(spec, tmp_path / code),
-            FAST,
+            timeouts,
             clock=lambda: GENESIS_TIME + 10,
+            block_interval=block_interval,
         )
         for code in RUNNING
     ]
@@ -88,6 +91,57 @@ def test_four_validators_commit_blocks_over_the_network(tmp_path: Path) -> None:
                 await node.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def _committed_within(nodes: list[Node], hashes: list[bytes], seconds: float) -> float:
+    """Seconds until every node holds a receipt for every hash (`seconds` if never)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while loop.time() - start < seconds:
+        if all(n.app.receipt(h) is not None for n in nodes for h in hashes):
+            return loop.time() - start
+        await asyncio.sleep(0.01)
+    return seconds
+
+
+def test_the_proposer_is_woken_by_a_batch_as_by_a_single_submit(tmp_path: Path) -> None:
+    """Empty blocks come every 10 s; transactions admitted by the next proposer's own node
+    must be proposed at once, whichever way they came in (`submit` or a batch through
+    `admit`, as the API's batch route does), not when the empty-block timer fires. The
+    others' propose timeout allows for the timer, so no round change can hide a proposer
+    that slept through its transactions."""
+    block_s = 10.0
+    slow = Timeouts(propose_ms=int(block_s * 1000) + 5_000, prevote_ms=200, precommit_ms=200)
+
+    async def proposer_after(nodes: list[Node], height: int) -> Node:
+        for _ in range(600):  # bounded: 30 s
+            if all(n.app.height >= height for n in nodes):
+                break
+            await asyncio.sleep(0.05)
+        assert all(n.app.height == height for n in nodes)
+        address = nodes[0].app.validators(height + 1).proposer(height + 1, 0)
+        return next(n for n in nodes if n.key.address == address)
+
+    async def scenario() -> None:
+        nodes = await _network(tmp_path, slow, block_interval=block_s)
+        try:
+            for node in nodes:
+                await node.start()  # block 1 (empty) at once: no commit to wait after
+            txs = _registrations(5)
+            single = await (await proposer_after(nodes, 1)).submit(txs[0])
+            single_s = await _committed_within(nodes, [single], block_s)
+            admissions = await (await proposer_after(nodes, 2)).admit(txs[1:])
+            assert all(a.accepted for a in admissions), admissions
+            batch = [a.tx_hash for a in admissions if a.tx_hash is not None]
+            batch_s = await _committed_within(nodes, batch, block_s)
+            assert all(n.app.height == 3 for n in nodes)  # one block each, no empty one
+            assert single_s < block_s / 2, single_s
+            assert batch_s < block_s / 2, (batch_s, single_s)
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))
 
 
 def _held(node: Node, tx_hash: bytes) -> bool:

@@ -19,9 +19,9 @@ from typing import Any, Final
 
 import msgspec
 
-from gridtokenx.chain.application import Application
+from gridtokenx.chain.application import Application, Rejected
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT, Receipt
-from gridtokenx.chain.mempool import Checked
+from gridtokenx.chain.mempool import Admission, Checked
 from gridtokenx.consensus import core
 from gridtokenx.ledger.context import Event
 from gridtokenx.node.metrics import Metrics
@@ -146,12 +146,30 @@ class Node:
         self.app.close()
 
     # --- transactions ----------------------------------------------------------------------
+    async def admit(self, raws: list[bytes]) -> list[Admission]:
+        """The one way into this node's mempool, for gossip, a single submit and a batch
+        alike: decode and verify in the mempool's thread pool (the loop keeps serving
+        consensus meanwhile), admit on the loop (which saves the admitted as pending
+        before anyone is told), wake the proposer, and relay what was admitted. One
+        result per transaction, in order. Waking the proposer is what a path of its own
+        would forget: its transactions then wait for the empty-block timer."""
+        checked: list[Checked] = []
+        for future in self.app.mempool.precheck(raws):
+            chunk: list[Checked] = await asyncio.wrap_future(future)
+            checked += chunk
+        admissions = self.app.admit(raws, checked)
+        admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
+        if admitted:
+            self._txs_arrived.set()
+        await self._relay(admitted)
+        return admissions
+
     async def submit(self, raw: bytes) -> bytes:
-        """A client's transaction: admit it to our mempool (or raise `Rejected`) and relay it."""
-        tx_hash = self.app.submit(raw)
-        self._txs_arrived.set()
-        await self._relay([raw])
-        return tx_hash
+        """A client's transaction: `admit` it (or raise `Rejected`); returns its hash."""
+        (admission,) = await self.admit([raw])
+        if not admission.accepted or admission.tx_hash is None:
+            raise Rejected(admission.code, admission.message)
+        return admission.tx_hash
 
     async def _relay(self, raws: list[bytes]) -> None:
         """Send admitted transactions to every peer, in batches (one frame, one encryption
@@ -179,21 +197,14 @@ class Node:
         return True
 
     async def _ingest_loop(self) -> None:
-        """Admit queued transactions in batches: decode and verify in the mempool's thread
-        pool (the loop keeps serving consensus meanwhile), admit on the loop, relay what
-        was admitted, and take score from peers that sent transactions no honest node
-        relays (undecodable, wrong chain, bad signature)."""
+        """Admit queued transactions in batches (`admit`), and take score from peers that
+        sent transactions no honest node relays (undecodable, wrong chain, bad signature)."""
         while not self.halted:
             await self._inbox_ready.wait()
             self._inbox_ready.clear()
             while self._inbox and not self.halted:
                 batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
-                raws = [raw for raw, _, _ in batch]
-                checked: list[Checked] = []
-                for future in self.app.mempool.precheck(raws):
-                    chunk: list[Checked] = await asyncio.wrap_future(future)
-                    checked += chunk
-                admissions = self.app.admit(raws, checked)
+                admissions = await self.admit([raw for raw, _, _ in batch])
                 self._queued.difference_update(h for _, h, _ in batch)
                 offenders = {
                     peer
@@ -202,10 +213,6 @@ class Node:
                 }
                 for peer in offenders:
                     await self.gossip.penalise(peer)
-                admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
-                if admitted:
-                    self._txs_arrived.set()
-                await self._relay(admitted)
 
     # --- inputs ----------------------------------------------------------------------------
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:

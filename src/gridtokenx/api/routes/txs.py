@@ -6,7 +6,6 @@ or the mempool's or decoder's own code; what the ledger later decides is in the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
@@ -19,10 +18,7 @@ from gridtokenx.api.deps import NodeDep, SettingsDep
 from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, not_found, rejection_status
 from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
 from gridtokenx.chain.application import Rejected
-from gridtokenx.chain.mempool import Checked
-from gridtokenx.node.runtime import TX_BATCH_MAX, Node
-from gridtokenx.p2p.gossip import Kind
-from gridtokenx.wire import codec
+from gridtokenx.node.runtime import Node
 
 _HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+$")
 HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, hex")
@@ -63,22 +59,14 @@ async def submit(body: TxIn, node: NodeDep) -> dict[str, str]:
 
 @router.post("/txs/batch", response_model=BatchResult)
 async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> dict[str, Any]:
-    """Admit many transactions in one request: signatures are verified in the node's
-    thread pool while the loop keeps serving consensus; one result per transaction,
-    in order, each with its hash or the code it was refused with."""
+    """Admit many transactions in one request, the node's way (`Node.admit`, as for
+    gossip and a single submit): signatures are verified in the node's thread pool while
+    the loop keeps serving consensus; one result per transaction, in order, each with its
+    hash or the code it was refused with."""
     require_running(node)
     if len(body.txs) > settings.max_batch:
         raise invalid(f"at most {settings.max_batch} transactions per batch")
-    raws = [decode_text(text, body.encoding) for text in body.txs]
-    app = node.app
-    checked: list[Checked] = []
-    for future in app.mempool.precheck(raws):
-        chunk: list[Checked] = await asyncio.wrap_future(future)
-        checked += chunk
-    admissions = app.admit(raws, checked)
-    admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
-    for i in range(0, len(admitted), TX_BATCH_MAX):
-        await node.gossip.publish(Kind.TX, codec.encode(admitted[i : i + TX_BATCH_MAX]))
+    admissions = await node.admit([decode_text(text, body.encoding) for text in body.txs])
     results = [
         {
             "hash": None if a.tx_hash is None else a.tx_hash.hex(),
