@@ -8,16 +8,14 @@ the app with another node."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from gridtokenx.api.hub import Hub
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node.runtime import Node
-
-if TYPE_CHECKING:  # the hub answers tx subscriptions with routes.txs, which imports this
-    from gridtokenx.api.hub import Hub
 
 
 def node_of(connection: HTTPConnection) -> Node:
@@ -37,4 +35,4 @@ def hub_of(connection: HTTPConnection) -> Hub:
 
 NodeDep = Annotated[Node, Depends(node_of)]
 SettingsDep = Annotated[ApiSettings, Depends(settings_of)]
-HubDep = Annotated["Hub", Depends(hub_of)]
+HubDep = Annotated[Hub, Depends(hub_of)]

@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field, ValidationError
 
 from gridtokenx.api import views
 from gridtokenx.api.errors import ApiError
-from gridtokenx.api.routes.txs import tx_status
 from gridtokenx.chain import blocks
 from gridtokenx.chain.blocks import Receipt
 from gridtokenx.ledger.context import Event
@@ -155,7 +154,7 @@ class Hub:
     def _tx_now(self, client: Client, tx_hash: bytes) -> None:
         """A transaction already final when asked about is answered at once."""
         try:
-            status = tx_status(self.node, tx_hash)
+            status = views.tx_status(self.node, tx_hash)
         except ApiError:
             status = {"hash": tx_hash.hex(), "status": "unknown"}
         if status["status"] != "pending":

@@ -12,10 +12,11 @@ from typing import Any
 
 import msgspec
 
-from gridtokenx.api.errors import invalid
+from gridtokenx.api.errors import invalid, not_found
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.market import queries as market
 from gridtokenx.ledger.state import State
+from gridtokenx.node.runtime import Node
 from gridtokenx.wire import crypto
 
 JSON = dict[str, Any]
@@ -74,3 +75,23 @@ def hex_bytes(text: str, size: int, what: str) -> bytes:
     if len(raw) != size:
         raise invalid(f"{what} must be {size} bytes ({2 * size} hex digits)")
     return raw
+
+
+def tx_status(node: Node, tx_hash: bytes) -> JSON:
+    """What became of a transaction: committed (with its receipt), pending, or dropped
+    with the reason; the route and the WebSocket hub answer alike."""
+    receipt = node.app.receipt(tx_hash)
+    if receipt is not None:
+        return {
+            "hash": tx_hash.hex(),
+            "status": "committed",
+            "height": receipt.height,
+            "index": receipt.index,
+            "events": events(receipt.events),
+        }
+    state = node.app.mempool.status(tx_hash)
+    if state in ("pending", "committed"):  # committed without a receipt: pruned
+        return {"hash": tx_hash.hex(), "status": state}
+    if state.startswith("dropped:"):
+        return {"hash": tx_hash.hex(), "status": "dropped", "reason": state.split(":", 1)[1]}
+    raise not_found(f"transaction {tx_hash.hex()}")

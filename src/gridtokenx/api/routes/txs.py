@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path
 
 from gridtokenx.api import views
 from gridtokenx.api.deps import NodeDep, SettingsDep
-from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, not_found, rejection_status
+from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, rejection_status
 from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
 from gridtokenx.chain.application import Rejected
 from gridtokenx.node.runtime import Node
@@ -83,22 +83,4 @@ async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> d
 async def status(node: NodeDep, tx_hash: str = HashPath) -> dict[str, Any]:
     """pending (in the mempool), committed (with height, index and events), or dropped
     (with the reason: evicted, superseded, no longer applicable)."""
-    return tx_status(node, views.hex_bytes(tx_hash, 32, "transaction hash"))
-
-
-def tx_status(node: Node, tx_hash: bytes) -> dict[str, Any]:
-    receipt = node.app.receipt(tx_hash)
-    if receipt is not None:
-        return {
-            "hash": tx_hash.hex(),
-            "status": "committed",
-            "height": receipt.height,
-            "index": receipt.index,
-            "events": views.events(receipt.events),
-        }
-    state = node.app.mempool.status(tx_hash)
-    if state in ("pending", "committed"):  # committed without a receipt: pruned
-        return {"hash": tx_hash.hex(), "status": state}
-    if state.startswith("dropped:"):
-        return {"hash": tx_hash.hex(), "status": "dropped", "reason": state.split(":", 1)[1]}
-    raise not_found(f"transaction {tx_hash.hex()}")
+    return views.tx_status(node, views.hex_bytes(tx_hash, 32, "transaction hash"))
