@@ -1,5 +1,6 @@
 """The replicated application a validator runs under consensus: a mempool, the ledger state
-and the RocksDB store, with the three questions consensus asks of it.
+and a store (the `BlockStore` protocol; RocksDB in `storage.store`), with the three
+questions consensus asks of it.
 
 - `build_block`: the proposer's block from the mempool (transactions that apply, in order).
 - `check_block`: is a proposed block valid? Header checks, its time against the local

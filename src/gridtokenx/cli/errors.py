@@ -12,9 +12,10 @@ whose move it is:
 2, bad input: the command line as typed cannot run, and nothing was done or sent. A value
    that does not parse or is out of range, options that do not go together or a missing
    one, an unknown command, a file or directory named on the command line that does not
-   exist, cannot be read or is not what it must be (not a key file, not a genesis file, not
-   a store, not a node home). The fix is a different command line. Codes: BAD_INPUT, and
-   the API's INVALID_REQUEST (the node found a parameter malformed).
+   exist, cannot be read or is not what it must be (not a key file, not a store, not a node
+   home; a genesis file that reads but does not decode or validate is a refusal below,
+   INVALID_GENESIS, with every problem listed). The fix is a different command line.
+   Codes: BAD_INPUT, and the API's INVALID_REQUEST (the node found a parameter malformed).
 1, refused or failed: the command was understood and tried, and was refused or failed.
    A node's or the ledger's refusal (their codes pass through unchanged), a dropped or
    unconfirmed transaction, an unreachable node, a genesis file with problems, a

@@ -1,7 +1,7 @@
 """Typed rejections. Each class is one failure kind with one stable `code` for the API.
 
-A rejection is raised from inside transaction execution; `ledger.apply` lets it propagate
-after discarding the transaction's overlay, so the state is exactly as before.
+A rejection is raised from inside transaction execution; `transition.apply` lets it
+propagate after discarding the transaction's overlay, so the state is exactly as before.
 """
 
 from __future__ import annotations
