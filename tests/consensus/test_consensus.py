@@ -15,7 +15,7 @@ import pytest
 
 from gridtokenx.consensus import core
 from gridtokenx.consensus.core import Core, Step
-from gridtokenx.consensus.simulation import Scenario, Simulation, simulate
+from gridtokenx.consensus.simulation import Scenario, SendModel, Simulation, simulate
 from gridtokenx.wire import codec, crypto
 from gridtokenx.wire.validators import ValidatorSet
 from gridtokenx.wire.votes import NIL, Proposal, Vote, VoteType, block_id, sign_proposal, sign_vote
@@ -32,20 +32,37 @@ SEEDS_PER_CASE = 30
 @pytest.mark.parametrize("first", range(0, 300, SEEDS_PER_CASE))
 def test_hostile_networks_are_safe_and_live(first: int) -> None:
     for seed in range(first, first + SEEDS_PER_CASE):
-        scenario = Scenario.random(seed)
-        result = simulate(scenario)
-        assert result.safe(scenario.honest), f"safety violated: Scenario.random({seed})"
-        assert result.reached(scenario.honest, scenario.heights), (
-            f"no progress after healing: Scenario.random({seed})"
-        )
-        if not scenario.equivocators:  # restarts resume from the WAL and never sign twice
-            assert result.evidence == [], f"a correct validator equivocated: {seed}"
+        _safe_and_live(seed, "unbounded")
 
 
-def test_a_seed_replays_exactly() -> None:
-    scenario = Scenario.random(106)
+@pytest.mark.parametrize("first", range(0, 300, SEEDS_PER_CASE))
+def test_hostile_networks_with_stopped_slow_and_rogue_peers_are_safe_and_live_when_queued(
+    first: int,
+) -> None:
+    """The same 300 networks on bounded links with the queued node, plus what only bounded
+    links have: about half stop a validator (SIGSTOP) for up to 40 s, a third make it a
+    slow reader, half add rogue peers that never read, a third add transaction traffic.
+    Full lanes and ping timeouts then disconnect peers, which must reconnect and catch up."""
+    for seed in range(first, first + SEEDS_PER_CASE):
+        _safe_and_live(seed, "queued")
+
+
+def _safe_and_live(seed: int, model: SendModel) -> None:
+    scenario = Scenario.random(seed, model)
+    result = simulate(scenario)
+    replay = f"Scenario.random({seed}, {model!r})"
+    assert result.safe(scenario.honest), f"safety violated: {replay}"
+    assert result.reached(scenario.honest, scenario.heights), f"no progress: {replay}"
+    if not scenario.equivocators:  # restarts resume from the WAL and never sign twice
+        assert result.evidence == [], f"a correct validator equivocated: {replay}"
+
+
+@pytest.mark.parametrize(("seed", "model"), [(106, "unbounded"), (122, "queued")])
+def test_a_seed_replays_exactly(seed: int, model: SendModel) -> None:
+    scenario = Scenario.random(seed, model)  # 122: a stop, two rogues, transactions
     first, second = simulate(scenario), simulate(scenario)
-    assert first.decisions == second.decisions
+    assert first.decisions == second.decisions and first.decided_at == second.decided_at
+    assert (first.disconnects, first.tx_dropped) == (second.disconnects, second.tx_dropped)
     assert (first.time_ms, first.messages, len(first.evidence)) == (
         second.time_ms,
         second.messages,
