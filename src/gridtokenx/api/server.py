@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from gridtokenx.api.app import create_app
+from gridtokenx.api.connections import guarded
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node.home import Config, HomeError
 from gridtokenx.node.runtime import Node
@@ -69,13 +70,14 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
         host=settings.host,
         port=settings.port,
         loop="none",  # the node's loop is already running
-        http="httptools",
+        http=guarded(settings),  # httptools, with deadlines and a connection cap
         ws="websockets-sansio",
         lifespan="off",
         log_config=None,
         log_level="warning",
         access_log=False,
         ws_max_size=64 * 1024,
+        timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=2,
     )
     server = _Server(config)
@@ -114,4 +116,8 @@ def settings_of(config: Config) -> ApiSettings:
         cors_origins=config.api_cors_origins,
         rate_per_second=config.api_rate_per_second,
         rate_burst=2 * config.api_rate_per_second,
+        max_connections=config.api_max_connections,
+        header_timeout=config.api_header_timeout_s,
+        body_timeout=config.api_body_timeout_s,
+        keep_alive=config.api_keep_alive_s,
     )

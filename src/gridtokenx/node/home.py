@@ -55,6 +55,10 @@ class Config(msgspec.Struct, frozen=True):
     api_host: str = "127.0.0.1"  # bind elsewhere only behind a deliberate decision
     api_cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API
     api_rate_per_second: float = 100.0  # requests per client IP (burst: twice this)
+    api_max_connections: int = 512  # open at once, WebSockets included; beyond: 503
+    api_header_timeout_s: float = 10.0  # to send a request's headers; then closed
+    api_body_timeout_s: float = 30.0  # to send its body once the headers are in
+    api_keep_alive_s: int = 5  # an idle connection after a response; then closed
     clock_origin: int = 0  # wall-clock unix seconds at which the chain clock reads genesis time
     clock_speed: float = 1.0  # chain seconds per wall second: devnets/demo only, 1 in production
 
