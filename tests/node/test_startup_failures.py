@@ -2,18 +2,22 @@
 its store held by another process (a running node of the same home, or any process with
 the store open), a damaged store, a P2P, metrics or API port in use. Each is
 `gridtokenx node start` as an operator runs it, in a process; and in-process, `run_node`
-closes what it had opened (the store, the P2P port) before it raises. Processes bind to
-127.0.0.1, waits are bounded and every process is stopped."""
+closes what it had opened (the store, the P2P port) before it raises. A home the node
+cannot start from (a config value out of range, an address the machine does not have, an
+unreadable config, a file where the store should be) is one line as well. Processes bind
+to 127.0.0.1, waits are bounded and every process is stopped."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -156,3 +160,34 @@ def test_run_node_with_the_metrics_port_taken_closes_its_store_and_p2p_port(
     assert _free(read_config(home).listen_port)
     assert f"127.0.0.1:{metrics_taken}" in str(failed.value)
     assert "metrics_port" in str(failed.value)
+
+
+# --- a home the node cannot start from: one line too ---------------------------------------
+def _set(home: Path, **changes: object) -> None:
+    config = json.loads((home / "config.json").read_text())
+    (home / "config.json").write_text(json.dumps(config | changes))
+
+
+def _not_a_directory(home: Path) -> None:
+    shutil.rmtree(home / "data")
+    (home / "data").write_text("not a store")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "code", "says"),
+    [
+        (lambda h: _set(h, listen_port=99_999), "INVALID_HOME", "listen_port"),
+        (lambda h: _set(h, api_keep_alive_s=0), "INVALID_HOME", "api_keep_alive_s"),
+        (lambda h: _set(h, api_header_timeout_s=-1), "INVALID_HOME", "api_header_timeout_s"),
+        (lambda h: _set(h, api_host="192.0.2.1"), "INVALID_HOME", "change api_host"),
+        (lambda h: ((h / "config.json").unlink(), (h / "config.json").mkdir()), "INVALID_HOME",
+         "Is a directory"),
+        (_not_a_directory, "STORE_UNAVAILABLE", "not a directory"),
+    ],
+)  # fmt: skip
+def test_an_unusable_home_is_one_line(
+    home: Path, spoil: Callable[[Path], object], code: str, says: str
+) -> None:
+    spoil(home)
+    message = _one_line(_node_start(home), code)  # a process: a node that ran would time out
+    assert says in message and str(home) in message

@@ -60,7 +60,7 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        with binding("API", "api_port", settings.host, settings.port):
+        with binding("API", "api_port", settings.host, settings.port, "api_host"):
             sock.bind((settings.host, settings.port))
     except OSError:
         sock.close()

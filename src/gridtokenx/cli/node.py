@@ -131,7 +131,8 @@ def node_start(home: Home) -> None:
     except HomeError as exc:
         if isinstance(exc.__context__, keystore.KeystoreError):  # the home's key did not open
             raise Refused("KEYSTORE", str(exc)) from None
-        raise Refused("INVALID_HOME", str(exc)) from None
+        where = "" if str(home) in str(exc) else f"{home}: "  # a config value, named alone
+        raise Refused("INVALID_HOME", f"{where}{exc}") from None
     except PortInUse as exc:  # the store's errors name the home's data/ already
         raise Refused("PORT_IN_USE", f"{home}: {exc.strerror}") from None
 

@@ -22,7 +22,7 @@ from typing import Protocol
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger.genesis import Genesis
-from gridtokenx.node.home import Config, chain_clock, load_home
+from gridtokenx.node.home import Config, HomeError, chain_clock, load_home
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.store import open_application
@@ -54,14 +54,26 @@ class PortInUse(OSError):
 
 
 @contextlib.contextmanager
-def binding(what: str, setting: str, host: str, port: int) -> Iterator[None]:
-    """Binding `what` to `port`: "address in use" becomes a `PortInUse`."""
+def binding(
+    what: str, setting: str, host: str, port: int, host_setting: str = ""
+) -> Iterator[None]:
+    """Binding `what` to `port` (the config.json `setting`; its host `host_setting`):
+    "address in use" becomes a `PortInUse`; a host this machine does not have, or a port
+    it may not bind, is the config's fault (`HomeError`)."""
     try:
         yield
+    except PortInUse:
+        raise
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or isinstance(exc, PortInUse):
-            raise
-        raise PortInUse(what, setting, host, port) from None
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(what, setting, host, port) from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
+            fix = host_setting if exc.errno == errno.EADDRNOTAVAIL and host_setting else setting
+            raise HomeError(
+                f"config.json: the {what} address {host}:{port} cannot be bound "
+                f"({os.strerror(exc.errno)}); change {fix}"
+            ) from None
+        raise
 
 
 def _write_status(home: Path, node: Node) -> None:

@@ -150,7 +150,12 @@ class Store:
         when its files are damaged; nothing is left open either way."""
         self.path = path
         _check_not_headless(path)
-        path.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise StoreUnavailable(f"{path} is not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or full disk
+            raise StoreUnavailable(f"cannot create {path} ({exc.strerror or exc})") from None
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         options.create_missing_column_families(True)
