@@ -108,10 +108,11 @@ async def run_node(
 
     The key is decrypted with `passphrase`, else with GRIDTOKENX_PASSPHRASE; a wrong one,
     like any other unusable file in the home, raises `HomeError` before anything is opened
-    or bound. A node embedded in another program (the demo's observer) passes its own
-    `stop` event instead of taking the signals, and `on_node` to attach commit listeners
-    before the node starts. `services` start once the node runs (the API: see
-    `api.server.start_api`) and stop before it.
+    or bound. A store that does not open raises `storage.store.StoreUnavailable`, a port in
+    use `PortInUse`; whatever had been opened is closed first. A node embedded in another
+    program (the demo's observer) passes its own `stop` event instead of taking the
+    signals, and `on_node` to attach commit listeners before the node starts. `services`
+    start once the node runs (the API: see `api.server.start_api`) and stop before it.
     """
     config, spec, key = load_home(home, passphrase)
     node = _open_node(home, config, spec, key)
