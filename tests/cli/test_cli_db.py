@@ -65,6 +65,21 @@ def test_refusals(tmp_path: Path) -> None:
     assert forced.exit_code == 0, forced.output
 
 
+def test_a_damaged_store_is_store_corrupt_in_one_line(tmp_path: Path) -> None:
+    _make_store(tmp_path / "data")
+    with store.Store(tmp_path / "data") as db:  # a state record that no longer decodes
+        state = db.db.get_column_family("state")
+        state[next(iter(state.keys()))] = b"\xc1 damaged"
+        del state
+    loaded = runner.invoke(app, ["db", "info", str(tmp_path / "data")])
+    assert "does not decode" in error_lines(loaded, "STORE_CORRUPT", 1)[0]
+    manifest = tmp_path / "data" / (tmp_path / "data" / "CURRENT").read_text().strip()
+    manifest.write_bytes(b"\x00garbage" * 64)
+    for command in (["db", "info"], ["report", "export", "--out", str(tmp_path / "x"), "--data"]):
+        opened = runner.invoke(app, [*command, str(tmp_path / "data")])
+        assert "backup" in error_lines(opened, "STORE_CORRUPT", 1)[0]
+
+
 # --- pruning --------------------------------------------------------------------------------
 HEIGHTS = 8
 
@@ -166,6 +181,6 @@ def test_db_prune_refusals_change_nothing(tmp_path: Path) -> None:
     assert "not a GridTokenX store" in error_lines(missing, "BAD_INPUT", 2)[0]  # was exit 1
     with store.Store(tmp_path / "home" / "data"):  # a running node holds the lock
         locked = runner.invoke(app, ["db", "prune", "--home", home, "--keep", "1"])
-    assert "still running" in error_lines(locked, "STORE_UNAVAILABLE", 1)[0]
+    assert "still running" in error_lines(locked, "STORE_LOCKED", 1)[0]
     with store.Store(tmp_path / "home" / "data") as db:
         assert db.pruned_below() == 0 and db.block(1) is not None

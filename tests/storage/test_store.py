@@ -116,3 +116,55 @@ def test_checkpoint_is_a_consistent_copy(tmp_path: Path) -> None:
     with store.Store(tmp_path / "backup") as backup:
         assert backup.height() == 1
         assert backup.load_state().root() == sb.state.root()
+
+
+# --- a store that does not open: typed, with nothing left open --------------------------------
+def _genesis_store(path: Path) -> None:
+    store.open_application(Sandbox().genesis, path).close()
+
+
+def test_a_store_open_elsewhere_is_store_locked(tmp_path: Path) -> None:
+    _genesis_store(tmp_path / "s")
+    with store.Store(tmp_path / "s"), pytest.raises(store.StoreLocked) as locked:
+        store.Store(tmp_path / "s")  # RocksDB's lock holds within a process too
+    assert str(tmp_path / "s") in str(locked.value)
+
+
+@pytest.mark.parametrize("damage", ["manifest", "missing manifest", "no current"])
+def test_damaged_files_are_store_corrupt_and_left_alone(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "s"
+    _genesis_store(path)
+    manifest = path / (path / "CURRENT").read_text().strip()
+    if damage == "manifest":
+        manifest.write_bytes(b"\x00garbage" * 64)
+    elif damage == "missing manifest":
+        manifest.unlink()
+    else:
+        (path / "CURRENT").unlink()
+    before = sorted(p.name for p in path.iterdir() if not p.name.startswith("LOG"))
+    with pytest.raises(store.StoreCorrupt) as damaged:
+        store.Store(path)
+    assert str(path) in str(damaged.value)
+    assert sorted(p.name for p in path.iterdir() if not p.name.startswith("LOG")) == before
+
+
+def test_a_record_that_does_not_decode_is_store_corrupt_and_the_store_closed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s"
+    _genesis_store(path)
+    with store.Store(path) as db:
+        state = db.db.get_column_family("state")
+        state[next(iter(state.keys()))] = b"\xc1 not msgpack"
+        del state
+    with pytest.raises(store.StoreCorrupt, match="does not decode"):
+        store.open_application(Sandbox().genesis, path)
+    with store.Store(path) as db:  # open_application closed it again
+        assert db.has_genesis()
+
+
+def test_a_wal_that_does_not_decode_is_store_corrupt(tmp_path: Path) -> None:
+    with store.Store(tmp_path / "s") as db:
+        db.db.get_column_family("wal")[store.WAL_KEY] = b"\xc1 not msgpack"
+        with pytest.raises(store.StoreCorrupt, match="WAL does not decode"):
+            db.load_wal()

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import uvicorn
 
 from gridtokenx.api.app import create_app
+from gridtokenx.api.connections import guarded
 from gridtokenx.api.settings import ApiSettings
-from gridtokenx.node.home import Config
+from gridtokenx.node.home import Config, HomeError
 from gridtokenx.node.runtime import Node
+from gridtokenx.node.service import binding
 
 STARTUP_SECONDS = 10.0
 
@@ -52,13 +54,14 @@ class ApiServer:
 
 async def serve(node: Node, settings: ApiSettings) -> ApiServer:
     """Start serving on the running loop; returns once the socket is bound."""
-    # Bound here, so a port in use is an OSError for the caller (uvicorn itself would
-    # exit the whole process).
+    # Bound here, so a port in use is an OSError (`PortInUse`) for the caller (uvicorn
+    # itself would exit the whole process).
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.host, settings.port))
+        with binding("API", "api_port", settings.host, settings.port, "api_host"):
+            sock.bind((settings.host, settings.port))
     except OSError:
         sock.close()
         raise
@@ -67,13 +70,14 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
         host=settings.host,
         port=settings.port,
         loop="none",  # the node's loop is already running
-        http="httptools",
+        http=guarded(settings),  # httptools, with deadlines and a connection cap
         ws="websockets-sansio",
         lifespan="off",
         log_config=None,
         log_level="warning",
         access_log=False,
         ws_max_size=64 * 1024,
+        timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=2,
     )
     server = _Server(config)
@@ -93,17 +97,27 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
 
 async def start_api(node: Node, config: Config) -> ApiServer | None:
     """The node's API as its home's config asks (`node.service.run_node`'s `services`):
-    off when `api_port` is 0; a port in use raises, which stops the node cleanly."""
+    off when `api_port` is 0; a port in use (`PortInUse`) or settings out of range
+    (`HomeError`) raise, which stops the node cleanly."""
     if not config.api_port:
         return None
-    return await serve(node, settings_of(config))
+    try:
+        settings = settings_of(config)
+    except ValueError as exc:
+        raise HomeError(f"config.json: {exc}") from None
+    return await serve(node, settings)
 
 
 def settings_of(config: Config) -> ApiSettings:
+    """The API settings of a home's config (ValueError for values out of range)."""
     return ApiSettings(
         host=config.api_host,
         port=config.api_port,
         cors_origins=config.api_cors_origins,
         rate_per_second=config.api_rate_per_second,
         rate_burst=2 * config.api_rate_per_second,
+        max_connections=config.api_max_connections,
+        header_timeout=config.api_header_timeout_s,
+        body_timeout=config.api_body_timeout_s,
+        keep_alive=config.api_keep_alive_s,
     )

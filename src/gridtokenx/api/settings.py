@@ -16,9 +16,19 @@ class ApiSettings:
     max_batch: int = 1000  # transactions in one batch request
     ws_queue: int = 256  # messages buffered per WebSocket client before it is dropped
     ws_max_subscriptions: int = 64  # per WebSocket client
+    # Connections (api/connections.py): what a client that never finishes costs the node.
+    max_connections: int = 512  # open at once, WebSockets included; beyond: 503 and closed
+    header_timeout: float = 10.0  # seconds to send a request's headers, from its first byte
+    body_timeout: float = 30.0  # seconds to send its body once the headers are in
+    keep_alive: int = 5  # whole seconds an idle connection stays open after a response
+    max_header_bytes: int = 64 * 1024  # request line and headers; beyond: 431 and closed
 
     def __post_init__(self) -> None:
         if self.rate_per_second <= 0 or self.rate_burst < 1:
             raise ValueError("the API rate limit needs rate > 0 and burst >= 1")
         if min(self.max_body_bytes, self.max_batch, self.ws_queue) < 1:
             raise ValueError("API size limits must be positive")
+        if min(self.max_connections, self.keep_alive, self.max_header_bytes) < 1:
+            raise ValueError("API connection limits must be positive")
+        if not (self.header_timeout > 0 and self.body_timeout > 0):
+            raise ValueError("API timeouts must be positive")

@@ -20,18 +20,14 @@ Data = Annotated[Path, typer.Argument(help="the node's store directory")]
 
 
 def open_store(path: Path) -> Store:
-    """The store at `path`: a path without one is bad input; one that does not open (its
-    node still running holds the lock) is STORE_UNAVAILABLE."""
+    """The store at `path`: a path without one is bad input; one that does not open raises
+    the store's own error, which `cli.errors` reports in every command alike (STORE_LOCKED
+    while its node runs, STORE_CORRUPT, STORE_UNAVAILABLE)."""
     from gridtokenx.storage import store
 
     if not (path / "CURRENT").is_file():
         raise BadInput(f"{path} is not a GridTokenX store (no RocksDB CURRENT file)")
-    try:
-        return store.Store(path)
-    except Exception as exc:  # rocksdict raises a bare Exception, e.g. for a held lock
-        raise Refused(
-            "STORE_UNAVAILABLE", f"cannot open {path} ({exc}); is its node still running?"
-        ) from None
+    return store.Store(path)
 
 
 def _describe(db: Store) -> str:

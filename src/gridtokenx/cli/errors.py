@@ -20,9 +20,9 @@ whose move it is:
    A node's or the ledger's refusal (their codes pass through unchanged), a dropped or
    unconfirmed transaction, an unreachable node, a genesis file with problems, a
    destination that already exists (without --force), no passphrase or a wrong one, a
-   store that cannot open because its node still runs, a devnet or demo that stopped, an
-   export that does not match the chain. The same command line can succeed at another
-   time or place.
+   store that cannot open because its node still runs or its files are damaged, a port in
+   use, a devnet or demo that stopped, an export that does not match the chain. The same
+   command line can succeed at another time or place.
 
 A wrong passphrase is 1, not 2: the secret is not on the command line, and the keystore
 cannot tell a mistyped passphrase from a damaged file ("wrong passphrase, or the file is
@@ -39,7 +39,10 @@ The codes the command line gives itself, all exit 1 except BAD_INPUT:
     INVALID_GENESIS    a genesis file with problems, one line for each
     INVALID_HOME       a node home the node cannot start from
     NO_STATUS          a node home without status.json: the node has not run
-    STORE_UNAVAILABLE  a store that does not open (a running node holds its lock)
+    STORE_LOCKED       a store another process has open (most often its node, still running)
+    STORE_CORRUPT      a store whose files are damaged (restore a backup, or resync)
+    STORE_UNAVAILABLE  a store that does not open for another reason (RocksDB's is given)
+    PORT_IN_USE        a port a node's config names is taken (P2P, API or metrics)
     STORE              the store refused the operation
     RESTORE_MISMATCH   a restored store differs from its backup
     MISMATCH           an audit export differs from the chain, one line for each finding
@@ -54,9 +57,10 @@ The codes the command line gives itself, all exit 1 except BAD_INPUT:
 
 A dropped transaction reports the mempool's reason (e.g. EXPIRED) as its code.
 
-Commands raise `BadInput` or `Refused`; the SDK's and keystore's errors mean the same in
-every command and are translated here; `ContractGroup`, the root command group, writes
-whatever escapes a command (and Click's own usage errors) in this form.
+Commands raise `BadInput` or `Refused`; the SDK's, keystore's and store's errors and a
+port in use mean the same in every command and are translated here; `ContractGroup`, the
+root command group, writes whatever escapes a command (and Click's own usage errors) in
+this form.
 """
 
 from __future__ import annotations
@@ -117,6 +121,25 @@ def _library(exc: Exception) -> Failure | None:
         return "KEYSTORE", [str(exc)], EXIT_REFUSED
     if isinstance(exc, httpx.HTTPError):
         return "UNREACHABLE", [f"{_node(exc)}: {exc or type(exc).__name__}"], EXIT_REFUSED
+    return _local(exc)
+
+
+def _local(exc: Exception) -> Failure | None:
+    """A store that does not open and a port in use: what stops a node starting (and a
+    `db` or `report` command), each with what to do about it. Imported only when no check
+    above matched."""
+    from gridtokenx.node.service import PortInUse
+    from gridtokenx.storage.store import StoreCorrupt, StoreLocked, StoreUnavailable
+
+    if isinstance(exc, StoreLocked):
+        return "STORE_LOCKED", [f"{exc}: is its node still running? Stop it first"], EXIT_REFUSED
+    if isinstance(exc, StoreCorrupt):
+        fix = "restore it from a backup (`gridtokenx db restore`), or move it aside to resync"
+        return "STORE_CORRUPT", [f"{exc}: {fix}"], EXIT_REFUSED
+    if isinstance(exc, StoreUnavailable):
+        return "STORE_UNAVAILABLE", [str(exc)], EXIT_REFUSED
+    if isinstance(exc, PortInUse):
+        return "PORT_IN_USE", [str(exc.strerror)], EXIT_REFUSED
     return None
 
 

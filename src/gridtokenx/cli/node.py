@@ -107,13 +107,17 @@ def init(
 
 @node_app.command("start")
 def node_start(home: Home) -> None:
-    """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes)."""
+    """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes).
+
+    A node that cannot start (its store held by another process or damaged, a port in
+    use, an unusable home) says why in one line and exits 1, having closed what it
+    opened."""
     import uvloop
 
     from gridtokenx.api.server import start_api
     from gridtokenx.node import keystore
     from gridtokenx.node.home import HomeError
-    from gridtokenx.node.service import run_node
+    from gridtokenx.node.service import PortInUse, run_node
 
     if not (home / "config.json").exists():
         raise BadInput(f"{home} has no config.json (run `gridtokenx init` or `gridtokenx devnet`)")
@@ -127,7 +131,10 @@ def node_start(home: Home) -> None:
     except HomeError as exc:
         if isinstance(exc.__context__, keystore.KeystoreError):  # the home's key did not open
             raise Refused("KEYSTORE", str(exc)) from None
-        raise Refused("INVALID_HOME", str(exc)) from None
+        where = "" if str(home) in str(exc) else f"{home}: "  # a config value, named alone
+        raise Refused("INVALID_HOME", f"{where}{exc}") from None
+    except PortInUse as exc:  # the store's errors name the home's data/ already
+        raise Refused("PORT_IN_USE", f"{home}: {exc.strerror}") from None
 
 
 def status(home: Home) -> None:

@@ -2,7 +2,8 @@
 
 Exit codes follow cli.errors: 0 done (verify: the export matches the chain); 1 for a
 verification that found mismatches (MISMATCH, one line for each), an export directory
-already in use (EXISTS) or a store that does not open (STORE_UNAVAILABLE); 2 for a request
+already in use (EXISTS) or a store that does not open (STORE_LOCKED, STORE_CORRUPT,
+STORE_UNAVAILABLE); 2 for a request
 that cannot be served as given (a bad range or options, no store, an unreadable export).
 """
 

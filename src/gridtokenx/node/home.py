@@ -27,6 +27,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -36,9 +37,15 @@ from gridtokenx.wire.crypto import PrivateKey
 
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
 
+# Checked when config.json is read, so a value out of range is INVALID_HOME before the node
+# opens anything (a port above 65535 would otherwise bind some other port, silently).
+Port = Annotated[int, msgspec.Meta(ge=0, le=65_535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
 
 class Config(msgspec.Struct, frozen=True):
-    listen_port: int
+    listen_port: Port
     peers: tuple[tuple[str, int, str], ...]  # (host, port, peer id hex)
     propose_ms: int = 1000
     prevote_ms: int = 500
@@ -46,15 +53,19 @@ class Config(msgspec.Struct, frozen=True):
     block_ms: int = 1000  # governed block time: empty blocks come at most this often
     min_block_ms: int = 0  # with transactions waiting, propose this soon after a commit
     build_budget_ms: int = 250  # stop adding transactions to a block after this long
-    metrics_port: int = 0  # Prometheus /metrics on 127.0.0.1; 0: off
+    metrics_port: Port = 0  # Prometheus /metrics on 127.0.0.1; 0: off
     dial_all: bool = False  # a full node dials every peer; validators split the dialling
     keep_blocks: int = 0  # keep the last N blocks, prune older ones; 0: keep all (archive)
     moniker: str = ""  # the operator's name for the node, for logs and status only
     target_peers: int = 8  # dial addresses learnt from peers (peers.json) up to this many
-    api_port: int = 0  # REST + WebSocket API on 127.0.0.1 (api_host); 0: off
+    api_port: Port = 0  # REST + WebSocket API on 127.0.0.1 (api_host); 0: off
     api_host: str = "127.0.0.1"  # bind elsewhere only behind a deliberate decision
     api_cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API
     api_rate_per_second: float = 100.0  # requests per client IP (burst: twice this)
+    api_max_connections: Positive = 512  # open at once, WebSockets included; beyond: 503
+    api_header_timeout_s: Seconds = 10.0  # to send a request's headers; then closed
+    api_body_timeout_s: Seconds = 30.0  # to send its body once the headers are in
+    api_keep_alive_s: Positive = 5  # an idle connection after a response; then closed
     clock_origin: int = 0  # wall-clock unix seconds at which the chain clock reads genesis time
     clock_speed: float = 1.0  # chain seconds per wall second: devnets/demo only, 1 in production
 
@@ -132,6 +143,8 @@ def load_home(
         raise HomeError(f"{home} has no config.json (run `gridtokenx init`)") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise HomeError(f"{home / 'config.json'}: {exc}") from None
+    except OSError as exc:  # unreadable: permissions, a directory in its place
+        raise HomeError(f"{home / 'config.json'}: {exc.strerror or exc}") from None
     if config.clock_speed <= 0:
         raise HomeError(f"{home / 'config.json'}: clock_speed must be positive")
     try:
@@ -140,6 +153,8 @@ def load_home(
         raise HomeError(f"{home} has no genesis.json") from None
     except genesis.GenesisError as exc:
         raise HomeError(f"{home / 'genesis.json'}: {exc}") from None
+    except OSError as exc:
+        raise HomeError(f"{home / 'genesis.json'}: {exc.strerror or exc}") from None
     try:
         key = keystore.load_key(home / "node_key.json", passphrase, allow_insecure=True)
     except keystore.KeystoreError as exc:

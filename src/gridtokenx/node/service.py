@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import math
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger.genesis import Genesis
-from gridtokenx.node.home import Config, chain_clock, load_home
+from gridtokenx.node.home import Config, HomeError, chain_clock, load_home
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.store import open_application
@@ -36,7 +37,43 @@ class Service(Protocol):
 
 StartService = Callable[[Node, Config], Awaitable[Service | None]]
 """Starts a service for a running node from the home's config (None: the config turns it
-off). A failure (a port in use) stops the node with the reason, cleanly."""
+off). A failure (a port in use: `PortInUse`) stops the node with the reason, cleanly."""
+
+
+class PortInUse(OSError):
+    """A port the home's config names is taken: the node does not start, and what it had
+    opened (its store, the ports bound before) is closed again. `strerror` says which
+    port and which config.json setting moves it."""
+
+    def __init__(self, what: str, setting: str, host: str, port: int) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"the {what} port {host}:{port} is in use by another program (another node?); "
+            f"stop it or change {setting} in config.json",
+        )
+
+
+@contextlib.contextmanager
+def binding(
+    what: str, setting: str, host: str, port: int, host_setting: str = ""
+) -> Iterator[None]:
+    """Binding `what` to `port` (the config.json `setting`; its host `host_setting`):
+    "address in use" becomes a `PortInUse`; a host this machine does not have, or a port
+    it may not bind, is the config's fault (`HomeError`)."""
+    try:
+        yield
+    except PortInUse:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(what, setting, host, port) from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
+            fix = host_setting if exc.errno == errno.EADDRNOTAVAIL and host_setting else setting
+            raise HomeError(
+                f"config.json: the {what} address {host}:{port} cannot be bound "
+                f"({os.strerror(exc.errno)}); change {fix}"
+            ) from None
+        raise
 
 
 def _write_status(home: Path, node: Node) -> None:
@@ -71,10 +108,11 @@ async def run_node(
 
     The key is decrypted with `passphrase`, else with GRIDTOKENX_PASSPHRASE; a wrong one,
     like any other unusable file in the home, raises `HomeError` before anything is opened
-    or bound. A node embedded in another program (the demo's observer) passes its own
-    `stop` event instead of taking the signals, and `on_node` to attach commit listeners
-    before the node starts. `services` start once the node runs (the API: see
-    `api.server.start_api`) and stop before it.
+    or bound. A store that does not open raises `storage.store.StoreUnavailable`, a port in
+    use `PortInUse`; whatever had been opened is closed first. A node embedded in another
+    program (the demo's observer) passes its own `stop` event instead of taking the
+    signals, and `on_node` to attach commit listeners before the node starts. `services`
+    start once the node runs (the API: see `api.server.start_api`) and stop before it.
     """
     config, spec, key = load_home(home, passphrase)
     node = _open_node(home, config, spec, key)
@@ -86,9 +124,11 @@ async def run_node(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-    await node.gossip.listen("127.0.0.1", config.listen_port)
-    if config.metrics_port:
-        node.metrics.serve(config.metrics_port)
+    try:
+        await _bind(node, config)
+    except BaseException:
+        await node.stop()  # never half-started: the store closed, the P2P port free again
+        raise
     await node.start()
     started: list[Service] = []
     began = loop.time()
@@ -109,22 +149,36 @@ async def run_node(
         await node.stop()
 
 
+async def _bind(node: Node, config: Config) -> None:
+    """The P2P and metrics ports; a port in use is `PortInUse`."""
+    with binding("P2P", "listen_port", "127.0.0.1", config.listen_port):
+        await node.gossip.listen("127.0.0.1", config.listen_port)
+    if config.metrics_port:
+        with binding("metrics", "metrics_port", "127.0.0.1", config.metrics_port):
+            node.metrics.serve(config.metrics_port)
+
+
 def _open_node(home: Path, config: Config, spec: Genesis, key: PrivateKey) -> Node:
     # A proposer with nothing to include waits up to block_ms: the others wait for that too.
     timeouts = Timeouts(config.propose_ms + config.block_ms, config.prevote_ms, config.precommit_ms)
-    return Node(
-        key,
-        open_application(spec, home / "data"),
-        timeouts,
-        block_interval=config.block_ms / 1000,
-        address_book=AddressBook(home / "peers.json"),
-        min_block_gap=config.min_block_ms / 1000,
-        build_budget=config.build_budget_ms / 1000,
-        clock=chain_clock(spec.genesis_time, config.clock_origin, config.clock_speed),
-        # An accelerated clock moves `speed` chain seconds per wall second: allow the same
-        # wall-clock disagreement between validators as at speed 1.
-        clock_drift=math.ceil(MAX_CLOCK_DRIFT * max(1.0, config.clock_speed)),
-    )
+    app = open_application(spec, home / "data")
+    try:
+        return Node(
+            key,
+            app,
+            timeouts,
+            block_interval=config.block_ms / 1000,
+            address_book=AddressBook(home / "peers.json"),
+            min_block_gap=config.min_block_ms / 1000,
+            build_budget=config.build_budget_ms / 1000,
+            clock=chain_clock(spec.genesis_time, config.clock_origin, config.clock_speed),
+            # An accelerated clock moves `speed` chain seconds per wall second: allow the
+            # same wall-clock disagreement between validators as at speed 1.
+            clock_drift=math.ceil(MAX_CLOCK_DRIFT * max(1.0, config.clock_speed)),
+        )
+    except BaseException:
+        app.close()  # a node that did not start never leaves its store open
+        raise
 
 
 async def _housekeeping(home: Path, node: Node, config: Config, address: bytes) -> None:

@@ -70,6 +70,45 @@ class StoreError(RuntimeError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The store does not open; the message names its directory and RocksDB's reason."""
+
+
+class StoreLocked(StoreUnavailable):
+    """Another process has the store open (RocksDB lets one process at a time): most often
+    the home's node is still running."""
+
+
+class StoreCorrupt(StoreUnavailable):
+    """The store's files are damaged: RocksDB refuses them, or a record does not decode."""
+
+
+_ROCKSDB_FILES: Final = ("MANIFEST-", "OPTIONS-", ".sst", ".log")
+
+
+def _open_failure(path: Path, exc: Exception) -> StoreUnavailable:
+    """What a failed `Rdict` open means (rocksdict raises a bare Exception carrying
+    RocksDB's status text: "IO error: While lock file: .../LOCK: ...", "Corruption: ...")."""
+    reason = " ".join(str(exc).split())
+    if "/LOCK" in reason and reason.startswith("IO error"):
+        where = "in this process" if "by current process" in reason else "in another process"
+        return StoreLocked(f"{path} is open {where}")
+    # The directory exists by now, so a file RocksDB cannot find is one the store lost.
+    if reason.startswith("Corruption") or "No such file or directory" in reason:
+        return StoreCorrupt(f"{path} is damaged ({reason})")
+    return StoreUnavailable(f"cannot open {path} ({reason})")
+
+
+def _check_not_headless(path: Path) -> None:
+    """A directory holding RocksDB's files without the CURRENT file naming its manifest is
+    a damaged store: opening it with `create_if_missing` would write a new empty store
+    among the old files (and fail half-way), so it is refused before RocksDB sees it."""
+    if (path / "CURRENT").exists() or not path.is_dir():
+        return
+    if any(name in entry.name for entry in path.iterdir() for name in _ROCKSDB_FILES):
+        raise StoreCorrupt(f"{path} is damaged (RocksDB files without a CURRENT file)")
+
+
 def encode_record(record: msgspec.Struct) -> bytes:
     name = type(record).__name__
     if name not in _BY_NAME:
@@ -106,17 +145,33 @@ def _block_hash(body: bytes, height: int) -> bytes:
 
 class Store:
     def __init__(self, path: Path) -> None:
+        """Open (or create) the store at `path`. One that cannot open raises
+        `StoreUnavailable`: `StoreLocked` when another process holds it, `StoreCorrupt`
+        when its files are damaged; nothing is left open either way."""
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
+        _check_not_headless(path)
+        if path.exists() and not path.is_dir():
+            raise StoreUnavailable(f"{path} is not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or full disk
+            raise StoreUnavailable(f"cannot create {path} ({exc.strerror or exc})") from None
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         options.create_missing_column_families(True)
         families = {name: Options(raw_mode=True) for name in COLUMN_FAMILIES}
-        self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
+        try:
+            self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
+        except Exception as exc:  # rocksdict's errors are bare Exceptions
+            raise _open_failure(path, exc) from None
         self._sync = WriteOptions()
         self._sync.sync = True
-        if self._get("meta", CERT_INDEX_KEY) is None:
-            self.rebuild_certificate_index()
+        try:
+            if self._get("meta", CERT_INDEX_KEY) is None:
+                self.rebuild_certificate_index()
+        except BaseException:
+            self.close()
+            raise
 
     # --- plumbing --------------------------------------------------------------------------
     @property
@@ -350,11 +405,25 @@ class Store:
         return self._get("meta", b"genesis") is not None
 
     def _records(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
+        """Every state record, decoded; a damaged one (or a block RocksDB finds corrupt as
+        it reads) raises `StoreCorrupt`, so a node never starts from a state it misread."""
         cf = self.db.get_column_family("state")
         try:
             for key, value in cf.items():
                 assert isinstance(key, bytes) and isinstance(value, bytes)
-                yield key, decode_record(value)
+                try:
+                    record = decode_record(value)
+                except (msgspec.MsgspecError, KeyError, ValueError, TypeError):
+                    raise StoreCorrupt(
+                        f"{self.path} is damaged (the state record {key.hex()} does not decode)"
+                    ) from None
+                yield key, record
+        except StoreCorrupt:
+            raise
+        except Exception as exc:
+            if str(exc).startswith("Corruption"):  # RocksDB's, as a bare Exception
+                raise StoreCorrupt(f"{self.path} is damaged ({exc})") from None
+            raise
         finally:
             del cf
 
@@ -370,7 +439,12 @@ class Store:
 
     def load_wal(self) -> Persistent | None:
         raw = self._get("wal", WAL_KEY)
-        return None if raw is None else msgspec.msgpack.decode(raw, type=Persistent)
+        try:
+            return None if raw is None else msgspec.msgpack.decode(raw, type=Persistent)
+        except msgspec.MsgspecError:
+            raise StoreCorrupt(
+                f"{self.path} is damaged (its consensus WAL does not decode)"
+            ) from None
 
     # --- backups ---------------------------------------------------------------------------
     def checkpoint(self, destination: Path) -> None:
@@ -382,12 +456,17 @@ class Store:
 
 def open_application(spec: genesis.Genesis, path: Path) -> Application[Store]:
     """Open (or create) a node's store at `path` and the application over it, starting
-    from genesis when the store is new."""
+    from genesis when the store is new. A store that does not open or load raises
+    `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`) and is closed again."""
     store = Store(path)
-    if not store.has_genesis():
-        state = genesis.build_state(spec)
-        store.save_genesis_state(state)
-        return Application(spec.chain_id, state, store, last_time=spec.genesis_time)
-    app = Application(spec.chain_id, store.load_state(), store, last_time=spec.genesis_time)
-    app.resume()
+    try:
+        if not store.has_genesis():
+            state = genesis.build_state(spec)
+            store.save_genesis_state(state)
+            return Application(spec.chain_id, state, store, last_time=spec.genesis_time)
+        app = Application(spec.chain_id, store.load_state(), store, last_time=spec.genesis_time)
+        app.resume()
+    except BaseException:
+        store.close()
+        raise
     return app
