@@ -137,6 +137,7 @@ class Cluster:
     rogues: dict[int, list[Rogue]] = field(default_factory=dict)
     crashes: list[Crash] = field(default_factory=list)
     genesis_time: int = 0
+    _restarts: list[asyncio.TimerHandle] = field(default_factory=list)
 
     async def create(self, base_port: int) -> None:
         """Write the homes (validators first, then full nodes), start the network and
@@ -189,6 +190,8 @@ class Cluster:
 
     async def stop_all(self) -> None:
         """Rogues away, every node stopped cleanly (concurrently), the network closed."""
+        for handle in self._restarts:
+            handle.cancel()
         for fault_id in list(self.rogues):
             await self._unrogue(fault_id)
         await asyncio.gather(*(n.stop() for n in self.nodes.values()))
@@ -211,7 +214,15 @@ class Cluster:
                 self.crashes.append(Crash(node.name, self.clock(), node.proc.returncode,
                                           node.log_tail()))  # fmt: skip
                 node.expected_down = True
-                asyncio.get_running_loop().call_later(RESTART_CRASHED_AFTER_S, node.start)
+                loop = asyncio.get_running_loop()
+                self._restarts.append(loop.call_later(RESTART_CRASHED_AFTER_S, node.start))
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """`watch` twice a second until `stop` is set."""
+        while not stop.is_set():
+            self.watch()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
 
     # --- perturbations ---------------------------------------------------------------------
     async def begin(self, fault_id: int, fault: Fault) -> list[str]:

@@ -78,16 +78,21 @@ async def _run(
     orders: load.OrdersSource | None, log: Log,
 ) -> dict[str, Any]:  # fmt: skip
     count = len(scenario.node_names())
-    await cluster.create(base_port or free_base_port(count))
-    spec = load_genesis(cluster.root / "egat" / "genesis.json")
-    plan = load.build(spec, scenario.load, int(time.time()), orders)
+    try:  # the homes, the proxies, and the load signed before any node starts
+        await cluster.create(base_port or free_base_port(count))
+        spec = load_genesis(next(iter(cluster.nodes.values())).home / "genesis.json")
+        plan = load.build(spec, scenario.load, int(time.time()), orders)
+    except BaseException:
+        await cluster.network.stop()
+        raise
     log(f"{scenario.name}: {count} nodes, {sum(map(len, plan.setup))} setup and "
         f"{len(plan.stream)} load transactions signed")  # fmt: skip
     apis = {n: AsyncClient(p.api, timeout=API_TIMEOUT_S) for n, p in cluster.nodes.items()}
     generator = load.Generator(apis, clock)
     follower = Follower(apis, clock)
-    stop_follower = asyncio.Event()
-    following = asyncio.create_task(follower.run(stop_follower))
+    stop = asyncio.Event()
+    following = asyncio.create_task(follower.run(stop))
+    supervising = asyncio.create_task(cluster.supervise(stop))  # crashes noted, restarted
     try:
         cluster.start_all()
         await _ready(cluster, apis, log)
@@ -95,8 +100,9 @@ async def _run(
         observed = await _perturbed(scenario, cluster, generator, follower, plan, clock, log)
         statuses = await _settle(scenario, cluster, generator, follower, log)
     finally:
-        stop_follower.set()
+        stop.set()
         await following
+        await supervising
         for api in apis.values():
             await api.close()
         await cluster.stop_all()
@@ -126,7 +132,6 @@ async def _ready(cluster: Cluster, apis: dict[str, AsyncClient], log: Log) -> No
         if all(peers.get(n, -1) >= w for n, w in want.items()):
             log(f"devnet ready: peers {peers}")
             return
-        cluster.watch()
         await asyncio.sleep(0.3)
     raise SetupFailed(f"the nodes did not connect within {READY_S:.0f} s: {_tails(cluster)}")
 
@@ -155,25 +160,12 @@ async def _perturbed(
     plan: load.LoadPlan, clock: RunClock, log: Log,
 ) -> Observed:  # fmt: skip
     """The load and the schedule together, from the run clock's zero; every fault undone
-    by the end. Nodes that exit by themselves meanwhile are noted and restarted."""
+    by the end."""
     clock.zero()
     notes = [FaultNote(f) for f in scenario.faults]
-    done = asyncio.Event()
-
-    async def watch() -> None:
-        while not done.is_set():
-            cluster.watch()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 0.5)
-
-    watching = asyncio.create_task(watch())
-    try:
-        faults = [_fault(i, note, cluster, clock, log) for i, note in enumerate(notes)]
-        driving = load.drive(generator, plan.stream, scenario.load, scenario.load.seconds)
-        lag, _ = await asyncio.gather(driving, asyncio.gather(*faults))
-    finally:
-        done.set()
-        await watching
+    faults = [_fault(i, note, cluster, clock, log) for i, note in enumerate(notes)]
+    driving = load.drive(generator, plan.stream, scenario.load, scenario.load.seconds)
+    lag, _ = await asyncio.gather(driving, asyncio.gather(*faults))
     window = max(scenario.seconds, clock())
     return Observed(window, {}, follower.final_at, generator.sent, notes, [], lag,
                     generator.errors)  # fmt: skip
