@@ -11,6 +11,7 @@ makes every figure worse, and the figures are the bench's business
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -91,7 +92,11 @@ def test_what_a_cut_off_full_node_acknowledged_commits_after_the_heal(tmp_path: 
 def test_a_peer_that_hangs_up_in_the_handshake_does_not_crash_the_dialler(
     tmp_path: Path,
 ) -> None:
-    async def hangup(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def hangup(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Take the dialler's first message (so the close is an orderly FIN, never a reset
+        for unread bytes), then hang up."""
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readexactly(68)
         writer.close()
 
     async def scenario() -> int | None:
@@ -107,10 +112,15 @@ def test_a_peer_that_hangs_up_in_the_handshake_does_not_crash_the_dialler(
         command = [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)]
         with open(home / "node.log", "ab") as log:
             proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            for _ in range(50):  # 10 s: the node dials its peer every half second
+        try:  # once it runs (status.json), the node dials its peer every half second
+            running_since = None
+            for _ in range(300):  # bounded: 60 s to start, then 5 s of dialling
                 await asyncio.sleep(0.2)
                 if proc.poll() is not None:
+                    break
+                if running_since is None and (home / "status.json").exists():
+                    running_since = time.monotonic()
+                if running_since is not None and time.monotonic() - running_since > 5:
                     break
             return proc.poll()
         finally:

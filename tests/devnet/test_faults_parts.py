@@ -124,6 +124,7 @@ def test_proxies_cut_hold_heal_and_slow_a_link() -> None:
         routes = await net.start([Link("a", "b", port), Link("c", "b", port)])
         (_, ab), (_, cb) = routes[("a", "b")], routes[("c", "b")]
         try:
+            assert await net.wait_open(10)  # the links open once the target listens
             assert await _roundtrip(ab, b"hello", 5) == b"hello"
             reader, writer = await asyncio.open_connection("127.0.0.1", ab)
             net.partition(1, [["a"]], "cut")
@@ -153,6 +154,7 @@ def test_a_blackhole_forwards_nothing_until_the_heal() -> None:
         net = ProxyNetwork()
         routes = await net.start([Link("a", "b", target.sockets[0].getsockname()[1])])
         try:
+            assert await net.wait_open(10)
             reader, writer = await asyncio.open_connection(*routes[("a", "b")])
             net.partition(1, [["a"]], "blackhole")
             writer.write(b"ping")
@@ -198,3 +200,28 @@ def test_faults_are_described_for_people() -> None:
     fault = Fault("rogue", 3, 2, nodes=("mea",), connections=2, requests_per_s=50)
     assert fault.label() == "rogue mea x2 asking 50/s at 3s for 2s"
     assert Scenario("s", faults=(fault,)).seconds == 20.0
+
+
+def test_a_link_to_a_target_that_is_down_refuses_until_it_listens() -> None:
+    """As dialling a stopped node's own port would: refused, not accepted and reset."""
+
+    async def scenario() -> None:
+        target = await asyncio.start_server(_echo, "127.0.0.1", 0)
+        port = target.sockets[0].getsockname()[1]
+        net = ProxyNetwork()
+        routes = await net.start([Link("a", "b", port)])
+        try:
+            assert await net.wait_open(10)
+            net.down("b")
+            target.close()
+            await target.wait_closed()
+            with pytest.raises(ConnectionRefusedError):
+                await _roundtrip(routes[("a", "b")][1], b"x", 5)
+            target = await asyncio.start_server(_echo, "127.0.0.1", port)
+            assert await net.wait_open(10)
+            assert await _roundtrip(routes[("a", "b")][1], b"back", 5) == b"back"
+        finally:
+            await net.stop()
+            target.close()
+
+    asyncio.run(scenario())

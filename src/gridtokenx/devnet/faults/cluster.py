@@ -1,10 +1,11 @@
 """The devnet a scenario runs on: validator and full-node homes whose links go through the
 harness's network, their processes, and the perturbations applied to them.
 
-Every node runs as `gridtokenx node start` under the clock launcher (`launch.py`), its
-stderr appended to `node.log` in its home. The harness, not the node, decides when a node
-is killed, paused or restarted; a node that exits on its own is a crash, noted with the
-tail of its log and restarted a moment later, as an operator's supervisor would.
+Every node runs as `gridtokenx node start` runs it, under the clock launcher (`launch.py`,
+which also logs a crash's traceback), its stderr appended to `node.log` in its home. The
+harness, not the node, decides when a node is killed, paused or restarted; a node that
+exits on its own is a crash, noted with the tail of its log and restarted a moment later,
+as an operator's supervisor would.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class NodeProcess:
     def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         command = [sys.executable, "-m", "gridtokenx.devnet.faults.launch", str(self.clock_file),
-                   "node", "start", "--home", str(self.home)]  # fmt: skip
+                   str(self.home)]  # fmt: skip
         with open(self.home / "node.log", "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=env
@@ -111,7 +112,7 @@ class NodeProcess:
         tmp.write_text(str(offset_ms))
         tmp.replace(self.clock_file)
 
-    def log_tail(self, chars: int = 800) -> str:
+    def log_tail(self, chars: int = 2_000) -> str:
         path = self.home / "node.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
@@ -214,6 +215,7 @@ class Cluster:
                 self.crashes.append(Crash(node.name, self.clock(), node.proc.returncode,
                                           node.log_tail()))  # fmt: skip
                 node.expected_down = True
+                self.network.down(node.name)
                 loop = asyncio.get_running_loop()
                 self._restarts.append(loop.call_later(RESTART_CRASHED_AFTER_S, node.start))
 
@@ -228,6 +230,8 @@ class Cluster:
     async def begin(self, fault_id: int, fault: Fault) -> list[str]:
         """Apply a fault; returns notes on what did not go as declared."""
         nodes = [self.nodes[n] for n in fault.nodes]
+        for n in nodes if fault.kind in ("kill", "restart") else ():
+            self.network.down(n.name)  # its links refuse, as its own port will
         if fault.kind == "kill":
             await asyncio.gather(*(n.kill() for n in nodes))
         elif fault.kind == "restart":

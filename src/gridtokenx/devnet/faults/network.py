@@ -28,12 +28,15 @@ import contextlib
 import functools
 import socket
 import struct
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
 HOST: Final = "127.0.0.1"
 CHUNK: Final = 16 * 1024
+PROBE_S: Final = 0.2  # how often a target that is down is tried
+HELLO: Final = 68  # the transport's first message: magic, ephemeral and node keys
 BUFFER: Final = 16 * 1024
 """Each buffer a proxy adds (socket buffers both ways, its reader, its writer) is this small,
 so a proxied link holds about as much in flight as a direct one: a node blocked on a peer
@@ -51,8 +54,14 @@ class Link:
 
 
 class Network(Protocol):
+    events: Counter[str]  # how links ended ("b down when a dialled", ...), for the report
+
     async def start(self, links: Sequence[Link]) -> dict[tuple[str, str], tuple[str, int]]:
         """Open the links; returns where each dialler must dial each target."""
+        ...
+
+    def down(self, node: str) -> None:
+        """The harness stopped `node`: dialling it is refused until it listens again."""
         ...
 
     def partition(self, fault: int, groups: Sequence[Sequence[str]], mode: Mode) -> None: ...
@@ -96,26 +105,81 @@ def blocked_pairs(groups: Sequence[Sequence[str]], nodes: Sequence[str]) -> set[
             for a in s for b in t}  # fmt: skip
 
 
+class _Listener:
+    """One link's port. A placeholder socket keeps the port reserved for the whole run, and a
+    listening socket on the same port (both SO_REUSEPORT) exists only while the target is up:
+    while it is down, dialling the link is refused, as dialling the node itself would be."""
+
+    def __init__(self, link: Link, accept: Callable[..., Awaitable[None]]) -> None:
+        self.link, self._accept = link, accept
+        self.placeholder = _socket(reuse_port=True)
+        self.placeholder.bind((HOST, 0))
+        self.port = int(self.placeholder.getsockname()[1])
+        self.server: asyncio.Server | None = None
+
+    async def open(self) -> None:
+        if self.server is None:
+            sock = _socket(reuse_port=True)
+            sock.bind((HOST, self.port))
+            sock.listen(64)
+            handler = functools.partial(self._accept, self.link)
+            self.server = await asyncio.start_server(handler, sock=sock, limit=BUFFER)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
 class ProxyNetwork:
     """Every link through an asyncio TCP proxy on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self) -> None:
         self.rules = _Rules()
+        self.events: Counter[str] = Counter()  # how relays ended, for the report
         self.nodes: set[str] = set()
-        self._servers: list[asyncio.Server] = []
+        self._listeners: dict[str, list[_Listener]] = {}  # target -> its links' listeners
+        self._ports: dict[str, int] = {}  # node -> its real listen port
+        self._probes: dict[str, asyncio.Task[None]] = {}  # targets down, awaited back up
         self._conns: dict[frozenset[str], set[_Relay]] = {}
         self._changed = asyncio.Event()  # set (and replaced) whenever the rules change
 
     async def start(self, links: Sequence[Link]) -> dict[tuple[str, str], tuple[str, int]]:
+        """Every link's port, refusing until its target listens (a probe opens it)."""
         routes = {}
         for link in links:
             self.nodes |= {link.dialler, link.target}
-            server = await asyncio.start_server(
-                functools.partial(self._accept, link), sock=_socket(listen=True), limit=BUFFER
-            )
-            self._servers.append(server)
-            routes[(link.dialler, link.target)] = (HOST, int(server.sockets[0].getsockname()[1]))
+            self._ports[link.target] = link.port
+            listener = _Listener(link, self._accept)
+            self._listeners.setdefault(link.target, []).append(listener)
+            routes[(link.dialler, link.target)] = (HOST, listener.port)
+        for target in self._listeners:
+            self.down(target)
         return routes
+
+    def down(self, node: str) -> None:
+        """`node` stopped listening (the harness stops it, or a dial found it gone): refuse
+        its links until a probe finds it listening again."""
+        for listener in self._listeners.get(node, []):
+            listener.close()
+        if node in self._listeners and node not in self._probes:
+            self._probes[node] = asyncio.create_task(self._probe(node))
+
+    async def wait_open(self, timeout: float) -> bool:
+        """Whether every target was found listening within `timeout` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._probes and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        return not self._probes
+
+    async def _probe(self, node: str) -> None:
+        try:
+            while not await _listens(self._ports[node]):  # ends when the node is back
+                await asyncio.sleep(PROBE_S)
+            for listener in self._listeners[node]:
+                await listener.open()
+        finally:
+            self._probes.pop(node, None)
 
     def partition(self, fault: int, groups: Sequence[Sequence[str]], mode: Mode) -> None:
         pairs = frozenset(blocked_pairs(groups, sorted(self.nodes)))
@@ -143,15 +207,16 @@ class ProxyNetwork:
         self._changed = asyncio.Event()
 
     async def stop(self) -> None:
-        for server in self._servers:
-            server.close()
+        for probe in list(self._probes.values()):
+            probe.cancel()
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener.close()
+                listener.placeholder.close()
         for relays in self._conns.values():
             for relay in list(relays):
                 relay.close()
-        for server in self._servers:
-            with contextlib.suppress(OSError):
-                await asyncio.wait_for(server.wait_closed(), 2)
-        self._servers.clear()
+        self._listeners.clear()
 
     async def _accept(
         self, link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -213,7 +278,9 @@ class _Relay:
             up_reader, up_writer = await asyncio.open_connection(sock=upstream, limit=BUFFER)
         except OSError:
             upstream.close()
-            self.close()  # the target is down: the dialler sees a reset, like a refusal
+            self.net.events[f"{b} found down when {a} dialled"] += 1
+            self.net.down(b)  # refuse the next dials, as the node's own port would
+            self.close()  # this one was accepted already: the dialler sees a reset
             return
         self.writers.append(up_writer)
         for writer in self.writers:
@@ -255,29 +322,42 @@ class _Relay:
                 chunk = await reader.read(max(1024, bps // 20) if bps else CHUNK)
                 if not chunk:
                     reset = False  # an orderly end: pass it on as one
+                    self.net.events[f"{a}-{b} closed by one side"] += 1
                     break
                 if bps or delay_ms:
                     await asyncio.sleep(delay_ms / 1000 + (len(chunk) / bps if bps else 0))
                 writer.write(chunk)
                 await writer.drain()
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError) as exc:
+            self.net.events[f"{a}-{b} {type(exc).__name__}"] += 1
         finally:
             self.close(reset)
 
 
-def _socket(listen: bool = False) -> socket.socket:
+def _socket(reuse_port: bool = False) -> socket.socket:
     """A TCP socket with small buffers (set before listening or connecting, so the window
-    it advertises is small from the start); a listening one is bound to 127.0.0.1:0."""
+    it advertises is small from the start; accepted sockets inherit them)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setblocking(False)
-    if listen:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, 0))
-        sock.listen(64)
     return sock
+
+
+async def _listens(port: int) -> bool:
+    """Whether a node listens at `port`: connect, take its half of the handshake's first
+    message (so closing sends an orderly FIN, not a reset), hang up. The node sees a peer
+    that left during the handshake, which it shrugs off."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
+        await asyncio.wait_for(reader.read(HELLO), 1.0)
+    writer.close()
+    return True
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:

@@ -37,6 +37,7 @@ class Observed:
     crashes: list[Crash]
     pace_lag_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    network_events: dict[str, int] = field(default_factory=dict)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -156,6 +157,7 @@ def summarize(scenario: Scenario, obs: Observed, verdict: Verdict) -> dict[str, 
         "crashes": [asdict(c) for c in obs.crashes],
         "faults": _fault_rows(obs, times, target),
         "generator_errors": obs.errors,
+        "network_events": obs.network_events,
         "pace_lag_max_s": round(obs.pace_lag_s, 3),
         "commits_per_second": per_second,
     }

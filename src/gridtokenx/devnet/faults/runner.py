@@ -108,6 +108,7 @@ async def _run(
         await cluster.stop_all()
     observed.commits = dict(follower.first_seen)
     observed.crashes = cluster.crashes
+    observed.network_events = dict(cluster.network.events)
     acked = {h: s.node for h, s in generator.acked().items()}
     stores = {n: p.home / "data" for n, p in cluster.nodes.items()}
     verdict = checker.check(spec, stores, acked, statuses)
