@@ -27,17 +27,21 @@ from gridtokenx.devnet.homes import init_devnet
 from gridtokenx.node.home import read_config
 from gridtokenx.wire.crypto import PrivateKey
 from tests.conftest import free_base_port
+from tests.test_bench import _load
 
 pytestmark = [
     pytest.mark.process,
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
 ]
 LOAD = Load("transfers", rate=15, seconds=16, participants=30)
+DAY_LOAD = Load("mixed", rate=15, seconds=16, participants=30)  # market orders and transfers
 
 
 def _run(scenario: Scenario, tmp_path: Path) -> dict[str, Any]:
+    """The scenario on this worker's ports; orders (if any) from the bench's market day."""
     count = len(scenario.node_names())
-    return run(scenario, tmp_path, base_port=free_base_port(count), log=print)
+    orders = _load("availability_bench").market_day_orders
+    return run(scenario, tmp_path, base_port=free_base_port(count), orders=orders, log=print)
 
 
 def _explain(report: dict[str, Any]) -> str:
@@ -45,10 +49,10 @@ def _explain(report: dict[str, Any]) -> str:
 
 
 def test_a_killed_and_restarted_validator_loses_nothing(tmp_path: Path) -> None:
-    """SIGKILL one of four validators under load, restart it 6 s later: the other three
-    keep a quorum, the restarted one catches up from its store and its peers, and every
-    acknowledged transaction (some acknowledged by the killed one) commits."""
-    scenario = Scenario("kill-one", load=LOAD, settle_seconds=40,
+    """SIGKILL one of four validators under the market-day load, restart it 6 s later: the
+    other three keep a quorum, the restarted one catches up from its store and its peers,
+    and every acknowledged transaction (some acknowledged by the killed one) commits."""
+    scenario = Scenario("kill-one", load=DAY_LOAD, settle_seconds=40,
                         faults=(Fault("kill", 4, 6, nodes=("pea",)),))  # fmt: skip
     report = _run(scenario, tmp_path)
     assert report["safe"], _explain(report)
