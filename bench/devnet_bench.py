@@ -84,7 +84,7 @@ class Generator:
             self.clients.append(client)
 
     async def send(self, raws: list[bytes], turn: int) -> None:
-        await self.clients[turn % len(self.clients)].publish(Kind.TX, codec.encode(raws))
+        self.clients[turn % len(self.clients)].publish(Kind.TX, codec.encode(raws))
 
     async def wait_final(self, hashes: list[bytes], timeout: float) -> bool:
         deadline = time.perf_counter() + timeout
