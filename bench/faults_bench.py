@@ -33,8 +33,6 @@ import os
 import platform
 import re
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -60,7 +58,6 @@ CHAIN = "gridtokenx-bench-faults"
 POLL_S = 0.1
 BATCH_EVERY_S = 0.05
 _HEIGHT = re.compile(rb"^gridtokenx_height (\S+)$", re.MULTILINE)
-TCP_ESTABLISHED = 1
 
 
 def _height(metrics_port: int) -> int | None:
@@ -112,20 +109,12 @@ class Recorder:
         }
 
 
-def _established(sock: socket.socket) -> bool:
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
-    except OSError:
-        return False
-    return bool(struct.unpack("B", info[:1])[0] == TCP_ESTABLISHED)
-
-
 async def rogue(port: int, stop: asyncio.Event, counts: dict[int, int]) -> None:
     """Keep one never-reading connection open at `port` until `stop`, reconnecting with a
     new key whenever the validator drops it."""
     held: NeverReading | None = None
     while not stop.is_set():
-        if held is None or not _established(held.sock):
+        if held is None or not held.connected():
             if held is not None:
                 held.close()
                 held = None

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from gridtokenx.p2p import transport
 from gridtokenx.wire.crypto import PrivateKey
 
+TCP_ESTABLISHED = 1  # tcpi_state, the first byte of Linux's struct tcp_info
+
 
 class NeverReading:
     """An authenticated peer with a 4 KiB receive buffer that stops reading once the
@@ -36,6 +38,15 @@ class NeverReading:
             raise
         writer.transport.pause_reading()  # type: ignore[attr-defined]
         return cls(sock, writer, key.address)
+
+    def connected(self) -> bool:
+        """Still established? Read from the kernel (TCP_INFO), since this peer reads nothing
+        and so never sees the other side hang up."""
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+        except OSError:
+            return False
+        return info[0] == TCP_ESTABLISHED
 
     def close(self) -> None:
         self.writer.transport.abort()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ from gridtokenx.storage.store import open_application
 from gridtokenx.wire.crypto import PrivateKey
 
 _log = logging.getLogger(__name__)
+DIAL_BACKOFF_MAX_S = 5.0
 
 
 class NodeFailed(RuntimeError):
@@ -149,28 +151,40 @@ def _open_node(home: Path, config: Config, spec: Genesis, key: PrivateKey) -> No
 
 class _Dialer:
     """Dials as background tasks, one per peer at a time: a dial that hangs or fails
-    (refused, reset, closed mid-handshake, late) is logged at debug level and forgotten."""
+    (refused, reset, closed mid-handshake, late) is logged at debug level, and the next
+    attempt at that peer waits 0.5 s, then twice as long after each failure, up to
+    DIAL_BACKOFF_MAX_S (a configured peer is never given up)."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self._tasks: dict[bytes | str, asyncio.Task[None]] = {}
+        self._failures: dict[bytes | str, tuple[int, float]] = {}  # name -> (count, retry at)
 
-    def start(self, name: bytes | str, work: Coroutine[object, object, object]) -> None:
-        if name in self._tasks:
-            work.close()
+    def start(
+        self, name: bytes | str, work: Callable[[], Coroutine[object, object, object]]
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        if name in self._tasks or now < self._failures.get(name, (0, 0.0))[1]:
             return
         task = asyncio.create_task(self._run(name, work))
         self._tasks[name] = task
         task.add_done_callback(lambda _: self._tasks.pop(name, None))
 
-    async def _run(self, name: bytes | str, work: Coroutine[object, object, object]) -> None:
+    async def _run(
+        self, name: bytes | str, work: Callable[[], Coroutine[object, object, object]]
+    ) -> None:
         label = name.hex() if isinstance(name, bytes) else name
         try:
-            await work
+            await work()
+            self._failures.pop(name, None)
+            return
         except OSError as exc:  # HandshakeError, TimeoutError and resets are OSErrors
             _log.debug("dialling %s failed: %s", label, exc)
         except Exception as exc:
             _log.error("dialling %s failed with %s: %s", label, type(exc).__name__, exc)
+        count = self._failures.get(name, (0, 0.0))[0] + 1
+        delay = min(DIAL_BACKOFF_MAX_S, 0.5 * 2 ** (count - 1))
+        self._failures[name] = (count, asyncio.get_running_loop().time() + delay)
 
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
@@ -188,9 +202,9 @@ def _housekeeping(home: Path, node: Node, config: Config, address: bytes, dialer
     for host, port, peer in config.peers:
         peer_id = bytes.fromhex(peer)
         if peer_id not in node.gossip.peers and (config.dial_all or address < peer_id):
-            dialer.start(peer_id, node.gossip.dial(host, port, expect=peer_id))
+            dialer.start(peer_id, functools.partial(node.gossip.dial, host, port, peer_id))
     if len(node.gossip.peers) < config.target_peers:
-        dialer.start("maintain", node.gossip.maintain(config.target_peers))  # peers learnt
+        dialer.start("maintain", functools.partial(node.gossip.maintain, config.target_peers))
     if config.keep_blocks:
         node.app.store.prune(config.keep_blocks)
     _write_status(home, node)
