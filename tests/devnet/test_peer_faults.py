@@ -185,8 +185,9 @@ def test_a_paused_validator_and_never_reading_peers_do_not_stop_the_chain(
     with SIGSTOP for 20 s: the three others keep committing, slowed only by the rounds
     EGAT should have proposed (their proposals time out after 0.4 s), and EGAT catches up
     once continued. Then a peer that never reads joins every validator for 30 s: the rate
-    stays within reach of normal, with no long wait. Before the peer layer, a validator's sends to a peer
-    that stopped reading waited on its socket, and so did its consensus."""
+    stays within reach of normal, with no long wait. Before the peer layer, a validator's
+    sends to a peer that stopped reading waited on its socket, and so did its consensus:
+    on main this phase waited 15 s for one block, once the rogues' socket buffers filled."""
     genesis_time = int(time.time())
     homes = init_devnet(
         tmp_path, "gridtokenx-peer-faults", genesis_time, free_base_port(),
