@@ -139,12 +139,14 @@ async def offer(gen: Generator, orders: list[bytes], rate: int, stop: asyncio.Ev
         await gen.send(orders[i : i + per_batch], turn)
 
 
-async def _prepare(load: MarketLoad, homes: list[Path]) -> Generator:
-    """The load client, connected to every validator but EGAT, with the market set up."""
+async def _prepare(phases: list[list[bytes]], homes: list[Path]) -> Generator:
+    """The load client, connected to every validator but EGAT, with the market set up.
+    Everything is signed before it connects: signing blocks this loop, and a peer that
+    answers no ping for long enough is rightly dropped."""
     gen = Generator()
     ids = [keystore.load_key(h / "node_key.json", "", allow_insecure=True).address for h in homes]
     await gen.connect([read_config(h).listen_port for h in homes[1:]], ids[1:])
-    for number, phase in enumerate(load.setup()):
+    for number, phase in enumerate(phases):
         for turn, i in enumerate(range(0, len(phase), 500)):
             await gen.send(phase[i : i + 500], turn)
         if not await gen.wait_final([tx.hash_of(r) for r in phase], 120):
@@ -192,10 +194,11 @@ async def _phases(
     genesis_time = genesis.decode((homes[0] / "genesis.json").read_bytes()).genesis_time
     load = MarketLoad(devnet_genesis(CHAIN, genesis_time), int(time.time()), 300)
     seconds = args.normal_s + args.pause_s + args.recover_s + args.rogue_s + 30
-    gen = await _prepare(load, homes)
     made = time.monotonic()
+    phases = load.setup()
     orders = list(load.orders(int(args.tx_rate * seconds)))
     figures["orders_signed_in_s"] = round(time.monotonic() - made, 1)
+    gen = await _prepare(phases, homes)
     offering = asyncio.create_task(offer(gen, orders, args.tx_rate, done))
     try:
         everyone, others = [0, 1, 2, 3], [1, 2, 3]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -221,5 +222,29 @@ def test_handshakes_in_progress_and_per_ip_are_capped(limit_loopback: bool) -> N
                 writer.close()
             server.close()
             await server.wait_closed()
+
+    run(scenario)
+
+
+def test_a_node_whose_own_loop_stalled_does_not_blame_its_peers() -> None:
+    """Both ends share this loop, which is held up for twice the keepalive deadline: when
+    it runs again the pongs are still unread in the sockets. Neither side drops the other
+    for a silence that was its own."""
+
+    async def scenario() -> None:
+        quick = {"ping_interval_s": 0.2, "pong_timeout_s": 0.5}
+        a, b = _node(0, **quick), _node(1, **quick)
+        try:
+            port = await a.listen()
+            await b.dial("127.0.0.1", port, expect=KEYS[0].address)
+            await eventually(lambda: KEYS[1].address in a.peers)
+            await asyncio.sleep(0.5)
+            time.sleep(1.5)  # the whole loop stalls (a long block, a slow disk)
+            await asyncio.sleep(1.0)
+            assert KEYS[1].address in a.peers and KEYS[0].address in b.peers
+            assert not a.stats.disconnects and not b.stats.disconnects
+        finally:
+            await a.close()
+            await b.close()
 
     run(scenario)

@@ -42,6 +42,7 @@ PONG: Final = b"\x92\x0b\xc4\x00"  # [11, b""]: Kind.PONG
 SERVE_ORDER: Final = (Lane.CONSENSUS, Lane.REQUESTS, Lane.TX)
 BATCH_BYTES: Final = 256 * 1024  # sealed and written at once, then drained
 FRAME_OVERHEAD: Final = 64  # bytes a queued frame is charged beyond its length
+STALL_S: Final = 1.0  # the writer woke this much later than it asked: the loop was held up
 _log: Final = logging.getLogger(__name__)
 
 
@@ -53,9 +54,9 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_handshakes: int = 16  # inbound handshakes in progress at once
     max_per_ip: int = 8  # connections from one remote IP (loopback is exempt)
     handshake_timeout_s: float = transport.HANDSHAKE_TIMEOUT_S
-    ping_interval_s: float = 5.0
-    pong_timeout_s: float = 10.0
-    write_timeout_s: float = 10.0
+    ping_interval_s: float = 10.0
+    pong_timeout_s: float = 20.0
+    write_timeout_s: float = 20.0
     consensus_queue_bytes: int = 32 * 1024 * 1024
     requests_queue_bytes: int = 16 * 1024 * 1024
     tx_queue_bytes: int = 16 * 1024 * 1024
@@ -241,9 +242,10 @@ class Peer:
                 self._ping_sent, next_ping = now, now + settings.ping_interval_s
             if not batch:
                 self._ready.clear()
-                wake = min(next_ping, self.last_heard + silent_for) - now
+                wake = max(0.01, min(next_ping, self.last_heard + silent_for) - now)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ready.wait(), max(0.01, wake))
+                    await asyncio.wait_for(self._ready.wait(), wake)
+                self._forgive(self._loop.time() - (now + wake))
                 continue
             self.connection.write(batch)
             try:
@@ -251,6 +253,15 @@ class Peer:
             except TimeoutError:
                 self.close("write_timeout")
                 return
+
+    def _forgive(self, late: float) -> None:
+        """This node's own loop was held up (a long block, a stalled disk) for `late`
+        seconds: the peer's answers may be waiting unread in our socket, so its deadlines
+        move by as much rather than blaming the peer for our stall."""
+        if late > STALL_S:
+            self.last_heard += late
+            if self._ping_sent is not None:
+                self._ping_sent += late
 
     # --- closing ---------------------------------------------------------------------------
     def close(self, reason: str) -> None:
