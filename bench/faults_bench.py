@@ -9,12 +9,13 @@ This script reads each validator's committed height from its Prometheus endpoint
 reading) and runs three phases one after the other:
 
 1. normal: nothing is wrong, for `--normal-s` seconds;
-2. paused: EGAT is stopped with SIGSTOP for `--pause-s` seconds (its kernel still accepts
-   data until its receive buffers fill, then its peers' sends to it block), then
-   continued with SIGCONT and given `--recover-s` seconds to catch up;
-3. rogue: a peer that completes the handshake and then never reads again (reading paused,
+2. rogue: a peer that completes the handshake and then never reads again (reading paused,
    a 4 KiB receive buffer) is connected to every validator for `--rogue-s` seconds; when a
-   validator drops it, it connects again at once with a new key, as an attacker would.
+   validator drops it, it connects again at once with a new key, as an attacker would;
+3. normal again, for `--normal-s` seconds;
+4. paused: EGAT is stopped with SIGSTOP for `--pause-s` seconds (its kernel still accepts
+   data until its receive buffers fill, then its peers' sends to it block), then
+   continued with SIGCONT and given `--recover-s` seconds to catch up.
 
 For each phase it prints the chain's blocks per second (the highest height any running
 validator reached), the longest stall (the longest wait between two commits), the orders
@@ -46,7 +47,7 @@ from gridtokenx.devnet.homes import devnet_genesis, init_devnet
 from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
-from gridtokenx.node.home import read_config
+from gridtokenx.node.home import Config, read_config
 from gridtokenx.wire import tx
 from workload import MarketLoad
 
@@ -177,78 +178,94 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+class _Phases:
+    """Runs the phases one after the other and keeps each one's figures."""
+
+    def __init__(self, recorder: Recorder, gen: Generator) -> None:
+        self.recorder, self.gen = recorder, gen
+        self.figures: dict[str, object] = {}
+
+    async def measure(self, name: str, seconds: float, among: list[int], **extra: object) -> None:
+        start = time.monotonic()
+        await asyncio.sleep(seconds)
+        end = time.monotonic()
+        self.figures[name] = {
+            **self.recorder.phase(start, end, among),
+            "orders_per_s": _committed(self.gen, start, end),
+            **extra,
+            "load": _load(),
+        }
+
+    async def rogues(self, args: argparse.Namespace, configs: list[Config]) -> None:
+        stop = asyncio.Event()
+        counts: dict[int, int] = {}
+        tasks = [asyncio.create_task(rogue(c.listen_port, stop, counts)) for c in configs]
+        try:
+            await self.measure("rogue_at_every_validator", args.rogue_s, [0, 1, 2, 3])
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+        self.figures["rogue_connections"] = sum(counts.values())
+
+    async def pause(self, args: argparse.Namespace, egat: subprocess.Popen[bytes]) -> None:
+        egat.send_signal(signal.SIGSTOP)
+        try:
+            await self.measure("egat_paused", args.pause_s, [1, 2, 3])
+        finally:
+            egat.send_signal(signal.SIGCONT)
+        await asyncio.sleep(args.recover_s)
+        last = self.recorder.samples[-1][1]
+        known = [h for h in last if h is not None]
+        behind = None if last[0] is None or not known else max(known) - last[0]
+        self.figures["egat_behind_after_recovery"] = behind
+
+
+async def _ready(recorder: Recorder) -> None:
+    deadline = time.monotonic() + 60
+    while not all(h is not None and h >= 5 for h in (recorder.samples or [(0, [None])])[-1][1]):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the devnet did not reach height 5 in 60 s")
+        await asyncio.sleep(0.2)
+
+
 async def _phases(
     args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], homes: list[Path]
 ) -> dict[str, object]:
+    """normal, rogue, normal again, paused: each perturbation next to a normal phase (the
+    market's work per block grows as the day's orders pile up, so phases far apart differ
+    for that reason alone)."""
     configs = [read_config(h) for h in homes]
     recorder = Recorder([c.metrics_port for c in configs])
     done = asyncio.Event()
     polling = asyncio.create_task(recorder.run(done))
-    figures: dict[str, object] = {}
-    deadline = time.monotonic() + 60
-    while not all(h is not None and h >= 5 for h in (recorder.samples or [(0, [None])])[-1][1]):
-        if time.monotonic() > deadline:
-            done.set()
-            raise RuntimeError("the devnet did not reach height 5 in 60 s")
-        await asyncio.sleep(0.2)
-    genesis_time = genesis.decode((homes[0] / "genesis.json").read_bytes()).genesis_time
-    load = MarketLoad(devnet_genesis(CHAIN, genesis_time), int(time.time()), 300)
-    seconds = args.normal_s + args.pause_s + args.recover_s + args.rogue_s + 30
-    made = time.monotonic()
-    phases = load.setup()
-    orders = list(load.orders(int(args.tx_rate * seconds)))
-    figures["orders_signed_in_s"] = round(time.monotonic() - made, 1)
-    gen = await _prepare(phases, homes)
-    offering = asyncio.create_task(offer(gen, orders, args.tx_rate, done))
+    gen: Generator | None = None
+    offering: asyncio.Task[None] | None = None
     try:
-        everyone, others = [0, 1, 2, 3], [1, 2, 3]
-        start = time.monotonic()
-        await asyncio.sleep(args.normal_s)
-        end = time.monotonic()
-        figures["normal"] = {
-            **recorder.phase(start, end, everyone),
-            "orders_per_s": _committed(gen, start, end),
-            "load": _load(),
-        }
-
-        procs[0].send_signal(signal.SIGSTOP)
-        start = time.monotonic()
-        await asyncio.sleep(args.pause_s)
-        end = time.monotonic()
-        figures["egat_paused"] = {
-            **recorder.phase(start, end, others),
-            "orders_per_s": _committed(gen, start, end),
-            "load": _load(),
-        }
-        procs[0].send_signal(signal.SIGCONT)
-        await asyncio.sleep(args.recover_s)
-        last = recorder.samples[-1][1]
-        figures["egat_behind_after_recovery"] = (
-            None if None in last else max(h for h in last if h is not None) - (last[0] or 0)
-        )
-
-        stop_rogues = asyncio.Event()
-        counts: dict[int, int] = {}
-        rogues = [asyncio.create_task(rogue(c.listen_port, stop_rogues, counts)) for c in configs]
-        start = time.monotonic()
-        await asyncio.sleep(args.rogue_s)
-        end = time.monotonic()
-        figures["rogue_at_every_validator"] = {
-            **recorder.phase(start, end, everyone),
-            "orders_per_s": _committed(gen, start, end),
-            "rogue_connections": sum(counts.values()),
-            "load": _load(),
-        }
-        stop_rogues.set()
-        await asyncio.gather(*rogues)
+        await _ready(recorder)
+        genesis_time = genesis.decode((homes[0] / "genesis.json").read_bytes()).genesis_time
+        load = MarketLoad(devnet_genesis(CHAIN, genesis_time), int(time.time()), 300)
+        seconds = 2 * args.normal_s + args.rogue_s + args.pause_s + args.recover_s + 30
+        made = time.monotonic()
+        setup = load.setup()
+        orders = list(load.orders(int(args.tx_rate * seconds)))
+        signed_in = round(time.monotonic() - made, 1)
+        gen = await _prepare(setup, homes)
+        offering = asyncio.create_task(offer(gen, orders, args.tx_rate, done))
+        phases = _Phases(recorder, gen)
+        phases.figures["orders_signed_in_s"] = signed_in
+        await phases.measure("normal", args.normal_s, [0, 1, 2, 3])
+        await phases.rogues(args, configs)
+        await phases.measure("normal_again", args.normal_s, [0, 1, 2, 3])
+        await phases.pause(args, procs[0])
     finally:
         done.set()
         await polling
-        await offering
-        await gen.close()
-    alive = [p.poll() is None for p in procs]
-    figures["validators_alive_at_end"] = alive
-    return figures
+        if offering is not None:
+            await offering
+        if gen is not None:
+            await gen.close()
+    phases.figures["validators_alive_at_end"] = [p.poll() is None for p in procs]
+    return phases.figures
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

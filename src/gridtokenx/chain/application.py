@@ -35,6 +35,10 @@ from gridtokenx.wire.validators import ValidatorSet
 from gridtokenx.wire.votes import Evidence, Vote
 
 ZERO_HASH = b"\x00" * 32
+BLOCK_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024
+"""The transactions a proposer puts in a block: the block, its header and per-transaction
+framing, inside a proposal or a commit with its certificate, must fit one 4 MiB frame of
+the transport (`p2p.transport.MAX_FRAME`); a larger one could not be sent to any peer."""
 
 
 class BlockStore(Protocol):
@@ -171,7 +175,7 @@ class Application(Generic[StoreT]):
         once building has taken that long (the rest wait for the next block)."""
         deadline = None if budget is None else perf_counter() + budget
         skipped: list[tuple[bytes, str]] = []
-        candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024)
+        candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, BLOCK_TX_BYTES)
         block, executed = blocks.propose(
             self.state,
             self.chain_id,

@@ -66,6 +66,7 @@ def _write_status(home: Path, node: Node) -> None:
         "step": node.core.state.step.name.lower(),  # with the round: where a stall sits
         "peers": len(node.gossip.peers),
         "halted": node.halted,
+        "failed": node.failed,  # why the node stopped itself (run_node then exits)
         "pid": os.getpid(),
     }
     tmp = home / "status.json.tmp"

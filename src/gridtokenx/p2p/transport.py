@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,7 @@ HANDSHAKE_TIMEOUT_S: Final = 5.0
 FLUSH_AT: Final = 256 * 1024  # bytes buffered before `send` waits for the socket to drain
 READ_CHUNK: Final = 256 * 1024
 _LENGTH = struct.Struct(">I")
+_NO_LINGER: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close with a reset
 _TAG: Final = 16
 _log: Final = logging.getLogger(__name__)
 
@@ -196,8 +198,12 @@ class Connection:
             raise FrameError("frame failed authentication") from exc
 
     def abort(self) -> None:
-        """Close at once, dropping whatever the socket still holds (a peer that stopped
-        reading would otherwise keep it, and us waiting, forever)."""
+        """Close at once, dropping whatever the socket still holds. The socket lingers for
+        no time (the peer gets a reset): otherwise the kernel would keep retrying what a
+        peer that stopped reading never takes, holding its buffers long after we gave up."""
+        with contextlib.suppress(*CLOSED_ERRORS, AttributeError, TypeError):
+            sock = self._writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
         with contextlib.suppress(*CLOSED_ERRORS):
             self._writer.transport.abort()
 
