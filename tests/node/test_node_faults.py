@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from prometheus_client import generate_latest
 
 from gridtokenx.ledger import genesis
 from gridtokenx.node.runtime import Node
@@ -99,6 +100,9 @@ def test_forged_consensus_messages_are_not_relayed_and_ban_their_sender(tmp_path
             assert watcher.of(Kind.PROPOSAL) == watcher.of(Kind.COMMIT) == []
             assert checked == []  # the forged proposal's block was never executed
             assert honest.gossip.key.address in node.gossip.peers
+            scraped = generate_latest(node.metrics.registry).decode()
+            assert 'gridtokenx_p2p_disconnects_total{reason="banned"} 3.0' in scraped
+            assert 'gridtokenx_p2p_send_queue_bytes{lane="consensus"}' in scraped
         finally:
             for peer in (watcher, honest, *forgers):
                 await peer.gossip.close()

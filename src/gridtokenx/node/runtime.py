@@ -49,7 +49,8 @@ TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
 ANNOUNCE_MAX: Final = 4 * TX_BATCH_MAX  # pending transactions sent to a peer that connects
 STALE_TX_S: Final = 10.0  # a pending transaction is sent to every peer again after this...
 STALE_TX_MAX_S: Final = 300.0  # ...then after twice as long each time, up to this
-STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many again per regossip pass
+STALE_CHECK_S: Final = 5.0  # how often the pending transactions are looked over
+STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many sent again per look
 SIGNATURE_CACHE: Final = 4096
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _DISHONEST: Final = frozenset(
@@ -183,11 +184,15 @@ class Node:
         a restart they include the votes the WAL held (the core broadcasts them again on
         `start`, before any peer is connected), which the crash may have lost. Pending
         transactions that waited too long go out again too."""
+        loop = asyncio.get_running_loop()
+        stale_checked = loop.time()
         while not self.halted:
             await asyncio.sleep(every)
             for kind, payload in list(self._own):
                 self.gossip.rebroadcast(kind, payload)
-            self._rebroadcast_stale(asyncio.get_running_loop().time())
+            if (now := loop.time()) - stale_checked >= STALE_CHECK_S:
+                stale_checked = now
+                self._rebroadcast_stale(now)
 
     async def stop(self) -> None:
         await self.supervisor.stop()
