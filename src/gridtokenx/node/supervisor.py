@@ -64,12 +64,15 @@ class Supervisor:
 
     def watch(self, name: str, work: Work) -> asyncio.Task[None]:
         """Run `work` once; if it fails, the node stops."""
-        return self._track(asyncio.create_task(self._once(name, work), name=name))
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(lambda done: self._ended(name, done))
+        return self._track(task)
 
-    async def _once(self, name: str, work: Work) -> None:
-        try:
-            await work
-        except Exception as exc:
+    def _ended(self, name: str, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, Exception):
             self.fail(f"{name} failed with {type(exc).__name__}: {exc}")
 
     def fail(self, reason: str) -> None:
@@ -88,5 +91,5 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # reported already
                 await task
