@@ -1,8 +1,8 @@
 """Short fault scenarios over real node processes (docs/faults.md): the harness runs them
 on 127.0.0.1 with every link through its proxies, then the checker reads the stopped
 nodes' stores. Safety (identical certified blocks, replayed state roots, invariants) must
-hold in every one of them; what today's node still gets wrong is marked xfail, strict,
-with the part of issue 13 that fixes it.
+hold in every one of them, and liveness too: what a cut-off node acknowledged commits after
+the heal, and a peer that hangs up mid-handshake does not stop the node that dials it.
 
 Timing is never asserted here beyond what the harness itself bounds: a loaded machine
 makes every figure worse, and the figures are the bench's business
@@ -74,25 +74,16 @@ def test_a_partitioned_validator_rejoins_and_loses_nothing(tmp_path: Path) -> No
     assert len(set(report["heights"].values())) == 1, report["heights"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: a node does not re-announce pending transactions, so what a full "
-    "node acknowledged while cut off stays pending after the partition heals",
-)
 def test_what_a_cut_off_full_node_acknowledged_commits_after_the_heal(tmp_path: Path) -> None:
+    """A full node cut off from the validators keeps acknowledging submissions; after the
+    heal it re-announces its pending transactions (issue 13), so they commit."""
     scenario = Scenario("partition-full-node", full_nodes=1, load=LOAD, settle_seconds=20,
                         faults=(Fault("partition", 4, 6, groups=(("full1",),)),))  # fmt: skip
     report = _run(scenario, tmp_path)
-    assert report["safe"], _explain(report)  # safety holds either way: only liveness fails
+    assert report["safe"], _explain(report)
     assert report["nothing_lost"], _explain(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: a peer that hangs up during the handshake raises "
-    "asyncio.IncompleteReadError (an EOFError) out of the node's housekeeping dial, which "
-    "suppresses only OSError, ConnectionError and TimeoutError: the node exits",
-)
 def test_a_peer_that_hangs_up_in_the_handshake_does_not_crash_the_dialler(
     tmp_path: Path,
 ) -> None:

@@ -170,8 +170,8 @@ def test_transaction_batches_are_admitted_relayed_and_forgeries_cost_the_sender(
             await client.dial("127.0.0.1", port)
             await rogue.dial("127.0.0.1", port)
             txs = _registrations(20)
-            await client.publish(Kind.TX, codec.encode(txs[:15]))
-            await client.publish(Kind.TX, codec.encode(txs[5:]))  # overlaps: duplicates
+            client.publish(Kind.TX, codec.encode(txs[:15]))
+            client.publish(Kind.TX, codec.encode(txs[5:]))  # overlaps: duplicates
             hashes = [tx.hash_of(raw) for raw in txs]
             for _ in range(200):  # bounded: 10 s
                 if all(_held(n, h) for n in nodes for h in hashes):
@@ -186,7 +186,7 @@ def test_transaction_batches_are_admitted_relayed_and_forgeries_cost_the_sender(
             ]
             rogue_id = rogue.key.address
             for _ in range(2):
-                await rogue.publish(Kind.TX, codec.encode(forged))
+                rogue.publish(Kind.TX, codec.encode(forged))
                 await asyncio.sleep(0.2)
             for _ in range(100):
                 if rogue_id not in nodes[0].gossip.peers:

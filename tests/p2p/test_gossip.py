@@ -49,7 +49,7 @@ def test_a_message_floods_a_line_of_nodes_exactly_once() -> None:
             await _eventually(
                 lambda: all(len(n.peers) == (1 if i in (0, 3) else 2) for i, n in enumerate(nodes))
             )
-            await nodes[0].publish(Kind.VOTE, b"vote-1")
+            nodes[0].publish(Kind.VOTE, b"vote-1")
             await _eventually(lambda: len(inbox) == 3)
             await asyncio.sleep(0.1)  # give any duplicate the chance to arrive
             assert sorted(i for i, _, _ in inbox) == [1, 2, 3]
@@ -65,7 +65,7 @@ def test_publishing_beyond_the_limit_is_refused() -> None:
     async def scenario() -> None:
         node = _node(0, [])
         with pytest.raises(ValueError):
-            await node.publish(Kind.VOTE, b"x" * (LIMITS[Kind.VOTE] + 1))
+            node.publish(Kind.VOTE, b"x" * (LIMITS[Kind.VOTE] + 1))
         await node.close()
 
     run(scenario)
@@ -160,9 +160,9 @@ def test_a_flood_beyond_budget_is_dropped_and_counted_and_a_polite_peer_is_unaff
 
             await _flood(rogue, Kind.TX, b"rogue", 30)
             for i in range(5):
-                await polite.publish(Kind.TX, b"polite" + bytes([i]))
+                polite.publish(Kind.TX, b"polite" + bytes([i]))
             for i in range(50):  # consensus has its own, generous budget
-                await polite.publish(Kind.VOTE, b"vote" + bytes([i]))
+                polite.publish(Kind.VOTE, b"vote" + bytes([i]))
             await _eventually(lambda: node.throttled[KEYS[3].address] == 10)
             await _eventually(lambda: count(KEYS[1].address, Kind.VOTE) == 50)
             assert count(KEYS[3].address, Kind.TX) == 20
@@ -173,7 +173,7 @@ def test_a_flood_beyond_budget_is_dropped_and_counted_and_a_polite_peer_is_unaff
             received: list[bytes] = []
             polite.handler = _collect(received)
             for i in range(40):
-                await node.publish(Kind.TX, b"own" + bytes([i]))
+                node.publish(Kind.TX, b"own" + bytes([i]))
             await _eventually(lambda: len(received) == 40)
             now[0] += 1.0  # a second later the rogue has 10 more tokens
             await _flood(rogue, Kind.TX, b"later", 12)
@@ -233,8 +233,8 @@ def test_two_nodes_dialling_each_other_at_once_keep_one_connection() -> None:
                 b.dial("127.0.0.1", port_a, expect=KEYS[0].address),
             )
             await asyncio.sleep(0.05)  # let both sides settle on one connection
-            await a.publish(Kind.TX, b"tx-%d" % n)
-            await b.publish(Kind.TX, b"tx-back-%d" % n)
+            a.publish(Kind.TX, b"tx-%d" % n)
+            b.publish(Kind.TX, b"tx-back-%d" % n)
             await _eventually(lambda: len(inbox) == 2)
             assert list(a.peers) == [KEYS[1].address] and list(b.peers) == [KEYS[0].address]
         finally:

@@ -4,12 +4,16 @@ frames that survive only intact, and limits. Every server is closed when its tes
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from collections.abc import Awaitable, Callable
 
+import nacl.bindings as sodium
 import pytest
 
 from gridtokenx.p2p import transport
 from gridtokenx.wire.crypto import PrivateKey, address_of
+from tests.p2p.rogues import HangUpServer
 
 ALICE = PrivateKey.from_dev_label("test/p2p/alice")
 BOB = PrivateKey.from_dev_label("test/p2p/bob")
@@ -148,3 +152,88 @@ def test_not_a_peer_is_dropped_at_the_handshake() -> None:
 
 def test_peer_id_is_the_address_of_the_node_key() -> None:
     assert address_of(ALICE.public_key) == ALICE.address
+
+
+# --- limits before trust -------------------------------------------------------------------
+async def _raw_hello(port: int, ephemeral: bytes, key: PrivateKey = MALLORY) -> tuple[
+    asyncio.StreamReader, asyncio.StreamWriter
+]:  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(transport.MAGIC + ephemeral + key.public_key)
+    await writer.drain()
+    return reader, writer
+
+
+def test_a_huge_frame_before_authentication_is_refused_at_its_length() -> None:
+    """The handshake's one frame (the proof) is 80 bytes. A peer that announces 4 MiB
+    instead is cut off as soon as the length is read: nothing of the frame is awaited or
+    buffered. (The limit used to be the 4 MiB of any frame, so 40 such connections held
+    180 MB until their handshakes timed out.)"""
+
+    async def scenario() -> None:
+        server = await _echo_server(BOB, [])
+        try:
+            ephemeral, _ = sodium.crypto_box_keypair()
+            reader, writer = await _raw_hello(_port(server), ephemeral)
+            await reader.readexactly(68)  # the server's hello
+            writer.write(transport._LENGTH.pack(transport.MAX_FRAME))  # and no frame
+            await writer.drain()
+            rest = await asyncio.wait_for(reader.read(), 2)  # EOF, long before the 5 s
+            assert len(rest) < 200  # at most the server's own proof, then the end
+            writer.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "ephemeral",
+    [
+        bytes(32),  # all zero
+        bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    ],  # the second: a point of order 8
+    ids=["all-zero", "low-order"],
+)
+def test_a_degenerate_x25519_key_is_refused_without_a_traceback(
+    ephemeral: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        seen: list[bytes] = []
+        problems: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: problems.append(ctx))
+        server = await _echo_server(BOB, seen)
+        try:
+            reader, writer = await _raw_hello(_port(server), ephemeral)
+            data = await asyncio.wait_for(reader.read(), 2)  # the hello, then the end
+            assert data[:4] == transport.MAGIC and len(data) == 68
+            writer.close()
+            await asyncio.sleep(0.1)
+            gc.collect()  # a failed accept task would report its exception now
+            await asyncio.sleep(0.1)
+            assert seen == [] and problems == []
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    with caplog.at_level(logging.INFO):
+        run(scenario)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+def test_a_peer_that_hangs_up_mid_handshake_is_a_handshake_error() -> None:
+    """Dialling a peer that accepts and closes half-way through its hello raised
+    asyncio.IncompleteReadError, which callers did not expect from a dial (a validator
+    with such a peer in its config exited at start). Now every failure of a dial is an
+    OSError: refused, unreachable, or transport.HandshakeError."""
+
+    async def scenario() -> None:
+        with HangUpServer() as hang_up:
+            with pytest.raises(transport.HandshakeError, match="handshake failed"):
+                await transport.connect("127.0.0.1", hang_up.port, ALICE)
+            with pytest.raises(OSError):
+                await transport.connect("127.0.0.1", hang_up.port, ALICE)
+            assert hang_up.accepted == 2
+
+    run(scenario)

@@ -18,6 +18,7 @@ order, limits, eviction, and a reported outcome for every admitted transaction).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Generic, Protocol, TypeVar
@@ -34,6 +35,10 @@ from gridtokenx.wire.validators import ValidatorSet
 from gridtokenx.wire.votes import Evidence, Vote
 
 ZERO_HASH = b"\x00" * 32
+BLOCK_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024
+"""The transactions a proposer puts in a block: the block, its header and per-transaction
+framing, inside a proposal or a commit with its certificate, must fit one 4 MiB frame of
+the transport (`p2p.transport.MAX_FRAME`); a larger one could not be sent to any peer."""
 
 
 class BlockStore(Protocol):
@@ -170,7 +175,7 @@ class Application(Generic[StoreT]):
         once building has taken that long (the rest wait for the next block)."""
         deadline = None if budget is None else perf_counter() + budget
         skipped: list[tuple[bytes, str]] = []
-        candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, 4 * 1024 * 1024)
+        candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, BLOCK_TX_BYTES)
         block, executed = blocks.propose(
             self.state,
             self.chain_id,
@@ -190,11 +195,18 @@ class Application(Generic[StoreT]):
         return block.encode()
 
     def check_block(
-        self, height: int, raw: bytes, now: int | None = None, drift: int = blocks.MAX_CLOCK_DRIFT
+        self,
+        height: int,
+        raw: bytes,
+        now: int | None = None,
+        drift: int = blocks.MAX_CLOCK_DRIFT,
+        verified: Collection[bytes] | None = None,
     ) -> bool:
         """Is a proposal valid? `now` (the validator's clock, unix seconds) bounds its
         time: a proposer cannot date a block into the past (trading into a closed gate)
-        or the future beyond `blocks.MAX_CLOCK_DRIFT`."""
+        or the future beyond `blocks.MAX_CLOCK_DRIFT`. `verified`, when given, holds the
+        hashes of the block's transactions whose signatures the caller verified (a node
+        does it off its event loop); otherwise they are verified here."""
         try:
             block = blocks.decode(raw)
             blocks.check_header(block, self.chain_id, height, self.last_hash, self.last_time)
@@ -202,7 +214,8 @@ class Application(Generic[StoreT]):
                 blocks.check_time(block.header.time, now, self.last_time, drift)
             if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
                 raise blocks.InvalidBlock("validator set hash differs")
-            self._remember(blocks.validate(self.state, block, self._verified(block)))
+            good = self._verified(block) if verified is None else verified
+            self._remember(blocks.validate(self.state, block, good))
         except (blocks.InvalidBlock, ValueError):
             return False
         return True
@@ -223,11 +236,20 @@ class Application(Generic[StoreT]):
         return held | {h for (h, _), ok in zip(others, verdicts, strict=True) if ok}
 
     def commit(
-        self, height: int, raw: bytes, certificate: tuple[Vote, ...]
+        self,
+        height: int,
+        raw: bytes,
+        certificate: tuple[Vote, ...],
+        verified: Collection[bytes] | None = None,
     ) -> list[blocks.Receipt]:
+        """Apply a decided block (see the module docstring); `verified` as for
+        `check_block`, used only when this node has no trial of the block to replay."""
         block = blocks.decode(raw)
         executed = next((e for e in self._executed if e.block_hash == block.hash), None)
-        verified = set() if executed is not None else self._verified(block)
+        if executed is not None:
+            verified = set()
+        elif verified is None:
+            verified = self._verified(block)
         receipts, end_events = blocks.commit(self.state, block, verified, executed)
         self._executed = []
         hashes = [r.tx_hash for r in receipts]

@@ -128,6 +128,11 @@ class Mempool:
         """Waiting here, so its signature was verified on admission."""
         return tx_hash in self._by_hash
 
+    def waiting(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        """(hash, raw) of up to `limit` waiting transactions, the oldest first: what a node
+        sends again to peers (one that connects, or when a transaction waited too long)."""
+        return [(h, e.raw) for h, e in itertools.islice(self._by_hash.items(), limit)]
+
     def knows(self, tx_hash: bytes) -> bool:
         """Waiting, or recently committed or dropped: not worth checking again."""
         return tx_hash in self._by_hash or tx_hash in self._outcomes

@@ -33,6 +33,7 @@ import msgspec
 
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
+from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.wire.crypto import PrivateKey
 
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
@@ -68,6 +69,7 @@ class Config(msgspec.Struct, frozen=True):
     api_keep_alive_s: Positive = 5  # an idle connection after a response; then closed
     clock_origin: int = 0  # wall-clock unix seconds at which the chain clock reads genesis time
     clock_speed: float = 1.0  # chain seconds per wall second: devnets/demo only, 1 in production
+    p2p: PeerSettings = msgspec.field(default_factory=PeerSettings)  # peer caps and deadlines
 
 
 def chain_clock(genesis_time: int, clock_origin: int, clock_speed: float) -> Callable[[], float]:

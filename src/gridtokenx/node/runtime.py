@@ -6,6 +6,15 @@ publishes votes and proposals (after writing the core's state to the write-ahead
 RocksDB, so a restart never signs twice), builds blocks when it proposes, checks proposed
 blocks by trial execution, and commits decided blocks into the store before starting the
 next height with the validator set the ledger gives for it.
+
+The consensus path never waits for a peer: sending is queueing (`p2p.connection.Peer`), so
+carrying out the core's actions (`_act`) is a plain call. What a peer sends is checked from
+the cheap end: a proposal's proposer and signature, a vote's signer and signature and a
+commit's certificate are verified before anything is executed or relayed (a forgery bans
+its sender), and a proposal's transactions are verified in the mempool's thread pool, off
+the loop, before its trial execution. Nothing a node acknowledged is stranded: its pending
+transactions go to every peer that connects, and those that waited too long are sent
+again, with a backoff. The long-running tasks run under a `Supervisor`.
 """
 
 from __future__ import annotations
@@ -14,25 +23,35 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import msgspec
 
+from gridtokenx.chain import blocks
 from gridtokenx.chain.application import Application, Rejected
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT, Receipt
 from gridtokenx.chain.mempool import Admission, Checked
 from gridtokenx.consensus import core
 from gridtokenx.ledger.context import Event
 from gridtokenx.node.metrics import Metrics
-from gridtokenx.p2p.gossip import Gossip, Kind
+from gridtokenx.node.supervisor import Supervisor
+from gridtokenx.p2p.connection import PeerSettings
+from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import codec, crypto, errors, tx
-from gridtokenx.wire.votes import Commit, Proposal, Vote
+from gridtokenx.wire.votes import Commit, Proposal, Vote, block_id
 
 SYNC_RETRY_S: Final = 2.0  # ask again for a block that no peer sent
 TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
+ANNOUNCE_MAX: Final = 4 * TX_BATCH_MAX  # pending transactions sent to a peer that connects
+STALE_TX_S: Final = 10.0  # a pending transaction is sent to every peer again after this...
+STALE_TX_MAX_S: Final = 300.0  # ...then after twice as long each time, up to this
+STALE_CHECK_S: Final = 5.0  # how often the pending transactions are looked over
+STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many sent again per look
+SIGNATURE_CACHE: Final = 4096
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _DISHONEST: Final = frozenset(
     {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
@@ -42,6 +61,26 @@ _DISHONEST: Final = frozenset(
 CommitListener = Callable[[int, bytes, list[Receipt], list[Event]], None]
 """Told of every commit: (height, block bytes, receipts, end-of-block events)."""
 _log: Final = logging.getLogger(__name__)
+
+
+class _Signatures:
+    """Ed25519 with a memory of recent good signatures: a vote is verified before it is
+    relayed and again by the core, and the second time costs a lookup."""
+
+    def __init__(self, size: int = SIGNATURE_CACHE) -> None:
+        self._good: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
+        self._size = size
+
+    def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        key = (public_key, message, signature)
+        if key in self._good:
+            return True
+        if not crypto.verify(public_key, message, signature):
+            return False
+        self._good[key] = None
+        if len(self._good) > self._size:
+            self._good.popitem(last=False)
+        return True
 
 
 class Node:
@@ -56,31 +95,39 @@ class Node:
         min_block_gap: float = 0.0,
         build_budget: float = 0.25,
         clock_drift: int = MAX_CLOCK_DRIFT,
+        peer_settings: PeerSettings | None = None,
     ) -> None:
         """`block_interval` (seconds) paces empty blocks: with nothing to include, a
         proposer waits that long after the previous commit (the others' propose timeout
         must allow for it). With transactions ready it proposes `min_block_gap` after the
         commit, and stops adding transactions to a block once building it has taken
-        `build_budget` seconds, so that validating it fits the consensus timeouts."""
+        `build_budget` seconds, so that validating it fits the consensus timeouts.
+        `peer_settings` caps and times the node's connections (`p2p.connection`)."""
         self.key = key
         self.app = app
         self.clock = clock
         height = app.height + 1
         wal = app.store.load_wal()
         persistent = wal if wal is not None and wal.height == height else None
+        self.verify = _Signatures()
         self.core = core.Core(
             app.chain_id,
             app.validators(height),
             key,
-            crypto.verify,
+            self.verify,
             height,
             timeouts,
             persistent,
         )
-        self.gossip = Gossip(key, self._on_message, address_book=address_book)
+        self.gossip = Gossip(
+            key, self._on_message, address_book=address_book, settings=peer_settings
+        )
+        self.gossip.reserved = self._reserved
+        self.gossip.on_connect = self._announce_pending
+        self.reserved_peers: set[bytes] = set()  # configured peers, let in beyond the cap
+        self.supervisor = Supervisor()
         self._logged: core.Persistent | None = None  # what the WAL holds
         self._timers: list[asyncio.TimerHandle] = []
-        self._tasks: set[asyncio.Future[None]] = set()
         self.decided = asyncio.Event()
         self.halted: str | None = None
         self.block_interval = block_interval
@@ -89,16 +136,25 @@ class Node:
         self.clock_drift = clock_drift  # chain seconds a proposal may be off this clock
         self._txs_arrived = asyncio.Event()
         self.metrics = Metrics()
+        self.metrics.watch(self.gossip, self.supervisor)
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
-        self._regossip: asyncio.Task[None] | None = None
         self._last_commit = 0.0  # loop time of the last commit
         self._asked = (0, 0.0)  # the height we last asked a peer for, and when (loop time)
         self._best_seen = 0  # the highest height any peer's message showed
         self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
         self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
         self._inbox_ready = asyncio.Event()
-        self._ingest: asyncio.Task[None] | None = None
         self._listeners: list[CommitListener] = []
+        self._announced: dict[bytes, tuple[float, int]] = {}  # hash -> (loop time, times)
+        self._checked: tuple[bytes, set[bytes]] | None = None  # a synced block's signatures
+
+    @property
+    def failed(self) -> str | None:
+        """Why the node stopped working (a supervised task failed for good), or None."""
+        return self.supervisor.failed
+
+    def _reserved(self, peer: bytes) -> bool:
+        return peer in self.reserved_peers or self.core.validators.get(peer) is not None
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call `listener` after each commit, on the node's loop. It must only take note
@@ -118,30 +174,30 @@ class Node:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        await self._act(self.core.start())
-        self._regossip = asyncio.create_task(self._regossip_loop())
-        self._ingest = asyncio.create_task(self._ingest_loop())
+        self._act(self.core.start())
+        self.supervisor.keep("regossip", self._regossip_loop)
+        self.supervisor.keep("ingest", self._ingest_loop)
 
     async def _regossip_loop(self, every: float = 1.0) -> None:
         """Consensus assumes messages eventually arrive: re-send this height's own
         proposals and votes every second, for peers that restarted or reconnected. After
         a restart they include the votes the WAL held (the core broadcasts them again on
-        `start`, before any peer is connected), which the crash may have lost."""
+        `start`, before any peer is connected), which the crash may have lost. Pending
+        transactions that waited too long go out again too."""
+        loop = asyncio.get_running_loop()
+        stale_checked = loop.time()
         while not self.halted:
             await asyncio.sleep(every)
             for kind, payload in list(self._own):
-                await self.gossip.rebroadcast(kind, payload)
+                self.gossip.rebroadcast(kind, payload)
+            if (now := loop.time()) - stale_checked >= STALE_CHECK_S:
+                stale_checked = now
+                self._rebroadcast_stale(now)
 
     async def stop(self) -> None:
-        for loop_task in (self._regossip, self._ingest):
-            if loop_task is not None:
-                loop_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop_task
+        await self.supervisor.stop()
         for timer in self._timers:
             timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
         await self.gossip.close()
         self.app.close()
 
@@ -150,9 +206,9 @@ class Node:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
         consensus meanwhile), admit on the loop (which saves the admitted as pending
-        before anyone is told), wake the proposer, and relay what was admitted. One
-        result per transaction, in order. Waking the proposer is what a path of its own
-        would forget: its transactions then wait for the empty-block timer."""
+        before anyone is told), wake the proposer, and queue what was admitted for every
+        peer. One result per transaction, in order. Waking the proposer is what a path of
+        its own would forget: its transactions then wait for the empty-block timer."""
         checked: list[Checked] = []
         for future in self.app.mempool.precheck(raws):
             chunk: list[Checked] = await asyncio.wrap_future(future)
@@ -161,7 +217,11 @@ class Node:
         admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
         if admitted:
             self._txs_arrived.set()
-        await self._relay(admitted)
+            now = asyncio.get_running_loop().time()
+            for a in admissions:
+                if a.accepted and a.tx_hash is not None:
+                    self._announced[a.tx_hash] = (now, 0)
+        self._relay(admitted)
         return admissions
 
     async def submit(self, raw: bytes) -> bytes:
@@ -171,11 +231,38 @@ class Node:
             raise Rejected(admission.code, admission.message)
         return admission.tx_hash
 
-    async def _relay(self, raws: list[bytes]) -> None:
-        """Send admitted transactions to every peer, in batches (one frame, one encryption
-        and one write for many). Peers that already hold one recognise it by its hash."""
+    def _relay(self, raws: list[bytes], peer: bytes | None = None) -> None:
+        """Queue transactions for every peer (or one), in batches (one frame, one
+        encryption and one write for many). Peers that hold one recognise it by its hash."""
         for i in range(0, len(raws), TX_BATCH_MAX):
-            await self.gossip.publish(Kind.TX, codec.encode(raws[i : i + TX_BATCH_MAX]))
+            payload = codec.encode(raws[i : i + TX_BATCH_MAX])
+            if peer is None:
+                self.gossip.publish(Kind.TX, payload)
+            else:
+                self.gossip.send_to(peer, Kind.TX, payload)
+
+    def _announce_pending(self, peer: bytes) -> None:
+        """A peer connected (or reconnected): send it what this node holds pending, the
+        oldest first, up to ANNOUNCE_MAX. Without this, a transaction acknowledged while
+        the node was cut off, or before it restarted, would wait here forever."""
+        self._relay([raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)], peer)
+
+    def _rebroadcast_stale(self, now: float) -> None:
+        """Send again the pending transactions that waited longer than STALE_TX_S since
+        they were last sent (twice as long after each time, up to STALE_TX_MAX_S), at most
+        STALE_PER_PASS at a time: a relay lost to a full queue or a dropped peer is
+        repaired, and a transaction that cannot apply yet costs little."""
+        announced, due = self._announced, list[bytes]()
+        waiting = self.app.mempool.waiting()
+        for tx_hash, raw in waiting:
+            at, times = announced.setdefault(tx_hash, (now, 0))
+            if len(due) < STALE_PER_PASS and now - at >= min(STALE_TX_MAX_S, STALE_TX_S * 2**times):
+                announced[tx_hash] = (now, times + 1)
+                due.append(raw)
+        if len(announced) > 2 * len(waiting) + 1024:  # forget what left the mempool
+            held = {h for h, _ in waiting}
+            self._announced = {h: v for h, v in announced.items() if h in held}
+        self._relay(due)
 
     def _receive_txs(self, payload: bytes, peer: bytes) -> bool:
         """Queue a peer's transaction batch for admission, skipping the ones already held
@@ -204,50 +291,128 @@ class Node:
             self._inbox_ready.clear()
             while self._inbox and not self.halted:
                 batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
-                admissions = await self.admit([raw for raw, _, _ in batch])
-                self._queued.difference_update(h for _, h, _ in batch)
+                try:
+                    admissions = await self.admit([raw for raw, _, _ in batch])
+                finally:
+                    self._queued.difference_update(h for _, h, _ in batch)
                 offenders = {
                     peer
                     for (_, _, peer), admission in zip(batch, admissions, strict=True)
                     if not admission.accepted and admission.code in _DISHONEST
                 }
                 for peer in offenders:
-                    await self.gossip.penalise(peer)
+                    self.gossip.penalise(peer)
 
     # --- inputs ----------------------------------------------------------------------------
-    async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
+    async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:
+        """What a peer sent, checked from the cheap end (see the module docstring)."""
         try:
             if kind is Kind.TX:
-                return self._receive_txs(payload, peer)
+                return Outcome.RELAY if self._receive_txs(payload, peer) else Outcome.INVALID
             if kind is Kind.SYNC_REQUEST:
-                height = int.from_bytes(payload)
-                stored = self.app.store.block(height) if height <= self.app.height else None
-                if stored is not None:
-                    certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
-                    answer = codec.encode(Commit(height, stored[0], certificate))
-                    await self.gossip.send_to(peer, Kind.SYNC_BLOCK, answer)
-                return True
+                return self._answer_sync(payload, peer)
             if kind is Kind.PROPOSAL:
-                proposal = msgspec.msgpack.decode(payload, type=Proposal)
-                await self._catch_up(proposal.height, peer)
-                now = int(self.clock())
-                valid = self.app.check_block(proposal.height, proposal.block, now, self.clock_drift)
-                await self._act(self.core.on_proposal(proposal, valid=valid))
-                return True
+                return await self._on_proposal(msgspec.msgpack.decode(payload, type=Proposal), peer)
             if kind is Kind.VOTE:
-                vote = msgspec.msgpack.decode(payload, type=Vote)
-                await self._catch_up(vote.height, peer)
-                await self._act(self.core.on_vote(vote))
-                return True
+                return self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
             commit = msgspec.msgpack.decode(payload, type=Commit)
-            await self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
+            outcome = await self._on_commit(commit)
             if kind is Kind.SYNC_BLOCK:
-                await self._catch_up(self._best_seen, peer)  # keep asking while behind
-            return True
+                self._catch_up(self._best_seen, peer)  # keep asking while behind
+            return outcome
         except msgspec.DecodeError:
-            return False
+            return Outcome.INVALID
 
-    async def _catch_up(self, seen_height: int, peer: bytes) -> None:
+    def _answer_sync(self, payload: bytes, peer: bytes) -> Outcome:
+        height = int.from_bytes(payload)
+        stored = self.app.store.block(height) if 0 < height <= self.app.height else None
+        if stored is not None:
+            certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
+            answer = codec.encode(Commit(height, stored[0], certificate))
+            self.gossip.send_to(peer, Kind.SYNC_BLOCK, answer)
+        return Outcome.RELAY
+
+    async def _on_proposal(self, proposal: Proposal, peer: bytes) -> Outcome:
+        """The proposer and its signature first (a forgery bans the sender, unexecuted),
+        then the transactions' signatures off the loop, then the trial execution."""
+        self._catch_up(proposal.height, peer)
+        if proposal.height != self.core.height:
+            return Outcome.IGNORE  # not checkable against this height's validators
+        validators = self.core.validators
+        member = validators.get(proposal.proposer)
+        if (
+            proposal.round < 0
+            or proposal.proposer != validators.proposer(proposal.height, proposal.round)
+            or member is None
+            or not self.verify(
+                member.public_key, proposal.signing_bytes(self.app.chain_id), proposal.signature
+            )
+        ):
+            return Outcome.FORGED
+        if proposal.round in self.core.proposals:
+            return Outcome.IGNORE  # the round has its proposal; a second one is not spread
+        verified = await self._signatures(proposal.block)
+        if proposal.height != self.core.height or proposal.round in self.core.proposals:
+            return Outcome.IGNORE  # the node moved on while the pool verified
+        now = int(self.clock())
+        valid = self.app.check_block(
+            proposal.height, proposal.block, now, self.clock_drift, verified=verified
+        )
+        self._act(self.core.on_proposal(proposal, valid=valid))
+        return Outcome.RELAY
+
+    def _on_vote(self, vote: Vote, peer: bytes) -> Outcome:
+        """A vote of this height is relayed only once its signer and signature check out."""
+        self._catch_up(vote.height, peer)
+        if vote.height != self.core.height:
+            return Outcome.IGNORE
+        member = self.core.validators.get(vote.validator)
+        if (
+            vote.round < 0
+            or member is None
+            or not self.verify(member.public_key, vote.signing_bytes(self.app.chain_id),
+                               vote.signature)
+        ):  # fmt: skip
+            return Outcome.FORGED
+        self._act(self.core.on_vote(vote))
+        return Outcome.RELAY
+
+    async def _on_commit(self, commit: Commit) -> Outcome:
+        """A certified block for this height: the certificate first, then the block's
+        signatures off the loop (kept for the commit), then the core decides it."""
+        if commit.height != self.core.height or self.core.decided:
+            return Outcome.IGNORE
+        if not core.check_commit(self.app.chain_id, self.core.validators, commit.height,
+                                 commit.block, commit.certificate, self.verify):  # fmt: skip
+            return Outcome.FORGED
+        verified = await self._signatures(commit.block)
+        if commit.height != self.core.height or self.core.decided:
+            return Outcome.IGNORE
+        if verified is not None:
+            self._checked = (block_id(commit.block), verified)
+        self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
+        return Outcome.RELAY
+
+    async def _signatures(self, raw: bytes) -> set[bytes] | None:
+        """Hashes of a block's transactions whose signatures verify: those the mempool
+        admitted, and the rest verified now in its thread pool while the loop goes on.
+        None when the block does not decode (its check fails on its own)."""
+        try:
+            block = blocks.decode(raw)
+        except ValueError:
+            return None
+        hashes = [tx.hash_of(r) for r in block.txs]
+        mempool = self.app.mempool
+        others = [(h, r) for h, r in zip(hashes, block.txs, strict=True) if not mempool.holds(h)]
+        verified = set(hashes) - {h for h, _ in others}
+        checked: list[Checked] = []
+        for future in mempool.precheck([r for _, r in others]):
+            chunk: list[Checked] = await asyncio.wrap_future(future)
+            checked += chunk
+        verified.update(h for (h, _), (_, ok) in zip(others, checked, strict=True) if ok)
+        return verified
+
+    def _catch_up(self, seen_height: int, peer: bytes) -> None:
         """A peer is at a later height: ask it for our next block, once per height unless
         no answer came within SYNC_RETRY_S (the peer pruned that block, or the request or
         answer was lost); the retry goes to whichever peer shows a later height next."""
@@ -257,15 +422,30 @@ class Node:
         asked, at = self._asked
         if self._best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
             self._asked = (want, now)
-            await self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
+            self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
 
     def _timeout(self, t: core.ScheduleTimeout) -> None:
-        self._spawn(self._act(self.core.on_timeout(t.height, t.round, t.step)))
+        """A timer the core asked for fired (a loop callback: nothing may escape it)."""
+        try:
+            actions = self.core.on_timeout(t.height, t.round, t.step)
+        except Exception as exc:
+            self.supervisor.fail(f"a consensus timeout failed with {type(exc).__name__}: {exc}")
+            return
+        self._act(actions)
 
     # --- outputs ---------------------------------------------------------------------------
-    async def _act(self, actions: list[core.Action]) -> None:
-        if self.halted or not actions:
+    def _act(self, actions: list[core.Action]) -> None:
+        """Carry out the core's actions; returns without waiting for any peer. A failure
+        here (the WAL could not be written) leaves consensus unsafe to go on: the node
+        stops."""
+        if self.halted or self.failed or not actions:
             return
+        try:
+            self._carry_out(actions)
+        except Exception as exc:
+            self.supervisor.fail(f"a consensus step failed with {type(exc).__name__}: {exc}")
+
+    def _carry_out(self, actions: list[core.Action]) -> None:
         if self.core.state != self._logged:  # a synced write only when the state moved
             self.app.store.save_wal(self.core.state)  # before anything leaves this node
             self._logged = msgspec.structs.replace(self.core.state)
@@ -275,14 +455,14 @@ class Node:
                 kind = Kind.PROPOSAL if isinstance(message, Proposal) else Kind.VOTE
                 payload = codec.encode(message)
                 self._own.append((kind, payload))
-                await self.gossip.publish(kind, payload)
+                self.gossip.publish(kind, payload)
             elif isinstance(action, core.ScheduleTimeout):
                 loop = asyncio.get_running_loop()
                 self._timers.append(loop.call_later(action.delay_ms / 1000, self._timeout, action))
             elif isinstance(action, core.RequestValue):
                 self._spawn(self._propose_when_ready(action))
             elif isinstance(action, core.Decide):
-                await self._decide(action)
+                self._decide(action)
             elif isinstance(action, core.ReportEvidence):
                 self.app.report_evidence(action.evidence)
 
@@ -304,40 +484,40 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._txs_arrived.wait(), empty_at - now)
         if (self.core.height, self.core.state.round) == (request.height, request.round):
-            await self._propose_now(request)
+            self._propose_now(request)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run timer-driven work as a task the node keeps a reference to until it ends."""
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Run the proposer's wait as a task the supervisor watches: if it fails, the node
+        stops rather than go on as a validator that cannot propose."""
+        self.supervisor.watch("proposer", work)
 
-    async def _propose_now(self, request: core.RequestValue) -> None:
+    def _propose_now(self, request: core.RequestValue) -> None:
         block = self.app.build_block(
             request.height, int(self.clock()), self.key.address, self.build_budget
         )
-        await self._act(self.core.on_value(request.height, request.round, block))
+        self._act(self.core.on_value(request.height, request.round, block))
 
-    async def _decide(self, decision: core.Decide) -> None:
+    def _decide(self, decision: core.Decide) -> None:
+        checked, self._checked = self._checked, None
+        verified = checked[1] if checked and checked[0] == block_id(decision.block) else None
         try:
-            receipts = self.app.commit(decision.height, decision.block, decision.commit)
+            receipts = self.app.commit(
+                decision.height, decision.block, decision.commit, verified=verified
+            )
         except RuntimeError as exc:  # a divergent state root: stop, do not continue
             self.halted = str(exc)
             return
-        await self.gossip.publish(
-            Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit))
-        )
-        self._timers = [t for t in self._timers if not t.cancelled()]
+        commit = codec.encode(Commit(decision.height, decision.block, decision.commit))
+        self.gossip.publish(Kind.COMMIT, commit)
         now = asyncio.get_running_loop().time()
+        self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
         if self._last_commit:
             self.metrics.block_time.observe(now - self._last_commit)
         self._last_commit = now
         self.metrics.height.set(decision.height)
         self.metrics.commit_txs.set(len(receipts))
         self._notify(decision, receipts)
-        self._own = [
-            (Kind.COMMIT, codec.encode(Commit(decision.height, decision.block, decision.commit)))
-        ]
+        self._own = [(Kind.COMMIT, commit)]
         self.decided.set()
         self.decided = asyncio.Event()
-        await self._act(self.core.advance(self.app.validators(decision.height + 1)))
+        self._act(self.core.advance(self.app.validators(decision.height + 1)))

@@ -1,9 +1,15 @@
 """Running a node from its home: `node start`, until a signal or its stop event.
 
 The node's own loop dials its configured peers, keeps the peer target met, prunes, and
-rewrites the home's `status.json`. Services that sit above the node (the REST and
-WebSocket API) are handed in by the caller as start functions, so the node package never
-imports the layers built on it.
+rewrites the home's `status.json`. Dials run as tasks of their own (one per peer at a time),
+so a peer that accepts and then stalls or hangs up mid-handshake costs its dial and
+nothing else: the loop never waits for a peer. Services that sit above the node (the REST
+and WebSocket API) are handed in by the caller as start functions, so the node package
+never imports the layers built on it.
+
+A node never runs half-alive: when one of its supervised tasks fails for good
+(`node.supervisor`), `run_node` shuts it down and raises `NodeFailed`, which the command
+line reports in one line with exit status 1.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
+import logging
 import math
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +35,13 @@ from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire.crypto import PrivateKey
+
+_log = logging.getLogger(__name__)
+DIAL_BACKOFF_MAX_S = 5.0
+
+
+class NodeFailed(RuntimeError):
+    """The node stopped because a task it cannot do without failed for good."""
 
 
 class Service(Protocol):
@@ -88,6 +103,7 @@ def _write_status(home: Path, node: Node) -> None:
         "step": node.core.state.step.name.lower(),  # with the round: where a stall sits
         "peers": len(node.gossip.peers),
         "halted": node.halted,
+        "failed": node.failed,  # why the node stopped itself (run_node then exits)
         "pid": os.getpid(),
     }
     tmp = home / "status.json.tmp"
@@ -124,6 +140,8 @@ async def run_node(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+    node.supervisor.on_failure.append(lambda reason: stop.set())
+    node.reserved_peers.update(bytes.fromhex(peer) for _, _, peer in config.peers)
     try:
         await _bind(node, config)
     except BaseException:
@@ -131,22 +149,26 @@ async def run_node(
         raise
     await node.start()
     started: list[Service] = []
+    dialer = _Dialer(node)
     began = loop.time()
     try:
         for start in services:
             if (service := await start(node, config)) is not None:
                 started.append(service)
         while not stop.is_set():
-            await _housekeeping(home, node, config, key.address)
+            _housekeeping(home, node, config, key.address, dialer)
             if max_seconds is not None and loop.time() - began > max_seconds:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
     finally:
+        await dialer.stop()
         for service in reversed(started):
             await service.stop()
         _write_status(home, node)
         await node.stop()
+    if node.failed is not None:
+        raise NodeFailed(node.failed)
 
 
 async def _bind(node: Node, config: Config) -> None:
@@ -175,22 +197,69 @@ def _open_node(home: Path, config: Config, spec: Genesis, key: PrivateKey) -> No
             # An accelerated clock moves `speed` chain seconds per wall second: allow the
             # same wall-clock disagreement between validators as at speed 1.
             clock_drift=math.ceil(MAX_CLOCK_DRIFT * max(1.0, config.clock_speed)),
+            peer_settings=config.p2p,
         )
     except BaseException:
         app.close()  # a node that did not start never leaves its store open
         raise
 
 
-async def _housekeeping(home: Path, node: Node, config: Config, address: bytes) -> None:
+class _Dialer:
+    """Dials as background tasks, one per peer at a time: a dial that hangs or fails
+    (refused, reset, closed mid-handshake, late) is logged at debug level, and the next
+    attempt at that peer waits 0.5 s, then twice as long after each failure, up to
+    DIAL_BACKOFF_MAX_S (a configured peer is never given up)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._tasks: dict[bytes | str, asyncio.Task[None]] = {}
+        self._failures: dict[bytes | str, tuple[int, float]] = {}  # name -> (count, retry at)
+
+    def start(
+        self, name: bytes | str, work: Callable[[], Coroutine[object, object, object]]
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        if name in self._tasks or now < self._failures.get(name, (0, 0.0))[1]:
+            return
+        task = asyncio.create_task(self._run(name, work))
+        self._tasks[name] = task
+        task.add_done_callback(lambda _: self._tasks.pop(name, None))
+
+    async def _run(
+        self, name: bytes | str, work: Callable[[], Coroutine[object, object, object]]
+    ) -> None:
+        label = name.hex() if isinstance(name, bytes) else name
+        try:
+            await work()
+            self._failures.pop(name, None)
+            return
+        except OSError as exc:  # HandshakeError, TimeoutError and resets are OSErrors
+            _log.debug("dialling %s failed: %s", label, exc)
+        except Exception as exc:
+            _log.error("dialling %s failed with %s: %s", label, type(exc).__name__, exc)
+        count = self._failures.get(name, (0, 0.0))[0] + 1
+        delay = min(DIAL_BACKOFF_MAX_S, 0.5 * 2 ** (count - 1))
+        self._failures[name] = (count, asyncio.get_running_loop().time() + delay)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _housekeeping(home: Path, node: Node, config: Config, address: bytes, dialer: _Dialer) -> None:
     """One pass of the node's loop: dial configured peers (validators split the dialling:
-    the smaller address dials), meet the peer target, prune, write status.json."""
+    the smaller address dials), meet the peer target, prune, write status.json. Dials only
+    start here; nothing in this pass waits for a peer."""
     for host, port, peer in config.peers:
         peer_id = bytes.fromhex(peer)
         if peer_id not in node.gossip.peers and (config.dial_all or address < peer_id):
-            with contextlib.suppress(OSError, ConnectionError, TimeoutError):
-                await node.gossip.dial(host, port, expect=peer_id)
-    with contextlib.suppress(OSError, ConnectionError, TimeoutError):
-        await node.gossip.maintain(config.target_peers)  # peers learnt by exchange
+            dialer.start(peer_id, functools.partial(node.gossip.dial, host, port, peer_id))
+    if len(node.gossip.peers) < config.target_peers:
+        dialer.start("maintain", functools.partial(node.gossip.maintain, config.target_peers))
     if config.keep_blocks:
         node.app.store.prune(config.keep_blocks)
     _write_status(home, node)

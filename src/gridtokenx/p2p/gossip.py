@@ -1,10 +1,21 @@
 """Gossip over the encrypted transport: every message reaches every connected node once.
 
-A message is `[kind, payload]`. A node hands each new message to its handler and forwards
-it to every other peer; a cache of recently seen message ids (a tagged hash of the frame)
-stops the flood from looping. Each kind has its own size limit. A peer that sends a frame
-that does not decode, breaks a limit, or that the handler rejects as invalid, loses score;
-at zero it is disconnected and banned, so a faulty or hostile peer cannot keep a node busy.
+A message is `[kind, payload]`. A node hands each new message to its handler and, when the
+handler says it is valid (`Outcome.RELAY`), forwards it to every other peer; a cache of
+recently seen message ids (a tagged hash of the frame) stops the flood from looping. Each
+kind has its own size limit. A peer that sends a frame that does not decode, breaks a
+limit, or that the handler rejects as invalid, loses score; at zero it is disconnected and
+banned, so a faulty or hostile peer cannot keep a node busy. A message the handler finds
+forged (a consensus message whose signature or signer is wrong: no honest node relays one)
+bans its sender at once, and is never forwarded.
+
+Nothing here waits for a peer. Each connection is a `connection.Peer` with bounded send
+lanes and a writer task of its own, so `publish`, `send_to`, `rebroadcast` and the
+forwarding of a flood are plain calls that queue and return: a peer that stops reading can
+fill only its own queues, and is dropped at its deadlines. Connections are refused before
+trust is established when they would exceed the caps of `PeerSettings` (handshakes in
+progress, connections per remote IP, peers in all; `reserved` peers, the validators and
+configured peers, are always let in).
 
 Two things keep a node connected and unbothered beyond that. Per-peer rate limits
 (`ratelimit`) drop, count in `throttled` and finally penalise a peer that sends more than its
@@ -18,16 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Final
 
 import msgspec
 
 from gridtokenx.p2p import discovery, transport
+from gridtokenx.p2p.connection import Peer, PeerSettings, PeerStats
 from gridtokenx.p2p.peers import Address, AddressBook, problem
 from gridtokenx.p2p.ratelimit import Lane, Limits, RateLimiter, Verdict
 from gridtokenx.wire import codec, crypto
@@ -43,6 +56,8 @@ class Kind(IntEnum):
     HELLO = 7  # direct: "I listen on this port", once per connection
     PEERS_REQUEST = 8  # direct: "which addresses do you know?" (empty payload)
     PEERS = 9  # direct: up to discovery.MAX_ANSWER addresses in answer
+    PING = 10  # keepalive, empty: answered by the connection itself (connection.PING)
+    PONG = 11  # the answer, empty (connection.PONG)
 
 
 DISCOVERY: Final = frozenset({Kind.HELLO, Kind.PEERS_REQUEST, Kind.PEERS})
@@ -50,6 +65,8 @@ DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK, Kind.TX}) | DISCO
 """Not flooded by gossip: sync and discovery messages go to one peer, and transaction
 batches are relayed by the node itself after admission (a node relays only what its own
 mempool accepted)."""
+CONTROL: Final = frozenset({Kind.PING, Kind.PONG})
+"""Handled by `connection.Peer` as exact frames; one that reaches gossip is malformed."""
 
 LANES: Final = {
     Kind.TX: Lane.TX,
@@ -61,7 +78,17 @@ LANES: Final = {
     Kind.HELLO: Lane.REQUESTS,
     Kind.PEERS_REQUEST: Lane.REQUESTS,
     Kind.PEERS: Lane.REQUESTS,
+    Kind.PING: Lane.REQUESTS,
+    Kind.PONG: Lane.REQUESTS,
 }
+"""The rate-limit budget an inbound frame draws on."""
+SEND_LANES: Final = {
+    **LANES,
+    # A sync answer may be large and is asked again when lost: it must not cost the
+    # connection when the lane is full, as a consensus message would.
+    Kind.SYNC_BLOCK: Lane.REQUESTS,
+}
+"""The send queue an outbound frame waits in (`connection.Peer`)."""
 
 
 LIMITS: Final = {
@@ -74,16 +101,30 @@ LIMITS: Final = {
     Kind.HELLO: 64,
     Kind.PEERS_REQUEST: 0,
     Kind.PEERS: 4 * 1024,  # 32 addresses of at most about 75 bytes each
+    Kind.PING: 0,
+    Kind.PONG: 0,
 }
 START_SCORE: Final = 10
 PENALTY: Final = 5  # two strikes and out
 SEEN_CACHE: Final = 100_000
 ASK_EVERY_S: Final = 30.0  # while short of peers, ask each peer for addresses this often
-DIAL_TIMEOUT_S: Final = 3.0
 DIALS_PER_STEP: Final = 4  # one `maintain` step is bounded
+_log: Final = logging.getLogger(__name__)
 
-Handler = Callable[[Kind, bytes, bytes], Awaitable[bool]]
-"""(kind, payload, peer id) -> whether the payload was valid (False costs the peer score)."""
+
+class Outcome(Enum):
+    """What the handler made of a message (a handler may also answer True for RELAY and
+    False for INVALID)."""
+
+    RELAY = "relay"  # valid: taken, and flooded on (a direct kind is only taken)
+    IGNORE = "ignore"  # not for now (another height): not flooded, and a later copy is
+    #                    looked at again rather than dropped as seen
+    INVALID = "invalid"  # malformed or wrong: the sender loses score
+    FORGED = "forged"  # a signature or signer no honest node would relay: banned at once
+
+
+Handler = Callable[[Kind, bytes, bytes], Awaitable[bool | Outcome]]
+"""(kind, payload, peer id) -> what the payload was (False costs the peer score)."""
 
 
 class _Envelope(msgspec.Struct, array_like=True, frozen=True):
@@ -94,10 +135,19 @@ class _Envelope(msgspec.Struct, array_like=True, frozen=True):
 _decoder: Final = msgspec.msgpack.Decoder(_Envelope)
 
 
+def _outcome(answer: bool | Outcome) -> Outcome:
+    if isinstance(answer, Outcome):
+        return answer
+    return Outcome.RELAY if answer else Outcome.INVALID
+
+
 class Gossip:
     """`address_book` turns peer exchange on (without one the node neither announces nor
     asks, and answers requests with an empty list); `limits` are the per-peer budgets;
-    `clock` (seconds) drives the budgets and the dial backoff, so tests need not sleep."""
+    `settings` the connections' caps, queues and deadlines; `clock` (seconds) drives the
+    budgets and the dial backoff, so tests need not sleep. `reserved(peer)` names peers let
+    in beyond `max_peers` (the node's validators and configured peers); `on_connect(peer)`
+    is told of each new connection (the node re-announces its pending transactions)."""
 
     def __init__(
         self,
@@ -106,16 +156,22 @@ class Gossip:
         *,
         address_book: AddressBook | None = None,
         limits: Limits | None = None,
+        settings: PeerSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.key = key
         self.handler = handler
         self.book = address_book
         self.clock = clock
+        self.settings = settings or PeerSettings()
         self.limiter = RateLimiter(limits or Limits())
-        self.peers: dict[bytes, transport.Connection] = {}
+        self.peers: dict[bytes, Peer] = {}
         self.scores: dict[bytes, int] = {}
         self.throttled: Counter[bytes] = Counter()  # frames dropped over budget, per peer
+        self.stats = PeerStats()
+        self.gate = transport.Gate(self.settings.max_handshakes, self.settings.max_per_ip)
+        self.reserved: Callable[[bytes], bool] = lambda peer: False
+        self.on_connect: Callable[[bytes], None] | None = None
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -126,19 +182,24 @@ class Gossip:
 
     # --- connections -----------------------------------------------------------------------
     async def listen(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await transport.serve(host, port, self.key, self._adopt)
+        self._server = await transport.serve(
+            host, port, self.key, self._accept, gate=self.gate,
+            timeout=self.settings.handshake_timeout_s,
+        )  # fmt: skip
         bound = int(self._server.sockets[0].getsockname()[1])
         self._hello = discovery.announcement(host, bound)
         return bound
 
     async def dial(self, host: str, port: int, expect: bytes | None = None) -> bytes:
-        connection = await asyncio.wait_for(
-            transport.connect(host, port, self.key, expect), DIAL_TIMEOUT_S
+        """Connect to a peer; raises OSError (refused, unreachable, a failed or late
+        handshake: `transport.HandshakeError` is one), nothing else."""
+        connection = await transport.connect(
+            host, port, self.key, expect, timeout=self.settings.handshake_timeout_s
         )
-        dialled = Address(connection.peer_id, host, port)
-        await self._adopt(
-            connection, outbound=True, dialled=dialled if problem(dialled) is None else None
-        )
+        dialled: Address | None = Address(connection.peer_id, host, port)
+        if dialled is not None and problem(dialled) is not None:
+            dialled = None
+        self._adopt(connection, outbound=True, dialled=dialled)
         return connection.peer_id
 
     def banned(self, peer: bytes) -> bool:
@@ -146,51 +207,88 @@ class Gossip:
             self.book is not None and self.book.is_banned(peer)
         )
 
-    async def _adopt(
+    async def _accept(self, connection: transport.Connection) -> None:
+        self._adopt(connection)
+
+    def _adopt(
         self,
         connection: transport.Connection,
         outbound: bool = False,
         dialled: Address | None = None,
-    ) -> None:
+    ) -> bool:
+        """Take an authenticated connection as the peer's one connection, or refuse it."""
         peer = connection.peer_id
-        if peer == self.key.address or self.banned(peer):
-            await connection.close()  # banned peers stay out
-            return
         existing = self.peers.get(peer)
-        if existing is not None:
+        if peer == self.key.address or self.banned(peer):
+            refusal: str | None = "banned"  # banned peers stay out
+        elif existing is not None and outbound != (self.key.address < peer):
             # One connection per peer. When two nodes dial each other at once, "first
             # wins" can make each keep its own and close the other's, leaving none: both
             # keep the one the smaller address dialled instead.
-            if outbound != (self.key.address < peer):
-                await connection.close()
-                return
-            self._greeted.discard(peer)  # it may announce itself anew
-        self.peers[peer] = connection
+            refusal = "duplicate"
+        elif (existing is None and not outbound and len(self.peers) >= self.settings.max_peers
+              and not self.reserved(peer)):  # fmt: skip
+            refusal = "max_peers"
+        else:
+            refusal = None
+        if refusal is not None:
+            self.gate.refused[refusal] += 1
+            connection.abort()
+            return False
+        self._start(Peer(connection, self._on_frame, self._closed, self.settings, self.stats,
+                         outbound))  # fmt: skip
         if existing is not None:
-            await existing.close()  # its reader sees it was replaced and ends quietly
+            existing.close("replaced")
         self.scores.setdefault(peer, START_SCORE)
-        task = asyncio.create_task(self._read(peer, connection))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         if self.book is not None:
             if dialled is not None:  # it answered where we dialled: a verified address
                 self.book.add(dialled, verified=True)
                 self.book.succeeded(peer)
             if self._hello is not None:
-                await self.send_to(peer, Kind.HELLO, self._hello)
-            await self._ask(peer)
+                self.send_to(peer, Kind.HELLO, self._hello)
+            self._ask(peer)
+        if self.on_connect is not None:
+            try:
+                self.on_connect(peer)
+            except Exception:
+                _log.exception("the new-peer callback failed")
+        return True
 
-    async def _ask(self, peer: bytes) -> None:
+    def _start(self, peer: Peer) -> None:
+        self._greeted.discard(peer.id)  # it may announce itself anew on this connection
+        self.peers[peer.id] = peer
+        if not peer.outbound:
+            self.gate.established[peer.remote_host] += 1
+        peer.start()
+        for task in peer.tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _closed(self, peer: Peer, reason: str) -> None:
+        """A connection ended (told by the peer itself, whoever closed it)."""
+        if not peer.outbound:
+            self.gate.established[peer.remote_host] -= 1
+            if self.gate.established[peer.remote_host] <= 0:
+                del self.gate.established[peer.remote_host]
+        if self.peers.get(peer.id) is not peer:
+            return  # a replaced connection: the new one keeps the peer's state
+        del self.peers[peer.id]
+        self.limiter.forget(peer.id)
+        self._greeted.discard(peer.id)
+        self._awaiting.discard(peer.id)
+        self._asked_at.pop(peer.id, None)
+
+    def _ask(self, peer: bytes) -> None:
         self._awaiting.add(peer)
         self._asked_at[peer] = self.clock()
-        await self.send_to(peer, Kind.PEERS_REQUEST, b"")
+        self.send_to(peer, Kind.PEERS_REQUEST, b"")
 
     async def maintain(self, target_peers: int) -> int:
         """One step towards `target_peers` connections, for the node's housekeeping loop:
         ask connected peers for addresses again (at most every ASK_EVERY_S), then dial up to
-        DIALS_PER_STEP addresses from the book whose backoff has passed. A failed dial backs
-        its address off, so calling this often never hammers a dead address. Returns the
-        number of dials tried."""
+        DIALS_PER_STEP addresses from the book whose backoff has passed, all at once. A
+        failed dial backs its address off, so calling this often never hammers a dead
+        address. Returns the number of dials tried."""
         if self.book is None or len(self.peers) >= target_peers:
             return 0
         now = self.clock()
@@ -198,38 +296,50 @@ class Gossip:
             if peer not in self._awaiting and now - self._asked_at.get(peer, -math.inf) >= (
                 ASK_EVERY_S
             ):
-                await self._ask(peer)
-        dials = 0
-        for address in self.book.due(now, exclude=self.peers.keys() | {self.key.address}):
-            if len(self.peers) >= target_peers or dials >= DIALS_PER_STEP:
-                break
-            dials += 1
-            try:
-                await self.dial(address.host, address.port, expect=address.peer)
-            except (OSError, ConnectionError, TimeoutError, EOFError):
+                self._ask(peer)
+        due = self.book.due(now, exclude=self.peers.keys() | {self.key.address})
+        chosen = due[: min(DIALS_PER_STEP, max(0, target_peers - len(self.peers)))]
+        results = await asyncio.gather(
+            *(self.dial(a.host, a.port, expect=a.peer) for a in chosen), return_exceptions=True
+        )
+        for address, result in zip(chosen, results, strict=True):
+            if isinstance(result, OSError):
                 self.book.failed(address.peer, self.clock())
+            elif isinstance(result, BaseException):
+                raise result
         if self.book.dirty:
             self.book.save()
-        return dials
+        return len(chosen)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            with contextlib.suppress(*transport.CLOSED_ERRORS):
+                await self._server.wait_closed()
+        for peer in list(self.peers.values()):
+            peer.close("shutdown")
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for connection in list(self.peers.values()):
-            await connection.close()
-        self.peers.clear()
         if self.book is not None and self.book.dirty:
             self.book.save()
 
+    def queued(self) -> dict[Lane, tuple[int, int]]:
+        """Frames and bytes waiting in every peer's send queues, per lane."""
+        total = {lane: (0, 0) for lane in Lane}
+        for peer in self.peers.values():
+            for lane, (frames, size) in peer.queued().items():
+                total[lane] = (total[lane][0] + frames, total[lane][1] + size)
+        return total
+
     # --- messages --------------------------------------------------------------------------
+    def _message_id(self, frame: bytes) -> bytes:
+        return crypto.tagged_hash(b"GridTokenX/gossip", frame)
+
     def _first_time(self, frame: bytes) -> bool:
-        message_id = crypto.tagged_hash(b"GridTokenX/gossip", frame)
+        message_id = self._message_id(frame)
         if message_id in self._seen:
             return False
         self._seen[message_id] = None
@@ -237,61 +347,45 @@ class Gossip:
             self._seen.popitem(last=False)
         return True
 
-    async def publish(self, kind: Kind, payload: bytes) -> None:
-        """Send a message of our own to every peer."""
+    def publish(self, kind: Kind, payload: bytes) -> None:
+        """Queue a message of our own for every peer; returns at once."""
         if len(payload) > LIMITS[kind]:
             raise ValueError(f"{kind.name} of {len(payload)} bytes exceeds {LIMITS[kind]}")
         frame = codec.encode(_Envelope(int(kind), payload))
         self._first_time(frame)
-        await self._forward(frame, exclude=None)
+        self._forward(frame, exclude=None, lane=SEND_LANES[kind])
 
-    async def send_to(self, peer: bytes, kind: Kind, payload: bytes) -> None:
-        """A direct message to one peer (sync), outside the flood."""
+    def send_to(self, peer: bytes, kind: Kind, payload: bytes) -> bool:
+        """Queue a direct message for one peer (sync, discovery), outside the flood;
+        returns at once, False when the peer is not connected."""
         connection = self.peers.get(peer)
         if connection is None:
-            return
-        try:
-            await connection.send(codec.encode(_Envelope(int(kind), payload)))
-            await connection.flush()
-        except (ConnectionError, OSError):
-            await self._drop(peer)
+            return False
+        return connection.send(SEND_LANES[kind], codec.encode(_Envelope(int(kind), payload)))
 
-    async def rebroadcast(self, kind: Kind, payload: bytes) -> None:
-        """Send one of our messages to every peer again (peers that saw it drop it; a peer
-        that restarted or was cut off gets it now)."""
-        await self._forward(codec.encode(_Envelope(int(kind), payload)), exclude=None)
+    def rebroadcast(self, kind: Kind, payload: bytes) -> None:
+        """Queue one of our messages for every peer again (peers that saw it drop it; a
+        peer that restarted or was cut off gets it now)."""
+        self._forward(codec.encode(_Envelope(int(kind), payload)), None, SEND_LANES[kind])
 
-    async def _forward(self, frame: bytes, exclude: bytes | None) -> None:
+    def _forward(self, frame: bytes, exclude: bytes | None, lane: Lane) -> None:
         for peer, connection in list(self.peers.items()):
-            if peer == exclude:
-                continue
-            try:
-                await connection.send(frame)
-                await connection.flush()
-            except (ConnectionError, OSError):
-                await self._drop(peer)
+            if peer != exclude:
+                connection.send(lane, frame)
 
-    async def _read(self, peer: bytes, connection: transport.Connection) -> None:
-        """Frames of one connection until it ends or another replaces it."""
-        try:
-            while self.peers.get(peer) is connection:
-                frame = await connection.receive()
-                await self._on_frame(peer, frame)
-        except (transport.FrameError, ConnectionError, OSError):
-            pass
-        finally:
-            if self.peers.get(peer) is connection:
-                await self._drop(peer)
-
-    async def _on_frame(self, peer: bytes, frame: bytes) -> None:
+    async def _on_frame(self, connection: Peer, frame: bytes) -> None:
+        """One frame from a peer (its reader task awaits this)."""
+        peer = connection.id
+        if self.peers.get(peer) is not connection:
+            return  # replaced or dropped meanwhile
         try:
             envelope = _decoder.decode(frame)
             kind = Kind(envelope.kind)
         except (msgspec.DecodeError, ValueError):
-            await self._penalise(peer)
+            self.penalise(peer)
             return
-        if len(envelope.payload) > LIMITS[kind]:
-            await self._penalise(peer)
+        if len(envelope.payload) > LIMITS[kind] or kind in CONTROL:
+            self.penalise(peer)
             return
         # Before the seen cache: a frame dropped here may still arrive through a peer
         # within its budget.
@@ -299,35 +393,49 @@ class Gossip:
         if verdict is not Verdict.ADMIT:
             self.throttled[peer] += 1
             if verdict is Verdict.PENALISE:
-                await self._penalise(peer)
+                self.penalise(peer)
             return
         if kind in DISCOVERY:
-            if not await self._exchange(kind, envelope.payload, peer):
-                await self._penalise(peer)
+            if not self._exchange(kind, envelope.payload, connection):
+                self.penalise(peer)
             return
         direct = kind in DIRECT
         if not direct and not self._first_time(frame):
             return
-        if not await self.handler(kind, envelope.payload, peer):
-            await self._penalise(peer)
-            return
-        if not direct:
-            await self._forward(frame, exclude=peer)
+        outcome = _outcome(await self.handler(kind, envelope.payload, peer))
+        if outcome is Outcome.RELAY and not direct:
+            self._forward(frame, exclude=peer, lane=SEND_LANES[kind])
+        elif outcome is Outcome.IGNORE and not direct:
+            self._seen.pop(self._message_id(frame), None)
+        elif outcome is Outcome.INVALID:
+            self.penalise(peer)
+        elif outcome is Outcome.FORGED:
+            self.ban(peer)
 
-    async def penalise(self, peer: bytes) -> None:
-        """The handler found a peer's message invalid after the fact (batched checks)."""
-        await self._penalise(peer)
+    def penalise(self, peer: bytes) -> None:
+        """The peer sent something invalid (also for the handler's after-the-fact, batched
+        checks): it loses score, and at zero it is disconnected and banned."""
+        self.scores[peer] = self.scores.get(peer, START_SCORE) - PENALTY
+        if self.scores[peer] <= 0:
+            self.ban(peer)
 
-    async def _exchange(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
-        """Peer exchange, handled here rather than by the node; False for a malformed one."""
+    def ban(self, peer: bytes) -> None:
+        """Disconnect `peer` and refuse it from now on (across restarts, with a book)."""
+        self.scores[peer] = min(0, self.scores.get(peer, 0))
+        if self.book is not None:
+            self.book.ban(peer)
         connection = self.peers.get(peer)
-        if connection is None:
-            return True
+        if connection is not None:
+            connection.close("banned")
+
+    def _exchange(self, kind: Kind, payload: bytes, connection: Peer) -> bool:
+        """Peer exchange, handled here rather than by the node; False for a malformed one."""
+        peer = connection.id
         if kind is Kind.PEERS_REQUEST:
             if payload:
                 return False
             known = [] if self.book is None else self.book.sample(discovery.MAX_ANSWER, {peer})
-            await self.send_to(peer, Kind.PEERS, discovery.encode_answer(known))
+            self.send_to(peer, Kind.PEERS, discovery.encode_answer(known))
             return True
         try:
             if kind is Kind.HELLO:
@@ -348,19 +456,3 @@ class Gossip:
                 if address.peer != self.key.address:
                     self.book.add(address)
         return True
-
-    async def _penalise(self, peer: bytes) -> None:
-        self.scores[peer] = self.scores.get(peer, START_SCORE) - PENALTY
-        if self.scores[peer] <= 0:
-            if self.book is not None:
-                self.book.ban(peer)
-            await self._drop(peer)
-
-    async def _drop(self, peer: bytes) -> None:
-        connection = self.peers.pop(peer, None)
-        self.limiter.forget(peer)
-        self._greeted.discard(peer)
-        self._awaiting.discard(peer)
-        self._asked_at.pop(peer, None)
-        if connection is not None:
-            await connection.close()

@@ -18,33 +18,54 @@ frame here against 7.6 us through PyNaCl's binding:
 
 After the handshake every frame is a 4-byte big-endian length and an AEAD ciphertext whose
 nonce is a per-direction counter: a replayed, reordered, truncated or altered frame fails
-to decrypt and closes the connection. Frames are capped in size. Writes are queued and
-flushed together (coalesced) and `send` waits for the socket to drain once the buffer is
-large, which is back-pressure: a slow peer slows its sender rather than losing frames.
+to decrypt and closes the connection. Frames are capped in size, and the length is read
+before the frame, so an oversized one is refused before a byte of it is buffered.
+
+Nothing is trusted before the handshake ends, so it is cheap to refuse: its only frame (the
+proof, an 80-byte ciphertext) may not exceed HANDSHAKE_FRAME bytes; it must finish within
+a deadline on both sides; an all-zero or low-order X25519 key is refused (libsodium will
+not derive a secret from one); and a listener's `Gate` caps the handshakes in progress and
+the connections per remote IP, refusing the rest before reading a byte. Every way a
+handshake can fail (a peer that closes half-way, a reset, a timeout) surfaces as one
+exception, `HandshakeError`, so no caller can forget a case.
+
+`Connection.write` seals frames and hands them to the socket without waiting; who waits for
+the socket to drain, and for how long, is the caller's choice (`p2p.connection.Peer` does it
+in one writer task per peer, with a deadline). `send`/`flush` remain for simple callers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 import struct
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 import nacl.bindings as sodium
 import nacl.encoding
+import nacl.exceptions
 import nacl.hash
 import nacl.signing
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from gridtokenx.p2p.peers import is_loopback
 from gridtokenx.wire import crypto
 
 MAGIC: Final = b"GTX1"
 MAX_FRAME: Final = 4 * 1024 * 1024
+HANDSHAKE_FRAME: Final = 256  # the proof is 64 bytes of signature and a 16-byte tag
 HANDSHAKE_TIMEOUT_S: Final = 5.0
 FLUSH_AT: Final = 256 * 1024  # bytes buffered before `send` waits for the socket to drain
+READ_CHUNK: Final = 256 * 1024
 _LENGTH = struct.Struct(">I")
+_NO_LINGER: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close with a reset
+_TAG: Final = 16
+_log: Final = logging.getLogger(__name__)
 
 
 class HandshakeError(ConnectionError):
@@ -52,7 +73,20 @@ class HandshakeError(ConnectionError):
 
 
 class FrameError(ConnectionError):
-    pass
+    """A frame that is too long or does not authenticate: the peer is broken or hostile."""
+
+
+class PeerClosed(FrameError):
+    """The peer closed the connection (between frames or in the middle of one)."""
+
+
+CLOSED_ERRORS: Final = (
+    ConnectionError,
+    OSError,
+    EOFError,  # asyncio.IncompleteReadError: the peer closed mid-read
+    RuntimeError,  # uvloop: "unable to perform operation on <TCPTransport closed=True>"
+)
+"""What a socket operation raises once the peer is gone or the transport closed."""
 
 
 def _kdf(key: bytes, label: bytes, transcript: bytes) -> bytes:
@@ -75,6 +109,14 @@ class _Direction:
         return nonce
 
 
+def _host_of(writer: asyncio.StreamWriter) -> str:
+    try:
+        peername = writer.get_extra_info("peername")
+    except CLOSED_ERRORS:
+        return ""
+    return str(peername[0]) if peername else ""
+
+
 class Connection:
     """One encrypted, authenticated stream of frames to a known peer."""
 
@@ -89,23 +131,38 @@ class Connection:
         self._reader, self._writer = reader, writer
         self.peer_key = peer_key
         self.peer_id = crypto.address_of(peer_key)
-        peername = writer.get_extra_info("peername")
         # The IP the peer's packets come from: the only host we may believe about it.
-        self.remote_host: str = str(peername[0]) if peername else ""
+        self.remote_host: str = _host_of(writer)
         self._send = _Direction(send_key)
         self._receive = _Direction(receive_key)
         self._outbox: list[bytes] = []
         self._buffered = 0
         self._inbox = bytearray()
 
-    async def send(self, payload: bytes) -> None:
-        """Queue one frame; flushes (and waits for the peer) once enough is buffered."""
+    def _seal(self, payload: bytes) -> None:
         if len(payload) > MAX_FRAME:
             raise FrameError(f"frame of {len(payload)} bytes exceeds {MAX_FRAME}")
         sealed = self._send.aead.encrypt(self._send.nonce(), payload, None)
         self._outbox.append(_LENGTH.pack(len(sealed)))
         self._outbox.append(sealed)
         self._buffered += len(sealed) + 4
+
+    def write(self, payloads: list[bytes]) -> None:
+        """Seal frames and hand them to the socket in one write, without waiting for it."""
+        for payload in payloads:
+            self._seal(payload)
+        data = b"".join(self._outbox)
+        self._outbox.clear()
+        self._buffered = 0
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the socket has taken what was written (the caller bounds the wait)."""
+        await self._writer.drain()
+
+    async def send(self, payload: bytes) -> None:
+        """Queue one frame; flushes (and waits for the peer) once enough is buffered."""
+        self._seal(payload)
         if self._buffered >= FLUSH_AT:
             await self.flush()
 
@@ -119,18 +176,19 @@ class Connection:
 
     async def _fill(self, size: int) -> None:
         while len(self._inbox) < size:
-            chunk = await self._reader.read(256 * 1024)
+            chunk = await self._reader.read(READ_CHUNK)
             if not chunk:
-                raise FrameError("connection closed mid-frame")
+                raise PeerClosed("connection closed mid-frame")
             self._inbox += chunk
 
-    async def receive(self) -> bytes:
-        """The next frame; raises FrameError on anything that does not authenticate.
+    async def receive(self, limit: int = MAX_FRAME) -> bytes:
+        """The next frame of at most `limit` bytes; raises FrameError on anything that does
+        not authenticate or is too long (judged by its length, before reading the rest).
         Reads arrive in large chunks and frames are cut from a buffer, one await per many."""
         await self._fill(4)
         (length,) = _LENGTH.unpack_from(self._inbox)
-        if length > MAX_FRAME + 16:
-            raise FrameError(f"frame of {length} bytes exceeds the limit")
+        if length > limit + _TAG:
+            raise FrameError(f"frame of {length} bytes exceeds the limit of {limit + _TAG}")
         await self._fill(4 + length)
         sealed = bytes(self._inbox[4 : 4 + length])
         del self._inbox[: 4 + length]
@@ -139,10 +197,33 @@ class Connection:
         except InvalidTag as exc:
             raise FrameError("frame failed authentication") from exc
 
+    def abort(self) -> None:
+        """Close at once, dropping whatever the socket still holds. The socket lingers for
+        no time (the peer gets a reset): otherwise the kernel would keep retrying what a
+        peer that stopped reading never takes, holding its buffers long after we gave up."""
+        with contextlib.suppress(*CLOSED_ERRORS, AttributeError, TypeError):
+            sock = self._writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+        with contextlib.suppress(*CLOSED_ERRORS):
+            self._writer.transport.abort()
+
     async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
+        with contextlib.suppress(*CLOSED_ERRORS):
+            self._writer.close()
+        with contextlib.suppress(*CLOSED_ERRORS, TimeoutError):
+            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        self.abort()
+
+
+def _shared_secret(secret: bytes, their_public: bytes) -> bytes:
+    """X25519; an all-zero or low-order public key gives no secret and is refused."""
+    try:
+        shared = sodium.crypto_scalarmult(secret, their_public)
+    except (nacl.exceptions.CryptoError, ValueError) as exc:  # libsodium refused the point
+        raise HandshakeError("the peer's ephemeral key is all-zero or of low order") from exc
+    if shared == bytes(len(shared)):
+        raise HandshakeError("the peer's ephemeral key is all-zero or of low order")
+    return shared
 
 
 async def _handshake(
@@ -161,7 +242,7 @@ async def _handshake(
     their_ephemeral, their_key = hello[4:36], hello[36:68]
     if expect is not None and crypto.address_of(their_key) != expect:
         raise HandshakeError("the peer is not the node we dialled")
-    shared = sodium.crypto_scalarmult(ephemeral_secret, their_ephemeral)
+    shared = _shared_secret(ephemeral_secret, their_ephemeral)
     mine = (ephemeral_public, key.public_key)
     theirs = (their_ephemeral, their_key)
     first, second = (mine, theirs) if initiator else (theirs, mine)
@@ -174,7 +255,7 @@ async def _handshake(
     connection = Connection(reader, writer, their_key, send_key, receive_key)
     await connection.send(key.sign(transcript))
     await connection.flush()
-    proof = await connection.receive()
+    proof = await connection.receive(HANDSHAKE_FRAME)
     try:
         nacl.signing.VerifyKey(their_key).verify(transcript, proof)
     except Exception as exc:
@@ -182,18 +263,75 @@ async def _handshake(
     return connection
 
 
-async def connect(
-    host: str, port: int, key: crypto.PrivateKey, expect: bytes | None = None
+async def _handshake_within(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    key: crypto.PrivateKey,
+    initiator: bool,
+    expect: bytes | None,
+    timeout: float,
 ) -> Connection:
-    """Dial a peer; `expect` (a peer id) refuses any other node at that address."""
-    reader, writer = await asyncio.open_connection(host, port)
+    """The handshake within `timeout` seconds; any failure is a HandshakeError and leaves
+    the socket closed."""
     try:
-        return await asyncio.wait_for(
-            _handshake(reader, writer, key, True, expect), HANDSHAKE_TIMEOUT_S
-        )
-    except BaseException:
-        writer.close()
-        raise
+        return await asyncio.wait_for(_handshake(reader, writer, key, initiator, expect), timeout)
+    except BaseException as exc:
+        with contextlib.suppress(*CLOSED_ERRORS):
+            writer.transport.abort()
+        if isinstance(exc, HandshakeError) or not isinstance(exc, Exception):
+            raise  # ours already, or a cancellation
+        if isinstance(exc, TimeoutError):
+            raise HandshakeError(f"no handshake within {timeout} s") from exc
+        raise HandshakeError(f"handshake failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def connect(
+    host: str,
+    port: int,
+    key: crypto.PrivateKey,
+    expect: bytes | None = None,
+    timeout: float = HANDSHAKE_TIMEOUT_S,
+) -> Connection:
+    """Dial a peer; `expect` (a peer id) refuses any other node at that address. Raises
+    OSError (refused, unreachable) or HandshakeError, nothing else."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError as exc:
+        raise HandshakeError(f"no connection to {host}:{port} within {timeout} s") from exc
+    return await _handshake_within(reader, writer, key, True, expect, timeout)
+
+
+class Gate:
+    """Who may start a handshake with a listener: at most `max_handshakes` at once, and at
+    most `max_per_ip` connections (in handshake, plus those the owner reports `established`)
+    from one remote IP. Loopback is this machine (a devnet of several nodes), so it is not
+    capped per IP unless `limit_loopback`. Refusals are counted by reason in `refused`."""
+
+    def __init__(
+        self, max_handshakes: int = 16, max_per_ip: int = 8, limit_loopback: bool = False
+    ) -> None:
+        self.max_handshakes = max_handshakes
+        self.max_per_ip = max_per_ip
+        self.limit_loopback = limit_loopback
+        self.handshaking: Counter[str] = Counter()
+        self.established: Counter[str] = Counter()  # kept by the owner of the connections
+        self.refused: Counter[str] = Counter()
+
+    def enter(self, host: str) -> bool:
+        if self.handshaking.total() >= self.max_handshakes:
+            self.refused["handshakes_in_progress"] += 1
+            return False
+        capped = self.limit_loopback or not is_loopback(host)
+        if capped and self.handshaking[host] + self.established[host] >= self.max_per_ip:
+            self.refused["per_ip"] += 1
+            return False
+        self.handshaking[host] += 1
+        return True
+
+    def leave(self, host: str) -> None:
+        self.handshaking[host] -= 1
+        if self.handshaking[host] <= 0:
+            del self.handshaking[host]
 
 
 async def serve(
@@ -201,17 +339,38 @@ async def serve(
     port: int,
     key: crypto.PrivateKey,
     on_connection: Callable[[Connection], Awaitable[None]],
+    *,
+    gate: Gate | None = None,
+    timeout: float = HANDSHAKE_TIMEOUT_S,
 ) -> asyncio.Server:
-    """Accept peers; `on_connection(connection)` is awaited for each authenticated one."""
+    """Accept peers; `on_connection(connection)` is awaited for each authenticated one.
+    A connection the `gate` refuses is closed before anything is read from it; a failed
+    handshake closes it with (at most) a debug line, never a traceback."""
+    gate = gate or Gate()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            connection = await asyncio.wait_for(
-                _handshake(reader, writer, key, False, None), HANDSHAKE_TIMEOUT_S
-            )
-        except (HandshakeError, FrameError, asyncio.IncompleteReadError, TimeoutError, OSError):
-            writer.close()
+        remote = _host_of(writer)
+        if not gate.enter(remote):
+            with contextlib.suppress(*CLOSED_ERRORS):
+                writer.transport.abort()
             return
-        await on_connection(connection)
+        try:
+            connection = await _handshake_within(reader, writer, key, False, None, timeout)
+        except HandshakeError as exc:
+            gate.refused["handshake_failed"] += 1
+            _log.debug("handshake from %s refused: %s", remote, exc)
+            return
+        except asyncio.CancelledError:
+            # The listener is shutting down. Python 3.11's stream server calls
+            # `exception()` on a cancelled handler task and prints the resulting error
+            # with a traceback, so this task ends quietly instead (nothing awaits it).
+            return
+        finally:
+            gate.leave(remote)
+        try:
+            await on_connection(connection)
+        except Exception as exc:  # a bug above us must not become a loop traceback per peer
+            _log.error("a connection from %s failed: %s: %s", remote, type(exc).__name__, exc)
+            connection.abort()
 
     return await asyncio.start_server(accept, host, port)
