@@ -22,7 +22,7 @@ from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
-from gridtokenx.node.home import load_genesis, read_config, read_status
+from gridtokenx.node.home import Config, load_genesis, read_config, read_status
 from gridtokenx.storage.store import Store
 from tests.cli.test_errors import error_lines
 from tests.conftest import free_base_port
@@ -81,6 +81,26 @@ def test_init_writes_an_encrypted_full_node_home(tmp_path: Path, genesis_file: P
     assert not list(tmp_path.glob(".*"))  # no staging directory left behind
 
 
+def test_init_addresses_for_a_node_on_a_network(tmp_path: Path, genesis_file: Path) -> None:
+    """Every address a node binds or announces is an `init` flag; loopback stays the default
+    for the API and metrics, so binding them elsewhere is the operator's explicit choice."""
+    default = read_config_of(_init(tmp_path / "a", genesis_file), tmp_path / "a")
+    assert (default.listen_host, default.api_host, default.metrics_host) == ("127.0.0.1",) * 3
+    assert (default.external_host, default.api_port) == ("", 0)
+    flags = ("--listen-host", "::", "--external-host", "node1.egat.example", "--api-port",
+             "8080", "--api-host", "10.0.0.5", "--metrics-port", "9100", "--metrics-host",
+             "fd00::5")  # fmt: skip
+    config = read_config_of(_init(tmp_path / "b", genesis_file, *flags), tmp_path / "b")
+    assert (config.listen_host, config.external_host) == ("::", "node1.egat.example")
+    assert (config.api_host, config.api_port) == ("10.0.0.5", 8080)
+    assert (config.metrics_host, config.metrics_port) == ("fd00::5", 9100)
+
+
+def read_config_of(result: Result, home: Path) -> Config:
+    assert result.exit_code == 0, out(result)
+    return read_config(home)
+
+
 def test_init_with_a_genesis_validator_key(tmp_path: Path, genesis_file: Path) -> None:
     key_file = tmp_path / "egat.key"
     keystore.save_insecure_dev_key(key_file, genesis.dev_keys()["EGAT"])
@@ -113,6 +133,10 @@ def test_init_refuses_an_existing_home_and_changes_nothing(
         (("--peer", "127.0.0.1:26656:abcd"), ENV, "20-byte", "BAD_INPUT"),
         (("--listen-port", "70000"), ENV, "not a port", "BAD_INPUT"),
         (("--metrics-port", "-1"), ENV, "not a port", "BAD_INPUT"),
+        (("--api-port", "65536"), ENV, "not a port", "BAD_INPUT"),
+        (("--listen-host", "10.0.0"), ENV, "neither an IP address", "BAD_INPUT"),
+        (("--api-host", "my host"), ENV, "neither an IP address", "BAD_INPUT"),
+        (("--external-host", "-bad-"), ENV, "neither an IP address", "BAD_INPUT"),
         (("--keep-blocks", "-1"), ENV, "keep all", "BAD_INPUT"),
         ((), {"GRIDTOKENX_PASSPHRASE": ""}, "no passphrase", "NO_PASSPHRASE"),
         (("--key", "missing.key"), ENV, "does not exist", "BAD_INPUT"),

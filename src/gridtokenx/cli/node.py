@@ -4,6 +4,7 @@ what it last reported."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -35,12 +36,31 @@ def _parse_peer(text: str) -> tuple[str, int, str]:
     return host, port_number, peer_id.hex()
 
 
-def _check_numbers(listen_port: int, metrics_port: int, keep_blocks: int) -> None:
-    for name, port in (("--listen-port", listen_port), ("--metrics-port", metrics_port)):
-        if not (name == "--metrics-port" and port == 0) and not 1 <= port <= 65_535:
+def _check_numbers(listen_port: int, metrics_port: int, api_port: int, keep_blocks: int) -> None:
+    ports = (("--listen-port", listen_port), ("--metrics-port", metrics_port),
+             ("--api-port", api_port))  # fmt: skip
+    for name, port in ports:
+        if not (name != "--listen-port" and port == 0) and not 1 <= port <= 65_535:
             raise BadInput(f"{name} {port} is not a port (1-65535)")
     if keep_blocks < 0:
         raise BadInput(f"--keep-blocks {keep_blocks} must be 0 (keep all) or more")
+
+
+def _check_host(name: str, host: str, empty_ok: bool = False) -> None:
+    """An IP literal (v4 or v6) or a host name: anything else is a typo caught here rather
+    than at the first start."""
+    import ipaddress
+    import re
+
+    if not host and empty_ok:
+        return
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return
+    looks_numeric = re.fullmatch(r"[0-9.]+", host) is not None  # a mistyped IPv4 address
+    if looks_numeric or not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*", host):  # fmt: skip
+        raise BadInput(f"{name} {host!r} is neither an IP address nor a host name")
 
 
 def _node_key(key_file: Path | None, insecure: bool) -> tuple[crypto.PrivateKey, str]:
@@ -56,11 +76,22 @@ def init(
     home: Annotated[Path, typer.Option(help="the new node's home directory (must not exist)")],
     genesis_file: Annotated[Path, typer.Option("--genesis", help="the network's genesis file")],
     moniker: Annotated[str, typer.Option(help="a name for this node")] = "",
-    listen_port: Annotated[int, typer.Option(help="P2P port on 127.0.0.1")] = 26_656,
+    listen_port: Annotated[int, typer.Option(help="P2P port")] = 26_656,
+    listen_host: Annotated[
+        str, typer.Option(help="P2P address to bind: 0.0.0.0 or :: for every interface")
+    ] = "127.0.0.1",
+    external_host: Annotated[
+        str, typer.Option(help="the address peers should dial (behind NAT); default: as bound")
+    ] = "",
+    api_port: Annotated[int, typer.Option(help="REST and WebSocket API port; 0: off")] = 0,
+    api_host: Annotated[
+        str, typer.Option(help="API address to bind (public only behind a reverse proxy)")
+    ] = "127.0.0.1",
     peer: Annotated[
         list[str] | None, typer.Option(help="HOST:PORT:PEERIDHEX, repeat for each peer")
     ] = None,
     metrics_port: Annotated[int, typer.Option(help="Prometheus port; 0: off")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Prometheus address to bind")] = "127.0.0.1",
     keep_blocks: Annotated[
         int, typer.Option(help="prune all but the last N blocks; 0: keep all")
     ] = 0,
@@ -85,11 +116,17 @@ def init(
         raise Refused("EXISTS", f"{home} exists and is not empty; choose a new directory")
     spec = genesis.read(genesis_file)
     peers = tuple(_parse_peer(p) for p in peer or [])
-    _check_numbers(listen_port, metrics_port, keep_blocks)
+    _check_numbers(listen_port, metrics_port, api_port, keep_blocks)
+    hosts = (("--listen-host", listen_host), ("--api-host", api_host),
+             ("--metrics-host", metrics_host), ("--external-host", external_host))  # fmt: skip
+    for name, host in hosts:
+        _check_host(name, host, empty_ok=name == "--external-host")
     key, secret = _node_key(key_file, insecure_dev_key)
     power = voting_power(spec, key)
-    config = Config(listen_port, peers, metrics_port=metrics_port, dial_all=power == 0,
-                    keep_blocks=keep_blocks, moniker=moniker or home.name)  # fmt: skip
+    config = Config(listen_port, peers, listen_host=listen_host, external_host=external_host,
+                    metrics_port=metrics_port, metrics_host=metrics_host, api_port=api_port,
+                    api_host=api_host, dial_all=power == 0, keep_blocks=keep_blocks,
+                    moniker=moniker or home.name)  # fmt: skip
     try:
         create_home(home, genesis_file.read_bytes(), key, config, secret)
     except FileExistsError as exc:  # another init made it meanwhile

@@ -48,13 +48,16 @@ Seconds = Annotated[float, msgspec.Meta(gt=0)]
 class Config(msgspec.Struct, frozen=True):
     listen_port: Port
     peers: tuple[tuple[str, int, str], ...]  # (host, port, peer id hex)
+    listen_host: str = "127.0.0.1"  # P2P: "0.0.0.0" or "::" for every interface, or one IP
+    external_host: str = ""  # the address peers should dial, announced in HELLO (NAT); "": as bound
     propose_ms: int = 1000
     prevote_ms: int = 500
     precommit_ms: int = 500
     block_ms: int = 1000  # governed block time: empty blocks come at most this often
     min_block_ms: int = 0  # with transactions waiting, propose this soon after a commit
     build_budget_ms: int = 250  # stop adding transactions to a block after this long
-    metrics_port: Port = 0  # Prometheus /metrics on 127.0.0.1; 0: off
+    metrics_port: Port = 0  # Prometheus /metrics on metrics_host; 0: off
+    metrics_host: str = "127.0.0.1"  # bind elsewhere only behind a deliberate decision
     dial_all: bool = False  # a full node dials every peer; validators split the dialling
     keep_blocks: int = 0  # keep the last N blocks, prune older ones; 0: keep all (archive)
     moniker: str = ""  # the operator's name for the node, for logs and status only

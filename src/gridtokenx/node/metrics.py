@@ -43,9 +43,9 @@ class Metrics:
         """Export the peer layer's and the supervisor's counters, read at each scrape."""
         self.registry.register(_PeerCollector(gossip, supervisor))
 
-    def serve(self, port: int) -> None:
-        """Expose /metrics on 127.0.0.1 only."""
-        start_http_server(port, addr="127.0.0.1", registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose /metrics on `host` (loopback unless the operator chose otherwise)."""
+        start_http_server(port, addr=host, registry=self.registry)
 
 
 class _PeerCollector(Collector):

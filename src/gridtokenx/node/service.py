@@ -173,11 +173,12 @@ async def run_node(
 
 async def _bind(node: Node, config: Config) -> None:
     """The P2P and metrics ports; a port in use is `PortInUse`."""
-    with binding("P2P", "listen_port", "127.0.0.1", config.listen_port):
-        await node.gossip.listen("127.0.0.1", config.listen_port)
+    with binding("P2P", "listen_port", config.listen_host, config.listen_port, "listen_host"):
+        await node.gossip.listen(config.listen_host, config.listen_port, config.external_host)
     if config.metrics_port:
-        with binding("metrics", "metrics_port", "127.0.0.1", config.metrics_port):
-            node.metrics.serve(config.metrics_port)
+        with binding("metrics", "metrics_port", config.metrics_host, config.metrics_port,
+                     "metrics_host"):  # fmt: skip
+            node.metrics.serve(config.metrics_port, config.metrics_host)
 
 
 def _open_node(home: Path, config: Config, spec: Genesis, key: PrivateKey) -> Node:

@@ -181,13 +181,15 @@ class Gossip:
         self._asked_at: dict[bytes, float] = {}
 
     # --- connections -----------------------------------------------------------------------
-    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def listen(self, host: str = "127.0.0.1", port: int = 0, external_host: str = "") -> int:
+        """Accept peers on `host`; HELLO announces `external_host` (the address a NAT or a
+        wildcard bind hides) when given, else `host`."""
         self._server = await transport.serve(
             host, port, self.key, self._accept, gate=self.gate,
             timeout=self.settings.handshake_timeout_s,
         )  # fmt: skip
         bound = int(self._server.sockets[0].getsockname()[1])
-        self._hello = discovery.announcement(host, bound)
+        self._hello = discovery.announcement(external_host or host, bound)
         return bound
 
     async def dial(self, host: str, port: int, expect: bytes | None = None) -> bytes:
