@@ -210,3 +210,36 @@ def test_pending_transactions_that_waited_too_long_are_sent_again_with_a_backoff
             await node.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_the_block_time_allowance_is_dropped_where_no_honest_proposer_waits(
+    tmp_path: Path,
+) -> None:
+    """The core's propose timeout is propose_ms + block_ms, because a proposer with nothing
+    to include waits the block time. Where it cannot have waited (a later round, or this
+    node holds transactions ready, which gossip gave the proposer too) the driver fires
+    block_ms sooner, so a proposer that is down costs half as long under load."""
+    from gridtokenx.consensus import core
+
+    key = PrivateKey.from_dev_label("node-faults/timeouts")
+    app = open_application(SPEC, tmp_path / "timeouts")
+    timeouts = core.Timeouts(propose_ms=2000, prevote_ms=500, precommit_ms=500)
+    node = Node(key, app, timeouts, clock=lambda: GENESIS_TIME + 10, block_interval=1.0)
+
+    def delay(step: core.Step, round: int) -> float:
+        timeout = core.ScheduleTimeout(1, round, step, timeouts.of(step, round))
+        return node._timeout_delay(timeout)
+
+    async def scenario() -> None:
+        try:
+            assert delay(core.Step.PROPOSE, 0) == 2.0  # nothing to include: the proposer waits
+            assert delay(core.Step.PROPOSE, 1) == 2.25 - 1.0  # later rounds propose at once
+            assert delay(core.Step.PREVOTE, 0) == 0.5  # only the propose step has the allowance
+            (raw,) = _registrations(1)
+            await node.submit(raw)
+            assert node.app.mempool.has_ready(node.app.nonce_of)
+            assert delay(core.Step.PROPOSE, 0) == 1.0
+        finally:
+            await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -458,13 +458,28 @@ class Node:
                 self.gossip.publish(kind, payload)
             elif isinstance(action, core.ScheduleTimeout):
                 loop = asyncio.get_running_loop()
-                self._timers.append(loop.call_later(action.delay_ms / 1000, self._timeout, action))
+                delay = self._timeout_delay(action)
+                self._timers.append(loop.call_later(delay, self._timeout, action))
             elif isinstance(action, core.RequestValue):
                 self._spawn(self._propose_when_ready(action))
             elif isinstance(action, core.Decide):
                 self._decide(action)
             elif isinstance(action, core.ReportEvidence):
                 self.app.report_evidence(action.evidence)
+
+    def _timeout_delay(self, timeout: core.ScheduleTimeout) -> float:
+        """Seconds until `timeout` fires. The core's propose timeout includes the block
+        time (`block_interval`) because an honest proposer with nothing to include waits
+        that long; when the proposer cannot have waited (a later round proposes at once;
+        at round 0 this node holds transactions ready, which gossip has given the proposer
+        too), that allowance only delays the move past a proposer that is down. Timeouts
+        are each validator's own liveness decision, so shortening one is always safe."""
+        delay = timeout.delay_ms / 1000
+        if timeout.step != core.Step.PROPOSE or self.block_interval <= 0:
+            return delay
+        if timeout.round > 0 or self.app.mempool.has_ready(self.app.nonce_of):
+            return max(delay - self.block_interval, delay / 2)
+        return delay
 
     async def _propose_when_ready(self, request: core.RequestValue) -> None:
         """Propose as soon as transactions are ready to go into a block (but not sooner
