@@ -355,6 +355,7 @@ def test_a_power_the_coordinator_agreed_to_is_accepted(
         (("--power", "EGAT=100001"), "at most 100000"),
         (("--genesis-time", "tomorrow"), "expected unix seconds or ISO 8601"),
         (("--authority", "missing.json"), "does not exist"),
+        (("--chain-id", "x" * 65), "must be 1-64 characters"),
     ],
 )
 def test_build_bad_input(
@@ -445,3 +446,14 @@ def test_init_refuses_a_genesis_with_another_hash(tmp_path: Path) -> None:
     made = init(spec.hash().hex().upper())
     assert made.exit_code == 0, out(made)
     assert f"genesis {spec.hash().hex()}" in out(made)
+
+
+def test_create_and_validate_print_the_same_hash(tmp_path: Path) -> None:
+    path = tmp_path / "genesis.json"
+    created = _invoke("genesis", "create", "--insecure-dev-keys", "--out", str(path))
+    validated = _invoke("genesis", "validate", str(path))
+    hashed = _invoke("genesis", "hash", str(path))
+    assert hashed.exit_code == 0, out(hashed)
+    for result in (created, validated):
+        assert result.exit_code == 0, out(result)
+        assert f"genesis hash {hashed.stdout.strip()}" in out(result)

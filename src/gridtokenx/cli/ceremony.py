@@ -20,6 +20,7 @@ from rich.table import Table
 from gridtokenx.cli import genesis, keys, units
 from gridtokenx.cli.errors import BadInput, Refused
 from gridtokenx.cli.render import console, plain
+from gridtokenx.wire import crypto
 
 if TYPE_CHECKING:
     from gridtokenx.ledger.ceremony import AuthorityDocument
@@ -138,6 +139,8 @@ def build(
     """
     from gridtokenx.ledger import ceremony
 
+    if not 1 <= len(chain_id) <= 64:
+        raise BadInput(f"--chain-id {chain_id!r} must be 1-64 characters")
     when = _genesis_time(genesis_time)
     powers = dict(_power_override(p) for p in power or [])
     documents = _read_documents(authority_files or [])
@@ -152,11 +155,12 @@ def build(
     except OSError as exc:
         raise BadInput(f"cannot write {out}: {exc.strerror or exc}") from None
     table = Table(title=f"{out}: chain {chain_id}, genesis time {when}")
-    for column in ("role", "voting power", "address", "moniker", "from"):
+    for column in ("role", "voting power", "moniker", "address", "peer id"):
         table.add_column(column, overflow="fold")
-    for name, document in sorted(documents, key=lambda d: ceremony.ROLES.index(d[1].role)):
-        table.add_row(document.role, str(document.voting_power), document.address,
-                      document.moniker, name)  # fmt: skip
+    for _, document in sorted(documents, key=lambda d: ceremony.ROLES.index(d[1].role)):
+        peer_id = crypto.address_of(document.key()).hex()  # what `init --peer` takes
+        table.add_row(document.role, str(document.voting_power), document.moniker,
+                      document.address, peer_id)  # fmt: skip
     console.print(table)
     plain.print(f"genesis hash {spec.hash().hex()}")
     plain.print("send the file to every operator with this hash: each checks it before starting")
