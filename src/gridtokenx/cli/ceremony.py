@@ -49,8 +49,10 @@ def authority(
     ] = False,
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
-    """Export this authority's public key, role and power, signed by its key, for the
-    coordinator. The file holds no private key: send it by any channel.
+    """Export this authority's signed public document for the coordinator.
+
+    The document names the role, public key, address and voting power, signed by the key
+    with the chain id; it holds no private key: send it by any channel.
 
     Example:  gridtokenx genesis authority --key egat.key --role EGAT
               --chain-id gridtokenx-1 --moniker egat-bkk-1
@@ -131,8 +133,10 @@ def build(
     out: Annotated[Path, typer.Option(help="where to write the genesis")] = Path("genesis.json"),
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
-    """Build the genesis from the authorities' documents (public keys only), after checking
-    each signature, chain id, role and power; print its hash for the operators.
+    """Build the genesis from the authorities' documents alone; print its hash.
+
+    Each document's signature, chain id, role and power are checked first, and any
+    duplicate or missing authority refused; no private key is taken or needed.
 
     Example:  gridtokenx genesis build --chain-id gridtokenx-1 --genesis-time now
               --authority egat.authority.json --authority mea.authority.json ...
@@ -167,7 +171,7 @@ def build(
 
 
 def hash_(path: Path) -> None:
-    """Print the genesis hash of a genesis file, to compare with the coordinator's.
+    """Print a genesis file's hash, to compare with the coordinator's.
 
     It is a tagged SHA-256 of the genesis's canonical encoding (docs/operations.md), so
     it depends on the content, not on the JSON's spacing; `init --genesis-hash` checks it.

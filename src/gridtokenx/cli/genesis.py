@@ -16,7 +16,7 @@ from gridtokenx.wire import crypto
 if TYPE_CHECKING:
     from gridtokenx.ledger.genesis import Genesis
 
-genesis_app = typer.Typer(help="Create and validate genesis files.")
+genesis_app = typer.Typer(help="Create, validate and hash genesis files; the genesis ceremony.")
 
 
 def read(path: Path) -> Genesis:
