@@ -37,6 +37,16 @@ The codes the command line gives itself, all exit 1 except BAD_INPUT:
     KEY_EXISTS         a key file is in the way; key files are never overwritten silently
     EXISTS             another destination is in the way (genesis, home, backup, export)
     INVALID_GENESIS    a genesis file with problems, one line for each
+    GENESIS_HASH_MISMATCH  `init --genesis-hash` given another hash than the file's
+    INVALID_AUTHORITY  the genesis ceremony (`genesis build`): not an authority document,
+                       or one whose claim is malformed (its address not its key's)
+    BAD_SIGNATURE      an authority document its key did not sign as it stands
+    WRONG_CHAIN        an authority document signed for another chain id
+    UNKNOWN_ROLE       an authority document for a role the genesis does not have
+    DUPLICATE_ROLE     two authority documents for one authority
+    DUPLICATE_KEY      one key in two authority documents
+    MISSING_AUTHORITY  an authority of the genesis without a document
+    POWER_MISMATCH     a document's voting power other than the one agreed (`--power`)
     INVALID_HOME       a node home the node cannot start from
     NO_STATUS          a node home without status.json: the node has not run
     STORE_LOCKED       a store another process has open (most often its node, still running)

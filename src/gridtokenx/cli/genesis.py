@@ -1,4 +1,5 @@
-"""`gridtokenx genesis create/validate`, and reading the genesis file a command names."""
+"""`gridtokenx genesis create/validate`, and reading the genesis file a command names (the
+ceremony's `authority`, `build` and `hash` are in cli.ceremony)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from gridtokenx.wire import crypto
 if TYPE_CHECKING:
     from gridtokenx.ledger.genesis import Genesis
 
-genesis_app = typer.Typer(help="Create and validate genesis files.")
+genesis_app = typer.Typer(help="Create, validate and hash genesis files; the genesis ceremony.")
 
 
 def read(path: Path) -> Genesis:
@@ -66,6 +67,7 @@ def genesis_create(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(spec.encode())
     console.print(f"wrote {out}: chain {chain_id}, {len(spec.authorities)} authorities")
+    console.print(f"genesis hash {spec.hash().hex()}")
     for a in spec.authorities:
         address = crypto.address_of(bytes.fromhex(a.public_key))
         console.print(f"  {a.code:5} {crypto.address_to_text(address)}")
@@ -79,3 +81,4 @@ def genesis_validate(path: Path) -> None:
     spec = read(path)
     root = genesis.build_state(spec).root()
     console.print(f"{path}: valid; chain {spec.chain_id}; genesis state root {root.hex()}")
+    console.print(f"genesis hash {spec.hash().hex()}")

@@ -6,6 +6,7 @@ The whole command tree is assembled here from one module per command group:
     init, node start, status   cli.node     a node's home, the node, its last status
     devnet                     cli.devnet   the authorities' validators as processes
     genesis create/validate    cli.genesis
+    genesis authority/build/hash  cli.ceremony  the genesis from the authorities' public keys
     keys new/show/import/list  cli.keys     the encrypted keystore
     db info/backup/restore/prune  cli.db    a stopped node's RocksDB store
     tx ..., tx order ...       cli.tx       sign locally, submit to a node's API, wait
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import typer
 
-from gridtokenx.cli import demo, devnet, node
+from gridtokenx.cli import ceremony, demo, devnet, node
 from gridtokenx.cli.db import db_app
 from gridtokenx.cli.errors import ContractGroup
 from gridtokenx.cli.genesis import genesis_app
@@ -37,6 +38,9 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("demo-ledger")(demo.demo_ledger)
 app.add_typer(genesis_app, name="genesis")
+genesis_app.command("authority")(ceremony.authority)
+genesis_app.command("build")(ceremony.build)
+genesis_app.command("hash")(ceremony.hash_)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(tx_app, name="tx")

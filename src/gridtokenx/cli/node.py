@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from gridtokenx.cli import genesis, keys, passphrase
+from gridtokenx.cli import ceremony, genesis, keys, passphrase
 from gridtokenx.cli.errors import BadInput, Refused
 from gridtokenx.cli.render import console
 from gridtokenx.wire import crypto
@@ -105,6 +105,10 @@ def init(
             "--insecure-dev-key", help="store the node key unencrypted (local devnets only)"
         ),
     ] = False,
+    genesis_hash: Annotated[
+        str | None,
+        typer.Option(help="refuse the genesis unless its hash is this (`genesis hash FILE`)"),
+    ] = None,
 ) -> None:
     """Create a node home: genesis, an encrypted node key, config.json and data/.
 
@@ -114,6 +118,7 @@ def init(
 
     if home.exists() and (not home.is_dir() or any(home.iterdir())):
         raise Refused("EXISTS", f"{home} exists and is not empty; choose a new directory")
+    expected = None if genesis_hash is None else ceremony.parse_hash(genesis_hash)
     spec = genesis.read(genesis_file)
     peers = tuple(_parse_peer(p) for p in peer or [])
     _check_numbers(listen_port, metrics_port, api_port, keep_blocks)
@@ -121,6 +126,12 @@ def init(
              ("--metrics-host", metrics_host), ("--external-host", external_host))  # fmt: skip
     for name, host in hosts:
         _check_host(name, host, empty_ok=name == "--external-host")
+    if expected is not None and spec.hash() != expected:
+        raise Refused(
+            "GENESIS_HASH_MISMATCH",
+            f"{genesis_file} has genesis hash {spec.hash().hex()}, not {expected.hex()}: "
+            "start only from the file whose hash every operator agreed",
+        )
     key, secret = _node_key(key_file, insecure_dev_key)
     power = voting_power(spec, key)
     config = Config(listen_port, peers, listen_host=listen_host, external_host=external_host,
@@ -134,6 +145,7 @@ def init(
     except OSError as exc:
         raise Refused("INVALID_HOME", f"cannot write {home}: {exc.strerror or exc}") from None
     console.print(f"initialised {home} for chain {spec.chain_id}")
+    console.print(f"genesis     {spec.hash().hex()}")
     console.print(f"peer id     {key.address.hex()}")
     console.print(f"address     {crypto.address_to_text(key.address)}")
     role = f"validator (genesis voting power {power})" if power else "full node (no voting power)"

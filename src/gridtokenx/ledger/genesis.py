@@ -8,14 +8,19 @@ in each, illustrative interconnectors, and every governed parameter (see params.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Final
+
 import msgspec
 
 from gridtokenx.ledger import accounts, governance, registry, validator_set
 from gridtokenx.ledger.chain_info import CHAIN_KEY, PARAMS_KEY, ChainInfo
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import State
-from gridtokenx.wire import crypto
+from gridtokenx.wire import codec, crypto
 from gridtokenx.wire.tx import MAX_GOVERNANCE_WEIGHT
+
+GENESIS_HASH_TAG: Final = b"GridTokenX/genesis"
 
 
 class GenesisError(ValueError):
@@ -118,6 +123,13 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def encode(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
 
+    def hash(self) -> bytes:
+        """The genesis hash operators compare before they start: a tagged SHA-256 of the
+        canonical MessagePack of the decoded genesis (every field, defaults included, in
+        declared order), so it names the genesis itself, whatever the JSON's spacing, key
+        order or line endings, and every node computes the same from the same content."""
+        return crypto.tagged_hash(GENESIS_HASH_TAG, codec.encode(self))
+
 
 def decode(data: bytes) -> Genesis:
     """A genesis file's bytes, decoded and validated (reading the file is the node's job:
@@ -167,18 +179,40 @@ INTERCONNECTORS = (
 )
 
 
-def devnet(chain_id: str, genesis_time: int, keys: dict[str, crypto.PrivateKey]) -> Genesis:
-    """The Thai-market devnet genesis; `keys` maps each authority code to its key."""
+STANDARD_POWER: Final = {code: power for code, _, _, power, _ in AUTHORITIES}
+"""Each authority's voting power (and governance weight) in the Thai genesis."""
+
+
+def thai(
+    chain_id: str,
+    genesis_time: int,
+    public_keys: Mapping[str, bytes],
+    powers: Mapping[str, int] | None = None,
+) -> Genesis:
+    """The Thai genesis: the five authorities with `public_keys` (by authority code), the
+    seven zones, the interconnectors and the default parameters. `powers` sets an
+    authority's voting power at genesis instead of its standard one; its governance weight
+    stays the standard one, since who votes on proposals is not who signs blocks. Both the
+    devnet's dev keys and the ceremony's exported public keys go through here, so the two
+    genesis files differ only in their keys and powers."""
+    chosen = powers or {}
     return Genesis(
         chain_id=chain_id,
         genesis_time=genesis_time,
         authorities=tuple(
-            AuthoritySpec(code, name, roles, keys[code].public_key.hex(), power, zones, power)
+            AuthoritySpec(
+                code, name, roles, public_keys[code].hex(), chosen.get(code, power), zones, power
+            )
             for code, name, roles, power, zones in AUTHORITIES
         ),
         zones=tuple(ZoneSpec(*z) for z in ZONES),
         interconnectors=tuple(InterconnectorSpec(*i) for i in INTERCONNECTORS),
     )
+
+
+def devnet(chain_id: str, genesis_time: int, keys: dict[str, crypto.PrivateKey]) -> Genesis:
+    """The Thai-market devnet genesis; `keys` maps each authority code to its key."""
+    return thai(chain_id, genesis_time, {code: key.public_key for code, key in keys.items()})
 
 
 def dev_keys() -> dict[str, crypto.PrivateKey]:

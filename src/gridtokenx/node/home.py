@@ -5,8 +5,8 @@ encrypted keystore file otherwise), `config.json` (listen port, peers, block tim
 port, pruning) and `data/` (the RocksDB store). `gridtokenx init` makes one for an
 operator's node (`create_home`, all or nothing); `devnet.homes` makes the homes of a local
 devnet. While running, the node rewrites `status.json` twice a second (height, state root,
-round and step, peers) atomically, which is what `gridtokenx status` and the tests read
-without touching the store the node holds open.
+round and step, peers, chain id and genesis hash) atomically, which is what `gridtokenx
+status` and the tests read without touching the store the node holds open.
 
 Accelerated chain time (devnets and the demo only): the ledger's clock is the block time,
 and validators refuse proposals more than `blocks.MAX_CLOCK_DRIFT` seconds from their own

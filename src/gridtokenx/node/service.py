@@ -91,7 +91,7 @@ def binding(
         raise
 
 
-def _write_status(home: Path, node: Node) -> None:
+def _write_status(home: Path, node: Node, genesis_hash: str = "") -> None:
     node.metrics.round.set(node.core.state.round)
     node.metrics.peers.set(len(node.gossip.peers))
     node.metrics.mempool.set(len(node.app.mempool))
@@ -105,6 +105,8 @@ def _write_status(home: Path, node: Node) -> None:
         "halted": node.halted,
         "failed": node.failed,  # why the node stopped itself (run_node then exits)
         "pid": os.getpid(),
+        "chain_id": node.app.chain_id,
+        "genesis_hash": genesis_hash,  # what the operators compared (`genesis hash`)
     }
     tmp = home / "status.json.tmp"
     tmp.write_text(json.dumps(status))
@@ -131,6 +133,8 @@ async def run_node(
     start once the node runs (the API: see `api.server.start_api`) and stop before it.
     """
     config, spec, key = load_home(home, passphrase)
+    genesis_hash = spec.hash().hex()
+    _log.info("starting on chain %s, genesis hash %s", spec.chain_id, genesis_hash)
     node = _open_node(home, config, spec, key)
     if on_node is not None:
         on_node(node)
@@ -156,7 +160,7 @@ async def run_node(
             if (service := await start(node, config)) is not None:
                 started.append(service)
         while not stop.is_set():
-            _housekeeping(home, node, config, key.address, dialer)
+            _housekeeping(home, node, config, key.address, dialer, genesis_hash)
             if max_seconds is not None and loop.time() - began > max_seconds:
                 break
             with contextlib.suppress(TimeoutError):
@@ -165,7 +169,7 @@ async def run_node(
         await dialer.stop()
         for service in reversed(started):
             await service.stop()
-        _write_status(home, node)
+        _write_status(home, node, genesis_hash)
         await node.stop()
     if node.failed is not None:
         raise NodeFailed(node.failed)
@@ -251,7 +255,9 @@ class _Dialer:
                 await task
 
 
-def _housekeeping(home: Path, node: Node, config: Config, address: bytes, dialer: _Dialer) -> None:
+def _housekeeping(
+    home: Path, node: Node, config: Config, address: bytes, dialer: _Dialer, genesis_hash: str
+) -> None:
     """One pass of the node's loop: dial configured peers (validators split the dialling:
     the smaller address dials), meet the peer target, prune, write status.json. Dials only
     start here; nothing in this pass waits for a peer."""
@@ -263,4 +269,4 @@ def _housekeeping(home: Path, node: Node, config: Config, address: bytes, dialer
         dialer.start("maintain", functools.partial(node.gossip.maintain, config.target_peers))
     if config.keep_blocks:
         node.app.store.prune(config.keep_blocks)
-    _write_status(home, node)
+    _write_status(home, node, genesis_hash)
