@@ -77,8 +77,14 @@ def db_backup(
     else:
         if destination.exists():
             raise Refused("EXISTS", f"{destination} exists; choose a new directory")
-        with open_store(data) as db:
-            db.checkpoint(destination)
+        from gridtokenx.storage.store import StoreLocked
+
+        try:
+            with open_store(data) as db:
+                db.checkpoint(destination)
+        except StoreLocked as exc:
+            raise Refused("STORE_LOCKED", f"{exc}: a running node is backed up with "
+                          "`db backup --home HOME --out DIR`") from None  # fmt: skip
         saved = destination
     with open_store(saved) as db:  # the backup opens, and says what it holds
         console.print(f"backed up to {saved}: {_describe(db)}")
