@@ -7,24 +7,28 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
 
 from gridtokenx import __version__
 from gridtokenx.api import ApiSettings
 from gridtokenx.api.limits import TokenBuckets
 from gridtokenx.api.routes.admin import TOKEN_HEADER, _loopback
 from gridtokenx.api.server import check_tls
+from gridtokenx.cli.main import app
 from gridtokenx.client import AsyncClient, Client, NodeStatus
-from gridtokenx.node.home import ADMIN_COOKIE
+from gridtokenx.node.home import ADMIN_COOKIE, Config
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import crypto
 from tests.api.test_api_harness import CHAIN, EGAT, LocalNode
@@ -154,8 +158,9 @@ def test_only_loopback_clients_count_as_local(host: str, loopback: bool) -> None
 
 
 # --- HTTPS ---------------------------------------------------------------------------------
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key, valid for a day."""
+def _self_signed(directory: Path, name_in_it: str = "") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (or only for the DNS name given) signed by its own key,
+    valid for a day."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gridtokenx test node")])
     now = datetime.datetime.now(datetime.UTC)
@@ -168,7 +173,11 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName(name_in_it)]
+                if name_in_it
+                else [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -199,6 +208,26 @@ def test_the_api_over_https_with_a_self_signed_certificate(tmp_path: Path) -> No
             api.status()
         with pytest.raises(httpx.HTTPError):  # plain HTTP gets no answer it can read
             httpx.get(f"http://127.0.0.1:{served.api.port}/api/v1/status", timeout=5)
+
+
+def test_status_of_a_home_with_tls_trusts_that_homes_own_certificate(tmp_path: Path) -> None:
+    """`gridtokenx status --home` dials the address its config names, so it pins the
+    home's certificate and checks no host name: one issued for the node's public name
+    works on loopback, where a default client refuses it."""
+    cert, private = _self_signed(tmp_path, name_in_it="node1.egat.example")
+    settings = ApiSettings(tls_cert=str(cert), tls_key=str(private))
+    with LocalNode(tmp_path / "data", settings) as served:
+        assert served.api is not None
+        config = Config(1, (), api_port=served.api.port, api_tls_cert=str(cert),
+                        api_tls_key=str(private))  # fmt: skip
+        (tmp_path / "config.json").write_bytes(msgspec.json.encode(config))
+        result = CliRunner().invoke(app, ["status", "--home", str(tmp_path), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["chain_id"] == CHAIN
+        trusted = ssl.create_default_context(cafile=str(cert))
+        url = f"https://127.0.0.1:{served.api.port}"
+        with Client(url, verify=trusted) as api, pytest.raises(httpx.ConnectError, match="match"):
+            api.status()  # the name is not 127.0.0.1
 
 
 def test_tls_settings_that_cannot_work_are_refused_naming_the_setting(tmp_path: Path) -> None:

@@ -164,3 +164,16 @@ def test_version_is_quick_and_loads_nothing_heavy() -> None:
     from gridtokenx import __version__
 
     assert out.stdout.split("\n")[:2] == [f"gridtokenx {__version__}", "[]"]
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [("127.0.0.1", "http://127.0.0.1:8080"), ("0.0.0.0", "http://127.0.0.1:8080"),
+     ("::", "http://[::1]:8080"), ("fd00::5", "http://[fd00::5]:8080"),
+     ("10.0.0.5", "http://10.0.0.5:8080")],
+)  # fmt: skip
+def test_a_homes_api_is_dialled_where_this_machine_reaches_it(host: str, url: str) -> None:
+    from gridtokenx.cli.online import api_of
+    from gridtokenx.node.home import Config
+
+    assert api_of(Config(1, (), api_port=8080, api_host=host)) == (url, True)

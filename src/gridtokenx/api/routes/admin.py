@@ -25,14 +25,21 @@ from fastapi import APIRouter, Request
 
 from gridtokenx.api.deps import NodeDep, SettingsDep
 from gridtokenx.api.errors import ApiError
-from gridtokenx.api.models import ERRORS, Checkpoint, CheckpointIn
+from gridtokenx.api.models import ERRORS, Checkpoint, CheckpointIn, ErrorBody
 from gridtokenx.node.home import ADMIN_COOKIE, CHECKPOINTS
 
 TOKEN_HEADER: Final = "x-gridtokenx-admin"
 FORBIDDEN: Final = "FORBIDDEN"
 _PROXY_HEADERS: Final = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
 
-router = APIRouter(tags=["admin"], responses=ERRORS)
+router = APIRouter(
+    tags=["admin"],
+    responses={
+        **ERRORS,
+        403: {"model": ErrorBody, "description": "not the home's owner on loopback"},
+        409: {"model": ErrorBody, "description": "the checkpoint exists"},
+    },
+)
 
 
 def write_cookie(home: Path) -> str:
