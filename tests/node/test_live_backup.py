@@ -78,6 +78,8 @@ def test_back_up_export_and_restore_a_running_node(tmp_path: Path) -> None:
         assert height >= status["latest_height"]
         _cli("report", "export", "--home", str(home), "--out", str(tmp_path / "live"),
              "--to-height", str(height))  # fmt: skip
+        verified = _cli("report", "verify", "--home", str(home), "--export", str(tmp_path / "live"))
+        assert "matches the chain" in verified
         assert list((home / "checkpoints").iterdir()) == []  # the scratch copies are gone
         assert _wait(lambda: _height(home) >= height + 3, 30)  # the node went on meanwhile
     finally:
