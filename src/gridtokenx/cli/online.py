@@ -136,14 +136,15 @@ def backup_home(home: Path, out: Path) -> Path:
     not; returns `out`."""
     if out.exists():
         raise Refused("EXISTS", f"{out} exists; choose a new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
     store = _open_or_none(home / "data")
     if store is not None:
         with store:
+            out.parent.mkdir(parents=True, exist_ok=True)
             store.checkpoint(out)
         return out
     taken = Path(checkpoint_through_node(home, _scratch_name("backup"))["path"])
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         _move(taken, out)
     finally:
         shutil.rmtree(taken, ignore_errors=True)
