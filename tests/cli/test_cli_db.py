@@ -184,3 +184,19 @@ def test_db_prune_refusals_change_nothing(tmp_path: Path) -> None:
     assert "still running" in error_lines(locked, "STORE_LOCKED", 1)[0]
     with store.Store(tmp_path / "home" / "data") as db:
         assert db.pruned_below() == 0 and db.block(1) is not None
+
+
+def test_db_backup_of_a_held_store_points_to_home_and_mixed_forms_are_bad_input(
+    tmp_path: Path,
+) -> None:
+    _chain(tmp_path / "home" / "data")
+    data, dest = str(tmp_path / "home" / "data"), str(tmp_path / "bk")
+    with store.Store(tmp_path / "home" / "data"):  # a running node holds the lock
+        locked = runner.invoke(app, ["db", "backup", data, dest])
+    assert "db backup --home HOME --out DIR" in error_lines(locked, "STORE_LOCKED", 1)[0]
+    for args in ([data, "--out", dest], ["--home", str(tmp_path / "home")], [data]):
+        mixed = runner.invoke(app, ["db", "backup", *args])
+        assert "give" in error_lines(mixed, "BAD_INPUT", 2)[0]
+    not_home = runner.invoke(app, ["db", "backup", "--home", str(tmp_path), "--out", dest])
+    assert "not a node home" in error_lines(not_home, "BAD_INPUT", 2)[0]
+    assert not (tmp_path / "bk").exists()

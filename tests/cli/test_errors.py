@@ -88,7 +88,8 @@ CASES = [
      "BAD_INPUT", 2),
     ("node", ["init", "--home", "{full}", "--genesis", "{genesis}"], ENV, "EXISTS", 1),
     ("node", ["node", "start", "--home", "{full}"], ENV, "BAD_INPUT", 2),
-    ("node", ["status", "--home", "{full}"], {}, "NO_STATUS", 1),
+    ("node", ["status", "--home", "{full}"], {}, "BAD_INPUT", 2),  # not a node home
+    ("node", ["status", "--node", "{node}"], {}, "UNREACHABLE", 1),
     ("db", ["db", "info", "{full}"], {}, "BAD_INPUT", 2),
     ("db", ["db", "prune", "--home", "{full}", "--keep", "0"], {}, "BAD_INPUT", 2),
     ("db", ["db", "backup", "{missing}", "{full}"], {}, "EXISTS", 1),
@@ -107,6 +108,8 @@ CASES = [
     ("report", ["report", "export", "--data", "{full}", "--out", "{new}", "--format", "xlsx"],
      {}, "BAD_INPUT", 2),
     ("report", ["report", "export", "--data", "{missing}", "--out", "{full}"], {}, "EXISTS", 1),
+    ("report", ["report", "export", "--out", "{new}"], {}, "BAD_INPUT", 2),  # no store named
+    ("report", ["report", "export", "--home", "{full}", "--out", "{new}"], {}, "BAD_INPUT", 2),
     ("report", ["report", "verify", "--data", "{missing}", "--export", "{full}"], {},
      "BAD_INPUT", 2),
     ("usage", ["no-such-command"], {}, "BAD_INPUT", 2),
@@ -163,6 +166,8 @@ def test_anything_unexpected_is_one_line_too(
         raise RuntimeError("the disk\nfell off")
 
     monkeypatch.setattr("gridtokenx.node.home.read_status", broken)
+    # a home whose API is off: `status` reads its status.json, which fails unexpectedly
+    (tmp_path / "config.json").write_text('{"listen_port": 1, "peers": [], "api_port": 0}')
     result = runner.invoke(app, ["status", "--home", str(tmp_path)])
     assert error_lines(result, "UNEXPECTED", 1) == ["RuntimeError: the disk fell off"]
 

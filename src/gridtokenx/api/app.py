@@ -12,12 +12,14 @@ from gridtokenx.api import dashboard, errors
 from gridtokenx.api.hub import Hub
 from gridtokenx.api.limits import Limits, TokenBuckets
 from gridtokenx.api.routes import (
+    admin,
     audit,
     certificates,
     chain,
     governance,
     market,
     registry,
+    status,
     stream,
     supply,
     txs,
@@ -49,7 +51,9 @@ def create_app(
     app.state.hub = hub
     app.state.node = node
     app.state.settings = settings
-    for module in (txs, chain, registry, market, supply, stream, governance, audit, certificates):
+    routed = (txs, chain, registry, market, supply, stream, governance, audit, certificates,
+              status, admin)  # fmt: skip
+    for module in routed:
         app.include_router(module.router, prefix=PREFIX)
     dashboard.install(app)
     if settings.cors_origins:

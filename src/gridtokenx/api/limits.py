@@ -1,12 +1,15 @@
 """Per-client rate limits and a request body cap, as plain ASGI middleware so they act
 before FastAPI parses anything: a flood or an oversized body costs the node a dictionary
-lookup, not a JSON parse."""
+lookup, not a JSON parse. A limited request gets 429 with `Retry-After`: the whole seconds
+until the client's bucket holds a token again (rounded up, so a client that waits that long
+is served), as RFC 9110 asks of a 429."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -27,6 +30,11 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, when
 
     def allow(self, key: str) -> bool:
+        return self.take(key) == 0
+
+    def take(self, key: str) -> float:
+        """Spend one of the client's tokens: 0 when it had one, else the seconds until it
+        will (nothing is spent then)."""
         now = self.clock()
         tokens, then = self._buckets.pop(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - then) * self.rate)
@@ -34,7 +42,7 @@ class TokenBuckets:
         self._buckets[key] = (tokens - 1 if allowed else tokens, now)
         if len(self._buckets) > MAX_CLIENTS:
             self._buckets.popitem(last=False)
-        return allowed
+        return 0.0 if allowed else (1 - tokens) / self.rate
 
 
 class Limits:
@@ -47,11 +55,13 @@ class Limits:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        if not self.buckets.allow(client[0] if client else "unknown"):
+        if wait := self.buckets.take(client[0] if client else "unknown"):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await _reply(send, 429, RATE_LIMITED, "too many requests from this client; slow down")
+            seconds = max(1, math.ceil(wait))
+            why = f"too many requests from this client; retry after {seconds} s"
+            await _reply(send, 429, RATE_LIMITED, why, [(b"retry-after", b"%d" % seconds)])
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
@@ -88,11 +98,14 @@ class Limits:
         await self.app(scope, replay, send)
 
 
-async def _reply(send: Send, status: int, code: str, message: str) -> None:
+async def _reply(
+    send: Send, status: int, code: str, message: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     payload: Any = orjson.dumps(body(code, message))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
+        *extra,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

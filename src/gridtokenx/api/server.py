@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
 from gridtokenx.api.app import create_app
 from gridtokenx.api.connections import guarded
+from gridtokenx.api.routes.admin import remove_cookie, write_cookie
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node.home import Config, HomeError
 from gridtokenx.node.runtime import Node
@@ -33,6 +37,7 @@ class _Server(uvicorn.Server):
 class ApiServer:
     server: uvicorn.Server
     task: asyncio.Task[None]
+    cookie: tuple[Path, str] | None = None  # (home, admin token) while serving
 
     @property
     def port(self) -> int:
@@ -50,10 +55,37 @@ class ApiServer:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        finally:
+            if self.cookie is not None:
+                remove_cookie(*self.cookie)
+
+
+def check_tls(settings: ApiSettings) -> None:
+    """The certificate and key load as a pair, or a ValueError naming the setting: checked
+    before the port is bound, so a node with a broken TLS setup says why and starts nothing
+    (uvicorn would fail later, inside its task)."""
+    if not settings.tls_cert:
+        return
+    for setting, path in (("api_tls_cert", settings.tls_cert), ("api_tls_key", settings.tls_key)):
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{setting} {path}: {exc.strerror or exc}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key
+        )
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"api_tls_cert {settings.tls_cert} and api_tls_key {settings.tls_key} are not a "
+            f"PEM certificate and its private key ({exc.reason or exc})"
+        ) from None
 
 
 async def serve(node: Node, settings: ApiSettings) -> ApiServer:
-    """Start serving on the running loop; returns once the socket is bound."""
+    """Start serving on the running loop (HTTPS when the settings name a certificate);
+    returns once the socket is bound. A TLS pair that does not load is a ValueError."""
+    check_tls(settings)
     # Bound here, so a port in use is an OSError (`PortInUse`) for the caller (uvicorn
     # itself would exit the whole process).
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -65,8 +97,13 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
     except OSError:
         sock.close()
         raise
+    app = create_app(node, settings)
+    cookie = None
+    if settings.home is not None:  # the admin endpoints' token, for the home's owner only
+        cookie = (settings.home, write_cookie(settings.home))
+        app.state.admin_token = cookie[1]
     config = uvicorn.Config(
-        create_app(node, settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="none",  # the node's loop is already running
@@ -79,20 +116,28 @@ async def serve(node: Node, settings: ApiSettings) -> ApiServer:
         ws_max_size=64 * 1024,
         timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=2,
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_SECONDS
-    while not server.started:
-        if task.done():
-            task.result()  # raises why it could not start (a port in use)
-            raise RuntimeError("the API server stopped while starting")
-        if loop.time() > deadline:
-            task.cancel()
-            raise RuntimeError("the API server did not start in time")
-        await asyncio.sleep(0.01)
-    return ApiServer(server, task)
+    started = ApiServer(server, task, cookie)
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises why it could not start (a port in use)
+                raise RuntimeError("the API server stopped while starting")
+            if loop.time() > deadline:
+                task.cancel()
+                raise RuntimeError("the API server did not start in time")
+            await asyncio.sleep(0.01)
+    except BaseException:
+        if cookie is not None:
+            remove_cookie(*cookie)
+        raise
+    return started
 
 
 async def start_api(node: Node, config: Config) -> ApiServer | None:
@@ -101,15 +146,21 @@ async def start_api(node: Node, config: Config) -> ApiServer | None:
     (`HomeError`) raise, which stops the node cleanly."""
     if not config.api_port:
         return None
+    home = node.app.store.path.parent  # run_node opens HOME/data
     try:
-        settings = settings_of(config)
+        settings = settings_of(config, home)
+        check_tls(settings)
     except ValueError as exc:
         raise HomeError(f"config.json: {exc}") from None
     return await serve(node, settings)
 
 
-def settings_of(config: Config) -> ApiSettings:
+def settings_of(config: Config, home: Path | None = None) -> ApiSettings:
     """The API settings of a home's config (ValueError for values out of range)."""
+    genesis = home / "genesis.json" if home is not None else None
+    genesis_hash = None
+    if genesis is not None and genesis.is_file():
+        genesis_hash = hashlib.sha256(genesis.read_bytes()).hexdigest()
     return ApiSettings(
         host=config.api_host,
         port=config.api_port,
@@ -120,4 +171,9 @@ def settings_of(config: Config) -> ApiSettings:
         header_timeout=config.api_header_timeout_s,
         body_timeout=config.api_body_timeout_s,
         keep_alive=config.api_keep_alive_s,
+        tls_cert=config.api_tls_cert,
+        tls_key=config.api_tls_key,
+        home=home,
+        moniker=config.moniker,
+        genesis_hash=genesis_hash,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,14 @@ class ApiSettings:
     body_timeout: float = 30.0  # seconds to send its body once the headers are in
     keep_alive: int = 5  # whole seconds an idle connection stays open after a response
     max_header_bytes: int = 64 * 1024  # request line and headers; beyond: 431 and closed
+    # TLS (api_tls_cert, api_tls_key in config.json): both PEM files, or neither (plain HTTP).
+    tls_cert: str = ""
+    tls_key: str = ""
+    # The node's home: the admin endpoints (checkpoints) work in it, and are off without it.
+    home: Path | None = None
+    # What GET /status says about the node that its Node object does not know.
+    moniker: str = ""
+    genesis_hash: str | None = None  # SHA-256 of the home's genesis.json, hex
 
     def __post_init__(self) -> None:
         if self.rate_per_second <= 0 or self.rate_burst < 1:
@@ -32,3 +41,5 @@ class ApiSettings:
             raise ValueError("API connection limits must be positive")
         if not (self.header_timeout > 0 and self.body_timeout > 0):
             raise ValueError("API timeouts must be positive")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("api_tls_cert and api_tls_key go together: set both or neither")

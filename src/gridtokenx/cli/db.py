@@ -1,5 +1,6 @@
-"""`gridtokenx db info/backup/restore/prune` on a stopped node's RocksDB store, and opening
-the store a command names (`report` reads one too)."""
+"""`gridtokenx db info/backup/restore/prune` on a node's RocksDB store, and opening the
+store a command names (`report` reads one too). All but `db backup --home` need the node
+stopped; that one asks a running node for a checkpoint (cli.online)."""
 
 from __future__ import annotations
 
@@ -48,15 +49,45 @@ def db_info(data: Data) -> None:
 
 @db_app.command("backup")
 def db_backup(
-    data: Data,
-    destination: Annotated[Path, typer.Argument(help="a new directory for the backup")],
+    data: Annotated[
+        Path | None, typer.Argument(help="a stopped node's store directory (or use --home)")
+    ] = None,
+    destination: Annotated[
+        Path | None, typer.Argument(help="a new directory for the backup (or use --out)")
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="a node's home: its node may be running")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="a new directory for the backup")] = None,
 ) -> None:
-    """Write a consistent RocksDB checkpoint of the store."""
-    if destination.exists():
-        raise Refused("EXISTS", f"{destination} exists; choose a new directory")
-    with open_store(data) as db:
-        db.checkpoint(destination)
-        console.print(f"backed up to {destination}: {_describe(db)}")
+    """Write a consistent RocksDB checkpoint of a store.
+
+    `--home HOME --out DIR` works while the node runs: the node writes the checkpoint
+    itself between two commits, through its API on loopback (the API must be on). `DATA
+    DEST` needs the node stopped."""
+    from gridtokenx.cli import online
+
+    if home is not None or out is not None:
+        if home is None or out is None or data is not None or destination is not None:
+            raise BadInput("give --home HOME --out DIR, or DATA DEST, not a mix")
+        online.config_of(home)  # a home, not some directory
+        saved = online.backup_home(home, out)
+    elif data is None or destination is None:
+        raise BadInput("give the store and a new directory (DATA DEST), or --home and --out")
+    else:
+        if destination.exists():
+            raise Refused("EXISTS", f"{destination} exists; choose a new directory")
+        from gridtokenx.storage.store import StoreLocked
+
+        try:
+            with open_store(data) as db:
+                db.checkpoint(destination)
+        except StoreLocked as exc:
+            raise Refused("STORE_LOCKED", f"{exc}: a running node is backed up with "
+                          "`db backup --home HOME --out DIR`") from None  # fmt: skip
+        saved = destination
+    with open_store(saved) as db:  # the backup opens, and says what it holds
+        console.print(f"backed up to {saved}: {_describe(db)}")
 
 
 @db_app.command("restore")

@@ -21,6 +21,8 @@ commands that need them, so `gridtokenx --help` stays quick.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from gridtokenx.cli import ceremony, demo, devnet, node
@@ -35,6 +37,28 @@ from gridtokenx.cli.tx import tx_app
 app = typer.Typer(
     cls=ContractGroup, help="GridTokenX: peer-to-peer electricity trading for Thailand."
 )
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from gridtokenx import __version__
+
+        print(f"gridtokenx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """GridTokenX: peer-to-peer electricity trading for Thailand."""
+
+
 app.command("demo")(demo.demo)
 app.command("demo-ledger")(demo.demo_ledger)
 app.add_typer(genesis_app, name="genesis")

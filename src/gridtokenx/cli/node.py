@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from gridtokenx.cli import ceremony, genesis, keys, passphrase
 from gridtokenx.cli.errors import BadInput, Refused
-from gridtokenx.cli.render import console
+from gridtokenx.cli.render import console, plain, print_json
 from gridtokenx.wire import crypto
 
 node_app = typer.Typer(help="Run a validator or full node.")
@@ -186,11 +187,81 @@ def node_start(home: Home) -> None:
         raise Refused("PORT_IN_USE", f"{home}: {exc.strerror}") from None
 
 
-def status(home: Home) -> None:
-    """Height, state root and peers of a running (or stopped) node."""
+def status(
+    home: Annotated[
+        Path | None, typer.Option(help="a node's home: its API address is read from it")
+    ] = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GRIDTOKENX_NODE",
+            help="the node's API URL (default: the home's API, else http://127.0.0.1:26850)",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")] = False,
+) -> None:
+    """A node's status over the network: version, chain, node id, latest block, whether it
+    is catching up, voting power, peers (GET /api/v1/status).
+
+    With --home and the node's API off (api_port 0), the home's status.json is shown
+    instead, as the node last wrote it, and a note on stderr says so."""
+    from gridtokenx.cli import online
+    from gridtokenx.cli.args import DEFAULT_NODE, node_url
+
+    verify: ssl.SSLContext | bool = True
+    if node is None and home is not None:
+        config = online.config_of(home)
+        if not config.api_port:
+            return _local_status(home, json_out)
+        node, verify = online.api_of(config)
+    url = node_url(node or DEFAULT_NODE)
+    from gridtokenx.client import Client
+
+    with Client(url, timeout=10, verify=verify) as api:
+        found = api.get("/status")
+    if json_out:
+        print_json(found)
+    else:
+        _print_status(found)
+
+
+def _local_status(home: Path, json_out: bool) -> None:
+    """What the node last wrote to HOME/status.json: all a node with its API off tells."""
+    import sys
+
     from gridtokenx.node.home import read_status
 
     found = read_status(home)
     if found is None:
         raise Refused("NO_STATUS", f"no status in {home}: has the node run?")
-    console.print_json(data=found)
+    print(f"note: the API of {home} is off (api_port 0): showing {home / 'status.json'}, "
+          "as the node last wrote it", file=sys.stderr)  # fmt: skip
+    if json_out:
+        print_json(found)
+    else:
+        console.print_json(data=found)
+
+
+def _print_status(found: dict[str, Any]) -> None:
+    import datetime
+
+    when = datetime.datetime.fromtimestamp(found["latest_time"], datetime.UTC)
+    behind = "yes" if found["catching_up"] else "no"
+    power = found["voting_power"]
+    role = f"validator, voting power {power}" if power else "full node (no voting power)"
+    peers = found["peers"]
+    rows = [
+        ("node", f"{found['moniker'] or '-'}  id {found['node_id']}"),
+        ("version", found["version"]),
+        ("chain", found["chain_id"]),
+        ("height", f"{found['latest_height']}  at {when:%Y-%m-%d %H:%M:%S} UTC"),
+        ("block hash", found["latest_hash"] or "-"),
+        ("catching up", f"{behind}  (best peer height {found['peer_height']})"),
+        ("role", f"{role}  {found['validator_address']}"),
+        ("peers", f"{peers['inbound']} inbound, {peers['outbound']} outbound"),
+        ("mempool", f"{found['mempool_txs']} transactions"),
+        ("uptime", str(datetime.timedelta(seconds=int(found["uptime_s"])))),
+        ("genesis", found["genesis_hash"] or "-"),
+    ]
+    for name, value in rows:
+        plain.print(f"{name:<12} {value}")

@@ -5,6 +5,7 @@ on the WebSocket, and the streams."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -28,10 +29,12 @@ class AsyncClient(Api):
         *,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """`verify`: as `Client`'s (how an https node's certificate is checked)."""
         super().__init__(base_url)
         self._http = httpx.AsyncClient(base_url=self.base_url + PREFIX, timeout=timeout,
-                                       transport=transport)  # fmt: skip
+                                       transport=transport, verify=verify)  # fmt: skip
 
     async def close(self) -> None:
         await self._http.aclose()

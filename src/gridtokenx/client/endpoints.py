@@ -25,6 +25,7 @@ from gridtokenx.client.models import (
     JSON,
     ApiError,
     Balance,
+    NodeStatus,
     Receipt,
     Who,
     address_text,
@@ -206,6 +207,12 @@ class Api:
     @endpoint
     def health(self) -> Call[JSON]:
         return get("/health", as_json)
+
+    @endpoint
+    def status(self) -> Call[NodeStatus]:
+        """The node's version, chain, id, latest block, catching-up flag, voting power and
+        peers."""
+        return get("/status", NodeStatus.of)
 
     @endpoint
     def chain_id(self) -> Flow[str]:

@@ -3,6 +3,7 @@ API's stable codes. Shared by `Client` and `AsyncClient`."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -78,6 +79,36 @@ class Balance:
     @classmethod
     def of(cls, data: JSON) -> Balance:
         return cls(data["address"], data["grid_wh"], data["thb_satang"], data["nonce"])
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A node's `GET /status` (field meanings: the API's OpenAPI document, docs/api.md)."""
+
+    version: str
+    chain_id: str
+    node_id: str
+    moniker: str
+    latest_height: int
+    latest_hash: str | None
+    latest_time: int
+    genesis_hash: str | None
+    genesis_root: str | None
+    catching_up: bool
+    peer_height: int
+    validator_address: str
+    voting_power: int
+    peers_inbound: int
+    peers_outbound: int
+    mempool_txs: int
+    uptime_s: float
+
+    @classmethod
+    def of(cls, data: JSON) -> NodeStatus:
+        """Fields a newer node adds are left out, so an older SDK keeps working."""
+        flat = {**data, "peers_inbound": data["peers"]["inbound"],
+                "peers_outbound": data["peers"]["outbound"]}  # fmt: skip
+        return cls(**{f.name: flat[f.name] for f in dataclasses.fields(cls)})
 
 
 def address_text(who: Who) -> str:

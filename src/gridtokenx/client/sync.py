@@ -5,6 +5,7 @@ by polling, and the streams over a blocking WebSocket."""
 from __future__ import annotations
 
 import functools
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,11 +25,18 @@ class Client(Api):
     """Synchronous SDK over one node's API."""
 
     def __init__(
-        self, base_url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """`verify`: how an https node's certificate is checked (an `ssl.SSLContext` trusting
+        a private CA, e.g. `ssl.create_default_context(cafile=...)`; default: public CAs)."""
         super().__init__(base_url)
         self._http = httpx.Client(base_url=self.base_url + PREFIX, timeout=timeout,
-                                  transport=transport)  # fmt: skip
+                                  transport=transport, verify=verify)  # fmt: skip
 
     def close(self) -> None:
         self._http.close()

@@ -37,6 +37,8 @@ from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.wire.crypto import PrivateKey
 
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
+ADMIN_COOKIE = "admin.cookie"  # the running API's admin token, readable by the home's owner
+CHECKPOINTS = "checkpoints"  # where a running node writes the checkpoints it is asked for
 
 # Checked when config.json is read, so a value out of range is INVALID_HOME before the node
 # opens anything (a port above 65535 would otherwise bind some other port, silently).
@@ -70,6 +72,8 @@ class Config(msgspec.Struct, frozen=True):
     api_header_timeout_s: Seconds = 10.0  # to send a request's headers; then closed
     api_body_timeout_s: Seconds = 30.0  # to send its body once the headers are in
     api_keep_alive_s: Positive = 5  # an idle connection after a response; then closed
+    api_tls_cert: str = ""  # PEM certificate (chain) for HTTPS; with api_tls_key, or neither
+    api_tls_key: str = ""  # its PEM private key; "" and "": plain HTTP
     clock_origin: int = 0  # wall-clock unix seconds at which the chain clock reads genesis time
     clock_speed: float = 1.0  # chain seconds per wall second: devnets/demo only, 1 in production
     p2p: PeerSettings = msgspec.field(default_factory=PeerSettings)  # peer caps and deadlines

@@ -404,6 +404,10 @@ class Store:
     def has_genesis(self) -> bool:
         return self._get("meta", b"genesis") is not None
 
+    def genesis_root(self) -> bytes | None:
+        """The state root of the genesis state this store began from."""
+        return self._get("meta", b"genesis")
+
     def _records(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
         """Every state record, decoded; a damaged one (or a block RocksDB finds corrupt as
         it reads) raises `StoreCorrupt`, so a node never starts from a state it misread."""
@@ -448,7 +452,10 @@ class Store:
 
     # --- backups ---------------------------------------------------------------------------
     def checkpoint(self, destination: Path) -> None:
-        """A consistent copy of the whole store (hard links where the filesystem allows)."""
+        """A consistent copy of the whole store (hard links where the filesystem allows).
+        RocksDB flushes the memtables first, so the copy holds every write made before
+        the call, and a height's batch is in it whole or not at all; the store stays open
+        and writable meanwhile, which is how a running node backs itself up."""
         if destination.exists():
             raise StoreError(f"{destination} exists")
         Checkpoint(self.db).create_checkpoint(str(destination))
