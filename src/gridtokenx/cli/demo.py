@@ -13,6 +13,7 @@ from rich.table import Table
 
 from gridtokenx.cli import units
 from gridtokenx.cli.errors import BadInput, Refused
+from gridtokenx.cli.node import check_log_options
 from gridtokenx.cli.render import console
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def demo(
     exit_when_done: Annotated[
         bool, typer.Option("--exit-when-done", help="stop the devnet after the summary")
     ] = False,
+    log_format: Annotated[str, typer.Option(help="node.log lines: plain or json")] = "plain",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run a Thai market day on a real 4-authority devnet: EGAT, MEA, PEA and ERC validate
     as processes on 127.0.0.1 with accelerated clocks; a few hundred members register,
@@ -49,8 +52,9 @@ def demo(
     chain. The devnet then keeps running (the dashboard is on EGAT's API) until Ctrl-C."""
     from gridtokenx.simulator import devnet_day
 
+    check_log_options(log_format, log_level)
     config = devnet_day.DemoConfig(
-        participants, hours, speed, hot_season, seed, directory, base_port
+        participants, hours, speed, hot_season, seed, directory, base_port, log_format, log_level
     )
     try:
         demo_net = devnet_day.DemoDevnet(config)
