@@ -62,5 +62,5 @@ def create_app(
         )
     limits = buckets or TokenBuckets(settings.rate_per_second, settings.rate_burst)
     app.add_middleware(Limits, buckets=limits, max_body=settings.max_body_bytes)
-    app.add_middleware(RequestLatency, histogram=node.metrics.api_latency)  # outermost
+    app.add_middleware(RequestLatency, histogram=node.metrics.api_latency, prefix=PREFIX)
     return app

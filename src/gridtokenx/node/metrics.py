@@ -115,6 +115,10 @@ class Metrics:
         """Export the peer layer's, the supervisor's and the mempool's counts, read at
         each scrape."""
         self.registry.register(_PeerCollector(gossip, supervisor, mempool))
+        self.peers.set_function(lambda: len(gossip.peers))
+        if mempool is not None:
+            held = mempool
+            self.mempool.set_function(lambda: len(held))
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose /metrics on `host` (loopback unless the operator chose otherwise)."""

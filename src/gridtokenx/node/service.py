@@ -33,6 +33,7 @@ from gridtokenx.ledger.genesis import Genesis
 from gridtokenx.node.home import Config, HomeError, chain_clock, load_home
 from gridtokenx.node.logs import Digest
 from gridtokenx.node.runtime import Node
+from gridtokenx.p2p.gossip import Gossip
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire.crypto import PrivateKey
@@ -160,7 +161,7 @@ async def run_node(
         _log_started(node, config)
         while not stop.is_set():
             _housekeeping(home, node, config, key.address, dialer)
-            reports.update(node, loop.time())
+            reports.update(node.gossip, loop.time())
             if max_seconds is not None and loop.time() - began > max_seconds:
                 break
             with contextlib.suppress(TimeoutError):
@@ -207,15 +208,15 @@ class PeerReports:
         self.dropped = Digest(_log, "frames dropped", ("lane", "reason"), logging.WARNING,
                               every_s)  # fmt: skip
 
-    def update(self, node: Node, now: float) -> int:
+    def update(self, gossip: Gossip, now: float) -> int:
         """Log what grew since the last lines; returns how many lines were written."""
-        stats = node.gossip.stats
+        stats = gossip.stats
         dropped: dict[tuple[str, ...], int] = {
             (lane, "send_queue_full"): n for lane, n in list(stats.dropped.items())
         }
         dropped.update(list(stats.discarded.items()))
         refused: dict[tuple[str, ...], int] = {
-            (reason,): n for reason, n in list(node.gossip.gate.refused.items())
+            (reason,): n for reason, n in list(gossip.gate.refused.items())
         }
         return self.refused.update(refused, now) + self.dropped.update(dropped, now)
 
