@@ -97,7 +97,7 @@ class Metrics:
             "gridtokenx_sync_target_height", "highest height a peer's message showed", registry=r
         )
         self.catching_up = Gauge(
-            "gridtokenx_sync_catching_up", "1 while more than one height behind peers",
+            "gridtokenx_sync_catching_up", "1 while two or more heights behind what peers show",
             registry=r,
         )  # fmt: skip
         self.synced = Counter(

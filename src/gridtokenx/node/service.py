@@ -154,11 +154,13 @@ async def run_node(
     dialer = _Dialer(node)
     reports = PeerReports()
     began = loop.time()
+    up = False  # started and said so: only then is its stop worth a line
     try:
         for start in services:
             if (service := await start(node, config)) is not None:
                 started.append(service)
         _log_started(node, config)
+        up = True
         while not stop.is_set():
             _housekeeping(home, node, config, key.address, dialer)
             reports.update(node.gossip, loop.time())
@@ -173,8 +175,9 @@ async def run_node(
         _write_status(home, node)
         height = node.app.height
         await node.stop()
-        _log.info("node stopped", extra={"height": height,
-                  "reason": node.failed or node.halted or "asked to stop"})  # fmt: skip
+        if up:
+            _log.info("node stopped", extra={"height": height,
+                      "reason": node.failed or node.halted or "asked to stop"})  # fmt: skip
     if node.failed is not None:
         raise NodeFailed(node.failed)
 
