@@ -142,7 +142,9 @@ def _check_validator_metrics(egat: Samples, erc: Samples) -> None:
     assert value(egat, "gridtokenx_txs_total") == 5
     assert value(egat, "gridtokenx_block_size_bytes") > 0
     assert value(egat, "gridtokenx_block_interval_seconds_count") >= 7
-    assert value(egat, "gridtokenx_round_duration_seconds_count") >= 8
+    # Rounds are timed when this node decides them itself, not when a peer's commit came
+    # first (the busier the machine, the more often).
+    assert value(egat, "gridtokenx_round_duration_seconds_count") >= 1
     # _network: each node dials the later ones; EGAT is first and ERC last.
     assert value(egat, "gridtokenx_peers_connected", direction="outbound") == 3
     assert value(erc, "gridtokenx_peers_connected", direction="inbound") == 3 + 1  # follower
