@@ -136,6 +136,8 @@ class Telemetry:
 
     def moniker(self, address: bytes) -> str:
         """The validator's authority code, or its gtx address when it has none."""
+        if not self._monikers:  # before the first commit (evidence at height 1)
+            self._monikers = self.names()
         return self._monikers.get(address) or crypto.address_to_text(address)
 
     def _validator_set(self, validators: ValidatorSet) -> None:
