@@ -186,19 +186,20 @@ def _log_started(node: Node, config: Config) -> None:
     """One line with what an operator checks first: which chain, which node, in which
     role, where it listens, from which height."""
     power = node.core.validators.power(node.key.address)
-
     _log.info("node started", extra={
         "chain_id": node.app.chain_id, "node_id": node.key.address.hex(),
         "moniker": config.moniker, "role": "validator" if power else "full_node",
         "power": power, "p2p": _address(config.listen_host, config.listen_port),
         "external": config.external_host or "-",
-        "api": _address(config.api_host, config.api_port) if config.api_port else "off",
-        "metrics": _address(config.metrics_host, config.metrics_port)
-        if config.metrics_port else "off",
+        "api": _address(config.api_host, config.api_port),
+        "metrics": _address(config.metrics_host, config.metrics_port),
         "height": node.app.height, "peers_configured": len(config.peers)})  # fmt: skip
 
 
 def _address(host: str, port: int) -> str:
+    """host:port ([host]:port for IPv6), or "off" for port 0 (the API and metrics)."""
+    if not port:
+        return "off"
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
