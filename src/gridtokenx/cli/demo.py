@@ -62,6 +62,7 @@ def demo(
         raise Refused("EXISTS", str(exc)) from None
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+    _log_to(directory / "demo.log", log_format, log_level)
     # The options are floats; shown to the thousandth (hours are whole quarters).
     shown_speed = units.decimal(round(speed * 1000), 3, group=False)
     console.print(
@@ -72,6 +73,14 @@ def demo(
     failure = _run(demo_net, exit_when_done)
     if failure:
         raise Refused("DEMO_FAILED", f"{failure} (node logs: {directory}/*/node.log)")
+
+
+def _log_to(path: Path, log_format: str, log_level: str) -> None:
+    """The demo's own node (the observer, in this process) logs to a file beside the
+    validators' node.log files, never over the progress bar."""
+    from gridtokenx.node import logs
+
+    logs.configure(log_format, log_level, open(path, "a"))  # noqa: SIM115 - the process's log
 
 
 def _run(demo_net: DemoDevnet, exit_when_done: bool) -> str:
