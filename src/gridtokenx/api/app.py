@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from gridtokenx import __version__
 from gridtokenx.api import dashboard, errors
 from gridtokenx.api.hub import Hub
+from gridtokenx.api.latency import RequestLatency
 from gridtokenx.api.limits import Limits, TokenBuckets
 from gridtokenx.api.routes import (
     admin,
@@ -65,4 +66,5 @@ def create_app(
         )
     limits = buckets or TokenBuckets(settings.rate_per_second, settings.rate_burst)
     app.add_middleware(Limits, buckets=limits, max_body=settings.max_body_bytes)
+    app.add_middleware(RequestLatency, histogram=node.metrics.api_latency, prefix=PREFIX)
     return app

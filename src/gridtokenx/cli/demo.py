@@ -13,6 +13,7 @@ from rich.table import Table
 
 from gridtokenx.cli import units
 from gridtokenx.cli.errors import BadInput, Refused
+from gridtokenx.cli.node import check_log_options
 from gridtokenx.cli.render import console
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def demo(
     exit_when_done: Annotated[
         bool, typer.Option("--exit-when-done", help="stop the devnet after the summary")
     ] = False,
+    log_format: Annotated[str, typer.Option(help="node.log lines: plain or json")] = "plain",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run a Thai market day on a real 4-authority devnet: EGAT, MEA, PEA and ERC validate
     as processes on 127.0.0.1 with accelerated clocks; a few hundred members register,
@@ -49,8 +52,9 @@ def demo(
     chain. The devnet then keeps running (the dashboard is on EGAT's API) until Ctrl-C."""
     from gridtokenx.simulator import devnet_day
 
+    check_log_options(log_format, log_level)
     config = devnet_day.DemoConfig(
-        participants, hours, speed, hot_season, seed, directory, base_port
+        participants, hours, speed, hot_season, seed, directory, base_port, log_format, log_level
     )
     try:
         demo_net = devnet_day.DemoDevnet(config)
@@ -58,6 +62,7 @@ def demo(
         raise Refused("EXISTS", str(exc)) from None
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+    _log_to(directory / "demo.log", log_format, log_level)
     # The options are floats; shown to the thousandth (hours are whole quarters).
     shown_speed = units.decimal(round(speed * 1000), 3, group=False)
     console.print(
@@ -68,6 +73,14 @@ def demo(
     failure = _run(demo_net, exit_when_done)
     if failure:
         raise Refused("DEMO_FAILED", f"{failure} (node logs: {directory}/*/node.log)")
+
+
+def _log_to(path: Path, log_format: str, log_level: str) -> None:
+    """The demo's own node (the observer, in this process) logs to a file beside the
+    validators' node.log files, never over the progress bar."""
+    from gridtokenx.node import logs
+
+    logs.configure(log_format, log_level, open(path, "a"))  # noqa: SIM115 - the process's log
 
 
 def _run(demo_net: DemoDevnet, exit_when_done: bool) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from gridtokenx.cli.errors import BadInput, Refused
+from gridtokenx.cli.node import check_log_options
 from gridtokenx.cli.render import console
 
 
@@ -22,11 +23,14 @@ def devnet(
     validators: Annotated[
         int, typer.Option(help="1-5 validators: EGAT, MEA, PEA, ERC, NEPO in that order")
     ] = 4,
+    log_format: Annotated[str, typer.Option(help="node.log lines: plain or json")] = "plain",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the first N of EGAT, MEA, PEA, ERC and NEPO as validator processes on
     127.0.0.1 and show their heights until Ctrl-C, which stops them all. Authorities beyond
     N keep their roles but get voting power 0, so N validators alone hold the quorum.
-    A validator that stops by itself ends the devnet with DEVNET_STOPPED."""
+    Each node logs to DIR/CODE/node.log. A validator that stops by itself ends the devnet
+    with DEVNET_STOPPED."""
     from gridtokenx.devnet.homes import devnet_validators, init_devnet
     from gridtokenx.devnet.processes import Processes
     from gridtokenx.node.home import read_status
@@ -35,9 +39,9 @@ def devnet(
         codes = devnet_validators(validators)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-    homes = init_devnet(
-        directory, "gridtokenx-devnet", int(time.time()), base_port, validators=codes
-    )
+    check_log_options(log_format, log_level)
+    homes = init_devnet(directory, "gridtokenx-devnet", int(time.time()), base_port,
+                        validators=codes, log_format=log_format, log_level=log_level)  # fmt: skip
     with Processes(homes) as nodes:
         try:
             while nodes.alive():

@@ -155,9 +155,42 @@ def init(
         console.print("[yellow]warning:[/yellow] the node key is stored unencrypted")
 
 
+def check_log_options(log_format: str | None, log_level: str | None) -> None:
+    """--log-format and --log-level (None: not given), for every command that starts nodes."""
+    from gridtokenx.node import logs
+
+    if (reason := logs.problem(log_format or "plain", log_level or "info")) is not None:
+        raise BadInput("--" + reason.replace("_", "-", 1))
+
+
+def _configure_logs(home: Path, log_format: str | None, log_level: str | None) -> None:
+    """The node's logs on stdout as the flags say, else as config.json says (a config
+    that does not read is left for `run_node` to refuse with INVALID_HOME)."""
+    from gridtokenx.node import logs
+    from gridtokenx.node.home import read_config
+
+    check_log_options(log_format, log_level)
+    config_format, config_level = "plain", "info"
+    with contextlib.suppress(Exception):
+        config = read_config(home)
+        if logs.problem(config.log_format, config.log_level) is None:
+            config_format, config_level = config.log_format, config.log_level
+    logs.configure(log_format or config_format, log_level or config_level)
+
+
 @node_app.command("start")
-def node_start(home: Home) -> None:
-    """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes).
+def node_start(
+    home: Home,
+    log_format: Annotated[
+        str | None, typer.Option(help="plain or json (default: config.json's log_format)")
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error (default: config.json's log_level)"),
+    ] = None,
+) -> None:
+    """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes). Its logs
+    go to stdout, one line per event (docs/observability.md).
 
     A node that cannot start (its store held by another process or damaged, a port in
     use, an unusable home) says why in one line and exits 1, having closed what it
@@ -173,6 +206,7 @@ def node_start(home: Home) -> None:
         raise BadInput(f"{home} has no config.json (run `gridtokenx init` or `gridtokenx devnet`)")
     if not (home / "node_key.json").exists():
         raise BadInput(f"{home} has no node_key.json")
+    _configure_logs(home, log_format, log_level)
     secret = "" if keys.is_insecure(home / "node_key.json") else passphrase.read(confirm=False)
     try:
         # uvloop: the libuv event loop, cheaper per socket event than asyncio's own.

@@ -90,9 +90,12 @@ def init_devnet(
     build_budget_ms: int = 250,
     api_rate_per_second: float = 100.0,
     propose_ms: int = 1000,
+    log_format: str = "plain",
+    log_level: str = "info",
 ) -> list[Path]:
     """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order.
-    With `clock_speed` other than 1 their clocks run accelerated from `clock_origin`.
+    With `clock_speed` other than 1 their clocks run accelerated from `clock_origin`; their
+    logs (node.log, through `processes.Processes`) in `log_format` from `log_level` up.
     The authorities that do not validate get their dev key in `root/keys/CODE.key`, to
     sign governance votes with or to start a node that a vote may make a validator."""
     chain_clock(genesis_time, clock_origin, clock_speed)  # a bad speed fails before writing
@@ -116,6 +119,9 @@ def init_devnet(
             api_rate_per_second=api_rate_per_second,
             clock_origin=clock_origin,
             clock_speed=clock_speed,
+            moniker=code,
+            log_format=log_format,
+            log_level=log_level,
         )
         homes.append(write_home(root / code.lower(), spec.encode(), keys[code], config))
     for code in AUTHORITY_ORDER:

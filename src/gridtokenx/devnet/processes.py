@@ -38,9 +38,10 @@ def _bindable(port: int) -> bool:
 
 
 class Processes:
-    """Nodes of local homes as `gridtokenx node start` processes (stderr to `node.log` in
-    each home); `stop` ends every one of them, first with SIGTERM (a clean shutdown that
-    closes the store) and then, after `grace` seconds, with SIGKILL."""
+    """Nodes of local homes as `gridtokenx node start` processes (their logs, on stdout,
+    and anything on stderr appended to `node.log` in each home); `stop` ends every one of
+    them, first with SIGTERM (a clean shutdown that closes the store) and then, after
+    `grace` seconds, with SIGKILL."""
 
     def __init__(self, homes: Sequence[Path]) -> None:
         self.homes = list(homes)
@@ -53,7 +54,7 @@ class Processes:
                 self.procs.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
-                        stdout=subprocess.DEVNULL,
+                        stdout=log,
                         stderr=log,
                         stdin=subprocess.DEVNULL,
                         env=env,

@@ -32,7 +32,7 @@ from typing import Annotated
 import msgspec
 
 from gridtokenx.ledger import genesis
-from gridtokenx.node import keystore
+from gridtokenx.node import keystore, logs
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -63,6 +63,8 @@ class Config(msgspec.Struct, frozen=True):
     dial_all: bool = False  # a full node dials every peer; validators split the dialling
     keep_blocks: int = 0  # keep the last N blocks, prune older ones; 0: keep all (archive)
     moniker: str = ""  # the operator's name for the node, for logs and status only
+    log_format: str = "plain"  # node logs on stdout: "plain" (key=value) or "json" (JSON lines)
+    log_level: str = "info"  # debug, info, warning or error
     target_peers: int = 8  # dial addresses learnt from peers (peers.json) up to this many
     api_port: Port = 0  # REST + WebSocket API on 127.0.0.1 (api_host); 0: off
     api_host: str = "127.0.0.1"  # bind elsewhere only behind a deliberate decision
@@ -156,6 +158,8 @@ def load_home(
         raise HomeError(f"{home / 'config.json'}: {exc.strerror or exc}") from None
     if config.clock_speed <= 0:
         raise HomeError(f"{home / 'config.json'}: clock_speed must be positive")
+    if (reason := logs.problem(config.log_format, config.log_level)) is not None:
+        raise HomeError(f"{home / 'config.json'}: {reason}")
     try:
         spec = load_genesis(home / "genesis.json")
     except FileNotFoundError:

@@ -34,9 +34,11 @@ from gridtokenx.chain.application import Application, Rejected
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT, Receipt
 from gridtokenx.chain.mempool import Admission, Checked
 from gridtokenx.consensus import core
+from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
 from gridtokenx.node.metrics import Metrics
 from gridtokenx.node.supervisor import Supervisor
+from gridtokenx.node.telemetry import CommitInfo, Telemetry
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.p2p.peers import AddressBook
@@ -136,7 +138,9 @@ class Node:
         self.clock_drift = clock_drift  # chain seconds a proposal may be off this clock
         self._txs_arrived = asyncio.Event()
         self.metrics = Metrics()
-        self.metrics.watch(self.gossip, self.supervisor)
+        self.metrics.watch(self.gossip, self.supervisor, app.mempool)
+        self.telemetry = Telemetry(self.metrics, app.chain_id, self.verify, self._monikers)
+        self._via_certificate = False  # the decision being carried out is a peer's commit
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._last_commit = 0.0  # loop time of the last commit
         self._asked = (0, 0.0)  # the height we last asked a peer for, and when (loop time)
@@ -154,6 +158,12 @@ class Node:
     def failed(self) -> str | None:
         """Why the node stopped working (a supervised task failed for good), or None."""
         return self.supervisor.failed
+
+    def _monikers(self) -> dict[bytes, str]:
+        """The authorities' codes by validator address, for logs and metric labels."""
+        return {
+            crypto.address_of(a.public_key): a.code for _, a in registry.authorities(self.app.state)
+        }
 
     def _reserved(self, peer: bytes) -> bool:
         return peer in self.reserved_peers or self.core.validators.get(peer) is not None
@@ -367,6 +377,8 @@ class Node:
         """A vote of this height is relayed only once its signer and signature check out."""
         self._catch_up(vote.height, peer)
         if vote.height != self.core.height:
+            if vote.height == self.core.height - 1:
+                self.telemetry.late_precommit(vote)
             return Outcome.IGNORE
         member = self.core.validators.get(vote.validator)
         if (
@@ -392,7 +404,11 @@ class Node:
             return Outcome.IGNORE
         if verified is not None:
             self._checked = (block_id(commit.block), verified)
-        self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
+        self._via_certificate = True
+        try:
+            self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
+        finally:
+            self._via_certificate = False
         return Outcome.RELAY
 
     async def _signatures(self, raw: bytes) -> set[bytes] | None:
@@ -423,6 +439,7 @@ class Node:
             self._peer_heights[peer] = seen_height
         want = self.core.height
         now = asyncio.get_running_loop().time()
+        self.telemetry.seen(seen_height, want, now)
         asked, at = self._asked
         if self._best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
             self._asked = (want, now)
@@ -450,11 +467,15 @@ class Node:
 
     def _timeout(self, t: core.ScheduleTimeout) -> None:
         """A timer the core asked for fired (a loop callback: nothing may escape it)."""
+        state = self.core.state
+        before = (state.height, state.round, state.step)
         try:
             actions = self.core.on_timeout(t.height, t.round, t.step)
         except Exception as exc:
             self.supervisor.fail(f"a consensus timeout failed with {type(exc).__name__}: {exc}")
             return
+        if before != (self.core.state.height, self.core.state.round, self.core.state.step):
+            self.telemetry.timeout(t.height, t.round, t.step.name.lower())
         self._act(actions)
 
     # --- outputs ---------------------------------------------------------------------------
@@ -468,6 +489,9 @@ class Node:
             self._carry_out(actions)
         except Exception as exc:
             self.supervisor.fail(f"a consensus step failed with {type(exc).__name__}: {exc}")
+            return
+        now = asyncio.get_running_loop().time()
+        self.telemetry.round_at(self.core.height, self.core.state.round, now)
 
     def _carry_out(self, actions: list[core.Action]) -> None:
         if self.core.state != self._logged:  # a synced write only when the state moved
@@ -489,6 +513,8 @@ class Node:
             elif isinstance(action, core.Decide):
                 self._decide(action)
             elif isinstance(action, core.ReportEvidence):
+                if action.evidence not in self.app.evidence:
+                    self.telemetry.evidence(action.evidence)
                 self.app.report_evidence(action.evidence)
 
     def _timeout_delay(self, timeout: core.ScheduleTimeout) -> float:
@@ -538,23 +564,25 @@ class Node:
 
     def _decide(self, decision: core.Decide) -> None:
         checked, self._checked = self._checked, None
-        verified = checked[1] if checked and checked[0] == block_id(decision.block) else None
+        decided_id = block_id(decision.block)
+        verified = checked[1] if checked and checked[0] == decided_id else None
         try:
             receipts = self.app.commit(
                 decision.height, decision.block, decision.commit, verified=verified
             )
         except RuntimeError as exc:  # a divergent state root: stop, do not continue
             self.halted = str(exc)
+            self.telemetry.halted(decision.height, str(exc))
             return
         commit = codec.encode(Commit(decision.height, decision.block, decision.commit))
         self.gossip.publish(Kind.COMMIT, commit)
         now = asyncio.get_running_loop().time()
         self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
-        if self._last_commit:
-            self.metrics.block_time.observe(now - self._last_commit)
         self._last_commit = now
-        self.metrics.height.set(decision.height)
-        self.metrics.commit_txs.set(len(receipts))
+        info = CommitInfo(decision.height, decision.round, decided_id, len(decision.block),
+                          len(receipts), decision.commit, self.core.validators,
+                          self._via_certificate)  # fmt: skip
+        self.telemetry.committed(info, now)
         self._notify(decision, receipts)
         self._own = [(Kind.COMMIT, commit)]
         self.decided.set()

@@ -31,7 +31,9 @@ from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger.genesis import Genesis
 from gridtokenx.node.home import Config, HomeError, chain_clock, load_home
+from gridtokenx.node.logs import Digest
 from gridtokenx.node.runtime import Node
+from gridtokenx.p2p.gossip import Gossip
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire.crypto import PrivateKey
@@ -155,13 +157,18 @@ async def run_node(
     await node.start()
     started: list[Service] = []
     dialer = _Dialer(node)
+    reports = PeerReports()
     began = loop.time()
+    up = False  # started and said so: only then is its stop worth a line
     try:
         for start in services:
             if (service := await start(node, config)) is not None:
                 started.append(service)
+        _log_started(node, config)
+        up = True
         while not stop.is_set():
             _housekeeping(home, node, config, key.address, dialer, genesis_hash)
+            reports.update(node.gossip, loop.time())
             if max_seconds is not None and loop.time() - began > max_seconds:
                 break
             with contextlib.suppress(TimeoutError):
@@ -171,9 +178,56 @@ async def run_node(
         for service in reversed(started):
             await service.stop()
         _write_status(home, node, genesis_hash)
+        height = node.app.height
         await node.stop()
+        if up:
+            _log.info("node stopped", extra={"height": height,
+                      "reason": node.failed or node.halted or "asked to stop"})  # fmt: skip
     if node.failed is not None:
         raise NodeFailed(node.failed)
+
+
+def _log_started(node: Node, config: Config) -> None:
+    """One line with what an operator checks first: which chain, which node, in which
+    role, where it listens, from which height."""
+    power = node.core.validators.power(node.key.address)
+    _log.info("node started", extra={
+        "chain_id": node.app.chain_id, "node_id": node.key.address.hex(),
+        "moniker": config.moniker, "role": "validator" if power else "full_node",
+        "power": power, "p2p": _address(config.listen_host, config.listen_port),
+        "external": config.external_host or "-",
+        "api": _address(config.api_host, config.api_port),
+        "metrics": _address(config.metrics_host, config.metrics_port),
+        "height": node.app.height, "peers_configured": len(config.peers)})  # fmt: skip
+
+
+def _address(host: str, port: int) -> str:
+    """host:port ([host]:port for IPv6), or "off" for port 0 (the API and metrics)."""
+    if not port:
+        return "off"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class PeerReports:
+    """The peer layer's refusals and drops, logged as digests (`node.logs.Digest`): one
+    line per reason every `every_s` seconds at most, however many there were."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.refused = Digest(_log, "peers refused", ("reason",), logging.INFO, every_s)
+        self.dropped = Digest(_log, "frames dropped", ("lane", "reason"), logging.WARNING,
+                              every_s)  # fmt: skip
+
+    def update(self, gossip: Gossip, now: float) -> int:
+        """Log what grew since the last lines; returns how many lines were written."""
+        stats = gossip.stats
+        dropped: dict[tuple[str, ...], int] = {
+            (lane, "send_queue_full"): n for lane, n in list(stats.dropped.items())
+        }
+        dropped.update(list(stats.discarded.items()))
+        refused: dict[tuple[str, ...], int] = {
+            (reason,): n for reason, n in list(gossip.gate.refused.items())
+        }
+        return self.refused.update(refused, now) + self.dropped.update(dropped, now)
 
 
 async def _bind(node: Node, config: Config) -> None:

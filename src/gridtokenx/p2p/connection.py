@@ -86,6 +86,10 @@ class PeerStats:
 
     dropped: Counter[str] = field(default_factory=Counter)  # frames, by lane name
     disconnects: Counter[str] = field(default_factory=Counter)  # by reason
+    sent: Counter[str] = field(default_factory=Counter)  # frame bytes written, by lane name
+    received: Counter[str] = field(default_factory=Counter)  # frame bytes read, by lane name
+    discarded: Counter[tuple[str, str]] = field(default_factory=Counter)  # inbound frames
+    #                                    dropped unhandled, by (lane name, reason)
 
 
 class _Queue:
@@ -184,10 +188,13 @@ class Peer:
             batch.append(PONG)
         for lane in SERVE_ORDER:
             queue = self._queues[lane]
+            taken = size
             while queue.frames and (not batch or size + len(queue.frames[0]) <= BATCH_BYTES):
                 frame = queue.pop()
                 batch.append(frame)
                 size += len(frame)
+            if size > taken:
+                self.stats.sent[lane.name.lower()] += size - taken
             if size >= BATCH_BYTES:
                 break
         return batch

@@ -241,6 +241,10 @@ class Gossip:
                          outbound))  # fmt: skip
         if existing is not None:
             existing.close("replaced")
+        else:
+            _log.info("peer connected", extra={
+                "peer": peer.hex(), "direction": "outbound" if outbound else "inbound",
+                "host": connection.remote_host, "peers": len(self.peers)})  # fmt: skip
         self.scores.setdefault(peer, START_SCORE)
         if self.book is not None:
             if dialled is not None:  # it answered where we dialled: a verified address
@@ -275,6 +279,9 @@ class Gossip:
         if self.peers.get(peer.id) is not peer:
             return  # a replaced connection: the new one keeps the peer's state
         del self.peers[peer.id]
+        _log.log(logging.DEBUG if reason == "shutdown" else logging.INFO, "peer disconnected",
+                 extra={"peer": peer.id.hex(), "direction": "outbound" if peer.outbound
+                        else "inbound", "reason": reason, "peers": len(self.peers)})  # fmt: skip
         self.limiter.forget(peer.id)
         self._greeted.discard(peer.id)
         self._awaiting.discard(peer.id)
@@ -384,9 +391,13 @@ class Gossip:
             envelope = _decoder.decode(frame)
             kind = Kind(envelope.kind)
         except (msgspec.DecodeError, ValueError):
+            self.stats.discarded["unknown", "malformed"] += 1
             self.penalise(peer)
             return
+        lane = LANES[kind].name.lower()
+        self.stats.received[lane] += len(frame)
         if len(envelope.payload) > LIMITS[kind] or kind in CONTROL:
+            self.stats.discarded[lane, "malformed"] += 1
             self.penalise(peer)
             return
         # Before the seen cache: a frame dropped here may still arrive through a peer
@@ -394,6 +405,7 @@ class Gossip:
         verdict = self.limiter.take(peer, LANES[kind], self.clock())
         if verdict is not Verdict.ADMIT:
             self.throttled[peer] += 1
+            self.stats.discarded[lane, "rate_limited"] += 1
             if verdict is Verdict.PENALISE:
                 self.penalise(peer)
             return
@@ -412,7 +424,7 @@ class Gossip:
         elif outcome is Outcome.INVALID:
             self.penalise(peer)
         elif outcome is Outcome.FORGED:
-            self.ban(peer)
+            self.ban(peer, "forged")
 
     def penalise(self, peer: bytes) -> None:
         """The peer sent something invalid (also for the handler's after-the-fact, batched
@@ -421,13 +433,16 @@ class Gossip:
         if self.scores[peer] <= 0:
             self.ban(peer)
 
-    def ban(self, peer: bytes) -> None:
-        """Disconnect `peer` and refuse it from now on (across restarts, with a book)."""
+    def ban(self, peer: bytes, reason: str = "score") -> None:
+        """Disconnect `peer` and refuse it from now on (across restarts, with a book);
+        `reason` is for the log: "score" (too many invalid messages) or "forged"."""
         self.scores[peer] = min(0, self.scores.get(peer, 0))
         if self.book is not None:
             self.book.ban(peer)
         connection = self.peers.get(peer)
-        if connection is not None:
+        if connection is not None and connection.closed is None:
+            _log.warning("peer banned", extra={"peer": peer.hex(), "reason": reason,
+                                               "host": connection.remote_host})  # fmt: skip
             connection.close("banned")
 
     def _exchange(self, kind: Kind, payload: bytes, connection: Peer) -> bool:

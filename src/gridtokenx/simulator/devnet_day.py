@@ -61,6 +61,8 @@ class DemoConfig:
     seed: int = 1
     directory: Path = Path("devnet/demo")
     base_port: int = 0  # 0: a free one
+    log_format: str = "plain"  # the validators' node.log lines: plain or json
+    log_level: str = "info"
 
     def problems(self) -> list[str]:
         found = []
@@ -140,6 +142,7 @@ class DemoDevnet:
             directory, CHAIN_ID, self.genesis_time, self.base, BLOCK_MS, VALIDATORS,
             clock_origin=int(time.time()), clock_speed=self.config.speed,
             build_budget_ms=BUILD_BUDGET_MS, api_rate_per_second=API_RATE, propose_ms=PROPOSE_MS,
+            log_format=self.config.log_format, log_level=self.config.log_level,
         )  # fmt: skip
         observer_home = init_full_node(directory / "observer", self.homes, self.base + 4)
         self.api_url = f"http://127.0.0.1:{read_config(self.homes[0]).api_port}"

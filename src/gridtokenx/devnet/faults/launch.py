@@ -72,8 +72,12 @@ def run(home: Path) -> None:
     import uvloop
 
     from gridtokenx.api.server import start_api
+    from gridtokenx.node import logs
+    from gridtokenx.node.home import read_config
     from gridtokenx.node.service import run_node
 
+    config = read_config(home)  # the node's log lines, on stderr: the harness keeps it
+    logs.configure(config.log_format, config.log_level, sys.stderr)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run_node(home, passphrase="", services=(start_api,)))
 

@@ -1,0 +1,85 @@
+"""The consensus driver's reports, fed by hand: which precommits count as a validator's
+signature (only its own, for the committed block, checked), evidence and round changes as
+log lines and counters."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prometheus_client import generate_latest
+
+from gridtokenx.ledger import genesis
+from gridtokenx.node.metrics import Metrics
+from gridtokenx.node.telemetry import CommitInfo, Telemetry
+from gridtokenx.wire import crypto
+from gridtokenx.wire.validators import ValidatorSet
+from gridtokenx.wire.votes import Evidence, Vote, VoteType, sign_vote
+from tests.node.test_observability import samples_of, value
+
+CHAIN = "gridtokenx-telemetry-test"
+KEYS = genesis.dev_keys()
+CODES = ("EGAT", "MEA", "PEA", "ERC")
+SET = ValidatorSet.of([(KEYS[c].public_key, p) for c, p in zip(CODES, (4, 3, 3, 2), strict=True)])
+
+
+def _telemetry() -> Telemetry:
+    names = {KEYS[c].address: c for c in CODES}
+    return Telemetry(Metrics(), CHAIN, crypto.verify, lambda: names)
+
+
+def _precommit(code: str, height: int, block: bytes, round: int = 0) -> Vote:
+    vote = Vote(height, round, VoteType.PRECOMMIT, block, KEYS[code].address)
+    return sign_vote(KEYS[code], CHAIN, vote)
+
+
+def _commit(t: Telemetry, height: int, signers: tuple[str, ...], now: float) -> bytes:
+    block = bytes([height]) * 32
+    certificate = tuple(_precommit(c, height, block) for c in signers)
+    t.committed(CommitInfo(height, 0, block, 300, 2, certificate, SET, False), now)
+    return block
+
+
+def test_a_late_precommit_counts_only_when_it_is_genuine_and_for_the_block() -> None:
+    t = _telemetry()
+    block = _commit(t, 1, ("EGAT", "MEA", "PEA"), 1.0)
+    forged = Vote(1, 0, VoteType.PRECOMMIT, block, KEYS["ERC"].address, b"\x00" * 64)
+    t.late_precommit(forged)  # a peer cannot make ERC look present
+    t.late_precommit(_precommit("ERC", 1, b"\x09" * 32))  # another block
+    t.late_precommit(sign_vote(KEYS["ERC"], CHAIN, Vote(1, 0, VoteType.PREVOTE, block,
+                                                        KEYS["ERC"].address)))  # fmt: skip
+    _commit(t, 2, ("EGAT", "MEA", "PEA"), 2.0)  # settles height 1
+    t.late_precommit(_precommit("ERC", 2, bytes([2]) * 32))  # genuine and in time
+    _commit(t, 3, ("EGAT", "MEA", "PEA"), 3.0)  # settles height 2
+    samples = samples_of(generate_latest(t.metrics.registry).decode())
+    present = "gridtokenx_validator_signatures_present_total"
+    missed = "gridtokenx_validator_signatures_missed_total"
+    assert value(samples, present, moniker="EGAT") == 2
+    assert value(samples, present, moniker="ERC") == 1  # height 2
+    assert value(samples, missed, moniker="ERC") == 1  # height 1
+    assert value(samples, "gridtokenx_missing_validators") == 0  # height 2: all four
+    assert value(samples, "gridtokenx_txs_total") == 6
+    assert value(samples, "gridtokenx_block_interval_seconds_count") == 2
+
+
+def test_evidence_and_round_changes_are_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "gridtokenx")
+    t = _telemetry()
+    t.round_at(5, 0, 10.0)
+    t.timeout(5, 0, "propose")
+    t.round_at(5, 1, 12.5)
+    t.round_at(5, 1, 13.0)  # the same round again: nothing new
+    first, second = _precommit("MEA", 5, b"\x05" * 32), _precommit("MEA", 5, b"\x06" * 32)
+    t.evidence(Evidence(first, second))
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [("INFO", "timeout"), ("WARNING", "round change"), ("ERROR", "double signing")]
+    change, signed = caplog.records[1], caplog.records[2]
+    assert (change.height, change.round, change.previous, change.after_s) == (5, 1, 0, 2.5)  # type: ignore[attr-defined]
+    assert (signed.validator, signed.height, signed.type) == ("MEA", 5, "precommit")  # type: ignore[attr-defined]
+    samples = samples_of(generate_latest(t.metrics.registry).decode())
+    assert value(samples, "gridtokenx_round_changes_total") == 1
+    assert value(samples, "gridtokenx_consensus_timeouts_total", step="propose") == 1
+    assert value(samples, "gridtokenx_evidence_total") == 1
+    assert value(samples, "gridtokenx_round") == 1
