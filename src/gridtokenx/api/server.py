@@ -104,7 +104,7 @@ async def start_api(node: Node, config: Config) -> ApiServer | None:
     try:
         settings = settings_of(config)
     except ValueError as exc:
-        raise HomeError(f"config.json: {exc}") from None
+        raise HomeError(f"config.toml [api]: {exc}") from None
     return await serve(node, settings)
 
 

@@ -4,6 +4,7 @@ The whole command tree is assembled here from one module per command group:
 
     demo, demo-ledger          cli.demo     a market day on a devnet; the ledger alone
     init, node start, status   cli.node     a node's home, the node, its last status
+    config show/check/migrate  cli.config   a home's config.toml, as the node reads it
     devnet                     cli.devnet   the authorities' validators as processes
     genesis create/validate    cli.genesis
     keys new/show/import/list  cli.keys     the encrypted keystore
@@ -23,6 +24,7 @@ from __future__ import annotations
 import typer
 
 from gridtokenx.cli import demo, devnet, node
+from gridtokenx.cli.config import config_app
 from gridtokenx.cli.db import db_app
 from gridtokenx.cli.errors import ContractGroup
 from gridtokenx.cli.genesis import genesis_app
@@ -46,6 +48,7 @@ app.command("init")(node.init)
 app.add_typer(node.node_app, name="node")
 app.command("status")(node.status)
 app.command("devnet")(devnet.devnet)
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

@@ -106,7 +106,7 @@ def init(
         ),
     ] = False,
 ) -> None:
-    """Create a node home: genesis, an encrypted node key, config.json and data/.
+    """Create a node home: genesis, an encrypted node key, config.toml and data/.
 
     A key without voting power in the genesis makes a full node, which dials every peer
     (validators split the dialling between them) and follows the chain by block sync."""
@@ -153,11 +153,11 @@ def node_start(home: Home) -> None:
 
     from gridtokenx.api.server import start_api
     from gridtokenx.node import keystore
-    from gridtokenx.node.home import HomeError
+    from gridtokenx.node.home import CONFIG_FILE, HomeError, config_path
     from gridtokenx.node.service import PortInUse, run_node
 
-    if not (home / "config.json").exists():
-        raise BadInput(f"{home} has no config.json (run `gridtokenx init` or `gridtokenx devnet`)")
+    if not config_path(home).exists():
+        raise BadInput(f"{home} has no {CONFIG_FILE} (run `gridtokenx init` or `devnet`)")
     if not (home / "node_key.json").exists():
         raise BadInput(f"{home} has no node_key.json")
     secret = "" if keys.is_insecure(home / "node_key.json") else passphrase.read(confirm=False)
