@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import init_devnet
-from gridtokenx.node import config_file
-from gridtokenx.node.config_file import PEER_LIST, ConfigError, Layout, Setting
+from gridtokenx.node.config_file import ConfigError, Layout, Setting
+from gridtokenx.node.config_values import PEER_LIST, bare
 from gridtokenx.node.home import (
     LAYOUT,
     Config,
@@ -134,11 +134,11 @@ def test_two_fields_on_one_key_are_refused_when_the_layout_is_made() -> None:
 # --- round trip -----------------------------------------------------------------------------
 def _strategy(setting: Setting) -> st.SearchStrategy[Any]:
     """Any value the setting's type allows (PeerSettings' own checks are `assume`d)."""
-    if config_file._bare(setting.type) == PEER_LIST:
+    if bare(setting.type) == PEER_LIST:
         peer = st.tuples(st.text(min_size=1), st.integers(1, 65_535),
                          st.binary(min_size=20, max_size=20).map(bytes.hex))  # fmt: skip
         return st.lists(peer, max_size=3).map(tuple)
-    if setting.parent == "p2p" and config_file._bare(setting.type) is int:  # a frame at least
+    if setting.parent == "p2p" and bare(setting.type) is int:  # a frame at least
         return st.integers(transport.MAX_FRAME + FRAME_OVERHEAD, 2**40)
     return _of(mi.type_info(setting.type))
 

@@ -33,7 +33,6 @@ and are never read as config.
 from __future__ import annotations
 
 import difflib
-import math
 import textwrap
 import tomllib
 import typing
@@ -42,7 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import msgspec
-import msgspec.inspect as mi
+
+from gridtokenx.node.config_values import bare, convert, from_env, shown, to_file, toml_value
 
 ENV_PREFIX = "GRIDTOKENX_"
 BASE = "base"
@@ -89,11 +89,6 @@ PLACES: dict[str, str] = {
     "keep_blocks": "storage",
 }
 """Fields whose names do not say their section, kept under their own names there."""
-
-PEER_LIST = tuple[tuple[str, int, str], ...]
-"""Peer addresses (host, port, peer id hex): written as "HOST:PORT:PEERID" strings, the
-form `gridtokenx init --peer` takes."""
-PEER_ID_HEX_LENGTH = 40
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -171,7 +166,7 @@ class Layout(Generic[S]):
         doc: dict[str, Any] = {}
         for s in self.settings:
             table = doc.setdefault(s.section, {}) if s.section else doc
-            table[s.key] = _plain(s, _value(config, s))
+            table[s.key] = to_file(s.type, _value(config, s))
         return doc
 
     def render(self, config: S, notes: Mapping[str, str] | None = None) -> str:
@@ -187,14 +182,15 @@ class Layout(Generic[S]):
             for s in (s for s in self.settings if s.section == section):
                 lines += ["", *_comment(s.description)]
                 if s.default is not msgspec.NODEFAULT:
-                    lines.append(f"# default: {toml_value(_plain(s, s.default))}")
+                    lines.append(f"# default: {_text(s, s.default)}")
                 note = f"  # {notes[s.name]}" if s.name in notes else ""
-                lines.append(f"{s.key} = {toml_value(_plain(s, _value(config, s)))}{note}")
+                lines.append(f"{s.key} = {_text(s, _value(config, s))}{note}")
         return "\n".join(lines) + "\n"
 
-    def _struct_of(self, section: str) -> Any:
+    def _struct_of(self, field: str) -> Any:
+        """The struct type of the nested struct field `field` (None: no such field)."""
         fields = {f.name: f for f in msgspec.structs.fields(self.struct)}
-        return _bare(fields[section].type) if section in fields else None
+        return bare(fields[field].type) if field in fields else None
 
     # --- reading ---------------------------------------------------------------------------
     def parse(self, text: str, source: str, environ: Mapping[str, str] | None = None) -> S:
@@ -270,9 +266,9 @@ class Layout(Generic[S]):
         for var, text in sorted(self.overrides(environ).items()):
             s = self.by_env.get(var)
             if s is None:
-                problems.append(f"{_unknown_variable(var, self.by_env)}")
+                problems.append(_unknown_variable(var, self.by_env))
             else:
-                given.append(_Given(s, var, _env_value(s, text)))
+                given.append(_Given(s, var, from_env(s.type, text)))
         return given, problems
 
     def _load(
@@ -288,9 +284,9 @@ class Layout(Generic[S]):
         values: dict[Setting, _Given] = {}
         for g in [*given, *from_env]:  # the environment's value last: it wins
             try:
-                values[g.setting] = _Given(g.setting, g.where, _convert(g.setting, g.value))
+                values[g.setting] = _Given(g.setting, g.where, convert(g.setting.type, g.value))
             except ValueError as exc:
-                problems.append(f"{g.where} must be {exc}, not {_shown(g.value)}")
+                problems.append(f"{g.where} must be {exc}, not {shown(g.value)}")
         named = {g.setting for g in [*given, *from_env]}
         for s in self.settings:
             if s.default is msgspec.NODEFAULT and s not in named:
@@ -300,13 +296,10 @@ class Layout(Generic[S]):
         nested: dict[str, Any] = {}
         for parent in dict.fromkeys(s.parent for s in self.settings if s.parent):
             inner = {s.field: g for s, g in values.items() if s.parent == parent}
-            nested[parent] = _build(_bare(self._struct_field_type(parent)), inner)
+            nested[parent] = _build(self._struct_of(parent), inner)
         top = {s.field: g for s, g in values.items() if not s.parent}
         built: S = _build(self.struct, top, nested)
         return built
-
-    def _struct_field_type(self, name: str) -> Any:
-        return typing.get_type_hints(self.struct, include_extras=True)[name]
 
 
 def _build(tp: Any, given: Mapping[str, _Given], ready: Mapping[str, Any] | None = None) -> Any:
@@ -323,7 +316,7 @@ def _build(tp: Any, given: Mapping[str, _Given], ready: Mapping[str, Any] | None
             try:
                 tp(**(base | {field: g.value}))
             except (ValueError, TypeError):
-                culprits.append(f"{g.where} = {_shown(g.value)} refused: {exc}")
+                culprits.append(f"{g.where} = {shown(g.value)} refused: {exc}")
         wheres = ", ".join(g.where for g in given.values())
         raise ConfigError(culprits or [f"{exc} (settings given: {wheres})"]) from None
 
@@ -332,9 +325,9 @@ def _settings(struct: type[msgspec.Struct], parent: str = "") -> Iterable[Settin
     hints = typing.get_type_hints(struct, include_extras=True)
     for f in msgspec.structs.fields(struct):
         tp = hints[f.name]
-        bare = _bare(tp)
-        if not parent and isinstance(bare, type) and issubclass(bare, msgspec.Struct):
-            yield from _settings(bare, f.name)  # a nested struct: a section of its own
+        inner = bare(tp)
+        if not parent and isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+            yield from _settings(inner, f.name)  # a nested struct: a section of its own
             continue
         default = f.default
         if f.default_factory is not msgspec.NODEFAULT:
@@ -352,10 +345,6 @@ def _place(field: str) -> tuple[str, str]:
     return "", field
 
 
-def _bare(tp: Any) -> Any:
-    return typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
-
-
 def _description(tp: Any) -> str:
     metas = getattr(tp, "__metadata__", ())
     return " ".join(m.description for m in metas if isinstance(m, msgspec.Meta) and m.description)
@@ -365,150 +354,27 @@ def _docstring(tp: Any) -> str:
     return " ".join((getattr(tp, "__doc__", None) or "").split())
 
 
+def _text(s: Setting, value: Any) -> str:
+    return toml_value(to_file(s.type, value))
+
+
 def _value(config: Any, s: Setting) -> Any:
     return getattr(getattr(config, s.parent) if s.parent else config, s.field)
 
 
-def _plain(s: Setting, value: Any) -> Any:
-    """`value` as the file holds it: TOML's types, peer addresses as strings."""
-    if _bare(s.type) == PEER_LIST:
-        return [f"{host}:{port}:{peer}" for host, port, peer in value]
-    return msgspec.to_builtins(value)
-
-
-# --- checking values ------------------------------------------------------------------------
-def _convert(s: Setting, value: Any) -> Any:
-    """`value` as the field's type, or ValueError saying what it must be."""
-    if _bare(s.type) == PEER_LIST and isinstance(value, list):
-        value = [_peer(item) if isinstance(item, str) else item for item in value]
-    try:
-        return msgspec.convert(value, s.type)
-    except msgspec.ValidationError:
-        raise ValueError(expected(s.type)) from None
-
-
-def _peer(text: str) -> Any:
-    """HOST:PORT:PEERID as a (host, port, id) triple; left as text (refused by the type
-    check, with the expected form) when it is not one."""
-    host, _, rest = text.rpartition(":")
-    host, _, port = host.rpartition(":")
-    valid_id = len(rest) == PEER_ID_HEX_LENGTH and all(c in "0123456789abcdefABCDEF" for c in rest)
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65_535 or not valid_id:
-        return text
-    return [host, int(port), rest.lower()]
-
-
-def expected(tp: Any) -> str:
-    """What a value of type `tp` must be, in words: "an integer from 0 to 65535"."""
-    if _bare(tp) == PEER_LIST:
-        return 'an array of "HOST:PORT:PEERID" strings (PEERID: 40 hex digits)'
-    return _words(mi.type_info(tp))
-
-
-def _words(info: mi.Type) -> str:
-    if isinstance(info, mi.Metadata):
-        return _words(info.type)
-    if isinstance(info, mi.BoolType):
-        return "true or false"
-    if isinstance(info, mi.IntType | mi.FloatType):
-        noun = "an integer" if isinstance(info, mi.IntType) else "a number"
-        return noun + _range(info.ge, info.gt, info.le, info.lt)
-    if isinstance(info, mi.StrType):
-        return "a string"
-    if isinstance(info, mi.VarTupleType | mi.ListType):
-        return f"an array of {_plural(_words(info.item_type))}"
-    if isinstance(info, mi.LiteralType):
-        return "one of " + ", ".join(_shown(v) for v in info.values)
-    return f"a {type(info).__name__.removesuffix('Type').lower()}"
-
-
-def _plural(noun: str) -> str:
-    """ "an integer from 0 to 9" as "integers from 0 to 9", for "an array of ..."."""
-    for one, many in (("an integer", "integers"), ("a number", "numbers"), ("a string", "strings")):
-        if noun.startswith(one):
-            return many + noun.removeprefix(one)
-    return noun
-
-
-def _range(ge: Any, gt: Any, le: Any, lt: Any) -> str:
-    if ge is not None and le is not None:
-        return f" from {ge} to {le}"
-    bounds = [("of at least", ge), ("above", gt), ("of at most", le), ("below", lt)]
-    said = [f"{word} {bound}" for word, bound in bounds if bound is not None]
-    return (" " + " and ".join(said)) if said else ""
-
-
-def _env_value(s: Setting, text: str) -> Any:
-    """An environment variable's text as a value of the file: strings verbatim, arrays
-    comma-separated, everything else a TOML value (left as text when it is none, so the
-    type check names what it should be)."""
-    info = mi.type_info(s.type)
-    if isinstance(info, mi.Metadata):
-        info = info.type
-    if isinstance(info, mi.StrType):
-        return text
-    if isinstance(info, mi.VarTupleType | mi.ListType):
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        return [i if _bare(s.type) == PEER_LIST else _scalar(i, info.item_type) for i in items]
-    return _scalar(text, info)
-
-
-def _scalar(text: str, info: mi.Type) -> Any:
-    if isinstance(info, mi.StrType) or "\n" in text or "\r" in text:
-        return text
-    try:
-        parsed = tomllib.loads(f"v = {text}")
-    except tomllib.TOMLDecodeError:
-        return text
-    return parsed["v"] if parsed.keys() == {"v"} else text
-
-
 # --- messages -------------------------------------------------------------------------------
 def _unknown(source: str, name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{source}: unknown key {name}{hint}"
+    return f"{source}: unknown key {name}{_nearest(name, known)}"
 
 
 def _unknown_variable(var: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(var, list(known), n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{var}: no such config setting{hint}"
+    return f"{var}: no such config setting{_nearest(var, known)}"
 
 
-def _shown(value: Any) -> str:
-    """A value as the operator wrote it, for a message."""
-    try:
-        return toml_value(value)
-    except TypeError:
-        return str(value)
-
-
-# --- TOML text ------------------------------------------------------------------------------
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
-            "\r": "\\r"}  # fmt: skip
-
-
-def toml_value(value: Any) -> str:
-    """A TOML value: booleans, integers, floats, strings and arrays of them (what the
-    config holds). `tomllib` reads back exactly `value`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
-    if isinstance(value, str):
-        return '"' + "".join(_ESCAPES.get(c) or _control(c) for c in value) + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
-def _control(c: str) -> str:
-    return f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+def _nearest(name: str, known: Iterable[str]) -> str:
+    """The known name a misspelt one most likely meant, as a hint."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _comment(text: str) -> list[str]:
