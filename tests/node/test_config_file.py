@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import init_devnet
 from gridtokenx.node.config_file import ConfigError, Layout, Setting
-from gridtokenx.node.config_values import PEER_LIST, bare
+from gridtokenx.node.config_values import PEER_LIST, bare, parse_peer
 from gridtokenx.node.home import (
     LAYOUT,
     Config,
@@ -452,3 +452,21 @@ def test_a_config_json_home_still_starts_and_env_moves_its_metrics_port(home: Pa
     finally:
         _stop(procs)
     assert not (home / "config.toml").exists()  # starting does not rewrite the home
+
+
+@pytest.mark.parametrize(
+    ("text", "peer"),
+    [
+        (f"10.0.0.2:26656:{PEER_ID}", ("10.0.0.2", 26656, PEER_ID)),
+        (f"fd00::5:26656:{PEER_ID.upper()}", ("fd00::5", 26656, PEER_ID)),
+        (f"node1.egat.example:1:{PEER_ID}", ("node1.egat.example", 1, PEER_ID)),
+        (f"10.0.0.2:0:{PEER_ID}", None),
+        (f"10.0.0.2:65536:{PEER_ID}", None),
+        (f"10.0.0.2:²:{PEER_ID}", None),
+        (f":26656:{PEER_ID}", None),
+        ("10.0.0.2:26656:abcd", None),
+        ("10.0.0.2:26656", None),
+    ],
+)
+def test_peer_addresses_parse_as_init_takes_them(text: str, peer: Any) -> None:
+    assert parse_peer(text) == peer

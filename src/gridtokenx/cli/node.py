@@ -21,19 +21,15 @@ Home = Annotated[Path, typer.Option(help="the node's home directory")]
 
 def _parse_peer(text: str) -> tuple[str, int, str]:
     """HOST:PORT:PEERIDHEX, checked here so a typo fails at init, not as silent non-dialling."""
-    host, _, rest = text.rpartition(":")
-    host, _, port = host.rpartition(":")
-    try:
-        peer_id = bytes.fromhex(rest)
-        port_number = int(port)
-    except ValueError:
-        peer_id, port_number = b"", 0
-    if not host or not 1 <= port_number <= 65_535 or len(peer_id) != crypto.ADDRESS_SIZE:
+    from gridtokenx.node.config_values import parse_peer
+
+    peer = parse_peer(text)
+    if peer is None:
         raise BadInput(
             f"--peer {text!r}: expected HOST:PORT:PEERID with PEERID the peer's "
             f"{crypto.ADDRESS_SIZE}-byte address in hex"
         )
-    return host, port_number, peer_id.hex()
+    return peer
 
 
 def _check_numbers(listen_port: int, metrics_port: int, api_port: int, keep_blocks: int) -> None:

@@ -18,10 +18,11 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
+from gridtokenx.wire.crypto import ADDRESS_SIZE
+
 PEER_LIST = tuple[tuple[str, int, str], ...]
 """Peer addresses (host, port, peer id hex): written as "HOST:PORT:PEERID" strings, the
 form `gridtokenx init --peer` takes."""
-PEER_ID_HEX_LENGTH = 40
 
 
 def bare(tp: Any) -> Any:
@@ -38,22 +39,27 @@ def to_file(tp: Any, value: Any) -> Any:
 def convert(tp: Any, value: Any) -> Any:
     """`value` as the field's type, or ValueError saying what it must be."""
     if bare(tp) == PEER_LIST and isinstance(value, list):
-        value = [_peer(item) if isinstance(item, str) else item for item in value]
+        value = [(parse_peer(item) or item) if isinstance(item, str) else item for item in value]
     try:
         return msgspec.convert(value, tp)
     except msgspec.ValidationError:
         raise ValueError(expected(tp)) from None
 
 
-def _peer(text: str) -> Any:
-    """HOST:PORT:PEERID as a (host, port, id) triple; left as text (refused by the type
-    check, with the expected form) when it is not one."""
-    host, _, rest = text.rpartition(":")
+def parse_peer(text: str) -> tuple[str, int, str] | None:
+    """HOST:PORT:PEERID as (host, port, peer id in lower-case hex), or None when it is not
+    one: the form of config.toml's peers and of `gridtokenx init --peer`. The host may be
+    an IPv6 address (the port and id are the last two fields)."""
+    host, _, peer_id = text.rpartition(":")
     host, _, port = host.rpartition(":")
-    valid_id = len(rest) == PEER_ID_HEX_LENGTH and all(c in "0123456789abcdefABCDEF" for c in rest)
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65_535 or not valid_id:
-        return text
-    return [host, int(port), rest.lower()]
+    try:
+        raw = bytes.fromhex(peer_id)
+    except ValueError:
+        raw = b""
+    number = int(port) if port.isascii() and port.isdigit() else 0
+    if not host or not 1 <= number <= 65_535 or len(raw) != ADDRESS_SIZE:
+        return None
+    return host, number, raw.hex()
 
 
 def expected(tp: Any) -> str:
