@@ -107,6 +107,10 @@ class Grown(Config, frozen=True):
     api_tls_key_file: Annotated[str, msgspec.Meta(description="The API's TLS key.")] = ""
     metrics_namespace: Annotated[str, msgspec.Meta(description="Series prefix.")] = "gtx"
     tls: Annotated[TlsSettings, msgspec.Meta(description="TLS.")] = TlsSettings()
+    log_fields: Annotated[dict[str, str], msgspec.Meta(description="Extra fields.")] = (
+        msgspec.field(default_factory=dict)
+    )
+    api_client_ca: Annotated[str | None, msgspec.Meta(description="A CA, or none.")] = None
 
 
 def test_a_field_added_later_finds_its_section_and_round_trips() -> None:
@@ -117,10 +121,14 @@ def test_a_field_added_later_finds_its_section_and_round_trips() -> None:
     assert names["metrics_namespace"] == "metrics.namespace"
     assert names["tls.cert_file"] == "tls.cert_file"
     assert layout.by_name["api.tls_key_file"].env == "GRIDTOKENX_API_TLS_KEY_FILE"
-    grown = Grown(1, (), log_format="json", api_tls_key_file="/k", tls=TlsSettings("/c"))
+    grown = Grown(1, (), log_format="json", api_tls_key_file="/k", tls=TlsSettings("/c"),
+                  log_fields={"site": "Mae Moh", "a b": "c"})  # fmt: skip
     text = layout.render(grown)
     assert "# TLS for the API.\n[tls]" in text and "# The API's TLS key." in text
+    assert "\n# client_ca = (not set)\n" in text  # TOML has no null: the default stands
     assert layout.parse(text, "config.toml") == grown
+    with_ca = msgspec.structs.replace(grown, api_client_ca="/ca.pem")
+    assert layout.parse(layout.render(with_ca), "config.toml") == with_ca
 
 
 def test_two_fields_on_one_key_are_refused_when_the_layout_is_made() -> None:

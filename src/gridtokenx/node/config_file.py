@@ -102,7 +102,7 @@ class ConfigError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one of each per layout: compared by identity
 class Setting:
     """One key of the file: where it lives there and which struct field it sets."""
 
@@ -183,8 +183,7 @@ class Layout(Generic[S]):
                 lines += ["", *_comment(s.description)]
                 if s.default is not msgspec.NODEFAULT:
                     lines.append(f"# default: {_text(s, s.default)}")
-                note = f"  # {notes[s.name]}" if s.name in notes else ""
-                lines.append(f"{s.key} = {_text(s, _value(config, s))}{note}")
+                lines.append(_line(s, _value(config, s), notes.get(s.name, "")))
         return "\n".join(lines) + "\n"
 
     def _struct_of(self, field: str) -> Any:
@@ -355,7 +354,14 @@ def _docstring(tp: Any) -> str:
 
 
 def _text(s: Setting, value: Any) -> str:
-    return toml_value(to_file(s.type, value))
+    return "(not set)" if value is None else toml_value(to_file(s.type, value))
+
+
+def _line(s: Setting, value: Any, note: str) -> str:
+    """`key = value`; a setting without a value (None: TOML has no null) is commented
+    out, which reads back as its default."""
+    line = f"{s.key} = {_text(s, value)}{f'  # {note}' if note else ''}"
+    return f"# {line}" if value is None else line
 
 
 def _value(config: Any, s: Setting) -> Any:

@@ -140,8 +140,8 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f
 
 
 def toml_value(value: Any) -> str:
-    """A TOML value: booleans, integers, floats, strings and arrays of them (what the
-    config holds). `tomllib` reads back exactly `value`."""
+    """A TOML value: booleans, integers, floats, strings, arrays and tables of them (what
+    a config can hold but None, which TOML lacks). `tomllib` reads back exactly `value`."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -154,6 +154,12 @@ def toml_value(value: Any) -> str:
         return '"' + "".join(_ESCAPES.get(c) or _control(c) for c in value) + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items())
+            + "}"
+        )
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 

@@ -211,8 +211,8 @@ def write_config(home: Path, config: Config) -> Path:
 def setting_name(field: str) -> str:
     """How an operator names the field `field` (`api_port`): `api.port in config.toml (or
     GRIDTOKENX_API_PORT)`, for messages that tell them what to change."""
-    setting = LAYOUT.setting(field)
-    return f"{setting.name} in {CONFIG_FILE} (or {setting.env})"
+    setting = LAYOUT.by_path.get(field)
+    return f"{setting.name} in {CONFIG_FILE} (or {setting.env})" if setting else field
 
 
 def without_overrides(environ: Mapping[str, str]) -> dict[str, str]:
