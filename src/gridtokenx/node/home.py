@@ -3,9 +3,9 @@
 A home holds `genesis.json`, `node_key.json` (the insecure dev key on a devnet; an
 encrypted keystore file otherwise), `config.toml` (addresses, peers, timing, limits,
 pruning: `Config`, laid out and read strictly by `node.config_file`; older homes have a
-`config.json`, still read) and `data/` (the RocksDB store). `gridtokenx init` makes one for an
-operator's node (`create_home`, all or nothing); `devnet.homes` makes the homes of a local
-devnet. While running, the node rewrites `status.json` twice a second (height, state root,
+`config.json`, still read) and `data/` (the RocksDB store). `gridtokenx init` makes one
+for an operator's node (`create_home`, all or nothing); `devnet.homes` makes the homes of
+a local devnet. While running, the node rewrites `status.json` twice a second (height, state root,
 round and step, peers) atomically, which is what `gridtokenx status` and the tests read
 without touching the store the node holds open.
 
@@ -155,10 +155,8 @@ class Config(msgspec.Struct, frozen=True):
         " day faster; 1 in production."
     )] = 1.0
     p2p: Annotated[PeerSettings, _doc(
-        "Peer caps and deadlines."
-    )] = msgspec.field(
-        default_factory=PeerSettings
-    )
+        "Peer caps and deadlines: config.toml's [p2p] keys from max_peers on."
+    )] = msgspec.field(default_factory=PeerSettings)
     # fmt: on
 
 
