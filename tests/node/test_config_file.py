@@ -7,8 +7,11 @@ tests start `node start` on 127.0.0.1 with bounded waits and always stop it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -31,6 +34,7 @@ from gridtokenx.node.home import (
     HomeError,
     load_home,
     read_config,
+    read_status,
     without_overrides,
     write_config,
 )
@@ -478,3 +482,15 @@ def test_a_config_json_home_still_starts_and_env_moves_its_metrics_port(home: Pa
 )
 def test_peer_addresses_parse_as_init_takes_them(text: str, peer: Any) -> None:
     assert parse_peer(text) == peer
+
+
+@pytest.mark.process
+def test_node_start_with_a_bad_variable_is_one_line_and_starts_nothing(home: Path) -> None:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", GRIDTOKENX_P2P_MAX_PEERS="fifty")
+    failed = subprocess.run(
+        [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
+        capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    (message,) = error_lines(failed, "INVALID_HOME", 1)
+    assert message == f'{home}: GRIDTOKENX_P2P_MAX_PEERS must be an integer, not "fifty"'
+    assert read_status(home) is None and not (home / "data").exists()  # nothing opened
