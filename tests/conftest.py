@@ -17,6 +17,7 @@ from gridtokenx.ledger import accounts, chain_info, genesis, invariants, registr
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.sandbox import DEFAULT_GENESIS_TIME, Sandbox
+from gridtokenx.node.home import without_overrides
 from gridtokenx.wire import errors
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import (
@@ -31,6 +32,11 @@ from gridtokenx.wire.tx import (
     RegisterParticipant,
     SignedTransaction,
 )
+
+# A config variable in the shell that runs the tests (GRIDTOKENX_API_PORT=...) would reach
+# every node process the tests start and move its ports; tests that want one set their own.
+for _var in set(os.environ) - set(without_overrides(os.environ)):
+    del os.environ[_var]
 
 YEAR = 365 * 86_400
 INTERVAL = 900

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +27,7 @@ from gridtokenx.api.routes.admin import TOKEN_HEADER, _loopback
 from gridtokenx.api.server import check_tls
 from gridtokenx.cli.main import app
 from gridtokenx.client import AsyncClient, Client, NodeStatus
-from gridtokenx.node.home import ADMIN_COOKIE, Config
+from gridtokenx.node.home import ADMIN_COOKIE, Config, write_config
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import crypto
 from tests.api.test_api_harness import CHAIN, EGAT, LocalNode
@@ -220,7 +219,7 @@ def test_status_of_a_home_with_tls_trusts_that_homes_own_certificate(tmp_path: P
         assert served.api is not None
         config = Config(1, (), api_port=served.api.port, api_tls_cert=str(cert),
                         api_tls_key=str(private))  # fmt: skip
-        (tmp_path / "config.json").write_bytes(msgspec.json.encode(config))
+        write_config(tmp_path, config)
         result = CliRunner().invoke(app, ["status", "--home", str(tmp_path), "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["chain_id"] == CHAIN

@@ -24,7 +24,7 @@ import pytest
 from gridtokenx.devnet.faults import Fault, Load, Scenario, run
 from gridtokenx.devnet.faults.report import lines
 from gridtokenx.devnet.homes import init_devnet
-from gridtokenx.node.home import read_config
+from gridtokenx.node.home import read_config, write_config
 from gridtokenx.wire.crypto import PrivateKey
 from tests.conftest import free_base_port
 from tests.test_bench import _load
@@ -103,7 +103,7 @@ def test_a_peer_that_hangs_up_in_the_handshake_does_not_crash_the_dialler(
         config = msgspec.structs.replace(
             read_config(home), peers=(("127.0.0.1", port, peer),), dial_all=True
         )
-        (home / "config.json").write_bytes(msgspec.json.encode(config))
+        write_config(home, config)
         command = [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)]
         with open(home / "node.log", "ab") as log:
             proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)

@@ -23,7 +23,7 @@ import pytest
 from gridtokenx.devnet.homes import devnet_genesis, init_devnet
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.node import keystore
-from gridtokenx.node.home import Config, read_config
+from gridtokenx.node.home import Config, read_config, write_config
 from gridtokenx.p2p.gossip import Gossip, Kind
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.crypto import PrivateKey
@@ -57,7 +57,7 @@ def _rewrite(home: Path, p2p: dict[str, float] | None = None, **changes: object)
 
         changes["p2p"] = PeerSettings(**p2p)  # type: ignore[arg-type]
     config = msgspec.structs.replace(read_config(home), **changes)
-    (home / "config.json").write_bytes(msgspec.json.encode(config))
+    write_config(home, config)
     return config
 
 

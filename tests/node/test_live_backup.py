@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
@@ -20,7 +21,7 @@ from gridtokenx.cli.main import app
 from gridtokenx.client import Client
 from gridtokenx.devnet.homes import init_devnet
 from gridtokenx.ledger import genesis
-from gridtokenx.node.home import read_config
+from gridtokenx.node.home import read_config, write_config
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
@@ -123,8 +124,7 @@ def _restores_into_a_fresh_home(tmp_path: Path, home: Path, base: int, height: i
 def test_status_with_the_api_off_shows_status_json_and_says_so(tmp_path: Path) -> None:
     (home,) = init_devnet(tmp_path, "gridtokenx-status-off", int(time.time()), free_base_port(1),
                           block_ms=200, validators=("EGAT",))  # fmt: skip
-    config = json.loads((home / "config.json").read_text())
-    (home / "config.json").write_text(json.dumps(config | {"api_port": 0}))
+    write_config(home, msgspec.structs.replace(read_config(home), api_port=0))
     missing = runner.invoke(app, ["status", "--home", str(home)])
     assert "has the node run?" in error_lines(missing, "NO_STATUS", 1)[0]
     procs = {home: _start(home)}

@@ -11,13 +11,14 @@ import logging
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
 from gridtokenx.cli.main import app
 from gridtokenx.devnet.homes import init_devnet
 from gridtokenx.node import logs
-from gridtokenx.node.home import read_status
+from gridtokenx.node.home import read_config, read_status, write_config
 from gridtokenx.node.service import PeerReports
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import Gossip
@@ -162,8 +163,7 @@ def test_node_start_refuses_an_unknown_log_format_or_level(
 ) -> None:  # fmt: skip
     """Before it opens anything: the store stays unopened, no status is written."""
     (home,) = init_devnet(tmp_path, "gridtokenx-logs-test", 0, 20_000, validators=("EGAT",))
-    written = json.loads((home / "config.json").read_text())
-    (home / "config.json").write_text(json.dumps(written | config))
+    write_config(home, msgspec.structs.replace(read_config(home), **config))
     result = CliRunner().invoke(app, ["node", "start", "--home", str(home), *flags])
     (message,) = error_lines(result, code, status)
     assert named in message

@@ -64,7 +64,7 @@ def test_init_writes_an_encrypted_full_node_home(tmp_path: Path, genesis_file: P
     result = _init(home, genesis_file, "--peer", PEER, "--listen-port", "27000", "--moniker", "n")
     assert result.exit_code == 0, out(result)
     assert sorted(p.name for p in home.iterdir()) == [
-        "config.json",
+        "config.toml",
         "data",
         "genesis.json",
         "node_key.json",
@@ -345,9 +345,8 @@ def test_a_node_with_keep_blocks_prunes_as_it_runs_and_restarts(tmp_path: Path) 
         tmp_path, "gridtokenx-prune", int(time.time()), free_base_port(1), 200, ("EGAT",)
     )
     config = read_config(home)
-    (home / "config.json").write_bytes(
-        json.dumps({**json.loads((home / "config.json").read_text()), "keep_blocks": 2}).encode()
-    )
+    text = (home / "config.toml").read_text()  # as an operator edits it
+    (home / "config.toml").write_text(text.replace("keep_blocks = 0", "keep_blocks = 2"))
     assert read_config(home).keep_blocks == 2 and config.keep_blocks == 0
     procs = {home: _start(home)}
     try:

@@ -10,7 +10,6 @@ to 127.0.0.1, waits are bounded and every process is stopped."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -20,10 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from gridtokenx.devnet.homes import init_devnet
-from gridtokenx.node.home import load_genesis, read_config, read_status
+from gridtokenx.node.home import load_genesis, read_config, read_status, write_config
 from gridtokenx.node.service import run_node
 from gridtokenx.storage.store import Store, open_application
 from tests.cli.test_errors import error_lines
@@ -107,7 +107,7 @@ def test_a_damaged_store_is_one_line_and_left_as_it_was(home: Path, damage: str)
 
 
 @pytest.mark.parametrize(
-    ("offset", "setting"), [(0, "listen_port"), (100, "metrics_port"), (200, "api_port")]
+    ("offset", "setting"), [(0, "p2p.listen_port"), (100, "metrics.port"), (200, "api.port")]
 )
 def test_a_port_in_use_is_one_line(home: Path, offset: int, setting: str) -> None:
     port = read_config(home).listen_port + offset
@@ -159,13 +159,19 @@ def test_run_node_with_the_metrics_port_taken_closes_its_store_and_p2p_port(
         assert db.has_genesis()
     assert _free(read_config(home).listen_port)
     assert f"127.0.0.1:{metrics_taken}" in str(failed.value)
-    assert "metrics_port" in str(failed.value)
+    assert "metrics.port in config.toml (or GRIDTOKENX_METRICS_PORT)" in str(failed.value)
 
 
 # --- a home the node cannot start from: one line too ---------------------------------------
 def _set(home: Path, **changes: object) -> None:
-    config = json.loads((home / "config.json").read_text())
-    (home / "config.json").write_text(json.dumps(config | changes))
+    write_config(home, msgspec.structs.replace(read_config(home), **changes))
+
+
+def _edit(home: Path, old: str, new: str) -> None:
+    """Change config.toml's text as an operator would in an editor."""
+    text = (home / "config.toml").read_text()
+    assert old in text
+    (home / "config.toml").write_text(text.replace(old, new, 1))
 
 
 def _not_a_directory(home: Path) -> None:
@@ -176,15 +182,22 @@ def _not_a_directory(home: Path) -> None:
 @pytest.mark.parametrize(
     ("spoil", "code", "says"),
     [
-        (lambda h: _set(h, listen_port=99_999), "INVALID_HOME", "listen_port"),
-        (lambda h: _set(h, api_keep_alive_s=0), "INVALID_HOME", "api_keep_alive_s"),
-        (lambda h: _set(h, api_header_timeout_s=-1), "INVALID_HOME", "api_header_timeout_s"),
-        (lambda h: _set(h, api_host="192.0.2.1"), "INVALID_HOME", "change api_host"),
+        (lambda h: _set(h, listen_port=99_999), "INVALID_HOME",
+         "config.toml: p2p.listen_port must be an integer from 0 to 65535, not 99999"),
+        (lambda h: _set(h, api_keep_alive_s=0), "INVALID_HOME", "api.keep_alive_s"),
+        (lambda h: _set(h, api_header_timeout_s=-1), "INVALID_HOME", "api.header_timeout_s"),
+        (lambda h: _set(h, api_host="192.0.2.1"), "INVALID_HOME", "change api.host"),
+        (lambda h: _edit(h, "max_peers =", "max_peer ="), "INVALID_HOME",
+         "config.toml: unknown key p2p.max_peer (did you mean p2p.max_peers?)"),
+        (lambda h: _edit(h, "max_peers = 50", 'max_peers = "fifty"'), "INVALID_HOME",
+         'config.toml: p2p.max_peers must be an integer, not "fifty"'),
+        (lambda h: _edit(h, "max_per_ip = 8", "max_per_ip = 0"), "INVALID_HOME",
+         "config.toml: p2p.max_per_ip = 0 refused: p2p limits and timeouts must be positive"),
         (lambda h: _set(h, api_tls_cert=str(h / "node.crt")), "INVALID_HOME",
          "api_tls_cert and api_tls_key go together"),
         (lambda h: _set(h, api_tls_cert=str(h / "node.crt"), api_tls_key=str(h / "node.key")),
          "INVALID_HOME", "api_tls_cert"),
-        (lambda h: ((h / "config.json").unlink(), (h / "config.json").mkdir()), "INVALID_HOME",
+        (lambda h: ((h / "config.toml").unlink(), (h / "config.toml").mkdir()), "INVALID_HOME",
          "Is a directory"),
         (_not_a_directory, "STORE_UNAVAILABLE", "not a directory"),
     ],

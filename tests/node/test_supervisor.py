@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from gridtokenx.devnet.homes import init_devnet
-from gridtokenx.node.home import read_config
+from gridtokenx.node.home import read_config, write_config
 from gridtokenx.node.runtime import Node
 from gridtokenx.node.service import NodeFailed, run_node
 from gridtokenx.node.supervisor import Supervisor
@@ -75,7 +75,7 @@ def test_a_node_whose_consensus_step_fails_stops_with_node_failed(tmp_path: Path
         block_ms=100, validators=("EGAT",),
     )  # fmt: skip
     config = msgspec.structs.replace(read_config(home), metrics_port=0, api_port=0)
-    (home / "config.json").write_bytes(msgspec.json.encode(config))
+    write_config(home, config)
     failed_at: list[int] = []
 
     def sabotage(node: Node) -> None:

@@ -151,7 +151,7 @@ async def start_api(node: Node, config: Config) -> ApiServer | None:
         settings = settings_of(config, home)
         check_tls(settings)
     except ValueError as exc:
-        raise HomeError(f"config.json: {exc}") from None
+        raise HomeError(f"config.toml [api]: {exc}") from None
     return await serve(node, settings)
 
 

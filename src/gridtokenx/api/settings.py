@@ -23,7 +23,7 @@ class ApiSettings:
     body_timeout: float = 30.0  # seconds to send its body once the headers are in
     keep_alive: int = 5  # whole seconds an idle connection stays open after a response
     max_header_bytes: int = 64 * 1024  # request line and headers; beyond: 431 and closed
-    # TLS (api_tls_cert, api_tls_key in config.json): both PEM files, or neither (plain HTTP).
+    # TLS ([api] tls_cert and tls_key in config.toml): both PEM files, or neither (plain HTTP).
     tls_cert: str = ""
     tls_key: str = ""
     # The node's home: the admin endpoints (checkpoints) work in it, and are off without it.

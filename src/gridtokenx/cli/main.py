@@ -4,6 +4,7 @@ The whole command tree is assembled here from one module per command group:
 
     demo, demo-ledger          cli.demo     a market day on a devnet; the ledger alone
     init, node start, status   cli.node     a node's home, the node, its last status
+    config show/check/migrate  cli.config   a home's config.toml, as the node reads it
     devnet                     cli.devnet   the authorities' validators as processes
     genesis create/validate    cli.genesis
     genesis authority/build/hash  cli.ceremony  the genesis from the authorities' public keys
@@ -26,6 +27,7 @@ from typing import Annotated
 import typer
 
 from gridtokenx.cli import ceremony, demo, devnet, node
+from gridtokenx.cli.config import config_app
 from gridtokenx.cli.db import db_app
 from gridtokenx.cli.errors import ContractGroup
 from gridtokenx.cli.genesis import genesis_app
@@ -74,6 +76,7 @@ app.command("init")(node.init)
 app.add_typer(node.node_app, name="node")
 app.command("status")(node.status)
 app.command("devnet")(devnet.devnet)
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

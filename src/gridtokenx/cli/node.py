@@ -22,19 +22,15 @@ Home = Annotated[Path, typer.Option(help="the node's home directory")]
 
 def _parse_peer(text: str) -> tuple[str, int, str]:
     """HOST:PORT:PEERIDHEX, checked here so a typo fails at init, not as silent non-dialling."""
-    host, _, rest = text.rpartition(":")
-    host, _, port = host.rpartition(":")
-    try:
-        peer_id = bytes.fromhex(rest)
-        port_number = int(port)
-    except ValueError:
-        peer_id, port_number = b"", 0
-    if not host or not 1 <= port_number <= 65_535 or len(peer_id) != crypto.ADDRESS_SIZE:
+    from gridtokenx.node.config_values import parse_peer
+
+    peer = parse_peer(text)
+    if peer is None:
         raise BadInput(
             f"--peer {text!r}: expected HOST:PORT:PEERID with PEERID the peer's "
             f"{crypto.ADDRESS_SIZE}-byte address in hex"
         )
-    return host, port_number, peer_id.hex()
+    return peer
 
 
 def _check_numbers(listen_port: int, metrics_port: int, api_port: int, keep_blocks: int) -> None:
@@ -111,7 +107,7 @@ def init(
         typer.Option(help="refuse the genesis unless its hash is this (`genesis hash FILE`)"),
     ] = None,
 ) -> None:
-    """Create a node home: genesis, an encrypted node key, config.json and data/.
+    """Create a node home: genesis, an encrypted node key, config.toml and data/.
 
     A key without voting power in the genesis makes a full node, which dials every peer
     (validators split the dialling between them) and follows the chain by block sync."""
@@ -164,7 +160,7 @@ def check_log_options(log_format: str | None, log_level: str | None) -> None:
 
 
 def _configure_logs(home: Path, log_format: str | None, log_level: str | None) -> None:
-    """The node's logs on stdout as the flags say, else as config.json says (a config
+    """The node's logs on stdout as the flags say, else as the config says (a config
     that does not read is left for `run_node` to refuse with INVALID_HOME)."""
     from gridtokenx.node import logs
     from gridtokenx.node.home import read_config
@@ -182,11 +178,11 @@ def _configure_logs(home: Path, log_format: str | None, log_level: str | None) -
 def node_start(
     home: Home,
     log_format: Annotated[
-        str | None, typer.Option(help="plain or json (default: config.json's log_format)")
+        str | None, typer.Option(help="plain or json (default: the config's log.format)")
     ] = None,
     log_level: Annotated[
         str | None,
-        typer.Option(help="debug, info, warning or error (default: config.json's log_level)"),
+        typer.Option(help="debug, info, warning or error (default: the config's log.level)"),
     ] = None,
 ) -> None:
     """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes). Its logs
@@ -199,11 +195,11 @@ def node_start(
 
     from gridtokenx.api.server import start_api
     from gridtokenx.node import keystore
-    from gridtokenx.node.home import HomeError
+    from gridtokenx.node.home import CONFIG_FILE, HomeError, config_path
     from gridtokenx.node.service import PortInUse, run_node
 
-    if not (home / "config.json").exists():
-        raise BadInput(f"{home} has no config.json (run `gridtokenx init` or `gridtokenx devnet`)")
+    if not config_path(home).exists():
+        raise BadInput(f"{home} has no {CONFIG_FILE} (run `gridtokenx init` or `devnet`)")
     if not (home / "node_key.json").exists():
         raise BadInput(f"{home} has no node_key.json")
     _configure_logs(home, log_format, log_level)

@@ -38,17 +38,18 @@ ADMIN_TIMEOUT_S = 120.0  # a checkpoint of a large store flushes and links many 
 
 
 def config_of(home: Path) -> Config:
-    """The home's config.json, or bad input naming what is wrong with the home."""
-    import msgspec
-
-    from gridtokenx.node.home import read_config
+    """The home's config as its node would run with it (environment overrides included),
+    or bad input naming what is wrong with the home."""
+    from gridtokenx.node.home import CONFIG_FILE, ConfigError, config_path, read_config
 
     try:
-        return read_config(home)
+        return read_config(home, os.environ)
     except FileNotFoundError:
-        raise BadInput(f"{home} is not a node home (no config.json)") from None
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise BadInput(f"{home / 'config.json'}: {exc}") from None
+        raise BadInput(f"{home} is not a node home (no {CONFIG_FILE})") from None
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"{config_path(home)}: {exc.strerror or exc}") from None
 
 
 def api_of(config: Config) -> tuple[str, ssl.SSLContext | bool]:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from gridtokenx.node.home import without_overrides
+
 PORT_OFFSETS: Final = (0, 100, 200)  # node, Prometheus metrics, API: base + offset + i
 
 
@@ -48,7 +50,7 @@ class Processes:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> Processes:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(without_overrides(os.environ), PYTHONUNBUFFERED="1")  # the homes decide
         for home in self.homes:
             with open(home / "node.log", "ab") as log:
                 self.procs.append(

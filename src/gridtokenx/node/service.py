@@ -30,7 +30,7 @@ from typing import Protocol
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger.genesis import Genesis
-from gridtokenx.node.home import Config, HomeError, chain_clock, load_home
+from gridtokenx.node.home import Config, HomeError, chain_clock, load_home, setting_name
 from gridtokenx.node.logs import Digest
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.gossip import Gossip
@@ -60,13 +60,13 @@ off). A failure (a port in use: `PortInUse`) stops the node with the reason, cle
 class PortInUse(OSError):
     """A port the home's config names is taken: the node does not start, and what it had
     opened (its store, the ports bound before) is closed again. `strerror` says which
-    port and which config.json setting moves it."""
+    port and which setting moves it."""
 
     def __init__(self, what: str, setting: str, host: str, port: int) -> None:
         super().__init__(
             errno.EADDRINUSE,
             f"the {what} port {host}:{port} is in use by another program (another node?); "
-            f"stop it or change {setting} in config.json",
+            f"stop it or change {setting_name(setting)}",
         )
 
 
@@ -74,7 +74,7 @@ class PortInUse(OSError):
 def binding(
     what: str, setting: str, host: str, port: int, host_setting: str = ""
 ) -> Iterator[None]:
-    """Binding `what` to `port` (the config.json `setting`; its host `host_setting`):
+    """Binding `what` to `port` (the config field `setting`; its host `host_setting`):
     "address in use" becomes a `PortInUse`; a host this machine does not have, or a port
     it may not bind, is the config's fault (`HomeError`)."""
     try:
@@ -87,8 +87,8 @@ def binding(
         if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
             fix = host_setting if exc.errno == errno.EADDRNOTAVAIL and host_setting else setting
             raise HomeError(
-                f"config.json: the {what} address {host}:{port} cannot be bound "
-                f"({os.strerror(exc.errno)}); change {fix}"
+                f"the {what} address {host}:{port} cannot be bound "
+                f"({os.strerror(exc.errno)}); change {setting_name(fix)}"
             ) from None
         raise
 

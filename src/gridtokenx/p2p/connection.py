@@ -30,7 +30,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -46,20 +46,52 @@ STALL_S: Final = 1.0  # the writer woke this much later than it asked: the loop 
 _log: Final = logging.getLogger(__name__)
 
 
-class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How a node treats its peers' connections (config.json's `p2p`). The defaults suit a
-    production node and a devnet on one machine alike."""
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
 
-    max_peers: int = 50  # connections; inbound ones beyond it are refused, unless reserved
-    max_handshakes: int = 16  # inbound handshakes in progress at once
-    max_per_ip: int = 8  # connections from one remote IP (loopback is exempt)
-    handshake_timeout_s: float = transport.HANDSHAKE_TIMEOUT_S
-    ping_interval_s: float = 10.0
-    pong_timeout_s: float = 20.0
-    write_timeout_s: float = 20.0
-    consensus_queue_bytes: int = 32 * 1024 * 1024
-    requests_queue_bytes: int = 16 * 1024 * 1024
-    tx_queue_bytes: int = 16 * 1024 * 1024
+
+class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How a node treats its peers' connections (config.toml's `[p2p]`; each description
+    is the file's comment). The defaults suit a production node and a devnet on one
+    machine alike."""
+
+    # fmt: off
+    max_peers: Annotated[int, _doc(
+        "Peer connections at most; inbound ones beyond it are refused. Raise it on a"
+        " sentry or seed node that many full nodes connect to."
+    )] = 50
+    max_handshakes: Annotated[int, _doc(
+        "Inbound handshakes in progress at once; a flood of connections waits here,"
+        " before it costs a signature check each."
+    )] = 16
+    max_per_ip: Annotated[int, _doc(
+        "Connections from one remote IP address (loopback is exempt); raise it when many"
+        " nodes share one NAT address."
+    )] = 8
+    handshake_timeout_s: Annotated[float, _doc(
+        "Seconds a connecting peer has to complete the encrypted handshake."
+    )] = transport.HANDSHAKE_TIMEOUT_S
+    ping_interval_s: Annotated[float, _doc(
+        "Seconds between keepalive PINGs to each peer."
+    )] = 10.0
+    pong_timeout_s: Annotated[float, _doc(
+        "Seconds to wait for a PONG before dropping a peer that stopped answering."
+    )] = 20.0
+    write_timeout_s: Annotated[float, _doc(
+        "Seconds a peer's socket may refuse more data before the peer is dropped, so a"
+        " peer that stops reading never stalls this node."
+    )] = 20.0
+    consensus_queue_bytes: Annotated[int, _doc(
+        "Bytes of consensus messages queued per peer; a peer that lets it fill is"
+        " disconnected (it catches up by sync)."
+    )] = 32 * 1024 * 1024
+    requests_queue_bytes: Annotated[int, _doc(
+        "Bytes of block requests and answers queued per peer; the oldest are dropped beyond it."
+    )] = 16 * 1024 * 1024
+    tx_queue_bytes: Annotated[int, _doc(
+        "Bytes of gossiped transactions queued per peer; the oldest are dropped beyond it."
+    )] = 16 * 1024 * 1024
+    # fmt: on
 
     def __post_init__(self) -> None:
         numbers = (self.max_peers, self.max_handshakes, self.max_per_ip)

@@ -29,7 +29,7 @@ from gridtokenx.devnet.faults.rogue import Rogue
 from gridtokenx.devnet.faults.scenario import Fault, Scenario
 from gridtokenx.devnet.homes import devnet_validators, init_devnet, init_full_node
 from gridtokenx.node import keystore
-from gridtokenx.node.home import read_config
+from gridtokenx.node.home import read_config, without_overrides, write_config
 from gridtokenx.wire.crypto import PrivateKey
 
 API_RATE: Final = 100_000.0  # the harness's own polling must never be rate limited
@@ -60,7 +60,7 @@ class NodeProcess:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(without_overrides(os.environ), PYTHONUNBUFFERED="1")  # the home decides
         command = [sys.executable, "-m", "gridtokenx.devnet.faults.launch", str(self.clock_file),
                    str(self.home)]  # fmt: skip
         with open(self.home / "node.log", "ab") as log:  # the child keeps its own copy
@@ -182,7 +182,7 @@ class Cluster:
         config = msgspec.structs.replace(
             config, peers=peers, target_peers=0, api_rate_per_second=API_RATE
         )
-        (home / "config.json").write_bytes(msgspec.json.encode(config))
+        write_config(home, config)
         self.nodes[name].set_clock(0)
 
     def start_all(self) -> None:
