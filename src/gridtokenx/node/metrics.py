@@ -74,6 +74,7 @@ class _PeerCollector(Collector):
             ("p2p_send_dropped", "frames dropped from a full send queue", "lane", g.stats.dropped),
             ("p2p_disconnects", "connections ended, by reason", "reason", g.stats.disconnects),
             ("p2p_refused", "connections refused, by reason", "reason", g.gate.refused),
+            ("p2p_address_probes", "claimed addresses dialled to verify", "result", g.probes),
             ("task_restarts", "supervised tasks restarted", "task", self.supervisor.restarted),
         )
         for name, text, label, values in counters:

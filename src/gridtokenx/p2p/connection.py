@@ -35,6 +35,7 @@ from typing import Final
 import msgspec
 
 from gridtokenx.p2p import transport
+from gridtokenx.p2p.peers import PEER_ID_BYTES
 from gridtokenx.p2p.ratelimit import Lane
 
 PING: Final = b"\x92\x0a\xc4\x00"  # the envelope [10, b""]: gossip's Kind.PING, empty
@@ -48,11 +49,19 @@ _log: Final = logging.getLogger(__name__)
 
 class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How a node treats its peers' connections (config.json's `p2p`). The defaults suit a
-    production node and a devnet on one machine alike."""
+    production node and a devnet on one machine alike. The caps by direction are CometBFT's
+    (40 in, 10 out); `max_peers` is a ceiling over both, which is all a config.json written
+    before them holds: it reads as before, the new fields at their defaults. Peer ids are
+    hex, as `gridtokenx keys show` prints them; a malformed one names its field."""
 
-    max_peers: int = 50  # connections; inbound ones beyond it are refused, unless reserved
+    max_peers: int = 50  # connections in all, both directions (unconditional peers exempt)
+    max_inbound: int = 40  # inbound connections; beyond it refused (unconditional exempt)
+    max_outbound: int = 10  # connections dialled to learnt addresses (configured peers exempt)
     max_handshakes: int = 16  # inbound handshakes in progress at once
     max_per_ip: int = 8  # connections from one remote IP (loopback is exempt)
+    pex: bool = True  # peer exchange; false behind sentries: dial configured peers only
+    private_peer_ids: tuple[str, ...] = ()  # hex ids never advertised nor kept in peers.json
+    unconditional_peer_ids: tuple[str, ...] = ()  # hex ids let in beyond every peer cap
     handshake_timeout_s: float = transport.HANDSHAKE_TIMEOUT_S
     ping_interval_s: float = 10.0
     pong_timeout_s: float = 20.0
@@ -62,7 +71,8 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tx_queue_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        numbers = (self.max_peers, self.max_handshakes, self.max_per_ip)
+        numbers = (self.max_peers, self.max_inbound, self.max_outbound, self.max_handshakes,
+                   self.max_per_ip)  # fmt: skip
         times = (self.handshake_timeout_s, self.ping_interval_s, self.pong_timeout_s,
                  self.write_timeout_s)  # fmt: skip
         if min(numbers) < 1 or min(times) <= 0:
@@ -71,6 +81,23 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             transport.MAX_FRAME + FRAME_OVERHEAD
         ):
             raise ValueError(f"a send queue must hold one frame of {transport.MAX_FRAME} bytes")
+        for name in ("private_peer_ids", "unconditional_peer_ids"):
+            for text in getattr(self, name):
+                if not _is_peer_id(text):
+                    raise ValueError(
+                        f"p2p.{name}: {text[:64]!r} is not a peer id "
+                        f"({2 * PEER_ID_BYTES} hex digits, as `gridtokenx keys show` prints)"
+                    )
+
+    @property
+    def private(self) -> frozenset[bytes]:
+        """The peers whose addresses this node never passes on."""
+        return frozenset(bytes.fromhex(text) for text in self.private_peer_ids)
+
+    @property
+    def unconditional(self) -> frozenset[bytes]:
+        """The peers let in whatever the caps."""
+        return frozenset(bytes.fromhex(text) for text in self.unconditional_peer_ids)
 
     def queue_bytes(self, lane: Lane) -> int:
         return {
@@ -78,6 +105,13 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             Lane.REQUESTS: self.requests_queue_bytes,
             Lane.TX: self.tx_queue_bytes,
         }[lane]
+
+
+def _is_peer_id(text: str) -> bool:
+    try:
+        return len(bytes.fromhex(text)) == PEER_ID_BYTES and len(text) == 2 * PEER_ID_BYTES
+    except ValueError:
+        return False
 
 
 @dataclass
