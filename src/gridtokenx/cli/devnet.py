@@ -22,12 +22,17 @@ def devnet(
     validators: Annotated[
         int, typer.Option(help="1-5 validators: EGAT, MEA, PEA, ERC, NEPO in that order")
     ] = 4,
+    sentries: Annotated[
+        bool, typer.Option(help="each validator behind a sentry full node, at base port + N + i")
+    ] = False,
 ) -> None:
     """Start the first N of EGAT, MEA, PEA, ERC and NEPO as validator processes on
     127.0.0.1 and show their heights until Ctrl-C, which stops them all. Authorities beyond
     N keep their roles but get voting power 0, so N validators alone hold the quorum.
-    A validator that stops by itself ends the devnet with DEVNET_STOPPED."""
-    from gridtokenx.devnet.homes import devnet_validators, init_devnet
+    A validator that stops by itself ends the devnet with DEVNET_STOPPED. With --sentries
+    each validator hides behind a sentry full node of its own (2N processes): validators
+    have peer exchange off and dial only the sentries, whose addresses are gossiped."""
+    from gridtokenx.devnet.homes import devnet_validators, init_devnet, sentry_homes
     from gridtokenx.devnet.processes import Processes
     from gridtokenx.node.home import read_status
 
@@ -36,9 +41,10 @@ def devnet(
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     homes = init_devnet(
-        directory, "gridtokenx-devnet", int(time.time()), base_port, validators=codes
-    )
-    with Processes(homes) as nodes:
+        directory, "gridtokenx-devnet", int(time.time()), base_port, validators=codes,
+        sentries=sentries,
+    )  # fmt: skip
+    with Processes([*homes, *sentry_homes(homes)] if sentries else homes) as nodes:
         try:
             while nodes.alive():
                 heights = [(read_status(h) or {}).get("height", "-") for h in homes]

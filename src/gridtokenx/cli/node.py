@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,9 @@ from gridtokenx.cli import genesis, keys, passphrase
 from gridtokenx.cli.errors import BadInput, Refused
 from gridtokenx.cli.render import console
 from gridtokenx.wire import crypto
+
+if TYPE_CHECKING:
+    from gridtokenx.p2p.connection import PeerSettings
 
 node_app = typer.Typer(help="Run a validator or full node.")
 Home = Annotated[Path, typer.Option(help="the node's home directory")]
@@ -63,6 +66,18 @@ def _check_host(name: str, host: str, empty_ok: bool = False) -> None:
         raise BadInput(f"{name} {host!r} is neither an IP address nor a host name")
 
 
+def _peer_settings(pex: bool, private: list[str], unconditional: list[str]) -> PeerSettings:
+    """The `p2p` settings the init flags give; a malformed peer id is bad input."""
+    from gridtokenx.p2p.connection import PeerSettings
+
+    try:
+        return PeerSettings(pex=pex, private_peer_ids=tuple(private),
+                            unconditional_peer_ids=tuple(unconditional))  # fmt: skip
+    except ValueError as exc:
+        flag = "--private-peer-id" if "private" in str(exc) else "--unconditional-peer-id"
+        raise BadInput(f"{flag}: {str(exc).partition(': ')[2]}") from None
+
+
 def _node_key(key_file: Path | None, insecure: bool) -> tuple[crypto.PrivateKey, str]:
     """The node key (new, or the operator's existing file) and the passphrase to save it
     under ("" for an insecure dev key)."""
@@ -105,6 +120,15 @@ def init(
             "--insecure-dev-key", help="store the node key unencrypted (local devnets only)"
         ),
     ] = False,
+    pex: Annotated[
+        bool, typer.Option(help="peer exchange; --no-pex for a validator behind sentries")
+    ] = True,
+    private_peer_id: Annotated[
+        list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
+    ] = None,
+    unconditional_peer_id: Annotated[
+        list[str] | None, typer.Option(help="PEERIDHEX let in beyond the peer caps")
+    ] = None,
 ) -> None:
     """Create a node home: genesis, an encrypted node key, config.json and data/.
 
@@ -121,12 +145,13 @@ def init(
              ("--metrics-host", metrics_host), ("--external-host", external_host))  # fmt: skip
     for name, host in hosts:
         _check_host(name, host, empty_ok=name == "--external-host")
+    p2p = _peer_settings(pex, private_peer_id or [], unconditional_peer_id or [])
     key, secret = _node_key(key_file, insecure_dev_key)
     power = voting_power(spec, key)
     config = Config(listen_port, peers, listen_host=listen_host, external_host=external_host,
                     metrics_port=metrics_port, metrics_host=metrics_host, api_port=api_port,
                     api_host=api_host, dial_all=power == 0, keep_blocks=keep_blocks,
-                    moniker=moniker or home.name)  # fmt: skip
+                    moniker=moniker or home.name, p2p=p2p)  # fmt: skip
     try:
         create_home(home, genesis_file.read_bytes(), key, config, secret)
     except FileExistsError as exc:  # another init made it meanwhile

@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
+import socket
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
@@ -157,6 +159,24 @@ def _outcome(answer: bool | Outcome) -> Outcome:
     return Outcome.RELAY if answer else Outcome.INVALID
 
 
+async def _ip_of(host: str) -> str:
+    """`host` as an IP literal: a name is resolved (its first address); one that does not
+    resolve is announced as "" (peers then dial the address they see), with a warning."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        if not host:
+            return ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        _log.warning("external host %s does not resolve (%s): peers will dial the address "
+                     "they see connections come from", host, exc)  # fmt: skip
+        return ""
+    return str(infos[0][4][0])
+
+
 class Gossip:
     """`address_book` turns peer exchange on (without one the node neither announces nor
     asks, and answers requests with an empty list); `limits` are the per-peer budgets;
@@ -205,14 +225,15 @@ class Gossip:
     # --- connections -----------------------------------------------------------------------
     async def listen(self, host: str = "127.0.0.1", port: int = 0, external_host: str = "") -> int:
         """Accept peers on `host`; HELLO announces `external_host` (the address a NAT or a
-        wildcard bind hides) when given, else `host`."""
+        wildcard bind hides) when given, else `host`. Addresses on the wire are IP literals,
+        so a host name is resolved here, once."""
         self._server = await transport.serve(
             host, port, self.key, self._accept, gate=self.gate,
             timeout=self.settings.handshake_timeout_s,
         )  # fmt: skip
         bound = int(self._server.sockets[0].getsockname()[1])
         if self.settings.pex:  # a node outside peer exchange tells nobody where it is
-            self._hello = discovery.announcement(external_host or host, bound)
+            self._hello = discovery.announcement(await _ip_of(external_host or host), bound)
         return bound
 
     async def dial(self, host: str, port: int, expect: bytes | None = None) -> bytes:
