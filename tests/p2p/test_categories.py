@@ -13,8 +13,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from prometheus_client import generate_latest
 
 from gridtokenx.node.home import Config, read_config
+from gridtokenx.node.metrics import Metrics
+from gridtokenx.node.supervisor import Supervisor
 from gridtokenx.p2p import discovery, transport
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import MAX_PROBES, Gossip, Kind
@@ -91,6 +94,10 @@ def test_inbound_beyond_max_inbound_is_refused_and_unconditional_peers_are_exemp
             await others[2].dial("127.0.0.1", port, expect=IDS[0])  # still no room for it
             await _eventually(lambda: a.gate.refused["max_inbound"] == 2)
             assert len(a.peers) == 4
+            metrics = Metrics()
+            metrics.watch(a, Supervisor())
+            exposed = generate_latest(metrics.registry).decode()
+            assert 'gridtokenx_p2p_refused_total{reason="max_inbound"} 2.0' in exposed
 
     run(scenario)
 
