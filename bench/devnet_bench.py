@@ -178,9 +178,13 @@ def _same_chain(homes: list[Path]) -> int:
 
 
 @contextlib.contextmanager
-def validators_running(homes: list[Path]) -> Iterator[list[subprocess.Popen[bytes]]]:
+def validators_running(
+    homes: list[Path], peers: list[int] | None = None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """One `gridtokenx node start` process per home, connected to each other before this
-    yields, and always stopped (SIGINT, then killed after 20 s) when it returns."""
+    yields (each home to `peers[i]` others; by default to all), and always stopped (SIGINT,
+    then killed after 20 s) when it returns."""
+    expected = peers or [len(homes) - 1] * len(homes)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
@@ -191,7 +195,8 @@ def validators_running(homes: list[Path]) -> Iterator[list[subprocess.Popen[byte
     ]
     try:
         deadline = time.perf_counter() + 60
-        while any((read_status(h) or {}).get("peers", 0) != len(homes) - 1 for h in homes):
+        pairs = list(zip(homes, expected, strict=True))
+        while any((read_status(h) or {}).get("peers", 0) != n for h, n in pairs):
             if time.perf_counter() > deadline:
                 raise RuntimeError("the validators did not connect within 60 s")
             time.sleep(0.2)

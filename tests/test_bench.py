@@ -79,6 +79,23 @@ def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str) -
     assert result["finality_p50_ms"] > 0  # type: ignore[operator]
 
 
+def test_sentries_bench_runs_both_layouts_small(tmp_path: Path) -> None:
+    """Four validators meshed, then each behind a sentry with the load offered to the
+    sentries: everything offered commits in both, and every node holds the same blocks."""
+    out = tmp_path / "sentries.json"
+    result = _load("sentries_bench").main(
+        ["--rate", "20", "--seconds", "1", "--repeat", "1", "--accounts", "6",
+         "--block-ms", "200", "--output", str(out)]
+    )  # fmt: skip
+    written = json.loads(out.read_text())
+    assert {name: written[name] for name in result} == result
+    for layout in ("direct", "sentries"):
+        assert result[layout]["all_committed"] is True  # type: ignore[index]
+        (run,) = written["every_run"][layout]
+        assert run["submitted"] == run["committed"] == 20
+        assert run["heights_checked_identical"] >= 3 and run["finality_p50_ms"] > 0
+
+
 def test_grid_bench_times_an_update_reaching_all_four_nodes(tmp_path: Path) -> None:
     """Four validator processes: every EGAT status update reaches every node's store."""
     out = tmp_path / "grid.json"

@@ -96,6 +96,23 @@ def test_init_addresses_for_a_node_on_a_network(tmp_path: Path, genesis_file: Pa
     assert (config.metrics_host, config.metrics_port) == ("fd00::5", 9100)
 
 
+def test_init_peer_categories_for_a_validator_and_its_sentry(
+    tmp_path: Path, genesis_file: Path
+) -> None:
+    default = read_config_of(_init(tmp_path / "a", genesis_file), tmp_path / "a").p2p
+    assert (default.pex, default.private_peer_ids, default.unconditional_peer_ids) == (
+        True, (), ()
+    )  # fmt: skip
+    validator = read_config_of(_init(tmp_path / "v", genesis_file, "--no-pex"), tmp_path / "v")
+    assert not validator.p2p.pex
+    hidden = "cd" * 20
+    flags = ("--private-peer-id", hidden, "--unconditional-peer-id", hidden,
+             "--unconditional-peer-id", "ef" * 20)  # fmt: skip
+    sentry = read_config_of(_init(tmp_path / "s", genesis_file, *flags), tmp_path / "s").p2p
+    assert sentry.private_peer_ids == (hidden,)
+    assert sentry.unconditional_peer_ids == (hidden, "ef" * 20)
+
+
 def read_config_of(result: Result, home: Path) -> Config:
     assert result.exit_code == 0, out(result)
     return read_config(home)
@@ -138,6 +155,8 @@ def test_init_refuses_an_existing_home_and_changes_nothing(
         (("--api-host", "my host"), ENV, "neither an IP address", "BAD_INPUT"),
         (("--external-host", "-bad-"), ENV, "neither an IP address", "BAD_INPUT"),
         (("--keep-blocks", "-1"), ENV, "keep all", "BAD_INPUT"),
+        (("--private-peer-id", "abcd"), ENV, "--private-peer-id: 'abcd' is not", "BAD_INPUT"),
+        (("--unconditional-peer-id", "x" * 40), ENV, "--unconditional-peer-id:", "BAD_INPUT"),
         ((), {"GRIDTOKENX_PASSPHRASE": ""}, "no passphrase", "NO_PASSPHRASE"),
         (("--key", "missing.key"), ENV, "does not exist", "BAD_INPUT"),
     ],

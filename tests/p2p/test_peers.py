@@ -165,18 +165,27 @@ def test_a_corrupt_book_file_is_a_clear_error_and_is_left_alone(
 
 
 # --- what peers may claim ------------------------------------------------------------------
-def test_a_peer_is_dialled_where_its_packets_come_from_not_where_it_claims() -> None:
+def test_a_peer_is_dialled_where_its_packets_come_from_and_a_claim_is_only_a_candidate() -> None:
     def hello(host: str, port: int = 7) -> bytes:
         return codec.encode(discovery.Hello(host, port))
 
+    def heard(remote: str, claim: str) -> tuple[str, str | None]:
+        seen, claimed = discovery.announced(who, remote, hello(claim))
+        assert seen == Address(who, remote, 7)  # always the connection's source, at once
+        return seen.host, None if claimed is None else claimed.host
+
     who = peer(1)
-    assert discovery.announced(who, "203.0.113.5", hello("198.51.100.9")).host == "203.0.113.5"
-    assert discovery.announced(who, "203.0.113.5", hello("127.0.0.1")).host == "203.0.113.5"
-    assert discovery.announced(who, "127.0.0.1", hello("127.0.0.2")).host == "127.0.0.2"
-    assert discovery.announced(who, "127.0.0.1", hello("198.51.100.9")).host == "127.0.0.1"
-    assert discovery.announced(who, "127.0.0.1", hello("")) == Address(who, "127.0.0.1", 7)
+    assert heard("203.0.113.5", "198.51.100.9") == ("203.0.113.5", "198.51.100.9")  # probe it
+    assert heard("203.0.113.5", "203.0.113.5") == ("203.0.113.5", None)  # nothing to verify
+    assert heard("::ffff:203.0.113.5", "203.0.113.5") == ("::ffff:203.0.113.5", None)
+    assert heard("203.0.113.5", "127.0.0.1") == ("203.0.113.5", None)  # never our loopback
+    assert heard("127.0.0.1", "127.0.0.2") == ("127.0.0.1", "127.0.0.2")  # probed like any
+    assert heard("127.0.0.1", "198.51.100.9") == ("127.0.0.1", "198.51.100.9")
+    assert heard("127.0.0.1", "") == ("127.0.0.1", None)
     assert discovery.announcement("0.0.0.0", 9) == hello("", 9)
-    for bad in (b"\xc1", hello("127.0.0.1", 0), hello("1" * 46), codec.encode([1, 2, 3])):
+    assert discovery.announcement("::", 9) == hello("", 9)
+    for bad in (b"\xc1", hello("127.0.0.1", 0), hello("1" * 46), hello("node.example"),
+                codec.encode([1, 2, 3])):  # fmt: skip
         with pytest.raises(ValueError):
             discovery.announced(who, "127.0.0.1", bad)
 

@@ -25,13 +25,18 @@ def devnet(
     ] = 4,
     log_format: Annotated[str, typer.Option(help="node.log lines: plain or json")] = "plain",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    sentries: Annotated[
+        bool, typer.Option(help="each validator behind a sentry full node, at base port + N + i")
+    ] = False,
 ) -> None:
     """Start the first N of EGAT, MEA, PEA, ERC and NEPO as validator processes on
     127.0.0.1 and show their heights until Ctrl-C, which stops them all. Authorities beyond
     N keep their roles but get voting power 0, so N validators alone hold the quorum.
     Each node logs to DIR/CODE/node.log. A validator that stops by itself ends the devnet
-    with DEVNET_STOPPED."""
-    from gridtokenx.devnet.homes import devnet_validators, init_devnet
+    with DEVNET_STOPPED. With --sentries each validator hides behind a sentry full node of
+    its own (2N processes): validators have peer exchange off and dial only the sentries,
+    whose addresses are gossiped."""
+    from gridtokenx.devnet.homes import devnet_validators, init_devnet, sentry_homes
     from gridtokenx.devnet.processes import Processes
     from gridtokenx.node.home import read_status
 
@@ -41,8 +46,9 @@ def devnet(
         raise BadInput(str(exc)) from None
     check_log_options(log_format, log_level)
     homes = init_devnet(directory, "gridtokenx-devnet", int(time.time()), base_port,
-                        validators=codes, log_format=log_format, log_level=log_level)  # fmt: skip
-    with Processes(homes) as nodes:
+                        validators=codes, log_format=log_format, log_level=log_level,
+                        sentries=sentries)  # fmt: skip
+    with Processes([*homes, *sentry_homes(homes)] if sentries else homes) as nodes:
         try:
             while nodes.alive():
                 heights = [(read_status(h) or {}).get("height", "-") for h in homes]

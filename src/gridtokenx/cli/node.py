@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import ssl
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,9 @@ from gridtokenx.cli import ceremony, genesis, keys, passphrase
 from gridtokenx.cli.errors import BadInput, Refused
 from gridtokenx.cli.render import console, plain, print_json
 from gridtokenx.wire import crypto
+
+if TYPE_CHECKING:
+    from gridtokenx.p2p.connection import PeerSettings
 
 node_app = typer.Typer(help="Run a validator or full node.")
 Home = Annotated[Path, typer.Option(help="the node's home directory")]
@@ -58,6 +61,18 @@ def _check_host(name: str, host: str, empty_ok: bool = False) -> None:
     if looks_numeric or not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
                         r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*", host):  # fmt: skip
         raise BadInput(f"{name} {host!r} is neither an IP address nor a host name")
+
+
+def _peer_settings(pex: bool, private: list[str], unconditional: list[str]) -> PeerSettings:
+    """The `p2p` settings the init flags give; a malformed peer id is bad input."""
+    from gridtokenx.p2p.connection import PeerSettings
+
+    try:
+        return PeerSettings(pex=pex, private_peer_ids=tuple(private),
+                            unconditional_peer_ids=tuple(unconditional))  # fmt: skip
+    except ValueError as exc:
+        flag = "--private-peer-id" if "private" in str(exc) else "--unconditional-peer-id"
+        raise BadInput(f"{flag}: {str(exc).partition(': ')[2]}") from None
 
 
 def _node_key(key_file: Path | None, insecure: bool) -> tuple[crypto.PrivateKey, str]:
@@ -106,6 +121,15 @@ def init(
         str | None,
         typer.Option(help="refuse the genesis unless its hash is this (`genesis hash FILE`)"),
     ] = None,
+    pex: Annotated[
+        bool, typer.Option(help="peer exchange; --no-pex for a validator behind sentries")
+    ] = True,
+    private_peer_id: Annotated[
+        list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
+    ] = None,
+    unconditional_peer_id: Annotated[
+        list[str] | None, typer.Option(help="PEERIDHEX let in beyond the peer caps")
+    ] = None,
 ) -> None:
     """Create a node home: genesis, an encrypted node key, config.toml and data/.
 
@@ -129,12 +153,13 @@ def init(
             f"{genesis_file} has genesis hash {spec.hash().hex()}, not {expected.hex()}: "
             "start only from the file whose hash every operator agreed",
         )
+    p2p = _peer_settings(pex, private_peer_id or [], unconditional_peer_id or [])
     key, secret = _node_key(key_file, insecure_dev_key)
     power = voting_power(spec, key)
     config = Config(listen_port, peers, listen_host=listen_host, external_host=external_host,
                     metrics_port=metrics_port, metrics_host=metrics_host, api_port=api_port,
                     api_host=api_host, dial_all=power == 0, keep_blocks=keep_blocks,
-                    moniker=moniker or home.name)  # fmt: skip
+                    moniker=moniker or home.name, p2p=p2p)  # fmt: skip
     try:
         create_home(home, genesis_file.read_bytes(), key, config, secret)
     except FileExistsError as exc:  # another init made it meanwhile

@@ -3,6 +3,14 @@
 On a devnet, validator i listens at base port + i, serves Prometheus metrics at base port
 + 100 + i and the REST/WebSocket API at base port + 200 + i (`config.api_port`; 0 turns
 it off); `processes.Processes` runs them and `observer.Observer` follows them in-process.
+
+With `sentries=True` each validator hides behind a sentry, as operators run them on real
+networks: a full node of its own (home `CODE-sentry`, the N + i'th node in the port layout,
+so `free_base_port(2 * N)` covers both). The validator has peer exchange off and dials
+only the sentries, its own and the others'; each sentry dials its validator and the other
+sentries, keeps its validator's id private (never gossiped) and unconditional (never
+refused for a cap). Full nodes join through the sentries: `init_full_node(home,
+sentry_homes(validator_homes), port)`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from gridtokenx.ledger import genesis
 from gridtokenx.ledger.params import Governance
 from gridtokenx.node import keystore
 from gridtokenx.node.home import Config, chain_clock, read_config, write_home
+from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.wire.crypto import PrivateKey
 
 AUTHORITY_ORDER = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
@@ -92,15 +101,20 @@ def init_devnet(
     propose_ms: int = 1000,
     log_format: str = "plain",
     log_level: str = "info",
+    sentries: bool = False,
 ) -> list[Path]:
-    """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order.
-    With `clock_speed` other than 1 their clocks run accelerated from `clock_origin`; their
-    logs (node.log, through `processes.Processes`) in `log_format` from `log_level` up.
-    The authorities that do not validate get their dev key in `root/keys/CODE.key`, to
-    sign governance votes with or to start a node that a vote may make a validator."""
+    """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order
+    (or each behind a sentry: see the module docstring; the sentries' homes are
+    `sentry_homes(homes)`). With `clock_speed` other than 1 their clocks run accelerated
+    from `clock_origin`; their logs (node.log, through `processes.Processes`) in
+    `log_format` from `log_level` up. The authorities that do not validate get their dev
+    key in `root/keys/CODE.key`, to sign governance votes with or to start a node that a
+    vote may make a validator."""
     chain_clock(genesis_time, clock_origin, clock_speed)  # a bad speed fails before writing
     spec = devnet_genesis(chain_id, genesis_time, validators)
     keys = genesis.dev_keys()
+    sentry_keys = [sentry_key(code) for code in validators]
+    n = len(validators)
     homes = []
     for i, code in enumerate(validators):
         peers = tuple(
@@ -108,9 +122,14 @@ def init_devnet(
             for j, other in enumerate(validators)
             if j != i
         )
+        if sentries:  # its own sentry and the others', never a validator
+            peers = tuple(("127.0.0.1", base_port + n + j, k.address.hex())
+                          for j, k in enumerate(sentry_keys))  # fmt: skip
         config = Config(
             base_port + i,
             peers,
+            dial_all=sentries,
+            p2p=PeerSettings(pex=not sentries),
             block_ms=block_ms,
             build_budget_ms=build_budget_ms,
             propose_ms=propose_ms,
@@ -124,12 +143,50 @@ def init_devnet(
             log_level=log_level,
         )
         homes.append(write_home(root / code.lower(), spec.encode(), keys[code], config))
+        if sentries:
+            _sentry(homes[-1], config, sentry_keys[i], keys[code].address.hex())
     for code in AUTHORITY_ORDER:
         if code not in validators:
             (root / "keys").mkdir(parents=True, exist_ok=True)
             path = root / "keys" / f"{code.lower()}.key"
             keystore.save_insecure_dev_key(path, keys[code], overwrite=True)
     return homes
+
+
+def sentry_key(code: str) -> PrivateKey:
+    """The dev key of the sentry of the authority `code` on a devnet (insecure: devnets)."""
+    return PrivateKey.from_dev_label(f"gridtokenx/devnet/sentry/{code}")
+
+
+def sentry_homes(validator_homes: Sequence[Path]) -> list[Path]:
+    """The homes of the sentries `init_devnet(..., sentries=True)` made, in order."""
+    return [home.with_name(f"{home.name}-sentry") for home in validator_homes]
+
+
+def _sentry(validator: Path, config: Config, key: PrivateKey, hidden: str) -> Path:
+    """The sentry, under `key`, of the validator of home `validator`, `config` and peer id
+    `hidden`: a full node dialling its validator and the other sentries (the validator's
+    peers but itself), with its validator private and unconditional."""
+    own = key.address.hex()
+    port = next(port for _, port, peer in config.peers if peer == own)
+    others = tuple(p for p in config.peers if p[2] != own)
+    peers = (("127.0.0.1", config.listen_port, hidden), *others)
+    sentry = msgspec.structs.replace(
+        config,
+        listen_port=port,
+        peers=peers,
+        dial_all=False,
+        metrics_port=config.metrics_port and port + 100,
+        api_port=config.api_port and port + 200,
+        p2p=PeerSettings(private_peer_ids=(hidden,), unconditional_peer_ids=(hidden,)),
+    )
+    home = sentry_homes([validator])[0]
+    return write_home(home, (validator / "genesis.json").read_bytes(), key, sentry)
+
+
+def read_key_id(home: Path) -> str:
+    """The peer id (hex) of the dev key in `home`."""
+    return keystore.load_key(home / "node_key.json", "", allow_insecure=True).address.hex()
 
 
 def init_full_node(
@@ -144,9 +201,7 @@ def init_full_node(
     four) a follower that signs from the first height a vote gives it power for."""
     peers = []
     for other in validator_homes:
-        config = read_config(other)
-        other_key = keystore.load_key(other / "node_key.json", "", allow_insecure=True)
-        peers.append(("127.0.0.1", config.listen_port, other_key.address.hex()))
+        peers.append(("127.0.0.1", read_config(other).listen_port, read_key_id(other)))
     genesis_bytes = (validator_homes[0] / "genesis.json").read_bytes()
     first = read_config(validator_homes[0])
     config = Config(port, tuple(peers), dial_all=True, clock_origin=first.clock_origin,

@@ -155,19 +155,25 @@ class _PeerCollector(Collector):
             frames.add_metric([lane.name.lower()], count)
         yield depth
         yield frames
-        stats = g.stats
-        yield _labelled("p2p_send_dropped", "frames dropped from a full send queue", "lane",
-                        dict(stats.dropped))  # fmt: skip
-        yield _labelled("p2p_disconnects", "connections ended, by reason", "reason",
-                        dict(stats.disconnects))  # fmt: skip
-        yield _labelled("p2p_refused", "connections refused, by reason", "reason",
-                        dict(g.gate.refused))  # fmt: skip
-        yield _labelled("task_restarts", "supervised tasks restarted", "task",
-                        dict(self.supervisor.restarted))  # fmt: skip
-        yield _labelled("p2p_sent_bytes", "frame bytes written to peers, by lane", "lane",
-                        dict(stats.sent))  # fmt: skip
-        yield _labelled("p2p_received_bytes", "frame bytes read from peers, by lane", "lane",
-                        dict(stats.received))  # fmt: skip
+        counters = (
+            ("p2p_send_dropped", "frames dropped from a full send queue", "lane", g.stats.dropped),
+            ("p2p_disconnects", "connections ended, by reason", "reason", g.stats.disconnects),
+            ("p2p_refused", "connections refused, by reason", "reason", g.gate.refused),
+            ("p2p_address_probes", "claimed addresses dialled to verify", "result", g.probes),
+            ("task_restarts", "supervised tasks restarted", "task", self.supervisor.restarted),
+            ("p2p_sent_bytes", "frame bytes written to peers, by lane", "lane", g.stats.sent),
+            (
+                "p2p_received_bytes",
+                "frame bytes read from peers, by lane",
+                "lane",
+                g.stats.received,
+            ),
+        )
+        for name, text, label, values in counters:
+            family = CounterMetricFamily(f"gridtokenx_{name}", text, labels=[label])
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            yield family
         throttled = CounterMetricFamily(
             "gridtokenx_p2p_throttled", "inbound frames dropped over a peer's rate budget"
         )

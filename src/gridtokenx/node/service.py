@@ -313,14 +313,15 @@ class _Dialer:
 def _housekeeping(
     home: Path, node: Node, config: Config, address: bytes, dialer: _Dialer, genesis_hash: str
 ) -> None:
-    """One pass of the node's loop: dial configured peers (validators split the dialling:
-    the smaller address dials), meet the peer target, prune, write status.json. Dials only
-    start here; nothing in this pass waits for a peer."""
+    """One pass of the node's loop: dial configured peers, the persistent ones (validators
+    split the dialling: the smaller address dials), meet the peer target from the address
+    book (with peer exchange on), prune, write status.json. Dials only start here; nothing
+    in this pass waits for a peer."""
     for host, port, peer in config.peers:
         peer_id = bytes.fromhex(peer)
         if peer_id not in node.gossip.peers and (config.dial_all or address < peer_id):
             dialer.start(peer_id, functools.partial(node.gossip.dial, host, port, peer_id))
-    if len(node.gossip.peers) < config.target_peers:
+    if config.p2p.pex and len(node.gossip.peers) < config.target_peers:
         dialer.start("maintain", functools.partial(node.gossip.maintain, config.target_peers))
     if config.keep_blocks:
         node.app.store.prune(config.keep_blocks)

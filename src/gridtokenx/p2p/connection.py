@@ -35,6 +35,7 @@ from typing import Annotated, Final
 import msgspec
 
 from gridtokenx.p2p import transport
+from gridtokenx.p2p.peers import PEER_ID_BYTES
 from gridtokenx.p2p.ratelimit import Lane
 
 PING: Final = b"\x92\x0a\xc4\x00"  # the envelope [10, b""]: gossip's Kind.PING, empty
@@ -53,13 +54,22 @@ def _doc(text: str) -> msgspec.Meta:
 class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How a node treats its peers' connections (config.toml's `[p2p]`; each description
     is the file's comment). The defaults suit a production node and a devnet on one
-    machine alike."""
+    machine alike. The caps by direction are CometBFT's (40 in, 10 out); `max_peers` is a
+    ceiling over both, which is all a config written before them holds: it reads as
+    before, the new fields at their defaults. Peer ids are hex, as `gridtokenx keys show`
+    prints them; a malformed one names its field."""
 
     # fmt: off
     max_peers: Annotated[int, _doc(
-        "Peer connections at most; inbound ones beyond it are refused. Raise it on a"
-        " sentry or seed node that many full nodes connect to."
+        "Peer connections at most, both directions (unconditional peers exempt). Raise it"
+        " with max_inbound on a sentry or seed node that many full nodes connect to."
     )] = 50
+    max_inbound: Annotated[int, _doc(
+        "Inbound connections at most; beyond it refused (unconditional peers exempt)."
+    )] = 40
+    max_outbound: Annotated[int, _doc(
+        "Connections dialled to addresses learnt from peers (configured peers exempt)."
+    )] = 10
     max_handshakes: Annotated[int, _doc(
         "Inbound handshakes in progress at once; a flood of connections waits here,"
         " before it costs a signature check each."
@@ -68,6 +78,17 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         "Connections from one remote IP address (loopback is exempt); raise it when many"
         " nodes share one NAT address."
     )] = 8
+    pex: Annotated[bool, _doc(
+        "Peer exchange: ask peers for addresses and answer theirs. Off for a validator"
+        " behind sentries, which dials only its configured peers."
+    )] = True
+    private_peer_ids: Annotated[tuple[str, ...], _doc(
+        "Peer ids whose addresses are never passed on nor kept in peers.json: on a sentry,"
+        " its validator's id."
+    )] = ()
+    unconditional_peer_ids: Annotated[tuple[str, ...], _doc(
+        "Peer ids let in beyond every peer cap: on a sentry, its validator's id."
+    )] = ()
     handshake_timeout_s: Annotated[float, _doc(
         "Seconds a connecting peer has to complete the encrypted handshake."
     )] = transport.HANDSHAKE_TIMEOUT_S
@@ -94,7 +115,8 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # fmt: on
 
     def __post_init__(self) -> None:
-        numbers = (self.max_peers, self.max_handshakes, self.max_per_ip)
+        numbers = (self.max_peers, self.max_inbound, self.max_outbound, self.max_handshakes,
+                   self.max_per_ip)  # fmt: skip
         times = (self.handshake_timeout_s, self.ping_interval_s, self.pong_timeout_s,
                  self.write_timeout_s)  # fmt: skip
         if min(numbers) < 1 or min(times) <= 0:
@@ -103,6 +125,23 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             transport.MAX_FRAME + FRAME_OVERHEAD
         ):
             raise ValueError(f"a send queue must hold one frame of {transport.MAX_FRAME} bytes")
+        for name in ("private_peer_ids", "unconditional_peer_ids"):
+            for text in getattr(self, name):
+                if not _is_peer_id(text):
+                    raise ValueError(
+                        f"p2p.{name}: {text[:64]!r} is not a peer id "
+                        f"({2 * PEER_ID_BYTES} hex digits, as `gridtokenx keys show` prints)"
+                    )
+
+    @property
+    def private(self) -> frozenset[bytes]:
+        """The peers whose addresses this node never passes on."""
+        return frozenset(bytes.fromhex(text) for text in self.private_peer_ids)
+
+    @property
+    def unconditional(self) -> frozenset[bytes]:
+        """The peers let in whatever the caps."""
+        return frozenset(bytes.fromhex(text) for text in self.unconditional_peer_ids)
 
     def queue_bytes(self, lane: Lane) -> int:
         return {
@@ -110,6 +149,13 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             Lane.REQUESTS: self.requests_queue_bytes,
             Lane.TX: self.tx_queue_bytes,
         }[lane]
+
+
+def _is_peer_id(text: str) -> bool:
+    try:
+        return len(bytes.fromhex(text)) == PEER_ID_BYTES and len(text) == 2 * PEER_ID_BYTES
+    except ValueError:
+        return False
 
 
 @dataclass

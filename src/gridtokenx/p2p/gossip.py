@@ -12,25 +12,42 @@ bans its sender at once, and is never forwarded.
 Nothing here waits for a peer. Each connection is a `connection.Peer` with bounded send
 lanes and a writer task of its own, so `publish`, `send_to`, `rebroadcast` and the
 forwarding of a flood are plain calls that queue and return: a peer that stops reading can
-fill only its own queues, and is dropped at its deadlines. Connections are refused before
-trust is established when they would exceed the caps of `PeerSettings` (handshakes in
-progress, connections per remote IP, peers in all; `reserved` peers, the validators and
-configured peers, are always let in).
+fill only its own queues, and is dropped at its deadlines.
 
-Two things keep a node connected and unbothered beyond that. Per-peer rate limits
+Peers come in the categories CometBFT operators know, all set in `PeerSettings`:
+
+- **Caps by direction.** Connections are refused before trust is established beyond the
+  handshakes in progress and the connections per remote IP (`transport.Gate`), and once the
+  peer is known, inbound ones beyond `max_inbound` or `max_peers` in all (refusals counted
+  by reason in `gate.refused`). `maintain` dials learnt addresses only while the node has
+  fewer than `max_outbound` outbound peers (and `max_peers` in all).
+- **Persistent peers** are the node's configured peers: the node dials them itself, with a
+  backoff and never giving up (`node.service`), whatever the caps.
+- **Unconditional peers** (`unconditional_peer_ids`, and whatever `reserved(peer)` names:
+  the node's validators and configured peers) neither need room under a cap nor take any.
+- **Private peers** (`private_peer_ids`: a sentry's validator) are never kept in the
+  address book nor put in a PEERS answer, so their addresses are never gossiped.
+- **`pex` off** (a validator behind sentries): the node announces no address, asks for
+  none, answers every request with an empty list and dials only what it is told to.
+
+Two more things keep a node connected and unbothered. Per-peer rate limits
 (`ratelimit`) drop, count in `throttled` and finally penalise a peer that sends more than its
 budget; only what peers send is limited, never what this node publishes. Peer exchange
 (`discovery`, `peers`), on when the node is given an `AddressBook`: each side of a new
-connection announces its listen port and asks for the addresses its peer knows, and
-`maintain` dials addresses from the book until the node has as many peers as it wants.
+connection announces where it can be dialled and asks for the addresses its peer knows, and
+`maintain` dials addresses from the book until the node has as many peers as it wants. A
+host a peer claims other than the one its connection comes from is believed only once a
+probe (a handshake under a throwaway key) finds the peer's key there (`discovery`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
+import socket
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
@@ -109,6 +126,7 @@ PENALTY: Final = 5  # two strikes and out
 SEEN_CACHE: Final = 100_000
 ASK_EVERY_S: Final = 30.0  # while short of peers, ask each peer for addresses this often
 DIALS_PER_STEP: Final = 4  # one `maintain` step is bounded
+MAX_PROBES: Final = 8  # claimed addresses being verified at once; later claims wait a reconnect
 _log: Final = logging.getLogger(__name__)
 
 
@@ -141,13 +159,32 @@ def _outcome(answer: bool | Outcome) -> Outcome:
     return Outcome.RELAY if answer else Outcome.INVALID
 
 
+async def _ip_of(host: str) -> str:
+    """`host` as an IP literal: a name is resolved (its first address); one that does not
+    resolve is announced as "" (peers then dial the address they see), with a warning."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        if not host:
+            return ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        _log.warning("external host %s does not resolve (%s): peers will dial the address "
+                     "they see connections come from", host, exc)  # fmt: skip
+        return ""
+    return str(infos[0][4][0])
+
+
 class Gossip:
     """`address_book` turns peer exchange on (without one the node neither announces nor
     asks, and answers requests with an empty list); `limits` are the per-peer budgets;
     `settings` the connections' caps, queues and deadlines; `clock` (seconds) drives the
-    budgets and the dial backoff, so tests need not sleep. `reserved(peer)` names peers let
-    in beyond `max_peers` (the node's validators and configured peers); `on_connect(peer)`
-    is told of each new connection (the node re-announces its pending transactions)."""
+    budgets and the dial backoff, so tests need not sleep. `reserved(peer)` names peers
+    exempt from the caps besides `settings.unconditional_peer_ids` (the node's validators
+    and configured peers); `on_connect(peer)` is told of each new connection (the node
+    re-announces its pending transactions)."""
 
     def __init__(
         self,
@@ -171,6 +208,11 @@ class Gossip:
         self.stats = PeerStats()
         self.gate = transport.Gate(self.settings.max_handshakes, self.settings.max_per_ip)
         self.reserved: Callable[[bytes], bool] = lambda peer: False
+        self.private = self.settings.private
+        self.unconditional = self.settings.unconditional
+        self.probes: Counter[str] = Counter()  # claimed addresses dialled, by result
+        self._probing: set[bytes] = set()
+        self._probe_key: crypto.PrivateKey | None = None
         self.on_connect: Callable[[bytes], None] | None = None
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -183,13 +225,15 @@ class Gossip:
     # --- connections -----------------------------------------------------------------------
     async def listen(self, host: str = "127.0.0.1", port: int = 0, external_host: str = "") -> int:
         """Accept peers on `host`; HELLO announces `external_host` (the address a NAT or a
-        wildcard bind hides) when given, else `host`."""
+        wildcard bind hides) when given, else `host`. Addresses on the wire are IP literals,
+        so a host name is resolved here, once."""
         self._server = await transport.serve(
             host, port, self.key, self._accept, gate=self.gate,
             timeout=self.settings.handshake_timeout_s,
         )  # fmt: skip
         bound = int(self._server.sockets[0].getsockname()[1])
-        self._hello = discovery.announcement(external_host or host, bound)
+        if self.settings.pex:  # a node outside peer exchange tells nobody where it is
+            self._hello = discovery.announcement(await _ip_of(external_host or host), bound)
         return bound
 
     async def dial(self, host: str, port: int, expect: bytes | None = None) -> bytes:
@@ -228,9 +272,8 @@ class Gossip:
             # wins" can make each keep its own and close the other's, leaving none: both
             # keep the one the smaller address dialled instead.
             refusal = "duplicate"
-        elif (existing is None and not outbound and len(self.peers) >= self.settings.max_peers
-              and not self.reserved(peer)):  # fmt: skip
-            refusal = "max_peers"
+        elif existing is None and not outbound:
+            refusal = self._over_cap(peer)
         else:
             refusal = None
         if refusal is not None:
@@ -248,17 +291,47 @@ class Gossip:
         self.scores.setdefault(peer, START_SCORE)
         if self.book is not None:
             if dialled is not None:  # it answered where we dialled: a verified address
-                self.book.add(dialled, verified=True)
+                self._learn(dialled, verified=True)
                 self.book.succeeded(peer)
             if self._hello is not None:
                 self.send_to(peer, Kind.HELLO, self._hello)
-            self._ask(peer)
+            if self.settings.pex:
+                self._ask(peer)
         if self.on_connect is not None:
             try:
                 self.on_connect(peer)
             except Exception:
                 _log.exception("the new-peer callback failed")
         return True
+
+    def exempt(self, peer: bytes) -> bool:
+        """Whether `peer` is outside the caps (unconditional, or reserved by the node)."""
+        return peer in self.unconditional or self.reserved(peer)
+
+    def by_direction(self, capped: bool = False) -> tuple[int, int]:
+        """Connected peers as (inbound, outbound); only those the caps count when `capped`."""
+        inbound = outbound = 0
+        for peer in self.peers.values():
+            if not (capped and self.exempt(peer.id)):
+                outbound += peer.outbound
+                inbound += not peer.outbound
+        return inbound, outbound
+
+    def _over_cap(self, peer: bytes) -> str | None:
+        """Why a new inbound peer finds no room (None: it may stay)."""
+        if self.exempt(peer):
+            return None
+        inbound, outbound = self.by_direction(capped=True)
+        if inbound >= self.settings.max_inbound:
+            return "max_inbound"
+        if inbound + outbound >= self.settings.max_peers:
+            return "max_peers"
+        return None
+
+    def _learn(self, address: Address, verified: bool = False) -> None:
+        """Put an address in the book, unless it is ours or a private peer's."""
+        if self.book is not None and address.peer not in self.private | {self.key.address}:
+            self.book.add(address, verified=verified)
 
     def _start(self, peer: Peer) -> None:
         self._greeted.discard(peer.id)  # it may announce itself anew on this connection
@@ -295,10 +368,18 @@ class Gossip:
     async def maintain(self, target_peers: int) -> int:
         """One step towards `target_peers` connections, for the node's housekeeping loop:
         ask connected peers for addresses again (at most every ASK_EVERY_S), then dial up to
-        DIALS_PER_STEP addresses from the book whose backoff has passed, all at once. A
-        failed dial backs its address off, so calling this often never hammers a dead
-        address. Returns the number of dials tried."""
-        if self.book is None or len(self.peers) >= target_peers:
+        DIALS_PER_STEP addresses from the book whose backoff has passed, all at once, and no
+        more than `max_outbound` and `max_peers` leave room for. A failed dial backs its
+        address off, so calling this often never hammers a dead address. Does nothing with
+        `pex` off. Returns the number of dials tried."""
+        inbound, outbound = self.by_direction(capped=True)
+        room = min(
+            DIALS_PER_STEP,
+            target_peers - len(self.peers),
+            self.settings.max_outbound - outbound,
+            self.settings.max_peers - inbound - outbound,
+        )
+        if self.book is None or not self.settings.pex or room <= 0:
             return 0
         now = self.clock()
         for peer in list(self.peers):
@@ -307,7 +388,7 @@ class Gossip:
             ):
                 self._ask(peer)
         due = self.book.due(now, exclude=self.peers.keys() | {self.key.address})
-        chosen = due[: min(DIALS_PER_STEP, max(0, target_peers - len(self.peers)))]
+        chosen = due[:room]
         results = await asyncio.gather(
             *(self.dial(a.host, a.port, expect=a.peer) for a in chosen), return_exceptions=True
         )
@@ -448,28 +529,72 @@ class Gossip:
     def _exchange(self, kind: Kind, payload: bytes, connection: Peer) -> bool:
         """Peer exchange, handled here rather than by the node; False for a malformed one."""
         peer = connection.id
+        book = self.book if self.settings.pex else None
         if kind is Kind.PEERS_REQUEST:
             if payload:
                 return False
-            known = [] if self.book is None else self.book.sample(discovery.MAX_ANSWER, {peer})
+            hidden = self.private | {peer}
+            known = [] if book is None else book.sample(discovery.MAX_ANSWER, hidden)
             self.send_to(peer, Kind.PEERS, discovery.encode_answer(known))
             return True
         try:
             if kind is Kind.HELLO:
-                addresses = [discovery.announced(peer, connection.remote_host, payload)]
+                hello = discovery.announced(peer, connection.remote_host, payload)
             else:
                 addresses = discovery.decode_answer(payload, connection.remote_host)
         except ValueError:
             return False
-        if self.book is None:
+        if book is None:
             return True
         if kind is Kind.HELLO:
             if peer not in self._greeted:  # later HELLOs on the same connection are ignored
                 self._greeted.add(peer)
-                self.book.add(addresses[0], verified=True)
+                self._greet(hello)
         elif peer in self._awaiting:  # an answer nobody asked for is ignored
             self._awaiting.discard(peer)
             for address in addresses:
-                if address.peer != self.key.address:
-                    self.book.add(address)
+                self._learn(address)
         return True
+
+    def _greet(self, hello: discovery.Announcement) -> None:
+        """Take a peer's HELLO: the address it was seen at, unless a claim of its was
+        verified before; a new claim is probed."""
+        if hello.claimed is not None and self.book is not None:
+            if self.book.get(hello.claimed.peer) == hello.claimed:
+                return  # proven on an earlier connection: keep it
+            self._probe(hello.claimed)
+        self._learn(hello.seen, verified=True)
+
+    def _probe(self, claimed: Address) -> None:
+        """Verify a claimed address in the background (at most MAX_PROBES at once)."""
+        if claimed.peer in self._probing or claimed.peer in self.private:
+            return
+        if len(self._probing) >= MAX_PROBES:
+            self.probes["skipped"] += 1
+            return
+        self._probing.add(claimed.peer)
+        task = asyncio.create_task(self._verify(claimed), name=f"probe-{claimed.peer.hex()}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _verify(self, claimed: Address) -> None:
+        """Dial the claimed address under a throwaway key (the handshake proves the key at
+        the other end; ours need not be known, and the peer's connection to us is left
+        alone) and take the address if the peer's key is there."""
+        if self._probe_key is None:
+            self._probe_key = crypto.PrivateKey.generate()
+        try:
+            connection = await transport.connect(
+                claimed.host, claimed.port, self._probe_key, expect=claimed.peer,
+                timeout=self.settings.handshake_timeout_s,
+            )  # fmt: skip
+        except OSError as exc:
+            self.probes["failed"] += 1
+            _log.debug("%s is not at its claimed %s: %s", claimed.peer.hex(), claimed.host, exc)
+            return
+        finally:
+            self._probing.discard(claimed.peer)
+        connection.abort()
+        self.probes["verified"] += 1
+        if not self.banned(claimed.peer):
+            self._learn(claimed, verified=True)
