@@ -25,7 +25,7 @@ SET = ValidatorSet.of([(KEYS[c].public_key, p) for c, p in zip(CODES, (4, 3, 3, 
 
 def _telemetry() -> Telemetry:
     names = {KEYS[c].address: c for c in CODES}
-    return Telemetry(Metrics(), CHAIN, crypto.verify, lambda: names)
+    return Telemetry(Metrics(), CHAIN, crypto.verify, lambda: names, lambda: {b"peer"})
 
 
 def _precommit(code: str, height: int, block: bytes, round: int = 0) -> Vote:
@@ -83,3 +83,24 @@ def test_evidence_and_round_changes_are_logged_and_counted(
     assert value(samples, "gridtokenx_consensus_timeouts_total", step="propose") == 1
     assert value(samples, "gridtokenx_evidence_total") == 1
     assert value(samples, "gridtokenx_round") == 1
+
+
+def test_catching_up_follows_the_peers_still_connected(caplog: pytest.LogCaptureFixture) -> None:
+    """A peer shows height 50 while the node works on 2: catching up. It disconnects: at the
+    next commit the target is what the connected peers show, and the node has caught up."""
+    caplog.set_level(logging.INFO, "gridtokenx")
+    connected = {b"honest", b"far"}
+    names = {KEYS[c].address: c for c in CODES}
+    t = Telemetry(Metrics(), CHAIN, crypto.verify, lambda: names, lambda: connected)
+    t.seen(b"honest", 3, 2, 1.0)
+    assert not t.catching_up  # one ahead: an ordinary moment
+    t.seen(b"far", 50, 2, 1.5)
+    assert t.catching_up and t.best_seen == 50
+    connected.discard(b"far")
+    _commit(t, 2, CODES, 2.0)
+    assert not t.catching_up and t.best_seen == 3
+    said = [(r.getMessage(), getattr(r, "target", None)) for r in caplog.records]
+    assert ("catching up", 50) in said and said[-1][0] == "caught up"
+    samples = samples_of(generate_latest(t.metrics.registry).decode())
+    assert value(samples, "gridtokenx_sync_catching_up") == 0
+    assert value(samples, "gridtokenx_sync_target_height") == 3

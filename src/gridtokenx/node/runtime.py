@@ -139,7 +139,8 @@ class Node:
         self._txs_arrived = asyncio.Event()
         self.metrics = Metrics()
         self.metrics.watch(self.gossip, self.supervisor, app.mempool)
-        self.telemetry = Telemetry(self.metrics, app.chain_id, self.verify, self._monikers)
+        self.telemetry = Telemetry(self.metrics, app.chain_id, self.verify, self._monikers,
+                                   lambda: self.gossip.peers)  # fmt: skip
         self._via_certificate = False  # the decision being carried out is a peer's commit
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._last_commit = 0.0  # loop time of the last commit
@@ -439,7 +440,7 @@ class Node:
             self._peer_heights[peer] = seen_height
         want = self.core.height
         now = asyncio.get_running_loop().time()
-        self.telemetry.seen(seen_height, want, now)
+        self.telemetry.seen(peer, seen_height, want, now)
         asked, at = self._asked
         if self._best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
             self._asked = (want, now)

@@ -16,13 +16,16 @@ counts for height H are therefore final when H + 1 commits.
 Block sync: a node that sees peers two or more heights ahead is catching up. It says so
 once ("catching up" from H to H'), then every SYNC_REPORT_S how far it got, and once more
 when it has caught up; the blocks it commits meanwhile are logged at debug level, so a
-node syncing a million blocks writes a line every few seconds, not a million.
+node syncing a million blocks writes a line every few seconds, not a million. The target is
+the highest height a connected peer's messages showed, taken again at each commit from the
+peers still connected: heights cannot be checked before the node gets there, so a peer
+that claimed a height far ahead misleads the target only while it stays connected.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -64,15 +67,22 @@ class CommitInfo:
 
 class Telemetry:
     """`names()` gives validator monikers by address (the authorities' codes); `chain_id`
-    and `verify` check late precommits before they count."""
+    and `verify` check late precommits before they count; `peers()` the peers connected."""
 
     def __init__(
-        self, metrics: Metrics, chain_id: str, verify: Verify, names: Callable[[], dict[bytes, str]]
+        self,
+        metrics: Metrics,
+        chain_id: str,
+        verify: Verify,
+        names: Callable[[], dict[bytes, str]],
+        peers: Callable[[], Collection[bytes]] = frozenset,
     ) -> None:
         self.metrics = metrics
         self.chain_id = chain_id
         self.verify = verify
         self.names = names
+        self.peers = peers
+        self._shown: dict[bytes, int] = {}  # the highest height each peer's messages showed
         self._monikers: dict[bytes, str] = {}
         self._set: ValidatorSet | None = None
         self._round = (0, 0, 0.0)  # height, round, loop time it began
@@ -189,8 +199,10 @@ class Telemetry:
             signed.signers.add(vote.validator)
 
     # --- sync ------------------------------------------------------------------------------
-    def seen(self, height: int, own: int, now: float) -> None:
+    def seen(self, peer: bytes, height: int, own: int, now: float) -> None:
         """A peer's message showed `height` while this node works on `own`."""
+        if height > self._shown.get(peer, 0):
+            self._shown[peer] = height
         if height > self.best_seen:
             self.best_seen = height
             self.metrics.sync_target.set(height)
@@ -202,6 +214,10 @@ class Telemetry:
             _log.info("catching up", extra={"height": own - 1, "target": self.best_seen})
 
     def _sync_progress(self, height: int, now: float) -> None:
+        connected = self.peers()
+        self._shown = {p: h for p, h in self._shown.items() if p in connected}
+        self.best_seen = max(self._shown.values(), default=height)
+        self.metrics.sync_target.set(self.best_seen)
         if not self.catching_up:
             return
         start, began = self._sync_from
