@@ -98,8 +98,8 @@ class NodeStatus(BaseModel):
     latest_hash: str | None = Field(description="that block's hash, hex (None at height 0)")
     latest_time: int = Field(description="that block's time, unix seconds (genesis time at 0)")
     genesis_hash: str | None = Field(
-        description="SHA-256 of the home's genesis.json, hex (None when the node was not "
-        "started from a home)"
+        description="the genesis hash operators compare (`gridtokenx genesis hash`), hex "
+        "(None when the node was not started from a home)"
     )
     genesis_root: str | None = Field(description="the state root of the genesis state, hex")
     catching_up: bool = Field(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import socket
 import ssl
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from gridtokenx.api.app import create_app
 from gridtokenx.api.connections import guarded
 from gridtokenx.api.routes.admin import remove_cookie, write_cookie
 from gridtokenx.api.settings import ApiSettings
-from gridtokenx.node.home import Config, HomeError
+from gridtokenx.node.home import Config, HomeError, load_genesis
 from gridtokenx.node.runtime import Node
 from gridtokenx.node.service import binding
 
@@ -159,8 +158,8 @@ def settings_of(config: Config, home: Path | None = None) -> ApiSettings:
     """The API settings of a home's config (ValueError for values out of range)."""
     genesis = home / "genesis.json" if home is not None else None
     genesis_hash = None
-    if genesis is not None and genesis.is_file():
-        genesis_hash = hashlib.sha256(genesis.read_bytes()).hexdigest()
+    if genesis is not None and genesis.is_file():  # the hash operators compare (`genesis hash`)
+        genesis_hash = load_genesis(genesis).hash().hex()
     return ApiSettings(
         host=config.api_host,
         port=config.api_port,

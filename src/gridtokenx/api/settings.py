@@ -30,7 +30,7 @@ class ApiSettings:
     home: Path | None = None
     # What GET /status says about the node that its Node object does not know.
     moniker: str = ""
-    genesis_hash: str | None = None  # SHA-256 of the home's genesis.json, hex
+    genesis_hash: str | None = None  # `Genesis.hash()` of the home's genesis, hex
 
     def __post_init__(self) -> None:
         if self.rate_per_second <= 0 or self.rate_burst < 1:

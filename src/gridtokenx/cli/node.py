@@ -203,11 +203,11 @@ def _configure_logs(home: Path, log_format: str | None, log_level: str | None) -
 def node_start(
     home: Home,
     log_format: Annotated[
-        str | None, typer.Option(help="plain or json (default: the config's log.format)")
+        str | None, typer.Option(help="plain or json (default: the config's log_format)")
     ] = None,
     log_level: Annotated[
         str | None,
-        typer.Option(help="debug, info, warning or error (default: the config's log.level)"),
+        typer.Option(help="debug, info, warning or error (default: the config's log_level)"),
     ] = None,
 ) -> None:
     """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes). Its logs

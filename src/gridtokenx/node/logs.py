@@ -45,7 +45,7 @@ _STANDARD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__d
 
 
 def problem(log_format: str, level: str) -> str | None:
-    """Why the config's log.format or log.level cannot be used (None: both can)."""
+    """Why the config's log_format or log_level cannot be used (None: both can)."""
     if log_format not in FORMATS:
         return f"log_format {log_format!r} is not one of {', '.join(FORMATS)}"
     if level.lower() not in LEVELS:
