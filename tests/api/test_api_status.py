@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import ipaddress
 import json
 import ssl
@@ -266,3 +267,16 @@ def test_a_rate_limited_request_gets_429_with_retry_after(tmp_path: Path) -> Non
     error = refused.json()["error"]
     assert error["code"] == "RATE_LIMITED"
     assert f"retry after {refused.headers['retry-after']} s" in error["message"]
+
+
+def test_the_status_genesis_hash_is_the_one_operators_compare(tmp_path: Path) -> None:
+    """`GET /status` reports the hash `gridtokenx genesis hash` prints and `init
+    --genesis-hash` checks (the tagged hash of the genesis content), not the file's bytes."""
+    from gridtokenx.api.server import settings_of
+    from gridtokenx.devnet.homes import init_devnet
+    from gridtokenx.node.home import load_genesis, read_config
+
+    (home,) = init_devnet(tmp_path, "gridtokenx-status-hash", 0, 20_000, validators=("EGAT",))
+    settings = settings_of(read_config(home), home)
+    assert settings.genesis_hash == load_genesis(home / "genesis.json").hash().hex()
+    assert settings.genesis_hash != hashlib.sha256((home / "genesis.json").read_bytes()).hexdigest()
