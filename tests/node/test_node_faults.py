@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 
 from gridtokenx.ledger import genesis
 from gridtokenx.node.runtime import Node
-from gridtokenx.p2p.gossip import Gossip, Kind
+from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire import codec
 from gridtokenx.wire.crypto import PrivateKey
@@ -133,7 +133,9 @@ def test_a_proposals_transactions_are_verified_off_the_event_loop(tmp_path: Path
 
     async def scenario() -> None:
         try:
-            await node._on_message(Kind.PROPOSAL, codec.encode(proposal), b"\x01" * 20)
+            outcome = await node._on_message(Kind.PROPOSAL, codec.encode(proposal), b"\x01" * 20)
+            assert outcome is Outcome.RELAY  # relayed once its signature checks, then tried
+            await eventually(lambda: 0 in node.core.proposals, 10)
             assert node.core.proposals[0] == proposal
             assert node.core.valid[proposal.block_id] is True
         finally:

@@ -12,9 +12,10 @@ carrying out the core's actions (`_act`) is a plain call. What a peer sends is c
 the cheap end: a proposal's proposer and signature, a vote's signer and signature and a
 commit's certificate are verified before anything is executed or relayed (a forgery bans
 its sender), and a proposal's transactions are verified in the mempool's thread pool, off
-the loop, before its trial execution. Nothing a node acknowledged is stranded: its pending
-transactions go to every peer that connects, and those that waited too long are sent
-again, with a backoff. The long-running tasks run under a `Supervisor`.
+the loop, before its trial execution, which runs once the proposal is relayed. Nothing a
+node acknowledged is stranded: its pending transactions go to every peer that connects,
+and those that waited too long are sent again, with a backoff. The long-running tasks
+run under a `Supervisor`.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class Node:
         self._listeners: list[CommitListener] = []
         self._announced: dict[bytes, tuple[float, int]] = {}  # hash -> (loop time, times)
         self._checked: tuple[bytes, set[bytes]] | None = None  # a synced block's signatures
+        self._checking: set[tuple[int, int]] = set()  # proposals in their trial: (height, round)
 
     @property
     def failed(self) -> str | None:
@@ -346,8 +348,12 @@ class Node:
         return Outcome.RELAY
 
     async def _on_proposal(self, proposal: Proposal, peer: bytes) -> Outcome:
-        """The proposer and its signature first (a forgery bans the sender, unexecuted),
-        then the transactions' signatures off the loop, then the trial execution."""
+        """The proposer and its signature first (a forgery bans the sender, unexecuted);
+        then the proposal is relayed at once and checked in the background (`_check`).
+        Relaying waits for the signature only, as for a vote: a signed proposal of an
+        invalid block is refused by every node's own trial, and waiting for the trial at
+        each hop would add one trial per hop to the proposal's way, which behind sentries
+        (two hops) can outlast the propose timeout on a loaded machine."""
         self._catch_up(proposal.height, peer)
         if proposal.height != self.core.height:
             return Outcome.IGNORE  # not checkable against this height's validators
@@ -362,17 +368,32 @@ class Node:
             )
         ):
             return Outcome.FORGED
-        if proposal.round in self.core.proposals:
+        at = (proposal.height, proposal.round)
+        if proposal.round in self.core.proposals or at in self._checking:
             return Outcome.IGNORE  # the round has its proposal; a second one is not spread
-        verified = await self._signatures(proposal.block)
-        if proposal.height != self.core.height or proposal.round in self.core.proposals:
-            return Outcome.IGNORE  # the node moved on while the pool verified
-        now = int(self.clock())
-        valid = self.app.check_block(
-            proposal.height, proposal.block, now, self.clock_drift, verified=verified
-        )
-        self._act(self.core.on_proposal(proposal, valid=valid))
+        self._checking.add(at)
+        self.supervisor.watch("proposal-check", self._check(proposal))
         return Outcome.RELAY
+
+    async def _check(self, proposal: Proposal) -> None:
+        """The transactions' signatures off the loop, then the trial execution, then the
+        core is told. A trial that raises (a bug, not a bad block: those are invalid) is
+        logged and the block taken as invalid, so the node prevotes nil and goes on."""
+        at = (proposal.height, proposal.round)
+        try:
+            verified = await self._signatures(proposal.block)
+            if proposal.height != self.core.height or proposal.round in self.core.proposals:
+                return  # the node moved on while the pool verified
+            try:
+                valid = self.app.check_block(proposal.height, proposal.block,
+                                             int(self.clock()), self.clock_drift,
+                                             verified=verified)  # fmt: skip
+            except Exception:
+                _log.exception("checking the proposal at height %d round %d failed", *at)
+                valid = False
+            self._act(self.core.on_proposal(proposal, valid=valid))
+        finally:
+            self._checking.discard(at)
 
     def _on_vote(self, vote: Vote, peer: bytes) -> Outcome:
         """A vote of this height is relayed only once its signer and signature check out."""
