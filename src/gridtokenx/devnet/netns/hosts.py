@@ -205,8 +205,14 @@ class Hosts:
         return self
 
     def _bridge(self, name: str) -> None:
-        self._bridges.append(name)
+        """A bridge; every one after the first takes the first's MAC address, so the
+        harness's address resolves to the same MAC on every switch and a host moved by a
+        split or its heal never holds a stale neighbour entry for it."""
         ip("link", "add", name, "type", "bridge", "forward_delay", "0")
+        if self._bridges:
+            mac = ip("-br", "link", "show", self._bridges[0]).split()[2]
+            ip("link", "set", name, "address", mac)
+        self._bridges.append(name)
         ip("link", "set", name, "up")
 
     def add(self) -> Host:

@@ -45,7 +45,8 @@ class Session:
     follower: Follower | None = None
     _stop_load: asyncio.Event = field(default_factory=asyncio.Event)
     _stop_follow: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[float | None]] = field(default_factory=list)
+    _following: asyncio.Task[None] | None = None
+    _driving: asyncio.Task[float] | None = None
 
     @property
     def spec(self) -> genesis.Genesis:
@@ -55,19 +56,28 @@ class Session:
         """Nodes up and connected, setup committed, load under way (clock zero: its start)."""
         self.plan = build(self.spec, self.load, int(time.time()))
         self.apis = self.nodes.clients(API_TIMEOUT_S)
-        self.generator = Generator(self.apis, self.clock)
+        self.generator = Generator(dict(self.apis), self.clock)  # joiners get no load
         self.follower = Follower(self.apis, self.clock)
-        self._tasks.append(asyncio.create_task(self._follow(self.follower)))
+        self._following = asyncio.create_task(self.follower.run(self._stop_follow))
         self.nodes.start()
         await self.ready()
         await commit_setup(self.generator, self.follower, self.plan, self.log)
         self.clock.zero()
         driving = drive(self.generator, self.plan.stream, self.load, self.load.seconds,
                              stop=self._stop_load)  # fmt: skip
-        self._tasks.append(asyncio.create_task(driving))
+        self._driving = asyncio.create_task(driving)
 
-    async def _follow(self, follower: Follower) -> None:
-        await follower.run(self._stop_follow)
+    async def join(self, name: str) -> None:
+        """A full node that joins the running chain on a site of its own: started now,
+        followed (its height counts for convergence), checked at the end like the rest."""
+        node = self.nodes.add_full_node(name)
+        node.start()
+        self.apis[name] = AsyncClient(node.api, timeout=API_TIMEOUT_S)
+        assert self.follower is not None and self._following is not None
+        self._stop_follow.set()  # the follower polls the nodes it had at its start
+        await self._following
+        self._stop_follow = asyncio.Event()
+        self._following = asyncio.create_task(self.follower.run(self._stop_follow))
 
     async def ready(self) -> None:
         """Every node answers at its address and has every peer it dials or is dialled by
@@ -89,14 +99,10 @@ class Session:
 
     async def health(self, name: str) -> dict[str, object] | None:
         """The node's /health, asked at its own address (None: no answer)."""
-        api = self.apis.get(name) or self.nodes.clients(API_TIMEOUT_S)[name]
         try:
-            answer: dict[str, object] = await api.health()
+            answer: dict[str, object] = await self.apis[name].health()
         except (httpx.HTTPError, ApiError):
             return None
-        finally:
-            if name not in self.apis:
-                await api.close()
         return answer
 
     async def peers(self, name: str) -> int:
@@ -118,7 +124,8 @@ class Session:
         time to reach one height, ask about the rest, stop every node, check the stores."""
         assert self.generator is not None and self.follower is not None
         self._stop_load.set()
-        await asyncio.gather(*self._tasks[1:])
+        if self._driving is not None:
+            await self._driving
         acked = self.generator.acked()
         final = await self.follower.wait_final(list(acked), settle_s)
         names = list(self.apis)
@@ -128,7 +135,7 @@ class Session:
         statuses = {}
         for tx_hash, sent in acked.items():
             if tx_hash not in self.follower.final_at:
-                statuses[tx_hash] = await status_of(self.apis[sent.node], tx_hash)
+                statuses[tx_hash] = await status_of(self.generator.apis[sent.node], tx_hash)
         await self.close()
         stores = {n: p.home / "data" for n, p in self.nodes.nodes.items()}
         return checker.check(self.spec, stores, {h: s.node for h, s in acked.items()}, statuses)
@@ -138,10 +145,11 @@ class Session:
         then SIGKILL); safe to call twice."""
         self._stop_load.set()
         self._stop_follow.set()
-        for task in self._tasks:
-            with contextlib.suppress(Exception):
-                await task
-        self._tasks.clear()
-        for api in self.apis.values():
+        for task in (self._following, self._driving):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
+        self._following = self._driving = None
+        for api in self.apis.values():  # the generator's are among them
             await api.close()
         await asyncio.gather(*(n.stop() for n in self.nodes.nodes.values()))
