@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from gridtokenx.devnet.netns.nodes import P2P_PORT, Nodes, on_hosts
 from gridtokenx.devnet.netns.session import Session
 from gridtokenx.p2p.connection import PeerSettings
 from tests.p2p.rogues import NeverReading, flood
+from tests.test_bench import _load
 
 UNAVAILABLE = netns.available()
 pytestmark = [
@@ -207,7 +209,7 @@ async def _never_reading_peer_and_flood(session: Session) -> None:
     normal, _ = await _watch(session, 8)
     rogue = await NeverReading.connect(site.listen_port, host=site.address)
     try:
-        flooding = asyncio.create_task(flood(site.address, site.listen_port, 500, hold_s=8))
+        flooding = asyncio.create_task(flood(site.address, site.listen_port, 500, hold_s=15))
         attacked, gap = await _watch(session, 15)
         flooded = await flooding
 
@@ -221,7 +223,7 @@ async def _never_reading_peer_and_flood(session: Session) -> None:
     print(f"flood: {flooded}; refused per IP {refused:.0f}; blocks {normal} in 8 s before, "
           f"{attacked} in 15 s under attack (longest wait {gap:.1f} s)")  # fmt: skip
     assert flooded.opened + flooded.failed == 500
-    assert refused >= 400 and flooded.closed_by_node + flooded.failed >= 400, flooded
+    assert refused >= 250 and flooded.closed_by_node + flooded.failed >= 400, (refused, flooded)
     assert _timeouts(nodes, target) > timeouts_before
     assert attacked >= max(3, normal // 2) and gap < 5, (attacked, gap, normal)
 
@@ -272,3 +274,19 @@ async def _late_full_node_catches_up(session: Session) -> None:
         return await session.height("late") >= target
 
     assert await _until(caught_up, 90), session.nodes.nodes["late"].log_tail()
+
+
+def test_netns_bench_runs_both_placements_small(tmp_path: Path) -> None:
+    """The bench is code too: one validator and one full node, on hosts and on loopback,
+    a few seconds of load each; everything acknowledged commits and the stores agree."""
+    out = tmp_path / "netns.json"
+    result = _load("netns_bench").main(
+        ["--repeat", "1", "--seconds", "3", "--rate", "10", "--validators", "1",
+         "--full-nodes", "1", "--output", str(out)]
+    )  # fmt: skip
+    assert json.loads(out.read_text()) == result
+    for mode in ("loopback", "netns"):
+        (run,) = result["runs"][mode]
+        assert run["committed"] == run["acknowledged"] == 30, (mode, run)
+        assert run["identical_stores"] and run["blocks_per_s"] > 0, (mode, run)
+        assert run["finality_p50_s"] is not None, (mode, run)

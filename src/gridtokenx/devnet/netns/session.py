@@ -45,6 +45,7 @@ class Session:
     follower: Follower | None = None
     _stop_load: asyncio.Event = field(default_factory=asyncio.Event)
     _stop_follow: asyncio.Event = field(default_factory=asyncio.Event)
+    load_from: int = 0  # the chain's height when the load started
     _following: asyncio.Task[None] | None = None
     _driving: asyncio.Task[float] | None = None
 
@@ -63,6 +64,7 @@ class Session:
         await self.ready()
         await commit_setup(self.generator, self.follower, self.plan, self.log)
         self.clock.zero()
+        self.load_from = self.follower.top  # heights above it are dated on the new clock
         driving = drive(self.generator, self.plan.stream, self.load, self.load.seconds,
                              stop=self._stop_load)  # fmt: skip
         self._driving = asyncio.create_task(driving)
