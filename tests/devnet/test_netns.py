@@ -13,6 +13,7 @@ Skipped with the reason where namespaces cannot be made (not root, no `ip`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -21,7 +22,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from gridtokenx.devnet.faults.checker import Verdict
@@ -41,8 +44,9 @@ pytestmark = [
     pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no network namespaces: {UNAVAILABLE}"),
 ]
 FULL_NODES = 12
-# Short peer deadlines, so a peer that never reads is dropped within seconds.
-QUICK = PeerSettings(ping_interval_s=2, pong_timeout_s=4, write_timeout_s=4, handshake_timeout_s=3)
+# Shorter peer deadlines than production's, so a peer that never reads is dropped within
+# seconds, yet long enough that a node starved of CPU on a loaded machine is not dropped.
+QUICK = PeerSettings(ping_interval_s=2, pong_timeout_s=8, write_timeout_s=8, handshake_timeout_s=3)
 TIMEOUTS = ("pong_timeout", "read_timeout", "write_timeout")
 SERVER = "import socket,sys\ns=socket.create_server((sys.argv[1], 5555))\nwhile 1: s.accept()"
 
@@ -131,7 +135,7 @@ async def _phases(session: Session, hosts: Hosts) -> Verdict:
     try:
         await session.start()
         await _every_node_at_its_own_address(session)
-        await _never_reading_peer_and_flood(session)
+        await _never_reading_peer_and_flood(session, hosts.gateway)
         await _cable_pulled_then_split_then_healed(session, hosts)
         await _late_full_node_catches_up(session)
         return await session.finish()
@@ -169,9 +173,13 @@ async def _every_node_at_its_own_address(session: Session) -> None:
     addresses = {site.address for site in nodes.sites.values()}
     assert len(addresses) == len(nodes.nodes)
     assert not any(ipaddress.ip_address(a).is_loopback for a in addresses)
-    for name in nodes.sites:
-        health = await session.health(name)
-        assert health is not None and health["chain_id"] == nodes.chain_id, (name, health)
+    for name in nodes.sites:  # a loaded machine may miss a 2 s deadline now and then
+
+        async def answers(name: str = name) -> bool:
+            health = await session.health(name)
+            return health is not None and health["chain_id"] == nodes.chain_id
+
+        assert await _until(answers, 20), f"{name}'s API does not answer at its address"
         assert nodes.metric(name, "gridtokenx_height") >= 1, name
     egat = nodes.sites["egat"]
     assert _reaches(egat.wrapper, egat.address, P2P_PORT)
@@ -179,9 +187,20 @@ async def _every_node_at_its_own_address(session: Session) -> None:
     start = session.top
     assert await _until(_above(session, start + 3), 30), "no commits"
     height = min([await session.height(n) for n in nodes.nodes])
-    views = [await session.apis[n].block(height) for n in nodes.nodes]
+    views = [await _block(session, n, height) for n in nodes.nodes]
     seen = {(v["hash"], v["header"]["state_root"]) for v in views}
     assert len(seen) == 1, f"height {height}: {seen}"
+
+
+async def _block(session: Session, name: str, height: int) -> dict[str, Any]:
+    """The block at `height` as the node serves it, asked up to five times."""
+    for _ in range(4):  # bounded; the fifth try raises
+        with contextlib.suppress(httpx.HTTPError):
+            block: dict[str, Any] = await session.apis[name].block(height)
+            return block
+        await asyncio.sleep(1)
+    block = await session.apis[name].block(height)
+    return block
 
 
 def _above(session: Session, height: int) -> Callable[[], Awaitable[bool]]:
@@ -196,12 +215,23 @@ def _timeouts(nodes: Nodes, name: str) -> float:
     return sum(nodes.metric(name, family, reason=r) for r in TIMEOUTS)
 
 
-async def _never_reading_peer_and_flood(session: Session) -> None:
+def _held(wrapper: Sequence[str], port: int, remote: str) -> int:
+    """TCP connections established at `port` from `remote`, on the host of `wrapper`, as
+    its kernel counts them (a flooder whose final ACK was dropped on a full accept queue
+    believes itself connected, but the host holds nothing for it)."""
+    listing = [*wrapper, "ss", "-Htn", "state", "established", f"( sport = :{port} )"]
+    lines = subprocess.run(listing, capture_output=True, text=True, check=True).stdout
+    return sum(1 for line in lines.splitlines() if line.split()[-1].startswith(f"{remote}:"))
+
+
+async def _never_reading_peer_and_flood(session: Session, gateway: str) -> None:
     """At EGAT (a validator: nothing shields it until sentries do): a peer that completes
     the handshake and never reads, and 500 connections at once from the harness's
     address. The chain keeps committing at no less than half its rate just before, with
-    no wait over 5 s; EGAT refuses the flood past its per-IP cap and drops the peer at
-    its deadline, and its metrics say so."""
+    no wait over 5 s; EGAT refuses the flood past its per-IP cap, closes every one of the
+    connections (those it let into a handshake at the handshake deadline), so its host
+    holds no more from the flooder than the cap, and drops the peer at its deadline; its
+    metrics say so."""
     nodes, target = session.nodes, "egat"
     site = nodes.sites[target]
     refused_before = nodes.metric(target, "gridtokenx_p2p_refused", reason="per_ip")
@@ -209,21 +239,22 @@ async def _never_reading_peer_and_flood(session: Session) -> None:
     normal, _ = await _watch(session, 8)
     rogue = await NeverReading.connect(site.listen_port, host=site.address)
     try:
-        flooding = asyncio.create_task(flood(site.address, site.listen_port, 500, hold_s=15))
+        flooding = asyncio.create_task(flood(site.address, site.listen_port, 500, hold_s=20))
         attacked, gap = await _watch(session, 15)
+        held = _held(site.wrapper, site.listen_port, gateway)
         flooded = await flooding
 
         async def dropped() -> bool:
             return not rogue.connected()
 
-        assert await _until(dropped, 20), "the never-reading peer is still connected"
+        assert await _until(dropped, 30), "the never-reading peer is still connected"
     finally:
         rogue.close()
     refused = nodes.metric(target, "gridtokenx_p2p_refused", reason="per_ip") - refused_before
-    print(f"flood: {flooded}; refused per IP {refused:.0f}; blocks {normal} in 8 s before, "
-          f"{attacked} in 15 s under attack (longest wait {gap:.1f} s)")  # fmt: skip
-    assert flooded.opened + flooded.failed == 500
-    assert refused >= 250 and flooded.closed_by_node + flooded.failed >= 400, (refused, flooded)
+    print(f"flood: {flooded}; refused per IP {refused:.0f}, held {held}; blocks {normal} "
+          f"in 8 s before, {attacked} in 15 s under attack (longest wait {gap:.1f} s)")  # fmt: skip
+    assert flooded.opened + flooded.failed == 500 and refused >= 250, (refused, flooded)
+    assert held <= QUICK.max_per_ip, f"EGAT's host holds {held} connections from the flooder"
     assert _timeouts(nodes, target) > timeouts_before
     assert attacked >= max(3, normal // 2) and gap < 5, (attacked, gap, normal)
 
@@ -252,7 +283,7 @@ async def _cable_pulled_then_split_then_healed(session: Session, hosts: Hosts) -
     sides = [["egat", "mea", *full[:half]], ["pea", "erc", *full[half:]]]
     hosts.split([[host[n] for n in side] for side in sides])
     try:
-        await asyncio.sleep(2)  # a height decided just before the split may still land
+        await asyncio.sleep(3)  # a height decided just before the split may still land
         frozen = session.top
         during, _ = await _watch(session, 10)
     finally:

@@ -127,8 +127,8 @@ async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
 
 @dataclass
 class Flood:
-    """What a flood of silent connections met: how many the listener accepted at the TCP
-    level, and how many of those it closed while they held on."""
+    """What a flood of silent connections met: how many the listener's kernel took, and
+    how many of those the node closed (refused at once, or at its handshake deadline)."""
 
     opened: int = 0
     closed_by_node: int = 0
@@ -137,7 +137,7 @@ class Flood:
 
 async def flood(host: str, port: int, count: int, hold_s: float) -> Flood:
     """Open `count` connections to `host:port` at once (50 at a time), never send a byte,
-    and hold each for `hold_s` seconds, as a connection flood would."""
+    and hold each until the node closes it or `hold_s` seconds pass, as a flood would."""
     result = Flood()
     gate = asyncio.Semaphore(50)
 

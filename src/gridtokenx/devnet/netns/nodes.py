@@ -152,7 +152,7 @@ class Nodes:
     def metric(self, name: str, family: str, **labels: str) -> float:
         """One sample of the node's Prometheus metrics, read at its own address (0 when
         the family has no such sample yet: a counter nothing has counted)."""
-        with urllib.request.urlopen(self.sites[name].metrics, timeout=5) as answer:
+        with urllib.request.urlopen(self.sites[name].metrics, timeout=10) as answer:
             text = answer.read().decode()
         for metrics in text_string_to_metric_families(text):
             for sample in metrics.samples:
