@@ -35,6 +35,9 @@ CONVERGE_S: Final = 60.0
 
 @dataclass
 class Session:
+    """One run of `nodes` under `load` (see the module docstring); `crashed` names the
+    nodes that had exited on their own by the time `finish` stopped the rest."""
+
     nodes: Nodes
     load: Load
     log: Log = print
@@ -43,9 +46,10 @@ class Session:
     plan: LoadPlan | None = None
     generator: Generator | None = None
     follower: Follower | None = None
+    load_from: int = 0  # the chain's height when the load started
+    crashed: dict[str, str] = field(default_factory=dict)  # node -> the tail of its log
     _stop_load: asyncio.Event = field(default_factory=asyncio.Event)
     _stop_follow: asyncio.Event = field(default_factory=asyncio.Event)
-    load_from: int = 0  # the chain's height when the load started
     _following: asyncio.Task[None] | None = None
     _driving: asyncio.Task[float] | None = None
 
@@ -66,7 +70,7 @@ class Session:
         self.clock.zero()
         self.load_from = self.follower.top  # heights above it are dated on the new clock
         driving = drive(self.generator, self.plan.stream, self.load, self.load.seconds,
-                             stop=self._stop_load)  # fmt: skip
+                        stop=self._stop_load)  # fmt: skip
         self._driving = asyncio.create_task(driving)
 
     async def join(self, name: str) -> None:
@@ -138,6 +142,7 @@ class Session:
         for tx_hash, sent in acked.items():
             if tx_hash not in self.follower.final_at:
                 statuses[tx_hash] = await status_of(self.generator.apis[sent.node], tx_hash)
+        self.crashed = {n: p.log_tail() for n, p in self.nodes.nodes.items() if not p.running()}
         await self.close()
         stores = {n: p.home / "data" for n, p in self.nodes.nodes.items()}
         return checker.check(self.spec, stores, {h: s.node for h, s in acked.items()}, statuses)
