@@ -1,5 +1,6 @@
 """Misbehaving peers for the fault tests: one that completes the handshake and then never
-reads again, and servers that hang up in the middle of a handshake. All on 127.0.0.1."""
+reads again, servers that hang up in the middle of a handshake, and a flood of connections
+that never say a word. On 127.0.0.1 unless a test on network hosts names an address."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import inspect
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gridtokenx.p2p import transport
 from gridtokenx.wire.crypto import PrivateKey
@@ -24,13 +26,15 @@ class NeverReading:
         self.sock, self.writer, self.id = sock, writer, peer_id
 
     @classmethod
-    async def connect(cls, port: int, key: PrivateKey | None = None) -> NeverReading:
+    async def connect(
+        cls, port: int, key: PrivateKey | None = None, host: str = "127.0.0.1"
+    ) -> NeverReading:
         key = key or PrivateKey.generate()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         try:
-            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
             reader, writer = await asyncio.open_connection(sock=sock)
             await asyncio.wait_for(transport._handshake(reader, writer, key, True, None), 5)
         except BaseException:
@@ -119,3 +123,41 @@ async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+@dataclass
+class Flood:
+    """What a flood of silent connections met: how many the listener's kernel took, and
+    how many of those the node closed (refused at once, or at its handshake deadline)."""
+
+    opened: int = 0
+    closed_by_node: int = 0
+    failed: int = 0  # the connect itself failed (reset or refused before it completed)
+
+
+async def flood(host: str, port: int, count: int, hold_s: float) -> Flood:
+    """Open `count` connections to `host:port` at once (50 at a time), never send a byte,
+    and hold each until the node closes it or `hold_s` seconds pass, as a flood would."""
+    result = Flood()
+    gate = asyncio.Semaphore(50)
+
+    async def one() -> None:
+        async with gate:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+            except (OSError, TimeoutError):
+                result.failed += 1
+                return
+        result.opened += 1
+        try:
+            if await asyncio.wait_for(reader.read(1 << 16), hold_s) == b"":
+                result.closed_by_node += 1
+        except TimeoutError:
+            pass  # still open when the hold ended
+        except OSError:  # reset: the node refused it
+            result.closed_by_node += 1
+        finally:
+            writer.transport.abort()
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return result

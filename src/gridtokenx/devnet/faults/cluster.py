@@ -50,6 +50,8 @@ class NodeProcess:
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
     expected_down: bool = False  # killed or stopped by the harness
+    host: str = "127.0.0.1"  # where its API listens (its own address on a network host)
+    wrapper: tuple[str, ...] = ()  # how a command runs on its host (`ip netns exec NAME`)
 
     @property
     def clock_file(self) -> Path:
@@ -57,12 +59,12 @@ class NodeProcess:
 
     @property
     def api(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://{self.host}:{self.api_port}"
 
     def start(self) -> None:
         env = dict(without_overrides(os.environ), PYTHONUNBUFFERED="1")  # the home decides
-        command = [sys.executable, "-m", "gridtokenx.devnet.faults.launch", str(self.clock_file),
-                   str(self.home)]  # fmt: skip
+        command = [*self.wrapper, sys.executable, "-m", "gridtokenx.devnet.faults.launch",
+                   str(self.clock_file), str(self.home)]  # fmt: skip
         with open(self.home / "node.log", "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=env

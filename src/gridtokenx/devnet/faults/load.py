@@ -236,12 +236,14 @@ class Generator:
 
 
 async def drive(
-    generator: Generator, stream: list[bytes], load: Load, stop_at: float, in_flight: int = 64
-) -> float:
+    generator: Generator, stream: list[bytes], load: Load, stop_at: float, in_flight: int = 64,
+    stop: asyncio.Event | None = None,
+) -> float:  # fmt: skip
     """Send `stream` at `load.rate` in batches every `load.batch_ms`, each batch its own
     task (a node that hangs delays its batch, not the pace), at most `in_flight` at once,
-    until the stream or the time (`stop_at`, run clock) runs out. Returns the largest
-    lag behind the pace, in seconds."""
+    until the stream or the time (`stop_at`, run clock) runs out or `stop` is set (a run
+    whose length its caller decides as it goes). Returns the largest lag behind the pace,
+    in seconds."""
     step = load.batch_ms / 1000
     per_batch = max(1, round(load.rate * step))
     gate = asyncio.Semaphore(in_flight)
@@ -256,7 +258,7 @@ async def drive(
 
     for k, i in enumerate(range(0, len(stream), per_batch)):
         due = started + k * step
-        if due >= stop_at:
+        if due >= stop_at or (stop is not None and stop.is_set()):
             break
         if (delay := due - generator.clock()) > 0:
             await asyncio.sleep(delay)

@@ -96,7 +96,7 @@ async def _run(
     try:
         cluster.start_all()
         await _ready(cluster, apis, log)
-        await _setup(generator, follower, plan, log)
+        await commit_setup(generator, follower, plan, log)
         observed = await _perturbed(scenario, cluster, generator, follower, plan, clock, log)
         statuses = await _settle(scenario, cluster, generator, follower, log)
     finally:
@@ -141,9 +141,11 @@ def _tails(cluster: Cluster) -> str:
     return "; ".join(f"{n}: {p.log_tail(300)!r}" for n, p in cluster.nodes.items())
 
 
-async def _setup(
+async def commit_setup(
     generator: load.Generator, follower: Follower, plan: load.LoadPlan, log: Log
 ) -> None:
+    """Each setup phase sent and committed before the next (accounts exist before they are
+    licensed, and are funded before they pay); raises SetupFailed if one is not."""
     for number, phase in enumerate(plan.setup):
         for i in range(0, len(phase), SETUP_BATCH):
             await generator.send(phase[i : i + SETUP_BATCH], "setup")
@@ -204,11 +206,12 @@ async def _settle(
     statuses: dict[str, str] = {}
     for tx_hash, sent in acked.items():
         if tx_hash not in follower.final_at:
-            statuses[tx_hash] = await _status(generator.apis[sent.node], tx_hash)
+            statuses[tx_hash] = await status_of(generator.apis[sent.node], tx_hash)
     return statuses
 
 
-async def _status(api: AsyncClient, tx_hash: str) -> str:
+async def status_of(api: AsyncClient, tx_hash: str) -> str:
+    """What a node says of a transaction, in the checker's words (see `checker.check`)."""
     try:
         receipt = await api.tx(tx_hash)
     except ApiError as exc:
