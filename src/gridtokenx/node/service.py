@@ -136,8 +136,7 @@ async def run_node(
     start once the node runs (the API: see `api.server.start_api`) and stop before it.
     """
     config, spec, key = load_home(home, passphrase)
-    genesis_hash = spec.hash().hex()
-    _log.info("starting on chain %s, genesis hash %s", spec.chain_id, genesis_hash)
+    genesis_hash = spec.hash().hex()  # logged once the node runs (`_log_started`)
     node = _open_node(home, config, spec, key)
     if on_node is not None:
         on_node(node)
@@ -164,7 +163,7 @@ async def run_node(
         for start in services:
             if (service := await start(node, config)) is not None:
                 started.append(service)
-        _log_started(node, config)
+        _log_started(node, config, genesis_hash)
         up = True
         while not stop.is_set():
             _housekeeping(home, node, config, key.address, dialer, genesis_hash)
@@ -187,12 +186,14 @@ async def run_node(
         raise NodeFailed(node.failed)
 
 
-def _log_started(node: Node, config: Config) -> None:
-    """One line with what an operator checks first: which chain, which node, in which
-    role, where it listens, from which height."""
+def _log_started(node: Node, config: Config, genesis_hash: str) -> None:
+    """One line with what an operator checks first: which chain (and the genesis hash the
+    operators compared), which node, in which role, where it listens, from which height.
+    Nothing is logged before it, so a node that fails to start prints only its error."""
     power = node.core.validators.power(node.key.address)
     _log.info("node started", extra={
-        "chain_id": node.app.chain_id, "node_id": node.key.address.hex(),
+        "chain_id": node.app.chain_id, "genesis_hash": genesis_hash,
+        "node_id": node.key.address.hex(),
         "moniker": config.moniker, "role": "validator" if power else "full_node",
         "power": power, "p2p": _address(config.listen_host, config.listen_port),
         "external": config.external_host or "-",
