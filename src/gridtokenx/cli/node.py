@@ -158,7 +158,7 @@ def init(
     power = voting_power(spec, key)
     config = Config(listen_port, peers, listen_host=listen_host, external_host=external_host,
                     metrics_port=metrics_port, metrics_host=metrics_host, api_port=api_port,
-                    api_host=api_host, dial_all=power == 0, keep_blocks=keep_blocks,
+                    api_host=api_host, dial_all=power == 0 or not pex, keep_blocks=keep_blocks,
                     moniker=moniker or home.name, p2p=p2p)  # fmt: skip
     try:
         create_home(home, genesis_file.read_bytes(), key, config, secret)
