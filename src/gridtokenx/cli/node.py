@@ -122,7 +122,10 @@ def init(
         typer.Option(help="refuse the genesis unless its hash is this (`genesis hash FILE`)"),
     ] = None,
     pex: Annotated[
-        bool, typer.Option(help="peer exchange; --no-pex for a validator behind sentries")
+        bool,
+        typer.Option(
+            help="peer exchange; --no-pex for a validator behind sentries (dials every --peer)"
+        ),
     ] = True,
     private_peer_id: Annotated[
         list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
