@@ -122,7 +122,10 @@ def init(
         typer.Option(help="refuse the genesis unless its hash is this (`genesis hash FILE`)"),
     ] = None,
     pex: Annotated[
-        bool, typer.Option(help="peer exchange; --no-pex for a validator behind sentries")
+        bool,
+        typer.Option(
+            help="peer exchange; --no-pex for a validator behind sentries (dials every --peer)"
+        ),
     ] = True,
     private_peer_id: Annotated[
         list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
@@ -158,7 +161,7 @@ def init(
     power = voting_power(spec, key)
     config = Config(listen_port, peers, listen_host=listen_host, external_host=external_host,
                     metrics_port=metrics_port, metrics_host=metrics_host, api_port=api_port,
-                    api_host=api_host, dial_all=power == 0, keep_blocks=keep_blocks,
+                    api_host=api_host, dial_all=power == 0 or not pex, keep_blocks=keep_blocks,
                     moniker=moniker or home.name, p2p=p2p)  # fmt: skip
     try:
         create_home(home, genesis_file.read_bytes(), key, config, secret)

@@ -1,0 +1,38 @@
+"""What a route needs besides its request: the node it serves, the API's settings and the
+WebSocket hub.
+
+Routes are module-level functions (`routes/*.py`, one `APIRouter` per module) that name
+these as typed parameters; `create_app` puts the node, settings and hub on `app.state`. So
+a route is readable on its own, with no closure over a router factory, and a test can call
+the app with another node."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from gridtokenx.api.hub import Hub
+from gridtokenx.api.settings import ApiSettings
+from gridtokenx.node.runtime import Node
+
+
+def node_of(connection: HTTPConnection) -> Node:
+    node: Node = connection.app.state.node
+    return node
+
+
+def settings_of(connection: HTTPConnection) -> ApiSettings:
+    settings: ApiSettings = connection.app.state.settings
+    return settings
+
+
+def hub_of(connection: HTTPConnection) -> Hub:
+    hub: Hub = connection.app.state.hub
+    return hub
+
+
+NodeDep = Annotated[Node, Depends(node_of)]
+SettingsDep = Annotated[ApiSettings, Depends(settings_of)]
+HubDep = Annotated[Hub, Depends(hub_of)]

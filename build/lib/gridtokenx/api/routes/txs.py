@@ -1,0 +1,86 @@
+"""Submitting signed transactions and asking what became of them.
+
+Transactions arrive already signed (keys never reach the node) as canonical bytes, the
+same bytes that gossip relays. Admission is the mempool's: the answer is the hash at once,
+or the mempool's or decoder's own code; what the ledger later decides is in the status."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any, Final
+
+from fastapi import APIRouter, Path
+
+from gridtokenx.api import views
+from gridtokenx.api.deps import NodeDep, SettingsDep
+from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, rejection_status
+from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
+from gridtokenx.chain.application import Rejected
+from gridtokenx.node.runtime import Node
+
+_HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+$")
+HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, hex")
+
+
+def decode_text(text: str, encoding: str | None) -> bytes:
+    if encoding == "hex" or (encoding is None and _HEX.match(text)):
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise invalid("tx is not valid hex") from None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("tx is neither hex nor valid base64") from None
+
+
+router = APIRouter(tags=["transactions"], responses=ERRORS)
+
+
+def require_running(node: Node) -> None:
+    if node.halted:
+        raise ApiError(503, NODE_HALTED, f"the node has halted: {node.halted}")
+
+
+@router.post("/txs", status_code=202, response_model=Submitted)
+async def submit(body: TxIn, node: NodeDep) -> dict[str, str]:
+    """Admit one signed transaction to the mempool and relay it; returns its hash at
+    once (finality: poll `GET /txs/{hash}` or subscribe on the WebSocket)."""
+    require_running(node)
+    raw = decode_text(body.tx, body.encoding)
+    try:
+        tx_hash = await node.submit(raw)
+    except Rejected as exc:
+        raise ApiError(rejection_status(exc.code), exc.code, str(exc)) from None
+    return {"hash": tx_hash.hex()}
+
+
+@router.post("/txs/batch", response_model=BatchResult)
+async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> dict[str, Any]:
+    """Admit many transactions in one request, the node's way (`Node.admit`, as for
+    gossip and a single submit): signatures are verified in the node's thread pool while
+    the loop keeps serving consensus; one result per transaction, in order, each with its
+    hash or the code it was refused with."""
+    require_running(node)
+    if len(body.txs) > settings.max_batch:
+        raise invalid(f"at most {settings.max_batch} transactions per batch")
+    admissions = await node.admit([decode_text(text, body.encoding) for text in body.txs])
+    results = [
+        {
+            "hash": None if a.tx_hash is None else a.tx_hash.hex(),
+            "accepted": a.accepted,
+            "code": a.code,
+            "message": a.message,
+        }
+        for a in admissions
+    ]
+    return {"results": results}
+
+
+@router.get("/txs/{tx_hash}", response_model=TxStatus)
+async def status(node: NodeDep, tx_hash: str = HashPath) -> dict[str, Any]:
+    """pending (in the mempool), committed (with height, index and events), or dropped
+    (with the reason: evicted, superseded, no longer applicable)."""
+    return views.tx_status(node, views.hex_bytes(tx_hash, 32, "transaction hash"))

@@ -1,0 +1,608 @@
+// GridTokenX node dashboard: reads this node's public API (/api/v1) and its WebSocket
+// (/api/v1/ws); falls back to polling while the WebSocket is down. No build step, no
+// network beyond this origin. Amounts arrive as integers (Wh, satang, msat) and are only
+// turned into kWh and THB for display.
+"use strict";
+(() => {
+  const API = "/api/v1";
+  const POLL_MS = 2000; // while the WebSocket is down
+  const SLOW_MS = 10000; // validators, grid, flows, supply, prices: also refreshed on events
+  const MAX_TRADES = 50;
+  const MAX_CERTIFICATES = 10; // latest certificates shown
+  const MAX_DECIDED = 5; // recently closed proposals shown
+  const SVG = "http://www.w3.org/2000/svg";
+  // Schematic positions (not a map): roughly where each zone lies in Thailand.
+  const PLACES = {
+    NTH: [170, 55], NEA: [320, 120], CEN: [170, 170], WST: [55, 235],
+    BKK: [195, 305], EST: [325, 285], STH: [95, 415],
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const S = {
+    length: 900, offset: 25200, gate: 300, horizon: 86400, now: 0, height: 0,
+    zone: null, interval: null, scope: "interval", zones: [], links: [], flows: new Map(),
+    halted: new Set(), ws: null, booked: null, arrivals: [], trades: [], chart: null,
+    chartKey: null, pollTimer: null, retryMs: 1000, timers: new Map(), proposals: [],
+  };
+
+  // --- formatting ----------------------------------------------------------------------
+  const trim = (n, digits) => String(Number(n.toFixed(digits)));
+  const kwh = (wh) => trim(wh / 1000, 3);
+  const energy = (wh) => (Math.abs(wh) >= 1e6 ? `${trim(wh / 1e6, 2)} MWh` : `${kwh(wh)} kWh`);
+  const thbKwh = (satang) => (satang / 100).toFixed(2);
+  const thb = (satang) => `${(satang / 100).toLocaleString("en", { minimumFractionDigits: 2 })} THB`;
+  const wall = (t) => new Date((t + S.offset) * 1000).toISOString(); // Bangkok wall time
+  const clock = (t) => wall(t).slice(11, 16);
+  const dayStart = (t) => Math.floor((t + S.offset) / 86400) * 86400 - S.offset;
+  const short = (addr) => (addr ? `${addr.slice(0, 9)}…${addr.slice(-4)}` : "–");
+  const mwh = (wh) => `${trim(wh / 1e6, 3)} MWh`;
+  const co2 = (g) => (g >= 1e6 ? `${trim(g / 1e6, 3)} tCO2e` : `${trim(g / 1000, 1)} kgCO2e`);
+  const pct = (bp) => trim(bp / 100, 1);
+  const day = (yyyymmdd) => String(yyyymmdd).replace(/^(\d{4})(\d{2})(\d{2})$/, "$1-$2-$3");
+
+  function text(el, value) { el.textContent = value; return el; }
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") node.className = v; else node.setAttribute(k, v);
+    }
+    for (const c of children) node.append(c instanceof Node ? c : String(c));
+    return node;
+  }
+  function svg(tag, attrs = {}, content) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (content !== undefined) node.textContent = content;
+    return node;
+  }
+
+  // --- API -----------------------------------------------------------------------------
+  async function get(path, params = {}) {
+    const url = new URL(API + path, location.origin);
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== null && v !== undefined) url.searchParams.set(k, v);
+    }
+    const response = await fetch(url, { cache: "no-store" });
+    const body = await response.json();
+    if (!response.ok) {
+      const e = body.error || {};
+      throw new Error(`${path}: ${e.code || response.status} ${e.message || ""}`);
+    }
+    return body;
+  }
+
+  function later(name, fn, ms) { // one pending run per name: bursts of events cost one read
+    if (S.timers.has(name)) return;
+    S.timers.set(name, setTimeout(() => { S.timers.delete(name); guard(fn)(); }, ms));
+  }
+  function guard(fn) {
+    return async (...args) => {
+      try { await fn(...args); } catch (err) {
+        text($("node-status"), String(err.message || err)).className = "status";
+      }
+    };
+  }
+
+  // --- chain facts ---------------------------------------------------------------------
+  function onBlock(height, time) {
+    if (height <= S.height) return;
+    S.height = height;
+    text($("height"), height);
+    document.body.dataset.height = height;
+    if (time) {
+      const crossed = Math.floor(time / S.length) !== Math.floor(S.now / S.length);
+      S.now = time;
+      text($("block-time"), `${clock(time)} ICT`);
+      if (crossed) fillIntervals();
+    }
+    if (S.proposals.length) renderProposals();
+    S.arrivals.push(performance.now());
+    if (S.arrivals.length > 11) S.arrivals.shift();
+    if (S.arrivals.length > 2) {
+      const span = S.arrivals[S.arrivals.length - 1] - S.arrivals[0];
+      text($("finality"), `${(span / (S.arrivals.length - 1) / 1000).toFixed(2)} s`);
+    }
+  }
+
+  async function refreshHealth() {
+    const h = await get("/health");
+    text($("peers"), h.peers);
+    text($("mempool"), h.mempool_txs);
+    const status = $("node-status");
+    if (h.halted) text(status, "NODE HALTED: diverged from the chain").className = "status halted";
+    else text(status, ""); // the node answers: an earlier read error is over
+    if (h.height > S.height) onBlock(h.height, h.latest_time);
+  }
+
+  async function finalityFromHeaders() { // before the stream has seen enough blocks
+    const page = await get("/blocks", { limit: 10 });
+    const items = page.items;
+    if (items.length > 1 && S.arrivals.length <= 2) {
+      const span = items[0].header.time - items[items.length - 1].header.time;
+      text($("finality"), `~${(span / (items.length - 1)).toFixed(1)} s`);
+    }
+  }
+
+  async function refreshValidators() {
+    const v = await get("/validators");
+    const signing = new Set(v.signing_next.map((m) => m.address));
+    const body = $("validators").tBodies[0];
+    body.replaceChildren(...v.members.map((m) => {
+      const status = m.jailed ? "jailed" : signing.has(m.address) ? "signing" : "no power";
+      return el("tr", { "data-validator": m.authority || m.address },
+        el("td", {}, m.authority || "–"), el("td", { title: m.address }, short(m.address)),
+        el("td", {}, m.power.toLocaleString("en")),
+        el("td", { class: m.jailed ? "jailed" : "active" }, status));
+    }));
+  }
+
+  // --- selectors -----------------------------------------------------------------------
+  function firstOpenInterval() {
+    return (Math.floor((S.now + S.gate) / S.length) + 1) * S.length;
+  }
+
+  function fillIntervals() {
+    const select = $("interval");
+    const first = firstOpenInterval();
+    const starts = [];
+    for (let t = first - 4 * S.length; t <= S.now + S.horizon && starts.length < 100; t += S.length) {
+      starts.push(t);
+    }
+    if (S.interval === null) S.interval = first;
+    if (!starts.includes(S.interval)) starts.push(S.interval);
+    starts.sort((a, b) => a - b);
+    select.replaceChildren(...starts.map((t) => {
+      const state = t < first ? "closed" : "open";
+      const option = el("option", { value: t }, `${wall(t).slice(5, 10)} ${clock(t)} (${state})`);
+      option.selected = t === S.interval;
+      return option;
+    }));
+  }
+
+  function fillZones() {
+    const select = $("zone");
+    if (!S.zone || !S.zones.some((z) => z.code === S.zone)) S.zone = S.zones[0].code;
+    select.replaceChildren(...S.zones.map((z) => {
+      const option = el("option", { value: z.code }, `${z.name} (${z.code})`);
+      option.selected = z.code === S.zone;
+      return option;
+    }));
+  }
+
+  function choose(zone, interval) {
+    const dayChanged = dayStart(interval) !== dayStart(S.interval);
+    S.zone = zone;
+    S.interval = interval;
+    history.replaceState(null, "", `?zone=${encodeURIComponent(zone)}&interval=${interval}`);
+    fillZones();
+    fillIntervals();
+    subscribeBook();
+    guard(refreshBook)();
+    guard(refreshTrades)();
+    guard(refreshPrices)();
+    guard(refreshFlows)();
+    if (dayChanged) guard(refreshCarbon)();
+    drawMap();
+  }
+
+  // --- order book ----------------------------------------------------------------------
+  function renderBook(depth) {
+    if (depth.zone !== S.zone || depth.interval !== S.interval) return;
+    text($("book-title"), `${depth.zone}, delivery ${clock(depth.interval)}`);
+    const most = Math.max(1, ...depth.bids.map((l) => l.quantity_wh),
+      ...depth.asks.map((l) => l.quantity_wh));
+    for (const side of ["bids", "asks"]) {
+      const rows = depth[side].map((level) => {
+        const bar = el("div", { class: "bar" });
+        bar.style.width = `${Math.max(2, (100 * level.quantity_wh) / most)}%`;
+        return el("tr", { "data-price": level.price, "data-quantity": level.quantity_wh },
+          el("td", {}, thbKwh(level.price)), el("td", {}, kwh(level.quantity_wh)),
+          el("td", {}, level.orders), el("td", {}, bar));
+      });
+      if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "empty")));
+      $(side).tBodies[0].replaceChildren(...rows);
+    }
+  }
+
+  async function refreshBook() {
+    renderBook(await get(`/book/${S.zone}/${S.interval}`, { levels: 15 }));
+  }
+
+  // --- trades --------------------------------------------------------------------------
+  function fromRecord(t) {
+    return {
+      id: t.id, height: t.height, interval: t.interval_start, path: t.path,
+      buyer_zone: t.buyer_zone, seller_zone: t.seller_zone, quantity_wh: t.quantity_wh,
+      price: t.price, status: t.settled ? `settled ${kwh(t.delivered_wh)} kWh` : "matched",
+    };
+  }
+  function fromEvent(m) {
+    const path = m.seller_zone === m.buyer_zone ? [m.buyer_zone] : [m.seller_zone, m.buyer_zone];
+    return {
+      id: m.trade, height: m.height, interval: m.interval, path, buyer_zone: m.buyer_zone,
+      seller_zone: m.seller_zone, quantity_wh: m.quantity_wh, price: m.price, status: "matched",
+    };
+  }
+  const wanted = (t) => (t.buyer_zone === S.zone || t.seller_zone === S.zone)
+    && (S.scope === "recent" || t.interval === S.interval);
+
+  function renderTrades(fresh) {
+    const body = $("trades").tBodies[0];
+    body.replaceChildren(...S.trades.map((t) => el("tr",
+      { "data-trade-id": t.id, class: t.id === fresh ? "fresh" : "" },
+      el("td", {}, t.id), el("td", {}, t.height), el("td", {}, clock(t.interval)),
+      el("td", {}, t.path.join(" → ")), el("td", {}, kwh(t.quantity_wh)),
+      el("td", {}, thbKwh(t.price)), el("td", {}, t.status))));
+    $("trades-empty").hidden = S.trades.length > 0;
+    const scope = S.scope === "recent" ? "most recent" : `delivery ${clock(S.interval)}`;
+    text($("trades-title"), `${S.zone}, ${scope}`);
+  }
+
+  async function refreshTrades() {
+    const params = { zone: S.zone, limit: MAX_TRADES };
+    if (S.scope === "interval") params.interval = S.interval;
+    const page = await get("/trades", params);
+    const items = page.items.map(fromRecord);
+    if (S.scope === "interval") items.reverse(); // an interval's trades come oldest first
+    S.trades = items;
+    renderTrades(null);
+  }
+
+  function onTrade(m) {
+    later("market", refreshMarketViews, 800);
+    const trade = fromEvent(m);
+    if (!wanted(trade) || S.trades.some((t) => t.id === trade.id)) return;
+    S.trades.unshift(trade);
+    S.trades.length = Math.min(S.trades.length, MAX_TRADES);
+    renderTrades(trade.id);
+  }
+
+  async function refreshMarketViews() {
+    await Promise.all([refreshPrices(), refreshFlows(), refreshSupply()]);
+  }
+
+  // --- prices --------------------------------------------------------------------------
+  async function refreshPrices() {
+    const from = dayStart(S.interval);
+    const data = await get(`/prices/${S.zone}`, { from, to: from + 86400 });
+    const rows = data.intervals;
+    const orNull = (v) => (v === null ? null : v / 100);
+    const series = [
+      rows.map((r) => r.interval),
+      rows.map((r) => orNull(r.vwap)),
+      rows.map((r) => orNull(r.low)),
+      rows.map((r) => orNull(r.high)),
+      rows.map((r) => r.tariff_msat_per_kwh / 100000),
+      rows.map((r) => r.buyback_msat_per_kwh / 100000),
+    ];
+    const traded = rows.reduce((sum, r) => sum + r.trades, 0);
+    text($("price-title"), `${data.zone}, ${wall(from).slice(0, 10)}: ${traded} trades`);
+    document.body.dataset.pricedTrades = traded;
+    drawChart(series, `${data.zone}/${from}`);
+  }
+
+  function drawChart(series, key) {
+    const box = $("price-chart");
+    const width = Math.max(320, box.clientWidth);
+    if (S.chart && S.chartKey === key) { S.chart.setData(series); return; }
+    if (S.chart) S.chart.destroy();
+    S.chartKey = key;
+    const offset = S.offset;
+    const opts = {
+      width, height: 300,
+      tzDate: (ts) => { // Bangkok wall time whatever the browser's zone
+        const d = new Date((ts + offset) * 1000);
+        return new Date(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours(),
+          d.getUTCMinutes());
+      },
+      scales: { y: { range: (u, lo, hi) => [0, Math.max(7, Math.ceil(hi || 0))] } },
+      axes: [
+        { values: (u, ticks) => ticks.map((t) => clock(t)) },
+        { label: "THB/kWh", values: (u, vals) => vals.map((v) => v.toFixed(2)) },
+      ],
+      series: [
+        {},
+        { label: "P2P VWAP", stroke: "#1c7ed6", width: 2, spanGaps: false,
+          points: { show: true, size: 6, fill: "#1c7ed6" } },
+        { label: "low", stroke: "#74c0fc", width: 1, dash: [4, 4], points: { show: true, size: 3 } },
+        { label: "high", stroke: "#4dabf7", width: 1, dash: [4, 4], points: { show: true, size: 3 } },
+        { label: "TOU tariff", stroke: "#c92a2a", width: 2,
+          paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } },
+        { label: "buy-back", stroke: "#2f9e44", width: 2, dash: [8, 4], points: { show: false } },
+      ],
+    };
+    S.chart = new uPlot(opts, series, box);
+  }
+
+  // --- zones and interconnectors -------------------------------------------------------
+  async function refreshGrid() {
+    const grid = await get("/grid");
+    S.zones = grid.zones;
+    S.links = grid.interconnectors;
+    S.halted = new Set(grid.zones.filter((z) => z.halted).map((z) => z.code));
+    const list = $("halts");
+    const halted = grid.zones.filter((z) => z.halted);
+    list.replaceChildren(...(halted.length ? halted.map((z) => el("li",
+      { class: "halted", "data-zone": z.code },
+      `${z.name} (${z.code}) halted by ${z.halt.halted_by}: ${z.halt.reason || "no reason"}`))
+      : [el("li", {}, "All zones trading: no halt in force.")]));
+    drawMap();
+  }
+
+  async function refreshFlows() {
+    const flows = await get(`/flows/${S.interval}`);
+    S.flows = new Map(flows.interconnectors.map((f) => [`${f.zone_a}/${f.zone_b}`, f]));
+    text($("flow-title"), `flows for delivery ${clock(S.interval)}`);
+    drawMap();
+  }
+
+  function place(code, i, n) {
+    if (PLACES[code]) return PLACES[code];
+    const angle = (2 * Math.PI * i) / n; // a zone the schematic does not know: on a ring
+    return [210 + 170 * Math.cos(angle), 235 + 200 * Math.sin(angle)];
+  }
+
+  function drawMap() {
+    const map = $("zone-map");
+    if (!S.zones.length) return;
+    const at = new Map(S.zones.map((z, i) => [z.code, place(z.code, i, S.zones.length)]));
+    const nodes = [];
+    const labels = []; // drawn over every line
+    for (const link of S.links) {
+      const [a, b] = [at.get(link.zone_a), at.get(link.zone_b)];
+      if (!a || !b) continue;
+      const flow = S.flows.get(`${link.zone_a}/${link.zone_b}`);
+      const net = flow ? flow.net_wh : 0;
+      let kind = "idle";
+      if (flow && flow.congested) kind = "congested";
+      else if (flow && flow.utilisation_bp >= 8000) kind = "busy";
+      else if (net !== 0) kind = "ok";
+      const width = 2 + Math.min(6, link.capacity_kw / 150000);
+      const title = svg("title", {}, `${link.zone_a}–${link.zone_b}: ${link.capacity_kw / 1000} MW, `
+        + `loss ${link.loss_basis_points / 100} %` + (flow ? `, ${(flow.utilisation_bp / 100).toFixed(2)} % used` : ""));
+      const line = svg("line", { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: `link ${kind}`,
+        "stroke-width": width, "data-link": `${link.zone_a}-${link.zone_b}` });
+      line.append(title);
+      nodes.push(line);
+      if (net !== 0) {
+        const to = net > 0 ? link.zone_b : link.zone_a;
+        // Beside the middle of the line, so it never sits on a zone's own label.
+        labels.push(svg("text", { x: (a[0] + b[0]) / 2 + 8, y: (a[1] + b[1]) / 2 + 4,
+          class: "flow" }, `${energy(Math.abs(net))} → ${to}`));
+      }
+    }
+    nodes.push(...labels);
+    for (const z of S.zones) {
+      const [x, y] = at.get(z.code);
+      const classes = ["zone", S.halted.has(z.code) ? "halted" : "", z.code === S.zone ? "selected" : ""];
+      const group = svg("g", { class: classes.join(" ").trim(), "data-zone": z.code });
+      group.append(svg("circle", { cx: x, cy: y, r: 27 }),
+        svg("text", { x, y: y + 4, class: "code" }, z.code),
+        svg("text", { x, y: y + 42 }, S.halted.has(z.code) ? `${z.name} – HALTED` : z.name));
+      group.addEventListener("click", () => choose(z.code, S.interval));
+      nodes.push(group);
+    }
+    map.replaceChildren(...nodes);
+  }
+
+  function onHalt(m) {
+    const verb = m.halted ? "halted" : "resumed";
+    $("halt-log").prepend(el("li", {}, `block ${m.height}: ${m.zone} ${verb} by ${m.by}`
+      + (m.reason ? ` (${m.reason})` : "")));
+    later("grid", refreshGrid, 300);
+  }
+
+  // --- supply and carbon ---------------------------------------------------------------
+  async function refreshSupply() {
+    const s = await get("/supply");
+    text($("grid-outstanding"), energy(s.grid.outstanding_wh));
+    text($("grid-minted"), `${energy(s.grid.minted_wh)} / ${energy(s.grid.burned_wh)}`);
+    text($("thb-outstanding"), thb(s.thb.outstanding_satang));
+    text($("thb-issued"), `${thb(s.thb.issued_satang)} / ${thb(s.thb.redeemed_satang)}`);
+    await refreshCarbon();
+  }
+
+  async function refreshCarbon() {
+    const from = dayStart(S.interval);
+    const c = await get("/carbon", { from, to: from + 86400 });
+    text($("traded-today"), energy(c.traded_wh));
+    text($("renewable-today"), energy(c.renewable_received_wh));
+    text($("co2-today"), `${(c.co2_avoided_g / 1000).toFixed(1)} kgCO2e`);
+  }
+
+  // --- certificates and their carbon -----------------------------------------------------
+  async function refreshCertificates() {
+    const [carbon, latest] = await Promise.all([
+      get("/carbon/zones"), // the latest block's local day
+      get("/certificates", { limit: MAX_CERTIFICATES }),
+    ]);
+    text($("cert-title"), `today, ${day(carbon.from_day)}`);
+    text($("cert-issued"), mwh(carbon.issued_wh));
+    text($("cert-retired"), mwh(carbon.retired_wh));
+    text($("cert-co2"), co2(carbon.issued_avoided_g));
+    text($("cert-co2-retired"), co2(carbon.retired_avoided_g));
+    document.body.dataset.certIssuedWh = carbon.issued_wh;
+    const zones = Object.entries(carbon.zones).filter(([, z]) => z.issued_wh || z.retired_wh);
+    const rows = zones.map(([code, z]) => el("tr",
+      { "data-zone": code, "data-issued-wh": z.issued_wh, "data-retired-wh": z.retired_wh },
+      el("td", {}, code), el("td", {}, trim(z.issued_wh / 1e6, 3)),
+      el("td", {}, trim(z.retired_wh / 1e6, 3)), el("td", {}, co2(z.issued_avoided_g))));
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "none today")));
+    $("cert-zones").tBodies[0].replaceChildren(...rows);
+    $("certificates").tBodies[0].replaceChildren(...latest.items.map((c) => el("tr",
+      { "data-certificate-id": c.id, "data-status": c.retired ? "retired" : "active" },
+      el("td", {}, c.id), el("td", {}, c.source.toLowerCase()), el("td", {}, c.zone),
+      el("td", {}, trim(c.energy_wh / 1e6, 3)), el("td", {}, co2(c.avoided_g)),
+      el("td", { title: c.owner }, short(c.owner)),
+      el("td", { title: c.beneficiary }, c.retired ? `retired ${day(c.retire_day)}` : "active"))));
+    $("certificates-empty").hidden = latest.items.length > 0;
+  }
+
+  // --- governance ----------------------------------------------------------------------
+  function quorumCell(p) {
+    const cast = p.yes + p.no + p.abstain;
+    const met = cast * 10000 >= p.quorum_bp * p.total_weight;
+    const share = p.total_weight ? Math.floor((cast * 10000) / p.total_weight) : 0;
+    return el("td", { class: met ? "met" : "unmet", title: `${cast} of ${p.total_weight} voted` },
+      `${pct(share)} / ${pct(p.quorum_bp)} %`);
+  }
+  function approvalCell(p) {
+    const decided = p.yes + p.no;
+    const share = decided ? Math.floor((p.yes * 10000) / decided) : 0;
+    const met = p.yes > 0 && p.yes * 10000 >= p.approval_bp * decided;
+    return el("td", { class: met ? "met" : "unmet", title: `${p.yes} yes of ${decided} yes + no` },
+      `${pct(share)} / ${pct(p.approval_bp)} %`);
+  }
+  function heightCell(height) {
+    const left = height - S.height;
+    return el("td", { title: left > 0 ? `in ${left} blocks` : "reached" }, height);
+  }
+
+  function renderProposals() {
+    const rows = S.proposals.map((p) => el("tr",
+      { "data-proposal-id": p.id, "data-yes": p.yes, "data-status": p.status },
+      el("td", {}, p.id), el("td", {}, p.title || "(untitled)", el("br"),
+        el("span", { class: "muted kind" }, p.kind.toLowerCase().replace("_", " "))),
+      el("td", {}, `${p.yes}/${p.no}/${p.abstain}`),
+      quorumCell(p), approvalCell(p), heightCell(p.voting_end_height),
+      p.execute_height ? heightCell(p.execute_height)
+        : el("td", { class: "muted", title: "if it passes" },
+          `≥${p.voting_end_height + p.timelock_heights}`)));
+    $("proposals").tBodies[0].replaceChildren(...rows);
+    $("proposals-empty").hidden = rows.length > 0;
+  }
+
+  async function refreshGovernance() {
+    const [open, closed] = await Promise.all([
+      get("/governance/proposals", { status: "active", limit: 50 }),
+      get("/governance/proposals", { status: "closed", limit: MAX_DECIDED }),
+    ]);
+    S.proposals = open.items;
+    renderProposals();
+    text($("gov-title"), `${open.items.length} open`);
+    $("decided").replaceChildren(...(closed.items.length ? closed.items.map((p) => el("li",
+      { class: p.status, "data-proposal-id": p.id },
+      `#${p.id} ${p.kind.toLowerCase().replace("_", " ")} “${p.title || "untitled"}”: `
+      + `${p.status.toLowerCase()}${p.outcome ? ` (${p.outcome})` : ""}`))
+      : [el("li", { class: "muted" }, "None yet.")]));
+  }
+
+  async function refreshSlow() {
+    await Promise.all([refreshValidators(), refreshGrid(), refreshFlows(), refreshSupply(),
+      refreshPrices(), refreshHealth(), refreshCertificates(), refreshGovernance()]);
+  }
+
+  // --- live feed -----------------------------------------------------------------------
+  function setFeed(mode) {
+    const feed = $("feed");
+    text(feed, mode).className = `feed ${mode}`;
+    document.body.dataset.feed = mode;
+  }
+
+  function send(message) {
+    if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(message));
+  }
+
+  function subscribeBook() {
+    if (S.booked) send({ op: "unsubscribe", topic: "book", ...S.booked });
+    S.booked = { zone: S.zone, interval: S.interval };
+    send({ op: "subscribe", topic: "book", ...S.booked });
+  }
+
+  function onMessage(m) {
+    switch (m.type) {
+      case "block":
+        onBlock(m.height, m.time);
+        if (m.height % 5 === 0) later("health", refreshHealth, 100);
+        break;
+      case "trade": onTrade(m); break;
+      case "book": renderBook(m); break;
+      case "halt": onHalt(m); break;
+      case "certificate": // a reading minted GRID too
+        later("certificates", () => Promise.all([refreshCertificates(), refreshSupply()]), 300);
+        break;
+      case "governance": later("governance", refreshGovernance, 300); break;
+      case "error": text($("node-status"), `${m.code}: ${m.message}`); break;
+      default: break; // subscribed, tx, lagged (the server then closes; we reconnect)
+    }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    let ws;
+    try { ws = new WebSocket(`${scheme}${location.host}${API}/ws`); } catch (err) {
+      startPolling();
+      return;
+    }
+    ws.onopen = () => {
+      S.ws = ws;
+      S.retryMs = 1000;
+      S.booked = null;
+      setFeed("live");
+      stopPolling();
+      for (const topic of ["blocks", "trades", "halts", "certificates", "governance"]) {
+        send({ op: "subscribe", topic });
+      }
+      subscribeBook();
+      guard(refreshTrades)(); // anything missed while the feed was down
+      guard(refreshCertificates)();
+      guard(refreshGovernance)();
+    };
+    ws.onmessage = (event) => onMessage(JSON.parse(event.data));
+    ws.onclose = () => {
+      if (S.ws === ws) S.ws = null;
+      startPolling();
+      setTimeout(connect, S.retryMs);
+      S.retryMs = Math.min(15000, S.retryMs * 2);
+    };
+  }
+
+  async function poll() {
+    await Promise.all([refreshHealth(), refreshBook(), refreshTrades(), refreshCertificates(),
+      refreshGovernance()]);
+  }
+  function startPolling() {
+    setFeed("polling");
+    if (S.pollTimer === null) S.pollTimer = setInterval(guard(poll), POLL_MS);
+  }
+  function stopPolling() {
+    if (S.pollTimer !== null) clearInterval(S.pollTimer);
+    S.pollTimer = null;
+  }
+
+  // --- start ---------------------------------------------------------------------------
+  async function start() {
+    const [chain, health, grid] = await Promise.all([get("/chain"), get("/health"), get("/grid")]);
+    const p = chain.params;
+    S.length = p.interval_seconds;
+    S.offset = p.tariffs.utc_offset_seconds;
+    S.gate = p.gate_closure_seconds;
+    S.horizon = p.trading_horizon_seconds;
+    text($("chain-id"), chain.chain_id);
+    S.now = health.latest_time;
+    S.zones = grid.zones;
+    const query = new URLSearchParams(location.search);
+    const interval = Number(query.get("interval"));
+    S.zone = query.get("zone");
+    S.interval = Number.isInteger(interval) && interval > 0 && interval % S.length === 0
+      ? interval : null;
+    fillZones();
+    fillIntervals();
+    onBlock(health.height, health.latest_time);
+    $("zone").addEventListener("change", (e) => choose(e.target.value, S.interval));
+    $("interval").addEventListener("change", (e) => choose(S.zone, Number(e.target.value)));
+    $("trade-scope").addEventListener("change", (e) => {
+      S.scope = e.target.value;
+      guard(refreshTrades)();
+    });
+    new ResizeObserver(() => {
+      if (S.chart) S.chart.setSize({ width: Math.max(320, $("price-chart").clientWidth), height: 300 });
+    }).observe($("price-chart"));
+    await Promise.all([refreshBook(), refreshTrades(), refreshSlow(), finalityFromHeaders()]);
+    setInterval(guard(refreshSlow), SLOW_MS);
+    connect();
+    document.body.dataset.ready = "1";
+  }
+
+  guard(start)();
+})();

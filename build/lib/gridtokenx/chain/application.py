@@ -1,0 +1,273 @@
+"""The replicated application a validator runs under consensus: a mempool, the ledger state
+and a store (the `BlockStore` protocol; RocksDB in `storage.store`), with the three
+questions consensus asks of it.
+
+- `build_block`: the proposer's block from the mempool (transactions that apply, in order).
+- `check_block`: is a proposed block valid? Header checks, its time against the local
+  clock, then trial execution to its state root (always rolled back, the result kept).
+- `commit`: apply a decided block (replaying the kept trial when this node checked or built
+  that block, executing it otherwise), write the height to the store in one atomic batch
+  with its commit certificate, and drop the included transactions from the mempool.
+
+Each signature is verified once per node: on admission to the mempool, or, for a block's
+transactions the mempool never saw, just before that block executes.
+
+Transactions wait in the `Mempool` (signatures verified in a thread pool, per-sender nonce
+order, limits, eviction, and a reported outcome for every admitted transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Generic, Protocol, TypeVar
+
+import msgspec
+
+from gridtokenx.chain import blocks
+from gridtokenx.chain.blocks import StoredReceipt, encode_events
+from gridtokenx.chain.mempool import Admission, Checked, Mempool
+from gridtokenx.ledger import accounts, chain_info, validator_set
+from gridtokenx.ledger.state import State
+from gridtokenx.wire import codec, tx
+from gridtokenx.wire.validators import ValidatorSet
+from gridtokenx.wire.votes import Evidence, Vote
+
+ZERO_HASH = b"\x00" * 32
+BLOCK_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024
+"""The transactions a proposer puts in a block: the block, its header and per-transaction
+framing, inside a proposal or a commit with its certificate, must fit one 4 MiB frame of
+the transport (`p2p.transport.MAX_FRAME`); a larger one could not be sent to any peer."""
+
+
+class BlockStore(Protocol):
+    """What the application needs of durable storage (`storage.store.Store` is the one
+    implementation): the chain layer states it, the storage layer provides it, so the
+    application never imports RocksDB and the simulator could run it on another store."""
+
+    def height(self) -> int: ...
+
+    def block(self, height: int) -> tuple[bytes, bytes] | None: ...
+
+    def receipt(self, tx_hash: bytes) -> StoredReceipt | None: ...
+
+    def commit_height(
+        self, height: int, block: bytes, commit: bytes, tx_hashes: list[bytes],
+        changes: dict[bytes, msgspec.Struct | None], receipts: list[bytes] | None = None,
+        end_events: bytes | None = None, block_hash: bytes | None = None,
+    ) -> None: ...  # fmt: skip
+
+    def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None: ...
+
+    def forget_pending(self, hashes: list[bytes]) -> None: ...
+
+    def pending(self) -> list[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+StoreT = TypeVar("StoreT", bound=BlockStore)
+
+
+class Rejected(ValueError):
+    """The mempool refused a transaction; `code` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Application(Generic[StoreT]):
+    chain_id: str
+    state: State
+    store: StoreT
+    last_hash: bytes = ZERO_HASH
+    last_time: int = 0
+    mempool: Mempool = field(init=False)
+    evidence: list[Evidence] = field(default_factory=list)  # reported, not yet in a block
+    _executed: list[blocks.Executed] = field(default_factory=list, repr=False)
+    _kept: set[bytes] = field(default_factory=set, repr=False)  # hashes saved as pending
+
+    def __post_init__(self) -> None:
+        self.mempool = Mempool(self.chain_id)
+
+    def validators(self, height: int) -> ValidatorSet:
+        """The set that signs `height`, from the ledger (changes land two heights later)."""
+        return validator_set.for_height(self.state, height)
+
+    def report_evidence(self, evidence: Evidence) -> None:
+        if evidence not in self.evidence:
+            self.evidence.append(evidence)
+
+    def resume(self) -> None:
+        """Continue from the store's last committed block, re-admitting what the mempool
+        held when the node stopped (`storage.store.open_application` calls it)."""
+        height = self.store.height()
+        if height:
+            stored = self.store.block(height)
+            assert stored is not None
+            last = blocks.decode(stored[0])
+            self.last_hash, self.last_time = last.hash, last.header.time
+        self._readmit(self.store.pending())
+
+    def _readmit(self, raws: list[bytes]) -> None:
+        """What the mempool held when the node stopped: admitted again (what was committed
+        or went stale meanwhile is refused and forgotten), so a crash loses no transaction
+        the node had acknowledged."""
+        min_fee = chain_info.params(self.state).min_fee_satang
+        results = self.mempool.add_batch(raws, self.nonce_of, min_fee)
+        self._kept = {r.tx_hash for r in results if r.accepted and r.tx_hash is not None}
+        stale = [tx.hash_of(raw) for raw in raws]
+        self.store.forget_pending([h for h in stale if h not in self._kept])
+
+    @property
+    def height(self) -> int:
+        return self.store.height()
+
+    def receipt(self, tx_hash: bytes) -> StoredReceipt | None:
+        """Where a committed transaction is and the events it produced (None: unknown here,
+        pending, or pruned)."""
+        return self.store.receipt(tx_hash)
+
+    def close(self) -> None:
+        self.mempool.close()
+        self.store.close()
+
+    # --- mempool ---------------------------------------------------------------------------
+    def nonce_of(self, address: bytes) -> int | None:
+        account = accounts.get_account(self.state, address)
+        return None if account is None else account.nonce
+
+    def submit(self, raw: bytes) -> bytes:
+        """Admit a signed transaction to the mempool; returns its hash."""
+        result = self.mempool.add(raw, self.nonce_of, chain_info.params(self.state).min_fee_satang)
+        if not result.accepted or result.tx_hash is None:
+            raise Rejected(result.code, result.message)
+        self._keep([raw], [result])
+        return result.tx_hash
+
+    def admit(self, raws: list[bytes], checked: list[Checked]) -> list[Admission]:
+        """Admit transactions the mempool prechecked (decoded, signatures verified)."""
+        min_fee = chain_info.params(self.state).min_fee_satang
+        results = self.mempool.admit(raws, checked, self.nonce_of, min_fee)
+        self._keep(raws, results)
+        return results
+
+    def _keep(self, raws: list[bytes], results: list[Admission]) -> None:
+        """Save what was admitted before anyone is told (see `Store.save_pending`)."""
+        kept = [(r.tx_hash, raw) for raw, r in zip(raws, results, strict=True)
+                if r.accepted and r.tx_hash is not None]  # fmt: skip
+        self.store.save_pending(kept)
+        self._kept.update(h for h, _ in kept)
+
+    # --- what consensus asks ---------------------------------------------------------------
+    def next_time(self, proposed: int) -> int:
+        """Block time: the proposer's clock, but never before the previous block's (several
+        blocks may share a second: the ledger's clock has whole seconds)."""
+        return max(proposed, self.last_time)
+
+    def build_block(
+        self, height: int, time: int, proposer: bytes, budget: float | None = None
+    ) -> bytes:
+        """The proposer's block; with a `budget` (seconds), transactions stop being added
+        once building has taken that long (the rest wait for the next block)."""
+        deadline = None if budget is None else perf_counter() + budget
+        skipped: list[tuple[bytes, str]] = []
+        candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, BLOCK_TX_BYTES)
+        block, executed = blocks.propose(
+            self.state,
+            self.chain_id,
+            height,
+            self.next_time(time),
+            self.last_hash,
+            proposer,
+            validator_set.set_hash(self.validators(height)),
+            candidates,
+            self.evidence,
+            verified=_AllVerified(),  # reaped from the mempool: verified on admission
+            stop=None if deadline is None else lambda: perf_counter() > deadline,
+            skipped=skipped,
+        )
+        self.mempool.failed(skipped)
+        self._remember(executed)
+        return block.encode()
+
+    def check_block(
+        self,
+        height: int,
+        raw: bytes,
+        now: int | None = None,
+        drift: int = blocks.MAX_CLOCK_DRIFT,
+        verified: Collection[bytes] | None = None,
+    ) -> bool:
+        """Is a proposal valid? `now` (the validator's clock, unix seconds) bounds its
+        time: a proposer cannot date a block into the past (trading into a closed gate)
+        or the future beyond `blocks.MAX_CLOCK_DRIFT`. `verified`, when given, holds the
+        hashes of the block's transactions whose signatures the caller verified (a node
+        does it off its event loop); otherwise they are verified here."""
+        try:
+            block = blocks.decode(raw)
+            blocks.check_header(block, self.chain_id, height, self.last_hash, self.last_time)
+            if now is not None:
+                blocks.check_time(block.header.time, now, self.last_time, drift)
+            if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
+                raise blocks.InvalidBlock("validator set hash differs")
+            good = self._verified(block) if verified is None else verified
+            self._remember(blocks.validate(self.state, block, good))
+        except (blocks.InvalidBlock, ValueError):
+            return False
+        return True
+
+    def _remember(self, executed: blocks.Executed) -> None:
+        """Keep the execution of this height's proposals for the commit (a few rounds)."""
+        self._executed = [e for e in self._executed if e.height == executed.height][-3:]
+        self._executed.append(executed)
+
+    def _verified(self, block: blocks.Block) -> set[bytes]:
+        """Hashes of the block's transactions with good signatures: those the mempool
+        admitted, plus the others verified now in the pool (a block from sync, or one
+        whose transactions never reached us)."""
+        hashes = [tx.hash_of(raw) for raw in block.txs]
+        held = {h for h in hashes if self.mempool.holds(h)}
+        others = [(h, raw) for h, raw in zip(hashes, block.txs, strict=True) if h not in held]
+        verdicts = self.mempool.verify([raw for _, raw in others])
+        return held | {h for (h, _), ok in zip(others, verdicts, strict=True) if ok}
+
+    def commit(
+        self,
+        height: int,
+        raw: bytes,
+        certificate: tuple[Vote, ...],
+        verified: Collection[bytes] | None = None,
+    ) -> list[blocks.Receipt]:
+        """Apply a decided block (see the module docstring); `verified` as for
+        `check_block`, used only when this node has no trial of the block to replay."""
+        block = blocks.decode(raw)
+        executed = next((e for e in self._executed if e.block_hash == block.hash), None)
+        if executed is not None:
+            verified = set()
+        elif verified is None:
+            verified = self._verified(block)
+        receipts, end_events = blocks.commit(self.state, block, verified, executed)
+        self._executed = []
+        hashes = [r.tx_hash for r in receipts]
+        self.store.commit_height(
+            height, raw, codec.encode(certificate), hashes, self.state.take_changes(),
+            [encode_events(r.events) for r in receipts], encode_events(end_events), block.hash,
+        )  # fmt: skip
+        self.last_hash, self.last_time = block.hash, block.header.time
+        self.mempool.update(hashes, self.nonce_of)
+        gone = [h for h in self._kept if not self.mempool.holds(h)]  # committed or dropped
+        self.store.forget_pending(gone)
+        self._kept.difference_update(gone)
+        self.evidence = [e for e in self.evidence if e not in block.evidence]
+        return receipts
+
+
+class _AllVerified:
+    """Every hash counts as verified: for candidates reaped from the mempool."""
+
+    def __contains__(self, item: object) -> bool:
+        return True

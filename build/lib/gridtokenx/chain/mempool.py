@@ -1,0 +1,320 @@
+"""The mempool: signed transactions waiting for a block.
+
+Admission checks everything that does not need a block: canonical decoding, chain id,
+the signature, the fee floor and the sender's nonce. Signatures are verified in a thread
+pool in batches, because PyNaCl releases the GIL while it verifies. Transactions wait per
+sender in nonce order, and a block takes from each sender only the run of consecutive
+nonces starting at its account's next nonce. Limits on count, bytes and pending
+transactions per sender keep memory bounded. When the pool is full, a better-paying
+transaction evicts the lowest fee per byte (from the end of its sender's run).
+
+The mempool never forgets silently: every admitted transaction ends `committed` or
+`dropped` with a reason (evicted; superseded by a committed transaction with its nonce;
+the ledger's rejection code once it failed to apply in three blocks this node built; or
+preceded by such a drop), and `status` answers for recent ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Final
+
+from gridtokenx.wire import codec, crypto, errors, tx
+
+NonceOf = Callable[[bytes], int | None]  # address -> the account's next nonce (None: none)
+
+MEMPOOL_FULL: Final = "MEMPOOL_FULL"
+DUPLICATE: Final = "DUPLICATE"
+NONCE_TAKEN: Final = "NONCE_TAKEN"
+NONCE_TOO_FAR: Final = "NONCE_TOO_FAR"
+EVICTED: Final = "EVICTED"
+PRECEDING_DROPPED: Final = "PRECEDING_DROPPED"
+MAX_BUILD_FAILURES: Final = 3  # blocks built here in which a transaction failed to apply
+SUPERSEDED: Final = "SUPERSEDED"
+
+
+@dataclass(frozen=True)
+class Admission:
+    tx_hash: bytes | None  # None when the bytes could not be decoded
+    accepted: bool
+    code: str = ""  # why not, when refused
+    message: str = ""
+
+
+Checked = tuple[tx.SignedTransaction | Admission, bool]
+"""A decoded transaction and whether its signature verified, or why it did not decode."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    tx_hash: bytes
+    raw: bytes
+    sender: bytes
+    nonce: int
+    fee: int
+    seq: int  # arrival order
+    emergency: bool = False  # `tx.is_emergency`: reaped ahead of everything else
+
+    @property
+    def fee_per_byte(self) -> float:
+        return self.fee / len(self.raw)
+
+
+class Mempool:
+    def __init__(
+        self,
+        chain_id: str,
+        *,
+        max_txs: int = 50_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_per_sender: int = 1_000,
+        workers: int = 2,
+        remember: int = 100_000,
+    ) -> None:
+        self.chain_id = chain_id
+        self.max_txs, self.max_bytes, self.max_per_sender = max_txs, max_bytes, max_per_sender
+        self._by_hash: dict[bytes, Entry] = {}
+        self._by_sender: dict[bytes, dict[int, Entry]] = {}
+        self._bytes = 0
+        self._seq = itertools.count()
+        self._outcomes: OrderedDict[bytes, str] = OrderedDict()  # hash -> committed/dropped:X
+        self._remember = remember
+        self._strikes: dict[bytes, int] = {}  # hash -> failed block builds
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    # --- admission -------------------------------------------------------------------------
+    def precheck(self, raws: list[bytes]) -> list[Future[list[Checked]]]:
+        """Decode and verify in the pool, in chunks; the futures keep the input order.
+
+        Nothing here touches the pool's own structures, so a node can await the futures
+        without blocking its event loop and then `admit` on the loop."""
+        chunk = max(64, -(-len(raws) // 8))
+        return [self._pool.submit(_check, raws[i : i + chunk]) for i in range(0, len(raws), chunk)]
+
+    def admit(
+        self, raws: list[bytes], checked: list[Checked], nonce_of: NonceOf, min_fee: int
+    ) -> list[Admission]:
+        """Admit prechecked transactions (the rules that depend on the pool and the state)."""
+        results = []
+        for raw, (item, signature_ok) in zip(raws, checked, strict=True):
+            if isinstance(item, Admission):
+                results.append(item)
+            else:
+                results.append(self._admit(raw, item, signature_ok, nonce_of, min_fee))
+        return results
+
+    def add_batch(self, raws: list[bytes], nonce_of: NonceOf, min_fee: int) -> list[Admission]:
+        """Admit many transactions; signatures are verified in parallel in the pool."""
+        return self.admit(raws, self._checked(raws), nonce_of, min_fee)
+
+    def add(self, raw: bytes, nonce_of: NonceOf, min_fee: int) -> Admission:
+        return self.add_batch([raw], nonce_of, min_fee)[0]
+
+    def holds(self, tx_hash: bytes) -> bool:
+        """Waiting here, so its signature was verified on admission."""
+        return tx_hash in self._by_hash
+
+    def waiting(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        """(hash, raw) of up to `limit` waiting transactions, the oldest first: what a node
+        sends again to peers (one that connects, or when a transaction waited too long)."""
+        return [(h, e.raw) for h, e in itertools.islice(self._by_hash.items(), limit)]
+
+    def knows(self, tx_hash: bytes) -> bool:
+        """Waiting, or recently committed or dropped: not worth checking again."""
+        return tx_hash in self._by_hash or tx_hash in self._outcomes
+
+    def verify(self, raws: list[bytes]) -> list[bool]:
+        """Signature verdicts for transactions from elsewhere (a block being synced), in
+        the pool; bytes that do not decode count as not verified."""
+        return [ok for _, ok in self._checked(raws)]
+
+    def _checked(self, raws: list[bytes]) -> list[Checked]:
+        """`precheck`, waited for here (callers without an event loop)."""
+        return [c for future in self.precheck(raws) for c in future.result()]
+
+    def _admit(
+        self,
+        raw: bytes,
+        stx: tx.SignedTransaction,
+        signature_ok: bool,
+        nonce_of: NonceOf,
+        min_fee: int,
+    ) -> Admission:
+        tx_hash = stx.hash
+
+        def refuse(code: str, message: str) -> Admission:
+            return Admission(tx_hash, False, code, message)
+
+        if tx_hash in self._by_hash:
+            return refuse(DUPLICATE, "already in the mempool")
+        if stx.tx.chain_id != self.chain_id:
+            return refuse(errors.WrongChainId.code, f"transaction is for chain {stx.tx.chain_id!r}")
+        if not signature_ok:
+            return refuse(errors.InvalidSignature.code, "signature does not verify")
+        sender = stx.tx.sender_address
+        next_nonce = nonce_of(sender)
+        if next_nonce is None:
+            return refuse(errors.UnknownSender.code, "sender has no account")
+        if stx.tx.nonce < next_nonce:
+            return refuse(errors.NonceReplayed.code, f"nonce {stx.tx.nonce} already used")
+        if stx.tx.nonce >= next_nonce + self.max_per_sender:
+            return refuse(NONCE_TOO_FAR, f"nonce more than {self.max_per_sender} ahead")
+        if stx.tx.fee < min_fee:
+            return refuse(errors.FeeTooLow.code, f"fee below the minimum {min_fee}")
+        queue = self._by_sender.get(sender, {})
+        if stx.tx.nonce in queue:
+            return refuse(NONCE_TAKEN, "another transaction with this nonce is waiting")
+        entry = Entry(
+            tx_hash,
+            raw,
+            sender,
+            stx.tx.nonce,
+            stx.tx.fee,
+            next(self._seq),
+            tx.is_emergency(stx.tx.body),
+        )
+        if not self._make_room(entry):
+            return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
+        self._by_hash[tx_hash] = entry
+        self._by_sender.setdefault(sender, {})[entry.nonce] = entry
+        self._bytes += len(raw)
+        return Admission(tx_hash, True)
+
+    def _make_room(self, entry: Entry) -> bool:
+        while len(self._by_hash) >= self.max_txs or self._bytes + len(entry.raw) > self.max_bytes:
+            # The cheapest last-in-line transaction of any sender goes first.
+            tails = [q[max(q)] for q in self._by_sender.values() if q]
+            if not tails:
+                return False
+            victim = min(tails, key=lambda e: (e.fee_per_byte, -e.seq))
+            if victim.fee_per_byte >= entry.fee_per_byte:
+                return False
+            self._remove(victim, f"dropped:{EVICTED}")
+        return True
+
+    def _remove(self, entry: Entry, outcome: str) -> None:
+        del self._by_hash[entry.tx_hash]
+        self._strikes.pop(entry.tx_hash, None)
+        queue = self._by_sender[entry.sender]
+        del queue[entry.nonce]
+        if not queue:
+            del self._by_sender[entry.sender]
+        self._bytes -= len(entry.raw)
+        self._record(entry.tx_hash, outcome)
+
+    def _record(self, tx_hash: bytes, outcome: str) -> None:
+        self._outcomes[tx_hash] = outcome
+        while len(self._outcomes) > self._remember:
+            self._outcomes.popitem(last=False)
+
+    # --- blocks ----------------------------------------------------------------------------
+    def reap(self, nonce_of: NonceOf, max_txs: int, max_bytes: int) -> list[bytes]:
+        """Transactions for the next block: per sender the consecutive run from its next
+        nonce, senders interleaved in order of arrival so no one sender starves the rest."""
+        runs = []
+        for sender, queue in self._by_sender.items():
+            nonce = nonce_of(sender)
+            run = []
+            while nonce is not None and nonce in queue:
+                run.append(queue[nonce])
+                nonce += 1
+            if run:
+                runs.append(run)
+        runs.sort(key=lambda r: r[0].seq)
+        # Grid emergencies first: each run holding one leads with its transactions up to
+        # the last emergency (nonce order must hold), in order of arrival.
+        urgent = [
+            (run, max((i for i, e in enumerate(run) if e.emergency), default=-1)) for run in runs
+        ]
+        firsts = [run[: last + 1] for run, last in urgent if last >= 0]
+        rests = [run[last + 1 :] for run, last in urgent]
+        out: list[bytes] = []
+        size = 0
+        for batch in (*firsts, *itertools.zip_longest(*rests)):
+            for entry in batch:
+                if entry is None:
+                    continue
+                if len(out) >= max_txs or size + len(entry.raw) > max_bytes:
+                    return out
+                out.append(entry.raw)
+                size += len(entry.raw)
+        return out
+
+    def failed(self, failures: list[tuple[bytes, str]]) -> list[tuple[bytes, str]]:
+        """Transactions that did not apply when this node built a block. One may wait for
+        another sender's (a licence for a participant registered in the same block), so
+        it is dropped, with the ledger's code as the reason, only after failing in
+        MAX_BUILD_FAILURES blocks. Its sender's later transactions can never apply
+        without its nonce, so they are dropped with it (PRECEDING_DROPPED): a client sees
+        every outcome instead of waiting forever."""
+        dropped = []
+        for tx_hash, code in failures:
+            entry = self._by_hash.get(tx_hash)
+            if entry is None:
+                continue
+            self._strikes[tx_hash] = strikes = self._strikes.get(tx_hash, 0) + 1
+            if strikes < MAX_BUILD_FAILURES:
+                continue
+            queue = self._by_sender[entry.sender]
+            later = [queue[n] for n in sorted(queue) if n > entry.nonce]
+            self._remove(entry, f"dropped:{code}")
+            dropped.append((tx_hash, code))
+            for follower in later:
+                self._remove(follower, f"dropped:{PRECEDING_DROPPED}")
+                dropped.append((follower.tx_hash, PRECEDING_DROPPED))
+        return dropped
+
+    def has_ready(self, nonce_of: NonceOf) -> bool:
+        """Is any transaction ready for the next block (its sender's next nonce)?"""
+        return any(nonce_of(sender) in queue for sender, queue in self._by_sender.items())
+
+    def update(self, committed: list[bytes], nonce_of: NonceOf) -> list[tuple[bytes, str]]:
+        """After a block: mark its transactions committed and drop every waiting one whose
+        nonce a committed transaction used. Returns the drops with their reasons."""
+        for tx_hash in committed:
+            entry = self._by_hash.get(tx_hash)
+            if entry is not None:
+                self._remove(entry, "committed")
+            else:
+                self._record(tx_hash, "committed")
+        dropped = []
+        for sender in list(self._by_sender):
+            nonce = nonce_of(sender)
+            for entry in list(self._by_sender.get(sender, {}).values()):
+                if nonce is None or entry.nonce < nonce:
+                    self._remove(entry, f"dropped:{SUPERSEDED}")
+                    dropped.append((entry.tx_hash, SUPERSEDED))
+        return dropped
+
+    def status(self, tx_hash: bytes) -> str:
+        """pending, committed, dropped:REASON, or unknown."""
+        if tx_hash in self._by_hash:
+            return "pending"
+        return self._outcomes.get(tx_hash, "unknown")
+
+
+def _check(raws: list[bytes]) -> list[Checked]:
+    """Decode and verify one chunk (in a pool thread: PyNaCl releases the GIL to verify)."""
+    out: list[Checked] = []
+    for raw in raws:
+        try:
+            stx = tx.decode(raw)
+        except codec.DecodeError as exc:
+            out.append((Admission(None, False, exc.code, str(exc)), False))
+            continue
+        out.append((stx, crypto.verify(stx.tx.sender, stx.tx.signing_bytes(), stx.signature)))
+    return out

@@ -1,0 +1,337 @@
+"""Every operation of a node's API, declared once for both clients.
+
+`Api` is the table: each method decorated with `@endpoint` returns what to ask, not the
+answer. Most return a `Call` (the HTTP method, the path under /api/v1, the query or JSON
+body, and how the JSON answer becomes the typed result); a few are flows, generators that
+yield calls and receive their results (signing with the tracked nonce needs the account's
+nonce and the chain id first). `Client` (sync.py) and `AsyncClient` (aio.py) inherit the
+table and each run any entry its own way, blocking or awaited, so `client.balance(who)`
+returns a `Balance` and `await async_client.balance(who)` the same. Adding an endpoint is
+one entry here.
+
+What is not a request, and so not here: waiting for finality (polling, or the WebSocket)
+and subscribing to streams, written once in each transport.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Generator
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, Final, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from gridtokenx.client.models import (
+    JSON,
+    ApiError,
+    Balance,
+    NodeStatus,
+    Receipt,
+    Who,
+    address_text,
+    raw_of,
+)
+from gridtokenx.wire.crypto import PrivateKey
+from gridtokenx.wire.tx import Body, SignedTransaction
+from gridtokenx.wire.tx import make as make_tx
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+NONCE_CODES: Final = frozenset({"NONCE_REPLAYED", "NONCE_TAKEN", "NONCE_GAP"})
+
+
+@dataclass(frozen=True)
+class Call(Generic[R]):
+    """One request under /api/v1 and how its JSON answer becomes the result."""
+
+    method: str
+    path: str
+    decode: Callable[[Any], R]
+    params: JSON = field(default_factory=dict)  # the query; None values are left out
+    body: JSON | None = None
+
+    def query(self) -> JSON:
+        return {k: v for k, v in self.params.items() if v is not None}
+
+
+Flow = Generator[Call[Any], Any, R]  # yields calls, is sent their results, returns R
+Op = Call[R] | Flow[R]
+
+
+def get(path: str, decode: Callable[[Any], R], **params: Any) -> Call[R]:
+    return Call("GET", path, decode, params)
+
+
+def post(path: str, body: JSON, decode: Callable[[Any], R]) -> Call[R]:
+    return Call("POST", path, decode, body=body)
+
+
+def as_json(data: Any) -> JSON:
+    return data  # type: ignore[no-any-return]
+
+
+def as_is(data: Any) -> Any:
+    return data
+
+
+def items(data: Any) -> list[JSON]:
+    return data["items"]  # type: ignore[no-any-return]
+
+
+# --- running an operation: shared by both transports -------------------------------------
+@dataclass(frozen=True)
+class Finished(Generic[R]):
+    value: R
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a transport got for a flow's last call: its result, or the error to raise
+    inside the flow (which may handle it)."""
+
+    value: Any = None
+    error: Exception | None = None
+
+    def resume(self, flow: Flow[R]) -> Call[Any] | Finished[R]:
+        """The flow's next call, or its result once it returns."""
+        try:
+            return flow.throw(self.error) if self.error else flow.send(self.value)
+        except StopIteration as done:
+            return Finished(done.value)
+
+    @staticmethod
+    def of(request: Callable[[], Any]) -> Reply:
+        try:
+            return Reply(request())
+        except Exception as exc:
+            return Reply(error=exc)
+
+    @staticmethod
+    async def of_awaited(request: Coroutine[Any, Any, Any]) -> Reply:
+        try:
+            return Reply(await request)
+        except Exception as exc:
+            return Reply(error=exc)
+
+
+def as_flow(op: Op[R]) -> Flow[R]:
+    """Any operation as a flow: a single call is a flow of one step."""
+    if isinstance(op, Call):
+        return _one(op)
+    return op
+
+
+def _one(call: Call[R]) -> Flow[R]:
+    result: R = yield call
+    return result
+
+
+def ask(endpoint: Endpoint[P, T], api: Api, /, *args: P.args, **kwargs: P.kwargs) -> Flow[T]:
+    """Inside a flow, another entry of the table: `x = yield from ask(Api.balance, self, who)`."""
+    return (yield from as_flow(endpoint.build(api, *args, **kwargs)))
+
+
+# --- the descriptor that makes a table entry a method of either client --------------------
+class SyncRunner(Protocol):
+    def _bind_sync(self, build: Callable[..., Op[Any]]) -> Callable[..., Any]: ...
+
+
+class AsyncRunner(Protocol):
+    def _bind_async(self, build: Callable[..., Op[Any]]) -> Callable[..., Any]: ...
+
+
+class Endpoint(Generic[P, R]):
+    """A table entry: on a `Client` a method returning R, on an `AsyncClient` a coroutine
+    method returning R, with the declared parameters, name and docstring."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Op[R]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self.__name__ = build.__name__
+
+    @overload
+    def __get__(self, api: None, owner: type[Any]) -> Endpoint[P, R]: ...
+    @overload
+    def __get__(self, api: SyncRunner, owner: type[Any]) -> Callable[P, R]: ...
+    @overload
+    def __get__(
+        self, api: AsyncRunner, owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    def __get__(self, api: Any, owner: type[Any]) -> Any:
+        if api is None:
+            return self
+        bind = api._bind_async if hasattr(api, "_bind_async") else api._bind_sync
+        method = bind(self.build)
+        functools.update_wrapper(method, self.build)
+        own = list(inspect.signature(self.build).parameters.values())[1:]  # less self
+        method.__signature__ = inspect.Signature(own)
+        return method
+
+
+def endpoint(build: Callable[Concatenate[Any, P], Op[R]]) -> Endpoint[P, R]:
+    return Endpoint(build)
+
+
+# --- the table ------------------------------------------------------------------------------
+class Nonces:
+    """Next nonce per sender, so several transactions can be in flight without waiting;
+    refreshed from the ledger whenever a nonce is refused."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, int] = {}
+
+    def take(self, address: str, ledger_next: int) -> int:
+        nonce = max(self.known.get(address, 0), ledger_next)
+        self.known[address] = nonce + 1
+        return nonce
+
+    def forget(self, address: str) -> None:
+        self.known.pop(address, None)
+
+
+class Api:
+    """Every operation of the node's API, for `Client` and `AsyncClient` alike."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._chain_id: str | None = None
+        self._nonces = Nonces()
+
+    @endpoint
+    def get(self, /, path: str, **params: Any) -> Call[Any]:
+        """Any GET endpoint under /api/v1, for what has no method of its own."""
+        return get(path, as_is, **params)
+
+    # --- queries ---------------------------------------------------------------------------
+    @endpoint
+    def health(self) -> Call[JSON]:
+        return get("/health", as_json)
+
+    @endpoint
+    def status(self) -> Call[NodeStatus]:
+        """The node's version, chain, id, latest block, catching-up flag, voting power and
+        peers."""
+        return get("/status", NodeStatus.of)
+
+    @endpoint
+    def chain_id(self) -> Flow[str]:
+        """The chain's id, asked once per client (signatures cover it)."""
+        if self._chain_id is None:
+            self._chain_id = str((yield get("/chain", as_json))["chain_id"])
+        return self._chain_id
+
+    @endpoint
+    def balance(self, who: Who) -> Call[Balance]:
+        return get(f"/accounts/{address_text(who)}", Balance.of)
+
+    @endpoint
+    def block(self, height: int | str = "latest") -> Call[JSON]:
+        return get(f"/blocks/{height}", as_json)
+
+    @endpoint
+    def tx(self, tx_hash: str) -> Call[Receipt]:
+        return get(f"/txs/{tx_hash}", Receipt.of)
+
+    @endpoint
+    def order(self, order_id: int) -> Call[JSON]:
+        return get(f"/orders/{order_id}", as_json)
+
+    @endpoint
+    def orders(self, account: Who) -> Call[list[JSON]]:
+        return get("/orders", items, account=address_text(account))
+
+    @endpoint
+    def book(self, zone: str, interval: int) -> Call[JSON]:
+        return get(f"/book/{zone}/{interval}", as_json)
+
+    @endpoint
+    def trades(self, interval: int | None = None, zone: str | None = None) -> Call[list[JSON]]:
+        return get("/trades", items, interval=interval, zone=zone)
+
+    @endpoint
+    def certificate(self, certificate_id: int) -> Call[JSON]:
+        return get(f"/certificates/{certificate_id}", as_json)
+
+    @endpoint
+    def certificates(
+        self,
+        owner: Who | None = None,
+        *,
+        issued_to: Who | None = None,
+        status: str = "all",
+        limit: int = 100,
+        after: int | str | None = None,
+    ) -> Call[JSON]:
+        """A page (`items`, `next`) of certificates, newest first: held by `owner`, issued
+        to `issued_to`, or all; `status` is all, active or retired."""
+        params: JSON = {"status": status, "limit": limit, "after": after}
+        if owner is not None:
+            params["owner"] = address_text(owner)
+        if issued_to is not None:
+            params["issued_to"] = address_text(issued_to)
+        return get("/certificates", as_json, **params)
+
+    @endpoint
+    def carbon(
+        self,
+        participant: Who | None = None,
+        *,
+        zone: str | None = None,
+        from_day: int | str | None = None,
+        to_day: int | str | None = None,
+    ) -> Call[JSON]:
+        """Certificate carbon totals (Wh issued and retired, grams CO2e avoided) over local
+        days YYYYMMDD, for a participant, a zone, or every zone (neither given)."""
+        if participant is not None and zone is not None:
+            raise ValueError("give a participant or a zone, not both")
+        if participant is not None:
+            path = f"/carbon/participants/{address_text(participant)}"
+        else:
+            path = "/carbon/zones" if zone is None else f"/carbon/zones/{zone}"
+        return get(path, as_json, from_day=from_day, to_day=to_day)
+
+    @endpoint
+    def proposals(
+        self, status: str | None = None, limit: int = 50, after: int | str | None = None
+    ) -> Call[JSON]:
+        """A page of governance proposals, newest first; `status` e.g. active or EXECUTED."""
+        return get("/governance/proposals", as_json, status=status, limit=limit, after=after)
+
+    @endpoint
+    def proposal(self, proposal_id: int) -> Call[JSON]:
+        return get(f"/governance/proposals/{proposal_id}", as_json)
+
+    # --- transactions ----------------------------------------------------------------------
+    @endpoint
+    def submit(self, signed: bytes | SignedTransaction) -> Call[str]:
+        """Submit signed bytes; returns the transaction hash (hex) once admitted."""
+        return post("/txs", {"tx": raw_of(signed).hex()}, lambda data: str(data["hash"]))
+
+    @endpoint
+    def submit_batch(self, signed: list[bytes] | list[SignedTransaction]) -> Call[list[JSON]]:
+        body = {"txs": [raw_of(s).hex() for s in signed]}
+        return post("/txs/batch", body, lambda data: data["results"])
+
+    @endpoint
+    def sign(
+        self, key: PrivateKey, body: Body, fee: int = 0, nonce: int | None = None
+    ) -> Flow[bytes]:
+        """Build and sign locally with the sender's next nonce (tracked across calls)."""
+        if nonce is None:
+            sender = address_text(key)
+            balance = yield from ask(Api.balance, self, sender)
+            nonce = self._nonces.take(sender, balance.nonce)
+        chain = yield from ask(Api.chain_id, self)
+        return make_tx(key, chain, nonce, body, fee).encode()
+
+    @endpoint
+    def send(self, key: PrivateKey, body: Body, fee: int = 0) -> Flow[str]:
+        """Sign and submit; returns the hash. A refused nonce resets the nonce tracking."""
+        try:
+            signed = yield from ask(Api.sign, self, key, body, fee)
+            return (yield from ask(Api.submit, self, signed))
+        except ApiError as exc:
+            if exc.code in NONCE_CODES:
+                self._nonces.forget(address_text(key))
+            raise

@@ -1,0 +1,138 @@
+"""What the SDK returns and raises: typed results of the API's JSON and errors that carry the
+API's stable codes. Shared by `Client` and `AsyncClient`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from gridtokenx.wire import crypto
+from gridtokenx.wire.crypto import PrivateKey
+from gridtokenx.wire.tx import SignedTransaction
+
+PREFIX: Final = "/api/v1"
+JSON = dict[str, Any]
+Who = str | bytes | PrivateKey  # an account: gtx... text, 20 raw bytes, or its key
+
+
+class ApiError(Exception):
+    """The API refused a request: `code` is stable (branch on it), `message` is for people."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class TxDropped(Exception):
+    """A submitted transaction left the mempool without being committed."""
+
+    def __init__(self, tx_hash: str, reason: str) -> None:
+        super().__init__(f"transaction {tx_hash} was dropped: {reason}")
+        self.tx_hash, self.reason = tx_hash, reason
+
+
+class FinalityTimeout(TimeoutError):
+    def __init__(self, tx_hash: str, seconds: float) -> None:
+        super().__init__(f"transaction {tx_hash} was not committed within {seconds} s")
+        self.tx_hash = tx_hash
+
+
+@dataclass(frozen=True)
+class Receipt:
+    hash: str
+    status: str  # pending, committed or dropped
+    height: int | None = None
+    index: int | None = None
+    events: list[JSON] = field(default_factory=list)
+    reason: str = ""
+
+    @classmethod
+    def of(cls, data: JSON) -> Receipt:
+        return cls(
+            data["hash"],
+            data["status"],
+            data.get("height"),
+            data.get("index"),
+            data.get("events", []),
+            data.get("reason", ""),
+        )
+
+
+def final(receipt: Receipt) -> Receipt | None:
+    """A committed receipt, or None while the transaction is pending; a dropped one raises
+    `TxDropped` (one-block finality: committed is final)."""
+    if receipt.status == "dropped":
+        raise TxDropped(receipt.hash, receipt.reason)
+    return receipt if receipt.status == "committed" else None
+
+
+@dataclass(frozen=True)
+class Balance:
+    address: str
+    grid_wh: int
+    thb_satang: int
+    nonce: int
+
+    @classmethod
+    def of(cls, data: JSON) -> Balance:
+        return cls(data["address"], data["grid_wh"], data["thb_satang"], data["nonce"])
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A node's `GET /status` (field meanings: the API's OpenAPI document, docs/api.md)."""
+
+    version: str
+    chain_id: str
+    node_id: str
+    moniker: str
+    latest_height: int
+    latest_hash: str | None
+    latest_time: int
+    genesis_hash: str | None
+    genesis_root: str | None
+    catching_up: bool
+    peer_height: int
+    validator_address: str
+    voting_power: int
+    peers_inbound: int
+    peers_outbound: int
+    mempool_txs: int
+    uptime_s: float
+
+    @classmethod
+    def of(cls, data: JSON) -> NodeStatus:
+        """Fields a newer node adds are left out, so an older SDK keeps working."""
+        flat = {**data, "peers_inbound": data["peers"]["inbound"],
+                "peers_outbound": data["peers"]["outbound"]}  # fmt: skip
+        return cls(**{f.name: flat[f.name] for f in dataclasses.fields(cls)})
+
+
+def address_text(who: Who) -> str:
+    """`gtx...` text for an address given as text, 20 raw bytes or a key."""
+    if isinstance(who, PrivateKey):
+        return crypto.address_to_text(who.address)
+    if isinstance(who, bytes):
+        return crypto.address_to_text(who)
+    return who
+
+
+def raw_of(signed: bytes | SignedTransaction) -> bytes:
+    return signed.encode() if isinstance(signed, SignedTransaction) else signed
+
+
+def checked(response: httpx.Response) -> Any:
+    """The JSON body, or the API's error as `ApiError`."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.is_success:
+        return data
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        raise ApiError(response.status_code, str(error.get("code")), str(error.get("message")))
+    raise ApiError(response.status_code, f"HTTP_{response.status_code}", response.text[:200])

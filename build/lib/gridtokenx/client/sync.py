@@ -1,0 +1,90 @@
+"""`Client`: the SDK over httpx.Client, running every entry of the endpoint table
+(client.endpoints) as a blocking method, plus what is not a request: waiting for finality
+by polling, and the streams over a blocking WebSocket."""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import orjson
+from websockets.sync.client import connect
+
+from gridtokenx.client.endpoints import Api, Call, Finished, Op, Reply, as_flow
+from gridtokenx.client.models import JSON, PREFIX, FinalityTimeout, Receipt, checked, final
+from gridtokenx.client.streams import lagged, subscriptions, ws_url
+from gridtokenx.wire.crypto import PrivateKey
+from gridtokenx.wire.tx import Body
+
+
+class Client(Api):
+    """Synchronous SDK over one node's API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        """`verify`: how an https node's certificate is checked (an `ssl.SSLContext` trusting
+        a private CA, e.g. `ssl.create_default_context(cafile=...)`; default: public CAs)."""
+        super().__init__(base_url)
+        self._http = httpx.Client(base_url=self.base_url + PREFIX, timeout=timeout,
+                                  transport=transport, verify=verify)  # fmt: skip
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, call: Call[Any]) -> Any:
+        response = self._http.request(call.method, call.path, params=call.query(), json=call.body)
+        return call.decode(checked(response))
+
+    def _run(self, op: Op[Any]) -> Any:
+        flow, reply = as_flow(op), Reply()
+        while not isinstance(step := reply.resume(flow), Finished):
+            reply = Reply.of(functools.partial(self._request, step))
+        return step.value
+
+    def _bind_sync(self, build: Callable[..., Op[Any]]) -> Callable[..., Any]:
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return self._run(build(self, *args, **kwargs))
+
+        return method
+
+    def wait(self, tx_hash: str, timeout: float = 30.0, poll: float = 0.2) -> Receipt:
+        """Poll until the transaction is committed (final: one-block finality)."""
+        deadline = time.monotonic() + timeout
+        while (receipt := final(self.tx(tx_hash))) is None:
+            if time.monotonic() > deadline:
+                raise FinalityTimeout(tx_hash, timeout)
+            time.sleep(poll)
+        return receipt
+
+    def send_and_wait(
+        self, key: PrivateKey, body: Body, fee: int = 0, timeout: float = 30.0
+    ) -> Receipt:
+        return self.wait(self.send(key, body, fee), timeout)
+
+    def subscribe(self, *topics: JSON, timeout: float | None = None) -> Iterator[JSON]:
+        """Messages for the topics (e.g. {"topic": "blocks"}, {"topic": "tx", "hash": h}),
+        until the caller stops iterating; `timeout` bounds the wait for each message."""
+        with connect(ws_url(self.base_url)) as socket:
+            for request in subscriptions(topics):
+                socket.send(request)
+            while True:
+                message: JSON = orjson.loads(socket.recv(timeout))
+                yield message
+                if lagged(message):
+                    return

@@ -1,0 +1,135 @@
+"""Balances, nonces and token supply: the bookkeeping every other context moves value through.
+
+All value changes go through `credit`, `debit`, `mint` and `burn` so the supply record and
+the balances can never disagree: that is the invariant `invariants.check_supply` verifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+import msgspec
+
+from gridtokenx.ledger.state import Overlay, State, records_under
+from gridtokenx.wire import errors
+from gridtokenx.wire.crypto import tagged_hash
+from gridtokenx.wire.tx import Asset
+
+SUPPLY_KEY = b"supply"
+MAX_AMOUNT = 2**63 - 1
+"""Every balance and supply total must fit the wire's U64 range, or the state could not be
+encoded (and no root computed). Supply totals bound every balance, so checking them suffices
+for mint; credit checks too, for safety."""
+
+ESCROW_ADDRESS = tagged_hash(b"GridTokenX/system-account", b"market-escrow")[:20]
+"""The market's escrow: buyers' THB for open orders and unsettled trades, and sellers' metered
+GRID until settlement. No key signs for it: key addresses are hashes under another tag."""
+
+
+class Account(msgspec.Struct, frozen=True, array_like=True):
+    grid_wh: int
+    thb_satang: int
+    nonce: int  # the nonce its next transaction must carry
+
+    def balance(self, asset: Asset) -> int:
+        return self.grid_wh if asset is Asset.GRID else self.thb_satang
+
+
+class Supply(msgspec.Struct, frozen=True, array_like=True):
+    grid_minted_wh: int = 0
+    grid_burned_wh: int = 0
+    thb_issued_satang: int = 0
+    thb_redeemed_satang: int = 0
+
+    def outstanding(self, asset: Asset) -> int:
+        if asset is Asset.GRID:
+            return self.grid_minted_wh - self.grid_burned_wh
+        return self.thb_issued_satang - self.thb_redeemed_satang
+
+
+def account_key(address: bytes) -> bytes:
+    return b"acct/" + address
+
+
+def get_account(view: State | Overlay, address: bytes) -> Account | None:
+    return view.get(account_key(address), Account)
+
+
+def all_accounts(state: State, after: bytes | None = None) -> Iterator[tuple[bytes, Account]]:
+    """Every (address, account) in address order, after the address `after`: for totals
+    over every holder (held balances, committed transactions)."""
+    return records_under(state, account_key(b""), Account, after)
+
+
+def open_account(view: Overlay, address: bytes) -> None:
+    if get_account(view, address) is None:
+        view.put(account_key(address), Account(0, 0, 0))
+
+
+def _require(view: Overlay, address: bytes) -> Account:
+    account = get_account(view, address)
+    if account is None:
+        raise errors.UnknownRecipient("account does not exist")
+    return account
+
+
+def _with_balance(account: Account, asset: Asset, value: int) -> Account:
+    if asset is Asset.GRID:
+        return msgspec.structs.replace(account, grid_wh=value)
+    return msgspec.structs.replace(account, thb_satang=value)
+
+
+def credit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    account = _require(view, address)
+    if account.balance(asset) + amount > MAX_AMOUNT:
+        raise errors.AmountOverflow(f"{asset.name} balance would exceed {MAX_AMOUNT}")
+    view.put(account_key(address), _with_balance(account, asset, account.balance(asset) + amount))
+
+
+def debit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    account = _require(view, address)
+    have = account.balance(asset)
+    if have < amount:
+        raise errors.InsufficientBalance(f"{asset.name} balance {have} is below {amount}")
+    view.put(account_key(address), _with_balance(account, asset, have - amount))
+
+
+def move(view: Overlay, source: bytes, target: bytes, asset: Asset, amount: int) -> None:
+    """Value changing hands: the only way a balance moves without a mint or a burn."""
+    debit(view, source, asset, amount)
+    credit(view, target, asset, amount)
+
+
+def supply(view: State | Overlay) -> Supply:
+    return view.get(SUPPLY_KEY, Supply) or Supply()
+
+
+_SUPPLY_FIELDS = {
+    Asset.GRID: ("grid_minted_wh", "grid_burned_wh"),
+    Asset.THB: ("thb_issued_satang", "thb_redeemed_satang"),
+}
+
+
+def _count_supply(view: Overlay, field: str, amount: int) -> None:
+    s = supply(view)
+    if getattr(s, field) + amount > MAX_AMOUNT:
+        raise errors.AmountOverflow(f"{field} would exceed {MAX_AMOUNT}")
+    view.put(SUPPLY_KEY, msgspec.structs.replace(s, **{field: getattr(s, field) + amount}))
+
+
+def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    credit(view, address, asset, amount)
+    _count_supply(view, _SUPPLY_FIELDS[asset][0], amount)
+
+
+def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+    debit(view, address, asset, amount)
+    _count_supply(view, _SUPPLY_FIELDS[asset][1], amount)
+
+
+RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (
+    Account,
+    Supply,
+)
+"""The record types this context stores (`transition.RECORD_TYPES` gathers every context's)."""

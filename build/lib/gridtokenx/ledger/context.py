@@ -1,0 +1,22 @@
+"""What a transaction sees besides state: the block it is in, and what it reports back."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class BlockContext(msgspec.Struct, frozen=True):
+    """The block's height and timestamp (unix seconds): the only clock the ledger knows."""
+
+    height: int
+    time: int
+
+
+EventValue = int | str | bytes
+
+
+class Event(msgspec.Struct, frozen=True, array_like=True):
+    """Something a transaction did, for receipts and API streams (e.g. `minted`, `transfer`)."""
+
+    kind: str
+    attrs: dict[str, EventValue]

@@ -1,0 +1,492 @@
+"""Orders and continuous matching for one delivery interval, per zone and across zones.
+
+An incoming order is matched at once against the resting orders of every zone it can reach
+(its own zone, and other zones while the interconnector path has room), best price first and
+then earliest; the trade price is the resting order's. Across a path with loss l, a seller's
+price p costs the buyer p / (1 - l) per kWh received, and that grossed-up price is what must
+be within the buyer's limit: so when a link is full or lossy, zone prices separate.
+
+Matching first plans its fills without writing, then executes the plan, so fill-or-kill can
+be decided before anything changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from gridtokenx.ledger import accounts, registry
+from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.grid import records as grid
+from gridtokenx.ledger.market import bookkeeping, orderbook, paths, records
+from gridtokenx.ledger.market.records import Order, OrderStatus
+from gridtokenx.ledger.params import Params
+from gridtokenx.ledger.state import Overlay
+from gridtokenx.wire import errors
+from gridtokenx.wire.tx import (
+    AmendOrder,
+    Asset,
+    CancelOrder,
+    OrderKind,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+)
+
+
+def gate_closure(interval_start: int, params: Params) -> int:
+    return interval_start - params.gate_closure_seconds
+
+
+def _check_window(ctx: BlockContext, interval_start: int, params: Params) -> None:
+    if interval_start % params.interval_seconds:
+        raise errors.MisalignedInterval(
+            f"interval start must be a multiple of {params.interval_seconds} s"
+        )
+    if ctx.time >= gate_closure(interval_start, params):
+        raise errors.GateClosed(
+            f"gate closed {params.gate_closure_seconds} s before the interval starts"
+        )
+    if interval_start - ctx.time > params.trading_horizon_seconds:
+        raise errors.TradingNotOpen(
+            f"trading opens {params.trading_horizon_seconds} s before the interval starts"
+        )
+
+
+def _check_price_and_quantity(quantity_wh: int, price: int, params: Params) -> None:
+    if not params.price_min_satang_per_kwh <= price <= params.price_max_satang_per_kwh:
+        raise errors.PriceOutOfBand(
+            f"price must be within {params.price_min_satang_per_kwh}-"
+            f"{params.price_max_satang_per_kwh} satang/kWh"
+        )
+    if price % params.tick_satang_per_kwh:
+        raise errors.PriceNotOnTick(f"price must be a multiple of {params.tick_satang_per_kwh}")
+    if quantity_wh < params.min_lot_wh:
+        raise errors.QuantityBelowLot(f"quantity must be at least {params.min_lot_wh} Wh")
+
+
+def _check_not_halted(view: Overlay, zone: str) -> None:
+    halt = view.get(records.halt_key(zone), records.ZoneHalt)
+    if halt is not None:
+        raise errors.ZoneHalted(f"zone {zone} is halted by {halt.halted_by}: {halt.reason}")
+
+
+def seller_capacity(
+    view: Overlay, seller: bytes, zone: str, interval_seconds: int
+) -> tuple[int, bool]:
+    """Most the seller's producing meters in the zone can export in one interval, and whether
+    all of them are renewable."""
+    index = view.get(registry.owner_meters_key(seller), registry.OwnerMeters)
+    capacity, renewable = 0, True
+    for address in () if index is None else index.meters:
+        meter = view.get(registry.meter_key(address), registry.Meter)
+        if meter is None or meter.zone != zone or not meter.kind.produces:
+            continue
+        capacity += meter.rated_capacity_w * interval_seconds // 3600
+        renewable = renewable and meter.kind.renewable
+    return capacity, renewable and capacity > 0
+
+
+def _check_sell_room(view: Overlay, order: Order, extra_wh: int, params: Params) -> None:
+    capacity, _ = seller_capacity(view, order.owner, order.zone, params.interval_seconds)
+    pos = bookkeeping.position(view, order.interval_start, order.zone, order.owner)
+    if pos.offered_wh + pos.sold_wh + extra_wh > capacity:
+        raise errors.SellCapacityExceeded(
+            f"offers of {pos.offered_wh + pos.sold_wh + extra_wh} Wh exceed the {capacity} Wh "
+            f"the seller's meters in {order.zone} can export in the interval"
+        )
+
+
+# --- matching ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fill:
+    resting: Order
+    quantity_wh: int
+    price: int  # satang per kWh sent
+    path: paths.Path
+
+
+@dataclass
+class Plan:
+    fills: list[Fill]
+    self_trades: list[Order]  # the incoming order's owner's own resting orders it would cross
+
+    @property
+    def filled_wh(self) -> int:
+        return sum(f.quantity_wh for f in self.fills)
+
+
+def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = None) -> Plan:
+    """Gather the books the order can reach (not halted, connected, with their path loss and
+    link room) and let the engine decide the fills, writing nothing."""
+    opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
+    market = bookkeeping.interval_market(view, incoming.interval_start)
+    books = orderbook.books(view.base)
+    reachable: list[orderbook.Reachable] = []
+    routes: dict[str, paths.Path] = {}
+    link_room: dict[tuple[str, str], int] = {}
+
+    def room(a: str, b: str) -> int:
+        return paths.link_room_wh(view, incoming.interval_start, a, b, params.interval_seconds)
+
+    for zone in () if market is None else market.zones:
+        side = books.side(incoming.interval_start, zone, opposite)
+        if side is None or view.get(records.halt_key(zone), records.ZoneHalt) is not None:
+            continue
+        if incoming.side is Side.BUY:
+            route = paths.find(view, zone, incoming.zone, room)
+        else:
+            route = paths.find(view, incoming.zone, zone, room)
+        if route is None:
+            continue
+        routes[zone] = route
+        if len(route.zones) == 1:
+            reachable.append(side.local)
+            continue
+        hops = route.hops
+        for a, b in hops:
+            link_room.setdefault((a, b), room(a, b))
+        importer = route.zones[-1]
+        headroom = grid.import_room_wh(
+            view, incoming.interval_start, importer, params.interval_seconds
+        )
+        if headroom is not None:  # the buyer zone's headroom, rationed like one more link
+            hops = (*hops, (grid.IMPORT_HOP, importer))
+            link_room.setdefault(hops[-1], headroom)
+        reachable.append(orderbook.Reachable(zone, side, route.loss_bp, hops))
+    decision = orderbook.match(
+        orderbook.Incoming(
+            incoming.side,
+            incoming.price,
+            incoming.owner,
+            incoming.remaining_wh,
+            incoming.renewable_only,
+            incoming.renewable,
+        ),
+        reachable,
+        link_room,
+        before,
+    )
+    return Plan(
+        [
+            Fill(bookkeeping.get_order(view, r.id), quantity, price, routes[zone])
+            for r, quantity, price, zone in decision.fills
+        ],
+        [bookkeeping.get_order(view, r.id) for r in decision.self_trades],
+    )
+
+
+def _execute(
+    view: Overlay, ctx: BlockContext, incoming: Order, plan: Plan, params: Params
+) -> tuple[Order, list[Event]]:
+    """Carry out a plan: the owner's own crossed orders are cancelled, then each fill becomes
+    a trade. Both orders are carried forward fill by fill, as each fill changes them."""
+    events = [
+        bookkeeping.close_order(view, own, OrderStatus.CANCELLED, "self_trade")
+        for own in plan.self_trades
+    ]
+    market = bookkeeping.interval_market(view, incoming.interval_start)
+    assert market is not None
+    for fill in plan.fills:
+        resting = bookkeeping.get_order(view, fill.resting.id)  # re-read: escrow may have moved
+        buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
+        trade = _store_trade(view, ctx, buy, sell, fill, _fill_cost_satang(buy, fill, params))
+        market = _record_trade(view, market, trade, buy, sell, fill.path)
+        buy = _buyer_after_fill(view, buy, trade, params)
+        sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - trade.quantity_wh)
+        events.append(_trade_event(trade))
+        resting = buy if incoming.side is Side.SELL else sell
+        incoming = sell if incoming.side is Side.SELL else buy
+        events += bookkeeping.store_after_fills(view, resting)
+    view.put(records.interval_key(incoming.interval_start), market)
+    return incoming, events
+
+
+def _fill_cost_satang(buy: Order, fill: Fill, params: Params) -> int:
+    """The escrow was sized at placement; a fee or wheeling rate governance raised since may
+    price the fill and the rest above it. They share what is held: the fill takes its cost
+    but leaves the rest's value at the limit (so every seller is paid in full), and
+    settlement caps the charges at what the trade's escrow holds."""
+    rest_wh = buy.remaining_wh - fill.quantity_wh
+    return min(
+        bookkeeping.buyer_cost_satang(fill.quantity_wh, fill.price, params),
+        buy.escrow_satang - bookkeeping.value_satang(rest_wh, buy.price),
+    )
+
+
+def _store_trade(
+    view: Overlay, ctx: BlockContext, buy: Order, sell: Order, fill: Fill, cost_satang: int
+) -> records.Trade:
+    trade = records.Trade(
+        id=bookkeeping.next_id(view),
+        interval_start=buy.interval_start,
+        buy_order=buy.id,
+        sell_order=sell.id,
+        buyer=buy.owner,
+        seller=sell.owner,
+        buyer_zone=buy.zone,
+        seller_zone=sell.zone,
+        quantity_wh=fill.quantity_wh,
+        price=fill.price,
+        loss_bp=fill.path.loss_bp,
+        path=fill.path.zones,
+        escrow_satang=cost_satang,
+        height=ctx.height,
+        time=ctx.time,
+    )
+    view.put(records.trade_key(trade.id), trade)
+    return trade
+
+
+def _record_trade(
+    view: Overlay,
+    market: records.IntervalMarket,
+    trade: records.Trade,
+    buy: Order,
+    sell: Order,
+    path: paths.Path,
+) -> records.IntervalMarket:
+    """List the trade (and any party trading for the first time) in its interval, reserve
+    its path's link room, and move the quantity from the seller's offer to sold and bought."""
+    first_trades = [
+        (order.owner, order.zone)
+        for order in (buy, sell)
+        if not bookkeeping.position(view, order.interval_start, order.zone, order.owner).listed
+    ]
+    market = bookkeeping.record_trade(view, market, trade, first_trades)
+    q = trade.quantity_wh
+    if len(path.zones) > 1:
+        paths.reserve(view, path, trade.interval_start, q)
+    bookkeeping.update_position(
+        view, sell.interval_start, sell.zone, sell.owner, offered_wh=-q, sold_wh=q
+    )
+    bookkeeping.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
+    return market
+
+
+def _buyer_after_fill(view: Overlay, buy: Order, trade: records.Trade, params: Params) -> Order:
+    """Keep in escrow exactly what the rest of the order can cost; a fill below the limit
+    frees the difference at once."""
+    rest_wh = buy.remaining_wh - trade.quantity_wh
+    kept = buy.escrow_satang - trade.escrow_satang
+    keep = min(bookkeeping.buyer_cost_satang(rest_wh, buy.price, params), kept)
+    surplus = kept - keep
+    if surplus:
+        accounts.move(view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, surplus)
+    return msgspec.structs.replace(buy, remaining_wh=rest_wh, escrow_satang=keep)
+
+
+def _trade_event(trade: records.Trade) -> Event:
+    return Event(
+        "trade",
+        {
+            "trade": trade.id,
+            "interval": trade.interval_start,
+            "buyer": trade.buyer,
+            "seller": trade.seller,
+            "buyer_zone": trade.buyer_zone,
+            "seller_zone": trade.seller_zone,
+            "quantity_wh": trade.quantity_wh,
+            "price": trade.price,
+            "loss_bp": trade.loss_bp,
+        },
+    )
+
+
+# --- transaction handlers ------------------------------------------------------------------
+def place_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
+) -> list[Event]:
+    """Check, set aside what backs the order, match it at once, then rest or close what is
+    left by its time in force."""
+    _check_may_place(view, ctx, sender, body, params)
+    order = _back_order(view, _new_order(view, ctx, sender, body, params), params)
+    bookkeeping.ensure_interval(view, body.interval_start, body.zone)
+    events = [_accepted_event(order)]
+    plan = _plan(view, order, params)
+    if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
+        events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
+        return events
+    order, fill_events = _execute(view, ctx, order, plan, params)
+    return events + fill_events + _rest_or_close(view, order, body.tif)
+
+
+def _check_may_place(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
+) -> None:
+    if view.get(registry.participant_key(sender), registry.Participant) is None:
+        raise errors.NotAParticipant("only registered participants place orders")
+    registry.require_zone(view, body.zone)
+    _check_window(ctx, body.interval_start, params)
+    _check_price_and_quantity(body.quantity_wh, body.price, params)
+    if body.kind is OrderKind.MARKET and body.tif is TimeInForce.GOOD_TILL_GATE:
+        raise errors.InvalidOrder("a market order cannot rest: use IOC or FOK")
+    if body.side is Side.SELL and body.renewable_only:
+        raise errors.InvalidOrder("renewable-only applies to buy orders")
+    _check_not_halted(view, body.zone)
+    if len(bookkeeping.open_orders(view, sender)) >= params.max_open_orders_per_account:
+        raise errors.TooManyOpenOrders(
+            f"at most {params.max_open_orders_per_account} open orders per account"
+        )
+    if body.side is Side.SELL:
+        registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
+
+
+def _new_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
+) -> Order:
+    """The order as placed, nothing filled or held yet; a sell is renewable when all the
+    seller's producing meters in the zone are."""
+    renewable = False
+    if body.side is Side.SELL:
+        _, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
+    order_id = bookkeeping.next_id(view)
+    return Order(
+        id=order_id,
+        owner=sender,
+        side=body.side,
+        zone=body.zone,
+        interval_start=body.interval_start,
+        quantity_wh=body.quantity_wh,
+        remaining_wh=body.quantity_wh,
+        price=body.price,
+        kind=body.kind,
+        tif=body.tif,
+        renewable_only=body.renewable_only,
+        renewable=renewable,
+        priority=order_id,
+        escrow_satang=0,
+        status=OrderStatus.OPEN,
+        placed_at=ctx.time,
+    )
+
+
+def _back_order(view: Overlay, order: Order, params: Params) -> Order:
+    """Set aside what the order promises: a sell counts against what the seller's meters can
+    export, a buy moves what it can cost at its limit into escrow."""
+    if order.side is Side.SELL:
+        _check_sell_room(view, order, order.quantity_wh, params)
+        bookkeeping.update_position(
+            view, order.interval_start, order.zone, order.owner, offered_wh=order.quantity_wh
+        )
+        return order
+    escrow = bookkeeping.buyer_cost_satang(order.quantity_wh, order.price, params)
+    accounts.move(view, order.owner, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
+    return msgspec.structs.replace(order, escrow_satang=escrow)
+
+
+def _accepted_event(order: Order) -> Event:
+    return Event(
+        "order_accepted",
+        {
+            "order": order.id,
+            "owner": order.owner,
+            "side": order.side.name,
+            "zone": order.zone,
+            "interval": order.interval_start,
+            "quantity_wh": order.quantity_wh,
+            "price": order.price,
+            "escrow_satang": order.escrow_satang,
+        },
+    )
+
+
+def _rest_or_close(view: Overlay, order: Order, tif: TimeInForce) -> list[Event]:
+    """After matching: filled, killed if it may not rest, or resting until gate closure."""
+    if order.remaining_wh == 0:
+        return [bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled")]
+    if tif is not TimeInForce.GOOD_TILL_GATE:
+        return [bookkeeping.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel")]
+    bookkeeping.put_order(view, order)
+    bookkeeping.set_open_orders(
+        view, order.owner, (*bookkeeping.open_orders(view, order.owner), order.id)
+    )
+    return []
+
+
+def _own_open_order(view: Overlay, sender: bytes, order_id: int) -> Order:
+    order = bookkeeping.get_order(view, order_id)
+    if order.owner != sender:
+        raise errors.NotOrderOwner("the order belongs to another account")
+    if order.status is not OrderStatus.OPEN:
+        raise errors.OrderNotOpen(f"order is {order.status.name.lower()}")
+    return order
+
+
+def cancel_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: CancelOrder, params: Params
+) -> list[Event]:
+    """Cancelling is allowed while halted and after gate closure: it only gives back."""
+    order = _own_open_order(view, sender, body.order_id)
+    return [bookkeeping.close_order(view, order, OrderStatus.CANCELLED, "cancelled")]
+
+
+def amend_order(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: AmendOrder, params: Params
+) -> list[Event]:
+    order = _own_open_order(view, sender, body.order_id)
+    _check_window(ctx, order.interval_start, params)
+    _check_not_halted(view, order.zone)
+    _check_price_and_quantity(body.quantity_wh, body.price, params)
+    filled = order.quantity_wh - order.remaining_wh
+    if body.quantity_wh <= filled:
+        raise errors.InvalidOrder(f"new quantity must exceed the {filled} Wh already filled")
+    new_remaining = body.quantity_wh - filled
+    keeps_priority = body.price == order.price and body.quantity_wh <= order.quantity_wh
+    if order.side is Side.SELL:
+        delta = new_remaining - order.remaining_wh
+        if delta > 0:
+            _check_sell_room(view, order, delta, params)
+        bookkeeping.update_position(
+            view, order.interval_start, order.zone, sender, offered_wh=delta
+        )
+        escrow = 0
+    else:
+        escrow = bookkeeping.buyer_cost_satang(new_remaining, body.price, params)
+        difference = escrow - order.escrow_satang
+        if difference > 0:
+            accounts.move(view, sender, accounts.ESCROW_ADDRESS, Asset.THB, difference)
+        elif difference < 0:
+            accounts.move(view, accounts.ESCROW_ADDRESS, sender, Asset.THB, -difference)
+    amended = msgspec.structs.replace(
+        order,
+        quantity_wh=body.quantity_wh,
+        remaining_wh=new_remaining,
+        price=body.price,
+        escrow_satang=escrow,
+        priority=order.priority if keeps_priority else bookkeeping.next_id(view),
+    )
+    events = [
+        Event(
+            "order_amended",
+            {
+                "order": order.id,
+                "quantity_wh": body.quantity_wh,
+                "price": body.price,
+                "kept_priority": int(keeps_priority),
+            },
+        )
+    ]
+    if keeps_priority:  # a smaller order at the same price cannot newly cross the book
+        bookkeeping.put_order(view, amended)
+        return events
+    plan = _plan(view, amended, params)
+    amended, fill_events = _execute(view, ctx, amended, plan, params)
+    return events + fill_events + bookkeeping.store_after_fills(view, amended)
+
+
+def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> list[Event]:
+    """Match a resting order against the older resting orders it can now reach.
+
+    After a halt is lifted, orders in other zones that arrived during the halt may cross the
+    resumed zone's book. Walking the open orders in time priority and letting each meet only
+    older ones trades every such pair exactly as continuous matching would have, at the
+    older order's price. The caller commits after each order so the engine sees the fills."""
+    if view.get(records.halt_key(order.zone), records.ZoneHalt) is not None:
+        return []  # halted again before the block ended
+    plan = _plan(view, order, params, before=order.priority)
+    if not plan.fills and not plan.self_trades:
+        return []
+    order, events = _execute(view, ctx, order, plan, params)
+    return events + bookkeeping.store_after_fills(view, order)

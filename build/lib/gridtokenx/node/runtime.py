@@ -1,0 +1,612 @@
+"""A validator node: the consensus core, the application and gossip, on one asyncio loop.
+
+The node is the only place with a clock and sockets. It feeds the core the messages gossip
+delivers and the timeouts the core asked for, and carries out the core's actions: it
+publishes votes and proposals (after writing the core's state to the write-ahead log in
+RocksDB, so a restart never signs twice), builds blocks when it proposes, checks proposed
+blocks by trial execution, and commits decided blocks into the store before starting the
+next height with the validator set the ledger gives for it.
+
+The consensus path never waits for a peer: sending is queueing (`p2p.connection.Peer`), so
+carrying out the core's actions (`_act`) is a plain call. What a peer sends is checked from
+the cheap end: a proposal's proposer and signature, a vote's signer and signature and a
+commit's certificate are verified before anything is executed or relayed (a forgery bans
+its sender), and a proposal's transactions are verified in the mempool's thread pool, off
+the loop, before its trial execution, which runs once the proposal is relayed. Nothing a
+node acknowledged is stranded: its pending transactions go to every peer that connects,
+and those that waited too long are sent again, with a backoff. The long-running tasks
+run under a `Supervisor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
+
+import msgspec
+
+from gridtokenx.chain import blocks
+from gridtokenx.chain.application import Application, Rejected
+from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT, Receipt
+from gridtokenx.chain.mempool import Admission, Checked
+from gridtokenx.consensus import core
+from gridtokenx.ledger import registry
+from gridtokenx.ledger.context import Event
+from gridtokenx.node.metrics import Metrics
+from gridtokenx.node.supervisor import Supervisor
+from gridtokenx.node.telemetry import CommitInfo, Telemetry
+from gridtokenx.p2p.connection import PeerSettings
+from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
+from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.storage.store import Store
+from gridtokenx.wire import codec, crypto, errors, tx
+from gridtokenx.wire.votes import Commit, Proposal, Vote, block_id
+
+SYNC_RETRY_S: Final = 2.0  # ask again for a block that no peer sent
+TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
+ANNOUNCE_MAX: Final = 4 * TX_BATCH_MAX  # pending transactions sent to a peer that connects
+STALE_TX_S: Final = 10.0  # a pending transaction is sent to every peer again after this...
+STALE_TX_MAX_S: Final = 300.0  # ...then after twice as long each time, up to this
+STALE_CHECK_S: Final = 5.0  # how often the pending transactions are looked over
+STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many sent again per look
+SIGNATURE_CACHE: Final = 4096
+_tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
+_DISHONEST: Final = frozenset(
+    {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
+)
+
+
+CommitListener = Callable[[int, bytes, list[Receipt], list[Event]], None]
+"""Told of every commit: (height, block bytes, receipts, end-of-block events)."""
+_log: Final = logging.getLogger(__name__)
+
+
+class _Signatures:
+    """Ed25519 with a memory of recent good signatures: a vote is verified before it is
+    relayed and again by the core, and the second time costs a lookup."""
+
+    def __init__(self, size: int = SIGNATURE_CACHE) -> None:
+        self._good: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
+        self._size = size
+
+    def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        key = (public_key, message, signature)
+        if key in self._good:
+            return True
+        if not crypto.verify(public_key, message, signature):
+            return False
+        self._good[key] = None
+        if len(self._good) > self._size:
+            self._good.popitem(last=False)
+        return True
+
+
+class Node:
+    def __init__(
+        self,
+        key: crypto.PrivateKey,
+        app: Application[Store],
+        timeouts: core.Timeouts | None = None,
+        clock: Callable[[], float] = time.time,
+        block_interval: float = 0.0,
+        address_book: AddressBook | None = None,
+        min_block_gap: float = 0.0,
+        build_budget: float = 0.25,
+        clock_drift: int = MAX_CLOCK_DRIFT,
+        peer_settings: PeerSettings | None = None,
+    ) -> None:
+        """`block_interval` (seconds) paces empty blocks: with nothing to include, a
+        proposer waits that long after the previous commit (the others' propose timeout
+        must allow for it). With transactions ready it proposes `min_block_gap` after the
+        commit, and stops adding transactions to a block once building it has taken
+        `build_budget` seconds, so that validating it fits the consensus timeouts.
+        `peer_settings` caps and times the node's connections (`p2p.connection`)."""
+        self.key = key
+        self.app = app
+        self.clock = clock
+        height = app.height + 1
+        wal = app.store.load_wal()
+        persistent = wal if wal is not None and wal.height == height else None
+        self.verify = _Signatures()
+        self.core = core.Core(
+            app.chain_id,
+            app.validators(height),
+            key,
+            self.verify,
+            height,
+            timeouts,
+            persistent,
+        )
+        self.gossip = Gossip(
+            key, self._on_message, address_book=address_book, settings=peer_settings
+        )
+        self.gossip.reserved = self._reserved
+        self.gossip.on_connect = self._announce_pending
+        self.reserved_peers: set[bytes] = set()  # configured peers, let in beyond the cap
+        self.supervisor = Supervisor()
+        self._logged: core.Persistent | None = None  # what the WAL holds
+        self._timers: list[asyncio.TimerHandle] = []
+        self.decided = asyncio.Event()
+        self.halted: str | None = None
+        self.block_interval = block_interval
+        self.min_block_gap = min_block_gap
+        self.build_budget = build_budget
+        self.clock_drift = clock_drift  # chain seconds a proposal may be off this clock
+        self._txs_arrived = asyncio.Event()
+        self.metrics = Metrics()
+        self.metrics.watch(self.gossip, self.supervisor, app.mempool)
+        self.telemetry = Telemetry(self.metrics, app.chain_id, self.verify, self._monikers,
+                                   lambda: self.gossip.peers)  # fmt: skip
+        self._via_certificate = False  # the decision being carried out is a peer's commit
+        self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
+        self._last_commit = 0.0  # loop time of the last commit
+        self._asked = (0, 0.0)  # the height we last asked a peer for, and when (loop time)
+        self._best_seen = 0  # the highest height any peer's message showed
+        self._peer_heights: dict[bytes, int] = {}  # each peer's highest height shown
+        self.started_at = time.monotonic()  # for the uptime `GET /status` reports
+        self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
+        self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
+        self._inbox_ready = asyncio.Event()
+        self._listeners: list[CommitListener] = []
+        self._announced: dict[bytes, tuple[float, int]] = {}  # hash -> (loop time, times)
+        self._checked: tuple[bytes, set[bytes]] | None = None  # a synced block's signatures
+        self._checking: set[tuple[int, int]] = set()  # proposals in their trial: (height, round)
+
+    @property
+    def failed(self) -> str | None:
+        """Why the node stopped working (a supervised task failed for good), or None."""
+        return self.supervisor.failed
+
+    def _monikers(self) -> dict[bytes, str]:
+        """The authorities' codes by validator address, for logs and metric labels."""
+        return {
+            crypto.address_of(a.public_key): a.code for _, a in registry.authorities(self.app.state)
+        }
+
+    def _reserved(self, peer: bytes) -> bool:
+        return peer in self.reserved_peers or self.core.validators.get(peer) is not None
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call `listener` after each commit, on the node's loop. It must only take note
+        (queue, set a flag) and return: the next height waits for it. What it raises is
+        logged and swallowed, so an API client can never stop consensus."""
+        self._listeners.append(listener)
+
+    def _notify(self, decision: core.Decide, receipts: list[Receipt]) -> None:
+        if not self._listeners:
+            return
+        end_events = self.app.store.block_events(decision.height) or []
+        for listener in self._listeners:
+            try:
+                listener(decision.height, decision.block, receipts, end_events)
+            except Exception:
+                _log.exception("a commit listener failed at height %d", decision.height)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._act(self.core.start())
+        self.supervisor.keep("regossip", self._regossip_loop)
+        self.supervisor.keep("ingest", self._ingest_loop)
+
+    async def _regossip_loop(self, every: float = 1.0) -> None:
+        """Consensus assumes messages eventually arrive: re-send this height's own
+        proposals and votes every second, for peers that restarted or reconnected. After
+        a restart they include the votes the WAL held (the core broadcasts them again on
+        `start`, before any peer is connected), which the crash may have lost. Pending
+        transactions that waited too long go out again too."""
+        loop = asyncio.get_running_loop()
+        stale_checked = loop.time()
+        while not self.halted:
+            await asyncio.sleep(every)
+            for kind, payload in list(self._own):
+                self.gossip.rebroadcast(kind, payload)
+            if (now := loop.time()) - stale_checked >= STALE_CHECK_S:
+                stale_checked = now
+                self._rebroadcast_stale(now)
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        for timer in self._timers:
+            timer.cancel()
+        await self.gossip.close()
+        self.app.close()
+
+    # --- transactions ----------------------------------------------------------------------
+    async def admit(self, raws: list[bytes]) -> list[Admission]:
+        """The one way into this node's mempool, for gossip, a single submit and a batch
+        alike: decode and verify in the mempool's thread pool (the loop keeps serving
+        consensus meanwhile), admit on the loop (which saves the admitted as pending
+        before anyone is told), wake the proposer, and queue what was admitted for every
+        peer. One result per transaction, in order. Waking the proposer is what a path of
+        its own would forget: its transactions then wait for the empty-block timer."""
+        checked: list[Checked] = []
+        for future in self.app.mempool.precheck(raws):
+            chunk: list[Checked] = await asyncio.wrap_future(future)
+            checked += chunk
+        admissions = self.app.admit(raws, checked)
+        admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
+        if admitted:
+            self._txs_arrived.set()
+            now = asyncio.get_running_loop().time()
+            for a in admissions:
+                if a.accepted and a.tx_hash is not None:
+                    self._announced[a.tx_hash] = (now, 0)
+        self._relay(admitted)
+        return admissions
+
+    async def submit(self, raw: bytes) -> bytes:
+        """A client's transaction: `admit` it (or raise `Rejected`); returns its hash."""
+        (admission,) = await self.admit([raw])
+        if not admission.accepted or admission.tx_hash is None:
+            raise Rejected(admission.code, admission.message)
+        return admission.tx_hash
+
+    def _relay(self, raws: list[bytes], peer: bytes | None = None) -> None:
+        """Queue transactions for every peer (or one), in batches (one frame, one
+        encryption and one write for many). Peers that hold one recognise it by its hash."""
+        for i in range(0, len(raws), TX_BATCH_MAX):
+            payload = codec.encode(raws[i : i + TX_BATCH_MAX])
+            if peer is None:
+                self.gossip.publish(Kind.TX, payload)
+            else:
+                self.gossip.send_to(peer, Kind.TX, payload)
+
+    def _announce_pending(self, peer: bytes) -> None:
+        """A peer connected (or reconnected): send it what this node holds pending, the
+        oldest first, up to ANNOUNCE_MAX. Without this, a transaction acknowledged while
+        the node was cut off, or before it restarted, would wait here forever."""
+        self._relay([raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)], peer)
+
+    def _rebroadcast_stale(self, now: float) -> None:
+        """Send again the pending transactions that waited longer than STALE_TX_S since
+        they were last sent (twice as long after each time, up to STALE_TX_MAX_S), at most
+        STALE_PER_PASS at a time: a relay lost to a full queue or a dropped peer is
+        repaired, and a transaction that cannot apply yet costs little."""
+        announced, due = self._announced, list[bytes]()
+        waiting = self.app.mempool.waiting()
+        for tx_hash, raw in waiting:
+            at, times = announced.setdefault(tx_hash, (now, 0))
+            if len(due) < STALE_PER_PASS and now - at >= min(STALE_TX_MAX_S, STALE_TX_S * 2**times):
+                announced[tx_hash] = (now, times + 1)
+                due.append(raw)
+        if len(announced) > 2 * len(waiting) + 1024:  # forget what left the mempool
+            held = {h for h, _ in waiting}
+            self._announced = {h: v for h, v in announced.items() if h in held}
+        self._relay(due)
+
+    def _receive_txs(self, payload: bytes, peer: bytes) -> bool:
+        """Queue a peer's transaction batch for admission, skipping the ones already held
+        or already queued; False (the peer loses score) when the batch is malformed."""
+        try:
+            raws = _tx_batch.decode(payload)
+        except msgspec.DecodeError:
+            return False
+        if len(raws) > TX_BATCH_MAX:
+            return False
+        mempool = self.app.mempool
+        for raw in raws:
+            tx_hash = tx.hash_of(raw)
+            if tx_hash not in self._queued and not mempool.knows(tx_hash):
+                self._queued.add(tx_hash)
+                self._inbox.append((raw, tx_hash, peer))
+        if self._inbox:
+            self._inbox_ready.set()
+        return True
+
+    async def _ingest_loop(self) -> None:
+        """Admit queued transactions in batches (`admit`), and take score from peers that
+        sent transactions no honest node relays (undecodable, wrong chain, bad signature)."""
+        while not self.halted:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            while self._inbox and not self.halted:
+                batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
+                try:
+                    admissions = await self.admit([raw for raw, _, _ in batch])
+                finally:
+                    self._queued.difference_update(h for _, h, _ in batch)
+                offenders = {
+                    peer
+                    for (_, _, peer), admission in zip(batch, admissions, strict=True)
+                    if not admission.accepted and admission.code in _DISHONEST
+                }
+                for peer in offenders:
+                    self.gossip.penalise(peer)
+
+    # --- inputs ----------------------------------------------------------------------------
+    async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:
+        """What a peer sent, checked from the cheap end (see the module docstring)."""
+        try:
+            if kind is Kind.TX:
+                return Outcome.RELAY if self._receive_txs(payload, peer) else Outcome.INVALID
+            if kind is Kind.SYNC_REQUEST:
+                return self._answer_sync(payload, peer)
+            if kind is Kind.PROPOSAL:
+                return await self._on_proposal(msgspec.msgpack.decode(payload, type=Proposal), peer)
+            if kind is Kind.VOTE:
+                return self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
+            commit = msgspec.msgpack.decode(payload, type=Commit)
+            outcome = await self._on_commit(commit)
+            if kind is Kind.SYNC_BLOCK:
+                self._catch_up(self._best_seen, peer, shown=False)  # keep asking while behind
+            return outcome
+        except msgspec.DecodeError:
+            return Outcome.INVALID
+
+    def _answer_sync(self, payload: bytes, peer: bytes) -> Outcome:
+        height = int.from_bytes(payload)
+        stored = self.app.store.block(height) if 0 < height <= self.app.height else None
+        if stored is not None:
+            certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
+            answer = codec.encode(Commit(height, stored[0], certificate))
+            self.gossip.send_to(peer, Kind.SYNC_BLOCK, answer)
+        return Outcome.RELAY
+
+    async def _on_proposal(self, proposal: Proposal, peer: bytes) -> Outcome:
+        """The proposer and its signature first (a forgery bans the sender, unexecuted);
+        then the proposal is relayed at once and checked in the background (`_check`).
+        Relaying waits for the signature only, as for a vote: a signed proposal of an
+        invalid block is refused by every node's own trial, and waiting for the trial at
+        each hop would add one trial per hop to the proposal's way, which behind sentries
+        (two hops) can outlast the propose timeout on a loaded machine."""
+        self._catch_up(proposal.height, peer)
+        if proposal.height != self.core.height:
+            return Outcome.IGNORE  # not checkable against this height's validators
+        validators = self.core.validators
+        member = validators.get(proposal.proposer)
+        if (
+            proposal.round < 0
+            or proposal.proposer != validators.proposer(proposal.height, proposal.round)
+            or member is None
+            or not self.verify(
+                member.public_key, proposal.signing_bytes(self.app.chain_id), proposal.signature
+            )
+        ):
+            return Outcome.FORGED
+        at = (proposal.height, proposal.round)
+        if proposal.round in self.core.proposals or at in self._checking:
+            return Outcome.IGNORE  # the round has its proposal; a second one is not spread
+        self._checking.add(at)
+        self.supervisor.watch("proposal-check", self._check(proposal))
+        return Outcome.RELAY
+
+    async def _check(self, proposal: Proposal) -> None:
+        """The transactions' signatures off the loop, then the trial execution, then the
+        core is told. A trial that raises (a bug, not a bad block: those are invalid) is
+        logged and the block taken as invalid, so the node prevotes nil and goes on."""
+        at = (proposal.height, proposal.round)
+        try:
+            verified = await self._signatures(proposal.block)
+            if proposal.height != self.core.height or proposal.round in self.core.proposals:
+                return  # the node moved on while the pool verified
+            try:
+                valid = self.app.check_block(proposal.height, proposal.block,
+                                             int(self.clock()), self.clock_drift,
+                                             verified=verified)  # fmt: skip
+            except Exception:
+                _log.exception("checking the proposal at height %d round %d failed", *at)
+                valid = False
+            self._act(self.core.on_proposal(proposal, valid=valid))
+        finally:
+            self._checking.discard(at)
+
+    def _on_vote(self, vote: Vote, peer: bytes) -> Outcome:
+        """A vote of this height is relayed only once its signer and signature check out."""
+        self._catch_up(vote.height, peer)
+        if vote.height != self.core.height:
+            if vote.height == self.core.height - 1:
+                self.telemetry.late_precommit(vote)
+            return Outcome.IGNORE
+        member = self.core.validators.get(vote.validator)
+        if (
+            vote.round < 0
+            or member is None
+            or not self.verify(member.public_key, vote.signing_bytes(self.app.chain_id),
+                               vote.signature)
+        ):  # fmt: skip
+            return Outcome.FORGED
+        self._act(self.core.on_vote(vote))
+        return Outcome.RELAY
+
+    async def _on_commit(self, commit: Commit) -> Outcome:
+        """A certified block for this height: the certificate first, then the block's
+        signatures off the loop (kept for the commit), then the core decides it."""
+        if commit.height != self.core.height or self.core.decided:
+            return Outcome.IGNORE
+        if not core.check_commit(self.app.chain_id, self.core.validators, commit.height,
+                                 commit.block, commit.certificate, self.verify):  # fmt: skip
+            return Outcome.FORGED
+        verified = await self._signatures(commit.block)
+        if commit.height != self.core.height or self.core.decided:
+            return Outcome.IGNORE
+        if verified is not None:
+            self._checked = (block_id(commit.block), verified)
+        self._via_certificate = True
+        try:
+            self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
+        finally:
+            self._via_certificate = False
+        return Outcome.RELAY
+
+    async def _signatures(self, raw: bytes) -> set[bytes] | None:
+        """Hashes of a block's transactions whose signatures verify: those the mempool
+        admitted, and the rest verified now in its thread pool while the loop goes on.
+        None when the block does not decode (its check fails on its own)."""
+        try:
+            block = blocks.decode(raw)
+        except ValueError:
+            return None
+        hashes = [tx.hash_of(r) for r in block.txs]
+        mempool = self.app.mempool
+        others = [(h, r) for h, r in zip(hashes, block.txs, strict=True) if not mempool.holds(h)]
+        verified = set(hashes) - {h for h, _ in others}
+        checked: list[Checked] = []
+        for future in mempool.precheck([r for _, r in others]):
+            chunk: list[Checked] = await asyncio.wrap_future(future)
+            checked += chunk
+        verified.update(h for (h, _), (_, ok) in zip(others, checked, strict=True) if ok)
+        return verified
+
+    def _catch_up(self, seen_height: int, peer: bytes, shown: bool = True) -> None:
+        """A peer is at a later height: ask it for our next block, once per height unless
+        no answer came within SYNC_RETRY_S (the peer pruned that block, or the request or
+        answer was lost); the retry goes to whichever peer shows a later height next."""
+        self._best_seen = max(self._best_seen, seen_height)
+        if shown and seen_height > self._peer_heights.get(peer, 0):  # the peer's own
+            self._peer_heights[peer] = seen_height
+        want = self.core.height
+        now = asyncio.get_running_loop().time()
+        self.telemetry.seen(peer, seen_height, want, now)
+        asked, at = self._asked
+        if self._best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
+            self._asked = (want, now)
+            self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
+
+    @property
+    def peer_height(self) -> int:
+        """The highest height a connected peer's proposals, votes or synced blocks showed
+        (0: none yet). A peer's heights are forgotten when it disconnects, so one that
+        claimed a height and left does not hold the node "behind" for ever."""
+        peers = self.gossip.peers
+        self._peer_heights = {p: h for p, h in self._peer_heights.items() if p in peers}
+        return max(self._peer_heights.values(), default=0)
+
+    @property
+    def catching_up(self) -> bool:
+        """Whether the node is behind its peers: a connected peer has shown a height more
+        than one beyond the height this node is deciding (`core.height`). One ahead is
+        the ordinary race at every commit (a peer that committed first already votes on
+        the next height); two ahead means at least one whole block this node lacks, which
+        it is fetching by block sync. CometBFT's rule alike: caught up within one block of
+        the best peer. The heights are what peers claimed, unverified until the blocks
+        arrive, so a lying peer can make this read true while it stays connected."""
+        return self.peer_height > self.core.height + 1
+
+    def _timeout(self, t: core.ScheduleTimeout) -> None:
+        """A timer the core asked for fired (a loop callback: nothing may escape it)."""
+        state = self.core.state
+        before = (state.height, state.round, state.step)
+        try:
+            actions = self.core.on_timeout(t.height, t.round, t.step)
+        except Exception as exc:
+            self.supervisor.fail(f"a consensus timeout failed with {type(exc).__name__}: {exc}")
+            return
+        if before != (self.core.state.height, self.core.state.round, self.core.state.step):
+            self.telemetry.timeout(t.height, t.round, t.step.name.lower())
+        self._act(actions)
+
+    # --- outputs ---------------------------------------------------------------------------
+    def _act(self, actions: list[core.Action]) -> None:
+        """Carry out the core's actions; returns without waiting for any peer. A failure
+        here (the WAL could not be written) leaves consensus unsafe to go on: the node
+        stops."""
+        if self.halted or self.failed or not actions:
+            return
+        try:
+            self._carry_out(actions)
+        except Exception as exc:
+            self.supervisor.fail(f"a consensus step failed with {type(exc).__name__}: {exc}")
+            return
+        now = asyncio.get_running_loop().time()
+        self.telemetry.round_at(self.core.height, self.core.state.round, now)
+
+    def _carry_out(self, actions: list[core.Action]) -> None:
+        if self.core.state != self._logged:  # a synced write only when the state moved
+            self.app.store.save_wal(self.core.state)  # before anything leaves this node
+            self._logged = msgspec.structs.replace(self.core.state)
+        for action in actions:
+            if isinstance(action, core.Broadcast):
+                message = action.message
+                kind = Kind.PROPOSAL if isinstance(message, Proposal) else Kind.VOTE
+                payload = codec.encode(message)
+                self._own.append((kind, payload))
+                self.gossip.publish(kind, payload)
+            elif isinstance(action, core.ScheduleTimeout):
+                loop = asyncio.get_running_loop()
+                delay = self._timeout_delay(action)
+                self._timers.append(loop.call_later(delay, self._timeout, action))
+            elif isinstance(action, core.RequestValue):
+                self._spawn(self._propose_when_ready(action))
+            elif isinstance(action, core.Decide):
+                self._decide(action)
+            elif isinstance(action, core.ReportEvidence):
+                if action.evidence not in self.app.evidence:
+                    self.telemetry.evidence(action.evidence)
+                self.app.report_evidence(action.evidence)
+
+    def _timeout_delay(self, timeout: core.ScheduleTimeout) -> float:
+        """Seconds until `timeout` fires. The core's propose timeout includes the block
+        time (`block_interval`) because an honest proposer with nothing to include waits
+        that long; when the proposer cannot have waited (a later round proposes at once;
+        at round 0 this node holds transactions ready, which gossip has given the proposer
+        too), that allowance only delays the move past a proposer that is down. Timeouts
+        are each validator's own liveness decision, so shortening one is always safe."""
+        delay = timeout.delay_ms / 1000
+        if timeout.step != core.Step.PROPOSE or self.block_interval <= 0:
+            return delay
+        if timeout.round > 0 or self.app.mempool.has_ready(self.app.nonce_of):
+            return max(delay - self.block_interval, delay / 2)
+        return delay
+
+    async def _propose_when_ready(self, request: core.RequestValue) -> None:
+        """Propose as soon as transactions are ready to go into a block (but not sooner
+        than `min_block_gap` after the last commit, so blocks gather what arrives while
+        one is being agreed), and otherwise an empty block `block_interval` after the last
+        commit. Later rounds propose at once: their time has passed already."""
+        loop = asyncio.get_running_loop()
+        empty_at = self._last_commit + self.block_interval
+        earliest = self._last_commit + self.min_block_gap
+        while request.round == 0 and (now := loop.time()) < empty_at:
+            if self.app.mempool.has_ready(self.app.nonce_of):
+                if now >= earliest:
+                    break
+                await asyncio.sleep(earliest - now)
+                continue
+            self._txs_arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._txs_arrived.wait(), empty_at - now)
+        if (self.core.height, self.core.state.round) == (request.height, request.round):
+            self._propose_now(request)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run the proposer's wait as a task the supervisor watches: if it fails, the node
+        stops rather than go on as a validator that cannot propose."""
+        self.supervisor.watch("proposer", work)
+
+    def _propose_now(self, request: core.RequestValue) -> None:
+        block = self.app.build_block(
+            request.height, int(self.clock()), self.key.address, self.build_budget
+        )
+        self._act(self.core.on_value(request.height, request.round, block))
+
+    def _decide(self, decision: core.Decide) -> None:
+        checked, self._checked = self._checked, None
+        decided_id = block_id(decision.block)
+        verified = checked[1] if checked and checked[0] == decided_id else None
+        try:
+            receipts = self.app.commit(
+                decision.height, decision.block, decision.commit, verified=verified
+            )
+        except RuntimeError as exc:  # a divergent state root: stop, do not continue
+            self.halted = str(exc)
+            self.telemetry.halted(decision.height, str(exc))
+            return
+        commit = codec.encode(Commit(decision.height, decision.block, decision.commit))
+        self.gossip.publish(Kind.COMMIT, commit)
+        now = asyncio.get_running_loop().time()
+        self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
+        self._last_commit = now
+        info = CommitInfo(decision.height, decision.round, decided_id, len(decision.block),
+                          len(receipts), decision.commit, self.core.validators,
+                          self._via_certificate)  # fmt: skip
+        self.telemetry.committed(info, now)
+        self._notify(decision, receipts)
+        self._own = [(Kind.COMMIT, commit)]
+        self.decided.set()
+        self.decided = asyncio.Event()
+        self._act(self.core.advance(self.app.validators(decision.height + 1)))

@@ -1,0 +1,2 @@
+"""Peer-to-peer networking: the encrypted transport, gossip with per-peer rate limits, and
+peer discovery through an address book."""

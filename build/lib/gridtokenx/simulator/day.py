@@ -1,0 +1,252 @@
+"""The day driver: one market day as a timeline of signed transactions per interval.
+
+Each interval S is traded one interval ahead (orders at S - 15 min, before gate closure at
+S - 5 min), delivered during [S, S + 15 min), read by the meters when it ends, and settled
+by the end of that same block, once all its trading parties' meters have reported. So with
+blocks at every interval boundary a block carries the readings of the interval that just
+ended and the orders for the interval after the one starting; N intervals take N + 2 blocks
+after the setup. The meters also report the two setup intervals (with nothing metered), so
+the first traded interval's reading covers that interval alone instead of being spread back
+over the intervals since registration.
+
+With `DayConfig.storyline` on (the default) the day also runs the grid, governance and
+certificate features of the ledger: the operators' SCADA reports lead every step that
+follows a metered interval (operators.py), the ERC proposes halving the platform fee with
+the first traded interval's orders and the four validating authorities vote in the next
+step, and after the last readings the certificates issued during the day are claimed
+(storyline.py). Two facts of that story come from the chain through the sink (the
+proposal's id and the certificates held), read between steps: a step is signed only once
+the one before it is final.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.params import Params
+from gridtokenx.simulator import storyline
+from gridtokenx.simulator.agents import Meters, Plan, Traders, Weather, plan
+from gridtokenx.simulator.clock import Day
+from gridtokenx.simulator.operators import Scada
+from gridtokenx.simulator.population import (
+    Archetype,
+    Member,
+    Population,
+    build_population,
+    setup_phases,
+)
+from gridtokenx.simulator.signer import Signer
+from gridtokenx.simulator.sink import ChainReader, Sink
+from gridtokenx.wire import crypto, tx
+
+BUDGET_SATANG_PER_KWH = 700
+"""THB issued per kWh a member may import, bid for or fail to deliver: above the peak
+retail rate with Ft and VAT (6.38 THB), the wheeling charge and the imbalance price, so no
+order of the model can fail for want of THB."""
+
+
+@dataclass(frozen=True)
+class DayConfig:
+    seed: int | str = 1
+    participants: int = 300
+    date: datetime.date = datetime.date(2026, 4, 22)  # a Wednesday in the hot season
+    start_minute: int = 0  # local time of the first traded interval
+    intervals: int = 96
+    hot_season: bool | None = None  # None: from the date (March-May)
+    key_prefix: str = "sim"  # keys are dev keys under this label: change it to rerun a chain
+    storyline: bool = True  # grid reports, the fee vote and certificate claims (storyline.py)
+
+    def problems(self, params: Params) -> list[str]:
+        found = []
+        if self.participants < 6:
+            found.append("participants must be at least 6")
+        if self.intervals < 1:
+            found.append("intervals must be at least 1")
+        if not 0 <= self.start_minute < 1440 or self.start_minute * 60 % params.interval_seconds:
+            found.append("start_minute must be a multiple of the interval within the day")
+        return found
+
+    def first_interval(self, params: Params) -> int:
+        return Day.of(self.date, params).midnight + self.start_minute * 60
+
+    def setup_time(self, params: Params) -> int:
+        """Setup (registrations, licences, THB) happens two intervals before trading."""
+        return self.first_interval(params) - 2 * params.interval_seconds
+
+
+@dataclass(frozen=True)
+class Step:
+    time: int  # chain time at which to submit
+    txs: list[bytes]
+    read: int  # window index whose readings are in it (-2 and -1: the setup intervals)
+    traded: int | None  # window index whose orders are in it
+
+
+class MarketDay:
+    """Builds the population and the agents for a config and yields the signed timeline."""
+
+    def __init__(
+        self,
+        config: DayConfig,
+        spec: genesis.Genesis,
+        authorities: dict[str, crypto.PrivateKey],
+        next_nonce: Callable[[bytes], int] | None = None,
+    ) -> None:
+        params = spec.params
+        if problems := config.problems(params):
+            raise ValueError("invalid day: " + "; ".join(problems))
+        self.config, self.spec, self.params = config, spec, params
+        self.authorities = authorities
+        self.seed = str(config.seed)
+        self.first_interval = config.first_interval(params)
+        self.interval = params.interval_seconds
+        self.population: Population = build_population(
+            config.participants, self.seed, [z.code for z in spec.zones], config.key_prefix
+        )
+        first_day = Day.of(config.date, params)
+        offset = config.start_minute * 60 // self.interval
+        days = [first_day]
+        while len(days) * first_day.intervals < offset + config.intervals:
+            days.append(days[-1].next())
+        weather = Weather(self.seed, config.hot_season)
+        self.plans: dict[str, Plan] = {}
+        for m in self.population.members:
+            whole = plan(m, days, weather)
+            cut = slice(offset, offset + config.intervals)
+            self.plans[m.name] = Plan(
+                whole.forecast_pv[cut],
+                whole.actual_pv[cut],
+                whole.forecast_load[cut],
+                whole.actual_load[cut],
+            )
+        members = list(self.population.members)
+        self.traders = Traders(members, self.plans, self.seed)
+        self.meters = Meters(members, self.plans)
+        self.scada = Scada(spec, members, self.plans, config.intervals, self.seed)
+        self.signer = Signer(spec.chain_id, next_nonce)
+
+    def start(self, k: int) -> int:
+        return self.first_interval + k * self.interval
+
+    def thb_budgets(self) -> dict[str, int]:
+        """What the custodian issues: members for their imports and orders, and the
+        distribution authorities a float to buy back unsold rooftop export."""
+        out: dict[str, int] = {}
+        buyback: dict[str, int] = {}
+        zones = {z.code: z.distribution_authority for z in self.spec.zones}
+        for m in self.population.members:
+            p = self.plans[m.name]
+            wh = sum(p.imports) + sum(p.forecast_load) + sum(p.forecast_pv)
+            out[m.name] = wh * BUDGET_SATANG_PER_KWH // 1000 + 10_000
+            code = zones[m.zone]
+            buyback[code] = buyback.get(code, 0) + sum(p.exports)
+        rate = self.params.tariffs.buyback_msat_per_kwh
+        for code, wh in sorted(buyback.items()):
+            out[code] = wh * rate // 1_000_000 + 10_000
+        return out
+
+    def setup(self) -> list[list[bytes]]:
+        return setup_phases(
+            self.population,
+            self.spec,
+            self.authorities,
+            self.signer,
+            self.config.setup_time(self.params),
+            self.thb_budgets(),
+        )
+
+    def readings(self, k: int) -> list[bytes]:
+        """Every meter's signed reading for window interval `k` (negative: the setup)."""
+        return [self.signer.sign(m.meter, r) for m, r in self.meters.readings(k, self.start(k))]
+
+    def orders(self, k: int) -> list[bytes]:
+        """The agents' signed orders for window interval `k`, in arrival order."""
+        found = self.traders.orders(k, self.start(k), self.params)
+        return [self.signer.sign(m.key, order) for m, order in found]
+
+    def grid_reports(self, k: int, measured_at: int) -> list[bytes]:
+        """The operators' signed SCADA reports of window interval `k`, just ended."""
+        return [self.signer.sign(self.authorities[code], body)
+                for code, body in self.scada.reports(k, measured_at)]  # fmt: skip
+
+    def governance(self, j: int, chain: ChainReader | None) -> list[bytes]:
+        """Step `j`'s part of the fee vote: the ERC's proposal with the first traded
+        interval's orders (j = 0), the votes in the next step (j = 1). The votes need the
+        proposal's id, read from the chain once step 0 is final: it is 1 on a new chain
+        (the demo's and the sandbox's), but the day does not rely on that."""
+        if j == 0:
+            return [self.signer.sign(self.authorities[storyline.PROPOSER],
+                                     storyline.fee_proposal(self.params))]  # fmt: skip
+        if j != 1:
+            return []
+        proposer = self.authorities[storyline.PROPOSER].address
+        title = storyline.fee_title(self.params)
+        found = chain.find_proposal(proposer, title) if chain is not None else None
+        if found is None:
+            raise RuntimeError("the fee proposal is not on chain: steps must be submitted "
+                               "and final before the next one is signed")  # fmt: skip
+        return [self.signer.sign(self.authorities[code], vote)
+                for code, vote in storyline.votes(found)]  # fmt: skip
+
+    def steps(self, chain: ChainReader | None = None) -> Iterator[Step]:
+        """The trading and metering timeline, signed lazily (call after `setup`); with the
+        storyline, `chain` answers the proposal's id before step 1 is signed."""
+        n, story = self.config.intervals, self.config.storyline
+        for j in range(n + 2):
+            traded, read, at = (j if j < n else None), j - 2, self.start(j - 1)
+            txs = self.grid_reports(read, at) if story and read >= 0 else []
+            txs += self.readings(read) + ([] if traded is None else self.orders(traded))
+            txs += self.governance(j, chain) if story else []
+            yield Step(at, txs, read, traded)
+
+    def _holders(self) -> list[Member]:
+        size = self.params.rec_size_wh
+        return [m for m in self.population.members
+                if storyline.may_hold_certificates(m, self.plans[m.name], size)]  # fmt: skip
+
+    def _retire(self, member: Member, certificate_id: int) -> bytes:
+        name = storyline.beneficiary(member, self.config.date)
+        return self.signer.sign(member.key, tx.RetireCertificate(certificate_id, name))
+
+    def claims(self, chain: ChainReader) -> Iterator[list[bytes]]:
+        """The certificate claims after the last readings, in batches, each to be final
+        before the next is signed: solar farms transfer theirs to the corporate buyer and
+        other holders retire their own; then the buyer retires what it holds."""
+        buyer = storyline.corporate_buyer(self.population.members, self.plans)
+        first: list[bytes] = []
+        for m in self._holders():
+            for cid in chain.certificates_of(m.key.address):
+                if buyer is not None and m.archetype is Archetype.SOLAR_FARM:
+                    body = tx.TransferCertificate(cid, buyer.key.address)
+                    first.append(self.signer.sign(m.key, body))
+                elif m is not buyer:
+                    first.append(self._retire(m, cid))
+        if first:
+            yield first
+        if buyer is not None:
+            own = [self._retire(buyer, cid) for cid in chain.certificates_of(buyer.key.address)]
+            if own:
+                yield own
+
+    @property
+    def end_time(self) -> int:
+        """A time after the block that settles the last interval."""
+        return self.start(self.config.intervals) + 1
+
+    def run(self, sink: Sink, on_step: Callable[[Step], None] | None = None) -> None:
+        for phase in self.setup():
+            sink.submit(phase)
+            sink.wait_final()
+        for step in self.steps(sink):
+            sink.advance_to(step.time)
+            sink.submit(step.txs)
+            sink.wait_final()
+            if on_step is not None:
+                on_step(step)
+        for batch in self.claims(sink) if self.config.storyline else ():
+            sink.submit(batch)
+            sink.wait_final()
+        sink.advance_to(self.end_time)

@@ -1,0 +1,479 @@
+"""RocksDB storage for a node, through rocksdict: blocks, a transaction index, state, the
+consensus write-ahead log and metadata, each in its own column family.
+
+Everything one height produces (the block, its commit certificate, the transaction index
+entries with each transaction's receipt events, the block's end-of-block events, every state
+record the block wrote, and the new height) goes into one WriteBatch, written with sync:
+after a crash the store holds either all of a height or none of it. Receipts are kept because
+clients ask what their transaction did long after the node that ran it returned the events;
+they are derived data (not in the state root), pruned with the block they belong to.
+
+The `index` column family holds secondary indexes the API needs and consensus does not:
+certificates by holder, by first owner and by status (`certificate_ids`), kept by
+`storage.indexes` from the certificate records a height writes, in the same batch, from the
+record each one replaces (read from the state column before the batch lands), so they never
+disagree with the state; they are outside the state root, never pruned (they describe
+current state, not history), and `rebuild_certificate_index` recomputes them from the state
+alone (a store made before the index existed gets it when it is first opened).
+
+State records are stored as `[type name, canonical bytes]` so that a node can load them
+back into typed records; the state root is computed over the canonical bytes alone, so the
+type tag never affects consensus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
+
+from gridtokenx.chain import blocks
+from gridtokenx.chain.application import Application
+from gridtokenx.chain.blocks import StoredReceipt, decode_events
+from gridtokenx.consensus.core import Persistent
+from gridtokenx.ledger import (
+    certificates,
+    genesis,
+    transition,
+)
+from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.state import State
+from gridtokenx.storage import indexes
+from gridtokenx.storage.indexes import (  # callers list certificates with the store's name
+    certificate_index_prefix as certificate_index_prefix,
+)
+from gridtokenx.wire import codec, crypto, tx
+
+COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index")
+HEIGHT_KEY: Final = b"height"
+WAL_KEY: Final = b"consensus"
+PRUNED_KEY: Final = b"pruned_below"
+CERT_INDEX_KEY: Final = b"index/certificates"  # in meta: the certificate index is built
+CERT_PREFIX: Final = certificates.certificate_key(0)[:-8]
+"""Where certificates sit in the state, for callers that scan a state for them (the store's
+tests); the store itself recognises certificates by their type (`storage.indexes`)."""
+
+RECORD_TYPES: Final = transition.RECORD_TYPES
+
+_BY_NAME: Final = {t.__name__: t for t in RECORD_TYPES}
+# A stored record names its type by class name alone (short, since every state record
+# carries it), so two types sharing a name would decode one as the other after a restart.
+if len(_BY_NAME) != len(RECORD_TYPES):
+    raise TypeError("record type names in RECORD_TYPES must be unique")
+_DECODERS: Final = {name: msgspec.msgpack.Decoder(t) for name, t in _BY_NAME.items()}
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    """The store does not open; the message names its directory and RocksDB's reason."""
+
+
+class StoreLocked(StoreUnavailable):
+    """Another process has the store open (RocksDB lets one process at a time): most often
+    the home's node is still running."""
+
+
+class StoreCorrupt(StoreUnavailable):
+    """The store's files are damaged: RocksDB refuses them, or a record does not decode."""
+
+
+_ROCKSDB_FILES: Final = ("MANIFEST-", "OPTIONS-", ".sst", ".log")
+
+
+def _open_failure(path: Path, exc: Exception) -> StoreUnavailable:
+    """What a failed `Rdict` open means (rocksdict raises a bare Exception carrying
+    RocksDB's status text: "IO error: While lock file: .../LOCK: ...", "Corruption: ...")."""
+    reason = " ".join(str(exc).split())
+    if "/LOCK" in reason and reason.startswith("IO error"):
+        where = "in this process" if "by current process" in reason else "in another process"
+        return StoreLocked(f"{path} is open {where}")
+    # The directory exists by now, so a file RocksDB cannot find is one the store lost.
+    if reason.startswith("Corruption") or "No such file or directory" in reason:
+        return StoreCorrupt(f"{path} is damaged ({reason})")
+    return StoreUnavailable(f"cannot open {path} ({reason})")
+
+
+def _check_not_headless(path: Path) -> None:
+    """A directory holding RocksDB's files without the CURRENT file naming its manifest is
+    a damaged store: opening it with `create_if_missing` would write a new empty store
+    among the old files (and fail half-way), so it is refused before RocksDB sees it."""
+    if (path / "CURRENT").exists() or not path.is_dir():
+        return
+    if any(name in entry.name for entry in path.iterdir() for name in _ROCKSDB_FILES):
+        raise StoreCorrupt(f"{path} is damaged (RocksDB files without a CURRENT file)")
+
+
+def encode_record(record: msgspec.Struct) -> bytes:
+    name = type(record).__name__
+    if name not in _BY_NAME:
+        raise StoreError(f"record type {name} is not registered in store.RECORD_TYPES")
+    return codec.encode((name, codec.encode(record)))
+
+
+def decode_record(data: bytes) -> msgspec.Struct:
+    name, raw = msgspec.msgpack.decode(data)
+    decoded: msgspec.Struct = _DECODERS[name].decode(raw)
+    return decoded
+
+
+def _height_key(height: int) -> bytes:
+    return height.to_bytes(8)
+
+
+def _tx_hashes(body: bytes, height: int) -> list[bytes]:
+    """The tx index keys of a stored block: a committed block holds canonical encodings
+    only, so hashing its bytes gives the same id as `SignedTransaction.hash`."""
+    try:
+        txs = blocks.decode(body).txs
+    except msgspec.DecodeError:
+        raise StoreError(f"the stored block at height {height} does not decode") from None
+    return [crypto.tagged_hash(tx.TX_HASH_DOMAIN, raw) for raw in txs]
+
+
+def _block_hash(body: bytes, height: int) -> bytes:
+    try:
+        return blocks.decode(body).hash
+    except msgspec.DecodeError:
+        raise StoreError(f"the block at height {height} does not decode") from None
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        """Open (or create) the store at `path`. One that cannot open raises
+        `StoreUnavailable`: `StoreLocked` when another process holds it, `StoreCorrupt`
+        when its files are damaged; nothing is left open either way."""
+        self.path = path
+        _check_not_headless(path)
+        if path.exists() and not path.is_dir():
+            raise StoreUnavailable(f"{path} is not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or full disk
+            raise StoreUnavailable(f"cannot create {path} ({exc.strerror or exc})") from None
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.create_missing_column_families(True)
+        families = {name: Options(raw_mode=True) for name in COLUMN_FAMILIES}
+        try:
+            self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
+        except Exception as exc:  # rocksdict's errors are bare Exceptions
+            raise _open_failure(path, exc) from None
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        try:
+            if self._get("meta", CERT_INDEX_KEY) is None:
+                self.rebuild_certificate_index()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- plumbing --------------------------------------------------------------------------
+    @property
+    def db(self) -> Rdict:
+        if self._db is None:
+            raise StoreError("the store is closed")
+        return self._db
+
+    def _cf(self, name: str) -> Any:
+        return self.db.get_column_family_handle(name)
+
+    def _get(self, family: str, key: bytes) -> bytes | None:
+        cf = self.db.get_column_family(family)
+        try:
+            value: bytes | None = cf.get(key)
+        finally:
+            del cf
+        return value
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- heights ---------------------------------------------------------------------------
+    def height(self) -> int:
+        """The last height fully written (0 before the first block)."""
+        raw = self._get("meta", HEIGHT_KEY)
+        return 0 if raw is None else int.from_bytes(raw)
+
+    def commit_height(
+        self,
+        height: int,
+        block: bytes,
+        commit: bytes,
+        tx_hashes: list[bytes],
+        changes: dict[bytes, msgspec.Struct | None],
+        receipts: list[bytes] | None = None,
+        end_events: bytes | None = None,
+        block_hash: bytes | None = None,
+    ) -> None:
+        """Write everything of one height in one synced batch, or nothing.
+
+        `receipts` holds each transaction's encoded events (`encode_events`), in the order
+        of `tx_hashes`; `end_events` the encoded events of the end of the block;
+        `block_hash` indexes the block for `block_height`."""
+        if height != self.height() + 1:
+            raise StoreError(f"height {height} does not follow {self.height()}")
+        if receipts is not None and len(receipts) != len(tx_hashes):
+            raise StoreError(f"{len(receipts)} receipts for {len(tx_hashes)} transactions")
+        batch = WriteBatch(raw_mode=True)
+        blocks_cf, txs, state, meta = (self._cf(n) for n in ("blocks", "txs", "state", "meta"))
+        batch.put(b"b" + _height_key(height), block, blocks_cf)
+        batch.put(b"c" + _height_key(height), commit, blocks_cf)
+        if block_hash is not None:
+            batch.put(b"h" + block_hash, _height_key(height), blocks_cf)
+        if end_events is not None:
+            batch.put(b"e" + _height_key(height), end_events, blocks_cf)
+        for index, tx_hash in enumerate(tx_hashes):
+            events = b"" if receipts is None else receipts[index]
+            batch.put(tx_hash, _height_key(height) + index.to_bytes(4) + events, txs)
+        for key, record in changes.items():
+            if record is None:
+                batch.delete(key, state)
+            else:
+                batch.put(key, encode_record(record), state)
+        self._index_certificates(batch, changes)
+        batch.put(HEIGHT_KEY, _height_key(height), meta)
+        self.db.write(batch, self._sync)
+
+    # --- secondary indexes (not consensus data, kept by storage.indexes) -------------------
+    def _stored(self, key: bytes) -> msgspec.Struct | None:
+        raw = self._get("state", key)
+        return None if raw is None else decode_record(raw)
+
+    def _index_certificates(
+        self, batch: WriteBatch, changes: dict[bytes, msgspec.Struct | None]
+    ) -> None:
+        indexes.update(batch, self._cf("index"), changes, self._stored)
+
+    def rebuild_certificate_index(self) -> int:
+        """Recompute the certificate index from the state column alone (every index entry
+        dropped, then one per certificate record); returns the number of certificates.
+        Every record is read to find the certificates by type: done once per store, when
+        it is created or was made before the index existed."""
+        batch = WriteBatch(raw_mode=True)
+        found = indexes.rebuild(batch, self._cf("index"), self._records())
+        batch.put(CERT_INDEX_KEY, b"1", self._cf("meta"))
+        self.db.write(batch, self._sync)
+        return found
+
+    def certificate_ids(
+        self, prefix: bytes, before: int | None = None, limit: int = 100
+    ) -> list[int]:
+        """Up to `limit` certificate ids under an index prefix (`certificate_index_prefix`),
+        highest (newest) first, below `before` if given: one bounded range read."""
+        start = indexes.scan_start(prefix, before)
+        keys = (key for key, _ in self._scan("index", prefix, start, backwards=True))
+        return indexes.certificate_ids(keys, prefix, before, limit)
+
+    def _scan(
+        self, family: str, prefix: bytes, start: bytes | None = None, backwards: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keys with `prefix` from `start` (default: the prefix itself), in key order or
+        backwards, stopping at the first key outside the prefix."""
+        cf = self.db.get_column_family(family)
+        try:
+            for key, value in cf.items(backwards=backwards, from_key=start or prefix):
+                assert isinstance(key, bytes) and isinstance(value, bytes)
+                if not key.startswith(prefix):
+                    break
+                yield key, value
+        finally:
+            del cf
+
+    # --- the mempool's transactions, kept across a restart ---------------------------------
+    def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None:
+        """(hash, raw) of admitted transactions. Not synced: RocksDB's log reaches the
+        operating system before this returns, so a killed process loses none of them
+        (a power cut may lose the last ones, which peers hold too)."""
+        if txs:
+            batch = WriteBatch(raw_mode=True)
+            pool = self._cf("pool")
+            for tx_hash, raw in txs:
+                batch.put(tx_hash, raw, pool)
+            self.db.write(batch)
+
+    def forget_pending(self, hashes: list[bytes]) -> None:
+        if hashes:
+            batch = WriteBatch(raw_mode=True)
+            pool = self._cf("pool")
+            for tx_hash in hashes:
+                batch.delete(tx_hash, pool)
+            self.db.write(batch)
+
+    def pending(self) -> list[bytes]:
+        cf = self.db.get_column_family("pool")
+        try:
+            return [raw for _, raw in cf.items()]
+        finally:
+            del cf
+
+    def block(self, height: int) -> tuple[bytes, bytes] | None:
+        """(block bytes, commit certificate bytes) of a stored height."""
+        block = self._get("blocks", b"b" + _height_key(height))
+        commit = self._get("blocks", b"c" + _height_key(height))
+        return None if block is None or commit is None else (block, commit)
+
+    def block_height(self, block_hash: bytes) -> int | None:
+        """The height of a stored block, by its hash."""
+        raw = self._get("blocks", b"h" + block_hash)
+        return None if raw is None else int.from_bytes(raw)
+
+    def block_events(self, height: int) -> list[Event] | None:
+        """The end-of-block events of a stored height (settlements, expiries, jailings);
+        None for a height not stored, or stored before receipts were kept."""
+        raw = self._get("blocks", b"e" + _height_key(height))
+        return None if raw is None else decode_events(raw)
+
+    def receipt(self, tx_hash: bytes) -> StoredReceipt | None:
+        raw = self._get("txs", tx_hash)
+        if raw is None:
+            return None
+        events = decode_events(raw[12:]) if len(raw) > 12 else []
+        return StoredReceipt(int.from_bytes(raw[:8]), int.from_bytes(raw[8:12]), events)
+
+    def pruned_below(self) -> int:
+        """Every height below this one has lost its block, certificate and tx index entries
+        (0: nothing was ever pruned, this store can serve block sync from height 1)."""
+        raw = self._get("meta", PRUNED_KEY)
+        return 0 if raw is None else int.from_bytes(raw)
+
+    def prune(self, keep: int) -> int:
+        """Keep the blocks of the last `keep` heights and delete older ones; returns the new
+        horizon (`pruned_below`).
+
+        Only history goes: the state column already holds just the current records, so the
+        state root is untouched. The head block always stays (`keep` >= 1) because the
+        application reloads its hash and time on restart. Each call deletes only the heights
+        between the previous horizon and the new one, all in one synced batch with the new
+        horizon, so calling it often is cheap, a crash mid-way loses nothing, and a second
+        call with the same `keep` changes nothing.
+        """
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1 (the head block), not {keep}")
+        previous = self.pruned_below()
+        horizon = self.height() - keep + 1
+        if horizon <= max(previous, 1):
+            return previous
+        batch = WriteBatch(raw_mode=True)
+        block_cf, txs_cf = self._cf("blocks"), self._cf("txs")
+        for height in range(max(previous, 1), horizon):
+            body = self._get("blocks", b"b" + _height_key(height))
+            if body is not None:
+                for tx_hash in _tx_hashes(body, height):
+                    batch.delete(tx_hash, txs_cf)
+                batch.delete(b"h" + _block_hash(body, height), block_cf)
+            batch.delete(b"b" + _height_key(height), block_cf)
+            batch.delete(b"c" + _height_key(height), block_cf)
+            batch.delete(b"e" + _height_key(height), block_cf)
+        batch.put(PRUNED_KEY, _height_key(horizon), self._cf("meta"))
+        self.db.write(batch, self._sync)
+        return horizon
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        raw = self._get("txs", tx_hash)
+        return None if raw is None else (int.from_bytes(raw[:8]), int.from_bytes(raw[8:12]))
+
+    # --- state -----------------------------------------------------------------------------
+    def save_genesis_state(self, state: State) -> None:
+        """The genesis state, as height 0's writes (only into an empty store)."""
+        if self.height() != 0 or self.has_genesis():
+            raise StoreError("the store already holds a chain")
+        batch = WriteBatch(raw_mode=True)
+        cf = self._cf("state")
+        changes = state.take_changes()
+        for key, record in changes.items():
+            if record is not None:
+                batch.put(key, encode_record(record), cf)
+        self._index_certificates(batch, changes)
+        batch.put(b"genesis", state.root(), self._cf("meta"))
+        self.db.write(batch, self._sync)
+
+    def has_genesis(self) -> bool:
+        return self._get("meta", b"genesis") is not None
+
+    def genesis_root(self) -> bytes | None:
+        """The state root of the genesis state this store began from."""
+        return self._get("meta", b"genesis")
+
+    def _records(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
+        """Every state record, decoded; a damaged one (or a block RocksDB finds corrupt as
+        it reads) raises `StoreCorrupt`, so a node never starts from a state it misread."""
+        cf = self.db.get_column_family("state")
+        try:
+            for key, value in cf.items():
+                assert isinstance(key, bytes) and isinstance(value, bytes)
+                try:
+                    record = decode_record(value)
+                except (msgspec.MsgspecError, KeyError, ValueError, TypeError):
+                    raise StoreCorrupt(
+                        f"{self.path} is damaged (the state record {key.hex()} does not decode)"
+                    ) from None
+                yield key, record
+        except StoreCorrupt:
+            raise
+        except Exception as exc:
+            if str(exc).startswith("Corruption"):  # RocksDB's, as a bare Exception
+                raise StoreCorrupt(f"{self.path} is damaged ({exc})") from None
+            raise
+        finally:
+            del cf
+
+    def load_state(self) -> State:
+        return State.restore(self._records())
+
+    # --- consensus write-ahead log ---------------------------------------------------------
+    def save_wal(self, persistent: Persistent) -> None:
+        """Synced before the validator sends anything its consensus core asked it to send."""
+        batch = WriteBatch(raw_mode=True)
+        batch.put(WAL_KEY, codec.encode(persistent), self._cf("wal"))
+        self.db.write(batch, self._sync)
+
+    def load_wal(self) -> Persistent | None:
+        raw = self._get("wal", WAL_KEY)
+        try:
+            return None if raw is None else msgspec.msgpack.decode(raw, type=Persistent)
+        except msgspec.MsgspecError:
+            raise StoreCorrupt(
+                f"{self.path} is damaged (its consensus WAL does not decode)"
+            ) from None
+
+    # --- backups ---------------------------------------------------------------------------
+    def checkpoint(self, destination: Path) -> None:
+        """A consistent copy of the whole store (hard links where the filesystem allows).
+        RocksDB flushes the memtables first, so the copy holds every write made before
+        the call, and a height's batch is in it whole or not at all; the store stays open
+        and writable meanwhile, which is how a running node backs itself up."""
+        if destination.exists():
+            raise StoreError(f"{destination} exists")
+        Checkpoint(self.db).create_checkpoint(str(destination))
+
+
+def open_application(spec: genesis.Genesis, path: Path) -> Application[Store]:
+    """Open (or create) a node's store at `path` and the application over it, starting
+    from genesis when the store is new. A store that does not open or load raises
+    `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`) and is closed again."""
+    store = Store(path)
+    try:
+        if not store.has_genesis():
+            state = genesis.build_state(spec)
+            store.save_genesis_state(state)
+            return Application(spec.chain_id, state, store, last_time=spec.genesis_time)
+        app = Application(spec.chain_id, store.load_state(), store, last_time=spec.genesis_time)
+        app.resume()
+    except BaseException:
+        store.close()
+        raise
+    return app

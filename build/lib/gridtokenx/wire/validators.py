@@ -1,0 +1,82 @@
+"""The validator set: voting power, quorums and proposer rotation.
+
+Quorums are by voting power, not head count: "2f + 1" in the paper means more than two
+thirds of the total power, "f + 1" more than one third. Proposers rotate in proportion to
+power with the interleaving priority rule CometBFT uses (add each validator's power to its
+priority, pick the highest, subtract the total from the winner), computed once over one
+full cycle so that looking up the proposer of any (height, round) is O(1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from gridtokenx.wire import crypto
+
+
+@dataclass(frozen=True)
+class Validator:
+    address: bytes
+    public_key: bytes
+    power: int
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    validators: tuple[Validator, ...]
+    _by_address: dict[bytes, Validator] = field(init=False, repr=False, compare=False)
+    _schedule: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.validators:
+            raise ValueError("a validator set needs at least one validator")
+        if any(v.power <= 0 for v in self.validators):
+            raise ValueError("voting power must be positive")
+        by_address = {v.address: v for v in self.validators}
+        if len(by_address) != len(self.validators):
+            raise ValueError("duplicate validator address")
+        object.__setattr__(self, "_by_address", by_address)
+        object.__setattr__(self, "_schedule", self._rotation())
+
+    @classmethod
+    def of(cls, members: list[tuple[bytes, int]]) -> ValidatorSet:
+        """From (public key, power) pairs, in address order."""
+        vals = [Validator(crypto.address_of(pk), pk, power) for pk, power in members]
+        return cls(tuple(sorted(vals, key=lambda v: v.address)))
+
+    def _rotation(self) -> tuple[bytes, ...]:
+        step = math.gcd(*(v.power for v in self.validators))
+        weights = {v.address: v.power // step for v in self.validators}
+        total = sum(weights.values())
+        priority = dict.fromkeys(weights, 0)
+        order = []
+        for _ in range(total):
+            for address, weight in weights.items():
+                priority[address] += weight
+            chosen = max(priority, key=lambda a: (priority[a], a))
+            priority[chosen] -= total
+            order.append(chosen)
+        return tuple(order)
+
+    @property
+    def total_power(self) -> int:
+        return sum(v.power for v in self.validators)
+
+    def power(self, address: bytes) -> int:
+        found = self._by_address.get(address)
+        return 0 if found is None else found.power
+
+    def get(self, address: bytes) -> Validator | None:
+        return self._by_address.get(address)
+
+    def is_quorum(self, power: int) -> bool:
+        """More than two thirds of the total power (the paper's 2f + 1)."""
+        return 3 * power > 2 * self.total_power
+
+    def is_one_honest(self, power: int) -> bool:
+        """More than one third of the total power (the paper's f + 1): at least one honest."""
+        return 3 * power > self.total_power
+
+    def proposer(self, height: int, round: int) -> bytes:
+        return self._schedule[(height + round) % len(self._schedule)]
