@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 
 node_app = typer.Typer(help="Run a validator or full node.")
 Home = Annotated[Path, typer.Option(help="the node's home directory")]
+Pex = Annotated[bool, typer.Option(help="peer exchange; --no-pex for a validator behind sentries")]
+PrivateIds = Annotated[
+    list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
+]
+UnconditionalIds = Annotated[
+    list[str] | None, typer.Option(help="PEERIDHEX let in beyond the peer caps")
+]
 
 
 def _parse_peer(text: str) -> tuple[str, int, str]:
@@ -120,15 +127,9 @@ def init(
             "--insecure-dev-key", help="store the node key unencrypted (local devnets only)"
         ),
     ] = False,
-    pex: Annotated[
-        bool, typer.Option(help="peer exchange; --no-pex for a validator behind sentries")
-    ] = True,
-    private_peer_id: Annotated[
-        list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
-    ] = None,
-    unconditional_peer_id: Annotated[
-        list[str] | None, typer.Option(help="PEERIDHEX let in beyond the peer caps")
-    ] = None,
+    pex: Pex = True,
+    private_peer_id: PrivateIds = None,
+    unconditional_peer_id: UnconditionalIds = None,
 ) -> None:
     """Create a node home: genesis, an encrypted node key, config.json and data/.
 
