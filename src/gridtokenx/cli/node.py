@@ -21,6 +21,18 @@ if TYPE_CHECKING:
 
 node_app = typer.Typer(help="Run a validator or full node.")
 Home = Annotated[Path, typer.Option(help="the node's home directory")]
+Pex = Annotated[
+    bool,
+    typer.Option(
+        help="peer exchange; --no-pex for a validator behind sentries (dials every --peer)"
+    ),
+]
+PrivateIds = Annotated[
+    list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
+]
+UnconditionalIds = Annotated[
+    list[str] | None, typer.Option(help="PEERIDHEX let in beyond the peer caps")
+]
 
 
 def _parse_peer(text: str) -> tuple[str, int, str]:
@@ -121,18 +133,9 @@ def init(
         str | None,
         typer.Option(help="refuse the genesis unless its hash is this (`genesis hash FILE`)"),
     ] = None,
-    pex: Annotated[
-        bool,
-        typer.Option(
-            help="peer exchange; --no-pex for a validator behind sentries (dials every --peer)"
-        ),
-    ] = True,
-    private_peer_id: Annotated[
-        list[str] | None, typer.Option(help="PEERIDHEX never gossiped (a sentry's validator)")
-    ] = None,
-    unconditional_peer_id: Annotated[
-        list[str] | None, typer.Option(help="PEERIDHEX let in beyond the peer caps")
-    ] = None,
+    pex: Pex = True,
+    private_peer_id: PrivateIds = None,
+    unconditional_peer_id: UnconditionalIds = None,
 ) -> None:
     """Create a node home: genesis, an encrypted node key, config.toml and data/.
 
