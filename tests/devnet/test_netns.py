@@ -118,8 +118,9 @@ def test_sixteen_nodes_on_sixteen_hosts(tmp_path: Path, hosts: Hosts) -> None:
     """Four validators and twelve full nodes, each on a host of its own, under a load of
     transfers sent to every node's API at its address; then the phases below, and at the
     end the checker: the same certified block at every height on every node (no two at
-    one height, even across the split), state roots replayed from genesis, every
-    acknowledged transaction committed, every node at the same height."""
+    one height, even across the split), each node's state root the replay's from genesis,
+    every acknowledged transaction committed; all seventeen reported the same height
+    before they were stopped (a block may still land on some while they stop)."""
     hosts.create(0)
     nodes = Nodes(tmp_path, on_hosts(hosts), p2p=QUICK)
     nodes.create(DEVNET_VALIDATORS, FULL_NODES)
@@ -129,7 +130,9 @@ def test_sixteen_nodes_on_sixteen_hosts(tmp_path: Path, hosts: Hosts) -> None:
     explain = f"violations {verdict.violations[:5]}, lost {list(verdict.lost.items())[:5]}"
     assert verdict.safe and not verdict.lost, explain
     assert len(verdict.heights) == len(DEVNET_VALIDATORS) + FULL_NODES + 1
-    assert set(verdict.heights.values()) == {verdict.checked_height}, verdict.heights
+    assert session.converged, "the nodes never all reported the same height"
+    heads = set(verdict.heights.values())  # one more block may land while the nodes stop
+    assert max(heads) == verdict.checked_height and max(heads) - min(heads) <= 1, heads
     assert len(verdict.committed) > 100 and verdict.committed_txs >= len(verdict.committed)
 
 

@@ -48,6 +48,7 @@ class Session:
     follower: Follower | None = None
     load_from: int = 0  # the chain's height when the load started
     crashed: dict[str, str] = field(default_factory=dict)  # node -> the tail of its log
+    converged: bool = False  # every node reported the same height, the top, before the stop
     _stop_load: asyncio.Event = field(default_factory=asyncio.Event)
     _stop_follow: asyncio.Event = field(default_factory=asyncio.Event)
     _following: asyncio.Task[None] | None = None
@@ -135,9 +136,9 @@ class Session:
         acked = self.generator.acked()
         final = await self.follower.wait_final(list(acked), settle_s)
         names = list(self.apis)
-        converged = await self.follower.wait_converged(names, CONVERGE_S)
+        self.converged = await self.follower.wait_converged(names, CONVERGE_S)
         self.log(f"settled: all final {final}, heights {self.follower.heights} "
-                 f"converged {converged}")  # fmt: skip
+                 f"converged {self.converged}")  # fmt: skip
         statuses = {}
         for tx_hash, sent in acked.items():
             if tx_hash not in self.follower.final_at:
