@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gridtokenx.cli.keys import key_header
 from gridtokenx.devnet.faults.checker import Verdict
 from gridtokenx.devnet.faults.scenario import Load
 from gridtokenx.devnet.homes import DEVNET_VALIDATORS
@@ -35,6 +36,8 @@ from gridtokenx.devnet.netns.hosts import Hosts
 from gridtokenx.devnet.netns.nodes import P2P_PORT, Nodes, on_hosts
 from gridtokenx.devnet.netns.session import Session
 from gridtokenx.p2p.connection import PeerSettings
+from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.wire import crypto
 from tests.p2p.rogues import NeverReading, flood
 from tests.test_bench import _load
 
@@ -310,6 +313,66 @@ async def _late_full_node_catches_up(session: Session) -> None:
         return await session.height("late") >= target
 
     assert await _until(caught_up, 90), session.nodes.nodes["late"].log_tail()
+
+
+def test_validators_behind_sentries_from_the_ceremony(tmp_path: Path, hosts: Hosts) -> None:
+    """Four validators, each behind a sentry on a host of its own, and two full nodes
+    dialling the sentries: ten hosts (and NEPO's, for its key), the genesis from the
+    ceremony. No key file reaches the coordinator; each validator's key stays in its
+    host's directory. Under a small load the chain commits, a peer that never reads at
+    EGAT's sentry neither stops it nor stays connected, no node's address book holds a
+    validator, and the checker finds the same blocks and roots everywhere, nothing lost."""
+    hosts.create(0)
+    nodes = Nodes(tmp_path, on_hosts(hosts), p2p=QUICK)
+    nodes.create(DEVNET_VALIDATORS, 2, sentries=True, ceremony=True)
+    validators = [code.lower() for code in DEVNET_VALIDATORS]
+    headers = {p: key_header(p) or {} for p in tmp_path.rglob("*") if p.is_file()}
+    keys_at = {p: str(h["address"]) for p, h in headers.items() if {"ciphertext", "seed"} & set(h)}
+    assert not [p for p in keys_at if (tmp_path / "coordinator") in p.parents], keys_at
+    for name in validators:
+        address = crypto.address_to_text(bytes.fromhex(nodes.ids[name]))
+        held = [p for p, a in keys_at.items() if a == address]
+        assert held and all(nodes.host_dir(name) in p.parents for p in held), (name, held)
+        built = (tmp_path / "coordinator" / "genesis.json").read_bytes()
+        assert (nodes.nodes[name].home / "genesis.json").read_bytes() == built
+        assert nodes.dials[name] == (f"{name}-sentry",)
+    full = [n for n in nodes.nodes if n.startswith("full")]
+    assert all(set(nodes.dials[n]) == {f"{v}-sentry" for v in validators} for n in full)
+    session = Session(nodes, Load("transfers", rate=5, seconds=900, participants=20))
+    verdict = asyncio.run(_behind_sentries(session))
+    assert not session.crashed, session.crashed
+    hidden = {nodes.ids[name] for name in validators}
+    for name, node in nodes.nodes.items():  # nothing of the validators in any peers.json
+        if (node.home / "peers.json").exists():
+            assert not {a.peer for a in AddressBook(node.home / "peers.json")} & hidden, name
+    explain = f"violations {verdict.violations[:5]}, lost {list(verdict.lost.items())[:5]}"
+    assert verdict.safe and not verdict.lost, explain
+    assert len(verdict.heights) == 2 * len(validators) + 2
+    assert session.converged, "the nodes never all reported the same height"
+    assert len(verdict.committed) > 10 and verdict.committed_txs > 0
+
+
+async def _behind_sentries(session: Session) -> Verdict:
+    try:
+        await session.start()
+        assert await _until(_above(session, session.top + 3), 60), "no commits"
+        site = session.nodes.sites["egat-sentry"]
+        rogue = await NeverReading.connect(site.listen_port, host=site.address)
+        try:
+            gained, gap = await _watch(session, 12)
+
+            async def dropped() -> bool:
+                return not rogue.connected()
+
+            assert await _until(dropped, 30), "the never-reading peer is still connected"
+        finally:
+            rogue.close()
+        print(f"sentries: {gained} blocks in 12 s with a never-reading peer at EGAT's sentry "
+              f"(longest wait {gap:.1f} s)")  # fmt: skip
+        assert gained >= 3 and gap < 8, (gained, gap)
+        return await session.finish()
+    finally:
+        await session.close()
 
 
 def test_netns_bench_runs_both_placements_small(tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ def init_devnet(
             base_port + i,
             peers,
             dial_all=sentries,
-            p2p=PeerSettings(pex=not sentries),
+            p2p=behind_sentry(PeerSettings()) if sentries else PeerSettings(),
             block_ms=block_ms,
             build_budget_ms=build_budget_ms,
             propose_ms=propose_ms,
@@ -158,6 +158,20 @@ def sentry_key(code: str) -> PrivateKey:
     return PrivateKey.from_dev_label(f"gridtokenx/devnet/sentry/{code}")
 
 
+def behind_sentry(p2p: PeerSettings) -> PeerSettings:
+    """`p2p` for a validator behind sentries: peer exchange off (it dials only the peers
+    it is given, and `dial_all` with them), so no address but its sentries' reaches it."""
+    return msgspec.structs.replace(p2p, pex=False)
+
+
+def shielding(p2p: PeerSettings, validator_id: str) -> PeerSettings:
+    """`p2p` for the sentry of the validator of peer id `validator_id`: the validator
+    private (never gossiped) and unconditional (never refused for a cap)."""
+    return msgspec.structs.replace(
+        p2p, private_peer_ids=(validator_id,), unconditional_peer_ids=(validator_id,)
+    )
+
+
 def sentry_homes(validator_homes: Sequence[Path]) -> list[Path]:
     """The homes of the sentries `init_devnet(..., sentries=True)` made, in order."""
     return [home.with_name(f"{home.name}-sentry") for home in validator_homes]
@@ -178,7 +192,7 @@ def _sentry(validator: Path, config: Config, key: PrivateKey, hidden: str) -> Pa
         dial_all=False,
         metrics_port=config.metrics_port and port + 100,
         api_port=config.api_port and port + 200,
-        p2p=PeerSettings(private_peer_ids=(hidden,), unconditional_peer_ids=(hidden,)),
+        p2p=shielding(PeerSettings(), hidden),
     )
     home = sentry_homes([validator])[0]
     return write_home(home, (validator / "genesis.json").read_bytes(), key, sentry)

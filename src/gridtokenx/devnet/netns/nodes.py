@@ -7,22 +7,30 @@ under the clock launcher, stderr to `node.log`), the command prefixed with the h
 `ip netns exec`, and the harness reads them from the root namespace over the network:
 their APIs (the load generator, the follower) and their metrics at each node's address.
 
-Where later work slots in:
-- validators behind sentries: `Nodes.create` would place, per validator, sentries on
-  hosts of their own (peers: their validator and the other validators' sentries), give
-  the validator only its sentries as peers, and full nodes the sentries, not the
-  validators (`add_full_node`);
-- the genesis ceremony: `_genesis` builds the devnet genesis from the dev keys; run
-  instead, inside each validator's host, `gridtokenx keys new` and the ceremony's export,
-  build the genesis from the collected public keys in the root namespace, and check its
-  hash inside each host before `node start`.
+Two options of `Nodes.create`, as operators deploy (docs/operations.md):
+- `sentries`: each validator behind a sentry on a host of its own (`CODE-sentry`, under
+  the devnet's sentry key): the validator dials only its sentry, with peer exchange off
+  (`homes.behind_sentry`); the sentry dials its validator and the other sentries and keeps
+  its validator private and unconditional (`homes.shielding`); full nodes, those made at
+  the start and those `add_full_node` adds, dial the sentries, never a validator;
+- `ceremony`: the genesis from the ceremony (`Nodes.ceremony`): each authority's key and
+  signed document made inside its host's namespace, in its directory `root/hosts/CODE`,
+  the genesis built in the root namespace (`root/coordinator`) from the documents alone,
+  each validator's home made inside its host by `init --genesis-hash`. The keys of MEA and
+  ERC are their dev keys imported there, since the fault harness's load signs its setup
+  with them; the others' are new.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -32,16 +40,23 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gridtokenx.client import AsyncClient
 from gridtokenx.devnet.faults.cluster import API_RATE, NodeProcess
-from gridtokenx.devnet.homes import devnet_genesis
+from gridtokenx.devnet.homes import (
+    AUTHORITY_ORDER,
+    behind_sentry,
+    devnet_genesis,
+    sentry_key,
+    shielding,
+)
 from gridtokenx.devnet.netns.hosts import Host, Hosts
 from gridtokenx.ledger import genesis
-from gridtokenx.node.home import Config, write_home
+from gridtokenx.node.home import PASSPHRASE_ENV, Config, write_config, write_home
 from gridtokenx.p2p.connection import PeerSettings
-from gridtokenx.wire.crypto import PrivateKey
+from gridtokenx.wire.crypto import PrivateKey, address_of
 
 P2P_PORT: Final = 26656  # the same ports on every host, as on real machines
 API_PORT: Final = 26657
 METRICS_PORT: Final = 26660
+LOAD_SIGNERS: Final = ("MEA", "ERC")  # the authorities whose dev keys the load signs with
 
 
 @dataclass(frozen=True)
@@ -93,50 +108,166 @@ class Nodes:
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     sites: dict[str, Site] = field(default_factory=dict)
     genesis_bytes: bytes = b""
+    ids: dict[str, str] = field(default_factory=dict)  # node -> peer id (hex)
+    dials: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> whom it dials
+    entry: list[str] = field(default_factory=list)  # whom full nodes dial
 
-    def create(self, validators: Sequence[str], full_nodes: int) -> None:
-        """Homes for `validators` (authority codes), fully meshed, and `full_nodes` full
-        nodes that dial every validator; nothing starts yet."""
-        spec = _genesis(self.chain_id, validators)
-        self.genesis_bytes = spec.encode()
-        keys = genesis.dev_keys()
-        for code in validators:
-            self.sites[code.lower()] = self.place(len(self.sites))
-        for code in validators:
-            name = code.lower()
-            peers = self._peers([n for n in self.sites if n != name])
-            self._add(name, keys[code], Config(self.sites[name].listen_port, peers), True)
+    def create(
+        self,
+        validators: Sequence[str],
+        full_nodes: int,
+        sentries: bool = False,
+        ceremony: bool = False,
+    ) -> None:
+        """Homes for `validators` (authority codes) and `full_nodes` full nodes; nothing
+        starts yet. The validators fully meshed and the full nodes dialling every one, or
+        with `sentries` each validator behind a sentry on a host of its own (`CODE-sentry`:
+        see the module docstring) and the full nodes dialling the sentries. The genesis is
+        the devnet's from the dev keys, or with `ceremony` the ceremony's (`ceremony`)."""
+        names = [code.lower() for code in validators]
+        for name in names:
+            self.sites[name] = self.place(len(self.sites))
+        for name in names if sentries else ():
+            self.sites[f"{name}-sentry"] = self.place(len(self.sites))
+            self.ids[f"{name}-sentry"] = sentry_key(name.upper()).address.hex()
+        if ceremony:
+            made = self.ceremony(validators)
+            self.ids |= {name: key_id for name, (_, key_id) in made.items()}
+        else:
+            self.genesis_bytes = _genesis(self.chain_id, validators).encode()
+            self.ids |= {n: genesis.dev_keys()[n.upper()].address.hex() for n in names}
+        for name in names:
+            sentry = f"{name}-sentry"
+            peers = [sentry] if sentries else [n for n in names if n != name]
+            p2p = behind_sentry(self.p2p) if sentries else self.p2p
+            config = Config(self.sites[name].listen_port, (), dial_all=sentries, p2p=p2p)
+            key = None if ceremony else genesis.dev_keys()[name.upper()]
+            home = made[name][0] if ceremony else self.root / name
+            self._add(name, key, config, True, peers, home)
+        for name in names if sentries else ():
+            sentry = f"{name}-sentry"
+            others = [f"{n}-sentry" for n in names if n != name]
+            p2p = shielding(self.p2p, self.ids[name])
+            config = Config(self.sites[sentry].listen_port, (), p2p=p2p)
+            key = sentry_key(name.upper())
+            self._add(sentry, key, config, False, [name, *others], self.root / sentry)
+        self.entry = [f"{n}-sentry" for n in names] if sentries else names
         for k in range(full_nodes):
             self.add_full_node(f"full{k + 1}")
 
     def add_full_node(self, name: str) -> NodeProcess:
-        """One more full node on a site of its own, dialling every validator (a node that
-        joins a running chain starts it with `start`)."""
+        """One more full node on a site of its own, dialling every validator, or every
+        sentry when the validators are behind sentries (a node that joins a running chain
+        starts it with `start`)."""
         self.sites[name] = self.place(len(self.sites))
-        validators = [n for n, p in self.nodes.items() if p.validator]
-        config = Config(self.sites[name].listen_port, self._peers(validators), dial_all=True)
-        return self._add(name, PrivateKey.from_dev_label(f"netns/{name}"), config, False)
+        key = PrivateKey.from_dev_label(f"netns/{name}")
+        self.ids[name] = key.address.hex()
+        config = Config(self.sites[name].listen_port, (), dial_all=True, p2p=self.p2p)
+        return self._add(name, key, config, False, self.entry, self.root / name)
 
-    def _peers(self, names: Sequence[str]) -> tuple[tuple[str, int, str], ...]:
-        keys = genesis.dev_keys()
-        ids = {n: p.node_id.hex() for n, p in self.nodes.items()}
-        ids |= {code.lower(): key.address.hex() for code, key in keys.items()}
-        return tuple((self.sites[n].address, self.sites[n].listen_port, ids[n]) for n in names)
+    def ceremony(self, validators: Sequence[str]) -> dict[str, tuple[Path, str]]:
+        """The genesis ceremony across the hosts (docs/operations.md): on each authority's
+        host, in its directory `root/hosts/CODE` and inside its namespace, its key and its
+        signed public document (the authorities without power, power 0, on a host of
+        their own); in the root namespace the coordinator (`root/coordinator`) builds the
+        genesis from the documents alone; on each validator's host `init --genesis-hash`
+        makes the node's home from it. Returns each validator's home and peer id.
 
-    def _add(self, name: str, key: PrivateKey, config: Config, validator: bool) -> NodeProcess:
-        """The home, with every address on the node's site and the harness's settings."""
+        EGAT's, PEA's and NEPO's keys are new (`keys new`); MEA's and ERC's are their dev
+        keys, imported inside their hosts (`keys import`), because the fault harness's
+        load signs its setup (MEA registers, ERC licenses) with them."""
+        coordinator = self.root / "coordinator"
+        coordinator.mkdir(parents=True)
+        env = {**os.environ, PASSPHRASE_ENV: "netns-ceremony"}
+        steps: dict[str, list[list[str]]] = {}
+        for code in AUTHORITY_ORDER:
+            name = code.lower()
+            if name not in self.sites:
+                self.sites[name] = self.place(len(self.sites))
+            where = self.host_dir(name)
+            where.mkdir(parents=True)
+            key = str(where / "validator.key")
+            if code in LOAD_SIGNERS:
+                (where / "seed.hex").write_text(genesis.dev_keys()[code].seed.hex())
+                make = ["keys", "import", key, "--from-file", str(where / "seed.hex")]
+            else:
+                make = ["keys", "new", key]
+            power = [] if code in validators else ["--power", "0"]
+            export = ["genesis", "authority", "--key", key, "--role", code, "--chain-id",
+                      self.chain_id, "--moniker", name, "--out", str(where / "authority.json"),
+                      *power]  # fmt: skip
+            steps[name] = [make, export]
+        _on_hosts({n: self.sites[n].wrapper for n in steps}, steps, env)
+        documents = []
+        for name in steps:
+            (self.host_dir(name) / "seed.hex").unlink(missing_ok=True)
+            sent = coordinator / f"{name}.authority.json"  # sent by any channel
+            shutil.copyfile(self.host_dir(name) / "authority.json", sent)
+            documents += ["--authority", str(sent)]
+        zero = [a for c in AUTHORITY_ORDER if c not in validators for a in ("--power", f"{c}=0")]
+        built = coordinator / "genesis.json"
+        when = str(int(time.time()) - 60)
+        _gridtokenx(["genesis", "build", "--chain-id", self.chain_id, "--genesis-time", when,
+                     *documents, *zero, "--out", str(built)], env)  # fmt: skip
+        digest = _gridtokenx(["genesis", "hash", str(built)], env).strip()
+        self.genesis_bytes = built.read_bytes()
+        inits: dict[str, list[list[str]]] = {}
+        for code in validators:
+            name = code.lower()
+            where = self.host_dir(name)
+            shutil.copyfile(built, where / "genesis.json")  # published with its hash
+            inits[name] = [["init", "--home", str(where / "home"), "--genesis",
+                            str(where / "genesis.json"), "--key", str(where / "validator.key"),
+                            "--genesis-hash", digest, "--insecure-dev-key"]]  # fmt: skip
+        _on_hosts({n: self.sites[n].wrapper for n in inits}, inits, env)
+        spec = genesis.decode(self.genesis_bytes)
+        by_code = {a.code: a for a in spec.authorities}
+        return {
+            code.lower(): (
+                self.host_dir(code.lower()) / "home",
+                address_of(bytes.fromhex(by_code[code].public_key)).hex(),
+            )
+            for code in validators
+        }
+
+    def host_dir(self, name: str) -> Path:
+        """An authority's directory on its host in the ceremony: its key stays there."""
+        return self.root / "hosts" / name
+
+    def _add(
+        self,
+        name: str,
+        key: PrivateKey | None,
+        config: Config,
+        validator: bool,
+        peers: Sequence[str],
+        home: Path,
+    ) -> NodeProcess:
+        """The home, with every address on the node's site, `peers` (node names) to dial
+        and the harness's settings (`key` None: a home `init` made, whose key stays)."""
         site = self.sites[name]
+        dialled = tuple((self.sites[n].address, self.sites[n].listen_port, self.ids[n])
+                        for n in peers)  # fmt: skip
         config = msgspec.structs.replace(
             config, listen_host=site.address, api_host=site.address, api_port=site.api_port,
             metrics_host=site.address, metrics_port=site.metrics_port, block_ms=self.block_ms,
-            api_rate_per_second=API_RATE, moniker=name, p2p=self.p2p,
+            api_rate_per_second=API_RATE, moniker=name, peers=dialled,
         )  # fmt: skip
-        home = write_home(self.root / name, self.genesis_bytes, key, config)
-        node = NodeProcess(name, home, validator, site.listen_port, site.api_port, key.address,
-                           host=site.address, wrapper=site.wrapper)  # fmt: skip
+        if key is None:
+            write_config(home, config)
+        else:
+            write_home(home, self.genesis_bytes, key, config)
+        node = NodeProcess(name, home, validator, site.listen_port, site.api_port,
+                           bytes.fromhex(self.ids[name]), host=site.address,
+                           wrapper=site.wrapper)  # fmt: skip
         node.set_clock(0)
         self.nodes[name] = node
+        self.dials[name] = tuple(peers)
         return node
+
+    def links(self, name: str) -> int:
+        """How many peers `name` has once connected: those it dials and those that dial it."""
+        return len(set(self.dials[name]) | {n for n, d in self.dials.items() if name in d})
 
     @property
     def validators(self) -> list[str]:
@@ -160,6 +291,31 @@ class Nodes:
                 if wanted and all(sample.labels.get(k) == v for k, v in labels.items()):
                     return float(sample.value)
         return 0.0
+
+
+def _gridtokenx(argv: Sequence[str], env: Mapping[str, str], wrapper: Sequence[str] = ()) -> str:
+    """`gridtokenx ARGV` run on the host of `wrapper` (the root namespace: none); its output."""
+    done = subprocess.run([*wrapper, sys.executable, "-m", "gridtokenx", *argv], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"gridtokenx {' '.join(argv[:2])}: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def _on_hosts(
+    wrappers: Mapping[str, Sequence[str]],
+    steps: Mapping[str, Sequence[Sequence[str]]],
+    env: Mapping[str, str],
+) -> None:
+    """Each host's `gridtokenx` commands in turn, the hosts side by side."""
+
+    def run(name: str) -> None:
+        for argv in steps[name]:
+            _gridtokenx(argv, env, wrappers[name])
+
+    with ThreadPoolExecutor(max_workers=len(steps) or 1) as pool:
+        for future in [pool.submit(run, name) for name in steps]:
+            future.result()
 
 
 def _genesis(chain_id: str, validators: Sequence[str]) -> genesis.Genesis:

@@ -88,11 +88,8 @@ class Session:
 
     async def ready(self) -> None:
         """Every node answers at its address and has every peer it dials or is dialled by
-        (validators: the other validators and every full node; full nodes: the validators)."""
-        validators = len(self.nodes.validators)
-        full = len(self.nodes.nodes) - validators
-        want = {n: validators - 1 + full if p.validator else validators
-                for n, p in self.nodes.nodes.items()}  # fmt: skip
+        (`Nodes.links`)."""
+        want = {n: self.nodes.links(n) for n in self.nodes.nodes}
         deadline = time.monotonic() + READY_S
         peers: dict[str, int] = {}
         while time.monotonic() < deadline:
