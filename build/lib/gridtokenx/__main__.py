@@ -1,5 +1,0 @@
-"""`python -m gridtokenx` runs the command line."""
-
-from gridtokenx.cli.main import main
-
-main()

@@ -1,2 +1,0 @@
-"""Peer-to-peer networking: the encrypted transport, gossip with per-peer rate limits, and
-peer discovery through an address book."""
