@@ -185,6 +185,9 @@ class Node:
     up: bool = True
     heard: dict[bytes, Proposal | Vote] = field(default_factory=dict)
     """This height's proposals and votes, own and others', that gossip keeps re-sending."""
+    peer_heights: dict[int, int] = field(default_factory=dict)
+    """The highest height each peer showed (its proposals, votes and sync requests): late
+    and duplicated messages can show less, and a peer's height never goes down."""
     todo: deque[Action] = field(default_factory=deque)
     """Actions the core asked for that wait behind a blocked send (empty between events
     unless the node is stopped or blocked)."""
@@ -611,12 +614,20 @@ class Simulation:
     def _gossip(self, node: Node) -> None:
         """Re-send this height's messages to every peer: a lossy network delivers eventually,
         and a peer that reconnects catches up (a superset of the node's re-gossip of its own
-        proposals and votes)."""
-        for message in list(node.heard.values()):
-            if message.height == node.core.height:
-                self._broadcast(node.index, message)
-            else:
-                del node.heard[message.signature]
+        proposals and votes). A peer known to be at an earlier height gets the commit it
+        needs first, as CometBFT's per-peer gossip sends a lagging peer its block: behind
+        this height's votes, a slow reader would reach it only after its ping timeout
+        had closed the connection, again and again. (The votes still follow: what a
+        node knows of a peer's height may be stale.)"""
+        for signature, message in list(node.heard.items()):
+            if message.height != node.core.height:
+                del node.heard[signature]
+        for peer in self._peers(node.index):
+            behind = node.peer_heights.get(peer, node.core.height)
+            if behind < node.core.height and behind in node.store:
+                self._send(node.index, peer, node.store[behind])
+            for message in node.heard.values():
+                self._send(node.index, peer, message)
 
     def _broadcast_from(self, node: Node, message: Proposal | Vote) -> None:
         self.messages += 1
@@ -653,6 +664,8 @@ class Simulation:
             return  # the mempool's business, not consensus's
         c = node.core
         height = message.height
+        if not isinstance(message, Commit) and height > node.peer_heights.get(sender, 0):
+            node.peer_heights[sender] = height  # a commit may be an old block's relay
         if height > c.height and not isinstance(message, SyncRequest):
             self._send(node.index, sender, SyncRequest(c.height, node.index))
         if isinstance(message, Proposal):

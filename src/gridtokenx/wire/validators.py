@@ -5,6 +5,11 @@ thirds of the total power, "f + 1" more than one third. Proposers rotate in prop
 power with the interleaving priority rule CometBFT uses (add each validator's power to its
 priority, pick the highest, subtract the total from the winner), computed once over one
 full cycle so that looking up the proposer of any (height, round) is O(1).
+
+A height's later rounds go to the validators that follow in the schedule, each once before
+any repeats: with f validators down, at most f rounds of a height time out. (Reading the
+schedule at height + round instead gave a heavy validator two rounds in a row where the
+cycle wraps, so one dead validator cost a height two timeouts.)
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class ValidatorSet:
     validators: tuple[Validator, ...]
     _by_address: dict[bytes, Validator] = field(init=False, repr=False, compare=False)
     _schedule: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    _rounds: dict[int, tuple[bytes, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.validators:
@@ -38,6 +44,7 @@ class ValidatorSet:
             raise ValueError("duplicate validator address")
         object.__setattr__(self, "_by_address", by_address)
         object.__setattr__(self, "_schedule", self._rotation())
+        object.__setattr__(self, "_rounds", {})
 
     @classmethod
     def of(cls, members: list[tuple[bytes, int]]) -> ValidatorSet:
@@ -79,4 +86,24 @@ class ValidatorSet:
         return 3 * power > self.total_power
 
     def proposer(self, height: int, round: int) -> bytes:
-        return self._schedule[(height + round) % len(self._schedule)]
+        """Round 0 follows the power-weighted schedule; round r takes the r-th distinct
+        validator from there on, so a height's rounds try every validator before any
+        twice."""
+        if round == 0:
+            return self._schedule[height % len(self._schedule)]
+        order = self._round_order(height % len(self._schedule))
+        return order[round % len(order)]
+
+    def _round_order(self, start: int) -> tuple[bytes, ...]:
+        """Each validator once, in the order of its first slot at or after `start` (cached:
+        one entry per schedule position, at most a cycle's length)."""
+        found = self._rounds.get(start)
+        if found is None:
+            seen: dict[bytes, None] = {}
+            n, size = len(self.validators), len(self._schedule)
+            for i in range(size):  # bounded by one cycle, which holds every validator
+                seen.setdefault(self._schedule[(start + i) % size], None)
+                if len(seen) == n:
+                    break
+            found = self._rounds[start] = tuple(seen)
+        return found
