@@ -72,12 +72,14 @@ def market_day_orders(
     raise ValueError(f"the market day would not give {count} orders")
 
 
-def soak(minutes: float, rate: float, seed: int, block_ms: int, full_nodes: int) -> Scenario:
+def soak(
+    minutes: float, rate: float, seed: int, block_ms: int, full_nodes: int, redundancy: int = 2
+) -> Scenario:
     seconds = minutes * 60
     base = Scenario("soak", full_nodes=full_nodes, block_ms=block_ms)
     faults = soak_schedule(seed, seconds, base.validator_names(), base.node_names()[4:])
     load = Load("mixed", rate, seconds, participants=max(60, int(rate * seconds) // 60),
-                seed=seed)  # fmt: skip
+                seed=seed, redundancy=redundancy)  # fmt: skip
     return msgspec.structs.replace(base, name=f"soak-{minutes:g}min-seed{seed}", load=load,
                                    faults=faults)  # fmt: skip
 
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--block-ms", type=int, default=1000)
     parser.add_argument("--full-nodes", type=int, default=1)
+    parser.add_argument("--redundancy", type=int, default=2,
+                        help="nodes each batch goes to at once (1: one node)")  # fmt: skip
     parser.add_argument("--baseline-minutes", type=float, default=1.0, help="0: no baseline")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--scenario", type=Path, help="run this scenario file instead")
@@ -129,11 +133,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.scenario is not None:
         scenario = load_file(args.scenario)
     else:
-        scenario = soak(args.minutes, args.rate, args.seed, args.block_ms, args.full_nodes)
+        scenario = soak(args.minutes, args.rate, args.seed, args.block_ms, args.full_nodes,
+                        args.redundancy)  # fmt: skip
     load_before = os.getloadavg()
     baseline = None
     if args.baseline_minutes > 0 and args.scenario is None:
-        quiet = soak(args.baseline_minutes, args.rate, args.seed, args.block_ms, args.full_nodes)
+        quiet = soak(args.baseline_minutes, args.rate, args.seed, args.block_ms,
+                     args.full_nodes, args.redundancy)  # fmt: skip
         quiet = msgspec.structs.replace(quiet, name="baseline", faults=())
         baseline = _runs(quiet, 1, args.keep)[0]
     results = _runs(scenario, args.repeat, args.keep)
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "scenario": scenario.name,
         "minutes": round(scenario.seconds / 60, 2),
         "rate_tx_per_s": scenario.load.rate,
+        "redundancy": scenario.load.redundancy,
         "repeat": args.repeat,
         "load_average_1m_before": round(load_before[0], 2),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),

@@ -84,6 +84,24 @@ def test_what_a_cut_off_full_node_acknowledged_commits_after_the_heal(tmp_path: 
     assert report["nothing_lost"], _explain(report)
 
 
+def test_a_client_sending_to_two_nodes_is_not_held_back_by_a_cut_off_full_node(
+    tmp_path: Path,
+) -> None:
+    """With each batch sent to two nodes (`Load.redundancy`), what a cut-off full node
+    acknowledged is also at another node, so it commits while the cut lasts. Sent to one
+    node only, the full node's share waits for the heal (measured: 28 transactions, finality
+    p99 9.9 s against 0.8 s with two)."""
+    load = msgspec.structs.replace(LOAD, redundancy=2)
+    scenario = Scenario("partition-full-node-two-nodes", full_nodes=1, load=load,
+                        settle_seconds=20,
+                        faults=(Fault("partition", 3, 10, groups=(("full1",),)),))  # fmt: skip
+    report = _run(scenario, tmp_path)
+    assert report["safe"] and report["nothing_lost"], _explain(report)
+    row = report["faults"][0]
+    assert row["acknowledged_during"] > 0, _explain(report)
+    assert row["final_only_after_the_fault"] == 0, _explain(report)
+
+
 def test_a_peer_that_hangs_up_in_the_handshake_does_not_crash_the_dialler(
     tmp_path: Path,
 ) -> None:

@@ -10,11 +10,16 @@ transaction applies once the ones before it have.
 
 The generator spreads batches over the nodes in turn (full nodes too, as clients would),
 skipping for a few seconds a node that failed to answer, and retries a batch on another
-node when a request fails. A failure after the request was sent is ambiguous (the node may
-have admitted it), so the retry settles it: a node that already holds a transaction says
-DUPLICATE, which is an acknowledgement as good as the first; one whose chain already
-committed it says NONCE_REPLAYED, noted as `committed_unacknowledged`. Only a transaction
-with an acknowledgement (its hash, the node, the time) is held to the checker's promise.
+node when a request fails. With `redundancy` 2 it sends each batch to two nodes at once,
+as a client that wants its transactions final within seconds must: a node that
+acknowledges and is then cut off from the validators holds what it took until the cut
+heals, and only a copy at another node commits meanwhile. Both nodes admit the same
+bytes; gossip, the mempools and the chain deduplicate by hash. A failure after the request
+was sent is ambiguous (the node may have admitted it), so the retry settles it: a node
+that already holds a transaction says DUPLICATE, which is an acknowledgement as good as
+the first; one whose chain already committed it says NONCE_REPLAYED, noted as
+`committed_unacknowledged`. Only a transaction with an acknowledgement (its hash, the
+node, the time) is held to the checker's promise.
 """
 
 from __future__ import annotations
@@ -164,19 +169,29 @@ class Generator:
 
     apis: dict[str, AsyncClient]
     clock: Callable[[], float]
+    redundancy: int = 1  # nodes each batch is sent to at once
     sent: dict[str, Sent] = field(default_factory=dict)
     cooling: dict[str, float] = field(default_factory=dict)  # node -> skip until
     errors: dict[str, int] = field(default_factory=dict)  # kind of failure -> count
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
-    def _pick(self) -> str | None:
+    def _pick(self, besides: Sequence[str] = ()) -> str | None:
         names = list(self.apis)
         now = time.monotonic()
         for _ in range(len(names)):
             name = names[next(self._turn) % len(names)]
-            if self.cooling.get(name, 0.0) <= now:
+            if self.cooling.get(name, 0.0) <= now and name not in besides:
                 return name
         return None
+
+    def _targets(self) -> list[str]:
+        """Up to `redundancy` distinct nodes that are not cooling down (none: wait)."""
+        chosen: list[str] = []
+        for _ in range(max(1, self.redundancy)):
+            if (name := self._pick(chosen)) is None:
+                break
+            chosen.append(name)
+        return chosen
 
     def _fail(self, node: str, kind: str) -> None:
         self.cooling[node] = time.monotonic() + COOL_DOWN_S
@@ -193,41 +208,60 @@ class Generator:
         deadline = time.monotonic() + GIVE_UP_S
         ambiguous = False
         while todo and time.monotonic() < deadline:  # bounded by the deadline
-            node = self._pick()
-            if node is None:
+            nodes = self._targets()
+            if not nodes:
                 await asyncio.sleep(0.2)
                 continue
             sent_at = self.clock()
-            try:
-                results = await self.apis[node].submit_batch([raw for _, raw in todo])
-            except httpx.ConnectError:
-                self._fail(node, "connect")
+            raws_now = [raw for _, raw in todo]
+            answers = await asyncio.gather(
+                *(self.apis[n].submit_batch(raws_now) for n in nodes), return_exceptions=True
+            )
+            answered = []
+            for node, answer in zip(nodes, answers, strict=True):
+                if isinstance(answer, httpx.ConnectError):
+                    self._fail(node, "connect")
+                elif isinstance(answer, httpx.TransportError | ApiError):  # sent, answer unknown
+                    self._fail(node, type(answer).__name__)
+                    ambiguous = True
+                elif isinstance(answer, BaseException):
+                    raise answer
+                else:
+                    answered.append((node, answer))
+            if not answered:
                 continue
-            except (httpx.TransportError, ApiError) as exc:  # sent, answer unknown
-                self._fail(node, type(exc).__name__)
-                ambiguous = True
-                continue
-            todo = self._settle(node, sent_at, todo, results, ambiguous)
+            todo = self._settle(answered, sent_at, todo, ambiguous)
             if todo:
                 await asyncio.sleep(0.5)
 
     def _settle(
-        self, node: str, sent_at: float, todo: list[tuple[str, bytes]],
-        results: list[dict[str, object]], ambiguous: bool,
+        self, answered: list[tuple[str, list[dict[str, object]]]], sent_at: float,
+        todo: list[tuple[str, bytes]], ambiguous: bool,
     ) -> list[tuple[str, bytes]]:  # fmt: skip
-        """Record a node's answers; returns what to send again later."""
+        """Record the nodes' answers, one list per node that answered; returns what to send
+        again later. One node's acknowledgement settles a transaction whatever the other
+        said (it may have refused it only because the copy it got by gossip came first)."""
         again = []
         now = self.clock()
-        for (tx_hash, raw), result in zip(todo, results, strict=True):
-            sent, code = self.sent[tx_hash], str(result.get("code") or "")
-            if result.get("accepted") or code in ACKNOWLEDGED:
-                sent.sent, sent.acked, sent.node, sent.outcome = sent_at, now, node, "acked"
-            elif code in RETRY_LATER:
+        for i, (tx_hash, raw) in enumerate(todo):
+            sent = self.sent[tx_hash]
+            said = [
+                (node, results[i], str(results[i].get("code") or "")) for node, results in answered
+            ]
+            acked = [
+                node
+                for node, result, code in said
+                if result.get("accepted") or code in ACKNOWLEDGED
+            ]
+            codes = [code for _, _, code in said]
+            if acked:
+                sent.sent, sent.acked, sent.node, sent.outcome = sent_at, now, acked[0], "acked"
+            elif any(code in RETRY_LATER for code in codes):
                 again.append((tx_hash, raw))
-            elif code == "NONCE_REPLAYED" and ambiguous:
+            elif "NONCE_REPLAYED" in codes and ambiguous:
                 sent.outcome = "committed_unacknowledged"
             else:
-                sent.outcome = f"refused:{code}"
+                sent.outcome = f"refused:{codes[0]}"
         return again
 
     def acked(self, phase: str | None = None) -> dict[str, Sent]:

@@ -100,12 +100,17 @@ def _fault_rows(obs: Observed, times: list[float], target: float) -> list[dict[s
             length for at, length in all_gaps if at <= end + target and at + length >= start
         ]
         during = [h for h, s in _acked_load(obs) if start <= s.submitted <= end]
+        # Acknowledged with the target's time to spare before the fault ended, and final
+        # only after it (or never): held back by the fault, e.g. at a node cut off.
+        held = [h for h in during if obs.sent[h].submitted <= end - target
+                and obs.final_at.get(h, math.inf) > end]  # fmt: skip
         rows.append({
             "fault": note.fault.label(),
             "began": _rounded(note.began), "ended": _rounded(note.ended),
             "commits": sum(1 for t in times if start <= t <= end),
             "longest_stall_s": _rounded(max(touching, default=0.0)),
             "acknowledged_during": len(during),
+            "final_only_after_the_fault": len(held),
             **{k: v for k, v in _finality(obs, during, target).items() if k != "final_seen"},
             "notes": note.notes,
         })  # fmt: skip

@@ -88,7 +88,7 @@ async def _run(
     log(f"{scenario.name}: {count} nodes, {sum(map(len, plan.setup))} setup and "
         f"{len(plan.stream)} load transactions signed")  # fmt: skip
     apis = {n: AsyncClient(p.api, timeout=API_TIMEOUT_S) for n, p in cluster.nodes.items()}
-    generator = load.Generator(apis, clock)
+    generator = load.Generator(apis, clock, redundancy=scenario.load.redundancy)
     follower = Follower(apis, clock)
     stop = asyncio.Event()
     following = asyncio.create_task(follower.run(stop))

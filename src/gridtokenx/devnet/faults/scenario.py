@@ -84,6 +84,7 @@ class Load(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     transfer_share: float = 0.25  # of a mixed load
     batch_ms: int = 100  # one API batch this often
     seed: int = 1
+    redundancy: int = 1  # nodes each batch goes to at once (2: as a client wanting 3 s)
 
 
 class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
