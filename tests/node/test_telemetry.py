@@ -104,3 +104,26 @@ def test_catching_up_follows_the_peers_still_connected(caplog: pytest.LogCapture
     samples = samples_of(generate_latest(t.metrics.registry).decode())
     assert value(samples, "gridtokenx_sync_catching_up") == 0
     assert value(samples, "gridtokenx_sync_target_height") == 3
+
+
+def test_one_rule_for_behind_in_the_status_the_logs_and_the_gauge(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The status API (`Node.catching_up` reads `behind`), the log lines and the gauge
+    share one map of what each peer itself showed. A height relayed in a synced block is a
+    target, not a peer's claim, so it makes no one "behind"; a peer that leaves takes its
+    claim with it at once, not at the next commit (a stuck node commits nothing)."""
+    caplog.set_level(logging.INFO, "gridtokenx")
+    connected = {b"relay", b"far"}
+    t = Telemetry(Metrics(), CHAIN, crypto.verify, dict, lambda: connected)
+    t.seen(b"relay", 50, 2, 1.0, shown=False)
+    assert t.best_seen == 50 and t.peer_height() == 0 and not t.behind(2, 1.0)
+    t.seen(b"far", 50, 2, 1.5)
+    assert t.peer_height() == 50 and t.behind(2, 1.5)
+    samples = samples_of(generate_latest(t.metrics.registry).decode())
+    assert value(samples, "gridtokenx_sync_catching_up") == 1
+    connected.discard(b"far")
+    assert not t.behind(2, 2.0) and t.peer_height() == 0
+    samples = samples_of(generate_latest(t.metrics.registry).decode())
+    assert value(samples, "gridtokenx_sync_catching_up") == 0
+    assert [r.getMessage() for r in caplog.records][-2:] == ["catching up", "caught up"]

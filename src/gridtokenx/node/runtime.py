@@ -146,8 +146,6 @@ class Node:
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._last_commit = 0.0  # loop time of the last commit
         self._asked = (0, 0.0)  # the height we last asked a peer for, and when (loop time)
-        self._best_seen = 0  # the highest height any peer's message showed
-        self._peer_heights: dict[bytes, int] = {}  # each peer's highest height shown
         self.started_at = time.monotonic()  # for the uptime `GET /status` reports
         self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
         self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
@@ -333,7 +331,7 @@ class Node:
             commit = msgspec.msgpack.decode(payload, type=Commit)
             outcome = await self._on_commit(commit)
             if kind is Kind.SYNC_BLOCK:
-                self._catch_up(self._best_seen, peer, shown=False)  # keep asking while behind
+                self._catch_up(self.telemetry.best_seen, peer, shown=False)  # ask on
             return outcome
         except msgspec.DecodeError:
             return Outcome.INVALID
@@ -456,36 +454,29 @@ class Node:
         """A peer is at a later height: ask it for our next block, once per height unless
         no answer came within SYNC_RETRY_S (the peer pruned that block, or the request or
         answer was lost); the retry goes to whichever peer shows a later height next."""
-        self._best_seen = max(self._best_seen, seen_height)
-        if shown and seen_height > self._peer_heights.get(peer, 0):  # the peer's own
-            self._peer_heights[peer] = seen_height
         want = self.core.height
         now = asyncio.get_running_loop().time()
-        self.telemetry.seen(peer, seen_height, want, now)
+        self.telemetry.seen(peer, seen_height, want, now, shown)
         asked, at = self._asked
-        if self._best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
+        if self.telemetry.best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
             self._asked = (want, now)
             self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
 
     @property
     def peer_height(self) -> int:
-        """The highest height a connected peer's proposals, votes or synced blocks showed
-        (0: none yet). A peer's heights are forgotten when it disconnects, so one that
-        claimed a height and left does not hold the node "behind" for ever."""
-        peers = self.gossip.peers
-        self._peer_heights = {p: h for p, h in self._peer_heights.items() if p in peers}
-        return max(self._peer_heights.values(), default=0)
+        """The highest height a connected peer has shown (0: none yet)."""
+        return self.telemetry.peer_height()
 
     @property
     def catching_up(self) -> bool:
-        """Whether the node is behind its peers: a connected peer has shown a height more
-        than one beyond the height this node is deciding (`core.height`). One ahead is
-        the ordinary race at every commit (a peer that committed first already votes on
-        the next height); two ahead means at least one whole block this node lacks, which
-        it is fetching by block sync. CometBFT's rule alike: caught up within one block of
-        the best peer. The heights are what peers claimed, unverified until the blocks
-        arrive, so a lying peer can make this read true while it stays connected."""
-        return self.peer_height > self.core.height + 1
+        """Whether the node is behind its peers (`Telemetry.behind`: a connected peer shows
+        a height two or more beyond the one this node decides), the same answer the logs
+        and the gridtokenx_sync_catching_up gauge give."""
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:  # read from outside the node's loop (a test, a tool)
+            now = time.monotonic()
+        return self.telemetry.behind(self.core.height, now)
 
     def _timeout(self, t: core.ScheduleTimeout) -> None:
         """A timer the core asked for fired (a loop callback: nothing may escape it)."""

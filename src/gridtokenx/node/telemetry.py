@@ -16,10 +16,12 @@ counts for height H are therefore final when H + 1 commits.
 Block sync: a node that sees peers two or more heights ahead is catching up. It says so
 once ("catching up" from H to H'), then every SYNC_REPORT_S how far it got, and once more
 when it has caught up; the blocks it commits meanwhile are logged at debug level, so a
-node syncing a million blocks writes a line every few seconds, not a million. The target is
-the highest height a connected peer's messages showed, taken again at each commit from the
-peers still connected: heights cannot be checked before the node gets there, so a peer
-that claimed a height far ahead misleads the target only while it stays connected.
+node syncing a million blocks writes a line every few seconds, not a million. "Behind" is
+judged from the highest height a connected peer itself showed, taken again from the peers
+still connected at each commit and each time the status is read: heights cannot be checked
+before the node gets there, so a peer that claimed a height far ahead misleads it only
+while it stays connected. The status API, the gauge and the log lines all read this one
+judgement (`behind`).
 """
 
 from __future__ import annotations
@@ -82,13 +84,13 @@ class Telemetry:
         self.verify = verify
         self.names = names
         self.peers = peers
-        self._shown: dict[bytes, int] = {}  # the highest height each peer's messages showed
+        self._shown: dict[bytes, int] = {}  # the highest height each peer itself showed
         self._monikers: dict[bytes, str] = {}
         self._set: ValidatorSet | None = None
         self._round = (0, 0, 0.0)  # height, round, loop time it began
         self._last_commit: float | None = None
         self._signed: _Signed | None = None
-        self.best_seen = 0
+        self.best_seen = 0  # the target: the highest height known, what to sync towards
         self.catching_up = False
         self._sync_from = (0, 0.0)  # height and time catching up began
         self._sync_reported = 0.0
@@ -199,34 +201,59 @@ class Telemetry:
             signed.signers.add(vote.validator)
 
     # --- sync ------------------------------------------------------------------------------
-    def seen(self, peer: bytes, height: int, own: int, now: float) -> None:
-        """A peer's message showed `height` while this node works on `own`."""
-        if height > self._shown.get(peer, 0):
+    # One map and one rule for "behind", read by the logs, the metrics and the status API
+    # alike (they once kept two and could disagree).
+    def seen(self, peer: bytes, height: int, own: int, now: float, shown: bool = True) -> None:
+        """A peer's message showed `height` while this node works on `own`. `shown`:
+        the height is the peer's own (its proposal or vote), not one relayed or implied."""
+        if shown and height > self._shown.get(peer, 0):
             self._shown[peer] = height
         if height > self.best_seen:
             self.best_seen = height
             self.metrics.sync_target.set(height)
-        if not self.catching_up and self.best_seen - own >= BEHIND:
+        self._follow(own, now)
+
+    def peer_height(self) -> int:
+        """The highest height a connected peer has shown (0: none yet). A peer's heights
+        go when it disconnects, so one that claimed a height and left does not hold the
+        node "behind" for ever."""
+        connected = self.peers()
+        self._shown = {p: h for p, h in self._shown.items() if p in connected}
+        return max(self._shown.values(), default=0)
+
+    def behind(self, own: int, now: float) -> bool:
+        """Whether the node deciding `own` is catching up, as of now (`catching_up`)."""
+        self._follow(own, now)
+        return self.catching_up
+
+    def _follow(self, own: int, now: float) -> None:
+        """Catching up while a connected peer shows a height BEHIND or more beyond `own`,
+        the height this node decides: one ahead is the ordinary race at every commit (a
+        peer that committed first already votes on the next height); two ahead is at
+        least one whole block this node lacks, which block sync fetches. CometBFT's rule
+        alike. The heights are peers' claims, unverified until the blocks arrive, so a
+        lying peer can make this true while it stays connected. Logs and the gauge
+        change only when the answer does."""
+        best = self.peer_height()
+        if not self.catching_up and best - own >= BEHIND:
             self.catching_up = True
             self.metrics.catching_up.set(1)
             self._sync_from = (own - 1, now)
             self._sync_reported = now
-            _log.info("catching up", extra={"height": own - 1, "target": self.best_seen})
-
-    def _sync_progress(self, height: int, now: float) -> None:
-        connected = self.peers()
-        self._shown = {p: h for p, h in self._shown.items() if p in connected}
-        self.best_seen = max(self._shown.values(), default=height)
-        self.metrics.sync_target.set(self.best_seen)
-        if not self.catching_up:
-            return
-        start, began = self._sync_from
-        if self.best_seen - (height + 1) < BEHIND:
+            _log.info("catching up", extra={"height": own - 1, "target": best})
+        elif self.catching_up and best - own < BEHIND:
             self.catching_up = False
             self.metrics.catching_up.set(0)
-            _log.info("caught up", extra={"height": height, "blocks": height - start,
+            start, began = self._sync_from
+            _log.info("caught up", extra={"height": own - 1, "blocks": own - 1 - start,
                                           "took_s": round_s(now - began)})  # fmt: skip
-        elif now - self._sync_reported >= SYNC_REPORT_S:
+
+    def _sync_progress(self, height: int, now: float) -> None:
+        self.best_seen = max(self.peer_height(), height)
+        self.metrics.sync_target.set(self.best_seen)
+        self._follow(height + 1, now)
+        if self.catching_up and now - self._sync_reported >= SYNC_REPORT_S:
+            start, began = self._sync_from
             rate = (height - start) / max(now - began, 1e-9)
             self._sync_reported = now
             _log.info("syncing", extra={"height": height, "target": self.best_seen,
