@@ -106,6 +106,23 @@ def test_a_damaged_store_is_one_line_and_left_as_it_was(home: Path, damage: str)
     assert after == [name for name in before if not name.startswith("LOG")]  # nothing new
 
 
+def test_a_store_of_another_genesis_is_one_line_and_left_as_it_was(home: Path) -> None:
+    """The home's genesis.json replaced (a new ceremony, the wrong file copied in) over a
+    store that began from the old one: the node refuses to serve another chain's history
+    under this genesis, names both hashes, and writes nothing."""
+    spec = load_genesis(home / "genesis.json")
+    other = msgspec.structs.replace(spec, chain_id=spec.chain_id + "-other")
+    original = (home / "genesis.json").read_bytes()
+    (home / "genesis.json").write_bytes(msgspec.json.encode(other))
+    message = _one_line(_node_start(home), "STORE_OF_ANOTHER_CHAIN")
+    assert str(home / "data") in message and "another genesis" in message
+    assert spec.hash().hex()[:16] in message and other.hash().hex()[:16] in message
+    assert read_status(home) is None  # it never ran
+    (home / "genesis.json").write_bytes(original)  # the right genesis back: it opens
+    with Store(home / "data") as db:
+        assert db.genesis_hash() == spec.hash() and db.height() == 0
+
+
 @pytest.mark.parametrize(
     ("offset", "setting"), [(0, "p2p.listen_port"), (100, "metrics.port"), (200, "api.port")]
 )

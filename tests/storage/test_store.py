@@ -9,11 +9,12 @@ import msgspec
 import pytest
 
 from gridtokenx.consensus.core import Persistent, Step
-from gridtokenx.ledger import chain_info
+from gridtokenx.ledger import chain_info, genesis
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.ledger.state import State
 from gridtokenx.simulator.scenario import run as run_scenario
 from gridtokenx.storage import store
+from gridtokenx.storage.store import Store, StoreOfAnotherChain, open_application
 from tests.conftest import Cast
 
 
@@ -168,3 +169,26 @@ def test_a_wal_that_does_not_decode_is_store_corrupt(tmp_path: Path) -> None:
         db.db.get_column_family("wal")[store.WAL_KEY] = b"\xc1 not msgpack"
         with pytest.raises(store.StoreCorrupt, match="WAL does not decode"):
             db.load_wal()
+
+
+def test_a_store_opens_only_with_the_genesis_it_began_from(tmp_path: Path) -> None:
+    """The genesis hash recorded at creation is checked at every open; a store made before
+    it was recorded is checked by its genesis state root (here: other voting powers)."""
+    keys = genesis.dev_keys()
+    spec = genesis.devnet("store-genesis", 1_700_000_000, keys)
+    open_application(spec, tmp_path / "new").close()
+    with Store(tmp_path / "new") as db:
+        assert db.genesis_hash() == spec.hash()
+    renamed = msgspec.structs.replace(spec, chain_id="store-genesis-2")
+    with pytest.raises(StoreOfAnotherChain, match="another genesis"):
+        open_application(renamed, tmp_path / "new")
+    open_application(spec, tmp_path / "new").close()  # closed after the refusal: opens again
+
+    with Store(tmp_path / "old") as db:  # as a store from before the hash was kept
+        db.save_genesis_state(genesis.build_state(spec))
+        assert db.genesis_hash() is None
+    open_application(spec, tmp_path / "old").close()
+    public = {c: k.public_key for c, k in keys.items()}
+    powers = genesis.thai("store-genesis", 1_700_000_000, public, powers={"EGAT": 1})
+    with pytest.raises(StoreOfAnotherChain, match="genesis state root"):
+        open_application(powers, tmp_path / "old")

@@ -139,13 +139,20 @@ def _local(exc: Exception) -> Failure | None:
     `db` or `report` command), each with what to do about it. Imported only when no check
     above matched."""
     from gridtokenx.node.service import PortInUse
-    from gridtokenx.storage.store import StoreCorrupt, StoreLocked, StoreUnavailable
+    from gridtokenx.storage.store import (
+        StoreCorrupt,
+        StoreLocked,
+        StoreOfAnotherChain,
+        StoreUnavailable,
+    )
 
     if isinstance(exc, StoreLocked):
         return "STORE_LOCKED", [f"{exc}: is its node still running? Stop it first"], EXIT_REFUSED
     if isinstance(exc, StoreCorrupt):
         fix = "restore it from a backup (`gridtokenx db restore`), or move it aside to resync"
         return "STORE_CORRUPT", [f"{exc}: {fix}"], EXIT_REFUSED
+    if isinstance(exc, StoreOfAnotherChain):
+        return "STORE_OF_ANOTHER_CHAIN", [str(exc)], EXIT_REFUSED
     if isinstance(exc, StoreUnavailable):
         return "STORE_UNAVAILABLE", [str(exc)], EXIT_REFUSED
     if isinstance(exc, PortInUse):

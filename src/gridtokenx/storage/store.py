@@ -83,6 +83,12 @@ class StoreCorrupt(StoreUnavailable):
     """The store's files are damaged: RocksDB refuses them, or a record does not decode."""
 
 
+class StoreOfAnotherChain(StoreUnavailable):
+    """The store began from another genesis than the home's genesis.json: a home whose
+    genesis was replaced (a new ceremony, the wrong file copied in) over an old store.
+    Running on would serve and sign another chain's history under this one's name."""
+
+
 _ROCKSDB_FILES: Final = ("MANIFEST-", "OPTIONS-", ".sst", ".log")
 
 
@@ -387,8 +393,9 @@ class Store:
         return None if raw is None else (int.from_bytes(raw[:8]), int.from_bytes(raw[8:12]))
 
     # --- state -----------------------------------------------------------------------------
-    def save_genesis_state(self, state: State) -> None:
-        """The genesis state, as height 0's writes (only into an empty store)."""
+    def save_genesis_state(self, state: State, genesis_hash: bytes | None = None) -> None:
+        """The genesis state, as height 0's writes (only into an empty store), and the hash
+        of the genesis it came from, which every later open checks."""
         if self.height() != 0 or self.has_genesis():
             raise StoreError("the store already holds a chain")
         batch = WriteBatch(raw_mode=True)
@@ -399,6 +406,8 @@ class Store:
                 batch.put(key, encode_record(record), cf)
         self._index_certificates(batch, changes)
         batch.put(b"genesis", state.root(), self._cf("meta"))
+        if genesis_hash is not None:
+            batch.put(b"genesis_hash", genesis_hash, self._cf("meta"))
         self.db.write(batch, self._sync)
 
     def has_genesis(self) -> bool:
@@ -407,6 +416,29 @@ class Store:
     def genesis_root(self) -> bytes | None:
         """The state root of the genesis state this store began from."""
         return self._get("meta", b"genesis")
+
+    def genesis_hash(self) -> bytes | None:
+        """The hash of the genesis this store began from (None: a store from before
+        December 2026, which recorded only the genesis state root)."""
+        return self._get("meta", b"genesis_hash")
+
+    def check_genesis(self, spec: genesis.Genesis) -> None:
+        """Raise `StoreOfAnotherChain` unless this store began from `spec`: its genesis
+        hash where the store recorded one, and its genesis state root always (which a
+        store from before the hash was recorded can be checked by)."""
+        problem = None
+        held = self.genesis_hash()
+        if held is not None and held != spec.hash():
+            problem = f"genesis hash {held.hex()[:16]}..., not {spec.hash().hex()[:16]}..."
+        elif (root := genesis.build_state(spec).root()) != self.genesis_root():
+            held_root = (self.genesis_root() or b"").hex()[:16]
+            problem = f"genesis state root {held_root}..., not {root.hex()[:16]}..."
+        if problem is not None:
+            raise StoreOfAnotherChain(
+                f"{self.path} began from another genesis ({problem} of chain "
+                f"{spec.chain_id!r}): move the store aside to sync this chain, or put back "
+                "the genesis.json it was made with"
+            )
 
     def _records(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
         """Every state record, decoded; a damaged one (or a block RocksDB finds corrupt as
@@ -464,13 +496,15 @@ class Store:
 def open_application(spec: genesis.Genesis, path: Path) -> Application[Store]:
     """Open (or create) a node's store at `path` and the application over it, starting
     from genesis when the store is new. A store that does not open or load raises
-    `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`) and is closed again."""
+    `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`, `StoreOfAnotherChain`) and is
+    closed again."""
     store = Store(path)
     try:
         if not store.has_genesis():
             state = genesis.build_state(spec)
-            store.save_genesis_state(state)
+            store.save_genesis_state(state, spec.hash())
             return Application(spec.chain_id, state, store, last_time=spec.genesis_time)
+        store.check_genesis(spec)
         app = Application(spec.chain_id, store.load_state(), store, last_time=spec.genesis_time)
         app.resume()
     except BaseException:
