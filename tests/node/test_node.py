@@ -5,6 +5,7 @@ identical state on every node. (Separate processes and kill -9 come with `node s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -39,7 +40,10 @@ def _registrations(count: int) -> list[bytes]:
 
 
 async def _network(
-    tmp_path: Path, timeouts: Timeouts = FAST, block_interval: float = 0.0
+    tmp_path: Path,
+    timeouts: Timeouts = FAST,
+    block_interval: float = 0.0,
+    clock: Callable[[], float] = lambda: GENESIS_TIME + 10,
 ) -> list[Node]:
     spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
     nodes = [
@@ -47,7 +51,7 @@ async def _network(
             KEYS[code],
             open_application(spec, tmp_path / code),
             timeouts,
-            clock=lambda: GENESIS_TIME + 10,
+            clock=clock,
             block_interval=block_interval,
         )
         for code in RUNNING
@@ -61,6 +65,35 @@ async def _network(
             break
         await asyncio.sleep(0.02)
     return nodes
+
+
+def test_validators_started_before_genesis_time_wait_for_it(tmp_path: Path) -> None:
+    """Operators start their nodes before the ceremony's genesis time: they connect, and
+    nobody proposes until the time comes (before, the first validator up ran the chain
+    with every block stamped at genesis time). Then the chain starts at once."""
+
+    async def scenario() -> None:
+        now = [float(GENESIS_TIME - 30)]
+        nodes = await _network(tmp_path, clock=lambda: now[0])
+        try:
+            for node in nodes:
+                await node.start()
+            assert all(n.genesis_in() == 30 for n in nodes)
+            await asyncio.sleep(1.5)  # FAST rounds: several heights' time, were they on
+            assert [n.app.height for n in nodes] == [0] * len(nodes)
+            assert all(len(n.gossip.peers) == len(nodes) - 1 for n in nodes)  # connected
+            now[0] = GENESIS_TIME + 1
+            for _ in range(600):  # bounded: 30 s
+                if all(n.app.height >= 2 for n in nodes):
+                    break
+                await asyncio.sleep(0.05)
+            assert min(n.app.height for n in nodes) >= 2
+            assert all(n.genesis_in() == 0 for n in nodes)
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
 def test_four_validators_commit_blocks_over_the_network(tmp_path: Path) -> None:

@@ -187,9 +187,29 @@ class Node:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        self._act(self.core.start())
+        """Gossip and the mempool run at once; consensus from genesis time on. Operators
+        of a new chain start their nodes before the time the ceremony fixed, so that all
+        of them are connected when the first height begins (as CometBFT's nodes wait for
+        the genesis time), rather than the first validator up proposing alone into rounds
+        that lengthen while the others arrive."""
         self.supervisor.keep("regossip", self._regossip_loop)
         self.supervisor.keep("ingest", self._ingest_loop)
+        if self.genesis_in() > 0:
+            self.supervisor.watch("genesis", self._start_at_genesis())
+        else:
+            self._act(self.core.start())
+
+    def genesis_in(self) -> float:
+        """Chain seconds until genesis time (0 once it has passed, or any block exists)."""
+        if self.app.height > 0:
+            return 0.0
+        return max(0.0, self.app.last_time - self.clock())
+
+    async def _start_at_genesis(self) -> None:
+        while (left := self.genesis_in()) > 0:  # bounded: the clock reaches genesis time
+            await asyncio.sleep(min(1.0, left))
+        _log.info("genesis time reached: consensus starts", extra={"height": 1})
+        self._act(self.core.start())
 
     async def _regossip_loop(self, every: float = 1.0) -> None:
         """Consensus assumes messages eventually arrive: re-send this height's own

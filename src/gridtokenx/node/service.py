@@ -199,7 +199,8 @@ def _log_started(node: Node, config: Config, genesis_hash: str) -> None:
         "external": config.external_host or "-",
         "api": _address(config.api_host, config.api_port),
         "metrics": _address(config.metrics_host, config.metrics_port),
-        "height": node.app.height, "peers_configured": len(config.peers)})  # fmt: skip
+        "height": node.app.height, "peers_configured": len(config.peers),
+        **({"genesis_in_s": round(wait)} if (wait := node.genesis_in()) > 0 else {})})  # fmt: skip
 
 
 def _address(host: str, port: int) -> str:
