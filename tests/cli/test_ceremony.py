@@ -30,7 +30,7 @@ from tests.devnet.test_devnet_processes import _height, _report, _start, _stop, 
 
 runner = CliRunner()
 CHAIN = "gridtokenx-ceremony-1"
-GENESIS_TIME = 1_796_428_800  # 2026-12-05T00:00:00Z
+GENESIS_TIME = 1_796_083_200  # 2026-12-01T00:00:00Z: past, or its validators would wait for it
 ROLES = ceremony.ROLES
 VALIDATING = ("EGAT", "MEA", "PEA", "ERC")  # NEPO joins at power 0, as on a devnet of four
 
@@ -98,7 +98,7 @@ def ceremony_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]
         shutil.copy(machine / name, coordinator / name)
         documents += ["--authority", str(coordinator / name)]
     built = _invoke("genesis", "build", "--chain-id", CHAIN, "--genesis-time",
-                    "2026-12-05T00:00:00Z", *documents, "--power", "NEPO=0", "--out",
+                    "2026-12-01T00:00:00Z", *documents, "--power", "NEPO=0", "--out",
                     str(coordinator / "genesis.json"))  # fmt: skip
     assert built.exit_code == 0, out(built)
     hashed = _invoke("genesis", "hash", str(coordinator / "genesis.json"))

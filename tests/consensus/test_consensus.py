@@ -197,6 +197,30 @@ def test_prevotes_the_proposal_then_precommits_on_a_polka_and_decides() -> None:
     assert core.check_commit(CHAIN, VALS, 1, block, decision.commit, _verify)
 
 
+def test_a_quorum_of_nil_precommits_starts_the_next_round_without_the_timeout() -> None:
+    """The round-0 proposer is down: the others time out, prevote and precommit nil. More
+    than 2/3 of the power precommitting nil means no block can be decided in the round, so
+    the next round (and its proposer) starts at once instead of 0.5 s later; a third of
+    nil precommits is not enough."""
+    down = VALS.proposer(1, 0)
+    me = next(i for i, k in enumerate(KEYS) if k.address not in (down, VALS.proposer(1, 1)))
+    c = _core(me)
+    c.start()
+    live = [k for k in KEYS if k.address != down]
+    c.on_timeout(1, 0, Step.PROPOSE)  # this validator's own nil prevote
+    for k in live:
+        c.on_vote(_vote(k, 0, VoteType.PREVOTE, NIL))
+    assert c.state.step is Step.PRECOMMIT and c.state.round == 0
+    others = [k for k in live if k.address != KEYS[me].address]
+    actions = c.on_vote(_vote(others[0], 0, VoteType.PRECOMMIT, NIL))
+    assert c.state.round == 0  # own and one more: not yet a quorum
+    assert not VALS.is_quorum(VALS.power(KEYS[me].address) + VALS.power(others[0].address))
+    actions = c.on_vote(_vote(others[1], 0, VoteType.PRECOMMIT, NIL))
+    assert c.state.round == 1 and c.state.step is Step.PROPOSE
+    timers = [a for a in actions if isinstance(a, core.ScheduleTimeout)]
+    assert [(t.round, t.step) for t in timers] == [(1, Step.PROPOSE)]
+
+
 def test_an_invalid_proposal_gets_a_nil_prevote() -> None:
     c = _core(_a_non_proposer(1, 0))
     c.start()

@@ -381,6 +381,13 @@ class Core:
             return []
         if s.step is Step.PREVOTE and self._polka(r, NIL):  # line 44
             return self._vote(VoteType.PRECOMMIT, NIL)
+        if precommits is not None and quorum(precommits.power_for.get(NIL, 0)):
+            # Not in the paper: more than 2/3 of the power precommitted nil, so no block can
+            # gather a quorum of precommits in this round. Waiting out the precommit
+            # timeout (line 47) then only delays the next proposer, by 0.5 s for each
+            # proposer that is down or late. Moving rounds is a liveness choice; safety
+            # rests on the locks and the quorums, which this does not touch.
+            return self._start_round(r + 1)
         if (
             precommits is not None and quorum(precommits.total) and self._first("precommit-any", r)
         ):  # line 47
