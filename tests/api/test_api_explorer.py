@@ -121,7 +121,7 @@ def http(scenario: tuple[LocalNode, Client, Cast, Day]) -> Iterator[httpx.Client
         yield client
 
 
-def _day_of(http: httpx.Client, time_: int) -> str:
+def day_of(http: httpx.Client, time_: int) -> str:
     offset = http.get("/chain").json()["params"]["tariffs"]["utc_offset_seconds"]
     return time.strftime("%Y%m%d", time.gmtime(time_ + offset))
 
@@ -131,7 +131,7 @@ def test_the_households_bill_is_what_the_chain_settled(
     scenario: tuple[LocalNode, Client, Cast, Day], http: httpx.Client
 ) -> None:
     _, _, _, day = scenario
-    view = http.get(f"/households/{day.home}", params={"day": _day_of(http, day.interval)})
+    view = http.get(f"/households/{day.home}", params={"day": day_of(http, day.interval)})
     assert view.status_code == 200, view.text
     body = view.json()
     assert body["participant"]["name"] == "Somchai" and body["participant"]["kind"] == "HOUSEHOLD"
@@ -177,7 +177,7 @@ def test_a_day_without_activity_has_no_lines_and_bad_input_is_refused(
     error_of(http.get(f"/households/{stranger}"), 404, "NOT_FOUND")
     # Without a day, the latest block's: the scenario's day.
     latest = http.get(f"/households/{text(cast.home)}").json()
-    assert latest["day"] == int(_day_of(http, http.get("/health").json()["latest_time"]))
+    assert latest["day"] == int(day_of(http, http.get("/health").json()["latest_time"]))
 
 
 # --- transactions and addresses --------------------------------------------------------------
