@@ -137,6 +137,9 @@ def test_the_households_bill_is_what_the_chain_settled(
     assert body["participant"]["name"] == "Somchai" and body["participant"]["kind"] == "HOUSEHOLD"
     assert [m["owner"] for m in body["meters"]] == [day.home]
     assert {t["id"] for t in body["trades"]} == {day.buy_trade, day.sell_trade}
+    names = {t["id"]: (t["seller_name"], t["buyer_name"]) for t in body["trades"]}
+    assert names[day.sell_trade] == ("Somchai", "Office")
+    assert names[day.buy_trade] == ("explorer-farm", "Somchai")
     lines = {line["interval"]: line for line in body["bill"]["lines"]}
     line = lines[day.interval]
     assert line["status"] == "SETTLED" and line["on_chain"] is True
@@ -187,7 +190,7 @@ def test_a_committed_transaction_is_shown_decoded(
     _, _, _, day = scenario
     found = http.get(f"/txs/{day.buy_tx}/body").json()
     assert found["status"] == "committed" and found["kind"] == "PlaceOrder"
-    assert found["sender"] == day.home
+    assert found["sender"] == day.home and found["sender_name"] == "Somchai"
     assert found["body"]["side"] == "BUY" and found["body"]["quantity_wh"] == 400
     block = http.get(f"/blocks/{found['height']}").json()
     assert block["hash"] == found["block_hash"] and block["txs"][found["index"]] == day.buy_tx
@@ -218,7 +221,7 @@ def test_an_addresses_transactions_page_newest_first_through_every_block(
     # Its registration (signed by MEA, naming it), its meter's, its orders and its THB.
     assert {"RegisterParticipant", "RegisterMeter", "PlaceOrder", "IssueThb"} <= kinds
     assert day.buy_tx in {item["hash"] for item in seen}
-    assert any(item["sender"] == text(MEA) for item in seen)
+    assert any(item["sender"] == text(MEA) and item["sender_name"] == "MEA" for item in seen)
     # The meter's own readings are its transactions, not the household's.
     assert "MeterReading" not in kinds
     meter = http.get(f"/accounts/{text(cast.meter)}/txs", params={"limit": 100}).json()

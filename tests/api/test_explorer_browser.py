@@ -125,7 +125,8 @@ def test_block_tx_and_address_pages_show_what_the_api_holds(
     arrived(page, f"#/tx/{day.buy_tx}")
     assert page.inner_text("#tx-kind") == "PlaceOrder"
     assert page.inner_text("#tx-status") == "committed"
-    assert page.inner_text("#tx-sender") == day.home
+    assert page.get_attribute("#tx-sender", "data-address") == day.home
+    assert page.inner_text("#tx-sender") == f"Somchai ({day.home})"
     assert page.inner_text("#tx-block") == str(found["height"])
     assert "BUY" in page.inner_text('#tx-body tr[data-field="side"]')
     assert page.locator('#tx-events tr[data-event="trade"]').count() == 1
@@ -213,8 +214,10 @@ def test_the_household_page_shows_the_bill_the_api_computed(
     assert bill_row.get_attribute("data-net") == str(line["net_satang"])
     assert "settled" in bill_row.inner_text()
     assert f"{line['tou_satang'] / 100:.2f}" in bill_row.inner_text()
-    for trade_id in (day.buy_trade, day.sell_trade):
-        assert page.locator(f'#hh-trades tr[data-trade-id="{trade_id}"]').count() == 1
+    sold_to = page.locator(f'#hh-trades tr[data-trade-id="{day.sell_trade}"]').inner_text()
+    assert "sold" in sold_to and "Office" in sold_to  # the other party by its name
+    bought_from = page.locator(f'#hh-trades tr[data-trade-id="{day.buy_trade}"]').inner_text()
+    assert "bought" in bought_from and "explorer-farm" in bought_from
     assert page.locator(f'#hh-readings tr[data-interval="{day.interval}"]').count() == 1
     page.screenshot(path=str(shots / "household.png"), full_page=True)
     # The address page links here; the day picker moves to a day without activity.

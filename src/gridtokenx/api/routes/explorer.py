@@ -21,10 +21,12 @@ from gridtokenx.api.routes.common import Limit
 from gridtokenx.api.routes.registry import AddressPath
 from gridtokenx.api.routes.txs import HashPath
 from gridtokenx.chain import blocks
+from gridtokenx.ledger import registry
+from gridtokenx.ledger.state import State
 from gridtokenx.node.runtime import Node
 from gridtokenx.wire import crypto, tx
 
-SCAN_BLOCKS: Final = 2000  # blocks read per request when listing an address's transactions
+SCAN_BLOCKS: Final = 1000  # blocks read per request, as the audit trail (it runs on the loop)
 
 router = APIRouter(tags=["explorer"], responses=ERRORS)
 
@@ -47,13 +49,27 @@ def _mentions(value: object, address: bytes) -> bool:
     return False
 
 
-def _summary(signed: tx.SignedTransaction, raw: bytes, height: int, index: int) -> dict[str, Any]:
+def name_of(state: State, address: bytes) -> str | None:
+    """Who an address is, for people reading: a participant's name or an authority's
+    code (None for a meter or an unregistered key)."""
+    found = registry.get_participant(state, address)
+    if found is not None:
+        return found.name
+    authority = registry.authority_of(state.overlay(), address)
+    return authority.code if authority is not None else None
+
+
+def _summary(
+    state: State, signed: tx.SignedTransaction, raw: bytes, height: int, index: int
+) -> dict[str, Any]:
+    sender = signed.tx.sender_address
     return {
         "hash": tx.hash_of(raw).hex(),
         "height": height,
         "index": index,
         "kind": _kind(signed),
-        "sender": views.plain(signed.tx.sender_address),
+        "sender": views.plain(sender),
+        "sender_name": name_of(state, sender),
         "nonce": signed.tx.nonce,
         "fee": signed.tx.fee,
     }
@@ -67,7 +83,8 @@ def _block(node: Node, height: int) -> blocks.Block | None:
 @router.get("/txs/{tx_hash}/body")
 async def tx_body(node: NodeDep, tx_hash: str = HashPath) -> dict[str, Any]:
     """A transaction's status (as `GET /txs/{hash}`) and, once committed, what it says:
-    kind, sender, nonce, fee, its decoded body, and its block's time."""
+    kind, sender (with `sender_name`: a participant's name or an authority's code),
+    nonce, fee, its decoded body, and its block's time."""
     raw_hash = views.hex_bytes(tx_hash, 32, "transaction hash")
     status = views.tx_status(node, raw_hash)
     if status["status"] != "committed":
@@ -79,7 +96,7 @@ async def tx_body(node: NodeDep, tx_hash: str = HashPath) -> dict[str, Any]:
     signed = tx.decode(raw)
     return {
         **status,
-        **_summary(signed, raw, status["height"], status["index"]),
+        **_summary(node.app.state, signed, raw, status["height"], status["index"]),
         "time": block.header.time,
         "block_hash": block.hash.hex(),
         "chain_id": signed.tx.chain_id,
@@ -109,7 +126,7 @@ async def address_txs(
         for index, raw in enumerate(() if block is None else block.txs):
             signed = tx.decode(raw)
             if signed.tx.sender_address == who or _mentions(signed.tx.body, who):
-                found.append(_summary(signed, raw, height, index))
+                found.append(_summary(node.app.state, signed, raw, height, index))
         items += reversed(found)
         height -= 1
     # A block is never split between pages: the next one starts below the last read.

@@ -16,6 +16,7 @@ from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.models import ERRORS
 from gridtokenx.api.routes.certificates import day_range
 from gridtokenx.api.routes.common import required
+from gridtokenx.api.routes.explorer import name_of
 from gridtokenx.api.routes.registry import AddressPath
 from gridtokenx.ledger import chain_info, metering, registry
 from gridtokenx.ledger.market import bills
@@ -40,8 +41,9 @@ def day_intervals(yyyymmdd: int, utc_offset: int, length: int) -> range:
 @router.get("/households/{address}")
 async def household(address: AddressPath, node: NodeDep, day: DayQuery = None) -> dict[str, Any]:
     """The participant, its meters with the day's readings, the trades delivered in the
-    day, and the day's bill: one line per interval with metered energy or a trade, and
-    the totals (`saved_satang`: the import's tariff-only bill less what was paid for it)."""
+    day (with the parties' names), and the day's bill: one line per interval with metered
+    energy or a trade, and the totals (`saved_satang`: the import's tariff-only bill less
+    what was paid for it)."""
     state = node.app.state
     who = views.address(address)
     found = required(registry.get_participant(state, who), f"participant {address}")
@@ -66,7 +68,12 @@ async def household(address: AddressPath, node: NodeDep, day: DayQuery = None) -
         "participant": views.plain(found),
         "meters": [views.record(meter, address=at) for at, meter in meters],
         "readings": readings,
-        "trades": [views.record(t) for t in bills.owner_trades(state, who, intervals)],
+        "trades": [
+            views.record(
+                t, buyer_name=name_of(state, t.buyer), seller_name=name_of(state, t.seller)
+            )
+            for t in bills.owner_trades(state, who, intervals)
+        ],
         "buyback_msat_per_kwh": params.tariffs.buyback_msat_per_kwh,
         "bill": {
             "lines": [{**line._asdict(), "net_satang": line.net_satang} for line in lines],

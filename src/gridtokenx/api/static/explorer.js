@@ -4,8 +4,8 @@
 // can be linked to and the browser's back button works. While a page is shown the
 // dashboard's own panels are hidden (body[data-view="explorer"]); "#/" goes back.
 import {
-  addressLink, blockLink, el, facts, get, kwh, link, maybe, NotFound, params, row, section,
-  short, table, thb, txLink, value, when,
+  addressLink, blockLink, el, facts, get, kwh, link, maybe, namedLink, NotFound, params, row,
+  section, short, table, thb, txLink, value, when,
 } from "./view.js";
 import { showHousehold } from "./household.js";
 
@@ -43,7 +43,7 @@ async function showBlock(id) {
     ])),
     section("Transactions", table("block-txs", ["#", "hash", "kind", "sender"],
       block.txs.map((hash, i) => row({ "data-tx": hash }, i, txLink(hash),
-        bodies[i] ? bodies[i].kind : "…", bodies[i] ? addressLink(bodies[i].sender) : "…")),
+        bodies[i] ? bodies[i].kind : "…", bodies[i] ? namedLink(bodies[i].sender, bodies[i].sender_name) : "…")),
       "No transactions in this block.")),
     section("End-of-block events", table("block-events", ["event", "details"], eventRows(block.end_events),
       "None: no gate closed and no interval settled in this block.")),
@@ -62,7 +62,8 @@ async function showTx(hash) {
     ["block", blockLink(t.height), { id: "tx-block" }],
     ["position", `${t.index} in the block`],
     ["time", `${when(t.time)} (local)`],
-    ["sender", addressLink(t.sender, t.sender), { id: "tx-sender" }],
+    ["sender", addressLink(t.sender, t.sender_name ? `${t.sender_name} (${t.sender})` : t.sender),
+      { id: "tx-sender", "data-address": t.sender }],
     ["nonce", t.nonce], ["fee", `${thb(t.fee)} THB`],
   ])));
   out.push(section(`Body: ${t.kind}`, table("tx-body", ["field", "value"],
@@ -77,7 +78,7 @@ async function txPage(address, before, box) {
   const body = box.querySelector("tbody");
   if (before === null) body.replaceChildren();
   body.append(...page.items.map((t) => row({ "data-tx": t.hash }, blockLink(t.height), txLink(t.hash),
-    t.kind, t.sender === address ? "sent" : el("span", {}, "by ", addressLink(t.sender)))));
+    t.kind, t.sender === address ? "sent" : el("span", {}, "by ", namedLink(t.sender, t.sender_name)))));
   if (!body.children.length) body.append(row({}, el("span", { class: "muted" }, "None.")));
   const more = box.querySelector("button");
   more.hidden = page.next === null;
@@ -91,6 +92,7 @@ async function showAddress(address) {
     get("/certificates", { owner: address, limit: 20 }),
   ]);
   const meter = who ? null : await maybe(`/meters/${address}`);
+  const length = (await params()).interval_seconds;
   const out = [el("h2", {}, who ? `${who.name} ` : "Address ", el("span", { class: "mono hash" }, address))];
   out.push(section("Account", facts([
     who && ["participant", `${who.name}: ${who.kind.toLowerCase()} in ${who.zone}`, { id: "addr-participant" }],
@@ -104,7 +106,7 @@ async function showAddress(address) {
   if (meters.items.length) {
     out.push(section("Meters", table("addr-meters", ["meter", "kind", "zone", "capacity kW", "last reading"],
       meters.items.map((m) => row({ "data-meter": m.address }, addressLink(m.address), m.kind.toLowerCase(),
-        m.zone, kwh(m.rated_capacity_w), m.last_interval < 0 ? "none" : when(m.last_interval + 900))))));
+        m.zone, kwh(m.rated_capacity_w), m.last_interval < 0 ? "none" : when(m.last_interval + length))))));
   }
   if (licences.items.length) {
     out.push(section("Licences", table("addr-licences", ["kind", "valid", "expires"],

@@ -3,8 +3,8 @@
 // interval by interval, as the node's /households route computes it from what settlement
 // recorded. Every amount is shown as the API gives it, only turned into kWh and THB.
 import {
-  addressLink, blockLink, clock, el, facts, get, kwh, link, local, maybe, rate, row, section,
-  table, thb,
+  addressLink, blockLink, clock, el, facts, get, kwh, link, local, maybe, namedLink, rate, row,
+  section, table, thb,
 } from "./view.js";
 
 const yyyymmdd = (iso) => iso.replaceAll("-", "");
@@ -84,7 +84,8 @@ export async function showHousehold(address, day) {
       view.trades.map((t) => {
         const bought = t.buyer === address;
         return row({ "data-trade-id": t.id }, t.id, clock(t.interval_start), bought ? "bought" : "sold",
-          addressLink(bought ? t.seller : t.buyer), kwh(t.quantity_wh), thb(t.price),
+          bought ? namedLink(t.seller, t.seller_name) : namedLink(t.buyer, t.buyer_name),
+          kwh(t.quantity_wh), thb(t.price),
           t.settled ? `settled ${kwh(t.delivered_wh)} kWh` : "matched");
       }), "No trades this day.")),
     section("Open orders", table("hh-orders", ["id", "side", "delivery", "kWh left", "THB/kWh"],

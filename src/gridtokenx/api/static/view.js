@@ -64,6 +64,8 @@ export function el(tag, attrs = {}, ...children) {
 export const link = (href, label, attrs = {}) => el("a", { href, ...attrs }, label);
 export const addressLink = (addr, label) => (addr
   ? link(`#/address/${addr}`, label || short(addr), { title: addr, class: "mono" }) : "–");
+/** An address as a link, labelled with its name (participant or authority) when known. */
+export const namedLink = (addr, name) => addressLink(addr, name ? `${name} (${short(addr)})` : short(addr));
 export const blockLink = (height) => link(`#/block/${height}`, height);
 export const txLink = (hash) => link(`#/tx/${hash}`, short(hash), { title: hash, class: "mono" });
 
