@@ -17,7 +17,9 @@ from gridtokenx.api.routes import (
     audit,
     certificates,
     chain,
+    explorer,
     governance,
+    households,
     market,
     registry,
     status,
@@ -53,7 +55,7 @@ def create_app(
     app.state.node = node
     app.state.settings = settings
     routed = (txs, chain, registry, market, supply, stream, governance, audit, certificates,
-              status, admin)  # fmt: skip
+              status, admin, explorer, households)  # fmt: skip
     for module in routed:
         app.include_router(module.router, prefix=PREFIX)
     dashboard.install(app)

@@ -49,6 +49,7 @@
     for (const c of children) node.append(c instanceof Node ? c : String(c));
     return node;
   }
+  const link = (href, label) => el("a", { href }, label); // explorer.js routes #/...
   function svg(tag, attrs = {}, content) {
     const node = document.createElementNS(SVG, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -130,7 +131,7 @@
     body.replaceChildren(...v.members.map((m) => {
       const status = m.jailed ? "jailed" : signing.has(m.address) ? "signing" : "no power";
       return el("tr", { "data-validator": m.authority || m.address },
-        el("td", {}, m.authority || "–"), el("td", { title: m.address }, short(m.address)),
+        el("td", {}, m.authority || "–"), el("td", { title: m.address }, link(`#/address/${m.address}`, short(m.address))),
         el("td", {}, m.power.toLocaleString("en")),
         el("td", { class: m.jailed ? "jailed" : "active" }, status));
     }));
@@ -230,7 +231,7 @@
     const body = $("trades").tBodies[0];
     body.replaceChildren(...S.trades.map((t) => el("tr",
       { "data-trade-id": t.id, class: t.id === fresh ? "fresh" : "" },
-      el("td", {}, t.id), el("td", {}, t.height), el("td", {}, clock(t.interval)),
+      el("td", {}, t.id), el("td", {}, link(`#/block/${t.height}`, t.height)), el("td", {}, clock(t.interval)),
       el("td", {}, t.path.join(" → ")), el("td", {}, kwh(t.quantity_wh)),
       el("td", {}, thbKwh(t.price)), el("td", {}, t.status))));
     $("trades-empty").hidden = S.trades.length > 0;
@@ -433,7 +434,7 @@
       { "data-certificate-id": c.id, "data-status": c.retired ? "retired" : "active" },
       el("td", {}, c.id), el("td", {}, c.source.toLowerCase()), el("td", {}, c.zone),
       el("td", {}, trim(c.energy_wh / 1e6, 3)), el("td", {}, co2(c.avoided_g)),
-      el("td", { title: c.owner }, short(c.owner)),
+      el("td", { title: c.owner }, link(`#/address/${c.owner}`, short(c.owner))),
       el("td", { title: c.beneficiary }, c.retired ? `retired ${day(c.retire_day)}` : "active"))));
     $("certificates-empty").hidden = latest.items.length > 0;
   }

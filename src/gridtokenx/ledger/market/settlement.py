@@ -50,8 +50,8 @@ def record_reading(
         return []
     length = params.interval_seconds
     covered = range(record.covers_from, interval_start + 1, length)
-    exports = _spread(record.export_wh, len(covered))
-    imports = _spread(record.import_wh, len(covered))
+    exports = spread(record.export_wh, len(covered))
+    imports = spread(record.import_wh, len(covered))
     events: list[Event] = []
     for start, exported, imported in zip(covered, exports, imports, strict=True):
         market = bookkeeping.interval_market(view, start)
@@ -77,7 +77,7 @@ def record_reading(
     return events
 
 
-def _spread(total: int, parts: int) -> list[int]:
+def spread(total: int, parts: int) -> list[int]:
     base, extra = divmod(total, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
@@ -340,7 +340,7 @@ def _charge_imbalance(
 
 
 # --- settlement: trades --------------------------------------------------------------------
-class _Charges(NamedTuple):
+class TradeCharges(NamedTuple):
     """What a trade's escrow pays for its delivered energy; the refund is what is left."""
 
     value_satang: int  # to the seller
@@ -368,7 +368,7 @@ def _settle_trades(
     for trade in trades:
         delivered_wh = delivered_wh_by_trade.get(trade.id, 0)
         received_wh = _deliver(view, trade, delivered_wh)
-        charges = _charges(trade, delivered_wh, params)
+        charges = trade_charges(trade, delivered_wh, params)
         _pay_from_escrow(view, trade, charges, fee_collector)
         view.put(
             records.trade_key(trade.id),
@@ -404,7 +404,7 @@ def _deliver(view: Overlay, trade: records.Trade, delivered_wh: int) -> int:
     return received_wh
 
 
-def _charges(trade: records.Trade, delivered_wh: int, params: Params) -> _Charges:
+def trade_charges(trade: records.Trade, delivered_wh: int, params: Params) -> TradeCharges:
     """Charges are at today's rates, but never beyond what the buyer put in escrow: a rate
     raised since the trade takes the fee first, then wheeling, from what is left over."""
     value = bookkeeping.value_satang(delivered_wh, trade.price)
@@ -414,11 +414,11 @@ def _charges(trade: records.Trade, delivered_wh: int, params: Params) -> _Charge
     )
     refund = trade.escrow_satang - value - fee - wheeling
     assert refund >= 0, "trade escrow must cover its cost"
-    return _Charges(value, fee, wheeling, refund)
+    return TradeCharges(value, fee, wheeling, refund)
 
 
 def _pay_from_escrow(
-    view: Overlay, trade: records.Trade, charges: _Charges, fee_collector: bytes
+    view: Overlay, trade: records.Trade, charges: TradeCharges, fee_collector: bytes
 ) -> None:
     """A trade's escrow always covers its charges (`_charges`), so these never run short."""
     network = (
