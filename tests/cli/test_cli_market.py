@@ -282,3 +282,25 @@ def test_ctrl_c_ends_a_follow_with_exit_0(live: Live, follower: list[Follower]) 
     assert f.process.wait(30) == 0
     leftover = f.rest(f.stderr)
     assert "error" not in leftover.lower() and "Traceback" not in leftover, leftover
+
+
+def test_a_follow_piped_into_a_reader_that_stops_ends_quietly(live: Live) -> None:
+    """`gridtokenx query blocks --follow --json | head -1`: the reader closes the pipe."""
+    command = [sys.executable, "-m", "gridtokenx", "query", "blocks", "--follow", "--json"]
+    process = subprocess.Popen(
+        [*command, "--node", live.node.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert json.loads(process.stdout.readline())["type"] == "block"
+        process.stdout.close()  # as `head -1` does once it has its line
+        assert process.wait(30) == 0
+        errors = process.stderr.read()
+        assert "error" not in errors.lower() and "Traceback" not in errors, errors
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)

@@ -11,6 +11,7 @@ the command with an error: rows would otherwise be missing without a word.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -139,8 +140,6 @@ def stream(
                 if acknowledged == len(topics):
                     print("following; Ctrl-C to stop", file=sys.stderr, flush=True)
                 continue
-            if bounds.count is not None and shown >= bounds.count:
-                return
             drawn = show(message, shown == 0)
             if drawn is None:
                 continue
@@ -154,6 +153,9 @@ def stream(
                 return
     except KeyboardInterrupt:
         return  # Ctrl-C is how a follow is meant to end
+    except BrokenPipeError:
+        # the reader went away (`... --follow | head -3`): as quiet an end as Ctrl-C
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def rows(
