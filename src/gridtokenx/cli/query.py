@@ -111,8 +111,12 @@ def query_balance(api: Client, who: AddressArg) -> Any:
 
     Example:  gridtokenx query balance gtx1...
     """
-    text = address_text(who)
-    return {**api.get(f"/accounts/{text}"), "escrow": api.get(f"/accounts/{text}/escrow")}
+    return _balance(api, address_text(who))
+
+
+def _balance(api: Client, address: str) -> dict[str, Any]:
+    """The account record with what the market holds for it (`escrow`) beside it."""
+    return {**api.get(f"/accounts/{address}"), "escrow": api.get(f"/accounts/{address}/escrow")}
 
 
 def _account_view(data: dict[str, Any], names: Names) -> RenderableType:
@@ -141,7 +145,7 @@ def query_account(api: Client, who: AddressArg) -> Any:
             raise
         participant = None
     return {
-        "account": {**api.get(f"/accounts/{text}"), "escrow": api.get(f"/accounts/{text}/escrow")},
+        "account": _balance(api, text),
         "participant": participant,
         "meters": api.get("/meters", owner=text, limit=500)["items"],
         "licences": api.get("/licences", holder=text, limit=500)["items"],
