@@ -24,7 +24,6 @@ from gridtokenx.ledger.grid import queries as grid
 from gridtokenx.ledger.market import queries, records, tariff
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import State
-from gridtokenx.wire.tx import Side
 
 U64 = Annotated[int, Path(ge=0, le=2**63 - 1)]
 ZonePath = Annotated[str, Path(pattern=r"^[A-Z]{2,8}$", description="zone code, e.g. BKK")]
@@ -159,38 +158,6 @@ async def orders(
     return {"items": items, "next": str(chosen[limit - 1].id) if more else None}
 
 
-def _escrow(state: State, who: bytes) -> dict[str, Any]:
-    """What the market holds for `who` beyond its spendable balance (the escrow account's
-    share that is its): THB for its open buy orders and for purchases not yet settled,
-    and its metered export (GRID) locked until its interval settles. Unsettled intervals
-    are the market's active list, so this reads a few records, never a scan."""
-    found = (queries.order(state, i) for i in queries.open_order_ids(state, who))
-    open_orders = [o for o in found if o is not None]
-    held_thb_orders = sum(o.escrow_satang for o in open_orders if o.side is Side.BUY)
-    offered = sum(o.remaining_wh for o in open_orders if o.side is Side.SELL)
-    active = state.get(records.ACTIVE_KEY, records.Active)
-    zones = registry.zone_index(state.overlay()).zones
-    held_thb_trades = locked_wh = unsettled = 0
-    for interval in active.intervals if active is not None else ():
-        for t in queries.interval_trades(state, interval):
-            if t.buyer == who and not t.settled:
-                held_thb_trades += t.escrow_satang
-                unsettled += 1
-        for code in zones:
-            pos = state.get(records.position_key(interval, code, who), records.Position)
-            locked_wh += pos.locked_export_wh if pos is not None else 0
-    return {
-        "address": views.plain(who),
-        "thb_satang": held_thb_orders + held_thb_trades,
-        "thb_in_orders_satang": held_thb_orders,
-        "thb_in_trades_satang": held_thb_trades,
-        "grid_wh": locked_wh,
-        "open_orders": len(open_orders),
-        "offered_wh": offered,
-        "unsettled_purchases": unsettled,
-    }
-
-
 @router.get("/accounts/{address}/escrow")
 async def escrow(
     address: Annotated[str, Path(min_length=3, max_length=64, description="gtx... address")],
@@ -201,7 +168,10 @@ async def escrow(
     (`thb_in_trades_satang`), and metered export locked until settlement (`grid_wh`).
     Open sell orders hold no GRID (they are checked against meter capacity); their
     remaining energy is `offered_wh`."""
-    return _escrow(node.app.state, views.address(address))
+    raw = views.address(address)
+    held = queries.held(node.app.state, raw)
+    total = held.thb_in_orders_satang + held.thb_in_trades_satang
+    return {"address": views.plain(raw), "thb_satang": total, **held._asdict()}
 
 
 @router.get("/book/{zone}/{interval}")
