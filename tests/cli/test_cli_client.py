@@ -202,7 +202,7 @@ def test_order_place_amend_trade_and_cancel(live: Live) -> None:
     book = live.query("book", "BKK", str(interval))
     assert book["asks"] == [{"price": 300, "quantity_wh": 800, "orders": 1}]
     table = live.run("query", "book", "BKK", str(interval))
-    assert table.exit_code == 0 and "0.8" in table.stdout and "300" in table.stdout
+    assert table.exit_code == 0 and "0.800" in table.stdout and "3.00" in table.stdout
     bought = live.tx_json(
         "office",
         "order",

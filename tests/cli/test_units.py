@@ -79,3 +79,16 @@ def test_energy_round_trips_through_its_text(wh: int) -> None:
 @given(st.integers(min_value=0, max_value=2**63 - 1))
 def test_money_round_trips_through_its_text(satang: int) -> None:
     assert units.money_satang(units.thb(satang).replace(",", "") + "THB") == satang
+
+
+def test_times_are_shown_in_bangkok_whatever_the_machine_zone() -> None:
+    assert units.local_time(1_767_229_200) == "2026-01-01 08:00:00"  # 01:00 UTC
+    assert units.local_minute(1_767_289_500) == "2026-01-02 00:45"  # across local midnight
+    assert units.local_minute(0) == "1970-01-01 07:00"
+
+
+def test_trade_values_are_exact_baht() -> None:
+    assert units.value_thb(500, 345) == "1.725"  # 0.5 kWh at 3.45 THB/kWh
+    assert units.value_thb(1_000, 300) == "3.00"
+    assert units.value_thb(1, 1) == "0.00001"
+    assert units.value_thb(10**9, 400) == "4,000,000.00"

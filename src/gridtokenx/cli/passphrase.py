@@ -13,11 +13,12 @@ import sys
 import typer
 
 from gridtokenx.cli.errors import Refused
-from gridtokenx.node.home import PASSPHRASE_ENV
 
 
 def read(confirm: bool) -> str:
     """The passphrase; `confirm` asks twice, for a passphrase that will encrypt a new file."""
+    from gridtokenx.node.home import PASSPHRASE_ENV
+
     value = os.environ.get(PASSPHRASE_ENV, "")
     if value:
         return value

@@ -29,6 +29,8 @@ from gridtokenx.cli.args import (
     zone,
 )
 from gridtokenx.cli.errors import BadInput
+from gridtokenx.cli.follow import FOLLOW_OPTIONS, Bounds, follow_blocks, follow_book, follow_trades
+from gridtokenx.cli.names import Names
 from gridtokenx.cli.render import (
     cell,
     console,
@@ -39,7 +41,16 @@ from gridtokenx.cli.render import (
     record_table,
     rows_table,
 )
-from gridtokenx.cli.units import count, hz, kg, kwh, local_date, mwh, percent, thb, unix_time
+from gridtokenx.cli.units import count, hz, kg, local_date, mwh, percent, unix_time
+from gridtokenx.cli.views import (
+    balance_view,
+    blocks_view,
+    book_view,
+    order_record,
+    orders_view,
+    trade_view,
+    trades_view,
+)
 
 if TYPE_CHECKING:
     from gridtokenx.client import Client
@@ -50,60 +61,75 @@ query_app = typer.Typer(
     no_args_is_help=True,
 )
 Render = Callable[[Any], RenderableType]
+Named = Callable[[Any, Names], RenderableType]
+Follow = Callable[..., None]  # (api, names, json_out, bounds, **the command's arguments)
 
 
-def query_command(name: str, render: Render | None = None) -> Callable[[F], F]:
+def query_command(
+    name: str, render: Render | None = None, *, named: Named | None = None,
+    follow: Follow | None = None,
+) -> Callable[[F], F]:  # fmt: skip
     """Register `fetch(api, ...)` as `query NAME` with --node and --json: it parses its
-    arguments, reads the API and returns JSON data, shown as `render` draws it."""
+    arguments, reads the API and returns JSON data, shown as `render` draws it (or `named`,
+    which also gets the command's address book). With `follow`, the command also takes
+    --follow (and its bounds --count, --timeout), and `follow` streams instead."""
 
     def register(fetch: F) -> F:
         def command(**kwargs: Any) -> None:
             from gridtokenx.client import Client
 
             url, json_out = kwargs.pop("node"), kwargs.pop("json_out")
+            streaming = follow is not None and kwargs.pop("follow")
+            bounds = Bounds.of(kwargs.pop("count", None), kwargs.pop("timeout", None), streaming)
             with Client(node_url(url)) as api:
+                names = Names(api)
+                if follow is not None and streaming:
+                    follow(api, names, json_out, bounds, **kwargs)
+                    return
                 data = fetch(api, **kwargs)
                 if json_out:
                     print_json(data)
+                elif named is not None:
+                    console.print(named(data, names))
                 else:
                     console.print((render or generic)(data))
 
-        expose(command, fetch, 1, (NODE_OPTION, JSON_OPTION))
+        extra = (NODE_OPTION, JSON_OPTION, *(FOLLOW_OPTIONS if follow else ()))
+        expose(command, fetch, 1, extra)
         query_app.command(name)(command)
         return fetch
 
     return register
 
 
-def _balance_view(data: dict[str, Any]) -> RenderableType:
-    return record_table(
-        {
-            "address": data["address"],
-            "GRID": f"{kwh(data['grid_wh'])} kWh ({data['grid_wh']} Wh)",
-            "THB": f"{thb(data['thb_satang'])} THB ({data['thb_satang']} satang)",
-            "next nonce": data["nonce"],
-        }
-    )
-
-
-@query_command("balance", _balance_view)
+@query_command("balance", named=balance_view)
 def query_balance(api: Client, who: AddressArg) -> Any:
-    """GRID and THB balances and the next nonce.
+    """GRID and THB balances (available), what the market holds (escrow), and the next nonce.
+
+    Held THB is in open buy orders and unsettled purchases; held GRID is metered export
+    locked until its interval settles. --json: the account record with `escrow` added.
 
     Example:  gridtokenx query balance gtx1...
     """
-    return api.get(f"/accounts/{address_text(who)}")
+    return _balance(api, address_text(who))
 
 
-def _account_view(data: dict[str, Any]) -> RenderableType:
-    parts: list[RenderableType] = [_balance_view(data["account"])]
+def _balance(api: Client, address: str) -> dict[str, Any]:
+    """The account record with what the market holds for it (`escrow`) beside it."""
+    return {**api.get(f"/accounts/{address}"), "escrow": api.get(f"/accounts/{address}/escrow")}
+
+
+def _account_view(data: dict[str, Any], names: Names) -> RenderableType:
+    parts: list[RenderableType] = [balance_view(data["account"], names)]
     if data["participant"] is not None:
         parts.append(record_table(data["participant"], "participant"))
-    parts += [rows_table(data[name], name) for name in ("meters", "licences", "open_orders")]
+    parts += [rows_table(data[name], name) for name in ("meters", "licences")]
+    owner = data["account"]["address"]
+    parts.append(orders_view({"items": data["open_orders"]}, names, owner))
     return Group(*parts)
 
 
-@query_command("account", _account_view)
+@query_command("account", named=_account_view)
 def query_account(api: Client, who: AddressArg) -> Any:
     """Balances, participant record, meters, licences and open orders of one account.
 
@@ -119,7 +145,7 @@ def query_account(api: Client, who: AddressArg) -> Any:
             raise
         participant = None
     return {
-        "account": api.get(f"/accounts/{text}"),
+        "account": _balance(api, text),
         "participant": participant,
         "meters": api.get("/meters", owner=text, limit=500)["items"],
         "licences": api.get("/licences", holder=text, limit=500)["items"],
@@ -187,7 +213,14 @@ def query_licences(
     return api.get("/licences", holder=who, limit=limit, after=after)
 
 
-@query_command("orders")
+def _orders_view(data: dict[str, Any], names: Names) -> RenderableType:
+    if "items" not in data:
+        return order_record(data, names, f"order {data['id']}")
+    owners = {o["owner"] for o in data["items"]}
+    return orders_view(data, names, owners.pop() if len(owners) == 1 else None)
+
+
+@query_command("orders", named=_orders_view)
 def query_orders(
     api: Client,
     account: Annotated[
@@ -229,53 +262,26 @@ def query_orders(
     return api.get("/orders", zone=zone(zone_code), interval=start, limit=limit, after=after)
 
 
-def _book_view(data: dict[str, Any]) -> RenderableType:
-    table = Table(title=f"{data.get('zone', '')} interval {data.get('interval', '')}")
-    for column in (
-        "bid orders",
-        "bid kWh",
-        "bid satang/kWh",
-        "ask satang/kWh",
-        "ask kWh",
-        "ask orders",
-    ):
-        table.add_column(column, justify="right")
-    bids, asks = data.get("bids", []), data.get("asks", [])
-    for i in range(max(len(bids), len(asks))):
-        bid = bids[i] if i < len(bids) else None
-        ask = asks[i] if i < len(asks) else None
-        left = (
-            [str(bid["orders"]), kwh(bid["quantity_wh"]), str(bid["price"])]
-            if bid
-            else ["", "", ""]
-        )
-        right = (
-            [str(ask["price"]), kwh(ask["quantity_wh"]), str(ask["orders"])]
-            if ask
-            else ["", "", ""]
-        )
-        table.add_row(*left, *right)
-    if not bids and not asks:
-        table.caption = "(empty book)"
-    return table
-
-
-@query_command("book", _book_view)
+@query_command("book", book_view, follow=follow_book)
 def query_book(
     api: Client,
     zone_code: ZoneArg,
     interval: IntervalArg,
     levels: Annotated[int, typer.Option(min=1, max=500, help="price levels per side")] = 20,
 ) -> Any:
-    """Order-book depth per price level, best first.
+    """Order-book depth per price level, best first; --follow shows it again at each change.
 
-    Example:  gridtokenx query book BKK 2026-01-01T10:00+07:00 --levels 5
+    Examples:
+
+        gridtokenx query book BKK 2026-01-01T10:00+07:00 --levels 5
+
+        gridtokenx query book BKK 2026-01-01T10:00+07:00 --follow
     """
     code, start = zone(zone_code), unix_time(interval)
     return {"zone": code, "interval": start, **api.get(f"/book/{code}/{start}", levels=levels)}
 
 
-@query_command("trades")
+@query_command("trades", named=trades_view, follow=follow_trades)
 def query_trades(
     api: Client,
     interval: Annotated[
@@ -287,13 +293,57 @@ def query_trades(
     limit: LimitOpt = 50,
     after: AfterOpt = None,
 ) -> Any:
-    """An interval's trades, or the latest trades newest first.
+    """An interval's trades, or the latest trades newest first; --follow prints new ones.
 
-    Example:  gridtokenx query trades --zone BKK --limit 10
+    Delivery intervals in Bangkok time, energy sent in kWh, prices in THB/kWh, value in
+    THB, path loss in %. --json prints the API's records (Wh, satang, unix seconds).
+
+    Examples:
+
+        gridtokenx query trades --zone BKK --limit 10
+
+        gridtokenx query trades --follow --count 5
     """
     start = None if interval is None else unix_time(interval)
     code = None if zone_code is None else zone(zone_code)
     return api.get("/trades", interval=start, zone=code, limit=limit, after=after)
+
+
+@query_command("trade", named=trade_view)
+def query_trade(
+    api: Client, trade_id: Annotated[str, Arg(metavar="ID", help="the trade's id")]
+) -> Any:
+    """One trade: both orders, zones and path, price, quantity, losses and settlement.
+
+    Example:  gridtokenx query trade 42
+    """
+    from gridtokenx.client import ApiError
+
+    found = api.get(f"/trades/{count(trade_id, 'trade id')}")
+    orders = {side: api.get(f"/orders/{found[side]}") for side in ("buy_order", "sell_order")}
+    try:
+        settlement = api.get(f"/settlements/{found['interval_start']}")
+    except ApiError as exc:
+        if exc.code != "NOT_FOUND":
+            raise
+        settlement = None
+    return {"trade": found, **orders, "settlement": settlement}
+
+
+@query_command("blocks", named=blocks_view, follow=follow_blocks)
+def query_blocks(api: Client, limit: LimitOpt = 20, after: AfterOpt = None) -> Any:
+    """Block summaries newest first (height, Bangkok time, proposer, transactions, hash);
+    --follow prints new blocks as they commit.
+
+    Examples:
+
+        gridtokenx query blocks --limit 5
+
+        gridtokenx query blocks --follow --timeout 60
+    """
+    if after is not None:
+        count(after, "--after")
+    return api.get("/blocks", limit=limit, after=after)
 
 
 @query_command("block")

@@ -5,10 +5,11 @@ Failures never come here; they are the error contract's lines on stderr (cli.err
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
+from rich.box import HEAVY_HEAD
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
@@ -102,3 +103,32 @@ def receipt_view(receipt: dict[str, Any]) -> RenderableType:
         return Group(line, events_table(receipt.get("events", [])))
     reason = f": {receipt['reason']}" if receipt.get("reason") else ""
     return f"{status}{reason}"
+
+
+# --- tables with fixed columns, printed whole or streamed row by row ------------------------
+Column = tuple[str, int, str]  # title, width (0: as wide as needed), justify
+
+
+def columns_table(
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[str]],
+    title: str = "",
+    *,
+    stream: bool = False,
+) -> Table:
+    """A table of `columns`. A streamed row (`stream`) is a table of its own without lines,
+    its header shown only with `title` (the first one), and every column at its fixed width,
+    so rows printed one at a time as they commit line up under one header."""
+    table = Table(
+        title=title or None,
+        box=None if stream else HEAVY_HEAD,
+        show_header=not stream or bool(title),
+        title_justify="left" if stream else "center",
+        pad_edge=not stream,
+    )
+    for name, width, justify in columns:
+        fixed = {"width": width, "no_wrap": True} if stream and width else {}
+        table.add_column(name, justify=justify, overflow="fold", **fixed)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*row)
+    return table

@@ -14,9 +14,10 @@ size, where a float would round a large balance; nothing here formats a float.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gridtokenx.cli.errors import BadInput
 
@@ -136,6 +137,13 @@ def thb(satang: int) -> str:
     return decimal(satang, 2, trim=False)
 
 
+def value_thb(wh: int, satang_per_kwh: int) -> str:
+    """The THB value of energy at a price, exact: 1234 Wh at 345 satang/kWh is "4.2573"
+    (more than two places only where the value is not whole satang)."""
+    whole, _, part = decimal(wh * satang_per_kwh, 5).partition(".")
+    return f"{whole}.{part:0<2}"
+
+
 def kg(grams: int) -> str:
     return decimal(grams, 3)
 
@@ -152,3 +160,33 @@ def seconds(nanoseconds: int, places: int = 2) -> str:
     """A duration measured in ns, rounded half up to `places` decimals of a second."""
     unit = 10 ** (9 - places)
     return decimal((nanoseconds + unit // 2) // unit, places, trim=False, group=False)
+
+
+# --- local times ----------------------------------------------------------------------------
+def _bangkok() -> timezone | ZoneInfo:
+    """Asia/Bangkok from the system's tz database; its fixed +07:00 (no daylight saving
+    since 1920) where the database is missing, so output never depends on the machine."""
+    try:
+        return ZoneInfo("Asia/Bangkok")
+    except ZoneInfoNotFoundError:
+        return timezone(timedelta(hours=7), "+07")
+
+
+BANGKOK: Final = _bangkok()
+
+
+def _local(unix: int) -> datetime:
+    return datetime.fromtimestamp(unix, UTC).astimezone(BANGKOK)
+
+
+def local_time(unix: int) -> str:
+    """Unix seconds as Bangkok wall time, `2026-01-01 10:15:03`; the ledger's clock is
+    UTC, the market's days and tariffs are local."""
+    return _local(unix).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def local_minute(unix: int) -> str:
+    """An interval start as `2026-01-01 10:00` (Bangkok): the same instant as the unix
+    seconds or ISO time the commands take. Its end is not shown, as the interval's length
+    is a governed parameter."""
+    return _local(unix).strftime("%Y-%m-%d %H:%M")

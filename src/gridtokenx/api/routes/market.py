@@ -158,6 +158,22 @@ async def orders(
     return {"items": items, "next": str(chosen[limit - 1].id) if more else None}
 
 
+@router.get("/accounts/{address}/escrow")
+async def escrow(
+    address: Annotated[str, Path(min_length=3, max_length=64, description="gtx... address")],
+    node: NodeDep,
+) -> dict[str, Any]:
+    """THB (satang) and GRID (Wh) the market holds for one account on top of its balance:
+    THB for open buy orders (`thb_in_orders_satang`) and unsettled purchases
+    (`thb_in_trades_satang`), and metered export locked until settlement (`grid_wh`).
+    Open sell orders hold no GRID (they are checked against meter capacity); their
+    remaining energy is `offered_wh`."""
+    raw = views.address(address)
+    held = queries.held(node.app.state, raw)
+    total = held.thb_in_orders_satang + held.thb_in_trades_satang
+    return {"address": views.plain(raw), "thb_satang": total, **held._asdict()}
+
+
 @router.get("/book/{zone}/{interval}")
 async def depth(
     zone: ZonePath,

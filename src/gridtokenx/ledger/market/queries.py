@@ -61,6 +61,17 @@ class LinkFlow(NamedTuple):
         return min(self.room_a_to_b_wh, self.room_b_to_a_wh) <= 0
 
 
+class Held(NamedTuple):
+    """What the market's escrow holds for one participant, beyond its spendable balance."""
+
+    thb_in_orders_satang: int  # its open buy orders' reserve
+    thb_in_trades_satang: int  # its purchases not yet settled
+    grid_wh: int  # its metered export sold, locked until its interval settles
+    open_orders: int
+    offered_wh: int  # left on its open sell orders (checked against capacity, no GRID held)
+    unsettled_purchases: int
+
+
 # --- orders and trades ----------------------------------------------------------------------
 def order(state: State, order_id: int) -> records.Order | None:
     return state.get(records.order_key(order_id), records.Order)
@@ -190,3 +201,30 @@ def link_flows(state: State, interval: int) -> list[LinkFlow]:
         )
         for a, b in registry.zone_index(view).links
     ]
+
+
+def held(state: State, who: bytes) -> Held:
+    """The escrow account's share that is `who`'s. Unsettled intervals are the market's
+    active list, so this reads the participant's open orders and those intervals' trades
+    and positions, never a scan of all state."""
+    found = (order(state, i) for i in open_order_ids(state, who))
+    mine = [o for o in found if o is not None]
+    active = state.get(records.ACTIVE_KEY, records.Active)
+    zones = registry.zone_index(state.overlay()).zones
+    in_trades = locked_wh = unsettled = 0
+    for interval in active.intervals if active is not None else ():
+        for t in interval_trades(state, interval):
+            if t.buyer == who and not t.settled:
+                in_trades += t.escrow_satang
+                unsettled += 1
+        for code in zones:
+            pos = state.get(records.position_key(interval, code, who), records.Position)
+            locked_wh += pos.locked_export_wh if pos is not None else 0
+    return Held(
+        thb_in_orders_satang=sum(o.escrow_satang for o in mine if o.side is Side.BUY),
+        thb_in_trades_satang=in_trades,
+        grid_wh=locked_wh,
+        open_orders=len(mine),
+        offered_wh=sum(o.remaining_wh for o in mine if o.side is Side.SELL),
+        unsettled_purchases=unsettled,
+    )
