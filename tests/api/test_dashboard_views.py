@@ -48,6 +48,9 @@ WAIT_MS = 15_000
 BANGKOK = 7 * 3600
 DAY1 = (T0 + BANGKOK) // 86_400 * 86_400 - BANGKOK  # 2026-01-01 00:00 in Bangkok
 DAY1_INTERVAL = DAY1 + 10 * 3600  # 10:00 on 2026-01-01: cross-zone and Bangkok trades
+BUSY_INTERVAL = DAY1 + 9 * 3600  # 09:00 on 2026-01-01: more trades than the table shows
+BUSY_TRADES = 17
+LOT = 100  # Wh, the smallest order
 DAY2_INTERVAL = DAY1 + 86_400 + 7 * 3600  # 07:00 on 2026-01-02: the latest trade
 FARM = "Lampang Solar"
 
@@ -112,7 +115,8 @@ def _trade(api: Client, seller: PrivateKey, buyer: PrivateKey, zone: str, interv
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalNode, Client, Cast]]:
     """Day one: a named farm's certificate, imports from the East and (through Central)
-    from the West, and a Bangkok trade; day two: one later Bangkok trade, the latest."""
+    from the West, and a Bangkok trade at 10:00, and 17 small Bangkok trades at 09:00; day
+    two: one later Bangkok trade, the latest."""
     with running_cast(tmp_path_factory.mktemp("views")) as (node, api, cast):
         _, meter = solar_farm(api, FARM)
         produce(node, api, meter, MWH)
@@ -121,6 +125,14 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalNode
         via = _trade(api, west, cast.office, "WST", DAY1_INTERVAL, (400, 200), (400, 290))
         assert via["seller_zone"] == "WST"
         _trade(api, cast.home, cast.office, "BKK", DAY1_INTERVAL, (1000, 300), (600, 320))
+        # Two rooftops' asks (each within its 5 kW meter), taken one 100 Wh lot at a time.
+        neighbour = _seller(api, "Bang Rak", "BKK")
+        for seller, lots in ((cast.home, 10), (neighbour, BUSY_TRADES - 10)):
+            sell = tx.PlaceOrder(tx.Side.SELL, "BKK", BUSY_INTERVAL, LOT * lots, 300)
+            api.send_and_wait(seller, sell)
+        buy = tx.PlaceOrder(tx.Side.BUY, "BKK", BUSY_INTERVAL, LOT, 300)
+        for _ in range(BUSY_TRADES):
+            api.send_and_wait(cast.office, buy)
         _trade(api, cast.home, cast.office, "BKK", DAY2_INTERVAL, (1000, 310), (500, 330))
         yield node, api, cast
 
@@ -230,8 +242,8 @@ def test_a_past_day_picked_changes_every_day_bound_panel(
         "() => document.getElementById('price-title').textContent.includes('2026-01-01')",
         timeout=WAIT_MS,
     )
-    assert "3 trades" in page.inner_text("#price-title")
-    _wait_text(page, "traded-today", "1.5 kWh")
+    assert f"{3 + BUSY_TRADES} trades" in page.inner_text("#price-title")
+    _wait_text(page, "traded-today", f"{(1500 + LOT * BUSY_TRADES) / 1000:g} kWh")
     page.wait_for_selector("#cert-zones tr[data-zone='CEN']", timeout=WAIT_MS)
     assert page.get_attribute("#cert-zones tr[data-zone='CEN']", "data-issued-wh") == str(MWH)
     assert "2026-01-01" in page.inner_text("#cert-title")
@@ -318,4 +330,26 @@ def test_nothing_overflows_a_phone_screen(
     shot = DOCS / "dashboard-phone.png" if keep else tmp_path / "phone.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+    assert problems == []
+
+
+def test_the_trades_table_shows_the_newest_fifteen_with_the_quantity_once(
+    market: tuple[LocalNode, Client, Cast], browser: Browser
+) -> None:
+    node, api, _ = market
+    all_ids = [t["id"] for t in api.get("/trades", interval=BUSY_INTERVAL)["items"]]
+    assert len(all_ids) == BUSY_TRADES
+    page, problems = _open(browser, f"{node.url}/?zone=BKK&interval={BUSY_INTERVAL}")
+    _wait_trades(page, 15)
+    shown = page.eval_on_selector_all(
+        "#trades tr[data-trade-id]", "rs => rs.map(r => Number(r.dataset.tradeId))"
+    )
+    assert shown == sorted(all_ids, reverse=True)[:15]  # newest first
+    assert page.inner_text("#trades-title").endswith("newest 15")
+    for row in _rows(page, "trades")[1:]:
+        assert row[2:] == ["09:00", "BKK", "0.1", "3.00", "matched"]
+    heights = page.eval_on_selector_all(
+        "#trades tr[data-trade-id]", "rs => rs.map(r => r.getBoundingClientRect().height)"
+    )
+    assert max(heights) < 2 * min(heights)  # no row wraps onto a second line
     assert problems == []
