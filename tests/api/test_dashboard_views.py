@@ -274,6 +274,24 @@ def test_each_table_downloads_as_the_csv_of_what_it_shows(
     assert trades[0] == ["id", "block", "delivery", "path", "kWh", "THB/kWh", "status"]
     assert {r[3] for r in trades[1:]} == {"EST→BKK", "WST→CEN→BKK", "BKK"}
     assert all(r[6] == "matched" for r in trades[1:])  # quantity is not repeated in status
+    # Text from the chain (names, titles) cannot become a spreadsheet formula, and commas,
+    # quotes and line breaks survive the round trip.
+    hostile = page.evaluate(
+        """() => {
+          const t = document.createElement('table');
+          t.id = 'hostile';
+          t.innerHTML = '<thead><tr><th>name</th><th>note</th></tr></thead><tbody>'
+            + '<tr><td>=HYPERLINK("x")</td><td>a, "b"</td></tr>'
+            + '<tr><td>-12.5</td><td>@SUM(A1)</td></tr></tbody>';
+          document.querySelector('main').append(t);
+          return GridTables.csv(t);
+        }"""
+    )
+    assert list(csv.reader(io.StringIO(hostile))) == [
+        ["name", "note"],
+        ['\'=HYPERLINK("x")', 'a, "b"'],
+        ["-12.5", "'@SUM(A1)"],
+    ]
     assert problems == []
 
 

@@ -182,6 +182,7 @@
       return option;
     }));
     $("day").value = isoDay(S.day);
+    $("day").max = isoDay(S.now + S.horizon); // no orders beyond the trading horizon
   }
 
   function fillZones() {
