@@ -54,8 +54,8 @@ LOT = 100  # Wh, the smallest order
 DAY2_INTERVAL = DAY1 + 86_400 + 7 * 3600  # 07:00 on 2026-01-02: the latest trade
 FARM = "Lampang Solar"
 
-# Every flow label against every zone's name and code, circle (a disc with its outline)
-# and the other flow labels, as drawn: the overlaps found, described.
+# Every flow label against every zone's name and code, circle (a disc with its outline),
+# the other flow labels and the other interconnector lines, as drawn: the overlaps found.
 CLASHES = """() => {
   const box = (e) => {
     const b = e.getBBox();
@@ -71,6 +71,15 @@ CLASHES = """() => {
   const flows = [...document.querySelectorAll('#zone-map text.flow')];
   const names = [...document.querySelectorAll('#zone-map g[data-zone] text')];
   const circles = [...document.querySelectorAll('#zone-map g[data-zone] circle')];
+  const lines = [...document.querySelectorAll('#zone-map line[data-link]')];
+  const crosses = (p, l) => {
+    const [x1, y1, x2, y2] = ['x1', 'y1', 'x2', 'y2'].map((k) => Number(l.getAttribute(k)));
+    for (let i = 0; i <= 200; i += 1) {
+      const [x, y] = [x1 + (x2 - x1) * i / 200, y1 + (y2 - y1) * i / 200];
+      if (x > p[0] && x < p[2] && y > p[1] && y < p[3]) return true;
+    }
+    return false;
+  };
   const out = [];
   flows.forEach((f, i) => {
     const b = box(f);
@@ -78,6 +87,9 @@ CLASHES = """() => {
     for (const n of names) if (hit(b, box(n))) on(n.textContent);
     for (const c of circles) if (onDisc(b, c)) on(c.parentNode.dataset.zone);
     for (const g of flows.slice(i + 1)) if (hit(b, box(g))) on(g.textContent);
+    for (const l of lines) {
+      if (l.dataset.link !== f.dataset.link && crosses(b, l)) on(`line ${l.dataset.link}`);
+    }
   });
   return out;
 }"""
@@ -303,9 +315,12 @@ def test_flow_labels_touch_no_zone_and_no_other_label(
     page.wait_for_function(
         "() => document.querySelectorAll('#zone-map text.flow').length === 3", timeout=WAIT_MS
     )
-    labels = page.eval_on_selector_all("#zone-map text.flow", "ts => ts.map(t => t.textContent)")
+    labels = page.eval_on_selector_all(
+        "#zone-map text.flow", "ts => ts.map(t => `${t.dataset.link} ${t.textContent}`)"
+    )
     # East to Bangkok on BKK-EST; West to Bangkok through Central on CEN-WST and BKK-CEN.
-    assert sorted(labels) == ["0.4 kWh → BKK", "0.4 kWh → CEN", "0.5 kWh → BKK"]
+    assert sorted(labels) == ["BKK-CEN 0.4 kWh → BKK", "BKK-EST 0.5 kWh → BKK",
+                              "CEN-WST 0.4 kWh → CEN"]  # fmt: skip
     clashes = page.evaluate(CLASHES)
     assert clashes == []
     assert problems == []

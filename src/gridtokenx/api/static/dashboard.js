@@ -410,10 +410,20 @@
     return { discs, boxes };
   }
 
+  function crosses(box, [a, b]) { // a line through a box, sampled every 3 units
+    const steps = Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) / 3);
+    for (let i = 0; i <= steps; i += 1) {
+      const [x, y] = [a[0] + ((b[0] - a[0]) * i) / steps, a[1] + ((b[1] - a[1]) * i) / steps];
+      if (x > box[0] && x < box[2] && y > box[1] && y < box[3]) return true;
+    }
+    return false;
+  }
+
   // Where a flow label goes: centred beside its line, at the middle if that is free, else
   // further from the line or along it, either side; never on a zone, its name or another
-  // label where any such spot is free.
-  function labelSpot(a, b, words, taken) {
+  // label where any such spot is free, and off the other lines too where it can be (so a
+  // label is not read as another line's).
+  function labelSpot(a, b, words, taken, lines) {
     const [width, height] = [6.6 * words.length + 2, 13];
     const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
     const norm = Math.hypot(dx, dy) || 1;
@@ -432,9 +442,11 @@
     }
     const inside = (q) => q[0] >= MAP_BOX[0] && q[1] >= MAP_BOX[1] && q[2] <= MAP_BOX[2]
       && q[3] <= MAP_BOX[3];
-    const free = spots.find((s) => inside(s.box) && !taken.discs.some((d) => touches(s.box, d))
-      && !taken.boxes.some((q) => overlaps(s.box, q)));
-    const spot = free || spots[0];
+    const free = (s) => inside(s.box) && !taken.discs.some((d) => touches(s.box, d))
+      && !taken.boxes.some((q) => overlaps(s.box, q));
+    const others = lines.filter(([p, q]) => !(p === a && q === b));
+    const spot = spots.find((s) => free(s) && !others.some((l) => crosses(s.box, l)))
+      || spots.find(free) || spots[0];
     taken.boxes.push(spot.box);
     return spot;
   }
@@ -446,6 +458,7 @@
     const nodes = [];
     const labels = []; // drawn over every line
     const taken = zoneShapes(at);
+    const lines = S.links.map((l) => [at.get(l.zone_a), at.get(l.zone_b)]).filter(([p, q]) => p && q);
     for (const link of S.links) {
       const [a, b] = [at.get(link.zone_a), at.get(link.zone_b)];
       if (!a || !b) continue;
@@ -464,7 +477,7 @@
       nodes.push(line);
       if (net !== 0) {
         const words = `${energy(Math.abs(net))} → ${net > 0 ? link.zone_b : link.zone_a}`;
-        const spot = labelSpot(a, b, words, taken);
+        const spot = labelSpot(a, b, words, taken, lines);
         labels.push(svg("text", { x: spot.x.toFixed(1), y: spot.y.toFixed(1), class: "flow",
           "data-link": `${link.zone_a}-${link.zone_b}` }, words));
       }
