@@ -7,7 +7,7 @@
   const API = "/api/v1";
   const POLL_MS = 2000; // while the WebSocket is down
   const SLOW_MS = 10000; // validators, grid, flows, supply, prices: also refreshed on events
-  const MAX_TRADES = 15; // rows of the trades table: the newest, the rest in the CSV of the API
+  const MAX_TRADES = 15; // rows of the trades table, newest first (GET /trades pages the rest)
   const MAX_CERTIFICATES = 10; // latest certificates shown
   const MAX_DECIDED = 5; // recently closed proposals shown
   const SVG = "http://www.w3.org/2000/svg";
@@ -20,7 +20,8 @@
   const $ = (id) => document.getElementById(id);
   const S = {
     length: 900, offset: 25200, gate: 300, horizon: 86400, now: 0, height: 0,
-    zone: null, interval: null, day: null, scope: "interval", zones: [], links: [], flows: new Map(),
+    zone: null, interval: null, day: null, scope: "interval", zones: [], links: [],
+    flows: new Map(),
     halted: new Set(), ws: null, booked: null, arrivals: [], trades: [], chart: null,
     chartKey: null, pollTimer: null, retryMs: 1000, timers: new Map(), proposals: [],
     names: new Map(), // address -> registry name, or null where the registry has none
@@ -148,9 +149,9 @@
   // The view the page opens on when its address names no interval, and the interval a
   // newly picked day opens on. The current interval is usually empty (orders are placed
   // ahead), so: the delivery interval of the latest trade (in the zone, if one is named),
-  // or of the day's latest trade into the zone; else the first open interval, or noon of
-  // a day that is over. One function, so a caller that knows better (a demo that knows its
-  // simulated day) has one place to say so.
+  // or of the day's latest trade into the zone; else the first open interval if it falls
+  // on that day, or the day's noon. One function, so a caller that knows better (a demo
+  // that knows its simulated day) has one place to say so.
   async function defaultView(zone, day) {
     if (day === null) {
       const [latest] = (await get("/trades", { zone, limit: 1 })).items;
@@ -254,7 +255,8 @@
   // --- trades --------------------------------------------------------------------------
   function settlement(t) { // the delivered energy only where it differs from the traded
     if (!t.settled) return "matched";
-    return t.delivered_wh === t.quantity_wh ? "settled" : `settled, ${kwh(t.delivered_wh)} delivered`;
+    if (t.delivered_wh === t.quantity_wh) return "settled";
+    return `settled, ${kwh(t.delivered_wh)} delivered`;
   }
   function fromRecord(t) {
     return {
@@ -458,7 +460,8 @@
     const nodes = [];
     const labels = []; // drawn over every line
     const taken = zoneShapes(at);
-    const lines = S.links.map((l) => [at.get(l.zone_a), at.get(l.zone_b)]).filter(([p, q]) => p && q);
+    const lines = S.links.map((l) => [at.get(l.zone_a), at.get(l.zone_b)])
+      .filter(([p, q]) => p && q);
     for (const link of S.links) {
       const [a, b] = [at.get(link.zone_a), at.get(link.zone_b)];
       if (!a || !b) continue;
@@ -555,7 +558,8 @@
       { "data-zone": code, "data-issued-wh": z.issued_wh, "data-retired-wh": z.retired_wh },
       el("td", {}, code), el("td", {}, trim(z.issued_wh / 1e6, 3)),
       el("td", {}, trim(z.retired_wh / 1e6, 3)), el("td", {}, co2(z.issued_avoided_g))));
-    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "none this day")));
+    const none = el("td", { colspan: 4, class: "muted" }, "none this day");
+    if (!rows.length) rows.push(el("tr", {}, none));
     $("cert-zones").tBodies[0].replaceChildren(...rows);
     $("certificates").tBodies[0].replaceChildren(...latest.items.map((c) => el("tr",
       { "data-certificate-id": c.id, "data-status": c.retired ? "retired" : "active" },
