@@ -207,7 +207,8 @@
     S.zone = zone;
     S.interval = interval;
     S.day = dayStart(interval);
-    history.replaceState(null, "", `?zone=${encodeURIComponent(zone)}&interval=${interval}`);
+    const where = `?zone=${encodeURIComponent(zone)}&interval=${interval}${location.hash}`;
+    history.replaceState(null, "", where); // the hash is kept: it names a page of its own
     document.body.dataset.view = `${zone}-${ymd(interval)}-${clock(interval).replace(":", "")}`;
     document.body.dataset.interval = interval;
     fillZones();
