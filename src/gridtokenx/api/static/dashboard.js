@@ -7,7 +7,7 @@
   const API = "/api/v1";
   const POLL_MS = 2000; // while the WebSocket is down
   const SLOW_MS = 10000; // validators, grid, flows, supply, prices: also refreshed on events
-  const MAX_TRADES = 50;
+  const MAX_TRADES = 15; // rows of the trades table, newest first (GET /trades pages the rest)
   const MAX_CERTIFICATES = 10; // latest certificates shown
   const MAX_DECIDED = 5; // recently closed proposals shown
   const SVG = "http://www.w3.org/2000/svg";
@@ -20,9 +20,11 @@
   const $ = (id) => document.getElementById(id);
   const S = {
     length: 900, offset: 25200, gate: 300, horizon: 86400, now: 0, height: 0,
-    zone: null, interval: null, scope: "interval", zones: [], links: [], flows: new Map(),
+    zone: null, interval: null, day: null, scope: "interval", zones: [], links: [],
+    flows: new Map(),
     halted: new Set(), ws: null, booked: null, arrivals: [], trades: [], chart: null,
     chartKey: null, pollTimer: null, retryMs: 1000, timers: new Map(), proposals: [],
+    names: new Map(), // address -> registry name, or null where the registry has none
   };
 
   // --- formatting ----------------------------------------------------------------------
@@ -34,6 +36,9 @@
   const wall = (t) => new Date((t + S.offset) * 1000).toISOString(); // Bangkok wall time
   const clock = (t) => wall(t).slice(11, 16);
   const dayStart = (t) => Math.floor((t + S.offset) / 86400) * 86400 - S.offset;
+  const isoDay = (t) => wall(t).slice(0, 10); // YYYY-MM-DD, the local day of t
+  const fromIsoDay = (text) => Date.parse(`${text}T00:00:00Z`) / 1000 - S.offset;
+  const ymd = (t) => isoDay(t).replaceAll("-", ""); // the API's YYYYMMDD
   const short = (addr) => (addr ? `${addr.slice(0, 9)}…${addr.slice(-4)}` : "–");
   const mwh = (wh) => `${trim(wh / 1e6, 3)} MWh`;
   const co2 = (g) => (g >= 1e6 ? `${trim(g / 1e6, 3)} tCO2e` : `${trim(g / 1000, 1)} kgCO2e`);
@@ -142,22 +147,44 @@
     return (Math.floor((S.now + S.gate) / S.length) + 1) * S.length;
   }
 
-  function fillIntervals() {
+  // The view the page opens on when its address names no interval, and the interval a
+  // newly picked day opens on. The current interval is usually empty (orders are placed
+  // ahead), so: the delivery interval of the latest trade (in the zone, if one is named),
+  // or of the day's latest trade into the zone; else the first open interval if it falls
+  // on that day, or the day's noon. One function, so a caller that knows better (a demo
+  // that knows its simulated day) has one place to say so.
+  async function defaultView(zone, day) {
+    if (day === null) {
+      const [latest] = (await get("/trades", { zone, limit: 1 })).items;
+      if (latest) {
+        const interval = latest.interval_start;
+        return { zone: zone || latest.buyer_zone, day: dayStart(interval), interval };
+      }
+      day = dayStart(firstOpenInterval());
+    }
+    zone = zone || S.zones[0].code;
+    const { intervals } = await get(`/prices/${zone}`, { from: day, to: day + 86400 });
+    const traded = intervals.filter((r) => r.trades > 0).pop();
+    const open = firstOpenInterval();
+    let interval = day + 12 * 3600;
+    if (traded) interval = traded.interval;
+    else if (open >= day && open < day + 86400) interval = open;
+    return { zone, day, interval };
+  }
+
+  function fillIntervals() { // the selected day's intervals; other days through the picker
     const select = $("interval");
     const first = firstOpenInterval();
     const starts = [];
-    for (let t = first - 4 * S.length; t <= S.now + S.horizon && starts.length < 100; t += S.length) {
-      starts.push(t);
-    }
-    if (S.interval === null) S.interval = first;
-    if (!starts.includes(S.interval)) starts.push(S.interval);
-    starts.sort((a, b) => a - b);
+    for (let t = S.day; t < S.day + 86400; t += S.length) starts.push(t);
     select.replaceChildren(...starts.map((t) => {
-      const state = t < first ? "closed" : "open";
-      const option = el("option", { value: t }, `${wall(t).slice(5, 10)} ${clock(t)} (${state})`);
+      const state = t < first ? "closed" : t < S.now + S.horizon ? "open" : "not yet open";
+      const option = el("option", { value: t }, `${clock(t)} (${state})`);
       option.selected = t === S.interval;
       return option;
     }));
+    $("day").value = isoDay(S.day);
+    $("day").max = isoDay(S.now + S.horizon); // no orders beyond the trading horizon
   }
 
   function fillZones() {
@@ -170,19 +197,37 @@
     }));
   }
 
-  function choose(zone, interval) {
-    const dayChanged = dayStart(interval) !== dayStart(S.interval);
+  async function chooseDay(text) {
+    const day = fromIsoDay(text);
+    if (!Number.isFinite(day)) return;
+    const view = await defaultView(S.zone, day);
+    choose(view.zone, view.interval);
+  }
+
+  function setView(zone, interval) { // the selection, in the address bar as well
     S.zone = zone;
     S.interval = interval;
-    history.replaceState(null, "", `?zone=${encodeURIComponent(zone)}&interval=${interval}`);
+    S.day = dayStart(interval);
+    const where = `?zone=${encodeURIComponent(zone)}&interval=${interval}${location.hash}`;
+    history.replaceState(null, "", where); // the hash is kept: it names a page of its own
+    document.body.dataset.view = `${zone}-${ymd(interval)}-${clock(interval).replace(":", "")}`;
+    document.body.dataset.interval = interval;
     fillZones();
     fillIntervals();
+  }
+
+  function choose(zone, interval) {
+    const dayChanged = dayStart(interval) !== S.day;
+    setView(zone, interval);
     subscribeBook();
     guard(refreshBook)();
     guard(refreshTrades)();
     guard(refreshPrices)();
     guard(refreshFlows)();
-    if (dayChanged) guard(refreshCarbon)();
+    if (dayChanged) {
+      guard(refreshCarbon)();
+      guard(refreshCertificates)();
+    }
     drawMap();
   }
 
@@ -210,11 +255,16 @@
   }
 
   // --- trades --------------------------------------------------------------------------
+  function settlement(t) { // the delivered energy only where it differs from the traded
+    if (!t.settled) return "matched";
+    if (t.delivered_wh === t.quantity_wh) return "settled";
+    return `settled, ${kwh(t.delivered_wh)} delivered`;
+  }
   function fromRecord(t) {
     return {
       id: t.id, height: t.height, interval: t.interval_start, path: t.path,
       buyer_zone: t.buyer_zone, seller_zone: t.seller_zone, quantity_wh: t.quantity_wh,
-      price: t.price, status: t.settled ? `settled ${kwh(t.delivered_wh)} kWh` : "matched",
+      price: t.price, status: settlement(t),
     };
   }
   function fromEvent(m) {
@@ -231,21 +281,23 @@
     const body = $("trades").tBodies[0];
     body.replaceChildren(...S.trades.map((t) => el("tr",
       { "data-trade-id": t.id, class: t.id === fresh ? "fresh" : "" },
-      el("td", {}, t.id), el("td", {}, link(`#/block/${t.height}`, t.height)), el("td", {}, clock(t.interval)),
-      el("td", {}, t.path.join(" → ")), el("td", {}, kwh(t.quantity_wh)),
+      el("td", {}, t.id), el("td", {}, link(`#/block/${t.height}`, t.height)),
+      el("td", { title: wall(t.interval).slice(0, 16) }, clock(t.interval)),
+      el("td", {}, t.path.join("→")), el("td", {}, kwh(t.quantity_wh)),
       el("td", {}, thbKwh(t.price)), el("td", {}, t.status))));
     $("trades-empty").hidden = S.trades.length > 0;
     const scope = S.scope === "recent" ? "most recent" : `delivery ${clock(S.interval)}`;
-    text($("trades-title"), `${S.zone}, ${scope}`);
+    const bound = S.trades.length >= MAX_TRADES ? `, newest ${MAX_TRADES}` : "";
+    text($("trades-title"), `${S.zone}, ${scope}${bound}`);
   }
 
   async function refreshTrades() {
     const params = { zone: S.zone, limit: MAX_TRADES };
-    if (S.scope === "interval") params.interval = S.interval;
+    if (S.scope === "interval") Object.assign(params, { interval: S.interval, limit: 500 });
     const page = await get("/trades", params);
     const items = page.items.map(fromRecord);
     if (S.scope === "interval") items.reverse(); // an interval's trades come oldest first
-    S.trades = items;
+    S.trades = items.slice(0, MAX_TRADES);
     renderTrades(null);
   }
 
@@ -343,12 +395,75 @@
     return [210 + 170 * Math.cos(angle), 235 + 200 * Math.sin(angle)];
   }
 
+  // Boxes [left, top, right, bottom] and discs [x, y, r] in the diagram's units; text
+  // sizes are estimated from the font size (11-12 px), close enough to keep labels apart.
+  const MAP_BOX = [0, 0, 420, 470];
+  const ZONE_R = 27;
+  const overlaps = (p, q) => p[0] < q[2] && q[0] < p[2] && p[1] < q[3] && q[1] < p[3];
+  const touches = (box, [x, y, r]) => Math.hypot(x - Math.max(box[0], Math.min(x, box[2])),
+    y - Math.max(box[1], Math.min(y, box[3]))) < r;
+  function zoneShapes(at) { // each zone's circle, and the name under it
+    const discs = [];
+    const boxes = [];
+    for (const z of S.zones) {
+      const [x, y] = at.get(z.code);
+      const half = 3.4 * (S.halted.has(z.code) ? z.name.length + 9 : z.name.length) + 2;
+      discs.push([x, y, ZONE_R + 2]); // with its outline
+      boxes.push([x - half, y + 31, x + half, y + 47]);
+    }
+    return { discs, boxes };
+  }
+
+  function crosses(box, [a, b]) { // a line through a box, sampled every 3 units
+    const steps = Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) / 3);
+    for (let i = 0; i <= steps; i += 1) {
+      const [x, y] = [a[0] + ((b[0] - a[0]) * i) / steps, a[1] + ((b[1] - a[1]) * i) / steps];
+      if (x > box[0] && x < box[2] && y > box[1] && y < box[3]) return true;
+    }
+    return false;
+  }
+
+  // Where a flow label goes: centred beside its line, at the middle if that is free, else
+  // further from the line or along it, either side; never on a zone, its name or another
+  // label where any such spot is free, and off the other lines too where it can be (so a
+  // label is not read as another line's).
+  function labelSpot(a, b, words, taken, lines) {
+    const [width, height] = [6.6 * words.length + 2, 13];
+    const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
+    const norm = Math.hypot(dx, dy) || 1;
+    const [nx, ny] = [-dy / norm, dx / norm];
+    const clear = 3 + Math.abs(nx) * width / 2 + Math.abs(ny) * height / 2;
+    const spots = [];
+    for (const away of [0, 12, 24]) {
+      for (const t of [0.5, 0.4, 0.6, 0.3, 0.7]) {
+        for (const side of [1, -1]) {
+          const cx = a[0] + t * dx + side * (clear + away) * nx;
+          const cy = a[1] + t * dy + side * (clear + away) * ny;
+          const box = [cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2];
+          spots.push({ x: box[0], y: box[3] - 3, box });
+        }
+      }
+    }
+    const inside = (q) => q[0] >= MAP_BOX[0] && q[1] >= MAP_BOX[1] && q[2] <= MAP_BOX[2]
+      && q[3] <= MAP_BOX[3];
+    const free = (s) => inside(s.box) && !taken.discs.some((d) => touches(s.box, d))
+      && !taken.boxes.some((q) => overlaps(s.box, q));
+    const others = lines.filter(([p, q]) => !(p === a && q === b));
+    const spot = spots.find((s) => free(s) && !others.some((l) => crosses(s.box, l)))
+      || spots.find(free) || spots[0];
+    taken.boxes.push(spot.box);
+    return spot;
+  }
+
   function drawMap() {
     const map = $("zone-map");
     if (!S.zones.length) return;
     const at = new Map(S.zones.map((z, i) => [z.code, place(z.code, i, S.zones.length)]));
     const nodes = [];
     const labels = []; // drawn over every line
+    const taken = zoneShapes(at);
+    const lines = S.links.map((l) => [at.get(l.zone_a), at.get(l.zone_b)])
+      .filter(([p, q]) => p && q);
     for (const link of S.links) {
       const [a, b] = [at.get(link.zone_a), at.get(link.zone_b)];
       if (!a || !b) continue;
@@ -366,10 +481,10 @@
       line.append(title);
       nodes.push(line);
       if (net !== 0) {
-        const to = net > 0 ? link.zone_b : link.zone_a;
-        // Beside the middle of the line, so it never sits on a zone's own label.
-        labels.push(svg("text", { x: (a[0] + b[0]) / 2 + 8, y: (a[1] + b[1]) / 2 + 4,
-          class: "flow" }, `${energy(Math.abs(net))} → ${to}`));
+        const words = `${energy(Math.abs(net))} → ${net > 0 ? link.zone_b : link.zone_a}`;
+        const spot = labelSpot(a, b, words, taken, lines);
+        labels.push(svg("text", { x: spot.x.toFixed(1), y: spot.y.toFixed(1), class: "flow",
+          "data-link": `${link.zone_a}-${link.zone_b}` }, words));
       }
     }
     nodes.push(...labels);
@@ -377,7 +492,7 @@
       const [x, y] = at.get(z.code);
       const classes = ["zone", S.halted.has(z.code) ? "halted" : "", z.code === S.zone ? "selected" : ""];
       const group = svg("g", { class: classes.join(" ").trim(), "data-zone": z.code });
-      group.append(svg("circle", { cx: x, cy: y, r: 27 }),
+      group.append(svg("circle", { cx: x, cy: y, r: ZONE_R }),
         svg("text", { x, y: y + 4, class: "code" }, z.code),
         svg("text", { x, y: y + 42 }, S.halted.has(z.code) ? `${z.name} – HALTED` : z.name));
       group.addEventListener("click", () => choose(z.code, S.interval));
@@ -408,16 +523,33 @@
     const c = await get("/carbon", { from, to: from + 86400 });
     text($("traded-today"), energy(c.traded_wh));
     text($("renewable-today"), energy(c.renewable_received_wh));
-    text($("co2-today"), `${(c.co2_avoided_g / 1000).toFixed(1)} kgCO2e`);
+    text($("co2-today"), co2(c.co2_avoided_g));
+    text($("supply-day"), isoDay(from));
+  }
+
+  // --- names from the registry ----------------------------------------------------------
+  async function learnNames(addresses) { // once per address and page: names rarely change
+    const unknown = [...new Set(addresses)].filter((a) => a && !S.names.has(a));
+    await Promise.all(unknown.map(async (a) => {
+      try { S.names.set(a, (await get(`/participants/${a}`)).name || null); } catch (err) {
+        S.names.set(a, null); // not a participant (a validator key, a contract, ...)
+      }
+    }));
+  }
+  function who(address) { // a name where the registry has one, the address on hover
+    const name = S.names.get(address);
+    return el("td", { title: address || "", class: name ? "name" : "addr" },
+      link(`#/address/${address}`, name || short(address)));
   }
 
   // --- certificates and their carbon -----------------------------------------------------
   async function refreshCertificates() {
     const [carbon, latest] = await Promise.all([
-      get("/carbon/zones"), // the latest block's local day
+      get("/carbon/zones", { from_day: ymd(S.day), to_day: ymd(S.day) }),
       get("/certificates", { limit: MAX_CERTIFICATES }),
     ]);
-    text($("cert-title"), `today, ${day(carbon.from_day)}`);
+    await learnNames(latest.items.map((c) => c.owner));
+    text($("cert-title"), day(carbon.from_day));
     text($("cert-issued"), mwh(carbon.issued_wh));
     text($("cert-retired"), mwh(carbon.retired_wh));
     text($("cert-co2"), co2(carbon.issued_avoided_g));
@@ -428,13 +560,14 @@
       { "data-zone": code, "data-issued-wh": z.issued_wh, "data-retired-wh": z.retired_wh },
       el("td", {}, code), el("td", {}, trim(z.issued_wh / 1e6, 3)),
       el("td", {}, trim(z.retired_wh / 1e6, 3)), el("td", {}, co2(z.issued_avoided_g))));
-    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "none today")));
+    const none = el("td", { colspan: 4, class: "muted" }, "none this day");
+    if (!rows.length) rows.push(el("tr", {}, none));
     $("cert-zones").tBodies[0].replaceChildren(...rows);
     $("certificates").tBodies[0].replaceChildren(...latest.items.map((c) => el("tr",
       { "data-certificate-id": c.id, "data-status": c.retired ? "retired" : "active" },
       el("td", {}, c.id), el("td", {}, c.source.toLowerCase()), el("td", {}, c.zone),
       el("td", {}, trim(c.energy_wh / 1e6, 3)), el("td", {}, co2(c.avoided_g)),
-      el("td", { title: c.owner }, link(`#/address/${c.owner}`, short(c.owner))),
+      who(c.owner),
       el("td", { title: c.beneficiary }, c.retired ? `retired ${day(c.retire_day)}` : "active"))));
     $("certificates-empty").hidden = latest.items.length > 0;
   }
@@ -584,14 +717,14 @@
     S.zones = grid.zones;
     const query = new URLSearchParams(location.search);
     const interval = Number(query.get("interval"));
-    S.zone = query.get("zone");
-    S.interval = Number.isInteger(interval) && interval > 0 && interval % S.length === 0
-      ? interval : null;
-    fillZones();
-    fillIntervals();
+    const named = S.zones.some((z) => z.code === query.get("zone")) ? query.get("zone") : null;
+    const view = Number.isInteger(interval) && interval > 0 && interval % S.length === 0
+      ? { zone: named || S.zones[0].code, interval } : await defaultView(named, null);
+    setView(view.zone, view.interval);
     onBlock(health.height, health.latest_time);
     $("zone").addEventListener("change", (e) => choose(e.target.value, S.interval));
     $("interval").addEventListener("change", (e) => choose(S.zone, Number(e.target.value)));
+    $("day").addEventListener("change", (e) => guard(chooseDay)(e.target.value));
     $("trade-scope").addEventListener("change", (e) => {
       S.scope = e.target.value;
       guard(refreshTrades)();
