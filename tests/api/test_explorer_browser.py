@@ -11,7 +11,9 @@ kept as docs/explorer-*.png and docs/household*.png (a temporary directory other
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +142,14 @@ def test_block_tx_and_address_pages_show_what_the_api_holds(
     assert page.locator(f'#addr-meters tr[data-meter="{text(cast.meter)}"]').count() == 1
     assert page.locator(f'#addr-txs tr[data-tx="{day.buy_tx}"]').count() == 1
     page.screenshot(path=str(shots / "explorer-address.png"), full_page=True)
+    # Every explorer table downloads as the CSV of what it shows (tables.js).
+    with page.expect_download() as info:
+        page.click('button.csv[data-table="addr-txs"]')
+    downloaded = Path(info.value.path()).read_text(encoding="utf-8-sig")
+    shown = page.eval_on_selector_all(
+        "#addr-txs tr", "rs => rs.map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
+    assert list(csv.reader(io.StringIO(downloaded))) == shown and len(shown) >= 2
     # The browser's back button retraces the links.
     page.go_back()
     arrived(page, f"#/tx/{day.buy_tx}")

@@ -210,7 +210,7 @@
     S.day = dayStart(interval);
     const where = `?zone=${encodeURIComponent(zone)}&interval=${interval}${location.hash}`;
     history.replaceState(null, "", where); // the hash is kept: it names a page of its own
-    document.body.dataset.view = `${zone}-${ymd(interval)}-${clock(interval).replace(":", "")}`;
+    document.body.dataset.selection = `${zone}-${ymd(interval)}-${clock(interval).replace(":", "")}`;
     document.body.dataset.interval = interval;
     fillZones();
     fillIntervals();

@@ -80,7 +80,7 @@ async function txPage(address, before, box) {
   body.append(...page.items.map((t) => row({ "data-tx": t.hash }, blockLink(t.height), txLink(t.hash),
     t.kind, t.sender === address ? "sent" : el("span", {}, "by ", namedLink(t.sender, t.sender_name)))));
   if (!body.children.length) body.append(row({}, el("span", { class: "muted" }, "None.")));
-  const more = box.querySelector("button");
+  const more = box.querySelector("button.more");
   more.hidden = page.next === null;
   more.onclick = () => txPage(address, page.next, box);
 }

@@ -33,7 +33,7 @@ window.GridTables = (() => {
   }
 
   function download(table) {
-    const view = document.body.dataset.view ? `-${document.body.dataset.view}` : "";
+    const view = document.body.dataset.selection ? `-${document.body.dataset.selection}` : "";
     const blob = new Blob(["\ufeff", csv(table)], { type: "text/csv;charset=utf-8" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);

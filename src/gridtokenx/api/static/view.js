@@ -84,11 +84,14 @@ export function facts(pairs) {
     el("div", {}, el("dt", {}, label), el("dd", attrs || {}, v))));
 }
 
-/** A table inside a box that scrolls sideways on a narrow screen (the page never does). */
+/** A table inside a box that scrolls sideways on a narrow screen (the page never does),
+ * with the dashboard's CSV button (tables.js downloads what the table shows). */
 export function table(id, headers, rows, empty = "None.") {
   const body = rows.length ? rows
     : [el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, empty))];
-  return el("div", { class: "scroll" }, el("table", { id },
+  const csv = el("button", { type: "button", class: "csv", "data-table": id,
+    title: "Download this table as CSV" }, "CSV");
+  return el("div", { class: "scroll" }, csv, el("table", { id },
     el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h)))),
     el("tbody", {}, ...body)));
 }
