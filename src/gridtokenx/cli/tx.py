@@ -185,8 +185,8 @@ def dry_run(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, json_o
     ledger would apply it, the ledger's code and a readable reason (exit 1) when not."""
     from gridtokenx.client import WouldBeRefused
 
-    verdict = api.simulate(api.sign(key, body, fee))  # one process, one transaction: the
-    if not verdict.ok:  # nonce it took is never used by another
+    verdict = api.check(key, body, fee)
+    if not verdict.ok:
         raise WouldBeRefused(verdict)
     if json_out:
         print_json({"hash": verdict.hash, "ok": True, "height": verdict.height,

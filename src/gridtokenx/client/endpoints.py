@@ -322,6 +322,14 @@ class Api:
         return post("/txs/simulate", {"tx": raw_of(signed).hex()}, Simulation.of)
 
     @endpoint
+    def check(self, key: PrivateKey, body: Body, fee: int = 0) -> Flow[Simulation]:
+        """Would `send` go through now? Signs with the next nonce (given back after, so the
+        next `send` still takes it) and simulates."""
+        signed = yield from ask(Api.sign, self, key, body, fee)
+        self._nonces.give_back(address_text(key), decode_tx(signed).tx.nonce)
+        return (yield from ask(Api.simulate, self, signed))
+
+    @endpoint
     def submit_batch(self, signed: list[bytes] | list[SignedTransaction]) -> Call[list[JSON]]:
         body = {"txs": [raw_of(s).hex() for s in signed]}
         return post("/txs/batch", body, lambda data: data["results"])
