@@ -1,18 +1,25 @@
-"""`devnet --fund`'s clock and limits, without processes: the chain clock is placed so the
-setup's meter registrations land within the reading clock-skew allowance of an interval's
-end (their first reading accepted at once), at any speed; and the devnet command refuses a
-speed or a count it cannot run, before it writes anything."""
+"""`devnet --fund`'s clock and limits, without processes: the chain clock is placed so
+the setup's meter registrations land within the reading clock-skew allowance of an
+interval's end (their first reading accepted at once), at any speed; the devnet command
+refuses a speed, a count or a folder it cannot run with, before it writes anything. And
+`devnet --speed` as a process: the chain clock runs S times faster, Ctrl-C exits 0."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from gridtokenx.cli.main import app
+from gridtokenx.client import ApiError, Client
 from gridtokenx.devnet.funding import SETUP_WALL_SECONDS, Funding, fund_clock
+from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.ledger.params import Params
 from gridtokenx.node.home import chain_clock
 from tests.cli.test_errors import error_lines
@@ -61,3 +68,48 @@ def test_devnet_refuses_a_speed_or_count_it_cannot_run(
     (message,) = error_lines(result, "BAD_INPUT", 2)
     assert what in message
     assert not folder.exists()
+
+
+def test_funding_refuses_a_folder_that_holds_an_earlier_chain(tmp_path: Path) -> None:
+    """A second `devnet --fund` in the same folder would resume the old chain, where its
+    participants are registered already: refused at once, nothing started or changed."""
+    old = tmp_path / "devnet" / "egat" / "data"
+    old.mkdir(parents=True)
+    result = CliRunner().invoke(app, ["devnet", "--dir", str(tmp_path / "devnet"), "--fund", "1"])
+    (message,) = error_lines(result, "EXISTS", 1)
+    assert "earlier devnet" in message and "choose another --dir" in message
+    assert sorted(p.name for p in (tmp_path / "devnet").iterdir()) == ["egat"]
+
+
+@pytest.mark.process
+def test_devnet_speed_runs_the_chain_clock_faster_and_ctrl_c_exits_0(tmp_path: Path) -> None:
+    """`--speed 60` (the demo's mechanism): the node's clock, and the block times with it,
+    run sixty chain seconds per wall second."""
+    base = free_base_port(1)
+    args = ["devnet", "--validators", "1", "--speed", "60", "--base-port", str(base),
+            "--dir", str(tmp_path / "devnet")]  # fmt: skip
+    devnet = subprocess.Popen([sys.executable, "-m", "gridtokenx", *args], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        with Client(f"http://127.0.0.1:{base + 200}", timeout=2.0) as api:
+            deadline = time.monotonic() + 60
+            while True:
+                assert devnet.poll() is None and time.monotonic() < deadline
+                try:
+                    if api.health()["height"] >= 2:
+                        break
+                except (ApiError, httpx.HTTPError):
+                    pass
+                time.sleep(0.2)
+            wall, chain = time.time(), api.get("/chain")["clock"]
+            time.sleep(2.0)
+            wall_later, chain_later = time.time(), api.get("/chain")["clock"]
+            rate = (chain_later - chain) / (wall_later - wall)
+            assert 30 < rate < 90  # 60, less whole-second rounding of the clock
+            block_time = api.health()["latest_time"]
+            assert block_time > wall + 60  # a block stamped by the fast clock
+    finally:
+        if devnet.poll() is None:
+            devnet.send_signal(signal.SIGINT)
+        out, _ = devnet.communicate(timeout=30)
+    assert devnet.returncode == 0, out
