@@ -1,7 +1,7 @@
 """The dev loop against a real one-validator node (tests/api/test_api_harness.py):
 `POST /txs/simulate` and the SDK's `simulate` (sync and async), a checked `send`, and on
 the command line `tx ... --dry-run`, the checks before sending with a readable reason,
-`--interval next`, `tx reading --now`, and `keys new` in a folder not made yet.
+INTERVAL `next`, `tx reading --now`, and `keys new` in a folder not made yet.
 
 Every refusal is asserted to leave the chain as it was: the signer's nonce and balance,
 and nothing in the node's mempool."""
@@ -125,7 +125,7 @@ def test_a_closed_gate_and_a_misaligned_interval_are_explained_before_sending(
     closed = live.tx("office", "order", "place", "buy", "BKK", past, "1kWh", "4THB/kWh")
     line = one_error_line(closed, "GATE_CLOSED", 1)
     assert "2025-06-01T10:00+07:00" in line and "closed at 2025-06-01T09:55+07:00" in line
-    assert "--interval next" in line
+    assert "give the interval as next" in line and "nothing was sent" in line
     misaligned = str(_open_interval(live) + 7 * 60)
     wrong = live.tx("office", "order", "place", "buy", "BKK", misaligned, "1kWh", "4THB/kWh")
     line = one_error_line(wrong, "MISALIGNED_INTERVAL", 1)

@@ -1,5 +1,5 @@
 """What `gridtokenx tx` works out from the chain before it signs: relative intervals
-(`--interval next`), a meter's next reading (`tx reading --now`), and a readable account
+(INTERVAL `next`), a meter's next reading (`tx reading --now`), and a readable account
 of why the ledger would refuse a transaction, from the simulation that found it.
 
 Times come from the node's clock (`GET /chain`), never this machine's: on an accelerated
@@ -115,14 +115,15 @@ def explain(api: Client, signer: bytes, body: tx.Body, verdict: Simulation) -> s
             return (
                 f"the gate for the interval from {local(interval)} closed at "
                 f"{local(interval - clock.gate)}; the chain's time is {local(verdict.time)}. "
-                f"The next open interval is {local(clock.next_open())}: use --interval next"
+                f"The next open interval is {local(clock.next_open())}: give the interval as "
+                "next (nothing was sent)"
             )
         if verdict.code == "MISALIGNED_INTERVAL" and isinstance(interval, int):
             step = ChainClock.read(api).interval
             below = interval // step * step
             return (
                 f"{local(interval)} is not the start of a {step // 60}-minute interval: "
-                f"try {local(below)} or {local(below + step)}, or --interval next"
+                f"try {local(below)} or {local(below + step)}, or next (nothing was sent)"
             )
         if verdict.code == "INSUFFICIENT_BALANCE":
             return f"{message}; the signer holds {_holdings(api, signer)}"

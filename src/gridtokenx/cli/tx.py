@@ -181,7 +181,7 @@ def submit(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, opt: Tx
 
 
 def dry_run(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, json_out: bool) -> None:
-    """Sign (the nonce is not kept) and simulate: the verdict on stdout, exit 0 when the
+    """Sign (the nonce given back) and simulate: the verdict on stdout, exit 0 when the
     ledger would apply it, the ledger's code and a readable reason (exit 1) when not."""
     from gridtokenx.client import WouldBeRefused
 
