@@ -4,11 +4,14 @@ record count and the order books are exactly as before, whatever the verdict."""
 
 from __future__ import annotations
 
+from gridtokenx.chain.mempool import Mempool
 from gridtokenx.chain.simulation import MALFORMED, simulate
 from gridtokenx.ledger import invariants
 from gridtokenx.ledger.context import BlockContext
 from gridtokenx.ledger.market import queries
 from gridtokenx.wire import tx
+from gridtokenx.wire.crypto import PrivateKey
+from tests.chain.test_mempool import CHAIN
 from tests.conftest import INTERVAL, Cast
 
 
@@ -89,3 +92,21 @@ def test_bytes_that_do_not_decode_are_malformed(net: Cast) -> None:
     result = simulate(net.sb.state, b"\x01\x02garbage", BlockContext(2, net.sb.time))
     assert (result.ok, result.code, result.tx_hash) == (False, MALFORMED, None)
     assert _fingerprint(net) == before
+
+
+def test_the_mempool_gives_the_senders_waiting_transactions_below_a_nonce() -> None:
+    """What `POST /txs/simulate` runs before the transaction: the sender's own, in nonce
+    order, below its nonce; nobody else's, and none at or above it."""
+    from tests.chain.test_mempool import ALICE, CAROL, make, nonce_of
+
+    pool = Mempool(CHAIN)
+    try:
+        raws = {n: make(ALICE, n) for n in (2, 0, 1, 3)}
+        for raw in [*raws.values(), make(CAROL, 0)]:
+            assert pool.add(raw, nonce_of, 0).accepted
+        assert pool.queued_before(ALICE.address, 2) == [raws[0], raws[1]]
+        assert pool.queued_before(ALICE.address, 0) == []
+        assert pool.queued_before(ALICE.address, 9) == [raws[n] for n in range(4)]
+        assert pool.queued_before(PrivateKey.from_dev_label("sim/carol").address, 5) == []
+    finally:
+        pool.close()
