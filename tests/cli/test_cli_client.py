@@ -425,8 +425,11 @@ def test_a_jailed_validator_is_voted_back_with_propose_unjail(governed: Live) ->
 def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) -> None:
     before = live.api.balance(live.cast.home)
     result = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB")
-    line = one_error_line(result, "INSUFFICIENT_BALANCE", 1)
-    assert "dropped" in line
+    line = one_error_line(result, "INSUFFICIENT_BALANCE", 1)  # tried first: never sent
+    assert "nothing was sent" in line and "the signer holds" in line
+    unchecked = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB",
+                        "--no-check")  # fmt: skip
+    assert "dropped" in one_error_line(unchecked, "INSUFFICIENT_BALANCE", 1)
     after = live.api.balance(live.cast.home)
     assert (after.thb_satang, after.nonce) == (before.thb_satang, before.nonce)
     stranger = live.keys / "stranger.key"
@@ -632,7 +635,13 @@ def test_keys_list_shows_every_key_file(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "dev.key" in table.stdout and "secret.json" in table.stdout
     both = runner.invoke(app, ["keys", "list", str(keys), "--dir", str(keys)])
     one_error_line(both, "BAD_INPUT", 2)
-    one_error_line(runner.invoke(app, ["keys", "list", str(tmp_path / "none")]), "BAD_INPUT", 2)
+    missing = runner.invoke(app, ["keys", "list", str(tmp_path / "none")])  # none made yet
+    assert missing.exit_code == 0 and "does not exist yet" in missing.stdout
+    assert (
+        json.loads(runner.invoke(app, ["keys", "list", str(tmp_path / "none"), "--json"]).stdout)
+        == []
+    )
+    one_error_line(runner.invoke(app, ["keys", "list", str(keys / "dev.key")]), "BAD_INPUT", 2)
 
 
 # --- certificates, carbon, governance and grid -------------------------------------------

@@ -133,6 +133,12 @@ class Mempool:
         sends again to peers (one that connects, or when a transaction waited too long)."""
         return [(h, e.raw) for h, e in itertools.islice(self._by_hash.items(), limit)]
 
+    def queued_before(self, sender: bytes, nonce: int) -> list[bytes]:
+        """The sender's waiting transactions with nonces below `nonce`, in nonce order:
+        what a block will apply before a transaction with that nonce (chain.simulation)."""
+        queue = self._by_sender.get(sender, {})
+        return [queue[n].raw for n in sorted(queue) if n < nonce]
+
     def knows(self, tx_hash: bytes) -> bool:
         """Waiting, or recently committed or dropped: not worth checking again."""
         return tx_hash in self._by_hash or tx_hash in self._outcomes

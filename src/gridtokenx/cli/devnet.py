@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from gridtokenx.cli import units
 from gridtokenx.cli.errors import BadInput, Refused
 from gridtokenx.cli.node import check_log_options
 from gridtokenx.cli.render import console
+
+if TYPE_CHECKING:
+    from gridtokenx.devnet.processes import Processes
 
 
 def devnet(
@@ -28,6 +32,16 @@ def devnet(
     sentries: Annotated[
         bool, typer.Option(help="each validator behind a sentry full node, at base port + N + i")
     ] = False,
+    speed: Annotated[
+        float, typer.Option(help="chain seconds per wall second (1-900), as the demo runs")
+    ] = 1.0,
+    fund: Annotated[
+        int,
+        typer.Option(
+            help="N prefunded participants (registered, with meters, THB and GRID); their "
+            "dev keys are printed and listed in DIR/accounts.json"
+        ),
+    ] = 0,
 ) -> None:
     """Start the first N of EGAT, MEA, PEA, ERC and NEPO as validator processes on
     127.0.0.1 and show their heights until Ctrl-C, which stops them all. Authorities beyond
@@ -35,21 +49,48 @@ def devnet(
     Each node logs to DIR/CODE/node.log. A validator that stops by itself ends the devnet
     with DEVNET_STOPPED. With --sentries each validator hides behind a sentry full node of
     its own (2N processes): validators have peer exchange off and dial only the sentries,
-    whose addresses are gossiped."""
+    whose addresses are gossiped.
+
+    --speed S runs the chain clock S times faster than the wall clock (a 15-minute
+    interval in 900/S seconds). --fund N registers N participants dev-1...dev-N in BKK,
+    each with a 10 kW solar meter, 10,000 THB from a licensed devnet custodian and GRID
+    minted from a first reading; the chain clock then starts just before an interval ends
+    so the reading needs no wait. Their insecure dev keys go to DIR/keys/."""
+    from gridtokenx.devnet.funding import ACCOUNTS_FILE, MAX_FUNDED, fund_clock
     from gridtokenx.devnet.homes import devnet_validators, init_devnet, sentry_homes
     from gridtokenx.devnet.processes import Processes
-    from gridtokenx.node.home import read_status
+    from gridtokenx.node.home import read_config, read_status
 
     try:
         codes = devnet_validators(validators)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     check_log_options(log_format, log_level)
-    homes = init_devnet(directory, "gridtokenx-devnet", int(time.time()), base_port,
+    if not 1 <= speed <= 900:
+        raise BadInput(f"--speed {speed}: expected 1 to 900 chain seconds per wall second")
+    if not 0 <= fund <= MAX_FUNDED:
+        raise BadInput(f"--fund {fund}: expected 0 to {MAX_FUNDED} participants")
+    if fund and (stale := sorted(directory.glob("*/data"))):  # registrations would clash
+        raise Refused(
+            "EXISTS",
+            f"{directory} holds the chain of an earlier devnet ({stale[0]}): funding needs a "
+            f"fresh one; remove {directory} or choose another --dir",
+        )
+    (directory / ACCOUNTS_FILE).unlink(missing_ok=True)  # a script waits for the new one
+    now = time.time()
+    genesis_time, origin = fund_clock(now, speed) if fund else (int(now), int(now))
+    if speed == 1 and not fund:
+        origin = 0  # the wall clock itself
+    fast = speed > 1  # the demo's timings: proposals must arrive within 5 chain seconds
+    homes = init_devnet(directory, "gridtokenx-devnet", genesis_time, base_port,
                         validators=codes, log_format=log_format, log_level=log_level,
-                        sentries=sentries)  # fmt: skip
+                        sentries=sentries, clock_origin=origin, clock_speed=speed,
+                        build_budget_ms=40 if fast else 250,
+                        propose_ms=500 if fast else 1000)  # fmt: skip
     with Processes([*homes, *sentry_homes(homes)] if sentries else homes) as nodes:
         try:
+            if fund:
+                _fund(directory, read_config(homes[0]).api_port, fund, nodes)
             while nodes.alive():
                 heights = [(read_status(h) or {}).get("height", "-") for h in homes]
                 console.print(f"heights {heights}", end="\r")
@@ -57,3 +98,39 @@ def devnet(
         except KeyboardInterrupt:
             return
     raise Refused("DEVNET_STOPPED", f"a validator stopped (node logs: {directory}/*/node.log)")
+
+
+def _fund(directory: Path, api_port: int, count: int, nodes: Processes) -> None:
+    """Wait for the first validator's API, fund `count` participants through it and show
+    their keys; a validator that stops or a step that fails ends the devnet."""
+    import httpx
+
+    from gridtokenx.client import ApiError, Client
+    from gridtokenx.devnet.funding import ACCOUNTS_FILE, Funding
+
+    url = f"http://127.0.0.1:{api_port}"
+    console.print(f"funding {count} participants through {url} ...")
+    deadline = time.monotonic() + 60
+    with Client(url, timeout=2.0) as api:
+        while True:
+            if not nodes.alive():
+                raise Refused("DEVNET_STOPPED", f"a validator stopped ({directory}/*/node.log)")
+            try:
+                if api.health()["height"] >= 1:
+                    break
+            except (ApiError, httpx.HTTPError):
+                pass
+            if time.monotonic() > deadline:
+                raise Refused("DEVNET_STOPPED", f"the API at {url} did not come up in 60 s")
+            time.sleep(0.2)
+    try:
+        funded = Funding(directory, url, count).run()
+    except (RuntimeError, TimeoutError, ApiError) as exc:
+        raise Refused("FUNDING_FAILED", f"{exc} (node logs: {directory}/*/node.log)") from None
+    console.print(f"prefunded (insecure dev keys, also in {directory}/{ACCOUNTS_FILE}):")
+    for a in funded:
+        console.print(f"  {a.name}  {a.address}  key {a.key_file}  meter key {a.meter_key_file}"
+                      f"  {units.thb(a.thb_satang)} THB  {units.kwh(a.grid_wh)} kWh",
+                      soft_wrap=True)  # fmt: skip
+    console.print(f"API {url}  (tx and query take --node {url}; dev keys --allow-insecure)",
+                  soft_wrap=True)  # fmt: skip

@@ -58,6 +58,9 @@ The codes the command line gives itself, all exit 1 except BAD_INPUT:
     MISMATCH           an audit export differs from the chain, one line for each finding
     DEVNET_STOPPED     a validator of `gridtokenx devnet` stopped by itself
     DEMO_FAILED        the demo's devnet stopped or did not come up
+    FUNDING_FAILED     `devnet --fund` could not register or fund its participants
+    UNKNOWN_METER      `tx reading --now` signed with a key that is not a registered meter
+    NO_INTERVAL_TO_READ  `tx reading --now` before the meter's next interval is accepted
     UNKNOWN_SENDER     the signing key has no account on the node
     INVALID_DELEGATE   a delegate address that is not an authority
     UNREACHABLE        no answer from the node

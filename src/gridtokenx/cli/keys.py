@@ -60,6 +60,15 @@ def load(
     return keystore.load_key(path, secret), secret
 
 
+def _make_parent(path: Path) -> None:
+    """A new key's folder is made for it (owner-only, as the keys in it are), so `keys
+    new keys/alice.key` works in a fresh checkout and `keys list keys` then finds it."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot make {path.parent}: {exc.strerror or exc}") from None
+
+
 def _refuse_existing(path: Path) -> None:
     if path.exists():
         raise Refused("KEY_EXISTS", f"{path} exists; choose a new file")
@@ -81,6 +90,7 @@ def keys_new(
     if not force:
         _refuse_existing(path)
     key = crypto.PrivateKey.generate()
+    _make_parent(path)
     if insecure_dev:
         keystore.save_insecure_dev_key(path, key, overwrite=force)
     else:
@@ -152,7 +162,9 @@ def keys_import(
     """
     key = crypto.PrivateKey(seed_from_hex(_seed_text(private_key_hex, from_file)))
     _refuse_existing(path)
-    keystore.save_key(path, key, passphrase.read(confirm=True))
+    secret = passphrase.read(confirm=True)
+    _make_parent(path)
+    keystore.save_key(path, key, secret)
     console.print(f"{crypto.address_to_text(key.address)}  imported to {path}", soft_wrap=True)
 
 
@@ -179,6 +191,13 @@ def keys_list(
     if directory is not None and dir_option is not None:
         raise BadInput("give DIR or --dir, not both")
     folder = (directory or dir_option or DEFAULT_KEYS_DIR).expanduser()
+    if not folder.exists():  # nothing made yet: an empty list, and where keys would go
+        if json_out:
+            print_json([])
+        else:
+            console.print(f"no key files: {folder} does not exist yet (`gridtokenx keys new "
+                          f"{folder}/NAME.key` makes it)", soft_wrap=True)  # fmt: skip
+        return
     if not folder.is_dir():
         raise BadInput(f"{folder} is not a directory")
     secret = passphrase.read(confirm=False) if decrypt else ""

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
+import msgspec
 import typer
 
-from gridtokenx.cli import keys
+from gridtokenx.cli import keys, preflight
 from gridtokenx.cli.args import (
     JSON_OPTION,
     NODE_OPTION,
     Arg,
     CertificateArg,
-    IntervalArg,
     ZoneArg,
     address,
     choice,
@@ -34,7 +34,7 @@ from gridtokenx.cli.args import (
     zone,
 )
 from gridtokenx.cli.errors import BadInput, Refused
-from gridtokenx.cli.render import console, print_json, receipt_view
+from gridtokenx.cli.render import console, events_table, print_json, receipt_view
 from gridtokenx.cli.units import (
     count,
     energy_wh,
@@ -69,6 +69,8 @@ class TxOptions:
     fee: str
     timeout: float
     allow_insecure: bool
+    dry_run: bool
+    check: bool
 
 
 TX_OPTIONS: Final = (
@@ -89,9 +91,32 @@ TX_OPTIONS: Final = (
         False,
         Annotated[bool, typer.Option("--allow-insecure", help="accept an unencrypted dev key")],
     ),
+    option(
+        "dry_run",
+        False,
+        Annotated[
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="try it against the node's current state and show the ledger's verdict; "
+                "send nothing",
+            ),
+        ],
+    ),
+    option(
+        "check",
+        True,
+        Annotated[
+            bool,
+            typer.Option(help="try it first and send nothing if the ledger would refuse it now"),
+        ],
+    ),
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+ReadFirst = Callable[["Client", bytes], tx.Body]
+"""A body that needs the chain first (the node's clock, a record): given the client and
+the signer's address once the key is open."""
 
 
 def tx_command(app: typer.Typer, name: str) -> Callable[[F], F]:
@@ -112,7 +137,7 @@ def tx_command(app: typer.Typer, name: str) -> Callable[[F], F]:
             key, _ = keys.load(options.key, options.allow_insecure)
             with Client(url) as api:
                 if callable(body):  # a body that needs a read first (delegate-vote ADDRESS)
-                    body = body(api)
+                    body = body(api, key.address)
                 submit(api, key, body, fee, options)
 
         expose(command, build, 0, TX_OPTIONS)
@@ -123,11 +148,17 @@ def tx_command(app: typer.Typer, name: str) -> Callable[[F], F]:
 
 
 def submit(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, opt: TxOptions) -> None:
-    """Sign with the signer's next nonce, submit, and show the hash or the final outcome."""
-    from gridtokenx.client import ApiError
+    """Sign with the signer's next nonce, try it (unless --no-check), submit, and show the
+    hash or the final outcome; with --dry-run only try it and show the ledger's verdict."""
+    from gridtokenx.client import ApiError, WouldBeRefused
 
     try:
-        tx_hash = api.send(key, body, fee)
+        if opt.dry_run:
+            dry_run(api, key, body, fee, opt.json_out)
+            return
+        tx_hash = api.send(key, body, fee, check=opt.check)
+    except WouldBeRefused as exc:
+        raise Refused(exc.code, preflight.explain(api, key.address, body, exc.simulation)) from None
     except ApiError as exc:
         if exc.code != "NOT_FOUND":  # the only lookup that can miss is the signer's account
             raise
@@ -147,6 +178,23 @@ def submit(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, opt: Tx
     else:
         console.print(f"tx {tx_hash}", soft_wrap=True)
         console.print(receipt_view(_receipt_json(receipt)))
+
+
+def dry_run(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, json_out: bool) -> None:
+    """Sign (the nonce given back) and simulate: the verdict on stdout, exit 0 when the
+    ledger would apply it, the ledger's code and a readable reason (exit 1) when not."""
+    from gridtokenx.client import WouldBeRefused
+
+    verdict = api.check(key, body, fee)
+    if not verdict.ok:
+        raise WouldBeRefused(verdict)
+    if json_out:
+        print_json({"hash": verdict.hash, "ok": True, "height": verdict.height,
+                    "time": verdict.time, "events": verdict.events})  # fmt: skip
+    else:
+        console.print(f"dry run: tx {verdict.hash} would apply at height {verdict.height} "
+                      "(nothing sent)", soft_wrap=True)  # fmt: skip
+        console.print(events_table(verdict.events))
 
 
 def _receipt_json(receipt: Receipt) -> dict[str, Any]:
@@ -277,18 +325,52 @@ def revoke_licence(
 
 @tx_command(tx_app, "reading")
 def reading(
-    interval: IntervalArg,
+    interval: Annotated[
+        str,
+        Arg(metavar="INTERVAL", help="interval start: unix seconds or ISO time with offset"),
+    ] = "",
     import_total: Annotated[
         str, Arg(metavar="IMPORT", help="cumulative import register, e.g. 1200.5kWh")
-    ],
-    export_total: Annotated[str, Arg(metavar="EXPORT", help="cumulative export register")],
-) -> tx.Body:
+    ] = "",
+    export_total: Annotated[
+        str, Arg(metavar="EXPORT", help="cumulative export register", show_default=False)
+    ] = "",
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="the latest interval the ledger accepts, registers from the chain plus "
+            "--imported/--exported (instead of INTERVAL IMPORT EXPORT)",
+        ),
+    ] = False,
+    imported: Annotated[
+        str, typer.Option(help="with --now: energy drawn (default 0, 1kWh on a consumption meter)")
+    ] = "",
+    exported: Annotated[
+        str, typer.Option(help="with --now: energy exported (default half the rated output)")
+    ] = "",
+) -> tx.Body | ReadFirst:
     """Submit a meter reading: cumulative registers at the end of a 15-minute interval.
 
     The meter's own key signs it (--key is the meter's key file); GRID is minted from it.
+    With --now the interval and registers are worked out from the chain (devnets, tests).
 
-    Example:  gridtokenx tx reading 2026-01-01T08:00+07:00 0Wh 1.2kWh --key meter.key
+    Examples:
+
+        gridtokenx tx reading 2026-01-01T08:00+07:00 0Wh 1.2kWh --key meter.key
+
+        gridtokenx tx reading --now --exported 1kWh --key meter.key --allow-insecure
     """
+    given = [interval, import_total, export_total]
+    if now:
+        if any(given):
+            raise BadInput("give INTERVAL IMPORT EXPORT or --now, not both")
+        more = tuple(None if v == "" else energy_wh(v) for v in (imported, exported))
+        return lambda api, meter: preflight.reading_now(api, meter, *more)
+    if not all(given):
+        raise BadInput("give INTERVAL IMPORT EXPORT (cumulative registers), or --now")
+    if imported or exported:
+        raise BadInput("--imported and --exported go with --now")
     return tx.MeterReading(unix_time(interval), energy_wh(import_total), energy_wh(export_total))
 
 
@@ -613,7 +695,7 @@ def delegate_vote(
         str, Arg(metavar="CODE|ADDRESS", help="the delegate authority: EGAT, or its gtx... address")
     ] = "",
     clear: Annotated[bool, typer.Option("--clear", help="end the signer's delegation")] = False,
-) -> tx.Body | Callable[[Client], tx.Body]:
+) -> tx.Body | ReadFirst:
     """Let another authority's votes carry the signer's governance weight, or --clear it.
 
     The signer's own vote on a proposal always overrides what its delegate cast for it.
@@ -634,7 +716,7 @@ def delegate_vote(
         return tx.DelegateVote(delegate.upper())
     wanted = crypto.address_to_text(address(delegate))
 
-    def by_address(api: Client) -> tx.Body:
+    def by_address(api: Client, signer: bytes) -> tx.Body:
         codes = {a: code for code, a in api.get("/governance")["authorities"].items()}
         if wanted not in codes:
             raise Refused("INVALID_DELEGATE", f"{wanted} is not an authority")
@@ -647,7 +729,13 @@ def delegate_vote(
 def order_place(
     side: Annotated[str, Arg(metavar="SIDE", help="buy or sell")],
     zone_code: ZoneArg,
-    interval: IntervalArg,
+    interval: Annotated[
+        str,
+        Arg(
+            metavar="INTERVAL",
+            help="interval start: next, next+N, unix seconds or ISO time with offset",
+        ),
+    ],
     quantity: Annotated[
         str, Arg(metavar="QUANTITY", help="energy with its unit: 1.5kWh or 1500Wh")
     ],
@@ -657,24 +745,33 @@ def order_place(
     kind: Annotated[str, typer.Option(help="limit or market")] = "limit",
     tif: Annotated[str, typer.Option(help="gtg (good till gate), ioc or fok")] = "gtg",
     renewable_only: Annotated[bool, typer.Option(help="buy only from renewable meters")] = False,
-) -> tx.Body:
+) -> tx.Body | ReadFirst:
     """Place an order for energy delivered in one 15-minute interval in one zone.
+
+    INTERVAL `next` is the first interval still open for orders by the chain's clock,
+    `next+N` the Nth after it.
 
     Examples:
 
-        gridtokenx tx order place sell BKK 2026-01-01T10:00+07:00 1.5kWh 4THB/kWh --key home.key
+        gridtokenx tx order place sell BKK next 1.5kWh 4THB/kWh --key home.key
 
-        gridtokenx tx order place buy BKK 1767236400 500Wh 420satang/kWh --tif ioc --key office.key
+        gridtokenx tx order place buy BKK 2026-01-01T10:00+07:00 500Wh 420satang/kWh --tif ioc \
+            --key office.key
     """
-    return tx.PlaceOrder(
+    order = tx.PlaceOrder(
         choice(tx.Side, side, "side"),
         zone(zone_code),
-        unix_time(interval),
+        0 if preflight.is_relative(interval) else unix_time(interval),
         energy_wh(quantity),
         price_satang_per_kwh(price),
         choice(tx.OrderKind, kind, "--kind"),
         choice(tx.TimeInForce, tif, "--tif"),
         renewable_only,
+    )
+    if not preflight.is_relative(interval):
+        return order
+    return lambda api, signer: msgspec.structs.replace(
+        order, interval_start=preflight.relative_interval(api, interval)
     )
 
 

@@ -28,6 +28,7 @@ from gridtokenx.client.models import (
     address_text,
     raw_of,
 )
+from gridtokenx.client.simulation import Simulation, WouldBeRefused
 from gridtokenx.client.sync import Client
 
 __all__ = [
@@ -40,7 +41,9 @@ __all__ = [
     "FinalityTimeout",
     "NodeStatus",
     "Receipt",
+    "Simulation",
     "TxDropped",
+    "WouldBeRefused",
     "address_text",
     "raw_of",
 ]

@@ -78,9 +78,15 @@ class AsyncClient(Api):
         return receipt
 
     async def send_and_wait(
-        self, key: PrivateKey, body: Body, fee: int = 0, timeout: float = 30.0
+        self,
+        key: PrivateKey,
+        body: Body,
+        fee: int = 0,
+        timeout: float = 30.0,
+        *,
+        check: bool = False,
     ) -> Receipt:
-        return await self.wait(await self.send(key, body, fee), timeout)
+        return await self.wait(await self.send(key, body, fee, check=check), timeout)
 
     async def subscribe(self, *topics: JSON) -> AsyncIterator[JSON]:
         async with connect(ws_url(self.base_url)) as socket:

@@ -31,8 +31,10 @@ from gridtokenx.client.models import (
     address_text,
     raw_of,
 )
+from gridtokenx.client.simulation import Simulation, WouldBeRefused
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import Body, SignedTransaction
+from gridtokenx.wire.tx import decode as decode_tx
 from gridtokenx.wire.tx import make as make_tx
 
 P = ParamSpec("P")
@@ -186,6 +188,11 @@ class Nonces:
         self.known[address] = nonce + 1
         return nonce
 
+    def give_back(self, address: str, nonce: int) -> None:
+        """`nonce` was taken but never submitted: reuse it if nothing was taken since."""
+        if self.known.get(address) == nonce + 1:
+            self.known[address] = nonce
+
     def forget(self, address: str) -> None:
         self.known.pop(address, None)
 
@@ -309,6 +316,20 @@ class Api:
         return post("/txs", {"tx": raw_of(signed).hex()}, lambda data: str(data["hash"]))
 
     @endpoint
+    def simulate(self, signed: bytes | SignedTransaction) -> Call[Simulation]:
+        """Try signed bytes against the current state, keeping nothing (as `eth_call`):
+        the ledger's code and message, or the events it would emit."""
+        return post("/txs/simulate", {"tx": raw_of(signed).hex()}, Simulation.of)
+
+    @endpoint
+    def check(self, key: PrivateKey, body: Body, fee: int = 0) -> Flow[Simulation]:
+        """Would `send` go through now? Signs with the next nonce (given back after, so the
+        next `send` still takes it) and simulates."""
+        signed = yield from ask(Api.sign, self, key, body, fee)
+        self._nonces.give_back(address_text(key), decode_tx(signed).tx.nonce)
+        return (yield from ask(Api.simulate, self, signed))
+
+    @endpoint
     def submit_batch(self, signed: list[bytes] | list[SignedTransaction]) -> Call[list[JSON]]:
         body = {"txs": [raw_of(s).hex() for s in signed]}
         return post("/txs/batch", body, lambda data: data["results"])
@@ -326,10 +347,18 @@ class Api:
         return make_tx(key, chain, nonce, body, fee).encode()
 
     @endpoint
-    def send(self, key: PrivateKey, body: Body, fee: int = 0) -> Flow[str]:
-        """Sign and submit; returns the hash. A refused nonce resets the nonce tracking."""
+    def send(self, key: PrivateKey, body: Body, fee: int = 0, *, check: bool = False) -> Flow[str]:
+        """Sign and submit; returns the hash. A refused nonce resets the nonce tracking.
+        With `check`, the transaction is simulated first and `WouldBeRefused` (an
+        `ApiError` with the ledger's code: GATE_CLOSED, INSUFFICIENT_FUNDS, ...) raised
+        instead of submitting one that would be dropped."""
         try:
             signed = yield from ask(Api.sign, self, key, body, fee)
+            if check:
+                verdict = yield from ask(Api.simulate, self, signed)
+                if not verdict.ok:  # unused: the next transaction may take its nonce
+                    self._nonces.give_back(address_text(key), decode_tx(signed).tx.nonce)
+                    raise WouldBeRefused(verdict)
             return (yield from ask(Api.submit, self, signed))
         except ApiError as exc:
             if exc.code in NONCE_CODES:

@@ -73,9 +73,15 @@ class Client(Api):
         return receipt
 
     def send_and_wait(
-        self, key: PrivateKey, body: Body, fee: int = 0, timeout: float = 30.0
+        self,
+        key: PrivateKey,
+        body: Body,
+        fee: int = 0,
+        timeout: float = 30.0,
+        *,
+        check: bool = False,
     ) -> Receipt:
-        return self.wait(self.send(key, body, fee), timeout)
+        return self.wait(self.send(key, body, fee, check=check), timeout)
 
     def subscribe(self, *topics: JSON, timeout: float | None = None) -> Iterator[JSON]:
         """Messages for the topics (e.g. {"topic": "blocks"}, {"topic": "tx", "hash": h}),

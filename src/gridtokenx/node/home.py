@@ -163,8 +163,8 @@ class Config(msgspec.Struct, frozen=True):
         "The PEM private key of tls_cert; readable by the node's user only."
     )] = ""
     clock_origin: Annotated[int, _doc(
-        "Wall-clock unix seconds at which an accelerated chain clock reads the genesis time"
-        " (devnets and the demo only)."
+        "Wall-clock unix seconds at which a devnet's chain clock reads the genesis time"
+        " (devnets and the demo only; 0: the wall clock at speed 1)."
     )] = 0
     clock_speed: Annotated[Seconds, _doc(
         "Chain seconds per wall second: above 1 on devnets and the demo to replay a market"
@@ -236,11 +236,14 @@ def without_overrides(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def chain_clock(genesis_time: int, clock_origin: int, clock_speed: float) -> Callable[[], float]:
-    """The node's clock: the wall clock at speed 1 (production), otherwise the accelerated
-    devnet clock every validator of the devnet computes alike (see the module docstring)."""
+    """The node's clock: the wall clock at speed 1 without an origin (production),
+    otherwise the devnet clock every validator of the devnet computes alike (see the module
+    docstring); at speed 1 with an origin it is the wall clock shifted to read the genesis
+    time at the origin (`gridtokenx devnet --fund` starts the chain just before an
+    interval ends, so its meters can report at once)."""
     if clock_speed <= 0:
         raise ValueError(f"clock_speed must be positive, not {clock_speed}")
-    if clock_speed == 1:
+    if clock_speed == 1 and clock_origin == 0:
         return time.time
     return lambda: genesis_time + (time.time() - clock_origin) * clock_speed
 

@@ -117,11 +117,13 @@ async def validators(node: NodeDep) -> dict[str, Any]:
 
 @router.get("/chain")
 async def chain_info(node: NodeDep) -> dict[str, Any]:
-    """Chain id, genesis time and the governed parameters (fees, market rules)."""
+    """Chain id, genesis time, the node's clock (the chain's time now, which runs fast
+    on an accelerated devnet) and the governed parameters (fees, market rules)."""
     state = node.app.state
     return {
         **views.plain(ledger_chain_info(state)),
         "height": node.app.height,
+        "clock": int(node.clock()),  # the chain's time now: accelerated on a devnet
         "params": views.plain(ledger_params(state)),
     }
 

@@ -12,13 +12,17 @@ import re
 from typing import Any, Final
 
 from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
 
 from gridtokenx.api import views
 from gridtokenx.api.deps import NodeDep, SettingsDep
 from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, rejection_status
 from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
 from gridtokenx.chain.application import Rejected
+from gridtokenx.chain.simulation import simulate as run_simulation
+from gridtokenx.ledger.context import BlockContext
 from gridtokenx.node.runtime import Node
+from gridtokenx.wire import tx
 
 _HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+$")
 HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, hex")
@@ -77,6 +81,48 @@ async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> d
         for a in admissions
     ]
     return {"results": results}
+
+
+class Simulated(BaseModel):
+    """What the ledger would do with a transaction now (nothing is kept)."""
+
+    ok: bool = Field(description="the ledger would apply it")
+    code: str = Field("", description="the ledger's rejection code when not ok")
+    message: str = Field("", description="the rejection, readable")
+    hash: str | None = Field(None, description="transaction id, hex (absent: undecodable)")
+    height: int = Field(description="the height of the block it was tried in")
+    time: int = Field(description="that block's time (the node's clock), unix seconds")
+    events: list[dict[str, Any]] = Field([], description="what it would emit when ok")
+
+
+@router.post("/txs/simulate", response_model=Simulated)
+async def simulate(body: TxIn, node: NodeDep) -> dict[str, Any]:
+    """Run a signed transaction against the current state in a trial that is always
+    rolled back, as Ethereum's `eth_call` does, and return the ledger's verdict: `ok`
+    with the events it would emit, or its rejection code and message (GATE_CLOSED,
+    MISALIGNED_INTERVAL, INSUFFICIENT_FUNDS, ...). It is tried in the next block at this
+    node's clock, after the sender's transactions still waiting here with lower nonces.
+    Nothing is admitted, relayed or changed; a refusal is still a 200."""
+    require_running(node)
+    raw = decode_text(body.tx, body.encoding)
+    app = node.app
+    ctx = BlockContext(app.height + 1, app.next_time(int(node.clock())))
+    earlier: list[bytes] = []
+    try:
+        signed = tx.decode(raw)
+        earlier = app.mempool.queued_before(signed.tx.sender_address, signed.tx.nonce)
+    except ValueError:
+        pass  # the simulation reports it as MALFORMED
+    result = run_simulation(app.state, raw, ctx, earlier)
+    return {
+        "ok": result.ok,
+        "code": result.code,
+        "message": result.message,
+        "hash": None if result.tx_hash is None else result.tx_hash.hex(),
+        "height": result.height,
+        "time": result.time,
+        "events": views.events(result.events),
+    }
 
 
 @router.get("/txs/{tx_hash}", response_model=TxStatus)

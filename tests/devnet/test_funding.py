@@ -1,0 +1,115 @@
+"""`devnet --fund`'s clock and limits, without processes: the chain clock is placed so
+the setup's meter registrations land within the reading clock-skew allowance of an
+interval's end (their first reading accepted at once), at any speed; the devnet command
+refuses a speed, a count or a folder it cannot run with, before it writes anything. And
+`devnet --speed` as a process: the chain clock runs S times faster, Ctrl-C exits 0."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from gridtokenx.cli.main import app
+from gridtokenx.client import ApiError, Client
+from gridtokenx.devnet.funding import SETUP_WALL_SECONDS, Funding, fund_clock
+from gridtokenx.devnet.processes import free_base_port
+from gridtokenx.ledger.params import Params
+from gridtokenx.node.home import chain_clock
+from tests.cli.test_errors import error_lines
+
+P = Params()
+
+
+@pytest.mark.parametrize("speed", [1.0, 2.5, 10.0, 60.0, 120.0])
+@pytest.mark.parametrize("now", [1_796_400_000.0, 1_796_400_437.7, 1_796_400_899.9])
+def test_setup_ends_inside_the_reading_window_of_an_interval(now: float, speed: float) -> None:
+    genesis_time, origin = fund_clock(now, speed, P)
+    assert origin == int(now)
+    assert genesis_time >= origin  # the chain never starts behind the wall clock
+    assert genesis_time - origin < P.interval_seconds + SETUP_WALL_SECONDS * speed
+    at_setup_end = genesis_time + SETUP_WALL_SECONDS * speed
+    ends = (at_setup_end // P.interval_seconds + 1) * P.interval_seconds
+    # A meter registered then can report its interval now: its end is within the skew.
+    assert 0 < ends - at_setup_end <= P.reading_clock_skew_seconds
+
+
+def test_a_devnet_clock_at_speed_one_with_an_origin_is_shifted_not_the_wall_clock() -> None:
+    assert chain_clock(1_000, 0, 1.0) is time.time  # production: the wall clock itself
+    origin = int(time.time())
+    shifted = chain_clock(origin + 600, origin, 1.0)
+    assert abs(shifted() - (time.time() + 600)) < 1.0
+    with pytest.raises(ValueError, match="positive"):
+        chain_clock(0, origin, 0)
+
+
+def test_the_participant_count_is_bounded(tmp_path: Path) -> None:
+    for count in (0, 201):
+        with pytest.raises(ValueError, match="1 to 200"):
+            Funding(tmp_path, "http://127.0.0.1:1", count)
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [(["--speed", "0.5"], "--speed 0.5"), (["--speed", "901"], "--speed 901.0"),
+     (["--fund", "201"], "--fund 201"), (["--fund", "-1"], "--fund -1")],
+)  # fmt: skip
+def test_devnet_refuses_a_speed_or_count_it_cannot_run(
+    tmp_path: Path, args: list[str], what: str
+) -> None:
+    folder = tmp_path / "devnet"
+    result = CliRunner().invoke(app, ["devnet", "--dir", str(folder), *args])
+    (message,) = error_lines(result, "BAD_INPUT", 2)
+    assert what in message
+    assert not folder.exists()
+
+
+def test_funding_refuses_a_folder_that_holds_an_earlier_chain(tmp_path: Path) -> None:
+    """A second `devnet --fund` in the same folder would resume the old chain, where its
+    participants are registered already: refused at once, nothing started or changed."""
+    old = tmp_path / "devnet" / "egat" / "data"
+    old.mkdir(parents=True)
+    result = CliRunner().invoke(app, ["devnet", "--dir", str(tmp_path / "devnet"), "--fund", "1"])
+    (message,) = error_lines(result, "EXISTS", 1)
+    assert "earlier devnet" in message and "choose another --dir" in message
+    assert sorted(p.name for p in (tmp_path / "devnet").iterdir()) == ["egat"]
+
+
+@pytest.mark.process
+def test_devnet_speed_runs_the_chain_clock_faster_and_ctrl_c_exits_0(tmp_path: Path) -> None:
+    """`--speed 60` (the demo's mechanism): the node's clock, and the block times with it,
+    run sixty chain seconds per wall second."""
+    base = free_base_port(1)
+    args = ["devnet", "--validators", "1", "--speed", "60", "--base-port", str(base),
+            "--dir", str(tmp_path / "devnet")]  # fmt: skip
+    devnet = subprocess.Popen([sys.executable, "-m", "gridtokenx", *args], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        with Client(f"http://127.0.0.1:{base + 200}", timeout=2.0) as api:
+            deadline = time.monotonic() + 60
+            while True:
+                assert devnet.poll() is None and time.monotonic() < deadline
+                try:
+                    if api.health()["height"] >= 2:
+                        break
+                except (ApiError, httpx.HTTPError):
+                    pass
+                time.sleep(0.2)
+            wall, chain = time.time(), api.get("/chain")["clock"]
+            time.sleep(2.0)
+            wall_later, chain_later = time.time(), api.get("/chain")["clock"]
+            rate = (chain_later - chain) / (wall_later - wall)
+            assert 30 < rate < 90  # 60, less whole-second rounding of the clock
+            block_time = api.health()["latest_time"]
+            assert block_time > wall + 60  # a block stamped by the fast clock
+    finally:
+        if devnet.poll() is None:
+            devnet.send_signal(signal.SIGINT)
+        out, _ = devnet.communicate(timeout=30)
+    assert devnet.returncode == 0, out
