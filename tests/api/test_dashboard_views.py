@@ -16,13 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 
 from gridtokenx.client import Client
 from gridtokenx.wire import tx
@@ -40,8 +39,8 @@ from tests.api.test_api_harness import (
     running_cast,
     solar_farm,
 )
+from tests.api.test_dashboard_browser import CHROMIUM
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 UPDATE_SCREENSHOT = "GRIDTOKENX_UPDATE_SCREENSHOT"
 WAIT_MS = 15_000
@@ -147,16 +146,6 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalNode
             api.send_and_wait(cast.office, buy)
         _trade(api, cast.home, cast.office, "BKK", DAY2_INTERVAL, (1000, 310), (500, 330))
         yield node, api, cast
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _open(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 
 from gridtokenx.client import Client
 from tests.api.test_api_explorer import Day, day_of, trade_day
@@ -53,16 +53,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 def http(live: Live) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{live[0].url}/api/v1", timeout=10) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
