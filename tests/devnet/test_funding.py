@@ -70,12 +70,14 @@ def test_devnet_refuses_a_speed_or_count_it_cannot_run(
     assert not folder.exists()
 
 
-def test_funding_refuses_a_folder_that_holds_an_earlier_chain(tmp_path: Path) -> None:
-    """A second `devnet --fund` in the same folder would resume the old chain, where its
-    participants are registered already: refused at once, nothing started or changed."""
+@pytest.mark.parametrize("args", [["--fund", "1"], []])
+def test_a_folder_that_holds_an_earlier_chain_is_refused(tmp_path: Path, args: list[str]) -> None:
+    """A second devnet in the same folder would write a new genesis over stores that began
+    from the old one (which its nodes then refuse, STORE_OF_ANOTHER_CHAIN), and with
+    --fund register participants that exist: refused at once, nothing started or changed."""
     old = tmp_path / "devnet" / "egat" / "data"
     old.mkdir(parents=True)
-    result = CliRunner().invoke(app, ["devnet", "--dir", str(tmp_path / "devnet"), "--fund", "1"])
+    result = CliRunner().invoke(app, ["devnet", "--dir", str(tmp_path / "devnet"), *args])
     (message,) = error_lines(result, "EXISTS", 1)
     assert "earlier devnet" in message and "choose another --dir" in message
     assert sorted(p.name for p in (tmp_path / "devnet").iterdir()) == ["egat"]

@@ -70,11 +70,11 @@ def devnet(
         raise BadInput(f"--speed {speed}: expected 1 to 900 chain seconds per wall second")
     if not 0 <= fund <= MAX_FUNDED:
         raise BadInput(f"--fund {fund}: expected 0 to {MAX_FUNDED} participants")
-    if fund and (stale := sorted(directory.glob("*/data"))):  # registrations would clash
+    if stale := sorted(directory.glob("*/data")):  # its stores began from another genesis
         raise Refused(
             "EXISTS",
-            f"{directory} holds the chain of an earlier devnet ({stale[0]}): funding needs a "
-            f"fresh one; remove {directory} or choose another --dir",
+            f"{directory} holds the chain of an earlier devnet ({stale[0]}): a devnet starts "
+            f"from a new genesis; remove {directory} or choose another --dir",
         )
     (directory / ACCOUNTS_FILE).unlink(missing_ok=True)  # a script waits for the new one
     now = time.time()
