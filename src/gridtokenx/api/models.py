@@ -196,7 +196,7 @@ else:
         governance.Proposal, "Proposal",
         actions=list[dict[str, Any]], quorum_bp=int, approval_bp=int,
     )  # fmt: skip
-    Member = extend(validators.Member, "Member", authority=str | None)
+    Member = extend(validators.Member, "ValidatorMember", authority=str | None)
     Stage = view_of(validators.Stage)
     ChainParams = view_of(Params)
     BlockHeader = view_of(Header)

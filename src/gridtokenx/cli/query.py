@@ -58,11 +58,11 @@ def query_command(name: str, render: Render | None = None) -> Callable[[F], F]:
 
     def register(fetch: F) -> F:
         def command(**kwargs: Any) -> None:
-            from gridtokenx.client import Client
+            from gridtokenx.client import Client, to_json
 
             url, json_out = kwargs.pop("node"), kwargs.pop("json_out")
             with Client(node_url(url)) as api:
-                data = fetch(api, **kwargs)
+                data = to_json(fetch(api, **kwargs))  # the SDK's typed results as JSON
                 if json_out:
                     print_json(data)
                 else:
