@@ -41,7 +41,7 @@ class Record:
 
 def to_json(result: Any) -> Any:
     """A typed result (or a list of them) as the API's JSON: dicts, lists and scalars."""
-    return msgspec.to_builtins(result)
+    return msgspec.json.decode(msgspec.json.encode(result))
 
 
 def decode(kind: type[T]) -> Any:
