@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    pages = {
+    pages: dict[str, tuple[Any, list[dict[str, Any]]]] = {
         "trades": (models.Page[models.Trade], [trade(n) for n in range(500)]),
         "orders": (models.Page[models.Order], [order(n) for n in range(500)]),
         "blocks": (models.Page[models.BlockSummary], [block(n) for n in range(500)]),
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for name, (model, items) in pages.items():
         answer = {"items": items, "next": "1"}
-        adapter = TypeAdapter(model)
+        adapter: TypeAdapter[Any] = TypeAdapter(model)
 
         def checked(adapter: TypeAdapter[Any] = adapter, answer: Any = answer) -> str:
             return json.dumps(adapter.dump_python(adapter.validate_python(answer), mode="json"))
