@@ -70,9 +70,9 @@ def view_type(name: str, tp: Any) -> Any:
     if origin in (Union, types.UnionType):
         mapped = tuple(view_type(name, arg) for arg in args)
         return functools.reduce(lambda a, b: a | b, mapped)
-    if origin in (tuple, list) and ((len(args) == 2 and args[1] is Ellipsis) or origin is list):
+    if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
         return list[view_type(name, args[0])]  # type: ignore[misc]
-    if origin is tuple:
+    if origin is tuple:  # a fixed shape, as (holder, kind)
         return tuple[tuple(view_type(name, arg) for arg in args)]  # type: ignore[misc]
     if origin is dict:
         return dict[str, view_type(name, args[1])]  # type: ignore[misc]
