@@ -104,3 +104,11 @@ def test_grid_bench_times_an_update_reaching_all_four_nodes(tmp_path: Path) -> N
     assert result["updates"] == 3 and result["validators"] == 4
     first, slowest = result["first_node_p50_ms"], result["all_nodes_max_ms"]
     assert 0 < first <= slowest  # type: ignore[operator]
+
+
+def test_api_models_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "api_models.json"
+    result = _load("api_models_bench").main(["--repeats", "2", "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert set(result["pages"]) == {"trades", "orders", "blocks"}
+    assert all(page["with_model_ms"] > 0 for page in result["pages"].values())

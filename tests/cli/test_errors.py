@@ -178,8 +178,11 @@ def test_the_sdk_and_keystore_errors_mean_the_same_in_every_command() -> None:
         "INVALID_REQUEST", ["bad limit"], 2,
     )  # fmt: skip
     assert errors.classify(ApiError(409, "NONCE_GAP", "gap"))[::2] == ("NONCE_GAP", 1)
-    assert errors.classify(TxDropped("ab", "EXPIRED")) == (
-        "EXPIRED", ["transaction ab was dropped"], 1,
+    assert errors.classify(TxDropped("ab", "GATE_CLOSED")) == (
+        "GATE_CLOSED",
+        ["transaction ab was dropped: Gate closure for the interval has passed: no new "
+         "orders or amendments"],
+        1,
     )  # fmt: skip
     assert errors.classify(FinalityTimeout("ab", 2.0))[::2] == ("FINALITY_TIMEOUT", 1)
     assert errors.classify(keystore.WrongPassphrase("k: wrong"))[::2] == ("KEYSTORE", 1)

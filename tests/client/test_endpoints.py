@@ -1,12 +1,16 @@
 """The endpoint table (client.endpoints) run by both transports, against httpx's
 MockTransport: every operation makes the same request and gives the same typed result on
 `Client` and `AsyncClient`; flows (the cached chain id, tracked nonces) run the same on
-both; an entry added to the table is a method of both clients at once."""
+both; an entry added to the table is a method of both clients at once. What a real node
+answers is decoded in tests/client/test_typed_reads.py."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +18,8 @@ import httpx
 import orjson
 import pytest
 
-from gridtokenx.client import ApiError, AsyncClient, Balance, Client, Receipt
+from gridtokenx.client import ApiError, AsyncClient, Balance, Client, Receipt, to_json
+from gridtokenx.client import results as r
 from gridtokenx.client.endpoints import Api, Call, as_json, endpoint
 from gridtokenx.wire import crypto, tx
 from tests.conftest import key
@@ -32,6 +37,7 @@ class FakeNode:
         self.seen: list[tuple[str, str, dict[str, str], Any]] = []
         self.nonce = 7
         self.refuse: dict[str, str] = {}  # path -> the error code of its next answer
+        self.canned: Any = None  # the answer to any other path
 
     def answer(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/api/v1")
@@ -44,6 +50,8 @@ class FakeNode:
         return httpx.Response(200, json=self._json(path, body))
 
     def _json(self, path: str, body: Any) -> Any:
+        if self.canned is not None:
+            return self.canned
         if path.startswith("/accounts/"):
             address = path.rsplit("/", 1)[1]
             return {"address": address, "grid_wh": 1, "thb_satang": 2, "nonce": self.nonce}
@@ -55,9 +63,31 @@ class FakeNode:
             return {"hash": tx.hash_of(bytes.fromhex(body["tx"])).hex()}
         if path == "/txs/batch":
             return {"results": [{"code": "OK"} for _ in body["txs"]]}
-        if path in ("/orders", "/trades"):
-            return {"items": [{"path": path}], "next": None}
-        return {"path": path}
+        return None
+
+
+def sample(kind: Any, n: int = 1) -> Any:
+    """A value of a result type with every field filled (numbers from `n`), so a decoded
+    answer can be compared field by field with what was served."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (types.UnionType, typing.Union):
+        return sample(args[0], n)
+    if origin is list:
+        return [sample(args[0], n)]
+    if origin is tuple:
+        return tuple(sample(a, n + i) for i, a in enumerate(args))
+    if origin is dict:
+        return {"BKK": sample(args[1], n)}
+    if dataclasses.is_dataclass(cls := origin or kind):
+        hints = typing.get_type_hints(cls)
+        base = next((b for b in getattr(cls, "__orig_bases__", ()) if typing.get_args(b)), None)
+        item = args[0] if args else typing.get_args(base)[0] if base else None
+        if item is not None:  # a page: Page[Order], or AuditPage (a Page[AuditEvent])
+            hints["items"] = list[item]  # type: ignore[valid-type]
+        fields = dataclasses.fields(cls)
+        assert isinstance(cls, type)
+        return cls(**{f.name: sample(hints[f.name], n + i) for i, f in enumerate(fields)})
+    return {int: n, str: f"s{n}", bool: True, float: n / 2}.get(kind, {"k": n})
 
 
 def both(node: FakeNode, use: Callable[[Any], Any]) -> tuple[Any, Any]:
@@ -79,39 +109,81 @@ def both(node: FakeNode, use: Callable[[Any], Any]) -> tuple[Any, Any]:
     return sync_result, async_result
 
 
-OPERATIONS: list[tuple[str, Callable[[Any], Any], tuple[str, str, dict[str, str]]]] = [
-    ("health", lambda a: a.health(), ("GET", "/health", {})),
-    ("get", lambda a: a.get("/grid", zone="BKK", after=None), ("GET", "/grid", {"zone": "BKK"})),
-    ("balance", lambda a: a.balance(ALICE), ("GET", f"/accounts/{ALICE_TEXT}", {})),
-    ("block", lambda a: a.block(), ("GET", "/blocks/latest", {})),
-    ("tx", lambda a: a.tx("ab" * 32), ("GET", f"/txs/{'ab' * 32}", {})),
-    ("order", lambda a: a.order(5), ("GET", "/orders/5", {})),
-    ("orders", lambda a: a.orders(BOB), ("GET", "/orders", {"account": BOB})),
-    ("book", lambda a: a.book("BKK", 900), ("GET", "/book/BKK/900", {})),
-    ("trades", lambda a: a.trades(zone="BKK"), ("GET", "/trades", {"zone": "BKK"})),
-    ("certificate", lambda a: a.certificate(12), ("GET", "/certificates/12", {})),
+Answer = Any  # a result type; a list means the page's items are returned as a list
+OPERATIONS: list[tuple[str, Callable[[Any], Any], tuple[str, str, dict[str, str]], Answer]] = [
+    ("health", lambda a: a.health(), ("GET", "/health", {}), r.Health),
+    ("chain", lambda a: a.chain(), ("GET", "/chain", {}), r.ChainInfo),
+    ("validators", lambda a: a.validators(), ("GET", "/validators", {}), r.Validators),
+    ("supply", lambda a: a.supply(), ("GET", "/supply", {}), r.Supply),
+    ("get", lambda a: a.get("/grid", zone="BKK", after=None), ("GET", "/grid", {"zone": "BKK"}),
+     dict[str, int]),
+    ("balance", lambda a: a.balance(ALICE), ("GET", f"/accounts/{ALICE_TEXT}", {}), Balance),
+    ("block", lambda a: a.block(), ("GET", "/blocks/latest", {}), r.Block),
+    ("block by hash", lambda a: a.block("ef" * 32), ("GET", f"/blocks/hash/{'ef' * 32}", {}),
+     r.Block),
+    ("blocks", lambda a: a.blocks(5, after=9), ("GET", "/blocks", {"limit": "5", "after": "9"}),
+     r.Page[r.Block]),
+    ("tx", lambda a: a.tx("ab" * 32), ("GET", f"/txs/{'ab' * 32}", {}), None),
+    ("participant", lambda a: a.participant(BOB), ("GET", f"/participants/{BOB}", {}),
+     r.Participant),
+    ("participants", lambda a: a.participants(after=ALICE),
+     ("GET", "/participants", {"limit": "100", "after": ALICE_TEXT}), r.Page[r.Participant]),
+    ("meter", lambda a: a.meter(BOB), ("GET", f"/meters/{BOB}", {}), r.Meter),
+    ("meters", lambda a: a.meters(ALICE), ("GET", "/meters", {"limit": "100", "owner": ALICE_TEXT}),
+     r.Page[r.Meter]),
+    ("readings", lambda a: a.readings(BOB, after=900),
+     ("GET", f"/meters/{BOB}/readings", {"limit": "96", "after": "900"}), r.Page[r.Reading]),
+    ("licences", lambda a: a.licences(BOB), ("GET", "/licences", {"holder": BOB, "limit": "100"}),
+     r.Page[r.Licence]),
+    ("order", lambda a: a.order(5), ("GET", "/orders/5", {}), r.Order),
+    ("orders", lambda a: a.orders(BOB), ("GET", "/orders", {"account": BOB, "limit": "100"}),
+     list[r.Order]),
+    ("book orders", lambda a: a.orders(zone="BKK", interval=900),
+     ("GET", "/orders", {"zone": "BKK", "interval": "900", "limit": "100"}), list[r.Order]),
+    ("book", lambda a: a.book("BKK", 900), ("GET", "/book/BKK/900", {"levels": "50"}), r.Book),
+    ("trade", lambda a: a.trade(8), ("GET", "/trades/8", {}), r.Trade),
+    ("trades", lambda a: a.trades(zone="BKK"), ("GET", "/trades", {"zone": "BKK", "limit": "100"}),
+     list[r.Trade]),
+    ("settlement", lambda a: a.settlement(900), ("GET", "/settlements/900", {}), r.Settlement),
+    ("prices", lambda a: a.prices("BKK", 900, 1800),
+     ("GET", "/prices/BKK", {"from": "900", "to": "1800"}), r.Prices),
+    ("grid", lambda a: a.grid(), ("GET", "/grid", {}), r.GridStatus),
+    ("flows", lambda a: a.flows(900), ("GET", "/flows/900", {}), r.Flows),
+    ("certificate", lambda a: a.certificate(12), ("GET", "/certificates/12", {}), r.Certificate),
     ("certificates", lambda a: a.certificates(issued_to=BOB, status="active", limit=5),
-     ("GET", "/certificates", {"status": "active", "limit": "5", "issued_to": BOB})),
+     ("GET", "/certificates", {"status": "active", "limit": "5", "issued_to": BOB}),
+     r.Page[r.Certificate]),
     ("carbon", lambda a: a.carbon(BOB, from_day=20260101),
-     ("GET", f"/carbon/participants/{BOB}", {"from_day": "20260101"})),
-    ("carbon zones", lambda a: a.carbon(), ("GET", "/carbon/zones", {})),
+     ("GET", f"/carbon/participants/{BOB}", {"from_day": "20260101"}), r.Carbon),
+    ("carbon zones", lambda a: a.carbon(), ("GET", "/carbon/zones", {}), r.Carbon),
+    ("governance", lambda a: a.governance(), ("GET", "/governance", {}), r.Governance),
     ("proposals", lambda a: a.proposals("active"),
-     ("GET", "/governance/proposals", {"status": "active", "limit": "50"})),
-    ("proposal", lambda a: a.proposal(3), ("GET", "/governance/proposals/3", {})),
+     ("GET", "/governance/proposals", {"status": "active", "limit": "50"}), r.Page[r.Proposal]),
+    ("proposal", lambda a: a.proposal(3), ("GET", "/governance/proposals/3", {}), r.Proposal),
+    ("audit", lambda a: a.audit(BOB, from_height=2),
+     ("GET", f"/audit/{BOB}", {"from_height": "2", "limit": "50"}), r.AuditPage),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("name", "use", "request_made"), OPERATIONS, ids=[o[0] for o in OPERATIONS]
+    ("name", "use", "request_made", "kind"), OPERATIONS, ids=[o[0] for o in OPERATIONS]
 )
 def test_every_query_is_the_same_request_and_result_on_both_clients(
-    name: str, use: Callable[[Any], Any], request_made: tuple[str, str, dict[str, str]]
+    name: str, use: Callable[[Any], Any], request_made: tuple[str, str, dict[str, str]], kind: Any
 ) -> None:
+    """Each read asks what it should and decodes the answer into its typed result, on
+    both clients alike."""
     node = FakeNode()
+    expected = sample(kind) if kind is not None else None
+    node.canned = to_json({"items": expected, "next": None} if isinstance(expected, list)
+                          else expected)  # fmt: skip
     sync_result, async_result = both(node, use)
     assert sync_result == async_result
     (seen,) = node.seen
     assert seen == (*request_made, None)
+    if kind is not None:
+        assert sync_result == expected
+        assert to_json(sync_result) == to_json(expected)
 
 
 def test_results_are_typed() -> None:
@@ -120,8 +192,21 @@ def test_results_are_typed() -> None:
     assert balance == Balance(BOB, 1, 2, 7)
     receipt, _ = both(node, lambda a: a.tx("cd" * 32))
     assert receipt == Receipt("cd" * 32, "committed", 3)
-    trades, _ = both(node, lambda a: a.trades())
-    assert trades == [{"path": "/trades"}]
+    node.canned = to_json(sample(r.Page[r.Trade]))
+    (trade,), _ = both(node, lambda a: a.trades())
+    assert isinstance(trade, r.Trade) and trade.path == ["s12"]
+    assert trade["buyer"] == trade.buyer and trade.get("nothing", 0) == 0  # dict-style reads
+    with pytest.raises(KeyError):
+        trade["nothing"]
+
+
+def test_an_answer_of_another_shape_is_a_bad_response() -> None:
+    node = FakeNode()
+    node.canned = {"height": "not a number"}
+    with pytest.raises(ApiError) as bad:
+        both(node, lambda a: a.health())
+    assert (bad.value.code, bad.value.status) == ("BAD_RESPONSE", 200)
+    assert "Health" in bad.value.message and "height" in bad.value.message
 
 
 def test_signing_asks_the_chain_id_once_and_tracks_nonces_in_flight() -> None:
@@ -191,7 +276,7 @@ class Extended(Api):
     """An entry added to the table, as a new endpoint would be."""
 
     @endpoint
-    def validators(self, at: int | None = None) -> Call[dict[str, Any]]:
+    def members(self, at: int | None = None) -> Call[dict[str, Any]]:
         """The validator set."""
         return Call("GET", "/validators", as_json, {"height": at})
 
@@ -206,16 +291,17 @@ class ExtendedAsyncClient(Extended, AsyncClient):
 
 def test_one_table_entry_is_a_method_of_both_clients() -> None:
     node = FakeNode()
+    node.canned = {"path": "/validators"}
     mock = httpx.MockTransport(node.answer)
     with ExtendedClient("http://node", transport=mock) as api:
-        assert api.validators(at=4) == {"path": "/validators"}
-        assert api.validators.__doc__ == "The validator set."
-        assert str(inspect.signature(api.validators)) == "(at: 'int | None' = None)"
+        assert api.members(at=4) == {"path": "/validators"}
+        assert api.members.__doc__ == "The validator set."
+        assert str(inspect.signature(api.members)) == "(at: 'int | None' = None)"
 
     async def run() -> dict[str, Any]:
         async with ExtendedAsyncClient("http://node", transport=mock) as api:
-            assert inspect.iscoroutinefunction(api.validators)
-            return await api.validators(at=4)
+            assert inspect.iscoroutinefunction(api.members)
+            return await api.members(at=4)
 
     assert asyncio.run(run()) == {"path": "/validators"}
     assert [q for _, _, q, _ in node.seen] == [{"height": "4"}, {"height": "4"}]

@@ -1,6 +1,6 @@
 """The FastAPI application of one node: routes under /api/v1, the WebSocket hub, limits,
-optional CORS, the OpenAPI document at /api/v1/openapi.json with browsable /docs, and the
-web dashboard at /."""
+optional CORS, the OpenAPI document at /api/v1/openapi.json with browsable /docs and /redoc
+(vendored, so they work offline), and the web dashboard at /."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gridtokenx import __version__
-from gridtokenx.api import dashboard, errors
+from gridtokenx.api import dashboard, docs, errors
 from gridtokenx.api.hub import Hub
 from gridtokenx.api.latency import RequestLatency
 from gridtokenx.api.limits import Limits, TokenBuckets
@@ -45,7 +45,7 @@ def create_app(
         description="Submit signed transactions and read the ledger of one GridTokenX node. "
         "Amounts are integers (Wh, satang); addresses are gtx... text; bytes are hex.",
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by api/docs.py from vendored files, not a CDN
         redoc_url=None,
     )
     errors.install(app)
@@ -59,6 +59,7 @@ def create_app(
     for module in routed:
         app.include_router(module.router, prefix=PREFIX)
     dashboard.install(app)
+    docs.install(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -24,12 +24,18 @@ TOO_MANY_CONNECTIONS: Final = "TOO_MANY_CONNECTIONS"  # api/connections.py, belo
 HEADERS_TOO_LARGE: Final = "HEADERS_TOO_LARGE"
 
 _CONFLICT: Final = frozenset({mempool.DUPLICATE, mempool.NONCE_TAKEN})
+MEMPOOL_RETRY_AFTER: Final = 1
+"""Seconds a client waits before resubmitting to a full mempool: about one block, after
+which the committed transactions have left room."""
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def not_found(what: str) -> ApiError:
@@ -48,18 +54,28 @@ def rejection_status(code: str) -> int:
     return 409 if code in _CONFLICT else 400
 
 
+def rejected(code: str, message: str) -> ApiError:
+    """A refused transaction as the API's error; a full mempool says when to come back
+    (`Retry-After`, as the rate limiter's 429 does), so clients back off the same way."""
+    status = rejection_status(code)
+    headers = {"Retry-After": str(MEMPOOL_RETRY_AFTER)} if status == 429 else None
+    return ApiError(status, code, message, headers)
+
+
 def body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(body(code, message), status_code=status)
+def response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body(code, message), status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return response(exc.status, exc.code, exc.message)
+        return response(exc.status, exc.code, exc.message, exc.headers)
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

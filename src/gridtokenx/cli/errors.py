@@ -127,7 +127,7 @@ def _library(exc: Exception) -> Failure | None:
         bad = exc.code == "INVALID_REQUEST"
         return exc.code, [exc.message], EXIT_BAD_INPUT if bad else EXIT_REFUSED
     if isinstance(exc, TxDropped):
-        return exc.reason, [f"transaction {exc.tx_hash} was dropped"], EXIT_REFUSED
+        return exc.code, [exc.message], EXIT_REFUSED
     if isinstance(exc, FinalityTimeout):
         return "FINALITY_TIMEOUT", [str(exc)], EXIT_REFUSED
     if isinstance(exc, KeystoreError):

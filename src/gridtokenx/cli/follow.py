@@ -92,7 +92,7 @@ def messages(api: Client, topics: list[Message], seconds: float | None) -> Itera
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
     from websockets.sync.client import connect
 
-    from gridtokenx.client.streams import lagged, subscriptions, ws_url
+    from gridtokenx.client.streams import subscriptions, ws_url
 
     url = ws_url(api.base_url)
     deadline = None if seconds is None else time.monotonic() + seconds
@@ -111,7 +111,7 @@ def messages(api: Client, topics: list[Message], seconds: float | None) -> Itera
                 kind = message.get("type")
                 if kind == "error":
                     raise Refused(str(message.get("code")), str(message.get("message")))
-                if lagged(message):
+                if kind == "lagged":
                     why = "the node stopped the stream: this reader fell behind; run it again"
                     raise Refused("LAGGED", why)
                 yield message

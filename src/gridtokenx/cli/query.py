@@ -76,7 +76,7 @@ def query_command(
 
     def register(fetch: F) -> F:
         def command(**kwargs: Any) -> None:
-            from gridtokenx.client import Client
+            from gridtokenx.client import Client, to_json
 
             url, json_out = kwargs.pop("node"), kwargs.pop("json_out")
             streaming = follow is not None and kwargs.pop("follow")
@@ -86,7 +86,7 @@ def query_command(
                 if follow is not None and streaming:
                     follow(api, names, json_out, bounds, **kwargs)
                     return
-                data = fetch(api, **kwargs)
+                data = to_json(fetch(api, **kwargs))  # the SDK's typed results as JSON
                 if json_out:
                     print_json(data)
                 elif named is not None:

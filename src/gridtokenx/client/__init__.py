@@ -3,16 +3,20 @@ for finality, query the ledger and subscribe to its streams.
 
 Keys never leave the client: a transaction is built and signed here (`tx.make`) and only
 its signed canonical bytes are sent. `Client` is synchronous (httpx.Client), `AsyncClient`
-is the same API for asyncio (httpx.AsyncClient). Both raise `ApiError` carrying the API's
-stable error code (the ledger's and mempool's codes for refused transactions) and the
-readable message.
+is the same API for asyncio (httpx.AsyncClient). Every read returns a typed result
+(results.py). Every failure is a `GridTokenXError` with the ledger's, mempool's or API's
+stable `code` and a readable `message`: `ApiError` when the node refuses a request,
+`TxDropped` when an admitted transaction is dropped, `StreamError` for a subscription. A
+429 or 503 is retried as the node's Retry-After says, for reads and signed submissions
+(retries.py).
 
     with Client("http://127.0.0.1:26850") as api:
         receipt = api.send_and_wait(key, tx.Transfer(tx.Asset.THB, to, 5_000))
         print(api.balance(crypto.address_to_text(to)).thb_satang)
 
-The package: models.py (results and errors), endpoints.py (every API operation, declared
-once), sync.py and aio.py (the two transports that run them), streams.py (the WebSocket).
+The package: models.py (errors and the first results), results.py (the typed results),
+retries.py (when to ask again), endpoints.py (every API operation, declared once), sync.py
+and aio.py (the two transports that run them), streams.py (the WebSocket).
 """
 
 from gridtokenx.client.aio import AsyncClient
@@ -22,28 +26,40 @@ from gridtokenx.client.models import (
     ApiError,
     Balance,
     FinalityTimeout,
+    GridTokenXError,
     NodeStatus,
     Receipt,
+    StreamError,
     TxDropped,
     address_text,
+    describe,
     raw_of,
 )
+from gridtokenx.client.results import Page, to_json
+from gridtokenx.client.retries import NO_RETRY, Retry
 from gridtokenx.client.simulation import Simulation, WouldBeRefused
 from gridtokenx.client.sync import Client
 
 __all__ = [
     "JSON",
+    "NO_RETRY",
     "PREFIX",
     "ApiError",
     "AsyncClient",
     "Balance",
     "Client",
     "FinalityTimeout",
+    "GridTokenXError",
     "NodeStatus",
+    "Page",
     "Receipt",
+    "Retry",
     "Simulation",
+    "StreamError",
     "TxDropped",
     "WouldBeRefused",
     "address_text",
+    "describe",
     "raw_of",
+    "to_json",
 ]

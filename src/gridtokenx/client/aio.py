@@ -14,8 +14,17 @@ import orjson
 from websockets.asyncio.client import connect
 
 from gridtokenx.client.endpoints import Api, Call, Finished, Op, Reply, as_flow
-from gridtokenx.client.models import JSON, PREFIX, FinalityTimeout, Receipt, checked, final
-from gridtokenx.client.streams import lagged, subscriptions, ws_url
+from gridtokenx.client.models import (
+    JSON,
+    PREFIX,
+    FinalityTimeout,
+    Receipt,
+    StreamError,
+    checked,
+    final,
+)
+from gridtokenx.client.retries import Retry
+from gridtokenx.client.streams import event, subscriptions, ws_url
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import Body
 
@@ -30,9 +39,10 @@ class AsyncClient(Api):
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         verify: ssl.SSLContext | bool = True,
+        retry: Retry | None = None,
     ) -> None:
-        """`verify`: as `Client`'s (how an https node's certificate is checked)."""
-        super().__init__(base_url)
+        """`verify` and `retry`: as `Client`'s."""
+        super().__init__(base_url, retry)
         self._http = httpx.AsyncClient(base_url=self.base_url + PREFIX, timeout=timeout,
                                        transport=transport, verify=verify)  # fmt: skip
 
@@ -46,10 +56,15 @@ class AsyncClient(Api):
         await self.close()
 
     async def _request(self, call: Call[Any]) -> Any:
-        response = await self._http.request(
-            call.method, call.path, params=call.query(), json=call.body
-        )
-        return call.decode(checked(response))
+        attempt = 0
+        while True:
+            response = await self._http.request(
+                call.method, call.path, params=call.query(), json=call.body
+            )
+            if (wait := self._retry_delay(call, response, attempt)) is None:
+                return call.decode(checked(response))
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def _run(self, op: Op[Any]) -> Any:
         flow, reply = as_flow(op), Reply()
@@ -64,13 +79,14 @@ class AsyncClient(Api):
         return method
 
     async def wait(self, tx_hash: str, timeout: float = 30.0, poll: float = 0.2) -> Receipt:
-        """Wait for the commit on the WebSocket (polling once more at the deadline)."""
+        """Wait for the commit on the WebSocket (polling once more at the deadline, or when
+        the stream ends early)."""
         try:
             async with asyncio.timeout(timeout):
                 async for message in self.subscribe({"topic": "tx", "hash": tx_hash}):
                     if message.get("type") == "tx" and message["status"] != "pending":
                         break
-        except TimeoutError:
+        except (TimeoutError, StreamError):
             pass
         receipt = final(await self.tx(tx_hash))
         if receipt is None:
@@ -89,11 +105,12 @@ class AsyncClient(Api):
         return await self.wait(await self.send(key, body, fee, check=check), timeout)
 
     async def subscribe(self, *topics: JSON) -> AsyncIterator[JSON]:
+        """Events for the topics, as `Client.subscribe` (acknowledgements consumed; a
+        refused topic or a lagging stream raises `StreamError`)."""
         async with connect(ws_url(self.base_url)) as socket:
             for request in subscriptions(topics):
                 await socket.send(request)
             async for text in socket:
-                message: JSON = orjson.loads(text)
-                yield message
-                if lagged(message):
-                    return
+                found = event(orjson.loads(text))
+                if found is not None:
+                    yield found

@@ -21,6 +21,9 @@ from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 
+import httpx
+
+from gridtokenx.client import results as r
 from gridtokenx.client.models import (
     JSON,
     ApiError,
@@ -31,6 +34,8 @@ from gridtokenx.client.models import (
     address_text,
     raw_of,
 )
+from gridtokenx.client.results import decode
+from gridtokenx.client.retries import Retry
 from gridtokenx.client.simulation import Simulation, WouldBeRefused
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import Body, SignedTransaction
@@ -41,6 +46,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 NONCE_CODES: Final = frozenset({"NONCE_REPLAYED", "NONCE_TAKEN", "NONCE_GAP"})
+HASH_HEX: Final = 64
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class Call(Generic[R]):
     decode: Callable[[Any], R]
     params: JSON = field(default_factory=dict)  # the query; None values are left out
     body: JSON | None = None
+    idempotent: bool = True  # safe to send again after a 429 or 503 (client.retries)
 
     def query(self) -> JSON:
         return {k: v for k, v in self.params.items() if v is not None}
@@ -65,8 +72,8 @@ def get(path: str, decode: Callable[[Any], R], **params: Any) -> Call[R]:
     return Call("GET", path, decode, params)
 
 
-def post(path: str, body: JSON, decode: Callable[[Any], R]) -> Call[R]:
-    return Call("POST", path, decode, body=body)
+def post(path: str, body: JSON, decode: Callable[[Any], R], *, idempotent: bool = False) -> Call[R]:
+    return Call("POST", path, decode, body=body, idempotent=idempotent)
 
 
 def as_json(data: Any) -> JSON:
@@ -77,8 +84,14 @@ def as_is(data: Any) -> Any:
     return data
 
 
-def items(data: Any) -> list[JSON]:
-    return data["items"]  # type: ignore[no-any-return]
+def items_of(kind: type[T]) -> Callable[[Any], list[T]]:
+    """A page's items as `kind` (for the reads that return a list, not a page)."""
+    page = decode(r.Page[kind])  # type: ignore[valid-type]
+
+    def convert(data: Any) -> list[T]:
+        return page(data).items  # type: ignore[no-any-return]
+
+    return convert
 
 
 # --- running an operation: shared by both transports -------------------------------------
@@ -200,10 +213,17 @@ class Nonces:
 class Api:
     """Every operation of the node's API, for `Client` and `AsyncClient` alike."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, retry: Retry | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry = retry or Retry()
         self._chain_id: str | None = None
         self._nonces = Nonces()
+
+    def _retry_delay(self, call: Call[Any], response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before sending `call` again, or None: take this answer."""
+        if not call.idempotent:
+            return None
+        return self.retry.delay(response.status_code, response.headers.get("retry-after"), attempt)
 
     @endpoint
     def get(self, /, path: str, **params: Any) -> Call[Any]:
@@ -212,14 +232,19 @@ class Api:
 
     # --- queries ---------------------------------------------------------------------------
     @endpoint
-    def health(self) -> Call[JSON]:
-        return get("/health", as_json)
+    def health(self) -> Call[r.Health]:
+        return get("/health", decode(r.Health))
 
     @endpoint
     def status(self) -> Call[NodeStatus]:
         """The node's version, chain, id, latest block, catching-up flag, voting power and
         peers."""
         return get("/status", NodeStatus.of)
+
+    @endpoint
+    def chain(self) -> Call[r.ChainInfo]:
+        """Chain id, genesis time, fee collector and the governed parameters."""
+        return get("/chain", decode(r.ChainInfo))
 
     @endpoint
     def chain_id(self) -> Flow[str]:
@@ -229,36 +254,127 @@ class Api:
         return self._chain_id
 
     @endpoint
+    def validators(self) -> Call[r.Validators]:
+        return get("/validators", decode(r.Validators))
+
+    @endpoint
+    def supply(self) -> Call[r.Supply]:
+        return get("/supply", decode(r.Supply))
+
+    @endpoint
     def balance(self, who: Who) -> Call[Balance]:
         return get(f"/accounts/{address_text(who)}", Balance.of)
 
     @endpoint
-    def block(self, height: int | str = "latest") -> Call[JSON]:
-        return get(f"/blocks/{height}", as_json)
+    def block(self, which: int | str = "latest") -> Call[r.Block]:
+        """A block by height, by hash (64 hex digits) or the latest."""
+        if isinstance(which, str) and len(which) == HASH_HEX:
+            return get(f"/blocks/hash/{which}", decode(r.Block))
+        return get(f"/blocks/{which}", decode(r.Block))
+
+    @endpoint
+    def blocks(self, limit: int = 20, after: int | str | None = None) -> Call[r.Page[r.Block]]:
+        """Block summaries newest first (no transaction ids); `after` is a height."""
+        return get("/blocks", decode(r.Page[r.Block]), limit=limit, after=after)
 
     @endpoint
     def tx(self, tx_hash: str) -> Call[Receipt]:
         return get(f"/txs/{tx_hash}", Receipt.of)
 
     @endpoint
-    def order(self, order_id: int) -> Call[JSON]:
-        return get(f"/orders/{order_id}", as_json)
+    def participant(self, who: Who) -> Call[r.Participant]:
+        return get(f"/participants/{address_text(who)}", decode(r.Participant))
 
     @endpoint
-    def orders(self, account: Who) -> Call[list[JSON]]:
-        return get("/orders", items, account=address_text(account))
+    def participants(
+        self, limit: int = 100, after: Who | None = None
+    ) -> Call[r.Page[r.Participant]]:
+        after_text = None if after is None else address_text(after)
+        return get("/participants", decode(r.Page[r.Participant]), limit=limit, after=after_text)
 
     @endpoint
-    def book(self, zone: str, interval: int) -> Call[JSON]:
-        return get(f"/book/{zone}/{interval}", as_json)
+    def meter(self, meter: Who) -> Call[r.Meter]:
+        return get(f"/meters/{address_text(meter)}", decode(r.Meter))
 
     @endpoint
-    def trades(self, interval: int | None = None, zone: str | None = None) -> Call[list[JSON]]:
-        return get("/trades", items, interval=interval, zone=zone)
+    def meters(
+        self, owner: Who | None = None, limit: int = 100, after: Who | None = None
+    ) -> Call[r.Page[r.Meter]]:
+        """All meters in address order, or one owner's."""
+        params = {"owner": owner, "after": after}
+        shown = {k: None if v is None else address_text(v) for k, v in params.items()}
+        return get("/meters", decode(r.Page[r.Meter]), limit=limit, **shown)
 
     @endpoint
-    def certificate(self, certificate_id: int) -> Call[JSON]:
-        return get(f"/certificates/{certificate_id}", as_json)
+    def readings(
+        self, meter: Who, limit: int = 96, after: int | None = None
+    ) -> Call[r.Page[r.Reading]]:
+        """A meter's applied readings, oldest first; `after` is an interval start."""
+        path = f"/meters/{address_text(meter)}/readings"
+        return get(path, decode(r.Page[r.Reading]), limit=limit, after=after)
+
+    @endpoint
+    def licences(
+        self, holder: Who | None = None, limit: int = 100, after: str | None = None
+    ) -> Call[r.Page[r.Licence]]:
+        held = None if holder is None else address_text(holder)
+        return get("/licences", decode(r.Page[r.Licence]), holder=held, limit=limit, after=after)
+
+    @endpoint
+    def order(self, order_id: int) -> Call[r.Order]:
+        return get(f"/orders/{order_id}", decode(r.Order))
+
+    @endpoint
+    def orders(
+        self,
+        account: Who | None = None,
+        *,
+        zone: str | None = None,
+        interval: int | None = None,
+        limit: int = 100,
+    ) -> Call[list[r.Order]]:
+        """Open orders of one account, or of one book (`zone` and `interval`)."""
+        who = None if account is None else address_text(account)
+        return get("/orders", items_of(r.Order), account=who, zone=zone, interval=interval,
+                   limit=limit)  # fmt: skip
+
+    @endpoint
+    def book(self, zone: str, interval: int, levels: int = 50) -> Call[r.Book]:
+        return get(f"/book/{zone}/{interval}", decode(r.Book), levels=levels)
+
+    @endpoint
+    def trade(self, trade_id: int) -> Call[r.Trade]:
+        return get(f"/trades/{trade_id}", decode(r.Trade))
+
+    @endpoint
+    def trades(
+        self, interval: int | None = None, zone: str | None = None, limit: int = 100
+    ) -> Call[list[r.Trade]]:
+        """An interval's trades in order, or the most recent ones newest first."""
+        return get("/trades", items_of(r.Trade), interval=interval, zone=zone, limit=limit)
+
+    @endpoint
+    def settlement(self, interval: int) -> Call[r.Settlement]:
+        """An interval's market status and, once settled, each zone's report."""
+        return get(f"/settlements/{interval}", decode(r.Settlement))
+
+    @endpoint
+    def prices(self, zone: str, start: int, end: int) -> Call[r.Prices]:
+        """Per interval in [start, end): trades into the zone against the tariff."""
+        return get(f"/prices/{zone}", decode(r.Prices), **{"from": start, "to": end})
+
+    @endpoint
+    def grid(self) -> Call[r.GridStatus]:
+        """Zones with halts and grid reports, interconnectors, and the frequency."""
+        return get("/grid", decode(r.GridStatus))
+
+    @endpoint
+    def flows(self, interval: int) -> Call[r.Flows]:
+        return get(f"/flows/{interval}", decode(r.Flows))
+
+    @endpoint
+    def certificate(self, certificate_id: int) -> Call[r.Certificate]:
+        return get(f"/certificates/{certificate_id}", decode(r.Certificate))
 
     @endpoint
     def certificates(
@@ -269,15 +385,15 @@ class Api:
         status: str = "all",
         limit: int = 100,
         after: int | str | None = None,
-    ) -> Call[JSON]:
-        """A page (`items`, `next`) of certificates, newest first: held by `owner`, issued
-        to `issued_to`, or all; `status` is all, active or retired."""
+    ) -> Call[r.Page[r.Certificate]]:
+        """A page of certificates, newest first: held by `owner`, issued to `issued_to`,
+        or all; `status` is all, active or retired."""
         params: JSON = {"status": status, "limit": limit, "after": after}
         if owner is not None:
             params["owner"] = address_text(owner)
         if issued_to is not None:
             params["issued_to"] = address_text(issued_to)
-        return get("/certificates", as_json, **params)
+        return get("/certificates", decode(r.Page[r.Certificate]), **params)
 
     @endpoint
     def carbon(
@@ -287,7 +403,7 @@ class Api:
         zone: str | None = None,
         from_day: int | str | None = None,
         to_day: int | str | None = None,
-    ) -> Call[JSON]:
+    ) -> Call[r.Carbon]:
         """Certificate carbon totals (Wh issued and retired, grams CO2e avoided) over local
         days YYYYMMDD, for a participant, a zone, or every zone (neither given)."""
         if participant is not None and zone is not None:
@@ -296,24 +412,46 @@ class Api:
             path = f"/carbon/participants/{address_text(participant)}"
         else:
             path = "/carbon/zones" if zone is None else f"/carbon/zones/{zone}"
-        return get(path, as_json, from_day=from_day, to_day=to_day)
+        return get(path, decode(r.Carbon), from_day=from_day, to_day=to_day)
+
+    @endpoint
+    def governance(self) -> Call[r.Governance]:
+        """Weights, delegations, voting rules and the open proposals' ids."""
+        return get("/governance", decode(r.Governance))
 
     @endpoint
     def proposals(
         self, status: str | None = None, limit: int = 50, after: int | str | None = None
-    ) -> Call[JSON]:
+    ) -> Call[r.Page[r.Proposal]]:
         """A page of governance proposals, newest first; `status` e.g. active or EXECUTED."""
-        return get("/governance/proposals", as_json, status=status, limit=limit, after=after)
+        return get("/governance/proposals", decode(r.Page[r.Proposal]), status=status,
+                   limit=limit, after=after)  # fmt: skip
 
     @endpoint
-    def proposal(self, proposal_id: int) -> Call[JSON]:
-        return get(f"/governance/proposals/{proposal_id}", as_json)
+    def proposal(self, proposal_id: int) -> Call[r.Proposal]:
+        """A proposal with its ballots."""
+        return get(f"/governance/proposals/{proposal_id}", decode(r.Proposal))
+
+    @endpoint
+    def audit(
+        self,
+        who: Who,
+        from_height: int | None = None,
+        to_height: int | None = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> Call[r.AuditPage]:
+        """Events an address sent or is named in, over at most 1000 heights."""
+        return get(f"/audit/{address_text(who)}", decode(r.AuditPage), from_height=from_height,
+                   to_height=to_height, limit=limit, after=after)  # fmt: skip
 
     # --- transactions ----------------------------------------------------------------------
     @endpoint
     def submit(self, signed: bytes | SignedTransaction) -> Call[str]:
         """Submit signed bytes; returns the transaction hash (hex) once admitted."""
-        return post("/txs", {"tx": raw_of(signed).hex()}, lambda data: str(data["hash"]))
+        body = {"tx": raw_of(signed).hex()}
+        # Idempotent: the node deduplicates by hash, so a retried submit is never twice.
+        return post("/txs", body, lambda data: str(data["hash"]), idempotent=True)
 
     @endpoint
     def simulate(self, signed: bytes | SignedTransaction) -> Call[Simulation]:

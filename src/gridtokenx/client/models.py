@@ -1,5 +1,6 @@
-"""What the SDK returns and raises: typed results of the API's JSON and errors that carry the
-API's stable codes. Shared by `Client` and `AsyncClient`."""
+"""What the SDK returns and raises: the first typed results (the rest are in results.py),
+the errors (errors.py) and turning an HTTP answer into one or the other. Shared by
+`Client` and `AsyncClient`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from typing import Any, Final
 
 import httpx
 
+from gridtokenx.client.errors import ApiError as ApiError
+from gridtokenx.client.errors import GridTokenXError as GridTokenXError
+from gridtokenx.client.errors import StreamError as StreamError
+from gridtokenx.client.errors import TxDropped as TxDropped
+from gridtokenx.client.errors import describe as describe
+from gridtokenx.client.results import Record
+from gridtokenx.client.retries import retry_after
 from gridtokenx.wire import crypto
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import SignedTransaction
@@ -18,22 +26,6 @@ JSON = dict[str, Any]
 Who = str | bytes | PrivateKey  # an account: gtx... text, 20 raw bytes, or its key
 
 
-class ApiError(Exception):
-    """The API refused a request: `code` is stable (branch on it), `message` is for people."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status, self.code, self.message = status, code, message
-
-
-class TxDropped(Exception):
-    """A submitted transaction left the mempool without being committed."""
-
-    def __init__(self, tx_hash: str, reason: str) -> None:
-        super().__init__(f"transaction {tx_hash} was dropped: {reason}")
-        self.tx_hash, self.reason = tx_hash, reason
-
-
 class FinalityTimeout(TimeoutError):
     def __init__(self, tx_hash: str, seconds: float) -> None:
         super().__init__(f"transaction {tx_hash} was not committed within {seconds} s")
@@ -41,13 +33,18 @@ class FinalityTimeout(TimeoutError):
 
 
 @dataclass(frozen=True)
-class Receipt:
+class Receipt(Record):
     hash: str
     status: str  # pending, committed or dropped
     height: int | None = None
     index: int | None = None
     events: list[JSON] = field(default_factory=list)
-    reason: str = ""
+    reason: str = ""  # a dropped transaction's code
+
+    @property
+    def code(self) -> str:
+        """Why it was dropped, named as `TxDropped.code` and `ApiError.code` name it."""
+        return self.reason
 
     @classmethod
     def of(cls, data: JSON) -> Receipt:
@@ -70,7 +67,7 @@ def final(receipt: Receipt) -> Receipt | None:
 
 
 @dataclass(frozen=True)
-class Balance:
+class Balance(Record):
     address: str
     grid_wh: int
     thb_satang: int
@@ -82,7 +79,7 @@ class Balance:
 
 
 @dataclass(frozen=True)
-class NodeStatus:
+class NodeStatus(Record):
     """A node's `GET /status` (field meanings: the API's OpenAPI document, docs/api.md)."""
 
     version: str
@@ -133,6 +130,7 @@ def checked(response: httpx.Response) -> Any:
     if response.is_success:
         return data
     error = data.get("error") if isinstance(data, dict) else None
+    status, wait = response.status_code, retry_after(response.headers.get("retry-after"))
     if isinstance(error, dict):
-        raise ApiError(response.status_code, str(error.get("code")), str(error.get("message")))
-    raise ApiError(response.status_code, f"HTTP_{response.status_code}", response.text[:200])
+        raise ApiError(status, str(error.get("code")), str(error.get("message")), wait)
+    raise ApiError(status, f"HTTP_{status}", response.text[:200], wait)

@@ -16,7 +16,8 @@ from websockets.sync.client import connect
 
 from gridtokenx.client.endpoints import Api, Call, Finished, Op, Reply, as_flow
 from gridtokenx.client.models import JSON, PREFIX, FinalityTimeout, Receipt, checked, final
-from gridtokenx.client.streams import lagged, subscriptions, ws_url
+from gridtokenx.client.retries import Retry
+from gridtokenx.client.streams import event, subscriptions, ws_url
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import Body
 
@@ -31,10 +32,12 @@ class Client(Api):
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         verify: ssl.SSLContext | bool = True,
+        retry: Retry | None = None,
     ) -> None:
         """`verify`: how an https node's certificate is checked (an `ssl.SSLContext` trusting
-        a private CA, e.g. `ssl.create_default_context(cafile=...)`; default: public CAs)."""
-        super().__init__(base_url)
+        a private CA, e.g. `ssl.create_default_context(cafile=...)`; default: public CAs).
+        `retry`: when a 429 or 503 is asked again (client.retries; default `Retry()`)."""
+        super().__init__(base_url, retry)
         self._http = httpx.Client(base_url=self.base_url + PREFIX, timeout=timeout,
                                   transport=transport, verify=verify)  # fmt: skip
 
@@ -48,8 +51,15 @@ class Client(Api):
         self.close()
 
     def _request(self, call: Call[Any]) -> Any:
-        response = self._http.request(call.method, call.path, params=call.query(), json=call.body)
-        return call.decode(checked(response))
+        attempt = 0
+        while True:
+            response = self._http.request(
+                call.method, call.path, params=call.query(), json=call.body
+            )
+            if (wait := self._retry_delay(call, response, attempt)) is None:
+                return call.decode(checked(response))
+            time.sleep(wait)
+            attempt += 1
 
     def _run(self, op: Op[Any]) -> Any:
         flow, reply = as_flow(op), Reply()
@@ -84,13 +94,14 @@ class Client(Api):
         return self.wait(self.send(key, body, fee, check=check), timeout)
 
     def subscribe(self, *topics: JSON, timeout: float | None = None) -> Iterator[JSON]:
-        """Messages for the topics (e.g. {"topic": "blocks"}, {"topic": "tx", "hash": h}),
-        until the caller stops iterating; `timeout` bounds the wait for each message."""
+        """Events for the topics (e.g. {"topic": "blocks"}, {"topic": "tx", "hash": h}),
+        until the caller stops iterating; `timeout` bounds the wait for each message.
+        Acknowledgements are not yielded; a refused topic or a stream the node ended
+        because this subscriber lagged raises `StreamError`."""
         with connect(ws_url(self.base_url)) as socket:
             for request in subscriptions(topics):
                 socket.send(request)
             while True:
-                message: JSON = orjson.loads(socket.recv(timeout))
-                yield message
-                if lagged(message):
-                    return
+                found = event(orjson.loads(socket.recv(timeout)))
+                if found is not None:
+                    yield found

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from gridtokenx.api import views
+from gridtokenx.api import models, views
 from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.errors import invalid
 from gridtokenx.api.models import ERRORS
-from gridtokenx.api.routes.common import Limit
+from gridtokenx.api.routes.common import AddressPath, Limit
 from gridtokenx.node.runtime import Node
 from gridtokenx.reporting import extract
 
@@ -74,9 +74,9 @@ def _range(node: Node, from_height: int | None, to_height: int | None) -> tuple[
     return first, last
 
 
-@router.get("/audit/{address}")
+@router.get("/audit/{address}", response_model=models.AuditPage)
 async def audit_trail(
-    address: Annotated[str, Path(max_length=128)],
+    address: AddressPath,
     node: NodeDep,
     from_height: HeightQuery = None,
     to_height: HeightQuery = None,

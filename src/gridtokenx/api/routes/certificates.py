@@ -15,11 +15,11 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx.api import views
+from gridtokenx.api import models, views
 from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.errors import invalid, not_found
-from gridtokenx.api.models import ERRORS, Page
-from gridtokenx.api.routes.common import Limit
+from gridtokenx.api.models import ERRORS
+from gridtokenx.api.routes.common import AddressPath, AddressQuery, Limit
 from gridtokenx.api.routes.market import ZonePath, known_zone
 from gridtokenx.ledger import certificates, chain_info, registry
 from gridtokenx.ledger.state import State
@@ -28,7 +28,6 @@ from gridtokenx.storage import indexes
 
 MAX_CARBON_DAYS: Final = 366
 CertificateId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the certificate's id")]
-AddressQuery = Annotated[str | None, Query(min_length=3, max_length=64)]
 DayQuery = Annotated[
     str | None,
     Query(pattern=r"^[0-9]{8}$", description="local date YYYYMMDD (default: the latest block's)"),
@@ -97,7 +96,7 @@ def _ids(
     return sorted(ids, reverse=True)[:limit]
 
 
-@router.get("/certificates/{certificate_id}")
+@router.get("/certificates/{certificate_id}", response_model=models.Certificate)
 async def certificate(certificate_id: CertificateId, node: NodeDep) -> dict[str, Any]:
     """One certificate: source, zone, meter, interval range, energy, emission factor and
     avoided CO2e at issue, issue height and day, owner, first owner, retirement."""
@@ -107,7 +106,7 @@ async def certificate(certificate_id: CertificateId, node: NodeDep) -> dict[str,
     return certificate_view(found)
 
 
-@router.get("/certificates", response_model=Page)
+@router.get("/certificates", response_model=models.Page[models.Certificate])
 async def certificate_list(
     node: NodeDep,
     owner: AddressQuery = None,
@@ -134,9 +133,9 @@ async def certificate_list(
     return {"items": items, "next": str(ids[limit - 1]) if len(ids) > limit else None}
 
 
-@router.get("/carbon/participants/{address}")
+@router.get("/carbon/participants/{address}", response_model=models.ParticipantCarbon)
 async def participant_carbon(
-    address: Annotated[str, Path(min_length=3, max_length=64, description="gtx... address")],
+    address: AddressPath,
     node: NodeDep,
     from_day: DayQuery = None,
     to_day: DayQuery = None,
@@ -155,7 +154,7 @@ async def participant_carbon(
     return {"participant": address, **carbon_totals(read, days)}
 
 
-@router.get("/carbon/zones/{zone}")
+@router.get("/carbon/zones/{zone}", response_model=models.ZoneCarbonTotals)
 async def zone_carbon(
     zone: ZonePath, node: NodeDep, from_day: DayQuery = None, to_day: DayQuery = None
 ) -> dict[str, Any]:
@@ -171,7 +170,7 @@ async def zone_carbon(
     return {"zone": zone, **carbon_totals(read, days)}
 
 
-@router.get("/carbon/zones")
+@router.get("/carbon/zones", response_model=models.ZonesCarbon)
 async def zones_carbon(
     node: NodeDep, from_day: DayQuery = None, to_day: DayQuery = None
 ) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx.api import views
+from gridtokenx.api import models, views
 from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.errors import not_found
-from gridtokenx.api.models import ERRORS, Health, Page
+from gridtokenx.api.models import ERRORS
 from gridtokenx.api.routes.common import Limit
 from gridtokenx.chain import blocks
 from gridtokenx.ledger import registry, validator_set
@@ -57,7 +57,7 @@ def _authority_code(state: State, address: bytes) -> str | None:
     return found.code if found is not None else None
 
 
-@router.get("/blocks/latest")
+@router.get("/blocks/latest", response_model=models.Block)
 async def latest_block(node: NodeDep) -> dict[str, Any]:
     """The last committed block: header, transaction ids and end-of-block events."""
     if node.app.height == 0:
@@ -65,7 +65,7 @@ async def latest_block(node: NodeDep) -> dict[str, Any]:
     return block_view(node, node.app.height)
 
 
-@router.get("/blocks", response_model=Page)
+@router.get("/blocks", response_model=models.Page[models.BlockSummary])
 async def recent_blocks(
     node: NodeDep,
     limit: Limit = 20,
@@ -80,7 +80,7 @@ async def recent_blocks(
     return {"items": items, "next": str(items[-1]["height"]) if more else None}
 
 
-@router.get("/blocks/hash/{block_hash}")
+@router.get("/blocks/hash/{block_hash}", response_model=models.Block)
 async def block_by_hash(
     block_hash: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{64}$")], node: NodeDep
 ) -> dict[str, Any]:
@@ -90,12 +90,12 @@ async def block_by_hash(
     return block_view(node, height)
 
 
-@router.get("/blocks/{height}")
+@router.get("/blocks/{height}", response_model=models.Block)
 async def block_by_height(height: Height, node: NodeDep) -> dict[str, Any]:
     return block_view(node, height)
 
 
-@router.get("/validators")
+@router.get("/validators", response_model=models.Validators)
 async def validators(node: NodeDep) -> dict[str, Any]:
     """Every member (jailed ones too) with its power, the set signing the next height,
     and decided changes waiting for their activation height."""
@@ -115,7 +115,7 @@ async def validators(node: NodeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/chain")
+@router.get("/chain", response_model=models.ChainView)
 async def chain_info(node: NodeDep) -> dict[str, Any]:
     """Chain id, genesis time, the node's clock (the chain's time now, which runs fast
     on an accelerated devnet) and the governed parameters (fees, market rules)."""
@@ -128,7 +128,7 @@ async def chain_info(node: NodeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", response_model=models.Health)
 async def health(node: NodeDep) -> dict[str, Any]:
     app = node.app
     return {

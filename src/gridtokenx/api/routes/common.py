@@ -11,13 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 
 from gridtokenx.api import views
 from gridtokenx.api.errors import not_found
 from gridtokenx.api.models import MAX_LIMIT
+from gridtokenx.api.shapes import ADDRESS_PATTERN
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
+_ADDRESS: Any = {
+    "max_length": 64,
+    "description": "gtx... address",
+    # The schema states the form; the handler parses it (views.address), so a typo gets
+    # the codec's own message (bad prefix, bad base32, checksum) instead of "no match".
+    "json_schema_extra": {"pattern": ADDRESS_PATTERN},
+}
+AddressPath = Annotated[str, Path(**_ADDRESS)]
+AddressQuery = Annotated[str | None, Query(**_ADDRESS)]
 At = TypeVar("At")
 R = TypeVar("R")
 

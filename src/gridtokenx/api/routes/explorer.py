@@ -16,9 +16,8 @@ from fastapi import APIRouter, Query
 
 from gridtokenx.api import views
 from gridtokenx.api.deps import NodeDep
-from gridtokenx.api.models import ERRORS, Page
-from gridtokenx.api.routes.common import Limit
-from gridtokenx.api.routes.registry import AddressPath
+from gridtokenx.api.models import ERRORS, Page, TxBody
+from gridtokenx.api.routes.common import AddressPath, Limit
 from gridtokenx.api.routes.txs import HashPath
 from gridtokenx.chain import blocks
 from gridtokenx.ledger import registry
@@ -80,7 +79,7 @@ def _block(node: Node, height: int) -> blocks.Block | None:
     return None if stored is None else blocks.decode(stored[0])
 
 
-@router.get("/txs/{tx_hash}/body")
+@router.get("/txs/{tx_hash}/body", response_model=TxBody, response_model_exclude_unset=True)
 async def tx_body(node: NodeDep, tx_hash: str = HashPath) -> dict[str, Any]:
     """A transaction's status (as `GET /txs/{hash}`) and, once committed, what it says:
     kind, sender (with `sender_name`: a participant's name or an authority's code),

@@ -12,10 +12,10 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx.api import views
+from gridtokenx.api import models, views
 from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.errors import not_found
-from gridtokenx.api.models import ERRORS, Page
+from gridtokenx.api.models import ERRORS
 from gridtokenx.api.routes.common import Limit
 from gridtokenx.ledger import chain_info, governance, registry
 from gridtokenx.ledger.state import State
@@ -76,7 +76,7 @@ def _matches(proposal: governance.Proposal, status: StatusFilter | None) -> bool
     return proposal.status.name == status
 
 
-@router.get("/governance")
+@router.get("/governance", response_model=models.GovernanceOverview)
 async def overview(node: NodeDep) -> dict[str, Any]:
     """Each authority's weight and address, who delegates its vote to whom (delegator
     code -> delegate code), the governed voting rules, and the open proposals' ids."""
@@ -95,7 +95,7 @@ async def overview(node: NodeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/governance/proposals/{proposal_id}")
+@router.get("/governance/proposals/{proposal_id}", response_model=models.ProposalWithBallots)
 async def proposal(proposal_id: ProposalId, node: NodeDep) -> dict[str, Any]:
     """A proposal, its tally and status, and every ballot on it (voter address, the
     delegate that cast it if any, the weight each vote carries)."""
@@ -106,7 +106,7 @@ async def proposal(proposal_id: ProposalId, node: NodeDep) -> dict[str, Any]:
     return {**_proposal(state, found), "ballots": _ballots(state, proposal_id)}
 
 
-@router.get("/governance/proposals", response_model=Page)
+@router.get("/governance/proposals", response_model=models.Page[models.Proposal])
 async def proposals(
     node: NodeDep,
     status: Annotated[

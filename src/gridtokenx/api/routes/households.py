@@ -13,11 +13,10 @@ from fastapi import APIRouter, Query
 
 from gridtokenx.api import views
 from gridtokenx.api.deps import NodeDep
-from gridtokenx.api.models import ERRORS
+from gridtokenx.api.models import ERRORS, Household
 from gridtokenx.api.routes.certificates import day_range
-from gridtokenx.api.routes.common import required
+from gridtokenx.api.routes.common import AddressPath, required
 from gridtokenx.api.routes.explorer import name_of
-from gridtokenx.api.routes.registry import AddressPath
 from gridtokenx.ledger import chain_info, metering, registry
 from gridtokenx.ledger.market import bills
 
@@ -38,7 +37,7 @@ def day_intervals(yyyymmdd: int, utc_offset: int, length: int) -> range:
     return range(start, start + 86_400, length)
 
 
-@router.get("/households/{address}")
+@router.get("/households/{address}", response_model=Household, response_model_by_alias=True)
 async def household(address: AddressPath, node: NodeDep, day: DayQuery = None) -> dict[str, Any]:
     """The participant, its meters with the day's readings, the trades delivered in the
     day (with the parties' names), and the day's bill: one line per interval with metered

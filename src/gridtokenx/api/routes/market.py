@@ -14,11 +14,11 @@ from typing import Annotated, Any, Final
 import msgspec
 from fastapi import APIRouter, Path, Query
 
-from gridtokenx.api import views
+from gridtokenx.api import models, views
 from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.errors import invalid, not_found
-from gridtokenx.api.models import ERRORS, MAX_LIMIT, Page
-from gridtokenx.api.routes.common import Limit, required
+from gridtokenx.api.models import ERRORS, MAX_LIMIT
+from gridtokenx.api.routes.common import AddressPath, AddressQuery, Limit, required
 from gridtokenx.ledger import chain_info, registry
 from gridtokenx.ledger.grid import queries as grid
 from gridtokenx.ledger.market import queries, records, tariff
@@ -126,15 +126,15 @@ def _price_row(trades: list[records.Trade], interval: int, params: Params) -> di
     }
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", response_model=models.Order)
 async def order(order_id: U64, node: NodeDep) -> dict[str, Any]:
     return views.record(required(queries.order(node.app.state, order_id), f"order {order_id}"))
 
 
-@router.get("/orders", response_model=Page)
+@router.get("/orders", response_model=models.Page[models.Order])
 async def orders(
     node: NodeDep,
-    account: Annotated[str | None, Query(min_length=3, max_length=64)] = None,
+    account: AddressQuery = None,
     zone: ZoneQuery = None,
     interval: IntervalQuery = None,
     limit: Limit = 100,
@@ -158,9 +158,9 @@ async def orders(
     return {"items": items, "next": str(chosen[limit - 1].id) if more else None}
 
 
-@router.get("/accounts/{address}/escrow")
+@router.get("/accounts/{address}/escrow", response_model=models.Escrow)
 async def escrow(
-    address: Annotated[str, Path(min_length=3, max_length=64, description="gtx... address")],
+    address: AddressPath,
     node: NodeDep,
 ) -> dict[str, Any]:
     """THB (satang) and GRID (Wh) the market holds for one account on top of its balance:
@@ -174,7 +174,7 @@ async def escrow(
     return {"address": views.plain(raw), "thb_satang": total, **held._asdict()}
 
 
-@router.get("/book/{zone}/{interval}")
+@router.get("/book/{zone}/{interval}", response_model=models.Book)
 async def depth(
     zone: ZonePath,
     interval: U64,
@@ -186,12 +186,12 @@ async def depth(
     return views.book_depth(node.app.state, zone, interval, levels)
 
 
-@router.get("/trades/{trade_id}")
+@router.get("/trades/{trade_id}", response_model=models.Trade)
 async def trade(trade_id: U64, node: NodeDep) -> dict[str, Any]:
     return views.record(required(queries.trade(node.app.state, trade_id), f"trade {trade_id}"))
 
 
-@router.get("/trades", response_model=Page)
+@router.get("/trades", response_model=models.Page[models.Trade])
 async def trades(
     node: NodeDep,
     interval: IntervalQuery = None,
@@ -215,7 +215,7 @@ async def trades(
     return _trade_page(state, ids, zone, limit)
 
 
-@router.get("/settlements/{interval}")
+@router.get("/settlements/{interval}", response_model=models.Settlement)
 async def settlement_results(interval: U64, node: NodeDep) -> dict[str, Any]:
     """An interval's market status and, once settled, each zone's report (energy and
     money conservation: export, delivered, losses, bills, buy-back)."""
@@ -229,7 +229,7 @@ async def settlement_results(interval: U64, node: NodeDep) -> dict[str, Any]:
     return {"interval": interval, **views.plain(market), "reports": shown}
 
 
-@router.get("/prices/{zone}")
+@router.get("/prices/{zone}", response_model=models.Prices)
 async def prices(
     zone: ZonePath,
     node: NodeDep,
@@ -249,7 +249,7 @@ async def prices(
     return {"zone": zone, "intervals": rows}
 
 
-@router.get("/grid")
+@router.get("/grid", response_model=models.GridStatus)
 async def grid_view(node: NodeDep) -> dict[str, Any]:
     """Zones (with any halt in force) and the interconnectors between them; with the
     grid status authorities reported (null before the first report): EGAT's latest
@@ -270,7 +270,7 @@ async def grid_view(node: NodeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/flows/{interval}")
+@router.get("/flows/{interval}", response_model=models.Flows)
 async def flows(interval: U64, node: NodeDep) -> dict[str, Any]:
     """Energy traded across each interconnector in one interval, each way and net
     (`net_wh` > 0 flows from `zone_a` to `zone_b`), against what the link carries in

@@ -6,20 +6,25 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from gridtokenx.api import views
+from gridtokenx.api import models, views
 from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.errors import invalid
-from gridtokenx.api.models import ERRORS, Page
-from gridtokenx.api.routes.common import Limit, address_cursor, page, required
+from gridtokenx.api.models import ERRORS
+from gridtokenx.api.routes.common import (
+    AddressPath,
+    AddressQuery,
+    Limit,
+    address_cursor,
+    page,
+    required,
+)
 from gridtokenx.ledger import accounts, metering, registry
 from gridtokenx.ledger.state import State
 from gridtokenx.node.runtime import Node
 from gridtokenx.wire.tx import LicenceKind
 
-AddressPath = Annotated[str, Path(min_length=3, max_length=64, description="gtx... address")]
-AddressQuery = Annotated[str | None, Query(min_length=3, max_length=64)]
 IntervalCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")]
 
 router = APIRouter(tags=["registry"], responses=ERRORS)
@@ -55,13 +60,13 @@ def _licence_cursor(at: registry.LicenceId) -> str:
     return f"{address_cursor(holder)}-{int(kind)}"
 
 
-@router.get("/accounts/{address}")
+@router.get("/accounts/{address}", response_model=models.Account)
 async def account(address: AddressPath, node: NodeDep) -> dict[str, Any]:
     """Balances (GRID in Wh, THB in satang) and the nonce the next transaction needs."""
     return _at(node, address, accounts.get_account, "account")
 
 
-@router.get("/participants", response_model=Page)
+@router.get("/participants", response_model=models.Page[models.Participant])
 async def participants(
     node: NodeDep, limit: Limit = 100, after: AddressQuery = None
 ) -> dict[str, Any]:
@@ -69,12 +74,12 @@ async def participants(
     return page(listing, limit, _by_address, address_cursor)
 
 
-@router.get("/participants/{address}")
+@router.get("/participants/{address}", response_model=models.Participant)
 async def participant(address: AddressPath, node: NodeDep) -> dict[str, Any]:
     return _at(node, address, registry.get_participant, "participant")
 
 
-@router.get("/meters", response_model=Page)
+@router.get("/meters", response_model=models.Page[models.Meter])
 async def meters(
     node: NodeDep, limit: Limit = 100, after: AddressQuery = None, owner: AddressQuery = None
 ) -> dict[str, Any]:
@@ -84,12 +89,12 @@ async def meters(
     return page(listing, limit, _by_address, address_cursor)
 
 
-@router.get("/meters/{address}")
+@router.get("/meters/{address}", response_model=models.Meter)
 async def meter(address: AddressPath, node: NodeDep) -> dict[str, Any]:
     return _at(node, address, registry.get_meter, "meter")
 
 
-@router.get("/meters/{address}/readings", response_model=Page)
+@router.get("/meters/{address}/readings", response_model=models.Page[models.Reading])
 async def readings(
     address: AddressPath, node: NodeDep, limit: Limit = 96, after: IntervalCursor = None
 ) -> dict[str, Any]:
@@ -104,7 +109,7 @@ async def readings(
     return page(metering.readings(node.app.state, raw, start), limit, show, str)
 
 
-@router.get("/licences", response_model=Page)
+@router.get("/licences", response_model=models.Page[models.Licence])
 async def licences(
     node: NodeDep,
     limit: Limit = 100,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from gridtokenx.api import models
 from gridtokenx.api.deps import NodeDep
 from gridtokenx.api.models import ERRORS
 from gridtokenx.api.routes.market import interval_window
@@ -21,7 +22,7 @@ from gridtokenx.wire.tx import Asset
 router = APIRouter(tags=["supply"], responses=ERRORS)
 
 
-@router.get("/supply")
+@router.get("/supply", response_model=models.Supply)
 async def supply(node: NodeDep) -> dict[str, Any]:
     """GRID (Wh) minted from meters and burnt at settlement, THB (satang) issued and
     redeemed by custodians, and what is outstanding of each."""
@@ -57,7 +58,7 @@ def _traded(state: State, intervals: range) -> tuple[int, int, dict[str, int]]:
     return traded, settled, received
 
 
-@router.get("/carbon")
+@router.get("/carbon", response_model=models.TradedCarbon, response_model_by_alias=True)
 async def carbon(
     node: NodeDep,
     start: Annotated[int, Query(ge=0, le=2**62, alias="from")],

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from gridtokenx.api import views
 from gridtokenx.api.deps import NodeDep, SettingsDep
-from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, rejection_status
+from gridtokenx.api.errors import NODE_HALTED, ApiError, invalid, rejected
 from gridtokenx.api.models import ERRORS, BatchIn, BatchResult, Submitted, TxIn, TxStatus
 from gridtokenx.chain.application import Rejected
 from gridtokenx.chain.simulation import simulate as run_simulation
@@ -25,7 +25,7 @@ from gridtokenx.node.runtime import Node
 from gridtokenx.wire import tx
 
 _HEX: Final = re.compile(r"(?:[0-9a-fA-F]{2})+$")
-HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, hex")
+HashPath = Path(pattern=r"^[0-9a-fA-F]{64}$", description="transaction id, 64 hex digits")
 
 
 def decode_text(text: str, encoding: str | None) -> bytes:
@@ -57,7 +57,7 @@ async def submit(body: TxIn, node: NodeDep) -> dict[str, str]:
     try:
         tx_hash = await node.submit(raw)
     except Rejected as exc:
-        raise ApiError(rejection_status(exc.code), exc.code, str(exc)) from None
+        raise rejected(exc.code, str(exc)) from None
     return {"hash": tx_hash.hex()}
 
 

@@ -20,6 +20,7 @@ from typing import Final
 import httpx
 
 from gridtokenx.client import ApiError, AsyncClient
+from gridtokenx.client.results import Health
 from gridtokenx.devnet.faults import checker
 from gridtokenx.devnet.faults.load import Generator, LoadPlan, build, drive
 from gridtokenx.devnet.faults.observe import Follower
@@ -101,21 +102,20 @@ class Session:
         tails = {n: p.log_tail(300) for n, p in self.nodes.nodes.items() if peers.get(n, -1) < 0}
         raise SetupFailed(f"not connected within {READY_S:.0f} s: peers {peers}; logs {tails}")
 
-    async def health(self, name: str) -> dict[str, object] | None:
+    async def health(self, name: str) -> Health | None:
         """The node's /health, asked at its own address (None: no answer)."""
         try:
-            answer: dict[str, object] = await self.apis[name].health()
+            return await self.apis[name].health()
         except (httpx.HTTPError, ApiError):
             return None
-        return answer
 
     async def peers(self, name: str) -> int:
         answer = await self.health(name)
-        return -1 if answer is None else int(str(answer["peers"]))
+        return -1 if answer is None else answer.peers
 
     async def height(self, name: str) -> int:
         answer = await self.health(name)
-        return -1 if answer is None else int(str(answer["height"]))
+        return -1 if answer is None else answer.height
 
     @property
     def top(self) -> int:
