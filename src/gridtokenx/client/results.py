@@ -115,6 +115,7 @@ class ChainInfo(Record):
     genesis_time: int
     fee_collector: str
     height: int
+    clock: int  # the chain's time now (fast on an accelerated devnet)
     params: JSON  # the governed parameters, as docs/protocol.md lists them
 
 
