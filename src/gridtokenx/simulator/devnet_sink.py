@@ -137,6 +137,15 @@ class DevnetSink:
         """Return once every submitted transaction is in a committed block."""
         self._wait(self._follow_blocks, f"{len(self.pending)} transactions to commit")
 
+    def next_block(self) -> None:
+        """Return once a block after the latest one seen is committed."""
+        self._follow_blocks()
+        self.advance_to(self.latest_time + 1)
+
+    def chain_time(self) -> int:
+        self._follow_blocks()
+        return self.latest_time
+
     # --- helpers ---------------------------------------------------------------------------
     def next_nonce(self, address: bytes) -> int:
         """The nonce the chain expects next from `address` (0 for an unknown account)."""
