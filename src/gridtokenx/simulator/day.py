@@ -5,9 +5,12 @@ S - 5 min), delivered during [S, S + 15 min), read by the meters when it ends, a
 by the end of that same block, once all its trading parties' meters have reported. So with
 blocks at every interval boundary a block carries the readings of the interval that just
 ended and the orders for the interval after the one starting; N intervals take N + 2 blocks
-after the setup. The meters also report the two setup intervals (with nothing metered), so
+after the setup. The meters also report the last setup interval (with nothing metered), so
 the first traded interval's reading covers that interval alone instead of being spread back
-over the intervals since registration.
+over the intervals since registration. Only the last: a reading may not cover an interval
+that began before its meter was registered, and a devnet may commit its registrations late
+in the first setup interval, so reporting that one would make the day's transactions
+depend on the machine. The registrations must commit before the first traded interval.
 
 With `DayConfig.storyline` on (the default) the day also runs the grid, governance and
 certificate features of the ledger: the operators' SCADA reports lead every step that
@@ -86,7 +89,7 @@ class DayConfig:
 class Step:
     time: int  # chain time at which to submit
     txs: list[bytes]
-    read: int  # window index whose readings are in it (-2 and -1: the setup intervals)
+    read: int  # window index whose readings are in it (-1: the last setup interval)
     traded: int | None  # window index whose orders are in it
 
 
@@ -168,7 +171,10 @@ class MarketDay:
         )
 
     def readings(self, k: int) -> list[bytes]:
-        """Every meter's signed reading for window interval `k` (negative: the setup)."""
+        """Every meter's signed reading for window interval `k` (-1: the last setup
+        interval; none for the first, see the module docstring)."""
+        if k < -1:
+            return []
         return [self.signer.sign(m.meter, r) for m, r in self.meters.readings(k, self.start(k))]
 
     def orders(self, k: int) -> list[bytes]:
@@ -278,14 +284,14 @@ class MarketDay:
         """The setup, the steps and the claims, each final before the next is signed;
         `on_setup` is told when the setup is final (the demo measures the machine there).
         Raises `LateForTheChain` when the chain's clock passed a deadline first: the
-        meters' registrations must commit within the first setup interval (a reading may
-        not cover an interval that began before its meter was registered), and each
+        meters' registrations must commit before the last setup interval ends (a reading
+        may not cover an interval that began before its meter was registered), and each
         step's orders must be sent before their gate closes."""
         for i, phase in enumerate(self.setup()):
             sink.submit(phase)
             sink.wait_final()
             if i == 0:
-                _on_time(sink, self.start(-1), "the setup's registrations")
+                _on_time(sink, self.start(0), "the setup's registrations")
         if on_setup is not None:
             on_setup()
         for step in self.steps():

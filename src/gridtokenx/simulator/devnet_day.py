@@ -11,9 +11,10 @@ last interval. Finality latency is measured by the sink, from each submission to
 sight of the block that commits it.
 
 The chain's clock starts `LEAD_SECONDS` wall seconds before the day's setup time, which
-gives the processes time to start; the setup's registrations must then commit within the
-setup interval (15 chain minutes: 900 / speed wall seconds), and each step's orders must
-reach the chain before their gate closes. Whether this machine keeps up is measured,
+gives the processes time to start (a loaded machine takes seconds to boot four Python
+nodes); the setup's registrations must then commit within the two setup intervals (30
+chain minutes: 1800 / speed wall seconds), and each step's orders must reach the chain
+before their gate closes. Whether this machine keeps up is measured,
 not assumed: the setup's three phases are timed (`Pace`), and a day that could not keep
 up at this speed stops before it starts with `TooSlow`, which names a speed the machine
 sustains (the CLI then runs the day again at it). A deadline missed later, mid-day, ends
@@ -50,7 +51,7 @@ from gridtokenx.simulator.summary import render as summary_render
 
 CHAIN_ID: Final = "gridtokenx-demo"
 VALIDATORS: Final = DEVNET_VALIDATORS  # EGAT, MEA, PEA, ERC
-LEAD_SECONDS: Final = 10  # wall seconds from the chain's start to the day's setup time
+LEAD_SECONDS: Final = 15  # wall seconds from the chain's start to the day's setup time
 MARKER: Final = ".gridtokenx-demo"  # marks a folder this module may wipe and reuse
 BLOCK_MS: Final = 1000
 BUILD_BUDGET_MS: Final = 40  # keep proposals fast: they must arrive within 5 chain seconds
