@@ -87,8 +87,7 @@ def demo(
             raise Refused("EXISTS", str(exc)) from None
         except ValueError as exc:
             raise BadInput(str(exc)) from None
-        if attempt == 0:
-            _log_to(directory / "demo.log", log_format, log_level)
+        _log_to(directory / "demo.log", log_format, log_level)  # the folder was just made
         # The options are floats; shown to the thousandth (hours are whole quarters).
         shown_speed = units.decimal(round(config.speed * 1000), 3, group=False)
         console.print(
