@@ -14,10 +14,12 @@ machine cannot keep up) and, for a failure, its error line. Written as JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,13 +39,18 @@ def run_once(directory: Path, demo_args: list[str], timeout: float) -> dict[str,
     args = [sys.executable, "-m", "gridtokenx", "demo", "--exit-when-done",
             "--dir", str(directory), *demo_args]  # fmt: skip
     load_before, started = _load(), time.monotonic()
+    # its own session: on a timeout the demo's validators are killed with it, not leaked
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)  # fmt: skip
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ, COLUMNS="200"))  # fmt: skip
-        code, out = done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as exc:
-        partial = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        code, out = -1, f"timed out after {timeout:.0f} s\n{partial}"
+        out, _ = proc.communicate(timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        code, out = -1, f"timed out after {timeout:.0f} s\n{out}"
+        _kill_leftovers(directory)
     seconds = round(time.monotonic() - started, 1)
     speeds = re.findall(r"chain time x([\d.]+)", out)
     errors = [line for line in out.splitlines() if line.startswith("error:")]
@@ -59,12 +66,24 @@ def run_once(directory: Path, demo_args: list[str], timeout: float) -> dict[str,
     }
 
 
+def _kill_leftovers(directory: Path) -> None:
+    """Validators a killed demo could not stop: the pid in each home's status.json, when
+    that process is still a node of that home (a pid can be reused)."""
+    for status in directory.glob("*/status.json") if directory.exists() else []:
+        try:
+            pid = int(json.loads(status.read_text())["pid"])
+            if str(status.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, KeyError):
+            continue
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--hog", action="store_true", help="a busy loop on core 0 beside it")
     parser.add_argument("--demo-args", default="", help="extra flags for gridtokenx demo")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    parser.add_argument("--timeout", type=float, default=2400.0, help="seconds per run")
     parser.add_argument("--output", type=Path, default=Path("bench/results/demo_reliability.json"))
     args = parser.parse_args(argv)
     hog = subprocess.Popen([sys.executable, "-c", HOG]) if args.hog else None
@@ -78,13 +97,24 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             state = "pass" if run["passed"] else f"FAIL {run['error']}"
             print(f"run {i + 1}/{args.runs}: {state} in {run['seconds']} s at x{run['speed']} "
                   f"(load {run['load_before']} -> {run['load_after']})", flush=True)  # fmt: skip
+            # written after every run: a long benchmark stopped early keeps what it measured
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(_result(runs, args) | {"each": runs}, indent=2))
     finally:
         if hog is not None:
             hog.kill()
             hog.wait()
         shutil.rmtree(root, ignore_errors=True)
+    result = _result(runs, args)
+    print_figures(result)
+    result["each"] = runs
+    write(result, args.output)
+    return result
+
+
+def _result(runs: list[dict[str, object]], args: argparse.Namespace) -> dict[str, object]:
     seconds = [float(str(r["seconds"])) for r in runs]
-    result: dict[str, object] = {
+    return {
         "runs": len(runs),
         "passed": sum(1 for r in runs if r["passed"]),
         "hog": args.hog,
@@ -96,10 +126,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "load_max": max((float(str(r["load_after"])) for r in runs), default=0.0),
         "cpus": os.cpu_count(),
     }
-    print_figures(result)
-    result["each"] = runs
-    write(result, args.output)
-    return result
 
 
 if __name__ == "__main__":

@@ -150,6 +150,36 @@ def test_ctrl_c_mid_day_stops_every_process(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in pids)
 
 
+def test_ctrl_c_in_a_terminal_after_the_day_exits_0_and_stops_every_process(
+    tmp_path: Path,
+) -> None:
+    """A terminal sends SIGINT to the whole process group: the validators and the demo
+    stop together, and that is no error (make must not say `Error 1`)."""
+    directory = tmp_path / "demo"
+    proc = _demo(directory)
+    seen = ""
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and "Ctrl-C stops it" not in seen:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "Ctrl-C stops it" in seen, seen
+        address = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+/\?interval=(\d+))", seen)
+        assert address, seen  # on the day's last traded interval
+        last = DEMO.day().first_interval(devnet_genesis("demo", 0).params)
+        assert int(address[2]) == last + (DEMO.day().intervals - 1) * 900
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        _reap(proc, directory)
+    assert proc.returncode == 0, seen + out
+    assert "stopping the devnet" in out and "error" not in out, out
+    assert not any(_alive(pid) for pid in _pids(directory))
+
+
 def test_a_validator_that_cannot_start_stops_the_demo_with_a_clear_error(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     base = free_base_port(5)

@@ -7,6 +7,7 @@ the figures must still be identical."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,17 @@ def test_the_figures_are_the_same_at_two_speeds(tmp_path: Path) -> None:
     assert heights[0] != heights[1]  # the chains differ; the day they tell does not
     for name in PLOTS:
         assert (slow / name).read_bytes().startswith(b"\x89PNG"), name
+
+
+def test_the_reliability_bench_runs_a_small_demo_and_writes_json(tmp_path: Path) -> None:
+    from tests.test_bench import _load
+
+    out = tmp_path / "reliability.json"
+    small = "--participants 12 --hours 0.25 --speed 90 --seed 2"
+    result = _load("demo_reliability").main(
+        ["--runs", "1", "--demo-args", small, "--timeout", "200", "--output", str(out)]
+    )
+    assert result["runs"] == 1 and result["passed"] == 1, result
+    (run,) = json.loads(out.read_text())["each"]
+    assert run["passed"] and run["exit_code"] == 0 and run["error"] == ""
+    assert float(run["seconds"]) > 0 and 0 < float(run["speed"]) <= 90  # lowered if need be

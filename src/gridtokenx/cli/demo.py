@@ -180,6 +180,9 @@ def _run(demo_net: DemoDevnet, exit_when_done: bool, export: Path | None) -> str
         console.print("The devnet keeps running; Ctrl-C stops it.")
         while demo_net.processes.alive():
             time.sleep(0.5)
+        if _asked_to_stop(demo_net):  # a terminal's Ctrl-C reaches the validators too
+            console.print("stopping the devnet")
+            return ""
         return "a validator stopped"
     except KeyboardInterrupt:
         console.print("stopping the devnet")
@@ -190,6 +193,15 @@ def _run(demo_net: DemoDevnet, exit_when_done: bool, export: Path | None) -> str
     finally:
         _stop(demo_net)
     return ""
+
+
+def _asked_to_stop(demo_net: DemoDevnet) -> bool:
+    """Whether the validators that ended did so cleanly (exit 0: a node exits 0 only when
+    asked to stop, by SIGINT or SIGTERM), rather than failing."""
+    import signal
+
+    codes = [p.poll() for p in demo_net.processes.procs]
+    return all(code in (0, -signal.SIGINT, -signal.SIGTERM) for code in codes if code is not None)
 
 
 def _stop(demo_net: DemoDevnet) -> None:
