@@ -30,24 +30,24 @@ DEFAULT_DIRECTORY = Path("devnet/demo")
 
 def demo(
     participants: Annotated[
-        int | None, typer.Option(help="members across the seven zones [default: 300]")
+        int | None, typer.Option(help="members across the seven zones (default 300)")
     ] = None,
     hours: Annotated[
         float | None,
         typer.Option(
             help="simulated hours in quarters (0.25-24; 24: the day from midnight)"
-            f" [default: {DEFAULT_HOURS:g}]"
+            f" (default {DEFAULT_HOURS:g})"
         ),
     ] = None,
     speed: Annotated[
         float | None,
         typer.Option(
             help="chain seconds per wall second; lowered when this machine cannot "
-            f"keep up [default: {DEFAULT_SPEED:g}]"
+            f"keep up (default {DEFAULT_SPEED:g})"
         ),
     ] = None,
     hot_season: Annotated[bool, typer.Option("--hot-season", help="a day in April")] = False,
-    seed: Annotated[int | None, typer.Option(help="the model's random seed [default: 1]")] = None,
+    seed: Annotated[int | None, typer.Option(help="the model's random seed (default 1)")] = None,
     scenario: Annotated[
         Path | None,
         typer.Option(
