@@ -125,3 +125,13 @@ def test_the_demo_governance_is_valid_and_waited_for() -> None:
 
     g = devnet_day.DEMO_GOVERNANCE
     assert g.voting_period_heights + g.timelock_heights <= storyline.MAX_WAIT_HEIGHTS
+
+
+def test_a_slow_boot_lengthens_the_next_runs_lead(tmp_path: Path) -> None:
+    demo_net = devnet_day.DemoDevnet(devnet_day.DemoConfig(directory=tmp_path / "d"))
+    demo_net.boot_seconds = 2.0  # a quick boot keeps the default lead
+    assert demo_net.next_lead() == devnet_day.LEAD_SECONDS
+    demo_net.boot_seconds = 20.0  # the boot ate the lead: twice it, and room for the setup
+    assert demo_net.next_lead() == 45.0
+    slower = devnet_day.DemoConfig(speed=60, lead_seconds=45.0)
+    assert slower.wall_seconds() == (6 * 3600 + 1800) / 60 + 45.0

@@ -101,7 +101,8 @@ def demo(
                 raise Refused("TOO_SLOW", str(outcome))
             console.print(f"[yellow]{outcome}[/yellow]: starting the day again at speed "
                           f"{outcome.suggested:g}")  # fmt: skip
-            config = dataclasses.replace(config, speed=outcome.suggested)
+            config = dataclasses.replace(config, speed=outcome.suggested,
+                                         lead_seconds=demo_net.next_lead())  # fmt: skip
             continue
         if outcome:
             logs = ", ".join(str(p) for p in demo_net.logs())

@@ -132,6 +132,7 @@ class DemoConfig:
     zones: tuple[str, ...] = ()  # empty: all seven
     storyline: bool = True
     season: bool | None = False  # a scenario's season (None: from the date); --hot-season wins
+    lead_seconds: float = LEAD_SECONDS  # longer after a run whose boot ate the lead
 
     def problems(self) -> list[str]:
         found = []
@@ -162,7 +163,7 @@ class DemoConfig:
 
     def wall_seconds(self) -> float:
         """About how long the simulated part takes (setup and the window)."""
-        return (self.hours * 3600 + 2 * 900) / self.speed + LEAD_SECONDS
+        return (self.hours * 3600 + 2 * 900) / self.speed + self.lead_seconds
 
 
 @dataclass
@@ -210,7 +211,8 @@ class DemoDevnet:
         prepare_directory(directory)
         self.base = config.base_port or free_base_port(len(VALIDATORS) + 1)
         setup_time = self.day_config.setup_time(Params())  # the devnet's parameters
-        self.genesis_time = setup_time - int(LEAD_SECONDS * config.speed)
+        self.genesis_time = setup_time - int(config.lead_seconds * config.speed)
+        self.boot_seconds = 0.0  # from writing the homes to every validator's API up
         self.spec = devnet_genesis(CHAIN_ID, self.genesis_time, VALIDATORS, DEMO_GOVERNANCE)
         self.api_url = ""  # EGAT's, once the homes are written
         self.homes: list[Path] = []
@@ -219,7 +221,7 @@ class DemoDevnet:
 
     def _init_homes(self) -> None:
         """The homes, written just before the processes start: the clock's origin is now,
-        so the chain reaches the setup time LEAD_SECONDS from here."""
+        so the chain reaches the setup time `lead_seconds` from here."""
         directory = self.config.directory
         self.homes = init_devnet(
             directory, CHAIN_ID, self.genesis_time, self.base, BLOCK_MS, VALIDATORS,
@@ -240,7 +242,8 @@ class DemoDevnet:
         end = self.day_config.first_interval(p) + self.day_config.intervals * p.interval_seconds
         return self.day_config.setup_time(p), end + 1
 
-    def start(self, timeout: float = 60.0) -> DemoDevnet:
+    def start(self, timeout: float = 120.0) -> DemoDevnet:
+        booted = time.monotonic()
         self._init_homes()
         self.processes.start()
         assert self.observer is not None
@@ -252,6 +255,7 @@ class DemoDevnet:
                     raise RuntimeError(f"a validator stopped; see node.log in {self.homes}")
                 try:
                     if int(api.health()["peers"]) >= len(self.homes) - 1:
+                        self.boot_seconds = time.monotonic() - booted
                         return self
                 except Exception:  # not serving yet
                     pass
@@ -307,6 +311,11 @@ class DemoDevnet:
         elapsed = time.monotonic() - started
         return DemoResult(summary, sink.finality, sink.submitted, self.api_url, elapsed,
                           speed, paces[0] if paces else None)  # fmt: skip
+
+    def next_lead(self) -> float:
+        """The lead for a run after this one: enough for this machine's boot (measured)
+        with room for the setup, never less than before."""
+        return max(self.config.lead_seconds, round(2 * self.boot_seconds + 5, 1))
 
     def _too_slow(self, paces: list[Pace], why: str) -> TooSlow:
         """A deadline was missed: suggest the measured speed, or half this one at most."""
