@@ -54,6 +54,8 @@ def run_once(directory: Path, demo_args: list[str], timeout: float) -> dict[str,
     seconds = round(time.monotonic() - started, 1)
     speeds = re.findall(r"chain time x([\d.]+)", out)
     errors = [line for line in out.splitlines() if line.startswith("error:")]
+    flat = " ".join(out.split())  # the console wraps long lines
+    slow = re.findall(r"this machine is too slow for speed [\d.]+: [^)]*\)", flat)
     return {
         "passed": code == 0,
         "exit_code": code,
@@ -62,6 +64,7 @@ def run_once(directory: Path, demo_args: list[str], timeout: float) -> dict[str,
         "load_after": _load(),
         "speed": float(speeds[-1]) if speeds else None,
         "restarts": len(speeds) - 1 if speeds else 0,
+        "too_slow": slow,  # why each restart happened
         "error": errors[0] if errors else ("" if code == 0 else out[-400:]),
     }
 
