@@ -192,7 +192,7 @@ def test_a_validator_that_cannot_start_stops_the_demo_with_a_clear_error(tmp_pat
         finally:
             _reap(proc, directory)
     assert proc.returncode == 1, out
-    assert "a validator stopped" in out and "node.log" in out
+    assert "a validator stopped: EGAT (exit 1)" in out and "node.log" in out
     assert "error: DEMO_FAILED: " in out
     logs = re.search(r"\(logs: ([^)]*)\)", out.replace("\n", ""))
     assert logs, out

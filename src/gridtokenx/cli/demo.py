@@ -184,7 +184,7 @@ def _run(demo_net: DemoDevnet, exit_when_done: bool, export: Path | None) -> str
         if _asked_to_stop(demo_net):  # a terminal's Ctrl-C reaches the validators too
             console.print("stopping the devnet")
             return ""
-        return "a validator stopped"
+        return f"a validator stopped: {demo_net.stopped()}"
     except KeyboardInterrupt:
         console.print("stopping the devnet")
     except devnet_day.TooSlow as exc:

@@ -252,7 +252,7 @@ class DemoDevnet:
         with Client(self.api_url, timeout=2.0) as api:
             while True:
                 if not self.processes.alive():
-                    raise RuntimeError(f"a validator stopped; see node.log in {self.homes}")
+                    raise RuntimeError(f"a validator stopped: {self.stopped()}")
                 try:
                     if int(api.health()["peers"]) >= len(self.homes) - 1:
                         self.boot_seconds = time.monotonic() - booted
@@ -327,13 +327,22 @@ class DemoDevnet:
                                                          self.spec.params))  # fmt: skip
         return TooSlow(speed, suggested, why)
 
+    def stopped(self) -> str:
+        """Which validators ended, with their exit codes (e.g. "EGAT (exit 1)")."""
+        ended = [f"{home.name.upper()} (exit {proc.returncode})"
+                 for home, proc in zip(self.homes, self.processes.procs, strict=False)
+                 if proc.poll() is not None]  # fmt: skip
+        return ", ".join(ended) or "none"
+
     def logs(self) -> list[Path]:
-        """The logs that can say why a run failed: the demo's own (its observer node),
-        then the validators' node.log files, those with a warning or error line first."""
+        """The logs that can say why a run failed: the validators' node.log files with a
+        warning or error line first, then the demo's own (its observer node), then the
+        other node.log files."""
         directory = self.config.directory
-        found = [p for p in [directory / "demo.log", *(h / "node.log" for h in self.homes)]
-                 if p.exists()]  # fmt: skip
-        return sorted(found, key=lambda p: not _has_trouble(p))
+        nodes = [home / "node.log" for home in self.homes if (home / "node.log").exists()]
+        troubled = [log for log in nodes if _has_trouble(log)]
+        own = [directory / "demo.log"] if (directory / "demo.log").exists() else []
+        return troubled + own + [log for log in nodes if log not in troubled]
 
     def stop(self) -> None:
         if self.observer is not None:
