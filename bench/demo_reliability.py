@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 def _result(runs: list[dict[str, object]], args: argparse.Namespace) -> dict[str, object]:
     seconds = [float(str(r["seconds"])) for r in runs]
+    loads = [float(str(r[k])) for r in runs for k in ("load_before", "load_after")]
     return {
         "runs": len(runs),
         "passed": sum(1 for r in runs if r["passed"]),
@@ -125,8 +126,8 @@ def _result(runs: list[dict[str, object]], args: argparse.Namespace) -> dict[str
         "seconds_min": min(seconds, default=0.0),
         "seconds_max": max(seconds, default=0.0),
         "restarts": sum(int(str(r["restarts"])) for r in runs),
-        "load_min": min((float(str(r["load_before"])) for r in runs), default=0.0),
-        "load_max": max((float(str(r["load_after"])) for r in runs), default=0.0),
+        "load_min": min(loads, default=0.0),  # 1-minute load average, before and after runs
+        "load_max": max(loads, default=0.0),
         "cpus": os.cpu_count(),
     }
 
