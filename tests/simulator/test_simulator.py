@@ -28,6 +28,7 @@ from gridtokenx.simulator import (
     storyline,
     summarize,
 )
+from gridtokenx.simulator.devnet_day import DEMO_GOVERNANCE
 from gridtokenx.simulator.operators import FREQUENCY_SWING_MHZ, NOMINAL_FREQUENCY_MHZ, average_kw
 from gridtokenx.simulator.population import Archetype, build_population, spread_over_zones
 from gridtokenx.wire import errors, tx
@@ -404,7 +405,21 @@ def test_the_votes_need_the_proposal_on_chain_first() -> None:
     config = DayConfig(seed=5, participants=8, start_minute=11 * 60, intervals=2)
     sb = sandbox_for(config)
     day = MarketDay(config, sb.genesis, sb.authority_keys)
-    steps = day.steps()  # no chain to read the proposal's id from
-    next(steps)
-    with pytest.raises(RuntimeError, match="not on chain"):
-        next(steps)
+    for chain in (None, SandboxSink(sb)):  # no chain, or one without the proposal
+        with pytest.raises(RuntimeError, match="not on chain"):
+            day.fee_votes(chain)
+
+
+def test_with_the_demo_periods_the_day_waits_for_the_vote_and_the_fee_halves() -> None:
+    """Short periods: the day holds its second step until the vote executed, so every
+    settlement of the day pays the halved fee, however many blocks a machine makes."""
+    params = msgspec.structs.replace(Params(), governance=DEMO_GOVERNANCE)
+    voted = Run(SMALL, params)
+    (line,) = voted.summary.proposals
+    assert line.status == "EXECUTED"
+    assert voted.summary.platform_fee_bp == params.platform_fee_basis_points // 2
+    plain = Run(dataclasses.replace(SMALL, storyline=False), params)  # the same trades
+    assert plain.summary.trades_settled == voted.summary.trades_settled > 0
+    full, half = plain.summary.platform_fees_satang, voted.summary.platform_fees_satang
+    assert 0 < half < full  # each trade's fee rounds down on its own
+    assert half * 2 <= full <= half * 2 + 2 * plain.summary.trades_settled

@@ -139,7 +139,8 @@ def test_without_quorum_it_times_out_and_a_busy_node_is_retried_once_blocks_resu
                 p.wait(10)
             txs = _registrations(sink, 1_100)  # the mempool holds 1,000 per sender
             started = time.monotonic()
-            with pytest.raises(DevnetTimeout, match="no new block"):
+            waiting = r"no new block in 3 s while waiting for 1000 transactions to commit "
+            with pytest.raises(DevnetTimeout, match=waiting + r"\(1000 RegisterParticipant\)"):
                 sink.submit(txs)  # 1,000 admitted, the rest "too far ahead": waits, no block
             assert time.monotonic() - started < 20
             assert (sink.submitted, sink.busy_retries) == (1_000, 1)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from gridtokenx.cli.render import console
 
 if TYPE_CHECKING:
     from gridtokenx.ledger.state import State
-    from gridtokenx.simulator.devnet_day import DemoDevnet, DemoResult
+    from gridtokenx.simulator.devnet_day import DemoConfig, DemoDevnet, DemoResult, TooSlow
 
 # simulator.devnet_day.DemoConfig's defaults (a test holds them equal): `gridtokenx --help`
 # does not import the simulator.
@@ -28,14 +29,36 @@ DEFAULT_DIRECTORY = Path("devnet/demo")
 
 
 def demo(
-    participants: Annotated[int, typer.Option(help="members across the seven zones")] = 300,
+    participants: Annotated[
+        int | None, typer.Option(help="members across the seven zones (default 300)")
+    ] = None,
     hours: Annotated[
-        float,
-        typer.Option(help="simulated hours in quarters (0.25-24; 24: the day from midnight)"),
-    ] = DEFAULT_HOURS,
-    speed: Annotated[float, typer.Option(help="chain seconds per wall second")] = DEFAULT_SPEED,
+        float | None,
+        typer.Option(
+            help="simulated hours in quarters (0.25-24; 24: the day from midnight)"
+            f" (default {DEFAULT_HOURS:g})"
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help="chain seconds per wall second; lowered when this machine cannot "
+            f"keep up (default {DEFAULT_SPEED:g})"
+        ),
+    ] = None,
     hot_season: Annotated[bool, typer.Option("--hot-season", help="a day in April")] = False,
-    seed: Annotated[int, typer.Option(help="the model's random seed")] = 1,
+    seed: Annotated[int | None, typer.Option(help="the model's random seed (default 1)")] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            help="a scenario file (TOML: participants, zones, date, season, "
+            "storyline, hours, seed); flags given win over it"
+        ),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="write the summary there as CSV files and PNG plots"),
+    ] = None,
     directory: Annotated[
         Path, typer.Option("--dir", help="the devnet's folder (RocksDB, logs)")
     ] = DEFAULT_DIRECTORY,
@@ -49,30 +72,82 @@ def demo(
     """Run a Thai market day on a real 4-authority devnet: EGAT, MEA, PEA and ERC validate
     as processes on 127.0.0.1 with accelerated clocks; a few hundred members register,
     trade every 15-minute interval and their meters report; the summary is read from the
-    chain. The devnet then keeps running (the dashboard is on EGAT's API) until Ctrl-C."""
+    chain. The devnet then keeps running (the dashboard is on EGAT's API) until Ctrl-C.
+    When this machine cannot keep up with the speed, the day starts again at one it can:
+    the results do not depend on the speed."""
     from gridtokenx.simulator import devnet_day
 
     check_log_options(log_format, log_level)
-    config = devnet_day.DemoConfig(
-        participants, hours, speed, hot_season, seed, directory, base_port, log_format, log_level
+    config = _config(participants, hours, speed, hot_season, seed, scenario, directory,
+                     base_port, log_format, log_level)  # fmt: skip
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            demo_net = devnet_day.DemoDevnet(config)
+        except FileExistsError as exc:
+            raise Refused("EXISTS", str(exc)) from None
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        _log_to(directory / "demo.log", log_format, log_level)  # the folder was just made
+        # The options are floats; shown to the thousandth (hours are whole quarters).
+        shown_speed = units.decimal(round(config.speed * 1000), 3, group=False)
+        console.print(
+            f"Starting EGAT, MEA, PEA and ERC on 127.0.0.1 in {directory}/ (chain time "
+            f"x{shown_speed}, about {round(config.wall_seconds())} s for "
+            f"{units.decimal(round(config.hours * 100), 2)} h)"
+        )
+        outcome = _run(demo_net, exit_when_done, export)
+        if isinstance(outcome, devnet_day.TooSlow):
+            if not outcome.suggested or attempt == MAX_ATTEMPTS - 1:
+                raise Refused("TOO_SLOW", str(outcome))
+            console.print(f"[yellow]{outcome}[/yellow]: starting the day again at speed "
+                          f"{outcome.suggested:g}")  # fmt: skip
+            config = dataclasses.replace(config, speed=outcome.suggested,
+                                         lead_seconds=demo_net.next_lead())  # fmt: skip
+            continue
+        if outcome:
+            logs = ", ".join(str(p) for p in demo_net.logs())
+            raise Refused("DEMO_FAILED", f"{outcome} (logs: {logs})")
+        return
+
+
+MAX_ATTEMPTS = 4  # the speed at most halves three times before the demo gives up
+
+
+def _config(
+    participants: int | None,
+    hours: float | None,
+    speed: float | None,
+    hot_season: bool,
+    seed: int | None,
+    scenario: Path | None,
+    directory: Path,
+    base_port: int,
+    log_format: str,
+    log_level: str,
+) -> DemoConfig:
+    """The demo's settings: the scenario file's, then the flags given over them."""
+    from gridtokenx.simulator import devnet_day, scenario_file
+
+    base = devnet_day.DemoConfig(directory=directory, base_port=base_port,
+                                 log_format=log_format, log_level=log_level)  # fmt: skip
+    if scenario is not None:
+        try:
+            found = scenario_file.load(scenario)
+        except scenario_file.ScenarioError as exc:
+            raise BadInput(str(exc)) from None
+        base = dataclasses.replace(
+            base, participants=found.participants, hours=found.hours, seed=found.seed,
+            date=found.date, zones=tuple(found.zones), storyline=found.storyline,
+            season=found.hot_season, speed=found.speed or base.speed,
+        )  # fmt: skip
+    base = dataclasses.replace(
+        base,
+        participants=base.participants if participants is None else participants,
+        hours=base.hours if hours is None else hours,
+        speed=base.speed if speed is None else speed,
+        seed=base.seed if seed is None else seed,
     )
-    try:
-        demo_net = devnet_day.DemoDevnet(config)
-    except FileExistsError as exc:
-        raise Refused("EXISTS", str(exc)) from None
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    _log_to(directory / "demo.log", log_format, log_level)
-    # The options are floats; shown to the thousandth (hours are whole quarters).
-    shown_speed = units.decimal(round(speed * 1000), 3, group=False)
-    console.print(
-        f"Starting EGAT, MEA, PEA and ERC on 127.0.0.1 in {directory}/ (chain time "
-        f"x{shown_speed}, about {round(config.wall_seconds())} s for "
-        f"{units.decimal(round(hours * 100), 2)} h)"
-    )
-    failure = _run(demo_net, exit_when_done)
-    if failure:
-        raise Refused("DEMO_FAILED", f"{failure} (node logs: {directory}/*/node.log)")
+    return dataclasses.replace(base, hot_season=True) if hot_season else base
 
 
 def _log_to(path: Path, log_format: str, log_level: str) -> None:
@@ -83,9 +158,10 @@ def _log_to(path: Path, log_format: str, log_level: str) -> None:
     logs.configure(log_format, log_level, open(path, "a"))  # noqa: SIM115 - the process's log
 
 
-def _run(demo_net: DemoDevnet, exit_when_done: bool) -> str:
+def _run(demo_net: DemoDevnet, exit_when_done: bool, export: Path | None) -> str | TooSlow:
     """Run the day and show it; then keep the devnet up until Ctrl-C unless told not to.
-    Returns why it failed ("" if it did not); the devnet is stopped either way."""
+    Returns why it failed ("" if it did not, or was stopped by Ctrl-C); the devnet is
+    stopped either way, and only then does the command return."""
     import httpx
 
     from gridtokenx.client import ApiError
@@ -95,21 +171,66 @@ def _run(demo_net: DemoDevnet, exit_when_done: bool) -> str:
         demo_net.start()
         result = _run_with_progress(demo_net)
         devnet_day.render(result, console)
+        if export is not None:
+            _export(result, export)
+        if exit_when_done:  # the devnet stops now: no address to visit
+            return ""
         console.print(
-            f"Dashboard: [bold]{result.api_url}/[/bold]  (API docs: {result.api_url}/docs)"
+            f"Dashboard: [bold]{result.dashboard_url}[/bold]  (API docs: {result.api_url}/docs)"
         )
-        if not exit_when_done:
-            console.print("The devnet keeps running; Ctrl-C stops it.")
-            while demo_net.processes.alive():
-                time.sleep(0.5)
-            return "a validator stopped"
+        console.print("The devnet keeps running; Ctrl-C stops it.")
+        while demo_net.processes.alive():
+            time.sleep(0.5)
+        if _asked_to_stop(demo_net):  # a terminal's Ctrl-C reaches the validators too
+            console.print("stopping the devnet")
+            return ""
+        return f"a validator stopped: {demo_net.stopped()}"
     except KeyboardInterrupt:
         console.print("stopping the devnet")
+    except devnet_day.TooSlow as exc:
+        return exc
     except (RuntimeError, TimeoutError, ApiError, httpx.HTTPError) as exc:
         return str(exc)
     finally:
-        demo_net.stop()
+        _stop(demo_net)
     return ""
+
+
+def _asked_to_stop(demo_net: DemoDevnet) -> bool:
+    """Whether the validators that ended did so cleanly (exit 0: a node exits 0 only when
+    asked to stop, by SIGINT or SIGTERM), rather than failing."""
+    import signal
+
+    codes = [p.poll() for p in demo_net.processes.procs]
+    return all(code in (0, -signal.SIGINT, -signal.SIGTERM) for code in codes if code is not None)
+
+
+def _stop(demo_net: DemoDevnet) -> None:
+    """Stop every process even when a second Ctrl-C arrives while they shut down."""
+    for _ in range(3):
+        try:
+            demo_net.stop()
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _export(result: DemoResult, directory: Path) -> None:
+    from gridtokenx.simulator import export
+
+    f = result.finality
+    devnet = (
+        ("speed", result.speed),
+        ("wall_seconds", round(result.wall_seconds, 1)),
+        ("submitted", result.submitted),
+        ("committed", f.committed),
+        ("finality_p50_s", round(f.percentile(0.5), 3)),
+        ("finality_p99_s", round(f.percentile(0.99), 3)),
+        ("height_read", result.summary.height),
+        ("state_root", result.summary.state_root),
+    )
+    export.export(result.summary, directory, devnet)  # fmt: skip
+    console.print(f"Exported the summary to {directory}/ (CSV files and PNG plots)")
 
 
 def _run_with_progress(demo_net: DemoDevnet) -> DemoResult:

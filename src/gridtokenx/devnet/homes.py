@@ -102,6 +102,7 @@ def init_devnet(
     log_format: str = "plain",
     log_level: str = "info",
     sentries: bool = False,
+    governance: Governance = DEVNET_GOVERNANCE,
 ) -> list[Path]:
     """Homes for the devnet validators, fully meshed on 127.0.0.1, in `validators` order
     (or each behind a sentry: see the module docstring; the sentries' homes are
@@ -109,9 +110,9 @@ def init_devnet(
     from `clock_origin`; their logs (node.log, through `processes.Processes`) in
     `log_format` from `log_level` up. The authorities that do not validate get their dev
     key in `root/keys/CODE.key`, to sign governance votes with or to start a node that a
-    vote may make a validator."""
+    vote may make a validator. `governance` as in `devnet_genesis`."""
     chain_clock(genesis_time, clock_origin, clock_speed)  # a bad speed fails before writing
-    spec = devnet_genesis(chain_id, genesis_time, validators)
+    spec = devnet_genesis(chain_id, genesis_time, validators, governance)
     keys = genesis.dev_keys()
     sentry_keys = [sentry_key(code) for code in validators]
     n = len(validators)

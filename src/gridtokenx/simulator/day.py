@@ -5,18 +5,23 @@ S - 5 min), delivered during [S, S + 15 min), read by the meters when it ends, a
 by the end of that same block, once all its trading parties' meters have reported. So with
 blocks at every interval boundary a block carries the readings of the interval that just
 ended and the orders for the interval after the one starting; N intervals take N + 2 blocks
-after the setup. The meters also report the two setup intervals (with nothing metered), so
+after the setup. The meters also report the last setup interval (with nothing metered), so
 the first traded interval's reading covers that interval alone instead of being spread back
-over the intervals since registration.
+over the intervals since registration. Only the last: a reading may not cover an interval
+that began before its meter was registered, and a devnet may commit its registrations late
+in the first setup interval, so reporting that one would make the day's transactions
+depend on the machine. The registrations must commit before the first traded interval.
 
 With `DayConfig.storyline` on (the default) the day also runs the grid, governance and
 certificate features of the ledger: the operators' SCADA reports lead every step that
 follows a metered interval (operators.py), the ERC proposes halving the platform fee with
-the first traded interval's orders and the four validating authorities vote in the next
-step, and after the last readings the certificates issued during the day are claimed
-(storyline.py). Two facts of that story come from the chain through the sink (the
-proposal's id and the certificates held), read between steps: a step is signed only once
-the one before it is final.
+the first traded interval's orders and the four validating authorities vote as soon as it
+is final (on the demo devnet, whose periods are a few heights, the day then waits for the
+vote to execute before the next step, so the fee in force per interval never depends on
+how many blocks the machine makes: see `MarketDay.waits_for_the_vote`), and after the last
+readings the certificates issued during the day are claimed (storyline.py). Two facts of
+that story come from the chain through the sink (the proposal's id and the certificates
+held), read between steps: a step is signed only once the one before it is final.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from gridtokenx.simulator.population import (
     setup_phases,
 )
 from gridtokenx.simulator.signer import Signer
-from gridtokenx.simulator.sink import ChainReader, Sink
+from gridtokenx.simulator.sink import ChainReader, LateForTheChain, Sink
 from gridtokenx.wire import crypto, tx
 
 BUDGET_SATANG_PER_KWH = 700
@@ -58,6 +63,7 @@ class DayConfig:
     hot_season: bool | None = None  # None: from the date (March-May)
     key_prefix: str = "sim"  # keys are dev keys under this label: change it to rerun a chain
     storyline: bool = True  # grid reports, the fee vote and certificate claims (storyline.py)
+    zones: tuple[str, ...] = ()  # where the members live; empty: every zone of the chain
 
     def problems(self, params: Params) -> list[str]:
         found = []
@@ -67,6 +73,8 @@ class DayConfig:
             found.append("intervals must be at least 1")
         if not 0 <= self.start_minute < 1440 or self.start_minute * 60 % params.interval_seconds:
             found.append("start_minute must be a multiple of the interval within the day")
+        if len(set(self.zones)) != len(self.zones):
+            found.append("zones must not repeat")
         return found
 
     def first_interval(self, params: Params) -> int:
@@ -81,7 +89,7 @@ class DayConfig:
 class Step:
     time: int  # chain time at which to submit
     txs: list[bytes]
-    read: int  # window index whose readings are in it (-2 and -1: the setup intervals)
+    read: int  # window index whose readings are in it (-1: the last setup interval)
     traded: int | None  # window index whose orders are in it
 
 
@@ -103,8 +111,12 @@ class MarketDay:
         self.seed = str(config.seed)
         self.first_interval = config.first_interval(params)
         self.interval = params.interval_seconds
+        codes = [z.code for z in spec.zones]
+        if unknown := [z for z in config.zones if z not in codes]:
+            raise ValueError(f"invalid day: unknown zones {', '.join(unknown)} (the chain has "
+                             f"{', '.join(codes)})")  # fmt: skip
         self.population: Population = build_population(
-            config.participants, self.seed, [z.code for z in spec.zones], config.key_prefix
+            config.participants, self.seed, list(config.zones) or codes, config.key_prefix
         )
         first_day = Day.of(config.date, params)
         offset = config.start_minute * 60 // self.interval
@@ -159,7 +171,10 @@ class MarketDay:
         )
 
     def readings(self, k: int) -> list[bytes]:
-        """Every meter's signed reading for window interval `k` (negative: the setup)."""
+        """Every meter's signed reading for window interval `k` (-1: the last setup
+        interval; none for the first, see the module docstring)."""
+        if k < -1:
+            return []
         return [self.signer.sign(m.meter, r) for m, r in self.meters.readings(k, self.start(k))]
 
     def orders(self, k: int) -> list[bytes]:
@@ -172,16 +187,15 @@ class MarketDay:
         return [self.signer.sign(self.authorities[code], body)
                 for code, body in self.scada.reports(k, measured_at)]  # fmt: skip
 
-    def governance(self, j: int, chain: ChainReader | None) -> list[bytes]:
-        """Step `j`'s part of the fee vote: the ERC's proposal with the first traded
-        interval's orders (j = 0), the votes in the next step (j = 1). The votes need the
-        proposal's id, read from the chain once step 0 is final: it is 1 on a new chain
-        (the demo's and the sandbox's), but the day does not rely on that."""
-        if j == 0:
-            return [self.signer.sign(self.authorities[storyline.PROPOSER],
-                                     storyline.fee_proposal(self.params))]  # fmt: skip
-        if j != 1:
-            return []
+    def fee_proposal(self) -> list[bytes]:
+        """The ERC's proposal halving the platform fee, signed with the first traded
+        interval's orders."""
+        return [self.signer.sign(self.authorities[storyline.PROPOSER],
+                                 storyline.fee_proposal(self.params))]  # fmt: skip
+
+    def fee_votes(self, chain: ChainReader | None) -> list[bytes]:
+        """The four validating authorities' votes, signed once the proposal is final: its id
+        is read from the chain (1 on a new chain, but the day does not rely on that)."""
         proposer = self.authorities[storyline.PROPOSER].address
         title = storyline.fee_title(self.params)
         found = chain.find_proposal(proposer, title) if chain is not None else None
@@ -191,15 +205,40 @@ class MarketDay:
         return [self.signer.sign(self.authorities[code], vote)
                 for code, vote in storyline.votes(found)]  # fmt: skip
 
-    def steps(self, chain: ChainReader | None = None) -> Iterator[Step]:
+    def waits_for_the_vote(self) -> bool:
+        """Whether the day holds the next step until the fee vote has executed: only when
+        the chain's periods make that a few blocks (the demo devnet's), so which intervals
+        the new fee applies to is fixed by the day's steps, never by how many blocks a
+        machine happens to make per interval (production periods: it stays open)."""
+        g = self.params.governance
+        return g.voting_period_heights + g.timelock_heights <= storyline.MAX_WAIT_HEIGHTS
+
+    def _vote(self, sink: Sink) -> None:
+        """The votes right after the proposal is final, then (see `waits_for_the_vote`)
+        blocks until the proposal has left the open list (executed, or failed)."""
+        sink.submit(self.fee_votes(sink))
+        sink.wait_final()
+        if not self.waits_for_the_vote():
+            return
+        proposer = self.authorities[storyline.PROPOSER].address
+        title = storyline.fee_title(self.params)
+        for _ in range(2 * storyline.MAX_WAIT_HEIGHTS):  # bounded: heights always advance
+            if sink.find_proposal(proposer, title) is None:
+                return
+            sink.next_block()
+        raise RuntimeError("the fee proposal was still open after its voting period and "
+                           "timelock")  # fmt: skip
+
+    def steps(self) -> Iterator[Step]:
         """The trading and metering timeline, signed lazily (call after `setup`); with the
-        storyline, `chain` answers the proposal's id before step 1 is signed."""
+        storyline the fee proposal rides with the first traded interval's orders (its
+        votes follow once it is final: see `run`)."""
         n, story = self.config.intervals, self.config.storyline
         for j in range(n + 2):
             traded, read, at = (j if j < n else None), j - 2, self.start(j - 1)
             txs = self.grid_reports(read, at) if story and read >= 0 else []
             txs += self.readings(read) + ([] if traded is None else self.orders(traded))
-            txs += self.governance(j, chain) if story else []
+            txs += self.fee_proposal() if story and j == 0 else []
             yield Step(at, txs, read, traded)
 
     def _holders(self) -> list[Member]:
@@ -236,17 +275,42 @@ class MarketDay:
         """A time after the block that settles the last interval."""
         return self.start(self.config.intervals) + 1
 
-    def run(self, sink: Sink, on_step: Callable[[Step], None] | None = None) -> None:
-        for phase in self.setup():
+    def run(
+        self,
+        sink: Sink,
+        on_step: Callable[[Step], None] | None = None,
+        on_setup: Callable[[], None] | None = None,
+    ) -> None:
+        """The setup, the steps and the claims, each final before the next is signed;
+        `on_setup` is told when the setup is final (the demo measures the machine there).
+        Raises `LateForTheChain` when the chain's clock passed a deadline first: the
+        meters' registrations must commit before the last setup interval ends (a reading
+        may not cover an interval that began before its meter was registered), and each
+        step's orders must be sent before their gate closes."""
+        for i, phase in enumerate(self.setup()):
             sink.submit(phase)
             sink.wait_final()
-        for step in self.steps(sink):
+            if i == 0:
+                _on_time(sink, self.start(0), "the setup's registrations")
+        if on_setup is not None:
+            on_setup()
+        for step in self.steps():
             sink.advance_to(step.time)
+            if step.traded is not None:
+                gate = self.start(step.traded) - self.params.gate_closure_seconds
+                _on_time(sink, gate, f"the orders of interval {step.traded}")
             sink.submit(step.txs)
             sink.wait_final()
+            if self.config.storyline and step.traded == 0:
+                self._vote(sink)
             if on_step is not None:
                 on_step(step)
         for batch in self.claims(sink) if self.config.storyline else ():
             sink.submit(batch)
             sink.wait_final()
         sink.advance_to(self.end_time)
+
+
+def _on_time(sink: Sink, deadline: int, what: str) -> None:
+    if (now := sink.chain_time()) >= deadline:
+        raise LateForTheChain(what, deadline, now)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -134,8 +135,23 @@ class DevnetSink:
         self._wait(reached, f"the chain's clock to reach {unix_time}")
 
     def wait_final(self) -> None:
-        """Return once every submitted transaction is in a committed block."""
-        self._wait(self._follow_blocks, f"{len(self.pending)} transactions to commit")
+        """Return once every submitted transaction is in a committed block; a timeout
+        names what did not commit, by kind."""
+        self._wait(self._follow_blocks, "transactions to commit", self._pending_kinds)
+
+    def _pending_kinds(self) -> str:
+        kinds = Counter(_body_name(raw) or "?" for _, raw in self.pending.values())
+        shown = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        return f"{len(self.pending)} transactions to commit ({shown})"
+
+    def next_block(self) -> None:
+        """Return once a block after the latest one seen is committed."""
+        self._follow_blocks()
+        self.advance_to(self.latest_time + 1)
+
+    def chain_time(self) -> int:
+        self._follow_blocks()
+        return self.latest_time
 
     # --- helpers ---------------------------------------------------------------------------
     def next_nonce(self, address: bytes) -> int:
@@ -228,14 +244,18 @@ class DevnetSink:
             raise DevnetRejected(tx_hash, receipt.reason, "dropped: it failed in the node's "
                                  "blocks", _body_name(raw))  # fmt: skip
 
-    def _wait(self, done: Callable[[], bool], what: str) -> None:
-        """Poll `done` until it holds; give up after `timeout` seconds without a new block."""
+    def _wait(
+        self, done: Callable[[], bool], what: str, describe: Callable[[], str] | None = None
+    ) -> None:
+        """Poll `done` until it holds; give up after `timeout` seconds without a new block
+        (the error says what was awaited: `describe()` if given, else `what`)."""
         height, deadline = self.seen_height, time.monotonic() + self.timeout
         while not done():
             if self.seen_height != height:
                 height, deadline = self.seen_height, time.monotonic() + self.timeout
             if time.monotonic() > deadline:
+                awaited = describe() if describe is not None else what
                 raise DevnetTimeout(
-                    f"no new block in {self.timeout:.0f} s while waiting for {what}"
+                    f"no new block in {self.timeout:.0f} s while waiting for {awaited}"
                 )
             self._sleep(self.poll)

@@ -38,6 +38,12 @@ class Sink(ChainReader, Protocol):
     def wait_final(self) -> None:
         """Return once everything submitted so far is final (committed or refused)."""
 
+    def next_block(self) -> None:
+        """Return once one more block is committed (the fee vote's heights pass this way)."""
+
+    def chain_time(self) -> int:
+        """The latest committed block's time: whether the day is still on time."""
+
 
 class SimulationRejected(RuntimeError):
     """The ledger refused a transaction the simulator built: a bug in the model (or in the
@@ -47,6 +53,17 @@ class SimulationRejected(RuntimeError):
         body = type(stx.tx.body).__name__
         super().__init__(f"transaction {index} ({body}) refused: {rejection.code}: {rejection}")
         self.code = rejection.code
+
+
+class LateForTheChain(RuntimeError):
+    """The chain's clock passed a deadline of the day (a gate closure, the end of the
+    setup interval) before the transactions due by then were sent: on an accelerated
+    devnet, the machine did not keep up with the clock's speed."""
+
+    def __init__(self, what: str, deadline: int, chain_time: int) -> None:
+        super().__init__(f"{what} were due by chain time {deadline} but the chain was "
+                         f"already at {chain_time} ({chain_time - deadline} s late)")  # fmt: skip
+        self.what, self.deadline, self.chain_time = what, deadline, chain_time
 
 
 class SandboxSink:
@@ -74,6 +91,13 @@ class SandboxSink:
 
     def wait_final(self) -> None:
         """Everything applied is final in a single-process ledger."""
+
+    def next_block(self) -> None:
+        """A block one second later."""
+        self.advance_to(self.sandbox.time + 1)
+
+    def chain_time(self) -> int:
+        return self.sandbox.time
 
     def next_nonce(self, address: bytes) -> int:
         """The nonce the ledger expects next from `address` (0 for an account not yet open)."""

@@ -5,10 +5,13 @@ exercises governance and renewable energy certificates with transactions the led
 already knows:
 
 - **A fee vote.** With the first traded interval's orders the ERC proposes a MARKET_RULE
-  change halving the platform fee (`platform_fee_basis_points`, 10 -> 5 by default); in the
-  next step EGAT, MEA, PEA and the ERC vote yes. Whether it executes within the day depends
-  on the chain's periods (heights), which the day never assumes: the summary reads the
-  proposal's status from state.
+  change halving the platform fee (`platform_fee_basis_points`, 10 -> 5 by default); once
+  it is final EGAT, MEA, PEA and the ERC vote yes. Periods are heights, and the number of
+  blocks per interval depends on the machine and the clock's speed, so when the periods
+  are short (at most `MAX_WAIT_HEIGHTS`, as on the demo devnet) the day holds its next
+  step until the vote has executed: the new fee then applies from the second traded
+  interval at any speed. With longer periods the day does not wait and the summary reads
+  the proposal's status from state.
 - **Certificate claims.** Certificates are issued by the ledger to the owners of renewable
   meters (one per MWh exported), so their ids are only known from the chain. After the
   last readings are final, solar farms hand theirs to a corporate buyer (the office or
@@ -35,6 +38,8 @@ PROPOSER: Final = "ERC"
 VOTERS: Final = ("EGAT", "MEA", "PEA", "ERC")
 """The validating authorities of the demo devnet; NEPO keeps its weight and abstains."""
 CORPORATE: Final = (Archetype.OFFICE, Archetype.FACTORY)
+MAX_WAIT_HEIGHTS: Final = 20
+"""Voting period plus timelock up to which the day waits for the fee vote to execute."""
 
 
 def fee_title(params: Params) -> str:

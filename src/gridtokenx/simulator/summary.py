@@ -78,6 +78,18 @@ class ProposalLine:
 
 
 @dataclass
+class ZoneFlow:
+    """One zone's energy and money in one interval, from its settlement report."""
+
+    delivered_wh: int = 0  # P2P energy its sellers sent
+    received_wh: int = 0  # P2P energy its buyers received
+    losses_wh: int = 0
+    bought_back_wh: int = 0
+    buyer_savings_satang: int = 0  # against the TOU rate
+    seller_extra_satang: int = 0  # against the buy-back rate
+
+
+@dataclass
 class DaySummary:
     first_interval: int
     intervals: int
@@ -130,6 +142,11 @@ class DaySummary:
     claimed_avoided_g: int = 0  # CO2e the retirements claim (fixed at issue)
     platform_fee_bp: int = 0  # in force when read
     proposals: list[ProposalLine] = field(default_factory=list)
+    # per interval and zone, for `--export` (export.py): settled trades by buyer zone, the
+    # settlement reports' energy, and the retail rate each interval's buyers compare with
+    interval_prices: dict[tuple[int, str], PriceCell] = field(default_factory=dict)
+    zone_flows: dict[tuple[int, str], ZoneFlow] = field(default_factory=dict)
+    retail_msat_per_kwh: dict[int, int] = field(default_factory=dict)
 
     @property
     def grid_reports(self) -> int:
@@ -218,6 +235,10 @@ def _trades(s: DaySummary, state: State, p: Params, window: range) -> None:
         cell.energy_wh += d
         cell.turnover += d * trade.price
         cell.trades += 1
+        one = s.interval_prices.setdefault((trade.interval_start, trade.buyer_zone), PriceCell())
+        one.energy_wh += d
+        one.turnover += d * trade.price
+        one.trades += 1
         if d:
             s.trade_zones.update((trade.buyer_zone, trade.seller_zone))
 
@@ -225,10 +246,18 @@ def _trades(s: DaySummary, state: State, p: Params, window: range) -> None:
 def _reports(s: DaySummary, state: State, p: Params, window: range) -> None:
     """The settlement reports of the window's intervals, and what buyers saved and sellers
     earned against the utility's rates."""
-    for start, _, r in market.zone_reports(state):
+    for start, zone, r in market.zone_reports(state):
         if start not in window:
             continue
         retail = tariff_msat_per_kwh(start, p)
+        s.retail_msat_per_kwh[start] = retail
+        saved = r.received_wh * retail // MSAT_PER_SATANG_KWH - r.paid_by_buyers_satang
+        extra = (
+            r.paid_to_sellers_satang
+            - r.delivered_wh * p.tariffs.buyback_msat_per_kwh // MSAT_PER_SATANG_KWH
+        )
+        s.zone_flows[(start, zone)] = ZoneFlow(r.delivered_wh, r.received_wh, r.losses_wh,
+                                               r.sold_to_utility_wh, saved, extra)  # fmt: skip
         s.p2p_delivered_wh += r.delivered_wh
         s.p2p_received_wh += r.received_wh
         s.losses_wh += r.losses_wh
@@ -236,14 +265,9 @@ def _reports(s: DaySummary, state: State, p: Params, window: range) -> None:
         s.shortfall_wh += r.shortfall_wh
         s.grid_import_wh -= r.import_covered_wh
         s.buyer_paid_satang += r.paid_by_buyers_satang
-        s.buyer_savings_satang += (
-            r.received_wh * retail // MSAT_PER_SATANG_KWH - r.paid_by_buyers_satang
-        )
+        s.buyer_savings_satang += saved
         s.seller_income_satang += r.paid_to_sellers_satang
-        s.seller_extra_satang += (
-            r.paid_to_sellers_satang
-            - r.delivered_wh * p.tariffs.buyback_msat_per_kwh // MSAT_PER_SATANG_KWH
-        )
+        s.seller_extra_satang += extra
         s.imbalance_satang += r.imbalance_satang
         s.utility_bills_satang += r.utility_bills_satang
         s.platform_fees_satang += r.platform_fees_satang
