@@ -211,7 +211,8 @@ class Telemetry:
         if height > self.best_seen:
             self.best_seen = height
             self.metrics.sync_target.set(height)
-        self._follow(own, now)
+        if not self.catching_up and height - own >= BEHIND:  # a claim can only start it:
+            self._follow(own, now)  # it ends at a commit or a read, not on every vote
 
     def peer_height(self) -> int:
         """The highest height a connected peer has shown (0: none yet). A peer's heights
