@@ -133,7 +133,7 @@ def test_a_fee_change_passes_waits_out_its_timelock_then_binds_participants(g: C
     assert proposal(g, pid).execute_height == execute_at
     events = g.sb.advance(1)  # end of the execution height
     assert kinds(events) == ["proposal_executed", "params_changed"]
-    assert events[1].attrs == {"name": "min_fee_satang"}
+    assert events[1].attrs == {"name": "min_fee_satang", "old": "0", "new": "50"}
     assert proposal(g, pid).status is ProposalStatus.EXECUTED
     assert g.params.min_fee_satang == 50
     g.rejects(g.office, Transfer(Asset.THB, g.home.address, 1), errors.FeeTooLow, "FEE_TOO_LOW")

@@ -39,7 +39,9 @@ def test_reading_mints_export_to_owner(net: Cast, t0: int) -> None:
     assert events[1].attrs == {
         "to": net.home.address,
         "meter": net.home_meter.address,
+        "interval": t0,
         "amount": 1_000,
+        "total": 1_000,  # GRID minted so far: the chain's first reading
     }
     assert net.grid(net.home.address) == 1_000
     assert net.grid(net.home_meter.address) == 0  # the meter's own account holds nothing

@@ -478,6 +478,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if fee:
             m.move(sender, Asset.THB, -fee)
             m.move(m.fee_collector, Asset.THB, fee)
+            paid = {"from": sender, "to": m.fee_collector, "amount": fee}
+            expected_events = [Event("fee_paid", paid), *expected_events]
         effect()
         m.set_nonce(sender, nonce + 1)
         assert events == expected_events
@@ -659,9 +661,8 @@ class LedgerMachine(RuleBasedStateMachine):
             m.move(to.address, Asset.THB, amount)
             m.count("thb_issued_satang", amount)
 
-        event = Event(
-            "thb_issued", {"custodian": sender.address, "to": to.address, "amount": amount}
-        )
+        attrs = {"custodian": sender.address, "to": to.address, "amount": amount}
+        event = Event("thb_issued", attrs | {"total": issued + amount})
         self._submit(sender, IssueThb(to.address, amount), fee, reasons, effect, [event])
 
     @rule(data=st.data())
@@ -690,7 +691,10 @@ class LedgerMachine(RuleBasedStateMachine):
             m.move(sender.address, Asset.THB, -amount)
             m.count("thb_redeemed_satang", amount)
 
-        event = Event("thb_redeemed", {"custodian": sender.address, "amount": amount})
+        total = m.supply().thb_redeemed_satang + amount
+        event = Event(
+            "thb_redeemed", {"custodian": sender.address, "amount": amount, "total": total}
+        )
         self._submit(sender, RedeemThb(amount), fee, reasons, effect, [event])
 
     # --- registry -----------------------------------------------------------------------
@@ -934,7 +938,9 @@ class LedgerMachine(RuleBasedStateMachine):
         attrs = {"meter": address, "interval": start, "import_wh": imported, "export_wh": exported}
         events = [Event("reading", attrs)]
         if exported and meter is not None:
-            minted = {"to": meter.owner, "meter": address, "amount": exported}
+            total = m.supply().grid_minted_wh + exported
+            minted = {"to": meter.owner, "meter": address, "interval": start, "amount": exported,
+                      "total": total}  # fmt: skip
             events.append(Event("minted", minted))
         cert_writes: dict[bytes, msgspec.Struct] = {}
         if meter is not None and not reasons:  # a refused reading would issue nothing

@@ -189,6 +189,7 @@ def test_issue_thb(net: Cast) -> None:
         "custodian": net.custodian.address,
         "to": net.home.address,
         "amount": 12_345,
+        "total": issued + 12_345,
     }
     assert net.thb(net.home.address) == 12_345
     assert net.supply().thb_issued_satang == issued + 12_345
@@ -256,7 +257,9 @@ def test_redeem_thb(net: Cast) -> None:
     redeemed = net.supply().thb_redeemed_satang
     events = net.ok(net.custodian, RedeemThb(30_000))
     assert events[0].kind == "thb_redeemed"
-    assert events[0].attrs == {"custodian": net.custodian.address, "amount": 30_000}
+    assert events[0].attrs == {
+        "custodian": net.custodian.address, "amount": 30_000, "total": redeemed + 30_000,
+    }  # fmt: skip
     assert net.thb(net.custodian.address) == 10_000
     assert net.supply().thb_redeemed_satang == redeemed + 30_000
     assert net.supply().outstanding(Asset.THB) == net.thb(net.office.address) + 10_000

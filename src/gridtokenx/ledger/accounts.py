@@ -111,21 +111,26 @@ _SUPPLY_FIELDS = {
 }
 
 
-def _count_supply(view: Overlay, field: str, amount: int) -> None:
+def _count_supply(view: Overlay, field: str, amount: int) -> int:
     s = supply(view)
-    if getattr(s, field) + amount > MAX_AMOUNT:
+    total: int = getattr(s, field) + amount
+    if total > MAX_AMOUNT:
         raise errors.AmountOverflow(f"{field} would exceed {MAX_AMOUNT}")
-    view.put(SUPPLY_KEY, msgspec.structs.replace(s, **{field: getattr(s, field) + amount}))
+    view.put(SUPPLY_KEY, msgspec.structs.replace(s, **{field: total}))
+    return total
 
 
-def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
+    """Returns the asset's running total minted (GRID) or issued (THB) after this mint: its
+    events carry it so that an audit export can check supply row by row (docs/reporting.md)."""
     credit(view, address, asset, amount)
-    _count_supply(view, _SUPPLY_FIELDS[asset][0], amount)
+    return _count_supply(view, _SUPPLY_FIELDS[asset][0], amount)
 
 
-def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
+    """Returns the asset's running total burned (GRID) or redeemed (THB) after this burn."""
     debit(view, address, asset, amount)
-    _count_supply(view, _SUPPLY_FIELDS[asset][1], amount)
+    return _count_supply(view, _SUPPLY_FIELDS[asset][1], amount)
 
 
 RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (

@@ -284,14 +284,33 @@ def _changed(p: Params, change: ParamChange) -> Params:
     return result
 
 
+def _param_value(p: Params, name: str) -> object:
+    holder: object = p
+    for part in name.split("."):
+        holder = getattr(holder, part)
+    return holder
+
+
+def _param_text(value: object) -> str:
+    """A parameter's value as canonical JSON text (`19720`, `[0,1,2]`): one type for every
+    parameter, so the event's `old` and `new` read alike in receipts and audit exports."""
+    return msgspec.json.encode(value).decode()
+
+
 def _set_params(view: Overlay, changes: list[ParamChange]) -> list[Event]:
     p = params(view)
+    events = []
     for change in changes:
-        p = _changed(p, change)
+        changed = _changed(p, change)  # refuses an unknown name before it is read
+        old, p = _param_value(p, change.name), changed
+        attrs: dict[str, EventValue] = {
+            "name": change.name, "old": _param_text(old), "new": _param_text(change.value),
+        }  # fmt: skip
+        events.append(Event("params_changed", attrs))
     if problems := p.validate():
         raise errors.InvalidParams("new parameters are invalid: " + "; ".join(problems))
     view.put(PARAMS_KEY, p)
-    return [Event("params_changed", {"name": c.name}) for c in changes]
+    return events
 
 
 def _set_weight(view: Overlay, change: WeightChange) -> list[Event]:

@@ -16,7 +16,7 @@ from typing import Final
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
-from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay, State, records_under
 from gridtokenx.wire import errors
@@ -123,8 +123,12 @@ def submit_reading(
         )
     ]
     if exported:
-        accounts.mint(view, meter.owner, Asset.GRID, exported)
-        events.append(Event("minted", {"to": meter.owner, "meter": sender, "amount": exported}))
+        total = accounts.mint(view, meter.owner, Asset.GRID, exported)
+        attrs: dict[str, EventValue] = {
+            "to": meter.owner, "meter": sender, "interval": start, "amount": exported,
+            "total": total,
+        }  # fmt: skip
+        events.append(Event("minted", attrs))
     return events
 
 

@@ -55,12 +55,15 @@ def issue_thb(view: Overlay, ctx: BlockContext, sender: bytes, body: IssueThb) -
     _require_positive(body.amount)
     _require_custodian(view, sender, ctx)
     _require_holder(view, body.to)
-    accounts.mint(view, body.to, Asset.THB, body.amount)
-    return [Event("thb_issued", {"custodian": sender, "to": body.to, "amount": body.amount})]
+    total = accounts.mint(view, body.to, Asset.THB, body.amount)
+    attrs: dict[str, EventValue] = {
+        "custodian": sender, "to": body.to, "amount": body.amount, "total": total,
+    }  # fmt: skip
+    return [Event("thb_issued", attrs)]
 
 
 def redeem_thb(view: Overlay, ctx: BlockContext, sender: bytes, body: RedeemThb) -> list[Event]:
     _require_positive(body.amount)
     _require_custodian(view, sender, ctx)
-    accounts.burn(view, sender, Asset.THB, body.amount)
-    return [Event("thb_redeemed", {"custodian": sender, "amount": body.amount})]
+    total = accounts.burn(view, sender, Asset.THB, body.amount)
+    return [Event("thb_redeemed", {"custodian": sender, "amount": body.amount, "total": total})]

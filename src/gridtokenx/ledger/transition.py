@@ -24,7 +24,7 @@ from gridtokenx.ledger import (
     tokens,
     validator_set,
 )
-from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.grid import records as grid_records
 from gridtokenx.ledger.grid import status
 from gridtokenx.ledger.market import curtailment, halts, settlement, trading
@@ -163,9 +163,12 @@ def apply(
     p = chain_info.params(view)
     if tx.fee < p.min_fee_satang and not _fee_exempt(view, ctx, sender, tx.body):
         raise errors.FeeTooLow(f"fee {tx.fee} satang is below the minimum {p.min_fee_satang}")
+    events: list[Event] = []
     if tx.fee:
         accounts.move(view, sender, info.fee_collector, Asset.THB, tx.fee)
-    events = _HANDLERS[type(tx.body)](view, ctx, sender, tx.body, p)
+        fee: dict[str, EventValue] = {"from": sender, "to": info.fee_collector, "amount": tx.fee}
+        events.append(Event("fee_paid", fee))
+    events += _HANDLERS[type(tx.body)](view, ctx, sender, tx.body, p)
     account = accounts.get_account(view, sender)
     assert account is not None
     view.put(accounts.account_key(sender), msgspec.structs.replace(account, nonce=tx.nonce + 1))

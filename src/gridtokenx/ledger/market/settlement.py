@@ -22,7 +22,7 @@ import msgspec
 
 from gridtokenx.ledger import accounts, registry
 from gridtokenx.ledger.chain_info import chain_info
-from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.market import bookkeeping, orderbook, records, trading
 from gridtokenx.ledger.market.records import IntervalStatus, OrderStatus, ZoneReport
 from gridtokenx.ledger.market.tariff import tariff_msat_per_kwh
@@ -181,7 +181,25 @@ def _distributor(view: Overlay, zone: str) -> bytes:
     return _authority_address(view, registry.require_zone(view, zone).distribution_authority)
 
 
-def _pay(view: Overlay, payer: bytes, payee: bytes, amount: int, why: str) -> list[Event]:
+class Where(NamedTuple):
+    """The interval and zone a settlement movement is reported under (the zone whose
+    `ZoneReport` counts it), and the trade it is for, if any: every payment and burn event
+    carries these so an audit export can total them per interval and zone."""
+
+    interval: int
+    zone: str
+    trade: int | None = None
+
+    def attrs(self) -> dict[str, EventValue]:
+        out: dict[str, EventValue] = {"interval": self.interval, "zone": self.zone}
+        if self.trade is not None:
+            out["trade"] = self.trade
+        return out
+
+
+def _pay(
+    view: Overlay, payer: bytes, payee: bytes, amount: int, why: str, where: Where
+) -> list[Event]:
     """Move THB; if the payer is short, move what it has and record the rest as a debt."""
     if amount <= 0:
         return []
@@ -189,15 +207,31 @@ def _pay(view: Overlay, payer: bytes, payee: bytes, amount: int, why: str) -> li
     paid = min(amount, 0 if account is None else account.thb_satang)
     if paid:
         accounts.move(view, payer, payee, Asset.THB, paid)
-    events = [Event("payment", {"from": payer, "to": payee, "amount": paid, "for": why})]
+    attrs: dict[str, EventValue] = {"from": payer, "to": payee, "amount": paid, "for": why}
+    events = [Event("payment", attrs | where.attrs())]
     if paid < amount:
         key = records.debt_key(payer, payee)
         debt = view.get(key, records.Debt) or records.Debt(0)
         view.put(key, records.Debt(debt.amount_satang + amount - paid))
-        events.append(
-            Event("debt", {"debtor": payer, "creditor": payee, "amount": amount - paid, "for": why})
-        )
+        owed: dict[str, EventValue] = {
+            "debtor": payer, "creditor": payee, "amount": amount - paid, "for": why,
+        }  # fmt: skip
+        events.append(Event("debt", owed | where.attrs()))
     return events
+
+
+def _burn(
+    view: Overlay, holder: bytes, amount: int, why: str, where: Where, owner: bytes
+) -> list[Event]:
+    """Burn GRID at settlement, with the event that accounts for it: `owner` is the
+    participant whose energy it was (the escrow holds sellers' energy anonymously)."""
+    if not amount:
+        return []
+    total = accounts.burn(view, holder, Asset.GRID, amount)
+    attrs: dict[str, EventValue] = {
+        "from": holder, "owner": owner, "amount": amount, "total": total, "for": why,
+    }  # fmt: skip
+    return [Event("burned", attrs | where.attrs())]
 
 
 def _pro_rata(total: int, weights: list[tuple[int, int]]) -> dict[int, int]:
@@ -255,6 +289,9 @@ def _settle(
     for zone, r in reports.by_zone():
         _check_conservation(zone, r)
         view.put(records.report_key(start, zone), r)
+        fields: dict[str, EventValue] = msgspec.structs.asdict(r)
+        where: dict[str, EventValue] = {"interval": start, "zone": zone}
+        events.append(Event("zone_report", where | fields))
     view.put(
         records.interval_key(start), msgspec.structs.replace(market, status=IntervalStatus.SETTLED)
     )
@@ -300,8 +337,20 @@ def _settle_sellers(
         exported_wh = bookkeeping.position(view, start, zone, who).locked_export_wh
         delivered_wh = min(sold_wh, exported_wh)
         delivered_wh_by_trade.update(_pro_rata(delivered_wh, [(t.id, t.quantity_wh) for t in own]))
-        events += _buy_back(view, who, zone, exported_wh - delivered_wh, params, reports)
-        events += _charge_imbalance(view, who, zone, sold_wh - delivered_wh, params, reports)
+        where = Where(start, zone)
+        amounts = {
+            "sold_wh": sold_wh,
+            "export_wh": exported_wh,
+            "delivered_wh": delivered_wh,
+            "sold_to_utility_wh": exported_wh - delivered_wh,
+            "shortfall_wh": sold_wh - delivered_wh,
+            "buyback_satang": _buyback_satang(exported_wh - delivered_wh, params),
+            "imbalance_satang": (sold_wh - delivered_wh) * params.imbalance_satang_per_kwh // 1000,
+        }
+        base: dict[str, EventValue] = {"owner": who, "zone": zone, "interval": start}
+        events.append(Event("seller_settled", base | amounts))
+        events += _buy_back(view, who, where, amounts["sold_to_utility_wh"], params, reports)
+        events += _charge_imbalance(view, who, where, amounts["imbalance_satang"], reports)
         reports.add(
             zone,
             export_wh=exported_wh,
@@ -312,31 +361,30 @@ def _settle_sellers(
     return delivered_wh_by_trade, events
 
 
+def _buyback_satang(unsold_wh: int, params: Params) -> int:
+    return unsold_wh * params.tariffs.buyback_msat_per_kwh // 1000 // MSAT_PER_SATANG
+
+
 def _buy_back(
-    view: Overlay, seller: bytes, zone: str, unsold_wh: int, params: Params, reports: _ZoneReports
-) -> list[Event]:
+    view: Overlay, seller: bytes, where: Where, unsold_wh: int, params: Params,
+    reports: _ZoneReports,
+) -> list[Event]:  # fmt: skip
     """The utility took the export nobody bought: its GRID leaves escrow, and the zone's
     distribution authority pays the seller the buy-back rate."""
     if not unsold_wh:
         return []
-    accounts.burn(view, accounts.ESCROW_ADDRESS, Asset.GRID, unsold_wh)
-    buyback = unsold_wh * params.tariffs.buyback_msat_per_kwh // 1000 // MSAT_PER_SATANG
-    reports.add(zone, buyback_satang=buyback)
-    return _pay(view, _distributor(view, zone), seller, buyback, "buyback")
+    events = _burn(view, accounts.ESCROW_ADDRESS, unsold_wh, "buyback", where, seller)
+    buyback = _buyback_satang(unsold_wh, params)
+    reports.add(where.zone, buyback_satang=buyback)
+    return events + _pay(view, _distributor(view, where.zone), seller, buyback, "buyback", where)
 
 
 def _charge_imbalance(
-    view: Overlay,
-    seller: bytes,
-    zone: str,
-    shortfall_wh: int,
-    params: Params,
-    reports: _ZoneReports,
+    view: Overlay, seller: bytes, where: Where, imbalance: int, reports: _ZoneReports
 ) -> list[Event]:
     """Energy sold but not exported was made up by the grid: the seller pays for it."""
-    imbalance = shortfall_wh * params.imbalance_satang_per_kwh // 1000
-    reports.add(zone, imbalance_satang=imbalance)
-    return _pay(view, seller, _distributor(view, zone), imbalance, "imbalance")
+    reports.add(where.zone, imbalance_satang=imbalance)
+    return _pay(view, seller, _distributor(view, where.zone), imbalance, "imbalance", where)
 
 
 # --- settlement: trades --------------------------------------------------------------------
@@ -367,9 +415,10 @@ def _settle_trades(
     events: list[Event] = []
     for trade in trades:
         delivered_wh = delivered_wh_by_trade.get(trade.id, 0)
-        received_wh = _deliver(view, trade, delivered_wh)
+        received_wh, burned = _deliver(view, trade, delivered_wh)
         charges = trade_charges(trade, delivered_wh, params)
-        _pay_from_escrow(view, trade, charges, fee_collector)
+        events.append(_trade_settled(trade, delivered_wh, received_wh, charges))
+        events += burned + _pay_from_escrow(view, trade, charges, fee_collector)
         view.put(
             records.trade_key(trade.id),
             msgspec.structs.replace(trade, delivered_wh=delivered_wh, settled=True),
@@ -389,19 +438,41 @@ def _settle_trades(
             losses_wh=delivered_wh - received_wh,
             paid_to_sellers_satang=charges.value_satang,
         )
-        events.append(Event("trade_settled", {"trade": trade.id, "delivered_wh": delivered_wh}))
     return received_wh_by_buyer, events
 
 
-def _deliver(view: Overlay, trade: records.Trade, delivered_wh: int) -> int:
-    """The buyer receives the delivered energy less the path's losses, which are burnt;
-    returns what it received."""
+def _trade_settled(
+    trade: records.Trade, delivered_wh: int, received_wh: int, charges: TradeCharges
+) -> Event:
+    """What the trade delivered and cost: the record its payments and its losses' burn are
+    checked against in an audit (each is also reported under its zone)."""
+    attrs: dict[str, EventValue] = {
+        "trade": trade.id,
+        "interval": trade.interval_start,
+        "buyer_zone": trade.buyer_zone,
+        "seller_zone": trade.seller_zone,
+        "delivered_wh": delivered_wh,
+        "received_wh": received_wh,
+        "losses_wh": delivered_wh - received_wh,
+        "value_satang": charges.value_satang,
+        "fee_satang": charges.fee_satang,
+        "wheeling_satang": charges.wheeling_satang,
+        "refund_satang": charges.refund_satang,
+    }
+    return Event("trade_settled", attrs)
+
+
+def _deliver(view: Overlay, trade: records.Trade, delivered_wh: int) -> tuple[int, list[Event]]:
+    """The buyer receives the delivered energy less the path's losses, which are burnt
+    (reported under the seller's zone); returns what it received and the burn's event."""
     received_wh = delivered_wh * (10_000 - trade.loss_bp) // 10_000
     if received_wh:
         accounts.move(view, accounts.ESCROW_ADDRESS, trade.buyer, Asset.GRID, received_wh)
-    if delivered_wh - received_wh:
-        accounts.burn(view, accounts.ESCROW_ADDRESS, Asset.GRID, delivered_wh - received_wh)
-    return received_wh
+    where = Where(trade.interval_start, trade.seller_zone, trade.id)
+    losses_wh = delivered_wh - received_wh
+    return received_wh, _burn(
+        view, accounts.ESCROW_ADDRESS, losses_wh, "losses", where, trade.seller
+    )
 
 
 def trade_charges(trade: records.Trade, delivered_wh: int, params: Params) -> TradeCharges:
@@ -419,21 +490,28 @@ def trade_charges(trade: records.Trade, delivered_wh: int, params: Params) -> Tr
 
 def _pay_from_escrow(
     view: Overlay, trade: records.Trade, charges: TradeCharges, fee_collector: bytes
-) -> None:
-    """A trade's escrow always covers its charges (`_charges`), so these never run short."""
+) -> list[Event]:
+    """A trade's escrow always covers its charges (`_charges`), so these never run short.
+    The value is reported under the seller's zone, the rest under the buyer's (as in
+    `ZoneReport`)."""
     network = (
         _distributor(view, trade.buyer_zone)
         if len(trade.path) == 1
         else _authority_address(view, TRANSMISSION_OPERATOR)
     )
-    for payee, amount in (
-        (trade.seller, charges.value_satang),
-        (fee_collector, charges.fee_satang),
-        (network, charges.wheeling_satang),
-        (trade.buyer, charges.refund_satang),
+    events = []
+    for payee, amount, why, zone in (
+        (trade.seller, charges.value_satang, "trade_value", trade.seller_zone),
+        (fee_collector, charges.fee_satang, "platform_fee", trade.buyer_zone),
+        (network, charges.wheeling_satang, "wheeling", trade.buyer_zone),
+        (trade.buyer, charges.refund_satang, "refund", trade.buyer_zone),
     ):
         if amount:
-            accounts.move(view, accounts.ESCROW_ADDRESS, payee, Asset.THB, amount)
+            events += _pay(
+                view, accounts.ESCROW_ADDRESS, payee, amount, why,
+                Where(trade.interval_start, zone, trade.id),
+            )  # fmt: skip
+    return events
 
 
 # --- settlement: bills ---------------------------------------------------------------------
@@ -452,10 +530,16 @@ def _settle_bills(
     for who, zone in parties:
         imported_wh = bookkeeping.position(view, start, zone, who).metered_import_wh
         covered_wh = min(imported_wh, received_wh_by_buyer.get((who, zone), 0))
-        if covered_wh:
-            accounts.burn(view, who, Asset.GRID, covered_wh)
         bill = (imported_wh - covered_wh) * tariff // 1000 // MSAT_PER_SATANG
-        events += _pay(view, who, _distributor(view, zone), bill, "tou_tariff")
+        where = Where(start, zone)
+        if imported_wh:
+            attrs: dict[str, EventValue] = {
+                "owner": who, "zone": zone, "interval": start, "import_wh": imported_wh,
+                "import_covered_wh": covered_wh, "bill_satang": bill,
+            }  # fmt: skip
+            events.append(Event("import_billed", attrs))
+        events += _burn(view, who, covered_wh, "import_covered", where, who)
+        events += _pay(view, who, _distributor(view, zone), bill, "tou_tariff", where)
         reports.add(
             zone, import_wh=imported_wh, import_covered_wh=covered_wh, utility_bills_satang=bill
         )

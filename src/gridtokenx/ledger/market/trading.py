@@ -283,6 +283,8 @@ def _trade_event(trade: records.Trade) -> Event:
         {
             "trade": trade.id,
             "interval": trade.interval_start,
+            "buy_order": trade.buy_order,
+            "sell_order": trade.sell_order,
             "buyer": trade.buyer,
             "seller": trade.seller,
             "buyer_zone": trade.buyer_zone,
