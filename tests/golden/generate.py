@@ -165,31 +165,19 @@ def record_chain() -> dict[str, Any]:
 
     from gridtokenx.chain import blocks
     from gridtokenx.ledger import genesis, validator_set
-    from gridtokenx.simulator import DayConfig, MarketDay, SandboxSink, sandbox_for
+    from gridtokenx.simulator import DayConfig, day_in_blocks
     from gridtokenx.storage.store import open_application
 
     config = DayConfig(
         seed=7, participants=40, date=datetime.date(2026, 4, 22), start_minute=11 * 60,
         intervals=8,
     )  # fmt: skip
-    sandbox = sandbox_for(config)
-    steps: list[tuple[int, list[bytes]]] = [(sandbox.time, [])]
-
-    class Recording(SandboxSink):
-        def submit(self, txs: list[bytes]) -> None:
-            steps[-1][1].extend(txs)
-            super().submit(txs)
-
-        def advance_to(self, unix_time: int) -> None:
-            super().advance_to(unix_time)
-            steps.append((unix_time, []))
-
-    sink = Recording(sandbox)
-    MarketDay(config, sandbox.genesis, sandbox.authority_keys, sink.next_nonce).run(sink, None)
+    day = day_in_blocks(config)
+    steps = day.blocks
     proposer = genesis.dev_keys()["EGAT"].address
     heights = []
     with tempfile.TemporaryDirectory() as tmp:
-        app = open_application(sandbox.genesis, Path(tmp) / "data")
+        app = open_application(day.genesis, Path(tmp) / "data")
         try:
             for height, (time, raws) in enumerate(steps, start=1):
                 validators = validator_set.set_hash(app.validators(height))
@@ -209,7 +197,7 @@ def record_chain() -> dict[str, Any]:
             app.close()
     txs = [[time, [raw.hex() for raw in raws]] for time, raws in steps]
     return {
-        "genesis": json.loads(sandbox.genesis.encode()),
+        "genesis": json.loads(day.genesis.encode()),
         "proposer": proposer.hex(),
         "steps": txs,
         "heights": heights,

@@ -2,7 +2,8 @@
 `--home`, the node may be running: the export reads a checkpoint it takes on the fly
 (cli.online), a consistent view of one height, deleted afterwards.
 
-Exit codes follow cli.errors: 0 done (verify: the export matches the chain); 1 for a
+Exit codes follow cli.errors: 0 done (verify: the export balances, and matches the chain
+when one is given); 1 for a
 verification that found mismatches (MISMATCH, one line for each), an export directory
 already in use (EXISTS) or a store that does not open (STORE_LOCKED, STORE_CORRUPT,
 STORE_UNAVAILABLE); 2 for a request
@@ -62,25 +63,33 @@ def report_export(
     to_height: Annotated[int | None, typer.Option(help="last height (default: the head)")] = None,
     from_time: Annotated[int | None, typer.Option(help="or: first block time (unix s)")] = None,
     to_time: Annotated[int | None, typer.Option(help="and: last block time (unix s)")] = None,
+    interval: Annotated[
+        int | None, typer.Option(help="or: the block that settled this interval (unix s)")
+    ] = None,
     format: Annotated[str, typer.Option(help="csv or parquet")] = "csv",
 ) -> None:
-    """Export trades, settlements, licences, certificates, grid and governance events of a
-    height range (or of the blocks in a time range) with their block and tx hashes."""
+    """Export trades, settlements, zone reports, payments, mints, THB movements, burns,
+    licences, certificates, grid and governance events of a height range (or of the blocks
+    in a time range, or of the block that settled an interval) with their block and tx
+    hashes and the supply at both ends."""
     from gridtokenx.reporting import export, extract
     from gridtokenx.reporting.extract import ReportError
 
     if format not in export.FORMATS:
         raise BadInput(f"--format must be csv or parquet, not {format!r}")
     by_time = from_time is not None or to_time is not None
-    if by_time and (from_height is not None or to_height is not None):
-        raise BadInput("give a height range or a time range, not both")
+    by_height = from_height is not None or to_height is not None
+    if by_time + by_height + (interval is not None) > 1:
+        raise BadInput("give a height range, a time range or an interval, only one of them")
     if by_time and (from_time is None or to_time is None):
         raise BadInput("a time range needs both --from-time and --to-time")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Refused("EXISTS", f"{out} exists and is not an empty directory")
     with _store(data, home) as store:
         try:
-            if from_time is not None and to_time is not None:
+            if interval is not None:
+                first = last = extract.settlement_height(store, interval)
+            elif from_time is not None and to_time is not None:
                 first, last = extract.heights_for_times(store, from_time, to_time)
             else:
                 first = 1 if from_height is None else from_height
@@ -98,17 +107,21 @@ def report_verify(
     data: Data = None,
     home: HomeOption = None,
 ) -> None:
-    """Re-check an export against the chain: block and tx hashes, every field, completeness."""
+    """Check an export's balances from its files alone (supply, every settlement payment
+    and burn, the zone reports) and, given --data or --home, re-check it against the chain:
+    block and tx hashes, every field, completeness."""
     from gridtokenx.reporting import verify
     from gridtokenx.reporting.extract import ReportError
 
-    with _store(data, home) as store:
+    with contextlib.ExitStack() as stack:
+        store = None if data is None and home is None else stack.enter_context(_store(data, home))
         try:
             findings = verify.verify(store, export_dir)
         except ReportError as exc:
             raise BadInput(str(exc)) from None
     if not findings:
-        plain.print(f"{export_dir} matches the chain")
+        against = "" if store is None else " and matches the chain"
+        plain.print(f"{export_dir} balances{against}")
         return
     more = len(findings) - MAX_FINDINGS_SHOWN
     total = f"{len(findings)} mismatches" + (f" ({more} not shown)" if more > 0 else "")

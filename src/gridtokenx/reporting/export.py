@@ -15,14 +15,15 @@ from typing import Any, Final, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gridtokenx.reporting import schema
+from gridtokenx.ledger import accounts
+from gridtokenx.reporting import balances, schema
 from gridtokenx.reporting.extract import ReportError, Row, Value, block_at, extract
 from gridtokenx.storage.store import Store
 
 Format = Literal["csv", "parquet"]
 FORMATS: Final[tuple[Format, ...]] = ("csv", "parquet")
 MANIFEST: Final = "manifest.json"
-VERSION: Final = 1
+VERSION: Final = 2
 
 
 def file_name(kind: str, format: Format) -> str:
@@ -102,6 +103,35 @@ def read(directory: Path, kind: str, format: Format) -> tuple[list[str], list[Ro
     return list(table.column_names), table.to_pylist()
 
 
+def supply_at_ends(
+    store: Store, rows: dict[str, list[Row]], last: int
+) -> dict[str, dict[str, int]]:
+    """The supply before the range's first block and after its last, as the chain's own
+    running totals say: a series with rows in the range opens at its first row's total
+    less its amount and closes at its last row's total; one without stays at its total
+    after the range, the first later row's total less its amount, else the head's supply
+    record. Cost: beyond the range, one block and its events per height until every
+    series without rows is found (at worst up to the head)."""
+    ends = balances.supply_ends(rows)
+    missing = {field for field, (opening, _) in ends.items() if opening is None}
+    height = last
+    while missing and height < store.height():
+        height += 1
+        later = extract(store, height, height)
+        for field, (opening, _) in balances.supply_ends(later).items():
+            if field in missing and opening is not None:
+                ends[field] = (opening, opening)
+                missing.discard(field)
+    head = store.record(accounts.SUPPLY_KEY)
+    for field in missing:
+        value = getattr(head, field) if isinstance(head, accounts.Supply) else 0
+        ends[field] = (value, value)
+    return {
+        end: {field: ends[field][i] or 0 for field in balances.SUPPLY_SERIES}
+        for i, end in enumerate(("opening", "closing"))
+    }
+
+
 def export_range(store: Store, first: int, last: int, out: Path, format: Format) -> dict[str, int]:
     """Export heights first..last of `store` into `out`; returns the row count per kind."""
     rows = extract(store, first, last)
@@ -111,6 +141,7 @@ def export_range(store: Store, first: int, last: int, out: Path, format: Format)
         "to_height": last,
         "from_block_hash": block_at(store, first).hash.hex(),
         "to_block_hash": block_at(store, last).hash.hex(),
+        "supply": supply_at_ends(store, rows, last),
     }
     write(out, rows, format, about)
     return {kind: len(items) for kind, items in rows.items()}

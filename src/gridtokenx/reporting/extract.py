@@ -14,7 +14,9 @@ from pathlib import Path
 import orjson
 
 from gridtokenx.chain import blocks
+from gridtokenx.ledger.chain_info import PARAMS_KEY
 from gridtokenx.ledger.context import Event, EventValue
+from gridtokenx.ledger.params import Params
 from gridtokenx.reporting import schema
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import crypto, tx
@@ -91,6 +93,26 @@ def heights_for_times(store: Store, start: int, end: int) -> tuple[int, int]:
     if start > end or first > last:
         raise ReportError(f"no block has a time in {start}..{end}")
     return first, last
+
+
+def settlement_height(store: Store, interval: int) -> int:
+    """The height whose end of block settled `interval` (its `interval_settled` event, with
+    the zone reports beside it): the first block at or after the interval's end, then
+    forward until the settlement, which waits for readings at most the governed deadline.
+    Cost: a bisection of block times, then one end-of-block read per height scanned."""
+    params = store.record(PARAMS_KEY)
+    interval_seconds = params.interval_seconds if isinstance(params, Params) else 900
+    if interval % interval_seconds:
+        raise ReportError(f"{interval} is not the start of an interval ({interval_seconds} s)")
+    try:
+        height, _ = heights_for_times(store, interval + interval_seconds, 2**63 - 1)
+    except ReportError:
+        raise ReportError(f"no block after interval {interval} ended is stored") from None
+    for at in range(height, store.height() + 1):
+        for event in store.block_events(at) or ():
+            if event.kind == "interval_settled" and event.attrs.get("interval") == interval:
+                return at
+    raise ReportError(f"interval {interval} is not settled in this store")
 
 
 def walk(store: Store, first: int, last: int) -> Iterator[Located]:

@@ -31,17 +31,61 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
     "trades": (
         frozenset({"trade"}),
         (
-            ("trade", "int"), ("interval", "int"), ("buyer", "str"), ("seller", "str"),
-            ("buyer_zone", "str"), ("seller_zone", "str"), ("quantity_wh", "int"),
-            ("price", "int"), ("loss_bp", "int"),
+            ("trade", "int"), ("interval", "int"), ("buy_order", "int"), ("sell_order", "int"),
+            ("buyer", "str"), ("seller", "str"), ("buyer_zone", "str"), ("seller_zone", "str"),
+            ("quantity_wh", "int"), ("price", "int"), ("loss_bp", "int"),
         ),
     ),
     "settlements": (
-        frozenset({"trade_settled", "payment", "debt", "interval_settled", "export_locked"}),
+        frozenset({
+            "seller_settled", "trade_settled", "import_billed", "interval_settled",
+            "export_locked",
+        }),
         (
-            ("interval", "int"), ("trade", "int"), ("delivered_wh", "int"), ("trades", "int"),
-            ("at_deadline", "int"), ("from", "str"), ("to", "str"), ("debtor", "str"),
-            ("creditor", "str"), ("owner", "str"), ("amount", "int"), ("for", "str"),
+            ("interval", "int"), ("trade", "int"), ("owner", "str"), ("zone", "str"),
+            ("buyer_zone", "str"), ("seller_zone", "str"), ("sold_wh", "int"),
+            ("export_wh", "int"), ("delivered_wh", "int"), ("sold_to_utility_wh", "int"),
+            ("shortfall_wh", "int"), ("received_wh", "int"), ("losses_wh", "int"),
+            ("import_wh", "int"), ("import_covered_wh", "int"), ("value_satang", "int"),
+            ("fee_satang", "int"), ("wheeling_satang", "int"), ("refund_satang", "int"),
+            ("buyback_satang", "int"), ("imbalance_satang", "int"), ("bill_satang", "int"),
+            ("amount", "int"), ("trades", "int"), ("at_deadline", "int"),
+        ),
+    ),
+    "zone_reports": (
+        frozenset({"zone_report"}),
+        (
+            ("interval", "int"), ("zone", "str"), ("export_wh", "int"), ("delivered_wh", "int"),
+            ("sold_to_utility_wh", "int"), ("shortfall_wh", "int"), ("received_wh", "int"),
+            ("losses_wh", "int"), ("import_wh", "int"), ("import_covered_wh", "int"),
+            ("paid_by_buyers_satang", "int"), ("paid_to_sellers_satang", "int"),
+            ("platform_fees_satang", "int"), ("wheeling_satang", "int"),
+            ("refunded_satang", "int"), ("imbalance_satang", "int"),
+            ("utility_bills_satang", "int"), ("buyback_satang", "int"),
+        ),
+    ),
+    "payments": (
+        frozenset({"payment", "debt", "fee_paid"}),
+        (
+            ("interval", "int"), ("zone", "str"), ("trade", "int"), ("from", "str"),
+            ("to", "str"), ("debtor", "str"), ("creditor", "str"), ("amount", "int"),
+            ("for", "str"),
+        ),
+    ),
+    "mints": (
+        frozenset({"minted"}),
+        (("to", "str"), ("meter", "str"), ("interval", "int"), ("amount", "int"),
+         ("total", "int")),
+    ),
+    "thb": (
+        frozenset({"thb_issued", "thb_redeemed"}),
+        (("custodian", "str"), ("to", "str"), ("amount", "int"), ("total", "int")),
+    ),
+    "burns": (
+        frozenset({"burned"}),
+        (
+            ("interval", "int"), ("zone", "str"), ("trade", "int"), ("from", "str"),
+            ("owner", "str"), ("for", "str"), ("amount", "int"), ("total", "int"),
         ),
     ),
     "licences": (
@@ -82,7 +126,8 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
         (
             ("id", "int"), ("kind", "str"), ("proposer", "str"), ("voting_ends", "int"),
             ("voter", "str"), ("choice", "str"), ("weight", "int"), ("reason", "str"),
-            ("execute_height", "int"), ("name", "str"), ("authority", "str"),
+            ("execute_height", "int"), ("name", "str"), ("old", "str"), ("new", "str"),
+            ("authority", "str"),
             ("validator", "str"), ("power", "int"), ("previous", "int"), ("from_height", "int"),
             ("delegated", "int"), ("on_behalf", "str"), ("overrides", "str"),
             ("delegator", "str"), ("delegate", "str"), ("previous_delegate", "str"),

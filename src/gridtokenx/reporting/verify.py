@@ -8,25 +8,16 @@ header line), so an auditor can go straight to it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 from pathlib import Path
 
-from gridtokenx.reporting import export, schema
+from gridtokenx.reporting import balances, export, schema
 from gridtokenx.reporting.extract import ReportError, Row, block_at, extract
+from gridtokenx.reporting.findings import Finding
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import tx
 
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    row: int | None  # None: about the file or a missing row
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.row is None else f"{self.file} row {self.row}"
-        return f"{where}: {self.message}"
-
+__all__ = ["Finding", "verify"]
 
 Key = tuple[object, object, object]
 
@@ -74,23 +65,18 @@ def _check_row(r: Row, blocks: _Blocks, expected: dict[Key, Row]) -> list[str]:
     return problems
 
 
-def verify(store: Store, directory: Path) -> list[Finding]:
-    """Every discrepancy between the export in `directory` and the chain in `store`
-    (empty: the export is exactly the chain's events of its kinds in its range)."""
-    manifest = export.read_manifest(directory)
-    first, last, format = manifest.get("from_height"), manifest.get("to_height"), manifest["format"]
-    if not isinstance(first, int) or not isinstance(last, int):
-        raise ReportError("the manifest has no integer from_height/to_height")
-    truth = extract(store, first, last)
+def _read_files(
+    manifest: dict[str, object], directory: Path
+) -> tuple[dict[str, list[Row]], list[Finding]]:
+    """Every kind's rows whose file is listed and has the schema's columns."""
+    format = manifest["format"]
+    assert format in export.FORMATS
+    kinds = manifest.get("kinds")
+    files: dict[str, list[Row]] = {}
     findings: list[Finding] = []
-    chain_id = block_at(store, first).header.chain_id
-    if manifest.get("chain_id") != chain_id:
-        findings.append(Finding(export.MANIFEST, None, f"chain_id is {manifest.get('chain_id')!r}"
-                                f", the store's chain is {chain_id!r}"))  # fmt: skip
-    blocks = _Blocks(store, first, last)
     for kind in schema.KINDS:
         name = export.file_name(kind, format)
-        if kind not in manifest.get("kinds", {}):
+        if not isinstance(kinds, dict) or kind not in kinds:
             findings.append(Finding(name, None, "missing from the manifest"))
             continue
         header, rows = export.read(directory, kind, format)
@@ -98,6 +84,20 @@ def verify(store: Store, directory: Path) -> list[Finding]:
         if header != columns:
             findings.append(Finding(name, None, f"columns are {header}, expected {columns}"))
             continue
+        files[kind] = rows
+    return files, findings
+
+
+def _against_chain(
+    store: Store, manifest: dict[str, object], files: dict[str, list[Row]]
+) -> list[Finding]:
+    first, last, format = manifest["from_height"], manifest["to_height"], manifest["format"]
+    assert isinstance(first, int) and isinstance(last, int) and format in export.FORMATS
+    truth = extract(store, first, last)
+    findings: list[Finding] = []
+    blocks = _Blocks(store, first, last)
+    for kind, rows in files.items():
+        name = export.file_name(kind, format)
         expected = {_key(r): r for r in truth[kind]}
         seen: set[object] = set()
         for number, r in enumerate(rows, start=1):
@@ -112,3 +112,30 @@ def verify(store: Store, directory: Path) -> list[Finding]:
                                         f"{want['height']} tx {want['tx_hash'] or '(end of block)'}"
                                         f" event_index {want['event_index']}"))  # fmt: skip
     return findings
+
+
+def verify(store: Store | None, directory: Path) -> list[Finding]:
+    """Every discrepancy in the export in `directory`: against the chain in `store` (when
+    given: the export is exactly the chain's events of its kinds in its range), and in its
+    own balances (always: the export alone must account for every Wh and satang)."""
+    manifest = export.read_manifest(directory)
+    first, last = manifest.get("from_height"), manifest.get("to_height")
+    if not isinstance(first, int) or not isinstance(last, int):
+        raise ReportError("the manifest has no integer from_height/to_height")
+    findings: list[Finding] = []
+    if store is not None:
+        chain_id = block_at(store, first).header.chain_id
+        if manifest.get("chain_id") != chain_id:
+            findings.append(Finding(export.MANIFEST, None, f"chain_id is "
+                                    f"{manifest.get('chain_id')!r}, the store's chain is "
+                                    f"{chain_id!r}"))  # fmt: skip
+    files, unreadable = _read_files(manifest, directory)
+    findings += unreadable
+    if store is not None:
+        findings += _against_chain(store, manifest, files)
+    name_of = functools.partial(_file_name, manifest["format"])
+    return findings + balances.check(manifest, balances.located(files, name_of))
+
+
+def _file_name(format: export.Format, kind: str) -> str:
+    return export.file_name(kind, format)

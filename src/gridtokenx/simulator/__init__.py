@@ -11,6 +11,7 @@ also carries the grid operators' reports (`operators`), a fee vote and certifica
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.params import Params
@@ -28,6 +29,7 @@ __all__ = [
     "SimulationRejected",
     "Sink",
     "Step",
+    "day_in_blocks",
     "render",
     "run_day_in_sandbox",
     "sandbox_for",
@@ -62,3 +64,32 @@ def run_day_in_sandbox(
     day.run(sink, None if on_step is None else (lambda step: on_step(sandbox, step)))
     height = sandbox.height - 1  # the last ended block (advance_to started the next)
     return summarize(sandbox.state, sink.events, day.first_interval, config.intervals, height)
+
+
+@dataclass
+class DayBlocks:
+    """A simulated day as blocks: the genesis and, per block, its time and the signed
+    transactions the day sent in it (what a node would have committed)."""
+
+    genesis: genesis.Genesis
+    blocks: list[tuple[int, list[bytes]]] = field(default_factory=list)
+
+
+def day_in_blocks(config: DayConfig, params: Params | None = None) -> DayBlocks:
+    """Run the day in a sandbox and keep each block's transactions, so that a test or a
+    golden vector can commit the same day through the application into a RocksDB store."""
+    sandbox = sandbox_for(config, params)
+    recorded = DayBlocks(sandbox.genesis, [(sandbox.time, [])])
+
+    class Recording(SandboxSink):
+        def submit(self, txs: list[bytes]) -> None:
+            recorded.blocks[-1][1].extend(txs)
+            super().submit(txs)
+
+        def advance_to(self, unix_time: int) -> None:
+            super().advance_to(unix_time)
+            recorded.blocks.append((unix_time, []))
+
+    sink = Recording(sandbox)
+    MarketDay(config, sandbox.genesis, sandbox.authority_keys, sink.next_nonce).run(sink, None)
+    return recorded

@@ -259,6 +259,11 @@ class Store:
         raw = self._get("state", key)
         return None if raw is None else decode_record(raw)
 
+    def record(self, key: bytes) -> msgspec.Struct | None:
+        """One state record as of the head, without loading the whole state (reports read
+        the supply record this way)."""
+        return self._stored(key)
+
     def _index_certificates(
         self, batch: WriteBatch, changes: dict[bytes, msgspec.Struct | None]
     ) -> None:
