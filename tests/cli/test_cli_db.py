@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from gridtokenx.chain import blocks
 from gridtokenx.cli.main import app
 from gridtokenx.consensus.simulation import CHAIN_ID
 from gridtokenx.ledger import genesis
@@ -78,6 +80,40 @@ def test_a_damaged_store_is_store_corrupt_in_one_line(tmp_path: Path) -> None:
     for command in (["db", "info"], ["report", "export", "--out", str(tmp_path / "x"), "--data"]):
         opened = runner.invoke(app, [*command, str(tmp_path / "data")])
         assert "backup" in error_lines(opened, "STORE_CORRUPT", 1)[0]
+
+
+def test_info_as_json_names_the_head_state_and_history(tmp_path: Path) -> None:
+    _chain(tmp_path / "data", 3)
+    with store.Store(tmp_path / "data") as db:
+        state = db.load_state()
+        stored = db.block(3)
+        assert stored is not None
+        head = blocks.decode(stored[0])
+        genesis_hash = db.genesis_hash()
+    assert genesis_hash is not None
+    shown = runner.invoke(app, ["db", "info", "--json", str(tmp_path / "data")])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == {
+        "height": 3, "chain_id": CHAIN_ID, "head_hash": head.hash.hex(),
+        "head_time": GENESIS_TIME + 3, "state_records": len(state),
+        "state_root": state.root().hex(), "pruned_below": 0,
+        "genesis_hash": genesis_hash.hex(),
+    }  # fmt: skip
+    with store.Store(tmp_path / "data") as db:
+        db.prune(1)
+    assert (
+        json.loads(runner.invoke(app, ["db", "info", "--json", str(tmp_path / "data")]).output)[
+            "pruned_below"
+        ]
+        == 3
+    )
+
+
+def test_info_as_json_on_a_damaged_head_is_store_corrupt(tmp_path: Path) -> None:
+    _make_store(tmp_path / "data")  # its head "block" is not a block
+    shown = runner.invoke(app, ["db", "info", "--json", str(tmp_path / "data")])
+    assert "does not decode" in error_lines(shown, "STORE_CORRUPT", 1)[0]
+    assert runner.invoke(app, ["db", "info", str(tmp_path / "data")]).exit_code == 0
 
 
 # --- pruning --------------------------------------------------------------------------------

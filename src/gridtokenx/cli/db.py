@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gridtokenx.cli.errors import BadInput, Refused
-from gridtokenx.cli.render import console
+from gridtokenx.cli.render import console, print_json
 
 if TYPE_CHECKING:
     from gridtokenx.storage.store import Store
@@ -31,20 +31,58 @@ def open_store(path: Path) -> Store:
     return store.Store(path)
 
 
-def _describe(db: Store) -> str:
+def _state_facts(db: Store) -> dict[str, Any]:
     state = db.load_state()
-    pruned = f", blocks below {db.pruned_below()} pruned" if db.pruned_below() else ""
+    return {
+        "height": db.height(),
+        "state_records": len(state),
+        "state_root": state.root().hex(),
+        "pruned_below": db.pruned_below(),
+    }
+
+
+def _facts(db: Store) -> dict[str, Any]:
+    """What `db info --json` prints: the state, the head block and the retained history. A
+    head block that does not decode is the store's damage, reported as such."""
+    from gridtokenx.chain import blocks
+    from gridtokenx.storage.store import StoreCorrupt
+
+    facts = _state_facts(db)
+    stored = db.block(db.height()) if db.height() else None
+    try:
+        head = None if stored is None else blocks.decode(stored[0])
+    except ValueError:
+        raise StoreCorrupt(f"the head block at height {db.height()} does not decode") from None
+    genesis_hash = db.genesis_hash()
+    return facts | {
+        "chain_id": None if head is None else head.header.chain_id,
+        "head_hash": None if head is None else head.hash.hex(),
+        "head_time": None if head is None else head.header.time,
+        "genesis_hash": None if genesis_hash is None else genesis_hash.hex(),
+    }
+
+
+def _describe(db: Store) -> str:
+    facts = _state_facts(db)
+    pruned = f", blocks below {facts['pruned_below']} pruned" if facts["pruned_below"] else ""
     return (
-        f"height {db.height()}, {len(state):,} state records, state root {state.root().hex()}"
-        + pruned
+        f"height {facts['height']}, {facts['state_records']:,} state records, state root "
+        f"{facts['state_root']}" + pruned
     )
 
 
 @db_app.command("info")
-def db_info(data: Data) -> None:
-    """Show a store's height and state root (the node must not be running)."""
+def db_info(
+    data: Data,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")] = False,
+) -> None:
+    """Show a store's height and state root (the node must not be running); --json adds
+    the chain id, the head block's hash and time and the genesis hash."""
     with open_store(data) as db:
-        console.print(_describe(db))
+        if json_out:
+            print_json(_facts(db))
+        else:
+            console.print(_describe(db))
 
 
 @db_app.command("backup")
