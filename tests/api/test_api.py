@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gridtokenx.client import Client
-from gridtokenx.wire import tx
+from gridtokenx.api.models import MAX_LIMIT
+from gridtokenx.client import Client, to_json
+from gridtokenx.wire import crypto, tx
 from tests.api.test_api_harness import (
     CHAIN,
     EGAT,
@@ -228,6 +229,36 @@ def test_accounts_participants_and_pagination(
     assert sorted(seen) == sorted(text(w) for w in (cast.home, cast.office, cast.custodian))
     assert len(seen) == len(set(seen))
     error_of(http.get("/participants", params={"after": "nope"}), 422, "INVALID_REQUEST")
+
+
+def test_accounts_list_in_pages_that_add_up_to_the_supply(
+    live: tuple[LocalNode, Client, Cast], http: httpx.Client
+) -> None:
+    _, api, cast = live
+    seen: list[dict[str, Any]] = []
+    after = None
+    for _ in range(200):  # bounded walk over pages of three
+        page = api.accounts(limit=3, after=after)
+        assert len(page.items) <= 3
+        seen += to_json(page.items)
+        after = page.next
+        if after is None:
+            break
+    addresses = [a["address"] for a in seen]
+    assert addresses == sorted(addresses, key=lambda a: crypto.address_from_text(a))
+    assert len(addresses) == len(set(addresses))
+    assert {text(w) for w in (cast.home, cast.office, cast.custodian)} <= set(addresses)
+    whole = http.get("/accounts", params={"limit": MAX_LIMIT}).json()
+    assert whole["next"] is None and whole["items"] == seen
+    supply = http.get("/supply").json()  # one page is one committed state: it adds up
+    assert sum(a["grid_wh"] for a in whole["items"]) == supply["grid"]["outstanding_wh"]
+    assert sum(a["thb_satang"] for a in whole["items"]) == supply["thb"]["outstanding_satang"]
+    assert [set(a) for a in seen[:1]] == [{"address", "grid_wh", "thb_satang", "nonce"}]
+    error_of(http.get("/accounts", params={"after": "nope"}), 422, "INVALID_REQUEST")
+    error_of(http.get("/accounts", params={"limit": 0}), 422, "INVALID_REQUEST")
+    spec = http.get("/openapi.json").json()
+    listed = spec["paths"]["/api/v1/accounts"]["get"]["responses"]["200"]["content"]
+    assert listed["application/json"]["schema"]["$ref"].endswith("/AccountPage")
 
 
 def test_meters_readings_and_licences(

@@ -118,6 +118,8 @@ OPERATIONS: list[tuple[str, Callable[[Any], Any], tuple[str, str, dict[str, str]
     ("get", lambda a: a.get("/grid", zone="BKK", after=None), ("GET", "/grid", {"zone": "BKK"}),
      dict[str, int]),
     ("balance", lambda a: a.balance(ALICE), ("GET", f"/accounts/{ALICE_TEXT}", {}), Balance),
+    ("accounts", lambda a: a.accounts(2, after=ALICE),
+     ("GET", "/accounts", {"limit": "2", "after": ALICE_TEXT}), r.Page[Balance]),
     ("block", lambda a: a.block(), ("GET", "/blocks/latest", {}), r.Block),
     ("block by hash", lambda a: a.block("ef" * 32), ("GET", f"/blocks/hash/{'ef' * 32}", {}),
      r.Block),

@@ -460,6 +460,10 @@ class AuditEvent(View):
     position: tuple[int, int, int]
 
 
+class AccountPage(Page[Account]):
+    """A page of accounts (balances and nonces) in address order."""
+
+
 class AuditPage(Page[AuditEvent]):
     from_height: int
     to_height: int

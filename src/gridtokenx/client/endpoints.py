@@ -266,6 +266,12 @@ class Api:
         return get(f"/accounts/{address_text(who)}", Balance.of)
 
     @endpoint
+    def accounts(self, limit: int = 100, after: Who | None = None) -> Call[r.Page[Balance]]:
+        """Every account's balances and nonce in address order; pass `next` as `after`."""
+        after_text = None if after is None else address_text(after)
+        return get("/accounts", decode(r.Page[Balance]), limit=limit, after=after_text)
+
+    @endpoint
     def block(self, which: int | str = "latest") -> Call[r.Block]:
         """A block by height, by hash (64 hex digits) or the latest."""
         if isinstance(which, str) and len(which) == HASH_HEX:

@@ -60,6 +60,17 @@ def _licence_cursor(at: registry.LicenceId) -> str:
     return f"{address_cursor(holder)}-{int(kind)}"
 
 
+@router.get("/accounts", response_model=models.AccountPage)
+async def account_list(
+    node: NodeDep, limit: Limit = 100, after: AddressQuery = None
+) -> dict[str, Any]:
+    """Every account in address order (system accounts such as the market escrow too), a
+    page at a time: with `GET /supply` an auditor can add up the balances. Pages read the
+    committed state, so a long walk may see blocks commit between pages."""
+    listing = accounts.all_accounts(node.app.state, _maybe_address(after))
+    return page(listing, limit, _by_address, address_cursor)
+
+
 @router.get("/accounts/{address}", response_model=models.Account)
 async def account(address: AddressPath, node: NodeDep) -> dict[str, Any]:
     """Balances (GRID in Wh, THB in satang) and the nonce the next transaction needs."""
