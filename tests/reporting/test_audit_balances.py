@@ -101,8 +101,7 @@ def test_a_demo_day_exports_every_movement_and_balances_from_the_files_alone(
     assert verify.verify(None, exported) == []
     with open_store(day) as store:
         assert verify.verify(store, exported) == []
-        supply = store.record(accounts.SUPPLY_KEY)
-    assert isinstance(supply, accounts.Supply)
+        supply = accounts.supply(store)
     manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["supply"]["closing"] == {
         field: getattr(supply, field) for field in balances.SUPPLY_SERIES

@@ -11,7 +11,7 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx.ledger.state import Overlay, State, records_under
+from gridtokenx.ledger.state import Overlay, Records, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.crypto import tagged_hash
 from gridtokenx.wire.tx import Asset
@@ -101,7 +101,7 @@ def move(view: Overlay, source: bytes, target: bytes, asset: Asset, amount: int)
     credit(view, target, asset, amount)
 
 
-def supply(view: State | Overlay) -> Supply:
+def supply(view: Records) -> Supply:
     return view.get(SUPPLY_KEY, Supply) or Supply()
 
 

@@ -7,7 +7,7 @@ from typing import Final
 import msgspec
 
 from gridtokenx.ledger.params import Params
-from gridtokenx.ledger.state import Overlay, State
+from gridtokenx.ledger.state import Overlay, Records, State
 
 CHAIN_KEY = b"chain"
 PARAMS_KEY = b"params"
@@ -26,7 +26,7 @@ def chain_info(state: State | Overlay) -> ChainInfo:
     return info
 
 
-def params(state: State | Overlay) -> Params:
+def params(state: Records) -> Params:
     value = state.get(PARAMS_KEY, Params)
     if value is None:
         raise RuntimeError("state has no parameters")

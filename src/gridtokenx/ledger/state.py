@@ -183,6 +183,14 @@ class Trial:
     tree: TreeChanges
 
 
+class Records(Protocol):
+    """Whatever reads committed records by key and type: a `State`, an `Overlay`, or a
+    node's store, which reads one record without loading the state (audit exports read
+    the supply and the parameters this way). Queries that take it work on all three."""
+
+    def get(self, key: bytes, typ: type[R]) -> R | None: ...
+
+
 class DerivedIndex(Protocol):
     """An in-memory structure computed from committed records (the market's order books).
 

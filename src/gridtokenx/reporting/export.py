@@ -122,10 +122,9 @@ def supply_at_ends(
             if field in missing and opening is not None:
                 ends[field] = (opening, opening)
                 missing.discard(field)
-    head = store.record(accounts.SUPPLY_KEY)
+    head = accounts.supply(store)
     for field in missing:
-        value = getattr(head, field) if isinstance(head, accounts.Supply) else 0
-        ends[field] = (value, value)
+        ends[field] = (getattr(head, field), getattr(head, field))
     return {
         end: {field: ends[field][i] or 0 for field in balances.SUPPLY_SERIES}
         for i, end in enumerate(("opening", "closing"))

@@ -14,9 +14,8 @@ from pathlib import Path
 import orjson
 
 from gridtokenx.chain import blocks
-from gridtokenx.ledger.chain_info import PARAMS_KEY
+from gridtokenx.ledger import chain_info
 from gridtokenx.ledger.context import Event, EventValue
-from gridtokenx.ledger.params import Params
 from gridtokenx.reporting import schema
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import crypto, tx
@@ -100,8 +99,7 @@ def settlement_height(store: Store, interval: int) -> int:
     the zone reports beside it): the first block at or after the interval's end, then
     forward until the settlement, which waits for readings at most the governed deadline.
     Cost: a bisection of block times, then one end-of-block read per height scanned."""
-    params = store.record(PARAMS_KEY)
-    interval_seconds = params.interval_seconds if isinstance(params, Params) else 900
+    interval_seconds = chain_info.params(store).interval_seconds
     if interval % interval_seconds:
         raise ReportError(f"{interval} is not the start of an interval ({interval_seconds} s)")
     try:

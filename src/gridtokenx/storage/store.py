@@ -40,7 +40,7 @@ from gridtokenx.ledger import (
     transition,
 )
 from gridtokenx.ledger.context import Event
-from gridtokenx.ledger.state import State
+from gridtokenx.ledger.state import R, State
 from gridtokenx.storage import indexes
 from gridtokenx.storage.indexes import (  # callers list certificates with the store's name
     certificate_index_prefix as certificate_index_prefix,
@@ -259,10 +259,16 @@ class Store:
         raw = self._get("state", key)
         return None if raw is None else decode_record(raw)
 
-    def record(self, key: bytes) -> msgspec.Struct | None:
-        """One state record as of the head, without loading the whole state (reports read
-        the supply record this way)."""
-        return self._stored(key)
+    def get(self, key: bytes, typ: type[R]) -> R | None:
+        """One state record as of the head, without loading the whole state: the store is
+        a `ledger.state.Records`, so the ledger's queries (`accounts.supply`,
+        `chain_info.params`) read it directly."""
+        record = self._stored(key)
+        if record is None:
+            return None
+        if not isinstance(record, typ):
+            raise TypeError(f"record at {key!r} is {type(record).__name__}, not {typ.__name__}")
+        return record
 
     def _index_certificates(
         self, batch: WriteBatch, changes: dict[bytes, msgspec.Struct | None]
