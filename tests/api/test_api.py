@@ -357,8 +357,18 @@ def test_orders_book_trades_prices_and_settlement(
         return bool(http.get(f"/settlements/{interval}").json()["status"] == "SETTLED")
 
     wait_until(settled)
-    reports = http.get(f"/settlements/{interval}").json()["reports"]
+    result = http.get(f"/settlements/{interval}").json()
+    reports = result["reports"]
     assert reports["BKK"]["shortfall_wh"] == 600  # sold, never metered in that interval
+    assert status["settled_height"] is None
+    block = http.get(f"/blocks/{result['settled_height']}").json()
+    settled_there = [
+        e for e in block["end_events"] if e["kind"] in ("interval_settled", "zone_report")
+    ]
+    assert {e["kind"] for e in settled_there} == {"interval_settled", "zone_report"}
+    assert all(e["attrs"]["interval"] == interval for e in settled_there)
+    (bkk,) = [e["attrs"] for e in settled_there if e["kind"] == "zone_report"]
+    assert bkk["zone"] == "BKK" and bkk["shortfall_wh"] == 600
     assert http.get(f"/orders/{order_id}").json()["status"] == "EXPIRED"
     assert http.get(f"/trades/{trade_id}").json()["settled"] is True
 

@@ -328,6 +328,9 @@ class Book(View):
 class Settlement(IntervalMarket):
     interval: int
     reports: dict[str, ZoneReport]
+    settled_height: int | None = Field(
+        None, description="the block that settled it (null before, or when pruned)"
+    )
 
 
 class PriceRow(View):

@@ -305,6 +305,7 @@ class Settlement(Record):
     trade_count: int
     party_count: int
     reports: dict[str, ZoneReport]
+    settled_height: int | None = None  # the block that settled it
 
 
 @dataclass(frozen=True)

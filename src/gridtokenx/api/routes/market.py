@@ -24,6 +24,9 @@ from gridtokenx.ledger.grid import queries as grid
 from gridtokenx.ledger.market import queries, records, tariff
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import State
+from gridtokenx.node.runtime import Node
+from gridtokenx.reporting import extract
+from gridtokenx.reporting.extract import ReportError
 
 U64 = Annotated[int, Path(ge=0, le=2**63 - 1)]
 ZonePath = Annotated[str, Path(pattern=r"^[A-Z]{2,8}$", description="zone code, e.g. BKK")]
@@ -226,7 +229,22 @@ async def settlement_results(interval: U64, node: NodeDep) -> dict[str, Any]:
         raise not_found(f"market for interval {interval}")
     reports = queries.interval_reports(state, interval)
     shown = {zone: views.plain(report) for zone, report in reports.items()}
-    return {"interval": interval, **views.plain(market), "reports": shown}
+    return {
+        "interval": interval, **views.plain(market), "reports": shown,
+        "settled_height": _settled_height(node, interval, market.status),
+    }  # fmt: skip
+
+
+def _settled_height(node: Node, interval: int, status: records.IntervalStatus) -> int | None:
+    """The block whose end settled the interval (its `zone_report` events tie the reports
+    to it): found by a bisection of block times and a scan of at most the settlement
+    deadline's blocks; None before settlement or when those blocks are pruned."""
+    if status is not records.IntervalStatus.SETTLED:
+        return None
+    try:
+        return extract.settlement_height(node.app.store, interval)
+    except ReportError:
+        return None
 
 
 @router.get("/prices/{zone}", response_model=models.Prices)
