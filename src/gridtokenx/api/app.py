@@ -25,10 +25,12 @@ from gridtokenx.api.routes import (
     status,
     stream,
     supply,
+    surveillance,
     txs,
 )
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node.runtime import Node
+from gridtokenx.surveillance.follower import Follower
 
 PREFIX = "/api/v1"
 
@@ -50,12 +52,19 @@ def create_app(
     )
     errors.install(app)
     hub = Hub(node, settings.ws_queue, settings.ws_max_subscriptions)
+    app.state.surveillance = None
+    if settings.surveillance:
+        follower = Follower(node.app.state, settings.surveillance_settings)
+        follower.catch_up(node.app.store)
+        node.add_commit_listener(follower.on_commit)
+        follower.subscribe(hub.on_alerts)
+        app.state.surveillance = follower
     node.add_commit_listener(hub.on_commit)
     app.state.hub = hub
     app.state.node = node
     app.state.settings = settings
     routed = (txs, chain, registry, market, supply, stream, governance, audit, certificates,
-              status, admin, explorer, households)  # fmt: skip
+              status, admin, explorer, households, surveillance)  # fmt: skip
     for module in routed:
         app.include_router(module.router, prefix=PREFIX)
     dashboard.install(app)

@@ -14,6 +14,8 @@ from gridtokenx.ledger.market import queries
 from gridtokenx.ledger.state import State
 from gridtokenx.storage.store import Store
 from gridtokenx.surveillance.tape import CommittedBlock, CommittedTx, TradeOrders
+
+__all__ = ["CommittedBlock", "from_commit", "from_store", "trade_orders"]
 from gridtokenx.wire import tx
 
 

@@ -3,10 +3,10 @@ the sellers' side and on the buyers'.
 
 **Measures.** The Herfindahl-Hirschman index of the zone's traded volume in the interval
 (sellers by their zone, buyers by theirs): the sum of squared shares in per cent, 0 to
-10,000 (US merger guidelines call 2,500 highly concentrated). A seller is pivotal when the
-zone's bids exceed what the other sellers in the zone offered (without it, demand cannot
-be met locally); a buyer is pivotal when the zone's offers exceed what the other buyers
-bid. `measure` gives these for any zone and interval.
+10,000 (US merger guidelines call above 2,500 highly concentrated: the default). A seller
+is pivotal when the zone's bids exceed what the other sellers in the zone offered
+(without it, demand cannot be met locally); a buyer is pivotal when the zone's offers
+exceed what the other buyers bid. `measure` gives these for any zone and interval.
 
 **Alert.** HHI at least `hhi_threshold`, the largest participant of that side pivotal, and
 its prices showing the power used: for a seller, its filled offers' limit prices weighted

@@ -45,7 +45,7 @@ class WithholdingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
 
 
 class MarketPowerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    hhi_threshold: int = 5_000  # Herfindahl-Hirschman index (0-10,000) of a side's volume
+    hhi_threshold: int = 2_500  # Herfindahl-Hirschman index (0-10,000) of a side's volume
     min_zone_wh: int = 10_000  # zones and intervals with less traded energy are not judged
     seller_price_index_bp: int = 7_000  # a pivotal seller's price within buy-back..bid cap
     buyer_price_index_bp: int = 3_000  # a pivotal buyer's price at or below this index

@@ -9,7 +9,8 @@ cancels the depth.
 **Alert**, per account and delivery interval: the account cancelled, entirely unfilled,
 orders that were large (at least `large_order_wh`, or `large_multiple` times the median
 of the other accounts' orders in the interval) and at least `away_ticks` ticks behind the
-best price other accounts had on that side when they were cancelled, together at least
+best price other accounts had on that side when they were cancelled (or, alone on their
+side, twice that far from the opposite side's best), together at least
 `min_cancelled_wh`;
 and either it traded on the opposite side between placing and cancelling them, or its
 order-to-trade ratio in the interval exceeded `max_order_to_trade`. The score starts at
@@ -33,11 +34,16 @@ from gridtokenx.surveillance.tape import BUY, OrderLife, Tape
 
 
 def _away(order: OrderLife, ticks: int) -> bool:
-    best = order.best_same_side_at_close
-    if best is None:
-        return False  # nobody else on its side: it was the touch
-    behind = best - order.price if order.side == BUY else order.price - best
-    return behind >= ticks
+    """Behind the best price others had on its side when it was cancelled; alone on its
+    side, at least twice as far from the opposite side's best (it could not have filled)."""
+    best, across = order.best_same_side_at_close, order.best_opposite_at_close
+    if best is not None:
+        behind = best - order.price if order.side == BUY else order.price - best
+        return behind >= ticks
+    if across is None:
+        return False  # an empty book: nothing to be away from
+    gap = across - order.price if order.side == BUY else order.price - across
+    return gap >= 2 * ticks
 
 
 def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
@@ -55,11 +61,13 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
         trades_of[t.seller] += 1
     out = []
     for owner, orders in sorted(by_owner.items()):
+        unfilled = [o for o in orders if o.closed == "cancelled" and o.filled_wh == 0]
+        if sum(o.quantity_wh for o in unfilled) < s.min_cancelled_wh:
+            continue  # the common case: nothing (or little) cancelled; the median is dearer
         sizes = sorted(o.quantity_wh for o in found.orders.values() if o.owner != owner)
         median = sizes[len(sizes) // 2] if sizes else s.large_order_wh
         large = min(s.large_order_wh, median * s.large_multiple)
-        spoofs = [o for o in orders if o.closed == "cancelled" and o.filled_wh == 0
-                  and o.quantity_wh >= large and _away(o, away)]  # fmt: skip
+        spoofs = [o for o in unfilled if o.quantity_wh >= large and _away(o, away)]
         cancelled = sum(o.quantity_wh for o in spoofs)
         if cancelled < s.min_cancelled_wh:
             continue

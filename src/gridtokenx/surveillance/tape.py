@@ -72,6 +72,7 @@ class OrderLife:
     closed: str | None = None  # filled, cancelled, expired, killed
     closed_at: Ref | None = None
     best_same_side_at_close: int | None = None  # others' best price on its side when closed
+    best_opposite_at_close: int | None = None  # the best price of the other side then
 
     @property
     def unfilled_wh(self) -> int:
@@ -122,6 +123,8 @@ class IntervalTape:
     orders: dict[int, OrderLife] = field(default_factory=dict)
     trades: list[TradeFact] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)
+    # What detectors derive from a final interval (past its gate), computed once.
+    derived: dict[str, object] = field(default_factory=dict)
 
 
 class Tape:
@@ -239,12 +242,16 @@ def _closer(kind: str) -> Callable[[Tape, Attrs, Ref], None]:
         order = tape.order(_int(a["order"]))
         if order is None:
             return
-        others = [] if kind != "cancelled" else [
-            o.price for o in tape.open_orders(order.interval, order.zone, order.side)
-            if o.owner != order.owner and o.id != order.id
-        ]  # fmt: skip
-        if others:
-            order.best_same_side_at_close = max(others) if order.side == BUY else min(others)
+        if kind == "cancelled":
+            others = [o.price for o in tape.open_orders(order.interval, order.zone, order.side)
+                      if o.owner != order.owner and o.id != order.id]  # fmt: skip
+            other_side = SELL if order.side == BUY else BUY
+            across = [o.price for o in tape.open_orders(order.interval, order.zone, other_side)]
+            pick = max if order.side == BUY else min
+            order.best_same_side_at_close = pick(others) if others else None
+            order.best_opposite_at_close = (
+                (min if order.side == BUY else max)(across) if across else None
+            )
         order.closed, order.closed_at = kind, at
 
     return close

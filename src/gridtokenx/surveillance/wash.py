@@ -58,7 +58,9 @@ class _Groups:
         self.why[ra] += evidence
 
 
-def links(tape: Tape, scope: Scope, start: int) -> _Groups:
+def links(tape: Tape, scope: Scope, start: int, among: set[bytes]) -> _Groups:
+    """How the accounts `among` are linked (links by trading are only looked for between
+    them: the accounts on a cycle in the interval)."""
     s = scope.settings.wash
     groups = _Groups()
     for t in tape.transfers:
@@ -70,26 +72,48 @@ def links(tape: Tape, scope: Scope, start: int) -> _Groups:
     for same in list(by_name.values()) + [sorted(o) for o in tape.meter_owners.values()]:
         for other in same[1:]:
             groups.join(same[0], other, [])
-    _exclusive(tape, scope, start, groups)
+    _exclusive(tape, scope, start, groups, among)
     return groups
 
 
-def _exclusive(tape: Tape, scope: Scope, start: int, groups: _Groups) -> None:
+class _Volumes:
+    """One interval's traded volume per account and per pair, and the pair's trades."""
+
+    def __init__(self, trades: list[TradeFact]) -> None:
+        self.account: dict[bytes, int] = defaultdict(int)
+        self.pair: dict[tuple[bytes, bytes], list[TradeFact]] = defaultdict(list)
+        for t in trades:
+            self.account[t.buyer] += t.quantity_wh
+            self.account[t.seller] += t.quantity_wh
+            self.pair[min(t.buyer, t.seller), max(t.buyer, t.seller)].append(t)
+
+
+def _volumes(tape: Tape, at: int, start: int) -> _Volumes:
+    """Intervals before `start` are final when `start` is judged (their gates closed
+    earlier), so their volumes are derived once."""
+    found = tape.intervals[at]
+    if at == start:
+        return _Volumes(found.trades)
+    cached = found.derived.get("wash.volumes")
+    if not isinstance(cached, _Volumes):
+        cached = found.derived["wash.volumes"] = _Volumes(found.trades)
+    return cached
+
+
+def _exclusive(tape: Tape, scope: Scope, start: int, groups: _Groups, among: set[bytes]) -> None:
+    """Pairs of the interval's trades that did nearly all their trading with each other
+    over the window."""
     s = scope.settings.wash
     first = start - s.lookback_intervals * scope.params.interval_seconds
-    volume: dict[bytes, int] = defaultdict(int)
-    pair: dict[tuple[bytes, bytes], list[TradeFact]] = defaultdict(list)
-    for at, found in tape.intervals.items():
-        if first <= at <= start:
-            for t in found.trades:
-                volume[t.buyer] += t.quantity_wh
-                volume[t.seller] += t.quantity_wh
-                pair[min(t.buyer, t.seller), max(t.buyer, t.seller)].append(t)
-    for (a, b), trades in sorted(pair.items()):
+    window = [_volumes(tape, at, start) for at in sorted(tape.intervals) if first <= at <= start]
+    candidates = sorted(p for p in _volumes(tape, start, start).pair if set(p) <= among)
+    for a, b in candidates:
+        trades = [t for v in window for t in v.pair.get((a, b), ())]
+        if len(trades) < s.exclusive_min_trades:
+            continue
         wh = sum(t.quantity_wh for t in trades)
-        if len(trades) >= s.exclusive_min_trades and all(
-            wh * 10_000 >= volume[x] * s.exclusive_share_bp for x in (a, b)
-        ):
+        if all(wh * 10_000 >= sum(v.account.get(x, 0) for v in window) * s.exclusive_share_bp
+               for x in (a, b)):  # fmt: skip
             groups.join(a, b, [alerts.trade_evidence(t) for t in trades])
 
 
@@ -118,9 +142,12 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
     found = tape.intervals.get(start)
     if found is None or not found.trades:
         return []
-    groups = links(tape, scope, start)
+    circling = _cycle_trades(found.trades)  # honest trading has none: one side per interval
+    if not circling:
+        return []
+    groups = links(tape, scope, start, {a for t in circling for a in (t.buyer, t.seller)})
     inside: dict[bytes, list[TradeFact]] = defaultdict(list)
-    for t in found.trades:
+    for t in circling:
         root = groups.find(t.buyer)
         if root == groups.find(t.seller):
             inside[root].append(t)

@@ -9,10 +9,11 @@ least `min_unmet_bid_wh`): buyers wanted energy that was not offered at their pr
 
 **Alert (physical)**, per seller, zone and interval: what it kept on offer until the gate
 (filled, or resting until expiry; cancelled offers count as withheld) is below
-`offered_bp` of the smaller of its metered export in the interval and its metered export
-two intervals before (what a persistence forecast made at order time expected), by at
-least `min_withheld_wh`. Taking the smaller of the two keeps a seller whose output rose
-unforeseeably (clouds clearing) from being flagged.
+`offered_bp` of the smaller of its metered export in the interval and the larger of its
+exports one and two intervals before (what a persistence forecast made around order time
+expected), by at least `min_withheld_wh`. Taking the smaller keeps a seller whose output
+rose unforeseeably (clouds clearing) from being flagged; on a steep morning ramp it also
+lets a withholder's first intervals pass.
 
 **Alert (economic)**: at least `min_withheld_wh` of its offers expired unsold at prices at
 least `markup_bp` above the zone's volume-weighted trade price of the interval, while bids
@@ -63,7 +64,8 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
     if not short:
         return []
     now = _exports(found)
-    before = _exports(tape.intervals.get(start - 2 * scope.params.interval_seconds))
+    length = scope.params.interval_seconds
+    one, two = (_exports(tape.intervals.get(start - n * length)) for n in (1, 2))
     zone_price = {
         z: vwap([(t.quantity_wh, t.price) for t in found.trades if t.seller_zone == z])
         for z in short
@@ -73,7 +75,7 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
         if zone not in short:
             continue
         mine = offers.get((owner, zone), [])
-        expected = min(export, before.get((owner, zone), 0))
+        expected = min(export, max(one.get((owner, zone), 0), two.get((owner, zone), 0)))
         kept = sum(_kept_on_offer(o) for o in mine)
         withheld = expected - kept
         if kept * 10_000 < expected * s.offered_bp and withheld >= s.min_withheld_wh:
@@ -92,9 +94,11 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
             continue
         dear = [o for o in mine if o.closed in (None, "expired") and o.unfilled_wh > 0
                 and o.price * 10_000 >= reference * (10_000 + s.markup_bp)]  # fmt: skip
-        priced_out = [b for b in unmet[zone] if any(b.price < o.price for o in dear)]
         wh = sum(o.unfilled_wh for o in dear)
-        if wh >= s.min_withheld_wh and priced_out:
+        if wh < s.min_withheld_wh:
+            continue
+        priced_out = [b for b in unmet[zone] if any(b.price < o.price for o in dear)]
+        if priced_out:
             out.append(alerts.make(
                 Detector.WITHHOLDING, start, zone, [owner],
                 min(alerts.SCORE_MAX, wh * alerts.SCORE_MAX // max(1, export)),
