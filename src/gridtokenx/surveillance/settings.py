@@ -33,7 +33,7 @@ class SpoofSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class MarkingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     late_seconds: int = 180  # the last minutes before gate closure
     move_bp: int = 1_000  # late trades' price this far from the earlier trades' VWAP
-    min_late_wh: int = 1_000  # the account's late volume that can mark the price
+    min_late_wh: int = 100  # the account's late volume that can mark the price (one lot)
     min_earlier_trades: int = 3  # an earlier price needs this many trades to be a reference
 
 
