@@ -4,6 +4,8 @@ optional CORS, the OpenAPI document at /api/v1/openapi.json with browsable /docs
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -33,6 +35,7 @@ from gridtokenx.node.runtime import Node
 from gridtokenx.surveillance.follower import Follower
 
 PREFIX = "/api/v1"
+_log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -55,7 +58,11 @@ def create_app(
     app.state.surveillance = None
     if settings.surveillance:
         follower = Follower(node.app.state, settings.surveillance_settings)
-        follower.catch_up(node.app.store)
+        try:
+            follower.catch_up(node.app.store)
+        except LookupError as exc:  # an old store without receipts: follow from now on
+            _log.warning("surveillance follows from the next height: %s", exc)
+            follower.start_at(node.app.store.height() + 1)
         node.add_commit_listener(follower.on_commit)
         follower.subscribe(hub.on_alerts)
         app.state.surveillance = follower

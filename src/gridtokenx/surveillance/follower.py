@@ -52,6 +52,11 @@ class Follower:
             raised += len(self._take(follow.from_store(store, height)))
         return raised
 
+    def start_at(self, height: int) -> None:
+        """Follow from `height` on without judging what came before (a store whose older
+        heights lack their receipts cannot be replayed)."""
+        self.engine.height = height - 1
+
     def on_commit(
         self, height: int, block: bytes, receipts: list[Receipt], end_events: list[Event]
     ) -> None:
