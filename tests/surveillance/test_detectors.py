@@ -300,3 +300,28 @@ def test_settings_load_refuses_unknown_keys_and_bad_values() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         load('{"spoofing": {"away_ticks": -1}}', "json")
     assert good.digest != SurveillanceSettings().digest
+
+
+def monopsony(ex: Exchange, limit: int) -> None:
+    big = ex.place("big-buyer", "BUY", 30_000, limit, zone="CEN")
+    small = ex.place("small-buyer", "BUY", 1_000, limit, zone="CEN")
+    ex.commit(T - 890)
+    for n in range(3):
+        ex.trade(big, ex.place(f"s{n}", "SELL", 10_000, 220, zone="CEN"), 10_000, limit)
+    ex.trade(small, ex.place("s9", "SELL", 11_000, 220, zone="CEN"), 1_000, limit)
+    ex.commit(T - 880)
+
+
+def test_a_pivotal_dominant_buyer_bidding_near_the_buy_back_rate_is_flagged() -> None:
+    ex = Exchange()
+    monopsony(ex, 230)  # 2.6 % of the way from buy-back (220) to the buyers' cap (606)
+    ex.close_and_settle()
+    [alert] = [a for a in ex.alerts if a.detector is Detector.MARKET_POWER]
+    assert alert.accounts == (address("big-buyer"),) and "pivotal buyer" in alert.summary
+
+
+def test_a_dominant_buyer_bidding_a_fair_price_is_not_flagged() -> None:
+    ex = Exchange()
+    monopsony(ex, 500)  # 72.5 % of the way
+    ex.close_and_settle()
+    assert fired(ex, Detector.MARKET_POWER) == []
