@@ -112,3 +112,16 @@ def test_api_models_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == result
     assert set(result["pages"]) == {"trades", "orders", "blocks"}
     assert all(page["with_model_ms"] > 0 for page in result["pages"].values())
+
+
+def test_surveillance_bench_measures_recall_and_honest_flags(tmp_path: Path) -> None:
+    out = tmp_path / "surveillance.json"
+    result = _load("surveillance_bench").main(
+        ["--seeds", "1", "--participants", "60", "--intervals", "8", "--repeats", "1",
+         "--output", str(out)]
+    )  # fmt: skip
+    assert json.loads(out.read_text())["instances"] == result["instances"]
+    assert result["recall_percent"]["wash_ring"] == 100.0  # type: ignore[index]
+    assert result["recall_percent"]["spoofer"] == 100.0  # type: ignore[index]
+    assert result["honest_participants_flagged_percent"]["honest_day"]["any"] == 0.0  # type: ignore[index]
+    assert result["cost_ms_per_block_median"]["all (tape and detectors)"] > 0  # type: ignore[index]

@@ -4,6 +4,8 @@ optional CORS, the OpenAPI document at /api/v1/openapi.json with browsable /docs
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -25,12 +27,15 @@ from gridtokenx.api.routes import (
     status,
     stream,
     supply,
+    surveillance,
     txs,
 )
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node.runtime import Node
+from gridtokenx.surveillance.follower import Follower
 
 PREFIX = "/api/v1"
+_log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -50,12 +55,23 @@ def create_app(
     )
     errors.install(app)
     hub = Hub(node, settings.ws_queue, settings.ws_max_subscriptions)
+    app.state.surveillance = None
+    if settings.surveillance:
+        follower = Follower(node.app.state, settings.surveillance_settings)
+        try:
+            follower.catch_up(node.app.store)
+        except LookupError as exc:  # an old store without receipts: follow from now on
+            _log.warning("surveillance follows from the next height: %s", exc)
+            follower.start_at(node.app.store.height() + 1)
+        node.add_commit_listener(follower.on_commit)
+        follower.subscribe(hub.on_alerts)
+        app.state.surveillance = follower
     node.add_commit_listener(hub.on_commit)
     app.state.hub = hub
     app.state.node = node
     app.state.settings = settings
     routed = (txs, chain, registry, market, supply, stream, governance, audit, certificates,
-              status, admin, explorer, households)  # fmt: skip
+              status, admin, explorer, households, surveillance)  # fmt: skip
     for module in routed:
         app.include_router(module.router, prefix=PREFIX)
     dashboard.install(app)

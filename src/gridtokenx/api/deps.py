@@ -13,9 +13,11 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from gridtokenx.api.errors import not_found
 from gridtokenx.api.hub import Hub
 from gridtokenx.api.settings import ApiSettings
 from gridtokenx.node.runtime import Node
+from gridtokenx.surveillance.follower import Follower
 
 
 def node_of(connection: HTTPConnection) -> Node:
@@ -33,6 +35,15 @@ def hub_of(connection: HTTPConnection) -> Hub:
     return hub
 
 
+def surveillance_of(connection: HTTPConnection) -> Follower:
+    """The node's surveillance follower; 404 when the operator turned it off."""
+    follower: Follower | None = connection.app.state.surveillance
+    if follower is None:
+        raise not_found("surveillance (off on this node)")
+    return follower
+
+
 NodeDep = Annotated[Node, Depends(node_of)]
+SurveillanceDep = Annotated[Follower, Depends(surveillance_of)]
 SettingsDep = Annotated[ApiSettings, Depends(settings_of)]
 HubDep = Annotated[Hub, Depends(hub_of)]

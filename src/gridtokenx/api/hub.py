@@ -25,6 +25,7 @@ from gridtokenx.chain import blocks
 from gridtokenx.chain.blocks import Receipt
 from gridtokenx.ledger.context import Event
 from gridtokenx.node.runtime import Node
+from gridtokenx.surveillance import Alert
 
 Message = dict[str, Any]
 LAGGED: Final[Message] = {"type": "lagged", "message": "too slow: messages were dropped"}
@@ -46,7 +47,9 @@ class Request(BaseModel):
     """A client's message: subscribe to or unsubscribe from one topic."""
 
     op: Literal["subscribe", "unsubscribe"]
-    topic: Literal["blocks", "trades", "halts", "tx", "book", "certificates", "governance"]
+    topic: Literal[
+        "blocks", "trades", "halts", "tx", "book", "certificates", "governance", "surveillance"
+    ]
     hash: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")  # topic tx
     zone: str | None = Field(None, pattern=r"^[A-Z]{2,8}$")  # topic book
     interval: int | None = Field(None, ge=0, le=2**63 - 1)  # topic book
@@ -165,6 +168,14 @@ class Hub:
         message = {"type": "book", **views.book_depth(self.node.app.state, *key)}
         self._books[key] = message
         return message
+
+    # --- surveillance ------------------------------------------------------------------------
+    def on_alerts(self, alerts: list[Alert]) -> None:
+        """New surveillance alerts (the node's follower calls this inside a commit)."""
+        messages = [{"type": "alert", **views.alert(a)} for a in alerts]
+        for client in list(self.clients.values()):
+            if "surveillance" in client.topics:
+                self._each(client, messages)
 
     # --- commits ---------------------------------------------------------------------------
     def on_commit(

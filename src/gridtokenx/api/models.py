@@ -472,6 +472,35 @@ class AuditPage(Page[AuditEvent]):
     to_height: int
 
 
+class AlertEvidence(BaseModel):
+    kind: Literal["order", "cancel", "trade", "transfer", "reading"]
+    id: int | None = Field(None, description="the order or trade id (none for a transfer)")
+    tx_hash: Hash | None = Field(None, description="none for an end-of-block event")
+    height: int
+
+
+class SurveillanceAlert(BaseModel):
+    id: str = Field(description="hash of the alert's content: the same on every node")
+    detector: Literal[
+        "wash_trading", "spoofing", "marking_the_gate", "capacity_withholding", "market_power"
+    ]
+    interval: int = Field(description="delivery interval start (unix s)")
+    zone: str | None = Field(None, description="none when the pattern spans zones")
+    accounts: list[Address]
+    score: int = Field(ge=0, le=10_000, description="basis points")
+    summary: str
+    height: int = Field(description="the height whose block raised the alert")
+    evidence: list[AlertEvidence]
+
+
+class SurveillanceAlerts(BaseModel):
+    followed_from: int = Field(description="the first height the node's follower judged")
+    height: int = Field(description="the last height it judged")
+    settings_digest: str = Field(description="names the thresholds the alerts were raised under")
+    total: int = Field(description="alerts matching the filters, before paging")
+    items: list[SurveillanceAlert]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "refused"},
     404: {"model": ErrorBody, "description": "not found"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridtokenx.surveillance import SurveillanceSettings
+
 
 @dataclass(frozen=True)
 class ApiSettings:
@@ -31,6 +33,11 @@ class ApiSettings:
     # What GET /status says about the node that its Node object does not know.
     moniker: str = ""
     genesis_hash: str | None = None  # `Genesis.hash()` of the home's genesis, hex
+    # Market surveillance (docs/surveillance.md): the node follows its own commits and
+    # serves the ERC's alerts; off, /surveillance answers 404. Thresholds: the defaults
+    # unless the operator passes the ERC's SurveillanceSettings.
+    surveillance: bool = True
+    surveillance_settings: SurveillanceSettings | None = None
 
     def __post_init__(self) -> None:
         if self.rate_per_second <= 0 or self.rate_burst < 1:

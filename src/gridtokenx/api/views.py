@@ -17,6 +17,7 @@ from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.market import queries as market
 from gridtokenx.ledger.state import State
 from gridtokenx.node.runtime import Node
+from gridtokenx.surveillance import Alert
 from gridtokenx.wire import crypto
 
 JSON = dict[str, Any]
@@ -95,3 +96,21 @@ def tx_status(node: Node, tx_hash: bytes) -> JSON:
     if state.startswith("dropped:"):
         return {"hash": tx_hash.hex(), "status": "dropped", "reason": state.split(":", 1)[1]}
     raise not_found(f"transaction {tx_hash.hex()}")
+
+
+def alert(found: Alert) -> JSON:
+    """A surveillance alert as the API and the WebSocket topic show it."""
+    return {
+        "id": found.id,
+        "detector": found.detector.value,
+        "interval": found.interval,
+        "zone": found.zone or None,
+        "accounts": list(found.accounts),
+        "score": found.score,
+        "summary": found.summary,
+        "height": found.height,
+        "evidence": [
+            {"kind": e.kind, "id": e.id or None, "tx_hash": e.tx_hash or None, "height": e.height}
+            for e in found.evidence
+        ],
+    }

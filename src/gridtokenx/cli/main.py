@@ -13,6 +13,7 @@ The whole command tree is assembled here from one module per command group:
     tx ..., tx order ...       cli.tx       sign locally, submit to a node's API, wait
     query ...                  cli.query    read the ledger through a node's API
     report export/verify       cli.report   ERC audit exports
+    surveillance alerts/scan/settings  cli.surveillance  the ERC's market-surveillance alerts
 
 Shared pieces: cli.errors (the contract), cli.units (exact quantities and times),
 cli.passphrase, cli.args (identities and the client commands' options), cli.render (what
@@ -34,6 +35,7 @@ from gridtokenx.cli.genesis import genesis_app
 from gridtokenx.cli.keys import keys_app
 from gridtokenx.cli.query import query_app
 from gridtokenx.cli.report import report_app
+from gridtokenx.cli.surveillance import surveillance_app
 from gridtokenx.cli.tx import tx_app
 
 app = typer.Typer(
@@ -72,6 +74,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
 app.add_typer(report_app, name="report")
+app.add_typer(surveillance_app, name="surveillance")
 app.command("init")(node.init)
 app.add_typer(node.node_app, name="node")
 app.command("status")(node.status)

@@ -67,11 +67,15 @@ def report_export(
         int | None, typer.Option(help="or: the block that settled this interval (unix s)")
     ] = None,
     format: Annotated[str, typer.Option(help="csv or parquet")] = "csv",
+    alerts: Annotated[
+        bool, typer.Option(help="add surveillance_alerts.json (docs/surveillance.md)")
+    ] = True,
 ) -> None:
     """Export trades, settlements, zone reports, payments, mints, THB movements, burns,
     licences, certificates, grid and governance events of a height range (or of the blocks
     in a time range, or of the block that settled an interval) with their block and tx
-    hashes and the supply at both ends."""
+    hashes and the supply at both ends, and the market-surveillance alerts raised by blocks
+    of that range."""
     from gridtokenx.reporting import export, extract
     from gridtokenx.reporting.extract import ReportError
 
@@ -97,8 +101,30 @@ def report_export(
             counts = export.export_range(store, first, last, out, format)
         except ReportError as exc:
             raise BadInput(str(exc)) from None
+        if alerts:
+            counts[ALERTS_FILE] = _write_alerts(store, first, last, out / ALERTS_FILE)
     summary = ", ".join(f"{kind} {n}" for kind, n in counts.items())
     plain.print(f"exported heights {first}..{last} to {out} ({format}): {summary}")
+
+
+ALERTS_FILE = "surveillance_alerts.json"
+
+
+def _write_alerts(store: Store, first: int, last: int, path: Path) -> int:
+    """The alerts raised by heights first..last, judged from the store's first height (an
+    interval's evidence may lie before the range), with the default thresholds."""
+    import json
+
+    from gridtokenx.api.views import alert
+    from gridtokenx.surveillance.follower import Follower
+
+    follower = Follower(store.load_state())
+    follower.catch_up(store, last)
+    found = [alert(a) for a in follower.alerts if first <= a.height <= last]
+    about = {"from_height": first, "to_height": last,
+             "settings_digest": follower.engine.settings.digest, "alerts": found}  # fmt: skip
+    path.write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
+    return len(found)
 
 
 @report_app.command("verify")

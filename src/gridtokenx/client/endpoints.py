@@ -451,6 +451,26 @@ class Api:
         return get(f"/audit/{address_text(who)}", decode(r.AuditPage), from_height=from_height,
                    to_height=to_height, limit=limit, after=after)  # fmt: skip
 
+    @endpoint
+    def surveillance_alerts(
+        self,
+        *,
+        detector: str | None = None,
+        account: Who | None = None,
+        zone: str | None = None,
+        interval_from: int | None = None,
+        interval_to: int | None = None,
+        min_score: int = 0,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Call[r.SurveillanceAlerts]:
+        """The ERC surveillance alerts the node raised, newest interval first, filtered."""
+        who = None if account is None else address_text(account)
+        return get("/surveillance/alerts", decode(r.SurveillanceAlerts), detector=detector,
+                   account=who, zone=zone, interval_from=interval_from,
+                   interval_to=interval_to, min_score=min_score, limit=limit,
+                   offset=offset)  # fmt: skip
+
     # --- transactions ----------------------------------------------------------------------
     @endpoint
     def submit(self, signed: bytes | SignedTransaction) -> Call[str]:

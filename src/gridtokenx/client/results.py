@@ -517,3 +517,34 @@ class AuditEvent(Record):
 class AuditPage(Page[AuditEvent]):
     from_height: int = 0
     to_height: int = 0
+
+
+# --- surveillance -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlertEvidence(Record):
+    kind: str  # order, cancel, trade, transfer, reading
+    height: int
+    id: int | None = None
+    tx_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class SurveillanceAlert(Record):
+    id: str
+    detector: str  # wash_trading, spoofing, marking_the_gate, capacity_withholding, market_power
+    interval: int
+    accounts: list[str]
+    score: int  # basis points
+    summary: str
+    height: int
+    evidence: list[AlertEvidence]
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class SurveillanceAlerts(Record):
+    followed_from: int
+    height: int
+    settings_digest: str
+    total: int
+    items: list[SurveillanceAlert]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.params import Params
-from gridtokenx.simulator import storyline
+from gridtokenx.simulator import manipulators, storyline
 from gridtokenx.simulator.agents import Meters, Plan, Traders, Weather, plan
 from gridtokenx.simulator.clock import Day
 from gridtokenx.simulator.operators import Scada
@@ -64,6 +64,8 @@ class DayConfig:
     key_prefix: str = "sim"  # keys are dev keys under this label: change it to rerun a chain
     storyline: bool = True  # grid reports, the fee vote and certificate claims (storyline.py)
     zones: tuple[str, ...] = ()  # where the members live; empty: every zone of the chain
+    # Manipulating agents mixed into the day (manipulators.Role values; in-process only)
+    manipulators: tuple[str, ...] = ()
 
     def problems(self, params: Params) -> list[str]:
         found = []
@@ -75,6 +77,9 @@ class DayConfig:
             found.append("start_minute must be a multiple of the interval within the day")
         if len(set(self.zones)) != len(self.zones):
             found.append("zones must not repeat")
+        if unknown := [r for r in self.manipulators if r not in manipulators.ROLES]:
+            found.append(f"unknown manipulators {', '.join(unknown)} (known: "
+                         f"{', '.join(manipulators.ROLES)})")  # fmt: skip
         return found
 
     def first_interval(self, params: Params) -> int:
@@ -115,9 +120,17 @@ class MarketDay:
         if unknown := [z for z in config.zones if z not in codes]:
             raise ValueError(f"invalid day: unknown zones {', '.join(unknown)} (the chain has "
                              f"{', '.join(codes)})")  # fmt: skip
-        self.population: Population = build_population(
+        honest = build_population(
             config.participants, self.seed, list(config.zones) or codes, config.key_prefix
         )
+        zones = list(config.zones) or codes
+        self.manipulators = manipulators.Manipulators(
+            tuple(manipulators.Role(r) for r in config.manipulators),
+            "BKK" if "BKK" in zones else zones[0],
+            config.key_prefix,
+        )
+        self.population = Population(honest.members + tuple(self.manipulators.all),
+                                     honest.custodian)  # fmt: skip
         first_day = Day.of(config.date, params)
         offset = config.start_minute * 60 // self.interval
         days = [first_day]
@@ -135,7 +148,7 @@ class MarketDay:
                 whole.actual_load[cut],
             )
         members = list(self.population.members)
-        self.traders = Traders(members, self.plans, self.seed)
+        self.traders = Traders(list(honest.members), self.plans, self.seed)
         self.meters = Meters(members, self.plans)
         self.scada = Scada(spec, members, self.plans, config.intervals, self.seed)
         self.signer = Signer(spec.chain_id, next_nonce)
@@ -149,10 +162,13 @@ class MarketDay:
         out: dict[str, int] = {}
         buyback: dict[str, int] = {}
         zones = {z.code: z.distribution_authority for z in self.spec.zones}
+        manipulating = {m.name for m in self.manipulators.all}
         for m in self.population.members:
             p = self.plans[m.name]
             wh = sum(p.imports) + sum(p.forecast_load) + sum(p.forecast_pv)
             out[m.name] = wh * BUDGET_SATANG_PER_KWH // 1000 + 10_000
+            if m.name in manipulating:
+                out[m.name] += self.manipulators.extra_budget()
             code = zones[m.zone]
             buyback[code] = buyback.get(code, 0) + sum(p.exports)
         rate = self.params.tariffs.buyback_msat_per_kwh
@@ -178,9 +194,23 @@ class MarketDay:
         return [self.signer.sign(m.meter, r) for m, r in self.meters.readings(k, self.start(k))]
 
     def orders(self, k: int) -> list[bytes]:
-        """The agents' signed orders for window interval `k`, in arrival order."""
-        found = self.traders.orders(k, self.start(k), self.params)
-        return [self.signer.sign(m.key, order) for m, order in found]
+        """The agents' signed orders for window interval `k`, in arrival order: the
+        manipulators' first moves (if any) before the honest orders, the rest after."""
+        start, manip = self.start(k), self.manipulators
+        found = manip.first(k, start, self.params, self.plans)
+        found += self.traders.orders(k, start, self.params) + manip.after(k, start, self.params)
+        return [self.signer.sign(m.key, body) for m, body in found]
+
+    def manipulation_steps(self, k: int, reader: manipulators.MarketReader) -> Iterator[Step]:
+        """Between interval `k`'s orders and its gate closure: the spoofer's cancellations a
+        few minutes on, and the gate marker's sweep a minute before the gate closes."""
+        if not self.manipulators.roles:
+            return
+        start, gate = self.start(k), self.start(k) - self.params.gate_closure_seconds
+        mid = self.manipulators.mid(k, start, reader)
+        yield Step(self.start(k - 1) + 120, [self.signer.sign(m.key, b) for m, b in mid], -2, None)
+        late = self.manipulators.late(k, start, self.params, reader)
+        yield Step(gate - 60, [self.signer.sign(m.key, b) for m, b in late], -2, None)
 
     def grid_reports(self, k: int, measured_at: int) -> list[bytes]:
         """The operators' signed SCADA reports of window interval `k`, just ended."""
@@ -229,10 +259,11 @@ class MarketDay:
         raise RuntimeError("the fee proposal was still open after its voting period and "
                            "timelock")  # fmt: skip
 
-    def steps(self) -> Iterator[Step]:
+    def steps(self, reader: manipulators.MarketReader | None = None) -> Iterator[Step]:
         """The trading and metering timeline, signed lazily (call after `setup`); with the
         storyline the fee proposal rides with the first traded interval's orders (its
-        votes follow once it is final: see `run`)."""
+        votes follow once it is final: see `run`). Manipulators need a `reader` to act
+        between an interval's orders and its gate closure."""
         n, story = self.config.intervals, self.config.storyline
         for j in range(n + 2):
             traded, read, at = (j if j < n else None), j - 2, self.start(j - 1)
@@ -240,6 +271,8 @@ class MarketDay:
             txs += self.readings(read) + ([] if traded is None else self.orders(traded))
             txs += self.fee_proposal() if story and j == 0 else []
             yield Step(at, txs, read, traded)
+            if traded is not None and reader is not None:
+                yield from self.manipulation_steps(traded, reader)
 
     def _holders(self) -> list[Member]:
         size = self.params.rec_size_wh
@@ -294,7 +327,13 @@ class MarketDay:
                 _on_time(sink, self.start(0), "the setup's registrations")
         if on_setup is not None:
             on_setup()
-        for step in self.steps():
+        reader = None
+        if self.manipulators.roles:
+            if not isinstance(sink, manipulators.MarketReader):
+                raise ValueError("manipulators run only on a sink that reads the market "
+                                 "(the in-process SandboxSink)")  # fmt: skip
+            reader = sink
+        for step in self.steps(reader):
             sink.advance_to(step.time)
             if step.traded is not None:
                 gate = self.start(step.traded) - self.params.gate_closure_seconds

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gridtokenx.ledger import accounts, certificates, governance, transition
+from gridtokenx.ledger import accounts, certificates, governance, registry, transition
 from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.market import queries
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.wire import errors, tx
 
@@ -119,3 +120,22 @@ class SandboxSink:
             and p.title == title
         ]
         return max(found, default=None)
+
+    # --- what the manipulating agents read (simulator.manipulators.MarketReader) ----------
+    def open_orders_of(self, address: bytes) -> list[int]:
+        return list(queries.open_order_ids(self.sandbox.state, address))
+
+    def resting(self, interval: int) -> list[tuple[tx.Side, int, int]]:
+        state = self.sandbox.state
+        out = []
+        for zone in registry.zone_index(state.overlay()).zones:
+            for oid in queries.book_order_ids(state, zone, interval):
+                found = queries.order(state, oid)
+                if found is not None:
+                    out.append((found.side, found.price, found.remaining_wh))
+        return out
+
+    def traded(self, interval: int) -> list[tuple[int, int]]:
+        return [
+            (t.quantity_wh, t.price) for t in queries.interval_trades(self.sandbox.state, interval)
+        ]

@@ -10,6 +10,7 @@
   const MAX_TRADES = 15; // rows of the trades table, newest first (GET /trades pages the rest)
   const MAX_CERTIFICATES = 10; // latest certificates shown
   const MAX_DECIDED = 5; // recently closed proposals shown
+  const MAX_ALERTS = 20; // surveillance alerts shown
   const SVG = "http://www.w3.org/2000/svg";
   // Schematic positions (not a map): roughly where each zone lies in Thailand.
   const PLACES = {
@@ -621,9 +622,43 @@
       : [el("li", { class: "muted" }, "None yet.")]));
   }
 
+  // --- surveillance --------------------------------------------------------------------
+  const DETECTOR_NAMES = {
+    wash_trading: "wash trading", spoofing: "spoofing", marking_the_gate: "marking the gate",
+    capacity_withholding: "capacity withholding", market_power: "market power",
+  };
+  async function refreshSurveillance() {
+    const response = await fetch(new URL(`${API}/surveillance/alerts?limit=${MAX_ALERTS}`,
+      location.origin), { cache: "no-store" });
+    if (response.status === 404) { // the operator turned surveillance off on this node
+      text($("surveillance-title"), "off on this node");
+      $("alerts").tBodies[0].replaceChildren();
+      $("alerts-empty").hidden = true;
+      return;
+    }
+    if (!response.ok) throw new Error(`/surveillance/alerts: ${response.status}`);
+    const page = await response.json();
+    text($("surveillance-title"), `${page.total} alerts, heights ${page.followed_from}–${page.height}`);
+    const rows = page.items.map((a) => el("tr",
+      { "data-alert-id": a.id, "data-detector": a.detector },
+      el("td", {}, `${isoDay(a.interval)} ${clock(a.interval)}`),
+      el("td", {}, DETECTOR_NAMES[a.detector] || a.detector), el("td", {}, a.zone || "all"),
+      el("td", {}, ...a.accounts.flatMap((who, i) => (i ? [el("br"), link(`#/address/${who}`,
+        short(who))] : [link(`#/address/${who}`, short(who))]))),
+      el("td", {}, `${pct(a.score)} %`), el("td", {}, a.summary),
+      el("td", {}, ...a.evidence.slice(0, 3).flatMap((e, i) => {
+        const label = `${e.kind}${e.id ? ` ${e.id}` : ""} @${e.height}`;
+        const item = e.tx_hash ? link(`#/tx/${e.tx_hash}`, label) : label;
+        return i ? [el("br"), item] : [item];
+      }), a.evidence.length > 3 ? el("span", { class: "muted" }, ` +${a.evidence.length - 3}`) : "")));
+    $("alerts").tBodies[0].replaceChildren(...rows);
+    $("alerts-empty").hidden = rows.length > 0;
+  }
+
   async function refreshSlow() {
     await Promise.all([refreshValidators(), refreshGrid(), refreshFlows(), refreshSupply(),
-      refreshPrices(), refreshHealth(), refreshCertificates(), refreshGovernance()]);
+      refreshPrices(), refreshHealth(), refreshCertificates(), refreshGovernance(),
+      refreshSurveillance()]);
   }
 
   // --- live feed -----------------------------------------------------------------------
@@ -656,6 +691,7 @@
         later("certificates", () => Promise.all([refreshCertificates(), refreshSupply()]), 300);
         break;
       case "governance": later("governance", refreshGovernance, 300); break;
+      case "alert": later("surveillance", refreshSurveillance, 300); break;
       case "error": text($("node-status"), `${m.code}: ${m.message}`); break;
       default: break; // subscribed, tx, lagged (the server then closes; we reconnect)
     }
@@ -674,13 +710,15 @@
       S.booked = null;
       setFeed("live");
       stopPolling();
-      for (const topic of ["blocks", "trades", "halts", "certificates", "governance"]) {
+      for (const topic of ["blocks", "trades", "halts", "certificates", "governance",
+        "surveillance"]) {
         send({ op: "subscribe", topic });
       }
       subscribeBook();
       guard(refreshTrades)(); // anything missed while the feed was down
       guard(refreshCertificates)();
       guard(refreshGovernance)();
+      guard(refreshSurveillance)();
     };
     ws.onmessage = (event) => onMessage(JSON.parse(event.data));
     ws.onclose = () => {
@@ -693,7 +731,7 @@
 
   async function poll() {
     await Promise.all([refreshHealth(), refreshBook(), refreshTrades(), refreshCertificates(),
-      refreshGovernance()]);
+      refreshGovernance(), refreshSurveillance()]);
   }
   function startPolling() {
     setFeed("polling");

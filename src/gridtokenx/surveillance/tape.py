@@ -1,0 +1,284 @@
+"""The market as surveillance sees it: facts taken from committed blocks, in chain order.
+
+A detector never reads the wall clock or a node's mempool: its only input is this tape,
+built block by block from what every node committed (each transaction's hash, sender, body
+and receipt events, and the block's end-of-block events). Trade events do not name their
+orders, so the tape asks the market's records for a trade's buy and sell order ids
+(`TradeOrders`, `ledger.market.queries.trade`): they never change once written.
+
+Everything is indexed by delivery interval, so a detector reads one interval's orders and
+trades in O(their number), and `forget_before` drops intervals a follower no longer needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from gridtokenx.ledger.context import Event, EventValue
+from gridtokenx.wire import tx
+
+Attrs = dict[str, EventValue]
+
+TradeOrders = Callable[[int], "tuple[int, int] | None"]
+"""A trade id to its (buy order id, sell order id), from the market's records."""
+
+BUY: Final = "BUY"
+SELL: Final = "SELL"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where something happened: the height, the block time and the transaction (None for
+    an end-of-block event such as a gate-closure expiry)."""
+
+    height: int
+    time: int
+    tx_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class CommittedTx:
+    tx_hash: bytes
+    sender: bytes
+    body: tx.Body
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    """One committed height as a follower hands it to surveillance."""
+
+    height: int
+    time: int
+    block_hash: bytes
+    txs: list[CommittedTx]
+    end_events: list[Event]
+
+
+@dataclass
+class OrderLife:
+    id: int
+    owner: bytes
+    side: str
+    zone: str
+    interval: int
+    quantity_wh: int
+    price: int
+    placed: Ref
+    filled_wh: int = 0
+    trades: list[int] = field(default_factory=list)
+    closed: str | None = None  # filled, cancelled, expired, killed
+    closed_at: Ref | None = None
+    best_same_side_at_close: int | None = None  # others' best price on its side when closed
+    best_opposite_at_close: int | None = None  # the best price of the other side then
+
+    @property
+    def unfilled_wh(self) -> int:
+        return self.quantity_wh - self.filled_wh
+
+
+@dataclass(frozen=True)
+class TradeFact:
+    id: int
+    interval: int
+    buy_order: int
+    sell_order: int
+    buyer: bytes
+    seller: bytes
+    buyer_zone: str
+    seller_zone: str
+    quantity_wh: int
+    price: int
+    at: Ref
+
+    @property
+    def aggressor(self) -> bytes:
+        """The owner of the incoming order: the later of the two ids."""
+        return self.buyer if self.buy_order > self.sell_order else self.seller
+
+
+@dataclass(frozen=True)
+class Transfer:
+    sender: bytes
+    to: bytes
+    asset: str
+    amount: int
+    at: Ref
+
+
+@dataclass(frozen=True)
+class Reading:
+    owner: bytes
+    zone: str
+    interval: int
+    export_wh: int
+    import_wh: int
+    at: Ref
+
+
+@dataclass
+class IntervalTape:
+    orders: dict[int, OrderLife] = field(default_factory=dict)
+    trades: list[TradeFact] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    # What detectors derive from a final interval (past its gate), computed once.
+    derived: dict[str, object] = field(default_factory=dict)
+
+
+class Tape:
+    def __init__(self, trade_orders: TradeOrders) -> None:
+        self.trade_orders = trade_orders
+        self.intervals: dict[int, IntervalTape] = {}
+        self.order_interval: dict[int, int] = {}  # order id -> its interval
+        self.transfers: list[Transfer] = []
+        self.names: dict[bytes, str] = {}  # account -> registered name
+        self.meters: dict[bytes, tuple[bytes, str]] = {}  # meter -> (owner, zone)
+        self.meter_owners: dict[bytes, set[bytes]] = {}  # meter -> every owner it ever had
+        self.settled: list[int] = []  # intervals the last observed block settled
+        self.height = 0
+        self.time = 0
+
+    def interval(self, start: int) -> IntervalTape:
+        found = self.intervals.get(start)
+        if found is None:
+            found = self.intervals[start] = IntervalTape()
+        return found
+
+    def order(self, order_id: int) -> OrderLife | None:
+        start = self.order_interval.get(order_id)
+        return None if start is None else self.intervals[start].orders.get(order_id)
+
+    def open_orders(self, start: int, zone: str, side: str) -> Iterable[OrderLife]:
+        found = self.intervals.get(start)
+        for o in () if found is None else found.orders.values():
+            if o.closed is None and o.zone == zone and o.side == side:
+                yield o
+
+    # --- feeding -------------------------------------------------------------------------
+    def observe(self, block: CommittedBlock) -> None:
+        self.height, self.time, self.settled = block.height, block.time, []
+        for t in block.txs:
+            at = Ref(block.height, block.time, t.tx_hash)
+            if isinstance(t.body, tx.RegisterParticipant):
+                self.names[t.body.account] = t.body.name.strip().casefold()
+            self._events(t.events, at)
+        self._events(block.end_events, Ref(block.height, block.time, None))
+
+    def _events(self, events: list[Event], at: Ref) -> None:
+        for e in events:
+            handler = _HANDLERS.get(e.kind)
+            if handler is not None:
+                handler(self, e.attrs, at)
+
+    def _accepted(self, a: Attrs, at: Ref) -> None:
+        order = OrderLife(
+            id=_int(a["order"]), owner=_bytes(a["owner"]), side=str(a["side"]),
+            zone=str(a["zone"]), interval=_int(a["interval"]),
+            quantity_wh=_int(a["quantity_wh"]), price=_int(a["price"]), placed=at,
+        )  # fmt: skip
+        self.interval(order.interval).orders[order.id] = order
+        self.order_interval[order.id] = order.interval
+
+    def _amended(self, a: Attrs, at: Ref) -> None:
+        order = self.order(_int(a["order"]))
+        if order is not None:
+            order.quantity_wh, order.price = _int(a["quantity_wh"]), _int(a["price"])
+
+    def _trade(self, a: Attrs, at: Ref) -> None:
+        trade_id = _int(a["trade"])
+        ids = self.trade_orders(trade_id)
+        if ids is None:
+            return
+        fact = TradeFact(
+            id=trade_id, interval=_int(a["interval"]), buy_order=ids[0], sell_order=ids[1],
+            buyer=_bytes(a["buyer"]), seller=_bytes(a["seller"]),
+            buyer_zone=str(a["buyer_zone"]), seller_zone=str(a["seller_zone"]),
+            quantity_wh=_int(a["quantity_wh"]), price=_int(a["price"]), at=at,
+        )  # fmt: skip
+        self.interval(fact.interval).trades.append(fact)
+        for order_id in ids:
+            order = self.order(order_id)
+            if order is not None:
+                order.filled_wh += fact.quantity_wh
+                order.trades.append(trade_id)
+
+    def _transfer(self, a: Attrs, at: Ref) -> None:
+        self.transfers.append(
+            Transfer(_bytes(a["from"]), _bytes(a["to"]), str(a["asset"]), _int(a["amount"]), at)
+        )
+
+    def _meter(self, a: Attrs, at: Ref) -> None:
+        meter, owner = _bytes(a["meter"]), _bytes(a["owner"])
+        self.meters[meter] = (owner, str(a["zone"]))
+        self.meter_owners.setdefault(meter, set()).add(owner)
+
+    def _reading(self, a: Attrs, at: Ref) -> None:
+        found = self.meters.get(_bytes(a["meter"]))
+        if found is None:
+            return
+        start = _int(a["interval"])
+        self.interval(start).readings.append(
+            Reading(found[0], found[1], start, _int(a["export_wh"]), _int(a["import_wh"]), at)
+        )
+
+    def _settled(self, a: Attrs, at: Ref) -> None:
+        self.settled.append(_int(a["interval"]))
+
+    def forget_before(self, start: int) -> None:
+        """Drop intervals before `start` (a follower's memory stays bounded); transfers,
+        names and meters are kept: they are few, and links last."""
+        for old in [s for s in self.intervals if s < start]:
+            for order_id in self.intervals.pop(old).orders:
+                self.order_interval.pop(order_id, None)
+
+
+def _closer(kind: str) -> Callable[[Tape, Attrs, Ref], None]:
+    """An order closing (filled, cancelled, expired, killed): noting how far behind its
+    side's best price it was then, which is what "away from the touch" means to spoofing."""
+
+    def close(tape: Tape, a: Attrs, at: Ref) -> None:
+        order = tape.order(_int(a["order"]))
+        if order is None:
+            return
+        if kind == "cancelled":
+            others = [o.price for o in tape.open_orders(order.interval, order.zone, order.side)
+                      if o.owner != order.owner and o.id != order.id]  # fmt: skip
+            other_side = SELL if order.side == BUY else BUY
+            across = [o.price for o in tape.open_orders(order.interval, order.zone, other_side)]
+            pick = max if order.side == BUY else min
+            order.best_same_side_at_close = pick(others) if others else None
+            order.best_opposite_at_close = (
+                (min if order.side == BUY else max)(across) if across else None
+            )
+        order.closed, order.closed_at = kind, at
+
+    return close
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer event attribute, got {value!r}")
+    return value
+
+
+def _bytes(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"expected a bytes event attribute, got {value!r}")
+    return value
+
+
+_HANDLERS: Final[dict[str, Callable[[Tape, Attrs, Ref], None]]] = {
+    "order_accepted": Tape._accepted,
+    "order_amended": Tape._amended,
+    "order_filled": _closer("filled"),
+    "order_cancelled": _closer("cancelled"),
+    "order_expired": _closer("expired"),
+    "order_killed": _closer("killed"),
+    "trade": Tape._trade,
+    "transfer": Tape._transfer,
+    "meter_registered": Tape._meter,
+    "reading": Tape._reading,
+    "interval_settled": Tape._settled,
+}
