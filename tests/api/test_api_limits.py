@@ -233,6 +233,8 @@ def test_connections_beyond_the_cap_get_503_at_once(tmp_path: Path) -> None:
                 answer = extra.recv(65_536)
                 assert answer.startswith(b"HTTP/1.1 503"), answer
                 assert b"TOO_MANY_CONNECTIONS" in answer
+                head = answer.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n")
+                assert b"retry-after: 1" in head  # when to come back, as a 429 says
                 assert _closed_by_server(extra, time.monotonic() + 5)
             assert time.monotonic() - asked < 2
             assert _server_connections(node) == cap  # the refused one was never counted

@@ -68,8 +68,11 @@ def test_the_page_is_served_at_root_with_a_policy_that_keeps_it_on_this_origin(
     # Everything the page loads is on this origin (or inline data): no network at run time.
     linked = re.findall(r'(?:src|href)="([^"]*)"', page.text)
     assert "/static/dashboard.js" in linked and "/static/vendor/uPlot.iife.min.js" in linked
+    # The shared fetch helper is a classic script loaded before the scripts that use it.
+    assert linked.index("/static/api.js") < linked.index("/static/dashboard.js")
+    assert linked.index("/static/api.js") < linked.index("/static/explorer.js")
     assert all(link.startswith(("/", "data:")) for link in linked), linked
-    for name in ("dashboard.js", "dashboard.css"):
+    for name in ("api.js", "dashboard.js", "dashboard.css"):
         assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", (STATIC / name).read_text())
 
 

@@ -5,6 +5,7 @@ loads and follows the chain live over the WebSocket, and a crossing buy and sell
 through the SDK show up as a trade without a reload; so do a renewable energy certificate
 (a licensed 10 MW solar farm's 1 MWh reading) and a governance proposal with its votes. A
 second page whose WebSocket is refused falls back to polling and still sees the next trade.
+The browser is the shared one of tests/api/conftest.py.
 
 The devnet's clock runs at SPEED chain seconds per wall second from 10:00 Bangkok time
 today, so a meter's first 15-minute interval ends within seconds (a reading needs its
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, WebSocketRoute, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, WebSocketRoute
 
 from gridtokenx.client import Client
 from gridtokenx.devnet.homes import init_devnet
@@ -149,7 +150,10 @@ def _trade_row(page: Page, trade_id: int) -> str:
     return row.inner_text()
 
 
-def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(tmp_path: Path) -> None:
+def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """`browser`: the shared headless chromium (tests/api/conftest.py)."""
     screenshot = DOCS_SCREENSHOT if os.environ.get(UPDATE_SCREENSHOT) else tmp_path / "d.png"
     base = free_base_port(len(VALIDATORS))
     now = int(time.time())
@@ -171,12 +175,13 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(tmp_path: Pat
         page.on("pageerror", lambda error: problems.append(str(error)))
 
     try:
-        with Client(url) as api, sync_playwright() as playwright:
+        with Client(url) as api:
             _wait_ready(api)
             market = Market(api)
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+            pages: list[Page] = []
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                pages.append(page)
                 watch(page)
                 page.goto(f"{url}/?zone=BKK&interval={market.interval}")
                 page.wait_for_selector("body[data-ready='1']", timeout=WAIT_MS)
@@ -263,6 +268,7 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(tmp_path: Pat
 
                 # Without the WebSocket the page polls, and still sees the next trade.
                 polled = browser.new_page()
+                pages.append(polled)
                 watch(polled)
 
                 def refuse(socket: WebSocketRoute) -> None:
@@ -277,7 +283,8 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(tmp_path: Pat
                 assert _height(polled) > before
                 assert polled.get_attribute("body", "data-feed") == "polling"
             finally:
-                browser.close()
+                for opened in pages:
+                    opened.close()
     finally:
         _stop(procs)
     assert problems == []

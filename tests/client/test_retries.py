@@ -29,6 +29,7 @@ class Crowded:
     def __init__(self, *busy: tuple[int, str | None]) -> None:
         self.busy = list(busy)
         self.paths: list[str] = []
+        self.code = ""  # the busy answers' code (default: by status)
 
     def answer(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/api/v1")
@@ -36,7 +37,7 @@ class Crowded:
         if self.busy:
             status, wait = self.busy.pop(0)
             headers = {"Retry-After": wait} if wait is not None else {}
-            code = "RATE_LIMITED" if status == 429 else "TOO_MANY_CONNECTIONS"
+            code = self.code or ("RATE_LIMITED" if status == 429 else "TOO_MANY_CONNECTIONS")
             return httpx.Response(status, headers=headers,
                                   json={"error": {"code": code, "message": "busy"}})  # fmt: skip
         if path == "/txs":
@@ -92,6 +93,31 @@ def test_no_retry_asks_once() -> None:
     with pytest.raises(ApiError) as busy:
         on_both(node, NO_RETRY, lambda a: a.balance("gtx"))
     assert busy.value.code == "TOO_MANY_CONNECTIONS" and len(node.paths) == 1
+
+
+def test_a_halted_nodes_503_is_not_retried() -> None:
+    """NODE_HALTED is a 503 too, but the node stays halted until an operator restarts it:
+    the error is raised at the first answer, however generous the policy."""
+    signed = tx.make(ALICE, "chain", 0, tx.RedeemThb(1)).encode()
+    generous = Retry(attempts=6, backoff=0.01)
+
+    async def submit_async(mock: httpx.MockTransport) -> str:
+        async with AsyncClient("http://node", transport=mock, retry=generous) as api:
+            return await api.submit(signed)
+
+    def submit_sync(mock: httpx.MockTransport) -> str:
+        with Client("http://node", transport=mock, retry=generous) as api:
+            return api.submit(signed)
+
+    for submit in (submit_sync, lambda mock: asyncio.run(submit_async(mock))):
+        node = Crowded((503, "0"), (503, "0"))
+        node.code = "NODE_HALTED"
+        with pytest.raises(ApiError) as halted:
+            submit(httpx.MockTransport(node.answer))
+        assert (halted.value.code, halted.value.status) == ("NODE_HALTED", 503)
+        assert node.paths == ["/txs"]  # asked once
+    assert Retry().delay(503, "0", 0, "NODE_HALTED") is None
+    assert Retry().delay(503, "0", 0, "TOO_MANY_CONNECTIONS") == 0.0
 
 
 def test_a_signed_submission_is_retried_but_a_batch_is_not() -> None:

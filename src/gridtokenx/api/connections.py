@@ -15,7 +15,8 @@ node serves HTTP through `GuardedHttp`, uvicorn's httptools protocol with:
 - a body deadline (`body_timeout`), from the end of the headers to the end of the body;
 - a header size cap (`max_header_bytes`): 431, then closed;
 - a connection cap (`max_connections`, WebSockets included): a connection beyond it gets a
-  503 at once and is closed, so it holds its descriptor for no longer than one write.
+  503 at once (with `Retry-After`) and is closed, so it holds its descriptor for no longer
+  than one write.
 
 A connection past a deadline is closed without an answer (the client was not listening for
 one); a handler waiting for its body sees the client disconnect. Idle kept-alive
@@ -32,12 +33,19 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from gridtokenx.api.errors import HEADERS_TOO_LARGE, TOO_MANY_CONNECTIONS, body
 from gridtokenx.api.settings import ApiSettings
 
+BUSY_RETRY_AFTER: Final = 1
+"""Seconds a client refused for too many connections is told to wait (`Retry-After`, as
+the rate limiter's 429 and a full mempool's say): connections end as their requests do,
+so room comes back within about a second, and a client that retries at once only adds
+to the crowd."""
 
-def _reply(status: str, code: str, message: str) -> bytes:
+
+def _reply(status: str, code: str, message: str, retry_after: int | None = None) -> bytes:
     """A complete response that closes the connection, written without the app."""
     payload = orjson.dumps(body(code, message))
+    wait = "" if retry_after is None else f"retry-after: {retry_after}\r\n"
     head = (
-        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{wait}"
         f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + payload
@@ -47,6 +55,7 @@ _BUSY: Final = _reply(
     "503 Service Unavailable",
     TOO_MANY_CONNECTIONS,
     "the node has as many API connections open as it serves; retry later",
+    BUSY_RETRY_AFTER,
 )
 _TOO_LARGE: Final = _reply(
     "431 Request Header Fields Too Large",

@@ -31,6 +31,13 @@ from gridtokenx.cli.args import (
 from gridtokenx.cli.errors import BadInput
 from gridtokenx.cli.follow import FOLLOW_OPTIONS, Bounds, follow_blocks, follow_book, follow_trades
 from gridtokenx.cli.names import Names
+from gridtokenx.cli.registry_views import (
+    licences_table,
+    licences_view,
+    meters_table,
+    participant_record,
+    validators_view,
+)
 from gridtokenx.cli.render import (
     cell,
     console,
@@ -122,8 +129,8 @@ def _balance(api: Client, address: str) -> dict[str, Any]:
 def _account_view(data: dict[str, Any], names: Names) -> RenderableType:
     parts: list[RenderableType] = [balance_view(data["account"], names)]
     if data["participant"] is not None:
-        parts.append(record_table(data["participant"], "participant"))
-    parts += [rows_table(data[name], name) for name in ("meters", "licences")]
+        parts.append(participant_record(data["participant"], names))
+    parts += [meters_table(data["meters"]), licences_table(data["licences"], names)]
     owner = data["account"]["address"]
     parts.append(orders_view({"items": data["open_orders"]}, names, owner))
     return Group(*parts)
@@ -196,7 +203,7 @@ def query_meter(
     return api.get(f"/meters/{text}")
 
 
-@query_command("licences")
+@query_command("licences", named=licences_view)
 def query_licences(
     api: Client,
     holder: Annotated[
@@ -205,7 +212,7 @@ def query_licences(
     limit: LimitOpt = 100,
     after: AfterOpt = None,
 ) -> Any:
-    """Licences with whether each is valid at the latest block time.
+    """Licences: kind, valid now, expired or revoked, with Bangkok times.
 
     Example:  gridtokenx query licences --holder gtx1...
     """
@@ -378,18 +385,9 @@ def query_tx(
     return api.get(f"/txs/{hash_hex(tx_hash)}")
 
 
-def _validators_view(data: dict[str, Any]) -> RenderableType:
-    members = rows_table(data["members"], f"validators at height {data['height']}")
-    members.caption = f"total power signing next: {data['total_power']}"
-    parts: list[RenderableType] = [members]
-    if data.get("pending"):
-        parts.append(rows_table(data["pending"], "pending changes"))
-    return Group(*parts)
-
-
-@query_command("validators", _validators_view)
+@query_command("validators", named=validators_view)
 def query_validators(api: Client) -> Any:
-    """The validator set: power, jailed, pending changes.
+    """The validator set by authority: power and share, jailed or active, pending changes.
 
     Example:  gridtokenx query validators
     """

@@ -183,27 +183,30 @@ def submit(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, opt: Tx
 def dry_run(api: Client, key: crypto.PrivateKey, body: tx.Body, fee: int, json_out: bool) -> None:
     """Sign (the nonce given back) and simulate: the verdict on stdout, exit 0 when the
     ledger would apply it, the ledger's code and a readable reason (exit 1) when not."""
-    from gridtokenx.client import WouldBeRefused
+    from gridtokenx.client import WouldBeRefused, to_json
 
     verdict = api.check(key, body, fee)
     if not verdict.ok:
         raise WouldBeRefused(verdict)
+    events = to_json(verdict.events)
     if json_out:
         print_json({"hash": verdict.hash, "ok": True, "height": verdict.height,
-                    "time": verdict.time, "events": verdict.events})  # fmt: skip
+                    "time": verdict.time, "events": events})  # fmt: skip
     else:
         console.print(f"dry run: tx {verdict.hash} would apply at height {verdict.height} "
                       "(nothing sent)", soft_wrap=True)  # fmt: skip
-        console.print(events_table(verdict.events))
+        console.print(events_table(events))
 
 
 def _receipt_json(receipt: Receipt) -> dict[str, Any]:
+    from gridtokenx.client import to_json
+
     return {
         "hash": receipt.hash,
         "status": receipt.status,
         "height": receipt.height,
         "index": receipt.index,
-        "events": receipt.events,
+        "events": to_json(receipt.events),
     }
 
 

@@ -4,10 +4,13 @@ for finality, query the ledger and subscribe to its streams.
 Keys never leave the client: a transaction is built and signed here (`tx.make`) and only
 its signed canonical bytes are sent. `Client` is synchronous (httpx.Client), `AsyncClient`
 is the same API for asyncio (httpx.AsyncClient). Every read returns a typed result
-(results.py). Every failure is a `GridTokenXError` with the ledger's, mempool's or API's
-stable `code` and a readable `message`: `ApiError` when the node refuses a request,
-`TxDropped` when an admitted transaction is dropped, `StreamError` for a subscription. A
-429 or 503 is retried as the node's Retry-After says, for reads and signed submissions
+(results.py), every stream message a typed event (streams.py). `send` tries the
+transaction first and raises `WouldBeRefused` for one the ledger would refuse now
+(`check=False` sends untried). Every failure is a `GridTokenXError` with the ledger's,
+mempool's or API's stable `code` and a readable `message`: `ApiError` when the node
+refuses a request, `TxDropped` when an admitted transaction is dropped, `StreamError` for
+a subscription. A 429 or 503 is retried as the node's Retry-After says (a halted node's
+503 is not: it will not recover), for reads and signed submissions
 (retries.py).
 
     with Client("http://127.0.0.1:26850") as api:
@@ -35,9 +38,20 @@ from gridtokenx.client.models import (
     describe,
     raw_of,
 )
-from gridtokenx.client.results import Page, to_json
+from gridtokenx.client.results import Event, Page, to_json
 from gridtokenx.client.retries import NO_RETRY, Retry
 from gridtokenx.client.simulation import Simulation, WouldBeRefused
+from gridtokenx.client.streams import (
+    BlockEvent,
+    BookEvent,
+    CertificateEvent,
+    GovernanceEvent,
+    HaltEvent,
+    OtherEvent,
+    StreamEvent,
+    TradeEvent,
+    TxEvent,
+)
 from gridtokenx.client.sync import Client
 
 __all__ = [
@@ -47,16 +61,26 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "Balance",
+    "BlockEvent",
+    "BookEvent",
+    "CertificateEvent",
     "Client",
+    "Event",
     "FinalityTimeout",
+    "GovernanceEvent",
     "GridTokenXError",
+    "HaltEvent",
     "NodeStatus",
+    "OtherEvent",
     "Page",
     "Receipt",
     "Retry",
     "Simulation",
     "StreamError",
+    "StreamEvent",
+    "TradeEvent",
     "TxDropped",
+    "TxEvent",
     "WouldBeRefused",
     "address_text",
     "describe",

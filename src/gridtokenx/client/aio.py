@@ -24,7 +24,7 @@ from gridtokenx.client.models import (
     final,
 )
 from gridtokenx.client.retries import Retry
-from gridtokenx.client.streams import event, subscriptions, ws_url
+from gridtokenx.client.streams import StreamEvent, TxEvent, event, subscriptions, ws_url
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import Body
 
@@ -84,7 +84,7 @@ class AsyncClient(Api):
         try:
             async with asyncio.timeout(timeout):
                 async for message in self.subscribe({"topic": "tx", "hash": tx_hash}):
-                    if message.get("type") == "tx" and message["status"] != "pending":
+                    if isinstance(message, TxEvent) and message.status != "pending":
                         break
         except (TimeoutError, StreamError):
             pass
@@ -100,11 +100,12 @@ class AsyncClient(Api):
         fee: int = 0,
         timeout: float = 30.0,
         *,
-        check: bool = False,
+        check: bool = True,
     ) -> Receipt:
+        """`send` (checked unless `check=False`), then `wait` for the commit."""
         return await self.wait(await self.send(key, body, fee, check=check), timeout)
 
-    async def subscribe(self, *topics: JSON) -> AsyncIterator[JSON]:
+    async def subscribe(self, *topics: JSON) -> AsyncIterator[StreamEvent]:
         """Events for the topics, as `Client.subscribe` (acknowledgements consumed; a
         refused topic or a lagging stream raises `StreamError`)."""
         async with connect(ws_url(self.base_url)) as socket:

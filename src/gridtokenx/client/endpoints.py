@@ -32,6 +32,7 @@ from gridtokenx.client.models import (
     Receipt,
     Who,
     address_text,
+    error_code,
     raw_of,
 )
 from gridtokenx.client.results import decode
@@ -221,9 +222,11 @@ class Api:
 
     def _retry_delay(self, call: Call[Any], response: httpx.Response, attempt: int) -> float | None:
         """Seconds to wait before sending `call` again, or None: take this answer."""
-        if not call.idempotent:
+        status = response.status_code
+        if not call.idempotent or status not in self.retry.statuses:
             return None
-        return self.retry.delay(response.status_code, response.headers.get("retry-after"), attempt)
+        return self.retry.delay(status, response.headers.get("retry-after"), attempt,
+                                error_code(response))  # fmt: skip
 
     @endpoint
     def get(self, /, path: str, **params: Any) -> Call[Any]:
@@ -511,11 +514,15 @@ class Api:
         return make_tx(key, chain, nonce, body, fee).encode()
 
     @endpoint
-    def send(self, key: PrivateKey, body: Body, fee: int = 0, *, check: bool = False) -> Flow[str]:
+    def send(self, key: PrivateKey, body: Body, fee: int = 0, *, check: bool = True) -> Flow[str]:
         """Sign and submit; returns the hash. A refused nonce resets the nonce tracking.
-        With `check`, the transaction is simulated first and `WouldBeRefused` (an
-        `ApiError` with the ledger's code: GATE_CLOSED, INSUFFICIENT_FUNDS, ...) raised
-        instead of submitting one that would be dropped."""
+        The transaction is simulated first (as the CLI does), so one the ledger would
+        refuse now raises `WouldBeRefused` (an `ApiError` with the ledger's code:
+        GATE_CLOSED, MISALIGNED_INTERVAL, INSUFFICIENT_BALANCE, ...) at once, rather than
+        being admitted and dropped blocks later with only a code. `check=False` sends
+        untried (one request fewer; a transaction that depends on another sender's still
+        pending one would be refused by the trial). `submit` and `submit_batch` never
+        check: bulk senders sign and submit themselves."""
         try:
             signed = yield from ask(Api.sign, self, key, body, fee)
             if check:

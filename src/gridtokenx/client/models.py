@@ -15,13 +15,14 @@ from gridtokenx.client.errors import GridTokenXError as GridTokenXError
 from gridtokenx.client.errors import StreamError as StreamError
 from gridtokenx.client.errors import TxDropped as TxDropped
 from gridtokenx.client.errors import describe as describe
-from gridtokenx.client.results import Record
+from gridtokenx.client.results import Event, Record, decode
 from gridtokenx.client.retries import retry_after
 from gridtokenx.wire import crypto
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import SignedTransaction
 
 PREFIX: Final = "/api/v1"
+EVENTS: Final = decode(list[Event])  # a receipt's events, checked and typed
 JSON = dict[str, Any]
 Who = str | bytes | PrivateKey  # an account: gtx... text, 20 raw bytes, or its key
 
@@ -38,7 +39,7 @@ class Receipt(Record):
     status: str  # pending, committed or dropped
     height: int | None = None
     index: int | None = None
-    events: list[JSON] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     reason: str = ""  # a dropped transaction's code
 
     @property
@@ -53,7 +54,7 @@ class Receipt(Record):
             data["status"],
             data.get("height"),
             data.get("index"),
-            data.get("events", []),
+            EVENTS(data.get("events", [])),
             data.get("reason", ""),
         )
 
@@ -119,6 +120,15 @@ def address_text(who: Who) -> str:
 
 def raw_of(signed: bytes | SignedTransaction) -> bytes:
     return signed.encode() if isinstance(signed, SignedTransaction) else signed
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """The API's error code in a refusal's body (None: not the API's error shape)."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return str(error.get("code")) if isinstance(error, dict) else None
 
 
 def checked(response: httpx.Response) -> Any:

@@ -60,6 +60,17 @@ def decode(kind: type[T]) -> Any:
 
 
 @dataclass(frozen=True)
+class Event(Record):
+    """One thing a transaction (or a block's end) did, as the ledger emitted it: `kind`
+    (participant_registered, order_accepted, trade, transfer, ...) and its attributes,
+    named and valued as the API sends them (addresses gtx... text, amounts integers).
+    Receipts, simulations and transaction stream events carry them."""
+
+    kind: str
+    attrs: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Page(Record, Generic[T]):
     """One page of a listing; pass `next` as `after` for the following one (None: last)."""
 

@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 from gridtokenx.client.endpoints import Api, Call, Finished, Op, Reply, as_flow
 from gridtokenx.client.models import JSON, PREFIX, FinalityTimeout, Receipt, checked, final
 from gridtokenx.client.retries import Retry
-from gridtokenx.client.streams import event, subscriptions, ws_url
+from gridtokenx.client.streams import StreamEvent, event, subscriptions, ws_url
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import Body
 
@@ -89,13 +89,15 @@ class Client(Api):
         fee: int = 0,
         timeout: float = 30.0,
         *,
-        check: bool = False,
+        check: bool = True,
     ) -> Receipt:
+        """`send` (checked unless `check=False`), then `wait` for the commit."""
         return self.wait(self.send(key, body, fee, check=check), timeout)
 
-    def subscribe(self, *topics: JSON, timeout: float | None = None) -> Iterator[JSON]:
-        """Events for the topics (e.g. {"topic": "blocks"}, {"topic": "tx", "hash": h}),
-        until the caller stops iterating; `timeout` bounds the wait for each message.
+    def subscribe(self, *topics: JSON, timeout: float | None = None) -> Iterator[StreamEvent]:
+        """Typed events for the topics (e.g. {"topic": "blocks"}: `BlockEvent`s;
+        {"topic": "tx", "hash": h}: `TxEvent`s; client.streams), until the caller stops
+        iterating; `timeout` bounds the wait for each message.
         Acknowledgements are not yielded; a refused topic or a stream the node ended
         because this subscriber lagged raises `StreamError`."""
         with connect(ws_url(self.base_url)) as socket:

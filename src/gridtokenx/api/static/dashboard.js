@@ -4,7 +4,6 @@
 // turned into kWh and THB for display.
 "use strict";
 (() => {
-  const API = "/api/v1";
   const POLL_MS = 2000; // while the WebSocket is down
   const SLOW_MS = 10000; // validators, grid, flows, supply, prices: also refreshed on events
   const MAX_TRADES = 15; // rows of the trades table, newest first (GET /trades pages the rest)
@@ -64,19 +63,7 @@
   }
 
   // --- API -----------------------------------------------------------------------------
-  async function get(path, params = {}) {
-    const url = new URL(API + path, location.origin);
-    for (const [k, v] of Object.entries(params)) {
-      if (v !== null && v !== undefined) url.searchParams.set(k, v);
-    }
-    const response = await fetch(url, { cache: "no-store" });
-    const body = await response.json();
-    if (!response.ok) {
-      const e = body.error || {};
-      throw new Error(`${path}: ${e.code || response.status} ${e.message || ""}`);
-    }
-    return body;
-  }
+  const { API, get } = window.GridTokenXApi; // api.js, loaded before this script
 
   function later(name, fn, ms) { // one pending run per name: bursts of events cost one read
     if (S.timers.has(name)) return;
@@ -150,18 +137,23 @@
 
   // The view the page opens on when its address names no interval, and the interval a
   // newly picked day opens on. The current interval is usually empty (orders are placed
-  // ahead), so: the delivery interval of the latest trade (in the zone, if one is named),
-  // or of the day's latest trade into the zone; else the first open interval if it falls
-  // on that day, or the day's noon. One function, so a caller that knows better (a demo
-  // that knows its simulated day) has one place to say so.
+  // ahead), and after a demo's day the accelerated clock runs on into an empty next day,
+  // so the clock is the last resort: the delivery interval of the latest trade in the
+  // zone, if one is named; else of the latest trade anywhere (its day, in the named zone);
+  // only on a chain without trades the first open interval. A picked day opens on its
+  // latest interval with trades into the zone, else the first open interval if it falls
+  // on that day, or the day's noon. One function, so a caller that knows better has one
+  // place to say so.
   async function defaultView(zone, day) {
+    let latest = null; // the chain's latest trade, when the zone has none
     if (day === null) {
-      const [latest] = (await get("/trades", { zone, limit: 1 })).items;
+      [latest] = (await get("/trades", { zone, limit: 1 })).items;
       if (latest) {
         const interval = latest.interval_start;
         return { zone: zone || latest.buyer_zone, day: dayStart(interval), interval };
       }
-      day = dayStart(firstOpenInterval());
+      if (zone) [latest] = (await get("/trades", { limit: 1 })).items;
+      day = dayStart(latest ? latest.interval_start : firstOpenInterval());
     }
     zone = zone || S.zones[0].code;
     const { intervals } = await get(`/prices/${zone}`, { from: day, to: day + 86400 });
@@ -169,6 +161,7 @@
     const open = firstOpenInterval();
     let interval = day + 12 * 3600;
     if (traded) interval = traded.interval;
+    else if (latest) interval = latest.interval_start;
     else if (open >= day && open < day + 86400) interval = open;
     return { zone, day, interval };
   }

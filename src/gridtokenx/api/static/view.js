@@ -2,25 +2,10 @@
 // nodes (never HTML strings: a record may hold hostile text), and turning the ledger's
 // integers (Wh, satang, milli-satang) into kWh and THB, with times in the chain's local
 // zone (Asia/Bangkok unless the chain's parameters say otherwise).
-export const API = "/api/v1";
+// The fetch helper is api.js's (a classic script index.html loads first), shared with
+// the dashboard.
+export const { API, NotFound, get } = window.GridTokenXApi;
 const chain = { offset: 25200, loaded: null };
-
-export class NotFound extends Error {}
-
-export async function get(path, params = {}) {
-  const url = new URL(API + path, location.origin);
-  for (const [k, v] of Object.entries(params)) {
-    if (v !== null && v !== undefined) url.searchParams.set(k, v);
-  }
-  const response = await fetch(url, { cache: "no-store" });
-  const body = await response.json();
-  if (!response.ok) {
-    const e = body.error || {};
-    const message = `${e.code || response.status}: ${e.message || path}`;
-    throw response.status === 404 ? new NotFound(message) : new Error(message);
-  }
-  return body;
-}
 
 /** The answer, or `fallback` when the record is not there (404). */
 export async function maybe(path, params = {}, fallback = null) {
