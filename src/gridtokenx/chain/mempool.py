@@ -17,13 +17,16 @@ preceded by such a drop), and `status` answers for recent ones.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
+import logging
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
 from gridtokenx.wire import codec, crypto, errors, tx
+
+_log = logging.getLogger(__name__)
 
 NonceOf = Callable[[bytes], int | None]  # address -> the account's next nonce (None: none)
 
@@ -85,6 +88,11 @@ class Mempool:
         self._remember = remember
         self._strikes: dict[bytes, int] = {}  # hash -> failed block builds
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+        # Why transactions were turned away or given up on, by the ledger's code: the node
+        # logs them as digests and exports them as metrics, where one line or one series
+        # per transaction would flood (each is logged one by one at debug level only).
+        self.refused: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -111,10 +119,17 @@ class Mempool:
         """Admit prechecked transactions (the rules that depend on the pool and the state)."""
         results = []
         for raw, (item, signature_ok) in zip(raws, checked, strict=True):
-            if isinstance(item, Admission):
-                results.append(item)
-            else:
-                results.append(self._admit(raw, item, signature_ok, nonce_of, min_fee))
+            result = (
+                item
+                if isinstance(item, Admission)
+                else self._admit(raw, item, signature_ok, nonce_of, min_fee)
+            )
+            if not result.accepted:
+                self.refused[result.code] += 1
+                _log.debug("transaction refused", extra={
+                    "tx": result.tx_hash.hex() if result.tx_hash else None,
+                    "code": result.code, "reason": result.message})  # fmt: skip
+            results.append(result)
         return results
 
     def add_batch(self, raws: list[bytes], nonce_of: NonceOf, min_fee: int) -> list[Admission]:
@@ -224,6 +239,10 @@ class Mempool:
 
     def _record(self, tx_hash: bytes, outcome: str) -> None:
         self._outcomes[tx_hash] = outcome
+        if outcome.startswith("dropped:"):
+            reason = outcome.removeprefix("dropped:")
+            self.dropped[reason] += 1
+            _log.debug("transaction dropped", extra={"tx": tx_hash.hex(), "reason": reason})
         while len(self._outcomes) > self._remember:
             self._outcomes.popitem(last=False)
 

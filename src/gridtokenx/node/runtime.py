@@ -38,6 +38,7 @@ from gridtokenx.consensus import core
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
 from gridtokenx.node.metrics import Metrics
+from gridtokenx.node.presence import ABSENT_PROPOSE_S, Presence
 from gridtokenx.node.supervisor import Supervisor
 from gridtokenx.node.telemetry import CommitInfo, Telemetry
 from gridtokenx.p2p.connection import PeerSettings
@@ -154,6 +155,7 @@ class Node:
         self._announced: dict[bytes, tuple[float, int]] = {}  # hash -> (loop time, times)
         self._checked: tuple[bytes, set[bytes]] | None = None  # a synced block's signatures
         self._checking: set[tuple[int, int]] = set()  # proposals in their trial: (height, round)
+        self.presence = Presence(height)  # who signed what lately: cuts an absent proposer's turn
 
     @property
     def failed(self) -> str | None:
@@ -386,6 +388,7 @@ class Node:
             )
         ):
             return Outcome.FORGED
+        self.presence.heard(proposal.proposer, proposal.height)
         at = (proposal.height, proposal.round)
         if proposal.round in self.core.proposals or at in self._checking:
             return Outcome.IGNORE  # the round has its proposal; a second one is not spread
@@ -417,8 +420,8 @@ class Node:
         """A vote of this height is relayed only once its signer and signature check out."""
         self._catch_up(vote.height, peer)
         if vote.height != self.core.height:
-            if vote.height == self.core.height - 1:
-                self.telemetry.late_precommit(vote)
+            if vote.height == self.core.height - 1 and self.telemetry.late_precommit(vote):
+                self.presence.heard(vote.validator, vote.height)
             return Outcome.IGNORE
         member = self.core.validators.get(vote.validator)
         if (
@@ -428,6 +431,7 @@ class Node:
                                vote.signature)
         ):  # fmt: skip
             return Outcome.FORGED
+        self.presence.heard(vote.validator, vote.height)
         self._act(self.core.on_vote(vote))
         return Outcome.RELAY
 
@@ -555,10 +559,17 @@ class Node:
         time (`block_interval`) because an honest proposer with nothing to include waits
         that long; when the proposer cannot have waited (a later round proposes at once;
         at round 0 this node holds transactions ready, which gossip has given the proposer
-        too), that allowance only delays the move past a proposer that is down. Timeouts
-        are each validator's own liveness decision, so shortening one is always safe."""
+        too), that allowance only delays the move past a proposer that is down. A proposer
+        this node has not heard from for a few heights (`node.presence`) gets
+        ABSENT_PROPOSE_S only. Timeouts are each validator's own liveness decision, so
+        shortening one is always safe."""
         delay = timeout.delay_ms / 1000
-        if timeout.step != core.Step.PROPOSE or self.block_interval <= 0:
+        if timeout.step != core.Step.PROPOSE:
+            return delay
+        proposer = self.core.validators.proposer(timeout.height, timeout.round)
+        if proposer != self.key.address and self.presence.absent(proposer, timeout.height):
+            return min(delay, ABSENT_PROPOSE_S)
+        if self.block_interval <= 0:
             return delay
         if timeout.round > 0 or self.app.mempool.has_ready(self.app.nonce_of):
             return max(delay - self.block_interval, delay / 2)
@@ -598,6 +609,8 @@ class Node:
     def _decide(self, decision: core.Decide) -> None:
         checked, self._checked = self._checked, None
         decided_id = block_id(decision.block)
+        for vote in decision.commit:
+            self.presence.heard(vote.validator, decision.height)
         verified = checked[1] if checked and checked[0] == decided_id else None
         try:
             receipts = self.app.commit(
