@@ -14,7 +14,7 @@ from gridtokenx.cli.node import check_log_options
 from gridtokenx.cli.render import console
 
 if TYPE_CHECKING:
-    from gridtokenx.devnet.processes import Processes
+    from gridtokenx.devnet.processes import Processes, terminate_as_interrupt
 
 
 def devnet(
@@ -87,7 +87,8 @@ def devnet(
                         sentries=sentries, clock_origin=origin, clock_speed=speed,
                         build_budget_ms=40 if fast else 250,
                         propose_ms=500 if fast else 1000)  # fmt: skip
-    with Processes([*homes, *sentry_homes(homes)] if sentries else homes) as nodes:
+    nodes = Processes([*homes, *sentry_homes(homes)] if sentries else homes)
+    with terminate_as_interrupt(), nodes:
         try:
             if fund:
                 _fund(directory, read_config(homes[0]).api_port, fund, nodes)
