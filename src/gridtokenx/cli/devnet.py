@@ -14,7 +14,7 @@ from gridtokenx.cli.node import check_log_options
 from gridtokenx.cli.render import console
 
 if TYPE_CHECKING:
-    from gridtokenx.devnet.processes import Processes, terminate_as_interrupt
+    from gridtokenx.devnet.processes import Processes
 
 
 def devnet(
@@ -58,7 +58,7 @@ def devnet(
     so the reading needs no wait. Their insecure dev keys go to DIR/keys/."""
     from gridtokenx.devnet.funding import ACCOUNTS_FILE, MAX_FUNDED, fund_clock
     from gridtokenx.devnet.homes import devnet_validators, init_devnet, sentry_homes
-    from gridtokenx.devnet.processes import Processes
+    from gridtokenx.devnet.processes import Processes, terminate_as_interrupt
     from gridtokenx.node.home import read_config, read_status
 
     try:
