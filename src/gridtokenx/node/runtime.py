@@ -237,18 +237,20 @@ class Node:
         self.app.close()
 
     # --- transactions ----------------------------------------------------------------------
-    async def admit(self, raws: list[bytes]) -> list[Admission]:
+    async def admit(self, raws: list[bytes], client: bool = False) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
         consensus meanwhile), admit on the loop (which saves the admitted as pending
         before anyone is told), wake the proposer, and queue what was admitted for every
         peer. One result per transaction, in order. Waking the proposer is what a path of
-        its own would forget: its transactions then wait for the empty-block timer."""
+        its own would forget: its transactions then wait for the empty-block timer.
+        `client`: from the API, so subject to back-pressure (`chain.mempool`); what peers
+        relay was acknowledged elsewhere already and is not turned away."""
         checked: list[Checked] = []
         for future in self.app.mempool.precheck(raws):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
-        admissions = self.app.admit(raws, checked)
+        admissions = self.app.admit(raws, checked, bounded=client)
         admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
         if admitted:
             self._txs_arrived.set()
@@ -261,7 +263,7 @@ class Node:
 
     async def submit(self, raw: bytes) -> bytes:
         """A client's transaction: `admit` it (or raise `Rejected`); returns its hash."""
-        (admission,) = await self.admit([raw])
+        (admission,) = await self.admit([raw], client=True)
         if not admission.accepted or admission.tx_hash is None:
             raise Rejected(admission.code, admission.message)
         return admission.tx_hash
