@@ -291,3 +291,45 @@ def test_an_absent_proposers_turn_is_not_waited_out_in_full(tmp_path: Path) -> N
     assert len(cut) >= 8, waits
     assert cut == [ABSENT_PROPOSE_S] * len(cut)
     assert live and min(live) > 1.0  # the running proposers' turns keep their whole timeout
+
+
+def test_a_block_proposed_again_after_its_polka_is_not_judged_by_its_age(tmp_path: Path) -> None:
+    """A fresh proposal (valid round -1) dated more than MAX_CLOCK_DRIFT before this node's
+    clock is invalid. The same block proposed again with a valid round had a polka (more
+    than 2/3 judged it timely) and is checked without its time, as CometBFT's
+    proposer-based timestamps do: judged by its age it could never be prevoted again once
+    a height outlasted the drift, and the validators locked on it stopped the chain."""
+    late = GENESIS_TIME + 60
+    node = Node(KEYS["EGAT"], open_application(SPEC, tmp_path / "egat"), FAST, clock=lambda: late)
+    builder = open_application(SPEC, tmp_path / "builder")
+    by_address = {k.address: k for k in KEYS.values()}
+    try:
+        rounds = [
+            r for r in range(8) if node.core.validators.proposer(1, r) != KEYS["EGAT"].address
+        ]
+        fresh_round, again_round = rounds[:2]
+
+        def proposal(round: int, valid_round: int) -> Proposal:
+            signer = by_address[node.core.validators.proposer(1, round)]
+            block = builder.build_block(1, GENESIS_TIME + 10, signer.address)
+            return sign_proposal(
+                signer, CHAIN, Proposal(1, round, block, valid_round, signer.address)
+            )
+
+        fresh = proposal(fresh_round, -1)
+        again = msgspec.structs.replace(proposal(again_round, fresh_round), block=fresh.block)
+        again = sign_proposal(by_address[again.proposer], CHAIN, again)
+
+        async def scenario() -> tuple[bool | None, bool | None]:
+            try:
+                await node._check(fresh)
+                first = node.core.valid.get(fresh.block_id)
+                node.core.valid.clear()  # as a node that never saw the fresh proposal
+                await node._check(again)
+                return first, node.core.valid.get(again.block_id)
+            finally:
+                await node.stop()
+
+        assert asyncio.run(asyncio.wait_for(scenario(), 30)) == (False, True)
+    finally:
+        builder.close()

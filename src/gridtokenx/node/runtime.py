@@ -401,16 +401,25 @@ class Node:
     async def _check(self, proposal: Proposal) -> None:
         """The transactions' signatures off the loop, then the trial execution, then the
         core is told. A trial that raises (a bug, not a bad block: those are invalid) is
-        logged and the block taken as invalid, so the node prevotes nil and goes on."""
+        logged and the block taken as invalid, so the node prevotes nil and goes on.
+
+        The block's time is judged against this node's clock only when it is proposed
+        fresh (`valid_round` -1), as CometBFT's proposer-based timestamps do. A block
+        proposed again with a valid round had a polka: more than 2/3 of the power judged
+        it timely then, and the core prevotes it only once it has seen that polka. Judging
+        its time again would make it invalid once the height has lasted MAX_CLOCK_DRIFT,
+        and the validators locked on it would then prevote nil on every round for ever: a
+        height that took over 5 s under load stopped the chain for good (83 s until the
+        soak's end, December 2026)."""
         at = (proposal.height, proposal.round)
         try:
             verified = await self._signatures(proposal.block)
             if proposal.height != self.core.height or proposal.round in self.core.proposals:
                 return  # the node moved on while the pool verified
+            now = int(self.clock()) if proposal.valid_round < 0 else None
             try:
-                valid = self.app.check_block(proposal.height, proposal.block,
-                                             int(self.clock()), self.clock_drift,
-                                             verified=verified)  # fmt: skip
+                valid = self.app.check_block(proposal.height, proposal.block, now,
+                                             self.clock_drift, verified=verified)  # fmt: skip
             except Exception:
                 _log.exception("checking the proposal at height %d round %d failed", *at)
                 valid = False
