@@ -49,6 +49,11 @@ from gridtokenx.wire import codec, crypto, errors, tx
 from gridtokenx.wire.votes import Commit, Proposal, Vote, block_id
 
 SYNC_RETRY_S: Final = 2.0  # ask again for a block that no peer sent
+SYNC_RUN: Final = 32
+"""Blocks one sync answer carries at most. One block per request made catching up a round
+trip per block: under load a validator back from a 15 s outage synced 3 blocks/s while the
+chain made 2.5, and stayed out of the quorum for minutes."""
+SYNC_RUN_BYTES: Final = 2 * 1024 * 1024  # and at most about this many bytes
 TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
 ANNOUNCE_MAX: Final = 4 * TX_BATCH_MAX  # pending transactions sent to a peer that connects
 STALE_TX_S: Final = 10.0  # a pending transaction is sent to every peer again after this...
@@ -146,7 +151,9 @@ class Node:
         self._via_certificate = False  # the decision being carried out is a peer's commit
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._last_commit = 0.0  # loop time of the last commit
-        self._asked = (0, 0.0)  # the height we last asked a peer for, and when (loop time)
+        # The sync run asked for: (the height it has reached, its last height, loop time
+        # of the request or of its latest block).
+        self._asked = (0, 0, 0.0)
         self.started_at = time.monotonic()  # for the uptime `GET /status` reports
         self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
         self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
@@ -361,12 +368,22 @@ class Node:
             return Outcome.INVALID
 
     def _answer_sync(self, payload: bytes, peer: bytes) -> Outcome:
-        height = int.from_bytes(payload)
-        stored = self.app.store.block(height) if 0 < height <= self.app.height else None
-        if stored is not None:
+        """A peer asked for the blocks from a height on: send a run of them (SYNC_RUN, or
+        SYNC_RUN_BYTES), each with its certificate, in order. The peer reads one frame at
+        a time, so each block is committed before the next is looked at."""
+        first = int.from_bytes(payload)
+        sent = 0
+        for height in range(max(first, 1), min(first + SYNC_RUN, self.app.height + 1)):
+            stored = self.app.store.block(height)
+            if stored is None:  # pruned
+                break
             certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
             answer = codec.encode(Commit(height, stored[0], certificate))
-            self.gossip.send_to(peer, Kind.SYNC_BLOCK, answer)
+            if not self.gossip.send_to(peer, Kind.SYNC_BLOCK, answer):
+                break
+            sent += len(answer)
+            if sent >= SYNC_RUN_BYTES:
+                break
         return Outcome.RELAY
 
     async def _on_proposal(self, proposal: Proposal, peer: bytes) -> Outcome:
@@ -486,15 +503,22 @@ class Node:
         return verified
 
     def _catch_up(self, seen_height: int, peer: bytes, shown: bool = True) -> None:
-        """A peer is at a later height: ask it for our next block, once per height unless
-        no answer came within SYNC_RETRY_S (the peer pruned that block, or the request or
-        answer was lost); the retry goes to whichever peer shows a later height next."""
+        """A peer is at a later height: ask it for the blocks from our next one on (a run
+        of up to SYNC_RUN, and no further than the peers have shown), and ask again only
+        once the run is used up, or when it brought nothing for SYNC_RETRY_S (the peer
+        pruned those blocks, or the request or answer was lost); the retry goes to
+        whichever peer shows a later height next."""
         want = self.core.height
         now = asyncio.get_running_loop().time()
         self.telemetry.seen(peer, seen_height, want, now, shown)
-        asked, at = self._asked
-        if self.telemetry.best_seen > want and (asked != want or now - at > SYNC_RETRY_S):
-            self._asked = (want, now)
+        best = self.telemetry.best_seen
+        if best <= want:
+            return
+        reached, last, at = self._asked
+        if reached < want <= last:
+            self._asked = (want, last, now)  # the run is arriving
+        elif want > last or now - at > SYNC_RETRY_S:
+            self._asked = (want, min(want + SYNC_RUN, best) - 1, now)
             self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
 
     @property
