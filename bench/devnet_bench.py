@@ -13,7 +13,13 @@ CPU each validator process used, and the raw Ed25519 verification rate measured 
 same run, and writes bench/results/devnet.json. At the end it stops the validators and
 checks that their stores hold the same blocks and state roots at every height.
 
-    python bench/devnet_bench.py [--rate 1000] [--seconds 20] [--block-ms 500]
+With `--submit api` the orders go through each validator's REST batch route instead, as an
+application's would. Beyond the node's back-pressure limit (about two blocks of work
+waiting) they are refused MEMPOOL_FULL and sent again after the Retry-After, and finality
+still counts from the first attempt. Offered more than it can commit, the chain then keeps
+its saturation rate: compare `--rate` at and above saturation.
+
+    python bench/devnet_bench.py [--rate 1000] [--seconds 20] [--block-ms 500] [--submit api]
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import msgspec
 
 import benchkit
@@ -60,12 +67,20 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Generator:
-    """Client peers, one per validator; records when each transaction became final."""
+    """Client peers, one per validator; records when each transaction became final.
+    With `api_ports`, the orders go to the validators' REST batch route instead, as an
+    application's would: what a saturated node refuses (MEMPOOL_FULL) is sent again after
+    its Retry-After, and counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, api_ports: list[int] | None = None) -> None:
         self.final_at: dict[bytes, float] = {}
         self.heights: set[int] = set()
         self.clients: list[Gossip] = []
+        self.api_ports = api_ports
+        self.http: httpx.AsyncClient | None = None
+        self.refusals: dict[str, int] = {}
+        self.again: list[tuple[float, bytes]] = []  # (when, raw): refused, to send again
+        self.posts: set[asyncio.Task[None]] = set()
 
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
         if kind is Kind.COMMIT:
@@ -83,8 +98,46 @@ class Generator:
             await client.dial("127.0.0.1", port, expect=node_id)
             self.clients.append(client)
 
-    async def send(self, raws: list[bytes], turn: int) -> None:
-        self.clients[turn % len(self.clients)].publish(Kind.TX, codec.encode(raws))
+    async def send(self, raws: list[bytes], turn: int, api: bool = False) -> None:
+        if not api or self.api_ports is None:
+            self.clients[turn % len(self.clients)].publish(Kind.TX, codec.encode(raws))
+            return
+        now = time.perf_counter()
+        due = [raw for when, raw in self.again if when <= now]
+        self.again = [(when, raw) for when, raw in self.again if when > now]
+        port = self.api_ports[turn % len(self.api_ports)]
+        task = asyncio.create_task(self._post(port, due + raws))
+        self.posts.add(task)
+        task.add_done_callback(self.posts.discard)
+
+    async def _post(self, port: int, raws: list[bytes]) -> None:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=30)
+        try:
+            answer = await self.http.post(
+                f"http://127.0.0.1:{port}/api/v1/txs/batch",
+                json={"txs": [r.hex() for r in raws], "encoding": "hex"},
+            )
+            results = answer.json()["results"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            results = [{"accepted": False, "code": "UNANSWERED"}] * len(raws)
+        later = time.perf_counter() + 1.0  # the node's Retry-After for MEMPOOL_FULL
+        for raw, result in zip(raws, results, strict=True):
+            if result["accepted"] or result["code"] == "DUPLICATE":
+                continue
+            code = result["code"]
+            self.refusals[code] = self.refusals.get(code, 0) + 1
+            if code in ("MEMPOOL_FULL", "UNANSWERED", "NONCE_TOO_FAR"):
+                self.again.append((later, raw))
+
+    async def flush(self, until: float) -> None:
+        """Send what was refused again until nothing waits or `until` (perf_counter)."""
+        turn = 0
+        while (self.again or self.posts) and time.perf_counter() < until:
+            if self.again:
+                await self.send([], turn, api=True)
+                turn += 1
+            await asyncio.sleep(0.2)
 
     async def wait_final(self, hashes: list[bytes], timeout: float) -> bool:
         deadline = time.perf_counter() + timeout
@@ -95,6 +148,10 @@ class Generator:
         return False
 
     async def close(self) -> None:
+        for task in list(self.posts):
+            task.cancel()
+        if self.http is not None:
+            await self.http.aclose()
         for client in self.clients:
             await client.close()
 
@@ -106,8 +163,9 @@ async def _drive(
     rate: int,
     seconds: float,
     pids: list[int],
+    api_ports: list[int] | None = None,
 ) -> dict[str, object]:
-    gen = Generator()
+    gen = Generator(api_ports)
     # Everything is signed before connecting: signing holds this loop, and validators drop
     # a peer that answers no ping for half a minute.
     phases = load.setup()
@@ -132,8 +190,9 @@ async def _drive(
             now = time.perf_counter()
             for raw in batch:
                 submitted[tx.hash_of(raw)] = now
-            await gen.send(batch, turn)
+            await gen.send(batch, turn, api=api_ports is not None)
         offered_for = time.perf_counter() - started
+        await gen.flush(time.perf_counter() + 120)
         all_final = await gen.wait_final(list(submitted), 120)
         busy = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
         window = time.perf_counter() - started
@@ -144,6 +203,8 @@ async def _drive(
         await gen.close()
     done = len(latencies)
     return {
+        "submitted_via": "api" if api_ports is not None else "gossip",
+        "refused_then_sent_again": gen.refusals,
         "offered_tx_per_s": rate,
         "offered_for_s": round(offered_for, 2),
         "submitted": len(submitted),
@@ -242,6 +303,7 @@ def run(
     folder: Path,
     accounts: int = 300,
     workload: str = "crossing",
+    submit: str = "gossip",
 ) -> dict[str, object]:
     now = int(time.time())
     base = free_base_port(validators)
@@ -259,7 +321,8 @@ def run(
         ]
         ports = [read_config(h).listen_port for h in homes]
         pids = [p.pid for p in procs]
-        figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids))
+        api_ports = [read_config(h).api_port for h in homes] if submit == "api" else None
+        figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids, api_ports))
     figures["heights_checked_identical"] = _same_chain(homes)
     return figures
 
@@ -280,13 +343,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         help="crossing: Bangkok orders that always trade; day: the market-day simulator's "
         "agents across the seven zones (2 x --accounts participants)",
     )
+    parser.add_argument(
+        "--submit",
+        choices=("gossip", "api"),
+        default="gossip",
+        help="gossip: the orders go in as a peer's (never refused); api: through each "
+        "validator's REST batch route, as an application's, refused beyond the node's "
+        "back-pressure limit and sent again after Retry-After",
+    )
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         folder = args.keep or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-"))
         )
         shape = (args.rate, args.seconds, args.validators, args.block_ms)
-        figures = run(*shape, folder, args.accounts, args.workload)
+        figures = run(*shape, folder, args.accounts, args.workload, args.submit)
     sample = MarketLoad(devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
     sample.setup()
     result: dict[str, object] = {

@@ -129,3 +129,32 @@ def test_byte_limit_is_enforced() -> None:
     assert mp.add(make(ALICE, 2), nonce_of, 0).code == "MEMPOOL_FULL"
     assert mp.size_bytes <= len(raw) * 2
     mp.close()
+
+
+def test_clients_are_turned_away_beyond_two_blocks_of_work_but_grid_operations_are_not() -> None:
+    """Back-pressure: from clients (`bounded`), transactions beyond the backlog limit are
+    refused MEMPOOL_FULL and change nothing; a grid emergency is still admitted, and so is
+    what a peer relays. The limit follows the blocks: two of the largest recent ones."""
+    mp = Mempool(CHAIN, max_txs=100, max_per_sender=50, min_backlog=3)
+    try:
+
+        def client(raw: bytes) -> str:
+            (result,) = mp.admit([raw], mp._checked([raw]), nonce_of, 0, bounded=True)
+            return result.code or "accepted"
+
+        assert [client(make(ALICE, n)) for n in range(3)] == ["accepted"] * 3
+        refused = make(ALICE, 3)
+        assert client(refused) == "MEMPOOL_FULL"
+        assert len(mp) == 3 and mp.status(tx.decode(refused).hash) == "unknown"
+        alarm = tx.make(CAROL, CHAIN, 0, tx.DeclareEmergency(("BKK",), "frequency 49.2 Hz"), 0)
+        assert client(alarm.encode()) == "accepted"  # a grid operation jumps the backlog
+        assert mp.add(make(ALICE, 3), nonce_of, 0).accepted  # relayed by a peer: unbounded
+        assert mp.backlog_limit == 3
+
+        mp.update([tx.decode(make(BOB, 5 + n)).hash for n in range(4)], nonce_of)  # a block of 4
+        assert mp.backlog_limit == 8
+        assert [client(make(ALICE, n)) for n in range(4, 7)] == ["accepted"] * 3
+        assert client(make(ALICE, 7)) == "MEMPOOL_FULL"
+        assert mp.refused == {"MEMPOOL_FULL": 2}
+    finally:
+        mp.close()

@@ -165,12 +165,12 @@ def test_a_full_mempool_says_when_to_retry_and_the_sdk_waits_that_long(
     try:
         signed = api.sign(cast.office, tx.Transfer(tx.Asset.THB, cast.home.address, 1))
         raw = httpx.post(f"{node.url}/api/v1/txs", json={"tx": signed.hex()}, timeout=10)
-        assert raw.status_code == 429 and raw.headers["retry-after"] == "1"
+        assert raw.status_code == 503 and raw.headers["retry-after"] == "1"
         assert raw.json()["error"]["code"] == "MEMPOOL_FULL"
         with Client(node.url, retry=NO_RETRY) as once, pytest.raises(ApiError) as full:
             once.submit(signed)
         assert (full.value.code, full.value.status, full.value.retry_after) == (
-            "MEMPOOL_FULL", 429, 1.0,
+            "MEMPOOL_FULL", 503, 1.0,
         )  # fmt: skip
         assert isinstance(full.value, GridTokenXError)
         room = threading.Timer(0.3, lambda: node.on_loop(lambda: setattr(pool, "max_txs", 50_000)))

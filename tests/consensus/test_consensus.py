@@ -246,6 +246,27 @@ def test_a_locked_validator_prevotes_nil_for_another_block_without_a_newer_polka
     assert [(v.type, v.block_id) for v in votes] == [(VoteType.PREVOTE, NIL)]
 
 
+def test_a_locked_block_proposed_again_stays_valid_whatever_the_driver_says_later() -> None:
+    """A validator locked on X at round 0; X is proposed again at round 1 with its valid
+    round. If the driver now calls X invalid (it judged the block's time, by then more than
+    MAX_CLOCK_DRIFT old), the core still counts X valid and prevotes it: X's validity at
+    this height was settled when it was first checked. Before, the second verdict replaced
+    the first, every validator locked on X prevoted nil in every later round, and the chain
+    stopped for good once a height lasted longer than the drift."""
+    me = next(i for i, k in enumerate(KEYS) if k.address not in (VALS.proposer(1, 0),
+                                                                 VALS.proposer(1, 1)))  # fmt: skip
+    c = _core(me)
+    c.start()
+    x = b"block x"
+    c.on_proposal(_proposal(0, x), valid=True)
+    for k in (k for i, k in enumerate(KEYS) if i != me):
+        c.on_vote(_vote(k, 0, VoteType.PREVOTE, block_id(x)))
+    assert c.state.locked_block == x and c.state.valid_block == x
+    c.on_timeout(1, 0, Step.PRECOMMIT)  # round 0 ends undecided
+    votes = _broadcast_votes(c.on_proposal(_proposal(1, x, valid_round=0), valid=False))
+    assert [(v.type, v.block_id) for v in votes] == [(VoteType.PREVOTE, block_id(x))]
+
+
 def test_a_restarted_validator_re_sends_and_counts_its_logged_vote_and_signs_no_other() -> None:
     """The crash lost the prevote after the WAL recorded it. On restart the core broadcasts
     that very vote again and counts it: two more prevotes for the block are then a polka

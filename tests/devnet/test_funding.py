@@ -6,6 +6,7 @@ refuses a speed, a count or a folder it cannot run with, before it writes anythi
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -115,3 +116,52 @@ def test_devnet_speed_runs_the_chain_clock_faster_and_ctrl_c_exits_0(tmp_path: P
             devnet.send_signal(signal.SIGINT)
         out, _ = devnet.communicate(timeout=30)
     assert devnet.returncode == 0, out
+
+
+def _node_processes(folder: Path) -> list[int]:
+    """Pids of `gridtokenx node start` processes whose home is under `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"node" in argv and any(str(folder).encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.process
+def test_a_terminated_devnet_stops_its_nodes(tmp_path: Path) -> None:
+    """SIGTERM to `gridtokenx devnet` (a script's `kill`, systemd, a container runtime)
+    stops its nodes and exits 0, as Ctrl-C does. Before, Python's default SIGTERM ended the
+    command at once and left its validator running, holding the ports and the store."""
+    base = free_base_port(1)
+    folder = tmp_path / "devnet"
+    args = ["devnet", "--validators", "1", "--base-port", str(base), "--dir", str(folder)]
+    devnet = subprocess.Popen([sys.executable, "-m", "gridtokenx", *args], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        with Client(f"http://127.0.0.1:{base + 200}", timeout=2.0) as api:
+            deadline = time.monotonic() + 60
+            while True:
+                assert devnet.poll() is None and time.monotonic() < deadline
+                try:
+                    if api.health()["height"] >= 1:
+                        break
+                except (ApiError, httpx.HTTPError):
+                    pass
+                time.sleep(0.2)
+        assert _node_processes(folder)
+        devnet.send_signal(signal.SIGTERM)  # to the devnet command only, not its group
+        out, _ = devnet.communicate(timeout=30)
+        assert devnet.returncode == 0, out
+        assert _node_processes(folder) == []
+    finally:
+        if devnet.poll() is None:
+            devnet.kill()
+            devnet.wait()
+        for pid in _node_processes(folder):  # what a failed run left behind
+            os.kill(pid, signal.SIGKILL)

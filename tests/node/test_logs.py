@@ -168,3 +168,55 @@ def test_node_start_refuses_an_unknown_log_format_or_level(
     (message,) = error_lines(result, code, status)
     assert named in message
     assert read_status(home) is None and not (home / "data").exists()  # never opened
+
+
+def test_why_transactions_were_refused_or_dropped_is_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A node said nothing about the transactions it turned away or gave up on. Now its
+    mempool counts them by the ledger's code: one digest line per code per period, a debug
+    line per transaction with its hash, and a Prometheus counter."""
+    from prometheus_client import generate_latest
+
+    from gridtokenx.chain.mempool import EVICTED, Mempool
+    from gridtokenx.node.metrics import Metrics
+    from gridtokenx.node.supervisor import Supervisor
+    from gridtokenx.wire import tx
+
+    caplog.set_level(logging.DEBUG, "gridtokenx")
+    key = PrivateKey.from_dev_label("logs-test/sender")
+    mempool = Mempool("logs-chain", max_txs=1)
+
+    def signed(chain: str, nonce: int, fee: int = 10) -> bytes:
+        body = tx.Transfer(tx.Asset.THB, key.address, 1)
+        return tx.Transaction(chain, nonce, key.public_key, fee, body).sign(key).encode()
+
+    known = {key.address: 0}
+    try:
+        results = mempool.add_batch(
+            [signed("other-chain", 0), signed("logs-chain", 0), signed("logs-chain", 1, fee=99)],
+            known.get, 0,
+        )  # fmt: skip
+        assert [r.accepted for r in results] == [False, True, True]  # the third evicts the second
+        assert mempool.add(signed("logs-chain", 5), {}.get, 0).code == "UNKNOWN_SENDER"
+        assert mempool.refused == {"WRONG_CHAIN_ID": 1, "UNKNOWN_SENDER": 1}
+        assert mempool.dropped == {EVICTED: 1}
+
+        reports = PeerReports(every_s=10)
+        gossip = Gossip(PrivateKey.from_dev_label("logs-test/node"), _nothing)
+        assert reports.update(gossip, 0.0, mempool) == 3
+        assert reports.update(gossip, 5.0, mempool) == 0  # nothing new
+        metrics = Metrics()
+        metrics.watch(gossip, Supervisor(), mempool)
+        exposition = generate_latest(metrics.registry).decode()
+    finally:
+        mempool.close()
+    digest = {(r.getMessage(), getattr(r, "code", getattr(r, "reason", None))): r.count  # type: ignore[attr-defined]
+              for r in caplog.records if r.getMessage().startswith("transactions ")}  # fmt: skip
+    assert digest == {("transactions refused", "WRONG_CHAIN_ID"): 1,
+                      ("transactions refused", "UNKNOWN_SENDER"): 1,
+                      ("transactions dropped", EVICTED): 1}  # fmt: skip
+    each = [r for r in caplog.records if r.getMessage() == "transaction refused"]
+    assert len(each) == 2 and all(len(r.tx) == 64 for r in each)  # type: ignore[attr-defined]
+    assert 'gridtokenx_mempool_refused_total{code="WRONG_CHAIN_ID"} 1.0' in exposition
+    assert f'gridtokenx_mempool_dropped_total{{reason="{EVICTED}"}} 1.0' in exposition

@@ -245,3 +245,91 @@ def test_the_block_time_allowance_is_dropped_where_no_honest_proposer_waits(
             await node.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_an_absent_proposers_turn_is_not_waited_out_in_full(tmp_path: Path) -> None:
+    """NEPO's node is never started. Once it has signed nothing for ABSENT_AFTER heights,
+    every running node waits only ABSENT_PROPOSE_S at NEPO's turns to propose, instead of
+    the whole propose timeout; a proposer that is running still gets the whole timeout.
+    (Before, each of a dead validator's turns cost its full propose timeout, 1 s and more
+    on the devnet, which made EGAT's outages the soak's longest stalls.)"""
+    from gridtokenx.consensus import core
+    from gridtokenx.node.presence import ABSENT_AFTER, ABSENT_PROPOSE_S
+
+    timeouts = core.Timeouts(propose_ms=3000, prevote_ms=200, precommit_ms=200)
+    nepo = KEYS["NEPO"].address
+    waits: list[tuple[int, bytes, float]] = []  # (height, proposer, delay)
+
+    async def scenario() -> None:
+        nodes = await _network(tmp_path, timeouts)
+        for node in nodes:
+            chosen = node._timeout_delay
+
+            def record(t: core.ScheduleTimeout, node: Node = node, chosen=chosen) -> float:  # type: ignore[no-untyped-def]
+                delay = chosen(t)
+                if t.step is core.Step.PROPOSE:
+                    proposer = node.core.validators.proposer(t.height, t.round)
+                    waits.append((t.height, proposer, delay))
+                return delay
+
+            node._timeout_delay = record  # type: ignore[method-assign]
+        try:
+            for node in nodes:
+                await node.start()
+            for _ in range(1200):  # bounded: 60 s
+                late = [w for w in waits if w[1] == nepo and w[0] > ABSENT_AFTER + 1]
+                if len(late) >= 2 * len(nodes) and min(n.app.height for n in nodes) >= 12:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))
+    cut = [d for h, p, d in waits if p == nepo and h > ABSENT_AFTER + 1]
+    live = [d for _, p, d in waits if p != nepo]
+    assert len(cut) >= 8, waits
+    assert cut == [ABSENT_PROPOSE_S] * len(cut)
+    assert live and min(live) > 1.0  # the running proposers' turns keep their whole timeout
+
+
+def test_a_block_proposed_again_after_its_polka_is_not_judged_by_its_age(tmp_path: Path) -> None:
+    """A fresh proposal (valid round -1) dated more than MAX_CLOCK_DRIFT before this node's
+    clock is invalid. The same block proposed again with a valid round had a polka (more
+    than 2/3 judged it timely) and is checked without its time, as CometBFT's
+    proposer-based timestamps do: judged by its age it could never be prevoted again once
+    a height outlasted the drift, and the validators locked on it stopped the chain."""
+    late = GENESIS_TIME + 60
+    node = Node(KEYS["EGAT"], open_application(SPEC, tmp_path / "egat"), FAST, clock=lambda: late)
+    builder = open_application(SPEC, tmp_path / "builder")
+    by_address = {k.address: k for k in KEYS.values()}
+    try:
+        rounds = [
+            r for r in range(8) if node.core.validators.proposer(1, r) != KEYS["EGAT"].address
+        ]
+        fresh_round, again_round = rounds[:2]
+
+        def proposal(round: int, valid_round: int) -> Proposal:
+            signer = by_address[node.core.validators.proposer(1, round)]
+            block = builder.build_block(1, GENESIS_TIME + 10, signer.address)
+            return sign_proposal(
+                signer, CHAIN, Proposal(1, round, block, valid_round, signer.address)
+            )
+
+        fresh = proposal(fresh_round, -1)
+        again = msgspec.structs.replace(proposal(again_round, fresh_round), block=fresh.block)
+        again = sign_proposal(by_address[again.proposer], CHAIN, again)
+
+        async def scenario() -> tuple[bool | None, bool | None]:
+            try:
+                await node._check(fresh)
+                first = node.core.valid.get(fresh.block_id)
+                node.core.valid.clear()  # as a node that never saw the fresh proposal
+                await node._check(again)
+                return first, node.core.valid.get(again.block_id)
+            finally:
+                await node.stop()
+
+        assert asyncio.run(asyncio.wait_for(scenario(), 30)) == (False, True)
+    finally:
+        builder.close()

@@ -47,10 +47,12 @@ def invalid(message: str) -> ApiError:
 
 
 def rejection_status(code: str) -> int:
-    """HTTP status of a refused transaction: a retry later may succeed (429), the same
-    transaction is already waiting (409), or the transaction itself is wrong (400)."""
+    """HTTP status of a refused transaction: the node is saturated and a retry later may
+    succeed (503: the server's state, not the client's rate, which is the limiter's 429),
+    the same transaction is already waiting (409), or the transaction itself is wrong
+    (400)."""
     if code == mempool.MEMPOOL_FULL:
-        return 429
+        return 503
     return 409 if code in _CONFLICT else 400
 
 
@@ -58,7 +60,7 @@ def rejected(code: str, message: str) -> ApiError:
     """A refused transaction as the API's error; a full mempool says when to come back
     (`Retry-After`, as the rate limiter's 429 does), so clients back off the same way."""
     status = rejection_status(code)
-    headers = {"Retry-After": str(MEMPOOL_RETRY_AFTER)} if status == 429 else None
+    headers = {"Retry-After": str(MEMPOOL_RETRY_AFTER)} if code == mempool.MEMPOOL_FULL else None
     return ApiError(status, code, message, headers)
 
 

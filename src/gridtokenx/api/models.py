@@ -505,5 +505,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "refused"},
     404: {"model": ErrorBody, "description": "not found"},
     422: {"model": ErrorBody, "description": "invalid request"},
-    429: {"model": ErrorBody, "description": "rate limited, or the mempool is full"},
+    429: {"model": ErrorBody, "description": "rate limited"},
+    503: {
+        "model": ErrorBody,
+        "description": "the mempool is full (back-pressure), or the node halted",
+    },
 }

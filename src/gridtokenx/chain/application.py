@@ -148,10 +148,13 @@ class Application(Generic[StoreT]):
         self._keep([raw], [result])
         return result.tx_hash
 
-    def admit(self, raws: list[bytes], checked: list[Checked]) -> list[Admission]:
-        """Admit transactions the mempool prechecked (decoded, signatures verified)."""
+    def admit(
+        self, raws: list[bytes], checked: list[Checked], bounded: bool = False
+    ) -> list[Admission]:
+        """Admit transactions the mempool prechecked (decoded, signatures verified);
+        `bounded`: from clients, subject to the mempool's back-pressure."""
         min_fee = chain_info.params(self.state).min_fee_satang
-        results = self.mempool.admit(raws, checked, self.nonce_of, min_fee)
+        results = self.mempool.admit(raws, checked, self.nonce_of, min_fee, bounded)
         self._keep(raws, results)
         return results
 

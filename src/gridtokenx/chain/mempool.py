@@ -8,6 +8,15 @@ nonces starting at its account's next nonce. Limits on count, bytes and pending
 transactions per sender keep memory bounded. When the pool is full, a better-paying
 transaction evicts the lowest fee per byte (from the end of its sender's run).
 
+Back-pressure: transactions from clients (the API) are refused with MEMPOOL_FULL once the
+queue holds about BACKLOG_BLOCKS blocks of work, judged from the largest recent blocks. A
+chain offered more than it can commit then keeps committing at its saturation rate and
+tells the excess to come back (503 with Retry-After at the API), where an unbounded queue
+made every block's reaping and every client's wait grow until the committed rate fell
+below saturation. Grid operations (`tx.is_priority`) are admitted regardless, and so are
+transactions relayed by peers: another node acknowledged those already, and refusing them
+here would only strand them there.
+
 The mempool never forgets silently: every admitted transaction ends `committed` or
 `dropped` with a reason (evicted; superseded by a committed transaction with its nonce;
 the ledger's rejection code once it failed to apply in three blocks this node built; or
@@ -17,13 +26,16 @@ preceded by such a drop), and `status` answers for recent ones.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
+import logging
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
 from gridtokenx.wire import codec, crypto, errors, tx
+
+_log = logging.getLogger(__name__)
 
 NonceOf = Callable[[bytes], int | None]  # address -> the account's next nonce (None: none)
 
@@ -34,6 +46,12 @@ NONCE_TOO_FAR: Final = "NONCE_TOO_FAR"
 EVICTED: Final = "EVICTED"
 PRECEDING_DROPPED: Final = "PRECEDING_DROPPED"
 MAX_BUILD_FAILURES: Final = 3  # blocks built here in which a transaction failed to apply
+BACKLOG_BLOCKS: Final = 2
+"""Blocks of work the queue may hold before clients are asked to come back later."""
+MIN_BACKLOG: Final = 2_000
+"""The backlog never counts as full below this, so a burst on a quiet chain (whose recent
+blocks are small) is admitted."""
+RECENT_BLOCKS: Final = 64
 SUPERSEDED: Final = "SUPERSEDED"
 
 
@@ -74,6 +92,7 @@ class Mempool:
         max_per_sender: int = 1_000,
         workers: int = 2,
         remember: int = 100_000,
+        min_backlog: int = MIN_BACKLOG,
     ) -> None:
         self.chain_id = chain_id
         self.max_txs, self.max_bytes, self.max_per_sender = max_txs, max_bytes, max_per_sender
@@ -85,6 +104,13 @@ class Mempool:
         self._remember = remember
         self._strikes: dict[bytes, int] = {}  # hash -> failed block builds
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+        # Why transactions were turned away or given up on, by the ledger's code: the node
+        # logs them as digests and exports them as metrics, where one line or one series
+        # per transaction would flood (each is logged one by one at debug level only).
+        self.refused: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.min_backlog = min_backlog
+        self._recent_blocks: deque[int] = deque(maxlen=RECENT_BLOCKS)  # their tx counts
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -105,16 +131,38 @@ class Mempool:
         chunk = max(64, -(-len(raws) // 8))
         return [self._pool.submit(_check, raws[i : i + chunk]) for i in range(0, len(raws), chunk)]
 
+    @property
+    def backlog_limit(self) -> int:
+        """How many waiting transactions count as BACKLOG_BLOCKS blocks of work: the
+        largest of the recent blocks stands for what one block can carry (at saturation
+        blocks are cut by the proposer's build budget, so they are that size)."""
+        return max(self.min_backlog, BACKLOG_BLOCKS * max(self._recent_blocks, default=0))
+
     def admit(
-        self, raws: list[bytes], checked: list[Checked], nonce_of: NonceOf, min_fee: int
+        self,
+        raws: list[bytes],
+        checked: list[Checked],
+        nonce_of: NonceOf,
+        min_fee: int,
+        bounded: bool = False,
     ) -> list[Admission]:
-        """Admit prechecked transactions (the rules that depend on the pool and the state)."""
+        """Admit prechecked transactions (the rules that depend on the pool and the state).
+        `bounded`: they come from clients, and are refused MEMPOOL_FULL beyond the backlog
+        limit unless they are grid operations."""
         results = []
+        limit = self.backlog_limit if bounded else None
         for raw, (item, signature_ok) in zip(raws, checked, strict=True):
-            if isinstance(item, Admission):
-                results.append(item)
-            else:
-                results.append(self._admit(raw, item, signature_ok, nonce_of, min_fee))
+            result = (
+                item
+                if isinstance(item, Admission)
+                else self._admit(raw, item, signature_ok, nonce_of, min_fee, limit)
+            )
+            if not result.accepted:
+                self.refused[result.code] += 1
+                _log.debug("transaction refused", extra={
+                    "tx": result.tx_hash.hex() if result.tx_hash else None,
+                    "code": result.code, "reason": result.message})  # fmt: skip
+            results.append(result)
         return results
 
     def add_batch(self, raws: list[bytes], nonce_of: NonceOf, min_fee: int) -> list[Admission]:
@@ -159,6 +207,7 @@ class Mempool:
         signature_ok: bool,
         nonce_of: NonceOf,
         min_fee: int,
+        limit: int | None = None,
     ) -> Admission:
         tx_hash = stx.hash
 
@@ -184,6 +233,9 @@ class Mempool:
         queue = self._by_sender.get(sender, {})
         if stx.tx.nonce in queue:
             return refuse(NONCE_TAKEN, "another transaction with this nonce is waiting")
+        if limit is not None and len(self._by_hash) >= limit and not tx.is_priority(stx.tx.body):
+            return refuse(MEMPOOL_FULL, f"{len(self._by_hash)} transactions are waiting, about "
+                          f"{BACKLOG_BLOCKS} blocks of work: send it again shortly")  # fmt: skip
         entry = Entry(
             tx_hash,
             raw,
@@ -224,6 +276,10 @@ class Mempool:
 
     def _record(self, tx_hash: bytes, outcome: str) -> None:
         self._outcomes[tx_hash] = outcome
+        if outcome.startswith("dropped:"):
+            reason = outcome.removeprefix("dropped:")
+            self.dropped[reason] += 1
+            _log.debug("transaction dropped", extra={"tx": tx_hash.hex(), "reason": reason})
         while len(self._outcomes) > self._remember:
             self._outcomes.popitem(last=False)
 
@@ -291,6 +347,7 @@ class Mempool:
     def update(self, committed: list[bytes], nonce_of: NonceOf) -> list[tuple[bytes, str]]:
         """After a block: mark its transactions committed and drop every waiting one whose
         nonce a committed transaction used. Returns the drops with their reasons."""
+        self._recent_blocks.append(len(committed))
         for tx_hash in committed:
             entry = self._by_hash.get(tx_hash)
             if entry is not None:

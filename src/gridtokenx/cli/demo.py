@@ -75,6 +75,7 @@ def demo(
     chain. The devnet then keeps running (the dashboard is on EGAT's API) until Ctrl-C.
     When this machine cannot keep up with the speed, the day starts again at one it can:
     the results do not depend on the speed."""
+    from gridtokenx.devnet.processes import terminate_as_interrupt
     from gridtokenx.simulator import devnet_day
 
     check_log_options(log_format, log_level)
@@ -95,7 +96,8 @@ def demo(
             f"x{shown_speed}, about {round(config.wall_seconds())} s for "
             f"{units.decimal(round(config.hours * 100), 2)} h)"
         )
-        outcome = _run(demo_net, exit_when_done, export)
+        with terminate_as_interrupt():  # a `kill` stops the validators as Ctrl-C does
+            outcome = _run(demo_net, exit_when_done, export)
         if isinstance(outcome, devnet_day.TooSlow):
             if not outcome.suggested or attempt == MAX_ATTEMPTS - 1:
                 raise Refused("TOO_SLOW", str(outcome))

@@ -58,7 +58,7 @@ def devnet(
     so the reading needs no wait. Their insecure dev keys go to DIR/keys/."""
     from gridtokenx.devnet.funding import ACCOUNTS_FILE, MAX_FUNDED, fund_clock
     from gridtokenx.devnet.homes import devnet_validators, init_devnet, sentry_homes
-    from gridtokenx.devnet.processes import Processes
+    from gridtokenx.devnet.processes import Processes, terminate_as_interrupt
     from gridtokenx.node.home import read_config, read_status
 
     try:
@@ -87,7 +87,8 @@ def devnet(
                         sentries=sentries, clock_origin=origin, clock_speed=speed,
                         build_budget_ms=40 if fast else 250,
                         propose_ms=500 if fast else 1000)  # fmt: skip
-    with Processes([*homes, *sentry_homes(homes)] if sentries else homes) as nodes:
+    nodes = Processes([*homes, *sentry_homes(homes)] if sentries else homes)
+    with terminate_as_interrupt(), nodes:
         try:
             if fund:
                 _fund(directory, read_config(homes[0]).api_port, fund, nodes)

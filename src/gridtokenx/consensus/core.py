@@ -220,7 +220,11 @@ class Core:
         if proposal.round in self.proposals:
             return []  # a second proposal for the round from its proposer is ignored
         self.proposals[proposal.round] = proposal
-        self.valid[proposal.block_id] = valid
+        # A block once valid at this height stays valid: the application's verdict is a
+        # function of the block and the height's state, except the proposal's time, which
+        # the driver judges at a fresh proposal only. Letting a later "invalid" overwrite
+        # it would turn a locked block into one nobody may prevote again.
+        self.valid[proposal.block_id] = valid or self.valid.get(proposal.block_id, False)
         self._seen(proposal.round, proposal.proposer)
         return self._react(proposal.round)
 

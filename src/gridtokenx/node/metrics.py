@@ -210,3 +210,7 @@ class _PeerCollector(Collector):
                 "gridtokenx_mempool_bytes", "bytes of the transactions waiting",
                 value=self.mempool.size_bytes,
             )  # fmt: skip
+            yield _labelled("mempool_refused", "transactions refused at admission, by the "
+                            "ledger's code", "code", dict(self.mempool.refused))  # fmt: skip
+            yield _labelled("mempool_dropped", "waiting transactions dropped, by reason",
+                            "reason", dict(self.mempool.dropped))  # fmt: skip

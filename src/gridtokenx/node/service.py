@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
+from gridtokenx.chain.mempool import Mempool
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger.genesis import Genesis
 from gridtokenx.node.home import Config, HomeError, chain_clock, load_home, setting_name
@@ -167,7 +168,7 @@ async def run_node(
         up = True
         while not stop.is_set():
             _housekeeping(home, node, config, key.address, dialer, genesis_hash)
-            reports.update(node.gossip, loop.time())
+            reports.update(node.gossip, loop.time(), node.app.mempool)
             if max_seconds is not None and loop.time() - began > max_seconds:
                 break
             with contextlib.suppress(TimeoutError):
@@ -211,15 +212,21 @@ def _address(host: str, port: int) -> str:
 
 
 class PeerReports:
-    """The peer layer's refusals and drops, logged as digests (`node.logs.Digest`): one
-    line per reason every `every_s` seconds at most, however many there were."""
+    """The peer layer's refusals and drops, and the mempool's (transactions refused at
+    admission and dropped while waiting, by the ledger's code), logged as digests
+    (`node.logs.Digest`): one line per reason every `every_s` seconds at most, however
+    many there were. Before, a node never said why a transaction it was given went
+    nowhere; an operator had to ask for each hash."""
 
     def __init__(self, every_s: float = 10.0) -> None:
         self.refused = Digest(_log, "peers refused", ("reason",), logging.INFO, every_s)
         self.dropped = Digest(_log, "frames dropped", ("lane", "reason"), logging.WARNING,
                               every_s)  # fmt: skip
+        self.txs_refused = Digest(_log, "transactions refused", ("code",), logging.INFO, every_s)
+        self.txs_dropped = Digest(_log, "transactions dropped", ("reason",), logging.INFO,
+                                  every_s)  # fmt: skip
 
-    def update(self, gossip: Gossip, now: float) -> int:
+    def update(self, gossip: Gossip, now: float, mempool: Mempool | None = None) -> int:
         """Log what grew since the last lines; returns how many lines were written."""
         stats = gossip.stats
         dropped: dict[tuple[str, ...], int] = {
@@ -229,7 +236,11 @@ class PeerReports:
         refused: dict[tuple[str, ...], int] = {
             (reason,): n for reason, n in list(gossip.gate.refused.items())
         }
-        return self.refused.update(refused, now) + self.dropped.update(dropped, now)
+        lines = self.refused.update(refused, now) + self.dropped.update(dropped, now)
+        if mempool is not None:
+            lines += self.txs_refused.update({(c,): n for c, n in mempool.refused.items()}, now)
+            lines += self.txs_dropped.update({(r,): n for r, n in mempool.dropped.items()}, now)
+        return lines
 
 
 async def _bind(node: Node, config: Config) -> None:

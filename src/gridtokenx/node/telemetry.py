@@ -182,9 +182,9 @@ class Telemetry:
                 self.metrics.missed.labels(*self._labels(v.address)).inc()
         self.metrics.missing.set(missing)
 
-    def late_precommit(self, vote: Vote) -> None:
+    def late_precommit(self, vote: Vote) -> bool:
         """A precommit for the height just committed (the core ignores it): it shows its
-        validator signed in time, once its signature checks out."""
+        validator signed in time, once its signature checks out. True when it newly did."""
         signed = self._signed
         if (
             signed is None
@@ -193,12 +193,14 @@ class Telemetry:
             or vote.block_id != signed.block_id
             or vote.validator in signed.signers
         ):
-            return
+            return False
         member = signed.validators.get(vote.validator)
         if member is not None and self.verify(
             member.public_key, vote.signing_bytes(self.chain_id), vote.signature
         ):
             signed.signers.add(vote.validator)
+            return True
+        return False
 
     # --- sync ------------------------------------------------------------------------------
     # One map and one rule for "behind", read by the logs, the metrics and the status API

@@ -400,6 +400,16 @@ def is_emergency(body: object) -> bool:
     return isinstance(body, DeclareEmergency | ClearEmergency)
 
 
+def is_priority(body: object) -> bool:
+    """Grid operations are admitted however long the queue: emergencies, zone halts and the
+    grid operators' status reports. Back-pressure turns away trading when the chain is
+    saturated; it must never keep the grid's operators from acting on it."""
+    return isinstance(
+        body,
+        DeclareEmergency | ClearEmergency | SetZoneHalt | TransmissionStatus | DistributionStatus,
+    )
+
+
 class Transaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     chain_id: ChainId
     nonce: U64

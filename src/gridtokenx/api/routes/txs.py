@@ -70,7 +70,8 @@ async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> d
     require_running(node)
     if len(body.txs) > settings.max_batch:
         raise invalid(f"at most {settings.max_batch} transactions per batch")
-    admissions = await node.admit([decode_text(text, body.encoding) for text in body.txs])
+    raws = [decode_text(text, body.encoding) for text in body.txs]
+    admissions = await node.admit(raws, client=True)
     results = [
         {
             "hash": None if a.tx_hash is None else a.tx_hash.hex(),
