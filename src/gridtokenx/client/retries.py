@@ -1,5 +1,5 @@
-"""When the SDK asks again: a node that answers 429 (rate limited, or its mempool is
-full) or 503 (too many connections) says when to come back in `Retry-After`,
+"""When the SDK asks again: a node that answers 429 (rate limited) or 503 (its mempool is
+full, or too many connections) says when to come back in `Retry-After`,
 and a client that honours it gets through once the node has room, where one that gives up
 at once fails a whole batch run and one that retries at once makes the crowding worse.
 
