@@ -31,7 +31,7 @@ from gridtokenx.ledger import registry, validator_set
 from gridtokenx.ledger.chain_info import PARAMS_KEY, params
 from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.market import curtailment
-from gridtokenx.ledger.params import Params
+from gridtokenx.ledger.params import AUCTION_PARAMS_KEY, AuctionParams, Params
 from gridtokenx.ledger.state import Overlay, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import (
@@ -68,6 +68,7 @@ MARKET_FIELDS: Final = frozenset(
         "platform_fee_basis_points",
         "wheeling_satang_per_kwh",
         "settlement_deadline_seconds",
+        "auction",
     }
 )
 LICENCE_FIELDS: Final = frozenset({"small_prosumer_threshold_w"})
@@ -284,10 +285,26 @@ def _changed(p: Params, change: ParamChange) -> Params:
     return result
 
 
+def _changed_auction(a: AuctionParams, change: ParamChange) -> AuctionParams:
+    """The auction's parameters live in their own record (params.AuctionParams)."""
+    leaf = change.name.removeprefix("auction.")
+    if leaf not in a.__struct_fields__ or not isinstance(change.value, int):
+        raise errors.InvalidProposal(f"no governed integer parameter is named {change.name!r}")
+    return msgspec.structs.replace(a, **{leaf: change.value})
+
+
 def _set_params(view: Overlay, changes: list[ParamChange]) -> list[Event]:
     p = params(view)
+    auction = view.get(AUCTION_PARAMS_KEY, AuctionParams)
     for change in changes:
-        p = _changed(p, change)
+        if change.name.startswith("auction."):
+            auction = _changed_auction(auction or AuctionParams(), change)
+        else:
+            p = _changed(p, change)
+    if auction is not None:
+        if problems := auction.validate():
+            raise errors.InvalidParams("new auction parameters are invalid: " + "; ".join(problems))
+        view.put(AUCTION_PARAMS_KEY, auction)
     if problems := p.validate():
         raise errors.InvalidParams("new parameters are invalid: " + "; ".join(problems))
     view.put(PARAMS_KEY, p)
