@@ -145,34 +145,40 @@ def solve(inst: Instance, interval_start: int) -> Solution:
     n = len(groups)
     keys = list(groups)
     flows_f = {(lk.from_zone, lk.to_zone): cols[n + i] for i, lk in enumerate(inst.links)}
-    # 1. Prices and headroom duals from the tight dual equations.
+    # 1. Prices and headroom duals from the tight dual equations: a step group accepted in
+    # part, or priced at its zone's float price, fixes that price; a link used inside its
+    # room, or with no rent in the float duals, ties its zones' prices; slack headroom has
+    # no dual. Taking every tight one keeps a price the curves leave free from landing,
+    # after rounding, a hair off a link's tie and so owing that link a flow.
+    pi_f = {z: float(duals[i]) for i, z in enumerate(inst.zones)}
+    head = [z for z in inst.zones if z in inst.headroom_wh]
+    eta_f = {z: max(0.0, -float(duals[len(inst.zones) + i])) for i, z in enumerate(head)}
     dual_rows: list[tuple[dict[Hashable, Fraction], Fraction]] = []
-    for (zone, _side, price), value in zip(keys, cols[:n], strict=True):
-        q = groups[(zone, _side, price)]
-        if TOL * q < value < q - TOL * q:
+    for (zone, side, price), value in zip(keys, cols[:n], strict=True):
+        q = groups[(zone, side, price)]
+        if TOL * q < value < q - TOL * q or abs(price - pi_f[zone]) <= TOL:
             dual_rows.append(({("pi", zone): Fraction(1)}, Fraction(price)))
     inflow: dict[str, float] = defaultdict(float)
     for link in inst.links:
         f = flows_f[(link.from_zone, link.to_zone)]
         inflow[link.to_zone] += f
-        if TOL < f < link.room_wh - TOL * max(1, link.room_wh):
+        kept_f = (BASIS - link.loss_bp) / BASIS
+        rent_f = kept_f * pi_f[link.to_zone] - eta_f.get(link.to_zone, 0.0) - pi_f[link.from_zone]
+        if TOL < f < link.room_wh - TOL * max(1, link.room_wh) or abs(rent_f) <= TOL:
             row: dict[Hashable, Fraction] = {("pi", link.from_zone): Fraction(-1)}
             row[("pi", link.to_zone)] = Fraction(BASIS - link.loss_bp, BASIS)
             if link.to_zone in inst.headroom_wh:
                 row[("eta", link.to_zone)] = Fraction(-1)
             dual_rows.append((row, Fraction(0)))
-    head = [z for z in inst.zones if z in inst.headroom_wh]
     for z in head:
-        if inflow[z] < inst.headroom_wh[z] - TOL * max(1, inst.headroom_wh[z]):
+        slack = inflow[z] < inst.headroom_wh[z] - TOL * max(1, inst.headroom_wh[z])
+        if slack or eta_f[z] <= TOL:
             dual_rows.append(({("eta", z): Fraction(1)}, Fraction(0)))
     hint: dict[Hashable, Fraction] = {
-        ("pi", z): Fraction(float(duals[i])).limit_denominator(10**4)
-        for i, z in enumerate(inst.zones)
+        ("pi", z): Fraction(v).limit_denominator(10**4) for z, v in pi_f.items()
     }
-    for i, z in enumerate(head):
-        hint[("eta", z)] = max(
-            Fraction(0), -Fraction(float(duals[len(inst.zones) + i])).limit_denominator(10**4)
-        )
+    for z in head:
+        hint[("eta", z)] = Fraction(eta_f[z]).limit_denominator(10**4)
     d = _exact(dual_rows, hint)
     prices = {z: d[("pi", z)] for z in inst.zones}
     eta = {z: d.get(("eta", z), Fraction(0)) for z in inst.zones}
