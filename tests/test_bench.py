@@ -112,3 +112,15 @@ def test_api_models_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == result
     assert set(result["pages"]) == {"trades", "orders", "blocks"}
     assert all(page["with_model_ms"] > 0 for page in result["pages"].values())
+
+
+def test_auction_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "auction.json"
+    result = _load("auction_bench").main(
+        ["--sizes", "70", "700", "--repeats", "1", "--output", str(out)]
+    )
+    assert json.loads(out.read_text()) == result
+    assert result["raw_ed25519_verify_per_s"] > 0
+    for size in ("steps_70", "steps_700"):
+        figures = result[size]
+        assert figures["welfare_satang"] > 0 and figures["check_ms_min"] > 0
