@@ -34,6 +34,11 @@ _CERTIFICATE_EVENTS: Final = frozenset(
 )
 
 
+def _is_auction(kind: str) -> bool:
+    """Curves placed, amended, cancelled; an auction cleared or cancelled at its deadline."""
+    return kind.startswith("auction_")
+
+
 def _is_governance(kind: str) -> bool:
     """Proposal life-cycle and voting events, including kinds later versions add."""
     return kind.startswith(("proposal_", "vote_"))
@@ -46,7 +51,9 @@ class Request(BaseModel):
     """A client's message: subscribe to or unsubscribe from one topic."""
 
     op: Literal["subscribe", "unsubscribe"]
-    topic: Literal["blocks", "trades", "halts", "tx", "book", "certificates", "governance"]
+    topic: Literal[
+        "blocks", "trades", "halts", "tx", "book", "certificates", "governance", "auction"
+    ]
     hash: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")  # topic tx
     zone: str | None = Field(None, pattern=r"^[A-Z]{2,8}$")  # topic book
     interval: int | None = Field(None, ge=0, le=2**63 - 1)  # topic book
@@ -196,6 +203,7 @@ class Hub:
                 "certificate", height, events, _CERTIFICATE_EVENTS.__contains__
             ),
             "governance": _tagged("governance", height, events, _is_governance),
+            "auction": _tagged("auction", height, events, _is_auction),
         }
         committed = {r.tx_hash for r in receipts}
         changed_books = self._changed_books()
