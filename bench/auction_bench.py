@@ -39,6 +39,7 @@ from gridtokenx.wire.tx import CurveStep, Side
 ZONES = ("BKK", "CEN", "EST", "NEA", "NTH", "STH", "WST")
 STEPS_PER_CURVE = 10
 INTERVAL_START = 1_767_315_600  # 2 January 2026, 08:00 Bangkok
+RESULTS = Path(__file__).parent / "results" / "auction.json"
 
 
 def steps_for(total: int, seed: int) -> list[tuple[str, Side, int, int]]:
@@ -120,7 +121,7 @@ def main(argv: list[str]) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", type=Path, default=Path("bench/auction_bench.json"))
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     result: dict[str, object] = {

@@ -206,6 +206,9 @@ def test_a_certified_clearing_trades_in_the_money_steps_and_settles(au: Auction)
     assert sum(t.quantity_wh for t in trades if t.seller == au.home.address) == 600
     assert au.get(ids["home"]).accepted_wh == (600, 0)
     assert au.get(ids["office"]).accepted_wh == (3_000, 0)
+    # Trades are at the seller zone's price rounded down: 250 for Central energy, 252 for
+    # the home's (25000/99 = 252.53 in Bangkok).
+    assert {(t.seller_zone, t.price) for t in trades} == {("CEN", 250), ("BKK", 252)}
     assert au.get(ids["consumer"]).accepted_wh == (1_000, 1_000)
     result = au.sb.state.get(auction.result_key(T), auction.AuctionResult)
     assert result is not None and result.cleared_by == "EGAT"
@@ -263,3 +266,23 @@ def test_an_auction_without_a_clearing_by_the_deadline_is_cancelled_and_refunded
     pos = au.sb.state.get(records.position_key(T, "BKK", au.home.address), records.Position)
     assert pos is not None and pos.offered_wh == 0
     au.rejects(au.egat, SubmitAuctionClearing(T, ()), errors.ClearingNotDue, "CLEARING_NOT_DUE")
+
+
+def test_auction_parameters_are_governed_market_rules(au: Auction) -> None:
+    """`auction.<field>` is a market-rule parameter (the ERC may veto it), stored in its own
+    record; a bad value or name is refused like any parameter change."""
+    from gridtokenx.ledger import governance
+    from gridtokenx.wire.tx import ParamChange, ProposalKind
+
+    assert governance._field_kind("auction.gate_lead_seconds") is ProposalKind.MARKET_RULE
+    view = au.sb.state.overlay()
+    governance._set_params(view, [ParamChange("auction.gate_lead_seconds", 6 * 3600)])
+    assert auction.auction_params(view).gate_lead_seconds == 6 * 3600
+    with pytest.raises(errors.InvalidParams):
+        governance._set_params(view, [ParamChange("auction.clearing_deadline_seconds", 0)])
+    with pytest.raises(errors.InvalidProposal):
+        governance._set_params(view, [ParamChange("auction.no_such_field", 1)])
+    # 18:00 Bangkok the day before: curves for 2 January are still open at 05:00 UTC.
+    view.commit()
+    au.end_blocks_until(GATE + 60)
+    au.curve(au.office, BUY, [(300, 500)])
