@@ -110,6 +110,9 @@ def submit_clearing(
             {
                 "interval": start,
                 "welfare_satang": floor(checked.welfare / 1000),
+                "prices": " ".join(
+                    f"{z}:{p.numerator}/{p.denominator}" for z, p in checked.prices.items()
+                ),
                 "trades": len(trades),
                 "by": authority.code,
             },
