@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import NamedTuple
 
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import LinkFlow, Rational, Side, ZoneClearing
@@ -36,18 +37,19 @@ from gridtokenx.wire.tx import LinkFlow, Rational, Side, ZoneClearing
 BASIS = 10_000
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
+    """A named tuple, not a dataclass: an interval has tens of thousands of steps, and the
+    ledger builds them on every clearing it checks."""
+
     curve: int
-    index: int  # position in its curve
+    position: int  # in its curve
     side: Side
     zone: str
     price: int  # satang per kWh
     quantity_wh: int
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     from_zone: str
     to_zone: str
     loss_bp: int
