@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from gridtokenx.ledger import chain_info, registry
 from gridtokenx.ledger.market import auction, auction_clearing
-from gridtokenx.node import auction_solver
 from gridtokenx.wire import tx
 
 if TYPE_CHECKING:
@@ -62,6 +61,8 @@ class AuctionClearer:
                 await self._clear(start)
 
     async def _clear(self, start: int) -> None:
+        from gridtokenx.node import auction_solver  # HiGHS loads on a node's first clearing
+
         app = self.node.app
         state = app.state.overlay()
         inst, _ = auction_clearing.instance(state, start, chain_info.params(state))
