@@ -63,8 +63,7 @@ def _text(r: Rational) -> str:
 async def auction_result(interval: U64, node: NodeDep) -> dict[str, Any]:
     """The accepted clearing: a price per zone (exact rationals beside the floats), the
     flow on each link, the welfare and the trades it made."""
-    view = node.app.state.overlay()
-    result = view.get(auction.result_key(interval), auction.AuctionResult)
+    result = auction.result(node.app.state.overlay(), interval)
     if result is None:
         raise not_found(f"auction result for interval {interval}")
     c = result.clearing

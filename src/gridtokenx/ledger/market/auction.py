@@ -127,6 +127,11 @@ def get_interval(view: Overlay, interval_start: int) -> AuctionInterval | None:
     return view.get(interval_key(interval_start), AuctionInterval)
 
 
+def result(view: Overlay, interval_start: int) -> AuctionResult | None:
+    """The accepted clearing of the interval's auction (None until one is accepted)."""
+    return view.get(result_key(interval_start), AuctionResult)
+
+
 def open_curves(view: Overlay, interval_start: int) -> list[AuctionCurve]:
     found = get_interval(view, interval_start)
     return [get_curve(view, i) for i in (() if found is None else found.curves)]
