@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/chain_bench.py
 	$(BIN)/python bench/devnet_bench.py
 	$(BIN)/python bench/surveillance_bench.py
+	$(BIN)/python bench/auction_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -125,3 +125,15 @@ def test_surveillance_bench_measures_recall_and_honest_flags(tmp_path: Path) -> 
     assert result["recall_percent"]["spoofer"] == 100.0  # type: ignore[index]
     assert result["honest_participants_flagged_percent"]["honest_day"]["any"] == 0.0  # type: ignore[index]
     assert result["cost_ms_per_block_median"]["all (tape and detectors)"] > 0  # type: ignore[index]
+
+
+def test_auction_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "auction.json"
+    result = _load("auction_bench").main(
+        ["--sizes", "70", "700", "--repeats", "1", "--output", str(out)]
+    )
+    assert json.loads(out.read_text()) == result
+    assert result["raw_ed25519_verify_per_s"] > 0
+    for size in ("steps_70", "steps_700"):
+        figures = result[size]
+        assert figures["welfare_satang"] > 0 and figures["check_ms_min"] > 0

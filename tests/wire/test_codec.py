@@ -22,6 +22,22 @@ u64 = st.integers(min_value=0, max_value=U64_MAX)
 zones = st.from_regex(r"\A[A-Z]{2,8}\Z")
 names = st.text(min_size=1, max_size=128)
 
+steps = st.lists(st.builds(tx.CurveStep, u64, u64), min_size=1, max_size=4).map(tuple)
+rationals = st.builds(tx.Rational, st.integers(-U64_MAX, U64_MAX), st.integers(1, U64_MAX))
+auction_bodies = (
+    st.builds(tx.PlaceAuctionCurve, st.sampled_from(tx.Side), zones, u64, steps),
+    st.builds(tx.AmendAuctionCurve, u64, steps),
+    st.builds(tx.CancelAuctionCurve, u64),
+    st.builds(
+        tx.SubmitAuctionClearing,
+        u64,
+        st.lists(
+            st.builds(tx.ZoneClearing, zones, rationals, rationals, rationals, rationals),
+            max_size=3,
+        ).map(tuple),
+        st.lists(st.builds(tx.LinkFlow, zones, zones, rationals), max_size=3).map(tuple),
+    ),
+)
 bodies: st.SearchStrategy[tx.Body] = st.one_of(
     st.builds(tx.Transfer, st.sampled_from(tx.Asset), addresses, u64),
     st.builds(tx.RegisterParticipant, addresses, zones, st.sampled_from(tx.ParticipantKind), names),
@@ -111,6 +127,7 @@ bodies: st.SearchStrategy[tx.Body] = st.one_of(
     st.builds(tx.CastVote, u64, st.sampled_from(tx.VoteChoice)),
     st.builds(tx.WithdrawProposal, u64),
     st.builds(tx.DelegateVote, st.text(max_size=16)),
+    *auction_bodies,
 )
 
 signed_txs = st.builds(
@@ -157,6 +174,10 @@ def test_every_body_type_is_covered_by_the_strategy() -> None:
         "CastVote",
         "WithdrawProposal",
         "DelegateVote",
+        "PlaceAuctionCurve",
+        "AmendAuctionCurve",
+        "CancelAuctionCurve",
+        "SubmitAuctionClearing",
     }
 
 

@@ -16,6 +16,7 @@ from gridtokenx.api.latency import RequestLatency
 from gridtokenx.api.limits import Limits, TokenBuckets
 from gridtokenx.api.routes import (
     admin,
+    auction,
     audit,
     certificates,
     chain,
@@ -71,7 +72,8 @@ def create_app(
     app.state.node = node
     app.state.settings = settings
     routed = (txs, chain, registry, market, supply, stream, governance, audit, certificates,
-              status, admin, explorer, households, surveillance)  # fmt: skip
+              status, admin, explorer, households, surveillance,
+              auction)  # fmt: skip
     for module in routed:
         app.include_router(module.router, prefix=PREFIX)
     dashboard.install(app)

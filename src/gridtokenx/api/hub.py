@@ -35,6 +35,11 @@ _CERTIFICATE_EVENTS: Final = frozenset(
 )
 
 
+def _is_auction(kind: str) -> bool:
+    """Curves placed, amended, cancelled; an auction cleared or cancelled at its deadline."""
+    return kind.startswith("auction_")
+
+
 def _is_governance(kind: str) -> bool:
     """Proposal life-cycle and voting events, including kinds later versions add."""
     return kind.startswith(("proposal_", "vote_"))
@@ -48,7 +53,8 @@ class Request(BaseModel):
 
     op: Literal["subscribe", "unsubscribe"]
     topic: Literal[
-        "blocks", "trades", "halts", "tx", "book", "certificates", "governance", "surveillance"
+        "blocks", "trades", "halts", "tx", "book", "certificates", "governance", "surveillance",
+        "auction",
     ]
     hash: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")  # topic tx
     zone: str | None = Field(None, pattern=r"^[A-Z]{2,8}$")  # topic book
@@ -207,6 +213,7 @@ class Hub:
                 "certificate", height, events, _CERTIFICATE_EVENTS.__contains__
             ),
             "governance": _tagged("governance", height, events, _is_governance),
+            "auction": _tagged("auction", height, events, _is_auction),
         }
         committed = {r.tx_hash for r in receipts}
         changed_books = self._changed_books()

@@ -14,6 +14,7 @@ from gridtokenx.chain.blocks import Header
 from gridtokenx.ledger import accounts, certificates, governance, metering, registry
 from gridtokenx.ledger import validator_set as validators
 from gridtokenx.ledger.grid import records as grid
+from gridtokenx.ledger.market import auction
 from gridtokenx.ledger.market import records as market
 from gridtokenx.ledger.params import Governance as GovernanceRules
 from gridtokenx.ledger.params import Params
@@ -217,6 +218,7 @@ if TYPE_CHECKING:  # mypy sees models; at run time they are built from the recor
     ZoneReport: TypeAlias = View
     CarbonDay: TypeAlias = View
     Rules: TypeAlias = View
+    AuctionCurve: TypeAlias = View
 else:
     Choice = Literal[tuple(c.name for c in governance.VoteChoice)]
     Account = extend(accounts.Account, "Account", address=Address)
@@ -249,6 +251,7 @@ else:
     ZoneReport = view_of(market.ZoneReport)
     CarbonDay = extend(certificates.CarbonTotals, "CarbonDay", day=int)
     Rules = view_of(GovernanceRules)
+    AuctionCurve = view_of(auction.AuctionCurve)
 
 
 class Ballot(View):
@@ -323,6 +326,50 @@ class Book(View):
     interval: int
     bids: list[Level] = Field(description="best (highest) first")
     asks: list[Level] = Field(description="best (lowest) first")
+
+
+class CurveLevel(View):
+    price: int = Field(description="satang per kWh")
+    quantity_wh: int = Field(description="all steps of the side at this price")
+
+
+class AuctionBook(View):
+    """One zone's day-ahead curves for one interval, and the aggregate curves they make."""
+
+    zone: str
+    interval: int
+    status: Literal["NONE", "OPEN", "CLEARED", "CANCELLED"]
+    gate: int = Field(description="unix time: curves may change until then")
+    clearing_deadline: int = Field(description="no clearing by then: cancelled, refunded")
+    demand: list[CurveLevel] = Field(description="bid steps by price, highest first")
+    supply: list[CurveLevel] = Field(description="offer steps by price, lowest first")
+    curves: list[AuctionCurve]
+
+
+class AuctionZonePrice(View):
+    zone: str
+    price: float = Field(description="satang per kWh (exact value in price_exact)")
+    price_exact: str = Field(description="the certificate's rational price, num/den")
+    headroom_dual: str
+    buy_ratio: str = Field(description="share accepted of the bids at exactly the price")
+    sell_ratio: str
+
+
+class AuctionFlow(View):
+    from_zone: str
+    to_zone: str
+    wh: float = Field(description="energy sent over the link (exact value in wh_exact)")
+    wh_exact: str
+
+
+class AuctionResult(View):
+    interval: int
+    cleared_by: str = Field(description="the authority whose certificate was accepted")
+    height: int
+    welfare_satang: float = Field(description="buyers' value minus sellers' cost")
+    zones: list[AuctionZonePrice]
+    flows: list[AuctionFlow]
+    trades: list[int]
 
 
 class Settlement(IntervalMarket):

@@ -27,7 +27,7 @@ from typing import Annotated
 
 import typer
 
-from gridtokenx.cli import ceremony, demo, devnet, node
+from gridtokenx.cli import auction, ceremony, demo, devnet, node
 from gridtokenx.cli.config import config_app
 from gridtokenx.cli.db import db_app
 from gridtokenx.cli.errors import ContractGroup
@@ -72,6 +72,7 @@ genesis_app.command("hash")(ceremony.hash_)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(tx_app, name="tx")
+tx_app.add_typer(auction.auction_app, name="auction")  # and `query auction` (cli/auction.py)
 app.add_typer(query_app, name="query")
 app.add_typer(report_app, name="report")
 app.add_typer(surveillance_app, name="surveillance")

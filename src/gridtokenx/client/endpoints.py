@@ -382,6 +382,16 @@ class Api:
         return get(f"/flows/{interval}", decode(r.Flows))
 
     @endpoint
+    def auction_book(self, zone: str, interval: int) -> Call[r.AuctionBook]:
+        """One zone's day-ahead curves for an interval, with the aggregate demand and supply."""
+        return get(f"/auction/book/{zone}/{interval}", decode(r.AuctionBook))
+
+    @endpoint
+    def auction_result(self, interval: int) -> Call[r.AuctionResult]:
+        """The accepted clearing of an interval's auction: zone prices, flows, trades."""
+        return get(f"/auction/results/{interval}", decode(r.AuctionResult))
+
+    @endpoint
     def certificate(self, certificate_id: int) -> Call[r.Certificate]:
         return get(f"/certificates/{certificate_id}", decode(r.Certificate))
 

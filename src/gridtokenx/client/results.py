@@ -420,6 +420,77 @@ class Flows(Record):
     interconnectors: list[LinkFlow]
 
 
+# --- day-ahead auction ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CurveStep(Record):
+    price: int
+    quantity_wh: int
+
+
+@dataclass(frozen=True)
+class AuctionCurve(Record):
+    id: int
+    owner: str
+    side: str
+    zone: str
+    interval_start: int
+    steps: list[CurveStep]
+    escrow_satang: int
+    status: str  # OPEN, CANCELLED, CLEARED, VOID
+    placed_at: int
+    accepted_wh: list[int]  # per step, once cleared
+
+
+@dataclass(frozen=True)
+class CurveLevel(Record):
+    price: int
+    quantity_wh: int
+
+
+@dataclass(frozen=True)
+class AuctionBook(Record):
+    zone: str
+    interval: int
+    status: str  # NONE, OPEN, CLEARED, CANCELLED
+    gate: int
+    clearing_deadline: int
+    demand: list[CurveLevel]
+    supply: list[CurveLevel]
+    curves: list[AuctionCurve]
+
+
+@dataclass(frozen=True)
+class AuctionZonePrice(Record):
+    zone: str
+    price: float
+    price_exact: str
+    headroom_dual: str
+    buy_ratio: str
+    sell_ratio: str
+
+
+@dataclass(frozen=True)
+class AuctionFlow(Record):
+    from_zone: str
+    to_zone: str
+    wh: float
+    wh_exact: str
+
+
+@dataclass(frozen=True)
+class AuctionResult(Record):
+    interval: int
+    cleared_by: str
+    height: int
+    welfare_satang: float
+    zones: list[AuctionZonePrice]
+    flows: list[AuctionFlow]
+    trades: list[int]
+
+    def price(self, zone: str) -> float:
+        return next(z.price for z in self.zones if z.zone == zone)
+
+
 # --- certificates and carbon --------------------------------------------------------------
 @dataclass(frozen=True)
 class Certificate(Record):

@@ -31,7 +31,7 @@ from gridtokenx.ledger import registry, validator_set
 from gridtokenx.ledger.chain_info import PARAMS_KEY, params
 from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.market import curtailment
-from gridtokenx.ledger.params import Params
+from gridtokenx.ledger.params import AUCTION_PARAMS_KEY, AuctionParams, Params
 from gridtokenx.ledger.state import Overlay, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import (
@@ -68,6 +68,7 @@ MARKET_FIELDS: Final = frozenset(
         "platform_fee_basis_points",
         "wheeling_satang_per_kwh",
         "settlement_deadline_seconds",
+        "auction",
     }
 )
 LICENCE_FIELDS: Final = frozenset({"small_prosumer_threshold_w"})
@@ -297,16 +298,35 @@ def _param_text(value: object) -> str:
     return msgspec.json.encode(value).decode()
 
 
+def _changed_auction(a: AuctionParams, change: ParamChange) -> AuctionParams:
+    """The auction's parameters live in their own record (params.AuctionParams)."""
+    leaf = change.name.removeprefix("auction.")
+    if leaf not in a.__struct_fields__ or not isinstance(change.value, int):
+        raise errors.InvalidProposal(f"no governed integer parameter is named {change.name!r}")
+    return msgspec.structs.replace(a, **{leaf: change.value})
+
+
 def _set_params(view: Overlay, changes: list[ParamChange]) -> list[Event]:
     p = params(view)
+    auction = view.get(AUCTION_PARAMS_KEY, AuctionParams)
     events = []
     for change in changes:
-        changed = _changed(p, change)  # refuses an unknown name before it is read
-        old, p = _param_value(p, change.name), changed
+        old: object
+        if change.name.startswith("auction."):
+            current = auction or AuctionParams()
+            auction = _changed_auction(current, change)  # refuses an unknown name first
+            old = getattr(current, change.name.removeprefix("auction."))
+        else:
+            changed = _changed(p, change)  # refuses an unknown name before it is read
+            old, p = _param_value(p, change.name), changed
         attrs: dict[str, EventValue] = {
             "name": change.name, "old": _param_text(old), "new": _param_text(change.value),
         }  # fmt: skip
         events.append(Event("params_changed", attrs))
+    if auction is not None:
+        if problems := auction.validate():
+            raise errors.InvalidParams("new auction parameters are invalid: " + "; ".join(problems))
+        view.put(AUCTION_PARAMS_KEY, auction)
     if problems := p.validate():
         raise errors.InvalidParams("new parameters are invalid: " + "; ".join(problems))
     view.put(PARAMS_KEY, p)

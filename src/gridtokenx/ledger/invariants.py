@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gridtokenx.ledger import accounts, certificates, governance, metering, registry
 from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import orderbook, records
+from gridtokenx.ledger.market import auction, orderbook, records
 from gridtokenx.ledger.state import State
 from gridtokenx.wire.tx import Side, VoteChoice
 
@@ -96,6 +96,14 @@ def check_market(state: State) -> None:
         _require(
             order.status is records.OrderStatus.OPEN or order.escrow_satang == 0,
             f"closed order {order.id} still holds escrow",
+        )
+    for _, curve in state.scan(b"aucv/"):
+        assert isinstance(curve, auction.AuctionCurve)
+        if curve.status is auction.CurveStatus.OPEN:
+            held_thb += curve.escrow_satang
+        _require(
+            curve.status is auction.CurveStatus.OPEN or curve.escrow_satang == 0,
+            f"closed auction curve {curve.id} still holds escrow",
         )
     live = orderbook.books(state).snapshot()
     _require(live == orderbook.Books.from_state(state).snapshot(), "engine books != order records")

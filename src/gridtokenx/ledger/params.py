@@ -78,6 +78,31 @@ class Governance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return problems
 
 
+class AuctionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The day-ahead auction's rules (docs/market.md, "Day-ahead auction"). Stored under
+    their own key (`AUCTION_PARAMS_KEY`, defaults while absent) rather than inside `Params`,
+    so chains that never vote on them keep their state bytes; governed as `auction.<field>`
+    by market-rule proposals."""
+
+    gate_lead_seconds: int = 12 * 3600  # gate: 12:00 Bangkok the day before the delivery day
+    horizon_seconds: int = 3 * 86_400  # curves open this long before an interval starts
+    clearing_deadline_seconds: int = 3_600  # after the gate; no clearing by then: cancelled
+    max_curves_per_interval: int = 2_000  # bounds one clearing's check
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.gate_lead_seconds < 0 or self.clearing_deadline_seconds <= 0:
+            problems.append("auction gate lead must be >= 0 and clearing deadline > 0")
+        if self.horizon_seconds <= self.gate_lead_seconds:
+            problems.append("auction horizon must exceed the gate lead")
+        if self.max_curves_per_interval <= 0:
+            problems.append("max_curves_per_interval must be positive")
+        return problems
+
+
+AUCTION_PARAMS_KEY = b"aucparams"
+
+
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     interval_seconds: int = 900  # 15-minute settlement interval
     reading_max_age_seconds: int = 7 * 86_400  # oldest interval a reading may still report

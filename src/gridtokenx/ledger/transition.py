@@ -27,14 +27,23 @@ from gridtokenx.ledger import (
 from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.grid import records as grid_records
 from gridtokenx.ledger.grid import status
-from gridtokenx.ledger.market import curtailment, halts, settlement, trading
+from gridtokenx.ledger.market import (
+    auction,
+    auction_clearing,
+    curtailment,
+    halts,
+    settlement,
+    trading,
+)
 from gridtokenx.ledger.market import records as market_records
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay, State
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import (
+    AmendAuctionCurve,
     AmendOrder,
     Asset,
+    CancelAuctionCurve,
     CancelOrder,
     CastVote,
     ClearEmergency,
@@ -45,6 +54,7 @@ from gridtokenx.wire.tx import (
     IssueThb,
     LicenceKind,
     MeterReading,
+    PlaceAuctionCurve,
     PlaceOrder,
     RedeemThb,
     RegisterMeter,
@@ -53,6 +63,7 @@ from gridtokenx.wire.tx import (
     RevokeLicence,
     SetZoneHalt,
     SignedTransaction,
+    SubmitAuctionClearing,
     SubmitProposal,
     Transfer,
     TransferCertificate,
@@ -62,7 +73,7 @@ from gridtokenx.wire.tx import (
 
 CONTEXTS: Final = (
     chain_info, accounts, registry, metering, market_records, grid_records, certificates,
-    governance, validator_set,
+    governance, validator_set, auction,
 )  # fmt: skip
 """The contexts that store records; each declares them in `RECORDS`."""
 RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = tuple(
@@ -97,6 +108,10 @@ _HANDLERS: dict[type, Handler] = {
     CastVote: governance.cast_vote,
     WithdrawProposal: governance.withdraw_proposal,
     DelegateVote: governance.delegate_vote,
+    PlaceAuctionCurve: auction.place_curve,
+    AmendAuctionCurve: auction.amend_curve,
+    CancelAuctionCurve: auction.cancel_curve,
+    SubmitAuctionClearing: auction_clearing.submit_clearing,
 }
 
 
@@ -182,7 +197,8 @@ def end_block(state: State, ctx: BlockContext) -> list[Event]:
     parameter changes apply from the next block on). Deterministic in (state, ctx), like
     `apply`."""
     view = state.overlay()
-    events = settlement.end_block(view, ctx, chain_info.params(view))
+    events = auction.end_block(view, ctx, chain_info.params(view))
+    events += settlement.end_block(view, ctx, chain_info.params(view))
     events += governance.end_block(view, ctx)
     validator_set.end_block(view, ctx)
     view.commit()

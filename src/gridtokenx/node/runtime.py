@@ -37,6 +37,7 @@ from gridtokenx.chain.mempool import Admission, Checked
 from gridtokenx.consensus import core
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
+from gridtokenx.node.auction_clearer import AuctionClearer
 from gridtokenx.node.metrics import Metrics
 from gridtokenx.node.presence import ABSENT_PROPOSE_S, Presence
 from gridtokenx.node.supervisor import Supervisor
@@ -203,6 +204,7 @@ class Node:
         that lengthen while the others arrive."""
         self.supervisor.keep("regossip", self._regossip_loop)
         self.supervisor.keep("ingest", self._ingest_loop)
+        self.supervisor.keep("auction", AuctionClearer(self).run)
         if self.genesis_in() > 0:
             self.supervisor.watch("genesis", self._start_at_genesis())
         else:

@@ -133,6 +133,18 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
             ("delegator", "str"), ("delegate", "str"), ("previous_delegate", "str"),
         ),
     ),
+    "auction": (
+        frozenset({
+            "auction_curve_placed", "auction_curve_amended", "auction_curve_cancelled",
+            "auction_cleared", "auction_cancelled",
+        }),
+        (
+            ("curve", "int"), ("owner", "str"), ("side", "str"), ("zone", "str"),
+            ("interval", "int"), ("quantity_wh", "int"), ("escrow_satang", "int"),
+            ("welfare_satang", "int"), ("prices", "str"), ("trades", "int"), ("by", "str"),
+            ("curves", "int"),
+        ),
+    ),
 }  # fmt: skip
 """Report kind -> (event kinds it holds, its attribute columns)."""
 

@@ -414,6 +414,67 @@ class DelegationUnchanged(Rejection):
     code = "DELEGATION_UNCHANGED"
 
 
+# --- day-ahead auction ------------------------------------------------------------------------
+class AuctionGateClosed(Rejection):
+    """The interval's auction gate has passed: curves can no longer be placed or amended."""
+
+    code = "AUCTION_GATE_CLOSED"
+
+
+class AuctionNotOpen(Rejection):
+    """The interval is further ahead than the auction horizon."""
+
+    code = "AUCTION_NOT_OPEN"
+
+
+class InvalidCurve(Rejection):
+    """A curve step outside the price band, off the tick or below the lot."""
+
+    code = "INVALID_CURVE"
+
+
+class UnknownCurve(Rejection):
+    code = "UNKNOWN_CURVE"
+
+
+class CurveNotOpen(Rejection):
+    code = "CURVE_NOT_OPEN"
+
+
+class ClearingNotDue(Rejection):
+    """A clearing before the gate (curves may still change) or after its deadline."""
+
+    code = "CLEARING_NOT_DUE"
+
+
+class AuctionAlreadyCleared(Rejection):
+    code = "AUCTION_ALREADY_CLEARED"
+
+
+class NoAuction(Rejection):
+    """No open auction curve for the interval: there is nothing to clear."""
+
+    code = "NO_AUCTION"
+
+
+class ClearingMalformed(Rejection):
+    """The clearing does not list each zone once, in order, or names an unknown link."""
+
+    code = "CLEARING_MALFORMED"
+
+
+class ClearingInfeasible(Rejection):
+    """The quantities break a zone balance, a link's room, a headroom or a step's bounds."""
+
+    code = "CLEARING_INFEASIBLE"
+
+
+class ClearingNotOptimal(Rejection):
+    """The duals are infeasible or welfare differs from the dual bound (a duality gap)."""
+
+    code = "CLEARING_NOT_OPTIMAL"
+
+
 ALL_REJECTIONS: tuple[type[Rejection], ...] = tuple(
     cls
     for cls in list(globals().values())

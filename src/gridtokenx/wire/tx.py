@@ -367,6 +367,84 @@ class DelegateVote(_Body, tag=21, frozen=True):
     delegate: Annotated[str, msgspec.Meta(max_length=16)]  # an authority code, "" clears
 
 
+# --- day-ahead auction (tags 25-28) ---------------------------------------------------------
+MAX_CURVE_STEPS: Final = 32
+"""Steps one auction curve may carry: a household's or a plant's curve has a handful."""
+MAX_CLEARING_ENTRIES: Final = 64
+"""Bound on the zones or directed links one clearing lists (the grid has a handful)."""
+
+
+class CurveStep(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """One step of a curve: up to `quantity_wh` at `price` satang/kWh (a buy's highest, a
+    sell's lowest). Buy quantities are Wh received in the zone, sell quantities Wh sent."""
+
+    price: U64
+    quantity_wh: U64
+
+
+CurveSteps = Annotated[
+    tuple[CurveStep, ...], msgspec.Meta(min_length=1, max_length=MAX_CURVE_STEPS)
+]
+
+
+class PlaceAuctionCurve(_Body, tag=25, frozen=True):
+    """A bid (BUY) or offer (SELL) curve in the day-ahead auction of one interval and zone;
+    every step is accepted, rejected or (at the zone price) accepted pro rata."""
+
+    side: Side
+    zone: ZoneCode
+    interval_start: U64
+    steps: CurveSteps
+
+
+class AmendAuctionCurve(_Body, tag=26, frozen=True):
+    """Replace the steps of one's own curve before the auction gate."""
+
+    curve_id: U64
+    steps: CurveSteps
+
+
+class CancelAuctionCurve(_Body, tag=27, frozen=True):
+    curve_id: U64
+
+
+class Rational(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """An exact rational `num / den` (den > 0): clearing prices and quantities are rational
+    because loss factors divide them; the ledger checks them without floating point."""
+
+    num: SignedInt
+    den: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class ZoneClearing(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """One zone's result: its price (the balance constraint's dual, satang/kWh), the dual of
+    its import headroom, and the share accepted of the buy and sell steps priced exactly at
+    the zone price (steps above or below it are accepted or rejected whole)."""
+
+    zone: ZoneCode
+    price: Rational
+    headroom_dual: Rational
+    buy_ratio: Rational
+    sell_ratio: Rational
+
+
+class LinkFlow(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """Energy sent from `from_zone` over the interconnector to `to_zone` (Wh, before loss)."""
+
+    from_zone: ZoneCode
+    to_zone: ZoneCode
+    wh: Rational
+
+
+class SubmitAuctionClearing(_Body, tag=28, frozen=True):
+    """An authority submits the optimal clearing of one interval's auction with its
+    certificate (zone prices and duals); every validator checks it in exact arithmetic."""
+
+    interval_start: U64
+    zones: Annotated[tuple[ZoneClearing, ...], msgspec.Meta(max_length=MAX_CLEARING_ENTRIES)]
+    flows: Annotated[tuple[LinkFlow, ...], msgspec.Meta(max_length=MAX_CLEARING_ENTRIES)] = ()
+
+
 Body = (
     Transfer
     | RegisterParticipant
@@ -390,6 +468,10 @@ Body = (
     | CastVote
     | WithdrawProposal
     | DelegateVote
+    | PlaceAuctionCurve
+    | AmendAuctionCurve
+    | CancelAuctionCurve
+    | SubmitAuctionClearing
 )
 BODY_TYPES: Final[tuple[type[_Body], ...]] = typing.get_args(Body)
 

@@ -21,7 +21,7 @@
   const S = {
     length: 900, offset: 25200, gate: 300, horizon: 86400, now: 0, height: 0,
     zone: null, interval: null, day: null, scope: "interval", zones: [], links: [],
-    flows: new Map(),
+    flows: new Map(), auctionPrices: new Map(), // zone -> the selected interval's auction price
     halted: new Set(), ws: null, booked: null, arrivals: [], trades: [], chart: null,
     chartKey: null, pollTimer: null, retryMs: 1000, timers: new Map(), proposals: [],
     names: new Map(), // address -> registry name, or null where the registry has none
@@ -218,6 +218,7 @@
     guard(refreshTrades)();
     guard(refreshPrices)();
     guard(refreshFlows)();
+    guard(refreshAuction)();
     if (dayChanged) {
       guard(refreshCarbon)();
       guard(refreshCertificates)();
@@ -361,6 +362,76 @@
     S.chart = new uPlot(opts, series, box);
   }
 
+  // --- day-ahead auction ---------------------------------------------------------------
+  // The zone's demand (bids, highest first) and supply (offers, lowest first) as step
+  // curves of cumulative energy against price, and the clearing price once the validators
+  // cleared it; every zone's auction price goes on the map, where congested or lossy links
+  // show as prices that differ.
+  function stepPath(levels, x, y) {
+    let total = 0;
+    const points = [];
+    for (const level of levels) {
+      points.push(`${x(total)},${y(level.price)}`);
+      total += level.quantity_wh;
+      points.push(`${x(total)},${y(level.price)}`);
+    }
+    return points.length ? `M${points.join(" L")}` : "";
+  }
+
+  function drawAuction(book, result) {
+    const chart = $("auction-chart");
+    const price = result ? result.zones.find((z) => z.zone === book.zone) : null;
+    const total = (side) => side.reduce((sum, l) => sum + l.quantity_wh, 0);
+    const most = Math.max(1, total(book.demand), total(book.supply));
+    const prices = [...book.demand, ...book.supply].map((l) => l.price);
+    const top = Math.max(100, ...prices, price ? price.price : 0) * 1.1;
+    const [left, right, up, down] = [44, 410, 10, 230];
+    const x = (wh) => (left + ((right - left) * wh) / most).toFixed(1);
+    const y = (p) => (down - ((down - up) * p) / top).toFixed(1);
+    const nodes = [
+      svg("line", { x1: left, y1: down, x2: right, y2: down, class: "axis" }),
+      svg("line", { x1: left, y1: up, x2: left, y2: down, class: "axis" }),
+      svg("text", { x: left - 4, y: up + 8, "text-anchor": "end" }, thbKwh(top)),
+      svg("text", { x: left - 4, y: down, "text-anchor": "end" }, "0"),
+      svg("text", { x: right, y: down + 16, "text-anchor": "end" }, energy(most)),
+      svg("path", { d: stepPath(book.demand, x, y), class: "demand" }),
+      svg("path", { d: stepPath(book.supply, x, y), class: "supply" }),
+    ];
+    if (price) {
+      nodes.push(svg("line", { x1: left, y1: y(price.price), x2: right, y2: y(price.price),
+        class: "clearing", "data-price": price.price_exact }));
+      nodes.push(svg("text", { x: right, y: Number(y(price.price)) - 4, "text-anchor": "end" },
+        `${thbKwh(price.price)} THB/kWh`));
+    }
+    chart.replaceChildren(...nodes);
+    document.body.dataset.auction = book.status;
+  }
+
+  async function refreshAuction() {
+    const [zone, interval] = [S.zone, S.interval];
+    const book = await get(`/auction/book/${zone}/${interval}`);
+    let result = null;
+    if (book.status === "CLEARED") result = await get(`/auction/results/${interval}`);
+    if (zone !== S.zone || interval !== S.interval) return; // the selection moved on
+    S.auctionPrices = new Map(result ? result.zones.map((z) => [z.zone, z.price]) : []);
+    const gate = `gate ${isoDay(book.gate)} ${clock(book.gate)}`;
+    text($("auction-title"), `${zone}, delivery ${clock(interval)}: ${book.status.toLowerCase()}, ${gate}`);
+    const mine = result ? result.zones.find((z) => z.zone === zone) : null;
+    let words = "No auction for this interval.";
+    if (mine) {
+      words = `Cleared by ${result.cleared_by} at ${thbKwh(mine.price)} THB/kWh in ${zone} `
+        + `(welfare ${thb(Math.round(result.welfare_satang))}, ${result.trades.length} trades, `
+        + `${result.flows.length} link flows).`;
+    } else if (book.status === "CANCELLED") {
+      words = "No clearing by the deadline: cancelled and refunded.";
+    } else if (book.curves.length) {
+      words = `${book.curves.length} curves; the validators clear it after the gate.`;
+    }
+    text($("auction-result"), words);
+    drawAuction(book, result);
+    drawMap();
+  }
+
   // --- zones and interconnectors -------------------------------------------------------
   async function refreshGrid() {
     const grid = await get("/grid");
@@ -489,6 +560,10 @@
       group.append(svg("circle", { cx: x, cy: y, r: ZONE_R }),
         svg("text", { x, y: y + 4, class: "code" }, z.code),
         svg("text", { x, y: y + 42 }, S.halted.has(z.code) ? `${z.name} – HALTED` : z.name));
+      if (S.auctionPrices.has(z.code)) { // the auction's zone price: separation shows here
+        group.append(svg("text", { x, y: y - ZONE_R - 6, class: "auction-price",
+          "data-zone-price": z.code }, `${thbKwh(S.auctionPrices.get(z.code))} THB`));
+      }
       group.addEventListener("click", () => choose(z.code, S.interval));
       nodes.push(group);
     }
@@ -651,7 +726,7 @@
   async function refreshSlow() {
     await Promise.all([refreshValidators(), refreshGrid(), refreshFlows(), refreshSupply(),
       refreshPrices(), refreshHealth(), refreshCertificates(), refreshGovernance(),
-      refreshSurveillance()]);
+      refreshSurveillance(), refreshAuction()]);
   }
 
   // --- live feed -----------------------------------------------------------------------
@@ -685,6 +760,7 @@
         break;
       case "governance": later("governance", refreshGovernance, 300); break;
       case "alert": later("surveillance", refreshSurveillance, 300); break;
+      case "auction": later("auction", refreshAuction, 300); break;
       case "error": text($("node-status"), `${m.code}: ${m.message}`); break;
       default: break; // subscribed, tx, lagged (the server then closes; we reconnect)
     }
@@ -704,7 +780,7 @@
       setFeed("live");
       stopPolling();
       for (const topic of ["blocks", "trades", "halts", "certificates", "governance",
-        "surveillance"]) {
+        "surveillance", "auction"]) {
         send({ op: "subscribe", topic });
       }
       subscribeBook();

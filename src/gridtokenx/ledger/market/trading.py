@@ -54,7 +54,7 @@ def _check_window(ctx: BlockContext, interval_start: int, params: Params) -> Non
         )
 
 
-def _check_price_and_quantity(quantity_wh: int, price: int, params: Params) -> None:
+def check_price_and_quantity(quantity_wh: int, price: int, params: Params) -> None:
     if not params.price_min_satang_per_kwh <= price <= params.price_max_satang_per_kwh:
         raise errors.PriceOutOfBand(
             f"price must be within {params.price_min_satang_per_kwh}-"
@@ -195,7 +195,7 @@ def _execute(
         market = _record_trade(view, market, trade, buy, sell, fill.path)
         buy = _buyer_after_fill(view, buy, trade, params)
         sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - trade.quantity_wh)
-        events.append(_trade_event(trade))
+        events.append(trade_event(trade))
         resting = buy if incoming.side is Side.SELL else sell
         incoming = sell if incoming.side is Side.SELL else buy
         events += bookkeeping.store_after_fills(view, resting)
@@ -277,7 +277,7 @@ def _buyer_after_fill(view: Overlay, buy: Order, trade: records.Trade, params: P
     return msgspec.structs.replace(buy, remaining_wh=rest_wh, escrow_satang=keep)
 
 
-def _trade_event(trade: records.Trade) -> Event:
+def trade_event(trade: records.Trade) -> Event:
     return Event(
         "trade",
         {
@@ -321,7 +321,7 @@ def _check_may_place(
         raise errors.NotAParticipant("only registered participants place orders")
     registry.require_zone(view, body.zone)
     _check_window(ctx, body.interval_start, params)
-    _check_price_and_quantity(body.quantity_wh, body.price, params)
+    check_price_and_quantity(body.quantity_wh, body.price, params)
     if body.kind is OrderKind.MARKET and body.tif is TimeInForce.GOOD_TILL_GATE:
         raise errors.InvalidOrder("a market order cannot rest: use IOC or FOK")
     if body.side is Side.SELL and body.renewable_only:
@@ -430,7 +430,7 @@ def amend_order(
     order = _own_open_order(view, sender, body.order_id)
     _check_window(ctx, order.interval_start, params)
     _check_not_halted(view, order.zone)
-    _check_price_and_quantity(body.quantity_wh, body.price, params)
+    check_price_and_quantity(body.quantity_wh, body.price, params)
     filled = order.quantity_wh - order.remaining_wh
     if body.quantity_wh <= filled:
         raise errors.InvalidOrder(f"new quantity must exceed the {filled} Wh already filled")

@@ -1,0 +1,295 @@
+"""Accepting a day-ahead clearing: read the auction from state, check its certificate
+(clearing.py), and turn the accepted steps into ordinary trades that settle like
+continuous ones.
+
+Trades need a buyer, a seller and a path, while the clearing gives quantities per step and
+flows per link. The accepted energy is traced through the zones in the order of the flows
+(a zone's flows out are served after its imports arrived): in each zone the accepted sell
+steps, cheapest first, and the energy imported, in arrival order, serve the zone's accepted
+buy steps, dearest first, and then its flows out. Each piece becomes a trade at the seller
+zone's price (rounded down to a whole satang/kWh, so the seller's step stays in the money)
+along the path it travelled, with that path's compounded loss. Whole Wh are traded: each
+step's accepted quantity is rounded down and a path's loss rounds against the buyer, as
+in continuous trading, so the trades fall short of the exact clearing by a few Wh at most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import floor
+
+import msgspec
+
+from gridtokenx.ledger import accounts, registry
+from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.grid import records as grid
+from gridtokenx.ledger.market import auction, bookkeeping, clearing, paths, records, trading
+from gridtokenx.ledger.market.auction import (
+    AuctionCurve,
+    AuctionInterval,
+    AuctionStatus,
+    CurveStatus,
+)
+from gridtokenx.ledger.market.clearing import Instance, Link, Step
+from gridtokenx.ledger.params import Params
+from gridtokenx.ledger.state import Overlay
+from gridtokenx.wire import errors
+from gridtokenx.wire.tx import Asset, Side, SubmitAuctionClearing
+
+BASIS = paths.BASIS
+
+
+def instance(view: Overlay, start: int, p: Params) -> tuple[Instance, list[AuctionCurve]]:
+    """The interval's auction as the certificate is checked against it: every zone, both
+    directions of every interconnector with the room continuous trading leaves it, each
+    zone's import headroom where its distributor reported one, and the open curves' steps."""
+    index = registry.zone_index(view)
+    links = []
+    for a, b in index.links:
+        link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
+        capacity = grid.link_capacity_kw(view, a, b)
+        if link is None or capacity is None or capacity <= 0:
+            continue
+        for x, y in ((a, b), (b, a)):
+            room = paths.link_room_wh(view, start, x, y, p.interval_seconds)
+            links.append(Link(x, y, link.loss_basis_points, max(room, 0)))
+    links.sort(key=lambda link: (link.from_zone, link.to_zone))
+    headroom = {}
+    for zone in index.zones:
+        limit = grid.import_room_wh(view, start, zone, p.interval_seconds)
+        if limit is not None:
+            headroom[zone] = max(limit, 0)
+    curves = auction.open_curves(view, start)
+    steps = tuple(
+        Step(c.id, i, c.side, c.zone, s.price, s.quantity_wh)
+        for c in curves
+        for i, s in enumerate(c.steps)
+    )
+    return Instance(tuple(sorted(index.zones)), tuple(links), headroom, steps), curves
+
+
+def submit_clearing(
+    view: Overlay, ctx: BlockContext, sender: bytes, body: SubmitAuctionClearing, p: Params
+) -> list[Event]:
+    """Any authority may submit: the certificate is checked in full, so who solved it does
+    not matter, and limiting it to authorities bounds the checking work others can cause."""
+    authority = registry.authority_of(view, sender)
+    if authority is None:
+        raise errors.Unauthorised("only an authority submits an auction clearing")
+    start = body.interval_start
+    found = auction.get_interval(view, start)
+    if found is None or not found.curves:
+        raise errors.NoAuction(f"no auction curves for interval {start}")
+    if found.status is AuctionStatus.CLEARED:
+        raise errors.AuctionAlreadyCleared(f"the auction of {start} is cleared")
+    a = auction.auction_params(view)
+    opens = auction.gate(start, p, a)
+    closes = min(opens + a.clearing_deadline_seconds, trading.gate_closure(start, p))
+    if found.status is AuctionStatus.CANCELLED or not opens <= ctx.time < closes:
+        raise errors.ClearingNotDue(f"the auction of {start} clears between {opens} and {closes}")
+    inst, curves = instance(view, start, p)
+    checked = clearing.check(inst, body.zones, body.flows)
+    order = _flow_order(inst, checked)
+    trades = _Tracer(view, ctx, start, checked, curves, p).run(inst, order)
+    view.put(auction.interval_key(start), AuctionInterval(AuctionStatus.CLEARED, found.curves))
+    view.put(
+        auction.result_key(start),
+        auction.AuctionResult(
+            body,
+            checked.welfare.numerator,
+            checked.welfare.denominator,
+            ctx.height,
+            authority.code,
+            tuple(t.id for t in trades),
+        ),
+    )
+    auction.set_active(view, set(auction.active(view)) - {start})
+    events = [
+        Event(
+            "auction_cleared",
+            {
+                "interval": start,
+                "welfare_satang": floor(checked.welfare / 1000),
+                "prices": " ".join(
+                    f"{z}:{p.numerator}/{p.denominator}" for z, p in checked.prices.items()
+                ),
+                "trades": len(trades),
+                "by": authority.code,
+            },
+        )
+    ]
+    return events + [trading.trade_event(t) for t in trades]
+
+
+def _flow_order(inst: Instance, checked: clearing.Checked) -> list[str]:
+    """Zones so that every flow goes from an earlier zone to a later one (a clearing whose
+    flows go round in a circle is refused: its energy could not be traced to buyers)."""
+    into = {z: 0 for z in inst.zones}
+    for _, b in checked.flows:
+        into[b] += 1
+    ready = sorted(z for z, n in into.items() if n == 0)
+    order = []
+    while ready:
+        zone = ready.pop(0)
+        order.append(zone)
+        for a, b in sorted(checked.flows):
+            if a == zone:
+                into[b] -= 1
+                if into[b] == 0:
+                    ready = sorted([*ready, b])
+    if len(order) != len(inst.zones):
+        raise errors.ClearingMalformed("the flows go round in a cycle")
+    return order
+
+
+@dataclass
+class _Parcel:
+    curve: AuctionCurve
+    path: tuple[str, ...]
+    losses: tuple[int, ...]
+    sent: int  # Wh the seller still sends in this parcel
+
+    @property
+    def keep(self) -> int:
+        return BASIS - paths.compound_loss(list(self.losses))
+
+
+class _Tracer:
+    """Walks the energy from accepted sell steps to accepted buy steps (module docstring)."""
+
+    def __init__(
+        self,
+        view: Overlay,
+        ctx: BlockContext,
+        start: int,
+        checked: clearing.Checked,
+        curves: list[AuctionCurve],
+        p: Params,
+    ) -> None:
+        self.view, self.ctx, self.start, self.checked, self.p = view, ctx, start, checked, p
+        self.curves = curves
+        self.pool = {c.id: c.escrow_satang for c in curves if c.side is Side.BUY}
+        self.inbox: dict[str, list[_Parcel]] = {}
+        self.trades: list[records.Trade] = []
+        for zone in sorted({c.zone for c in curves}):  # every trade is between these zones
+            self.market = bookkeeping.ensure_interval(view, start, zone)
+
+    def _accepted(self, curve: AuctionCurve) -> tuple[int, ...]:
+        return tuple(
+            floor(
+                self.checked.accepted(
+                    Step(curve.id, i, curve.side, curve.zone, s.price, s.quantity_wh)
+                )
+            )
+            for i, s in enumerate(curve.steps)
+        )
+
+    def run(self, inst: Instance, order: list[str]) -> list[records.Trade]:
+        loss = {(link.from_zone, link.to_zone): link.loss_bp for link in inst.links}
+        accepted = {c.id: self._accepted(c) for c in self.curves}
+        for zone in order:
+            queue = [
+                _Parcel(c, (zone,), (), wh)
+                for price, cid, i, c, wh in sorted(
+                    (c.steps[i].price, c.id, i, c, wh)
+                    for c in self.curves
+                    if c.side is Side.SELL and c.zone == zone
+                    for i, wh in enumerate(accepted[c.id])
+                    if wh
+                )
+            ]
+            queue += self.inbox.pop(zone, [])
+            buys = sorted(
+                (-c.steps[i].price, c.id, i, c, wh)
+                for c in self.curves
+                if c.side is Side.BUY and c.zone == zone
+                for i, wh in enumerate(accepted[c.id])
+                if wh
+            )
+            for _, _, _, curve, wh in buys:
+                self._serve(queue, wh, curve, None, 0)
+            for (a, b), sent in sorted(self.checked.flows.items()):
+                if a == zone:
+                    self._serve(queue, floor(sent), None, b, loss[(a, b)])
+        for curve in self.curves:
+            self._close(curve, accepted[curve.id])
+        self.view.put(records.interval_key(self.start), self.market)
+        return self.trades
+
+    def _serve(
+        self, queue: list[_Parcel], need: int, buyer: AuctionCurve | None, to: str | None, loss: int
+    ) -> None:
+        """Take `need` Wh (received in this zone) from the front of the queue, for a buy step
+        (trades) or for a flow out (parcels moved on to the next zone)."""
+        while need > 0 and queue:
+            parcel = queue[0]
+            keep = parcel.keep
+            if keep == 0:  # a path that loses everything delivers nothing
+                queue.pop(0)
+                continue
+            take = min(parcel.sent, -(-need * BASIS // keep))
+            if buyer is not None:
+                price = floor(self.checked.prices[parcel.path[0]])
+                if price:
+                    take = min(take, self.pool[buyer.id] * 1000 // price)
+                if take <= 0:
+                    return  # the curve's escrow is spent
+                self._trade(buyer, parcel, take, price)
+            else:
+                assert to is not None
+                moved = _Parcel(parcel.curve, (*parcel.path, to), (*parcel.losses, loss), take)
+                self.inbox.setdefault(to, []).append(moved)
+            parcel.sent -= take
+            if parcel.sent == 0:
+                queue.pop(0)
+            need -= min(need, take * keep // BASIS)
+
+    def _trade(self, buyer: AuctionCurve, parcel: _Parcel, q: int, price: int) -> None:
+        seller, view = parcel.curve, self.view
+        cost = min(bookkeeping.buyer_cost_satang(q, price, self.p), self.pool[buyer.id])
+        self.pool[buyer.id] -= cost
+        path = paths.Path(parcel.path, paths.compound_loss(list(parcel.losses)))
+        trade = records.Trade(
+            id=bookkeeping.next_id(view),
+            interval_start=self.start,
+            buy_order=buyer.id,
+            sell_order=seller.id,
+            buyer=buyer.owner,
+            seller=seller.owner,
+            buyer_zone=buyer.zone,
+            seller_zone=seller.zone,
+            quantity_wh=q,
+            price=price,
+            loss_bp=path.loss_bp,
+            path=path.zones,
+            escrow_satang=cost,
+            height=self.ctx.height,
+            time=self.ctx.time,
+        )
+        view.put(records.trade_key(trade.id), trade)
+        first = []
+        for who, zone in ((buyer.owner, buyer.zone), (seller.owner, seller.zone)):
+            listed = bookkeeping.position(view, self.start, zone, who).listed
+            if not listed and (who, zone) not in first:
+                first.append((who, zone))
+        self.market = bookkeeping.record_trade(view, self.market, trade, first)
+        if len(path.zones) > 1:
+            paths.reserve(view, path, self.start, q)
+        bookkeeping.update_position(view, self.start, seller.zone, seller.owner, sold_wh=q)
+        bookkeeping.update_position(view, self.start, buyer.zone, buyer.owner, bought_wh=q)
+        self.trades.append(trade)
+
+    def _close(self, curve: AuctionCurve, accepted: tuple[int, ...]) -> None:
+        """The curve's offer is released whole (its trades count as sold) and what its
+        trades did not take from a buy's escrow is refunded."""
+        left = curve.escrow_satang if curve.side is Side.SELL else self.pool[curve.id]
+        if curve.side is Side.BUY and left:
+            accounts.move(self.view, accounts.ESCROW_ADDRESS, curve.owner, Asset.THB, left)
+        if curve.side is Side.SELL:
+            bookkeeping.update_position(
+                self.view, self.start, curve.zone, curve.owner, offered_wh=-curve.quantity_wh
+            )
+        closed = msgspec.structs.replace(
+            curve, status=CurveStatus.CLEARED, escrow_satang=0, accepted_wh=accepted
+        )
+        self.view.put(auction.curve_key(curve.id), closed)
