@@ -53,7 +53,14 @@ class Request(BaseModel):
 
     op: Literal["subscribe", "unsubscribe"]
     topic: Literal[
-        "blocks", "trades", "halts", "tx", "book", "certificates", "governance", "surveillance",
+        "blocks",
+        "trades",
+        "halts",
+        "tx",
+        "book",
+        "certificates",
+        "governance",
+        "surveillance",
         "auction",
     ]
     hash: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")  # topic tx
