@@ -156,5 +156,10 @@ def test_clients_are_turned_away_beyond_two_blocks_of_work_but_grid_operations_a
         assert [client(make(ALICE, n)) for n in range(4, 7)] == ["accepted"] * 3
         assert client(make(ALICE, 7)) == "MEMPOOL_FULL"
         assert mp.refused == {"MEMPOOL_FULL": 2}
+        # A gap before the sender's waiting transactions is filled even when full: CAROL's
+        # nonce 2 waits for 1, which would otherwise never run.
+        assert mp.add(make(CAROL, 2), nonce_of, 0).accepted  # (a peer's relay)
+        assert client(make(CAROL, 3)) == "MEMPOOL_FULL"
+        assert client(make(CAROL, 1)) == "accepted"
     finally:
         mp.close()

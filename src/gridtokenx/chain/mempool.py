@@ -13,9 +13,12 @@ queue holds about BACKLOG_BLOCKS blocks of work, judged from the largest recent 
 chain offered more than it can commit then keeps committing at its saturation rate and
 tells the excess to come back (503 with Retry-After at the API), where an unbounded queue
 made every block's reaping and every client's wait grow until the committed rate fell
-below saturation. Grid operations (`tx.is_priority`) are admitted regardless, and so are
-transactions relayed by peers: another node acknowledged those already, and refusing them
-here would only strand them there.
+below saturation. Grid operations (`tx.is_priority`) are admitted regardless; so is a
+transaction whose nonce fills a gap before its sender's waiting ones (refusing it would
+leave them unable to run, holding the room that back-pressure keeps free: at twice the
+saturation rate the pool filled with such transactions and the chain stopped taking
+any); and so are transactions relayed by peers: another node acknowledged those already,
+and refusing them here would only strand them there.
 
 The mempool never forgets silently: every admitted transaction ends `committed` or
 `dropped` with a reason (evicted; superseded by a committed transaction with its nonce;
@@ -233,7 +236,12 @@ class Mempool:
         queue = self._by_sender.get(sender, {})
         if stx.tx.nonce in queue:
             return refuse(NONCE_TAKEN, "another transaction with this nonce is waiting")
-        if limit is not None and len(self._by_hash) >= limit and not tx.is_priority(stx.tx.body):
+        if (
+            limit is not None
+            and len(self._by_hash) >= limit
+            and not tx.is_priority(stx.tx.body)
+            and not (queue and stx.tx.nonce < max(queue))  # it fills a gap: admitted
+        ):
             return refuse(MEMPOOL_FULL, f"{len(self._by_hash)} transactions are waiting, about "
                           f"{BACKLOG_BLOCKS} blocks of work: send it again shortly")  # fmt: skip
         entry = Entry(
