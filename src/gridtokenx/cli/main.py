@@ -84,4 +84,17 @@ app.add_typer(config_app, name="config")
 
 
 def main() -> None:
+    _interruptible()
     app()
+
+
+def _interruptible() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM reach the command even when the process that started it
+    had them blocked or ignored: a child inherits both, and in the full test suite under
+    pytest-xdist the devnet, demo and `--follow` commands then never saw the SIGINT sent
+    to stop them. Every long-running command here stops on them cleanly."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
