@@ -84,6 +84,25 @@ def test_a_folder_that_holds_an_earlier_chain_is_refused(tmp_path: Path, args: l
     assert sorted(p.name for p in (tmp_path / "devnet").iterdir()) == ["egat"]
 
 
+def _start(args: list[str]) -> subprocess.Popen[str]:
+    """`gridtokenx ARGS` as a process, its output kept for the failure message."""
+    return subprocess.Popen([sys.executable, "-m", "gridtokenx", *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _wait_height(devnet: subprocess.Popen[str], api: Client, height: int) -> None:
+    """Until the devnet's API shows `height` (bounded: 60 s); the devnet must keep running."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert devnet.poll() is None and time.monotonic() < deadline
+        try:
+            if api.health()["height"] >= height:
+                return
+        except (ApiError, httpx.HTTPError):
+            pass
+        time.sleep(0.2)
+
+
 @pytest.mark.process
 def test_devnet_speed_runs_the_chain_clock_faster_and_ctrl_c_exits_0(tmp_path: Path) -> None:
     """`--speed 60` (the demo's mechanism): the node's clock, and the block times with it,
@@ -91,19 +110,10 @@ def test_devnet_speed_runs_the_chain_clock_faster_and_ctrl_c_exits_0(tmp_path: P
     base = free_base_port(1)
     args = ["devnet", "--validators", "1", "--speed", "60", "--base-port", str(base),
             "--dir", str(tmp_path / "devnet")]  # fmt: skip
-    devnet = subprocess.Popen([sys.executable, "-m", "gridtokenx", *args], text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    devnet = _start(args)
     try:
         with Client(f"http://127.0.0.1:{base + 200}", timeout=2.0) as api:
-            deadline = time.monotonic() + 60
-            while True:
-                assert devnet.poll() is None and time.monotonic() < deadline
-                try:
-                    if api.health()["height"] >= 2:
-                        break
-                except (ApiError, httpx.HTTPError):
-                    pass
-                time.sleep(0.2)
+            _wait_height(devnet, api, 2)
             wall, chain = time.time(), api.get("/chain")["clock"]
             time.sleep(2.0)
             wall_later, chain_later = time.time(), api.get("/chain")["clock"]
@@ -141,19 +151,10 @@ def test_a_terminated_devnet_stops_its_nodes(tmp_path: Path) -> None:
     base = free_base_port(1)
     folder = tmp_path / "devnet"
     args = ["devnet", "--validators", "1", "--base-port", str(base), "--dir", str(folder)]
-    devnet = subprocess.Popen([sys.executable, "-m", "gridtokenx", *args], text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    devnet = _start(args)
     try:
         with Client(f"http://127.0.0.1:{base + 200}", timeout=2.0) as api:
-            deadline = time.monotonic() + 60
-            while True:
-                assert devnet.poll() is None and time.monotonic() < deadline
-                try:
-                    if api.health()["height"] >= 1:
-                        break
-                except (ApiError, httpx.HTTPError):
-                    pass
-                time.sleep(0.2)
+            _wait_height(devnet, api, 1)
         assert _node_processes(folder)
         devnet.send_signal(signal.SIGTERM)  # to the devnet command only, not its group
         out, _ = devnet.communicate(timeout=30)

@@ -31,15 +31,21 @@ async def _until(check: object, seconds: float, every: float = 0.005) -> bool:
     return False
 
 
+def _validator_and_full_node(tmp_path: Path, label: str) -> tuple[Node, Node]:
+    """EGAT's node, the one validator, and a full node with the dev key `label`; neither
+    started."""
+    spec = devnet_genesis(CHAIN, T0, ("EGAT",))
+    timeouts = Timeouts(300, 200, 200)
+    validator = Node(genesis.dev_keys()["EGAT"], open_application(spec, tmp_path / "v"),
+                     timeouts, clock=lambda: T0 + 10)  # fmt: skip
+    full = Node(PrivateKey.from_dev_label(label), open_application(spec, tmp_path / "f"),
+                timeouts, clock=lambda: T0 + 10)  # fmt: skip
+    return validator, full
+
+
 def test_a_late_full_node_reads_catching_up_until_it_has_synced(tmp_path: Path) -> None:
     async def scenario() -> None:
-        spec = devnet_genesis(CHAIN, T0, ("EGAT",))
-        timeouts = Timeouts(300, 200, 200)
-        validator = Node(genesis.dev_keys()["EGAT"], open_application(spec, tmp_path / "v"),
-                         timeouts, clock=lambda: T0 + 10)  # fmt: skip
-        full = Node(PrivateKey.from_dev_label("catching-up/full"),
-                    open_application(spec, tmp_path / "f"), timeouts,
-                    clock=lambda: T0 + 10)  # fmt: skip
+        validator, full = _validator_and_full_node(tmp_path, "catching-up/full")
         try:
             port = await validator.gossip.listen()
             await validator.start()
@@ -78,13 +84,7 @@ def test_block_sync_fetches_runs_of_blocks_not_one_per_round_trip(tmp_path: Path
     from gridtokenx.p2p.gossip import Kind
 
     async def scenario() -> tuple[int, int]:
-        spec = devnet_genesis(CHAIN, T0, ("EGAT",))
-        timeouts = Timeouts(300, 200, 200)
-        validator = Node(genesis.dev_keys()["EGAT"], open_application(spec, tmp_path / "v"),
-                         timeouts, clock=lambda: T0 + 10)  # fmt: skip
-        full = Node(PrivateKey.from_dev_label("catching-up/runs"),
-                    open_application(spec, tmp_path / "f"), timeouts,
-                    clock=lambda: T0 + 10)  # fmt: skip
+        validator, full = _validator_and_full_node(tmp_path, "catching-up/runs")
         asked: list[int] = []
         send_to = full.gossip.send_to
 

@@ -151,7 +151,8 @@ class Mempool:
     ) -> list[Admission]:
         """Admit prechecked transactions (the rules that depend on the pool and the state).
         `bounded`: they come from clients, and are refused MEMPOOL_FULL beyond the backlog
-        limit unless they are grid operations."""
+        limit unless they are grid operations or fill a gap before their sender's waiting
+        transactions."""
         results = []
         limit = self.backlog_limit if bounded else None
         for raw, (item, signature_ok) in zip(raws, checked, strict=True):
