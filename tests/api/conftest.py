@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.api.test_dashboard_browser import CHROMIUM
+from tests.api.browser import CHROMIUM
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ check that they render every operation. A real one-validator node serves each
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,9 +21,9 @@ from gridtokenx.api.dashboard import HEADERS, STATIC
 from gridtokenx.api.docs import CSP, REDOC_HEADERS
 from gridtokenx.api.shapes import ADDRESS_PATTERN, HASH_PATTERN
 from gridtokenx.wire import crypto
+from tests.api.browser import CHROMIUM
 from tests.api.test_api_harness import EGAT, LocalNode
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ADDRESS_FIELDS = ("address", "owner", "buyer", "seller", "holder", "proposer", "issued_to")
 
 

@@ -15,8 +15,8 @@ from playwright.sync_api import Browser
 
 from gridtokenx.client import Client
 from gridtokenx.wire import tx
+from tests.api.browser import CHROMIUM
 from tests.api.test_api_harness import T0, Cast, LocalNode, running_cast, solar_farm
-from tests.api.test_dashboard_browser import CHROMIUM
 
 GATE = T0 + 4 * 3600  # 12:00 Bangkok on 1 January
 T = T0 + 86_400  # 08:00 Bangkok on 2 January

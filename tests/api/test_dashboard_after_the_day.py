@@ -16,8 +16,8 @@ from playwright.sync_api import Browser
 
 from gridtokenx.client import Client
 from gridtokenx.wire import tx
+from tests.api.browser import CHROMIUM
 from tests.api.test_api_harness import INTERVAL, T0, Cast, LocalNode, running_cast
-from tests.api.test_dashboard_browser import CHROMIUM
 from tests.api.test_dashboard_views import _open
 
 BANGKOK = 7 * 3600

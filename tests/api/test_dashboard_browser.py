@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, WebSocketRoute
+from playwright.sync_api import Browser, Page, WebSocketRoute
 
 from gridtokenx.client import Client
 from gridtokenx.devnet.homes import init_devnet
@@ -31,11 +30,11 @@ from gridtokenx.ledger import genesis
 from gridtokenx.node.home import read_config
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
+from tests.api.browser import CHROMIUM, record_problems
 from tests.api.test_api_harness import MWH, next_reading, solar_farm
 from tests.client.test_client_devnet import _start, _stop, _wait_ready
 from tests.conftest import free_base_port
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 UPDATE_SCREENSHOT = "GRIDTOKENX_UPDATE_SCREENSHOT"  # =1: refresh docs/dashboard.png
 VALIDATORS = ("EGAT", "MEA")
@@ -164,15 +163,7 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(
     )  # fmt: skip
     url = f"http://127.0.0.1:{read_config(homes[0]).api_port}"
     procs = [_start(h) for h in homes]
-    problems: list[str] = []
-
-    def watch(page: Page) -> None:
-        def console(message: ConsoleMessage) -> None:
-            if message.type == "error" and "WebSocket" not in message.text:
-                problems.append(message.text)
-
-        page.on("console", console)
-        page.on("pageerror", lambda error: problems.append(str(error)))
+    problems: list[list[str]] = []  # one list per page
 
     try:
         with Client(url) as api:
@@ -182,7 +173,7 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
                 pages.append(page)
-                watch(page)
+                problems.append(record_problems(page))
                 page.goto(f"{url}/?zone=BKK&interval={market.interval}")
                 page.wait_for_selector("body[data-ready='1']", timeout=WAIT_MS)
                 page.evaluate("window.sameDocument = true")  # gone if the page reloads
@@ -269,7 +260,7 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(
                 # Without the WebSocket the page polls, and still sees the next trade.
                 polled = browser.new_page()
                 pages.append(polled)
-                watch(polled)
+                problems.append(record_problems(polled))
 
                 def refuse(socket: WebSocketRoute) -> None:
                     socket.close()
@@ -287,5 +278,5 @@ def test_the_dashboard_follows_a_devnet_live_and_shows_a_new_trade(
                     opened.close()
     finally:
         _stop(procs)
-    assert problems == []
+    assert [p for page_problems in problems for p in page_problems] == []
     assert screenshot.stat().st_size > 10_000

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page
+from playwright.sync_api import Browser, Page, Route
 
 from gridtokenx.client import Client
+from tests.api.browser import CHROMIUM, record_problems
 from tests.api.test_api_explorer import Day, day_of, trade_day
 from tests.api.test_api_harness import EGAT, Cast, LocalNode, running_cast, text
-from tests.api.test_dashboard_browser import CHROMIUM, UPDATE_SCREENSHOT
+from tests.api.test_dashboard_browser import UPDATE_SCREENSHOT
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 WAIT_MS = 15_000
@@ -65,15 +66,7 @@ def page(browser: Browser) -> Iterator[Page]:
     """A desktop-sized page that fails the test on any script error or console error
     (but the browser's note of a 404: a search tries a hash as a transaction first)."""
     opened = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        expected = "WebSocket" in message.text or "status of 404" in message.text
-        if message.type == "error" and not expected:
-            problems.append(message.text)
-
-    opened.on("console", console)
-    opened.on("pageerror", lambda error: problems.append(str(error)))
+    problems = record_problems(opened, also_expected=("status of 404",))
     try:
         yield opened
     finally:
@@ -145,6 +138,32 @@ def test_block_tx_and_address_pages_show_what_the_api_holds(
     arrived(page, f"#/tx/{day.buy_tx}")
     page.go_back()
     arrived(page, f"#/block/{block['height']}")
+
+
+def test_a_request_the_network_dropped_is_sent_again(live: Live, browser: Browser) -> None:
+    """The first two requests for the block fail as if the laptop had lost its network;
+    the page asks again and shows the block, and the browser saw three requests for it.
+    Nothing but the two dropped requests reaches the console."""
+    node, _, _, _ = live
+    page = browser.new_page()
+    problems = record_problems(page, also_expected=("net::ERR_INTERNET_DISCONNECTED",))
+    tries: list[str] = []
+
+    def flaky(route: Route) -> None:
+        tries.append(route.request.url)
+        if len(tries) <= 2:
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    try:
+        page.route("**/api/v1/blocks/2", flaky)
+        visit(page, node.url, "#/block/2")
+        assert page.inner_text("#block-height") == "2"
+        assert len(tries) == 3
+    finally:
+        page.close()
+    assert problems == []
 
 
 def test_the_search_box_finds_heights_hashes_and_addresses(

@@ -63,7 +63,7 @@
   }
 
   // --- API -----------------------------------------------------------------------------
-  const { API, get } = window.GridTokenXApi; // api.js, loaded before this script
+  const { API, NotFound, get } = window.GridTokenXApi; // api.js, loaded before this script
 
   function later(name, fn, ms) { // one pending run per name: bursts of events cost one read
     if (S.timers.has(name)) return;
@@ -696,16 +696,16 @@
     capacity_withholding: "capacity withholding", market_power: "market power",
   };
   async function refreshSurveillance() {
-    const response = await fetch(new URL(`${API}/surveillance/alerts?limit=${MAX_ALERTS}`,
-      location.origin), { cache: "no-store" });
-    if (response.status === 404) { // the operator turned surveillance off on this node
-      text($("surveillance-title"), "off on this node");
+    let page;
+    try {
+      page = await get("/surveillance/alerts", { limit: MAX_ALERTS });
+    } catch (e) {
+      if (!(e instanceof NotFound)) throw e;
+      text($("surveillance-title"), "off on this node"); // the operator turned it off
       $("alerts").tBodies[0].replaceChildren();
       $("alerts-empty").hidden = true;
       return;
     }
-    if (!response.ok) throw new Error(`/surveillance/alerts: ${response.status}`);
-    const page = await response.json();
     text($("surveillance-title"), `${page.total} alerts, heights ${page.followed_from}–${page.height}`);
     const rows = page.items.map((a) => el("tr",
       { "data-alert-id": a.id, "data-detector": a.detector },
