@@ -8,7 +8,12 @@ that the state root did not move.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -224,3 +229,20 @@ def free_base_port(count: int = 4) -> int:
     width = 12_000 // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     low = 20_000 + index * width
     return pick(count, low, low + width)
+
+
+HOST_NETWORK_LOCK = Path(tempfile.gettempdir()) / "gridtokenx-tests-host-network.lock"
+
+
+@contextlib.contextmanager
+def host_network(changes_it: bool) -> Iterator[None]:
+    """Held around what must not overlap under xdist: Chromium aborts every request in
+    flight (ERR_NETWORK_CHANGED) when an interface or address comes or goes on the host, and
+    the namespace tests add bridges and pull cables. Browsers hold it shared (many at once),
+    namespace tests exclusively (`changes_it`), so a page never sees the host's network move."""
+    with open(HOST_NETWORK_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if changes_it else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -3,17 +3,31 @@ Debian's chromium is, and the one rule for which console errors fail a page."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.conftest import host_network
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-# Not the page's fault: a live feed's socket closing as the test ends, and a request that
-# Chromium aborted because an address came or went on the host (the namespace tests in
-# tests/devnet add and remove bridges beside these; api.js sends such a request again, and
-# test_a_request_the_network_dropped_is_sent_again proves that it does).
-BROWSER_NOISE = ("WebSocket", "net::ERR_NETWORK_CHANGED")
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """A headless Debian chromium, open while no namespace test changes the host's network
+    (`host_network`: the two would otherwise race, and a page's requests fail)."""
+    with host_network(changes_it=False), sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+# Not the page's fault: a live feed's socket closing as the test ends.
+BROWSER_NOISE = ("WebSocket",)
 
 
 def record_problems(page: Page, also_expected: tuple[str, ...] = ()) -> list[str]:

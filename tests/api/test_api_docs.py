@@ -21,7 +21,7 @@ from gridtokenx.api.dashboard import HEADERS, STATIC
 from gridtokenx.api.docs import CSP, REDOC_HEADERS
 from gridtokenx.api.shapes import ADDRESS_PATTERN, HASH_PATTERN
 from gridtokenx.wire import crypto
-from tests.api.browser import CHROMIUM
+from tests.api.browser import CHROMIUM, chromium
 from tests.api.test_api_harness import EGAT, LocalNode
 
 ADDRESS_FIELDS = ("address", "owner", "buyer", "seller", "holder", "proposer", "issued_to")
@@ -134,7 +134,7 @@ def _browse(node: LocalNode, path: str, ready: str, count: str) -> tuple[int, li
     """Load `path` in Chromium with every request outside the node refused; wait for the
     `ready` selector; return how many `count` elements render, the console errors and the
     refused URLs."""
-    from playwright.sync_api import Route, sync_playwright
+    from playwright.sync_api import Route
 
     errors: list[str] = []
     refused: list[str] = []
@@ -146,17 +146,13 @@ def _browse(node: LocalNode, path: str, ready: str, count: str) -> tuple[int, li
             refused.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = browser.new_page()
-            page.route("**/*", route)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(node.url + path)
-            page.wait_for_selector(ready, timeout=30_000)
-            shown = page.locator(count).count()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.route("**/*", route)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(node.url + path)
+        page.wait_for_selector(ready, timeout=30_000)
+        shown = page.locator(count).count()
     return shown, errors, refused
 
 

@@ -38,6 +38,7 @@ from gridtokenx.devnet.netns.session import Session
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.wire import crypto
+from tests.conftest import host_network
 from tests.p2p.rogues import NeverReading, flood
 from tests.test_bench import _load
 
@@ -64,7 +65,7 @@ def _reaches(wrapper: Sequence[str], address: str, port: int = 5555) -> bool:
 
 @pytest.fixture
 def hosts() -> Iterator[Hosts]:
-    with Hosts() as made:
+    with host_network(changes_it=True), Hosts() as made:
         yield made
     assert netns.leftovers(made.token) == [], "the root namespace keeps some of the run"
 
@@ -379,10 +380,11 @@ def test_netns_bench_runs_both_placements_small(tmp_path: Path) -> None:
     """The bench is code too: one validator and one full node, on hosts and on loopback,
     a few seconds of load each; everything acknowledged commits and the stores agree."""
     out = tmp_path / "netns.json"
-    result = _load("netns_bench").main(
-        ["--repeat", "1", "--seconds", "3", "--rate", "10", "--validators", "1",
-         "--full-nodes", "1", "--output", str(out)]
-    )  # fmt: skip
+    with host_network(changes_it=True):
+        result = _load("netns_bench").main(
+            ["--repeat", "1", "--seconds", "3", "--rate", "10", "--validators", "1",
+             "--full-nodes", "1", "--output", str(out)]
+        )  # fmt: skip
     assert json.loads(out.read_text()) == result
     for mode in ("loopback", "netns"):
         (run,) = result["runs"][mode]
