@@ -54,30 +54,40 @@ def grafted(mesh: Mesh[int], topic: Topic, members: list[int], now: float = 0.0)
     assert mesh.mesh[topic] >= set(members)
 
 
-def test_connect_announces_our_topics_and_learns_theirs() -> None:
+def test_connect_announces_our_topics_and_a_short_mesh_takes_a_new_peer_at_once() -> None:
     mesh: Mesh[int] = Mesh(FULL, random.Random(1))
     assert mesh.connect(7, 0.0, True) == [(7, Subscribe(FULL))]
-    mesh.receive(7, Subscribe(frozenset({Topic.GRID})), 0.0)
+    step = mesh.receive(7, Subscribe(frozenset({Topic.GRID})), 0.0)
     assert mesh.peers[7].topics == {Topic.GRID}
-    assert mesh.candidates(Topic.GRID, 0.0) == [7]
-    assert mesh.candidates(Topic.BLOCKS, 0.0) == []
+    assert step.sends == [(7, Graft(Topic.GRID))]  # no waiting for the heartbeat
+    assert mesh.mesh[Topic.GRID] == {7}
+    assert mesh.mesh[Topic.BLOCKS] == set()
+
+
+def test_subscriptions_fill_a_mesh_up_to_d_lo_only() -> None:
+    mesh = node(10)
+    assert all(len(members) == mesh.params.d_lo for members in mesh.mesh.values())
 
 
 def test_heartbeat_grafts_up_to_d_when_below_d_lo() -> None:
     mesh = node(20)
+    gone = sorted(mesh.mesh[Topic.GRID])[:3]
+    for peer in gone:
+        mesh.receive(peer, Prune(Topic.GRID, 60.0), 0.5)
+    assert len(mesh.mesh[Topic.GRID]) == mesh.params.d_lo - 3
     sends = mesh.heartbeat(1.0)
-    for topic in Topic:
-        assert len(mesh.mesh[topic]) == mesh.params.d
-    grafts = [(p, f) for p, f in sends if isinstance(f, Graft)]
-    assert len(grafts) == mesh.params.d * len(Topic)
-    assert {p for p, f in grafts if f.topic is Topic.GRID} == mesh.mesh[Topic.GRID]
+    assert len(mesh.mesh[Topic.GRID]) == mesh.params.d
+    grafts = {p for p, f in sends if isinstance(f, Graft) and f.topic is Topic.GRID}
+    assert len(grafts) == mesh.params.d - (mesh.params.d_lo - 3)
+    assert not grafts & set(gone)  # backed off
+    assert all(len(mesh.mesh[t]) == mesh.params.d_lo for t in Topic if t is not Topic.GRID)
 
 
 def test_a_mesh_never_takes_a_peer_outside_the_topic() -> None:
     mesh = node(10, topics=FULL)
     mesh.heartbeat(1.0)
     assert mesh.mesh[Topic.CONSENSUS] == set()
-    assert len(mesh.mesh[Topic.BLOCKS]) == 8
+    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d_lo
 
 
 def test_heartbeat_trims_an_oversized_mesh_to_d_keeping_outbound_peers() -> None:

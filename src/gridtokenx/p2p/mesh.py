@@ -324,11 +324,22 @@ class Mesh(Generic[P]):
             self._leave(frame.topic, peer, state)
             self.backoff[frame.topic, peer] = now + max(frame.backoff_s, 0.0)
         elif isinstance(frame, Subscribe):
-            state.topics = frame.topics
-            for topic, members in self.mesh.items():
-                if topic not in frame.topics and peer in members:
-                    self._leave(topic, peer, state)
+            self._on_subscribe(peer, state, frame.topics, now, step)
         return step
+
+    def _on_subscribe(
+        self, peer: P, state: _Peer[P], topics: frozenset[Topic], now: float, step: Step[P]
+    ) -> None:
+        """Learn the peer's topics; a mesh short of `d_lo` takes it at once rather than at
+        the next heartbeat (a node that just started or came back needs its mesh now)."""
+        state.topics = topics
+        for topic, members in self.mesh.items():
+            if topic not in topics:
+                if peer in members:
+                    self._leave(topic, peer, state)
+            elif len(members) < self.params.d_lo and self._eligible(topic, peer, now):
+                self._join(topic, peer, state, now)
+                step.sends.append((peer, Graft(topic)))
 
     def _credit(self, peer: P, state: _Peer[P], message_id: bytes, now: float) -> None:
         """A mesh member forwarded, or announced, a message soon after its first arrival."""
