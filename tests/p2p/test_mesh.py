@@ -8,6 +8,7 @@ import pytest
 
 from gridtokenx.p2p.mesh import (
     CONTROL_PRIORITY,
+    Degree,
     Frame,
     Graft,
     IDontWant,
@@ -66,21 +67,32 @@ def test_connect_announces_our_topics_and_a_short_mesh_takes_a_new_peer_at_once(
 
 def test_subscriptions_fill_a_mesh_up_to_d_lo_only() -> None:
     mesh = node(10)
-    assert all(len(members) == mesh.params.d_lo for members in mesh.mesh.values())
+    assert all(len(members) == mesh.params.degree(t).d_lo for t, members in mesh.mesh.items())
 
 
 def test_heartbeat_grafts_up_to_d_when_below_d_lo() -> None:
     mesh = node(20)
-    gone = sorted(mesh.mesh[Topic.GRID])[:3]
+    gone = sorted(mesh.mesh[Topic.BLOCKS])[:3]
     for peer in gone:
-        mesh.receive(peer, Prune(Topic.GRID, 60.0), 0.5)
-    assert len(mesh.mesh[Topic.GRID]) == mesh.params.d_lo - 3
+        mesh.receive(peer, Prune(Topic.BLOCKS, 60.0), 0.5)
+    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d_lo - 3
     sends = mesh.heartbeat(1.0)
-    assert len(mesh.mesh[Topic.GRID]) == mesh.params.d
-    grafts = {p for p, f in sends if isinstance(f, Graft) and f.topic is Topic.GRID}
+    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d
+    grafts = {p for p, f in sends if isinstance(f, Graft) and f.topic is Topic.BLOCKS}
     assert len(grafts) == mesh.params.d - (mesh.params.d_lo - 3)
     assert not grafts & set(gone)  # backed off
-    assert all(len(mesh.mesh[t]) == mesh.params.d_lo for t in Topic if t is not Topic.GRID)
+    assert len(mesh.mesh[Topic.TRANSACTIONS]) == mesh.params.d_lo  # untouched
+
+
+def test_grid_updates_and_votes_have_smaller_meshes_of_their_own() -> None:
+    mesh = node(20)
+    grid, consensus = mesh.params.degree(Topic.GRID), mesh.params.degree(Topic.CONSENSUS)
+    assert grid.d < mesh.params.d and consensus.d < mesh.params.d
+    assert len(mesh.mesh[Topic.GRID]) == grid.d_lo
+    assert len(mesh.mesh[Topic.CONSENSUS]) == consensus.d_lo
+    mesh.mesh[Topic.GRID] |= set(range(1, 16))  # far above its d_hi
+    mesh.heartbeat(1.0)
+    assert grid.d <= len(mesh.mesh[Topic.GRID]) <= grid.d_hi
 
 
 def test_a_mesh_never_takes_a_peer_outside_the_topic() -> None:
@@ -108,10 +120,10 @@ def test_heartbeat_trims_an_oversized_mesh_to_d_keeping_outbound_peers() -> None
 
 def test_graft_is_taken_below_d_hi_and_refused_at_it_for_inbound_peers() -> None:
     mesh = node(14, outbound=False)
-    grafted(mesh, Topic.GRID, list(range(1, 13)))
-    step = mesh.receive(13, Graft(Topic.GRID), 0.5)
-    assert 13 not in mesh.mesh[Topic.GRID]
-    assert step.sends == [(13, Prune(Topic.GRID, mesh.params.prune_backoff_s))]
+    grafted(mesh, Topic.BLOCKS, list(range(1, 13)))
+    step = mesh.receive(13, Graft(Topic.BLOCKS), 0.5)
+    assert 13 not in mesh.mesh[Topic.BLOCKS]
+    assert step.sends == [(13, Prune(Topic.BLOCKS, mesh.params.prune_backoff_s))]
 
 
 def test_graft_during_backoff_is_refused_and_penalised() -> None:
@@ -211,12 +223,13 @@ def test_cached_messages_expire_after_the_mcache_windows() -> None:
 
 
 def test_heartbeat_announces_recent_ids_to_peers_outside_the_mesh() -> None:
-    mesh = node(20)
+    mesh = node(40)
     mesh.heartbeat(1.0)
     mesh.publish(Topic.GRID, b"g", SMALL, 1.5)
     sends = mesh.heartbeat(2.0)
     told = {p for p, f in sends if isinstance(f, IHave) and f.topic is Topic.GRID}
-    assert len(told) == max(mesh.params.d_lazy, int(0.25 * 12))
+    outside = 40 - len(mesh.mesh[Topic.GRID])
+    assert len(told) == max(mesh.params.d_lazy, int(mesh.params.gossip_factor * outside)) == 9
     assert not told & mesh.mesh[Topic.GRID]
     assert all(f.ids == (b"g",) for p, f in sends if isinstance(f, IHave) and p in told)
 
@@ -326,7 +339,11 @@ def test_the_same_seed_makes_the_same_choices() -> None:
     assert run(5) != run(6)
 
 
-@pytest.mark.parametrize("bad", [dict(d_lo=0), dict(d=5, d_lo=6), dict(d_hi=7), dict(d_out=7)])
+@pytest.mark.parametrize(
+    "bad", [dict(d_lo=0), dict(d=5, d_lo=6), dict(d_hi=7), dict(d_out=7), dict(d_score=9)]
+)
 def test_inconsistent_degrees_are_refused(bad: dict[str, int]) -> None:
-    with pytest.raises(ValueError, match="d_lo"):
+    with pytest.raises(ValueError, match="need"):
         Params(**bad)
+    with pytest.raises(ValueError, match="need"):
+        Degree(**{"d": 8, "d_lo": 6, "d_hi": 12, "d_score": 4, "d_out": 2, **bad})

@@ -272,8 +272,8 @@ class Simulation:
         self._at(self.now + self.sc.params.heartbeat_s, _BEAT, node, generation)
 
     def _check_degree(self, router: mesh.Mesh[int]) -> None:
-        p = self.sc.params
         for topic, members in router.mesh.items():
+            p = router.degree[topic]
             self.checked += 1
             size = len(members)
             self.degrees[topic.name.lower()][min(size, len(self.degrees["grid"]) - 1)] += 1

@@ -126,6 +126,24 @@ class Validation(Enum):
 
 # --- parameters --------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class Degree:
+    """A topic's mesh size: `d` wanted, kept within [`d_lo`, `d_hi`]; `d_score` kept by score
+    when trimming, at least `d_out` outbound (an eclipse takes inbound ones)."""
+
+    d: int
+    d_lo: int
+    d_hi: int
+    d_score: int
+    d_out: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.d_lo <= self.d <= self.d_hi or self.d_out > self.d_lo:
+            raise ValueError(f"need 0 < d_lo <= d <= d_hi and d_out <= d_lo: {self}")
+        if not 0 <= self.d_score <= self.d:
+            raise ValueError(f"need 0 <= d_score <= d: {self}")
+
+
+@dataclass(frozen=True, slots=True)
 class Params:
     """gossipsub's knobs; the defaults are go-libp2p's where they apply."""
 
@@ -134,6 +152,15 @@ class Params:
     d_hi: int = 12
     d_score: int = 4  # kept by score when trimming an oversized mesh
     d_out: int = 2  # outbound peers a mesh keeps at least (an eclipse takes inbound ones)
+    topic_degrees: tuple[tuple[Topic, Degree], ...] = (
+        (Topic.GRID, Degree(d=4, d_lo=3, d_hi=6, d_score=2, d_out=1)),
+        (Topic.CONSENSUS, Degree(d=5, d_lo=4, d_hi=8, d_score=2, d_out=2)),
+    )
+    """Topics with a mesh size of their own. Grid updates and votes are a few hundred bytes:
+    no IDONTWANT can overtake them, so every mesh member's copy arrives, and a smaller mesh
+    halves the duplicates for a hop or two more, which small frames cross in milliseconds
+    (measured in the network simulator: bench/network_bench.py). Consensus runs among a few
+    dozen validators and sentries, whose own messages are flood-published anyway."""
     d_lazy: int = 6  # peers told IHAVE per topic per heartbeat, at least
     gossip_factor: float = 0.25  # ... or this share of the eligible non-mesh peers
     heartbeat_s: float = 1.0
@@ -167,8 +194,13 @@ class Params:
     the decayed count owed; elsewhere a quiet member is not at fault."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.d_lo <= self.d <= self.d_hi or self.d_out > self.d_lo:
-            raise ValueError(f"need 0 < d_lo <= d <= d_hi and d_out <= d_lo: {self}")
+        self.degree(Topic.BLOCKS)  # checks the default degree
+
+    def degree(self, topic: Topic) -> Degree:
+        for named, degree in self.topic_degrees:
+            if named is topic:
+                return degree
+        return Degree(self.d, self.d_lo, self.d_hi, self.d_score, self.d_out)
 
 
 @dataclass(slots=True)
@@ -225,6 +257,7 @@ class Mesh(Generic[P]):
         self.rng = rng
         self.peers: dict[P, _Peer[P]] = {}
         self.mesh: dict[Topic, set[P]] = {topic: set() for topic in self.topics}
+        self.degree = {topic: self.params.degree(topic) for topic in Topic}
         self.backoff: dict[tuple[Topic, P], float] = {}
         self.seen: dict[bytes, float] = {}  # id -> first seen (insertion order = time order)
         self.first_seen: dict[bytes, float] = {}  # accepted ids, for delivery credit
@@ -337,7 +370,7 @@ class Mesh(Generic[P]):
             if topic not in topics:
                 if peer in members:
                     self._leave(topic, peer, state)
-            elif len(members) < self.params.d_lo and self._eligible(topic, peer, now):
+            elif len(members) < self.degree[topic].d_lo and self._eligible(topic, peer, now):
                 self._join(topic, peer, state, now)
                 step.sends.append((peer, Graft(topic)))
 
@@ -457,7 +490,7 @@ class Mesh(Generic[P]):
             backed_off
             or self._current(peer) < 0
             or topic not in state.topics
-            or (len(members) >= p.d_hi and not state.outbound)  # room is kept for outbound
+            or (len(members) >= self.degree[topic].d_hi and not state.outbound)  # room kept
         ):
             self.backoff[topic, peer] = now + p.prune_backoff_s
             step.sends.append((peer, Prune(topic, p.prune_backoff_s)))
@@ -518,7 +551,7 @@ class Mesh(Generic[P]):
     def _maintain(
         self, topic: Topic, members: set[P], now: float, sends: list[tuple[P, Frame]]
     ) -> None:
-        p = self.params
+        p = self.degree[topic]
         for peer in [m for m in members if self.scores.get(m, 0.0) < 0]:
             self._prune(topic, peer, now, sends)
         if len(members) < p.d_lo:
