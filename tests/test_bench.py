@@ -137,3 +137,22 @@ def test_auction_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     for size in ("steps_70", "steps_700"):
         figures = result[size]
         assert figures["welfare_satang"] > 0 and figures["check_ms_min"] > 0
+
+
+def test_network_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "network.json"
+    small = ["--nodes", "120", "--seconds", "2", "--warmup", "2", "--drain", "1"]
+    result = _load("network_bench").main([*small, "--output", str(out)])
+    written = json.loads(out.read_text())
+    assert written == result
+    mesh, flood = written["runs"]["mesh/seed1"], written["runs"]["flood/seed1"]
+    assert set(mesh) == {"calm", "faults", "targets_met"}
+    assert mesh["calm"]["messages"]["blocks"] == 2
+    assert mesh["calm"]["missed_deliveries"]["blocks"] == 0
+    assert mesh["calm"]["block_reach_s"]["p99"] < 1.5
+    assert (
+        mesh["calm"]["duplicates_per_message"]["blocks"]
+        < (flood["calm"]["duplicates_per_message"]["blocks"])
+    )
+    assert mesh["targets_met"]["validator_connections"] is True
+    assert "block_reach_s" in mesh["faults"]["p99_cost_of_faults"]

@@ -1,0 +1,349 @@
+"""The mesh gossip core's rules, one at a time, driven by hand (no sockets, no clock)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gridtokenx.p2p.mesh import (
+    CONTROL_PRIORITY,
+    Degree,
+    Frame,
+    Graft,
+    IDontWant,
+    IHave,
+    IWant,
+    Mesh,
+    Params,
+    Prune,
+    Publish,
+    Subscribe,
+    Topic,
+    Validation,
+    frame_size,
+    priority,
+)
+
+ALL = frozenset(Topic)
+FULL = frozenset({Topic.TRANSACTIONS, Topic.BLOCKS, Topic.GRID})
+BIG = bytes(150_000)
+SMALL = bytes(300)
+
+
+def node(peers: int = 0, topics: frozenset[Topic] = ALL, outbound: bool = True,
+         params: Params | None = None, seed: int = 1) -> Mesh[int]:  # fmt: skip
+    """A node connected to peers 1..`peers`, each taking `topics`."""
+    mesh: Mesh[int] = Mesh(ALL, random.Random(seed), params)
+    for peer in range(1, peers + 1):
+        mesh.connect(peer, 0.0, outbound)
+        mesh.receive(peer, Subscribe(topics), 0.0)
+    return mesh
+
+
+def frames_to(sends: list[tuple[int, Frame]], kind: type) -> dict[int, list[Frame]]:
+    out: dict[int, list[Frame]] = {}
+    for peer, frame in sends:
+        if isinstance(frame, kind):
+            out.setdefault(peer, []).append(frame)
+    return out
+
+
+def grafted(mesh: Mesh[int], topic: Topic, members: list[int], now: float = 0.0) -> None:
+    for peer in members:
+        mesh.receive(peer, Graft(topic), now)
+    assert mesh.mesh[topic] >= set(members)
+
+
+def test_connect_announces_our_topics_and_a_short_mesh_takes_a_new_peer_at_once() -> None:
+    mesh: Mesh[int] = Mesh(FULL, random.Random(1))
+    assert mesh.connect(7, 0.0, True) == [(7, Subscribe(FULL))]
+    step = mesh.receive(7, Subscribe(frozenset({Topic.GRID})), 0.0)
+    assert mesh.peers[7].topics == {Topic.GRID}
+    assert step.sends == [(7, Graft(Topic.GRID))]  # no waiting for the heartbeat
+    assert mesh.mesh[Topic.GRID] == {7}
+    assert mesh.mesh[Topic.BLOCKS] == set()
+
+
+def test_subscriptions_fill_a_mesh_up_to_d_lo_only() -> None:
+    mesh = node(10)
+    assert all(len(members) == mesh.params.degree(t).d_lo for t, members in mesh.mesh.items())
+
+
+def test_heartbeat_grafts_up_to_d_when_below_d_lo() -> None:
+    mesh = node(20)
+    gone = sorted(mesh.mesh[Topic.BLOCKS])[:3]
+    for peer in gone:
+        mesh.receive(peer, Prune(Topic.BLOCKS, 60.0), 0.5)
+    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d_lo - 3
+    sends = mesh.heartbeat(1.0)
+    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d
+    grafts = {p for p, f in sends if isinstance(f, Graft) and f.topic is Topic.BLOCKS}
+    assert len(grafts) == mesh.params.d - (mesh.params.d_lo - 3)
+    assert not grafts & set(gone)  # backed off
+    assert len(mesh.mesh[Topic.TRANSACTIONS]) == mesh.params.d_lo  # untouched
+
+
+def test_grid_updates_and_votes_have_smaller_meshes_of_their_own() -> None:
+    mesh = node(20)
+    grid, consensus = mesh.params.degree(Topic.GRID), mesh.params.degree(Topic.CONSENSUS)
+    assert grid.d < mesh.params.d and consensus.d < mesh.params.d
+    assert len(mesh.mesh[Topic.GRID]) == grid.d_lo
+    assert len(mesh.mesh[Topic.CONSENSUS]) == consensus.d_lo
+    mesh.mesh[Topic.GRID] |= set(range(1, 16))  # far above its d_hi
+    mesh.heartbeat(1.0)
+    assert grid.d <= len(mesh.mesh[Topic.GRID]) <= grid.d_hi
+
+
+def test_a_mesh_never_takes_a_peer_outside_the_topic() -> None:
+    mesh = node(10, topics=FULL)
+    mesh.heartbeat(1.0)
+    assert mesh.mesh[Topic.CONSENSUS] == set()
+    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d_lo
+
+
+def test_heartbeat_trims_an_oversized_mesh_to_d_keeping_outbound_peers() -> None:
+    params = Params()
+    mesh = node(20, outbound=False, params=params)
+    for peer in (21, 22):  # the only outbound peers
+        mesh.connect(peer, 0.0, True)
+        mesh.receive(peer, Subscribe(ALL), 0.0)
+    mesh.mesh[Topic.BLOCKS] = set(range(1, 15))  # 14 inbound members, above d_hi = 12
+    sends = mesh.heartbeat(1.0)
+    members = mesh.mesh[Topic.BLOCKS]
+    assert len(members) == params.d + params.d_out  # d kept, then the outbound quota grafted
+    assert {21, 22} <= members
+    pruned = {p for p, f in sends if isinstance(f, Prune) and f.topic is Topic.BLOCKS}
+    assert len(pruned) == 14 - params.d
+    assert all(not mesh._eligible(Topic.BLOCKS, p, 2.0) for p in pruned)  # backed off
+
+
+def test_graft_is_taken_below_d_hi_and_refused_at_it_for_inbound_peers() -> None:
+    mesh = node(14, outbound=False)
+    grafted(mesh, Topic.BLOCKS, list(range(1, 13)))
+    step = mesh.receive(13, Graft(Topic.BLOCKS), 0.5)
+    assert 13 not in mesh.mesh[Topic.BLOCKS]
+    assert step.sends == [(13, Prune(Topic.BLOCKS, mesh.params.prune_backoff_s))]
+
+
+def test_graft_during_backoff_is_refused_and_penalised() -> None:
+    mesh = node(3)
+    mesh.receive(1, Prune(Topic.BLOCKS, 60.0), 0.0)
+    step = mesh.receive(1, Graft(Topic.BLOCKS), 10.0)
+    assert 1 not in mesh.mesh[Topic.BLOCKS]
+    assert frames_to(step.sends, Prune) == {1: [Prune(Topic.BLOCKS, 60.0)]}
+    assert mesh.peers[1].behaviour == 1
+    assert mesh.score(1, 10.0) < 0
+
+
+def test_a_pruned_peer_is_not_grafted_again_until_its_backoff_ends() -> None:
+    mesh = node(1)
+    grafted(mesh, Topic.GRID, [1])
+    mesh.receive(1, Prune(Topic.GRID, 30.0), 0.0)
+    assert 1 not in mesh.mesh[Topic.GRID]
+    mesh.heartbeat(1.0)
+    assert 1 not in mesh.mesh[Topic.GRID]
+    mesh.heartbeat(31.0)
+    assert 1 in mesh.mesh[Topic.GRID]
+
+
+def test_our_own_message_is_flood_published_to_every_subscribed_peer() -> None:
+    mesh = node(10)
+    mesh.connect(99, 0.0, True)
+    mesh.receive(99, Subscribe(frozenset({Topic.GRID})), 0.0)
+    mesh.heartbeat(1.0)  # a mesh of 8 of the 11
+    sends = mesh.publish(Topic.BLOCKS, b"b1", BIG, 1.5)
+    assert {p for p, _ in sends} == set(range(1, 11))  # all that take blocks, not 99
+    assert mesh.publish(Topic.BLOCKS, b"b1", BIG, 1.6) == []  # once
+
+
+def test_flood_publish_skips_peers_below_the_publish_threshold() -> None:
+    mesh = node(3)
+    mesh.peers[2].behaviour = 10  # -5 * 100 = -500
+    mesh.heartbeat(1.0)
+    assert {p for p, _ in mesh.publish(Topic.GRID, b"g", SMALL, 1.0)} == {1, 3}
+
+
+def test_a_new_message_is_delivered_once_and_forwarded_to_the_mesh_once_valid() -> None:
+    mesh = node(12)
+    mesh.heartbeat(1.0)
+    source = next(iter(mesh.mesh[Topic.GRID]))
+    message = Publish(Topic.GRID, b"g1", SMALL)
+    step = mesh.receive(source, message, 1.1)
+    assert step.deliver == [message]
+    assert step.sends == []  # small: no IDONTWANT; nothing forwarded before validation
+    other = next(m for m in mesh.mesh[Topic.GRID] if m != source)
+    assert mesh.receive(other, message, 1.12).deliver == []  # a duplicate
+    forwarded = mesh.accept(b"g1", Validation.VALID, 1.2)
+    assert {p for p, _ in forwarded} == mesh.mesh[Topic.GRID] - {source, other}
+    assert all(f is message for _, f in forwarded)
+    assert mesh.accept(b"g1", Validation.VALID, 1.3) == []
+
+
+def test_a_large_message_is_announced_with_idontwant_and_not_sent_to_who_declined() -> None:
+    mesh = node(12)
+    mesh.heartbeat(1.0)
+    members = sorted(mesh.mesh[Topic.BLOCKS])
+    source, declined = members[0], members[1]
+    step = mesh.receive(source, Publish(Topic.BLOCKS, b"b1", BIG), 1.1)
+    notices = frames_to(step.sends, IDontWant)
+    assert set(notices) == set(members)  # the source too: it is its receipt
+    mesh.receive(declined, IDontWant((b"b1",)), 1.12)
+    assert not mesh.wanted(declined, b"b1")
+    assert mesh.wanted(members[2], b"b1")
+    forwarded = {p for p, _ in mesh.accept(b"b1", Validation.VALID, 1.2)}
+    assert forwarded == set(members) - {source, declined}
+
+
+def test_ihave_asks_only_for_unseen_ids_and_iwant_is_served_from_the_cache() -> None:
+    a, b = node(1), node(1)
+    a.publish(Topic.GRID, b"old", SMALL, 0.0)
+    b.publish(Topic.GRID, b"old", SMALL, 0.0)
+    b.publish(Topic.GRID, b"new", SMALL, 0.0)
+    step = a.receive(1, IHave(Topic.GRID, (b"old", b"new")), 0.5)
+    assert step.sends == [(1, IWant((b"new",)))]
+    assert a.receive(1, IHave(Topic.GRID, (b"new",)), 0.6).sends == []  # already promised
+    served = b.receive(1, IWant((b"new", b"unknown")), 0.7).sends
+    assert served == [(1, Publish(Topic.GRID, b"new", SMALL))]
+
+
+def test_iwant_is_served_at_most_max_retransmissions_times() -> None:
+    b = node(1)
+    b.publish(Topic.BLOCKS, b"x", BIG, 0.0)
+    copies = sum(len(b.receive(1, IWant((b"x",)), 0.1).sends) for _ in range(10))
+    assert copies == b.params.max_retransmissions
+
+
+def test_cached_messages_expire_after_the_mcache_windows() -> None:
+    b = node(1)
+    b.publish(Topic.GRID, b"x", SMALL, 0.0)
+    for beat in range(1, b.params.mcache_windows + 1):
+        b.heartbeat(float(beat))
+    assert b.receive(1, IWant((b"x",)), 10.0).sends == []
+
+
+def test_heartbeat_announces_recent_ids_to_peers_outside_the_mesh() -> None:
+    mesh = node(40)
+    mesh.heartbeat(1.0)
+    mesh.publish(Topic.GRID, b"g", SMALL, 1.5)
+    sends = mesh.heartbeat(2.0)
+    told = {p for p, f in sends if isinstance(f, IHave) and f.topic is Topic.GRID}
+    outside = 40 - len(mesh.mesh[Topic.GRID])
+    assert len(told) == max(mesh.params.d_lazy, int(mesh.params.gossip_factor * outside)) == 9
+    assert not told & mesh.mesh[Topic.GRID]
+    assert all(f.ids == (b"g",) for p, f in sends if isinstance(f, IHave) and p in told)
+
+
+def test_a_broken_iwant_promise_costs_the_peer_behaviour_score() -> None:
+    mesh = node(1)
+    mesh.receive(1, IHave(Topic.GRID, (b"never",)), 0.0)
+    mesh.heartbeat(1.0)
+    assert mesh.peers[1].behaviour == 0  # not yet due
+    mesh.heartbeat(3.5)
+    assert mesh.peers[1].behaviour == pytest.approx(0.9)  # one, decayed by the heartbeat
+    assert mesh.score(1, 3.5) < 0
+
+
+def test_a_kept_promise_costs_nothing() -> None:
+    mesh = node(1)
+    mesh.receive(1, IHave(Topic.GRID, (b"m",)), 0.0)
+    mesh.receive(1, Publish(Topic.GRID, b"m", SMALL), 0.5)
+    mesh.heartbeat(4.0)
+    assert mesh.peers[1].behaviour == 0
+
+
+def test_an_invalid_message_drops_its_sender_from_the_mesh_and_then_graylists_it() -> None:
+    mesh = node(10)
+    mesh.heartbeat(1.0)
+    bad = next(iter(mesh.mesh[Topic.TRANSACTIONS]))
+    mesh.receive(bad, Publish(Topic.TRANSACTIONS, b"t", SMALL), 1.1)
+    assert mesh.accept(b"t", Validation.INVALID, 1.2) == []
+    sends = mesh.heartbeat(2.0)
+    assert bad not in mesh.mesh[Topic.TRANSACTIONS]
+    assert (bad, Prune(Topic.TRANSACTIONS, mesh.params.prune_backoff_s)) in sends
+    mesh.receive(bad, Publish(Topic.TRANSACTIONS, b"t2", SMALL), 2.1)
+    mesh.accept(b"t2", Validation.INVALID, 2.2)
+    mesh.heartbeat(3.0)  # two invalid: -50 * (~1.9)^2, below the graylist
+    assert mesh.scores[bad] < mesh.params.graylist_threshold
+    assert mesh.receive(bad, Publish(Topic.GRID, b"g", SMALL), 3.1).deliver == []
+
+
+def test_an_ignored_message_is_looked_at_again_when_it_comes_back() -> None:
+    mesh = node(2)
+    message = Publish(Topic.CONSENSUS, b"v", SMALL)
+    assert mesh.receive(1, message, 0.0).deliver == [message]
+    assert mesh.accept(b"v", Validation.IGNORE, 0.1) == []
+    assert mesh.receive(2, message, 0.2).deliver == [message]
+    assert mesh.score(1, 0.2) >= 0
+
+
+def test_the_seen_cache_forgets_after_its_window() -> None:
+    mesh = node(1, params=Params(seen_ttl_s=5.0))
+    message = Publish(Topic.GRID, b"g", SMALL)
+    mesh.receive(1, message, 0.0)
+    mesh.accept(b"g", Validation.VALID, 0.0)
+    mesh.heartbeat(3.0)
+    assert mesh.receive(1, message, 3.5).deliver == []
+    mesh.heartbeat(6.0)
+    assert mesh.receive(1, message, 6.5).deliver == [message]
+
+
+def test_a_silent_mesh_member_is_pruned_for_its_block_delivery_deficit() -> None:
+    mesh = node(9)
+    mesh.heartbeat(0.0)
+    members = sorted(mesh.mesh[Topic.BLOCKS])
+    silent, live = members[0], members[1:]
+    pruned_at = None
+    for second in range(1, 12):
+        now = float(second)
+        mid = b"b%d" % second
+        mesh.receive(live[0], Publish(Topic.BLOCKS, mid, BIG), now)
+        mesh.accept(mid, Validation.VALID, now)
+        for peer in live[1:]:
+            mesh.receive(peer, IDontWant((mid,)), now + 0.05)  # their receipts
+        sends = mesh.heartbeat(now + 0.5)
+        if (silent, Prune(Topic.BLOCKS, mesh.params.prune_backoff_s)) in sends:
+            pruned_at = now
+            break
+    assert pruned_at is not None and pruned_at >= mesh.params.mesh_activation_s
+    assert set(live) <= mesh.mesh[Topic.BLOCKS]
+    assert all(mesh.scores[p] >= 0 for p in live)
+
+
+def test_the_grid_goes_first_and_control_before_anything_large() -> None:
+    grid = priority(Publish(Topic.GRID, b"g", SMALL))
+    control = priority(Graft(Topic.BLOCKS))
+    blocks = priority(Publish(Topic.BLOCKS, b"b", BIG))
+    txs = priority(Publish(Topic.TRANSACTIONS, b"t", BIG))
+    assert grid < control == CONTROL_PRIORITY < blocks < txs
+    assert frame_size(Publish(Topic.BLOCKS, b"b", BIG)) > len(BIG)
+    assert frame_size(IHave(Topic.GRID, (b"a", b"b"))) < frame_size(IHave(Topic.GRID, (b"a",) * 3))
+
+
+def test_disconnect_forgets_the_peer_everywhere() -> None:
+    mesh = node(8)
+    mesh.heartbeat(1.0)
+    mesh.disconnect(3)
+    assert all(3 not in members for members in mesh.mesh.values())
+    assert mesh.receive(3, Publish(Topic.GRID, b"g", SMALL), 1.1).deliver == []
+
+
+def test_the_same_seed_makes_the_same_choices() -> None:
+    def run(seed: int) -> list[tuple[int, Frame]]:
+        mesh = node(30, seed=seed)
+        sends = mesh.heartbeat(1.0)
+        mesh.publish(Topic.GRID, b"g", SMALL, 1.2)
+        return sends + mesh.heartbeat(2.0)
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(d_lo=0), dict(d=5, d_lo=6), dict(d_hi=7), dict(d_out=7), dict(d_score=9)]
+)
+def test_inconsistent_degrees_are_refused(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="need"):
+        Params(**bad)
+    with pytest.raises(ValueError, match="need"):
+        Degree(**{"d": 8, "d_lo": 6, "d_hi": 12, "d_score": 4, "d_out": 2, **bad})
