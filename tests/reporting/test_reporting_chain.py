@@ -58,7 +58,7 @@ def build(node: LocalNode, api: Client) -> Built:
             cast.office, tx.PlaceOrder(tx.Side.BUY, "BKK", interval, 600, 310)
         )
         assert any(e["kind"] == "trade" for e in trade.events)
-        api.send_and_wait(cast.office, tx.Transfer(tx.Asset.THB, cast.home.address, 1_234))
+        api.send_and_wait(cast.office, tx.Transfer(tx.Asset.THB, farm.address, 1_234))
         node.advance(2 * INTERVAL)
         wait_until(lambda: http.get("/health").json()["latest_time"] >= first + INTERVAL)
         issued = api.send_and_wait(farm_meter, tx.MeterReading(first, 0, MWH))
