@@ -42,6 +42,7 @@ def test_reading_mints_export_to_owner(net: Cast, t0: int) -> None:
         "interval": t0,
         "amount": 1_000,
         "total": 1_000,  # GRID minted so far: the chain's first reading
+        "to_balance": 1_000,  # the owner's GRID after it
     }
     assert net.grid(net.home.address) == 1_000
     assert net.grid(net.home_meter.address) == 0  # the meter's own account holds nothing

@@ -478,11 +478,37 @@ class LedgerMachine(RuleBasedStateMachine):
         if fee:
             m.move(sender, Asset.THB, -fee)
             m.move(m.fee_collector, Asset.THB, fee)
-            paid = {"from": sender, "to": m.fee_collector, "amount": fee}
+            paid = {"from": sender, "to": m.fee_collector, "amount": fee, **self._balances(
+                sender, m.fee_collector, Asset.THB)}  # fmt: skip
             expected_events = [Event("fee_paid", paid), *expected_events]
         effect()
         m.set_nonce(sender, nonce + 1)
-        assert events == expected_events
+        assert events == [self._with_balances(e) for e in expected_events]
+
+    def _balances(self, source: bytes | None, target: bytes | None, asset: Asset) -> dict[str, int]:
+        """What a value event carries: the model's balances after its movement."""
+        out = {}
+        if source is not None:
+            out["from_balance"] = self.model.balance(source, asset)
+        if target is not None:
+            out["to_balance"] = self.model.balance(target, asset)
+        return out
+
+    def _with_balances(self, event: Event) -> Event:
+        """A handler's value event with the balances after it (each rule moves value once, so
+        the model after the rule's effect holds them)."""
+        a = event.attrs
+        if event.kind == "transfer":
+            asset = Asset[str(a["asset"])]
+            moved = self._balances(bytes(a["from"]), bytes(a["to"]), asset)  # type: ignore[arg-type]
+        elif event.kind in ("thb_issued", "minted"):
+            asset = Asset.THB if event.kind == "thb_issued" else Asset.GRID
+            moved = self._balances(None, bytes(a["to"]), asset)  # type: ignore[arg-type]
+        elif event.kind == "thb_redeemed":
+            moved = self._balances(bytes(a["custodian"]), None, Asset.THB)  # type: ignore[arg-type]
+        else:
+            return event
+        return Event(event.kind, a | moved)
 
     @initialize(data=st.data())
     def first_production(self, data: st.DataObject) -> None:

@@ -30,6 +30,8 @@ def test_transfer_grid(net: Cast) -> None:
         "to": net.office.address,
         "asset": "GRID",
         "amount": 700,
+        "from_balance": 500,  # both balances after the transfer: an audit chains them
+        "to_balance": 700,
     }
     assert net.grid(net.home.address) == 500
     assert net.grid(net.office.address) == 700
@@ -190,6 +192,7 @@ def test_issue_thb(net: Cast) -> None:
         "to": net.home.address,
         "amount": 12_345,
         "total": issued + 12_345,
+        "to_balance": 12_345,
     }
     assert net.thb(net.home.address) == 12_345
     assert net.supply().thb_issued_satang == issued + 12_345
@@ -259,6 +262,7 @@ def test_redeem_thb(net: Cast) -> None:
     assert events[0].kind == "thb_redeemed"
     assert events[0].attrs == {
         "custodian": net.custodian.address, "amount": 30_000, "total": redeemed + 30_000,
+        "from_balance": 10_000,
     }  # fmt: skip
     assert net.thb(net.custodian.address) == 10_000
     assert net.supply().thb_redeemed_satang == redeemed + 30_000

@@ -23,7 +23,7 @@ from gridtokenx.ledger.market import clearing
 from gridtokenx.ledger.market.clearing import Instance, Link, Step
 from gridtokenx.node import auction_solver
 from gridtokenx.wire import errors
-from gridtokenx.wire.tx import Rational, Side, SubmitAuctionClearing
+from gridtokenx.wire.tx import LinkFlow, Rational, Side, SubmitAuctionClearing, ZoneClearing
 
 ZONES = ("BKK", "CEN", "EST", "NEA", "NTH", "STH", "WST")
 
@@ -146,9 +146,9 @@ def test_a_corrupted_certificate_is_refused(seed: int, pick: int, delta: Fractio
         event(f"refused: {exc.code}")
         return
     event("accepted: another optimum")
-    # Accepted: only a price or headroom dual moved inside the range the curves leave
-    # undetermined can be, and then it is another optimal certificate of the same welfare.
-    assert where[2] in ("price", "headroom_dual"), where
+    # Accepted: only a headroom dual moved inside the range the curves leave undetermined
+    # can be (a price is pinned by the midpoint rule), with the same welfare.
+    assert where[2] == "headroom_dual", where
     good = clearing.check(inst, body.zones, body.flows)
     assert checked.welfare == good.welfare
 
@@ -175,3 +175,80 @@ def test_a_price_is_refused_when_it_breaks_the_step_rule() -> None:
     with pytest.raises((errors.ClearingInfeasible, errors.ClearingNotOptimal)):
         clearing.check(inst, bad.zones, bad.flows)
     assert Rational(1, 1) == clearing.rational(Fraction(1))
+
+
+# --- the midpoint rule ------------------------------------------------------------------------
+def _certificate(
+    inst: Instance,
+    prices: dict[str, Fraction],
+    flows: dict[tuple[str, str], Fraction],
+    ratios: dict[str, tuple[Fraction, Fraction]] | None = None,
+) -> tuple[tuple[ZoneClearing, ...], tuple[LinkFlow, ...]]:
+    ratios = ratios or {}
+    zones = tuple(
+        ZoneClearing(z, clearing.rational(prices[z]), Rational(0, 1),
+                     *(clearing.rational(r) for r in ratios.get(z, (Fraction(0), Fraction(0)))))
+        for z in inst.zones
+    )  # fmt: skip
+    return zones, tuple(LinkFlow(a, b, clearing.rational(v)) for (a, b), v in flows.items())
+
+
+def test_a_price_the_curves_leave_undetermined_must_be_the_midpoint_of_its_range() -> None:
+    """One zone: a 1,000 Wh offer at 200 and a 1,000 Wh bid at 300 clear whole at any price
+    from 200 to 300. Every such price is optimal (same welfare); only 250 is the rule's."""
+    inst = Instance(("BKK",), (), {}, (Step(1, 0, Side.SELL, "BKK", 200, 1_000),
+                                       Step(2, 0, Side.BUY, "BKK", 300, 1_000)))  # fmt: skip
+    whole_sell, whole_buy = (Fraction(0), Fraction(1)), (Fraction(1), Fraction(0))
+    cases = ((Fraction(220), None), (Fraction(200), whole_sell), (Fraction(300), whole_buy),
+             (Fraction(250), None))  # fmt: skip
+    for price, ratios in cases:
+        zones, flows = _certificate(inst, {"BKK": price}, {}, ratios and {"BKK": ratios})
+        optimal = clearing.check_optimal(inst, zones, flows)  # valid: zero duality gap
+        assert optimal.welfare == 1_000 * (300 - 200)
+        if price != 250:
+            with pytest.raises(errors.ClearingNotOptimal, match="midpoint"):
+                clearing.check(inst, zones, flows)
+        else:
+            assert clearing.check(inst, zones, flows).prices == {"BKK": Fraction(250)}
+    assert auction_solver.solve(inst, 0).body.zones[0].price == Rational(250, 1)
+
+
+def test_across_an_uncongested_lossy_link_the_midpoints_keep_the_loss_between_prices() -> None:
+    """CEN offers 1,000 Wh at 200, BKK bids 990 Wh at 300 over a link keeping 99 %: every
+    price pair with pi_CEN = 0.99 pi_BKK and 200 <= pi_CEN, pi_BKK <= 300 is optimal. The
+    rule takes each zone's midpoint, (200 + 297) / 2 and (200 / 0.99 + 300) / 2, and they
+    keep the link's loss between them (the midpoint of two optimal price vectors)."""
+    inst = Instance(
+        ("BKK", "CEN"),
+        (Link("BKK", "CEN", 100, 5_000), Link("CEN", "BKK", 100, 5_000)),
+        {},
+        (Step(1, 0, Side.SELL, "CEN", 200, 1_000), Step(2, 0, Side.BUY, "BKK", 300, 990)),
+    )
+    kept = Fraction(99, 100)
+    low, high = clearing.price_range(inst, clearing.check_optimal(
+        inst, *_certificate(inst, {"BKK": Fraction(250) / kept, "CEN": Fraction(250)},
+                            {("CEN", "BKK"): Fraction(1_000)})))  # fmt: skip
+    assert (low, high) == ({"BKK": 200 / kept, "CEN": Fraction(200)},
+                           {"BKK": Fraction(300), "CEN": 300 * kept})  # fmt: skip
+    mid = {"CEN": (200 + 300 * kept) / 2, "BKK": (200 / kept + 300) / 2}
+    assert mid["CEN"] == kept * mid["BKK"]
+    body = auction_solver.solve(inst, 0).body
+    assert {z.zone: clearing.fraction(z.price) for z in body.zones} == mid
+    off = _certificate(inst, {"BKK": Fraction(250) / kept, "CEN": Fraction(250)},
+                       {("CEN", "BKK"): Fraction(1_000)})  # fmt: skip
+    with pytest.raises(errors.ClearingNotOptimal, match="midpoint"):
+        clearing.check(inst, *off)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_every_solved_price_is_its_zones_midpoint_and_any_other_is_refused(seed: int) -> None:
+    inst = random_instance(seed, zones=1 + seed % 7, steps=30)
+    body = auction_solver.solve(inst, 0).body
+    checked = clearing.check(inst, body.zones, body.flows)
+    low, high = clearing.price_range(inst, checked)
+    for i, zone in enumerate(inst.zones):
+        assert low[zone] <= checked.prices[zone] == (low[zone] + high[zone]) / 2 <= high[zone]
+        if low[zone] < high[zone]:  # an undetermined price: a quarter of the way is refused
+            moved = _corrupt(body, ("zone", i, "price"), (high[zone] - low[zone]) / 4)
+            with pytest.raises(errors.ClearingNotOptimal):
+                clearing.check(inst, moved.zones, moved.flows)

@@ -21,7 +21,7 @@ from gridtokenx.chain import blocks
 from gridtokenx.cli.main import app as cli
 from gridtokenx.ledger import accounts, genesis, validator_set
 from gridtokenx.reporting import balances, export, verify
-from gridtokenx.reporting.extract import open_store
+from gridtokenx.reporting.extract import open_store, text
 from gridtokenx.simulator import DayConfig, day_in_blocks
 from gridtokenx.storage.store import open_application
 
@@ -114,6 +114,50 @@ def test_a_demo_day_exports_every_movement_and_balances_from_the_files_alone(
     )
 
 
+def test_every_account_reconciles_from_genesis_to_the_head_in_wh_and_satang(
+    day: Path, exported: Path
+) -> None:
+    """The export's movements account for every balance: each account's opening is its
+    genesis balance and its closing its balance in the head's state, read from the state, not
+    from the events. A movement without an event would leave its account off by it."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["escrow_account"] == export.ESCROW_ACCOUNT
+    stated = manifest["accounts"]
+    start = genesis.build_state(day_in_blocks(DAY).genesis)
+    with open_store(day) as store:
+        head = {text(a): acct for a, acct in accounts.all_accounts(store.load_state())}
+    at_genesis = {text(a): acct for a, acct in accounts.all_accounts(start)}
+    assert export.ESCROW_ACCOUNT in stated and len(stated) > DAY.participants
+    for address, account in head.items():
+        before = at_genesis.get(address, accounts.Account(0, 0, 0))
+        for unit, have, had in (("grid_wh", account.grid_wh, before.grid_wh),
+                                ("thb_satang", account.thb_satang, before.thb_satang)):  # fmt: skip
+            assert stated.get(address, {}).get(unit, [had, had]) == [had, have], (address, unit)
+    moved = Counter(r["for"] for r in rows(exported, "escrow") if r["event"] == "escrow")
+    assert moved["delivery"] > 0, moved  # GRID from the escrow to each buyer at settlement
+    assert rows(exported, "transfers") or True  # the day may hold no peer transfer
+
+
+def test_a_tampered_transfer_and_escrow_row_are_each_named(exported: Path, tmp_path: Path) -> None:
+    directory = copy_of(exported, tmp_path)
+    accepted = _first(directory, "escrow", event="order_accepted", side="BUY")
+    held = int(rows(directory, "escrow")[accepted - 1]["escrow_satang"])
+    edit(directory, "escrow", accepted, "escrow_satang", str(held - 3))
+    delivered = _first(directory, "escrow", event="escrow", **{"for": "delivery"})
+    balance = int(rows(directory, "escrow")[delivered - 1]["to_balance"])
+    edit(directory, "escrow", delivered, "to_balance", str(balance + 1))
+    findings = [str(f) for f in verify.verify(None, directory)]
+    named = {f.split(":")[0] for f in findings if " row " in f.split(":")[0]}
+    assert named == {f"escrow.csv row {accepted}", f"escrow.csv row {delivered}"} | {
+        f.split(":")[0] for f in findings if f.startswith("escrow.csv") and "the row says" in f
+    }, findings
+    assert any(f.startswith(f"escrow.csv row {accepted}: order_accepted of {held - 3} "
+                            "thb_satang debited") for f in findings), findings  # fmt: skip
+    assert any(f.startswith(f"escrow.csv row {delivered}: escrow of") and
+               f.endswith(f"the row says {balance + 1}") for f in findings), findings  # fmt: skip
+    assert any(f.startswith("manifest.json: account") for f in findings), findings
+
+
 def test_the_same_chain_exports_byte_identical_files(day: Path, exported: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp, open_store(day) as store:
         again = Path(tmp) / "erc"
@@ -139,9 +183,13 @@ def test_a_tampered_payment_row_and_burn_row_are_each_named(exported: Path, tmp_
     edit(directory, "burns", burnt, "amount", str(amount - 1))
     findings = [str(f) for f in verify.verify(None, directory)]
     assert any(f.startswith(f"payments.csv row {paid}: trade_value") for f in findings), findings
+    # The payer's and the payee's balances after it no longer follow by the row's amount.
+    paid_findings = [f for f in findings if f.startswith(f"payments.csv row {paid}:")]
+    assert sum("takes its balance from" in f for f in paid_findings) == 2, paid_findings
     burn_findings = [f for f in findings if f.startswith(f"burns.csv row {burnt}:")]
-    assert len(burn_findings) == 2, findings  # its settlement record and the supply chain
+    assert len(burn_findings) == 3, findings  # its settlement record, supply, the escrow's balance
     assert any("grid_burned_wh" in f for f in burn_findings)
+    assert any("grid_wh debited" in f for f in burn_findings)
     # Nothing else is blamed on a row: only the two edited rows and the zone totals over them.
     named_rows = {f.split(":")[0] for f in findings if " row " in f.split(":")[0]}
     zone_rows = {n for n in named_rows if n.startswith("zone_reports.csv")}

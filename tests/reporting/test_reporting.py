@@ -205,8 +205,29 @@ def test_a_changed_amount_is_named_by_file_row_and_column(
     assert found[0] == (
         f"payments.{format} row {number}: amount is {true_amount + 1}, the chain says {true_amount}"
     )
-    # The export's own balances name the same row: its settlement record says otherwise.
-    assert len(found) == 2 and f"payments.{format} row {number}" in found[1]
+    # The export's own balances name the same row: its settlement record says otherwise, and
+    # the payer's and payee's balances after it no longer follow by its amount.
+    named = [f for f in found[1:] if f"payments.{format} row {number}" in f]
+    assert any("paid or owed" in f for f in named), found
+    assert sum("takes its balance" in f or "has no" in f for f in named) == 2, found
+    assert all(f in named or f.startswith("manifest.json: account") for f in found[1:]), found
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_tampered_transfer_is_named_by_the_chain_and_by_both_accounts_balances(
+    chain: tuple[Built, Path], copy: dict[str, Path], format: export.Format
+) -> None:
+    rows = rows_of(copy[format], "transfers", format)
+    assert [(r["asset"], r["amount"]) for r in rows] == [("THB", 1_234)]
+    rows[0]["amount"] = 1_000
+    rewrite(copy[format], "transfers", format, rows)
+    found = findings(chain[1], copy[format])
+    at_row = [f for f in found if f.startswith(f"transfers.{format} row 1: ")]
+    assert at_row[0].endswith("amount is 1000, the chain says 1234"), found
+    # From the files alone: the payer's and the payee's balances after it do not follow.
+    assert sum("takes its balance from" in f for f in at_row) == 2, found
+    assert all(f.startswith(f"transfers.{format} row 1") or f.startswith("manifest.json: account")
+               for f in found), found  # fmt: skip
 
 
 @pytest.mark.parametrize("format", FORMATS)

@@ -1,6 +1,6 @@
 """The chain the reporting tests export and audit: a real one-validator node (consensus,
-RocksDB in a tmp dir, API on 127.0.0.1) that commits trades and their settlement, a
-licence grant and revocation, a certificate issued, transferred and retired, a grid
+RocksDB in a tmp dir, API on 127.0.0.1) that commits trades and their settlement, a THB
+transfer, a licence grant and revocation, a certificate issued, transferred and retired, a grid
 emergency declared and cleared, and a governance proposal with a vote carrying a delegated
 weight."""
 
@@ -58,6 +58,7 @@ def build(node: LocalNode, api: Client) -> Built:
             cast.office, tx.PlaceOrder(tx.Side.BUY, "BKK", interval, 600, 310)
         )
         assert any(e["kind"] == "trade" for e in trade.events)
+        api.send_and_wait(cast.office, tx.Transfer(tx.Asset.THB, farm.address, 1_234))
         node.advance(2 * INTERVAL)
         wait_until(lambda: http.get("/health").json()["latest_time"] >= first + INTERVAL)
         issued = api.send_and_wait(farm_meter, tx.MeterReading(first, 0, MWH))

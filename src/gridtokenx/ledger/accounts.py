@@ -11,6 +11,7 @@ from typing import Final
 
 import msgspec
 
+from gridtokenx.ledger.context import EventValue
 from gridtokenx.ledger.state import Overlay, Records, State, records_under
 from gridtokenx.wire import errors
 from gridtokenx.wire.crypto import tagged_hash
@@ -80,25 +81,38 @@ def _with_balance(account: Account, asset: Asset, value: int) -> Account:
     return msgspec.structs.replace(account, thb_satang=value)
 
 
-def credit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+def credit(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
+    """Returns the account's balance of `asset` after the credit."""
     account = _require(view, address)
-    if account.balance(asset) + amount > MAX_AMOUNT:
+    after = account.balance(asset) + amount
+    if after > MAX_AMOUNT:
         raise errors.AmountOverflow(f"{asset.name} balance would exceed {MAX_AMOUNT}")
-    view.put(account_key(address), _with_balance(account, asset, account.balance(asset) + amount))
+    view.put(account_key(address), _with_balance(account, asset, after))
+    return after
 
 
-def debit(view: Overlay, address: bytes, asset: Asset, amount: int) -> None:
+def debit(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
+    """Returns the account's balance of `asset` after the debit."""
     account = _require(view, address)
     have = account.balance(asset)
     if have < amount:
         raise errors.InsufficientBalance(f"{asset.name} balance {have} is below {amount}")
     view.put(account_key(address), _with_balance(account, asset, have - amount))
+    return have - amount
 
 
-def move(view: Overlay, source: bytes, target: bytes, asset: Asset, amount: int) -> None:
-    """Value changing hands: the only way a balance moves without a mint or a burn."""
-    debit(view, source, asset, amount)
-    credit(view, target, asset, amount)
+def move(
+    view: Overlay, source: bytes, target: bytes, asset: Asset, amount: int
+) -> dict[str, EventValue]:
+    """Value changing hands: the only way a balance moves without a mint or a burn. Returns
+    both accounts' balances after it (`from_balance`, `to_balance`), which the movement's
+    event carries: an audit export then chains every account's balance row by row, as it
+    chains the supply totals (docs/reporting.md, "Accounts"). An account paying itself (the
+    fee collector's own fee) ends where it started, and both balances say so."""
+    from_balance = debit(view, source, asset, amount)
+    to_balance = credit(view, target, asset, amount)
+    return {"from_balance": to_balance if source == target else from_balance,
+            "to_balance": to_balance}  # fmt: skip
 
 
 def supply(view: Records) -> Supply:
@@ -120,17 +134,25 @@ def _count_supply(view: Overlay, field: str, amount: int) -> int:
     return total
 
 
-def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
-    """Returns the asset's running total minted (GRID) or issued (THB) after this mint: its
-    events carry it so that an audit export can check supply row by row (docs/reporting.md)."""
-    credit(view, address, asset, amount)
-    return _count_supply(view, _SUPPLY_FIELDS[asset][0], amount)
+def mint(view: Overlay, address: bytes, asset: Asset, amount: int) -> dict[str, EventValue]:
+    """Returns the attributes its event carries: `total`, the asset's running total minted
+    (GRID) or issued (THB) after this mint, and `to_balance`, the account's balance after
+    it, so that an audit export checks supply and balances row by row (docs/reporting.md)."""
+    to_balance = credit(view, address, asset, amount)
+    return {
+        "total": _count_supply(view, _SUPPLY_FIELDS[asset][0], amount),
+        "to_balance": to_balance,
+    }
 
 
-def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
-    """Returns the asset's running total burned (GRID) or redeemed (THB) after this burn."""
-    debit(view, address, asset, amount)
-    return _count_supply(view, _SUPPLY_FIELDS[asset][1], amount)
+def burn(view: Overlay, address: bytes, asset: Asset, amount: int) -> dict[str, EventValue]:
+    """Returns `total`, the asset's running total burned (GRID) or redeemed (THB) after this
+    burn, and `from_balance`, the account's balance after it."""
+    from_balance = debit(view, address, asset, amount)
+    return {
+        "total": _count_supply(view, _SUPPLY_FIELDS[asset][1], amount),
+        "from_balance": from_balance,
+    }
 
 
 RECORDS: Final[tuple[type[msgspec.Struct], ...]] = (

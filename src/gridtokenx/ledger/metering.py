@@ -123,10 +123,9 @@ def submit_reading(
         )
     ]
     if exported:
-        total = accounts.mint(view, meter.owner, Asset.GRID, exported)
+        minted = accounts.mint(view, meter.owner, Asset.GRID, exported)
         attrs: dict[str, EventValue] = {
-            "to": meter.owner, "meter": sender, "interval": start, "amount": exported,
-            "total": total,
+            "to": meter.owner, "meter": sender, "interval": start, "amount": exported, **minted,
         }  # fmt: skip
         events.append(Event("minted", attrs))
     return events

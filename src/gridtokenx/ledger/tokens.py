@@ -41,12 +41,13 @@ def transfer(
     _require_holder(view, body.to)
     if body.asset is Asset.GRID:
         registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
-    accounts.move(view, sender, body.to, body.asset, body.amount)
+    moved = accounts.move(view, sender, body.to, body.asset, body.amount)
     attrs: dict[str, EventValue] = {
         "from": sender,
         "to": body.to,
         "asset": body.asset.name,
         "amount": body.amount,
+        **moved,
     }
     return [Event("transfer", attrs)]
 
@@ -55,9 +56,9 @@ def issue_thb(view: Overlay, ctx: BlockContext, sender: bytes, body: IssueThb) -
     _require_positive(body.amount)
     _require_custodian(view, sender, ctx)
     _require_holder(view, body.to)
-    total = accounts.mint(view, body.to, Asset.THB, body.amount)
+    issued = accounts.mint(view, body.to, Asset.THB, body.amount)
     attrs: dict[str, EventValue] = {
-        "custodian": sender, "to": body.to, "amount": body.amount, "total": total,
+        "custodian": sender, "to": body.to, "amount": body.amount, **issued,
     }  # fmt: skip
     return [Event("thb_issued", attrs)]
 
@@ -65,5 +66,5 @@ def issue_thb(view: Overlay, ctx: BlockContext, sender: bytes, body: IssueThb) -
 def redeem_thb(view: Overlay, ctx: BlockContext, sender: bytes, body: RedeemThb) -> list[Event]:
     _require_positive(body.amount)
     _require_custodian(view, sender, ctx)
-    total = accounts.burn(view, sender, Asset.THB, body.amount)
-    return [Event("thb_redeemed", {"custodian": sender, "amount": body.amount, "total": total})]
+    redeemed = accounts.burn(view, sender, Asset.THB, body.amount)
+    return [Event("thb_redeemed", {"custodian": sender, "amount": body.amount, **redeemed})]

@@ -180,8 +180,10 @@ def apply(
         raise errors.FeeTooLow(f"fee {tx.fee} satang is below the minimum {p.min_fee_satang}")
     events: list[Event] = []
     if tx.fee:
-        accounts.move(view, sender, info.fee_collector, Asset.THB, tx.fee)
-        fee: dict[str, EventValue] = {"from": sender, "to": info.fee_collector, "amount": tx.fee}
+        moved = accounts.move(view, sender, info.fee_collector, Asset.THB, tx.fee)
+        fee: dict[str, EventValue] = {
+            "from": sender, "to": info.fee_collector, "amount": tx.fee, **moved,
+        }  # fmt: skip
         events.append(Event("fee_paid", fee))
     events += _HANDLERS[type(tx.body)](view, ctx, sender, tx.body, p)
     account = accounts.get_account(view, sender)

@@ -247,9 +247,11 @@ def solve(inst: Instance, interval_start: int) -> Solution:
     flows = tuple(
         LinkFlow(a, b, clearing.rational(v)) for (a, b), v in sorted(flow_value.items()) if v > 0
     )
-    body = SubmitAuctionClearing(interval_start, zones, flows)
-    try:
+    try:  # the same allocation at the midpoint rule's prices, then the ledger's own check
+        zones, flows = clearing.certificate(
+            clearing.midpoint(inst, clearing.check_optimal(inst, zones, flows))
+        )
         checked = clearing.check(inst, zones, flows)
     except Exception as exc:  # the ledger's refusal, with its reason
         raise SolveError(f"the exact certificate does not check: {exc}") from exc
-    return Solution(body, checked.welfare, objective)
+    return Solution(SubmitAuctionClearing(interval_start, zones, flows), checked.welfare, objective)

@@ -316,6 +316,147 @@ ZONE_FIELDS: Final = tuple(
 """The amounts of a zone report, each the sum of its interval's records in the zone."""
 
 
+# --- accounts --------------------------------------------------------------------------------
+ESCROW: Final = "@escrow"
+"""Stands for the market escrow's address (the manifest's `escrow_account`) in `MOVEMENTS`."""
+
+ASSET_UNITS: Final = {"GRID": "grid_wh", "THB": "thb_satang"}
+
+MOVEMENTS: Final[dict[str, tuple[str, str, str | None, str | None, str]]] = {
+    # event: (file, asset ("=column": read from the row), debited, credited, amount column)
+    "transfer": ("transfers", "=asset", "from", "to", "amount"),
+    "fee_paid": ("payments", "THB", "from", "to", "amount"),
+    "payment": ("payments", "THB", "from", "to", "amount"),
+    "minted": ("mints", "GRID", None, "to", "amount"),
+    "burned": ("burns", "GRID", "from", None, "amount"),
+    "thb_issued": ("thb", "THB", None, "to", "amount"),
+    "thb_redeemed": ("thb", "THB", "custodian", None, "amount"),
+    "export_locked": ("settlements", "GRID", "owner", ESCROW, "amount"),
+    "order_accepted": ("escrow", "THB", "owner", ESCROW, "escrow_satang"),
+    "order_filled": ("escrow", "THB", ESCROW, "owner", "refund_satang"),
+    "order_cancelled": ("escrow", "THB", ESCROW, "owner", "refund_satang"),
+    "order_expired": ("escrow", "THB", ESCROW, "owner", "refund_satang"),
+    "order_killed": ("escrow", "THB", ESCROW, "owner", "refund_satang"),
+    "trade_curtailed": ("grid", "THB", ESCROW, "buyer", "refund_satang"),
+    "escrow": ("escrow", "=asset", "from", "to", "amount"),
+}  # fmt: skip
+"""Every event that moves value between accounts or in or out of supply, and how to read the
+movement off its row: every satang and Wh an account gains or loses is one of these rows."""
+
+
+@dataclass(frozen=True)
+class Movement:
+    found: Located
+    asset: str  # the balance it moves: "grid_wh" or "thb_satang"
+    debited: str | None  # account address text; None for a mint
+    credited: str | None  # None for a burn
+    amount: int
+
+
+def movements(files: Files, escrow: str) -> list[Movement]:
+    """Every movement of value in the export, in chain order."""
+    out: list[Movement] = []
+    for event, (kind, asset, debited, credited, amount) in MOVEMENTS.items():
+        for found in _events(files, kind, event):
+            if found.int(amount) == 0:
+                continue  # an order without escrow, a payment the payer could not make
+            name = found.text(asset[1:]) if asset.startswith("=") else asset
+
+            def account(column: str | None, found: Located = found) -> str | None:
+                return None if column is None else escrow if column == ESCROW else found.text(
+                    column)  # fmt: skip
+
+            out.append(Movement(found, ASSET_UNITS.get(name, name), account(debited),
+                                account(credited), found.int(amount)))  # fmt: skip
+    return sorted(out, key=lambda m: _chain_order(m.found))
+
+
+AccountEnds = dict[str, dict[str, list[int]]]
+"""Account -> balance ("grid_wh", "thb_satang") -> [opening, closing], for every account
+and asset the range moves."""
+
+
+def account_ends(
+    files: Files, escrow: str, stated: Mapping[str, Any] | None = None
+) -> tuple[AccountEnds, list[Finding]]:
+    """Each account's balances before and after the range, from the balances its movement
+    rows carry (opening: the first row's balance undone; closing: the last row's), and
+    every row whose balance does not follow from the account's previous row (the first: from
+    the `stated` opening balance, when given) by its amount: a changed amount or balance is
+    named at its row, a deleted row at the account's next."""
+    ends: AccountEnds = {}
+    findings: list[Finding] = []
+    for m in movements(files, escrow):
+        for side, account, column in (("debited", m.debited, "from_balance"),
+                                      ("credited", m.credited, "to_balance")):  # fmt: skip
+            if account is None:
+                continue
+            after = m.found.row.get(column)
+            if not isinstance(after, int):
+                findings.append(m.found.finding(f"moves {m.amount} {m.asset} but has no {column}"))
+                continue
+            change = 0 if m.debited == m.credited else -m.amount if side == "debited" else m.amount
+            balances = ends.setdefault(account, {})
+            if m.asset not in balances:
+                balances[m.asset] = [after - change, after]
+                before = _opening(stated, account, m.asset)
+                if before is None:
+                    continue
+            else:
+                before = balances[m.asset][1]
+            if before + change != after:
+                findings.append(m.found.finding(
+                    f"{m.found.row.get('event')} of {m.amount} {m.asset} {side} {account} takes "
+                    f"its balance from {before} to {before + change}, the row says {after}"
+                ))  # fmt: skip
+            balances[m.asset][1] = after
+    return ends, findings
+
+
+def _opening(stated: Mapping[str, Any] | None, account: str, asset: str) -> int | None:
+    entry = (stated or {}).get(account)
+    pair = entry.get(asset) if isinstance(entry, dict) else None
+    return pair[0] if isinstance(pair, list) and pair and isinstance(pair[0], int) else None
+
+
+def check_accounts(manifest: Mapping[str, Any], files: Files) -> list[Finding]:
+    """For every account: opening + every movement in the export = closing, in Wh and in
+    satang, against the manifest's opening and closing balances."""
+    escrow, stated = manifest.get("escrow_account"), manifest.get("accounts")
+    if not isinstance(escrow, str) or not isinstance(stated, dict):
+        return [Finding("manifest.json", None, "has no escrow_account and accounts")]
+    ends, findings = account_ends(files, escrow, stated)
+    net: dict[tuple[str, str], int] = defaultdict(int)
+    for m in movements(files, escrow):
+        if m.debited is not None:
+            net[(m.debited, m.asset)] -= m.amount
+        if m.credited is not None:
+            net[(m.credited, m.asset)] += m.amount
+    for account in sorted(set(ends) | set(stated) | {account for account, _ in net}):
+        have, says = ends.get(account, {}), stated.get(account, {})
+        for asset in sorted(set(have) | set(says)):
+            pair = says.get(asset) if isinstance(says, dict) else None
+            if not (isinstance(pair, list) and len(pair) == 2 and all(
+                    isinstance(v, int) for v in pair)):  # fmt: skip
+                findings.append(Finding("manifest.json", None, f"account {account} {asset}: "
+                                        f"no opening and closing balance, the rows move "
+                                        f"{net[(account, asset)]}"))  # fmt: skip
+                continue
+            opening, closing = pair
+            moved = net[(account, asset)]
+            if opening + moved != closing:
+                findings.append(Finding("manifest.json", None, f"account {account} {asset}: "
+                                        f"opening {opening} + movements {moved} != closing "
+                                        f"{closing}"))  # fmt: skip
+            elif asset in have and have[asset] != [opening, closing]:
+                rows = have[asset]
+                findings.append(Finding("manifest.json", None, f"account {account} {asset}: "
+                                        f"opening and closing {opening}..{closing}, the rows' "
+                                        f"balances go {rows[0]}..{rows[1]}"))  # fmt: skip
+    return findings
+
+
 def check(manifest: Mapping[str, Any], files: Files) -> list[Finding]:
     """Every way the export fails to balance (empty: it balances)."""
-    return check_supply(manifest, files) + check_settlements(files)
+    return check_supply(manifest, files) + check_settlements(files) + check_accounts(
+        manifest, files)  # fmt: skip

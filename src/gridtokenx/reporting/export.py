@@ -17,13 +17,13 @@ import pyarrow.parquet as pq
 
 from gridtokenx.ledger import accounts
 from gridtokenx.reporting import balances, schema
-from gridtokenx.reporting.extract import ReportError, Row, Value, block_at, extract
+from gridtokenx.reporting.extract import ReportError, Row, Value, block_at, extract, text
 from gridtokenx.storage.store import Store
 
 Format = Literal["csv", "parquet"]
 FORMATS: Final[tuple[Format, ...]] = ("csv", "parquet")
 MANIFEST: Final = "manifest.json"
-VERSION: Final = 2
+VERSION: Final = 3
 
 
 def file_name(kind: str, format: Format) -> str:
@@ -131,6 +131,15 @@ def supply_at_ends(
     }
 
 
+ESCROW_ACCOUNT: Final = text(accounts.ESCROW_ADDRESS)
+
+
+def accounts_at_ends(rows: dict[str, list[Row]]) -> balances.AccountEnds:
+    """Each account's balances before and after the range, as its movement rows say."""
+    ends, _ = balances.account_ends(balances.located(rows, lambda kind: kind), ESCROW_ACCOUNT)
+    return ends
+
+
 def export_range(store: Store, first: int, last: int, out: Path, format: Format) -> dict[str, int]:
     """Export heights first..last of `store` into `out`; returns the row count per kind."""
     rows = extract(store, first, last)
@@ -141,6 +150,8 @@ def export_range(store: Store, first: int, last: int, out: Path, format: Format)
         "from_block_hash": block_at(store, first).hash.hex(),
         "to_block_hash": block_at(store, last).hash.hex(),
         "supply": supply_at_ends(store, rows, last),
+        "escrow_account": ESCROW_ACCOUNT,
+        "accounts": accounts_at_ends(rows),
     }
     write(out, rows, format, about)
     return {kind: len(items) for kind, items in rows.items()}

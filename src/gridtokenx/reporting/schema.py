@@ -27,6 +27,13 @@ ROW_TX: Final = "tx"
 ROW_END_BLOCK: Final = "end_block"
 
 
+BALANCES: Final[tuple[tuple[str, ColumnType], ...]] = (
+    ("from_balance", "int"),  # the debited account's balance after the movement
+    ("to_balance", "int"),  # the credited account's
+)
+"""Every event that moves value carries both accounts' balances after it (a mint has no
+debited account, a burn no credited one), so an export chains every account row by row."""
+
 KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]]] = {
     "trades": (
         frozenset({"trade"}),
@@ -50,6 +57,7 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
             ("fee_satang", "int"), ("wheeling_satang", "int"), ("refund_satang", "int"),
             ("buyback_satang", "int"), ("imbalance_satang", "int"), ("bill_satang", "int"),
             ("amount", "int"), ("trades", "int"), ("at_deadline", "int"),
+            *BALANCES,
         ),
     ),
     "zone_reports": (
@@ -69,23 +77,41 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
         (
             ("interval", "int"), ("zone", "str"), ("trade", "int"), ("from", "str"),
             ("to", "str"), ("debtor", "str"), ("creditor", "str"), ("amount", "int"),
-            ("for", "str"),
+            ("for", "str"), *BALANCES,
         ),
     ),
     "mints": (
         frozenset({"minted"}),
         (("to", "str"), ("meter", "str"), ("interval", "int"), ("amount", "int"),
-         ("total", "int")),
+         ("total", "int"), ("to_balance", "int")),
     ),
     "thb": (
         frozenset({"thb_issued", "thb_redeemed"}),
-        (("custodian", "str"), ("to", "str"), ("amount", "int"), ("total", "int")),
+        (("custodian", "str"), ("to", "str"), ("amount", "int"), ("total", "int"), *BALANCES),
     ),
     "burns": (
         frozenset({"burned"}),
         (
             ("interval", "int"), ("zone", "str"), ("trade", "int"), ("from", "str"),
             ("owner", "str"), ("for", "str"), ("amount", "int"), ("total", "int"),
+            ("from_balance", "int"),
+        ),
+    ),
+    "transfers": (
+        frozenset({"transfer"}),
+        (("from", "str"), ("to", "str"), ("asset", "str"), ("amount", "int"), *BALANCES),
+    ),
+    "escrow": (
+        frozenset({
+            "escrow", "order_accepted", "order_filled", "order_cancelled", "order_expired",
+            "order_killed",
+        }),
+        (
+            ("order", "int"), ("curve", "int"), ("trade", "int"), ("interval", "int"),
+            ("owner", "str"), ("side", "str"), ("zone", "str"), ("quantity_wh", "int"),
+            ("price", "int"), ("unfilled_wh", "int"), ("reason", "str"), ("from", "str"),
+            ("to", "str"), ("asset", "str"), ("amount", "int"), ("for", "str"),
+            ("escrow_satang", "int"), ("refund_satang", "int"), *BALANCES,
         ),
     ),
     "licences": (
@@ -112,7 +138,7 @@ KINDS: Final[dict[str, tuple[frozenset[str], tuple[tuple[str, ColumnType], ...]]
             ("trade", "int"), ("interval", "int"), ("buyer", "str"), ("seller", "str"),
             ("curtailed_wh", "int"), ("remaining_wh", "int"), ("refund_satang", "int"),
             ("zone_a", "str"), ("zone_b", "str"), ("capacity_kw", "int"),
-            ("loss_basis_points", "int"),
+            ("loss_basis_points", "int"), *BALANCES,
         ),
     ),
     "governance": (

@@ -89,11 +89,13 @@ def _read_files(
 
 
 def _against_chain(
-    store: Store, manifest: dict[str, object], files: dict[str, list[Row]]
+    store: Store,
+    manifest: dict[str, object],
+    files: dict[str, list[Row]],
+    truth: dict[str, list[Row]],
 ) -> list[Finding]:
     first, last, format = manifest["from_height"], manifest["to_height"], manifest["format"]
     assert isinstance(first, int) and isinstance(last, int) and format in export.FORMATS
-    truth = extract(store, first, last)
     findings: list[Finding] = []
     blocks = _Blocks(store, first, last)
     for kind, rows in files.items():
@@ -132,9 +134,30 @@ def verify(store: Store | None, directory: Path) -> list[Finding]:
     files, unreadable = _read_files(manifest, directory)
     findings += unreadable
     if store is not None:
-        findings += _against_chain(store, manifest, files)
+        truth = extract(store, first, last)
+        findings += _against_chain(store, manifest, files, truth)
+        findings += _manifest_accounts(manifest, truth)
     name_of = functools.partial(_file_name, manifest["format"])
     return findings + balances.check(manifest, balances.located(files, name_of))
+
+
+def _manifest_accounts(manifest: dict[str, object], truth: dict[str, list[Row]]) -> list[Finding]:
+    """The manifest's escrow account and account balances are what the chain's rows give."""
+    findings = []
+    if manifest.get("escrow_account") != export.ESCROW_ACCOUNT:
+        findings.append(Finding(export.MANIFEST, None, f"escrow_account is "
+                                f"{manifest.get('escrow_account')!r}, the ledger's is "
+                                f"{export.ESCROW_ACCOUNT}"))  # fmt: skip
+    ends = export.accounts_at_ends(truth)
+    stated = manifest.get("accounts")
+    if not isinstance(stated, dict):
+        return findings  # the balance check names the missing accounts
+    for account in sorted(set(ends) | set(stated)):
+        if stated.get(account) != ends.get(account):
+            findings.append(Finding(export.MANIFEST, None, f"account {account} balances are "
+                                    f"{stated.get(account)}, the chain's rows give "
+                                    f"{ends.get(account)}"))  # fmt: skip
+    return findings
 
 
 def _file_name(format: export.Format, kind: str) -> str:

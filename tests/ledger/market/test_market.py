@@ -235,6 +235,47 @@ def test_amend_of_a_bid_adjusts_escrow_and_can_trade(mk: Market) -> None:
     assert mk.order(bid).status is OrderStatus.FILLED
 
 
+def test_a_fill_below_the_limit_and_an_amendment_each_report_their_escrow_movement(
+    mk: Market,
+) -> None:
+    """Both escrow movements carry an `escrow` event: who paid whom, why, the order's escrow
+    left after it (its running total) and both balances after it, as every value event does."""
+    from gridtokenx.ledger import accounts
+
+    escrow = accounts.ESCROW_ADDRESS
+    mk.place(mk.home, SELL, 400, 300)
+    events = mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 1_000, 320))
+    bid = int(events[0].attrs["order"])
+    placed = bookkeeping.buyer_cost_satang(1_000, 320, mk.params)
+    assert events[0].attrs["escrow_satang"] == placed
+    [refund] = [e for e in events if e.kind == "escrow"]
+    kept = bookkeeping.buyer_cost_satang(600, 320, mk.params)
+    trade_cost = bookkeeping.buyer_cost_satang(400, 300, mk.params)
+    assert refund.attrs == {
+        "from": escrow, "to": mk.office.address, "asset": "THB",
+        "amount": placed - trade_cost - kept, "for": "fill_below_limit",
+        "order": bid, "trade": int(trade_events(events)[0].attrs["trade"]),
+        "escrow_satang": kept,
+        "from_balance": mk.escrow_thb(), "to_balance": mk.thb(mk.office.address),
+    }  # fmt: skip
+    assert mk.order(bid).escrow_satang == kept
+
+    before = mk.thb(mk.office.address)
+    up = mk.ok(mk.office, AmendOrder(bid, 1_400, 320))  # 800 Wh left now: more escrow
+    more = bookkeeping.buyer_cost_satang(1_000, 320, mk.params)
+    assert [e.kind for e in up] == ["order_amended", "escrow"]
+    assert up[1].attrs == {
+        "from": mk.office.address, "to": escrow, "asset": "THB", "amount": more - kept,
+        "for": "amend", "order": bid, "escrow_satang": more,
+        "from_balance": before - (more - kept), "to_balance": mk.escrow_thb(),
+    }  # fmt: skip
+    down = mk.ok(mk.office, AmendOrder(bid, 900, 300))  # 500 Wh left at a lower limit
+    less = bookkeeping.buyer_cost_satang(500, 300, mk.params)
+    assert down[1].attrs["from"] == escrow and down[1].attrs["to"] == mk.office.address
+    assert down[1].attrs["amount"] == more - less and down[1].attrs["escrow_satang"] == less
+    assert down[1].attrs["to_balance"] == mk.thb(mk.office.address) == before - (less - kept)
+
+
 # --- rejections ----------------------------------------------------------------------------
 def test_order_rejections(mk: Market) -> None:
     E = errors

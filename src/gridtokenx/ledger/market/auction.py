@@ -16,7 +16,7 @@ from typing import Final
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
-from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.market import bookkeeping, trading
 from gridtokenx.ledger.params import AUCTION_PARAMS_KEY, AuctionParams, Params
 from gridtokenx.ledger.state import Overlay
@@ -157,9 +157,10 @@ def _check_steps(steps: tuple[CurveStep, ...], p: Params) -> None:
 
 def _back(
     view: Overlay, curve: AuctionCurve, before: AuctionCurve | None, p: Params
-) -> AuctionCurve:
+) -> tuple[AuctionCurve, list[Event]]:
     """Hold what the curve promises, net of what its previous version held: a sell's total
-    against the seller's capacity (shared with continuous orders), a buy's cost in escrow."""
+    against the seller's capacity (shared with continuous orders), a buy's cost in escrow
+    (with the `escrow` event of the difference, either way)."""
     if curve.side is Side.SELL:
         extra = curve.quantity_wh - (0 if before is None else before.quantity_wh)
         capacity, _ = trading.seller_capacity(view, curve.owner, curve.zone, p.interval_seconds)
@@ -172,27 +173,36 @@ def _back(
         bookkeeping.update_position(
             view, curve.interval_start, curve.zone, curve.owner, offered_wh=extra
         )
-        return curve
+        return curve, []
     escrow = sum(bookkeeping.buyer_cost_satang(s.quantity_wh, s.price, p) for s in curve.steps)
-    difference = escrow - (0 if before is None else before.escrow_satang)
-    if difference > 0:
-        accounts.move(view, curve.owner, accounts.ESCROW_ADDRESS, Asset.THB, difference)
-    elif difference < 0:
-        accounts.move(view, accounts.ESCROW_ADDRESS, curve.owner, Asset.THB, -difference)
-    return msgspec.structs.replace(curve, escrow_satang=escrow)
+    ref: dict[str, EventValue] = {"curve": curve.id, "escrow_satang": escrow}
+    if before is None:
+        moved = bookkeeping.move_escrow(
+            view, curve.owner, accounts.ESCROW_ADDRESS, Asset.THB, escrow, "curve", ref
+        )
+    else:
+        moved = trading.amend_escrow(view, curve.owner, escrow - before.escrow_satang, ref)
+    return msgspec.structs.replace(curve, escrow_satang=escrow), moved
 
 
-def release(view: Overlay, curve: AuctionCurve, status: CurveStatus) -> AuctionCurve:
+def release(
+    view: Overlay, curve: AuctionCurve, status: CurveStatus
+) -> tuple[AuctionCurve, list[Event]]:
     """Give back what an open curve holds (its escrow, its offer) and close it."""
-    if curve.side is Side.BUY and curve.escrow_satang:
-        accounts.move(view, accounts.ESCROW_ADDRESS, curve.owner, Asset.THB, curve.escrow_satang)
+    refund: list[Event] = []
+    if curve.side is Side.BUY:
+        ref: dict[str, EventValue] = {"curve": curve.id, "escrow_satang": 0}
+        why = "curve_" + status.name.lower()
+        refund = bookkeeping.move_escrow(
+            view, accounts.ESCROW_ADDRESS, curve.owner, Asset.THB, curve.escrow_satang, why, ref
+        )
     if curve.side is Side.SELL:
         bookkeeping.update_position(
             view, curve.interval_start, curve.zone, curve.owner, offered_wh=-curve.quantity_wh
         )
     closed = msgspec.structs.replace(curve, status=status, escrow_satang=0)
     view.put(curve_key(curve.id), closed)
-    return closed
+    return closed, refund
 
 
 def _own_open_curve(view: Overlay, sender: bytes, curve_id: int) -> AuctionCurve:
@@ -258,14 +268,14 @@ def place_curve(
         status=CurveStatus.OPEN,
         placed_at=ctx.time,
     )
-    curve = _back(view, curve, None, p)
+    curve, moved = _back(view, curve, None, p)
     view.put(curve_key(curve.id), curve)
     view.put(
         interval_key(body.interval_start),
         msgspec.structs.replace(auction, curves=(*auction.curves, curve.id)),
     )
     set_active(view, {*active(view), body.interval_start})
-    return [_curve_event("auction_curve_placed", curve)]
+    return [_curve_event("auction_curve_placed", curve), *moved]
 
 
 def amend_curve(
@@ -274,9 +284,9 @@ def amend_curve(
     curve = _own_open_curve(view, sender, body.curve_id)
     _check_window(view, ctx, curve.interval_start, p)
     _check_steps(body.steps, p)
-    amended = _back(view, msgspec.structs.replace(curve, steps=body.steps), curve, p)
+    amended, moved = _back(view, msgspec.structs.replace(curve, steps=body.steps), curve, p)
     view.put(curve_key(curve.id), amended)
-    return [_curve_event("auction_curve_amended", amended)]
+    return [_curve_event("auction_curve_amended", amended), *moved]
 
 
 def cancel_curve(
@@ -286,12 +296,12 @@ def cancel_curve(
     curve = _own_open_curve(view, sender, body.curve_id)
     if ctx.time >= gate(curve.interval_start, p, auction_params(view)):
         raise errors.AuctionGateClosed("curves cannot be cancelled after the auction gate")
-    closed = release(view, curve, CurveStatus.CANCELLED)
+    closed, refund = release(view, curve, CurveStatus.CANCELLED)
     auction = get_interval(view, curve.interval_start)
     assert auction is not None
     remaining = tuple(i for i in auction.curves if i != curve.id)
     view.put(interval_key(curve.interval_start), msgspec.structs.replace(auction, curves=remaining))
-    return [_curve_event("auction_curve_cancelled", closed)]
+    return [_curve_event("auction_curve_cancelled", closed), *refund]
 
 
 # --- end of block -----------------------------------------------------------------------------
@@ -307,13 +317,14 @@ def end_block(view: Overlay, ctx: BlockContext, p: Params) -> list[Event]:
     for start in intervals:
         if ctx.time < gate(start, p, a) + a.clearing_deadline_seconds:
             continue
-        for curve in open_curves(view, start):
-            release(view, curve, CurveStatus.VOID)
+        refunds = [
+            e for c in open_curves(view, start) for e in release(view, c, CurveStatus.VOID)[1]
+        ]
         auction = get_interval(view, start) or AuctionInterval()
         view.put(interval_key(start), AuctionInterval(AuctionStatus.CANCELLED, auction.curves))
         still.discard(start)
         count = len(auction.curves)
-        events.append(Event("auction_cancelled", {"interval": start, "curves": count}))
+        events += [Event("auction_cancelled", {"interval": start, "curves": count}), *refunds]
     if len(still) != len(intervals):
         set_active(view, still)
     return events

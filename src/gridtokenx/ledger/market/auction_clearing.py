@@ -21,7 +21,7 @@ from math import floor
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
-from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.grid import records as grid
 from gridtokenx.ledger.market import auction, bookkeeping, clearing, paths, records, trading
 from gridtokenx.ledger.market.auction import (
@@ -90,7 +90,8 @@ def submit_clearing(
     inst, curves = instance(view, start, p)
     checked = clearing.check(inst, body.zones, body.flows)
     order = _flow_order(inst, checked)
-    trades = _Tracer(view, ctx, start, checked, curves, p).run(inst, order)
+    tracer = _Tracer(view, ctx, start, checked, curves, p)
+    trades = tracer.run(inst, order)
     view.put(auction.interval_key(start), AuctionInterval(AuctionStatus.CLEARED, found.curves))
     view.put(
         auction.result_key(start),
@@ -118,7 +119,7 @@ def submit_clearing(
             },
         )
     ]
-    return events + [trading.trade_event(t) for t in trades]
+    return events + [trading.trade_event(t) for t in trades] + tracer.refunds
 
 
 def _flow_order(inst: Instance, checked: clearing.Checked) -> list[str]:
@@ -171,6 +172,7 @@ class _Tracer:
         self.pool = {c.id: c.escrow_satang for c in curves if c.side is Side.BUY}
         self.inbox: dict[str, list[_Parcel]] = {}
         self.trades: list[records.Trade] = []
+        self.refunds: list[Event] = []  # what each buy curve's trades left, back to its owner
         for zone in sorted({c.zone for c in curves}):  # every trade is between these zones
             self.market = bookkeeping.ensure_interval(view, start, zone)
 
@@ -283,8 +285,11 @@ class _Tracer:
         """The curve's offer is released whole (its trades count as sold) and what its
         trades did not take from a buy's escrow is refunded."""
         left = curve.escrow_satang if curve.side is Side.SELL else self.pool[curve.id]
-        if curve.side is Side.BUY and left:
-            accounts.move(self.view, accounts.ESCROW_ADDRESS, curve.owner, Asset.THB, left)
+        if curve.side is Side.BUY:
+            ref: dict[str, EventValue] = {"curve": curve.id, "escrow_satang": 0}
+            self.refunds += bookkeeping.move_escrow(
+                self.view, accounts.ESCROW_ADDRESS, curve.owner, Asset.THB, left, "auction", ref
+            )
         if curve.side is Side.SELL:
             bookkeeping.update_position(
                 self.view, self.start, curve.zone, curve.owner, offered_wh=-curve.quantity_wh

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import msgspec
 
 from gridtokenx.ledger import accounts
-from gridtokenx.ledger.context import Event
+from gridtokenx.ledger.context import Event, EventValue
 from gridtokenx.ledger.market import orderbook, records
 from gridtokenx.ledger.market.records import Book, BookEntry, Order, OrderStatus
 from gridtokenx.ledger.params import Params
@@ -163,11 +163,37 @@ def store_after_fills(view: Overlay, order: Order) -> list[Event]:
     return []
 
 
+def move_escrow(
+    view: Overlay,
+    source: bytes,
+    target: bytes,
+    asset: Asset,
+    amount: int,
+    why: str,
+    ref: dict[str, EventValue],
+) -> list[Event]:
+    """Move value into or out of the market escrow with the `escrow` event that accounts for
+    it (`for` says why, `ref` names the order, curve or trade), carrying both balances after
+    it as every value event does, so an audit export reconciles every account row by row."""
+    if amount <= 0:
+        return []
+    moved = accounts.move(view, source, target, asset, amount)
+    attrs: dict[str, EventValue] = {
+        "from": source, "to": target, "asset": asset.name, "amount": amount, "for": why,
+        **ref, **moved,
+    }  # fmt: skip
+    return [Event("escrow", attrs)]
+
+
 def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -> Event:
     """Take an open order off the book (the engine follows the record when it commits):
-    release its buyer escrow or its seller offer."""
+    release its buyer escrow or its seller offer. The refund's balances ride on the closing
+    event (`refund_satang` from the escrow to the owner)."""
+    moved: dict[str, EventValue] = {}
     if order.side is Side.BUY and order.escrow_satang:
-        accounts.move(view, accounts.ESCROW_ADDRESS, order.owner, Asset.THB, order.escrow_satang)
+        moved = accounts.move(
+            view, accounts.ESCROW_ADDRESS, order.owner, Asset.THB, order.escrow_satang
+        )
     if order.side is Side.SELL and order.remaining_wh:
         update_position(
             view, order.interval_start, order.zone, order.owner, offered_wh=-order.remaining_wh
@@ -191,5 +217,6 @@ def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -
             "unfilled_wh": order.remaining_wh,
             "refund_satang": order.escrow_satang if order.side is Side.BUY else 0,
             "reason": reason,
+            **moved,
         },
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
-from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.market import bookkeeping, paths, records
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import Overlay
@@ -66,8 +66,9 @@ def _shrink(
     left = trade.quantity_wh - cut
     escrow = bookkeeping.buyer_cost_satang(left, trade.price, params)
     refund = trade.escrow_satang - escrow
-    if refund > 0:
-        accounts.move(view, accounts.ESCROW_ADDRESS, trade.buyer, Asset.THB, refund)
+    moved: dict[str, EventValue] = {}
+    if refund > 0:  # the refund's balances ride on the event (escrow to buyer)
+        moved = accounts.move(view, accounts.ESCROW_ADDRESS, trade.buyer, Asset.THB, refund)
     else:  # the fee or wheeling rate changed since the trade: keep what was escrowed
         escrow, refund = trade.escrow_satang, 0
     view.put(
@@ -89,5 +90,6 @@ def _shrink(
             "curtailed_wh": cut,
             "remaining_wh": left,
             "refund_satang": refund,
+            **moved,
         },
     )

@@ -62,10 +62,11 @@ def record_reading(
             continue
         lock = exported if pos.sold_wh else 0
         if lock:
-            accounts.move(view, record.owner, accounts.ESCROW_ADDRESS, Asset.GRID, lock)
-            events.append(
-                Event("export_locked", {"owner": record.owner, "interval": start, "amount": lock})
-            )
+            moved = accounts.move(view, record.owner, accounts.ESCROW_ADDRESS, Asset.GRID, lock)
+            attrs: dict[str, EventValue] = {
+                "owner": record.owner, "interval": start, "amount": lock, **moved,
+            }  # fmt: skip
+            events.append(Event("export_locked", attrs))
         bookkeeping.update_position(
             view,
             start,
@@ -205,9 +206,10 @@ def _pay(
         return []
     account = accounts.get_account(view, payer)
     paid = min(amount, 0 if account is None else account.thb_satang)
-    if paid:
-        accounts.move(view, payer, payee, Asset.THB, paid)
-    attrs: dict[str, EventValue] = {"from": payer, "to": payee, "amount": paid, "for": why}
+    moved = accounts.move(view, payer, payee, Asset.THB, paid) if paid else {}
+    attrs: dict[str, EventValue] = {
+        "from": payer, "to": payee, "amount": paid, "for": why, **moved,
+    }  # fmt: skip
     events = [Event("payment", attrs | where.attrs())]
     if paid < amount:
         key = records.debt_key(payer, payee)
@@ -227,9 +229,9 @@ def _burn(
     participant whose energy it was (the escrow holds sellers' energy anonymously)."""
     if not amount:
         return []
-    total = accounts.burn(view, holder, Asset.GRID, amount)
+    burned = accounts.burn(view, holder, Asset.GRID, amount)
     attrs: dict[str, EventValue] = {
-        "from": holder, "owner": owner, "amount": amount, "total": total, "for": why,
+        "from": holder, "owner": owner, "amount": amount, **burned, "for": why,
     }  # fmt: skip
     return [Event("burned", attrs | where.attrs())]
 
@@ -466,11 +468,13 @@ def _deliver(view: Overlay, trade: records.Trade, delivered_wh: int) -> tuple[in
     """The buyer receives the delivered energy less the path's losses, which are burnt
     (reported under the seller's zone); returns what it received and the burn's event."""
     received_wh = delivered_wh * (10_000 - trade.loss_bp) // 10_000
-    if received_wh:
-        accounts.move(view, accounts.ESCROW_ADDRESS, trade.buyer, Asset.GRID, received_wh)
+    ref: dict[str, EventValue] = {"trade": trade.id, "interval": trade.interval_start}
+    received = bookkeeping.move_escrow(
+        view, accounts.ESCROW_ADDRESS, trade.buyer, Asset.GRID, received_wh, "delivery", ref
+    )
     where = Where(trade.interval_start, trade.seller_zone, trade.id)
     losses_wh = delivered_wh - received_wh
-    return received_wh, _burn(
+    return received_wh, received + _burn(
         view, accounts.ESCROW_ADDRESS, losses_wh, "losses", where, trade.seller
     )
 

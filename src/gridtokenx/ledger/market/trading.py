@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import msgspec
 
 from gridtokenx.ledger import accounts, registry
-from gridtokenx.ledger.context import BlockContext, Event
+from gridtokenx.ledger.context import BlockContext, Event, EventValue
 from gridtokenx.ledger.grid import records as grid
 from gridtokenx.ledger.market import bookkeeping, orderbook, paths, records
 from gridtokenx.ledger.market.records import Order, OrderStatus
@@ -193,9 +193,9 @@ def _execute(
         buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
         trade = _store_trade(view, ctx, buy, sell, fill, _fill_cost_satang(buy, fill, params))
         market = _record_trade(view, market, trade, buy, sell, fill.path)
-        buy = _buyer_after_fill(view, buy, trade, params)
+        buy, refund = _buyer_after_fill(view, buy, trade, params)
         sell = msgspec.structs.replace(sell, remaining_wh=sell.remaining_wh - trade.quantity_wh)
-        events.append(trade_event(trade))
+        events += [trade_event(trade), *refund]
         resting = buy if incoming.side is Side.SELL else sell
         incoming = sell if incoming.side is Side.SELL else buy
         events += bookkeeping.store_after_fills(view, resting)
@@ -265,16 +265,20 @@ def _record_trade(
     return market
 
 
-def _buyer_after_fill(view: Overlay, buy: Order, trade: records.Trade, params: Params) -> Order:
+def _buyer_after_fill(
+    view: Overlay, buy: Order, trade: records.Trade, params: Params
+) -> tuple[Order, list[Event]]:
     """Keep in escrow exactly what the rest of the order can cost; a fill below the limit
-    frees the difference at once."""
+    frees the difference at once (an `escrow` event `fill_below_limit`, with the order's
+    escrow left after it as its running total)."""
     rest_wh = buy.remaining_wh - trade.quantity_wh
     kept = buy.escrow_satang - trade.escrow_satang
     keep = min(bookkeeping.buyer_cost_satang(rest_wh, buy.price, params), kept)
-    surplus = kept - keep
-    if surplus:
-        accounts.move(view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, surplus)
-    return msgspec.structs.replace(buy, remaining_wh=rest_wh, escrow_satang=keep)
+    ref: dict[str, EventValue] = {"order": buy.id, "trade": trade.id, "escrow_satang": keep}
+    refund = bookkeeping.move_escrow(
+        view, accounts.ESCROW_ADDRESS, buy.owner, Asset.THB, kept - keep, "fill_below_limit", ref
+    )
+    return msgspec.structs.replace(buy, remaining_wh=rest_wh, escrow_satang=keep), refund
 
 
 def trade_event(trade: records.Trade) -> Event:
@@ -305,7 +309,7 @@ def place_order(
     _check_may_place(view, ctx, sender, body, params)
     order = _back_order(view, _new_order(view, ctx, sender, body, params), params)
     bookkeeping.ensure_interval(view, body.interval_start, body.zone)
-    events = [_accepted_event(order)]
+    events = [_accepted_event(view, order)]
     plan = _plan(view, order, params)
     if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
         events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
@@ -378,7 +382,15 @@ def _back_order(view: Overlay, order: Order, params: Params) -> Order:
     return msgspec.structs.replace(order, escrow_satang=escrow)
 
 
-def _accepted_event(order: Order) -> Event:
+def _accepted_event(view: Overlay, order: Order) -> Event:
+    """A buy's event carries the balances its escrow left (`escrow_satang` from the owner to
+    the escrow), read back right after `_back_order` moved it, before any fill."""
+    moved: dict[str, EventValue] = {}
+    if order.escrow_satang:
+        owner = accounts.get_account(view, order.owner)
+        escrow = accounts.get_account(view, accounts.ESCROW_ADDRESS)
+        assert owner is not None and escrow is not None
+        moved = {"from_balance": owner.thb_satang, "to_balance": escrow.thb_satang}
     return Event(
         "order_accepted",
         {
@@ -390,6 +402,7 @@ def _accepted_event(order: Order) -> Event:
             "quantity_wh": order.quantity_wh,
             "price": order.price,
             "escrow_satang": order.escrow_satang,
+            **moved,
         },
     )
 
@@ -443,14 +456,11 @@ def amend_order(
         bookkeeping.update_position(
             view, order.interval_start, order.zone, sender, offered_wh=delta
         )
-        escrow = 0
+        escrow, moved = 0, []
     else:
         escrow = bookkeeping.buyer_cost_satang(new_remaining, body.price, params)
-        difference = escrow - order.escrow_satang
-        if difference > 0:
-            accounts.move(view, sender, accounts.ESCROW_ADDRESS, Asset.THB, difference)
-        elif difference < 0:
-            accounts.move(view, accounts.ESCROW_ADDRESS, sender, Asset.THB, -difference)
+        moved = amend_escrow(view, sender, escrow - order.escrow_satang, {"order": order.id,
+                             "escrow_satang": escrow})  # fmt: skip
     amended = msgspec.structs.replace(
         order,
         quantity_wh=body.quantity_wh,
@@ -468,7 +478,8 @@ def amend_order(
                 "price": body.price,
                 "kept_priority": int(keeps_priority),
             },
-        )
+        ),
+        *moved,
     ]
     if keeps_priority:  # a smaller order at the same price cannot newly cross the book
         bookkeeping.put_order(view, amended)
@@ -476,6 +487,17 @@ def amend_order(
     plan = _plan(view, amended, params)
     amended, fill_events = _execute(view, ctx, amended, plan, params)
     return events + fill_events + bookkeeping.store_after_fills(view, amended)
+
+
+def amend_escrow(
+    view: Overlay, owner: bytes, difference: int, ref: dict[str, EventValue]
+) -> list[Event]:
+    """An amendment re-balances a buy's escrow by the difference, either way (an `escrow`
+    event `amend`; `ref` names the order or curve and its escrow after)."""
+    source, target = (owner, accounts.ESCROW_ADDRESS)
+    if difference < 0:
+        source, target = target, source
+    return bookkeeping.move_escrow(view, source, target, Asset.THB, abs(difference), "amend", ref)
 
 
 def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> list[Event]:
