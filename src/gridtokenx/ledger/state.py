@@ -61,55 +61,61 @@ class BucketTree:
         for _ in range(LEVELS):
             self._empty.append(tagged_hash(_NODE_DOMAIN, self._empty[-1] * (1 << FANOUT_BITS)))
 
-        # While a trial is open: the first value of every bucket and node it touches.
-        self._old_buckets: dict[int, dict[bytes, bytes] | None] | None = None
+        # While a trial is open: the first leaf of every key and the first hash of every
+        # node it touches (a journal per key: a touched bucket is never copied).
+        self._old_leaves: dict[bytes, tuple[int, bytes | None]] | None = None
         self._old_nodes: dict[tuple[int, int], bytes | None] = {}
 
     # --- trials: undo and redo without hashing again --------------------------------------
     def begin(self) -> None:
         if self._dirty:
             raise RuntimeError("hash pending changes (root) before a trial")
-        self._old_buckets, self._old_nodes = {}, {}
+        self._old_leaves, self._old_nodes = {}, {}
 
     def changes(self) -> TreeChanges:
         """What the open trial did to the tree (after `root`), to `redo` on the same tree."""
-        if self._old_buckets is None or self._dirty:
+        if self._old_leaves is None or self._dirty:
             raise RuntimeError("no trial open, or changes not hashed yet")
-        buckets = {i: dict(self._buckets[i]) if i in self._buckets else None
-                   for i in self._old_buckets}  # fmt: skip
+        buckets = self._buckets
+        leaves = {key: (index, found.get(key) if (found := buckets.get(index)) else None)
+                  for key, (index, _) in self._old_leaves.items()}  # fmt: skip
         nodes = {(level, i): self._nodes[level].get(i) for level, i in self._old_nodes}
-        return TreeChanges(buckets, nodes)
+        return TreeChanges(leaves, nodes)
 
     def rollback(self) -> None:
         """Back to the tree the trial started from, exactly, with nothing to rehash."""
-        if self._old_buckets is None:
+        if self._old_leaves is None:
             raise RuntimeError("no trial open")
-        self._restore(TreeChanges(self._old_buckets, self._old_nodes))
+        self._restore(TreeChanges(self._old_leaves, self._old_nodes))
         self.release()
 
     def release(self) -> None:
-        self._old_buckets, self._old_nodes = None, {}
+        self._old_leaves, self._old_nodes = None, {}
 
     def redo(self, changes: TreeChanges) -> None:
         """Apply a trial's `changes` to the tree it started from."""
         if self._dirty:
             raise RuntimeError("hash pending changes (root) before a redo")
-        old = self._old_buckets
+        old = self._old_leaves
         if old is not None:  # redone inside a trial: a rollback must undo this too
             buckets = self._buckets
-            for index in changes.buckets:
-                if index not in old:  # no copy: _restore replaces buckets, never edits them
-                    old[index] = buckets.get(index)
+            for key, (index, _) in changes.leaves.items():
+                if key not in old:
+                    found = buckets.get(index)
+                    old[key] = (index, None if found is None else found.get(key))
             for level, index in changes.nodes:
                 self._old_nodes.setdefault((level, index), self._nodes[level].get(index))
         self._restore(changes)
 
     def _restore(self, changes: TreeChanges) -> None:
-        for index, bucket in changes.buckets.items():
-            if bucket is None:
-                self._buckets.pop(index, None)
-            else:
-                self._buckets[index] = dict(bucket)
+        buckets = self._buckets
+        for key, (index, leaf) in changes.leaves.items():
+            if leaf is not None:
+                buckets.setdefault(index, {})[key] = leaf
+            elif (bucket := buckets.get(index)) is not None:
+                bucket.pop(key, None)
+                if not bucket:  # as `root` leaves it: no empty bucket is kept
+                    del buckets[index]
         for (level, index), node in changes.nodes.items():
             if node is None:
                 self._nodes[level].pop(index, None)
@@ -119,11 +125,10 @@ class BucketTree:
 
     def set(self, key: bytes, value: bytes | None) -> None:
         index = _bucket_of(key)
-        old = self._old_buckets
-        if old is not None and index not in old:
-            found = self._buckets.get(index)
-            old[index] = None if found is None else dict(found)
         bucket = self._buckets.setdefault(index, {})
+        old = self._old_leaves
+        if old is not None and key not in old:
+            old[key] = (index, bucket.get(key))
         if value is None:
             bucket.pop(key, None)
         else:
@@ -132,7 +137,7 @@ class BucketTree:
 
     def root(self) -> bytes:
         level_dirty = self._dirty
-        if self._old_buckets is not None:  # a trial: remember every node before it changes
+        if self._old_leaves is not None:  # a trial: remember every node before it changes
             self._remember_nodes(level_dirty)
         for index in level_dirty:
             bucket = self._buckets.get(index)
@@ -169,9 +174,10 @@ class BucketTree:
 
 @dataclass(frozen=True)
 class TreeChanges:
-    """Buckets and nodes as a trial left them (None: absent), keyed by position."""
+    """Leaves and nodes as a trial left them (None: absent): each touched key with its
+    bucket and leaf hash, each touched node by (level, index)."""
 
-    buckets: dict[int, dict[bytes, bytes] | None]
+    leaves: dict[bytes, tuple[int, bytes | None]]
     nodes: dict[tuple[int, int], bytes | None]
 
 
