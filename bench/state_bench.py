@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from rocksdict import WriteBatch
@@ -219,19 +220,21 @@ def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
     }
 
 
-def _child(*args: str) -> dict[str, object]:
+def _child(*args: str) -> dict[str, Any]:
     """Run one step in a fresh interpreter, so its RSS and timings are its own."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
         [sys.executable, __file__, "--child", *args], env=env, check=True,
         capture_output=True, text=True,
     )  # fmt: skip
-    figures: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 
 
-def sweep(sizes: list[int], blocks: int, max_rss_gb: float, keep: Path | None) -> list[dict]:
-    rows: list[dict[str, object]] = []
+def sweep(
+    sizes: list[int], blocks: int, max_rss_gb: float, keep: Path | None
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     per_record, last_rss, last_records = 0.0, 0.0, 0
     for size in sizes:
         members = max(size // RECORDS_PER_MEMBER, 1)
@@ -241,7 +244,7 @@ def sweep(sizes: list[int], blocks: int, max_rss_gb: float, keep: Path | None) -
             rows.append({"records_target": size, "skipped": f"~{estimate} GB RSS expected"})
             print(f"{size:>11,} records: skipped, ~{estimate} GB RSS expected", flush=True)
             continue
-        row: dict[str, object] = {"records_target": size, "load_average": os.getloadavg()}
+        row: dict[str, Any] = {"records_target": size, "load_average": os.getloadavg()}
         with tempfile.TemporaryDirectory(prefix="gridtokenx-state-") as tmp:
             source = keep / f"state-{size}" if keep else None
             path = Path(tmp) / "store"
@@ -255,7 +258,7 @@ def sweep(sizes: list[int], blocks: int, max_rss_gb: float, keep: Path | None) -
             row["build_s"] = round(time.perf_counter() - started, 1)
             row |= _child("first-open", str(path), str(members))
             row |= _child("restart", str(path), str(members), str(blocks))
-        rss, records = float(row["rss_after_restart_mb"]), int(row["records"])  # type: ignore[arg-type]
+        rss, records = float(row["rss_after_restart_mb"]), int(row["records"])
         # the slope between sizes: the interpreter's own baseline does not scale
         per_record = (rss - last_rss) * 2**20 / max(records - last_records, 1)
         last_rss, last_records = rss, records
