@@ -7,178 +7,23 @@ share them with the base state; a rejected transaction simply drops its overlay,
 how "a rejected transaction leaves the state untouched" is guaranteed by construction
 rather than by careful ordering of checks and writes in each handler.
 
-State root ("bucket tree"): every key is assigned to one of 2**16 buckets by the hash of the
-key. A bucket's hash commits to the leaf hashes H(key, value) of its records in key order;
-the root is a 16-ary Merkle tree of four levels over the bucket hashes, with precomputed
-hashes for empty subtrees. Changing k keys rehashes k small buckets and at most k paths of
-4 nodes, independent of the state's size, so a block costs O(changes), not O(state). (A
-binary tree needs 16 nodes per path; in Python the number of hash calls is what costs.) A
-syncing node can recompute the root from a snapshot, and a bucket plus 15 siblings on each
-of the 4 levels proves any key. See docs/architecture.md.
+State root: a bucket tree (`ledger.bucket_tree`) whose bucket count grows with the state,
+so a block costs O(changes), not O(state). See docs/architecture.md and ADR 0001.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 
+from gridtokenx.ledger.bucket_tree import BucketTree, TreeChanges
+from gridtokenx.ledger.bucket_tree import leaf_hash as leaf_hash
 from gridtokenx.wire import codec
-from gridtokenx.wire.crypto import tagged_hash
-
-BUCKET_BITS: Final = 16
-FANOUT_BITS: Final = 4  # each node commits to 16 children
-LEVELS: Final = BUCKET_BITS // FANOUT_BITS  # node levels above the buckets: 4
-_LEAF_DOMAIN: Final = b"GridTokenX/state-leaf"
-_BUCKET_DOMAIN: Final = b"GridTokenX/state-bucket"
-_NODE_DOMAIN: Final = b"GridTokenX/state-node"
 
 R = TypeVar("R", bound=msgspec.Struct)
-
-
-def _bucket_of(key: bytes) -> int:
-    return int.from_bytes(tagged_hash(b"GridTokenX/state-bucket-index", key)[:4]) >> (
-        32 - BUCKET_BITS
-    )
-
-
-def leaf_hash(key: bytes, value: bytes) -> bytes:
-    """Commitment to one key/value pair; the key length prefix keeps pairs unambiguous."""
-    return tagged_hash(_LEAF_DOMAIN, len(key).to_bytes(4), key, value)
-
-
-class BucketTree:
-    """The incremental commitment described in the module docstring."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[int, dict[bytes, bytes]] = {}
-        self._dirty: set[int] = set()
-        # _nodes[level][index]: level 0 holds bucket hashes, level LEVELS the root.
-        self._nodes: list[dict[int, bytes]] = [{} for _ in range(LEVELS + 1)]
-        self._empty = [tagged_hash(_BUCKET_DOMAIN)]
-        for _ in range(LEVELS):
-            self._empty.append(tagged_hash(_NODE_DOMAIN, self._empty[-1] * (1 << FANOUT_BITS)))
-
-        # While a trial is open: the first leaf of every key and the first hash of every
-        # node it touches (a journal per key: a touched bucket is never copied).
-        self._old_leaves: dict[bytes, tuple[int, bytes | None]] | None = None
-        self._old_nodes: dict[tuple[int, int], bytes | None] = {}
-
-    # --- trials: undo and redo without hashing again --------------------------------------
-    def begin(self) -> None:
-        if self._dirty:
-            raise RuntimeError("hash pending changes (root) before a trial")
-        self._old_leaves, self._old_nodes = {}, {}
-
-    def changes(self) -> TreeChanges:
-        """What the open trial did to the tree (after `root`), to `redo` on the same tree."""
-        if self._old_leaves is None or self._dirty:
-            raise RuntimeError("no trial open, or changes not hashed yet")
-        buckets = self._buckets
-        leaves = {key: (index, found.get(key) if (found := buckets.get(index)) else None)
-                  for key, (index, _) in self._old_leaves.items()}  # fmt: skip
-        nodes = {(level, i): self._nodes[level].get(i) for level, i in self._old_nodes}
-        return TreeChanges(leaves, nodes)
-
-    def rollback(self) -> None:
-        """Back to the tree the trial started from, exactly, with nothing to rehash."""
-        if self._old_leaves is None:
-            raise RuntimeError("no trial open")
-        self._restore(TreeChanges(self._old_leaves, self._old_nodes))
-        self.release()
-
-    def release(self) -> None:
-        self._old_leaves, self._old_nodes = None, {}
-
-    def redo(self, changes: TreeChanges) -> None:
-        """Apply a trial's `changes` to the tree it started from."""
-        if self._dirty:
-            raise RuntimeError("hash pending changes (root) before a redo")
-        old = self._old_leaves
-        if old is not None:  # redone inside a trial: a rollback must undo this too
-            buckets = self._buckets
-            for key, (index, _) in changes.leaves.items():
-                if key not in old:
-                    found = buckets.get(index)
-                    old[key] = (index, None if found is None else found.get(key))
-            for level, index in changes.nodes:
-                self._old_nodes.setdefault((level, index), self._nodes[level].get(index))
-        self._restore(changes)
-
-    def _restore(self, changes: TreeChanges) -> None:
-        buckets = self._buckets
-        for key, (index, leaf) in changes.leaves.items():
-            if leaf is not None:
-                buckets.setdefault(index, {})[key] = leaf
-            elif (bucket := buckets.get(index)) is not None:
-                bucket.pop(key, None)
-                if not bucket:  # as `root` leaves it: no empty bucket is kept
-                    del buckets[index]
-        for (level, index), node in changes.nodes.items():
-            if node is None:
-                self._nodes[level].pop(index, None)
-            else:
-                self._nodes[level][index] = node
-        self._dirty = set()
-
-    def set(self, key: bytes, value: bytes | None) -> None:
-        index = _bucket_of(key)
-        bucket = self._buckets.setdefault(index, {})
-        old = self._old_leaves
-        if old is not None and key not in old:
-            old[key] = (index, bucket.get(key))
-        if value is None:
-            bucket.pop(key, None)
-        else:
-            bucket[key] = leaf_hash(key, value)
-        self._dirty.add(index)
-
-    def root(self) -> bytes:
-        level_dirty = self._dirty
-        if self._old_leaves is not None:  # a trial: remember every node before it changes
-            self._remember_nodes(level_dirty)
-        for index in level_dirty:
-            bucket = self._buckets.get(index)
-            if bucket:
-                leaves = b"".join(bucket[k] for k in sorted(bucket))
-                self._nodes[0][index] = tagged_hash(_BUCKET_DOMAIN, leaves)
-            else:
-                self._buckets.pop(index, None)
-                self._nodes[0].pop(index, None)
-        width = 1 << FANOUT_BITS
-        for level in range(LEVELS):
-            parents = {i >> FANOUT_BITS for i in level_dirty}
-            nodes, above, empty = self._nodes[level], self._nodes[level + 1], self._empty[level]
-            for p in parents:
-                first = p << FANOUT_BITS
-                children = [nodes.get(first + c, empty) for c in range(width)]
-                if children.count(empty) == width:
-                    above.pop(p, None)
-                else:
-                    above[p] = tagged_hash(_NODE_DOMAIN, b"".join(children))
-            level_dirty = parents
-        self._dirty = set()
-        return self._nodes[LEVELS].get(0, self._empty[LEVELS])
-
-    def _remember_nodes(self, dirty: Iterable[int]) -> None:
-        old, indexes = self._old_nodes, dirty
-        for level in range(LEVELS + 1):
-            nodes = self._nodes[level]
-            for i in indexes:
-                if (level, i) not in old:
-                    old[(level, i)] = nodes.get(i)
-            indexes = {i >> FANOUT_BITS for i in indexes}
-
-
-@dataclass(frozen=True)
-class TreeChanges:
-    """Leaves and nodes as a trial left them (None: absent): each touched key with its
-    bucket and leaf hash, each touched node by (level, index)."""
-
-    leaves: dict[bytes, tuple[int, bytes | None]]
-    nodes: dict[tuple[int, int], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -323,6 +168,18 @@ class State:
             state._records[key] = record
             state._unhashed.add(key)
         return state
+
+    @property
+    def tree(self) -> BucketTree:
+        """The state root's tree, hashed up to date: what state sync reads (its depth,
+        buckets, node hashes and range proofs)."""
+        self.root()
+        return self._tree
+
+    def bucket_records(self, index: int) -> list[tuple[bytes, msgspec.Struct]]:
+        """The records of bucket `index` of the tree, in key order."""
+        keys = sorted(self.tree.bucket_leaves(index))
+        return [(key, self._records[key]) for key in keys]
 
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""
