@@ -162,7 +162,8 @@ def test_items_and_scan_iterate_in_key_order() -> None:
 def _tree_of(state: State) -> tuple[object, object]:
     shape = state._tree._s
     buckets = {i: dict(b) for i, b in shape.buckets.items()}
-    return (shape.depth, shape.count, buckets), [dict(n) for n in shape.nodes]
+    kids = [{p: bytes(b) for p, b in level.items()} for level in shape.kids]
+    return (shape.depth, shape.count, buckets), (kids, shape.top)
 
 
 @settings(max_examples=100, deadline=None)

@@ -22,9 +22,9 @@ the next. State sync reads the tree through `depth`, `bucket_count`, `bucket_lea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from gridtokenx.wire.crypto import tagged_hash
 
@@ -87,6 +87,56 @@ EMPTY: Final = _empty_hashes()
 """EMPTY[level]: the hash of an empty subtree whose top is at `level` (0: an empty bucket)."""
 
 
+def encode_bucket(leaves: Mapping[bytes, bytes]) -> bytes:
+    """A bucket as stored: each key (2-byte length, key) and its leaf hash, in key order."""
+    return b"".join(len(k).to_bytes(2) + k + leaves[k] for k in sorted(leaves))
+
+
+def decode_bucket(blob: bytes) -> dict[bytes, bytes]:
+    leaves, at = {}, 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at : at + 2])
+        key = blob[at + 2 : at + 2 + size]
+        leaves[key] = blob[at + 2 + size : at + 34 + size]
+        at += 34 + size
+    return leaves
+
+
+class TreeSource(Protocol):
+    """Where a tree too big for memory keeps its buckets and node hashes (RocksDB in
+    `storage.store`), as the last `TreeWrites` left them; read on demand."""
+
+    def tree_meta(self) -> tuple[int, int, bytes] | None:
+        """(depth, record count, top node hash), None for a store without a tree."""
+        ...
+
+    def tree_bucket(self, depth: int, index: int) -> bytes | None:
+        """A bucket (`encode_bucket`), None when empty."""
+        ...
+
+    def tree_children(self, depth: int, level: int, parent: int) -> bytes | None:
+        """The 16 hashes of nodes (level, 16 * parent ...), None when all are empty."""
+        ...
+
+    def tree_buckets(self, depth: int) -> Iterator[tuple[int, bytes]]:
+        """Every non-empty bucket, for regrouping them at another depth."""
+        ...
+
+
+@dataclass(frozen=True)
+class TreeWrites:
+    """What a tree changed since its last writes, for the store to persist in the same
+    batch as the records: buckets and children blobs (None: delete), the depth, count and
+    top node, and `dropped`: a depth whose stored tree is now obsolete (regrouped)."""
+
+    depth: int
+    count: int
+    top: bytes
+    buckets: dict[int, bytes | None]
+    children: dict[tuple[int, int], bytes | None]
+    dropped: int | None = None
+
+
 @dataclass
 class _Shape:
     """Everything a tree holds; swapped whole when the depth changes inside a trial."""
@@ -94,15 +144,25 @@ class _Shape:
     depth: int = MIN_DEPTH
     count: int = 0
     buckets: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
-    # nodes[level][index]: level 0 holds bucket hashes, level `depth` the top node.
-    nodes: list[dict[int, bytes]] = field(default_factory=lambda: [{}, {}])
+    # kids[level][parent]: the 16 hashes of nodes (level, 16 * parent ...), level 0 the
+    # buckets; absent: all empty, or (over a source) not read yet.
+    kids: list[dict[int, bytearray]] = field(default_factory=lambda: [{}])
+    top: bytes = EMPTY[MIN_DEPTH]
+    # With a source: buckets and children blobs (level, parent) not yet written there.
+    unsaved_buckets: set[int] = field(default_factory=set)
+    unsaved_children: set[tuple[int, int]] = field(default_factory=set)
+    dropped: int | None = None
+    fresh: bool = False  # regrouped: memory holds all of it, the source none of it yet
+
+
+_EMPTY_KIDS: Final = tuple(h * FANOUT for h in EMPTY)
 
 
 @dataclass(frozen=True)
 class TreeChanges:
     """What a trial did to the tree: each touched key with its position and leaf hash, and
-    each touched node by (level, index) (None: absent); or, when the trial changed the
-    depth, the whole tree after it (`shape`)."""
+    each touched children blob by (level, parent) (level `depth`: the top; None: absent);
+    or, when the trial changed the depth, the whole tree after it (`shape`)."""
 
     leaves: dict[bytes, tuple[int, bytes | None]]
     nodes: dict[tuple[int, int], bytes | None]
@@ -122,14 +182,30 @@ class RangeProof:
     siblings: dict[tuple[int, int], bytes]
 
 
-class BucketTree:
-    """The incremental commitment described in the module docstring."""
+BUCKET_CACHE: Final = 100_000
+NODE_CACHE: Final = 100_000
+"""Clean buckets and children blobs a tree over a source keeps between blocks (about 60 MB
+each); the top three levels always stay."""
 
-    def __init__(self) -> None:
+
+class BucketTree:
+    """The incremental commitment described in the module docstring.
+
+    Without a source everything is in memory. Over a `TreeSource`, buckets and children
+    blobs are read when first needed and kept until `take_writes` has handed them to the
+    store and the caches are full; an entry missing from memory is the source's, so
+    undoing a trial may simply forget an entry that the source still holds as it was."""
+
+    def __init__(self, source: TreeSource | None = None) -> None:
+        self._source = source
         self._s = _Shape()
+        meta = None if source is None else source.tree_meta()
+        if meta is not None:
+            depth, count, top = meta
+            self._s = _Shape(depth, count, kids=[{} for _ in range(depth)], top=top)
         self._dirty: set[int] = set()
-        # While a trial is open: the first leaf of every key and the first hash of every
-        # node it touches (a journal per key: a touched bucket is never copied), or the
+        # While a trial is open: the first leaf of every key and the first value of every
+        # children blob it touches (a journal per key: a bucket is never copied), or the
         # whole tree before it when the trial changed the depth.
         self._old_leaves: dict[bytes, tuple[int, bytes | None]] | None = None
         self._old_nodes: dict[tuple[int, int], bytes | None] = {}
@@ -152,13 +228,17 @@ class BucketTree:
 
     def bucket_leaves(self, index: int) -> dict[bytes, bytes]:
         """The keys of bucket `index` and their leaf hashes (after `root`)."""
-        return dict(self._s.buckets.get(index, {}))
+        return dict(self._bucket(index) or {})
 
     def node(self, level: int, index: int) -> bytes:
         """The hash at (level, index) after `root`: level 0 a bucket, level `depth` the top."""
-        if not 0 <= level <= self._s.depth or not 0 <= index < FANOUT ** (self._s.depth - level):
-            raise IndexError(f"no node ({level}, {index}) at depth {self._s.depth}")
-        return self._s.nodes[level].get(index, EMPTY[level])
+        depth = self._s.depth
+        if not 0 <= level <= depth or not 0 <= index < 1 << (FANOUT_BITS * (depth - level)):
+            raise IndexError(f"no node ({level}, {index}) at depth {depth}")
+        if level == depth:
+            return self._s.top
+        at = (index & (FANOUT - 1)) * 32
+        return bytes(self._kids(level, index >> FANOUT_BITS, keep=False)[at : at + 32])
 
     def prove_range(self, first: int, last: int) -> RangeProof:
         """The proof for buckets first..last (call `root` first)."""
@@ -175,6 +255,55 @@ class BucketTree:
             lo, hi = lo >> FANOUT_BITS, hi >> FANOUT_BITS
         return RangeProof(self._s.depth, first, last, siblings)
 
+    # --- reading through the source -----------------------------------------------------
+    def _bucket(self, index: int) -> dict[bytes, bytes] | None:
+        s = self._s
+        bucket = s.buckets.get(index)
+        if bucket is None and self._source is not None and not s.fresh:
+            blob = self._source.tree_bucket(s.depth, index)
+            bucket = s.buckets[index] = {} if blob is None else decode_bucket(blob)
+        return bucket
+
+    def _kids(self, level: int, parent: int, keep: bool = True) -> bytearray:
+        """The children blob (level, parent), read from the source if memory lacks it;
+        kept in memory (to change it, or as a cache over a source) unless `keep` is off."""
+        s = self._s
+        kids = s.kids[level]
+        blob = kids.get(parent)
+        if blob is None:
+            stored = None
+            if self._source is not None and not s.fresh:
+                stored = self._source.tree_children(s.depth, level, parent)
+            blob = bytearray(_EMPTY_KIDS[level] if stored is None else stored)
+            if keep or self._source is not None:
+                kids[parent] = blob
+        return blob
+
+    def take_writes(self) -> TreeWrites:
+        """What changed since the last call, for the store (call `root` first, close any
+        trial); the caches first shrink back to their bounds, keeping what is unsaved."""
+        if self._dirty or self._old_leaves is not None:
+            raise RuntimeError("hash pending changes, and close the trial, before writing")
+        s = self._s
+        if self._source is not None:  # what earlier calls handed over is stored by now
+            if len(s.buckets) > BUCKET_CACHE:
+                s.buckets = {i: s.buckets[i] for i in s.unsaved_buckets if i in s.buckets}
+            for level in range(max(s.depth - 3, 0)):
+                if len(s.kids[level]) > NODE_CACHE:
+                    kids, unsaved = s.kids[level], s.unsaved_children
+                    s.kids[level] = {p: b for p, b in kids.items() if (level, p) in unsaved}
+        buckets: dict[int, bytes | None] = {}
+        for index in s.unsaved_buckets:
+            bucket = self._bucket(index)
+            buckets[index] = encode_bucket(bucket) if bucket else None
+        children: dict[tuple[int, int], bytes | None] = {}
+        for level, parent in s.unsaved_children:
+            blob = self._kids(level, parent, keep=False)
+            children[(level, parent)] = None if blob == _EMPTY_KIDS[level] else bytes(blob)
+        writes = TreeWrites(s.depth, s.count, s.top, buckets, children, s.dropped)
+        s.unsaved_buckets, s.unsaved_children, s.dropped, s.fresh = set(), set(), None, False
+        return writes
+
     # --- trials: undo and redo without hashing again --------------------------------------
     def begin(self) -> None:
         if self._dirty:
@@ -185,14 +314,20 @@ class BucketTree:
         """What the open trial did to the tree (after `root`), to `redo` on the same tree."""
         if self._old_leaves is None or self._dirty:
             raise RuntimeError("no trial open, or changes not hashed yet")
+        s = self._s
         if self._before is not None:
-            return TreeChanges({}, {}, self._s)
-        buckets, depth = self._s.buckets, self._s.depth
+            return TreeChanges({}, {}, s)
         leaves = {}
         for key, (position, _) in self._old_leaves.items():
-            found = buckets.get(bucket_at(position, depth))
+            found = s.buckets.get(bucket_at(position, s.depth))
             leaves[key] = (position, None if found is None else found.get(key))
-        nodes = {(level, i): self._s.nodes[level].get(i) for level, i in self._old_nodes}
+        nodes: dict[tuple[int, int], bytes | None] = {}
+        for level, parent in self._old_nodes:
+            if level == s.depth:
+                nodes[(level, parent)] = s.top
+            else:
+                blob = s.kids[level].get(parent)
+                nodes[(level, parent)] = None if blob is None else bytes(blob)
         return TreeChanges(leaves, nodes)
 
     def rollback(self) -> None:
@@ -219,15 +354,25 @@ class BucketTree:
                 self._undo_journal(self._before)
             self._s = changes.shape
             return
+        s = self._s
         if old is not None and self._before is None:  # inside a trial: journal this too
-            buckets, depth = self._s.buckets, self._s.depth
             for key, (position, _) in changes.leaves.items():
                 if key not in old:
-                    found = buckets.get(bucket_at(position, depth))
+                    found = self._bucket(bucket_at(position, s.depth))
                     old[key] = (position, None if found is None else found.get(key))
-            for level, index in changes.nodes:
-                self._old_nodes.setdefault((level, index), self._s.nodes[level].get(index))
+            for level, parent in changes.nodes:
+                self._journal(level, parent)
         self._restore(changes)
+
+    def _journal(self, level: int, parent: int) -> None:
+        """Remember the children blob (level, parent), or the top, before a trial changes it."""
+        s, old = self._s, self._old_nodes
+        if (level, parent) not in old:
+            if level == s.depth:
+                old[(level, parent)] = s.top
+            else:
+                blob = s.kids[level].get(parent)
+                old[(level, parent)] = None if blob is None else bytes(blob)
 
     def _restore(self, changes: TreeChanges, shape: _Shape | None = None) -> None:
         s = self._s if shape is None else shape
@@ -235,20 +380,28 @@ class BucketTree:
         for key, (position, leaf) in changes.leaves.items():
             index = bucket_at(position, depth)
             bucket = buckets.get(index)
+            if bucket is None and shape is None:
+                bucket = self._bucket(index)
             had = bucket is not None and key in bucket
+            s.unsaved_buckets.add(index)
             if leaf is not None:
                 buckets.setdefault(index, {})[key] = leaf
                 s.count += not had
             elif bucket is not None and had:
                 del bucket[key]
                 s.count -= 1
-                if not bucket:  # as `root` leaves it: no empty bucket is kept
+                if not bucket and self._source is None:  # as `root` leaves it
                     del buckets[index]
-        for (level, index), node in changes.nodes.items():
-            if node is None:
-                s.nodes[level].pop(index, None)
+        for (level, parent), blob in changes.nodes.items():
+            if level == depth:
+                assert blob is not None
+                s.top = blob
+                continue
+            s.unsaved_children.add((level, parent))
+            if blob is None:
+                s.kids[level].pop(parent, None)
             else:
-                s.nodes[level][index] = node
+                s.kids[level][parent] = bytearray(blob)
         if shape is None:
             self._dirty = set()
 
@@ -256,7 +409,8 @@ class BucketTree:
         s = self._s
         return _Shape(
             s.depth, s.count, {i: dict(b) for i, b in s.buckets.items()},
-            [dict(level) for level in s.nodes],
+            [{p: bytearray(b) for p, b in level.items()} for level in s.kids], s.top,
+            set(s.unsaved_buckets), set(s.unsaved_children), s.dropped, s.fresh,
         )  # fmt: skip
 
     def _undo_journal(self, shape: _Shape) -> None:
@@ -269,7 +423,7 @@ class BucketTree:
         s = self._s
         position = key_position(key)
         index = bucket_at(position, s.depth)
-        bucket = s.buckets.get(index)
+        bucket = self._bucket(index)
         if bucket is None:
             if value is None:
                 return  # nothing to delete, and no empty bucket to leave behind
@@ -292,29 +446,45 @@ class BucketTree:
         if depth != self._s.depth:
             self._regroup(depth)
         s = self._s
-        level_dirty = self._dirty
-        if self._old_leaves is not None and self._before is None:
-            self._remember_nodes(level_dirty)  # a trial: remember every node before it changes
-        for index in level_dirty:
+        if not self._dirty:
+            return root_hash(s.depth, s.top)
+        journal = self._old_leaves is not None and self._before is None
+        keep_empty = self._source is not None  # an absent entry would read the source's
+        changed: dict[int, bytes] = {}
+        for index in self._dirty:
             bucket = s.buckets.get(index)
             if bucket:
-                s.nodes[0][index] = bucket_hash(bucket)
+                changed[index] = bucket_hash(bucket)
             else:
-                s.buckets.pop(index, None)
-                s.nodes[0].pop(index, None)
+                changed[index] = EMPTY[0]
+                if not keep_empty:
+                    s.buckets.pop(index, None)
+        s.unsaved_buckets.update(self._dirty)
         for level in range(s.depth):
-            parents = {i >> FANOUT_BITS for i in level_dirty}
-            nodes, above, empty = s.nodes[level], s.nodes[level + 1], EMPTY[level]
-            for p in parents:
-                first = p << FANOUT_BITS
-                children = [nodes.get(first + c, empty) for c in range(FANOUT)]
-                if children.count(empty) == FANOUT:
-                    above.pop(p, None)
+            blobs: dict[int, bytearray] = {}
+            for index, hashed in changed.items():
+                parent = index >> FANOUT_BITS
+                blob = blobs.get(parent)
+                if blob is None:
+                    if journal:
+                        self._journal(level, parent)
+                    blob = blobs[parent] = self._kids(level, parent)
+                at = (index & (FANOUT - 1)) * 32
+                blob[at : at + 32] = hashed
+            s.unsaved_children.update((level, p) for p in blobs)
+            changed, empty = {}, _EMPTY_KIDS[level]
+            for parent, blob in blobs.items():
+                if blob == empty:
+                    changed[parent] = EMPTY[level + 1]
+                    if not keep_empty:
+                        del s.kids[level][parent]
                 else:
-                    above[p] = node_hash(b"".join(children))
-            level_dirty = parents
+                    changed[parent] = node_hash(blob)  # type: ignore[arg-type]
+        if journal:
+            self._journal(s.depth, 0)
+        s.top = changed[0]
         self._dirty = set()
-        return root_hash(s.depth, s.nodes[s.depth].get(0, EMPTY[s.depth]))
+        return root_hash(s.depth, s.top)
 
     def _regroup(self, depth: int) -> None:
         """Every key into the buckets of the new depth, all of them to hash: the one cost
@@ -323,22 +493,68 @@ class BucketTree:
             self._before = self._copy()
             self._undo_journal(self._before)
         old = self._s
+        everything = dict(old.buckets)
+        if self._source is not None and not old.fresh:  # what memory lacks is the source's
+            for index, blob in self._source.tree_buckets(old.depth):
+                if index not in everything:
+                    everything[index] = decode_bucket(blob)
         buckets: dict[int, dict[bytes, bytes]] = {}
-        for bucket in old.buckets.values():
+        for bucket in everything.values():
             for key, leaf in bucket.items():
                 buckets.setdefault(bucket_at(key_position(key), depth), {})[key] = leaf
-        nodes: list[dict[int, bytes]] = [{} for _ in range(depth + 1)]
-        self._s = _Shape(depth, old.count, buckets, nodes)
-        self._dirty = set(buckets)
+        kids: list[dict[int, bytearray]] = [{} for _ in range(depth)]
+        dropped = old.depth if old.dropped is None else old.dropped
+        self._s = _Shape(
+            depth, old.count, buckets, kids, EMPTY[depth], set(buckets), set(), dropped, True
+        )
+        self._dirty = set(buckets) or {0}
 
-    def _remember_nodes(self, dirty: Iterable[int]) -> None:
-        old, indexes = self._old_nodes, dirty
-        for level in range(self._s.depth + 1):
-            nodes = self._s.nodes[level]
-            for i in indexes:
-                if (level, i) not in old:
-                    old[(level, i)] = nodes.get(i)
-            indexes = {i >> FANOUT_BITS for i in indexes}
+
+class TreeBuilder:
+    """A tree built from its buckets given in increasing index order, holding one children
+    blob per level: how a store rebuilds its tree from its records without holding them
+    all (the migration of a store written before the tree was kept). `emit` receives
+    each non-empty children blob (level, parent, blob) as it is complete."""
+
+    def __init__(self, depth: int, emit: Callable[[int, int, bytes], None]) -> None:
+        self.depth = depth
+        self._emit = emit
+        self._open: list[tuple[int, bytearray] | None] = [None] * depth
+        self._top = EMPTY[depth]
+
+    def add_bucket(self, index: int, leaves: Mapping[bytes, bytes]) -> None:
+        self._add(0, index, bucket_hash(leaves) if leaves else EMPTY[0])
+
+    def _add(self, level: int, index: int, hashed: bytes) -> None:
+        parent = index >> FANOUT_BITS
+        current = self._open[level]
+        if current is not None and current[0] != parent:
+            self._close(level)
+            current = None
+        if current is None:
+            current = self._open[level] = (parent, bytearray(_EMPTY_KIDS[level]))
+        at = (index & (FANOUT - 1)) * 32
+        current[1][at : at + 32] = hashed
+
+    def _close(self, level: int) -> None:
+        current = self._open[level]
+        assert current is not None
+        parent, blob = current
+        self._open[level] = None
+        hashed = node_hash(blob)  # type: ignore[arg-type]
+        if blob != _EMPTY_KIDS[level]:
+            self._emit(level, parent, bytes(blob))
+        if level + 1 < self.depth:
+            self._add(level + 1, parent, hashed)
+        else:
+            self._top = hashed
+
+    def finish(self) -> bytes:
+        """The top node, once every bucket was added."""
+        for level in range(self.depth):
+            if self._open[level] is not None:
+                self._close(level)
+        return self._top
 
 
 def verify_range(

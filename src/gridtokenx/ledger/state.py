@@ -15,15 +15,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
-from gridtokenx.ledger.bucket_tree import BucketTree, TreeChanges
+from gridtokenx.ledger.bucket_tree import BucketTree, TreeChanges, TreeSource, TreeWrites
 from gridtokenx.ledger.bucket_tree import leaf_hash as leaf_hash
 from gridtokenx.wire import codec
 
 R = TypeVar("R", bound=msgspec.Struct)
+
+RECORD_CACHE: Final = 200_000
+"""Clean records a state over a source keeps between blocks (about 100 MB)."""
+
+
+class StateSource(TreeSource, Protocol):
+    """Where a state too big for memory keeps its committed records and tree (a node's
+    RocksDB store): read on demand, written from `take_changes` and `take_tree_writes`."""
+
+    def record(self, key: bytes) -> msgspec.Struct | None: ...
+
+    def records(self, prefix: bytes) -> Iterator[tuple[bytes, msgspec.Struct]]:
+        """Committed records under `prefix`, in key order."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,11 +70,17 @@ IndexT = TypeVar("IndexT", bound=DerivedIndex)
 
 
 class State:
-    """The committed ledger state. Mutate it only through `Overlay.commit`."""
+    """The committed ledger state. Mutate it only through `Overlay.commit`.
 
-    def __init__(self) -> None:
-        self._records: dict[bytes, msgspec.Struct] = {}
-        self._tree = BucketTree()
+    Without a source, every record is in memory. Over a `StateSource` (`State(source)`),
+    records and the tree are read when first needed: memory holds the writes not yet
+    persisted (None: deleted) and a bounded cache of clean records, so a node's memory
+    and its restart do not grow with the state."""
+
+    def __init__(self, source: StateSource | None = None) -> None:
+        self._source = source
+        self._records: dict[bytes, msgspec.Struct | None] = {}
+        self._tree = BucketTree(source)
         self._unhashed: set[bytes] = set()
         self._indexes: dict[str, DerivedIndex] = {}
         self._unpersisted: set[bytes] = set()
@@ -73,8 +93,18 @@ class State:
             found = self._indexes[name] = build(self)
         return found  # type: ignore[return-value]
 
+    def _lookup(self, key: bytes) -> msgspec.Struct | None:
+        records = self._records
+        found = records.get(key, records)  # the dict itself: not held
+        if found is not records:
+            return found  # type: ignore[return-value]
+        if self._source is None:
+            return None
+        record = records[key] = self._source.record(key)
+        return record
+
     def get(self, key: bytes, typ: type[R]) -> R | None:
-        record = self._records.get(key)
+        record = self._lookup(key)
         if record is None:
             return None
         if not isinstance(record, typ):
@@ -86,15 +116,36 @@ class State:
 
     def items(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
         """All records in key order (deterministic iteration for invariants and snapshots)."""
-        for key in sorted(self._records):
-            yield key, self._records[key]
+        return self.scan(b"")
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, msgspec.Struct]]:
-        for key in sorted(k for k in self._records if k.startswith(prefix)):
-            yield key, self._records[key]
+        records = self._records
+        if self._source is None:
+            for key in sorted(k for k in records if k.startswith(prefix)):
+                yield key, records[key]  # type: ignore[misc]
+            return
+        # The source's records, with the writes it does not hold yet merged in key order.
+        pending = sorted(k for k in self._unpersisted if k.startswith(prefix))
+        at = 0
+        for key, record in self._source.records(prefix):
+            while at < len(pending) and pending[at] < key:
+                if (written := records[pending[at]]) is not None:
+                    yield pending[at], written
+                at += 1
+            if at < len(pending) and pending[at] == key:
+                at += 1
+                if (written := records[key]) is not None:
+                    yield key, written
+                continue
+            yield key, record
+        for key in pending[at:]:
+            if (written := records[key]) is not None:
+                yield key, written
 
     def __len__(self) -> int:
-        return len(self._records)
+        if self._source is None:
+            return len(self._records)
+        return len(self.tree)
 
     def begin(self) -> None:
         """Start a trial (executing a proposed block): `rollback` undoes every commit since,
@@ -128,7 +179,7 @@ class State:
         if self._undo is None:
             raise RuntimeError("no trial is open")
         self.root()
-        records = {key: self._records.get(key) for key in self._undo}
+        records = {key: self._lookup(key) for key in self._undo}
         return Trial(records, self._tree.changes())
 
     def replay(self, trial: Trial) -> None:
@@ -139,14 +190,14 @@ class State:
 
     def _write(self, writes: dict[bytes, msgspec.Struct | None], hashed: bool = False) -> None:
         """`hashed`: the tree already accounts for these writes (rollback, replay)."""
-        undo = self._undo
+        undo, records, keep_deleted = self._undo, self._records, self._source is not None
         for key, record in writes.items():
             if undo is not None and key not in undo:
-                undo[key] = self._records.get(key)
-            if record is None:
-                self._records.pop(key, None)
+                undo[key] = self._lookup(key)
+            if record is None and not keep_deleted:
+                records.pop(key, None)
             else:
-                self._records[key] = record
+                records[key] = record
             if not hashed:
                 self._unhashed.add(key)
             self._unpersisted.add(key)
@@ -156,9 +207,19 @@ class State:
     def take_changes(self) -> dict[bytes, msgspec.Struct | None]:
         """Records written since the last call (None: deleted), for the store to persist in
         the same atomic batch as the block that wrote them."""
+        records = self._records
+        if self._source is not None and len(records) > RECORD_CACHE:
+            # what earlier calls handed over is stored by now: keep only what is not
+            self._records = {key: records[key] for key in self._unpersisted}
         changes = {key: self._records.get(key) for key in sorted(self._unpersisted)}
         self._unpersisted.clear()
         return changes
+
+    def take_tree_writes(self) -> TreeWrites:
+        """The tree's buckets and nodes changed since the last call (see `take_changes`),
+        for a store that keeps the tree so that a restart reads rather than rehashes it."""
+        self.root()
+        return self._tree.take_writes()
 
     @classmethod
     def restore(cls, records: Iterator[tuple[bytes, msgspec.Struct]]) -> State:
@@ -178,13 +239,17 @@ class State:
 
     def bucket_records(self, index: int) -> list[tuple[bytes, msgspec.Struct]]:
         """The records of bucket `index` of the tree, in key order."""
-        keys = sorted(self.tree.bucket_leaves(index))
-        return [(key, self._records[key]) for key in keys]
+        found = []
+        for key in sorted(self.tree.bucket_leaves(index)):
+            record = self._lookup(key)
+            assert record is not None, "the tree and the records disagree"
+            found.append((key, record))
+        return found
 
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""
         for key in self._unhashed:
-            record = self._records.get(key)
+            record = self._lookup(key)
             self._tree.set(key, None if record is None else codec.encode(record))
         self._unhashed.clear()
         return self._tree.root()
@@ -192,7 +257,7 @@ class State:
     def recompute_root(self) -> bytes:
         """Root rebuilt from scratch: the reference the incremental root must always equal."""
         tree = BucketTree()
-        for key, record in self._records.items():
+        for key, record in self.items():
             tree.set(key, codec.encode(record))
         return tree.root()
 
