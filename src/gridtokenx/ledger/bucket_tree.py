@@ -22,9 +22,11 @@ the next. State sync reads the tree through `depth`, `bucket_count`, `bucket_lea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
+
+import msgspec
 
 from gridtokenx.wire.crypto import tagged_hash
 
@@ -88,18 +90,16 @@ EMPTY: Final = _empty_hashes()
 
 
 def encode_bucket(leaves: Mapping[bytes, bytes]) -> bytes:
-    """A bucket as stored: each key (2-byte length, key) and its leaf hash, in key order."""
-    return b"".join(len(k).to_bytes(2) + k + leaves[k] for k in sorted(leaves))
+    """A bucket as stored: a MessagePack array of [key, leaf hash] pairs in key order
+    (decoded in C, which matters: a block reads a bucket for every key it writes)."""
+    return msgspec.msgpack.encode([(k, leaves[k]) for k in sorted(leaves)])
 
 
 def decode_bucket(blob: bytes) -> dict[bytes, bytes]:
-    leaves, at = {}, 0
-    while at < len(blob):
-        size = int.from_bytes(blob[at : at + 2])
-        key = blob[at + 2 : at + 2 + size]
-        leaves[key] = blob[at + 2 + size : at + 34 + size]
-        at += 34 + size
-    return leaves
+    return dict(_PAIRS.decode(blob))
+
+
+_PAIRS: Final = msgspec.msgpack.Decoder(list[tuple[bytes, bytes]])
 
 
 class TreeSource(Protocol):
@@ -117,6 +117,14 @@ class TreeSource(Protocol):
     def tree_children(self, depth: int, level: int, parent: int) -> bytes | None:
         """The 16 hashes of nodes (level, 16 * parent ...), None when all are empty."""
         ...
+
+    def tree_bucket_many(self, depth: int, indexes: list[int]) -> list[bytes | None]:
+        """`tree_bucket` for many buckets in one read."""
+        ...
+
+    def tree_children_many(
+        self, depth: int, level: int, parents: list[int]
+    ) -> list[bytes | None]: ...
 
     def tree_buckets(self, depth: int) -> Iterator[tuple[int, bytes]]:
         """Every non-empty bucket, for regrouping them at another depth."""
@@ -256,6 +264,29 @@ class BucketTree:
         return RangeProof(self._s.depth, first, last, siblings)
 
     # --- reading through the source -----------------------------------------------------
+    def prefetch(self, keys: Iterable[bytes]) -> None:
+        """Read the buckets of `keys` that memory lacks in one batch (before writing them)."""
+        s = self._s
+        if self._source is None or s.fresh:
+            return
+        missing = list({bucket_at(key_position(k), s.depth) for k in keys} - s.buckets.keys())
+        if missing:
+            found = self._source.tree_bucket_many(s.depth, missing)
+            for index, blob in zip(missing, found, strict=True):
+                s.buckets[index] = {} if blob is None else decode_bucket(blob)
+
+    def _prefetch_kids(self, level: int, parents: Iterable[int]) -> None:
+        s = self._s
+        if self._source is None or s.fresh:
+            return
+        kids = s.kids[level]
+        missing = [p for p in parents if p not in kids]
+        if missing:
+            found = self._source.tree_children_many(s.depth, level, missing)
+            empty = _EMPTY_KIDS[level]
+            for parent, blob in zip(missing, found, strict=True):
+                kids[parent] = bytearray(empty if blob is None else blob)
+
     def _bucket(self, index: int) -> dict[bytes, bytes] | None:
         s = self._s
         bucket = s.buckets.get(index)
@@ -462,12 +493,15 @@ class BucketTree:
         s.unsaved_buckets.update(self._dirty)
         for level in range(s.depth):
             blobs: dict[int, bytearray] = {}
+            parents = {i >> FANOUT_BITS for i in changed}
+            if journal:
+                for parent in parents:
+                    self._journal(level, parent)
+            self._prefetch_kids(level, parents)
             for index, hashed in changed.items():
                 parent = index >> FANOUT_BITS
                 blob = blobs.get(parent)
                 if blob is None:
-                    if journal:
-                        self._journal(level, parent)
                     blob = blobs[parent] = self._kids(level, parent)
                 at = (index & (FANOUT - 1)) * 32
                 blob[at : at + 32] = hashed

@@ -248,6 +248,8 @@ class State:
 
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""
+        if self._source is not None and self._unhashed:
+            self._tree.prefetch(self._unhashed)
         for key in self._unhashed:
             record = self._lookup(key)
             self._tree.set(key, None if record is None else codec.encode(record))

@@ -199,6 +199,13 @@ class Store:
         value: bytes | None = cf.get(key)
         return value
 
+    def _get_many(self, family: str, keys: list[bytes]) -> list[bytes | None]:
+        self._get(family, b"")  # opens the family's handle if it is not yet
+        asked: list[str | int | float | bytes | bool] = list(keys)
+        found = self._families[family].get(asked)
+        assert isinstance(found, list)
+        return found
+
     def close(self) -> None:
         self._families.clear()  # every handle goes before the database closes
         if self._db is not None:
@@ -600,6 +607,14 @@ class Store:
 
     def tree_children(self, depth: int, level: int, parent: int) -> bytes | None:
         return self._get("tree", b"c" + bytes([depth, level]) + parent.to_bytes(4))
+
+    def tree_bucket_many(self, depth: int, indexes: list[int]) -> list[bytes | None]:
+        tag = b"b" + bytes([depth])
+        return self._get_many("tree", [tag + index.to_bytes(4) for index in indexes])
+
+    def tree_children_many(self, depth: int, level: int, parents: list[int]) -> list[bytes | None]:
+        tag = b"c" + bytes([depth, level])
+        return self._get_many("tree", [tag + parent.to_bytes(4) for parent in parents])
 
     def tree_buckets(self, depth: int) -> Iterator[tuple[int, bytes]]:
         prefix = b"b" + bytes([depth])
