@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,9 +244,15 @@ def _child(*args: str) -> dict[str, Any]:
 
 
 def sweep(
-    sizes: list[int], blocks: int, max_rss_gb: float, keep: Path | None
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+    sizes: list[int],
+    blocks: int,
+    max_rss_gb: float,
+    keep: Path | None,
+    rows: list[dict[str, Any]],
+    save: Callable[[], None],
+) -> None:
+    """Each size in turn, appended to `rows`, the results saved after each (a 20-million
+    run takes long on a busy machine: what is done stays written)."""  # fmt: skip
     per_record, last_rss, last_records = 0.0, 0.0, 0
     for size in sizes:
         members = max(size // RECORDS_PER_MEMBER, 1)
@@ -281,6 +287,7 @@ def sweep(
             flush=True,
         )
         rows.append(row)
+        save()
     return rows
 
 
@@ -306,16 +313,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print(json.dumps(figures))
         return figures
     sizes = [int(s) for s in args.sizes.split(",")]
+    rows: list[dict[str, Any]] = []
     result: dict[str, object] = {
         "benchmark": "state",
         "label": args.label,
         "python": platform.python_version(),
         "transfers_per_block": TRANSFERS_PER_BLOCK,
         "load_average_at_start": os.getloadavg(),
-        "sizes": sweep(sizes, args.blocks, args.max_rss_gb, args.keep),
-        "load_average_at_end": os.getloadavg(),
+        "sizes": rows,
     }
-    benchkit.write(result, args.output)
+
+    def save() -> None:
+        benchkit.write({**result, "load_average_at_end": os.getloadavg()}, args.output)
+
+    sweep(sizes, args.blocks, args.max_rss_gb, args.keep, rows, save)
+    save()
     return result
 
 
