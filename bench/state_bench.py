@@ -288,7 +288,6 @@ def sweep(
         )
         rows.append(row)
         save()
-    return rows
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
