@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridtokenx.ledger.bucket_tree import verify_range
 from gridtokenx.ledger.state import State, leaf_hash
 
 
@@ -159,8 +160,10 @@ def test_items_and_scan_iterate_in_key_order() -> None:
 
 
 def _tree_of(state: State) -> tuple[object, object]:
-    tree = state._tree
-    return ({i: dict(b) for i, b in tree._buckets.items()}, [dict(n) for n in tree._nodes])
+    shape = state._tree._s
+    buckets = {i: dict(b) for i, b in shape.buckets.items()}
+    kids = [{p: bytes(b) for p, b in level.items()} for level in shape.kids]
+    return (shape.depth, shape.count, buckets), (kids, shape.top)
 
 
 @settings(max_examples=100, deadline=None)
@@ -214,3 +217,97 @@ def test_a_replay_inside_a_trial_is_undone_by_its_rollback() -> None:
     state.rollback()
     assert state.root() == start == state.recompute_root()
     assert dict(state.items()) == {b"a": Rec(1)}
+
+
+def _keys(count: int, start: int = 0) -> dict[bytes, int | None]:
+    return {f"k{i}".encode(): i for i in range(start, start + count)}
+
+
+def test_the_bucket_count_grows_and_shrinks_with_the_record_count_alone() -> None:
+    """16 buckets up to 256 records, 256 up to 4,096: about 1-16 keys a bucket; the root
+    of a state reached by growing then deleting equals the root of the same records
+    written directly, so the depth is a function of the records, not of their history."""
+    state = State()
+    write(state, _keys(256))
+    assert state.tree.depth == 1 and state.tree.bucket_count == 16
+    write(state, _keys(1, 256))
+    assert state.tree.depth == 2 and state.tree.bucket_count == 256
+    assert state.root() == state.recompute_root()
+    write(state, dict.fromkeys(_keys(200, 57)))
+    assert state.tree.depth == 1 and len(state.tree) == len(state) == 57
+    direct = State()
+    write(direct, _keys(57))
+    assert state.root() == direct.root() == state.recompute_root()
+
+
+@pytest.mark.parametrize("grows", [True, False])
+def test_a_trial_that_changes_the_depth_rolls_back_and_replays(grows: bool) -> None:
+    state, reference = State(), State()
+    start_keys = _keys(250) if grows else _keys(300)
+    write(state, start_keys)
+    write(reference, start_keys)
+    start_root, start_tree = state.root(), _tree_of(state)
+    change = _keys(20, 1_000) if grows else dict.fromkeys(_keys(100))
+    state.begin()
+    write(state, {b"k3": 7})  # journalled per key before the depth changes
+    write(state, change)
+    kept = state.trial()
+    trial_root = state.root()
+    assert state.tree.depth == (2 if grows else 1)
+    state.rollback()
+    assert state.root() == start_root and _tree_of(state) == start_tree
+    state.begin()
+    state.replay(kept)
+    state.rollback()  # a replay inside a trial is undone too
+    assert state.root() == start_root and _tree_of(state) == start_tree
+    state.begin()
+    state.replay(kept)
+    state.release()
+    write(reference, {b"k3": 7})
+    write(reference, change)
+    assert state.root() == trial_root == reference.root() == state.recompute_root()
+    assert _tree_of(state) == _tree_of(reference)
+
+
+def _leaves(state: State, first: int, last: int) -> dict[int, dict[bytes, bytes]]:
+    tree = state.tree
+    return {i: tree.bucket_leaves(i) for i in range(first, last + 1) if tree.bucket_leaves(i)}
+
+
+@pytest.mark.parametrize(("first", "last"), [(0, 0), (0, 255), (17, 17), (30, 200), (255, 255)])
+def test_a_bucket_range_proves_against_the_root(first: int, last: int) -> None:
+    state = State()
+    write(state, _keys(1_000))
+    root, tree = state.root(), state.tree
+    assert tree.depth == 2
+    proof = tree.prove_range(first, last)
+    assert verify_range(root, proof, _leaves(state, first, last))
+    records = state.bucket_records(first)
+    assert [k for k, _ in records] == sorted(tree.bucket_leaves(first))
+    assert all(tree.bucket_of(k) == first for k, _ in records)
+
+
+def test_a_tampered_or_misplaced_range_does_not_prove() -> None:
+    state = State()
+    write(state, _keys(1_000))
+    root, tree = state.root(), state.tree
+    proof = tree.prove_range(30, 40)
+    good = _leaves(state, 30, 40)
+    changed = {i: dict(b) for i, b in good.items()}
+    key = next(iter(changed[31]))
+    changed[31][key] = bytes(32)
+    assert not verify_range(root, proof, changed)
+    dropped = {i: dict(b) for i, b in good.items()}
+    del dropped[32][next(iter(dropped[32]))]
+    assert not verify_range(root, proof, dropped)
+    outside = _leaves(state, 41, 41)
+    assert not verify_range(root, proof, {**good, **outside})  # a bucket outside the range
+    moved = {i: dict(b) for i, b in good.items()}
+    moved[30].update(moved.pop(33))  # keys in a bucket they do not belong to
+    assert not verify_range(root, proof, moved)
+    assert not verify_range(bytes(32), proof, good)
+    other = State()
+    write(other, _keys(999))
+    assert not verify_range(other.root(), proof, good)
+    with pytest.raises(IndexError):
+        tree.prove_range(10, 256)

@@ -149,19 +149,27 @@ def test_damaged_files_are_store_corrupt_and_left_alone(tmp_path: Path, damage: 
     assert sorted(p.name for p in path.iterdir() if not p.name.startswith("LOG")) == before
 
 
-def test_a_record_that_does_not_decode_is_store_corrupt_and_the_store_closed(
-    tmp_path: Path,
-) -> None:
+def test_a_record_that_does_not_decode_is_store_corrupt_when_read(tmp_path: Path) -> None:
+    """A node reads records when it first needs them: a damaged one raises StoreCorrupt
+    then (and whenever the whole state is loaded or its tree rebuilt), never a misread."""
     path = tmp_path / "s"
     _genesis_store(path)
     with store.Store(path) as db:
         state = db.db.get_column_family("state")
-        state[next(iter(state.keys()))] = b"\xc1 not msgpack"
+        damaged = next(iter(state.keys()))
+        assert isinstance(damaged, bytes)
+        state[damaged] = b"\xc1 not msgpack"
         del state
-    with pytest.raises(store.StoreCorrupt, match="does not decode"):
-        store.open_application(Sandbox().genesis, path)
-    with store.Store(path) as db:  # open_application closed it again
-        assert db.has_genesis()
+        with pytest.raises(store.StoreCorrupt, match="does not decode"):
+            db.load_state()
+        with pytest.raises(store.StoreCorrupt, match="does not decode"):
+            db.rebuild_tree()
+    app = store.open_application(Sandbox().genesis, path)
+    try:
+        with pytest.raises(store.StoreCorrupt, match="does not decode"):
+            app.state.get(damaged, msgspec.Struct)
+    finally:
+        app.close()
 
 
 def test_a_wal_that_does_not_decode_is_store_corrupt(tmp_path: Path) -> None:

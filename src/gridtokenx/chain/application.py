@@ -29,6 +29,7 @@ from gridtokenx.chain import blocks
 from gridtokenx.chain.blocks import StoredReceipt, encode_events
 from gridtokenx.chain.mempool import Admission, Checked, Mempool
 from gridtokenx.ledger import accounts, chain_info, validator_set
+from gridtokenx.ledger.bucket_tree import TreeWrites
 from gridtokenx.ledger.state import State
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.validators import ValidatorSet
@@ -56,6 +57,7 @@ class BlockStore(Protocol):
         self, height: int, block: bytes, commit: bytes, tx_hashes: list[bytes],
         changes: dict[bytes, msgspec.Struct | None], receipts: list[bytes] | None = None,
         end_events: bytes | None = None, block_hash: bytes | None = None,
+        tree: TreeWrites | None = None,
     ) -> None: ...  # fmt: skip
 
     def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None: ...
@@ -259,6 +261,7 @@ class Application(Generic[StoreT]):
         self.store.commit_height(
             height, raw, codec.encode(certificate), hashes, self.state.take_changes(),
             [encode_events(r.events) for r in receipts], encode_events(end_events), block.hash,
+            self.state.take_tree_writes(),
         )  # fmt: skip
         self.last_hash, self.last_time = block.hash, block.header.time
         self.mempool.update(hashes, self.nonce_of)

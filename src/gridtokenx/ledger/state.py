@@ -7,172 +7,37 @@ share them with the base state; a rejected transaction simply drops its overlay,
 how "a rejected transaction leaves the state untouched" is guaranteed by construction
 rather than by careful ordering of checks and writes in each handler.
 
-State root ("bucket tree"): every key is assigned to one of 2**16 buckets by the hash of the
-key. A bucket's hash commits to the leaf hashes H(key, value) of its records in key order;
-the root is a 16-ary Merkle tree of four levels over the bucket hashes, with precomputed
-hashes for empty subtrees. Changing k keys rehashes k small buckets and at most k paths of
-4 nodes, independent of the state's size, so a block costs O(changes), not O(state). (A
-binary tree needs 16 nodes per path; in Python the number of hash calls is what costs.) A
-syncing node can recompute the root from a snapshot, and a bucket plus 15 siblings on each
-of the 4 levels proves any key. See docs/architecture.md.
+State root: a bucket tree (`ledger.bucket_tree`) whose bucket count grows with the state,
+so a block costs O(changes), not O(state). See docs/architecture.md and ADR 0001.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
 
 import msgspec
 
+from gridtokenx.ledger.bucket_tree import BucketTree, TreeChanges, TreeSource, TreeWrites
+from gridtokenx.ledger.bucket_tree import leaf_hash as leaf_hash
 from gridtokenx.wire import codec
-from gridtokenx.wire.crypto import tagged_hash
-
-BUCKET_BITS: Final = 16
-FANOUT_BITS: Final = 4  # each node commits to 16 children
-LEVELS: Final = BUCKET_BITS // FANOUT_BITS  # node levels above the buckets: 4
-_LEAF_DOMAIN: Final = b"GridTokenX/state-leaf"
-_BUCKET_DOMAIN: Final = b"GridTokenX/state-bucket"
-_NODE_DOMAIN: Final = b"GridTokenX/state-node"
 
 R = TypeVar("R", bound=msgspec.Struct)
 
-
-def _bucket_of(key: bytes) -> int:
-    return int.from_bytes(tagged_hash(b"GridTokenX/state-bucket-index", key)[:4]) >> (
-        32 - BUCKET_BITS
-    )
+RECORD_CACHE: Final = 200_000
+"""Clean records a state over a source keeps between blocks (about 100 MB)."""
 
 
-def leaf_hash(key: bytes, value: bytes) -> bytes:
-    """Commitment to one key/value pair; the key length prefix keeps pairs unambiguous."""
-    return tagged_hash(_LEAF_DOMAIN, len(key).to_bytes(4), key, value)
+class StateSource(TreeSource, Protocol):
+    """Where a state too big for memory keeps its committed records and tree (a node's
+    RocksDB store): read on demand, written from `take_changes` and `take_tree_writes`."""
 
+    def record(self, key: bytes) -> msgspec.Struct | None: ...
 
-class BucketTree:
-    """The incremental commitment described in the module docstring."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[int, dict[bytes, bytes]] = {}
-        self._dirty: set[int] = set()
-        # _nodes[level][index]: level 0 holds bucket hashes, level LEVELS the root.
-        self._nodes: list[dict[int, bytes]] = [{} for _ in range(LEVELS + 1)]
-        self._empty = [tagged_hash(_BUCKET_DOMAIN)]
-        for _ in range(LEVELS):
-            self._empty.append(tagged_hash(_NODE_DOMAIN, self._empty[-1] * (1 << FANOUT_BITS)))
-
-        # While a trial is open: the first value of every bucket and node it touches.
-        self._old_buckets: dict[int, dict[bytes, bytes] | None] | None = None
-        self._old_nodes: dict[tuple[int, int], bytes | None] = {}
-
-    # --- trials: undo and redo without hashing again --------------------------------------
-    def begin(self) -> None:
-        if self._dirty:
-            raise RuntimeError("hash pending changes (root) before a trial")
-        self._old_buckets, self._old_nodes = {}, {}
-
-    def changes(self) -> TreeChanges:
-        """What the open trial did to the tree (after `root`), to `redo` on the same tree."""
-        if self._old_buckets is None or self._dirty:
-            raise RuntimeError("no trial open, or changes not hashed yet")
-        buckets = {i: dict(self._buckets[i]) if i in self._buckets else None
-                   for i in self._old_buckets}  # fmt: skip
-        nodes = {(level, i): self._nodes[level].get(i) for level, i in self._old_nodes}
-        return TreeChanges(buckets, nodes)
-
-    def rollback(self) -> None:
-        """Back to the tree the trial started from, exactly, with nothing to rehash."""
-        if self._old_buckets is None:
-            raise RuntimeError("no trial open")
-        self._restore(TreeChanges(self._old_buckets, self._old_nodes))
-        self.release()
-
-    def release(self) -> None:
-        self._old_buckets, self._old_nodes = None, {}
-
-    def redo(self, changes: TreeChanges) -> None:
-        """Apply a trial's `changes` to the tree it started from."""
-        if self._dirty:
-            raise RuntimeError("hash pending changes (root) before a redo")
-        old = self._old_buckets
-        if old is not None:  # redone inside a trial: a rollback must undo this too
-            buckets = self._buckets
-            for index in changes.buckets:
-                if index not in old:  # no copy: _restore replaces buckets, never edits them
-                    old[index] = buckets.get(index)
-            for level, index in changes.nodes:
-                self._old_nodes.setdefault((level, index), self._nodes[level].get(index))
-        self._restore(changes)
-
-    def _restore(self, changes: TreeChanges) -> None:
-        for index, bucket in changes.buckets.items():
-            if bucket is None:
-                self._buckets.pop(index, None)
-            else:
-                self._buckets[index] = dict(bucket)
-        for (level, index), node in changes.nodes.items():
-            if node is None:
-                self._nodes[level].pop(index, None)
-            else:
-                self._nodes[level][index] = node
-        self._dirty = set()
-
-    def set(self, key: bytes, value: bytes | None) -> None:
-        index = _bucket_of(key)
-        old = self._old_buckets
-        if old is not None and index not in old:
-            found = self._buckets.get(index)
-            old[index] = None if found is None else dict(found)
-        bucket = self._buckets.setdefault(index, {})
-        if value is None:
-            bucket.pop(key, None)
-        else:
-            bucket[key] = leaf_hash(key, value)
-        self._dirty.add(index)
-
-    def root(self) -> bytes:
-        level_dirty = self._dirty
-        if self._old_buckets is not None:  # a trial: remember every node before it changes
-            self._remember_nodes(level_dirty)
-        for index in level_dirty:
-            bucket = self._buckets.get(index)
-            if bucket:
-                leaves = b"".join(bucket[k] for k in sorted(bucket))
-                self._nodes[0][index] = tagged_hash(_BUCKET_DOMAIN, leaves)
-            else:
-                self._buckets.pop(index, None)
-                self._nodes[0].pop(index, None)
-        width = 1 << FANOUT_BITS
-        for level in range(LEVELS):
-            parents = {i >> FANOUT_BITS for i in level_dirty}
-            nodes, above, empty = self._nodes[level], self._nodes[level + 1], self._empty[level]
-            for p in parents:
-                first = p << FANOUT_BITS
-                children = [nodes.get(first + c, empty) for c in range(width)]
-                if children.count(empty) == width:
-                    above.pop(p, None)
-                else:
-                    above[p] = tagged_hash(_NODE_DOMAIN, b"".join(children))
-            level_dirty = parents
-        self._dirty = set()
-        return self._nodes[LEVELS].get(0, self._empty[LEVELS])
-
-    def _remember_nodes(self, dirty: Iterable[int]) -> None:
-        old, indexes = self._old_nodes, dirty
-        for level in range(LEVELS + 1):
-            nodes = self._nodes[level]
-            for i in indexes:
-                if (level, i) not in old:
-                    old[(level, i)] = nodes.get(i)
-            indexes = {i >> FANOUT_BITS for i in indexes}
-
-
-@dataclass(frozen=True)
-class TreeChanges:
-    """Buckets and nodes as a trial left them (None: absent), keyed by position."""
-
-    buckets: dict[int, dict[bytes, bytes] | None]
-    nodes: dict[tuple[int, int], bytes | None]
+    def records(self, prefix: bytes) -> Iterator[tuple[bytes, msgspec.Struct]]:
+        """Committed records under `prefix`, in key order."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -205,11 +70,17 @@ IndexT = TypeVar("IndexT", bound=DerivedIndex)
 
 
 class State:
-    """The committed ledger state. Mutate it only through `Overlay.commit`."""
+    """The committed ledger state. Mutate it only through `Overlay.commit`.
 
-    def __init__(self) -> None:
-        self._records: dict[bytes, msgspec.Struct] = {}
-        self._tree = BucketTree()
+    Without a source, every record is in memory. Over a `StateSource` (`State(source)`),
+    records and the tree are read when first needed: memory holds the writes not yet
+    persisted (None: deleted) and a bounded cache of clean records, so a node's memory
+    and its restart do not grow with the state."""
+
+    def __init__(self, source: StateSource | None = None) -> None:
+        self._source = source
+        self._records: dict[bytes, msgspec.Struct | None] = {}
+        self._tree = BucketTree(source)
         self._unhashed: set[bytes] = set()
         self._indexes: dict[str, DerivedIndex] = {}
         self._unpersisted: set[bytes] = set()
@@ -222,8 +93,18 @@ class State:
             found = self._indexes[name] = build(self)
         return found  # type: ignore[return-value]
 
+    def _lookup(self, key: bytes) -> msgspec.Struct | None:
+        records = self._records
+        found = records.get(key, records)  # the dict itself: not held
+        if found is not records:
+            return found  # type: ignore[return-value]
+        if self._source is None:
+            return None
+        record = records[key] = self._source.record(key)
+        return record
+
     def get(self, key: bytes, typ: type[R]) -> R | None:
-        record = self._records.get(key)
+        record = self._lookup(key)
         if record is None:
             return None
         if not isinstance(record, typ):
@@ -235,15 +116,36 @@ class State:
 
     def items(self) -> Iterator[tuple[bytes, msgspec.Struct]]:
         """All records in key order (deterministic iteration for invariants and snapshots)."""
-        for key in sorted(self._records):
-            yield key, self._records[key]
+        return self.scan(b"")
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, msgspec.Struct]]:
-        for key in sorted(k for k in self._records if k.startswith(prefix)):
-            yield key, self._records[key]
+        records = self._records
+        if self._source is None:
+            for key in sorted(k for k in records if k.startswith(prefix)):
+                yield key, records[key]  # type: ignore[misc]
+            return
+        # The source's records, with the writes it does not hold yet merged in key order.
+        pending = sorted(k for k in self._unpersisted if k.startswith(prefix))
+        at = 0
+        for key, record in self._source.records(prefix):
+            while at < len(pending) and pending[at] < key:
+                if (written := records[pending[at]]) is not None:
+                    yield pending[at], written
+                at += 1
+            if at < len(pending) and pending[at] == key:
+                at += 1
+                if (written := records[key]) is not None:
+                    yield key, written
+                continue
+            yield key, record
+        for key in pending[at:]:
+            if (written := records[key]) is not None:
+                yield key, written
 
     def __len__(self) -> int:
-        return len(self._records)
+        if self._source is None:
+            return len(self._records)
+        return len(self.tree)
 
     def begin(self) -> None:
         """Start a trial (executing a proposed block): `rollback` undoes every commit since,
@@ -277,7 +179,7 @@ class State:
         if self._undo is None:
             raise RuntimeError("no trial is open")
         self.root()
-        records = {key: self._records.get(key) for key in self._undo}
+        records = {key: self._lookup(key) for key in self._undo}
         return Trial(records, self._tree.changes())
 
     def replay(self, trial: Trial) -> None:
@@ -288,14 +190,14 @@ class State:
 
     def _write(self, writes: dict[bytes, msgspec.Struct | None], hashed: bool = False) -> None:
         """`hashed`: the tree already accounts for these writes (rollback, replay)."""
-        undo = self._undo
+        undo, records, keep_deleted = self._undo, self._records, self._source is not None
         for key, record in writes.items():
             if undo is not None and key not in undo:
-                undo[key] = self._records.get(key)
-            if record is None:
-                self._records.pop(key, None)
+                undo[key] = self._lookup(key)
+            if record is None and not keep_deleted:
+                records.pop(key, None)
             else:
-                self._records[key] = record
+                records[key] = record
             if not hashed:
                 self._unhashed.add(key)
             self._unpersisted.add(key)
@@ -305,9 +207,19 @@ class State:
     def take_changes(self) -> dict[bytes, msgspec.Struct | None]:
         """Records written since the last call (None: deleted), for the store to persist in
         the same atomic batch as the block that wrote them."""
+        records = self._records
+        if self._source is not None and len(records) > RECORD_CACHE:
+            # what earlier calls handed over is stored by now: keep only what is not
+            self._records = {key: records[key] for key in self._unpersisted}
         changes = {key: self._records.get(key) for key in sorted(self._unpersisted)}
         self._unpersisted.clear()
         return changes
+
+    def take_tree_writes(self) -> TreeWrites:
+        """The tree's buckets and nodes changed since the last call (see `take_changes`),
+        for a store that keeps the tree so that a restart reads rather than rehashes it."""
+        self.root()
+        return self._tree.take_writes()
 
     @classmethod
     def restore(cls, records: Iterator[tuple[bytes, msgspec.Struct]]) -> State:
@@ -318,10 +230,28 @@ class State:
             state._unhashed.add(key)
         return state
 
+    @property
+    def tree(self) -> BucketTree:
+        """The state root's tree, hashed up to date: what state sync reads (its depth,
+        buckets, node hashes and range proofs)."""
+        self.root()
+        return self._tree
+
+    def bucket_records(self, index: int) -> list[tuple[bytes, msgspec.Struct]]:
+        """The records of bucket `index` of the tree, in key order."""
+        found = []
+        for key in sorted(self.tree.bucket_leaves(index)):
+            record = self._lookup(key)
+            assert record is not None, "the tree and the records disagree"
+            found.append((key, record))
+        return found
+
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""
+        if self._source is not None and self._unhashed:
+            self._tree.prefetch(self._unhashed)
         for key in self._unhashed:
-            record = self._records.get(key)
+            record = self._lookup(key)
             self._tree.set(key, None if record is None else codec.encode(record))
         self._unhashed.clear()
         return self._tree.root()
@@ -329,7 +259,7 @@ class State:
     def recompute_root(self) -> bytes:
         """Root rebuilt from scratch: the reference the incremental root must always equal."""
         tree = BucketTree()
-        for key, record in self._records.items():
+        for key, record in self.items():
             tree.set(key, codec.encode(record))
         return tree.root()
 

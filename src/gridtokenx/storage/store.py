@@ -35,10 +35,12 @@ from gridtokenx.chain.application import Application
 from gridtokenx.chain.blocks import StoredReceipt, decode_events
 from gridtokenx.consensus.core import Persistent
 from gridtokenx.ledger import (
+    bucket_tree,
     certificates,
     genesis,
     transition,
 )
+from gridtokenx.ledger.bucket_tree import TreeWrites
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.state import R, State
 from gridtokenx.storage import indexes
@@ -47,7 +49,7 @@ from gridtokenx.storage.indexes import (  # callers list certificates with the s
 )
 from gridtokenx.wire import codec, crypto, tx
 
-COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index")
+COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index", "tree")
 HEIGHT_KEY: Final = b"height"
 WAL_KEY: Final = b"consensus"
 PRUNED_KEY: Final = b"pruned_below"
@@ -155,6 +157,7 @@ class Store:
         `StoreUnavailable`: `StoreLocked` when another process holds it, `StoreCorrupt`
         when its files are damaged; nothing is left open either way."""
         self.path = path
+        self._families: dict[str, Rdict] = {}
         _check_not_headless(path)
         if path.exists() and not path.is_dir():
             raise StoreUnavailable(f"{path} is not a directory")
@@ -190,14 +193,21 @@ class Store:
         return self.db.get_column_family_handle(name)
 
     def _get(self, family: str, key: bytes) -> bytes | None:
-        cf = self.db.get_column_family(family)
-        try:
-            value: bytes | None = cf.get(key)
-        finally:
-            del cf
+        cf = self._families.get(family)
+        if cf is None:  # opening a family's handle costs more than the read itself
+            cf = self._families[family] = self.db.get_column_family(family)
+        value: bytes | None = cf.get(key)
         return value
 
+    def _get_many(self, family: str, keys: list[bytes]) -> list[bytes | None]:
+        self._get(family, b"")  # opens the family's handle if it is not yet
+        asked: list[str | int | float | bytes | bool] = list(keys)
+        found = self._families[family].get(asked)
+        assert isinstance(found, list)
+        return found
+
     def close(self) -> None:
+        self._families.clear()  # every handle goes before the database closes
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -224,12 +234,15 @@ class Store:
         receipts: list[bytes] | None = None,
         end_events: bytes | None = None,
         block_hash: bytes | None = None,
+        tree: TreeWrites | None = None,
     ) -> None:
         """Write everything of one height in one synced batch, or nothing.
 
         `receipts` holds each transaction's encoded events (`encode_events`), in the order
         of `tx_hashes`; `end_events` the encoded events of the end of the block;
-        `block_hash` indexes the block for `block_height`."""
+        `block_hash` indexes the block for `block_height`; `tree` the state root's tree
+        changes (`State.take_tree_writes`): without them the stored tree is left behind
+        and rebuilt from the records when the store is next opened."""
         if height != self.height() + 1:
             raise StoreError(f"height {height} does not follow {self.height()}")
         if receipts is not None and len(receipts) != len(tx_hashes):
@@ -251,13 +264,25 @@ class Store:
             else:
                 batch.put(key, encode_record(record), state)
         self._index_certificates(batch, changes)
+        if tree is not None:
+            self._write_tree(batch, tree, height)
         batch.put(HEIGHT_KEY, _height_key(height), meta)
         self.db.write(batch, self._sync)
 
     # --- secondary indexes (not consensus data, kept by storage.indexes) -------------------
     def _stored(self, key: bytes) -> msgspec.Struct | None:
         raw = self._get("state", key)
-        return None if raw is None else decode_record(raw)
+        return None if raw is None else self._decode(key, raw)
+
+    def _decode(self, key: bytes, raw: bytes) -> msgspec.Struct:
+        """A stored record; a damaged one raises `StoreCorrupt`, so a node never runs on a
+        state it misread (records are read when first needed, so this is when it shows)."""
+        try:
+            return decode_record(raw)
+        except (msgspec.MsgspecError, KeyError, ValueError, TypeError):
+            raise StoreCorrupt(
+                f"{self.path} is damaged (the state record {key.hex()} does not decode)"
+            ) from None
 
     def get(self, key: bytes, typ: type[R]) -> R | None:
         """One state record as of the head, without loading the whole state: the store is
@@ -439,8 +464,9 @@ class Store:
         store from before the hash was recorded can be checked by)."""
         problem = None
         held = self.genesis_hash()
-        if held is not None and held != spec.hash():
-            problem = f"genesis hash {held.hex()[:16]}..., not {spec.hash().hex()[:16]}..."
+        if held is not None:  # the hash decides (the root's formula changed in 2026-12)
+            if held != spec.hash():
+                problem = f"genesis hash {held.hex()[:16]}..., not {spec.hash().hex()[:16]}..."
         elif (root := genesis.build_state(spec).root()) != self.genesis_root():
             held_root = (self.genesis_root() or b"").hex()[:16]
             problem = f"genesis state root {held_root}..., not {root.hex()[:16]}..."
@@ -458,13 +484,7 @@ class Store:
         try:
             for key, value in cf.items():
                 assert isinstance(key, bytes) and isinstance(value, bytes)
-                try:
-                    record = decode_record(value)
-                except (msgspec.MsgspecError, KeyError, ValueError, TypeError):
-                    raise StoreCorrupt(
-                        f"{self.path} is damaged (the state record {key.hex()} does not decode)"
-                    ) from None
-                yield key, record
+                yield key, self._decode(key, value)
         except StoreCorrupt:
             raise
         except Exception as exc:
@@ -475,7 +495,139 @@ class Store:
             del cf
 
     def load_state(self) -> State:
+        """Every record in memory (tools that walk the whole state); a node runs over
+        `open_state` instead."""
         return State.restore(self._records())
+
+    # --- the state root's tree (column family `tree`) ---------------------------------------
+    # b"m": depth (1 byte), record count (8), top node (32), the height it is current at (8)
+    # b"b" + depth + bucket (4 bytes): a bucket (`bucket_tree.encode_bucket`)
+    # b"c" + depth + level + parent (4 bytes): the 16 hashes of its children on that level
+
+    def open_state(self) -> State:
+        """The state as a node runs it: records and the tree read from here on demand.
+        A store whose tree is missing or behind its records (written before the tree was
+        kept, or by a tool that wrote records only) has it rebuilt from the records
+        first: one pass over the state, done once."""
+        if self.tree_meta() is None:
+            self.rebuild_tree()
+        return State(self)
+
+    def rebuild_tree(self) -> None:
+        """Recompute the tree from the state column and store it (the migration of a
+        store made before the tree was kept), in two streaming passes so memory stays
+        flat: each record's leaf is filed under its 32-bit position (RocksDB sorts them),
+        then the positions are read back in order, bucket after bucket, and the tree is
+        built upwards as each children blob completes. A leaf comes from the record's
+        stored canonical bytes, without decoding the record. An interrupted rebuild
+        leaves no current tree, so the next open starts it again."""
+        cf, page = self._cf("tree"), 50_000
+        batch, pending, count = WriteBatch(raw_mode=True), 0, 0
+        batch.delete_range(b"", b"\xff", cf)
+        state = self.db.get_column_family("state")
+        try:
+            for key, value in state.items():
+                assert isinstance(key, bytes) and isinstance(value, bytes)
+                try:
+                    _, raw = msgspec.msgpack.decode(value)
+                except (msgspec.MsgspecError, ValueError, TypeError):
+                    raise StoreCorrupt(
+                        f"{self.path} is damaged (the state record {key.hex()} does not decode)"
+                    ) from None
+                position = bucket_tree.key_position(key).to_bytes(4)
+                batch.put(b"t" + position + key, bucket_tree.leaf_hash(key, raw), cf)
+                count, pending = count + 1, pending + 1
+                if pending >= page:
+                    self.db.write(batch)
+                    batch, pending = WriteBatch(raw_mode=True), 0
+        finally:
+            del state
+        self.db.write(batch)
+        depth = bucket_tree.depth_for(count)
+        batch, tag = WriteBatch(raw_mode=True), bytes([depth])
+
+        def emit(level: int, parent: int, blob: bytes) -> None:
+            batch.put(b"c" + tag + bytes([level]) + parent.to_bytes(4), blob, cf)
+
+        builder = bucket_tree.TreeBuilder(depth, emit)
+
+        def close(index: int, leaves: dict[bytes, bytes]) -> None:
+            builder.add_bucket(index, leaves)
+            batch.put(b"b" + tag + index.to_bytes(4), bucket_tree.encode_bucket(leaves), cf)
+
+        index, leaves = -1, dict[bytes, bytes]()
+        for stored, leaf in self._scan("tree", b"t"):
+            found = bucket_tree.bucket_at(int.from_bytes(stored[1:5]), depth)
+            if found != index and leaves:
+                close(index, leaves)
+                leaves = {}
+            index, leaves[stored[5:]] = found, leaf
+            if batch.len() >= page:
+                self.db.write(batch)
+                batch = WriteBatch(raw_mode=True)
+        if leaves:
+            close(index, leaves)
+        top = builder.finish()
+        batch.delete_range(b"t", b"u", cf)
+        height = self.height()
+        batch.put(b"m", tag + count.to_bytes(8) + top + _height_key(height), cf)
+        self.db.write(batch, self._sync)
+
+    def _write_tree(self, batch: WriteBatch, writes: TreeWrites, height: int) -> None:
+        cf = self._cf("tree")
+        if writes.dropped is not None:
+            for kind in b"bc":
+                start = bytes([kind, writes.dropped])
+                batch.delete_range(start, bytes([kind, writes.dropped + 1]), cf)
+        depth = bytes([writes.depth])
+        for index, blob in writes.buckets.items():
+            key = b"b" + depth + index.to_bytes(4)
+            if blob is None:
+                batch.delete(key, cf)
+            else:
+                batch.put(key, blob, cf)
+        for (level, parent), blob in writes.children.items():
+            key = b"c" + depth + bytes([level]) + parent.to_bytes(4)
+            if blob is None:
+                batch.delete(key, cf)
+            else:
+                batch.put(key, blob, cf)
+        meta = depth + writes.count.to_bytes(8) + writes.top + _height_key(height)
+        batch.put(b"m", meta, cf)
+
+    def tree_meta(self) -> tuple[int, int, bytes] | None:
+        """(depth, record count, top node) of the stored tree, None unless it is current."""
+        raw = self._get("tree", b"m")
+        if raw is None or int.from_bytes(raw[41:49]) != self.height():
+            return None
+        return raw[0], int.from_bytes(raw[1:9]), raw[9:41]
+
+    def tree_bucket(self, depth: int, index: int) -> bytes | None:
+        return self._get("tree", b"b" + bytes([depth]) + index.to_bytes(4))
+
+    def tree_children(self, depth: int, level: int, parent: int) -> bytes | None:
+        return self._get("tree", b"c" + bytes([depth, level]) + parent.to_bytes(4))
+
+    def tree_bucket_many(self, depth: int, indexes: list[int]) -> list[bytes | None]:
+        tag = b"b" + bytes([depth])
+        return self._get_many("tree", [tag + index.to_bytes(4) for index in indexes])
+
+    def tree_children_many(self, depth: int, level: int, parents: list[int]) -> list[bytes | None]:
+        tag = b"c" + bytes([depth, level])
+        return self._get_many("tree", [tag + parent.to_bytes(4) for parent in parents])
+
+    def tree_buckets(self, depth: int) -> Iterator[tuple[int, bytes]]:
+        prefix = b"b" + bytes([depth])
+        for key, blob in self._scan("tree", prefix):
+            yield int.from_bytes(key[2:]), blob
+
+    def record(self, key: bytes) -> msgspec.Struct | None:
+        """One committed record (`ledger.state.StateSource`)."""
+        return self._stored(key)
+
+    def records(self, prefix: bytes) -> Iterator[tuple[bytes, msgspec.Struct]]:
+        for key, value in self._scan("state", prefix):
+            yield key, self._decode(key, value)
 
     # --- consensus write-ahead log ---------------------------------------------------------
     def save_wal(self, persistent: Persistent) -> None:
@@ -512,11 +664,12 @@ def open_application(spec: genesis.Genesis, path: Path) -> Application[Store]:
     store = Store(path)
     try:
         if not store.has_genesis():
-            state = genesis.build_state(spec)
-            store.save_genesis_state(state, spec.hash())
-            return Application(spec.chain_id, state, store, last_time=spec.genesis_time)
+            store.save_genesis_state(genesis.build_state(spec), spec.hash())
+            return Application(
+                spec.chain_id, store.open_state(), store, last_time=spec.genesis_time
+            )
         store.check_genesis(spec)
-        app = Application(spec.chain_id, store.load_state(), store, last_time=spec.genesis_time)
+        app = Application(spec.chain_id, store.open_state(), store, last_time=spec.genesis_time)
         app.resume()
     except BaseException:
         store.close()

@@ -1,0 +1,334 @@
+"""State-size sweep: what the state root, a restart and memory cost as the state grows.
+
+Thailand has more than 20 million electricity meters, so the ledger must keep a block's
+cost flat in the size of the state. For each size this benchmark builds a RocksDB store
+holding that many state records (a realistic mix: each member has a participant record,
+an account with balances, a meter, its owner index and one applied reading), then, each
+in a fresh process so that memory is the process's own:
+
+- first open: open the store and rebuild whatever is needed until a block can be applied
+  (a store written by older code is migrated here);
+- restart: the same again, as a node restarting over the store it wrote;
+- root per block: 1,000 transfers' writes (2,000 accounts) then the state root (wall
+  clock, and the process's CPU time, which a busy shared machine inflates less), and
+  then writing the height to the store, the median of several blocks;
+- RSS after the restart and its peak.
+
+The simulator's population generator derives two Ed25519 keys per member, far too slow for
+millions of members, so the records a registered member has are built here directly with
+hash-derived addresses. A size whose memory would pass `--max-rss-gb` (extrapolated from
+the previous size's bytes per record) is skipped and says so.
+
+    python bench/state_bench.py [--sizes 1000,100000,1000000,6000000,20000000]
+                                [--blocks 5] [--max-rss-gb 8] [--keep DIR]
+
+Prints a table and writes bench/results/state.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from rocksdict import WriteBatch
+
+import benchkit
+from gridtokenx.devnet.homes import devnet_genesis
+from gridtokenx.ledger import accounts, genesis, metering, registry
+from gridtokenx.ledger.state import State
+from gridtokenx.storage.store import Store, encode_record
+from gridtokenx.wire import tx
+
+RESULTS = Path(__file__).parent / "results" / "state.json"
+CHAIN = "gridtokenx-state-bench"
+GENESIS_TIME = 1_767_225_600
+RECORDS_PER_MEMBER = 5
+ZONES = ("BKK", "CEN", "NTH", "NEA", "EST", "WST", "STH")
+TRANSFERS_PER_BLOCK = 1_000
+PAGE = 50_000  # records per write batch while building
+
+
+def _address(kind: bytes, index: int) -> bytes:
+    return hashlib.blake2b(kind + index.to_bytes(8), digest_size=20).digest()
+
+
+def member_records(index: int) -> Iterator[tuple[bytes, msgspec.Struct]]:
+    """The records one registered member holds (home, solar home, office or factory)."""
+    owner, meter = _address(b"owner", index), _address(b"meter", index)
+    zone = ZONES[index % len(ZONES)]
+    solar = index % 20 < 9
+    kind = tx.ParticipantKind.BUSINESS if index % 10 == 9 else tx.ParticipantKind.HOUSEHOLD
+    capacity = 3_000 + (index * 7919) % 7_000 if solar else 15_000
+    interval = GENESIS_TIME - 900
+    register = (index * 104_729) % 50_000_000
+    yield (
+        registry.participant_key(owner),
+        registry.Participant(
+            zone, kind, f"{zone.lower()}-member-{index}", "MEA" if zone == "BKK" else "PEA", 0
+        ),
+    )
+    yield accounts.account_key(owner), accounts.Account(index % 5_000, 100_000, index % 97)
+    yield (
+        registry.meter_key(meter),
+        registry.Meter(
+            owner,
+            zone,
+            tx.MeterKind.SOLAR if solar else tx.MeterKind.CONSUMPTION,
+            capacity,
+            hashlib.sha256(meter).digest(),
+            0,
+            0,
+            interval,
+            register,
+            register // 3 if solar else 0,
+            0,
+        ),
+    )
+    yield registry.owner_meters_key(owner), registry.OwnerMeters((meter,), capacity * solar)
+    yield (
+        metering.reading_key(meter, interval),
+        metering.ReadingRecord(
+            owner, zone, interval, 1_200, 800 if solar else 0, 800 if solar else 0, 1
+        ),
+    )
+
+
+def _spec() -> genesis.Genesis:
+    return devnet_genesis(CHAIN, GENESIS_TIME)
+
+
+def build(path: Path, members: int) -> None:
+    """A store as a node would hold it: the genesis state, then the members' records
+    written straight into the state column (as the blocks registering them would have)."""
+    spec = _spec()
+    store = Store(path)
+    try:
+        store.save_genesis_state(genesis.build_state(spec), spec.hash())
+        cf = store.db.get_column_family_handle("state")
+        batch, pending = WriteBatch(raw_mode=True), 0
+        for index in range(members):
+            for key, record in member_records(index):
+                batch.put(key, encode_record(record), cf)
+            pending += RECORDS_PER_MEMBER
+            if pending >= PAGE:
+                store.db.write(batch)
+                batch, pending = WriteBatch(raw_mode=True), 0
+        store.db.write(batch)
+        store.db.flush()
+    finally:
+        store.close()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def _open(path: Path) -> tuple[Store, State, float]:
+    """Open the store and make its state ready to apply a block: its root known."""
+    started = time.perf_counter()
+    store = Store(path)
+    # a node's way: records and tree on demand where the code has it, else all loaded
+    state = getattr(store, "open_state", store.load_state)()
+    state.root()
+    return store, state, time.perf_counter() - started
+
+
+def first_open(path: Path) -> dict[str, object]:
+    store, _, seconds = _open(path)
+    store.close()
+    return {"first_open_s": round(seconds, 2)}
+
+
+def _block(state: State, members: int, number: int) -> None:
+    """The state writes of 1,000 transfers: each debits its sender (nonce and balance) and
+    credits its receiver, spread over the members as real senders are."""
+    view = state.overlay()
+    for i in range(TRANSFERS_PER_BLOCK):
+        sender = (number * 1_000_003 + i * 7_919) % members
+        receiver = (sender * 31 + 17) % members
+        for index, delta, step in ((sender, -10, 1), (receiver, 10, 0)):
+            key = accounts.account_key(_address(b"owner", index))
+            account = view.get(key, accounts.Account)
+            assert account is not None
+            view.put(key, accounts.Account(account.grid_wh, account.thb_satang + delta,
+                                           account.nonce + step))  # fmt: skip
+    view.commit()
+
+
+def _persist(store: Store, height: int, state: State) -> None:
+    """Write the height as a node does: records, and the tree where the code keeps it."""
+    extra: dict[str, Any] = {}
+    if hasattr(state, "take_tree_writes"):
+        extra["tree"] = state.take_tree_writes()
+    store.commit_height(height, b"bench", b"", [], state.take_changes(), **extra)
+
+
+def _trial_cycle(state: State, members: int, number: int) -> float:
+    """What a validator does with a block: execute it on trial to its root, keep the trial
+    and roll back (check_block), then replay the kept trial (commit)."""
+    started = time.perf_counter()
+    state.begin()
+    _block(state, members, number)
+    root = state.root()
+    trial = state.trial()
+    state.rollback()
+    state.begin()
+    state.replay(trial)
+    if state.root() != root:
+        raise SystemExit("the replayed trial reached another root")
+    state.release()
+    return time.perf_counter() - started
+
+
+def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
+    store, state, seconds = _open(path)
+    rss = _rss_mb()
+    roots, persists, cpu = [], [], []
+    try:
+        for number in range(blocks):
+            _block(state, members, number)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            state.root()
+            hashed = time.perf_counter()
+            cpu.append(time.process_time() - cpu_started)
+            height = store.height() + 1
+            _persist(store, height, state)
+            roots.append(hashed - started)
+            persists.append(time.perf_counter() - hashed)
+        cycles = [_trial_cycle(state, members, blocks + n) for n in range(blocks)]
+        _persist(store, store.height() + 1, state)
+        records = len(state)
+    finally:
+        store.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    roots.sort()
+    persists.sort()
+    return {
+        "restart_s": round(seconds, 2),
+        "records": records,
+        "root_per_block_ms": round(roots[len(roots) // 2] * 1000, 1),
+        "root_per_block_max_ms": round(roots[-1] * 1000, 1),
+        "root_per_block_cpu_ms": round(sorted(cpu)[len(cpu) // 2] * 1000, 1),
+        "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
+        "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
+        "rss_after_restart_mb": rss,
+        "peak_rss_mb": round(peak, 1),
+        "bytes_per_record": round(rss * 2**20 / max(records, 1)),
+    }
+
+
+def _child(*args: str) -> dict[str, Any]:
+    """Run one step in a fresh interpreter, so its RSS and timings are its own."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], env=env, check=True,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def sweep(
+    sizes: list[int],
+    blocks: int,
+    max_rss_gb: float,
+    keep: Path | None,
+    rows: list[dict[str, Any]],
+    save: Callable[[], None],
+) -> None:
+    """Each size in turn, appended to `rows`, the results saved after each (a 20-million
+    run takes long on a busy machine: what is done stays written)."""  # fmt: skip
+    per_record, last_rss, last_records = 0.0, 0.0, 0
+    for size in sizes:
+        members = max(size // RECORDS_PER_MEMBER, 1)
+        expected = last_rss * 2**20 + per_record * (size - last_records)
+        if per_record and expected > max_rss_gb * 2**30:
+            estimate = round(expected / 2**30, 1)
+            rows.append({"records_target": size, "skipped": f"~{estimate} GB RSS expected"})
+            print(f"{size:>11,} records: skipped, ~{estimate} GB RSS expected", flush=True)
+            continue
+        row: dict[str, Any] = {"records_target": size, "load_average": os.getloadavg()}
+        with tempfile.TemporaryDirectory(prefix="gridtokenx-state-") as tmp:
+            source = keep / f"state-{size}" if keep else None
+            path = Path(tmp) / "store"
+            started = time.perf_counter()
+            if source is not None and source.exists():
+                shutil.copytree(source, path)
+            else:
+                _child("build", str(path), str(members))
+                if source is not None:
+                    shutil.copytree(path, source)
+            row["build_s"] = round(time.perf_counter() - started, 1)
+            row |= _child("first-open", str(path), str(members))
+            row |= _child("restart", str(path), str(members), str(blocks))
+        rss, records = float(row["rss_after_restart_mb"]), int(row["records"])
+        # the slope between sizes: the interpreter's own baseline does not scale
+        per_record = (rss - last_rss) * 2**20 / max(records - last_records, 1)
+        last_rss, last_records = rss, records
+        print(
+            f"{size:>11,} records: root/block {row['root_per_block_ms']} ms, first open "
+            f"{row['first_open_s']} s, restart {row['restart_s']} s, RSS "
+            f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB)",
+            flush=True,
+        )
+        rows.append(row)
+        save()
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000,6000000,20000000")
+    parser.add_argument("--blocks", type=int, default=5, help="blocks timed per size")
+    parser.add_argument("--max-rss-gb", type=float, default=8.0)
+    parser.add_argument("--keep", type=Path, help="keep built stores here to reuse them")
+    parser.add_argument("--label", default="", help="what code this run measures")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        step, path, members, *rest = args.child
+        if step == "build":
+            build(Path(path), int(members))
+            figures: dict[str, object] = {}
+        elif step == "first-open":
+            figures = first_open(Path(path))
+        else:
+            figures = restart(Path(path), int(members), int(rest[0]))
+        print(json.dumps(figures))
+        return figures
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows: list[dict[str, Any]] = []
+    result: dict[str, object] = {
+        "benchmark": "state",
+        "label": args.label,
+        "python": platform.python_version(),
+        "transfers_per_block": TRANSFERS_PER_BLOCK,
+        "load_average_at_start": os.getloadavg(),
+        "sizes": rows,
+    }
+
+    def save() -> None:
+        benchkit.write({**result, "load_average_at_end": os.getloadavg()}, args.output)
+
+    sweep(sizes, args.blocks, args.max_rss_gb, args.keep, rows, save)
+    save()
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

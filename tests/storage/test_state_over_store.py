@@ -1,0 +1,140 @@
+"""A node's state over its RocksDB store: records and the root's tree read on demand,
+written with each height, bounded caches, a restart that reads the tree rather than
+rehashing, and the migration of a store written before the tree was kept. Everything is
+checked against the same writes applied to a state held wholly in memory."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridtokenx.ledger import bucket_tree
+from gridtokenx.ledger import state as state_module
+from gridtokenx.ledger.accounts import Account
+from gridtokenx.ledger.state import State
+from gridtokenx.storage.store import Store
+
+Batch = dict[bytes, int | None]
+
+
+def write(state: State, batch: Batch) -> None:
+    view = state.overlay()
+    for key, value in batch.items():
+        if value is None:
+            view.delete(key)
+        else:
+            view.put(key, Account(value, 0, 0))
+    view.commit()
+
+
+def commit(db: Store, state: State) -> None:
+    state.root()
+    db.commit_height(db.height() + 1, b"b", b"c", [], state.take_changes(),
+                     tree=state.take_tree_writes())  # fmt: skip
+
+
+def same(a: State, b: State) -> None:
+    assert a.root() == b.root()
+    assert list(a.items()) == list(b.items())
+    assert len(a) == len(b)
+    assert list(a.scan(b"acct/1")) == list(b.scan(b"acct/1"))
+
+
+keys = st.integers(0, 700).map(lambda i: b"acct/" + str(i).encode())
+batches = st.lists(
+    st.dictionaries(keys, st.one_of(st.none(), st.integers(0, 2**30)), max_size=300),
+    min_size=1, max_size=5,
+)  # fmt: skip
+
+
+@pytest.fixture
+def small_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caches far below the state, so that most reads go to RocksDB."""
+    monkeypatch.setattr(bucket_tree, "BUCKET_CACHE", 3)
+    monkeypatch.setattr(bucket_tree, "NODE_CACHE", 5)
+    monkeypatch.setattr(state_module, "RECORD_CACHE", 7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(batches, batches, st.booleans())
+def test_a_state_over_the_store_follows_the_same_writes_as_one_in_memory(
+    tmp_path_factory: pytest.TempPathFactory, committed: list[Batch], trial: list[Batch],
+    keep: bool,
+) -> None:  # fmt: skip
+    """Heights committed, then a trial (rolled back, then replayed or not), across depth
+    changes (256 and 4,096 records), with the store reopened in between."""
+    path = tmp_path_factory.mktemp("s") / "store"
+    reference = State()
+    with Store(path) as db:
+        state = db.open_state()
+        for batch in committed:
+            write(state, batch)
+            write(reference, batch)
+            commit(db, state)
+            same(state, reference)
+    with Store(path) as db:
+        state = db.open_state()  # reads the stored tree: nothing rehashed
+        assert db.tree_meta() is not None
+        same(state, reference)
+        start = state.root()
+        state.begin()
+        for batch in trial:
+            write(state, batch)
+        kept = state.trial()
+        state.rollback()
+        assert state.root() == start
+        same(state, reference)
+        if keep:
+            state.begin()
+            state.replay(kept)
+            state.release()
+            for batch in trial:
+                write(reference, batch)
+            commit(db, state)
+        same(state, reference)
+        assert state.root() == reference.recompute_root()
+    with Store(path) as db:
+        same(db.open_state(), reference)
+
+
+def test_caches_stay_bounded_and_reads_go_to_the_store(tmp_path: Path, small_caches: None) -> None:
+    rnd = random.Random(4)
+    reference = State()
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        for _ in range(12):
+            batch: Batch = {}
+            for _ in range(150):
+                key = b"acct/" + str(rnd.randrange(1_500)).encode()
+                batch[key] = None if rnd.random() < 0.2 else rnd.randrange(10**6)
+            write(state, batch)
+            write(reference, batch)
+            commit(db, state)
+            assert len(state._records) <= 7 + 150
+            same(state, reference)
+        assert state.tree.depth == 2
+
+
+def test_a_store_written_before_the_tree_was_kept_is_migrated_on_open(tmp_path: Path) -> None:
+    """Old code wrote records only (and tools still may): the tree is rebuilt from them
+    once, then kept, and the state goes on from there."""
+    reference = State()
+    batch: Batch = {b"acct/" + str(i).encode(): i for i in range(5_000)}  # depth 3
+    write(reference, batch)
+    with Store(tmp_path / "s") as db:
+        db.commit_height(1, b"b", b"c", [], reference.take_changes())  # no tree
+        assert db.tree_meta() is None
+        state = db.open_state()
+        assert db.tree_meta() is not None
+        same(state, reference)
+        write(state, {b"acct/7": None, b"acct/9999": 5})
+        write(reference, {b"acct/7": None, b"acct/9999": 5})
+        commit(db, state)
+        db.commit_height(3, b"b", b"c", [], {})  # a height without tree writes: behind
+        assert db.tree_meta() is None
+    with Store(tmp_path / "s") as db:
+        same(db.open_state(), reference)
