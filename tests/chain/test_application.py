@@ -60,9 +60,12 @@ class _Counting:
         monkeypatch.setattr(transition, "apply", counting)
 
 
-def test_a_checked_block_commits_by_replay_without_executing_again(
+def test_a_checked_block_executes_once_at_its_commit(
     apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Voting needs the cheap checks only: nothing executes before the decision, then each
+    node executes the block once, without verifying a signature again, and the next
+    block's header carries the root both reached."""
     proposer, validator = apps
     txs = _registrations(5)
     for app in apps:
@@ -70,12 +73,17 @@ def test_a_checked_block_commits_by_replay_without_executing_again(
             app.submit(raw)
     raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
     count = _Counting(monkeypatch)
+    assert count.applied == 0  # building executed nothing
     assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
-    assert count.applied == 5 and count.checked == 0  # the mempool verified them already
+    assert count.applied == 0  # nor did the check
+    assert blocks.decode(raw).header.state_root == validator.state.root()  # the root before
     validator.commit(1, raw, ())
     proposer.commit(1, raw, ())
-    assert count.applied == 5  # both commits replayed a kept trial
-    assert validator.state.root() == proposer.state.root() == blocks.decode(raw).header.state_root
+    assert count.applied == 10 and count.checked == 0  # once per node, signatures known
+    assert validator.state.root() == proposer.state.root()
+    following = proposer.build_block(2, GENESIS_TIME + 6, EGAT.address)
+    assert blocks.decode(following).header.state_root == validator.state.root()
+    assert validator.check_block(2, following, now=GENESIS_TIME + 6)
     assert validator.state.recompute_root() == validator.state.root()
     assert validator.store.load_state().root() == validator.state.root()
     assert all(validator.mempool.status(tx.hash_of(r)) == "committed" for r in txs)
@@ -99,7 +107,9 @@ def test_a_block_whose_transactions_never_arrived_is_verified_before_it_runs(
     assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
     assert verified == [3]
     validator.commit(1, raw, ())
-    assert validator.state.root() == blocks.decode(raw).header.state_root
+    proposer.commit(1, raw, ())
+    assert verified == [3]  # the commit used the screen's verdicts
+    assert validator.state.root() == proposer.state.root()
 
 
 def test_a_forged_signature_in_a_proposal_makes_it_invalid(
@@ -150,48 +160,46 @@ def test_blocks_may_share_a_second_but_time_never_goes_back(
     assert blocks.decode(raw).header.time == now  # the proposer's clock lags: it waits
 
 
-def test_a_transaction_that_keeps_failing_is_dropped_with_its_code_and_so_are_its_followers(
+def test_a_transaction_that_fails_as_it_executes_is_committed_as_failed_with_its_code(
     apps: tuple[Application, Application],
 ) -> None:
-    """Admission cannot know balances, so an overdrawn transfer is admitted; it fails in
-    every block this node builds, and after three it is dropped with the ledger's code,
-    taking the sender's later transaction with it (it could never apply without the
-    nonce). A transaction that failed twice for want of another sender's is not dropped,
-    and applies in the block that brings what it needs, even ordered before it."""
+    """Admission cannot know balances, and voting no longer executes: an overdrawn
+    transfer goes into a block, fails there with the ledger's code, uses its nonce, and
+    its sender's next transaction follows in the same block. A participant's own
+    transaction waits in the mempool until the block that registers it is committed."""
     proposer, _ = apps
     sb = Sandbox(spec=SPEC)
-    mea, erc = sb.authority("MEA"), sb.authority("ERC")
+    mea = sb.authority("MEA")
     poor = PrivateKey.from_dev_label("app/poor")
     register = sb.sign(mea, tx.RegisterParticipant(poor.address, "BKK",
                                                    tx.ParticipantKind.HOUSEHOLD, "p"))  # fmt: skip
     proposer.submit(register.encode())
     proposer.commit(1, proposer.build_block(1, GENESIS_TIME + 5, EGAT.address), ())
     overdraw = tx.make(poor, CHAIN, 0, tx.Transfer(tx.Asset.THB, EGAT.address, 100))
-    follower = tx.make(poor, CHAIN, 1, tx.Transfer(tx.Asset.THB, EGAT.address, 1))
-    later = PrivateKey.from_dev_label("app/later")
-    licence = tx.make(erc, CHAIN, 0, tx.GrantLicence(later.address, tx.LicenceKind.SELLER,
-                                                     GENESIS_TIME + 10**7))  # fmt: skip
-    for signed in (overdraw, follower, licence):
+    follower = tx.make(poor, CHAIN, 1, tx.Transfer(tx.Asset.GRID, EGAT.address, 0))
+    for signed in (overdraw, follower):
         proposer.submit(signed.encode())
-    for height in (2, 3):
-        raw = proposer.build_block(height, GENESIS_TIME + 5, EGAT.address)
-        assert blocks.decode(raw).txs == ()
-        proposer.commit(height, raw, ())
-        assert proposer.mempool.status(overdraw.hash) == "pending"
-    # The licence's holder registers now, after the licence arrived.
-    sb.submit(mea, register.tx.body)
+    raw = proposer.build_block(2, GENESIS_TIME + 6, EGAT.address)
+    assert blocks.decode(raw).txs == (overdraw.encode(), follower.encode())
+    receipts = proposer.commit(2, raw, ())
+    assert blocks.failure_of(receipts[0].events) == "INSUFFICIENT_BALANCE"
+    stored = proposer.receipt(overdraw.hash)
+    assert stored is not None and stored.failed == "INSUFFICIENT_BALANCE"
+    assert stored.height == 2 and stored.index == 0
+    assert proposer.mempool.status(overdraw.hash) == "committed"
+    assert proposer.nonce_of(poor.address) == 2  # both nonces used, failed or not
+    # A participant whose registration is not committed yet cannot send: the mempool
+    # refuses it, so no block holds a transaction whose sender the screen cannot find.
+    later = PrivateKey.from_dev_label("app/later")
+    sb.submit(mea, register.tx.body)  # the sandbox's MEA nonce follows the chain's
     proposer.submit(sb.sign(mea, tx.RegisterParticipant(later.address, "BKK",
                                                         tx.ParticipantKind.HOUSEHOLD, "l")
                             ).encode())  # fmt: skip
-    raw = proposer.build_block(4, GENESIS_TIME + 5, EGAT.address)
-    proposer.commit(4, raw, ())
-    code = proposer.mempool.status(overdraw.hash).removeprefix("dropped:")
-    assert code == "INSUFFICIENT_BALANCE"
-    assert proposer.mempool.status(follower.hash) == "dropped:PRECEDING_DROPPED"
-    # The licence came first in the block but applied in its second pass, after the
-    # registration it needed; its two failed blocks before did not drop it.
-    assert proposer.mempool.status(licence.hash) == "committed"
-    assert blocks.decode(raw).txs[-1] == licence.encode()
+    own = tx.make(later, CHAIN, 0, tx.Transfer(tx.Asset.GRID, EGAT.address, 0)).encode()
+    assert proposer.mempool.add(own, proposer.nonce_of, 0).code == "UNKNOWN_SENDER"
+    proposer.commit(3, proposer.build_block(3, GENESIS_TIME + 7, EGAT.address), ())
+    assert proposer.mempool.add(own, proposer.nonce_of, 0).accepted
+    assert own in blocks.decode(proposer.build_block(4, GENESIS_TIME + 8, EGAT.address)).txs
 
 
 def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -> None:
