@@ -194,6 +194,7 @@ class Application(Generic[StoreT]):
             verified=_AllVerified(),  # reaped from the mempool: verified on admission
             stop=None if deadline is None else lambda: perf_counter() > deadline,
             skipped=skipped,
+            known=self.mempool.decoded,
         )
         self.mempool.failed(skipped)
         self._keep_screened(block.hash, decoded)
@@ -220,7 +221,7 @@ class Application(Generic[StoreT]):
             if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
                 raise blocks.InvalidBlock("validator set hash differs")
             good = self._verified(block) if verified is None else verified
-            decoded = blocks.screen(self.state, block, good)
+            decoded = blocks.screen(self.state, block, good, self.mempool.decoded)
         except (blocks.InvalidBlock, ValueError):
             return False
         self._keep_screened(block.hash, decoded)

@@ -129,6 +129,11 @@ def _apply_evidence(state: State, ctx: BlockContext, evidence: Evidence) -> list
 
 
 # --- the cheap checks a vote rests on ------------------------------------------------------
+Known = Callable[[bytes], tx.SignedTransaction | None] | None
+"""Transactions this node decoded already, by hash (the mempool's): the hash covers the
+bytes, so the object is the one decoding would give."""
+
+
 class Screen:
     """What a block's transactions must satisfy before a validator votes for it, checked
     against the state before the block without running any transaction: each decodes, is
@@ -138,10 +143,13 @@ class Screen:
     hold when it executes, so every transaction in a valid block consumes its nonce:
     whether it then succeeds only decides its effects, never whether it counts."""
 
-    def __init__(self, state: State, ctx: BlockContext, verified: Container[bytes]) -> None:
+    def __init__(
+        self, state: State, ctx: BlockContext, verified: Container[bytes], known: Known = None
+    ) -> None:
         self._view = state.overlay()  # read only: never committed
         self._ctx = ctx
         self._verified = verified
+        self._known = known
         self._chain_id = chain_info.chain_info(self._view).chain_id
         self._min_fee = chain_info.params(self._view).min_fee_satang
         self._next: dict[bytes, int] = {}
@@ -149,14 +157,17 @@ class Screen:
 
     def admit(self, raw: bytes) -> str | None:
         """None and the transaction counted when it passes, else the ledger's code."""
-        try:
-            stx = tx.decode(raw)
-        except ValueError as exc:
-            return getattr(exc, "code", "MALFORMED")
+        tx_hash = tx.hash_of(raw)
+        stx = None if self._known is None else self._known(tx_hash)
+        if stx is None:
+            try:
+                stx = tx.decode(raw)
+            except ValueError as exc:
+                return getattr(exc, "code", "MALFORMED")
         t = stx.tx
         if t.chain_id != self._chain_id:
             return errors.WrongChainId.code
-        if tx.hash_of(raw) not in self._verified and not stx.signature_valid():
+        if tx_hash not in self._verified and not stx.signature_valid():
             return errors.InvalidSignature.code
         sender = t.sender_address
         expected = self._next.get(sender)
@@ -200,7 +211,7 @@ def _screen_evidence(
 
 
 def screen(
-    state: State, block: Block, verified: Container[bytes] = ()
+    state: State, block: Block, verified: Container[bytes] = (), known: Known = None
 ) -> list[tx.SignedTransaction]:
     """The checks a validator votes on (the state is the one before the block): its state
     root is this node's, then the evidence and every transaction pass (`Screen`). Returns
@@ -212,7 +223,7 @@ def screen(
         )
     ctx = BlockContext(block.header.height, block.header.time)
     _screen_evidence(state, ctx, block.evidence, strict=True)
-    checks = Screen(state, ctx, verified)
+    checks = Screen(state, ctx, verified, known)
     for index, raw in enumerate(block.txs):
         if (code := checks.admit(raw)) is not None:
             raise InvalidBlock(f"transaction {index} is refused: {code}")
@@ -232,6 +243,7 @@ def propose(
     verified: Container[bytes] = (),
     stop: Callable[[], bool] | None = None,
     skipped: list[tuple[bytes, str]] | None = None,
+    known: Known = None,
 ) -> tuple[Block, list[tx.SignedTransaction]]:
     """Build a block from candidate transactions: those that pass the screen, in order,
     with the state root before them, and return it with them decoded (for the commit).
@@ -241,7 +253,7 @@ def propose(
     `skipped` collects (hash, code) of candidates that did not pass."""
     ctx = BlockContext(height, time)
     proofs = _screen_evidence(state, ctx, evidence or [], strict=False)
-    checks = Screen(state, ctx, verified)
+    checks = Screen(state, ctx, verified, known)
     included: list[bytes] = []
     for number, raw in enumerate(candidates[:MAX_BLOCK_TXS]):
         if stop is not None and number % 32 == 31 and stop():
