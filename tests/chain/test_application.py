@@ -1,6 +1,7 @@
 """The application a validator runs: proposals bounded by the validator's clock, each
-signature verified once per node, and a checked or built block committed by replaying its
-trial instead of executing it again, with the same result as executing it."""
+signature verified once per node, blocks voted on after cheap checks and executed once at
+their commit, transactions that fail there recorded as failed, and a crash between the
+decision and the commit recovered by executing the certified block after the restart."""
 
 from __future__ import annotations
 
@@ -225,3 +226,35 @@ def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -
         assert reopened.mempool.status(hashes[3]) == "committed"
     finally:
         reopened.close()
+
+
+def test_a_node_killed_after_the_decision_executes_the_certified_block_after_restart(
+    tmp_path: Path,
+) -> None:
+    """The block and its execution are one write: a node killed after the decision and
+    before that write holds neither. It reopens at the height before, takes the certified
+    block (as block sync brings it), executes it, and reaches the state of a node that
+    committed it at once, and the root the next header carries."""
+    txs = _registrations(6)
+    steady = open_application(SPEC, tmp_path / "steady")
+    crashed = open_application(SPEC, tmp_path / "crashed")
+    try:
+        for app in (steady, crashed):
+            for raw in txs:
+                app.submit(raw)
+        decided = steady.build_block(1, GENESIS_TIME + 5, EGAT.address)
+        assert crashed.check_block(1, decided, now=GENESIS_TIME + 5)
+        steady.commit(1, decided, ())
+        crashed.store.close()  # killed before its commit: nothing of height 1 written
+        crashed.mempool.close()
+        crashed = open_application(SPEC, tmp_path / "crashed")
+        assert crashed.height == 0
+        assert crashed.state.root() == blocks.decode(decided).header.state_root
+        crashed.commit(1, decided, ())  # the certified block, from a peer
+        assert crashed.height == 1 and crashed.state.root() == steady.state.root()
+        following = steady.build_block(2, GENESIS_TIME + 6, EGAT.address)
+        assert crashed.check_block(2, following, now=GENESIS_TIME + 6)
+        assert crashed.store.load_state().root() == steady.state.root()
+    finally:
+        steady.close()
+        crashed.close()
