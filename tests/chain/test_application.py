@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gridtokenx.chain import blocks
-from gridtokenx.chain.application import Application
+from gridtokenx.chain.application import MIN_BLOCK_TXS, Application
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage.store import open_application
@@ -258,3 +258,23 @@ def test_a_node_killed_after_the_decision_executes_the_certified_block_after_res
     finally:
         steady.close()
         crashed.close()
+
+
+def test_a_proposer_bounds_its_block_by_what_executing_it_takes(
+    apps: tuple[Application, Application],
+) -> None:
+    """Building executes nothing, so a budget bounds the block by the execution rate the
+    node's own commits measured: at 10 ms a transaction, a 1 s budget holds 100 of 150
+    (never fewer than MIN_BLOCK_TXS); the commit then updates the rate."""
+    proposer, _ = apps
+    for raw in _registrations(150):
+        proposer.submit(raw)
+    proposer._exec_s_per_tx = 0.01
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address, budget=1.0)
+    assert len(blocks.decode(raw).txs) == 100
+    proposer._exec_s_per_tx = 10.0
+    assert len(blocks.decode(proposer.build_block(1, GENESIS_TIME + 5, EGAT.address,
+                                                  budget=1.0)).txs) == MIN_BLOCK_TXS  # fmt: skip
+    proposer._exec_s_per_tx = 0.01
+    proposer.commit(1, raw, ())
+    assert proposer._exec_s_per_tx < 0.01  # registrations execute far faster than 10 ms
