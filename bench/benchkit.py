@@ -4,6 +4,7 @@ writing the result as JSON next to a printed table."""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,3 +34,24 @@ def write(result: dict[str, object], output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {output}")
+
+
+def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
+    """Repeats of one benchmark as one result: every numeric figure as its minimum and
+    median over the runs (`name_min`, `name_median`; a busy neighbour only ever slows a
+    run, so the minimum is the least disturbed and the median the typical), the other
+    figures from the last run, and every run's figures under `runs`."""
+    if not runs:
+        raise ValueError("no runs to summarize")
+    out: dict[str, object] = {}
+    for name, value in runs[-1].items():
+        values = [r.get(name) for r in runs]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) == len(runs) and len(runs) > 1:
+            out[f"{name}_min"] = min(numbers)
+            out[f"{name}_median"] = statistics.median(numbers)
+        else:
+            out[name] = value
+    out["repeats"] = len(runs)
+    out["runs"] = runs
+    return out

@@ -275,20 +275,17 @@ def validators_running(
 
 
 class DayLoad:
-    """The market-day simulator's agents as the load (`simulator.loadgen`): households,
-    offices, factories and farms across the seven zones, bidding and offering as on a day,
-    for as many intervals ahead as it takes to have `count` orders."""
+    """The market-day simulator's agents as the load (`simulator.loadgen.rolling_load`):
+    households, offices, factories and farms across the seven zones, bidding and offering
+    as on a day, for any number of orders: rounds of the intervals inside the trading
+    horizon, rolling forward with the clock as the run goes on."""
 
-    def __init__(self, spec: genesis.Genesis, now: int, participants: int, count: int) -> None:
-        self.count = count
-        intervals = 4
-        while True:  # bounded by the trading horizon, which market_load enforces
-            self.load = loadgen.market_load(
-                spec, genesis.dev_keys(), now, intervals, participants, key_prefix="bench-day"
-            )
-            if len(self.load.orders) >= count:
-                break
-            intervals *= 2
+    def __init__(
+        self, spec: genesis.Genesis, now: int, participants: int, count: int, rate: float
+    ) -> None:
+        self.load = loadgen.rolling_load(
+            spec, genesis.dev_keys(), now, count, rate, participants, key_prefix="bench-day"
+        )
 
     def setup(self) -> list[list[bytes]]:
         return self.load.setup
@@ -314,7 +311,7 @@ def run(
     spec = devnet_genesis(CHAIN, now - 60, codes)
     load: MarketLoad | DayLoad
     if workload == "day":
-        load = DayLoad(spec, now, 2 * accounts, int(rate * seconds))
+        load = DayLoad(spec, now, 2 * accounts, int(rate * seconds), rate)
     else:
         load = MarketLoad(spec, now, accounts_per_side=accounts)
     with validators_running(homes) as procs:
@@ -329,6 +326,34 @@ def run(
     return figures
 
 
+def _once(args: argparse.Namespace) -> dict[str, object]:
+    """One run, its figures next to the raw Ed25519 rate and the load average of the run."""
+    with contextlib.ExitStack() as stack:
+        folder = args.keep or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-"))
+        )
+        if args.keep and args.repeats > 1:
+            folder = folder / f"run-{time.time_ns()}"
+        shape = (args.rate, args.seconds, args.validators, args.block_ms)
+        figures = run(*shape, folder, args.accounts, args.workload, args.submit)
+    sample = MarketLoad(devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
+    sample.setup()
+    return {
+        "benchmark": "devnet",
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "validators": args.validators,
+        "processes": args.validators,
+        "block_ms": args.block_ms,
+        "workload": args.workload,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "raw_ed25519_verify_per_s": round(
+            benchkit.raw_verify_rate(tx.decode(r) for r in sample.orders(2_000))
+        ),
+        **figures,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=1000, help="orders offered per second")
@@ -338,6 +363,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--accounts", type=int, default=300, help="buyers, and as many sellers")
     parser.add_argument("--keep", type=Path, help="keep the validators' homes here")
+    parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="run it this many times: each figure as its min and median (benchkit.summarize)",
+    )  # fmt: skip
     parser.add_argument(
         "--workload",
         choices=("crossing", "day"),
@@ -354,28 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "back-pressure limit and sent again after Retry-After",
     )
     args = parser.parse_args(argv)
-    with contextlib.ExitStack() as stack:
-        folder = args.keep or Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-"))
-        )
-        shape = (args.rate, args.seconds, args.validators, args.block_ms)
-        figures = run(*shape, folder, args.accounts, args.workload, args.submit)
-    sample = MarketLoad(devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
-    sample.setup()
-    result: dict[str, object] = {
-        "benchmark": "devnet",
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
-        "validators": args.validators,
-        "processes": args.validators,
-        "block_ms": args.block_ms,
-        "workload": args.workload,
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "raw_ed25519_verify_per_s": round(
-            benchkit.raw_verify_rate(tx.decode(r) for r in sample.orders(2_000))
-        ),
-        **figures,
-    }
+    runs = [_once(args) for _ in range(max(1, args.repeats))]
+    result = runs[0] if len(runs) == 1 else benchkit.summarize(runs)
     benchkit.print_figures(result)
     benchkit.write(result, args.output)
     return result

@@ -156,3 +156,18 @@ def test_network_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     )
     assert mesh["targets_met"]["validator_connections"] is True
     assert "block_reach_s" in mesh["faults"]["p99_cost_of_faults"]
+
+
+def test_passes_bench_counts_one_decode_per_transaction_and_a_wal_sync_per_vote_step(
+    tmp_path: Path,
+) -> None:
+    """Counted, not timed: each node decodes a transaction once (admission; the screen
+    and the execution reuse it), and syncs its WAL only before it sends what it signed
+    (a proposal with its prevote, a precommit: at most about two per height)."""
+    out = tmp_path / "passes.json"
+    result = _load("passes_bench").main(["--txs", "40", "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["all_committed_everywhere"] is True
+    assert result["decodes_per_tx_per_node"] == 1.0
+    assert isinstance(syncs := result["wal_syncs_per_height_per_node"], float)
+    assert 1.0 <= syncs <= 3.5  # rounds add to it; main synced 4 or more per height

@@ -1,6 +1,7 @@
 """The application a validator runs: proposals bounded by the validator's clock, each
-signature verified once per node, and a checked or built block committed by replaying its
-trial instead of executing it again, with the same result as executing it."""
+signature verified once per node, blocks voted on after cheap checks and executed once at
+their commit, transactions that fail there recorded as failed, and a crash between the
+decision and the commit recovered by executing the certified block after the restart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gridtokenx.chain import blocks
-from gridtokenx.chain.application import Application
+from gridtokenx.chain.application import MIN_BLOCK_TXS, Application
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage.store import open_application
@@ -60,9 +61,12 @@ class _Counting:
         monkeypatch.setattr(transition, "apply", counting)
 
 
-def test_a_checked_block_commits_by_replay_without_executing_again(
+def test_a_checked_block_executes_once_at_its_commit(
     apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Voting needs the cheap checks only: nothing executes before the decision, then each
+    node executes the block once, without verifying a signature again, and the next
+    block's header carries the root both reached."""
     proposer, validator = apps
     txs = _registrations(5)
     for app in apps:
@@ -70,12 +74,17 @@ def test_a_checked_block_commits_by_replay_without_executing_again(
             app.submit(raw)
     raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
     count = _Counting(monkeypatch)
+    assert count.applied == 0  # building executed nothing
     assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
-    assert count.applied == 5 and count.checked == 0  # the mempool verified them already
+    assert count.applied == 0  # nor did the check
+    assert blocks.decode(raw).header.state_root == validator.state.root()  # the root before
     validator.commit(1, raw, ())
     proposer.commit(1, raw, ())
-    assert count.applied == 5  # both commits replayed a kept trial
-    assert validator.state.root() == proposer.state.root() == blocks.decode(raw).header.state_root
+    assert count.applied == 10 and count.checked == 0  # once per node, signatures known
+    assert validator.state.root() == proposer.state.root()
+    following = proposer.build_block(2, GENESIS_TIME + 6, EGAT.address)
+    assert blocks.decode(following).header.state_root == validator.state.root()
+    assert validator.check_block(2, following, now=GENESIS_TIME + 6)
     assert validator.state.recompute_root() == validator.state.root()
     assert validator.store.load_state().root() == validator.state.root()
     assert all(validator.mempool.status(tx.hash_of(r)) == "committed" for r in txs)
@@ -99,7 +108,9 @@ def test_a_block_whose_transactions_never_arrived_is_verified_before_it_runs(
     assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
     assert verified == [3]
     validator.commit(1, raw, ())
-    assert validator.state.root() == blocks.decode(raw).header.state_root
+    proposer.commit(1, raw, ())
+    assert verified == [3]  # the commit used the screen's verdicts
+    assert validator.state.root() == proposer.state.root()
 
 
 def test_a_forged_signature_in_a_proposal_makes_it_invalid(
@@ -150,48 +161,46 @@ def test_blocks_may_share_a_second_but_time_never_goes_back(
     assert blocks.decode(raw).header.time == now  # the proposer's clock lags: it waits
 
 
-def test_a_transaction_that_keeps_failing_is_dropped_with_its_code_and_so_are_its_followers(
+def test_a_transaction_that_fails_as_it_executes_is_committed_as_failed_with_its_code(
     apps: tuple[Application, Application],
 ) -> None:
-    """Admission cannot know balances, so an overdrawn transfer is admitted; it fails in
-    every block this node builds, and after three it is dropped with the ledger's code,
-    taking the sender's later transaction with it (it could never apply without the
-    nonce). A transaction that failed twice for want of another sender's is not dropped,
-    and applies in the block that brings what it needs, even ordered before it."""
+    """Admission cannot know balances, and voting no longer executes: an overdrawn
+    transfer goes into a block, fails there with the ledger's code, uses its nonce, and
+    its sender's next transaction follows in the same block. A participant's own
+    transaction waits in the mempool until the block that registers it is committed."""
     proposer, _ = apps
     sb = Sandbox(spec=SPEC)
-    mea, erc = sb.authority("MEA"), sb.authority("ERC")
+    mea = sb.authority("MEA")
     poor = PrivateKey.from_dev_label("app/poor")
     register = sb.sign(mea, tx.RegisterParticipant(poor.address, "BKK",
                                                    tx.ParticipantKind.HOUSEHOLD, "p"))  # fmt: skip
     proposer.submit(register.encode())
     proposer.commit(1, proposer.build_block(1, GENESIS_TIME + 5, EGAT.address), ())
     overdraw = tx.make(poor, CHAIN, 0, tx.Transfer(tx.Asset.THB, EGAT.address, 100))
-    follower = tx.make(poor, CHAIN, 1, tx.Transfer(tx.Asset.THB, EGAT.address, 1))
-    later = PrivateKey.from_dev_label("app/later")
-    licence = tx.make(erc, CHAIN, 0, tx.GrantLicence(later.address, tx.LicenceKind.SELLER,
-                                                     GENESIS_TIME + 10**7))  # fmt: skip
-    for signed in (overdraw, follower, licence):
+    follower = tx.make(poor, CHAIN, 1, tx.Transfer(tx.Asset.GRID, EGAT.address, 0))
+    for signed in (overdraw, follower):
         proposer.submit(signed.encode())
-    for height in (2, 3):
-        raw = proposer.build_block(height, GENESIS_TIME + 5, EGAT.address)
-        assert blocks.decode(raw).txs == ()
-        proposer.commit(height, raw, ())
-        assert proposer.mempool.status(overdraw.hash) == "pending"
-    # The licence's holder registers now, after the licence arrived.
-    sb.submit(mea, register.tx.body)
+    raw = proposer.build_block(2, GENESIS_TIME + 6, EGAT.address)
+    assert blocks.decode(raw).txs == (overdraw.encode(), follower.encode())
+    receipts = proposer.commit(2, raw, ())
+    assert blocks.failure_of(receipts[0].events) == "INSUFFICIENT_BALANCE"
+    stored = proposer.receipt(overdraw.hash)
+    assert stored is not None and stored.failed == "INSUFFICIENT_BALANCE"
+    assert stored.height == 2 and stored.index == 0
+    assert proposer.mempool.status(overdraw.hash) == "committed"
+    assert proposer.nonce_of(poor.address) == 2  # both nonces used, failed or not
+    # A participant whose registration is not committed yet cannot send: the mempool
+    # refuses it, so no block holds a transaction whose sender the screen cannot find.
+    later = PrivateKey.from_dev_label("app/later")
+    sb.submit(mea, register.tx.body)  # the sandbox's MEA nonce follows the chain's
     proposer.submit(sb.sign(mea, tx.RegisterParticipant(later.address, "BKK",
                                                         tx.ParticipantKind.HOUSEHOLD, "l")
                             ).encode())  # fmt: skip
-    raw = proposer.build_block(4, GENESIS_TIME + 5, EGAT.address)
-    proposer.commit(4, raw, ())
-    code = proposer.mempool.status(overdraw.hash).removeprefix("dropped:")
-    assert code == "INSUFFICIENT_BALANCE"
-    assert proposer.mempool.status(follower.hash) == "dropped:PRECEDING_DROPPED"
-    # The licence came first in the block but applied in its second pass, after the
-    # registration it needed; its two failed blocks before did not drop it.
-    assert proposer.mempool.status(licence.hash) == "committed"
-    assert blocks.decode(raw).txs[-1] == licence.encode()
+    own = tx.make(later, CHAIN, 0, tx.Transfer(tx.Asset.GRID, EGAT.address, 0)).encode()
+    assert proposer.mempool.add(own, proposer.nonce_of, 0).code == "UNKNOWN_SENDER"
+    proposer.commit(3, proposer.build_block(3, GENESIS_TIME + 7, EGAT.address), ())
+    assert proposer.mempool.add(own, proposer.nonce_of, 0).accepted
+    assert own in blocks.decode(proposer.build_block(4, GENESIS_TIME + 8, EGAT.address)).txs
 
 
 def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -> None:
@@ -217,3 +226,55 @@ def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -
         assert reopened.mempool.status(hashes[3]) == "committed"
     finally:
         reopened.close()
+
+
+def test_a_node_killed_after_the_decision_executes_the_certified_block_after_restart(
+    tmp_path: Path,
+) -> None:
+    """The block and its execution are one write: a node killed after the decision and
+    before that write holds neither. It reopens at the height before, takes the certified
+    block (as block sync brings it), executes it, and reaches the state of a node that
+    committed it at once, and the root the next header carries."""
+    txs = _registrations(6)
+    steady = open_application(SPEC, tmp_path / "steady")
+    crashed = open_application(SPEC, tmp_path / "crashed")
+    try:
+        for app in (steady, crashed):
+            for raw in txs:
+                app.submit(raw)
+        decided = steady.build_block(1, GENESIS_TIME + 5, EGAT.address)
+        assert crashed.check_block(1, decided, now=GENESIS_TIME + 5)
+        steady.commit(1, decided, ())
+        crashed.store.close()  # killed before its commit: nothing of height 1 written
+        crashed.mempool.close()
+        crashed = open_application(SPEC, tmp_path / "crashed")
+        assert crashed.height == 0
+        assert crashed.state.root() == blocks.decode(decided).header.state_root
+        crashed.commit(1, decided, ())  # the certified block, from a peer
+        assert crashed.height == 1 and crashed.state.root() == steady.state.root()
+        following = steady.build_block(2, GENESIS_TIME + 6, EGAT.address)
+        assert crashed.check_block(2, following, now=GENESIS_TIME + 6)
+        assert crashed.store.load_state().root() == steady.state.root()
+    finally:
+        steady.close()
+        crashed.close()
+
+
+def test_a_proposer_bounds_its_block_by_what_executing_it_takes(
+    apps: tuple[Application, Application],
+) -> None:
+    """Building executes nothing, so a budget bounds the block by the execution rate the
+    node's own commits measured: at 10 ms a transaction, a 1 s budget holds 100 of 150
+    (never fewer than MIN_BLOCK_TXS); the commit then updates the rate."""
+    proposer, _ = apps
+    for raw in _registrations(150):
+        proposer.submit(raw)
+    proposer._exec_s_per_tx = 0.01
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address, budget=1.0)
+    assert len(blocks.decode(raw).txs) == 100
+    proposer._exec_s_per_tx = 10.0
+    assert len(blocks.decode(proposer.build_block(1, GENESIS_TIME + 5, EGAT.address,
+                                                  budget=1.0)).txs) == MIN_BLOCK_TXS  # fmt: skip
+    proposer._exec_s_per_tx = 0.01
+    proposer.commit(1, raw, ())
+    assert proposer._exec_s_per_tx < 0.01  # registrations execute far faster than 10 ms

@@ -1,6 +1,6 @@
-"""Blocks: proposing keeps only transactions that apply and leaves the state untouched;
-validating executes on trial and always rolls back; committing executes for real and halts
-on a state-root mismatch rather than diverge."""
+"""Blocks: proposing and screening run the cheap checks only and leave the state untouched;
+committing executes once, records transactions that fail as failed, and halts rather than
+diverge when the node's state root is not the one the certified block carries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from gridtokenx.chain import blocks
-from gridtokenx.ledger import invariants
+from gridtokenx.ledger import accounts, invariants
 from gridtokenx.ledger.market import orderbook
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.ledger.state import State
@@ -42,56 +42,112 @@ def _propose(net: Cast, candidates: list[bytes]) -> blocks.Block:
     return block
 
 
-def test_propose_keeps_what_applies_and_leaves_the_state_alone(net: Cast) -> None:
+def test_propose_keeps_what_passes_the_screen_under_the_root_before_it(net: Cast) -> None:
     before, root = _snapshot(net.sb.state), net.sb.state.root()
     candidates = _market_txs(net)
-    block = _propose(net, candidates)
-    assert block.txs == tuple(candidates[:2])
+    skipped: list[tuple[bytes, str]] = []
+    block, decoded = blocks.propose(
+        net.sb.state, net.sb.chain_id, 2, net.sb.time + 1, ZERO, net.egat.address, ZERO,
+        candidates, skipped=skipped,
+    )  # fmt: skip
+    assert block.txs == tuple(candidates[:2])  # the replayed nonce and the garbage are out
+    assert [s.encode() for s in decoded] == list(block.txs)
+    assert [code for _, code in skipped] == ["NONCE_REPLAYED", "MALFORMED"]
+    assert block.header.state_root == root  # the root before the block: nothing executed
     assert block.header.tx_root == blocks.tx_root(block.txs)
     assert _snapshot(net.sb.state) == before and net.sb.state.root() == root
-    assert orderbook.books(net.sb.state).sides == {}  # the trial's orders left the books too
-    invariants.check_all(net.sb.state)
+    assert orderbook.books(net.sb.state).sides == {}
 
 
-def test_validate_then_commit_reaches_the_header_root(net: Cast) -> None:
+def test_screen_then_commit_and_the_next_header_carries_the_root_after(net: Cast) -> None:
     block = _propose(net, _market_txs(net))
     root = net.sb.state.root()
-    blocks.validate(net.sb.state, block)
-    assert net.sb.state.root() == root  # validation never keeps anything
+    blocks.screen(net.sb.state, block)
+    assert net.sb.state.root() == root  # screening never keeps anything
     receipts, _ = blocks.commit(net.sb.state, block)
-    assert net.sb.state.root() == block.header.state_root
+    assert net.sb.state.root() != root
     assert [r.events[0].kind for r in receipts] == ["order_accepted", "order_accepted"]
     assert "trade" in [e.kind for e in receipts[1].events]  # the bid crossed the ask
     [(_, side)] = orderbook.books(net.sb.state).sides.items()
     assert [r.remaining for r in side.best_first()] == [500]
+    following, _ = blocks.propose(net.sb.state, net.sb.chain_id, 3, net.sb.time + 2,
+                                  block.hash, net.egat.address, ZERO, [])  # fmt: skip
+    assert following.header.state_root == net.sb.state.root() == net.sb.state.recompute_root()
     invariants.check_all(net.sb.state)
 
 
-def test_a_block_replays_to_the_same_root_on_another_node(net: Cast) -> None:
+def test_a_block_executes_to_the_same_root_on_another_node(net: Cast) -> None:
     block = _propose(net, _market_txs(net))
     other = Cast(Sandbox())  # the same genesis and setup, on a different node
-    blocks.commit(other.sb.state, blocks.decode(block.encode()))
-    blocks.commit(net.sb.state, block)
-    assert other.sb.state.root() == net.sb.state.root() == block.header.state_root
+    mine, _ = blocks.commit(net.sb.state, block)
+    theirs, _ = blocks.commit(other.sb.state, blocks.decode(block.encode()))
+    assert other.sb.state.root() == net.sb.state.root()
+    assert _snapshot(other.sb.state) == _snapshot(net.sb.state)
+    assert [(r.tx_hash, r.events) for r in mine] == [(r.tx_hash, r.events) for r in theirs]
 
 
-def test_validate_refuses_a_wrong_state_root(net: Cast) -> None:
+def test_screen_refuses_a_state_root_that_is_not_this_nodes(net: Cast) -> None:
     block = _propose(net, _market_txs(net))
     forged = blocks.Block(msgspec.structs.replace(block.header, state_root=ZERO), block.txs)
     before = _snapshot(net.sb.state)
     with pytest.raises(blocks.InvalidBlock, match="state root"):
-        blocks.validate(net.sb.state, forged)
+        blocks.screen(net.sb.state, forged)
     assert _snapshot(net.sb.state) == before
 
 
-def test_validate_refuses_a_transaction_that_does_not_apply(net: Cast) -> None:
+def test_screen_refuses_a_transaction_whose_nonce_the_block_used_already(net: Cast) -> None:
     block = _propose(net, _market_txs(net))
     padded = blocks.Block(block.header, (*block.txs, block.txs[0]))
     before = _snapshot(net.sb.state)
-    with pytest.raises(blocks.InvalidBlock, match="transaction 2"):
-        blocks.validate(net.sb.state, padded)
+    with pytest.raises(blocks.InvalidBlock, match="transaction 2 is refused: NONCE_REPLAYED"):
+        blocks.screen(net.sb.state, padded)
     assert _snapshot(net.sb.state) == before
+
+
+def _thb(state: State, address: bytes) -> int:
+    account = accounts.get_account(state, address)
+    assert account is not None
+    return account.thb_satang
+
+
+def _overdraw(net: Cast, fee: int) -> bytes:
+    nonce = net.sb.next_nonce(net.office)
+    body = tx.Transfer(tx.Asset.THB, net.home.address, 10**12)
+    return tx.make(net.office, net.sb.chain_id, nonce, body, fee=fee).encode()
+
+
+def test_a_transaction_that_fails_as_it_executes_is_recorded_failed_and_pays(net: Cast) -> None:
+    """It passes the screen (its envelope holds) but the ledger refuses it: it is in the
+    block, its receipt says why, its fee is paid and its nonce used, and nothing else moves;
+    two nodes record it alike."""
+    raw = _overdraw(net, fee=25)
+    office_before = accounts.get_account(net.sb.state, net.office.address)
+    assert office_before is not None
+    block = _propose(net, [raw])
+    assert block.txs == (raw,)
+    other = Cast(Sandbox())
+    [receipt], _ = blocks.commit(net.sb.state, block)
+    [again], _ = blocks.commit(other.sb.state, block)
+    assert receipt.events == again.events and net.sb.state.root() == other.sb.state.root()
+    assert blocks.failure_of(receipt.events) == "INSUFFICIENT_BALANCE"
+    assert [e.kind for e in receipt.events] == ["fee_paid", "tx_failed"]
+    office = accounts.get_account(net.sb.state, net.office.address)
+    assert office is not None and office.nonce == office_before.nonce + 1
+    assert _thb(net.sb.state, net.office.address) == _thb(other.sb.state, net.office.address)
+    assert _thb(net.sb.state, net.office.address) == office_before.thb_satang - 25
     invariants.check_all(net.sb.state)
+    # The signed transaction can never apply later: its nonce is used.
+    assert _propose(net, [raw]).txs == ()
+
+
+def test_a_failed_transaction_whose_fee_is_unaffordable_pays_nothing(net: Cast) -> None:
+    raw = _overdraw(net, fee=10**13)
+    before = _thb(net.sb.state, net.office.address)
+    [receipt], _ = blocks.commit(net.sb.state, _propose(net, [raw]))
+    assert [e.kind for e in receipt.events] == ["tx_failed"]
+    assert _thb(net.sb.state, net.office.address) == before
+    office = accounts.get_account(net.sb.state, net.office.address)
+    assert office is not None and office.nonce == tx.decode(raw).tx.nonce + 1
 
 
 def test_header_checks(net: Cast) -> None:
@@ -113,13 +169,19 @@ def test_header_checks(net: Cast) -> None:
 
 
 def test_commit_halts_on_a_divergent_root_and_keeps_nothing(net: Cast) -> None:
+    """The node's state differs from the root the certified block carries: it stops before
+    executing, so it never reaches (or signs for) a later height."""
     block = _propose(net, _market_txs(net))
-    forged = blocks.Block(msgspec.structs.replace(block.header, state_root=ZERO), block.txs)
+    diverge = net.sb.state.overlay()
+    diverge.put(accounts.account_key(b"\x07" * 20), accounts.Account(0, 0, 0))
+    diverge.commit()
     before = _snapshot(net.sb.state)
     with pytest.raises(RuntimeError, match="halting"):
-        blocks.commit(net.sb.state, forged)
+        blocks.commit(net.sb.state, block)
     assert _snapshot(net.sb.state) == before
-    invariants.check_all(net.sb.state)
+    forged = blocks.Block(msgspec.structs.replace(block.header, state_root=ZERO), block.txs)
+    with pytest.raises(RuntimeError, match="halting"):
+        blocks.commit(Cast(Sandbox()).sb.state, forged)
 
 
 def test_state_trials_nest_no_further_and_need_a_trial_to_end() -> None:
@@ -134,32 +196,6 @@ def test_state_trials_nest_no_further_and_need_a_trial_to_end() -> None:
     state.release()
 
 
-def test_commit_replays_a_kept_trial_to_the_same_state_as_executing(net: Cast) -> None:
-    block = _propose(net, _market_txs(net))
-    other = Cast(Sandbox())
-    executed = blocks.validate(net.sb.state, block)
-    assert executed.root == block.header.state_root and executed.block_hash == block.hash
-    replayed, _ = blocks.commit(net.sb.state, block, executed=executed)
-    fresh, _ = blocks.commit(other.sb.state, block)
-    assert _snapshot(net.sb.state) == _snapshot(other.sb.state)
-    assert net.sb.state.root() == other.sb.state.root() == block.header.state_root
-    assert net.sb.state.recompute_root() == block.header.state_root
-    assert [(r.tx_hash, r.events) for r in replayed] == [(r.tx_hash, r.events) for r in fresh]
-    assert (
-        orderbook.books(net.sb.state).sides.keys() == orderbook.books(other.sb.state).sides.keys()
-    )
-    invariants.check_all(net.sb.state)
-
-
-def test_commit_ignores_a_trial_of_another_block(net: Cast) -> None:
-    txs = _market_txs(net)
-    block = _propose(net, txs)
-    smaller = _propose(net, txs[:1])
-    stale = blocks.validate(net.sb.state, smaller)
-    receipts, _ = blocks.commit(net.sb.state, block, executed=stale)
-    assert len(receipts) == 2 and net.sb.state.root() == block.header.state_root
-
-
 def test_a_signature_is_checked_unless_its_hash_was_verified(net: Cast) -> None:
     good = tx.decode(_market_txs(net)[0])
     forged = tx.SignedTransaction(good.tx, bytes(64)).encode()
@@ -167,10 +203,15 @@ def test_a_signature_is_checked_unless_its_hash_was_verified(net: Cast) -> None:
     assert block.txs == ()  # the proposer refuses it
     header = msgspec.structs.replace(block.header, tx_root=blocks.tx_root((forged,)))
     bad = blocks.Block(header, (forged,))
-    with pytest.raises(blocks.InvalidBlock, match="transaction 0"):
-        blocks.trial(net.sb.state, bad)
-    trusted = blocks.trial(net.sb.state, bad, verified={tx.hash_of(forged)})
-    assert len(trusted.receipts) == 1  # what `verified` means: the caller checked it
+    with pytest.raises(blocks.InvalidBlock, match="transaction 0 is refused: INVALID_SIGNATURE"):
+        blocks.screen(net.sb.state, bad)
+    assert len(blocks.screen(net.sb.state, bad, verified={tx.hash_of(forged)})) == 1
+    # Certified anyway (more than a third of the power lied): it executes as void.
+    before = _snapshot(net.sb.state)
+    [receipt], _ = blocks.commit(net.sb.state, bad)
+    assert blocks.failure_of(receipt.events) == "INVALID_SIGNATURE"
+    changed = {k for k, v in _snapshot(net.sb.state).items() if before.get(k) != v}
+    assert all(not k.startswith(b"acct/") for k in changed)
 
 
 @pytest.mark.parametrize(

@@ -429,9 +429,11 @@ def test_a_ledger_refusal_exits_1_with_its_code_and_changes_nothing(live: Live) 
     assert "nothing was sent" in line and "the signer holds" in line
     unchecked = live.tx("home", "transfer", "THB", text(live.cast.office), "1000000THB",
                         "--no-check")  # fmt: skip
-    assert "dropped" in one_error_line(unchecked, "INSUFFICIENT_BALANCE", 1)
+    # Sent unchecked, it goes into a block and fails there: its nonce is used, no THB moves
+    # (the fee is 0 here), and the error says where.
+    assert "failed in block" in one_error_line(unchecked, "INSUFFICIENT_BALANCE", 1)
     after = live.api.balance(live.cast.home)
-    assert (after.thb_satang, after.nonce) == (before.thb_satang, before.nonce)
+    assert (after.thb_satang, after.nonce) == (before.thb_satang, before.nonce + 1)
     stranger = live.keys / "stranger.key"
     keystore.save_insecure_dev_key(stranger, key("cli/stranger"))
     unknown = live.run("tx", "redeem-thb", "1THB", "--key", str(stranger), "--allow-insecure")

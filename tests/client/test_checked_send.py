@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gridtokenx.client import AsyncClient, Client, TxDropped, WouldBeRefused
+from gridtokenx.client import AsyncClient, Client, TxDropped, TxFailed, WouldBeRefused
 from gridtokenx.wire import tx
 from tests.api.test_api_harness import INTERVAL, running_cast
 from tests.cli.test_cli_client import Live
@@ -88,13 +88,21 @@ def test_the_async_client_checks_by_default_too(live: Live) -> None:
     assert _state(live, office) == before
 
 
-def test_check_false_sends_and_the_ledger_drops_it_with_the_same_code(live: Live) -> None:
+def test_check_false_sends_and_the_ledger_fails_it_in_its_block_with_the_same_code(
+    live: Live,
+) -> None:
+    """Validators vote before executing, so the order goes into a block and fails there:
+    `wait` raises `TxFailed` (a `TxDropped`) with the code the check would have given;
+    its nonce is used, nothing else applied."""
     home = live.cast.home
     before = _state(live, home)
-    with Client(live.node.url) as api:  # its own nonce tracking: the drop leaves a gap
+    with Client(live.node.url) as api:
         tx_hash = api.send(home, _closed(live), check=False)
-        assert len(tx_hash) == 64 and api.tx(tx_hash).status in {"pending", "dropped"}
-        with pytest.raises(TxDropped) as dropped:
+        assert len(tx_hash) == 64 and api.tx(tx_hash).status in {"pending", "failed"}
+        with pytest.raises(TxFailed) as failed:
             api.wait(tx_hash, timeout=60)
-    assert dropped.value.code == "GATE_CLOSED" and dropped.value.tx_hash == tx_hash
-    assert live.api.balance(home).nonce == before[1]  # dropped: nothing applied
+        receipt = api.tx(tx_hash)
+    assert failed.value.code == "GATE_CLOSED" and failed.value.tx_hash == tx_hash
+    assert isinstance(failed.value, TxDropped) and failed.value.height == receipt.height
+    assert (receipt.status, receipt.reason) == ("failed", "GATE_CLOSED")
+    assert live.api.balance(home).nonce == before[1] + 1  # used, though nothing applied

@@ -159,45 +159,47 @@ def record_ledger() -> list[dict[str, Any]]:
     return kept
 
 
-def record_chain() -> dict[str, Any]:
-    """A simulated day, built block by block by the application over RocksDB."""
+def record_chain(keep_steps: bool = False) -> dict[str, Any]:
+    """A simulated day, built block by block by the application over RocksDB.
+    `keep_steps`: the day's transactions as chain.json recorded them (only the blocks and
+    roots are recorded again, when the chain's format changed and its inputs did not)."""
     import datetime
 
+    import msgspec
+
     from gridtokenx.chain import blocks
-    from gridtokenx.ledger import genesis, validator_set
+    from gridtokenx.ledger import genesis
     from gridtokenx.simulator import DayConfig, day_in_blocks
+    from gridtokenx.simulator.chain import commit_steps
     from gridtokenx.storage.store import open_application
 
-    config = DayConfig(
-        seed=7, participants=40, date=datetime.date(2026, 4, 22), start_minute=11 * 60,
-        intervals=8,
-    )  # fmt: skip
-    day = day_in_blocks(config)
-    steps = day.blocks
+    if keep_steps:
+        recorded = json.loads((HERE / "chain.json").read_text())
+        spec = msgspec.json.decode(json.dumps(recorded["genesis"]), type=genesis.Genesis)
+        steps = [(t, [bytes.fromhex(h) for h in hexes]) for t, hexes in recorded["steps"]]
+    else:
+        config = DayConfig(
+            seed=7, participants=40, date=datetime.date(2026, 4, 22), start_minute=11 * 60,
+            intervals=8,
+        )  # fmt: skip
+        day = day_in_blocks(config)
+        spec, steps = day.genesis, day.blocks
     proposer = genesis.dev_keys()["EGAT"].address
     heights = []
     with tempfile.TemporaryDirectory() as tmp:
-        app = open_application(day.genesis, Path(tmp) / "data")
+        app = open_application(spec, Path(tmp) / "data")
         try:
-            for height, (time, raws) in enumerate(steps, start=1):
-                validators = validator_set.set_hash(app.validators(height))
-                built, _ = blocks.propose(
-                    app.state, app.chain_id, height, time, app.last_hash, proposer, validators,
-                    raws,
-                )  # fmt: skip
-                block = built.encode()
-                receipts = app.commit(height, block, ())
-                if len(receipts) != len(raws):
-                    raise SystemExit(f"height {height}: {len(receipts)} of {len(raws)} applied")
+            for height, block, receipts in commit_steps(app, steps, proposer):
+                failed = sum(1 for r in receipts if blocks.failure_of(r.events) is not None)
                 heights.append(
-                    {"height": height, "txs": len(raws), "block": digest(block),
-                     "root": app.state.root().hex()}
+                    {"height": height, "txs": len(receipts), "failed": failed,
+                     "block": digest(block), "root": app.state.root().hex()}
                 )  # fmt: skip
         finally:
             app.close()
     txs = [[time, [raw.hex() for raw in raws]] for time, raws in steps]
     return {
-        "genesis": json.loads(day.genesis.encode()),
+        "genesis": json.loads(spec.encode()),
         "proposer": proposer.hex(),
         "steps": txs,
         "heights": heights,
@@ -206,8 +208,11 @@ def record_chain() -> dict[str, Any]:
 
 def main() -> None:
     sys.path.insert(0, str(HERE.parents[1]))
-    chain = record_chain()
+    chain = record_chain(keep_steps="--chain-only" in sys.argv)
     (HERE / "chain.json").write_text(json.dumps(chain, indent=1) + "\n")
+    if "--chain-only" in sys.argv:  # the chain's format changed, the day and ledger did not
+        print(f"{len(chain['heights'])} blocks")
+        return
     sessions = record_ledger()
     data = msgspec.msgpack.encode(sessions)
     (HERE / "ledger.msgpack.gz").write_bytes(gzip.compress(data, 9, mtime=0))

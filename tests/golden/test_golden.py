@@ -17,8 +17,9 @@ import msgspec
 import pytest
 
 from gridtokenx.chain import blocks
-from gridtokenx.ledger import genesis, transition, validator_set
+from gridtokenx.ledger import genesis, transition
 from gridtokenx.ledger.context import BlockContext
+from gridtokenx.simulator.chain import commit_steps
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire import codec, errors, tx
 
@@ -92,22 +93,19 @@ def test_a_recorded_market_day_builds_byte_identical_blocks_and_state_roots(
 ) -> None:
     spec = msgspec.json.decode(json.dumps(chain_vectors["genesis"]), type=genesis.Genesis)
     proposer = bytes.fromhex(chain_vectors["proposer"])
+    steps = [(time, [bytes.fromhex(h) for h in hexes]) for time, hexes in chain_vectors["steps"]]
     app = open_application(spec, tmp_path / "data")
     try:
-        for expected, (time, hexes) in zip(
-            chain_vectors["heights"], chain_vectors["steps"], strict=True
-        ):
-            height = expected["height"]
-            raws = [bytes.fromhex(h) for h in hexes]
-            validators = validator_set.set_hash(app.validators(height))
-            built, _ = blocks.propose(
-                app.state, app.chain_id, height, time, app.last_hash, proposer, validators, raws
-            )
-            block = built.encode()
-            receipts = app.commit(height, block, ())
-            assert len(receipts) == expected["txs"]
+        heights = iter(chain_vectors["heights"])
+        for height, block, receipts in commit_steps(app, steps, proposer):
+            expected = next(heights)
+            assert height == expected["height"]
+            assert len(receipts) == expected["txs"], f"height {height}"
+            failed = sum(1 for r in receipts if blocks.failure_of(r.events) is not None)
+            assert failed == expected["failed"], f"height {height}"
             assert digest(block) == expected["block"], f"height {height}"
             assert app.state.root().hex() == expected["root"], f"height {height}"
+        assert next(heights, None) is None
     finally:
         app.close()
     reopened = open_application(spec, tmp_path / "data")

@@ -44,6 +44,7 @@ async def _network(
     timeouts: Timeouts = FAST,
     block_interval: float = 0.0,
     clock: Callable[[], float] = lambda: GENESIS_TIME + 10,
+    codes: tuple[str, ...] = RUNNING,
 ) -> list[Node]:
     spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
     nodes = [
@@ -54,12 +55,12 @@ async def _network(
             clock=clock,
             block_interval=block_interval,
         )
-        for code in RUNNING
+        for code in codes
     ]
     ports = [await n.gossip.listen() for n in nodes]
     for i, node in enumerate(nodes):
         for j in range(i + 1, len(nodes)):
-            await node.gossip.dial("127.0.0.1", ports[j], expect=KEYS[RUNNING[j]].address)
+            await node.gossip.dial("127.0.0.1", ports[j], expect=KEYS[codes[j]].address)
     for _ in range(100):  # bounded wait for the full mesh
         if all(len(n.gossip.peers) == len(nodes) - 1 for n in nodes):
             break

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gridtokenx.chain import blocks
 from gridtokenx.cli.main import app as cli
-from gridtokenx.ledger import accounts, genesis, validator_set
+from gridtokenx.ledger import accounts, genesis
 from gridtokenx.reporting import balances, export, verify
 from gridtokenx.reporting.extract import open_store, text
 from gridtokenx.simulator import DayConfig, day_in_blocks
+from gridtokenx.simulator.chain import commit_steps
 from gridtokenx.storage.store import open_application
 
 DAY = DayConfig(
@@ -37,12 +37,8 @@ def build_day(data: Path) -> None:
     proposer = genesis.dev_keys()["EGAT"].address
     app = open_application(day.genesis, data)
     try:
-        for height, (time, raws) in enumerate(day.blocks, start=1):
-            validators = validator_set.set_hash(app.validators(height))
-            built, _ = blocks.propose(
-                app.state, app.chain_id, height, time, app.last_hash, proposer, validators, raws
-            )
-            app.commit(height, built.encode(), ())
+        for _ in commit_steps(app, day.blocks, proposer):
+            pass
     finally:
         app.close()
 

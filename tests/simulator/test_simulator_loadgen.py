@@ -7,7 +7,7 @@ import pytest
 from gridtokenx.ledger import genesis, invariants
 from gridtokenx.ledger.sandbox import DEFAULT_GENESIS_TIME, Sandbox
 from gridtokenx.simulator import SandboxSink
-from gridtokenx.simulator.loadgen import market_load, pace
+from gridtokenx.simulator.loadgen import market_load, pace, rolling_load
 from gridtokenx.wire import tx
 
 NOW = DEFAULT_GENESIS_TIME + 123  # not on an interval boundary
@@ -50,3 +50,42 @@ def test_pace_spreads_batches_at_the_target_rate() -> None:
     assert [raw for _, batch in schedule for raw in batch] == txs
     with pytest.raises(ValueError, match="positive"):
         pace(txs, 0)
+
+
+def test_a_rolling_load_goes_past_the_horizon_and_rolls_forward_with_the_clock() -> None:
+    """More orders than the intervals inside the trading horizon hold (where `market_load`
+    refuses): the agents trade the window again with the next nonces, funded for every
+    round, and later orders are for later intervals as the clock moves on. Every order
+    applies when sent at its time (`rate` a second), none past the horizon or a gate."""
+    rate = 0.5  # slow enough that the run lasts several intervals
+    spec = Sandbox(genesis_time=NOW).genesis
+    one_pass = len(market_load(spec, genesis.dev_keys(), NOW, intervals=90, participants=8).orders)
+    count = 2 * one_pass + 10
+    load = rolling_load(spec, genesis.dev_keys(), NOW, count, rate, participants=8)
+    assert len(load.orders) == count
+    sb = Sandbox(genesis_time=NOW)
+    sink = SandboxSink(sb)
+    for phase in load.setup:
+        sink.submit(phase)
+    starts = []
+    for i, raw in enumerate(load.orders):
+        at = NOW + int(i / rate)
+        if at > sb.time:
+            sb.advance(at - sb.time)
+        body = tx.decode(raw).tx.body
+        assert isinstance(body, tx.PlaceOrder)
+        assert body.interval_start - sb.time <= sb.genesis.params.trading_horizon_seconds
+        starts.append(body.interval_start)
+        sink.submit([raw])  # raises if it does not apply
+    invariants.check_all(sb.state)
+    assert len(set(tx.hash_of(raw) for raw in load.orders)) == count
+    assert min(starts[-10:]) > load.first_interval  # the last round starts later
+    assert any(e.kind == "trade" for e in sink.events)
+
+
+def test_a_rolling_load_is_the_same_bytes_for_the_same_inputs() -> None:
+    spec = Sandbox(genesis_time=NOW).genesis
+    args = (spec, genesis.dev_keys(), NOW, 300, 1000.0)
+    assert rolling_load(*args, participants=8) == rolling_load(*args, participants=8)
+    with pytest.raises(ValueError, match="positive"):
+        rolling_load(*args[:3], 0, 1.0)

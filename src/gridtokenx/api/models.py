@@ -75,8 +75,13 @@ class Event(View):
 
 class TxStatus(BaseModel):
     hash: Hash
-    status: Literal["pending", "committed", "dropped"]
-    reason: str = Field("", description="why it was dropped: the ledger's or mempool's code")
+    status: Literal["pending", "committed", "failed", "dropped"] = Field(
+        description="failed: committed in a block but refused there by the ledger (its "
+        "nonce is used and its fee paid when the sender could; nothing else happened)"
+    )
+    reason: str = Field(
+        "", description="why it failed or was dropped: the ledger's or mempool's code"
+    )
     height: int | None = None
     index: int | None = None
     events: list[Event] = []
@@ -278,6 +283,11 @@ class BlockSummary(View):
 
 class Block(BlockSummary):
     txs: list[Hash] = Field(description="transaction ids, in block order")
+    failed: dict[str, str] = Field(
+        {},
+        description="the ids of transactions that failed as the block executed, each "
+        "with the ledger's code (they are in the block: nonce used, fee paid if it could be)",
+    )
     end_events: list[Event] = Field(description="what the end of the block did")
     signers: list[Address] = Field(description="validators whose precommits this node holds")
 

@@ -79,13 +79,18 @@ def hex_bytes(text: str, size: int, what: str) -> bytes:
 
 
 def tx_status(node: Node, tx_hash: bytes) -> JSON:
-    """What became of a transaction: committed (with its receipt), pending, or dropped
-    with the reason; the route and the WebSocket hub answer alike."""
+    """What became of a transaction: committed (with its receipt), failed (committed in a
+    block, where it failed as it executed: its nonce is used, its fee paid if it could be,
+    nothing else happened; `reason` is the ledger's code), pending, or dropped with the
+    reason; the route and the WebSocket hub answer alike. A receipt is written when the
+    block executes, so a status never changes once it is committed or failed."""
     receipt = node.app.receipt(tx_hash)
     if receipt is not None:
+        failed = receipt.failed
         return {
             "hash": tx_hash.hex(),
-            "status": "committed",
+            "status": "committed" if failed is None else "failed",
+            **({} if failed is None else {"reason": failed}),
             "height": receipt.height,
             "index": receipt.index,
             "events": events(receipt.events),

@@ -2,15 +2,17 @@
 and a store (the `BlockStore` protocol; RocksDB in `storage.store`), with the three
 questions consensus asks of it.
 
-- `build_block`: the proposer's block from the mempool (transactions that apply, in order).
+- `build_block`: the proposer's block from the mempool (transactions that pass the cheap
+  checks, in order, under the state root after the previous height); nothing executes.
 - `check_block`: is a proposed block valid? Header checks, its time against the local
-  clock, then trial execution to its state root (always rolled back, the result kept).
-- `commit`: apply a decided block (replaying the kept trial when this node checked or built
-  that block, executing it otherwise), write the height to the store in one atomic batch
-  with its commit certificate, and drop the included transactions from the mempool.
+  clock, its state root against this node's, then the cheap checks of `blocks.screen`.
+- `commit`: execute a decided block once (failed transactions recorded as failed), write
+  the height to the store in one atomic batch with its commit certificate, and drop the
+  included transactions from the mempool.
 
 Each signature is verified once per node: on admission to the mempool, or, for a block's
-transactions the mempool never saw, just before that block executes.
+transactions the mempool never saw, just before that block is screened; and each
+transaction is decoded once more per block, by the screen, whose decoding the commit uses.
 
 Transactions wait in the `Mempool` (signatures verified in a thread pool, per-sender nonce
 order, limits, eviction, and a reported outcome for every admitted transaction).
@@ -18,7 +20,7 @@ order, limits, eviction, and a reported outcome for every admitted transaction).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Container
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Generic, Protocol, TypeVar
@@ -40,6 +42,12 @@ BLOCK_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024
 """The transactions a proposer puts in a block: the block, its header and per-transaction
 framing, inside a proposal or a commit with its certificate, must fit one 4 MiB frame of
 the transport (`p2p.transport.MAX_FRAME`); a larger one could not be sent to any peer."""
+
+
+EXEC_S_PER_TX_GUESS = 300e-6
+"""Seconds to execute a transaction at commit, until this node has measured its own (a
+market order on a loaded 2-core machine; a quiet one takes about half)."""
+MIN_BLOCK_TXS = 64  # a block may always hold this many, whatever the measured rate
 
 
 class BlockStore(Protocol):
@@ -89,7 +97,8 @@ class Application(Generic[StoreT]):
     last_time: int = 0
     mempool: Mempool = field(init=False)
     evidence: list[Evidence] = field(default_factory=list)  # reported, not yet in a block
-    _executed: list[blocks.Executed] = field(default_factory=list, repr=False)
+    _screened: dict[bytes, list[tx.SignedTransaction]] = field(default_factory=dict, repr=False)
+    _exec_s_per_tx: float = field(default=EXEC_S_PER_TX_GUESS, repr=False)  # recent commits
     _kept: set[bytes] = field(default_factory=set, repr=False)  # hashes saved as pending
 
     def __post_init__(self) -> None:
@@ -176,12 +185,21 @@ class Application(Generic[StoreT]):
     def build_block(
         self, height: int, time: int, proposer: bytes, budget: float | None = None
     ) -> bytes:
-        """The proposer's block; with a `budget` (seconds), transactions stop being added
-        once building has taken that long (the rest wait for the next block)."""
+        """The proposer's block; with a `budget` (seconds), it holds no more transactions
+        than executing them takes that long, at the rate this node's recent commits
+        executed (`_exec_s_per_tx`), and transactions stop being added once building has
+        taken that long (the rest wait for the next block). Building no longer executes,
+        so without the first bound a block could take a whole backlog: up to MAX_BLOCK_TXS
+        that every validator then executes at its commit, far beyond the consensus
+        timeouts on a loaded machine. How much goes into a block is the proposer's choice,
+        not part of consensus."""
         deadline = None if budget is None else perf_counter() + budget
         skipped: list[tuple[bytes, str]] = []
-        candidates = self.mempool.reap(self.nonce_of, blocks.MAX_BLOCK_TXS, BLOCK_TX_BYTES)
-        block, executed = blocks.propose(
+        most = blocks.MAX_BLOCK_TXS
+        if budget is not None:
+            most = max(MIN_BLOCK_TXS, min(most, int(budget / self._exec_s_per_tx)))
+        candidates = self.mempool.reap(self.nonce_of, most, BLOCK_TX_BYTES)
+        block, decoded = blocks.propose(
             self.state,
             self.chain_id,
             height,
@@ -194,9 +212,10 @@ class Application(Generic[StoreT]):
             verified=_AllVerified(),  # reaped from the mempool: verified on admission
             stop=None if deadline is None else lambda: perf_counter() > deadline,
             skipped=skipped,
+            known=self.mempool.decoded,
         )
         self.mempool.failed(skipped)
-        self._remember(executed)
+        self._keep_screened(block.hash, decoded)
         return block.encode()
 
     def check_block(
@@ -220,15 +239,17 @@ class Application(Generic[StoreT]):
             if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
                 raise blocks.InvalidBlock("validator set hash differs")
             good = self._verified(block) if verified is None else verified
-            self._remember(blocks.validate(self.state, block, good))
+            decoded = blocks.screen(self.state, block, good, self.mempool.decoded)
         except (blocks.InvalidBlock, ValueError):
             return False
+        self._keep_screened(block.hash, decoded)
         return True
 
-    def _remember(self, executed: blocks.Executed) -> None:
-        """Keep the execution of this height's proposals for the commit (a few rounds)."""
-        self._executed = [e for e in self._executed if e.height == executed.height][-3:]
-        self._executed.append(executed)
+    def _keep_screened(self, block_hash: bytes, decoded: list[tx.SignedTransaction]) -> None:
+        """Keep the decoded transactions of this height's last few proposals for the
+        commit, so that a transaction is decoded once per block a node votes on."""
+        self._screened = dict(list(self._screened.items())[-3:])
+        self._screened[block_hash] = decoded
 
     def _verified(self, block: blocks.Block) -> set[bytes]:
         """Hashes of the block's transactions with good signatures: those the mempool
@@ -247,16 +268,22 @@ class Application(Generic[StoreT]):
         certificate: tuple[Vote, ...],
         verified: Collection[bytes] | None = None,
     ) -> list[blocks.Receipt]:
-        """Apply a decided block (see the module docstring); `verified` as for
-        `check_block`, used only when this node has no trial of the block to replay."""
+        """Execute a decided block (see the module docstring); `verified` as for
+        `check_block`, used only when this node has not screened the block. Raises
+        RuntimeError when this node's state has diverged from the block's."""
         block = blocks.decode(raw)
-        executed = next((e for e in self._executed if e.block_hash == block.hash), None)
-        if executed is not None:
-            verified = set()
-        elif verified is None:
-            verified = self._verified(block)
-        receipts, end_events = blocks.commit(self.state, block, verified, executed)
-        self._executed = []
+        decoded = self._screened.get(block.hash)
+        good: Container[bytes]
+        if decoded is not None:
+            good = _AllVerified()  # the screen verified every signature
+        else:
+            good = self._verified(block) if verified is None else verified
+        started = perf_counter()
+        receipts, end_events = blocks.commit(self.state, block, good, decoded)
+        if block.txs:  # the proposer's bound on its next blocks follows what this took
+            took = (perf_counter() - started) / len(block.txs)
+            self._exec_s_per_tx = 0.7 * self._exec_s_per_tx + 0.3 * took
+        self._screened = {}
         hashes = [r.tx_hash for r in receipts]
         self.store.commit_height(
             height, raw, codec.encode(certificate), hashes, self.state.take_changes(),

@@ -1,30 +1,33 @@
 """Blocks: the header every validator signs off on, and executing a block against the state.
 
-A block's header commits to the transactions (an RFC 6962 Merkle root of their encodings)
-and to the state after executing them (the state root), so validators that precommit a
-block agree on the resulting state too, and a syncing node can check a snapshot. A block is
-valid only if every transaction in it applies: the proposer includes only transactions
-that apply in order, and a validator that finds one that does not, or a different state
-root, prevotes nil.
+Heights are pipelined, as CometBFT does with its application hash: a header commits to the
+transactions (an RFC 6962 Merkle root of their encodings) and to the state root **before**
+them, the root after the previous height (`Header.state_root`; the genesis root at height
+1). Validators therefore vote on a proposal after cheap checks only (`screen`: structure,
+signatures, senders, nonces, fees, evidence) and execute it once, after it is decided
+(`commit`). The next block's header carries the root that execution reached, so every
+validator still agrees on every state: a node whose own root differs from the one a
+certified block carries has diverged and halts before it signs anything at a later height.
 
-Execution is trial-then-keep: `propose` and `validate` execute inside `State.begin()`, keep
-the net writes (`Executed`) and always roll back; `commit` of the same block replays those
-writes, so a validator executes each block once, and a block it never tried (block sync)
-is executed in full. Signatures that the mempool verified on admission are not verified
-again (`verified`: transaction hashes, which cover the signature).
+A block may now hold a transaction that fails when it executes (the screen cannot run the
+market's rules). It is recorded as failed, deterministically: its sender's nonce advances
+and its fee is paid when the sender's THB covers it, its other effects are discarded, and
+its receipt holds one `tx_failed` event with the ledger's code (`transition.apply_in_block`).
+Signatures that the mempool verified on admission are not verified again (`verified`:
+transaction hashes, which cover the signature).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 
-from gridtokenx.ledger import transition, validator_set
+from gridtokenx.ledger import accounts, chain_info, transition, validator_set
 from gridtokenx.ledger.context import BlockContext, Event
-from gridtokenx.ledger.state import State, Trial
+from gridtokenx.ledger.state import State
 from gridtokenx.wire import codec, crypto, errors, merkle, tx
 from gridtokenx.wire.votes import Evidence
 
@@ -40,7 +43,7 @@ class Header(msgspec.Struct, frozen=True, array_like=True):
     prev_hash: bytes  # 32 zero bytes for height 1
     proposer: bytes  # validator address
     tx_root: bytes
-    state_root: bytes  # after executing this block's transactions and end of block
+    state_root: bytes  # after the previous height (the genesis state's at height 1)
     validators_hash: bytes
     evidence_hash: bytes
 
@@ -88,6 +91,14 @@ def decode_events(data: bytes) -> list[Event]:
     return [Event(kind, attrs) for kind, attrs in _events.decode(data)]
 
 
+def failure_of(events: list[Event]) -> str | None:
+    """The ledger's code when a committed transaction failed (`transition.TX_FAILED`)."""
+    for event in events:
+        if event.kind == transition.TX_FAILED:
+            return str(event.attrs["code"])
+    return None
+
+
 @dataclass(frozen=True)
 class StoredReceipt:
     """Where a committed transaction is and what it did."""
@@ -95,6 +106,11 @@ class StoredReceipt:
     height: int
     index: int
     events: list[Event]
+
+    @property
+    def failed(self) -> str | None:
+        """The ledger's code when the transaction failed as it executed, else None."""
+        return failure_of(self.events)
 
 
 def tx_root(txs: tuple[bytes, ...]) -> bytes:
@@ -112,44 +128,106 @@ def _apply_evidence(state: State, ctx: BlockContext, evidence: Evidence) -> list
     return events
 
 
-@dataclass(frozen=True)
-class Executed:
-    """A block executed on trial and rolled back, kept so that its commit can replay the
-    writes instead of executing every transaction a second time."""
-
-    block_hash: bytes
-    height: int
-    writes: Trial
-    receipts: list[Receipt]
-    end_events: list[Event]
-    root: bytes
+# --- the cheap checks a vote rests on ------------------------------------------------------
+Known = Callable[[bytes], tx.SignedTransaction | None] | None
+"""Transactions this node decoded already, by hash (the mempool's): the hash covers the
+bytes, so the object is the one decoding would give."""
 
 
-def _execute(
-    state: State, header: Header, txs: tuple[bytes, ...], evidence: tuple[Evidence, ...],
-    verified: Container[bytes],
-) -> tuple[list[Receipt], list[Event]]:  # fmt: skip
-    ctx = BlockContext(header.height, header.time)
-    punished: list[Event] = []
-    for index, item in enumerate(evidence):
-        try:
-            punished += _apply_evidence(state, ctx, item)
-        except validator_set.InvalidEvidence as exc:
-            raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
-    receipts = []
-    for index, raw in enumerate(txs):
-        try:
-            receipts.append(_apply(state, ctx, raw, verified))
-        except (errors.Rejection, ValueError) as exc:
-            raise InvalidBlock(f"transaction {index} does not apply: {exc}") from None
-    return receipts, punished + transition.end_block(state, ctx)
+class Screen:
+    """What a block's transactions must satisfy before a validator votes for it, checked
+    against the state before the block without running any transaction: each decodes, is
+    for this chain, carries a good signature, comes from an existing account with its next
+    nonce (counting the sender's earlier transactions in the block), and offers the
+    minimum fee unless its sender is exempt. Together these make a transaction's envelope
+    hold when it executes, so every transaction in a valid block consumes its nonce:
+    whether it then succeeds only decides its effects, never whether it counts."""
+
+    def __init__(
+        self, state: State, ctx: BlockContext, verified: Container[bytes], known: Known = None
+    ) -> None:
+        self._view = state.overlay()  # read only: never committed
+        self._ctx = ctx
+        self._verified = verified
+        self._known = known
+        self._chain_id = chain_info.chain_info(self._view).chain_id
+        self._min_fee = chain_info.params(self._view).min_fee_satang
+        self._next: dict[bytes, int] = {}
+        self.decoded: list[tx.SignedTransaction] = []
+
+    def admit(self, raw: bytes) -> str | None:
+        """None and the transaction counted when it passes, else the ledger's code."""
+        tx_hash = tx.hash_of(raw)
+        stx = None if self._known is None else self._known(tx_hash)
+        if stx is None:
+            try:
+                stx = tx.decode(raw)
+            except ValueError as exc:
+                return getattr(exc, "code", "MALFORMED")
+        t = stx.tx
+        if t.chain_id != self._chain_id:
+            return errors.WrongChainId.code
+        if tx_hash not in self._verified and not stx.signature_valid():
+            return errors.InvalidSignature.code
+        sender = t.sender_address
+        expected = self._next.get(sender)
+        if expected is None:
+            account = accounts.get_account(self._view, sender)
+            if account is None:
+                return errors.UnknownSender.code
+            expected = account.nonce
+        if t.nonce != expected:
+            return (errors.NonceReplayed if t.nonce < expected else errors.NonceGap).code
+        if t.fee < self._min_fee and not transition.fee_exempt(
+            self._view, self._ctx, sender, t.body
+        ):
+            return errors.FeeTooLow.code
+        self._next[sender] = expected + 1
+        self.decoded.append(stx)
+        return None
 
 
-def _apply(state: State, ctx: BlockContext, raw: bytes, verified: Container[bytes]) -> Receipt:
-    """One transaction of a block; its signature is checked unless `verified` holds it."""
-    tx_hash = tx.hash_of(raw)
-    events = transition.apply(state, tx.decode(raw), ctx, check_signature=tx_hash not in verified)
-    return Receipt(tx_hash, events)
+def _screen_evidence(
+    state: State, ctx: BlockContext, evidence: Sequence[Evidence], strict: bool
+) -> list[Evidence]:
+    """The evidence that still proves something, tried in order and rolled back; with
+    `strict` (a proposal to vote on) any that does not makes the block invalid."""
+    if not evidence:
+        return []
+    kept: list[Evidence] = []
+    state.begin()
+    try:
+        for index, item in enumerate(evidence):
+            try:
+                _apply_evidence(state, ctx, item)
+            except validator_set.InvalidEvidence as exc:
+                if strict:
+                    raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
+                continue
+            kept.append(item)
+    finally:
+        state.rollback()
+    return kept
+
+
+def screen(
+    state: State, block: Block, verified: Container[bytes] = (), known: Known = None
+) -> list[tx.SignedTransaction]:
+    """The checks a validator votes on (the state is the one before the block): its state
+    root is this node's, then the evidence and every transaction pass (`Screen`). Returns
+    the decoded transactions, for the commit. Raises InvalidBlock."""
+    root = state.root()
+    if block.header.state_root != root:
+        raise InvalidBlock(
+            f"state root {block.header.state_root.hex()} is not this node's {root.hex()}"
+        )
+    ctx = BlockContext(block.header.height, block.header.time)
+    _screen_evidence(state, ctx, block.evidence, strict=True)
+    checks = Screen(state, ctx, verified, known)
+    for index, raw in enumerate(block.txs):
+        if (code := checks.admit(raw)) is not None:
+            raise InvalidBlock(f"transaction {index} is refused: {code}")
+    return checks.decoded
 
 
 def propose(
@@ -165,61 +243,31 @@ def propose(
     verified: Container[bytes] = (),
     stop: Callable[[], bool] | None = None,
     skipped: list[tuple[bytes, str]] | None = None,
-) -> tuple[Block, Executed]:
-    """Build a block from candidate transactions: keep those that apply, in order, and
-    compute the resulting state root. The state is left as it was; the execution is
-    returned for the commit (`verified`: hashes whose signatures were checked already).
-    `stop` is asked every 32 candidates whether the block is big enough (a time budget:
-    which transactions a proposer includes is its choice, not part of consensus).
-    `skipped` collects (hash, rejection code) of candidates that did not apply."""
+    known: Known = None,
+) -> tuple[Block, list[tx.SignedTransaction]]:
+    """Build a block from candidate transactions: those that pass the screen, in order,
+    with the state root before them, and return it with them decoded (for the commit).
+    Nothing is executed, so building costs the checks only. `stop` is asked every 32
+    candidates whether the block is big enough (a time budget: which transactions a
+    proposer includes is its choice, not part of consensus).
+    `skipped` collects (hash, code) of candidates that did not pass."""
     ctx = BlockContext(height, time)
-    state.begin()
-    try:
-        proofs = []
-        punished: list[Event] = []
-        for item in evidence or []:
-            try:
-                punished += _apply_evidence(state, ctx, item)
-            except validator_set.InvalidEvidence:
-                continue  # already punished, or not provable: leave it out
-            proofs.append(item)
-        included: list[bytes] = []
-        receipts: list[Receipt] = []
-
-        def attempt(raws: list[bytes]) -> list[tuple[bytes, bytes, str]]:
-            """Apply what applies, in order; return the rest as (raw, hash, code)."""
-            failed = []
-            for number, raw in enumerate(raws):
-                if stop is not None and number % 32 == 31 and stop():
-                    break
-                try:
-                    receipt = _apply(state, ctx, raw, verified)
-                except (errors.Rejection, ValueError) as exc:
-                    failed.append((raw, tx.hash_of(raw), getattr(exc, "code", "MALFORMED")))
-                    continue
-                included.append(raw)
-                receipts.append(receipt)
-            return failed
-
-        # A second pass gives a transaction that needs another sender's from later in
-        # the same block (a licence for a participant registered in it) its chance.
-        failed = attempt(candidates[:MAX_BLOCK_TXS])
-        if failed and len(included) < MAX_BLOCK_TXS:
-            failed = attempt([raw for raw, _, _ in failed][: MAX_BLOCK_TXS - len(included)])
-        if skipped is not None:  # the mempool drops what keeps failing
-            skipped.extend((tx_hash, code) for _, tx_hash, code in failed)
-        end_events = punished + transition.end_block(state, ctx)
-        root = state.root()
-        writes = state.trial()
-    finally:
-        state.rollback()
+    proofs = _screen_evidence(state, ctx, evidence or [], strict=False)
+    checks = Screen(state, ctx, verified, known)
+    included: list[bytes] = []
+    for number, raw in enumerate(candidates[:MAX_BLOCK_TXS]):
+        if stop is not None and number % 32 == 31 and stop():
+            break
+        if (code := checks.admit(raw)) is None:
+            included.append(raw)
+        elif skipped is not None:  # the mempool drops what keeps failing
+            skipped.append((tx.hash_of(raw), code))
     txs = tuple(included)
     header = Header(
-        chain_id, height, time, prev_hash, proposer, tx_root(txs), root, validators_hash,
-        evidence_root(tuple(proofs)),
+        chain_id, height, time, prev_hash, proposer, tx_root(txs), state.root(),
+        validators_hash, evidence_root(tuple(proofs)),
     )  # fmt: skip
-    block = Block(header, txs, tuple(proofs))
-    return block, Executed(block.hash, height, writes, receipts, end_events, root)
+    return Block(header, txs, tuple(proofs)), checks.decoded
 
 
 def check_header(
@@ -242,18 +290,6 @@ def check_header(
         raise InvalidBlock("too many transactions")
 
 
-def trial(state: State, block: Block, verified: Container[bytes] = ()) -> Executed:
-    """Execute the block and roll back, keeping what it did."""
-    state.begin()
-    try:
-        receipts, end_events = _execute(state, block.header, block.txs, block.evidence, verified)
-        root = state.root()
-        writes = state.trial()
-    finally:
-        state.rollback()
-    return Executed(block.hash, block.header.height, writes, receipts, end_events, root)
-
-
 def check_time(block_time: int, now: int, prev_time: int, drift: int = MAX_CLOCK_DRIFT) -> None:
     """A proposal's time against this validator's clock (unix seconds): within
     `MAX_CLOCK_DRIFT` of `now`, or equal to the previous block's time (a chain whose time is
@@ -270,40 +306,59 @@ def check_time(block_time: int, now: int, prev_time: int, drift: int = MAX_CLOCK
         raise InvalidBlock(f"block time {block_time} is more than {drift} s behind")
 
 
-def validate(state: State, block: Block, verified: Container[bytes] = ()) -> Executed:
-    """Execute the block on trial; raise InvalidBlock unless it reaches its state root."""
-    executed = trial(state, block, verified)
-    if executed.root != block.header.state_root:
-        raise InvalidBlock("state root after execution differs from the header's")
-    return executed
+def _execute(
+    state: State, block: Block, verified: Container[bytes],
+    decoded: Sequence[tx.SignedTransaction] | None,
+) -> tuple[list[Receipt], list[Event]]:  # fmt: skip
+    header = block.header
+    ctx = BlockContext(header.height, header.time)
+    punished: list[Event] = []
+    for index, item in enumerate(block.evidence):
+        try:
+            punished += _apply_evidence(state, ctx, item)
+        except validator_set.InvalidEvidence as exc:
+            raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
+    if decoded is None or len(decoded) != len(block.txs):
+        decoded = [tx.decode(raw) for raw in block.txs]
+    receipts = []
+    for raw, stx in zip(block.txs, decoded, strict=True):
+        tx_hash = tx.hash_of(raw)
+        events = transition.apply_in_block(state, stx, ctx, check_signature=tx_hash not in verified)
+        receipts.append(Receipt(tx_hash, events))
+    return receipts, punished + transition.end_block(state, ctx)
 
 
 def commit(
     state: State,
     block: Block,
     verified: Container[bytes] = (),
-    executed: Executed | None = None,
+    decoded: Sequence[tx.SignedTransaction] | None = None,
 ) -> tuple[list[Receipt], list[Event]]:
-    """Execute a decided block for real, or replay its trial `executed` on this same state.
-    A different state root here means this node has diverged from the validators that
-    certified the block: it must stop, not continue."""
-    state.begin()
-    try:
-        if executed is not None and executed.block_hash == block.hash:
-            state.replay(executed.writes)
-            receipts, end_events = executed.receipts, executed.end_events
-        else:
-            receipts, end_events = _execute(
-                state, block.header, block.txs, block.evidence, verified
-            )
-        root = state.root()
-        if root != block.header.state_root:
-            raise InvalidBlock(f"computed {root.hex()}, certified {block.header.state_root.hex()}")
-    except InvalidBlock as exc:
-        state.rollback()
+    """Execute a decided block: first its state root against this node's (a difference
+    means this node has diverged from the validators that certified the block: it must
+    stop, not continue), then every transaction, recording failures (module docstring).
+    `decoded`: the block's transactions as the screen decoded them, so each is decoded
+    once. The state is left as it was when anything is wrong."""
+    root = state.root()
+    if block.header.state_root != root:
         raise RuntimeError(
             f"height {block.header.height}: this node disagrees with the certified block "
+            f"(its state root is {root.hex()}, the block carries "
+            f"{block.header.state_root.hex()}); halting rather than continuing on a "
+            "divergent state"
+        )
+    state.begin()
+    try:
+        receipts, end_events = _execute(state, block, verified, decoded)
+        state.root()
+    except (InvalidBlock, ValueError) as exc:
+        state.rollback()
+        raise RuntimeError(
+            f"height {block.header.height}: the certified block does not execute here "
             f"({exc}); halting rather than continuing on a divergent state"
         ) from None
+    except BaseException:
+        state.rollback()
+        raise
     state.release()
     return receipts, end_events

@@ -79,6 +79,7 @@ class Entry:
     fee: int
     seq: int  # arrival order
     emergency: bool = False  # `tx.is_emergency`: reaped ahead of everything else
+    decoded: tx.SignedTransaction | None = None  # as admission decoded it: not decoded again
 
     @property
     def fee_per_byte(self) -> float:
@@ -195,6 +196,12 @@ class Mempool:
         """Waiting, or recently committed or dropped: not worth checking again."""
         return tx_hash in self._by_hash or tx_hash in self._outcomes
 
+    def decoded(self, tx_hash: bytes) -> tx.SignedTransaction | None:
+        """A waiting transaction as admission decoded it (None: not waiting here), so that
+        a block holding it is screened and executed without decoding it again."""
+        entry = self._by_hash.get(tx_hash)
+        return None if entry is None else entry.decoded
+
     def verify(self, raws: list[bytes]) -> list[bool]:
         """Signature verdicts for transactions from elsewhere (a block being synced), in
         the pool; bytes that do not decode count as not verified."""
@@ -253,6 +260,7 @@ class Mempool:
             stx.tx.fee,
             next(self._seq),
             tx.is_emergency(stx.tx.body),
+            stx,
         )
         if not self._make_room(entry):
             return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")

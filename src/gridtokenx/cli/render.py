@@ -102,6 +102,9 @@ def receipt_view(receipt: dict[str, Any]) -> RenderableType:
         line = f"committed at height {receipt['height']} (index {receipt['index']})"
         return Group(line, events_table(receipt.get("events", [])))
     reason = f": {receipt['reason']}" if receipt.get("reason") else ""
+    if status == "failed":
+        line = f"failed at height {receipt['height']} (index {receipt['index']}){reason}"
+        return Group(line, events_table(receipt.get("events", [])))
     return f"{status}{reason}"
 
 

@@ -8,10 +8,10 @@ is the same API for asyncio (httpx.AsyncClient). Every read returns a typed resu
 transaction first and raises `WouldBeRefused` for one the ledger would refuse now
 (`check=False` sends untried). Every failure is a `GridTokenXError` with the ledger's,
 mempool's or API's stable `code` and a readable `message`: `ApiError` when the node
-refuses a request, `TxDropped` when an admitted transaction is dropped, `StreamError` for
-a subscription. A 429 or 503 is retried as the node's Retry-After says (a halted node's
-503 is not: it will not recover), for reads and signed submissions
-(retries.py).
+refuses a request, `TxDropped` when an admitted transaction is dropped (`TxFailed`: it
+failed in its block), `StreamError` for a subscription. A 429 or 503 is retried as the
+node's Retry-After says (a halted node's 503 is not: it will not recover), for reads and
+signed submissions (retries.py).
 
     with Client("http://127.0.0.1:26850") as api:
         receipt = api.send_and_wait(key, tx.Transfer(tx.Asset.THB, to, 5_000))
@@ -34,6 +34,7 @@ from gridtokenx.client.models import (
     Receipt,
     StreamError,
     TxDropped,
+    TxFailed,
     address_text,
     describe,
     raw_of,
@@ -81,6 +82,7 @@ __all__ = [
     "TradeEvent",
     "TxDropped",
     "TxEvent",
+    "TxFailed",
     "WouldBeRefused",
     "address_text",
     "describe",

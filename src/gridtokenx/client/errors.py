@@ -67,6 +67,19 @@ class TxDropped(GridTokenXError):
         return self.code
 
 
+class TxFailed(TxDropped):
+    """A submitted transaction was committed in a block but failed there as it executed
+    (validators vote on blocks before executing them): its nonce is used, its fee paid
+    when its sender could, and nothing else happened. `code` is the ledger's. It is a
+    `TxDropped` for callers that only ask whether it took effect."""
+
+    def __init__(self, tx_hash: str, code: str, height: int) -> None:
+        message = describe(code) or code.lower().replace("_", " ")
+        GridTokenXError.__init__(self, code, f"transaction {tx_hash} failed in block {height}: "
+                                 f"{message}")  # fmt: skip
+        self.tx_hash, self.height = tx_hash, height
+
+
 class StreamError(GridTokenXError):
     """The node refused a subscription (`code` as the API's), or ended the stream because
     the subscriber fell behind (`code` LAGGED)."""

@@ -14,6 +14,7 @@ from gridtokenx.client.errors import ApiError as ApiError
 from gridtokenx.client.errors import GridTokenXError as GridTokenXError
 from gridtokenx.client.errors import StreamError as StreamError
 from gridtokenx.client.errors import TxDropped as TxDropped
+from gridtokenx.client.errors import TxFailed as TxFailed
 from gridtokenx.client.errors import describe as describe
 from gridtokenx.client.results import Event, Record, decode
 from gridtokenx.client.retries import retry_after
@@ -61,9 +62,12 @@ class Receipt(Record):
 
 def final(receipt: Receipt) -> Receipt | None:
     """A committed receipt, or None while the transaction is pending; a dropped one raises
-    `TxDropped` (one-block finality: committed is final)."""
+    `TxDropped`, and one that failed in its block `TxFailed` (one-block finality:
+    committed is final, failed too)."""
     if receipt.status == "dropped":
         raise TxDropped(receipt.hash, receipt.reason)
+    if receipt.status == "failed":
+        raise TxFailed(receipt.hash, receipt.reason, receipt.height or 0)
     return receipt if receipt.status == "committed" else None
 
 

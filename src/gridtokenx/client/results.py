@@ -108,7 +108,9 @@ class BlockHeader(Record):
 
 @dataclass(frozen=True)
 class Block(Record):
-    """A block; `txs`, `end_events` and `signers` are empty in a listing's summaries."""
+    """A block; `txs`, `failed`, `end_events` and `signers` are empty in a listing's
+    summaries. `failed`: the transactions that failed as the block executed, each with the
+    ledger's code (in the block all the same: nonce used, fee paid if it could be)."""
 
     height: int
     hash: str
@@ -116,6 +118,7 @@ class Block(Record):
     tx_count: int
     evidence_count: int
     txs: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
     end_events: list[JSON] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
 

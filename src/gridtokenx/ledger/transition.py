@@ -81,7 +81,23 @@ RECORD_TYPES: Final[tuple[type[msgspec.Struct], ...]] = tuple(
 )
 """Every record type the ledger stores (the store refuses any other type)."""
 
-__all__ = ["CONTEXTS", "RECORD_TYPES", "apply", "end_block"]
+__all__ = [
+    "CONTEXTS",
+    "RECORD_TYPES",
+    "TX_FAILED",
+    "apply",
+    "apply_in_block",
+    "end_block",
+    "fee_exempt",
+]
+
+TX_FAILED: Final = "tx_failed"
+"""The event of a block's transaction that failed as it executed (`apply_in_block`)."""
+VOID: Final = (
+    errors.WrongChainId, errors.InvalidSignature, errors.UnknownSender, errors.NonceReplayed,
+    errors.NonceGap,
+)  # fmt: skip
+"""Envelope failures: the transaction has no valid claim on an account, so nothing is charged."""
 
 Handler = Callable[[Overlay, BlockContext, bytes, Any, Params], list[Event]]
 
@@ -137,7 +153,7 @@ def _transmission_status(
     return events + halts.on_frequency(view, ctx, body.frequency_mhz, update.by, p)
 
 
-def _fee_exempt(view: Overlay, ctx: BlockContext, sender: bytes, body: object) -> bool:
+def fee_exempt(view: Overlay, ctx: BlockContext, sender: bytes, body: object) -> bool:
     """Authorities run the chain and meters hold no THB, so the minimum fee is for participants.
 
     Without this, a chain with a positive minimum fee could never register its first
@@ -176,7 +192,7 @@ def apply(
     if tx.nonce > account.nonce:
         raise errors.NonceGap(f"nonce {tx.nonce} skips ahead; next is {account.nonce}")
     p = chain_info.params(view)
-    if tx.fee < p.min_fee_satang and not _fee_exempt(view, ctx, sender, tx.body):
+    if tx.fee < p.min_fee_satang and not fee_exempt(view, ctx, sender, tx.body):
         raise errors.FeeTooLow(f"fee {tx.fee} satang is below the minimum {p.min_fee_satang}")
     events: list[Event] = []
     if tx.fee:
@@ -191,6 +207,54 @@ def apply(
     view.put(accounts.account_key(sender), msgspec.structs.replace(account, nonce=tx.nonce + 1))
     view.commit()
     return events
+
+
+def apply_in_block(
+    state: State, stx: SignedTransaction, ctx: BlockContext, *, check_signature: bool = True
+) -> list[Event]:
+    """Apply one transaction of a decided block, which may fail: validators voted for the
+    block on cheap checks (`chain.blocks.Screen`), not on its execution. The rule, the same
+    on every node, is:
+
+    - it succeeds: as `apply`;
+    - its envelope fails (`VOID`: wrong chain, bad signature, unknown sender, a nonce not
+      its sender's next; the screen makes these impossible in a valid block, but a rule
+      must still say what they do): nothing changes;
+    - anything else fails (the fee below the minimum, the market's or the ledger's rules,
+      the fee itself unaffordable): its effects are discarded, its sender's nonce advances
+      (so the signed transaction can never apply later: a client told "failed" stays
+      told), and its fee is paid when the sender's THB covers it (failing is not free).
+
+    The two failures return one `TX_FAILED` event with the ledger's code and message."""
+    try:
+        return apply(state, stx, ctx, check_signature=check_signature)
+    except VOID as exc:
+        return [_failed(exc)]
+    except errors.Rejection as exc:
+        rejection = exc
+    view = state.overlay()
+    tx = stx.tx
+    sender = tx.sender_address
+    events: list[Event] = []
+    if tx.fee:
+        collector = chain_info.chain_info(view).fee_collector
+        paid = view.fork()
+        try:
+            accounts.move(paid, sender, collector, Asset.THB, tx.fee)
+        except errors.Rejection:
+            pass  # the sender cannot pay: nothing is charged
+        else:
+            view.absorb(paid)
+            events.append(Event("fee_paid", {"from": sender, "to": collector, "amount": tx.fee}))
+    account = accounts.get_account(view, sender)
+    assert account is not None  # not VOID: the sender exists
+    view.put(accounts.account_key(sender), msgspec.structs.replace(account, nonce=tx.nonce + 1))
+    view.commit()
+    return [*events, _failed(rejection)]
+
+
+def _failed(rejection: errors.Rejection) -> Event:
+    return Event(TX_FAILED, {"code": rejection.code, "message": str(rejection)})
 
 
 def end_block(state: State, ctx: BlockContext) -> list[Event]:

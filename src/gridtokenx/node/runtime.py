@@ -568,7 +568,15 @@ class Node:
         self.telemetry.round_at(self.core.height, self.core.state.round, now)
 
     def _carry_out(self, actions: list[core.Action]) -> None:
-        if self.core.state != self._logged:  # a synced write only when the state moved
+        """One synced WAL write per consensus step at most: only when this node is about to
+        send something (a proposal or a vote it signed) and its state moved since the last
+        write. Never signing twice needs the signed vote durable before it leaves; a state
+        change that sends nothing (a timeout into the next round, the start of a height,
+        a valid value noted) protects no signature, so it waits for the next send. A crash
+        before then resumes from the earlier state, which can only cost a round: everything
+        the node ever signed is in the WAL."""
+        sends = any(isinstance(a, core.Broadcast) for a in actions)
+        if sends and self.core.state != self._logged:
             self.app.store.save_wal(self.core.state)  # before anything leaves this node
             self._logged = msgspec.structs.replace(self.core.state)
         for action in actions:

@@ -217,8 +217,12 @@ class DevnetSink:
             block = self.client.block(self.seen_height + 1)
             now = time.monotonic()
             self.seen_height += 1
+            failed = block.get("failed", {})
             for tx_hash in block.get("txs", []):
                 found = self.pending.pop(tx_hash, None)
+                if found is not None and tx_hash in failed:  # the ledger's code, as a drop's
+                    raise DevnetRejected(tx_hash, failed[tx_hash], "it failed in block "
+                                         f"{self.seen_height}", _body_name(found[1]))  # fmt: skip
                 if found is not None:
                     self.finality.latencies.append(now - found[0])
                     self.last_commit_height = self.seen_height

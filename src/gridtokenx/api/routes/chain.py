@@ -13,6 +13,7 @@ from gridtokenx.api.errors import not_found
 from gridtokenx.api.models import ERRORS
 from gridtokenx.api.routes.common import Limit
 from gridtokenx.chain import blocks
+from gridtokenx.chain.application import BlockStore
 from gridtokenx.ledger import registry, validator_set
 from gridtokenx.ledger.chain_info import chain_info as ledger_chain_info
 from gridtokenx.ledger.chain_info import params as ledger_params
@@ -42,12 +43,25 @@ def block_view(node: Node, height: int, *, full: bool = True) -> dict[str, Any]:
         "evidence_count": len(block.evidence),
     }
     if full:
-        out["txs"] = [tx.hash_of(raw).hex() for raw in block.txs]
+        hashes = [tx.hash_of(raw) for raw in block.txs]
+        out["txs"] = [h.hex() for h in hashes]
+        out["failed"] = _failed(store, hashes)
         out["end_events"] = views.events(store.block_events(height) or [])
         # Who signed it: the validators whose precommits this node's commit certificate
         # holds (more than 2/3 of the power, not necessarily every signer's vote).
         certificate = msgspec.msgpack.decode(stored[1], type=tuple[Vote, ...])
         out["signers"] = [views.plain(vote.validator) for vote in certificate]
+    return out
+
+
+def _failed(store: BlockStore, hashes: list[bytes]) -> dict[str, str]:
+    """The block's transactions that failed as they executed, with the ledger's code
+    (validators vote before executing: consensus.md, "Pipelined heights")."""
+    out = {}
+    for tx_hash in hashes:
+        receipt = store.receipt(tx_hash)
+        if receipt is not None and (code := receipt.failed) is not None:
+            out[tx_hash.hex()] = code
     return out
 
 

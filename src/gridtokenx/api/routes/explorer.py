@@ -81,12 +81,13 @@ def _block(node: Node, height: int) -> blocks.Block | None:
 
 @router.get("/txs/{tx_hash}/body", response_model=TxBody, response_model_exclude_unset=True)
 async def tx_body(node: NodeDep, tx_hash: str = HashPath) -> dict[str, Any]:
-    """A transaction's status (as `GET /txs/{hash}`) and, once committed, what it says:
+    """A transaction's status (as `GET /txs/{hash}`) and, once committed (or failed in its
+    block), what it says:
     kind, sender (with `sender_name`: a participant's name or an authority's code),
     nonce, fee, its decoded body, and its block's time."""
     raw_hash = views.hex_bytes(tx_hash, 32, "transaction hash")
     status = views.tx_status(node, raw_hash)
-    if status["status"] != "committed":
+    if status["status"] not in ("committed", "failed"):
         return status
     block = _block(node, status["height"])
     if block is None:  # pruned since the receipt was read

@@ -55,7 +55,7 @@ async function showTx(hash) {
   const t = await get(`/txs/${hash}/body`);
   const out = [el("h2", {}, "Transaction ", el("span", { class: "mono hash" }, hash))];
   const status = el("span", { class: `tx-status ${t.status}` }, t.status + (t.reason ? ` (${t.reason})` : ""));
-  if (t.status !== "committed") return [...out, section("Status", facts([["status", status, { id: "tx-status" }]]))];
+  if (t.status !== "committed" && t.status !== "failed") return [...out, section("Status", facts([["status", status, { id: "tx-status" }]]))];
   out.push(section("Summary", facts([
     ["status", status, { id: "tx-status" }],
     ["kind", t.kind, { id: "tx-kind" }],

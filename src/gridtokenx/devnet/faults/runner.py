@@ -218,4 +218,6 @@ async def status_of(api: AsyncClient, tx_hash: str) -> str:
         return "unknown" if exc.code == "NOT_FOUND" else f"error:{exc.code}"
     except httpx.HTTPError:
         return "unreachable"
+    if receipt.status == "failed":  # in a block all the same
+        return "committed"
     return f"dropped:{receipt.reason}" if receipt.status == "dropped" else str(receipt.status)

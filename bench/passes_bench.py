@@ -1,0 +1,150 @@
+"""How many times a node decodes each transaction and syncs its WAL, counted, not timed:
+four validators as asyncio nodes in this process on 127.0.0.1 (as tests/node runs them),
+fed registrations through one node and gossip, until every node has committed them.
+
+It counts, on every node together, the calls to `wire.tx.decode` (admission in the
+mempool's threads, building, screening or executing a block) and the synced writes of the
+store (`Store.save_wal`, the consensus WAL, and `Store.commit_height`, one per height),
+then prints decodes per transaction per node and synced writes per height per node, and
+writes bench/results/passes.json. Counting needs no quiet machine, and the same file runs
+against another checkout (PYTHONPATH) to compare before and after.
+
+    python bench/passes_bench.py [--txs 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import benchkit
+from gridtokenx.consensus.core import Timeouts
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.node.runtime import Node
+from gridtokenx.storage import store as store_module
+from gridtokenx.storage.store import open_application
+from gridtokenx.wire import crypto, tx
+
+RESULTS = Path(__file__).parent / "results" / "passes.json"
+CHAIN = "gridtokenx-passes"
+GENESIS_TIME = 1_767_225_600
+CODES = ("EGAT", "MEA", "PEA", "ERC", "NEPO")
+TIMEOUTS = Timeouts(propose_ms=1500, prevote_ms=1000, precommit_ms=1000, increment_ms=500)
+
+
+def _registrations(count: int) -> list[bytes]:
+    sb = Sandbox(chain_id=CHAIN, genesis_time=GENESIS_TIME)
+    out = []
+    for i in range(count):
+        code, zone = (("MEA", "BKK"), ("PEA", "CEN"))[i % 2]  # two senders: 1,000 each
+        authority = sb.authority(code)
+        who = crypto.PrivateKey.from_dev_label(f"passes/home/{i}")
+        body = tx.RegisterParticipant(who.address, zone, tx.ParticipantKind.HOUSEHOLD, f"h{i}")
+        out.append(sb.sign(authority, body).encode())
+        sb.submit(authority, body)
+    return out
+
+
+class _Counts:
+    """Wraps the counted functions for the run, and puts them back."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def wrap(self, owner: Any, name: str) -> None:
+        real = getattr(owner, name)
+        self._saved.append((owner, name, real))
+        label = name
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[label] += 1
+            return real(*args, **kwargs)
+
+        setattr(owner, name, counted)
+
+    def restore(self) -> None:
+        for owner, name, real in reversed(self._saved):
+            setattr(owner, name, real)
+
+
+async def _run(folder: Path, count: int) -> dict[str, object]:
+    keys = genesis.dev_keys()
+    spec = genesis.devnet(CHAIN, GENESIS_TIME, keys)
+    nodes = [
+        Node(keys[c], open_application(spec, folder / c), TIMEOUTS,
+             clock=lambda: GENESIS_TIME + 10, min_block_gap=0.2)
+        for c in CODES
+    ]  # fmt: skip
+    txs = _registrations(count)
+    counts = _Counts()
+    try:
+        ports = [await n.gossip.listen() for n in nodes]
+        for i, node in enumerate(nodes):
+            for j in range(i + 1, len(nodes)):
+                await node.gossip.dial("127.0.0.1", ports[j], expect=keys[CODES[j]].address)
+        for _ in range(200):  # bounded: the full mesh within 10 s
+            if all(len(n.gossip.peers) == len(nodes) - 1 for n in nodes):
+                break
+            await asyncio.sleep(0.05)
+        counts.wrap(tx, "decode")
+        counts.wrap(store_module.Store, "save_wal")
+        counts.wrap(store_module.Store, "commit_height")
+        for node in nodes:
+            await node.start()
+        await nodes[1].admit(txs, client=True)
+        hashes = [tx.hash_of(raw) for raw in txs]
+        for _ in range(1200):  # bounded: 2 minutes
+            if all(n.app.receipt(h) is not None for n in nodes for h in hashes[-1:]):
+                break
+            await asyncio.sleep(0.1)
+        done = all(n.app.receipt(h) is not None for n in nodes for h in hashes)
+        heights = sum(n.app.height for n in nodes)
+    finally:
+        counts.restore()
+        for node in nodes:
+            await node.stop()
+    calls = counts.calls
+    per_node = count * len(nodes)
+    return {
+        "transactions": count,
+        "all_committed_everywhere": done,
+        "heights_per_node": round(heights / len(nodes), 1),
+        "decodes_per_tx_per_node": round(calls["decode"] / per_node, 2),
+        "wal_syncs_per_height_per_node": round(calls["save_wal"] / heights, 2),
+        "synced_writes_per_height_per_node": round(
+            (calls["save_wal"] + calls["commit_height"]) / heights, 2
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--txs", type=int, default=600)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="gridtokenx-passes-") as folder:
+        figures = asyncio.run(_run(Path(folder), args.txs))
+    result: dict[str, object] = {
+        "benchmark": "passes",
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "validators": len(CODES),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        **figures,
+    }
+    benchkit.print_figures(result)
+    benchkit.write(result, args.output)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
