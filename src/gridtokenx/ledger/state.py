@@ -49,6 +49,21 @@ def leaf_hash(key: bytes, value: bytes) -> bytes:
     return tagged_hash(_LEAF_DOMAIN, len(key).to_bytes(4), key, value)
 
 
+def bucket_of(key: bytes) -> int:
+    """The bucket `key` belongs to: chunk proofs (`ledger.state_proofs`) group by it."""
+    return _bucket_of(key)
+
+
+def bucket_hash(leaves: Iterable[bytes]) -> bytes:
+    """A bucket's hash from its leaf hashes in key order (no leaves: the empty bucket)."""
+    return tagged_hash(_BUCKET_DOMAIN, b"".join(leaves))
+
+
+def node_hash(children: Iterable[bytes]) -> bytes:
+    """An inner node's hash from its 2**FANOUT_BITS children's hashes, in order."""
+    return tagged_hash(_NODE_DOMAIN, b"".join(children))
+
+
 class BucketTree:
     """The incremental commitment described in the module docstring."""
 

@@ -1,0 +1,234 @@
+"""State snapshots on disk: taken from a checkpoint of the store, cut into provable chunks,
+served to nodes that state-sync, and written back into a new store on their side.
+
+A snapshot is the state at a certified height: every state record, as the store holds it,
+in chunks of whole buckets of the state root's bucket tree (`ledger.state_proofs`), each
+chunk with the sibling hashes that prove it against the state root in that height's block
+header. The `Offer` carries that block and its commit certificate, so a node that has never
+seen the chain checks the certificate against the validators it trusts, takes the header's
+state root, and from then on needs nothing but the chunks. Chunks are cut by a fixed byte
+bound (CHUNK_BYTES), the same on every node, so honest nodes offering the same height offer
+the same chunks and a receiver can fetch each chunk from whichever of them it likes.
+
+Taking a snapshot never stops the node: the store is checkpointed (hard links, a
+consistent height), and the checkpoint is read, cut and written out in a worker thread;
+the node goes on committing meanwhile. A snapshot does not need the chain's old blocks,
+so a node that prunes them still serves snapshots. A snapshot directory holds `offer`
+(written last: a directory without it is unfinished and removed) and `chunk-<i>` files,
+each the exact frame payload that is sent, so serving is a file read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from gridtokenx.chain import blocks
+from gridtokenx.ledger import state_proofs as proofs
+from gridtokenx.ledger.state import bucket_of
+from gridtokenx.storage.store import Store, StoreError, decode_record
+
+CHUNK_BYTES: Final = 1024 * 1024
+"""Record bytes in one chunk at most (a bucket larger than that is a chunk of its own).
+A protocol constant: every node cuts a state into the same chunks."""
+KEEP: Final = 2  # snapshots a node keeps by default
+_OFFER: Final = "offer"
+
+
+class SnapshotError(StoreError):
+    """A snapshot that cannot be taken or restored (the message says why)."""
+
+
+class Offer(msgspec.Struct, frozen=True, array_like=True):
+    """What a node can serve: the height, that height's block and commit certificate (the
+    encoded votes, as stored), and the bucket ranges of its chunks, in order."""
+
+    height: int
+    block: bytes
+    certificate: bytes
+    ranges: tuple[tuple[int, int], ...]
+
+
+class Chunk(msgspec.Struct, frozen=True, array_like=True):
+    """Chunk `index` of the snapshot at `height`: the records of buckets [first, end) as
+    (key, stored bytes), in key order, and the proof's sibling hashes."""
+
+    height: int
+    index: int
+    first: int
+    end: int
+    records: list[tuple[bytes, bytes]]
+    siblings: tuple[bytes, ...]
+
+
+class ChunkRequest(msgspec.Struct, frozen=True, array_like=True):
+    height: int
+    index: int
+
+
+_offer: Final = msgspec.msgpack.Decoder(Offer)
+_chunk: Final = msgspec.msgpack.Decoder(Chunk)
+_stored: Final = msgspec.msgpack.Decoder(tuple[str, bytes])
+
+
+def decode_offer(raw: bytes) -> Offer:
+    return _offer.decode(raw)
+
+
+def decode_chunk(raw: bytes) -> Chunk:
+    return _chunk.decode(raw)
+
+
+def canonical(stored: bytes) -> bytes:
+    """The bytes the state root commits to for a record in its stored form; raises
+    `ValueError` for bytes that are not a record of a registered type."""
+    try:
+        decode_record(stored)
+        return _stored.decode(stored)[1]
+    except (msgspec.MsgspecError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a stored state record ({exc})") from None
+
+
+def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> None:
+    """Check a received chunk against the offer it was asked under and the certified state
+    root; raises `proofs.BadChunk` (also for a record that does not decode)."""
+    if chunk.height != offer.height or not 0 <= chunk.index < len(offer.ranges):
+        raise proofs.BadChunk(f"chunk {chunk.index} of height {chunk.height} was not asked for")
+    if (chunk.first, chunk.end) != tuple(offer.ranges[chunk.index]):
+        raise proofs.BadChunk(f"chunk {chunk.index} covers another bucket range")
+    try:
+        records = [(key, canonical(value)) for key, value in chunk.records]
+    except ValueError as exc:
+        raise proofs.BadChunk(str(exc)) from None
+    proofs.verify(proofs.Range(chunk.first, chunk.end, records), chunk.siblings, root)
+
+
+# --- taking and serving --------------------------------------------------------------------
+class Snapshots:
+    """The snapshots of one node, in `directory` (one subdirectory per height)."""
+
+    def __init__(self, directory: Path, keep: int = KEEP, chunk_bytes: int = CHUNK_BYTES) -> None:
+        """`chunk_bytes` is CHUNK_BYTES on a network (tests cut small states finer)."""
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, not {keep}")
+        self.directory = directory
+        self.keep = keep
+        self.chunk_bytes = chunk_bytes
+        self._offers: dict[int, bytes] = {}
+
+    def _at(self, height: int) -> Path:
+        return self.directory / f"{height:012d}"
+
+    def heights(self) -> list[int]:
+        """Heights of the finished snapshots, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = [int(p.name) for p in self.directory.iterdir()
+                 if p.name.isdigit() and (p / _OFFER).is_file()]  # fmt: skip
+        return sorted(found)
+
+    def offers(self) -> list[bytes]:
+        """The encoded offers of the finished snapshots, newest first."""
+        answer = []
+        for height in reversed(self.heights()):
+            if height not in self._offers:
+                self._offers[height] = (self._at(height) / _OFFER).read_bytes()
+            answer.append(self._offers[height])
+        return answer
+
+    def chunk(self, height: int, index: int) -> bytes | None:
+        """A chunk's frame payload, or None when this node has no such chunk."""
+        if index < 0:
+            return None
+        try:
+            return (self._at(height) / f"chunk-{index}").read_bytes()
+        except OSError:
+            return None
+
+    def take(self, store: Store) -> int | None:
+        """Snapshot the store's current height (blocking: run it in a worker thread);
+        returns the height, or None when there is nothing new to take. Older snapshots
+        beyond `keep` and unfinished ones are removed."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        copy_path = self.directory / f".checkpoint-{os.getpid()}"
+        shutil.rmtree(copy_path, ignore_errors=True)
+        store.checkpoint(copy_path)
+        try:
+            with Store(copy_path) as copy:
+                height = copy.height()
+                if height == 0 or height in self.heights():
+                    return None
+                self._write(copy, height)
+        finally:
+            shutil.rmtree(copy_path, ignore_errors=True)
+        self._tidy()
+        return height
+
+    def _write(self, copy: Store, height: int) -> None:
+        stored = copy.block(height)
+        if stored is None:
+            raise SnapshotError(f"the block at height {height} is not in the store")
+        grouped: dict[int, list[tuple[bytes, bytes, bytes]]] = {}
+        for key, value in _state_items(copy):
+            grouped.setdefault(bucket_of(key), []).append((key, value, canonical(value)))
+        for bucket in grouped.values():
+            bucket.sort()
+        levels = proofs.Levels(
+            {i: proofs.bucket_hash_of([(k, c) for k, _, c in rs]) for i, rs in grouped.items()}
+        )
+        root = blocks.decode(stored[0]).header.state_root
+        if levels.root != root:
+            raise SnapshotError(f"the state at height {height} does not have its header's root")
+        sizes = {i: sum(len(k) + len(v) for k, v, _ in rs) for i, rs in grouped.items()}
+        ranges = proofs.cut(sizes, self.chunk_bytes)
+        target = self._at(height)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        for index, (first, end) in enumerate(ranges):
+            records = [(k, v) for i in range(first, end) for k, v, _ in grouped.get(i, ())]
+            chunk = Chunk(height, index, first, end, records, levels.prove(first, end))
+            (target / f"chunk-{index}").write_bytes(msgspec.msgpack.encode(chunk))
+        offer = Offer(height, stored[0], stored[1], tuple(ranges))
+        (target / f"{_OFFER}.tmp").write_bytes(msgspec.msgpack.encode(offer))
+        (target / f"{_OFFER}.tmp").replace(target / _OFFER)
+
+    def _tidy(self) -> None:
+        finished = self.heights()
+        for height in finished[: -self.keep]:
+            shutil.rmtree(self._at(height), ignore_errors=True)
+            self._offers.pop(height, None)
+        for path in self.directory.iterdir():
+            if path.name.isdigit() and int(path.name) not in finished[-self.keep :]:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _state_items(store: Store) -> Iterator[tuple[bytes, bytes]]:
+    """Every state record of `store` as (key, stored bytes)."""
+    cf = store.db.get_column_family("state")
+    try:
+        for key, value in cf.items():
+            assert isinstance(key, bytes) and isinstance(value, bytes)
+            yield key, value
+    finally:
+        del cf
+
+
+# --- restoring -----------------------------------------------------------------------------
+def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes) -> None:
+    """Complete a store whose every chunk of `offer` was verified and written
+    (`Store.put_state_records`): the height, its block and certificate, then the root
+    checked once more from the store itself. Raises `SnapshotError` when the state read
+    back does not have the header's root (the caller throws the store away)."""
+    root = blocks.decode(offer.block).header.state_root
+    store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
+                            genesis_hash)  # fmt: skip
+    if (found := store.load_state().root()) != root:
+        raise SnapshotError(
+            f"the restored state's root {found.hex()[:16]}... is not the certified "
+            f"{root.hex()[:16]}..."
+        )
