@@ -37,14 +37,16 @@ from gridtokenx.chain.mempool import Admission, Checked
 from gridtokenx.consensus import core
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
+from gridtokenx.node import state_sync
 from gridtokenx.node.auction_clearer import AuctionClearer
 from gridtokenx.node.metrics import Metrics
 from gridtokenx.node.presence import ABSENT_PROPOSE_S, Presence
 from gridtokenx.node.supervisor import Supervisor
 from gridtokenx.node.telemetry import CommitInfo, Telemetry
 from gridtokenx.p2p.connection import PeerSettings
-from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
+from gridtokenx.p2p.gossip import STATE_SYNC, Gossip, Kind, Outcome
 from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.storage.snapshots import Snapshots
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import codec, crypto, errors, tx
 from gridtokenx.wire.votes import Commit, Proposal, Vote, block_id
@@ -164,6 +166,7 @@ class Node:
         self._checked: tuple[bytes, set[bytes]] | None = None  # a synced block's signatures
         self._checking: set[tuple[int, int]] = set()  # proposals in their trial: (height, round)
         self.presence = Presence(height)  # who signed what lately: cuts an absent proposer's turn
+        self.snapshots: Snapshots | None = None  # what this node serves to state sync
 
     @property
     def failed(self) -> str | None:
@@ -357,6 +360,8 @@ class Node:
                 return Outcome.RELAY if self._receive_txs(payload, peer) else Outcome.INVALID
             if kind is Kind.SYNC_REQUEST:
                 return self._answer_sync(payload, peer)
+            if kind in STATE_SYNC:
+                return state_sync.answer(self.snapshots, self.gossip, kind, payload, peer)
             if kind is Kind.PROPOSAL:
                 return await self._on_proposal(msgspec.msgpack.decode(payload, type=Proposal), peer)
             if kind is Kind.VOTE:

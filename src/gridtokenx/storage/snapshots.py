@@ -151,13 +151,23 @@ class Snapshots:
             return None
 
     def take(self, store: Store) -> int | None:
-        """Snapshot the store's current height (blocking: run it in a worker thread);
-        returns the height, or None when there is nothing new to take. Older snapshots
-        beyond `keep` and unfinished ones are removed."""
+        """Snapshot the store's current height (`checkpoint`, then `build`, here); returns
+        the height, or None when there is nothing new to take."""
+        return self.build(self.checkpoint(store))
+
+    def checkpoint(self, store: Store) -> Path:
+        """A consistent copy of the store to build a snapshot from: quick (hard links),
+        done on the node's loop, so the copy holds exactly one committed height."""
         self.directory.mkdir(parents=True, exist_ok=True)
         copy_path = self.directory / f".checkpoint-{os.getpid()}"
         shutil.rmtree(copy_path, ignore_errors=True)
         store.checkpoint(copy_path)
+        return copy_path
+
+    def build(self, copy_path: Path) -> int | None:
+        """Cut the snapshot of a `checkpoint` (blocking: a worker thread's work), remove
+        the checkpoint, and keep the newest `keep` snapshots; returns the height taken,
+        or None when the checkpoint's height has one already (or is 0)."""
         try:
             with Store(copy_path) as copy:
                 height = copy.height()
