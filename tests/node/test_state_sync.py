@@ -24,21 +24,12 @@ from gridtokenx.storage.store import open_application
 from gridtokenx.wire import codec
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.votes import Vote
+from tests.node.test_catching_up import _until
 
 CHAIN = "gridtokenx-state-sync"
 T0 = 1_767_225_600
 INTERVAL = 5
 SPEC = devnet_genesis(CHAIN, T0, ("EGAT",))
-
-
-async def _until(check: object, seconds: float, every: float = 0.01) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(every)
-    return False
 
 
 def _node(path: Path, key: PrivateKey) -> Node:
