@@ -137,3 +137,18 @@ def test_auction_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     for size in ("steps_70", "steps_700"):
         figures = result[size]
         assert figures["welfare_satang"] > 0 and figures["check_ms_min"] > 0
+
+
+@pytest.mark.process
+def test_statesync_bench_runs_small(tmp_path: Path) -> None:
+    """A few hundred meters joined by state sync and a short chain block-synced both ways:
+    the bench runs, and its figures are there and sane."""
+    out = tmp_path / "statesync.json"
+    result = _load("statesync_bench").main(
+        ["--meters", "300", "--blocks", "2", "--tps", "40", "--output", str(out)]
+    )
+    assert json.loads(out.read_text()) == result
+    (join,) = result["state_sync"]
+    assert join["records"] > 300 * 4 and join["chunks"] >= 1 and join["join_s"] > 0
+    (sync,) = result["block_sync"]
+    assert sync["blocks"] >= 2 and sync["fast_x_real_time"] > 0

@@ -47,7 +47,8 @@ from gridtokenx.wire.votes import Vote, block_id
 MAX_OFFERS: Final = 4  # offers a node sends in answer (its newest)
 IN_FLIGHT: Final = 4  # chunk requests outstanding per peer
 CHUNK_TIMEOUT_S: Final = 10.0  # a chunk not in by then is asked of another peer
-OFFER_WAIT_S: Final = 2.0  # after the first offer, how long to wait for more
+OFFER_WAIT_S: Final = 2.0  # after an offer, how long to wait for the other peers'
+OFFER_GRACE_S: Final = 0.2  # ...and for a peer's further offers once all have answered
 STRIKES: Final = 3  # timeouts after which a peer is no longer asked
 _certificate: Final = msgspec.msgpack.Decoder(tuple[Vote, ...])
 _request: Final = msgspec.msgpack.Decoder(ChunkRequest)
@@ -208,7 +209,7 @@ class Joiner:
             self.gossip.send_to(peer, Kind.SNAPSHOTS_REQUEST, b"")
         # Honest nodes cut the same state alike: sources must agree on block and chunks.
         by_snapshot: dict[tuple[int, bytes, tuple[tuple[int, int], ...]], dict[bytes, Offer]] = {}
-        until = deadline
+        until, offered = deadline, set[bytes]()
         while (left := until - loop.time()) > 0:
             try:
                 peer, raw = await asyncio.wait_for(self._offers.get(), left)
@@ -221,7 +222,10 @@ class Joiner:
                 continue
             snapshot = (offer.height, block_id(offer.block), offer.ranges)
             by_snapshot.setdefault(snapshot, {})[peer] = offer
-            until = min(deadline, loop.time() + OFFER_WAIT_S)
+            offered.add(peer)
+            # Wait a while for more, and only a moment once every peer has answered.
+            more = OFFER_WAIT_S if offered < set(self.gossip.peers) else OFFER_GRACE_S
+            until = min(deadline, loop.time() + more)
         ranked = sorted(by_snapshot.items(), key=lambda s: (s[0][0], len(s[1])), reverse=True)
         return [peers for _, peers in ranked]
 
