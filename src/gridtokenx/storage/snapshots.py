@@ -31,7 +31,7 @@ import msgspec
 from gridtokenx.chain import blocks
 from gridtokenx.ledger import state_proofs as proofs
 from gridtokenx.ledger.state import bucket_of
-from gridtokenx.storage.store import Store, StoreError, decode_record
+from gridtokenx.storage.store import Store, StoreError
 
 CHUNK_BYTES: Final = 1024 * 1024
 """Record bytes in one chunk at most (a bucket larger than that is a chunk of its own).
@@ -85,13 +85,31 @@ def decode_chunk(raw: bytes) -> Chunk:
 
 
 def canonical(stored: bytes) -> bytes:
-    """The bytes the state root commits to for a record in its stored form; raises
-    `ValueError` for bytes that are not a record of a registered type."""
+    """The bytes the state root commits to for a record in its stored form (`[type name,
+    canonical bytes]`); raises `ValueError` for bytes of another shape. The record's type
+    is not decoded here: a record whose bytes prove against a certified root is the one
+    the validators hold, and the node decodes every record when it opens the store."""
     try:
-        decode_record(stored)
         return _stored.decode(stored)[1]
-    except (msgspec.MsgspecError, KeyError, TypeError) as exc:
+    except msgspec.MsgspecError as exc:
         raise ValueError(f"not a stored state record ({exc})") from None
+
+
+def _grouped(store: Store) -> dict[int, list[tuple[bytes, bytes, bytes]]]:
+    """Every state record of `store` as (key, stored bytes, canonical bytes), by bucket,
+    each bucket in key order."""
+    grouped: dict[int, list[tuple[bytes, bytes, bytes]]] = {}
+    for key, value in _state_items(store):
+        grouped.setdefault(bucket_of(key), []).append((key, value, canonical(value)))
+    for bucket in grouped.values():
+        bucket.sort()
+    return grouped
+
+
+def _levels(grouped: dict[int, list[tuple[bytes, bytes, bytes]]]) -> proofs.Levels:
+    return proofs.Levels(
+        {i: proofs.bucket_hash_of([(k, c) for k, _, c in rs]) for i, rs in grouped.items()}
+    )
 
 
 def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> None:
@@ -183,14 +201,8 @@ class Snapshots:
         stored = copy.block(height)
         if stored is None:
             raise SnapshotError(f"the block at height {height} is not in the store")
-        grouped: dict[int, list[tuple[bytes, bytes, bytes]]] = {}
-        for key, value in _state_items(copy):
-            grouped.setdefault(bucket_of(key), []).append((key, value, canonical(value)))
-        for bucket in grouped.values():
-            bucket.sort()
-        levels = proofs.Levels(
-            {i: proofs.bucket_hash_of([(k, c) for k, _, c in rs]) for i, rs in grouped.items()}
-        )
+        grouped = _grouped(copy)
+        levels = _levels(grouped)
         root = blocks.decode(stored[0]).header.state_root
         if levels.root != root:
             raise SnapshotError(f"the state at height {height} does not have its header's root")
@@ -237,7 +249,7 @@ def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash
     root = blocks.decode(offer.block).header.state_root
     store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
                             genesis_hash)  # fmt: skip
-    if (found := store.load_state().root()) != root:
+    if (found := _levels(_grouped(store)).root) != root:
         raise SnapshotError(
             f"the restored state's root {found.hex()[:16]}... is not the certified "
             f"{root.hex()[:16]}..."
