@@ -147,3 +147,26 @@ def test_offers_the_trusted_validators_did_not_certify_are_not_taken(tmp_path: P
         assert joiner.certified(codec.encode(bad)) is None, bad
     other = devnet_genesis("another-chain", T0, ("EGAT",))
     assert state_sync.Joiner(other, outsider).certified(raw) is None
+
+
+def test_snapshots_come_at_multiples_of_the_interval_and_not_while_catching_up(
+    tmp_path: Path,
+) -> None:
+    app = open_application(SPEC, tmp_path / "data")
+    behind = [True]
+    served = snapshots.Snapshots(tmp_path / "snapshots")
+    taker = state_sync.Snapshotter(served, app.store, INTERVAL, lambda: behind[0])
+
+    async def commit_up_to(top: int) -> None:
+        for height in range(app.height + 1, top + 1):
+            app.commit(height, app.build_block(height, T0 + height, b"\0" * 20), ())
+            taker.on_commit(height)
+            await taker.stop()
+
+    try:
+        asyncio.run(commit_up_to(INTERVAL))  # passed while catching up: skipped
+        behind[0] = False
+        asyncio.run(commit_up_to(2 * INTERVAL + 2))
+    finally:
+        app.close()
+    assert taker.taken == served.heights() == [2 * INTERVAL]

@@ -156,7 +156,8 @@ async def run_node(
     if on_node is not None:
         on_node(node)
     node.snapshots = Snapshots(home / "snapshots", config.snapshot_keep)
-    snapshotter = Snapshotter(node.snapshots, node.app.store, config.snapshot_interval)
+    snapshotter = Snapshotter(node.snapshots, node.app.store, config.snapshot_interval,
+                              lambda: node.catching_up)  # fmt: skip
     node.add_commit_listener(snapshotter.on_commit)
     node.supervisor.on_failure.append(lambda reason: stop.set())
     node.reserved_peers.update(bytes.fromhex(peer) for _, _, peer in config.peers)

@@ -90,15 +90,19 @@ class Snapshotter:
     chunks are cut in a worker thread. One at a time; a height reached while one is being
     cut is skipped."""
 
-    def __init__(self, served: Snapshots, store: Store, interval: int) -> None:
+    def __init__(self, served: Snapshots, store: Store, interval: int,
+                 behind: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+        """`behind()`: the node is catching up, and skips the snapshots it passes (a node
+        syncing a day of blocks would otherwise cut the state every `interval` blocks)."""
         self.served = served
         self.store = store
         self.interval = interval
+        self.behind = behind
         self.taken: list[int] = []
         self._task: asyncio.Task[int | None] | None = None
 
     def on_commit(self, height: int, *_: object) -> None:
-        if self.interval <= 0 or height % self.interval or self.busy:
+        if self.interval <= 0 or height % self.interval or self.busy or self.behind():
             return
         copy = self.served.checkpoint(self.store)
         self._task = asyncio.get_running_loop().create_task(
@@ -309,8 +313,9 @@ async def join(data: Path, spec: genesis.Genesis, key: crypto.PrivateKey,
     staging = data.with_name(data.name + ".statesync")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        await joiner.connect(peers, loop.time() + timeout_s)
-        candidates = await joiner.choose(loop.time() + timeout_s)
+        deadline = loop.time() + timeout_s
+        await joiner.connect(peers, deadline)
+        candidates = await joiner.choose(deadline)
         if not candidates:
             return None
         offer, count = await _fetch_one(joiner, candidates, staging)
