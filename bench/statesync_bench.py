@@ -85,14 +85,28 @@ def meters_state(meters: int) -> State:
     return state
 
 
+def _block(height: int, prev_hash: bytes, root: bytes) -> bytes:
+    header = blocks.Header(CHAIN, height, T0 + height, prev_hash, EGAT.address, b"\0" * 32,
+                           root, b"\0" * 32, b"\0" * 32)  # fmt: skip
+    return blocks.Block(header, ()).encode()
+
+
 def _store_certified(state: State, path: Path) -> None:
     """`state` as height 1 of a store, under a block certified by the validator."""
     with Store(path) as store:
         store.save_genesis_state(state, SPEC.hash())
-        header = blocks.Header(CHAIN, 1, T0, b"\0" * 32, EGAT.address, b"\0" * 32, state.root(),
-                               b"\0" * 32, b"\0" * 32)  # fmt: skip
-        raw = blocks.Block(header, ()).encode()
+        raw = _block(1, b"\0" * 32, b"\0" * 32)
         store.commit_height(1, raw, codec.encode(_certificate(1, raw)), [], {})
+
+
+def _certify_next(root: bytes, path: Path) -> None:
+    """Height 2, whose header carries the root of the state after height 1 (pipelined
+    heights): what a snapshot at height 1 waits for before it is offered."""
+    with Store(path) as store:
+        stored = store.block(1)
+        assert stored is not None
+        raw = _block(2, blocks.decode(stored[0]).hash, root)
+        store.commit_height(2, raw, codec.encode(_certificate(2, raw)), [], {})
 
 
 async def _serve(served: snapshots.Snapshots, label: str) -> tuple[Gossip, int]:
@@ -130,6 +144,9 @@ def state_sync_run(meters: int, work: Path) -> dict[str, Any]:
     with Store(work / "served") as store:
         assert served.take(store) == 1
     snapshot_s = time.perf_counter() - started
+    _certify_next(root, work / "served")
+    with Store(work / "served") as store:
+        assert served.complete(store) == [1]
     offer = snapshots.decode_offer(served.offers()[0])
     size = sum((work / "snapshots" / f"{1:012d}" / f"chunk-{i}").stat().st_size
                for i in range(len(offer.ranges)))  # fmt: skip

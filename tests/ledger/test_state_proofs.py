@@ -41,6 +41,11 @@ class Prover:
     def prove(self, first: int, end: int) -> proofs.Siblings:
         return proofs.siblings_of(self.tree.prove_range(first, end - 1))
 
+    def verify(self, chunk: proofs.Range, proved: proofs.Range | None = None) -> None:
+        """Check `chunk` against this root with the proof for `proved`'s range (its own)."""
+        proved = chunk if proved is None else proved
+        proofs.verify(chunk, self.depth, self.prove(proved.first, proved.end), self.root)
+
 
 def chunks_of(state: State, limit: int) -> tuple[Prover, list[proofs.Range]]:
     """The state cut as a node serving snapshots cuts it."""
@@ -64,7 +69,7 @@ def test_every_chunk_proves_against_the_state_root_at_the_states_depth(n: int) -
     assert proofs.partitions([(c.first, c.end) for c in chunks], levels.depth)
     assert sum(len(c.records) for c in chunks) == n
     for chunk in chunks:
-        proofs.verify(chunk, levels.depth, levels.prove(chunk.first, chunk.end), state.root())
+        levels.verify(chunk)
 
 
 @settings(max_examples=40, deadline=None)
@@ -76,8 +81,7 @@ def test_any_range_proves_with_exactly_its_siblings(first: int, width: int) -> N
     end = min(256, first + width)
     grouped = proofs.group(((k, codec.encode(r)) for k, r in state.items()), levels.depth)
     records = [kv for i in range(first, end) for kv in grouped.get(i, [])]
-    proofs.verify(proofs.Range(first, end, records), levels.depth, levels.prove(first, end),
-                  state.root())  # fmt: skip
+    levels.verify(proofs.Range(first, end, records))
 
 
 Served = tuple[State, Prover, list[proofs.Range]]
@@ -94,30 +98,27 @@ def served() -> Served:
 def test_a_tampered_record_is_rejected(
     served: Served,
 ) -> None:
-    state, levels, chunks = served
+    _state, levels, chunks = served
     chunk = next(c for c in chunks if c.records)
     key, value = chunk.records[0]
     forged = proofs.Range(chunk.first, chunk.end,
                           [(key, codec.encode(Rec(1))), *chunk.records[1:]])  # fmt: skip
     assert value != forged.records[0][1]
     with pytest.raises(proofs.BadChunk, match="does not prove"):
-        proofs.verify(forged, levels.depth, levels.prove(chunk.first, chunk.end), state.root())
+        levels.verify(forged, chunk)
 
 
 def test_a_dropped_or_added_record_is_rejected(
     served: Served,
 ) -> None:
-    state, levels, chunks = served
+    _state, levels, chunks = served
     chunk = next(c for c in chunks if len(c.records) > 1)
-    siblings = levels.prove(chunk.first, chunk.end)
     with pytest.raises(proofs.BadChunk):
-        proofs.verify(proofs.Range(chunk.first, chunk.end, chunk.records[1:]), levels.depth,
-                      siblings, state.root())  # fmt: skip
+        levels.verify(proofs.Range(chunk.first, chunk.end, chunk.records[1:]))
     other = next(c for c in chunks if c is not chunk and c.records)
     moved = [*chunk.records, other.records[0]]
     with pytest.raises(proofs.BadChunk, match="a key of bucket"):
-        proofs.verify(proofs.Range(chunk.first, chunk.end, moved), levels.depth, siblings,
-                      state.root())  # fmt: skip
+        levels.verify(proofs.Range(chunk.first, chunk.end, moved))
 
 
 def test_a_wrong_root_or_depth_is_rejected(served: Served) -> None:
@@ -137,14 +138,14 @@ def test_a_wrong_root_or_depth_is_rejected(served: Served) -> None:
 def test_a_proof_for_another_range_is_rejected(
     served: Served,
 ) -> None:
-    state, levels, chunks = served
+    _state, levels, chunks = served
     first, second = chunks[1], chunks[2]
     with pytest.raises(proofs.BadChunk):
-        proofs.verify(first, levels.depth, levels.prove(second.first, second.end), state.root())
+        levels.verify(first, second)
     # The same records claimed for a wider range: the extra buckets are taken as empty.
     wider = proofs.Range(first.first, second.end, first.records)
     with pytest.raises(proofs.BadChunk):
-        proofs.verify(wider, levels.depth, levels.prove(first.first, second.end), state.root())
+        levels.verify(wider)
 
 
 def test_unordered_keys_and_ranges_outside_the_tree_are_rejected(
@@ -154,7 +155,7 @@ def test_unordered_keys_and_ranges_outside_the_tree_are_rejected(
     chunk = next(c for c in chunks if len(c.records) > 1)
     swapped = proofs.Range(chunk.first, chunk.end, chunk.records[::-1])
     with pytest.raises(proofs.BadChunk, match="key order"):
-        proofs.verify(swapped, levels.depth, levels.prove(chunk.first, chunk.end), state.root())
+        levels.verify(swapped, chunk)
     outside = proofs.Range(0, proofs.buckets(levels.depth) + 1, [])
     with pytest.raises(proofs.BadChunk, match="outside"):
         proofs.verify(outside, levels.depth, (), state.root())
