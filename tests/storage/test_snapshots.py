@@ -129,3 +129,21 @@ def test_restoring_into_a_store_that_holds_a_chain_is_refused(tmp_path: Path) ->
         offer = snapshots.decode_offer(served.offers()[0])
         with pytest.raises(snapshots.StoreError, match="new store"):
             snapshots.finish_restore(db, offer, b"", spec.hash())
+
+
+def test_a_cut_state_whose_root_the_next_header_does_not_carry_is_never_offered(
+    tmp_path: Path,
+) -> None:
+    spec = _chain(tmp_path / "data", 2)
+    served = snapshots.Snapshots(tmp_path / "snapshots")
+    with Store(tmp_path / "data") as db:
+        assert served.take(db) == 2
+    pending = tmp_path / "snapshots" / f"{2:012d}" / "pending"
+    cut = msgspec.msgpack.decode(pending.read_bytes())
+    cut[-1] = bytes(32)  # the root the cut state had, as if it were another state's
+    pending.write_bytes(msgspec.msgpack.encode(cut))
+    _extend(spec, tmp_path / "data", 1)
+    with Store(tmp_path / "data") as db, pytest.raises(snapshots.SnapshotError, match="root"):
+        served.complete(db)
+    assert served.offers() == [] and served.pending() == []
+    assert not pending.parent.exists()
