@@ -537,7 +537,10 @@ class Node:
         """Apply synced blocks in height order as they become due, each through
         `_on_commit` (its certificate checked against its height's validators); a forged
         certificate bans the peer that sent it. A task of its own, so no peer's reader
-        waits while a run executes."""
+        waits while a run executes; it gives the loop a turn after each block (a run
+        whose signatures were checked already applies without awaiting anything, and
+        would otherwise hold the loop for the whole run: no vote, API read or status
+        between its blocks)."""
         while not self.halted:
             await self._synced.wait()
             self._synced.clear()
@@ -546,6 +549,7 @@ class Node:
                 if outcome is Outcome.FORGED:
                     self.gossip.ban(ahead.peer, "forged")
                 self._catch_up(self.telemetry.best_seen, ahead.peer, shown=False)
+                await asyncio.sleep(0)
 
     @property
     def peer_height(self) -> int:
