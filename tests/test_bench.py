@@ -171,3 +171,18 @@ def test_passes_bench_counts_one_decode_per_transaction_and_a_wal_sync_per_vote_
     assert result["decodes_per_tx_per_node"] == 1.0
     assert isinstance(syncs := result["wal_syncs_per_height_per_node"], float)
     assert 1.0 <= syncs <= 3.5  # rounds add to it; main synced 4 or more per height
+
+
+@pytest.mark.process
+def test_statesync_bench_runs_small(tmp_path: Path) -> None:
+    """A few hundred meters joined by state sync and a short chain block-synced both ways:
+    the bench runs, and its figures are there and sane."""
+    out = tmp_path / "statesync.json"
+    result = _load("statesync_bench").main(
+        ["--meters", "300", "--blocks", "2", "--tps", "40", "--output", str(out)]
+    )
+    assert json.loads(out.read_text()) == result
+    (join,) = result["state_sync"]
+    assert join["records"] > 300 * 4 and join["chunks"] >= 1 and join["join_s"] > 0
+    (sync,) = result["block_sync"]
+    assert sync["blocks"] >= 2 and sync["fast_x_real_time"] > 0

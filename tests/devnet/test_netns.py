@@ -39,6 +39,7 @@ from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.wire import crypto
 from tests.conftest import host_network
+from tests.devnet.state_sync_join import INTERVAL, join_by_state_sync
 from tests.p2p.rogues import NeverReading, flood
 from tests.test_bench import _load
 
@@ -374,6 +375,17 @@ async def _behind_sentries(session: Session) -> Verdict:
         return await session.finish()
     finally:
         await session.close()
+
+
+def test_a_node_on_a_new_host_joins_by_state_sync(tmp_path: Path, hosts: Hosts) -> None:
+    """Two validators on hosts of their own snapshot every INTERVAL heights; a full node on
+    a third host joins from a snapshot it fetches across the bridge, and follows the chain
+    to the validators' block and state root (`state_sync_join`)."""
+    hosts.create(0)
+    nodes = Nodes(tmp_path, on_hosts(hosts), p2p=QUICK)
+    started, head = asyncio.run(join_by_state_sync(nodes))
+    assert len({site.address for site in nodes.sites.values()}) == 3
+    assert started >= INTERVAL and head > started
 
 
 def test_netns_bench_runs_both_placements_small(tmp_path: Path) -> None:

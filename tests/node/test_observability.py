@@ -136,8 +136,10 @@ def _check_logs(lines: list[dict[str, object]], target: int) -> None:
     # The follower's; under load a validator may fall two heights behind and say so too.
     catching = [f for f in lines if f["msg"] == "catching up" and f["height"] == 0]
     assert len(catching) == 1 and int(catching[0]["target"]) >= 8  # type: ignore[call-overload]
-    caught = [f for f in lines if f["msg"] == "caught up" and int(f["blocks"]) >= 8]  # type: ignore[call-overload]
-    assert len(caught) == 1 and int(caught[0]["height"]) >= target - 1  # type: ignore[call-overload]
+    # Caught up within a height of the peers (telemetry.BEHIND): with several runs of
+    # blocks in flight the follower can get there before the validators move past `target`.
+    caught = [f for f in lines if f["msg"] == "caught up" and int(f["blocks"]) >= 6]  # type: ignore[call-overload]
+    assert len(caught) == 1 and int(caught[0]["height"]) >= target - 2  # type: ignore[call-overload]
 
 
 def _check_validator_metrics(egat: Samples, erc: Samples) -> None:

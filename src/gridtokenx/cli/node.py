@@ -215,6 +215,14 @@ def node_start(
         str | None,
         typer.Option(help="debug, info, warning or error (default: the config's log_level)"),
     ] = None,
+    state_sync: Annotated[
+        bool,
+        typer.Option(
+            "--state-sync",
+            help="with an empty store, join from a peer's certified state snapshot instead "
+            "of replaying every block (also the config's state_sync)",
+        ),
+    ] = False,
 ) -> None:
     """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes). Its logs
     go to stdout, one line per event (docs/observability.md).
@@ -238,7 +246,9 @@ def node_start(
     try:
         # uvloop: the libuv event loop, cheaper per socket event than asyncio's own.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run_node(home, passphrase=secret, services=(start_api,)))
+            runner.run(
+                run_node(home, passphrase=secret, services=(start_api,), state_sync=state_sync)
+            )
     except HomeError as exc:
         if isinstance(exc.__context__, keystore.KeystoreError):  # the home's key did not open
             raise Refused("KEYSTORE", str(exc)) from None

@@ -87,6 +87,9 @@ PLACES: dict[str, str] = {
     "min_block_ms": "consensus",
     "build_budget_ms": "consensus",
     "keep_blocks": "storage",
+    "snapshot_interval": "storage",
+    "snapshot_keep": "storage",
+    "state_sync": "storage",
 }
 """Fields whose names do not say their section, kept under their own names there."""
 

@@ -113,6 +113,19 @@ class Config(msgspec.Struct, frozen=True):
         "Keep the last N blocks and prune older ones; 0 keeps all (an archive node, which"
         " can serve any block to peers syncing from genesis)."
     )] = 0
+    snapshot_interval: Annotated[int, msgspec.Meta(ge=0), _doc(
+        "Take a state snapshot every N heights (at heights that are multiples of N, the"
+        " same on every node), which nodes joining by state sync fetch; 0: none."
+        " Validators and archive nodes take them; pruning blocks does not stop them."
+    )] = 1000
+    snapshot_keep: Annotated[Positive, _doc(
+        "How many snapshots to keep (the newest), in the home's snapshots/ directory."
+    )] = 2
+    state_sync: Annotated[bool, _doc(
+        "Join by state sync: a node with an empty store fetches a recent snapshot from its"
+        " peers, checks it against the validators' commit certificate and block-syncs from"
+        " there, instead of replaying every block since genesis."
+    )] = False
     moniker: Annotated[str, _doc(
         "The operator's name for this node, for logs and status only."
     )] = ""

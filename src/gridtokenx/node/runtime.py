@@ -37,23 +37,21 @@ from gridtokenx.chain.mempool import Admission, Checked
 from gridtokenx.consensus import core
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
+from gridtokenx.node import state_sync
 from gridtokenx.node.auction_clearer import AuctionClearer
+from gridtokenx.node.block_sync import SYNC_RUN, BlockSync, Verified
 from gridtokenx.node.metrics import Metrics
 from gridtokenx.node.presence import ABSENT_PROPOSE_S, Presence
 from gridtokenx.node.supervisor import Supervisor
 from gridtokenx.node.telemetry import CommitInfo, Telemetry
 from gridtokenx.p2p.connection import PeerSettings
-from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
+from gridtokenx.p2p.gossip import STATE_SYNC, Gossip, Kind, Outcome
 from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.storage.snapshots import Snapshots
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import codec, crypto, errors, tx
 from gridtokenx.wire.votes import Commit, Proposal, Vote, block_id
 
-SYNC_RETRY_S: Final = 2.0  # ask again for a block that no peer sent
-SYNC_RUN: Final = 32
-"""Blocks one sync answer carries at most. One block per request made catching up a round
-trip per block: under load a validator back from a 15 s outage synced 3 blocks/s while the
-chain made 2.5, and stayed out of the quorum for minutes."""
 SYNC_RUN_BYTES: Final = 2 * 1024 * 1024  # and at most about this many bytes
 TX_BATCH_MAX: Final = 2048  # transactions in one relayed frame
 ANNOUNCE_MAX: Final = 4 * TX_BATCH_MAX  # pending transactions sent to a peer that connects
@@ -152,9 +150,8 @@ class Node:
         self._via_certificate = False  # the decision being carried out is a peer's commit
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._last_commit = 0.0  # loop time of the last commit
-        # The sync run asked for: (the height it has reached, its last height, loop time
-        # of the request or of its latest block).
-        self._asked = (0, 0, 0.0)
+        self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
+        self._synced = asyncio.Event()  # a synced block arrived: the applier looks
         self.started_at = time.monotonic()  # for the uptime `GET /status` reports
         self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
         self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
@@ -164,6 +161,7 @@ class Node:
         self._checked: tuple[bytes, set[bytes]] | None = None  # a synced block's signatures
         self._checking: set[tuple[int, int]] = set()  # proposals in their trial: (height, round)
         self.presence = Presence(height)  # who signed what lately: cuts an absent proposer's turn
+        self.snapshots: Snapshots | None = None  # what this node serves to state sync
 
     @property
     def failed(self) -> str | None:
@@ -205,6 +203,7 @@ class Node:
         self.supervisor.keep("regossip", self._regossip_loop)
         self.supervisor.keep("ingest", self._ingest_loop)
         self.supervisor.keep("auction", AuctionClearer(self).run)
+        self.supervisor.keep("block-sync", self._apply_synced)
         if self.genesis_in() > 0:
             self.supervisor.watch("genesis", self._start_at_genesis())
         else:
@@ -240,6 +239,7 @@ class Node:
 
     async def stop(self) -> None:
         await self.supervisor.stop()
+        self.block_sync.clear()
         for timer in self._timers:
             timer.cancel()
         await self.gossip.close()
@@ -357,15 +357,16 @@ class Node:
                 return Outcome.RELAY if self._receive_txs(payload, peer) else Outcome.INVALID
             if kind is Kind.SYNC_REQUEST:
                 return self._answer_sync(payload, peer)
+            if kind in STATE_SYNC:
+                return state_sync.answer(self.snapshots, self.gossip, kind, payload, peer)
             if kind is Kind.PROPOSAL:
                 return await self._on_proposal(msgspec.msgpack.decode(payload, type=Proposal), peer)
             if kind is Kind.VOTE:
                 return self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
             commit = msgspec.msgpack.decode(payload, type=Commit)
-            outcome = await self._on_commit(commit)
             if kind is Kind.SYNC_BLOCK:
-                self._catch_up(self.telemetry.best_seen, peer, shown=False)  # ask on
-            return outcome
+                return self._on_synced(commit, peer, len(payload))
+            return await self._on_commit(commit)
         except msgspec.DecodeError:
             return Outcome.INVALID
 
@@ -465,15 +466,16 @@ class Node:
         self._act(self.core.on_vote(vote))
         return Outcome.RELAY
 
-    async def _on_commit(self, commit: Commit) -> Outcome:
+    async def _on_commit(self, commit: Commit, checking: Verified | None = None) -> Outcome:
         """A certified block for this height: the certificate first, then the block's
-        signatures off the loop (kept for the commit), then the core decides it."""
+        signatures off the loop (kept for the commit), then the core decides it.
+        `checking`: the signature check block sync started when the block arrived."""
         if commit.height != self.core.height or self.core.decided:
             return Outcome.IGNORE
         if not core.check_commit(self.app.chain_id, self.core.validators, commit.height,
                                  commit.block, commit.certificate, self.verify):  # fmt: skip
             return Outcome.FORGED
-        verified = await self._signatures(commit.block)
+        verified = await (self._signatures(commit.block) if checking is None else checking)
         if commit.height != self.core.height or self.core.decided:
             return Outcome.IGNORE
         if verified is not None:
@@ -505,23 +507,49 @@ class Node:
         return verified
 
     def _catch_up(self, seen_height: int, peer: bytes, shown: bool = True) -> None:
-        """A peer is at a later height: ask it for the blocks from our next one on (a run
-        of up to SYNC_RUN, and no further than the peers have shown), and ask again only
-        once the run is used up, or when it brought nothing for SYNC_RETRY_S (the peer
-        pruned those blocks, or the request or answer was lost); the retry goes to
-        whichever peer shows a later height next."""
+        """A peer is at a later height: ask for the runs of blocks from our next height on
+        that are not asked or arriving yet, of the peers that have shown them, several at
+        once (`node.block_sync`); no further than the peers have shown."""
         want = self.core.height
         now = asyncio.get_running_loop().time()
         self.telemetry.seen(peer, seen_height, want, now, shown)
         best = self.telemetry.best_seen
         if best <= want:
             return
-        reached, last, at = self._asked
-        if reached < want <= last:
-            self._asked = (want, last, now)  # the run is arriving
-        elif want > last or now - at > SYNC_RETRY_S:
-            self._asked = (want, min(want + SYNC_RUN, best) - 1, now)
-            self.gossip.send_to(peer, Kind.SYNC_REQUEST, want.to_bytes(8))
+
+        def peers_at(height: int) -> list[bytes]:
+            return self.telemetry.peers_at(height) or [peer]
+
+        for target, first in self.block_sync.plan(want, best, peers_at, now):
+            self.gossip.send_to(target, Kind.SYNC_REQUEST, first.to_bytes(8))
+
+    def _on_synced(self, commit: Commit, peer: bytes, size: int) -> Outcome:
+        """A block sync answer: held for its turn (its signatures checked meanwhile), the
+        applier woken, and the next runs asked."""
+        now = asyncio.get_running_loop().time()
+        self.block_sync.take(commit, peer, size, self.core.height, now,
+                             lambda: self._signatures(commit.block))  # fmt: skip
+        self._synced.set()  # also for a block held since, now due after a commit
+        self._catch_up(self.telemetry.best_seen, peer, shown=False)  # ask on
+        return Outcome.RELAY
+
+    async def _apply_synced(self) -> None:
+        """Apply synced blocks in height order as they become due, each through
+        `_on_commit` (its certificate checked against its height's validators); a forged
+        certificate bans the peer that sent it. A task of its own, so no peer's reader
+        waits while a run executes; it gives the loop a turn after each block (a run
+        whose signatures were checked already applies without awaiting anything, and
+        would otherwise hold the loop for the whole run: no vote, API read or status
+        between its blocks)."""
+        while not self.halted:
+            await self._synced.wait()
+            self._synced.clear()
+            while not self.halted and (ahead := self.block_sync.pop(self.core.height)):
+                outcome = await self._on_commit(ahead.commit, ahead.verified)
+                if outcome is Outcome.FORGED:
+                    self.gossip.ban(ahead.peer, "forged")
+                self._catch_up(self.telemetry.best_seen, ahead.peer, shown=False)
+                await asyncio.sleep(0)
 
     @property
     def peer_height(self) -> int:

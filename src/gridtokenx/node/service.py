@@ -34,8 +34,10 @@ from gridtokenx.ledger.genesis import Genesis
 from gridtokenx.node.home import Config, HomeError, chain_clock, load_home, setting_name
 from gridtokenx.node.logs import Digest
 from gridtokenx.node.runtime import Node
+from gridtokenx.node.state_sync import Snapshotter, has_chain, join
 from gridtokenx.p2p.gossip import Gossip
 from gridtokenx.p2p.peers import AddressBook
+from gridtokenx.storage.snapshots import Snapshots
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -125,6 +127,7 @@ async def run_node(
     stop: asyncio.Event | None = None,
     on_node: Callable[[Node], None] | None = None,
     services: Sequence[StartService] = (),
+    state_sync: bool = False,
 ) -> None:
     """Run the node of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests).
 
@@ -135,18 +138,27 @@ async def run_node(
     program (the demo's observer) passes its own `stop` event instead of taking the
     signals, and `on_node` to attach commit listeners before the node starts. `services`
     start once the node runs (the API: see `api.server.start_api`) and stop before it.
+    `state_sync` (or the config's `state_sync`): a node with an empty store joins from a
+    peer's snapshot (`node.state_sync`) before it starts.
     """
     config, spec, key = load_home(home, passphrase)
     genesis_hash = spec.hash().hex()  # logged once the node runs (`_log_started`)
-    node = _open_node(home, config, spec, key)
-    if on_node is not None:
-        on_node(node)
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+    joining = (config.state_sync or state_sync) and not has_chain(home / "data")
+    if joining and not await _state_sync(home, config, spec, key, stop):
+        return  # asked to stop while joining
+    node = _open_node(home, config, spec, key)
+    if on_node is not None:
+        on_node(node)
+    node.snapshots = Snapshots(home / "snapshots", config.snapshot_keep)
+    snapshotter = Snapshotter(node.snapshots, node.app.store, config.snapshot_interval,
+                              lambda: node.catching_up)  # fmt: skip
+    node.add_commit_listener(snapshotter.on_commit)
     node.supervisor.on_failure.append(lambda reason: stop.set())
     node.reserved_peers.update(bytes.fromhex(peer) for _, _, peer in config.peers)
     try:
@@ -179,12 +191,36 @@ async def run_node(
             await service.stop()
         _write_status(home, node, genesis_hash)
         height = node.app.height
+        await snapshotter.stop()
         await node.stop()
         if up:
             _log.info("node stopped", extra={"height": height,
                       "reason": node.failed or node.halted or "asked to stop"})  # fmt: skip
     if node.failed is not None:
         raise NodeFailed(node.failed)
+
+
+async def _state_sync(
+    home: Path, config: Config, spec: Genesis, key: PrivateKey, stop: asyncio.Event
+) -> bool:
+    """Join from a snapshot of the configured peers (none offered: from genesis); False
+    when asked to stop meanwhile. A failed fetch raises `StateSyncFailed`."""
+    peers = list(config.peers)
+    work = asyncio.ensure_future(join(home / "data", spec, key, peers, config.p2p))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+    if work.cancelled():
+        return False
+    if work.result() is None:
+        _log.warning("state sync: no peer offered a certified snapshot; syncing from genesis")
+    return True
 
 
 def _log_started(node: Node, config: Config, genesis_hash: str) -> None:

@@ -224,6 +224,11 @@ class Telemetry:
         self._shown = {p: h for p, h in self._shown.items() if p in connected}
         return max(self._shown.values(), default=0)
 
+    def peers_at(self, height: int) -> list[bytes]:
+        """Connected peers that have shown `height` or later (block sync asks them)."""
+        connected = self.peers()
+        return [p for p, h in self._shown.items() if h >= height and p in connected]
+
     def behind(self, own: int, now: float) -> bool:
         """Whether the node deciding `own` is catching up, as of now (`catching_up`)."""
         self._follow(own, now)

@@ -75,10 +75,20 @@ class Kind(IntEnum):
     PEERS = 9  # direct: up to discovery.MAX_ANSWER addresses in answer
     PING = 10  # keepalive, empty: answered by the connection itself (connection.PING)
     PONG = 11  # the answer, empty (connection.PONG)
+    SNAPSHOTS_REQUEST = 12  # direct: "which state snapshots do you serve?" (empty payload)
+    SNAPSHOT_OFFER = 13  # direct: one snapshot's height, certified block and chunk ranges
+    CHUNK_REQUEST = 14  # direct: "send me chunk i of the snapshot at height h"
+    CHUNK = 15  # direct: a snapshot chunk with its proof, in answer
+
+
+STATE_SYNC: Final = frozenset(
+    {Kind.SNAPSHOTS_REQUEST, Kind.SNAPSHOT_OFFER, Kind.CHUNK_REQUEST, Kind.CHUNK}
+)
+"""State sync (`node.state_sync`): requests and answers between two peers, never flooded."""
 
 
 DISCOVERY: Final = frozenset({Kind.HELLO, Kind.PEERS_REQUEST, Kind.PEERS})
-DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK, Kind.TX}) | DISCOVERY
+DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK, Kind.TX}) | DISCOVERY | STATE_SYNC
 """Not flooded by gossip: sync and discovery messages go to one peer, and transaction
 batches are relayed by the node itself after admission (a node relays only what its own
 mempool accepted)."""
@@ -97,6 +107,12 @@ LANES: Final = {
     Kind.PEERS: Lane.REQUESTS,
     Kind.PING: Lane.REQUESTS,
     Kind.PONG: Lane.REQUESTS,
+    # State sync: a node serves snapshots from its requests budget, and a joining node
+    # takes offers and chunks from the same lane (it asked for each one).
+    Kind.SNAPSHOTS_REQUEST: Lane.REQUESTS,
+    Kind.SNAPSHOT_OFFER: Lane.REQUESTS,
+    Kind.CHUNK_REQUEST: Lane.REQUESTS,
+    Kind.CHUNK: Lane.REQUESTS,
 }
 """The rate-limit budget an inbound frame draws on."""
 SEND_LANES: Final = {
@@ -120,6 +136,10 @@ LIMITS: Final = {
     Kind.PEERS: 4 * 1024,  # 32 addresses of at most about 75 bytes each
     Kind.PING: 0,
     Kind.PONG: 0,
+    Kind.SNAPSHOTS_REQUEST: 0,
+    Kind.SNAPSHOT_OFFER: 4 * 1024 * 1024 + 64 * 1024,  # a block, its certificate, ranges
+    Kind.CHUNK_REQUEST: 32,
+    Kind.CHUNK: 4 * 1024 * 1024,  # 1 MiB of records and a proof; one big bucket at most
 }
 START_SCORE: Final = 10
 PENALTY: Final = 5  # two strikes and out

@@ -629,6 +629,35 @@ class Store:
         for key, value in self._scan("state", prefix):
             yield key, self._decode(key, value)
 
+    # --- state sync (`storage.snapshots`) --------------------------------------------------
+    def put_state_records(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Records of a verified snapshot chunk, in their stored form, into a store being
+        state-synced (unsynced: `finish_state_sync` writes with sync)."""
+        batch = WriteBatch(raw_mode=True)
+        cf = self._cf("state")
+        for key, value in records:
+            batch.put(key, value, cf)
+        self.db.write(batch)
+
+    def finish_state_sync(
+        self, height: int, block: bytes, commit: bytes, genesis_root: bytes, genesis_hash: bytes
+    ) -> None:
+        """Make a store whose state records a snapshot wrote a chain at `height`: its block
+        and certificate, the genesis it began from, and nothing below it (`pruned_below`)."""
+        if self.height() != 0:
+            raise StoreError("only a new store is state-synced")
+        batch = WriteBatch(raw_mode=True)
+        blocks_cf, meta = self._cf("blocks"), self._cf("meta")
+        batch.put(b"b" + _height_key(height), block, blocks_cf)
+        batch.put(b"c" + _height_key(height), commit, blocks_cf)
+        batch.put(b"h" + _block_hash(block, height), _height_key(height), blocks_cf)
+        batch.put(b"genesis", genesis_root, meta)
+        batch.put(b"genesis_hash", genesis_hash, meta)
+        batch.put(PRUNED_KEY, _height_key(height), meta)
+        batch.put(HEIGHT_KEY, _height_key(height), meta)
+        self.db.write(batch, self._sync)
+        self.rebuild_certificate_index()
+
     # --- consensus write-ahead log ---------------------------------------------------------
     def save_wal(self, persistent: Persistent) -> None:
         """Synced before the validator sends anything its consensus core asked it to send."""

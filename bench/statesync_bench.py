@@ -1,0 +1,270 @@
+"""Joining and catching up: how long a new node takes to state-sync a state of `--meters`
+meters, and how fast block sync replays blocks of `--tps` transactions, as a multiple of
+real time (one block a second).
+
+State sync: the simulator's population generator makes `--meters` participants, each with
+a meter, registered through the registry's own handlers (the state a chain with that many
+meters holds; signing and executing two million registrations first would measure the
+ledger, not sync). The state is stored, certified at height 1 by the devnet validator's
+precommit, snapshotted (`storage.snapshots`, timed), and served by two peers over the
+encrypted transport on 127.0.0.1; a new node joins with `node.state_sync.join` (connect,
+offers, chunks from both peers verified as they arrive, written, the root checked from
+its store), then opens its store as `node start` would (timed apart).
+
+Block sync: a real chain of `--blocks` blocks of `--tps` crossing orders each (bench's
+`MarketLoad`), built by the application and certified; two nodes serve it and a new node
+catches up (`node.block_sync`: several runs in flight from both); the same with one run
+in flight from one peer (the way before) for comparison. Each figure with the load
+average, as the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from benchkit import print_figures, write
+from gridtokenx.chain import blocks
+from gridtokenx.consensus.core import Timeouts
+from gridtokenx.devnet.homes import devnet_genesis
+from gridtokenx.ledger import chain_info, genesis, registry
+from gridtokenx.ledger.context import BlockContext
+from gridtokenx.ledger.state import State
+from gridtokenx.node import state_sync
+from gridtokenx.node.block_sync import BlockSync
+from gridtokenx.node.runtime import Node
+from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
+from gridtokenx.simulator.population import KINDS, build_population
+from gridtokenx.storage import snapshots
+from gridtokenx.storage.store import Store, open_application
+from gridtokenx.wire import codec, crypto, tx
+from gridtokenx.wire.votes import Vote, VoteType, block_id, sign_vote
+from workload import MarketLoad
+
+RESULTS = Path(__file__).parent / "results" / "statesync.json"
+CHAIN = "gridtokenx-statesync-bench"
+T0 = 1_767_225_600
+EGAT = genesis.dev_keys()["EGAT"]
+SPEC = devnet_genesis(CHAIN, T0, ("EGAT",))
+
+
+def _certificate(height: int, raw: bytes) -> tuple[Vote, ...]:
+    vote = Vote(height, 0, VoteType.PRECOMMIT, block_id(raw), EGAT.address)
+    return (sign_vote(EGAT, CHAIN, vote),)
+
+
+def meters_state(meters: int) -> State:
+    """The genesis state plus `meters` participants with a meter each."""
+    state = genesis.build_state(SPEC)
+    zones = [z.code for z in SPEC.zones]
+    registrar = {z.code: genesis.dev_keys()[z.distribution_authority].address
+                 for z in SPEC.zones}  # fmt: skip
+    interval = chain_info.params(state).interval_seconds
+    ctx = BlockContext(1, T0)
+    population = build_population(meters, "statesync-bench", zones)
+    view = state.overlay()
+    for i, m in enumerate(population.members):
+        by = registrar[m.zone]
+        registry.register_participant(view, ctx, by, tx.RegisterParticipant(
+            m.key.address, m.zone, KINDS[m.archetype], m.name))  # fmt: skip
+        registry.register_meter(view, ctx, by, tx.RegisterMeter(
+            m.meter.public_key, m.key.address, m.zone, m.meter_kind, m.meter_capacity_w,
+            m.import_register_wh, 0), interval)  # fmt: skip
+        if i % 10_000 == 9_999:
+            view.commit()
+    view.commit()
+    return state
+
+
+def _block(height: int, prev_hash: bytes, root: bytes) -> bytes:
+    header = blocks.Header(CHAIN, height, T0 + height, prev_hash, EGAT.address, b"\0" * 32,
+                           root, b"\0" * 32, b"\0" * 32)  # fmt: skip
+    return blocks.Block(header, ()).encode()
+
+
+def _store_certified(state: State, path: Path) -> None:
+    """`state` as height 1 of a store, under a block certified by the validator."""
+    with Store(path) as store:
+        store.save_genesis_state(state, SPEC.hash())
+        raw = _block(1, b"\0" * 32, b"\0" * 32)
+        store.commit_height(1, raw, codec.encode(_certificate(1, raw)), [], {})
+
+
+def _certify_next(root: bytes, path: Path) -> None:
+    """Height 2, whose header carries the root of the state after height 1 (pipelined
+    heights): what a snapshot at height 1 waits for before it is offered."""
+    with Store(path) as store:
+        stored = store.block(1)
+        assert stored is not None
+        raw = _block(2, blocks.decode(stored[0]).hash, root)
+        store.commit_height(2, raw, codec.encode(_certificate(2, raw)), [], {})
+
+
+async def _serve(served: snapshots.Snapshots, label: str) -> tuple[Gossip, int]:
+    gossip: Gossip
+
+    async def on(kind: Kind, payload: bytes, peer: bytes) -> Outcome:
+        return state_sync.answer(served, gossip, kind, payload, peer)
+
+    gossip = Gossip(crypto.PrivateKey.from_dev_label(f"statesync-bench/{label}"), on)
+    return gossip, await gossip.listen()
+
+
+async def _join(served: snapshots.Snapshots, target: Path) -> state_sync.Joined:
+    servers = [await _serve(served, f"server-{i}") for i in range(2)]
+    try:
+        peers = [("127.0.0.1", port, g.key.address.hex()) for g, port in servers]
+        key = crypto.PrivateKey.from_dev_label("statesync-bench/joiner")
+        joined = await state_sync.join(target, SPEC, key, peers, timeout_s=60)
+        assert joined is not None
+        return joined
+    finally:
+        for gossip, _ in servers:
+            await gossip.close()
+
+
+def state_sync_run(meters: int, work: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    state = meters_state(meters)
+    records, root = len(state), state.root()
+    built = time.perf_counter() - started
+    _store_certified(state, work / "served")
+    del state
+    served = snapshots.Snapshots(work / "snapshots")
+    started = time.perf_counter()
+    with Store(work / "served") as store:
+        assert served.take(store) == 1
+    snapshot_s = time.perf_counter() - started
+    _certify_next(root, work / "served")
+    with Store(work / "served") as store:
+        assert served.complete(store) == [1]
+    offer = snapshots.decode_offer(served.offers()[0])
+    size = sum((work / "snapshots" / f"{1:012d}" / f"chunk-{i}").stat().st_size
+               for i in range(len(offer.ranges)))  # fmt: skip
+    joined = asyncio.run(_join(served, work / "joined"))
+    started = time.perf_counter()
+    app = open_application(SPEC, work / "joined")
+    try:
+        assert app.height == 1 and app.state.root() == root
+    finally:
+        app.close()
+    opened = time.perf_counter() - started
+    return {"meters": meters, "records": records, "build_state_s": round(built, 1),
+            "snapshot_s": round(snapshot_s, 2), "chunks": len(offer.ranges),
+            "snapshot_mb": round(size / 2**20, 1), "join_s": round(joined.seconds, 2),
+            "open_after_join_s": round(opened, 2),
+            "join_and_open_s": round(joined.seconds + opened, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+# --- block sync ----------------------------------------------------------------------------
+def build_chain(path: Path, count: int, tps: int) -> int:
+    """A chain of setup blocks then `count` blocks of `tps` orders, one second apart."""
+    load = MarketLoad(SPEC, T0 + 1, accounts_per_side=max(50, tps // 4))
+    app = open_application(SPEC, path)
+    try:
+        batches = [*load.setup(), *(list(load.orders(tps)) for _ in range(count))]
+        for batch in batches:
+            for raw in batch:
+                app.submit(raw)
+            while app.mempool.has_ready(app.nonce_of):
+                height = app.height + 1
+                raw = app.build_block(height, T0 + height, EGAT.address)
+                app.commit(height, raw, _certificate(height, raw))
+        return app.height
+    finally:
+        app.close()
+
+
+def _node(path: Path, key: crypto.PrivateKey) -> Node:
+    return Node(key, open_application(SPEC, path), Timeouts(60_000, 60_000, 60_000))
+
+
+async def _catch_up(chain: Path, work: Path, top: int, runs: int, sources: int) -> float:
+    """Seconds a new node takes to reach `top` from `sources` serving nodes."""
+    servers = []
+    for i in range(sources):
+        copy = work / f"server-{i}"
+        shutil.copytree(chain, copy)
+        servers.append(_node(copy, crypto.PrivateKey.from_dev_label(f"bench/sync-server-{i}")))
+    joiner = _node(work / "joiner", crypto.PrivateKey.from_dev_label("bench/sync-joiner"))
+    joiner.block_sync = BlockSync(runs=runs)
+    try:
+        ports = [await s.gossip.listen() for s in servers]
+        await joiner.start()
+        for server, port in zip(servers, ports, strict=True):
+            await joiner.gossip.dial("127.0.0.1", port, expect=server.key.address)
+        started = time.perf_counter()
+        for server in servers:  # what a proposal of theirs would show
+            joiner._catch_up(top, server.key.address)
+        deadline = started + 3600
+        while joiner.app.height < top and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        assert joiner.app.height == top, joiner.app.height
+        return time.perf_counter() - started
+    finally:
+        await joiner.stop()
+        for server in servers:
+            await server.stop()
+        for i in range(sources):
+            shutil.rmtree(work / f"server-{i}", ignore_errors=True)
+        shutil.rmtree(work / "joiner", ignore_errors=True)
+
+
+def block_sync_run(chain: Path, top: int, tps: int, work: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"blocks": top, "tps": tps}
+    for name, runs, sources in (("fast", 8, 2), ("one_run_one_peer", 1, 1)):
+        seconds = asyncio.run(_catch_up(chain, work, top, runs, sources))
+        result[f"{name}_s"] = round(seconds, 2)
+        result[f"{name}_x_real_time"] = round(top / seconds, 1)  # a block is a second
+    result["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, default=1_000_000)
+    parser.add_argument("--blocks", type=int, default=60, help="of --tps transactions each")
+    parser.add_argument("--tps", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="statesync-bench-") as tmp:
+        work = Path(tmp)
+        joins = []
+        for i in range(args.repeat):
+            run_dir = work / f"join-{i}"
+            joins.append(state_sync_run(args.meters, run_dir))
+            shutil.rmtree(run_dir, ignore_errors=True)
+        started = time.perf_counter()
+        top = build_chain(work / "chain", args.blocks, args.tps)
+        chain_s = time.perf_counter() - started
+        syncs = [block_sync_run(work / "chain", top, args.tps, work)
+                 for _ in range(args.repeat)]  # fmt: skip
+    result: dict[str, Any] = {
+        "meters": args.meters, "repeat": args.repeat, "cpus": os.cpu_count(),
+        "load_average_1m_at_start": round(load_before[0], 2),
+        "state_sync": joins,
+        "join_and_open_s_best": min(j["join_and_open_s"] for j in joins),
+        "chain_build_s": round(chain_s, 1),
+        "block_sync": syncs,
+        "block_sync_x_real_time_best": max(s["fast_x_real_time"] for s in syncs),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+    }  # fmt: skip
+    print_figures(result)
+    write(result, args.output)
+    return result
+
+
+if __name__ == "__main__":
+    main()

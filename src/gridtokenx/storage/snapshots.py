@@ -1,0 +1,310 @@
+"""State snapshots on disk: taken from a checkpoint of the store, cut into provable chunks,
+served to nodes that state-sync, and written back into a new store on their side.
+
+A snapshot is the state after a certified height h: every state record, as the store holds
+it, in chunks of whole buckets of the state root's bucket tree (`ledger.bucket_tree`, at the
+depth the snapshot's record count gives), each chunk with the sibling hashes that prove it
+against that state's root. Heights are pipelined: a header carries the root *before* its
+block, so the root of the state after h is in block h+1's header. The `Offer` carries block
+h and its commit certificate (the chain the node continues from) and block h+1 with its
+certificate (the root), so a node that has never seen the chain checks both certificates
+against the validators it trusts, takes block h+1's state root, and from then on needs
+nothing but the chunks. A snapshot is therefore cut at h and offered only once its node has
+committed h+1 (`Snapshots.complete`); until then it waits as `pending`.
+Chunks are cut by a fixed byte bound (CHUNK_BYTES), the same on every node, so honest
+nodes offering the same height offer the same chunks and a receiver
+can fetch each chunk from whichever of them it likes.
+
+Taking a snapshot never stops the node: the store is checkpointed (hard links, a
+consistent height), and the checkpoint is read, cut and written out in a worker thread;
+the node goes on committing meanwhile. A snapshot does not need the chain's old blocks,
+so a node that prunes them still serves snapshots. A snapshot directory holds `offer`
+(written last: a directory without it is unfinished and removed) and `chunk-<i>` files,
+each the exact frame payload that is sent, so serving is a file read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from gridtokenx.chain import blocks
+from gridtokenx.ledger import bucket_tree
+from gridtokenx.ledger import state_proofs as proofs
+from gridtokenx.storage.store import Store, StoreError
+
+CHUNK_BYTES: Final = 1024 * 1024
+"""Record bytes in one chunk at most (a bucket larger than that is a chunk of its own).
+A protocol constant: every node cuts a state into the same chunks."""
+KEEP: Final = 2  # snapshots a node keeps by default
+_OFFER: Final = "offer"
+_PENDING: Final = "pending"
+
+
+class SnapshotError(StoreError):
+    """A snapshot that cannot be taken or restored (the message says why)."""
+
+
+class Offer(msgspec.Struct, frozen=True, array_like=True):
+    """What a node can serve: the height, that height's block and commit certificate (the
+    encoded votes, as stored), the next block and its certificate (whose header's state
+    root is the snapshot's), the tree's depth, and the bucket ranges of its chunks."""
+
+    height: int
+    block: bytes
+    certificate: bytes
+    next_block: bytes
+    next_certificate: bytes
+    depth: int
+    ranges: tuple[tuple[int, int], ...]
+
+    @property
+    def root(self) -> bytes:
+        """The snapshot's state root: the one block h+1's header carries."""
+        return blocks.decode(self.next_block).header.state_root
+
+
+class _Pending(msgspec.Struct, frozen=True, array_like=True):
+    """A snapshot cut and waiting for block h+1: the offer without it, and the root the
+    cut state had (the next header must carry it)."""
+
+    height: int
+    block: bytes
+    certificate: bytes
+    depth: int
+    ranges: tuple[tuple[int, int], ...]
+    root: bytes
+
+
+class Chunk(msgspec.Struct, frozen=True, array_like=True):
+    """Chunk `index` of the snapshot at `height`: the records of buckets [first, end) as
+    (key, stored bytes), in key order, and the proof's sibling hashes."""
+
+    height: int
+    index: int
+    first: int
+    end: int
+    records: list[tuple[bytes, bytes]]
+    siblings: proofs.Siblings
+
+
+class ChunkRequest(msgspec.Struct, frozen=True, array_like=True):
+    height: int
+    index: int
+
+
+_offer: Final = msgspec.msgpack.Decoder(Offer)
+_chunk: Final = msgspec.msgpack.Decoder(Chunk)
+_pending: Final = msgspec.msgpack.Decoder(_Pending)
+_stored: Final = msgspec.msgpack.Decoder(tuple[str, bytes])
+
+
+def decode_offer(raw: bytes) -> Offer:
+    return _offer.decode(raw)
+
+
+def decode_chunk(raw: bytes) -> Chunk:
+    return _chunk.decode(raw)
+
+
+def canonical(stored: bytes) -> bytes:
+    """The bytes the state root commits to for a record in its stored form (`[type name,
+    canonical bytes]`); raises `ValueError` for bytes of another shape. The record's type
+    is not decoded here: a record whose bytes prove against a certified root is the one
+    the validators hold, and the node decodes every record when it opens the store."""
+    try:
+        return _stored.decode(stored)[1]
+    except msgspec.MsgspecError as exc:
+        raise ValueError(f"not a stored state record ({exc})") from None
+
+
+def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> None:
+    """Check a received chunk against the offer it was asked under and the certified state
+    root; raises `proofs.BadChunk` (also for a record that does not decode)."""
+    if chunk.height != offer.height or not 0 <= chunk.index < len(offer.ranges):
+        raise proofs.BadChunk(f"chunk {chunk.index} of height {chunk.height} was not asked for")
+    if (chunk.first, chunk.end) != tuple(offer.ranges[chunk.index]):
+        raise proofs.BadChunk(f"chunk {chunk.index} covers another bucket range")
+    try:
+        records = [(key, canonical(value)) for key, value in chunk.records]
+    except ValueError as exc:
+        raise proofs.BadChunk(str(exc)) from None
+    proofs.verify(proofs.Range(chunk.first, chunk.end, records), offer.depth, chunk.siblings,
+                  root)  # fmt: skip
+
+
+# --- taking and serving --------------------------------------------------------------------
+class Snapshots:
+    """The snapshots of one node, in `directory` (one subdirectory per height)."""
+
+    def __init__(self, directory: Path, keep: int = KEEP, chunk_bytes: int = CHUNK_BYTES) -> None:
+        """`chunk_bytes` is CHUNK_BYTES on a network (tests cut small states finer)."""
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, not {keep}")
+        self.directory = directory
+        self.keep = keep
+        self.chunk_bytes = chunk_bytes
+        self._offers: dict[int, bytes] = {}
+
+    def _at(self, height: int) -> Path:
+        return self.directory / f"{height:012d}"
+
+    def heights(self) -> list[int]:
+        """Heights of the finished snapshots, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = [int(p.name) for p in self.directory.iterdir()
+                 if p.name.isdigit() and (p / _OFFER).is_file()]  # fmt: skip
+        return sorted(found)
+
+    def offers(self) -> list[bytes]:
+        """The encoded offers of the finished snapshots, newest first."""
+        answer = []
+        for height in reversed(self.heights()):
+            if height not in self._offers:
+                self._offers[height] = (self._at(height) / _OFFER).read_bytes()
+            answer.append(self._offers[height])
+        return answer
+
+    def chunk(self, height: int, index: int) -> bytes | None:
+        """A chunk's frame payload, or None when this node has no such chunk."""
+        if index < 0:
+            return None
+        try:
+            return (self._at(height) / f"chunk-{index}").read_bytes()
+        except OSError:
+            return None
+
+    def take(self, store: Store) -> int | None:
+        """Snapshot the store's current height (`checkpoint`, then `build`, here); returns
+        the height, or None when there is nothing new to take. It is offered once the
+        store holds the next height (`complete`)."""
+        height = self.build(self.checkpoint(store))
+        self.complete(store)
+        return height
+
+    def pending(self) -> list[int]:
+        """Heights cut and waiting for their next block before they are offered."""
+        if not self.directory.is_dir():
+            return []
+        found = [int(p.name) for p in self.directory.iterdir() if p.name.isdigit()
+                 and (p / _PENDING).is_file() and not (p / _OFFER).is_file()]  # fmt: skip
+        return sorted(found)
+
+    def complete(self, store: Store) -> list[int]:
+        """Offer the pending snapshots whose next block `store` now holds (block h+1's
+        header carries the root of the state after h); returns the heights offered.
+        A next header with another root means the snapshot is not the chain's state:
+        it is removed and reported."""
+        offered = []
+        for height in self.pending():
+            target = self._at(height)
+            stored = store.block(height + 1)
+            if stored is None:
+                continue
+            cut = _pending.decode((target / _PENDING).read_bytes())
+            next_root = blocks.decode(stored[0]).header.state_root
+            if next_root != cut.root:
+                shutil.rmtree(target, ignore_errors=True)
+                raise SnapshotError(f"the state cut at height {height} does not have the "
+                                    f"root block {height + 1} carries")  # fmt: skip
+            offer = Offer(height, cut.block, cut.certificate, stored[0], stored[1], cut.depth,
+                          cut.ranges)  # fmt: skip
+            (target / f"{_OFFER}.tmp").write_bytes(msgspec.msgpack.encode(offer))
+            (target / f"{_OFFER}.tmp").replace(target / _OFFER)
+            offered.append(height)
+        if offered:
+            self._tidy()
+        return offered
+
+    def checkpoint(self, store: Store) -> Path:
+        """A consistent copy of the store to build a snapshot from: quick (hard links),
+        done on the node's loop, so the copy holds exactly one committed height."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        copy_path = self.directory / f".checkpoint-{os.getpid()}"
+        shutil.rmtree(copy_path, ignore_errors=True)
+        store.checkpoint(copy_path)
+        return copy_path
+
+    def build(self, copy_path: Path) -> int | None:
+        """Cut the snapshot of a `checkpoint` (blocking: a worker thread's work), remove
+        the checkpoint, and keep the newest `keep` snapshots; returns the height taken,
+        or None when the checkpoint's height has one already (or is 0)."""
+        try:
+            with Store(copy_path) as copy:
+                height = copy.height()
+                if height == 0 or height in self.heights() or height in self.pending():
+                    return None
+                self._write(copy, height)
+        finally:
+            shutil.rmtree(copy_path, ignore_errors=True)
+        self._tidy()
+        return height
+
+    def _write(self, copy: Store, height: int) -> None:
+        stored = copy.block(height)
+        if stored is None:
+            raise SnapshotError(f"the block at height {height} is not in the store")
+        state = copy.open_state()  # over the copy's own tree (rebuilt if not current)
+        root, tree = state.root(), state.tree
+        grouped = proofs.group(_state_items(copy), tree.depth)
+        sizes = {i: sum(len(k) + len(v) for k, v in rs) for i, rs in grouped.items()}
+        ranges = proofs.cut(sizes, self.chunk_bytes, tree.depth)
+        target = self._at(height)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        for index, (first, end) in enumerate(ranges):
+            records = [kv for i in range(first, end) for kv in grouped.get(i, ())]
+            siblings = proofs.siblings_of(tree.prove_range(first, end - 1))
+            chunk = Chunk(height, index, first, end, records, siblings)
+            (target / f"chunk-{index}").write_bytes(msgspec.msgpack.encode(chunk))
+        cut = _Pending(height, stored[0], stored[1], tree.depth, tuple(ranges), root)
+        (target / f"{_PENDING}.tmp").write_bytes(msgspec.msgpack.encode(cut))
+        (target / f"{_PENDING}.tmp").replace(target / _PENDING)
+
+    def _tidy(self) -> None:
+        finished = self.heights()
+        for height in finished[: -self.keep]:
+            shutil.rmtree(self._at(height), ignore_errors=True)
+            self._offers.pop(height, None)
+        newest = finished[-1] if finished else -1
+        kept = set(finished[-self.keep :]) | {h for h in self.pending() if h > newest}
+        for path in self.directory.iterdir():
+            if path.name.isdigit() and int(path.name) not in kept:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _state_items(store: Store) -> Iterator[tuple[bytes, bytes]]:
+    """Every state record of `store` as (key, stored bytes)."""
+    cf = store.db.get_column_family("state")
+    try:
+        for key, value in cf.items():
+            assert isinstance(key, bytes) and isinstance(value, bytes)
+            yield key, value
+    finally:
+        del cf
+
+
+# --- restoring -----------------------------------------------------------------------------
+def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes) -> None:
+    """Complete a store whose every chunk of `offer` was verified and written
+    (`Store.put_state_records`): the height, its block and certificate, then the tree
+    rebuilt from the records (`Store.rebuild_tree`) and its root checked against the
+    certified one (block h+1's header). Raises `SnapshotError` when the state read back
+    does not have that root (the caller throws the store away)."""
+    root = offer.root
+    store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
+                            genesis_hash)  # fmt: skip
+    store.rebuild_tree()
+    meta = store.tree_meta()
+    assert meta is not None, "a tree just rebuilt is current"
+    if (found := bucket_tree.root_hash(meta[0], meta[2])) != root:
+        raise SnapshotError(
+            f"the restored state's root {found.hex()[:16]}... is not the certified "
+            f"{root.hex()[:16]}..."
+        )

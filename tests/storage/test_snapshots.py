@@ -1,0 +1,149 @@
+"""Snapshots on disk: taken from a real chain in RocksDB, offered once the next block (whose
+header carries the snapshot's root: heights are pipelined) is committed, every chunk proves
+against that root, a node that pruned its blocks still serves them, a few are kept,
+and the chunks written into a new store give back the same state and root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from gridtokenx.chain import blocks
+from gridtokenx.ledger import genesis
+from gridtokenx.ledger import state_proofs as proofs
+from gridtokenx.storage import snapshots
+from gridtokenx.storage.store import Store, open_application
+
+CHAIN_ID = "gridtokenx-snapshots"
+T0 = 1_767_225_600
+
+
+def _chain(path: Path, heights: int) -> genesis.Genesis:
+    spec = genesis.devnet(CHAIN_ID, T0, genesis.dev_keys())
+    _extend(spec, path, heights)
+    return spec
+
+
+def _extend(spec: genesis.Genesis, path: Path, heights: int) -> None:
+    app = open_application(spec, path)
+    for height in range(app.height + 1, app.height + heights + 1):
+        app.commit(height, app.build_block(height, T0 + height, b"\0" * 20), ())
+    app.close()
+
+
+def _snapshot(spec: genesis.Genesis, path: Path, served: snapshots.Snapshots) -> int | None:
+    """Take a snapshot of the chain at `path` and commit one more block, so it is offered."""
+    with Store(path) as db:
+        height = served.take(db)
+    _extend(spec, path, 1)
+    with Store(path) as db:
+        served.complete(db)
+    return height
+
+
+def _chunks(served: snapshots.Snapshots, height: int, offer: snapshots.Offer) -> list[bytes]:
+    found = [served.chunk(height, i) for i in range(len(offer.ranges))]
+    assert all(c is not None for c in found)
+    return [c for c in found if c is not None]
+
+
+def test_a_snapshot_proves_against_its_header_and_restores_the_same_state(tmp_path: Path) -> None:
+    spec = _chain(tmp_path / "data", 3)
+    served = snapshots.Snapshots(tmp_path / "snapshots", chunk_bytes=1024)
+    with Store(tmp_path / "data") as db:
+        assert served.take(db) == 3
+        assert served.take(db) is None  # nothing new
+        assert served.offers() == [] and served.pending() == [3]  # block 4 is not there yet
+        db.prune(1)  # the node drops its old blocks: the snapshot does not need them
+        state = db.load_state()
+    _extend(spec, tmp_path / "data", 1)
+    with Store(tmp_path / "data") as db:
+        assert served.complete(db) == [3] and served.pending() == []
+    (raw,) = served.offers()
+    offer = snapshots.decode_offer(raw)
+    header, following = (blocks.decode(b).header for b in (offer.block, offer.next_block))
+    assert (offer.height, header.height, following.height) == (3, 3, 4)
+    assert following.state_root == offer.root == state.root()
+    assert len(offer.ranges) >= 3 and proofs.partitions(offer.ranges, offer.depth)
+    chunks = [snapshots.decode_chunk(c) for c in _chunks(served, 3, offer)]
+    for chunk in chunks:
+        snapshots.verify_chunk(chunk, offer, offer.root)
+    assert served.chunk(3, len(offer.ranges)) is None and served.chunk(4, 0) is None
+
+    with Store(tmp_path / "new") as new:
+        for chunk in chunks:
+            new.put_state_records(chunk.records)
+        snapshots.finish_restore(new, offer, genesis.build_state(spec).root(), spec.hash())
+    synced = open_application(spec, tmp_path / "new")  # opens as a chain at height 3
+    try:
+        assert synced.height == 3 and synced.store.pruned_below() == 3
+        assert synced.state.root() == state.root()
+        assert dict(synced.state.items()) == dict(state.items())
+        assert synced.last_hash == blocks.decode(offer.block).hash
+        synced.commit(4, synced.build_block(4, T0 + 4, b"\0" * 20), ())  # and goes on
+    finally:
+        synced.close()
+
+
+def test_a_tampered_chunk_or_a_chunk_for_another_range_is_refused(tmp_path: Path) -> None:
+    spec = _chain(tmp_path / "data", 1)
+    served = snapshots.Snapshots(tmp_path / "snapshots", chunk_bytes=1024)
+    _snapshot(spec, tmp_path / "data", served)
+    offer = snapshots.decode_offer(served.offers()[0])
+    root = offer.root
+    first, second = (snapshots.decode_chunk(c) for c in _chunks(served, 1, offer)[:2])
+    key, value = first.records[0]
+    flipped = value[:-1] + bytes([value[-1] ^ 1])
+    tampered = msgspec.structs.replace(first, records=[(key, flipped), *first.records[1:]])
+    with pytest.raises(proofs.BadChunk):
+        snapshots.verify_chunk(tampered, offer, root)
+    garbage = msgspec.structs.replace(first, records=[(key, b"\x01\x02"), *first.records[1:]])
+    with pytest.raises(proofs.BadChunk, match="not a stored state record"):
+        snapshots.verify_chunk(garbage, offer, root)
+    with pytest.raises(proofs.BadChunk, match="another bucket range"):
+        snapshots.verify_chunk(msgspec.structs.replace(second, index=0), offer, root)
+    with pytest.raises(proofs.BadChunk, match="not asked for"):
+        snapshots.verify_chunk(msgspec.structs.replace(first, height=2), offer, root)
+    with pytest.raises(proofs.BadChunk, match="does not prove"):
+        snapshots.verify_chunk(first, offer, b"\x00" * 32)
+
+
+def test_a_few_snapshots_are_kept(tmp_path: Path) -> None:
+    spec = _chain(tmp_path / "data", 1)
+    served = snapshots.Snapshots(tmp_path / "snapshots", keep=2)
+    for height in (1, 2, 3):
+        assert _snapshot(spec, tmp_path / "data", served) == height
+    assert served.heights() == [2, 3]
+    assert [snapshots.decode_offer(o).height for o in served.offers()] == [3, 2]
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [
+        "000000000002", "000000000003"]  # fmt: skip
+
+
+def test_restoring_into_a_store_that_holds_a_chain_is_refused(tmp_path: Path) -> None:
+    spec = _chain(tmp_path / "data", 1)
+    served = snapshots.Snapshots(tmp_path / "snapshots")
+    _snapshot(spec, tmp_path / "data", served)
+    with Store(tmp_path / "data") as db:
+        offer = snapshots.decode_offer(served.offers()[0])
+        with pytest.raises(snapshots.StoreError, match="new store"):
+            snapshots.finish_restore(db, offer, b"", spec.hash())
+
+
+def test_a_cut_state_whose_root_the_next_header_does_not_carry_is_never_offered(
+    tmp_path: Path,
+) -> None:
+    spec = _chain(tmp_path / "data", 2)
+    served = snapshots.Snapshots(tmp_path / "snapshots")
+    with Store(tmp_path / "data") as db:
+        assert served.take(db) == 2
+    pending = tmp_path / "snapshots" / f"{2:012d}" / "pending"
+    cut = msgspec.msgpack.decode(pending.read_bytes())
+    cut[-1] = bytes(32)  # the root the cut state had, as if it were another state's
+    pending.write_bytes(msgspec.msgpack.encode(cut))
+    _extend(spec, tmp_path / "data", 1)
+    with Store(tmp_path / "data") as db, pytest.raises(snapshots.SnapshotError, match="root"):
+        served.complete(db)
+    assert served.offers() == [] and served.pending() == []
+    assert not pending.parent.exists()
