@@ -33,8 +33,11 @@ def test_a_node_whose_root_diverged_refuses_the_next_block_and_halts_before_sign
                 await node.start()
             for raw in _registrations(8):
                 await mea.submit(raw)
-            for _ in range(600):  # bounded: 30 s
-                if pea.app.height >= 2 and not pea.core.decided:
+            for _ in range(3000):  # bounded: 30 s
+                # Before PEA judged the next height's proposal: once it has voted for it,
+                # its vote stands (a block found valid stays valid for its height).
+                unsigned = not any(v.height > pea.app.height for v in pea.core.state.signed)
+                if pea.app.height >= 2 and not pea.core.decided and unsigned:
                     break
                 await asyncio.sleep(0.01)
             at = pea.app.height

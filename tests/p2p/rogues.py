@@ -108,11 +108,11 @@ class HangUpServer:
                 conn, _ = self._listener.accept()
             except OSError:  # the accept timed out: look at the stop flag again
                 continue
+            self.accepted += 1  # before the hang-up: the dialler may check as soon as it sees it
             with conn, contextlib.suppress(OSError):
                 conn.settimeout(2)
                 conn.recv(68)
                 conn.sendall(transport.MAGIC + bytes(16))  # a third of a hello
-            self.accepted += 1
 
 
 async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
