@@ -9,7 +9,6 @@ that the state root did not move.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -240,9 +239,7 @@ def host_network(changes_it: bool) -> Iterator[None]:
     flight (ERR_NETWORK_CHANGED) when an interface or address comes or goes on the host, and
     the namespace tests add bridges and pull cables. Browsers hold it shared (many at once),
     namespace tests exclusively (`changes_it`), so a page never sees the host's network move."""
-    with open(HOST_NETWORK_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if changes_it else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    from gridtokenx.devnet.netns.hosts import file_lock
+
+    with file_lock(HOST_NETWORK_LOCK, shared=not changes_it):
+        yield

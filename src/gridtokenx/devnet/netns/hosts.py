@@ -134,15 +134,20 @@ def leftovers(token: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _subnet_lock() -> Iterator[None]:
-    """Held while a run picks its subnet and puts it on its bridge."""
-    path = Path(tempfile.gettempdir()) / f"{PREFIX}.lock"
+def file_lock(path: Path, shared: bool = False) -> Iterator[None]:
+    """An flock on `path` between processes (parallel test workers), exclusive unless
+    `shared`; the file is created if missing and never removed."""
     with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _subnet_lock() -> contextlib.AbstractContextManager[None]:
+    """Held while a run picks its subnet and puts it on its bridge."""
+    return file_lock(Path(tempfile.gettempdir()) / f"{PREFIX}.lock")
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
