@@ -243,3 +243,12 @@ def host_network(changes_it: bool) -> Iterator[None]:
 
     with file_lock(HOST_NETWORK_LOCK, shared=not changes_it):
         yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start processes or a browser first, the rest in their usual order after.
+    xdist hands tests out in this order, and these take seconds to minutes each; run last,
+    one of them kept a worker busy for minutes while the other sat idle (the suite's wall
+    time is the busier worker's). The many quick tests after them fill the gaps instead."""
+    items.sort(key=lambda item: not (item.get_closest_marker("process")
+                                     or item.get_closest_marker("browser")))  # fmt: skip
