@@ -159,7 +159,7 @@ class Sent:
     phase: str  # "setup" or "load"
     sent: float | None = None  # when the request that was acknowledged went out
     acked: float | None = None
-    node: str = ""  # the node that acknowledged it
+    node: str = ""  # the node that acknowledged it (or refused it)
     outcome: str = "unsent"  # acked, refused:CODE, committed_unacknowledged, unsent
 
 
@@ -262,6 +262,7 @@ class Generator:
                 sent.outcome = "committed_unacknowledged"
             else:
                 sent.outcome = f"refused:{codes[0]}"
+                sent.sent, sent.node = sent_at, said[0][0]  # who refused it, and when
         return again
 
     def acked(self, phase: str | None = None) -> dict[str, Sent]:

@@ -84,20 +84,26 @@ class Follower:
                 return True
         return False
 
-    async def wait_final(self, hashes: list[str], timeout: float) -> bool:
-        """Whether every one of `hashes` was seen in a block within `timeout` seconds."""
+    async def _until(self, holds: Callable[[], bool], timeout: float, poll: float) -> bool:
         deadline = self.clock() + timeout
         while self.clock() < deadline:
-            if all(h in self.final_at for h in hashes):
+            if holds():
                 return True
-            await asyncio.sleep(0.1)
-        return all(h in self.final_at for h in hashes)
+            await asyncio.sleep(poll)
+        return holds()
+
+    async def wait_final(self, hashes: list[str], timeout: float) -> bool:
+        """Whether every one of `hashes` was seen in a block within `timeout` seconds."""
+        return await self._until(lambda: all(h in self.final_at for h in hashes), timeout, 0.1)
+
+    async def wait_reached(self, names: list[str], height: int, timeout: float) -> bool:
+        """Whether every node in `names` reported at least `height` within `timeout`."""
+        return await self._until(
+            lambda: all(self.heights.get(n, -1) >= height for n in names), timeout, 0.1
+        )
 
     async def wait_converged(self, names: list[str], timeout: float) -> bool:
         """Whether every node in `names` reported the same height, the highest seen."""
-        deadline = self.clock() + timeout
-        while self.clock() < deadline:
-            if {self.heights.get(n, -1) for n in names} == {self.top}:
-                return True
-            await asyncio.sleep(0.2)
-        return False
+        return await self._until(
+            lambda: {self.heights.get(n, -1) for n in names} == {self.top}, timeout, 0.2
+        )

@@ -154,6 +154,11 @@ def summarize(scenario: Scenario, obs: Observed, verdict: Verdict) -> dict[str, 
             for h, st in list(verdict.lost.items())[:10]
         ],
         "refused": dict(refused),
+        "refused_examples": [
+            {"tx": h, "node": s.node, "code": s.outcome[8:], "at_s": round(s.sent or 0.0, 3)}
+            for h, s in obs.sent.items()
+            if s.outcome.startswith("refused:")
+        ][:10],
         "unsent": outcomes.get("unsent", 0),
         "committed_unacknowledged": outcomes.get("committed_unacknowledged", 0),
         **_finality(obs, load_acked, target),
@@ -183,6 +188,8 @@ def lines(report: dict[str, Any]) -> list[str]:
         f"max {report['finality_max_s']} s; within {report['finality_target_s']} s: "
         f"{report['final_within_target_fraction']}",
     ]
+    out += [f"  refused at {r['at_s']} s by {r['node']}: {r['code']} {r['tx'][:16]}"
+            for r in report["refused_examples"]]  # fmt: skip
     out += [f"  VIOLATION {v}" for v in report["violations"]]
     out += [f"  CRASH {c['node']} at {c['at']:.1f} s (exit {c['code']})" for c in report["crashes"]]
     for row in report["faults"]:

@@ -155,7 +155,13 @@ async def commit_setup(
                               f"{generator.errors}")  # fmt: skip
         if not await follower.wait_final(hashes, SETUP_PHASE_S):
             raise SetupFailed(f"setup phase {number + 1} did not commit in {SETUP_PHASE_S} s")
-    log(f"setup committed at height {follower.top}")
+    # Every node has executed the setup before the load begins: a node a height or two
+    # behind the first to commit would refuse the new accounts' first orders as
+    # UNKNOWN_SENDER, and their later nonces would wait for ever behind the gap.
+    if not await follower.wait_reached(list(generator.apis), follower.top, SETUP_PHASE_S):
+        raise SetupFailed(f"not every node reached the setup's height {follower.top}: "
+                          f"{follower.heights}")  # fmt: skip
+    log(f"setup committed at height {follower.top} on every node")
 
 
 async def _perturbed(
