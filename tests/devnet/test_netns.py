@@ -226,12 +226,21 @@ def _timeouts(nodes: Nodes, name: str) -> float:
 
 
 def _held(wrapper: Sequence[str], port: int, remote: str) -> int:
-    """TCP connections established at `port` from `remote`, on the host of `wrapper`, as
-    its kernel counts them (a flooder whose final ACK was dropped on a full accept queue
-    believes itself connected, but the host holds nothing for it)."""
-    listing = [*wrapper, "ss", "-Htn", "state", "established", f"( sport = :{port} )"]
-    lines = subprocess.run(listing, capture_output=True, text=True, check=True).stdout
-    return sum(1 for line in lines.splitlines() if line.split()[-1].startswith(f"{remote}:"))
+    """TCP connections the node at `port` on the host of `wrapper` has accepted from
+    `remote`: those its kernel counts as established (a flooder whose final ACK was dropped
+    on a full accept queue believes itself connected, but the host holds nothing for it)
+    less those still waiting in the listener's accept queue, which the node has not taken
+    yet (a node starved of CPU on a loaded machine lags behind; when it takes them it
+    refuses them past its cap)."""
+
+    def ss(*args: str) -> list[list[str]]:
+        done = subprocess.run([*wrapper, "ss", "-Htn", *args, f"( sport = :{port} )"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return [line.split() for line in done.stdout.splitlines() if line.strip()]
+
+    established = sum(1 for f in ss("state", "established") if f[-1].startswith(f"{remote}:"))
+    queued = sum(int(f[1]) for f in ss("-l"))  # a listener's Recv-Q: its accept queue
+    return max(0, established - queued)
 
 
 async def _never_reading_peer_and_flood(session: Session, gateway: str) -> None:
