@@ -137,24 +137,26 @@ class _Zone:
 
 def _zone_sums(inst: Instance, prices: dict[Key, Fraction]) -> dict[Key, _Zone]:
     sums = {key: _Zone() for key in prices}
-    # Compare integers with num/den by cross-multiplying: no Fraction per step.
-    keyed = {key: (p.numerator, p.denominator) for key, p in prices.items()}
-    for s in inst.steps:
-        key = (s.zone, s.green)
-        num, den = keyed[key]
-        acc = sums[key]
-        scaled = s.price * den
-        if s.side is Side.BUY:
+    # Compare integers with num/den by cross-multiplying: no Fraction per step, and the
+    # commodity picks a table (no tuple key per step).
+    tables: tuple[dict[str, tuple[int, int, _Zone]], ...] = ({}, {})
+    for (zone, green), p in prices.items():
+        tables[green][zone] = (p.numerator, p.denominator, sums[(zone, green)])
+    buy = Side.BUY
+    for _, _, side, zone, price, quantity, green in inst.steps:
+        num, den, acc = tables[green][zone]
+        scaled = price * den
+        if side is buy:
             if scaled > num:
-                acc.buy_in_q += s.quantity_wh
-                acc.buy_in_pq += s.price * s.quantity_wh
+                acc.buy_in_q += quantity
+                acc.buy_in_pq += price * quantity
             elif scaled == num:
-                acc.buy_at_q += s.quantity_wh
+                acc.buy_at_q += quantity
         elif scaled < num:
-            acc.sell_in_q += s.quantity_wh
-            acc.sell_in_pq += s.price * s.quantity_wh
+            acc.sell_in_q += quantity
+            acc.sell_in_pq += price * quantity
         elif scaled == num:
-            acc.sell_at_q += s.quantity_wh
+            acc.sell_at_q += quantity
     return sums
 
 
@@ -376,27 +378,29 @@ def _step_bounds(inst: Instance, checked: Checked) -> dict[Key, list[Fraction]]:
     low: dict[Key, int | None] = dict.fromkeys(keys)
     high: dict[Key, int | None] = dict.fromkeys(keys)
     at_price: set[tuple[Key, Side]] = set()
-    keyed = {k: (checked.price(*k).numerator, checked.price(*k).denominator) for k in keys}
-    for s in inst.steps:
-        key = (s.zone, s.green)
-        num, den = keyed[key]
-        scaled = s.price * den
+    tables: tuple[dict[str, tuple[int, int]], ...] = ({}, {})
+    for zone, green in keys:
+        p = checked.price(zone, green)
+        tables[green][zone] = (p.numerator, p.denominator)
+    for _, _, side, zone, price, _, green in inst.steps:
+        num, den = tables[green][zone]
+        scaled = price * den
         if scaled == num:
-            at_price.add((key, s.side))  # bounds by the zone's ratios, below
+            at_price.add(((zone, green), side))  # bounds by the zone's ratios, below
             continue
         # Priced below the price: a buy rejected (price >= P), a sell accepted (>= C);
         # above it: a buy accepted (price <= P), a sell rejected (<= C).
         if scaled < num:
-            if (was := low[key]) is None or s.price > was:
-                low[key] = s.price
-        elif (was := high[key]) is None or s.price < was:
-            high[key] = s.price
+            if (was := low[(zone, green)]) is None or price > was:
+                low[(zone, green)] = price
+        elif (was := high[(zone, green)]) is None or price < was:
+            high[(zone, green)] = price
     bounds = {}
     for key in keys:
         least, most = low[key], high[key]
         lo = ZERO if least is None else Fraction(least)
         hi = cap if most is None else Fraction(most)
-        price = checked.price(*key)
+        here = checked.price(*key)
         # Steps exactly at the price: their accepted share bounds one side, the share left
         # the other (a buy: accepted bounds from above; a sell: from below).
         for side in (Side.BUY, Side.SELL):
@@ -404,9 +408,9 @@ def _step_bounds(inst: Instance, checked: Checked) -> dict[Key, list[Fraction]]:
                 continue
             ratio, buy = checked.ratio(*key, side), side is Side.BUY
             if ratio > 0:
-                lo, hi = (lo, min(hi, price)) if buy else (max(lo, price), hi)
+                lo, hi = (lo, min(hi, here)) if buy else (max(lo, here), hi)
             if ratio < 1:
-                lo, hi = (max(lo, price), hi) if buy else (lo, min(hi, price))
+                lo, hi = (max(lo, here), hi) if buy else (lo, min(hi, here))
         bounds[key] = [lo, hi]
     return bounds
 
@@ -477,13 +481,13 @@ def _relaxed(inst: Instance, checked: Checked) -> tuple[list[Edge], list[Edge]]:
 
 
 def price_range(
-    inst: Instance, checked: Checked
+    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]] | None = None
 ) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
     """The lowest and the highest price of every zone the rule considers (its first stage),
     the headroom duals given: with no renewable-only bids, exactly its range of optimal
     prices (the renewable prices then equal the zone prices)."""
     below, above = _relaxed(inst, checked)
-    found = _extremes(_step_bounds(inst, checked), below, above)
+    found = _extremes(bounds or _step_bounds(inst, checked), below, above)
     if found is None:
         raise errors.ClearingNotOptimal("the optimal prices have no lowest or highest value")
     low, high = found
@@ -491,14 +495,17 @@ def price_range(
 
 
 def green_floor(
-    inst: Instance, checked: Checked, prices: dict[str, Fraction]
+    inst: Instance,
+    checked: Checked,
+    prices: dict[str, Fraction],
+    bounds: dict[Key, list[Fraction]] | None = None,
 ) -> dict[str, Fraction] | None:
     """The lowest renewable prices that are optimal with the zone prices `prices`, or None
     when no renewable prices are. With the zone prices fixed every condition on the
     renewable prices has two variables (a full link's rent is then known where any energy
     flows on it, and bounded below by the ordinary rent where only renewable energy does),
     so a lowest solution exists whenever any does."""
-    bounds = _step_bounds(inst, checked)
+    bounds = bounds or _step_bounds(inst, checked)
     green: dict[Key, list[Fraction]] = {}
     for z in inst.zones:
         lo, hi = bounds[(z, True)]
@@ -542,12 +549,13 @@ def rule_prices(
     leaves no renewable prices optimal at the midpoints (the relaxation of the first stage
     was too wide), the certificate's own zone prices are kept and only the renewable prices
     are pinned (docs/market.md section 12)."""
-    low, high = price_range(inst, checked)
+    bounds = _step_bounds(inst, checked)  # one pass over the steps for both stages
+    low, high = price_range(inst, checked, bounds)
     prices = {z: (low[z] + high[z]) / 2 for z in inst.zones}
-    green = green_floor(inst, checked, prices)
+    green = green_floor(inst, checked, prices, bounds)
     if green is None:
         prices = dict(checked.prices)
-        green = green_floor(inst, checked, prices)
+        green = green_floor(inst, checked, prices, bounds)
         if green is None:
             raise errors.ClearingNotOptimal("no renewable prices are optimal at the zone prices")
     return prices, green
