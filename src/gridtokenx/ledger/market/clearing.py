@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import itemgetter
 from typing import NamedTuple
 
 from gridtokenx.wire import errors
@@ -46,6 +47,7 @@ from gridtokenx.wire.tx import LinkFlow, Rational, Side, ZoneClearing
 
 BASIS = 10_000
 ZERO = Fraction(0)
+NONE_ABOVE = 2**63  # no step priced above (prices are U64 satang/kWh)
 
 
 class Step(NamedTuple):
@@ -97,6 +99,8 @@ class Checked:
     green_sell_ratio: dict[str, Fraction] = field(default_factory=dict)
     green_flows: dict[tuple[str, str], Fraction] = field(default_factory=dict)
     downgrade: dict[str, Fraction] = field(default_factory=dict)  # Wh renewable sold as any
+    # The pass over the steps at these prices, kept for the rule (None: not made yet).
+    sums: dict[Key, _Zone] | None = field(default=None, compare=False, repr=False)
 
     def price(self, zone: str, green: bool) -> Fraction:
         return self.green_prices.get(zone, self.prices[zone]) if green else self.prices[zone]
@@ -133,6 +137,8 @@ class _Zone:
     sell_in_q: int = 0  # sells priced below: accepted whole
     sell_in_pq: int = 0
     sell_at_q: int = 0
+    below: int = -1  # the dearest step priced below the price (-1: none)
+    above: int = NONE_ABOVE  # the cheapest step priced above it
 
 
 def _zone_sums(inst: Instance, prices: dict[Key, Fraction]) -> dict[Key, _Zone]:
@@ -146,16 +152,21 @@ def _zone_sums(inst: Instance, prices: dict[Key, Fraction]) -> dict[Key, _Zone]:
     for _, _, side, zone, price, quantity, green in inst.steps:
         num, den, acc = tables[green][zone]
         scaled = price * den
-        if side is buy:
-            if scaled > num:
+        if scaled > num:
+            if price < acc.above:
+                acc.above = price
+            if side is buy:
                 acc.buy_in_q += quantity
                 acc.buy_in_pq += price * quantity
-            elif scaled == num:
-                acc.buy_at_q += quantity
         elif scaled < num:
-            acc.sell_in_q += quantity
-            acc.sell_in_pq += price * quantity
-        elif scaled == num:
+            if price > acc.below:
+                acc.below = price
+            if side is not buy:
+                acc.sell_in_q += quantity
+                acc.sell_in_pq += price * quantity
+        elif side is buy:
+            acc.buy_at_q += quantity
+        else:
             acc.sell_at_q += quantity
     return sums
 
@@ -355,6 +366,7 @@ def check_optimal(
         {z: ratios[((z, True), Side.SELL)] for z in inst.zones},
         green_flow,
         downgrade,
+        sums,
     )
 
 
@@ -363,7 +375,7 @@ def price_cap(inst: Instance) -> Fraction:
     """The highest price the rule considers: the dearest step, grossed up over the lossiest
     link once per zone (a price the curves leave unbounded above is capped here, one they
     leave unbounded below is floored at 0)."""
-    dearest = max((s.price for s in inst.steps), default=0)
+    dearest = max(map(itemgetter(4), inst.steps), default=0)
     kept = min((BASIS - link.loss_bp for link in inst.links), default=BASIS)
     return Fraction(dearest) * Fraction(BASIS, max(kept, 1)) ** len(inst.zones)
 
@@ -372,39 +384,23 @@ def _step_bounds(inst: Instance, checked: Checked) -> dict[Key, list[Fraction]]:
     """Each zone's and commodity's [lowest, highest] price its own steps allow, given what
     the clearing accepts (complementary slackness): a step accepted at all bounds the price
     from one side (a buy: at most its price; a sell: at least), one not accepted whole from
-    the other. One pass of integer comparisons (cross-multiplied, as in `_zone_sums`)."""
+    the other. Steps priced below the price (buys rejected, sells accepted) bound it from
+    below, steps above it from above; steps at it by their ratios. Read from the check's
+    one pass over the steps (`_zone_sums`)."""
     cap = price_cap(inst)
-    keys = [(z, g) for z in inst.zones for g in (False, True)]
-    low: dict[Key, int | None] = dict.fromkeys(keys)
-    high: dict[Key, int | None] = dict.fromkeys(keys)
-    at_price: set[tuple[Key, Side]] = set()
-    tables: tuple[dict[str, tuple[int, int]], ...] = ({}, {})
-    for zone, green in keys:
-        p = checked.price(zone, green)
-        tables[green][zone] = (p.numerator, p.denominator)
-    for _, _, side, zone, price, _, green in inst.steps:
-        num, den = tables[green][zone]
-        scaled = price * den
-        if scaled == num:
-            at_price.add(((zone, green), side))  # bounds by the zone's ratios, below
-            continue
-        # Priced below the price: a buy rejected (price >= P), a sell accepted (>= C);
-        # above it: a buy accepted (price <= P), a sell rejected (<= C).
-        if scaled < num:
-            if (was := low[(zone, green)]) is None or price > was:
-                low[(zone, green)] = price
-        elif (was := high[(zone, green)]) is None or price < was:
-            high[(zone, green)] = price
+    sums = checked.sums
+    if sums is None:
+        prices = {(z, g): checked.price(z, g) for z in inst.zones for g in (False, True)}
+        sums = _zone_sums(inst, prices)
     bounds = {}
-    for key in keys:
-        least, most = low[key], high[key]
-        lo = ZERO if least is None else Fraction(least)
-        hi = cap if most is None else Fraction(most)
+    for key, acc in sums.items():
+        lo = ZERO if acc.below < 0 else Fraction(acc.below)
+        hi = cap if acc.above == NONE_ABOVE else Fraction(acc.above)
         here = checked.price(*key)
         # Steps exactly at the price: their accepted share bounds one side, the share left
         # the other (a buy: accepted bounds from above; a sell: from below).
-        for side in (Side.BUY, Side.SELL):
-            if (key, side) not in at_price:
+        for side, present in ((Side.BUY, acc.buy_at_q), (Side.SELL, acc.sell_at_q)):
+            if not present:
                 continue
             ratio, buy = checked.ratio(*key, side), side is Side.BUY
             if ratio > 0:
