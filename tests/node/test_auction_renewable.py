@@ -275,3 +275,22 @@ def test_the_solver_emits_no_renewable_fields_without_renewable_only_bids() -> N
     body = auction_solver.solve(inst, 0).body
     assert all(z.green_price is None for z in body.zones)
     assert isinstance(body, SubmitAuctionClearing)
+
+
+def test_a_full_link_carrying_both_commodities_ties_their_price_differences() -> None:
+    """A random instance where the EST->CEN link is full with both renewable and other
+    energy: the two price differences across it must be equal, which pins Central's zone
+    price to one value although its own steps leave it anywhere between 61 and 252. The
+    rule's first stage finds that (the shared rent's implied bounds), so its midpoint is
+    that value and renewable prices exist there."""
+    inst = random_instance(84, zones=3, steps=12, green=0.5)
+    checked = clearing.check(inst, *_submitted(inst))
+    pair = ("EST", "CEN")
+    assert checked.flows[pair] == 2_000 > checked.green_flows[pair] > 0  # full, both
+    kept = Fraction(98, 100)
+    d_ordinary = checked.prices["EST"] - kept * checked.prices["CEN"]
+    d_green = checked.green_prices["EST"] - kept * checked.green_prices["CEN"]
+    assert d_ordinary == d_green
+    low, high = clearing.price_range(inst, checked)
+    assert low["CEN"] == high["CEN"] == checked.prices["CEN"] == Fraction(9258, 49)
+    assert clearing.green_floor(inst, checked, checked.prices) == checked.green_prices

@@ -476,14 +476,60 @@ def _relaxed(inst: Instance, checked: Checked) -> tuple[list[Edge], list[Edge]]:
     return below, above
 
 
+COUPLING_ROUNDS = 8
+
+
+def _tightened(
+    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]]
+) -> tuple[dict[Key, Fraction], dict[Key, Fraction]] | None:
+    """The lowest and highest prices of `_relaxed`, tightened by what a full link's shared
+    rent implies. On a full link a->c (kept share k) carrying both commodities the price
+    differences d^m = x^m_a - k x^m_c are equal; carrying only ordinary energy, d^G >= d^O;
+    only renewable, d^O >= d^G. Each is four-variable, but the current bounds give each
+    difference a range, and `d^O <= highest d^G` (and the like) is then a two-variable
+    condition every optimal price vector meets. Adding them and recomputing, a fixed number
+    of rounds or until nothing changes, narrows the superset without losing an optimum."""
+    below, above = _relaxed(inst, checked)
+    coupled: list[tuple[Key, Key, Key, Key, Fraction, int]] = []
+    for link in inst.links:
+        pair = (link.from_zone, link.to_zone)
+        sent = checked.flows.get(pair, ZERO)
+        if link.room_wh == 0 or sent < link.room_wh:
+            continue
+        part = checked.green_flows.get(pair, ZERO)
+        kind = 0 if 0 < part < sent else (-1 if part == sent else 1)
+        a, c = link.from_zone, link.to_zone
+        kept = Fraction(BASIS - link.loss_bp, BASIS)
+        coupled.append(((a, False), (c, False), (a, True), (c, True), kept, kind))
+    found = _extremes(bounds, below, above)
+    for _ in range(COUPLING_ROUNDS if coupled else 0):
+        if found is None:
+            return None
+        low, high = found
+        more_below, more_above = list(below), list(above)
+        for oa, oc, ga, gc, kept, kind in coupled:
+            d_o = (low[oa] - kept * high[oc], high[oa] - kept * low[oc])
+            d_g = (low[ga] - kept * high[gc], high[ga] - kept * low[gc])
+            if kind >= 0:  # d^G >= d^O
+                more_above.append((oa, oc, kept, -d_g[1]))
+                more_below.append((ga, gc, kept, -d_o[0]))
+            if kind <= 0:  # d^O >= d^G
+                more_below.append((oa, oc, kept, -d_g[0]))
+                more_above.append((ga, gc, kept, -d_o[1]))
+        tighter = _extremes(bounds, more_below, more_above)
+        if tighter == found:
+            break
+        found = tighter
+    return found
+
+
 def price_range(
     inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]] | None = None
 ) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
     """The lowest and the highest price of every zone the rule considers (its first stage),
     the headroom duals given: with no renewable-only bids, exactly its range of optimal
     prices (the renewable prices then equal the zone prices)."""
-    below, above = _relaxed(inst, checked)
-    found = _extremes(bounds or _step_bounds(inst, checked), below, above)
+    found = _tightened(inst, checked, bounds or _step_bounds(inst, checked))
     if found is None:
         raise errors.ClearingNotOptimal("the optimal prices have no lowest or highest value")
     low, high = found
