@@ -412,7 +412,10 @@ def _step_bounds(inst: Instance, checked: Checked) -> dict[Key, list[Fraction]]:
 
 
 def _extremes(
-    bounds: dict[Key, list[Fraction]], below: list[Edge], above: list[Edge]
+    bounds: dict[Key, list[Fraction]],
+    below: list[Edge],
+    above: list[Edge],
+    start: tuple[dict[Key, Fraction], dict[Key, Fraction]] | None = None,
 ) -> tuple[dict[Key, Fraction], dict[Key, Fraction]] | None:
     """The lowest and the highest solution of the bounds and the two-variable constraints
     (`below`: x_a >= k x_c - e, `above`: x_a <= k x_c - e), or None when there is none.
@@ -420,27 +423,40 @@ def _extremes(
     Every constraint has one positive and one negative coefficient, so the solutions are
     closed under the componentwise minimum and maximum: one is lowest in every variable and
     one highest, and the midpoint of two solutions is one (convexity). Both are found by
-    tightening the bounds along the constraints until nothing changes (at most one round per
-    variable, as in Bellman-Ford); a bound that keeps moving means there is no solution."""
+    raising the lower bounds (and lowering the upper ones) along the constraints until
+    nothing changes, re-examining only the constraints of a bound that moved (a work list,
+    as in Bellman-Ford); a bound still moving after as many updates as one per variable and
+    constraint means there is no solution. `start` (the extremes of a looser system) may
+    replace the bounds as the starting point: the answer is the same."""
     ends = []
+    limit = len(bounds) * (len(below) + len(above) + 1)
     for side in (0, 1):
+        # out[u]: (target, k, e, through): target >= (side 0) or <= (side 1) of k u - e
+        # when `through` is False, (u + e) / k when it is True.
+        out: dict[Key, list[tuple[Key, Fraction, Fraction, bool]]] = {key: [] for key in bounds}
+        for a, c, kept, e in below if side == 0 else above:
+            out[c].append((a, kept, e, False))
+        for a, c, kept, e in above if side == 0 else below:
+            out[a].append((c, kept, e, True))
         value = {key: b[side] for key, b in bounds.items()}
-        for _ in range(len(bounds) + 1):
-            moved = False
-            for a, c, kept, e in below if side == 0 else above:
-                if (side == 0 and value[a] < kept * value[c] - e) or (
-                    side == 1 and value[a] > kept * value[c] - e
-                ):
-                    value[a], moved = kept * value[c] - e, True
-            for a, c, kept, e in above if side == 0 else below:
-                if (side == 0 and value[c] < (value[a] + e) / kept) or (
-                    side == 1 and value[c] > (value[a] + e) / kept
-                ):
-                    value[c], moved = (value[a] + e) / kept, True
-            if not moved:
-                break
-        else:
-            return None
+        if start is not None:
+            value = dict(start[side])
+        queue = list(value)
+        waiting = set(queue)
+        updates = 0
+        while queue:
+            u = queue.pop(0)
+            waiting.discard(u)
+            for target, kept, e, through in out[u]:
+                bound = (value[u] + e) / kept if through else kept * value[u] - e
+                if (bound > value[target]) if side == 0 else (bound < value[target]):
+                    value[target] = bound
+                    updates += 1
+                    if updates > limit:
+                        return None
+                    if target not in waiting:
+                        queue.append(target)
+                        waiting.add(target)
         ends.append(value)
     low, high = ends
     if any(low[key] > high[key] for key in bounds):
@@ -516,7 +532,7 @@ def _tightened(
             if kind <= 0:  # d^O >= d^G
                 more_below.append((oa, oc, kept, -d_g[0]))
                 more_above.append((ga, gc, kept, -d_o[1]))
-        tighter = _extremes(bounds, more_below, more_above)
+        tighter = _extremes(bounds, more_below, more_above, found)
         if tighter == found:
             break
         found = tighter
