@@ -11,7 +11,7 @@ from fractions import Fraction
 import msgspec
 import pytest
 
-from gridtokenx.ledger.market import auction
+from gridtokenx.ledger.market import auction, queries
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import (
     AmendAuctionCurve,
@@ -94,6 +94,10 @@ def test_a_renewable_only_bid_is_served_by_solar_while_cheaper_gas_serves_the_re
     re.read(re.consumer_meter, T, import_wh=1_000)
     re.sb.advance(1)
     assert all(t.settled and t.delivered_wh == t.quantity_wh for t in re.trades())
+    # The office received 500 Wh of renewable energy (a local trade: no losses); the gas
+    # is not renewable.
+    received = {t.seller: queries.renewable_received_wh(re.sb.state, t) for t in re.trades()}
+    assert received == {re.home.address: 500, re.cogen.address: None}
 
 
 def test_when_renewable_energy_is_not_short_both_prices_are_equal(re: Renewable) -> None:
