@@ -1,6 +1,8 @@
 """Day-ahead auction: solve time (HiGHS and the exact certificate) and certificate check
 time per interval, for 7 zones and 1,000 / 10,000 / 100,000 steps, next to the raw Ed25519
-rate of the same run.
+rate of the same run. A share of the curves is renewable (`--renewable`, 0.2 by default):
+offers from renewable sellers and renewable-only bids, so the clearing is the
+two-commodity one (docs/market.md section 11).
 
 Three figures per size, each the min and median of `--repeats` runs:
 - `solve`: node/auction_solver.solve, HiGHS plus rebuilding the certificate exactly (and
@@ -12,6 +14,7 @@ Three figures per size, each the min and median of `--repeats` runs:
 Targets (issue 18): check < 50 ms at 10,000 steps, solve < 1 s.
 
     PYTHONPATH=src python bench/auction_bench.py [--sizes 1000 10000 100000] [--repeats 5]
+        [--renewable 0.2]
 """
 
 from __future__ import annotations
@@ -42,20 +45,30 @@ INTERVAL_START = 1_767_315_600  # 2 January 2026, 08:00 Bangkok
 RESULTS = Path(__file__).parent / "results" / "auction.json"
 
 
-def steps_for(total: int, seed: int) -> list[tuple[str, Side, int, int]]:
-    """(zone, side, price, Wh) for `total` steps spread over the 7 zones, each zone's prices
-    shifted so that links carry energy and some bind."""
+BenchStep = tuple[str, Side, int, int, bool]  # zone, side, price, Wh, renewable
+
+
+def steps_for(total: int, seed: int, renewable: float = 0.2) -> list[BenchStep]:
+    """(zone, side, price, Wh, renewable) for `total` steps spread over the 7 zones, each
+    zone's prices shifted so that links carry energy and some bind; a share `renewable` of
+    the curves (whole curves of STEPS_PER_CURVE steps) renewable, renewable-only bids
+    priced a little higher."""
     rng = random.Random(seed)
     bias = {z: rng.randrange(-80, 80) for z in ZONES}
     out = []
+    green = False
     for i in range(total):
+        if i % STEPS_PER_CURVE == 0:
+            green = rng.random() < renewable
         zone = ZONES[i % len(ZONES)]
-        price = max(0, min(1_000, rng.randrange(150, 550) + bias[zone]))
-        out.append((zone, rng.choice((Side.BUY, Side.SELL)), price, rng.randrange(100, 5_000, 100)))
+        side = rng.choice((Side.BUY, Side.SELL))
+        extra = 40 if green and side is Side.BUY else 0
+        price = max(0, min(1_000, rng.randrange(150, 550) + bias[zone] + extra))
+        out.append((zone, side, price, rng.randrange(100, 5_000, 100), green))
     return out
 
 
-def instance_of(steps: list[tuple[str, Side, int, int]], seed: int) -> Instance:
+def instance_of(steps: list[BenchStep], seed: int) -> Instance:
     rng = random.Random(seed)
     links = []
     for a, b, capacity_kw, loss in genesis.INTERCONNECTORS:
@@ -64,13 +77,13 @@ def instance_of(steps: list[tuple[str, Side, int, int]], seed: int) -> Instance:
             links.append(Link(x, y, loss, room))
     links.sort(key=lambda link: (link.from_zone, link.to_zone))
     body = tuple(
-        Step(1 + i // STEPS_PER_CURVE, i % STEPS_PER_CURVE, side, zone, price, wh)
-        for i, (zone, side, price, wh) in enumerate(steps)
+        Step(1 + i // STEPS_PER_CURVE, i % STEPS_PER_CURVE, side, zone, price, wh, green)
+        for i, (zone, side, price, wh, green) in enumerate(steps)
     )
     return Instance(tuple(sorted(ZONES)), tuple(links), {"BKK": 2_000_000}, body)
 
 
-def ledger_with(steps: list[tuple[str, Side, int, int]]) -> Sandbox:
+def ledger_with(steps: list[BenchStep]) -> Sandbox:
     """A devnet ledger holding the steps as open auction curves of one interval (records
     written directly: this measures reading and checking them, not placing them)."""
     sb = Sandbox()
@@ -78,12 +91,13 @@ def ledger_with(steps: list[tuple[str, Side, int, int]]) -> Sandbox:
     ids = []
     for n in range(0, len(steps), STEPS_PER_CURVE):
         chunk = steps[n : n + STEPS_PER_CURVE]
-        zone, side = chunk[0][0], chunk[0][1]
+        zone, side, green = chunk[0][0], chunk[0][1], chunk[0][4]
         curve_id = 1 + n // STEPS_PER_CURVE
         owner = crypto.address_of(crypto.PrivateKey.from_dev_label(f"bench/{curve_id}").public_key)
         curve = auction.AuctionCurve(
             curve_id, owner, side, zone, INTERVAL_START,
-            tuple(CurveStep(p, q) for _, _, p, q in chunk), 0, auction.CurveStatus.OPEN, 0,
+            tuple(CurveStep(p, q) for _, _, p, q, _ in chunk), 0, auction.CurveStatus.OPEN, 0,
+            renewable_only=green and side is Side.BUY, renewable=green and side is Side.SELL,
         )  # fmt: skip
         view.put(auction.curve_key(curve_id), curve)
         ids.append(curve_id)
@@ -102,7 +116,7 @@ def timed(work: Callable[[], object], repeats: int) -> tuple[float, float]:
     return min(runs), statistics.median(runs)
 
 
-def timed_on_ledger(steps: list[tuple[str, Side, int, int]], repeats: int) -> tuple[float, float]:
+def timed_on_ledger(steps: list[BenchStep], repeats: int) -> tuple[float, float]:
     """What the clearing transaction does before it writes: read the auction and the grid
     from the ledger state, then check (the devnet's links, so solved for them here)."""
     sb = ledger_with(steps)
@@ -121,6 +135,7 @@ def main(argv: list[str]) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--renewable", type=float, default=0.2, help="share of curves")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
@@ -129,10 +144,11 @@ def main(argv: list[str]) -> dict[str, object]:
         "python": platform.python_version(),
         "zones": len(ZONES),
         "repeats": args.repeats,
+        "renewable_share": args.renewable,
         "load_average_1m_before": round(load_before[0], 2),
     }
     for size in args.sizes:
-        steps = steps_for(size, seed=size)
+        steps = steps_for(size, seed=size, renewable=args.renewable)
         inst = instance_of(steps, seed=size)
         solution = auction_solver.solve(inst, INTERVAL_START)
         body = solution.body
@@ -144,6 +160,8 @@ def main(argv: list[str]) -> dict[str, object]:
         result[f"steps_{size}"] = {
             "welfare_satang": round(float(solution.welfare) / 1000),
             "price_zones": len({z.price for z in body.zones}),
+            "renewable_steps": sum(1 for step in steps if step[4]),
+            "renewable_prices_above_zone_price": sum(z.green_price is not None for z in body.zones),
             "flows": len(body.flows),
             "solve_ms_min": round(solve_min, 1),
             "solve_ms_median": round(solve_med, 1),

@@ -137,6 +137,7 @@ def test_auction_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     for size in ("steps_70", "steps_700"):
         figures = result[size]
         assert figures["welfare_satang"] > 0 and figures["check_ms_min"] > 0
+        assert figures["renewable_steps"] > 0  # the two-commodity clearing is measured
 
 
 def test_network_bench_runs_small_and_writes_json(tmp_path: Path) -> None:

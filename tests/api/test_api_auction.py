@@ -51,6 +51,11 @@ def test_an_auction_clears_on_the_node_after_its_gate(
     assert isinstance(book, AuctionBook) and book.status == "OPEN" and book.gate == GATE
     assert [(lv.price, lv.quantity_wh) for lv in book.demand] == [(400, 800), (300, 800)]
     assert [(lv.price, lv.quantity_wh) for lv in book.supply] == [(200, 600), (350, 600)]
+    # The home's meter is solar: its offer is renewable; no bid is renewable-only.
+    assert book.renewable_supply == book.supply and book.renewable_demand == []
+    assert [(c.side, c.renewable, c.renewable_only) for c in book.curves] == [
+        ("SELL", True, False), ("BUY", False, False),
+    ]  # fmt: skip
     cli = CliRunner().invoke(
         app, ["query", "auction", str(T), "--zone", "BKK", "--json", "--node", node.url]
     )
@@ -73,6 +78,9 @@ def test_an_auction_clears_on_the_node_after_its_gate(
     # The 400 bid (800 Wh) takes the 200 offer's 600 Wh and 200 Wh of the 350 offer, which
     # is accepted in part and so sets the price; the 300 bid is below it and rejected.
     assert result.price("BKK") == 350 and result.welfare_satang == 130
+    # Renewable energy is not short (no renewable-only bid): both prices are equal.
+    bkk = next(z for z in result.zones if z.zone == "BKK")
+    assert bkk.renewable_price == 350 and bkk.renewable_price_exact == "350/1"
     assert api.auction_book("BKK", T).status == "CLEARED"
     trades = [api.trade(i) for i in result.trades]
     assert sum(t.quantity_wh for t in trades) == 800
@@ -96,8 +104,9 @@ def test_the_cli_places_a_bid(live: tuple[LocalNode, Client, Cast], tmp_path: Pa
     result = CliRunner().invoke(
         app,
         ["tx", "auction", "bid", "BKK", str(later), "4.5THB/kWh:1kWh", "320satang/kWh:500Wh",
-         "--key", str(key_file), "--allow-insecure", "--node", node.url],
+         "--renewable-only", "--key", str(key_file), "--allow-insecure", "--node", node.url],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     book = api.auction_book("BKK", later)
     assert [(lv.price, lv.quantity_wh) for lv in book.demand] == [(450, 1_000), (320, 500)]
+    assert book.renewable_demand == book.demand and book.curves[0].renewable_only

@@ -195,16 +195,19 @@ FARM_W = 10_000_000  # 10 MW: 2.5 MWh per 15-minute interval at rated power
 MWH = 1_000_000  # the default certificate size (`rec_size_wh`)
 
 
-def solar_farm(api: Client, label: str, zone: str = "CEN") -> tuple[crypto.PrivateKey, ...]:
-    """A licensed solar farm (a generator with an ERC seller licence) and its 10 MW meter,
-    registered through the API by the zone's distributor; returns (owner, meter)."""
+def solar_farm(
+    api: Client, label: str, zone: str = "CEN", kind: tx.MeterKind = tx.MeterKind.SOLAR
+) -> tuple[crypto.PrivateKey, ...]:
+    """A licensed solar farm (a generator with an ERC seller licence) and its 10 MW meter
+    (or a plant of another `kind`), registered through the API by the zone's distributor;
+    returns (owner, meter)."""
     keys = genesis.dev_keys()
     owner = crypto.PrivateKey.from_dev_label(f"farm/{label}")
     meter = crypto.PrivateKey.from_dev_label(f"farm/{label}/meter")
     distributor = keys["MEA" if zone == "BKK" else "PEA"]
     P = tx.ParticipantKind
     api.send_and_wait(distributor, tx.RegisterParticipant(owner.address, zone, P.GENERATOR, label))
-    body = tx.RegisterMeter(meter.public_key, owner.address, zone, tx.MeterKind.SOLAR, FARM_W)
+    body = tx.RegisterMeter(meter.public_key, owner.address, zone, kind, FARM_W)
     api.send_and_wait(distributor, body)
     expiry = api.health()["latest_time"] + 365 * 86_400
     api.send_and_wait(keys["ERC"], tx.GrantLicence(owner.address, tx.LicenceKind.SELLER, expiry))

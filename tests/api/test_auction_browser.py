@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from playwright.sync_api import Browser
 
@@ -44,9 +45,14 @@ def test_the_auction_panel_shows_curves_then_the_clearing_and_zone_prices(
     live: tuple[LocalNode, Client, Cast], browser: Browser
 ) -> None:
     node, api, cast = live
-    farm, _ = solar_farm(api, "auction-browser")  # Central, licensed, 10 MW
+    # Central, licensed, 10 MW, not renewable; the home's rooftop solar in Bangkok is, and a
+    # renewable-only bid there takes it: renewable energy is short, its price separates.
+    farm, _ = solar_farm(api, "auction-browser", kind=tx.MeterKind.COGENERATION)
     api.send_and_wait(farm, _curve(tx.Side.SELL, "CEN", (250, 5_000)))
     api.send_and_wait(cast.office, _curve(tx.Side.BUY, "BKK", (400, 2_000), (200, 1_000)))
+    api.send_and_wait(cast.home, _curve(tx.Side.SELL, "BKK", (300, 500)))
+    green = msgspec.structs.replace(_curve(tx.Side.BUY, "BKK", (450, 500)), renewable_only=True)
+    api.send_and_wait(cast.office, green)
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -54,13 +60,16 @@ def test_the_auction_panel_shows_curves_then_the_clearing_and_zone_prices(
         page.goto(f"{node.url}/?zone=BKK&interval={T}")
         page.wait_for_selector("body[data-auction='OPEN']", state="attached", timeout=WAIT_MS)
         assert page.get_attribute("#auction-chart path.demand", "d")
-        assert page.get_attribute("#auction-chart path.supply", "d") == ""  # none in BKK
-        assert "1 curves" in page.inner_text("#auction-result")
+        assert page.get_attribute("#auction-chart path.supply", "d")
+        assert "3 curves" in page.inner_text("#auction-result")
         node.advance(GATE - node.time + 60)  # the node clears it; the page hears it live
         page.wait_for_selector("body[data-auction='CLEARED']", state="attached", timeout=WAIT_MS)
         line = page.wait_for_selector("#auction-chart line.clearing", state="attached")
         assert line.get_attribute("data-price") == "25000/99"  # 250 / 0.99
         assert "Cleared by EGAT at 2.53 THB/kWh in BKK" in page.inner_text("#auction-result")
+        assert "Renewable energy: 3.00 THB/kWh." in page.inner_text("#auction-result")
+        green_line = page.wait_for_selector("#auction-chart line.renewable", state="attached")
+        assert green_line.get_attribute("data-renewable-price") == "300/1"
         page.wait_for_selector("[data-zone-price='CEN']", timeout=WAIT_MS)
         assert page.text_content("[data-zone-price='CEN']") == "2.50 THB"
         assert page.text_content("[data-zone-price='BKK']") == "2.53 THB"

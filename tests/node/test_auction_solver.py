@@ -28,9 +28,10 @@ from gridtokenx.wire.tx import LinkFlow, Rational, Side, SubmitAuctionClearing, 
 ZONES = ("BKK", "CEN", "EST", "NEA", "NTH", "STH", "WST")
 
 
-def random_instance(seed: int, zones: int = 7, steps: int = 200) -> Instance:
+def random_instance(seed: int, zones: int = 7, steps: int = 200, green: float = 0.0) -> Instance:
     """The devnet's interconnectors and losses, random rooms (some zero, some binding),
-    random headroom on a few zones, and `steps` random steps per zone."""
+    random headroom on a few zones, and `steps` random steps per zone, a share `green` of
+    them renewable (offers from renewable sellers, renewable-only bids)."""
     rng = random.Random(seed)
     chosen = tuple(sorted(ZONES[:zones]))
     links = []
@@ -46,7 +47,8 @@ def random_instance(seed: int, zones: int = 7, steps: int = 200) -> Instance:
         for i in range(steps):
             side = rng.choice([Side.BUY, Side.SELL])
             price = max(0, min(1_000, rng.randrange(150, 550, rng.choice([1, 10, 50])) + bias))
-            body.append(Step(len(body), i, side, zone, price, rng.randrange(100, 3_000, 100)))
+            wh = rng.randrange(100, 3_000, 100)
+            body.append(Step(len(body), i, side, zone, price, wh, rng.random() < green))
     return Instance(chosen, tuple(links), headroom, tuple(body))
 
 
@@ -105,13 +107,15 @@ def test_the_solver_agrees_with_an_independent_scipy_formulation(seed: int) -> N
 
 
 # --- corruption ------------------------------------------------------------------------------
+ZONE_FIELDS = ("price", "headroom_dual", "buy_ratio", "sell_ratio", "green_price",
+               "green_buy_ratio", "green_sell_ratio")  # fmt: skip
+
+
 def _fields(body: SubmitAuctionClearing) -> list[tuple[str, int, str]]:
-    found = [
-        ("zone", i, name)
-        for i in range(len(body.zones))
-        for name in ("price", "headroom_dual", "buy_ratio", "sell_ratio")
+    found = [("zone", i, name) for i in range(len(body.zones)) for name in ZONE_FIELDS]
+    return found + [
+        ("flow", i, name) for i in range(len(body.flows)) for name in ("wh", "green_wh")
     ]
-    return found + [("flow", i, "wh") for i in range(len(body.flows))]
 
 
 def _corrupt(
@@ -119,7 +123,10 @@ def _corrupt(
 ) -> SubmitAuctionClearing:
     kind, i, name = where
     items = list(body.zones if kind == "zone" else body.flows)
-    value = clearing.fraction(getattr(items[i], name)) + delta
+    was = getattr(items[i], name)
+    if was is None:  # a renewable field left out: the zone price, or 0
+        was = items[i].price if name == "green_price" else Rational(0, 1)  # type: ignore[union-attr]
+    value = clearing.fraction(was) + delta
     items[i] = msgspec.structs.replace(items[i], **{name: clearing.rational(value)})
     if kind == "zone":
         return msgspec.structs.replace(body, zones=tuple(items))
@@ -135,7 +142,10 @@ def _corrupt(
     ),
 )
 def test_a_corrupted_certificate_is_refused(seed: int, pick: int, delta: Fraction) -> None:
-    inst = random_instance(seed, zones=1 + seed % 7, steps=20)
+    """With renewable steps in two instances of three: their prices, ratios and the
+    renewable part of each flow are corrupted too (the downgrade is not sent: it is what
+    the renewable balance leaves, so corrupting any of those moves it)."""
+    inst = random_instance(seed, zones=1 + seed % 7, steps=20, green=(0.0, 0.2, 0.5)[seed % 3])
     body = auction_solver.solve(inst, 0).body
     fields = _fields(body)
     where = fields[pick % len(fields)]
@@ -145,20 +155,36 @@ def test_a_corrupted_certificate_is_refused(seed: int, pick: int, delta: Fractio
     except (errors.ClearingMalformed, errors.ClearingInfeasible, errors.ClearingNotOptimal) as exc:
         event(f"refused: {exc.code}")
         return
-    event("accepted: another optimum")
+    event(f"accepted: another optimum ({where[2]})")
     # Accepted: only a headroom dual moved inside the range the curves leave undetermined
-    # can be (a price is pinned by the midpoint rule), with the same welfare.
-    assert where[2] == "headroom_dual", where
+    # can be (a price is pinned by the rule), with the same welfare; or a zone price where
+    # the rule keeps the certificate's own (a full link's shared rent leaves no renewable
+    # prices optimal at the midpoints: docs/market.md section 12).
     good = clearing.check(inst, body.zones, body.flows)
     assert checked.welfare == good.welfare
+    if where[2] == "green_wh":
+        # The split of a flow may differ between optima where renewable energy could as
+        # well be downgraded before the link as after it: every price and every step's
+        # accepted quantity stay the same (only which buyer a renewable offer's energy is
+        # traced to changes).
+        assert (checked.prices, checked.green_prices) == (good.prices, good.green_prices)
+        assert [checked.accepted(s) for s in inst.steps] == [good.accepted(s) for s in inst.steps]
+    elif where[2] != "headroom_dual":
+        assert where[2] == "price", where
+        low, high = clearing.price_range(inst, good)
+        mid = {z: (low[z] + high[z]) / 2 for z in inst.zones}
+        assert clearing.green_floor(inst, good, mid) is None
 
 
 def test_every_quantity_of_a_certificate_is_load_bearing() -> None:
-    """Ratios and flows pin the zone balances: moving any one by any amount is refused."""
-    inst = random_instance(3, zones=7, steps=50)
+    """Ratios and flows pin the zone balances: moving any one by any amount is refused. (A
+    flow's renewable part is pinned only where renewable energy is short: see the property
+    test above.)"""
+    inst = random_instance(3, zones=7, steps=50, green=0.3)
     body = auction_solver.solve(inst, 0).body
+    assert any(f.green_wh for f in body.flows)  # renewable energy crosses links
     for where in _fields(body):
-        if where[2] in ("price", "headroom_dual"):
+        if where[2] in ("price", "headroom_dual", "green_price", "green_wh"):
             continue
         for delta in (Fraction(1, 7), Fraction(-1, 3), Fraction(1000)):
             bad = _corrupt(body, where, delta)
@@ -172,7 +198,8 @@ def test_a_price_is_refused_when_it_breaks_the_step_rule() -> None:
     inst = random_instance(5, zones=3, steps=40)
     body = auction_solver.solve(inst, 0).body
     bad = _corrupt(body, ("zone", 0, "price"), Fraction(2_000))
-    with pytest.raises((errors.ClearingInfeasible, errors.ClearingNotOptimal)):
+    refusals = (errors.ClearingMalformed, errors.ClearingInfeasible, errors.ClearingNotOptimal)
+    with pytest.raises(refusals):
         clearing.check(inst, bad.zones, bad.flows)
     assert Rational(1, 1) == clearing.rational(Fraction(1))
 

@@ -353,6 +353,8 @@ class AuctionBook(View):
     clearing_deadline: int = Field(description="no clearing by then: cancelled, refunded")
     demand: list[CurveLevel] = Field(description="bid steps by price, highest first")
     supply: list[CurveLevel] = Field(description="offer steps by price, lowest first")
+    renewable_demand: list[CurveLevel] = Field(description="the renewable-only bids' steps")
+    renewable_supply: list[CurveLevel] = Field(description="the renewable sellers' steps")
     curves: list[AuctionCurve]
 
 
@@ -363,6 +365,12 @@ class AuctionZonePrice(View):
     headroom_dual: str
     buy_ratio: str = Field(description="share accepted of the bids at exactly the price")
     sell_ratio: str
+    renewable_price: float = Field(
+        description="what renewable offers earn and renewable-only bids pay (>= price)"
+    )
+    renewable_price_exact: str
+    renewable_buy_ratio: str = Field(description="as buy_ratio, at the renewable price")
+    renewable_sell_ratio: str
 
 
 class AuctionFlow(View):
@@ -370,6 +378,8 @@ class AuctionFlow(View):
     to_zone: str
     wh: float = Field(description="energy sent over the link (exact value in wh_exact)")
     wh_exact: str
+    renewable_wh: float = Field(description="the part of it sold as renewable energy")
+    renewable_wh_exact: str
 
 
 class AuctionResult(View):

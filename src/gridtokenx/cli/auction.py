@@ -39,23 +39,40 @@ def steps(texts: list[str]) -> tuple[tx.CurveStep, ...]:
     return tuple(found)
 
 
-def _curve(side: tx.Side, zone_code: str, interval: str, texts: list[str]) -> tx.Body:
-    return tx.PlaceAuctionCurve(side, zone(zone_code), unix_time(interval), steps(texts))
+def _curve(
+    side: tx.Side, zone_code: str, interval: str, texts: list[str], renewable_only: bool = False
+) -> tx.Body:
+    return tx.PlaceAuctionCurve(
+        side, zone(zone_code), unix_time(interval), steps(texts), renewable_only
+    )
 
 
 @tx_command(auction_app, "bid")
-def bid(zone_code: ZoneArg, interval: IntervalArg, step: StepsArg) -> tx.Body:
+def bid(
+    zone_code: ZoneArg,
+    interval: IntervalArg,
+    step: StepsArg,
+    renewable_only: Annotated[
+        bool,
+        typer.Option(
+            "--renewable-only",
+            help="served only by renewable offers, at the zone's renewable price",
+        ),
+    ] = False,
+) -> tx.Body:
     """Bid to buy in an interval's day-ahead auction; the escrow is every step's cost.
 
     Each step buys up to its energy at up to its price: steps above the zone's clearing
-    price are accepted whole, those at it pro rata, those below it not at all.
+    price are accepted whole, those at it pro rata, those below it not at all. A
+    --renewable-only bid is served by renewable offers only and measured against the zone's
+    renewable price, which is above the zone price only when renewable energy is short.
 
     Example:
 
         gridtokenx tx auction bid BKK 2026-01-02T08:00+07:00 4.5THB/kWh:1kWh 3.2THB/kWh:1kWh \
-            --key office.key
+            --renewable-only --key office.key
     """
-    return _curve(tx.Side.BUY, zone_code, interval, step)
+    return _curve(tx.Side.BUY, zone_code, interval, step, renewable_only)
 
 
 @tx_command(auction_app, "offer")

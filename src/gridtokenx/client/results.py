@@ -442,6 +442,8 @@ class AuctionCurve(Record):
     status: str  # OPEN, CANCELLED, CLEARED, VOID
     placed_at: int
     accepted_wh: list[int]  # per step, once cleared
+    renewable_only: bool = False  # a bid served only by renewable offers
+    renewable: bool = False  # an offer from renewable meters only
 
 
 @dataclass(frozen=True)
@@ -460,6 +462,8 @@ class AuctionBook(Record):
     demand: list[CurveLevel]
     supply: list[CurveLevel]
     curves: list[AuctionCurve]
+    renewable_demand: list[CurveLevel] = field(default_factory=list)
+    renewable_supply: list[CurveLevel] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -470,6 +474,10 @@ class AuctionZonePrice(Record):
     headroom_dual: str
     buy_ratio: str
     sell_ratio: str
+    renewable_price: float | None = None  # None from a node before renewable-only bids
+    renewable_price_exact: str | None = None
+    renewable_buy_ratio: str = "0/1"
+    renewable_sell_ratio: str = "0/1"
 
 
 @dataclass(frozen=True)
@@ -478,6 +486,8 @@ class AuctionFlow(Record):
     to_zone: str
     wh: float
     wh_exact: str
+    renewable_wh: float = 0.0
+    renewable_wh_exact: str = "0/1"
 
 
 @dataclass(frozen=True)

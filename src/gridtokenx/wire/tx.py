@@ -389,12 +389,15 @@ CurveSteps = Annotated[
 
 class PlaceAuctionCurve(_Body, tag=25, frozen=True):
     """A bid (BUY) or offer (SELL) curve in the day-ahead auction of one interval and zone;
-    every step is accepted, rejected or (at the zone price) accepted pro rata."""
+    every step is accepted, rejected or (at the zone price) accepted pro rata. A
+    `renewable_only` bid is served only by renewable offers and pays the zone's renewable
+    price (buys only, as for continuous orders)."""
 
     side: Side
     zone: ZoneCode
     interval_start: U64
     steps: CurveSteps
+    renewable_only: bool = False
 
 
 class AmendAuctionCurve(_Body, tag=26, frozen=True):
@@ -419,21 +422,28 @@ class Rational(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fiel
 class ZoneClearing(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """One zone's result: its price (the balance constraint's dual, satang/kWh), the dual of
     its import headroom, and the share accepted of the buy and sell steps priced exactly at
-    the zone price (steps above or below it are accepted or rejected whole)."""
+    the zone price (steps above or below it are accepted or rejected whole). The renewable
+    commodity's price (renewable offers earn it, renewable-only bids pay it; None: the zone
+    price) and the shares of its steps at that price (None: 0) follow."""
 
     zone: ZoneCode
     price: Rational
     headroom_dual: Rational
     buy_ratio: Rational
     sell_ratio: Rational
+    green_price: Rational | None = None
+    green_buy_ratio: Rational | None = None
+    green_sell_ratio: Rational | None = None
 
 
 class LinkFlow(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """Energy sent from `from_zone` over the interconnector to `to_zone` (Wh, before loss)."""
+    """Energy sent from `from_zone` over the interconnector to `to_zone` (Wh, before loss),
+    and how much of it is renewable energy still sold as such (None: none)."""
 
     from_zone: ZoneCode
     to_zone: ZoneCode
     wh: Rational
+    green_wh: Rational | None = None
 
 
 class SubmitAuctionClearing(_Body, tag=28, frozen=True):

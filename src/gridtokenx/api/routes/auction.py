@@ -21,10 +21,13 @@ router = APIRouter(tags=["auction"], responses=ERRORS)
 IntervalPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="interval start")]
 
 
-def _levels(curves: list[auction.AuctionCurve], side: Side) -> list[dict[str, int]]:
+def _levels(
+    curves: list[auction.AuctionCurve], side: Side, green: bool | None = None
+) -> list[dict[str, int]]:
+    """Steps of one side by price; `green` keeps only renewable ones (True) or the rest."""
     totals: dict[int, int] = {}
     for curve in curves:
-        if curve.side is side:
+        if curve.side is side and green in (None, curve.green):
             for step in curve.steps:
                 totals[step.price] = totals.get(step.price, 0) + step.quantity_wh
     prices = sorted(totals, reverse=side is Side.BUY)
@@ -51,6 +54,8 @@ async def auction_book(zone: ZonePath, interval: IntervalPath, node: NodeDep) ->
         "clearing_deadline": gate + a.clearing_deadline_seconds,
         "demand": _levels(curves, Side.BUY),
         "supply": _levels(curves, Side.SELL),
+        "renewable_demand": _levels(curves, Side.BUY, green=True),
+        "renewable_supply": _levels(curves, Side.SELL, green=True),
         "curves": [views.record(c) for c in curves],
     }
 
@@ -61,8 +66,9 @@ def _text(r: Rational) -> str:
 
 @router.get("/auction/results/{interval}", response_model=models.AuctionResult)
 async def auction_result(interval: U64, node: NodeDep) -> dict[str, Any]:
-    """The accepted clearing: a price per zone (exact rationals beside the floats), the
-    flow on each link, the welfare and the trades it made."""
+    """The accepted clearing: a price per zone and a renewable price (exact rationals beside
+    the floats), the flow on each link with its renewable part, the welfare and the trades
+    it made."""
     result = auction.result(node.app.state.overlay(), interval)
     if result is None:
         raise not_found(f"auction result for interval {interval}")
@@ -80,6 +86,10 @@ async def auction_result(interval: U64, node: NodeDep) -> dict[str, Any]:
                 "headroom_dual": _text(z.headroom_dual),
                 "buy_ratio": _text(z.buy_ratio),
                 "sell_ratio": _text(z.sell_ratio),
+                "renewable_price": (z.green_price or z.price).num / (z.green_price or z.price).den,
+                "renewable_price_exact": _text(z.green_price or z.price),
+                "renewable_buy_ratio": _text(z.green_buy_ratio or Rational(0, 1)),
+                "renewable_sell_ratio": _text(z.green_sell_ratio or Rational(0, 1)),
             }
             for z in c.zones
         ],
@@ -89,6 +99,9 @@ async def auction_result(interval: U64, node: NodeDep) -> dict[str, Any]:
                 "to_zone": f.to_zone,
                 "wh": f.wh.num / f.wh.den,
                 "wh_exact": _text(f.wh),
+                "renewable_wh": (f.green_wh or Rational(0, 1)).num
+                / (f.green_wh or Rational(0, 1)).den,
+                "renewable_wh_exact": _text(f.green_wh or Rational(0, 1)),
             }
             for f in c.flows
         ],

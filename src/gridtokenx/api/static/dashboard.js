@@ -384,7 +384,8 @@
     const total = (side) => side.reduce((sum, l) => sum + l.quantity_wh, 0);
     const most = Math.max(1, total(book.demand), total(book.supply));
     const prices = [...book.demand, ...book.supply].map((l) => l.price);
-    const top = Math.max(100, ...prices, price ? price.price : 0) * 1.1;
+    const top = Math.max(100, ...prices, price ? price.price : 0,
+      price && price.renewable_price ? price.renewable_price : 0) * 1.1;
     const [left, right, up, down] = [44, 410, 10, 230];
     const x = (wh) => (left + ((right - left) * wh) / most).toFixed(1);
     const y = (p) => (down - ((down - up) * p) / top).toFixed(1);
@@ -402,6 +403,11 @@
         class: "clearing", "data-price": price.price_exact }));
       nodes.push(svg("text", { x: right, y: Number(y(price.price)) - 4, "text-anchor": "end" },
         `${thbKwh(price.price)} THB/kWh`));
+    }
+    if (price && price.renewable_price !== undefined && price.renewable_price !== price.price) {
+      const at = y(price.renewable_price);
+      nodes.push(svg("line", { x1: left, y1: at, x2: right, y2: at, class: "clearing renewable",
+        "data-renewable-price": price.renewable_price_exact }));
     }
     chart.replaceChildren(...nodes);
     document.body.dataset.auction = book.status;
@@ -422,6 +428,11 @@
       words = `Cleared by ${result.cleared_by} at ${thbKwh(mine.price)} THB/kWh in ${zone} `
         + `(welfare ${thb(Math.round(result.welfare_satang))}, ${result.trades.length} trades, `
         + `${result.flows.length} link flows).`;
+      // Renewable-only bids pay, and renewable offers earn, the renewable price: above the
+      // zone price only where renewable energy is short.
+      if (mine.renewable_price !== undefined && mine.renewable_price !== mine.price) {
+        words += ` Renewable energy: ${thbKwh(mine.renewable_price)} THB/kWh.`;
+      }
     } else if (book.status === "CANCELLED") {
       words = "No clearing by the deadline: cancelled and refunded.";
     } else if (book.curves.length) {

@@ -59,6 +59,13 @@ class AuctionCurve(msgspec.Struct, frozen=True, array_like=True):
     status: CurveStatus
     placed_at: int
     accepted_wh: tuple[int, ...] = ()  # per step, after clearing (buys received, sells sent)
+    renewable_only: bool = False  # buys: served only by renewable offers, at the renewable price
+    renewable: bool = False  # sells: every producing meter of the seller in the zone is renewable
+
+    @property
+    def green(self) -> bool:
+        """Priced against the zone's renewable price (clearing.Step.green)."""
+        return self.renewable_only if self.side is Side.BUY else self.renewable
 
     @property
     def quantity_wh(self) -> int:
@@ -237,6 +244,8 @@ def _curve_event(kind: str, curve: AuctionCurve) -> Event:
             "interval": curve.interval_start,
             "quantity_wh": curve.quantity_wh,
             "escrow_satang": curve.escrow_satang,
+            "renewable_only": int(curve.renewable_only),
+            "renewable": int(curve.renewable),
         },
     )
 
@@ -250,13 +259,19 @@ def place_curve(
     registry.require_zone(view, body.zone)
     _check_window(view, ctx, body.interval_start, p)
     _check_steps(body.steps, p)
+    if body.renewable_only and body.side is Side.SELL:
+        raise errors.InvalidCurve("renewable_only is for bids: an offer's energy is what it is")
     auction = get_interval(view, body.interval_start) or AuctionInterval()
     if auction.status is not AuctionStatus.OPEN:
         raise errors.AuctionGateClosed("the interval's auction is no longer open")
     if len(auction.curves) >= auction_params(view).max_curves_per_interval:
         raise errors.InvalidCurve("the interval's auction holds the most curves it may")
+    renewable = False
     if body.side is Side.SELL:
         registry.require_may_sell(view, sender, ctx.time, p.small_prosumer_threshold_w)
+        # As for a continuous sell order: fixed when placed, true when the seller has
+        # capacity in the zone and every producing meter there is renewable.
+        _, renewable = trading.seller_capacity(view, sender, body.zone, p.interval_seconds)
     curve = AuctionCurve(
         id=bookkeeping.next_id(view),
         owner=sender,
@@ -267,6 +282,8 @@ def place_curve(
         escrow_satang=0,
         status=CurveStatus.OPEN,
         placed_at=ctx.time,
+        renewable_only=body.renewable_only,
+        renewable=renewable,
     )
     curve, moved = _back(view, curve, None, p)
     view.put(curve_key(curve.id), curve)

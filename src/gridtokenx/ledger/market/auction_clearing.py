@@ -16,6 +16,7 @@ in continuous trading, so the trades fall short of the exact clearing by a few W
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from math import floor
 
 import msgspec
@@ -61,7 +62,7 @@ def instance(view: Overlay, start: int, p: Params) -> tuple[Instance, list[Aucti
             headroom[zone] = max(limit, 0)
     curves = auction.open_curves(view, start)
     steps = tuple(
-        Step(c.id, i, c.side, c.zone, s.price, s.quantity_wh)
+        Step(c.id, i, c.side, c.zone, s.price, s.quantity_wh, c.green)
         for c in curves
         for i, s in enumerate(c.steps)
     )
@@ -89,9 +90,8 @@ def submit_clearing(
         raise errors.ClearingNotDue(f"the auction of {start} clears between {opens} and {closes}")
     inst, curves = instance(view, start, p)
     checked = clearing.check(inst, body.zones, body.flows)
-    order = _flow_order(inst, checked)
     tracer = _Tracer(view, ctx, start, checked, curves, p)
-    trades = tracer.run(inst, order)
+    trades = tracer.run(inst)
     view.put(auction.interval_key(start), AuctionInterval(AuctionStatus.CLEARED, found.curves))
     view.put(
         auction.result_key(start),
@@ -114,6 +114,9 @@ def submit_clearing(
                 "prices": " ".join(
                     f"{z}:{p.numerator}/{p.denominator}" for z, p in checked.prices.items()
                 ),
+                "renewable_prices": " ".join(
+                    f"{z}:{p.numerator}/{p.denominator}" for z, p in checked.green_prices.items()
+                ),
                 "trades": len(trades),
                 "by": authority.code,
             },
@@ -122,18 +125,19 @@ def submit_clearing(
     return events + [trading.trade_event(t) for t in trades] + tracer.refunds
 
 
-def _flow_order(inst: Instance, checked: clearing.Checked) -> list[str]:
-    """Zones so that every flow goes from an earlier zone to a later one (a clearing whose
-    flows go round in a circle is refused: its energy could not be traced to buyers)."""
+def _flow_order(inst: Instance, flows: dict[tuple[str, str], Fraction]) -> list[str]:
+    """Zones so that every flow of one commodity goes from an earlier zone to a later one (a
+    clearing whose flows go round in a circle is refused: its energy could not be traced to
+    buyers)."""
     into = {z: 0 for z in inst.zones}
-    for _, b in checked.flows:
+    for _, b in flows:
         into[b] += 1
     ready = sorted(z for z, n in into.items() if n == 0)
     order = []
     while ready:
         zone = ready.pop(0)
         order.append(zone)
-        for a, b in sorted(checked.flows):
+        for a, b in sorted(flows):
             if a == zone:
                 into[b] -= 1
                 if into[b] == 0:
@@ -170,7 +174,7 @@ class _Tracer:
         self.view, self.ctx, self.start, self.checked, self.p = view, ctx, start, checked, p
         self.curves = curves
         self.pool = {c.id: c.escrow_satang for c in curves if c.side is Side.BUY}
-        self.inbox: dict[str, list[_Parcel]] = {}
+        self.inbox: dict[tuple[str, bool], list[_Parcel]] = {}
         self.trades: list[records.Trade] = []
         self.refunds: list[Event] = []  # what each buy curve's trades left, back to its owner
         for zone in sorted({c.zone for c in curves}):  # every trade is between these zones
@@ -180,49 +184,84 @@ class _Tracer:
         return tuple(
             floor(
                 self.checked.accepted(
-                    Step(curve.id, i, curve.side, curve.zone, s.price, s.quantity_wh)
+                    Step(curve.id, i, curve.side, curve.zone, s.price, s.quantity_wh, curve.green)
                 )
             )
             for i, s in enumerate(curve.steps)
         )
 
-    def run(self, inst: Instance, order: list[str]) -> list[records.Trade]:
+    def run(self, inst: Instance) -> list[records.Trade]:
+        """Renewable energy first: in each zone it serves the renewable-only bids, then the
+        renewable part of the flows out, and what it leaves (the downgrade) joins the
+        zone's other energy for the other bids and flows out."""
         loss = {(link.from_zone, link.to_zone): link.loss_bp for link in inst.links}
         accepted = {c.id: self._accepted(c) for c in self.curves}
-        for zone in order:
-            queue = [
+
+        def sells(zone: str, green: bool) -> list[_Parcel]:
+            return [
                 _Parcel(c, (zone,), (), wh)
                 for price, cid, i, c, wh in sorted(
                     (c.steps[i].price, c.id, i, c, wh)
                     for c in self.curves
-                    if c.side is Side.SELL and c.zone == zone
+                    if c.side is Side.SELL and c.zone == zone and c.green == green
                     for i, wh in enumerate(accepted[c.id])
                     if wh
                 )
             ]
-            queue += self.inbox.pop(zone, [])
-            buys = sorted(
+
+        def buys(zone: str, green: bool) -> list[tuple[AuctionCurve, int]]:
+            found = sorted(
                 (-c.steps[i].price, c.id, i, c, wh)
                 for c in self.curves
-                if c.side is Side.BUY and c.zone == zone
+                if c.side is Side.BUY and c.zone == zone and c.green == green
                 for i, wh in enumerate(accepted[c.id])
                 if wh
             )
-            for _, _, _, curve, wh in buys:
-                self._serve(queue, wh, curve, None, 0)
-            for (a, b), sent in sorted(self.checked.flows.items()):
+            return [(curve, wh) for _, _, _, curve, wh in found]
+
+        green_flows = self.checked.green_flows
+        ordinary_flows = {
+            pair: sent - green_flows.get(pair, Fraction(0))
+            for pair, sent in self.checked.flows.items()
+            if sent > green_flows.get(pair, Fraction(0))
+        }
+        # Renewable energy never depends on other energy, so it is traced first, in its own
+        # flow order; what a zone's renewable energy leaves over then joins that zone's
+        # other energy, traced in the other flows' order.
+        left: dict[str, list[_Parcel]] = {}
+        for zone in _flow_order(inst, green_flows):
+            queue = sells(zone, True) + self.inbox.pop((zone, True), [])
+            for curve, wh in buys(zone, True):
+                self._serve(queue, wh, curve, None, 0, True)
+            for (a, b), sent in sorted(green_flows.items()):
                 if a == zone:
-                    self._serve(queue, floor(sent), None, b, loss[(a, b)])
+                    self._serve(queue, floor(sent), None, b, loss[(a, b)], True)
+            left[zone] = queue
+        for zone in _flow_order(inst, ordinary_flows):
+            queue = sells(zone, False) + self.inbox.pop((zone, False), []) + left[zone]
+            for curve, wh in buys(zone, False):
+                self._serve(queue, wh, curve, None, 0, False)
+            for (a, b), sent in sorted(ordinary_flows.items()):
+                if a == zone:
+                    self._serve(queue, floor(sent), None, b, loss[(a, b)], False)
         for curve in self.curves:
             self._close(curve, accepted[curve.id])
         self.view.put(records.interval_key(self.start), self.market)
         return self.trades
 
     def _serve(
-        self, queue: list[_Parcel], need: int, buyer: AuctionCurve | None, to: str | None, loss: int
+        self,
+        queue: list[_Parcel],
+        need: int,
+        buyer: AuctionCurve | None,
+        to: str | None,
+        loss: int,
+        green: bool,
     ) -> None:
         """Take `need` Wh (received in this zone) from the front of the queue, for a buy step
-        (trades) or for a flow out (parcels moved on to the next zone)."""
+        (trades) or for a flow out of the commodity `green` (parcels moved on to the next
+        zone). A trade is at its seller's price: the renewable price for a renewable offer,
+        whichever bid it serves."""
         while need > 0 and queue:
             parcel = queue[0]
             keep = parcel.keep
@@ -231,7 +270,7 @@ class _Tracer:
                 continue
             take = min(parcel.sent, -(-need * BASIS // keep))
             if buyer is not None:
-                price = floor(self.checked.prices[parcel.path[0]])
+                price = floor(self.checked.price(parcel.path[0], parcel.curve.green))
                 if price:
                     take = min(take, self.pool[buyer.id] * 1000 // price)
                 if take <= 0:
@@ -240,7 +279,7 @@ class _Tracer:
             else:
                 assert to is not None
                 moved = _Parcel(parcel.curve, (*parcel.path, to), (*parcel.losses, loss), take)
-                self.inbox.setdefault(to, []).append(moved)
+                self.inbox.setdefault((to, green), []).append(moved)
             parcel.sent -= take
             if parcel.sent == 0:
                 queue.pop(0)

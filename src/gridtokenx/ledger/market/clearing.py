@@ -1,26 +1,34 @@
 """The day-ahead auction's optimality certificate, checked in exact rational arithmetic.
 
-The clearing of one interval is the welfare-maximising linear programme
+The clearing of one interval is the welfare-maximising linear programme over two
+commodities, any energy (O) and renewable energy (G):
 
     max  sum_b P_b x_b - sum_s C_s y_s
-    s.t. for each zone z:  sum_{s in z} y_s + sum_{a->z} (1 - loss_az) f_az
-                           = sum_{b in z} x_b + sum_{z->c} f_zc                  (price pi_z)
-         for each zone z with reported headroom:  sum_{a->z} f_az <= H_z          (dual eta_z)
-         0 <= x_b <= Q_b,  0 <= y_s <= Q_s,  0 <= f_ab <= R_ab
+    s.t. for each zone z and commodity m:                                   (price pi^m_z)
+             sum_{s in z, m} y_s + sum_{a->z} (1 - loss_az) f^m_az
+                 = sum_{b in z, m} x_b + sum_{z->c} f^m_zc  (+ d_z for O, - d_z for G)
+         for each zone z with reported headroom:  sum_{a->z} f^O_az + f^G_az <= H_z  (eta_z)
+         for each directed link a->b:  f^O_ab + f^G_ab <= R_ab                  (rho_ab)
+         0 <= x_b <= Q_b,  0 <= y_s <= Q_s,  f >= 0,  d_z >= 0
 
-over buy steps b, sell steps s and directed links a->b (R_ab: the link's room in the interval
-as continuous matching sees it). Solving it needs floating point, which consensus cannot
-use; checking a solution does not. A certificate gives each zone's price pi_z and headroom
-dual eta_z, the link flows, and for each zone the share accepted of the steps priced exactly
-at pi_z. Steps priced strictly better than pi_z are accepted whole, worse ones rejected, so
-every accepted step is in the money and no rejected one is, by construction. The slack
-duals are the least that make the dual feasible (mu_b = max(0, P_b - pi_z), nu_s =
-max(0, pi_z - C_s), rho_ab = max(0, (1 - loss_ab) pi_b - eta_b - pi_a)), so the dual is
-always feasible once eta >= 0, and the certificate is optimal exactly when the primal is
-feasible and its welfare equals the dual objective (weak duality makes the gap >= 0 for
-every feasible pair; zero proves both optimal). Where the curves leave a price undetermined,
-any price in its range is optimal; the rule that makes it unique is the midpoint of each
-zone's range of optimal prices, which `check` enforces too (`price_range`, `midpoint`).
+over buy steps b, sell steps s, directed links a->b (R_ab: the link's room in the interval
+as continuous matching sees it) and the downgrade d_z, renewable energy sold as any energy
+in zone z. Renewable offers and renewable-only bids are G steps, the rest O steps; so a
+renewable-only bid is served by renewable energy only, and renewable energy serves either.
+Solving it needs floating point, which consensus cannot use; checking a solution does not.
+A certificate gives each zone's two prices pi_z <= pi^G_z and headroom dual eta_z, the link
+flows with their renewable part, and for each zone and commodity the share accepted of the
+steps priced exactly at that commodity's price. Steps priced strictly better are accepted
+whole, worse ones rejected, so every accepted step is in the money and no rejected one is,
+by construction. The downgrade is not sent: it is what the renewable balance leaves over,
+and must not be negative. The slack duals are the least that make the dual feasible
+(mu_b = max(0, P_b - pi^m_z), nu_s = max(0, pi^m_z - C_s), rho_ab = max(0, over m of
+(1 - loss_ab) pi^m_b - eta_b - pi^m_a)), so the dual is feasible once eta >= 0 and
+pi^G >= pi (the downgrade's column), and the certificate is optimal exactly when the primal
+is feasible and its welfare equals the dual objective (weak duality makes the gap >= 0 for
+every feasible pair; zero proves both optimal). Where the curves leave prices
+undetermined, the rule of docs/market.md section 11 makes them unique, and `check` enforces
+it (`rule_prices`).
 
 Everything here is pure: `Instance` is read from state by auction.py, built by the solver
 and the benchmarks from the same data.
@@ -31,12 +39,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import itemgetter
 from typing import NamedTuple
 
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import LinkFlow, Rational, Side, ZoneClearing
 
 BASIS = 10_000
+ZERO = Fraction(0)
+NONE_ABOVE = 2**63  # no step priced above (prices are U64 satang/kWh)
 
 
 class Step(NamedTuple):
@@ -49,6 +60,7 @@ class Step(NamedTuple):
     zone: str
     price: int  # satang per kWh
     quantity_wh: int
+    green: bool = False  # a renewable offer or a renewable-only bid: priced at pi^G
 
 
 class Link(NamedTuple):
@@ -66,9 +78,15 @@ class Instance:
     steps: tuple[Step, ...] = ()
 
 
+Key = tuple[str, bool]  # (zone, renewable commodity)
+Edge = tuple[Key, Key, Fraction, Fraction]  # x_a against k x_c - e
+
+
 @dataclass(frozen=True)
 class Checked:
-    """A certificate that passed: the exact prices, ratios and flows, and the welfare."""
+    """A certificate that passed: the exact prices, ratios and flows, and the welfare. The
+    renewable commodity's fields are keyed like the ordinary ones; `flows` are totals and
+    `green_flows` their renewable parts (nonzero only)."""
 
     prices: dict[str, Fraction]
     buy_ratio: dict[str, Fraction]
@@ -76,19 +94,29 @@ class Checked:
     flows: dict[tuple[str, str], Fraction]
     welfare: Fraction  # satang x Wh / kWh: divide by 1000 for satang
     headroom_dual: dict[str, Fraction] = field(default_factory=dict)
+    green_prices: dict[str, Fraction] = field(default_factory=dict)
+    green_buy_ratio: dict[str, Fraction] = field(default_factory=dict)
+    green_sell_ratio: dict[str, Fraction] = field(default_factory=dict)
+    green_flows: dict[tuple[str, str], Fraction] = field(default_factory=dict)
+    downgrade: dict[str, Fraction] = field(default_factory=dict)  # Wh renewable sold as any
+    # The pass over the steps at these prices, kept for the rule (None: not made yet).
+    sums: dict[Key, _Zone] | None = field(default=None, compare=False, repr=False)
+
+    def price(self, zone: str, green: bool) -> Fraction:
+        return self.green_prices.get(zone, self.prices[zone]) if green else self.prices[zone]
+
+    def ratio(self, zone: str, green: bool, side: Side) -> Fraction:
+        if side is Side.BUY:
+            return (self.green_buy_ratio if green else self.buy_ratio).get(zone, ZERO)
+        return (self.green_sell_ratio if green else self.sell_ratio).get(zone, ZERO)
 
     def accepted(self, step: Step) -> Fraction:
         """The step's accepted quantity (Wh): whole, none, or its zone's share at the price."""
-        price = self.prices[step.zone]
-        if step.side is Side.BUY:
-            if step.price > price:
-                return Fraction(step.quantity_wh)
-            return (
-                self.buy_ratio[step.zone] * step.quantity_wh if step.price == price else Fraction(0)
-            )
-        if step.price < price:
-            return Fraction(step.quantity_wh)
-        return self.sell_ratio[step.zone] * step.quantity_wh if step.price == price else Fraction(0)
+        price = self.price(step.zone, step.green)
+        if step.price == price:
+            return self.ratio(step.zone, step.green, step.side) * step.quantity_wh
+        inside = step.price > price if step.side is Side.BUY else step.price < price
+        return Fraction(step.quantity_wh) if inside else ZERO
 
 
 def fraction(r: Rational) -> Fraction:
@@ -101,50 +129,64 @@ def rational(value: Fraction) -> Rational:
 
 @dataclass
 class _Zone:
-    """Integer sums of one zone's steps against its price (one pass over the steps)."""
+    """Integer sums of one zone's steps of one commodity against its price (one pass)."""
 
-    buy_in_q: int = 0  # buys priced above the zone price: accepted whole
+    buy_in_q: int = 0  # buys priced above the price: accepted whole
     buy_in_pq: int = 0
-    buy_at_q: int = 0  # buys at exactly the zone price: accepted pro rata
+    buy_at_q: int = 0  # buys at exactly the price: accepted pro rata
     sell_in_q: int = 0  # sells priced below: accepted whole
     sell_in_pq: int = 0
     sell_at_q: int = 0
+    below: int = -1  # the dearest step priced below the price (-1: none)
+    above: int = NONE_ABOVE  # the cheapest step priced above it
 
 
-def _zone_sums(inst: Instance, prices: dict[str, Fraction]) -> dict[str, _Zone]:
-    sums = {z: _Zone() for z in inst.zones}
-    # Compare integers with num/den by cross-multiplying: no Fraction per step.
-    keyed = {z: (p.numerator, p.denominator) for z, p in prices.items()}
-    for s in inst.steps:
-        num, den = keyed[s.zone]
-        acc = sums[s.zone]
-        scaled = s.price * den
-        if s.side is Side.BUY:
-            if scaled > num:
-                acc.buy_in_q += s.quantity_wh
-                acc.buy_in_pq += s.price * s.quantity_wh
-            elif scaled == num:
-                acc.buy_at_q += s.quantity_wh
+def _zone_sums(inst: Instance, prices: dict[Key, Fraction]) -> dict[Key, _Zone]:
+    sums = {key: _Zone() for key in prices}
+    # Compare integers with num/den by cross-multiplying: no Fraction per step, and the
+    # commodity picks a table (no tuple key per step).
+    tables: tuple[dict[str, tuple[int, int, _Zone]], ...] = ({}, {})
+    for (zone, green), p in prices.items():
+        tables[green][zone] = (p.numerator, p.denominator, sums[(zone, green)])
+    buy = Side.BUY
+    for _, _, side, zone, price, quantity, green in inst.steps:
+        num, den, acc = tables[green][zone]
+        scaled = price * den
+        if scaled > num:
+            if price < acc.above:
+                acc.above = price
+            if side is buy:
+                acc.buy_in_q += quantity
+                acc.buy_in_pq += price * quantity
         elif scaled < num:
-            acc.sell_in_q += s.quantity_wh
-            acc.sell_in_pq += s.price * s.quantity_wh
-        elif scaled == num:
-            acc.sell_at_q += s.quantity_wh
+            if price > acc.below:
+                acc.below = price
+            if side is not buy:
+                acc.sell_in_q += quantity
+                acc.sell_in_pq += price * quantity
+        elif side is buy:
+            acc.buy_at_q += quantity
+        else:
+            acc.sell_at_q += quantity
     return sums
 
 
-def _ratio(r: Rational, group_wh: int, what: str) -> Fraction:
-    value = fraction(r)
+def _ratio(r: Rational | None, group_wh: int, what: str) -> Fraction:
+    value = ZERO if r is None else fraction(r)
     if not 0 <= value <= 1:
         raise errors.ClearingInfeasible(f"{what} must be between 0 and 1, not {value}")
     if group_wh == 0 and value != 0:
-        raise errors.ClearingMalformed(f"{what} must be 0: no step is priced at the zone price")
+        raise errors.ClearingMalformed(f"{what} must be 0: no step is priced at its price")
     return value
 
 
-def _flows(inst: Instance, flows: Iterable[LinkFlow]) -> dict[tuple[str, str], Fraction]:
+def _flows(
+    inst: Instance, flows: Iterable[LinkFlow]
+) -> tuple[dict[tuple[str, str], Fraction], dict[tuple[str, str], Fraction]]:
+    """The total flows and their renewable parts (nonzero only)."""
     known = {(link.from_zone, link.to_zone): link for link in inst.links}
     found: dict[tuple[str, str], Fraction] = {}
+    green: dict[tuple[str, str], Fraction] = {}
     previous: tuple[str, str] | None = None
     for f in flows:
         key = (f.from_zone, f.to_zone)
@@ -162,39 +204,68 @@ def _flows(inst: Instance, flows: Iterable[LinkFlow]) -> dict[tuple[str, str], F
                 f"{known[key].room_wh} Wh"
             )
         found[key] = value
+        part = ZERO if f.green_wh is None else fraction(f.green_wh)
+        if not 0 <= part <= value:
+            raise errors.ClearingMalformed(
+                f"the renewable part of flow {key[0]}->{key[1]} must be within its {value} Wh"
+            )
+        if part:
+            green[key] = part
+    # One commodity both ways only loses energy; renewable energy one way and other energy
+    # the other is a swap an optimum may need (renewable-only bids on one side, other bids
+    # on the other), so only that is allowed.
     for a, b in found:
-        if (b, a) in found:
+        there, back = green.get((a, b), ZERO), green.get((b, a), ZERO)
+        if (b, a) in found and (
+            (there and back) or (found[(a, b)] > there and found[(b, a)] > back)
+        ):
             raise errors.ClearingInfeasible(f"energy flows both ways between {a} and {b}")
-    return found
+    return found, green
 
 
 def check(inst: Instance, zones: tuple[ZoneClearing, ...], flows: tuple[LinkFlow, ...]) -> Checked:
     """The certificate's exact welfare, or a rejection: malformed, infeasible, not optimal, or
-    optimal at prices other than the midpoint rule's (docs/market.md §11)."""
+    optimal at prices other than the rule's (docs/market.md section 11)."""
     checked = check_optimal(inst, zones, flows)
-    rule = midpoint(inst, checked)
+    prices, green = rule_prices(inst, checked)
     for zone in inst.zones:
-        if checked.prices[zone] != rule.prices[zone]:
+        if checked.prices[zone] != prices[zone]:
             raise errors.ClearingNotOptimal(
-                f"the price of {zone} must be {rule.prices[zone]}, the midpoint of its range of "
+                f"the price of {zone} must be {prices[zone]}, the midpoint of its range of "
                 f"optimal prices, not {checked.prices[zone]}"
+            )
+        if checked.green_prices[zone] != green[zone]:
+            raise errors.ClearingNotOptimal(
+                f"the renewable price of {zone} must be {green[zone]}, the lowest optimal one "
+                f"at the zone prices, not {checked.green_prices[zone]}"
             )
     return checked
 
 
 def certificate(checked: Checked) -> tuple[tuple[ZoneClearing, ...], tuple[LinkFlow, ...]]:
-    """The certificate's zones and flows for a checked clearing (what a solver submits)."""
+    """The certificate's zones and flows for a checked clearing (what a solver submits): the
+    renewable fields only where they say something (None otherwise)."""
+
+    def opt(value: Fraction, default: Fraction) -> Rational | None:
+        return None if value == default else rational(value)
+
     zones = tuple(
         ZoneClearing(
             z,
             rational(price),
-            rational(checked.headroom_dual.get(z, Fraction(0))),
+            rational(checked.headroom_dual.get(z, ZERO)),
             rational(checked.buy_ratio[z]),
             rational(checked.sell_ratio[z]),
+            opt(checked.price(z, True), price),
+            opt(checked.green_buy_ratio.get(z, ZERO), ZERO),
+            opt(checked.green_sell_ratio.get(z, ZERO), ZERO),
         )
         for z, price in checked.prices.items()
     )
-    flows = tuple(LinkFlow(a, b, rational(v)) for (a, b), v in sorted(checked.flows.items()))
+    flows = tuple(
+        LinkFlow(a, b, rational(v), opt(checked.green_flows.get((a, b), ZERO), ZERO))
+        for (a, b), v in sorted(checked.flows.items())
+    )
     return zones, flows
 
 
@@ -204,172 +275,380 @@ def check_optimal(
     """The certificate's exact welfare, or a rejection: malformed, infeasible, not optimal."""
     if tuple(z.zone for z in zones) != inst.zones:
         raise errors.ClearingMalformed(f"the clearing must list the zones {inst.zones} in order")
-    prices = {z.zone: fraction(z.price) for z in zones}
+    prices: dict[Key, Fraction] = {}
+    for z in zones:
+        prices[(z.zone, False)] = fraction(z.price)
+        pg = prices[(z.zone, False)] if z.green_price is None else fraction(z.green_price)
+        if pg < prices[(z.zone, False)]:
+            raise errors.ClearingNotOptimal(f"the renewable price of {z.zone} is below its price")
+        prices[(z.zone, True)] = pg
     sums = _zone_sums(inst, prices)
-    buy_ratio = {z.zone: _ratio(z.buy_ratio, sums[z.zone].buy_at_q, "buy ratio") for z in zones}
-    sell_ratio = {z.zone: _ratio(z.sell_ratio, sums[z.zone].sell_at_q, "sell ratio") for z in zones}
+    ratios: dict[tuple[Key, Side], Fraction] = {}
+    for z in zones:
+        for green, buy, sell, what in (
+            (False, z.buy_ratio, z.sell_ratio, ""),
+            (True, z.green_buy_ratio, z.green_sell_ratio, "renewable "),
+        ):
+            s = sums[(z.zone, green)]
+            ratios[((z.zone, green), Side.BUY)] = _ratio(buy, s.buy_at_q, what + "buy ratio")
+            ratios[((z.zone, green), Side.SELL)] = _ratio(sell, s.sell_at_q, what + "sell ratio")
     eta = {z.zone: fraction(z.headroom_dual) for z in zones}
     for zone, value in eta.items():
         if value < 0:
             raise errors.ClearingNotOptimal(f"headroom dual of {zone} is negative")
         if zone not in inst.headroom_wh and value != 0:
             raise errors.ClearingMalformed(f"{zone} reports no headroom: its dual must be 0")
-    flow = _flows(inst, flows)
+    flow, green_flow = _flows(inst, flows)
 
-    balance = {z: Fraction(0) for z in inst.zones}
-    inflow = {z: Fraction(0) for z in inst.zones}
-    dual = Fraction(0)
+    balance = {key: ZERO for key in prices}
+    inflow = {z: ZERO for z in inst.zones}
+    dual = ZERO
     for link in inst.links:
+        pair = (link.from_zone, link.to_zone)
         kept = Fraction(BASIS - link.loss_bp, BASIS)
-        sent = flow.get((link.from_zone, link.to_zone), Fraction(0))
-        balance[link.from_zone] -= sent
-        balance[link.to_zone] += kept * sent
+        sent = flow.get(pair, ZERO)
+        part = green_flow.get(pair, ZERO)
         inflow[link.to_zone] += sent
-        rent = kept * prices[link.to_zone] - eta[link.to_zone] - prices[link.from_zone]
-        if rent > 0:
-            dual += rent * link.room_wh
-    welfare = Fraction(0)
+        rent = ZERO
+        for green, amount in ((False, sent - part), (True, part)):
+            balance[(link.from_zone, green)] -= amount
+            balance[(link.to_zone, green)] += kept * amount
+            gain = kept * prices[(link.to_zone, green)] - prices[(link.from_zone, green)]
+            rent = max(rent, gain - eta[link.to_zone])
+        dual += rent * link.room_wh
+    welfare = ZERO
+    downgrade: dict[str, Fraction] = {}
     for zone in inst.zones:
-        s, price = sums[zone], prices[zone]
-        bought = s.buy_in_q + buy_ratio[zone] * s.buy_at_q
-        sold = s.sell_in_q + sell_ratio[zone] * s.sell_at_q
-        balance[zone] += sold - bought
-        if balance[zone] != 0:
+        for green in (True, False):  # the renewable balance first: what it leaves is downgraded
+            key = (zone, green)
+            s, price = sums[key], prices[key]
+            buy_ratio, sell_ratio = ratios[(key, Side.BUY)], ratios[(key, Side.SELL)]
+            bought = s.buy_in_q + buy_ratio * s.buy_at_q
+            sold = s.sell_in_q + sell_ratio * s.sell_at_q
+            balance[key] += sold - bought
+            welfare += (
+                s.buy_in_pq
+                + price * buy_ratio * s.buy_at_q
+                - s.sell_in_pq
+                - price * sell_ratio * s.sell_at_q
+            )
+            dual += (s.buy_in_pq - price * s.buy_in_q) + (price * s.sell_in_q - s.sell_in_pq)
+        left = balance[(zone, True)]
+        if left < 0:
             raise errors.ClearingInfeasible(
-                f"zone {zone} does not balance: off by {balance[zone]} Wh"
+                f"renewable-only bids in {zone} take {-left} Wh more than the renewable "
+                "energy there"
+            )
+        downgrade[zone] = left
+        balance[(zone, False)] += left
+        if balance[(zone, False)] != 0:
+            raise errors.ClearingInfeasible(
+                f"zone {zone} does not balance: off by {balance[(zone, False)]} Wh"
             )
         limit = inst.headroom_wh.get(zone)
         if limit is not None:
             if inflow[zone] > max(limit, 0):
                 raise errors.ClearingInfeasible(f"imports into {zone} exceed its headroom")
             dual += eta[zone] * max(limit, 0)
-        welfare += (
-            s.buy_in_pq
-            + price * buy_ratio[zone] * s.buy_at_q
-            - s.sell_in_pq
-            - price * sell_ratio[zone] * s.sell_at_q
-        )
-        dual += (s.buy_in_pq - price * s.buy_in_q) + (price * s.sell_in_q - s.sell_in_pq)
     if dual != welfare:
         raise errors.ClearingNotOptimal(
             f"duality gap {float(dual - welfare):.6g}: welfare {float(welfare):.6g} is not optimal"
         )
-    return Checked(prices, buy_ratio, sell_ratio, flow, welfare, eta)
+    return Checked(
+        {z: prices[(z, False)] for z in inst.zones},
+        {z: ratios[((z, False), Side.BUY)] for z in inst.zones},
+        {z: ratios[((z, False), Side.SELL)] for z in inst.zones},
+        flow,
+        welfare,
+        eta,
+        {z: prices[(z, True)] for z in inst.zones},
+        {z: ratios[((z, True), Side.BUY)] for z in inst.zones},
+        {z: ratios[((z, True), Side.SELL)] for z in inst.zones},
+        green_flow,
+        downgrade,
+        sums,
+    )
 
 
-# --- the midpoint rule --------------------------------------------------------------------------
+# --- the price rule ----------------------------------------------------------------------------
 def price_cap(inst: Instance) -> Fraction:
     """The highest price the rule considers: the dearest step, grossed up over the lossiest
     link once per zone (a price the curves leave unbounded above is capped here, one they
     leave unbounded below is floored at 0)."""
-    dearest = max((s.price for s in inst.steps), default=0)
+    dearest = max(map(itemgetter(4), inst.steps), default=0)
     kept = min((BASIS - link.loss_bp for link in inst.links), default=BASIS)
     return Fraction(dearest) * Fraction(BASIS, max(kept, 1)) ** len(inst.zones)
 
 
-def _step_bounds(inst: Instance, checked: Checked) -> dict[str, list[Fraction]]:
-    """Each zone's [lowest, highest] price its own steps allow, given what the clearing
-    accepts (complementary slackness): a step accepted at all bounds the price from one side
-    (a buy: at most its price; a sell: at least), one not accepted whole from the other.
-    One pass of integer comparisons (cross-multiplied, as in `_zone_sums`)."""
+def _step_bounds(inst: Instance, checked: Checked) -> dict[Key, list[Fraction]]:
+    """Each zone's and commodity's [lowest, highest] price its own steps allow, given what
+    the clearing accepts (complementary slackness): a step accepted at all bounds the price
+    from one side (a buy: at most its price; a sell: at least), one not accepted whole from
+    the other. Steps priced below the price (buys rejected, sells accepted) bound it from
+    below, steps above it from above; steps at it by their ratios. Read from the check's
+    one pass over the steps (`_zone_sums`)."""
     cap = price_cap(inst)
-    low: dict[str, int | None] = dict.fromkeys(inst.zones)
-    high: dict[str, int | None] = dict.fromkeys(inst.zones)
-    at_price: set[tuple[str, Side]] = set()
-    keyed = {z: (p.numerator, p.denominator) for z, p in checked.prices.items()}
-    for s in inst.steps:
-        num, den = keyed[s.zone]
-        scaled = s.price * den
-        if scaled == num:
-            at_price.add((s.zone, s.side))  # bounds by the zone's ratios, below
-            continue
-        # Priced below the zone price: a buy rejected (price >= P), a sell accepted (>= C);
-        # above it: a buy accepted (price <= P), a sell rejected (<= C).
-        if scaled < num:
-            if (was := low[s.zone]) is None or s.price > was:
-                low[s.zone] = s.price
-        elif (was := high[s.zone]) is None or s.price < was:
-            high[s.zone] = s.price
+    sums = checked.sums
+    if sums is None:
+        prices = {(z, g): checked.price(z, g) for z in inst.zones for g in (False, True)}
+        sums = _zone_sums(inst, prices)
     bounds = {}
-    for z in inst.zones:
-        least, most = low[z], high[z]
-        lo = Fraction(0) if least is None else Fraction(least)
-        hi = cap if most is None else Fraction(most)
-        price = checked.prices[z]
+    for key, acc in sums.items():
+        lo = ZERO if acc.below < 0 else Fraction(acc.below)
+        hi = cap if acc.above == NONE_ABOVE else Fraction(acc.above)
+        here = checked.price(*key)
         # Steps exactly at the price: their accepted share bounds one side, the share left
         # the other (a buy: accepted bounds from above; a sell: from below).
-        for side, ratio in ((Side.BUY, checked.buy_ratio[z]), (Side.SELL, checked.sell_ratio[z])):
-            if (z, side) not in at_price:
+        for side, present in ((Side.BUY, acc.buy_at_q), (Side.SELL, acc.sell_at_q)):
+            if not present:
                 continue
-            buy = side is Side.BUY
+            ratio, buy = checked.ratio(*key, side), side is Side.BUY
             if ratio > 0:
-                lo, hi = (lo, min(hi, price)) if buy else (max(lo, price), hi)
+                lo, hi = (lo, min(hi, here)) if buy else (max(lo, here), hi)
             if ratio < 1:
-                lo, hi = (max(lo, price), hi) if buy else (lo, min(hi, price))
-        bounds[z] = [lo, hi]
+                lo, hi = (max(lo, here), hi) if buy else (lo, min(hi, here))
+        bounds[key] = [lo, hi]
     return bounds
 
 
-def price_range(
-    inst: Instance, checked: Checked
-) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
-    """The lowest and the highest optimal price of every zone, the headroom duals given.
+def _extremes(
+    bounds: dict[Key, list[Fraction]],
+    below: list[Edge],
+    above: list[Edge],
+    start: tuple[dict[Key, Fraction], dict[Key, Fraction]] | None = None,
+) -> tuple[dict[Key, Fraction], dict[Key, Fraction]] | None:
+    """The lowest and the highest solution of the bounds and the two-variable constraints
+    (`below`: x_a >= k x_c - e, `above`: x_a <= k x_c - e), or None when there is none.
 
-    The optimal prices are the duals that satisfy complementary slackness with the
-    clearing's allocation: each zone within its steps' bounds, and for each link a->c
-    (kept share k) `pi_a >= k pi_c - eta_c` unless it is full and `pi_a <= k pi_c - eta_c`
-    if it carries anything. Every constraint has one positive and one negative coefficient,
-    so the set is closed under the componentwise minimum and maximum: one optimal price
-    vector is lowest in every zone and one highest, and the vector of midpoints, halfway
-    between two optimal ones, is optimal too. Both are found by tightening the zones'
-    bounds along the links until nothing changes (at most one round per zone, as in
-    Bellman-Ford); a bound that keeps moving means no optimal price exists in [0, cap]."""
-    bounds = _step_bounds(inst, checked)
-    below: list[tuple[str, str, Fraction, Fraction]] = []  # pi_a >= k pi_c - eta_c
-    above: list[tuple[str, str, Fraction, Fraction]] = []  # pi_a <= k pi_c - eta_c
+    Every constraint has one positive and one negative coefficient, so the solutions are
+    closed under the componentwise minimum and maximum: one is lowest in every variable and
+    one highest, and the midpoint of two solutions is one (convexity). Both are found by
+    raising the lower bounds (and lowering the upper ones) along the constraints until
+    nothing changes, re-examining only the constraints of a bound that moved (a work list,
+    as in Bellman-Ford); a bound still moving after as many updates as one per variable and
+    constraint means there is no solution. `start` (the extremes of a looser system) may
+    replace the bounds as the starting point: the answer is the same."""
+    ends = []
+    limit = len(bounds) * (len(below) + len(above) + 1)
+    for side in (0, 1):
+        # out[u]: (target, k, e, through): target >= (side 0) or <= (side 1) of k u - e
+        # when `through` is False, (u + e) / k when it is True.
+        out: dict[Key, list[tuple[Key, Fraction, Fraction, bool]]] = {key: [] for key in bounds}
+        for a, c, kept, e in below if side == 0 else above:
+            out[c].append((a, kept, e, False))
+        for a, c, kept, e in above if side == 0 else below:
+            out[a].append((c, kept, e, True))
+        value = {key: b[side] for key, b in bounds.items()}
+        if start is not None:
+            value = dict(start[side])
+        queue = list(value)
+        waiting = set(queue)
+        updates = 0
+        while queue:
+            u = queue.pop(0)
+            waiting.discard(u)
+            for target, kept, e, through in out[u]:
+                bound = (value[u] + e) / kept if through else kept * value[u] - e
+                if (bound > value[target]) if side == 0 else (bound < value[target]):
+                    value[target] = bound
+                    updates += 1
+                    if updates > limit:
+                        return None
+                    if target not in waiting:
+                        queue.append(target)
+                        waiting.add(target)
+        ends.append(value)
+    low, high = ends
+    if any(low[key] > high[key] for key in bounds):
+        return None
+    return low, high
+
+
+def _relaxed(inst: Instance, checked: Checked) -> tuple[list[Edge], list[Edge]]:
+    """The two-variable conditions of complementary slackness on both commodities' prices:
+    pi_z <= pi^G_z, equal where renewable energy is downgraded; per link and commodity a->c
+    (kept share k) `x_a >= k x_c - eta_c` unless the link is full, `x_a <= k x_c - eta_c` if
+    that commodity flows on it. A full link's rent, shared by both commodities, is left out
+    (a four-variable condition: it ties the two price differences across the link), so
+    these describe a superset of the optimal prices."""
+    below: list[Edge] = []
+    above: list[Edge] = []
+    one = Fraction(1)
+    for z in inst.zones:
+        below.append(((z, True), (z, False), one, ZERO))
+        if checked.downgrade.get(z, ZERO) > 0:
+            above.append(((z, True), (z, False), one, ZERO))
     for link in inst.links:
         key = (link.from_zone, link.to_zone)
-        kept, sent = Fraction(BASIS - link.loss_bp, BASIS), checked.flows.get(key, Fraction(0))
-        entry = (link.from_zone, link.to_zone, kept, checked.headroom_dual[link.to_zone])
+        kept, sent = Fraction(BASIS - link.loss_bp, BASIS), checked.flows.get(key, ZERO)
+        part = checked.green_flows.get(key, ZERO)
+        e = checked.headroom_dual.get(link.to_zone, ZERO)
+        for green, amount in ((False, sent - part), (True, part)):
+            entry = ((link.from_zone, green), (link.to_zone, green), kept, e)
+            if sent < link.room_wh:
+                below.append(entry)
+            if amount > 0:
+                above.append(entry)
+    return below, above
+
+
+COUPLING_ROUNDS = 8
+
+
+def _tightened(
+    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]]
+) -> tuple[dict[Key, Fraction], dict[Key, Fraction]] | None:
+    """The lowest and highest prices of `_relaxed`, tightened by what a full link's shared
+    rent implies. On a full link a->c (kept share k) carrying both commodities the price
+    differences d^m = x^m_a - k x^m_c are equal; carrying only ordinary energy, d^G >= d^O;
+    only renewable, d^O >= d^G. Each is four-variable, but the current bounds give each
+    difference a range, and `d^O <= highest d^G` (and the like) is then a two-variable
+    condition every optimal price vector meets. Adding them and recomputing, a fixed number
+    of rounds or until nothing changes, narrows the superset without losing an optimum."""
+    below, above = _relaxed(inst, checked)
+    coupled: list[tuple[Key, Key, Key, Key, Fraction, int]] = []
+    for link in inst.links:
+        pair = (link.from_zone, link.to_zone)
+        sent = checked.flows.get(pair, ZERO)
+        if link.room_wh == 0 or sent < link.room_wh:
+            continue
+        part = checked.green_flows.get(pair, ZERO)
+        kind = 0 if 0 < part < sent else (-1 if part == sent else 1)
+        a, c = link.from_zone, link.to_zone
+        kept = Fraction(BASIS - link.loss_bp, BASIS)
+        coupled.append(((a, False), (c, False), (a, True), (c, True), kept, kind))
+    found = _extremes(bounds, below, above)
+    for _ in range(COUPLING_ROUNDS if coupled else 0):
+        if found is None:
+            return None
+        low, high = found
+        more_below, more_above = list(below), list(above)
+        for oa, oc, ga, gc, kept, kind in coupled:
+            d_o = (low[oa] - kept * high[oc], high[oa] - kept * low[oc])
+            d_g = (low[ga] - kept * high[gc], high[ga] - kept * low[gc])
+            if kind >= 0:  # d^G >= d^O
+                more_above.append((oa, oc, kept, -d_g[1]))
+                more_below.append((ga, gc, kept, -d_o[0]))
+            if kind <= 0:  # d^O >= d^G
+                more_below.append((oa, oc, kept, -d_g[0]))
+                more_above.append((ga, gc, kept, -d_o[1]))
+        tighter = _extremes(bounds, more_below, more_above, found)
+        if tighter == found:
+            break
+        found = tighter
+    return found
+
+
+def price_range(
+    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]] | None = None
+) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
+    """The lowest and the highest price of every zone the rule considers (its first stage),
+    the headroom duals given: with no renewable-only bids, exactly its range of optimal
+    prices (the renewable prices then equal the zone prices)."""
+    found = _tightened(inst, checked, bounds or _step_bounds(inst, checked))
+    if found is None:
+        raise errors.ClearingNotOptimal("the optimal prices have no lowest or highest value")
+    low, high = found
+    return {z: low[(z, False)] for z in inst.zones}, {z: high[(z, False)] for z in inst.zones}
+
+
+def green_floor(
+    inst: Instance,
+    checked: Checked,
+    prices: dict[str, Fraction],
+    bounds: dict[Key, list[Fraction]] | None = None,
+) -> dict[str, Fraction] | None:
+    """The lowest renewable prices that are optimal with the zone prices `prices`, or None
+    when no renewable prices are. With the zone prices fixed every condition on the
+    renewable prices has two variables (a full link's rent is then known where any energy
+    flows on it, and bounded below by the ordinary rent where only renewable energy does),
+    so a lowest solution exists whenever any does."""
+    bounds = bounds or _step_bounds(inst, checked)
+    green: dict[Key, list[Fraction]] = {}
+    for z in inst.zones:
+        lo, hi = bounds[(z, True)]
+        lo = max(lo, prices[z])
+        if checked.downgrade.get(z, ZERO) > 0:
+            hi = min(hi, prices[z])
+        green[(z, True)] = [lo, hi]
+    below: list[Edge] = []
+    above: list[Edge] = []
+    for link in inst.links:
+        key = (link.from_zone, link.to_zone)
+        a, c = (link.from_zone, True), (link.to_zone, True)
+        kept, sent = Fraction(BASIS - link.loss_bp, BASIS), checked.flows.get(key, ZERO)
+        part = checked.green_flows.get(key, ZERO)
+        e = checked.headroom_dual.get(link.to_zone, ZERO)
+        rent = kept * prices[link.to_zone] - e - prices[link.from_zone]  # the ordinary rent
         if sent < link.room_wh:
-            below.append(entry)
-        if sent > 0:
-            above.append(entry)
-    ends = []
-    for side in (0, 1):
-        value = {z: bounds[z][side] for z in inst.zones}
-        for _ in range(len(inst.zones) + 1):
-            moved = False
-            for a, c, kept, e in below if side == 0 else above:
-                if (side == 0 and value[a] < kept * value[c] - e) or (
-                    side == 1 and value[a] > kept * value[c] - e
-                ):
-                    value[a], moved = kept * value[c] - e, True
-            for a, c, kept, e in above if side == 0 else below:
-                if (side == 0 and value[c] < (value[a] + e) / kept) or (
-                    side == 1 and value[c] > (value[a] + e) / kept
-                ):
-                    value[c], moved = (value[a] + e) / kept, True
-            if not moved:
-                break
+            below.append((a, c, kept, e))
+            if part > 0:
+                above.append((a, c, kept, e))
+        elif sent > part:  # full, and ordinary energy on it fixes the rent
+            if rent < 0:
+                return None
+            below.append((a, c, kept, e + rent))
+            if part > 0:
+                above.append((a, c, kept, e + rent))
+        elif part > 0:  # full with renewable energy only: its rent is at least the ordinary
+            above.append((a, c, kept, e + max(rent, ZERO)))
+    found = _extremes(green, below, above)
+    return None if found is None else {z: found[0][(z, True)] for z in inst.zones}
+
+
+def rule_prices(
+    inst: Instance, checked: Checked
+) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
+    """The rule's zone prices and renewable prices for the certificate's allocation.
+
+    First each zone price is the midpoint of its range (`price_range`); then each renewable
+    price is the lowest optimal one at those zone prices (`green_floor`), so it equals the
+    zone price unless renewable energy is short there. Where a full link's shared rent
+    leaves no renewable prices optimal at the midpoints (the relaxation of the first stage
+    was too wide), the certificate's own zone prices are kept and only the renewable prices
+    are pinned (docs/market.md section 12)."""
+    bounds = _step_bounds(inst, checked)  # one pass over the steps for both stages
+    low, high = price_range(inst, checked, bounds)
+    prices = {z: (low[z] + high[z]) / 2 for z in inst.zones}
+    green = green_floor(inst, checked, prices, bounds)
+    if green is None:
+        prices = dict(checked.prices)
+        green = green_floor(inst, checked, prices, bounds)
+        if green is None:
+            raise errors.ClearingNotOptimal("no renewable prices are optimal at the zone prices")
+    return prices, green
+
+
+def reprice(
+    inst: Instance, checked: Checked, prices: dict[str, Fraction], green: dict[str, Fraction]
+) -> Checked:
+    """The same allocation at other optimal prices: each step keeps its accepted quantity,
+    and the ratios become the accepted shares of the steps at the new prices (steps of one
+    price share one ratio in every certificate, so the share is the same for each)."""
+    moved = Checked(
+        prices, {}, {}, checked.flows, checked.welfare, checked.headroom_dual, green,
+        {}, {}, checked.green_flows, checked.downgrade,
+    )  # fmt: skip
+    taken: dict[tuple[str, bool, Side], list[Fraction]] = {}
+    for s in inst.steps:
+        if s.price == moved.price(s.zone, s.green):
+            got = taken.setdefault((s.zone, s.green, s.side), [ZERO, ZERO])
+            got[0] += checked.accepted(s)
+            got[1] += s.quantity_wh
+    for (zone, green_step, side), (done, total) in taken.items():
+        if side is Side.BUY:
+            ratios = moved.green_buy_ratio if green_step else moved.buy_ratio
         else:
-            raise errors.ClearingNotOptimal("the optimal prices have no lowest or highest value")
-        ends.append(value)
-    return ends[0], ends[1]
+            ratios = moved.green_sell_ratio if green_step else moved.sell_ratio
+        ratios[zone] = done / total if total else ZERO
+    for ratios in (moved.buy_ratio, moved.sell_ratio, moved.green_buy_ratio,
+                   moved.green_sell_ratio):  # fmt: skip
+        for zone in inst.zones:
+            ratios.setdefault(zone, ZERO)
+    return moved
 
 
 def midpoint(inst: Instance, checked: Checked) -> Checked:
-    """The same allocation at the rule's prices: each zone's midpoint of its optimal range.
-    A zone whose range is not a single price has no step priced strictly inside it, so at
-    the midpoint no step is at the price (ratios 0) and every step keeps its quantity."""
-    low, high = price_range(inst, checked)
-    prices = {z: (low[z] + high[z]) / 2 for z in inst.zones}
-    moved = {z for z in inst.zones if prices[z] != checked.prices[z]}
-    return Checked(
-        prices,
-        {z: Fraction(0) if z in moved else r for z, r in checked.buy_ratio.items()},
-        {z: Fraction(0) if z in moved else r for z, r in checked.sell_ratio.items()},
-        checked.flows,
-        checked.welfare,
-        checked.headroom_dual,
-    )
+    """The same allocation at the rule's prices (`rule_prices`)."""
+    prices, green = rule_prices(inst, checked)
+    return reprice(inst, checked, prices, green)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Final, NamedTuple
 
 from gridtokenx.ledger import chain_info, registry
-from gridtokenx.ledger.market import bookkeeping, orderbook, paths, records
+from gridtokenx.ledger.market import auction, bookkeeping, orderbook, paths, records
 from gridtokenx.ledger.state import State, records_under
 from gridtokenx.wire.tx import Side
 
@@ -135,11 +135,16 @@ def depth(state: State, zone: str, interval: int, levels: int = 50) -> Depth:
 
 def renewable_received_wh(state: State, trade: records.Trade) -> int | None:
     """The renewable energy a settled trade's buyer received (delivered less path losses,
-    possibly 0); None when the seller's order was not renewable or before settlement."""
+    possibly 0); None when the seller's order (or auction offer: its `sell_order` is the
+    curve's id) was not renewable or before settlement."""
     if not trade.settled:
         return None
     sell = order(state, trade.sell_order)
-    if sell is None or not sell.renewable:
+    if sell is None:
+        curve = state.get(auction.curve_key(trade.sell_order), auction.AuctionCurve)
+        if curve is None or not curve.renewable:
+            return None
+    elif not sell.renewable:
         return None
     return trade.delivered_wh * (paths.BASIS - trade.loss_bp) // paths.BASIS
 
