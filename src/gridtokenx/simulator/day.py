@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gridtokenx.ledger import genesis
-from gridtokenx.ledger.params import Params
-from gridtokenx.simulator import manipulators, storyline
+from gridtokenx.ledger.market import auction
+from gridtokenx.ledger.params import AuctionParams, Params
+from gridtokenx.simulator import day_ahead, manipulators, storyline
 from gridtokenx.simulator.agents import Meters, Plan, Traders, Weather, plan
 from gridtokenx.simulator.clock import Day
 from gridtokenx.simulator.operators import Scada
@@ -44,7 +45,7 @@ from gridtokenx.simulator.population import (
     setup_phases,
 )
 from gridtokenx.simulator.signer import Signer
-from gridtokenx.simulator.sink import ChainReader, LateForTheChain, Sink
+from gridtokenx.simulator.sink import AuctionClearing, ChainReader, LateForTheChain, Sink
 from gridtokenx.wire import crypto, tx
 
 BUDGET_SATANG_PER_KWH = 700
@@ -64,8 +65,11 @@ class DayConfig:
     key_prefix: str = "sim"  # keys are dev keys under this label: change it to rerun a chain
     storyline: bool = True  # grid reports, the fee vote and certificate claims (storyline.py)
     zones: tuple[str, ...] = ()  # where the members live; empty: every zone of the chain
-    # Manipulating agents mixed into the day (manipulators.Role values; in-process only)
+    # Manipulating agents mixed into the day (manipulators.Role values)
     manipulators: tuple[str, ...] = ()
+    # Day-ahead curves before the auction gate of the first interval's delivery day
+    # (day_ahead.py); the setup then happens before that gate, the day before
+    auction: bool = False
 
     def problems(self, params: Params) -> list[str]:
         found = []
@@ -85,8 +89,16 @@ class DayConfig:
     def first_interval(self, params: Params) -> int:
         return Day.of(self.date, params).midnight + self.start_minute * 60
 
+    def auction_gate(self, params: Params) -> int:
+        """The auction gate of the first interval's delivery day (default auction rules:
+        the simulated chains never vote on them)."""
+        return auction.gate(self.first_interval(params), params, AuctionParams())
+
     def setup_time(self, params: Params) -> int:
-        """Setup (registrations, licences, THB) happens two intervals before trading."""
+        """Setup (registrations, licences, THB) happens two intervals before trading, or
+        with the auction three intervals before its gate (the curves follow the setup)."""
+        if self.auction:
+            return self.auction_gate(params) - 3 * params.interval_seconds
         return self.first_interval(params) - 2 * params.interval_seconds
 
 
@@ -149,6 +161,11 @@ class MarketDay:
             )
         members = list(self.population.members)
         self.traders = Traders(list(honest.members), self.plans, self.seed)
+        self.day_ahead: day_ahead.DayAhead | None = None
+        if config.auction:
+            cut = slice(offset, offset + config.intervals)
+            ahead = {m.name: day_ahead.forecast(m, days, weather)[cut] for m in honest.members}
+            self.day_ahead = day_ahead.DayAhead(list(honest.members), ahead, self.seed)
         self.meters = Meters(members, self.plans)
         self.scada = Scada(spec, members, self.plans, config.intervals, self.seed)
         self.signer = Signer(spec.chain_id, next_nonce)
@@ -198,8 +215,51 @@ class MarketDay:
         manipulators' first moves (if any) before the honest orders, the rest after."""
         start, manip = self.start(k), self.manipulators
         found = manip.first(k, start, self.params, self.plans)
-        found += self.traders.orders(k, start, self.params) + manip.after(k, start, self.params)
+        committed = None if self.day_ahead is None else self.day_ahead.committed
+        found += self.traders.orders(k, start, self.params, committed)
+        found += manip.after(k, start, self.params)
         return [self.signer.sign(m.key, body) for m, body in found]
+
+    def auctioned(self) -> list[int]:
+        """Window intervals in the auction: those of the first interval's delivery day
+        (later days' gates fall inside the day, which trades them continuously only)."""
+        if self.day_ahead is None:
+            return []
+        gate = self.config.auction_gate(self.params)
+        a = AuctionParams()
+        return [k for k in range(self.config.intervals)
+                if auction.gate(self.start(k), self.params, a) == gate]  # fmt: skip
+
+    def curves(self) -> dict[int, list[bytes]]:
+        """Every member's signed day-ahead curves per interval start, for the intervals
+        that have any (call once, after `setup`)."""
+        out: dict[int, list[bytes]] = {}
+        ahead = self.day_ahead
+        if ahead is None:
+            return out
+        for k in self.auctioned():
+            found = ahead.curves(k, self.start(k), self.params)
+            if found:
+                out[self.start(k)] = [self.signer.sign(m.key, body) for m, body in found]
+        return out
+
+    def _auction(self, sink: Sink) -> None:
+        """The curves an interval before the gate, then each auctioned interval's clearing
+        once the gate has passed: solved and submitted by the in-process sink, awaited from
+        the validators (which clear by themselves) on a devnet."""
+        if not isinstance(sink, AuctionClearing):
+            raise ValueError("this sink cannot clear day-ahead auctions")
+        gate = self.config.auction_gate(self.params)
+        sink.advance_to(gate - self.interval)
+        curves = self.curves()
+        sink.submit([raw for batch in curves.values() for raw in batch])
+        sink.wait_final()
+        _on_time(sink, gate, "the day-ahead curves")
+        sink.advance_to(gate)
+        erc = self.authorities[storyline.PROPOSER]
+        for start in curves:
+            sink.clear_auction(start, lambda body: self.signer.sign(erc, body))
+        sink.wait_final()
 
     def manipulation_steps(self, k: int, reader: manipulators.MarketReader) -> Iterator[Step]:
         """Between interval `k`'s orders and its gate closure: the spoofer's cancellations a
@@ -327,11 +387,12 @@ class MarketDay:
                 _on_time(sink, self.start(0), "the setup's registrations")
         if on_setup is not None:
             on_setup()
+        if self.day_ahead is not None:
+            self._auction(sink)
         reader = None
         if self.manipulators.roles:
             if not isinstance(sink, manipulators.MarketReader):
-                raise ValueError("manipulators run only on a sink that reads the market "
-                                 "(the in-process SandboxSink)")  # fmt: skip
+                raise ValueError("manipulators run only on a sink that reads the market")
             reader = sink
         for step in self.steps(reader):
             sink.advance_to(step.time)
