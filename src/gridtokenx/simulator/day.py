@@ -48,6 +48,7 @@ from gridtokenx.simulator.signer import Signer
 from gridtokenx.simulator.sink import AuctionClearing, ChainReader, LateForTheChain, Sink
 from gridtokenx.wire import crypto, tx
 
+RING_LEAD_SECONDS = 20  # the wash ring's blocks come this long before an interval's orders
 BUDGET_SATANG_PER_KWH = 700
 """THB issued per kWh a member may import, bid for or fail to deliver: above the peak
 retail rate with Ft and VAT (6.38 THB), the wheeling charge and the imbalance price, so no
@@ -261,16 +262,26 @@ class MarketDay:
             sink.clear_auction(start, lambda body: self.signer.sign(erc, body))
         sink.wait_final()
 
+    def ring_steps(self, k: int) -> Iterator[Step]:
+        """The wash ring's offers, then its buys, in blocks just before interval `k`'s
+        orders (manipulators.Manipulators.ring)."""
+        at = self.start(k - 1)
+        for i, moves in enumerate(self.manipulators.ring(k, self.start(k), self.params)):
+            if moves:
+                signed = [self.signer.sign(m.key, body) for m, body in moves]
+                yield Step(at - RING_LEAD_SECONDS + 10 * i, signed, -2, None)
+
     def manipulation_steps(self, k: int, reader: manipulators.MarketReader) -> Iterator[Step]:
         """Between interval `k`'s orders and its gate closure: the spoofer's cancellations a
-        few minutes on, and the gate marker's sweep a minute before the gate closes."""
+        few minutes on, and the gate marker's sweep just before the gate closes."""
         if not self.manipulators.roles:
             return
         start, gate = self.start(k), self.start(k) - self.params.gate_closure_seconds
         mid = self.manipulators.mid(k, start, reader)
         yield Step(self.start(k - 1) + 120, [self.signer.sign(m.key, b) for m, b in mid], -2, None)
         late = self.manipulators.late(k, start, self.params, reader)
-        yield Step(gate - 60, [self.signer.sign(m.key, b) for m, b in late], -2, None)
+        late_at = gate - manipulators.MARK_LEAD_SECONDS
+        yield Step(late_at, [self.signer.sign(m.key, b) for m, b in late], -2, None)
 
     def grid_reports(self, k: int, measured_at: int) -> list[bytes]:
         """The operators' signed SCADA reports of window interval `k`, just ended."""
@@ -328,6 +339,8 @@ class MarketDay:
         for j in range(n + 2):
             traded, read, at = (j if j < n else None), j - 2, self.start(j - 1)
             txs = self.grid_reports(read, at) if story and read >= 0 else []
+            if traded is not None:
+                yield from self.ring_steps(traded)
             txs += self.readings(read) + ([] if traded is None else self.orders(traded))
             txs += self.fee_proposal() if story and j == 0 else []
             yield Step(at, txs, read, traded)
