@@ -14,6 +14,7 @@ from gridtokenx.ledger.market import auction, queries
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.simulator import sandbox_for
 from gridtokenx.simulator.day import DayConfig, MarketDay
+from gridtokenx.simulator.export import figures
 from gridtokenx.simulator.sink import SandboxSink
 from gridtokenx.simulator.summary import DaySummary, summarize
 from gridtokenx.wire import tx
@@ -110,6 +111,10 @@ def test_the_comparison_is_the_committed_trades_recomputed(
     # the summary's traded energy is the sum of both markets
     all_sent = sum(t.quantity_wh for t in queries.trades(state) if t.interval_start in window)
     assert c.auction.energy_wh + c.continuous.energy_wh == all_sent
+    # and `--export` writes the same figures
+    exported = dict(figures(summary))
+    assert exported["auction_energy_wh"] == energy[True]
+    assert exported["continuous_welfare_satang"] == welfare_milli // 1000
 
 
 def test_no_member_offers_the_same_energy_in_both_markets(
