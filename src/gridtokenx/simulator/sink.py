@@ -59,6 +59,10 @@ class AuctionClearing(Protocol):
         submits the certificate, signed by `sign`; a devnet's validators clear it by
         themselves (node/auction_clearer.py) and the devnet sink waits for the result."""
 
+    def next_nonce(self, address: bytes) -> int:
+        """The nonce the chain expects next from `address`: the validators' nodes sign
+        their clearings with the authorities' keys, so the day reads where they left off."""
+
 
 class SimulationRejected(RuntimeError):
     """The ledger refused a transaction the simulator built: a bug in the model (or in the
