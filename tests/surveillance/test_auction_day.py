@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from gridtokenx.ledger import chain_info
 from gridtokenx.ledger.market import auction
 from gridtokenx.simulator.day import DayConfig
 from gridtokenx.simulator.surveilled import SurveilledDay, run_surveilled_day
-from gridtokenx.surveillance import Surveillance
 from gridtokenx.surveillance.follow import trade_orders
 from gridtokenx.surveillance.tape import Tape
+from tests.surveillance.test_simulated_day import follow
 
 DAY = DayConfig(seed=5, participants=60, intervals=8, start_minute=11 * 60, auction=True)
 
@@ -25,10 +24,7 @@ def day() -> SurveilledDay:
 
 
 def test_an_honest_auction_day_raises_no_alert(day: SurveilledDay) -> None:
-    state = day.sandbox.state
-    engine = Surveillance(chain_info.params(state), trade_orders(state))
-    for block in day.blocks:
-        engine.observe(block)
+    engine = follow(day)
     assert engine.alerts == []
     assert len(engine.judged) > 0  # the intervals were judged
 
