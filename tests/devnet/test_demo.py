@@ -223,6 +223,7 @@ def test_demo_refuses_a_folder_it_did_not_make_and_leaves_it_alone(tmp_path: Pat
         (["--speed", "0.5"], "speed must be 1 to"),
         (["--participants", "3"], "participants must be at least 6"),
         (["--participants", "601"], "participants must be at most 600"),
+        (["--manipulators", "wash_ring,churner"], "unknown manipulators churner"),
     ],
 )
 def test_demo_refuses_bad_flags_before_starting_anything(

@@ -68,6 +68,22 @@ def demo(
     ] = False,
     log_format: Annotated[str, typer.Option(help="node.log lines: plain or json")] = "plain",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    auction: Annotated[
+        bool,
+        typer.Option(
+            "--auction",
+            help="members also submit day-ahead curves before the auction gate (12:00 the "
+            "day before: about 22 more chain hours, 11 wall minutes at x120)",
+        ),
+    ] = False,
+    manipulators: Annotated[
+        str,
+        typer.Option(
+            help="manipulating agents to mix in, comma-separated: wash_ring, spoofer, "
+            "gate_marker, withholder, dominant_seller (or all); the ERC's surveillance "
+            "alerts are shown at the end and on the dashboard"
+        ),
+    ] = "",
 ) -> None:
     """Run a Thai market day on a real 4-authority devnet: EGAT, MEA, PEA and ERC validate
     as processes on 127.0.0.1 with accelerated clocks; a few hundred members register,
@@ -81,6 +97,8 @@ def demo(
     check_log_options(log_format, log_level)
     config = _config(participants, hours, speed, hot_season, seed, scenario, directory,
                      base_port, log_format, log_level)  # fmt: skip
+    config = dataclasses.replace(config, auction=auction or config.auction,
+                                 manipulators=_roles(manipulators))  # fmt: skip
     for attempt in range(MAX_ATTEMPTS):
         try:
             demo_net = devnet_day.DemoDevnet(config)
@@ -113,6 +131,15 @@ def demo(
 
 
 MAX_ATTEMPTS = 4  # the speed at most halves three times before the demo gives up
+
+
+def _roles(text: str) -> tuple[str, ...]:
+    """`--manipulators`: names separated by commas, "all" for every one; checked (with a
+    list of the known ones) by the day's config."""
+    from gridtokenx.simulator.manipulators import ROLES
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    return tuple(ROLES) if names == ("all",) else names
 
 
 def _config(

@@ -18,6 +18,7 @@ alone, which keeps a day reproducible and lets it be pre-signed for benchmarks.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gridtokenx.ledger.market.tariff import tariff_msat_per_kwh
@@ -121,20 +122,23 @@ class Prices:
         return cls(retail, buyback, max(cap, 0))
 
 
-def _on_band(price: int, params: Params) -> int:
+def on_band(price: int, params: Params) -> int:
     price = max(params.price_min_satang_per_kwh, min(params.price_max_satang_per_kwh, price))
     return price - price % params.tick_satang_per_kwh
 
 
 def ask_price(member: Member, prices: Prices, rng: random.Random, params: Params) -> int:
     lean = max(0, min(950, member.ask_permille + rng.randint(-60, 60)))
-    return _on_band(prices.buyback + (prices.retail - prices.buyback) * lean // 1000, params)
+    return on_band(prices.buyback + (prices.retail - prices.buyback) * lean // 1000, params)
 
 
 def bid_price(member: Member, prices: Prices, rng: random.Random, params: Params) -> int:
     lean = max(0, min(950, member.bid_permille + rng.randint(-60, 60)))
     floor = min(prices.buyback, prices.bid_cap)
-    return _on_band(prices.bid_cap - (prices.bid_cap - floor) * lean // 1000, params)
+    return on_band(prices.bid_cap - (prices.bid_cap - floor) * lean // 1000, params)
+
+
+Committed = Callable[[str, int], int]
 
 
 class Traders:
@@ -146,14 +150,21 @@ class Traders:
         self.seed = seed
         self._rngs = {m.name: random.Random(f"{seed}/trader/{m.name}") for m in members}
 
-    def orders(self, k: int, start: int, params: Params) -> list[tuple[Member, tx.PlaceOrder]]:
-        """Orders for window interval `k`, which starts at `start`, in arrival order."""
+    def orders(
+        self, k: int, start: int, params: Params, committed: Committed | None = None
+    ) -> list[tuple[Member, tx.PlaceOrder]]:
+        """Orders for window interval `k`, which starts at `start`, in arrival order; with
+        `committed` (Wh a member already offered, or bid for as a negative, in the day-ahead
+        auction) only the rest of the same side is traded."""
         prices = Prices.at(start, params)
         out = []
         for m in self.members:
             rng, p = self._rngs[m.name], self.plans[m.name]
-            surplus = p.forecast_pv[k] - p.forecast_load[k]
+            ahead = 0 if committed is None else committed(m.name, k)
+            surplus = p.forecast_pv[k] - p.forecast_load[k] - ahead
             haircut = rng.randint(850, 1000)
+            if ahead * surplus < 0:  # the auction already took more than this side's rest
+                continue
             if surplus >= params.min_lot_wh:
                 qty, side, price = surplus, tx.Side.SELL, ask_price(m, prices, rng, params)
             elif -surplus >= params.min_lot_wh:

@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gridtokenx.ledger import genesis
-from gridtokenx.ledger.params import Params
-from gridtokenx.simulator import manipulators, storyline
+from gridtokenx.ledger.market import auction
+from gridtokenx.ledger.params import AuctionParams, Params
+from gridtokenx.simulator import day_ahead, manipulators, storyline
 from gridtokenx.simulator.agents import Meters, Plan, Traders, Weather, plan
 from gridtokenx.simulator.clock import Day
 from gridtokenx.simulator.operators import Scada
@@ -44,9 +45,10 @@ from gridtokenx.simulator.population import (
     setup_phases,
 )
 from gridtokenx.simulator.signer import Signer
-from gridtokenx.simulator.sink import ChainReader, LateForTheChain, Sink
+from gridtokenx.simulator.sink import AuctionClearing, ChainReader, LateForTheChain, Sink
 from gridtokenx.wire import crypto, tx
 
+RING_LEAD_SECONDS = 20  # the wash ring's blocks come this long before an interval's orders
 BUDGET_SATANG_PER_KWH = 700
 """THB issued per kWh a member may import, bid for or fail to deliver: above the peak
 retail rate with Ft and VAT (6.38 THB), the wheeling charge and the imbalance price, so no
@@ -64,8 +66,11 @@ class DayConfig:
     key_prefix: str = "sim"  # keys are dev keys under this label: change it to rerun a chain
     storyline: bool = True  # grid reports, the fee vote and certificate claims (storyline.py)
     zones: tuple[str, ...] = ()  # where the members live; empty: every zone of the chain
-    # Manipulating agents mixed into the day (manipulators.Role values; in-process only)
+    # Manipulating agents mixed into the day (manipulators.Role values)
     manipulators: tuple[str, ...] = ()
+    # Day-ahead curves before the auction gate of the first interval's delivery day
+    # (day_ahead.py); the setup then happens before that gate, the day before
+    auction: bool = False
 
     def problems(self, params: Params) -> list[str]:
         found = []
@@ -85,8 +90,16 @@ class DayConfig:
     def first_interval(self, params: Params) -> int:
         return Day.of(self.date, params).midnight + self.start_minute * 60
 
+    def auction_gate(self, params: Params) -> int:
+        """The auction gate of the first interval's delivery day (default auction rules:
+        the simulated chains never vote on them)."""
+        return auction.gate(self.first_interval(params), params, AuctionParams())
+
     def setup_time(self, params: Params) -> int:
-        """Setup (registrations, licences, THB) happens two intervals before trading."""
+        """Setup (registrations, licences, THB) happens two intervals before trading, or
+        with the auction three intervals before its gate (the curves follow the setup)."""
+        if self.auction:
+            return self.auction_gate(params) - 3 * params.interval_seconds
         return self.first_interval(params) - 2 * params.interval_seconds
 
 
@@ -149,6 +162,11 @@ class MarketDay:
             )
         members = list(self.population.members)
         self.traders = Traders(list(honest.members), self.plans, self.seed)
+        self.day_ahead: day_ahead.DayAhead | None = None
+        if config.auction:
+            cut = slice(offset, offset + config.intervals)
+            ahead = {m.name: day_ahead.forecast(m, days, weather)[cut] for m in honest.members}
+            self.day_ahead = day_ahead.DayAhead(list(honest.members), ahead, self.seed)
         self.meters = Meters(members, self.plans)
         self.scada = Scada(spec, members, self.plans, config.intervals, self.seed)
         self.signer = Signer(spec.chain_id, next_nonce)
@@ -198,19 +216,77 @@ class MarketDay:
         manipulators' first moves (if any) before the honest orders, the rest after."""
         start, manip = self.start(k), self.manipulators
         found = manip.first(k, start, self.params, self.plans)
-        found += self.traders.orders(k, start, self.params) + manip.after(k, start, self.params)
+        committed = None if self.day_ahead is None else self.day_ahead.committed
+        found += self.traders.orders(k, start, self.params, committed)
+        found += manip.after(k, start, self.params)
         return [self.signer.sign(m.key, body) for m, body in found]
+
+    def auctioned(self) -> list[int]:
+        """Window intervals in the auction: those of the first interval's delivery day
+        (later days' gates fall inside the day, which trades them continuously only)."""
+        if self.day_ahead is None:
+            return []
+        gate = self.config.auction_gate(self.params)
+        a = AuctionParams()
+        return [k for k in range(self.config.intervals)
+                if auction.gate(self.start(k), self.params, a) == gate]  # fmt: skip
+
+    def curves(self) -> dict[int, list[bytes]]:
+        """Every member's signed day-ahead curves per interval start, for the intervals
+        that have any (call once, after `setup`)."""
+        out: dict[int, list[bytes]] = {}
+        ahead = self.day_ahead
+        if ahead is None:
+            return out
+        for k in self.auctioned():
+            found = ahead.curves(k, self.start(k), self.params)
+            if found:
+                out[self.start(k)] = [self.signer.sign(m.key, body) for m, body in found]
+        return out
+
+    def _auction(self, sink: Sink) -> None:
+        """The curves an interval before the gate, then each auctioned interval's clearing
+        once the gate has passed: solved and submitted by the in-process sink, awaited from
+        the validators (which clear by themselves) on a devnet."""
+        if not isinstance(sink, AuctionClearing):
+            raise ValueError("this sink cannot clear day-ahead auctions")
+        gate = self.config.auction_gate(self.params)
+        sink.advance_to(gate - self.interval)
+        curves = self.curves()
+        sink.submit([raw for batch in curves.values() for raw in batch])
+        sink.wait_final()
+        _on_time(sink, gate, "the day-ahead curves")
+        sink.advance_to(gate)
+        erc = self.authorities[storyline.PROPOSER]
+        for start in curves:
+            sink.clear_auction(start, lambda body: self.signer.sign(erc, body))
+        sink.wait_final()
+        # On a devnet every validator's node submitted a clearing with its authority's key;
+        # the ones that lost are dropped within a few blocks, long before the window opens.
+        sink.advance_to(self.start(-1) - 2 * RING_LEAD_SECONDS)
+        for key in self.authorities.values():
+            self.signer.resync(key.address, sink.next_nonce(key.address))
+
+    def ring_steps(self, k: int) -> Iterator[Step]:
+        """The wash ring's offers, then its buys, in blocks just before interval `k`'s
+        orders (manipulators.Manipulators.ring)."""
+        at = self.start(k - 1)
+        for i, moves in enumerate(self.manipulators.ring(k, self.start(k), self.params)):
+            if moves:
+                signed = [self.signer.sign(m.key, body) for m, body in moves]
+                yield Step(at - RING_LEAD_SECONDS + 10 * i, signed, -2, None)
 
     def manipulation_steps(self, k: int, reader: manipulators.MarketReader) -> Iterator[Step]:
         """Between interval `k`'s orders and its gate closure: the spoofer's cancellations a
-        few minutes on, and the gate marker's sweep a minute before the gate closes."""
+        few minutes on, and the gate marker's sweep just before the gate closes."""
         if not self.manipulators.roles:
             return
         start, gate = self.start(k), self.start(k) - self.params.gate_closure_seconds
         mid = self.manipulators.mid(k, start, reader)
         yield Step(self.start(k - 1) + 120, [self.signer.sign(m.key, b) for m, b in mid], -2, None)
         late = self.manipulators.late(k, start, self.params, reader)
-        yield Step(gate - 60, [self.signer.sign(m.key, b) for m, b in late], -2, None)
+        late_at = gate - manipulators.MARK_LEAD_SECONDS
+        yield Step(late_at, [self.signer.sign(m.key, b) for m, b in late], -2, None)
 
     def grid_reports(self, k: int, measured_at: int) -> list[bytes]:
         """The operators' signed SCADA reports of window interval `k`, just ended."""
@@ -268,6 +344,8 @@ class MarketDay:
         for j in range(n + 2):
             traded, read, at = (j if j < n else None), j - 2, self.start(j - 1)
             txs = self.grid_reports(read, at) if story and read >= 0 else []
+            if traded is not None:
+                yield from self.ring_steps(traded)
             txs += self.readings(read) + ([] if traded is None else self.orders(traded))
             txs += self.fee_proposal() if story and j == 0 else []
             yield Step(at, txs, read, traded)
@@ -327,11 +405,12 @@ class MarketDay:
                 _on_time(sink, self.start(0), "the setup's registrations")
         if on_setup is not None:
             on_setup()
+        if self.day_ahead is not None:
+            self._auction(sink)
         reader = None
         if self.manipulators.roles:
             if not isinstance(sink, manipulators.MarketReader):
-                raise ValueError("manipulators run only on a sink that reads the market "
-                                 "(the in-process SandboxSink)")  # fmt: skip
+                raise ValueError("manipulators run only on a sink that reads the market")
             reader = sink
         for step in self.steps(reader):
             sink.advance_to(step.time)

@@ -29,13 +29,14 @@ import datetime
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from rich.console import Console
 
-from gridtokenx.client import Client
+from gridtokenx.client import ApiError, Client
+from gridtokenx.client.results import SurveillanceAlert
 from gridtokenx.devnet.homes import DEVNET_VALIDATORS, devnet_genesis, init_devnet, init_full_node
 from gridtokenx.devnet.observer import Observer
 from gridtokenx.devnet.processes import Processes, free_base_port
@@ -48,6 +49,7 @@ from gridtokenx.simulator.devnet_sink import DevnetRejected, DevnetSink, Finalit
 from gridtokenx.simulator.sink import LateForTheChain
 from gridtokenx.simulator.summary import DaySummary, facts_table, summarize
 from gridtokenx.simulator.summary import render as summary_render
+from gridtokenx.wire import crypto
 
 CHAIN_ID: Final = "gridtokenx-demo"
 VALIDATORS: Final = DEVNET_VALIDATORS  # EGAT, MEA, PEA, ERC
@@ -76,6 +78,7 @@ LATE_CODES: Final = frozenset(
      "STALE_GRID_STATUS"}
 )  # fmt: skip
 """Ledger codes of a transaction the chain's clock overtook: lateness, not a model bug."""
+ALERT_PAGE: Final = 200  # the API's most alerts a page
 HEADROOM: Final = 2.0  # a step must take at most half the wall time its deadline allows
 
 
@@ -133,6 +136,11 @@ class DemoConfig:
     storyline: bool = True
     season: bool | None = False  # a scenario's season (None: from the date); --hot-season wins
     lead_seconds: float = LEAD_SECONDS  # longer after a run whose boot ate the lead
+    # Day-ahead curves before the auction gate, 12:00 the day before (day_ahead.py): the
+    # chain then runs about 22 more hours before the window, 11 wall minutes at 120x
+    auction: bool = False
+    manipulators: tuple[str, ...] = ()  # manipulators.Role values mixed into the day
+    start_minute: int | None = None  # local minute of the first interval; None: see `day`
 
     def problems(self) -> list[str]:
         found = []
@@ -150,6 +158,7 @@ class DemoConfig:
         `hours` around 13:00 (the solar afternoon, when most energy changes hands)."""
         minutes = int(self.hours * 60)
         start = 0 if minutes == 1440 else max(0, min(1440 - minutes, 780 - minutes // 2))
+        start = start if self.start_minute is None else self.start_minute
         return DayConfig(
             seed=self.seed,
             participants=self.participants,
@@ -159,11 +168,15 @@ class DemoConfig:
             hot_season=True if self.hot_season else self.season,
             storyline=self.storyline,
             zones=self.zones,
+            auction=self.auction,
+            manipulators=self.manipulators,
         )
 
     def wall_seconds(self) -> float:
-        """About how long the simulated part takes (setup and the window)."""
-        return (self.hours * 3600 + 2 * 900) / self.speed + self.lead_seconds
+        """About how long the simulated part takes (setup, the auction and the window)."""
+        p, day = Params(), self.day()
+        before = day.first_interval(p) - day.setup_time(p)
+        return (self.hours * 3600 + before) / self.speed + self.lead_seconds
 
 
 @dataclass
@@ -175,6 +188,8 @@ class DemoResult:
     wall_seconds: float
     speed: float = 0.0
     pace: Pace | None = None
+    alerts: list[SurveillanceAlert] = field(default_factory=list)  # EGAT's node's
+    names: dict[str, str] = field(default_factory=dict)  # address text -> member name
 
     @property
     def dashboard_url(self) -> str:
@@ -308,9 +323,11 @@ class DemoDevnet:
                 return summarize(node.app.state, list(events), first, n, node.app.height)
 
             summary = observer.call(read)
+            alerts = surveillance_alerts(api, sink.seen_height)
         elapsed = time.monotonic() - started
+        names = {crypto.address_to_text(m.key.address): m.name for m in day.population.members}
         return DemoResult(summary, sink.finality, sink.submitted, self.api_url, elapsed,
-                          speed, paces[0] if paces else None)  # fmt: skip
+                          speed, paces[0] if paces else None, alerts, names)  # fmt: skip
 
     def next_lead(self) -> float:
         """The lead for a run after this one: enough for this machine's boot (measured)
@@ -356,6 +373,40 @@ class DemoDevnet:
         self.stop()
 
 
+def surveillance_alerts(api: Client, height: int, timeout: float = 60.0) -> list[SurveillanceAlert]:
+    """Every alert the node's surveillance raised once it has judged `height` (each
+    interval is judged in the block that settles it); [] when the node runs none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            page = api.surveillance_alerts(limit=ALERT_PAGE)
+        except ApiError as exc:
+            if exc.code == "NOT_FOUND":
+                return []
+            raise
+        if page.height >= height:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the node's surveillance did not reach height {height}")
+        time.sleep(0.2)
+    found = list(page.items)
+    while len(found) < page.total:
+        found += api.surveillance_alerts(limit=ALERT_PAGE, offset=len(found)).items
+    return found
+
+
+def _alert_rows(result: DemoResult) -> tuple[tuple[str, str], ...]:
+    by: dict[str, tuple[int, set[str]]] = {}
+    for alert in result.alerts:
+        count, who = by.get(alert.detector, (0, set()))
+        by[alert.detector] = (count + 1, who | {result.names.get(a, a) for a in alert.accounts})
+    rows = []
+    for detector, (count, who) in sorted(by.items()):
+        more = f" and {len(who) - 6} more" if len(who) > 6 else ""
+        rows.append((f"{detector}: {count} alerts", ", ".join(sorted(who)[:6]) + more))
+    return tuple(rows) or (("alerts", "none"),)
+
+
 def _has_trouble(log: Path) -> bool:
     with open(log, errors="replace") as lines:
         return any(" WARNING " in line or " ERROR " in line or '"level":"error"' in line
@@ -389,6 +440,8 @@ def render(result: DemoResult, console: Console) -> None:
             ),
         )
     )  # fmt: skip
+    console.print(facts_table("ERC surveillance (EGAT's node, /api/v1/surveillance/alerts)",
+                              _alert_rows(result)))  # fmt: skip
 
 
 __all__ = [

@@ -31,6 +31,7 @@ from typing import Final
 
 from gridtokenx.api.models import MAX_LIMIT
 from gridtokenx.client import ApiError, Client
+from gridtokenx.simulator.sink import Sign
 from gridtokenx.wire import crypto, tx
 
 MAX_BATCH: Final = 1000  # the API's limit per batch request
@@ -112,6 +113,7 @@ class DevnetSink:
         self.latest_time = 0
         self.busy_retries = 0  # times the node said "not now" and the rest waited
         self._checked_at = 0.0
+        self._zone_codes: list[str] = []
 
     # --- Sink ------------------------------------------------------------------------------
     def submit(self, txs: list[bytes]) -> None:
@@ -189,6 +191,50 @@ class DevnetSink:
             if after is None:
                 return None
         raise RuntimeError(f"more than {MAX_PAGES} pages of proposals")
+
+    # --- the day-ahead auction (simulator.sink.AuctionClearing) ---------------------------
+    def clear_auction(self, interval_start: int, sign: Sign) -> None:
+        """The validators clear auctions by themselves once the gate has passed
+        (node/auction_clearer.py): wait until the result is committed. `sign` is not used;
+        an auction still open past its clearing deadline is an error."""
+
+        def cleared() -> bool:
+            self._follow_blocks()
+            try:
+                self.client.auction_result(interval_start)
+                return True
+            except ApiError as exc:
+                if exc.code != "NOT_FOUND":
+                    raise
+            book = self.client.auction_book(self._zones()[0], interval_start)
+            if self.latest_time >= book.clearing_deadline:
+                raise DevnetTimeout(f"the auction of {interval_start} was still {book.status} "
+                                    "at its clearing deadline")  # fmt: skip
+            return False
+
+        self._wait(cleared, f"the auction of {interval_start} to clear")
+
+    # --- what the manipulating agents read (simulator.manipulators.MarketReader) ----------
+    def open_orders_of(self, address: bytes) -> list[int]:
+        return [o.id for o in self.client.orders(address, limit=MAX_LIMIT)]
+
+    def resting(self, interval: int) -> list[tuple[tx.Side, int, int]]:
+        """The books' price levels (an aggregate per price, which is all the agents use)."""
+        out: list[tuple[tx.Side, int, int]] = []
+        for zone in self._zones():
+            book = self.client.book(zone, interval)
+            out += [(tx.Side.BUY, lv.price, lv.quantity_wh) for lv in book.bids]
+            out += [(tx.Side.SELL, lv.price, lv.quantity_wh) for lv in book.asks]
+        return out
+
+    def traded(self, interval: int) -> list[tuple[int, int]]:
+        """The interval's first `MAX_LIMIT` trades (the API's page)."""
+        return [(t.quantity_wh, t.price) for t in self.client.trades(interval, limit=MAX_LIMIT)]
+
+    def _zones(self) -> list[str]:
+        if not self._zone_codes:
+            self._zone_codes = sorted(z.code for z in self.client.grid().zones)
+        return self._zone_codes
 
     def _submit_until_busy(self, txs: list[bytes]) -> list[bytes]:
         """Submit in batches; returns the transactions from the first busy refusal on."""

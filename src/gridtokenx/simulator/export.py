@@ -55,6 +55,15 @@ def figures(s: DaySummary) -> list[tuple[str, int | str]]:
     for line in s.proposals:
         rows += [(f"proposal_{line.id}_status", line.status), (f"proposal_{line.id}_yes", line.yes),
                  (f"proposal_{line.id}_ballots", line.ballots)]  # fmt: skip
+    c = s.markets
+    if c.auctions_cleared:  # the day-ahead auction next to continuous trading
+        rows += [("auctions_cleared", c.auctions_cleared),
+                 ("auction_certified_welfare_satang", c.certified_satang)]  # fmt: skip
+        for name, m in (("auction", c.auction), ("continuous", c.continuous)):
+            rows += [(f"{name}_trades", m.trades), (f"{name}_energy_wh", m.energy_wh),
+                     (f"{name}_share_permille", c.share_permille(m)),
+                     (f"{name}_welfare_satang", m.welfare_satang)]  # fmt: skip
+            rows += [(f"{name}_vwap_{zone}", m.vwap(zone)) for zone in sorted(m.zones)]
     return rows
 
 

@@ -5,12 +5,12 @@ by a pattern the ERC's surveillance must catch (docs/surveillance.md), instead o
 honest forecast-and-offer of `agents.Traders`:
 
 - `wash_ring`: three linked accounts (the first funds the others on the first step) that
-  trade the same 4 kWh round a circle in every interval, before anyone else's orders
-  arrive so that they match each other;
+  trade the same 4 kWh round a circle in every interval, in two blocks of their own before
+  anyone else's orders arrive so that they match each other;
 - `spoofer`: five layered bids of 20 kWh, 40 satang and more below where honest bids sit,
   a small sell into the honest bids that the depth attracts, and a cancellation of the
   layers a few minutes later;
-- `gate_marker`: a minute before gate closure it reads the book and, when sweeping it with
+- `gate_marker`: 150 s before gate closure it reads the book and, when sweeping it with
   20 kWh would move the interval's price by 15 % or more, sweeps it with an IOC order;
 - `withholder`: a 2 MW plant offering a fifth of its forecast surplus;
 - `dominant_seller`: a 3 MW plant offering all its forecast surplus at 90 % of the way from
@@ -50,6 +50,8 @@ SPOOF_LAYERS: Final = 5
 SPOOF_WH: Final = 20_000
 MARK_WH: Final = 20_000
 MARK_MOVE_BP: Final = 1_500
+MARK_LEAD_SECONDS: Final = 150  # the sweep's time before gate closure: inside surveillance's
+# late window (MarkingSettings.late_seconds, 180) with room for a devnet's block spacing
 EXTRA_SATANG: Final = 3_000_000  # beyond the usual budget: the layers' and sweeps' escrow
 FUNDING_SATANG: Final = 1_000_000
 
@@ -111,16 +113,6 @@ class Manipulators:
         """Before the honest orders of interval `k` arrive (its book is still empty)."""
         out: list[Order] = []
         prices = Prices.at(start, params)
-        ring = self.members.get(Role.WASH_RING)
-        if ring:
-            if k == 0:
-                out += [(ring[0], tx.Transfer(tx.Asset.THB, m.key.address, FUNDING_SATANG))
-                        for m in ring[1:]]  # fmt: skip
-            price = (prices.buyback + prices.bid_cap) // 2
-            for seller, buyer in zip(ring, ring[1:] + ring[:1], strict=True):
-                out.append((seller, tx.PlaceOrder(tx.Side.SELL, self.zone, start, WASH_WH, price)))
-                out.append((buyer, _ioc(tx.Side.BUY, self.zone, start, WASH_WH, price)))
-            self.acted.append((Role.WASH_RING, k))
         for spoofer in self.members.get(Role.SPOOFER, []):
             for layer in range(SPOOF_LAYERS):
                 price = max(params.price_min_satang_per_kwh, prices.buyback - 40 - 5 * layer)
@@ -138,6 +130,28 @@ class Manipulators:
                     self.acted.append((role, k))
         return out
 
+    def ring(self, k: int, start: int, params: Params) -> tuple[list[Order], list[Order]]:
+        """The wash ring's two moves for interval `k`, each to be final before the next and
+        both before anyone else's orders arrive (an empty book): every member offers, then
+        each buys with an IOC order what the one before it offers. A block interleaves its
+        senders' transactions (chain/mempool.py), so sells and buys in one block could miss
+        each other; in their own blocks, in this order, each buy's best ask is the offer of
+        the member before it (price-time priority, the oldest first): a circle."""
+        ring = self.members.get(Role.WASH_RING)
+        if not ring:
+            return [], []
+        prices = Prices.at(start, params)
+        price = (prices.buyback + prices.bid_cap) // 2
+        sells: list[Order] = []
+        if k == 0:
+            sells += [(ring[0], tx.Transfer(tx.Asset.THB, m.key.address, FUNDING_SATANG))
+                      for m in ring[1:]]  # fmt: skip
+        sells += [(m, tx.PlaceOrder(tx.Side.SELL, self.zone, start, WASH_WH, price)) for m in ring]
+        buys: list[Order] = [(m, _ioc(tx.Side.BUY, self.zone, start, WASH_WH, price))
+                for m in ring[1:] + ring[:1]]  # fmt: skip
+        self.acted.append((Role.WASH_RING, k))
+        return sells, buys
+
     def after(self, k: int, start: int, params: Params) -> list[Order]:
         """After the honest orders: the spoofer sells into the bids its layers attract."""
         prices = Prices.at(start, params)
@@ -150,7 +164,7 @@ class Manipulators:
                 for oid in reader.open_orders_of(m.key.address)]  # fmt: skip
 
     def late(self, k: int, start: int, params: Params, reader: MarketReader) -> list[Order]:
-        """A minute before gate closure: the marker sweeps the book if that moves the price."""
+        """Just before gate closure: the marker sweeps the book if that moves the price."""
         out: list[Order] = []
         for m in self.members.get(Role.GATE_MARKER, []):
             traded = reader.traded(start)

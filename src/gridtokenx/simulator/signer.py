@@ -26,3 +26,8 @@ class Signer:
         self._nonces[key.address] = nonce + 1
         self.signed += 1
         return tx.make(key, self.chain_id, nonce, body).encode()
+
+    def resync(self, address: bytes, next_nonce: int) -> None:
+        """Continue `address` from `next_nonce`: for an account that someone else also
+        signs for (an authority whose validator node submits auction clearings)."""
+        self._nonces[address] = next_nonce

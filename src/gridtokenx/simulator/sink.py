@@ -9,11 +9,12 @@ proposal got and the certificates a member holds. Everything else the day decide
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
-from gridtokenx.ledger import accounts, certificates, governance, registry, transition
+from gridtokenx.ledger import accounts, certificates, chain_info, governance, registry, transition
 from gridtokenx.ledger.context import Event
-from gridtokenx.ledger.market import queries
+from gridtokenx.ledger.market import auction_clearing, queries
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.wire import errors, tx
 
@@ -44,6 +45,23 @@ class Sink(ChainReader, Protocol):
 
     def chain_time(self) -> int:
         """The latest committed block's time: whether the day is still on time."""
+
+
+Sign = Callable[[tx.SubmitAuctionClearing], bytes]
+
+
+@runtime_checkable
+class AuctionClearing(Protocol):
+    """How a day-ahead auction gets cleared once its gate has passed."""
+
+    def clear_auction(self, interval_start: int, sign: Sign) -> None:
+        """Return once the interval's auction is cleared: the in-process sink solves it and
+        submits the certificate, signed by `sign`; a devnet's validators clear it by
+        themselves (node/auction_clearer.py) and the devnet sink waits for the result."""
+
+    def next_nonce(self, address: bytes) -> int:
+        """The nonce the chain expects next from `address`: the validators' nodes sign
+        their clearings with the authorities' keys, so the day reads where they left off."""
 
 
 class SimulationRejected(RuntimeError):
@@ -120,6 +138,15 @@ class SandboxSink:
             and p.title == title
         ]
         return max(found, default=None)
+
+    def clear_auction(self, interval_start: int, sign: Sign) -> None:
+        """Solve with the validators' own solver (HiGHS) and apply the certificate."""
+        from gridtokenx.node import auction_solver  # HiGHS loads on the first clearing
+
+        state = self.sandbox.state
+        inst, _ = auction_clearing.instance(state.overlay(), interval_start,
+                                            chain_info.params(state))  # fmt: skip
+        self.submit([sign(auction_solver.solve(inst, interval_start).body)])
 
     # --- what the manipulating agents read (simulator.manipulators.MarketReader) ----------
     def open_orders_of(self, address: bytes) -> list[int]:

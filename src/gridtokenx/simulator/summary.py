@@ -42,6 +42,7 @@ from gridtokenx.ledger.market import queries as market
 from gridtokenx.ledger.market.tariff import tariff_msat_per_kwh
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.state import State
+from gridtokenx.simulator.markets import Comparison, compare
 
 ON_PEAK: Final = "On-Peak"
 OFF_PEAK: Final = "Off-Peak"
@@ -147,6 +148,7 @@ class DaySummary:
     interval_prices: dict[tuple[int, str], PriceCell] = field(default_factory=dict)
     zone_flows: dict[tuple[int, str], ZoneFlow] = field(default_factory=dict)
     retail_msat_per_kwh: dict[int, int] = field(default_factory=dict)
+    markets: Comparison = field(default_factory=Comparison)  # auction next to continuous
 
     @property
     def grid_reports(self) -> int:
@@ -308,6 +310,7 @@ def summarize(
             s.metered_export_wh += reading.export_wh
             s.metered_import_wh += reading.import_wh
     _trades(s, state, p, window)
+    s.markets = compare(state, window)
     _reports(s, state, p, window)
     s.grid_import_wh += s.metered_import_wh
     s.co2_avoided_g = s.renewable_received_wh * p.emission_factor_g_per_kwh // 1000
@@ -376,6 +379,25 @@ def _governance_table(s: DaySummary) -> Table:
     return facts_table("Governance", tuple(rows))
 
 
+def _markets_table(c: Comparison) -> Table:
+    """The auction next to continuous trading: energy share, welfare, prices per zone."""
+    table = Table(title="Day-ahead auction and continuous trading (from the committed trades)")
+    for column in ("", "auction", "continuous"):
+        table.add_column(column)
+    a, k = c.auction, c.continuous
+    table.add_row("auctions cleared / cancelled", f"{c.auctions_cleared} / "
+                  f"{c.auctions_cancelled}", "-")  # fmt: skip
+    table.add_row("trades", f"{a.trades:,}", f"{k.trades:,}")
+    share = [f"{_kwh(m.energy_wh)} ({c.share_permille(m) / 10:.1f} %)" for m in (a, k)]
+    table.add_row("energy traded (share)", *share)
+    table.add_row("welfare at stated prices", _thb(a.welfare_satang), _thb(k.welfare_satang))
+    table.add_row("  certified by the clearings", _thb(c.certified_satang), "-")
+    for zone in c.zones:
+        vwap = [f"{m.vwap(zone) / 100:.2f}" if zone in m.zones else "-" for m in (a, k)]
+        table.add_row(f"average price into {zone}, THB/kWh", *vwap)
+    return table
+
+
 def render(summary: DaySummary, console: Console | None = None) -> None:
     """Print the summary as tables (what `gridtokenx demo` will show at the end)."""
     out = console or Console()
@@ -428,6 +450,7 @@ def render(summary: DaySummary, console: Console | None = None) -> None:
          f"{s.thb_issued_satang:,} - {s.thb_redeemed_satang:,} = {s.thb_held_satang:,} satang"),
         ("state root", s.state_root),
     ))  # fmt: skip
-    for table in (energy, money, prices, _grid_table(s), _certificate_table(s),
+    markets = [_markets_table(s.markets)] if s.markets.auctions_cleared else []
+    for table in (energy, money, prices, *markets, _grid_table(s), _certificate_table(s),
                   _governance_table(s), ledger):  # fmt: skip
         out.print(table)

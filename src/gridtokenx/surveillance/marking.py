@@ -10,7 +10,9 @@ interval traded all along.
 order) in the last `late_seconds` before gate closure, at least `min_late_wh`, whose
 volume-weighted price is at least `move_bp` away from that of the interval's earlier
 trades (which need at least `min_earlier_trades` trades to be a reference). The score
-grows from half at the threshold to full at twice it.
+grows from half at the threshold to full at twice it. Day-ahead auction trades are left
+out of both: they were cleared the day before at the auction's own price, and continuous
+prices near delivery differ from it for honest reasons.
 
 **False positives.** Prices do move near the gate for honest reasons (a forecast update
 makes a buyer chase the last offers), and an interval with few early trades has a poor
@@ -37,12 +39,13 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
         return []
     s = scope.settings.marking
     late_from = scope.gate(start) - s.late_seconds
-    earlier = [t for t in found.trades if t.at.time < late_from]
+    continuous = [t for t in found.trades if not t.auction]  # the auction sets no late price
+    earlier = [t for t in continuous if t.at.time < late_from]
     reference = vwap([(t.quantity_wh, t.price) for t in earlier])
     if reference is None or len(earlier) < s.min_earlier_trades or reference == 0:
         return []
     late: dict[bytes, list[TradeFact]] = defaultdict(list)
-    for t in found.trades:
+    for t in continuous:
         if t.at.time >= late_from:
             late[t.aggressor].append(t)
     out = []

@@ -92,6 +92,8 @@ class TradeFact:
     quantity_wh: int
     price: int
     at: Ref
+    # A day-ahead auction's trade: its order ids are curve ids and it has no aggressor
+    auction: bool = False
 
     @property
     def aggressor(self) -> bytes:
@@ -123,6 +125,8 @@ class IntervalTape:
     orders: dict[int, OrderLife] = field(default_factory=dict)
     trades: list[TradeFact] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)
+    # Day-ahead sell curves still placed: curve id -> (owner, zone, Wh offered)
+    curve_offers: dict[int, tuple[bytes, str, int]] = field(default_factory=dict)
     # What detectors derive from a final interval (past its gate), computed once.
     derived: dict[str, object] = field(default_factory=dict)
 
@@ -139,6 +143,7 @@ class Tape:
         self.settled: list[int] = []  # intervals the last observed block settled
         self.height = 0
         self.time = 0
+        self._clearing = False  # handling an auction clearing's events
 
     def interval(self, start: int) -> IntervalTape:
         found = self.intervals.get(start)
@@ -163,7 +168,9 @@ class Tape:
             at = Ref(block.height, block.time, t.tx_hash)
             if isinstance(t.body, tx.RegisterParticipant):
                 self.names[t.body.account] = t.body.name.strip().casefold()
+            self._clearing = isinstance(t.body, tx.SubmitAuctionClearing)
             self._events(t.events, at)
+        self._clearing = False
         self._events(block.end_events, Ref(block.height, block.time, None))
 
     def _events(self, events: list[Event], at: Ref) -> None:
@@ -196,13 +203,25 @@ class Tape:
             buyer=_bytes(a["buyer"]), seller=_bytes(a["seller"]),
             buyer_zone=str(a["buyer_zone"]), seller_zone=str(a["seller_zone"]),
             quantity_wh=_int(a["quantity_wh"]), price=_int(a["price"]), at=at,
+            auction=self._clearing,
         )  # fmt: skip
         self.interval(fact.interval).trades.append(fact)
+        if fact.auction:  # curve ids, not order ids
+            return
         for order_id in ids:
             order = self.order(order_id)
             if order is not None:
                 order.filled_wh += fact.quantity_wh
                 order.trades.append(trade_id)
+
+    def _curve(self, a: Attrs, at: Ref) -> None:
+        """A day-ahead sell curve placed or amended: energy on offer for the interval."""
+        if str(a["side"]) == "SELL":
+            entry = (_bytes(a["owner"]), str(a["zone"]), _int(a["quantity_wh"]))
+            self.interval(_int(a["interval"])).curve_offers[_int(a["curve"])] = entry
+
+    def _curve_cancelled(self, a: Attrs, at: Ref) -> None:
+        self.interval(_int(a["interval"])).curve_offers.pop(_int(a["curve"]), None)
 
     def _transfer(self, a: Attrs, at: Ref) -> None:
         self.transfers.append(
@@ -277,6 +296,9 @@ _HANDLERS: Final[dict[str, Callable[[Tape, Attrs, Ref], None]]] = {
     "order_expired": _closer("expired"),
     "order_killed": _closer("killed"),
     "trade": Tape._trade,
+    "auction_curve_placed": Tape._curve,
+    "auction_curve_amended": Tape._curve,
+    "auction_curve_cancelled": Tape._curve_cancelled,
     "transfer": Tape._transfer,
     "meter_registered": Tape._meter,
     "reading": Tape._reading,

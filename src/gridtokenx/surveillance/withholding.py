@@ -8,7 +8,8 @@ the price the short zone pays (or pushes buyers onto the TOU rate).
 least `min_unmet_bid_wh`): buyers wanted energy that was not offered at their price.
 
 **Alert (physical)**, per seller, zone and interval: what it kept on offer until the gate
-(filled, or resting until expiry; cancelled offers count as withheld) is below
+(filled, or resting until expiry; cancelled offers count as withheld; day-ahead sell
+curves count whole, accepted or not) is below
 `offered_bp` of the smaller of its metered export in the interval and the larger of its
 exports one and two intervals before (what a persistence forecast made around order time
 expected), by at least `min_withheld_wh`. Taking the smaller keeps a seller whose output
@@ -64,6 +65,9 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
     if not short:
         return []
     now = _exports(found)
+    ahead: dict[tuple[bytes, str], int] = defaultdict(int)  # offered in the day-ahead auction
+    for owner, zone, wh in found.curve_offers.values():
+        ahead[owner, zone] += wh
     length = scope.params.interval_seconds
     one, two = (_exports(tape.intervals.get(start - n * length)) for n in (1, 2))
     zone_price = {
@@ -76,7 +80,7 @@ def detect(tape: Tape, scope: Scope, start: int) -> list[Alert]:
             continue
         mine = offers.get((owner, zone), [])
         expected = min(export, max(one.get((owner, zone), 0), two.get((owner, zone), 0)))
-        kept = sum(_kept_on_offer(o) for o in mine)
+        kept = sum(_kept_on_offer(o) for o in mine) + ahead.get((owner, zone), 0)
         withheld = expected - kept
         if kept * 10_000 < expected * s.offered_bp and withheld >= s.min_withheld_wh:
             out.append(alerts.make(
