@@ -18,7 +18,7 @@ bans its sender at once, and is never forwarded.
 
 Nothing here waits for a peer. Each connection is a `connection.Peer` with bounded send
 lanes and a writer task of its own, so `publish`, `send_to`, `rebroadcast` and the
-forwarding of a flood are plain calls that queue and return: a peer that stops reading can
+forwarding of a message are plain calls that queue and return: a peer that stops reading can
 fill only its own queues, and is dropped at its deadlines.
 
 Peers come in the categories CometBFT operators know, all set in `PeerSettings`:
@@ -95,7 +95,7 @@ class Kind(IntEnum):
 STATE_SYNC: Final = frozenset(
     {Kind.SNAPSHOTS_REQUEST, Kind.SNAPSHOT_OFFER, Kind.CHUNK_REQUEST, Kind.CHUNK}
 )
-"""State sync (`node.state_sync`): requests and answers between two peers, never flooded."""
+"""State sync (`node.state_sync`): requests and answers between two peers, never gossiped."""
 
 
 DISCOVERY: Final = frozenset({Kind.HELLO, Kind.PEERS_REQUEST, Kind.PEERS})
