@@ -57,12 +57,49 @@ def grafted(mesh: Mesh[int], topic: Topic, members: list[int], now: float = 0.0)
 
 def test_connect_announces_our_topics_and_a_short_mesh_takes_a_new_peer_at_once() -> None:
     mesh: Mesh[int] = Mesh(FULL, random.Random(1))
-    assert mesh.connect(7, 0.0, True) == [(7, Subscribe(FULL))]
-    step = mesh.receive(7, Subscribe(frozenset({Topic.GRID})), 0.0)
+    sends = mesh.connect(7, 0.0, True)
+    # Its subscription is not here yet: it counts as taking everything, so a message
+    # published now reaches it, and every short mesh grafts it without a heartbeat.
+    assert sends[0] == (7, Subscribe(FULL))
+    assert sorted(f.topic for _, f in sends[1:] if isinstance(f, Graft)) == sorted(FULL)
+    assert {p for p, _ in mesh.publish(Topic.BLOCKS, b"early", SMALL, 0.0)} == {7}
+    mesh.receive(7, Subscribe(frozenset({Topic.GRID})), 0.0)
     assert mesh.peers[7].topics == {Topic.GRID}
+    assert mesh.mesh[Topic.GRID] == {7}
+    assert mesh.mesh[Topic.BLOCKS] == set()  # it does not take blocks: out of that mesh
+
+
+def test_a_short_mesh_takes_a_peer_when_its_subscription_arrives() -> None:
+    mesh: Mesh[int] = Mesh(FULL, random.Random(1))
+    mesh.connect(7, 0.0, True)
+    mesh.receive(7, Subscribe(frozenset()), 0.0)  # it takes nothing yet
+    assert all(not members for members in mesh.mesh.values())
+    step = mesh.receive(7, Subscribe(frozenset({Topic.GRID})), 0.0)
     assert step.sends == [(7, Graft(Topic.GRID))]  # no waiting for the heartbeat
     assert mesh.mesh[Topic.GRID] == {7}
-    assert mesh.mesh[Topic.BLOCKS] == set()
+
+
+def test_subscribing_to_a_topic_later_grafts_it_and_tells_every_peer() -> None:
+    mesh: Mesh[int] = Mesh(FULL - {Topic.CONSENSUS}, random.Random(1))
+    for peer in (1, 2, 3):
+        mesh.connect(peer, 0.0, True)
+        mesh.receive(peer, Subscribe(ALL), 0.0)
+    assert Topic.CONSENSUS not in mesh.mesh
+    sends = mesh.subscribe(ALL, 1.0)  # voted in as a validator
+    assert mesh.mesh[Topic.CONSENSUS] == {1, 2, 3}
+    assert frames_to(sends, Subscribe) == {p: [Subscribe(ALL)] for p in (1, 2, 3)}
+    assert mesh.subscribe(ALL, 1.0) == []  # unchanged: nothing to say
+    mesh.subscribe(ALL - {Topic.CONSENSUS}, 2.0)  # voted out
+    assert Topic.CONSENSUS not in mesh.mesh and mesh.members(Topic.CONSENSUS) == frozenset()
+
+
+def test_a_relayed_message_goes_to_the_mesh_only_once() -> None:
+    mesh = node(20)
+    mesh.heartbeat(1.0)
+    members = mesh.members(Topic.TRANSACTIONS)
+    sends = mesh.relay(Topic.TRANSACTIONS, b"batch", SMALL, 1.5)
+    assert {p for p, _ in sends} == members and len(members) < 20
+    assert mesh.relay(Topic.TRANSACTIONS, b"batch", SMALL, 1.6) == []
 
 
 def test_subscriptions_fill_a_mesh_up_to_d_lo_only() -> None:

@@ -78,7 +78,7 @@ class Entry:
     nonce: int
     fee: int
     seq: int  # arrival order
-    emergency: bool = False  # `tx.is_emergency`: reaped ahead of everything else
+    emergency: bool = False  # `tx.is_priority` (grid updates, emergencies): reaped first
     decoded: tx.SignedTransaction | None = None  # as admission decoded it: not decoded again
 
     @property
@@ -259,7 +259,7 @@ class Mempool:
             stx.tx.nonce,
             stx.tx.fee,
             next(self._seq),
-            tx.is_emergency(stx.tx.body),
+            tx.is_priority(stx.tx.body),
             stx,
         )
         if not self._make_room(entry):
@@ -314,8 +314,8 @@ class Mempool:
             if run:
                 runs.append(run)
         runs.sort(key=lambda r: r[0].seq)
-        # Grid emergencies first: each run holding one leads with its transactions up to
-        # the last emergency (nonce order must hold), in order of arrival.
+        # Grid updates and emergencies first: each run holding one leads with its
+        # transactions up to the last of them (nonce order must hold), in order of arrival.
         urgent = [
             (run, max((i for i, e in enumerate(run) if e.emergency), default=-1)) for run in runs
         ]

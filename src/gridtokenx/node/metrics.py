@@ -155,6 +155,12 @@ class _PeerCollector(Collector):
             frames.add_metric([lane.name.lower()], count)
         yield depth
         yield frames
+        mesh = GaugeMetricFamily(
+            "gridtokenx_p2p_mesh_peers", "peers in each gossip topic's mesh", labels=["topic"]
+        )
+        for topic, size in g.mesh_sizes().items():
+            mesh.add_metric([topic], size)
+        yield mesh
         counters = (
             ("p2p_send_dropped", "frames dropped from a full send queue", "lane", g.stats.dropped),
             ("p2p_disconnects", "connections ended, by reason", "reason", g.stats.disconnects),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -46,6 +47,7 @@ from gridtokenx.node.supervisor import Supervisor
 from gridtokenx.node.telemetry import CommitInfo, Telemetry
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import STATE_SYNC, Gossip, Kind, Outcome
+from gridtokenx.p2p.mesh import Topic
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.snapshots import Snapshots
 from gridtokenx.storage.store import Store
@@ -64,6 +66,14 @@ _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _DISHONEST: Final = frozenset(
     {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
 )
+
+
+def _is_grid(raw: bytes) -> bool:
+    """A grid operator's status report or an emergency (`tx.is_priority`)."""
+    try:
+        return tx.is_priority(tx.decode(raw).tx.body)
+    except ValueError:  # codec.DecodeError: it travels, and fails, with the rest
+        return False
 
 
 CommitListener = Callable[[int, bytes, list[Receipt], list[Event]], None]
@@ -127,9 +137,9 @@ class Node:
             timeouts,
             persistent,
         )
-        self.gossip = Gossip(
-            key, self._on_message, address_book=address_book, settings=peer_settings
-        )
+        self._sentry = bool(peer_settings is not None and peer_settings.private_peer_ids)
+        self.gossip = Gossip(key, self._on_message, address_book=address_book,
+                             settings=peer_settings, topics=self._topics())  # fmt: skip
         self.gossip.reserved = self._reserved
         self.gossip.on_connect = self._announce_pending
         self.reserved_peers: set[bytes] = set()  # configured peers, let in beyond the cap
@@ -173,6 +183,14 @@ class Node:
         return {
             crypto.address_of(a.public_key): a.code for _, a in registry.authorities(self.app.state)
         }
+
+    def _topics(self) -> frozenset[Topic]:
+        """The mesh topics this node takes: consensus messages stay among validators and
+        sentries (a node that keeps its validator's address private); every node takes
+        transactions, blocks and grid updates."""
+        if self._sentry or self.core.validators.get(self.key.address) is not None:
+            return frozenset(Topic)
+        return frozenset(Topic) - {Topic.CONSENSUS}
 
     def _reserved(self, peer: bytes) -> bool:
         return peer in self.reserved_peers or self.core.validators.get(peer) is not None
@@ -226,11 +244,14 @@ class Node:
         proposals and votes every second, for peers that restarted or reconnected. After
         a restart they include the votes the WAL held (the core broadcasts them again on
         `start`, before any peer is connected), which the crash may have lost. Pending
-        transactions that waited too long go out again too."""
+        transactions that waited too long go out again too. The gossip mesh's heartbeat
+        runs here, and the node's topics follow the validator set."""
         loop = asyncio.get_running_loop()
         stale_checked = loop.time()
         while not self.halted:
             await asyncio.sleep(every)
+            self.gossip.subscribe(self._topics())  # no-op unless voted in or out
+            self.gossip.heartbeat()
             for kind, payload in list(self._own):
                 self.gossip.rebroadcast(kind, payload)
             if (now := loop.time()) - stale_checked >= STALE_CHECK_S:
@@ -267,7 +288,7 @@ class Node:
             for a in admissions:
                 if a.accepted and a.tx_hash is not None:
                     self._announced[a.tx_hash] = (now, 0)
-        self._relay(admitted)
+        self._relay(admitted, self.gossip.publish if client else self.gossip.relay)
         return admissions
 
     async def submit(self, raw: bytes) -> bytes:
@@ -277,21 +298,27 @@ class Node:
             raise Rejected(admission.code, admission.message)
         return admission.tx_hash
 
-    def _relay(self, raws: list[bytes], peer: bytes | None = None) -> None:
-        """Queue transactions for every peer (or one), in batches (one frame, one
-        encryption and one write for many). Peers that hold one recognise it by its hash."""
-        for i in range(0, len(raws), TX_BATCH_MAX):
-            payload = codec.encode(raws[i : i + TX_BATCH_MAX])
-            if peer is None:
-                self.gossip.publish(Kind.TX, payload)
-            else:
-                self.gossip.send_to(peer, Kind.TX, payload)
+    def _relay(self, raws: list[bytes], send: Callable[[Kind, bytes], object]) -> None:
+        """Queue transactions in batches (one frame, one encryption and one write for
+        many) with `send`: a client's are published to every peer that takes them, those
+        peers sent are relayed to the mesh, stale ones sent again to it, or sent to one
+        peer. Grid updates and emergencies (`tx.is_priority`) go first, as a batch of
+        their own kind on the grid topic, ahead of everything in every send queue. Peers
+        that hold one recognise it by its hash."""
+        grid = [raw for raw in raws if _is_grid(raw)]
+        if grid:
+            held = set(grid)
+            raws = [raw for raw in raws if raw not in held]
+        for kind, batch in ((Kind.GRID, grid), (Kind.TX, raws)):
+            for i in range(0, len(batch), TX_BATCH_MAX):
+                send(kind, codec.encode(batch[i : i + TX_BATCH_MAX]))
 
     def _announce_pending(self, peer: bytes) -> None:
         """A peer connected (or reconnected): send it what this node holds pending, the
         oldest first, up to ANNOUNCE_MAX. Without this, a transaction acknowledged while
         the node was cut off, or before it restarted, would wait here forever."""
-        self._relay([raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)], peer)
+        waiting = [raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)]
+        self._relay(waiting, functools.partial(self.gossip.send_to, peer))
 
     def _rebroadcast_stale(self, now: float) -> None:
         """Send again the pending transactions that waited longer than STALE_TX_S since
@@ -308,16 +335,18 @@ class Node:
         if len(announced) > 2 * len(waiting) + 1024:  # forget what left the mempool
             held = {h for h, _ in waiting}
             self._announced = {h: v for h, v in announced.items() if h in held}
-        self._relay(due)
+        self._relay(due, self.gossip.rebroadcast)
 
-    def _receive_txs(self, payload: bytes, peer: bytes) -> bool:
+    def _receive_txs(self, payload: bytes, peer: bytes, grid: bool = False) -> bool:
         """Queue a peer's transaction batch for admission, skipping the ones already held
-        or already queued; False (the peer loses score) when the batch is malformed."""
+        or already queued; False (the peer loses score) when the batch is malformed, or
+        is a `grid` batch carrying anything but grid updates (which would buy trading
+        the grid's place in every queue)."""
         try:
             raws = _tx_batch.decode(payload)
         except msgspec.DecodeError:
             return False
-        if len(raws) > TX_BATCH_MAX:
+        if len(raws) > TX_BATCH_MAX or (grid and not all(_is_grid(raw) for raw in raws)):
             return False
         mempool = self.app.mempool
         for raw in raws:
@@ -353,8 +382,9 @@ class Node:
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:
         """What a peer sent, checked from the cheap end (see the module docstring)."""
         try:
-            if kind is Kind.TX:
-                return Outcome.RELAY if self._receive_txs(payload, peer) else Outcome.INVALID
+            if kind is Kind.TX or kind is Kind.GRID:
+                taken = self._receive_txs(payload, peer, grid=kind is Kind.GRID)
+                return Outcome.RELAY if taken else Outcome.INVALID
             if kind is Kind.SYNC_REQUEST:
                 return self._answer_sync(payload, peer)
             if kind in STATE_SYNC:
@@ -366,6 +396,10 @@ class Node:
             commit = msgspec.msgpack.decode(payload, type=Commit)
             if kind is Kind.SYNC_BLOCK:
                 return self._on_synced(commit, peer, len(payload))
+            self._catch_up(commit.height, peer)  # a full node hears of heights from these
+            if commit.height > self.core.height:  # it came while this node applied the
+                self._on_synced(commit, peer, len(payload))  # one before: held for its
+                return Outcome.IGNORE  # turn, not lost (a node on the blocks mesh only)
             return await self._on_commit(commit)
         except msgspec.DecodeError:
             return Outcome.INVALID

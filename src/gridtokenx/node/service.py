@@ -107,6 +107,7 @@ def _write_status(home: Path, node: Node, genesis_hash: str = "") -> None:
         "round": node.core.state.round,
         "step": node.core.state.step.name.lower(),  # with the round: where a stall sits
         "peers": len(node.gossip.peers),
+        "mesh": node.gossip.mesh_sizes(),  # peers per gossip topic's mesh
         "catching_up": node.catching_up,  # as GET /api/v1/status, for a node without an API
         "halted": node.halted,
         "failed": node.failed,  # why the node stopped itself (run_node then exits)

@@ -2,14 +2,15 @@
 writer task, a reader task, keepalive, and deadlines on everything that waits for the peer.
 
 A node must never wait for a peer. Sending is therefore an enqueue that returns at once:
-each peer has a bounded queue per lane (consensus messages, requests and answers,
-transactions), and one writer task per peer seals and writes what is queued, consensus
-first, then waits for the socket to take it for at most `write_timeout_s`. A peer that
-stops reading stalls only its own writer, which gives up on it at the deadline. When a
-lane is full, the lane decides: transactions and requests are worth less than the
-connection, so the oldest are dropped (and counted); consensus messages may not be lost
-silently (a vote dropped is a vote the peer never sees), so a full consensus lane
-disconnects the peer, which reconnects and catches up through sync.
+each peer has a bounded queue per lane (grid updates, mesh control frames, consensus
+messages, requests and answers, transactions), and one writer task per peer seals and
+writes what is queued, in that order (`SERVE_ORDER`), then waits for the socket to take
+it for at most `write_timeout_s`. A peer that stops reading stalls only its own writer,
+which gives up on it at the deadline. When a lane is full, the lane decides: transactions
+and requests are worth less than the connection, so the oldest are dropped (and
+counted); consensus messages may not be lost silently (a vote dropped is a vote the peer
+never sees), so a full consensus lane disconnects the peer, which reconnects and catches
+up through sync.
 
 Keepalive: every `ping_interval_s` the writer sends PING (an empty frame of its own kind);
 the peer's reader answers PONG. No PONG within `pong_timeout_s`, or nothing at all heard
@@ -40,7 +41,9 @@ from gridtokenx.p2p.ratelimit import Lane
 
 PING: Final = b"\x92\x0a\xc4\x00"  # the envelope [10, b""]: gossip's Kind.PING, empty
 PONG: Final = b"\x92\x0b\xc4\x00"  # [11, b""]: Kind.PONG
-SERVE_ORDER: Final = (Lane.CONSENSUS, Lane.REQUESTS, Lane.TX)
+SERVE_ORDER: Final = (Lane.GRID, Lane.CONTROL, Lane.CONSENSUS, Lane.REQUESTS, Lane.TX)
+"""The writer's order, `p2p.mesh.PRIORITY`'s: grid updates, the mesh's control frames,
+consensus messages and blocks, requests and their answers, transactions."""
 BATCH_BYTES: Final = 256 * 1024  # sealed and written at once, then drained
 FRAME_OVERHEAD: Final = 64  # bytes a queued frame is charged beyond its length
 STALL_S: Final = 1.0  # the writer woke this much later than it asked: the loop was held up
@@ -144,11 +147,11 @@ class PeerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return frozenset(bytes.fromhex(text) for text in self.unconditional_peer_ids)
 
     def queue_bytes(self, lane: Lane) -> int:
-        return {
-            Lane.CONSENSUS: self.consensus_queue_bytes,
-            Lane.REQUESTS: self.requests_queue_bytes,
-            Lane.TX: self.tx_queue_bytes,
-        }[lane]
+        if lane is Lane.CONSENSUS:
+            return self.consensus_queue_bytes
+        if lane is Lane.TX:
+            return self.tx_queue_bytes
+        return self.requests_queue_bytes  # requests, grid updates and control frames
 
 
 def _is_peer_id(text: str) -> bool:

@@ -1,8 +1,15 @@
-"""Gossip over the encrypted transport: every message reaches every connected node once.
+"""Gossip over the encrypted transport: every message reaches every node that takes its
+topic, over a mesh of bounded degree per topic (`p2p.mesh`, gossipsub v1.1's way).
 
-A message is `[kind, payload]`. A node hands each new message to its handler and, when the
-handler says it is valid (`Outcome.RELAY`), forwards it to every other peer; a cache of
-recently seen message ids (a tagged hash of the frame) stops the flood from looping. Each
+A message is `[kind, payload]`, its id the tagged hash of the frame, its topic given by its
+kind (`TOPICS`). A node hands each new message to its handler and, when the handler says
+it is valid (`Outcome.RELAY`), forwards it to its mesh peers of the topic (about `d`, not
+every peer); peers outside the mesh learn its id lazily (IHAVE) and ask for it if their
+own mesh missed it (IWANT). The mesh's seen cache stops a message from looping. The mesh
+speaks through one control kind (`Kind.MESH`: subscriptions, grafts, prunes and the lazy
+announcements), with a size limit and a rate-limit lane of its own, and its heartbeat
+(`heartbeat`) runs on the node's clock. With fewer peers than a mesh's low watermark
+every peer is in every mesh, so a small network spreads messages as a flood did. Each
 kind has its own size limit. A peer that sends a frame that does not decode, breaks a
 limit, or that the handler rejects as invalid, loses score; at zero it is disconnected and
 banned, so a faulty or hostile peer cannot keep a node busy. A message the handler finds
@@ -11,7 +18,7 @@ bans its sender at once, and is never forwarded.
 
 Nothing here waits for a peer. Each connection is a `connection.Peer` with bounded send
 lanes and a writer task of its own, so `publish`, `send_to`, `rebroadcast` and the
-forwarding of a flood are plain calls that queue and return: a peer that stops reading can
+forwarding of a message are plain calls that queue and return: a peer that stops reading can
 fill only its own queues, and is dropped at its deadlines.
 
 Peers come in the categories CometBFT operators know, all set in `PeerSettings`:
@@ -47,17 +54,19 @@ import contextlib
 import ipaddress
 import logging
 import math
+import random
 import socket
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum, IntEnum
 from typing import Final
 
 import msgspec
 
-from gridtokenx.p2p import discovery, transport
+from gridtokenx.p2p import discovery, mesh_frames, transport
 from gridtokenx.p2p.connection import Peer, PeerSettings, PeerStats
+from gridtokenx.p2p.mesh import Frame, Mesh, Params, Publish, Topic, Validation
 from gridtokenx.p2p.peers import Address, AddressBook, problem
 from gridtokenx.p2p.ratelimit import Lane, Limits, RateLimiter, Verdict
 from gridtokenx.wire import codec, crypto
@@ -79,21 +88,39 @@ class Kind(IntEnum):
     SNAPSHOT_OFFER = 13  # direct: one snapshot's height, certified block and chunk ranges
     CHUNK_REQUEST = 14  # direct: "send me chunk i of the snapshot at height h"
     CHUNK = 15  # direct: a snapshot chunk with its proof, in answer
+    MESH = 16  # the mesh's control frames (`p2p.mesh_frames`), never forwarded
+    GRID = 17  # a batch of grid-status and emergency transactions (`tx.is_priority`)
 
 
 STATE_SYNC: Final = frozenset(
     {Kind.SNAPSHOTS_REQUEST, Kind.SNAPSHOT_OFFER, Kind.CHUNK_REQUEST, Kind.CHUNK}
 )
-"""State sync (`node.state_sync`): requests and answers between two peers, never flooded."""
+"""State sync (`node.state_sync`): requests and answers between two peers, never gossiped."""
 
 
 DISCOVERY: Final = frozenset({Kind.HELLO, Kind.PEERS_REQUEST, Kind.PEERS})
-DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK, Kind.TX}) | DISCOVERY | STATE_SYNC
-"""Not flooded by gossip: sync and discovery messages go to one peer, and transaction
-batches are relayed by the node itself after admission (a node relays only what its own
-mempool accepted)."""
+TOPICS: Final = {
+    Kind.TX: Topic.TRANSACTIONS,
+    Kind.PROPOSAL: Topic.CONSENSUS,
+    Kind.VOTE: Topic.CONSENSUS,
+    Kind.COMMIT: Topic.BLOCKS,
+    Kind.GRID: Topic.GRID,
+}
+"""The kinds spread over the mesh, and their topics. Everything else goes to one peer
+(sync, discovery, state sync). Transaction batches are taken but not forwarded as they
+came: the node relays (`relay`) what its own mempool admitted. Grid updates travel as a
+batch kind of their own on the grid topic, first in every send queue (`Lane.GRID`)."""
+NOT_FORWARDED: Final = frozenset({Kind.TX, Kind.GRID})
 CONTROL: Final = frozenset({Kind.PING, Kind.PONG})
 """Handled by `connection.Peer` as exact frames; one that reaches gossip is malformed."""
+TOPIC_LANES: Final = {
+    Topic.TRANSACTIONS: Lane.TX,
+    Topic.CONSENSUS: Lane.CONSENSUS,
+    Topic.BLOCKS: Lane.CONSENSUS,
+    Topic.GRID: Lane.GRID,
+}
+"""The send lane of a full message of each topic (`connection.SERVE_ORDER` follows
+`mesh.PRIORITY`)."""
 
 LANES: Final = {
     Kind.TX: Lane.TX,
@@ -113,6 +140,8 @@ LANES: Final = {
     Kind.SNAPSHOT_OFFER: Lane.REQUESTS,
     Kind.CHUNK_REQUEST: Lane.REQUESTS,
     Kind.CHUNK: Lane.REQUESTS,
+    Kind.MESH: Lane.CONTROL,
+    Kind.GRID: Lane.GRID,
 }
 """The rate-limit budget an inbound frame draws on."""
 SEND_LANES: Final = {
@@ -140,10 +169,11 @@ LIMITS: Final = {
     Kind.SNAPSHOT_OFFER: 4 * 1024 * 1024 + 64 * 1024,  # a block, its certificate, ranges
     Kind.CHUNK_REQUEST: 32,
     Kind.CHUNK: 4 * 1024 * 1024,  # 1 MiB of records and a proof; one big bucket at most
+    Kind.MESH: mesh_frames.MAX_BYTES,  # a full IHAVE
+    Kind.GRID: 256 * 1024,  # grid operators' reports: a few hundred bytes each
 }
 START_SCORE: Final = 10
 PENALTY: Final = 5  # two strikes and out
-SEEN_CACHE: Final = 100_000
 ASK_EVERY_S: Final = 30.0  # while short of peers, ask each peer for addresses this often
 DIALS_PER_STEP: Final = 4  # one `maintain` step is bounded
 MAX_PROBES: Final = 8  # claimed addresses being verified at once; later claims wait a reconnect
@@ -154,11 +184,15 @@ class Outcome(Enum):
     """What the handler made of a message (a handler may also answer True for RELAY and
     False for INVALID)."""
 
-    RELAY = "relay"  # valid: taken, and flooded on (a direct kind is only taken)
-    IGNORE = "ignore"  # not for now (another height): not flooded, and a later copy is
+    RELAY = "relay"  # valid: taken, and forwarded to the mesh (a direct kind is only taken)
+    IGNORE = "ignore"  # not for now (another height): not forwarded, and a later copy is
     #                    looked at again rather than dropped as seen
     INVALID = "invalid"  # malformed or wrong: the sender loses score
     FORGED = "forged"  # a signature or signer no honest node would relay: banned at once
+
+
+_VALIDATION: Final = {Outcome.RELAY: Validation.VALID, Outcome.IGNORE: Validation.IGNORE}
+"""The mesh's verdict for a handler's outcome (INVALID and FORGED: Validation.INVALID)."""
 
 
 Handler = Callable[[Kind, bytes, bytes], Awaitable[bool | Outcome]]
@@ -171,6 +205,11 @@ class _Envelope(msgspec.Struct, array_like=True, frozen=True):
 
 
 _decoder: Final = msgspec.msgpack.Decoder(_Envelope)
+
+
+def message_id(frame: bytes) -> bytes:
+    """A message's id on the mesh: the tagged hash of its whole frame."""
+    return crypto.tagged_hash(b"GridTokenX/gossip", frame)
 
 
 def _outcome(answer: bool | Outcome) -> Outcome:
@@ -204,7 +243,8 @@ class Gossip:
     budgets and the dial backoff, so tests need not sleep. `reserved(peer)` names peers
     exempt from the caps besides `settings.unconditional_peer_ids` (the node's validators
     and configured peers); `on_connect(peer)` is told of each new connection (the node
-    re-announces its pending transactions)."""
+    re-announces its pending transactions). `topics` are the mesh topics the node takes
+    (`subscribe` changes them); `mesh_params` the mesh's degrees and scores."""
 
     def __init__(
         self,
@@ -215,6 +255,8 @@ class Gossip:
         limits: Limits | None = None,
         settings: PeerSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        topics: Iterable[Topic] = tuple(Topic),
+        mesh_params: Params | None = None,
     ) -> None:
         self.key = key
         self.handler = handler
@@ -234,7 +276,9 @@ class Gossip:
         self._probing: set[bytes] = set()
         self._probe_key: crypto.PrivateKey | None = None
         self.on_connect: Callable[[bytes], None] | None = None
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        # Mesh selection must not be predictable to a peer that wants a node's mesh slots.
+        self.mesh: Mesh[bytes] = Mesh(topics, random.Random(), mesh_params)
+        self._next_heartbeat = -math.inf
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._hello: bytes | None = None  # our announcement, once we listen
@@ -304,10 +348,12 @@ class Gossip:
                          outbound))  # fmt: skip
         if existing is not None:
             existing.close("replaced")
+            self.mesh.disconnect(peer)  # it starts again: its subscription comes anew
         else:
             _log.info("peer connected", extra={
                 "peer": peer.hex(), "direction": "outbound" if outbound else "inbound",
                 "host": connection.remote_host, "peers": len(self.peers)})  # fmt: skip
+        self._send_all(self.mesh.connect(peer, self.clock(), outbound))
         self.scores.setdefault(peer, START_SCORE)
         if self.book is not None:
             if dialled is not None:  # it answered where we dialled: a verified address
@@ -372,6 +418,7 @@ class Gossip:
         if self.peers.get(peer.id) is not peer:
             return  # a replaced connection: the new one keeps the peer's state
         del self.peers[peer.id]
+        self.mesh.disconnect(peer.id)
         _log.log(logging.DEBUG if reason == "shutdown" else logging.INFO, "peer disconnected",
                  extra={"peer": peer.id.hex(), "direction": "outbound" if peer.outbound
                         else "inbound", "reason": reason, "peers": len(self.peers)})  # fmt: skip
@@ -445,28 +492,27 @@ class Gossip:
         return total
 
     # --- messages --------------------------------------------------------------------------
-    def _message_id(self, frame: bytes) -> bytes:
-        return crypto.tagged_hash(b"GridTokenX/gossip", frame)
-
-    def _first_time(self, frame: bytes) -> bool:
-        message_id = self._message_id(frame)
-        if message_id in self._seen:
-            return False
-        self._seen[message_id] = None
-        if len(self._seen) > SEEN_CACHE:
-            self._seen.popitem(last=False)
-        return True
-
-    def publish(self, kind: Kind, payload: bytes) -> None:
-        """Queue a message of our own for every peer; returns at once."""
+    @staticmethod
+    def _message(kind: Kind, payload: bytes) -> Publish:
         if len(payload) > LIMITS[kind]:
             raise ValueError(f"{kind.name} of {len(payload)} bytes exceeds {LIMITS[kind]}")
         frame = codec.encode(_Envelope(int(kind), payload))
-        self._first_time(frame)
-        self._forward(frame, exclude=None, lane=SEND_LANES[kind])
+        return Publish(TOPICS[kind], message_id(frame), frame)
+
+    def publish(self, kind: Kind, payload: bytes) -> None:
+        """Queue a message of our own for every peer that takes its topic (flood
+        publishing: the first hop does not wait for the mesh); returns at once."""
+        message = self._message(kind, payload)
+        self._send_all(self.mesh.publish(message.topic, message.id, message.data, self.clock()))
+
+    def relay(self, kind: Kind, payload: bytes) -> None:
+        """Queue a message made of what peers sent (transactions this node's mempool
+        admitted) for the topic's mesh peers, as a forwarded message goes."""
+        message = self._message(kind, payload)
+        self._send_all(self.mesh.relay(message.topic, message.id, message.data, self.clock()))
 
     def send_to(self, peer: bytes, kind: Kind, payload: bytes) -> bool:
-        """Queue a direct message for one peer (sync, discovery), outside the flood;
+        """Queue a direct message for one peer (sync, discovery), outside the mesh;
         returns at once, False when the peer is not connected."""
         connection = self.peers.get(peer)
         if connection is None:
@@ -474,14 +520,44 @@ class Gossip:
         return connection.send(SEND_LANES[kind], codec.encode(_Envelope(int(kind), payload)))
 
     def rebroadcast(self, kind: Kind, payload: bytes) -> None:
-        """Queue one of our messages for every peer again (peers that saw it drop it; a
-        peer that restarted or was cut off gets it now)."""
-        self._forward(codec.encode(_Envelope(int(kind), payload)), None, SEND_LANES[kind])
+        """Queue one of our messages again for the topic's mesh peers (peers that saw it
+        drop it; a peer that restarted or was cut off gets it now)."""
+        message = self._message(kind, payload)
+        lane = TOPIC_LANES[message.topic]
+        for peer in self.mesh.members(message.topic):
+            connection = self.peers.get(peer)
+            if connection is not None:
+                connection.send(lane, message.data)
 
-    def _forward(self, frame: bytes, exclude: bytes | None, lane: Lane) -> None:
-        for peer, connection in list(self.peers.items()):
-            if peer != exclude:
-                connection.send(lane, frame)
+    def subscribe(self, topics: Iterable[Topic]) -> None:
+        """Take `topics` from now on (a node voted in as a validator takes consensus
+        messages); peers are told at once."""
+        self._send_all(self.mesh.subscribe(topics, self.clock()))
+
+    def heartbeat(self) -> None:
+        """The mesh's upkeep (grafts, prunes, lazy announcements, scores), at most once
+        per `heartbeat_s` of the node's clock: the node calls this from its housekeeping."""
+        now = self.clock()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.mesh.params.heartbeat_s
+            self._send_all(self.mesh.heartbeat(now))
+
+    def mesh_sizes(self) -> dict[str, int]:
+        """Peers in each topic's mesh, for status and metrics."""
+        return {topic.name.lower(): len(members) for topic, members in self.mesh.mesh.items()}
+
+    def _send_all(self, sends: list[tuple[bytes, Frame]]) -> None:
+        """Queue what the mesh asked to send: a full message as its own frame in its
+        topic's lane, a control frame as `Kind.MESH`."""
+        for peer, frame in sends:
+            connection = self.peers.get(peer)
+            if connection is None:
+                continue
+            if isinstance(frame, Publish):
+                connection.send(TOPIC_LANES[frame.topic], frame.data)
+            else:
+                payload = codec.encode(_Envelope(int(Kind.MESH), mesh_frames.encode(frame)))
+                connection.send(Lane.CONTROL, payload)
 
     async def _on_frame(self, connection: Peer, frame: bytes) -> None:
         """One frame from a peer (its reader task awaits this)."""
@@ -503,7 +579,8 @@ class Gossip:
             return
         # Before the seen cache: a frame dropped here may still arrive through a peer
         # within its budget.
-        verdict = self.limiter.take(peer, LANES[kind], self.clock())
+        now = self.clock()
+        verdict = self.limiter.take(peer, LANES[kind], now)
         if verdict is not Verdict.ADMIT:
             self.throttled[peer] += 1
             self.stats.discarded[lane, "rate_limited"] += 1
@@ -514,15 +591,29 @@ class Gossip:
             if not self._exchange(kind, envelope.payload, connection):
                 self.penalise(peer)
             return
-        direct = kind in DIRECT
-        if not direct and not self._first_time(frame):
+        if kind is Kind.MESH:
+            try:
+                control = mesh_frames.decode(envelope.payload)
+            except ValueError:
+                self.stats.discarded[lane, "malformed"] += 1
+                self.penalise(peer)
+                return
+            self._send_all(self.mesh.receive(peer, control, now).sends)
             return
-        outcome = _outcome(await self.handler(kind, envelope.payload, peer))
-        if outcome is Outcome.RELAY and not direct:
-            self._forward(frame, exclude=peer, lane=SEND_LANES[kind])
-        elif outcome is Outcome.IGNORE and not direct:
-            self._seen.pop(self._message_id(frame), None)
-        elif outcome is Outcome.INVALID:
+        topic = TOPICS.get(kind)
+        if topic is None:  # a direct message: taken, never forwarded
+            outcome = _outcome(await self.handler(kind, envelope.payload, peer))
+        else:
+            mid = message_id(frame)
+            step = self.mesh.receive(peer, Publish(topic, mid, frame), now)
+            self._send_all(step.sends)
+            if not step.deliver:
+                return  # seen already, or a topic this node does not take
+            outcome = _outcome(await self.handler(kind, envelope.payload, peer))
+            validation = _VALIDATION.get(outcome, Validation.INVALID)
+            forward = kind not in NOT_FORWARDED
+            self._send_all(self.mesh.accept(mid, validation, self.clock(), forward))
+        if outcome is Outcome.INVALID:
             self.penalise(peer)
         elif outcome is Outcome.FORGED:
             self.ban(peer, "forged")

@@ -271,9 +271,45 @@ class Mesh(Generic[P]):
 
     # --- peers ---------------------------------------------------------------------------
     def connect(self, peer: P, now: float, outbound: bool) -> list[tuple[P, Frame]]:
-        """A connection came up: tell the peer our topics."""
-        self.peers[peer] = _Peer(outbound)
-        return [(peer, Subscribe(self.topics))]
+        """A connection came up: tell the peer our topics. Until its own SUBSCRIBE arrives
+        the peer counts as taking every topic, and a mesh short of `d_lo` grafts it at
+        once: otherwise a message published right after connecting would reach nobody,
+        and a node with fewer than `d_lo` peers has every peer in every mesh (so a small
+        network spreads messages as a flood would)."""
+        state = self.peers[peer] = _Peer(outbound, frozenset(Topic))
+        sends: list[tuple[P, Frame]] = [(peer, Subscribe(self.topics))]
+        for topic, members in self.mesh.items():
+            if len(members) < self.degree[topic].d_lo and self._eligible(topic, peer, now):
+                self._join(topic, peer, state, now)
+                sends.append((peer, Graft(topic)))
+        return sends
+
+    def subscribe(self, topics: Iterable[Topic], now: float) -> list[tuple[P, Frame]]:
+        """Take `topics` from now on (a full node voted in as a validator takes consensus
+        messages, and leaves them when voted out): every peer is told, a topic left
+        drops its mesh, and a topic taken grafts the eligible peers up to `d`."""
+        topics = frozenset(topics)
+        if topics == self.topics:
+            return []
+        self.topics = topics
+        # the subscription first: a GRAFT for a topic the peer thinks we do not take is
+        # refused
+        sends: list[tuple[P, Frame]] = [(peer, Subscribe(topics)) for peer in self.peers]
+        for topic in [t for t in self.mesh if t not in topics]:
+            for peer in list(self.mesh[topic]):
+                self._leave(topic, peer, self.peers[peer])
+            del self.mesh[topic]
+        for topic in topics - self.mesh.keys():
+            self.mesh[topic] = set()
+            candidates = self.candidates(topic, now)
+            wanted = min(len(candidates), self.degree[topic].d)
+            for peer in self.rng.sample(candidates, wanted):
+                self._graft(topic, peer, now, sends)
+        return sends
+
+    def members(self, topic: Topic) -> frozenset[P]:
+        """The topic's mesh (empty for a topic this node does not take)."""
+        return frozenset(self.mesh.get(topic, ()))
 
     def disconnect(self, peer: P) -> None:
         self.peers.pop(peer, None)
@@ -320,6 +356,21 @@ class Mesh(Generic[P]):
             (peer, message)
             for peer, state in self.peers.items()
             if topic in state.topics and self._current(peer) >= threshold
+        ]
+
+    def relay(
+        self, topic: Topic, message_id: bytes, data: bytes, now: float
+    ) -> list[tuple[P, Frame]]:
+        """A message the driver made from what peers sent, after its own checks (a node
+        re-batches the transactions its mempool admitted): to the topic's mesh only, as a
+        forwarded message goes, and into the cache for IWANT."""
+        if message_id in self.seen or topic not in self.mesh:
+            return []
+        self._remember(Publish(topic, message_id, data), now)
+        return [
+            (peer, self.cache[message_id])
+            for peer in self.mesh[topic]
+            if message_id not in self.peers[peer].dont_want
         ]
 
     def _remember(self, message: Publish, now: float) -> None:
@@ -370,7 +421,11 @@ class Mesh(Generic[P]):
             if topic not in topics:
                 if peer in members:
                     self._leave(topic, peer, state)
-            elif len(members) < self.degree[topic].d_lo and self._eligible(topic, peer, now):
+            elif (
+                peer not in members  # grafted on connecting already: one GRAFT is enough
+                and len(members) < self.degree[topic].d_lo
+                and self._eligible(topic, peer, now)
+            ):
                 self._join(topic, peer, state, now)
                 step.sends.append((peer, Graft(topic)))
 
@@ -415,12 +470,13 @@ class Mesh(Generic[P]):
             step.sends.extend((member, notice) for member in self.mesh[message.topic])
         step.deliver.append(message)
 
-    def accept(self, message_id: bytes, outcome: Validation, now: float) -> list[
-        tuple[P, Frame]
-    ]:  # fmt: skip
+    def accept(self, message_id: bytes, outcome: Validation, now: float, forward: bool = True
+               ) -> list[tuple[P, Frame]]:  # fmt: skip
         """The driver's verdict on a delivered message: forward a valid one to the mesh
-        (not to peers that sent it or said IDONTWANT); forget an ignored one (a later copy
-        is looked at again); penalise the sender of an invalid one."""
+        (not to peers that sent it or said IDONTWANT; with `forward` False it is only
+        kept for IWANT, as the driver relays what it makes of it itself); forget an
+        ignored one (a later copy is looked at again); penalise the sender of an invalid
+        one."""
         pending = self.pending.pop(message_id, None)
         if pending is None:
             return []
@@ -439,8 +495,10 @@ class Mesh(Generic[P]):
         self.cache[message_id] = message
         self.windows[0].append(message_id)
         sends: list[tuple[P, Frame]] = []
+        if not forward:
+            return sends
         peers = self.peers
-        for member in self.mesh[message.topic]:
+        for member in self.mesh.get(message.topic, ()):
             if member in pending.senders:
                 continue
             state = peers.get(member)

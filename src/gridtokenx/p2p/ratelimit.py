@@ -24,8 +24,10 @@ class Lane(IntEnum):
     """What a frame costs the receiver, which decides whose budget it draws on."""
 
     TX = 0
-    CONSENSUS = 1
+    CONSENSUS = 1  # proposals, votes and certified blocks
     REQUESTS = 2
+    GRID = 3  # grid status and emergencies: small, rare, first in every send queue
+    CONTROL = 4  # the mesh's own frames (subscriptions, grafts, prunes, announcements)
 
 
 class Verdict(Enum):
@@ -55,9 +57,13 @@ class Limits:
     tx: Budget = field(default_factory=lambda: Budget(rate=2_000, burst=4_000))
     consensus: Budget = field(default_factory=lambda: Budget(rate=5_000, burst=20_000))
     requests: Budget = field(default_factory=lambda: Budget(rate=200, burst=400))
+    grid: Budget = field(default_factory=lambda: Budget(rate=200, burst=400))
+    control: Budget = field(default_factory=lambda: Budget(rate=1_000, burst=2_000))
+    """A mesh peer sends IDONTWANT for each large message, IHAVE per topic and GRAFT or
+    PRUNE per heartbeat: a few per message at most, far below this."""
 
     def of(self, lane: Lane) -> Budget:
-        return (self.tx, self.consensus, self.requests)[lane]
+        return (self.tx, self.consensus, self.requests, self.grid, self.control)[lane]
 
 
 class TokenBucket:

@@ -495,7 +495,9 @@ def is_emergency(body: object) -> bool:
 def is_priority(body: object) -> bool:
     """Grid operations are admitted however long the queue: emergencies, zone halts and the
     grid operators' status reports. Back-pressure turns away trading when the chain is
-    saturated; it must never keep the grid's operators from acting on it."""
+    saturated; it must never keep the grid's operators from acting on it. They also go
+    first end to end: a batch kind of their own in gossip, first in every send queue, and
+    reaped first into the block being built."""
     return isinstance(
         body,
         DeclareEmergency | ClearEmergency | SetZoneHalt | TransmissionStatus | DistributionStatus,

@@ -314,13 +314,31 @@ def test_emergency_transactions_are_reaped_first() -> None:
 
         a0, a1 = add(alice, 0, transfer), add(alice, 1, transfer)
         b0 = add(bob, 0, tx.Transfer(tx.Asset.THB, alice.address, 1))
-        e0 = add(egat, 0, tx.TransmissionStatus(1, NORMAL))  # a status report is not urgent
+        e0 = add(egat, 0, tx.TransmissionStatus(1, NORMAL))
         e1 = add(egat, 1, DeclareEmergency(("BKK",)))
         e2 = add(egat, 2, transfer)
         assert tx.is_emergency(DeclareEmergency(("BKK",))) and not tx.is_emergency(transfer)
         # EGAT's run up to its emergency leads (nonce order kept), then the usual interleave.
         assert pool.reap(nonces.get, 20, 1 << 20) == [e0, e1, a0, b0, e2, a1]
         assert pool.reap(nonces.get, 2, 1 << 20) == [e0, e1]
+    finally:
+        pool.close()
+
+
+def test_grid_status_reports_are_reaped_first_too() -> None:
+    """A status report is the grid's state the market must trade against (a cut capacity
+    curtails trades): it leads the block like an emergency, ahead of earlier trading."""
+    egat, alice = (PrivateKey.from_dev_label(f"test/grid/{n}") for n in ("egat", "a"))
+    nonces = {egat.address: 0, alice.address: 0}
+    pool = Mempool("gridtokenx-test", max_txs=20, max_per_sender=5)
+    try:
+        transfer = tx.Transfer(tx.Asset.THB, egat.address, 1)
+        raws = [tx.make(alice, "gridtokenx-test", n, transfer).encode() for n in range(3)]
+        report = tx.make(egat, "gridtokenx-test", 0, tx.TransmissionStatus(1, NORMAL)).encode()
+        for raw in [*raws, report]:  # the report arrives last
+            assert pool.add(raw, nonces.get, 0).accepted
+        assert tx.is_priority(tx.decode(report).tx.body)
+        assert pool.reap(nonces.get, 20, 1 << 20) == [report, *raws]
     finally:
         pool.close()
 
