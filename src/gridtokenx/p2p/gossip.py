@@ -79,6 +79,8 @@ class Kind(IntEnum):
     SNAPSHOT_OFFER = 13  # direct: one snapshot's height, certified block and chunk ranges
     CHUNK_REQUEST = 14  # direct: "send me chunk i of the snapshot at height h"
     CHUNK = 15  # direct: a snapshot chunk with its proof, in answer
+    TXS_REQUEST = 16  # direct: "send me these transactions" (ids a compact block named)
+    TXS = 17  # direct: the transactions asked for, in order (empty: cannot supply them all)
 
 
 STATE_SYNC: Final = frozenset(
@@ -88,7 +90,15 @@ STATE_SYNC: Final = frozenset(
 
 
 DISCOVERY: Final = frozenset({Kind.HELLO, Kind.PEERS_REQUEST, Kind.PEERS})
-DIRECT: Final = frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK, Kind.TX}) | DISCOVERY | STATE_SYNC
+COMPACT_FETCH: Final = frozenset({Kind.TXS_REQUEST, Kind.TXS})
+"""Compact blocks (`node.compact_blocks`): a node asks one peer for the transactions a
+compact proposal or certified block named that it does not hold."""
+DIRECT: Final = (
+    frozenset({Kind.SYNC_REQUEST, Kind.SYNC_BLOCK, Kind.TX})
+    | DISCOVERY
+    | STATE_SYNC
+    | COMPACT_FETCH
+)
 """Not flooded by gossip: sync and discovery messages go to one peer, and transaction
 batches are relayed by the node itself after admission (a node relays only what its own
 mempool accepted)."""
@@ -113,6 +123,8 @@ LANES: Final = {
     Kind.SNAPSHOT_OFFER: Lane.REQUESTS,
     Kind.CHUNK_REQUEST: Lane.REQUESTS,
     Kind.CHUNK: Lane.REQUESTS,
+    Kind.TXS_REQUEST: Lane.REQUESTS,
+    Kind.TXS: Lane.CONSENSUS,  # an answer we asked for, on a proposal's way
 }
 """The rate-limit budget an inbound frame draws on."""
 SEND_LANES: Final = {
@@ -120,6 +132,7 @@ SEND_LANES: Final = {
     # A sync answer may be large and is asked again when lost: it must not cost the
     # connection when the lane is full, as a consensus message would.
     Kind.SYNC_BLOCK: Lane.REQUESTS,
+    Kind.TXS: Lane.REQUESTS,  # likewise: large, and asked of another peer when lost
 }
 """The send queue an outbound frame waits in (`connection.Peer`)."""
 
@@ -140,6 +153,8 @@ LIMITS: Final = {
     Kind.SNAPSHOT_OFFER: 4 * 1024 * 1024 + 64 * 1024,  # a block, its certificate, ranges
     Kind.CHUNK_REQUEST: 32,
     Kind.CHUNK: 4 * 1024 * 1024,  # 1 MiB of records and a proof; one big bucket at most
+    Kind.TXS_REQUEST: 10_000 * 34 + 16,  # ids of a whole block (`blocks.MAX_BLOCK_TXS`)
+    Kind.TXS: 4 * 1024 * 1024,  # a whole block's transactions at most
 }
 START_SCORE: Final = 10
 PENALTY: Final = 5  # two strikes and out
