@@ -158,6 +158,7 @@ class Node:
         self.telemetry = Telemetry(self.metrics, app.chain_id, self.verify, self._monikers,
                                    lambda: self.gossip.peers)  # fmt: skip
         self._via_certificate = False  # the decision being carried out is a peer's commit
+        self._certified: set[int] = set()  # heights whose one certificate went out (or came)
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._last_commit = 0.0  # loop time of the last commit
         self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
@@ -421,7 +422,7 @@ class Node:
         message = whole.message
         if isinstance(message, CompactProposal):
             return await self._on_proposal(message.whole(whole.block), peer)
-        return await self._on_commit(message.whole(whole.block))
+        return self._on_certified(message.whole(whole.block))
 
     async def _on_completed(self, whole: Whole) -> None:
         """A held message made whole by an answer: judged, then forwarded as received
@@ -474,10 +475,33 @@ class Node:
         return Outcome.INVALID if answer is Answer.WRONG else Outcome.RELAY
 
     def _before_certified(self, height: int) -> Outcome | None:
-        """A certified block is judged only at this node's height, before it decided."""
-        if height != self.core.height or self.core.decided:
+        """A certified block is judged only at this node's height, before it decided, and
+        only the first valid one: one certificate per height goes on (`_on_certified`)."""
+        if height != self.core.height or self.core.decided or height in self._certified:
             return Outcome.IGNORE
         return None
+
+    def _on_certified(self, commit: Commit) -> Outcome:
+        """A certified block from gossip: its certificate is checked (the signatures of
+        more than 2/3 of the power of this height's validators, for this block), and a
+        valid one is forwarded at once, before it is executed: gossip forwards it as this
+        returns, and the execution (`_on_commit`) runs as a task of its own after. Each hop
+        then costs a certificate check rather than an execution. It is the first valid
+        certificate this node has for the height, and the only one it forwards: any valid
+        one proves the block, and the header carries no last commit that would need more
+        (docs/consensus.md, "One certificate per height"); later ones are not spread."""
+        early = self._before_certified(commit.height)
+        if early is not None:
+            return early
+        if not core.check_commit(self.app.chain_id, self.core.validators, commit.height,
+                                 commit.block, commit.certificate, self.verify):  # fmt: skip
+            return Outcome.FORGED
+        self._certified.add(commit.height)
+        self.supervisor.watch("certified-block", self._execute_certified(commit))
+        return Outcome.RELAY
+
+    async def _execute_certified(self, commit: Commit) -> None:
+        await self._on_commit(commit)
 
     def _answer_sync(self, payload: bytes, peer: bytes) -> Outcome:
         """A peer asked for the blocks from a height on: send a run of them (SYNC_RUN, or
@@ -802,29 +826,35 @@ class Node:
         self._act(self.core.on_value(request.height, request.round, block))
 
     def _decide(self, decision: core.Decide) -> None:
+        """Announce the certified block (unless a certificate for the height went out
+        already: one per height), before executing it, then execute and store it with its
+        certificate in canonical order (by validator address, as the core builds its own),
+        and start the next height."""
         checked, self._checked = self._checked, None
         decided_id = block_id(decision.block)
-        for vote in decision.commit:
+        certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
+        block, txs = compact.compact(decision.block)
+        self.recent.add(txs)  # a peer that fetches the certified block asks for them
+        self.fetcher.drop_below(decision.height + 1)
+        commit = codec.encode(CompactCommit(decision.height, block, certificate))
+        if decision.height not in self._certified:
+            self._certified.add(decision.height)
+            self.gossip.publish(Kind.COMMIT, commit)
+        self._certified = {h for h in self._certified if h >= decision.height}
+        for vote in certificate:
             self.presence.heard(vote.validator, decision.height)
         verified = checked[1] if checked and checked[0] == decided_id else None
         try:
-            receipts = self.app.commit(
-                decision.height, decision.block, decision.commit, verified=verified
-            )
+            receipts = self.app.commit(decision.height, decision.block, certificate, verified)
         except RuntimeError as exc:  # a divergent state root: stop, do not continue
             self.halted = str(exc)
             self.telemetry.halted(decision.height, str(exc))
             return
-        certified, txs = compact.compact(decision.block)
-        self.recent.add(txs)  # a peer that fetches the certified block asks for them
-        self.fetcher.drop_below(decision.height + 1)
-        commit = codec.encode(CompactCommit(decision.height, certified, decision.commit))
-        self.gossip.publish(Kind.COMMIT, commit)
         now = asyncio.get_running_loop().time()
         self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
         self._last_commit = now
         info = CommitInfo(decision.height, decision.round, decided_id, len(decision.block),
-                          len(receipts), decision.commit, self.core.validators,
+                          len(receipts), certificate, self.core.validators,
                           self._via_certificate)  # fmt: skip
         self.telemetry.committed(info, now)
         self._notify(decision, receipts)
