@@ -14,7 +14,7 @@ from gridtokenx.chain import compact
 from gridtokenx.chain.compact import CompactProposal, compact_proposal
 from gridtokenx.node.compact_blocks import FETCH_TRIES, Answer, Fetcher
 from gridtokenx.node.runtime import Node
-from gridtokenx.p2p.gossip import PENALTY, START_SCORE, Gossip, Kind
+from gridtokenx.p2p.gossip import PENALTY, START_SCORE, Gossip, Kind, Outcome
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.votes import Proposal, sign_proposal
@@ -189,3 +189,41 @@ def test_an_answer_completes_the_message_with_every_source(tmp_path: Path) -> No
     assert verdict is Answer.TAKEN and again is None and fetcher.fetched == len(raws) - HELD
     assert [(w.payload, w.sources) for w in done] == [(payload, (b"\x01" * 20, b"\x02" * 20))]
     assert done[0].block == proposal.block  # the proposer's very bytes
+
+
+def test_a_node_answers_a_fetch_all_or_nothing_and_refuses_a_malformed_one(
+    tmp_path: Path,
+) -> None:
+    """The answering side: every transaction asked, in order, from the mempool and the
+    recent ones; an empty answer when one is missing; a request with an id that is not 32
+    bytes costs the asker score (no honest node sends one)."""
+    egat, proposer, _, raws = _setup(tmp_path)
+    egat.recent.add([raws[-1]])  # relayed, not admitted: held all the same
+    answers: list[list[bytes]] = []
+
+    def spy(peer: bytes, kind: Kind, payload: bytes) -> bool:
+        assert kind is Kind.TXS
+        answers.append(_ids.decode(payload))
+        return True
+
+    egat.gossip.send_to = spy  # type: ignore[method-assign]
+    asker = b"\x05" * 20
+
+    async def scenario() -> None:
+        try:
+            held = [raws[3], raws[0], raws[-1]]
+            ask = codec.encode([tx.hash_of(r) for r in held])
+            assert await egat._on_message(Kind.TXS_REQUEST, ask, asker) is Outcome.RELAY
+            lacking = codec.encode([tx.hash_of(raws[0]), tx.hash_of(raws[HELD])])
+            assert await egat._on_message(Kind.TXS_REQUEST, lacking, asker) is Outcome.RELAY
+            assert answers == [held, []]
+            short = codec.encode([b"\x01" * 31])
+            assert await egat._on_message(Kind.TXS_REQUEST, short, asker) is Outcome.INVALID
+            unasked = codec.encode(raws[:2])  # an answer to nothing: ignored, not held
+            assert await egat._on_message(Kind.TXS, unasked, asker) is Outcome.RELAY
+            assert egat.fetcher.fetched == 0 and len(answers) == 2
+        finally:
+            await proposer.stop()
+            await egat.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
