@@ -227,3 +227,35 @@ def test_a_node_answers_a_fetch_all_or_nothing_and_refuses_a_malformed_one(
             await egat.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_transactions_arriving_by_gossip_complete_a_proposal_being_fetched(
+    tmp_path: Path,
+) -> None:
+    """The peer that sent the compact proposal never answers the fetch; the missing
+    transactions then arrive from it as an ordinary batch, and the proposal is complete
+    with them, though no answer ever came."""
+    egat, proposer, proposal, raws = _setup(tmp_path)
+    silent = Gossip(PrivateKey.from_dev_label("compact/silent"), _ignore)
+
+    async def scenario() -> None:
+        try:
+            port = await egat.gossip.listen()
+            await silent.dial("127.0.0.1", port, expect=KEYS["EGAT"].address)
+            await eventually(lambda: len(egat.gossip.peers) == 1)
+            silent.publish(Kind.PROPOSAL, codec.encode(compact_proposal(proposal)))
+            await eventually(lambda: len(egat.fetcher.pending) == 1)
+            silent.publish(Kind.TX, codec.encode(raws[HELD:]))
+            # Without the batch it never would: the silent peer is the only one to ask.
+            await eventually(lambda: 0 in egat.core.proposals, 10)
+            assert egat.core.proposals[0] == proposal and egat.fetcher.fetched == 0
+        finally:
+            await silent.close()
+            await proposer.stop()
+            await egat.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+async def _ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
+    return True

@@ -10,9 +10,10 @@ the same order, or nothing from a peer that cannot supply them all). An answer t
 exactly what was asked costs its sender score and the next peer is asked; so is a peer that
 does not answer within FETCH_TIMEOUT_S. The peers asked are, in order, those that sent the
 same message (a message still being fetched is not marked seen by gossip, so each later copy
-names another source), then any other connected peer, FETCH_TRIES in all. After that the
+names another source), then any other connected peer, FETCH_TRIES in all; after that the
 message is given up: a proposal then times out as one that never arrived would, and a
-certified block comes by block sync.
+certified block comes by block sync. Transactions that arrive by gossip meanwhile count
+too: the node looks for completed messages after each batch it receives.
 
 Nothing here does I/O or reads a clock: the node sends the requests `Fetcher` returns and
 tells it of answers and expired requests.
@@ -181,15 +182,16 @@ class Fetcher:
         if raws and compact.matches(ids, raws):
             self.remember(raws)
             self.fetched += len(raws)
-            return Answer.TAKEN, self._completed(), None
+            return Answer.TAKEN, self.completed(), None
         verdict = Answer.WRONG if raws else Answer.CANNOT
         held = self.pending.get(key)
         retry = self._next(key) if held is not None and held.asked[-1:] == [peer] else None
         return verdict, [], retry
 
-    def _completed(self) -> list[Whole]:
+    def completed(self) -> list[Whole]:
         """Every held message that the transactions now known make whole (an answer for one
-        can complete another: a proposal's and its certified block's are the same)."""
+        can complete another: a proposal's and its certified block's are the same; and the
+        node asks again whenever transactions arrive by gossip meanwhile)."""
         done: list[Whole] = []
         for key, held in list(self.pending.items()):
             block = compact.assemble(held.message.block, self.lookup)

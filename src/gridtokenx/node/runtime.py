@@ -368,7 +368,11 @@ class Node:
         """What a peer sent, checked from the cheap end (see the module docstring)."""
         try:
             if kind is Kind.TX:
-                return Outcome.RELAY if self._receive_txs(payload, peer) else Outcome.INVALID
+                if not self._receive_txs(payload, peer):
+                    return Outcome.INVALID
+                for whole in self.fetcher.completed() if self.fetcher.pending else ():
+                    await self._on_completed(whole)  # what was being fetched arrived
+                return Outcome.RELAY
             if kind is Kind.SYNC_REQUEST:
                 return self._answer_sync(payload, peer)
             if kind in STATE_SYNC:
