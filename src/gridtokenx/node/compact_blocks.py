@@ -201,10 +201,12 @@ class Fetcher:
         return done
 
     def drop_below(self, height: int) -> None:
-        """Forget messages of heights before `height` (decided meanwhile)."""
+        """Forget messages of heights before `height` (decided meanwhile), and the open
+        requests of peers no longer connected (a peer's answers match its requests in order,
+        so those of a connected peer are kept until it answers)."""
         for key, held in list(self.pending.items()):
             if held.message.height < height:
                 del self.pending[key]
-
-    def forget_peer(self, peer: bytes) -> None:
-        self._asked.pop(peer, None)
+        connected = set(self.others())
+        for peer in [p for p in self._asked if p not in connected]:
+            del self._asked[peer]

@@ -12,10 +12,13 @@ carrying out the core's actions (`_act`) is a plain call. What a peer sends is c
 the cheap end: a proposal's proposer and signature, a vote's signer and signature and a
 commit's certificate are verified before anything is executed or relayed (a forgery bans
 its sender), and a proposal's transactions are verified in the mempool's thread pool, off
-the loop, before its trial execution, which runs once the proposal is relayed. Nothing a
-node acknowledged is stranded: its pending transactions go to every peer that connects,
-and those that waited too long are sent again, with a backoff. The long-running tasks
-run under a `Supervisor`.
+the loop, before its trial execution, which runs once the proposal is relayed. Proposals
+and certified blocks travel compact (`chain.compact`): a node rebuilds the block from its
+mempool and recent transactions and fetches only what it lacks (`node.compact_blocks`);
+it forwards one certificate per height, as soon as it checks, before the block executes.
+Nothing a node acknowledged is stranded: its pending transactions go to every peer that
+connects, and those that waited too long are sent again, with a backoff. The long-running
+tasks run under a `Supervisor`.
 """
 
 from __future__ import annotations
