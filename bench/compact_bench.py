@@ -74,12 +74,13 @@ def sizes(load: MarketLoad, orders: list[bytes]) -> dict[str, object]:
 
 
 class Wire:
-    """Every frame queued on any connection, by kind: frames and bytes."""
+    """Every frame queued on any connection, by kind: frames and bytes, while it is open
+    (`close` puts the connections' own `send` back)."""
 
     def __init__(self) -> None:
         self.frames: Counter[str] = Counter()
         self.bytes: Counter[str] = Counter()
-        send = connection.Peer.send
+        self._send = send = connection.Peer.send
         wire = self
 
         def counting(peer: connection.Peer, lane: object, frame: bytes) -> bool:
@@ -91,10 +92,13 @@ class Wire:
 
         connection.Peer.send = counting  # type: ignore[method-assign,assignment]
 
+    def close(self) -> None:
+        connection.Peer.send = self._send  # type: ignore[method-assign]
 
-async def live(orders_count: int, home: Path) -> dict[str, object]:
+
+async def live(orders_count: int, home: Path, accounts: int = 100) -> dict[str, object]:
     spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
-    load = MarketLoad(spec, GENESIS_TIME + 10, accounts_per_side=100)
+    load = MarketLoad(spec, GENESIS_TIME + 10, accounts_per_side=accounts)
     phases = load.setup()
     orders = list(load.orders(orders_count))
     keys = [*KEYS.values(), crypto.PrivateKey.from_dev_label("compact-bench/full-node")]
@@ -127,6 +131,7 @@ async def live(orders_count: int, home: Path) -> dict[str, object]:
         heights = nodes[-1].app.height - start_height
         roots = {n.app.state.root() for n in nodes}
     finally:
+        wire.close()
         for node in nodes:
             await node.stop()
     per_height = {f"{k}_bytes_per_height": round(v / heights) for k, v in wire.bytes.items()}
@@ -154,18 +159,19 @@ async def _until(nodes: list[Node], done: object, seconds: float) -> None:
         await asyncio.sleep(0.1)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=3000)
+    parser.add_argument("--accounts", type=int, default=100, help="buyers and sellers each")
     parser.add_argument("--output", type=Path, default=Path("bench/results/compact.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     load_before = os.getloadavg()
     spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
     load = MarketLoad(spec, GENESIS_TIME + 10, accounts_per_side=100)
     load.setup()
     result: dict[str, object] = {"sizes": sizes(load, list(load.orders(1000)))}
     with tempfile.TemporaryDirectory() as home:
-        result["live"] = asyncio.run(live(args.orders, Path(home)))
+        result["live"] = asyncio.run(live(args.orders, Path(home), args.accounts))
     result["load_average"] = [load_before[0], os.getloadavg()[0]]
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
     for part in ("sizes", "live"):
@@ -173,6 +179,7 @@ def main() -> None:
         benchkit.print_figures(result[part])  # type: ignore[arg-type]
     print("load average (start, end):", result["load_average"])
     benchkit.write(result, args.output)
+    return result
 
 
 if __name__ == "__main__":
