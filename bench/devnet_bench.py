@@ -42,7 +42,7 @@ import httpx
 import msgspec
 
 import benchkit
-from gridtokenx.chain import blocks
+from gridtokenx.chain.compact import CompactCommit
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
 from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.ledger import genesis
@@ -53,7 +53,6 @@ from gridtokenx.simulator import loadgen
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.crypto import PrivateKey
-from gridtokenx.wire.votes import Commit
 from workload import MarketLoad
 
 RESULTS = Path(__file__).parent / "results" / "devnet.json"
@@ -85,12 +84,12 @@ class Generator:
 
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
         if kind is Kind.COMMIT:
-            commit = msgspec.msgpack.decode(payload, type=Commit)
+            commit = msgspec.msgpack.decode(payload, type=CompactCommit)
             if commit.height not in self.heights:
                 self.heights.add(commit.height)
                 now = time.perf_counter()
-                for raw in blocks.decode(commit.block).txs:
-                    self.final_at.setdefault(tx.hash_of(raw), now)
+                for tx_id in commit.block.tx_ids:  # compact: the transactions' ids
+                    self.final_at.setdefault(tx_id, now)
         return True
 
     async def connect(self, ports: list[int], node_ids: list[bytes]) -> None:

@@ -187,3 +187,18 @@ def test_statesync_bench_runs_small(tmp_path: Path) -> None:
     assert join["records"] > 300 * 4 and join["chunks"] >= 1 and join["join_s"] > 0
     (sync,) = result["block_sync"]
     assert sync["blocks"] >= 2 and sync["fast_x_real_time"] > 0
+
+
+@pytest.mark.process
+def test_compact_bench_counts_bytes_per_height_on_a_live_network(tmp_path: Path) -> None:
+    """Six nodes in the test's process; the frames are counted by kind per height."""
+    out = tmp_path / "compact.json"
+    result = _load("compact_bench").main(
+        ["--orders", "300", "--accounts", "10", "--output", str(out)]
+    )
+    assert json.loads(out.read_text())["live"] == result["live"]
+    sizes, live = result["sizes"], result["live"]
+    assert isinstance(sizes, dict) and isinstance(live, dict)
+    assert sizes["proposal_compact_bytes"] * 3 < sizes["proposal_whole_bytes"]
+    assert live["same_state_everywhere"] is True and live["heights"] >= 1
+    assert live["commit_bytes_per_height"] > 0 and live["proposal_bytes_per_height"] > 0

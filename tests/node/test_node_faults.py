@@ -12,6 +12,8 @@ import msgspec
 import pytest
 from prometheus_client import generate_latest
 
+from gridtokenx.chain.blocks import Header
+from gridtokenx.chain.compact import CompactBlock, CompactCommit, CompactProposal, compact_proposal
 from gridtokenx.ledger import genesis
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
@@ -20,7 +22,6 @@ from gridtokenx.wire import codec
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.votes import (
     NIL,
-    Commit,
     Proposal,
     Vote,
     VoteType,
@@ -65,8 +66,9 @@ def test_forged_consensus_messages_are_not_relayed_and_ban_their_sender(tmp_path
     good = sign_vote(mea, CHAIN, Vote(1, 0, VoteType.PREVOTE, NIL, mea.address))
     forged_vote = msgspec.structs.replace(good, round=1, signature=bytes(64))
     proposer = validators.proposer(1, 0)
-    forged_proposal = Proposal(1, 0, b"not a block", -1, proposer, bytes(64))
-    forged_commit = Commit(1, b"not a block", (forged_vote,))
+    bogus = CompactBlock(Header(CHAIN, 1, 0, b"", proposer, b"", b"", b"", b""), ())
+    forged_proposal = CompactProposal(1, 0, bogus, -1, proposer, bytes(64))
+    forged_commit = CompactCommit(1, bogus, (forged_vote,))
     checked: list[bytes] = []
 
     def spy(height: int, raw: bytes, *args: object, **kwargs: object) -> bool:
@@ -112,9 +114,10 @@ def test_forged_consensus_messages_are_not_relayed_and_ban_their_sender(tmp_path
 
 
 def test_a_proposals_transactions_are_verified_off_the_event_loop(tmp_path: Path) -> None:
-    """The round's proposer builds a block of transactions EGAT's mempool never saw.
-    Their signatures are verified in the mempool's thread pool, never by the synchronous
-    path that would hold the event loop (here made to fail loudly); the block is valid."""
+    """The round's proposer builds a block of transactions EGAT's mempool never saw (they
+    were relayed to it, so its compact proposal rebuilds, but never admitted). Their
+    signatures are verified in the mempool's thread pool, never by the synchronous path
+    that would hold the event loop (here made to fail loudly); the block is valid."""
     node = _node(tmp_path, KEYS["EGAT"], "EGAT")
     proposer_key = next(
         k for k in KEYS.values() if k.address == node.core.validators.proposer(1, 0)
@@ -122,6 +125,7 @@ def test_a_proposals_transactions_are_verified_off_the_event_loop(tmp_path: Path
     proposer_app = open_application(SPEC, tmp_path / "proposer")
     for raw in _registrations(30):
         proposer_app.submit(raw)
+        node.recent.add([raw])
     block = proposer_app.build_block(1, GENESIS_TIME + 10, proposer_key.address)
     proposer_app.close()
     proposal = sign_proposal(proposer_key, CHAIN, Proposal(1, 0, block, -1, proposer_key.address))
@@ -133,7 +137,8 @@ def test_a_proposals_transactions_are_verified_off_the_event_loop(tmp_path: Path
 
     async def scenario() -> None:
         try:
-            outcome = await node._on_message(Kind.PROPOSAL, codec.encode(proposal), b"\x01" * 20)
+            compact = codec.encode(compact_proposal(proposal))
+            outcome = await node._on_message(Kind.PROPOSAL, compact, b"\x01" * 20)
             assert outcome is Outcome.RELAY  # relayed once its signature checks, then tried
             await eventually(lambda: 0 in node.core.proposals, 10)
             assert node.core.proposals[0] == proposal

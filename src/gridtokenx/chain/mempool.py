@@ -196,6 +196,12 @@ class Mempool:
         """Waiting, or recently committed or dropped: not worth checking again."""
         return tx_hash in self._by_hash or tx_hash in self._outcomes
 
+    def raw(self, tx_hash: bytes) -> bytes | None:
+        """A waiting transaction's bytes (None: not waiting here), to rebuild a compact
+        block (`chain.compact`) or answer a peer that lacks one."""
+        entry = self._by_hash.get(tx_hash)
+        return None if entry is None else entry.raw
+
     def decoded(self, tx_hash: bytes) -> tx.SignedTransaction | None:
         """A waiting transaction as admission decoded it (None: not waiting here), so that
         a block holding it is screened and executed without decoding it again."""

@@ -12,10 +12,13 @@ carrying out the core's actions (`_act`) is a plain call. What a peer sends is c
 the cheap end: a proposal's proposer and signature, a vote's signer and signature and a
 commit's certificate are verified before anything is executed or relayed (a forgery bans
 its sender), and a proposal's transactions are verified in the mempool's thread pool, off
-the loop, before its trial execution, which runs once the proposal is relayed. Nothing a
-node acknowledged is stranded: its pending transactions go to every peer that connects,
-and those that waited too long are sent again, with a backoff. The long-running tasks
-run under a `Supervisor`.
+the loop, before its trial execution, which runs once the proposal is relayed. Proposals
+and certified blocks travel compact (`chain.compact`): a node rebuilds the block from its
+mempool and recent transactions and fetches only what it lacks (`node.compact_blocks`);
+it forwards one certificate per height, as soon as it checks, before the block executes.
+Nothing a node acknowledged is stranded: its pending transactions go to every peer that
+connects, and those that waited too long are sent again, with a backoff. The long-running
+tasks run under a `Supervisor`.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from typing import Any, Final
 
 import msgspec
 
-from gridtokenx.chain import blocks
+from gridtokenx.chain import blocks, compact
 from gridtokenx.chain.application import Application, Rejected
-from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT, Receipt
+from gridtokenx.chain.blocks import MAX_BLOCK_TXS, MAX_CLOCK_DRIFT, Receipt
+from gridtokenx.chain.compact import Compact, CompactCommit, CompactProposal
 from gridtokenx.chain.mempool import Admission, Checked
 from gridtokenx.consensus import core
 from gridtokenx.ledger import registry
@@ -41,12 +45,20 @@ from gridtokenx.ledger.context import Event
 from gridtokenx.node import state_sync
 from gridtokenx.node.auction_clearer import AuctionClearer
 from gridtokenx.node.block_sync import SYNC_RUN, BlockSync, Verified
+from gridtokenx.node.compact_blocks import (
+    FETCH_TIMEOUT_S,
+    Answer,
+    Fetcher,
+    RecentTxs,
+    Request,
+    Whole,
+)
 from gridtokenx.node.metrics import Metrics
 from gridtokenx.node.presence import ABSENT_PROPOSE_S, Presence
 from gridtokenx.node.supervisor import Supervisor
 from gridtokenx.node.telemetry import CommitInfo, Telemetry
 from gridtokenx.p2p.connection import PeerSettings
-from gridtokenx.p2p.gossip import STATE_SYNC, Gossip, Kind, Outcome
+from gridtokenx.p2p.gossip import LIMITS, STATE_SYNC, Gossip, Kind, Outcome
 from gridtokenx.p2p.mesh import Topic
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.snapshots import Snapshots
@@ -63,6 +75,7 @@ STALE_CHECK_S: Final = 5.0  # how often the pending transactions are looked over
 STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many sent again per look
 SIGNATURE_CACHE: Final = 4096
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
+_ids: Final = _tx_batch  # a TXS_REQUEST: transaction ids
 _DISHONEST: Final = frozenset(
     {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
 )
@@ -158,6 +171,7 @@ class Node:
         self.telemetry = Telemetry(self.metrics, app.chain_id, self.verify, self._monikers,
                                    lambda: self.gossip.peers)  # fmt: skip
         self._via_certificate = False  # the decision being carried out is a peer's commit
+        self._certified: set[int] = set()  # heights whose one certificate went out (or came)
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
         self._last_commit = 0.0  # loop time of the last commit
         self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
@@ -172,6 +186,8 @@ class Node:
         self._checking: set[tuple[int, int]] = set()  # proposals in their trial: (height, round)
         self.presence = Presence(height)  # who signed what lately: cuts an absent proposer's turn
         self.snapshots: Snapshots | None = None  # what this node serves to state sync
+        self.recent = RecentTxs()  # relayed and decided transactions, for compact blocks
+        self.fetcher = Fetcher(self._lookup_tx, self.recent.add, lambda: list(self.gossip.peers))
 
     @property
     def failed(self) -> str | None:
@@ -348,6 +364,7 @@ class Node:
             return False
         if len(raws) > TX_BATCH_MAX or (grid and not all(_is_grid(raw) for raw in raws)):
             return False
+        self.recent.add(raws)  # a compact block may name one the mempool turns away
         mempool = self.app.mempool
         for raw in raws:
             tx_hash = tx.hash_of(raw)
@@ -383,26 +400,157 @@ class Node:
         """What a peer sent, checked from the cheap end (see the module docstring)."""
         try:
             if kind is Kind.TX or kind is Kind.GRID:
-                taken = self._receive_txs(payload, peer, grid=kind is Kind.GRID)
-                return Outcome.RELAY if taken else Outcome.INVALID
+                if not self._receive_txs(payload, peer, grid=kind is Kind.GRID):
+                    return Outcome.INVALID
+                for whole in self.fetcher.completed() if self.fetcher.pending else ():
+                    await self._on_completed(whole)  # what was being fetched arrived
+                return Outcome.RELAY
             if kind is Kind.SYNC_REQUEST:
                 return self._answer_sync(payload, peer)
             if kind in STATE_SYNC:
                 return state_sync.answer(self.snapshots, self.gossip, kind, payload, peer)
+            if kind is Kind.TXS_REQUEST:
+                return self._answer_txs(_ids.decode(payload), peer)
+            if kind is Kind.TXS:
+                return await self._on_txs(_tx_batch.decode(payload), peer)
             if kind is Kind.PROPOSAL:
-                return await self._on_proposal(msgspec.msgpack.decode(payload, type=Proposal), peer)
+                proposal = msgspec.msgpack.decode(payload, type=CompactProposal)
+                return await self._on_compact(proposal, payload, peer)
             if kind is Kind.VOTE:
                 return self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
+            if kind is Kind.COMMIT:
+                certified = msgspec.msgpack.decode(payload, type=CompactCommit)
+                return await self._on_compact(certified, payload, peer)
             commit = msgspec.msgpack.decode(payload, type=Commit)
-            if kind is Kind.SYNC_BLOCK:
-                return self._on_synced(commit, peer, len(payload))
-            self._catch_up(commit.height, peer)  # a full node hears of heights from these
-            if commit.height > self.core.height:  # it came while this node applied the
-                self._on_synced(commit, peer, len(payload))  # one before: held for its
-                return Outcome.IGNORE  # turn, not lost (a node on the blocks mesh only)
-            return await self._on_commit(commit)
+            return self._on_synced(commit, peer, len(payload))
         except msgspec.DecodeError:
             return Outcome.INVALID
+
+    # --- compact blocks (`chain.compact`, `node.compact_blocks`) ---------------------------
+    def _lookup_tx(self, tx_id: bytes) -> bytes | None:
+        """A transaction this node holds: waiting in its mempool, or seen lately."""
+        raw = self.app.mempool.raw(tx_id)
+        return raw if raw is not None else self.recent.get(tx_id)
+
+    async def _on_compact(self, message: Compact, payload: bytes, peer: bytes) -> Outcome:
+        """A compact proposal or certified block: the checks that need no block first (a
+        proposal's height and proposer, a certified block's height), then the block is put
+        back together from what this node holds and judged as a whole one would be. One
+        that lacks transactions is held while they are fetched, and not marked seen, so
+        later copies name other peers to ask (`node.compact_blocks`); it is forwarded once
+        whole and found valid (`_on_completed`)."""
+        try:
+            message.block.check()
+        except ValueError:
+            return Outcome.INVALID
+        if isinstance(message, CompactProposal):
+            early = self._before_block(message.height, message.round, message.proposer, peer)
+        else:
+            self._catch_up(message.height, peer)  # a full node hears of heights from these
+            if message.height > self.core.height:  # it came while this node applied the
+                return self._hold_ahead(message, peer, len(payload))  # one before
+            early = self._before_certified(message.height)
+        if early is not None:
+            return early
+        whole, request = self.fetcher.offer(message, payload, peer)
+        if request is not None:
+            self._ask(request)
+        return Outcome.IGNORE if whole is None else await self._judge(whole, peer)
+
+    def _hold_ahead(self, message: CompactCommit, peer: bytes, size: int) -> Outcome:
+        """A certified block for a later height than this node decides: held for its turn
+        in block sync's buffer (a node on the blocks mesh only would otherwise lose it and
+        fall behind), when this node holds its transactions; else block sync, which the
+        height shown has started, fetches it whole. Not forwarded: it is judged at its turn."""
+        block = compact.assemble(message.block, self.fetcher.lookup)
+        if block is not None:
+            self._on_synced(message.whole(block), peer, size)
+        return Outcome.IGNORE
+
+    async def _judge(self, whole: Whole, peer: bytes) -> Outcome:
+        message = whole.message
+        if isinstance(message, CompactProposal):
+            return await self._on_proposal(message.whole(whole.block), peer)
+        return self._on_certified(message.whole(whole.block))
+
+    async def _on_completed(self, whole: Whole) -> None:
+        """A held message made whole by an answer: judged, then forwarded as received
+        when valid; a forgery bans every peer that sent it (none would have relayed it)."""
+        outcome = await self._judge(whole, whole.sources[0])
+        kind = Kind.PROPOSAL if isinstance(whole.message, CompactProposal) else Kind.COMMIT
+        if outcome is Outcome.RELAY:  # on to the topic's mesh, as forwarding would have
+            self.gossip.relay(kind, whole.payload)
+        elif outcome is Outcome.FORGED:
+            for source in whole.sources:
+                self.gossip.ban(source, "forged")
+        elif outcome is Outcome.INVALID:
+            for source in whole.sources:
+                self.gossip.penalise(source)
+
+    def _ask(self, request: Request) -> None:
+        """Send a fetch and give it FETCH_TIMEOUT_S; a peer gone meanwhile is passed over."""
+        payload = codec.encode(list(request.ids))
+        if not self.gossip.send_to(request.peer, Kind.TXS_REQUEST, payload):
+            self._fetch_expired(request.key, request.attempt)
+            return
+        loop = asyncio.get_running_loop()
+        expire = loop.call_later(FETCH_TIMEOUT_S, self._fetch_expired, request.key, request.attempt)
+        self._timers.append(expire)
+
+    def _fetch_expired(self, key: bytes, attempt: int) -> None:
+        if (request := self.fetcher.expired(key, attempt)) is not None:
+            self._ask(request)
+
+    def _answer_txs(self, ids: list[bytes], peer: bytes) -> Outcome:
+        """A peer asks for transactions a compact block named: all of them, in order, or
+        an empty answer when this node lacks one (or they would not fit one frame)."""
+        if len(ids) > MAX_BLOCK_TXS or any(len(i) != compact.ID_SIZE for i in ids):
+            return Outcome.INVALID
+        found = [self._lookup_tx(i) for i in ids]
+        raws = [r for r in found if r is not None]
+        if len(raws) != len(ids) or sum(len(r) + 5 for r in raws) + 5 > LIMITS[Kind.TXS]:
+            raws = []
+        self.gossip.send_to(peer, Kind.TXS, codec.encode(raws))
+        return Outcome.RELAY
+
+    async def _on_txs(self, raws: list[bytes], peer: bytes) -> Outcome:
+        """An answer to a fetch: what it completed is judged and forwarded; an answer that
+        is not what was asked costs its sender score, and the next peer is asked."""
+        answer, completed, retry = self.fetcher.answered(peer, raws)
+        if retry is not None:
+            self._ask(retry)
+        for whole in completed:
+            await self._on_completed(whole)
+        return Outcome.INVALID if answer is Answer.WRONG else Outcome.RELAY
+
+    def _before_certified(self, height: int) -> Outcome | None:
+        """A certified block is judged only at this node's height, before it decided, and
+        only the first valid one: one certificate per height goes on (`_on_certified`)."""
+        if height != self.core.height or self.core.decided or height in self._certified:
+            return Outcome.IGNORE
+        return None
+
+    def _on_certified(self, commit: Commit) -> Outcome:
+        """A certified block from gossip: its certificate is checked (the signatures of
+        more than 2/3 of the power of this height's validators, for this block), and a
+        valid one is forwarded at once, before it is executed: gossip forwards it as this
+        returns, and the execution (`_on_commit`) runs as a task of its own after. Each hop
+        then costs a certificate check rather than an execution. It is the first valid
+        certificate this node has for the height, and the only one it forwards: any valid
+        one proves the block, and the header carries no last commit that would need more
+        (docs/consensus.md, "One certificate per height"); later ones are not spread."""
+        early = self._before_certified(commit.height)
+        if early is not None:
+            return early
+        if not core.check_commit(self.app.chain_id, self.core.validators, commit.height,
+                                 commit.block, commit.certificate, self.verify):  # fmt: skip
+            return Outcome.FORGED
+        self._certified.add(commit.height)
+        self.supervisor.watch("certified-block", self._execute_certified(commit))
+        return Outcome.RELAY
+
+    async def _execute_certified(self, commit: Commit) -> None:
+        await self._on_commit(commit)
 
     def _answer_sync(self, payload: bytes, peer: bytes) -> Outcome:
         """A peer asked for the blocks from a height on: send a run of them (SYNC_RUN, or
@@ -430,27 +578,38 @@ class Node:
         invalid block is refused by every node's own trial, and waiting for the trial at
         each hop would add one trial per hop to the proposal's way, which behind sentries
         (two hops) can outlast the propose timeout on a loaded machine."""
-        self._catch_up(proposal.height, peer)
-        if proposal.height != self.core.height:
-            return Outcome.IGNORE  # not checkable against this height's validators
-        validators = self.core.validators
-        member = validators.get(proposal.proposer)
-        if (
-            proposal.round < 0
-            or proposal.proposer != validators.proposer(proposal.height, proposal.round)
-            or member is None
-            or not self.verify(
-                member.public_key, proposal.signing_bytes(self.app.chain_id), proposal.signature
-            )
+        early = self._before_block(proposal.height, proposal.round, proposal.proposer, peer)
+        if early is not None:
+            return early
+        member = self.core.validators.get(proposal.proposer)
+        if member is None or not self.verify(
+            member.public_key, proposal.signing_bytes(self.app.chain_id), proposal.signature
         ):
             return Outcome.FORGED
         self.presence.heard(proposal.proposer, proposal.height)
         at = (proposal.height, proposal.round)
-        if proposal.round in self.core.proposals or at in self._checking:
-            return Outcome.IGNORE  # the round has its proposal; a second one is not spread
         self._checking.add(at)
         self.supervisor.watch("proposal-check", self._check(proposal))
         return Outcome.RELAY
+
+    def _before_block(
+        self, height: int, round: int, proposer: bytes, peer: bytes
+    ) -> Outcome | None:
+        """What a proposal's height, round and proposer decide before its block is looked
+        at (or fetched): None when it is worth judging."""
+        self._catch_up(height, peer)
+        if height != self.core.height:
+            return Outcome.IGNORE  # not checkable against this height's validators
+        validators = self.core.validators
+        if (
+            round < 0
+            or proposer != validators.proposer(height, round)
+            or validators.get(proposer) is None
+        ):
+            return Outcome.FORGED
+        if round in self.core.proposals or (height, round) in self._checking:
+            return Outcome.IGNORE  # the round has its proposal; a second one is not spread
+        return None
 
     async def _check(self, proposal: Proposal) -> None:
         """The transactions' signatures off the loop, then the trial execution, then the
@@ -644,8 +803,10 @@ class Node:
         for action in actions:
             if isinstance(action, core.Broadcast):
                 message = action.message
-                kind = Kind.PROPOSAL if isinstance(message, Proposal) else Kind.VOTE
-                payload = codec.encode(message)
+                if isinstance(message, Proposal):
+                    kind, payload = Kind.PROPOSAL, codec.encode(compact.compact_proposal(message))
+                else:
+                    kind, payload = Kind.VOTE, codec.encode(message)
                 self._own.append((kind, payload))
                 self.gossip.publish(kind, payload)
             elif isinstance(action, core.ScheduleTimeout):
@@ -714,26 +875,35 @@ class Node:
         self._act(self.core.on_value(request.height, request.round, block))
 
     def _decide(self, decision: core.Decide) -> None:
+        """Announce the certified block (unless a certificate for the height went out
+        already: one per height), before executing it, then execute and store it with its
+        certificate in canonical order (by validator address, as the core builds its own),
+        and start the next height."""
         checked, self._checked = self._checked, None
         decided_id = block_id(decision.block)
-        for vote in decision.commit:
+        certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
+        block, txs = compact.compact(decision.block)
+        self.recent.add(txs)  # a peer that fetches the certified block asks for them
+        self.fetcher.drop_below(decision.height + 1)
+        commit = codec.encode(CompactCommit(decision.height, block, certificate))
+        if decision.height not in self._certified:
+            self._certified.add(decision.height)
+            self.gossip.publish(Kind.COMMIT, commit)
+        self._certified = {h for h in self._certified if h >= decision.height}
+        for vote in certificate:
             self.presence.heard(vote.validator, decision.height)
         verified = checked[1] if checked and checked[0] == decided_id else None
         try:
-            receipts = self.app.commit(
-                decision.height, decision.block, decision.commit, verified=verified
-            )
+            receipts = self.app.commit(decision.height, decision.block, certificate, verified)
         except RuntimeError as exc:  # a divergent state root: stop, do not continue
             self.halted = str(exc)
             self.telemetry.halted(decision.height, str(exc))
             return
-        commit = codec.encode(Commit(decision.height, decision.block, decision.commit))
-        self.gossip.publish(Kind.COMMIT, commit)
         now = asyncio.get_running_loop().time()
         self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
         self._last_commit = now
         info = CommitInfo(decision.height, decision.round, decided_id, len(decision.block),
-                          len(receipts), decision.commit, self.core.validators,
+                          len(receipts), certificate, self.core.validators,
                           self._via_certificate)  # fmt: skip
         self.telemetry.committed(info, now)
         self._notify(decision, receipts)

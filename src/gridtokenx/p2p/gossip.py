@@ -90,6 +90,8 @@ class Kind(IntEnum):
     CHUNK = 15  # direct: a snapshot chunk with its proof, in answer
     MESH = 16  # the mesh's control frames (`p2p.mesh_frames`), never forwarded
     GRID = 17  # a batch of grid-status and emergency transactions (`tx.is_priority`)
+    TXS_REQUEST = 18  # direct: "send me these transactions" (ids a compact block named)
+    TXS = 19  # direct: the transactions asked for, in order (empty: cannot supply them all)
 
 
 STATE_SYNC: Final = frozenset(
@@ -111,6 +113,9 @@ TOPICS: Final = {
 came: the node relays (`relay`) what its own mempool admitted. Grid updates travel as a
 batch kind of their own on the grid topic, first in every send queue (`Lane.GRID`)."""
 NOT_FORWARDED: Final = frozenset({Kind.TX, Kind.GRID})
+COMPACT_FETCH: Final = frozenset({Kind.TXS_REQUEST, Kind.TXS})
+"""Compact blocks (`node.compact_blocks`): a node asks one peer for the transactions a
+compact proposal or certified block named that it does not hold (direct, never spread)."""
 CONTROL: Final = frozenset({Kind.PING, Kind.PONG})
 """Handled by `connection.Peer` as exact frames; one that reaches gossip is malformed."""
 TOPIC_LANES: Final = {
@@ -142,6 +147,8 @@ LANES: Final = {
     Kind.CHUNK: Lane.REQUESTS,
     Kind.MESH: Lane.CONTROL,
     Kind.GRID: Lane.GRID,
+    Kind.TXS_REQUEST: Lane.REQUESTS,
+    Kind.TXS: Lane.CONSENSUS,  # an answer we asked for, on a proposal's way
 }
 """The rate-limit budget an inbound frame draws on."""
 SEND_LANES: Final = {
@@ -149,6 +156,7 @@ SEND_LANES: Final = {
     # A sync answer may be large and is asked again when lost: it must not cost the
     # connection when the lane is full, as a consensus message would.
     Kind.SYNC_BLOCK: Lane.REQUESTS,
+    Kind.TXS: Lane.REQUESTS,  # likewise: large, and asked of another peer when lost
 }
 """The send queue an outbound frame waits in (`connection.Peer`)."""
 
@@ -171,6 +179,8 @@ LIMITS: Final = {
     Kind.CHUNK: 4 * 1024 * 1024,  # 1 MiB of records and a proof; one big bucket at most
     Kind.MESH: mesh_frames.MAX_BYTES,  # a full IHAVE
     Kind.GRID: 256 * 1024,  # grid operators' reports: a few hundred bytes each
+    Kind.TXS_REQUEST: 10_000 * 34 + 16,  # ids of a whole block (`blocks.MAX_BLOCK_TXS`)
+    Kind.TXS: 4 * 1024 * 1024,  # a whole block's transactions at most
 }
 START_SCORE: Final = 10
 PENALTY: Final = 5  # two strikes and out

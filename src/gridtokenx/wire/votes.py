@@ -63,7 +63,8 @@ class Evidence(msgspec.Struct, frozen=True, array_like=True):
 
 class Commit(msgspec.Struct, frozen=True, array_like=True):
     """A decided block with its certificate: the precommits of more than 2/3 of the power.
-    What a node announces after deciding and what block sync sends."""
+    What block sync sends; gossip announces a decision with the block compact
+    (`chain.compact.CompactCommit`), and a proposal likewise."""
 
     height: int
     block: bytes
