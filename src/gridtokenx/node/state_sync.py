@@ -35,7 +35,7 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx.chain import blocks
+from gridtokenx.chain import blocks, light_client
 from gridtokenx.consensus import core
 from gridtokenx.ledger import genesis, validator_set
 from gridtokenx.ledger import state_proofs as proofs
@@ -44,6 +44,7 @@ from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.storage import snapshots
 from gridtokenx.storage.snapshots import ChunkRequest, Offer, Snapshots
 from gridtokenx.storage.store import Store
+from gridtokenx.storage.validator_history import Recorder
 from gridtokenx.wire import codec, crypto
 from gridtokenx.wire.votes import Vote, block_id
 
@@ -101,13 +102,14 @@ class Snapshotter:
         self.store = store
         self.interval = interval
         self.behind = behind
+        self.recorder = Recorder(store)  # the set changes its offers carry
         self.taken: list[int] = []
         self._task: asyncio.Task[int | None] | None = None
         self._waiting = bool(served.pending())  # cut, to offer once h+1 is committed
 
     def _complete(self) -> None:
         try:
-            offered = self.served.complete(self.store)
+            offered = self.served.complete(self.store, self.recorder)
         except snapshots.SnapshotError as exc:
             _log.error("a state snapshot was dropped: %s", exc)
             offered = []
@@ -116,6 +118,7 @@ class Snapshotter:
             _log.info("state snapshot offered", extra={"height": height})
 
     def on_commit(self, height: int, *_: object) -> None:
+        self.recorder.observe()
         if self._waiting:
             self._complete()
         if self.interval <= 0 or height % self.interval or self.busy or self.behind():
@@ -206,10 +209,18 @@ class Joiner:
             return None
         if not proofs.partitions(offer.ranges, offer.depth):
             return None
+        genesis_set = validator_set.for_height(self.trusted, 1)
+        try:
+            walked = light_client.walk(self.spec.chain_id, genesis_set, offer.hops,
+                                       offer.height + 1)  # fmt: skip
+        except light_client.Untrusted as exc:
+            _log.warning("a snapshot offer's validator-set changes do not follow from "
+                         "genesis: %s", exc)  # fmt: skip
+            return None
         pairs = ((offer.height, offer.block, certificate),
                  (offer.height + 1, offer.next_block, next_certificate))  # fmt: skip
         for height, block, votes in pairs:
-            validators = validator_set.for_height(self.trusted, height)
+            validators = walked.for_height(height)
             if not core.check_commit(self.spec.chain_id, validators, height, block, votes,
                                      crypto.verify):  # fmt: skip
                 return None

@@ -34,9 +34,12 @@ from typing import Final
 import msgspec
 
 from gridtokenx.chain import blocks
+from gridtokenx.chain.light_client import Hop
 from gridtokenx.ledger import bucket_tree
 from gridtokenx.ledger import state_proofs as proofs
+from gridtokenx.storage import validator_history
 from gridtokenx.storage.store import Store, StoreError
+from gridtokenx.storage.validator_history import Recorder
 
 CHUNK_BYTES: Final = 1024 * 1024
 """Record bytes in one chunk at most (a bucket larger than that is a chunk of its own).
@@ -53,7 +56,9 @@ class SnapshotError(StoreError):
 class Offer(msgspec.Struct, frozen=True, array_like=True):
     """What a node can serve: the height, that height's block and commit certificate (the
     encoded votes, as stored), the next block and its certificate (whose header's state
-    root is the snapshot's), the tree's depth, and the bucket ranges of its chunks."""
+    root is the snapshot's), the tree's depth, the bucket ranges of its chunks, and the
+    validator-set changes up to h+1 (`chain.light_client`: how a joiner that trusts only
+    the genesis set comes to trust the set that certified h and h+1)."""
 
     height: int
     block: bytes
@@ -62,6 +67,7 @@ class Offer(msgspec.Struct, frozen=True, array_like=True):
     next_certificate: bytes
     depth: int
     ranges: tuple[tuple[int, int], ...]
+    hops: tuple[Hop, ...] = ()
 
     @property
     def root(self) -> bytes:
@@ -196,16 +202,21 @@ class Snapshots:
                  and (p / _PENDING).is_file() and not (p / _OFFER).is_file()]  # fmt: skip
         return sorted(found)
 
-    def complete(self, store: Store) -> list[int]:
+    def complete(self, store: Store, recorder: Recorder | None = None) -> list[int]:
         """Offer the pending snapshots whose next block `store` now holds (block h+1's
-        header carries the root of the state after h); returns the heights offered.
-        A next header with another root means the snapshot is not the chain's state:
-        it is removed and reported."""
+        header carries the root of the state after h) and whose validator-set changes
+        `recorder` has read; returns the heights offered. A next header with another
+        root means the snapshot is not the chain's state: it is removed and reported.
+        Without a `recorder` (offline), one reads the whole stored history here."""
+        if recorder is None:
+            recorder = Recorder(store)
+            recorder.catch_up()
         offered = []
         for height in self.pending():
             target = self._at(height)
             stored = store.block(height + 1)
-            if stored is None:
+            hops = recorder.hops(height + 1)
+            if stored is None or hops is None:
                 continue
             cut = _pending.decode((target / _PENDING).read_bytes())
             next_root = blocks.decode(stored[0]).header.state_root
@@ -214,7 +225,7 @@ class Snapshots:
                 raise SnapshotError(f"the state cut at height {height} does not have the "
                                     f"root block {height + 1} carries")  # fmt: skip
             offer = Offer(height, cut.block, cut.certificate, stored[0], stored[1], cut.depth,
-                          cut.ranges)  # fmt: skip
+                          cut.ranges, hops)  # fmt: skip
             (target / f"{_OFFER}.tmp").write_bytes(msgspec.msgpack.encode(offer))
             (target / f"{_OFFER}.tmp").replace(target / _OFFER)
             offered.append(height)
@@ -300,6 +311,7 @@ def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash
     root = offer.root
     store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
                             genesis_hash)  # fmt: skip
+    validator_history.start(store, offer.height, offer.block, offer.hops)
     store.rebuild_tree()
     meta = store.tree_meta()
     assert meta is not None, "a tree just rebuilt is current"
