@@ -121,6 +121,32 @@ def test_a_few_snapshots_are_kept(tmp_path: Path) -> None:
         "000000000002", "000000000003"]  # fmt: skip
 
 
+def test_a_snapshot_being_fetched_outlives_newer_ones_until_its_fetch_goes_quiet(
+    tmp_path: Path,
+) -> None:
+    now = [0.0]
+    spec = _chain(tmp_path / "data", 1)
+    served = snapshots.Snapshots(tmp_path / "snapshots", keep=1, clock=lambda: now[0])
+    assert _snapshot(spec, tmp_path / "data", served) == 1
+    offer = snapshots.decode_offer(served.offers()[0])
+    first = served.chunk(1, 0)  # a joiner starts fetching snapshot 1
+    assert first is not None
+    now[0] += snapshots.PIN_S - 1
+    assert _snapshot(spec, tmp_path / "data", served) == 2
+    # Not offered any more, but every chunk still served to the fetch under way.
+    assert [snapshots.decode_offer(o).height for o in served.offers()] == [2]
+    assert served.heights() == [1, 2] and served.pinned() == [1]
+    assert len(_chunks(served, 1, offer)) == len(offer.ranges)
+    now[0] += snapshots.PIN_S + 1  # the fetch went quiet: the next tidy removes it
+    assert _snapshot(spec, tmp_path / "data", served) == 3
+    assert served.heights() == [3] and served.chunk(1, 0) is None
+    # A peer that asks for a chunk of every snapshot pins at most PINNED_MAX old ones.
+    for height in range(4, 8):
+        assert served.chunk(height - 1, 0) is not None
+        assert _snapshot(spec, tmp_path / "data", served) == height
+    assert served.heights() == [5, 6, 7] and snapshots.PINNED_MAX == 2
+
+
 def test_restoring_into_a_store_that_holds_a_chain_is_refused(tmp_path: Path) -> None:
     spec = _chain(tmp_path / "data", 1)
     served = snapshots.Snapshots(tmp_path / "snapshots")

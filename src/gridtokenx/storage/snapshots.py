@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -45,6 +46,11 @@ CHUNK_BYTES: Final = 1024 * 1024
 """Record bytes in one chunk at most (a bucket larger than that is a chunk of its own).
 A protocol constant: every node cuts a state into the same chunks."""
 KEEP: Final = 2  # snapshots a node keeps by default
+PIN_S: Final = 60.0
+"""A snapshot a peer asked a chunk of is kept this long after its last chunk request,
+though newer ones are taken: a joiner fetching it would otherwise lose its source midway
+(the ranges it holds are the old snapshot's) and start over."""
+PINNED_MAX: Final = 2  # old snapshots kept for fetches at most (beyond `keep`)
 _OFFER: Final = "offer"
 _PENDING: Final = "pending"
 
@@ -148,14 +154,17 @@ def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> None:
 class Snapshots:
     """The snapshots of one node, in `directory` (one subdirectory per height)."""
 
-    def __init__(self, directory: Path, keep: int = KEEP, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, directory: Path, keep: int = KEEP, chunk_bytes: int = CHUNK_BYTES,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         """`chunk_bytes` is CHUNK_BYTES on a network (tests cut small states finer)."""
         if keep < 1:
             raise ValueError(f"keep must be at least 1, not {keep}")
         self.directory = directory
         self.keep = keep
         self.chunk_bytes = chunk_bytes
+        self.clock = clock
         self._offers: dict[int, bytes] = {}
+        self._pins: dict[int, float] = {}  # height -> kept until (a fetch in progress)
 
     def _at(self, height: int) -> Path:
         return self.directory / f"{height:012d}"
@@ -169,9 +178,10 @@ class Snapshots:
         return sorted(found)
 
     def offers(self) -> list[bytes]:
-        """The encoded offers of the finished snapshots, newest first."""
+        """The encoded offers of the newest `keep` finished snapshots, newest first (older
+        ones kept for a fetch in progress are served, not offered)."""
         answer = []
-        for height in reversed(self.heights()):
+        for height in reversed(self.heights()[-self.keep :]):
             if height not in self._offers:
                 self._offers[height] = (self._at(height) / _OFFER).read_bytes()
             answer.append(self._offers[height])
@@ -182,9 +192,19 @@ class Snapshots:
         if index < 0:
             return None
         try:
-            return (self._at(height) / f"chunk-{index}").read_bytes()
+            found = (self._at(height) / f"chunk-{index}").read_bytes()
         except OSError:
             return None
+        self._pins[height] = self.clock() + PIN_S  # a fetch is under way: keep it
+        return found
+
+    def pinned(self) -> list[int]:
+        """Heights a fetch asked a chunk of within the last PIN_S seconds, oldest first."""
+        now = self.clock()
+        for height, until in list(self._pins.items()):
+            if until <= now:
+                self._pins.pop(height, None)
+        return sorted(self._pins)
 
     def take(self, store: Store) -> int | None:
         """Snapshot the store's current height (`checkpoint`, then `build`, here); returns
@@ -279,12 +299,18 @@ class Snapshots:
         (target / f"{_PENDING}.tmp").replace(target / _PENDING)
 
     def _tidy(self) -> None:
+        """Keep the newest `keep` snapshots, a newer one being cut, and up to PINNED_MAX
+        older ones a peer is fetching (so a peer cannot make this node keep them all)."""
         finished = self.heights()
-        for height in finished[: -self.keep]:
-            shutil.rmtree(self._at(height), ignore_errors=True)
-            self._offers.pop(height, None)
+        old = finished[: -self.keep]
+        fetched = [h for h in self.pinned() if h in old][-PINNED_MAX:]
+        for height in old:
+            if height not in fetched:
+                shutil.rmtree(self._at(height), ignore_errors=True)
+                self._offers.pop(height, None)
         newest = finished[-1] if finished else -1
-        kept = set(finished[-self.keep :]) | {h for h in self.pending() if h > newest}
+        kept = set(finished[-self.keep :]) | set(fetched)
+        kept |= {h for h in self.pending() if h > newest}
         for path in self.directory.iterdir():
             if path.name.isdigit() and int(path.name) not in kept:
                 shutil.rmtree(path, ignore_errors=True)
