@@ -354,6 +354,8 @@ class Node:
         """What a peer sent, checked from the cheap end (see the module docstring)."""
         try:
             if kind is Kind.TX:
+                if self.catching_up:  # its state is stale: verifying, holding and relaying
+                    return Outcome.IGNORE  # the live stream would only slow block sync
                 return Outcome.RELAY if self._receive_txs(payload, peer) else Outcome.INVALID
             if kind is Kind.SYNC_REQUEST:
                 return self._answer_sync(payload, peer)
