@@ -42,6 +42,7 @@ from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.ledger import accounts, bucket_tree, chain_info, genesis, registry
 from gridtokenx.ledger.context import BlockContext
 from gridtokenx.ledger.state import Overlay, State
+from gridtokenx.netsim import joining, topology
 from gridtokenx.node import state_sync
 from gridtokenx.node.block_sync import BlockSync
 from gridtokenx.node.runtime import Node
@@ -54,6 +55,7 @@ from gridtokenx.wire.votes import Vote, VoteType, block_id, sign_vote
 from workload import MarketLoad
 
 RESULTS = Path(__file__).parent / "results" / "statesync.json"
+JOINERS = Path(__file__).parent / "results" / "statesync_joiners.json"
 CHAIN = "gridtokenx-statesync-bench"
 T0 = 1_767_225_600
 EGAT = genesis.dev_keys()["EGAT"]
@@ -305,6 +307,79 @@ def block_sync_run(chain: Path, top: int, tps: int, work: Path) -> dict[str, Any
     return result
 
 
+# --- many joiners at once, in the network simulator -----------------------------------------
+def join_costs(meters: int, work: Path) -> dict[str, Any]:
+    """A real snapshot of `meters` meters: its chunks' sizes as sent, and what verifying
+    them and finishing a restore cost here per byte (`state_sync.Joiner._take`,
+    `snapshots.finish_restore`)."""
+    root, _ = store_meters(meters, work / "served")
+    served = snapshots.Snapshots(work / "snapshots")
+    with Store(work / "served") as store:
+        assert served.take(store) == 1
+    _certify_next(root, work / "served")
+    with Store(work / "served") as store:
+        assert served.complete(store) == [1]
+    offer = snapshots.decode_offer(served.offers()[0])
+    raws = [served.chunk(1, i) for i in range(len(offer.ranges))]
+    chunks = [snapshots.decode_chunk(r) for r in raws if r is not None]
+    total = sum(len(r) for r in raws if r is not None)
+    started = time.perf_counter()
+    for chunk in chunks:
+        snapshots.verify_chunk(chunk, offer, offer.root)
+    verify_s = time.perf_counter() - started
+    started = time.perf_counter()
+    with Store(work / "restored") as store:
+        for chunk in chunks:
+            store.put_state_records(chunk.records)
+        snapshots.finish_restore(store, offer, b"", SPEC.hash())
+    finish_s = time.perf_counter() - started
+    return {"sample_meters": meters, "chunk_sizes": [len(r) for r in raws if r is not None],
+            "bytes": total, "verify_s": round(verify_s, 2), "finish_s": round(finish_s, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def joiners_run(joiners: int, meters: int, sample: int, nodes: int,
+                work: Path) -> dict[str, Any]:  # fmt: skip
+    """`joiners` new nodes state-syncing a snapshot of `meters` meters at once over a
+    `nodes`-node network (`netsim.joining`), with chunk sizes from a real snapshot of
+    `sample` meters repeated to `meters`, and the verification and finishing costs
+    measured on it; with random configured peers and with the sentries as the only
+    bootstrap peers, each under the per-peer progress timeout and the per-request one it
+    replaced."""
+    costs = join_costs(sample, work)
+    scale = max(1, round(meters / sample))
+    sizes = tuple(costs["chunk_sizes"]) * scale
+    per_byte = {"verify_s_per_byte": costs["verify_s"] / costs["bytes"],
+                "finish_s_per_byte": costs["finish_s"] / costs["bytes"]}  # fmt: skip
+    layout = topology.Layout(nodes=nodes)
+    runs = []
+    for bootstrap in ("random", "sentries"):
+        for rule in ("progress", "request"):
+            started = time.perf_counter()
+            report = joining.JoinSimulation(joining.JoinScenario(
+                sizes, layout, joiners, bootstrap=bootstrap, timeout_rule=rule,
+                in_flight=state_sync.IN_FLIGHT, timeout_s=state_sync.CHUNK_TIMEOUT_S,
+                strikes=state_sync.STRIKES, **per_byte)).run()  # fmt: skip
+            times = report.join_s
+            runs.append({
+                "bootstrap": bootstrap, "timeout_rule": rule,
+                "joined": len(times), "failed": report.failed,
+                "join_s_p50": round(times[len(times) // 2], 1) if times else None,
+                "join_s_max": round(times[-1], 1) if times else None,
+                "timeouts": report.timeouts, "late_chunks": report.late_chunks,
+                "dropped_peers": report.dropped_peers,
+                "wasted_mb": round(report.wasted_bytes / 1e6, 1),
+                "servers": report.servers,
+                "busiest_server_joiners": report.busiest_server_joiners,
+                "wall_s": round(time.perf_counter() - started, 1)})  # fmt: skip
+    return {"joiners": joiners, "meters": meters, "nodes": nodes, "chunks": len(sizes),
+            "snapshot_mb": round(sum(sizes) / 2**20, 1),
+            "sample": {k: v for k, v in costs.items() if k != "chunk_sizes"},
+            "verify_mb_per_s": round(costs["bytes"] / costs["verify_s"] / 2**20, 1),
+            "finish_mb_per_s": round(costs["bytes"] / costs["finish_s"] / 2**20, 1),
+            "runs": runs}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", type=int, default=1_000_000)
@@ -317,9 +392,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="also build the state through the handlers and compare roots",
     )
     parser.add_argument("--no-block-sync", action="store_true")
+    parser.add_argument(
+        "--joiners",
+        type=int,
+        default=0,
+        help="simulate this many nodes state-syncing --meters at once instead",
+    )
+    parser.add_argument(
+        "--sample-meters",
+        type=int,
+        default=20_000,
+        help="with --joiners: the real snapshot the chunk sizes come from",
+    )
+    parser.add_argument("--nodes", type=int, default=10_000, help="with --joiners")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
+    if args.joiners:
+        with tempfile.TemporaryDirectory(prefix="statesync-bench-") as tmp:
+            simulated = joiners_run(args.joiners, args.meters, args.sample_meters, args.nodes,
+                                    Path(tmp))  # fmt: skip
+        simulated["load_average_1m_at_start"] = round(load_before[0], 2)
+        simulated["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+        print_figures(simulated)
+        write(simulated, args.output if args.output != RESULTS else JOINERS)
+        return simulated
     with tempfile.TemporaryDirectory(prefix="statesync-bench-") as tmp:
         work = Path(tmp)
         joins = []

@@ -50,7 +50,12 @@ from gridtokenx.wire.votes import Vote, block_id
 
 MAX_OFFERS: Final = 4  # offers a node sends in answer (its newest)
 IN_FLIGHT: Final = 4  # chunk requests outstanding per peer
-CHUNK_TIMEOUT_S: Final = 10.0  # a chunk not in by then is asked of another peer
+CHUNK_TIMEOUT_S: Final = 10.0
+"""A peer that has sent nothing for this long while asked for chunks is late: what it was
+asked goes to the others. Counted from its last chunk, not from each request: a peer
+answers its requests in order over one connection, so behind a busy upload (many joiners
+at once) the fourth request in flight waits for three chunks, and a deadline per request
+struck peers that were sending steadily (`bench/statesync_bench.py --joiners`)."""
 OFFER_WAIT_S: Final = 2.0  # after an offer, how long to wait for the other peers'
 OFFER_GRACE_S: Final = 0.2  # ...and for a peer's further offers once all have answered
 STRIKES: Final = 3  # timeouts after which a peer is no longer asked
@@ -154,7 +159,8 @@ class Snapshotter:
 @dataclass
 class _Source:
     offer: Offer
-    asked: dict[int, float] = field(default_factory=dict)  # chunk index -> deadline
+    asked: set[int] = field(default_factory=set)  # chunk indexes outstanding
+    heard: float = 0.0  # its last chunk, or the request that ended its idleness
     strikes: int = 0
 
 
@@ -179,12 +185,14 @@ class Joiner:
         self._offers: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self._chunks: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self.banned: list[bytes] = []
+        self._heard: dict[bytes, float] = {}  # each peer's last chunk, as it arrived
 
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:
         if kind is Kind.SNAPSHOT_OFFER:
             self._offers.put_nowait((peer, payload))
             return Outcome.RELAY
         if kind is Kind.CHUNK:
+            self._heard[peer] = asyncio.get_running_loop().time()  # not when verified
             self._chunks.put_nowait((peer, payload))
             return Outcome.RELAY
         return Outcome.IGNORE  # the chain's traffic: this node does not follow it yet
@@ -284,11 +292,11 @@ class Joiner:
         while len(done) < len(offer.ranges):
             now = loop.time()
             for peer, source in list(active.items()):
-                for index, due in list(source.asked.items()):
-                    if due < now:  # late: someone else gets it
-                        del source.asked[index]
-                        source.strikes += 1
-                        todo.append(index)
+                heard = max(source.heard, self._heard.get(peer, 0.0))
+                if source.asked and now - heard > CHUNK_TIMEOUT_S:
+                    todo.extend(source.asked)  # late: someone else gets them
+                    source.asked.clear()
+                    source.strikes += 1
                 if source.strikes >= STRIKES or peer not in self.gossip.peers:
                     todo.extend(source.asked)
                     del active[peer]
@@ -300,7 +308,9 @@ class Joiner:
                     index = todo.popleft()
                     if index in done:
                         continue
-                    source.asked[index] = now + CHUNK_TIMEOUT_S
+                    if not source.asked:
+                        source.heard = now  # the wait starts now
+                    source.asked.add(index)
                     request = codec.encode(ChunkRequest(offer.height, index))
                     self.gossip.send_to(peer, Kind.CHUNK_REQUEST, request)
             try:
@@ -323,7 +333,7 @@ class Joiner:
             if source is not None:
                 self.gossip.penalise(peer)  # nobody asked it for that
             return
-        del source.asked[chunk.index]
+        source.asked.discard(chunk.index)
         if chunk.index in done:
             return
         try:
