@@ -38,6 +38,15 @@ def test_under_contention_the_progress_timeout_keeps_steady_peers() -> None:
     assert len(now.join_s) == 30 and now.failed == 0 and now.late_chunks == 0
 
 
+def test_a_joiner_verifying_slower_than_chunks_arrive_does_not_blame_its_peers() -> None:
+    slow_check = {"verify_s_per_byte": 1 / 1e6, "timeout_s": 2.0}  # 1 MB/s of checking
+    before = _run(timeout_rule="request", **slow_check)
+    assert before.timeouts > 0 and before.late_chunks > 0
+    now = _run(**slow_check)
+    assert len(now.join_s) == 30 and now.timeouts == 0 and now.late_chunks == 0
+    assert now.join_s[0] >= sum(SIZES) / 1e6  # bound by the checking, as it should be
+
+
 def test_a_scenario_without_chunks_or_with_an_unknown_rule_is_refused() -> None:
     with pytest.raises(ValueError, match="chunks"):
         joining.JoinScenario(chunk_sizes=())

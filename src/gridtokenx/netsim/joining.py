@@ -98,6 +98,7 @@ class _Joiner:
     asked: dict[int, dict[int, tuple[float, int]]] = field(default_factory=dict)
     strikes: dict[int, int] = field(default_factory=dict)
     heard: dict[int, float] = field(default_factory=dict)  # peer -> its last chunk's arrival
+    queued: dict[int, int] = field(default_factory=dict)  # peer -> chunks awaiting the check
     cpu_free: float = 0.0
     down_free: float = 0.0
     finished: float | None = None
@@ -174,7 +175,8 @@ class JoinSimulation:
         for peer in list(joiner.asked):
             slots = joiner.asked[peer]
             progress = self.sc.timeout_rule == "progress"
-            if progress and slots and now - joiner.heard[peer] > self.sc.timeout_s:
+            waiting = joiner.queued.get(peer, 0)  # the joiner's backlog, not the peer's
+            if progress and slots and not waiting and now - joiner.heard[peer] > self.sc.timeout_s:
                 joiner.todo.extend(slots)
                 self.stats["timeouts"] += len(slots)
                 slots.clear()
@@ -199,6 +201,7 @@ class JoinSimulation:
     def _arrived(self, j: int, peer: int, index: int, serial: int, now: float) -> None:
         joiner = self.joiners[j]
         joiner.heard[peer] = now
+        joiner.queued[peer] = joiner.queued.get(peer, 0) + 1
         size = self.sc.chunk_sizes[index]
         start = max(now, joiner.cpu_free)
         joiner.cpu_free = start + size * self.sc.verify_s_per_byte
@@ -206,8 +209,11 @@ class JoinSimulation:
 
     def _verified(self, j: int, peer: int, index: int, serial: int, now: float) -> None:
         joiner = self.joiners[j]
+        joiner.queued[peer] -= 1
         if joiner.finished is not None:
             return
+        if self.sc.timeout_rule == "progress":
+            joiner.heard[peer] = now  # its other requests wait from now
         slots = joiner.asked.get(peer)
         if slots is None or slots.get(index, (0.0, -1))[1] != serial:
             self.stats["late"] += 1  # given to another peer meanwhile: a penalty, no use

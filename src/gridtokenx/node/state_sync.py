@@ -51,11 +51,13 @@ from gridtokenx.wire.votes import Vote, block_id
 MAX_OFFERS: Final = 4  # offers a node sends in answer (its newest)
 IN_FLIGHT: Final = 4  # chunk requests outstanding per peer
 CHUNK_TIMEOUT_S: Final = 10.0
-"""A peer that has sent nothing for this long while asked for chunks is late: what it was
-asked goes to the others. Counted from its last chunk, not from each request: a peer
+"""A peer that has sent nothing for this long while asked for chunks, none of its chunks
+waiting here to be verified, is late: what it was asked goes to the others. Counted from
+its last chunk (as it arrived, or as it was verified), not from each request: a peer
 answers its requests in order over one connection, so behind a busy upload (many joiners
-at once) the fourth request in flight waits for three chunks, and a deadline per request
-struck peers that were sending steadily (`bench/statesync_bench.py --joiners`)."""
+at once) the fourth request in flight waits for three chunks, and a joiner that verifies
+slower than chunks arrive holds them in its own queue; a deadline per request struck
+peers that were sending steadily (`bench/statesync_bench.py --joiners`)."""
 OFFER_WAIT_S: Final = 2.0  # after an offer, how long to wait for the other peers'
 OFFER_GRACE_S: Final = 0.2  # ...and for a peer's further offers once all have answered
 STRIKES: Final = 3  # timeouts after which a peer is no longer asked
@@ -160,7 +162,7 @@ class Snapshotter:
 class _Source:
     offer: Offer
     asked: set[int] = field(default_factory=set)  # chunk indexes outstanding
-    heard: float = 0.0  # its last chunk, or the request that ended its idleness
+    heard: float = 0.0  # its last chunk taken, or the request that ended its idleness
     strikes: int = 0
 
 
@@ -186,6 +188,7 @@ class Joiner:
         self._chunks: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self.banned: list[bytes] = []
         self._heard: dict[bytes, float] = {}  # each peer's last chunk, as it arrived
+        self._queued: dict[bytes, int] = {}  # each peer's chunks arrived, not yet verified
 
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:
         if kind is Kind.SNAPSHOT_OFFER:
@@ -193,6 +196,7 @@ class Joiner:
             return Outcome.RELAY
         if kind is Kind.CHUNK:
             self._heard[peer] = asyncio.get_running_loop().time()  # not when verified
+            self._queued[peer] = self._queued.get(peer, 0) + 1
             self._chunks.put_nowait((peer, payload))
             return Outcome.RELAY
         return Outcome.IGNORE  # the chain's traffic: this node does not follow it yet
@@ -293,7 +297,8 @@ class Joiner:
             now = loop.time()
             for peer, source in list(active.items()):
                 heard = max(source.heard, self._heard.get(peer, 0.0))
-                if source.asked and now - heard > CHUNK_TIMEOUT_S:
+                waiting = self._queued.get(peer, 0)  # this node's own backlog, not the peer's
+                if source.asked and not waiting and now - heard > CHUNK_TIMEOUT_S:
                     todo.extend(source.asked)  # late: someone else gets them
                     source.asked.clear()
                     source.strikes += 1
@@ -322,7 +327,10 @@ class Joiner:
 
     def _take(self, peer: bytes, raw: bytes, active: dict[bytes, _Source], todo: deque[int],
               done: set[int], store: Store, root: bytes) -> None:  # fmt: skip
+        self._queued[peer] = self._queued.get(peer, 1) - 1
         source = active.get(peer)
+        if source is not None:
+            source.heard = asyncio.get_running_loop().time()  # its other requests wait from now
         try:
             chunk = snapshots.decode_chunk(raw)
         except msgspec.DecodeError:
