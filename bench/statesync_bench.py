@@ -345,7 +345,7 @@ def joiners_run(joiners: int, meters: int, sample: int, nodes: int,
     `sample` meters repeated to `meters`, and the verification and finishing costs
     measured on it; with random configured peers and with the sentries as the only
     bootstrap peers, each under the per-peer progress timeout and the per-request one it
-    replaced."""
+    replaced, and with the joiners' checking and finishing free (the network's share)."""
     costs = join_costs(sample, work)
     scale = max(1, round(meters / sample))
     sizes = tuple(costs["chunk_sizes"]) * scale
@@ -353,16 +353,19 @@ def joiners_run(joiners: int, meters: int, sample: int, nodes: int,
                 "finish_s_per_byte": costs["finish_s"] / costs["bytes"]}  # fmt: skip
     layout = topology.Layout(nodes=nodes)
     runs = []
+    free = dict.fromkeys(per_byte, 0.0)  # what the network alone allows
     for bootstrap in ("random", "sentries"):
-        for rule in ("progress", "request"):
+        for rule, cpu in (("progress", "measured"), ("request", "measured"),
+                          ("progress", "none")):  # fmt: skip
             started = time.perf_counter()
             report = joining.JoinSimulation(joining.JoinScenario(
                 sizes, layout, joiners, bootstrap=bootstrap, timeout_rule=rule,
                 in_flight=state_sync.IN_FLIGHT, timeout_s=state_sync.CHUNK_TIMEOUT_S,
-                strikes=state_sync.STRIKES, **per_byte)).run()  # fmt: skip
+                strikes=state_sync.STRIKES,
+                **(per_byte if cpu == "measured" else free))).run()  # fmt: skip
             times = report.join_s
             runs.append({
-                "bootstrap": bootstrap, "timeout_rule": rule,
+                "bootstrap": bootstrap, "timeout_rule": rule, "joiner_cpu": cpu,
                 "joined": len(times), "failed": report.failed,
                 "join_s_p50": round(times[len(times) // 2], 1) if times else None,
                 "join_s_max": round(times[-1], 1) if times else None,
