@@ -51,6 +51,11 @@ PIN_S: Final = 60.0
 though newer ones are taken: a joiner fetching it would otherwise lose its source midway
 (the ranges it holds are the old snapshot's) and start over."""
 PINNED_MAX: Final = 2  # old snapshots kept for fetches at most (beyond `keep`)
+OFFER_BYTES_MAX: Final = 4 * 1024 * 1024
+"""An offer's frame limit (`p2p.gossip`'s for SNAPSHOT_OFFER, less headroom). An offer
+whose validator-set changes (whole blocks) would not fit goes without them: joiners whose
+chain kept its genesis set still take it, the others ignore it, as before the changes
+were carried."""
 _OFFER: Final = "offer"
 _PENDING: Final = "pending"
 
@@ -246,7 +251,10 @@ class Snapshots:
                                     f"root block {height + 1} carries")  # fmt: skip
             offer = Offer(height, cut.block, cut.certificate, stored[0], stored[1], cut.depth,
                           cut.ranges, hops)  # fmt: skip
-            (target / f"{_OFFER}.tmp").write_bytes(msgspec.msgpack.encode(offer))
+            encoded = msgspec.msgpack.encode(offer)
+            if len(encoded) > OFFER_BYTES_MAX:
+                encoded = msgspec.msgpack.encode(msgspec.structs.replace(offer, hops=()))
+            (target / f"{_OFFER}.tmp").write_bytes(encoded)
             (target / f"{_OFFER}.tmp").replace(target / _OFFER)
             offered.append(height)
         if offered:

@@ -27,7 +27,7 @@ from gridtokenx.storage.store import Store
 
 KEY: Final = b"validator_history"
 STEP: Final = 256  # headers read per `Recorder.observe` at most
-SAVE_EVERY: Final = 256  # heights between saves when nothing changed
+SAVE_EVERY: Final = 32  # heights between saves when nothing changed (a restart rereads them)
 KNOWN: Final = 8  # decided sets kept for their first header
 Members = tuple[tuple[bytes, bytes, int], ...]
 
