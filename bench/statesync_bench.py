@@ -27,8 +27,11 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -36,21 +39,23 @@ from benchkit import print_figures, write
 from gridtokenx.chain import blocks
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.devnet.homes import devnet_genesis
-from gridtokenx.ledger import chain_info, genesis, registry
+from gridtokenx.ledger import accounts, bucket_tree, chain_info, genesis, registry
 from gridtokenx.ledger.context import BlockContext
-from gridtokenx.ledger.state import State
+from gridtokenx.ledger.state import Overlay, State
+from gridtokenx.netsim import joining, topology
 from gridtokenx.node import state_sync
 from gridtokenx.node.block_sync import BlockSync
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
-from gridtokenx.simulator.population import KINDS, build_population
+from gridtokenx.simulator.population import KINDS, Member, Population, build_population
 from gridtokenx.storage import snapshots
-from gridtokenx.storage.store import Store, open_application
+from gridtokenx.storage.store import Store, encode_record, open_application
 from gridtokenx.wire import codec, crypto, tx
 from gridtokenx.wire.votes import Vote, VoteType, block_id, sign_vote
 from workload import MarketLoad
 
 RESULTS = Path(__file__).parent / "results" / "statesync.json"
+JOINERS = Path(__file__).parent / "results" / "statesync_joiners.json"
 CHAIN = "gridtokenx-statesync-bench"
 T0 = 1_767_225_600
 EGAT = genesis.dev_keys()["EGAT"]
@@ -63,40 +68,113 @@ def _certificate(height: int, raw: bytes) -> tuple[Vote, ...]:
 
 
 def meters_state(meters: int) -> State:
-    """The genesis state plus `meters` participants with a meter each."""
+    """The genesis state plus `meters` participants with a meter each, through the
+    registry's own handlers (the reference `store_meters` is checked against)."""
     state = genesis.build_state(SPEC)
-    zones = [z.code for z in SPEC.zones]
-    registrar = {z.code: genesis.dev_keys()[z.distribution_authority].address
-                 for z in SPEC.zones}  # fmt: skip
-    interval = chain_info.params(state).interval_seconds
-    ctx = BlockContext(1, T0)
-    population = build_population(meters, "statesync-bench", zones)
     view = state.overlay()
-    for i, m in enumerate(population.members):
-        by = registrar[m.zone]
-        registry.register_participant(view, ctx, by, tx.RegisterParticipant(
-            m.key.address, m.zone, KINDS[m.archetype], m.name))  # fmt: skip
-        registry.register_meter(view, ctx, by, tx.RegisterMeter(
-            m.meter.public_key, m.key.address, m.zone, m.meter_kind, m.meter_capacity_w,
-            m.import_register_wh, 0), interval)  # fmt: skip
+    for i, m in enumerate(_population(meters).members):
+        _register(view, m)
         if i % 10_000 == 9_999:
             view.commit()
     view.commit()
     return state
 
 
+def _population(meters: int) -> Population:
+    return build_population(meters, "statesync-bench", [z.code for z in SPEC.zones])
+
+
+_REGISTRAR: Final = {z.code: genesis.dev_keys()[z.distribution_authority].address
+                     for z in SPEC.zones}  # fmt: skip
+_AUTHORITY: Final = {z.code: z.distribution_authority for z in SPEC.zones}
+_CTX: Final = BlockContext(1, T0)
+
+
+def _register(view: Overlay, m: Member, meter_key: bytes | None = None) -> None:
+    """What the two registrations of `m` do, by the registry's handlers."""
+    by = _REGISTRAR[m.zone]
+    interval = chain_info.params(view).interval_seconds
+    registry.register_participant(view, _CTX, by, tx.RegisterParticipant(
+        m.key.address, m.zone, KINDS[m.archetype], m.name))  # fmt: skip
+    registry.register_meter(view, _CTX, by, tx.RegisterMeter(
+        meter_key or m.meter.public_key, m.key.address, m.zone, m.meter_kind,
+        m.meter_capacity_w, m.import_register_wh, 0), interval)  # fmt: skip
+
+
+def _records(m: Member, owner: bytes, meter_key: bytes,
+             interval: int) -> list[tuple[bytes, msgspec.Struct]]:  # fmt: skip
+    """The five records `_register` writes for a member, made directly: the registry's
+    checks cost more than the records, and every one of them passes on a fresh
+    population (distinct keys, known zones). `store_meters` checks a sample against
+    `_register`."""
+    meter = crypto.address_of(meter_key)
+    capacity = m.meter_capacity_w
+    kind = m.meter_kind
+    return [
+        (registry.participant_key(owner), registry.Participant(
+            m.zone, KINDS[m.archetype], m.name, _AUTHORITY[m.zone], T0)),
+        (accounts.account_key(owner), accounts.Account(0, 0, 0)),
+        (registry.meter_key(meter), registry.Meter(
+            owner=owner, zone=m.zone, kind=kind, rated_capacity_w=capacity,
+            public_key=meter_key, registered_at=T0, first_interval=T0 - T0 % interval,
+            last_interval=-1, import_register_wh=m.import_register_wh,
+            export_register_wh=0, baseline_export_wh=0)),
+        (registry.owner_meters_key(owner), registry.OwnerMeters(
+            (meter,), capacity if kind.produces else 0)),
+        (accounts.account_key(meter), accounts.Account(0, 0, 0)),
+    ]  # fmt: skip
+
+
+def _public_keys(seeds: list[bytes]) -> list[bytes]:
+    return [crypto.PrivateKey(seed).public_key for seed in seeds]
+
+
+def store_meters(meters: int, path: Path, workers: int = 2) -> tuple[bytes, int]:
+    """A store at height 1 holding the genesis state plus `meters` members, written
+    straight into the store in batches (no transactions, no state in memory): the
+    population's keys derived in `workers` processes, each member's records made
+    directly and checked, for a sample, against the registry's handlers; the tree then
+    rebuilt from the stored records (`Store.rebuild_tree`, as after a state sync).
+    Returns the state root and the record count."""
+    population = _population(meters).members
+    state = genesis.build_state(SPEC)
+    interval = chain_info.params(state).interval_seconds
+    sample = set(range(0, meters, max(1, meters // 200)))
+    seeds = [s for m in population for s in (m.key.seed, m.meter.seed)]
+    with Store(path) as store, ProcessPoolExecutor(workers) as pool:
+        store.save_genesis_state(state, SPEC.hash())
+        step = 20_000
+        keys = iter(pool.map(_public_keys, [seeds[i : i + step]
+                                            for i in range(0, len(seeds), step)]))  # fmt: skip
+        derived: list[bytes] = []
+        batch: list[tuple[bytes, bytes]] = []
+        for i, m in enumerate(population):
+            if not derived:
+                derived = list(reversed(next(keys)))
+            owner_key, meter_key = derived.pop(), derived.pop()
+            records = _records(m, crypto.address_of(owner_key), meter_key, interval)
+            if i in sample:
+                view = genesis.build_state(SPEC).overlay()
+                _register(view, m, meter_key)
+                for key, record in records:
+                    assert view.get(key, type(record)) == record, (i, key)
+            batch += [(key, encode_record(record)) for key, record in records]
+            if len(batch) >= 100_000:
+                store.put_state_records(batch)
+                batch = []
+        store.put_state_records(batch)
+        raw = _block(1, b"\0" * 32, b"\0" * 32)
+        store.commit_height(1, raw, codec.encode(_certificate(1, raw)), [], {})
+        store.rebuild_tree()
+        meta = store.tree_meta()
+        assert meta is not None
+        return bucket_tree.root_hash(meta[0], meta[2]), meta[1]
+
+
 def _block(height: int, prev_hash: bytes, root: bytes) -> bytes:
     header = blocks.Header(CHAIN, height, T0 + height, prev_hash, EGAT.address, b"\0" * 32,
                            root, b"\0" * 32, b"\0" * 32)  # fmt: skip
     return blocks.Block(header, ()).encode()
-
-
-def _store_certified(state: State, path: Path) -> None:
-    """`state` as height 1 of a store, under a block certified by the validator."""
-    with Store(path) as store:
-        store.save_genesis_state(state, SPEC.hash())
-        raw = _block(1, b"\0" * 32, b"\0" * 32)
-        store.commit_height(1, raw, codec.encode(_certificate(1, raw)), [], {})
 
 
 def _certify_next(root: bytes, path: Path) -> None:
@@ -132,13 +210,12 @@ async def _join(served: snapshots.Snapshots, target: Path) -> state_sync.Joined:
             await gossip.close()
 
 
-def state_sync_run(meters: int, work: Path) -> dict[str, Any]:
+def state_sync_run(meters: int, work: Path, check_root: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
-    state = meters_state(meters)
-    records, root = len(state), state.root()
+    root, records = store_meters(meters, work / "served")
     built = time.perf_counter() - started
-    _store_certified(state, work / "served")
-    del state
+    if check_root:  # the whole state through the handlers: the same root
+        assert meters_state(meters).root() == root
     served = snapshots.Snapshots(work / "snapshots")
     started = time.perf_counter()
     with Store(work / "served") as store:
@@ -230,27 +307,133 @@ def block_sync_run(chain: Path, top: int, tps: int, work: Path) -> dict[str, Any
     return result
 
 
+# --- many joiners at once, in the network simulator -----------------------------------------
+def join_costs(meters: int, work: Path) -> dict[str, Any]:
+    """A real snapshot of `meters` meters: its chunks' sizes as sent, and what verifying
+    them and finishing a restore cost here per byte (`state_sync.Joiner._take`,
+    `snapshots.finish_restore`)."""
+    root, _ = store_meters(meters, work / "served")
+    served = snapshots.Snapshots(work / "snapshots")
+    with Store(work / "served") as store:
+        assert served.take(store) == 1
+    _certify_next(root, work / "served")
+    with Store(work / "served") as store:
+        assert served.complete(store) == [1]
+    offer = snapshots.decode_offer(served.offers()[0])
+    raws = [served.chunk(1, i) for i in range(len(offer.ranges))]
+    chunks = [snapshots.decode_chunk(r) for r in raws if r is not None]
+    total = sum(len(r) for r in raws if r is not None)
+    started = time.perf_counter()
+    for chunk in chunks:
+        snapshots.verify_chunk(chunk, offer, offer.root)
+    verify_s = time.perf_counter() - started
+    started = time.perf_counter()
+    with Store(work / "restored") as store:
+        for chunk in chunks:
+            store.put_state_records(chunk.records)
+        snapshots.finish_restore(store, offer, b"", SPEC.hash())
+    finish_s = time.perf_counter() - started
+    return {"sample_meters": meters, "chunk_sizes": [len(r) for r in raws if r is not None],
+            "bytes": total, "verify_s": round(verify_s, 2), "finish_s": round(finish_s, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def joiners_run(joiners: int, meters: int, sample: int, nodes: int,
+                work: Path) -> dict[str, Any]:  # fmt: skip
+    """`joiners` new nodes state-syncing a snapshot of `meters` meters at once over a
+    `nodes`-node network (`netsim.joining`), with chunk sizes from a real snapshot of
+    `sample` meters repeated to `meters`, and the verification and finishing costs
+    measured on it; with random configured peers and with the sentries as the only
+    bootstrap peers, each under the per-peer progress timeout and the per-request one it
+    replaced, and with the joiners' checking and finishing free (the network's share)."""
+    costs = join_costs(sample, work)
+    scale = max(1, round(meters / sample))
+    sizes = tuple(costs["chunk_sizes"]) * scale
+    per_byte = {"verify_s_per_byte": costs["verify_s"] / costs["bytes"],
+                "finish_s_per_byte": costs["finish_s"] / costs["bytes"]}  # fmt: skip
+    layout = topology.Layout(nodes=nodes)
+    runs = []
+    free = dict.fromkeys(per_byte, 0.0)  # what the network alone allows
+    for bootstrap in ("random", "sentries"):
+        for rule, cpu in (("progress", "measured"), ("request", "measured"),
+                          ("progress", "none")):  # fmt: skip
+            started = time.perf_counter()
+            report = joining.JoinSimulation(joining.JoinScenario(
+                sizes, layout, joiners, bootstrap=bootstrap, timeout_rule=rule,
+                in_flight=state_sync.IN_FLIGHT, timeout_s=state_sync.CHUNK_TIMEOUT_S,
+                strikes=state_sync.STRIKES,
+                **(per_byte if cpu == "measured" else free))).run()  # fmt: skip
+            times = report.join_s
+            runs.append({
+                "bootstrap": bootstrap, "timeout_rule": rule, "joiner_cpu": cpu,
+                "joined": len(times), "failed": report.failed,
+                "join_s_p50": round(times[len(times) // 2], 1) if times else None,
+                "join_s_max": round(times[-1], 1) if times else None,
+                "timeouts": report.timeouts, "late_chunks": report.late_chunks,
+                "dropped_peers": report.dropped_peers,
+                "wasted_mb": round(report.wasted_bytes / 1e6, 1),
+                "servers": report.servers,
+                "busiest_server_joiners": report.busiest_server_joiners,
+                "wall_s": round(time.perf_counter() - started, 1)})  # fmt: skip
+    return {"joiners": joiners, "meters": meters, "nodes": nodes, "chunks": len(sizes),
+            "snapshot_mb": round(sum(sizes) / 2**20, 1),
+            "sample": {k: v for k, v in costs.items() if k != "chunk_sizes"},
+            "verify_mb_per_s": round(costs["bytes"] / costs["verify_s"] / 2**20, 1),
+            "finish_mb_per_s": round(costs["bytes"] / costs["finish_s"] / 2**20, 1),
+            "runs": runs}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", type=int, default=1_000_000)
     parser.add_argument("--blocks", type=int, default=60, help="of --tps transactions each")
     parser.add_argument("--tps", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--check-root",
+        action="store_true",
+        help="also build the state through the handlers and compare roots",
+    )
+    parser.add_argument("--no-block-sync", action="store_true")
+    parser.add_argument(
+        "--joiners",
+        type=int,
+        default=0,
+        help="simulate this many nodes state-syncing --meters at once instead",
+    )
+    parser.add_argument(
+        "--sample-meters",
+        type=int,
+        default=20_000,
+        help="with --joiners: the real snapshot the chunk sizes come from",
+    )
+    parser.add_argument("--nodes", type=int, default=10_000, help="with --joiners")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
+    if args.joiners:
+        with tempfile.TemporaryDirectory(prefix="statesync-bench-") as tmp:
+            simulated = joiners_run(args.joiners, args.meters, args.sample_meters, args.nodes,
+                                    Path(tmp))  # fmt: skip
+        simulated["load_average_1m_at_start"] = round(load_before[0], 2)
+        simulated["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+        print_figures(simulated)
+        write(simulated, args.output if args.output != RESULTS else JOINERS)
+        return simulated
     with tempfile.TemporaryDirectory(prefix="statesync-bench-") as tmp:
         work = Path(tmp)
         joins = []
         for i in range(args.repeat):
             run_dir = work / f"join-{i}"
-            joins.append(state_sync_run(args.meters, run_dir))
+            joins.append(state_sync_run(args.meters, run_dir, args.check_root))
             shutil.rmtree(run_dir, ignore_errors=True)
         started = time.perf_counter()
-        top = build_chain(work / "chain", args.blocks, args.tps)
+        syncs: list[dict[str, Any]] = []
+        if not args.no_block_sync:
+            top = build_chain(work / "chain", args.blocks, args.tps)
+            syncs = [block_sync_run(work / "chain", top, args.tps, work)
+                     for _ in range(args.repeat)]  # fmt: skip
         chain_s = time.perf_counter() - started
-        syncs = [block_sync_run(work / "chain", top, args.tps, work)
-                 for _ in range(args.repeat)]  # fmt: skip
     result: dict[str, Any] = {
         "meters": args.meters, "repeat": args.repeat, "cpus": os.cpu_count(),
         "load_average_1m_at_start": round(load_before[0], 2),
@@ -258,7 +441,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "join_and_open_s_best": min(j["join_and_open_s"] for j in joins),
         "chain_build_s": round(chain_s, 1),
         "block_sync": syncs,
-        "block_sync_x_real_time_best": max(s["fast_x_real_time"] for s in syncs),
+        "block_sync_x_real_time_best": max((s["fast_x_real_time"] for s in syncs), default=None),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
     }  # fmt: skip
     print_figures(result)

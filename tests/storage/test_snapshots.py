@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from gridtokenx.chain import blocks
+from gridtokenx.chain.light_client import Hop
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger import state_proofs as proofs
 from gridtokenx.storage import snapshots
@@ -119,6 +120,57 @@ def test_a_few_snapshots_are_kept(tmp_path: Path) -> None:
     assert [snapshots.decode_offer(o).height for o in served.offers()] == [3, 2]
     assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [
         "000000000002", "000000000003"]  # fmt: skip
+
+
+def test_a_snapshot_being_fetched_outlives_newer_ones_until_its_fetch_goes_quiet(
+    tmp_path: Path,
+) -> None:
+    now = [0.0]
+    spec = _chain(tmp_path / "data", 1)
+    served = snapshots.Snapshots(tmp_path / "snapshots", keep=1, clock=lambda: now[0])
+    assert _snapshot(spec, tmp_path / "data", served) == 1
+    offer = snapshots.decode_offer(served.offers()[0])
+    first = served.chunk(1, 0)  # a joiner starts fetching snapshot 1
+    assert first is not None
+    now[0] += snapshots.PIN_S - 1
+    assert _snapshot(spec, tmp_path / "data", served) == 2
+    # Not offered any more, but every chunk still served to the fetch under way.
+    assert [snapshots.decode_offer(o).height for o in served.offers()] == [2]
+    assert served.heights() == [1, 2] and served.pinned() == [1]
+    assert len(_chunks(served, 1, offer)) == len(offer.ranges)
+    now[0] += snapshots.PIN_S + 1  # the fetch went quiet: the next tidy removes it
+    assert _snapshot(spec, tmp_path / "data", served) == 3
+    assert served.heights() == [3] and served.chunk(1, 0) is None
+    # A peer that asks for a chunk of every snapshot pins at most PINNED_MAX old ones.
+    for height in range(4, 8):
+        assert served.chunk(height - 1, 0) is not None
+        assert _snapshot(spec, tmp_path / "data", served) == height
+    assert served.heights() == [5, 6, 7] and snapshots.PINNED_MAX == 2
+
+
+class _Changes:
+    """A recorder stand-in: the validator-set changes it would report (`Recorder.hops`)."""
+
+    def __init__(self, hops: tuple[Hop, ...]) -> None:
+        self._hops = hops
+
+    def hops(self, height: int) -> tuple[Hop, ...]:
+        return self._hops
+
+
+def test_an_offer_carries_its_set_changes_unless_they_would_not_fit_its_frame(
+    tmp_path: Path,
+) -> None:
+    spec = _chain(tmp_path / "data", 2)
+    small, large = Hop(b"b" * 100, b"", ()), Hop(b"b" * snapshots.OFFER_BYTES_MAX, b"", ())
+    for name, hops, carried in (("small", (small,), (small,)), ("large", (large,), ())):
+        served = snapshots.Snapshots(tmp_path / name)
+        with Store(tmp_path / "data") as db:
+            height = served.take(db)
+        _extend(spec, tmp_path / "data", 1)
+        with Store(tmp_path / "data") as db:
+            assert served.complete(db, _Changes(hops)) == [height]  # type: ignore[arg-type]
+        assert snapshots.decode_offer(served.offers()[0]).hops == carried
 
 
 def test_restoring_into_a_store_that_holds_a_chain_is_refused(tmp_path: Path) -> None:

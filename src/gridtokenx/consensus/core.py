@@ -441,12 +441,29 @@ def check_commit(
 ) -> bool:
     """A commit certificate is valid when distinct validators with more than 2/3 of the
     power signed precommits for this block at this height (any one round)."""
+    if len({v.round for v in commit}) != 1:
+        return False
+    power = signed_power(chain_id, validators, height, block, commit, verify, strict=True)
+    return power is not None and validators.is_quorum(power)
+
+
+def signed_power(
+    chain_id: str,
+    validators: ValidatorSet,
+    height: int,
+    block: bytes,
+    commit: tuple[Vote, ...],
+    verify: Verifier,
+    *,
+    strict: bool,
+) -> int | None:
+    """The power of `validators` whose valid precommits for `block` at `height` are in
+    `commit`, each counted once. `strict`: None when any vote is not one of those (a
+    certificate must hold nothing else); otherwise such votes are skipped (a light client
+    counts how much of a set it trusts signed a certificate of another set)."""
     bid = block_id(block)
     seen: set[bytes] = set()
     power = 0
-    rounds = {v.round for v in commit}
-    if len(rounds) != 1:
-        return False
     for vote in commit:
         member = validators.get(vote.validator)
         if (
@@ -457,7 +474,9 @@ def check_commit(
             or vote.block_id != bid
             or not verify(member.public_key, vote.signing_bytes(chain_id), vote.signature)
         ):
-            return False
+            if strict:
+                return None
+            continue
         seen.add(vote.validator)
         power += member.power
-    return validators.is_quorum(power)
+    return power

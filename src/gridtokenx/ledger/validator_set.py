@@ -28,7 +28,7 @@ import nacl.bindings
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.chain_info import chain_info
 from gridtokenx.ledger.context import BlockContext, Event
-from gridtokenx.ledger.state import Overlay, State
+from gridtokenx.ledger.state import Overlay, Records, State
 from gridtokenx.wire import codec, crypto, errors
 from gridtokenx.wire.tx import MAX_TOTAL_POWER
 from gridtokenx.wire.validators import Validator, ValidatorSet
@@ -76,7 +76,7 @@ def install(view: Overlay, members: list[tuple[bytes, int]]) -> None:
     view.put(SET_KEY, Sets(tuple(chosen)))
 
 
-def _sets(view: State | Overlay) -> Sets:
+def _sets(view: Records) -> Sets:
     sets = view.get(SET_KEY, Sets)
     if sets is None:
         raise RuntimeError("state has no validator set")
@@ -107,8 +107,9 @@ def _decide(view: Overlay, ctx: BlockContext, members: tuple[Member, ...]) -> in
     return starts
 
 
-def for_height(view: State | Overlay, height: int) -> ValidatorSet:
-    """The set that signs `height` (callers ask for the next height after each commit)."""
+def for_height(view: Records, height: int) -> ValidatorSet:
+    """The set that signs `height` (callers ask for the next height after each commit; a
+    node's store answers too, for the heights its committed state has decided)."""
     sets = _sets(view)
     members = sets.current
     for stage in sets.pending:

@@ -400,6 +400,8 @@ class Node:
         """What a peer sent, checked from the cheap end (see the module docstring)."""
         try:
             if kind is Kind.TX or kind is Kind.GRID:
+                if self.catching_up:  # its state is stale: verifying, holding and relaying
+                    return Outcome.IGNORE  # the live stream would only slow block sync
                 if not self._receive_txs(payload, peer, grid=kind is Kind.GRID):
                     return Outcome.INVALID
                 for whole in self.fetcher.completed() if self.fetcher.pending else ():

@@ -35,7 +35,7 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx.chain import blocks
+from gridtokenx.chain import blocks, light_client
 from gridtokenx.consensus import core
 from gridtokenx.ledger import genesis, validator_set
 from gridtokenx.ledger import state_proofs as proofs
@@ -44,12 +44,20 @@ from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.storage import snapshots
 from gridtokenx.storage.snapshots import ChunkRequest, Offer, Snapshots
 from gridtokenx.storage.store import Store
+from gridtokenx.storage.validator_history import Recorder
 from gridtokenx.wire import codec, crypto
 from gridtokenx.wire.votes import Vote, block_id
 
 MAX_OFFERS: Final = 4  # offers a node sends in answer (its newest)
 IN_FLIGHT: Final = 4  # chunk requests outstanding per peer
-CHUNK_TIMEOUT_S: Final = 10.0  # a chunk not in by then is asked of another peer
+CHUNK_TIMEOUT_S: Final = 10.0
+"""A peer that has sent nothing for this long while asked for chunks, none of its chunks
+waiting here to be verified, is late: what it was asked goes to the others. Counted from
+its last chunk (as it arrived, or as it was verified), not from each request: a peer
+answers its requests in order over one connection, so behind a busy upload (many joiners
+at once) the fourth request in flight waits for three chunks, and a joiner that verifies
+slower than chunks arrive holds them in its own queue; a deadline per request struck
+peers that were sending steadily (`bench/statesync_bench.py --joiners`)."""
 OFFER_WAIT_S: Final = 2.0  # after an offer, how long to wait for the other peers'
 OFFER_GRACE_S: Final = 0.2  # ...and for a peer's further offers once all have answered
 STRIKES: Final = 3  # timeouts after which a peer is no longer asked
@@ -101,13 +109,14 @@ class Snapshotter:
         self.store = store
         self.interval = interval
         self.behind = behind
+        self.recorder = Recorder(store)  # the set changes its offers carry
         self.taken: list[int] = []
         self._task: asyncio.Task[int | None] | None = None
         self._waiting = bool(served.pending())  # cut, to offer once h+1 is committed
 
     def _complete(self) -> None:
         try:
-            offered = self.served.complete(self.store)
+            offered = self.served.complete(self.store, self.recorder)
         except snapshots.SnapshotError as exc:
             _log.error("a state snapshot was dropped: %s", exc)
             offered = []
@@ -116,6 +125,7 @@ class Snapshotter:
             _log.info("state snapshot offered", extra={"height": height})
 
     def on_commit(self, height: int, *_: object) -> None:
+        self.recorder.observe()
         if self._waiting:
             self._complete()
         if self.interval <= 0 or height % self.interval or self.busy or self.behind():
@@ -151,7 +161,8 @@ class Snapshotter:
 @dataclass
 class _Source:
     offer: Offer
-    asked: dict[int, float] = field(default_factory=dict)  # chunk index -> deadline
+    asked: set[int] = field(default_factory=set)  # chunk indexes outstanding
+    heard: float = 0.0  # its last chunk taken, or the request that ended its idleness
     strikes: int = 0
 
 
@@ -176,12 +187,16 @@ class Joiner:
         self._offers: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self._chunks: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self.banned: list[bytes] = []
+        self._heard: dict[bytes, float] = {}  # each peer's last chunk, as it arrived
+        self._queued: dict[bytes, int] = {}  # each peer's chunks arrived, not yet verified
 
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:
         if kind is Kind.SNAPSHOT_OFFER:
             self._offers.put_nowait((peer, payload))
             return Outcome.RELAY
         if kind is Kind.CHUNK:
+            self._heard[peer] = asyncio.get_running_loop().time()  # not when verified
+            self._queued[peer] = self._queued.get(peer, 0) + 1
             self._chunks.put_nowait((peer, payload))
             return Outcome.RELAY
         return Outcome.IGNORE  # the chain's traffic: this node does not follow it yet
@@ -206,10 +221,18 @@ class Joiner:
             return None
         if not proofs.partitions(offer.ranges, offer.depth):
             return None
+        genesis_set = validator_set.for_height(self.trusted, 1)
+        try:
+            walked = light_client.walk(self.spec.chain_id, genesis_set, offer.hops,
+                                       offer.height + 1)  # fmt: skip
+        except light_client.Untrusted as exc:
+            _log.warning("a snapshot offer's validator-set changes do not follow from "
+                         "genesis: %s", exc)  # fmt: skip
+            return None
         pairs = ((offer.height, offer.block, certificate),
                  (offer.height + 1, offer.next_block, next_certificate))  # fmt: skip
         for height, block, votes in pairs:
-            validators = validator_set.for_height(self.trusted, height)
+            validators = walked.for_height(height)
             if not core.check_commit(self.spec.chain_id, validators, height, block, votes,
                                      crypto.verify):  # fmt: skip
                 return None
@@ -273,11 +296,12 @@ class Joiner:
         while len(done) < len(offer.ranges):
             now = loop.time()
             for peer, source in list(active.items()):
-                for index, due in list(source.asked.items()):
-                    if due < now:  # late: someone else gets it
-                        del source.asked[index]
-                        source.strikes += 1
-                        todo.append(index)
+                heard = max(source.heard, self._heard.get(peer, 0.0))
+                waiting = self._queued.get(peer, 0)  # this node's own backlog, not the peer's
+                if source.asked and not waiting and now - heard > CHUNK_TIMEOUT_S:
+                    todo.extend(source.asked)  # late: someone else gets them
+                    source.asked.clear()
+                    source.strikes += 1
                 if source.strikes >= STRIKES or peer not in self.gossip.peers:
                     todo.extend(source.asked)
                     del active[peer]
@@ -289,7 +313,9 @@ class Joiner:
                     index = todo.popleft()
                     if index in done:
                         continue
-                    source.asked[index] = now + CHUNK_TIMEOUT_S
+                    if not source.asked:
+                        source.heard = now  # the wait starts now
+                    source.asked.add(index)
                     request = codec.encode(ChunkRequest(offer.height, index))
                     self.gossip.send_to(peer, Kind.CHUNK_REQUEST, request)
             try:
@@ -301,7 +327,10 @@ class Joiner:
 
     def _take(self, peer: bytes, raw: bytes, active: dict[bytes, _Source], todo: deque[int],
               done: set[int], store: Store, root: bytes) -> None:  # fmt: skip
+        self._queued[peer] = self._queued.get(peer, 1) - 1
         source = active.get(peer)
+        if source is not None:
+            source.heard = asyncio.get_running_loop().time()  # its other requests wait from now
         try:
             chunk = snapshots.decode_chunk(raw)
         except msgspec.DecodeError:
@@ -312,7 +341,7 @@ class Joiner:
             if source is not None:
                 self.gossip.penalise(peer)  # nobody asked it for that
             return
-        del source.asked[chunk.index]
+        source.asked.discard(chunk.index)
         if chunk.index in done:
             return
         try:

@@ -27,21 +27,35 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
 from gridtokenx.chain import blocks
+from gridtokenx.chain.light_client import Hop
 from gridtokenx.ledger import bucket_tree
 from gridtokenx.ledger import state_proofs as proofs
+from gridtokenx.storage import validator_history
 from gridtokenx.storage.store import Store, StoreError
+from gridtokenx.storage.validator_history import Recorder
 
 CHUNK_BYTES: Final = 1024 * 1024
 """Record bytes in one chunk at most (a bucket larger than that is a chunk of its own).
 A protocol constant: every node cuts a state into the same chunks."""
 KEEP: Final = 2  # snapshots a node keeps by default
+PIN_S: Final = 60.0
+"""A snapshot a peer asked a chunk of is kept this long after its last chunk request,
+though newer ones are taken: a joiner fetching it would otherwise lose its source midway
+(the ranges it holds are the old snapshot's) and start over."""
+PINNED_MAX: Final = 2  # old snapshots kept for fetches at most (beyond `keep`)
+OFFER_BYTES_MAX: Final = 4 * 1024 * 1024
+"""An offer's frame limit (`p2p.gossip`'s for SNAPSHOT_OFFER, less headroom). An offer
+whose validator-set changes (whole blocks) would not fit goes without them: joiners whose
+chain kept its genesis set still take it, the others ignore it, as before the changes
+were carried."""
 _OFFER: Final = "offer"
 _PENDING: Final = "pending"
 
@@ -53,7 +67,9 @@ class SnapshotError(StoreError):
 class Offer(msgspec.Struct, frozen=True, array_like=True):
     """What a node can serve: the height, that height's block and commit certificate (the
     encoded votes, as stored), the next block and its certificate (whose header's state
-    root is the snapshot's), the tree's depth, and the bucket ranges of its chunks."""
+    root is the snapshot's), the tree's depth, the bucket ranges of its chunks, and the
+    validator-set changes up to h+1 (`chain.light_client`: how a joiner that trusts only
+    the genesis set comes to trust the set that certified h and h+1)."""
 
     height: int
     block: bytes
@@ -62,6 +78,7 @@ class Offer(msgspec.Struct, frozen=True, array_like=True):
     next_certificate: bytes
     depth: int
     ranges: tuple[tuple[int, int], ...]
+    hops: tuple[Hop, ...] = ()
 
     @property
     def root(self) -> bytes:
@@ -142,14 +159,17 @@ def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> None:
 class Snapshots:
     """The snapshots of one node, in `directory` (one subdirectory per height)."""
 
-    def __init__(self, directory: Path, keep: int = KEEP, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, directory: Path, keep: int = KEEP, chunk_bytes: int = CHUNK_BYTES,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         """`chunk_bytes` is CHUNK_BYTES on a network (tests cut small states finer)."""
         if keep < 1:
             raise ValueError(f"keep must be at least 1, not {keep}")
         self.directory = directory
         self.keep = keep
         self.chunk_bytes = chunk_bytes
+        self.clock = clock
         self._offers: dict[int, bytes] = {}
+        self._pins: dict[int, float] = {}  # height -> kept until (a fetch in progress)
 
     def _at(self, height: int) -> Path:
         return self.directory / f"{height:012d}"
@@ -163,9 +183,10 @@ class Snapshots:
         return sorted(found)
 
     def offers(self) -> list[bytes]:
-        """The encoded offers of the finished snapshots, newest first."""
+        """The encoded offers of the newest `keep` finished snapshots, newest first (older
+        ones kept for a fetch in progress are served, not offered)."""
         answer = []
-        for height in reversed(self.heights()):
+        for height in reversed(self.heights()[-self.keep :]):
             if height not in self._offers:
                 self._offers[height] = (self._at(height) / _OFFER).read_bytes()
             answer.append(self._offers[height])
@@ -176,9 +197,19 @@ class Snapshots:
         if index < 0:
             return None
         try:
-            return (self._at(height) / f"chunk-{index}").read_bytes()
+            found = (self._at(height) / f"chunk-{index}").read_bytes()
         except OSError:
             return None
+        self._pins[height] = self.clock() + PIN_S  # a fetch is under way: keep it
+        return found
+
+    def pinned(self) -> list[int]:
+        """Heights a fetch asked a chunk of within the last PIN_S seconds, oldest first."""
+        now = self.clock()
+        for height, until in list(self._pins.items()):
+            if until <= now:
+                self._pins.pop(height, None)
+        return sorted(self._pins)
 
     def take(self, store: Store) -> int | None:
         """Snapshot the store's current height (`checkpoint`, then `build`, here); returns
@@ -196,16 +227,21 @@ class Snapshots:
                  and (p / _PENDING).is_file() and not (p / _OFFER).is_file()]  # fmt: skip
         return sorted(found)
 
-    def complete(self, store: Store) -> list[int]:
+    def complete(self, store: Store, recorder: Recorder | None = None) -> list[int]:
         """Offer the pending snapshots whose next block `store` now holds (block h+1's
-        header carries the root of the state after h); returns the heights offered.
-        A next header with another root means the snapshot is not the chain's state:
-        it is removed and reported."""
+        header carries the root of the state after h) and whose validator-set changes
+        `recorder` has read; returns the heights offered. A next header with another
+        root means the snapshot is not the chain's state: it is removed and reported.
+        Without a `recorder` (offline), one reads the whole stored history here."""
+        if recorder is None:
+            recorder = Recorder(store)
+            recorder.catch_up()
         offered = []
         for height in self.pending():
             target = self._at(height)
             stored = store.block(height + 1)
-            if stored is None:
+            hops = recorder.hops(height + 1)
+            if stored is None or hops is None:
                 continue
             cut = _pending.decode((target / _PENDING).read_bytes())
             next_root = blocks.decode(stored[0]).header.state_root
@@ -214,8 +250,11 @@ class Snapshots:
                 raise SnapshotError(f"the state cut at height {height} does not have the "
                                     f"root block {height + 1} carries")  # fmt: skip
             offer = Offer(height, cut.block, cut.certificate, stored[0], stored[1], cut.depth,
-                          cut.ranges)  # fmt: skip
-            (target / f"{_OFFER}.tmp").write_bytes(msgspec.msgpack.encode(offer))
+                          cut.ranges, hops)  # fmt: skip
+            encoded = msgspec.msgpack.encode(offer)
+            if len(encoded) > OFFER_BYTES_MAX:
+                encoded = msgspec.msgpack.encode(msgspec.structs.replace(offer, hops=()))
+            (target / f"{_OFFER}.tmp").write_bytes(encoded)
             (target / f"{_OFFER}.tmp").replace(target / _OFFER)
             offered.append(height)
         if offered:
@@ -268,12 +307,18 @@ class Snapshots:
         (target / f"{_PENDING}.tmp").replace(target / _PENDING)
 
     def _tidy(self) -> None:
+        """Keep the newest `keep` snapshots, a newer one being cut, and up to PINNED_MAX
+        older ones a peer is fetching (so a peer cannot make this node keep them all)."""
         finished = self.heights()
-        for height in finished[: -self.keep]:
-            shutil.rmtree(self._at(height), ignore_errors=True)
-            self._offers.pop(height, None)
+        old = finished[: -self.keep]
+        fetched = [h for h in self.pinned() if h in old][-PINNED_MAX:]
+        for height in old:
+            if height not in fetched:
+                shutil.rmtree(self._at(height), ignore_errors=True)
+                self._offers.pop(height, None)
         newest = finished[-1] if finished else -1
-        kept = set(finished[-self.keep :]) | {h for h in self.pending() if h > newest}
+        kept = set(finished[-self.keep :]) | set(fetched)
+        kept |= {h for h in self.pending() if h > newest}
         for path in self.directory.iterdir():
             if path.name.isdigit() and int(path.name) not in kept:
                 shutil.rmtree(path, ignore_errors=True)
@@ -300,6 +345,7 @@ def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash
     root = offer.root
     store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
                             genesis_hash)  # fmt: skip
+    validator_history.start(store, offer.height, offer.block, offer.hops)
     store.rebuild_tree()
     meta = store.tree_meta()
     assert meta is not None, "a tree just rebuilt is current"

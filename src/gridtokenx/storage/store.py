@@ -658,6 +658,13 @@ class Store:
         self.db.write(batch, self._sync)
         self.rebuild_certificate_index()
 
+    def get_meta(self, name: bytes) -> bytes | None:
+        """A value other modules keep beside the chain (`storage.validator_history`)."""
+        return self._get("meta", b"x/" + name)
+
+    def put_meta(self, name: bytes, value: bytes) -> None:
+        self.db.get_column_family("meta").put(b"x/" + name, value)
+
     # --- consensus write-ahead log ---------------------------------------------------------
     def save_wal(self, persistent: Persistent) -> None:
         """Synced before the validator sends anything its consensus core asked it to send."""
