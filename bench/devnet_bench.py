@@ -17,7 +17,9 @@ With `--submit api` the orders go through each validator's REST batch route inst
 application's would. Beyond the node's back-pressure limit (about two blocks of work
 waiting) they are refused MEMPOOL_FULL and sent again after the Retry-After, and finality
 still counts from the first attempt. Offered more than it can commit, the chain then keeps
-its saturation rate: compare `--rate` at and above saturation.
+its saturation rate: compare `--rate` at and above saturation. By gossip (the default), a
+validator past that limit drops the generator's orders as any peer's, without a word; the
+generator sends what is not final again every RESEND_S once it has offered everything.
 
     python bench/devnet_bench.py [--rate 1000] [--seconds 20] [--block-ms 500] [--submit api]
 """
@@ -59,6 +61,7 @@ RESULTS = Path(__file__).parent / "results" / "devnet.json"
 API_BATCH = 500  # transactions per REST batch request, under the API's limit
 CHAIN = "gridtokenx-bench-devnet"
 BATCH_EVERY = 0.02  # seconds between the generator's batches
+RESEND_S = 3.0  # gossip: what is not final this long after it was sent goes again
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -140,11 +143,23 @@ class Generator:
                 turn += 1
             await asyncio.sleep(0.2)
 
-    async def wait_final(self, hashes: list[bytes], timeout: float) -> bool:
+    async def wait_final(
+        self, hashes: list[bytes], timeout: float, raws: list[bytes] | None = None
+    ) -> bool:
+        """Wait until every hash is final. With `raws` (sent by gossip), those not final
+        are sent again every RESEND_S, as a node re-sends what waited too long: a validator
+        past its back-pressure limit drops what peers send without a word."""
         deadline = time.perf_counter() + timeout
+        resend_at, turn = time.perf_counter() + RESEND_S, 0
         while time.perf_counter() < deadline:
             if all(h in self.final_at for h in hashes):
                 return True
+            if raws is not None and time.perf_counter() >= resend_at:
+                waiting = [r for r in raws if tx.hash_of(r) not in self.final_at]
+                for i in range(0, len(waiting), 500):
+                    await self.send(waiting[i : i + 500], turn)
+                    turn += 1
+                resend_at = time.perf_counter() + RESEND_S
             await asyncio.sleep(0.05)
         return False
 
@@ -176,7 +191,7 @@ async def _drive(
         for number, phase in enumerate(phases):
             for turn, i in enumerate(range(0, len(phase), 500)):
                 await gen.send(phase[i : i + 500], turn)
-            if not await gen.wait_final([tx.hash_of(r) for r in phase], 120):
+            if not await gen.wait_final([tx.hash_of(r) for r in phase], 120, phase):
                 raise RuntimeError(f"setup phase {number + 1} did not commit in 120 s")
         per_batch = max(1, round(rate * BATCH_EVERY))
         submitted: dict[bytes, float] = {}
@@ -194,7 +209,9 @@ async def _drive(
             await gen.send(batch, turn, api=api_ports is not None)
         offered_for = time.perf_counter() - started
         await gen.flush(time.perf_counter() + 120)
-        all_final = await gen.wait_final(list(submitted), 120)
+        all_final = await gen.wait_final(
+            list(submitted), 120, None if api_ports is not None else orders
+        )
         busy = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
         window = time.perf_counter() - started
         own = time.process_time() - own_before
@@ -377,7 +394,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--submit",
         choices=("gossip", "api"),
         default="gossip",
-        help="gossip: the orders go in as a peer's (never refused); api: through each "
+        help="gossip: the orders go in as a peer's (dropped silently beyond the node's "
+        "back-pressure limit, and sent again after RESEND_S while not final); api: through each "
         "validator's REST batch route, as an application's, refused beyond the node's "
         "back-pressure limit and sent again after Retry-After",
     )

@@ -10,8 +10,11 @@ in a fresh process so that memory is the process's own:
   (a store written by older code is migrated here);
 - restart: the same again, as a node restarting over the store it wrote;
 - root per block: 1,000 transfers' writes (2,000 accounts) then the state root (wall
-  clock, and the process's CPU time, which a busy shared machine inflates less), and
-  then writing the height to the store, the median of several blocks;
+  clock; the process's CPU time, which a busy shared machine inflates less; and the
+  thread's own CPU time, which leaves out RocksDB's background flushes and compactions
+  of earlier blocks' writes, which the process's time counts when they overlap), and
+  then writing the height to the store, the median and the least of several blocks,
+  with the load average as they ran;
 - RSS after the restart and its peak.
 
 The simulator's population generator derives two Ed25519 keys per member, far too slow for
@@ -198,14 +201,16 @@ def _trial_cycle(state: State, members: int, number: int) -> float:
 def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
     store, state, seconds = _open(path)
     rss = _rss_mb()
-    roots, persists, cpu = [], [], []
+    roots, persists, cpu, own = [], [], [], []
     try:
         for number in range(blocks):
             _block(state, members, number)
             started, cpu_started = time.perf_counter(), time.process_time()
+            thread_started = time.thread_time()
             state.root()
             hashed = time.perf_counter()
             cpu.append(time.process_time() - cpu_started)
+            own.append(time.thread_time() - thread_started)
             height = store.height() + 1
             _persist(store, height, state)
             roots.append(hashed - started)
@@ -218,12 +223,19 @@ def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     roots.sort()
     persists.sort()
+    cpu.sort()
+    own.sort()
     return {
         "restart_s": round(seconds, 2),
         "records": records,
+        "load_average_at_blocks": os.getloadavg(),
         "root_per_block_ms": round(roots[len(roots) // 2] * 1000, 1),
+        "root_per_block_min_ms": round(roots[0] * 1000, 1),
         "root_per_block_max_ms": round(roots[-1] * 1000, 1),
-        "root_per_block_cpu_ms": round(sorted(cpu)[len(cpu) // 2] * 1000, 1),
+        "root_per_block_cpu_ms": round(cpu[len(cpu) // 2] * 1000, 1),
+        "root_per_block_cpu_min_ms": round(cpu[0] * 1000, 1),
+        "root_per_block_thread_cpu_ms": round(own[len(own) // 2] * 1000, 1),
+        "root_per_block_thread_cpu_min_ms": round(own[0] * 1000, 1),
         "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
         "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
         "rss_after_restart_mb": rss,
@@ -281,7 +293,11 @@ def sweep(
         per_record = (rss - last_rss) * 2**20 / max(records - last_records, 1)
         last_rss, last_records = rss, records
         print(
-            f"{size:>11,} records: root/block {row['root_per_block_ms']} ms, first open "
+            f"{size:>11,} records: root/block {row['root_per_block_ms']} ms (min "
+            f"{row['root_per_block_min_ms']}; CPU {row['root_per_block_cpu_ms']}, min "
+            f"{row['root_per_block_cpu_min_ms']}; thread CPU "
+            f"{row['root_per_block_thread_cpu_ms']}; load "
+            f"{row['load_average_at_blocks'][0]:.1f}), first open "
             f"{row['first_open_s']} s, restart {row['restart_s']} s, RSS "
             f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB)",
             flush=True,

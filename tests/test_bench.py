@@ -202,3 +202,19 @@ def test_compact_bench_counts_bytes_per_height_on_a_live_network(tmp_path: Path)
     assert sizes["proposal_compact_bytes"] * 3 < sizes["proposal_whole_bytes"]
     assert live["same_state_everywhere"] is True and live["heights"] >= 1
     assert live["commit_bytes_per_height"] > 0 and live["proposal_bytes_per_height"] > 0
+
+
+def test_hotpath_bench_profiles_a_validator_on_the_day_mix(tmp_path: Path) -> None:
+    out = tmp_path / "hotpath.json"
+    result = _load("hotpath_bench").main(
+        ["--orders", "120", "--block", "50", "--participants", "30", "--output", str(out)]
+    )
+    written = json.loads(out.read_text())
+    assert written == result
+    assert written["orders_committed"] == 120 and written["heights"] >= 3
+    assert written["validator_cpu_us_per_order"] > 0
+    stages = written["stages_cumulative_us_per_order"]
+    assert stages["commit (all of it)"] >= stages["execution: transition.apply"] > 0
+    assert stages["state root: State.root"] > 0
+    assert set(written["groups_us_per_order"]) >= {"python", "rocksdb", "msgpack", "sha256"}
+    assert len(written["hottest"]) == 30

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from gridtokenx.chain.mempool import Mempool
-from gridtokenx.wire import tx
+from gridtokenx.wire import crypto, tx
 from gridtokenx.wire.crypto import PrivateKey
 
 CHAIN = "gridtokenx-test"
@@ -148,7 +148,7 @@ def test_clients_are_turned_away_beyond_two_blocks_of_work_but_grid_operations_a
         assert len(mp) == 3 and mp.status(tx.decode(refused).hash) == "unknown"
         alarm = tx.make(CAROL, CHAIN, 0, tx.DeclareEmergency(("BKK",), "frequency 49.2 Hz"), 0)
         assert client(alarm.encode()) == "accepted"  # a grid operation jumps the backlog
-        assert mp.add(make(ALICE, 3), nonce_of, 0).accepted  # relayed by a peer: unbounded
+        assert mp.add(make(ALICE, 3), nonce_of, 0).accepted  # the node's own: unbounded
         assert mp.backlog_limit == 3
 
         mp.update([tx.decode(make(BOB, 5 + n)).hash for n in range(4)], nonce_of)  # a block of 4
@@ -158,8 +158,61 @@ def test_clients_are_turned_away_beyond_two_blocks_of_work_but_grid_operations_a
         assert mp.refused == {"MEMPOOL_FULL": 2}
         # A gap before the sender's waiting transactions is filled even when full: CAROL's
         # nonce 2 waits for 1, which would otherwise never run.
-        assert mp.add(make(CAROL, 2), nonce_of, 0).accepted  # (a peer's relay)
+        assert mp.add(make(CAROL, 2), nonce_of, 0).accepted  # (unbounded)
         assert client(make(CAROL, 3)) == "MEMPOOL_FULL"
         assert client(make(CAROL, 1)) == "accepted"
+    finally:
+        mp.close()
+
+
+class CountedVerify:
+    """crypto.verify, counted (the pool's threads call it): the real check still runs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[bytes] = []
+        self._real = crypto.verify
+        monkeypatch.setattr(crypto, "verify", self)
+
+    def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        self.calls.append(public_key)  # list.append is atomic under the GIL
+        return self._real(public_key, message, signature)
+
+
+def bounded(mp: Mempool, raws: list[bytes]) -> list[str]:
+    """A client's or a peer's batch through both steps, as `Node.admit` runs them."""
+    checked = [c for future in mp.precheck(raws, bounded=True) for c in future.result()]
+    return [r.code or "accepted" for r in mp.admit(raws, checked, nonce_of, 0, bounded=True)]
+
+
+def test_a_full_backlog_refuses_before_verifying_the_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Overload must not buy CPU: once the backlog is full, a bounded transaction refused
+    MEMPOOL_FULL costs no Ed25519 verify (even a forged one: it is refused for the backlog,
+    and never looked at). A grid operation is still verified and admitted; a transaction
+    that fills a gap is verified when admitted, and refused if its signature is forged."""
+    mp = Mempool(CHAIN, max_txs=100, max_per_sender=50, min_backlog=3)
+    try:
+        verify = CountedVerify(monkeypatch)
+        assert bounded(mp, [make(ALICE, 0), make(ALICE, 1), make(ALICE, 3)]) == ["accepted"] * 3
+        assert len(verify.calls) == 3 and mp.backlog_full
+        verify.calls.clear()
+
+        later = [make(ALICE, n) for n in range(4, 10)]
+        forged = tx.SignedTransaction(tx.decode(make(BOB, 5)).tx, bytes(64)).encode()
+        assert bounded(mp, [*later, forged]) == ["MEMPOOL_FULL"] * 7
+        assert verify.calls == []  # seven refusals, no verify
+        assert len(mp) == 3 and all(mp.status(tx.hash_of(r)) == "unknown" for r in later)
+
+        alarm = tx.make(CAROL, CHAIN, 0, tx.DeclareEmergency(("BKK",), "49.2 Hz"), 0).encode()
+        assert bounded(mp, [alarm]) == ["accepted"]
+        assert verify.calls == [CAROL.public_key]  # a grid operation: verified, admitted
+
+        verify.calls.clear()
+        gap = tx.decode(make(ALICE, 2))
+        gap_forged = tx.SignedTransaction(gap.tx, bytes(64)).encode()
+        assert bounded(mp, [gap_forged]) == ["INVALID_SIGNATURE"]  # verified once due
+        assert bounded(mp, [gap.encode()]) == ["accepted"]
+        assert len(verify.calls) == 2 and len(mp) == 5
     finally:
         mp.close()

@@ -57,17 +57,27 @@ def small_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bucket_tree, "BUCKET_CACHE", 3)
     monkeypatch.setattr(bucket_tree, "NODE_CACHE", 5)
     monkeypatch.setattr(state_module, "RECORD_CACHE", 7)
+    monkeypatch.setattr(bucket_tree, "PINNED_BLOBS", 1)  # the top blob only
 
 
 @settings(max_examples=25, deadline=None)
-@given(batches, batches, st.booleans())
+@given(batches, batches, st.booleans(), st.sampled_from([1, bucket_tree.PINNED_BLOBS]))
 def test_a_state_over_the_store_follows_the_same_writes_as_one_in_memory(
     tmp_path_factory: pytest.TempPathFactory, committed: list[Batch], trial: list[Batch],
-    keep: bool,
+    keep: bool, pin: int,
 ) -> None:  # fmt: skip
     """Heights committed, then a trial (rolled back, then replayed or not), across depth
-    changes (256 and 4,096 records), with the store reopened in between."""
-    path = tmp_path_factory.mktemp("s") / "store"
+    changes (256 and 4,096 records), with the store reopened in between; with every
+    children level pinned, or only the top one."""
+    pinned_before = bucket_tree.PINNED_BLOBS
+    bucket_tree.PINNED_BLOBS = pin
+    try:
+        _follow(tmp_path_factory.mktemp("s") / "store", committed, trial, keep)
+    finally:
+        bucket_tree.PINNED_BLOBS = pinned_before
+
+
+def _follow(path: Path, committed: list[Batch], trial: list[Batch], keep: bool) -> None:
     reference = State()
     with Store(path) as db:
         state = db.open_state()
@@ -117,6 +127,71 @@ def test_caches_stay_bounded_and_reads_go_to_the_store(tmp_path: Path, small_cac
             assert len(state._records) <= 7 + 150
             same(state, reference)
         assert state.tree.depth == 2
+
+
+class CountingStore(Store):
+    """The real store, counting the children blobs the tree reads from it one by one or
+    in batches (pinned levels are read whole at open, through `tree_children_level`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.node_reads: list[int] = []  # the level of each blob read
+
+    def tree_children(self, depth: int, level: int, parent: int) -> bytes | None:
+        self.node_reads.append(level)
+        return super().tree_children(depth, level, parent)
+
+    def tree_children_many(self, depth: int, level: int, parents: list[int]) -> list[bytes | None]:
+        self.node_reads += [level] * len(parents)
+        return super().tree_children_many(depth, level, parents)
+
+
+@pytest.mark.parametrize(("pin", "read_levels"), [(bucket_tree.PINNED_BLOBS, set()), (16, {0})])
+def test_pinned_levels_are_read_whole_at_open_and_no_block_reads_them_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pin: int, read_levels: set[int]
+) -> None:
+    """5,000 records: depth 3, children levels of 256, 16 and 1 blobs. By default all are
+    pinned, so blocks after a restart read no node from the store; pinning levels of at
+    most 16 blobs leaves the bottom level read on demand (and only it)."""
+    monkeypatch.setattr(bucket_tree, "PINNED_BLOBS", pin)
+    rnd = random.Random(7)
+    reference = State()
+    first: Batch = {b"acct/" + str(i).encode(): i for i in range(5_000)}
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, first)
+        write(reference, first)
+        commit(db, state)
+    with CountingStore(tmp_path / "s") as db:
+        state = db.open_state()
+        assert state.tree.depth == 3 and db.node_reads == []
+        for _ in range(3):
+            batch: Batch = {b"acct/" + str(rnd.randrange(6_000)).encode(): rnd.randrange(9)
+                            for _ in range(200)}  # fmt: skip
+            write(state, batch)
+            write(reference, batch)
+            commit(db, state)
+            assert state.root() == reference.root()
+        assert set(db.node_reads) == read_levels
+        assert len(db.node_reads) <= (0 if not read_levels else 256)
+    with Store(tmp_path / "s") as db:
+        same(db.open_state(), reference)
+
+
+def test_the_block_cache_is_shared_and_sized_by_the_config(tmp_path: Path) -> None:
+    """Every column family reads through one cache of `cache_mb`: reading records and the
+    tree fills it, up to its capacity."""
+    with Store(tmp_path / "s", cache_mb=1) as db:
+        state = db.open_state()
+        write(state, {b"acct/" + str(i).encode(): i for i in range(20_000)})
+        commit(db, state)
+        db.db.flush()
+        assert db._cache.get_usage() <= 2**20
+    with Store(tmp_path / "s", cache_mb=1) as db:
+        before = db._cache.get_usage()
+        state = db.open_state()
+        assert state.root() and len(list(state.items())) == 20_000
+        assert before < db._cache.get_usage() <= 2**20
 
 
 def test_a_store_written_before_the_tree_was_kept_is_migrated_on_open(tmp_path: Path) -> None:

@@ -13,12 +13,23 @@ queue holds about BACKLOG_BLOCKS blocks of work, judged from the largest recent 
 chain offered more than it can commit then keeps committing at its saturation rate and
 tells the excess to come back (503 with Retry-After at the API), where an unbounded queue
 made every block's reaping and every client's wait grow until the committed rate fell
-below saturation. Grid operations (`tx.is_priority`) are admitted regardless; so is a
-transaction whose nonce fills a gap before its sender's waiting ones (refusing it would
-leave them unable to run, holding the room that back-pressure keeps free: at twice the
-saturation rate the pool filled with such transactions and the chain stopped taking
-any); and so are transactions relayed by peers: another node acknowledged those already,
-and refusing them here would only strand them there.
+below saturation. Transactions relayed by peers are bounded the same way: a node that
+took every relay filled up past its limit from the others' clients (each validator's API
+admits its own two blocks of work and relays all of it), so the backlog, and every
+block's reaping, grew with the number of nodes. A relay refused here is not lost: the
+node that acknowledged it keeps it and proposes it in its own turn, and sends it again
+while it waits (`node.runtime`). Grid operations (`tx.is_priority`) are admitted
+regardless; so is a transaction whose nonce fills a gap before its sender's waiting ones
+(refusing it would leave them unable to run, holding the room that back-pressure keeps
+free: at twice the saturation rate the pool filled with such transactions and the chain
+stopped taking any).
+
+The backlog is judged before the signature: when the pool is full as a bounded batch
+arrives, `precheck` only decodes the batch's non-priority transactions, and `admit`
+verifies one (on the loop) only if it is admitted after all (it fills a gap, or blocks
+drained the pool meanwhile). A refused transaction then costs a decode, not an Ed25519
+verify, which is most of admission's CPU: overload no longer buys CPU away from the
+blocks.
 
 The mempool never forgets silently: every admitted transaction ends `committed` or
 `dropped` with a reason (evicted; superseded by a committed transaction with its nonce;
@@ -66,8 +77,9 @@ class Admission:
     message: str = ""
 
 
-Checked = tuple[tx.SignedTransaction | Admission, bool]
-"""A decoded transaction and whether its signature verified, or why it did not decode."""
+Checked = tuple[tx.SignedTransaction | Admission, bool | None]
+"""A decoded transaction and whether its signature verified (None: not verified yet, as
+the pool was full when it arrived), or why it did not decode."""
 
 
 @dataclass(frozen=True)
@@ -127,13 +139,18 @@ class Mempool:
         return self._bytes
 
     # --- admission -------------------------------------------------------------------------
-    def precheck(self, raws: list[bytes]) -> list[Future[list[Checked]]]:
+    def precheck(self, raws: list[bytes], bounded: bool = False) -> list[Future[list[Checked]]]:
         """Decode and verify in the pool, in chunks; the futures keep the input order.
+        `bounded` (as for `admit`): when the backlog is full now, only grid operations are
+        verified; the others are decoded and left for `admit` to refuse before any verify.
 
         Nothing here touches the pool's own structures, so a node can await the futures
         without blocking its event loop and then `admit` on the loop."""
         chunk = max(64, -(-len(raws) // 8))
-        return [self._pool.submit(_check, raws[i : i + chunk]) for i in range(0, len(raws), chunk)]
+        full = bounded and self.backlog_full
+        return [
+            self._pool.submit(_check, raws[i : i + chunk], full) for i in range(0, len(raws), chunk)
+        ]
 
     @property
     def backlog_limit(self) -> int:
@@ -141,6 +158,11 @@ class Mempool:
         largest of the recent blocks stands for what one block can carry (at saturation
         blocks are cut by the proposer's build budget, so they are that size)."""
         return max(self.min_backlog, BACKLOG_BLOCKS * max(self._recent_blocks, default=0))
+
+    @property
+    def backlog_full(self) -> bool:
+        """Would a bounded transaction that fills no gap be refused MEMPOOL_FULL now?"""
+        return len(self._by_hash) >= self.backlog_limit
 
     def admit(
         self,
@@ -151,9 +173,9 @@ class Mempool:
         bounded: bool = False,
     ) -> list[Admission]:
         """Admit prechecked transactions (the rules that depend on the pool and the state).
-        `bounded`: they come from clients, and are refused MEMPOOL_FULL beyond the backlog
-        limit unless they are grid operations or fill a gap before their sender's waiting
-        transactions."""
+        `bounded`: they come from clients or peers (not this node's own), and are refused
+        MEMPOOL_FULL beyond the backlog limit unless they are grid operations or fill a gap
+        before their sender's waiting transactions."""
         results = []
         limit = self.backlog_limit if bounded else None
         for raw, (item, signature_ok) in zip(raws, checked, strict=True):
@@ -211,7 +233,7 @@ class Mempool:
     def verify(self, raws: list[bytes]) -> list[bool]:
         """Signature verdicts for transactions from elsewhere (a block being synced), in
         the pool; bytes that do not decode count as not verified."""
-        return [ok for _, ok in self._checked(raws)]
+        return [ok is True for _, ok in self._checked(raws)]
 
     def _checked(self, raws: list[bytes]) -> list[Checked]:
         """`precheck`, waited for here (callers without an event loop)."""
@@ -221,7 +243,7 @@ class Mempool:
         self,
         raw: bytes,
         stx: tx.SignedTransaction,
-        signature_ok: bool,
+        signature_ok: bool | None,
         nonce_of: NonceOf,
         min_fee: int,
         limit: int | None = None,
@@ -235,7 +257,7 @@ class Mempool:
             return refuse(DUPLICATE, "already in the mempool")
         if stx.tx.chain_id != self.chain_id:
             return refuse(errors.WrongChainId.code, f"transaction is for chain {stx.tx.chain_id!r}")
-        if not signature_ok:
+        if signature_ok is False:
             return refuse(errors.InvalidSignature.code, "signature does not verify")
         sender = stx.tx.sender_address
         next_nonce = nonce_of(sender)
@@ -258,6 +280,8 @@ class Mempool:
         ):
             return refuse(MEMPOOL_FULL, f"{len(self._by_hash)} transactions are waiting, about "
                           f"{BACKLOG_BLOCKS} blocks of work: send it again shortly")  # fmt: skip
+        if signature_ok is None and not _verified(stx):  # deferred by `precheck`: due now
+            return refuse(errors.InvalidSignature.code, "signature does not verify")
         entry = Entry(
             tx_hash,
             raw,
@@ -393,8 +417,9 @@ class Mempool:
         return self._outcomes.get(tx_hash, "unknown")
 
 
-def _check(raws: list[bytes]) -> list[Checked]:
-    """Decode and verify one chunk (in a pool thread: PyNaCl releases the GIL to verify)."""
+def _check(raws: list[bytes], full: bool = False) -> list[Checked]:
+    """Decode and verify one chunk (in a pool thread: PyNaCl releases the GIL to verify).
+    `full`: the backlog is full, so only grid operations are verified now (`precheck`)."""
     out: list[Checked] = []
     for raw in raws:
         try:
@@ -402,5 +427,10 @@ def _check(raws: list[bytes]) -> list[Checked]:
         except codec.DecodeError as exc:
             out.append((Admission(None, False, exc.code, str(exc)), False))
             continue
-        out.append((stx, crypto.verify(stx.tx.sender, stx.tx.signing_bytes(), stx.signature)))
+        deferred = full and not tx.is_priority(stx.tx.body)
+        out.append((stx, None if deferred else _verified(stx)))
     return out
+
+
+def _verified(stx: tx.SignedTransaction) -> bool:
+    return crypto.verify(stx.tx.sender, stx.tx.signing_bytes(), stx.signature)

@@ -67,7 +67,7 @@ def leaf_hash(key: bytes, value: bytes) -> bytes:
 
 def bucket_hash(leaves: Mapping[bytes, bytes]) -> bytes:
     """A bucket's hash: its leaves (key -> leaf hash) in key order."""
-    return tagged_hash(_BUCKET_DOMAIN, b"".join(leaves[k] for k in sorted(leaves)))
+    return tagged_hash(_BUCKET_DOMAIN, b"".join([leaves[k] for k in sorted(leaves)]))
 
 
 def node_hash(children: bytes) -> bytes:
@@ -130,6 +130,10 @@ class TreeSource(Protocol):
         """Every non-empty bucket, for regrouping them at another depth."""
         ...
 
+    def tree_children_level(self, depth: int, level: int) -> Iterator[tuple[int, bytes]]:
+        """Every non-empty children blob of `level` as (parent, blob), to pin the level."""
+        ...
+
 
 @dataclass(frozen=True)
 class TreeWrites:
@@ -161,6 +165,8 @@ class _Shape:
     unsaved_children: set[tuple[int, int]] = field(default_factory=set)
     dropped: int | None = None
     fresh: bool = False  # regrouped: memory holds all of it, the source none of it yet
+    # Levels of `kids` memory holds whole (`pinned`): a blob missing there is empty.
+    complete: set[int] = field(default_factory=set)
 
 
 _EMPTY_KIDS: Final = tuple(h * FANOUT for h in EMPTY)
@@ -193,7 +199,17 @@ class RangeProof:
 BUCKET_CACHE: Final = 100_000
 NODE_CACHE: Final = 100_000
 """Clean buckets and children blobs a tree over a source keeps between blocks (about 60 MB
-each); the top three levels always stay."""
+each), on the levels that are not pinned."""
+PINNED_BLOBS: Final = 1 << 16
+"""A children level of at most this many blobs (32 MB of hashes) is pinned: read whole when
+a tree opens over a source and never evicted, so a block reads no node there. Every level
+is at 6 million records (depth 5); all but the bottom one (16**5 blobs) at 20 million,
+whose block then reads, besides its buckets, one bottom blob per bucket it changes."""
+
+
+def pinned(depth: int, level: int) -> bool:
+    """Is children level `level` of a tree of `depth` held whole in memory?"""
+    return 1 << (FANOUT_BITS * (depth - 1 - level)) <= PINNED_BLOBS
 
 
 class BucketTree:
@@ -208,9 +224,15 @@ class BucketTree:
         self._source = source
         self._s = _Shape()
         meta = None if source is None else source.tree_meta()
-        if meta is not None:
+        if source is not None and meta is not None:
             depth, count, top = meta
             self._s = _Shape(depth, count, kids=[{} for _ in range(depth)], top=top)
+            for level in range(depth):
+                if pinned(depth, level):
+                    kids = self._s.kids[level]
+                    for parent, blob in source.tree_children_level(depth, level):
+                        kids[parent] = bytearray(blob)
+                    self._s.complete.add(level)
         self._dirty: set[int] = set()
         # While a trial is open: the first leaf of every key and the first value of every
         # children blob it touches (a journal per key: a bucket is never copied), or the
@@ -264,12 +286,14 @@ class BucketTree:
         return RangeProof(self._s.depth, first, last, siblings)
 
     # --- reading through the source -----------------------------------------------------
-    def prefetch(self, keys: Iterable[bytes]) -> None:
-        """Read the buckets of `keys` that memory lacks in one batch (before writing them)."""
+    def prefetch(self, positions: Iterable[int]) -> None:
+        """Read the buckets of the keys at `positions` (`key_position`) that memory lacks,
+        in one batch (before writing them)."""
         s = self._s
         if self._source is None or s.fresh:
             return
-        missing = list({bucket_at(key_position(k), s.depth) for k in keys} - s.buckets.keys())
+        shift = 32 - FANOUT_BITS * s.depth
+        missing = list({p >> shift for p in positions} - s.buckets.keys())
         if missing:
             found = self._source.tree_bucket_many(s.depth, missing)
             for index, blob in zip(missing, found, strict=True):
@@ -277,7 +301,7 @@ class BucketTree:
 
     def _prefetch_kids(self, level: int, parents: Iterable[int]) -> None:
         s = self._s
-        if self._source is None or s.fresh:
+        if self._source is None or s.fresh or level in s.complete:
             return
         kids = s.kids[level]
         missing = [p for p in parents if p not in kids]
@@ -303,7 +327,7 @@ class BucketTree:
         blob = kids.get(parent)
         if blob is None:
             stored = None
-            if self._source is not None and not s.fresh:
+            if self._source is not None and not s.fresh and level not in s.complete:
                 stored = self._source.tree_children(s.depth, level, parent)
             blob = bytearray(_EMPTY_KIDS[level] if stored is None else stored)
             if keep or self._source is not None:
@@ -319,10 +343,11 @@ class BucketTree:
         if self._source is not None:  # what earlier calls handed over is stored by now
             if len(s.buckets) > BUCKET_CACHE:
                 s.buckets = {i: s.buckets[i] for i in s.unsaved_buckets if i in s.buckets}
-            for level in range(max(s.depth - 3, 0)):
-                if len(s.kids[level]) > NODE_CACHE:
+            for level in range(s.depth):
+                if not pinned(s.depth, level) and len(s.kids[level]) > NODE_CACHE:
                     kids, unsaved = s.kids[level], s.unsaved_children
                     s.kids[level] = {p: b for p, b in kids.items() if (level, p) in unsaved}
+                    s.complete.discard(level)
         buckets: dict[int, bytes | None] = {}
         for index in s.unsaved_buckets:
             bucket = self._bucket(index)
@@ -442,6 +467,7 @@ class BucketTree:
             s.depth, s.count, {i: dict(b) for i, b in s.buckets.items()},
             [{p: bytearray(b) for p, b in level.items()} for level in s.kids], s.top,
             set(s.unsaved_buckets), set(s.unsaved_children), s.dropped, s.fresh,
+            set(s.complete),
         )  # fmt: skip
 
     def _undo_journal(self, shape: _Shape) -> None:
@@ -450,9 +476,11 @@ class BucketTree:
         self._restore(TreeChanges(self._old_leaves, self._old_nodes), shape)
 
     # --- writes and hashing ----------------------------------------------------------------
-    def set(self, key: bytes, value: bytes | None) -> None:
+    def set(self, key: bytes, value: bytes | None, position: int | None = None) -> None:
+        """Write `key` (None: delete); `position`: its `key_position`, when known."""
         s = self._s
-        position = key_position(key)
+        if position is None:
+            position = key_position(key)
         index = bucket_at(position, s.depth)
         bucket = self._bucket(index)
         if bucket is None:
@@ -539,8 +567,9 @@ class BucketTree:
         kids: list[dict[int, bytearray]] = [{} for _ in range(depth)]
         dropped = old.depth if old.dropped is None else old.dropped
         self._s = _Shape(
-            depth, old.count, buckets, kids, EMPTY[depth], set(buckets), set(), dropped, True
-        )
+            depth, old.count, buckets, kids, EMPTY[depth], set(buckets), set(), dropped, True,
+            set(range(depth)),  # every blob is hashed anew in memory
+        )  # fmt: skip
         self._dirty = set(buckets) or {0}
 
 

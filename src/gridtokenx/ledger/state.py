@@ -19,7 +19,13 @@ from typing import Final, Protocol, TypeVar
 
 import msgspec
 
-from gridtokenx.ledger.bucket_tree import BucketTree, TreeChanges, TreeSource, TreeWrites
+from gridtokenx.ledger.bucket_tree import (
+    BucketTree,
+    TreeChanges,
+    TreeSource,
+    TreeWrites,
+    key_position,
+)
 from gridtokenx.ledger.bucket_tree import leaf_hash as leaf_hash
 from gridtokenx.wire import codec
 
@@ -248,11 +254,12 @@ class State:
 
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""
-        if self._source is not None and self._unhashed:
-            self._tree.prefetch(self._unhashed)
-        for key in self._unhashed:
+        tree, positions = self._tree, {key: key_position(key) for key in self._unhashed}
+        if self._source is not None and positions:
+            tree.prefetch(positions.values())
+        for key, position in positions.items():
             record = self._lookup(key)
-            self._tree.set(key, None if record is None else codec.encode(record))
+            tree.set(key, None if record is None else codec.encode(record), position)
         self._unhashed.clear()
         return self._tree.root()
 

@@ -35,6 +35,7 @@ import msgspec
 from gridtokenx.ledger import genesis
 from gridtokenx.node import config_file, keystore, logs
 from gridtokenx.p2p.connection import PeerSettings
+from gridtokenx.storage.options import DEFAULT_CACHE_MB
 from gridtokenx.wire.crypto import PrivateKey
 
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
@@ -126,6 +127,11 @@ class Config(msgspec.Struct, frozen=True):
         " peers, checks it against the validators' commit certificate and block-syncs from"
         " there, instead of replaying every block since genesis."
     )] = False
+    storage_cache_mb: Annotated[Positive, _doc(
+        "MB of RocksDB block cache shared by the store's column families: the state's"
+        " records and the state root's tree read at random as blocks apply. More keeps a"
+        " large state's per-block reads in memory; less fits a small machine."
+    )] = DEFAULT_CACHE_MB
     moniker: Annotated[str, _doc(
         "The operator's name for this node, for logs and status only."
     )] = ""

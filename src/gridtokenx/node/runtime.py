@@ -283,20 +283,24 @@ class Node:
         self.app.close()
 
     # --- transactions ----------------------------------------------------------------------
-    async def admit(self, raws: list[bytes], client: bool = False) -> list[Admission]:
+    async def admit(
+        self, raws: list[bytes], client: bool = False, relayed: bool = False
+    ) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
         consensus meanwhile), admit on the loop (which saves the admitted as pending
         before anyone is told), wake the proposer, and queue what was admitted for every
         peer. One result per transaction, in order. Waking the proposer is what a path of
         its own would forget: its transactions then wait for the empty-block timer.
-        `client`: from the API, so subject to back-pressure (`chain.mempool`); what peers
-        relay was acknowledged elsewhere already and is not turned away."""
+        `client` (from the API) or `relayed` (from a peer): subject to back-pressure
+        (`chain.mempool`), judged before any signature is verified; a relay refused
+        MEMPOOL_FULL is dropped without a word to the peer and costs it no score."""
+        bounded = client or relayed
         checked: list[Checked] = []
-        for future in self.app.mempool.precheck(raws):
+        for future in self.app.mempool.precheck(raws, bounded):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
-        admissions = self.app.admit(raws, checked, bounded=client)
+        admissions = self.app.admit(raws, checked, bounded=bounded)
         admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
         if admitted:
             self._txs_arrived.set()
@@ -384,7 +388,7 @@ class Node:
             while self._inbox and not self.halted:
                 batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
                 try:
-                    admissions = await self.admit([raw for raw, _, _ in batch])
+                    admissions = await self.admit([raw for raw, _, _ in batch], relayed=True)
                 finally:
                     self._queued.difference_update(h for _, h, _ in batch)
                 offenders = {

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Checkpoint, Rdict, WriteBatch, WriteOptions
 
 from gridtokenx.chain import blocks
 from gridtokenx.chain.application import Application
@@ -44,6 +44,7 @@ from gridtokenx.ledger.bucket_tree import TreeWrites
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.state import R, State
 from gridtokenx.storage import indexes
+from gridtokenx.storage import options as store_options
 from gridtokenx.storage.indexes import (  # callers list certificates with the store's name
     certificate_index_prefix as certificate_index_prefix,
 )
@@ -152,10 +153,11 @@ def _block_hash(body: bytes, height: int) -> bytes:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
-        """Open (or create) the store at `path`. One that cannot open raises
-        `StoreUnavailable`: `StoreLocked` when another process holds it, `StoreCorrupt`
-        when its files are damaged; nothing is left open either way."""
+    def __init__(self, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB) -> None:
+        """Open (or create) the store at `path`, with a block cache of `cache_mb`
+        (`storage.options`). One that cannot open raises `StoreUnavailable`: `StoreLocked`
+        when another process holds it, `StoreCorrupt` when its files are damaged; nothing
+        is left open either way."""
         self.path = path
         self._families: dict[str, Rdict] = {}
         _check_not_headless(path)
@@ -165,10 +167,9 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a read-only or full disk
             raise StoreUnavailable(f"cannot create {path} ({exc.strerror or exc})") from None
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        options.create_missing_column_families(True)
-        families = {name: Options(raw_mode=True) for name in COLUMN_FAMILIES}
+        options, cache = store_options.database(cache_mb)
+        families = {name: store_options.family(name, cache) for name in COLUMN_FAMILIES}
+        self._cache = cache  # shared by every family's table
         try:
             self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
         except Exception as exc:  # rocksdict's errors are bare Exceptions
@@ -621,6 +622,10 @@ class Store:
         for key, blob in self._scan("tree", prefix):
             yield int.from_bytes(key[2:]), blob
 
+    def tree_children_level(self, depth: int, level: int) -> Iterator[tuple[int, bytes]]:
+        for key, blob in self._scan("tree", b"c" + bytes([depth, level])):
+            yield int.from_bytes(key[3:]), blob
+
     def record(self, key: bytes) -> msgspec.Struct | None:
         """One committed record (`ledger.state.StateSource`)."""
         return self._stored(key)
@@ -692,12 +697,14 @@ class Store:
         Checkpoint(self.db).create_checkpoint(str(destination))
 
 
-def open_application(spec: genesis.Genesis, path: Path) -> Application[Store]:
-    """Open (or create) a node's store at `path` and the application over it, starting
-    from genesis when the store is new. A store that does not open or load raises
-    `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`, `StoreOfAnotherChain`) and is
-    closed again."""
-    store = Store(path)
+def open_application(
+    spec: genesis.Genesis, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB
+) -> Application[Store]:
+    """Open (or create) a node's store at `path` (`cache_mb`: its block cache) and the
+    application over it, starting from genesis when the store is new. A store that does
+    not open or load raises `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`,
+    `StoreOfAnotherChain`) and is closed again."""
+    store = Store(path, cache_mb)
     try:
         if not store.has_genesis():
             store.save_genesis_state(genesis.build_state(spec), spec.hash())

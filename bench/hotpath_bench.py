@@ -1,0 +1,233 @@
+"""Where a validator's CPU goes per committed order on the market-day mix, by function.
+
+One validator's pipeline in this process, on RocksDB in a temporary folder, without the
+network: a proposer application builds blocks of up to `--block` transactions from the
+day mix (`simulator.loadgen.rolling_load`, the load of `devnet_bench.py --workload day`),
+and the validator does what a node does with each transaction and block: admission
+(decode and verify in the mempool's threads, then the mempool's rules), the proposal's
+check, and the commit (execution, the state root, the synced write). Only the validator's
+work is measured: its CPU time (process time, its verify threads included) in a plain run,
+then its main thread's profile (cProfile) in a second run, grouped by what it is spent on
+(shares only: the profiler's own cost per call inflates code of many small calls):
+
+- ed25519: signature verification (PyNaCl);
+- sha256: the state root's and the transactions' hashing (hashlib);
+- rocksdb: the store's reads and writes (rocksdict);
+- msgpack: canonical encoding and decoding (msgspec);
+- python: everything else, the ledger and market rules, the tree and the glue in Python.
+
+It prints CPU per committed order and per group, the hottest functions by their own time,
+and writes bench/results/hotpath.json: the figures behind docs/adr/0007.
+
+    python bench/hotpath_bench.py [--orders 6000] [--block 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import benchkit
+from gridtokenx.chain.application import Application
+from gridtokenx.devnet.homes import devnet_genesis
+from gridtokenx.ledger import genesis
+from gridtokenx.simulator import loadgen
+from gridtokenx.storage.store import Store, open_application
+from gridtokenx.wire import tx
+
+RESULTS = Path(__file__).parent / "results" / "hotpath.json"
+CHAIN = "gridtokenx-hotpath"
+STAGES = (
+    ("admission (main thread)", "chain/mempool.py", "admit"),
+    ("check_block", "chain/application.py", "check_block"),
+    ("commit (all of it)", "chain/application.py", "commit"),
+    ("execution: transition.apply", "ledger/transition.py", "apply"),
+    ("market: trading._plan", "ledger/market/trading.py", "_plan"),
+    ("grid: paths.find", "paths.py", "find"),
+    ("state root: State.root", "ledger/state.py", "root"),
+    ("store: commit_height", "storage/store.py", "commit_height"),
+)
+"""Entry points whose cumulative time (themselves and all they call) shows the stages."""
+GROUPS = (
+    ("ed25519", ("nacl", "crypto_sign")),
+    ("sha256", ("_hashlib", "openssl_sha256", "sha256")),
+    ("rocksdb", ("rocksdict", "Rdict", "WriteBatch")),
+    ("msgpack", ("msgspec", "msgpack")),
+)
+
+
+def _group(where: tuple[str, int, str]) -> str:
+    file, _, name = where
+    text = f"{file}:{name}"
+    for group, marks in GROUPS:
+        if any(mark in text for mark in marks):
+            return group
+    return "python"
+
+
+class _Meter:
+    """The validator's CPU (process time: its verify threads included) and, when
+    profiling, its main thread's profile; the proposer's work stays outside both."""
+
+    def __init__(self, profiled: bool) -> None:
+        self.cpu = 0.0
+        self.profile = cProfile.Profile() if profiled else None
+
+    def __enter__(self) -> None:
+        self._started = time.process_time()
+        if self.profile is not None:
+            self.profile.enable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.profile is not None:
+            self.profile.disable()
+        self.cpu += time.process_time() - self._started
+
+
+def _admit(app: Application[Store], raws: list[bytes]) -> None:
+    checked = [c for future in app.mempool.precheck(raws) for c in future.result()]
+    refused = [a for a in app.admit(raws, checked) if not a.accepted]
+    if refused:
+        raise SystemExit(f"{len(refused)} refused, first: {refused[0].code} {refused[0].message}")
+
+
+def _height(
+    proposer: Application[Store], validator: Application[Store], now: int, meter: _Meter
+) -> int:
+    """One height: the proposer builds, the validator checks and both commit; the number
+    of transactions it carried."""
+    height = proposer.height + 1
+    raw = proposer.build_block(height, now, genesis.dev_keys()["EGAT"].address)
+    with meter:
+        if not validator.check_block(height, raw, now=now):
+            raise SystemExit(f"the validator refused block {height}")
+        count = len(validator.commit(height, raw, ()))
+    proposer.commit(height, raw, ())
+    return count
+
+
+def run(
+    orders: int, block: int, folder: Path, profiled: bool, participants: int = 600
+) -> dict[str, Any]:
+    """The day mix's orders through a proposer and a validator: the validator's CPU per
+    committed order, and with `profiled` its main thread's profile grouped as the module
+    docstring says (signature checks run in the mempool's threads, which cProfile does
+    not see: `ed25519_us_per_verify` stands for them)."""
+    now = int(time.time())
+    spec = devnet_genesis(CHAIN, now - 60)
+    load = loadgen.rolling_load(
+        spec, genesis.dev_keys(), now, orders, 1_000.0, participants, key_prefix="hotpath"
+    )
+    proposer = open_application(spec, folder / "proposer")
+    validator = open_application(spec, folder / "validator")
+    meter, unmetered = _Meter(profiled), _Meter(False)
+    committed, heights = 0, 0
+    try:
+        for phase in load.setup:  # the participants, meters, licences and funds
+            for app in (proposer, validator):
+                _admit(app, phase)
+            while len(validator.mempool):
+                _height(proposer, validator, now, unmetered)
+        for i in range(0, len(load.orders), block):
+            batch = load.orders[i : i + block]
+            _admit(proposer, batch)
+            with meter:
+                _admit(validator, batch)
+            while len(validator.mempool):
+                committed += _height(proposer, validator, now, meter)
+                heights += 1
+    finally:
+        proposer.close()
+        validator.close()
+    per = 1e6 / max(committed, 1)
+    sample = [tx.decode(raw) for raw in load.orders[:1_000]]
+    figures: dict[str, Any] = {
+        "orders_committed": committed,
+        "heights": heights,
+        "validator_cpu_us_per_order": round(meter.cpu * per, 1),
+        "ed25519_us_per_verify": round(1e6 / benchkit.raw_verify_rate(sample), 1),
+    }
+    if meter.profile is None:
+        return figures
+    raw_stats: dict[Any, Any] = pstats.Stats(meter.profile).stats  # type: ignore[attr-defined]
+    total = sum(own for _, _, own, _, _ in raw_stats.values())
+    groups: dict[str, float] = {}
+    functions = []
+    for where, (_, calls, own, cumulative, _) in raw_stats.items():
+        groups[_group(where)] = groups.get(_group(where), 0.0) + own
+        functions.append((own, calls, cumulative, where))
+    functions.sort(reverse=True)
+    stages = {
+        label: round(sum(c for (file, _, name), (_, _, _, c, _) in raw_stats.items()
+                         if file.endswith(suffix) and name == function) * per, 1)
+        for label, suffix, function in STAGES
+    }  # fmt: skip
+    return figures | {
+        "stages_cumulative_us_per_order": stages,
+        "profiled_main_thread_us_per_order": round(total * per, 1),
+        "groups_us_per_order": {g: round(s * per, 1) for g, s in sorted(groups.items())},
+        "hottest": [
+            {
+                "function": f"{Path(file).name}:{line}({name})",
+                "own_us_per_order": round(own * per, 2),
+                "cumulative_us_per_order": round(cumulative * per, 2),
+                "calls_per_order": round(calls / max(committed, 1), 2),
+            }
+            for own, calls, cumulative, (file, line, name) in functions[:30]
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=6_000)
+    parser.add_argument("--block", type=int, default=1_000)
+    parser.add_argument("--participants", type=int, default=600, help="the day's agents")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    started_load = list(os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
+        plain = run(args.orders, args.block, Path(tmp) / "plain", False, args.participants)
+    with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
+        figures = run(args.orders, args.block, Path(tmp) / "profiled", True, args.participants)
+    figures["validator_cpu_us_per_order_profiled"] = figures.pop("validator_cpu_us_per_order")
+    figures["validator_cpu_us_per_order"] = plain["validator_cpu_us_per_order"]
+    result: dict[str, object] = {
+        "benchmark": "hotpath",
+        "python": platform.python_version(),
+        "orders": args.orders,
+        "block": args.block,
+        "participants": args.participants,
+        "load_average_at_start": started_load,
+        "load_average_at_end": list(os.getloadavg()),
+        **figures,
+    }
+    print(
+        f"{figures['orders_committed']} orders in {figures['heights']} heights: validator "
+        f"{figures['validator_cpu_us_per_order']} us of CPU per order (profiled: "
+        f"{figures['validator_cpu_us_per_order_profiled']}; one Ed25519 verify "
+        f"{figures['ed25519_us_per_verify']} us), load {started_load[0]:.1f}"
+    )
+    print("profiled main thread, by stage (cumulative):")
+    for stage, us in figures["stages_cumulative_us_per_order"].items():
+        print(f"  {stage:<30} {us:>8} us/order")
+    print("profiled main thread, by group:")
+    for group, us in figures["groups_us_per_order"].items():
+        print(f"  {group:<8} {us:>8} us/order")
+    for row in figures["hottest"][:15]:
+        print(f"  {row['own_us_per_order']:>8} us own  {row['calls_per_order']:>6}/order  "
+              f"{row['function']}")  # fmt: skip
+    benchkit.write(result, args.output)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
