@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -60,6 +60,7 @@ STALE_TX_MAX_S: Final = 300.0  # ...then after twice as long each time, up to th
 STALE_CHECK_S: Final = 5.0  # how often the pending transactions are looked over
 STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many sent again per look
 SIGNATURE_CACHE: Final = 4096
+HEARD_MAX: Final = 1024  # this height's relayed proposals and votes kept for new peers
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _DISHONEST: Final = frozenset(
     {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
@@ -149,6 +150,7 @@ class Node:
                                    lambda: self.gossip.peers)  # fmt: skip
         self._via_certificate = False  # the decision being carried out is a peer's commit
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
+        self._heard: deque[tuple[Kind, bytes]] = deque(maxlen=HEARD_MAX)  # peers' ones
         self._last_commit = 0.0  # loop time of the last commit
         self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
         self._synced = asyncio.Event()  # a synced block arrived: the applier looks
@@ -288,9 +290,16 @@ class Node:
                 self.gossip.send_to(peer, Kind.TX, payload)
 
     def _announce_pending(self, peer: bytes) -> None:
-        """A peer connected (or reconnected): send it what this node holds pending, the
-        oldest first, up to ANNOUNCE_MAX. Without this, a transaction acknowledged while
-        the node was cut off, or before it restarted, would wait here forever."""
+        """A peer connected (or reconnected): send it this height's proposals and votes,
+        this node's own and those it relayed, then what it holds pending, the oldest
+        first, up to ANNOUNCE_MAX. A node floods a message once, when it first sees it:
+        without this, what a sentry relayed before its other links existed never crossed
+        them (its validator's re-sent copies are dropped there as seen), and validators
+        behind sentries that came up a few seconds apart waited in round 0 for prevotes
+        that never came (minutes, December 2026). A transaction acknowledged while the
+        node was cut off, or before it restarted, would likewise wait here forever."""
+        for kind, payload in [*self._own, *self._heard]:
+            self.gossip.send_to(peer, kind, payload)
         self._relay([raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)], peer)
 
     def _rebroadcast_stale(self, now: float) -> None:
@@ -359,10 +368,15 @@ class Node:
                 return self._answer_sync(payload, peer)
             if kind in STATE_SYNC:
                 return state_sync.answer(self.snapshots, self.gossip, kind, payload, peer)
-            if kind is Kind.PROPOSAL:
-                return await self._on_proposal(msgspec.msgpack.decode(payload, type=Proposal), peer)
-            if kind is Kind.VOTE:
-                return self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
+            if kind is Kind.PROPOSAL or kind is Kind.VOTE:
+                if kind is Kind.PROPOSAL:
+                    proposal = msgspec.msgpack.decode(payload, type=Proposal)
+                    outcome = await self._on_proposal(proposal, peer)
+                else:
+                    outcome = self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
+                if outcome is Outcome.RELAY:  # of this height: kept for peers to come
+                    self._heard.append((kind, payload))
+                return outcome
             commit = msgspec.msgpack.decode(payload, type=Commit)
             if kind is Kind.SYNC_BLOCK:
                 return self._on_synced(commit, peer, len(payload))
@@ -704,6 +718,7 @@ class Node:
         self.telemetry.committed(info, now)
         self._notify(decision, receipts)
         self._own = [(Kind.COMMIT, commit)]
+        self._heard.clear()
         self.decided.set()
         self.decided = asyncio.Event()
         self._act(self.core.advance(self.app.validators(decision.height + 1)))
