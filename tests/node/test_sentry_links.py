@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger import genesis
-from gridtokenx.node.runtime import Node
+from gridtokenx.node.runtime import HEARD_BYTES, HEARD_MAX, Node
+from gridtokenx.p2p.gossip import Kind
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -68,3 +69,23 @@ def test_sentries_linked_after_round_zero_began_still_carry_it(tmp_path: Path) -
                 await n.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_what_a_node_keeps_for_later_peers_is_bounded_and_newest(tmp_path: Path) -> None:
+    """A proposer may sign a large block for each of its rounds: the node keeps the newest
+    of the height's relayed messages within HEARD_MAX and HEARD_BYTES, and none after a
+    commit."""
+    spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
+    node = Node(KEYS["EGAT"], open_application(spec, tmp_path / "n"), FAST)
+    try:
+        for i in range(HEARD_MAX + 10):
+            node._keep_heard(Kind.VOTE, i.to_bytes(4))
+        kept = [int.from_bytes(p) for _, p in node._heard]
+        assert kept == list(range(10, HEARD_MAX + 10))
+        big = bytes(HEARD_BYTES // 3)
+        for _ in range(4):
+            node._keep_heard(Kind.PROPOSAL, big)
+        assert node._heard_bytes == sum(len(p) for _, p in node._heard) <= HEARD_BYTES
+        assert [k for k, _ in node._heard] == [Kind.PROPOSAL] * 3
+    finally:
+        node.app.close()

@@ -60,7 +60,8 @@ STALE_TX_MAX_S: Final = 300.0  # ...then after twice as long each time, up to th
 STALE_CHECK_S: Final = 5.0  # how often the pending transactions are looked over
 STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many sent again per look
 SIGNATURE_CACHE: Final = 4096
-HEARD_MAX: Final = 1024  # this height's relayed proposals and votes kept for new peers
+HEARD_MAX: Final = 1024  # this height's relayed proposals and votes kept for new peers...
+HEARD_BYTES: Final = 16 * 1024 * 1024  # ...and their bytes at most (the newest kept)
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _DISHONEST: Final = frozenset(
     {errors.InvalidSignature.code, errors.WrongChainId.code, *codec.DECODE_ERROR_CODES}
@@ -150,7 +151,8 @@ class Node:
                                    lambda: self.gossip.peers)  # fmt: skip
         self._via_certificate = False  # the decision being carried out is a peer's commit
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
-        self._heard: deque[tuple[Kind, bytes]] = deque(maxlen=HEARD_MAX)  # peers' ones
+        self._heard: deque[tuple[Kind, bytes]] = deque()  # peers' ones (`_keep_heard`)
+        self._heard_bytes = 0
         self._last_commit = 0.0  # loop time of the last commit
         self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
         self._synced = asyncio.Event()  # a synced block arrived: the applier looks
@@ -375,7 +377,7 @@ class Node:
                 else:
                     outcome = self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
                 if outcome is Outcome.RELAY:  # of this height: kept for peers to come
-                    self._heard.append((kind, payload))
+                    self._keep_heard(kind, payload)
                 return outcome
             commit = msgspec.msgpack.decode(payload, type=Commit)
             if kind is Kind.SYNC_BLOCK:
@@ -383,6 +385,15 @@ class Node:
             return await self._on_commit(commit)
         except msgspec.DecodeError:
             return Outcome.INVALID
+
+    def _keep_heard(self, kind: Kind, payload: bytes) -> None:
+        """Keep a relayed proposal or vote of this height for the peers that connect later
+        (`_announce_pending`), the newest HEARD_MAX and HEARD_BYTES at most: a proposer that
+        signs a large block for each of its rounds cannot make the node hold them all."""
+        self._heard.append((kind, payload))
+        self._heard_bytes += len(payload)
+        while len(self._heard) > HEARD_MAX or self._heard_bytes > HEARD_BYTES:
+            self._heard_bytes -= len(self._heard.popleft()[1])
 
     def _answer_sync(self, payload: bytes, peer: bytes) -> Outcome:
         """A peer asked for the blocks from a height on: send a run of them (SYNC_RUN, or
@@ -719,6 +730,7 @@ class Node:
         self._notify(decision, receipts)
         self._own = [(Kind.COMMIT, commit)]
         self._heard.clear()
+        self._heard_bytes = 0
         self.decided.set()
         self.decided = asyncio.Event()
         self._act(self.core.advance(self.app.validators(decision.height + 1)))
