@@ -28,7 +28,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -74,6 +74,8 @@ STALE_TX_MAX_S: Final = 300.0  # ...then after twice as long each time, up to th
 STALE_CHECK_S: Final = 5.0  # how often the pending transactions are looked over
 STALE_PER_PASS: Final = TX_BATCH_MAX  # at most this many sent again per look
 SIGNATURE_CACHE: Final = 4096
+HEARD_MAX: Final = 1024  # this height's relayed proposals and votes kept for new peers...
+HEARD_BYTES: Final = 16 * 1024 * 1024  # ...and their bytes at most (the newest kept)
 _tx_batch: Final = msgspec.msgpack.Decoder(list[bytes])
 _ids: Final = _tx_batch  # a TXS_REQUEST: transaction ids
 _DISHONEST: Final = frozenset(
@@ -173,6 +175,8 @@ class Node:
         self._via_certificate = False  # the decision being carried out is a peer's commit
         self._certified: set[int] = set()  # heights whose one certificate went out (or came)
         self._own: list[tuple[Kind, bytes]] = []  # this height's proposals and votes
+        self._heard: deque[tuple[Kind, bytes]] = deque()  # peers' ones (`_keep_heard`)
+        self._heard_bytes = 0
         self._last_commit = 0.0  # loop time of the last commit
         self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
         self._synced = asyncio.Event()  # a synced block arrived: the applier looks
@@ -334,9 +338,16 @@ class Node:
                 send(kind, codec.encode(batch[i : i + TX_BATCH_MAX]))
 
     def _announce_pending(self, peer: bytes) -> None:
-        """A peer connected (or reconnected): send it what this node holds pending, the
-        oldest first, up to ANNOUNCE_MAX. Without this, a transaction acknowledged while
-        the node was cut off, or before it restarted, would wait here forever."""
+        """A peer connected (or reconnected): send it this height's proposals and votes,
+        this node's own and those it relayed, then what it holds pending, the oldest
+        first, up to ANNOUNCE_MAX. A node spreads a message once, when it first sees it:
+        without this, what a sentry relayed before its other links existed never crossed
+        them (its validator's re-sent copies are dropped there as seen), and validators
+        behind sentries that came up a few seconds apart waited in round 0 for prevotes
+        that never came (minutes, December 2026). A transaction acknowledged while the
+        node was cut off, or before it restarted, would likewise wait here forever."""
+        for kind, payload in [*self._own, *self._heard]:
+            self.gossip.send_to(peer, kind, payload)
         waiting = [raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)]
         self._relay(waiting, functools.partial(self.gossip.send_to, peer))
 
@@ -415,15 +426,19 @@ class Node:
                 return self._answer_sync(payload, peer)
             if kind in STATE_SYNC:
                 return state_sync.answer(self.snapshots, self.gossip, kind, payload, peer)
+            if kind is Kind.PROPOSAL or kind is Kind.VOTE:
+                if kind is Kind.PROPOSAL:
+                    proposal = msgspec.msgpack.decode(payload, type=CompactProposal)
+                    outcome = await self._on_compact(proposal, payload, peer)
+                else:
+                    outcome = self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
+                if outcome is Outcome.RELAY:  # of this height: kept for peers to come
+                    self._keep_heard(kind, payload)
+                return outcome
             if kind is Kind.TXS_REQUEST:
                 return self._answer_txs(_ids.decode(payload), peer)
             if kind is Kind.TXS:
                 return await self._on_txs(_tx_batch.decode(payload), peer)
-            if kind is Kind.PROPOSAL:
-                proposal = msgspec.msgpack.decode(payload, type=CompactProposal)
-                return await self._on_compact(proposal, payload, peer)
-            if kind is Kind.VOTE:
-                return self._on_vote(msgspec.msgpack.decode(payload, type=Vote), peer)
             if kind is Kind.COMMIT:
                 certified = msgspec.msgpack.decode(payload, type=CompactCommit)
                 return await self._on_compact(certified, payload, peer)
@@ -486,6 +501,8 @@ class Node:
         kind = Kind.PROPOSAL if isinstance(whole.message, CompactProposal) else Kind.COMMIT
         if outcome is Outcome.RELAY:  # on to the topic's mesh, as forwarding would have
             self.gossip.relay(kind, whole.payload)
+            if kind is Kind.PROPOSAL:  # of this height: kept for peers to come
+                self._keep_heard(kind, whole.payload)
         elif outcome is Outcome.FORGED:
             for source in whole.sources:
                 self.gossip.ban(source, "forged")
@@ -557,6 +574,15 @@ class Node:
 
     async def _execute_certified(self, commit: Commit) -> None:
         await self._on_commit(commit)
+
+    def _keep_heard(self, kind: Kind, payload: bytes) -> None:
+        """Keep a relayed proposal or vote of this height for the peers that connect later
+        (`_announce_pending`), the newest HEARD_MAX and HEARD_BYTES at most: a proposer that
+        signs a large block for each of its rounds cannot make the node hold them all."""
+        self._heard.append((kind, payload))
+        self._heard_bytes += len(payload)
+        while len(self._heard) > HEARD_MAX or self._heard_bytes > HEARD_BYTES:
+            self._heard_bytes -= len(self._heard.popleft()[1])
 
     def _answer_sync(self, payload: bytes, peer: bytes) -> Outcome:
         """A peer asked for the blocks from a height on: send a run of them (SYNC_RUN, or
@@ -914,6 +940,8 @@ class Node:
         self.telemetry.committed(info, now)
         self._notify(decision, receipts)
         self._own = [(Kind.COMMIT, commit)]
+        self._heard.clear()
+        self._heard_bytes = 0
         self.decided.set()
         self.decided = asyncio.Event()
         self._act(self.core.advance(self.app.validators(decision.height + 1)))
