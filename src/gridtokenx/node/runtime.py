@@ -83,10 +83,11 @@ _DISHONEST: Final = frozenset(
 )
 
 
-def _is_grid(raw: bytes) -> bool:
-    """A grid operator's status report or an emergency (`tx.is_priority`)."""
+def _is_grid(raw: bytes, decoded: tx.SignedTransaction | None = None) -> bool:
+    """A grid operator's status report or an emergency (`tx.is_priority`). `decoded`: the
+    mempool's decoding of it, when it holds it (each transaction is decoded once a node)."""
     try:
-        return tx.is_priority(tx.decode(raw).tx.body)
+        return tx.is_priority((decoded or tx.decode(raw)).tx.body)
     except ValueError:  # codec.DecodeError: it travels, and fails, with the rest
         return False
 
@@ -329,7 +330,8 @@ class Node:
         peer. Grid updates and emergencies (`tx.is_priority`) go first, as a batch of
         their own kind on the grid topic, ahead of everything in every send queue. Peers
         that hold one recognise it by its hash."""
-        grid = [raw for raw in raws if _is_grid(raw)]
+        decoded = self.app.mempool.decoded
+        grid = [raw for raw in raws if _is_grid(raw, decoded(tx.hash_of(raw)))]
         if grid:
             held = set(grid)
             raws = [raw for raw in raws if raw not in held]
