@@ -639,27 +639,49 @@ def _optimal_rows(inst: Instance, checked: Checked, bounds: dict[Key, list[Fract
     return rows
 
 
+def _substituted(rows: list[Row], fixed: dict[Key, Fraction]) -> list[Row]:
+    """The rows with the fixed prices moved into the right-hand sides (rows left with no
+    variable dropped: the fixed prices are optimal, so they hold). Fewer columns make the
+    exact programmes cheaper."""
+    out: list[Row] = []
+    for coefs, rhs in rows:
+        rest = {key: c for key, c in coefs.items() if key not in fixed}
+        if rest:
+            out.append(
+                (rest, rhs - sum((c * fixed[k] for k, c in coefs.items() if k in fixed), ZERO))
+            )
+    return out
+
+
 def exact_midpoints(
-    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]] | None = None
+    inst: Instance,
+    checked: Checked,
+    bounds: dict[Key, list[Fraction]] | None = None,
+    known: tuple[dict[Key, Fraction], dict[Key, Fraction]] | None = None,
 ) -> dict[str, Fraction]:
     """Zone prices chosen zone by zone, in sorted order: each the midpoint of its exact range
     of optimal prices given the zones before it, each range two small exact linear
     programmes over `_optimal_rows`. The midpoint of a range is optimal (it lies between two
     optima), so every zone's range is nonempty and some renewable prices are optimal with
-    the result; the values depend only on the allocation, not on the prices it came with."""
+    the result; the values depend only on the allocation, not on the prices it came with.
+    `known` (lowest and highest values of a superset of the optimal prices, the first
+    stage's) fixes the prices it leaves one value, without a programme."""
     rows = _optimal_rows(inst, checked, bounds or _step_bounds(inst, checked))
-    point: dict[Key, Fraction] = {
-        (z, g): checked.price(z, g) for z in inst.zones for g in (False, True)
-    }
-    prices = {}
+    point = {(z, g): checked.price(z, g) for z in inst.zones for g in (False, True)}
+    fixed: dict[Key, Fraction] = {}
+    if known is not None:
+        fixed = {key: low for key, low in known[0].items() if known[1][key] == low}
     for z in inst.zones:
-        low, at_low = exact_lp.optimise(rows, point, (z, False), maximise=False)
-        high, at_high = exact_lp.optimise(rows, point, (z, False), maximise=True)
-        prices[z] = (low + high) / 2
-        rows.append(({(z, False): Fraction(1)}, prices[z]))
-        rows.append(({(z, False): Fraction(-1)}, -prices[z]))
-        point = {key: (at_low[key] + at_high[key]) / 2 for key in point}
-    return prices
+        key = (z, False)
+        if key in fixed:
+            continue
+        live = {k: v for k, v in point.items() if k not in fixed}
+        sub = _substituted(rows, fixed)
+        low, at_low = exact_lp.optimise(sub, live, key, maximise=False)
+        high, at_high = exact_lp.optimise(sub, live, key, maximise=True)
+        fixed[key] = (low + high) / 2
+        point.update({k: (at_low[k] + at_high[k]) / 2 for k in live})
+    return {z: fixed[(z, False)] for z in inst.zones}
 
 
 def rule_prices(
@@ -683,7 +705,7 @@ def rule_prices(
         prices = {z: (found[0][(z, False)] + found[1][(z, False)]) / 2 for z in inst.zones}
         green = green_floor(inst, checked, prices, bounds)
     if green is None:
-        prices = exact_midpoints(inst, checked, bounds)
+        prices = exact_midpoints(inst, checked, bounds, found)
         green = green_floor(inst, checked, prices, bounds)
         if green is None:  # cannot happen: the exact midpoints are optimal
             raise errors.ClearingNotOptimal("no renewable prices are optimal at the zone prices")
