@@ -653,6 +653,15 @@ def _substituted(rows: list[Row], fixed: dict[Key, Fraction]) -> list[Row]:
     return out
 
 
+def _merged(coefs: dict[Key, Fraction], rhs: Fraction, same: dict[Key, Key]) -> Row:
+    """A row with each price in `same` replaced by the price it equals (zero terms dropped)."""
+    out: dict[Key, Fraction] = {}
+    for key, c in coefs.items():
+        key = same.get(key, key)
+        out[key] = out.get(key, ZERO) + c
+    return {key: c for key, c in out.items() if c}, rhs
+
+
 def exact_midpoints(
     inst: Instance,
     checked: Checked,
@@ -667,7 +676,12 @@ def exact_midpoints(
     `known` (lowest and highest values of a superset of the optimal prices, the first
     stage's) fixes the prices it leaves one value, without a programme."""
     rows = _optimal_rows(inst, checked, bounds or _step_bounds(inst, checked))
+    # Where renewable energy is downgraded its price is the zone price: one column for both.
+    same = {(z, True): (z, False) for z in inst.zones if checked.downgrade.get(z, ZERO) > 0}
+    rows = [_merged(coefs, rhs, same) for coefs, rhs in rows]
+    rows = [(coefs, rhs) for coefs, rhs in rows if coefs]  # pi <= pi^G there: 0 <= 0
     point = {(z, g): checked.price(z, g) for z in inst.zones for g in (False, True)}
+    point = {key: value for key, value in point.items() if key not in same}
     fixed: dict[Key, Fraction] = {}
     if known is not None:
         fixed = {key: low for key, low in known[0].items() if known[1][key] == low}
