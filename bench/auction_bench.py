@@ -10,7 +10,11 @@ Three figures per size, each the min and median of `--repeats` runs:
 - `check`: ledger/market/clearing.check alone, what every validator computes;
 - `ledger_check`: reading the interval's curves and the grid from a RocksDB-free ledger
   state (`auction_clearing.instance`) and then `check`, as the clearing transaction does
-  before it writes any trade.
+  before it writes any trade;
+- `exact_stage`: the price rule's third stage (`clearing.exact_midpoints`, two exact
+  linear programmes per zone) forced on the same clearing, every zone by programme: what
+  a check adds, at most, where stage 1's midpoints are not optimal (`rule_stage` says
+  which stage this clearing took).
 Targets (issue 18): check < 50 ms at 10,000 steps, solve < 1 s.
 
     PYTHONPATH=src python bench/auction_bench.py [--sizes 1000 10000 100000] [--repeats 5]
@@ -36,7 +40,7 @@ from gridtokenx.ledger.market import auction, auction_clearing, clearing
 from gridtokenx.ledger.market.clearing import Instance, Link, Step
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.node import auction_solver
-from gridtokenx.wire import crypto, tx
+from gridtokenx.wire import crypto, errors, tx
 from gridtokenx.wire.tx import CurveStep, Side
 
 ZONES = ("BKK", "CEN", "EST", "NEA", "NTH", "STH", "WST")
@@ -131,6 +135,17 @@ def timed_on_ledger(steps: list[BenchStep], repeats: int) -> tuple[float, float]
     return timed(work, repeats)
 
 
+def stage_of(inst: Instance, checked: clearing.Checked) -> str:
+    """Which stage of the price rule gave this clearing's zone prices (docs/market.md
+    section 11): "midpoints" (stage 1) or "exact" (the exact midpoints, zone by zone)."""
+    try:
+        low, high = clearing.price_range(inst, checked)
+    except errors.ClearingNotOptimal:
+        return "exact"
+    mid = {z: (low[z] + high[z]) / 2 for z in inst.zones}
+    return "midpoints" if clearing.green_floor(inst, checked, mid) is not None else "exact"
+
+
 def main(argv: list[str]) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
@@ -157,6 +172,9 @@ def main(argv: list[str]) -> dict[str, object]:
         check = functools.partial(clearing.check, inst, body.zones, body.flows)
         check_min, check_med = timed(check, args.repeats)
         ledger_min, ledger_med = timed_on_ledger(steps, args.repeats)
+        checked = check()
+        exact = functools.partial(clearing.exact_midpoints, inst, checked)
+        exact_min, exact_med = timed(exact, args.repeats)
         result[f"steps_{size}"] = {
             "welfare_satang": round(float(solution.welfare) / 1000),
             "price_zones": len({z.price for z in body.zones}),
@@ -169,6 +187,9 @@ def main(argv: list[str]) -> dict[str, object]:
             "check_ms_median": round(check_med, 2),
             "ledger_check_ms_min": round(ledger_min, 1),
             "ledger_check_ms_median": round(ledger_med, 1),
+            "rule_stage": stage_of(inst, checked),
+            "exact_stage_ms_min": round(exact_min, 1),
+            "exact_stage_ms_median": round(exact_med, 1),
         }
     signer = crypto.PrivateKey.from_dev_label("bench/ed25519")
     signed = [

@@ -13,7 +13,7 @@ import pytest
 from scipy.optimize import linprog
 from scipy.sparse import lil_matrix
 
-from gridtokenx.ledger.market import clearing
+from gridtokenx.ledger.market import clearing, exact_lp
 from gridtokenx.ledger.market.clearing import Instance, Link, Step
 from gridtokenx.node import auction_solver
 from gridtokenx.wire import errors
@@ -294,3 +294,88 @@ def test_a_full_link_carrying_both_commodities_ties_their_price_differences() ->
     low, high = clearing.price_range(inst, checked)
     assert low["CEN"] == high["CEN"] == checked.prices["CEN"] == Fraction(9258, 49)
     assert clearing.green_floor(inst, checked, checked.prices) == checked.green_prices
+
+
+def _other_optimum(
+    inst: Instance, checked: clearing.Checked
+) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
+    """An optimal price vector other than the rule's: an end of the exact range of the first
+    price (zone, then renewable) that is not determined."""
+    rows = clearing._optimal_rows(inst, checked, clearing._step_bounds(inst, checked))
+    start = {(z, g): checked.price(z, g) for z in inst.zones for g in (False, True)}
+    for key in sorted(start, key=lambda k: (k[1], k[0])):
+        low, at_low = exact_lp.optimise(rows, start, key, maximise=False)
+        high, at_high = exact_lp.optimise(rows, start, key, maximise=True)
+        if low < high:
+            end = at_high if key[1] else at_low  # renewable prices are the lowest: go up
+            return {z: end[(z, False)] for z in inst.zones}, {z: end[(z, True)] for z in inst.zones}
+    raise AssertionError("every price is determined")
+
+
+@pytest.mark.parametrize(("seed", "zones", "steps"), [(482, 4, 12), (48, 5, 10), (124, 5, 10)])
+def test_where_the_midpoints_admit_no_renewable_prices_the_exact_midpoints_are_the_rule(
+    seed: int, zones: int, steps: int
+) -> None:
+    """Instances found by a seeded search where the first stage's midpoints leave no
+    renewable prices optimal (a full link carrying both commodities). The rule used to keep
+    the certificate's own zone prices there; now it takes each zone's exact midpoint in
+    turn, so the result depends only on the allocation, and a certificate carrying any
+    other optimal prices is refused."""
+    inst = random_instance(seed, zones=zones, steps=steps, green=0.5)
+    body = auction_solver.solve(inst, 0).body
+    optimal = clearing.check_optimal(inst, body.zones, body.flows)
+    low, high = clearing.price_range(inst, optimal)
+    midpoints = {z: (low[z] + high[z]) / 2 for z in inst.zones}
+    assert clearing.green_floor(inst, optimal, midpoints) is None  # the old fallback branch
+    exact = clearing.exact_midpoints(inst, optimal)
+    assert exact != midpoints
+    checked = clearing.check(inst, body.zones, body.flows)
+    assert checked.prices == exact
+    assert checked.green_prices == clearing.green_floor(inst, checked, exact)
+    for z in inst.zones:
+        assert low[z] <= exact[z] <= high[z]
+    # Another optimal vector: the same allocation is optimal at it, and the rule refuses it.
+    prices, green = _other_optimum(inst, checked)
+    other = clearing.reprice(inst, checked, prices, green)
+    zones_, flows_ = clearing.certificate(other)
+    assert clearing.check_optimal(inst, zones_, flows_).welfare == checked.welfare
+    with pytest.raises(errors.ClearingNotOptimal, match="must be"):
+        clearing.check(inst, zones_, flows_)
+    # The certificate the solver started from (its own vertex) may differ from the rule's
+    # too; either way the rule's prices do not depend on it.
+    assert clearing.rule_prices(inst, other) == (checked.prices, checked.green_prices)
+
+
+def test_where_the_tightening_does_not_settle_the_exact_midpoints_are_the_rule() -> None:
+    """A cycle of coupled links whose implied bounds approach their limit without reaching
+    it: the first stage gives no ranges (the solver used to fail here), and the exact
+    midpoints are the rule."""
+    inst = random_instance(542, zones=3, steps=12, green=0.5)
+    body = auction_solver.solve(inst, 0).body
+    optimal = clearing.check_optimal(inst, body.zones, body.flows)
+    with pytest.raises(errors.ClearingNotOptimal, match="no lowest or highest"):
+        clearing.price_range(inst, optimal)
+    checked = clearing.check(inst, body.zones, body.flows)
+    assert checked.prices == clearing.exact_midpoints(inst, optimal)
+
+
+def test_the_rule_gives_the_same_prices_whatever_optimal_prices_a_certificate_came_with() -> None:
+    """The same allocation at another optimal price vector (an end of an exact range) is
+    optimal with the same welfare, and the rule maps both to one price vector. Over 8
+    random instances; in some every price is determined, but not in all."""
+    compared = 0
+    for seed in range(8):
+        rng = random.Random(seed)
+        inst = random_instance(1000 + seed, zones=rng.randint(2, 5), steps=10, green=0.5)
+        body = auction_solver.solve(inst, 0).body
+        checked = clearing.check(inst, body.zones, body.flows)
+        try:
+            prices, green = _other_optimum(inst, checked)
+        except AssertionError:  # every price determined: nothing else to try
+            continue
+        compared += 1
+        other = clearing.reprice(inst, checked, prices, green)
+        zones_, flows_ = clearing.certificate(other)
+        assert clearing.check_optimal(inst, zones_, flows_).welfare == checked.welfare
+        assert clearing.rule_prices(inst, other) == (checked.prices, checked.green_prices)
+    assert compared >= 2

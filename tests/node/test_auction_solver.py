@@ -157,9 +157,8 @@ def test_a_corrupted_certificate_is_refused(seed: int, pick: int, delta: Fractio
         return
     event(f"accepted: another optimum ({where[2]})")
     # Accepted: only a headroom dual moved inside the range the curves leave undetermined
-    # can be (a price is pinned by the rule), with the same welfare; or a zone price where
-    # the rule keeps the certificate's own (a full link's shared rent leaves no renewable
-    # prices optimal at the midpoints: docs/market.md section 12).
+    # can be (every price is pinned by the rule, docs/market.md section 11), with the same
+    # welfare; or a flow's renewable part (below).
     good = clearing.check(inst, body.zones, body.flows)
     assert checked.welfare == good.welfare
     if where[2] == "green_wh":
@@ -169,11 +168,8 @@ def test_a_corrupted_certificate_is_refused(seed: int, pick: int, delta: Fractio
         # traced to changes).
         assert (checked.prices, checked.green_prices) == (good.prices, good.green_prices)
         assert [checked.accepted(s) for s in inst.steps] == [good.accepted(s) for s in inst.steps]
-    elif where[2] != "headroom_dual":
-        assert where[2] == "price", where
-        low, high = clearing.price_range(inst, good)
-        mid = {z: (low[z] + high[z]) / 2 for z in inst.zones}
-        assert clearing.green_floor(inst, good, mid) is None
+    else:
+        assert where[2] == "headroom_dual", where
 
 
 def test_every_quantity_of_a_certificate_is_load_bearing() -> None:

@@ -42,6 +42,7 @@ from fractions import Fraction
 from operator import itemgetter
 from typing import NamedTuple
 
+from gridtokenx.ledger.market import exact_lp
 from gridtokenx.wire import errors
 from gridtokenx.wire.tx import LinkFlow, Rational, Side, ZoneClearing
 
@@ -596,6 +597,107 @@ def green_floor(
     return None if found is None else {z: found[0][(z, True)] for z in inst.zones}
 
 
+Row = tuple[dict[Key, Fraction], Fraction]  # sum of coef * price <= rhs
+
+
+def _gain(link: Link, green: bool, sign: Fraction) -> dict[Key, Fraction]:
+    """sign * (k x_c - x_a) for a commodity across a link: its rent plus the headroom dual."""
+    kept = Fraction(BASIS - link.loss_bp, BASIS)
+    return {(link.to_zone, green): sign * kept, (link.from_zone, green): -sign}
+
+
+def _optimal_rows(inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]]) -> list[Row]:
+    """Every condition of complementary slackness on both commodities' prices, the headroom
+    duals given, as rows `sum coef * x <= rhs`: the polyhedron of optimal price vectors
+    itself, a full link's shared rent included (eliminated: where both commodities flow on
+    it their rents are equal and >= 0, where one does its rent is >= 0 and >= the other's)."""
+    rows: list[Row] = []
+    one = Fraction(1)
+    for key, (lo, hi) in bounds.items():
+        rows.append(({key: -one}, -lo))
+        rows.append(({key: one}, hi))
+    for z in inst.zones:
+        rows.append(({(z, False): one, (z, True): -one}, ZERO))
+        if checked.downgrade.get(z, ZERO) > 0:
+            rows.append(({(z, True): one, (z, False): -one}, ZERO))
+    for link in inst.links:
+        pair = (link.from_zone, link.to_zone)
+        sent = checked.flows.get(pair, ZERO)
+        part = checked.green_flows.get(pair, ZERO)
+        e = checked.headroom_dual.get(link.to_zone, ZERO)
+        carried = ((False, sent - part), (True, part))
+        if sent < link.room_wh:  # no rent: each commodity gains at most e, exactly where it flows
+            for green, amount in carried:
+                rows.append((_gain(link, green, one), e))
+                if amount > 0:
+                    rows.append((_gain(link, green, -one), -e))
+        elif sent > 0:  # full: one rent >= 0, each flowing commodity's gain is the largest
+            for green, amount in carried:
+                if amount > 0:
+                    rows.append((_gain(link, green, -one), -e))
+                    rows.append(({**_gain(link, green, -one), **_gain(link, not green, one)}, ZERO))
+    return rows
+
+
+def _substituted(rows: list[Row], fixed: dict[Key, Fraction]) -> list[Row]:
+    """The rows with the fixed prices moved into the right-hand sides (rows left with no
+    variable dropped: the fixed prices are optimal, so they hold). Fewer columns make the
+    exact programmes cheaper."""
+    out: list[Row] = []
+    for coefs, rhs in rows:
+        rest = {key: c for key, c in coefs.items() if key not in fixed}
+        if rest:
+            out.append(
+                (rest, rhs - sum((c * fixed[k] for k, c in coefs.items() if k in fixed), ZERO))
+            )
+    return out
+
+
+def _merged(coefs: dict[Key, Fraction], rhs: Fraction, same: dict[Key, Key]) -> Row:
+    """A row with each price in `same` replaced by the price it equals (zero terms dropped)."""
+    out: dict[Key, Fraction] = {}
+    for key, c in coefs.items():
+        key = same.get(key, key)
+        out[key] = out.get(key, ZERO) + c
+    return {key: c for key, c in out.items() if c}, rhs
+
+
+def exact_midpoints(
+    inst: Instance,
+    checked: Checked,
+    bounds: dict[Key, list[Fraction]] | None = None,
+    known: tuple[dict[Key, Fraction], dict[Key, Fraction]] | None = None,
+) -> dict[str, Fraction]:
+    """Zone prices chosen zone by zone, in sorted order: each the midpoint of its exact range
+    of optimal prices given the zones before it, each range two small exact linear
+    programmes over `_optimal_rows`. The midpoint of a range is optimal (it lies between two
+    optima), so every zone's range is nonempty and some renewable prices are optimal with
+    the result; the values depend only on the allocation, not on the prices it came with.
+    `known` (lowest and highest values of a superset of the optimal prices, the first
+    stage's) fixes the prices it leaves one value, without a programme."""
+    rows = _optimal_rows(inst, checked, bounds or _step_bounds(inst, checked))
+    # Where renewable energy is downgraded its price is the zone price: one column for both.
+    same = {(z, True): (z, False) for z in inst.zones if checked.downgrade.get(z, ZERO) > 0}
+    rows = [_merged(coefs, rhs, same) for coefs, rhs in rows]
+    rows = [(coefs, rhs) for coefs, rhs in rows if coefs]  # pi <= pi^G there: 0 <= 0
+    point = {(z, g): checked.price(z, g) for z in inst.zones for g in (False, True)}
+    point = {key: value for key, value in point.items() if key not in same}
+    fixed: dict[Key, Fraction] = {}
+    if known is not None:
+        fixed = {key: low for key, low in known[0].items() if known[1][key] == low}
+    for z in inst.zones:
+        key = (z, False)
+        if key in fixed:
+            continue
+        live = {k: v for k, v in point.items() if k not in fixed}
+        sub = _substituted(rows, fixed)
+        low, at_low = exact_lp.optimise(sub, live, key, maximise=False)
+        high, at_high = exact_lp.optimise(sub, live, key, maximise=True)
+        fixed[key] = (low + high) / 2
+        point.update({k: (at_low[k] + at_high[k]) / 2 for k in live})
+    return {z: fixed[(z, False)] for z in inst.zones}
+
+
 def rule_prices(
     inst: Instance, checked: Checked
 ) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
@@ -604,17 +706,22 @@ def rule_prices(
     First each zone price is the midpoint of its range (`price_range`); then each renewable
     price is the lowest optimal one at those zone prices (`green_floor`), so it equals the
     zone price unless renewable energy is short there. Where a full link's shared rent
-    leaves no renewable prices optimal at the midpoints (the relaxation of the first stage
-    was too wide), the certificate's own zone prices are kept and only the renewable prices
-    are pinned (docs/market.md section 12)."""
+    leaves no renewable prices optimal at those midpoints (the first stage's ranges were
+    wider than the optimal set), or the tightening does not settle (a cycle of links whose
+    implied bounds approach their limit without reaching it), the zone prices are instead
+    the exact midpoints zone by zone (`exact_midpoints`), and the renewable prices the
+    lowest optimal ones at them (docs/market.md section 11): one price vector for every
+    allocation."""
     bounds = _step_bounds(inst, checked)  # one pass over the steps for both stages
-    low, high = price_range(inst, checked, bounds)
-    prices = {z: (low[z] + high[z]) / 2 for z in inst.zones}
-    green = green_floor(inst, checked, prices, bounds)
-    if green is None:
-        prices = dict(checked.prices)
+    found = _tightened(inst, checked, bounds)
+    green = None
+    if found is not None:
+        prices = {z: (found[0][(z, False)] + found[1][(z, False)]) / 2 for z in inst.zones}
         green = green_floor(inst, checked, prices, bounds)
-        if green is None:
+    if green is None:
+        prices = exact_midpoints(inst, checked, bounds, found)
+        green = green_floor(inst, checked, prices, bounds)
+        if green is None:  # cannot happen: the exact midpoints are optimal
             raise errors.ClearingNotOptimal("no renewable prices are optimal at the zone prices")
     return prices, green
 
