@@ -83,12 +83,12 @@ class Wire:
         self._send = send = connection.Peer.send
         wire = self
 
-        def counting(peer: connection.Peer, lane: object, frame: bytes) -> bool:
+        def counting(peer: connection.Peer, lane: object, frame: bytes, *rest: object) -> bool:
             kind, _ = _frame.decode(frame)
             name = KIND_NAMES.get(kind, "other")
             wire.frames[name] += 1
             wire.bytes[name] += len(frame)
-            return send(peer, lane, frame)  # type: ignore[arg-type]
+            return send(peer, lane, frame, *rest)  # type: ignore[arg-type]
 
         connection.Peer.send = counting  # type: ignore[method-assign,assignment]
 

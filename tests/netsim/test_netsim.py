@@ -62,7 +62,10 @@ def test_500_nodes_with_non_reading_and_churning_peers_still_reach_everyone() ->
 def test_mesh_sends_fewer_duplicates_and_bytes_than_flooding() -> None:
     mesh, flood = report(200), report(200, "flood")
     assert mesh.duplicates["blocks"] < flood.duplicates["blocks"] / 2
-    assert mesh.duplicates["blocks"] <= 3
+    # Compact blocks (35 KB) leave a 20 Mbit/s upload in 14 ms, so fewer IDONTWANTs overtake
+    # a copy than with whole blocks (145 KB): 3.2 copies here against 2.3, each a quarter
+    # of the bytes (docs/netsim.md).
+    assert mesh.duplicates["blocks"] <= 3.5
     mean = sum(mesh.bytes_per_s["full"]["sent"]) / len(mesh.bytes_per_s["full"]["sent"])
     flood_mean = sum(flood.bytes_per_s["full"]["sent"]) / len(flood.bytes_per_s["full"]["sent"])
     assert mean < flood_mean
@@ -82,7 +85,8 @@ def test_a_run_is_replayed_exactly_by_its_seed() -> None:
 def test_message_sizes_come_from_the_real_encodings() -> None:
     s = sizes()
     assert s.block_txs == 1_000
-    assert 130_000 < s.commit < 170_000  # about 145 bytes a transaction
+    assert 130_000 < s.whole_commit < 170_000  # about 145 bytes a transaction
+    assert 32_000 < s.commit < 40_000  # compact: 34 bytes an id (bench/compact_bench.py)
     assert s.proposal < s.commit  # the commit adds the certificate
     assert 100 < s.vote < 200
     assert 200 < s.grid < 1_000

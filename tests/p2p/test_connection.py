@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import uvloop
 
-from gridtokenx.p2p import transport
-from gridtokenx.p2p.gossip import Gossip, Kind
+from gridtokenx.p2p import mesh_frames, transport
+from gridtokenx.p2p.gossip import Gossip, Kind, _Envelope
+from gridtokenx.p2p.mesh import IDontWant
 from gridtokenx.p2p.ratelimit import Lane
+from gridtokenx.wire import codec
 from gridtokenx.wire.crypto import PrivateKey
 from tests.p2p.rogues import NeverReading, break_writer, eventually, sent
 
@@ -56,6 +58,22 @@ async def _with_rogue(a: Gossip, *honest: Gossip) -> AsyncIterator[NeverReading]
             rogue.close()
         for node in (a, *honest):
             await node.close()
+
+
+@contextlib.asynccontextmanager
+async def _pair(got: list[tuple[Kind, bytes]]) -> AsyncIterator[tuple[Gossip, Gossip]]:
+    """A listening and B, whose handler collects into `got`, connected both ways, idle;
+    both closed afterwards."""
+    a, b = _node(0), _node(1, got)
+    try:
+        port = await a.listen()
+        await b.dial("127.0.0.1", port, expect=KEYS[0].address)
+        await eventually(lambda: KEYS[1].address in a.peers and KEYS[0].address in b.peers)
+        await asyncio.sleep(0.1)  # subscriptions exchanged, nothing else is queued
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 def test_a_peer_that_stops_reading_does_not_stall_the_flood() -> None:
@@ -120,20 +138,12 @@ def test_full_lanes_drop_old_transactions_and_cut_a_peer_behind_on_consensus() -
 def test_the_writer_serves_consensus_before_transactions() -> None:
     async def scenario() -> None:
         got: list[tuple[Kind, bytes]] = []
-        a, b = _node(0), _node(1, got)
-        try:
-            port = await a.listen()
-            await b.dial("127.0.0.1", port, expect=KEYS[0].address)
-            await eventually(lambda: KEYS[1].address in a.peers)
-            await asyncio.sleep(0.1)  # the connection is idle: nothing else is queued
+        async with _pair(got) as (a, _):
             for i in range(3):  # all queued before the writer runs
                 a.send_to(KEYS[1].address, Kind.TX, b"tx" + bytes([i]))
             a.publish(Kind.VOTE, b"vote")
             await eventually(lambda: len(got) == 4)
             assert [k for k, _ in got] == [Kind.VOTE, Kind.TX, Kind.TX, Kind.TX]
-        finally:
-            await a.close()
-            await b.close()
 
     run(scenario)
 
@@ -246,5 +256,36 @@ def test_a_node_whose_own_loop_stalled_does_not_blame_its_peers() -> None:
         finally:
             await a.close()
             await b.close()
+
+    run(scenario)
+
+
+def test_a_queued_message_the_peer_said_it_has_is_not_written() -> None:
+    """A queues 24 proposals of 1 MiB for B while B is not reading, so most wait in A's
+    consensus lane; B then says IDONTWANT for the last one. When B reads again, 23 frames
+    arrive on the wire: the last was skipped as the writer reached it, and counted."""
+
+    async def scenario() -> None:
+        got: list[tuple[Kind, bytes]] = []
+        async with _pair(got) as (a, b):
+            to_a = b.peers[KEYS[0].address]
+            to_a.connection._writer.transport.pause_reading()  # type: ignore[attr-defined]
+            payloads = [bytes([i]) * MIB for i in range(24)]
+            for payload in payloads:
+                a.publish(Kind.PROPOSAL, payload)
+            last = Gossip._message(Kind.PROPOSAL, payloads[-1]).id
+            notice = mesh_frames.encode(IDontWant((last,)))
+            to_a.send(Lane.CONTROL, codec.encode(_Envelope(int(Kind.MESH), notice)))
+            await eventually(lambda: not a.mesh.wanted(KEYS[1].address, last))
+            assert a.peers[KEYS[1].address].queued()[Lane.CONSENSUS][0] > 0  # still waiting
+            to_a.connection._writer.transport.resume_reading()  # type: ignore[attr-defined]
+            await eventually(lambda: a.peers[KEYS[1].address].queued()[Lane.CONSENSUS] == (0, 0))
+            await eventually(lambda: len(got) == 23, 20)
+            await asyncio.sleep(0.2)
+            assert [p for _, p in got] == payloads[:-1]
+            assert a.stats.unwanted["consensus"] == 1
+            assert b.stats.received["consensus"] == sum(
+                len(Gossip._message(Kind.PROPOSAL, p).data) for p in payloads[:-1]
+            )
 
     run(scenario)

@@ -2,9 +2,11 @@
 
 Message sizes come from encoding real signed transactions, blocks, votes and commits
 (`wire`, `chain.blocks`), so the bandwidth the simulator charges is the bandwidth the node
-would use. The transaction mix is a market day's: a reading per meter per interval
-dominates, then orders, their cancels and amends, transfers, and the distributors' status
-reports.
+would use. Proposals and certified blocks travel compact, as the node sends them
+(`chain.compact`: the header and a 32-byte id per transaction, the transactions having
+come on their own topic already); the whole certified block is kept for comparison.
+The transaction mix is a market day's: a reading per meter per interval dominates, then
+orders, their cancels and amends, transfers, and the distributors' status reports.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Final
 
+from gridtokenx.chain import compact
 from gridtokenx.chain.blocks import Block, Header
 from gridtokenx.wire import codec, crypto, tx
 from gridtokenx.wire.votes import Commit, Proposal, Vote, VoteType
@@ -34,9 +37,10 @@ class Sizes:
     """Bytes of each simulated message (the gossip payload, before framing)."""
 
     block_txs: int
-    proposal: int  # a proposal carrying the whole block
+    proposal: int  # a compact proposal: the header and the transactions' ids
     vote: int
-    commit: int  # the certified block: what every node receives
+    commit: int  # the compact certified block: what every node receives
+    whole_commit: int  # the certified block with its transactions, as sent before
     grid: int  # one grid-status transaction, as a batch of one
     tx_batch: int
     tx_batch_txs: int
@@ -90,14 +94,15 @@ def sizes(tps: int, block_interval_s: float, tx_batches_per_s: float, validators
     block = codec.encode(Block(header, txs))
     vote = Vote(1_000_000, 0, VoteType.PRECOMMIT, zero, key.address, bytes(64))
     quorum = validators * 2 // 3 + 1
-    commit = codec.encode(Commit(1_000_000, block, (vote,) * quorum))
-    proposal = codec.encode(Proposal(1_000_000, 0, block, -1, key.address, bytes(64)))
+    commit = Commit(1_000_000, block, (vote,) * quorum)
+    proposal = Proposal(1_000_000, 0, block, -1, key.address, bytes(64))
     batch_txs = max(1, round(tps / tx_batches_per_s))
     return Sizes(
         block_txs=block_txs,
-        proposal=len(proposal),
+        proposal=len(codec.encode(compact.compact_proposal(proposal))),
         vote=len(codec.encode(vote)),
-        commit=len(commit),
+        commit=len(codec.encode(compact.compact_commit(commit))),
+        whole_commit=len(codec.encode(commit)),
         grid=len(grid_update()),
         tx_batch=len(codec.encode(list(market_day_txs(batch_txs)))),
         tx_batch_txs=batch_txs,

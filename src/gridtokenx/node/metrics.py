@@ -163,6 +163,12 @@ class _PeerCollector(Collector):
         yield mesh
         counters = (
             ("p2p_send_dropped", "frames dropped from a full send queue", "lane", g.stats.dropped),
+            (
+                "p2p_send_unwanted",
+                "queued messages skipped: the peer said IDONTWANT",
+                "lane",
+                g.stats.unwanted,
+            ),
             ("p2p_disconnects", "connections ended, by reason", "reason", g.stats.disconnects),
             ("p2p_refused", "connections refused, by reason", "reason", g.gate.refused),
             ("p2p_address_probes", "claimed addresses dialled to verify", "result", g.probes),

@@ -21,6 +21,12 @@ Every exception a socket can raise (a reset, an EOF mid-frame, uvloop's RuntimeE
 closed transport) is handled in the task that raised it and ends the connection with a
 reason; each disconnect is counted by reason in the shared `PeerStats`, which the node's
 metrics read.
+
+A gossiped message can wait in a lane while the peer gets it from elsewhere and says so
+(the mesh's IDONTWANT). A frame queued with its message id is therefore looked at once more
+as the writer takes it: the `wanted(peer, message_id)` callback the gossip layer installs
+(`p2p.mesh.Mesh.wanted`; this module knows nothing of the mesh) can still skip it, and the
+skip is counted (`PeerStats.unwanted`) instead of the bytes being written.
 """
 
 from __future__ import annotations
@@ -171,33 +177,41 @@ class PeerStats:
     received: Counter[str] = field(default_factory=Counter)  # frame bytes read, by lane name
     discarded: Counter[tuple[str, str]] = field(default_factory=Counter)  # inbound frames
     #                                    dropped unhandled, by (lane name, reason)
+    unwanted: Counter[str] = field(default_factory=Counter)  # queued frames not written
+    #                                    since the peer said it has them, by lane name
 
 
 class _Queue:
+    """A lane's frames, each with the id of the gossiped message it carries (None for a
+    direct message)."""
+
     __slots__ = ("frames", "size")
 
     def __init__(self) -> None:
-        self.frames: deque[bytes] = deque()
+        self.frames: deque[tuple[bytes, bytes | None]] = deque()
         self.size = 0
 
-    def push(self, frame: bytes) -> None:
-        self.frames.append(frame)
+    def push(self, frame: bytes, message_id: bytes | None) -> None:
+        self.frames.append((frame, message_id))
         self.size += len(frame) + FRAME_OVERHEAD
 
-    def pop(self) -> bytes:
-        frame = self.frames.popleft()
-        self.size -= len(frame) + FRAME_OVERHEAD
-        return frame
+    def pop(self) -> tuple[bytes, bytes | None]:
+        entry = self.frames.popleft()
+        self.size -= len(entry[0]) + FRAME_OVERHEAD
+        return entry
 
 
 FrameHandler = Callable[["Peer", bytes], Awaitable[None]]
 CloseHandler = Callable[["Peer", str], None]
+Wanted = Callable[[bytes, bytes], bool]
+"""`(peer id, message id)`: whether a queued gossiped message should still go to the peer."""
 
 
 class Peer:
     """An authenticated connection with its lanes and its two tasks. `send` never waits;
     `on_frame(peer, frame)` is awaited for each frame but PING and PONG; `on_close(peer,
-    reason)` is called once, whoever ends the connection."""
+    reason)` is called once, whoever ends the connection; `wanted`, when given, is asked
+    before a frame queued with a message id is written."""
 
     def __init__(
         self,
@@ -207,6 +221,7 @@ class Peer:
         settings: PeerSettings,
         stats: PeerStats,
         outbound: bool = False,
+        wanted: Wanted | None = None,
     ) -> None:
         self.connection = connection
         self.id = connection.peer_id
@@ -215,6 +230,7 @@ class Peer:
         self.settings = settings
         self.stats = stats
         self._on_frame, self._on_close = on_frame, on_close
+        self._wanted = wanted
         self._queues = {lane: _Queue() for lane in Lane}
         self._ready = asyncio.Event()
         self._pong_due = False
@@ -236,9 +252,10 @@ class Peer:
         return tuple(self._tasks)
 
     # --- sending ---------------------------------------------------------------------------
-    def send(self, lane: Lane, frame: bytes) -> bool:
+    def send(self, lane: Lane, frame: bytes, message_id: bytes | None = None) -> bool:
         """Queue `frame` on `lane` and return at once; False when it was not queued (closed,
-        or a full consensus lane, which closes the connection)."""
+        or a full consensus lane, which closes the connection). A gossiped message comes
+        with its `message_id`, so that the writer can skip it if the peer no longer wants it."""
         if self.closed is not None:
             return False
         queue = self._queues[lane]
@@ -251,7 +268,7 @@ class Peer:
             while queue.frames and queue.size + cost > limit:
                 queue.pop()
                 self.stats.dropped[lane.name.lower()] += 1
-        queue.push(frame)
+        queue.push(frame, message_id)
         self._ready.set()
         return True
 
@@ -261,7 +278,7 @@ class Peer:
 
     def _batch(self) -> list[bytes]:
         """What to write next: a PONG owed, then the lanes in SERVE_ORDER, up to BATCH_BYTES
-        (at least one frame)."""
+        (at least one frame), leaving out the messages the peer said it has meanwhile."""
         batch: list[bytes] = []
         size = 0
         if self._pong_due:
@@ -270,8 +287,11 @@ class Peer:
         for lane in SERVE_ORDER:
             queue = self._queues[lane]
             taken = size
-            while queue.frames and (not batch or size + len(queue.frames[0]) <= BATCH_BYTES):
-                frame = queue.pop()
+            while queue.frames and (not batch or size + len(queue.frames[0][0]) <= BATCH_BYTES):
+                frame, message_id = queue.pop()
+                if message_id is not None and not self._still_wanted(message_id):
+                    self.stats.unwanted[lane.name.lower()] += 1
+                    continue
                 batch.append(frame)
                 size += len(frame)
             if size > taken:
@@ -279,6 +299,9 @@ class Peer:
             if size >= BATCH_BYTES:
                 break
         return batch
+
+    def _still_wanted(self, message_id: bytes) -> bool:
+        return self._wanted is None or self._wanted(self.id, message_id)
 
     # --- the two tasks ---------------------------------------------------------------------
     async def _guard(self, work: Callable[[], Awaitable[None]]) -> None:

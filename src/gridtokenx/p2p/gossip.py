@@ -355,7 +355,7 @@ class Gossip:
             connection.abort()
             return False
         self._start(Peer(connection, self._on_frame, self._closed, self.settings, self.stats,
-                         outbound))  # fmt: skip
+                         outbound, wanted=self.mesh.wanted))  # fmt: skip
         if existing is not None:
             existing.close("replaced")
             self.mesh.disconnect(peer)  # it starts again: its subscription comes anew
@@ -537,7 +537,7 @@ class Gossip:
         for peer in self.mesh.members(message.topic):
             connection = self.peers.get(peer)
             if connection is not None:
-                connection.send(lane, message.data)
+                connection.send(lane, message.data, message.id)
 
     def subscribe(self, topics: Iterable[Topic]) -> None:
         """Take `topics` from now on (a node voted in as a validator takes consensus
@@ -558,13 +558,14 @@ class Gossip:
 
     def _send_all(self, sends: list[tuple[bytes, Frame]]) -> None:
         """Queue what the mesh asked to send: a full message as its own frame in its
-        topic's lane, a control frame as `Kind.MESH`."""
+        topic's lane, with its id, so the peer's writer skips it if the peer says IDONTWANT
+        before it is written (`Mesh.wanted`); a control frame as `Kind.MESH`."""
         for peer, frame in sends:
             connection = self.peers.get(peer)
             if connection is None:
                 continue
             if isinstance(frame, Publish):
-                connection.send(TOPIC_LANES[frame.topic], frame.data)
+                connection.send(TOPIC_LANES[frame.topic], frame.data, frame.id)
             else:
                 payload = codec.encode(_Envelope(int(Kind.MESH), mesh_frames.encode(frame)))
                 connection.send(Lane.CONTROL, payload)
