@@ -310,6 +310,11 @@ class Overlay:
         """The committed state below: derived indexes live there."""
         return self._base
 
+    def touches(self, prefixes: tuple[bytes, ...]) -> bool:
+        """True when this overlay holds a write (not yet committed) under one of the
+        prefixes: a derived index of the committed state does not see it."""
+        return any(key.startswith(prefixes) for key in self._writes)
+
     def put(self, key: bytes, record: msgspec.Struct) -> None:
         self._writes[key] = record
 

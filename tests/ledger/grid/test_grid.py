@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from gridtokenx.chain.mempool import Mempool
-from gridtokenx.ledger import accounts
+from gridtokenx.ledger import accounts, registry
 from gridtokenx.ledger.grid import records as grid
-from gridtokenx.ledger.market import bookkeeping, records
+from gridtokenx.ledger.market import bookkeeping, paths, records
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.wire import errors, tx
 from gridtokenx.wire.crypto import PrivateKey
@@ -352,3 +352,45 @@ def test_escrow_and_flows_stay_consistent_through_a_cut(mk: Market) -> None:
     status(mk, LinkStatus("BKK", "CEN", 0, 0), at=mk.sb.time + 1)
     assert [t.quantity_wh for t in mk.trades()] == [0]
     assert mk.thb(accounts.ESCROW_ADDRESS) == 0
+
+
+# --- the cached zone graph -----------------------------------------------------------------
+def test_a_link_change_is_seen_by_the_next_order_of_the_same_block(mk: Market) -> None:
+    """The zone graph is cached between path searches: a capacity report earlier in the
+    block must reach the very next order's search (a stale graph would miss the restored
+    link; a stale cut one is masked by the room check, which reads the capacity itself)."""
+    licensed_factory(mk)
+    mk.place(mk.factory, SELL, 3_000, 250, zone="CEN")
+
+    def loss_of_next_buy(who: PrivateKey) -> int:
+        [trade] = trade_events(mk.ok(who, PlaceOrder(BUY, "BKK", mk.T, 500, 400)))
+        return int(trade.attrs["loss_bp"])
+
+    height = mk.sb.height
+    status(mk, LinkStatus("BKK", "CEN", 0, 0))
+    # CEN -> EST -> BKK (1 - 0.98 x 0.985): the first search, its graph without the cut link
+    assert loss_of_next_buy(mk.office) == 347
+    status(mk, LinkStatus("BKK", "CEN", 40, 0), at=mk.sb.time + 1)
+    assert loss_of_next_buy(mk.buyer2) == 100  # the restored direct link
+    status(mk, LinkStatus("BKK", "CEN", 0, 0), at=mk.sb.time + 2)
+    assert loss_of_next_buy(mk.consumer) == 347
+    assert mk.sb.height == height  # all in one block
+
+
+def test_the_zone_graph_follows_uncommitted_committed_and_rolled_back_writes(
+    mk: Market,
+) -> None:
+    state = mk.sb.state
+    assert paths.find(state.overlay(), "CEN", "BKK") == paths.Path(("CEN", "BKK"), 100)
+    view = state.overlay()
+    view.put(
+        registry.interconnector_key("BKK", "CEN"), registry.Interconnector("BKK", "CEN", 4, 50)
+    )
+    # The transaction's own write counts before it commits; other views see the old link.
+    assert paths.find(view, "CEN", "BKK") == paths.Path(("CEN", "BKK"), 50)
+    assert paths.find(state.overlay(), "CEN", "BKK") == paths.Path(("CEN", "BKK"), 100)
+    state.begin()
+    view.commit()
+    assert paths.find(state.overlay(), "CEN", "BKK") == paths.Path(("CEN", "BKK"), 50)
+    state.rollback()  # a trial undone (a proposal checked, then dropped)
+    assert paths.find(state.overlay(), "CEN", "BKK") == paths.Path(("CEN", "BKK"), 100)

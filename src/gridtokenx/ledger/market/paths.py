@@ -11,13 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
+
+import msgspec
 
 from gridtokenx.ledger import registry
 from gridtokenx.ledger.grid import records as grid
 from gridtokenx.ledger.market import records
-from gridtokenx.ledger.state import Overlay
+from gridtokenx.ledger.state import Overlay, State
 
 BASIS = 10_000
+
+Neighbours = dict[str, list[tuple[str, int]]]
+"""Each zone's usable links: (the zone across, the link's loss in basis points), sorted."""
+
+GRAPH_INDEX: Final = "zone-graph"
+GRAPH_PREFIXES: Final = (registry.ZONE_INDEX_KEY, b"link/", b"glink/")
+"""The records the zone graph is built from: the zone index, the interconnectors and
+EGAT's link capacities (`registry.interconnector_key`, `grid.link_state_key`)."""
 
 
 @dataclass(frozen=True)
@@ -49,15 +60,7 @@ def find(
     so a full direct link gives way to a longer path that still has capacity."""
     if source == target:
         return Path((source,), 0)
-    index = registry.zone_index(view)
-    neighbours: dict[str, list[tuple[str, int]]] = {}
-    for a, b in index.links:
-        link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
-        capacity = grid.link_capacity_kw(view, a, b)
-        if link is None or capacity is None or capacity <= 0:
-            continue
-        neighbours.setdefault(a, []).append((b, link.loss_basis_points))
-        neighbours.setdefault(b, []).append((a, link.loss_basis_points))
+    neighbours = zone_graph(view)
     # Breadth-first by hop count; within one hop count keep the best (loss, zones) per zone.
     frontier: dict[str, tuple[int, tuple[str, ...], list[int]]] = {source: (0, (source,), [])}
     seen = {source}
@@ -69,7 +72,7 @@ def find(
         nxt: dict[str, tuple[int, tuple[str, ...], list[int]]] = {}
         for zone in sorted(frontier):
             _, zones, losses = frontier[zone]
-            for other, loss in sorted(neighbours.get(zone, [])):
+            for other, loss in neighbours.get(zone, ()):
                 if other in seen or (room is not None and room(zone, other) <= 0):
                     continue
                 candidate = (compound_loss([*losses, loss]), (*zones, other), [*losses, loss])
@@ -79,6 +82,50 @@ def find(
         seen.update(nxt)
         frontier = nxt
     return None
+
+
+def _build_graph(view: Overlay) -> Neighbours:
+    neighbours: Neighbours = {}
+    for a, b in registry.zone_index(view).links:
+        link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
+        capacity = grid.link_capacity_kw(view, a, b)
+        if link is None or capacity is None or capacity <= 0:
+            continue
+        neighbours.setdefault(a, []).append((b, link.loss_basis_points))
+        neighbours.setdefault(b, []).append((a, link.loss_basis_points))
+    for links in neighbours.values():
+        links.sort()  # the search visits neighbours in this order
+    return neighbours
+
+
+class ZoneGraph:
+    """The committed state's zone graph, kept as a derived index of the state: built on
+    first use after any committed write to the records it is made of, and reused by every
+    path search until then (an order's plan searches about three times, each once reading
+    some 150 records). It is a cache of a pure function of those records, so a node with
+    it and one without pick the same paths."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+        self._neighbours: Neighbours | None = None
+
+    def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
+        if self._neighbours is not None and key.startswith(GRAPH_PREFIXES):
+            self._neighbours = None
+
+    def neighbours(self) -> Neighbours:
+        if self._neighbours is None:
+            self._neighbours = _build_graph(self._state.overlay())
+        return self._neighbours
+
+
+def zone_graph(view: Overlay) -> Neighbours:
+    """The zone graph `view` sees: the committed state's cached one unless `view` itself
+    holds a write to a record the graph is made of (an interconnector re-rated or a
+    capacity reported earlier in the same transaction), then built from `view`."""
+    if view.touches(GRAPH_PREFIXES):
+        return _build_graph(view)
+    return view.base.index(GRAPH_INDEX, ZoneGraph).neighbours()
 
 
 def link_capacity_wh(view: Overlay, a: str, b: str, interval_seconds: int) -> int:
