@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest -n auto --durations=25
+	$(BIN)/pytest -n auto --dist worksteal --durations=25
 
 # The pure layers (wire, ledger, consensus) and the golden vectors: no processes, no sockets.
 test-core: $(STAMP)
