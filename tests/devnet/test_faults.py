@@ -59,7 +59,11 @@ def test_a_killed_and_restarted_validator_loses_nothing(tmp_path: Path) -> None:
     assert report["nothing_lost"] and report["committed"] >= report["acknowledged"] > 0, _explain(
         report
     )
-    assert len(set(report["heights"].values())) == 1, report["heights"]
+    # Every node reached the same height once the load settled (the runner waits for it);
+    # the stores are read after the nodes stop (together, yet not at one instant), and a
+    # block the others commit meanwhile may leave the first to stop behind by that block.
+    heights = report["heights"].values()
+    assert max(heights) - min(heights) <= 1, report["heights"]
     assert report["faults"][0]["commits"] > 0, _explain(report)  # the three went on
 
 
@@ -71,7 +75,11 @@ def test_a_partitioned_validator_rejoins_and_loses_nothing(tmp_path: Path) -> No
     report = _run(scenario, tmp_path)
     assert report["safe"], _explain(report)
     assert report["nothing_lost"], _explain(report)
-    assert len(set(report["heights"].values())) == 1, report["heights"]
+    # Every node reached the same height once the load settled (the runner waits for it);
+    # the stores are read after the nodes stop (together, yet not at one instant), and a
+    # block the others commit meanwhile may leave the first to stop behind by that block.
+    heights = report["heights"].values()
+    assert max(heights) - min(heights) <= 1, report["heights"]
 
 
 def test_what_a_cut_off_full_node_acknowledged_commits_after_the_heal(tmp_path: Path) -> None:
