@@ -1,6 +1,7 @@
 """An auction for the next day's intervals clears on a running 4-validator devnet and
-settles, with no manual step: `gridtokenx devnet --fund 2 --speed 900` (four validator
-processes on 127.0.0.1, the chain clock 900 times the wall clock), dev-1 offers and dev-2
+settles, with no manual step: `gridtokenx devnet --fund 2 --speed 900 --start 00:00` (four
+validator processes on 127.0.0.1, the chain clock 900 times the wall clock from the next
+Bangkok midnight, so the 12:00 gate is under a minute of wall time away), dev-1 offers and dev-2
 bids in the first interval of the next Bangkok delivery day whose auction gate is still
 ahead; after the gate the validators solve and submit the clearing themselves
 (node/auction_clearer.py), every validator's API shows the same result, and the interval
@@ -61,7 +62,7 @@ def test_an_auction_clears_on_a_running_four_validator_devnet_and_settles(
     env = dict(os.environ, COLUMNS="120")
     devnet = subprocess.Popen(
         [sys.executable, "-m", "gridtokenx", "devnet", "--fund", "2", "--speed", str(SPEED),
-         "--base-port", str(base)],
+         "--start", "00:00", "--base-port", str(base)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from gridtokenx.cli.main import app
 from gridtokenx.client import ApiError, Client
-from gridtokenx.devnet.funding import SETUP_WALL_SECONDS, Funding, fund_clock
+from gridtokenx.devnet.funding import SETUP_WALL_SECONDS, Funding, fund_clock, next_local_time
 from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.ledger.params import Params
 from gridtokenx.node.home import chain_clock
@@ -166,3 +166,25 @@ def test_a_terminated_devnet_stops_its_nodes(tmp_path: Path) -> None:
             devnet.wait()
         for pid in _node_processes(folder):  # what a failed run left behind
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("minute", [0, 690, 1439])
+@pytest.mark.parametrize("now", [1_796_400_000.0, 1_796_441_999.5, 1_796_486_399.0])
+def test_a_devnet_starts_at_the_next_bangkok_time_asked_for(now: float, minute: int) -> None:
+    begin = next_local_time(now, minute, P)
+    assert int(now) <= begin < int(now) + 86_400  # the next one, never in the past
+    local = begin + P.tariffs.utc_offset_seconds
+    assert local % 86_400 == minute * 60  # that time of day in Bangkok (UTC+7)
+    genesis_time, origin = fund_clock(now, 900.0, P, start=begin)
+    assert origin == int(now) and begin <= genesis_time < begin + P.interval_seconds + 20 * 900
+    with pytest.raises(ValueError, match="0 to 1439"):
+        next_local_time(now, 1440, P)
+
+
+@pytest.mark.parametrize("text", ["25:00", "11:60", "1130", "11:3", "noon", "-1:00"])
+def test_devnet_refuses_a_start_that_is_not_a_time_of_day(tmp_path: Path, text: str) -> None:
+    folder = tmp_path / "devnet"
+    result = CliRunner().invoke(app, ["devnet", "--dir", str(folder), "--start", text])
+    (message,) = error_lines(result, "BAD_INPUT", 2)
+    assert f"--start {text}" in message and "HH:MM" in message
+    assert not folder.exists()

@@ -42,6 +42,14 @@ def devnet(
             "dev keys are printed and listed in DIR/accounts.json"
         ),
     ] = 0,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HH:MM",
+            help="start the chain clock at the next HH:MM Bangkok time (e.g. 11:30, half an "
+            "hour before the day-ahead auction's gate); default: now",
+        ),
+    ] = None,
 ) -> None:
     """Start the first N of EGAT, MEA, PEA, ERC and NEPO as validator processes on
     127.0.0.1 and show their heights until Ctrl-C, which stops them all. Authorities beyond
@@ -55,8 +63,11 @@ def devnet(
     interval in 900/S seconds). --fund N registers N participants dev-1...dev-N in BKK,
     each with a 10 kW solar meter, 10,000 THB from a licensed devnet custodian and GRID
     minted from a first reading; the chain clock then starts just before an interval ends
-    so the reading needs no wait. Their insecure dev keys go to DIR/keys/."""
-    from gridtokenx.devnet.funding import ACCOUNTS_FILE, MAX_FUNDED, fund_clock
+    so the reading needs no wait. Their insecure dev keys go to DIR/keys/.
+
+    --start HH:MM begins the chain at the next such Bangkok time instead of now, so an hour
+    of the market day (the auction gate at 12:00, the evening peak) comes without waiting."""
+    from gridtokenx.devnet.funding import ACCOUNTS_FILE, MAX_FUNDED, fund_clock, next_local_time
     from gridtokenx.devnet.homes import devnet_validators, init_devnet, sentry_homes
     from gridtokenx.devnet.processes import Processes, terminate_as_interrupt
     from gridtokenx.node.home import read_config, read_status
@@ -70,6 +81,7 @@ def devnet(
         raise BadInput(f"--speed {speed}: expected 1 to 900 chain seconds per wall second")
     if not 0 <= fund <= MAX_FUNDED:
         raise BadInput(f"--fund {fund}: expected 0 to {MAX_FUNDED} participants")
+    start_minute = None if start is None else _minute_of_day(start)
     if stale := sorted(directory.glob("*/data")):  # its stores began from another genesis
         raise Refused(
             "EXISTS",
@@ -78,8 +90,11 @@ def devnet(
         )
     (directory / ACCOUNTS_FILE).unlink(missing_ok=True)  # a script waits for the new one
     now = time.time()
-    genesis_time, origin = fund_clock(now, speed) if fund else (int(now), int(now))
-    if speed == 1 and not fund:
+    begin = None if start_minute is None else next_local_time(now, start_minute)
+    genesis_time, origin = (
+        fund_clock(now, speed, start=begin) if fund else (begin or int(now), int(now))
+    )
+    if speed == 1 and not fund and begin is None:
         origin = 0  # the wall clock itself
     fast = speed > 1  # the demo's timings: proposals must arrive within 5 chain seconds
     homes = init_devnet(directory, "gridtokenx-devnet", genesis_time, base_port,
@@ -135,3 +150,12 @@ def _fund(directory: Path, api_port: int, count: int, nodes: Processes) -> None:
                       soft_wrap=True)  # fmt: skip
     console.print(f"API {url}  (tx and query take --node {url}; dev keys --allow-insecure)",
                   soft_wrap=True)  # fmt: skip
+
+
+def _minute_of_day(text: str) -> int:
+    """'11:30' -> 690; anything else is refused before the devnet writes a file."""
+    hours, sep, minutes = text.partition(":")
+    digits = sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2
+    if digits and int(hours) < 24 and int(minutes) < 60:
+        return int(hours) * 60 + int(minutes)
+    raise BadInput(f"--start {text}: expected a Bangkok time of day as HH:MM, e.g. 11:30")

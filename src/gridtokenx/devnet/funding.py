@@ -46,13 +46,30 @@ ACCOUNTS_FILE: Final = "accounts.json"
 MAX_FUNDED: Final = 200
 
 
-def fund_clock(now: float, speed: float, params: Params | None = None) -> tuple[int, int]:
+def next_local_time(now: float, minute_of_day: int, params: Params | None = None) -> int:
+    """The first moment at or after `now` when the chain's local (Bangkok) clock reads
+    `minute_of_day`: a devnet that starts there shows a chosen hour of the market day (the
+    auction gate at 12:00, solar noon, the evening peak) without waiting for it."""
+    if not 0 <= minute_of_day < 1440:
+        raise ValueError(f"minute of the day {minute_of_day}: expected 0 to 1439")
+    p = params or Params()
+    day = 86_400
+    local = int(now) + p.tariffs.utc_offset_seconds
+    at = local - local % day + minute_of_day * 60
+    return (at if at >= local else at + day) - p.tariffs.utc_offset_seconds
+
+
+def fund_clock(
+    now: float, speed: float, params: Params | None = None, start: int | None = None
+) -> tuple[int, int]:
     """(genesis time, clock origin) for a devnet whose setup should end half the reading
     clock-skew allowance before an interval ends. The chain's time never starts behind the
-    wall clock (it may start up to one interval ahead of it)."""
+    wall clock (it may start up to one interval ahead of it, or of `start`, a chain time at
+    or after `now` for the chain to begin near)."""
     p = params or Params()
     origin = int(now)
-    at_setup_end = origin + SETUP_WALL_SECONDS * speed + p.reading_clock_skew_seconds / 2
+    base = origin if start is None else max(origin, start)
+    at_setup_end = base + SETUP_WALL_SECONDS * speed + p.reading_clock_skew_seconds / 2
     boundary = -(-int(at_setup_end) // p.interval_seconds) * p.interval_seconds
     genesis_time = boundary - p.reading_clock_skew_seconds // 2 - int(SETUP_WALL_SECONDS * speed)
     return genesis_time, origin
