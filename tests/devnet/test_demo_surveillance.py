@@ -26,8 +26,9 @@ pytestmark = [
 def test_each_injected_manipulation_raises_its_alert_on_a_devnet(tmp_path: Path) -> None:
     # 17:00, when the sun sets and zones run short: the window where every pattern of
     # manipulators.py has something to act on (the in-process day agrees: same seed).
-    # Speed 30: the gate marker's sweep must land in surveillance's last three minutes
-    # before gate closure, with blocks about one wall second (30 chain seconds) apart.
+    # Speed 45: the gate marker's sweep (150 s before gate closure) must land in
+    # surveillance's last three minutes before it, with blocks about one wall second (45
+    # chain seconds) apart.
     config = DemoConfig(participants=60, hours=1.0, speed=45, seed=3, start_minute=17 * 60,
                         manipulators=tuple(ROLES), directory=tmp_path / "demo",
                         base_port=free_base_port(5))  # fmt: skip
