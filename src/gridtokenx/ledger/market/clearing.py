@@ -707,7 +707,8 @@ def exact_midpoints(
     optima), so every zone's range is nonempty and some renewable prices are optimal with
     the result; the values depend only on the allocation, not on the prices it came with.
     `known` (lowest and highest values of a superset of the optimal prices, the first
-    stage's) fixes the prices it leaves one value, without a programme."""
+    stage's) fixes the prices it leaves one value, without a programme, and so do the
+    equalities between two prices (`_ties`) once one of them is fixed."""
     rows = _optimal_rows(inst, checked, bounds or _step_bounds(inst, checked))
     # Where renewable energy is downgraded its price is the zone price: one column for both.
     same: dict[Var, Var] = {
@@ -721,17 +722,53 @@ def exact_midpoints(
     fixed: dict[Var, Fraction] = {}
     if known is not None:
         fixed = {key: low for key, low in known[0].items() if known[1][key] == low}
+    ties = _ties(rows)
+    _propagate(fixed, ties)
     for z in inst.zones:
         key = (z, False)
         if key in fixed:
             continue
         live = {k: v for k, v in point.items() if k not in fixed}
-        sub = _substituted(rows, fixed)
-        low, at_low = exact_lp.optimise(sub, live, key, maximise=False)
-        high, at_high = exact_lp.optimise(sub, live, key, maximise=True)
+        low, at_low, high, at_high = exact_lp.extent(_substituted(rows, fixed), live, key)
         fixed[key] = (low + high) / 2
         point.update({k: (at_low[k] + at_high[k]) / 2 for k in live})
+        _propagate(fixed, ties)
     return {z: fixed[(z, False)] for z in inst.zones}
+
+
+Tie = tuple[Var, Fraction, Var, Fraction, Fraction]  # c_u u + c_v v = r
+
+
+def _ties(rows: list[Row]) -> list[Tie]:
+    """The two-price equalities among the rows (a row and its negation, both tight): an
+    uncongested link carrying a commodity ties its two prices by the loss, and so on."""
+    tightest: dict[frozenset[tuple[Var, Fraction]], Fraction] = {}
+    for coefs, rhs in rows:
+        if len(coefs) == 2:
+            shape = frozenset(coefs.items())
+            tightest[shape] = min(rhs, tightest.get(shape, rhs))
+    ties: list[Tie] = []
+    for shape, rhs in tightest.items():
+        if tightest.get(frozenset((key, -c) for key, c in shape)) == -rhs:
+            (u, cu), (v, cv) = sorted(shape, key=lambda item: (item[0][0], str(item[0][1])))
+            ties.append((u, cu, v, cv, rhs))
+    return ties
+
+
+def _propagate(fixed: dict[Var, Fraction], ties: list[Tie]) -> None:
+    """Fix every price an equality ties to a fixed one. Its exact range is that one value,
+    so this is what its two programmes would give, without them: where links tie the
+    zones together, one zone's programmes fix them all."""
+    moved = True
+    while moved:
+        moved = False
+        for u, cu, v, cv, rhs in ties:
+            if (u in fixed) != (v in fixed):
+                if u in fixed:
+                    fixed[v] = (rhs - cu * fixed[u]) / cv
+                else:
+                    fixed[u] = (rhs - cv * fixed[v]) / cu
+                moved = True
 
 
 Pair = tuple[str, str]

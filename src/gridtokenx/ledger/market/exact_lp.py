@@ -153,6 +153,24 @@ def optimise(
     return point[target], point
 
 
+def extent(
+    rows: Sequence[tuple[dict[K, Fraction], Fraction]],
+    start: dict[K, Fraction],
+    target: K,
+) -> tuple[Fraction, dict[K, Fraction], Fraction, dict[K, Fraction]]:
+    """The least and the greatest value of x[target] over the rows, each with a point reaching
+    it: `optimise` both ways on one dictionary (the maximum continues from the minimum's
+    vertex, so the rows are set up once). Same conditions as `optimise`."""
+    lp = _Dictionary(rows, start)
+    lp.objective(target, -1)
+    lp.run()
+    at_low = lp.point()
+    lp.objective(target, 1)
+    lp.run()
+    at_high = lp.point()
+    return at_low[target], at_low, at_high[target], at_high
+
+
 def lexicographic_minimum(
     rows: Sequence[tuple[dict[K, Fraction], Fraction]],
     start: dict[K, Fraction],
