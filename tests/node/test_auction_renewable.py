@@ -483,3 +483,46 @@ def test_where_a_flows_split_has_more_than_one_optimum_the_least_is_the_rule(
     with pytest.raises(errors.ClearingNotOptimal, match="renewable part of flow"):
         clearing.check(inst, zones_, flows_)
     assert clearing.certificate(clearing.canonical(inst, other)) == (body.zones, body.flows)
+
+
+def _plain_exact_midpoints(inst: Instance, checked: clearing.Checked) -> dict[str, Fraction]:
+    """The third stage written plainly: every zone in turn by its own two programmes (no
+    price fixed by an equality, no stage-1 values), from the certificate's prices."""
+    rows = clearing._optimal_rows(inst, checked, clearing._step_bounds(inst, checked))
+    point: dict[clearing.Var, Fraction] = {
+        (z, g): checked.price(z, g) for z in inst.zones for g in (False, True)
+    }
+    fixed: dict[clearing.Var, Fraction] = {}
+    for z in inst.zones:
+        live = {k: v for k, v in point.items() if k not in fixed}
+        sub = clearing._substituted(rows, fixed)
+        low, at_low = exact_lp.optimise(sub, live, (z, False), maximise=False)
+        high, at_high = exact_lp.optimise(sub, live, (z, False), maximise=True)
+        fixed[(z, False)] = (low + high) / 2
+        point.update({k: (at_low[k] + at_high[k]) / 2 for k in live})
+    return {z: fixed[(z, False)] for z in inst.zones}
+
+
+def test_the_third_stage_fixes_tied_prices_without_changing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exact midpoints skip the programmes of a price an equality ties to a fixed one
+    (an uncongested link carrying energy) and of prices stage 1 pins: the same prices as
+    every zone by its own programmes, forced on random clearings, with fewer programmes."""
+    ranges = []
+    extent = exact_lp.extent
+    monkeypatch.setattr(exact_lp, "extent", lambda *a: ranges.append(1) or extent(*a))
+    zones = pairs = 0
+    for seed in range(6):
+        rng = random.Random(seed)
+        inst = random_instance(
+            200 + seed, zones=rng.randint(3, 7), steps=rng.choice([10, 30]), green=0.3
+        )
+        body = auction_solver.solve(inst, 0).body
+        checked = clearing.check(inst, body.zones, body.flows)
+        ranges.clear()
+        prices = clearing.exact_midpoints(inst, checked)
+        pairs += len(ranges)
+        assert prices == _plain_exact_midpoints(inst, checked)
+        zones += len(inst.zones)
+    assert pairs < zones / 2

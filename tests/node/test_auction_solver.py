@@ -270,7 +270,7 @@ def _at_highest_eta(inst: Instance, checked: clearing.Checked) -> tuple[str, cle
     """The same allocation at other optimal duals: the first binding headroom's dual at its
     highest, and the price rule's prices given it (a certificate the old check accepted)."""
     bounds = clearing._step_bounds(inst, checked)
-    binding = clearing._binding(inst, checked)
+    binding = clearing.binding_zones(inst, checked)
     rows = clearing._optimal_rows(inst, checked, bounds, binding)
     start: dict[clearing.Var, Fraction] = {
         (z, g): checked.price(z, g) for z in inst.zones for g in (False, True)

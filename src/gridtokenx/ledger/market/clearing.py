@@ -830,7 +830,7 @@ def split_rows(inst: Instance, checked: Checked) -> tuple[SplitRows, dict[Pair, 
     return rows, {pair: checked.green_flows.get(pair, ZERO) for pair in flowing}
 
 
-def _binding(inst: Instance, checked: Checked) -> list[str]:
+def binding_zones(inst: Instance, checked: Checked) -> list[str]:
     """The zones whose reported headroom the flows fill: the only ones whose dual may be
     positive (elsewhere the zero duality gap makes it 0)."""
     inflow = {z: ZERO for z in inst.zones}
@@ -875,7 +875,7 @@ def rule_headroom_duals(
     point: dict[Var, Fraction] = {
         (z, g): checked.price(z, g) for z in inst.zones for g in (False, True)
     }
-    binding = _binding(inst, checked)
+    binding = binding_zones(inst, checked)
     if not binding:
         return eta, point
     bounds = bounds or _step_bounds(inst, checked)
