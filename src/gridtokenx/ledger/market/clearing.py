@@ -26,9 +26,11 @@ and must not be negative. The slack duals are the least that make the dual feasi
 (1 - loss_ab) pi^m_b - eta_b - pi^m_a)), so the dual is feasible once eta >= 0 and
 pi^G >= pi (the downgrade's column), and the certificate is optimal exactly when the primal
 is feasible and its welfare equals the dual objective (weak duality makes the gap >= 0 for
-every feasible pair; zero proves both optimal). Where the curves leave prices
-undetermined, the rule of docs/market.md section 11 makes them unique, and `check` enforces
-it (`rule_prices`).
+every feasible pair; zero proves both optimal). Where the optimum leaves a field
+undetermined, a rule of docs/market.md section 11 makes it unique, and `check` enforces
+each in turn: the renewable split of the flows (`rule_green_flows`), the headroom duals
+(`rule_headroom_duals`), the prices (`rule_prices`); `canonical` moves any optimal
+certificate to them.
 
 Everything here is pure: `Instance` is read from state by auction.py, built by the solver
 and the benchmarks from the same data.
