@@ -38,11 +38,11 @@ and the benchmarks from the same data.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from gridtokenx.ledger.market import exact_lp
 from gridtokenx.wire import errors
@@ -50,6 +50,7 @@ from gridtokenx.wire.tx import LinkFlow, Rational, Side, ZoneClearing
 
 BASIS = 10_000
 ZERO = Fraction(0)
+T = TypeVar("T")
 NONE_ABOVE = 2**63  # no step priced above (prices are U64 satang/kWh)
 
 
@@ -233,34 +234,36 @@ def check(inst: Instance, zones: tuple[ZoneClearing, ...], flows: tuple[LinkFlow
     section 11)."""
     checked = check_optimal(inst, zones, flows)
     split = rule_green_flows(inst, checked)
-    for pair in sorted(set(split) | set(checked.green_flows)):
-        want, got = split.get(pair, ZERO), checked.green_flows.get(pair, ZERO)
-        if want != got:
-            raise errors.ClearingNotOptimal(
-                f"the renewable part of flow {pair[0]}->{pair[1]} must be {want}, the least "
-                f"the renewable-only bids beyond it need, not {got}"
-            )
+    _must_be(
+        split, checked.green_flows, sorted(set(split) | set(checked.green_flows)),
+        lambda p: f"the renewable part of flow {p[0]}->{p[1]}",
+        "the least the renewable-only bids beyond it need",
+    )  # fmt: skip
     bounds = _step_bounds(inst, checked)  # one pass over the steps for both rules
     eta, _ = rule_headroom_duals(inst, checked, bounds)
-    for zone in inst.zones:
-        if checked.headroom_dual[zone] != eta[zone]:
-            raise errors.ClearingNotOptimal(
-                f"the headroom dual of {zone} must be {eta[zone]}, the lowest optimal one, "
-                f"not {checked.headroom_dual[zone]}"
-            )
+    _must_be(eta, checked.headroom_dual, inst.zones, lambda z: f"the headroom dual of {z}",
+             "the lowest optimal one")  # fmt: skip
     prices, green = rule_prices(inst, checked, bounds)
-    for zone in inst.zones:
-        if checked.prices[zone] != prices[zone]:
-            raise errors.ClearingNotOptimal(
-                f"the price of {zone} must be {prices[zone]}, the midpoint of its range of "
-                f"optimal prices, not {checked.prices[zone]}"
-            )
-        if checked.green_prices[zone] != green[zone]:
-            raise errors.ClearingNotOptimal(
-                f"the renewable price of {zone} must be {green[zone]}, the lowest optimal one "
-                f"at the zone prices, not {checked.green_prices[zone]}"
-            )
+    _must_be(prices, checked.prices, inst.zones, lambda z: f"the price of {z}",
+             "the midpoint of its range of optimal prices")  # fmt: skip
+    _must_be(green, checked.green_prices, inst.zones, lambda z: f"the renewable price of {z}",
+             "the lowest optimal one at the zone prices")  # fmt: skip
     return checked
+
+
+def _must_be(
+    want: Mapping[T, Fraction],
+    got: Mapping[T, Fraction],
+    keys: Iterable[T],
+    name: Callable[[T], str],
+    why: str,
+) -> None:
+    """Refuse the first value that is not the rule's (a missing one is 0)."""
+    for key in keys:
+        if want.get(key, ZERO) != got.get(key, ZERO):
+            raise errors.ClearingNotOptimal(
+                f"{name(key)} must be {want.get(key, ZERO)}, {why}, not {got.get(key, ZERO)}"
+            )
 
 
 def certificate(checked: Checked) -> tuple[tuple[ZoneClearing, ...], tuple[LinkFlow, ...]]:
@@ -838,7 +841,8 @@ def binding_zones(inst: Instance, checked: Checked) -> list[str]:
     inflow = {z: ZERO for z in inst.zones}
     for (_, c), value in checked.flows.items():
         inflow[c] += value
-    return [z for z in inst.zones if z in inst.headroom_wh and inflow[z] >= inst.headroom_wh[z]]
+    heads = inst.headroom_wh
+    return [z for z in inst.zones if z in heads and inflow[z] >= max(heads[z], 0)]
 
 
 def _eta_floor(
