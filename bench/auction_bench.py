@@ -12,9 +12,12 @@ Three figures per size, each the min and median of `--repeats` runs:
   state (`auction_clearing.instance`) and then `check`, as the clearing transaction does
   before it writes any trade;
 - `exact_stage`: the price rule's third stage (`clearing.exact_midpoints`, two exact
-  linear programmes per zone) forced on the same clearing, every zone by programme: what
-  a check adds, at most, where stage 1's midpoints are not optimal (`rule_stage` says
-  which stage this clearing took).
+  linear programmes per zone not tied to one already fixed) forced on the same clearing:
+  what a check adds, at most, where stage 1's midpoints are not optimal (`rule_stage`
+  says which stage this clearing took). `split_programme` says whether the renewable
+  split rule needed its exact programme (some zone short of renewable energy), and
+  `binding_headrooms` how many headrooms bind (the headroom rule's programme runs only
+  there).
 Targets (issue 18): check < 50 ms at 10,000 steps, solve < 1 s.
 
     PYTHONPATH=src python bench/auction_bench.py [--sizes 1000 10000 100000] [--repeats 5]
@@ -188,6 +191,8 @@ def main(argv: list[str]) -> dict[str, object]:
             "ledger_check_ms_min": round(ledger_min, 1),
             "ledger_check_ms_median": round(ledger_med, 1),
             "rule_stage": stage_of(inst, checked),
+            "split_programme": clearing.split_rows(inst, checked) is not None,
+            "binding_headrooms": len(clearing.binding_zones(inst, checked)),
             "exact_stage_ms_min": round(exact_min, 1),
             "exact_stage_ms_median": round(exact_med, 1),
         }

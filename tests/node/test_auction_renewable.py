@@ -4,6 +4,7 @@ renewable fields are wrong."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from fractions import Fraction
 
@@ -312,16 +313,18 @@ def _other_optimum(
     raise AssertionError("every price is determined")
 
 
-@pytest.mark.parametrize(("seed", "zones", "steps"), [(482, 4, 12), (48, 5, 10), (124, 5, 10)])
+@pytest.mark.parametrize(
+    ("seed", "zones", "steps", "share"), [(48, 5, 10, 0.5), (124, 5, 10, 0.5), (4, 7, 20, 0.2)]
+)
 def test_where_the_midpoints_admit_no_renewable_prices_the_exact_midpoints_are_the_rule(
-    seed: int, zones: int, steps: int
+    seed: int, zones: int, steps: int, share: float
 ) -> None:
-    """Instances found by a seeded search where the first stage's midpoints leave no
-    renewable prices optimal (a full link carrying both commodities). The rule used to keep
-    the certificate's own zone prices there; now it takes each zone's exact midpoint in
-    turn, so the result depends only on the allocation, and a certificate carrying any
-    other optimal prices is refused."""
-    inst = random_instance(seed, zones=zones, steps=steps, green=0.5)
+    """Instances found by a seeded search (the renewable split the rule's) where the first
+    stage's midpoints leave no renewable prices optimal (a full link carrying both
+    commodities). The rule used to keep the certificate's own zone prices there; now it
+    takes each zone's exact midpoint in turn, so the result depends only on the allocation,
+    and a certificate carrying any other optimal prices is refused."""
+    inst = random_instance(seed, zones=zones, steps=steps, green=share)
     body = auction_solver.solve(inst, 0).body
     optimal = clearing.check_optimal(inst, body.zones, body.flows)
     low, high = clearing.price_range(inst, optimal)
@@ -350,7 +353,7 @@ def test_where_the_tightening_does_not_settle_the_exact_midpoints_are_the_rule()
     """A cycle of coupled links whose implied bounds approach their limit without reaching
     it: the first stage gives no ranges (the solver used to fail here), and the exact
     midpoints are the rule."""
-    inst = random_instance(542, zones=3, steps=12, green=0.5)
+    inst = random_instance(82, zones=5, steps=10, green=0.5)
     body = auction_solver.solve(inst, 0).body
     optimal = clearing.check_optimal(inst, body.zones, body.flows)
     with pytest.raises(errors.ClearingNotOptimal, match="no lowest or highest"):
@@ -379,3 +382,147 @@ def test_the_rule_gives_the_same_prices_whatever_optimal_prices_a_certificate_ca
         assert clearing.check_optimal(inst, zones_, flows_).welfare == checked.welfare
         assert clearing.rule_prices(inst, other) == (checked.prices, checked.green_prices)
     assert compared >= 2
+
+
+# --- the rule for the renewable split of a flow --------------------------------------------------
+def _certificate_with_split(
+    inst: Instance, checked: clearing.Checked, split: dict[tuple[str, str], Fraction]
+) -> tuple[tuple[ZoneClearing, ...], tuple[LinkFlow, ...]]:
+    """The same certificate with another renewable split of its flows."""
+    nonzero = {pair: value for pair, value in split.items() if value}
+    return clearing.certificate(dataclasses.replace(checked, green_flows=nonzero))
+
+
+def _solar_across_the_link() -> Instance:
+    """Central's solar (2,000 Wh at 100) serves Bangkok's renewable-only bid (495 Wh at 400)
+    and its other bid (1,485 Wh at 300) across a 1 % link with room to spare."""
+    links = (Link("BKK", "CEN", 100, 5_000), Link("CEN", "BKK", 100, 5_000))
+    steps = (
+        Step(1, 0, SELL, "CEN", 100, 2_000, True),
+        Step(2, 0, BUY, "BKK", 400, 495, True),
+        Step(3, 0, BUY, "BKK", 300, 1_485, False),
+    )
+    return Instance(("BKK", "CEN"), links, {}, steps)
+
+
+def test_a_flow_carries_as_renewable_only_what_renewable_only_bids_beyond_need() -> None:
+    """All 2,000 Wh cross the link; any renewable part from 500 Wh (which arrive as the 495
+    the renewable-only bid takes) to the whole 2,000 is optimal, with the same welfare and
+    prices: the rest is downgraded before the link or after it. The rule takes the least
+    (downgrade as early as possible), and refuses the other splits."""
+    inst = _solar_across_the_link()
+    body = auction_solver.solve(inst, 0).body
+    checked = clearing.check(inst, body.zones, body.flows)
+    pair = ("CEN", "BKK")
+    assert checked.flows == {pair: 2_000} and checked.green_flows == {pair: 500}
+    assert checked.downgrade == {"CEN": 1_500, "BKK": 0}
+    for part in (Fraction(501), Fraction(3_001, 3), Fraction(2_000)):
+        zones, flows = _certificate_with_split(inst, checked, {pair: part})
+        other = clearing.check_optimal(inst, zones, flows)  # optimal: zero duality gap
+        assert other.welfare == checked.welfare and other.prices == checked.prices
+        with pytest.raises(
+            errors.ClearingNotOptimal, match="renewable part of flow CEN->BKK must be 500"
+        ):
+            clearing.check(inst, zones, flows)
+        assert clearing.certificate(clearing.canonical(inst, other)) == (body.zones, body.flows)
+    zones, flows = _certificate_with_split(inst, checked, {pair: Fraction(499)})
+    with pytest.raises(errors.ClearingInfeasible, match="renewable-only bids in BKK"):
+        clearing.check_optimal(inst, zones, flows)  # below the least: not feasible at all
+
+
+def test_without_a_zone_short_of_renewable_energy_no_flow_is_renewable() -> None:
+    """Solar crossing the link to an ordinary bid may be called renewable or not; with no
+    renewable-only bid short anywhere the rule's split is no renewable flow at all."""
+    inst = _solar_across_the_link()
+    inst = Instance(
+        inst.zones, inst.links, {}, (inst.steps[0], inst.steps[2]._replace(quantity_wh=1_980))
+    )
+    body = auction_solver.solve(inst, 0).body
+    checked = clearing.check(inst, body.zones, body.flows)
+    assert checked.flows == {("CEN", "BKK"): 2_000} and checked.green_flows == {}
+    assert clearing.split_rows(inst, checked) is None
+    zones, flows = _certificate_with_split(inst, checked, {("CEN", "BKK"): Fraction(700)})
+    assert clearing.check_optimal(inst, zones, flows).welfare == checked.welfare
+    with pytest.raises(errors.ClearingNotOptimal, match="must be 0"):
+        clearing.check(inst, zones, flows)
+
+
+def _highest_split(
+    inst: Instance, checked: clearing.Checked
+) -> dict[tuple[str, str], Fraction] | None:
+    """Another optimal split: the first flow whose renewable part is not pinned, at its
+    highest (the point of the split polyhedron reaching it)."""
+    found = clearing.split_rows(inst, checked)
+    if found is None:
+        return None
+    rows, start = found
+    for pair in start:
+        high, point = exact_lp.optimise(rows, start, pair, maximise=True)
+        if high > start[pair]:
+            return point
+    return None
+
+
+@pytest.mark.parametrize(("seed", "zones", "steps"), [(39, 3, 12), (41, 4, 12), (42, 5, 10)])
+def test_where_a_flows_split_has_more_than_one_optimum_the_least_is_the_rule(
+    seed: int, zones: int, steps: int
+) -> None:
+    """Instances found by a seeded search where a flow's renewable part can take more than one
+    value in an optimum: the certificate at another optimal split is optimal with the same
+    welfare (the old check accepted it), and is now refused; moved to the rules it is the
+    solver's certificate again."""
+    inst = random_instance(seed, zones=zones, steps=steps, green=0.5)
+    body = auction_solver.solve(inst, 0).body
+    checked = clearing.check(inst, body.zones, body.flows)
+    split = _highest_split(inst, checked)
+    assert split is not None
+    assert clearing.rule_green_flows(inst, checked) == checked.green_flows
+    zones_, flows_ = _certificate_with_split(inst, checked, split)
+    other = clearing.check_optimal(inst, zones_, flows_)
+    assert other.welfare == checked.welfare and other.green_flows != checked.green_flows
+    with pytest.raises(errors.ClearingNotOptimal, match="renewable part of flow"):
+        clearing.check(inst, zones_, flows_)
+    assert clearing.certificate(clearing.canonical(inst, other)) == (body.zones, body.flows)
+
+
+def _plain_exact_midpoints(inst: Instance, checked: clearing.Checked) -> dict[str, Fraction]:
+    """The third stage written plainly: every zone in turn by its own two programmes (no
+    price fixed by an equality, no stage-1 values), from the certificate's prices."""
+    rows = clearing._optimal_rows(inst, checked, clearing._step_bounds(inst, checked))
+    point: dict[clearing.Var, Fraction] = {
+        (z, g): checked.price(z, g) for z in inst.zones for g in (False, True)
+    }
+    fixed: dict[clearing.Var, Fraction] = {}
+    for z in inst.zones:
+        live = {k: v for k, v in point.items() if k not in fixed}
+        sub = clearing._substituted(rows, fixed)
+        low, at_low = exact_lp.optimise(sub, live, (z, False), maximise=False)
+        high, at_high = exact_lp.optimise(sub, live, (z, False), maximise=True)
+        fixed[(z, False)] = (low + high) / 2
+        point.update({k: (at_low[k] + at_high[k]) / 2 for k in live})
+    return {z: fixed[(z, False)] for z in inst.zones}
+
+
+def test_the_third_stage_fixes_tied_prices_without_changing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exact midpoints skip the programmes of a price an equality ties to a fixed one
+    (an uncongested link carrying energy) and of prices stage 1 pins: the same prices as
+    every zone by its own programmes, forced on random clearings, with fewer programmes."""
+    ranges = []
+    extent = exact_lp.extent
+    monkeypatch.setattr(exact_lp, "extent", lambda *a: ranges.append(1) or extent(*a))
+    zones = pairs = 0
+    for seed in range(6):
+        rng = random.Random(seed)
+        inst = random_instance(
+            200 + seed, zones=rng.randint(3, 7), steps=rng.choice([10, 30]), green=0.3
+        )
+        body = auction_solver.solve(inst, 0).body
+        checked = clearing.check(inst, body.zones, body.flows)
+        ranges.clear()
+        prices = clearing.exact_midpoints(inst, checked)
+        pairs += len(ranges)
+        assert prices == _plain_exact_midpoints(inst, checked)
+        zones += len(inst.zones)
+    assert pairs < zones / 2

@@ -242,7 +242,7 @@ def solve(inst: Instance, interval_start: int) -> Solution:
             flows.append(LinkFlow(lk.from_zone, lk.to_zone, total, clearing.rational(green_part)))
     try:  # the same allocation at the rule's prices, then the ledger's own check
         optimal = clearing.check_optimal(inst, zone_results, tuple(flows))
-        zones_, flows_ = clearing.certificate(clearing.midpoint(inst, optimal))
+        zones_, flows_ = clearing.certificate(clearing.canonical(inst, optimal))
         checked = clearing.check(inst, zones_, flows_)
     except Exception as exc:  # the ledger's refusal, with its reason
         raise SolveError(f"the exact certificate does not check: {exc}") from exc

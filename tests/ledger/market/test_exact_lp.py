@@ -63,3 +63,35 @@ def test_random_boxed_programmes_agree_with_scipy(seed: int) -> None:
         res = linprog(c, A_ub=a, b_ub=[float(r) for _, r in rows], bounds=(None, None))
         assert res.status == 0
         assert float(value) == pytest.approx(res.x[names.index(target)], abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_lexicographic_minimum_is_the_sequence_of_single_minima(seed: int) -> None:
+    """The one-dictionary lexicographic minimum (each stage's optimal face kept by freezing
+    columns) against the textbook sequence: minimise the first target, fix it with two rows,
+    minimise the next, ... each an `optimise` from the last one's point. They agree on every
+    target, and the point meets every row."""
+    rng = random.Random(seed)
+    names = [f"v{i}" for i in range(rng.randint(2, 6))]
+    rows = []
+    for name in names:
+        rows.append(({name: F(1)}, F(rng.randint(1, 50))))
+        rows.append(({name: F(-1)}, F(0)))
+    for _ in range(rng.randint(1, 10)):
+        coefs = {n: F(rng.randint(-9, 9), rng.choice([1, 7, 100])) for n in rng.sample(names, 2)}
+        rows.append((coefs, F(rng.choice([0, rng.randint(1, 30)]))))
+    start = dict.fromkeys(names, F(0))
+    targets = rng.sample(names, rng.randint(1, len(names)))
+    point = exact_lp.lexicographic_minimum(rows, start, targets)
+    for coefs, rhs in rows:
+        assert sum(c * point[n] for n, c in coefs.items()) <= rhs
+    fixed, current = list(rows), start
+    for target in targets:
+        value, current = exact_lp.optimise(fixed, current, target, maximise=False)
+        assert point[target] == value
+        fixed += [({target: F(1)}, value), ({target: F(-1)}, -value)]
+    first = [1.0 * (n == targets[0]) for n in names]
+    a = [[float(coefs.get(n, 0)) for n in names] for coefs, _ in rows]
+    res = linprog(first, A_ub=a, b_ub=[float(r) for _, r in rows], bounds=(None, None))
+    assert res.status == 0
+    assert float(point[targets[0]]) == pytest.approx(res.fun, abs=1e-7)

@@ -26,9 +26,11 @@ and must not be negative. The slack duals are the least that make the dual feasi
 (1 - loss_ab) pi^m_b - eta_b - pi^m_a)), so the dual is feasible once eta >= 0 and
 pi^G >= pi (the downgrade's column), and the certificate is optimal exactly when the primal
 is feasible and its welfare equals the dual objective (weak duality makes the gap >= 0 for
-every feasible pair; zero proves both optimal). Where the curves leave prices
-undetermined, the rule of docs/market.md section 11 makes them unique, and `check` enforces
-it (`rule_prices`).
+every feasible pair; zero proves both optimal). Where the optimum leaves a field
+undetermined, a rule of docs/market.md section 11 makes it unique, and `check` enforces
+each in turn: the renewable split of the flows (`rule_green_flows`), the headroom duals
+(`rule_headroom_duals`), the prices (`rule_prices`); `canonical` moves any optimal
+certificate to them.
 
 Everything here is pure: `Instance` is read from state by auction.py, built by the solver
 and the benchmarks from the same data.
@@ -36,11 +38,11 @@ and the benchmarks from the same data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from gridtokenx.ledger.market import exact_lp
 from gridtokenx.wire import errors
@@ -48,6 +50,7 @@ from gridtokenx.wire.tx import LinkFlow, Rational, Side, ZoneClearing
 
 BASIS = 10_000
 ZERO = Fraction(0)
+T = TypeVar("T")
 NONE_ABOVE = 2**63  # no step priced above (prices are U64 satang/kWh)
 
 
@@ -226,21 +229,41 @@ def _flows(
 
 def check(inst: Instance, zones: tuple[ZoneClearing, ...], flows: tuple[LinkFlow, ...]) -> Checked:
     """The certificate's exact welfare, or a rejection: malformed, infeasible, not optimal, or
-    optimal at prices other than the rule's (docs/market.md section 11)."""
+    optimal with a renewable split, headroom duals or prices other than the rules' (in that
+    order: each rule is a function of what the ones before it fixed; docs/market.md
+    section 11)."""
     checked = check_optimal(inst, zones, flows)
-    prices, green = rule_prices(inst, checked)
-    for zone in inst.zones:
-        if checked.prices[zone] != prices[zone]:
-            raise errors.ClearingNotOptimal(
-                f"the price of {zone} must be {prices[zone]}, the midpoint of its range of "
-                f"optimal prices, not {checked.prices[zone]}"
-            )
-        if checked.green_prices[zone] != green[zone]:
-            raise errors.ClearingNotOptimal(
-                f"the renewable price of {zone} must be {green[zone]}, the lowest optimal one "
-                f"at the zone prices, not {checked.green_prices[zone]}"
-            )
+    split = rule_green_flows(inst, checked)
+    _must_be(
+        split, checked.green_flows, sorted(set(split) | set(checked.green_flows)),
+        lambda p: f"the renewable part of flow {p[0]}->{p[1]}",
+        "the least the renewable-only bids beyond it need",
+    )  # fmt: skip
+    bounds = _step_bounds(inst, checked)  # one pass over the steps for both rules
+    eta, _ = rule_headroom_duals(inst, checked, bounds)
+    _must_be(eta, checked.headroom_dual, inst.zones, lambda z: f"the headroom dual of {z}",
+             "the lowest optimal one")  # fmt: skip
+    prices, green = rule_prices(inst, checked, bounds)
+    _must_be(prices, checked.prices, inst.zones, lambda z: f"the price of {z}",
+             "the midpoint of its range of optimal prices")  # fmt: skip
+    _must_be(green, checked.green_prices, inst.zones, lambda z: f"the renewable price of {z}",
+             "the lowest optimal one at the zone prices")  # fmt: skip
     return checked
+
+
+def _must_be(
+    want: Mapping[T, Fraction],
+    got: Mapping[T, Fraction],
+    keys: Iterable[T],
+    name: Callable[[T], str],
+    why: str,
+) -> None:
+    """Refuse the first value that is not the rule's (a missing one is 0)."""
+    for key in keys:
+        if want.get(key, ZERO) != got.get(key, ZERO):
+            raise errors.ClearingNotOptimal(
+                f"{name(key)} must be {want.get(key, ZERO)}, {why}, not {got.get(key, ZERO)}"
+            )
 
 
 def certificate(checked: Checked) -> tuple[tuple[ZoneClearing, ...], tuple[LinkFlow, ...]]:
@@ -597,20 +620,28 @@ def green_floor(
     return None if found is None else {z: found[0][(z, True)] for z in inst.zones}
 
 
-Row = tuple[dict[Key, Fraction], Fraction]  # sum of coef * price <= rhs
+Var = tuple[str, bool | None]  # a price (zone, renewable commodity) or a headroom dual (zone, None)
+Row = tuple[dict[Var, Fraction], Fraction]  # sum of coef * value <= rhs
 
 
-def _gain(link: Link, green: bool, sign: Fraction) -> dict[Key, Fraction]:
+def _gain(link: Link, green: bool, sign: Fraction) -> dict[Var, Fraction]:
     """sign * (k x_c - x_a) for a commodity across a link: its rent plus the headroom dual."""
     kept = Fraction(BASIS - link.loss_bp, BASIS)
     return {(link.to_zone, green): sign * kept, (link.from_zone, green): -sign}
 
 
-def _optimal_rows(inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]]) -> list[Row]:
+def _optimal_rows(
+    inst: Instance,
+    checked: Checked,
+    bounds: dict[Key, list[Fraction]],
+    free: Collection[str] = (),
+) -> list[Row]:
     """Every condition of complementary slackness on both commodities' prices, the headroom
     duals given, as rows `sum coef * x <= rhs`: the polyhedron of optimal price vectors
     itself, a full link's shared rent included (eliminated: where both commodities flow on
-    it their rents are equal and >= 0, where one does its rent is >= 0 and >= the other's)."""
+    it their rents are equal and >= 0, where one does its rent is >= 0 and >= the other's).
+    The headroom duals of the zones in `free` are variables too, (zone, None), >= 0: then
+    the rows are the polyhedron of optimal duals."""
     rows: list[Row] = []
     one = Fraction(1)
     for key, (lo, hi) in bounds.items():
@@ -620,26 +651,33 @@ def _optimal_rows(inst: Instance, checked: Checked, bounds: dict[Key, list[Fract
         rows.append(({(z, False): one, (z, True): -one}, ZERO))
         if checked.downgrade.get(z, ZERO) > 0:
             rows.append(({(z, True): one, (z, False): -one}, ZERO))
+    for z in free:
+        rows.append(({(z, None): -one}, ZERO))
     for link in inst.links:
         pair = (link.from_zone, link.to_zone)
         sent = checked.flows.get(pair, ZERO)
         part = checked.green_flows.get(pair, ZERO)
-        e = checked.headroom_dual.get(link.to_zone, ZERO)
+        dual: dict[Var, Fraction] = {}
+        if link.to_zone in free:  # gain - eta <= 0 and the like, eta a variable
+            e, dual[(link.to_zone, None)] = ZERO, -one
+        else:
+            e = checked.headroom_dual.get(link.to_zone, ZERO)
+        back = {key: -c for key, c in dual.items()}
         carried = ((False, sent - part), (True, part))
         if sent < link.room_wh:  # no rent: each commodity gains at most e, exactly where it flows
             for green, amount in carried:
-                rows.append((_gain(link, green, one), e))
+                rows.append(({**_gain(link, green, one), **dual}, e))
                 if amount > 0:
-                    rows.append((_gain(link, green, -one), -e))
+                    rows.append(({**_gain(link, green, -one), **back}, -e))
         elif sent > 0:  # full: one rent >= 0, each flowing commodity's gain is the largest
             for green, amount in carried:
                 if amount > 0:
-                    rows.append((_gain(link, green, -one), -e))
+                    rows.append(({**_gain(link, green, -one), **back}, -e))
                     rows.append(({**_gain(link, green, -one), **_gain(link, not green, one)}, ZERO))
     return rows
 
 
-def _substituted(rows: list[Row], fixed: dict[Key, Fraction]) -> list[Row]:
+def _substituted(rows: list[Row], fixed: dict[Var, Fraction]) -> list[Row]:
     """The rows with the fixed prices moved into the right-hand sides (rows left with no
     variable dropped: the fixed prices are optimal, so they hold). Fewer columns make the
     exact programmes cheaper."""
@@ -653,9 +691,9 @@ def _substituted(rows: list[Row], fixed: dict[Key, Fraction]) -> list[Row]:
     return out
 
 
-def _merged(coefs: dict[Key, Fraction], rhs: Fraction, same: dict[Key, Key]) -> Row:
+def _merged(coefs: dict[Var, Fraction], rhs: Fraction, same: dict[Var, Var]) -> Row:
     """A row with each price in `same` replaced by the price it equals (zero terms dropped)."""
-    out: dict[Key, Fraction] = {}
+    out: dict[Var, Fraction] = {}
     for key, c in coefs.items():
         key = same.get(key, key)
         out[key] = out.get(key, ZERO) + c
@@ -674,32 +712,190 @@ def exact_midpoints(
     optima), so every zone's range is nonempty and some renewable prices are optimal with
     the result; the values depend only on the allocation, not on the prices it came with.
     `known` (lowest and highest values of a superset of the optimal prices, the first
-    stage's) fixes the prices it leaves one value, without a programme."""
+    stage's) fixes the prices it leaves one value, without a programme, and so do the
+    equalities between two prices (`_ties`) once one of them is fixed."""
     rows = _optimal_rows(inst, checked, bounds or _step_bounds(inst, checked))
     # Where renewable energy is downgraded its price is the zone price: one column for both.
-    same = {(z, True): (z, False) for z in inst.zones if checked.downgrade.get(z, ZERO) > 0}
+    same: dict[Var, Var] = {
+        (z, True): (z, False) for z in inst.zones if checked.downgrade.get(z, ZERO) > 0
+    }
     rows = [_merged(coefs, rhs, same) for coefs, rhs in rows]
     rows = [(coefs, rhs) for coefs, rhs in rows if coefs]  # pi <= pi^G there: 0 <= 0
-    point = {(z, g): checked.price(z, g) for z in inst.zones for g in (False, True)}
-    point = {key: value for key, value in point.items() if key not in same}
-    fixed: dict[Key, Fraction] = {}
+    point: dict[Var, Fraction] = {
+        (z, g): checked.price(z, g) for z in inst.zones for g in (False, True) if (z, g) not in same
+    }
+    fixed: dict[Var, Fraction] = {}
     if known is not None:
         fixed = {key: low for key, low in known[0].items() if known[1][key] == low}
+    ties = _ties(rows)
+    _propagate(fixed, ties)
     for z in inst.zones:
         key = (z, False)
         if key in fixed:
             continue
         live = {k: v for k, v in point.items() if k not in fixed}
-        sub = _substituted(rows, fixed)
-        low, at_low = exact_lp.optimise(sub, live, key, maximise=False)
-        high, at_high = exact_lp.optimise(sub, live, key, maximise=True)
+        low, at_low, high, at_high = exact_lp.extent(_substituted(rows, fixed), live, key)
         fixed[key] = (low + high) / 2
         point.update({k: (at_low[k] + at_high[k]) / 2 for k in live})
+        _propagate(fixed, ties)
     return {z: fixed[(z, False)] for z in inst.zones}
 
 
+Tie = tuple[Var, Fraction, Var, Fraction, Fraction]  # c_u u + c_v v = r
+
+
+def _ties(rows: list[Row]) -> list[Tie]:
+    """The two-price equalities among the rows (a row and its negation, both tight): an
+    uncongested link carrying a commodity ties its two prices by the loss, and so on."""
+    tightest: dict[frozenset[tuple[Var, Fraction]], Fraction] = {}
+    for coefs, rhs in rows:
+        if len(coefs) == 2:
+            shape = frozenset(coefs.items())
+            tightest[shape] = min(rhs, tightest.get(shape, rhs))
+    ties: list[Tie] = []
+    for shape, rhs in tightest.items():
+        if tightest.get(frozenset((key, -c) for key, c in shape)) == -rhs:
+            (u, cu), (v, cv) = sorted(shape, key=lambda item: (item[0][0], str(item[0][1])))
+            ties.append((u, cu, v, cv, rhs))
+    return ties
+
+
+def _propagate(fixed: dict[Var, Fraction], ties: list[Tie]) -> None:
+    """Fix every price an equality ties to a fixed one. Its exact range is that one value,
+    so this is what its two programmes would give, without them: where links tie the
+    zones together, one zone's programmes fix them all."""
+    moved = True
+    while moved:
+        moved = False
+        for u, cu, v, cv, rhs in ties:
+            if (u in fixed) != (v in fixed):
+                if u in fixed:
+                    fixed[v] = (rhs - cu * fixed[u]) / cv
+                else:
+                    fixed[u] = (rhs - cv * fixed[v]) / cu
+                moved = True
+
+
+Pair = tuple[str, str]
+
+
+def _kept(link: Link) -> Fraction:
+    return Fraction(BASIS - link.loss_bp, BASIS)
+
+
+def rule_green_flows(inst: Instance, checked: Checked) -> dict[Pair, Fraction]:
+    """The rule's renewable part of every flow, given the accepted quantities and the total
+    flows: link by link in (from, to) order, each the least it can be given the links
+    before it (a lexicographic minimum), so renewable energy crosses a link as renewable
+    only where renewable-only bids beyond need it, and is otherwise downgraded (sold as any
+    energy) as early as it can be. Every split of the same flows that leaves each zone's
+    downgrade >= 0 has the same welfare, so it is optimal with the same duals: the split
+    is the one thing left to choose, and the rule chooses it from the allocation alone.
+
+    With s_z a zone's accepted renewable offers less its renewable-only bids, the splits
+    are g with 0 <= g_l <= f_l and `sum_{z->c} g_zc - sum_{a->z} k_az g_az <= s_z` in every
+    zone: one small exact programme (a row per zone and two per flow). Where no zone is
+    short of renewable energy (every s_z >= 0) the rule is no renewable flow at all. The
+    lexicographic minimum never sends renewable energy both ways across a link (less both
+    ways is feasible); other energy both ways, where no renewable energy needs to cross,
+    is refused by the form as before."""
+    found = split_rows(inst, checked)
+    if found is None:
+        return {}
+    rows, start = found
+    point = exact_lp.lexicographic_minimum(rows, start, list(start))
+    return {pair: value for pair, value in point.items() if value}
+
+
+SplitRows = list[tuple[dict[Pair, Fraction], Fraction]]
+
+
+def split_rows(inst: Instance, checked: Checked) -> tuple[SplitRows, dict[Pair, Fraction]] | None:
+    """The polyhedron of the optimal renewable splits of the certificate's flows (rows `sum
+    coef * g <= rhs`) and the certificate's split in it, flows in (from, to) order; None
+    where no zone is short of renewable energy (no renewable flow is then the least)."""
+    links = {(link.from_zone, link.to_zone): link for link in inst.links}
+    surplus = dict(checked.downgrade)  # the downgrade with no renewable flow is s_z
+    for (a, c), part in checked.green_flows.items():
+        surplus[a] += part
+        surplus[c] -= _kept(links[(a, c)]) * part
+    if all(value >= 0 for value in surplus.values()):
+        return None
+    flowing = sorted(checked.flows)
+    one = Fraction(1)
+    rows: SplitRows = []
+    for pair in flowing:
+        rows.append(({pair: -one}, ZERO))
+        rows.append(({pair: one}, checked.flows[pair]))
+    for z in inst.zones:
+        coefs = {pair: one for pair in flowing if pair[0] == z}
+        coefs.update({pair: -_kept(links[pair]) for pair in flowing if pair[1] == z})
+        if coefs:
+            rows.append((coefs, surplus[z]))
+    return rows, {pair: checked.green_flows.get(pair, ZERO) for pair in flowing}
+
+
+def binding_zones(inst: Instance, checked: Checked) -> list[str]:
+    """The zones whose reported headroom the flows fill: the only ones whose dual may be
+    positive (elsewhere the zero duality gap makes it 0)."""
+    inflow = {z: ZERO for z in inst.zones}
+    for (_, c), value in checked.flows.items():
+        inflow[c] += value
+    heads = inst.headroom_wh
+    return [z for z in inst.zones if z in heads and inflow[z] >= max(heads[z], 0)]
+
+
+def _eta_floor(
+    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]], zones: Collection[str]
+) -> dict[str, Fraction]:
+    """A lower bound on each zone's headroom dual over all optimal duals: a link into it that
+    is not full earns no rent, so the dual is at least either commodity's gain across it,
+    k pi_c - pi_a, and so at least k (lowest pi_c) - (highest pi_a) by the steps' bounds."""
+    floor = dict.fromkeys(zones, ZERO)
+    for link in inst.links:
+        a, c = link.from_zone, link.to_zone
+        if c not in floor or checked.flows.get((a, c), ZERO) >= link.room_wh:
+            continue
+        for green in (False, True):
+            low = bounds[(c, green)][0]
+            high = bounds[(a, green)][1]
+            if green:  # pi^G >= pi
+                low = max(low, bounds[(c, False)][0])
+            else:
+                high = min(high, bounds[(a, True)][1])
+            floor[c] = max(floor[c], _kept(link) * low - high)
+    return floor
+
+
+def rule_headroom_duals(
+    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]] | None = None
+) -> tuple[dict[str, Fraction], dict[Var, Fraction]]:
+    """The rule's headroom duals, and optimal prices with them: zone by zone in sorted order,
+    each the lowest optimal one given the zones before it (a lexicographic minimum over the
+    polyhedron of optimal duals, `_optimal_rows` with the duals free), as a renewable price
+    is the lowest optimal one: import room is priced only as much as the curves force.
+    A dual is positive only where the headroom binds, so elsewhere it is 0 without a
+    programme; where each certificate dual already meets `_eta_floor`, a lower bound, it is
+    lowest in every zone at once, also without one."""
+    eta = {z: checked.headroom_dual.get(z, ZERO) for z in inst.zones}
+    point: dict[Var, Fraction] = {
+        (z, g): checked.price(z, g) for z in inst.zones for g in (False, True)
+    }
+    binding = binding_zones(inst, checked)
+    if not binding:
+        return eta, point
+    bounds = bounds or _step_bounds(inst, checked)
+    floor = _eta_floor(inst, checked, bounds, binding)
+    if all(eta[z] == floor[z] for z in binding):
+        return eta, point
+    rows = _optimal_rows(inst, checked, bounds, binding)
+    point.update({(z, None): eta[z] for z in binding})
+    point = exact_lp.lexicographic_minimum(rows, point, [(z, None) for z in binding])
+    return {z: point[(z, None)] if z in binding else ZERO for z in inst.zones}, point
+
+
 def rule_prices(
-    inst: Instance, checked: Checked
+    inst: Instance, checked: Checked, bounds: dict[Key, list[Fraction]] | None = None
 ) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
     """The rule's zone prices and renewable prices for the certificate's allocation.
 
@@ -711,8 +907,8 @@ def rule_prices(
     implied bounds approach their limit without reaching it), the zone prices are instead
     the exact midpoints zone by zone (`exact_midpoints`), and the renewable prices the
     lowest optimal ones at them (docs/market.md section 11): one price vector for every
-    allocation."""
-    bounds = _step_bounds(inst, checked)  # one pass over the steps for both stages
+    allocation, its renewable split and its headroom duals (which `check` pins first)."""
+    bounds = bounds or _step_bounds(inst, checked)  # one pass over the steps for all stages
     found = _tightened(inst, checked, bounds)
     green = None
     if found is not None:
@@ -727,13 +923,19 @@ def rule_prices(
 
 
 def reprice(
-    inst: Instance, checked: Checked, prices: dict[str, Fraction], green: dict[str, Fraction]
+    inst: Instance,
+    checked: Checked,
+    prices: dict[str, Fraction],
+    green: dict[str, Fraction],
+    eta: dict[str, Fraction] | None = None,
 ) -> Checked:
-    """The same allocation at other optimal prices: each step keeps its accepted quantity,
-    and the ratios become the accepted shares of the steps at the new prices (steps of one
-    price share one ratio in every certificate, so the share is the same for each)."""
+    """The same allocation at other optimal prices (and headroom duals `eta`, if given):
+    each step keeps its accepted quantity, and the ratios become the accepted shares of the
+    steps at the new prices (steps of one price share one ratio in every certificate, so
+    the share is the same for each)."""
+    eta = checked.headroom_dual if eta is None else eta
     moved = Checked(
-        prices, {}, {}, checked.flows, checked.welfare, checked.headroom_dual, green,
+        prices, {}, {}, checked.flows, checked.welfare, eta, green,
         {}, {}, checked.green_flows, checked.downgrade,
     )  # fmt: skip
     taken: dict[tuple[str, bool, Side], list[Fraction]] = {}
@@ -755,7 +957,19 @@ def reprice(
     return moved
 
 
-def midpoint(inst: Instance, checked: Checked) -> Checked:
-    """The same allocation at the rule's prices (`rule_prices`)."""
-    prices, green = rule_prices(inst, checked)
+def canonical(inst: Instance, checked: Checked) -> Checked:
+    """An optimal certificate moved to the rules' values, what `check` accepts: the same
+    accepted quantities and flows with the rule's renewable split (`rule_green_flows`), the
+    rule's headroom duals (`rule_headroom_duals`) and the rule's prices (`rule_prices`)."""
+    split = rule_green_flows(inst, checked)
+    if split != checked.green_flows:  # another split of the same flows is optimal too
+        checked = check_optimal(inst, *certificate(replace(checked, green_flows=split)))
+    bounds = _step_bounds(inst, checked)
+    eta, point = rule_headroom_duals(inst, checked, bounds)
+    if eta != checked.headroom_dual:
+        prices = {z: point[(z, False)] for z in inst.zones}
+        green = {z: point[(z, True)] for z in inst.zones}
+        checked = reprice(inst, checked, prices, green, eta)
+        bounds = _step_bounds(inst, checked)
+    prices, green = rule_prices(inst, checked, bounds)
     return reprice(inst, checked, prices, green)
