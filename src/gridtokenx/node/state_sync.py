@@ -42,7 +42,7 @@ from gridtokenx.ledger import state_proofs as proofs
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.storage import snapshots
-from gridtokenx.storage.snapshots import ChunkRequest, Offer, Snapshots
+from gridtokenx.storage.snapshots import ChunkRequest, Offer, Restore, Snapshots
 from gridtokenx.storage.store import Store
 from gridtokenx.storage.validator_history import Recorder
 from gridtokenx.wire import codec, crypto
@@ -285,11 +285,13 @@ class Joiner:
         ranked = sorted(by_snapshot.items(), key=lambda s: (s[0][0], len(s[1])), reverse=True)
         return [peers for _, peers in ranked]
 
-    async def fetch(self, sources: dict[bytes, Offer], store: Store) -> int:
-        """Every chunk of the chosen snapshot, verified and written; returns how many."""
+    async def fetch(self, sources: dict[bytes, Offer], store: Store) -> Restore:
+        """Every chunk of the chosen snapshot, verified and written; returns the restore
+        to finish (`Restore.finish`)."""
         loop = asyncio.get_running_loop()
         offer = next(iter(sources.values()))
         root = offer.root
+        restore = Restore(store, offer)
         todo = deque(range(len(offer.ranges)))
         done: set[int] = set()
         active = {peer: _Source(o) for peer, o in sources.items()}
@@ -322,11 +324,11 @@ class Joiner:
                 peer, raw = await asyncio.wait_for(self._chunks.get(), 0.5)
             except TimeoutError:
                 continue
-            self._take(peer, raw, active, todo, done, store, root)
-        return len(done)
+            self._take(peer, raw, active, todo, done, restore, root)
+        return restore
 
     def _take(self, peer: bytes, raw: bytes, active: dict[bytes, _Source], todo: deque[int],
-              done: set[int], store: Store, root: bytes) -> None:  # fmt: skip
+              done: set[int], restore: Restore, root: bytes) -> None:  # fmt: skip
         self._queued[peer] = self._queued.get(peer, 1) - 1
         source = active.get(peer)
         if source is not None:
@@ -345,7 +347,7 @@ class Joiner:
         if chunk.index in done:
             return
         try:
-            snapshots.verify_chunk(chunk, source.offer, root)
+            verified = snapshots.verify_chunk(chunk, source.offer, root)
         except proofs.BadChunk as exc:
             _log.warning("a peer sent a snapshot chunk that does not prove: banned", extra={
                 "peer": peer.hex(), "chunk": chunk.index, "why": str(exc)})  # fmt: skip
@@ -354,7 +356,7 @@ class Joiner:
             todo.extend([*source.asked, chunk.index])
             del active[peer]
             return
-        store.put_state_records(chunk.records)
+        restore.add(verified)
         done.add(chunk.index)
 
 
@@ -377,10 +379,6 @@ async def join(data: Path, spec: genesis.Genesis, key: crypto.PrivateKey,
         if not candidates:
             return None
         offer, count = await _fetch_one(joiner, candidates, staging)
-        trusted_root = joiner.trusted.root()
-        with Store(staging) as store:
-            await asyncio.to_thread(snapshots.finish_restore, store, offer, trusted_root,
-                                    spec.hash())  # fmt: skip
         shutil.rmtree(data, ignore_errors=True)  # a store with no chain (`has_chain`)
         staging.rename(data)
     finally:
@@ -396,8 +394,9 @@ async def _fetch_one(
     joiner: Joiner, candidates: list[dict[bytes, Offer]], staging: Path
 ) -> tuple[Offer, int]:
     """The first candidate snapshot (newest first) whose chunks all arrive, written into a
-    new store at `staging`; a candidate whose sources all fail gives way to the next."""
-    failures = []
+    new store at `staging` and finished there (its tree checked against the certified
+    root, `Restore.finish`); a candidate whose sources all fail gives way to the next."""
+    failures, trusted_root = [], joiner.trusted.root()
     for sources in candidates:
         offer = next(iter(sources.values()))
         _log.info("state sync: fetching a snapshot", extra={"height": offer.height,
@@ -405,7 +404,9 @@ async def _fetch_one(
         shutil.rmtree(staging, ignore_errors=True)
         try:
             with Store(staging) as store:
-                return offer, await joiner.fetch(sources, store)
+                restore = await joiner.fetch(sources, store)
+                await asyncio.to_thread(restore.finish, trusted_root, joiner.spec.hash())
+                return offer, len(offer.ranges)
         except StateSyncFailed as exc:
             failures.append(f"height {offer.height}: {exc}")
     raise StateSyncFailed("; ".join(failures))

@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -38,8 +39,9 @@ from gridtokenx.chain import blocks
 from gridtokenx.chain.light_client import Hop
 from gridtokenx.ledger import bucket_tree
 from gridtokenx.ledger import state_proofs as proofs
+from gridtokenx.ledger.certificates import Certificate
 from gridtokenx.storage import validator_history
-from gridtokenx.storage.store import Store, StoreError
+from gridtokenx.storage.store import Store, StoreError, record_decoder
 from gridtokenx.storage.validator_history import Recorder
 
 CHUNK_BYTES: Final = 1024 * 1024
@@ -129,30 +131,56 @@ def decode_chunk(raw: bytes) -> Chunk:
     return _chunk.decode(raw)
 
 
-def canonical(stored: bytes) -> bytes:
-    """The bytes the state root commits to for a record in its stored form (`[type name,
-    canonical bytes]`); raises `ValueError` for bytes of another shape. The record's type
-    is not decoded here: a record whose bytes prove against a certified root is the one
-    the validators hold, and the node decodes every record when it opens the store."""
-    try:
-        return _stored.decode(stored)[1]
-    except msgspec.MsgspecError as exc:
-        raise ValueError(f"not a stored state record ({exc})") from None
+@dataclass(frozen=True)
+class Verified:
+    """A chunk that proved (`verify_chunk`): its records in stored form, its buckets as
+    the tree stores them with their hashes (`proofs.Proved`), and its certificates,
+    decoded, for the store's certificate index."""
+
+    index: int
+    records: list[tuple[bytes, bytes]]
+    buckets: list[tuple[int, bytes, bytes]]
+    certificates: list[tuple[bytes, Certificate]]
 
 
-def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> None:
+def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> Verified:
     """Check a received chunk against the offer it was asked under and the certified state
-    root; raises `proofs.BadChunk` (also for a record that does not decode)."""
+    root; raises `proofs.BadChunk`, also for a record that does not decode as the type it
+    names (the root commits to a record's canonical bytes, not to that name, so a peer
+    could rename one: caught here, for what does not decode, rather than when the node
+    first reads it)."""
     if chunk.height != offer.height or not 0 <= chunk.index < len(offer.ranges):
         raise proofs.BadChunk(f"chunk {chunk.index} of height {chunk.height} was not asked for")
     if (chunk.first, chunk.end) != tuple(offer.ranges[chunk.index]):
         raise proofs.BadChunk(f"chunk {chunk.index} covers another bucket range")
-    try:
-        records = [(key, canonical(value)) for key, value in chunk.records]
-    except ValueError as exc:
-        raise proofs.BadChunk(str(exc)) from None
-    proofs.verify(proofs.Range(chunk.first, chunk.end, records), offer.depth, chunk.siblings,
-                  root)  # fmt: skip
+    try:  # one C call a record (a joining node checks millions)
+        named = list(map(_stored.decode, [value for _, value in chunk.records]))
+    except msgspec.MsgspecError as exc:
+        raise proofs.BadChunk(f"not a stored state record ({exc})") from None
+    keys = [key for key, _ in chunk.records]
+    certificates = _typed(keys, named)
+    canonical = [(key, raw) for key, (_, raw) in zip(keys, named, strict=True)]
+    proved = proofs.verify(proofs.Range(chunk.first, chunk.end, canonical), offer.depth,
+                           chunk.siblings, root)  # fmt: skip
+    return Verified(chunk.index, chunk.records, proved.buckets, certificates)
+
+
+def _typed(keys: list[bytes], named: list[tuple[str, bytes]]) -> list[tuple[bytes, Certificate]]:
+    """Decode every record as the type it names, a type at a time; raises `BadChunk` for
+    an unknown type or bytes that are not one. Returns the certificates."""
+    certificates: list[tuple[bytes, Certificate]] = []
+    for name in {name for name, _ in named}:
+        decoder = record_decoder(name)
+        if decoder is None:
+            raise proofs.BadChunk(f"a state record of unknown type {name!r}")
+        at = [i for i, (n, _) in enumerate(named) if n == name]
+        try:
+            decoded = list(map(decoder.decode, [named[i][1] for i in at]))
+        except msgspec.MsgspecError as exc:
+            raise proofs.BadChunk(f"a state record is not a {name} ({exc})") from None
+        if name == Certificate.__name__:
+            certificates = [(keys[i], c) for i, c in zip(at, decoded, strict=True)]
+    return certificates
 
 
 # --- taking and serving --------------------------------------------------------------------
@@ -336,21 +364,84 @@ def _state_items(store: Store) -> Iterator[tuple[bytes, bytes]]:
 
 
 # --- restoring -----------------------------------------------------------------------------
-def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes) -> None:
-    """Complete a store whose every chunk of `offer` was verified and written
-    (`Store.put_state_records`): the height, its block and certificate, then the tree
-    rebuilt from the records (`Store.rebuild_tree`) and its root checked against the
-    certified one (block h+1's header). Raises `SnapshotError` when the state read back
-    does not have that root (the caller throws the store away)."""
-    root = offer.root
-    store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
-                            genesis_hash)  # fmt: skip
-    validator_history.start(store, offer.height, offer.block, offer.hops)
-    store.rebuild_tree()
-    meta = store.tree_meta()
-    assert meta is not None, "a tree just rebuilt is current"
-    if (found := bucket_tree.root_hash(meta[0], meta[2])) != root:
+class Restore:
+    """Writes the verified chunks of `offer` into a new store as they come (`add`), and
+    builds the tree from their bucket hashes (`finish`): the buckets as the chunks proved
+    them, the levels above fed bucket by bucket in index order (a chunk that comes early
+    waits for those before it, a few hashes each). The tree is complete once the last
+    chunk is in, and nothing is read back or hashed again: rebuilding it from the records
+    (`Store.rebuild_tree`) was most of a join's writing time."""
+
+    def __init__(self, store: Store, offer: Offer) -> None:
+        self.store = store
+        self.offer = offer
+        self.count = 0  # records written
+        self.chunks = 0  # chunks written
+        self._next = 0  # the chunk whose hashes the builder takes next
+        self._early: dict[int, list[tuple[int, bytes]]] = {}
+        self._children: list[tuple[int, int, bytes]] = []
+        self._builder = bucket_tree.TreeBuilder(offer.depth, self._emit)
+
+    def _emit(self, level: int, parent: int, blob: bytes) -> None:
+        self._children.append((level, parent, blob))
+
+    def add(self, verified: Verified) -> None:
+        """Write a chunk `verify_chunk` passed (each chunk once)."""
+        buckets = [(index, blob) for index, _, blob in verified.buckets]
+        self.store.put_restored(verified.records, self.offer.depth, buckets,
+                                verified.certificates)  # fmt: skip
+        self.count += len(verified.records)
+        self.chunks += 1
+        self._early[verified.index] = [(index, h) for index, h, _ in verified.buckets]
+        while self._next in self._early:
+            for index, hashed in self._early.pop(self._next):
+                self._builder.add_hash(index, hashed)
+            self._next += 1
+        if len(self._children) >= 4096:
+            self.store.put_tree_children(self.offer.depth, self._children)
+            self._children = []
+
+    def finish(self, genesis_root: bytes, genesis_hash: bytes) -> None:
+        """Complete the store once every chunk was added: the tree's top checked against
+        the certified root, then the height, its block and certificate, the genesis it
+        began from and the validator-set history (`finish_restore`). Raises
+        `SnapshotError` when a chunk is missing or the tree does not give the root."""
+        offer, missing = self.offer, len(self.offer.ranges) - self.chunks
+        if missing or self._next != len(offer.ranges):
+            raise SnapshotError(f"{missing} chunks of the snapshot were not restored")
+        top = self._builder.finish()
+        self.store.put_tree_children(offer.depth, self._children)
+        self._children = []
+        _check_root(bucket_tree.root_hash(offer.depth, top), offer.root)
+        if bucket_tree.depth_for(self.count) != offer.depth:  # a proved root rules it out
+            raise SnapshotError(f"{self.count} records in a tree of depth {offer.depth}")
+        _finish(self.store, offer, genesis_root, genesis_hash, indexed=True)
+        self.store.put_tree_meta(offer.depth, self.count, top)
+
+
+def _check_root(found: bytes, root: bytes) -> None:
+    if found != root:
         raise SnapshotError(
             f"the restored state's root {found.hex()[:16]}... is not the certified "
             f"{root.hex()[:16]}..."
         )
+
+
+def _finish(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes,
+            indexed: bool) -> None:  # fmt: skip
+    store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
+                            genesis_hash, certificates_indexed=indexed)  # fmt: skip
+    validator_history.start(store, offer.height, offer.block, offer.hops)
+
+
+def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes) -> None:
+    """Complete a store whose every chunk of `offer` was verified and written as records
+    alone (`Store.put_state_records`, not `Restore`): the height, its block and
+    certificate, then the tree rebuilt from the records (`Store.rebuild_tree`) and its
+    root checked against the certified one (block h+1's header). Raises `SnapshotError`
+    when the state read back does not have that root (the caller throws the store away)."""
+    _finish(store, offer, genesis_root, genesis_hash, indexed=False)
+    store.rebuild_tree()
+    meta = store.tree_meta()
+    assert meta is not None, "a tree just rebuilt is current"
+    _check_root(bucket_tree.root_hash(meta[0], meta[2]), offer.root)

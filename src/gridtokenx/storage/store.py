@@ -41,6 +41,7 @@ from gridtokenx.ledger import (
     transition,
 )
 from gridtokenx.ledger.bucket_tree import TreeWrites
+from gridtokenx.ledger.certificates import Certificate
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.state import R, State
 from gridtokenx.storage import indexes
@@ -125,6 +126,11 @@ def encode_record(record: msgspec.Struct) -> bytes:
     return codec.encode((name, codec.encode(record)))
 
 
+def record_decoder(name: str) -> msgspec.msgpack.Decoder[Any] | None:
+    """The decoder of the record type a stored record names (None: no such type)."""
+    return _DECODERS.get(name)
+
+
 def decode_record(data: bytes) -> msgspec.Struct:
     name, raw = msgspec.msgpack.decode(data)
     decoded: msgspec.Struct = _DECODERS[name].decode(raw)
@@ -176,6 +182,9 @@ class Store:
             raise _open_failure(path, exc) from None
         self._sync = WriteOptions()
         self._sync.sync = True
+        self._unlogged = WriteOptions()
+        # A property, though rocksdict's stub declares a method.
+        self._unlogged.disable_wal = True  # type: ignore[method-assign, assignment]
         try:
             if self._get("meta", CERT_INDEX_KEY) is None:
                 self.rebuild_certificate_index()
@@ -644,11 +653,49 @@ class Store:
             batch.put(key, value, cf)
         self.db.write(batch)
 
+    def put_restored(self, records: list[tuple[bytes, bytes]], depth: int,
+                     buckets: list[tuple[int, bytes]],
+                     certs: list[tuple[bytes, Certificate]]) -> None:  # fmt: skip
+        """A verified snapshot chunk (`snapshots.Restore`) into a store being state-synced:
+        its records in stored form, its tree buckets at `depth` (`bucket_tree.encode_bucket`
+        blobs) and its certificates' index entries, in one batch without the write-ahead
+        log (a join that fails throws the store away; `finish_state_sync` flushes). The
+        records go in key order, which RocksDB inserts several times faster."""
+        batch = WriteBatch(raw_mode=True)
+        state, tree, index = (self._cf(n) for n in ("state", "tree", "index"))
+        for key, value in sorted(records):
+            batch.put(key, value, state)
+        tag = b"b" + bytes([depth])
+        for bucket, blob in buckets:
+            batch.put(tag + bucket.to_bytes(4), blob, tree)
+        for _, certificate in certs:
+            for entry in sorted(indexes.entries(certificate)):
+                batch.put(entry, b"", index)
+        self.db.write(batch, self._unlogged)
+
+    def put_tree_children(self, depth: int, blobs: list[tuple[int, int, bytes]]) -> None:
+        """Children blobs (level, parent, blob) of a tree a state sync builds, unlogged."""
+        batch, cf = WriteBatch(raw_mode=True), self._cf("tree")
+        for level, parent, blob in blobs:
+            batch.put(b"c" + bytes([depth, level]) + parent.to_bytes(4), blob, cf)
+        self.db.write(batch, self._unlogged)
+
+    def put_tree_meta(self, depth: int, count: int, top: bytes) -> None:
+        """Mark the tree a state sync wrote current at this height, once every write of
+        the sync is flushed to disk (they went without the write-ahead log)."""
+        for name in ("state", "tree", "index"):
+            self.db.get_column_family(name).flush()
+        meta = bytes([depth]) + count.to_bytes(8) + top + _height_key(self.height())
+        self.db.get_column_family("tree").put(b"m", meta, self._sync)
+
     def finish_state_sync(
-        self, height: int, block: bytes, commit: bytes, genesis_root: bytes, genesis_hash: bytes
-    ) -> None:
+        self, height: int, block: bytes, commit: bytes, genesis_root: bytes, genesis_hash: bytes,
+        certificates_indexed: bool = False,
+    ) -> None:  # fmt: skip
         """Make a store whose state records a snapshot wrote a chain at `height`: its block
-        and certificate, the genesis it began from, and nothing below it (`pruned_below`)."""
+        and certificate, the genesis it began from, and nothing below it (`pruned_below`).
+        The certificate index is rebuilt from the records unless `certificates_indexed`
+        (`put_restored` wrote it chunk by chunk)."""
         if self.height() != 0:
             raise StoreError("only a new store is state-synced")
         batch = WriteBatch(raw_mode=True)
@@ -660,8 +707,11 @@ class Store:
         batch.put(b"genesis_hash", genesis_hash, meta)
         batch.put(PRUNED_KEY, _height_key(height), meta)
         batch.put(HEIGHT_KEY, _height_key(height), meta)
+        if certificates_indexed:
+            batch.put(CERT_INDEX_KEY, b"1", meta)
         self.db.write(batch, self._sync)
-        self.rebuild_certificate_index()
+        if not certificates_indexed:
+            self.rebuild_certificate_index()
 
     def get_meta(self, name: bytes) -> bytes | None:
         """A value other modules keep beside the chain (`storage.validator_history`)."""
