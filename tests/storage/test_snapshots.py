@@ -252,7 +252,7 @@ def test_a_restore_writes_the_tree_and_index_a_rebuild_from_the_records_would(
     assert sum(len(v.certificates) for v in verified) == 300
 
     genesis_root = genesis.build_state(spec).root()
-    with Store(tmp_path / "restored") as new:
+    with Store(tmp_path / "restored", bulk=True) as new:
         restore = snapshots.Restore(new, offer)
         for v in [*verified[1::2], *verified[::2]]:  # every early chunk waits its turn
             restore.add(v)
@@ -292,7 +292,7 @@ def test_a_restore_missing_a_chunk_or_a_record_renamed_to_another_type_is_refuse
         (key, msgspec.msgpack.encode(("Nothing", raw))), *chunks[0].records[1:]])  # fmt: skip
     with pytest.raises(proofs.BadChunk, match="unknown type"):
         snapshots.verify_chunk(unknown, offer, offer.root)
-    with Store(tmp_path / "new") as new:
+    with Store(tmp_path / "new", bulk=True) as new:
         restore = snapshots.Restore(new, offer)
         for chunk in chunks[1:]:
             restore.add(snapshots.verify_chunk(chunk, offer, offer.root))

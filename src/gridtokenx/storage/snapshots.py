@@ -25,6 +25,8 @@ each the exact frame payload that is sent, so serving is a file read.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import shutil
 import time
@@ -121,6 +123,7 @@ _offer: Final = msgspec.msgpack.Decoder(Offer)
 _chunk: Final = msgspec.msgpack.Decoder(Chunk)
 _pending: Final = msgspec.msgpack.Decoder(_Pending)
 _stored: Final = msgspec.msgpack.Decoder(tuple[str, bytes])
+_certificate: Final = msgspec.msgpack.Decoder(Certificate)
 
 
 def decode_offer(raw: bytes) -> Offer:
@@ -158,28 +161,46 @@ def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> Verified:
     except msgspec.MsgspecError as exc:
         raise proofs.BadChunk(f"not a stored state record ({exc})") from None
     keys = [key for key, _ in chunk.records]
-    certificates = _typed(keys, named)
-    canonical = [(key, raw) for key, (_, raw) in zip(keys, named, strict=True)]
+    canonical = list(zip(keys, map(_canonical_of, named), strict=True))
     proved = proofs.verify(proofs.Range(chunk.first, chunk.end, canonical), offer.depth,
                            chunk.siblings, root)  # fmt: skip
-    return Verified(chunk.index, chunk.records, proved.buckets, certificates)
+    return Verified(chunk.index, chunk.records, proved.buckets, _typed(keys, named))
+
+
+_canonical_of: Final = operator.itemgetter(1)
+
+
+def verify_encoded(raw: bytes, offer: Offer) -> Verified:
+    """`verify_chunk` of an encoded chunk against the offer's root, for a worker process:
+    the answer leaves out the records (the caller decoded them already; sending them
+    back would cost more than decoding)."""
+    try:
+        chunk = decode_chunk(raw)
+    except msgspec.DecodeError as exc:
+        raise proofs.BadChunk(f"not a chunk ({exc})") from None
+    verified = verify_chunk(chunk, offer, offer.root)
+    return Verified(verified.index, [], verified.buckets, verified.certificates)
 
 
 def _typed(keys: list[bytes], named: list[tuple[str, bytes]]) -> list[tuple[bytes, Certificate]]:
-    """Decode every record as the type it names, a type at a time; raises `BadChunk` for
-    an unknown type or bytes that are not one. Returns the certificates."""
+    """Decode every record as the type it names; raises `BadChunk` for an unknown type or
+    bytes that are not one. Returns the certificates. Called once the chunk proved, so
+    every record's bytes are the validators' (one whole record each): the records of a
+    type are decoded as one array, one C call for the lot."""
     certificates: list[tuple[bytes, Certificate]] = []
-    for name in {name for name, _ in named}:
-        decoder = record_decoder(name)
+    for name, group in itertools.groupby(sorted(named), key=operator.itemgetter(0)):
+        decoder = record_decoder(name, many=True)
         if decoder is None:
             raise proofs.BadChunk(f"a state record of unknown type {name!r}")
-        at = [i for i, (n, _) in enumerate(named) if n == name]
+        raws = list(map(_canonical_of, group))
+        array = b"\xdd" + len(raws).to_bytes(4) + b"".join(raws)  # a msgpack array32
         try:
-            decoded = list(map(decoder.decode, [named[i][1] for i in at]))
+            decoder.decode(array)
         except msgspec.MsgspecError as exc:
             raise proofs.BadChunk(f"a state record is not a {name} ({exc})") from None
         if name == Certificate.__name__:
-            certificates = [(keys[i], c) for i, c in zip(at, decoded, strict=True)]
+            pairs = zip(keys, named, strict=True)
+            certificates = [(k, _certificate.decode(raw)) for k, (n, raw) in pairs if n == name]
     return certificates
 
 
@@ -412,6 +433,7 @@ class Restore:
         top = self._builder.finish()
         self.store.put_tree_children(offer.depth, self._children)
         self._children = []
+        self.store.flush_restored()
         _check_root(bucket_tree.root_hash(offer.depth, top), offer.root)
         if bucket_tree.depth_for(self.count) != offer.depth:  # a proved root rules it out
             raise SnapshotError(f"{self.count} records in a tree of depth {offer.depth}")

@@ -68,6 +68,7 @@ _BY_NAME: Final = {t.__name__: t for t in RECORD_TYPES}
 if len(_BY_NAME) != len(RECORD_TYPES):
     raise TypeError("record type names in RECORD_TYPES must be unique")
 _DECODERS: Final = {name: msgspec.msgpack.Decoder(t) for name, t in _BY_NAME.items()}
+_ARRAY_DECODERS: Final = {name: msgspec.msgpack.Decoder(list[t]) for name, t in _BY_NAME.items()}  # type: ignore[valid-type]
 
 
 class StoreError(RuntimeError):
@@ -126,9 +127,10 @@ def encode_record(record: msgspec.Struct) -> bytes:
     return codec.encode((name, codec.encode(record)))
 
 
-def record_decoder(name: str) -> msgspec.msgpack.Decoder[Any] | None:
-    """The decoder of the record type a stored record names (None: no such type)."""
-    return _DECODERS.get(name)
+def record_decoder(name: str, many: bool = False) -> msgspec.msgpack.Decoder[Any] | None:
+    """The decoder of the record type a stored record names (None: no such type); with
+    `many`, of an array of them (state sync checks a chunk's records a type at a time)."""
+    return (_ARRAY_DECODERS if many else _DECODERS).get(name)
 
 
 def decode_record(data: bytes) -> msgspec.Struct:
@@ -159,11 +161,12 @@ def _block_hash(body: bytes, height: int) -> bytes:
 
 
 class Store:
-    def __init__(self, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB) -> None:
+    def __init__(self, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB,
+                 bulk: bool = False) -> None:  # fmt: skip
         """Open (or create) the store at `path`, with a block cache of `cache_mb`
-        (`storage.options`). One that cannot open raises `StoreUnavailable`: `StoreLocked`
-        when another process holds it, `StoreCorrupt` when its files are damaged; nothing
-        is left open either way."""
+        (`storage.options`; `bulk`: a store a state sync writes, `put_restored`). One that
+        cannot open raises `StoreUnavailable`: `StoreLocked` when another process holds
+        it, `StoreCorrupt` when its files are damaged; nothing is left open either way."""
         self.path = path
         self._families: dict[str, Rdict] = {}
         _check_not_headless(path)
@@ -173,8 +176,8 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a read-only or full disk
             raise StoreUnavailable(f"cannot create {path} ({exc.strerror or exc})") from None
-        options, cache = store_options.database(cache_mb)
-        families = {name: store_options.family(name, cache) for name in COLUMN_FAMILIES}
+        options, cache = store_options.database(cache_mb, bulk)
+        families = {name: store_options.family(name, cache, bulk) for name in COLUMN_FAMILIES}
         self._cache = cache  # shared by every family's table
         try:
             self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
@@ -659,11 +662,11 @@ class Store:
         """A verified snapshot chunk (`snapshots.Restore`) into a store being state-synced:
         its records in stored form, its tree buckets at `depth` (`bucket_tree.encode_bucket`
         blobs) and its certificates' index entries, in one batch without the write-ahead
-        log (a join that fails throws the store away; `finish_state_sync` flushes). The
-        records go in key order, which RocksDB inserts several times faster."""
+        log (a join that fails throws the store away; `flush_restored` makes them
+        durable). Open such a store `bulk`."""
         batch = WriteBatch(raw_mode=True)
         state, tree, index = (self._cf(n) for n in ("state", "tree", "index"))
-        for key, value in sorted(records):
+        for key, value in records:
             batch.put(key, value, state)
         tag = b"b" + bytes([depth])
         for bucket, blob in buckets:
@@ -680,11 +683,14 @@ class Store:
             batch.put(b"c" + bytes([depth, level]) + parent.to_bytes(4), blob, cf)
         self.db.write(batch, self._unlogged)
 
-    def put_tree_meta(self, depth: int, count: int, top: bytes) -> None:
-        """Mark the tree a state sync wrote current at this height, once every write of
-        the sync is flushed to disk (they went without the write-ahead log)."""
-        for name in ("state", "tree", "index"):
+    def flush_restored(self) -> None:
+        """Put what `put_restored` wrote (without the write-ahead log) on disk."""
+        for name in store_options.BULK:
             self.db.get_column_family(name).flush()
+
+    def put_tree_meta(self, depth: int, count: int, top: bytes) -> None:
+        """Mark the tree a state sync wrote (`flush_restored` first) current at this
+        height."""
         meta = bytes([depth]) + count.to_bytes(8) + top + _height_key(self.height())
         self.db.get_column_family("tree").put(b"m", meta, self._sync)
 
