@@ -454,14 +454,15 @@ class _Checked:
 
 async def join(data: Path, spec: genesis.Genesis, key: crypto.PrivateKey,
                peers: list[tuple[str, int, str]], settings: PeerSettings | None = None,
-               timeout_s: float = 30.0,
-               clock: Callable[[], float] | None = None) -> Joined | None:  # fmt: skip
+               timeout_s: float = 30.0, clock: Callable[[], float] | None = None,
+               checkers: int = CHECKERS) -> Joined | None:  # fmt: skip
     """State-sync the store at `data` (which must hold no chain) from `peers`; returns what
     was done, or None when no peer offered a certified snapshot within `timeout_s` (the
-    node then starts from genesis). Raises `StateSyncFailed` when fetching failed."""
+    node then starts from genesis). Raises `StateSyncFailed` when fetching failed.
+    `checkers`: processes that check chunks (0: on the loop, `Joiner`)."""
     loop = asyncio.get_running_loop()
     started = (clock or loop.time)()
-    joiner = Joiner(spec, key, settings)
+    joiner = Joiner(spec, key, settings, checkers)
     staging = data.with_name(data.name + ".statesync")
     shutil.rmtree(staging, ignore_errors=True)
     try:
