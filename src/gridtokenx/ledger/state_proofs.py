@@ -32,6 +32,9 @@ Siblings = tuple[tuple[int, int, bytes], ...]
 _pairs: Final = msgspec.msgpack.Encoder()  # a bucket's blob, as `tree.encode_bucket` makes it
 
 
+_UNORDERED: Final = "the chunk's keys are not unique and in bucket and key order"
+
+
 class BadChunk(ValueError):
     """A chunk that does not prove against the root it was checked against."""
 
@@ -89,10 +92,9 @@ def verify(chunk: Range, depth: int, siblings: Siblings, root: bytes) -> Proved:
     keys = [key for key, _ in chunk.records]
     shift = 32 - tree.FANOUT_BITS * depth
     indexes = [position >> shift for position in tree.key_positions(keys)]
-    placed = list(zip(indexes, keys, strict=True))
-    if placed != sorted(placed) or len(set(keys)) != len(keys):
-        raise BadChunk("the chunk's keys are not unique and in bucket and key order")
-    if placed and not chunk.first <= indexes[0] <= indexes[-1] < chunk.end:
+    if indexes != sorted(indexes) or len(set(keys)) != len(keys):
+        raise BadChunk(_UNORDERED)
+    if indexes and not chunk.first <= indexes[0] <= indexes[-1] < chunk.end:
         stray = indexes[0] if indexes[0] < chunk.first else indexes[-1]
         raise BadChunk(f"a key of bucket {stray} in a chunk of [{chunk.first}, {chunk.end})")
     leaves = tree.leaf_hashes(chunk.records)
@@ -101,8 +103,11 @@ def verify(chunk: Range, depth: int, siblings: Siblings, root: bytes) -> Proved:
     while at < len(keys):  # bucket by bucket: a run of equal indexes
         index = indexes[at]
         end = bisect.bisect_right(indexes, index, at)
-        pairs = list(zip(keys[at:end], leaves[at:end], strict=True))
-        proved.append((index, tree.bucket_hash_of(leaves[at:end]), _pairs.encode(pairs)))
+        bucket_keys, bucket_leaves = keys[at:end], leaves[at:end]
+        if bucket_keys != sorted(bucket_keys):
+            raise BadChunk(_UNORDERED)
+        pairs = list(zip(bucket_keys, bucket_leaves, strict=True))
+        proved.append((index, tree.bucket_hash_of(bucket_leaves), _pairs.encode(pairs)))
         at = end
     proof = tree.RangeProof(depth, chunk.first, chunk.end - 1,
                             {(level, index): h for level, index, h in siblings})  # fmt: skip

@@ -188,7 +188,8 @@ def _typed(keys: list[bytes], named: list[tuple[str, bytes]]) -> list[tuple[byte
     every record's bytes are the validators' (one whole record each): the records of a
     type are decoded as one array, one C call for the lot."""
     certificates: list[tuple[bytes, Certificate]] = []
-    for name, group in itertools.groupby(sorted(named), key=operator.itemgetter(0)):
+    name_of = operator.itemgetter(0)  # sorting by the name alone: no bytes compared
+    for name, group in itertools.groupby(sorted(named, key=name_of), key=name_of):
         decoder = record_decoder(name, many=True)
         if decoder is None:
             raise proofs.BadChunk(f"a state record of unknown type {name!r}")
