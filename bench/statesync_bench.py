@@ -214,6 +214,7 @@ def _serve_forever(directory: Path, pipe: Connection) -> None:
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
         for gossip, _ in servers:
             await gossip.close()
+        pipe.send(time.process_time())  # what serving the join cost both peers
 
     asyncio.run(run())
 
@@ -224,10 +225,10 @@ def _children_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def _join(snapshot_dir: Path, target: Path) -> tuple[state_sync.Joined, float]:
-    """Join from two peers serving `snapshot_dir`; returns what was done and the joiner's
-    CPU seconds (every thread of its process, RocksDB's flushes and compactions too, and
-    its chunk-checking processes; not the serving peers')."""
+def _join(snapshot_dir: Path, target: Path) -> tuple[state_sync.Joined, float, float]:
+    """Join from two peers serving `snapshot_dir`; returns what was done, the joiner's CPU
+    seconds (every thread of its process, RocksDB's flushes and compactions too, and its
+    chunk-checking processes) and the serving process's (both peers, from its start)."""
     here, there = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(
         target=_serve_forever, args=(snapshot_dir, there), daemon=True
@@ -240,12 +241,13 @@ def _join(snapshot_dir: Path, target: Path) -> tuple[state_sync.Joined, float]:
         joined = asyncio.run(state_sync.join(target, SPEC, key, peers, timeout_s=60))
         cpu = time.process_time() + _children_cpu() - cpu  # its checking processes too
         assert joined is not None
-        return joined, cpu
     finally:
         here.send("stop")
+        serving = here.recv() if here.poll(30) else float("nan")
         server.join(30)
         if server.is_alive():
             server.kill()
+    return joined, cpu, serving
 
 
 def served_state(meters: int, work: Path) -> dict[str, Any]:
@@ -288,7 +290,7 @@ def state_sync_run(meters: int, work: Path, check_root: bool = False,
     if check_root:  # the whole state through the handlers: the same root
         assert meters_state(meters).root() == root
     load = os.getloadavg()[0]
-    joined, cpu = _join(source / "snapshots", work / "joined")
+    joined, cpu, serving = _join(source / "snapshots", work / "joined")
     started = time.perf_counter()
     app = open_application(SPEC, work / "joined")
     try:
@@ -299,6 +301,7 @@ def state_sync_run(meters: int, work: Path, check_root: bool = False,
     shutil.rmtree(work / "joined", ignore_errors=True)
     return {**{k: v for k, v in built.items() if k != "root"},
             "join_s": round(joined.seconds, 2), "join_cpu_s": round(cpu, 2),
+            "serving_cpu_s": round(serving, 2),
             "open_after_join_s": round(opened, 2),
             "join_and_open_s": round(joined.seconds + opened, 2),
             "load_average_1m_before": round(load, 2),
