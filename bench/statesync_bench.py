@@ -375,8 +375,8 @@ def block_sync_run(chain: Path, top: int, tps: int, work: Path) -> dict[str, Any
 # --- many joiners at once, in the network simulator -----------------------------------------
 def join_costs(meters: int, work: Path) -> dict[str, Any]:
     """A real snapshot of `meters` meters: its chunks' sizes as sent, and what verifying
-    them and finishing a restore cost here per byte (`state_sync.Joiner._take`,
-    `snapshots.finish_restore`)."""
+    them and writing them cost here per byte, one process (`snapshots.verify_chunk`,
+    `snapshots.Restore`)."""
     root, _ = store_meters(meters, work / "served")
     served = snapshots.Snapshots(work / "snapshots")
     with Store(work / "served") as store:
@@ -389,14 +389,14 @@ def join_costs(meters: int, work: Path) -> dict[str, Any]:
     chunks = [snapshots.decode_chunk(r) for r in raws if r is not None]
     total = sum(len(r) for r in raws if r is not None)
     started = time.perf_counter()
-    for chunk in chunks:
-        snapshots.verify_chunk(chunk, offer, offer.root)
+    verified = [snapshots.verify_chunk(chunk, offer, offer.root) for chunk in chunks]
     verify_s = time.perf_counter() - started
     started = time.perf_counter()
-    with Store(work / "restored") as store:
-        for chunk in chunks:
-            store.put_state_records(chunk.records)
-        snapshots.finish_restore(store, offer, b"", SPEC.hash())
+    with Store(work / "restored", bulk=True) as store:
+        restore = snapshots.Restore(store, offer)
+        for chunk in verified:
+            restore.add(chunk)
+        restore.finish(b"", SPEC.hash())
     finish_s = time.perf_counter() - started
     return {"sample_meters": meters, "chunk_sizes": [len(r) for r in raws if r is not None],
             "bytes": total, "verify_s": round(verify_s, 2), "finish_s": round(finish_s, 2),
