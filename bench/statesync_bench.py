@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import multiprocessing
 import os
+import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
 
@@ -197,25 +202,67 @@ async def _serve(served: snapshots.Snapshots, label: str) -> tuple[Gossip, int]:
     return gossip, await gossip.listen()
 
 
-async def _join(served: snapshots.Snapshots, target: Path) -> state_sync.Joined:
-    servers = [await _serve(served, f"server-{i}") for i in range(2)]
-    try:
-        peers = [("127.0.0.1", port, g.key.address.hex()) for g, port in servers]
-        key = crypto.PrivateKey.from_dev_label("statesync-bench/joiner")
-        joined = await state_sync.join(target, SPEC, key, peers, timeout_s=60)
-        assert joined is not None
-        return joined
-    finally:
+def _serve_forever(directory: Path, pipe: Connection) -> None:
+    """Two serving peers in a process of their own (peers are other machines: the join's
+    time and CPU seconds are then the joiner's alone); sends their addresses, and stops
+    when the pipe says so."""
+
+    async def run() -> None:
+        served = snapshots.Snapshots(directory)
+        servers = [await _serve(served, f"server-{i}") for i in range(2)]
+        pipe.send([("127.0.0.1", port, g.key.address.hex()) for g, port in servers])
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
         for gossip, _ in servers:
             await gossip.close()
+        pipe.send(time.process_time())  # what serving the join cost both peers
+
+    asyncio.run(run())
 
 
-def state_sync_run(meters: int, work: Path, check_root: bool = False) -> dict[str, Any]:
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (the joiner's checkers)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _join(snapshot_dir: Path, target: Path) -> tuple[state_sync.Joined, float, float]:
+    """Join from two peers serving `snapshot_dir`; returns what was done, the joiner's CPU
+    seconds (every thread of its process, RocksDB's flushes and compactions too, and its
+    chunk-checking processes) and the serving process's (both peers, from its start)."""
+    here, there = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(
+        target=_serve_forever, args=(snapshot_dir, there), daemon=True
+    )
+    server.start()
+    try:
+        peers = here.recv()
+        key = crypto.PrivateKey.from_dev_label("statesync-bench/joiner")
+        cpu = time.process_time() + _children_cpu()
+        joined = asyncio.run(state_sync.join(target, SPEC, key, peers, timeout_s=60))
+        cpu = time.process_time() + _children_cpu() - cpu  # its checking processes too
+        assert joined is not None
+    finally:
+        here.send("stop")
+        serving = here.recv() if here.poll(30) else float("nan")
+        server.join(30)
+        if server.is_alive():
+            server.kill()
+    return joined, cpu, serving
+
+
+def served_state(meters: int, work: Path) -> dict[str, Any]:
+    """A store of `meters` meters at height 2 and its snapshot at height 1 in `work`
+    (`served`, `snapshots`), built unless `work` holds them already (`--state`: a build
+    of a million meters takes minutes; before/after comparisons reuse one)."""
+    done = work / "served.json"
+    if done.exists():
+        built: dict[str, Any] = json.loads(done.read_text())
+        if built["meters"] == meters:
+            return built
+        raise SystemExit(f"{work} holds {built['meters']} meters, not {meters}")
     started = time.perf_counter()
     root, records = store_meters(meters, work / "served")
-    built = time.perf_counter() - started
-    if check_root:  # the whole state through the handlers: the same root
-        assert meters_state(meters).root() == root
+    built_s = time.perf_counter() - started
     served = snapshots.Snapshots(work / "snapshots")
     started = time.perf_counter()
     with Store(work / "served") as store:
@@ -227,7 +274,23 @@ def state_sync_run(meters: int, work: Path, check_root: bool = False) -> dict[st
     offer = snapshots.decode_offer(served.offers()[0])
     size = sum((work / "snapshots" / f"{1:012d}" / f"chunk-{i}").stat().st_size
                for i in range(len(offer.ranges)))  # fmt: skip
-    joined = asyncio.run(_join(served, work / "joined"))
+    built = {"meters": meters, "records": records, "root": root.hex(),
+             "build_state_s": round(built_s, 1), "snapshot_s": round(snapshot_s, 2),
+             "chunks": len(offer.ranges), "snapshot_mb": round(size / 2**20, 1)}  # fmt: skip
+    done.write_text(json.dumps(built))
+    return built
+
+
+def state_sync_run(meters: int, work: Path, check_root: bool = False,
+                   state: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """One join of a state of `meters` meters (built in `work`, or reused from `state`)."""
+    source = work if state is None else state
+    built = served_state(meters, source)
+    root = bytes.fromhex(built["root"])
+    if check_root:  # the whole state through the handlers: the same root
+        assert meters_state(meters).root() == root
+    load = os.getloadavg()[0]
+    joined, cpu, serving = _join(source / "snapshots", work / "joined")
     started = time.perf_counter()
     app = open_application(SPEC, work / "joined")
     try:
@@ -235,11 +298,13 @@ def state_sync_run(meters: int, work: Path, check_root: bool = False) -> dict[st
     finally:
         app.close()
     opened = time.perf_counter() - started
-    return {"meters": meters, "records": records, "build_state_s": round(built, 1),
-            "snapshot_s": round(snapshot_s, 2), "chunks": len(offer.ranges),
-            "snapshot_mb": round(size / 2**20, 1), "join_s": round(joined.seconds, 2),
+    shutil.rmtree(work / "joined", ignore_errors=True)
+    return {**{k: v for k, v in built.items() if k != "root"},
+            "join_s": round(joined.seconds, 2), "join_cpu_s": round(cpu, 2),
+            "serving_cpu_s": round(serving, 2),
             "open_after_join_s": round(opened, 2),
             "join_and_open_s": round(joined.seconds + opened, 2),
+            "load_average_1m_before": round(load, 2),
             "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
@@ -310,8 +375,8 @@ def block_sync_run(chain: Path, top: int, tps: int, work: Path) -> dict[str, Any
 # --- many joiners at once, in the network simulator -----------------------------------------
 def join_costs(meters: int, work: Path) -> dict[str, Any]:
     """A real snapshot of `meters` meters: its chunks' sizes as sent, and what verifying
-    them and finishing a restore cost here per byte (`state_sync.Joiner._take`,
-    `snapshots.finish_restore`)."""
+    them and writing them cost here per byte, one process (`snapshots.verify_chunk`,
+    `snapshots.Restore`)."""
     root, _ = store_meters(meters, work / "served")
     served = snapshots.Snapshots(work / "snapshots")
     with Store(work / "served") as store:
@@ -324,14 +389,14 @@ def join_costs(meters: int, work: Path) -> dict[str, Any]:
     chunks = [snapshots.decode_chunk(r) for r in raws if r is not None]
     total = sum(len(r) for r in raws if r is not None)
     started = time.perf_counter()
-    for chunk in chunks:
-        snapshots.verify_chunk(chunk, offer, offer.root)
+    verified = [snapshots.verify_chunk(chunk, offer, offer.root) for chunk in chunks]
     verify_s = time.perf_counter() - started
     started = time.perf_counter()
-    with Store(work / "restored") as store:
-        for chunk in chunks:
-            store.put_state_records(chunk.records)
-        snapshots.finish_restore(store, offer, b"", SPEC.hash())
+    with Store(work / "restored", bulk=True) as store:
+        restore = snapshots.Restore(store, offer)
+        for chunk in verified:
+            restore.add(chunk)
+        restore.finish(b"", SPEC.hash())
     finish_s = time.perf_counter() - started
     return {"sample_meters": meters, "chunk_sizes": [len(r) for r in raws if r is not None],
             "bytes": total, "verify_s": round(verify_s, 2), "finish_s": round(finish_s, 2),
@@ -408,6 +473,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="with --joiners: the real snapshot the chunk sizes come from",
     )
     parser.add_argument("--nodes", type=int, default=10_000, help="with --joiners")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        help="build the served state and its snapshot here once, and reuse them",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
@@ -425,7 +495,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         joins = []
         for i in range(args.repeat):
             run_dir = work / f"join-{i}"
-            joins.append(state_sync_run(args.meters, run_dir, args.check_root))
+            joins.append(state_sync_run(args.meters, run_dir, args.check_root, args.state))
             shutil.rmtree(run_dir, ignore_errors=True)
         started = time.perf_counter()
         syncs: list[dict[str, Any]] = []
@@ -439,6 +509,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_1m_at_start": round(load_before[0], 2),
         "state_sync": joins,
         "join_and_open_s_best": min(j["join_and_open_s"] for j in joins),
+        "join_s_min": min(j["join_s"] for j in joins),
+        "join_s_median": statistics.median(j["join_s"] for j in joins),
+        "join_cpu_s_min": min(j["join_cpu_s"] for j in joins),
         "chain_build_s": round(chain_s, 1),
         "block_sync": syncs,
         "block_sync_x_real_time_best": max((s["fast_x_real_time"] for s in syncs), default=None),

@@ -41,10 +41,10 @@ class Prover:
     def prove(self, first: int, end: int) -> proofs.Siblings:
         return proofs.siblings_of(self.tree.prove_range(first, end - 1))
 
-    def verify(self, chunk: proofs.Range, proved: proofs.Range | None = None) -> None:
+    def verify(self, chunk: proofs.Range, proved: proofs.Range | None = None) -> proofs.Proved:
         """Check `chunk` against this root with the proof for `proved`'s range (its own)."""
         proved = chunk if proved is None else proved
-        proofs.verify(chunk, self.depth, self.prove(proved.first, proved.end), self.root)
+        return proofs.verify(chunk, self.depth, self.prove(proved.first, proved.end), self.root)
 
 
 def chunks_of(state: State, limit: int) -> tuple[Prover, list[proofs.Range]]:
@@ -171,3 +171,27 @@ def test_ranges_must_partition_the_tree() -> None:
     assert not proofs.partitions([(0, 5)], 2)
     assert not proofs.partitions([], 2)
     assert not proofs.partitions([(0, 16**9)], 9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=80)), max_size=30))
+def test_the_batch_hashes_are_the_tree_hashes(pairs: list[tuple[bytes, bytes]]) -> None:
+    """What a chunk check computes in comprehensions is exactly the tree's own formula."""
+    keys = [k for k, _ in pairs]
+    assert bucket_tree.key_positions(keys) == [bucket_tree.key_position(k) for k in keys]
+    assert bucket_tree.leaf_hashes(pairs) == [bucket_tree.leaf_hash(k, v) for k, v in pairs]
+    leaves = dict(zip(keys, bucket_tree.leaf_hashes(pairs), strict=True))
+    in_order = [leaves[k] for k in sorted(leaves)]
+    assert bucket_tree.bucket_hash_of(in_order) == bucket_tree.bucket_hash(leaves)
+
+
+def test_a_proved_chunk_gives_the_buckets_the_tree_holds(served: Served) -> None:
+    """Each bucket a chunk proves comes back with the hash and stored blob the serving
+    tree has for it, so a restore can write them as they are."""
+    _, levels, chunks = served
+    buckets = [bucket for chunk in chunks for bucket in levels.verify(chunk).buckets]
+    assert len(buckets) == sum(1 for i in range(levels.tree.bucket_count)
+                               if levels.tree.bucket_leaves(i))  # fmt: skip
+    for index, hashed, blob in buckets:
+        assert hashed == levels.tree.node(0, index)
+        assert blob == bucket_tree.encode_bucket(levels.tree.bucket_leaves(index))

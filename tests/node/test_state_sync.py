@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from gridtokenx.chain import blocks
 from gridtokenx.consensus.core import Timeouts
@@ -72,7 +73,13 @@ class Rogue:
         return Outcome.IGNORE
 
 
-def test_a_new_node_joins_by_state_sync_past_a_corrupt_peer_and_follows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("checkers", [0, pytest.param(2, marks=pytest.mark.process)])
+def test_a_new_node_joins_by_state_sync_past_a_corrupt_peer_and_follows(
+    tmp_path: Path, checkers: int
+) -> None:
+    """Chunks checked on the joiner's loop (0) or in worker processes: the rogue's chunks
+    are refused, it is banned once, and the others fetch what it was asked."""
+
     async def scenario() -> None:
         validator, taker = _serving(tmp_path)
         assert validator.snapshots is not None

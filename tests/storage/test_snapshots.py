@@ -12,10 +12,11 @@ import pytest
 
 from gridtokenx.chain import blocks
 from gridtokenx.chain.light_client import Hop
-from gridtokenx.ledger import genesis
+from gridtokenx.ledger import certificates, genesis
 from gridtokenx.ledger import state_proofs as proofs
 from gridtokenx.storage import snapshots
-from gridtokenx.storage.store import Store, open_application
+from gridtokenx.storage.store import Store, certificate_index_prefix, open_application
+from gridtokenx.wire import tx
 
 CHAIN_ID = "gridtokenx-snapshots"
 T0 = 1_767_225_600
@@ -199,3 +200,101 @@ def test_a_cut_state_whose_root_the_next_header_does_not_carry_is_never_offered(
         served.complete(db)
     assert served.offers() == [] and served.pending() == []
     assert not pending.parent.exists()
+
+
+def _family(path: Path, name: str) -> dict[bytes, bytes]:
+    with Store(path) as db:
+        cf = db.db.get_column_family(name)
+        try:
+            return {k: v for k, v in cf.items() if isinstance(k, bytes) and isinstance(v, bytes)}
+        finally:
+            del cf
+
+
+def _served_with_certificates(
+    path: Path, served: snapshots.Snapshots, count: int
+) -> tuple[genesis.Genesis, bytes]:
+    """A store whose state holds `count` certificates besides the genesis records, with
+    a snapshot of height 1 offered; returns the genesis and the snapshot's root."""
+    spec = genesis.devnet(CHAIN_ID, T0, genesis.dev_keys())
+    state = genesis.build_state(spec)
+    view = state.overlay()
+    for i in range(1, count + 1):
+        owner = i.to_bytes(20)
+        view.put(certificates.certificate_key(i), certificates.Certificate(
+            i, owner, owner, owner, tx.MeterKind.SOLAR, "BKK", T0, T0, 1000 + i, 500, 500 + i,
+            1, 20260101, 20260102 if i % 3 == 0 else 0))  # fmt: skip
+    view.commit()
+    with Store(path) as db:
+        db.save_genesis_state(state, spec.hash())
+        header = blocks.Header(CHAIN_ID, 1, T0 + 1, bytes(32), bytes(20), bytes(32),
+                               state.root(), bytes(32), bytes(32))  # fmt: skip
+        raw = blocks.Block(header, ()).encode()
+        db.commit_height(1, raw, b"", [], {})
+        assert served.take(db) == 1
+        following = msgspec.structs.replace(header, height=2, prev_hash=blocks.decode(raw).hash)
+        db.commit_height(2, blocks.Block(following, ()).encode(), b"", [], {})
+        assert served.complete(db) == [1]
+    return spec, state.root()
+
+
+def test_a_restore_writes_the_tree_and_index_a_rebuild_from_the_records_would(
+    tmp_path: Path,
+) -> None:
+    """Chunks added out of order build the same tree, bucket for bucket and node for node,
+    as rebuilding it from the records, and the same certificate index as the source's."""
+    served = snapshots.Snapshots(tmp_path / "snapshots", chunk_bytes=2048)
+    spec, root = _served_with_certificates(tmp_path / "data", served, 300)
+    offer = snapshots.decode_offer(served.offers()[0])
+    assert offer.root == root and len(offer.ranges) >= 4
+    chunks = [snapshots.decode_chunk(c) for c in _chunks(served, 1, offer)]
+    verified = [snapshots.verify_chunk(chunk, offer, root) for chunk in chunks]
+    assert sum(len(v.certificates) for v in verified) == 300
+
+    genesis_root = genesis.build_state(spec).root()
+    with Store(tmp_path / "restored", bulk=True) as new:
+        restore = snapshots.Restore(new, offer)
+        for v in [*verified[1::2], *verified[::2]]:  # every early chunk waits its turn
+            restore.add(v)
+        restore.finish(genesis_root, spec.hash())
+    with Store(tmp_path / "rebuilt") as new:
+        for chunk in chunks:
+            new.put_state_records(chunk.records)
+        snapshots.finish_restore(new, offer, genesis_root, spec.hash())
+    for family in ("state", "tree", "index", "meta", "blocks"):
+        assert _family(tmp_path / "restored", family) == _family(tmp_path / "rebuilt", family)
+    assert _family(tmp_path / "restored", "index") == _family(tmp_path / "data", "index")
+    with Store(tmp_path / "restored") as db:
+        assert len(db.certificate_ids(certificate_index_prefix("all", "r"))) == 100
+    synced = open_application(spec, tmp_path / "restored")
+    try:
+        assert synced.height == 1 and synced.state.root() == root
+    finally:
+        synced.close()
+
+
+def test_a_restore_missing_a_chunk_or_a_record_renamed_to_another_type_is_refused(
+    tmp_path: Path,
+) -> None:
+    spec = _chain(tmp_path / "data", 1)
+    served = snapshots.Snapshots(tmp_path / "snapshots", chunk_bytes=1024)
+    _snapshot(spec, tmp_path / "data", served)
+    offer = snapshots.decode_offer(served.offers()[0])
+    chunks = [snapshots.decode_chunk(c) for c in _chunks(served, 1, offer)]
+    key, value = chunks[0].records[0]
+    name, raw = msgspec.msgpack.decode(value)
+    other = "Certificate" if name != "Certificate" else "Account"
+    renamed = msgspec.structs.replace(chunks[0], records=[
+        (key, msgspec.msgpack.encode((other, raw))), *chunks[0].records[1:]])  # fmt: skip
+    with pytest.raises(proofs.BadChunk, match=f"not a {other}"):
+        snapshots.verify_chunk(renamed, offer, offer.root)
+    unknown = msgspec.structs.replace(chunks[0], records=[
+        (key, msgspec.msgpack.encode(("Nothing", raw))), *chunks[0].records[1:]])  # fmt: skip
+    with pytest.raises(proofs.BadChunk, match="unknown type"):
+        snapshots.verify_chunk(unknown, offer, offer.root)
+    with Store(tmp_path / "new", bulk=True) as new:
+        restore = snapshots.Restore(new, offer)
+        for chunk in chunks[1:]:
+            restore.add(snapshots.verify_chunk(chunk, offer, offer.root))
+        with pytest.raises(snapshots.SnapshotError, match="1 chunks"):
+            restore.finish(b"", spec.hash())

@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import multiprocessing
+import os
 import shutil
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -42,7 +46,7 @@ from gridtokenx.ledger import state_proofs as proofs
 from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.storage import snapshots
-from gridtokenx.storage.snapshots import ChunkRequest, Offer, Snapshots
+from gridtokenx.storage.snapshots import Chunk, ChunkRequest, Offer, Restore, Snapshots, Verified
 from gridtokenx.storage.store import Store
 from gridtokenx.storage.validator_history import Recorder
 from gridtokenx.wire import codec, crypto
@@ -61,6 +65,10 @@ peers that were sending steadily (`bench/statesync_bench.py --joiners`)."""
 OFFER_WAIT_S: Final = 2.0  # after an offer, how long to wait for the other peers'
 OFFER_GRACE_S: Final = 0.2  # ...and for a peer's further offers once all have answered
 STRIKES: Final = 3  # timeouts after which a peer is no longer asked
+CHECKERS: Final = min(4, os.cpu_count() or 1)
+"""Worker processes a joining node checks chunks in. Checking is most of a join's CPU
+(about 4 us a record, Python hashing one record at a time), and in processes of their own
+the checks run beside this process's receiving and writing, on every core."""
 _certificate: Final = msgspec.msgpack.Decoder(tuple[Vote, ...])
 _request: Final = msgspec.msgpack.Decoder(ChunkRequest)
 _log: Final = logging.getLogger(__name__)
@@ -180,12 +188,15 @@ class Joiner:
     """One state sync, over a gossip instance of its own (the node is not running yet)."""
 
     def __init__(self, spec: genesis.Genesis, key: crypto.PrivateKey,
-                 settings: PeerSettings | None = None) -> None:  # fmt: skip
+                 settings: PeerSettings | None = None,
+                 checkers: int = CHECKERS) -> None:  # fmt: skip
         self.spec = spec
         self.trusted = genesis.build_state(spec)
         self.gossip = Gossip(key, self._on_message, settings=settings)
         self._offers: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
-        self._chunks: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[bytes, bytes] | _Checked] = asyncio.Queue()
+        self.checkers = checkers
+        self._pool: ProcessPoolExecutor | None = None
         self.banned: list[bytes] = []
         self._heard: dict[bytes, float] = {}  # each peer's last chunk, as it arrived
         self._queued: dict[bytes, int] = {}  # each peer's chunks arrived, not yet verified
@@ -197,7 +208,7 @@ class Joiner:
         if kind is Kind.CHUNK:
             self._heard[peer] = asyncio.get_running_loop().time()  # not when verified
             self._queued[peer] = self._queued.get(peer, 0) + 1
-            self._chunks.put_nowait((peer, payload))
+            self._events.put_nowait((peer, payload))
             return Outcome.RELAY
         return Outcome.IGNORE  # the chain's traffic: this node does not follow it yet
 
@@ -285,14 +296,17 @@ class Joiner:
         ranked = sorted(by_snapshot.items(), key=lambda s: (s[0][0], len(s[1])), reverse=True)
         return [peers for _, peers in ranked]
 
-    async def fetch(self, sources: dict[bytes, Offer], store: Store) -> int:
-        """Every chunk of the chosen snapshot, verified and written; returns how many."""
+    async def fetch(self, sources: dict[bytes, Offer], store: Store) -> Restore:
+        """Every chunk of the chosen snapshot, verified and written; returns the restore
+        to finish (`Restore.finish`). Chunks are checked in the worker processes
+        (`checkers`) while this loop receives the next ones and writes those checked; a
+        chunk being checked still counts among its peer's requests in flight, so at
+        most IN_FLIGHT chunks a peer are held here."""
         loop = asyncio.get_running_loop()
         offer = next(iter(sources.values()))
-        root = offer.root
-        todo = deque(range(len(offer.ranges)))
-        done: set[int] = set()
-        active = {peer: _Source(o) for peer, o in sources.items()}
+        fetching = _Fetching(offer, Restore(store, offer), deque(range(len(offer.ranges))),
+                             {peer: _Source(o) for peer, o in sources.items()})  # fmt: skip
+        active, todo, done = fetching.active, fetching.todo, fetching.done
         while len(done) < len(offer.ranges):
             now = loop.time()
             for peer, source in list(active.items()):
@@ -305,13 +319,13 @@ class Joiner:
                 if source.strikes >= STRIKES or peer not in self.gossip.peers:
                     todo.extend(source.asked)
                     del active[peer]
-            if not active:
+            if not active and not fetching.checking:
                 raise StateSyncFailed(f"{len(offer.ranges) - len(done)} chunks left and no "
                                       "peer to fetch them from")  # fmt: skip
             for peer, source in sorted(active.items(), key=lambda a: len(a[1].asked)):
                 while todo and len(source.asked) < IN_FLIGHT:
                     index = todo.popleft()
-                    if index in done:
+                    if index in done or index in fetching.checking:
                         continue
                     if not source.asked:
                         source.heard = now  # the wait starts now
@@ -319,16 +333,18 @@ class Joiner:
                     request = codec.encode(ChunkRequest(offer.height, index))
                     self.gossip.send_to(peer, Kind.CHUNK_REQUEST, request)
             try:
-                peer, raw = await asyncio.wait_for(self._chunks.get(), 0.5)
+                event = await asyncio.wait_for(self._events.get(), 0.5)
             except TimeoutError:
                 continue
-            self._take(peer, raw, active, todo, done, store, root)
-        return len(done)
+            if isinstance(event, _Checked):
+                self._checked(event, fetching)
+            else:
+                self._take(*event, fetching)
+        return fetching.restore
 
-    def _take(self, peer: bytes, raw: bytes, active: dict[bytes, _Source], todo: deque[int],
-              done: set[int], store: Store, root: bytes) -> None:  # fmt: skip
-        self._queued[peer] = self._queued.get(peer, 1) - 1
-        source = active.get(peer)
+    def _take(self, peer: bytes, raw: bytes, fetching: _Fetching) -> None:
+        """A chunk arrived: if it was asked for, off to be checked."""
+        source = fetching.active.get(peer)
         if source is not None:
             source.heard = asyncio.get_running_loop().time()  # its other requests wait from now
         try:
@@ -336,38 +352,117 @@ class Joiner:
         except msgspec.DecodeError:
             chunk = None
         if source is not None and chunk is not None and chunk.height != source.offer.height:
+            self._queued[peer] = self._queued.get(peer, 1) - 1
             return  # a late answer for a snapshot given up on
-        if source is None or chunk is None or chunk.index not in source.asked:
+        if (source is None or chunk is None or chunk.index not in source.asked
+                or chunk.index in fetching.checking):  # fmt: skip
+            self._queued[peer] = self._queued.get(peer, 1) - 1
             if source is not None:
                 self.gossip.penalise(peer)  # nobody asked it for that
             return
-        source.asked.discard(chunk.index)
-        if chunk.index in done:
+        if chunk.index in fetching.done:
+            self._queued[peer] = self._queued.get(peer, 1) - 1
+            source.asked.discard(chunk.index)
             return
-        try:
-            snapshots.verify_chunk(chunk, source.offer, root)
-        except proofs.BadChunk as exc:
-            _log.warning("a peer sent a snapshot chunk that does not prove: banned", extra={
-                "peer": peer.hex(), "chunk": chunk.index, "why": str(exc)})  # fmt: skip
-            self.gossip.ban(peer, "bad chunk")
-            self.banned.append(peer)
-            todo.extend([*source.asked, chunk.index])
-            del active[peer]
+        fetching.checking.add(chunk.index)
+        self._check(peer, chunk, raw, source.offer)
+
+    def _check(self, peer: bytes, chunk: Chunk, raw: bytes, offer: Offer) -> None:
+        """Verify `chunk` (its bytes `raw`) in a worker process, or here without workers;
+        the outcome comes back as a `_Checked` event."""
+        if self.checkers <= 0:
+            try:
+                verified = snapshots.verify_chunk(chunk, offer, offer.root)
+            except proofs.BadChunk as exc:
+                self._events.put_nowait(_Checked(peer, chunk, None, exc))
+            else:
+                self._events.put_nowait(_Checked(peer, chunk, verified, None))
             return
-        store.put_state_records(chunk.records)
-        done.add(chunk.index)
+        if self._pool is None:  # spawned, not forked: this process runs threads and a loop
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.checkers, mp_context=context)
+        future = asyncio.get_running_loop().run_in_executor(
+            self._pool, snapshots.verify_encoded, raw, offer
+        )
+
+        def checked(future: asyncio.Future[Verified]) -> None:
+            if future.cancelled():
+                return
+            exc = future.exception()
+            verified = None if exc is not None else future.result()
+            self._events.put_nowait(_Checked(peer, chunk, verified, exc))
+
+        future.add_done_callback(checked)
+
+    def _checked(self, event: _Checked, fetching: _Fetching) -> None:
+        """A chunk's check is over: write it, or ban the peer that sent a bad one. A chunk
+        that proved is taken though its peer was dropped meanwhile (it is proved)."""
+        peer, index = event.peer, event.chunk.index
+        self._queued[peer] = self._queued.get(peer, 1) - 1
+        fetching.checking.discard(index)
+        source = fetching.active.get(peer)
+        if source is not None:
+            source.asked.discard(index)
+            source.heard = asyncio.get_running_loop().time()
+        if event.verified is not None:
+            if index not in fetching.done:
+                verified = dataclasses.replace(event.verified, records=event.chunk.records)
+                fetching.restore.add(verified)
+                fetching.done.add(index)
+            return
+        if not isinstance(event.failure, proofs.BadChunk):
+            raise StateSyncFailed(f"checking chunk {index} failed: {event.failure!r}")
+        fetching.todo.append(index)
+        if peer in self.banned:  # its other chunks were being checked as it was banned
+            return
+        _log.warning("a peer sent a snapshot chunk that does not prove: banned", extra={
+            "peer": peer.hex(), "chunk": index, "why": str(event.failure)})  # fmt: skip
+        self.gossip.ban(peer, "bad chunk")
+        self.banned.append(peer)
+        if source is not None:
+            fetching.todo.extend(source.asked)
+            del fetching.active[peer]
+
+    def close(self) -> None:
+        """Stop the checking processes (`fetch` starts them when first needed)."""
+        if self._pool is not None:  # waited for: their CPU time then counts as this one's
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+@dataclass
+class _Fetching:
+    """One snapshot being fetched: what is left to ask, being checked, and done."""
+
+    offer: Offer
+    restore: Restore
+    todo: deque[int]
+    active: dict[bytes, _Source]
+    done: set[int] = field(default_factory=set)
+    checking: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The outcome of checking a chunk `peer` sent: what it proved, or why not."""
+
+    peer: bytes
+    chunk: Chunk
+    verified: Verified | None
+    failure: BaseException | None
 
 
 async def join(data: Path, spec: genesis.Genesis, key: crypto.PrivateKey,
                peers: list[tuple[str, int, str]], settings: PeerSettings | None = None,
-               timeout_s: float = 30.0,
-               clock: Callable[[], float] | None = None) -> Joined | None:  # fmt: skip
+               timeout_s: float = 30.0, clock: Callable[[], float] | None = None,
+               checkers: int = CHECKERS) -> Joined | None:  # fmt: skip
     """State-sync the store at `data` (which must hold no chain) from `peers`; returns what
     was done, or None when no peer offered a certified snapshot within `timeout_s` (the
-    node then starts from genesis). Raises `StateSyncFailed` when fetching failed."""
+    node then starts from genesis). Raises `StateSyncFailed` when fetching failed.
+    `checkers`: processes that check chunks (0: on the loop, `Joiner`)."""
     loop = asyncio.get_running_loop()
     started = (clock or loop.time)()
-    joiner = Joiner(spec, key, settings)
+    joiner = Joiner(spec, key, settings, checkers)
     staging = data.with_name(data.name + ".statesync")
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -377,13 +472,10 @@ async def join(data: Path, spec: genesis.Genesis, key: crypto.PrivateKey,
         if not candidates:
             return None
         offer, count = await _fetch_one(joiner, candidates, staging)
-        trusted_root = joiner.trusted.root()
-        with Store(staging) as store:
-            await asyncio.to_thread(snapshots.finish_restore, store, offer, trusted_root,
-                                    spec.hash())  # fmt: skip
         shutil.rmtree(data, ignore_errors=True)  # a store with no chain (`has_chain`)
         staging.rename(data)
     finally:
+        joiner.close()
         await joiner.gossip.close()
         shutil.rmtree(staging, ignore_errors=True)
     seconds = (clock or loop.time)() - started
@@ -396,16 +488,19 @@ async def _fetch_one(
     joiner: Joiner, candidates: list[dict[bytes, Offer]], staging: Path
 ) -> tuple[Offer, int]:
     """The first candidate snapshot (newest first) whose chunks all arrive, written into a
-    new store at `staging`; a candidate whose sources all fail gives way to the next."""
-    failures = []
+    new store at `staging` and finished there (its tree checked against the certified
+    root, `Restore.finish`); a candidate whose sources all fail gives way to the next."""
+    failures, trusted_root = [], joiner.trusted.root()
     for sources in candidates:
         offer = next(iter(sources.values()))
         _log.info("state sync: fetching a snapshot", extra={"height": offer.height,
                   "chunks": len(offer.ranges), "peers": len(sources)})  # fmt: skip
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            with Store(staging) as store:
-                return offer, await joiner.fetch(sources, store)
+            with Store(staging, bulk=True) as store:
+                restore = await joiner.fetch(sources, store)
+                await asyncio.to_thread(restore.finish, trusted_root, joiner.spec.hash())
+                return offer, len(offer.ranges)
         except StateSyncFailed as exc:
             failures.append(f"height {offer.height}: {exc}")
     raise StateSyncFailed("; ".join(failures))

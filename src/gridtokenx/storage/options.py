@@ -15,6 +15,11 @@ cache; at 6 million records those reads were most of the root's CPU. So:
 - no compression for `tree`: its values are SHA-256 hashes, which do not compress, so
   compressing them only spends CPU at every flush and compaction and at every read.
 
+A store being state-synced (`bulk`) only takes writes until the join is done, so its
+`state`, `tree` and `index` families keep their memtables as plain vectors, sorted once at
+each flush: a skip list sorts every insert as it comes, which for a million meters'
+randomly placed keys cost more CPU than writing them.
+
 Filters and indexes live with the table readers (outside the cache): about 1.3 bytes a
 key, some 50 MB at 20 million records, and always at hand.
 """
@@ -23,7 +28,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from rocksdict import BlockBasedOptions, Cache, DataBlockIndexType, DBCompressionType, Options
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    DataBlockIndexType,
+    DBCompressionType,
+    MemtableFactory,
+    Options,
+)
 
 DEFAULT_CACHE_MB: Final = 512
 """The block cache a node's store gets unless configured (`storage.cache_mb`). At 6 million
@@ -32,18 +44,22 @@ operating system's page cache, which memory the process does not count."""
 BLOOM_BITS_PER_KEY: Final = 10
 POINT_READ: Final = frozenset({"state", "tree"})
 INCOMPRESSIBLE: Final = frozenset({"tree"})
+BULK: Final = frozenset({"state", "tree", "index"})  # what a state sync writes
 
 
-def database(cache_mb: int) -> tuple[Options, Cache]:
+def database(cache_mb: int, bulk: bool = False) -> tuple[Options, Cache]:
     """The database's own options, and the cache every family's table shares."""
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.create_missing_column_families(True)
+    if bulk:  # a vector memtable takes one writer at a time
+        options.set_allow_concurrent_memtable_write(False)
     return options, Cache(cache_mb * 2**20)
 
 
-def family(name: str, cache: Cache) -> Options:
-    """Options for the column family `name`, reading its blocks through `cache`."""
+def family(name: str, cache: Cache, bulk: bool = False) -> Options:
+    """Options for the column family `name`, reading its blocks through `cache` (`bulk`:
+    for a store being state-synced)."""
     table = BlockBasedOptions()
     table.set_block_cache(cache)
     table.set_format_version(5)
@@ -54,4 +70,6 @@ def family(name: str, cache: Cache) -> Options:
     options.set_block_based_table_factory(table)
     if name in INCOMPRESSIBLE:
         options.set_compression_type(DBCompressionType.none())
+    if bulk and name in BULK:
+        options.set_memtable_factory(MemtableFactory.vector())
     return options

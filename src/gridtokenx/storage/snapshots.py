@@ -25,10 +25,13 @@ each the exact frame payload that is sent, so serving is a file read.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -38,8 +41,9 @@ from gridtokenx.chain import blocks
 from gridtokenx.chain.light_client import Hop
 from gridtokenx.ledger import bucket_tree
 from gridtokenx.ledger import state_proofs as proofs
+from gridtokenx.ledger.certificates import Certificate
 from gridtokenx.storage import validator_history
-from gridtokenx.storage.store import Store, StoreError
+from gridtokenx.storage.store import Store, StoreError, record_decoder
 from gridtokenx.storage.validator_history import Recorder
 
 CHUNK_BYTES: Final = 1024 * 1024
@@ -119,6 +123,7 @@ _offer: Final = msgspec.msgpack.Decoder(Offer)
 _chunk: Final = msgspec.msgpack.Decoder(Chunk)
 _pending: Final = msgspec.msgpack.Decoder(_Pending)
 _stored: Final = msgspec.msgpack.Decoder(tuple[str, bytes])
+_certificate: Final = msgspec.msgpack.Decoder(Certificate)
 
 
 def decode_offer(raw: bytes) -> Offer:
@@ -129,30 +134,75 @@ def decode_chunk(raw: bytes) -> Chunk:
     return _chunk.decode(raw)
 
 
-def canonical(stored: bytes) -> bytes:
-    """The bytes the state root commits to for a record in its stored form (`[type name,
-    canonical bytes]`); raises `ValueError` for bytes of another shape. The record's type
-    is not decoded here: a record whose bytes prove against a certified root is the one
-    the validators hold, and the node decodes every record when it opens the store."""
-    try:
-        return _stored.decode(stored)[1]
-    except msgspec.MsgspecError as exc:
-        raise ValueError(f"not a stored state record ({exc})") from None
+@dataclass(frozen=True)
+class Verified:
+    """A chunk that proved (`verify_chunk`): its records in stored form, its buckets as
+    the tree stores them with their hashes (`proofs.Proved`), and its certificates,
+    decoded, for the store's certificate index."""
+
+    index: int
+    records: list[tuple[bytes, bytes]]
+    buckets: list[tuple[int, bytes, bytes]]
+    certificates: list[tuple[bytes, Certificate]]
 
 
-def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> None:
+def verify_chunk(chunk: Chunk, offer: Offer, root: bytes) -> Verified:
     """Check a received chunk against the offer it was asked under and the certified state
-    root; raises `proofs.BadChunk` (also for a record that does not decode)."""
+    root; raises `proofs.BadChunk`, also for a record that does not decode as the type it
+    names (the root commits to a record's canonical bytes, not to that name, so a peer
+    could rename one: caught here, for what does not decode, rather than when the node
+    first reads it)."""
     if chunk.height != offer.height or not 0 <= chunk.index < len(offer.ranges):
         raise proofs.BadChunk(f"chunk {chunk.index} of height {chunk.height} was not asked for")
     if (chunk.first, chunk.end) != tuple(offer.ranges[chunk.index]):
         raise proofs.BadChunk(f"chunk {chunk.index} covers another bucket range")
+    try:  # one C call a record (a joining node checks millions)
+        named = list(map(_stored.decode, [value for _, value in chunk.records]))
+    except msgspec.MsgspecError as exc:
+        raise proofs.BadChunk(f"not a stored state record ({exc})") from None
+    keys = [key for key, _ in chunk.records]
+    canonical = list(zip(keys, map(_canonical_of, named), strict=True))
+    proved = proofs.verify(proofs.Range(chunk.first, chunk.end, canonical), offer.depth,
+                           chunk.siblings, root)  # fmt: skip
+    return Verified(chunk.index, chunk.records, proved.buckets, _typed(keys, named))
+
+
+_canonical_of: Final = operator.itemgetter(1)
+
+
+def verify_encoded(raw: bytes, offer: Offer) -> Verified:
+    """`verify_chunk` of an encoded chunk against the offer's root, for a worker process:
+    the answer leaves out the records (the caller decoded them already; sending them
+    back would cost more than decoding)."""
     try:
-        records = [(key, canonical(value)) for key, value in chunk.records]
-    except ValueError as exc:
-        raise proofs.BadChunk(str(exc)) from None
-    proofs.verify(proofs.Range(chunk.first, chunk.end, records), offer.depth, chunk.siblings,
-                  root)  # fmt: skip
+        chunk = decode_chunk(raw)
+    except msgspec.DecodeError as exc:
+        raise proofs.BadChunk(f"not a chunk ({exc})") from None
+    verified = verify_chunk(chunk, offer, offer.root)
+    return Verified(verified.index, [], verified.buckets, verified.certificates)
+
+
+def _typed(keys: list[bytes], named: list[tuple[str, bytes]]) -> list[tuple[bytes, Certificate]]:
+    """Decode every record as the type it names; raises `BadChunk` for an unknown type or
+    bytes that are not one. Returns the certificates. Called once the chunk proved, so
+    every record's bytes are the validators' (one whole record each): the records of a
+    type are decoded as one array, one C call for the lot."""
+    certificates: list[tuple[bytes, Certificate]] = []
+    name_of = operator.itemgetter(0)  # sorting by the name alone: no bytes compared
+    for name, group in itertools.groupby(sorted(named, key=name_of), key=name_of):
+        decoder = record_decoder(name, many=True)
+        if decoder is None:
+            raise proofs.BadChunk(f"a state record of unknown type {name!r}")
+        raws = list(map(_canonical_of, group))
+        array = b"\xdd" + len(raws).to_bytes(4) + b"".join(raws)  # a msgpack array32
+        try:
+            decoder.decode(array)
+        except msgspec.MsgspecError as exc:
+            raise proofs.BadChunk(f"a state record is not a {name} ({exc})") from None
+        if name == Certificate.__name__:
+            pairs = zip(keys, named, strict=True)
+            certificates = [(k, _certificate.decode(raw)) for k, (n, raw) in pairs if n == name]
+    return certificates
 
 
 # --- taking and serving --------------------------------------------------------------------
@@ -336,21 +386,85 @@ def _state_items(store: Store) -> Iterator[tuple[bytes, bytes]]:
 
 
 # --- restoring -----------------------------------------------------------------------------
-def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes) -> None:
-    """Complete a store whose every chunk of `offer` was verified and written
-    (`Store.put_state_records`): the height, its block and certificate, then the tree
-    rebuilt from the records (`Store.rebuild_tree`) and its root checked against the
-    certified one (block h+1's header). Raises `SnapshotError` when the state read back
-    does not have that root (the caller throws the store away)."""
-    root = offer.root
-    store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
-                            genesis_hash)  # fmt: skip
-    validator_history.start(store, offer.height, offer.block, offer.hops)
-    store.rebuild_tree()
-    meta = store.tree_meta()
-    assert meta is not None, "a tree just rebuilt is current"
-    if (found := bucket_tree.root_hash(meta[0], meta[2])) != root:
+class Restore:
+    """Writes the verified chunks of `offer` into a new store as they come (`add`), and
+    builds the tree from their bucket hashes (`finish`): the buckets as the chunks proved
+    them, the levels above fed bucket by bucket in index order (a chunk that comes early
+    waits for those before it, a few hashes each). The tree is complete once the last
+    chunk is in, and nothing is read back or hashed again: rebuilding it from the records
+    (`Store.rebuild_tree`) was most of a join's writing time."""
+
+    def __init__(self, store: Store, offer: Offer) -> None:
+        self.store = store
+        self.offer = offer
+        self.count = 0  # records written
+        self.chunks = 0  # chunks written
+        self._next = 0  # the chunk whose hashes the builder takes next
+        self._early: dict[int, list[tuple[int, bytes]]] = {}
+        self._children: list[tuple[int, int, bytes]] = []
+        self._builder = bucket_tree.TreeBuilder(offer.depth, self._emit)
+
+    def _emit(self, level: int, parent: int, blob: bytes) -> None:
+        self._children.append((level, parent, blob))
+
+    def add(self, verified: Verified) -> None:
+        """Write a chunk `verify_chunk` passed (each chunk once)."""
+        buckets = [(index, blob) for index, _, blob in verified.buckets]
+        self.store.put_restored(verified.records, self.offer.depth, buckets,
+                                verified.certificates)  # fmt: skip
+        self.count += len(verified.records)
+        self.chunks += 1
+        self._early[verified.index] = [(index, h) for index, h, _ in verified.buckets]
+        while self._next in self._early:
+            for index, hashed in self._early.pop(self._next):
+                self._builder.add_hash(index, hashed)
+            self._next += 1
+        if len(self._children) >= 4096:
+            self.store.put_tree_children(self.offer.depth, self._children)
+            self._children = []
+
+    def finish(self, genesis_root: bytes, genesis_hash: bytes) -> None:
+        """Complete the store once every chunk was added: the tree's top checked against
+        the certified root, then the height, its block and certificate, the genesis it
+        began from and the validator-set history (`finish_restore`). Raises
+        `SnapshotError` when a chunk is missing or the tree does not give the root."""
+        offer, missing = self.offer, len(self.offer.ranges) - self.chunks
+        if missing or self._next != len(offer.ranges):
+            raise SnapshotError(f"{missing} chunks of the snapshot were not restored")
+        top = self._builder.finish()
+        self.store.put_tree_children(offer.depth, self._children)
+        self._children = []
+        self.store.flush_restored()
+        _check_root(bucket_tree.root_hash(offer.depth, top), offer.root)
+        if bucket_tree.depth_for(self.count) != offer.depth:  # a proved root rules it out
+            raise SnapshotError(f"{self.count} records in a tree of depth {offer.depth}")
+        _finish(self.store, offer, genesis_root, genesis_hash, indexed=True)
+        self.store.put_tree_meta(offer.depth, self.count, top)
+
+
+def _check_root(found: bytes, root: bytes) -> None:
+    if found != root:
         raise SnapshotError(
             f"the restored state's root {found.hex()[:16]}... is not the certified "
             f"{root.hex()[:16]}..."
         )
+
+
+def _finish(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes,
+            indexed: bool) -> None:  # fmt: skip
+    store.finish_state_sync(offer.height, offer.block, offer.certificate, genesis_root,
+                            genesis_hash, certificates_indexed=indexed)  # fmt: skip
+    validator_history.start(store, offer.height, offer.block, offer.hops)
+
+
+def finish_restore(store: Store, offer: Offer, genesis_root: bytes, genesis_hash: bytes) -> None:
+    """Complete a store whose every chunk of `offer` was verified and written as records
+    alone (`Store.put_state_records`, not `Restore`): the height, its block and
+    certificate, then the tree rebuilt from the records (`Store.rebuild_tree`) and its
+    root checked against the certified one (block h+1's header). Raises `SnapshotError`
+    when the state read back does not have that root (the caller throws the store away)."""
+    _finish(store, offer, genesis_root, genesis_hash, indexed=False)
+    store.rebuild_tree()
+    meta = store.tree_meta()
+    assert meta is not None, "a tree just rebuilt is current"
+    _check_root(bucket_tree.root_hash(meta[0], meta[2]), offer.root)

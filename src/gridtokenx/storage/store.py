@@ -41,6 +41,7 @@ from gridtokenx.ledger import (
     transition,
 )
 from gridtokenx.ledger.bucket_tree import TreeWrites
+from gridtokenx.ledger.certificates import Certificate
 from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.state import R, State
 from gridtokenx.storage import indexes
@@ -67,6 +68,7 @@ _BY_NAME: Final = {t.__name__: t for t in RECORD_TYPES}
 if len(_BY_NAME) != len(RECORD_TYPES):
     raise TypeError("record type names in RECORD_TYPES must be unique")
 _DECODERS: Final = {name: msgspec.msgpack.Decoder(t) for name, t in _BY_NAME.items()}
+_ARRAY_DECODERS: Final = {name: msgspec.msgpack.Decoder(list[t]) for name, t in _BY_NAME.items()}  # type: ignore[valid-type]
 
 
 class StoreError(RuntimeError):
@@ -125,6 +127,12 @@ def encode_record(record: msgspec.Struct) -> bytes:
     return codec.encode((name, codec.encode(record)))
 
 
+def record_decoder(name: str, many: bool = False) -> msgspec.msgpack.Decoder[Any] | None:
+    """The decoder of the record type a stored record names (None: no such type); with
+    `many`, of an array of them (state sync checks a chunk's records a type at a time)."""
+    return (_ARRAY_DECODERS if many else _DECODERS).get(name)
+
+
 def decode_record(data: bytes) -> msgspec.Struct:
     name, raw = msgspec.msgpack.decode(data)
     decoded: msgspec.Struct = _DECODERS[name].decode(raw)
@@ -153,11 +161,12 @@ def _block_hash(body: bytes, height: int) -> bytes:
 
 
 class Store:
-    def __init__(self, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB) -> None:
+    def __init__(self, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB,
+                 bulk: bool = False) -> None:  # fmt: skip
         """Open (or create) the store at `path`, with a block cache of `cache_mb`
-        (`storage.options`). One that cannot open raises `StoreUnavailable`: `StoreLocked`
-        when another process holds it, `StoreCorrupt` when its files are damaged; nothing
-        is left open either way."""
+        (`storage.options`; `bulk`: a store a state sync writes, `put_restored`). One that
+        cannot open raises `StoreUnavailable`: `StoreLocked` when another process holds
+        it, `StoreCorrupt` when its files are damaged; nothing is left open either way."""
         self.path = path
         self._families: dict[str, Rdict] = {}
         _check_not_headless(path)
@@ -167,8 +176,8 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a read-only or full disk
             raise StoreUnavailable(f"cannot create {path} ({exc.strerror or exc})") from None
-        options, cache = store_options.database(cache_mb)
-        families = {name: store_options.family(name, cache) for name in COLUMN_FAMILIES}
+        options, cache = store_options.database(cache_mb, bulk)
+        families = {name: store_options.family(name, cache, bulk) for name in COLUMN_FAMILIES}
         self._cache = cache  # shared by every family's table
         try:
             self._db: Rdict | None = Rdict(str(path), options=options, column_families=families)
@@ -176,6 +185,9 @@ class Store:
             raise _open_failure(path, exc) from None
         self._sync = WriteOptions()
         self._sync.sync = True
+        self._unlogged = WriteOptions()
+        # A property, though rocksdict's stub declares a method.
+        self._unlogged.disable_wal = True  # type: ignore[method-assign, assignment]
         try:
             if self._get("meta", CERT_INDEX_KEY) is None:
                 self.rebuild_certificate_index()
@@ -644,11 +656,52 @@ class Store:
             batch.put(key, value, cf)
         self.db.write(batch)
 
+    def put_restored(self, records: list[tuple[bytes, bytes]], depth: int,
+                     buckets: list[tuple[int, bytes]],
+                     certs: list[tuple[bytes, Certificate]]) -> None:  # fmt: skip
+        """A verified snapshot chunk (`snapshots.Restore`) into a store being state-synced:
+        its records in stored form, its tree buckets at `depth` (`bucket_tree.encode_bucket`
+        blobs) and its certificates' index entries, in one batch without the write-ahead
+        log (a join that fails throws the store away; `flush_restored` makes them
+        durable). Open such a store `bulk`."""
+        batch = WriteBatch(raw_mode=True)
+        state, tree, index = (self._cf(n) for n in ("state", "tree", "index"))
+        for key, value in records:
+            batch.put(key, value, state)
+        tag = b"b" + bytes([depth])
+        for bucket, blob in buckets:
+            batch.put(tag + bucket.to_bytes(4), blob, tree)
+        for _, certificate in certs:
+            for entry in sorted(indexes.entries(certificate)):
+                batch.put(entry, b"", index)
+        self.db.write(batch, self._unlogged)
+
+    def put_tree_children(self, depth: int, blobs: list[tuple[int, int, bytes]]) -> None:
+        """Children blobs (level, parent, blob) of a tree a state sync builds, unlogged."""
+        batch, cf = WriteBatch(raw_mode=True), self._cf("tree")
+        for level, parent, blob in blobs:
+            batch.put(b"c" + bytes([depth, level]) + parent.to_bytes(4), blob, cf)
+        self.db.write(batch, self._unlogged)
+
+    def flush_restored(self) -> None:
+        """Put what `put_restored` wrote (without the write-ahead log) on disk."""
+        for name in store_options.BULK:
+            self.db.get_column_family(name).flush()
+
+    def put_tree_meta(self, depth: int, count: int, top: bytes) -> None:
+        """Mark the tree a state sync wrote (`flush_restored` first) current at this
+        height."""
+        meta = bytes([depth]) + count.to_bytes(8) + top + _height_key(self.height())
+        self.db.get_column_family("tree").put(b"m", meta, self._sync)
+
     def finish_state_sync(
-        self, height: int, block: bytes, commit: bytes, genesis_root: bytes, genesis_hash: bytes
-    ) -> None:
+        self, height: int, block: bytes, commit: bytes, genesis_root: bytes, genesis_hash: bytes,
+        certificates_indexed: bool = False,
+    ) -> None:  # fmt: skip
         """Make a store whose state records a snapshot wrote a chain at `height`: its block
-        and certificate, the genesis it began from, and nothing below it (`pruned_below`)."""
+        and certificate, the genesis it began from, and nothing below it (`pruned_below`).
+        The certificate index is rebuilt from the records unless `certificates_indexed`
+        (`put_restored` wrote it chunk by chunk)."""
         if self.height() != 0:
             raise StoreError("only a new store is state-synced")
         batch = WriteBatch(raw_mode=True)
@@ -660,8 +713,11 @@ class Store:
         batch.put(b"genesis_hash", genesis_hash, meta)
         batch.put(PRUNED_KEY, _height_key(height), meta)
         batch.put(HEIGHT_KEY, _height_key(height), meta)
+        if certificates_indexed:
+            batch.put(CERT_INDEX_KEY, b"1", meta)
         self.db.write(batch, self._sync)
-        self.rebuild_certificate_index()
+        if not certificates_indexed:
+            self.rebuild_certificate_index()
 
     def get_meta(self, name: bytes) -> bytes | None:
         """A value other modules keep beside the chain (`storage.validator_history`)."""
