@@ -22,9 +22,10 @@ the next. State sync reads the tree through `depth`, `bucket_count`, `bucket_lea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -51,9 +52,32 @@ def depth_for(count: int) -> int:
     return depth
 
 
+def _started(tag: bytes) -> Any:
+    """SHA-256 with `tag` and its NUL already absorbed (as `tagged_hash` starts), for the
+    loops below that hash thousands of times a block and copy it rather than call
+    `tagged_hash`: the same digests, without a Python call and a join per hash."""
+    return hashlib.sha256(tag + b"\x00")
+
+
+_LEAF: Final = _started(_LEAF_DOMAIN)
+_BUCKET: Final = _started(_BUCKET_DOMAIN)
+_NODE: Final = _started(_NODE_DOMAIN)
+_INDEX: Final = _started(_INDEX_DOMAIN)
+
+
 def key_position(key: bytes) -> int:
     """The 32-bit position of a key; its bucket at depth d is the top 4d bits."""
     return int.from_bytes(tagged_hash(_INDEX_DOMAIN, key)[:4])
+
+
+def key_positions(keys: Iterable[bytes]) -> list[int]:
+    """`key_position` of each key, in order (one loop for a block's keys)."""
+    positions, start, from_bytes = [], _INDEX.copy, int.from_bytes
+    for key in keys:
+        h = start()
+        h.update(key)
+        positions.append(from_bytes(h.digest()[:4]))
+    return positions
 
 
 def bucket_at(position: int, depth: int) -> int:
@@ -200,11 +224,13 @@ BUCKET_CACHE: Final = 100_000
 NODE_CACHE: Final = 100_000
 """Clean buckets and children blobs a tree over a source keeps between blocks (about 60 MB
 each), on the levels that are not pinned."""
-PINNED_BLOBS: Final = 1 << 16
-"""A children level of at most this many blobs (32 MB of hashes) is pinned: read whole when
-a tree opens over a source and never evicted, so a block reads no node there. Every level
-is at 6 million records (depth 5); all but the bottom one (16**5 blobs) at 20 million,
-whose block then reads, besides its buckets, one bottom blob per bucket it changes."""
+PINNED_BLOBS: Final = 1 << 20
+"""A children level of at most this many blobs (512 MB of hashes, about 600 MB in memory)
+is pinned: read whole when a tree opens over a source and never evicted, so a block reads
+no node there, only its buckets. Every level is pinned up to 268 million records (depth
+6): at 20 million the bottom level's 16**5 blobs take about 600 MB and a second or two to
+read at a restart, against some 2,000 random RocksDB reads a block (one bottom blob per
+bucket it changes, each cold in the block cache, which the tree outgrows there)."""
 
 
 def pinned(depth: int, level: int) -> bool:
@@ -292,12 +318,12 @@ class BucketTree:
         s = self._s
         if self._source is None or s.fresh:
             return
-        shift = 32 - FANOUT_BITS * s.depth
-        missing = list({p >> shift for p in positions} - s.buckets.keys())
+        shift, buckets = 32 - FANOUT_BITS * s.depth, s.buckets
+        missing = list({p >> shift for p in positions} - buckets.keys())
         if missing:
-            found = self._source.tree_bucket_many(s.depth, missing)
+            found, decode = self._source.tree_bucket_many(s.depth, missing), _PAIRS.decode
             for index, blob in zip(missing, found, strict=True):
-                s.buckets[index] = {} if blob is None else decode_bucket(blob)
+                buckets[index] = {} if blob is None else dict(decode(blob))
 
     def _prefetch_kids(self, level: int, parents: Iterable[int]) -> None:
         s = self._s
@@ -500,6 +526,42 @@ class BucketTree:
             s.count += had is None
         self._dirty.add(index)
 
+    def set_many(
+        self, keys: Sequence[bytes], values: Sequence[bytes | None], positions: Sequence[int]
+    ) -> None:
+        """`set` for a block's keys at once (values None: deleted; positions from
+        `key_positions`), with `prefetch` first over a source. The same as calling `set`
+        for each, as one loop: a block writes thousands of keys, and a call and a
+        `tagged_hash` per key were a large part of its root."""
+        s, old = self._s, self._old_leaves
+        if old is not None and self._before is not None:
+            old = None  # the trial already keeps the whole tree before it
+        shift, buckets, dirty = 32 - FANOUT_BITS * s.depth, s.buckets, self._dirty
+        start, count = _LEAF.copy, s.count
+        for key, value, position in zip(keys, values, positions, strict=True):
+            index = position >> shift
+            bucket = buckets.get(index)
+            if bucket is None:
+                bucket = self._bucket(index)
+                if bucket is None:
+                    if value is None:
+                        continue  # nothing to delete, and no empty bucket to leave behind
+                    bucket = buckets[index] = {}
+            had = bucket.get(key)
+            if old is not None and key not in old:
+                old[key] = (position, had)
+            if value is None:
+                if had is not None:
+                    del bucket[key]
+                    count -= 1
+            else:
+                h = start()
+                h.update(len(key).to_bytes(4) + key + value)
+                bucket[key] = h.digest()
+                count += had is None
+            dirty.add(index)
+        s.count = count
+
     def root(self) -> bytes:
         depth = depth_for(self._s.count)
         if depth != self._s.depth:
@@ -507,46 +569,70 @@ class BucketTree:
         s = self._s
         if not self._dirty:
             return root_hash(s.depth, s.top)
-        journal = self._old_leaves is not None and self._before is None
+        s.top = self._hash_levels(self._hash_buckets())
+        self._dirty = set()
+        return root_hash(s.depth, s.top)
+
+    def _hash_buckets(self) -> dict[int, bytes]:
+        """The new hash of each changed bucket, by index."""
+        s = self._s
         keep_empty = self._source is not None  # an absent entry would read the source's
         changed: dict[int, bytes] = {}
+        buckets, start = s.buckets, _BUCKET.copy
         for index in self._dirty:
-            bucket = s.buckets.get(index)
+            bucket = buckets.get(index)
             if bucket:
-                changed[index] = bucket_hash(bucket)
+                h = start()
+                update = h.update
+                for key in sorted(bucket):  # = bucket_hash, without joining the leaves
+                    update(bucket[key])
+                changed[index] = h.digest()
             else:
                 changed[index] = EMPTY[0]
                 if not keep_empty:
-                    s.buckets.pop(index, None)
+                    buckets.pop(index, None)
         s.unsaved_buckets.update(self._dirty)
+        return changed
+
+    def _hash_levels(self, changed: dict[int, bytes]) -> bytes:
+        """Each children blob above the `changed` hashes, level by level: the new top."""
+        s = self._s
+        journal = self._old_leaves is not None and self._before is None
+        keep_empty = self._source is not None
+        start = _NODE.copy
+        reads = self._source is not None and not s.fresh
         for level in range(s.depth):
-            blobs: dict[int, bytearray] = {}
-            parents = {i >> FANOUT_BITS for i in changed}
-            if journal:
-                for parent in parents:
-                    self._journal(level, parent)
-            self._prefetch_kids(level, parents)
+            if journal or (reads and level not in s.complete):
+                parents = {i >> FANOUT_BITS for i in changed}
+                if journal:
+                    for parent in parents:
+                        self._journal(level, parent)
+                self._prefetch_kids(level, parents)
+            kids, blobs = s.kids[level], dict[int, bytearray]()
             for index, hashed in changed.items():
                 parent = index >> FANOUT_BITS
                 blob = blobs.get(parent)
                 if blob is None:
-                    blob = blobs[parent] = self._kids(level, parent)
-                at = (index & (FANOUT - 1)) * 32
+                    blob = kids.get(parent)
+                    if blob is None:
+                        blob = self._kids(level, parent)
+                    blobs[parent] = blob
+                at = (index & (FANOUT - 1)) << 5
                 blob[at : at + 32] = hashed
-            s.unsaved_children.update((level, p) for p in blobs)
+            s.unsaved_children.update([(level, p) for p in blobs])
             changed, empty = {}, _EMPTY_KIDS[level]
             for parent, blob in blobs.items():
                 if blob == empty:
                     changed[parent] = EMPTY[level + 1]
                     if not keep_empty:
-                        del s.kids[level][parent]
+                        del kids[parent]
                 else:
-                    changed[parent] = node_hash(blob)  # type: ignore[arg-type]
+                    h = start()
+                    h.update(blob)
+                    changed[parent] = h.digest()
         if journal:
             self._journal(s.depth, 0)
-        s.top = changed[0]
-        self._dirty = set()
-        return root_hash(s.depth, s.top)
+        return changed[0]
 
     def _regroup(self, depth: int) -> None:
         """Every key into the buckets of the new depth, all of them to hash: the one cost

@@ -193,17 +193,19 @@ class Store:
     def _cf(self, name: str) -> Any:
         return self.db.get_column_family_handle(name)
 
-    def _get(self, family: str, key: bytes) -> bytes | None:
+    def _family(self, family: str) -> Rdict:
         cf = self._families.get(family)
         if cf is None:  # opening a family's handle costs more than the read itself
             cf = self._families[family] = self.db.get_column_family(family)
-        value: bytes | None = cf.get(key)
+        return cf
+
+    def _get(self, family: str, key: bytes) -> bytes | None:
+        value: bytes | None = self._family(family).get(key)
         return value
 
     def _get_many(self, family: str, keys: list[bytes]) -> list[bytes | None]:
-        self._get(family, b"")  # opens the family's handle if it is not yet
         asked: list[str | int | float | bytes | bool] = list(keys)
-        found = self._families[family].get(asked)
+        found = self._family(family).get(asked)
         assert isinstance(found, list)
         return found
 
