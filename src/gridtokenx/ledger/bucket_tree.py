@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, cast
 
 import msgspec
-import numpy as np
 
 from gridtokenx.wire.crypto import tagged_hash
 
@@ -190,6 +189,8 @@ class _Level:
     __slots__ = ("_view", "data", "hashes", "level")
 
     def __init__(self, level: int, blobs: int, data: bytearray | None = None) -> None:
+        import numpy as np  # only a node's tree over its store has whole levels
+
         self.level = level
         self.data = bytearray(_EMPTY_KIDS[level]) * blobs if data is None else data
         self._view = memoryview(self.data)
@@ -268,12 +269,12 @@ NODE_CACHE: Final = 100_000
 """Clean buckets and children blobs a tree over a source keeps between blocks (about 60 MB
 each), on the levels that are not pinned."""
 PINNED_BLOBS: Final = 1 << 20
-"""A children level of at most this many blobs (512 MB of hashes, about 600 MB in memory)
-is pinned: read whole when a tree opens over a source and never evicted, so a block reads
-no node there, only its buckets. Every level is pinned up to 268 million records (depth
-6): at 20 million the bottom level's 16**5 blobs take about 600 MB and a second or two to
-read at a restart, against some 2,000 random RocksDB reads a block (one bottom blob per
-bucket it changes, each cold in the block cache, which the tree outgrows there)."""
+"""A children level of at most this many blobs (512 MB of hashes) is pinned: read whole
+when a tree opens over a source (as one `_Level` buffer) and never evicted, so a block
+reads no node there, only its buckets. Every level is pinned up to 268 million records
+(depth 6): at 20 million the bottom level's 16**5 blobs take 512 MB and about 3 s of CPU
+to read at a restart, against some 2,000 random RocksDB reads a block (one bottom blob
+per bucket it changes, each cold in the block cache, which the tree outgrows there)."""
 
 
 def pinned(depth: int, level: int) -> bool:
@@ -696,6 +697,8 @@ class BucketTree:
     def _hash_level(self, kids: _Level, changed: dict[int, bytes]) -> dict[int, bytes]:
         """`_hash_levels` on a whole level: the changed hashes written with one scatter,
         then each touched blob hashed (an all-empty blob hashes to EMPTY[level + 1])."""
+        import numpy as np  # loaded already by the `_Level`
+
         indexes = np.fromiter(changed, dtype=np.int64, count=len(changed))
         hashes = np.frombuffer(b"".join(changed.values()), dtype=np.uint8)
         kids.hashes[indexes] = hashes.reshape(-1, 32)
