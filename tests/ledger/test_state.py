@@ -311,3 +311,28 @@ def test_a_tampered_or_misplaced_range_does_not_prove() -> None:
     assert not verify_range(other.root(), proof, good)
     with pytest.raises(IndexError):
         tree.prove_range(10, 256)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(keys, st.one_of(st.none(), st.binary(max_size=8))), max_size=60),
+       st.integers(0, 2_000))  # fmt: skip
+def test_a_blocks_keys_in_one_loop_match_them_one_by_one(
+    writes: list[tuple[bytes, bytes | None]], grown: int
+) -> None:
+    """`set_many` (what `State.root` uses) against `set` per key: the same root, count and
+    buckets, with deletes of absent keys, rewrites and a key written twice in one call;
+    `grown` records first, so the tree may be deeper than one level."""
+    from gridtokenx.ledger.bucket_tree import BucketTree, key_position, key_positions
+
+    one, many = BucketTree(), BucketTree()
+    for tree in (one, many):
+        for i in range(grown):
+            tree.set(b"base/" + str(i).encode(), b"v")
+        tree.root()
+    for key, value in writes:
+        one.set(key, value)
+    keys = [key for key, _ in writes]
+    assert key_positions(keys) == [key_position(key) for key in keys]
+    many.set_many(keys, [value for _, value in writes], key_positions(keys))
+    assert many.root() == one.root() and len(many) == len(one)
+    assert all(many.bucket_leaves(i) == one.bucket_leaves(i) for i in range(one.bucket_count))

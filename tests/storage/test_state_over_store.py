@@ -213,3 +213,21 @@ def test_a_store_written_before_the_tree_was_kept_is_migrated_on_open(tmp_path: 
         assert db.tree_meta() is None
     with Store(tmp_path / "s") as db:
         same(db.open_state(), reference)
+
+
+def test_opening_reads_the_pinned_levels_without_filling_the_block_cache(tmp_path: Path) -> None:
+    """The pinned levels are the tree's own memory: read into the block cache as well, at
+    20 million records they pushed 512 MB of buckets out of it (and into the RSS). 70,000
+    records: depth 4, a bottom level of 4,096 blobs (2 MB), pinned."""
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, {b"acct/" + str(i).encode(): i for i in range(70_000)})
+        commit(db, state)
+        db.db.get_column_family("tree").flush()  # into a table file, read through the cache
+    with Store(tmp_path / "s") as db:
+        before = db._cache.get_usage()
+        state = db.open_state()
+        assert state.tree.depth == 4
+        blob = state.tree.node(0, 0) + state.tree.node(0, 15)  # the bottom level is in memory
+        assert len(blob) == 64 and blob != bucket_tree.EMPTY[0] * 2
+        assert db._cache.get_usage() - before < 2**20

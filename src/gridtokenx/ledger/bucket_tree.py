@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 import msgspec
 
@@ -52,12 +52,24 @@ def depth_for(count: int) -> int:
     return depth
 
 
+def _started(tag: bytes) -> Any:
+    """SHA-256 with `tag` and its NUL already absorbed (as `tagged_hash` starts), for the
+    loops below that hash thousands of times a block and copy it rather than call
+    `tagged_hash`: the same digests, without a Python call and a join per hash."""
+    return hashlib.sha256(tag + b"\x00")
+
+
+_LEAF: Final = _started(_LEAF_DOMAIN)
+_BUCKET: Final = _started(_BUCKET_DOMAIN)
+_NODE: Final = _started(_NODE_DOMAIN)
+
+
 def key_position(key: bytes) -> int:
     """The 32-bit position of a key; its bucket at depth d is the top 4d bits."""
     return int.from_bytes(tagged_hash(_INDEX_DOMAIN, key)[:4])
 
 
-def key_positions(keys: Sequence[bytes]) -> list[int]:
+def key_positions(keys: Iterable[bytes]) -> list[int]:
     """`key_position` of each key, in one comprehension: a joining node places millions of
     keys, and calling `key_position` (four Python steps a key) was most of its checking."""
     sha, prefix = hashlib.sha256, _INDEX_DOMAIN + b"\0"  # `tagged_hash`'s framing
@@ -171,6 +183,52 @@ class TreeWrites:
     dropped: int | None = None
 
 
+_EMPTY_KIDS: Final = tuple(h * FANOUT for h in EMPTY)
+_BLOB_BITS: Final = 9  # a children blob is 16 hashes of 32 bytes: 512 = 1 << 9
+
+
+class _Level:
+    """A children level held whole (pinned over a source) as one buffer: the blob of
+    `parent` is bytes [512 * parent, 512 * parent + 512), empty hashes where nothing was
+    written. One buffer, not a dict of 16**k blobs, so that a block writes its changed
+    hashes into a level with one numpy scatter instead of a Python step per hash (a
+    third of the node hashing's CPU at 20 million records), and 16**5 blobs take 512 MB,
+    not 600. `get`, `pop` and item assignment are the dict's, so trials treat both alike;
+    a blob from `get` is a view: copy it to keep it."""
+
+    __slots__ = ("_view", "data", "hashes", "level")
+
+    def __init__(self, level: int, blobs: int, data: bytearray | None = None) -> None:
+        import numpy as np  # only a node's tree over its store has whole levels
+
+        self.level = level
+        self.data = bytearray(_EMPTY_KIDS[level]) * blobs if data is None else data
+        self._view = memoryview(self.data)
+        self.hashes = np.frombuffer(self.data, dtype=np.uint8).reshape(-1, 32)
+
+    def get(self, parent: int, default: object = None) -> memoryview:
+        return self._view[parent << _BLOB_BITS : (parent + 1) << _BLOB_BITS]
+
+    def __setitem__(self, parent: int, blob: bytes | bytearray | memoryview) -> None:
+        self._view[parent << _BLOB_BITS : (parent + 1) << _BLOB_BITS] = blob
+
+    def pop(self, parent: int, default: object = None) -> None:
+        self[parent] = _EMPTY_KIDS[self.level]
+
+    def copy(self) -> _Level:
+        return _Level(self.level, 0, bytearray(self.data))
+
+    def fill(self, blobs: Iterable[tuple[int, bytes]]) -> None:
+        """Every stored blob of the level, (parent, blob): what a tree reads when it opens
+        (a million at 20 million records, so one loop without a call per blob)."""
+        view = self._view
+        for parent, blob in blobs:
+            view[parent << _BLOB_BITS : (parent + 1) << _BLOB_BITS] = blob
+
+
+Kids = dict[int, bytearray] | _Level
+
+
 @dataclass
 class _Shape:
     """Everything a tree holds; swapped whole when the depth changes inside a trial."""
@@ -179,8 +237,9 @@ class _Shape:
     count: int = 0
     buckets: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     # kids[level][parent]: the 16 hashes of nodes (level, 16 * parent ...), level 0 the
-    # buckets; absent: all empty, or (over a source) not read yet.
-    kids: list[dict[int, bytearray]] = field(default_factory=lambda: [{}])
+    # buckets; absent: all empty, or (over a source) not read yet. A pinned level over a
+    # source is a `_Level` instead, holding every blob.
+    kids: list[Kids] = field(default_factory=lambda: [{}])
     top: bytes = EMPTY[MIN_DEPTH]
     # With a source: buckets and children blobs (level, parent) not yet written there.
     unsaved_buckets: set[int] = field(default_factory=set)
@@ -189,9 +248,6 @@ class _Shape:
     fresh: bool = False  # regrouped: memory holds all of it, the source none of it yet
     # Levels of `kids` memory holds whole (`pinned`): a blob missing there is empty.
     complete: set[int] = field(default_factory=set)
-
-
-_EMPTY_KIDS: Final = tuple(h * FANOUT for h in EMPTY)
 
 
 @dataclass(frozen=True)
@@ -222,11 +278,13 @@ BUCKET_CACHE: Final = 100_000
 NODE_CACHE: Final = 100_000
 """Clean buckets and children blobs a tree over a source keeps between blocks (about 60 MB
 each), on the levels that are not pinned."""
-PINNED_BLOBS: Final = 1 << 16
-"""A children level of at most this many blobs (32 MB of hashes) is pinned: read whole when
-a tree opens over a source and never evicted, so a block reads no node there. Every level
-is at 6 million records (depth 5); all but the bottom one (16**5 blobs) at 20 million,
-whose block then reads, besides its buckets, one bottom blob per bucket it changes."""
+PINNED_BLOBS: Final = 1 << 20
+"""A children level of at most this many blobs (512 MB of hashes) is pinned: read whole
+when a tree opens over a source (as one `_Level` buffer) and never evicted, so a block
+reads no node there, only its buckets. Every level is pinned up to 268 million records
+(depth 6): at 20 million the bottom level's 16**5 blobs take 512 MB and about 3 s of CPU
+to read at a restart, against some 2,000 random RocksDB reads a block (one bottom blob
+per bucket it changes, each cold in the block cache, which the tree outgrows there)."""
 
 
 def pinned(depth: int, level: int) -> bool:
@@ -248,12 +306,10 @@ class BucketTree:
         meta = None if source is None else source.tree_meta()
         if source is not None and meta is not None:
             depth, count, top = meta
-            self._s = _Shape(depth, count, kids=[{} for _ in range(depth)], top=top)
-            for level in range(depth):
-                if pinned(depth, level):
-                    kids = self._s.kids[level]
-                    for parent, blob in source.tree_children_level(depth, level):
-                        kids[parent] = bytearray(blob)
+            self._s = _Shape(depth, count, kids=self._levels(depth), top=top)
+            for level, kids in enumerate(self._s.kids):
+                if isinstance(kids, _Level):
+                    kids.fill(source.tree_children_level(depth, level))
                     self._s.complete.add(level)
         self._dirty: set[int] = set()
         # While a trial is open: the first leaf of every key and the first value of every
@@ -262,6 +318,16 @@ class BucketTree:
         self._old_leaves: dict[bytes, tuple[int, bytes | None]] | None = None
         self._old_nodes: dict[tuple[int, int], bytes | None] = {}
         self._before: _Shape | None = None
+
+    def _levels(self, depth: int) -> list[Kids]:
+        """Empty children levels for a tree of `depth`: the pinned ones whole (`_Level`)
+        over a source, the others (and all of an in-memory tree) as dicts."""
+        return [
+            _Level(level, 1 << (FANOUT_BITS * (depth - 1 - level)))
+            if self._source is not None and pinned(depth, level)
+            else {}
+            for level in range(depth)
+        ]
 
     # --- what state sync reads --------------------------------------------------------------
     @property
@@ -314,18 +380,19 @@ class BucketTree:
         s = self._s
         if self._source is None or s.fresh:
             return
-        shift = 32 - FANOUT_BITS * s.depth
-        missing = list({p >> shift for p in positions} - s.buckets.keys())
+        shift, buckets = 32 - FANOUT_BITS * s.depth, s.buckets
+        missing = list({p >> shift for p in positions} - buckets.keys())
         if missing:
-            found = self._source.tree_bucket_many(s.depth, missing)
+            found, decode = self._source.tree_bucket_many(s.depth, missing), _PAIRS.decode
             for index, blob in zip(missing, found, strict=True):
-                s.buckets[index] = {} if blob is None else decode_bucket(blob)
+                buckets[index] = {} if blob is None else dict(decode(blob))
 
     def _prefetch_kids(self, level: int, parents: Iterable[int]) -> None:
         s = self._s
         if self._source is None or s.fresh or level in s.complete:
             return
         kids = s.kids[level]
+        assert not isinstance(kids, _Level), "a whole level is complete"
         missing = [p for p in parents if p not in kids]
         if missing:
             found = self._source.tree_children_many(s.depth, level, missing)
@@ -341,11 +408,13 @@ class BucketTree:
             bucket = s.buckets[index] = {} if blob is None else decode_bucket(blob)
         return bucket
 
-    def _kids(self, level: int, parent: int, keep: bool = True) -> bytearray:
+    def _kids(self, level: int, parent: int, keep: bool = True) -> bytearray | memoryview:
         """The children blob (level, parent), read from the source if memory lacks it;
         kept in memory (to change it, or as a cache over a source) unless `keep` is off."""
         s = self._s
         kids = s.kids[level]
+        if isinstance(kids, _Level):
+            return kids.get(parent)
         blob = kids.get(parent)
         if blob is None:
             stored = None
@@ -365,9 +434,9 @@ class BucketTree:
         if self._source is not None:  # what earlier calls handed over is stored by now
             if len(s.buckets) > BUCKET_CACHE:
                 s.buckets = {i: s.buckets[i] for i in s.unsaved_buckets if i in s.buckets}
-            for level in range(s.depth):
-                if not pinned(s.depth, level) and len(s.kids[level]) > NODE_CACHE:
-                    kids, unsaved = s.kids[level], s.unsaved_children
+            for level, kids in enumerate(s.kids):
+                if not isinstance(kids, _Level) and len(kids) > NODE_CACHE:
+                    unsaved = s.unsaved_children
                     s.kids[level] = {p: b for p, b in kids.items() if (level, p) in unsaved}
                     s.complete.discard(level)
         buckets: dict[int, bytes | None] = {}
@@ -376,8 +445,8 @@ class BucketTree:
             buckets[index] = encode_bucket(bucket) if bucket else None
         children: dict[tuple[int, int], bytes | None] = {}
         for level, parent in s.unsaved_children:
-            blob = self._kids(level, parent, keep=False)
-            children[(level, parent)] = None if blob == _EMPTY_KIDS[level] else bytes(blob)
+            blob = bytes(self._kids(level, parent, keep=False))
+            children[(level, parent)] = None if blob == _EMPTY_KIDS[level] else blob
         writes = TreeWrites(s.depth, s.count, s.top, buckets, children, s.dropped)
         s.unsaved_buckets, s.unsaved_children, s.dropped, s.fresh = set(), set(), None, False
         return writes
@@ -487,7 +556,8 @@ class BucketTree:
         s = self._s
         return _Shape(
             s.depth, s.count, {i: dict(b) for i, b in s.buckets.items()},
-            [{p: bytearray(b) for p, b in level.items()} for level in s.kids], s.top,
+            [k.copy() if isinstance(k, _Level) else {p: bytearray(b) for p, b in k.items()}
+             for k in s.kids], s.top,
             set(s.unsaved_buckets), set(s.unsaved_children), s.dropped, s.fresh,
             set(s.complete),
         )  # fmt: skip
@@ -522,6 +592,42 @@ class BucketTree:
             s.count += had is None
         self._dirty.add(index)
 
+    def set_many(
+        self, keys: Sequence[bytes], values: Sequence[bytes | None], positions: Sequence[int]
+    ) -> None:
+        """`set` for a block's keys at once (values None: deleted; positions from
+        `key_positions`), with `prefetch` first over a source. The same as calling `set`
+        for each, as one loop: a block writes thousands of keys, and a call and a
+        `tagged_hash` per key were a large part of its root."""
+        s, old = self._s, self._old_leaves
+        if old is not None and self._before is not None:
+            old = None  # the trial already keeps the whole tree before it
+        shift, buckets, dirty = 32 - FANOUT_BITS * s.depth, s.buckets, self._dirty
+        start, count = _LEAF.copy, s.count
+        for key, value, position in zip(keys, values, positions, strict=True):
+            index = position >> shift
+            bucket = buckets.get(index)
+            if bucket is None:
+                bucket = self._bucket(index)
+                if bucket is None:
+                    if value is None:
+                        continue  # nothing to delete, and no empty bucket to leave behind
+                    bucket = buckets[index] = {}
+            had = bucket.get(key)
+            if old is not None and key not in old:
+                old[key] = (position, had)
+            if value is None:
+                if had is not None:
+                    del bucket[key]
+                    count -= 1
+            else:
+                h = start()
+                h.update(len(key).to_bytes(4) + key + value)
+                bucket[key] = h.digest()
+                count += had is None
+            dirty.add(index)
+        s.count = count
+
     def root(self) -> bytes:
         depth = depth_for(self._s.count)
         if depth != self._s.depth:
@@ -529,46 +635,92 @@ class BucketTree:
         s = self._s
         if not self._dirty:
             return root_hash(s.depth, s.top)
-        journal = self._old_leaves is not None and self._before is None
+        s.top = self._hash_levels(self._hash_buckets())
+        self._dirty = set()
+        return root_hash(s.depth, s.top)
+
+    def _hash_buckets(self) -> dict[int, bytes]:
+        """The new hash of each changed bucket, by index."""
+        s = self._s
         keep_empty = self._source is not None  # an absent entry would read the source's
         changed: dict[int, bytes] = {}
+        buckets, start = s.buckets, _BUCKET.copy
         for index in self._dirty:
-            bucket = s.buckets.get(index)
+            bucket = buckets.get(index)
             if bucket:
-                changed[index] = bucket_hash(bucket)
+                h = start()
+                update = h.update
+                for key in sorted(bucket):  # = bucket_hash, without joining the leaves
+                    update(bucket[key])
+                changed[index] = h.digest()
             else:
                 changed[index] = EMPTY[0]
                 if not keep_empty:
-                    s.buckets.pop(index, None)
+                    buckets.pop(index, None)
         s.unsaved_buckets.update(self._dirty)
+        return changed
+
+    def _hash_levels(self, changed: dict[int, bytes]) -> bytes:
+        """Each children blob above the `changed` hashes, level by level: the new top."""
+        s = self._s
+        journal = self._old_leaves is not None and self._before is None
+        keep_empty = self._source is not None
+        start = _NODE.copy
+        reads = self._source is not None and not s.fresh
         for level in range(s.depth):
-            blobs: dict[int, bytearray] = {}
-            parents = {i >> FANOUT_BITS for i in changed}
-            if journal:
-                for parent in parents:
-                    self._journal(level, parent)
-            self._prefetch_kids(level, parents)
+            if journal or (reads and level not in s.complete):
+                parents = {i >> FANOUT_BITS for i in changed}
+                if journal:
+                    for parent in parents:
+                        self._journal(level, parent)
+                self._prefetch_kids(level, parents)
+            kids = s.kids[level]
+            if isinstance(kids, _Level):
+                changed = self._hash_level(kids, changed)
+                continue
+            blobs = dict[int, bytearray]()
             for index, hashed in changed.items():
                 parent = index >> FANOUT_BITS
                 blob = blobs.get(parent)
                 if blob is None:
-                    blob = blobs[parent] = self._kids(level, parent)
-                at = (index & (FANOUT - 1)) * 32
+                    blob = kids.get(parent)
+                    if blob is None:
+                        blob = cast(bytearray, self._kids(level, parent))  # a dict level's
+                    blobs[parent] = blob
+                at = (index & (FANOUT - 1)) << 5
                 blob[at : at + 32] = hashed
-            s.unsaved_children.update((level, p) for p in blobs)
+            s.unsaved_children.update([(level, p) for p in blobs])
             changed, empty = {}, _EMPTY_KIDS[level]
             for parent, blob in blobs.items():
                 if blob == empty:
                     changed[parent] = EMPTY[level + 1]
                     if not keep_empty:
-                        del s.kids[level][parent]
+                        del kids[parent]
                 else:
-                    changed[parent] = node_hash(blob)  # type: ignore[arg-type]
+                    h = start()
+                    h.update(blob)
+                    changed[parent] = h.digest()
         if journal:
             self._journal(s.depth, 0)
-        s.top = changed[0]
-        self._dirty = set()
-        return root_hash(s.depth, s.top)
+        return changed[0]
+
+    def _hash_level(self, kids: _Level, changed: dict[int, bytes]) -> dict[int, bytes]:
+        """`_hash_levels` on a whole level: the changed hashes written with one scatter,
+        then each touched blob hashed (an all-empty blob hashes to EMPTY[level + 1])."""
+        import numpy as np  # loaded already by the `_Level`
+
+        indexes = np.fromiter(changed, dtype=np.int64, count=len(changed))
+        hashes = np.frombuffer(b"".join(changed.values()), dtype=np.uint8)
+        kids.hashes[indexes] = hashes.reshape(-1, 32)
+        parents: list[int] = np.unique(indexes >> FANOUT_BITS).tolist()
+        level = kids.level
+        self._s.unsaved_children.update([(level, p) for p in parents])
+        view, start, above = memoryview(kids.data), _NODE.copy, {}
+        for parent in parents:
+            h = start()
+            h.update(view[parent << _BLOB_BITS : (parent + 1) << _BLOB_BITS])
+            above[parent] = h.digest()
+        return above
 
     def _regroup(self, depth: int) -> None:
         """Every key into the buckets of the new depth, all of them to hash: the one cost
@@ -586,7 +738,7 @@ class BucketTree:
         for bucket in everything.values():
             for key, leaf in bucket.items():
                 buckets.setdefault(bucket_at(key_position(key), depth), {})[key] = leaf
-        kids: list[dict[int, bytearray]] = [{} for _ in range(depth)]
+        kids = self._levels(depth)
         dropped = old.depth if old.dropped is None else old.dropped
         self._s = _Shape(
             depth, old.count, buckets, kids, EMPTY[depth], set(buckets), set(), dropped, True,

@@ -24,7 +24,7 @@ from gridtokenx.ledger.bucket_tree import (
     TreeChanges,
     TreeSource,
     TreeWrites,
-    key_position,
+    key_positions,
 )
 from gridtokenx.ledger.bucket_tree import leaf_hash as leaf_hash
 from gridtokenx.wire import codec
@@ -254,14 +254,17 @@ class State:
 
     def root(self) -> bytes:
         """State root; hashes only the keys written since the previous call."""
-        tree, positions = self._tree, {key: key_position(key) for key in self._unhashed}
-        if self._source is not None and positions:
-            tree.prefetch(positions.values())
-        for key, position in positions.items():
-            record = self._lookup(key)
-            tree.set(key, None if record is None else codec.encode(record), position)
-        self._unhashed.clear()
-        return self._tree.root()
+        tree = self._tree
+        if self._unhashed:
+            keys = list(self._unhashed)
+            positions = key_positions(keys)
+            if self._source is not None:
+                tree.prefetch(positions)
+            lookup, encode = self._lookup, codec.encode
+            values = [None if (r := lookup(key)) is None else encode(r) for key in keys]
+            tree.set_many(keys, values, positions)
+            self._unhashed.clear()
+        return tree.root()
 
     def recompute_root(self) -> bytes:
         """Root rebuilt from scratch: the reference the incremental root must always equal."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-from rocksdict import Checkpoint, Rdict, WriteBatch, WriteOptions
+from rocksdict import Checkpoint, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from gridtokenx.chain import blocks
 from gridtokenx.chain.application import Application
@@ -205,17 +205,19 @@ class Store:
     def _cf(self, name: str) -> Any:
         return self.db.get_column_family_handle(name)
 
-    def _get(self, family: str, key: bytes) -> bytes | None:
+    def _family(self, family: str) -> Rdict:
         cf = self._families.get(family)
         if cf is None:  # opening a family's handle costs more than the read itself
             cf = self._families[family] = self.db.get_column_family(family)
-        value: bytes | None = cf.get(key)
+        return cf
+
+    def _get(self, family: str, key: bytes) -> bytes | None:
+        value: bytes | None = self._family(family).get(key)
         return value
 
     def _get_many(self, family: str, keys: list[bytes]) -> list[bytes | None]:
-        self._get(family, b"")  # opens the family's handle if it is not yet
         asked: list[str | int | float | bytes | bool] = list(keys)
-        found = self._families[family].get(asked)
+        found = self._family(family).get(asked)
         assert isinstance(found, list)
         return found
 
@@ -334,13 +336,24 @@ class Store:
         return indexes.certificate_ids(keys, prefix, before, limit)
 
     def _scan(
-        self, family: str, prefix: bytes, start: bytes | None = None, backwards: bool = False
+        self,
+        family: str,
+        prefix: bytes,
+        start: bytes | None = None,
+        backwards: bool = False,
+        cache: bool = True,
     ) -> Iterator[tuple[bytes, bytes]]:
         """Keys with `prefix` from `start` (default: the prefix itself), in key order or
-        backwards, stopping at the first key outside the prefix."""
+        backwards, stopping at the first key outside the prefix. `cache` off: the blocks
+        read stay out of the block cache (a scan whose values the caller keeps)."""
         cf = self.db.get_column_family(family)
+        options = None
+        if not cache:
+            options = ReadOptions()
+            options.fill_cache(False)  # type: ignore[call-arg]  # the stub omits `v`
         try:
-            for key, value in cf.items(backwards=backwards, from_key=start or prefix):
+            items = cf.items(backwards=backwards, from_key=start or prefix, read_opt=options)
+            for key, value in items:
                 assert isinstance(key, bytes) and isinstance(value, bytes)
                 if not key.startswith(prefix):
                     break
@@ -635,7 +648,8 @@ class Store:
             yield int.from_bytes(key[2:]), blob
 
     def tree_children_level(self, depth: int, level: int) -> Iterator[tuple[int, bytes]]:
-        for key, blob in self._scan("tree", b"c" + bytes([depth, level])):
+        # pinned: the tree keeps them, so they would only push the buckets out of the cache
+        for key, blob in self._scan("tree", b"c" + bytes([depth, level]), cache=False):
             yield int.from_bytes(key[3:]), blob
 
     def record(self, key: bytes) -> msgspec.Struct | None:
