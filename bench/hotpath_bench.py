@@ -157,6 +157,7 @@ def run(
     validator = open_application(spec, folder / "validator")
     meter, unmetered = _Meter(profiled), _Meter(False)
     committed, heights = 0, 0
+    roots: list[str] = []  # after each measured height: old and new code must agree
     try:
         for phase in setup:  # the participants, meters, licences and funds
             for app in (proposer, validator):
@@ -171,6 +172,7 @@ def run(
             while len(validator.mempool):
                 committed += _height(proposer, validator, now, meter)
                 heights += 1
+                roots.append(validator.state.root().hex())
     finally:
         proposer.close()
         validator.close()
@@ -183,6 +185,7 @@ def run(
         "validator_cpu_us_per_order": round(meter.cpu * per, 1),
         "ed25519_verifies_per_s": round(verify_rate),
         "ed25519_us_per_verify": round(1e6 / verify_rate, 1),
+        "state_roots": roots,
     }
     if meter.profile is None:
         return figures

@@ -33,7 +33,6 @@ GRAPH_INDEX: Final = "zone-graph"
 GRAPH_PREFIXES: Final = (registry.ZONE_INDEX_KEY, b"link/", b"glink/")
 """The records the zone graph is built from: the zone index, the interconnectors and
 EGAT's link capacities (`registry.interconnector_key`, `grid.link_state_key`)."""
-FLOW_INDEX: Final = "link-flows"
 FLOW_PREFIX: Final = b"flow/"  # `records.flow_key`
 ROOM_PREFIXES: Final = (*GRAPH_PREFIXES, FLOW_PREFIX)
 """The records a link's room is computed from: its capacity's and the flows'."""
@@ -123,15 +122,20 @@ class ZoneGraph:
     first use after any committed write to the records it is made of, and reused by every
     path search until then (an order's plan searches about three times, each once reading
     some 150 records). It is a cache of a pure function of those records, so a node with
-    it and one without pick the same paths."""
+    it and one without pick the same paths. The committed flows (`LinkFlows`) ride along:
+    one index told of each write, not two."""
 
     def __init__(self, state: State) -> None:
         self._state = state
         self._graph: tuple[Neighbours, Capacities] | None = None
+        self.flows = LinkFlows(state)
 
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
-        if self._graph is not None and key.startswith(GRAPH_PREFIXES):
-            self._graph = None
+        if key.startswith(ROOM_PREFIXES):  # one test for the many writes that are neither
+            if key.startswith(FLOW_PREFIX):
+                self.flows.forget(key)
+            else:
+                self._graph = None
 
     def _built(self) -> tuple[Neighbours, Capacities]:
         if self._graph is None:
@@ -156,19 +160,21 @@ def zone_graph(view: Overlay) -> Neighbours:
 
 
 class LinkFlows:
-    """The committed flows the room checks have read, by (interval, from zone, to zone):
-    a derived index of the state like `ZoneGraph`. An entry goes on any committed write
-    to its record (a trade's reservation, a trial rolled back or replayed), so what it
-    holds is always the committed record; an order's plan checks the room of some ten
-    links, each once reading two flow records through the overlay chain."""
+    """The committed flows the room checks have read, by (interval, from zone, to zone),
+    kept with the `ZoneGraph` and told of writes through it. An entry goes on any
+    committed write to its record (a trade's reservation, a trial rolled back or
+    replayed), so what it holds is always the committed record; an order's plan checks
+    the room of some ten links, each once reading two flow records through the overlay
+    chain otherwise."""
 
     def __init__(self, state: State) -> None:
         self._state = state
         self._wh: dict[tuple[int, str, str], int] = {}
         self._keys: dict[bytes, tuple[int, str, str]] = {}
 
-    def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
-        if key.startswith(FLOW_PREFIX) and (flow := self._keys.pop(key, None)) is not None:
+    def forget(self, key: bytes) -> None:
+        """The flow record at `key` was written: read it again when next asked."""
+        if (flow := self._keys.pop(key, None)) is not None:
             del self._wh[flow]
 
     def used_wh(self, interval_start: int, a: str, b: str) -> int:
@@ -200,8 +206,7 @@ def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tupl
 
     else:
         graph = view.base.index(GRAPH_INDEX, ZoneGraph)
-        neighbours, capacities = graph.neighbours(), graph.capacities()
-        flows = view.base.index(FLOW_INDEX, LinkFlows)
+        neighbours, capacities, flows = graph.neighbours(), graph.capacities(), graph.flows
 
         def read(a: str, b: str) -> int:
             capacity_kw = capacities.get((a, b))
