@@ -125,17 +125,18 @@ class ZoneGraph:
     it and one without pick the same paths. The committed flows (`LinkFlows`) ride along:
     one index told of each write, not two."""
 
+    prefixes = ROOM_PREFIXES
+
     def __init__(self, state: State) -> None:
         self._state = state
         self._graph: tuple[Neighbours, Capacities] | None = None
         self.flows = LinkFlows(state)
 
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
-        if key.startswith(ROOM_PREFIXES):  # one test for the many writes that are neither
-            if key.startswith(FLOW_PREFIX):
-                self.flows.forget(key)
-            else:
-                self._graph = None
+        if key.startswith(FLOW_PREFIX):
+            self.flows.forget(key)
+        elif key.startswith(GRAPH_PREFIXES):
+            self._graph = None
 
     def _built(self) -> tuple[Neighbours, Capacities]:
         if self._graph is None:
