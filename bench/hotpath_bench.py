@@ -19,7 +19,14 @@ then its main thread's profile (cProfile) in a second run, grouped by what it is
 It prints CPU per committed order and per group, the hottest functions by their own time,
 and writes bench/results/hotpath.json: the figures behind docs/adr/0007.
 
-    python bench/hotpath_bench.py [--orders 6000] [--block 1000]
+`--workload crossing` sends `devnet_bench.py`'s crossing orders instead (Bangkok only, no
+grid paths). `--clock` fixes the chain's clock (a Unix time): the day mix is built from
+the clock's quarter-hour and time of day (which intervals, how many agents offer, how
+often a plan searches a path), so runs at different wall-clock times compare only when
+they share one.
+
+    python bench/hotpath_bench.py [--orders 6000] [--block 1000] [--workload day|crossing]
+                                  [--clock 1796536800]
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from gridtokenx.ledger import genesis
 from gridtokenx.simulator import loadgen
 from gridtokenx.storage.store import Store, open_application
 from gridtokenx.wire import tx
+from workload import MarketLoad
 
 RESULTS = Path(__file__).parent / "results" / "hotpath.json"
 CHAIN = "gridtokenx-hotpath"
@@ -114,46 +122,70 @@ def _height(
     return count
 
 
-def run(
-    orders: int, block: int, folder: Path, profiled: bool, participants: int = 600
-) -> dict[str, Any]:
-    """The day mix's orders through a proposer and a validator: the validator's CPU per
-    committed order, and with `profiled` its main thread's profile grouped as the module
-    docstring says (signature checks run in the mempool's threads, which cProfile does
-    not see: `ed25519_us_per_verify` stands for them)."""
-    now = int(time.time())
-    spec = devnet_genesis(CHAIN, now - 60)
-    load = loadgen.rolling_load(
+def _load(
+    workload: str, spec: genesis.Genesis, now: int, orders: int, participants: int
+) -> tuple[list[list[bytes]], list[bytes]]:
+    """The setup phases and the orders of `workload`."""
+    if workload == "crossing":
+        crossing = MarketLoad(spec, now, accounts_per_side=participants // 2)
+        setup = crossing.setup()
+        return setup, list(crossing.orders(orders))
+    day = loadgen.rolling_load(
         spec, genesis.dev_keys(), now, orders, 1_000.0, participants, key_prefix="hotpath"
     )
+    return day.setup, day.orders
+
+
+def run(
+    orders: int,
+    block: int,
+    folder: Path,
+    profiled: bool,
+    participants: int = 600,
+    workload: str = "day",
+    clock: int | None = None,
+) -> dict[str, Any]:
+    """The workload's orders through a proposer and a validator: the validator's CPU per
+    committed order, and with `profiled` its main thread's profile grouped as the module
+    docstring says (signature checks run in the mempool's threads, which cProfile does
+    not see: `ed25519_us_per_verify` stands for them). `clock`: the chain's time, else
+    the wall clock's."""
+    now = int(time.time()) if clock is None else clock
+    spec = devnet_genesis(CHAIN, now - 60)
+    setup, order_txs = _load(workload, spec, now, orders, participants)
     proposer = open_application(spec, folder / "proposer")
     validator = open_application(spec, folder / "validator")
     meter, unmetered = _Meter(profiled), _Meter(False)
     committed, heights = 0, 0
+    roots: list[str] = []  # after each measured height: old and new code must agree
     try:
-        for phase in load.setup:  # the participants, meters, licences and funds
+        for phase in setup:  # the participants, meters, licences and funds
             for app in (proposer, validator):
                 _admit(app, phase)
             while len(validator.mempool):
                 _height(proposer, validator, now, unmetered)
-        for i in range(0, len(load.orders), block):
-            batch = load.orders[i : i + block]
+        for i in range(0, len(order_txs), block):
+            batch = order_txs[i : i + block]
             _admit(proposer, batch)
             with meter:
                 _admit(validator, batch)
             while len(validator.mempool):
                 committed += _height(proposer, validator, now, meter)
                 heights += 1
+                roots.append(validator.state.root().hex())
     finally:
         proposer.close()
         validator.close()
     per = 1e6 / max(committed, 1)
-    sample = [tx.decode(raw) for raw in load.orders[:1_000]]
+    sample = [tx.decode(raw) for raw in order_txs[:1_000]]
+    verify_rate = benchkit.raw_verify_rate(sample)
     figures: dict[str, Any] = {
         "orders_committed": committed,
         "heights": heights,
         "validator_cpu_us_per_order": round(meter.cpu * per, 1),
-        "ed25519_us_per_verify": round(1e6 / benchkit.raw_verify_rate(sample), 1),
+        "ed25519_verifies_per_s": round(verify_rate),
+        "ed25519_us_per_verify": round(1e6 / verify_rate, 1),
+        "state_roots": roots,
     }
     if meter.profile is None:
         return figures
@@ -191,31 +223,46 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--orders", type=int, default=6_000)
     parser.add_argument("--block", type=int, default=1_000)
     parser.add_argument("--participants", type=int, default=600, help="the day's agents")
+    parser.add_argument("--workload", choices=("day", "crossing"), default="day")
+    parser.add_argument(
+        "--clock", type=int, default=None, help="the chain's time, Unix seconds (default: now)"
+    )
+    parser.add_argument("--no-profile", action="store_true", help="the plain run only")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started_load = list(os.getloadavg())
+    shape = (args.participants, args.workload, args.clock)
     with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
-        plain = run(args.orders, args.block, Path(tmp) / "plain", False, args.participants)
-    with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
-        figures = run(args.orders, args.block, Path(tmp) / "profiled", True, args.participants)
-    figures["validator_cpu_us_per_order_profiled"] = figures.pop("validator_cpu_us_per_order")
-    figures["validator_cpu_us_per_order"] = plain["validator_cpu_us_per_order"]
+        plain = run(args.orders, args.block, Path(tmp) / "plain", False, *shape)
+    if args.no_profile:
+        figures = plain
+    else:
+        with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
+            figures = run(args.orders, args.block, Path(tmp) / "profiled", True, *shape)
+        figures["validator_cpu_us_per_order_profiled"] = figures.pop("validator_cpu_us_per_order")
+        figures["validator_cpu_us_per_order"] = plain["validator_cpu_us_per_order"]
     result: dict[str, object] = {
         "benchmark": "hotpath",
         "python": platform.python_version(),
         "orders": args.orders,
         "block": args.block,
         "participants": args.participants,
+        "workload": args.workload,
+        "clock": args.clock,
         "load_average_at_start": started_load,
         "load_average_at_end": list(os.getloadavg()),
         **figures,
     }
     print(
-        f"{figures['orders_committed']} orders in {figures['heights']} heights: validator "
-        f"{figures['validator_cpu_us_per_order']} us of CPU per order (profiled: "
-        f"{figures['validator_cpu_us_per_order_profiled']}; one Ed25519 verify "
-        f"{figures['ed25519_us_per_verify']} us), load {started_load[0]:.1f}"
+        f"{args.workload}: {figures['orders_committed']} orders in {figures['heights']} "
+        f"heights: validator {figures['validator_cpu_us_per_order']} us of CPU per order "
+        f"(profiled: {figures.get('validator_cpu_us_per_order_profiled', '-')}); raw Ed25519 "
+        f"{figures['ed25519_verifies_per_s']}/s ({figures['ed25519_us_per_verify']} us per "
+        f"verify), load {started_load[0]:.1f}"
     )
+    if args.no_profile:
+        benchkit.write(result, args.output)
+        return result
     print("profiled main thread, by stage (cumulative):")
     for stage, us in figures["stages_cumulative_us_per_order"].items():
         print(f"  {stage:<30} {us:>8} us/order")

@@ -218,3 +218,18 @@ def test_hotpath_bench_profiles_a_validator_on_the_day_mix(tmp_path: Path) -> No
     assert stages["state root: State.root"] > 0
     assert set(written["groups_us_per_order"]) >= {"python", "rocksdb", "msgpack", "sha256"}
     assert len(written["hottest"]) == 30
+
+
+def test_hotpath_bench_at_a_fixed_clock_repeats_its_roots(tmp_path: Path) -> None:
+    """With `--clock` the load is the same whenever it runs: two runs commit the same
+    states, on crossing orders and on the day mix, and the plain run skips the profile."""
+    bench = _load("hotpath_bench")
+    for workload in ("crossing", "day"):
+        shape = ["--orders", "100", "--block", "50", "--participants", "20"]
+        args = [*shape, "--workload", workload, "--clock", "1796439600", "--no-profile"]
+        first = bench.main([*args, "--output", str(tmp_path / f"{workload}-1.json")])
+        second = bench.main([*args, "--output", str(tmp_path / f"{workload}-2.json")])
+        assert first["workload"] == workload and first["orders_committed"] == 100
+        assert len(first["state_roots"]) == first["heights"] >= 2
+        assert first["state_roots"] == second["state_roots"]
+        assert first["ed25519_verifies_per_s"] > 0 and "hottest" not in first

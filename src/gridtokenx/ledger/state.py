@@ -33,6 +33,9 @@ R = TypeVar("R", bound=msgspec.Struct)
 
 RECORD_CACHE: Final = 200_000
 """Clean records a state over a source keeps between blocks (about 100 MB)."""
+_ABSENT: Final = object()
+"""A dictionary miss, told apart from a held None (a deleted record) in one lookup: the
+record reads below run some hundred times per order."""
 
 
 class StateSource(TreeSource, Protocol):
@@ -69,6 +72,12 @@ class DerivedIndex(Protocol):
     every committed write, and rebuildable at any time. It sees only committed state, so a
     rejected transaction cannot leave a trace in it either."""
 
+    @property
+    def prefixes(self) -> tuple[bytes, ...]:
+        """The key prefixes of the records it is computed from: only writes under them
+        reach `on_write` (most of a transaction's writes are under none)."""
+        ...
+
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None: ...
 
 
@@ -89,6 +98,7 @@ class State:
         self._tree = BucketTree(source)
         self._unhashed: set[bytes] = set()
         self._indexes: dict[str, DerivedIndex] = {}
+        self._watched: tuple[bytes, ...] = ()  # every index's prefixes
         self._unpersisted: set[bytes] = set()
         self._undo: dict[bytes, msgspec.Struct | None] | None = None
 
@@ -97,6 +107,7 @@ class State:
         found = self._indexes.get(name)
         if found is None:
             found = self._indexes[name] = build(self)
+            self._watched = (*self._watched, *found.prefixes)
         return found  # type: ignore[return-value]
 
     def _lookup(self, key: bytes) -> msgspec.Struct | None:
@@ -110,7 +121,9 @@ class State:
         return record
 
     def get(self, key: bytes, typ: type[R]) -> R | None:
-        record = self._lookup(key)
+        record = self._records.get(key, _ABSENT)
+        if record is _ABSENT:
+            record = self._lookup(key)
         if record is None:
             return None
         if not isinstance(record, typ):
@@ -197,18 +210,22 @@ class State:
     def _write(self, writes: dict[bytes, msgspec.Struct | None], hashed: bool = False) -> None:
         """`hashed`: the tree already accounts for these writes (rollback, replay)."""
         undo, records, keep_deleted = self._undo, self._records, self._source is not None
+        if undo is not None:
+            for key in writes:  # the keys are distinct: each one's value before any write
+                if key not in undo:
+                    undo[key] = self._lookup(key)
+        watched, indexes = self._watched, self._indexes.values()
         for key, record in writes.items():
-            if undo is not None and key not in undo:
-                undo[key] = self._lookup(key)
             if record is None and not keep_deleted:
                 records.pop(key, None)
             else:
                 records[key] = record
-            if not hashed:
-                self._unhashed.add(key)
-            self._unpersisted.add(key)
-            for index in self._indexes.values():
-                index.on_write(key, record)
+            if key.startswith(watched):
+                for index in indexes:
+                    index.on_write(key, record)
+        if not hashed:
+            self._unhashed.update(writes)
+        self._unpersisted.update(writes)
 
     def take_changes(self) -> dict[bytes, msgspec.Struct | None]:
         """Records written since the last call (None: deleted), for the store to persist in
@@ -299,14 +316,17 @@ class Overlay:
         self._writes: dict[bytes, msgspec.Struct | None] = {}
 
     def get(self, key: bytes, typ: type[R]) -> R | None:
-        if key in self._writes:
-            record = self._writes[key]
-            if record is None:
-                return None
-            if not isinstance(record, typ):
-                raise TypeError(f"record at {key!r} is {type(record).__name__}")
-            return record
-        return self._base.get(key, typ)
+        record = self._writes.get(key, _ABSENT)
+        if record is _ABSENT:  # `State.get` inlined: a call less on the hottest read
+            base = self._base
+            record = base._records.get(key, _ABSENT)
+            if record is _ABSENT:
+                record = base._lookup(key)
+        if record is None:
+            return None
+        if not isinstance(record, typ):
+            raise TypeError(f"record at {key!r} is {type(record).__name__}")
+        return record
 
     @property
     def base(self) -> State:
@@ -316,7 +336,10 @@ class Overlay:
     def touches(self, prefixes: tuple[bytes, ...]) -> bool:
         """True when this overlay holds a write (not yet committed) under one of the
         prefixes: a derived index of the committed state does not see it."""
-        return any(key.startswith(prefixes) for key in self._writes)
+        for key in self._writes:  # noqa: SIM110 - a loop costs less than any() and its generator
+            if key.startswith(prefixes):
+                return True
+        return False
 
     def put(self, key: bytes, record: msgspec.Struct) -> None:
         self._writes[key] = record

@@ -12,6 +12,7 @@ will use to verify in a thread pool.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +50,12 @@ def tagged_hash(tag: bytes, *parts: bytes) -> bytes:
 _TAGS: dict[bytes, Any] = {}
 
 
+@functools.lru_cache(maxsize=16_384)
 def address_of(public_key: bytes) -> bytes:
-    """20-byte account address: a domain-separated hash of the Ed25519 public key."""
+    """20-byte account address: a domain-separated hash of the Ed25519 public key.
+
+    Memoised: a transaction's sender is asked for its address by admission, the block's
+    screen and execution, a hash each time otherwise."""
     if len(public_key) != PUBLIC_KEY_SIZE:
         raise ValueError(f"public key must be {PUBLIC_KEY_SIZE} bytes, got {len(public_key)}")
     return tagged_hash(b"GridTokenX/address", public_key)[:ADDRESS_SIZE]

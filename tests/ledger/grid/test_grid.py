@@ -11,6 +11,7 @@ from gridtokenx.ledger import accounts, registry
 from gridtokenx.ledger.grid import records as grid
 from gridtokenx.ledger.market import bookkeeping, paths, records
 from gridtokenx.ledger.sandbox import Sandbox
+from gridtokenx.ledger.state import Overlay
 from gridtokenx.wire import errors, tx
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import (
@@ -394,3 +395,64 @@ def test_the_zone_graph_follows_uncommitted_committed_and_rolled_back_writes(
     assert paths.find(state.overlay(), "CEN", "BKK") == paths.Path(("CEN", "BKK"), 50)
     state.rollback()  # a trial undone (a proposal checked, then dropped)
     assert paths.find(state.overlay(), "CEN", "BKK") == paths.Path(("CEN", "BKK"), 100)
+
+
+# --- the cached link room (capacities and flows) -------------------------------------------
+def test_a_flow_reserved_in_a_block_is_seen_by_the_next_order_of_the_block(mk: Market) -> None:
+    """The committed flows a plan reads are cached: a trade's reservation must reach the
+    next order's room check in the same block (a stale flow would leave the full direct
+    link open and the second buyer would pay its 1 % loss, not the 3.47 % around it)."""
+    licensed_factory(mk)
+    mk.place(mk.factory, SELL, 3_000, 250, zone="CEN")
+    status(mk, LinkStatus("BKK", "CEN", 2, 0))  # 2 kW: 500 Wh in the 15-minute interval
+    height = mk.sb.height
+    [first] = trade_events(mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 500, 400)))
+    assert (first.attrs["loss_bp"], first.attrs["quantity_wh"]) == (100, 500)
+    [second] = trade_events(mk.ok(mk.buyer2, PlaceOrder(BUY, "BKK", mk.T, 500, 400)))
+    assert second.attrs["loss_bp"] == 347  # CEN -> EST -> BKK: the direct link is full
+    assert mk.sb.height == height
+
+
+def test_a_capacity_cut_in_a_block_is_seen_by_the_next_orders_room(mk: Market) -> None:
+    licensed_factory(mk)
+    mk.place(mk.factory, SELL, 3_000, 250, zone="CEN")
+    height = mk.sb.height
+    [first] = trade_events(mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 500, 400)))
+    assert first.attrs["loss_bp"] == 100  # its plan read the 800 MW capacity
+    # 4 kW: 1,000 Wh an interval, 500 of it taken: the next 600 Wh no longer fit directly
+    status(mk, LinkStatus("BKK", "CEN", 4, 0))
+    [second] = trade_events(mk.ok(mk.buyer2, PlaceOrder(BUY, "BKK", mk.T, 600, 400)))
+    assert (second.attrs["loss_bp"], second.attrs["quantity_wh"]) == (100, 500)
+    assert mk.sb.height == height
+
+
+def test_the_link_room_follows_uncommitted_committed_and_rolled_back_flows(
+    mk: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = mk.sb.state
+
+    def room(view: Overlay, a: str, b: str) -> int:
+        _, room_of = paths.plan_grid(view, mk.T, mk.params.interval_seconds)
+        return room_of(a, b)
+
+    full = room(state.overlay(), "CEN", "BKK")
+    assert full == 800_000 * 1000 // 4  # kW for a quarter of an hour
+    view = state.overlay()
+    view.put(records.flow_key(mk.T, "CEN", "BKK"), records.FlowUsed(1_000))
+    # The transaction's own write counts before it commits; other views see the old flow.
+    assert room(view, "CEN", "BKK") == full - 1_000
+    assert room(state.overlay(), "CEN", "BKK") == full
+    state.begin()
+    view.commit()
+    assert room(state.overlay(), "CEN", "BKK") == full - 1_000
+    assert room(state.overlay(), "BKK", "CEN") == full + 1_000  # the counter-flow frees room
+    state.rollback()  # a trial undone (a proposal checked, then dropped)
+    assert room(state.overlay(), "CEN", "BKK") == full
+    assert room(state.overlay(), "BKK", "CEN") == full
+    # A cache that starts again at its limit still answers from the committed records.
+    monkeypatch.setattr(paths, "FLOW_CACHE_LIMIT", 1)
+    other = state.overlay()
+    other.put(records.flow_key(mk.T, "BKK", "CEN"), records.FlowUsed(300))
+    other.commit()
+    assert room(state.overlay(), "CEN", "BKK") == full + 300
+    assert room(state.overlay(), "BKK", "CEN") == full - 300

@@ -109,14 +109,15 @@ def interval_market(view: Overlay, interval_start: int) -> records.IntervalMarke
 def ensure_interval(view: Overlay, interval_start: int, zone: str) -> records.IntervalMarket:
     """The interval's record, created (and listed as active) on its first order."""
     market = interval_market(view, interval_start)
+    if market is not None and zone in market.zones:
+        return market  # as it is: no write (the root and the store see no change either)
     if market is None:
         market = records.IntervalMarket()
         active = view.get(records.ACTIVE_KEY, records.Active) or records.Active(())
         view.put(
             records.ACTIVE_KEY, records.Active(tuple(sorted({*active.intervals, interval_start})))
         )
-    if zone not in market.zones:
-        market = msgspec.structs.replace(market, zones=tuple(sorted({*market.zones, zone})))
+    market = msgspec.structs.replace(market, zones=tuple(sorted({*market.zones, zone})))
     view.put(records.interval_key(interval_start), market)
     return market
 

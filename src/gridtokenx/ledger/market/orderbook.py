@@ -107,6 +107,7 @@ class SideBook:
 class Books:
     """Every open order of every interval and zone. A `DerivedIndex` over `ord/` records."""
 
+    prefixes = (b"ord/",)  # `records.order_key`, as `from_state` scans
     # Keyed by (interval, zone, side as a plain int): enum members hash in Python code, and
     # these keys are hashed on every order.
     sides: dict[tuple[int, str, int], SideBook] = field(default_factory=dict)

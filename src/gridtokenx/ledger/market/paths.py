@@ -24,11 +24,20 @@ BASIS = 10_000
 
 Neighbours = dict[str, list[tuple[str, int]]]
 """Each zone's usable links: (the zone across, the link's loss in basis points), sorted."""
+Capacities = dict[tuple[str, str], int]
+"""Each interconnector's capacity in kW (EGAT's latest, else the genesis value), both ways."""
+Room = Callable[[str, str], int]
+"""Energy a directed link can still carry in an interval (Wh)."""
 
 GRAPH_INDEX: Final = "zone-graph"
 GRAPH_PREFIXES: Final = (registry.ZONE_INDEX_KEY, b"link/", b"glink/")
 """The records the zone graph is built from: the zone index, the interconnectors and
 EGAT's link capacities (`registry.interconnector_key`, `grid.link_state_key`)."""
+FLOW_PREFIX: Final = b"flow/"  # `records.flow_key`
+ROOM_PREFIXES: Final = (*GRAPH_PREFIXES, FLOW_PREFIX)
+"""The records a link's room is computed from: its capacity's and the flows'."""
+FLOW_CACHE_LIMIT: Final = 4_096
+"""Committed flows `LinkFlows` keeps before it starts again (about 20 links per interval)."""
 
 
 @dataclass(frozen=True)
@@ -52,50 +61,60 @@ def compound_loss(losses_bp: list[int]) -> int:
 
 
 def find(
-    view: Overlay, source: str, target: str, room: Callable[[str, str], int] | None = None
+    view: Overlay,
+    source: str,
+    target: str,
+    room: Room | None = None,
+    neighbours: Neighbours | None = None,
 ) -> Path | None:
     """Best path from `source` to `target`, or None when the zones are not connected.
 
     With `room` (energy a directed link can still carry), links without room are left out,
-    so a full direct link gives way to a longer path that still has capacity."""
+    so a full direct link gives way to a longer path that still has capacity. `neighbours`:
+    the zone graph `view` sees, when the caller has it already (`plan_grid`)."""
     if source == target:
         return Path((source,), 0)
-    neighbours = zone_graph(view)
-    # Breadth-first by hop count; within one hop count keep the best (loss, zones) per zone.
-    frontier: dict[str, tuple[int, tuple[str, ...], list[int]]] = {source: (0, (source,), [])}
+    graph = zone_graph(view) if neighbours is None else neighbours
+    # Breadth-first by hop count; within one hop count keep the best (compounded loss,
+    # zones) per zone. Zones tuples differ between paths, so the best is a strict minimum
+    # whatever order the frontier is visited in.
+    frontier: dict[str, tuple[int, tuple[str, ...]]] = {source: (0, (source,))}
     seen = {source}
     while frontier:
-        found = [v for z, v in frontier.items() if z == target]
-        if found:
-            _, zones, losses = found[0]
-            return Path(zones, compound_loss(losses))
-        nxt: dict[str, tuple[int, tuple[str, ...], list[int]]] = {}
-        for zone in sorted(frontier):
-            _, zones, losses = frontier[zone]
-            for other, loss in neighbours.get(zone, ()):
+        found = frontier.get(target)
+        if found is not None:
+            return Path(found[1], found[0])
+        nxt: dict[str, tuple[int, tuple[str, ...]]] = {}
+        for zone, (lost, zones) in frontier.items():
+            remaining = BASIS - lost  # compounded as `compound_loss` does, one link more
+            for other, loss in graph.get(zone, ()):
                 if other in seen or (room is not None and room(zone, other) <= 0):
                     continue
-                candidate = (compound_loss([*losses, loss]), (*zones, other), [*losses, loss])
+                candidate = (BASIS - remaining * (BASIS - loss) // BASIS, (*zones, other))
                 best = nxt.get(other)
-                if best is None or candidate[:2] < best[:2]:
+                if best is None or candidate < best:
                     nxt[other] = candidate
         seen.update(nxt)
         frontier = nxt
     return None
 
 
-def _build_graph(view: Overlay) -> Neighbours:
+def _build_graph(view: Overlay) -> tuple[Neighbours, Capacities]:
     neighbours: Neighbours = {}
+    capacities: Capacities = {}
     for a, b in registry.zone_index(view).links:
         link = view.get(registry.interconnector_key(a, b), registry.Interconnector)
         capacity = grid.link_capacity_kw(view, a, b)
-        if link is None or capacity is None or capacity <= 0:
+        if link is None or capacity is None:
+            continue
+        capacities[a, b] = capacities[b, a] = capacity
+        if capacity <= 0:
             continue
         neighbours.setdefault(a, []).append((b, link.loss_basis_points))
         neighbours.setdefault(b, []).append((a, link.loss_basis_points))
     for links in neighbours.values():
         links.sort()  # the search visits neighbours in this order
-    return neighbours
+    return neighbours, capacities
 
 
 class ZoneGraph:
@@ -103,20 +122,33 @@ class ZoneGraph:
     first use after any committed write to the records it is made of, and reused by every
     path search until then (an order's plan searches about three times, each once reading
     some 150 records). It is a cache of a pure function of those records, so a node with
-    it and one without pick the same paths."""
+    it and one without pick the same paths. The committed flows (`LinkFlows`) ride along:
+    one index told of each write, not two."""
+
+    prefixes = ROOM_PREFIXES
 
     def __init__(self, state: State) -> None:
         self._state = state
-        self._neighbours: Neighbours | None = None
+        self._graph: tuple[Neighbours, Capacities] | None = None
+        self.flows = LinkFlows(state)
 
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
-        if self._neighbours is not None and key.startswith(GRAPH_PREFIXES):
-            self._neighbours = None
+        if key.startswith(FLOW_PREFIX):
+            self.flows.forget(key)
+        elif key.startswith(GRAPH_PREFIXES):
+            self._graph = None
+
+    def _built(self) -> tuple[Neighbours, Capacities]:
+        if self._graph is None:
+            self._graph = _build_graph(self._state.overlay())
+        return self._graph
 
     def neighbours(self) -> Neighbours:
-        if self._neighbours is None:
-            self._neighbours = _build_graph(self._state.overlay())
-        return self._neighbours
+        return self._built()[0]
+
+    def capacities(self) -> Capacities:
+        """The capacity of every interconnector in the zone index, cut ones included."""
+        return self._built()[1]
 
 
 def zone_graph(view: Overlay) -> Neighbours:
@@ -124,8 +156,76 @@ def zone_graph(view: Overlay) -> Neighbours:
     holds a write to a record the graph is made of (an interconnector re-rated or a
     capacity reported earlier in the same transaction), then built from `view`."""
     if view.touches(GRAPH_PREFIXES):
-        return _build_graph(view)
+        return _build_graph(view)[0]
     return view.base.index(GRAPH_INDEX, ZoneGraph).neighbours()
+
+
+class LinkFlows:
+    """The committed flows the room checks have read, by (interval, from zone, to zone),
+    kept with the `ZoneGraph` and told of writes through it. An entry goes on any
+    committed write to its record (a trade's reservation, a trial rolled back or
+    replayed), so what it holds is always the committed record; an order's plan checks
+    the room of some ten links, each once reading two flow records through the overlay
+    chain otherwise."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+        self._wh: dict[tuple[int, str, str], int] = {}
+        self._keys: dict[bytes, tuple[int, str, str]] = {}
+
+    def forget(self, key: bytes) -> None:
+        """The flow record at `key` was written: read it again when next asked."""
+        if (flow := self._keys.pop(key, None)) is not None:
+            del self._wh[flow]
+
+    def used_wh(self, interval_start: int, a: str, b: str) -> int:
+        flow = (interval_start, a, b)
+        found = self._wh.get(flow)
+        if found is None:
+            if len(self._wh) >= FLOW_CACHE_LIMIT:
+                self._wh.clear()
+                self._keys.clear()
+            key = records.flow_key(interval_start, a, b)
+            used = self._state.get(key, records.FlowUsed)
+            found = self._wh[flow] = 0 if used is None else used.wh
+            self._keys[key] = flow
+        return found
+
+
+def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tuple[Neighbours, Room]:
+    """The zone graph and the link room (`link_room_wh`, memoised per directed link) for
+    searches that do not write while they ask, as an order's plan. Both come from the
+    committed state's cached `ZoneGraph` and `LinkFlows` unless `view` itself holds a
+    write to one of their records (a trade reserved earlier in the same transaction), then
+    from `view`: the same numbers either way, so the paths and fills are unchanged."""
+    memo: dict[tuple[str, str], int] = {}
+    if view.touches(ROOM_PREFIXES):
+        neighbours = zone_graph(view)
+
+        def read(a: str, b: str) -> int:
+            return link_room_wh(view, interval_start, a, b, interval_seconds)
+
+    else:
+        graph = view.base.index(GRAPH_INDEX, ZoneGraph)
+        neighbours, capacities, flows = graph.neighbours(), graph.capacities(), graph.flows
+
+        def read(a: str, b: str) -> int:
+            capacity_kw = capacities.get((a, b))
+            if capacity_kw is None:  # not in the zone index: read as `link_room_wh` does
+                return link_room_wh(view, interval_start, a, b, interval_seconds)
+            return (
+                capacity_kw * 1000 * interval_seconds // 3600
+                - flows.used_wh(interval_start, a, b)
+                + flows.used_wh(interval_start, b, a)
+            )
+
+    def room(a: str, b: str) -> int:
+        found = memo.get((a, b))
+        if found is None:
+            found = memo[a, b] = read(a, b)
+        return found
+
+    return neighbours, room
 
 
 def link_capacity_wh(view: Overlay, a: str, b: str, interval_seconds: int) -> int:

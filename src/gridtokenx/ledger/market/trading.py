@@ -126,24 +126,26 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
     reachable: list[orderbook.Reachable] = []
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
-
-    def room(a: str, b: str) -> int:
-        return paths.link_room_wh(view, incoming.interval_start, a, b, params.interval_seconds)
+    links: tuple[paths.Neighbours, paths.Room] | None = None  # at the first other zone
 
     for zone in () if market is None else market.zones:
         side = books.side(incoming.interval_start, zone, opposite)
         if side is None or view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
+        if zone == incoming.zone:
+            routes[zone] = paths.Path((zone,), 0)
+            reachable.append(side.local)
+            continue
+        if links is None:
+            links = paths.plan_grid(view, incoming.interval_start, params.interval_seconds)
+        graph, room = links
         if incoming.side is Side.BUY:
-            route = paths.find(view, zone, incoming.zone, room)
+            route = paths.find(view, zone, incoming.zone, room, graph)
         else:
-            route = paths.find(view, incoming.zone, zone, room)
+            route = paths.find(view, incoming.zone, zone, room, graph)
         if route is None:
             continue
         routes[zone] = route
-        if len(route.zones) == 1:
-            reachable.append(side.local)
-            continue
         hops = route.hops
         for a, b in hops:
             link_room.setdefault((a, b), room(a, b))
