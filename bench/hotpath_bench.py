@@ -19,7 +19,11 @@ then its main thread's profile (cProfile) in a second run, grouped by what it is
 It prints CPU per committed order and per group, the hottest functions by their own time,
 and writes bench/results/hotpath.json: the figures behind docs/adr/0007.
 
-    python bench/hotpath_bench.py [--orders 6000] [--block 1000]
+With `--workload crossing` the load is `devnet_bench.py`'s default instead (Bangkok orders
+that always trade, `workload.MarketLoad`): the ledger's share of what a devnet validator
+spends per crossing order, the rest being the node around it (gossip, consensus, the WAL).
+
+    python bench/hotpath_bench.py [--orders 6000] [--block 1000] [--workload crossing]
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from gridtokenx.ledger import genesis
 from gridtokenx.simulator import loadgen
 from gridtokenx.storage.store import Store, open_application
 from gridtokenx.wire import tx
+from workload import MarketLoad
 
 RESULTS = Path(__file__).parent / "results" / "hotpath.json"
 CHAIN = "gridtokenx-hotpath"
@@ -114,8 +119,25 @@ def _height(
     return count
 
 
+def _load(workload: str, spec: genesis.Genesis, now: int, orders: int, participants: int
+          ) -> tuple[list[list[bytes]], list[bytes]]:  # fmt: skip
+    """The setup phases and the orders of `workload` (day or crossing)."""
+    if workload == "crossing":
+        market = MarketLoad(spec, now, accounts_per_side=participants // 2)
+        return market.setup(), list(market.orders(orders))
+    day = loadgen.rolling_load(
+        spec, genesis.dev_keys(), now, orders, 1_000.0, participants, key_prefix="hotpath"
+    )
+    return day.setup, day.orders
+
+
 def run(
-    orders: int, block: int, folder: Path, profiled: bool, participants: int = 600
+    orders: int,
+    block: int,
+    folder: Path,
+    profiled: bool,
+    participants: int = 600,
+    workload: str = "day",
 ) -> dict[str, Any]:
     """The day mix's orders through a proposer and a validator: the validator's CPU per
     committed order, and with `profiled` its main thread's profile grouped as the module
@@ -123,21 +145,19 @@ def run(
     not see: `ed25519_us_per_verify` stands for them)."""
     now = int(time.time())
     spec = devnet_genesis(CHAIN, now - 60)
-    load = loadgen.rolling_load(
-        spec, genesis.dev_keys(), now, orders, 1_000.0, participants, key_prefix="hotpath"
-    )
+    setup, stream = _load(workload, spec, now, orders, participants)
     proposer = open_application(spec, folder / "proposer")
     validator = open_application(spec, folder / "validator")
     meter, unmetered = _Meter(profiled), _Meter(False)
     committed, heights = 0, 0
     try:
-        for phase in load.setup:  # the participants, meters, licences and funds
+        for phase in setup:  # the participants, meters, licences and funds
             for app in (proposer, validator):
                 _admit(app, phase)
             while len(validator.mempool):
                 _height(proposer, validator, now, unmetered)
-        for i in range(0, len(load.orders), block):
-            batch = load.orders[i : i + block]
+        for i in range(0, len(stream), block):
+            batch = stream[i : i + block]
             _admit(proposer, batch)
             with meter:
                 _admit(validator, batch)
@@ -148,7 +168,7 @@ def run(
         proposer.close()
         validator.close()
     per = 1e6 / max(committed, 1)
-    sample = [tx.decode(raw) for raw in load.orders[:1_000]]
+    sample = [tx.decode(raw) for raw in stream[:1_000]]
     figures: dict[str, Any] = {
         "orders_committed": committed,
         "heights": heights,
@@ -192,12 +212,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--block", type=int, default=1_000)
     parser.add_argument("--participants", type=int, default=600, help="the day's agents")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--workload", choices=("day", "crossing"), default="day",
+        help="day: the market-day mix; crossing: devnet_bench.py's default load",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     started_load = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
-        plain = run(args.orders, args.block, Path(tmp) / "plain", False, args.participants)
+        plain = run(args.orders, args.block, Path(tmp) / "plain", False, args.participants,
+                    args.workload)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
-        figures = run(args.orders, args.block, Path(tmp) / "profiled", True, args.participants)
+        figures = run(args.orders, args.block, Path(tmp) / "profiled", True, args.participants,
+                      args.workload)  # fmt: skip
     figures["validator_cpu_us_per_order_profiled"] = figures.pop("validator_cpu_us_per_order")
     figures["validator_cpu_us_per_order"] = plain["validator_cpu_us_per_order"]
     result: dict[str, object] = {
@@ -206,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "orders": args.orders,
         "block": args.block,
         "participants": args.participants,
+        "workload": args.workload,
         "load_average_at_start": started_load,
         "load_average_at_end": list(os.getloadavg()),
         **figures,

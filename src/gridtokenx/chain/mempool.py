@@ -230,6 +230,12 @@ class Mempool:
         entry = self._by_hash.get(tx_hash)
         return None if entry is None else entry.decoded
 
+    def priority(self, tx_hash: bytes) -> bool | None:
+        """Whether a waiting transaction is a grid operation (`tx.is_priority`), as noted
+        when it was admitted; None when it is not waiting here."""
+        entry = self._by_hash.get(tx_hash)
+        return None if entry is None else entry.emergency
+
     def verify(self, raws: list[bytes]) -> list[bool]:
         """Signature verdicts for transactions from elsewhere (a block being synced), in
         the pool; bytes that do not decode count as not verified."""
@@ -248,7 +254,8 @@ class Mempool:
         min_fee: int,
         limit: int | None = None,
     ) -> Admission:
-        tx_hash = stx.hash
+        tx_hash = tx.hash_of(raw)  # `stx.hash` without encoding it again: `raw` is canonical
+        priority = tx.is_priority(stx.tx.body)
 
         def refuse(code: str, message: str) -> Admission:
             return Admission(tx_hash, False, code, message)
@@ -275,7 +282,7 @@ class Mempool:
         if (
             limit is not None
             and len(self._by_hash) >= limit
-            and not tx.is_priority(stx.tx.body)
+            and not priority
             and not (queue and stx.tx.nonce < max(queue))  # it fills a gap: admitted
         ):
             return refuse(MEMPOOL_FULL, f"{len(self._by_hash)} transactions are waiting, about "
@@ -289,7 +296,7 @@ class Mempool:
             stx.tx.nonce,
             stx.tx.fee,
             next(self._seq),
-            tx.is_priority(stx.tx.body),
+            priority,
             stx,
         )
         if not self._make_room(entry):
