@@ -127,6 +127,7 @@ class Mempool:
         self.dropped: Counter[str] = Counter()
         self.min_backlog = min_backlog
         self._recent_blocks: deque[int] = deque(maxlen=RECENT_BLOCKS)  # their tx counts
+        self._left: list[bytes] = []  # hashes removed since `take_left` was last called
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -318,7 +319,15 @@ class Mempool:
             self._remove(victim, f"dropped:{EVICTED}")
         return True
 
+    def take_left(self) -> list[bytes]:
+        """The hashes of the transactions that left the pool (committed, superseded,
+        evicted, given up on) since the last call: the application forgets their saved
+        copies without looking over everything it saved."""
+        left, self._left = self._left, []
+        return left
+
     def _remove(self, entry: Entry, outcome: str) -> None:
+        self._left.append(entry.tx_hash)
         del self._by_hash[entry.tx_hash]
         self._strikes.pop(entry.tx_hash, None)
         queue = self._by_sender[entry.sender]
