@@ -5,11 +5,11 @@ loop's thread (cProfile, timed by that thread's own CPU clock, so time spent wai
 peers, the disk or the loop's next event is not counted) from start to stop and writes
 the statistics there when the node stops, for `python -m pstats` or snakeviz ("{pid}"
 in the path becomes the process id: several nodes started with one environment, as
-`bench/devnet_bench.py` starts them, write a file each). The
-mempool's verify threads and RocksDB's own threads are outside it (their CPU shows per
-thread in /proc/PID/task). The profiler's cost per call roughly doubles the CPU of code
-made of many small calls: read the shares, not the absolute times, and leave it off in
-production.
+`bench/devnet_bench.py` starts them, write a file each). The mempool's verify threads and
+RocksDB's own threads are outside it (their CPU shows per thread in /proc/PID/task).
+Every call profiled reads the thread's CPU clock, a system call: a node under load runs
+several times slower profiled (half its CPU then goes to the kernel), so read the shares,
+not the absolute times, and never leave it on in production.
 """
 
 from __future__ import annotations
