@@ -430,3 +430,23 @@ def test_inconsistent_degrees_are_refused(bad: dict[str, int]) -> None:
         Params(**bad)
     with pytest.raises(ValueError, match="need"):
         Degree(**{"d": 8, "d_lo": 6, "d_hi": 12, "d_score": 4, "d_out": 2, **bad})
+
+
+def test_a_direct_peer_keeps_a_score_of_zero_and_gets_every_consensus_message() -> None:
+    mesh = node(12)  # every consensus mesh slot taken by others
+    mesh.connect(50, 0.0, True, direct=True)
+    mesh.receive(50, Subscribe(ALL), 0.0)
+    mesh.mesh[Topic.CONSENSUS].discard(50)
+    mesh.peers[50].topic(Topic.CONSENSUS).invalid = 10.0  # -5,000 for anyone else
+    mesh.peers[1].topic(Topic.CONSENSUS).invalid = 10.0
+    assert mesh.score(50, 1.0) == 0 and mesh.score(1, 1.0) < mesh.params.graylist_threshold
+    mesh.heartbeat(1.0)
+    assert mesh.receive(50, Publish(Topic.CONSENSUS, b"v0", SMALL), 1.1).deliver  # heard
+    assert not mesh.receive(1, Publish(Topic.CONSENSUS, b"v1", SMALL), 1.1).deliver
+    source = next(iter(mesh.mesh[Topic.CONSENSUS] - {1}))
+    mesh.receive(source, Publish(Topic.CONSENSUS, b"vote", SMALL), 1.2)
+    assert 50 in {p for p, _ in mesh.accept(b"vote", Validation.VALID, 1.2)}
+    mesh.mesh[Topic.BLOCKS].discard(50)
+    source = next(iter(mesh.mesh[Topic.BLOCKS]))
+    mesh.receive(source, Publish(Topic.BLOCKS, b"block", BIG), 1.3)
+    assert 50 not in {p for p, _ in mesh.accept(b"block", Validation.VALID, 1.3)}  # mesh only

@@ -394,9 +394,19 @@ class Mesh(Generic[P]):
         self._remember(Publish(topic, message_id, data), now)
         return [
             (peer, self.cache[message_id])
-            for peer in self.mesh[topic]
+            for peer in self._targets(topic)
             if message_id not in self.peers[peer].dont_want
         ]
+
+    def _targets(self, topic: Topic) -> Iterable[P]:
+        """Whom a forwarded message of `topic` goes to: its mesh, and for consensus every
+        direct peer that takes it."""
+        members = self.mesh.get(topic, set())
+        if topic is not Topic.CONSENSUS:
+            return members
+        direct = [peer for peer, state in self.peers.items()
+                  if state.direct and topic in state.topics and peer not in members]  # fmt: skip
+        return [*members, *direct]
 
     def _remember(self, message: Publish, now: float) -> None:
         self.traffic[message.topic] += 1
@@ -524,13 +534,7 @@ class Mesh(Generic[P]):
         if not forward:
             return sends
         peers = self.peers
-        targets: Iterable[P] = self.mesh.get(message.topic, ())
-        if message.topic is Topic.CONSENSUS:
-            targets = set(targets) | {
-                peer for peer, state in peers.items()
-                if state.direct and message.topic in state.topics
-            }  # fmt: skip
-        for member in targets:
+        for member in self._targets(message.topic):
             if member in pending.senders:
                 continue
             state = peers.get(member)
