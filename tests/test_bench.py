@@ -157,6 +157,12 @@ def test_network_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     )
     assert mesh["targets_met"]["validator_connections"] is True
     assert "block_reach_s" in mesh["faults"]["p99_cost_of_faults"]
+    # the faulty case alone, as a separate process beside the calm one on a loaded machine
+    alone = _load("network_bench").main(
+        [*small, "--routers", "mesh", "--cases", "faults", "--output", str(out)]
+    )
+    assert set(alone["runs"]["mesh/seed1"]) == {"faults", "targets_met"}
+    assert alone["runs"]["mesh/seed1"]["faults"]["missed_deliveries"]["blocks"] == 0
 
 
 def test_passes_bench_counts_one_decode_per_transaction_and_a_wal_sync_per_vote_step(

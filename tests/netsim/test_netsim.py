@@ -62,10 +62,10 @@ def test_500_nodes_with_non_reading_and_churning_peers_still_reach_everyone() ->
 def test_mesh_sends_fewer_duplicates_and_bytes_than_flooding() -> None:
     mesh, flood = report(200), report(200, "flood")
     assert mesh.duplicates["blocks"] < flood.duplicates["blocks"] / 2
-    # Compact blocks (35 KB) leave a 20 Mbit/s upload in 14 ms, so fewer IDONTWANTs overtake
-    # a copy than with whole blocks (145 KB): 3.2 copies here against 2.3, each a quarter
-    # of the bytes (docs/netsim.md).
-    assert mesh.duplicates["blocks"] <= 3.5
+    # Compact blocks (35 KB) leave a 20 Mbit/s upload in 14 ms, so few IDONTWANTs overtake a
+    # copy: a blocks mesh of 6 rather than 8 keeps them within the target of 3 (2.5 here,
+    # 3.2 with 8; docs/netsim.md).
+    assert mesh.duplicates["blocks"] <= 3.0
     mean = sum(mesh.bytes_per_s["full"]["sent"]) / len(mesh.bytes_per_s["full"]["sent"])
     flood_mean = sum(flood.bytes_per_s["full"]["sent"]) / len(flood.bytes_per_s["full"]["sent"])
     assert mean < flood_mean

@@ -109,16 +109,17 @@ def test_subscriptions_fill_a_mesh_up_to_d_lo_only() -> None:
 
 def test_heartbeat_grafts_up_to_d_when_below_d_lo() -> None:
     mesh = node(20)
-    gone = sorted(mesh.mesh[Topic.BLOCKS])[:3]
+    gone = sorted(mesh.mesh[Topic.TRANSACTIONS])[:3]
     for peer in gone:
-        mesh.receive(peer, Prune(Topic.BLOCKS, 60.0), 0.5)
-    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d_lo - 3
+        mesh.receive(peer, Prune(Topic.TRANSACTIONS, 60.0), 0.5)
+    assert len(mesh.mesh[Topic.TRANSACTIONS]) == mesh.params.d_lo - 3
     sends = mesh.heartbeat(1.0)
-    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d
-    grafts = {p for p, f in sends if isinstance(f, Graft) and f.topic is Topic.BLOCKS}
+    assert len(mesh.mesh[Topic.TRANSACTIONS]) == mesh.params.d
+    grafts = {p for p, f in sends if isinstance(f, Graft) and f.topic is Topic.TRANSACTIONS}
     assert len(grafts) == mesh.params.d - (mesh.params.d_lo - 3)
     assert not grafts & set(gone)  # backed off
-    assert len(mesh.mesh[Topic.TRANSACTIONS]) == mesh.params.d_lo  # untouched
+    blocks = mesh.params.degree(Topic.BLOCKS)
+    assert len(mesh.mesh[Topic.BLOCKS]) == blocks.d_lo < mesh.params.d_lo  # untouched
 
 
 def test_grid_updates_and_votes_have_smaller_meshes_of_their_own() -> None:
@@ -136,7 +137,7 @@ def test_a_mesh_never_takes_a_peer_outside_the_topic() -> None:
     mesh = node(10, topics=FULL)
     mesh.heartbeat(1.0)
     assert mesh.mesh[Topic.CONSENSUS] == set()
-    assert len(mesh.mesh[Topic.BLOCKS]) == mesh.params.d_lo
+    assert len(mesh.mesh[Topic.TRANSACTIONS]) == mesh.params.d_lo
 
 
 def test_heartbeat_trims_an_oversized_mesh_to_d_keeping_outbound_peers() -> None:
@@ -145,32 +146,77 @@ def test_heartbeat_trims_an_oversized_mesh_to_d_keeping_outbound_peers() -> None
     for peer in (21, 22):  # the only outbound peers
         mesh.connect(peer, 0.0, True)
         mesh.receive(peer, Subscribe(ALL), 0.0)
-    mesh.mesh[Topic.BLOCKS] = set(range(1, 15))  # 14 inbound members, above d_hi = 12
+    mesh.mesh[Topic.TRANSACTIONS] = set(range(1, 15))  # 14 inbound members, above d_hi = 12
     sends = mesh.heartbeat(1.0)
-    members = mesh.mesh[Topic.BLOCKS]
+    members = mesh.mesh[Topic.TRANSACTIONS]
     assert len(members) == params.d + params.d_out  # d kept, then the outbound quota grafted
     assert {21, 22} <= members
-    pruned = {p for p, f in sends if isinstance(f, Prune) and f.topic is Topic.BLOCKS}
+    pruned = {p for p, f in sends if isinstance(f, Prune) and f.topic is Topic.TRANSACTIONS}
     assert len(pruned) == 14 - params.d
-    assert all(not mesh._eligible(Topic.BLOCKS, p, 2.0) for p in pruned)  # backed off
+    for peer in pruned:  # told to back off: its GRAFT is refused, and costs it
+        step = mesh.receive(peer, Graft(Topic.TRANSACTIONS), 2.0)
+        assert frames_to(step.sends, Prune) and peer not in members
+        assert mesh.peers[peer].behaviour == 1
 
 
 def test_graft_is_taken_below_d_hi_and_refused_at_it_for_inbound_peers() -> None:
     mesh = node(14, outbound=False)
-    grafted(mesh, Topic.BLOCKS, list(range(1, 13)))
-    step = mesh.receive(13, Graft(Topic.BLOCKS), 0.5)
-    assert 13 not in mesh.mesh[Topic.BLOCKS]
-    assert step.sends == [(13, Prune(Topic.BLOCKS, mesh.params.prune_backoff_s))]
+    grafted(mesh, Topic.TRANSACTIONS, list(range(1, 13)))
+    step = mesh.receive(13, Graft(Topic.TRANSACTIONS), 0.5)
+    assert 13 not in mesh.mesh[Topic.TRANSACTIONS]
+    assert step.sends == [(13, Prune(Topic.TRANSACTIONS, mesh.params.prune_backoff_s))]
 
 
 def test_graft_during_backoff_is_refused_and_penalised() -> None:
+    mesh = node(14)
+    mesh.mesh[Topic.TRANSACTIONS] = set(range(1, 15))  # above d_hi
+    trimmed = {p for p, f in mesh.heartbeat(1.0) if isinstance(f, Prune)}
+    peer = min(trimmed)
+    step = mesh.receive(peer, Graft(Topic.TRANSACTIONS), 10.0)
+    assert peer not in mesh.mesh[Topic.TRANSACTIONS]
+    assert frames_to(step.sends, Prune) == {peer: [Prune(Topic.TRANSACTIONS, 60.0)]}
+    assert mesh.peers[peer].behaviour == 1
+    assert mesh.score(peer, 10.0) < 0
+
+
+def test_a_peer_that_pruned_us_may_graft_again_and_owes_deliveries_at_once() -> None:
+    # The backoff binds the pruned side: a peer that left may come back (it may be short
+    # of peers now), but its delivery duty does not start afresh.
     mesh = node(3)
+    assert 1 in mesh.mesh[Topic.BLOCKS]
     mesh.receive(1, Prune(Topic.BLOCKS, 60.0), 0.0)
+    assert not mesh._eligible(Topic.BLOCKS, 1, 10.0)  # we do not graft it back
     step = mesh.receive(1, Graft(Topic.BLOCKS), 10.0)
-    assert 1 not in mesh.mesh[Topic.BLOCKS]
-    assert frames_to(step.sends, Prune) == {1: [Prune(Topic.BLOCKS, 60.0)]}
-    assert mesh.peers[1].behaviour == 1
-    assert mesh.score(1, 10.0) < 0
+    assert step.sends == [] and 1 in mesh.mesh[Topic.BLOCKS]
+    assert mesh.peers[1].behaviour == 0
+    mesh.traffic[Topic.BLOCKS] = 5.0  # blocks flowed, none from peer 1
+    assert mesh.score(1, 10.5) < 0  # a fresh member would owe nothing for 5 s
+
+
+def test_a_node_dropped_by_every_member_it_kept_grafts_the_peers_it_trimmed() -> None:
+    # Found at 10,000 nodes in the simulator: a validator accepted GRAFTs from all 20
+    # sentries as they connected, trimmed its grid mesh to d, and the members it kept
+    # then pruned it as their own meshes overflowed. With a backoff binding both sides
+    # every peer was out of reach for a minute and grid updates came only by IHAVE, 1.3 s
+    # late. Our own trim does not stop us from grafting those peers again.
+    mesh = node(20)
+    grafted(mesh, Topic.GRID, list(range(1, 21)))
+    trimmed = {p for p, f in mesh.heartbeat(0.2) if isinstance(f, Prune) and f.topic is Topic.GRID}
+    kept = set(mesh.mesh[Topic.GRID])
+    assert len(kept) == mesh.params.degree(Topic.GRID).d and len(trimmed) == 20 - len(kept)
+    for peer in kept:
+        mesh.receive(peer, Prune(Topic.GRID, 60.0), 0.5)
+    assert not mesh.mesh[Topic.GRID]
+    sends = mesh.heartbeat(1.2)
+    regrafted = {p for p, f in sends if isinstance(f, Graft) and f.topic is Topic.GRID}
+    assert len(mesh.mesh[Topic.GRID]) == mesh.params.degree(Topic.GRID).d
+    assert regrafted == mesh.mesh[Topic.GRID] and regrafted <= trimmed
+    # and a trimmed peer takes the GRAFT: it was told to wait, not us
+    peer: Mesh[int] = node(0)
+    peer.connect(0, 0.0, False)
+    peer.receive(0, Subscribe(ALL), 0.0)
+    peer.receive(0, Prune(Topic.GRID, 60.0), 0.2)
+    assert peer.receive(0, Graft(Topic.GRID), 1.2).sends == [] and 0 in peer.mesh[Topic.GRID]
 
 
 def test_a_pruned_peer_is_not_grafted_again_until_its_backoff_ends() -> None:
@@ -384,3 +430,23 @@ def test_inconsistent_degrees_are_refused(bad: dict[str, int]) -> None:
         Params(**bad)
     with pytest.raises(ValueError, match="need"):
         Degree(**{"d": 8, "d_lo": 6, "d_hi": 12, "d_score": 4, "d_out": 2, **bad})
+
+
+def test_a_direct_peer_keeps_a_score_of_zero_and_gets_every_consensus_message() -> None:
+    mesh = node(12)  # every consensus mesh slot taken by others
+    mesh.connect(50, 0.0, True, direct=True)
+    mesh.receive(50, Subscribe(ALL), 0.0)
+    mesh.mesh[Topic.CONSENSUS].discard(50)
+    mesh.peers[50].topic(Topic.CONSENSUS).invalid = 10.0  # -5,000 for anyone else
+    mesh.peers[1].topic(Topic.CONSENSUS).invalid = 10.0
+    assert mesh.score(50, 1.0) == 0 and mesh.score(1, 1.0) < mesh.params.graylist_threshold
+    mesh.heartbeat(1.0)
+    assert mesh.receive(50, Publish(Topic.CONSENSUS, b"v0", SMALL), 1.1).deliver  # heard
+    assert not mesh.receive(1, Publish(Topic.CONSENSUS, b"v1", SMALL), 1.1).deliver
+    source = next(iter(mesh.mesh[Topic.CONSENSUS] - {1}))
+    mesh.receive(source, Publish(Topic.CONSENSUS, b"vote", SMALL), 1.2)
+    assert 50 in {p for p, _ in mesh.accept(b"vote", Validation.VALID, 1.2)}
+    mesh.mesh[Topic.BLOCKS].discard(50)
+    source = next(iter(mesh.mesh[Topic.BLOCKS]))
+    mesh.receive(source, Publish(Topic.BLOCKS, b"block", BIG), 1.3)
+    assert 50 not in {p for p, _ in mesh.accept(b"block", Validation.VALID, 1.3)}  # mesh only

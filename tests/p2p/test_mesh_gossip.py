@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from gridtokenx.p2p import mesh_frames, transport
+from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import START_SCORE, Gossip, Kind, _Envelope
 from gridtokenx.p2p.mesh import (
     ID_BYTES,
@@ -155,6 +156,59 @@ def test_a_node_that_does_not_take_a_topic_neither_receives_nor_forwards_it() ->
             await _eventually(lambda: (2, Kind.VOTE) in {(i, k) for i, k, _ in inbox})
         finally:
             for node in (a, b, c):
+                await node.close()
+
+    run(scenario)
+
+
+def test_a_direct_peer_with_a_bad_score_still_gets_consensus_messages() -> None:
+    """A validator's configured peers (here: unconditional) are gossipsub's direct peers.
+    Under load a sentry may send what fails a check (a late or throttled batch): it must
+    not be banned, graylisted, pruned or left out of publishing, or the validator loses
+    its votes. An ordinary peer that does the same is banned."""
+
+    async def scenario() -> None:
+        now = [0.0]
+        inbox: list[tuple[int, Kind, bytes]] = []
+
+        def handler(index: int) -> Callable[[Kind, bytes, bytes], Awaitable[bool]]:
+            async def handle(kind: Kind, payload: bytes, peer: bytes) -> bool:
+                inbox.append((index, kind, payload))
+                return not payload.startswith(b"invalid")
+
+            return handle
+
+        direct = KEYS[1].address
+        settings = PeerSettings(unconditional_peer_ids=(direct.hex(),))
+        hub = Gossip(KEYS[0], handler(0), settings=settings, clock=lambda: now[0])
+        sentry, rogue, source = (
+            Gossip(KEYS[i], handler(i), clock=lambda: now[0]) for i in (1, 2, 3)
+        )
+        try:
+            port = await hub.listen()
+            for node in (sentry, rogue, source):
+                await node.dial("127.0.0.1", port, expect=KEYS[0].address)
+            await _eventually(lambda: len(hub.peers) == 3)
+            for attempt in range(3):  # three invalid votes each: two strikes and out
+                sentry.publish(Kind.VOTE, b"invalid-sentry-%d" % attempt)
+                rogue.publish(Kind.VOTE, b"invalid-rogue-%d" % attempt)
+            await _eventually(lambda: KEYS[2].address not in hub.peers)  # banned
+            await _eventually(lambda: sum(1 for i, _, p in inbox if i == 0 and b"sentry" in p) == 3)
+            assert hub.mesh.score(direct, now[0]) == 0  # -450 without the exemption
+            now[0] += 1.0
+            hub.heartbeat()
+            assert direct in hub.peers and not hub.banned(direct)
+            assert direct in hub.mesh.members(Topic.CONSENSUS)  # not pruned
+            hub.mesh.mesh[Topic.CONSENSUS].discard(direct)  # even outside the mesh:
+            source.publish(Kind.VOTE, b"forwarded")
+            hub.publish(Kind.VOTE, b"own")
+            await _eventually(
+                lambda: {(1, b"forwarded"), (1, b"own")} <= {(i, p) for i, _, p in inbox}
+            )
+            sentry.publish(Kind.VOTE, b"from-the-sentry")  # not graylisted either
+            await _eventually(lambda: (0, Kind.VOTE, b"from-the-sentry") in inbox)
+        finally:
+            for node in (hub, sentry, rogue, source):
                 await node.close()
 
     run(scenario)

@@ -363,7 +363,7 @@ class Gossip:
             _log.info("peer connected", extra={
                 "peer": peer.hex(), "direction": "outbound" if outbound else "inbound",
                 "host": connection.remote_host, "peers": len(self.peers)})  # fmt: skip
-        self._send_all(self.mesh.connect(peer, self.clock(), outbound))
+        self._send_all(self.mesh.connect(peer, self.clock(), outbound, self.exempt(peer)))
         self.scores.setdefault(peer, START_SCORE)
         if self.book is not None:
             if dialled is not None:  # it answered where we dialled: a verified address
@@ -634,9 +634,14 @@ class Gossip:
 
     def penalise(self, peer: bytes) -> None:
         """The peer sent something invalid (also for the handler's after-the-fact, batched
-        checks): it loses score, and at zero it is disconnected and banned."""
-        self.scores[peer] = self.scores.get(peer, START_SCORE) - PENALTY
-        if self.scores[peer] <= 0:
+        checks): it loses score, and at zero it is disconnected and banned, unless it is
+        one of the node's configured or validator peers (`exempt`): a validator must not
+        lose its sentries to rate limits under heavy load. A forgery (`ban`) bans any peer."""
+        score = self.scores.get(peer, START_SCORE) - PENALTY
+        if self.exempt(peer):
+            score = max(score, 1)
+        self.scores[peer] = score
+        if score <= 0:
             self.ban(peer)
 
     def ban(self, peer: bytes, reason: str = "score") -> None:
