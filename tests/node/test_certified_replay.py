@@ -68,8 +68,8 @@ def test_a_certified_block_executes_without_its_signatures_checked_again(tmp_pat
         verifying.close()
 
     async def follow(certificate: tuple[Vote, ...], folder: str) -> tuple[Outcome, int, str | None]:
-        node = Node(PrivateKey.from_dev_label("replay/follower"),
-                    open_application(SPEC, tmp_path / folder), clock=lambda: GENESIS_TIME)  # fmt: skip
+        app = open_application(SPEC, tmp_path / folder)
+        node = Node(PrivateKey.from_dev_label("replay/follower"), app, clock=lambda: GENESIS_TIME)
         try:
             outcome = await node._on_commit(Commit(1, raw, certificate))
             receipt = node.app.store.receipt(bad_hash)

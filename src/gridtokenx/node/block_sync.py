@@ -35,6 +35,7 @@ RUNS_IN_FLIGHT: Final = 8  # runs asked at once past the node's height (256 bloc
 BUFFER_BYTES: Final = 256 * 1024 * 1024  # blocks held ahead of their turn, at most
 SYNC_RETRY_S: Final = 2.0  # ask again for a run that brought nothing for this long
 
+
 @dataclass
 class Ahead:
     """A certified block that arrived before its turn (its certificate is checked then)."""
@@ -88,7 +89,8 @@ class BlockSync:
         return all(h in self.ahead for h in range(first, last + 1))
 
     def take(self, commit: Commit, peer: bytes, size: int, want: int, now: float) -> bool:
-        """Hold a synced block for its turn; False when it is not wanted (behind the node, too far ahead, held already, or no room)."""
+        """Hold a synced block for its turn; False when it is not wanted (behind the
+        node, too far ahead, held already, or no room)."""
         height = commit.height
         if height < want or height >= (want // SYNC_RUN + self.runs) * SYNC_RUN:
             return False

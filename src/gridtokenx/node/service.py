@@ -25,7 +25,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
 from gridtokenx.chain.mempool import Mempool
@@ -34,7 +34,16 @@ from gridtokenx.ledger.genesis import Genesis
 from gridtokenx.node.home import Config, HomeError, chain_clock, load_home, setting_name
 from gridtokenx.node.logs import Digest
 from gridtokenx.node.runtime import Node
-from gridtokenx.node.state_sync import Snapshotter, has_chain, join
+from gridtokenx.node.state_sync import (
+    Joined,
+    Snapshotter,
+    StateSyncFailed,
+    Trust,
+    catch_up,
+    has_chain,
+    join,
+    recover,
+)
 from gridtokenx.p2p.gossip import Gossip
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.snapshots import Snapshots
@@ -129,6 +138,7 @@ async def run_node(
     on_node: Callable[[Node], None] | None = None,
     services: Sequence[StartService] = (),
     state_sync: bool = False,
+    trust: Trust | None = None,
 ) -> None:
     """Run the node of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests).
 
@@ -140,7 +150,10 @@ async def run_node(
     signals, and `on_node` to attach commit listeners before the node starts. `services`
     start once the node runs (the API: see `api.server.start_api`) and stop before it.
     `state_sync` (or the config's `state_sync`): a node with an empty store joins from a
-    peer's snapshot (`node.state_sync`) before it starts.
+    peer's snapshot (`node.state_sync`) before it starts, trusting the block `trust`
+    names when given (`--trust-height/--trust-hash`) rather than walking the validator
+    set from genesis; a node with a chain that is `state_sync_behind` heights behind a
+    snapshot offered catches up by state sync too (`state_sync.catch_up`).
     """
     config, spec, key = load_home(home, passphrase)
     genesis_hash = spec.hash().hex()  # logged once the node runs (`_log_started`)
@@ -150,8 +163,10 @@ async def run_node(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-    joining = (config.state_sync or state_sync) and not has_chain(home / "data")
-    if joining and not await _state_sync(home, config, spec, key, stop):
+    if (recovered := recover(home / "data")) is not None:
+        _log.warning(recovered)
+    if (config.state_sync or state_sync) and not await _state_sync(home, config, spec, key,
+                                                                    stop, trust):  # fmt: skip
         return  # asked to stop while joining
     node = _open_node(home, config, spec, key)
     if on_node is not None:
@@ -202,12 +217,37 @@ async def run_node(
 
 
 async def _state_sync(
-    home: Path, config: Config, spec: Genesis, key: PrivateKey, stop: asyncio.Event
+    home: Path,
+    config: Config,
+    spec: Genesis,
+    key: PrivateKey,
+    stop: asyncio.Event,
+    trust: Trust | None = None,
 ) -> bool:
-    """Join from a snapshot of the configured peers (none offered: from genesis); False
-    when asked to stop meanwhile. A failed fetch raises `StateSyncFailed`."""
-    peers = list(config.peers)
-    work = asyncio.ensure_future(join(home / "data", spec, key, peers, config.p2p))
+    """Join from a snapshot of the configured peers (none offered: from genesis), or, with
+    a chain, catch up by one when far behind (`state_sync.catch_up`); False when asked to
+    stop meanwhile. A failed fetch raises `StateSyncFailed` (a node with a chain logs it
+    and replays from its own height: its store is untouched)."""
+    peers, data = list(config.peers), home / "data"
+    if has_chain(data):
+        if trust is not None:
+            _log.warning("the store holds a chain: --trust-height/--trust-hash are ignored")
+        if not config.state_sync_behind:
+            return True
+        try:
+            return await _until_stopped(catch_up(data, spec, key, peers,
+                                                 config.state_sync_behind, config.p2p),
+                                        stop, catching_up=True)  # fmt: skip
+        except StateSyncFailed as exc:
+            _log.error("catching up by state sync failed; replaying blocks instead: %s", exc)
+            return True
+    return await _until_stopped(join(data, spec, key, peers, config.p2p, trust=trust), stop)
+
+
+async def _until_stopped(work_done: Coroutine[Any, Any, Joined | None], stop: asyncio.Event,
+                         catching_up: bool = False) -> bool:  # fmt: skip
+    """Run a state sync until done (True) or until `stop` is set (False)."""
+    work = asyncio.ensure_future(work_done)
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -219,7 +259,7 @@ async def _state_sync(
                 await work
     if work.cancelled():
         return False
-    if work.result() is None:
+    if work.result() is None and not catching_up:
         _log.warning("state sync: no peer offered a certified snapshot; syncing from genesis")
     return True
 
