@@ -16,7 +16,9 @@ import pytest
 
 from gridtokenx.chain import blocks
 from gridtokenx.node import state_sync
+from gridtokenx.node.home import Config
 from gridtokenx.node.runtime import Node
+from gridtokenx.node.service import _far_behind
 from gridtokenx.storage import snapshots
 from gridtokenx.storage.store import Store, open_application
 from gridtokenx.wire.crypto import PrivateKey
@@ -40,6 +42,10 @@ def _copy_chain(validator: Node, path: Path, top: int) -> None:
             app.commit(height, stored[0], certificate)
     finally:
         app.close()
+
+
+def _config(**fields: object) -> Config:
+    return Config(listen_port=26656, peers=(), **fields)  # type: ignore[arg-type]
 
 
 def _height(path: Path) -> int:
@@ -110,6 +116,21 @@ def test_trusted_blocks_and_catching_up_by_state_sync(tmp_path: Path) -> None:
             following = validator.app.store.block(height + 1)
             assert following is not None
             assert blocks.decode(following[0]).header.state_root == caught.app.state.root()
+
+            # Running, a full node whose peer shows a height far beyond its own stops to
+            # catch up by state sync (`run_node` then restarts it); a validator never does.
+            config = _config(state_sync=True, state_sync_behind=50)
+            assert not _far_behind(caught, config, state_sync=False)
+            now = asyncio.get_running_loop().time()
+            caught.telemetry.seen(validator.key.address, caught.app.height + 60,
+                                  caught.app.height, now)  # fmt: skip
+            assert _far_behind(caught, config, state_sync=False)
+            assert not _far_behind(caught, _config(state_sync_behind=50), state_sync=False)
+            assert _far_behind(caught, _config(state_sync_behind=50), state_sync=True)
+            assert not _far_behind(caught, _config(state_sync=True, state_sync_behind=0), False)
+            validator.telemetry.seen(caught.key.address, validator.app.height + 60,
+                                     validator.app.height, now)  # fmt: skip
+            assert not _far_behind(validator, config, state_sync=False)
         finally:
             if caught is not None:
                 await caught.stop()

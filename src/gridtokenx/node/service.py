@@ -52,6 +52,10 @@ from gridtokenx.wire.crypto import PrivateKey
 
 _log = logging.getLogger(__name__)
 DIAL_BACKOFF_MAX_S = 5.0
+CATCH_UP_RETRY_S = 600.0
+"""A running node far behind restarts to catch up by state sync at most this often (a peer
+showing a height it does not have, or a snapshot not yet far enough ahead, would
+otherwise restart it again and again)."""
 
 
 class NodeFailed(RuntimeError):
@@ -153,21 +157,42 @@ async def run_node(
     peer's snapshot (`node.state_sync`) before it starts, trusting the block `trust`
     names when given (`--trust-height/--trust-hash`) rather than walking the validator
     set from genesis; a node with a chain that is `state_sync_behind` heights behind a
-    snapshot offered catches up by state sync too (`state_sync.catch_up`).
+    snapshot offered catches up by state sync too (`state_sync.catch_up`). A running node
+    that is no validator and finds itself that far behind its peers stops and starts again
+    the same way (at most once per CATCH_UP_RETRY_S), its services with it.
     """
     config, spec, key = load_home(home, passphrase)
-    genesis_hash = spec.hash().hex()  # logged once the node runs (`_log_started`)
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-    if (recovered := recover(home / "data")) is not None:
-        _log.warning(recovered)
-    if (config.state_sync or state_sync) and not await _state_sync(home, config, spec, key,
-                                                                    stop, trust):  # fmt: skip
-        return  # asked to stop while joining
+    # The start checks already: a far-behind running node restarts no sooner than this.
+    retry_at = loop.time() + CATCH_UP_RETRY_S
+    while True:
+        if (recovered := recover(home / "data")) is not None:
+            _log.warning(recovered)
+        if (config.state_sync or state_sync) and not await _state_sync(
+            home, config, spec, key, stop, trust
+        ):
+            return  # asked to stop while joining
+        restart = await _serve(home, config, spec, key, stop, on_node, services, max_seconds,
+                               state_sync, retry_at)  # fmt: skip
+        if not restart:
+            return
+        retry_at, trust = loop.time() + CATCH_UP_RETRY_S, None  # a trusted block: joining only
+        _log.info("far behind its peers: restarting to catch up by state sync")
+
+
+async def _serve(home: Path, config: Config, spec: Genesis, key: PrivateKey,
+                 stop: asyncio.Event, on_node: Callable[[Node], None] | None,
+                 services: Sequence[StartService], max_seconds: float | None,
+                 state_sync: bool, retry_at: float) -> bool:  # fmt: skip
+    """Open, start and run the node until `stop` (or `max_seconds`); True when it stopped
+    to catch up by state sync (`_far_behind`), not asked to."""
+    genesis_hash = spec.hash().hex()  # logged once the node runs (`_log_started`)
+    loop = asyncio.get_running_loop()
     node = _open_node(home, config, spec, key)
     if on_node is not None:
         on_node(node)
@@ -188,6 +213,7 @@ async def run_node(
     reports = PeerReports()
     began = loop.time()
     up = False  # started and said so: only then is its stop worth a line
+    restart = False
     try:
         for start in services:
             if (service := await start(node, config)) is not None:
@@ -198,6 +224,9 @@ async def run_node(
             _housekeeping(home, node, config, key.address, dialer, genesis_hash)
             reports.update(node.gossip, loop.time(), node.app.mempool)
             if max_seconds is not None and loop.time() - began > max_seconds:
+                break
+            if loop.time() >= retry_at and _far_behind(node, config, state_sync):
+                restart = True
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
@@ -210,10 +239,23 @@ async def run_node(
         await snapshotter.stop()
         await node.stop()
         if up:
+            reason = "to catch up by state sync" if restart else "asked to stop"
             _log.info("node stopped", extra={"height": height,
-                      "reason": node.failed or node.halted or "asked to stop"})  # fmt: skip
+                      "reason": node.failed or node.halted or reason})  # fmt: skip
     if node.failed is not None:
         raise NodeFailed(node.failed)
+    return restart
+
+
+def _far_behind(node: Node, config: Config, state_sync: bool) -> bool:
+    """A node that is no validator, with state sync on, whose peers show a height more
+    than `state_sync_behind` beyond its own: replaying would take longer than a snapshot
+    (docs/consensus.md, "Catching up"). A validator never stops itself for this."""
+    if not (config.state_sync or state_sync) or not config.state_sync_behind:
+        return False
+    if node.core.validators.get(node.key.address) is not None:
+        return False
+    return node.peer_height - node.app.height > config.state_sync_behind
 
 
 async def _state_sync(
