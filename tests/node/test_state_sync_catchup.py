@@ -13,8 +13,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from typer.testing import CliRunner
 
 from gridtokenx.chain import blocks
+from gridtokenx.cli.main import app
 from gridtokenx.node import state_sync
 from gridtokenx.node.home import Config
 from gridtokenx.node.runtime import Node
@@ -24,6 +26,7 @@ from gridtokenx.storage.store import Store, open_application
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.validators import Validator, ValidatorSet
 from gridtokenx.wire.votes import Vote
+from tests.cli.test_errors import error_lines
 from tests.node.test_catching_up import _until
 from tests.node.test_state_sync import SPEC, _node, _serving
 
@@ -175,3 +178,17 @@ def test_a_swap_of_stores_cut_off_by_a_crash_is_undone(tmp_path: Path) -> None:
     assert (data / "old-marker").read_text() == "new"
     assert not (tmp_path / "data.replaced").exists()
     assert _height(data) == 0
+
+
+def test_trust_options_go_together_and_name_a_block(tmp_path: Path) -> None:
+    runner = CliRunner()
+
+    def start(*options: str) -> list[str]:
+        result = runner.invoke(app, ["node", "start", "--home", str(tmp_path), *options])
+        return error_lines(result, "BAD_INPUT", 2)
+
+    assert "go together" in start("--trust-height", "5")[0]
+    assert "go together" in start("--trust-hash", "ab" * 32)[0]
+    assert "64 hex digits" in start("--trust-height", "5", "--trust-hash", "xyz")[0]
+    assert "64 hex digits" in start("--trust-height", "5", "--trust-hash", "ab" * 31)[0]
+    assert "1 or more" in start("--trust-height", "0", "--trust-hash", "ab" * 32)[0]
