@@ -20,13 +20,18 @@ docs (docs/consensus.md, "Catching up") turn the two figures into a day offline,
 tip moves on at one second a second meanwhile. Each figure with the load average: the
 machine is shared.
 
-    python bench/catchup_bench.py [--blocks 120] [--tps 1000] [--tail 10]
+    python bench/catchup_bench.py [--blocks 120] [--tps 1000] [--tail 10] [--work DIR]
+
+`--work DIR` keeps the chain built there and reuses it when it is there already, so that
+two versions of the code replay the very same blocks (`--no-state-sync` for code older
+than `catch_up`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -151,13 +156,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tail", type=int, default=10, help="blocks after the snapshot")
     parser.add_argument("--participants", type=int, default=600)
     parser.add_argument("--no-state-sync", action="store_true")
+    parser.add_argument("--work", type=Path, help="build the chain here, or reuse it")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"cpus": os.cpu_count(),
                               "load_average_1m_at_start": round(os.getloadavg()[0], 2)}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="catchup-bench-") as tmp:
-        work = Path(tmp)
-        built = build(work, args.blocks, args.tps, args.tail, args.participants)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if (work / "built.json").exists():
+            built = json.loads((work / "built.json").read_text()) | {"reused": True}
+        else:
+            built = build(work, args.blocks, args.tps, args.tail, args.participants)
+            (work / "built.json").write_text(json.dumps(built))
         result |= built | {"load_average_1m_after_build": round(os.getloadavg()[0], 2)}
         seconds = built["chain_seconds_offline"]
         replay_s, _ = asyncio.run(_catch_up(work, built["top"], None))

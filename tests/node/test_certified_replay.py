@@ -13,9 +13,14 @@ import asyncio
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from gridtokenx.chain import blocks
-from gridtokenx.ledger import validator_set
+from gridtokenx.consensus.core import Timeouts
+from gridtokenx.devnet.homes import devnet_genesis
+from gridtokenx.ledger import genesis, validator_set
+from gridtokenx.node import runtime
+from gridtokenx.node.block_sync import SYNC_RUN
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.gossip import Outcome
 from gridtokenx.storage.store import open_application
@@ -24,6 +29,11 @@ from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.votes import Commit, Vote, VoteType, block_id, sign_vote
 from tests.node.test_node import CHAIN, GENESIS_TIME, KEYS, _registrations
 from tests.node.test_node_faults import SPEC
+
+SYNC_CHAIN = "gridtokenx-quiet-sync"
+T0 = 1_767_225_600
+SYNC_SPEC = devnet_genesis(SYNC_CHAIN, T0, ("EGAT",))
+EGAT = genesis.dev_keys()["EGAT"]
 
 
 def _block_with_a_bad_signature(tmp_path: Path) -> tuple[bytes, bytes, tuple[Vote, ...]]:
@@ -85,3 +95,43 @@ def test_a_certified_block_executes_without_its_signatures_checked_again(tmp_pat
     short = certificate[:2]  # two of the four equal validators: not more than 2/3
     outcome, height, failed = asyncio.run(follow(short, "refused"))
     assert (outcome, height, failed) == (Outcome.FORGED, 0, None)
+
+
+def test_block_sync_asks_on_by_itself_when_its_peers_are_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer answers a run with SYNC_RUN_BYTES at most: here a few blocks an answer, from a
+    server that sends nothing else (no votes at a tip to set the node asking again). The
+    rest of each run is asked again after SYNC_RETRY_S by the node itself; it used to wait
+    for ever once the blocks it had were applied."""
+    monkeypatch.setattr(runtime, "SYNC_RUN_BYTES", 1000)  # a few blocks an answer
+    top = 2 * SYNC_RUN + 5
+    chain = open_application(SYNC_SPEC, tmp_path / "server")
+    try:
+        for height in range(1, top + 1):
+            raw = chain.build_block(height, T0 + height, EGAT.address)
+            vote = Vote(height, 0, VoteType.PRECOMMIT, block_id(raw), EGAT.address)
+            chain.commit(height, raw, (sign_vote(EGAT, SYNC_CHAIN, vote),))
+    finally:
+        chain.close()
+
+    async def scenario() -> int:
+        slow = Timeouts(60_000, 60_000, 60_000)
+        server = Node(PrivateKey.from_dev_label("quiet/server"),
+                      open_application(SYNC_SPEC, tmp_path / "server"), slow)  # fmt: skip
+        node = Node(PrivateKey.from_dev_label("quiet/node"),
+                    open_application(SYNC_SPEC, tmp_path / "node"), slow)  # fmt: skip
+        try:
+            port = await server.gossip.listen()
+            await node.start()
+            await node.gossip.dial("127.0.0.1", port, expect=server.key.address)
+            node._catch_up(top, server.key.address)  # what a proposal of its would show
+            deadline = asyncio.get_running_loop().time() + 60
+            while node.app.height < top and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            return node.app.height
+        finally:
+            await node.stop()
+            await server.stop()
+
+    assert asyncio.run(scenario()) == top

@@ -44,7 +44,7 @@ from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
 from gridtokenx.node import state_sync
 from gridtokenx.node.auction_clearer import AuctionClearer
-from gridtokenx.node.block_sync import SYNC_RUN, BlockSync
+from gridtokenx.node.block_sync import SYNC_CONTINUE_S, SYNC_RUN, BlockSync
 from gridtokenx.node.compact_blocks import (
     FETCH_TIMEOUT_S,
     Answer,
@@ -760,10 +760,21 @@ class Node:
         certificate bans the peer that sent it. A task of its own, so no peer's reader
         waits while a run executes; it gives the loop a turn after each block (a run
         applies without awaiting anything, and would otherwise hold the loop for the
-        whole run: no vote, API read or status between its blocks)."""
+        whole run: no vote, API read or status between its blocks).
+
+        With nothing arriving for SYNC_CONTINUE_S it asks on by itself: a peer answers a
+        run with SYNC_RUN_BYTES at most (a run of full blocks comes in part), and the rest
+        is asked only when `plan` is called after the run went quiet. Arrivals and
+        applied blocks call it, and so do peers' votes at the tip; a node whose peers were
+        quiet (or whose blocks applied faster than they came) waited for ever."""
         while not self.halted:
-            await self._synced.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._synced.wait(), SYNC_CONTINUE_S)
             self._synced.clear()
+            best = self.telemetry.best_seen
+            peers = self.telemetry.peers_at(self.core.height)
+            if best > self.core.height and peers:
+                self._catch_up(best, peers[0], shown=False)
             while not self.halted and (ahead := self.block_sync.pop(self.core.height)):
                 outcome = await self._on_commit(ahead.commit)
                 if outcome is Outcome.FORGED:
