@@ -769,7 +769,10 @@ class Node:
         quiet (or whose blocks applied faster than they came) waited for ever."""
         while not self.halted:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._synced.wait(), SYNC_CONTINUE_S)
+                # Not `wait_for`: on Python 3.11 it can swallow a cancellation that comes
+                # as the wait ends, and the node's stop then waited on this task for ever.
+                async with asyncio.timeout(SYNC_CONTINUE_S):
+                    await self._synced.wait()
             self._synced.clear()
             best = self.telemetry.best_seen
             peers = self.telemetry.peers_at(self.core.height)
