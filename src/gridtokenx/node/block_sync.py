@@ -10,7 +10,7 @@ ahead of their turn wait here (at most BUFFER_BYTES of them). Their transactions
 signatures are not verified again: a block's commit certificate, checked when its turn
 comes, is the word of validators holding more than 2/3 of the power that the block is
 valid, signatures included (docs/consensus.md, "Replaying certified blocks"); checking
-them cost a day's replay about a fifth of its CPU. A run that brought nothing for
+them cost replaying the day mix 15-20 % of its CPU. A run that brought nothing for
 SYNC_RETRY_S is asked again, of the next peer.
 
 Blocks are applied strictly in height order, each one's commit certificate checked
