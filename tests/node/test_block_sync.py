@@ -4,8 +4,6 @@ ahead of their turn within the window and the buffer, and handed out in height o
 
 from __future__ import annotations
 
-import asyncio
-
 from gridtokenx.node.block_sync import SYNC_RETRY_S, SYNC_RUN, BlockSync
 from gridtokenx.wire.votes import Commit
 
@@ -40,23 +38,16 @@ def test_only_peers_that_showed_the_height_are_asked() -> None:
 
 
 def test_blocks_wait_for_their_turn_within_the_window_and_the_buffer() -> None:
-    async def scenario() -> None:
-        sync = BlockSync(runs=2, buffer_bytes=1000)
+    sync = BlockSync(runs=2, buffer_bytes=1000)
 
-        async def verify() -> set[bytes] | None:
-            return set()
+    def take(height: int, size: int = 100) -> bool:
+        return sync.take(Commit(height, b"", ()), A, size, 5, 0.0)
 
-        def take(height: int, size: int = 100) -> bool:
-            return sync.take(Commit(height, b"", ()), A, size, 5, 0.0, verify)
-
-        assert not take(4)  # behind the node
-        assert not take(2 * SYNC_RUN)  # beyond the window of two runs
-        assert take(7) and take(6) and not take(6)  # held once
-        assert not take(8, size=900)  # no room
-        assert sync.pop(5) is None
-        popped = sync.pop(6)
-        assert popped is not None and popped.commit.height == 6
-        assert await popped.verified == set()
-        assert sync.pop(8) is None and sync.ahead == {} and sync.held == 0  # 7 dropped
-
-    asyncio.run(scenario())
+    assert not take(4)  # behind the node
+    assert not take(2 * SYNC_RUN)  # beyond the window of two runs
+    assert take(7) and take(6) and not take(6)  # held once
+    assert not take(8, size=900)  # no room
+    assert sync.pop(5) is None
+    popped = sync.pop(6)
+    assert popped is not None and popped.commit.height == 6
+    assert sync.pop(8) is None and sync.ahead == {} and sync.held == 0  # 7 dropped

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Container
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -275,7 +275,7 @@ class Application(Generic[StoreT]):
         height: int,
         raw: bytes,
         certificate: tuple[Vote, ...],
-        verified: Collection[bytes] | None = None,
+        verified: Container[bytes] | None = None,
     ) -> list[blocks.Receipt]:
         """Execute a decided block (see the module docstring); `verified` as for
         `check_block`, used only when this node has not screened the block. Raises
@@ -307,7 +307,13 @@ class Application(Generic[StoreT]):
 
 
 class _AllVerified:
-    """Every hash counts as verified: for candidates reaped from the mempool."""
+    """Every hash counts as verified: for candidates reaped from the mempool, and for a
+    block whose commit certificate the node checked (`CERTIFIED`)."""
 
     def __contains__(self, item: object) -> bool:
         return True
+
+
+CERTIFIED: Final[Container[bytes]] = _AllVerified()
+"""`verified` for a certified block: validators with more than 2/3 of the power checked its
+signatures before they precommitted it (docs/consensus.md, "Replaying certified blocks")."""

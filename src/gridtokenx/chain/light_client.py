@@ -21,7 +21,11 @@ The last rule is CometBFT's skipping verification (`VerifyCommitLightTrusting` w
 level 1/3). Headers here do not carry the *next* set's hash, so there is no adjacent
 verification to fall back on: a change that leaves less than a third of the old power among
 the new set's signers in one step cannot be followed, and such a node block-syncs from
-genesis (or the operator must give it a trusted recent block, not built yet). A forged hop
+genesis, or its operator gives it a trusted recent block (`--trust-height/--trust-hash`).
+
+A walk need not start at genesis (`walk`'s `anchor`): a node that trusts a block (its
+operator's `--trust-hash`, or a restarting node's own last block) takes the set that block
+names (`set_named`) and follows only the hops above it. A forged hop
 needs the signatures of a third of a set the joiner already trusts. Like every light
 client this trusts that the old sets' keys were not handed to an attacker after they
 stopped validating (a long-range attack); CometBFT bounds that with a trusting period.
@@ -74,8 +78,8 @@ def members_of(validators: ValidatorSet) -> tuple[tuple[bytes, bytes, int], ...]
 class Trusted:
     """The validator sets a walk of hops established: which set signs which height."""
 
-    def __init__(self, genesis_set: ValidatorSet) -> None:
-        self.sets: list[tuple[int, ValidatorSet]] = [(1, genesis_set)]
+    def __init__(self, first_set: ValidatorSet, first: int = 1) -> None:
+        self.sets: list[tuple[int, ValidatorSet]] = [(first, first_set)]
 
     def for_height(self, height: int) -> ValidatorSet:
         """The set in force at `height` as far as the walk knows (the last hop at or below)."""
@@ -111,12 +115,39 @@ class Trusted:
         self.sets.append((header.height, new))
 
 
-def walk(chain_id: str, genesis_set: ValidatorSet, hops: tuple[Hop, ...], upto: int) -> Trusted:
-    """Follow `hops` (oldest first, none above `upto`) from the genesis set; raises
-    `Untrusted` at the first that does not follow."""
+def hop_height(hop: Hop) -> int:
+    try:
+        return blocks.decode(hop.block).header.height
+    except msgspec.DecodeError:
+        raise Untrusted("a hop does not decode") from None
+
+
+def walk(chain_id: str, genesis_set: ValidatorSet, hops: tuple[Hop, ...], upto: int,
+         anchor: tuple[int, ValidatorSet] | None = None) -> Trusted:  # fmt: skip
+    """Follow `hops` (oldest first, none above `upto`) from the genesis set, or from
+    `anchor` (a height and the set signing it, trusted otherwise), skipping the hops at or
+    below it; raises `Untrusted` at the first that does not follow."""
     if len(hops) > MAX_HOPS:
         raise Untrusted(f"{len(hops)} hops (at most {MAX_HOPS})")
-    trusted = Trusted(genesis_set)
+    first, first_set = anchor or (1, genesis_set)
+    trusted = Trusted(first_set, first)
     for hop in hops:
-        trusted.follow(chain_id, hop, upto)
+        if anchor is None or hop_height(hop) > first:
+            trusted.follow(chain_id, hop, upto)
     return trusted
+
+
+def set_named(header: blocks.Header, hops: tuple[Hop, ...], genesis_set: ValidatorSet,
+              ) -> ValidatorSet:  # fmt: skip
+    """The set a trusted header's `validators_hash` names, from an offer's history: the
+    members of its last hop at or below the header (the genesis set when there is none).
+    Nothing is verified but the hash: the trusted block vouches for its own signers.
+    Raises `Untrusted` when the history names another set."""
+    named = genesis_set
+    for hop in hops:
+        if hop_height(hop) <= header.height:
+            named = set_of(hop.members)
+    if validator_set.set_hash(named) != header.validators_hash:
+        raise Untrusted(f"the validator history offered does not name the set the trusted "
+                        f"block at {header.height} was signed by")  # fmt: skip
+    return named

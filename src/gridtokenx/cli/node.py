@@ -17,6 +17,7 @@ from gridtokenx.cli.render import console, plain, print_json
 from gridtokenx.wire import crypto
 
 if TYPE_CHECKING:
+    from gridtokenx.node.state_sync import Trust
     from gridtokenx.p2p.connection import PeerSettings
 
 node_app = typer.Typer(help="Run a validator or full node.")
@@ -223,13 +224,30 @@ def node_start(
             "of replaying every block (also the config's state_sync)",
         ),
     ] = False,
+    trust_height: Annotated[
+        int | None,
+        typer.Option(
+            "--trust-height",
+            help="with --state-sync: a height whose block you trust (from a source you "
+            "trust); the node takes only a chain through it and follows the validators "
+            "from there, not from genesis",
+        ),
+    ] = None,
+    trust_hash: Annotated[
+        str | None,
+        typer.Option("--trust-hash", help="the hash of the block at --trust-height (hex)"),
+    ] = None,
 ) -> None:
     """Run the node of HOME until Ctrl-C (writes HOME/status.json as it goes). Its logs
     go to stdout, one line per event (docs/observability.md).
 
     A node that cannot start (its store held by another process or damaged, a port in
     use, an unusable home) says why in one line and exits 1, having closed what it
-    opened."""
+    opened.
+
+    With --trust-height H --trust-hash HEX an empty store state-syncs only from peers
+    whose block at H has that hash (a peer on another chain is refused, and with none
+    left the node exits with STATE_SYNC)."""
     import uvloop
 
     from gridtokenx.api.server import start_api
@@ -237,6 +255,9 @@ def node_start(
     from gridtokenx.node.home import CONFIG_FILE, HomeError, config_path
     from gridtokenx.node.profiling import cpu_profile
     from gridtokenx.node.service import PortInUse, run_node
+    from gridtokenx.node.state_sync import StateSyncFailed
+
+    trust = _trust(trust_height, trust_hash)
 
     if not config_path(home).exists():
         raise BadInput(f"{home} has no {CONFIG_FILE} (run `gridtokenx init` or `devnet`)")
@@ -249,7 +270,13 @@ def node_start(
         # GRIDTOKENX_PROFILE=file: the loop thread's CPU profile (`node.profiling`).
         with cpu_profile(), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(
-                run_node(home, passphrase=secret, services=(start_api,), state_sync=state_sync)
+                run_node(
+                    home,
+                    passphrase=secret,
+                    services=(start_api,),
+                    state_sync=state_sync or trust is not None,
+                    trust=trust,
+                )
             )
     except HomeError as exc:
         if isinstance(exc.__context__, keystore.KeystoreError):  # the home's key did not open
@@ -258,6 +285,27 @@ def node_start(
         raise Refused("INVALID_HOME", f"{where}{exc}") from None
     except PortInUse as exc:  # the store's errors name the home's data/ already
         raise Refused("PORT_IN_USE", f"{home}: {exc.strerror}") from None
+    except StateSyncFailed as exc:
+        raise Refused("STATE_SYNC", f"{home}: state sync failed: {exc}") from None
+
+
+def _trust(height: int | None, block_hash: str | None) -> Trust | None:
+    """`--trust-height/--trust-hash` as a `Trust`, both or neither."""
+    from gridtokenx.node.state_sync import Trust
+
+    if height is None and block_hash is None:
+        return None
+    if height is None or block_hash is None:
+        raise BadInput("--trust-height and --trust-hash go together")
+    if height < 1:
+        raise BadInput(f"--trust-height {height} must be 1 or more")
+    try:
+        raw = bytes.fromhex(block_hash)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise BadInput(f"--trust-hash {block_hash!r} is not a block hash (64 hex digits)")
+    return Trust(height, block_hash=raw)
 
 
 def status(

@@ -90,6 +90,7 @@ PLACES: dict[str, str] = {
     "snapshot_interval": "storage",
     "snapshot_keep": "storage",
     "state_sync": "storage",
+    "state_sync_behind": "storage",
 }
 """Fields whose names do not say their section, kept under their own names there."""
 

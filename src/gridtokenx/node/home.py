@@ -125,8 +125,15 @@ class Config(msgspec.Struct, frozen=True):
     state_sync: Annotated[bool, _doc(
         "Join by state sync: a node with an empty store fetches a recent snapshot from its"
         " peers, checks it against the validators' commit certificate and block-syncs from"
-        " there, instead of replaying every block since genesis."
+        " there, instead of replaying every block since genesis. A node that restarts"
+        " with a chain does the same when a snapshot lies more than state_sync_behind"
+        " heights beyond its own (its older blocks are then dropped: not for an archive)."
     )] = False
+    state_sync_behind: Annotated[int, msgspec.Meta(ge=0), _doc(
+        "With state_sync on, a restarting node this many heights or more behind a"
+        " certified snapshot its peers offer state-syncs to it and block-syncs only the"
+        " rest, instead of replaying every block in between; 0: never (it replays)."
+    )] = 3600
     storage_cache_mb: Annotated[Positive, _doc(
         "MB of RocksDB block cache shared by the store's column families: the state's"
         " records and the state root's tree read at random as blocks apply. More keeps a"

@@ -35,7 +35,7 @@ from typing import Any, Final
 import msgspec
 
 from gridtokenx.chain import blocks, compact
-from gridtokenx.chain.application import Application, Rejected
+from gridtokenx.chain.application import CERTIFIED, Application, Rejected
 from gridtokenx.chain.blocks import MAX_BLOCK_TXS, MAX_CLOCK_DRIFT, Receipt
 from gridtokenx.chain.compact import Compact, CompactCommit, CompactProposal
 from gridtokenx.chain.mempool import Admission, Checked
@@ -44,7 +44,7 @@ from gridtokenx.ledger import registry
 from gridtokenx.ledger.context import Event
 from gridtokenx.node import state_sync
 from gridtokenx.node.auction_clearer import AuctionClearer
-from gridtokenx.node.block_sync import SYNC_RUN, BlockSync, Verified
+from gridtokenx.node.block_sync import SYNC_CONTINUE_S, SYNC_RUN, BlockSync
 from gridtokenx.node.compact_blocks import (
     FETCH_TIMEOUT_S,
     Answer,
@@ -187,7 +187,6 @@ class Node:
         self._inbox_ready = asyncio.Event()
         self._listeners: list[CommitListener] = []
         self._announced: dict[bytes, tuple[float, int]] = {}  # hash -> (loop time, times)
-        self._checked: tuple[bytes, set[bytes]] | None = None  # a synced block's signatures
         self._checking: set[tuple[int, int]] = set()  # proposals in their trial: (height, round)
         self.presence = Presence(height)  # who signed what lately: cuts an absent proposer's turn
         self.snapshots: Snapshots | None = None  # what this node serves to state sync
@@ -708,20 +707,17 @@ class Node:
         self._act(self.core.on_vote(vote))
         return Outcome.RELAY
 
-    async def _on_commit(self, commit: Commit, checking: Verified | None = None) -> Outcome:
-        """A certified block for this height: the certificate first, then the block's
-        signatures off the loop (kept for the commit), then the core decides it.
-        `checking`: the signature check block sync started when the block arrived."""
+    async def _on_commit(self, commit: Commit) -> Outcome:
+        """A certified block for this height: once its certificate checks, the core decides
+        it. Its transactions' signatures are not verified again (`_decide`): validators
+        with more than 2/3 of the power vouched for the block, signatures included, the
+        trust state sync and the light client rest on too (docs/consensus.md,
+        "Replaying certified blocks")."""
         if commit.height != self.core.height or self.core.decided:
             return Outcome.IGNORE
         if not core.check_commit(self.app.chain_id, self.core.validators, commit.height,
                                  commit.block, commit.certificate, self.verify):  # fmt: skip
             return Outcome.FORGED
-        verified = await (self._signatures(commit.block) if checking is None else checking)
-        if commit.height != self.core.height or self.core.decided:
-            return Outcome.IGNORE
-        if verified is not None:
-            self._checked = (block_id(commit.block), verified)
         self._via_certificate = True
         try:
             self._act(self.core.on_commit(commit.height, commit.block, commit.certificate))
@@ -766,11 +762,9 @@ class Node:
             self.gossip.send_to(target, Kind.SYNC_REQUEST, first.to_bytes(8))
 
     def _on_synced(self, commit: Commit, peer: bytes, size: int) -> Outcome:
-        """A block sync answer: held for its turn (its signatures checked meanwhile), the
-        applier woken, and the next runs asked."""
+        """A block sync answer: held for its turn, the applier woken, and the next runs asked."""
         now = asyncio.get_running_loop().time()
-        self.block_sync.take(commit, peer, size, self.core.height, now,
-                             lambda: self._signatures(commit.block))  # fmt: skip
+        self.block_sync.take(commit, peer, size, self.core.height, now)
         self._synced.set()  # also for a block held since, now due after a commit
         self._catch_up(self.telemetry.best_seen, peer, shown=False)  # ask on
         return Outcome.RELAY
@@ -780,14 +774,27 @@ class Node:
         `_on_commit` (its certificate checked against its height's validators); a forged
         certificate bans the peer that sent it. A task of its own, so no peer's reader
         waits while a run executes; it gives the loop a turn after each block (a run
-        whose signatures were checked already applies without awaiting anything, and
-        would otherwise hold the loop for the whole run: no vote, API read or status
-        between its blocks)."""
+        applies without awaiting anything, and would otherwise hold the loop for the
+        whole run: no vote, API read or status between its blocks).
+
+        With nothing arriving for SYNC_CONTINUE_S it asks on by itself: a peer answers a
+        run with SYNC_RUN_BYTES at most (a run of full blocks comes in part), and the rest
+        is asked only when `plan` is called after the run went quiet. Arrivals and
+        applied blocks call it, and so do peers' votes at the tip; a node whose peers were
+        quiet (or whose blocks applied faster than they came) waited for ever."""
         while not self.halted:
-            await self._synced.wait()
+            with contextlib.suppress(TimeoutError):
+                # Not `wait_for`: on Python 3.11 it can swallow a cancellation that comes
+                # as the wait ends, and the node's stop then waited on this task for ever.
+                async with asyncio.timeout(SYNC_CONTINUE_S):
+                    await self._synced.wait()
             self._synced.clear()
+            best = self.telemetry.best_seen
+            peers = self.telemetry.peers_at(self.core.height)
+            if best > self.core.height and peers:
+                self._catch_up(best, peers[0], shown=False)
             while not self.halted and (ahead := self.block_sync.pop(self.core.height)):
-                outcome = await self._on_commit(ahead.commit, ahead.verified)
+                outcome = await self._on_commit(ahead.commit)
                 if outcome is Outcome.FORGED:
                     self.gossip.ban(ahead.peer, "forged")
                 self._catch_up(self.telemetry.best_seen, ahead.peer, shown=False)
@@ -927,8 +934,8 @@ class Node:
         """Announce the certified block (unless a certificate for the height went out
         already: one per height), before executing it, then execute and store it with its
         certificate in canonical order (by validator address, as the core builds its own),
-        and start the next height."""
-        checked, self._checked = self._checked, None
+        and start the next height. A decided block has a certificate: its signatures are
+        not verified again (`CERTIFIED`), whether this node screened it or not."""
         decided_id = block_id(decision.block)
         certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
         block, txs = compact.compact(decision.block)
@@ -942,9 +949,8 @@ class Node:
         self._certified = {h for h in self._certified if h >= decision.height}
         for vote in certificate:
             self.presence.heard(vote.validator, decision.height)
-        verified = checked[1] if checked and checked[0] == decided_id else None
         try:
-            receipts = self.app.commit(decision.height, decision.block, certificate, verified)
+            receipts = self.app.commit(decision.height, decision.block, certificate, CERTIFIED)
         except RuntimeError as exc:  # a divergent state root: stop, do not continue
             self.halted = str(exc)
             self.telemetry.halted(decision.height, str(exc))

@@ -25,7 +25,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gridtokenx.chain.blocks import MAX_CLOCK_DRIFT
 from gridtokenx.chain.mempool import Mempool
@@ -34,7 +34,16 @@ from gridtokenx.ledger.genesis import Genesis
 from gridtokenx.node.home import Config, HomeError, chain_clock, load_home, setting_name
 from gridtokenx.node.logs import Digest
 from gridtokenx.node.runtime import Node
-from gridtokenx.node.state_sync import Snapshotter, has_chain, join
+from gridtokenx.node.state_sync import (
+    Joined,
+    Snapshotter,
+    StateSyncFailed,
+    Trust,
+    catch_up,
+    has_chain,
+    join,
+    recover,
+)
 from gridtokenx.p2p.gossip import Gossip
 from gridtokenx.p2p.peers import AddressBook
 from gridtokenx.storage.snapshots import Snapshots
@@ -43,6 +52,10 @@ from gridtokenx.wire.crypto import PrivateKey
 
 _log = logging.getLogger(__name__)
 DIAL_BACKOFF_MAX_S = 5.0
+CATCH_UP_RETRY_S = 600.0
+"""A running node far behind restarts to catch up by state sync at most this often (a peer
+showing a height it does not have, or a snapshot not yet far enough ahead, would
+otherwise restart it again and again)."""
 
 
 class NodeFailed(RuntimeError):
@@ -129,6 +142,7 @@ async def run_node(
     on_node: Callable[[Node], None] | None = None,
     services: Sequence[StartService] = (),
     state_sync: bool = False,
+    trust: Trust | None = None,
 ) -> None:
     """Run the node of `home` until SIGINT/SIGTERM (or `max_seconds`, for tests).
 
@@ -140,19 +154,45 @@ async def run_node(
     signals, and `on_node` to attach commit listeners before the node starts. `services`
     start once the node runs (the API: see `api.server.start_api`) and stop before it.
     `state_sync` (or the config's `state_sync`): a node with an empty store joins from a
-    peer's snapshot (`node.state_sync`) before it starts.
+    peer's snapshot (`node.state_sync`) before it starts, trusting the block `trust`
+    names when given (`--trust-height/--trust-hash`) rather than walking the validator
+    set from genesis; a node with a chain that is `state_sync_behind` heights behind a
+    snapshot offered catches up by state sync too (`state_sync.catch_up`). A running node
+    that is no validator and finds itself that far behind its peers stops and starts again
+    the same way (at most once per CATCH_UP_RETRY_S), its services with it.
     """
     config, spec, key = load_home(home, passphrase)
-    genesis_hash = spec.hash().hex()  # logged once the node runs (`_log_started`)
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-    joining = (config.state_sync or state_sync) and not has_chain(home / "data")
-    if joining and not await _state_sync(home, config, spec, key, stop):
-        return  # asked to stop while joining
+    # The start checks already: a far-behind running node restarts no sooner than this.
+    retry_at = loop.time() + CATCH_UP_RETRY_S
+    while True:
+        if (recovered := recover(home / "data")) is not None:
+            _log.warning(recovered)
+        if (config.state_sync or state_sync) and not await _state_sync(
+            home, config, spec, key, stop, trust
+        ):
+            return  # asked to stop while joining
+        restart = await _serve(home, config, spec, key, stop, on_node, services, max_seconds,
+                               state_sync, retry_at)  # fmt: skip
+        if not restart:
+            return
+        retry_at, trust = loop.time() + CATCH_UP_RETRY_S, None  # a trusted block: joining only
+        _log.info("far behind its peers: restarting to catch up by state sync")
+
+
+async def _serve(home: Path, config: Config, spec: Genesis, key: PrivateKey,
+                 stop: asyncio.Event, on_node: Callable[[Node], None] | None,
+                 services: Sequence[StartService], max_seconds: float | None,
+                 state_sync: bool, retry_at: float) -> bool:  # fmt: skip
+    """Open, start and run the node until `stop` (or `max_seconds`); True when it stopped
+    to catch up by state sync (`_far_behind`), not asked to."""
+    genesis_hash = spec.hash().hex()  # logged once the node runs (`_log_started`)
+    loop = asyncio.get_running_loop()
     node = _open_node(home, config, spec, key)
     if on_node is not None:
         on_node(node)
@@ -173,6 +213,7 @@ async def run_node(
     reports = PeerReports()
     began = loop.time()
     up = False  # started and said so: only then is its stop worth a line
+    restart = False
     try:
         for start in services:
             if (service := await start(node, config)) is not None:
@@ -183,6 +224,9 @@ async def run_node(
             _housekeeping(home, node, config, key.address, dialer, genesis_hash)
             reports.update(node.gossip, loop.time(), node.app.mempool)
             if max_seconds is not None and loop.time() - began > max_seconds:
+                break
+            if loop.time() >= retry_at and _far_behind(node, config, state_sync):
+                restart = True
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
@@ -195,19 +239,57 @@ async def run_node(
         await snapshotter.stop()
         await node.stop()
         if up:
+            reason = "to catch up by state sync" if restart else "asked to stop"
             _log.info("node stopped", extra={"height": height,
-                      "reason": node.failed or node.halted or "asked to stop"})  # fmt: skip
+                      "reason": node.failed or node.halted or reason})  # fmt: skip
     if node.failed is not None:
         raise NodeFailed(node.failed)
+    return restart
+
+
+def _far_behind(node: Node, config: Config, state_sync: bool) -> bool:
+    """A node that is no validator, with state sync on, whose peers show a height more
+    than `state_sync_behind` beyond its own: replaying would take longer than a snapshot
+    (docs/consensus.md, "Catching up"). A validator never stops itself for this."""
+    if not (config.state_sync or state_sync) or not config.state_sync_behind:
+        return False
+    if node.core.validators.get(node.key.address) is not None:
+        return False
+    return node.peer_height - node.app.height > config.state_sync_behind
 
 
 async def _state_sync(
-    home: Path, config: Config, spec: Genesis, key: PrivateKey, stop: asyncio.Event
+    home: Path,
+    config: Config,
+    spec: Genesis,
+    key: PrivateKey,
+    stop: asyncio.Event,
+    trust: Trust | None = None,
 ) -> bool:
-    """Join from a snapshot of the configured peers (none offered: from genesis); False
-    when asked to stop meanwhile. A failed fetch raises `StateSyncFailed`."""
-    peers = list(config.peers)
-    work = asyncio.ensure_future(join(home / "data", spec, key, peers, config.p2p))
+    """Join from a snapshot of the configured peers (none offered: from genesis), or, with
+    a chain, catch up by one when far behind (`state_sync.catch_up`); False when asked to
+    stop meanwhile. A failed fetch raises `StateSyncFailed` (a node with a chain logs it
+    and replays from its own height: its store is untouched)."""
+    peers, data = list(config.peers), home / "data"
+    if has_chain(data):
+        if trust is not None:
+            _log.warning("the store holds a chain: --trust-height/--trust-hash are ignored")
+        if not config.state_sync_behind:
+            return True
+        try:
+            return await _until_stopped(catch_up(data, spec, key, peers,
+                                                 config.state_sync_behind, config.p2p),
+                                        stop, catching_up=True)  # fmt: skip
+        except StateSyncFailed as exc:
+            _log.error("catching up by state sync failed; replaying blocks instead: %s", exc)
+            return True
+    return await _until_stopped(join(data, spec, key, peers, config.p2p, trust=trust), stop)
+
+
+async def _until_stopped(work_done: Coroutine[Any, Any, Joined | None], stop: asyncio.Event,
+                         catching_up: bool = False) -> bool:  # fmt: skip
+    """Run a state sync until done (True) or until `stop` is set (False)."""
+    work = asyncio.ensure_future(work_done)
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -219,7 +301,7 @@ async def _state_sync(
                 await work
     if work.cancelled():
         return False
-    if work.result() is None:
+    if work.result() is None and not catching_up:
         _log.warning("state sync: no peer offered a certified snapshot; syncing from genesis")
     return True
 

@@ -16,6 +16,20 @@ others. Once every chunk is in, the root is checked once more from the store, th
 is moved into place, and the node starts as usual at the snapshot's height: block sync
 takes it from there (from h+1). With no usable offer, the node starts from genesis.
 
+A node need not walk the validator set from genesis (`Trust`): its operator may give it a
+block to trust (`--trust-height/--trust-hash`, as CometBFT's trust options), which it
+fetches from its peers before it takes any offer: a peer whose block at that height is
+another is banned, and with no peer agreeing the node refuses to start. It then takes only
+snapshots at or above that height, and follows the set from the one that block names. A
+node that restarts far behind (`catch_up`) trusts its own last state the same way.
+
+A node that restarts with a chain (state sync on) asks its peers for offers first, and
+when a certified snapshot lies more than `state_sync_behind` heights beyond its own height
+it state-syncs to it instead of replaying (`catch_up`), then block-syncs the tail. Its
+old store stays in place, untouched, until the new one is fetched and verified; the swap
+is two renames, and `recover` undoes one cut halfway, so a crash at any point leaves one
+whole store (the old or the new).
+
 The serving side is `answer`, which the running node calls for the state-sync kinds, and
 `Snapshotter`, which takes a snapshot at every multiple of the configured interval and
 offers it once the next height is committed.
@@ -47,10 +61,11 @@ from gridtokenx.p2p.connection import PeerSettings
 from gridtokenx.p2p.gossip import Gossip, Kind, Outcome
 from gridtokenx.storage import snapshots
 from gridtokenx.storage.snapshots import Chunk, ChunkRequest, Offer, Restore, Snapshots, Verified
-from gridtokenx.storage.store import Store
+from gridtokenx.storage.store import Store, open_application
 from gridtokenx.storage.validator_history import Recorder
 from gridtokenx.wire import codec, crypto
-from gridtokenx.wire.votes import Vote, block_id
+from gridtokenx.wire.validators import ValidatorSet
+from gridtokenx.wire.votes import Commit, Vote, block_id
 
 MAX_OFFERS: Final = 4  # offers a node sends in answer (its newest)
 IN_FLIGHT: Final = 4  # chunk requests outstanding per peer
@@ -75,7 +90,21 @@ _log: Final = logging.getLogger(__name__)
 
 
 class StateSyncFailed(RuntimeError):
-    """State sync could not complete (every source failed or was banned)."""
+    """State sync could not complete (every source failed or was banned, or no peer's
+    chain passes through the trusted block)."""
+
+
+@dataclass(frozen=True)
+class Trust:
+    """A block the joiner trusts besides genesis: it takes only snapshots at or above
+    `height`, whose chain passes through it. Either `block_hash` (the operator's
+    `--trust-hash`: the header hash of the block at `height`, fetched from the peers and
+    compared) or `validators` (the set signing `height`, known: a restarting node's own
+    state)."""
+
+    height: int
+    block_hash: bytes | None = None
+    validators: ValidatorSet | None = None
 
 
 # --- serving -------------------------------------------------------------------------------
@@ -189,14 +218,17 @@ class Joiner:
 
     def __init__(self, spec: genesis.Genesis, key: crypto.PrivateKey,
                  settings: PeerSettings | None = None,
-                 checkers: int = CHECKERS) -> None:  # fmt: skip
+                 checkers: int = CHECKERS, trust: Trust | None = None) -> None:  # fmt: skip
         self.spec = spec
         self.trusted = genesis.build_state(spec)
+        self.trust = trust
+        self.trusted_header: blocks.Header | None = None  # the trusted block's, once fetched
         self.gossip = Gossip(key, self._on_message, settings=settings)
         self._offers: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self._events: asyncio.Queue[tuple[bytes, bytes] | _Checked] = asyncio.Queue()
         self.checkers = checkers
         self._pool: ProcessPoolExecutor | None = None
+        self._blocks: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()  # the trusted one
         self.banned: list[bytes] = []
         self._heard: dict[bytes, float] = {}  # each peer's last chunk, as it arrived
         self._queued: dict[bytes, int] = {}  # each peer's chunks arrived, not yet verified
@@ -210,7 +242,74 @@ class Joiner:
             self._queued[peer] = self._queued.get(peer, 0) + 1
             self._events.put_nowait((peer, payload))
             return Outcome.RELAY
+        if kind is Kind.SYNC_BLOCK and self.trust is not None and self.trusted_header is None:
+            self._blocks.put_nowait((peer, payload))
+            return Outcome.RELAY
         return Outcome.IGNORE  # the chain's traffic: this node does not follow it yet
+
+    async def fetch_trusted(self, deadline: float) -> None:
+        """Ask every peer for the trusted block (`Trust.block_hash`) and compare: a peer
+        whose block at that height is another is on another chain and banned. Raises
+        `StateSyncFailed` when no peer's chain passes through it. (A block sync request
+        answers with a run of blocks from the height: only the first is looked at.)"""
+        trust = self.trust
+        if trust is None or trust.block_hash is None:
+            return
+        loop = asyncio.get_running_loop()
+        for peer in list(self.gossip.peers):
+            self.gossip.send_to(peer, Kind.SYNC_REQUEST, trust.height.to_bytes(8))
+        answered: set[bytes] = set()
+        disagreed: list[str] = []
+        until = deadline
+        while (left := until - loop.time()) > 0 and answered < set(self.gossip.peers):
+            try:
+                peer, raw = await asyncio.wait_for(self._blocks.get(), left)
+            except TimeoutError:
+                break
+            try:
+                commit = msgspec.msgpack.decode(raw, type=Commit)
+                block = blocks.decode(commit.block)
+            except msgspec.DecodeError:
+                continue
+            if commit.height != trust.height or peer in answered:
+                continue  # the rest of the run
+            answered.add(peer)
+            if block.header.chain_id == self.spec.chain_id and block.hash == trust.block_hash:
+                self.trusted_header = block.header
+                until = min(until, loop.time() + OFFER_GRACE_S)  # the others, a moment
+                continue
+            disagreed.append(f"{peer.hex()[:16]} has {block.hash.hex()}")
+            _log.error("a peer's chain disagrees with the trusted block: banned", extra={
+                "peer": peer.hex(), "height": trust.height, "trusted": trust.block_hash.hex(),
+                "theirs": block.hash.hex()})  # fmt: skip
+            self.gossip.ban(peer, "chain disagrees with the trusted block")
+            self.banned.append(peer)
+        if self.trusted_header is None:
+            why = ("; ".join(disagreed) if disagreed else
+                   "no peer served it (pruned, or no peer answered)")  # fmt: skip
+            raise StateSyncFailed(
+                f"no peer's chain passes through the trusted block {trust.block_hash.hex()} "
+                f"at height {trust.height}: {why}"
+            )
+
+    def _anchor(self, offer: Offer) -> tuple[int, ValidatorSet] | None:
+        """Where the walk of the offer's validator history starts: genesis (None), or the
+        trusted block's height and set. Raises `light_client.Untrusted`."""
+        trust = self.trust
+        if trust is None:
+            return None
+        if offer.height < trust.height:
+            raise light_client.Untrusted(f"a snapshot at {offer.height}, below the trusted "
+                                         f"height {trust.height}")  # fmt: skip
+        if trust.validators is not None:
+            return trust.height, trust.validators
+        header = self.trusted_header
+        if header is None:
+            raise light_client.Untrusted("the trusted block was not fetched")
+        if offer.height == trust.height and blocks.decode(offer.block).hash != trust.block_hash:
+            raise light_client.Untrusted("a snapshot of another block at the trusted height")
+        genesis_set = validator_set.for_height(self.trusted, 1)
+        return trust.height, light_client.set_named(header, offer.hops, genesis_set)
 
     def certified(self, raw: bytes) -> Offer | None:
         """The offer if it is well formed, its block h and the next block h+1 (whose
@@ -235,10 +334,10 @@ class Joiner:
         genesis_set = validator_set.for_height(self.trusted, 1)
         try:
             walked = light_client.walk(self.spec.chain_id, genesis_set, offer.hops,
-                                       offer.height + 1)  # fmt: skip
+                                       offer.height + 1, self._anchor(offer))  # fmt: skip
         except light_client.Untrusted as exc:
             _log.warning("a snapshot offer's validator-set changes do not follow from "
-                         "genesis: %s", exc)  # fmt: skip
+                         "the trusted set: %s", exc)  # fmt: skip
             return None
         pairs = ((offer.height, offer.block, certificate),
                  (offer.height + 1, offer.next_block, next_certificate))  # fmt: skip
@@ -455,25 +554,30 @@ class _Checked:
 async def join(data: Path, spec: genesis.Genesis, key: crypto.PrivateKey,
                peers: list[tuple[str, int, str]], settings: PeerSettings | None = None,
                timeout_s: float = 30.0, clock: Callable[[], float] | None = None,
-               checkers: int = CHECKERS) -> Joined | None:  # fmt: skip
-    """State-sync the store at `data` (which must hold no chain) from `peers`; returns what
-    was done, or None when no peer offered a certified snapshot within `timeout_s` (the
-    node then starts from genesis). Raises `StateSyncFailed` when fetching failed.
-    `checkers`: processes that check chunks (0: on the loop, `Joiner`)."""
+               checkers: int = CHECKERS, trust: Trust | None = None,
+               beyond: int = 0) -> Joined | None:  # fmt: skip
+    """State-sync the store at `data` from `peers`; returns what was done, or None when no
+    peer offered a certified snapshot above height `beyond` within `timeout_s` (the node
+    then starts from the store it has, or from genesis). A store already at `data` (a
+    restarting node's, `catch_up`) is replaced only once the new one is verified
+    (`_swap_in`). Raises `StateSyncFailed` when fetching failed or no peer's chain passes
+    through the `trust`ed block. `checkers`: processes that check chunks (0: on the loop,
+    `Joiner`)."""
     loop = asyncio.get_running_loop()
     started = (clock or loop.time)()
-    joiner = Joiner(spec, key, settings, checkers)
+    joiner = Joiner(spec, key, settings, checkers, trust)
     staging = data.with_name(data.name + ".statesync")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         deadline = loop.time() + timeout_s
         await joiner.connect(peers, deadline)
-        candidates = await joiner.choose(deadline)
+        await joiner.fetch_trusted(deadline)
+        candidates = [c for c in await joiner.choose(deadline)
+                      if next(iter(c.values())).height > beyond]  # fmt: skip
         if not candidates:
             return None
         offer, count = await _fetch_one(joiner, candidates, staging)
-        shutil.rmtree(data, ignore_errors=True)  # a store with no chain (`has_chain`)
-        staging.rename(data)
+        _swap_in(staging, data)
     finally:
         joiner.close()
         await joiner.gossip.close()
@@ -504,6 +608,56 @@ async def _fetch_one(
         except StateSyncFailed as exc:
             failures.append(f"height {offer.height}: {exc}")
     raise StateSyncFailed("; ".join(failures))
+
+
+def _replaced(data: Path) -> Path:
+    return data.with_name(data.name + ".replaced")
+
+
+def _swap_in(staging: Path, data: Path) -> None:
+    """Move the verified store at `staging` into place: the old one (if any) is moved
+    aside first and deleted only once the new one is in place. A crash between the two
+    renames leaves no `data`, which `recover` answers by moving the old one back."""
+    old = _replaced(data)
+    shutil.rmtree(old, ignore_errors=True)
+    if data.exists():
+        data.rename(old)
+    staging.rename(data)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(data: Path) -> str | None:
+    """Finish or undo a `_swap_in` a crash cut short (the node calls it before it opens
+    its store); what was done, or None. Without `data` the old store goes back (the new one
+    may not have been in place); with it, the old one is deleted."""
+    old = _replaced(data)
+    if not old.exists():
+        return None
+    if data.exists():
+        shutil.rmtree(old)
+        return "the store replaced by state sync was deleted"
+    old.rename(data)
+    return "state sync was cut off while swapping stores: the old store is back"
+
+
+async def catch_up(data: Path, spec: genesis.Genesis, key: crypto.PrivateKey,
+                   peers: list[tuple[str, int, str]], behind: int,
+                   settings: PeerSettings | None = None,
+                   timeout_s: float = 30.0) -> Joined | None:  # fmt: skip
+    """A restarting node with a chain at `data`: when its peers offer a certified snapshot
+    more than `behind` heights beyond its height, state-sync to it rather than replay
+    every block in between; None when none is offered (it then block-syncs as usual). It
+    trusts its own state: the set signing its next height, from which it follows the
+    offers' validator history (no walk from genesis). Raises `StateSyncFailed` when a
+    fetch fails; the old store is then still in place."""
+    app = open_application(spec, data)
+    try:
+        height = app.height
+        trust = Trust(height + 1, validators=app.validators(height + 1))
+    finally:
+        app.close()
+    return await join(data, spec, key, peers, settings, timeout_s, trust=trust,
+                      beyond=height + behind)  # fmt: skip
 
 
 def has_chain(data: Path) -> bool:
