@@ -595,7 +595,10 @@ class Gossip:
         if verdict is not Verdict.ADMIT:
             self.throttled[peer] += 1
             self.stats.discarded[lane, "rate_limited"] += 1
-            if verdict is Verdict.PENALISE:
+            # Over budget is load, not misbehaviour, for the node's configured and validator
+            # peers: a validator must not lose its sentries to rate limits under heavy load
+            # (their frames are still dropped). What they send that is invalid still counts.
+            if verdict is Verdict.PENALISE and not self.exempt(peer):
                 self.penalise(peer)
             return
         if kind in DISCOVERY:
@@ -631,14 +634,9 @@ class Gossip:
 
     def penalise(self, peer: bytes) -> None:
         """The peer sent something invalid (also for the handler's after-the-fact, batched
-        checks): it loses score, and at zero it is disconnected and banned, unless it is
-        one of the node's configured or validator peers (`exempt`): a validator must not
-        lose its sentries to rate limits under heavy load. A forgery (`ban`) bans any peer."""
-        score = self.scores.get(peer, START_SCORE) - PENALTY
-        if self.exempt(peer):
-            score = max(score, 1)
-        self.scores[peer] = score
-        if score <= 0:
+        checks): it loses score, and at zero it is disconnected and banned."""
+        self.scores[peer] = self.scores.get(peer, START_SCORE) - PENALTY
+        if self.scores[peer] <= 0:
             self.ban(peer)
 
     def ban(self, peer: bytes, reason: str = "score") -> None:
