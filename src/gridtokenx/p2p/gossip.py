@@ -32,6 +32,8 @@ Peers come in the categories CometBFT operators know, all set in `PeerSettings`:
   backoff and never giving up (`node.service`), whatever the caps.
 - **Unconditional peers** (`unconditional_peer_ids`, and whatever `reserved(peer)` names:
   the node's validators and configured peers) neither need room under a cap nor take any.
+  They are the mesh's direct peers (`Mesh.connect(direct=True)`), and running over their
+  rate budget drops their excess without costing them score.
 - **Private peers** (`private_peer_ids`: a sentry's validator) are never kept in the
   address book nor put in a PEERS answer, so their addresses are never gossiped.
 - **`pex` off** (a validator behind sentries): the node announces no address, asks for
