@@ -32,6 +32,8 @@ Peers come in the categories CometBFT operators know, all set in `PeerSettings`:
   backoff and never giving up (`node.service`), whatever the caps.
 - **Unconditional peers** (`unconditional_peer_ids`, and whatever `reserved(peer)` names:
   the node's validators and configured peers) neither need room under a cap nor take any.
+  They are the mesh's direct peers (`Mesh.connect(direct=True)`), and running over their
+  rate budget drops their excess without costing them score.
 - **Private peers** (`private_peer_ids`: a sentry's validator) are never kept in the
   address book nor put in a PEERS answer, so their addresses are never gossiped.
 - **`pex` off** (a validator behind sentries): the node announces no address, asks for
@@ -598,7 +600,10 @@ class Gossip:
         if verdict is not Verdict.ADMIT:
             self.throttled[peer] += 1
             self.stats.discarded[lane, "rate_limited"] += 1
-            if verdict is Verdict.PENALISE:
+            # Over budget is load, not misbehaviour, for the node's configured and validator
+            # peers: a validator must not lose its sentries to rate limits under heavy load
+            # (their frames are still dropped). What they send that is invalid still counts.
+            if verdict is Verdict.PENALISE and not self.exempt(peer):
                 self.penalise(peer)
             return
         if kind in DISCOVERY:
@@ -634,14 +639,9 @@ class Gossip:
 
     def penalise(self, peer: bytes) -> None:
         """The peer sent something invalid (also for the handler's after-the-fact, batched
-        checks): it loses score, and at zero it is disconnected and banned, unless it is
-        one of the node's configured or validator peers (`exempt`): a validator must not
-        lose its sentries to rate limits under heavy load. A forgery (`ban`) bans any peer."""
-        score = self.scores.get(peer, START_SCORE) - PENALTY
-        if self.exempt(peer):
-            score = max(score, 1)
-        self.scores[peer] = score
-        if score <= 0:
+        checks): it loses score, and at zero it is disconnected and banned."""
+        self.scores[peer] = self.scores.get(peer, START_SCORE) - PENALTY
+        if self.scores[peer] <= 0:
             self.ban(peer)
 
     def ban(self, peer: bytes, reason: str = "score") -> None:
