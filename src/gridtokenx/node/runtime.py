@@ -288,7 +288,11 @@ class Node:
 
     # --- transactions ----------------------------------------------------------------------
     async def admit(
-        self, raws: list[bytes], client: bool = False, relayed: bool = False
+        self,
+        raws: list[bytes],
+        client: bool = False,
+        relayed: bool = False,
+        sources: list[bytes] | None = None,
     ) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
@@ -298,7 +302,10 @@ class Node:
         its own would forget: its transactions then wait for the empty-block timer.
         `client` (from the API) or `relayed` (from a peer): subject to back-pressure
         (`chain.mempool`), judged before any signature is verified; a relay refused
-        MEMPOOL_FULL is dropped without a word to the peer and costs it no score."""
+        MEMPOOL_FULL is dropped without a word to the peer and costs it no score.
+        `sources`: the peer each relayed transaction came from; when what was admitted came
+        from one peer, it is not relayed back to it (in a mesh of n nodes, one copy in n - 1
+        fewer sent, and received, per transaction)."""
         bounded = client or relayed
         checked: list[Checked] = []
         for future in self.app.mempool.precheck(raws, bounded):
@@ -312,7 +319,11 @@ class Node:
             now = asyncio.get_running_loop().time()
             for tx_hash, _ in admitted:
                 self._announced[tx_hash] = (now, 0)
-        self._relay(admitted, self.gossip.publish if client else self.gossip.relay)
+        send: Callable[[Kind, bytes], object] = self.gossip.publish if client else self.gossip.relay
+        senders = {p for p, a in zip(sources or (), admissions, strict=False) if a.accepted}
+        if len(senders) == 1:  # all from one peer (as a batch mostly is): not back to it
+            send = functools.partial(self.gossip.relay, source=senders.pop())
+        self._relay(admitted, send)
         return admissions
 
     async def submit(self, raw: bytes) -> bytes:
@@ -403,7 +414,8 @@ class Node:
             while self._inbox and not self.halted:
                 batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
                 try:
-                    admissions = await self.admit([raw for raw, _, _ in batch], relayed=True)
+                    raws, sources = [raw for raw, _, _ in batch], [peer for _, _, peer in batch]
+                    admissions = await self.admit(raws, relayed=True, sources=sources)
                 finally:
                     self._queued.difference_update(h for _, h, _ in batch)
                 offenders = {
