@@ -64,12 +64,9 @@ BATCH_EVERY = 0.02  # seconds between the generator's batches
 RESEND_S = 3.0  # gossip: what is not final this long after it was sent goes again
 
 
-def _cpu_seconds(pid: int, kernel_only: bool = False) -> float:
-    """A process's CPU time (user and kernel; with `kernel_only`, the kernel's alone: on
-    127.0.0.1 the TCP stack's work is the sending process's system time)."""
+def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Generator:
@@ -199,7 +196,6 @@ async def _drive(
         per_batch = max(1, round(rate * BATCH_EVERY))
         submitted: dict[bytes, float] = {}
         cpu_before = [_cpu_seconds(pid) for pid in pids]
-        kernel_before = [_cpu_seconds(pid, kernel_only=True) for pid in pids]
         own_before = time.process_time()
         started = time.perf_counter()
         for turn, i in enumerate(range(0, len(orders), per_batch)):
@@ -217,7 +213,6 @@ async def _drive(
             list(submitted), 120, None if api_ports is not None else orders
         )
         busy = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
-        kernel = [_cpu_seconds(pid, True) - c for pid, c in zip(pids, kernel_before, strict=True)]
         window = time.perf_counter() - started
         own = time.process_time() - own_before
         latencies = sorted(gen.final_at[h] - at for h, at in submitted.items() if h in gen.final_at)
@@ -243,7 +238,6 @@ async def _drive(
         "validator_cpu_us_per_committed_tx": round(statistics.mean(busy) / done * 1e6)
         if done
         else None,
-        "validator_kernel_share_of_cpu": round(sum(kernel) / sum(busy), 2) if sum(busy) else None,
     }
 
 

@@ -6,11 +6,7 @@ It counts, on every node together, the calls to `wire.tx.decode` (admission in t
 mempool's threads, building, screening or executing a block) and the synced writes of the
 store (`Store.save_wal`, the consensus WAL, and `Store.commit_height`, one per height),
 then prints decodes per transaction per node and synced writes per height per node, and
-writes bench/results/passes.json. It also counts the work around them that the node
-repeats per transaction and per frame: transaction hashes (`wire.tx.hash_of`, besides the
-hash a decode computes), frames sealed for peers (`Connection._seal`) and
-`asyncio.wait_for` calls, each a task and a timer (the peers' writers used two per batch
-written). Counting needs no quiet machine, and the same file runs
+writes bench/results/passes.json. Counting needs no quiet machine, and the same file runs
 against another checkout (PYTHONPATH) to compare before and after.
 
     python bench/passes_bench.py [--txs 600]
@@ -33,7 +29,6 @@ from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.node.runtime import Node
-from gridtokenx.p2p import transport
 from gridtokenx.storage import store as store_module
 from gridtokenx.storage.store import open_application
 from gridtokenx.wire import crypto, tx
@@ -103,9 +98,6 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
         counts.wrap(tx, "decode")
         counts.wrap(store_module.Store, "save_wal")
         counts.wrap(store_module.Store, "commit_height")
-        counts.wrap(tx, "hash_of")
-        counts.wrap(transport.Connection, "_seal")
-        counts.wrap(asyncio, "wait_for")
         for node in nodes:
             await node.start()
         await nodes[1].admit(txs, client=True)
@@ -131,9 +123,6 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
         "synced_writes_per_height_per_node": round(
             (calls["save_wal"] + calls["commit_height"]) / heights, 2
         ),
-        "tx_hashes_per_tx_per_node": round(calls["hash_of"] / per_node, 2),
-        "frames_sealed_per_height_per_node": round(calls["_seal"] / heights, 1),
-        "wait_for_calls_per_tx_per_node": round(calls["wait_for"] / per_node, 3),
     }
 
 

@@ -278,30 +278,3 @@ def test_a_proposer_bounds_its_block_by_what_executing_it_takes(
     proposer._exec_s_per_tx = 0.01
     proposer.commit(1, raw, ())
     assert proposer._exec_s_per_tx < 0.01  # registrations execute far faster than 10 ms
-
-
-def test_a_saved_transaction_superseded_by_a_block_is_forgotten(tmp_path: Path) -> None:
-    """The saved copy of a waiting transaction goes when the transaction leaves the pool
-    for any reason, not only when it commits: here another node's block used its nonce.
-    Reopened, the store then re-admits nothing that could never apply."""
-    sb = Sandbox(chain_id=CHAIN, genesis_time=GENESIS_TIME)
-    mea = sb.authority("MEA")
-    people = [PrivateKey.from_dev_label(f"app-test/superseded/{i}") for i in range(2)]
-    ours, theirs = (
-        sb.sign(mea, tx.RegisterParticipant(p.address, "BKK", tx.ParticipantKind.HOUSEHOLD,
-                                            f"s{i}")).encode()
-        for i, p in enumerate(people)
-    )  # fmt: skip  # both MEA's nonce 0
-    here = open_application(SPEC, tmp_path / "here")
-    there = open_application(SPEC, tmp_path / "there")
-    try:
-        here.submit(ours)
-        assert here.store.pending() == [ours]
-        there.submit(theirs)
-        raw = there.build_block(1, GENESIS_TIME + 5, EGAT.address)
-        here.commit(1, raw, ())
-        assert here.mempool.status(tx.hash_of(ours)) == "dropped:SUPERSEDED"
-        assert here.store.pending() == []
-    finally:
-        here.close()
-        there.close()

@@ -176,15 +176,6 @@ class Application(Generic[StoreT]):
         self.store.save_pending(kept)
         self._kept.update(h for h, _ in kept)
 
-    def _forget_kept(self) -> None:
-        """Forget the saved copies of the transactions that left the mempool (committed,
-        superseded, evicted, given up on; `Mempool.take_left`): a look over everything
-        saved, at every height, cost as much as the block's own bookkeeping."""
-        kept = self._kept
-        gone = [h for h in self.mempool.take_left() if h in kept and not self.mempool.holds(h)]
-        self.store.forget_pending(gone)
-        kept.difference_update(gone)
-
     # --- what consensus asks ---------------------------------------------------------------
     def next_time(self, proposed: int) -> int:
         """Block time: the proposer's clock, but never before the previous block's (several
@@ -301,7 +292,9 @@ class Application(Generic[StoreT]):
         )  # fmt: skip
         self.last_hash, self.last_time = block.hash, block.header.time
         self.mempool.update(hashes, self.nonce_of)
-        self._forget_kept()
+        gone = [h for h in self._kept if not self.mempool.holds(h)]  # committed or dropped
+        self.store.forget_pending(gone)
+        self._kept.difference_update(gone)
         self.evidence = [e for e in self.evidence if e not in block.evidence]
         return receipts
 

@@ -127,7 +127,6 @@ class Mempool:
         self.dropped: Counter[str] = Counter()
         self.min_backlog = min_backlog
         self._recent_blocks: deque[int] = deque(maxlen=RECENT_BLOCKS)  # their tx counts
-        self._left: list[bytes] = []  # hashes removed since `take_left` was last called
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -231,12 +230,6 @@ class Mempool:
         entry = self._by_hash.get(tx_hash)
         return None if entry is None else entry.decoded
 
-    def priority(self, tx_hash: bytes) -> bool | None:
-        """Whether a waiting transaction is a grid operation (`tx.is_priority`), as noted
-        when it was admitted; None when it is not waiting here."""
-        entry = self._by_hash.get(tx_hash)
-        return None if entry is None else entry.emergency
-
     def verify(self, raws: list[bytes]) -> list[bool]:
         """Signature verdicts for transactions from elsewhere (a block being synced), in
         the pool; bytes that do not decode count as not verified."""
@@ -255,8 +248,7 @@ class Mempool:
         min_fee: int,
         limit: int | None = None,
     ) -> Admission:
-        tx_hash = tx.hash_of(raw)  # `stx.hash` without encoding it again: `raw` is canonical
-        priority = tx.is_priority(stx.tx.body)
+        tx_hash = stx.hash
 
         def refuse(code: str, message: str) -> Admission:
             return Admission(tx_hash, False, code, message)
@@ -283,7 +275,7 @@ class Mempool:
         if (
             limit is not None
             and len(self._by_hash) >= limit
-            and not priority
+            and not tx.is_priority(stx.tx.body)
             and not (queue and stx.tx.nonce < max(queue))  # it fills a gap: admitted
         ):
             return refuse(MEMPOOL_FULL, f"{len(self._by_hash)} transactions are waiting, about "
@@ -297,7 +289,7 @@ class Mempool:
             stx.tx.nonce,
             stx.tx.fee,
             next(self._seq),
-            priority,
+            tx.is_priority(stx.tx.body),
             stx,
         )
         if not self._make_room(entry):
@@ -319,15 +311,7 @@ class Mempool:
             self._remove(victim, f"dropped:{EVICTED}")
         return True
 
-    def take_left(self) -> list[bytes]:
-        """The hashes of the transactions that left the pool (committed, superseded,
-        evicted, given up on) since the last call: the application forgets their saved
-        copies without looking over everything it saved."""
-        left, self._left = self._left, []
-        return left
-
     def _remove(self, entry: Entry, outcome: str) -> None:
-        self._left.append(entry.tx_hash)
         del self._by_hash[entry.tx_hash]
         self._strikes.pop(entry.tx_hash, None)
         queue = self._by_sender[entry.sender]

@@ -253,7 +253,6 @@ def node_start(
     from gridtokenx.api.server import start_api
     from gridtokenx.node import keystore
     from gridtokenx.node.home import CONFIG_FILE, HomeError, config_path
-    from gridtokenx.node.profiling import cpu_profile
     from gridtokenx.node.service import PortInUse, run_node
     from gridtokenx.node.state_sync import StateSyncFailed
 
@@ -267,8 +266,7 @@ def node_start(
     secret = "" if keys.is_insecure(home / "node_key.json") else passphrase.read(confirm=False)
     try:
         # uvloop: the libuv event loop, cheaper per socket event than asyncio's own.
-        # GRIDTOKENX_PROFILE=file: the loop thread's CPU profile (`node.profiling`).
-        with cpu_profile(), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(
                 run_node(
                     home,

@@ -49,11 +49,8 @@ class RecentTxs:
         return len(self._txs)
 
     def add(self, raws: Iterable[bytes]) -> None:
-        self.add_hashed((tx.hash_of(raw), raw) for raw in raws)
-
-    def add_hashed(self, txs: Iterable[tuple[bytes, bytes]]) -> None:
-        """`add` for (id, raw) pairs whose ids the caller computed already."""
-        for tx_id, raw in txs:
+        for raw in raws:
+            tx_id = tx.hash_of(raw)
             if tx_id in self._txs:
                 self._txs.move_to_end(tx_id)
                 continue

@@ -288,11 +288,7 @@ class Node:
 
     # --- transactions ----------------------------------------------------------------------
     async def admit(
-        self,
-        raws: list[bytes],
-        client: bool = False,
-        relayed: bool = False,
-        sources: list[bytes] | None = None,
+        self, raws: list[bytes], client: bool = False, relayed: bool = False
     ) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
@@ -302,28 +298,21 @@ class Node:
         its own would forget: its transactions then wait for the empty-block timer.
         `client` (from the API) or `relayed` (from a peer): subject to back-pressure
         (`chain.mempool`), judged before any signature is verified; a relay refused
-        MEMPOOL_FULL is dropped without a word to the peer and costs it no score.
-        `sources`: the peer each relayed transaction came from; when what was admitted came
-        from one peer, it is not relayed back to it (in a mesh of n nodes, one copy in n - 1
-        fewer sent, and received, per transaction)."""
+        MEMPOOL_FULL is dropped without a word to the peer and costs it no score."""
         bounded = client or relayed
         checked: list[Checked] = []
         for future in self.app.mempool.precheck(raws, bounded):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
         admissions = self.app.admit(raws, checked, bounded=bounded)
-        admitted = [(a.tx_hash, raw) for raw, a in zip(raws, admissions, strict=True)
-                    if a.accepted and a.tx_hash is not None]  # fmt: skip
+        admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
         if admitted:
             self._txs_arrived.set()
             now = asyncio.get_running_loop().time()
-            for tx_hash, _ in admitted:
-                self._announced[tx_hash] = (now, 0)
-        send: Callable[[Kind, bytes], object] = self.gossip.publish if client else self.gossip.relay
-        senders = {p for p, a in zip(sources or (), admissions, strict=False) if a.accepted}
-        if len(senders) == 1:  # all from one peer (as a batch mostly is): not back to it
-            send = functools.partial(self.gossip.relay, source=senders.pop())
-        self._relay(admitted, send)
+            for a in admissions:
+                if a.accepted and a.tx_hash is not None:
+                    self._announced[a.tx_hash] = (now, 0)
+        self._relay(admitted, self.gossip.publish if client else self.gossip.relay)
         return admissions
 
     async def submit(self, raw: bytes) -> bytes:
@@ -333,20 +322,18 @@ class Node:
             raise Rejected(admission.code, admission.message)
         return admission.tx_hash
 
-    def _relay(self, txs: list[tuple[bytes, bytes]], send: Callable[[Kind, bytes], object]) -> None:
-        """Queue transactions, (hash, raw), in batches (one frame, one encryption and one write for
+    def _relay(self, raws: list[bytes], send: Callable[[Kind, bytes], object]) -> None:
+        """Queue transactions in batches (one frame, one encryption and one write for
         many) with `send`: a client's are published to every peer that takes them, those
         peers sent are relayed to the mesh, stale ones sent again to it, or sent to one
         peer. Grid updates and emergencies (`tx.is_priority`) go first, as a batch of
         their own kind on the grid topic, ahead of everything in every send queue. Peers
-        that hold one recognise it by its hash. Whether one is a grid update is what the
-        mempool noted as it admitted it (neither hashed nor decoded again here)."""
-        priority = self.app.mempool.priority
-        grid: list[bytes] = []
-        raws: list[bytes] = []
-        for tx_hash, raw in txs:
-            held = priority(tx_hash)
-            (grid if (_is_grid(raw) if held is None else held) else raws).append(raw)
+        that hold one recognise it by its hash."""
+        decoded = self.app.mempool.decoded
+        grid = [raw for raw in raws if _is_grid(raw, decoded(tx.hash_of(raw)))]
+        if grid:
+            held = set(grid)
+            raws = [raw for raw in raws if raw not in held]
         for kind, batch in ((Kind.GRID, grid), (Kind.TX, raws)):
             for i in range(0, len(batch), TX_BATCH_MAX):
                 send(kind, codec.encode(batch[i : i + TX_BATCH_MAX]))
@@ -362,7 +349,7 @@ class Node:
         node was cut off, or before it restarted, would likewise wait here forever."""
         for kind, payload in [*self._own, *self._heard]:
             self.gossip.send_to(peer, kind, payload)
-        waiting = self.app.mempool.waiting(ANNOUNCE_MAX)
+        waiting = [raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)]
         self._relay(waiting, functools.partial(self.gossip.send_to, peer))
 
     def _rebroadcast_stale(self, now: float) -> None:
@@ -370,13 +357,13 @@ class Node:
         they were last sent (twice as long after each time, up to STALE_TX_MAX_S), at most
         STALE_PER_PASS at a time: a relay lost to a full queue or a dropped peer is
         repaired, and a transaction that cannot apply yet costs little."""
-        announced, due = self._announced, list[tuple[bytes, bytes]]()
+        announced, due = self._announced, list[bytes]()
         waiting = self.app.mempool.waiting()
         for tx_hash, raw in waiting:
             at, times = announced.setdefault(tx_hash, (now, 0))
             if len(due) < STALE_PER_PASS and now - at >= min(STALE_TX_MAX_S, STALE_TX_S * 2**times):
                 announced[tx_hash] = (now, times + 1)
-                due.append((tx_hash, raw))
+                due.append(raw)
         if len(announced) > 2 * len(waiting) + 1024:  # forget what left the mempool
             held = {h for h, _ in waiting}
             self._announced = {h: v for h, v in announced.items() if h in held}
@@ -393,14 +380,13 @@ class Node:
             return False
         if len(raws) > TX_BATCH_MAX or (grid and not all(_is_grid(raw) for raw in raws)):
             return False
-        mempool, fresh = self.app.mempool, list[tuple[bytes, bytes]]()
+        self.recent.add(raws)  # a compact block may name one the mempool turns away
+        mempool = self.app.mempool
         for raw in raws:
-            tx_hash = tx.hash_of(raw)  # the one hash of a copy: nothing else is done with
-            if tx_hash not in self._queued and not mempool.knows(tx_hash):  # one it holds
+            tx_hash = tx.hash_of(raw)
+            if tx_hash not in self._queued and not mempool.knows(tx_hash):
                 self._queued.add(tx_hash)
                 self._inbox.append((raw, tx_hash, peer))
-                fresh.append((tx_hash, raw))
-        self.recent.add_hashed(fresh)  # a compact block may name one the mempool turns away
         if self._inbox:
             self._inbox_ready.set()
         return True
@@ -414,8 +400,7 @@ class Node:
             while self._inbox and not self.halted:
                 batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
                 try:
-                    raws, sources = [raw for raw, _, _ in batch], [peer for _, _, peer in batch]
-                    admissions = await self.admit(raws, relayed=True, sources=sources)
+                    admissions = await self.admit([raw for raw, _, _ in batch], relayed=True)
                 finally:
                     self._queued.difference_update(h for _, h, _ in batch)
                 offenders = {
@@ -939,8 +924,7 @@ class Node:
         decided_id = block_id(decision.block)
         certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
         block, txs = compact.compact(decision.block)
-        # A peer that fetches the certified block asks for them.
-        self.recent.add_hashed(zip(block.tx_ids, txs, strict=True))
+        self.recent.add(txs)  # a peer that fetches the certified block asks for them
         self.fetcher.drop_below(decision.height + 1)
         commit = codec.encode(CompactCommit(decision.height, block, certificate))
         if decision.height not in self._certified:

@@ -355,17 +355,12 @@ class Peer:
                 self._ready.clear()
                 wake = max(0.01, min(next_ping, self.last_heard + silent_for) - now)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wake):  # a timer, not a task per wait
-                        await self._ready.wait()
+                    await asyncio.wait_for(self._ready.wait(), wake)
                 self._forgive(self._loop.time() - (now + wake))
                 continue
             self.connection.write(batch)
-            if not self.connection.backlogged():
-                await asyncio.sleep(0)  # the socket took it all: nothing to wait for
-                continue
             try:
-                async with asyncio.timeout(settings.write_timeout_s):
-                    await self.connection.drain()
+                await asyncio.wait_for(self.connection.drain(), settings.write_timeout_s)
             except TimeoutError:
                 self.close("write_timeout")
                 return

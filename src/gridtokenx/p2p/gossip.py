@@ -517,14 +517,11 @@ class Gossip:
         message = self._message(kind, payload)
         self._send_all(self.mesh.publish(message.topic, message.id, message.data, self.clock()))
 
-    def relay(self, kind: Kind, payload: bytes, source: bytes | None = None) -> None:
+    def relay(self, kind: Kind, payload: bytes) -> None:
         """Queue a message made of what peers sent (transactions this node's mempool
-        admitted) for the topic's mesh peers, as a forwarded message goes: not back to
-        `source`, the peer that sent all of it (as a forwarded message never goes back to
-        its senders)."""
+        admitted) for the topic's mesh peers, as a forwarded message goes."""
         message = self._message(kind, payload)
-        sends = self.mesh.relay(message.topic, message.id, message.data, self.clock())
-        self._send_all([s for s in sends if s[0] != source] if source is not None else sends)
+        self._send_all(self.mesh.relay(message.topic, message.id, message.data, self.clock()))
 
     def send_to(self, peer: bytes, kind: Kind, payload: bytes) -> bool:
         """Queue a direct message for one peer (sync, discovery), outside the mesh;

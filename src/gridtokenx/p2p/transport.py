@@ -156,11 +156,6 @@ class Connection:
         self._buffered = 0
         self._writer.write(data)
 
-    def backlogged(self) -> bool:
-        """Whether written bytes still wait in the transport for the socket: only then is
-        `drain` worth awaiting under a deadline (a peer's writer otherwise goes on at once)."""
-        return self._writer.transport.get_write_buffer_size() > 0
-
     async def drain(self) -> None:
         """Wait until the socket has taken what was written (the caller bounds the wait)."""
         await self._writer.drain()
