@@ -57,7 +57,8 @@ class BlockSync:
     def __init__(self, runs: int = RUNS_IN_FLIGHT, buffer_bytes: int = BUFFER_BYTES) -> None:
         self.runs = runs
         self.buffer_bytes = buffer_bytes
-        self.asked: dict[int, tuple[bytes, float]] = {}  # run -> (peer, when, or last block)
+        # run -> (peer, when asked or its last block came, the height it was asked from)
+        self.asked: dict[int, tuple[bytes, float, int]] = {}
         self.ahead: dict[int, Ahead] = {}
         self.held = 0
         self._turn = 0
@@ -78,7 +79,9 @@ class BlockSync:
                 continue
             asked = self.asked.get(run)
             if asked is not None and now - asked[1] <= SYNC_RETRY_S:
-                cut_short = start > run * SYNC_RUN and start not in self.ahead
+                # Part of it came and was applied (the node moved past where it was
+                # asked from), then the peer went quiet: its answer was cut at its size.
+                cut_short = start > asked[2] and start not in self.ahead
                 if not (cut_short and now - asked[1] > SYNC_CONTINUE_S):
                     continue
             peers = peers_at(start)
@@ -88,7 +91,7 @@ class BlockSync:
                 break
             peer = peers[self._turn % len(peers)]
             self._turn += 1
-            self.asked[run] = (peer, now)
+            self.asked[run] = (peer, now, start)
             requests.append((peer, start))
         return requests
 
@@ -105,7 +108,8 @@ class BlockSync:
             return False
         run = height // SYNC_RUN
         if run in self.asked:
-            self.asked[run] = (self.asked[run][0], now)  # the run is arriving
+            peer_asked, _, first = self.asked[run]
+            self.asked[run] = (peer_asked, now, first)  # the run is arriving
         self.ahead[height] = Ahead(commit, peer, size)
         self.held += size
         return True
