@@ -26,11 +26,11 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, cast
+from typing import Final, Protocol, cast
 
 import msgspec
 
-from gridtokenx.wire.crypto import tagged_hash
+from gridtokenx.wire.crypto import tag_context, tag_prefix, tagged_hash
 
 FANOUT_BITS: Final = 4
 FANOUT: Final = 1 << FANOUT_BITS  # each node commits to 16 children
@@ -53,16 +53,11 @@ def depth_for(count: int) -> int:
     return depth
 
 
-def _started(tag: bytes) -> Any:
-    """SHA-256 with `tag` and its NUL already absorbed (as `tagged_hash` starts), for the
-    loops below that hash thousands of times a block and copy it rather than call
-    `tagged_hash`: the same digests, without a Python call and a join per hash."""
-    return hashlib.sha256(tag + b"\x00")
-
-
-_LEAF: Final = _started(_LEAF_DOMAIN)
-_BUCKET: Final = _started(_BUCKET_DOMAIN)
-_NODE: Final = _started(_NODE_DOMAIN)
+# Started SHA-256 contexts (`crypto.tag_context`) for the loops below that hash thousands of
+# times a block: copied rather than calling `tagged_hash`, the same digests.
+_LEAF: Final = tag_context(_LEAF_DOMAIN)
+_BUCKET: Final = tag_context(_BUCKET_DOMAIN)
+_NODE: Final = tag_context(_NODE_DOMAIN)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -75,13 +70,13 @@ def key_position(key: bytes) -> int:
 def key_positions(keys: Iterable[bytes]) -> list[int]:
     """`key_position` of each key, in one comprehension: a joining node places millions of
     keys, and calling `key_position` (four Python steps a key) was most of its checking."""
-    sha, prefix = hashlib.sha256, _INDEX_DOMAIN + b"\0"  # `tagged_hash`'s framing
+    sha, prefix = hashlib.sha256, tag_prefix(_INDEX_DOMAIN)
     return [int.from_bytes(sha(prefix + key).digest()[:4]) for key in keys]
 
 
 def leaf_hashes(pairs: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
     """`leaf_hash` of each (key, canonical bytes) pair, in one comprehension (as above)."""
-    sha, prefix = hashlib.sha256, _LEAF_DOMAIN + b"\0"
+    sha, prefix = hashlib.sha256, tag_prefix(_LEAF_DOMAIN)
     return [sha(prefix + len(k).to_bytes(4) + k + v).digest() for k, v in pairs]
 
 
@@ -90,7 +85,7 @@ def bucket_hash_of(leaves: Iterable[bytes]) -> bytes:
     return hashlib.sha256(_BUCKET_PREFIX + b"".join(leaves)).digest()
 
 
-_BUCKET_PREFIX: Final = _BUCKET_DOMAIN + b"\0"  # `tagged_hash`'s framing
+_BUCKET_PREFIX: Final = tag_prefix(_BUCKET_DOMAIN)
 
 
 def bucket_at(position: int, depth: int) -> int:
