@@ -38,6 +38,12 @@ _ABSENT: Final = object()
 record reads below run some hundred times per order."""
 
 
+def wrong_type(key: bytes, record: object, typ: type) -> TypeError:
+    """The one error for a record read as another type than it is stored as (every typed
+    read checks; the check stays inline on the hot paths, only the message is here)."""
+    return TypeError(f"record at {key!r} is {type(record).__name__}, not {typ.__name__}")
+
+
 class StateSource(TreeSource, Protocol):
     """Where a state too big for memory keeps its committed records and tree (a node's
     RocksDB store): read on demand, written from `take_changes` and `take_tree_writes`."""
@@ -127,7 +133,7 @@ class State:
         if record is None:
             return None
         if not isinstance(record, typ):
-            raise TypeError(f"record at {key!r} is {type(record).__name__}, not {typ.__name__}")
+            raise wrong_type(key, record, typ)
         return record
 
     def overlay(self) -> Overlay:
@@ -304,7 +310,7 @@ def records_under(
         if after is not None and suffix <= after:
             continue
         if not isinstance(record, typ):
-            raise TypeError(f"record at {key!r} is {type(record).__name__}, not {typ.__name__}")
+            raise wrong_type(key, record, typ)
         yield suffix, record
 
 
@@ -325,7 +331,7 @@ class Overlay:
         if record is None:
             return None
         if not isinstance(record, typ):
-            raise TypeError(f"record at {key!r} is {type(record).__name__}")
+            raise wrong_type(key, record, typ)
         return record
 
     @property

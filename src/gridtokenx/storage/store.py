@@ -43,7 +43,7 @@ from gridtokenx.ledger import (
 from gridtokenx.ledger.bucket_tree import TreeWrites
 from gridtokenx.ledger.certificates import Certificate
 from gridtokenx.ledger.context import Event
-from gridtokenx.ledger.state import R, State
+from gridtokenx.ledger.state import R, State, wrong_type
 from gridtokenx.storage import indexes
 from gridtokenx.storage import options as store_options
 from gridtokenx.storage.indexes import (  # callers list certificates with the store's name
@@ -307,7 +307,7 @@ class Store:
         if record is None:
             return None
         if not isinstance(record, typ):
-            raise TypeError(f"record at {key!r} is {type(record).__name__}, not {typ.__name__}")
+            raise wrong_type(key, record, typ)
         return record
 
     def _index_certificates(
