@@ -150,6 +150,15 @@ class Traders:
         self.seed = seed
         self._rngs = {m.name: random.Random(f"{seed}/trader/{m.name}") for m in members}
 
+    def draws(self) -> dict[str, tuple[object, ...]]:
+        """Where each member's generator stands: `orders` draws from them, so a caller that
+        asks ahead (to count) puts them back with `rewind` before the orders it sends."""
+        return {name: rng.getstate() for name, rng in self._rngs.items()}
+
+    def rewind(self, draws: dict[str, tuple[object, ...]]) -> None:
+        for name, rng in self._rngs.items():
+            rng.setstate(draws[name])
+
     def orders(
         self, k: int, start: int, params: Params, committed: Committed | None = None
     ) -> list[tuple[Member, tx.PlaceOrder]]:

@@ -103,11 +103,13 @@ def rolling_load(
         rounds.append(market)
         shift = int(total / rate) // step
         before = total
+        draws = market.traders.draws()  # counting draws as sending will: put them back after
         for k in range(shift, shift + window):
             sent.append((market, k))
             total += len(market.traders.orders(k, market.start(k), params))
             if total >= count:
                 break
+        market.traders.rewind(draws)
         if total == before:
             raise ValueError("the agents place no orders in these intervals")
     phases = [market.setup() for market in rounds]
