@@ -23,7 +23,7 @@ hash-derived addresses. A size whose memory would pass `--max-rss-gb` (extrapola
 the previous size's bytes per record) is skipped and says so.
 
     python bench/state_bench.py [--sizes 1000,100000,1000000,6000000,20000000]
-                                [--blocks 5] [--max-rss-gb 8] [--keep DIR]
+                                [--blocks 5] [--max-rss-gb 8] [--keep DIR [--reuse-opened]]
 
 Prints a table and writes bench/results/state.json.
 """
@@ -141,6 +141,19 @@ def _rss_mb() -> float:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
+def _rss_parts_mb() -> dict[str, float]:
+    """The RSS split as the kernel counts it: `anon`, the process's own memory, and `file`,
+    pages of mapped files it touched (RocksDB reads its table files through memory maps),
+    which the kernel reclaims like any page cache."""
+    parts = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                name, kb = line.split()[:2]
+                parts[name[3:-1].lower()] = round(int(kb) / 1024, 1)
+    return parts
+
+
 def _open(path: Path) -> tuple[Store, State, float]:
     """Open the store and make its state ready to apply a block: its root known."""
     started = time.perf_counter()
@@ -200,7 +213,8 @@ def _trial_cycle(state: State, members: int, number: int) -> float:
 
 def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
     store, state, seconds = _open(path)
-    rss = _rss_mb()
+    rss, parts = _rss_mb(), _rss_parts_mb()
+    anon_max = parts.get("anon", 0.0)
     roots, persists, cpu, own = [], [], [], []
     try:
         for number in range(blocks):
@@ -215,9 +229,11 @@ def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
             _persist(store, height, state)
             roots.append(hashed - started)
             persists.append(time.perf_counter() - hashed)
+            anon_max = max(anon_max, _rss_parts_mb().get("anon", 0.0))
         cycles = [_trial_cycle(state, members, blocks + n) for n in range(blocks)]
         _persist(store, store.height() + 1, state)
         records = len(state)
+        parts_end = _rss_parts_mb()
     finally:
         store.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -239,6 +255,10 @@ def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
         "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
         "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
         "rss_after_restart_mb": rss,
+        "rss_anon_after_restart_mb": parts.get("anon"),
+        "rss_anon_at_end_mb": parts_end.get("anon"),
+        "rss_anon_max_mb": max(anon_max, parts_end.get("anon", 0.0)),
+        "rss_file_at_end_mb": parts_end.get("file"),
         "peak_rss_mb": round(peak, 1),
         "bytes_per_record": round(rss * 2**20 / max(records, 1)),
     }
@@ -262,9 +282,12 @@ def sweep(
     keep: Path | None,
     rows: list[dict[str, Any]],
     save: Callable[[], None],
+    reuse_opened: bool = False,
 ) -> None:
     """Each size in turn, appended to `rows`, the results saved after each (a 20-million
-    run takes long on a busy machine: what is done stays written)."""  # fmt: skip
+    run takes long on a busy machine: what is done stays written). With `keep`, the
+    built store and the store after its first open (its tree built: minutes at 20
+    million records) are kept; `reuse_opened` starts from the latter, no first open."""
     per_record, last_rss, last_records = 0.0, 0.0, 0
     for size in sizes:
         members = max(size // RECORDS_PER_MEMBER, 1)
@@ -277,16 +300,24 @@ def sweep(
         row: dict[str, Any] = {"records_target": size, "load_average": os.getloadavg()}
         with tempfile.TemporaryDirectory(prefix="gridtokenx-state-") as tmp:
             source = keep / f"state-{size}" if keep else None
+            opened = keep / f"state-{size}-opened" if keep else None
             path = Path(tmp) / "store"
             started = time.perf_counter()
-            if source is not None and source.exists():
-                shutil.copytree(source, path)
+            if reuse_opened and opened is not None and opened.exists():
+                shutil.copytree(opened, path)
+                row["build_s"] = round(time.perf_counter() - started, 1)
+                row["first_open_s"] = None  # the kept store has its tree already
             else:
-                _child("build", str(path), str(members))
-                if source is not None:
-                    shutil.copytree(path, source)
-            row["build_s"] = round(time.perf_counter() - started, 1)
-            row |= _child("first-open", str(path), str(members))
+                if source is not None and source.exists():
+                    shutil.copytree(source, path)
+                else:
+                    _child("build", str(path), str(members))
+                    if source is not None:
+                        shutil.copytree(path, source)
+                row["build_s"] = round(time.perf_counter() - started, 1)
+                row |= _child("first-open", str(path), str(members))
+                if opened is not None and not opened.exists():
+                    shutil.copytree(path, opened)
             row |= _child("restart", str(path), str(members), str(blocks))
         rss, records = float(row["rss_after_restart_mb"]), int(row["records"])
         # the slope between sizes: the interpreter's own baseline does not scale
@@ -299,7 +330,9 @@ def sweep(
             f"{row['root_per_block_thread_cpu_ms']}; load "
             f"{row['load_average_at_blocks'][0]:.1f}), first open "
             f"{row['first_open_s']} s, restart {row['restart_s']} s, RSS "
-            f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB)",
+            f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB; anonymous at "
+            f"most {row['rss_anon_max_mb']} MB seen; at the end {row['rss_anon_at_end_mb']} "
+            f"MB anonymous, {row['rss_file_at_end_mb']} MB of mapped files)",
             flush=True,
         )
         rows.append(row)
@@ -312,6 +345,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--blocks", type=int, default=5, help="blocks timed per size")
     parser.add_argument("--max-rss-gb", type=float, default=8.0)
     parser.add_argument("--keep", type=Path, help="keep built stores here to reuse them")
+    parser.add_argument(
+        "--reuse-opened", action="store_true",
+        help="with --keep: start from the kept opened store (tree built), no first open",
+    )  # fmt: skip
     parser.add_argument("--label", default="", help="what code this run measures")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -341,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     def save() -> None:
         benchkit.write({**result, "load_average_at_end": os.getloadavg()}, args.output)
 
-    sweep(sizes, args.blocks, args.max_rss_gb, args.keep, rows, save)
+    sweep(sizes, args.blocks, args.max_rss_gb, args.keep, rows, save, args.reuse_opened)
     save()
     return result
 

@@ -231,3 +231,36 @@ def test_opening_reads_the_pinned_levels_without_filling_the_block_cache(tmp_pat
         blob = state.tree.node(0, 0) + state.tree.node(0, 15)  # the bottom level is in memory
         assert len(blob) == 64 and blob != bucket_tree.EMPTY[0] * 2
         assert db._cache.get_usage() - before < 2**20
+
+
+def test_a_batched_bucket_read_gives_what_single_reads_give(tmp_path: Path) -> None:
+    """A block's buckets come from one multi-get (`tree_bucket_many`) through the table
+    files' memory maps: the same blobs, in the order asked, as one read each, None for an
+    empty bucket, for buckets in table files (flushed) and in the memtable (written by
+    the last height, over flushed ones: the newer wins), asked twice or out of order."""
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, {b"acct/" + str(i).encode(): i for i in range(300)})
+        commit(db, state)
+        db.db.get_column_family("tree").flush()
+        write(
+            state,
+            {b"acct/" + str(i).encode(): None if i % 7 == 0 else -i for i in range(0, 300, 3)},
+        )
+        commit(db, state)  # these buckets are in the memtable, over the flushed ones
+        depth, count = state.tree.depth, state.tree.bucket_count
+        asked = [*range(count - 1, -1, -1), 5, 5, 0]
+        many = db.tree_bucket_many(depth, asked)
+        assert many == [db.tree_bucket(depth, index) for index in asked]
+        assert None in many and len(many) == len(asked)  # 256 buckets, some left empty
+        for index, blob in zip(asked, many, strict=True):
+            leaves = state.tree.bucket_leaves(index)
+            assert (bucket_tree.decode_bucket(blob) if blob else {}) == leaves
+
+
+def test_table_files_are_read_through_memory_maps(tmp_path: Path) -> None:
+    """A cold bucket read is a page of a mapped table file, not a `pread` copy
+    (`storage.options`): the option RocksDB recorded for the store says so."""
+    Store(tmp_path / "s").close()
+    recorded = max((tmp_path / "s").glob("OPTIONS-*"), key=lambda p: int(p.name[8:]))
+    assert "allow_mmap_reads=true" in recorded.read_text()

@@ -13,7 +13,14 @@ cache; at 6 million records those reads were most of the root's CPU. So:
   `state` and `tree`, so a read skips the levels that do not hold its key, and a hash
   index inside each data block, so a hit inside a block costs no binary search;
 - no compression for `tree`: its values are SHA-256 hashes, which do not compress, so
-  compressing them only spends CPU at every flush and compaction and at every read.
+  compressing them only spends CPU at every flush and compaction and at every read;
+- the table files are read through memory maps (`allow_mmap_reads`): a block not in the
+  block cache is then read where the operating system's page cache holds it, without a
+  `pread` system call copying it out first. A block's ~2,000 bucket reads are almost all
+  such misses at 6 and 20 million records (the tree outgrows the cache); measured on a
+  6-million-record store, a cold bucket read fell from 6.2-6.7 to 3.3-3.6 µs of CPU.
+  The mapped pages the node has touched count in its RSS as file pages (`RssFile`),
+  which the kernel reclaims like any page cache; the node's own memory is `RssAnon`.
 
 A store being state-synced (`bulk`) only takes writes until the join is done, so its
 `state`, `tree` and `index` families keep their memtables as plain vectors, sorted once at
@@ -52,6 +59,7 @@ def database(cache_mb: int, bulk: bool = False) -> tuple[Options, Cache]:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.create_missing_column_families(True)
+    options.set_allow_mmap_reads(True)
     if bulk:  # a vector memtable takes one writer at a time
         options.set_allow_concurrent_memtable_write(False)
     return options, Cache(cache_mb * 2**20)
