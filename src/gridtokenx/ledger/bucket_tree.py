@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
@@ -710,9 +711,10 @@ class BucketTree:
         indexes = np.fromiter(changed, dtype=np.int64, count=len(changed))
         hashes = np.frombuffer(b"".join(changed.values()), dtype=np.uint8)
         kids.hashes[indexes] = hashes.reshape(-1, 32)
-        parents: list[int] = np.unique(indexes >> FANOUT_BITS).tolist()
-        level = kids.level
-        self._s.unsaved_children.update([(level, p) for p in parents])
+        # A set comprehension, not np.unique: in a block's root the latter cost 0.5 ms a
+        # level (2.5 ms of 8.8 for the node hashes at 6 million records), this 0.1 ms.
+        parents = {index >> FANOUT_BITS for index in changed}
+        self._s.unsaved_children.update(zip(itertools.repeat(kids.level), parents))
         view, start, above = memoryview(kids.data), _NODE.copy, {}
         for parent in parents:
             h = start()

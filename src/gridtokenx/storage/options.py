@@ -14,13 +14,14 @@ cache; at 6 million records those reads were most of the root's CPU. So:
   index inside each data block, so a hit inside a block costs no binary search;
 - no compression for `tree`: its values are SHA-256 hashes, which do not compress, so
   compressing them only spends CPU at every flush and compaction and at every read;
-- the table files are read through memory maps (`allow_mmap_reads`): a block not in the
-  block cache is then read where the operating system's page cache holds it, without a
-  `pread` system call copying it out first. A block's ~2,000 bucket reads are almost all
-  such misses at 6 and 20 million records (the tree outgrows the cache); measured on a
-  6-million-record store, a cold bucket read fell from 6.2-6.7 to 3.3-3.6 µs of CPU.
-  The mapped pages the node has touched count in its RSS as file pages (`RssFile`),
-  which the kernel reclaims like any page cache; the node's own memory is `RssAnon`.
+- the table files are read through memory maps (`allow_mmap_reads`): a block is read
+  where the operating system's page cache holds it, without a `pread` system call
+  copying it out first (and, for the uncompressed `tree`, without a copy into the block
+  cache at all). A block's ~2,000 bucket reads were almost all block-cache misses at 6
+  and 20 million records (the tree outgrows the cache); measured on a 6-million-record
+  store, a cold bucket read fell from 6.2-6.7 to 3.3-3.6 µs of CPU. The mapped pages a
+  node has touched count in its RSS as file pages (`RssFile`, reclaimed by the kernel
+  like any page cache, which held them before too); its own memory is `RssAnon`.
 
 A store being state-synced (`bulk`) only takes writes until the join is done, so its
 `state`, `tree` and `index` families keep their memtables as plain vectors, sorted once at
@@ -45,9 +46,12 @@ from rocksdict import (
 )
 
 DEFAULT_CACHE_MB: Final = 512
-"""The block cache a node's store gets unless configured (`storage.cache_mb`). At 6 million
-records it holds the tree's buckets (some 400 MB); at 20 million the rest is read from the
-operating system's page cache, which memory the process does not count."""
+"""The block cache a node's store gets unless configured (`storage.cache_mb`). It holds the
+blocks of the compressed families (the records, blocks, indexes): RocksDB reads the
+uncompressed `tree` family's blocks straight from the memory-mapped table files, never
+through this cache, so the tree's buckets live in the operating system's page cache
+(about 400 MB at 6 million records, 1.2 GB at 20 million), counted in the node's RSS as
+mapped-file pages once it touched them."""
 BLOOM_BITS_PER_KEY: Final = 10
 POINT_READ: Final = frozenset({"state", "tree"})
 INCOMPRESSIBLE: Final = frozenset({"tree"})
