@@ -258,9 +258,19 @@ def test_a_batched_bucket_read_gives_what_single_reads_give(tmp_path: Path) -> N
             assert (bucket_tree.decode_bucket(blob) if blob else {}) == leaves
 
 
-def test_table_files_are_read_through_memory_maps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mmap_reads", [True, False])
+def test_table_files_are_read_through_memory_maps_unless_turned_off(
+    tmp_path: Path, mmap_reads: bool
+) -> None:
     """A cold bucket read is a page of a mapped table file, not a `pread` copy
-    (`storage.options`): the option RocksDB recorded for the store says so."""
-    Store(tmp_path / "s").close()
+    (`storage.options`), unless `[storage] mmap_reads` is off: the option RocksDB
+    recorded for the store says which; the same store opens and reads either way."""
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, {b"acct/" + str(i).encode(): i for i in range(50)})
+        commit(db, state)
+        root = state.root()
+    with Store(tmp_path / "s", mmap_reads=mmap_reads) as db:
+        assert db.open_state().root() == root
     recorded = max((tmp_path / "s").glob("OPTIONS-*"), key=lambda p: int(p.name[8:]))
-    assert "allow_mmap_reads=true" in recorded.read_text()
+    assert f"allow_mmap_reads={str(mmap_reads).lower()}" in recorded.read_text()

@@ -21,7 +21,8 @@ cache; at 6 million records those reads were most of the root's CPU. So:
   and 20 million records (the tree outgrows the cache); measured on a 6-million-record
   store, a cold bucket read fell from 6.2-6.7 to 3.3-3.6 µs of CPU. The mapped pages a
   node has touched count in its RSS as file pages (`RssFile`, reclaimed by the kernel
-  like any page cache, which held them before too); its own memory is `RssAnon`.
+  like any page cache, which held them before too); its own memory is `RssAnon`. A
+  node whose memory is watched by its RSS can turn this off (`[storage] mmap_reads`).
 
 A store being state-synced (`bulk`) only takes writes until the join is done, so its
 `state`, `tree` and `index` families keep their memtables as plain vectors, sorted once at
@@ -58,12 +59,13 @@ INCOMPRESSIBLE: Final = frozenset({"tree"})
 BULK: Final = frozenset({"state", "tree", "index"})  # what a state sync writes
 
 
-def database(cache_mb: int, bulk: bool = False) -> tuple[Options, Cache]:
-    """The database's own options, and the cache every family's table shares."""
+def database(cache_mb: int, bulk: bool = False, mmap_reads: bool = True) -> tuple[Options, Cache]:
+    """The database's own options, and the cache every family's table shares
+    (`mmap_reads`: the table files read through memory maps, `storage.mmap_reads`)."""
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.create_missing_column_families(True)
-    options.set_allow_mmap_reads(True)
+    options.set_allow_mmap_reads(mmap_reads)
     if bulk:  # a vector memtable takes one writer at a time
         options.set_allow_concurrent_memtable_write(False)
     return options, Cache(cache_mb * 2**20)

@@ -162,9 +162,10 @@ def _block_hash(body: bytes, height: int) -> bytes:
 
 class Store:
     def __init__(self, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB,
-                 bulk: bool = False) -> None:  # fmt: skip
+                 bulk: bool = False, mmap_reads: bool = True) -> None:  # fmt: skip
         """Open (or create) the store at `path`, with a block cache of `cache_mb`
-        (`storage.options`; `bulk`: a store a state sync writes, `put_restored`). One that
+        (`storage.options`; `bulk`: a store a state sync writes, `put_restored`;
+        `mmap_reads`: its table files read through memory maps). One that
         cannot open raises `StoreUnavailable`: `StoreLocked` when another process holds
         it, `StoreCorrupt` when its files are damaged; nothing is left open either way."""
         self.path = path
@@ -176,7 +177,7 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a read-only or full disk
             raise StoreUnavailable(f"cannot create {path} ({exc.strerror or exc})") from None
-        options, cache = store_options.database(cache_mb, bulk)
+        options, cache = store_options.database(cache_mb, bulk, mmap_reads)
         families = {name: store_options.family(name, cache, bulk) for name in COLUMN_FAMILIES}
         self._cache = cache  # shared by every family's table
         try:
@@ -768,13 +769,15 @@ class Store:
 
 
 def open_application(
-    spec: genesis.Genesis, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB
-) -> Application[Store]:
-    """Open (or create) a node's store at `path` (`cache_mb`: its block cache) and the
-    application over it, starting from genesis when the store is new. A store that does
-    not open or load raises `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`,
-    `StoreOfAnotherChain`) and is closed again."""
-    store = Store(path, cache_mb)
+    spec: genesis.Genesis, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB,
+    mmap_reads: bool = True,
+) -> Application[Store]:  # fmt: skip
+    """Open (or create) a node's store at `path` (`cache_mb`: its block cache;
+    `mmap_reads`: its table files read through memory maps) and the application over it,
+    starting from genesis when the store is new. A store that does not open or load
+    raises `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`, `StoreOfAnotherChain`) and
+    is closed again."""
+    store = Store(path, cache_mb, mmap_reads=mmap_reads)
     try:
         if not store.has_genesis():
             store.save_genesis_state(genesis.build_state(spec), spec.hash())
