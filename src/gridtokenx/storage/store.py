@@ -613,12 +613,14 @@ class Store:
                 batch.delete(key, cf)
             else:
                 batch.put(key, blob, cf)
-        for (level, parent), blob in writes.children.items():
-            key = b"c" + depth + bytes([level]) + parent.to_bytes(4)
-            if blob is None:
-                batch.delete(key, cf)
-            else:
-                batch.put(key, blob, cf)
+        for level, blobs in writes.children.items():
+            tag = b"c" + depth + bytes([level])
+            for parent, blob in blobs.items():
+                key = tag + parent.to_bytes(4)
+                if blob is None:
+                    batch.delete(key, cf)
+                else:
+                    batch.put(key, blob, cf)
         meta = depth + writes.count.to_bytes(8) + writes.top + _height_key(height)
         batch.put(b"m", meta, cf)
 
