@@ -23,7 +23,8 @@ hash-derived addresses. A size whose memory would pass `--max-rss-gb` (extrapola
 the previous size's bytes per record) is skipped and says so.
 
     python bench/state_bench.py [--sizes 1000,100000,1000000,6000000,20000000]
-                                [--blocks 5] [--max-rss-gb 8] [--keep DIR [--reuse-opened]]
+                                [--blocks 5] [--max-rss-gb 8] [--steps]
+                                [--keep DIR [--reuse-opened]]
 
 Prints a table and writes bench/results/state.json.
 """
@@ -211,20 +212,67 @@ def _trial_cycle(state: State, members: int, number: int) -> float:
     return time.perf_counter() - started
 
 
-def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
+# What `--steps` times inside a root: (step, where, method); a method of the tree or the
+# store, or a function of `ledger.state`. "decode" is the prefetch less its read.
+ROOT_STEPS = (
+    ("positions", "state", "key_positions"),
+    ("read", "store", "tree_bucket_many"),
+    ("prefetch", "tree", "prefetch"),
+    ("set_many", "tree", "set_many"),
+    ("bucket_hash", "tree", "_hash_buckets"),
+    ("node_hash", "tree", "_hash_levels"),
+)
+
+
+def _time_steps(store: Store, state: State) -> dict[str, float]:
+    """Wrap each of `ROOT_STEPS` with a thread-CPU timer (a few µs a block); the returned
+    dictionary sums each step's seconds until cleared. The tree's own methods, so this is
+    instrumentation for the breakdown, not part of the root's figures above it."""
+    from gridtokenx.ledger import state as state_module
+
+    spent: dict[str, float] = {}
+    owners = {"state": state_module, "store": store, "tree": state.tree}
+
+    def wrap(owner: object, name: str, step: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[step] = spent.get(step, 0.0) + time.thread_time() - started
+
+        setattr(owner, name, timed)
+
+    for step, where, name in ROOT_STEPS:
+        wrap(owners[where], name, step)
+    return spent
+
+
+def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[str, object]:
     store, state, seconds = _open(path)
     rss, parts = _rss_mb(), _rss_parts_mb()
     anon_max = parts.get("anon", 0.0)
     roots, persists, cpu, own = [], [], [], []
+    spent = _time_steps(store, state) if steps else None
+    by_step: dict[str, list[float]] = {}
     try:
         for number in range(blocks):
             _block(state, members, number)
+            if spent is not None:
+                spent.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
             thread_started = time.thread_time()
             state.root()
             hashed = time.perf_counter()
             cpu.append(time.process_time() - cpu_started)
             own.append(time.thread_time() - thread_started)
+            if spent is not None:
+                spent["decode"] = spent.get("prefetch", 0.0) - spent.get("read", 0.0)
+                spent["total"] = own[-1]
+                for step, seconds_spent in spent.items():
+                    by_step.setdefault(step, []).append(seconds_spent)
             height = store.height() + 1
             _persist(store, height, state)
             roots.append(hashed - started)
@@ -254,6 +302,9 @@ def restart(path: Path, members: int, blocks: int) -> dict[str, object]:
         "root_per_block_thread_cpu_min_ms": round(own[0] * 1000, 1),
         "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
         "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
+        "root_steps_thread_cpu_ms": {
+            step: round(sorted(found)[len(found) // 2] * 1000, 2) for step, found in by_step.items()
+        },
         "rss_after_restart_mb": rss,
         "rss_anon_after_restart_mb": parts.get("anon"),
         "rss_anon_at_end_mb": parts_end.get("anon"),
@@ -283,6 +334,7 @@ def sweep(
     rows: list[dict[str, Any]],
     save: Callable[[], None],
     reuse_opened: bool = False,
+    steps: bool = False,
 ) -> None:
     """Each size in turn, appended to `rows`, the results saved after each (a 20-million
     run takes long on a busy machine: what is done stays written). With `keep`, the
@@ -318,7 +370,7 @@ def sweep(
                 row |= _child("first-open", str(path), str(members))
                 if opened is not None and not opened.exists():
                     shutil.copytree(path, opened)
-            row |= _child("restart", str(path), str(members), str(blocks))
+            row |= _child("restart", str(path), str(members), str(blocks), str(int(steps)))
         rss, records = float(row["rss_after_restart_mb"]), int(row["records"])
         # the slope between sizes: the interpreter's own baseline does not scale
         per_record = (rss - last_rss) * 2**20 / max(records - last_records, 1)
@@ -335,6 +387,9 @@ def sweep(
             f"MB anonymous, {row['rss_file_at_end_mb']} MB of mapped files)",
             flush=True,
         )
+        if row["root_steps_thread_cpu_ms"]:
+            listed = ", ".join(f"{k} {v}" for k, v in row["root_steps_thread_cpu_ms"].items())
+            print(f"{'':>11}  root's steps, thread CPU ms (median): {listed}", flush=True)
         rows.append(row)
         save()
 
@@ -345,6 +400,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--blocks", type=int, default=5, help="blocks timed per size")
     parser.add_argument("--max-rss-gb", type=float, default=8.0)
     parser.add_argument("--keep", type=Path, help="keep built stores here to reuse them")
+    parser.add_argument(
+        "--steps", action="store_true",
+        help="also time the root's steps (reads, decoding, hashing) by wrapping them",
+    )  # fmt: skip
     parser.add_argument(
         "--reuse-opened", action="store_true",
         help="with --keep: start from the kept opened store (tree built), no first open",
@@ -361,7 +420,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         elif step == "first-open":
             figures = first_open(Path(path))
         else:
-            figures = restart(Path(path), int(members), int(rest[0]))
+            figures = restart(Path(path), int(members), int(rest[0]), rest[1:] == ["1"])
         print(json.dumps(figures))
         return figures
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -378,7 +437,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     def save() -> None:
         benchkit.write({**result, "load_average_at_end": os.getloadavg()}, args.output)
 
-    sweep(sizes, args.blocks, args.max_rss_gb, args.keep, rows, save, args.reuse_opened)
+    sweep(
+        sizes, args.blocks, args.max_rss_gb, args.keep, rows, save, args.reuse_opened,
+        args.steps,
+    )  # fmt: skip
     save()
     return result
 
