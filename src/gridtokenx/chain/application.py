@@ -49,9 +49,13 @@ EXEC_S_PER_TX_GUESS = 300e-6
 market order on a loaded 2-core machine; a quiet one takes about half)."""
 MIN_BLOCK_TXS = 64  # a block may always hold this many, whatever the measured rate
 SHARED_CORES_ALLOWANCE = 3.0
-"""How much longer than its CPU time a block's execution may take on the clock before the
-proposer cuts blocks by the clock instead: a block holds `budget` of execution CPU, and at
-most this many budgets of execution wall time (docs/consensus.md, "What bounds a block")."""
+"""With a deep backlog, how much longer than its CPU time a block's execution may take on
+the clock before the proposer cuts blocks by the clock instead: a block then holds `budget`
+of execution CPU, and at most this many budgets of execution wall time (docs/consensus.md,
+"What bounds a block")."""
+DEEP_BACKLOG_BLOCKS = 2
+"""More transactions waiting than this many blocks bounded by the clock is a deep backlog
+(an overload): only then are blocks bounded by their execution CPU."""
 
 
 class BlockStore(Protocol):
@@ -222,17 +226,21 @@ class Application(Generic[StoreT]):
 
     def block_limit(self, budget: float) -> int:
         """The most transactions a block built with `budget` holds: as many as this node's
-        recent commits executed in `budget` seconds of CPU, and in SHARED_CORES_ALLOWANCE
-        budgets of wall time. Bounding by the clock alone (as before December 2026) cut
-        blocks whenever the validators shared cores: four on two cores each executed at
-        half speed, so blocks held half the work and heights came no faster, and under
-        overload each validator used a third of a core while the chain held at 1,077
-        orders/s. The CPU bound sizes a block by its work wherever it runs; the wall bound
-        still shrinks it when a node gets under a third of a core, so its execution stays
-        within the consensus timeouts on a loaded machine."""
-        by_cpu = budget / self._exec_cpu_per_tx
-        by_wall = SHARED_CORES_ALLOWANCE * budget / self._exec_s_per_tx
-        return max(MIN_BLOCK_TXS, min(blocks.MAX_BLOCK_TXS, int(min(by_cpu, by_wall))))
+        recent commits executed in `budget` seconds on the clock; and when more than
+        DEEP_BACKLOG_BLOCKS such blocks wait (an overload), as many as they executed in
+        `budget` seconds of CPU, up to SHARED_CORES_ALLOWANCE budgets on the clock.
+        Bounding by the clock alone cut blocks whenever the validators shared cores: four
+        on two cores each executed at half speed, so blocks held half the work and heights
+        came no faster, and under overload each validator used a third of a core while the
+        chain held at 1,077 orders/s (December 2026). The CPU bound sizes a block by its
+        work wherever it runs; the clock still bounds it when a node gets under a third of
+        a core, so its execution stays within the consensus timeouts on a loaded machine.
+        Below overload blocks stay as they were, and so does finality."""
+        by_wall = budget / self._exec_s_per_tx
+        most = by_wall
+        if len(self.mempool) > DEEP_BACKLOG_BLOCKS * by_wall:
+            most = min(budget / self._exec_cpu_per_tx, SHARED_CORES_ALLOWANCE * by_wall)
+        return max(MIN_BLOCK_TXS, min(blocks.MAX_BLOCK_TXS, int(max(most, by_wall))))
 
     def check_block(
         self,
