@@ -31,13 +31,14 @@ import asyncio
 import contextlib
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import httpx
@@ -69,6 +70,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _loop_sched(pid: int) -> tuple[float, float]:
+    """Seconds the process's main thread (the node's event loop) has run on a core and has
+    waited on a run queue, ready to run (/proc/PID/schedstat): what is left of the wall time
+    is time the loop had nothing to do (waiting for peers or a timeout)."""
+    ran, waited, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
 class Generator:
     """Client peers, one per validator; records when each transaction became final.
     With `api_ports`, the orders go to the validators' REST batch route instead, as an
@@ -77,7 +86,7 @@ class Generator:
 
     def __init__(self, api_ports: list[int] | None = None) -> None:
         self.final_at: dict[bytes, float] = {}
-        self.heights: set[int] = set()
+        self.heights: dict[int, tuple[float, int]] = {}  # height -> (heard at, transactions)
         self.clients: list[Gossip] = []
         self.api_ports = api_ports
         self.http: httpx.AsyncClient | None = None
@@ -89,8 +98,8 @@ class Generator:
         if kind is Kind.COMMIT:
             commit = msgspec.msgpack.decode(payload, type=CompactCommit)
             if commit.height not in self.heights:
-                self.heights.add(commit.height)
                 now = time.perf_counter()
+                self.heights[commit.height] = (now, len(commit.block.tx_ids))
                 for tx_id in commit.block.tx_ids:  # compact: the transactions' ids
                     self.final_at.setdefault(tx_id, now)
         return True
@@ -196,6 +205,7 @@ async def _drive(
         per_batch = max(1, round(rate * BATCH_EVERY))
         submitted: dict[bytes, float] = {}
         cpu_before = [_cpu_seconds(pid) for pid in pids]
+        sched_before = [_loop_sched(pid) for pid in pids]
         own_before = time.process_time()
         started = time.perf_counter()
         for turn, i in enumerate(range(0, len(orders), per_batch)):
@@ -214,12 +224,18 @@ async def _drive(
         )
         busy = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
         window = time.perf_counter() - started
+        sched = [
+            tuple(b - a for a, b in zip(before, _loop_sched(pid), strict=True))
+            for pid, before in zip(pids, sched_before, strict=True)
+        ]
         own = time.process_time() - own_before
         latencies = sorted(gen.final_at[h] - at for h, at in submitted.items() if h in gen.final_at)
         last = max((gen.final_at[h] for h in submitted if h in gen.final_at), default=started)
     finally:
         await gen.close()
     done = len(latencies)
+    trading = {h: n for h, (at, n) in gen.heights.items() if started < at <= last}
+    sizes = list(trading.values())
     return {
         "submitted_via": "api" if api_ports is not None else "gossip",
         "refused_then_sent_again": gen.refusals,
@@ -235,10 +251,50 @@ async def _drive(
         else None,
         "validator_cpu_cores_while_trading": [round(b / window, 2) for b in busy],
         "generator_cpu_cores_while_trading": round(own / window, 2),
+        # Of the wall time, the share each validator's loop waited for a core (starved by
+        # its neighbours) and the share it sat idle (waiting for peers or a timeout): a
+        # chain bound by its CPU has its loops idle for little of an overload.
+        "validator_loop_waited_for_core": [round(w / window, 2) for _, w in sched],
+        "validator_loop_idle": [round(max(0.0, 1 - (r + w) / window), 2) for r, w in sched],
         "validator_cpu_us_per_committed_tx": round(statistics.mean(busy) / done * 1e6)
         if done
         else None,
+        "heights_per_s": round(len(sizes) / (last - started), 2) if done else 0,
+        "txs_per_block_mean": round(statistics.mean(sizes), 1) if sizes else 0,
+        "txs_per_block_max": max(sizes, default=0),
+        "trading_heights": sorted(trading),
     }
+
+
+STEPS = ("propose_s", "vote_s", "execute_s", "execute_cpu_s", "build_s", "check_s")
+_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+def height_steps(homes: list[Path], heights: Collection[int]) -> dict[str, object]:
+    """Where the trading heights' time went, from the validators' `committed` log lines
+    (`Node._height_steps`): each step's median and 90th percentile over every validator
+    and height, in milliseconds. Steps a node's code does not log (an older checkout's)
+    are left out."""
+    seen: dict[str, list[float]] = {name: [] for name in STEPS}
+    for home in homes:
+        log = home / "node.log"
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else ():
+            if ": committed " not in line:
+                continue
+            logged = dict(_FIELD.findall(line))
+            if int(logged.get("height", 0)) not in heights:
+                continue
+            for name in STEPS:
+                if name in logged:
+                    seen[name].append(float(logged[name]))
+    out: dict[str, object] = {}
+    for name, values in seen.items():
+        if values:
+            values.sort()
+            step = name.removesuffix("_s")
+            out[f"{step}_ms_median"] = round(statistics.median(values) * 1000, 1)
+            out[f"{step}_ms_p90"] = round(values[int(len(values) * 0.9)] * 1000, 1)
+    return out
 
 
 def _same_chain(homes: list[Path]) -> int:
@@ -267,8 +323,8 @@ def validators_running(
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "gridtokenx", "node", "start", "--home", str(home)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(home / "node.log", "ab"),  # noqa: SIM115 - closed with the process
+            stdout=(log := open(home / "node.log", "ab")),  # noqa: SIM115 - closed with it
+            stderr=log,
         )
         for home in homes
     ]
@@ -339,6 +395,9 @@ def run(
         api_ports = [read_config(h).api_port for h in homes] if submit == "api" else None
         figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids, api_ports))
     figures["heights_checked_identical"] = _same_chain(homes)
+    trading = figures.pop("trading_heights")
+    assert isinstance(trading, list)
+    figures["height_steps"] = height_steps(homes, set(trading))
     return figures
 
 
@@ -399,12 +458,86 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "validator's REST batch route, as an application's, refused beyond the node's "
         "back-pressure limit and sent again after Retry-After",
     )
+    parser.add_argument(
+        "--sweep", type=_rates, metavar="R1,R2,...",
+        help="run at each of these offered rates in turn (each --repeats times) and print "
+        "one line per rate: where committed throughput stops following the offered rate",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.sweep:
+        return _sweep(args)
     runs = [_once(args) for _ in range(max(1, args.repeats))]
     result = runs[0] if len(runs) == 1 else benchkit.summarize(runs)
     benchkit.print_figures(result)
     benchkit.write(result, args.output)
     return result
+
+
+def _rates(text: str) -> list[int]:
+    try:
+        rates = [int(r) for r in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rates are whole numbers, not {text!r}") from None
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError("rates must be positive")
+    return rates
+
+
+SWEEP_COLUMNS = (
+    ("offered", "offered_tx_per_s"),
+    ("committed/s", "committed_tx_per_s"),
+    ("p50 ms", "finality_p50_ms"),
+    ("p99 ms", "finality_p99_ms"),
+    ("cores", "validator_cores_mean"),
+    ("us/tx", "validator_cpu_us_per_committed_tx"),
+    ("loop idle", "validator_loop_idle_mean"),
+    ("loop waited", "validator_loop_waited_mean"),
+    ("tx/block", "txs_per_block_mean"),
+    ("max", "txs_per_block_max"),
+    ("heights/s", "heights_per_s"),
+    ("ed25519/s", "raw_ed25519_verify_per_s"),
+    ("load", "load_average_1m_at_end"),
+)
+
+
+def _sweep(args: argparse.Namespace) -> dict[str, object]:
+    """The saturation sweep: every rate's runs (min/median when repeated), one line each.
+    Each run's figures carry their own raw Ed25519 rate and load average, so a line drawn
+    in busier minutes shows it."""
+    results = []
+    for rate in args.sweep:
+        args.rate = rate
+        runs = []
+        for _ in range(max(1, args.repeats)):
+            run_figures = _once(args)
+            for name, mean in (
+                ("validator_cpu_cores_while_trading", "validator_cores_mean"),
+                ("validator_loop_idle", "validator_loop_idle_mean"),
+                ("validator_loop_waited_for_core", "validator_loop_waited_mean"),
+            ):
+                values = run_figures[name]
+                assert isinstance(values, list)
+                run_figures[mean] = round(statistics.mean(values), 2)
+            runs.append(run_figures)
+        results.append(runs[0] if len(runs) == 1 else benchkit.summarize(runs))
+        print(_sweep_table(results), flush=True)
+    result: dict[str, object] = {"benchmark": "devnet-sweep", "rates": args.sweep,
+                                 "results": results}  # fmt: skip
+    benchkit.write(result, args.output)
+    return result
+
+
+def _sweep_table(results: list[dict[str, object]]) -> str:
+    def cell(result: dict[str, object], key: str) -> str:
+        if key in result:
+            return str(result[key])
+        return f"{result.get(key + '_min')} / {result.get(key + '_median')}"
+
+    rows = [[title for title, _ in SWEEP_COLUMNS]]
+    rows += [[cell(r, key) for _, key in SWEEP_COLUMNS] for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SWEEP_COLUMNS))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+                     for row in rows)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import benchkit
-from devnet_bench import _drive, _same_chain, validators_running
+from devnet_bench import _drive, _same_chain, height_steps, validators_running
 from gridtokenx.devnet.homes import devnet_genesis, init_devnet, read_key_id, sentry_homes
 from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.node.home import read_config
@@ -69,6 +69,9 @@ def run_once(
         ports = [read_config(h).listen_port for h in entries]
         figures = asyncio.run(_drive(load, ports, ids, rate, seconds, [p.pid for p in procs]))
     figures["heights_checked_identical"] = _same_chain([*homes, *guards])
+    trading = figures.pop("trading_heights")
+    assert isinstance(trading, list)
+    figures["height_steps"] = height_steps(homes, set(trading))
     figures["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     return figures
 

@@ -77,6 +77,28 @@ def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str) -
     assert result["all_committed"] is True and result["workload"] == workload
     assert result["heights_checked_identical"] >= 3  # type: ignore[operator]
     assert result["finality_p50_ms"] > 0  # type: ignore[operator]
+    assert result["txs_per_block_max"] >= result["txs_per_block_mean"] > 0  # type: ignore[operator]
+    steps = result["height_steps"]  # the trading heights' committed lines, read back
+    assert isinstance(steps, dict) and steps["execute_cpu_ms_median"] >= 0
+    assert steps["execute_ms_p90"] >= steps["execute_ms_median"] > 0
+    assert len(result["validator_loop_idle"]) == 4  # type: ignore[arg-type]
+
+
+def test_devnet_sweep_reads_its_rates_and_prints_a_line_per_rate() -> None:
+    """`--sweep`: positive whole rates only, and one line per rate with the min / median of
+    repeated runs where there were repeats."""
+    bench = _load("devnet_bench")
+    assert bench._rates("1000,1500") == [1000, 1500]
+    for bad in ("1000,x", "0,1000"):
+        with pytest.raises(Exception, match="rates"):
+            bench._rates(bad)
+    once = {key: 7 for _, key in bench.SWEEP_COLUMNS}
+    repeated = {f"{key}_{side}": n for _, key in bench.SWEEP_COLUMNS
+                for side, n in (("min", 1), ("median", 2))}  # fmt: skip
+    header, first, second = bench._sweep_table([once, repeated]).splitlines()
+    assert header.split()[:2] == ["offered", "committed/s"]
+    assert first.split() == ["7"] * len(bench.SWEEP_COLUMNS)
+    assert second.split()[:3] == ["1", "/", "2"]
 
 
 def test_sentries_bench_runs_both_layouts_small(tmp_path: Path) -> None:

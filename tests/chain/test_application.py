@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from gridtokenx.chain import blocks
-from gridtokenx.chain.application import MIN_BLOCK_TXS, Application
+from gridtokenx.chain.application import (
+    DEEP_BACKLOG_BLOCKS,
+    MIN_BLOCK_TXS,
+    SHARED_CORES_ALLOWANCE,
+    Application,
+)
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage.store import open_application
@@ -269,12 +274,39 @@ def test_a_proposer_bounds_its_block_by_what_executing_it_takes(
     proposer, _ = apps
     for raw in _registrations(150):
         proposer.submit(raw)
-    proposer._exec_s_per_tx = 0.01
+    proposer._exec_s_per_tx = proposer._exec_cpu_per_tx = 0.01
     raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address, budget=1.0)
     assert len(blocks.decode(raw).txs) == 100
-    proposer._exec_s_per_tx = 10.0
+    proposer._exec_s_per_tx = proposer._exec_cpu_per_tx = 10.0
     assert len(blocks.decode(proposer.build_block(1, GENESIS_TIME + 5, EGAT.address,
                                                   budget=1.0)).txs) == MIN_BLOCK_TXS  # fmt: skip
-    proposer._exec_s_per_tx = 0.01
+    proposer._exec_s_per_tx = proposer._exec_cpu_per_tx = 0.01
     proposer.commit(1, raw, ())
     assert proposer._exec_s_per_tx < 0.01  # registrations execute far faster than 10 ms
+    assert 0 < proposer._exec_cpu_per_tx < 0.01
+
+
+def test_a_block_holds_a_budget_of_execution_cpu_when_neighbours_share_the_cores(
+    apps: tuple[Application, Application],
+) -> None:
+    """Four validators on two cores each execute at half speed: the clock says 20 ms a
+    transaction where the CPU says 10 ms. With a deep backlog (150 waiting, more than
+    DEEP_BACKLOG_BLOCKS blocks of 50) the block still holds a budget's worth of CPU (100),
+    not of the clock (50: the rule that held the chain at a third of a core under
+    overload). Only beyond SHARED_CORES_ALLOWANCE (a node getting under a third of a core)
+    does the clock cut it: at 40 ms a transaction on the clock, 3 x 1 s / 40 ms = 75.
+    Without a deep backlog the clock bounds it as before: at 10 ms on the clock and 5 ms
+    of CPU, 150 waiting are under two blocks of 100, and a block holds 100, not 200."""
+    proposer, _ = apps
+    for raw in _registrations(150):
+        proposer.submit(raw)
+    assert (SHARED_CORES_ALLOWANCE, DEEP_BACKLOG_BLOCKS) == (3.0, 2)
+    proposer._exec_cpu_per_tx, proposer._exec_s_per_tx = 0.005, 0.01
+    assert proposer.block_limit(1.0) == 100
+    proposer._exec_cpu_per_tx, proposer._exec_s_per_tx = 0.01, 0.02
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address, budget=1.0)
+    assert len(blocks.decode(raw).txs) == 100
+    proposer._exec_s_per_tx = 0.04
+    assert proposer.block_limit(1.0) == 75
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address, budget=1.0)
+    assert len(blocks.decode(raw).txs) == 75

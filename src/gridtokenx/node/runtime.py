@@ -179,6 +179,8 @@ class Node:
         self._heard: deque[tuple[Kind, bytes]] = deque()  # peers' ones (`_keep_heard`)
         self._heard_bytes = 0
         self._last_commit = 0.0  # loop time of the last commit
+        self._steps: dict[str, float] = {}  # this height's step times, logged at its commit
+        self._proposal_at: float | None = None  # loop time the core took a valid proposal
         self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
         self._synced = asyncio.Event()  # a synced block arrived: the applier looks
         self.started_at = time.monotonic()  # for the uptime `GET /status` reports
@@ -663,12 +665,16 @@ class Node:
             if proposal.height != self.core.height or proposal.round in self.core.proposals:
                 return  # the node moved on while the pool verified
             now = int(self.clock()) if proposal.valid_round < 0 else None
+            began = time.perf_counter()
             try:
                 valid = self.app.check_block(proposal.height, proposal.block, now,
                                              self.clock_drift, verified=verified)  # fmt: skip
             except Exception:
                 _log.exception("checking the proposal at height %d round %d failed", *at)
                 valid = False
+            self._steps["check_s"] = time.perf_counter() - began
+            if valid:
+                self._proposed()
             self._act(self.core.on_proposal(proposal, valid=valid))
         finally:
             self._checking.discard(at)
@@ -910,10 +916,34 @@ class Node:
         self.supervisor.watch("proposer", work)
 
     def _propose_now(self, request: core.RequestValue) -> None:
+        began = time.perf_counter()
         block = self.app.build_block(
             request.height, int(self.clock()), self.key.address, self.build_budget
         )
+        self._steps["build_s"] = time.perf_counter() - began
+        self._proposed()
         self._act(self.core.on_value(request.height, request.round, block))
+
+    def _proposed(self) -> None:
+        """Note when this height first had a valid proposal (built or checked): the
+        committed line then splits the height into waiting for a proposal, the votes and
+        the execution (docs/consensus.md, "Where a height's time goes")."""
+        if self._proposal_at is None:
+            self._proposal_at = asyncio.get_running_loop().time()
+
+    def _height_steps(self, decided_at: float, now: float, cpu: float) -> dict[str, float]:
+        """The height's step times for its committed line, and a fresh start for the next:
+        `propose_s` from the last commit to a valid proposal, `vote_s` from there to the
+        decision, `execute_s` (wall) and `execute_cpu_s` (this thread's CPU) of the commit,
+        with `build_s` (the proposer's) or `check_s` (the others') when there were any."""
+        steps, proposal_at = self._steps, self._proposal_at
+        if proposal_at is not None and self._last_commit:
+            steps["propose_s"] = proposal_at - self._last_commit
+            steps["vote_s"] = decided_at - proposal_at
+        steps["execute_s"] = now - decided_at
+        steps["execute_cpu_s"] = cpu
+        self._steps, self._proposal_at = {}, None
+        return steps
 
     def _decide(self, decision: core.Decide) -> None:
         """Announce the certified block (unless a certificate for the height went out
@@ -933,6 +963,8 @@ class Node:
         self._certified = {h for h in self._certified if h >= decision.height}
         for vote in certificate:
             self.presence.heard(vote.validator, decision.height)
+        decided_at = asyncio.get_running_loop().time()
+        cpu = time.thread_time()
         try:
             receipts = self.app.commit(decision.height, decision.block, certificate, CERTIFIED)
         except RuntimeError as exc:  # a divergent state root: stop, do not continue
@@ -940,11 +972,12 @@ class Node:
             self.telemetry.halted(decision.height, str(exc))
             return
         now = asyncio.get_running_loop().time()
+        steps = self._height_steps(decided_at, now, time.thread_time() - cpu)
         self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
         self._last_commit = now
         info = CommitInfo(decision.height, decision.round, decided_id, len(decision.block),
                           len(receipts), certificate, self.core.validators,
-                          self._via_certificate)  # fmt: skip
+                          self._via_certificate, steps)  # fmt: skip
         self.telemetry.committed(info, now)
         self._notify(decision, receipts)
         self._own = [(Kind.COMMIT, commit)]

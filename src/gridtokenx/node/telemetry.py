@@ -65,6 +65,7 @@ class CommitInfo:
     certificate: tuple[Vote, ...]
     validators: ValidatorSet  # the set that signed it
     synced: bool  # decided from a peer's certificate, not by this node's own rounds
+    steps: dict[str, float] = field(default_factory=dict)  # `Node` step times, seconds
 
 
 class Telemetry:
@@ -142,6 +143,7 @@ class Telemetry:
         }  # fmt: skip
         if interval is not None:
             fields["interval_s"] = round_s(interval)
+        fields.update((name, round_s(took)) for name, took in info.steps.items())
         quiet = info.synced and self.catching_up
         _log.log(logging.DEBUG if quiet else logging.INFO, "committed", extra=fields)
         self._sync_progress(info.height, now)
