@@ -239,12 +239,14 @@ class Simulation:
         self.current[node] = None
 
     def _connect(self, a: int, b: int) -> None:
-        """`a` dialled `b`."""
+        """`a` dialled `b`. A validator and a sentry are each other's direct peers, as the
+        node makes them (a validator's configured sentries, a sentry's validators)."""
         latency = topology.latency_s(self.rng, a, b, self.net.province)
         self.adj[a][b] = latency
         self.adj[b][a] = latency
-        self._send(a, self.routers[a].connect(b, self.now, True))
-        self._send(b, self.routers[b].connect(a, self.now, False))
+        direct = {self.roles[a], self.roles[b]} == {Role.VALIDATOR, Role.SENTRY}
+        self._send(a, self.routers[a].connect(b, self.now, True, direct))
+        self._send(b, self.routers[b].connect(a, self.now, False, direct))
 
     # --- events --------------------------------------------------------------------------
     def _done(self, node: int, generation: int) -> None:
