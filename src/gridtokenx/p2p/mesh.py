@@ -37,11 +37,12 @@ late deliveries) they are never graylisted, pruned, left out of IHAVE or of floo
 publishing; and a consensus message, a certified block or a grid update is forwarded to
 every direct peer that takes the topic, in the mesh or not (`DIRECT_TOPICS`), as a sentry
 must pass its validator every vote. Blocks and grid updates too: a validator's sentries
-are hubs whose meshes fill with full nodes' GRAFTs, and each trims the validator out in
-turn, leaving it backed off by every peer with an empty mesh (at 10,000 nodes, seed 3 with
-faults, a validator got a block 0.465 s after it was published, through IHAVE, when every
-other node had it within 0.36 s). Transactions stay mesh-only: a validator would get every
-batch from each of its sentries.
+are hubs whose meshes fill with full nodes' GRAFTs and trim the validator out, and a
+validator pruned by all of them is backed off from each with an empty mesh (at 10,000
+nodes, seed 3 with faults, a validator with an empty blocks mesh got a block 0.465 s after
+it was published, through IHAVE, when every other node had it within 0.36 s).
+Transactions stay mesh-only: a validator would get every batch from each of its
+sentries.
 """
 
 from __future__ import annotations
