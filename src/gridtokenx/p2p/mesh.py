@@ -39,8 +39,9 @@ every direct peer that takes the topic, in the mesh or not (`DIRECT_TOPICS`), as
 must pass its validator every vote. Blocks and grid updates too: a validator's sentries
 are hubs whose meshes fill with full nodes' GRAFTs and trim the validator out, and a
 validator pruned by all of them is backed off from each with an empty mesh (at 10,000
-nodes, seed 3 with faults, a validator with an empty blocks mesh got a block 0.465 s after
-it was published, through IHAVE, when every other node had it within 0.36 s).
+nodes, seed 3 with faults, all 20 sentries pruned validator 4 at their first heartbeats;
+it got every block through IHAVE, one of them 0.465 s after it was published, when every
+other node had it within 0.36 s).
 Transactions stay mesh-only: a validator would get every batch from each of its
 sentries.
 """
