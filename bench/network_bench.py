@@ -21,7 +21,7 @@ and the wall time of each run. Simulated time is not wall time: a 10,000-node ru
 minutes.
 
     PYTHONPATH=src python bench/network_bench.py [--nodes 10000] [--seconds 6]
-        [--routers mesh flood] [--seeds 1] [--cases calm faults]
+        [--routers mesh flood] [--seeds 1] [--first-seed 1] [--cases calm faults]
 
 `--cases faults` runs the faulty case alone (on a loaded machine, the calm and faulty runs
 of a seed may go as separate processes side by side; the fault cost then needs both files).
@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--drain", type=float, default=3.0)
     parser.add_argument("--routers", nargs="+", default=["mesh", "flood"])
     parser.add_argument("--seeds", type=int, default=1, help="repeats, one seed each")
+    parser.add_argument("--first-seed", type=int, default=1, help="seed of the first repeat")
     parser.add_argument("--no-faults", action="store_true", help="calm runs only")
     parser.add_argument("--cases", nargs="+", choices=["calm", "faults"],
                         default=["calm", "faults"], help="which cases to run")  # fmt: skip
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "targets": TARGETS,
         "runs": {},
     }
-    for seed in range(1, args.seeds + 1):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for router in args.routers:
             per_fault: dict[str, dict[str, Any]] = {}
             cases = [c for c in args.cases if not (args.no_faults and c == "faults")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -373,10 +374,13 @@ def block_sync_run(chain: Path, top: int, tps: int, work: Path) -> dict[str, Any
 
 
 # --- many joiners at once, in the network simulator -----------------------------------------
-def join_costs(meters: int, work: Path) -> dict[str, Any]:
-    """A real snapshot of `meters` meters: its chunks' sizes as sent, and what verifying
-    them and writing them cost here per byte, one process (`snapshots.verify_chunk`,
-    `snapshots.Restore`)."""
+def join_costs(meters: int, work: Path, repeat: int = 3) -> dict[str, Any]:
+    """A real snapshot of `meters` meters: its chunks' sizes as sent, and what a joiner
+    spends on them here, one process: the check a worker process does
+    (`snapshots.verify_encoded`), the loop's write of each checked chunk (its decode and
+    `Restore.add`) and the end (`Restore.finish`), each in wall seconds (this machine's
+    share of a core, at its load) and CPU seconds (a node on cores of its own, the
+    store's background threads included); the least of `repeat` runs of each."""
     root, _ = store_meters(meters, work / "served")
     served = snapshots.Snapshots(work / "snapshots")
     with Store(work / "served") as store:
@@ -385,49 +389,77 @@ def join_costs(meters: int, work: Path) -> dict[str, Any]:
     with Store(work / "served") as store:
         assert served.complete(store) == [1]
     offer = snapshots.decode_offer(served.offers()[0])
-    raws = [served.chunk(1, i) for i in range(len(offer.ranges))]
-    chunks = [snapshots.decode_chunk(r) for r in raws if r is not None]
-    total = sum(len(r) for r in raws if r is not None)
-    started = time.perf_counter()
-    verified = [snapshots.verify_chunk(chunk, offer, offer.root) for chunk in chunks]
-    verify_s = time.perf_counter() - started
-    started = time.perf_counter()
-    with Store(work / "restored", bulk=True) as store:
-        restore = snapshots.Restore(store, offer)
-        for chunk in verified:
-            restore.add(chunk)
-        restore.finish(b"", SPEC.hash())
-    finish_s = time.perf_counter() - started
-    return {"sample_meters": meters, "chunk_sizes": [len(r) for r in raws if r is not None],
-            "bytes": total, "verify_s": round(verify_s, 2), "finish_s": round(finish_s, 2),
+    raws = [r for r in (served.chunk(1, i) for i in range(len(offer.ranges))) if r is not None]
+    spent: dict[str, list[float]] = {}
+
+    def timed(name: str, started: tuple[float, float]) -> None:
+        spent.setdefault(f"{name}_s", []).append(time.perf_counter() - started[0])
+        spent.setdefault(f"{name}_cpu_s", []).append(time.process_time() - started[1])
+
+    for i in range(repeat):
+        started = (time.perf_counter(), time.process_time())
+        verified = [snapshots.verify_encoded(raw, offer) for raw in raws]
+        timed("verify", started)
+        with Store(work / f"restored-{i}", bulk=True) as store:
+            restore = snapshots.Restore(store, offer)
+            started = (time.perf_counter(), time.process_time())
+            for raw, checked in zip(raws, verified, strict=True):
+                chunk = snapshots.decode_chunk(raw)
+                restore.add(dataclasses.replace(checked, records=chunk.records))
+            timed("write", started)
+            started = (time.perf_counter(), time.process_time())
+            restore.finish(b"", SPEC.hash())
+            timed("finish", started)
+        shutil.rmtree(work / f"restored-{i}", ignore_errors=True)
+    return {"sample_meters": meters, "chunk_sizes": [len(r) for r in raws],
+            "bytes": sum(len(r) for r in raws), "repeat": repeat,
+            **{name: round(max(min(values), 0.001), 3) for name, values in spent.items()},
+            **{f"{name}_median": round(statistics.median(values), 3)
+               for name, values in spent.items()},
             "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
-def joiners_run(joiners: int, meters: int, sample: int, nodes: int,
-                work: Path) -> dict[str, Any]:  # fmt: skip
+JOINER_CPU: Final = {  # which measured seconds a joiner's work costs in the simulation
+    "cpu": "the measured CPU seconds (the store's threads included): a node on cores of its "
+    "own, waiting for nothing else; its disk waits left out",
+    "wall": "the measured wall seconds: this machine's share of a core at its load",
+    "none": "nothing: what the network alone allows",
+}
+
+
+def joiners_run(joiners: int, meters: int, sample: int, nodes: int, work: Path,
+                checkers: int = 1) -> dict[str, Any]:  # fmt: skip
     """`joiners` new nodes state-syncing a snapshot of `meters` meters at once over a
     `nodes`-node network (`netsim.joining`), with chunk sizes from a real snapshot of
-    `sample` meters repeated to `meters`, and the verification and finishing costs
-    measured on it; with random configured peers and with the sentries as the only
-    bootstrap peers, each under the per-peer progress timeout and the per-request one it
-    replaced, and with the joiners' checking and finishing free (the network's share)."""
+    `sample` meters repeated to `meters`, and the checking, writing and finishing costs
+    measured on it (each joiner checking in `checkers` processes beside its loop); with
+    random configured peers and with the sentries as the only bootstrap peers, the
+    joiners' work costed as `JOINER_CPU` says, under the per-peer progress timeout and
+    (CPU seconds) the per-request one it replaced."""
     costs = join_costs(sample, work)
     scale = max(1, round(meters / sample))
     sizes = tuple(costs["chunk_sizes"]) * scale
-    per_byte = {"verify_s_per_byte": costs["verify_s"] / costs["bytes"],
-                "finish_s_per_byte": costs["finish_s"] / costs["bytes"]}  # fmt: skip
+
+    def per_byte(name: str) -> float:
+        return float(costs[name]) / float(costs["bytes"])
+
+    costs_of = {  # seconds a byte: checking, writing, finishing
+        "cpu": (per_byte("verify_cpu_s"), per_byte("write_cpu_s"), per_byte("finish_cpu_s")),
+        "wall": (per_byte("verify_s"), per_byte("write_s"), per_byte("finish_s")),
+        "none": (0.0, 0.0, 0.0),
+    }
     layout = topology.Layout(nodes=nodes)
     runs = []
-    free = dict.fromkeys(per_byte, 0.0)  # what the network alone allows
     for bootstrap in ("random", "sentries"):
-        for rule, cpu in (("progress", "measured"), ("request", "measured"),
+        for rule, cpu in (("progress", "cpu"), ("progress", "wall"), ("request", "cpu"),
                           ("progress", "none")):  # fmt: skip
             started = time.perf_counter()
             report = joining.JoinSimulation(joining.JoinScenario(
                 sizes, layout, joiners, bootstrap=bootstrap, timeout_rule=rule,
                 in_flight=state_sync.IN_FLIGHT, timeout_s=state_sync.CHUNK_TIMEOUT_S,
-                strikes=state_sync.STRIKES,
-                **(per_byte if cpu == "measured" else free))).run()  # fmt: skip
+                strikes=state_sync.STRIKES, checkers=checkers,
+                verify_s_per_byte=costs_of[cpu][0], write_s_per_byte=costs_of[cpu][1],
+                finish_s_per_byte=costs_of[cpu][2])).run()  # fmt: skip
             times = report.join_s
             runs.append({
                 "bootstrap": bootstrap, "timeout_rule": rule, "joiner_cpu": cpu,
@@ -440,11 +472,14 @@ def joiners_run(joiners: int, meters: int, sample: int, nodes: int,
                 "servers": report.servers,
                 "busiest_server_joiners": report.busiest_server_joiners,
                 "wall_s": round(time.perf_counter() - started, 1)})  # fmt: skip
-    return {"joiners": joiners, "meters": meters, "nodes": nodes, "chunks": len(sizes),
-            "snapshot_mb": round(sum(sizes) / 2**20, 1),
+    mb = costs["bytes"] / 2**20
+    return {"joiners": joiners, "meters": meters, "nodes": nodes, "checkers": checkers,
+            "chunks": len(sizes), "snapshot_mb": round(sum(sizes) / 2**20, 1),
             "sample": {k: v for k, v in costs.items() if k != "chunk_sizes"},
-            "verify_mb_per_s": round(costs["bytes"] / costs["verify_s"] / 2**20, 1),
-            "finish_mb_per_s": round(costs["bytes"] / costs["finish_s"] / 2**20, 1),
+            "joiner_cpu": JOINER_CPU,
+            **{f"{step}_mb_per_s{suffix}": round(mb / costs[f"{step}{key}"], 1)
+               for step in ("verify", "write", "finish")
+               for suffix, key in (("", "_s"), ("_cpu", "_cpu_s"))},
             "runs": runs}  # fmt: skip
 
 
@@ -473,6 +508,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="with --joiners: the real snapshot the chunk sizes come from",
     )
     parser.add_argument("--nodes", type=int, default=10_000, help="with --joiners")
+    parser.add_argument("--checkers", type=int, default=1,
+                        help="with --joiners: processes a joiner checks chunks in, beside "
+                        "its loop (1: a 2-core node)")  # fmt: skip
     parser.add_argument(
         "--state",
         type=Path,
@@ -484,7 +522,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.joiners:
         with tempfile.TemporaryDirectory(prefix="statesync-bench-") as tmp:
             simulated = joiners_run(args.joiners, args.meters, args.sample_meters, args.nodes,
-                                    Path(tmp))  # fmt: skip
+                                    Path(tmp), args.checkers)  # fmt: skip
         simulated["load_average_1m_at_start"] = round(load_before[0], 2)
         simulated["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
         print_figures(simulated)

@@ -47,8 +47,27 @@ def test_a_joiner_verifying_slower_than_chunks_arrive_does_not_blame_its_peers()
     assert now.join_s[0] >= sum(SIZES) / 1e6  # bound by the checking, as it should be
 
 
+def test_checking_in_several_processes_and_writing_as_chunks_come_overlap() -> None:
+    # Checking at 0.5 MB/s a core, writing at 1 MB/s: one checker with all the writing at
+    # the end (the joiner that rebuilt its tree) takes both in turn; one checker and the
+    # loop writing each chunk once checked take the checking's time; two checkers about
+    # the writing's alone.
+    mb = sum(SIZES) / 1e6
+    costs = {"verify_s_per_byte": 2 / 1e6, "timeout_s": 5.0}
+    serial = _run(finish_s_per_byte=1 / 1e6, **costs)
+    assert serial.join_s[0] >= 3 * mb
+    one = _run(write_s_per_byte=1 / 1e6, **costs)
+    assert 2 * mb <= one.join_s[0] and one.join_s[-1] < 2.2 * mb
+    two = _run(checkers=2, write_s_per_byte=1 / 1e6, **costs)
+    assert len(two.join_s) == 30 and two.failed == 0
+    assert two.timeouts == 0 and two.late_chunks == 0
+    assert mb <= two.join_s[0] and two.join_s[-1] < 1.3 * mb
+
+
 def test_a_scenario_without_chunks_or_with_an_unknown_rule_is_refused() -> None:
     with pytest.raises(ValueError, match="chunks"):
         joining.JoinScenario(chunk_sizes=())
+    with pytest.raises(ValueError, match="checkers"):
+        joining.JoinScenario(chunk_sizes=SIZES, checkers=0)
     with pytest.raises(ValueError, match="timeout_rule"):
         joining.JoinScenario(chunk_sizes=SIZES, timeout_rule="never")

@@ -82,6 +82,21 @@ def test_a_run_is_replayed_exactly_by_its_seed() -> None:
     assert run(3) != run(4)
 
 
+@pytest.mark.parametrize("router", ["mesh", "flood"])
+def test_events_in_slots_run_in_the_order_of_one_heap(
+    router: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run() -> engine.Report:
+        scenario = engine.Scenario(layout=topology.Layout(nodes=150), router=router,
+                                   warmup_s=2.0, duration_s=2.0, drain_s=1.0,
+                                   non_reading=0.02, churn=0.02)  # fmt: skip
+        return engine.run(scenario, sizes())
+
+    slotted = run()
+    monkeypatch.setattr(engine, "_PER_SLOT", 1e-9)  # every event in slot 0: one heap
+    assert run() == slotted
+
+
 def test_message_sizes_come_from_the_real_encodings() -> None:
     s = sizes()
     assert s.block_txs == 1_000

@@ -449,4 +449,40 @@ def test_a_direct_peer_keeps_a_score_of_zero_and_gets_every_consensus_message() 
     mesh.mesh[Topic.BLOCKS].discard(50)
     source = next(iter(mesh.mesh[Topic.BLOCKS]))
     mesh.receive(source, Publish(Topic.BLOCKS, b"block", BIG), 1.3)
-    assert 50 not in {p for p, _ in mesh.accept(b"block", Validation.VALID, 1.3)}  # mesh only
+    assert 50 in {p for p, _ in mesh.accept(b"block", Validation.VALID, 1.3)}
+    mesh.mesh[Topic.TRANSACTIONS].discard(50)
+    source = next(iter(mesh.mesh[Topic.TRANSACTIONS]))
+    mesh.receive(source, Publish(Topic.TRANSACTIONS, b"batch", BIG), 1.4)
+    assert 50 not in {p for p, _ in mesh.accept(b"batch", Validation.VALID, 1.4)}  # mesh only
+
+
+def test_a_validator_its_hubs_all_trimmed_out_still_gets_blocks_and_grid_updates() -> None:
+    # A validator behind sentries whose meshes overflow with full nodes' GRAFTs: each
+    # sentry trims it out at a heartbeat, and the validator, pruned by every one of them
+    # (so backed off from all for a minute), is left with empty meshes. Its sentries still
+    # forward it every block and grid update as a direct peer, and a validator that got a
+    # block first tells them with IDONTWANT so they skip their copies.
+    validator = Mesh[int](frozenset(Topic), random.Random(7))
+    sentries = list(range(1, 5))
+    for s in sentries:
+        validator.connect(s, 0.0, True, direct=True)
+        validator.receive(s, Subscribe(ALL), 0.0)
+        for topic in Topic:
+            validator.receive(s, Prune(topic, 60.0), 0.1)
+    validator.heartbeat(1.0)
+    assert all(not validator.mesh[t] for t in Topic)  # every peer backed it off
+    sentry = Mesh[int](frozenset(Topic), random.Random(8))
+    sentry.connect(0, 0.0, False, direct=True)  # its validator, outside every mesh
+    sentry.receive(0, Subscribe(ALL), 0.0)
+    for f in range(100, 112):
+        sentry.connect(f, 0.0, False)
+        sentry.receive(f, Subscribe(ALL), 0.0)
+        sentry.receive(f, Graft(Topic.BLOCKS), 0.0)
+    for topic in Topic:
+        sentry.mesh[topic].discard(0)
+    for topic, data in ((Topic.BLOCKS, BIG), (Topic.GRID, SMALL)):
+        mid = bytes([topic])
+        sentry.receive(100, Publish(topic, mid, data), 1.5)
+        assert 0 in {p for p, _ in sentry.accept(mid, Validation.VALID, 1.5)}, topic
+    step = validator.receive(1, Publish(Topic.BLOCKS, b"b2", BIG), 2.0)
+    assert {p for p, f in step.sends if isinstance(f, IDontWant)} == set(sentries)

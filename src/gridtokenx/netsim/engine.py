@@ -52,6 +52,8 @@ VALIDATION_S: Final = {
     Topic.TRANSACTIONS: 0.001,  # skip known ones; the batch's signatures go to a pool
 }
 
+_PER_SLOT: Final = 1000  # event slots a simulated second (`Simulation.heap`)
+
 # event kinds
 _DONE, _ARRIVE, _VALID, _BEAT, _EMIT, _DOWN, _UP, _STOP = range(8)
 
@@ -131,7 +133,15 @@ class Simulation:
         self.sent = [0.0] * n
         self.received = [0.0] * n
         self.stuck: dict[tuple[int, int], int] = {}
+        # The events due in the current slot of SLOT_S seconds, a heap; later ones wait
+        # unsorted in their slot's list (`later`, the slots in `slots`, a heap) and are
+        # heaped when their slot comes: the same order as one heap of every event, by
+        # (time, sequence), with heaps of a slot's size (most of a flood run's time went
+        # into popping one heap of hundreds of thousands).
         self.heap: list[tuple[float, int, int, int, Any, Any]] = []
+        self.slot = 0
+        self.later: dict[int, list[tuple[float, int, int, int, Any, Any]]] = {}
+        self.slots: list[int] = []
         self.seq = itertools.count()
         self.now = 0.0
         self.events = 0
@@ -154,7 +164,17 @@ class Simulation:
 
     # --- plumbing ------------------------------------------------------------------------
     def _at(self, time: float, kind: int, node: int, a: Any = None, b: Any = None) -> None:
-        heapq.heappush(self.heap, (time, next(self.seq), kind, node, a, b))
+        event = (time, next(self.seq), kind, node, a, b)
+        slot = int(time * _PER_SLOT)
+        if slot <= self.slot:
+            heapq.heappush(self.heap, event)
+            return
+        waiting = self.later.get(slot)
+        if waiting is None:
+            self.later[slot] = [event]
+            heapq.heappush(self.slots, slot)
+        else:
+            waiting.append(event)
 
     def _send(self, node: int, sends: list[tuple[int, Frame]]) -> None:
         """Queue large messages; small frames (control, votes, grid updates) go at once,
@@ -219,12 +239,14 @@ class Simulation:
         self.current[node] = None
 
     def _connect(self, a: int, b: int) -> None:
-        """`a` dialled `b`."""
+        """`a` dialled `b`. A validator and a sentry are each other's direct peers, as the
+        node makes them (a validator's configured sentries, a sentry's validators)."""
         latency = topology.latency_s(self.rng, a, b, self.net.province)
         self.adj[a][b] = latency
         self.adj[b][a] = latency
-        self._send(a, self.routers[a].connect(b, self.now, True))
-        self._send(b, self.routers[b].connect(a, self.now, False))
+        direct = {self.roles[a], self.roles[b]} == {Role.VALIDATOR, Role.SENTRY}
+        self._send(a, self.routers[a].connect(b, self.now, True, direct))
+        self._send(b, self.routers[b].connect(a, self.now, False, direct))
 
     # --- events --------------------------------------------------------------------------
     def _done(self, node: int, generation: int) -> None:
@@ -367,10 +389,16 @@ class Simulation:
             self._connect(a, b)
         self._schedule()
         stop = self.window[1] + self.sc.drain_s
-        heap = self.heap
+        heap, later, slots = self.heap, self.later, self.slots
         pop = heapq.heappop
         next_report = 1.0
-        while heap:
+        while True:
+            if not heap:
+                if not slots:
+                    break
+                self.slot = pop(slots)
+                heap = self.heap = later.pop(self.slot)
+                heapq.heapify(heap)
             time, _, kind, node, a, b = pop(heap)
             if time > stop:
                 break

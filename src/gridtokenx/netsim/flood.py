@@ -21,7 +21,9 @@ class Flood(Generic[P]):
         self.seen: set[bytes] = set()
         self.pending: dict[bytes, tuple[Publish, set[P]]] = {}
 
-    def connect(self, peer: P, now: float, outbound: bool) -> list[tuple[P, Frame]]:
+    def connect(self, peer: P, now: float, outbound: bool, direct: bool = False) -> list[
+        tuple[P, Frame]
+    ]:  # fmt: skip
         self.peers[peer] = outbound
         return []
 

@@ -3,12 +3,15 @@
 Joining nodes appear together, each with a few configured peers (random sentries and full
 nodes, or the sentries alone as bootstrap peers), and fetch one snapshot the way
 `node.state_sync.Joiner.fetch` does: chunks asked of every peer at once, a few requests in
-flight per peer, a chunk verified on arrival on the joiner's one core (the request's slot
-frees once it is verified), the requests of a peer that sent nothing for a while asked
-again of the others (the peer still sends its answers: its upload is spent, and the late
-chunks cost it score), and a peer late three times no longer asked. `timeout_rule`
-"request" is the rule before: late when any one request waited that long. Then the store
-is finished (the tree rebuilt, the root checked) and the node has joined.
+flight per peer, a chunk checked on arrival by one of the joiner's `checkers` (its worker
+processes, each on a core of its own) and then written by the joiner's loop, one chunk at
+a time (`Restore.add`; the loop asks for more only once it is done), the requests of a
+peer that sent nothing for a while asked again of the others (the peer still sends its
+answers: its upload is spent, and the late chunks cost it score), and a peer late three
+times no longer asked. `timeout_rule` "request" is the rule before: late when any one
+request waited that long. Then the store is finished (the tree's top, the root checked)
+and the node has joined. With `write_s_per_byte` 0 and one checker, all the writing
+comes at the end (`finish_s_per_byte`), as the joiner did when it rebuilt its tree.
 
 Serving nodes upload what is asked of them over all their connections at once, each
 connection's requests in order: the upload rate, less what the live traffic takes
@@ -43,8 +46,10 @@ class JoinScenario:
     strikes: int = 3  # `state_sync.STRIKES`
     download_mbit: float = 100.0  # a joining household's downlink
     live_bytes_per_s: tuple[float, float, float] = (3.3e6, 3.3e6, 0.89e6)  # by role
-    verify_s_per_byte: float = 0.0  # the joiner's check of a chunk, per byte
-    finish_s_per_byte: float = 0.0  # writing, the tree rebuilt and the root read back
+    verify_s_per_byte: float = 0.0  # the joiner's check of a chunk, per byte, on one core
+    checkers: int = 1  # chunks checked at once (`state_sync.CHECKERS`, a core each)
+    write_s_per_byte: float = 0.0  # the loop's write of a checked chunk (`Restore.add`)
+    finish_s_per_byte: float = 0.0  # after the last chunk (`Restore.finish`)
     offers_s: float = 0.5  # connecting, asking for offers and choosing one
     seed: int = 1
 
@@ -53,8 +58,8 @@ class JoinScenario:
             raise ValueError(f"timeout_rule must be progress or request, not {self.timeout_rule!r}")
         if self.bootstrap not in ("random", "sentries"):
             raise ValueError(f"bootstrap must be random or sentries, not {self.bootstrap!r}")
-        if not self.chunk_sizes or self.joiners < 1 or self.peers < 1:
-            raise ValueError("a join needs chunks, joiners and peers")
+        if not self.chunk_sizes or self.joiners < 1 or self.peers < 1 or self.checkers < 1:
+            raise ValueError("a join needs chunks, joiners, peers and checkers")
 
 
 @dataclass(slots=True)
@@ -99,12 +104,13 @@ class _Joiner:
     strikes: dict[int, int] = field(default_factory=dict)
     heard: dict[int, float] = field(default_factory=dict)  # peer -> its last chunk's arrival
     queued: dict[int, int] = field(default_factory=dict)  # peer -> chunks awaiting the check
-    cpu_free: float = 0.0
+    checkers_free: list[float] = field(default_factory=list)  # when each checker is idle
+    loop_free: float = 0.0  # when the loop is done writing
     down_free: float = 0.0
     finished: float | None = None
 
 
-_REQUEST, _SERVED, _ARRIVED, _VERIFIED, _TICK = range(5)
+_REQUEST, _SERVED, _ARRIVED, _VERIFIED, _TICK, _WRITTEN = range(6)
 
 
 class JoinSimulation:
@@ -123,7 +129,8 @@ class JoinSimulation:
         for _ in range(sc.joiners):
             peers = self.rng.sample(candidates, min(sc.peers, len(candidates)))
             self.joiners.append(_Joiner(peers, deque(range(n)), asked={p: {} for p in peers},
-                                        strikes=dict.fromkeys(peers, 0)))  # fmt: skip
+                                        strikes=dict.fromkeys(peers, 0),
+                                        checkers_free=[0.0] * sc.checkers))  # fmt: skip
             self.province.append(self.rng.randrange(topology.PROVINCES))
         self.latency: dict[tuple[int, int], float] = {}
         self.servers: dict[int, _Server] = {}
@@ -203,9 +210,10 @@ class JoinSimulation:
         joiner.heard[peer] = now
         joiner.queued[peer] = joiner.queued.get(peer, 0) + 1
         size = self.sc.chunk_sizes[index]
-        start = max(now, joiner.cpu_free)
-        joiner.cpu_free = start + size * self.sc.verify_s_per_byte
-        self._at(joiner.cpu_free, _VERIFIED, j, peer, index, serial)
+        free = joiner.checkers_free
+        lane = min(range(len(free)), key=free.__getitem__)  # the checker idle first
+        free[lane] = max(now, free[lane]) + size * self.sc.verify_s_per_byte
+        self._at(free[lane], _VERIFIED, j, peer, index, serial)
 
     def _verified(self, j: int, peer: int, index: int, serial: int, now: float) -> None:
         joiner = self.joiners[j]
@@ -219,9 +227,24 @@ class JoinSimulation:
             self.stats["late"] += 1  # given to another peer meanwhile: a penalty, no use
             self.wasted_bytes += self.sc.chunk_sizes[index]
             return
-        del slots[index]
         joiner.done.add(index)
-        if len(joiner.done) == len(self.sc.chunk_sizes):
+        if not self.sc.write_s_per_byte:
+            self._written(j, peer, index, now)
+            return
+        joiner.loop_free = max(now, joiner.loop_free) + (
+            self.sc.chunk_sizes[index] * self.sc.write_s_per_byte
+        )
+        self._at(joiner.loop_free, _WRITTEN, j, peer, index)
+
+    def _written(self, j: int, peer: int, index: int, now: float) -> None:
+        """A checked chunk is in the store: its request's slot is free again."""
+        joiner = self.joiners[j]
+        if joiner.finished is not None:
+            return
+        slots = joiner.asked.get(peer)
+        if slots is not None:
+            slots.pop(index, None)
+        if len(joiner.done) == len(self.sc.chunk_sizes) and now >= joiner.loop_free:
             total = sum(self.sc.chunk_sizes)
             joiner.finished = now + total * self.sc.finish_s_per_byte + self.sc.offers_s
             return
@@ -298,6 +321,8 @@ class JoinSimulation:
                 self._verified(args[0], args[1], args[2], args[3], now)
             elif kind == _TICK:
                 self._tick(args[0], now)
+            elif kind == _WRITTEN:
+                self._written(args[0], args[1], args[2], now)
         return self._report()
 
     def _report(self) -> JoinReport:

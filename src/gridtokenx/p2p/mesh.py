@@ -34,8 +34,16 @@ IWANT promises broken, GRAFTs during a backoff). Counters decay at each heartbea
 Direct peers (gossipsub's): a validator's configured sentries and fellow validators, a
 sentry's validator. Their score never falls below zero, so under heavy load (rate limits,
 late deliveries) they are never graylisted, pruned, left out of IHAVE or of flood
-publishing; and a consensus message is forwarded to every direct peer that takes the topic,
-in the mesh or not, as a sentry must pass its validator every vote.
+publishing; and a consensus message, a certified block or a grid update is forwarded to
+every direct peer that takes the topic, in the mesh or not (`DIRECT_TOPICS`), as a sentry
+must pass its validator every vote. Blocks and grid updates too: a validator's sentries
+are hubs whose meshes fill with full nodes' GRAFTs and trim the validator out, and a
+validator pruned by all of them is backed off from each with an empty mesh (at 10,000
+nodes, seed 3 with faults, all 20 sentries pruned validator 4 at their first heartbeats;
+it got every block through IHAVE, one of them 0.465 s after it was published, when every
+other node had it within 0.36 s).
+Transactions stay mesh-only: a validator would get every batch from each of its
+sentries.
 """
 
 from __future__ import annotations
@@ -55,6 +63,9 @@ class Topic(IntEnum):
     BLOCKS = 2  # certified blocks, to every node
     GRID = 3  # grid status and emergencies: every node, first in every queue
 
+
+DIRECT_TOPICS: Final = frozenset({Topic.CONSENSUS, Topic.BLOCKS, Topic.GRID})
+"""Topics forwarded to every direct peer that takes them, in the mesh or not."""
 
 PRIORITY: Final = {Topic.GRID: 0, Topic.CONSENSUS: 2, Topic.BLOCKS: 3, Topic.TRANSACTIONS: 4}
 """Send order (lower first). Control frames (GRAFT, PRUNE, IHAVE, IWANT, IDONTWANT,
@@ -399,14 +410,14 @@ class Mesh(Generic[P]):
         ]
 
     def _targets(self, topic: Topic) -> Iterable[P]:
-        """Whom a forwarded message of `topic` goes to: its mesh, and for consensus every
-        direct peer that takes it."""
+        """Whom a forwarded message of `topic` goes to: its mesh, and for `DIRECT_TOPICS`
+        every direct peer that takes it."""
         members = self.mesh.get(topic, set())
-        if topic is not Topic.CONSENSUS:
+        if topic not in DIRECT_TOPICS:
             return members
         direct = [peer for peer, state in self.peers.items()
                   if state.direct and topic in state.topics and peer not in members]  # fmt: skip
-        return [*members, *direct]
+        return [*members, *direct] if direct else members
 
     def _remember(self, message: Publish, now: float) -> None:
         self.traffic[message.topic] += 1
@@ -503,7 +514,7 @@ class Mesh(Generic[P]):
             # To every mesh member, the source too: the notice is also its receipt, the
             # delivery credit that keeps a member downstream of us from looking idle.
             notice = IDontWant((message_id,))
-            step.sends.extend((member, notice) for member in self.mesh[message.topic])
+            step.sends.extend((member, notice) for member in self._targets(message.topic))
         step.deliver.append(message)
 
     def accept(self, message_id: bytes, outcome: Validation, now: float, forward: bool = True
