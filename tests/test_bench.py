@@ -196,6 +196,24 @@ def test_statesync_bench_runs_small(tmp_path: Path) -> None:
 
 
 @pytest.mark.process
+def test_catchup_bench_finishes_with_a_tail_of_one_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny chain whose snapshot is one block below the tip: after the state sync the
+    node lacks that one block. The bench told it its peers showed the tip's height, the
+    height the node then decides, so it asked for nothing and waited 3 hours; a peer that
+    committed the tip votes on the next height, which is what the bench now says."""
+    bench = _load("catchup_bench")
+    monkeypatch.setattr(bench, "STALL_S", 20.0)  # a stop fails the test, not hangs it
+    out = tmp_path / "catchup.json"
+    result = bench.main(["--blocks", "3", "--tail", "1", "--tps", "40", "--participants", "40",
+                         "--work", str(tmp_path / "work"), "--output", str(out)])  # fmt: skip
+    assert json.loads(out.read_text()) == result
+    assert result["top"] - result["snapshot_height"] == 1
+    assert result["replay_s"] > 0 and result["state_sync_route_s"] > 0
+
+
+@pytest.mark.process
 def test_compact_bench_counts_bytes_per_height_on_a_live_network(tmp_path: Path) -> None:
     """Six nodes in the test's process; the frames are counted by kind per height."""
     out = tmp_path / "compact.json"
