@@ -54,6 +54,8 @@ from statesync_bench import EGAT, SPEC, T0, _certificate
 
 RESULTS: Final = Path(__file__).parent / "results" / "catchup.json"
 NOW: Final = T0 + 60  # the chain's clock when the setup is committed
+STALL_S = 120.0
+"""A catch-up whose node applied nothing for this long has stopped: the bench says so."""
 
 
 def build(work: Path, count: int, tps: int, tail: int, participants: int) -> dict[str, Any]:
@@ -129,24 +131,46 @@ async def _catch_up(work: Path, top: int, state_sync: int | None) -> tuple[float
             done = await catch_up(work / "node", SPEC, key, peers, state_sync, timeout_s=60)
             assert done is not None, "no snapshot taken"
             synced_s = time.perf_counter() - started
-        node = Node(key, open_application(SPEC, work / "node"), Timeouts(*[60_000] * 3))
-        await node.start()
-        for server, port in zip(servers, ports, strict=True):
-            await node.gossip.dial("127.0.0.1", port, expect=server.key.address)
-        for server in servers:  # what a proposal of theirs would show
-            node._catch_up(top, server.key.address)
-        deadline = time.perf_counter() + 3 * 3600
-        while node.app.height < top and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)
-        assert node.app.height == top, node.app.height
+        node = await start_node(work / "node", key, servers, ports)
+        for server in servers:  # a peer that committed `top` proposes and votes on top + 1
+            node._catch_up(top + 1, server.key.address)
+        await until_at(node, top)
         return time.perf_counter() - started, synced_s
     finally:
-        if node is not None:
-            await node.stop()
-        for server in servers:
-            await server.stop()
-        for name in ("node", "server-0", "server-1", "snapshots-0", "snapshots-1"):
-            shutil.rmtree(work / name, ignore_errors=True)
+        await stop_all(node, servers, work)
+
+
+async def start_node(data: Path, key: crypto.PrivateKey, servers: list[Node],
+                     ports: list[int]) -> Node:  # fmt: skip
+    """The caught-up node on its store, started and connected to the serving nodes."""
+    node = Node(key, open_application(SPEC, data), Timeouts(*[60_000] * 3))
+    await node.start()
+    for server, port in zip(servers, ports, strict=True):
+        await node.gossip.dial("127.0.0.1", port, expect=server.key.address)
+    return node
+
+
+async def stop_all(node: Node | None, servers: list[Node], work: Path) -> None:
+    """Stop the node and the serving nodes, and remove their copies of the chain."""
+    if node is not None:
+        await node.stop()
+    for server in servers:
+        await server.stop()
+    for name in ("node", "server-0", "server-1", "snapshots-0", "snapshots-1"):
+        shutil.rmtree(work / name, ignore_errors=True)
+
+
+async def until_at(node: Node, top: int) -> None:
+    """Wait until `node` holds height `top`; raise when its height has not moved for
+    STALL_S (a catch-up that stopped, reported instead of waited on for hours)."""
+    height, moved = node.app.height, time.perf_counter()
+    while node.app.height < top:
+        await asyncio.sleep(0.05)
+        if node.app.height != height:
+            height, moved = node.app.height, time.perf_counter()
+        elif time.perf_counter() - moved > STALL_S:
+            raise RuntimeError(f"the node stopped at height {height} of {top}: "
+                               f"nothing applied for {STALL_S:.0f} s")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

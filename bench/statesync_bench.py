@@ -142,13 +142,26 @@ def store_meters(meters: int, path: Path, workers: int = 2) -> tuple[bytes, int]
     directly and checked, for a sample, against the registry's handlers; the tree then
     rebuilt from the stored records (`Store.rebuild_tree`, as after a state sync).
     Returns the state root and the record count."""
+    with Store(path) as store:
+        put_meters(store, meters, workers)
+        raw = _block(1, b"\0" * 32, b"\0" * 32)
+        store.commit_height(1, raw, codec.encode(_certificate(1, raw)), [], {})
+        store.rebuild_tree()
+        meta = store.tree_meta()
+        assert meta is not None
+        return bucket_tree.root_hash(meta[0], meta[2]), meta[1]
+
+
+def put_meters(store: Store, meters: int, workers: int = 2) -> None:
+    """Into a new store: the genesis state and the records of `meters` members (see
+    `store_meters`), no tree and no height."""
     population = _population(meters).members
     state = genesis.build_state(SPEC)
     interval = chain_info.params(state).interval_seconds
     sample = set(range(0, meters, max(1, meters // 200)))
     seeds = [s for m in population for s in (m.key.seed, m.meter.seed)]
-    with Store(path) as store, ProcessPoolExecutor(workers) as pool:
-        store.save_genesis_state(state, SPEC.hash())
+    store.save_genesis_state(state, SPEC.hash())
+    with ProcessPoolExecutor(workers) as pool:
         step = 20_000
         keys = iter(pool.map(_public_keys, [seeds[i : i + step]
                                             for i in range(0, len(seeds), step)]))  # fmt: skip
@@ -169,12 +182,6 @@ def store_meters(meters: int, path: Path, workers: int = 2) -> tuple[bytes, int]
                 store.put_state_records(batch)
                 batch = []
         store.put_state_records(batch)
-        raw = _block(1, b"\0" * 32, b"\0" * 32)
-        store.commit_height(1, raw, codec.encode(_certificate(1, raw)), [], {})
-        store.rebuild_tree()
-        meta = store.tree_meta()
-        assert meta is not None
-        return bucket_tree.root_hash(meta[0], meta[2]), meta[1]
 
 
 def _block(height: int, prev_hash: bytes, root: bytes) -> bytes:

@@ -218,6 +218,46 @@ def test_statesync_bench_runs_small(tmp_path: Path) -> None:
 
 
 @pytest.mark.process
+def test_catchup_bench_finishes_with_a_tail_of_one_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny chain whose snapshot is one block below the tip: after the state sync the
+    node lacks that one block. The bench told it its peers showed the tip's height, the
+    height the node then decides, so it asked for nothing and waited 3 hours; a peer that
+    committed the tip votes on the next height, which is what the bench now says."""
+    bench = _load("catchup_bench")
+    monkeypatch.setattr(bench, "STALL_S", 20.0)  # a stop fails the test, not hangs it
+    out = tmp_path / "catchup.json"
+    result = bench.main(["--blocks", "3", "--tail", "1", "--tps", "40", "--participants", "40",
+                         "--work", str(tmp_path / "work"), "--output", str(out)])  # fmt: skip
+    assert json.loads(out.read_text()) == result
+    assert result["top"] - result["snapshot_height"] == 1
+    assert result["replay_s"] > 0 and result["state_sync_route_s"] > 0
+
+
+@pytest.mark.process
+def test_catchday_bench_catches_up_a_day_while_the_tip_moves(tmp_path: Path) -> None:
+    """A short outage and a day, on a small built state and a few real blocks: the node
+    state-syncs to the snapshot near the tip (at height ~86,400 for the day), replays
+    the tail, and reaches a tip that moved on while it did, before the blocks ran out."""
+    out = tmp_path / "catchday.json"
+    args = ["--outages", "120,86400", "--meters", "300", "--blocks", "6", "--tail", "3",
+            "--release", "60", "--tps", "30", "--participants", "40", "--repeat", "1"]  # fmt: skip
+    result = _load("catchday_bench").main([*args, "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    short, day = result["outages"]
+    assert short["outage_s"] == 120 and day["outage_s"] == 86_400
+    assert day["snapshot_height"] > 86_000 and day["records"] > 300 * 5
+    for outage in (short, day):
+        (run,) = outage["runs"]
+        assert run["snapshot_height"] == outage["snapshot_height"]
+        assert run["tail_blocks"] >= 3 and not run["tip_ran_out"]
+        assert run["tip_moved_blocks"] >= 0 and run["wall_s"] > run["state_sync_s"] > 0
+        assert run["x_real_time"] == pytest.approx(outage["outage_s"] / run["wall_s"], rel=0.01)
+    assert day["runs"][0]["state_sync_behind"] == 3600  # the default threshold
+
+
+@pytest.mark.process
 def test_compact_bench_counts_bytes_per_height_on_a_live_network(tmp_path: Path) -> None:
     """Six nodes in the test's process; the frames are counted by kind per height."""
     out = tmp_path / "compact.json"
