@@ -380,10 +380,10 @@ class Node:
             return False
         if len(raws) > TX_BATCH_MAX or (grid and not all(_is_grid(raw) for raw in raws)):
             return False
-        self.recent.add(raws)  # a compact block may name one the mempool turns away
+        hashes = [tx.hash_of(raw) for raw in raws]
+        self.recent.add(raws, hashes)  # a compact block may name one the mempool turns away
         mempool = self.app.mempool
-        for raw in raws:
-            tx_hash = tx.hash_of(raw)
+        for raw, tx_hash in zip(raws, hashes, strict=True):
             if tx_hash not in self._queued and not mempool.knows(tx_hash):
                 self._queued.add(tx_hash)
                 self._inbox.append((raw, tx_hash, peer))
@@ -924,7 +924,7 @@ class Node:
         decided_id = block_id(decision.block)
         certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
         block, txs = compact.compact(decision.block)
-        self.recent.add(txs)  # a peer that fetches the certified block asks for them
+        self.recent.add(txs, block.tx_ids)  # a peer that fetches the certified block asks
         self.fetcher.drop_below(decision.height + 1)
         commit = codec.encode(CompactCommit(decision.height, block, certificate))
         if decision.height not in self._certified:
