@@ -239,3 +239,9 @@ def test_hotpath_bench_at_a_fixed_clock_repeats_its_roots(tmp_path: Path) -> Non
         assert len(first["state_roots"]) == first["heights"] >= 2
         assert first["state_roots"] == second["state_roots"]
         assert first["ed25519_verifies_per_s"] > 0 and "hottest" not in first
+    # Surveillance following the validator's commits reads, never writes, the state.
+    args = [*shape, "--workload", "crossing", "--clock", "1796439600", "--no-profile"]
+    followed = bench.main([*args, "--surveillance", "--output", str(tmp_path / "s.json")])
+    crossing = json.loads((tmp_path / "crossing-1.json").read_text())
+    assert followed["surveillance"] is True and crossing["surveillance"] is False
+    assert followed["state_roots"] == crossing["state_roots"]

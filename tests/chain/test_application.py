@@ -15,6 +15,8 @@ from gridtokenx.chain.application import MIN_BLOCK_TXS, Application
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage.store import open_application
+from gridtokenx.surveillance import follow
+from gridtokenx.surveillance.follower import Follower
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -278,3 +280,40 @@ def test_a_proposer_bounds_its_block_by_what_executing_it_takes(
     proposer._exec_s_per_tx = 0.01
     proposer.commit(1, raw, ())
     assert proposer._exec_s_per_tx < 0.01  # registrations execute far faster than 10 ms
+
+
+def test_a_follower_reads_the_committed_transactions_as_the_node_decoded_them(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Surveillance on a node takes the block's transactions as the node decoded them to
+    execute it (`committed_txs`), not decoding each one again, and sees the same block
+    as a follower that decodes them itself; only the last height committed is kept."""
+    proposer, validator = apps
+    txs = _registrations(4)
+    for raw in txs:
+        proposer.submit(raw)
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
+    receipts = validator.commit(1, raw, ())
+    signed = validator.committed_txs(1)
+    assert signed is not None and [s.encode() for s in signed] == txs
+    assert validator.committed_txs(2) is None and validator.committed_txs(0) is None
+    decoding = follow.from_commit(1, raw, receipts, [])
+    real, decodes = tx.decode, []
+
+    def counting(data: bytes) -> tx.SignedTransaction:
+        decodes.append(data)
+        return real(data)
+
+    monkeypatch.setattr(tx, "decode", counting)
+    reusing = follow.from_commit(1, raw, receipts, [], signed)
+    assert decodes == [] and reusing == decoding
+    follower = Follower(validator.state, decoded=validator.committed_txs)
+    follower.on_commit(1, raw, receipts, [])
+    assert decodes == [] and follower.height == 1
+    unscreened = open_application(SPEC, tmp_path / "c")  # a block it never checked
+    try:
+        unscreened.commit(1, raw, ())
+        assert unscreened.committed_txs(1) is None  # decoded inside the commit only
+    finally:
+        unscreened.close()
