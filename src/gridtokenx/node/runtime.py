@@ -305,14 +305,15 @@ class Node:
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
         admissions = self.app.admit(raws, checked, bounded=bounded)
-        admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
-        if admitted:
+        accepted = [(raw, a.tx_hash) for raw, a in zip(raws, admissions, strict=True)
+                    if a.accepted and a.tx_hash is not None]  # fmt: skip
+        if accepted:
             self._txs_arrived.set()
             now = asyncio.get_running_loop().time()
-            for a in admissions:
-                if a.accepted and a.tx_hash is not None:
-                    self._announced[a.tx_hash] = (now, 0)
-        self._relay(admitted, self.gossip.publish if client else self.gossip.relay)
+            for _, tx_hash in accepted:
+                self._announced[tx_hash] = (now, 0)
+        send = self.gossip.publish if client else self.gossip.relay
+        self._relay([raw for raw, _ in accepted], send, [tx_hash for _, tx_hash in accepted])
         return admissions
 
     async def submit(self, raw: bytes) -> bytes:
@@ -322,15 +323,23 @@ class Node:
             raise Rejected(admission.code, admission.message)
         return admission.tx_hash
 
-    def _relay(self, raws: list[bytes], send: Callable[[Kind, bytes], object]) -> None:
+    def _relay(
+        self,
+        raws: list[bytes],
+        send: Callable[[Kind, bytes], object],
+        hashes: list[bytes] | None = None,
+    ) -> None:
         """Queue transactions in batches (one frame, one encryption and one write for
         many) with `send`: a client's are published to every peer that takes them, those
         peers sent are relayed to the mesh, stale ones sent again to it, or sent to one
         peer. Grid updates and emergencies (`tx.is_priority`) go first, as a batch of
         their own kind on the grid topic, ahead of everything in every send queue. Peers
-        that hold one recognise it by its hash."""
+        that hold one recognise it by its hash. `hashes`: their ids, when the caller has
+        them (admission), each in the order of `raws`."""
         decoded = self.app.mempool.decoded
-        grid = [raw for raw in raws if _is_grid(raw, decoded(tx.hash_of(raw)))]
+        ids = [tx.hash_of(raw) for raw in raws] if hashes is None else hashes
+        grid = [raw for raw, tx_hash in zip(raws, ids, strict=True)
+                if _is_grid(raw, decoded(tx_hash))]  # fmt: skip
         if grid:
             held = set(grid)
             raws = [raw for raw in raws if raw not in held]
