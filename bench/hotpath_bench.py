@@ -23,16 +23,19 @@ and writes bench/results/hotpath.json: the figures behind docs/adr/0007.
 grid paths). `--clock` fixes the chain's clock (a Unix time): the day mix is built from
 the clock's quarter-hour and time of day (which intervals, how many agents offer, how
 often a plan searches a path), so runs at different wall-clock times compare only when
-they share one.
+they share one. `--surveillance` has the validator follow each commit with the ERC
+surveillance, as a node with its API does (the validators of `devnet_bench.py`). The
+garbage collector is set as `gridtokenx node start` sets it (`node.collector`).
 
     python bench/hotpath_bench.py [--orders 6000] [--block 1000] [--workload day|crossing]
-                                  [--clock 1796536800]
+                                  [--clock 1796536800] [--surveillance]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import platform
 import pstats
@@ -48,6 +51,7 @@ from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.ledger import genesis
 from gridtokenx.simulator import loadgen
 from gridtokenx.storage.store import Store, open_application
+from gridtokenx.surveillance.follower import Follower
 from gridtokenx.wire import tx
 from workload import MarketLoad
 
@@ -107,19 +111,46 @@ def _admit(app: Application[Store], raws: list[bytes]) -> None:
         raise SystemExit(f"{len(refused)} refused, first: {refused[0].code} {refused[0].message}")
 
 
+def _tune_collector() -> None:
+    """The garbage collector as `gridtokenx node start` sets it (`node.collector`), so that
+    the validator here pays what a node's process pays; CPython's defaults on a checkout
+    without it, as its nodes ran (the JSON records which)."""
+    try:
+        from gridtokenx.node import collector
+    except ImportError:
+        return
+    collector.tune()
+
+
+def _follower(validator: Application[Store]) -> Follower:
+    """Surveillance as a node with its API runs it, told of each commit. A checkout whose
+    follower cannot take the node's decoded transactions (`committed_txs`) decodes them
+    again, as such a node does."""
+    decoded = getattr(validator, "committed_txs", None)
+    if decoded is None:
+        return Follower(validator.state)
+    return Follower(validator.state, decoded=decoded)
+
+
 def _height(
-    proposer: Application[Store], validator: Application[Store], now: int, meter: _Meter
+    proposer: Application[Store],
+    validator: Application[Store],
+    now: int,
+    meter: _Meter,
+    follower: Follower | None = None,
 ) -> int:
-    """One height: the proposer builds, the validator checks and both commit; the number
-    of transactions it carried."""
+    """One height: the proposer builds, the validator checks and both commit (and the
+    validator's `follower`, if any, follows it); the number of transactions it carried."""
     height = proposer.height + 1
     raw = proposer.build_block(height, now, genesis.dev_keys()["EGAT"].address)
     with meter:
         if not validator.check_block(height, raw, now=now):
             raise SystemExit(f"the validator refused block {height}")
-        count = len(validator.commit(height, raw, ()))
+        receipts = validator.commit(height, raw, ())
+        if follower is not None:
+            follower.on_commit(height, raw, receipts, validator.store.block_events(height) or [])
     proposer.commit(height, raw, ())
-    return count
+    return len(receipts)
 
 
 def _load(
@@ -144,6 +175,7 @@ def run(
     participants: int = 600,
     workload: str = "day",
     clock: int | None = None,
+    surveillance: bool = False,
 ) -> dict[str, Any]:
     """The workload's orders through a proposer and a validator: the validator's CPU per
     committed order, and with `profiled` its main thread's profile grouped as the module
@@ -155,6 +187,7 @@ def run(
     setup, order_txs = _load(workload, spec, now, orders, participants)
     proposer = open_application(spec, folder / "proposer")
     validator = open_application(spec, folder / "validator")
+    follower = _follower(validator) if surveillance else None
     meter, unmetered = _Meter(profiled), _Meter(False)
     committed, heights = 0, 0
     roots: list[str] = []  # after each measured height: old and new code must agree
@@ -163,14 +196,14 @@ def run(
             for app in (proposer, validator):
                 _admit(app, phase)
             while len(validator.mempool):
-                _height(proposer, validator, now, unmetered)
+                _height(proposer, validator, now, unmetered, follower)
         for i in range(0, len(order_txs), block):
             batch = order_txs[i : i + block]
             _admit(proposer, batch)
             with meter:
                 _admit(validator, batch)
             while len(validator.mempool):
-                committed += _height(proposer, validator, now, meter)
+                committed += _height(proposer, validator, now, meter, follower)
                 heights += 1
                 roots.append(validator.state.root().hex())
     finally:
@@ -228,10 +261,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--clock", type=int, default=None, help="the chain's time, Unix seconds (default: now)"
     )
     parser.add_argument("--no-profile", action="store_true", help="the plain run only")
+    parser.add_argument(
+        "--surveillance", action="store_true", help="the validator follows each commit with "
+        "surveillance, as a node with its API does (devnet_bench's validators)"
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started_load = list(os.getloadavg())
-    shape = (args.participants, args.workload, args.clock)
+    shape = (args.participants, args.workload, args.clock, args.surveillance)
     with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
         plain = run(args.orders, args.block, Path(tmp) / "plain", False, *shape)
     if args.no_profile:
@@ -249,6 +286,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "participants": args.participants,
         "workload": args.workload,
         "clock": args.clock,
+        "surveillance": args.surveillance,
+        "collector_thresholds": list(gc.get_threshold()),
+        "collector_frozen_objects": gc.get_freeze_count(),
         "load_average_at_start": started_load,
         "load_average_at_end": list(os.getloadavg()),
         **figures,
@@ -277,4 +317,5 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    _tune_collector()  # the process's own setting, not a caller's (tests call main)
     main(sys.argv[1:])

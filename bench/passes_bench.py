@@ -3,11 +3,14 @@ four validators as asyncio nodes in this process on 127.0.0.1 (as tests/node run
 fed registrations through one node and gossip, until every node has committed them.
 
 It counts, on every node together, the calls to `wire.tx.decode` (admission in the
-mempool's threads, building, screening or executing a block) and the synced writes of the
-store (`Store.save_wal`, the consensus WAL, and `Store.commit_height`, one per height),
-then prints decodes per transaction per node and synced writes per height per node, and
-writes bench/results/passes.json. Counting needs no quiet machine, and the same file runs
-against another checkout (PYTHONPATH) to compare before and after.
+mempool's threads, building, screening or executing a block), the transaction ids hashed
+(`crypto.tagged_hash` with the transaction id's domain: `tx.hash_of`, `SignedTransaction
+.hash`, the store's index), the Ed25519 verifies (`crypto.verify`: transactions and votes)
+and the synced writes of the store (`Store.save_wal`, the consensus WAL, and
+`Store.commit_height`, one per height), then prints them per transaction per node (the
+synced writes per height per node), and writes bench/results/passes.json. Counting needs
+no quiet machine, and the same file runs against another checkout (PYTHONPATH) to
+compare before and after.
 
     python bench/passes_bench.py [--txs 600]
 """
@@ -60,13 +63,16 @@ class _Counts:
         self.calls: Counter[str] = Counter()
         self._saved: list[tuple[Any, str, Any]] = []
 
-    def wrap(self, owner: Any, name: str) -> None:
+    def wrap(self, owner: Any, name: str, first: object = None) -> None:
+        """Count calls to `owner.name`; with `first`, only those whose first argument is
+        `first` (a hash's domain tag)."""
         real = getattr(owner, name)
         self._saved.append((owner, name, real))
         label = name
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[label] += 1
+            if first is None or (args and args[0] == first):
+                self.calls[label] += 1
             return real(*args, **kwargs)
 
         setattr(owner, name, counted)
@@ -96,6 +102,8 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
                 break
             await asyncio.sleep(0.05)
         counts.wrap(tx, "decode")
+        counts.wrap(crypto, "tagged_hash", tx.TX_HASH_DOMAIN)  # transaction ids
+        counts.wrap(crypto, "verify")
         counts.wrap(store_module.Store, "save_wal")
         counts.wrap(store_module.Store, "commit_height")
         for node in nodes:
@@ -119,6 +127,8 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
         "all_committed_everywhere": done,
         "heights_per_node": round(heights / len(nodes), 1),
         "decodes_per_tx_per_node": round(calls["decode"] / per_node, 2),
+        "tx_id_hashes_per_tx_per_node": round(calls["tagged_hash"] / per_node, 2),
+        "signature_verifies_per_tx_per_node": round(calls["verify"] / per_node, 2),
         "wal_syncs_per_height_per_node": round(calls["save_wal"] / heights, 2),
         "synced_writes_per_height_per_node": round(
             (calls["save_wal"] + calls["commit_height"]) / heights, 2

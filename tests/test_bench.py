@@ -191,13 +191,15 @@ def test_passes_bench_counts_one_decode_per_transaction_and_a_wal_sync_per_vote_
     tmp_path: Path,
 ) -> None:
     """Counted, not timed: each node decodes a transaction once (admission; the screen
-    and the execution reuse it), and syncs its WAL only before it sends what it signed
-    (a proposal with its prevote, a precommit: at most about two per height)."""
+    and the execution reuse it), hashes its id at most six times (8.8 while admission and
+    the relay hashed it again), and syncs its WAL only before it sends what it signed (a
+    proposal with its prevote, a precommit: at most about two per height)."""
     out = tmp_path / "passes.json"
     result = _load("passes_bench").main(["--txs", "40", "--output", str(out)])
     assert json.loads(out.read_text()) == result
     assert result["all_committed_everywhere"] is True
     assert result["decodes_per_tx_per_node"] == 1.0
+    assert result["tx_id_hashes_per_tx_per_node"] <= 6.0  # 8.8 while admission re-hashed
     assert isinstance(syncs := result["wal_syncs_per_height_per_node"], float)
     assert 1.0 <= syncs <= 3.5  # rounds add to it; main synced 4 or more per height
 
@@ -301,3 +303,9 @@ def test_hotpath_bench_at_a_fixed_clock_repeats_its_roots(tmp_path: Path) -> Non
         assert len(first["state_roots"]) == first["heights"] >= 2
         assert first["state_roots"] == second["state_roots"]
         assert first["ed25519_verifies_per_s"] > 0 and "hottest" not in first
+    # Surveillance following the validator's commits reads, never writes, the state.
+    args = [*shape, "--workload", "crossing", "--clock", "1796439600", "--no-profile"]
+    followed = bench.main([*args, "--surveillance", "--output", str(tmp_path / "s.json")])
+    crossing = json.loads((tmp_path / "crossing-1.json").read_text())
+    assert followed["surveillance"] is True and crossing["surveillance"] is False
+    assert followed["state_roots"] == crossing["state_roots"]

@@ -20,6 +20,8 @@ from gridtokenx.chain.application import (
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage.store import open_application
+from gridtokenx.surveillance import follow
+from gridtokenx.surveillance.follower import Follower
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -310,3 +312,40 @@ def test_a_block_holds_a_budget_of_execution_cpu_when_neighbours_share_the_cores
     assert proposer.block_limit(1.0) == 75
     raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address, budget=1.0)
     assert len(blocks.decode(raw).txs) == 75
+
+
+def test_a_follower_reads_the_committed_transactions_as_the_node_decoded_them(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Surveillance on a node takes the block's transactions as the node decoded them to
+    execute it (`committed_txs`), not decoding each one again, and sees the same block
+    as a follower that decodes them itself; only the last height committed is kept."""
+    proposer, validator = apps
+    txs = _registrations(4)
+    for raw in txs:
+        proposer.submit(raw)
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
+    receipts = validator.commit(1, raw, ())
+    signed = validator.committed_txs(1)
+    assert signed is not None and [s.encode() for s in signed] == txs
+    assert validator.committed_txs(2) is None and validator.committed_txs(0) is None
+    decoding = follow.from_commit(1, raw, receipts, [])
+    real, decodes = tx.decode, []
+
+    def counting(data: bytes) -> tx.SignedTransaction:
+        decodes.append(data)
+        return real(data)
+
+    monkeypatch.setattr(tx, "decode", counting)
+    reusing = follow.from_commit(1, raw, receipts, [], signed)
+    assert decodes == [] and reusing == decoding
+    follower = Follower(validator.state, decoded=validator.committed_txs)
+    follower.on_commit(1, raw, receipts, [])
+    assert decodes == [] and follower.height == 1
+    unscreened = open_application(SPEC, tmp_path / "c")  # a block it never checked
+    try:
+        unscreened.commit(1, raw, ())
+        assert unscreened.committed_txs(1) is None  # decoded inside the commit only
+    finally:
+        unscreened.close()

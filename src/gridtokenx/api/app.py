@@ -58,7 +58,7 @@ def create_app(
     hub = Hub(node, settings.ws_queue, settings.ws_max_subscriptions)
     app.state.surveillance = None
     if settings.surveillance:
-        follower = Follower(node.app.state, settings.surveillance_settings)
+        follower = Follower(node.app.state, settings.surveillance_settings, node.app.committed_txs)
         try:
             follower.catch_up(node.app.store)
         except LookupError as exc:  # an old store without receipts: follow from now on

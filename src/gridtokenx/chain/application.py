@@ -109,6 +109,7 @@ class Application(Generic[StoreT]):
     _exec_s_per_tx: float = field(default=EXEC_S_PER_TX_GUESS, repr=False)  # recent, wall
     _exec_cpu_per_tx: float = field(default=EXEC_S_PER_TX_GUESS, repr=False)  # recent, CPU
     _kept: set[bytes] = field(default_factory=set, repr=False)  # hashes saved as pending
+    _committed: tuple[int, list[tx.SignedTransaction]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.mempool = Mempool(self.chain_id)
@@ -317,12 +318,22 @@ class Application(Generic[StoreT]):
             self.state.take_tree_writes(),
         )  # fmt: skip
         self.last_hash, self.last_time = block.hash, block.header.time
+        self._committed = None if decoded is None else (height, decoded)
         self.mempool.update(hashes, self.nonce_of)
         gone = [h for h in self._kept if not self.mempool.holds(h)]  # committed or dropped
         self.store.forget_pending(gone)
         self._kept.difference_update(gone)
         self.evidence = [e for e in self.evidence if e not in block.evidence]
         return receipts
+
+    def committed_txs(self, height: int) -> list[tx.SignedTransaction] | None:
+        """The transactions of `height` as this node decoded them to execute it, while it
+        is the last height committed here and its block was screened (None otherwise):
+        the commit listeners (surveillance) read them instead of decoding every
+        transaction of the block again."""
+        if self._committed is None or self._committed[0] != height:
+            return None
+        return self._committed[1]
 
 
 class _AllVerified:

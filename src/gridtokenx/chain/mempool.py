@@ -248,7 +248,7 @@ class Mempool:
         min_fee: int,
         limit: int | None = None,
     ) -> Admission:
-        tx_hash = stx.hash
+        tx_hash = tx.hash_of(raw)  # `stx.hash` without encoding it again: `raw` decoded
 
         def refuse(code: str, message: str) -> Admission:
             return Admission(tx_hash, False, code, message)

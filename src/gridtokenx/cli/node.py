@@ -251,7 +251,7 @@ def node_start(
     import uvloop
 
     from gridtokenx.api.server import start_api
-    from gridtokenx.node import keystore
+    from gridtokenx.node import collector, keystore
     from gridtokenx.node.home import CONFIG_FILE, HomeError, config_path
     from gridtokenx.node.service import PortInUse, run_node
     from gridtokenx.node.state_sync import StateSyncFailed
@@ -264,6 +264,7 @@ def node_start(
         raise BadInput(f"{home} has no node_key.json")
     _configure_logs(home, log_format, log_level)
     secret = "" if keys.is_insecure(home / "node_key.json") else passphrase.read(confirm=False)
+    collector.tune()  # a long-running process: its code is loaded (node.collector)
     try:
         # uvloop: the libuv event loop, cheaper per socket event than asyncio's own.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -22,7 +22,7 @@ tells it of answers and expired requests.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -48,9 +48,10 @@ class RecentTxs:
     def __len__(self) -> int:
         return len(self._txs)
 
-    def add(self, raws: Iterable[bytes]) -> None:
-        for raw in raws:
-            tx_id = tx.hash_of(raw)
+    def add(self, raws: Sequence[bytes], ids: Sequence[bytes] | None = None) -> None:
+        """Remember `raws`; `ids`, when the caller hashed them already (`tx.hash_of` of
+        each, in order), spares hashing every transaction a second time."""
+        for raw, tx_id in zip(raws, map(tx.hash_of, raws) if ids is None else ids, strict=True):
             if tx_id in self._txs:
                 self._txs.move_to_end(tx_id)
                 continue

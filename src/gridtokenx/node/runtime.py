@@ -307,14 +307,15 @@ class Node:
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
         admissions = self.app.admit(raws, checked, bounded=bounded)
-        admitted = [raw for raw, a in zip(raws, admissions, strict=True) if a.accepted]
-        if admitted:
+        accepted = [(raw, a.tx_hash) for raw, a in zip(raws, admissions, strict=True)
+                    if a.accepted and a.tx_hash is not None]  # fmt: skip
+        if accepted:
             self._txs_arrived.set()
             now = asyncio.get_running_loop().time()
-            for a in admissions:
-                if a.accepted and a.tx_hash is not None:
-                    self._announced[a.tx_hash] = (now, 0)
-        self._relay(admitted, self.gossip.publish if client else self.gossip.relay)
+            for _, tx_hash in accepted:
+                self._announced[tx_hash] = (now, 0)
+        send = self.gossip.publish if client else self.gossip.relay
+        self._relay([raw for raw, _ in accepted], send, [tx_hash for _, tx_hash in accepted])
         return admissions
 
     async def submit(self, raw: bytes) -> bytes:
@@ -324,15 +325,23 @@ class Node:
             raise Rejected(admission.code, admission.message)
         return admission.tx_hash
 
-    def _relay(self, raws: list[bytes], send: Callable[[Kind, bytes], object]) -> None:
+    def _relay(
+        self,
+        raws: list[bytes],
+        send: Callable[[Kind, bytes], object],
+        hashes: list[bytes] | None = None,
+    ) -> None:
         """Queue transactions in batches (one frame, one encryption and one write for
         many) with `send`: a client's are published to every peer that takes them, those
         peers sent are relayed to the mesh, stale ones sent again to it, or sent to one
         peer. Grid updates and emergencies (`tx.is_priority`) go first, as a batch of
         their own kind on the grid topic, ahead of everything in every send queue. Peers
-        that hold one recognise it by its hash."""
+        that hold one recognise it by its hash. `hashes`: their ids, when the caller has
+        them (admission), each in the order of `raws`."""
         decoded = self.app.mempool.decoded
-        grid = [raw for raw in raws if _is_grid(raw, decoded(tx.hash_of(raw)))]
+        ids = [tx.hash_of(raw) for raw in raws] if hashes is None else hashes
+        grid = [raw for raw, tx_hash in zip(raws, ids, strict=True)
+                if _is_grid(raw, decoded(tx_hash))]  # fmt: skip
         if grid:
             held = set(grid)
             raws = [raw for raw in raws if raw not in held]
@@ -382,10 +391,10 @@ class Node:
             return False
         if len(raws) > TX_BATCH_MAX or (grid and not all(_is_grid(raw) for raw in raws)):
             return False
-        self.recent.add(raws)  # a compact block may name one the mempool turns away
+        hashes = [tx.hash_of(raw) for raw in raws]
+        self.recent.add(raws, hashes)  # a compact block may name one the mempool turns away
         mempool = self.app.mempool
-        for raw in raws:
-            tx_hash = tx.hash_of(raw)
+        for raw, tx_hash in zip(raws, hashes, strict=True):
             if tx_hash not in self._queued and not mempool.knows(tx_hash):
                 self._queued.add(tx_hash)
                 self._inbox.append((raw, tx_hash, peer))
@@ -954,7 +963,7 @@ class Node:
         decided_id = block_id(decision.block)
         certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
         block, txs = compact.compact(decision.block)
-        self.recent.add(txs)  # a peer that fetches the certified block asks for them
+        self.recent.add(txs, block.tx_ids)  # a peer that fetches the certified block asks
         self.fetcher.drop_below(decision.height + 1)
         commit = codec.encode(CompactCommit(decision.height, block, certificate))
         if decision.height not in self._certified:

@@ -7,6 +7,8 @@ exactly the alerts a follower that ran from genesis got."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gridtokenx.chain import blocks
 from gridtokenx.chain.blocks import Receipt
 from gridtokenx.ledger.context import Event
@@ -20,12 +22,20 @@ from gridtokenx.wire import tx
 
 
 def from_commit(
-    height: int, block: bytes, receipts: list[Receipt], end_events: list[Event]
+    height: int,
+    block: bytes,
+    receipts: list[Receipt],
+    end_events: list[Event],
+    signed: Sequence[tx.SignedTransaction] | None = None,
 ) -> CommittedBlock:
+    """`signed`: the block's transactions as the node decoded them to execute it
+    (`Application.committed_txs`), so that a follower on a node does not decode every
+    transaction a second time; None decodes them here."""
     decoded = blocks.decode(block)
+    if signed is None or len(signed) != len(decoded.txs):
+        signed = [tx.decode(raw) for raw in decoded.txs]
     txs = []
-    for raw, receipt in zip(decoded.txs, receipts, strict=True):
-        stx = tx.decode(raw)
+    for stx, receipt in zip(signed, receipts, strict=True):
         txs.append(CommittedTx(receipt.tx_hash, stx.tx.sender_address, stx.tx.body,
                                receipt.events))  # fmt: skip
     return CommittedBlock(height, decoded.header.time, decoded.hash, txs, end_events)

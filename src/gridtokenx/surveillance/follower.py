@@ -11,7 +11,7 @@ not judged (the alerts list says from which height it follows)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from gridtokenx.chain.blocks import Receipt
 from gridtokenx.ledger import chain_info
@@ -22,13 +22,27 @@ from gridtokenx.surveillance import follow
 from gridtokenx.surveillance.alerts import Alert
 from gridtokenx.surveillance.engine import Surveillance
 from gridtokenx.surveillance.settings import SurveillanceSettings
+from gridtokenx.wire import tx
 
 AlertSink = Callable[[list[Alert]], None]
 
 
+Decoded = Callable[[int], Sequence[tx.SignedTransaction] | None]
+"""A height's transactions as the node decoded them (`Application.committed_txs`)."""
+
+
 class Follower:
-    def __init__(self, state: State, settings: SurveillanceSettings | None = None) -> None:
+    def __init__(
+        self,
+        state: State,
+        settings: SurveillanceSettings | None = None,
+        decoded: Decoded | None = None,
+    ) -> None:
+        """`decoded`: where `on_commit` finds the committed block's transactions already
+        decoded by the node, which executed it: without it every committed transaction is
+        decoded a second time on every node that runs surveillance."""
         self.engine = Surveillance(chain_info.params(state), follow.trade_orders(state), settings)
+        self._decoded = decoded
         self.from_height = 0  # the first height followed (0: none yet)
         self._subscribers: list[AlertSink] = []
 
@@ -62,7 +76,8 @@ class Follower:
     ) -> None:
         if height <= self.engine.height:
             return  # already replayed from the store
-        self._take(follow.from_commit(height, block, receipts, end_events))
+        signed = None if self._decoded is None else self._decoded(height)
+        self._take(follow.from_commit(height, block, receipts, end_events, signed))
 
     def _take(self, block: follow.CommittedBlock) -> list[Alert]:
         if not self.from_height:

@@ -498,10 +498,15 @@ def is_priority(body: object) -> bool:
     saturated; it must never keep the grid's operators from acting on it. They also go
     first end to end: a batch kind of their own in gossip, first in every send queue, and
     reaped first into the block being built."""
-    return isinstance(
-        body,
-        DeclareEmergency | ClearEmergency | SetZoneHalt | TransmissionStatus | DistributionStatus,
-    )
+    return type(body) in _PRIORITY
+
+
+_PRIORITY: Final = frozenset(
+    {DeclareEmergency, ClearEmergency, SetZoneHalt, TransmissionStatus, DistributionStatus}
+)
+"""`is_priority`'s kinds, matched by exact type (bodies are final: msgspec decodes these
+very types). `isinstance` on a msgspec Struct against other classes costs 1.5-1.7 us a
+call, a set lookup of its type some 0.04 us, and this runs several times per transaction."""
 
 
 class Transaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
