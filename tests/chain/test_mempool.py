@@ -165,6 +165,34 @@ def test_clients_are_turned_away_beyond_two_blocks_of_work_but_grid_operations_a
         mp.close()
 
 
+def test_transactions_behind_a_gap_are_not_work_so_a_full_pool_still_takes_ready_ones() -> None:
+    """A pool whose waiting transactions all sit behind gaps in their senders' nonces holds
+    nothing a block can take: after the next block they no longer count toward the
+    backlog, so a client's transaction that can run at once is admitted instead of refused
+    MEMPOOL_FULL (which left proposers with nothing ready, and the chain proposing empty
+    blocks, under overload). Ready transactions still fill the backlog as before."""
+    mp = Mempool(CHAIN, max_txs=100, max_per_sender=50, min_backlog=3)
+    try:
+
+        def client(raw: bytes) -> str:
+            (result,) = mp.admit([raw], mp._checked([raw]), nonce_of, 0, bounded=True)
+            return result.code or "accepted"
+
+        # ALICE's next nonce is 0: her 1, 2 and 3 wait behind the gap at 0.
+        assert [client(make(ALICE, n)) for n in (1, 2, 3)] == ["accepted"] * 3
+        assert client(make(BOB, 5)) == "MEMPOOL_FULL"  # counted as work until a block tells
+        mp.update([], nonce_of)  # an empty block: the three are behind a gap
+        assert [client(make(BOB, n)) for n in (5, 6, 7)] == ["accepted"] * 3  # ready at once
+        assert (len(mp), mp.backlog) == (6, 3)
+        assert client(make(BOB, 8)) == "MEMPOOL_FULL"  # three ready: the backlog is full
+        assert client(make(ALICE, 0)) == "accepted"  # fills ALICE's gap, as before
+        mp.update([], nonce_of)  # now all seven are ready
+        assert (len(mp), mp.backlog) == (7, 7)
+        assert client(make(CAROL, 0)) == "MEMPOOL_FULL"
+    finally:
+        mp.close()
+
+
 class CountedVerify:
     """crypto.verify, counted (the pool's threads call it): the real check still runs."""
 
