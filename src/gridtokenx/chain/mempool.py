@@ -287,12 +287,13 @@ class Mempool:
         if stx.tx.fee < min_fee:
             return refuse(errors.FeeTooLow.code, f"fee below the minimum {min_fee}")
         queue = self._by_sender.get(sender, {})
+        priority = tx.is_priority(stx.tx.body)
         if stx.tx.nonce in queue:
             return refuse(NONCE_TAKEN, "another transaction with this nonce is waiting")
         if (
             limit is not None
             and self.backlog >= limit
-            and not tx.is_priority(stx.tx.body)
+            and not priority
             and not (queue and stx.tx.nonce < max(queue))  # it fills a gap: admitted
         ):
             return refuse(MEMPOOL_FULL, f"{self.backlog} transactions are ready, about "
@@ -306,7 +307,7 @@ class Mempool:
             stx.tx.nonce,
             stx.tx.fee,
             next(self._seq),
-            tx.is_priority(stx.tx.body),
+            priority,
             stx,
         )
         if not self._make_room(entry):
@@ -353,11 +354,7 @@ class Mempool:
         nonce, senders interleaved in order of arrival so no one sender starves the rest."""
         runs = []
         for sender, queue in self._by_sender.items():
-            nonce = nonce_of(sender)
-            run = []
-            while nonce is not None and nonce in queue:
-                run.append(queue[nonce])
-                nonce += 1
+            run = _ready_run(queue, nonce_of(sender))
             if run:
                 runs.append(run)
         runs.sort(key=lambda r: r[0].seq)
@@ -426,11 +423,8 @@ class Mempool:
                     self._remove(entry, f"dropped:{SUPERSEDED}")
                     dropped.append((entry.tx_hash, SUPERSEDED))
             queue = self._by_sender.get(sender)
-            if queue and nonce is not None:
-                run = nonce
-                while run in queue:
-                    run += 1
-                gapped += len(queue) - (run - nonce)
+            if queue:
+                gapped += len(queue) - len(_ready_run(queue, nonce))
         self._gapped = gapped
         return dropped
 
@@ -439,6 +433,16 @@ class Mempool:
         if tx_hash in self._by_hash:
             return "pending"
         return self._outcomes.get(tx_hash, "unknown")
+
+
+def _ready_run(queue: dict[int, Entry], nonce: int | None) -> list[Entry]:
+    """A sender's waiting transactions a block can take: the consecutive run from its
+    account's next `nonce` (none without an account); the rest wait behind a gap."""
+    run = []
+    while nonce is not None and nonce in queue:
+        run.append(queue[nonce])
+        nonce += 1
+    return run
 
 
 def _check(raws: list[bytes], full: bool = False) -> list[Checked]:
