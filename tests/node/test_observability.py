@@ -105,6 +105,7 @@ def test_logs_and_metrics_of_a_network_with_a_late_full_node(
                 await nodes[1].submit(raw)
             assert await _until(lambda: all(n.app.height >= 8 for n in nodes)
                                 and len(nodes[0].app.mempool) == 0, 40)  # fmt: skip
+            joined = min(n.app.height for n in nodes)  # the least the follower must reach
             follower = await _follower(tmp_path, nodes)
             target = max(n.app.height for n in nodes)
             # Caught up: past the height it joined at, and within a height of its peers
@@ -112,19 +113,20 @@ def test_logs_and_metrics_of_a_network_with_a_late_full_node(
             assert await _until(lambda: follower.app.height >= target + 1
                                 and not follower.telemetry.catching_up, 40)  # fmt: skip
             await asyncio.sleep(0.3)  # a moment for late precommits and the sync's last line
-            return [scrape(n) for n in (*nodes, follower)], target
+            return [scrape(n) for n in (*nodes, follower)], joined
         finally:
             for node in [*nodes, *([follower] if follower else [])]:
                 await node.stop()
 
-    scrapes, target = asyncio.run(asyncio.wait_for(scenario(), 90))
+    scrapes, joined = asyncio.run(asyncio.wait_for(scenario(), 90))
     lines = [parse_line(line, log_format) for line in out.getvalue().splitlines()]
-    _check_logs(lines, target)
+    _check_logs(lines, joined)
     _check_validator_metrics(scrapes[0], scrapes[3])
     _check_follower_metrics(scrapes[4])
 
 
-def _check_logs(lines: list[dict[str, object]], target: int) -> None:
+def _check_logs(lines: list[dict[str, object]], joined: int) -> None:
+    """`joined`: the least height of the validators when the follower joined."""
     commits = [f for f in lines if f["msg"] == "committed"]
     assert commits and all(f["level"] == "info" for f in commits)
     assert {int(f["height"]) for f in commits} >= set(range(1, 9))  # type: ignore[call-overload]
@@ -136,10 +138,12 @@ def _check_logs(lines: list[dict[str, object]], target: int) -> None:
     # The follower's; under load a validator may fall two heights behind and say so too.
     catching = [f for f in lines if f["msg"] == "catching up" and f["height"] == 0]
     assert len(catching) == 1 and int(catching[0]["target"]) >= 8  # type: ignore[call-overload]
-    # Caught up within a height of the peers (telemetry.BEHIND): with several runs of
-    # blocks in flight the follower can get there before the validators move past `target`.
+    # Caught up within a height of the peers it heard (telemetry.BEHIND), which were at
+    # `joined` or past it. Not against the validators' height afterwards: they keep
+    # committing (empty heights) while the follower syncs, and on a busy machine it said
+    # "caught up" at 7 while they went on to 10 (December 2026).
     caught = [f for f in lines if f["msg"] == "caught up" and int(f["blocks"]) >= 6]  # type: ignore[call-overload]
-    assert len(caught) == 1 and int(caught[0]["height"]) >= target - 2  # type: ignore[call-overload]
+    assert len(caught) == 1 and int(caught[0]["height"]) >= joined - 1  # type: ignore[call-overload]
 
 
 def _check_validator_metrics(egat: Samples, erc: Samples) -> None:
