@@ -39,6 +39,7 @@ import msgspec
 import benchkit
 from gridtokenx.devnet.faults import Load, Scenario, load_file, run
 from gridtokenx.devnet.faults.scenario import soak_schedule
+from gridtokenx.devnet.processes import terminate_as_interrupt
 from gridtokenx.ledger import genesis
 from gridtokenx.simulator import loadgen
 
@@ -172,5 +173,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
+    # A `kill` of the bench stops its validators as Ctrl-C does, rather than orphaning them.
+    with contextlib.suppress(KeyboardInterrupt), terminate_as_interrupt():
         main(sys.argv[1:])

@@ -47,7 +47,7 @@ import msgspec
 import benchkit
 from gridtokenx.chain.compact import CompactCommit
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
-from gridtokenx.devnet.processes import free_base_port
+from gridtokenx.devnet.processes import free_base_port, terminate_as_interrupt
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
 from gridtokenx.node.home import read_config, read_status
@@ -541,5 +541,6 @@ def _sweep_table(results: list[dict[str, object]]) -> str:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
+    # A `kill` of the bench stops its validators as Ctrl-C does, rather than orphaning them.
+    with contextlib.suppress(KeyboardInterrupt), terminate_as_interrupt():
         main(sys.argv[1:])
