@@ -142,13 +142,27 @@ def record_trade(
     trade: records.Trade,
     new_parties: list[tuple[bytes, str]],
 ) -> records.IntervalMarket:
-    """Append a trade, and the parties trading for the first time, to the interval's lists."""
+    """Append a trade, and the parties trading for the first time, to the interval's lists,
+    and mark those parties' positions listed."""
+    start = trade.interval_start
+    for who, zone in new_parties:
+        listed = msgspec.structs.replace(position(view, start, zone, who), listed=True)
+        view.put(records.position_key(start, zone, who), listed)
+    return list_trade(view, market, trade, new_parties)
+
+
+def list_trade(
+    view: Overlay,
+    market: records.IntervalMarket,
+    trade: records.Trade,
+    new_parties: list[tuple[bytes, str]],
+) -> records.IntervalMarket:
+    """`record_trade` for a caller that writes the new parties' positions itself, listed,
+    with the trade's quantities (each position then read and written once)."""
     start = trade.interval_start
     view.put(records.interval_trade_key(start, market.trade_count), records.TradeRef(trade.id))
     for n, (who, zone) in enumerate(new_parties, market.party_count):
         view.put(records.interval_party_key(start, n), records.Party(who, zone))
-        listed = msgspec.structs.replace(position(view, start, zone, who), listed=True)
-        view.put(records.position_key(start, zone, who), listed)
     return msgspec.structs.replace(
         market,
         trade_count=market.trade_count + 1,
