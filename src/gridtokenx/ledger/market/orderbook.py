@@ -252,9 +252,11 @@ def match(
             incoming.renewable,
             before,
         )
+    buying = incoming.side is _BUY
+    if not any(_meets(reach, buying, incoming.price) for reach in reachable):
+        return NOTHING  # the walk below would stop at its first order: most orders rest
     decision = Decision()
     remaining = incoming.remaining_wh
-    buying = incoming.side is _BUY
     reachable = sorted(reachable, key=lambda r: r.zone)
     cursors = [c for c in map(_Cursor, reachable) if c.head is not None]
 
@@ -312,6 +314,17 @@ def _best_head(cursors: list[_Cursor], buying: bool) -> tuple[tuple[int, int], _
             best, chosen = rank, cursor
     assert chosen is not None
     return best, chosen
+
+
+def _meets(reach: Reachable, buying: bool, limit: int) -> bool:
+    """Whether the best order of a reachable book meets the incoming order's `limit` as
+    `_best_head` ranks it (its price across the path's loss)."""
+    prices, loss = reach.book.prices, reach.loss_bp
+    if not prices:
+        return False
+    if buying:  # the lowest ask, grossed up by the loss
+        return -(-prices[0] * BASIS // (BASIS - loss)) <= limit
+    return prices[-1] * (BASIS - loss) // BASIS >= limit  # the highest bid, net of it
 
 
 def _path_room(

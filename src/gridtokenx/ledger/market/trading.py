@@ -127,7 +127,8 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
     reachable: list[orderbook.Reachable] = []
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
-    links: tuple[paths.Neighbours, paths.Room] | None = None  # at the first other zone
+    links: tuple[paths.Search, paths.Room] | None = None  # at the first other zone
+    headrooms: dict[str, int | None] = {}  # by importing zone: a buy's is always its own
 
     for zone in () if market is None else market.zones:
         side = books.side(incoming.interval_start, zone, opposite)
@@ -139,11 +140,11 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
             continue
         if links is None:
             links = paths.plan_grid(view, incoming.interval_start, params.interval_seconds)
-        graph, room = links
+        search, room = links
         if incoming.side is Side.BUY:
-            route = paths.find(view, zone, incoming.zone, room, graph)
+            route = search(zone, incoming.zone)
         else:
-            route = paths.find(view, incoming.zone, zone, room, graph)
+            route = search(incoming.zone, zone)
         if route is None:
             continue
         routes[zone] = route
@@ -151,9 +152,11 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         for a, b in hops:
             link_room.setdefault((a, b), room(a, b))
         importer = route.zones[-1]
-        headroom = grid.import_room_wh(
-            view, incoming.interval_start, importer, params.interval_seconds
-        )
+        if importer not in headrooms:
+            headrooms[importer] = grid.import_room_wh(
+                view, incoming.interval_start, importer, params.interval_seconds
+            )
+        headroom = headrooms[importer]
         if headroom is not None:  # the buyer zone's headroom, rationed like one more link
             hops = (*hops, (grid.IMPORT_HOP, importer))
             link_room.setdefault(hops[-1], headroom)
