@@ -1,4 +1,4 @@
-"""The matching engine's early stop (`orderbook._meets`): an incoming order that meets no
+"""The matching engine's early stop (`orderbook.meets`): an incoming order that meets no
 reachable book's best order across its path's loss returns at once. It must decide exactly
 what the full walk decides, at the rounding edges of the loss above all."""
 
@@ -58,7 +58,7 @@ def test_the_early_stop_decides_what_the_full_walk_decides(
     )
     decided = orderbook.match(incoming, reachable, {("CEN", "BKK"): 10_000})
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(orderbook, "_meets", lambda *_: True)  # never stop early
+        patch.setattr(orderbook, "meets", lambda *_: True)  # never stop early
         walked = orderbook.match(incoming, reachable, {("CEN", "BKK"): 10_000})
     assert decided.fills == walked.fills
     assert decided.self_trades == walked.self_trades

@@ -253,7 +253,7 @@ def match(
             before,
         )
     buying = incoming.side is _BUY
-    if not any(_meets(reach, buying, incoming.price) for reach in reachable):
+    if not any(meets(r.book, r.loss_bp, buying, incoming.price) for r in reachable):
         return NOTHING  # the walk below would stop at its first order: most orders rest
     decision = Decision()
     remaining = incoming.remaining_wh
@@ -316,10 +316,12 @@ def _best_head(cursors: list[_Cursor], buying: bool) -> tuple[tuple[int, int], _
     return best, chosen
 
 
-def _meets(reach: Reachable, buying: bool, limit: int) -> bool:
-    """Whether the best order of a reachable book meets the incoming order's `limit` as
-    `_best_head` ranks it (its price across the path's loss)."""
-    prices, loss = reach.book.prices, reach.loss_bp
+def meets(book: SideBook, loss: int, buying: bool, limit: int) -> bool:
+    """Whether the book's best order meets an incoming order's `limit` as `_best_head`
+    ranks it, across a path's `loss`. A loss only makes it worse, so a book whose best
+    order does not meet the limit at no loss takes no part in the order's matching: its
+    orders are never the best that crosses, and its path's links are never used."""
+    prices = book.prices
     if not prices:
         return False
     if buying:  # the lowest ask, grossed up by the loss

@@ -120,8 +120,11 @@ class Plan:
 
 def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = None) -> Plan:
     """Gather the books the order can reach (not halted, connected, with their path loss and
-    link room) and let the engine decide the fills, writing nothing."""
-    opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
+    link room) and let the engine decide the fills, writing nothing. A book whose best
+    order does not meet the order's limit even without a loss is left out before any path
+    is searched for it (`orderbook.meets`): most orders rest, and most books do not cross."""
+    buying = incoming.side is Side.BUY
+    opposite = Side.SELL if buying else Side.BUY
     market = bookkeeping.interval_market(view, incoming.interval_start)
     books = orderbook.books(view.base)
     reachable: list[orderbook.Reachable] = []
@@ -132,7 +135,9 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
 
     for zone in () if market is None else market.zones:
         side = books.side(incoming.interval_start, zone, opposite)
-        if side is None or view.get(records.halt_key(zone), records.ZoneHalt) is not None:
+        if side is None or not orderbook.meets(side, 0, buying, incoming.price):
+            continue
+        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
         if zone == incoming.zone:
             routes[zone] = paths.Path((zone,), 0)
@@ -141,10 +146,7 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         if links is None:
             links = paths.plan_grid(view, incoming.interval_start, params.interval_seconds)
         search, room = links
-        if incoming.side is Side.BUY:
-            route = search(zone, incoming.zone)
-        else:
-            route = search(incoming.zone, zone)
+        route = search(zone, incoming.zone) if buying else search(incoming.zone, zone)
         if route is None:
             continue
         routes[zone] = route
