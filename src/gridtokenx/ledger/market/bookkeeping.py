@@ -9,6 +9,7 @@ engine's, derived from the order records as they commit (see orderbook.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 import msgspec
 
@@ -200,6 +201,14 @@ def move_escrow(
     return [Event("escrow", attrs)]
 
 
+_CLOSED_EVENTS: Final = {
+    OrderStatus.FILLED: "order_filled",
+    OrderStatus.CANCELLED: "order_cancelled",
+    OrderStatus.EXPIRED: "order_expired",
+    OrderStatus.KILLED: "order_killed",
+}
+
+
 def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -> Event:
     """Take an open order off the book (the engine follows the record when it commits):
     release its buyer escrow or its seller offer. The refund's balances ride on the closing
@@ -218,14 +227,8 @@ def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -
         at = ids.index(order.id)
         set_open_orders(view, order.owner, ids[:at] + ids[at + 1 :])
     put_order(view, msgspec.structs.replace(order, status=status, escrow_satang=0))
-    kind = {
-        OrderStatus.FILLED: "order_filled",
-        OrderStatus.CANCELLED: "order_cancelled",
-        OrderStatus.EXPIRED: "order_expired",
-        OrderStatus.KILLED: "order_killed",
-    }[status]
     return Event(
-        kind,
+        _CLOSED_EVENTS[status],
         {
             "order": order.id,
             "owner": order.owner,
