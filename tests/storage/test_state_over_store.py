@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -127,6 +128,60 @@ def test_caches_stay_bounded_and_reads_go_to_the_store(tmp_path: Path, small_cac
             assert len(state._records) <= 7 + 150
             same(state, reference)
         assert state.tree.depth == 2
+
+
+class RecordCountingStore(Store):
+    """The real store, counting the records read from it one by one."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.record_reads: list[bytes] = []
+
+    def record(self, key: bytes) -> msgspec.Struct | None:
+        self.record_reads.append(key)
+        return super().record(key)
+
+
+class Seen:
+    """A derived index over `acct/` that keeps the last record it was told of per key."""
+
+    prefixes = (b"acct/",)
+
+    def __init__(self, state: State) -> None:
+        self.last: dict[bytes, msgspec.Struct | None] = {}
+
+    def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
+        self.last[key] = record
+
+
+def test_a_trial_reads_no_record_it_only_writes_and_its_rollback_restores_them(
+    tmp_path: Path,
+) -> None:
+    """After a restart nothing is in memory: a trial that writes records without reading
+    them (a block's new orders and trades, mostly) journals them unread, so each costs no
+    store read; a rollback reads the stored ones back, for the state and its indexes."""
+    stored: Batch = {b"acct/" + str(i).encode(): i for i in range(50)}
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, stored)
+        commit(db, state)
+        start = state.root()
+    with RecordCountingStore(tmp_path / "s") as db:
+        state = db.open_state()
+        seen = state.index("seen", Seen)
+        state.begin()
+        changed: Batch = {b"acct/" + str(i).encode(): None if i % 3 else i for i in range(25, 75)}
+        write(state, changed)  # half of them stored, half new; a third deleted
+        assert db.record_reads == []
+        state.rollback()
+        assert sorted(db.record_reads) == sorted(changed)  # each once, new ones too
+        assert state.root() == start
+        for key in changed:
+            value = stored.get(key)
+            expected = None if value is None else Account(value, 0, 0)
+            assert state.get(key, Account) == expected
+            assert seen.last[key] == expected
+        assert dict(state.items()) == {k: Account(v, 0, 0) for k, v in stored.items()}
 
 
 class CountingStore(Store):

@@ -36,6 +36,9 @@ RECORD_CACHE: Final = 200_000
 _ABSENT: Final = object()
 """A dictionary miss, told apart from a held None (a deleted record) in one lookup: the
 record reads below run some hundred times per order."""
+_UNREAD: Final = object()
+"""In a trial's undo journal: the record before the trial is the source's (it was not in
+memory when the trial first wrote it), read only if the trial is rolled back."""
 
 
 def wrong_type(key: bytes, record: object, typ: type) -> TypeError:
@@ -106,7 +109,7 @@ class State:
         self._indexes: dict[str, DerivedIndex] = {}
         self._watched: tuple[bytes, ...] = ()  # every index's prefixes
         self._unpersisted: set[bytes] = set()
-        self._undo: dict[bytes, msgspec.Struct | None] | None = None
+        self._undo: dict[bytes, object] | None = None
 
     def index(self, name: str, build: Callable[[State], IndexT]) -> IndexT:
         """The derived index `name`, built from the records the first time it is asked for."""
@@ -185,9 +188,16 @@ class State:
         undo, self._undo = self._undo, None
         if undo is None:
             raise RuntimeError("no trial to roll back")
-        self._write(undo, hashed=True)
+        self._write({key: self._before(was, key) for key, was in undo.items()}, hashed=True)
         self._tree.rollback()
         self._unhashed.clear()  # begin left none; the trial's own are undone with the tree
+
+    def _before(self, was: object, key: bytes) -> msgspec.Struct | None:
+        """A record as the undo journal holds it: the source's when it was not read."""
+        if was is _UNREAD:
+            assert self._source is not None  # only a state over a source leaves one unread
+            return self._source.record(key)
+        return was  # type: ignore[return-value]
 
     def release(self) -> None:
         """Keep what the trial wrote."""
@@ -217,9 +227,13 @@ class State:
         """`hashed`: the tree already accounts for these writes (rollback, replay)."""
         undo, records, keep_deleted = self._undo, self._records, self._source is not None
         if undo is not None:
-            for key in writes:  # the keys are distinct: each one's value before any write
+            # Each key's value before the trial's first write to it. One that is not in
+            # memory is the source's, unchanged until the trial ends: reading it now would
+            # cost a store read for every key a block creates (most of them are new).
+            unread = _UNREAD if keep_deleted else None
+            for key in writes:
                 if key not in undo:
-                    undo[key] = self._lookup(key)
+                    undo[key] = records.get(key, unread)
         watched, indexes = self._watched, self._indexes.values()
         for key, record in writes.items():
             if record is None and not keep_deleted:

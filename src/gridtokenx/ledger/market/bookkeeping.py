@@ -9,6 +9,7 @@ engine's, derived from the order records as they commit (see orderbook.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 import msgspec
 
@@ -142,13 +143,27 @@ def record_trade(
     trade: records.Trade,
     new_parties: list[tuple[bytes, str]],
 ) -> records.IntervalMarket:
-    """Append a trade, and the parties trading for the first time, to the interval's lists."""
+    """Append a trade, and the parties trading for the first time, to the interval's lists,
+    and mark those parties' positions listed."""
+    start = trade.interval_start
+    for who, zone in new_parties:
+        listed = msgspec.structs.replace(position(view, start, zone, who), listed=True)
+        view.put(records.position_key(start, zone, who), listed)
+    return list_trade(view, market, trade, new_parties)
+
+
+def list_trade(
+    view: Overlay,
+    market: records.IntervalMarket,
+    trade: records.Trade,
+    new_parties: list[tuple[bytes, str]],
+) -> records.IntervalMarket:
+    """`record_trade` for a caller that writes the new parties' positions itself, listed,
+    with the trade's quantities (each position then read and written once)."""
     start = trade.interval_start
     view.put(records.interval_trade_key(start, market.trade_count), records.TradeRef(trade.id))
     for n, (who, zone) in enumerate(new_parties, market.party_count):
         view.put(records.interval_party_key(start, n), records.Party(who, zone))
-        listed = msgspec.structs.replace(position(view, start, zone, who), listed=True)
-        view.put(records.position_key(start, zone, who), listed)
     return msgspec.structs.replace(
         market,
         trade_count=market.trade_count + 1,
@@ -186,6 +201,14 @@ def move_escrow(
     return [Event("escrow", attrs)]
 
 
+_CLOSED_EVENTS: Final = {
+    OrderStatus.FILLED: "order_filled",
+    OrderStatus.CANCELLED: "order_cancelled",
+    OrderStatus.EXPIRED: "order_expired",
+    OrderStatus.KILLED: "order_killed",
+}
+
+
 def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -> Event:
     """Take an open order off the book (the engine follows the record when it commits):
     release its buyer escrow or its seller offer. The refund's balances ride on the closing
@@ -204,14 +227,8 @@ def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -
         at = ids.index(order.id)
         set_open_orders(view, order.owner, ids[:at] + ids[at + 1 :])
     put_order(view, msgspec.structs.replace(order, status=status, escrow_satang=0))
-    kind = {
-        OrderStatus.FILLED: "order_filled",
-        OrderStatus.CANCELLED: "order_cancelled",
-        OrderStatus.EXPIRED: "order_expired",
-        OrderStatus.KILLED: "order_killed",
-    }[status]
     return Event(
-        kind,
+        _CLOSED_EVENTS[status],
         {
             "order": order.id,
             "owner": order.owner,

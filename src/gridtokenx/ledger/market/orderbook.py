@@ -252,9 +252,11 @@ def match(
             incoming.renewable,
             before,
         )
+    buying = incoming.side is _BUY
+    if not any(meets(r.book, r.loss_bp, buying, incoming.price) for r in reachable):
+        return NOTHING  # the walk below would stop at its first order: most orders rest
     decision = Decision()
     remaining = incoming.remaining_wh
-    buying = incoming.side is _BUY
     reachable = sorted(reachable, key=lambda r: r.zone)
     cursors = [c for c in map(_Cursor, reachable) if c.head is not None]
 
@@ -312,6 +314,19 @@ def _best_head(cursors: list[_Cursor], buying: bool) -> tuple[tuple[int, int], _
             best, chosen = rank, cursor
     assert chosen is not None
     return best, chosen
+
+
+def meets(book: SideBook, loss: int, buying: bool, limit: int) -> bool:
+    """Whether the book's best order meets an incoming order's `limit` as `_best_head`
+    ranks it, across a path's `loss`. A loss only makes it worse, so a book whose best
+    order does not meet the limit at no loss takes no part in the order's matching: its
+    orders are never the best that crosses, and its path's links are never used."""
+    prices = book.prices
+    if not prices:
+        return False
+    if buying:  # the lowest ask, grossed up by the loss
+        return -(-prices[0] * BASIS // (BASIS - loss)) <= limit
+    return prices[-1] * (BASIS - loss) // BASIS >= limit  # the highest bid, net of it
 
 
 def _path_room(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import msgspec
@@ -28,6 +29,9 @@ Capacities = dict[tuple[str, str], int]
 """Each interconnector's capacity in kW (EGAT's latest, else the genesis value), both ways."""
 Room = Callable[[str, str], int]
 """Energy a directed link can still carry in an interval (Wh)."""
+Search = Callable[[str, str], "Path | None"]
+"""The best path from a zone to a zone with room (`find`), or None."""
+Link = tuple[str, str]
 
 GRAPH_INDEX: Final = "zone-graph"
 GRAPH_PREFIXES: Final = (registry.ZONE_INDEX_KEY, b"link/", b"glink/")
@@ -45,8 +49,9 @@ class Path:
     zones: tuple[str, ...]  # from the seller's zone to the buyer's, both included
     loss_bp: int  # compounded loss in basis points, rounded so the buyer never gets more
 
-    @property
-    def hops(self) -> tuple[tuple[str, str], ...]:
+    @cached_property
+    def hops(self) -> tuple[Link, ...]:
+        """The directed links on the path (kept: a cached search's path is asked again)."""
         return tuple(zip(self.zones, self.zones[1:], strict=False))
 
     def received(self, sent_wh: int) -> int:
@@ -75,6 +80,14 @@ def find(
     if source == target:
         return Path((source,), 0)
     graph = zone_graph(view) if neighbours is None else neighbours
+    return _search(graph, source, target, room)
+
+
+def _search(
+    graph: Neighbours, source: str, target: str, room: Room | None, asked: list[Link] | None = None
+) -> Path | None:
+    """`find` over `graph`. `asked`, for a search without `room`, collects the links whose
+    room the same search with a `room` would ask, in order (`ZoneGraph.search`)."""
     # Breadth-first by hop count; within one hop count keep the best (compounded loss,
     # zones) per zone. Zones tuples differ between paths, so the best is a strict minimum
     # whatever order the frontier is visited in.
@@ -88,7 +101,11 @@ def find(
         for zone, (lost, zones) in frontier.items():
             remaining = BASIS - lost  # compounded as `compound_loss` does, one link more
             for other, loss in graph.get(zone, ()):
-                if other in seen or (room is not None and room(zone, other) <= 0):
+                if other in seen:
+                    continue
+                if asked is not None:
+                    asked.append((zone, other))
+                elif room is not None and room(zone, other) <= 0:
                     continue
                 candidate = (BASIS - remaining * (BASIS - loss) // BASIS, (*zones, other))
                 best = nxt.get(other)
@@ -130,6 +147,7 @@ class ZoneGraph:
     def __init__(self, state: State) -> None:
         self._state = state
         self._graph: tuple[Neighbours, Capacities] | None = None
+        self._searches: dict[Link, tuple[Path | None, tuple[Link, ...]]] = {}
         self.flows = LinkFlows(state)
 
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
@@ -137,6 +155,7 @@ class ZoneGraph:
             self.flows.forget(key)
         elif key.startswith(GRAPH_PREFIXES):
             self._graph = None
+            self._searches = {}
 
     def _built(self) -> tuple[Neighbours, Capacities]:
         if self._graph is None:
@@ -149,6 +168,24 @@ class ZoneGraph:
     def capacities(self) -> Capacities:
         """The capacity of every interconnector in the zone index, cut ones included."""
         return self._built()[1]
+
+    def search(self, source: str, target: str, room: Room) -> Path | None:
+        """`find` over this graph with `room`. The search without room is kept per pair of
+        zones with the links it went through: while each of them has room, the search with
+        room takes the same steps and finds the same path, so only those links are asked
+        (an order's plan searches about twice, most of them as some order before it)."""
+        if source == target:
+            return Path((source,), 0)
+        known = self._searches.get((source, target))
+        if known is None:
+            asked: list[Link] = []
+            path = _search(self.neighbours(), source, target, None, asked)
+            known = self._searches[source, target] = (path, tuple(asked))
+        path, asked_links = known
+        for a, b in asked_links:
+            if room(a, b) <= 0:  # a link it went through is full: search around it
+                return _search(self.neighbours(), source, target, room)
+        return path
 
 
 def zone_graph(view: Overlay) -> Neighbours:
@@ -192,22 +229,27 @@ class LinkFlows:
         return found
 
 
-def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tuple[Neighbours, Room]:
-    """The zone graph and the link room (`link_room_wh`, memoised per directed link) for
-    searches that do not write while they ask, as an order's plan. Both come from the
-    committed state's cached `ZoneGraph` and `LinkFlows` unless `view` itself holds a
-    write to one of their records (a trade reserved earlier in the same transaction), then
-    from `view`: the same numbers either way, so the paths and fills are unchanged."""
-    memo: dict[tuple[str, str], int] = {}
+def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tuple[Search, Room]:
+    """The path search (`find`) and the link room (`link_room_wh`, memoised per directed
+    link) for searches that do not write while they ask, as an order's plan. Both come
+    from the committed state's cached `ZoneGraph` and `LinkFlows` unless `view` itself
+    holds a write to one of their records (a trade reserved earlier in the same
+    transaction), then from `view`: the same paths and numbers either way, so the fills
+    are unchanged."""
+    memo: dict[Link, int] = {}
+    search: Search
     if view.touches(ROOM_PREFIXES):
         neighbours = zone_graph(view)
 
         def read(a: str, b: str) -> int:
             return link_room_wh(view, interval_start, a, b, interval_seconds)
 
+        def search(source: str, target: str) -> Path | None:
+            return find(view, source, target, room, neighbours)
+
     else:
         graph = view.base.index(GRAPH_INDEX, ZoneGraph)
-        neighbours, capacities, flows = graph.neighbours(), graph.capacities(), graph.flows
+        capacities, flows = graph.capacities(), graph.flows
 
         def read(a: str, b: str) -> int:
             capacity_kw = capacities.get((a, b))
@@ -219,13 +261,16 @@ def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tupl
                 + flows.used_wh(interval_start, b, a)
             )
 
+        def search(source: str, target: str) -> Path | None:
+            return graph.search(source, target, room)
+
     def room(a: str, b: str) -> int:
         found = memo.get((a, b))
         if found is None:
             found = memo[a, b] = read(a, b)
         return found
 
-    return neighbours, room
+    return search, room
 
 
 def link_capacity_wh(view: Overlay, a: str, b: str, interval_seconds: int) -> int:

@@ -88,8 +88,8 @@ def seller_capacity(
     return capacity, renewable and capacity > 0
 
 
-def _check_sell_room(view: Overlay, order: Order, extra_wh: int, params: Params) -> None:
-    capacity, _ = seller_capacity(view, order.owner, order.zone, params.interval_seconds)
+def _check_sell_room(view: Overlay, order: Order, extra_wh: int, capacity: int) -> None:
+    """`capacity`: what the seller's meters can export (`seller_capacity`)."""
     pos = bookkeeping.position(view, order.interval_start, order.zone, order.owner)
     if pos.offered_wh + pos.sold_wh + extra_wh > capacity:
         raise errors.SellCapacityExceeded(
@@ -101,7 +101,7 @@ def _check_sell_room(view: Overlay, order: Order, extra_wh: int, params: Params)
 # --- matching ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Fill:
-    resting: Order
+    resting_id: int  # its record is read when the fill executes: escrow may have moved
     quantity_wh: int
     price: int  # satang per kWh sent
     path: paths.Path
@@ -111,6 +111,7 @@ class Fill:
 class Plan:
     fills: list[Fill]
     self_trades: list[Order]  # the incoming order's owner's own resting orders it would cross
+    market: records.IntervalMarket | None  # the interval's record as the plan read it
 
     @property
     def filled_wh(self) -> int:
@@ -119,18 +120,24 @@ class Plan:
 
 def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = None) -> Plan:
     """Gather the books the order can reach (not halted, connected, with their path loss and
-    link room) and let the engine decide the fills, writing nothing."""
-    opposite = Side.SELL if incoming.side is Side.BUY else Side.BUY
+    link room) and let the engine decide the fills, writing nothing. A book whose best
+    order does not meet the order's limit even without a loss is left out before any path
+    is searched for it (`orderbook.meets`): most orders rest, and most books do not cross."""
+    buying = incoming.side is Side.BUY
+    opposite = Side.SELL if buying else Side.BUY
     market = bookkeeping.interval_market(view, incoming.interval_start)
     books = orderbook.books(view.base)
     reachable: list[orderbook.Reachable] = []
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
-    links: tuple[paths.Neighbours, paths.Room] | None = None  # at the first other zone
+    links: tuple[paths.Search, paths.Room] | None = None  # at the first other zone
+    headrooms: dict[str, int | None] = {}  # by importing zone: a buy's is always its own
 
     for zone in () if market is None else market.zones:
         side = books.side(incoming.interval_start, zone, opposite)
-        if side is None or view.get(records.halt_key(zone), records.ZoneHalt) is not None:
+        if side is None or not orderbook.meets(side, 0, buying, incoming.price):
+            continue
+        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
         if zone == incoming.zone:
             routes[zone] = paths.Path((zone,), 0)
@@ -138,11 +145,8 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
             continue
         if links is None:
             links = paths.plan_grid(view, incoming.interval_start, params.interval_seconds)
-        graph, room = links
-        if incoming.side is Side.BUY:
-            route = paths.find(view, zone, incoming.zone, room, graph)
-        else:
-            route = paths.find(view, incoming.zone, zone, room, graph)
+        search, room = links
+        route = search(zone, incoming.zone) if buying else search(incoming.zone, zone)
         if route is None:
             continue
         routes[zone] = route
@@ -150,9 +154,11 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         for a, b in hops:
             link_room.setdefault((a, b), room(a, b))
         importer = route.zones[-1]
-        headroom = grid.import_room_wh(
-            view, incoming.interval_start, importer, params.interval_seconds
-        )
+        if importer not in headrooms:
+            headrooms[importer] = grid.import_room_wh(
+                view, incoming.interval_start, importer, params.interval_seconds
+            )
+        headroom = headrooms[importer]
         if headroom is not None:  # the buyer zone's headroom, rationed like one more link
             hops = (*hops, (grid.IMPORT_HOP, importer))
             link_room.setdefault(hops[-1], headroom)
@@ -171,11 +177,9 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         before,
     )
     return Plan(
-        [
-            Fill(bookkeeping.get_order(view, r.id), quantity, price, routes[zone])
-            for r, quantity, price, zone in decision.fills
-        ],
+        [Fill(r.id, quantity, price, routes[zone]) for r, quantity, price, zone in decision.fills],
         [bookkeeping.get_order(view, r.id) for r in decision.self_trades],
+        market,
     )
 
 
@@ -183,15 +187,18 @@ def _execute(
     view: Overlay, ctx: BlockContext, incoming: Order, plan: Plan, params: Params
 ) -> tuple[Order, list[Event]]:
     """Carry out a plan: the owner's own crossed orders are cancelled, then each fill becomes
-    a trade. Both orders are carried forward fill by fill, as each fill changes them."""
+    a trade. Both orders are carried forward fill by fill, as each fill changes them; the
+    interval's record, which only fills change, is written once at the end."""
     events = [
         bookkeeping.close_order(view, own, OrderStatus.CANCELLED, "self_trade")
         for own in plan.self_trades
     ]
-    market = bookkeeping.interval_market(view, incoming.interval_start)
-    assert market is not None
+    if not plan.fills:
+        return incoming, events
+    market = plan.market
+    assert market is not None  # a fill is in a book of the interval
     for fill in plan.fills:
-        resting = bookkeeping.get_order(view, fill.resting.id)  # re-read: escrow may have moved
+        resting = bookkeeping.get_order(view, fill.resting_id)
         buy, sell = (incoming, resting) if incoming.side is Side.BUY else (resting, incoming)
         trade = _store_trade(view, ctx, buy, sell, fill, _fill_cost_satang(buy, fill, params))
         market = _record_trade(view, market, trade, buy, sell, fill.path)
@@ -250,20 +257,26 @@ def _record_trade(
     path: paths.Path,
 ) -> records.IntervalMarket:
     """List the trade (and any party trading for the first time) in its interval, reserve
-    its path's link room, and move the quantity from the seller's offer to sold and bought."""
+    its path's link room, and move the quantity from the seller's offer to sold and bought.
+    Each party's position is read and written once (the two are never the same record:
+    an owner's orders never fill each other)."""
+    start, q = trade.interval_start, trade.quantity_wh
+    buyer_key = records.position_key(start, buy.zone, buy.owner)
+    seller_key = records.position_key(start, sell.zone, sell.owner)
+    assert buyer_key != seller_key
+    buyer = view.get(buyer_key, records.Position) or records.Position()
+    seller = view.get(seller_key, records.Position) or records.Position()
     first_trades = [
-        (order.owner, order.zone)
-        for order in (buy, sell)
-        if not bookkeeping.position(view, order.interval_start, order.zone, order.owner).listed
+        (order.owner, order.zone) for order, pos in ((buy, buyer), (sell, seller)) if not pos.listed
     ]
-    market = bookkeeping.record_trade(view, market, trade, first_trades)
-    q = trade.quantity_wh
+    market = bookkeeping.list_trade(view, market, trade, first_trades)
     if len(path.zones) > 1:
-        paths.reserve(view, path, trade.interval_start, q)
-    bookkeeping.update_position(
-        view, sell.interval_start, sell.zone, sell.owner, offered_wh=-q, sold_wh=q
+        paths.reserve(view, path, start, q)
+    seller = msgspec.structs.replace(
+        seller, offered_wh=seller.offered_wh - q, sold_wh=seller.sold_wh + q, listed=True
     )
-    bookkeeping.update_position(view, buy.interval_start, buy.zone, buy.owner, bought_wh=q)
+    view.put(seller_key, seller)
+    view.put(buyer_key, msgspec.structs.replace(buyer, bought_wh=buyer.bought_wh + q, listed=True))
     return market
 
 
@@ -309,9 +322,13 @@ def place_order(
     """Check, set aside what backs the order, match it at once, then rest or close what is
     left by its time in force."""
     _check_may_place(view, ctx, sender, body, params)
-    order = _back_order(view, _new_order(view, ctx, sender, body, params), params)
+    capacity, renewable = 0, False  # what a seller's meters can export, and if all renewably
+    if body.side is Side.SELL:
+        capacity, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
+    order = _new_order(view, ctx, sender, body, renewable)
+    order, balances = _back_order(view, order, capacity, params)
     bookkeeping.ensure_interval(view, body.interval_start, body.zone)
-    events = [_accepted_event(view, order)]
+    events = [_accepted_event(order, balances)]
     plan = _plan(view, order, params)
     if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
         events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
@@ -342,13 +359,10 @@ def _check_may_place(
 
 
 def _new_order(
-    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
+    view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, renewable: bool
 ) -> Order:
-    """The order as placed, nothing filled or held yet; a sell is renewable when all the
-    seller's producing meters in the zone are."""
-    renewable = False
-    if body.side is Side.SELL:
-        _, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
+    """The order as placed, nothing filled or held yet; a sell is `renewable` when all the
+    seller's producing meters in the zone are (`seller_capacity`)."""
     order_id = bookkeeping.next_id(view)
     return Order(
         id=order_id,
@@ -370,29 +384,27 @@ def _new_order(
     )
 
 
-def _back_order(view: Overlay, order: Order, params: Params) -> Order:
-    """Set aside what the order promises: a sell counts against what the seller's meters can
-    export, a buy moves what it can cost at its limit into escrow."""
+def _back_order(
+    view: Overlay, order: Order, capacity: int, params: Params
+) -> tuple[Order, dict[str, EventValue]]:
+    """Set aside what the order promises: a sell counts against `capacity`, what the
+    seller's meters can export, a buy moves what it can cost at its limit into escrow.
+    Returns the order and, for a buy, both balances after its escrow moved."""
     if order.side is Side.SELL:
-        _check_sell_room(view, order, order.quantity_wh, params)
+        _check_sell_room(view, order, order.quantity_wh, capacity)
         bookkeeping.update_position(
             view, order.interval_start, order.zone, order.owner, offered_wh=order.quantity_wh
         )
-        return order
+        return order, {}
     escrow = bookkeeping.buyer_cost_satang(order.quantity_wh, order.price, params)
-    accounts.move(view, order.owner, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
-    return msgspec.structs.replace(order, escrow_satang=escrow)
+    moved = accounts.move(view, order.owner, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
+    return msgspec.structs.replace(order, escrow_satang=escrow), moved
 
 
-def _accepted_event(view: Overlay, order: Order) -> Event:
+def _accepted_event(order: Order, balances: dict[str, EventValue]) -> Event:
     """A buy's event carries the balances its escrow left (`escrow_satang` from the owner to
-    the escrow), read back right after `_back_order` moved it, before any fill."""
-    moved: dict[str, EventValue] = {}
-    if order.escrow_satang:
-        owner = accounts.get_account(view, order.owner)
-        escrow = accounts.get_account(view, accounts.ESCROW_ADDRESS)
-        assert owner is not None and escrow is not None
-        moved = {"from_balance": owner.thb_satang, "to_balance": escrow.thb_satang}
+    the escrow) as `_back_order` moved it, before any fill."""
+    moved = balances if order.escrow_satang else {}
     return Event(
         "order_accepted",
         {
@@ -454,7 +466,8 @@ def amend_order(
     if order.side is Side.SELL:
         delta = new_remaining - order.remaining_wh
         if delta > 0:
-            _check_sell_room(view, order, delta, params)
+            capacity, _ = seller_capacity(view, order.owner, order.zone, params.interval_seconds)
+            _check_sell_room(view, order, delta, capacity)
         bookkeeping.update_position(
             view, order.interval_start, order.zone, sender, offered_wh=delta
         )
