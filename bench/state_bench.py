@@ -24,7 +24,7 @@ the previous size's bytes per record) is skipped and says so.
 
     python bench/state_bench.py [--sizes 1000,100000,1000000,6000000,20000000]
                                 [--blocks 5] [--max-rss-gb 8] [--steps]
-                                [--keep DIR [--reuse-opened]]
+                                [--keep DIR [--reuse-opened]] [--memory-max 2G|max]
 
 Prints a table and writes bench/results/state.json.
 """
@@ -50,6 +50,7 @@ import msgspec
 from rocksdict import WriteBatch
 
 import benchkit
+import memory_cgroup
 from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.ledger import accounts, genesis, metering, registry
 from gridtokenx.ledger.state import State
@@ -251,6 +252,10 @@ def _time_steps(store: Store, state: State) -> dict[str, float]:
 
 
 def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[str, object]:
+    warmed = {}
+    if os.environ.get(memory_cgroup.ENVIRONMENT):  # the store's pages, charged to this cgroup
+        warmed["page_cache_warmup_s"] = round(memory_cgroup.warm_cache(path), 1)
+        warmed |= {f"{k}_after_warmup": v for k, v in memory_cgroup.own_stat().items()}
     store, state, seconds = _open(path)
     rss, parts = _rss_mb(), _rss_parts_mb()
     anon_max = parts.get("anon", 0.0)
@@ -282,6 +287,7 @@ def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[
         _persist(store, store.height() + 1, state)
         records = len(state)
         parts_end = _rss_parts_mb()
+        in_cgroup = memory_cgroup.own_stat()
     finally:
         store.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -289,41 +295,52 @@ def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[
     persists.sort()
     cpu.sort()
     own.sort()
-    return {
-        "restart_s": round(seconds, 2),
-        "records": records,
-        "load_average_at_blocks": os.getloadavg(),
-        "root_per_block_ms": round(roots[len(roots) // 2] * 1000, 1),
-        "root_per_block_min_ms": round(roots[0] * 1000, 1),
-        "root_per_block_max_ms": round(roots[-1] * 1000, 1),
-        "root_per_block_cpu_ms": round(cpu[len(cpu) // 2] * 1000, 1),
-        "root_per_block_cpu_min_ms": round(cpu[0] * 1000, 1),
-        "root_per_block_thread_cpu_ms": round(own[len(own) // 2] * 1000, 1),
-        "root_per_block_thread_cpu_min_ms": round(own[0] * 1000, 1),
-        "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
-        "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
-        "root_steps_thread_cpu_ms": {
-            step: round(sorted(found)[len(found) // 2] * 1000, 2) for step, found in by_step.items()
-        },
-        "rss_after_restart_mb": rss,
-        "rss_anon_after_restart_mb": parts.get("anon"),
-        "rss_anon_at_end_mb": parts_end.get("anon"),
-        "rss_anon_max_mb": max(anon_max, parts_end.get("anon", 0.0)),
-        "rss_file_at_end_mb": parts_end.get("file"),
-        "peak_rss_mb": round(peak, 1),
-        "bytes_per_record": round(rss * 2**20 / max(records, 1)),
-    }
+    return (
+        {
+            "restart_s": round(seconds, 2),
+            "records": records,
+            "load_average_at_blocks": os.getloadavg(),
+            "root_per_block_ms": round(roots[len(roots) // 2] * 1000, 1),
+            "root_per_block_min_ms": round(roots[0] * 1000, 1),
+            "root_per_block_max_ms": round(roots[-1] * 1000, 1),
+            "root_per_block_cpu_ms": round(cpu[len(cpu) // 2] * 1000, 1),
+            "root_per_block_cpu_min_ms": round(cpu[0] * 1000, 1),
+            "root_per_block_thread_cpu_ms": round(own[len(own) // 2] * 1000, 1),
+            "root_per_block_thread_cpu_min_ms": round(own[0] * 1000, 1),
+            "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
+            "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
+            "root_steps_thread_cpu_ms": {
+                step: round(sorted(found)[len(found) // 2] * 1000, 2)
+                for step, found in by_step.items()
+            },
+            "rss_after_restart_mb": rss,
+            "rss_anon_after_restart_mb": parts.get("anon"),
+            "rss_anon_at_end_mb": parts_end.get("anon"),
+            "rss_anon_max_mb": max(anon_max, parts_end.get("anon", 0.0)),
+            "rss_file_at_end_mb": parts_end.get("file"),
+            "peak_rss_mb": round(peak, 1),
+            "bytes_per_record": round(rss * 2**20 / max(records, 1)),
+        }
+        | in_cgroup
+        | warmed
+    )
 
 
-def _child(*args: str) -> dict[str, Any]:
-    """Run one step in a fresh interpreter, so its RSS and timings are its own."""
+def _child(*args: str, cgroup: memory_cgroup.MemoryCgroup | None = None) -> dict[str, Any]:
+    """Run one step in a fresh interpreter, so its RSS and timings are its own; with
+    `cgroup`, inside it, and the kernel's figures for it added (a child the kernel killed
+    at the limit is reported, not raised)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", *args], env=env, check=True,
-        capture_output=True, text=True,
-    )  # fmt: skip
+    command = [sys.executable, __file__, "--child", *args]
+    if cgroup is None:
+        done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    else:
+        done = cgroup.run(command, env)
+        kernel = cgroup.figures()
+        if done.returncode != 0:
+            return kernel | {"failed": f"exit {done.returncode}", "stderr": done.stderr[-2000:]}
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return figures if cgroup is None else figures | kernel
 
 
 def sweep(
@@ -335,11 +352,15 @@ def sweep(
     save: Callable[[], None],
     reuse_opened: bool = False,
     steps: bool = False,
+    memory_max: str | None = None,
 ) -> None:
     """Each size in turn, appended to `rows`, the results saved after each (a 20-million
     run takes long on a busy machine: what is done stays written). With `keep`, the
     built store and the store after its first open (its tree built: minutes at 20
-    million records) are kept; `reuse_opened` starts from the latter, no first open."""
+    million records) are kept; `reuse_opened` starts from the latter, no first open.
+    With `memory_max` ("2G", or "max": no limit, measured the same way), the restart and
+    its blocks run in a memory cgroup of that limit, the store's pages dropped from the
+    page cache first so that the child is charged for every page it reads."""
     per_record, last_rss, last_records = 0.0, 0.0, 0
     for size in sizes:
         members = max(size // RECORDS_PER_MEMBER, 1)
@@ -370,7 +391,16 @@ def sweep(
                 row |= _child("first-open", str(path), str(members))
                 if opened is not None and not opened.exists():
                     shutil.copytree(path, opened)
-            row |= _child("restart", str(path), str(members), str(blocks), str(int(steps)))
+            restart_args = ("restart", str(path), str(members), str(blocks), str(int(steps)))
+            if memory_max is None:
+                row |= _child(*restart_args)
+            else:
+                row |= _limited(path, memory_max, restart_args)
+        if "failed" in row:
+            print(f"{size:>11,} records: the restart failed under the limit: {row}", flush=True)
+            rows.append(row)
+            save()
+            continue
         rss, records = float(row["rss_after_restart_mb"]), int(row["records"])
         # the slope between sizes: the interpreter's own baseline does not scale
         per_record = (rss - last_rss) * 2**20 / max(records - last_records, 1)
@@ -387,11 +417,37 @@ def sweep(
             f"MB anonymous, {row['rss_file_at_end_mb']} MB of mapped files)",
             flush=True,
         )
+        if "memory_peak_mb" in row:
+            print(
+                f"{'':>11}  cgroup v{row['cgroup_version']}, limit "
+                f"{row['memory_limit_mb'] or 'none'} MB: peak {row['memory_peak_mb']} MB, "
+                f"at the end {row['cgroup_current_mb']} MB ({row['cgroup_anon_mb']} anonymous, "
+                f"{row['cgroup_file_mb']} page cache of which {row['cgroup_file_mapped_mb']} "
+                f"mapped); at the limit {row['memory_limit_hits']} times, OOM kills "
+                f"{row['oom_kills']}",
+                flush=True,
+            )
         if row["root_steps_thread_cpu_ms"]:
             listed = ", ".join(f"{k} {v}" for k, v in row["root_steps_thread_cpu_ms"].items())
             print(f"{'':>11}  root's steps, thread CPU ms (median): {listed}", flush=True)
         rows.append(row)
         save()
+
+
+def _limited(path: Path, memory_max: str, args: tuple[str, ...]) -> dict[str, Any]:
+    """The restart child in a memory cgroup of `memory_max` (see `sweep`); when no cgroup
+    can be made here, the reason, and the child run without one."""
+    memory_cgroup.drop_cache(path)
+    cgroup = memory_cgroup.MemoryCgroup.create(
+        f"gridtokenx-state-bench-{os.getpid()}", memory_cgroup.parse_size(memory_max)
+    )
+    if isinstance(cgroup, str):
+        print(f"no memory cgroup, measured without a limit: {cgroup}", flush=True)
+        return _child(*args) | {"memory_cgroup_skipped": cgroup}
+    try:
+        return _child(*args, cgroup=cgroup)
+    finally:
+        cgroup.remove()
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -407,6 +463,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument(
         "--reuse-opened", action="store_true",
         help="with --keep: start from the kept opened store (tree built), no first open",
+    )  # fmt: skip
+    parser.add_argument(
+        "--memory-max", metavar="SIZE",
+        help="run the restart and its blocks in a memory cgroup of this limit (2G; max: "
+        "none), the store's pages dropped from the page cache first; reports the peak",
     )  # fmt: skip
     parser.add_argument("--label", default="", help="what code this run measures")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -424,12 +485,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print(json.dumps(figures))
         return figures
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.memory_max is not None:
+        try:
+            memory_cgroup.parse_size(args.memory_max)
+        except ValueError as error:
+            parser.error(str(error))
     rows: list[dict[str, Any]] = []
     result: dict[str, object] = {
         "benchmark": "state",
         "label": args.label,
         "python": platform.python_version(),
         "transfers_per_block": TRANSFERS_PER_BLOCK,
+        "memory_max": args.memory_max,
         "load_average_at_start": os.getloadavg(),
         "sizes": rows,
     }
@@ -439,7 +506,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     sweep(
         sizes, args.blocks, args.max_rss_gb, args.keep, rows, save, args.reuse_opened,
-        args.steps,
+        args.steps, args.memory_max,
     )  # fmt: skip
     save()
     return result
