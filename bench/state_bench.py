@@ -25,6 +25,7 @@ the previous size's bytes per record) is skipped and says so.
     python bench/state_bench.py [--sizes 1000,100000,1000000,6000000,20000000]
                                 [--blocks 5] [--max-rss-gb 8] [--steps]
                                 [--keep DIR [--reuse-opened]] [--memory-max 2G|max]
+                                [--cache-mb MB] [--no-mmap-reads] [--settle-blocks N]
 
 Prints a table and writes bench/results/state.json.
 """
@@ -156,10 +157,24 @@ def _rss_parts_mb() -> dict[str, float]:
     return parts
 
 
+STORE_OPTIONS: dict[str, Any] = {}
+"""`Store`'s options for the measured opens (`--cache-mb`, `--no-mmap-reads`)."""
+
+
+def _store_flags() -> list[str]:
+    """`STORE_OPTIONS` as the child's command line repeats them."""
+    flags = []
+    if "cache_mb" in STORE_OPTIONS:
+        flags += ["--cache-mb", str(STORE_OPTIONS["cache_mb"])]
+    if STORE_OPTIONS.get("mmap_reads") is False:
+        flags.append("--no-mmap-reads")
+    return flags
+
+
 def _open(path: Path) -> tuple[Store, State, float]:
     """Open the store and make its state ready to apply a block: its root known."""
     started = time.perf_counter()
-    store = Store(path)
+    store = Store(path, **STORE_OPTIONS)
     # a node's way: records and tree on demand where the code has it, else all loaded
     state = getattr(store, "open_state", store.load_state)()
     state.root()
@@ -251,8 +266,12 @@ def _time_steps(store: Store, state: State) -> dict[str, float]:
     return spent
 
 
-def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[str, object]:
-    warmed = {}
+def restart(
+    path: Path, members: int, blocks: int, steps: bool = False, settle: int = 0
+) -> dict[str, object]:
+    """Open the store again, then `settle` blocks untimed (a node that has run a while:
+    the table-file pages its reads touched are mapped by then), then `blocks` timed."""
+    warmed: dict[str, Any] = {}
     if os.environ.get(memory_cgroup.ENVIRONMENT):  # the store's pages, charged to this cgroup
         warmed["page_cache_warmup_s"] = round(memory_cgroup.warm_cache(path), 1)
         warmed |= {f"{k}_after_warmup": v for k, v in memory_cgroup.own_stat().items()}
@@ -260,6 +279,12 @@ def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[
     rss, parts = _rss_mb(), _rss_parts_mb()
     anon_max = parts.get("anon", 0.0)
     roots, persists, cpu, own = [], [], [], []
+    settled = time.perf_counter()
+    for number in range(settle):  # block numbers apart from the timed ones' and trials'
+        _block(state, members, 2 * blocks + number)
+        state.root()
+        _persist(store, store.height() + 1, state)
+    warmed |= {"settle_blocks": settle, "settle_s": round(time.perf_counter() - settled, 1)}
     spent = _time_steps(store, state) if steps else None
     by_step: dict[str, list[float]] = {}
     try:
@@ -331,7 +356,7 @@ def _child(*args: str, cgroup: memory_cgroup.MemoryCgroup | None = None) -> dict
     `cgroup`, inside it, and the kernel's figures for it added (a child the kernel killed
     at the limit is reported, not raised)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    command = [sys.executable, __file__, "--child", *args]
+    command = [sys.executable, __file__, *_store_flags(), "--child", *args]
     if cgroup is None:
         done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     else:
@@ -353,6 +378,7 @@ def sweep(
     reuse_opened: bool = False,
     steps: bool = False,
     memory_max: str | None = None,
+    settle: int = 0,
 ) -> None:
     """Each size in turn, appended to `rows`, the results saved after each (a 20-million
     run takes long on a busy machine: what is done stays written). With `keep`, the
@@ -360,7 +386,8 @@ def sweep(
     million records) are kept; `reuse_opened` starts from the latter, no first open.
     With `memory_max` ("2G", or "max": no limit, measured the same way), the restart and
     its blocks run in a memory cgroup of that limit, the store's pages dropped from the
-    page cache first so that the child is charged for every page it reads."""
+    page cache first so that the child is charged for every page it reads. `settle`:
+    blocks applied untimed after the restart, before the timed ones."""
     per_record, last_rss, last_records = 0.0, 0.0, 0
     for size in sizes:
         members = max(size // RECORDS_PER_MEMBER, 1)
@@ -391,7 +418,9 @@ def sweep(
                 row |= _child("first-open", str(path), str(members))
                 if opened is not None and not opened.exists():
                     shutil.copytree(path, opened)
-            restart_args = ("restart", str(path), str(members), str(blocks), str(int(steps)))
+            restart_args = (
+                "restart", str(path), str(members), str(blocks), str(int(steps)), str(settle)
+            )  # fmt: skip
             if memory_max is None:
                 row |= _child(*restart_args)
             else:
@@ -409,7 +438,9 @@ def sweep(
             f"{size:>11,} records: root/block {row['root_per_block_ms']} ms (min "
             f"{row['root_per_block_min_ms']}; CPU {row['root_per_block_cpu_ms']}, min "
             f"{row['root_per_block_cpu_min_ms']}; thread CPU "
-            f"{row['root_per_block_thread_cpu_ms']}; load "
+            f"{row['root_per_block_thread_cpu_ms']}, min "
+            f"{row['root_per_block_thread_cpu_min_ms']}; after {row['settle_blocks']} "
+            f"untimed blocks; load "
             f"{row['load_average_at_blocks'][0]:.1f}), first open "
             f"{row['first_open_s']} s, restart {row['restart_s']} s, RSS "
             f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB; anonymous at "
@@ -469,10 +500,25 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         help="run the restart and its blocks in a memory cgroup of this limit (2G; max: "
         "none), the store's pages dropped from the page cache first; reports the peak",
     )  # fmt: skip
+    parser.add_argument(
+        "--settle-blocks", type=int, default=0, metavar="N",
+        help="apply N blocks untimed after the restart first: a node that has run a while",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cache-mb", type=int, help="the store's block cache (default: a node's default)"
+    )
+    parser.add_argument(
+        "--no-mmap-reads", action="store_true",
+        help="table files read with pread, not memory maps ([storage] mmap_reads = false)",
+    )  # fmt: skip
     parser.add_argument("--label", default="", help="what code this run measures")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cache_mb is not None:
+        STORE_OPTIONS["cache_mb"] = args.cache_mb
+    if args.no_mmap_reads:
+        STORE_OPTIONS["mmap_reads"] = False
     if args.child:
         step, path, members, *rest = args.child
         if step == "build":
@@ -481,7 +527,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         elif step == "first-open":
             figures = first_open(Path(path))
         else:
-            figures = restart(Path(path), int(members), int(rest[0]), rest[1:] == ["1"])
+            figures = restart(Path(path), int(members), int(rest[0]), rest[1] == "1", int(rest[2]))
         print(json.dumps(figures))
         return figures
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -497,6 +543,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "python": platform.python_version(),
         "transfers_per_block": TRANSFERS_PER_BLOCK,
         "memory_max": args.memory_max,
+        "store_options": dict(STORE_OPTIONS),
         "load_average_at_start": os.getloadavg(),
         "sizes": rows,
     }
@@ -506,7 +553,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     sweep(
         sizes, args.blocks, args.max_rss_gb, args.keep, rows, save, args.reuse_opened,
-        args.steps, args.memory_max,
+        args.steps, args.memory_max, args.settle_blocks,
     )  # fmt: skip
     save()
     return result
