@@ -279,6 +279,7 @@ def restart(
     rss, parts = _rss_mb(), _rss_parts_mb()
     anon_max = parts.get("anon", 0.0)
     roots, persists, cpu, own = [], [], [], []
+    minor, major = [], []  # page faults in the root's thread: first touches, disk reads
     settled = time.perf_counter()
     for number in range(settle):  # block numbers apart from the timed ones' and trials'
         _block(state, members, 2 * blocks + number)
@@ -293,11 +294,15 @@ def restart(
             if spent is not None:
                 spent.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
+            faults = resource.getrusage(resource.RUSAGE_THREAD)
             thread_started = time.thread_time()
             state.root()
             hashed = time.perf_counter()
             cpu.append(time.process_time() - cpu_started)
             own.append(time.thread_time() - thread_started)
+            faulted = resource.getrusage(resource.RUSAGE_THREAD)
+            minor.append(faulted.ru_minflt - faults.ru_minflt)
+            major.append(faulted.ru_majflt - faults.ru_majflt)
             if spent is not None:
                 spent["decode"] = spent.get("prefetch", 0.0) - spent.get("read", 0.0)
                 spent["total"] = own[-1]
@@ -332,6 +337,8 @@ def restart(
             "root_per_block_cpu_min_ms": round(cpu[0] * 1000, 1),
             "root_per_block_thread_cpu_ms": round(own[len(own) // 2] * 1000, 1),
             "root_per_block_thread_cpu_min_ms": round(own[0] * 1000, 1),
+            "root_minor_faults_per_block": sorted(minor)[len(minor) // 2],
+            "root_major_faults_per_block": sorted(major)[len(major) // 2],
             "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
             "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
             "root_steps_thread_cpu_ms": {
@@ -439,8 +446,9 @@ def sweep(
             f"{row['root_per_block_min_ms']}; CPU {row['root_per_block_cpu_ms']}, min "
             f"{row['root_per_block_cpu_min_ms']}; thread CPU "
             f"{row['root_per_block_thread_cpu_ms']}, min "
-            f"{row['root_per_block_thread_cpu_min_ms']}; after {row['settle_blocks']} "
-            f"untimed blocks; load "
+            f"{row['root_per_block_thread_cpu_min_ms']}; page faults in it "
+            f"{row['root_minor_faults_per_block']} minor, {row['root_major_faults_per_block']} "
+            f"major; after {row['settle_blocks']} untimed blocks; load "
             f"{row['load_average_at_blocks'][0]:.1f}), first open "
             f"{row['first_open_s']} s, restart {row['restart_s']} s, RSS "
             f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB; anonymous at "
