@@ -17,6 +17,20 @@ in a fresh process so that memory is the process's own:
   with the load average as they ran;
 - RSS after the restart and its peak.
 
+With `--memory-max 2G` the restart and its blocks run in a memory cgroup of that limit
+(`memory_cgroup`: the store's pages dropped from the page cache, then read back inside the
+cgroup, so the child is charged for every page it finds cached; `max`: the same without a
+limit), and the kernel's peak, its anonymous/page-cache split and how often the limit was
+hit are reported beside the root's page faults (minor: first touches; major: disk reads).
+At 20 million records on the shared 2-core machine (7 blocks, load 8-18, 5 December):
+the root's thread CPU 120-123 ms a block under 2 GB against 30.6-31.3 without a limit,
+restart 19.7-23.4 s against 6.5-6.6, memory.peak 2,048 against 5,418-5,468 MB (774 MB of
+it anonymous either way); 56.5 ms under 3 GB, 38.0 under 4 GB; 85.6 ms under 2 GB with
+`--no-mmap-reads` (ADR 0007, "Since: 20 million records under a memory limit").
+`--settle-blocks N` applies N blocks untimed after the restart, as a node that has run a
+while: after 60, the root's page faults fall from about 2,000 to 5 a block, its thread
+CPU stays at 29-35 ms.
+
 The simulator's population generator derives two Ed25519 keys per member, far too slow for
 millions of members, so the records a registered member has are built here directly with
 hash-derived addresses. A size whose memory would pass `--max-rss-gb` (extrapolated from
