@@ -22,9 +22,9 @@ With `--memory-max 2G` the restart and its blocks run in a memory cgroup of that
 cgroup, so the child is charged for every page it finds cached; `max`: the same without a
 limit), and the kernel's peak, its anonymous/page-cache split and how often the limit was
 hit are reported beside the root's page faults (minor: first touches; major: disk reads).
-At 20 million records on the shared 2-core machine (7 blocks, load 8-18, 5 December):
-the root's thread CPU 120-123 ms a block under 2 GB against 30.6-31.3 without a limit,
-restart 19.7-23.4 s against 6.5-6.6, memory.peak 2,048 against 5,418-5,468 MB (774 MB of
+At 20 million records on the shared 2-core machine (7 blocks, load 8-19, 5 December):
+the root's thread CPU 111-123 ms a block under 2 GB against 30.6-35.0 without a limit,
+restart 19.7-27.1 s against 6.5-6.6, memory.peak 2,048 against 5,418-5,468 MB (774 MB of
 it anonymous either way); 56.5 ms under 3 GB, 38.0 under 4 GB; 85.6 ms under 2 GB with
 `--no-mmap-reads` (ADR 0007, "Since: 20 million records under a memory limit").
 `--settle-blocks N` applies N blocks untimed after the restart, as a node that has run a
