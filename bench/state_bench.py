@@ -17,6 +17,22 @@ in a fresh process so that memory is the process's own:
   with the load average as they ran;
 - RSS after the restart and its peak.
 
+With `--memory-max 2G` the restart and its blocks run in a memory cgroup of that limit
+(`memory_cgroup`: the store's pages dropped from the page cache, then read back inside the
+cgroup, so the child is charged for every page it finds cached; `max`: the same without a
+limit), and the kernel's peak, its anonymous/page-cache split and how often the limit was
+hit are reported beside the root's page faults (minor: first touches; major: disk reads).
+At 20 million records on the shared 2-core machine (7 blocks, load 8-19, 5 December):
+the root's thread CPU 111-123 ms a block under 2 GB against 30.6-35.0 without a limit,
+restart 19.7-27.1 s against 6.5-6.6, memory.peak 2,048 against 5,418-5,468 MB (774 MB of
+it anonymous either way); 56.5 ms under 3 GB, 38.0 under 4 GB; 85.6 ms under 2 GB with
+`--no-mmap-reads`; 80-86 ms under 2 GB (restart 7.8-9.4 s) on the kept store with its
+tree family compacted, as the migration now leaves it (ADR 0007, "Since: 20 million
+records under a memory limit").
+`--settle-blocks N` applies N blocks untimed after the restart, as a node that has run a
+while: after 60, the root's page faults fall from about 2,000 to 5 a block, its thread
+CPU stays at 29-35 ms.
+
 The simulator's population generator derives two Ed25519 keys per member, far too slow for
 millions of members, so the records a registered member has are built here directly with
 hash-derived addresses. A size whose memory would pass `--max-rss-gb` (extrapolated from
@@ -24,7 +40,8 @@ the previous size's bytes per record) is skipped and says so.
 
     python bench/state_bench.py [--sizes 1000,100000,1000000,6000000,20000000]
                                 [--blocks 5] [--max-rss-gb 8] [--steps]
-                                [--keep DIR [--reuse-opened]]
+                                [--keep DIR [--reuse-opened]] [--memory-max 2G|max]
+                                [--cache-mb MB] [--no-mmap-reads] [--settle-blocks N]
 
 Prints a table and writes bench/results/state.json.
 """
@@ -50,6 +67,7 @@ import msgspec
 from rocksdict import WriteBatch
 
 import benchkit
+import memory_cgroup
 from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.ledger import accounts, genesis, metering, registry
 from gridtokenx.ledger.state import State
@@ -155,10 +173,24 @@ def _rss_parts_mb() -> dict[str, float]:
     return parts
 
 
+STORE_OPTIONS: dict[str, Any] = {}
+"""`Store`'s options for the measured opens (`--cache-mb`, `--no-mmap-reads`)."""
+
+
+def _store_flags() -> list[str]:
+    """`STORE_OPTIONS` as the child's command line repeats them."""
+    flags = []
+    if "cache_mb" in STORE_OPTIONS:
+        flags += ["--cache-mb", str(STORE_OPTIONS["cache_mb"])]
+    if STORE_OPTIONS.get("mmap_reads") is False:
+        flags.append("--no-mmap-reads")
+    return flags
+
+
 def _open(path: Path) -> tuple[Store, State, float]:
     """Open the store and make its state ready to apply a block: its root known."""
     started = time.perf_counter()
-    store = Store(path)
+    store = Store(path, **STORE_OPTIONS)
     # a node's way: records and tree on demand where the code has it, else all loaded
     state = getattr(store, "open_state", store.load_state)()
     state.root()
@@ -250,11 +282,26 @@ def _time_steps(store: Store, state: State) -> dict[str, float]:
     return spent
 
 
-def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[str, object]:
+def restart(
+    path: Path, members: int, blocks: int, steps: bool = False, settle: int = 0
+) -> dict[str, object]:
+    """Open the store again, then `settle` blocks untimed (a node that has run a while:
+    the table-file pages its reads touched are mapped by then), then `blocks` timed."""
+    warmed: dict[str, Any] = {}
+    if os.environ.get(memory_cgroup.ENVIRONMENT):  # the store's pages, charged to this cgroup
+        warmed["page_cache_warmup_s"] = round(memory_cgroup.warm_cache(path), 1)
+        warmed |= {f"{k}_after_warmup": v for k, v in memory_cgroup.own_stat().items()}
     store, state, seconds = _open(path)
     rss, parts = _rss_mb(), _rss_parts_mb()
     anon_max = parts.get("anon", 0.0)
     roots, persists, cpu, own = [], [], [], []
+    minor, major = [], []  # page faults in the root's thread: first touches, disk reads
+    settled = time.perf_counter()
+    for number in range(settle):  # block numbers apart from the timed ones' and trials'
+        _block(state, members, 2 * blocks + number)
+        state.root()
+        _persist(store, store.height() + 1, state)
+    warmed |= {"settle_blocks": settle, "settle_s": round(time.perf_counter() - settled, 1)}
     spent = _time_steps(store, state) if steps else None
     by_step: dict[str, list[float]] = {}
     try:
@@ -263,11 +310,15 @@ def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[
             if spent is not None:
                 spent.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
+            faults = resource.getrusage(resource.RUSAGE_THREAD)
             thread_started = time.thread_time()
             state.root()
             hashed = time.perf_counter()
             cpu.append(time.process_time() - cpu_started)
             own.append(time.thread_time() - thread_started)
+            faulted = resource.getrusage(resource.RUSAGE_THREAD)
+            minor.append(faulted.ru_minflt - faults.ru_minflt)
+            major.append(faulted.ru_majflt - faults.ru_majflt)
             if spent is not None:
                 spent["decode"] = spent.get("prefetch", 0.0) - spent.get("read", 0.0)
                 spent["total"] = own[-1]
@@ -282,6 +333,7 @@ def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[
         _persist(store, store.height() + 1, state)
         records = len(state)
         parts_end = _rss_parts_mb()
+        in_cgroup = memory_cgroup.own_stat()
     finally:
         store.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -289,41 +341,54 @@ def restart(path: Path, members: int, blocks: int, steps: bool = False) -> dict[
     persists.sort()
     cpu.sort()
     own.sort()
-    return {
-        "restart_s": round(seconds, 2),
-        "records": records,
-        "load_average_at_blocks": os.getloadavg(),
-        "root_per_block_ms": round(roots[len(roots) // 2] * 1000, 1),
-        "root_per_block_min_ms": round(roots[0] * 1000, 1),
-        "root_per_block_max_ms": round(roots[-1] * 1000, 1),
-        "root_per_block_cpu_ms": round(cpu[len(cpu) // 2] * 1000, 1),
-        "root_per_block_cpu_min_ms": round(cpu[0] * 1000, 1),
-        "root_per_block_thread_cpu_ms": round(own[len(own) // 2] * 1000, 1),
-        "root_per_block_thread_cpu_min_ms": round(own[0] * 1000, 1),
-        "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
-        "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
-        "root_steps_thread_cpu_ms": {
-            step: round(sorted(found)[len(found) // 2] * 1000, 2) for step, found in by_step.items()
-        },
-        "rss_after_restart_mb": rss,
-        "rss_anon_after_restart_mb": parts.get("anon"),
-        "rss_anon_at_end_mb": parts_end.get("anon"),
-        "rss_anon_max_mb": max(anon_max, parts_end.get("anon", 0.0)),
-        "rss_file_at_end_mb": parts_end.get("file"),
-        "peak_rss_mb": round(peak, 1),
-        "bytes_per_record": round(rss * 2**20 / max(records, 1)),
-    }
+    return (
+        {
+            "restart_s": round(seconds, 2),
+            "records": records,
+            "load_average_at_blocks": os.getloadavg(),
+            "root_per_block_ms": round(roots[len(roots) // 2] * 1000, 1),
+            "root_per_block_min_ms": round(roots[0] * 1000, 1),
+            "root_per_block_max_ms": round(roots[-1] * 1000, 1),
+            "root_per_block_cpu_ms": round(cpu[len(cpu) // 2] * 1000, 1),
+            "root_per_block_cpu_min_ms": round(cpu[0] * 1000, 1),
+            "root_per_block_thread_cpu_ms": round(own[len(own) // 2] * 1000, 1),
+            "root_per_block_thread_cpu_min_ms": round(own[0] * 1000, 1),
+            "root_minor_faults_per_block": sorted(minor)[len(minor) // 2],
+            "root_major_faults_per_block": sorted(major)[len(major) // 2],
+            "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
+            "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
+            "root_steps_thread_cpu_ms": {
+                step: round(sorted(found)[len(found) // 2] * 1000, 2)
+                for step, found in by_step.items()
+            },
+            "rss_after_restart_mb": rss,
+            "rss_anon_after_restart_mb": parts.get("anon"),
+            "rss_anon_at_end_mb": parts_end.get("anon"),
+            "rss_anon_max_mb": max(anon_max, parts_end.get("anon", 0.0)),
+            "rss_file_at_end_mb": parts_end.get("file"),
+            "peak_rss_mb": round(peak, 1),
+            "bytes_per_record": round(rss * 2**20 / max(records, 1)),
+        }
+        | in_cgroup
+        | warmed
+    )
 
 
-def _child(*args: str) -> dict[str, Any]:
-    """Run one step in a fresh interpreter, so its RSS and timings are its own."""
+def _child(*args: str, cgroup: memory_cgroup.MemoryCgroup | None = None) -> dict[str, Any]:
+    """Run one step in a fresh interpreter, so its RSS and timings are its own; with
+    `cgroup`, inside it, and the kernel's figures for it added (a child the kernel killed
+    at the limit is reported, not raised)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", *args], env=env, check=True,
-        capture_output=True, text=True,
-    )  # fmt: skip
+    command = [sys.executable, __file__, *_store_flags(), "--child", *args]
+    if cgroup is None:
+        done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    else:
+        done = cgroup.run(command, env)
+        kernel = cgroup.figures()
+        if done.returncode != 0:
+            return kernel | {"failed": f"exit {done.returncode}", "stderr": done.stderr[-2000:]}
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return figures if cgroup is None else figures | kernel
 
 
 def sweep(
@@ -335,11 +400,17 @@ def sweep(
     save: Callable[[], None],
     reuse_opened: bool = False,
     steps: bool = False,
+    memory_max: str | None = None,
+    settle: int = 0,
 ) -> None:
     """Each size in turn, appended to `rows`, the results saved after each (a 20-million
     run takes long on a busy machine: what is done stays written). With `keep`, the
     built store and the store after its first open (its tree built: minutes at 20
-    million records) are kept; `reuse_opened` starts from the latter, no first open."""
+    million records) are kept; `reuse_opened` starts from the latter, no first open.
+    With `memory_max` ("2G", or "max": no limit, measured the same way), the restart and
+    its blocks run in a memory cgroup of that limit, the store's pages dropped from the
+    page cache first so that the child is charged for every page it reads. `settle`:
+    blocks applied untimed after the restart, before the timed ones."""
     per_record, last_rss, last_records = 0.0, 0.0, 0
     for size in sizes:
         members = max(size // RECORDS_PER_MEMBER, 1)
@@ -370,7 +441,18 @@ def sweep(
                 row |= _child("first-open", str(path), str(members))
                 if opened is not None and not opened.exists():
                     shutil.copytree(path, opened)
-            row |= _child("restart", str(path), str(members), str(blocks), str(int(steps)))
+            restart_args = (
+                "restart", str(path), str(members), str(blocks), str(int(steps)), str(settle)
+            )  # fmt: skip
+            if memory_max is None:
+                row |= _child(*restart_args)
+            else:
+                row |= _limited(path, memory_max, restart_args)
+        if "failed" in row:
+            print(f"{size:>11,} records: the restart failed under the limit: {row}", flush=True)
+            rows.append(row)
+            save()
+            continue
         rss, records = float(row["rss_after_restart_mb"]), int(row["records"])
         # the slope between sizes: the interpreter's own baseline does not scale
         per_record = (rss - last_rss) * 2**20 / max(records - last_records, 1)
@@ -379,7 +461,10 @@ def sweep(
             f"{size:>11,} records: root/block {row['root_per_block_ms']} ms (min "
             f"{row['root_per_block_min_ms']}; CPU {row['root_per_block_cpu_ms']}, min "
             f"{row['root_per_block_cpu_min_ms']}; thread CPU "
-            f"{row['root_per_block_thread_cpu_ms']}; load "
+            f"{row['root_per_block_thread_cpu_ms']}, min "
+            f"{row['root_per_block_thread_cpu_min_ms']}; page faults in it "
+            f"{row['root_minor_faults_per_block']} minor, {row['root_major_faults_per_block']} "
+            f"major; after {row['settle_blocks']} untimed blocks; load "
             f"{row['load_average_at_blocks'][0]:.1f}), first open "
             f"{row['first_open_s']} s, restart {row['restart_s']} s, RSS "
             f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB; anonymous at "
@@ -387,11 +472,37 @@ def sweep(
             f"MB anonymous, {row['rss_file_at_end_mb']} MB of mapped files)",
             flush=True,
         )
+        if "memory_peak_mb" in row:
+            print(
+                f"{'':>11}  cgroup v{row['cgroup_version']}, limit "
+                f"{row['memory_limit_mb'] or 'none'} MB: peak {row['memory_peak_mb']} MB, "
+                f"at the end {row['cgroup_current_mb']} MB ({row['cgroup_anon_mb']} anonymous, "
+                f"{row['cgroup_file_mb']} page cache of which {row['cgroup_file_mapped_mb']} "
+                f"mapped); at the limit {row['memory_limit_hits']} times, OOM kills "
+                f"{row['oom_kills']}",
+                flush=True,
+            )
         if row["root_steps_thread_cpu_ms"]:
             listed = ", ".join(f"{k} {v}" for k, v in row["root_steps_thread_cpu_ms"].items())
             print(f"{'':>11}  root's steps, thread CPU ms (median): {listed}", flush=True)
         rows.append(row)
         save()
+
+
+def _limited(path: Path, memory_max: str, args: tuple[str, ...]) -> dict[str, Any]:
+    """The restart child in a memory cgroup of `memory_max` (see `sweep`); when no cgroup
+    can be made here, the reason, and the child run without one."""
+    memory_cgroup.drop_cache(path)
+    cgroup = memory_cgroup.MemoryCgroup.create(
+        f"gridtokenx-state-bench-{os.getpid()}", memory_cgroup.parse_size(memory_max)
+    )
+    if isinstance(cgroup, str):
+        print(f"no memory cgroup, measured without a limit: {cgroup}", flush=True)
+        return _child(*args) | {"memory_cgroup_skipped": cgroup}
+    try:
+        return _child(*args, cgroup=cgroup)
+    finally:
+        cgroup.remove()
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -408,10 +519,30 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--reuse-opened", action="store_true",
         help="with --keep: start from the kept opened store (tree built), no first open",
     )  # fmt: skip
+    parser.add_argument(
+        "--memory-max", metavar="SIZE",
+        help="run the restart and its blocks in a memory cgroup of this limit (2G; max: "
+        "none), the store's pages dropped from the page cache first; reports the peak",
+    )  # fmt: skip
+    parser.add_argument(
+        "--settle-blocks", type=int, default=0, metavar="N",
+        help="apply N blocks untimed after the restart first: a node that has run a while",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cache-mb", type=int, help="the store's block cache (default: a node's default)"
+    )
+    parser.add_argument(
+        "--no-mmap-reads", action="store_true",
+        help="table files read with pread, not memory maps ([storage] mmap_reads = false)",
+    )  # fmt: skip
     parser.add_argument("--label", default="", help="what code this run measures")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cache_mb is not None:
+        STORE_OPTIONS["cache_mb"] = args.cache_mb
+    if args.no_mmap_reads:
+        STORE_OPTIONS["mmap_reads"] = False
     if args.child:
         step, path, members, *rest = args.child
         if step == "build":
@@ -420,16 +551,23 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         elif step == "first-open":
             figures = first_open(Path(path))
         else:
-            figures = restart(Path(path), int(members), int(rest[0]), rest[1:] == ["1"])
+            figures = restart(Path(path), int(members), int(rest[0]), rest[1] == "1", int(rest[2]))
         print(json.dumps(figures))
         return figures
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.memory_max is not None:
+        try:
+            memory_cgroup.parse_size(args.memory_max)
+        except ValueError as error:
+            parser.error(str(error))
     rows: list[dict[str, Any]] = []
     result: dict[str, object] = {
         "benchmark": "state",
         "label": args.label,
         "python": platform.python_version(),
         "transfers_per_block": TRANSFERS_PER_BLOCK,
+        "memory_max": args.memory_max,
+        "store_options": dict(STORE_OPTIONS),
         "load_average_at_start": os.getloadavg(),
         "sizes": rows,
     }
@@ -439,7 +577,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     sweep(
         sizes, args.blocks, args.max_rss_gb, args.keep, rows, save, args.reuse_opened,
-        args.steps,
+        args.steps, args.memory_max, args.settle_blocks,
     )  # fmt: skip
     save()
     return result

@@ -309,3 +309,32 @@ def test_hotpath_bench_at_a_fixed_clock_repeats_its_roots(tmp_path: Path) -> Non
     crossing = json.loads((tmp_path / "crossing-1.json").read_text())
     assert followed["surveillance"] is True and crossing["surveillance"] is False
     assert followed["state_roots"] == crossing["state_roots"]
+
+
+def test_memory_limit_sizes_parse() -> None:
+    parse = _load("memory_cgroup").parse_size
+    assert parse("2G") == 2 * 2**30
+    assert parse("1536m") == 1536 * 2**20
+    assert parse("4096") == 4096
+    assert parse("max") is None  # a cgroup without a limit, measured the same way
+    for bad in ("lots", "0", "-1G", ""):
+        with pytest.raises(ValueError, match="memory limit"):
+            parse(bad)
+
+
+def test_state_bench_runs_in_a_memory_cgroup(tmp_path: Path) -> None:
+    """The restart child runs inside a limited cgroup that is gone afterwards, and the
+    kernel's own figures come back with the benchmark's."""
+    result = _load("state_bench").main(
+        ["--sizes", "1000", "--blocks", "2", "--memory-max", "1G",
+         "--output", str(tmp_path / "state.json")]
+    )  # fmt: skip
+    (row,) = result["sizes"]
+    if "memory_cgroup_skipped" in row:
+        pytest.skip(row["memory_cgroup_skipped"])
+    assert row["memory_limit_mb"] == 1024 and row["oom_kills"] == 0
+    assert row["cgroup_version"] in (1, 2)
+    # the child itself was charged: its interpreter and the store's pages it read
+    assert row["cgroup_anon_mb"] > 5 and row["cgroup_file_mb_after_warmup"] > 0
+    assert 0 < row["memory_peak_mb"] <= 1024
+    assert not Path(row["cgroup_path"]).exists()

@@ -270,6 +270,27 @@ def test_a_store_written_before_the_tree_was_kept_is_migrated_on_open(tmp_path: 
         same(db.open_state(), reference)
 
 
+def test_the_migration_leaves_the_tree_alone_in_its_table_files(tmp_path: Path) -> None:
+    """The migration files every record's leaf by position, then deletes them with one
+    range deletion: compacted at its end, the tree family's files hold the tree's entries
+    only (buckets, children blobs, meta), no filing entries and no range deletion for
+    every later bucket read to skip."""
+    reference = State()
+    write(reference, {b"acct/" + str(i).encode(): i for i in range(5_000)})  # depth 3
+    with Store(tmp_path / "s") as db:
+        db.commit_height(1, b"b", b"c", [], reference.take_changes())
+        same(db.open_state(), reference)
+        family = db.db.get_column_family("tree")
+        found = dict(
+            part.strip().split("=", 1)
+            for part in family.property_value("rocksdb.aggregated-table-properties").split(";")
+            if "=" in part
+        )
+        assert found["# range deletions"] == "0"
+        assert int(found["# entries"]) < 5_000  # 4,096 buckets at most, 273 blobs, meta
+        assert family.property_value("rocksdb.num-entries-active-mem-table") == "0"
+
+
 def test_opening_reads_the_pinned_levels_without_filling_the_block_cache(tmp_path: Path) -> None:
     """The pinned levels are the tree's own memory: read into the block cache as well, at
     20 million records they pushed 512 MB of buckets out of it (and into the RSS). 70,000

@@ -599,6 +599,12 @@ class Store:
         height = self.height()
         batch.put(b"m", tag + count.to_bytes(8) + top + _height_key(height), cf)
         self.db.write(batch, self._sync)
+        # The filing pass left a leaf per record behind a range deletion, as much again as
+        # the tree (1.2 GB of the family's 3.2 at 20 million records), and the tree itself
+        # in several levels: compacted now, once, the family is the tree alone in one
+        # level. Left to RocksDB's own compactions, a restart took 9.6 instead of 4.6 s
+        # there and the root's bucket reads cost more until they had run.
+        self.db.get_column_family("tree").compact_range(None, None)
 
     def _write_tree(self, batch: WriteBatch, writes: TreeWrites, height: int) -> None:
         cf = self._cf("tree")
