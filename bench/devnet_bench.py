@@ -375,11 +375,13 @@ def run(
     accounts: int = 300,
     workload: str = "crossing",
     submit: str = "gossip",
+    min_block_ms: int = 0,
 ) -> dict[str, object]:
     now = int(time.time())
     base = free_base_port(validators)
     codes = devnet_validators(validators)
-    homes = init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes)
+    homes = init_devnet(folder, CHAIN, now - 60, base, block_ms=block_ms, validators=codes,
+                        min_block_ms=min_block_ms)  # fmt: skip
     spec = devnet_genesis(CHAIN, now - 60, codes)
     load: MarketLoad | DayLoad
     if workload == "day":
@@ -410,22 +412,32 @@ def _once(args: argparse.Namespace) -> dict[str, object]:
         if args.keep and args.repeats > 1:
             folder = folder / f"run-{time.time_ns()}"
         shape = (args.rate, args.seconds, args.validators, args.block_ms)
-        figures = run(*shape, folder, args.accounts, args.workload, args.submit)
-    sample = MarketLoad(devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
-    sample.setup()
+        figures = run(*shape, folder, args.accounts, args.workload, args.submit,
+                      args.min_block_ms)  # fmt: skip
     return {
         "benchmark": "devnet",
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
         "validators": args.validators,
         "processes": args.validators,
         "block_ms": args.block_ms,
+        "min_block_ms": args.min_block_ms,
         "workload": args.workload,
+        **the_machine(),
+        **figures,
+    }
+
+
+def the_machine() -> dict[str, object]:
+    """What a run's figures are read against: the interpreter, the cores, the load average
+    at its end and the raw Ed25519 rate measured just after it."""
+    sample = MarketLoad(devnet_genesis(CHAIN, 0), 10**6, accounts_per_side=20)
+    sample.setup()
+    return {
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "raw_ed25519_verify_per_s": round(
             benchkit.raw_verify_rate(tx.decode(r) for r in sample.orders(2_000))
         ),
-        **figures,
     }
 
 
@@ -435,6 +447,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--block-ms", type=int, default=500)
+    parser.add_argument(
+        "--min-block-ms", type=int, default=0,
+        help="with transactions ready, propose no sooner than this after a commit "
+        "([consensus] min_block_ms)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--accounts", type=int, default=300, help="buyers, and as many sellers")
     parser.add_argument("--keep", type=Path, help="keep the validators' homes here")

@@ -84,6 +84,20 @@ def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str) -
     assert len(result["validator_loop_idle"]) == 4  # type: ignore[arg-type]
 
 
+@pytest.mark.process
+def test_height_bench_prices_an_empty_height_on_four_processes(tmp_path: Path) -> None:
+    """Four idle validators commit empty heights: the bench counts them and the CPU each
+    validator spent per height, beside the machine's figures."""
+    out = tmp_path / "height.json"
+    result = _load("height_bench").main(
+        ["--block-ms", "100", "--seconds", "2", "--output", str(out)]
+    )  # fmt: skip
+    assert json.loads(out.read_text()) == result
+    assert all(n > 0 for n in result["heights"])  # type: ignore[attr-defined]
+    assert result["validator_cpu_ms_per_height_mean"] > 0  # type: ignore[operator]
+    assert result["raw_ed25519_verify_per_s"] > 0  # type: ignore[operator]
+
+
 def test_devnet_sweep_reads_its_rates_and_prints_a_line_per_rate() -> None:
     """`--sweep`: positive whole rates only, and one line per rate with the min / median of
     repeated runs where there were repeats."""

@@ -235,6 +235,30 @@ def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -
         reopened.close()
 
 
+def test_a_commit_forgets_the_saved_copies_of_what_left_the_mempool_in_its_own_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved copies of a block's transactions go in the height's synced batch, with
+    no write of their own and no scan of everything saved; one still waiting stays."""
+    txs = _registrations(3)
+    app = open_application(SPEC, tmp_path / "n")
+    try:
+        for raw in txs[:2]:
+            app.submit(raw)
+        raw_block = app.build_block(1, GENESIS_TIME + 5, EGAT.address)
+        app.submit(txs[2])  # arrives while block 1 is agreed: still waiting after it
+
+        def separate_write(hashes: list[bytes]) -> None:
+            raise AssertionError(f"a write of its own for {len(hashes)} saved copies")
+
+        monkeypatch.setattr(app.store, "forget_pending", separate_write)
+        app.commit(1, raw_block, ())
+        assert app.store.pending() == [txs[2]]
+        assert app.mempool.take_gone() == []  # taken by the commit
+    finally:
+        app.close()
+
+
 def test_a_node_killed_after_the_decision_executes_the_certified_block_after_restart(
     tmp_path: Path,
 ) -> None:

@@ -197,6 +197,32 @@ def test_prevotes_the_proposal_then_precommits_on_a_polka_and_decides() -> None:
     assert core.check_commit(CHAIN, VALS, 1, block, decision.commit, _verify)
 
 
+def test_a_height_hashes_its_block_once_for_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core asks a proposal's block id each time it tries a rule (about 30 times a
+    height); the whole block is hashed for it once, not each time (`votes.block_id`)."""
+    hashed: list[int] = []
+    tagged_hash = crypto.tagged_hash
+
+    def counting(tag: bytes, data: bytes) -> bytes:
+        if tag == b"GridTokenX/block-id":
+            hashed.append(len(data))
+        return tagged_hash(tag, data)
+
+    monkeypatch.setattr(crypto, "tagged_hash", counting)
+    me = _a_non_proposer(1, 0)
+    c = _core(me)
+    c.start()
+    block = b"a block hashed once " * 1000
+    bid = block_id(block)
+    c.on_proposal(_proposal(0, block), valid=True)
+    decided: list[core.Action] = []
+    for kind in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+        for k in (k for i, k in enumerate(KEYS) if i != me):
+            decided += c.on_vote(_vote(k, 0, kind, bid))
+    assert any(isinstance(a, core.Decide) for a in decided)
+    assert hashed == [len(block)]
+
+
 def test_a_quorum_of_nil_precommits_starts_the_next_round_without_the_timeout() -> None:
     """The round-0 proposer is down: the others time out, prevote and precommit nil. More
     than 2/3 of the power precommitting nil means no block can be decided in the round, so

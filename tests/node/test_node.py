@@ -45,6 +45,8 @@ async def _network(
     block_interval: float = 0.0,
     clock: Callable[[], float] = lambda: GENESIS_TIME + 10,
     codes: tuple[str, ...] = RUNNING,
+    min_block_gap: float = 0.0,
+    build_budget: float = 0.25,
 ) -> list[Node]:
     spec = genesis.devnet(CHAIN, GENESIS_TIME, KEYS)
     nodes = [
@@ -54,6 +56,8 @@ async def _network(
             timeouts,
             clock=clock,
             block_interval=block_interval,
+            min_block_gap=min_block_gap,
+            build_budget=build_budget,
         )
         for code in codes
     ]
@@ -138,6 +142,17 @@ async def _committed_within(nodes: list[Node], hashes: list[bytes], seconds: flo
     return seconds
 
 
+async def _proposer_after(nodes: list[Node], height: int) -> Node:
+    """The proposer of round 0 of the next height, once every node committed `height`."""
+    for _ in range(600):  # bounded: 30 s
+        if all(n.app.height >= height for n in nodes):
+            break
+        await asyncio.sleep(0.01)
+    assert all(n.app.height == height for n in nodes)
+    address = nodes[0].app.validators(height + 1).proposer(height + 1, 0)
+    return next(n for n in nodes if n.key.address == address)
+
+
 def test_the_proposer_is_woken_by_a_batch_as_by_a_single_submit(tmp_path: Path) -> None:
     """Empty blocks come every 10 s; transactions admitted by the next proposer's own node
     must be proposed at once, whichever way they came in (`submit` or a batch through
@@ -147,30 +162,64 @@ def test_the_proposer_is_woken_by_a_batch_as_by_a_single_submit(tmp_path: Path) 
     block_s = 10.0
     slow = Timeouts(propose_ms=int(block_s * 1000) + 5_000, prevote_ms=200, precommit_ms=200)
 
-    async def proposer_after(nodes: list[Node], height: int) -> Node:
-        for _ in range(600):  # bounded: 30 s
-            if all(n.app.height >= height for n in nodes):
-                break
-            await asyncio.sleep(0.05)
-        assert all(n.app.height == height for n in nodes)
-        address = nodes[0].app.validators(height + 1).proposer(height + 1, 0)
-        return next(n for n in nodes if n.key.address == address)
-
     async def scenario() -> None:
         nodes = await _network(tmp_path, slow, block_interval=block_s)
         try:
             for node in nodes:
                 await node.start()  # block 1 (empty) at once: no commit to wait after
             txs = _registrations(5)
-            single = await (await proposer_after(nodes, 1)).submit(txs[0])
+            single = await (await _proposer_after(nodes, 1)).submit(txs[0])
             single_s = await _committed_within(nodes, [single], block_s)
-            admissions = await (await proposer_after(nodes, 2)).admit(txs[1:])
+            admissions = await (await _proposer_after(nodes, 2)).admit(txs[1:])
             assert all(a.accepted for a in admissions), admissions
             batch = [a.tx_hash for a in admissions if a.tx_hash is not None]
             batch_s = await _committed_within(nodes, batch, block_s)
             assert all(n.app.height == 3 for n in nodes)  # one block each, no empty one
             assert single_s < block_s / 2, single_s
             assert batch_s < block_s / 2, (batch_s, single_s)
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))
+
+
+def test_the_proposer_waits_for_its_block_to_fill_unless_a_full_block_is_ready(
+    tmp_path: Path,
+) -> None:
+    """With `min_block_gap` a proposer with a few transactions ready waits that long after
+    its commit for more (fewer, fuller heights while the backlog is light); with a block's
+    worth ready (`Application.block_limit`: 64 here, the least) it proposes at once, since
+    waiting would add nothing to the block and only slow the chain under overload."""
+    gap_s, block_s = 4.0, 20.0
+    slow = Timeouts(propose_ms=int(block_s * 1000) + 5_000, prevote_ms=200, precommit_ms=200)
+
+    async def after_commit(nodes: list[Node], height: int) -> tuple[Node, float]:
+        """The next proposer and the loop time it carried out its commit of `height`."""
+        proposer = await _proposer_after(nodes, height)
+        return proposer, proposer._last_commit
+
+    async def scenario() -> None:
+        nodes = await _network(tmp_path, slow, block_interval=block_s, min_block_gap=gap_s,
+                               build_budget=0.001)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        try:
+            for node in nodes:
+                await node.start()  # block 1 (empty) at once: no commit to wait after
+            txs = _registrations(65)
+            proposer, committed_at = await after_commit(nodes, 1)
+            few = await proposer.admit(txs[:1])
+            assert await _committed_within(nodes, [few[0].tx_hash or b""], 2 * gap_s) < 2 * gap_s
+            assert loop.time() - committed_at >= gap_s * 0.9  # it waited for more
+            proposer, committed_at = await after_commit(nodes, 2)
+            assert proposer.app.block_limit(proposer.build_budget) == 64
+            full = await proposer.admit(txs[1:])
+            assert all(a.accepted for a in full), full
+            for _ in range(400):  # bounded: 4 s
+                if all(n.app.height >= 3 for n in nodes):
+                    break
+                await asyncio.sleep(0.01)
+            assert loop.time() - committed_at < gap_s / 2  # proposed at once
         finally:
             for node in nodes:
                 await node.stop()

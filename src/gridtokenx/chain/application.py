@@ -73,7 +73,7 @@ class BlockStore(Protocol):
         self, height: int, block: bytes, commit: bytes, tx_hashes: list[bytes],
         changes: dict[bytes, msgspec.Struct | None], receipts: list[bytes] | None = None,
         end_events: bytes | None = None, block_hash: bytes | None = None,
-        tree: TreeWrites | None = None,
+        tree: TreeWrites | None = None, forget: list[bytes] | None = None,
     ) -> None: ...  # fmt: skip
 
     def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None: ...
@@ -312,16 +312,19 @@ class Application(Generic[StoreT]):
             self._exec_cpu_per_tx = 0.7 * self._exec_cpu_per_tx + 0.3 * used
         self._screened = {}
         hashes = [r.tx_hash for r in receipts]
+        # The mempool follows the executed state first, so that the saved copies of what
+        # left it (committed, superseded, or evicted and dropped since the last block) are
+        # deleted in the height's own synced batch rather than in a write of their own.
+        self.mempool.update(hashes, self.nonce_of)
+        holds = self.mempool.holds  # one that left and came back (sent again) stays saved
+        gone = [h for h in self.mempool.take_gone() if h in self._kept and not holds(h)]
         self.store.commit_height(
             height, raw, codec.encode(certificate), hashes, self.state.take_changes(),
             [encode_events(r.events) for r in receipts], encode_events(end_events), block.hash,
-            self.state.take_tree_writes(),
+            self.state.take_tree_writes(), gone,
         )  # fmt: skip
         self.last_hash, self.last_time = block.hash, block.header.time
         self._committed = None if decoded is None else (height, decoded)
-        self.mempool.update(hashes, self.nonce_of)
-        gone = [h for h in self._kept if not self.mempool.holds(h)]  # committed or dropped
-        self.store.forget_pending(gone)
         self._kept.difference_update(gone)
         self.evidence = [e for e in self.evidence if e not in block.evidence]
         return receipts

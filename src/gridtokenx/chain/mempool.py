@@ -137,6 +137,10 @@ class Mempool:
         self.min_backlog = min_backlog
         self._recent_blocks: deque[int] = deque(maxlen=RECENT_BLOCKS)  # their tx counts
         self._gapped = 0  # waiting behind a gap in their sender's nonces, at the last block
+        # Hashes that left since `take_gone` was last called (committed, superseded,
+        # evicted, dropped), so the node forgets its saved copies without scanning what it
+        # saved; bounded like the outcomes: one missed is only re-checked at a restart.
+        self._gone: deque[bytes] = deque(maxlen=remember)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -337,7 +341,14 @@ class Mempool:
         if not queue:
             del self._by_sender[entry.sender]
         self._bytes -= len(entry.raw)
+        self._gone.append(entry.tx_hash)
         self._record(entry.tx_hash, outcome)
+
+    def take_gone(self) -> list[bytes]:
+        """Hashes of the transactions that left the pool since the last call."""
+        gone = list(self._gone)
+        self._gone.clear()
+        return gone
 
     def _record(self, tx_hash: bytes, outcome: str) -> None:
         self._outcomes[tx_hash] = outcome

@@ -97,6 +97,7 @@ def init_devnet(
     clock_origin: int = 0,
     clock_speed: float = 1.0,
     build_budget_ms: int = 250,
+    min_block_ms: int = 0,
     api_rate_per_second: float = 100.0,
     propose_ms: int = 1000,
     log_format: str = "plain",
@@ -110,7 +111,8 @@ def init_devnet(
     from `clock_origin`; their logs (node.log, through `processes.Processes`) in
     `log_format` from `log_level` up. The authorities that do not validate get their dev
     key in `root/keys/CODE.key`, to sign governance votes with or to start a node that a
-    vote may make a validator. `governance` as in `devnet_genesis`."""
+    vote may make a validator. `governance` as in `devnet_genesis`; `min_block_ms` as the
+    config's (how long a proposer waits after a commit for its block to fill)."""
     chain_clock(genesis_time, clock_origin, clock_speed)  # a bad speed fails before writing
     spec = devnet_genesis(chain_id, genesis_time, validators, governance)
     keys = genesis.dev_keys()
@@ -133,6 +135,7 @@ def init_devnet(
             p2p=behind_sentry(PeerSettings()) if sentries else PeerSettings(),
             block_ms=block_ms,
             build_budget_ms=build_budget_ms,
+            min_block_ms=min_block_ms,
             propose_ms=propose_ms,
             metrics_port=base_port + 100 + i,
             api_port=base_port + 200 + i,

@@ -93,7 +93,8 @@ class Config(msgspec.Struct, frozen=True):
     )] = 1000
     min_block_ms: Annotated[int, _doc(
         "With transactions waiting, propose this soon after a commit (0: at once); raise"
-        " it to batch more transactions per block."
+        " it to batch more transactions per block (fewer heights, less CPU per"
+        " transaction, that much more latency). A full block ready is proposed at once."
     )] = 0
     build_budget_ms: Annotated[int, _doc(
         "Stop adding transactions to a block after this long, so a full mempool does not"

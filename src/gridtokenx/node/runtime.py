@@ -902,14 +902,15 @@ class Node:
     async def _propose_when_ready(self, request: core.RequestValue) -> None:
         """Propose as soon as transactions are ready to go into a block (but not sooner
         than `min_block_gap` after the last commit, so blocks gather what arrives while
-        one is being agreed), and otherwise an empty block `block_interval` after the last
-        commit. Later rounds propose at once: their time has passed already."""
+        one is being agreed, unless a full block waits already), and otherwise an empty
+        block `block_interval` after the last commit. Later rounds propose at once: their
+        time has passed already."""
         loop = asyncio.get_running_loop()
         empty_at = self._last_commit + self.block_interval
         earliest = self._last_commit + self.min_block_gap
         while request.round == 0 and (now := loop.time()) < empty_at:
             if self.app.mempool.has_ready(self.app.nonce_of):
-                if now >= earliest:
+                if now >= earliest or self._full_block_waits():
                     break
                 await asyncio.sleep(earliest - now)
                 continue
@@ -918,6 +919,15 @@ class Node:
                 await asyncio.wait_for(self._txs_arrived.wait(), empty_at - now)
         if (self.core.height, self.core.state.round) == (request.height, request.round):
             self._propose_now(request)
+
+    def _full_block_waits(self) -> bool:
+        """Would the block hold as many transactions now as after `min_block_gap`? The gap
+        trades a little latency for fewer heights while the backlog is light (each height
+        costs its votes, synced writes and commit whatever it holds); with a block's worth
+        ready (`Application.block_limit`) waiting adds nothing to the block, and under
+        overload it would only slow the chain."""
+        mempool = self.app.mempool
+        return mempool.backlog >= self.app.block_limit(self.build_budget)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run the proposer's wait as a task the supervisor watches: if it fails, the node

@@ -87,6 +87,7 @@ class Telemetry:
         self.peers = peers
         self._shown: dict[bytes, int] = {}  # the highest height each peer itself showed
         self._monikers: dict[bytes, str] = {}
+        self._label_cache: dict[bytes, tuple[str, str]] = {}  # `_labels`
         self._set: ValidatorSet | None = None
         self._round = (0, 0, 0.0)  # height, round, loop time it began
         self._last_commit: float | None = None
@@ -159,6 +160,7 @@ class Telemetry:
             return
         self._set = validators
         self._monikers = self.names()
+        self._label_cache.clear()
         m = self.metrics
         m.validator_power.clear()
         for v in validators.validators:
@@ -167,7 +169,13 @@ class Telemetry:
         m.validators_power.set(validators.total_power)
 
     def _labels(self, address: bytes) -> tuple[str, str]:
-        return crypto.address_to_text(address), self._monikers.get(address, "")
+        """A validator's metric labels, kept until the set changes (`_validator_set`):
+        spelling an address out hashes its checksum, for every validator at every height."""
+        labels = self._label_cache.get(address)
+        if labels is None:
+            labels = crypto.address_to_text(address), self._monikers.get(address, "")
+            self._label_cache[address] = labels
+        return labels
 
     def _signatures(self, info: CommitInfo) -> None:
         """Settle the previous height's signatures and start counting this one's."""

@@ -251,6 +251,7 @@ class Store:
         end_events: bytes | None = None,
         block_hash: bytes | None = None,
         tree: TreeWrites | None = None,
+        forget: list[bytes] | None = None,
     ) -> None:
         """Write everything of one height in one synced batch, or nothing.
 
@@ -258,7 +259,9 @@ class Store:
         of `tx_hashes`; `end_events` the encoded events of the end of the block;
         `block_hash` indexes the block for `block_height`; `tree` the state root's tree
         changes (`State.take_tree_writes`): without them the stored tree is left behind
-        and rebuilt from the records when the store is next opened."""
+        and rebuilt from the records when the store is next opened; `forget` the hashes
+        of saved pending transactions to delete (`save_pending`), those the height took
+        out of the mempool."""
         if height != self.height() + 1:
             raise StoreError(f"height {height} does not follow {self.height()}")
         if receipts is not None and len(receipts) != len(tx_hashes):
@@ -282,6 +285,10 @@ class Store:
         self._index_certificates(batch, changes)
         if tree is not None:
             self._write_tree(batch, tree, height)
+        if forget:
+            pool = self._cf("pool")
+            for tx_hash in forget:
+                batch.delete(tx_hash, pool)
         batch.put(HEIGHT_KEY, _height_key(height), meta)
         self.db.write(batch, self._sync)
 
