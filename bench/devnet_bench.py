@@ -13,6 +13,13 @@ CPU each validator process used, and the raw Ed25519 verification rate measured 
 same run, and writes bench/results/devnet.json. At the end it stops the validators and
 checks that their stores hold the same blocks and state roots at every height.
 
+With `--grid-every SECONDS`, EGAT's transmission status reports go in at that pace while
+the orders are offered, by the same path as the orders (gossip, as a batch of the grid's
+own kind; or the REST batch route), and each is timed from submission until every
+validator has committed it: the wall-clock time of the validators' `committed` log line
+for its height. With `--hog`, a process spinning on core 0 takes one of the machine's
+cores for the whole run (issue 16: the day mix must hold 1,000/s beside it).
+
 With `--submit api` the orders go through each validator's REST batch route instead, as an
 application's would. Beyond the node's back-pressure limit (about two blocks of work
 waiting) they are refused MEMPOOL_FULL and sent again after the Retry-After, and finality
@@ -22,6 +29,7 @@ validator past that limit drops the generator's orders as any peer's, without a 
 generator sends what is not final again every RESEND_S once it has offered everything.
 
     python bench/devnet_bench.py [--rate 1000] [--seconds 20] [--block-ms 500] [--submit api]
+                                 [--workload day] [--grid-every 1] [--hog]
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
+import math
 import os
 import platform
 import re
@@ -56,13 +66,15 @@ from gridtokenx.simulator import loadgen
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.crypto import PrivateKey
-from workload import MarketLoad
+from workload import MarketLoad, grid_status
 
 RESULTS = Path(__file__).parent / "results" / "devnet.json"
 API_BATCH = 500  # transactions per REST batch request, under the API's limit
 CHAIN = "gridtokenx-bench-devnet"
 BATCH_EVERY = 0.02  # seconds between the generator's batches
 RESEND_S = 3.0  # gossip: what is not final this long after it was sent goes again
+GRID_SENDER = "EGAT"  # signs the grid updates; neither workload signs as it, so nonce 0 on
+HOG_CORE = 0
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -93,6 +105,8 @@ class Generator:
         self.refusals: dict[str, int] = {}
         self.again: list[tuple[float, bytes]] = []  # (when, raw): refused, to send again
         self.posts: set[asyncio.Task[None]] = set()
+        self.grid_height: dict[bytes, int] = {}  # grid update -> the height that holds it
+        self.grid_awaited: set[bytes] = set()
 
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> bool:
         if kind is Kind.COMMIT:
@@ -102,6 +116,10 @@ class Generator:
                 self.heights[commit.height] = (now, len(commit.block.tx_ids))
                 for tx_id in commit.block.tx_ids:  # compact: the transactions' ids
                     self.final_at.setdefault(tx_id, now)
+                if self.grid_awaited:
+                    for tx_id in self.grid_awaited.intersection(commit.block.tx_ids):
+                        self.grid_height[tx_id] = commit.height
+                        self.grid_awaited.discard(tx_id)
         return True
 
     async def connect(self, ports: list[int], node_ids: list[bytes]) -> None:
@@ -120,6 +138,17 @@ class Generator:
         self.again = [(when, raw) for when, raw in self.again if raw not in taken]
         port = self.api_ports[turn % len(self.api_ports)]
         task = asyncio.create_task(self._post(port, due + raws))
+        self.posts.add(task)
+        task.add_done_callback(self.posts.discard)
+
+    async def send_grid(self, raw: bytes, turn: int, api: bool = False) -> None:
+        """A grid update, by the orders' path: to one validator as a batch of the grid's
+        own kind (`Kind.GRID`, as a node relays one), or alone to its REST batch route."""
+        self.grid_awaited.add(tx.hash_of(raw))
+        if not api or self.api_ports is None:
+            self.clients[turn % len(self.clients)].publish(Kind.GRID, codec.encode([raw]))
+            return
+        task = asyncio.create_task(self._post(self.api_ports[turn % len(self.api_ports)], [raw]))
         self.posts.add(task)
         task.add_done_callback(self.posts.discard)
 
@@ -181,6 +210,37 @@ class Generator:
             await client.close()
 
 
+class GridUpdates:
+    """EGAT's status reports while the orders are offered: one every `every` seconds from
+    the start, for `seconds`. Each is signed as it goes (its measurement time is the wall
+    clock's second and must grow from one report to the next, so `every` is at least a
+    second) and noted with the wall-clock time it was submitted, which the validators'
+    log lines are compared with (`grid_latencies`), and the last height the generator had
+    heard of then."""
+
+    def __init__(self, chain_id: str, every: float, seconds: float) -> None:
+        self.key = genesis.dev_keys()[GRID_SENDER]
+        self.chain_id = chain_id
+        self.every = every
+        self.count = max(1, math.ceil(seconds / every))
+        self.sent: dict[bytes, float] = {}  # hash -> wall clock (time.time) at submission
+        self.height_then: dict[bytes, int] = {}
+        self.raws: list[bytes] = []
+
+    async def send(self, gen: Generator, started: float, api: bool) -> None:
+        measured = 0
+        for n in range(self.count):
+            if (delay := started + n * self.every - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            measured = max(int(time.time()), measured + 1)
+            raw = grid_status(self.key, self.chain_id, n, measured, n)
+            tx_hash = tx.hash_of(raw)
+            self.raws.append(raw)
+            self.height_then[tx_hash] = max(gen.heights, default=0)
+            self.sent[tx_hash] = time.time()
+            await gen.send_grid(raw, n, api)
+
+
 async def _drive(
     load: MarketLoad | DayLoad,
     ports: list[int],
@@ -189,6 +249,7 @@ async def _drive(
     seconds: float,
     pids: list[int],
     api_ports: list[int] | None = None,
+    grid: GridUpdates | None = None,
 ) -> dict[str, object]:
     gen = Generator(api_ports)
     # Everything is signed before connecting: signing holds this loop, and validators drop
@@ -208,6 +269,8 @@ async def _drive(
         sched_before = [_loop_sched(pid) for pid in pids]
         own_before = time.process_time()
         started = time.perf_counter()
+        api = api_ports is not None
+        updates = asyncio.create_task(grid.send(gen, started, api)) if grid else None
         for turn, i in enumerate(range(0, len(orders), per_batch)):
             due = started + turn * BATCH_EVERY
             if (delay := due - time.perf_counter()) > 0:
@@ -216,7 +279,9 @@ async def _drive(
             now = time.perf_counter()
             for raw in batch:
                 submitted[tx.hash_of(raw)] = now
-            await gen.send(batch, turn, api=api_ports is not None)
+            await gen.send(batch, turn, api=api)
+        if updates is not None:
+            await updates
         offered_for = time.perf_counter() - started
         await gen.flush(time.perf_counter() + 120)
         all_final = await gen.wait_final(
@@ -231,6 +296,8 @@ async def _drive(
         own = time.process_time() - own_before
         latencies = sorted(gen.final_at[h] - at for h, at in submitted.items() if h in gen.final_at)
         last = max((gen.final_at[h] for h in submitted if h in gen.final_at), default=started)
+        if grid is not None:
+            await gen.wait_final(list(grid.sent), 60, None if api else grid.raws)
     finally:
         await gen.close()
     done = len(latencies)
@@ -263,11 +330,23 @@ async def _drive(
         "txs_per_block_mean": round(statistics.mean(sizes), 1) if sizes else 0,
         "txs_per_block_max": max(sizes, default=0),
         "trading_heights": sorted(trading),
+        "grid_heights": gen.grid_height,
     }
 
 
 STEPS = ("propose_s", "vote_s", "execute_s", "execute_cpu_s", "build_s", "check_s")
 _FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+def _committed(home: Path) -> Iterator[tuple[float, dict[str, str]]]:
+    """A validator's `committed` log lines: when each was written (the wall clock, to the
+    millisecond) and its fields. A height committed from a peer's certificate while the
+    node caught up is logged at debug level, so it has none."""
+    log = home / "node.log"
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else ():
+        if ": committed " in line:
+            stamp = datetime.datetime.fromisoformat(line.split(" ", 1)[0])
+            yield stamp.timestamp(), dict(_FIELD.findall(line))
 
 
 def height_steps(homes: list[Path], heights: Collection[int]) -> dict[str, object]:
@@ -277,11 +356,7 @@ def height_steps(homes: list[Path], heights: Collection[int]) -> dict[str, objec
     are left out."""
     seen: dict[str, list[float]] = {name: [] for name in STEPS}
     for home in homes:
-        log = home / "node.log"
-        for line in log.read_text(errors="replace").splitlines() if log.exists() else ():
-            if ": committed " not in line:
-                continue
-            logged = dict(_FIELD.findall(line))
+        for _, logged in _committed(home):
             if int(logged.get("height", 0)) not in heights:
                 continue
             for name in STEPS:
@@ -295,6 +370,46 @@ def height_steps(homes: list[Path], heights: Collection[int]) -> dict[str, objec
             out[f"{step}_ms_median"] = round(statistics.median(values) * 1000, 1)
             out[f"{step}_ms_p90"] = round(values[int(len(values) * 0.9)] * 1000, 1)
     return out
+
+
+def grid_latencies(
+    homes: list[Path], grid: GridUpdates, heights: dict[bytes, int]
+) -> dict[str, object]:
+    """Each grid update from its submission until the last validator committed it (its
+    height's `committed` line there), and until the first did: p50/p99/max in
+    milliseconds. An update whose height a validator did not log (committed while it
+    caught up) is counted, not timed. `grid_heights_after_submission`: how many heights
+    past the last one the generator had heard of when it submitted the update its
+    height was (1: the next)."""
+    logged = [{int(f["height"]): at for at, f in reversed(list(_committed(h)))} for h in homes]
+    slowest, first, later = [], [], []
+    for tx_hash, sent in grid.sent.items():
+        height = heights.get(tx_hash)
+        times = [at[height] - sent for at in logged if height is not None and height in at]
+        if height is None or len(times) < len(homes):
+            continue
+        slowest.append(max(times))
+        first.append(min(times))
+        later.append(height - grid.height_then[tx_hash])
+    slowest.sort()
+
+    def ms(seconds: float) -> float:
+        return round(seconds * 1000, 1)
+
+    timed = len(slowest)
+    return {
+        "grid_every_s": grid.every,
+        "grid_updates": len(grid.sent),
+        "grid_committed": sum(1 for h in grid.sent if h in heights),
+        "grid_timed_at_every_validator": timed,
+        "grid_all_validators_p50_ms": ms(statistics.median(slowest)) if timed else None,
+        # nearest rank: of 20 updates the slowest, of 200 the second slowest
+        "grid_all_validators_p99_ms": ms(slowest[math.ceil(timed * 0.99) - 1]) if timed else None,
+        "grid_all_validators_max_ms": ms(slowest[-1]) if timed else None,
+        "grid_first_validator_p50_ms": ms(statistics.median(first)) if timed else None,
+        "grid_within_200ms": sum(1 for t in slowest if t < 0.2),
+        "grid_heights_after_submission_max": max(later, default=None),
+    }
 
 
 def _same_chain(homes: list[Path]) -> int:
@@ -376,6 +491,7 @@ def run(
     workload: str = "crossing",
     submit: str = "gossip",
     min_block_ms: int = 0,
+    grid_every: float | None = None,
 ) -> dict[str, object]:
     now = int(time.time())
     base = free_base_port(validators)
@@ -395,17 +511,42 @@ def run(
         ports = [read_config(h).listen_port for h in homes]
         pids = [p.pid for p in procs]
         api_ports = [read_config(h).api_port for h in homes] if submit == "api" else None
-        figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids, api_ports))
+        grid = GridUpdates(CHAIN, grid_every, seconds) if grid_every else None
+        figures = asyncio.run(_drive(load, ports, ids, rate, seconds, pids, api_ports, grid))
     figures["heights_checked_identical"] = _same_chain(homes)
-    trading = figures.pop("trading_heights")
-    assert isinstance(trading, list)
+    trading, grid_heights = figures.pop("trading_heights"), figures.pop("grid_heights")
+    assert isinstance(trading, list) and isinstance(grid_heights, dict)
     figures["height_steps"] = height_steps(homes, set(trading))
+    if grid is not None:
+        figures.update(grid_latencies(homes, grid, grid_heights))
     return figures
+
+
+@contextlib.contextmanager
+def cpu_hog(core: int = HOG_CORE) -> Iterator[dict[str, object]]:
+    """A process spinning on `core` (pinned there) for as long as this lasts, and always
+    killed after: a neighbour that takes one of the machine's cores whatever the
+    validators do. What it yields records the core and, on exit, the share of a core the
+    spinning took."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True:\n    pass"])
+    began = time.perf_counter()
+    record: dict[str, object] = {"core": core, "pid": proc.pid}
+    try:
+        os.sched_setaffinity(proc.pid, {core})
+        record["pinned_to"] = sorted(os.sched_getaffinity(proc.pid))
+        yield record
+    finally:
+        with contextlib.suppress(OSError):
+            took = _cpu_seconds(proc.pid) / (time.perf_counter() - began)
+            record["cores_used"] = round(took, 2)
+        proc.kill()
+        proc.wait()
 
 
 def _once(args: argparse.Namespace) -> dict[str, object]:
     """One run, its figures next to the raw Ed25519 rate and the load average of the run."""
     with contextlib.ExitStack() as stack:
+        hog = stack.enter_context(cpu_hog()) if args.hog else None
         folder = args.keep or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="gridtokenx-devnet-bench-"))
         )
@@ -413,7 +554,8 @@ def _once(args: argparse.Namespace) -> dict[str, object]:
             folder = folder / f"run-{time.time_ns()}"
         shape = (args.rate, args.seconds, args.validators, args.block_ms)
         figures = run(*shape, folder, args.accounts, args.workload, args.submit,
-                      args.min_block_ms)  # fmt: skip
+                      args.min_block_ms, args.grid_every)  # fmt: skip
+        machine = the_machine()  # the raw rate beside the run, with its hog when it had one
     return {
         "benchmark": "devnet",
         "validators": args.validators,
@@ -421,7 +563,8 @@ def _once(args: argparse.Namespace) -> dict[str, object]:
         "block_ms": args.block_ms,
         "min_block_ms": args.min_block_ms,
         "workload": args.workload,
-        **the_machine(),
+        **machine,
+        "hog": hog,
         **figures,
     }
 
@@ -480,6 +623,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         help="run at each of these offered rates in turn (each --repeats times) and print "
         "one line per rate: where committed throughput stops following the offered rate",
     )  # fmt: skip
+    parser.add_argument(
+        "--grid-every", type=_grid_every, metavar="SECONDS",
+        help="while the orders are offered, one EGAT status report every SECONDS (at least "
+        "1: its measurement time is in whole seconds and must grow), by the orders' path; "
+        "each is timed until every validator has committed it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--hog", action="store_true",
+        help=f"a process spinning on core {HOG_CORE} for the whole run (killed after)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.sweep:
         return _sweep(args)
@@ -488,6 +641,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     benchkit.print_figures(result)
     benchkit.write(result, args.output)
     return result
+
+
+def _grid_every(text: str) -> float:
+    try:
+        every = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--grid-every is seconds, not {text!r}") from None
+    if not every >= 1.0:  # NaN too
+        raise argparse.ArgumentTypeError(
+            "--grid-every must be at least 1 second: a status report's measurement time "
+            "is in whole seconds and must be newer than the last one's"
+        )
+    return every
 
 
 def _rates(text: str) -> list[int]:

@@ -32,6 +32,7 @@ from gridtokenx.ledger import genesis
 from gridtokenx.node.home import read_config
 from gridtokenx.wire import tx
 from gridtokenx.wire.crypto import PrivateKey
+from workload import grid_status
 
 RESULTS = Path(__file__).parent / "results" / "grid.json"
 CHAIN = "gridtokenx-bench-grid"
@@ -70,14 +71,8 @@ class Watcher:
 
 
 def status(key: PrivateKey, nonce: int, measured_at: int, n: int) -> bytes:
-    """A realistic update: frequency near 50 Hz, the BKK-CEN link re-rated each time."""
-    body = tx.TransmissionStatus(
-        measured_at,
-        50_000 + (n % 7 - 3) * 10,
-        (tx.LinkStatus("BKK", "CEN", 800_000 - (n % 5) * 50_000, 400_000),),
-        (tx.ZoneBalance("BKK", 2_000_000, 9_000_000 + n * 1_000),),
-    )
-    return tx.make(key, CHAIN, nonce, body).encode()
+    """A realistic update (`workload.grid_status`) on this benchmark's chain."""
+    return grid_status(key, CHAIN, nonce, measured_at, n)
 
 
 async def _drive(api_urls: list[str], updates: int) -> dict[str, object]:

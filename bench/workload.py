@@ -89,3 +89,18 @@ class MarketLoad:
                 who, side, price = self.buyers[k % len(self.buyers)], tx.Side.BUY, 320
             body = tx.PlaceOrder(side, "BKK", interval, 1_000, price)
             yield self._phase([(who, body)])[0]
+
+
+def grid_status(key: crypto.PrivateKey, chain_id: str, nonce: int, measured_at: int,
+                n: int) -> bytes:  # fmt: skip
+    """EGAT's transmission status as the grid benchmarks send it, realistic: the frequency
+    near 50 Hz (inside the band, so no zone halts), the BKK-CEN link re-rated each time
+    (a cut runs the curtailment check; 600-800 MW leaves every trade in place) and
+    Bangkok's demand rising. `n` varies it; `measured_at` must grow from one to the next."""
+    body = tx.TransmissionStatus(
+        measured_at,
+        50_000 + (n % 7 - 3) * 10,
+        (tx.LinkStatus("BKK", "CEN", 800_000 - (n % 5) * 50_000, 400_000),),
+        (tx.ZoneBalance("BKK", 2_000_000, 9_000_000 + n * 1_000),),
+    )
+    return tx.make(key, chain_id, nonce, body).encode()

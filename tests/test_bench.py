@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -66,11 +68,13 @@ def test_chain_bench_commits_what_it_offers(tmp_path: Path) -> None:
 def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str) -> None:
     """Four validator processes, a small market (crossing orders, or the market-day
     simulator's agents) and a few orders: everything offered is committed, and the stopped
-    validators hold identical blocks."""
+    validators hold identical blocks. With the crossing orders, EGAT's status reports go
+    in as well and are timed at every validator."""
     out = tmp_path / "devnet.json"
+    grid = ["--grid-every", "1"] if workload == "crossing" else []
     result = _load("devnet_bench").main(
         ["--rate", "40", "--seconds", "1", "--accounts", "6", "--block-ms", "200",
-         "--workload", workload, "--output", str(out)]
+         "--workload", workload, "--output", str(out), *grid]
     )  # fmt: skip
     assert json.loads(out.read_text()) == result
     assert result["submitted"] == result["committed"] == 40
@@ -82,6 +86,36 @@ def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str) -
     assert isinstance(steps, dict) and steps["execute_cpu_ms_median"] >= 0
     assert steps["execute_ms_p90"] >= steps["execute_ms_median"] > 0
     assert len(result["validator_loop_idle"]) == 4  # type: ignore[arg-type]
+    assert result["hog"] is None
+    if grid:  # one report, committed and timed from its height's line in all four logs
+        assert result["grid_updates"] == result["grid_timed_at_every_validator"] == 1
+        first, p50 = result["grid_first_validator_p50_ms"], result["grid_all_validators_p50_ms"]
+        assert 0 < first <= p50 == result["grid_all_validators_max_ms"]  # type: ignore[operator]
+    else:
+        assert "grid_updates" not in result
+
+
+def test_devnet_bench_hog_spins_on_core_0_and_is_killed_after() -> None:
+    """`--hog`: a process pinned to core 0 that takes CPU while the run lasts and is gone
+    after it, even when the run fails."""
+    bench = _load("devnet_bench")
+    with pytest.raises(RuntimeError, match="run failed"), bench.cpu_hog() as hog:
+        pid = hog["pid"]
+        assert hog["pinned_to"] == [0] and os.sched_getaffinity(pid) == {0}
+        time.sleep(0.3)
+        raise RuntimeError("run failed")
+    assert not Path(f"/proc/{pid}").exists()  # killed and reaped
+    assert hog["cores_used"] > 0  # type: ignore[operator]
+
+
+def test_devnet_bench_grid_every_is_whole_seconds_apart_at_least() -> None:
+    """A status report's measurement time is in whole seconds and must grow: faster than
+    one a second is refused with the reason, as is what is not a number."""
+    bench = _load("devnet_bench")
+    assert bench._grid_every("2.5") == 2.5
+    for bad in ("0.5", "x", "nan"):
+        with pytest.raises(Exception, match="grid-every"):
+            bench._grid_every(bad)
 
 
 @pytest.mark.process

@@ -6,6 +6,7 @@ stays full while the test looks."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,24 @@ async def _until_settled(node: Node, sent: int) -> None:
     raise AssertionError("the relayed transactions were not all looked at")
 
 
+async def _started_with_a_peer(node: Node) -> Gossip:
+    """Start `node` and connect a peer to it that relays what the test publishes."""
+    await node.start()
+
+    async def ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
+        return True
+
+    peer = Gossip(PrivateKey.from_dev_label("node-test/relay"), ignore)
+    try:
+        port = node.gossip._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await peer.dial("127.0.0.1", port)
+    except BaseException:
+        await peer.close()
+        await node.stop()
+        raise
+    return peer
+
+
 def test_a_full_node_drops_relayed_load_unverified_but_admits_grid_operations(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,15 +65,8 @@ def test_a_full_node_drops_relayed_load_unverified_but_admits_grid_operations(
     async def scenario() -> None:
         (node,) = await _network(tmp_path, codes=("EGAT",))
         node.app.mempool.min_backlog = 5
-        await node.start()
-
-        async def ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
-            return True
-
-        peer = Gossip(PrivateKey.from_dev_label("node-test/relay"), ignore)
+        peer = await _started_with_a_peer(node)
         try:
-            port = node.gossip._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            await peer.dial("127.0.0.1", port)
             txs = _registrations(30)
             peer.publish(Kind.TX, codec.encode(txs[:8]))  # fills the backlog, and past it
             await _until_settled(node, 8)
@@ -81,6 +93,49 @@ def test_a_full_node_drops_relayed_load_unverified_but_admits_grid_operations(
             await _until_settled(node, 31)
             assert mempool.status(alarm.hash) == "pending" and len(mempool) == 6
             assert verified == [mea.public_key]
+        finally:
+            await peer.close()
+            await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_grid_update_is_admitted_ahead_of_a_queue_of_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer's grid batch does not wait behind the transactions queued for admission:
+    with the admission of a batch of orders held (its signature checks never finish), an
+    EGAT emergency sent after it is pending at once, verified on the loop."""
+
+    async def scenario() -> None:
+        (node,) = await _network(tmp_path, codes=("EGAT",))
+        held: list[Future[list[object]]] = []
+
+        def stuck(raws: list[bytes], bounded: bool = False) -> list[Future[list[object]]]:
+            held.append(Future())
+            return held[-1:]
+
+        monkeypatch.setattr(node.app.mempool, "precheck", stuck)
+        peer = await _started_with_a_peer(node)
+        try:
+            orders = _registrations(8)
+            peer.publish(Kind.TX, codec.encode(orders))
+            for _ in range(100):  # bounded: 5 s
+                if held:
+                    break
+                await asyncio.sleep(0.05)
+            assert held, "the orders' admission never started"
+            egat = KEYS["EGAT"]
+            alarm = tx.make(egat, CHAIN, 0, tx.DeclareEmergency(("BKK",), "49.2 Hz"), 0)
+            peer.publish(Kind.GRID, codec.encode([alarm.encode()]))
+            mempool = node.app.mempool
+            for _ in range(100):  # bounded: 5 s
+                if mempool.status(alarm.hash) == "pending":
+                    break
+                await asyncio.sleep(0.05)
+            assert mempool.status(alarm.hash) == "pending"
+            assert len(mempool) == 1 and len(held) == 1  # the orders still wait
+            assert all(tx.hash_of(r) in node._queued for r in orders)
         finally:
             await peer.close()
             await node.stop()

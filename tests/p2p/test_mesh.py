@@ -102,6 +102,25 @@ def test_a_relayed_message_goes_to_the_mesh_only_once() -> None:
     assert mesh.relay(Topic.TRANSACTIONS, b"batch", SMALL, 1.6) == []
 
 
+def test_a_peers_batch_relayed_as_it_came_goes_to_the_mesh_but_its_senders() -> None:
+    """A node that admitted all of a peer's transaction batch relays the same bytes, so
+    the same message id, while the message is still being validated: it goes to every
+    mesh member but those that sent it, once, and `accept` adds nothing (transactions
+    are not forwarded as they came)."""
+    mesh = node(20)
+    mesh.heartbeat(1.0)
+    members = mesh.members(Topic.GRID)
+    source, also = sorted(members)[:2]
+    step = mesh.receive(source, Publish(Topic.GRID, b"update", SMALL), 1.1)
+    assert step.deliver  # being validated
+    mesh.receive(also, Publish(Topic.GRID, b"update", SMALL), 1.2)  # a second copy
+    sends = mesh.relay(Topic.GRID, b"update", SMALL, 1.3)
+    assert {p for p, _ in sends} == members - {source, also}
+    assert all(frame == Publish(Topic.GRID, b"update", SMALL) for _, frame in sends)
+    assert mesh.accept(b"update", Validation.VALID, 1.4, forward=False) == []
+    assert mesh.relay(Topic.GRID, b"update", SMALL, 1.5) == []  # seen and settled
+
+
 def test_subscriptions_fill_a_mesh_up_to_d_lo_only() -> None:
     mesh = node(10)
     assert all(len(members) == mesh.params.degree(t).d_lo for t, members in mesh.mesh.items())

@@ -166,6 +166,11 @@ class Mempool:
             self._pool.submit(_check, raws[i : i + chunk], full) for i in range(0, len(raws), chunk)
         ]
 
+    def check(self, raws: list[bytes]) -> list[Checked]:
+        """`precheck` on the caller's thread, every signature verified: for a few grid
+        updates, which must not wait in the pool's queue behind thousands of orders."""
+        return _check(raws)
+
     @property
     def backlog_limit(self) -> int:
         """How many waiting transactions count as BACKLOG_BLOCKS blocks of work: the

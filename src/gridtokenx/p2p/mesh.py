@@ -399,14 +399,23 @@ class Mesh(Generic[P]):
     ) -> list[tuple[P, Frame]]:
         """A message the driver made from what peers sent, after its own checks (a node
         re-batches the transactions its mempool admitted): to the topic's mesh only, as a
-        forwarded message goes, and into the cache for IWANT."""
-        if message_id in self.seen or topic not in self.mesh:
+        forwarded message goes, and into the cache for IWANT. When all of a peer's batch
+        was admitted, the re-batch is that very message, still being validated: it goes
+        to the mesh but its senders. Taken for seen, it went nowhere (`accept` does not
+        forward transactions), and a grid update sent to one validator reached the others
+        only when re-sent as stale, 10-15 s later (December 2026)."""
+        pending = self.pending.get(message_id)
+        if (message_id in self.seen and pending is None) or topic not in self.mesh:
             return []
-        self._remember(Publish(topic, message_id, data), now)
+        if pending is None:
+            self._remember(Publish(topic, message_id, data), now)
+        message, senders = (pending.message, pending.senders) if pending else (
+            self.cache[message_id], set[P]()
+        )  # fmt: skip
         return [
-            (peer, self.cache[message_id])
+            (peer, message)
             for peer in self._targets(topic)
-            if message_id not in self.peers[peer].dont_want
+            if peer not in senders and message_id not in self.peers[peer].dont_want
         ]
 
     def _targets(self, topic: Topic) -> Iterable[P]:
