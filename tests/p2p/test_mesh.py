@@ -278,6 +278,33 @@ def test_a_large_message_is_announced_with_idontwant_and_not_sent_to_who_decline
     assert forwarded == set(members) - {source, declined}
 
 
+def test_a_held_message_is_forwarded_later_to_whoever_neither_sent_nor_declined_it() -> None:
+    mesh = node(12)
+    mesh.heartbeat(1.0)
+    members = sorted(mesh.mesh[Topic.TRANSACTIONS])
+    source, later, declined = members[:3]
+    message = Publish(Topic.TRANSACTIONS, b"t1", BIG)
+    mesh.receive(source, message, 1.1)
+    assert mesh.accept(b"t1", Validation.VALID, 1.2, forward=False) == []  # held
+    assert mesh.receive(later, message, 1.3).deliver == []  # a copy after the verdict
+    mesh.receive(declined, IDontWant((b"t1",)), 1.35)
+    forwarded = mesh.forward(b"t1")
+    assert forwarded is not None
+    assert {p for p, _ in forwarded} == set(members) - {source, later, declined}
+    assert all(f is message for _, f in forwarded)
+    assert mesh.forward(b"t1") is None  # once
+    assert mesh.forward(b"never") is None
+
+
+def test_a_held_message_is_dropped_with_the_cache() -> None:
+    mesh = node(4)
+    mesh.receive(1, Publish(Topic.TRANSACTIONS, b"t1", SMALL), 0.1)
+    mesh.accept(b"t1", Validation.VALID, 0.2, forward=False)
+    for beat in range(mesh.params.mcache_windows):
+        mesh.heartbeat(1.0 + beat)
+    assert mesh.forward(b"t1") is None and b"t1" not in mesh.held
+
+
 def test_ihave_asks_only_for_unseen_ids_and_iwant_is_served_from_the_cache() -> None:
     a, b = node(1), node(1)
     a.publish(Topic.GRID, b"old", SMALL, 0.0)
