@@ -278,6 +278,16 @@ def test_a_large_message_is_announced_with_idontwant_and_not_sent_to_who_decline
     assert forwarded == set(members) - {source, declined}
 
 
+def test_a_transaction_batch_is_declined_to_every_member_but_its_source() -> None:
+    """Where mesh members owe no deliveries, the source gets no IDONTWANT: it has sent the
+    message and sends it no more, so the notice would be a frame read for nothing."""
+    mesh = node(12)
+    mesh.heartbeat(1.0)
+    members = sorted(mesh.mesh[Topic.TRANSACTIONS])
+    step = mesh.receive(members[0], Publish(Topic.TRANSACTIONS, b"t1", BIG), 1.1)
+    assert set(frames_to(step.sends, IDontWant)) == set(members) - {members[0]}
+
+
 def test_a_held_message_is_forwarded_later_to_whoever_neither_sent_nor_declined_it() -> None:
     mesh = node(12)
     mesh.heartbeat(1.0)

@@ -304,7 +304,12 @@ class Node:
 
     # --- transactions ----------------------------------------------------------------------
     async def admit(
-        self, raws: list[bytes], client: bool = False, relayed: bool = False, relay: bool = True
+        self,
+        raws: list[bytes],
+        client: bool = False,
+        relayed: bool = False,
+        relay: bool = True,
+        hashes: list[bytes] | None = None,
     ) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
@@ -316,13 +321,14 @@ class Node:
         (`chain.mempool`), judged before any signature is verified; a relay refused
         MEMPOOL_FULL is dropped without a word to the peer and costs it no score. `relay`
         False: the caller relays what was admitted (`_ingest_loop`: a peer's batch admitted
-        whole is forwarded as it came)."""
+        whole is forwarded as it came). `hashes`: the transactions' ids, when the caller has
+        them (a peer's batch is hashed as it arrives), so admission does not hash again."""
         bounded = client or relayed
         checked: list[Checked] = []
         for future in self.app.mempool.precheck(raws, bounded):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
-        admissions = self.app.admit(raws, checked, bounded=bounded)
+        admissions = self.app.admit(raws, checked, bounded=bounded, hashes=hashes)
         accepted = [(raw, a.tx_hash) for raw, a in zip(raws, admissions, strict=True)
                     if a.accepted and a.tx_hash is not None]  # fmt: skip
         if accepted:
@@ -432,9 +438,8 @@ class Node:
             while self._inbox and not self.halted:
                 batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
                 try:
-                    admissions = await self.admit(
-                        [raw for raw, _, _, _ in batch], relayed=True, relay=False
-                    )
+                    raws, hashes = [e[0] for e in batch], [e[1] for e in batch]
+                    admissions = await self.admit(raws, relayed=True, relay=False, hashes=hashes)
                 finally:
                     self._queued.difference_update(h for _, h, _, _ in batch)
                 self._pass_on(batch, admissions)

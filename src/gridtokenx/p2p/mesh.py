@@ -516,10 +516,14 @@ class Mesh(Generic[P]):
         if peer in self.mesh[message.topic]:
             topic_score.mesh_deliveries += 1
         if len(message.data) >= self.params.idontwant_min_bytes:
-            # To every mesh member, the source too: the notice is also its receipt, the
-            # delivery credit that keeps a member downstream of us from looking idle.
+            # To every mesh member, and the source too where members owe deliveries (blocks):
+            # the notice is also its receipt, the delivery credit that keeps a member
+            # downstream of us from looking idle. Elsewhere (transaction batches) the source
+            # would only read a frame that tells it nothing: it never sends a message twice.
             notice = IDontWant((message_id,))
-            step.sends.extend((member, notice) for member in self._targets(message.topic))
+            owed = message.topic in self._delivery
+            step.sends.extend((member, notice) for member in self._targets(message.topic)
+                              if owed or member != peer)  # fmt: skip
         step.deliver.append(message)
 
     def accept(self, message_id: bytes, outcome: Validation, now: float, forward: bool = True
