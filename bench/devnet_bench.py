@@ -62,6 +62,7 @@ from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
 from gridtokenx.node.home import read_config, read_status
 from gridtokenx.p2p.gossip import Gossip, Kind
+from gridtokenx.p2p.mesh import Topic
 from gridtokenx.simulator import loadgen
 from gridtokenx.storage.store import Store
 from gridtokenx.wire import codec, tx
@@ -91,7 +92,10 @@ def _loop_sched(pid: int) -> tuple[float, float]:
 
 
 class Generator:
-    """Client peers, one per validator; records when each transaction became final.
+    """Client peers, one per validator; records when each transaction became final. They
+    take the blocks topic only (they read certified blocks): taking every topic, as they
+    did until December 2026, had each validator seal and send its client every vote,
+    proposal and transaction batch, work it does for no application.
     With `api_ports`, the orders go to the validators' REST batch route instead, as an
     application's would: what a saturated node refuses (MEMPOOL_FULL) is sent again after
     its Retry-After, and counted."""
@@ -124,7 +128,8 @@ class Generator:
 
     async def connect(self, ports: list[int], node_ids: list[bytes]) -> None:
         for i, (port, node_id) in enumerate(zip(ports, node_ids, strict=True)):
-            client = Gossip(PrivateKey.from_dev_label(f"bench-devnet/client/{i}"), self._on_message)
+            key = PrivateKey.from_dev_label(f"bench-devnet/client/{i}")
+            client = Gossip(key, self._on_message, topics=(Topic.BLOCKS,))
             await client.dial("127.0.0.1", port, expect=node_id)
             self.clients.append(client)
 

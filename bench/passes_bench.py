@@ -27,14 +27,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 import benchkit
 from gridtokenx.consensus.core import Timeouts
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.node.runtime import Node
+from gridtokenx.p2p.gossip import Gossip, Kind
 from gridtokenx.storage import store as store_module
 from gridtokenx.storage.store import open_application
-from gridtokenx.wire import crypto, tx
+from gridtokenx.wire import codec, crypto, tx
 
 RESULTS = Path(__file__).parent / "results" / "passes.json"
 CHAIN = "gridtokenx-passes"
@@ -63,12 +66,12 @@ class _Counts:
         self.calls: Counter[str] = Counter()
         self._saved: list[tuple[Any, str, Any]] = []
 
-    def wrap(self, owner: Any, name: str, first: object = None) -> None:
-        """Count calls to `owner.name`; with `first`, only those whose first argument is
-        `first` (a hash's domain tag)."""
+    def wrap(self, owner: Any, name: str, first: object = None, label: str = "") -> None:
+        """Count calls to `owner.name` (under `label`, or its name); with `first`, only
+        those whose first argument is `first` (a hash's domain tag)."""
         real = getattr(owner, name)
         self._saved.append((owner, name, real))
-        label = name
+        label = label or name
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             if first is None or (args and args[0] == first):
@@ -82,7 +85,56 @@ class _Counts:
             setattr(owner, name, real)
 
 
-async def _run(folder: Path, count: int) -> dict[str, object]:
+class _Clients:
+    """Client peers, one dialled to each node, publishing batches in turn (the devnet's
+    load generator, `devnet_bench.Generator`)."""
+
+    def __init__(self) -> None:
+        self.peers: list[Gossip] = []
+
+    @staticmethod
+    async def _ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
+        return True
+
+    async def connect(self, ports: list[int], ids: list[bytes]) -> None:
+        for i, (port, node_id) in enumerate(zip(ports, ids, strict=True)):
+            client = Gossip(crypto.PrivateKey.from_dev_label(f"passes/client/{i}"), self._ignore)
+            await client.dial("127.0.0.1", port, expect=node_id)
+            self.peers.append(client)
+
+    async def feed(self, txs: list[bytes], batch: int, every: float) -> None:
+        for turn, i in enumerate(range(0, len(txs), batch)):
+            self.peers[turn % len(self.peers)].publish(Kind.TX, codec.encode(txs[i : i + batch]))
+            await asyncio.sleep(every)
+
+    async def close(self) -> None:
+        for client in self.peers:
+            await client.close()
+
+
+def _count_receipts(nodes: list[Node], calls: Counter[str]) -> None:
+    """Count, per node, the frames its gossip took and the transaction batches (and the
+    transactions in them) handed to the node, by wrapping the instances' own methods."""
+    for node in nodes:
+        gossip, take = node.gossip, node._receive_txs
+        on_frame = gossip._on_frame
+
+        async def frame(connection: Any, data: bytes, real: Any = on_frame) -> None:
+            calls["frames_received"] += 1
+            await real(connection, data)
+
+        def receive(payload: bytes, peer: bytes, grid: bool = False, real: Any = take) -> bool:
+            calls["tx_batches_received"] += 1
+            calls["tx_copies_received"] += len(msgspec.msgpack.decode(payload))
+            return bool(real(payload, peer, grid))
+
+        setattr(gossip, "_on_frame", frame)  # noqa: B010 (an instance's bound method)
+        setattr(node, "_receive_txs", receive)  # noqa: B010
+
+
+async def _run(
+    folder: Path, count: int, batch: int | None = None, every: float = 0.02
+) -> dict[str, object]:
     keys = genesis.dev_keys()
     spec = genesis.devnet(CHAIN, GENESIS_TIME, keys)
     nodes = [
@@ -92,6 +144,9 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
     ]  # fmt: skip
     txs = _registrations(count)
     counts = _Counts()
+    clients = _Clients()
+    if batch is not None:
+        _count_receipts(nodes, counts.calls)
     try:
         ports = [await n.gossip.listen() for n in nodes]
         for i, node in enumerate(nodes):
@@ -104,11 +159,18 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
         counts.wrap(tx, "decode")
         counts.wrap(crypto, "tagged_hash", tx.TX_HASH_DOMAIN)  # transaction ids
         counts.wrap(crypto, "verify")
+        counts.wrap(crypto, "tagged_hash", b"GridTokenX/gossip", "message_id")
         counts.wrap(store_module.Store, "save_wal")
         counts.wrap(store_module.Store, "commit_height")
         for node in nodes:
             await node.start()
-        await nodes[1].admit(txs, client=True)
+        if batch is None:
+            await nodes[1].admit(txs, client=True)
+        else:
+            await clients.connect(ports, [keys[c].address for c in CODES])
+            sent = [n.gossip.stats.sent.total() for n in nodes]
+            got = [n.gossip.stats.received.total() for n in nodes]
+            await clients.feed(txs, batch, every)
         hashes = [tx.hash_of(raw) for raw in txs]
         for _ in range(1200):  # bounded: 2 minutes
             if all(n.app.receipt(h) is not None for n in nodes for h in hashes[-1:]):
@@ -116,12 +178,29 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
             await asyncio.sleep(0.1)
         done = all(n.app.receipt(h) is not None for n in nodes for h in hashes)
         heights = sum(n.app.height for n in nodes)
+        if batch is not None:
+            sent = [n.gossip.stats.sent.total() - s for n, s in zip(nodes, sent, strict=True)]
+            got = [n.gossip.stats.received.total() - g for n, g in zip(nodes, got, strict=True)]
     finally:
         counts.restore()
+        await clients.close()
         for node in nodes:
             await node.stop()
     calls = counts.calls
     per_node = count * len(nodes)
+    arrival: dict[str, object] = {}
+    if batch is not None:
+        arrival = {
+            "batch": batch,
+            "frames_received_per_tx_per_node": round(calls["frames_received"] / per_node, 2),
+            "bytes_received_per_tx_per_node": round(sum(got) / per_node),
+            "bytes_sent_per_tx_per_node": round(sum(sent) / per_node),
+            "tx_batches_received_per_tx_per_node": round(
+                calls["tx_batches_received"] / per_node, 3
+            ),
+            "tx_copies_received_per_tx_per_node": round(calls["tx_copies_received"] / per_node, 2),
+            "message_ids_hashed_per_tx_per_node": round(calls["message_id"] / per_node, 3),
+        }
     return {
         "transactions": count,
         "all_committed_everywhere": done,
@@ -133,16 +212,24 @@ async def _run(folder: Path, count: int) -> dict[str, object]:
         "synced_writes_per_height_per_node": round(
             (calls["save_wal"] + calls["commit_height"]) / heights, 2
         ),
+        **arrival,
     }
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--txs", type=int, default=600)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="send in batches of this many from client peers, in turn",
+    )
+    parser.add_argument("--every", type=float, default=0.02, help="seconds between batches")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gridtokenx-passes-") as folder:
-        figures = asyncio.run(_run(Path(folder), args.txs))
+        figures = asyncio.run(_run(Path(folder), args.txs, args.batch, args.every))
     result: dict[str, object] = {
         "benchmark": "passes",
         "python": platform.python_version(),

@@ -102,25 +102,6 @@ def test_a_relayed_message_goes_to_the_mesh_only_once() -> None:
     assert mesh.relay(Topic.TRANSACTIONS, b"batch", SMALL, 1.6) == []
 
 
-def test_a_peers_batch_relayed_as_it_came_goes_to_the_mesh_but_its_senders() -> None:
-    """A node that admitted all of a peer's transaction batch relays the same bytes, so
-    the same message id, while the message is still being validated: it goes to every
-    mesh member but those that sent it, once, and `accept` adds nothing (transactions
-    are not forwarded as they came)."""
-    mesh = node(20)
-    mesh.heartbeat(1.0)
-    members = mesh.members(Topic.GRID)
-    source, also = sorted(members)[:2]
-    step = mesh.receive(source, Publish(Topic.GRID, b"update", SMALL), 1.1)
-    assert step.deliver  # being validated
-    mesh.receive(also, Publish(Topic.GRID, b"update", SMALL), 1.2)  # a second copy
-    sends = mesh.relay(Topic.GRID, b"update", SMALL, 1.3)
-    assert {p for p, _ in sends} == members - {source, also}
-    assert all(frame == Publish(Topic.GRID, b"update", SMALL) for _, frame in sends)
-    assert mesh.accept(b"update", Validation.VALID, 1.4, forward=False) == []
-    assert mesh.relay(Topic.GRID, b"update", SMALL, 1.5) == []  # seen and settled
-
-
 def test_subscriptions_fill_a_mesh_up_to_d_lo_only() -> None:
     mesh = node(10)
     assert all(len(members) == mesh.params.degree(t).d_lo for t, members in mesh.mesh.items())
@@ -295,6 +276,43 @@ def test_a_large_message_is_announced_with_idontwant_and_not_sent_to_who_decline
     assert mesh.wanted(members[2], b"b1")
     forwarded = {p for p, _ in mesh.accept(b"b1", Validation.VALID, 1.2)}
     assert forwarded == set(members) - {source, declined}
+
+
+def test_a_transaction_batch_is_declined_to_every_member_but_its_source() -> None:
+    """Where mesh members owe no deliveries, the source gets no IDONTWANT: it has sent the
+    message and sends it no more, so the notice would be a frame read for nothing."""
+    mesh = node(12)
+    mesh.heartbeat(1.0)
+    members = sorted(mesh.mesh[Topic.TRANSACTIONS])
+    step = mesh.receive(members[0], Publish(Topic.TRANSACTIONS, b"t1", BIG), 1.1)
+    assert set(frames_to(step.sends, IDontWant)) == set(members) - {members[0]}
+
+
+def test_a_held_message_is_forwarded_later_to_whoever_neither_sent_nor_declined_it() -> None:
+    mesh = node(12)
+    mesh.heartbeat(1.0)
+    members = sorted(mesh.mesh[Topic.TRANSACTIONS])
+    source, later, declined = members[:3]
+    message = Publish(Topic.TRANSACTIONS, b"t1", BIG)
+    mesh.receive(source, message, 1.1)
+    assert mesh.accept(b"t1", Validation.VALID, 1.2, forward=False) == []  # held
+    assert mesh.receive(later, message, 1.3).deliver == []  # a copy after the verdict
+    mesh.receive(declined, IDontWant((b"t1",)), 1.35)
+    forwarded = mesh.forward(b"t1")
+    assert forwarded is not None
+    assert {p for p, _ in forwarded} == set(members) - {source, later, declined}
+    assert all(f is message for _, f in forwarded)
+    assert mesh.forward(b"t1") is None  # once
+    assert mesh.forward(b"never") is None
+
+
+def test_a_held_message_is_dropped_with_the_cache() -> None:
+    mesh = node(4)
+    mesh.receive(1, Publish(Topic.TRANSACTIONS, b"t1", SMALL), 0.1)
+    mesh.accept(b"t1", Validation.VALID, 0.2, forward=False)
+    for beat in range(mesh.params.mcache_windows):
+        mesh.heartbeat(1.0 + beat)
+    assert mesh.forward(b"t1") is None and b"t1" not in mesh.held
 
 
 def test_ihave_asks_only_for_unseen_ids_and_iwant_is_served_from_the_cache() -> None:

@@ -170,12 +170,17 @@ class Application(Generic[StoreT]):
         return result.tx_hash
 
     def admit(
-        self, raws: list[bytes], checked: list[Checked], bounded: bool = False
+        self,
+        raws: list[bytes],
+        checked: list[Checked],
+        bounded: bool = False,
+        hashes: list[bytes] | None = None,
     ) -> list[Admission]:
         """Admit transactions the mempool prechecked (decoded, signatures verified);
-        `bounded`: from clients, subject to the mempool's back-pressure."""
+        `bounded`: from clients, subject to the mempool's back-pressure; `hashes`: their
+        ids when the caller has them (`Mempool.admit`)."""
         min_fee = chain_info.params(self.state).min_fee_satang
-        results = self.mempool.admit(raws, checked, self.nonce_of, min_fee, bounded)
+        results = self.mempool.admit(raws, checked, self.nonce_of, min_fee, bounded, hashes)
         self._keep(raws, results)
         return results
 

@@ -197,18 +197,21 @@ class Mempool:
         nonce_of: NonceOf,
         min_fee: int,
         bounded: bool = False,
+        hashes: list[bytes] | None = None,
     ) -> list[Admission]:
         """Admit prechecked transactions (the rules that depend on the pool and the state).
         `bounded`: they come from clients or peers (not this node's own), and are refused
         MEMPOOL_FULL beyond the backlog limit unless they are grid operations or fill a gap
-        before their sender's waiting transactions."""
+        before their sender's waiting transactions. `hashes`: their ids (`tx.hash_of`),
+        when the caller has them (a peer's batch is hashed as it arrives), in order."""
         results = []
         limit = self.backlog_limit if bounded else None
-        for raw, (item, signature_ok) in zip(raws, checked, strict=True):
+        ids = hashes if hashes is not None else [None] * len(raws)
+        for raw, (item, signature_ok), tx_hash in zip(raws, checked, ids, strict=True):
             result = (
                 item
                 if isinstance(item, Admission)
-                else self._admit(raw, item, signature_ok, nonce_of, min_fee, limit)
+                else self._admit(raw, item, signature_ok, nonce_of, min_fee, limit, tx_hash)
             )
             if not result.accepted:
                 self.refused[result.code] += 1
@@ -273,8 +276,10 @@ class Mempool:
         nonce_of: NonceOf,
         min_fee: int,
         limit: int | None = None,
+        tx_hash: bytes | None = None,
     ) -> Admission:
-        tx_hash = tx.hash_of(raw)  # `stx.hash` without encoding it again: `raw` decoded
+        if tx_hash is None:
+            tx_hash = tx.hash_of(raw)  # `stx.hash` without encoding it again: `raw` decoded
 
         def refuse(code: str, message: str) -> Admission:
             return Admission(tx_hash, False, code, message)

@@ -99,6 +99,19 @@ def _is_grid(raw: bytes, decoded: tx.SignedTransaction | None = None) -> bool:
         return False
 
 
+class _Arrival:
+    """A peer's transaction batch on its way through admission: forwarded as it came once
+    all of it is admitted (`Gossip.forward`), else what was admitted of it is relayed."""
+
+    __slots__ = ("admitted", "count", "kind", "left", "payload", "whole")
+
+    def __init__(self, kind: Kind, payload: bytes, count: int, whole: bool) -> None:
+        self.kind, self.payload, self.count = kind, payload, count
+        self.left = count  # transactions not yet through admission
+        self.whole = whole  # none of them was held or queued already as it arrived
+        self.admitted: list[tuple[bytes, bytes]] = []  # (raw, hash)
+
+
 CommitListener = Callable[[int, bytes, list[Receipt], list[Event]], None]
 """Told of every commit: (height, block bytes, receipts, end-of-block events)."""
 _log: Final = logging.getLogger(__name__)
@@ -191,7 +204,8 @@ class Node:
         self.block_sync = BlockSync()  # runs of blocks asked, and blocks ahead of their turn
         self._synced = asyncio.Event()  # a synced block arrived: the applier looks
         self.started_at = time.monotonic()  # for the uptime `GET /status` reports
-        self._inbox: list[tuple[bytes, bytes, bytes]] = []  # (raw tx, its hash, from peer)
+        self._inbox: list[tuple[bytes, bytes, bytes, _Arrival]] = []  # (raw tx, its hash,
+        #                                                   from peer, the batch it came in)
         self._queued: set[bytes] = set()  # hashes in the inbox or being admitted
         self._inbox_ready = asyncio.Event()
         self._listeners: list[CommitListener] = []
@@ -297,7 +311,13 @@ class Node:
 
     # --- transactions ----------------------------------------------------------------------
     async def admit(
-        self, raws: list[bytes], client: bool = False, relayed: bool = False, inline: bool = False
+        self,
+        raws: list[bytes],
+        client: bool = False,
+        relayed: bool = False,
+        relay: bool = True,
+        hashes: list[bytes] | None = None,
+        inline: bool = False,
     ) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
@@ -307,7 +327,10 @@ class Node:
         its own would forget: its transactions then wait for the empty-block timer.
         `client` (from the API) or `relayed` (from a peer): subject to back-pressure
         (`chain.mempool`), judged before any signature is verified; a relay refused
-        MEMPOOL_FULL is dropped without a word to the peer and costs it no score.
+        MEMPOOL_FULL is dropped without a word to the peer and costs it no score. `relay`
+        False: the caller relays what was admitted (`_ingest_loop`: a peer's batch admitted
+        whole is forwarded as it came). `hashes`: the transactions' ids, when the caller has
+        them (a peer's batch is hashed as it arrives), so admission does not hash again.
         `inline`: decode and verify on the loop, not queued in the pool behind other
         batches (a few grid updates, `GRID_INLINE_MAX`); nothing is awaited then."""
         bounded = client or relayed
@@ -315,7 +338,7 @@ class Node:
         for future in () if inline else self.app.mempool.precheck(raws, bounded):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
-        admissions = self.app.admit(raws, checked, bounded=bounded)
+        admissions = self.app.admit(raws, checked, bounded=bounded, hashes=hashes)
         accepted = [(raw, a.tx_hash) for raw, a in zip(raws, admissions, strict=True)
                     if a.accepted and a.tx_hash is not None]  # fmt: skip
         if accepted:
@@ -323,8 +346,9 @@ class Node:
             now = asyncio.get_running_loop().time()
             for _, tx_hash in accepted:
                 self._announced[tx_hash] = (now, 0)
-        send = self.gossip.publish if client else self.gossip.relay
-        self._relay([raw for raw, _ in accepted], send, [tx_hash for _, tx_hash in accepted])
+        if relay:
+            send = self.gossip.publish if client else self.gossip.relay
+            self._relay([raw for raw, _ in accepted], send, [h for _, h in accepted])
         return admissions
 
     async def submit(self, raw: bytes) -> bytes:
@@ -404,40 +428,87 @@ class Node:
             return False
         hashes = [tx.hash_of(raw) for raw in raws]
         self.recent.add(raws, hashes)  # a compact block may name one the mempool turns away
-        mempool = self.app.mempool
-        fresh = [(raw, tx_hash) for raw, tx_hash in zip(raws, hashes, strict=True)
-                 if tx_hash not in self._queued and not mempool.knows(tx_hash)]  # fmt: skip
+        mempool, queued = self.app.mempool, self._queued
+        new = [(raw, tx_hash) for raw, tx_hash in zip(raws, hashes, strict=True)
+               if tx_hash not in queued and not mempool.knows(tx_hash)]  # fmt: skip
+        kind = Kind.GRID if grid else Kind.TX
+        arrival = _Arrival(kind, payload, len(new), whole=len(new) == len(raws))
         if grid and len(raws) <= GRID_INLINE_MAX:
-            if not fresh:
+            if not new:
                 return True
-            admissions = await self.admit([raw for raw, _ in fresh], relayed=True, inline=True)
+            admissions = await self.admit([raw for raw, _ in new], relayed=True, relay=False,
+                                          hashes=[h for _, h in new], inline=True)  # fmt: skip
+            self._pass_on([(raw, h, peer, arrival) for raw, h in new], admissions)
             return not any(a.code in _DISHONEST for a in admissions if not a.accepted)
-        for raw, tx_hash in fresh:
-            self._queued.add(tx_hash)
-            self._inbox.append((raw, tx_hash, peer))
+        for raw, tx_hash in new:
+            queued.add(tx_hash)
+            self._inbox.append((raw, tx_hash, peer, arrival))
         if self._inbox:
             self._inbox_ready.set()
         return True
 
     async def _ingest_loop(self) -> None:
-        """Admit queued transactions in batches (`admit`), and take score from peers that
-        sent transactions no honest node relays (undecodable, wrong chain, bad signature)."""
+        """Admit queued transactions in batches (`admit`), pass them on (`_pass_on`), and
+        take score from peers that sent transactions no honest node relays (undecodable,
+        wrong chain, bad signature)."""
         while not self.halted:
             await self._inbox_ready.wait()
             self._inbox_ready.clear()
             while self._inbox and not self.halted:
                 batch, self._inbox = self._inbox[:TX_BATCH_MAX], self._inbox[TX_BATCH_MAX:]
                 try:
-                    admissions = await self.admit([raw for raw, _, _ in batch], relayed=True)
+                    raws, hashes = [e[0] for e in batch], [e[1] for e in batch]
+                    admissions = await self.admit(raws, relayed=True, relay=False, hashes=hashes)
                 finally:
-                    self._queued.difference_update(h for _, h, _ in batch)
+                    self._queued.difference_update(h for _, h, _, _ in batch)
+                self._pass_on(batch, admissions)
                 offenders = {
                     peer
-                    for (_, _, peer), admission in zip(batch, admissions, strict=True)
+                    for (_, _, peer, _), admission in zip(batch, admissions, strict=True)
                     if not admission.accepted and admission.code in _DISHONEST
                 }
                 for peer in offenders:
                     self.gossip.penalise(peer)
+
+    def _pass_on(
+        self, batch: list[tuple[bytes, bytes, bytes, _Arrival]], admissions: list[Admission]
+    ) -> None:
+        """Send on what peers sent and this node admitted. A batch admitted whole, as it
+        came, is forwarded as it came (`Gossip.forward`): its id is the one the other
+        nodes saw, so a node that has it drops later copies as seen, by the frame's id,
+        before decoding it or hashing a transaction, and none goes back to the peers that
+        sent it. Relaying the same transactions under a batch of this node's making
+        (`Gossip.relay`) gave them a new id each hop, so in a full mesh of four each
+        validator got up to three copies of each; and a batch admitted whole made the same
+        bytes, whose id the mesh had seen, so it went nowhere and the other validators
+        got those transactions only by fetching them for a proposal, or from the
+        re-send after STALE_TX_S. The rest (a batch partly refused or partly held
+        already, a TX batch carrying grid updates, which go first on their own kind) is
+        relayed as before: its admitted transactions, batched."""
+        decoded = self.app.mempool.decoded
+        raws: list[bytes] = []
+        hashes: list[bytes] = []
+        for (raw, tx_hash, _, arrival), admission in zip(batch, admissions, strict=True):
+            arrival.left -= 1
+            if admission.accepted:
+                arrival.admitted.append((raw, tx_hash))
+            if arrival.left:
+                continue  # the rest of it is in the next slice of the inbox
+            if (
+                arrival.whole
+                and len(arrival.admitted) == arrival.count
+                and (
+                    arrival.kind is Kind.GRID
+                    or not any(_is_grid(r, decoded(h)) for r, h in arrival.admitted)
+                )
+            ):
+                self.gossip.forward(arrival.kind, arrival.payload)
+                continue
+            for r, h in arrival.admitted:
+                raws.append(r)
+                hashes.append(h)
+        if raws:
+            self._relay(raws, self.gossip.relay, hashes)
 
     # --- inputs ----------------------------------------------------------------------------
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:

@@ -111,8 +111,9 @@ TOPICS: Final = {
     Kind.GRID: Topic.GRID,
 }
 """The kinds spread over the mesh, and their topics. Everything else goes to one peer
-(sync, discovery, state sync). Transaction batches are taken but not forwarded as they
-came: the node relays (`relay`) what its own mempool admitted. Grid updates travel as a
+(sync, discovery, state sync). Transaction batches are not forwarded as they are taken
+but once the node's mempool admitted them: a batch admitted whole goes on as it came
+(`forward`), else the node relays (`relay`) what it admitted. Grid updates travel as a
 batch kind of their own on the grid topic, first in every send queue (`Lane.GRID`)."""
 NOT_FORWARDED: Final = frozenset({Kind.TX, Kind.GRID})
 COMPACT_FETCH: Final = frozenset({Kind.TXS_REQUEST, Kind.TXS})
@@ -522,6 +523,19 @@ class Gossip:
         admitted) for the topic's mesh peers, as a forwarded message goes."""
         message = self._message(kind, payload)
         self._send_all(self.mesh.relay(message.topic, message.id, message.data, self.clock()))
+
+    def forward(self, kind: Kind, payload: bytes) -> None:
+        """Forward a transaction batch as it came, once the node admitted all of it: to
+        the topic's mesh, not to the peers that sent it nor to those that said IDONTWANT
+        (`Mesh.forward`), with its id, so that a node that has it drops further copies as
+        seen before any work per transaction. A batch no longer in the mesh's cache (its
+        admission outlasted the cache's windows) goes to every mesh peer, as a re-send."""
+        message = self._message(kind, payload)
+        sends = self.mesh.forward(message.id)
+        if sends is None:
+            self.rebroadcast(kind, payload)
+        else:
+            self._send_all(sends)
 
     def send_to(self, peer: bytes, kind: Kind, payload: bytes) -> bool:
         """Queue a direct message for one peer (sync, discovery), outside the mesh;

@@ -295,6 +295,9 @@ class Mesh(Generic[P]):
         self.seen: dict[bytes, float] = {}  # id -> first seen (insertion order = time order)
         self.first_seen: dict[bytes, float] = {}  # accepted ids, for delivery credit
         self.pending: dict[bytes, _Pending[P]] = {}
+        self.held: dict[bytes, set[P]] = {}
+        """Valid messages the driver took without forwarding them yet (`accept` with
+        `forward` False), with the peers that sent them: `forward` sends one on later."""
         self.cache: dict[bytes, Publish] = {}
         self.windows: list[list[bytes]] = [[]]  # newest first
         self.promises: dict[bytes, tuple[P, float]] = {}  # id -> (peer asked, deadline)
@@ -399,23 +402,14 @@ class Mesh(Generic[P]):
     ) -> list[tuple[P, Frame]]:
         """A message the driver made from what peers sent, after its own checks (a node
         re-batches the transactions its mempool admitted): to the topic's mesh only, as a
-        forwarded message goes, and into the cache for IWANT. When all of a peer's batch
-        was admitted, the re-batch is that very message, still being validated: it goes
-        to the mesh but its senders. Taken for seen, it went nowhere (`accept` does not
-        forward transactions), and a grid update sent to one validator reached the others
-        only when re-sent as stale, 10-15 s later (December 2026)."""
-        pending = self.pending.get(message_id)
-        if (message_id in self.seen and pending is None) or topic not in self.mesh:
+        forwarded message goes, and into the cache for IWANT."""
+        if message_id in self.seen or topic not in self.mesh:
             return []
-        if pending is None:
-            self._remember(Publish(topic, message_id, data), now)
-        message, senders = (pending.message, pending.senders) if pending else (
-            self.cache[message_id], set[P]()
-        )  # fmt: skip
+        self._remember(Publish(topic, message_id, data), now)
         return [
-            (peer, message)
+            (peer, self.cache[message_id])
             for peer in self._targets(topic)
-            if peer not in senders and message_id not in self.peers[peer].dont_want
+            if message_id not in self.peers[peer].dont_want
         ]
 
     def _targets(self, topic: Topic) -> Iterable[P]:
@@ -506,6 +500,8 @@ class Mesh(Generic[P]):
             pending = self.pending.get(message_id)
             if pending is not None:
                 pending.senders.add(peer)
+            elif (held := self.held.get(message_id)) is not None:
+                held.add(peer)
             self._credit(peer, state, message_id, now)
             return
         if message.topic not in self.topics:
@@ -520,19 +516,23 @@ class Mesh(Generic[P]):
         if peer in self.mesh[message.topic]:
             topic_score.mesh_deliveries += 1
         if len(message.data) >= self.params.idontwant_min_bytes:
-            # To every mesh member, the source too: the notice is also its receipt, the
-            # delivery credit that keeps a member downstream of us from looking idle.
+            # To every mesh member, and the source too where members owe deliveries (blocks):
+            # the notice is also its receipt, the delivery credit that keeps a member
+            # downstream of us from looking idle. Elsewhere (transaction batches) the source
+            # would only read a frame that tells it nothing: it never sends a message twice.
             notice = IDontWant((message_id,))
-            step.sends.extend((member, notice) for member in self._targets(message.topic))
+            owed = message.topic in self._delivery
+            step.sends.extend((member, notice) for member in self._targets(message.topic)
+                              if owed or member != peer)  # fmt: skip
         step.deliver.append(message)
 
     def accept(self, message_id: bytes, outcome: Validation, now: float, forward: bool = True
                ) -> list[tuple[P, Frame]]:  # fmt: skip
         """The driver's verdict on a delivered message: forward a valid one to the mesh
-        (not to peers that sent it or said IDONTWANT; with `forward` False it is only
-        kept for IWANT, as the driver relays what it makes of it itself); forget an
-        ignored one (a later copy is looked at again); penalise the sender of an invalid
-        one."""
+        (not to peers that sent it or said IDONTWANT; with `forward` False it is kept for
+        IWANT and held, with its senders, until the driver forwards it (`forward`) or
+        relays what it makes of it itself); forget an ignored one (a later copy is looked
+        at again); penalise the sender of an invalid one."""
         pending = self.pending.pop(message_id, None)
         if pending is None:
             return []
@@ -550,15 +550,30 @@ class Mesh(Generic[P]):
             return []
         self.cache[message_id] = message
         self.windows[0].append(message_id)
-        sends: list[tuple[P, Frame]] = []
         if not forward:
-            return sends
+            self.held[message_id] = pending.senders
+            return []
+        return self._forwards(message, pending.senders)
+
+    def forward(self, message_id: bytes) -> list[tuple[P, Frame]] | None:
+        """Forward a message held by `accept` (the driver's own checks passed later, as a
+        node's mempool admits a transaction batch after `accept`): to the mesh, not to the
+        peers that sent it, before or since, nor to those that said IDONTWANT. None when
+        it is not held (never accepted, forwarded already, or out of the cache)."""
+        senders = self.held.pop(message_id, None)
+        message = self.cache.get(message_id)
+        if senders is None or message is None:
+            return None
+        return self._forwards(message, senders)
+
+    def _forwards(self, message: Publish, senders: set[P]) -> list[tuple[P, Frame]]:
+        sends: list[tuple[P, Frame]] = []
         peers = self.peers
         for member in self._targets(message.topic):
-            if member in pending.senders:
+            if member in senders:
                 continue
             state = peers.get(member)
-            if state is not None and message_id not in state.dont_want:
+            if state is not None and message.id not in state.dont_want:
                 sends.append((member, message))
         return sends
 
@@ -650,6 +665,7 @@ class Mesh(Generic[P]):
         for old in self.windows[p.mcache_windows :]:
             for message_id in old:
                 self.cache.pop(message_id, None)
+                self.held.pop(message_id, None)
         del self.windows[p.mcache_windows :]
         return sends
 
