@@ -123,10 +123,12 @@ def _count_receipts(nodes: list[Node], calls: Counter[str]) -> None:
             calls["frames_received"] += 1
             await real(connection, data)
 
-        def receive(payload: bytes, peer: bytes, grid: bool = False, real: Any = take) -> bool:
+        async def receive(
+            payload: bytes, peer: bytes, grid: bool = False, real: Any = take
+        ) -> bool:
             calls["tx_batches_received"] += 1
             calls["tx_copies_received"] += len(msgspec.msgpack.decode(payload))
-            return bool(real(payload, peer, grid))
+            return bool(await real(payload, peer, grid))
 
         setattr(gossip, "_on_frame", frame)  # noqa: B010 (an instance's bound method)
         setattr(node, "_receive_txs", receive)  # noqa: B010
