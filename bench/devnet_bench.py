@@ -495,7 +495,7 @@ def run(
     accounts: int = 300,
     workload: str = "crossing",
     submit: str = "gossip",
-    min_block_ms: int = 0,
+    min_block_ms: int = 100,
     grid_every: float | None = None,
 ) -> dict[str, object]:
     now = int(time.time())
@@ -596,7 +596,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--block-ms", type=int, default=500)
     parser.add_argument(
-        "--min-block-ms", type=int, default=0,
+        "--min-block-ms", type=int, default=100,
         help="with transactions ready, propose no sooner than this after a commit "
         "([consensus] min_block_ms)",
     )  # fmt: skip

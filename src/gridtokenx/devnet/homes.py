@@ -97,7 +97,7 @@ def init_devnet(
     clock_origin: int = 0,
     clock_speed: float = 1.0,
     build_budget_ms: int = 250,
-    min_block_ms: int = 0,
+    min_block_ms: int = 100,
     api_rate_per_second: float = 100.0,
     propose_ms: int = 1000,
     log_format: str = "plain",
