@@ -303,13 +303,8 @@ def _best_head(cursors: list[_Cursor], buying: bool) -> tuple[tuple[int, int], _
     for cursor in cursors:
         head = cursor.head
         assert head is not None
-        loss = cursor.reach.loss_bp
-        if not loss:
-            rank = (head.price if buying else -head.price, head.priority)
-        elif buying:
-            rank = (-(-head.price * BASIS // (BASIS - loss)), head.priority)
-        else:
-            rank = (-(head.price * (BASIS - loss) // BASIS), head.priority)
+        seen = seen_price(head.price, cursor.reach.loss_bp, buying)
+        rank = (seen if buying else -seen, head.priority)
         if chosen is None or rank < best:
             best, chosen = rank, cursor
     assert chosen is not None
@@ -324,9 +319,21 @@ def meets(book: SideBook, loss: int, buying: bool, limit: int) -> bool:
     prices = book.prices
     if not prices:
         return False
-    if buying:  # the lowest ask, grossed up by the loss
-        return -(-prices[0] * BASIS // (BASIS - loss)) <= limit
-    return prices[-1] * (BASIS - loss) // BASIS >= limit  # the highest bid, net of it
+    if buying:  # the lowest ask
+        return seen_price(prices[0], loss, True) <= limit
+    return seen_price(prices[-1], loss, False) >= limit  # the highest bid
+
+
+def seen_price(price: int, loss: int, buying: bool) -> int:
+    """A resting order's price as an incoming order sees it across a path's `loss` (basis
+    points): an ask grossed up by the loss, rounded up, when the incoming order buys; a bid
+    net of it, rounded down, when it sells. One rule for ranking the books' heads
+    (`_best_head`) and for leaving out a book that cannot meet the limit (`meets`)."""
+    if not loss:
+        return price
+    if buying:
+        return -(-price * BASIS // (BASIS - loss))
+    return price * (BASIS - loss) // BASIS
 
 
 def _path_room(
