@@ -4,13 +4,15 @@ writing the result as JSON next to a printed table."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import nacl.signing
 
+from gridtokenx.devnet.faults.report import percentile
 from gridtokenx.wire import tx
 
 
@@ -22,6 +24,18 @@ def raw_verify_rate(txs: Iterable[tx.SignedTransaction]) -> float:
     for vk, message, signature in items:
         vk.verify(message, signature)
     return len(items) / (time.perf_counter() - started)
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Nearest rank (of 20 values the 99th percentile is the slowest), as every bench here
+    reports its p99; NaN when there are no values."""
+    value = percentile(values, q)
+    return math.nan if value is None else value
+
+
+def quantile_ms(seconds: Sequence[float], q: float) -> float | None:
+    """A latency quantile (`quantile`) in milliseconds, None when nothing was timed."""
+    return round(quantile(seconds, q) * 1000, 1) if seconds else None
 
 
 def print_figures(result: dict[str, object]) -> None:
@@ -40,9 +54,12 @@ def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
     """Repeats of one benchmark as one result: every numeric figure as its minimum and
     median over the runs (`name_min`, `name_median`; a busy neighbour only ever slows a
     run, so the minimum is the least disturbed and the median the typical), the other
-    figures from the last run, and every run's figures under `runs`."""
+    figures from the last run, and every run's figures under `runs`. One run is its own
+    result: a minimum and a median of one figure would only repeat it."""
     if not runs:
         raise ValueError("no runs to summarize")
+    if len(runs) == 1:
+        return runs[0]
     out: dict[str, object] = {}
     for name, value in runs[-1].items():
         values = [r.get(name) for r in runs]

@@ -126,7 +126,7 @@ async def run(rate: int, seconds: float, folder: Path) -> dict[str, object]:
         "committed": done,
         "committed_tx_per_s": round(done / (last - started), 1) if done else 0,
         "finality_p50_ms": round(statistics.median(latencies) * 1000, 1) if done else None,
-        "finality_p99_ms": round(latencies[int(done * 0.99) - 1] * 1000, 1) if done else None,
+        "finality_p99_ms": benchkit.quantile_ms(latencies, 0.99),
         "heights": heights,
     }
 

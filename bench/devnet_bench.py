@@ -318,9 +318,7 @@ async def _drive(
         "all_committed": all_final,
         "committed_tx_per_s": round(done / (last - started), 1) if done else 0,
         "finality_p50_ms": round(statistics.median(latencies) * 1000, 1) if done else None,
-        "finality_p99_ms": round(latencies[max(0, int(done * 0.99) - 1)] * 1000, 1)
-        if done
-        else None,
+        "finality_p99_ms": benchkit.quantile_ms(latencies, 0.99),
         "validator_cpu_cores_while_trading": [round(b / window, 2) for b in busy],
         "generator_cpu_cores_while_trading": round(own / window, 2),
         # Of the wall time, the share each validator's loop waited for a core (starved by
@@ -408,8 +406,7 @@ def grid_latencies(
         "grid_committed": sum(1 for h in grid.sent if h in heights),
         "grid_timed_at_every_validator": timed,
         "grid_all_validators_p50_ms": ms(statistics.median(slowest)) if timed else None,
-        # nearest rank: of 20 updates the slowest, of 200 the second slowest
-        "grid_all_validators_p99_ms": ms(slowest[math.ceil(timed * 0.99) - 1]) if timed else None,
+        "grid_all_validators_p99_ms": benchkit.quantile_ms(slowest, 0.99),
         "grid_all_validators_max_ms": ms(slowest[-1]) if timed else None,
         "grid_first_validator_p50_ms": ms(statistics.median(first)) if timed else None,
         "grid_within_200ms": sum(1 for t in slowest if t < 0.2),
@@ -642,7 +639,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.sweep:
         return _sweep(args)
     runs = [_once(args) for _ in range(max(1, args.repeats))]
-    result = runs[0] if len(runs) == 1 else benchkit.summarize(runs)
+    result = benchkit.summarize(runs)
     benchkit.print_figures(result)
     benchkit.write(result, args.output)
     return result
@@ -707,7 +704,7 @@ def _sweep(args: argparse.Namespace) -> dict[str, object]:
                 assert isinstance(values, list)
                 run_figures[mean] = round(statistics.mean(values), 2)
             runs.append(run_figures)
-        results.append(runs[0] if len(runs) == 1 else benchkit.summarize(runs))
+        results.append(benchkit.summarize(runs))
         print(_sweep_table(results), flush=True)
     result: dict[str, object] = {"benchmark": "devnet-sweep", "rates": args.sweep,
                                  "results": results}  # fmt: skip

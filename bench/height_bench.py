@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     runs = [_once(args) for _ in range(max(1, args.repeats))]
-    result = runs[0] if len(runs) == 1 else benchkit.summarize(runs)
+    result = benchkit.summarize(runs)
     benchkit.print_figures(result)
     with contextlib.suppress(OSError):
         benchkit.write(result, args.output)

@@ -55,18 +55,10 @@ TARGETS = {
 }
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank; inf when a message missed a node."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def spread(values: list[float], digits: int = 3) -> dict[str, float]:
     return {
-        "p50": round(percentile(values, 0.50), digits),
-        "p99": round(percentile(values, 0.99), digits),
+        "p50": round(benchkit.quantile(values, 0.50), digits),
+        "p99": round(benchkit.quantile(values, 0.99), digits),
         "max": round(max(values), digits) if values else math.nan,
     }
 

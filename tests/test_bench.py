@@ -403,3 +403,17 @@ def test_state_bench_runs_in_a_memory_cgroup(tmp_path: Path) -> None:
     assert row["cgroup_anon_mb"] > 5 and row["cgroup_file_mb_after_warmup"] > 0
     assert 0 < row["memory_peak_mb"] <= 1024
     assert not Path(row["cgroup_path"]).exists()
+
+
+def test_benchkit_quantiles_are_nearest_rank_and_one_run_is_its_own_summary() -> None:
+    benchkit = _load("benchkit")
+    # Of 20 latencies the 99th percentile is the slowest; of 200 the 198th (99 % at or below).
+    twenty = [i / 1000 for i in range(1, 21)]
+    assert benchkit.quantile_ms(twenty, 0.99) == 20.0
+    assert benchkit.quantile([float(i) for i in range(1, 201)], 0.99) == 198.0
+    assert benchkit.quantile_ms([], 0.99) is None
+    assert benchkit.quantile([], 0.5) != benchkit.quantile([], 0.5)  # NaN
+    one = {"committed_tx_per_s": 990.0}
+    assert benchkit.summarize([one]) == one
+    two = benchkit.summarize([one, {"committed_tx_per_s": 1000.0}])
+    assert two["committed_tx_per_s_min"] == 990.0 and two["repeats"] == 2
