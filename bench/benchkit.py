@@ -4,6 +4,7 @@ writing the result as JSON next to a printed table."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Iterable
@@ -11,7 +12,20 @@ from pathlib import Path
 
 import nacl.signing
 
+from gridtokenx.ledger import bucket_tree
 from gridtokenx.wire import tx
+
+TREE_PYTHON = "GRIDTOKENX_TREE_PYTHON"
+"""Set (to anything) in a benchmark's environment: the state root's tree hashes in Python
+(the reference) even where its compiled loops were built, to pair the two in one sitting."""
+
+
+def tree_hashing() -> str:
+    """Which of the tree's loops this process runs ("compiled" or "python"), after
+    `TREE_PYTHON`; benchmarks record it beside their figures."""
+    if os.environ.get(TREE_PYTHON):
+        bucket_tree.use_compiled(False)
+    return "compiled" if bucket_tree.compiled_in_use() else "python"
 
 
 def raw_verify_rate(txs: Iterable[tx.SignedTransaction]) -> float:
