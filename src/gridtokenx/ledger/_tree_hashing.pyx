@@ -12,10 +12,12 @@ check and a property test over random blocks hold both to it.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_Next, PyDict_SetItem
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.set cimport PySet_Add
 from libc.stdint cimport uint32_t
+from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy
 
 
@@ -139,29 +141,71 @@ def set_many(
     return count
 
 
+ctypedef struct _Leaf:
+    const char *key
+    Py_ssize_t size
+    PyObject *leaf
+
+
+cdef int _by_key(const void *a, const void *b) noexcept nogil:
+    """Python's order of bytes: the common prefix compared, then the shorter first."""
+    cdef const _Leaf *x = <const _Leaf *>a
+    cdef const _Leaf *y = <const _Leaf *>b
+    cdef int found = memcmp(x.key, y.key, x.size if x.size < y.size else y.size)
+    if found != 0:
+        return found
+    return (x.size > y.size) - (x.size < y.size)
+
+
+cdef bytes _bucket_hash(dict bucket, _Leaf *leaves):
+    """The hash of a bucket over its leaves in key order, sorted in C (`leaves`: room for
+    every key of the bucket)."""
+    cdef Py_ssize_t at = 0, n = 0, i
+    cdef PyObject *key
+    cdef PyObject *leaf
+    cdef SHA256_CTX ctx = _bucket_ctx
+    while PyDict_Next(bucket, &at, &key, &leaf):
+        if type(<object>key) is not bytes or type(<object>leaf) is not bytes:
+            raise TypeError("a bucket maps bytes keys to bytes leaf hashes")
+        leaves[n].key = PyBytes_AS_STRING(<object>key)
+        leaves[n].size = PyBytes_GET_SIZE(<object>key)
+        leaves[n].leaf = leaf
+        n += 1
+    qsort(leaves, n, sizeof(_Leaf), _by_key)
+    for i in range(n):
+        SHA256_Update(&ctx, PyBytes_AS_STRING(<object>leaves[i].leaf),
+                      PyBytes_GET_SIZE(<object>leaves[i].leaf))
+    return _digest(&ctx)
+
+
 def hash_buckets(dict buckets, dirty, bint keep_empty, bytes empty) -> dict:
     """The loop of `BucketTree._hash_buckets`: the hash of each bucket in `dirty` over its
     leaves in key order (`empty` for one without keys, dropped unless `keep_empty`)."""
     cdef dict changed = {}
     cdef object bucket
-    cdef list keys
-    cdef bytes key, leaf
-    cdef SHA256_CTX ctx
     cdef PyObject *found
-    for index in dirty:
-        found = PyDict_GetItem(buckets, index)
-        if found is not NULL and <object>found:
-            bucket = <object>found
-            keys = sorted(bucket)
-            ctx = _bucket_ctx
-            for key in keys:
-                leaf = bucket[key]
-                SHA256_Update(&ctx, PyBytes_AS_STRING(leaf), PyBytes_GET_SIZE(leaf))
-            changed[index] = _digest(&ctx)
-        else:
-            changed[index] = empty
-            if not keep_empty and found is not NULL:
-                PyDict_DelItem(buckets, index)
+    cdef Py_ssize_t room = 64
+    cdef _Leaf *leaves = <_Leaf *>PyMem_Malloc(room * sizeof(_Leaf))
+    if leaves is NULL:
+        raise MemoryError()
+    try:
+        for index in dirty:
+            found = PyDict_GetItem(buckets, index)
+            if found is not NULL and <object>found:
+                bucket = <object>found
+                if len(bucket) > room:
+                    PyMem_Free(leaves)
+                    room = len(bucket)
+                    leaves = <_Leaf *>PyMem_Malloc(room * sizeof(_Leaf))
+                    if leaves is NULL:
+                        raise MemoryError()
+                changed[index] = _bucket_hash(bucket, leaves)
+            else:
+                changed[index] = empty
+                if not keep_empty and found is not NULL:
+                    PyDict_DelItem(buckets, index)
+    finally:
+        PyMem_Free(leaves)
     return changed
 
 
