@@ -7,6 +7,8 @@ first test fails if the package fell back to Python."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -237,3 +239,18 @@ def test_use_compiled_refuses_a_module_that_was_not_built(monkeypatch: pytest.Mo
         bucket_tree.use_compiled(True)
     bucket_tree.use_compiled(False)
     assert not bucket_tree.compiled_in_use()
+
+
+@needs_compiled
+def test_the_compiled_loops_refuse_to_hash_before_their_tags_are_absorbed() -> None:
+    """The module alone (not through `bucket_tree`, which starts it as it imports it)
+    would hash from empty contexts: wrong roots, silently, but for this refusal."""
+    script = (
+        "from gridtokenx.ledger import _tree_hashing as t\n"
+        "try:\n    t.key_positions([b'k'])\nexcept RuntimeError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    assert "start() was not called" in done.stdout

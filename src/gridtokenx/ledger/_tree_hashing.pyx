@@ -33,6 +33,13 @@ cdef enum:
     BLOB = 512  # a children blob: 16 hashes of 32 bytes
 
 cdef SHA256_CTX _index_ctx, _leaf_ctx, _bucket_ctx, _node_ctx
+cdef bint _started = False
+
+
+cdef inline int _ready() except -1:
+    if not _started:
+        raise RuntimeError("_tree_hashing.start() was not called: the tags are not absorbed")
+    return 0
 
 
 cdef void _start(SHA256_CTX *ctx, bytes prefix):
@@ -47,6 +54,8 @@ def start(bytes index, bytes leaf, bytes bucket, bytes node) -> None:
     _start(&_leaf_ctx, leaf)
     _start(&_bucket_ctx, bucket)
     _start(&_node_ctx, node)
+    global _started
+    _started = True
 
 
 cdef inline bytes _digest(SHA256_CTX *ctx):
@@ -83,6 +92,7 @@ cdef inline bytes _leaf(object key, object value):
 
 def key_positions(keys) -> list:
     """`bucket_tree.key_positions`: the 32-bit position of each key."""
+    _ready()
     cdef list out = []
     for key in keys:
         out.append(_position(key))
@@ -91,6 +101,7 @@ def key_positions(keys) -> list:
 
 def leaf_hashes(pairs) -> list:
     """`bucket_tree.leaf_hashes`: the leaf hash of each (key, value) pair."""
+    _ready()
     cdef list out = []
     for key, value in pairs:
         out.append(_leaf(key, value))
@@ -105,6 +116,7 @@ def set_many(
     the bucket memory lacks, read from the source, or None), the first leaf of each key into
     `old` (a trial's journal, or None), each touched bucket into `dirty`. Returns the change
     in the record count."""
+    _ready()
     cdef Py_ssize_t i, n = len(keys)
     cdef long count = 0
     cdef object key, value, position, index, bucket, had
@@ -181,6 +193,7 @@ cdef bytes _bucket_hash(dict bucket, _Leaf *leaves):
 def hash_buckets(dict buckets, dirty, bint keep_empty, bytes empty) -> dict:
     """The loop of `BucketTree._hash_buckets`: the hash of each bucket in `dirty` over its
     leaves in key order (`empty` for one without keys, dropped unless `keep_empty`)."""
+    _ready()
     cdef dict changed = {}
     cdef object bucket
     cdef PyObject *found
@@ -234,6 +247,7 @@ def hash_level(bytearray data, dict changed) -> dict:
     hashed. Returns parent -> hash, the changed hashes of the level above. The memory of a
     deep level (512 MB at 20 million records) is asked for a few blobs ahead of its use:
     each blob is a cache miss, and the CPU would otherwise wait for them one by one."""
+    _ready()
     cdef char *base = PyByteArray_AS_STRING(data)
     cdef Py_ssize_t size = PyByteArray_GET_SIZE(data), n = len(changed), i = 0, j, parents
     cdef long index
@@ -286,6 +300,7 @@ def hash_dict_level(
     its parent's blob (from `kids`, else `fetch(parent)`, a bytearray kept in `kids`), then
     each touched blob hashed; an all-empty blob hashes to `empty_above` and is dropped from
     `kids` unless `keep_empty`. Returns parent -> hash, as `hash_level`."""
+    _ready()
     cdef dict blobs = {}
     cdef dict above = {}
     cdef long index
