@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -13,7 +14,20 @@ from pathlib import Path
 import nacl.signing
 
 from gridtokenx.devnet.faults.report import percentile
+from gridtokenx.ledger import bucket_tree
 from gridtokenx.wire import tx
+
+TREE_PYTHON = "GRIDTOKENX_TREE_PYTHON"
+"""Set (to anything) in a benchmark's environment: the state root's tree hashes in Python
+(the reference) even where its compiled loops were built, to pair the two in one sitting."""
+
+
+def tree_hashing() -> str:
+    """Which of the tree's loops this process runs ("compiled" or "python"), after
+    `TREE_PYTHON`; benchmarks record it beside their figures."""
+    if os.environ.get(TREE_PYTHON):
+        bucket_tree.use_compiled(False)
+    return "compiled" if bucket_tree.compiled_in_use() else "python"
 
 
 def raw_verify_rate(txs: Iterable[tx.SignedTransaction]) -> float:

@@ -26,6 +26,8 @@ often a plan searches a path), so runs at different wall-clock times compare onl
 they share one. `--surveillance` has the validator follow each commit with the ERC
 surveillance, as a node with its API does (the validators of `devnet_bench.py`). The
 garbage collector is set as `gridtokenx node start` sets it (`node.collector`).
+`GRIDTOKENX_TREE_PYTHON=1` hashes the state root's tree with its Python loops, not the
+compiled ones (`bench/state_bench.py`), to pair the two.
 
     python bench/hotpath_bench.py [--orders 6000] [--block 1000] [--workload day|crossing]
                                   [--clock 1796536800] [--surveillance]
@@ -267,6 +269,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    hashing = benchkit.tree_hashing()
     started_load = list(os.getloadavg())
     shape = (args.participants, args.workload, args.clock, args.surveillance)
     with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
@@ -280,6 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         figures["validator_cpu_us_per_order"] = plain["validator_cpu_us_per_order"]
     result: dict[str, object] = {
         "benchmark": "hotpath",
+        "tree_hashing": hashing,
         "python": platform.python_version(),
         "orders": args.orders,
         "block": args.block,

@@ -43,6 +43,10 @@ the previous size's bytes per record) is skipped and says so.
                                 [--keep DIR [--reuse-opened]] [--memory-max 2G|max]
                                 [--cache-mb MB] [--no-mmap-reads] [--settle-blocks N]
 
+The root's tree hashes with its compiled loops where they were built (setup.py);
+`GRIDTOKENX_TREE_PYTHON=1` in the environment runs its Python reference instead, to pair
+the two (the JSON says which ran, and the root after the timed blocks, the same for both).
+
 Prints a table and writes bench/results/state.json.
 """
 
@@ -332,6 +336,7 @@ def restart(
         cycles = [_trial_cycle(state, members, blocks + n) for n in range(blocks)]
         _persist(store, store.height() + 1, state)
         records = len(state)
+        last_root = state.root().hex()  # the same whichever loops hashed it
         parts_end = _rss_parts_mb()
         in_cgroup = memory_cgroup.own_stat()
     finally:
@@ -345,6 +350,7 @@ def restart(
         {
             "restart_s": round(seconds, 2),
             "records": records,
+            "root_after_blocks": last_root,
             "load_average_at_blocks": os.getloadavg(),
             "root_per_block_ms": round(roots[len(roots) // 2] * 1000, 1),
             "root_per_block_min_ms": round(roots[0] * 1000, 1),
@@ -539,6 +545,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    hashing = benchkit.tree_hashing()  # children inherit the environment that chose it
     if args.cache_mb is not None:
         STORE_OPTIONS["cache_mb"] = args.cache_mb
     if args.no_mmap_reads:
@@ -564,6 +571,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     result: dict[str, object] = {
         "benchmark": "state",
         "label": args.label,
+        "tree_hashing": hashing,
         "python": platform.python_version(),
         "transfers_per_block": TRANSFERS_PER_BLOCK,
         "memory_max": args.memory_max,

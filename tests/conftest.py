@@ -245,6 +245,15 @@ def host_network(changes_it: bool) -> Iterator[None]:
         yield
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """GRIDTOKENX_TREE_PYTHON set: the whole run hashes the state root's tree with its
+    Python loops, the reference, where the compiled ones were built (as the benchmarks)."""
+    if os.environ.get("GRIDTOKENX_TREE_PYTHON"):
+        from gridtokenx.ledger import bucket_tree
+
+        bucket_tree.use_compiled(False)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start processes or a browser first, the rest in their usual order after.
     xdist hands tests out in this order, and these take seconds to minutes each; run last,

@@ -18,6 +18,12 @@ Growing by one level refines the buckets: bucket b at depth d holds exactly the 
 buckets 16b..16b+15 at depth d+1, so a bucket range at one depth is a contiguous range at
 the next. State sync reads the tree through `depth`, `bucket_count`, `bucket_leaves`,
 `node` and `prove_range`, and checks chunks with `verify_range`.
+
+The loops that run once per key, bucket or node of a block (`key_positions`, `leaf_hashes`,
+`BucketTree.set_many`, the bucket decoding in `prefetch`, the bucket and node hashes of
+`root`) have a compiled twin in `_tree_hashing` (Cython over OpenSSL's SHA-256, built by
+setup.py), used where it was built: the Python code here is the reference it must equal
+byte for byte, and what runs where no C compiler built it. `use_compiled` switches.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from typing import Final, Protocol, cast
 import msgspec
 
 from gridtokenx.wire.crypto import tag_context, tag_prefix, tagged_hash
+
+try:
+    from gridtokenx.ledger import _tree_hashing as _compiled
+except ImportError:  # not built here (no C compiler or OpenSSL headers): the Python loops
+    _compiled = None  # type: ignore[assignment]
 
 FANOUT_BITS: Final = 4
 FANOUT: Final = 1 << FANOUT_BITS  # each node commits to 16 children
@@ -59,6 +70,25 @@ _LEAF: Final = tag_context(_LEAF_DOMAIN)
 _BUCKET: Final = tag_context(_BUCKET_DOMAIN)
 _NODE: Final = tag_context(_NODE_DOMAIN)
 
+COMPILED: Final = _compiled is not None
+"""Was the compiled twin of the tree's loops (`_tree_hashing`) built and imported here?"""
+_native = COMPILED
+if COMPILED:
+    _compiled.start(*map(tag_prefix, (_INDEX_DOMAIN, _LEAF_DOMAIN, _BUCKET_DOMAIN, _NODE_DOMAIN)))
+
+
+def use_compiled(on: bool) -> None:
+    """Run the tree's loops compiled (`on`, where built) or in Python (the reference): for
+    the tests and benchmarks that compare the two; both give the same bytes."""
+    global _native
+    if on and not COMPILED:
+        raise RuntimeError("the compiled tree hashing (_tree_hashing) was not built here")
+    _native = on
+
+
+def compiled_in_use() -> bool:
+    return _native
+
 
 @functools.lru_cache(maxsize=1 << 16)
 def key_position(key: bytes) -> int:
@@ -70,12 +100,16 @@ def key_position(key: bytes) -> int:
 def key_positions(keys: Iterable[bytes]) -> list[int]:
     """`key_position` of each key, in one comprehension: a joining node places millions of
     keys, and calling `key_position` (four Python steps a key) was most of its checking."""
+    if _native:
+        return _compiled.key_positions(keys)
     sha, prefix = hashlib.sha256, tag_prefix(_INDEX_DOMAIN)
     return [int.from_bytes(sha(prefix + key).digest()[:4]) for key in keys]
 
 
 def leaf_hashes(pairs: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
     """`leaf_hash` of each (key, canonical bytes) pair, in one comprehension (as above)."""
+    if _native:
+        return _compiled.leaf_hashes(pairs)
     sha, prefix = hashlib.sha256, tag_prefix(_LEAF_DOMAIN)
     return [sha(prefix + len(k).to_bytes(4) + k + v).digest() for k, v in pairs]
 
@@ -384,6 +418,9 @@ class BucketTree:
         missing = list({p >> shift for p in positions} - buckets.keys())
         if missing:
             found, decode = self._source.tree_bucket_many(s.depth, missing), _PAIRS.decode
+            if _native:
+                _compiled.decode_buckets(buckets, missing, list(found), decode)
+                return
             for index, blob in zip(missing, found, strict=True):
                 buckets[index] = {} if blob is None else dict(decode(blob))
 
@@ -606,6 +643,12 @@ class BucketTree:
         if old is not None and self._before is not None:
             old = None  # the trial already keeps the whole tree before it
         shift, buckets, dirty = 32 - FANOUT_BITS * s.depth, s.buckets, self._dirty
+        if _native:
+            s.count += _compiled.set_many(
+                list(keys), list(values), list(positions), shift, buckets, self._bucket, old,
+                dirty,
+            )  # fmt: skip
+            return
         start, count = _LEAF.copy, s.count
         for key, value, position in zip(keys, values, positions, strict=True):
             index = position >> shift
@@ -646,7 +689,11 @@ class BucketTree:
         """The new hash of each changed bucket, by index."""
         s = self._s
         keep_empty = self._source is not None  # an absent entry would read the source's
-        changed: dict[int, bytes] = {}
+        if _native:
+            changed = _compiled.hash_buckets(s.buckets, self._dirty, keep_empty, EMPTY[0])
+            s.unsaved_buckets.update(self._dirty)
+            return changed
+        changed = {}
         buckets, start = s.buckets, _BUCKET.copy
         for index in self._dirty:
             bucket = buckets.get(index)
@@ -681,6 +728,13 @@ class BucketTree:
             if isinstance(kids, _Level):
                 changed = self._hash_level(kids, changed)
                 continue
+            if _native:
+                changed = _compiled.hash_dict_level(
+                    kids, changed, functools.partial(self._kids, level), _EMPTY_KIDS[level],
+                    EMPTY[level + 1], keep_empty,
+                )  # fmt: skip
+                s.unsaved_children.setdefault(level, set()).update(changed)
+                continue
             blobs = dict[int, bytearray]()
             for index, hashed in changed.items():
                 parent = index >> FANOUT_BITS
@@ -710,6 +764,10 @@ class BucketTree:
     def _hash_level(self, kids: _Level, changed: dict[int, bytes]) -> dict[int, bytes]:
         """`_hash_levels` on a whole level: the changed hashes written with one scatter,
         then each touched blob hashed (an all-empty blob hashes to EMPTY[level + 1])."""
+        if _native:
+            above = _compiled.hash_level(kids.data, changed)
+            self._s.unsaved_children.setdefault(kids.level, set()).update(above)
+            return above
         import numpy as np  # loaded already by the `_Level`
 
         indexes = np.fromiter(changed, dtype=np.int64, count=len(changed))
