@@ -107,6 +107,45 @@ def test_update_marks_committed_and_drops_superseded(pool: Mempool) -> None:
     assert pool.status(b"\x00" * 32) == "unknown"
 
 
+def test_update_given_the_block_looks_only_at_its_senders_and_those_that_changed() -> None:
+    """Given the block's transactions, `update` reads the nonces of the block's senders
+    and of those whose queue changed since the last block, not of every sender, and ends
+    with the same pool, drops and backlog as the walk over every sender."""
+    keys = [PrivateKey.from_dev_label(f"test/mempool/many/{n}") for n in range(6)]
+    nonces = {k.address: 0 for k in keys}
+    read: list[bytes] = []
+
+    def counted(address: bytes) -> int | None:
+        read.append(address)
+        return nonces.get(address)
+
+    def make_for(key: PrivateKey, nonce: int) -> bytes:
+        return tx.make(key, CHAIN, nonce, tx.Transfer(tx.Asset.THB, BOB.address, 1)).encode()
+
+    given, walked = Mempool(CHAIN), Mempool(CHAIN)
+    try:
+        for mp in (given, walked):  # each sender: 0 and 1 ready, 3 behind a gap
+            for key in keys:
+                for n in (0, 1, 3):
+                    assert mp.add(make_for(key, n), nonces.get, 0).accepted
+            mp.update([], nonces.get)
+        block = [make_for(keys[0], 0), make_for(keys[1], 0), make_for(keys[1], 1)]
+        late = make_for(keys[2], 2)  # admitted after the last block: fills keys[2]'s gap
+        for mp in (given, walked):
+            assert mp.add(late, nonces.get, 0).accepted
+        nonces[keys[0].address], nonces[keys[1].address] = 1, 2
+        hashes = [tx.hash_of(raw) for raw in block]
+        read.clear()
+        dropped = given.update(hashes, counted, [tx.decode(raw) for raw in block])
+        assert sorted(set(read)) == sorted(k.address for k in keys[:3])
+        assert dropped == walked.update(hashes, nonces.get)
+        assert (len(given), given.backlog) == (len(walked), walked.backlog) == (16, 11)
+        assert given.reap(nonces.get, 100, 10**6) == walked.reap(nonces.get, 100, 10**6)
+    finally:
+        given.close()
+        walked.close()
+
+
 def test_full_pool_evicts_the_cheapest_tail_for_a_better_fee() -> None:
     mp = Mempool(CHAIN, max_txs=3, max_per_sender=10)
     cheap = [make(ALICE, n, fee=1) for n in range(3)]

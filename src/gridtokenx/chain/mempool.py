@@ -51,7 +51,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
@@ -137,6 +137,8 @@ class Mempool:
         self.min_backlog = min_backlog
         self._recent_blocks: deque[int] = deque(maxlen=RECENT_BLOCKS)  # their tx counts
         self._gapped = 0  # waiting behind a gap in their sender's nonces, at the last block
+        self._gaps: dict[bytes, int] = {}  # the same per sender (those with any), summed
+        self._touched: set[bytes] = set()  # senders whose queue changed since the last block
         # Hashes that left since `take_gone` was last called (committed, superseded,
         # evicted, dropped), so the node forgets its saved copies without scanning what it
         # saved; bounded like the outcomes: one missed is only re-checked at a restart.
@@ -328,6 +330,7 @@ class Mempool:
             return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
         self._by_hash[tx_hash] = entry
         self._by_sender.setdefault(sender, {})[entry.nonce] = entry
+        self._touched.add(sender)
         self._bytes += len(raw)
         return Admission(tx_hash, True)
 
@@ -350,6 +353,7 @@ class Mempool:
         del queue[entry.nonce]
         if not queue:
             del self._by_sender[entry.sender]
+        self._touched.add(entry.sender)
         self._bytes -= len(entry.raw)
         self._gone.append(entry.tx_hash)
         self._record(entry.tx_hash, outcome)
@@ -426,27 +430,52 @@ class Mempool:
         """Is any transaction ready for the next block (its sender's next nonce)?"""
         return any(nonce_of(sender) in queue for sender, queue in self._by_sender.items())
 
-    def update(self, committed: list[bytes], nonce_of: NonceOf) -> list[tuple[bytes, str]]:
+    def update(
+        self,
+        committed: list[bytes],
+        nonce_of: NonceOf,
+        decoded: Sequence[tx.SignedTransaction] | None = None,
+    ) -> list[tuple[bytes, str]]:
         """After a block: mark its transactions committed and drop every waiting one whose
-        nonce a committed transaction used. Returns the drops with their reasons."""
+        nonce a committed transaction used. Returns the drops with their reasons.
+
+        `decoded`: the block's transactions, in the order of `committed`. A sender's nonce
+        moves only by a transaction of its own, so only the block's senders can have
+        waiting transactions superseded, and only they and the senders whose queue
+        changed since the last block (`_touched`) can have a different count behind a
+        gap: with it, those are looked at, not every sender (a walk of every queue and an
+        account read per sender, each block). Without it, every sender is."""
         self._recent_blocks.append(len(committed))
-        for tx_hash in committed:
-            entry = self._by_hash.get(tx_hash)
+        touched, by_hash = self._touched, self._by_hash
+        everyone = decoded is None or len(decoded) != len(committed)
+        for index, tx_hash in enumerate(committed):
+            entry = by_hash.get(tx_hash)
             if entry is not None:
-                self._remove(entry, "committed")
+                self._remove(entry, "committed")  # touches its sender
             else:
                 self._record(tx_hash, "committed")
-        dropped, gapped = [], 0
-        for sender in list(self._by_sender):
-            nonce = nonce_of(sender)
-            for entry in list(self._by_sender.get(sender, {}).values()):
+                if not everyone and decoded is not None:
+                    touched.add(decoded[index].tx.sender_address)
+        senders = list(self._by_sender if everyone else touched)
+        gaps, by_sender = self._gaps, self._by_sender
+        dropped = []
+        for sender in senders:
+            nonce = nonce_of(sender) if sender in by_sender else None
+            for entry in list(by_sender.get(sender, {}).values()):
                 if nonce is None or entry.nonce < nonce:
                     self._remove(entry, f"dropped:{SUPERSEDED}")
                     dropped.append((entry.tx_hash, SUPERSEDED))
-            queue = self._by_sender.get(sender)
-            if queue:
-                gapped += len(queue) - len(_ready_run(queue, nonce))
-        self._gapped = gapped
+            queue = by_sender.get(sender)
+            gap = len(queue) - len(_ready_run(queue, nonce)) if queue else 0
+            if gap:
+                gaps[sender] = gap
+            else:
+                gaps.pop(sender, None)
+        if everyone:
+            for sender in [s for s in gaps if s not in by_sender]:
+                del gaps[sender]
+        touched.clear()
+        self._gapped = sum(gaps.values())
         return dropped
 
     def status(self, tx_hash: bytes) -> str:

@@ -321,10 +321,11 @@ class Node:
     ) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
-        consensus meanwhile), admit on the loop (which saves the admitted as pending
-        before anyone is told), wake the proposer, and queue what was admitted for every
-        peer. One result per transaction, in order. Waking the proposer is what a path of
-        its own would forget: its transactions then wait for the empty-block timer.
+        consensus meanwhile), admit on the loop (which saves what it acknowledges as
+        pending before anyone is told, but not a peer's relay: `Application._keep`), wake
+        the proposer, and queue what was admitted for every peer. One result per
+        transaction, in order. Waking the proposer is what a path of its own would
+        forget: its transactions then wait for the empty-block timer.
         `client` (from the API) or `relayed` (from a peer): subject to back-pressure
         (`chain.mempool`), judged before any signature is verified; a relay refused
         MEMPOOL_FULL is dropped without a word to the peer and costs it no score. `relay`
@@ -338,7 +339,7 @@ class Node:
         for future in () if inline else self.app.mempool.precheck(raws, bounded):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
-        admissions = self.app.admit(raws, checked, bounded=bounded, hashes=hashes)
+        admissions = self.app.admit(raws, checked, bounded, hashes, keep=not relayed)
         accepted = [(raw, a.tx_hash) for raw, a in zip(raws, admissions, strict=True)
                     if a.accepted and a.tx_hash is not None]  # fmt: skip
         if accepted:
@@ -821,7 +822,7 @@ class Node:
             block = blocks.decode(raw)
         except ValueError:
             return None
-        hashes = [tx.hash_of(r) for r in block.txs]
+        hashes = self.app.tx_ids(block)
         mempool = self.app.mempool
         others = [(h, r) for h, r in zip(hashes, block.txs, strict=True) if not mempool.holds(h)]
         verified = set(hashes) - {h for h, _ in others}
@@ -948,7 +949,8 @@ class Node:
             if isinstance(action, core.Broadcast):
                 message = action.message
                 if isinstance(message, Proposal):
-                    kind, payload = Kind.PROPOSAL, codec.encode(compact.compact_proposal(message))
+                    proposal = compact.compact_proposal(message, self.app.tx_ids)
+                    kind, payload = Kind.PROPOSAL, codec.encode(proposal)
                 else:
                     kind, payload = Kind.VOTE, codec.encode(message)
                 self._own.append((kind, payload))
@@ -1060,7 +1062,7 @@ class Node:
         not verified again (`CERTIFIED`), whether this node screened it or not."""
         decided_id = block_id(decision.block)
         certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
-        block, txs = compact.compact(decision.block)
+        block, txs = compact.compact(decision.block, self.app.tx_ids)
         self.recent.add(txs, block.tx_ids)  # a peer that fetches the certified block asks
         self.fetcher.drop_below(decision.height + 1)
         commit = codec.encode(CompactCommit(decision.height, block, certificate))
