@@ -7,11 +7,11 @@ mempool's threads, building, screening or executing a block), the transaction id
 (`crypto.tagged_hash` with the transaction id's domain: `tx.hash_of`, `SignedTransaction
 .hash`, the store's index), the Ed25519 verifies (`crypto.verify`: transactions and votes),
 the transactions saved as pending (`Store.save_pending`: what a node acknowledged, in case
-it crashes; a peer's relay is not saved since December 2026) and the synced writes of the store (`Store.save_wal`, the consensus WAL, and
-`Store.commit_height`, one per height), then prints them per transaction per node (the
-synced writes per height per node), and writes bench/results/passes.json. Counting needs
-no quiet machine, and the same file runs against another checkout (PYTHONPATH) to
-compare before and after.
+it crashes; a peer's relay is not saved since December 2026) and the synced writes of the
+store (`Store.save_wal`, the consensus WAL, and `Store.commit_height`, one per height),
+then prints them per transaction per node (the synced writes per height per node), and
+writes bench/results/passes.json. Counting needs no quiet machine, and the same file runs
+against another checkout (PYTHONPATH) to compare before and after.
 
     python bench/passes_bench.py [--txs 600]
 """
