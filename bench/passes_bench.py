@@ -5,12 +5,13 @@ fed registrations through one node and gossip, until every node has committed th
 It counts, on every node together, the calls to `wire.tx.decode` (admission in the
 mempool's threads, building, screening or executing a block), the transaction ids hashed
 (`crypto.tagged_hash` with the transaction id's domain: `tx.hash_of`, `SignedTransaction
-.hash`, the store's index), the Ed25519 verifies (`crypto.verify`: transactions and votes)
-and the synced writes of the store (`Store.save_wal`, the consensus WAL, and
-`Store.commit_height`, one per height), then prints them per transaction per node (the
-synced writes per height per node), and writes bench/results/passes.json. Counting needs
-no quiet machine, and the same file runs against another checkout (PYTHONPATH) to
-compare before and after.
+.hash`, the store's index), the Ed25519 verifies (`crypto.verify`: transactions and votes),
+the transactions saved as pending (`Store.save_pending`: what a node acknowledged, in case
+it crashes; a peer's relay is not saved since December 2026) and the synced writes of the
+store (`Store.save_wal`, the consensus WAL, and `Store.commit_height`, one per height),
+then prints them per transaction per node (the synced writes per height per node), and
+writes bench/results/passes.json. Counting needs no quiet machine, and the same file runs
+against another checkout (PYTHONPATH) to compare before and after.
 
     python bench/passes_bench.py [--txs 600]
 """
@@ -66,15 +67,20 @@ class _Counts:
         self.calls: Counter[str] = Counter()
         self._saved: list[tuple[Any, str, Any]] = []
 
-    def wrap(self, owner: Any, name: str, first: object = None, label: str = "") -> None:
+    def wrap(
+        self, owner: Any, name: str, first: object = None, label: str = "", items: int = -1
+    ) -> None:
         """Count calls to `owner.name` (under `label`, or its name); with `first`, only
-        those whose first argument is `first` (a hash's domain tag)."""
+        those whose first argument is `first` (a hash's domain tag); with `items`, the
+        length of that argument rather than the calls (transactions saved per write)."""
         real = getattr(owner, name)
         self._saved.append((owner, name, real))
         label = label or name
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            if first is None or (args and args[0] == first):
+            if items >= 0:
+                self.calls[label] += len(args[items])
+            elif first is None or (args and args[0] == first):
                 self.calls[label] += 1
             return real(*args, **kwargs)
 
@@ -164,6 +170,7 @@ async def _run(
         counts.wrap(crypto, "tagged_hash", b"GridTokenX/gossip", "message_id")
         counts.wrap(store_module.Store, "save_wal")
         counts.wrap(store_module.Store, "commit_height")
+        counts.wrap(store_module.Store, "save_pending", label="pending_saved", items=1)
         for node in nodes:
             await node.start()
         if batch is None:
@@ -210,6 +217,7 @@ async def _run(
         "decodes_per_tx_per_node": round(calls["decode"] / per_node, 2),
         "tx_id_hashes_per_tx_per_node": round(calls["tagged_hash"] / per_node, 2),
         "signature_verifies_per_tx_per_node": round(calls["verify"] / per_node, 2),
+        "pending_saves_per_tx_per_node": round(calls["pending_saved"] / per_node, 2),
         "wal_syncs_per_height_per_node": round(calls["save_wal"] / heights, 2),
         "synced_writes_per_height_per_node": round(
             (calls["save_wal"] + calls["commit_height"]) / heights, 2

@@ -17,6 +17,7 @@ from gridtokenx.chain.application import (
     SHARED_CORES_ALLOWANCE,
     Application,
 )
+from gridtokenx.chain.mempool import DUPLICATE
 from gridtokenx.ledger import genesis, transition, validator_set
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage.store import open_application
@@ -233,6 +234,24 @@ def test_transactions_waiting_in_the_mempool_survive_a_restart(tmp_path: Path) -
         assert reopened.mempool.status(hashes[3]) == "committed"
     finally:
         reopened.close()
+
+
+def test_a_peers_relay_is_not_saved_until_a_client_sends_it_here(tmp_path: Path) -> None:
+    """Only what a node acknowledges must survive its crash: a peer's relay (`keep` False)
+    is held but not saved, since the node that acknowledged it saved it; a client sending
+    it again gets DUPLICATE, an acknowledgement, so then it is saved."""
+    txs = _registrations(3)
+    app = open_application(SPEC, tmp_path / "n")
+    try:
+        relayed = app.admit(txs, app.mempool.check(txs), keep=False)
+        assert all(a.accepted for a in relayed) and app.store.pending() == []
+        again = app.admit(txs[1:2], app.mempool.check(txs[1:2]))
+        assert [a.code for a in again] == [DUPLICATE]
+        assert app.store.pending() == [txs[1]]
+        app.commit(1, app.build_block(1, GENESIS_TIME + 5, EGAT.address), ())
+        assert app.store.pending() == []
+    finally:
+        app.close()
 
 
 def test_a_commit_forgets_the_saved_copies_of_what_left_the_mempool_in_its_own_batch(

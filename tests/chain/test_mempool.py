@@ -3,11 +3,12 @@ limits with eviction by fee, and an outcome for every admitted transaction."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
 
-from gridtokenx.chain.mempool import Mempool
+from gridtokenx.chain.mempool import Entry, Mempool
 from gridtokenx.wire import crypto, tx
 from gridtokenx.wire.crypto import PrivateKey
 
@@ -105,6 +106,91 @@ def test_update_marks_committed_and_drops_superseded(pool: Mempool) -> None:
     assert dropped == [(tx.decode(a1).hash, "SUPERSEDED")]
     assert len(pool) == 0 and pool.size_bytes == 0
     assert pool.status(b"\x00" * 32) == "unknown"
+
+
+def test_update_given_the_block_looks_only_at_its_senders_and_those_that_changed() -> None:
+    """Given the block's transactions, `update` reads the nonces of the block's senders
+    and of those whose queue changed since the last block, not of every sender, and ends
+    with the same pool, drops and backlog as the walk over every sender."""
+    keys = [PrivateKey.from_dev_label(f"test/mempool/many/{n}") for n in range(6)]
+    nonces = {k.address: 0 for k in keys}
+    read: list[bytes] = []
+
+    def counted(address: bytes) -> int | None:
+        read.append(address)
+        return nonces.get(address)
+
+    def make_for(key: PrivateKey, nonce: int) -> bytes:
+        return tx.make(key, CHAIN, nonce, tx.Transfer(tx.Asset.THB, BOB.address, 1)).encode()
+
+    given, walked = Mempool(CHAIN), Mempool(CHAIN)
+    try:
+        for mp in (given, walked):  # each sender: 0 and 1 ready, 3 behind a gap
+            for key in keys:
+                for n in (0, 1, 3):
+                    assert mp.add(make_for(key, n), nonces.get, 0).accepted
+            mp.update([], nonces.get)
+        block = [make_for(keys[0], 0), make_for(keys[1], 0), make_for(keys[1], 1)]
+        late = make_for(keys[2], 2)  # admitted after the last block: fills keys[2]'s gap
+        for mp in (given, walked):
+            assert mp.add(late, nonces.get, 0).accepted
+        nonces[keys[0].address], nonces[keys[1].address] = 1, 2
+        hashes = [tx.hash_of(raw) for raw in block]
+        read.clear()
+        dropped = given.update(hashes, counted, [tx.decode(raw) for raw in block])
+        assert sorted(set(read)) == sorted(k.address for k in keys[:3])
+        assert dropped == walked.update(hashes, nonces.get)
+        assert (len(given), given.backlog) == (len(walked), walked.backlog) == (16, 11)
+        assert given.reap(nonces.get, 100, 10**6) == walked.reap(nonces.get, 100, 10**6)
+    finally:
+        given.close()
+        walked.close()
+
+
+class ScanningMempool(Mempool):
+    """The eviction choice as it was made before the heap of tails: a walk over every
+    queue for the cheapest last-in-line transaction."""
+
+    def _cheapest_tail(self) -> Entry | None:
+        tails = [q[max(q)] for q in self._by_sender.values() if q]
+        return min(tails, key=lambda e: (e.fee_per_byte, -e.seq)) if tails else None
+
+
+def test_a_full_pool_evicts_as_the_walk_over_every_queue_did() -> None:
+    """Random admissions (fees, nonces with gaps, several senders) into a small full pool,
+    with blocks between them: the heap of tails evicts exactly what the walk evicted."""
+    rnd = random.Random(7)
+    keys = [PrivateKey.from_dev_label(f"test/mempool/evict/{n}") for n in range(5)]
+    nonces = {k.address: 0 for k in keys}
+    heap, walk = (
+        Mempool(CHAIN, max_txs=12, max_per_sender=8),
+        ScanningMempool(CHAIN, max_txs=12, max_per_sender=8),
+    )
+    try:
+        evicted = 0
+        for step in range(300):
+            key = rnd.choice(keys)
+            nonce = nonces[key.address] + rnd.randrange(6)
+            body = tx.Transfer(
+                tx.Asset.THB, BOB.address, rnd.randrange(1, 10 ** rnd.randrange(1, 9))
+            )
+            raw = tx.make(key, CHAIN, nonce, body, rnd.randrange(20)).encode()
+            results = [mp.add(raw, nonces.get, 0) for mp in (heap, walk)]
+            assert results[0] == results[1], step
+            if step % 25 == 24:  # a block: each sender's ready run, as far as it goes
+                block = heap.reap(nonces.get, 6, 10**6)
+                assert block == walk.reap(nonces.get, 6, 10**6)
+                for raw in block:
+                    stx = tx.decode(raw)
+                    nonces[stx.tx.sender_address] = stx.tx.nonce + 1
+                hashes = [tx.hash_of(raw) for raw in block]
+                assert heap.update(hashes, nonces.get) == walk.update(hashes, nonces.get)
+            assert heap.waiting() == walk.waiting(), step
+            evicted = heap.dropped["EVICTED"]
+        assert evicted > 20 and heap.dropped == walk.dropped
+    finally:
+        heap.close()
+        walk.close()
 
 
 def test_full_pool_evicts_the_cheapest_tail_for_a_better_fee() -> None:
@@ -242,5 +328,31 @@ def test_a_full_backlog_refuses_before_verifying_the_signature(
         assert bounded(mp, [gap_forged]) == ["INVALID_SIGNATURE"]  # verified once due
         assert bounded(mp, [gap.encode()]) == ["accepted"]
         assert len(verify.calls) == 2 and len(mp) == 5
+    finally:
+        mp.close()
+
+
+def test_a_full_pool_refuses_before_verifying_what_it_could_not_make_room_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pool at `max_txs` whose cheapest last-in-line transaction pays as much per byte
+    refuses a bounded transaction MEMPOOL_FULL before its deferred verify (as the backlog
+    does); one that outbids it is verified and evicts it."""
+    mp = Mempool(CHAIN, max_txs=3, max_per_sender=10, min_backlog=1)
+    try:
+        for n in (1, 2, 3):  # behind ALICE's gap at 0: not work, so the backlog is not full
+            assert mp.add(make(ALICE, n, fee=1), nonce_of, 0).accepted
+        mp.update([], nonce_of)
+        assert mp.backlog == 0
+        verify = CountedVerify(monkeypatch)
+        checked = [(c[0], None) for c in mp._checked([make(CAROL, 0, fee=1)])]  # deferred
+        verify.calls.clear()
+        (result,) = mp.admit([make(CAROL, 0, fee=1)], checked, nonce_of, 0, bounded=True)
+        assert result.code == "MEMPOOL_FULL" and verify.calls == []
+        rich = make(CAROL, 0, fee=500)
+        checked = [(c[0], None) for c in mp._checked([rich])]
+        verify.calls.clear()
+        (result,) = mp.admit([rich], checked, nonce_of, 0, bounded=True)
+        assert result.accepted and verify.calls == [CAROL.public_key] and len(mp) == 3
     finally:
         mp.close()

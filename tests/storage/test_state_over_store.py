@@ -33,9 +33,12 @@ def write(state: State, batch: Batch) -> None:
 
 
 def commit(db: Store, state: State) -> None:
+    """As a node's height does: the records' encodings the root made go to the store."""
     state.root()
-    db.commit_height(db.height() + 1, b"b", b"c", [], state.take_changes(),
-                     tree=state.take_tree_writes())  # fmt: skip
+    encoded: dict[bytes, bytes] = {}
+    changes = state.take_changes(encoded)
+    db.commit_height(db.height() + 1, b"b", b"c", [], changes, tree=state.take_tree_writes(),
+                     encoded=encoded)  # fmt: skip
 
 
 def same(a: State, b: State) -> None:
@@ -110,6 +113,30 @@ def _follow(path: Path, committed: list[Batch], trial: list[Batch], keep: bool) 
         assert state.root() == reference.recompute_root()
     with Store(path) as db:
         same(db.open_state(), reference)
+
+
+def test_the_store_is_handed_the_roots_encodings_of_the_records_it_writes_only(
+    tmp_path: Path,
+) -> None:
+    """`take_changes(encoded)` hands over the encoding the root made of each changed
+    record, so the store does not encode it again; not one of a record a rollback undid
+    (that record is not the one written now), and nothing of what earlier heights took."""
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, {b"acct/1": 1, b"acct/2": 2})
+        commit(db, state)
+        write(state, {b"acct/1": 10, b"acct/3": 3, b"acct/2": None})
+        state.root()
+        state.begin()
+        write(state, {b"acct/1": 11, b"acct/4": 4})
+        state.root()  # the trial's records are encoded: none of them is kept
+        state.rollback()
+        encoded: dict[bytes, bytes] = {}
+        changes = state.take_changes(encoded)
+        assert [k for k, v in sorted(changes.items()) if v is not None] == [b"acct/1", b"acct/3"]
+        assert encoded == {b"acct/3": msgspec.msgpack.encode(Account(3, 0, 0))}
+        encoded.clear()
+        assert state.take_changes(encoded) == {} and encoded == {}
 
 
 def test_caches_stay_bounded_and_reads_go_to_the_store(tmp_path: Path, small_caches: None) -> None:

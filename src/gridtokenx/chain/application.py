@@ -29,7 +29,7 @@ import msgspec
 
 from gridtokenx.chain import blocks
 from gridtokenx.chain.blocks import StoredReceipt, encode_events
-from gridtokenx.chain.mempool import Admission, Checked, Mempool
+from gridtokenx.chain.mempool import DUPLICATE, Admission, Checked, Mempool
 from gridtokenx.ledger import accounts, chain_info, validator_set
 from gridtokenx.ledger.bucket_tree import TreeWrites
 from gridtokenx.ledger.state import State
@@ -53,6 +53,7 @@ SHARED_CORES_ALLOWANCE = 3.0
 the clock before the proposer cuts blocks by the clock instead: a block then holds `budget`
 of execution CPU, and at most this many budgets of execution wall time (docs/consensus.md,
 "What bounds a block")."""
+KEPT_IDS = 4  # blocks whose transaction ids are kept (`tx_ids`): a height's proposals
 DEEP_BACKLOG_BLOCKS = 2
 """More transactions waiting than this many blocks bounded by the clock is a deep backlog
 (an overload): only then are blocks bounded by their execution CPU."""
@@ -74,6 +75,7 @@ class BlockStore(Protocol):
         changes: dict[bytes, msgspec.Struct | None], receipts: list[bytes] | None = None,
         end_events: bytes | None = None, block_hash: bytes | None = None,
         tree: TreeWrites | None = None, forget: list[bytes] | None = None,
+        encoded: dict[bytes, bytes] | None = None,
     ) -> None: ...  # fmt: skip
 
     def save_pending(self, txs: list[tuple[bytes, bytes]]) -> None: ...
@@ -110,6 +112,9 @@ class Application(Generic[StoreT]):
     _exec_cpu_per_tx: float = field(default=EXEC_S_PER_TX_GUESS, repr=False)  # recent, CPU
     _kept: set[bytes] = field(default_factory=set, repr=False)  # hashes saved as pending
     _committed: tuple[int, list[tx.SignedTransaction]] | None = field(default=None, repr=False)
+    _ids: dict[bytes, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = field(
+        default_factory=dict, repr=False
+    )  # block hash -> (its transactions, their ids): `tx_ids`
 
     def __post_init__(self) -> None:
         self.mempool = Mempool(self.chain_id)
@@ -175,21 +180,31 @@ class Application(Generic[StoreT]):
         checked: list[Checked],
         bounded: bool = False,
         hashes: list[bytes] | None = None,
+        keep: bool = True,
     ) -> list[Admission]:
         """Admit transactions the mempool prechecked (decoded, signatures verified);
         `bounded`: from clients, subject to the mempool's back-pressure; `hashes`: their
-        ids when the caller has them (`Mempool.admit`)."""
+        ids when the caller has them (`Mempool.admit`). `keep` False: a peer relayed them,
+        so nobody is told this node took them and they are not saved (`_keep`)."""
         min_fee = chain_info.params(self.state).min_fee_satang
         results = self.mempool.admit(raws, checked, self.nonce_of, min_fee, bounded, hashes)
-        self._keep(raws, results)
+        if keep:
+            self._keep(raws, results)
         return results
 
     def _keep(self, raws: list[bytes], results: list[Admission]) -> None:
-        """Save what was admitted before anyone is told (see `Store.save_pending`)."""
+        """Save what this node acknowledges before anyone is told (see `Store.save_pending`):
+        what it admitted, and what it already held when a client sends it again (DUPLICATE
+        is an acknowledgement: docs/faults.md) but had not saved, having taken it from a
+        peer. A peer's relay is not saved: a crash loses no acknowledged transaction that
+        way, since the node that acknowledged it saved it, and saving it cost every other
+        node a RocksDB write per transaction (and a delete when it commits)."""
+        kept_already, holds = self._kept, self.mempool.holds
         kept = [(r.tx_hash, raw) for raw, r in zip(raws, results, strict=True)
-                if r.accepted and r.tx_hash is not None]  # fmt: skip
+                if r.tx_hash is not None and r.tx_hash not in kept_already
+                and (r.accepted or (r.code == DUPLICATE and holds(r.tx_hash)))]  # fmt: skip
         self.store.save_pending(kept)
-        self._kept.update(h for h, _ in kept)
+        kept_already.update(h for h, _ in kept)
 
     # --- what consensus asks ---------------------------------------------------------------
     def next_time(self, proposed: int) -> int:
@@ -209,6 +224,7 @@ class Application(Generic[StoreT]):
         not part of consensus."""
         deadline = None if budget is None else perf_counter() + budget
         skipped: list[tuple[bytes, str]] = []
+        ids: list[bytes] = []
         most = blocks.MAX_BLOCK_TXS if budget is None else self.block_limit(budget)
         candidates = self.mempool.reap(self.nonce_of, most, BLOCK_TX_BYTES)
         block, decoded = blocks.propose(
@@ -225,9 +241,11 @@ class Application(Generic[StoreT]):
             stop=None if deadline is None else lambda: perf_counter() > deadline,
             skipped=skipped,
             known=self.mempool.decoded,
+            ids=ids,
         )
         self.mempool.failed(skipped)
         self._keep_screened(block.hash, decoded)
+        self._keep_ids(block, tuple(ids))
         return block.encode()
 
     def block_limit(self, budget: float) -> int:
@@ -269,7 +287,8 @@ class Application(Generic[StoreT]):
             if block.header.validators_hash != validator_set.set_hash(self.validators(height)):
                 raise blocks.InvalidBlock("validator set hash differs")
             good = self._verified(block) if verified is None else verified
-            decoded = blocks.screen(self.state, block, good, self.mempool.decoded)
+            decoded = blocks.screen(self.state, block, good, self.mempool.decoded,
+                                    self.tx_ids(block))  # fmt: skip
         except (blocks.InvalidBlock, ValueError):
             return False
         self._keep_screened(block.hash, decoded)
@@ -281,11 +300,30 @@ class Application(Generic[StoreT]):
         self._screened = dict(list(self._screened.items())[-3:])
         self._screened[block_hash] = decoded
 
+    def tx_ids(self, block: blocks.Block) -> tuple[bytes, ...]:
+        """`blocks.tx_ids`, kept for the last few blocks (by their hash, which covers
+        their transactions): a node hashed each transaction of a block up to four times
+        (the signatures' check, the screen, the compact form it announces, execution).
+        The transactions are compared too: a block not checked yet may carry a header
+        whose root does not cover them (comparing costs a memcmp, hashing a SHA-256)."""
+        found = self._ids.get(block.hash)
+        if found is not None and found[0] == block.txs:
+            return found[1]
+        ids = blocks.tx_ids(block)
+        self._keep_ids(block, ids)
+        return ids
+
+    def _keep_ids(self, block: blocks.Block, ids: tuple[bytes, ...]) -> None:
+        kept = self._ids
+        if len(kept) >= KEPT_IDS:
+            del kept[next(iter(kept))]
+        kept[block.hash] = (block.txs, ids)
+
     def _verified(self, block: blocks.Block) -> set[bytes]:
         """Hashes of the block's transactions with good signatures: those the mempool
         admitted, plus the others verified now in the pool (a block from sync, or one
         whose transactions never reached us)."""
-        hashes = [tx.hash_of(raw) for raw in block.txs]
+        hashes = self.tx_ids(block)
         held = {h for h in hashes if self.mempool.holds(h)}
         others = [(h, raw) for h, raw in zip(hashes, block.txs, strict=True) if h not in held]
         verdicts = self.mempool.verify([raw for _, raw in others])
@@ -309,7 +347,8 @@ class Application(Generic[StoreT]):
         else:
             good = self._verified(block) if verified is None else verified
         started, cpu = perf_counter(), thread_time()
-        receipts, end_events = blocks.commit(self.state, block, good, decoded)
+        receipts, end_events = blocks.commit(self.state, block, good, decoded,
+                                             self.tx_ids(block))  # fmt: skip
         if block.txs:  # the proposer's bound on its next blocks follows what this took
             took = (perf_counter() - started) / len(block.txs)
             self._exec_s_per_tx = 0.7 * self._exec_s_per_tx + 0.3 * took
@@ -320,13 +359,14 @@ class Application(Generic[StoreT]):
         # The mempool follows the executed state first, so that the saved copies of what
         # left it (committed, superseded, or evicted and dropped since the last block) are
         # deleted in the height's own synced batch rather than in a write of their own.
-        self.mempool.update(hashes, self.nonce_of)
+        self.mempool.update(hashes, self.nonce_of, decoded)
         holds = self.mempool.holds  # one that left and came back (sent again) stays saved
         gone = [h for h in self.mempool.take_gone() if h in self._kept and not holds(h)]
+        encoded: dict[bytes, bytes] = {}
         self.store.commit_height(
-            height, raw, codec.encode(certificate), hashes, self.state.take_changes(),
+            height, raw, codec.encode(certificate), hashes, self.state.take_changes(encoded),
             [encode_events(r.events) for r in receipts], encode_events(end_events), block.hash,
-            self.state.take_tree_writes(), gone,
+            self.state.take_tree_writes(), gone, encoded,
         )  # fmt: skip
         self.last_hash, self.last_time = block.hash, block.header.time
         self._committed = None if decoded is None else (height, decoded)

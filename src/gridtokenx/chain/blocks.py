@@ -113,6 +113,13 @@ class StoredReceipt:
         return failure_of(self.events)
 
 
+def tx_ids(block: Block) -> tuple[bytes, ...]:
+    """The ids of a block's transactions (`tx.hash_of`), in order. A node asks for them
+    several times per block (its signatures, the screen, the compact form it announces,
+    execution and receipts): `chain.application.Application.tx_ids` keeps them."""
+    return tuple(tx.hash_of(raw) for raw in block.txs)
+
+
 def tx_root(txs: tuple[bytes, ...]) -> bytes:
     return merkle.merkle_root(list(txs))
 
@@ -154,10 +161,13 @@ class Screen:
         self._min_fee = chain_info.params(self._view).min_fee_satang
         self._next: dict[bytes, int] = {}
         self.decoded: list[tx.SignedTransaction] = []
+        self.ids: list[bytes] = []  # of those that passed, in order
 
-    def admit(self, raw: bytes) -> str | None:
-        """None and the transaction counted when it passes, else the ledger's code."""
-        tx_hash = tx.hash_of(raw)
+    def admit(self, raw: bytes, tx_hash: bytes | None = None) -> str | None:
+        """None and the transaction counted when it passes, else the ledger's code.
+        `tx_hash`: its id, when the caller has it (`tx.hash_of(raw)`)."""
+        if tx_hash is None:
+            tx_hash = tx.hash_of(raw)
         stx = None if self._known is None else self._known(tx_hash)
         if stx is None:
             try:
@@ -184,6 +194,7 @@ class Screen:
             return errors.FeeTooLow.code
         self._next[sender] = expected + 1
         self.decoded.append(stx)
+        self.ids.append(tx_hash)
         return None
 
 
@@ -211,11 +222,16 @@ def _screen_evidence(
 
 
 def screen(
-    state: State, block: Block, verified: Container[bytes] = (), known: Known = None
+    state: State,
+    block: Block,
+    verified: Container[bytes] = (),
+    known: Known = None,
+    ids: Sequence[bytes] | None = None,
 ) -> list[tx.SignedTransaction]:
     """The checks a validator votes on (the state is the one before the block): its state
     root is this node's, then the evidence and every transaction pass (`Screen`). Returns
-    the decoded transactions, for the commit. Raises InvalidBlock."""
+    the decoded transactions, for the commit. `ids`: the transactions' ids, when the
+    caller has them (`tx_ids`). Raises InvalidBlock."""
     root = state.root()
     if block.header.state_root != root:
         raise InvalidBlock(
@@ -224,8 +240,9 @@ def screen(
     ctx = BlockContext(block.header.height, block.header.time)
     _screen_evidence(state, ctx, block.evidence, strict=True)
     checks = Screen(state, ctx, verified, known)
-    for index, raw in enumerate(block.txs):
-        if (code := checks.admit(raw)) is not None:
+    hashes = tx_ids(block) if ids is None else ids
+    for index, (raw, tx_hash) in enumerate(zip(block.txs, hashes, strict=True)):
+        if (code := checks.admit(raw, tx_hash)) is not None:
             raise InvalidBlock(f"transaction {index} is refused: {code}")
     return checks.decoded
 
@@ -244,13 +261,15 @@ def propose(
     stop: Callable[[], bool] | None = None,
     skipped: list[tuple[bytes, str]] | None = None,
     known: Known = None,
+    ids: list[bytes] | None = None,
 ) -> tuple[Block, list[tx.SignedTransaction]]:
     """Build a block from candidate transactions: those that pass the screen, in order,
     with the state root before them, and return it with them decoded (for the commit).
     Nothing is executed, so building costs the checks only. `stop` is asked every 32
     candidates whether the block is big enough (a time budget: which transactions a
     proposer includes is its choice, not part of consensus).
-    `skipped` collects (hash, code) of candidates that did not pass."""
+    `skipped` collects (hash, code) of candidates that did not pass, `ids` the ids of the
+    block's transactions (`tx_ids`, without hashing them again)."""
     ctx = BlockContext(height, time)
     proofs = _screen_evidence(state, ctx, evidence or [], strict=False)
     checks = Screen(state, ctx, verified, known)
@@ -263,6 +282,8 @@ def propose(
         elif skipped is not None:  # the mempool drops what keeps failing
             skipped.append((tx.hash_of(raw), code))
     txs = tuple(included)
+    if ids is not None:
+        ids += checks.ids
     header = Header(
         chain_id, height, time, prev_hash, proposer, tx_root(txs), state.root(),
         validators_hash, evidence_root(tuple(proofs)),
@@ -308,7 +329,7 @@ def check_time(block_time: int, now: int, prev_time: int, drift: int = MAX_CLOCK
 
 def _execute(
     state: State, block: Block, verified: Container[bytes],
-    decoded: Sequence[tx.SignedTransaction] | None,
+    decoded: Sequence[tx.SignedTransaction] | None, ids: Sequence[bytes] | None,
 ) -> tuple[list[Receipt], list[Event]]:  # fmt: skip
     header = block.header
     ctx = BlockContext(header.height, header.time)
@@ -321,8 +342,7 @@ def _execute(
     if decoded is None or len(decoded) != len(block.txs):
         decoded = [tx.decode(raw) for raw in block.txs]
     receipts = []
-    for raw, stx in zip(block.txs, decoded, strict=True):
-        tx_hash = tx.hash_of(raw)
+    for tx_hash, stx in zip(tx_ids(block) if ids is None else ids, decoded, strict=True):
         events = transition.apply_in_block(state, stx, ctx, check_signature=tx_hash not in verified)
         receipts.append(Receipt(tx_hash, events))
     return receipts, punished + transition.end_block(state, ctx)
@@ -333,12 +353,14 @@ def commit(
     block: Block,
     verified: Container[bytes] = (),
     decoded: Sequence[tx.SignedTransaction] | None = None,
+    ids: Sequence[bytes] | None = None,
 ) -> tuple[list[Receipt], list[Event]]:
     """Execute a decided block: first its state root against this node's (a difference
     means this node has diverged from the validators that certified the block: it must
     stop, not continue), then every transaction, recording failures (module docstring).
     `decoded`: the block's transactions as the screen decoded them, so each is decoded
-    once. The state is left as it was when anything is wrong."""
+    once; `ids` their ids (`tx_ids`), so each is hashed once. The state is left as it
+    was when anything is wrong."""
     root = state.root()
     if block.header.state_root != root:
         raise RuntimeError(
@@ -349,7 +371,7 @@ def commit(
         )
     state.begin()
     try:
-        receipts, end_events = _execute(state, block, verified, decoded)
+        receipts, end_events = _execute(state, block, verified, decoded, ids)
         state.root()
     except (InvalidBlock, ValueError) as exc:
         state.rollback()

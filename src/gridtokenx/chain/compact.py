@@ -23,7 +23,7 @@ from typing import Final
 
 import msgspec
 
-from gridtokenx.chain.blocks import MAX_BLOCK_TXS, Block, Header
+from gridtokenx.chain.blocks import MAX_BLOCK_TXS, Block, Header, tx_ids
 from gridtokenx.chain.blocks import decode as decode_block
 from gridtokenx.wire import codec, tx
 from gridtokenx.wire.votes import Commit, Evidence, Proposal, Vote
@@ -79,15 +79,18 @@ Lookup = Callable[[bytes], bytes | None]
 """A transaction's canonical bytes by its id, or None when this node does not hold it."""
 
 
-def compact(raw: bytes) -> tuple[CompactBlock, tuple[bytes, ...]]:
+TxIds = Callable[[Block], Sequence[bytes]]
+"""A block's transaction ids (`chain.blocks.tx_ids`), or a node's memory of them."""
+
+
+def compact(raw: bytes, ids: TxIds = tx_ids) -> tuple[CompactBlock, tuple[bytes, ...]]:
     """A block's compact form and its transactions (to remember them)."""
     block = decode_block(raw)
-    return CompactBlock(block.header, tuple(tx.hash_of(r) for r in block.txs),
-                        block.evidence), block.txs  # fmt: skip
+    return CompactBlock(block.header, tuple(ids(block)), block.evidence), block.txs
 
 
-def compact_proposal(proposal: Proposal) -> CompactProposal:
-    block, _ = compact(proposal.block)
+def compact_proposal(proposal: Proposal, ids: TxIds = tx_ids) -> CompactProposal:
+    block, _ = compact(proposal.block, ids)
     return CompactProposal(proposal.height, proposal.round, block, proposal.valid_round,
                            proposal.proposer, proposal.signature)  # fmt: skip
 

@@ -109,6 +109,7 @@ class State:
         self._indexes: dict[str, DerivedIndex] = {}
         self._watched: tuple[bytes, ...] = ()  # every index's prefixes
         self._unpersisted: set[bytes] = set()
+        self._encoded: dict[bytes, tuple[msgspec.Struct, bytes]] = {}  # `take_encoded`
         self._undo: dict[bytes, object] | None = None
 
     def index(self, name: str, build: Callable[[State], IndexT]) -> IndexT:
@@ -247,15 +248,24 @@ class State:
             self._unhashed.update(writes)
         self._unpersisted.update(writes)
 
-    def take_changes(self) -> dict[bytes, msgspec.Struct | None]:
+    def take_changes(
+        self, encoded: dict[bytes, bytes] | None = None
+    ) -> dict[bytes, msgspec.Struct | None]:
         """Records written since the last call (None: deleted), for the store to persist in
-        the same atomic batch as the block that wrote them."""
+        the same atomic batch as the block that wrote them. `encoded` receives the
+        encodings (`codec.encode`) the state root made of them, so that the store does
+        not encode each again: only a state over a source keeps them, until this call; a
+        record rolled back or written again since its root is left out."""
         records = self._records
         if self._source is not None and len(records) > RECORD_CACHE:
             # what earlier calls handed over is stored by now: keep only what is not
             self._records = {key: records[key] for key in self._unpersisted}
         changes = {key: self._records.get(key) for key in sorted(self._unpersisted)}
         self._unpersisted.clear()
+        kept, self._encoded = self._encoded, {}
+        if encoded is not None:
+            encoded.update((key, body) for key, (record, body) in kept.items()
+                           if changes.get(key) is record)  # fmt: skip
         return changes
 
     def take_tree_writes(self) -> TreeWrites:
@@ -298,9 +308,15 @@ class State:
             if self._source is not None:
                 tree.prefetch(positions)
             lookup, encode = self._lookup, codec.encode
-            values = [None if (r := lookup(key)) is None else encode(r) for key in keys]
+            records = [lookup(key) for key in keys]
+            values = [None if r is None else encode(r) for r in records]
             tree.set_many(keys, values, positions)
             self._unhashed.clear()
+            if self._source is not None:  # its store persists them: `take_encoded`
+                unpersisted, encoded = self._unpersisted, self._encoded
+                for key, record, value in zip(keys, records, values, strict=True):
+                    if value is not None and key in unpersisted:
+                        encoded[key] = (record, value)  # type: ignore[assignment]
         return tree.root()
 
     def recompute_root(self) -> bytes:

@@ -90,11 +90,14 @@ _DISHONEST: Final = frozenset(
 )
 
 
-def _is_grid(raw: bytes, decoded: tx.SignedTransaction | None = None) -> bool:
-    """A grid operator's status report or an emergency (`tx.is_priority`). `decoded`: the
-    mempool's decoding of it, when it holds it (each transaction is decoded once a node)."""
+def _is_grid(raw: bytes, known: bool | None = None) -> bool:
+    """A grid operator's status report or an emergency (`tx.is_priority`). `known`: the
+    mempool's verdict, when it holds it (`Mempool.priority`: each transaction is decoded
+    and judged once a node)."""
+    if known is not None:
+        return known
     try:
-        return tx.is_priority((decoded or tx.decode(raw)).tx.body)
+        return tx.is_priority(tx.decode(raw).tx.body)
     except ValueError:  # codec.DecodeError: it travels, and fails, with the rest
         return False
 
@@ -321,10 +324,11 @@ class Node:
     ) -> list[Admission]:
         """The one way into this node's mempool, for gossip, a single submit and a batch
         alike: decode and verify in the mempool's thread pool (the loop keeps serving
-        consensus meanwhile), admit on the loop (which saves the admitted as pending
-        before anyone is told), wake the proposer, and queue what was admitted for every
-        peer. One result per transaction, in order. Waking the proposer is what a path of
-        its own would forget: its transactions then wait for the empty-block timer.
+        consensus meanwhile), admit on the loop (which saves what it acknowledges as
+        pending before anyone is told, but not a peer's relay: `Application._keep`), wake
+        the proposer, and queue what was admitted for every peer. One result per
+        transaction, in order. Waking the proposer is what a path of its own would
+        forget: its transactions then wait for the empty-block timer.
         `client` (from the API) or `relayed` (from a peer): subject to back-pressure
         (`chain.mempool`), judged before any signature is verified; a relay refused
         MEMPOOL_FULL is dropped without a word to the peer and costs it no score. `relay`
@@ -338,7 +342,7 @@ class Node:
         for future in () if inline else self.app.mempool.precheck(raws, bounded):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
-        admissions = self.app.admit(raws, checked, bounded=bounded, hashes=hashes)
+        admissions = self.app.admit(raws, checked, bounded, hashes, keep=not relayed)
         accepted = [(raw, a.tx_hash) for raw, a in zip(raws, admissions, strict=True)
                     if a.accepted and a.tx_hash is not None]  # fmt: skip
         if accepted:
@@ -363,6 +367,7 @@ class Node:
         raws: list[bytes],
         send: Callable[[Kind, bytes], object],
         hashes: list[bytes] | None = None,
+        grid: list[bool] | None = None,
     ) -> None:
         """Queue transactions in batches (one frame, one encryption and one write for
         many) with `send`: a client's are published to every peer that takes them, those
@@ -370,15 +375,17 @@ class Node:
         peer. Grid updates and emergencies (`tx.is_priority`) go first, as a batch of
         their own kind on the grid topic, ahead of everything in every send queue. Peers
         that hold one recognise it by its hash. `hashes`: their ids, when the caller has
-        them (admission), each in the order of `raws`."""
-        decoded = self.app.mempool.decoded
-        ids = [tx.hash_of(raw) for raw in raws] if hashes is None else hashes
-        grid = [raw for raw, tx_hash in zip(raws, ids, strict=True)
-                if _is_grid(raw, decoded(tx_hash))]  # fmt: skip
-        if grid:
-            held = set(grid)
-            raws = [raw for raw in raws if raw not in held]
-        for kind, batch in ((Kind.GRID, grid), (Kind.TX, raws)):
+        them (admission), each in the order of `raws`; `grid`: which are grid updates,
+        when the caller judged it already (`_pass_on`)."""
+        if grid is None:
+            priority = self.app.mempool.priority
+            ids = [tx.hash_of(raw) for raw in raws] if hashes is None else hashes
+            grid = [_is_grid(raw, priority(h)) for raw, h in zip(raws, ids, strict=True)]
+        urgent: list[bytes] = []
+        if any(grid):
+            urgent = [raw for raw, g in zip(raws, grid, strict=True) if g]
+            raws = [raw for raw, g in zip(raws, grid, strict=True) if not g]
+        for kind, batch in ((Kind.GRID, urgent), (Kind.TX, raws)):
             for i in range(0, len(batch), TX_BATCH_MAX):
                 send(kind, codec.encode(batch[i : i + TX_BATCH_MAX]))
 
@@ -393,25 +400,26 @@ class Node:
         node was cut off, or before it restarted, would likewise wait here forever."""
         for kind, payload in [*self._own, *self._heard]:
             self.gossip.send_to(peer, kind, payload)
-        waiting = [raw for _, raw in self.app.mempool.waiting(ANNOUNCE_MAX)]
-        self._relay(waiting, functools.partial(self.gossip.send_to, peer))
+        waiting = self.app.mempool.waiting(ANNOUNCE_MAX)
+        send = functools.partial(self.gossip.send_to, peer)
+        self._relay([raw for _, raw in waiting], send, [h for h, _ in waiting])
 
     def _rebroadcast_stale(self, now: float) -> None:
         """Send again the pending transactions that waited longer than STALE_TX_S since
         they were last sent (twice as long after each time, up to STALE_TX_MAX_S), at most
         STALE_PER_PASS at a time: a relay lost to a full queue or a dropped peer is
         repaired, and a transaction that cannot apply yet costs little."""
-        announced, due = self._announced, list[bytes]()
+        announced, due = self._announced, list[tuple[bytes, bytes]]()
         waiting = self.app.mempool.waiting()
         for tx_hash, raw in waiting:
             at, times = announced.setdefault(tx_hash, (now, 0))
             if len(due) < STALE_PER_PASS and now - at >= min(STALE_TX_MAX_S, STALE_TX_S * 2**times):
                 announced[tx_hash] = (now, times + 1)
-                due.append(raw)
+                due.append((tx_hash, raw))
         if len(announced) > 2 * len(waiting) + 1024:  # forget what left the mempool
             held = {h for h, _ in waiting}
             self._announced = {h: v for h, v in announced.items() if h in held}
-        self._relay(due, self.gossip.rebroadcast)
+        self._relay([raw for _, raw in due], self.gossip.rebroadcast, [h for h, _ in due])
 
     async def _receive_txs(self, payload: bytes, peer: bytes, grid: bool = False) -> bool:
         """Queue a peer's transaction batch for admission, skipping the ones already held
@@ -485,30 +493,30 @@ class Node:
         re-send after STALE_TX_S. The rest (a batch partly refused or partly held
         already, a TX batch carrying grid updates, which go first on their own kind) is
         relayed as before: its admitted transactions, batched."""
-        decoded = self.app.mempool.decoded
+        priority = self.app.mempool.priority
         raws: list[bytes] = []
         hashes: list[bytes] = []
+        grid: list[bool] = []
         for (raw, tx_hash, _, arrival), admission in zip(batch, admissions, strict=True):
             arrival.left -= 1
             if admission.accepted:
                 arrival.admitted.append((raw, tx_hash))
             if arrival.left:
                 continue  # the rest of it is in the next slice of the inbox
-            if (
-                arrival.whole
-                and len(arrival.admitted) == arrival.count
-                and (
-                    arrival.kind is Kind.GRID
-                    or not any(_is_grid(r, decoded(h)) for r, h in arrival.admitted)
-                )
-            ):
+            whole = arrival.whole and len(arrival.admitted) == arrival.count
+            if whole and arrival.kind is Kind.GRID:
                 self.gossip.forward(arrival.kind, arrival.payload)
                 continue
-            for r, h in arrival.admitted:
+            urgent = [_is_grid(r, priority(h)) for r, h in arrival.admitted]  # judged once
+            if whole and not any(urgent):
+                self.gossip.forward(arrival.kind, arrival.payload)
+                continue
+            for (r, h), g in zip(arrival.admitted, urgent, strict=True):
                 raws.append(r)
                 hashes.append(h)
+                grid.append(g)
         if raws:
-            self._relay(raws, self.gossip.relay, hashes)
+            self._relay(raws, self.gossip.relay, hashes, grid)
 
     # --- inputs ----------------------------------------------------------------------------
     async def _on_message(self, kind: Kind, payload: bytes, peer: bytes) -> Outcome:
@@ -821,7 +829,7 @@ class Node:
             block = blocks.decode(raw)
         except ValueError:
             return None
-        hashes = [tx.hash_of(r) for r in block.txs]
+        hashes = self.app.tx_ids(block)
         mempool = self.app.mempool
         others = [(h, r) for h, r in zip(hashes, block.txs, strict=True) if not mempool.holds(h)]
         verified = set(hashes) - {h for h, _ in others}
@@ -948,7 +956,8 @@ class Node:
             if isinstance(action, core.Broadcast):
                 message = action.message
                 if isinstance(message, Proposal):
-                    kind, payload = Kind.PROPOSAL, codec.encode(compact.compact_proposal(message))
+                    proposal = compact.compact_proposal(message, self.app.tx_ids)
+                    kind, payload = Kind.PROPOSAL, codec.encode(proposal)
                 else:
                     kind, payload = Kind.VOTE, codec.encode(message)
                 self._own.append((kind, payload))
@@ -1060,7 +1069,7 @@ class Node:
         not verified again (`CERTIFIED`), whether this node screened it or not."""
         decided_id = block_id(decision.block)
         certificate = tuple(sorted(decision.commit, key=lambda v: v.validator))
-        block, txs = compact.compact(decision.block)
+        block, txs = compact.compact(decision.block, self.app.tx_ids)
         self.recent.add(txs, block.tx_ids)  # a peer that fetches the certified block asks
         self.fetcher.drop_below(decision.height + 1)
         commit = codec.encode(CompactCommit(decision.height, block, certificate))
