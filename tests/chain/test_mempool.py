@@ -345,14 +345,48 @@ def test_a_full_pool_refuses_before_verifying_what_it_could_not_make_room_for(
         mp.update([], nonce_of)
         assert mp.backlog == 0
         verify = CountedVerify(monkeypatch)
-        checked = [(c[0], None) for c in mp._checked([make(CAROL, 0, fee=1)])]  # deferred
+        # Behind CAROL's own gap, so it evicts by fee alone (`_gapped_tail` is for what can run)
+        checked = [(c[0], None) for c in mp._checked([make(CAROL, 1, fee=1)])]  # deferred
         verify.calls.clear()
-        (result,) = mp.admit([make(CAROL, 0, fee=1)], checked, nonce_of, 0, bounded=True)
+        (result,) = mp.admit([make(CAROL, 1, fee=1)], checked, nonce_of, 0, bounded=True)
         assert result.code == "MEMPOOL_FULL" and verify.calls == []
-        rich = make(CAROL, 0, fee=500)
+        rich = make(CAROL, 1, fee=500)
         checked = [(c[0], None) for c in mp._checked([rich])]
         verify.calls.clear()
         (result,) = mp.admit([rich], checked, nonce_of, 0, bounded=True)
         assert result.accepted and verify.calls == [CAROL.public_key] and len(mp) == 3
+    finally:
+        mp.close()
+
+
+def test_a_pool_full_of_transactions_behind_gaps_takes_one_a_block_could_run() -> None:
+    """At its hard limit with transactions that wait behind a gap, the pool takes a
+    transaction a block could run (next in line, or filling a gap) without outbidding
+    them: the last-in-line of a sender still behind its gap goes. Before, it had to pay
+    more per byte, and a pool full of gapped transactions refused the very ones that let
+    them run."""
+    mp = Mempool(CHAIN, max_txs=3, max_per_sender=10)
+    try:
+        gapped = [make(ALICE, n, fee=5) for n in (1, 2, 3)]  # ALICE's next nonce is 0
+        for raw in gapped:
+            assert mp.add(raw, nonce_of, 0).accepted
+        mp.update([], nonce_of)  # the block tells: all three wait behind ALICE's gap
+        assert mp.backlog == 0
+        # Gapped itself (CAROL's next is 0) and paying less: refused as before.
+        assert mp.add(make(CAROL, 1, fee=1), nonce_of, 0).code == "MEMPOOL_FULL"
+        ready = make(CAROL, 0, fee=1)  # next in line, paying less than the gapped ones
+        assert mp.add(ready, nonce_of, 0).accepted
+        assert mp.status(tx.decode(gapped[2]).hash) == "dropped:EVICTED"
+        assert [mp.status(tx.decode(r).hash) for r in gapped[:2]] == ["pending", "pending"]
+        # ALICE changed since the block (one evicted): not taken for gapped until the next.
+        assert mp.add(make(BOB, 5, fee=1), nonce_of, 0).code == "MEMPOOL_FULL"
+        mp.update([], nonce_of)
+        assert mp.add(make(BOB, 5, fee=1), nonce_of, 0).accepted
+        assert mp.status(tx.decode(gapped[1]).hash) == "dropped:EVICTED"
+        # ALICE's own gap-filler is next in line, but her own waiting ones are what it
+        # lets run: they are not evicted for it, and nothing else is gapped.
+        mp.update([], nonce_of)
+        assert mp.add(make(ALICE, 0, fee=1), nonce_of, 0).code == "MEMPOOL_FULL"
+        assert len(mp) == 3
     finally:
         mp.close()
