@@ -63,8 +63,9 @@ READ_THREADS: Final = 16
 memory, which under a memory limit is most of a block's 2,000 random bucket reads at 20
 million records; 4 threads took 35-40 ms for them there, 16 and 32 threads 27-29 ms
 (ADR 0007)."""
-READ_SLICE: Final = 64
-"""The fewest keys a reader thread is given: a hand-off costs some tens of µs."""
+READ_SLICE: Final = 32
+"""The fewest keys a reader thread is given by a spread read: a hand-off costs some tens
+of µs, 32 cold reads a few ms under a memory limit."""
 
 
 def database(cache_mb: int, bulk: bool = False, mmap_reads: bool = True) -> tuple[Options, Cache]:
