@@ -719,12 +719,17 @@ class Store:
         self._warmed.append((depth, self._tree_epoch, indexes, read))
 
     def _take_warmed(self, depth: int) -> dict[int, bytes | None]:
-        """The buckets read ahead at `depth` since the family was last written (a read
-        that failed is left to be read again); the rest are forgotten."""
+        """The buckets read ahead at `depth` since the family was last written; the rest
+        are forgotten, and so are reads not done yet (or failed): those buckets are read
+        again, which finds their pages in memory or waits for the same disk read, rather
+        than waiting for a reader thread to be scheduled (on a loaded machine with the
+        store in memory, waiting for them made the root's wall clock worse, ADR 0007)."""
         warmed, self._warmed = self._warmed, []
         found: dict[int, bytes | None] = {}
         for at, epoch, asked, read in warmed:
-            if at != depth or epoch != self._tree_epoch or read.exception() is not None:
+            if at != depth or epoch != self._tree_epoch or not read.done():
+                continue
+            if read.exception() is not None:
                 continue
             found.update(zip(asked, read.result(), strict=True))
         return found
@@ -868,14 +873,15 @@ class Store:
 
 def open_application(
     spec: genesis.Genesis, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB,
-    mmap_reads: bool = True,
+    mmap_reads: bool = True, read_threads: int = store_options.READ_THREADS,
 ) -> Application[Store]:  # fmt: skip
     """Open (or create) a node's store at `path` (`cache_mb`: its block cache;
-    `mmap_reads`: its table files read through memory maps) and the application over it,
+    `mmap_reads`: its table files read through memory maps; `read_threads`: its tree's
+    reader threads) and the application over it,
     starting from genesis when the store is new. A store that does not open or load
     raises `StoreUnavailable` (`StoreLocked`, `StoreCorrupt`, `StoreOfAnotherChain`) and
     is closed again."""
-    store = Store(path, cache_mb, mmap_reads=mmap_reads)
+    store = Store(path, cache_mb, mmap_reads=mmap_reads, read_threads=read_threads)
     try:
         if not store.has_genesis():
             store.save_genesis_state(genesis.build_state(spec), spec.hash())
