@@ -33,6 +33,15 @@ records under a memory limit").
 while: after 60, the root's page faults fall from about 2,000 to 5 a block, its thread
 CPU stays at 29-35 ms.
 
+Each block's transactions commit from their own overlays, as a node's do, so the store's
+reader threads read the block's buckets ahead while it executes (`--read-threads 0`: none,
+the root reads them itself in one multi-get, as before); the execution and the block's
+total (execution and root) are timed too. `--spread market` draws a block as a market day
+does (55 % meter readings from all members, 45 % orders from 5,000 active traders) beside
+the uniform worst case. Under 2 GB at 20 million records, reading ahead took the root to
+32-49 ms of wall clock and 16-20 ms of its thread's CPU, no disk wait in it, from 157-586
+and 70-94 (ADR 0007, "Since: the root at 20 million records inside 2 GB").
+
 The simulator's population generator derives two Ed25519 keys per member, far too slow for
 millions of members, so the records a registered member has are built here directly with
 hash-derived addresses. A size whose memory would pass `--max-rss-gb` (extrapolated from
@@ -42,6 +51,7 @@ the previous size's bytes per record) is skipped and says so.
                                 [--blocks 5] [--max-rss-gb 8] [--steps]
                                 [--keep DIR [--reuse-opened]] [--memory-max 2G|max]
                                 [--cache-mb MB] [--no-mmap-reads] [--settle-blocks N]
+                                [--read-threads N] [--spread uniform|market]
 
 Prints a table and writes bench/results/state.json.
 """

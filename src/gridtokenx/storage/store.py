@@ -241,7 +241,7 @@ class Store:
         """`_get_many` over the reader threads, in slices: rocksdict lets go of the
         interpreter lock inside a multi-get, so the slices' reads that miss the page
         cache wait for the disk side by side instead of one after another (2,000 random
-        buckets of the 20-million-record store under a 2 GB memory limit: 60-98 ms in
+        buckets of the 20-million-record store under a 2 GB memory limit: 67-98 ms in
         one multi-get, 27-29 ms over 16 threads; ADR 0007)."""
         pool = self._reader_pool()
         if pool is None or len(keys) < 2 * store_options.READ_SLICE:
