@@ -403,7 +403,8 @@ def test_a_bucket_read_ahead_is_dropped_once_the_tree_is_written(tmp_path: Path)
         depth, index = state.tree.depth, state.tree.bucket_of(key)
         before = db.tree_bucket(depth, index)
         db.tree_warm(depth, [index])
-        db._warmed[-1][3].result()  # the read done, before the height below
+        for read in db._tree_ahead.futures():  # the read done, before the height below
+            read.result()
         write(state, {key: 12345})
         commit(db, state)
         now = db.tree_bucket(depth, index)
@@ -411,3 +412,38 @@ def test_a_bucket_read_ahead_is_dropped_once_the_tree_is_written(tmp_path: Path)
         assert db.tree_bucket_many(depth, [index]) == [now]
         db.tree_warm(depth, [index])  # read ahead after the height: taken as it is
         assert db.tree_bucket_many(depth, [index, 0]) == [now, db.tree_bucket(depth, 0)]
+
+
+def test_records_read_ahead_are_taken_once_and_dropped_once_the_state_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block's records read ahead (`State.warm_records`) are what the state then reads,
+    without a read of its own; one read ahead before a height that rewrites it is not
+    used after that height (the store's record is)."""
+    keys = [b"acct/" + str(i).encode() for i in range(100)]
+    with Store(tmp_path / "s", read_threads=2) as db:
+        state = db.open_state()
+        write(state, dict.fromkeys(keys, 1))
+        commit(db, state)
+    with Store(tmp_path / "s", read_threads=2) as db:
+        state = db.open_state()  # nothing in memory
+        single: list[bytes] = []
+        stored = db._stored
+        monkeypatch.setattr(db, "_stored", lambda key: single.append(key) or stored(key))
+        state.warm_records([*keys[:50], b"acct/none"])
+        for read in db._records_ahead.futures():
+            read.result()
+        view = state.overlay()
+        assert [view.get(key, Account) for key in keys[:50]] == [Account(1, 0, 0)] * 50
+        assert view.get(b"acct/none", Account) is None
+        assert single == []  # every one of them came from the reads ahead
+        view.put(keys[60], Account(2, 0, 0))
+        view.commit()
+        state.warm_records([keys[70]])
+        for read in db._records_ahead.futures():
+            read.result()
+        write(state, {keys[70]: 3})
+        commit(db, state)  # rewrites keys[70] after its read ahead
+        state._records.clear()  # as a bounded cache would have dropped it
+        assert state.get(keys[70], Account) == Account(3, 0, 0)
+        assert single == [keys[70]]

@@ -267,6 +267,16 @@ class State:
                     self._cold = []
         self._unpersisted.update(writes)
 
+    def warm_records(self, keys: list[bytes]) -> None:
+        """Records a block is about to read (its transactions' senders), that memory
+        lacks: a source that can (`records_warm`) reads them ahead, side by side, and
+        hands them over when they are read (`_lookup`). Only a hint: the same records
+        are read either way."""
+        hint = getattr(self._source, "records_warm", None)
+        if hint is not None:
+            records = self._records
+            hint([key for key in dict.fromkeys(keys) if key not in records])
+
     def _warm(self, keys: list[bytes]) -> None:
         """Have the tree's source read the buckets of `keys` ahead (`BucketTree.warm`)."""
         positions = key_positions(keys)

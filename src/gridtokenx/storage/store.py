@@ -24,7 +24,7 @@ type tag never affects consensus.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -50,6 +50,7 @@ from gridtokenx.storage import options as store_options
 from gridtokenx.storage.indexes import (  # callers list certificates with the store's name
     certificate_index_prefix as certificate_index_prefix,
 )
+from gridtokenx.storage.read_ahead import MISSING, ReadAhead
 from gridtokenx.wire import codec, crypto, tx
 
 COLUMN_FAMILIES: Final = ("blocks", "txs", "state", "wal", "meta", "pool", "index", "tree")
@@ -176,10 +177,8 @@ class Store:
         self._families: dict[str, Rdict] = {}
         self._read_threads = read_threads
         self._readers: ThreadPoolExecutor | None = None  # started by the first large read
-        # Buckets read ahead (`tree_warm`): (depth, the tree's epoch when asked, indexes,
-        # the read), and the epoch: how many times the tree family has been written.
-        self._warmed: list[tuple[int, int, list[int], Future[Any]]] = []
-        self._tree_epoch = 0
+        self._tree_ahead = ReadAhead()  # buckets (`tree_warm`)
+        self._records_ahead = ReadAhead()  # state records (`records_warm`)
         _check_not_headless(path)
         if path.exists() and not path.is_dir():
             raise StoreUnavailable(f"{path} is not a directory")
@@ -329,6 +328,7 @@ class Store:
                 batch.delete(tx_hash, pool)
         batch.put(HEIGHT_KEY, _height_key(height), meta)
         self.db.write(batch, self._sync)
+        self._state_written()
         if tree is not None:
             self._tree_written()
 
@@ -519,6 +519,7 @@ class Store:
         if genesis_hash is not None:
             batch.put(b"genesis_hash", genesis_hash, self._cf("meta"))
         self.db.write(batch, self._sync)
+        self._state_written()
 
     def has_genesis(self) -> bool:
         return self._get("meta", b"genesis") is not None
@@ -692,16 +693,17 @@ class Store:
         return self._get("tree", b"c" + bytes([depth, level]) + parent.to_bytes(4))
 
     def tree_bucket_many(self, depth: int, indexes: list[int]) -> list[bytes | None]:
-        """The buckets, those read ahead by `tree_warm` taken from there (waiting for a
-        read still under way), the others read now over the reader threads."""
-        ahead = self._take_warmed(depth)
+        """The buckets, those read ahead by `tree_warm` and done taken from there (the
+        rest of what was read ahead is forgotten), the others read now over the reader
+        threads."""
+        ahead = self._tree_ahead.take_all()
         tag = b"b" + bytes([depth])
+        keys = [tag + index.to_bytes(4) for index in indexes]
         if not ahead:
-            return self._get_spread("tree", [tag + index.to_bytes(4) for index in indexes])
-        rest = [index for index in indexes if index not in ahead]
-        read = self._get_spread("tree", [tag + index.to_bytes(4) for index in rest])
-        ahead.update(zip(rest, read, strict=True))
-        return [ahead[index] for index in indexes]
+            return self._get_spread("tree", keys)
+        rest = [key for key in keys if key not in ahead]
+        ahead.update(zip(rest, self._get_spread("tree", rest), strict=True))
+        return [ahead[key] for key in keys]
 
     def tree_warm(self, depth: int, indexes: list[int]) -> None:
         """Start reading these buckets on a reader thread, for `tree_bucket_many` to take
@@ -711,33 +713,27 @@ class Store:
         was asked for: any write to the family since (a height's, `_tree_written`)
         drops it, so a bucket read ahead is never older than the store's."""
         pool = self._reader_pool()
-        if pool is None:
-            return
-        tag = b"b" + bytes([depth])
-        keys: list[str | int | float | bytes | bool] = [tag + i.to_bytes(4) for i in indexes]
-        read = pool.submit(self._family("tree").get, keys)
-        self._warmed.append((depth, self._tree_epoch, indexes, read))
-
-    def _take_warmed(self, depth: int) -> dict[int, bytes | None]:
-        """The buckets read ahead at `depth` since the family was last written; the rest
-        are forgotten, and so are reads not done yet (or failed): those buckets are read
-        again, which finds their pages in memory or waits for the same disk read, rather
-        than waiting for a reader thread to be scheduled (on a loaded machine with the
-        store in memory, waiting for them made the root's wall clock worse, ADR 0007)."""
-        warmed, self._warmed = self._warmed, []
-        found: dict[int, bytes | None] = {}
-        for at, epoch, asked, read in warmed:
-            if at != depth or epoch != self._tree_epoch or not read.done():
-                continue
-            if read.exception() is not None:
-                continue
-            found.update(zip(asked, read.result(), strict=True))
-        return found
+        if pool is not None:
+            tag = b"b" + bytes([depth])
+            keys = [tag + index.to_bytes(4) for index in indexes]
+            self._tree_ahead.start(pool, self._family("tree"), keys)
 
     def _tree_written(self) -> None:
         """After any write to the tree family: what was read ahead before it may be old."""
-        self._tree_epoch += 1
-        self._warmed.clear()
+        self._tree_ahead.written()
+
+    def records_warm(self, keys: list[bytes]) -> None:
+        """Start reading these state records on the reader threads, in slices, for
+        `record` to take (`State.warm_records`: a block's senders before it executes),
+        under the same rule as `tree_warm`, dropped by any write to the state family."""
+        pool, size = self._reader_pool(), 2 * store_options.READ_SLICE
+        if pool is not None:
+            family = self._family("state")
+            for at in range(0, len(keys), size):
+                self._records_ahead.start(pool, family, keys[at : at + size])
+
+    def _state_written(self) -> None:
+        self._records_ahead.written()
 
     def tree_children_many(self, depth: int, level: int, parents: list[int]) -> list[bytes | None]:
         tag = b"c" + bytes([depth, level])
@@ -754,8 +750,11 @@ class Store:
             yield int.from_bytes(key[3:]), blob
 
     def record(self, key: bytes) -> msgspec.Struct | None:
-        """One committed record (`ledger.state.StateSource`)."""
-        return self._stored(key)
+        """One committed record (`ledger.state.StateSource`), read ahead or now."""
+        ahead = self._records_ahead.take(key)
+        if ahead is MISSING:
+            return self._stored(key)
+        return None if ahead is None else self._decode(key, ahead)  # type: ignore[arg-type]
 
     def records(self, prefix: bytes) -> Iterator[tuple[bytes, msgspec.Struct]]:
         for key, value in self._scan("state", prefix):
@@ -770,6 +769,7 @@ class Store:
         for key, value in records:
             batch.put(key, value, cf)
         self.db.write(batch)
+        self._state_written()
 
     def put_restored(self, records: list[tuple[bytes, bytes]], depth: int,
                      buckets: list[tuple[int, bytes]],
@@ -790,6 +790,7 @@ class Store:
             for entry in sorted(indexes.entries(certificate)):
                 batch.put(entry, b"", index)
         self.db.write(batch, self._unlogged)
+        self._state_written()
         self._tree_written()
 
     def put_tree_children(self, depth: int, blobs: list[tuple[int, int, bytes]]) -> None:
