@@ -389,9 +389,10 @@ class BucketTree:
 
     def warm(self, positions: Iterable[int]) -> None:
         """Tell a source that can take the hint (`tree_warm`) which buckets `prefetch` will
-        want: those of the keys at `positions` that memory lacks. It reads them ahead,
-        while the block still executes, and hands nothing back (`prefetch` reads them as
-        before, then from memory), so what it read can never be stale."""
+        want: those of the keys at `positions` that memory lacks. It starts reading them
+        while the block still executes, and `prefetch` gets them through its
+        `tree_bucket_many` as any other read (a read ahead that the source's own writes
+        made old is the source's to drop: `storage.read_ahead`)."""
         s = self._s
         hint = getattr(self._source, "tree_warm", None)
         if hint is None or s.fresh:
