@@ -320,9 +320,7 @@ def _execute(
             raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
     if decoded is None or len(decoded) != len(block.txs):
         decoded = [tx.decode(raw) for raw in block.txs]
-    # every transaction reads its sender's account first (`transition.apply`): read them
-    # ahead, side by side, where the store can (a large state: most wait for the disk)
-    state.warm_records([accounts.account_key(stx.tx.sender_address) for stx in decoded])
+    transition.read_senders_ahead(state, decoded)
     receipts = []
     for raw, stx in zip(block.txs, decoded, strict=True):
         tx_hash = tx.hash_of(raw)
