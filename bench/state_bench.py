@@ -33,6 +33,15 @@ records under a memory limit").
 while: after 60, the root's page faults fall from about 2,000 to 5 a block, its thread
 CPU stays at 29-35 ms.
 
+Each block's transactions commit from their own overlays, as a node's do, so the store's
+reader threads read the block's buckets ahead while it executes (`--read-threads 0`: none,
+the root reads them itself in one multi-get, as before); the execution and the block's
+total (execution and root) are timed too. `--spread market` draws a block as a market day
+does (55 % meter readings from all members, 45 % orders from 5,000 active traders) beside
+the uniform worst case. Under 2 GB at 20 million records, reading ahead took the root to
+32-49 ms of wall clock and 16-20 ms of its thread's CPU, no disk wait in it, from 157-586
+and 70-94 (ADR 0007, "Since: the root at 20 million records inside 2 GB").
+
 The simulator's population generator derives two Ed25519 keys per member, far too slow for
 millions of members, so the records a registered member has are built here directly with
 hash-derived addresses. A size whose memory would pass `--max-rss-gb` (extrapolated from
@@ -42,6 +51,7 @@ the previous size's bytes per record) is skipped and says so.
                                 [--blocks 5] [--max-rss-gb 8] [--steps]
                                 [--keep DIR [--reuse-opened]] [--memory-max 2G|max]
                                 [--cache-mb MB] [--no-mmap-reads] [--settle-blocks N]
+                                [--read-threads N] [--spread uniform|market]
 
 The root's tree hashes with its compiled loops where they were built (setup.py);
 `GRIDTOKENX_TREE_PYTHON=1` in the environment runs its Python reference instead, to pair
@@ -74,7 +84,7 @@ import benchkit
 import memory_cgroup
 from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.ledger import accounts, genesis, metering, registry
-from gridtokenx.ledger.state import State
+from gridtokenx.ledger.state import Overlay, State
 from gridtokenx.storage.store import Store, encode_record
 from gridtokenx.wire import tx
 
@@ -188,6 +198,8 @@ def _store_flags() -> list[str]:
         flags += ["--cache-mb", str(STORE_OPTIONS["cache_mb"])]
     if STORE_OPTIONS.get("mmap_reads") is False:
         flags.append("--no-mmap-reads")
+    if "read_threads" in STORE_OPTIONS:
+        flags += ["--read-threads", str(STORE_OPTIONS["read_threads"])]
     return flags
 
 
@@ -207,20 +219,77 @@ def first_open(path: Path) -> dict[str, object]:
     return {"first_open_s": round(seconds, 2)}
 
 
-def _block(state: State, members: int, number: int) -> None:
-    """The state writes of 1,000 transfers: each debits its sender (nonce and balance) and
-    credits its receiver, spread over the members as real senders are."""
-    view = state.overlay()
+SPREADS = ("uniform", "market")
+"""Who a block's transactions touch (`--spread`). uniform: 1,000 transfers between
+members drawn evenly from all of them (2,000 accounts, the worst case for the reads: no
+two blocks share an account). market: as a market day's blocks, `READING_SHARE` of them
+meter readings from members drawn evenly from all (most meters only report; a reading
+rewrites its meter, adds a reading record and, from a solar meter, mints to its owner's
+account), the rest orders from `ACTIVE_TRADERS` active traders (each rewrites its
+account, escrow, and adds an order record, here a record of a reading's size under a
+new key). New records land in random buckets like any key, so a market block still reads
+about 1,800 cold buckets; what it does not read cold is the traders' accounts."""
+READING_SHARE = 0.55
+"""Readings among a block's transactions: the simulator's market day has about 29,000
+readings and 21,000 orders of its 52,600 transactions (docs/simulator.md)."""
+ACTIVE_TRADERS = 5_000
+"""Members who trade: a few thousand, beside millions of meters that only report."""
+
+
+def _transfer(view: Overlay, index: int, delta: int, step: int, minted: int = 0) -> None:
+    key = accounts.account_key(_address(b"owner", index))
+    account = view.get(key, accounts.Account)
+    assert account is not None
+    view.put(key, accounts.Account(account.grid_wh + minted, account.thb_satang + delta,
+                                   account.nonce + step))  # fmt: skip
+
+
+def _reading(view: Overlay, index: int, number: int) -> None:
+    """A member's meter reports the interval after its last (a solar meter mints)."""
+    key = registry.meter_key(_address(b"meter", index))
+    meter = view.get(key, registry.Meter)
+    assert meter is not None
+    start = meter.last_interval + 900 * (1 + number)
+    registers = meter.import_register_wh + 400
+    view.put(key, msgspec.structs.replace(meter, last_interval=start, import_register_wh=registers))
+    view.put(
+        metering.reading_key(_address(b"meter", index), start),
+        metering.ReadingRecord(meter.owner, meter.zone, start, 400, 0, 0, number),
+    )
+    if meter.kind is tx.MeterKind.SOLAR:
+        _transfer(view, index, 0, 0, minted=400)
+
+
+def _block(state: State, members: int, number: int, spread: str = "uniform") -> None:
+    """The state writes of a block of 1,000 transactions (`SPREADS`), each committed from
+    its own overlay as a block's transactions are, so that the state sees the block's
+    keys as it executes (and its tree's source can read their buckets ahead)."""
+    readings = int(TRANSFERS_PER_BLOCK * READING_SHARE) if spread == "market" else 0
+    active = min(ACTIVE_TRADERS, members)
+    senders = [(number * 1_000_003 + i * 7_919) % members for i in range(TRANSFERS_PER_BLOCK)]
+    # As `chain.blocks` does before executing a block: each transaction's first record
+    # read ahead (its sender's account; a reading's meter, as this bench's meters have no
+    # account of their own), so the reads that miss memory wait for the disk side by side.
+    state.warm_records([
+        registry.meter_key(_address(b"meter", sender)) if i < readings
+        else accounts.account_key(_address(b"owner", sender % active if readings else sender))
+        for i, sender in enumerate(senders)
+    ])  # fmt: skip
     for i in range(TRANSFERS_PER_BLOCK):
-        sender = (number * 1_000_003 + i * 7_919) % members
-        receiver = (sender * 31 + 17) % members
-        for index, delta, step in ((sender, -10, 1), (receiver, 10, 0)):
-            key = accounts.account_key(_address(b"owner", index))
-            account = view.get(key, accounts.Account)
-            assert account is not None
-            view.put(key, accounts.Account(account.grid_wh, account.thb_satang + delta,
-                                           account.nonce + step))  # fmt: skip
-    view.commit()
+        view = state.overlay()
+        sender = senders[i]
+        if i < readings:
+            _reading(view, sender, number)
+        elif spread == "market":
+            trader = sender % active
+            _transfer(view, trader, -10, 1)
+            order = (number * TRANSFERS_PER_BLOCK + i).to_bytes(8)
+            view.put(metering.reading_key(_address(b"order", trader), int.from_bytes(order)),
+                     metering.ReadingRecord(b"", "BKK", 0, 0, 0, 0, number))  # fmt: skip
+        else:
+            _transfer(view, sender, -10, 1)
+            _transfer(view, (sender * 31 + 17) % members, 10, 0)
+        view.commit()
 
 
 def _persist(store: Store, height: int, state: State) -> None:
@@ -231,12 +300,12 @@ def _persist(store: Store, height: int, state: State) -> None:
     store.commit_height(height, b"bench", b"", [], state.take_changes(), **extra)
 
 
-def _trial_cycle(state: State, members: int, number: int) -> float:
+def _trial_cycle(state: State, members: int, number: int, spread: str) -> float:
     """What a validator does with a block: execute it on trial to its root, keep the trial
     and roll back (check_block), then replay the kept trial (commit)."""
     started = time.perf_counter()
     state.begin()
-    _block(state, members, number)
+    _block(state, members, number, spread)
     root = state.root()
     trial = state.trial()
     state.rollback()
@@ -287,10 +356,13 @@ def _time_steps(store: Store, state: State) -> dict[str, float]:
 
 
 def restart(
-    path: Path, members: int, blocks: int, steps: bool = False, settle: int = 0
-) -> dict[str, object]:
+    path: Path, members: int, blocks: int, steps: bool = False, settle: int = 0,
+    spread: str = "uniform",
+) -> dict[str, object]:  # fmt: skip
     """Open the store again, then `settle` blocks untimed (a node that has run a while:
-    the table-file pages its reads touched are mapped by then), then `blocks` timed."""
+    the table-file pages its reads touched are mapped by then), then `blocks` timed:
+    each block's execution (its record reads and writes, the tree's read-ahead of their
+    buckets beside it), then its root, then its height written."""
     warmed: dict[str, Any] = {}
     if os.environ.get(memory_cgroup.ENVIRONMENT):  # the store's pages, charged to this cgroup
         warmed["page_cache_warmup_s"] = round(memory_cgroup.warm_cache(path), 1)
@@ -299,10 +371,11 @@ def restart(
     rss, parts = _rss_mb(), _rss_parts_mb()
     anon_max = parts.get("anon", 0.0)
     roots, persists, cpu, own = [], [], [], []
+    executions, blocks_wall, blocks_cpu = [], [], []  # the block's total: execution and root
     minor, major = [], []  # page faults in the root's thread: first touches, disk reads
     settled = time.perf_counter()
     for number in range(settle):  # block numbers apart from the timed ones' and trials'
-        _block(state, members, 2 * blocks + number)
+        _block(state, members, 2 * blocks + number, spread)
         state.root()
         _persist(store, store.height() + 1, state)
     warmed |= {"settle_blocks": settle, "settle_s": round(time.perf_counter() - settled, 1)}
@@ -310,15 +383,19 @@ def restart(
     by_step: dict[str, list[float]] = {}
     try:
         for number in range(blocks):
-            _block(state, members, number)
             if spent is not None:
                 spent.clear()
+            executed, executed_cpu = time.perf_counter(), time.process_time()
+            _block(state, members, number, spread)
             started, cpu_started = time.perf_counter(), time.process_time()
+            executions.append(started - executed)
             faults = resource.getrusage(resource.RUSAGE_THREAD)
             thread_started = time.thread_time()
             state.root()
             hashed = time.perf_counter()
             cpu.append(time.process_time() - cpu_started)
+            blocks_wall.append(hashed - executed)
+            blocks_cpu.append(time.process_time() - executed_cpu)
             own.append(time.thread_time() - thread_started)
             faulted = resource.getrusage(resource.RUSAGE_THREAD)
             minor.append(faulted.ru_minflt - faults.ru_minflt)
@@ -333,7 +410,7 @@ def restart(
             roots.append(hashed - started)
             persists.append(time.perf_counter() - hashed)
             anon_max = max(anon_max, _rss_parts_mb().get("anon", 0.0))
-        cycles = [_trial_cycle(state, members, blocks + n) for n in range(blocks)]
+        cycles = [_trial_cycle(state, members, blocks + n, spread) for n in range(blocks)]
         _persist(store, store.height() + 1, state)
         records = len(state)
         last_root = state.root().hex()  # the same whichever loops hashed it
@@ -362,6 +439,11 @@ def restart(
             "root_minor_faults_per_block": sorted(minor)[len(minor) // 2],
             "root_major_faults_per_block": sorted(major)[len(major) // 2],
             "persist_per_block_ms": round(persists[len(persists) // 2] * 1000, 1),
+            "spread": spread,
+            "execution_per_block_ms": _median_ms(executions),
+            "block_per_block_ms": _median_ms(blocks_wall),
+            "block_per_block_min_ms": round(min(blocks_wall) * 1000, 1),
+            "block_per_block_cpu_ms": _median_ms(blocks_cpu),
             "trial_cycle_per_block_ms": round(sorted(cycles)[len(cycles) // 2] * 1000, 1),
             "root_steps_thread_cpu_ms": {
                 step: round(sorted(found)[len(found) // 2] * 1000, 2)
@@ -378,6 +460,10 @@ def restart(
         | in_cgroup
         | warmed
     )
+
+
+def _median_ms(seconds: list[float]) -> float:
+    return round(sorted(seconds)[len(seconds) // 2] * 1000, 1)
 
 
 def _child(*args: str, cgroup: memory_cgroup.MemoryCgroup | None = None) -> dict[str, Any]:
@@ -408,6 +494,7 @@ def sweep(
     steps: bool = False,
     memory_max: str | None = None,
     settle: int = 0,
+    spread: str = "uniform",
 ) -> None:
     """Each size in turn, appended to `rows`, the results saved after each (a 20-million
     run takes long on a busy machine: what is done stays written). With `keep`, the
@@ -448,7 +535,8 @@ def sweep(
                 if opened is not None and not opened.exists():
                     shutil.copytree(path, opened)
             restart_args = (
-                "restart", str(path), str(members), str(blocks), str(int(steps)), str(settle)
+                "restart", str(path), str(members), str(blocks), str(int(steps)), str(settle),
+                spread,
             )  # fmt: skip
             if memory_max is None:
                 row |= _child(*restart_args)
@@ -476,6 +564,13 @@ def sweep(
             f"{row['rss_after_restart_mb']} MB (peak {row['peak_rss_mb']} MB; anonymous at "
             f"most {row['rss_anon_max_mb']} MB seen; at the end {row['rss_anon_at_end_mb']} "
             f"MB anonymous, {row['rss_file_at_end_mb']} MB of mapped files)",
+            flush=True,
+        )
+        print(
+            f"{'':>11}  block ({row['spread']} spread): execution "
+            f"{row['execution_per_block_ms']} ms, execution and root "
+            f"{row['block_per_block_ms']} ms (min {row['block_per_block_min_ms']}; process "
+            f"CPU {row['block_per_block_cpu_ms']})",
             flush=True,
         )
         if "memory_peak_mb" in row:
@@ -541,6 +636,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--no-mmap-reads", action="store_true",
         help="table files read with pread, not memory maps ([storage] mmap_reads = false)",
     )  # fmt: skip
+    parser.add_argument(
+        "--read-threads", type=int, metavar="N",
+        help="the store's reader threads for the tree (default: a node's; 0: none, one "
+        "multi-get at the root and no read-ahead while the block executes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--spread", choices=SPREADS, default="uniform",
+        help="who a block touches: uniform (2,000 accounts drawn from all members, the "
+        "worst case) or market (readings from all meters, orders from a few thousand "
+        "active traders)",
+    )  # fmt: skip
     parser.add_argument("--label", default="", help="what code this run measures")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -550,6 +656,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         STORE_OPTIONS["cache_mb"] = args.cache_mb
     if args.no_mmap_reads:
         STORE_OPTIONS["mmap_reads"] = False
+    if args.read_threads is not None:
+        STORE_OPTIONS["read_threads"] = args.read_threads
     if args.child:
         step, path, members, *rest = args.child
         if step == "build":
@@ -558,7 +666,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         elif step == "first-open":
             figures = first_open(Path(path))
         else:
-            figures = restart(Path(path), int(members), int(rest[0]), rest[1] == "1", int(rest[2]))
+            figures = restart(
+                Path(path), int(members), int(rest[0]), rest[1] == "1", int(rest[2]), rest[3]
+            )
         print(json.dumps(figures))
         return figures
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -575,6 +685,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "python": platform.python_version(),
         "transfers_per_block": TRANSFERS_PER_BLOCK,
         "memory_max": args.memory_max,
+        "spread": args.spread,
         "store_options": dict(STORE_OPTIONS),
         "load_average_at_start": os.getloadavg(),
         "sizes": rows,
@@ -585,7 +696,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     sweep(
         sizes, args.blocks, args.max_rss_gb, args.keep, rows, save, args.reuse_opened,
-        args.steps, args.memory_max, args.settle_blocks,
+        args.steps, args.memory_max, args.settle_blocks, args.spread,
     )  # fmt: skip
     save()
     return result

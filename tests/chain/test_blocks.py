@@ -242,3 +242,21 @@ def test_an_accelerated_devnet_scales_the_allowed_drift() -> None:
     blocks.check_time(1100, 1000, 990, drift=150)
     with pytest.raises(blocks.InvalidBlock, match=r"150 s"):
         blocks.check_time(1151, 1000, 990, drift=150)
+
+
+def test_commit_asks_for_every_sender_s_account_before_executing(
+    net: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block's senders' accounts are asked for in one go before its first transaction
+    runs (a store reads them ahead, side by side: `State.warm_records`)."""
+    block = _propose(net, _market_txs(net))
+    asked: list[list[bytes]] = []
+    executed: list[int] = []
+    monkeypatch.setattr(net.sb.state, "warm_records", lambda keys: asked.append(list(keys)))
+    apply = blocks.transition.apply_in_block
+    monkeypatch.setattr(blocks.transition, "apply_in_block",
+                        lambda *a, **k: executed.append(len(asked)) or apply(*a, **k))  # fmt: skip
+    blocks.commit(net.sb.state, block)
+    assert asked == [[accounts.account_key(net.home.address),
+                      accounts.account_key(net.office.address)]]  # fmt: skip
+    assert executed == [1, 1]  # both ran after it

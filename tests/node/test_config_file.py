@@ -98,7 +98,8 @@ def test_sections_read_naturally() -> None:
     assert doc["metrics"] == {"port": 0, "host": "127.0.0.1"}
     assert doc["storage"] == {"keep_blocks": 0, "snapshot_interval": 1000, "snapshot_keep": 2,
                               "state_sync": False, "state_sync_behind": 3600,
-                              "cache_mb": 512, "mmap_reads": True}  # fmt: skip
+                              "cache_mb": 512, "mmap_reads": True,
+                              "read_threads": 16}  # fmt: skip
     assert doc["clock"] == {"origin": 0, "speed": 1.0}
     assert doc["p2p"]["peers"] == [f"10.0.0.2:26656:{PEER_ID}"]  # as `init --peer` takes it
 

@@ -377,3 +377,100 @@ def test_table_files_are_read_through_memory_maps_unless_turned_off(
         assert db.open_state().root() == root
     recorded = max((tmp_path / "s").glob("OPTIONS-*"), key=lambda p: int(p.name[8:]))
     assert f"allow_mmap_reads={str(mmap_reads).lower()}" in recorded.read_text()
+
+
+def test_a_block_s_buckets_are_read_ahead_while_it_executes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_caches: None
+) -> None:
+    """Each transaction commits its own overlay; every `WARM_BATCH` written keys the state
+    asks the store to read their buckets ahead (before the root), the root takes those
+    reads, and the roots stay those of a state held in memory, trials rolled back included."""
+    monkeypatch.setattr(state_module, "WARM_BATCH", 4)
+    rnd, reference = random.Random(9), State()
+    with Store(tmp_path / "s", read_threads=3) as db:
+        state = db.open_state()
+        asked: list[int] = []
+        warm = db.tree_warm
+
+        def counted(depth: int, indexes: list[int]) -> None:
+            asked.extend(indexes)
+            warm(depth, indexes)
+
+        monkeypatch.setattr(db, "tree_warm", counted)
+        first: Batch = {b"acct/" + str(i).encode(): i for i in range(900)}
+        write(state, first)
+        write(reference, first)
+        commit(db, state)  # 256 buckets, all in memory until the next height is written
+        for height in range(8):
+            if height % 3 == 2:  # a trial rolled back: nothing it read ahead stays
+                state.begin()
+                for i in range(20):
+                    write(state, {b"acct/" + str(rnd.randrange(900)).encode(): -i})
+                state.rollback()
+            asked.clear()
+            for _ in range(60):  # one transaction: two accounts
+                batch: Batch = {b"acct/" + str(rnd.randrange(900)).encode(): rnd.randrange(99)
+                                for _ in range(2)}  # fmt: skip
+                write(state, batch)
+                write(reference, batch)
+            if height:  # after one more height, the caches hold only its buckets
+                assert len(asked) > 20
+            commit(db, state)
+            same(state, reference)
+
+
+def test_a_bucket_read_ahead_is_dropped_once_the_tree_is_written(tmp_path: Path) -> None:
+    """A bucket read ahead, then a height that rewrites it: what the root is given is the
+    bucket as stored now, not the read ahead (which was the store's when it was read)."""
+    key = b"acct/7"
+    with Store(tmp_path / "s", read_threads=2) as db:
+        state = db.open_state()
+        write(state, {b"acct/" + str(i).encode(): i for i in range(300)})
+        commit(db, state)
+        depth, index = state.tree.depth, state.tree.bucket_of(key)
+        before = db.tree_bucket(depth, index)
+        db.tree_warm(depth, [index])
+        for read in db._tree_ahead.futures():  # the read done, before the height below
+            read.result()
+        write(state, {key: 12345})
+        commit(db, state)
+        now = db.tree_bucket(depth, index)
+        assert now != before
+        assert db.tree_bucket_many(depth, [index]) == [now]
+        db.tree_warm(depth, [index])  # read ahead after the height: taken as it is
+        assert db.tree_bucket_many(depth, [index, 0]) == [now, db.tree_bucket(depth, 0)]
+
+
+def test_records_read_ahead_are_taken_once_and_dropped_once_the_state_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block's records read ahead (`State.warm_records`) are what the state then reads,
+    without a read of its own; one read ahead before a height that rewrites it is not
+    used after that height (the store's record is)."""
+    keys = [b"acct/" + str(i).encode() for i in range(100)]
+    with Store(tmp_path / "s", read_threads=2) as db:
+        state = db.open_state()
+        write(state, dict.fromkeys(keys, 1))
+        commit(db, state)
+    with Store(tmp_path / "s", read_threads=2) as db:
+        state = db.open_state()  # nothing in memory
+        single: list[bytes] = []
+        stored = db._stored
+        monkeypatch.setattr(db, "_stored", lambda key: single.append(key) or stored(key))
+        state.warm_records([*keys[:50], b"acct/none"])
+        for read in db._records_ahead.futures():
+            read.result()
+        view = state.overlay()
+        assert [view.get(key, Account) for key in keys[:50]] == [Account(1, 0, 0)] * 50
+        assert view.get(b"acct/none", Account) is None
+        assert single == []  # every one of them came from the reads ahead
+        view.put(keys[60], Account(2, 0, 0))
+        view.commit()
+        state.warm_records([keys[70]])
+        for read in db._records_ahead.futures():
+            read.result()
+        write(state, {keys[70]: 3})
+        commit(db, state)  # rewrites keys[70] after its read ahead
+        state._records.clear()  # as a bounded cache would have dropped it
+        assert state.get(keys[70], Account) == Account(3, 0, 0)
+        assert single == [keys[70]]

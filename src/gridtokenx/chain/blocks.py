@@ -341,6 +341,7 @@ def _execute(
             raise InvalidBlock(f"evidence {index} is invalid: {exc}") from None
     if decoded is None or len(decoded) != len(block.txs):
         decoded = [tx.decode(raw) for raw in block.txs]
+    transition.read_senders_ahead(state, decoded)
     receipts = []
     for tx_hash, stx in zip(tx_ids(block) if ids is None else ids, decoded, strict=True):
         events = transition.apply_in_block(state, stx, ctx, check_signature=tx_hash not in verified)

@@ -424,6 +424,21 @@ class BucketTree:
             for index, blob in zip(missing, found, strict=True):
                 buckets[index] = {} if blob is None else dict(decode(blob))
 
+    def warm(self, positions: Iterable[int]) -> None:
+        """Tell a source that can take the hint (`tree_warm`) which buckets `prefetch` will
+        want: those of the keys at `positions` that memory lacks. It starts reading them
+        while the block still executes, and `prefetch` gets them through its
+        `tree_bucket_many` as any other read (a read ahead that the source's own writes
+        made old is the source's to drop: `storage.read_ahead`)."""
+        s = self._s
+        hint = getattr(self._source, "tree_warm", None)
+        if hint is None or s.fresh:
+            return
+        shift = 32 - FANOUT_BITS * s.depth
+        missing = list({p >> shift for p in positions} - s.buckets.keys())
+        if missing:
+            hint(s.depth, missing)
+
     def _prefetch_kids(self, level: int, parents: Iterable[int]) -> None:
         s = self._s
         if self._source is None or s.fresh or level in s.complete:

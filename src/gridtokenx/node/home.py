@@ -35,7 +35,7 @@ import msgspec
 from gridtokenx.ledger import genesis
 from gridtokenx.node import config_file, keystore, logs
 from gridtokenx.p2p.connection import PeerSettings
-from gridtokenx.storage.options import DEFAULT_CACHE_MB
+from gridtokenx.storage.options import DEFAULT_CACHE_MB, READ_THREADS
 from gridtokenx.wire.crypto import PrivateKey
 
 PASSPHRASE_ENV = "GRIDTOKENX_PASSPHRASE"
@@ -149,6 +149,13 @@ class Config(msgspec.Struct, frozen=True):
         " node touched count in its RSS (as file pages, reclaimable like any page cache):"
         " turn it off where memory is watched by RSS."
     )] = True
+    storage_read_threads: Annotated[int, msgspec.Meta(ge=0, le=256), _doc(
+        "Threads that read a block's state-root buckets ahead while it executes, side by"
+        " side: a large state whose table files do not fit the memory left to the page"
+        " cache (20 million records under a 2 GB limit) has most of those reads wait for"
+        " the disk, and then the root no longer waits for them; 0: read at the root, in"
+        " one batch."
+    )] = READ_THREADS
     moniker: Annotated[str, _doc(
         "The operator's name for this node, for logs and status only."
     )] = ""

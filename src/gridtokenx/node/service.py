@@ -375,7 +375,8 @@ async def _bind(node: Node, config: Config) -> None:
 def _open_node(home: Path, config: Config, spec: Genesis, key: PrivateKey) -> Node:
     # A proposer with nothing to include waits up to block_ms: the others wait for that too.
     timeouts = Timeouts(config.propose_ms + config.block_ms, config.prevote_ms, config.precommit_ms)
-    app = open_application(spec, home / "data", config.storage_cache_mb, config.storage_mmap_reads)
+    app = open_application(spec, home / "data", config.storage_cache_mb, config.storage_mmap_reads,
+                           config.storage_read_threads)  # fmt: skip
     try:
         return Node(
             key,

@@ -57,6 +57,15 @@ BLOOM_BITS_PER_KEY: Final = 10
 POINT_READ: Final = frozenset({"state", "tree"})
 INCOMPRESSIBLE: Final = frozenset({"tree"})
 BULK: Final = frozenset({"state", "tree", "index"})  # what a state sync writes
+READ_THREADS: Final = 16
+"""Threads a store spreads a block's reads over (`Store.tree_bucket_many`,
+`Store.tree_warm`, `Store.records_warm`). They mostly wait: on a page fault of a table
+file that is not in memory, which under a memory limit is most of a block's 2,000 random
+bucket reads at 20 million records; one multi-get took 67-98 ms for them there, 4
+threads 35-60 ms, 16 and 32 threads 27-29 ms (ADR 0007)."""
+READ_SLICE: Final = 32
+"""The fewest keys a reader thread is given by a spread read: a hand-off costs some tens
+of µs, 32 cold reads a few ms under a memory limit."""
 
 
 def database(cache_mb: int, bulk: bool = False, mmap_reads: bool = True) -> tuple[Options, Cache]:
