@@ -200,6 +200,8 @@ def _store_flags() -> list[str]:
         flags.append("--no-mmap-reads")
     if "read_threads" in STORE_OPTIONS:
         flags += ["--read-threads", str(STORE_OPTIONS["read_threads"])]
+    if STORE_OPTIONS.get("read_ahead"):
+        flags += ["--read-ahead", "always"]
     return flags
 
 
@@ -642,6 +644,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "multi-get at the root and no read-ahead while the block executes)",
     )  # fmt: skip
     parser.add_argument(
+        "--read-ahead", choices=("auto", "always"), default="auto",
+        help="auto (a node's way: while the roots' bucket reads are slow, Store.reading_ahead)"
+        " or always",
+    )  # fmt: skip
+    parser.add_argument(
         "--spread", choices=SPREADS, default="uniform",
         help="who a block touches: uniform (2,000 accounts drawn from all members, the "
         "worst case) or market (readings from all meters, orders from a few thousand "
@@ -658,6 +665,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         STORE_OPTIONS["mmap_reads"] = False
     if args.read_threads is not None:
         STORE_OPTIONS["read_threads"] = args.read_threads
+    if args.read_ahead == "always":
+        STORE_OPTIONS["read_ahead"] = True
     if args.child:
         step, path, members, *rest = args.child
         if step == "build":

@@ -17,6 +17,7 @@ from gridtokenx.ledger import bucket_tree
 from gridtokenx.ledger import state as state_module
 from gridtokenx.ledger.accounts import Account
 from gridtokenx.ledger.state import State
+from gridtokenx.storage import options as store_options
 from gridtokenx.storage.store import Store
 
 Batch = dict[bytes, int | None]
@@ -387,7 +388,7 @@ def test_a_block_s_buckets_are_read_ahead_while_it_executes(
     reads, and the roots stay those of a state held in memory, trials rolled back included."""
     monkeypatch.setattr(state_module, "WARM_BATCH", 4)
     rnd, reference = random.Random(9), State()
-    with Store(tmp_path / "s", read_threads=3) as db:
+    with Store(tmp_path / "s", read_threads=3, read_ahead=True) as db:
         state = db.open_state()
         asked: list[int] = []
         warm = db.tree_warm
@@ -423,7 +424,7 @@ def test_a_bucket_read_ahead_is_dropped_once_the_tree_is_written(tmp_path: Path)
     """A bucket read ahead, then a height that rewrites it: what the root is given is the
     bucket as stored now, not the read ahead (which was the store's when it was read)."""
     key = b"acct/7"
-    with Store(tmp_path / "s", read_threads=2) as db:
+    with Store(tmp_path / "s", read_threads=2, read_ahead=True) as db:
         state = db.open_state()
         write(state, {b"acct/" + str(i).encode(): i for i in range(300)})
         commit(db, state)
@@ -448,11 +449,11 @@ def test_records_read_ahead_are_taken_once_and_dropped_once_the_state_is_written
     without a read of its own; one read ahead before a height that rewrites it is not
     used after that height (the store's record is)."""
     keys = [b"acct/" + str(i).encode() for i in range(100)]
-    with Store(tmp_path / "s", read_threads=2) as db:
+    with Store(tmp_path / "s", read_threads=2, read_ahead=True) as db:
         state = db.open_state()
         write(state, dict.fromkeys(keys, 1))
         commit(db, state)
-    with Store(tmp_path / "s", read_threads=2) as db:
+    with Store(tmp_path / "s", read_threads=2, read_ahead=True) as db:
         state = db.open_state()  # nothing in memory
         single: list[bytes] = []
         stored = db._stored
@@ -474,3 +475,35 @@ def test_records_read_ahead_are_taken_once_and_dropped_once_the_state_is_written
         state._records.clear()  # as a bounded cache would have dropped it
         assert state.get(keys[70], Account) == Account(3, 0, 0)
         assert single == [keys[70]]
+
+
+def test_reads_start_ahead_only_while_the_roots_reads_are_timed_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left to measure, a store reads ahead only after a root's buckets were slow to read
+    (a state that fits in memory does not pay the threads' hand-offs), and while it does,
+    one root in PROBE_EVERY is read without them and timed again."""
+    monkeypatch.setattr(store_options, "PROBE_EVERY", 3)
+    with Store(tmp_path / "s", read_threads=2) as db:
+        assert not db.reading_ahead  # nothing timed yet
+        db.tree_bucket_many(1, list(range(100)))  # absent buckets: read from memory, fast
+        assert not db.reading_ahead
+        monkeypatch.setattr(store_options, "COLD_READ_S", 0.0)  # every read now "slow"
+        db.tree_bucket_many(1, list(range(100)))
+        assert db.reading_ahead  # the next block's reads start ahead
+        seen = []
+        for _ in range(6):
+            seen.append(db.reading_ahead)
+            db.tree_bucket_many(1, list(range(100)))
+        assert seen == [True, False, True, True, False, True]  # every third root retimed
+        monkeypatch.setattr(store_options, "COLD_READ_S", 1.0)
+        while db.reading_ahead:  # until the next retimed root finds them fast again
+            db.tree_bucket_many(1, list(range(100)))
+        db.tree_bucket_many(1, list(range(100)))
+        assert not db.reading_ahead
+        db.tree_bucket_many(1, list(range(10)))  # too few reads to time: judged as before
+        assert not db.reading_ahead
+    with Store(tmp_path / "t", read_threads=0) as db:
+        monkeypatch.setattr(store_options, "COLD_READ_S", 0.0)
+        db.tree_bucket_many(1, list(range(100)))
+        assert not db.reading_ahead  # no reader threads: never

@@ -153,8 +153,9 @@ class Config(msgspec.Struct, frozen=True):
         "Threads that read a block's state-root buckets ahead while it executes, side by"
         " side: a large state whose table files do not fit the memory left to the page"
         " cache (20 million records under a 2 GB limit) has most of those reads wait for"
-        " the disk, and then the root no longer waits for them; 0: read at the root, in"
-        " one batch."
+        " the disk, and then the root no longer waits for them. They are used only while"
+        " the roots' reads are timed slow (over 5 µs a bucket), so a state that fits in"
+        " memory does not pay for them; 0: never, the root reads in one batch."
     )] = READ_THREADS
     moniker: Annotated[str, _doc(
         "The operator's name for this node, for logs and status only."

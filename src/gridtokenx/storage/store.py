@@ -23,6 +23,7 @@ type tag never affects consensus.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -179,17 +180,22 @@ def _block_hash(body: bytes, height: int) -> bytes:
 class Store:
     def __init__(self, path: Path, cache_mb: int = store_options.DEFAULT_CACHE_MB,
                  bulk: bool = False, mmap_reads: bool = True,
-                 read_threads: int = store_options.READ_THREADS) -> None:  # fmt: skip
+                 read_threads: int = store_options.READ_THREADS,
+                 read_ahead: bool | None = None) -> None:  # fmt: skip
         """Open (or create) the store at `path`, with a block cache of `cache_mb`
         (`storage.options`; `bulk`: a store a state sync writes, `put_restored`;
         `mmap_reads`: its table files read through memory maps; `read_threads`: the
         threads a block's tree reads are spread over, `tree_bucket_many` and
-        `tree_warm`, 0 for none). One that
+        `tree_warm`, 0 for none; `read_ahead`: whether a block's reads start ahead on
+        them, None to judge by how long its roots' reads take, `reading_ahead`). One that
         cannot open raises `StoreUnavailable`: `StoreLocked` when another process holds
         it, `StoreCorrupt` when its files are damaged; nothing is left open either way."""
         self.path = path
         self._families: dict[str, Rdict] = {}
         self._read_threads = read_threads
+        self._read_ahead = read_ahead
+        self._cold = False  # the last timed root's bucket reads were slower than COLD_READ_S
+        self._roots = 0  # roots' bucket reads so far (`tree_bucket_many`)
         self._readers: ThreadPoolExecutor | None = None  # started by the first large read
         self._tree_ahead = ReadAhead()  # buckets (`tree_warm`)
         self._records_ahead = ReadAhead()  # state records (`records_warm`)
@@ -709,18 +715,41 @@ class Store:
     def tree_children(self, depth: int, level: int, parent: int) -> bytes | None:
         return self._get("tree", b"c" + bytes([depth, level]) + parent.to_bytes(4))
 
+    @property
+    def reading_ahead(self) -> bool:
+        """Do a block's reads start ahead on the reader threads now (`tree_warm`,
+        `records_warm`, and the root's own reads spread over them)? Always or never when
+        the store was opened saying so; otherwise while the last timed root found its
+        buckets slow to read (COLD_READ_S: not in memory), but for one block in
+        PROBE_EVERY, whose root is timed again. A state that fits in memory, as a devnet's
+        does, paid the threads' hand-offs for nothing (6-10 µs of CPU per transaction)."""
+        if self._read_threads <= 0 or self._read_ahead is False:
+            return False
+        if self._read_ahead:
+            return True
+        return self._cold and self._roots % store_options.PROBE_EVERY != 0
+
     def tree_bucket_many(self, depth: int, indexes: list[int]) -> list[bytes | None]:
         """The buckets, those read ahead by `tree_warm` and done taken from there (the
-        rest of what was read ahead is forgotten), the others read now over the reader
-        threads."""
+        rest of what was read ahead is forgotten), the others read now: over the reader
+        threads while reading ahead, else in one multi-get, timed (`reading_ahead`)."""
         ahead = self._tree_ahead.take_all()
         tag = b"b" + bytes([depth])
         keys = [tag + index.to_bytes(4) for index in indexes]
-        if not ahead:
+        spread = self.reading_ahead
+        self._roots += 1
+        if ahead:
+            rest = [key for key in keys if key not in ahead]
+            ahead.update(zip(rest, self._get_spread("tree", rest), strict=True))
+            return [ahead[key] for key in keys]
+        if spread:
             return self._get_spread("tree", keys)
-        rest = [key for key in keys if key not in ahead]
-        ahead.update(zip(rest, self._get_spread("tree", rest), strict=True))
-        return [ahead[key] for key in keys]
+        started = time.perf_counter()
+        found = self._get_many("tree", keys)
+        if len(keys) >= 2 * store_options.READ_SLICE:  # a few reads say little
+            elapsed = time.perf_counter() - started
+            self._cold = elapsed > store_options.COLD_READ_S * len(keys)
+        return found
 
     def tree_warm(self, depth: int, indexes: list[int]) -> None:
         """Start reading these buckets on a reader thread, for `tree_bucket_many` to take
@@ -729,7 +758,7 @@ class Store:
         at the root). A read is kept only while the tree family is as it was when it
         was asked for: any write to the family since (a height's, `_tree_written`)
         drops it, so a bucket read ahead is never older than the store's."""
-        pool = self._reader_pool()
+        pool = self._reader_pool() if self.reading_ahead else None
         if pool is not None:
             tag = b"b" + bytes([depth])
             keys = [tag + index.to_bytes(4) for index in indexes]
@@ -743,7 +772,8 @@ class Store:
         """Start reading these state records on the reader threads, in slices, for
         `record` to take (`State.warm_records`: a block's senders before it executes),
         under the same rule as `tree_warm`, dropped by any write to the state family."""
-        pool, size = self._reader_pool(), 2 * store_options.READ_SLICE
+        pool = self._reader_pool() if self.reading_ahead else None
+        size = 2 * store_options.READ_SLICE
         if pool is not None:
             family = self._family("state")
             for at in range(0, len(keys), size):
