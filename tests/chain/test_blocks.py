@@ -248,7 +248,8 @@ def test_commit_asks_for_every_sender_s_account_before_executing(
     net: Cast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A block's senders' accounts are asked for in one go before its first transaction
-    runs (a store reads them ahead, side by side: `State.warm_records`)."""
+    runs, when the state's source reads ahead (a store whose reads go to the disk reads
+    them side by side: `State.warm_records`); otherwise they are not gathered at all."""
     block = _propose(net, _market_txs(net))
     asked: list[list[bytes]] = []
     executed: list[int] = []
@@ -256,6 +257,10 @@ def test_commit_asks_for_every_sender_s_account_before_executing(
     apply = blocks.transition.apply_in_block
     monkeypatch.setattr(blocks.transition, "apply_in_block",
                         lambda *a, **k: executed.append(len(asked)) or apply(*a, **k))  # fmt: skip
+    decoded = [tx.decode(raw) for raw in block.txs]
+    blocks.transition.read_senders_ahead(net.sb.state, decoded)  # in memory: no source
+    assert asked == []
+    monkeypatch.setattr(type(net.sb.state), "reads_ahead", property(lambda self: True))
     blocks.commit(net.sb.state, block)
     assert asked == [[accounts.account_key(net.home.address),
                       accounts.account_key(net.office.address)]]  # fmt: skip

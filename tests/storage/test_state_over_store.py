@@ -477,33 +477,33 @@ def test_records_read_ahead_are_taken_once_and_dropped_once_the_state_is_written
         assert single == [keys[70]]
 
 
-def test_reads_start_ahead_only_while_the_roots_reads_are_timed_slow(
+def test_reads_start_ahead_only_while_the_roots_reads_go_to_the_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Left to measure, a store reads ahead only after a root's buckets were slow to read
+    """Left to measure, a store reads ahead only after a root's buckets had the disk read
     (a state that fits in memory does not pay the threads' hand-offs), and while it does,
-    one root in PROBE_EVERY is read without them and timed again."""
+    one root in PROBE_EVERY is read without them and counted again."""
     monkeypatch.setattr(store_options, "PROBE_EVERY", 3)
     with Store(tmp_path / "s", read_threads=2) as db:
-        assert not db.reading_ahead  # nothing timed yet
-        db.tree_bucket_many(1, list(range(100)))  # absent buckets: read from memory, fast
+        assert not db.reading_ahead  # nothing counted yet
+        db.tree_bucket_many(1, list(range(100)))  # absent buckets: no disk read
         assert not db.reading_ahead
-        monkeypatch.setattr(store_options, "COLD_READ_S", 0.0)  # every read now "slow"
+        monkeypatch.setattr(store_options, "COLD_READ_SHARE", -1.0)  # as if read from disk
         db.tree_bucket_many(1, list(range(100)))
         assert db.reading_ahead  # the next block's reads start ahead
         seen = []
         for _ in range(6):
             seen.append(db.reading_ahead)
             db.tree_bucket_many(1, list(range(100)))
-        assert seen == [True, False, True, True, False, True]  # every third root retimed
-        monkeypatch.setattr(store_options, "COLD_READ_S", 1.0)
-        while db.reading_ahead:  # until the next retimed root finds them fast again
+        assert seen == [True, False, True, True, False, True]  # every third root counted again
+        monkeypatch.setattr(store_options, "COLD_READ_SHARE", 1 / 16)
+        while db.reading_ahead:  # until the next root in one batch reads no disk
             db.tree_bucket_many(1, list(range(100)))
         db.tree_bucket_many(1, list(range(100)))
         assert not db.reading_ahead
-        db.tree_bucket_many(1, list(range(10)))  # too few reads to time: judged as before
+        db.tree_bucket_many(1, list(range(10)))  # too few reads to count: judged as before
         assert not db.reading_ahead
     with Store(tmp_path / "t", read_threads=0) as db:
-        monkeypatch.setattr(store_options, "COLD_READ_S", 0.0)
+        monkeypatch.setattr(store_options, "COLD_READ_SHARE", -1.0)
         db.tree_bucket_many(1, list(range(100)))
         assert not db.reading_ahead  # no reader threads: never

@@ -260,13 +260,20 @@ class State:
                     index.on_write(key, record)
         if not hashed:
             self._unhashed.update(writes)
-            if self._warms:
+            if self._warms and self.reads_ahead:
                 cold = self._cold
                 cold.extend(writes)
                 if len(cold) >= WARM_BATCH:
                     self._warm(cold)
                     self._cold = []
         self._unpersisted.update(writes)
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Does the source read ahead now (`Store.reading_ahead`)? When it does not (a
+        state that fits in memory), nothing is gathered for it: the hints cost a
+        saturated devnet about 30 µs of CPU per order, December 2026."""
+        return bool(getattr(self._source, "reading_ahead", False))
 
     def warm_records(self, keys: list[bytes]) -> None:
         """Records a block is about to read (its transactions' senders), that memory

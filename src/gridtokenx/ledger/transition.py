@@ -213,7 +213,8 @@ def read_senders_ahead(state: State, stxs: Iterable[SignedTransaction]) -> None:
     """Before a block executes: every transaction reads its sender's account first (the
     envelope in `apply`), so the state may read those ahead, side by side
     (`State.warm_records`: a store under a memory limit waits for the disk for most)."""
-    state.warm_records([accounts.account_key(stx.tx.sender_address) for stx in stxs])
+    if state.reads_ahead:
+        state.warm_records([accounts.account_key(stx.tx.sender_address) for stx in stxs])
 
 
 def apply_in_block(

@@ -154,8 +154,9 @@ class Config(msgspec.Struct, frozen=True):
         " side: a large state whose table files do not fit the memory left to the page"
         " cache (20 million records under a 2 GB limit) has most of those reads wait for"
         " the disk, and then the root no longer waits for them. They are used only while"
-        " the roots' reads are timed slow (over 5 µs a bucket), so a state that fits in"
-        " memory does not pay for them; 0: never, the root reads in one batch."
+        " a root's reads have the disk read (page faults for over 1/16 of its buckets),"
+        " so a state that fits in memory does not pay for them; 0: never, the root reads"
+        " in one batch."
     )] = READ_THREADS
     moniker: Annotated[str, _doc(
         "The operator's name for this node, for logs and status only."

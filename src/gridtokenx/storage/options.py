@@ -63,13 +63,16 @@ READ_THREADS: Final = 16
 file that is not in memory, which under a memory limit is most of a block's 2,000 random
 bucket reads at 20 million records; one multi-get took 67-98 ms for them there, 4
 threads 35-60 ms, 16 and 32 threads 27-29 ms (ADR 0007)."""
-COLD_READ_S: Final = 5e-6
-"""A root's bucket reads slower than this per key (timed in one multi-get) are waiting
-for the disk or the page cache, and the next blocks' reads start ahead (`Store`, with
-`read_ahead` left to measure). Buckets in the block cache read in about 1-2.5 µs each;
-under a memory limit at 20 million records, 30-50 µs; the 20-million-record store with
-memory to spare about 6.5 µs. Below it the reader threads' hand-offs cost a small state
-6-10 µs of CPU per transaction and buy nothing (ADR 0007)."""
+COLD_READ_SHARE: Final = 1 / 16
+"""A root's bucket reads (timed in one multi-get) that had the disk read for more than
+this share of its buckets (major page faults of the memory-mapped table files, or block
+reads with `mmap_reads` off, on the reading thread) are not in memory, and the next
+blocks' reads start ahead (`Store`, with `read_ahead` left to measure): under a 2 GB
+limit at 20 million records about 2,200 faults for 2,000 buckets. Counted, not timed: a
+wall-clock threshold (5 µs a bucket) turned reading ahead on in a devnet whose state is
+all in memory, as soon as four validators on two cores were preempted mid-read, and the
+reader threads' hand-offs took its saturation from 2,280 to 1,390 orders/s (331 against
+189 µs of CPU per order, December 2026)."""
 PROBE_EVERY: Final = 64
 """While reading ahead, every this many roots one block is not read ahead and its root's
 reads are timed again, so a store that came to fit in memory stops paying for it."""

@@ -23,7 +23,7 @@ type tag never affects consensus.
 
 from __future__ import annotations
 
-import time
+import resource
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,7 +194,7 @@ class Store:
         self._families: dict[str, Rdict] = {}
         self._read_threads = read_threads
         self._read_ahead = read_ahead
-        self._cold = False  # the last timed root's bucket reads were slower than COLD_READ_S
+        self._cold = False  # the last root read in one batch had the disk read (COLD_READ_SHARE)
         self._roots = 0  # roots' bucket reads so far (`tree_bucket_many`)
         self._readers: ThreadPoolExecutor | None = None  # started by the first large read
         self._tree_ahead = ReadAhead()  # buckets (`tree_warm`)
@@ -719,10 +719,11 @@ class Store:
     def reading_ahead(self) -> bool:
         """Do a block's reads start ahead on the reader threads now (`tree_warm`,
         `records_warm`, and the root's own reads spread over them)? Always or never when
-        the store was opened saying so; otherwise while the last timed root found its
-        buckets slow to read (COLD_READ_S: not in memory), but for one block in
-        PROBE_EVERY, whose root is timed again. A state that fits in memory, as a devnet's
-        does, paid the threads' hand-offs for nothing (6-10 µs of CPU per transaction)."""
+        the store was opened saying so; otherwise while the last root read in one batch
+        had the disk read for its buckets (COLD_READ_SHARE: they are not in memory), but
+        for one block in PROBE_EVERY, whose root reads in one batch again. A state that
+        fits in memory, as a devnet's does, gains nothing from them and paid their
+        hand-offs."""
         if self._read_threads <= 0 or self._read_ahead is False:
             return False
         if self._read_ahead:
@@ -732,7 +733,8 @@ class Store:
     def tree_bucket_many(self, depth: int, indexes: list[int]) -> list[bytes | None]:
         """The buckets, those read ahead by `tree_warm` and done taken from there (the
         rest of what was read ahead is forgotten), the others read now: over the reader
-        threads while reading ahead, else in one multi-get, timed (`reading_ahead`)."""
+        threads while reading ahead, else in one multi-get whose disk reads are counted
+        (`reading_ahead`)."""
         ahead = self._tree_ahead.take_all()
         tag = b"b" + bytes([depth])
         keys = [tag + index.to_bytes(4) for index in indexes]
@@ -744,11 +746,11 @@ class Store:
             return [ahead[key] for key in keys]
         if spread:
             return self._get_spread("tree", keys)
-        started = time.perf_counter()
+        before = _disk_reads()
         found = self._get_many("tree", keys)
         if len(keys) >= 2 * store_options.READ_SLICE:  # a few reads say little
-            elapsed = time.perf_counter() - started
-            self._cold = elapsed > store_options.COLD_READ_S * len(keys)
+            read = _disk_reads() - before
+            self._cold = read > store_options.COLD_READ_SHARE * len(keys)
         return found
 
     def tree_warm(self, depth: int, indexes: list[int]) -> None:
@@ -943,3 +945,10 @@ def open_application(
         store.close()
         raise
     return app
+
+
+def _disk_reads() -> int:
+    """What the calling thread has had read from the disk so far: major page faults (a
+    memory-mapped table file's page not in memory) and block reads (`read` of one)."""
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_majflt + usage.ru_inblock
