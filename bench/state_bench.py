@@ -645,8 +645,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )  # fmt: skip
     parser.add_argument(
         "--read-ahead", choices=("auto", "always"), default="auto",
-        help="auto (a node's way: while the roots' bucket reads are slow, Store.reading_ahead)"
-        " or always",
+        help="auto (a node's way: while the roots' bucket reads go to the disk, "
+        "Store.reading_ahead) or always",
     )  # fmt: skip
     parser.add_argument(
         "--spread", choices=SPREADS, default="uniform",

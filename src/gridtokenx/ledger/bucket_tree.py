@@ -414,10 +414,8 @@ class BucketTree:
         s = self._s
         if self._source is None or s.fresh:
             return
-        shift, buckets = 32 - FANOUT_BITS * s.depth, s.buckets
-        # not `set - buckets.keys()`: a set minus a dict's view walks the whole view (1.8
-        # ms with 65,536 buckets held, for 64 positions), this looks up each position
-        missing = [b for b in {p >> shift for p in positions} if b not in buckets]
+        buckets = s.buckets
+        missing = self._missing(positions)
         if missing:
             found, decode = self._source.tree_bucket_many(s.depth, missing), _PAIRS.decode
             if _native:
@@ -432,15 +430,20 @@ class BucketTree:
         while the block still executes, and `prefetch` gets them through its
         `tree_bucket_many` as any other read (a read ahead that the source's own writes
         made old is the source's to drop: `storage.read_ahead`)."""
-        s = self._s
         hint = getattr(self._source, "tree_warm", None)
-        if hint is None or s.fresh:
+        if hint is None or self._s.fresh:
             return
-        shift = 32 - FANOUT_BITS * s.depth
-        buckets = s.buckets
-        missing = [b for b in {p >> shift for p in positions} if b not in buckets]  # as prefetch
+        missing = self._missing(positions)
         if missing:
-            hint(s.depth, missing)
+            hint(self._s.depth, missing)
+
+    def _missing(self, positions: Iterable[int]) -> list[int]:
+        """The buckets of the keys at `positions` that memory does not hold. Not `set -
+        buckets.keys()`: a set minus a dict's view walks the whole view (1.8 ms with 65,536
+        buckets held, for 64 positions); this looks up each bucket."""
+        s = self._s
+        shift, buckets = 32 - FANOUT_BITS * s.depth, s.buckets
+        return [b for b in {p >> shift for p in positions} if b not in buckets]
 
     def _prefetch_kids(self, level: int, parents: Iterable[int]) -> None:
         s = self._s

@@ -115,7 +115,7 @@ class State:
         self._indexes: dict[str, DerivedIndex] = {}
         self._watched: tuple[bytes, ...] = ()  # every index's prefixes
         self._unpersisted: set[bytes] = set()
-        self._encoded: dict[bytes, tuple[msgspec.Struct, bytes]] = {}  # `take_encoded`
+        self._encoded: dict[bytes, tuple[msgspec.Struct, bytes]] = {}  # `take_changes`
         self._undo: dict[bytes, object] | None = None
         # Written keys whose buckets the source has not been asked to read ahead yet, and
         # the positions of those it has (so the root does not hash them again); only over
@@ -363,7 +363,7 @@ class State:
             values = [None if r is None else encode(r) for r in records]
             tree.set_many(keys, values, positions)
             self._unhashed.clear()
-            if self._source is not None:  # its store persists them: `take_encoded`
+            if self._source is not None:  # its store persists them: `take_changes`
                 unpersisted, encoded = self._unpersisted, self._encoded
                 for key, record, value in zip(keys, records, values, strict=True):
                     if value is not None and key in unpersisted:

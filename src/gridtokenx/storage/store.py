@@ -187,7 +187,7 @@ class Store:
         `mmap_reads`: its table files read through memory maps; `read_threads`: the
         threads a block's tree reads are spread over, `tree_bucket_many` and
         `tree_warm`, 0 for none; `read_ahead`: whether a block's reads start ahead on
-        them, None to judge by how long its roots' reads take, `reading_ahead`). One that
+        them, None to judge by whether its roots' reads go to the disk, `reading_ahead`). One that
         cannot open raises `StoreUnavailable`: `StoreLocked` when another process holds
         it, `StoreCorrupt` when its files are damaged; nothing is left open either way."""
         self.path = path
@@ -736,8 +736,7 @@ class Store:
         threads while reading ahead, else in one multi-get whose disk reads are counted
         (`reading_ahead`)."""
         ahead = self._tree_ahead.take_all()
-        tag = b"b" + bytes([depth])
-        keys = [tag + index.to_bytes(4) for index in indexes]
+        keys = _bucket_keys(depth, indexes)
         spread = self.reading_ahead
         self._roots += 1
         if ahead:
@@ -762,9 +761,7 @@ class Store:
         drops it, so a bucket read ahead is never older than the store's."""
         pool = self._reader_pool() if self.reading_ahead else None
         if pool is not None:
-            tag = b"b" + bytes([depth])
-            keys = [tag + index.to_bytes(4) for index in indexes]
-            self._tree_ahead.start(pool, self._family("tree"), keys)
+            self._tree_ahead.start(pool, self._family("tree"), _bucket_keys(depth, indexes))
 
     def _tree_written(self) -> None:
         """After any write to the tree family: what was read ahead before it may be old."""
@@ -952,3 +949,9 @@ def _disk_reads() -> int:
     memory-mapped table file's page not in memory) and block reads (`read` of one)."""
     usage = resource.getrusage(resource.RUSAGE_THREAD)
     return usage.ru_majflt + usage.ru_inblock
+
+
+def _bucket_keys(depth: int, indexes: list[int]) -> list[bytes]:
+    """The tree family's keys of the buckets at `indexes` of a tree of `depth`."""
+    tag = b"b" + bytes([depth])
+    return [tag + index.to_bytes(4) for index in indexes]
