@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import random
@@ -27,11 +28,20 @@ def free_base_port(count: int, low: int = 20_000, high: int = 32_000) -> int:
     so outgoing connections do not take them; test workers pass disjoint ranges."""
     rng = random.Random()
     span = max(PORT_OFFSETS) + count
+    taken = set().union(*_HANDED_OUT)
     for _ in range(200):  # bounded
         base = rng.randrange(low, high - span)
-        if all(_bindable(base + offset + i) for offset in PORT_OFFSETS for i in range(count)):
+        ports = {base + offset + i for offset in PORT_OFFSETS for i in range(count)}
+        if not ports & taken and all(_bindable(port) for port in ports):
+            _HANDED_OUT.append(frozenset(ports))
             return base
     raise RuntimeError(f"no free ports in {low}-{high} on 127.0.0.1")
+
+
+# The ports of the last few bases handed out: free when probed, but a caller starts its
+# nodes later, so two calls before either binds (two devnets started side by side) must not
+# get overlapping ports from the probe alone.
+_HANDED_OUT: Final[collections.deque[frozenset[int]]] = collections.deque(maxlen=16)
 
 
 def _bindable(port: int) -> bool:
