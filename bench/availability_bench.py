@@ -24,7 +24,6 @@ perturbed run is measured against on this machine at this moment.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -39,7 +38,6 @@ import msgspec
 import benchkit
 from gridtokenx.devnet.faults import Load, Scenario, load_file, run
 from gridtokenx.devnet.faults.scenario import soak_schedule
-from gridtokenx.devnet.processes import terminate_as_interrupt
 from gridtokenx.ledger import genesis
 from gridtokenx.simulator import loadgen
 
@@ -173,6 +171,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    # A `kill` of the bench stops its validators as Ctrl-C does, rather than orphaning them.
-    with contextlib.suppress(KeyboardInterrupt), terminate_as_interrupt():
-        main(sys.argv[1:])
+    benchkit.run_main(main, sys.argv[1:])

@@ -7,13 +7,15 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import nacl.signing
 
 from gridtokenx.devnet.faults.report import percentile
+from gridtokenx.devnet.processes import terminate_as_interrupt
 from gridtokenx.ledger import bucket_tree
 from gridtokenx.wire import tx
 
@@ -86,3 +88,21 @@ def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
     out["repeats"] = len(runs)
     out["runs"] = runs
     return out
+
+
+INTERRUPTED = 130
+"""A shell's exit status for a run ended by Ctrl-C (128 + SIGINT)."""
+
+
+def run_main(main: Callable[[list[str]], object], argv: list[str]) -> None:
+    """A benchmark that starts processes, as a script: a `kill` stops them as Ctrl-C does
+    (rather than orphaning them), and either says so and exits INTERRUPTED. Ending with
+    status 0 and no figures, as these benchmarks did, read as a run that measured
+    nothing wrong."""
+    try:
+        with terminate_as_interrupt():
+            main(argv)
+    except KeyboardInterrupt:
+        print("interrupted: its processes were stopped and no figures were written",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(INTERRUPTED) from None

@@ -57,7 +57,7 @@ import msgspec
 import benchkit
 from gridtokenx.chain.compact import CompactCommit
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
-from gridtokenx.devnet.processes import free_base_port, terminate_as_interrupt
+from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.ledger import genesis
 from gridtokenx.node import keystore
 from gridtokenx.node.home import read_config, read_status
@@ -726,6 +726,4 @@ def _sweep_table(results: list[dict[str, object]]) -> str:
 
 
 if __name__ == "__main__":
-    # A `kill` of the bench stops its validators as Ctrl-C does, rather than orphaning them.
-    with contextlib.suppress(KeyboardInterrupt), terminate_as_interrupt():
-        main(sys.argv[1:])
+    benchkit.run_main(main, sys.argv[1:])

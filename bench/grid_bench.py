@@ -27,7 +27,7 @@ import benchkit
 from devnet_bench import validators_running
 from gridtokenx.client import ApiError, AsyncClient
 from gridtokenx.devnet.homes import devnet_validators, init_devnet
-from gridtokenx.devnet.processes import free_base_port, terminate_as_interrupt
+from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.ledger import genesis
 from gridtokenx.node.home import read_config
 from gridtokenx.wire import tx
@@ -161,6 +161,4 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    # A `kill` of the bench stops its validators as Ctrl-C does, rather than orphaning them.
-    with contextlib.suppress(KeyboardInterrupt), terminate_as_interrupt():
-        main(sys.argv[1:])
+    benchkit.run_main(main, sys.argv[1:])

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import statistics
@@ -38,7 +37,7 @@ from typing import Any
 import benchkit
 from devnet_bench import _drive, _same_chain, height_steps, validators_running
 from gridtokenx.devnet.homes import devnet_genesis, init_devnet, read_key_id, sentry_homes
-from gridtokenx.devnet.processes import free_base_port, terminate_as_interrupt
+from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.node.home import read_config
 from workload import MarketLoad
 
@@ -119,6 +118,4 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    # A `kill` of the bench stops its validators as Ctrl-C does, rather than orphaning them.
-    with contextlib.suppress(KeyboardInterrupt), terminate_as_interrupt():
-        main(sys.argv[1:])
+    benchkit.run_main(main, sys.argv[1:])

@@ -417,3 +417,34 @@ def test_benchkit_quantiles_are_nearest_rank_and_one_run_is_its_own_summary() ->
     assert benchkit.summarize([one]) == one
     two = benchkit.summarize([one, {"committed_tx_per_s": 1000.0}])
     assert two["committed_tx_per_s_min"] == 990.0 and two["repeats"] == 2
+
+
+def test_an_interrupted_benchmark_says_so_and_exits_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C (or a `kill`) mid-run stops the bench's processes and ends it with status
+    130 and a line on stderr, not status 0 and silence."""
+    import signal
+
+    benchkit = _load("benchkit")
+    stopped: list[str] = []
+    before = signal.getsignal(signal.SIGTERM)
+
+    def interrupted(argv: list[str]) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
+            time.sleep(5)  # not reached: SIGTERM raises KeyboardInterrupt here
+        finally:
+            stopped.append("its processes")
+
+    with pytest.raises(SystemExit) as ended:
+        benchkit.run_main(interrupted, [])
+    assert ended.value.code == 130 and stopped == ["its processes"]
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+
+    def measured(argv: list[str]) -> None:
+        stopped.append(" ".join(argv))
+
+    benchkit.run_main(measured, ["--rate", "1"])  # a run that ends normally: no exit
+    assert stopped[-1] == "--rate 1"
