@@ -21,9 +21,10 @@ the next. State sync reads the tree through `depth`, `bucket_count`, `bucket_lea
 
 The loops that run once per key, bucket or node of a block (`key_positions`, `leaf_hashes`,
 `BucketTree.set_many`, the bucket decoding in `prefetch`, the bucket and node hashes of
-`root`) have a compiled twin in `_tree_hashing` (Cython over OpenSSL's SHA-256, built by
-setup.py), used where it was built: the Python code here is the reference it must equal
-byte for byte, and what runs where no C compiler built it. `use_compiled` switches.
+`root`, the bucket encoding in `take_writes`) have a compiled twin in `_tree_hashing`
+(Cython over OpenSSL's SHA-256, built by setup.py), used where it was built: the Python
+code here is the reference it must equal byte for byte, and what runs where no C
+compiler built it. `use_compiled` switches.
 """
 
 from __future__ import annotations
@@ -157,7 +158,9 @@ EMPTY: Final = _empty_hashes()
 
 def encode_bucket(leaves: Mapping[bytes, bytes]) -> bytes:
     """A bucket as stored: a MessagePack array of [key, leaf hash] pairs in key order
-    (decoded in C, which matters: a block reads a bucket for every key it writes)."""
+    (decoded in C, which matters: a block reads a bucket for every key it writes). The
+    reference that `_tree_hashing.encode_buckets` (what `take_writes` runs where it was
+    built: 2.6 buckets a crossing order) must equal byte for byte."""
     return msgspec.msgpack.encode([(k, leaves[k]) for k in sorted(leaves)])
 
 
@@ -497,10 +500,14 @@ class BucketTree:
                     unsaved = s.unsaved_children.get(level, set())
                     s.kids[level] = {p: b for p, b in kids.items() if p in unsaved}
                     s.complete.discard(level)
-        buckets: dict[int, bytes | None] = {}
-        for index in s.unsaved_buckets:
-            bucket = self._bucket(index)
-            buckets[index] = encode_bucket(bucket) if bucket else None
+        buckets: dict[int, bytes | None]
+        if _native:
+            buckets = _compiled.encode_buckets(s.buckets, s.unsaved_buckets, self._bucket)
+        else:
+            buckets = {}
+            for index in s.unsaved_buckets:
+                bucket = self._bucket(index)
+                buckets[index] = encode_bucket(bucket) if bucket else None
         children: dict[int, dict[int, bytes | None]] = {}
         for level, parents in s.unsaved_children.items():
             blobs, empty = children.setdefault(level, {}), _EMPTY_KIDS[level]
