@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+import msgspec
+
 from gridtokenx.ledger.context import Event, EventValue
 from gridtokenx.wire import tx
 
@@ -28,8 +30,13 @@ BUY: Final = "BUY"
 SELL: Final = "SELL"
 
 
-@dataclass(frozen=True)
-class Ref:
+# The facts are msgspec Structs, not dataclasses: a node makes a few per committed order
+# (a Ref and a CommittedTx per transaction, an OrderLife per order, a TradeFact per trade),
+# and a frozen dataclass's __init__ (object.__setattr__ per field) cost 0.4-2.4 us each
+# against 0.1-0.2; fields, equality and immutability are the same.
+
+
+class Ref(msgspec.Struct, frozen=True):
     """Where something happened: the height, the block time and the transaction (None for
     an end-of-block event such as a gate-closure expiry)."""
 
@@ -38,16 +45,14 @@ class Ref:
     tx_hash: bytes | None
 
 
-@dataclass(frozen=True)
-class CommittedTx:
+class CommittedTx(msgspec.Struct, frozen=True):
     tx_hash: bytes
     sender: bytes
     body: tx.Body
     events: list[Event]
 
 
-@dataclass(frozen=True)
-class CommittedBlock:
+class CommittedBlock(msgspec.Struct, frozen=True):
     """One committed height as a follower hands it to surveillance."""
 
     height: int
@@ -57,8 +62,7 @@ class CommittedBlock:
     end_events: list[Event]
 
 
-@dataclass
-class OrderLife:
+class OrderLife(msgspec.Struct):
     id: int
     owner: bytes
     side: str
@@ -68,7 +72,7 @@ class OrderLife:
     price: int
     placed: Ref
     filled_wh: int = 0
-    trades: list[int] = field(default_factory=list)
+    trades: list[int] = msgspec.field(default_factory=list)
     closed: str | None = None  # filled, cancelled, expired, killed
     closed_at: Ref | None = None
     best_same_side_at_close: int | None = None  # others' best price on its side when closed
@@ -79,8 +83,7 @@ class OrderLife:
         return self.quantity_wh - self.filled_wh
 
 
-@dataclass(frozen=True)
-class TradeFact:
+class TradeFact(msgspec.Struct, frozen=True):
     id: int
     interval: int
     buy_order: int
@@ -101,8 +104,7 @@ class TradeFact:
         return self.buyer if self.buy_order > self.sell_order else self.seller
 
 
-@dataclass(frozen=True)
-class Transfer:
+class Transfer(msgspec.Struct, frozen=True):
     sender: bytes
     to: bytes
     asset: str
@@ -110,8 +112,7 @@ class Transfer:
     at: Ref
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(msgspec.Struct, frozen=True):
     owner: bytes
     zone: str
     interval: int
