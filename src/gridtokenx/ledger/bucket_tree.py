@@ -825,9 +825,11 @@ class BucketTree:
                 if index not in everything:
                     everything[index] = decode_bucket(blob)
         buckets: dict[int, dict[bytes, bytes]] = {}
-        for bucket in everything.values():
-            for key, leaf in bucket.items():
-                buckets.setdefault(bucket_at(key_position(key), depth), {})[key] = leaf
+        keys = [key for bucket in everything.values() for key in bucket]
+        leaves = [leaf for bucket in everything.values() for leaf in bucket.values()]
+        shift = 32 - FANOUT_BITS * depth  # positions in one batch: every key of the state
+        for key, leaf, position in zip(keys, leaves, key_positions(keys), strict=True):
+            buckets.setdefault(position >> shift, {})[key] = leaf
         kids = self._levels(depth)
         dropped = old.depth if old.dropped is None else old.dropped
         self._s = _Shape(

@@ -364,10 +364,11 @@ class State:
             tree.set_many(keys, values, positions)
             self._unhashed.clear()
             if self._source is not None:  # its store persists them: `take_changes`
-                unpersisted, encoded = self._unpersisted, self._encoded
-                for key, record, value in zip(keys, records, values, strict=True):
-                    if value is not None and key in unpersisted:
-                        encoded[key] = (record, value)  # type: ignore[assignment]
+                unpersisted, rows = self._unpersisted, zip(keys, records, values, strict=True)
+                self._encoded.update(
+                    {key: (record, value) for key, record, value in rows  # type: ignore[misc]
+                     if value is not None and key in unpersisted}
+                )  # fmt: skip
         return tree.root()
 
     def recompute_root(self) -> bytes:

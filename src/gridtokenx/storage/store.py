@@ -326,22 +326,23 @@ class Store:
         if receipts is not None and len(receipts) != len(tx_hashes):
             raise StoreError(f"{len(receipts)} receipts for {len(tx_hashes)} transactions")
         batch = WriteBatch(raw_mode=True)
+        put, at = batch.put, _height_key(height)
         blocks_cf, txs, state, meta = (self._cf(n) for n in ("blocks", "txs", "state", "meta"))
-        batch.put(b"b" + _height_key(height), block, blocks_cf)
-        batch.put(b"c" + _height_key(height), commit, blocks_cf)
+        put(b"b" + at, block, blocks_cf)
+        put(b"c" + at, commit, blocks_cf)
         if block_hash is not None:
-            batch.put(b"h" + block_hash, _height_key(height), blocks_cf)
+            put(b"h" + block_hash, at, blocks_cf)
         if end_events is not None:
-            batch.put(b"e" + _height_key(height), end_events, blocks_cf)
-        for index, tx_hash in enumerate(tx_hashes):
-            events = b"" if receipts is None else receipts[index]
-            batch.put(tx_hash, _height_key(height) + index.to_bytes(4) + events, txs)
+            put(b"e" + at, end_events, blocks_cf)
+        events = [b""] * len(tx_hashes) if receipts is None else receipts
+        for index, tx_hash in enumerate(tx_hashes):  # a loop per transaction and per record:
+            put(tx_hash, at + index.to_bytes(4) + events[index], txs)  # names bound once
         bodies = encoded or {}
         for key, record in changes.items():
             if record is None:
                 batch.delete(key, state)
             else:
-                batch.put(key, encode_record(record, bodies.get(key)), state)
+                put(key, encode_record(record, bodies.get(key)), state)
         self._index_certificates(batch, changes)
         if tree is not None:
             self._write_tree(batch, tree, height)

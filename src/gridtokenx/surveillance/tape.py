@@ -164,15 +164,20 @@ class Tape:
 
     # --- feeding -------------------------------------------------------------------------
     def observe(self, block: CommittedBlock) -> None:
-        self.height, self.time, self.settled = block.height, block.time, []
-        for t in block.txs:
-            at = Ref(block.height, block.time, t.tx_hash)
-            if isinstance(t.body, tx.RegisterParticipant):
-                self.names[t.body.account] = t.body.name.strip().casefold()
-            self._clearing = isinstance(t.body, tx.SubmitAuctionClearing)
-            self._events(t.events, at)
+        height, time, handlers = block.height, block.time, _HANDLERS
+        self.height, self.time, self.settled = height, time, []
+        for t in block.txs:  # one pass a transaction, its events' handlers inline
+            body = t.body
+            if isinstance(body, tx.RegisterParticipant):
+                self.names[body.account] = body.name.strip().casefold()
+            self._clearing = isinstance(body, tx.SubmitAuctionClearing)
+            at = Ref(height, time, t.tx_hash)
+            for e in t.events:
+                handler = handlers.get(e.kind)
+                if handler is not None:
+                    handler(self, e.attrs, at)
         self._clearing = False
-        self._events(block.end_events, Ref(block.height, block.time, None))
+        self._events(block.end_events, Ref(height, time, None))
 
     def _events(self, events: list[Event], at: Ref) -> None:
         for e in events:
@@ -181,13 +186,13 @@ class Tape:
                 handler(self, e.attrs, at)
 
     def _accepted(self, a: Attrs, at: Ref) -> None:
+        order_id, start = _int(a["order"]), _int(a["interval"])
         order = OrderLife(
-            id=_int(a["order"]), owner=_bytes(a["owner"]), side=str(a["side"]),
-            zone=str(a["zone"]), interval=_int(a["interval"]),
-            quantity_wh=_int(a["quantity_wh"]), price=_int(a["price"]), placed=at,
+            order_id, _bytes(a["owner"]), str(a["side"]), str(a["zone"]), start,
+            _int(a["quantity_wh"]), _int(a["price"]), at,
         )  # fmt: skip
-        self.interval(order.interval).orders[order.id] = order
-        self.order_interval[order.id] = order.interval
+        self.interval(start).orders[order_id] = order
+        self.order_interval[order_id] = start
 
     def _amended(self, a: Attrs, at: Ref) -> None:
         order = self.order(_int(a["order"]))
