@@ -204,20 +204,19 @@ class Tape:
         ids = self.trade_orders(trade_id)
         if ids is None:
             return
+        start, quantity = _int(a["interval"]), _int(a["quantity_wh"])
         fact = TradeFact(
-            id=trade_id, interval=_int(a["interval"]), buy_order=ids[0], sell_order=ids[1],
-            buyer=_bytes(a["buyer"]), seller=_bytes(a["seller"]),
-            buyer_zone=str(a["buyer_zone"]), seller_zone=str(a["seller_zone"]),
-            quantity_wh=_int(a["quantity_wh"]), price=_int(a["price"]), at=at,
-            auction=self._clearing,
+            trade_id, start, ids[0], ids[1], _bytes(a["buyer"]), _bytes(a["seller"]),
+            str(a["buyer_zone"]), str(a["seller_zone"]), quantity, _int(a["price"]), at,
+            self._clearing,
         )  # fmt: skip
-        self.interval(fact.interval).trades.append(fact)
+        self.interval(start).trades.append(fact)
         if fact.auction:  # curve ids, not order ids
             return
         for order_id in ids:
             order = self.order(order_id)
             if order is not None:
-                order.filled_wh += fact.quantity_wh
+                order.filled_wh += quantity
                 order.trades.append(trade_id)
 
     def _curve(self, a: Attrs, at: Ref) -> None:
