@@ -358,8 +358,8 @@ class State:
             self._cold.clear()
             if self._source is not None:
                 tree.prefetch(positions)
-            lookup, encode = self._lookup, codec.encode
-            records = [lookup(key) for key in keys]
+            held, lookup, encode = self._records, self._lookup, codec.encode
+            records = [held[key] if key in held else lookup(key) for key in keys]  # held: written
             values = [None if r is None else encode(r) for r in records]
             tree.set_many(keys, values, positions)
             self._unhashed.clear()
