@@ -307,8 +307,8 @@ class State:
         self._unpersisted.clear()
         kept, self._encoded = self._encoded, {}
         if encoded is not None:
-            encoded.update((key, body) for key, (record, body) in kept.items()
-                           if changes.get(key) is record)  # fmt: skip
+            encoded.update({key: body for key, (record, body) in kept.items()
+                            if changes.get(key) is record})  # fmt: skip
         return changes
 
     def take_tree_writes(self) -> TreeWrites:

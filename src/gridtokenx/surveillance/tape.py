@@ -191,7 +191,8 @@ class Tape:
             order_id, _bytes(a["owner"]), str(a["side"]), str(a["zone"]), start,
             _int(a["quantity_wh"]), _int(a["price"]), at,
         )  # fmt: skip
-        self.interval(start).orders[order_id] = order
+        found = self.intervals.get(start)  # `interval`, inline: once per order
+        (self.interval(start) if found is None else found).orders[order_id] = order
         self.order_interval[order_id] = start
 
     def _amended(self, a: Attrs, at: Ref) -> None:
