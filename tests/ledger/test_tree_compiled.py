@@ -241,6 +241,16 @@ def test_use_compiled_refuses_a_module_that_was_not_built(monkeypatch: pytest.Mo
     assert not bucket_tree.compiled_in_use()
 
 
+def _fresh_process(script: str) -> str:
+    """What `script` prints, run in a new interpreter on this one's path (a module as it
+    imports, before this process imported it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    return done.stdout
+
+
 @needs_compiled
 def test_the_compiled_loops_refuse_to_hash_before_their_tags_are_absorbed() -> None:
     """The module alone (not through `bucket_tree`, which starts it as it imports it)
@@ -249,11 +259,7 @@ def test_the_compiled_loops_refuse_to_hash_before_their_tags_are_absorbed() -> N
         "from gridtokenx.ledger import _tree_hashing as t\n"
         "try:\n    t.key_positions([b'k'])\nexcept RuntimeError as e:\n    print(e)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
-    assert "start() was not called" in done.stdout
+    assert "start() was not called" in _fresh_process(script)
 
 
 @needs_compiled
@@ -285,3 +291,15 @@ def test_a_bucket_that_is_not_bytes_to_bytes_is_refused_by_the_compiled_encoding
         bucket_tree._compiled.encode_bucket({"k": b"v"})  # type: ignore[dict-item]
     with pytest.raises(TypeError):
         bucket_tree._compiled.encode_buckets({1: [(b"k", b"v")]}, [1], {}.get)  # type: ignore[dict-item]
+
+
+def test_a_compiled_module_built_from_an_older_pyx_counts_as_not_built() -> None:
+    """A checkout updated without `make native` keeps a module that lacks the newest
+    loops: the tree runs its Python loops rather than failing at its first writes."""
+    script = (
+        "import sys, types\n"
+        "sys.modules['gridtokenx.ledger._tree_hashing'] = types.ModuleType('stale')\n"
+        "from gridtokenx.ledger import bucket_tree\n"
+        "print(bucket_tree.COMPILED, bucket_tree.BucketTree().take_writes().count)\n"
+    )
+    assert _fresh_process(script).split() == ["False", "0"]

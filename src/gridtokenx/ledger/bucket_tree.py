@@ -43,6 +43,10 @@ try:
     from gridtokenx.ledger import _tree_hashing as _compiled
 except ImportError:  # not built here (no C compiler or OpenSSL headers): the Python loops
     _compiled = None  # type: ignore[assignment]
+if _compiled is not None and not hasattr(_compiled, "encode_buckets"):
+    # Built from an older .pyx (a checkout updated without `make native`): it lacks loops
+    # this module calls, so it counts as not built (CI, which requires it, then fails).
+    _compiled = None  # type: ignore[assignment]
 
 FANOUT_BITS: Final = 4
 FANOUT: Final = 1 << FANOUT_BITS  # each node commits to 16 children
