@@ -241,6 +241,16 @@ def test_use_compiled_refuses_a_module_that_was_not_built(monkeypatch: pytest.Mo
     assert not bucket_tree.compiled_in_use()
 
 
+def _fresh_process(script: str) -> str:
+    """What `script` prints, run in a new interpreter on this one's path (a module as it
+    imports, before this process imported it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    return done.stdout
+
+
 @needs_compiled
 def test_the_compiled_loops_refuse_to_hash_before_their_tags_are_absorbed() -> None:
     """The module alone (not through `bucket_tree`, which starts it as it imports it)
@@ -249,8 +259,47 @@ def test_the_compiled_loops_refuse_to_hash_before_their_tags_are_absorbed() -> N
         "from gridtokenx.ledger import _tree_hashing as t\n"
         "try:\n    t.key_positions([b'k'])\nexcept RuntimeError as e:\n    print(e)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
-    assert "start() was not called" in done.stdout
+    assert "start() was not called" in _fresh_process(script)
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "sizes", [[], [0], [1, 255], [256, 32], [65_536, 7], [3] * 15, [3] * 16, [5] * 70_000]
+)
+def test_a_bucket_encodes_as_the_python_reference_writes_it(sizes: list[int]) -> None:
+    """Key lengths across msgpack's bin8/16/32 and counts across fixarray/array16/32, keys
+    given out of order: the same bytes as `encode_bucket`."""
+    leaves = {(i * 2_654_435_761 % 2**32).to_bytes(4) + b"k" * n: bytes([i % 256]) * (32 + n % 3)
+              for i, n in enumerate(sizes)}  # fmt: skip
+    assert len(leaves) == len(sizes)
+    blob = encode_bucket(leaves)
+    assert bucket_tree._compiled.encode_bucket(leaves) == blob
+    found = bucket_tree._compiled.encode_buckets({4: leaves, 5: {}}, [4, 5, 6], {6: None}.get)
+    assert found == {4: blob if leaves else None, 5: None, 6: None}
+
+
+@needs_compiled
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.binary(max_size=40), st.binary(max_size=300), max_size=40))
+def test_any_bucket_encodes_as_the_python_reference_writes_it(leaves: dict[bytes, bytes]) -> None:
+    assert bucket_tree._compiled.encode_bucket(leaves) == encode_bucket(leaves)
+
+
+@needs_compiled
+def test_a_bucket_that_is_not_bytes_to_bytes_is_refused_by_the_compiled_encoding() -> None:
+    with pytest.raises(TypeError):
+        bucket_tree._compiled.encode_bucket({"k": b"v"})  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        bucket_tree._compiled.encode_buckets({1: [(b"k", b"v")]}, [1], {}.get)  # type: ignore[dict-item]
+
+
+def test_a_compiled_module_built_from_an_older_pyx_counts_as_not_built() -> None:
+    """A checkout updated without `make native` keeps a module that lacks the newest
+    loops: the tree runs its Python loops rather than failing at its first writes."""
+    script = (
+        "import sys, types\n"
+        "sys.modules['gridtokenx.ledger._tree_hashing'] = types.ModuleType('stale')\n"
+        "from gridtokenx.ledger import bucket_tree\n"
+        "print(bucket_tree.COMPILED, bucket_tree.BucketTree().take_writes().count)\n"
+    )
+    assert _fresh_process(script).split() == ["False", "0"]

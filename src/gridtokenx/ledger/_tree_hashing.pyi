@@ -33,3 +33,9 @@ def decode_buckets(
     blobs: list[bytes | None],
     fallback: Callable[[bytes], list[tuple[bytes, bytes]]],
 ) -> None: ...
+def encode_bucket(leaves: dict[bytes, bytes]) -> bytes: ...
+def encode_buckets(
+    buckets: dict[int, dict[bytes, bytes]],
+    indexes: Iterable[int],
+    fetch: Callable[[int], dict[bytes, bytes] | None],
+) -> dict[int, bytes | None]: ...

@@ -169,13 +169,12 @@ cdef int _by_key(const void *a, const void *b) noexcept nogil:
     return (x.size > y.size) - (x.size < y.size)
 
 
-cdef bytes _bucket_hash(dict bucket, _Leaf *leaves):
-    """The hash of a bucket over its leaves in key order, sorted in C (`leaves`: room for
-    every key of the bucket)."""
-    cdef Py_ssize_t at = 0, n = 0, i
+cdef Py_ssize_t _sorted_leaves(dict bucket, _Leaf *leaves) except -1:
+    """A bucket's keys and leaf hashes into `leaves` (room for every key), in key order:
+    their count."""
+    cdef Py_ssize_t at = 0, n = 0
     cdef PyObject *key
     cdef PyObject *leaf
-    cdef SHA256_CTX ctx = _bucket_ctx
     while PyDict_Next(bucket, &at, &key, &leaf):
         if type(<object>key) is not bytes or type(<object>leaf) is not bytes:
             raise TypeError("a bucket maps bytes keys to bytes leaf hashes")
@@ -184,6 +183,15 @@ cdef bytes _bucket_hash(dict bucket, _Leaf *leaves):
         leaves[n].leaf = leaf
         n += 1
     qsort(leaves, n, sizeof(_Leaf), _by_key)
+    return n
+
+
+cdef bytes _bucket_hash(dict bucket, _Leaf *leaves):
+    """The hash of a bucket over its leaves in key order, sorted in C (`leaves`: room for
+    every key of the bucket)."""
+    cdef Py_ssize_t n, i
+    cdef SHA256_CTX ctx = _bucket_ctx
+    n = _sorted_leaves(bucket, leaves)
     for i in range(n):
         SHA256_Update(&ctx, PyBytes_AS_STRING(<object>leaves[i].leaf),
                       PyBytes_GET_SIZE(<object>leaves[i].leaf))
@@ -403,3 +411,103 @@ def decode_buckets(dict buckets, list indexes, list blobs, fallback) -> None:
             if pairs is None:
                 pairs = dict(fallback(blob))
         buckets[indexes[i]] = pairs
+
+
+cdef inline Py_ssize_t _bin_head(Py_ssize_t n) noexcept:
+    """The length of a msgpack bin's header for `n` bytes (bin8, bin16 or bin32)."""
+    return 2 if n < 0x100 else (3 if n < 0x10000 else 5)
+
+
+cdef inline Py_ssize_t _write_bin(unsigned char *out, const char *data, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t head = _bin_head(n)
+    if head == 2:
+        out[0], out[1] = 0xC4, <unsigned char>n
+    elif head == 3:
+        out[0], out[1], out[2] = 0xC5, (n >> 8) & 0xFF, n & 0xFF
+    else:
+        out[0], out[1], out[2] = 0xC6, (n >> 24) & 0xFF, (n >> 16) & 0xFF
+        out[3], out[4] = (n >> 8) & 0xFF, n & 0xFF
+    memcpy(out + head, data, n)
+    return head + n
+
+
+cdef bytes _encode(dict bucket, _Leaf *leaves):
+    """`encode_bucket` in C: a msgpack array of [key, leaf hash] arrays in key order, with
+    msgspec's choices (the shortest array and bin headers), sorted as `_bucket_hash` sorts
+    (`leaves`: room for every key of the bucket)."""
+    cdef Py_ssize_t at, n, i, leaf_size, total
+    cdef unsigned char *out
+    cdef bytes blob
+    n = _sorted_leaves(bucket, leaves)
+    total = 1 if n < 16 else (3 if n < 0x10000 else 5)
+    for i in range(n):
+        leaf_size = PyBytes_GET_SIZE(<object>leaves[i].leaf)
+        total += 1 + _bin_head(leaves[i].size) + leaves[i].size + _bin_head(leaf_size) + leaf_size
+    blob = PyBytes_FromStringAndSize(NULL, total)
+    out = <unsigned char *>PyBytes_AS_STRING(blob)
+    if n < 16:
+        out[0], at = 0x90 | n, 1
+    elif n < 0x10000:
+        out[0], out[1], out[2], at = 0xDC, (n >> 8) & 0xFF, n & 0xFF, 3
+    else:
+        out[0], out[1], out[2], out[3], out[4] = 0xDD, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF
+        at = 5
+    for i in range(n):
+        out[at] = 0x92
+        at += 1
+        at += _write_bin(out + at, leaves[i].key, leaves[i].size)
+        at += _write_bin(out + at, PyBytes_AS_STRING(<object>leaves[i].leaf),
+                         PyBytes_GET_SIZE(<object>leaves[i].leaf))
+    return blob
+
+
+cdef class _Room:
+    """Room for the leaves of the largest bucket seen, grown as needed."""
+
+    cdef _Leaf *leaves
+    cdef Py_ssize_t size
+
+    def __cinit__(self) -> None:
+        self.size = 64
+        self.leaves = <_Leaf *>PyMem_Malloc(self.size * sizeof(_Leaf))
+        if self.leaves is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self) -> None:
+        PyMem_Free(self.leaves)
+
+    cdef _Leaf *fit(self, Py_ssize_t n) except NULL:
+        if n > self.size:
+            PyMem_Free(self.leaves)
+            self.leaves = <_Leaf *>PyMem_Malloc(n * sizeof(_Leaf))
+            if self.leaves is NULL:
+                self.size = 0
+                raise MemoryError()
+            self.size = n
+        return self.leaves
+
+
+def encode_bucket(dict leaves) -> bytes:
+    """`bucket_tree.encode_bucket`: a bucket (key -> leaf hash) as stored."""
+    cdef _Room room = _Room()  # held while `_encode` writes into its leaves
+    return _encode(leaves, room.fit(len(leaves)))
+
+
+def encode_buckets(dict buckets, indexes, fetch) -> dict:
+    """The loop of `BucketTree.take_writes` over its unsaved buckets: index -> the bucket
+    as stored (`encode_bucket`), None for an empty one; a bucket memory lacks is
+    `fetch(index)` (read from the source: a dict, or None)."""
+    cdef dict out = {}
+    cdef object bucket
+    cdef PyObject *found
+    cdef _Room room = _Room()
+    for index in indexes:
+        found = PyDict_GetItem(buckets, index)
+        bucket = fetch(index) if found is NULL else <object>found
+        if not bucket:
+            out[index] = None
+        elif type(bucket) is not dict:
+            raise TypeError("a bucket is a dict of leaf hashes")
+        else:
+            out[index] = _encode(bucket, room.fit(len(<dict>bucket)))
+    return out

@@ -21,9 +21,10 @@ the next. State sync reads the tree through `depth`, `bucket_count`, `bucket_lea
 
 The loops that run once per key, bucket or node of a block (`key_positions`, `leaf_hashes`,
 `BucketTree.set_many`, the bucket decoding in `prefetch`, the bucket and node hashes of
-`root`) have a compiled twin in `_tree_hashing` (Cython over OpenSSL's SHA-256, built by
-setup.py), used where it was built: the Python code here is the reference it must equal
-byte for byte, and what runs where no C compiler built it. `use_compiled` switches.
+`root`, the bucket encoding in `take_writes`) have a compiled twin in `_tree_hashing`
+(Cython over OpenSSL's SHA-256, built by setup.py), used where it was built: the Python
+code here is the reference it must equal byte for byte, and what runs where no C
+compiler built it. `use_compiled` switches.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ from gridtokenx.wire.crypto import tag_context, tag_prefix, tagged_hash
 try:
     from gridtokenx.ledger import _tree_hashing as _compiled
 except ImportError:  # not built here (no C compiler or OpenSSL headers): the Python loops
+    _compiled = None  # type: ignore[assignment]
+if _compiled is not None and not hasattr(_compiled, "encode_buckets"):
+    # Built from an older .pyx (a checkout updated without `make native`): it lacks loops
+    # this module calls, so it counts as not built (CI, which requires it, then fails).
     _compiled = None  # type: ignore[assignment]
 
 FANOUT_BITS: Final = 4
@@ -157,7 +162,9 @@ EMPTY: Final = _empty_hashes()
 
 def encode_bucket(leaves: Mapping[bytes, bytes]) -> bytes:
     """A bucket as stored: a MessagePack array of [key, leaf hash] pairs in key order
-    (decoded in C, which matters: a block reads a bucket for every key it writes)."""
+    (decoded in C, which matters: a block reads a bucket for every key it writes). The
+    reference that `_tree_hashing.encode_buckets` (what `take_writes` runs where it was
+    built: 2.6 buckets a crossing order) must equal byte for byte."""
     return msgspec.msgpack.encode([(k, leaves[k]) for k in sorted(leaves)])
 
 
@@ -497,10 +504,14 @@ class BucketTree:
                     unsaved = s.unsaved_children.get(level, set())
                     s.kids[level] = {p: b for p, b in kids.items() if p in unsaved}
                     s.complete.discard(level)
-        buckets: dict[int, bytes | None] = {}
-        for index in s.unsaved_buckets:
-            bucket = self._bucket(index)
-            buckets[index] = encode_bucket(bucket) if bucket else None
+        buckets: dict[int, bytes | None]
+        if _native:
+            buckets = _compiled.encode_buckets(s.buckets, s.unsaved_buckets, self._bucket)
+        else:
+            buckets = {}
+            for index in s.unsaved_buckets:
+                bucket = self._bucket(index)
+                buckets[index] = encode_bucket(bucket) if bucket else None
         children: dict[int, dict[int, bytes | None]] = {}
         for level, parents in s.unsaved_children.items():
             blobs, empty = children.setdefault(level, {}), _EMPTY_KIDS[level]
@@ -818,9 +829,11 @@ class BucketTree:
                 if index not in everything:
                     everything[index] = decode_bucket(blob)
         buckets: dict[int, dict[bytes, bytes]] = {}
-        for bucket in everything.values():
-            for key, leaf in bucket.items():
-                buckets.setdefault(bucket_at(key_position(key), depth), {})[key] = leaf
+        keys = [key for bucket in everything.values() for key in bucket]
+        leaves = [leaf for bucket in everything.values() for leaf in bucket.values()]
+        shift = 32 - FANOUT_BITS * depth  # positions in one batch: every key of the state
+        for key, leaf, position in zip(keys, leaves, key_positions(keys), strict=True):
+            buckets.setdefault(position >> shift, {})[key] = leaf
         kids = self._levels(depth)
         dropped = old.depth if old.dropped is None else old.dropped
         self._s = _Shape(

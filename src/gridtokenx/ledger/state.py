@@ -307,8 +307,8 @@ class State:
         self._unpersisted.clear()
         kept, self._encoded = self._encoded, {}
         if encoded is not None:
-            encoded.update((key, body) for key, (record, body) in kept.items()
-                           if changes.get(key) is record)  # fmt: skip
+            encoded.update({key: body for key, (record, body) in kept.items()
+                            if changes.get(key) is record})  # fmt: skip
         return changes
 
     def take_tree_writes(self) -> TreeWrites:
@@ -358,16 +358,17 @@ class State:
             self._cold.clear()
             if self._source is not None:
                 tree.prefetch(positions)
-            lookup, encode = self._lookup, codec.encode
-            records = [lookup(key) for key in keys]
+            held, lookup, encode = self._records, self._lookup, codec.encode
+            records = [held[key] if key in held else lookup(key) for key in keys]  # held: written
             values = [None if r is None else encode(r) for r in records]
             tree.set_many(keys, values, positions)
             self._unhashed.clear()
             if self._source is not None:  # its store persists them: `take_changes`
-                unpersisted, encoded = self._unpersisted, self._encoded
-                for key, record, value in zip(keys, records, values, strict=True):
-                    if value is not None and key in unpersisted:
-                        encoded[key] = (record, value)  # type: ignore[assignment]
+                unpersisted, rows = self._unpersisted, zip(keys, records, values, strict=True)
+                self._encoded.update(
+                    {key: (record, value) for key, record, value in rows  # type: ignore[misc]
+                     if value is not None and key in unpersisted}
+                )  # fmt: skip
         return tree.root()
 
     def recompute_root(self) -> bytes:

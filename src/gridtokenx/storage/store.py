@@ -126,6 +126,10 @@ def _check_not_headless(path: Path) -> None:
         raise StoreCorrupt(f"{path} is damaged (RocksDB files without a CURRENT file)")
 
 
+_BIN8: Final = tuple(b"\xc4" + bytes([size]) for size in range(0x100))
+"""The msgpack bin8 header of each size: a record's header looked up, not formatted."""
+
+
 def encode_record(record: msgspec.Struct, body: bytes | None = None) -> bytes:
     """The stored form: `codec.encode((type name, codec.encode(record)))`, put together
     from the type's prefix and the record's bytes, the same bytes at about half the cost
@@ -139,7 +143,7 @@ def encode_record(record: msgspec.Struct, body: bytes | None = None) -> bytes:
         body = codec.encode(record)
     size = len(body)
     if size < 0x100:
-        return b"%s\xc4%c%s" % (prefix, size, body)
+        return prefix + _BIN8[size] + body
     header = b"\xc5" + size.to_bytes(2) if size < 0x10000 else b"\xc6" + size.to_bytes(4)
     return prefix + header + body
 
@@ -326,22 +330,23 @@ class Store:
         if receipts is not None and len(receipts) != len(tx_hashes):
             raise StoreError(f"{len(receipts)} receipts for {len(tx_hashes)} transactions")
         batch = WriteBatch(raw_mode=True)
+        put, at = batch.put, _height_key(height)
         blocks_cf, txs, state, meta = (self._cf(n) for n in ("blocks", "txs", "state", "meta"))
-        batch.put(b"b" + _height_key(height), block, blocks_cf)
-        batch.put(b"c" + _height_key(height), commit, blocks_cf)
+        put(b"b" + at, block, blocks_cf)
+        put(b"c" + at, commit, blocks_cf)
         if block_hash is not None:
-            batch.put(b"h" + block_hash, _height_key(height), blocks_cf)
+            put(b"h" + block_hash, at, blocks_cf)
         if end_events is not None:
-            batch.put(b"e" + _height_key(height), end_events, blocks_cf)
-        for index, tx_hash in enumerate(tx_hashes):
-            events = b"" if receipts is None else receipts[index]
-            batch.put(tx_hash, _height_key(height) + index.to_bytes(4) + events, txs)
+            put(b"e" + at, end_events, blocks_cf)
+        events = [b""] * len(tx_hashes) if receipts is None else receipts
+        for index, tx_hash in enumerate(tx_hashes):  # a loop per transaction and per record:
+            put(tx_hash, at + index.to_bytes(4) + events[index], txs)  # names bound once
         bodies = encoded or {}
         for key, record in changes.items():
             if record is None:
                 batch.delete(key, state)
             else:
-                batch.put(key, encode_record(record, bodies.get(key)), state)
+                put(key, encode_record(record, bodies.get(key)), state)
         self._index_certificates(batch, changes)
         if tree is not None:
             self._write_tree(batch, tree, height)
@@ -685,12 +690,12 @@ class Store:
                 start = bytes([kind, writes.dropped])
                 batch.delete_range(start, bytes([kind, writes.dropped + 1]), cf)
         depth = bytes([writes.depth])
+        tag, put = b"b" + depth, batch.put  # a loop per bucket written: 2.6 a crossing order
         for index, blob in writes.buckets.items():
-            key = b"b" + depth + index.to_bytes(4)
             if blob is None:
-                batch.delete(key, cf)
+                batch.delete(tag + index.to_bytes(4), cf)
             else:
-                batch.put(key, blob, cf)
+                put(tag + index.to_bytes(4), blob, cf)
         for level, blobs in writes.children.items():
             tag = b"c" + depth + bytes([level])
             for parent, blob in blobs.items():
