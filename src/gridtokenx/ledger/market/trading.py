@@ -130,9 +130,11 @@ def _plan(
     """Gather the books the order can reach (not halted, connected, with their path loss and
     link room) and let the engine decide the fills, writing nothing. `market` is the
     interval's record as it stands (the caller has it at hand: `ensure_interval` returns
-    it). A book whose best order does not meet the order's limit even without a loss is
-    left out before any path is searched for it (`orderbook.meets`): most orders rest, and
-    most books do not cross."""
+    it). Every caller has checked that the order's own zone is not halted (placing,
+    amending, re-matching), so only the other zones' halts are read here. A book whose
+    best order does not meet the order's limit even without a loss is left out before any
+    path is searched for it (`orderbook.meets`): most orders rest, and most books do not
+    cross."""
     buying = incoming.side is Side.BUY
     opposite = Side.SELL if buying else Side.BUY
     books = orderbook.books(view.base)
@@ -146,11 +148,11 @@ def _plan(
         side = books.side(incoming.interval_start, zone, opposite)
         if side is None or not orderbook.meets(side, 0, buying, incoming.price):
             continue
-        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
-            continue
-        if zone == incoming.zone:
+        if zone == incoming.zone:  # not halted: every caller has just checked
             routes[zone] = paths.local(zone)
             reachable.append(side.local)
+            continue
+        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
         if links is None:
             links = paths.plan_grid(view, incoming.interval_start, params.interval_seconds)
@@ -330,7 +332,7 @@ def place_order(
 ) -> list[Event]:
     """Check, set aside what backs the order, match it at once, then rest or close what is
     left by its time in force."""
-    _check_may_place(view, ctx, sender, body, params)
+    open_ids = _check_may_place(view, ctx, sender, body, params)
     capacity, renewable = 0, False  # what a seller's meters can export, and if all renewably
     if body.side is Side.SELL:
         capacity, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
@@ -343,12 +345,17 @@ def place_order(
         events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
         return events
     order, fill_events = _execute(view, ctx, order, plan, params)
-    return events + fill_events + _rest_or_close(view, order, body.tif)
+    if plan.self_trades:  # the owner's own orders it crossed are cancelled: read the rest
+        open_ids = bookkeeping.open_orders(view, sender)
+    return events + fill_events + _rest_or_close(view, order, body.tif, open_ids)
 
 
 def _check_may_place(
     view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
-) -> None:
+) -> tuple[int, ...]:
+    """Raise unless `sender` may place the order; return the ids of its open orders, as
+    counted against the limit (only the cancellation of its own crossed orders changes
+    them before the order rests: fills close other owners' orders)."""
     if view.get(registry.participant_key(sender), registry.Participant) is None:
         raise errors.NotAParticipant("only registered participants place orders")
     registry.require_zone(view, body.zone)
@@ -359,12 +366,14 @@ def _check_may_place(
     if body.side is Side.SELL and body.renewable_only:
         raise errors.InvalidOrder("renewable-only applies to buy orders")
     _check_not_halted(view, body.zone)
-    if len(bookkeeping.open_orders(view, sender)) >= params.max_open_orders_per_account:
+    open_ids = bookkeeping.open_orders(view, sender)
+    if len(open_ids) >= params.max_open_orders_per_account:
         raise errors.TooManyOpenOrders(
             f"at most {params.max_open_orders_per_account} open orders per account"
         )
     if body.side is Side.SELL:
         registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
+    return open_ids
 
 
 def _new_order(
@@ -429,16 +438,17 @@ def _accepted_event(order: Order, balances: dict[str, EventValue]) -> Event:
     )
 
 
-def _rest_or_close(view: Overlay, order: Order, tif: TimeInForce) -> list[Event]:
-    """After matching: filled, killed if it may not rest, or resting until gate closure."""
+def _rest_or_close(
+    view: Overlay, order: Order, tif: TimeInForce, open_ids: tuple[int, ...]
+) -> list[Event]:
+    """After matching: filled, killed if it may not rest, or resting until gate closure
+    (added to `open_ids`, its owner's other open orders as they stand)."""
     if order.remaining_wh == 0:
         return [bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled")]
     if tif is not TimeInForce.GOOD_TILL_GATE:
         return [bookkeeping.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel")]
     bookkeeping.put_order(view, order)
-    bookkeeping.set_open_orders(
-        view, order.owner, (*bookkeeping.open_orders(view, order.owner), order.id)
-    )
+    bookkeeping.set_open_orders(view, order.owner, (*open_ids, order.id))
     return []
 
 
