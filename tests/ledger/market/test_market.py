@@ -123,8 +123,9 @@ def test_a_placement_reads_its_interval_position_and_halt_once(
 ) -> None:
     """What an order costs (docs/adr/0007): the plan takes the interval record that the
     placement read (`ensure_interval` returns it), a sell's room check hands the position
-    it read to the offer it records, and the order's own zone's halt is read by the
-    placement's check only, so none of these records is read twice."""
+    it read to the offer it records, the order's own zone's halt is read by the
+    placement's check only, and so are the open orders of an owner whose order is filled
+    as it is placed: none of these records is read twice."""
     reads: list[bytes] = []
     get = Overlay.get
 
@@ -142,6 +143,8 @@ def test_a_placement_reads_its_interval_position_and_halt_once(
     assert trade.attrs["quantity_wh"] == 1_000
     assert reads.count(interval) == 1
     assert reads.count(records.halt_key("BKK")) == 1  # its own zone's halt: checked once
+    # filled as it was placed: never among its owner's open orders, counted once
+    assert reads.count(records.open_orders_key(mk.office.address)) == 1
 
 
 def test_price_then_time_priority(mk: Market) -> None:

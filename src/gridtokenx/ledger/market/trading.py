@@ -342,7 +342,9 @@ def place_order(
     events = [_accepted_event(order, balances)]
     plan = _plan(view, order, params, market)
     if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
-        events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
+        events.append(
+            bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill", rested=False)
+        )
         return events
     order, fill_events = _execute(view, ctx, order, plan, params)
     if plan.self_trades:  # the owner's own orders it crossed are cancelled: read the rest
@@ -441,12 +443,14 @@ def _accepted_event(order: Order, balances: dict[str, EventValue]) -> Event:
 def _rest_or_close(
     view: Overlay, order: Order, tif: TimeInForce, open_ids: tuple[int, ...]
 ) -> list[Event]:
-    """After matching: filled, killed if it may not rest, or resting until gate closure
-    (added to `open_ids`, its owner's other open orders as they stand)."""
+    """After matching: filled, killed if it may not rest (neither ever among its owner's
+    open orders), or resting until gate closure (added to `open_ids`, its owner's other
+    open orders as they stand)."""
     if order.remaining_wh == 0:
-        return [bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled")]
+        return [bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled", rested=False)]
     if tif is not TimeInForce.GOOD_TILL_GATE:
-        return [bookkeeping.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel")]
+        killed = OrderStatus.KILLED
+        return [bookkeeping.close_order(view, order, killed, "immediate_or_cancel", rested=False)]
     bookkeeping.put_order(view, order)
     bookkeeping.set_open_orders(view, order.owner, (*open_ids, order.id))
     return []
