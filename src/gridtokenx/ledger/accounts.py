@@ -68,8 +68,9 @@ def open_account(view: Overlay, address: bytes) -> None:
         view.put(account_key(address), Account(0, 0, 0))
 
 
-def _require(view: Overlay, address: bytes) -> Account:
-    account = get_account(view, address)
+def _require(view: Overlay, key: bytes) -> Account:
+    """The account at `key` (`account_key`: built once by a caller that writes it back)."""
+    account = view.get(key, Account)
     if account is None:
         raise errors.UnknownRecipient("account does not exist")
     return account
@@ -83,21 +84,23 @@ def _with_balance(account: Account, asset: Asset, value: int) -> Account:
 
 def credit(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
     """Returns the account's balance of `asset` after the credit."""
-    account = _require(view, address)
+    key = account_key(address)
+    account = _require(view, key)
     after = account.balance(asset) + amount
     if after > MAX_AMOUNT:
         raise errors.AmountOverflow(f"{asset.name} balance would exceed {MAX_AMOUNT}")
-    view.put(account_key(address), _with_balance(account, asset, after))
+    view.put(key, _with_balance(account, asset, after))
     return after
 
 
 def debit(view: Overlay, address: bytes, asset: Asset, amount: int) -> int:
     """Returns the account's balance of `asset` after the debit."""
-    account = _require(view, address)
+    key = account_key(address)
+    account = _require(view, key)
     have = account.balance(asset)
     if have < amount:
         raise errors.InsufficientBalance(f"{asset.name} balance {have} is below {amount}")
-    view.put(account_key(address), _with_balance(account, asset, have - amount))
+    view.put(key, _with_balance(account, asset, have - amount))
     return have - amount
 
 

@@ -184,7 +184,8 @@ def apply(
     if check_signature and not stx.signature_valid():
         raise errors.InvalidSignature("signature does not verify under the sender's key")
     sender = tx.sender_address
-    account = accounts.get_account(view, sender)
+    account_key = accounts.account_key(sender)  # read here, written back with its nonce
+    account = view.get(account_key, accounts.Account)
     if account is None:
         raise errors.UnknownSender("sender has no account: register it first")
     if tx.nonce < account.nonce:
@@ -202,9 +203,9 @@ def apply(
         }  # fmt: skip
         events.append(Event("fee_paid", fee))
     events += _HANDLERS[type(tx.body)](view, ctx, sender, tx.body, p)
-    account = accounts.get_account(view, sender)
+    account = view.get(account_key, accounts.Account)
     assert account is not None
-    view.put(accounts.account_key(sender), msgspec.structs.replace(account, nonce=tx.nonce + 1))
+    view.put(account_key, msgspec.structs.replace(account, nonce=tx.nonce + 1))
     view.commit()
     return events
 

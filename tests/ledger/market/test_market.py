@@ -11,6 +11,7 @@ from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.invariants import check_all
 from gridtokenx.ledger.market import bookkeeping, records, tariff
 from gridtokenx.ledger.market.records import OrderStatus
+from gridtokenx.ledger.state import Overlay, R
 from gridtokenx.wire import errors
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import (
@@ -117,6 +118,35 @@ def test_limit_orders_cross_at_the_resting_price(mk: Market) -> None:
     assert mk.escrow_thb() == 330
 
 
+def test_a_placement_reads_its_interval_position_and_halt_once(
+    mk: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an order costs (docs/adr/0007): the plan takes the interval record that the
+    placement read (`ensure_interval` returns it), a sell's room check hands the position
+    it read to the offer it records, the order's own zone's halt is read by the
+    placement's check only, and so are the open orders of an owner whose order is filled
+    as it is placed: none of these records is read twice."""
+    reads: list[bytes] = []
+    get = Overlay.get
+
+    def counted(view: Overlay, key: bytes, typ: type[R]) -> R | None:
+        reads.append(key)
+        return get(view, key, typ)
+
+    monkeypatch.setattr(Overlay, "get", counted)
+    interval = records.interval_key(mk.T)
+    mk.place(mk.home, SELL, 1_000, 300)
+    assert reads.count(interval) == 1
+    assert reads.count(records.position_key(mk.T, "BKK", mk.home.address)) == 1
+    reads.clear()
+    [trade] = trade_events(mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 1_000, 350)))
+    assert trade.attrs["quantity_wh"] == 1_000
+    assert reads.count(interval) == 1
+    assert reads.count(records.halt_key("BKK")) == 1  # its own zone's halt: checked once
+    # filled as it was placed: never among its owner's open orders, counted once
+    assert reads.count(records.open_orders_key(mk.office.address)) == 1
+
+
 def test_price_then_time_priority(mk: Market) -> None:
     seller2 = mk.register("bkk-seller-2", "BKK", ParticipantKind.HOUSEHOLD)
     mk.add_meter("bkk-seller-2", seller2, "BKK", MeterKind.SOLAR, 5_000)
@@ -192,6 +222,18 @@ def test_self_trade_cancels_the_resting_own_order(mk: Market) -> None:
     assert mk.order(own_ask).status is OrderStatus.CANCELLED
     cancelled = [e for e in events if e.kind == "order_cancelled"]
     assert cancelled[0].attrs["reason"] == "self_trade"
+
+
+def test_an_order_that_cancelled_its_owners_order_rests_beside_the_others(mk: Market) -> None:
+    """The owner's open orders as the placement counted them change when it cancels the
+    owner's own crossed order: the order rests beside those still open, not the old list."""
+    crossed = mk.place(mk.home, SELL, 500, 300)
+    above = mk.place(mk.home, SELL, 500, 400)
+    bid = mk.place(mk.home, BUY, 500, 300)
+    assert mk.order(crossed).status is OrderStatus.CANCELLED
+    assert mk.order(bid).status is OrderStatus.OPEN
+    view = mk.sb.state.overlay()
+    assert bookkeeping.open_orders(view, mk.home.address) == (above, bid)
 
 
 def test_renewable_only_buy_skips_a_cogeneration_seller(mk: Market) -> None:

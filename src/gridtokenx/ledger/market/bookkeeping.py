@@ -209,10 +209,14 @@ _CLOSED_EVENTS: Final = {
 }
 
 
-def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -> Event:
+def close_order(
+    view: Overlay, order: Order, status: OrderStatus, reason: str, rested: bool = True
+) -> Event:
     """Take an open order off the book (the engine follows the record when it commits):
     release its buyer escrow or its seller offer. The refund's balances ride on the closing
-    event (`refund_satang` from the escrow to the owner)."""
+    event (`refund_satang` from the escrow to the owner). `rested=False`: an order closed
+    as it is placed (filled at once, or killed), never in its owner's open orders, which
+    are then not read."""
     moved: dict[str, EventValue] = {}
     if order.side is Side.BUY and order.escrow_satang:
         moved = accounts.move(
@@ -222,7 +226,7 @@ def close_order(view: Overlay, order: Order, status: OrderStatus, reason: str) -
         update_position(
             view, order.interval_start, order.zone, order.owner, offered_wh=-order.remaining_wh
         )
-    ids = open_orders(view, order.owner)
+    ids = open_orders(view, order.owner) if rested else ()
     if order.id in ids:
         at = ids.index(order.id)
         set_open_orders(view, order.owner, ids[:at] + ids[at + 1 :])

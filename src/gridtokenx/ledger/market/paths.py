@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Final
 
 import msgspec
@@ -56,6 +56,13 @@ class Path:
 
     def received(self, sent_wh: int) -> int:
         return sent_wh * (BASIS - self.loss_bp) // BASIS
+
+
+@lru_cache(maxsize=256)
+def local(zone: str) -> Path:
+    """The path of a trade within one zone (no link, no loss): one shared value per zone
+    (a `Path` is immutable), since every order that matches in its own zone needs one."""
+    return Path((zone,), 0)
 
 
 def compound_loss(losses_bp: list[int]) -> int:
@@ -175,7 +182,7 @@ class ZoneGraph:
         room takes the same steps and finds the same path, so only those links are asked
         (an order's plan searches about twice, most of them as some order before it)."""
         if source == target:
-            return Path((source,), 0)
+            return local(source)
         known = self._searches.get((source, target))
         if known is None:
             asked: list[Link] = []

@@ -13,6 +13,7 @@ be decided before anything changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -88,19 +89,20 @@ def seller_capacity(
     return capacity, renewable and capacity > 0
 
 
-def _check_sell_room(view: Overlay, order: Order, extra_wh: int, capacity: int) -> None:
-    """`capacity`: what the seller's meters can export (`seller_capacity`)."""
+def _check_sell_room(view: Overlay, order: Order, extra_wh: int, capacity: int) -> records.Position:
+    """`capacity`: what the seller's meters can export (`seller_capacity`). Returns the
+    seller's position as it read it, for the caller that then counts `extra_wh` in it."""
     pos = bookkeeping.position(view, order.interval_start, order.zone, order.owner)
     if pos.offered_wh + pos.sold_wh + extra_wh > capacity:
         raise errors.SellCapacityExceeded(
             f"offers of {pos.offered_wh + pos.sold_wh + extra_wh} Wh exceed the {capacity} Wh "
             f"the seller's meters in {order.zone} can export in the interval"
         )
+    return pos
 
 
 # --- matching ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Fill:
+class Fill(NamedTuple):  # a tuple: one or more per matched order, built cheaply
     resting_id: int  # its record is read when the fill executes: escrow may have moved
     quantity_wh: int
     price: int  # satang per kWh sent
@@ -118,14 +120,23 @@ class Plan:
         return sum(f.quantity_wh for f in self.fills)
 
 
-def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = None) -> Plan:
+def _plan(
+    view: Overlay,
+    incoming: Order,
+    params: Params,
+    market: records.IntervalMarket | None,
+    before: int | None = None,
+) -> Plan:
     """Gather the books the order can reach (not halted, connected, with their path loss and
-    link room) and let the engine decide the fills, writing nothing. A book whose best
-    order does not meet the order's limit even without a loss is left out before any path
-    is searched for it (`orderbook.meets`): most orders rest, and most books do not cross."""
+    link room) and let the engine decide the fills, writing nothing. `market` is the
+    interval's record as it stands (the caller has it at hand: `ensure_interval` returns
+    it). Every caller has checked that the order's own zone is not halted (placing,
+    amending, re-matching), so only the other zones' halts are read here. A book whose
+    best order does not meet the order's limit even without a loss is left out before any
+    path is searched for it (`orderbook.meets`): most orders rest, and most books do not
+    cross."""
     buying = incoming.side is Side.BUY
     opposite = Side.SELL if buying else Side.BUY
-    market = bookkeeping.interval_market(view, incoming.interval_start)
     books = orderbook.books(view.base)
     reachable: list[orderbook.Reachable] = []
     routes: dict[str, paths.Path] = {}
@@ -137,11 +148,11 @@ def _plan(view: Overlay, incoming: Order, params: Params, before: int | None = N
         side = books.side(incoming.interval_start, zone, opposite)
         if side is None or not orderbook.meets(side, 0, buying, incoming.price):
             continue
-        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
-            continue
-        if zone == incoming.zone:
-            routes[zone] = paths.Path((zone,), 0)
+        if zone == incoming.zone:  # not halted: every caller has just checked
+            routes[zone] = paths.local(zone)
             reachable.append(side.local)
+            continue
+        if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
         if links is None:
             links = paths.plan_grid(view, incoming.interval_start, params.interval_seconds)
@@ -321,25 +332,32 @@ def place_order(
 ) -> list[Event]:
     """Check, set aside what backs the order, match it at once, then rest or close what is
     left by its time in force."""
-    _check_may_place(view, ctx, sender, body, params)
+    open_ids = _check_may_place(view, ctx, sender, body, params)
     capacity, renewable = 0, False  # what a seller's meters can export, and if all renewably
     if body.side is Side.SELL:
         capacity, renewable = seller_capacity(view, sender, body.zone, params.interval_seconds)
     order = _new_order(view, ctx, sender, body, renewable)
     order, balances = _back_order(view, order, capacity, params)
-    bookkeeping.ensure_interval(view, body.interval_start, body.zone)
+    market = bookkeeping.ensure_interval(view, body.interval_start, body.zone)
     events = [_accepted_event(order, balances)]
-    plan = _plan(view, order, params)
+    plan = _plan(view, order, params, market)
     if body.tif is TimeInForce.FILL_OR_KILL and plan.filled_wh < order.remaining_wh:
-        events.append(bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill"))
+        events.append(
+            bookkeeping.close_order(view, order, OrderStatus.KILLED, "fill_or_kill", rested=False)
+        )
         return events
     order, fill_events = _execute(view, ctx, order, plan, params)
-    return events + fill_events + _rest_or_close(view, order, body.tif)
+    if plan.self_trades:  # the owner's own orders it crossed are cancelled: read the rest
+        open_ids = bookkeeping.open_orders(view, sender)
+    return events + fill_events + _rest_or_close(view, order, body.tif, open_ids)
 
 
 def _check_may_place(
     view: Overlay, ctx: BlockContext, sender: bytes, body: PlaceOrder, params: Params
-) -> None:
+) -> tuple[int, ...]:
+    """Raise unless `sender` may place the order; return the ids of its open orders, as
+    counted against the limit (only the cancellation of its own crossed orders changes
+    them before the order rests: fills close other owners' orders)."""
     if view.get(registry.participant_key(sender), registry.Participant) is None:
         raise errors.NotAParticipant("only registered participants place orders")
     registry.require_zone(view, body.zone)
@@ -350,12 +368,14 @@ def _check_may_place(
     if body.side is Side.SELL and body.renewable_only:
         raise errors.InvalidOrder("renewable-only applies to buy orders")
     _check_not_halted(view, body.zone)
-    if len(bookkeeping.open_orders(view, sender)) >= params.max_open_orders_per_account:
+    open_ids = bookkeeping.open_orders(view, sender)
+    if len(open_ids) >= params.max_open_orders_per_account:
         raise errors.TooManyOpenOrders(
             f"at most {params.max_open_orders_per_account} open orders per account"
         )
     if body.side is Side.SELL:
         registry.require_may_sell(view, sender, ctx.time, params.small_prosumer_threshold_w)
+    return open_ids
 
 
 def _new_order(
@@ -391,10 +411,9 @@ def _back_order(
     seller's meters can export, a buy moves what it can cost at its limit into escrow.
     Returns the order and, for a buy, both balances after its escrow moved."""
     if order.side is Side.SELL:
-        _check_sell_room(view, order, order.quantity_wh, capacity)
-        bookkeeping.update_position(
-            view, order.interval_start, order.zone, order.owner, offered_wh=order.quantity_wh
-        )
+        pos = _check_sell_room(view, order, order.quantity_wh, capacity)
+        offered = msgspec.structs.replace(pos, offered_wh=pos.offered_wh + order.quantity_wh)
+        view.put(records.position_key(order.interval_start, order.zone, order.owner), offered)
         return order, {}
     escrow = bookkeeping.buyer_cost_satang(order.quantity_wh, order.price, params)
     moved = accounts.move(view, order.owner, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
@@ -421,16 +440,19 @@ def _accepted_event(order: Order, balances: dict[str, EventValue]) -> Event:
     )
 
 
-def _rest_or_close(view: Overlay, order: Order, tif: TimeInForce) -> list[Event]:
-    """After matching: filled, killed if it may not rest, or resting until gate closure."""
+def _rest_or_close(
+    view: Overlay, order: Order, tif: TimeInForce, open_ids: tuple[int, ...]
+) -> list[Event]:
+    """After matching: filled, killed if it may not rest (neither ever among its owner's
+    open orders), or resting until gate closure (added to `open_ids`, its owner's other
+    open orders as they stand)."""
     if order.remaining_wh == 0:
-        return [bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled")]
+        return [bookkeeping.close_order(view, order, OrderStatus.FILLED, "filled", rested=False)]
     if tif is not TimeInForce.GOOD_TILL_GATE:
-        return [bookkeeping.close_order(view, order, OrderStatus.KILLED, "immediate_or_cancel")]
+        killed = OrderStatus.KILLED
+        return [bookkeeping.close_order(view, order, killed, "immediate_or_cancel", rested=False)]
     bookkeeping.put_order(view, order)
-    bookkeeping.set_open_orders(
-        view, order.owner, (*bookkeeping.open_orders(view, order.owner), order.id)
-    )
+    bookkeeping.set_open_orders(view, order.owner, (*open_ids, order.id))
     return []
 
 
@@ -499,7 +521,7 @@ def amend_order(
     if keeps_priority:  # a smaller order at the same price cannot newly cross the book
         bookkeeping.put_order(view, amended)
         return events
-    plan = _plan(view, amended, params)
+    plan = _plan(view, amended, params, bookkeeping.interval_market(view, order.interval_start))
     amended, fill_events = _execute(view, ctx, amended, plan, params)
     return events + fill_events + bookkeeping.store_after_fills(view, amended)
 
@@ -524,7 +546,8 @@ def rematch(view: Overlay, ctx: BlockContext, order: Order, params: Params) -> l
     older order's price. The caller commits after each order so the engine sees the fills."""
     if view.get(records.halt_key(order.zone), records.ZoneHalt) is not None:
         return []  # halted again before the block ended
-    plan = _plan(view, order, params, before=order.priority)
+    market = bookkeeping.interval_market(view, order.interval_start)
+    plan = _plan(view, order, params, market, before=order.priority)
     if not plan.fills and not plan.self_trades:
         return []
     order, events = _execute(view, ctx, order, plan, params)
