@@ -9,10 +9,12 @@ import asyncio
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from gridtokenx.chain import compact
 from gridtokenx.chain.compact import CompactProposal, compact_proposal
-from gridtokenx.node.compact_blocks import FETCH_TRIES, Answer, Fetcher
+from gridtokenx.node import compact_blocks
+from gridtokenx.node.compact_blocks import FETCH_TRIES, Answer, Fetcher, RecentTxs
 from gridtokenx.node.runtime import Node
 from gridtokenx.p2p.gossip import PENALTY, START_SCORE, Gossip, Kind, Outcome
 from gridtokenx.wire import codec, tx
@@ -259,3 +261,20 @@ def test_transactions_arriving_by_gossip_complete_a_proposal_being_fetched(
 
 async def _ignore(kind: Kind, payload: bytes, peer: bytes) -> bool:
     return True
+
+
+def test_a_copy_of_a_recent_transaction_gets_its_id_without_hashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer's or client's copy of a transaction held here is looked up by its bytes;
+    one forgotten (past the count) is hashed again, and both maps forget together."""
+    raws = [bytes([i]) * 40 for i in range(6)]
+    recent = RecentTxs(count=4)
+    recent.add(raws)
+    hashed: list[bytes] = []
+    real = tx.hash_of
+    monkeypatch.setattr(compact_blocks.tx, "hash_of", lambda raw: hashed.append(raw) or real(raw))
+    copies = [bytes(bytearray(raw)) for raw in raws]  # new objects, as a decoded batch's
+    assert recent.ids_of(copies) == [real(raw) for raw in raws]
+    assert hashed == raws[:2]  # the two forgotten
+    assert len(recent._ids) == len(recent) == 4

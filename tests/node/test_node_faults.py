@@ -6,6 +6,7 @@ while cut off, or before it restarted, reach the chain once peers connect."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -218,6 +219,43 @@ def test_pending_transactions_that_waited_too_long_are_sent_again_with_a_backoff
             assert peer.of(Kind.TX) == [codec.encode([raw])]
         finally:
             await peer.gossip.close()
+            await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_look_for_stale_transactions_stops_once_a_pass_is_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look walks the pool oldest first and stops at STALE_PER_PASS due: an overloaded
+    pool of tens of thousands was walked whole every STALE_CHECK_S for at most that many
+    sent. The next look takes the next ones while the first wait out their backoff."""
+    from gridtokenx.node import runtime
+
+    node = _node(tmp_path, PrivateKey.from_dev_label("node-faults/stale-pass"), "stale-pass")
+    monkeypatch.setattr(runtime, "STALE_PER_PASS", 2)
+    raws = _registrations(5)
+
+    async def scenario() -> None:
+        try:
+            for raw in raws:
+                await node.submit(raw)
+            mempool, reached, sent = node.app.mempool, list[bytes](), list[bytes]()
+            oldest = mempool.oldest
+
+            def counted() -> Iterator[tuple[bytes, bytes]]:
+                for tx_hash, raw in oldest():
+                    reached.append(raw)
+                    yield tx_hash, raw
+
+            monkeypatch.setattr(mempool, "oldest", counted)
+            monkeypatch.setattr(node, "_relay", lambda due, *_: sent.extend(due))
+            now = asyncio.get_running_loop().time()
+            node._rebroadcast_stale(now + runtime.STALE_TX_S + 1)
+            assert sent == raws[:2] and reached == raws[:2]
+            node._rebroadcast_stale(now + runtime.STALE_TX_S + 2)
+            assert sent == raws[:4]
+        finally:
             await node.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))

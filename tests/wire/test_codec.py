@@ -581,3 +581,19 @@ def test_delegate_vote_wide_spellings_are_non_canonical() -> None:
         assert msgspec.msgpack.decode(spelled) == msgspec.msgpack.decode(canonical)
         with pytest.raises(codec.NonCanonical):
             tx.decode(spelled)
+
+
+def test_a_private_key_derives_its_key_pair_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deriving the pair costs as much as a verify: a validator asked its address on every
+    timeout and signed every vote with a key derived again."""
+    import nacl.signing
+
+    key = crypto.PrivateKey.from_dev_label("test/codec/derived-once")
+    pair = nacl.signing.SigningKey(key.seed)
+    made: list[bytes] = []
+    real = nacl.signing.SigningKey
+    monkeypatch.setattr(nacl.signing, "SigningKey", lambda seed: made.append(seed) or real(seed))
+    assert key.public_key == bytes(pair.verify_key)
+    assert key.address == crypto.address_of(bytes(pair.verify_key))
+    assert key.sign(b"vote") == pair.sign(b"vote").signature
+    assert made == []

@@ -53,7 +53,7 @@ import heapq
 import itertools
 import logging
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
@@ -246,7 +246,13 @@ class Mempool:
     def waiting(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
         """(hash, raw) of up to `limit` waiting transactions, the oldest first: what a node
         sends again to peers (one that connects, or when a transaction waited too long)."""
-        return [(h, e.raw) for h, e in itertools.islice(self._by_hash.items(), limit)]
+        return list(itertools.islice(self.oldest(), limit))
+
+    def oldest(self) -> Iterator[tuple[bytes, bytes]]:
+        """(hash, raw) of the waiting transactions, the oldest first, as they are reached:
+        a caller that wants the first few it picks (`Node._rebroadcast_stale`) stops
+        early instead of copying a pool of tens of thousands. Not across an admission."""
+        return ((h, e.raw) for h, e in self._by_hash.items())
 
     def queued_before(self, sender: bytes, nonce: int) -> list[bytes]:
         """The sender's waiting transactions with nonces below `nonce`, in nonce order:

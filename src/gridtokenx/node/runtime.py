@@ -408,17 +408,21 @@ class Node:
         """Send again the pending transactions that waited longer than STALE_TX_S since
         they were last sent (twice as long after each time, up to STALE_TX_MAX_S), at most
         STALE_PER_PASS at a time: a relay lost to a full queue or a dropped peer is
-        repaired, and a transaction that cannot apply yet costs little."""
+        repaired, and a transaction that cannot apply yet costs little. The look stops
+        once a pass's worth is due: under overload the pool holds tens of thousands, and
+        walking all of them every STALE_CHECK_S for at most STALE_PER_PASS cost a
+        validator about 3.6 µs per committed order at saturation (December 2026)."""
         announced, due = self._announced, list[tuple[bytes, bytes]]()
-        waiting = self.app.mempool.waiting()
-        for tx_hash, raw in waiting:
+        mempool = self.app.mempool
+        for tx_hash, raw in mempool.oldest():
             at, times = announced.setdefault(tx_hash, (now, 0))
-            if len(due) < STALE_PER_PASS and now - at >= min(STALE_TX_MAX_S, STALE_TX_S * 2**times):
+            if now - at >= min(STALE_TX_MAX_S, STALE_TX_S * 2**times):
                 announced[tx_hash] = (now, times + 1)
                 due.append((tx_hash, raw))
-        if len(announced) > 2 * len(waiting) + 1024:  # forget what left the mempool
-            held = {h for h, _ in waiting}
-            self._announced = {h: v for h, v in announced.items() if h in held}
+                if len(due) >= STALE_PER_PASS:
+                    break
+        if len(announced) > 2 * len(mempool) + 1024:  # forget what left the mempool
+            self._announced = {h: v for h, v in announced.items() if mempool.holds(h)}
         self._relay([raw for _, raw in due], self.gossip.rebroadcast, [h for h, _ in due])
 
     async def _receive_txs(self, payload: bytes, peer: bytes, grid: bool = False) -> bool:
@@ -434,7 +438,7 @@ class Node:
             return False
         if len(raws) > TX_BATCH_MAX or (grid and not all(_is_grid(raw) for raw in raws)):
             return False
-        hashes = [tx.hash_of(raw) for raw in raws]
+        hashes = self.recent.ids_of(raws)
         self.recent.add(raws, hashes)  # a compact block may name one the mempool turns away
         mempool, queued = self.app.mempool, self._queued
         new = [(raw, tx_hash) for raw, tx_hash in zip(raws, hashes, strict=True)

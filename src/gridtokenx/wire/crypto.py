@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nacl.exceptions
 import nacl.signing
@@ -126,10 +126,20 @@ class PrivateKey:
     """An Ed25519 signing key held in memory; persist it only through the keystore."""
 
     seed: bytes
+    # Derived once: deriving the key pair from the seed costs as much as a verify, and a
+    # validator asked its own address on every timeout and signed every vote with a key
+    # derived again (about 1.6 µs per order per validator in the devnet at saturation).
+    _signing: nacl.signing.SigningKey = field(init=False, repr=False, compare=False)
+    _public: bytes = field(init=False, repr=False, compare=False)
+    _address: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.seed) != SEED_SIZE:
             raise ValueError(f"seed must be {SEED_SIZE} bytes")
+        signing = nacl.signing.SigningKey(self.seed)
+        object.__setattr__(self, "_signing", signing)
+        object.__setattr__(self, "_public", bytes(signing.verify_key))
+        object.__setattr__(self, "_address", address_of(self._public))
 
     @classmethod
     def generate(cls) -> PrivateKey:
@@ -142,14 +152,14 @@ class PrivateKey:
 
     @property
     def public_key(self) -> bytes:
-        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+        return self._public
 
     @property
     def address(self) -> bytes:
-        return address_of(self.public_key)
+        return self._address
 
     def sign(self, message: bytes) -> bytes:
-        return nacl.signing.SigningKey(self.seed).sign(message).signature
+        return self._signing.sign(message).signature
 
     def __repr__(self) -> str:  # never print the seed
         return f"PrivateKey(address={address_to_text(self.address)})"
