@@ -227,6 +227,41 @@ def test_the_proposer_waits_for_its_block_to_fill_unless_a_full_block_is_ready(
     asyncio.run(asyncio.wait_for(scenario(), 90))
 
 
+def test_a_grid_update_cuts_the_proposers_wait_short(tmp_path: Path) -> None:
+    """A proposer holding a trading transaction waits `min_block_gap` for more, but a grid
+    update that arrives during the wait is proposed at once, with what waited: grid updates
+    must reach every validator within 200 ms, and the gap alone was half of that."""
+    gap_s, block_s = 4.0, 20.0
+    slow = Timeouts(propose_ms=int(block_s * 1000) + 5_000, prevote_ms=200, precommit_ms=200)
+    sb = Sandbox(chain_id=CHAIN, genesis_time=GENESIS_TIME)
+    status = tx.TransmissionStatus(GENESIS_TIME + 10, 50_020,
+                                   (tx.LinkStatus("BKK", "CEN", 600_000, 0),))  # fmt: skip
+    grid_update = sb.sign(sb.authority("EGAT"), status).encode()
+
+    async def scenario() -> None:
+        nodes = await _network(tmp_path, slow, block_interval=block_s, min_block_gap=gap_s)
+        loop = asyncio.get_running_loop()
+        try:
+            for node in nodes:
+                await node.start()  # block 1 (empty) at once
+            proposer = await _proposer_after(nodes, 1)
+            committed_at = proposer._last_commit
+            (trade,) = await proposer.admit(_registrations(1))
+            await asyncio.sleep(0.5)
+            assert all(n.app.height == 1 for n in nodes)  # the trade waits for the gap
+            (grid,) = await proposer.admit([grid_update])
+            assert trade.accepted and grid.accepted and proposer.app.mempool.priority_waiting
+            hashes = [trade.tx_hash or b"", grid.tx_hash or b""]
+            assert await _committed_within(nodes, hashes, gap_s) < gap_s / 2  # not waited out
+            assert loop.time() - committed_at < gap_s * 0.75
+            assert not proposer.app.mempool.priority_waiting  # it left with its block
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))
+
+
 def _held(node: Node, tx_hash: bytes) -> bool:
     return node.app.mempool.status(tx_hash) in ("pending", "committed")
 

@@ -126,6 +126,7 @@ class Mempool:
         self.chain_id = chain_id
         self.max_txs, self.max_bytes, self.max_per_sender = max_txs, max_bytes, max_per_sender
         self._by_hash: dict[bytes, Entry] = {}
+        self._priority = 0  # how many of them are grid updates or emergencies
         self._by_sender: dict[bytes, dict[int, Entry]] = {}
         self._bytes = 0
         self._seq = itertools.count()
@@ -354,6 +355,7 @@ class Mempool:
         if not self._make_room(entry, runnable):
             return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
         self._by_hash[tx_hash] = entry
+        self._priority += priority
         self._by_sender.setdefault(sender, {})[entry.nonce] = entry
         self._touched.add(sender)
         self._bytes += len(raw)
@@ -426,6 +428,7 @@ class Mempool:
 
     def _remove(self, entry: Entry, outcome: str) -> None:
         del self._by_hash[entry.tx_hash]
+        self._priority -= entry.emergency
         self._strikes.pop(entry.tx_hash, None)
         queue = self._by_sender[entry.sender]
         del queue[entry.nonce]
@@ -506,6 +509,12 @@ class Mempool:
                 self._remove(follower, f"dropped:{PRECEDING_DROPPED}")
                 dropped.append((follower.tx_hash, PRECEDING_DROPPED))
         return dropped
+
+    @property
+    def priority_waiting(self) -> bool:
+        """Is a grid update or an emergency waiting (`tx.is_priority`)? A proposer does not
+        hold its block back for more trading while one waits (`Node._propose_when_ready`)."""
+        return self._priority > 0
 
     def has_ready(self, nonce_of: NonceOf) -> bool:
         """Is any transaction ready for the next block (its sender's next nonce)?"""
