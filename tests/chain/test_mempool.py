@@ -251,6 +251,21 @@ def test_clients_are_turned_away_beyond_two_blocks_of_work_but_grid_operations_a
         mp.close()
 
 
+def test_a_grid_operation_counts_as_ready_only_when_a_block_could_take_it(pool: Mempool) -> None:
+    """`priority_ready` (a proposer stops waiting for more trading): a grid operation
+    behind a gap in its sender's nonces waits but could not go into the next block; it
+    is ready once the gap fills, and neither once it has left the pool."""
+    alarm = tx.make(CAROL, CHAIN, 1, tx.DeclareEmergency(("BKK",), "frequency 49.2 Hz"), 0)
+    assert pool.add(make(ALICE, 0), nonce_of, 0).accepted
+    assert not pool.priority_waiting and not pool.priority_ready(nonce_of)
+    assert pool.add(alarm.encode(), nonce_of, 0).accepted  # CAROL's next nonce is 0
+    assert pool.priority_waiting and not pool.priority_ready(nonce_of)
+    assert pool.add(make(CAROL, 0), nonce_of, 0).accepted  # the gap filled
+    assert pool.priority_ready(nonce_of)
+    pool.update([tx.decode(make(CAROL, 0)).hash, alarm.hash], nonce_of)
+    assert not pool.priority_waiting and not pool.priority_ready(nonce_of)
+
+
 def test_transactions_behind_a_gap_are_not_work_so_a_full_pool_still_takes_ready_ones() -> None:
     """A pool whose waiting transactions all sit behind gaps in their senders' nonces holds
     nothing a block can take: after the next block they no longer count toward the

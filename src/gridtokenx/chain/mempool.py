@@ -126,7 +126,7 @@ class Mempool:
         self.chain_id = chain_id
         self.max_txs, self.max_bytes, self.max_per_sender = max_txs, max_bytes, max_per_sender
         self._by_hash: dict[bytes, Entry] = {}
-        self._priority = 0  # how many of them are grid updates or emergencies
+        self._priority: dict[bytes, Entry] = {}  # those that are grid updates or emergencies
         self._by_sender: dict[bytes, dict[int, Entry]] = {}
         self._bytes = 0
         self._seq = itertools.count()
@@ -355,7 +355,8 @@ class Mempool:
         if not self._make_room(entry, runnable):
             return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
         self._by_hash[tx_hash] = entry
-        self._priority += priority
+        if priority:
+            self._priority[tx_hash] = entry
         self._by_sender.setdefault(sender, {})[entry.nonce] = entry
         self._touched.add(sender)
         self._bytes += len(raw)
@@ -428,7 +429,8 @@ class Mempool:
 
     def _remove(self, entry: Entry, outcome: str) -> None:
         del self._by_hash[entry.tx_hash]
-        self._priority -= entry.emergency
+        if entry.emergency:
+            del self._priority[entry.tx_hash]
         self._strikes.pop(entry.tx_hash, None)
         queue = self._by_sender[entry.sender]
         del queue[entry.nonce]
@@ -512,9 +514,21 @@ class Mempool:
 
     @property
     def priority_waiting(self) -> bool:
-        """Is a grid update or an emergency waiting (`tx.is_priority`)? A proposer does not
-        hold its block back for more trading while one waits (`Node._propose_when_ready`)."""
-        return self._priority > 0
+        """Is a grid update or an emergency waiting (`tx.is_priority`), ready or not?"""
+        return bool(self._priority)
+
+    def priority_ready(self, nonce_of: NonceOf) -> bool:
+        """Could the next block take a waiting grid update or emergency (its sender's next
+        nonce, or behind a run of the sender's waiting ones from it)? A proposer does not
+        hold its block back for more trading while one could go in
+        (`Node._propose_when_ready`); one behind a gap in its sender's nonces could not,
+        and until the gap fills must not cut every height's wait short. Few wait at a
+        time: each is looked at."""
+        for entry in self._priority.values():
+            run = _ready_run(self._by_sender[entry.sender], nonce_of(entry.sender))
+            if run and run[-1].nonce >= entry.nonce:
+                return True
+        return False
 
     def has_ready(self, nonce_of: NonceOf) -> bool:
         """Is any transaction ready for the next block (its sender's next nonce)?"""

@@ -1010,17 +1010,23 @@ class Node:
         otherwise an empty block `block_interval` after the last commit. Later rounds
         propose at once: their time has passed already.
 
-        A grid update or emergency cuts the gap short, whether it was waiting or arrives
-        during it: the gap trades latency for fewer heights, which suits trading, but grid
-        updates must reach every validator within 200 ms (issue 16), and a gap of 100 ms
-        was half of that (p99 199-205 ms at 1,000 orders/s, December 2026)."""
+        A grid update or emergency a block could take cuts the gap short, whether it was
+        waiting or arrives during it: the gap trades latency for fewer heights, which
+        suits trading, but grid updates must reach every validator within 200 ms (issue
+        16), and a gap of 100 ms was half of that (p99 199-205 ms at 1,000 orders/s,
+        December 2026). One behind a gap in its sender's nonces does not: it could not go
+        into the block, and would cut every height's wait short until the gap filled."""
         loop = asyncio.get_running_loop()
         empty_at = self._last_commit + self.block_interval
         earliest = self._last_commit + self.min_block_gap
         mempool = self.app.mempool
         while request.round == 0 and (now := loop.time()) < empty_at:
             if mempool.has_ready(self.app.nonce_of):
-                if now >= earliest or mempool.priority_waiting or self._full_block_waits():
+                if (
+                    now >= earliest
+                    or mempool.priority_ready(self.app.nonce_of)
+                    or self._full_block_waits()
+                ):
                     break
                 self._priority_arrived.clear()
                 with contextlib.suppress(TimeoutError):
