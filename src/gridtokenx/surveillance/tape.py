@@ -164,18 +164,14 @@ class Tape:
 
     # --- feeding -------------------------------------------------------------------------
     def observe(self, block: CommittedBlock) -> None:
-        height, time, handlers = block.height, block.time, _HANDLERS
+        height, time = block.height, block.time
         self.height, self.time, self.settled = height, time, []
-        for t in block.txs:  # one pass a transaction, its events' handlers inline
+        for t in block.txs:
             body = t.body
             if isinstance(body, tx.RegisterParticipant):
                 self.names[body.account] = body.name.strip().casefold()
             self._clearing = isinstance(body, tx.SubmitAuctionClearing)
-            at = Ref(height, time, t.tx_hash)
-            for e in t.events:
-                handler = handlers.get(e.kind)
-                if handler is not None:
-                    handler(self, e.attrs, at)
+            self._events(t.events, Ref(height, time, t.tx_hash))
         self._clearing = False
         self._events(block.end_events, Ref(height, time, None))
 
@@ -191,8 +187,7 @@ class Tape:
             order_id, _bytes(a["owner"]), str(a["side"]), str(a["zone"]), start,
             _int(a["quantity_wh"]), _int(a["price"]), at,
         )  # fmt: skip
-        found = self.intervals.get(start)  # `interval`, inline: once per order
-        (self.interval(start) if found is None else found).orders[order_id] = order
+        self.interval(start).orders[order_id] = order
         self.order_interval[order_id] = start
 
     def _amended(self, a: Attrs, at: Ref) -> None:
