@@ -198,6 +198,32 @@ cdef bytes _bucket_hash(dict bucket, _Leaf *leaves):
     return _digest(&ctx)
 
 
+cdef class _Room:
+    """Room for the leaves of the largest bucket seen, grown as needed."""
+
+    cdef _Leaf *leaves
+    cdef Py_ssize_t size
+
+    def __cinit__(self) -> None:
+        self.size = 64
+        self.leaves = <_Leaf *>PyMem_Malloc(self.size * sizeof(_Leaf))
+        if self.leaves is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self) -> None:
+        PyMem_Free(self.leaves)
+
+    cdef _Leaf *fit(self, Py_ssize_t n) except NULL:
+        if n > self.size:
+            PyMem_Free(self.leaves)
+            self.leaves = <_Leaf *>PyMem_Malloc(n * sizeof(_Leaf))
+            if self.leaves is NULL:
+                self.size = 0
+                raise MemoryError()
+            self.size = n
+        return self.leaves
+
+
 def hash_buckets(dict buckets, dirty, bint keep_empty, bytes empty) -> dict:
     """The loop of `BucketTree._hash_buckets`: the hash of each bucket in `dirty` over its
     leaves in key order (`empty` for one without keys, dropped unless `keep_empty`)."""
@@ -205,28 +231,16 @@ def hash_buckets(dict buckets, dirty, bint keep_empty, bytes empty) -> dict:
     cdef dict changed = {}
     cdef object bucket
     cdef PyObject *found
-    cdef Py_ssize_t room = 64
-    cdef _Leaf *leaves = <_Leaf *>PyMem_Malloc(room * sizeof(_Leaf))
-    if leaves is NULL:
-        raise MemoryError()
-    try:
-        for index in dirty:
-            found = PyDict_GetItem(buckets, index)
-            if found is not NULL and <object>found:
-                bucket = <object>found
-                if len(bucket) > room:
-                    PyMem_Free(leaves)
-                    room = len(bucket)
-                    leaves = <_Leaf *>PyMem_Malloc(room * sizeof(_Leaf))
-                    if leaves is NULL:
-                        raise MemoryError()
-                changed[index] = _bucket_hash(bucket, leaves)
-            else:
-                changed[index] = empty
-                if not keep_empty and found is not NULL:
-                    PyDict_DelItem(buckets, index)
-    finally:
-        PyMem_Free(leaves)
+    cdef _Room room = _Room()
+    for index in dirty:
+        found = PyDict_GetItem(buckets, index)
+        if found is not NULL and <object>found:
+            bucket = <object>found
+            changed[index] = _bucket_hash(bucket, room.fit(len(bucket)))
+        else:
+            changed[index] = empty
+            if not keep_empty and found is not NULL:
+                PyDict_DelItem(buckets, index)
     return changed
 
 
@@ -459,32 +473,6 @@ cdef bytes _encode(dict bucket, _Leaf *leaves):
         at += _write_bin(out + at, PyBytes_AS_STRING(<object>leaves[i].leaf),
                          PyBytes_GET_SIZE(<object>leaves[i].leaf))
     return blob
-
-
-cdef class _Room:
-    """Room for the leaves of the largest bucket seen, grown as needed."""
-
-    cdef _Leaf *leaves
-    cdef Py_ssize_t size
-
-    def __cinit__(self) -> None:
-        self.size = 64
-        self.leaves = <_Leaf *>PyMem_Malloc(self.size * sizeof(_Leaf))
-        if self.leaves is NULL:
-            raise MemoryError()
-
-    def __dealloc__(self) -> None:
-        PyMem_Free(self.leaves)
-
-    cdef _Leaf *fit(self, Py_ssize_t n) except NULL:
-        if n > self.size:
-            PyMem_Free(self.leaves)
-            self.leaves = <_Leaf *>PyMem_Malloc(n * sizeof(_Leaf))
-            if self.leaves is NULL:
-                self.size = 0
-                raise MemoryError()
-            self.size = n
-        return self.leaves
 
 
 def encode_bucket(dict leaves) -> bytes:
