@@ -10,7 +10,8 @@ work is measured: its CPU time (process time, its verify threads included) in a 
 then its main thread's profile (cProfile) in a second run, grouped by what it is spent on
 (shares only: the profiler's own cost per call inflates code of many small calls):
 
-- ed25519: signature verification (PyNaCl);
+- ed25519: signature verification (the node's verifier, ed25519-zebra; PyNaCl's for the
+  baseline);
 - sha256: the state root's and the transactions' hashing (hashlib);
 - rocksdb: the store's reads and writes (rocksdict);
 - msgpack: canonical encoding and decoding (msgspec);
@@ -71,7 +72,7 @@ STAGES = (
 )
 """Entry points whose cumulative time (themselves and all they call) shows the stages."""
 GROUPS = (
-    ("ed25519", ("nacl", "crypto_sign")),
+    ("ed25519", ("nacl", "crypto_sign", "ed25519_zebra", "ed_verify")),
     ("sha256", ("_hashlib", "openssl_sha256", "sha256")),
     ("rocksdb", ("rocksdict", "Rdict", "WriteBatch")),
     ("msgpack", ("msgspec", "msgpack")),
@@ -214,12 +215,14 @@ def run(
     per = 1e6 / max(committed, 1)
     sample = [tx.decode(raw) for raw in order_txs[:1_000]]
     verify_rate = benchkit.raw_verify_rate(sample)
+    node_rate = benchkit.node_verify_rate(sample)
     figures: dict[str, Any] = {
         "orders_committed": committed,
         "heights": heights,
         "validator_cpu_us_per_order": round(meter.cpu * per, 1),
         "ed25519_verifies_per_s": round(verify_rate),
         "ed25519_us_per_verify": round(1e6 / verify_rate, 1),
+        "node_ed25519_us_per_verify": round(1e6 / node_rate, 1),
         "state_roots": roots,
     }
     if meter.profile is None:
@@ -302,7 +305,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         f"heights: validator {figures['validator_cpu_us_per_order']} us of CPU per order "
         f"(profiled: {figures.get('validator_cpu_us_per_order_profiled', '-')}); raw Ed25519 "
         f"{figures['ed25519_verifies_per_s']}/s ({figures['ed25519_us_per_verify']} us per "
-        f"verify), load {started_load[0]:.1f}"
+        f"verify; the node's verifier {figures['node_ed25519_us_per_verify']} us), load "
+        f"{started_load[0]:.1f}"
     )
     if args.no_profile:
         benchkit.write(result, args.output)

@@ -600,7 +600,8 @@ def _ready_run(queue: dict[int, Entry], nonce: int | None) -> list[Entry]:
 
 
 def _check(raws: list[bytes], full: bool = False) -> list[Checked]:
-    """Decode and verify one chunk (in a pool thread: PyNaCl releases the GIL to verify).
+    """Decode and verify one chunk (in a pool thread, a chunk at a time: the verifier
+    holds the GIL while it verifies, so the event loop gets it back between calls).
     `full`: the backlog is full, so only grid operations are verified now (`precheck`)."""
     out: list[Checked] = []
     for raw in raws:
