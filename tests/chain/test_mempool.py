@@ -266,6 +266,41 @@ def test_a_grid_operation_counts_as_ready_only_when_a_block_could_take_it(pool: 
     assert not pool.priority_waiting and not pool.priority_ready(nonce_of)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_update_drops_and_counts_gaps_as_a_walk_of_every_queue_would(seed: int) -> None:
+    """`update` settles a sender's queue by its lowest and highest nonces when nothing is
+    superseded and nothing waits behind a gap: over random queues (holes, nonces the chain
+    passed, senders without an account) its drops and backlog are those of walking every
+    waiting transaction."""
+    rng = random.Random(seed)
+    keys = [PrivateKey.from_dev_label(f"test/mempool/walk/{n}") for n in range(5)]
+    nonces: dict[bytes, int] = {k.address: 0 for k in keys}
+    mp = Mempool(CHAIN, max_txs=1_000, max_per_sender=40)
+    try:
+        for key in keys:
+            for n in rng.sample(range(30), rng.randint(0, 25)):
+                assert mp.add(make(key, n), nonces.get, 0).accepted
+        waiting = {h: (e.sender, e.nonce) for h, e in mp._by_hash.items()}
+        for key in keys:
+            nonces[key.address] = rng.choice([0, 0, 3, 10, 31])
+        del nonces[keys[-1].address]  # its account is gone: all of it is superseded
+        dropped = {h for h, _ in mp.update([], nonces.get)}
+    finally:
+        mp.close()
+    expected = {h for h, (s, n) in waiting.items() if s not in nonces or n < nonces[s]}
+    assert dropped == expected
+    left: dict[bytes, set[int]] = {}
+    for h, (sender, n) in waiting.items():
+        if h not in expected:
+            left.setdefault(sender, set()).add(n)
+    ready = 0
+    for sender, held in left.items():
+        n = nonces[sender]
+        while n in held:
+            ready, n = ready + 1, n + 1
+    assert mp.backlog == ready
+
+
 def test_transactions_behind_a_gap_are_not_work_so_a_full_pool_still_takes_ready_ones() -> None:
     """A pool whose waiting transactions all sit behind gaps in their senders' nonces holds
     nothing a block can take: after the next block they no longer count toward the
