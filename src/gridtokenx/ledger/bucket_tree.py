@@ -385,6 +385,16 @@ class BucketTree:
     def bucket_of(self, key: bytes) -> int:
         return bucket_at(key_position(key), self._s.depth)
 
+    def lacks(self, key: bytes) -> bool:
+        """Whether memory shows that the tree, as of its last hashing, has no leaf for
+        `key`: its bucket is held and the key is not in it. False when the bucket is not
+        held (the source may have it)."""
+        s = self._s
+        bucket = s.buckets.get(key_position(key) >> (32 - FANOUT_BITS * s.depth))
+        if bucket is None:
+            return s.fresh or self._source is None
+        return key not in bucket
+
     def bucket_leaves(self, index: int) -> dict[bytes, bytes]:
         """The keys of bucket `index` and their leaf hashes (after `root`)."""
         return dict(self._bucket(index) or {})
