@@ -71,11 +71,12 @@ class Rooms(dict[Link, int]):
     asked: a plan's own over a view that wrote a flow or a link record itself, else the
     committed ones of its interval, which every plan shares (`LinkFlows.rooms`)."""
 
-    __slots__ = ("_read",)
+    __slots__ = ("_read", "interval_seconds")
 
-    def __init__(self, read: Room) -> None:
+    def __init__(self, read: Room, interval_seconds: int = 0) -> None:
         super().__init__()
         self._read = read
+        self.interval_seconds = interval_seconds  # the interval length they were read for
 
     def __missing__(self, link: Link) -> int:
         room = self[link] = self._read(*link)
@@ -235,9 +236,9 @@ class LinkFlows:
         self._state = state
         self._wh: dict[tuple[int, str, str], int] = {}
         self._keys: dict[bytes, tuple[int, str, str]] = {}
-        # The rooms computed from the flows above, by (interval start, interval length):
-        # each one's two flows are in `_wh` while it is kept, so a write to either drops it.
-        self._rooms: dict[tuple[int, int], Rooms] = {}
+        # The rooms computed from the flows above, by interval start: each one's two flows
+        # are in `_wh` while it is kept, so a write to either drops it.
+        self._rooms: dict[int, Rooms] = {}
 
     def forget(self, key: bytes) -> None:
         """The flow record at `key` was written: read it again when next asked, and the
@@ -245,10 +246,10 @@ class LinkFlows:
         if (flow := self._keys.pop(key, None)) is not None:
             del self._wh[flow]
             interval_start, a, b = flow
-            for (start, _), rooms in self._rooms.items():
-                if start == interval_start:
-                    rooms.pop((a, b), None)
-                    rooms.pop((b, a), None)
+            rooms = self._rooms.get(interval_start)
+            if rooms is not None:
+                rooms.pop((a, b), None)
+                rooms.pop((b, a), None)
 
     def forget_rooms(self) -> None:
         """The zone graph's capacities changed: compute every room again."""
@@ -259,8 +260,8 @@ class LinkFlows:
         the zone graph's `capacities` and the committed flows, kept across the plans of
         every order until a flow of the link or the graph changes: an order's plan asks
         the room of some ten links, most of them as the orders before it did."""
-        found = self._rooms.get((interval_start, interval_seconds))
-        if found is not None:
+        found = self._rooms.get(interval_start)
+        if found is not None and found.interval_seconds == interval_seconds:
             return found
 
         def read(a: str, b: str) -> int:
@@ -275,7 +276,7 @@ class LinkFlows:
                 + self.used_wh(interval_start, b, a)
             )
 
-        found = self._rooms[interval_start, interval_seconds] = Rooms(read)
+        found = self._rooms[interval_start] = Rooms(read, interval_seconds)
         return found
 
     def _clear(self) -> None:
