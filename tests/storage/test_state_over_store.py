@@ -47,6 +47,9 @@ def same(a: State, b: State) -> None:
     assert list(a.items()) == list(b.items())
     assert len(a) == len(b)
     assert list(a.scan(b"acct/1")) == list(b.scan(b"acct/1"))
+    for i in range(0, 701, 7):  # read one by one, those absent too (`BucketTree.lacks`)
+        key = b"acct/" + str(i).encode()
+        assert a.get(key, Account) == b.get(key, Account)
 
 
 keys = st.integers(0, 700).map(lambda i: b"acct/" + str(i).encode())
@@ -210,6 +213,44 @@ def test_a_trial_reads_no_record_it_only_writes_and_its_rollback_restores_them(
             assert state.get(key, Account) == expected
             assert seen.last[key] == expected
         assert dict(state.items()) == {k: Account(v, 0, 0) for k, v in stored.items()}
+
+
+def test_a_record_the_tree_shows_absent_is_not_read_from_the_store(tmp_path: Path) -> None:
+    """A block reads records that do not exist yet (a party's first position in an
+    interval): where memory holds the bucket the key would be in, the tree answers that
+    it is absent, and the store is not asked. Where it does not, the store is."""
+    stored: Batch = {b"acct/" + str(i).encode(): i for i in range(0, 400, 2)}  # 16 buckets
+    with RecordCountingStore(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, stored)
+        commit(db, state)  # the root read and holds every bucket (none is empty)
+        absent = [b"acct/" + str(i).encode() for i in range(1, 400, 2)]
+        assert all(state.get(key, Account) is None for key in absent)
+        assert db.record_reads == []
+    with RecordCountingStore(tmp_path / "s") as db:
+        state = db.open_state()  # after a restart, no bucket is held
+        assert state.get(absent[0], Account) is None
+        assert db.record_reads == [absent[0]]
+
+
+def test_a_record_written_and_handed_to_the_store_before_its_root_is_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the tree has not hashed yet is not absent for it: one handed to the store
+    (`take_changes`) and then dropped from memory (the record cache at its bound) before
+    the next root is read back from the store, though the tree holds its bucket."""
+    monkeypatch.setattr(state_module, "RECORD_CACHE", 7)
+    with Store(tmp_path / "s") as db:
+        state = db.open_state()
+        write(state, {b"acct/" + str(i).encode(): i for i in range(400)})
+        commit(db, state)  # every bucket held
+        write(state, {b"acct/new": 5})
+        db.commit_height(db.height() + 1, b"b", b"c", [], state.take_changes())  # no root
+        write(state, {b"acct/" + str(i).encode(): i + 1 for i in range(20)})
+        assert state._tree.bucket_of(b"acct/new") in state._tree._s.buckets  # not `tree`: a root
+        db.commit_height(db.height() + 1, b"b", b"c", [], state.take_changes())
+        assert b"acct/new" not in state._records  # handed over, then dropped from memory
+        assert state.get(b"acct/new", Account) == Account(5, 0, 0)
 
 
 class CountingStore(Store):

@@ -385,6 +385,19 @@ class BucketTree:
     def bucket_of(self, key: bytes) -> int:
         return bucket_at(key_position(key), self._s.depth)
 
+    def lacks(self, key: bytes) -> bool:
+        """Whether memory shows that the tree, as of its last hashing, has no leaf for
+        `key`: its bucket is held and the key is not in it. False when the bucket is not
+        held (the source may have it). Mostly asked of keys never seen before (a block's
+        new records), so the position is not memoised (`key_positions`, compiled: 0.2 µs
+        where a memoised miss costs 1)."""
+        s = self._s
+        [position] = key_positions((key,))
+        bucket = s.buckets.get(position >> (32 - FANOUT_BITS * s.depth))
+        if bucket is None:
+            return s.fresh or self._source is None
+        return key not in bucket
+
     def bucket_leaves(self, index: int) -> dict[bytes, bytes]:
         """The keys of bucket `index` and their leaf hashes (after `root`)."""
         return dict(self._bucket(index) or {})

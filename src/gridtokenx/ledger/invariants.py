@@ -107,6 +107,7 @@ def check_market(state: State) -> None:
         )
     live = orderbook.books(state).snapshot()
     _require(live == orderbook.Books.from_state(state).snapshot(), "engine books != order records")
+    _require(orderbook.books(state).zones_agree(), "engine books by zone != engine books")
     for _, trade in state.scan(b"trade/"):
         assert isinstance(trade, records.Trade)
         if not trade.settled:

@@ -114,6 +114,7 @@ class State:
         self._unhashed: set[bytes] = set()
         self._indexes: dict[str, DerivedIndex] = {}
         self._watched: tuple[bytes, ...] = ()  # every index's prefixes
+        self._watchers: list[tuple[tuple[bytes, ...], DerivedIndex]] = []  # each one's
         self._unpersisted: set[bytes] = set()
         self._encoded: dict[bytes, tuple[msgspec.Struct, bytes]] = {}  # `take_changes`
         self._undo: dict[bytes, object] | None = None
@@ -130,6 +131,7 @@ class State:
         if found is None:
             found = self._indexes[name] = build(self)
             self._watched = (*self._watched, *found.prefixes)
+            self._watchers.append((tuple(found.prefixes), found))
         return found  # type: ignore[return-value]
 
     def _lookup(self, key: bytes) -> msgspec.Struct | None:
@@ -138,6 +140,9 @@ class State:
         if found is not records:
             return found  # type: ignore[return-value]
         if self._source is None:
+            return None
+        if key not in self._unhashed and self._tree.lacks(key):
+            records[key] = None
             return None
         record = records[key] = self._source.record(key)
         return record
@@ -249,15 +254,16 @@ class State:
             for key in writes:
                 if key not in undo:
                     undo[key] = records.get(key, unread)
-        watched, indexes = self._watched, self._indexes.values()
+        watched, watchers = self._watched, self._watchers
         for key, record in writes.items():
             if record is None and not keep_deleted:
                 records.pop(key, None)
             else:
                 records[key] = record
             if key.startswith(watched):
-                for index in indexes:
-                    index.on_write(key, record)
+                for prefixes, index in watchers:
+                    if key.startswith(prefixes):
+                        index.on_write(key, record)
         if not hashed:
             self._unhashed.update(writes)
             if self._warms and self.reads_ahead:

@@ -432,8 +432,8 @@ def test_the_link_room_follows_uncommitted_committed_and_rolled_back_flows(
     state = mk.sb.state
 
     def room(view: Overlay, a: str, b: str) -> int:
-        _, room_of = paths.plan_grid(view, mk.T, mk.params.interval_seconds)
-        return room_of(a, b)
+        _, rooms = paths.plan_grid(view, mk.T, mk.params.interval_seconds)
+        return rooms[a, b]
 
     full = room(state.overlay(), "CEN", "BKK")
     assert full == 800_000 * 1000 // 4  # kW for a quarter of an hour
@@ -456,3 +456,24 @@ def test_the_link_room_follows_uncommitted_committed_and_rolled_back_flows(
     other.commit()
     assert room(state.overlay(), "CEN", "BKK") == full + 300
     assert room(state.overlay(), "BKK", "CEN") == full - 300
+
+
+def test_a_kept_link_room_goes_when_the_flows_it_was_read_from_are_forgotten(
+    mk: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committed rooms every plan shares (`LinkFlows.rooms`) start again with the flow
+    cache: a flow it no longer holds is not one it is told of when written, so a room
+    read from it and kept would stay as it was."""
+    state = mk.sb.state
+    monkeypatch.setattr(paths, "FLOW_CACHE_LIMIT", 3)
+
+    def room(a: str, b: str) -> int:
+        _, rooms = paths.plan_grid(state.overlay(), mk.T, mk.params.interval_seconds)
+        return rooms[a, b]
+
+    full = room("CEN", "BKK")  # two flows read and held
+    room("EST", "BKK")  # two more: over the limit, the cache starts again
+    view = state.overlay()
+    view.put(records.flow_key(mk.T, "CEN", "BKK"), records.FlowUsed(1_000))
+    view.commit()
+    assert room("CEN", "BKK") == full - 1_000

@@ -50,13 +50,13 @@ def test_the_kept_search_finds_what_a_new_search_finds(
             for source in ZONES:
                 for target in ZONES:
                     expected = paths.find(state.overlay(), source, target, room, neighbours)
-                    assert graph.search(source, target, room) == expected
+                    assert graph.search(source, target, paths.Rooms(room)) == expected
 
 
 def test_a_zones_own_path_is_one_shared_value() -> None:
     """`paths.local` hands every trade within a zone the same immutable path: the one a
     search from the zone to itself finds, without a link or a loss."""
     state = State()
-    found = paths.ZoneGraph(state).search("A", "A", lambda a, b: 0)
+    found = paths.ZoneGraph(state).search("A", "A", paths.Rooms(lambda a, b: 0))
     assert found == paths.local("A") == paths.Path(("A",), 0)
     assert found is paths.local("A") and found.hops == () and found.received(1_000) == 1_000

@@ -13,8 +13,9 @@ planned its fills) and decides the fills without writing; the ledger then execut
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
 import msgspec
@@ -112,6 +113,10 @@ class Books:
     # these keys are hashed on every order.
     sides: dict[tuple[int, str, int], SideBook] = field(default_factory=dict)
     by_id: dict[int, tuple[Resting, tuple[int, str, int]]] = field(default_factory=dict)
+    # The same side books by (interval, side) and then zone, kept with `sides` by `rest`
+    # and `drop`: an order's plan looks up the opposite side in each of the interval's
+    # zones, and most zones have none.
+    by_zone: dict[tuple[int, int], dict[str, SideBook]] = field(default_factory=dict)
 
     @classmethod
     def from_state(cls, state: State) -> Books:
@@ -123,12 +128,18 @@ class Books:
     def side(self, interval_start: int, zone: str, side: Side) -> SideBook | None:
         return self.sides.get((interval_start, zone, int(side)))
 
+    def zones(self, interval_start: int, side: Side) -> Mapping[str, SideBook]:
+        """One side of every zone's book of the interval, by zone (zones without an order
+        on that side are not in it)."""
+        return self.by_zone.get((interval_start, int(side)), _NO_BOOKS)
+
     def rest(self, interval_start: int, zone: str, side: Side, order: Resting) -> None:
         """Put an order in its book (the book is created on its first order)."""
         where = (interval_start, zone, int(side))
         book = self.sides.get(where)
         if book is None:
             book = self.sides[where] = SideBook(zone, side)
+            self.by_zone.setdefault((interval_start, where[2]), {})[zone] = book
         book.add(order)
         self.by_id[order.id] = (order, where)
 
@@ -146,6 +157,11 @@ class Books:
         book.remove(order)
         if not book.levels:
             del self.sides[where]
+            interval_start, zone, side = where
+            zones = self.by_zone[interval_start, side]
+            del zones[zone]
+            if not zones:
+                del self.by_zone[interval_start, side]
 
     def on_write(self, key: bytes, record: msgspec.Struct | None) -> None:
         """Follow a committed order record with the engine operations above."""
@@ -165,12 +181,22 @@ class Books:
             self.drop(record.id)
         self.rest(record.interval_start, record.zone, record.side, Resting.of(record))
 
+    def zones_agree(self) -> bool:
+        """Whether `by_zone` holds exactly the side books of `sides` (an invariant)."""
+        regrouped: dict[tuple[int, int], dict[str, SideBook]] = {}
+        for (interval_start, zone, side), book in self.sides.items():
+            regrouped.setdefault((interval_start, side), {})[zone] = book
+        return regrouped == self.by_zone
+
     def snapshot(self) -> dict[tuple[int, str, int], list[tuple[int, int, int, int]]]:
         """Comparable contents (for the invariant that the index equals the records)."""
         return {
             where: [(r.price, r.priority, r.id, r.remaining) for r in book.best_first()]
             for where, book in sorted(self.sides.items())
         }
+
+
+_NO_BOOKS: Final[Mapping[str, SideBook]] = MappingProxyType({})
 
 
 def books(state: State) -> Books:

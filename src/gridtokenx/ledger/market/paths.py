@@ -9,7 +9,7 @@ relieve each other); a path has room for the least room left on any of its links
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Final
@@ -41,7 +41,8 @@ FLOW_PREFIX: Final = b"flow/"  # `records.flow_key`
 ROOM_PREFIXES: Final = (*GRAPH_PREFIXES, FLOW_PREFIX)
 """The records a link's room is computed from: its capacity's and the flows'."""
 FLOW_CACHE_LIMIT: Final = 4_096
-"""Committed flows `LinkFlows` keeps before it starts again (about 20 links per interval)."""
+"""Committed flows `LinkFlows` keeps before it starts again (about 20 links per interval);
+the link rooms computed from them start again with them."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,23 @@ def local(zone: str) -> Path:
     """The path of a trade within one zone (no link, no loss): one shared value per zone
     (a `Path` is immutable), since every order that matches in its own zone needs one."""
     return Path((zone,), 0)
+
+
+class Rooms(dict[Link, int]):
+    """Link rooms by directed link, each computed by `read` (`link_room_wh`) when first
+    asked: a plan's own over a view that wrote a flow or a link record itself, else the
+    committed ones of its interval, which every plan shares (`LinkFlows.rooms`)."""
+
+    __slots__ = ("_read", "interval_seconds")
+
+    def __init__(self, read: Room, interval_seconds: int = 0) -> None:
+        super().__init__()
+        self._read = read
+        self.interval_seconds = interval_seconds  # the interval length they were read for
+
+    def __missing__(self, link: Link) -> int:
+        room = self[link] = self._read(*link)
+        return room
 
 
 def compound_loss(losses_bp: list[int]) -> int:
@@ -163,6 +181,7 @@ class ZoneGraph:
         elif key.startswith(GRAPH_PREFIXES):
             self._graph = None
             self._searches = {}
+            self.flows.forget_rooms()  # computed from the capacities the graph had
 
     def _built(self) -> tuple[Neighbours, Capacities]:
         if self._graph is None:
@@ -176,11 +195,12 @@ class ZoneGraph:
         """The capacity of every interconnector in the zone index, cut ones included."""
         return self._built()[1]
 
-    def search(self, source: str, target: str, room: Room) -> Path | None:
-        """`find` over this graph with `room`. The search without room is kept per pair of
-        zones with the links it went through: while each of them has room, the search with
-        room takes the same steps and finds the same path, so only those links are asked
-        (an order's plan searches about twice, most of them as some order before it)."""
+    def search(self, source: str, target: str, rooms: Mapping[Link, int]) -> Path | None:
+        """`find` over this graph with the links' `rooms`. The search without room is kept
+        per pair of zones with the links it went through: while each of them has room, the
+        search with room takes the same steps and finds the same path, so only those links
+        are asked (an order's plan searches about twice, most of them as some order before
+        it)."""
         if source == target:
             return local(source)
         known = self._searches.get((source, target))
@@ -189,9 +209,9 @@ class ZoneGraph:
             path = _search(self.neighbours(), source, target, None, asked)
             known = self._searches[source, target] = (path, tuple(asked))
         path, asked_links = known
-        for a, b in asked_links:
-            if room(a, b) <= 0:  # a link it went through is full: search around it
-                return _search(self.neighbours(), source, target, room)
+        for link in asked_links:
+            if rooms[link] <= 0:  # a link it went through is full: search around it
+                return _search(self.neighbours(), source, target, lambda a, b: rooms[a, b])
         return path
 
 
@@ -216,19 +236,60 @@ class LinkFlows:
         self._state = state
         self._wh: dict[tuple[int, str, str], int] = {}
         self._keys: dict[bytes, tuple[int, str, str]] = {}
+        # The rooms computed from the flows above, by interval start: each one's two flows
+        # are in `_wh` while it is kept, so a write to either drops it.
+        self._rooms: dict[int, Rooms] = {}
 
     def forget(self, key: bytes) -> None:
-        """The flow record at `key` was written: read it again when next asked."""
+        """The flow record at `key` was written: read it again when next asked, and the
+        rooms of its link, both ways, in its interval."""
         if (flow := self._keys.pop(key, None)) is not None:
             del self._wh[flow]
+            interval_start, a, b = flow
+            rooms = self._rooms.get(interval_start)
+            if rooms is not None:
+                rooms.pop((a, b), None)
+                rooms.pop((b, a), None)
+
+    def forget_rooms(self) -> None:
+        """The zone graph's capacities changed: compute every room again."""
+        self._rooms.clear()
+
+    def rooms(self, interval_start: int, interval_seconds: int, capacities: Capacities) -> Rooms:
+        """The committed room of each directed link in the interval (`link_room_wh`), from
+        the zone graph's `capacities` and the committed flows, kept across the plans of
+        every order until a flow of the link or the graph changes: an order's plan asks
+        the room of some ten links, most of them as the orders before it did."""
+        found = self._rooms.get(interval_start)
+        if found is not None and found.interval_seconds == interval_seconds:
+            return found
+
+        def read(a: str, b: str) -> int:
+            capacity_kw = capacities.get((a, b))
+            if capacity_kw is None:  # not in the zone index: read as `link_room_wh` does
+                capacity_kw = grid.link_capacity_kw(self._state.overlay(), a, b) or 0
+            if len(self._wh) + 2 > FLOW_CACHE_LIMIT:  # before, not between, the two reads
+                self._clear()
+            return (
+                capacity_kw * 1000 * interval_seconds // 3600
+                - self.used_wh(interval_start, a, b)
+                + self.used_wh(interval_start, b, a)
+            )
+
+        found = self._rooms[interval_start] = Rooms(read, interval_seconds)
+        return found
+
+    def _clear(self) -> None:
+        self._wh.clear()
+        self._keys.clear()
+        self._rooms.clear()  # they would not be told of writes to the flows forgotten
 
     def used_wh(self, interval_start: int, a: str, b: str) -> int:
         flow = (interval_start, a, b)
         found = self._wh.get(flow)
         if found is None:
             if len(self._wh) >= FLOW_CACHE_LIMIT:
-                self._wh.clear()
-                self._keys.clear()
+                self._clear()
             key = records.flow_key(interval_start, a, b)
             used = self._state.get(key, records.FlowUsed)
             found = self._wh[flow] = 0 if used is None else used.wh
@@ -236,48 +297,28 @@ class LinkFlows:
         return found
 
 
-def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tuple[Search, Room]:
-    """The path search (`find`) and the link room (`link_room_wh`, memoised per directed
-    link) for searches that do not write while they ask, as an order's plan. Both come
-    from the committed state's cached `ZoneGraph` and `LinkFlows` unless `view` itself
-    holds a write to one of their records (a trade reserved earlier in the same
-    transaction), then from `view`: the same paths and numbers either way, so the fills
-    are unchanged."""
-    memo: dict[Link, int] = {}
+def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tuple[Search, Rooms]:
+    """The path search (`find`) and the links' rooms (`link_room_wh`, each computed once)
+    for searches that do not write while they ask, as an order's plan. Both come from the
+    committed state's cached `ZoneGraph` and its `LinkFlows` unless `view` itself holds a
+    write to one of their records (a trade reserved earlier in the same transaction), then
+    from `view`: the same paths and numbers either way, so the fills are unchanged."""
     search: Search
     if view.touches(ROOM_PREFIXES):
         neighbours = zone_graph(view)
-
-        def read(a: str, b: str) -> int:
-            return link_room_wh(view, interval_start, a, b, interval_seconds)
+        rooms = Rooms(lambda a, b: link_room_wh(view, interval_start, a, b, interval_seconds))
 
         def search(source: str, target: str) -> Path | None:
-            return find(view, source, target, room, neighbours)
+            return find(view, source, target, lambda a, b: rooms[a, b], neighbours)
 
     else:
         graph = view.base.index(GRAPH_INDEX, ZoneGraph)
-        capacities, flows = graph.capacities(), graph.flows
-
-        def read(a: str, b: str) -> int:
-            capacity_kw = capacities.get((a, b))
-            if capacity_kw is None:  # not in the zone index: read as `link_room_wh` does
-                return link_room_wh(view, interval_start, a, b, interval_seconds)
-            return (
-                capacity_kw * 1000 * interval_seconds // 3600
-                - flows.used_wh(interval_start, a, b)
-                + flows.used_wh(interval_start, b, a)
-            )
+        rooms = graph.flows.rooms(interval_start, interval_seconds, graph.capacities())
 
         def search(source: str, target: str) -> Path | None:
-            return graph.search(source, target, room)
+            return graph.search(source, target, rooms)
 
-    def room(a: str, b: str) -> int:
-        found = memo.get((a, b))
-        if found is None:
-            found = memo[a, b] = read(a, b)
-        return found
-
-    return search, room
+    return search, rooms
 
 
 def link_capacity_wh(view: Overlay, a: str, b: str, interval_seconds: int) -> int:

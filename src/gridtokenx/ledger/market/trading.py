@@ -137,15 +137,15 @@ def _plan(
     cross."""
     buying = incoming.side is Side.BUY
     opposite = Side.SELL if buying else Side.BUY
-    books = orderbook.books(view.base)
+    books = orderbook.books(view.base).zones(incoming.interval_start, opposite)
     reachable: list[orderbook.Reachable] = []
     routes: dict[str, paths.Path] = {}
     link_room: dict[tuple[str, str], int] = {}
-    links: tuple[paths.Search, paths.Room] | None = None  # at the first other zone
+    links: tuple[paths.Search, paths.Rooms] | None = None  # at the first other zone
     headrooms: dict[str, int | None] = {}  # by importing zone: a buy's is always its own
 
     for zone in () if market is None else market.zones:
-        side = books.side(incoming.interval_start, zone, opposite)
+        side = books.get(zone)
         if side is None or not orderbook.meets(side, 0, buying, incoming.price):
             continue
         if zone == incoming.zone:  # not halted: every caller has just checked
@@ -156,14 +156,14 @@ def _plan(
             continue
         if links is None:
             links = paths.plan_grid(view, incoming.interval_start, params.interval_seconds)
-        search, room = links
+        search, rooms = links
         route = search(zone, incoming.zone) if buying else search(incoming.zone, zone)
         if route is None:
             continue
         routes[zone] = route
         hops = route.hops
-        for a, b in hops:
-            link_room.setdefault((a, b), room(a, b))
+        for hop in hops:
+            link_room.setdefault(hop, rooms[hop])
         importer = route.zones[-1]
         if importer not in headrooms:
             headrooms[importer] = grid.import_room_wh(
