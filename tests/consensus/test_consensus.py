@@ -223,6 +223,41 @@ def test_a_height_hashes_its_block_once_for_its_id(monkeypatch: pytest.MonkeyPat
     assert hashed == [len(block)]
 
 
+def test_a_validator_verifies_the_others_signatures_not_its_own() -> None:
+    """Its own proposal and votes were signed a moment ago with its own key: verifying
+    them again cost three Ed25519 verifies a height per validator. Over a height, as the
+    proposer and as not, only the other validators' signatures are verified (and they
+    still are: one forged is not counted)."""
+    proposer = KEYS.index(BY_ADDRESS[VALS.proposer(1, 0)])
+    for me in (proposer, _a_non_proposer(1, 0)):
+        checked: list[bytes] = []
+
+        def verify(pk: bytes, msg: bytes, sig: bytes, checked: list[bytes] = checked) -> bool:
+            checked.append(pk)
+            return crypto.verify(pk, msg, sig)
+
+        c = Core(CHAIN, VALS, KEYS[me], verify, 1)
+        block = b"block one"
+        actions = c.start()
+        if any(isinstance(a, core.RequestValue) for a in actions):
+            actions = c.on_value(1, 0, block)
+        else:
+            actions = c.on_proposal(_proposal(0, block), valid=True)
+        assert [v.type for v in _broadcast_votes(actions)] == [VoteType.PREVOTE]
+        others = [k for i, k in enumerate(KEYS) if i != me]
+        forged = msgspec.structs.replace(
+            _vote(others[0], 0, VoteType.PREVOTE, block_id(block)), signature=bytes(64)
+        )
+        assert c.on_vote(forged) == []
+        decided: list[core.Action] = []
+        for kind in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+            for k in others:
+                decided += c.on_vote(_vote(k, 0, kind, block_id(block)))
+        assert any(isinstance(a, core.Decide) for a in decided)
+        assert KEYS[me].public_key not in checked
+        assert len(checked) == 1 + 2 * len(others) + (me != proposer)
+
+
 def test_a_quorum_of_nil_precommits_starts_the_next_round_without_the_timeout() -> None:
     """The round-0 proposer is down: the others time out, prevote and precommit nil. More
     than 2/3 of the power precommitting nil means no block can be decided in the round, so

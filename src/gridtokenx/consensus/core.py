@@ -204,7 +204,7 @@ class Core:
             self.key, self.chain_id, Proposal(height, round, block, -1, self.address)
         )
         self.valid[proposal.block_id] = True
-        return [Broadcast(proposal), *self.on_proposal(proposal, valid=True)]
+        return [Broadcast(proposal), *self._take_proposal(proposal, valid=True)]
 
     def on_proposal(self, proposal: Proposal, *, valid: bool) -> list[Action]:
         s = self.state
@@ -217,6 +217,12 @@ class Core:
             member.public_key, proposal.signing_bytes(self.chain_id), proposal.signature
         ):
             return []
+        return self._take_proposal(proposal, valid)
+
+    def _take_proposal(self, proposal: Proposal, valid: bool) -> list[Action]:
+        """A proposal of this height whose proposer and signature are right (checked, or
+        signed here: this validator's own is not verified again, an Ed25519 verify a
+        height saved)."""
         if proposal.round in self.proposals:
             return []  # a second proposal for the round from its proposer is ignored
         self.proposals[proposal.round] = proposal
@@ -236,13 +242,23 @@ class Core:
             member.public_key, vote.signing_bytes(self.chain_id), vote.signature
         ):
             return []
+        return self._take_vote(vote, member.power)
+
+    def _own_vote(self, vote: Vote) -> list[Action]:
+        """Count a vote this validator has just signed: its signature is not verified again
+        (two Ed25519 verifies a height saved). Its address is in the set (it votes), and an
+        address is the hash of its key, so the set holds this very key for it."""
+        return self._take_vote(vote, self.validators.power(self.address))
+
+    def _take_vote(self, vote: Vote, power: int) -> list[Action]:
+        """A vote of this height whose signer and signature are right."""
         tally = self._tally(vote.round, vote.type)
         earlier = tally.votes.get(vote.validator)
         if earlier is None:
             tally.votes[vote.validator] = vote
-            tally.total += member.power  # the "any 2f + 1" rules count each validator once
+            tally.total += power  # the "any 2f + 1" rules count each validator once
             self._seen(vote.round, vote.validator)
-            return self._count(tally, vote, member.power)
+            return self._count(tally, vote, power)
         key = (vote.validator, vote.block_id)
         if earlier.block_id == vote.block_id or key in tally.counted:
             return []  # a duplicate
@@ -253,7 +269,7 @@ class Core:
         # ids nobody proposed are not counted, so an equivocator cannot make us track many.
         if vote.block_id != NIL and vote.block_id not in self.valid:
             return evidence
-        return evidence + self._count(tally, vote, member.power)
+        return evidence + self._count(tally, vote, power)
 
     def _count(self, tally: _RoundVotes, vote: Vote, power: int) -> list[Action]:
         tally.counted[(vote.validator, vote.block_id)] = vote
@@ -295,7 +311,7 @@ class Core:
                 proposal = sign_proposal(self.key, self.chain_id, proposal)
                 self.valid[proposal.block_id] = True
                 actions.append(Broadcast(proposal))
-                actions += self.on_proposal(proposal, valid=True)
+                actions += self._take_proposal(proposal, valid=True)
             else:
                 actions.append(RequestValue(s.height, round))
         actions.append(self._timeout(Step.PROPOSE))
@@ -315,10 +331,10 @@ class Core:
             if (earlier.height, earlier.round, earlier.type) == (s.height, s.round, vtype):
                 # Already signed before a restart (the step rules should not get here): send
                 # that vote again rather than equivocate with a second one.
-                return [Broadcast(earlier), *self.on_vote(earlier)]
+                return [Broadcast(earlier), *self._own_vote(earlier)]
         vote = sign_vote(self.key, self.chain_id, Vote(s.height, s.round, vtype, bid, self.address))
         s.signed = (*s.signed, vote)  # logged by the driver before the broadcast goes out
-        return [Broadcast(vote), *self.on_vote(vote)]
+        return [Broadcast(vote), *self._own_vote(vote)]
 
     def _polka(self, round: int, bid: bytes) -> bool:
         tally = self.votes.get((round, VoteType.PREVOTE))

@@ -218,6 +218,8 @@ class _Envelope(msgspec.Struct, array_like=True, frozen=True):
 
 
 _decoder: Final = msgspec.msgpack.Decoder(_Envelope)
+_LANE_NAMES: Final = {kind: lane.name.lower() for kind, lane in LANES.items()}
+"""Each kind's lane as the stats spell it (an enum's `name` is a property: slow per frame)."""
 
 
 def message_id(frame: bytes) -> bytes:
@@ -598,7 +600,7 @@ class Gossip:
             self.stats.discarded["unknown", "malformed"] += 1
             self.penalise(peer)
             return
-        lane = LANES[kind].name.lower()
+        lane = _LANE_NAMES[kind]
         self.stats.received[lane] += len(frame)
         if len(envelope.payload) > LIMITS[kind] or kind in CONTROL:
             self.stats.discarded[lane, "malformed"] += 1

@@ -740,6 +740,17 @@ class Mesh(Generic[P]):
 
     def _gossip(self, topic: Topic, members: set[P], sends: list[tuple[P, Frame]]) -> None:
         p = self.params
+        # The peers first: where every peer is in the mesh (a few validators), there is no
+        # one to tell, and the ids need not be gathered from every window at every heartbeat.
+        candidates = [
+            peer
+            for peer, state in self.peers.items()
+            if peer not in members
+            and topic in state.topics
+            and self.scores.get(peer, 0.0) >= p.gossip_threshold
+        ]
+        if not candidates:
+            return
         ids = [
             mid
             for window in self.windows[p.gossip_from_window : p.gossip_windows]
@@ -748,13 +759,6 @@ class Mesh(Generic[P]):
         ]
         if not ids:
             return
-        candidates = [
-            peer
-            for peer, state in self.peers.items()
-            if peer not in members
-            and topic in state.topics
-            and self.scores.get(peer, 0.0) >= p.gossip_threshold
-        ]
         count = max(p.d_lazy, int(p.gossip_factor * len(candidates)))
         announced = IHave(topic, tuple(ids[-p.max_ihave_ids :]))
         for peer in self.rng.sample(candidates, min(count, len(candidates))):

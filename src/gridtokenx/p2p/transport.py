@@ -185,11 +185,13 @@ class Connection:
         """The next frame of at most `limit` bytes; raises FrameError on anything that does
         not authenticate or is too long (judged by its length, before reading the rest).
         Reads arrive in large chunks and frames are cut from a buffer, one await per many."""
-        await self._fill(4)
+        if len(self._inbox) < 4:  # a frame already read whole costs no coroutine
+            await self._fill(4)
         (length,) = _LENGTH.unpack_from(self._inbox)
         if length > limit + _TAG:
             raise FrameError(f"frame of {length} bytes exceeds the limit of {limit + _TAG}")
-        await self._fill(4 + length)
+        if len(self._inbox) < 4 + length:
+            await self._fill(4 + length)
         sealed = bytes(self._inbox[4 : 4 + length])
         del self._inbox[: 4 + length]
         try:

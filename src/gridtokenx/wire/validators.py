@@ -33,6 +33,7 @@ class ValidatorSet:
     _by_address: dict[bytes, Validator] = field(init=False, repr=False, compare=False)
     _schedule: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
     _rounds: dict[int, tuple[bytes, ...]] = field(init=False, repr=False, compare=False)
+    _total: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.validators:
@@ -45,6 +46,8 @@ class ValidatorSet:
         object.__setattr__(self, "_by_address", by_address)
         object.__setattr__(self, "_schedule", self._rotation())
         object.__setattr__(self, "_rounds", {})
+        # Summed once: the core asks for quorums a few dozen times a height.
+        object.__setattr__(self, "_total", sum(v.power for v in self.validators))
 
     @classmethod
     def of(cls, members: list[tuple[bytes, int]]) -> ValidatorSet:
@@ -68,7 +71,7 @@ class ValidatorSet:
 
     @property
     def total_power(self) -> int:
-        return sum(v.power for v in self.validators)
+        return self._total
 
     def power(self, address: bytes) -> int:
         found = self._by_address.get(address)
@@ -79,11 +82,11 @@ class ValidatorSet:
 
     def is_quorum(self, power: int) -> bool:
         """More than two thirds of the total power (the paper's 2f + 1)."""
-        return 3 * power > 2 * self.total_power
+        return 3 * power > 2 * self._total
 
     def is_one_honest(self, power: int) -> bool:
         """More than one third of the total power (the paper's f + 1): at least one honest."""
-        return 3 * power > self.total_power
+        return 3 * power > self._total
 
     def proposer(self, height: int, round: int) -> bytes:
         """Round 0 follows the power-weighted schedule; round r takes the r-th distinct
