@@ -92,10 +92,16 @@ def position(view: Overlay, interval_start: int, zone: str, who: bytes) -> recor
 
 
 def update_position(
-    view: Overlay, interval_start: int, zone: str, who: bytes, **changes: int
+    view: Overlay,
+    interval_start: int,
+    zone: str,
+    who: bytes,
+    read: records.Position | None = None,
+    **changes: int,
 ) -> records.Position:
-    """Add each change to the position's field of the same name."""
-    current = position(view, interval_start, zone, who)
+    """Add each change to the position's field of the same name. `read`: the position as
+    the caller has just read it (`position`), not read again."""
+    current = position(view, interval_start, zone, who) if read is None else read
     updated = msgspec.structs.replace(
         current, **{name: getattr(current, name) + delta for name, delta in changes.items()}
     )

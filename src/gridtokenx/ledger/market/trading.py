@@ -412,8 +412,9 @@ def _back_order(
     Returns the order and, for a buy, both balances after its escrow moved."""
     if order.side is Side.SELL:
         pos = _check_sell_room(view, order, order.quantity_wh, capacity)
-        offered = msgspec.structs.replace(pos, offered_wh=pos.offered_wh + order.quantity_wh)
-        view.put(records.position_key(order.interval_start, order.zone, order.owner), offered)
+        bookkeeping.update_position(
+            view, order.interval_start, order.zone, order.owner, pos, offered_wh=order.quantity_wh
+        )
         return order, {}
     escrow = bookkeeping.buyer_cost_satang(order.quantity_wh, order.price, params)
     moved = accounts.move(view, order.owner, accounts.ESCROW_ADDRESS, Asset.THB, escrow)
