@@ -393,7 +393,7 @@ class BucketTree:
         where a memoised miss costs 1)."""
         s = self._s
         [position] = key_positions((key,))
-        bucket = s.buckets.get(position >> (32 - FANOUT_BITS * s.depth))
+        bucket = s.buckets.get(bucket_at(position, s.depth))
         if bucket is None:
             return s.fresh or self._source is None
         return key not in bucket
