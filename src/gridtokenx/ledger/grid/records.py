@@ -105,6 +105,12 @@ def add_import(view: Overlay, interval_start: int, zone: str, wh: int) -> None:
         view.delete(key)
 
 
+def energy_wh(power_kw: int, interval_seconds: int) -> int:
+    """Energy a power carries over an interval, in whole Wh (rounded down): a link's or a
+    zone's capacity in kW as the market trades it, Wh per delivery interval."""
+    return power_kw * 1000 * interval_seconds // 3600
+
+
 def import_room_wh(
     view: Overlay, interval_start: int, zone: str, interval_seconds: int
 ) -> int | None:
@@ -113,7 +119,7 @@ def import_room_wh(
     status = view.get(distribution_key(zone), DistributionState)
     if status is None:
         return None
-    limit = status.headroom_kw * 1000 * interval_seconds // 3600
+    limit = energy_wh(status.headroom_kw, interval_seconds)
     return limit - imported_wh(view, interval_start, zone)
 
 

@@ -271,7 +271,7 @@ class LinkFlows:
             if len(self._wh) + 2 > FLOW_CACHE_LIMIT:  # before, not between, the two reads
                 self._clear()
             return (
-                capacity_kw * 1000 * interval_seconds // 3600
+                grid.energy_wh(capacity_kw, interval_seconds)
                 - self.used_wh(interval_start, a, b)
                 + self.used_wh(interval_start, b, a)
             )
@@ -324,7 +324,7 @@ def plan_grid(view: Overlay, interval_start: int, interval_seconds: int) -> tupl
 def link_capacity_wh(view: Overlay, a: str, b: str, interval_seconds: int) -> int:
     """Per interval, from EGAT's latest capacity (the genesis value until it reports)."""
     capacity = grid.link_capacity_kw(view, a, b)
-    return 0 if capacity is None else capacity * 1000 * interval_seconds // 3600
+    return 0 if capacity is None else grid.energy_wh(capacity, interval_seconds)
 
 
 def used_wh(view: Overlay, interval_start: int, a: str, b: str) -> int:
