@@ -344,8 +344,13 @@ class CountedVerify:
 
 def bounded(mp: Mempool, raws: list[bytes]) -> list[str]:
     """A client's or a peer's batch through both steps, as `Node.admit` runs them."""
-    checked = [c for future in mp.precheck(raws, bounded=True) for c in future.result()]
-    return [r.code or "accepted" for r in mp.admit(raws, checked, nonce_of, 0, bounded=True)]
+    promised = mp.reserve(len(raws))
+    try:
+        checked = [c for future in mp.precheck(raws, promised) for c in future.result()]
+        admitted = mp.admit(raws, checked, nonce_of, 0, bounded=True)
+    finally:
+        mp.release(promised)
+    return [r.code or "accepted" for r in admitted]
 
 
 def test_a_full_backlog_refuses_before_verifying_the_signature(
@@ -378,6 +383,44 @@ def test_a_full_backlog_refuses_before_verifying_the_signature(
         assert bounded(mp, [gap_forged]) == ["INVALID_SIGNATURE"]  # verified once due
         assert bounded(mp, [gap.encode()]) == ["accepted"]
         assert len(verify.calls) == 2 and len(mp) == 5
+    finally:
+        mp.close()
+
+
+def test_a_batch_is_verified_only_as_far_as_the_backlog_has_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bounded batch arriving with room for two of its five in the backlog has two
+    verified, not five: the three refused MEMPOOL_FULL cost no verify (before, a batch
+    arriving just under the limit was verified whole and mostly refused). Two batches
+    checked at once share the room: the second, promised nothing, verifies only its grid
+    operation. A deferred transaction admitted after all (the room came back) is
+    verified when admitted, and its forgery refused."""
+    verify = CountedVerify(monkeypatch)
+    mp = Mempool(CHAIN, max_txs=100, max_per_sender=50, min_backlog=2)
+    try:
+        five = [make(ALICE, n) for n in range(5)]
+        assert bounded(mp, five) == ["accepted"] * 2 + ["MEMPOOL_FULL"] * 3
+        assert len(verify.calls) == 2 and mp.backlog_full
+    finally:
+        mp.close()
+    verify.calls.clear()
+    mp = Mempool(CHAIN, max_txs=100, max_per_sender=50, min_backlog=2)
+    try:
+        first, second = mp.reserve(3), mp.reserve(3)
+        assert (first, second) == (2, 0)
+        alarm = tx.make(CAROL, CHAIN, 0, tx.DeclareEmergency(("BKK",), "49.2 Hz"), 0).encode()
+        later = [make(BOB, 5), alarm]
+        checked = [c for f in mp.precheck(later, second) for c in f.result()]
+        assert [ok for _, ok in checked] == [None, True]  # the order deferred, the alarm not
+        assert verify.calls == [CAROL.public_key]
+        mp.release(first)
+        mp.release(second)
+        assert mp.reserve(5) == 2  # the promises are given back
+        verify.calls.clear()
+        forged = tx.SignedTransaction(tx.decode(later[0]).tx, bytes(64)).encode()
+        (refused,) = mp.admit([forged], [(tx.decode(forged), None)], nonce_of, 0, bounded=True)
+        assert refused.code == "INVALID_SIGNATURE" and verify.calls == [BOB.public_key]
     finally:
         mp.close()
 

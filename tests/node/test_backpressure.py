@@ -111,7 +111,7 @@ def test_a_grid_update_is_admitted_ahead_of_a_queue_of_orders(
         (node,) = await _network(tmp_path, codes=("EGAT",))
         held: list[Future[list[object]]] = []
 
-        def stuck(raws: list[bytes], bounded: bool = False) -> list[Future[list[object]]]:
+        def stuck(raws: list[bytes], verify: int | None = None) -> list[Future[list[object]]]:
             held.append(Future())
             return held[-1:]
 

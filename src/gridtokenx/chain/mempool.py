@@ -34,12 +34,13 @@ the idle 2-core machine, December 2026). What waits behind a gap is counted at e
 block (`update`); the hard limits (`max_txs`, `max_bytes`, `max_per_sender`, eviction by
 fee) still bound the memory it takes.
 
-The backlog is judged before the signature: when the pool is full as a bounded batch
-arrives, `precheck` only decodes the batch's non-priority transactions, and `admit`
-verifies one (on the loop) only if it is admitted after all (it fills a gap, or blocks
-drained the pool meanwhile). A refused transaction then costs a decode, not an Ed25519
-verify, which is most of admission's CPU: overload no longer buys CPU away from the
-blocks.
+The backlog is judged before the signature: a bounded batch has the first of its
+non-priority transactions verified only as far as the backlog has room for them now, less
+the room promised to batches still being checked (`reserve`); `precheck` only decodes the
+rest, and `admit` verifies one (on the loop) only if it is admitted after all (it fills a
+gap, or blocks drained the pool meanwhile). A refused transaction then costs a decode,
+not an Ed25519 verify, which is most of admission's CPU: overload no longer buys CPU
+away from the blocks.
 
 The mempool never forgets silently: every admitted transaction ends `committed` or
 `dropped` with a reason (evicted; superseded by a committed transaction with its nonce;
@@ -55,8 +56,9 @@ import logging
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Final
+
+import msgspec
 
 from gridtokenx.wire import codec, crypto, errors, tx
 
@@ -82,8 +84,10 @@ GAPPED_LOOKS: Final = 16
 """Senders with a gap a full pool looks at for one that cannot run (`_gapped_tail`)."""
 
 
-@dataclass(frozen=True)
-class Admission:
+class Admission(msgspec.Struct, frozen=True):
+    """One transaction's answer at admission (a Struct: one per transaction, and a frozen
+    dataclass's `__init__` costs about ten times as much)."""
+
     tx_hash: bytes | None  # None when the bytes could not be decoded
     accepted: bool
     code: str = ""  # why not, when refused
@@ -95,8 +99,9 @@ Checked = tuple[tx.SignedTransaction | Admission, bool | None]
 the pool was full when it arrived), or why it did not decode."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
+    """A waiting transaction (a Struct, as `Admission`: one per admitted transaction)."""
+
     tx_hash: bytes
     raw: bytes
     sender: bytes
@@ -153,6 +158,7 @@ class Mempool:
         # evicted, dropped), so the node forgets its saved copies without scanning what it
         # saved; bounded like the outcomes: one missed is only re-checked at a restart.
         self._gone: deque[bytes] = deque(maxlen=remember)
+        self._promised = 0  # room `reserve` gave batches still being checked
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -165,23 +171,41 @@ class Mempool:
         return self._bytes
 
     # --- admission -------------------------------------------------------------------------
-    def precheck(self, raws: list[bytes], bounded: bool = False) -> list[Future[list[Checked]]]:
+    def precheck(self, raws: list[bytes], verify: int | None = None) -> list[Future[list[Checked]]]:
         """Decode and verify in the pool, in chunks; the futures keep the input order.
-        `bounded` (as for `admit`): when the backlog is full now, only grid operations are
-        verified; the others are decoded and left for `admit` to refuse before any verify.
+        `verify`: only the first `verify` transactions are verified whatever they are, the
+        rest only if they are grid operations; the others are decoded and left for `admit`,
+        which refuses them before any verify or verifies one it admits after all (a
+        bounded batch: how many the backlog has room for, `reserve`). None: all of them.
 
         Nothing here touches the pool's own structures, so a node can await the futures
         without blocking its event loop and then `admit` on the loop."""
         chunk = max(64, -(-len(raws) // 8))
-        full = bounded and self.backlog_full
+        budget = len(raws) if verify is None else verify
         return [
-            self._pool.submit(_check, raws[i : i + chunk], full) for i in range(0, len(raws), chunk)
+            self._pool.submit(_check, raws[i : i + chunk], max(0, budget - i))
+            for i in range(0, len(raws), chunk)
         ]
+
+    def reserve(self, count: int) -> int:
+        """How many of a bounded batch of `count` to verify before admission (`precheck`):
+        the room left in the backlog, less what batches still being checked were promised,
+        which the promise holds until `release`. A batch that arrives as blocks drain the
+        pool was verified whole and then mostly refused once the first admissions filled
+        it again: at twice the saturation rate about two verifies per committed
+        transaction, the CPU that back-pressure is there to save."""
+        room = max(0, min(count, self.backlog_limit - self.backlog - self._promised))
+        self._promised += room
+        return room
+
+    def release(self, promised: int) -> None:
+        """The batch `reserve` promised room to was admitted (or given up)."""
+        self._promised -= promised
 
     def check(self, raws: list[bytes]) -> list[Checked]:
         """`precheck` on the caller's thread, every signature verified: for a few grid
         updates, which must not wait in the pool's queue behind thousands of orders."""
-        return _check(raws)
+        return _check(raws, len(raws))
 
     @property
     def backlog_limit(self) -> int:
@@ -605,18 +629,19 @@ def _ready_run(queue: dict[int, Entry], nonce: int | None) -> list[Entry]:
     return run
 
 
-def _check(raws: list[bytes], full: bool = False) -> list[Checked]:
+def _check(raws: list[bytes], verify: int) -> list[Checked]:
     """Decode and verify one chunk (in a pool thread, a chunk at a time: the verifier
     holds the GIL while it verifies, so the event loop gets it back between calls).
-    `full`: the backlog is full, so only grid operations are verified now (`precheck`)."""
+    `verify`: how many of its first transactions to verify whatever they are; after
+    those only grid operations are verified now (`precheck`)."""
     out: list[Checked] = []
-    for raw in raws:
+    for i, raw in enumerate(raws):
         try:
             stx = tx.decode(raw)
         except codec.DecodeError as exc:
             out.append((Admission(None, False, exc.code, str(exc)), False))
             continue
-        deferred = full and not tx.is_priority(stx.tx.body)
+        deferred = i >= verify and not tx.is_priority(stx.tx.body)
         out.append((stx, None if deferred else _verified(stx)))
     return out
 

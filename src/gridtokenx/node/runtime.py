@@ -339,11 +339,16 @@ class Node:
         `inline`: decode and verify on the loop, not queued in the pool behind other
         batches (a few grid updates, `GRID_INLINE_MAX`); nothing is awaited then."""
         bounded = client or relayed
-        checked: list[Checked] = self.app.mempool.check(raws) if inline else []
-        for future in () if inline else self.app.mempool.precheck(raws, bounded):
-            chunk: list[Checked] = await asyncio.wrap_future(future)
-            checked += chunk
-        admissions = self.app.admit(raws, checked, bounded, hashes, keep=not relayed)
+        mempool = self.app.mempool
+        checked: list[Checked] = mempool.check(raws) if inline else []
+        promised = mempool.reserve(len(raws)) if bounded and not inline else 0
+        try:
+            for future in () if inline else mempool.precheck(raws, promised if bounded else None):
+                chunk: list[Checked] = await asyncio.wrap_future(future)
+                checked += chunk
+            admissions = self.app.admit(raws, checked, bounded, hashes, keep=not relayed)
+        finally:
+            mempool.release(promised)
         accepted = [(raw, a.tx_hash) for raw, a in zip(raws, admissions, strict=True)
                     if a.accepted and a.tx_hash is not None]  # fmt: skip
         if accepted:
