@@ -64,19 +64,25 @@ def test_chain_bench_commits_what_it_offers(tmp_path: Path) -> None:
     assert result["finality_p50_ms"] is not None
 
 
-@pytest.mark.parametrize("workload", ["crossing", "day"])
-def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str) -> None:
+@pytest.mark.parametrize(
+    ("workload", "submit"), [("crossing", "gossip"), ("day", "gossip"), ("crossing", "api")]
+)
+def test_devnet_bench_runs_four_processes_small(
+    tmp_path: Path, workload: str, submit: str
+) -> None:
     """Four validator processes, a small market (crossing orders, or the market-day
-    simulator's agents) and a few orders: everything offered is committed, and the stopped
-    validators hold identical blocks. With the crossing orders, EGAT's status reports go
-    in as well and are timed at every validator."""
+    simulator's agents) and a few orders, by gossip or through the validators' REST batch
+    route: everything offered is committed, and the stopped validators hold identical
+    blocks. With the crossing orders, EGAT's status reports go in as well and are timed
+    at every validator."""
     out = tmp_path / "devnet.json"
     grid = ["--grid-every", "1"] if workload == "crossing" else []
     result = _load("devnet_bench").main(
         ["--rate", "40", "--seconds", "1", "--accounts", "6", "--block-ms", "200",
-         "--workload", workload, "--output", str(out), *grid]
+         "--workload", workload, "--submit", submit, "--output", str(out), *grid]
     )  # fmt: skip
     assert json.loads(out.read_text()) == result
+    assert result["submitted_via"] == submit
     assert result["submitted"] == result["committed"] == 40
     assert result["all_committed"] is True and result["workload"] == workload
     assert result["heights_checked_identical"] >= 3  # type: ignore[operator]
