@@ -67,9 +67,7 @@ def test_chain_bench_commits_what_it_offers(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("workload", "submit"), [("crossing", "gossip"), ("day", "gossip"), ("crossing", "api")]
 )
-def test_devnet_bench_runs_four_processes_small(
-    tmp_path: Path, workload: str, submit: str
-) -> None:
+def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str, submit: str) -> None:
     """Four validator processes, a small market (crossing orders, or the market-day
     simulator's agents) and a few orders, by gossip or through the validators' REST batch
     route: everything offered is committed, and the stopped validators hold identical
