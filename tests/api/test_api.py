@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gridtokenx.api.models import MAX_LIMIT
+from gridtokenx.api.models import MAX_LIMIT, BatchResult
 from gridtokenx.client import Client, to_json
 from gridtokenx.wire import crypto, tx
 from tests.api.test_api_harness import (
@@ -149,7 +149,10 @@ def test_batch_returns_one_result_per_transaction_in_order(
     ]
     answer = http.post("/txs/batch", json={"txs": batch})
     assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
     results = answer.json()["results"]
+    documented = BatchResult.model_validate(answer.json())  # the shape the schema gives
+    assert documented.results[0].hash == tx.decode(ok[0]).hash.hex()
     assert [r["accepted"] for r in results] == [True, False, True, False, True]
     assert [r["code"] for r in results] == ["", "MALFORMED", "", "UNKNOWN_SENDER", ""]
     for r in results:

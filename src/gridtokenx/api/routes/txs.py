@@ -11,7 +11,8 @@ import binascii
 import re
 from typing import Any, Final
 
-from fastapi import APIRouter, Path
+import orjson
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from gridtokenx.api import views
@@ -62,11 +63,13 @@ async def submit(body: TxIn, node: NodeDep) -> dict[str, str]:
 
 
 @router.post("/txs/batch", response_model=BatchResult)
-async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> dict[str, Any]:
+async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> Response:
     """Admit many transactions in one request, the node's way (`Node.admit`, as for
     gossip and a single submit): signatures are verified in the node's thread pool while
     the loop keeps serving consensus; one result per transaction, in order, each with its
-    hash or the code it was refused with."""
+    hash or the code it was refused with. The answer is encoded here (`BatchResult`'s
+    shape, which the schema still documents): FastAPI's validation of the model and its
+    JSON encoding took about 5 µs per transaction, on the loop that also runs consensus."""
     require_running(node)
     if len(body.txs) > settings.max_batch:
         raise invalid(f"at most {settings.max_batch} transactions per batch")
@@ -81,7 +84,7 @@ async def submit_batch(body: BatchIn, node: NodeDep, settings: SettingsDep) -> d
         }
         for a in admissions
     ]
-    return {"results": results}
+    return Response(orjson.dumps({"results": results}), media_type="application/json")
 
 
 class Simulated(BaseModel):
