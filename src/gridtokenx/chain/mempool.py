@@ -2,7 +2,8 @@
 
 Admission checks everything that does not need a block: canonical decoding, chain id,
 the signature, the fee floor and the sender's nonce. Signatures are verified in a thread
-pool in batches, because PyNaCl releases the GIL while it verifies. Transactions wait per
+pool in chunks, so the event loop serves consensus between them (the verifier holds the
+GIL while it verifies: ADR 0008). Transactions wait per
 sender in nonce order, and a block takes from each sender only the run of consecutive
 nonces starting at its account's next nonce. Limits on count, bytes and pending
 transactions per sender keep memory bounded. When the pool is full, a better-paying
