@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -178,7 +179,8 @@ class Generator:
         self.api_ports = api_ports
         self.rest = Posts()
         self.refusals: dict[str, int] = {}
-        self.again: list[tuple[float, bytes]] = []  # (when, raw): refused, to send again
+        # (when, raw): refused, to send again; `when` only grows, so the due are in front
+        self.again: deque[tuple[float, bytes]] = deque()
         self.posts: set[asyncio.Task[None]] = set()
         self.grid_height: dict[bytes, int] = {}  # grid update -> the height that holds it
         self.grid_awaited: set[bytes] = set()
@@ -209,9 +211,10 @@ class Generator:
             self.clients[turn % len(self.clients)].publish(Kind.TX, codec.encode(raws))
             return
         now = time.perf_counter()
-        due = [raw for when, raw in self.again if when <= now][: max(0, API_BATCH - len(raws))]
-        taken = set(due)
-        self.again = [(when, raw) for when, raw in self.again if raw not in taken]
+        due: list[bytes] = []
+        again, room = self.again, API_BATCH - len(raws)
+        while again and again[0][0] <= now and len(due) < room:  # in the order refused
+            due.append(again.popleft()[1])
         port = self.api_ports[turn % len(self.api_ports)]
         task = asyncio.create_task(self._post(port, due + raws))
         self.posts.add(task)
