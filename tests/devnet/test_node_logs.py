@@ -117,3 +117,8 @@ def _check_metrics(samples: Samples) -> None:
         labels["route"] for labels, _ in samples["gridtokenx_api_request_duration_seconds_count"]
     }
     assert not any("/blocks/1" in route or "/blocks/2" in route for route in routes)
+    # The process's collector: `node.collector.tune` ran a full collection before the
+    # node's metrics were made, and each generation has its CPU series.
+    assert value(samples, "gridtokenx_gc_collections_total", generation="2") >= 1
+    for generation in "012":
+        assert value(samples, "gridtokenx_gc_cpu_seconds_total", generation=generation) >= 0

@@ -15,12 +15,15 @@ change size under them.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from gridtokenx.node import collector
 
 if TYPE_CHECKING:
     from gridtokenx.chain.mempool import Mempool
@@ -110,6 +113,8 @@ class Metrics:
             buckets=API_SECONDS,
             registry=r,
         )
+        collector.watch()
+        r.register(_GarbageCollector())
 
     def watch(self, gossip: Gossip, supervisor: Supervisor, mempool: Mempool | None = None) -> None:
         """Export the peer layer's, the supervisor's and the mempool's counts, read at
@@ -123,6 +128,28 @@ class Metrics:
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose /metrics on `host` (loopback unless the operator chose otherwise)."""
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class _GarbageCollector(Collector):
+    """The process's cyclic garbage collector (`node.collector`), by generation (0 young,
+    1 older, 2 full): read at each scrape from what CPython and `collector.watch` count."""
+
+    def collect(self) -> Iterable[Metric]:
+        stats = gc.get_stats()
+        families = (
+            ("gc_collections", "collections run", [s["collections"] for s in stats]),
+            (
+                "gc_collected_objects",
+                "objects the collections found in unreachable reference cycles and freed",
+                [s["collected"] for s in stats],
+            ),
+            ("gc_cpu_seconds", "CPU seconds the collections took", collector.seconds()),
+        )
+        for name, text, values in families:
+            family = CounterMetricFamily(f"gridtokenx_{name}", text, labels=["generation"])
+            for generation, value in enumerate(values):
+                family.add_metric([str(generation)], value)
+            yield family
 
 
 def _labelled(name: str, text: str, label: str, values: dict[str, int]) -> CounterMetricFamily:

@@ -68,13 +68,12 @@ class Resting:
 class SideBook:
     """One side of one book: prices ascending, and per price the orders earliest first."""
 
-    __slots__ = ("levels", "local", "prices", "side", "zone")
+    __slots__ = ("levels", "prices", "side", "zone")
 
     def __init__(self, zone: str, side: Side) -> None:
         self.side, self.zone = side, zone
         self.prices: list[int] = []
         self.levels: dict[int, list[Resting]] = {}
-        self.local = Reachable(zone, self, 0, ())  # as seen from its own zone: no path
 
     def add(self, order: Resting) -> None:
         level = self.levels.get(order.price)

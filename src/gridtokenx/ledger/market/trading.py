@@ -150,7 +150,9 @@ def _plan(
             continue
         if zone == incoming.zone:  # not halted: every caller has just checked
             routes[zone] = paths.local(zone)
-            reachable.append(side.local)
+            # Made here, not kept on the book: a book holding its own Reachable was a
+            # reference cycle, left for the garbage collector whenever a book emptied.
+            reachable.append(orderbook.Reachable(zone, side, 0, ()))
             continue
         if view.get(records.halt_key(zone), records.ZoneHalt) is not None:
             continue
