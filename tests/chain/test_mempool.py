@@ -483,3 +483,44 @@ def test_a_pool_full_of_transactions_behind_gaps_takes_one_a_block_could_run() -
         assert len(mp) == 3
     finally:
         mp.close()
+
+
+def test_tails_are_pushed_once_a_sender_when_a_full_pool_looks() -> None:
+    """Admission with room leaves the heap of tails alone (a push per transaction cost
+    every admission about a microsecond, though only a full pool looks at the heap); the
+    first look pushes each sender's current tail once, and evicts as before."""
+    mp = Mempool(CHAIN, max_txs=12, max_per_sender=20)
+    try:
+        for n in range(8):
+            assert mp.add(make(ALICE, n, fee=5), nonce_of, 0).accepted
+        for n in range(4):
+            assert mp.add(make(CAROL, n, fee=1), nonce_of, 0).accepted
+        assert mp._tails == []
+        rich = mp.add(make(BOB, 5, fee=500), nonce_of, 0)  # full: evicts Carol's last
+        assert rich.accepted
+        assert mp.status(tx.hash_of(make(CAROL, 3, fee=1))) == "dropped:EVICTED"
+        assert sorted(e.sender for _, _, e in mp._tails) == sorted([ALICE.address,
+                                                                   CAROL.address])  # fmt: skip
+    finally:
+        mp.close()
+
+
+def test_a_refusal_is_still_logged_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
+    """The refusal's debug line is built only when the level lets it out, and then as
+    before: with the transaction, its code and the reason."""
+    mp = Mempool(CHAIN)
+    try:
+        raw = make(ALICE, 0)
+        assert mp.add(raw, nonce_of, 0).accepted
+        with caplog.at_level("INFO", logger="gridtokenx.chain.mempool"):
+            assert mp.add(raw, nonce_of, 0).code == "DUPLICATE"
+        assert not [r for r in caplog.records if r.getMessage() == "transaction refused"]
+        with caplog.at_level("DEBUG", logger="gridtokenx.chain.mempool"):
+            assert mp.add(raw, nonce_of, 0).code == "DUPLICATE"
+        (record,) = [r for r in caplog.records if r.getMessage() == "transaction refused"]
+        assert record.__dict__["tx"] == tx.hash_of(raw).hex()
+        assert record.__dict__["code"] == "DUPLICATE"
+        assert record.__dict__["reason"] == "already in the mempool"
+        assert mp.refused == {"DUPLICATE": 2}
+    finally:
+        mp.close()

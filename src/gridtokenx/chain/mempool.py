@@ -155,6 +155,7 @@ class Mempool:
         # full pool evicts first (`_make_room`), found without walking every queue.
         self._tail: dict[bytes, int] = {}
         self._tails: list[tuple[float, int, Entry]] = []
+        self._tail_moved: set[bytes] = set()  # senders whose tail is not pushed yet
         # Hashes that left since `take_gone` was last called (committed, superseded,
         # evicted, dropped), so the node forgets its saved copies without scanning what it
         # saved; bounded like the outcomes: one missed is only re-checked at a restart.
@@ -244,17 +245,22 @@ class Mempool:
         results = []
         limit = self.backlog_limit if bounded else None
         ids = hashes if hashes is not None else [None] * len(raws)
+        refused, admit = self.refused, self._admit
+        # Asked once a batch: each refusal's record (a dict, a hex id) was built for a
+        # debug line that the level left unwritten, under overload thousands a second.
+        debug = _log.isEnabledFor(logging.DEBUG)
         for raw, (item, signature_ok), tx_hash in zip(raws, checked, ids, strict=True):
             result = (
                 item
                 if isinstance(item, Admission)
-                else self._admit(raw, item, signature_ok, nonce_of, min_fee, limit, tx_hash)
+                else admit(raw, item, signature_ok, nonce_of, min_fee, limit, tx_hash)
             )
             if not result.accepted:
-                self.refused[result.code] += 1
-                _log.debug("transaction refused", extra={
-                    "tx": result.tx_hash.hex() if result.tx_hash else None,
-                    "code": result.code, "reason": result.message})  # fmt: skip
+                refused[result.code] += 1
+                if debug:
+                    _log.debug("transaction refused", extra={
+                        "tx": result.tx_hash.hex() if result.tx_hash else None,
+                        "code": result.code, "reason": result.message})  # fmt: skip
             results.append(result)
         return results
 
@@ -329,75 +335,88 @@ class Mempool:
     ) -> Admission:
         if tx_hash is None:
             tx_hash = tx.hash_of(raw)  # `stx.hash` without encoding it again: `raw` decoded
-
-        def refuse(code: str, message: str) -> Admission:
-            return Admission(tx_hash, False, code, message)
-
         if tx_hash in self._by_hash:
-            return refuse(DUPLICATE, "already in the mempool")
-        if stx.tx.chain_id != self.chain_id:
-            return refuse(errors.WrongChainId.code, f"transaction is for chain {stx.tx.chain_id!r}")
+            return Admission(tx_hash, False, DUPLICATE, "already in the mempool")
+        body = stx.tx
+        if body.chain_id != self.chain_id:
+            return Admission(tx_hash, False, errors.WrongChainId.code,
+                             f"transaction is for chain {body.chain_id!r}")  # fmt: skip
         if signature_ok is False:
-            return refuse(errors.InvalidSignature.code, "signature does not verify")
-        sender = stx.tx.sender_address
+            return Admission(tx_hash, False, errors.InvalidSignature.code,
+                             "signature does not verify")  # fmt: skip
+        sender, nonce, fee = body.sender_address, body.nonce, body.fee
         next_nonce = nonce_of(sender)
         if next_nonce is None:
-            return refuse(errors.UnknownSender.code, "sender has no account")
-        if stx.tx.nonce < next_nonce:
-            return refuse(errors.NonceReplayed.code, f"nonce {stx.tx.nonce} already used")
-        if stx.tx.nonce >= next_nonce + self.max_per_sender:
-            return refuse(NONCE_TOO_FAR, f"nonce more than {self.max_per_sender} ahead")
-        if stx.tx.fee < min_fee:
-            return refuse(errors.FeeTooLow.code, f"fee below the minimum {min_fee}")
-        queue = self._by_sender.get(sender, {})
-        priority = tx.is_priority(stx.tx.body)
-        if stx.tx.nonce in queue:
-            return refuse(NONCE_TAKEN, "another transaction with this nonce is waiting")
+            return Admission(tx_hash, False, errors.UnknownSender.code, "sender has no account")
+        if nonce < next_nonce:
+            return Admission(tx_hash, False, errors.NonceReplayed.code,
+                             f"nonce {nonce} already used")  # fmt: skip
+        if nonce >= next_nonce + self.max_per_sender:
+            return Admission(tx_hash, False, NONCE_TOO_FAR,
+                             f"nonce more than {self.max_per_sender} ahead")  # fmt: skip
+        if fee < min_fee:
+            return Admission(tx_hash, False, errors.FeeTooLow.code,
+                             f"fee below the minimum {min_fee}")  # fmt: skip
+        queue = self._by_sender.get(sender)
+        priority = tx.is_priority(body.body)
+        if queue is not None and nonce in queue:
+            return Admission(tx_hash, False, NONCE_TAKEN,
+                             "another transaction with this nonce is waiting")  # fmt: skip
+        last = self._tail.get(sender, -1)
+        # The backlog (`backlog`, inline) is counted only for what it could refuse (a
+        # bounded, non-priority transaction that fills no gap): the same conditions, in a
+        # cheaper order.
+        held = len(self._by_hash)
         if (
             limit is not None
-            and self.backlog >= limit
             and not priority
-            and not stx.tx.nonce < self._tail.get(sender, -1)  # it fills a gap: admitted
+            and nonce >= last
+            and held - min(self._gapped, held) >= limit
         ):
-            return refuse(MEMPOOL_FULL, f"{self.backlog} transactions are ready, about "
-                          f"{BACKLOG_BLOCKS} blocks of work: send it again shortly")  # fmt: skip
+            return Admission(tx_hash, False, MEMPOOL_FULL,
+                             f"{self.backlog} transactions are ready, about "
+                             f"{BACKLOG_BLOCKS} blocks of work: send it again shortly")  # fmt: skip
         # Next in line or filling a gap: a block could take it (with what waits behind it).
-        runnable = stx.tx.nonce == next_nonce or stx.tx.nonce < self._tail.get(sender, -1)
-        if self._no_room(len(raw), stx.tx.fee, sender if runnable else None):
-            return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
+        runnable = nonce == next_nonce or nonce < last
+        size = len(raw)
+        # Below both hard limits nothing is evicted: `_no_room` and `_make_room` would
+        # both answer so at once; asked only of a full pool.
+        full = held >= self.max_txs or self._bytes + size > self.max_bytes
+        if full and self._no_room(size, fee, sender if runnable else None):
+            return Admission(tx_hash, False, MEMPOOL_FULL,
+                             "the mempool is full and the fee does not outbid")  # fmt: skip
         if signature_ok is None and not _verified(stx):  # deferred by `precheck`: due now
-            return refuse(errors.InvalidSignature.code, "signature does not verify")
-        entry = Entry(
-            tx_hash,
-            raw,
-            sender,
-            stx.tx.nonce,
-            stx.tx.fee,
-            next(self._seq),
-            priority,
-            stx,
-        )
-        if not self._make_room(entry, runnable):
-            return refuse(MEMPOOL_FULL, "the mempool is full and the fee does not outbid")
+            return Admission(tx_hash, False, errors.InvalidSignature.code,
+                             "signature does not verify")  # fmt: skip
+        entry = Entry(tx_hash, raw, sender, nonce, fee, next(self._seq), priority, stx)
+        if full and not self._make_room(entry, runnable):
+            return Admission(tx_hash, False, MEMPOOL_FULL,
+                             "the mempool is full and the fee does not outbid")  # fmt: skip
         self._by_hash[tx_hash] = entry
         if priority:
             self._priority[tx_hash] = entry
-        self._by_sender.setdefault(sender, {})[entry.nonce] = entry
+        self._by_sender.setdefault(sender, {})[nonce] = entry  # (`_make_room` may empty it)
         self._touched.add(sender)
-        self._bytes += len(raw)
-        last = self._tail.get(sender)
-        if last is None or entry.nonce > last:
-            self._new_tail(entry)
+        self._bytes += size
+        if nonce > self._tail.get(sender, -1):
+            self._tail[sender] = nonce
+            self._tail_moved.add(sender)
         return Admission(tx_hash, True)
 
-    def _new_tail(self, entry: Entry) -> None:
-        self._tail[entry.sender] = entry.nonce
-        heap = self._tails
-        heapq.heappush(heap, (entry.fee_per_byte, -entry.seq, entry))
+    def _push_tails(self) -> None:
+        """Push the tails that moved since the heap was last looked at, once each: a
+        push per admission (a tuple, a fee per byte and a heap step, about a microsecond)
+        was paid by every transaction, though only a full pool looks at the heap."""
+        heap, queues, tail = self._tails, self._by_sender, self._tail
+        for sender in self._tail_moved:
+            nonce = tail.get(sender)
+            if nonce is not None:
+                entry = queues[sender][nonce]
+                heapq.heappush(heap, (entry.fee_per_byte, -entry.seq, entry))
+        self._tail_moved.clear()
         if len(heap) > 2 * len(self._by_hash) + 1024:  # mostly stale: rebuilt from the tails
-            queues = self._by_sender
             heap[:] = [(e.fee_per_byte, -e.seq, e)
-                       for e in (queues[s][n] for s, n in self._tail.items())]  # fmt: skip
+                       for e in (queues[s][n] for s, n in tail.items())]  # fmt: skip
             heapq.heapify(heap)
 
     def _cheapest_tail(self) -> Entry | None:
@@ -406,6 +425,8 @@ class Mempool:
         a pass over all it held: most of a validator's loop under overload, when the
         pool fills with transactions waiting behind gaps (December 2026)."""
         heap, held, tail = self._tails, self._by_hash, self._tail
+        if self._tail_moved:
+            self._push_tails()
         while heap:
             entry = heap[0][2]
             if held.get(entry.tx_hash) is entry and tail.get(entry.sender) == entry.nonce:
@@ -463,7 +484,8 @@ class Mempool:
             del self._by_sender[entry.sender]
             del self._tail[entry.sender]
         elif self._tail[entry.sender] == entry.nonce:
-            self._new_tail(queue[max(queue)])
+            self._tail[entry.sender] = max(queue)
+            self._tail_moved.add(entry.sender)
         self._touched.add(entry.sender)
         self._bytes -= len(entry.raw)
         self._gone.append(entry.tx_hash)

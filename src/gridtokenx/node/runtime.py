@@ -355,9 +355,8 @@ class Node:
             self._txs_arrived.set()
             if self.app.mempool.priority_waiting:
                 self._priority_arrived.set()
-            now = asyncio.get_running_loop().time()
-            for _, tx_hash in accepted:
-                self._announced[tx_hash] = (now, 0)
+            sent = (asyncio.get_running_loop().time(), 0)  # one tuple for the batch
+            self._announced.update((tx_hash, sent) for _, tx_hash in accepted)
         if relay:
             send = self.gossip.publish if client else self.gossip.relay
             self._relay([raw for raw, _ in accepted], send, [h for _, h in accepted])
