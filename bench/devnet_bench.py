@@ -111,13 +111,26 @@ class Posts:
 
     async def post(self, port: int, path: str, body: bytes, timeout: float = 30) -> bytes:
         """The response's body, or OSError for a status other than 200 (or a lost
-        connection, which is closed and not reused)."""
+        connection, which is closed and not reused). A connection closed before any of the
+        answer came (the server ends an idle kept-alive connection as a request goes out
+        on it) is tried once more on a new one: the batch route answers a transaction it
+        holds already DUPLICATE, so sending again changes nothing."""
+        try:
+            return await self._exchange(port, path, body, timeout, reuse=True)
+        except asyncio.IncompleteReadError as lost:
+            if lost.partial:
+                raise
+            return await self._exchange(port, path, body, timeout, reuse=False)
+
+    async def _exchange(
+        self, port: int, path: str, body: bytes, timeout: float, reuse: bool
+    ) -> bytes:
         freed = self._freed.setdefault(port, asyncio.Condition())
         idle = self._idle.setdefault(port, [])
         kept: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         async with freed:
             await freed.wait_for(lambda: idle or self._open.get(port, 0) < API_CONNECTIONS)
-            while idle and kept is None:
+            while reuse and idle and kept is None:
                 kept = idle.pop()
                 if kept[0].at_eof():  # the server closed it while it was idle
                     kept[1].close()
