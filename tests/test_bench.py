@@ -27,6 +27,29 @@ def _load(name: str = "ledger_bench") -> ModuleType:
     return module
 
 
+def test_intake_bench_admits_every_order_and_writes_json(tmp_path: Path) -> None:
+    """One real node, its REST route and its peer path: the bench stops with an error
+    unless every order is admitted, and reports the loop's CPU per order on both paths.
+    It sets the collector as a node does (`node.collector.tune`); this process's is put
+    back after."""
+    import gc
+
+    thresholds = gc.get_threshold()
+    out = tmp_path / "intake.json"
+    try:
+        result = _load("intake_bench").main(
+            ["--orders", "300", "--rounds", "1", "--participants", "40", "--output", str(out)]
+        )
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+    assert json.loads(out.read_text()) == result
+    assert result["orders_per_round_per_path"] == 300
+    assert result["rest_loop_us_per_order"][0] > 0  # type: ignore[index]
+    assert result["peer_loop_us_per_order"][0] > 0  # type: ignore[index]
+    assert result["ed25519_verifies_per_s"] > 0  # type: ignore[operator]
+
+
 def test_ledger_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "ledger.json"
     result = _load().main(
