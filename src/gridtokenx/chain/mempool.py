@@ -363,16 +363,9 @@ class Mempool:
             return Admission(tx_hash, False, NONCE_TAKEN,
                              "another transaction with this nonce is waiting")  # fmt: skip
         last = self._tail.get(sender, -1)
-        # The backlog (`backlog`, inline) is counted only for what it could refuse (a
-        # bounded, non-priority transaction that fills no gap): the same conditions, in a
-        # cheaper order.
-        held = len(self._by_hash)
-        if (
-            limit is not None
-            and not priority
-            and nonce >= last
-            and held - min(self._gapped, held) >= limit
-        ):
+        # The backlog is counted only for what it could refuse (a bounded, non-priority
+        # transaction that fills no gap).
+        if limit is not None and not priority and nonce >= last and self.backlog >= limit:
             return Admission(tx_hash, False, MEMPOOL_FULL,
                              f"{self.backlog} transactions are ready, about "
                              f"{BACKLOG_BLOCKS} blocks of work: send it again shortly")  # fmt: skip
@@ -381,7 +374,7 @@ class Mempool:
         size = len(raw)
         # Below both hard limits nothing is evicted: `_no_room` and `_make_room` would
         # both answer so at once; asked only of a full pool.
-        full = held >= self.max_txs or self._bytes + size > self.max_bytes
+        full = self._at_limit(size)
         if full and self._no_room(size, fee, sender if runnable else None):
             return Admission(tx_hash, False, MEMPOOL_FULL,
                              "the mempool is full and the fee does not outbid")  # fmt: skip
@@ -434,13 +427,18 @@ class Mempool:
             heapq.heappop(heap)
         return None
 
+    def _at_limit(self, size: int) -> bool:
+        """Would one more transaction of `size` bytes go past a hard limit (`max_txs`,
+        `max_bytes`) unless another is evicted?"""
+        return len(self._by_hash) >= self.max_txs or self._bytes + size > self.max_bytes
+
     def _no_room(self, size: int, fee: int, runnable: bytes | None = None) -> bool:
         """Would `_make_room` refuse a transaction of this size and fee? Asked before its
         deferred signature is verified: a full pool that refused after the verify spent
         an Ed25519 verify on the loop for each transaction it turned away (December 2026,
         an eighth of a validator's samples under overload, beside a third in the walk
         `_cheapest_tail` replaced). `runnable`: its sender, when a block could take it."""
-        if len(self._by_hash) < self.max_txs and self._bytes + size <= self.max_bytes:
+        if not self._at_limit(size):
             return False
         if runnable is not None and self._gapped_tail(runnable) is not None:
             return False
@@ -448,7 +446,7 @@ class Mempool:
         return victim is None or victim.fee_per_byte >= fee / size
 
     def _make_room(self, entry: Entry, runnable: bool = False) -> bool:
-        while len(self._by_hash) >= self.max_txs or self._bytes + len(entry.raw) > self.max_bytes:
+        while self._at_limit(len(entry.raw)):
             # For a transaction a block could take, one that cannot run goes first, whatever
             # its fee; otherwise the cheapest last-in-line transaction of any sender.
             victim = self._gapped_tail(entry.sender) if runnable else None
