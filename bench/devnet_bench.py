@@ -462,6 +462,19 @@ def height_steps(homes: list[Path], heights: Collection[int]) -> dict[str, objec
     return out
 
 
+def unscreened_commits(homes: list[Path], heights: Collection[int]) -> list[list[int]]:
+    """Per validator, [trading heights it logged, of them those it executed without having
+    screened the block]: decided through a peer's certificate, or its screen dropped
+    (`screened=False` on the `committed` line). Such a commit takes the transactions the
+    mempool decoded instead of the screen's (`Application._decoded`): a lagging validator's
+    share of them says how often that path runs."""
+    out = []
+    for home in homes:
+        logged = [f for _, f in _committed(home) if int(f.get("height", 0)) in heights]
+        out.append([len(logged), sum(1 for f in logged if f.get("screened") == "False")])
+    return out
+
+
 def grid_latencies(
     homes: list[Path], grid: GridUpdates, heights: dict[bytes, int]
 ) -> dict[str, object]:
@@ -606,6 +619,7 @@ def run(
     trading, grid_heights = figures.pop("trading_heights"), figures.pop("grid_heights")
     assert isinstance(trading, list) and isinstance(grid_heights, dict)
     figures["height_steps"] = height_steps(homes, set(trading))
+    figures["unscreened_commits"] = unscreened_commits(homes, set(trading))
     if grid is not None:
         figures.update(grid_latencies(homes, grid, grid_heights))
     return figures

@@ -12,6 +12,7 @@ import pytest
 
 from gridtokenx.chain import blocks
 from gridtokenx.chain.application import (
+    CERTIFIED,
     DEEP_BACKLOG_BLOCKS,
     MIN_BLOCK_TXS,
     SHARED_CORES_ALLOWANCE,
@@ -23,7 +24,7 @@ from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.storage.store import open_application
 from gridtokenx.surveillance import follow
 from gridtokenx.surveillance.follower import Follower
-from gridtokenx.wire import tx
+from gridtokenx.wire import crypto, tx
 from gridtokenx.wire.crypto import PrivateKey
 
 CHAIN = "gridtokenx-app-test"
@@ -388,7 +389,97 @@ def test_a_follower_reads_the_committed_transactions_as_the_node_decoded_them(
     assert decodes == [] and follower.height == 1
     unscreened = open_application(SPEC, tmp_path / "c")  # a block it never checked
     try:
+        monkeypatch.setattr(tx, "decode", real)
         unscreened.commit(1, raw, ())
-        assert unscreened.committed_txs(1) is None  # decoded inside the commit only
+        kept = unscreened.committed_txs(1)  # decoded once, for the listeners too
+        assert kept is not None and [s.encode() for s in kept] == txs
     finally:
         unscreened.close()
+
+
+class _Asks:
+    """Counts `crypto.address_of` calls (through `Transaction.sender_address`) by key."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[bytes] = []
+        real = crypto.address_of
+
+        def counting(public_key: bytes) -> bytes:
+            self.calls.append(public_key)
+            return real(public_key)
+
+        monkeypatch.setattr(crypto, "address_of", counting)
+
+
+def test_a_senders_address_is_hashed_once_per_transaction_on_a_validators_way(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission, the block's screen, execution and the surveillance follower each ask
+    for a transaction's sender address; they share one decoded transaction, which keeps
+    it: one hash per transaction (four or more per transaction while each asked again)."""
+    proposer, validator = apps
+    txs = _registrations(6)
+    asks = _Asks(monkeypatch)
+    for app in apps:
+        for raw in txs:
+            app.submit(raw)
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    assert validator.check_block(1, raw, now=GENESIS_TIME + 5)
+    receipts = validator.commit(1, raw, ())
+    proposer.commit(1, raw, ())
+    Follower(validator.state, decoded=validator.committed_txs).on_commit(1, raw, receipts, [])
+    mea = tx.decode(txs[0]).tx.sender
+    assert asks.calls.count(mea) == 2 * len(txs)  # one per transaction, in each node
+
+
+def test_a_block_not_screened_takes_its_transactions_as_the_mempool_decoded_them(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A validator that decides a block through a peer's certificate (it never screened
+    it) executes the transactions its mempool holds decoded, decodes only the others,
+    and keeps them all for its commit listeners."""
+    proposer, validator = apps
+    txs = _registrations(6)
+    for raw in txs:
+        proposer.submit(raw)
+    for raw in txs[:4]:
+        validator.submit(raw)  # the last two never reached it
+    held = [validator.mempool.decoded(tx.hash_of(r)) for r in txs[:4]]
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    real, decodes = tx.decode, []
+
+    def counting(data: bytes) -> tx.SignedTransaction:
+        decodes.append(data)
+        return real(data)
+
+    monkeypatch.setattr(tx, "decode", counting)
+    validator.commit(1, raw, (), CERTIFIED)
+    assert not validator.screened and decodes == txs[4:]
+    kept = validator.committed_txs(1)
+    assert kept is not None and all(a is b for a, b in zip(kept[:4], held, strict=True))
+    assert [s.encode() for s in kept] == txs
+    proposer.commit(1, raw, ())
+    assert proposer.screened and validator.state.root() == proposer.state.root()
+
+
+def test_the_proposer_hashes_no_transaction_id_to_build_and_commit_its_block(
+    apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mempool holds each transaction by its id: the proposer's screen takes those
+    (it hashed each candidate again before), and its commit the ids the screen kept."""
+    proposer, _ = apps
+    txs = _registrations(5)
+    for raw in txs:
+        proposer.submit(raw)
+    real, hashed = crypto.tagged_hash, []
+
+    def counting(tag: bytes, data: bytes) -> bytes:
+        if tag == tx.TX_HASH_DOMAIN:
+            hashed.append(data)
+        return real(tag, data)
+
+    monkeypatch.setattr(crypto, "tagged_hash", counting)
+    raw = proposer.build_block(1, GENESIS_TIME + 5, EGAT.address)
+    proposer.commit(1, raw, ())
+    assert hashed == [] and len(blocks.decode(raw).txs) == 5
+    assert all(proposer.mempool.status(tx.hash_of(r)) == "committed" for r in txs)

@@ -12,7 +12,8 @@ questions consensus asks of it.
 
 Each signature is verified once per node: on admission to the mempool, or, for a block's
 transactions the mempool never saw, just before that block is screened; and each
-transaction is decoded once more per block, by the screen, whose decoding the commit uses.
+transaction is decoded once on admission, and the screen, the commit and its listeners
+take that decoding (a transaction the mempool does not hold is decoded once per block).
 
 Transactions wait in the `Mempool` (signatures verified in a thread pool, per-sender nonce
 order, limits, eviction, and a reported outcome for every admitted transaction).
@@ -112,6 +113,7 @@ class Application(Generic[StoreT]):
     _exec_cpu_per_tx: float = field(default=EXEC_S_PER_TX_GUESS, repr=False)  # recent, CPU
     _kept: set[bytes] = field(default_factory=set, repr=False)  # hashes saved as pending
     _committed: tuple[int, list[tx.SignedTransaction]] | None = field(default=None, repr=False)
+    screened: bool = field(default=True, repr=False)  # the last commit's block was screened
     _ids: dict[bytes, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = field(
         default_factory=dict, repr=False
     )  # block hash -> (its transactions, their ids): `tx_ids`
@@ -226,7 +228,8 @@ class Application(Generic[StoreT]):
         skipped: list[tuple[bytes, str]] = []
         ids: list[bytes] = []
         most = blocks.MAX_BLOCK_TXS if budget is None else self.block_limit(budget)
-        candidates = self.mempool.reap(self.nonce_of, most, BLOCK_TX_BYTES)
+        reaped: list[bytes] = []
+        candidates = self.mempool.reap(self.nonce_of, most, BLOCK_TX_BYTES, reaped)
         block, decoded = blocks.propose(
             self.state,
             self.chain_id,
@@ -242,10 +245,11 @@ class Application(Generic[StoreT]):
             skipped=skipped,
             known=self.mempool.decoded,
             ids=ids,
+            hashes=reaped,
         )
         self.mempool.failed(skipped)
         self._keep_screened(block.hash, decoded)
-        self._keep_ids(block, tuple(ids))
+        self.keep_ids(block, tuple(ids))
         return block.encode()
 
     def block_limit(self, budget: float) -> int:
@@ -310,10 +314,13 @@ class Application(Generic[StoreT]):
         if found is not None and found[0] == block.txs:
             return found[1]
         ids = blocks.tx_ids(block)
-        self._keep_ids(block, ids)
+        self.keep_ids(block, ids)
         return ids
 
-    def _keep_ids(self, block: blocks.Block, ids: tuple[bytes, ...]) -> None:
+    def keep_ids(self, block: blocks.Block, ids: tuple[bytes, ...]) -> None:
+        """Keep `ids` as `block`'s transaction ids (`tx_ids`): the caller vouches that
+        they are (the proposer's screen hashed them; a compact block's transactions were
+        each found by its id)."""
         kept = self._ids
         if len(kept) >= KEPT_IDS:
             del kept[next(iter(kept))]
@@ -340,15 +347,17 @@ class Application(Generic[StoreT]):
         `check_block`, used only when this node has not screened the block. Raises
         RuntimeError when this node's state has diverged from the block's."""
         block = blocks.decode(raw)
+        ids = self.tx_ids(block)
         decoded = self._screened.get(block.hash)
+        self.screened = decoded is not None
         good: Container[bytes]
         if decoded is not None:
             good = _AllVerified()  # the screen verified every signature
         else:
             good = self._verified(block) if verified is None else verified
+            decoded = self._decoded(block, ids)
         started, cpu = perf_counter(), thread_time()
-        receipts, end_events = blocks.commit(self.state, block, good, decoded,
-                                             self.tx_ids(block))  # fmt: skip
+        receipts, end_events = blocks.commit(self.state, block, good, decoded, ids)
         if block.txs:  # the proposer's bound on its next blocks follows what this took
             took = (perf_counter() - started) / len(block.txs)
             self._exec_s_per_tx = 0.7 * self._exec_s_per_tx + 0.3 * took
@@ -374,11 +383,26 @@ class Application(Generic[StoreT]):
         self.evidence = [e for e in self.evidence if e not in block.evidence]
         return receipts
 
+    def _decoded(
+        self, block: blocks.Block, ids: tuple[bytes, ...]
+    ) -> list[tx.SignedTransaction] | None:
+        """A block this node did not screen (decided through a peer's certificate, or its
+        screen was dropped): its transactions as the mempool decoded them on admission,
+        decoding only those it does not hold, so that execution and the commit listeners
+        have them decoded once. None when one does not decode: execution decodes them
+        itself and halts on it (`blocks.commit`). A validator that lags behind commits
+        heights this way (under a profiler, or on a loaded machine)."""
+        held, pairs = self.mempool.decoded, zip(ids, block.txs, strict=True)
+        try:
+            return [held(tx_id) or tx.decode(raw) for tx_id, raw in pairs]
+        except ValueError:
+            return None
+
     def committed_txs(self, height: int) -> list[tx.SignedTransaction] | None:
         """The transactions of `height` as this node decoded them to execute it, while it
-        is the last height committed here and its block was screened (None otherwise):
-        the commit listeners (surveillance) read them instead of decoding every
-        transaction of the block again."""
+        is the last height committed here (None otherwise): the commit listeners
+        (surveillance) read them instead of decoding every transaction of the block
+        again."""
         if self._committed is None or self._committed[0] != height:
             return None
         return self._committed[1]

@@ -262,6 +262,7 @@ def propose(
     skipped: list[tuple[bytes, str]] | None = None,
     known: Known = None,
     ids: list[bytes] | None = None,
+    hashes: Sequence[bytes] | None = None,
 ) -> tuple[Block, list[tx.SignedTransaction]]:
     """Build a block from candidate transactions: those that pass the screen, in order,
     with the state root before them, and return it with them decoded (for the commit).
@@ -269,7 +270,8 @@ def propose(
     candidates whether the block is big enough (a time budget: which transactions a
     proposer includes is its choice, not part of consensus).
     `skipped` collects (hash, code) of candidates that did not pass, `ids` the ids of the
-    block's transactions (`tx_ids`, without hashing them again)."""
+    block's transactions (`tx_ids`, without hashing them again); `hashes`: the candidates'
+    ids, when the caller has them (the mempool's), so that none is hashed here."""
     ctx = BlockContext(height, time)
     proofs = _screen_evidence(state, ctx, evidence or [], strict=False)
     checks = Screen(state, ctx, verified, known)
@@ -277,10 +279,11 @@ def propose(
     for number, raw in enumerate(candidates[:MAX_BLOCK_TXS]):
         if stop is not None and number % 32 == 31 and stop():
             break
-        if (code := checks.admit(raw)) is None:
+        tx_hash = tx.hash_of(raw) if hashes is None else hashes[number]
+        if (code := checks.admit(raw, tx_hash)) is None:
             included.append(raw)
         elif skipped is not None:  # the mempool drops what keeps failing
-            skipped.append((tx.hash_of(raw), code))
+            skipped.append((tx_hash, code))
     txs = tuple(included)
     if ids is not None:
         ids += checks.ids

@@ -25,7 +25,7 @@ import msgspec
 
 from gridtokenx.chain.blocks import MAX_BLOCK_TXS, Block, Header, tx_ids
 from gridtokenx.chain.blocks import decode as decode_block
-from gridtokenx.wire import codec, tx
+from gridtokenx.wire import tx
 from gridtokenx.wire.votes import Commit, Evidence, Proposal, Vote
 
 ID_SIZE: Final = 32
@@ -76,7 +76,8 @@ class CompactCommit(msgspec.Struct, frozen=True, array_like=True):
 
 Compact = CompactProposal | CompactCommit
 Lookup = Callable[[bytes], bytes | None]
-"""A transaction's canonical bytes by its id, or None when this node does not hold it."""
+"""A transaction's canonical bytes by its id, or None when this node does not hold it:
+only bytes whose id (`tx.hash_of`) is that id."""
 
 
 TxIds = Callable[[Block], Sequence[bytes]]
@@ -104,15 +105,27 @@ def missing(block: CompactBlock, lookup: Lookup) -> list[bytes]:
     return list(dict.fromkeys(i for i in block.tx_ids if lookup(i) is None))
 
 
-def assemble(block: CompactBlock, lookup: Lookup) -> bytes | None:
-    """The whole block's bytes, or None while a transaction is missing."""
+def gather(block: CompactBlock, lookup: Lookup) -> tuple[bytes, ...] | None:
+    """The block's transactions, or None while one is missing. Each hashes to the id it
+    was found by (a node's `Lookup` holds transactions by the ids it computed), so the
+    block's ids need not be hashed again (`Application.keep_ids`)."""
     txs: list[bytes] = []
     for tx_id in block.tx_ids:
         raw = lookup(tx_id)
         if raw is None:
             return None
         txs.append(raw)
-    return codec.encode(Block(block.header, tuple(txs), block.evidence))
+    return tuple(txs)
+
+
+def whole(block: CompactBlock, txs: tuple[bytes, ...]) -> Block:
+    return Block(block.header, txs, block.evidence)
+
+
+def assemble(block: CompactBlock, lookup: Lookup) -> bytes | None:
+    """The whole block's bytes, or None while a transaction is missing."""
+    txs = gather(block, lookup)
+    return None if txs is None else whole(block, txs).encode()
 
 
 def matches(asked: Sequence[bytes], answer: Sequence[bytes]) -> bool:

@@ -505,9 +505,12 @@ class Mempool:
             self._outcomes.popitem(last=False)
 
     # --- blocks ----------------------------------------------------------------------------
-    def reap(self, nonce_of: NonceOf, max_txs: int, max_bytes: int) -> list[bytes]:
+    def reap(
+        self, nonce_of: NonceOf, max_txs: int, max_bytes: int, ids: list[bytes] | None = None
+    ) -> list[bytes]:
         """Transactions for the next block: per sender the consecutive run from its next
-        nonce, senders interleaved in order of arrival so no one sender starves the rest."""
+        nonce, senders interleaved in order of arrival so no one sender starves the rest.
+        `ids` collects their ids, in the same order (the block's screen hashes none)."""
         runs = []
         for sender, queue in self._by_sender.items():
             run = _ready_run(queue, nonce_of(sender))
@@ -531,6 +534,8 @@ class Mempool:
                     return out
                 out.append(entry.raw)
                 size += len(entry.raw)
+                if ids is not None:
+                    ids.append(entry.tx_hash)
         return out
 
     def failed(self, failures: list[tuple[bytes, str]]) -> list[tuple[bytes, str]]:

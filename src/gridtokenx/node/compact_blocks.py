@@ -116,6 +116,7 @@ class Whole:
     payload: bytes
     block: bytes
     sources: tuple[bytes, ...]
+    txs: tuple[bytes, ...]  # the block's transactions, found by their ids (`compact.gather`)
 
 
 class Fetcher:
@@ -151,9 +152,10 @@ class Fetcher:
             if peer not in held.sources:
                 held.sources.append(peer)
             return None, None
-        block = compact.assemble(message.block, self.lookup)
-        if block is not None:
-            return Whole(message, payload, block, (peer,)), None
+        txs = compact.gather(message.block, self.lookup)
+        if txs is not None:
+            block = compact.whole(message.block, txs).encode()
+            return Whole(message, payload, block, (peer,), txs), None
         self.pending[key] = Pending(message, payload, [peer])
         while len(self.pending) > MAX_PENDING:
             self.pending.popitem(last=False)
@@ -207,10 +209,11 @@ class Fetcher:
         node asks again whenever transactions arrive by gossip meanwhile)."""
         done: list[Whole] = []
         for key, held in list(self.pending.items()):
-            block = compact.assemble(held.message.block, self.lookup)
-            if block is not None:
+            txs = compact.gather(held.message.block, self.lookup)
+            if txs is not None:
                 del self.pending[key]
-                done.append(Whole(held.message, held.payload, block, tuple(held.sources)))
+                block = compact.whole(held.message.block, txs).encode()
+                done.append(Whole(held.message, held.payload, block, tuple(held.sources), txs))
         return done
 
     def drop_below(self, height: int) -> None:

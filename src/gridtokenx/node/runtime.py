@@ -608,7 +608,10 @@ class Node:
         return Outcome.IGNORE
 
     async def _judge(self, whole: Whole, peer: bytes) -> Outcome:
+        """A message made whole: its block's ids are the compact form's (each transaction
+        was found by its id), kept so that checking and executing it hash none again."""
         message = whole.message
+        self.app.keep_ids(compact.whole(message.block, whole.txs), message.block.tx_ids)
         if isinstance(message, CompactProposal):
             return await self._on_proposal(message.whole(whole.block), peer)
         return self._on_certified(message.whole(whole.block))
@@ -1118,7 +1121,7 @@ class Node:
         self._last_commit = now
         info = CommitInfo(decision.height, decision.round, decided_id, len(decision.block),
                           len(receipts), certificate, self.core.validators,
-                          self._via_certificate, steps)  # fmt: skip
+                          self._via_certificate, steps, self.app.screened)  # fmt: skip
         self.telemetry.committed(info, now)
         self._notify(decision, receipts)
         self._own = [(Kind.COMMIT, commit)]

@@ -66,6 +66,7 @@ class CommitInfo:
     validators: ValidatorSet  # the set that signed it
     synced: bool  # decided from a peer's certificate, not by this node's own rounds
     steps: dict[str, float] = field(default_factory=dict)  # `Node` step times, seconds
+    screened: bool = True  # False: executed without this node's screen of the block
 
 
 class Telemetry:
@@ -145,6 +146,8 @@ class Telemetry:
         if interval is not None:
             fields["interval_s"] = round_s(interval)
         fields.update((name, round_s(took)) for name, took in info.steps.items())
+        if not info.screened:  # its transactions taken from the mempool, or decoded now
+            fields["screened"] = False
         quiet = info.synced and self.catching_up
         _log.log(logging.DEBUG if quiet else logging.INFO, "committed", extra=fields)
         self._sync_progress(info.height, now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typing
 from enum import IntEnum
-from typing import Annotated, Final
+from typing import Annotated, Final, overload
 
 import msgspec
 
@@ -509,7 +509,37 @@ very types). `isinstance` on a msgspec Struct against other classes costs 1.5-1.
 call, a set lookup of its type some 0.04 us, and this runs several times per transaction."""
 
 
-class Transaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class _SenderAddress:
+    """`Transaction.sender_address`, computed once per transaction and then kept in the
+    transaction's own `__dict__` (read before this descriptor is even asked, as it
+    defines no `__set__`). A validator asks for it on admission, in the block's screen,
+    in execution and in surveillance's follower, all on the one decoded object (the
+    mempool's, which the screen takes and the commit keeps for its listeners).
+    `crypto.address_of` is memoised by key as well, but a look-up in its cache cost about
+    as much as this descriptor's first call (0.15-0.25 µs a look-up, four a transaction);
+    `functools.cached_property` was tried and cost more than the four look-ups (its lock)."""
+
+    __slots__ = ()
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _SenderAddress: ...
+
+    @overload
+    def __get__(self, obj: Transaction, owner: type | None = None) -> bytes: ...
+
+    def __get__(self, obj: Transaction | None, owner: type | None = None) -> bytes | _SenderAddress:
+        if obj is None:
+            return self
+        address = obj.__dict__["sender_address"] = crypto.address_of(obj.sender)
+        return address
+
+
+class Transaction(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, dict=True
+):
+    """`dict=True` gives each transaction a `__dict__` (made only when first written, and
+    never encoded, compared or hashed) for `sender_address` to keep its hash in."""
+
     chain_id: ChainId
     nonce: U64
     sender: PublicKey
@@ -524,9 +554,7 @@ class Transaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_f
             raise ValueError("signing key does not match the transaction's sender")
         return SignedTransaction(self, key.sign(self.signing_bytes()))
 
-    @property
-    def sender_address(self) -> bytes:
-        return crypto.address_of(self.sender)
+    sender_address = _SenderAddress()  # the 20-byte account address of `sender`
 
 
 class SignedTransaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
