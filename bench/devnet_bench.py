@@ -465,13 +465,13 @@ def height_steps(homes: list[Path], heights: Collection[int]) -> dict[str, objec
 def unscreened_commits(homes: list[Path], heights: Collection[int]) -> list[list[int]]:
     """Per validator, [trading heights it logged, of them those it executed without having
     screened the block]: decided through a peer's certificate, or its screen dropped
-    (`screened=False` on the `committed` line). Such a commit takes the transactions the
+    (`screened=false` on the `committed` line). Such a commit takes the transactions the
     mempool decoded instead of the screen's (`Application._decoded`): a lagging validator's
     share of them says how often that path runs."""
     out = []
     for home in homes:
         logged = [f for _, f in _committed(home) if int(f.get("height", 0)) in heights]
-        out.append([len(logged), sum(1 for f in logged if f.get("screened") == "False")])
+        out.append([len(logged), sum(1 for f in logged if f.get("screened") == "false")])
     return out
 
 

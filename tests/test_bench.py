@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
@@ -11,6 +12,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from gridtokenx.node import logs
 
 BENCH = Path(__file__).parent.parent / "bench"
 
@@ -120,6 +123,29 @@ def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str, s
         assert 0 < first <= p50 == result["grid_all_validators_max_ms"]  # type: ignore[operator]
     else:
         assert "grid_updates" not in result
+
+
+def test_devnet_bench_counts_the_heights_a_validator_executed_unscreened(
+    tmp_path: Path,
+) -> None:
+    """`screened` false on a `committed` line, as the node's log writes it (a block
+    executed without this node's screen), is counted per validator, over the trading
+    heights only."""
+    formatter = logs.PlainFormatter()
+    homes = [tmp_path / "a", tmp_path / "b"]
+    shown = ({5: None, 6: False, 9: False}, {5: None, 6: None})
+    for home, heights in zip(homes, shown, strict=True):
+        home.mkdir()
+        lines = []
+        for height, screened in heights.items():
+            extra = {"height": height} if screened is None else {"height": height,
+                                                                 "screened": screened}  # fmt: skip
+            record = logging.LogRecord("gridtokenx.node.telemetry", logging.INFO, "", 0,
+                                       "committed", None, None)  # fmt: skip
+            record.__dict__.update(extra)
+            lines.append(formatter.format(record) + "\n")
+        (home / "node.log").write_text("".join(lines))
+    assert _load("devnet_bench").unscreened_commits(homes, {5, 6}) == [[2, 1], [2, 0]]
 
 
 def test_devnet_bench_hog_spins_on_core_0_and_is_killed_after() -> None:
