@@ -301,18 +301,38 @@ def _closer(kind: str) -> Callable[[Tape, Attrs, Ref], None]:
         if order is None:
             return
         if cancelled:
-            others = [o.price for o in tape.open_orders(order.interval, order.zone, order.side)
-                      if o.owner != order.owner and o.id != order.id]  # fmt: skip
-            other_side = SELL if order.side == BUY else BUY
-            across = [o.price for o in tape.open_orders(order.interval, order.zone, other_side)]
-            pick = max if order.side == BUY else min
-            order.best_same_side_at_close = pick(others) if others else None
-            order.best_opposite_at_close = (
-                (min if order.side == BUY else max)(across) if across else None
-            )
+            order.best_same_side_at_close, order.best_opposite_at_close = _best_at(tape, order)
         order.closed, order.closed_at = kind, at
 
     return close
+
+
+def _best_at(tape: Tape, order: OrderLife) -> tuple[int | None, int | None]:
+    """(others' best price on the order's side, the best of the other side) among the
+    interval's open orders in its zone, in one walk over the interval's orders (a cancel
+    walked them twice): the best bid is the highest, the best offer the lowest."""
+    side, zone, owner, own_id = order.side, order.zone, order.owner, order.id
+    other_side = SELL if side == BUY else BUY
+    buying = side == BUY
+    same: int | None = None
+    across: int | None = None
+    found = tape.intervals.get(order.interval)
+    for o in () if found is None else found.orders.values():
+        if o.closed is not None or o.zone != zone:
+            continue
+        price = o.price
+        if o.side == side:
+            if (
+                o.owner != owner
+                and o.id != own_id
+                and (same is None or (price > same if buying else price < same))
+            ):
+                same = price
+        elif o.side == other_side and (
+            across is None or (price < across if buying else price > across)
+        ):
+            across = price
+    return same, across
 
 
 def _int(value: object) -> int:
