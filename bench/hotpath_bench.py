@@ -27,11 +27,20 @@ often a plan searches a path), so runs at different wall-clock times compare onl
 they share one. `--surveillance` has the validator follow each commit with the ERC
 surveillance, as a node with its API does (the validators of `devnet_bench.py`). The
 garbage collector is set as `gridtokenx node start` sets it (`node.collector`).
+`--follower-repeats N` (with `--surveillance`) keeps what the validator's follower was
+told of each height (the block, receipts, end-of-block events and the node's decoded
+transactions) and, once the run is over, hands the same commits to N fresh followers on the
+same state, timing each one's thread CPU over the measured heights only: the follower's
+CPU per committed order, min and median, beside a digest of the alerts raised, so that two
+checkouts compare both cost and alerts (`--follower-profile` adds the follower's own
+profile). A day's worth of blocks with settlements and alerts is
+`bench/surveillance_bench.py`'s.
 `GRIDTOKENX_TREE_PYTHON=1` hashes the state root's tree with its Python loops, not the
 compiled ones (`bench/state_bench.py`), to pair the two.
 
     python bench/hotpath_bench.py [--orders 6000] [--block 1000] [--workload day|crossing]
                                   [--clock 1796536800] [--surveillance]
+                                  [--follower-repeats 5 [--follower-profile]]
 """
 
 from __future__ import annotations
@@ -39,19 +48,24 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import os
 import platform
 import pstats
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import benchkit
 from gridtokenx.chain.application import Application
+from gridtokenx.chain.blocks import Receipt
 from gridtokenx.devnet.homes import devnet_genesis
 from gridtokenx.ledger import genesis
+from gridtokenx.ledger.context import Event
 from gridtokenx.simulator import loadgen
 from gridtokenx.storage.store import Store, open_application
 from gridtokenx.surveillance.follower import Follower
@@ -135,12 +149,26 @@ def _follower(validator: Application[Store]) -> Follower:
     return Follower(validator.state, decoded=decoded)
 
 
+Commit = tuple[int, bytes, list[Receipt], list[Event], list[tx.SignedTransaction] | None]
+"""What a follower is told of one height, and the node's decoded transactions of it."""
+
+
+@dataclass
+class _Commits:
+    """The commits the validator's follower was told of, kept to hand them to fresh
+    followers after the run (`follow_again`); `measured` from the first order height."""
+
+    kept: list[Commit] = field(default_factory=list)
+    measured: int = 0
+
+
 def _height(
     proposer: Application[Store],
     validator: Application[Store],
     now: int,
     meter: _Meter,
     follower: Follower | None = None,
+    commits: _Commits | None = None,
 ) -> int:
     """One height: the proposer builds, the validator checks and both commit (and the
     validator's `follower`, if any, follows it); the number of transactions it carried."""
@@ -152,8 +180,61 @@ def _height(
         receipts = validator.commit(height, raw, ())
         if follower is not None:
             follower.on_commit(height, raw, receipts, validator.store.block_events(height) or [])
+    if commits is not None:
+        events = validator.store.block_events(height) or []
+        decoded = getattr(validator, "committed_txs", lambda _: None)(height)
+        commits.kept.append((height, raw, receipts, events, decoded))
     proposer.commit(height, raw, ())
     return len(receipts)
+
+
+def follow_again(
+    validator: Application[Store], commits: _Commits, repeats: int, orders: int, profiled: bool
+) -> dict[str, Any]:
+    """Hand the kept commits to `repeats` fresh followers on the validator's state (its
+    trades never change once written), each one's thread CPU over the measured heights:
+    the follower's cost per committed order without the rest of the validator's."""
+    spent: list[float] = []
+    profile = cProfile.Profile() if profiled else None
+    alerts: list[str] = []
+    decoded = {c[0]: c[4] for c in commits.kept}
+    for _ in range(repeats):
+        follower = Follower(validator.state, decoded=decoded.get)
+        for commit in commits.kept[: commits.measured]:
+            follower.on_commit(*commit[:4])
+        began = time.thread_time()
+        if profile is not None:
+            profile.enable()
+        for commit in commits.kept[commits.measured :]:
+            follower.on_commit(*commit[:4])
+        if profile is not None:
+            profile.disable()
+        spent.append(time.thread_time() - began)
+        alerts = [a.id for a in follower.alerts]
+    per = [round(s * 1e6 / max(orders, 1), 2) for s in spent]
+    figures: dict[str, Any] = {
+        "follower_us_per_order_runs": per,
+        "follower_us_per_order_min": min(per),
+        "follower_us_per_order_median": statistics.median(per),
+        "follower_alerts": len(alerts),
+        "follower_alerts_digest": hashlib.sha256("".join(alerts).encode()).hexdigest()[:16],
+    }
+    if profile is None:
+        return figures
+    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    rows = sorted(((own, calls, cum, where) for where, (_, calls, own, cum, _) in stats.items()),
+                  reverse=True)  # fmt: skip
+    scale = 1e6 / max(orders * repeats, 1)
+    figures["follower_profile"] = [
+        {
+            "function": f"{Path(file).name}:{line}({name})",
+            "own_us_per_order": round(own * scale, 2),
+            "cumulative_us_per_order": round(cum * scale, 2),
+            "calls_per_order": round(calls / max(orders * repeats, 1), 2),
+        }
+        for own, calls, cum, (file, line, name) in rows[:25]
+    ]
+    return figures
 
 
 def _load(
@@ -179,6 +260,8 @@ def run(
     workload: str = "day",
     clock: int | None = None,
     surveillance: bool = False,
+    follower_repeats: int = 0,
+    follower_profile: bool = False,
 ) -> dict[str, Any]:
     """The workload's orders through a proposer and a validator: the validator's CPU per
     committed order, and with `profiled` its main thread's profile grouped as the module
@@ -191,6 +274,7 @@ def run(
     proposer = open_application(spec, folder / "proposer")
     validator = open_application(spec, folder / "validator")
     follower = _follower(validator) if surveillance else None
+    commits = _Commits() if follower is not None and follower_repeats else None
     meter, unmetered = _Meter(profiled), _Meter(False)
     committed, heights = 0, 0
     roots: list[str] = []  # after each measured height: old and new code must agree
@@ -199,16 +283,23 @@ def run(
             for app in (proposer, validator):
                 _admit(app, phase)
             while len(validator.mempool):
-                _height(proposer, validator, now, unmetered, follower)
+                _height(proposer, validator, now, unmetered, follower, commits)
+        if commits is not None:
+            commits.measured = len(commits.kept)
         for i in range(0, len(order_txs), block):
             batch = order_txs[i : i + block]
             _admit(proposer, batch)
             with meter:
                 _admit(validator, batch)
             while len(validator.mempool):
-                committed += _height(proposer, validator, now, meter, follower)
+                committed += _height(proposer, validator, now, meter, follower, commits)
                 heights += 1
                 roots.append(validator.state.root().hex())
+        followed = {}
+        if commits is not None:
+            followed = follow_again(
+                validator, commits, follower_repeats, committed, follower_profile
+            )
     finally:
         proposer.close()
         validator.close()
@@ -224,6 +315,7 @@ def run(
         "ed25519_us_per_verify": round(1e6 / verify_rate, 1),
         "node_ed25519_us_per_verify": round(1e6 / node_rate, 1),
         "state_roots": roots,
+        **followed,
     }
     if meter.profile is None:
         return figures
@@ -270,13 +362,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--surveillance", action="store_true", help="the validator follows each commit with "
         "surveillance, as a node with its API does (devnet_bench's validators)"
     )  # fmt: skip
+    parser.add_argument(
+        "--follower-repeats", type=int, default=0, help="with --surveillance: hand the "
+        "measured commits to this many fresh followers after the run, timing each"
+    )  # fmt: skip
+    parser.add_argument("--follower-profile", action="store_true", help="profile those followers")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.follower_repeats and not args.surveillance:
+        parser.error("--follower-repeats needs --surveillance")
     hashing = benchkit.tree_hashing()
     started_load = list(os.getloadavg())
     shape = (args.participants, args.workload, args.clock, args.surveillance)
+    following = (args.follower_repeats, args.follower_profile)
     with tempfile.TemporaryDirectory(prefix="gridtokenx-hotpath-") as tmp:
-        plain = run(args.orders, args.block, Path(tmp) / "plain", False, *shape)
+        plain = run(args.orders, args.block, Path(tmp) / "plain", False, *shape, *following)
     if args.no_profile:
         figures = plain
     else:
@@ -308,6 +408,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         f"verify; the node's verifier {figures['node_ed25519_us_per_verify']} us), load "
         f"{started_load[0]:.1f}"
     )
+    if "follower_us_per_order_runs" in figures:
+        print(
+            f"follower, {args.follower_repeats} fresh ones over the same commits: "
+            f"{figures['follower_us_per_order_runs']} us of thread CPU per order (min "
+            f"{figures['follower_us_per_order_min']}, median "
+            f"{figures['follower_us_per_order_median']}); {figures['follower_alerts']} alerts, "
+            f"digest {figures['follower_alerts_digest']}"
+        )
+        for row in figures.get("follower_profile", [])[:15]:
+            print(f"  {row['own_us_per_order']:>8} us own {row['cumulative_us_per_order']:>8} "
+                  f"cum {row['calls_per_order']:>6}/order  {row['function']}")  # fmt: skip
     if args.no_profile:
         benchkit.write(result, args.output)
         return result

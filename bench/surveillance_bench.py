@@ -15,7 +15,13 @@ from the ledger's records, never from the detectors:
 
 An instance is caught when an alert of the matching detector names the agent for that
 interval. Honest participants flagged are those any alert names (every detector), over
-the honest participants of the day.
+the honest participants of the day. The cost is given per block and per committed
+transaction (the tape's share is the whole less the detectors'), and every alert raised
+goes into `alerts_digest`, so that two checkouts are compared on cost and on alerts.
+The garbage collector is set as `gridtokenx node start` sets it (`node.collector`): with
+CPython's defaults its walks over the simulated day's live objects came on top of the
+tape's own work (7.5-9.5 us a transaction for the tape at load 2-7, against 4.6-6.9 at
+load 7-9 set as a node sets it, 6 December) and varied from run to run.
 
     python bench/surveillance_bench.py --seeds 3 --participants 300
 """
@@ -23,11 +29,15 @@ the honest participants of the day.
 from __future__ import annotations
 
 import argparse
+import gc
+import hashlib
 import os
 import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
+
+import msgspec
 
 import benchkit
 from gridtokenx.ledger import chain_info, metering
@@ -52,6 +62,7 @@ DETECTOR_OF = {
     Role.WITHHOLDER: Detector.WITHHOLDING,
     Role.DOMINANT_SELLER: Detector.MARKET_POWER,
 }
+DETECTOR_NAMES = frozenset(d.value for d in Detector)
 WITHHELD_WH = 20_000
 UNMET_WH = 5_000
 
@@ -143,7 +154,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                                                  "manipulated_day": defaultdict(int)}  # fmt: skip
     honest_total = {"honest_day": 0, "manipulated_day": 0}
     cost: dict[str, list[float]] = defaultdict(list)
-    blocks_total = 0
+    per_tx: dict[str, list[float]] = defaultdict(list)
+    digest = hashlib.sha256()  # every alert of every day, in order: two checkouts compare
+    blocks_total = txs_total = 0
     for seed in range(1, args.seeds + 1):
         for label, roles in (("honest_day", ()), ("manipulated_day", tuple(ROLES))):
             config = DayConfig(seed=seed, participants=args.participants,
@@ -151,8 +164,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             run = run_surveilled_day(config)
             alerts, seconds, blocks = surveil(run, args.repeats)
             blocks_total += blocks
+            txs = sum(len(b.txs) for b in run.blocks)
+            txs_total += txs
             for name, s in seconds.items():
                 cost[name].append(s / blocks)
+                per_tx[name].append(s / txs)
+            per_tx["tape (all less the detectors)"].append(
+                (seconds["all (tape and detectors)"]
+                 - sum(v for n, v in seconds.items() if n in DETECTOR_NAMES)) / txs
+            )  # fmt: skip
+            for a in alerts:
+                digest.update(msgspec.msgpack.encode(a))
             cast = {m.key.address for m in run.day.manipulators.all}
             honest = {crypto.address_to_text(m.key.address) for m in run.day.population.members
                       if m.key.address not in cast}  # fmt: skip
@@ -191,7 +213,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "cost_ms_per_block_median": {
             n: round(1000 * statistics.median(v), 3) for n, v in sorted(cost.items())
         },
+        "cost_us_per_transaction_median": {
+            n: round(1e6 * statistics.median(v), 2) for n, v in sorted(per_tx.items())
+        },
         "blocks": blocks_total,
+        "transactions": txs_total,
+        "collector_thresholds": list(gc.get_threshold()),
+        "alerts_digest": digest.hexdigest()[:16],
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
@@ -201,4 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    from gridtokenx.node import collector
+
+    collector.tune()  # the process's own setting, not a caller's (tests call main)
     main()

@@ -248,6 +248,10 @@ def test_surveillance_bench_measures_recall_and_honest_flags(tmp_path: Path) -> 
     assert result["recall_percent"]["spoofer"] == 100.0  # type: ignore[index]
     assert result["honest_participants_flagged_percent"]["honest_day"]["any"] == 0.0  # type: ignore[index]
     assert result["cost_ms_per_block_median"]["all (tape and detectors)"] > 0  # type: ignore[index]
+    per_tx = result["cost_us_per_transaction_median"]
+    assert per_tx["all (tape and detectors)"] > per_tx["tape (all less the detectors)"] > 0  # type: ignore[index]
+    assert result["transactions"] > result["blocks"] > 0  # type: ignore[operator]
+    assert len(result["alerts_digest"]) == 16  # type: ignore[arg-type]
 
 
 def test_auction_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
@@ -433,6 +437,24 @@ def test_hotpath_bench_at_a_fixed_clock_repeats_its_roots(tmp_path: Path) -> Non
     crossing = json.loads((tmp_path / "crossing-1.json").read_text())
     assert followed["surveillance"] is True and crossing["surveillance"] is False
     assert followed["state_roots"] == crossing["state_roots"]
+    assert "follower_us_per_order_runs" not in followed
+
+
+def test_hotpath_bench_times_fresh_followers_over_the_same_commits(tmp_path: Path) -> None:
+    """`--follower-repeats` hands the measured heights to fresh followers: each one's CPU
+    per order, and the alerts they raised (none at one clock: nothing settles)."""
+    bench = _load("hotpath_bench")
+    args = ["--orders", "100", "--block", "50", "--participants", "20", "--workload",
+            "crossing", "--clock", "1796439600", "--no-profile", "--surveillance"]  # fmt: skip
+    result = bench.main([*args, "--follower-repeats", "3", "--follower-profile",
+                         "--output", str(tmp_path / "f.json")])  # fmt: skip
+    runs = result["follower_us_per_order_runs"]
+    assert isinstance(runs, list) and len(runs) == 3 and min(runs) > 0
+    assert result["follower_us_per_order_min"] == min(runs)
+    assert result["follower_alerts"] == 0
+    assert any("tape.py" in row["function"] for row in result["follower_profile"])  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit):
+        bench.main([*args[:-1], "--follower-repeats", "3"])  # needs --surveillance
 
 
 def test_memory_limit_sizes_parse() -> None:

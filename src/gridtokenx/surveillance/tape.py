@@ -2,9 +2,10 @@
 
 A detector never reads the wall clock or a node's mempool: its only input is this tape,
 built block by block from what every node committed (each transaction's hash, sender, body
-and receipt events, and the block's end-of-block events). Trade events do not name their
-orders, so the tape asks the market's records for a trade's buy and sell order ids
-(`TradeOrders`, `ledger.market.queries.trade`): they never change once written.
+and receipt events, and the block's end-of-block events). A trade event names its buy and
+sell order ids; one without them (a hand-built test exchange) has the tape ask the
+market's records (`TradeOrders`, `ledger.market.queries.trade`): they never change once
+written.
 
 Everything is indexed by delivery interval, so a detector reads one interval's orders and
 trades in O(their number), and `forget_before` drops intervals a follower no longer needs.
@@ -136,7 +137,8 @@ class Tape:
     def __init__(self, trade_orders: TradeOrders) -> None:
         self.trade_orders = trade_orders
         self.intervals: dict[int, IntervalTape] = {}
-        self.order_interval: dict[int, int] = {}  # order id -> its interval
+        # Every order of the intervals kept, by id: a fill or a close finds it in one look
+        self.orders: dict[int, OrderLife] = {}
         self.transfers: list[Transfer] = []
         self.names: dict[bytes, str] = {}  # account -> registered name
         self.meters: dict[bytes, tuple[bytes, str]] = {}  # meter -> (owner, zone)
@@ -153,8 +155,7 @@ class Tape:
         return found
 
     def order(self, order_id: int) -> OrderLife | None:
-        start = self.order_interval.get(order_id)
-        return None if start is None else self.intervals[start].orders.get(order_id)
+        return self.orders.get(order_id)
 
     def open_orders(self, start: int, zone: str, side: str) -> Iterable[OrderLife]:
         found = self.intervals.get(start)
@@ -163,15 +164,22 @@ class Tape:
                 yield o
 
     # --- feeding -------------------------------------------------------------------------
+    # A node runs this for every committed order (3-4 events each), so the handlers read
+    # their attributes and check their types inline, without a call per attribute.
     def observe(self, block: CommittedBlock) -> None:
         height, time = block.height, block.time
         self.height, self.time, self.settled = height, time, []
+        handlers = _HANDLERS
         for t in block.txs:
             body = t.body
             if isinstance(body, tx.RegisterParticipant):
                 self.names[body.account] = body.name.strip().casefold()
             self._clearing = isinstance(body, tx.SubmitAuctionClearing)
-            self._events(t.events, Ref(height, time, t.tx_hash))
+            at = Ref(height, time, t.tx_hash)
+            for e in t.events:
+                handler = handlers.get(e.kind)
+                if handler is not None:
+                    handler(self, e.attrs, at)
         self._clearing = False
         self._events(block.end_events, Ref(height, time, None))
 
@@ -182,35 +190,58 @@ class Tape:
                 handler(self, e.attrs, at)
 
     def _accepted(self, a: Attrs, at: Ref) -> None:
-        order_id, start = _int(a["order"]), _int(a["interval"])
+        order_id, start, owner = a["order"], a["interval"], a["owner"]
+        quantity, price = a["quantity_wh"], a["price"]
+        if not (isinstance(order_id, int) and isinstance(start, int)
+                and isinstance(quantity, int) and isinstance(price, int)
+                and isinstance(owner, bytes)):  # fmt: skip
+            order_id, start, quantity, price = map(_int, (order_id, start, quantity, price))
+            owner = _bytes(owner)
         order = OrderLife(
-            order_id, _bytes(a["owner"]), str(a["side"]), str(a["zone"]), start,
-            _int(a["quantity_wh"]), _int(a["price"]), at,
-        )  # fmt: skip
-        self.interval(start).orders[order_id] = order
-        self.order_interval[order_id] = start
+            order_id, owner, str(a["side"]), str(a["zone"]), start, quantity, price, at
+        )
+        found = self.intervals.get(start)
+        if found is None:
+            found = self.intervals[start] = IntervalTape()
+        found.orders[order_id] = order
+        self.orders[order_id] = order
 
     def _amended(self, a: Attrs, at: Ref) -> None:
-        order = self.order(_int(a["order"]))
+        order = self.orders.get(_int(a["order"]))
         if order is not None:
             order.quantity_wh, order.price = _int(a["quantity_wh"]), _int(a["price"])
 
     def _trade(self, a: Attrs, at: Ref) -> None:
-        trade_id = _int(a["trade"])
-        ids = self.trade_orders(trade_id)
-        if ids is None:
-            return
-        start, quantity = _int(a["interval"]), _int(a["quantity_wh"])
+        """A trade names its orders (`buy_order`, `sell_order`); an event without them asks
+        the market's records (`trade_orders`), which hold the same ids."""
+        trade_id, buy, sell = a["trade"], a.get("buy_order"), a.get("sell_order")
+        if not isinstance(trade_id, int):
+            trade_id = _int(trade_id)
+        if buy is None or sell is None:
+            ids = self.trade_orders(trade_id)
+            if ids is None:
+                return
+            buy, sell = ids
+        start, quantity, price = a["interval"], a["quantity_wh"], a["price"]
+        buyer, seller = a["buyer"], a["seller"]
+        if not (isinstance(buy, int) and isinstance(sell, int) and isinstance(start, int)
+                and isinstance(quantity, int) and isinstance(price, int)
+                and isinstance(buyer, bytes) and isinstance(seller, bytes)):  # fmt: skip
+            buy, sell, start, quantity, price = map(_int, (buy, sell, start, quantity, price))
+            buyer, seller = _bytes(buyer), _bytes(seller)
         fact = TradeFact(
-            trade_id, start, ids[0], ids[1], _bytes(a["buyer"]), _bytes(a["seller"]),
-            str(a["buyer_zone"]), str(a["seller_zone"]), quantity, _int(a["price"]), at,
-            self._clearing,
+            trade_id, start, buy, sell, buyer, seller, str(a["buyer_zone"]),
+            str(a["seller_zone"]), quantity, price, at, self._clearing,
         )  # fmt: skip
-        self.interval(start).trades.append(fact)
-        if fact.auction:  # curve ids, not order ids
+        found = self.intervals.get(start)
+        if found is None:
+            found = self.intervals[start] = IntervalTape()
+        found.trades.append(fact)
+        if self._clearing:  # an auction's trade: curve ids, not order ids
             return
-        for order_id in ids:
-            order = self.order(order_id)
+        orders = self.orders
+        for order_id in (buy, sell):
+            order = orders.get(order_id)
             if order is not None:
                 order.filled_wh += quantity
                 order.trades.append(trade_id)
@@ -235,13 +266,18 @@ class Tape:
         self.meter_owners.setdefault(meter, set()).add(owner)
 
     def _reading(self, a: Attrs, at: Ref) -> None:
-        found = self.meters.get(_bytes(a["meter"]))
+        meter = a["meter"]
+        found = self.meters.get(meter if isinstance(meter, bytes) else _bytes(meter))
         if found is None:
             return
-        start = _int(a["interval"])
-        self.interval(start).readings.append(
-            Reading(found[0], found[1], start, _int(a["export_wh"]), _int(a["import_wh"]), at)
-        )
+        start, export, imported = a["interval"], a["export_wh"], a["import_wh"]
+        if not (isinstance(start, int) and isinstance(export, int)
+                and isinstance(imported, int)):  # fmt: skip
+            start, export, imported = _int(start), _int(export), _int(imported)
+        interval = self.intervals.get(start)
+        if interval is None:
+            interval = self.intervals[start] = IntervalTape()
+        interval.readings.append(Reading(found[0], found[1], start, export, imported, at))
 
     def _settled(self, a: Attrs, at: Ref) -> None:
         self.settled.append(_int(a["interval"]))
@@ -251,30 +287,52 @@ class Tape:
         names and meters are kept: they are few, and links last."""
         for old in [s for s in self.intervals if s < start]:
             for order_id in self.intervals.pop(old).orders:
-                self.order_interval.pop(order_id, None)
+                self.orders.pop(order_id, None)
 
 
 def _closer(kind: str) -> Callable[[Tape, Attrs, Ref], None]:
     """An order closing (filled, cancelled, expired, killed): noting how far behind its
     side's best price it was then, which is what "away from the touch" means to spoofing."""
+    cancelled = kind == "cancelled"
 
     def close(tape: Tape, a: Attrs, at: Ref) -> None:
-        order = tape.order(_int(a["order"]))
+        order_id = a["order"]
+        order = tape.orders.get(order_id if isinstance(order_id, int) else _int(order_id))
         if order is None:
             return
-        if kind == "cancelled":
-            others = [o.price for o in tape.open_orders(order.interval, order.zone, order.side)
-                      if o.owner != order.owner and o.id != order.id]  # fmt: skip
-            other_side = SELL if order.side == BUY else BUY
-            across = [o.price for o in tape.open_orders(order.interval, order.zone, other_side)]
-            pick = max if order.side == BUY else min
-            order.best_same_side_at_close = pick(others) if others else None
-            order.best_opposite_at_close = (
-                (min if order.side == BUY else max)(across) if across else None
-            )
+        if cancelled:
+            order.best_same_side_at_close, order.best_opposite_at_close = _best_at(tape, order)
         order.closed, order.closed_at = kind, at
 
     return close
+
+
+def _best_at(tape: Tape, order: OrderLife) -> tuple[int | None, int | None]:
+    """(others' best price on the order's side, the best of the other side) among the
+    interval's open orders in its zone, in one walk over the interval's orders (a cancel
+    walked them twice): the best bid is the highest, the best offer the lowest."""
+    side, zone, owner, own_id = order.side, order.zone, order.owner, order.id
+    other_side = SELL if side == BUY else BUY
+    buying = side == BUY
+    same: int | None = None
+    across: int | None = None
+    found = tape.intervals.get(order.interval)
+    for o in () if found is None else found.orders.values():
+        if o.closed is not None or o.zone != zone:
+            continue
+        price = o.price
+        if o.side == side:
+            if (
+                o.owner != owner
+                and o.id != own_id
+                and (same is None or (price > same if buying else price < same))
+            ):
+                same = price
+        elif o.side == other_side and (
+            across is None or (price < across if buying else price > across)
+        ):
+            across = price
+    return same, across
 
 
 def _int(value: object) -> int:
