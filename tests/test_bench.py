@@ -148,6 +148,27 @@ def test_devnet_bench_counts_the_heights_a_validator_executed_unscreened(
     assert _load("devnet_bench").unscreened_commits(homes, {5, 6}) == [[2, 1], [2, 0]]
 
 
+def test_replay_bench_replays_a_kept_devnet_home_beside_its_own_figures(tmp_path: Path) -> None:
+    """The blocks a devnet's validator committed, committed again in this process: the
+    same order heights, each part of the commit timed, and the devnet's own figure for
+    those heights read from the home's log."""
+    homes = tmp_path / "homes"
+    _load("devnet_bench").main(
+        ["--rate", "40", "--seconds", "1", "--accounts", "6", "--block-ms", "200",
+         "--submit", "api", "--keep", str(homes), "--output", str(tmp_path / "devnet.json")]
+    )  # fmt: skip
+    out = tmp_path / "replay.json"
+    bench = _load("replay_bench")
+    result = bench.main([str(homes / "egat"), "--ahead", "2", "--output", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert 0 < result["orders"] <= 40 and result["order_heights"] >= 1
+    parts = result["parts_us_per_order"]
+    timed = sum(v for k, v in parts.items() if k != "gc")
+    assert parts["execute"] > 0 and 0 < timed <= result["commit_cpu_us_per_order"] + 0.5
+    assert result["devnet_commit_cpu_us_per_order"] >= 0
+    assert len(bench.devnet_cpu(homes / "egat")) >= result["heights"]  # every one logged
+
+
 def test_devnet_bench_hog_spins_on_core_0_and_is_killed_after() -> None:
     """`--hog`: a process pinned to core 0 that takes CPU while the run lasts and is gone
     after it, even when the run fails."""

@@ -411,14 +411,16 @@ class _Asks:
         monkeypatch.setattr(crypto, "address_of", counting)
 
 
-def test_a_senders_address_is_hashed_once_per_transaction_on_a_validators_way(
+def test_a_senders_address_is_hashed_once_per_key_on_a_validators_way(
     apps: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Admission, the block's screen, execution and the surveillance follower each ask
-    for a transaction's sender address; they share one decoded transaction, which keeps
-    it: one hash per transaction (four or more per transaction while each asked again)."""
+    for a transaction's sender address: it is looked up by key, hashed once per sender
+    (four or more calls of `crypto.address_of` per transaction per node while each
+    asked it again)."""
     proposer, validator = apps
     txs = _registrations(6)
+    monkeypatch.setattr(tx, "_ADDRESSES", {})
     asks = _Asks(monkeypatch)
     for app in apps:
         for raw in txs:
@@ -429,7 +431,17 @@ def test_a_senders_address_is_hashed_once_per_transaction_on_a_validators_way(
     proposer.commit(1, raw, ())
     Follower(validator.state, decoded=validator.committed_txs).on_commit(1, raw, receipts, [])
     mea = tx.decode(txs[0]).tx.sender
-    assert asks.calls.count(mea) == 2 * len(txs)  # one per transaction, in each node
+    assert asks.calls.count(mea) == 1
+
+
+def test_the_cache_of_sender_addresses_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    kept: dict[bytes, bytes] = {}
+    monkeypatch.setattr(tx, "_ADDRESSES", kept)
+    monkeypatch.setattr(tx, "MAX_ADDRESSES", 3)
+    for i in range(7):
+        key = PrivateKey.from_dev_label(f"app/bound/{i}")
+        t = tx.Transaction(CHAIN, 0, key.public_key, 0, tx.RedeemThb(1))
+        assert t.sender_address == key.address and len(kept) <= 3
 
 
 def test_a_block_not_screened_takes_its_transactions_as_the_mempool_decoded_them(

@@ -15,8 +15,10 @@ class BlockContext(msgspec.Struct, frozen=True):
 EventValue = int | str | bytes
 
 
-class Event(msgspec.Struct, frozen=True, array_like=True):
-    """Something a transaction did, for receipts and API streams (e.g. `minted`, `transfer`)."""
+class Event(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Something a transaction did, for receipts and API streams (e.g. `minted`, `transfer`).
+    Untracked by the cyclic collector: its attributes are numbers, strings and bytes, and
+    a block's events live until its receipts are written and followed."""
 
     kind: str
     attrs: dict[str, EventValue]

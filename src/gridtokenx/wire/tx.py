@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typing
 from enum import IntEnum
-from typing import Annotated, Final, overload
+from typing import Annotated, Final
 
 import msgspec
 
@@ -88,7 +88,14 @@ class TimeInForce(IntEnum):
     FILL_OR_KILL = 3  # fills completely at once or not at all
 
 
-class _Body(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+# Every transaction type is a frozen array of values, never tracked by the cyclic garbage
+# collector (`gc=False`, inherited by the bodies). A decoded transaction was three to four
+# tracked objects (an enum field makes a body tracked, and a body its transaction) that wait
+# in the mempool for seconds under a backlog, so every young collection of a validator walked
+# thousands of them and found nothing: values of bytes, numbers, strings, enums and tuples of
+# such values cannot form a reference cycle, and reference counting frees every one
+# (docs/adr/0007, "The commit in the devnet and in process").
+class _Body(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False):
     pass
 
 
@@ -196,7 +203,9 @@ MAX_GRID_ENTRIES: Final = 64
 """Bound on the links or zones one status update lists: the grid has a handful of each."""
 
 
-class LinkStatus(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class LinkStatus(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False
+):
     """One interconnector as EGAT measures it; `flow_kw` is positive from `zone_a` to `zone_b`."""
 
     zone_a: ZoneCode
@@ -205,7 +214,9 @@ class LinkStatus(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fi
     flow_kw: SignedInt
 
 
-class ZoneBalance(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class ZoneBalance(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False
+):
     zone: ZoneCode
     generation_kw: U64
     demand_kw: U64
@@ -292,7 +303,7 @@ class VoteChoice(IntEnum):
     VETO = 4  # the regulator's no on a market-rule or licence proposal: rejects it outright
 
 
-class _Action(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class _Action(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False):
     pass
 
 
@@ -374,7 +385,7 @@ MAX_CLEARING_ENTRIES: Final = 64
 """Bound on the zones or directed links one clearing lists (the grid has a handful)."""
 
 
-class CurveStep(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class CurveStep(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False):
     """One step of a curve: up to `quantity_wh` at `price` satang/kWh (a buy's highest, a
     sell's lowest). Buy quantities are Wh received in the zone, sell quantities Wh sent."""
 
@@ -411,7 +422,7 @@ class CancelAuctionCurve(_Body, tag=27, frozen=True):
     curve_id: U64
 
 
-class Rational(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class Rational(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False):
     """An exact rational `num / den` (den > 0): clearing prices and quantities are rational
     because loss factors divide them; the ledger checks them without floating point."""
 
@@ -419,7 +430,9 @@ class Rational(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fiel
     den: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
-class ZoneClearing(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class ZoneClearing(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False
+):
     """One zone's result: its price (the balance constraint's dual, satang/kWh), the dual of
     its import headroom, and the share accepted of the buy and sell steps priced exactly at
     the zone price (steps above or below it are accepted or rejected whole). The renewable
@@ -436,7 +449,7 @@ class ZoneClearing(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_
     green_sell_ratio: Rational | None = None
 
 
-class LinkFlow(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class LinkFlow(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False):
     """Energy sent from `from_zone` over the interconnector to `to_zone` (Wh, before loss),
     and how much of it is renewable energy still sold as such (None: none)."""
 
@@ -509,37 +522,9 @@ very types). `isinstance` on a msgspec Struct against other classes costs 1.5-1.
 call, a set lookup of its type some 0.04 us, and this runs several times per transaction."""
 
 
-class _SenderAddress:
-    """`Transaction.sender_address`, computed once per transaction and then kept in the
-    transaction's own `__dict__` (read before this descriptor is even asked, as it
-    defines no `__set__`). A validator asks for it on admission, in the block's screen,
-    in execution and in surveillance's follower, all on the one decoded object (the
-    mempool's, which the screen takes and the commit keeps for its listeners).
-    `crypto.address_of` is memoised by key as well, but a look-up in its cache cost about
-    as much as this descriptor's first call (0.15-0.25 µs a look-up, four a transaction);
-    `functools.cached_property` was tried and cost more than the four look-ups (its lock)."""
-
-    __slots__ = ()
-
-    @overload
-    def __get__(self, obj: None, owner: type | None = None) -> _SenderAddress: ...
-
-    @overload
-    def __get__(self, obj: Transaction, owner: type | None = None) -> bytes: ...
-
-    def __get__(self, obj: Transaction | None, owner: type | None = None) -> bytes | _SenderAddress:
-        if obj is None:
-            return self
-        address = obj.__dict__["sender_address"] = crypto.address_of(obj.sender)
-        return address
-
-
 class Transaction(
-    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, dict=True
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False
 ):
-    """`dict=True` gives each transaction a `__dict__` (made only when first written, and
-    never encoded, compared or hashed) for `sender_address` to keep its hash in."""
-
     chain_id: ChainId
     nonce: U64
     sender: PublicKey
@@ -554,10 +539,31 @@ class Transaction(
             raise ValueError("signing key does not match the transaction's sender")
         return SignedTransaction(self, key.sign(self.signing_bytes()))
 
-    sender_address = _SenderAddress()  # the 20-byte account address of `sender`
+    @property
+    def sender_address(self) -> bytes:
+        """Looked up by key (`_ADDRESSES`): a validator asks for it on admission, in the
+        block's screen, in execution and in surveillance's follower, four or more times a
+        transaction. `crypto.address_of`'s own cache (`functools.lru_cache`) builds a
+        key tuple and reorders its list each call: four asks took 0.47-0.49 µs through
+        it, 0.30 through this dict (`timeit`, December 2026)."""
+        address = _ADDRESSES.get(self.sender)
+        if address is None:
+            if len(_ADDRESSES) >= MAX_ADDRESSES:
+                _ADDRESSES.clear()  # bounded: a new sender costs one hash again
+            address = _ADDRESSES[self.sender] = crypto.address_of(self.sender)
+        return address
 
 
-class SignedTransaction(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+MAX_ADDRESSES: Final = 65_536
+_ADDRESSES: dict[bytes, bytes] = {}
+"""Senders' addresses by public key, at most MAX_ADDRESSES (about 8 MB), emptied when
+full. A transaction's own `__dict__` would hold it per transaction, but msgspec allows
+no `dict=True` on a type untracked by the collector (`gc=False`), which is worth more."""
+
+
+class SignedTransaction(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False
+):
     tx: Transaction
     signature: Signature
 

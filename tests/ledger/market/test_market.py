@@ -743,3 +743,15 @@ def test_books_that_fill_and_empty_leave_no_reference_cycle(mk: Market) -> None:
         gc.set_debug(0)
         gc.garbage.clear()
     assert left == []
+
+
+def test_records_and_events_are_not_tracked_by_the_collector(mk: Market) -> None:
+    """Open orders, cached records and a block's events stay alive across many of a
+    validator's young collections, which walked every one of them (docs/adr/0007): they
+    are frozen values that cannot form a cycle, so the collector does not track them."""
+    resting = mk.place(mk.home, SELL, 1_000, 300)
+    events = mk.ok(mk.office, PlaceOrder(BUY, "BKK", mk.T, 600, 350))
+    [trade] = mk.trades()
+    values = [mk.order(resting), trade, *events, *(r for _, r in mk.sb.state.scan(b"mkt/"))]
+    assert len(values) >= 4
+    assert [type(v).__qualname__ for v in values if gc.is_tracked(v)] == []

@@ -36,7 +36,12 @@ class IntervalStatus(IntEnum):
     SETTLED = 3
 
 
-class Order(msgspec.Struct, frozen=True, array_like=True):
+# Records are frozen values (numbers, bytes, strings, enums, tuples of those) and cannot
+# form a reference cycle, so the cyclic collector does not track them (`gc=False`): open
+# orders and cached records stay alive for many blocks, and a validator's young collections
+# walked thousands of them each time (docs/adr/0007, "The commit in the devnet and in
+# process").
+class Order(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: int
     owner: bytes
     side: Side
@@ -58,7 +63,7 @@ class Order(msgspec.Struct, frozen=True, array_like=True):
 BookEntry = tuple[int, int, int]  # (price, priority, order id)
 
 
-class Book(msgspec.Struct, frozen=True, array_like=True):
+class Book(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A view of one zone and interval's resting orders (built from its price levels): bids
     best first (highest price, then earliest), asks best first (lowest, then earliest)."""
 
@@ -66,7 +71,7 @@ class Book(msgspec.Struct, frozen=True, array_like=True):
     asks: tuple[BookEntry, ...] = ()
 
 
-class Trade(msgspec.Struct, frozen=True, array_like=True):
+class Trade(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: int
     interval_start: int
     buy_order: int
@@ -86,7 +91,7 @@ class Trade(msgspec.Struct, frozen=True, array_like=True):
     settled: bool = False
 
 
-class Position(msgspec.Struct, frozen=True, array_like=True):
+class Position(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One participant's standing in one zone and interval."""
 
     offered_wh: int = 0  # open sell quantity
@@ -100,7 +105,7 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
     listed: bool = False
 
 
-class IntervalMarket(msgspec.Struct, frozen=True, array_like=True):
+class IntervalMarket(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """An interval's trades and trading parties are numbered lists under their own keys
     (`interval_trade_key`, `interval_party_key`), so a fill writes O(1), not the whole list."""
 
@@ -110,28 +115,28 @@ class IntervalMarket(msgspec.Struct, frozen=True, array_like=True):
     party_count: int = 0  # (participant, zone) pairs with a trade, in order of first trade
 
 
-class TradeRef(msgspec.Struct, frozen=True, array_like=True):
+class TradeRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
     trade_id: int
 
 
-class Party(msgspec.Struct, frozen=True, array_like=True):
+class Party(msgspec.Struct, frozen=True, array_like=True, gc=False):
     participant: bytes
     zone: str
 
 
-class ZoneHalt(msgspec.Struct, frozen=True, array_like=True):
+class ZoneHalt(msgspec.Struct, frozen=True, array_like=True, gc=False):
     halted_by: str  # authority code
     since: int
     reason: str
 
 
-class Debt(msgspec.Struct, frozen=True, array_like=True):
+class Debt(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """THB owed after a settlement charge found the payer short; collected off-chain."""
 
     amount_satang: int
 
 
-class ZoneReport(msgspec.Struct, frozen=True, array_like=True):
+class ZoneReport(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """Conservation per interval and zone; settlement refuses to finish if it does not hold."""
 
     export_wh: int = 0  # metered export of the zone's sellers
@@ -203,25 +208,25 @@ def report_key(interval_start: int, zone: str) -> bytes:
     return REPORT_PREFIX + _interval(interval_start) + zone.encode()
 
 
-class Counter(msgspec.Struct, frozen=True, array_like=True):
+class Counter(msgspec.Struct, frozen=True, array_like=True, gc=False):
     value: int
 
 
-class OpenOrders(msgspec.Struct, frozen=True, array_like=True):
+class OpenOrders(msgspec.Struct, frozen=True, array_like=True, gc=False):
     ids: tuple[int, ...]
 
 
-class Rematch(msgspec.Struct, frozen=True, array_like=True):
+class Rematch(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """Zones resumed in this block: `end_block` re-matches the open intervals they trade in."""
 
     zones: tuple[str, ...]
 
 
-class Active(msgspec.Struct, frozen=True, array_like=True):
+class Active(msgspec.Struct, frozen=True, array_like=True, gc=False):
     intervals: tuple[int, ...]  # starts of intervals not yet settled, ascending
 
 
-class FlowUsed(msgspec.Struct, frozen=True, array_like=True):
+class FlowUsed(msgspec.Struct, frozen=True, array_like=True, gc=False):
     wh: int
 
 
