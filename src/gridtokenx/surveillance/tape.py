@@ -200,10 +200,7 @@ class Tape:
         order = OrderLife(
             order_id, owner, str(a["side"]), str(a["zone"]), start, quantity, price, at
         )
-        found = self.intervals.get(start)
-        if found is None:
-            found = self.intervals[start] = IntervalTape()
-        found.orders[order_id] = order
+        self.interval(start).orders[order_id] = order
         self.orders[order_id] = order
 
     def _amended(self, a: Attrs, at: Ref) -> None:
@@ -233,10 +230,7 @@ class Tape:
             trade_id, start, buy, sell, buyer, seller, str(a["buyer_zone"]),
             str(a["seller_zone"]), quantity, price, at, self._clearing,
         )  # fmt: skip
-        found = self.intervals.get(start)
-        if found is None:
-            found = self.intervals[start] = IntervalTape()
-        found.trades.append(fact)
+        self.interval(start).trades.append(fact)
         if self._clearing:  # an auction's trade: curve ids, not order ids
             return
         orders = self.orders
@@ -274,10 +268,9 @@ class Tape:
         if not (isinstance(start, int) and isinstance(export, int)
                 and isinstance(imported, int)):  # fmt: skip
             start, export, imported = _int(start), _int(export), _int(imported)
-        interval = self.intervals.get(start)
-        if interval is None:
-            interval = self.intervals[start] = IntervalTape()
-        interval.readings.append(Reading(found[0], found[1], start, export, imported, at))
+        self.interval(start).readings.append(
+            Reading(found[0], found[1], start, export, imported, at)
+        )
 
     def _settled(self, a: Attrs, at: Ref) -> None:
         self.settled.append(_int(a["interval"]))
