@@ -23,7 +23,7 @@ from gridtokenx.ledger.context import Event
 from gridtokenx.ledger.params import Params
 from gridtokenx.ledger.sandbox import DEFAULT_GENESIS_TIME, Sandbox
 from gridtokenx.node.home import without_overrides
-from gridtokenx.wire import errors
+from gridtokenx.wire import crypto, errors
 from gridtokenx.wire.crypto import PrivateKey
 from gridtokenx.wire.tx import (
     Body,
@@ -209,6 +209,29 @@ def sb() -> Sandbox:
 @pytest.fixture
 def net(sb: Sandbox) -> Cast:
     return Cast(sb)
+
+
+class AddressHashes:
+    """The public keys `crypto.address_of` hashed into addresses (each a miss of its
+    cache, the hash counted rather than the calls), over an empty cache of its own."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.hashed: list[bytes] = []
+        self.kept: dict[bytes, bytes] = {}
+        real = crypto.tagged_hash
+
+        def counting(tag: bytes, *parts: bytes) -> bytes:
+            if tag == crypto._ADDRESS_TAG:
+                self.hashed.append(b"".join(parts))
+            return real(tag, *parts)
+
+        monkeypatch.setattr(crypto, "tagged_hash", counting)
+        monkeypatch.setattr(crypto, "_ADDRESSES", self.kept)
+
+
+@pytest.fixture
+def address_hashes(monkeypatch: pytest.MonkeyPatch) -> AddressHashes:
+    return AddressHashes(monkeypatch)
 
 
 def sandbox_with_params(**changes: int) -> Sandbox:

@@ -17,10 +17,12 @@ import hashlib
 import ed25519_zebra
 import nacl.exceptions
 import nacl.signing
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridtokenx.wire import crypto
+from tests.conftest import AddressHashes
 
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493
@@ -169,3 +171,25 @@ def test_wrong_lengths_are_false_not_errors() -> None:
     assert not crypto.verify(bytes(key.verify_key)[:31], b"m", signature)
     assert not crypto.verify(bytes(key.verify_key), b"m", signature[:63])
     assert not crypto.verify(bytes(key.verify_key), b"m", signature + b"\x00")
+
+
+def test_addresses_are_kept_by_key_within_a_bound(
+    address_hashes: AddressHashes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`address_of` hashes a key once while its cache holds it, and the cache never holds
+    more than MAX_ADDRESSES keys: it is emptied when full, so a key asked again after that
+    is hashed again. A key of the wrong length is refused and never kept."""
+    monkeypatch.setattr(crypto, "MAX_ADDRESSES", 3)
+    keys = [bytes([i]) * 32 for i in range(7)]
+    expected = [hashlib.sha256(b"GridTokenX/address\x00" + k).digest()[:20] for k in keys]
+    for key, address in zip(keys, expected, strict=True):
+        assert crypto.address_of(key) == address
+        assert crypto.address_of(key) == address  # asked again: kept
+        assert 1 <= len(address_hashes.kept) <= 3
+    assert address_hashes.hashed == keys
+    assert crypto.address_of(keys[0]) == expected[0]  # emptied since, when key 6 came
+    assert address_hashes.hashed == [*keys, keys[0]]
+    assert address_hashes.kept == {keys[6]: expected[6], keys[0]: expected[0]}
+    with pytest.raises(ValueError, match="32 bytes"):
+        crypto.address_of(bytes(31))
+    assert len(address_hashes.kept) == 2
