@@ -53,6 +53,19 @@ def test_intake_bench_admits_every_order_and_writes_json(tmp_path: Path) -> None
     assert result["ed25519_verifies_per_s"] > 0  # type: ignore[operator]
 
 
+def test_verify_threads_bench_checks_every_order_in_each_mode(tmp_path: Path) -> None:
+    """On the loop and in one or two pool threads, every signature is checked (the bench
+    raises otherwise) and each mode reports its process CPU per verify."""
+    out = tmp_path / "verify_threads.json"
+    result = _load("verify_threads_bench").main(
+        ["--verifies", "600", "--rounds", "1", "--work", "10", "--output", str(out)]
+    )
+    assert json.loads(out.read_text()) == result
+    for mode in ("loop", "1 thread", "2 threads"):
+        low, median = result[f"{mode}: cpu_us_per_verify (min, median)"]  # type: ignore[misc]
+        assert 0 < low <= median
+
+
 def test_ledger_bench_runs_small_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "ledger.json"
     result = _load().main(

@@ -181,7 +181,16 @@ class Mempool:
         bounded batch: how many the backlog has room for, `reserve`). None: all of them.
 
         Nothing here touches the pool's own structures, so a node can await the futures
-        without blocking its event loop and then `admit` on the loop."""
+        without blocking its event loop and then `admit` on the loop.
+
+        Two threads and chunks of at least 64 stay although the verifier holds the GIL
+        (ADR 0008), on measurement (docs/consensus.md, "The verify threads at
+        saturation", 6 December 2026): a verify costs its thread 38-39 µs, the verifier's
+        own cost; the handoffs cost 1-2 µs per order in process
+        (bench/verify_threads_bench.py); and one thread, one chunk per batch, or checking
+        on the loop did not lower the devnet's CPU per order (131-142 µs against 134.5,
+        medians at 3,000/s), while checking on the loop held consensus up and committed
+        less."""
         chunk = max(64, -(-len(raws) // 8))
         budget = len(raws) if verify is None else verify
         return [
