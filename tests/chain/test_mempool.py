@@ -342,12 +342,13 @@ class CountedVerify:
         return self._real(public_key, message, signature)
 
 
-def bounded(mp: Mempool, raws: list[bytes]) -> list[str]:
-    """A client's or a peer's batch through both steps, as `Node.admit` runs them."""
-    promised = mp.reserve(len(raws))
+def bounded(mp: Mempool, raws: list[bytes], relayed: bool = False) -> list[str]:
+    """A client's (or with `relayed`, a peer's) batch through both steps, as `Node.admit`
+    runs them."""
+    promised = mp.reserve(len(raws), relayed)
     try:
         checked = [c for future in mp.precheck(raws, promised) for c in future.result()]
-        admitted = mp.admit(raws, checked, nonce_of, 0, bounded=True)
+        admitted = mp.admit(raws, checked, nonce_of, 0, bounded=True, relayed=relayed)
     finally:
         mp.release(promised)
     return [r.code or "accepted" for r in admitted]
@@ -522,5 +523,29 @@ def test_a_refusal_is_still_logged_at_debug_level(caplog: pytest.LogCaptureFixtu
         assert record.__dict__["code"] == "DUPLICATE"
         assert record.__dict__["reason"] == "already in the mempool"
         assert mp.refused == {"DUPLICATE": 2}
+    finally:
+        mp.close()
+
+
+def test_peers_relays_are_admitted_past_the_clients_bound_up_to_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pool full for clients still takes its peers' relays, up to RELAY_BACKLOG_BLOCKS
+    blocks of work, so it holds what they will propose, verified on admission: refused at
+    the clients' bound, at twice the saturation rate a quarter of every proposal's
+    transactions were verified on its path (`chain.mempool`). Clients stay refused at
+    theirs, and the relays' limit refuses before any verify, as the clients' does."""
+    verify = CountedVerify(monkeypatch)
+    mp = Mempool(CHAIN, max_txs=100, max_per_sender=50, min_backlog=2)
+    try:
+        assert mp.relay_backlog_limit == 2 * mp.backlog_limit == 4
+        assert bounded(mp, [make(ALICE, 0), make(ALICE, 1), make(ALICE, 2)]) == [
+            "accepted", "accepted", "MEMPOOL_FULL"]  # fmt: skip
+        assert mp.backlog_full and len(verify.calls) == 2
+        relays = [make(ALICE, n) for n in range(2, 6)]
+        assert bounded(mp, relays, relayed=True) == ["accepted"] * 2 + ["MEMPOOL_FULL"] * 2
+        assert len(verify.calls) == 4  # the two refused: no verify
+        assert bounded(mp, [make(ALICE, 4)]) == ["MEMPOOL_FULL"]  # a client still is
+        assert len(mp) == 4 and mp.backlog == mp.relay_backlog_limit
     finally:
         mp.close()

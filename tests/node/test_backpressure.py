@@ -1,7 +1,7 @@
-"""Back-pressure on what peers relay: a node past its backlog drops a peer's transactions
-(without penalising the peer, and without verifying their signatures) and still admits
-grid operations. One validator of five runs alone, so nothing commits and the backlog
-stays full while the test looks."""
+"""Back-pressure on what peers relay: a node past the relays' backlog (twice the clients')
+drops a peer's transactions (without penalising the peer, and without verifying their
+signatures) and still admits grid operations. One validator of five runs alone, so
+nothing commits and the backlog stays full while the test looks."""
 
 from __future__ import annotations
 
@@ -68,30 +68,31 @@ def test_a_full_node_drops_relayed_load_unverified_but_admits_grid_operations(
         peer = await _started_with_a_peer(node)
         try:
             txs = _registrations(30)
-            peer.publish(Kind.TX, codec.encode(txs[:8]))  # fills the backlog, and past it
-            await _until_settled(node, 8)
+            # Past the clients' bound (5) and up to the relays' (10), then past it.
+            peer.publish(Kind.TX, codec.encode(txs[:12]))
+            await _until_settled(node, 12)
             mempool = node.app.mempool
-            assert len(mempool) == 5 and mempool.refused["MEMPOOL_FULL"] == 3
-            assert mempool.backlog_full
+            assert len(mempool) == 10 and mempool.refused["MEMPOOL_FULL"] == 2
+            assert mempool.backlog_full and mempool.relay_backlog_limit == 10
             verified.clear()
 
             # Full now: a peer's batch is dropped without one verify, forgeries included.
             forged = [tx.SignedTransaction(tx.decode(r).tx, bytes(64)).encode() for r in txs[20:]]
-            peer.publish(Kind.TX, codec.encode([*txs[8:20], *forged]))
+            peer.publish(Kind.TX, codec.encode([*txs[12:20], *forged]))
             await _until_settled(node, 30)
-            assert mempool.refused["MEMPOOL_FULL"] == 3 + 22 and len(mempool) == 5
+            assert mempool.refused["MEMPOOL_FULL"] == 2 + 18 and len(mempool) == 10
             assert verified == []
-            assert not any(mempool.knows(tx.hash_of(r)) for r in txs[5:])
+            assert not any(mempool.knows(tx.hash_of(r)) for r in txs[10:])
             me = peer.key.address
             assert node.gossip.scores.get(me, START_SCORE) == START_SCORE
             assert me in node.gossip.peers  # dropped silently: the peer is not penalised
 
             # A grid emergency still gets in, verified.
-            mea = KEYS["MEA"]  # the registrations' signer: its nonces 0-4 wait
-            alarm = tx.make(mea, CHAIN, 5, tx.DeclareEmergency(("BKK",), "49.2 Hz"), 0)
+            mea = KEYS["MEA"]  # the registrations' signer: its nonces 0-9 wait
+            alarm = tx.make(mea, CHAIN, 10, tx.DeclareEmergency(("BKK",), "49.2 Hz"), 0)
             peer.publish(Kind.TX, codec.encode([alarm.encode()]))
             await _until_settled(node, 31)
-            assert mempool.status(alarm.hash) == "pending" and len(mempool) == 6
+            assert mempool.status(alarm.hash) == "pending" and len(mempool) == 11
             assert verified == [mea.public_key]
         finally:
             await peer.close()

@@ -13,6 +13,7 @@ import pytest
 
 from gridtokenx.chain import compact
 from gridtokenx.chain.compact import CompactProposal, compact_proposal
+from gridtokenx.chain.mempool import Mempool
 from gridtokenx.node import compact_blocks
 from gridtokenx.node.compact_blocks import FETCH_TRIES, Answer, Fetcher, RecentTxs
 from gridtokenx.node.runtime import Node
@@ -278,3 +279,17 @@ def test_a_copy_of_a_recent_transaction_gets_its_id_without_hashing(
     assert recent.ids_of(copies) == [real(raw) for raw in raws]
     assert hashed == raws[:2]  # the two forgotten
     assert len(recent._ids) == len(recent) == 4
+
+
+def test_a_relay_is_remembered_past_two_peers_full_pools_of_others() -> None:
+    """A proposal may name a transaction relayed while two peers' pools, each at its
+    `Mempool.max_txs`, filled with others: at twice the saturation rate proposals named
+    relays of 15-30 s before, and with 40,000 remembered each was fetched again."""
+    first = b"\x01" * 170
+    recent = RecentTxs()
+    recent.add([first])
+    pool = Mempool(CHAIN)
+    later = 2 * pool.max_txs
+    pool.close()
+    recent.add([i.to_bytes(4) * 42 for i in range(later)], [i.to_bytes(32) for i in range(later)])
+    assert recent.get(tx.hash_of(first)) == first

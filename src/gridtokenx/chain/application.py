@@ -185,11 +185,14 @@ class Application(Generic[StoreT]):
         keep: bool = True,
     ) -> list[Admission]:
         """Admit transactions the mempool prechecked (decoded, signatures verified);
-        `bounded`: from clients, subject to the mempool's back-pressure; `hashes`: their
-        ids when the caller has them (`Mempool.admit`). `keep` False: a peer relayed them,
-        so nobody is told this node took them and they are not saved (`_keep`)."""
+        `bounded`: from clients or peers, subject to the mempool's back-pressure; `hashes`:
+        their ids when the caller has them (`Mempool.admit`). `keep` False: a peer relayed
+        them, so nobody is told this node took them, they are not saved (`_keep`), and
+        the relays' own limit bounds them (`Mempool.relay_backlog_limit`)."""
         min_fee = chain_info.params(self.state).min_fee_satang
-        results = self.mempool.admit(raws, checked, self.nonce_of, min_fee, bounded, hashes)
+        results = self.mempool.admit(
+            raws, checked, self.nonce_of, min_fee, bounded, hashes, relayed=not keep
+        )
         if keep:
             self._keep(raws, results)
         return results

@@ -15,16 +15,28 @@ queue holds about BACKLOG_BLOCKS blocks of work, judged from the largest recent 
 chain offered more than it can commit then keeps committing at its saturation rate and
 tells the excess to come back (503 with Retry-After at the API), where an unbounded queue
 made every block's reaping and every client's wait grow until the committed rate fell
-below saturation. Transactions relayed by peers are bounded the same way: a node that
-took every relay filled up past its limit from the others' clients (each validator's API
-admits its own two blocks of work and relays all of it), so the backlog, and every
-block's reaping, grew with the number of nodes. A relay refused here is not lost: the
-node that acknowledged it keeps it and proposes it in its own turn, and sends it again
-while it waits (`node.runtime`). Grid operations (`tx.is_priority`) are admitted
-regardless; so is a transaction whose nonce fills a gap before its sender's waiting ones
-(refusing it would leave them unable to run, holding the room that back-pressure keeps
-free: at twice the saturation rate the pool filled with such transactions and the chain
-stopped taking any).
+below saturation. Transactions relayed by peers are bounded too, but further: up to
+RELAY_BACKLOG_BLOCKS blocks of work, twice the clients' bound. A node that took every
+relay filled up past its limit from the others' clients (each validator's API admits its
+own two blocks of work and relays all of it), so the backlog, and every block's reaping,
+grew with the number of nodes. Refusing relays at the clients' bound went too far the
+other way: at twice the saturation rate every pool was full, so each node held only what
+its own clients sent, and a proposal carried transactions the other validators held
+outside their pools (`node.compact_blocks.RecentTxs`) or no longer held at all. In kept
+devnet runs at 5,000 orders/s (December 2026) a quarter of the proposals' transactions
+were not in the pool and were verified on the proposal's path, before the prevote, and
+one proposal in three fetched some (pushed out of `RecentTxs`: `RECENT_TXS`); those
+reached a later round three times as often as the proposals the pool held whole. With the
+relays' own bound a node holds most of what its peers propose, verified off the proposal's
+path, while the backlog stays bounded (a constant number of blocks, whatever the number
+of nodes) and clients are still refused at theirs: a pool filled by relays past the
+clients' bound refuses its own clients MEMPOOL_FULL, which is back-pressure doing its
+work. A relay refused here is not lost: the node that acknowledged it keeps it and
+proposes it in its own turn, and sends it again while it waits (`node.runtime`). Grid
+operations (`tx.is_priority`) are admitted regardless; so is a transaction whose nonce
+fills a gap before its sender's waiting ones (refusing it would leave them unable to run,
+holding the room that back-pressure keeps free: at twice the saturation rate the pool
+filled with such transactions and the chain stopped taking any).
 
 The backlog counts only work a block can take: a transaction waiting behind a gap in its
 sender's nonces (its predecessor refused here, or sent to another node that refused it)
@@ -76,6 +88,9 @@ PRECEDING_DROPPED: Final = "PRECEDING_DROPPED"
 MAX_BUILD_FAILURES: Final = 3  # blocks built here in which a transaction failed to apply
 BACKLOG_BLOCKS: Final = 2
 """Blocks of work the queue may hold before clients are asked to come back later."""
+RELAY_BACKLOG_BLOCKS: Final = 4
+"""Blocks of work the queue may hold before peers' relays are refused (see the module
+docstring): past the clients' bound, so a full node still holds what its peers propose."""
 MIN_BACKLOG: Final = 2_000
 """The backlog never counts as full below this, so a burst on a quiet chain (whose recent
 blocks are small) is admitted."""
@@ -198,14 +213,16 @@ class Mempool:
             for i in range(0, len(raws), chunk)
         ]
 
-    def reserve(self, count: int) -> int:
+    def reserve(self, count: int, relayed: bool = False) -> int:
         """How many of a bounded batch of `count` to verify before admission (`precheck`):
         the room left in the backlog, less what batches still being checked were promised,
         which the promise holds until `release`. A batch that arrives as blocks drain the
         pool was verified whole and then mostly refused once the first admissions filled
         it again: at twice the saturation rate about two verifies per committed
-        transaction, the CPU that back-pressure is there to save."""
-        room = max(0, min(count, self.backlog_limit - self.backlog - self._promised))
+        transaction, the CPU that back-pressure is there to save. `relayed`: a peer's
+        batch, judged against the relays' limit (`relay_backlog_limit`)."""
+        limit = self.relay_backlog_limit if relayed else self.backlog_limit
+        room = max(0, min(count, limit - self.backlog - self._promised))
         self._promised += room
         return room
 
@@ -223,7 +240,17 @@ class Mempool:
         """How many waiting transactions count as BACKLOG_BLOCKS blocks of work: the
         largest of the recent blocks stands for what one block can carry (at saturation
         blocks are cut by the proposer's build budget, so they are that size)."""
-        return max(self.min_backlog, BACKLOG_BLOCKS * max(self._recent_blocks, default=0))
+        return self._limit(BACKLOG_BLOCKS)
+
+    @property
+    def relay_backlog_limit(self) -> int:
+        """How many waiting transactions count as RELAY_BACKLOG_BLOCKS blocks of work,
+        beyond which peers' relays are refused (`backlog_limit`, for relays)."""
+        return self._limit(RELAY_BACKLOG_BLOCKS)
+
+    def _limit(self, blocks: int) -> int:
+        largest = max(self._recent_blocks, default=0)
+        return max(self.min_backlog * blocks // BACKLOG_BLOCKS, blocks * largest)
 
     @property
     def backlog(self) -> int:
@@ -245,14 +272,18 @@ class Mempool:
         min_fee: int,
         bounded: bool = False,
         hashes: list[bytes] | None = None,
+        relayed: bool = False,
     ) -> list[Admission]:
         """Admit prechecked transactions (the rules that depend on the pool and the state).
         `bounded`: they come from clients or peers (not this node's own), and are refused
         MEMPOOL_FULL beyond the backlog limit unless they are grid operations or fill a gap
-        before their sender's waiting transactions. `hashes`: their ids (`tx.hash_of`),
+        before their sender's waiting transactions; `relayed` (with `bounded`): from
+        peers, whose limit is `relay_backlog_limit`. `hashes`: their ids (`tx.hash_of`),
         when the caller has them (a peer's batch is hashed as it arrives), in order."""
         results = []
-        limit = self.backlog_limit if bounded else None
+        limit = None
+        if bounded:
+            limit = self.relay_backlog_limit if relayed else self.backlog_limit
         ids = hashes if hashes is not None else [None] * len(raws)
         refused, admit = self.refused, self._admit
         # Asked once a batch: each refusal's record (a dict, a hex id) was built for a

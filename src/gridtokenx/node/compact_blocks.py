@@ -31,8 +31,16 @@ from gridtokenx.chain import compact
 from gridtokenx.chain.compact import Compact, Lookup
 from gridtokenx.wire import crypto, tx
 
-RECENT_TXS: Final = 40_000  # transactions remembered outside the mempool (4 full blocks)...
+RECENT_TXS: Final = 120_000  # transactions remembered outside the mempool...
 RECENT_BYTES: Final = 32 * 1024 * 1024  # ...and at most this many bytes of them
+"""What a peer proposes may have waited in its pool far longer than a few blocks: at twice
+the saturation rate the pools held 30,000-40,000 transactions (most behind a gap in their
+sender's nonces, `chain.mempool`), and a proposal named transactions relayed 15-30 s
+earlier. With 40,000 remembered they were gone by then, pushed out by the flow of relays,
+and a third of the proposals fetched some (36,000-44,000 transactions a run, December
+2026), each a round trip on the proposal's path. 120,000 is more than two peers' pools
+hold at their `Mempool.max_txs`, about 48 MB of crossing orders (170 bytes each) with
+their ids and the two maps; RECENT_BYTES still bounds larger transactions."""
 FETCH_TIMEOUT_S: Final = 1.0  # a peer that has not answered by then is passed over
 FETCH_TRIES: Final = 4  # peers asked for one message before it is given up
 MAX_PENDING: Final = 16  # messages being fetched at once; the oldest goes first

@@ -341,7 +341,7 @@ class Node:
         bounded = client or relayed
         mempool = self.app.mempool
         checked: list[Checked] = mempool.check(raws) if inline else []
-        promised = mempool.reserve(len(raws)) if bounded and not inline else 0
+        promised = mempool.reserve(len(raws), relayed) if bounded and not inline else 0
         try:
             for future in () if inline else mempool.precheck(raws, promised if bounded else None):
                 chunk: list[Checked] = await asyncio.wrap_future(future)
@@ -594,6 +594,8 @@ class Node:
             return early
         whole, request = self.fetcher.offer(message, payload, peer)
         if request is not None:
+            if isinstance(message, CompactProposal):  # the height's committed line tells
+                self._steps["fetched"] = self._steps.get("fetched", 0) + len(request.ids)
             self._ask(request)
         return Outcome.IGNORE if whole is None else await self._judge(whole, peer)
 
@@ -838,7 +840,9 @@ class Node:
     async def _signatures(self, raw: bytes) -> set[bytes] | None:
         """Hashes of a block's transactions whose signatures verify: those the mempool
         admitted, and the rest verified now in its thread pool while the loop goes on.
-        None when the block does not decode (its check fails on its own)."""
+        None when the block does not decode (its check fails on its own). How many it
+        verified and how long that took go into the height's committed line (`unheld`,
+        `unheld_s`): under overload they were what delayed the prevote (`chain.mempool`)."""
         try:
             block = blocks.decode(raw)
         except ValueError:
@@ -848,9 +852,14 @@ class Node:
         others = [(h, r) for h, r in zip(hashes, block.txs, strict=True) if not mempool.holds(h)]
         verified = set(hashes) - {h for h, _ in others}
         checked: list[Checked] = []
+        began = time.perf_counter()
         for future in mempool.precheck([r for _, r in others]):
             chunk: list[Checked] = await asyncio.wrap_future(future)
             checked += chunk
+        if others:
+            steps = self._steps
+            steps["unheld"] = steps.get("unheld", 0) + len(others)
+            steps["unheld_s"] = steps.get("unheld_s", 0) + time.perf_counter() - began
         verified.update(h for (h, _), (_, ok) in zip(others, checked, strict=True) if ok)
         return verified
 
