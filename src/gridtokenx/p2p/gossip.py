@@ -640,6 +640,8 @@ class Gossip:
             outcome = _outcome(await self.handler(kind, envelope.payload, peer))
         else:
             mid = message_id(frame)
+            if self.mesh.again(peer, mid, now):
+                return  # a copy seen already (or a peer the mesh ignores)
             step = self.mesh.receive(peer, Publish(topic, mid, frame), now)
             self._send_all(step.sends)
             if not step.deliver:
