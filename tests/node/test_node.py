@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from gridtokenx.consensus.core import Persistent, Step, Timeouts
+from gridtokenx.consensus.core import Action, Persistent, Step, Timeouts
 from gridtokenx.ledger import genesis
 from gridtokenx.ledger.sandbox import Sandbox
 from gridtokenx.node.runtime import Node
@@ -129,6 +129,47 @@ def test_four_validators_commit_blocks_over_the_network(tmp_path: Path) -> None:
                 await node.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_decided_heights_timeouts_are_cancelled_not_left_to_fire(tmp_path: Path) -> None:
+    """Each height's consensus timeouts (a propose timeout of 400 ms here, far longer than
+    a height takes) are cancelled when the height is decided: none fires for a height that
+    has passed. Before, about two a height fired later, each a loop callback into the core
+    that changed nothing: part of the fixed CPU a height costs."""
+
+    async def scenario() -> None:
+        nodes = await _network(tmp_path)
+        stale: list[tuple[int, int]] = []  # (the timeout's height, the node's)
+        for node in nodes:
+            node.core.on_timeout = _noting_stale(node, stale)  # type: ignore[method-assign]
+        try:
+            for node in nodes:
+                await node.start()
+            for _ in range(600):  # bounded: 30 s
+                if all(n.app.height >= 8 for n in nodes):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # past the last decided height's propose timeout
+            assert min(n.app.height for n in nodes) >= 8
+            assert all(n.halted is None for n in nodes)
+            assert stale == []
+            assert all(len(n._timeouts) <= 8 for n in nodes)  # this height's only
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def _noting_stale(node: Node, stale: list[tuple[int, int]]) -> Callable[..., list[Action]]:
+    original = node.core.on_timeout
+
+    def on_timeout(height: int, round: int, step: Step) -> list[Action]:
+        if height < node.core.height:
+            stale.append((height, node.core.height))
+        return original(height, round, step)
+
+    return on_timeout
 
 
 async def _committed_within(nodes: list[Node], hashes: list[bytes], seconds: float) -> float:

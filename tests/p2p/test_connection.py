@@ -275,7 +275,7 @@ def test_a_queued_message_the_peer_said_it_has_is_not_written() -> None:
                 a.publish(Kind.PROPOSAL, payload)
             last = Gossip._message(Kind.PROPOSAL, payloads[-1]).id
             notice = mesh_frames.encode(IDontWant((last,)))
-            to_a.send(Lane.CONTROL, codec.encode(_Envelope(int(Kind.MESH), notice)))
+            to_a.send(Lane.CONTROL, codec.encode(_Envelope(Kind.MESH, notice)))
             await eventually(lambda: not a.mesh.wanted(KEYS[1].address, last))
             assert a.peers[KEYS[1].address].queued()[Lane.CONSENSUS][0] > 0  # still waiting
             to_a.connection._writer.transport.resume_reading()  # type: ignore[attr-defined]

@@ -81,7 +81,7 @@ def test_a_peer_sending_garbage_or_invalid_messages_is_disconnected() -> None:
             await _eventually(lambda: KEYS[3].address in honest.peers)
             await rogue.send(b"\xc1 not msgpack")  # strike one
             await rogue.flush()
-            await rogue.send(codec.encode(_Envelope(int(Kind.TX), b"invalid")))  # strike two
+            await rogue.send(codec.encode(_Envelope(Kind.TX, b"invalid")))  # strike two
             await rogue.flush()
             await _eventually(lambda: KEYS[3].address not in honest.peers)
             assert honest.scores[KEYS[3].address] <= 0
@@ -130,7 +130,7 @@ TIGHT = Limits(tx=Budget(rate=10, burst=20), requests=Budget(rate=10, burst=20))
 
 async def _flood(connection: transport.Connection, kind: Kind, tag: bytes, count: int) -> None:
     for i in range(count):
-        await connection.send(codec.encode(_Envelope(int(kind), tag + i.to_bytes(4))))
+        await connection.send(codec.encode(_Envelope(kind, tag + i.to_bytes(4))))
     await connection.flush()
 
 

@@ -263,6 +263,25 @@ def test_a_new_message_is_delivered_once_and_forwarded_to_the_mesh_once_valid() 
     assert mesh.accept(b"g1", Validation.VALID, 1.3) == []
 
 
+def test_a_copy_known_by_its_id_alone_is_taken_as_receive_takes_a_duplicate() -> None:
+    """`again`, the driver's question before it builds a `Publish`: a copy of a message
+    seen already is taken there (its sender is not forwarded to, a mesh member gets its
+    delivery credit); an unseen one, or one of an unknown peer's, is left to `receive`."""
+    mesh = node(12)
+    mesh.heartbeat(1.0)
+    source, other, third = list(mesh.mesh[Topic.GRID])[:3]
+    message = Publish(Topic.GRID, b"g1", SMALL)
+    assert not mesh.again(source, b"g1", 1.1)  # unseen: `receive` takes it
+    assert mesh.receive(source, message, 1.1).deliver == [message]
+    credit = mesh.peers[other].topic(Topic.GRID).mesh_deliveries
+    assert mesh.again(other, b"g1", 1.12)  # a duplicate, taken by its id
+    assert mesh.peers[other].topic(Topic.GRID).mesh_deliveries == credit + 1
+    assert mesh.again(99, b"g2", 1.12)  # not a peer: nothing to do, nothing delivered
+    forwarded = mesh.accept(b"g1", Validation.VALID, 1.2)
+    assert {p for p, _ in forwarded} == mesh.mesh[Topic.GRID] - {source, other}
+    assert third in {p for p, _ in forwarded}
+
+
 def test_a_large_message_is_announced_with_idontwant_and_not_sent_to_who_declined() -> None:
     mesh = node(12)
     mesh.heartbeat(1.0)

@@ -70,7 +70,7 @@ def test_a_peer_sending_malformed_control_frames_loses_score() -> None:
             port = await node.listen()
             rogue = await transport.connect("127.0.0.1", port, KEYS[1])
             await _eventually(lambda: KEYS[1].address in node.peers)
-            await rogue.send(codec.encode(_Envelope(int(Kind.MESH), b"\x92\x01\x09")))
+            await rogue.send(codec.encode(_Envelope(Kind.MESH, b"\x92\x01\x09")))
             await rogue.flush()
             await _eventually(lambda: node.scores[KEYS[1].address] < START_SCORE)
             rogue.abort()

@@ -252,7 +252,7 @@ async def _frame(connection: transport.Connection) -> tuple[Kind, bytes]:
 
 
 async def _send(connection: transport.Connection, kind: Kind, payload: bytes) -> None:
-    await connection.send(codec.encode(_Envelope(int(kind), payload)))
+    await connection.send(codec.encode(_Envelope(kind, payload)))
     await connection.flush()
 
 

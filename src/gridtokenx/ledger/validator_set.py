@@ -127,8 +127,12 @@ def _validator_set(members: tuple[Member, ...]) -> ValidatorSet:
     return ValidatorSet(tuple(sorted(chosen, key=lambda v: v.address)))
 
 
+@functools.lru_cache(maxsize=16)
 def set_hash(validators: ValidatorSet) -> bytes:
-    """Committed in every block header: which set the block was signed by."""
+    """Committed in every block header: which set the block was signed by. Remembered
+    for the last few sets (a set is frozen, and equal sets hash alike): a node asks it
+    three times a height, building or checking the block and recording the history of
+    sets after the commit, each an encoding and a SHA-256 of the whole set."""
     return crypto.tagged_hash(
         b"GridTokenX/validator-set",
         codec.encode([(v.address, v.public_key, v.power) for v in validators.validators]),

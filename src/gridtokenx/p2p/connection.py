@@ -241,6 +241,7 @@ class Peer:
         self._ping_sent: float | None = None
         self.closed: str | None = None  # the reason, once closed
         self._tasks: list[asyncio.Task[None]] = []
+        self._alarm: asyncio.TimerHandle | None = None  # the writer's wake-up (`_arm`)
 
     def start(self) -> None:
         name = self.id.hex()
@@ -355,21 +356,38 @@ class Peer:
                 self._ping_sent, next_ping = now, now + settings.ping_interval_s
             if not batch:
                 self._ready.clear()
-                wake = max(0.01, min(next_ping, self.last_heard + silent_for) - now)
-                # `asyncio.timeout`, not `wait_for`: no task of its own per wait (a few µs,
-                # some thirty times a height per node).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wake):
-                        await self._ready.wait()
-                self._forgive(self._loop.time() - (now + wake))
+                deadline = now + max(0.01, min(next_ping, self.last_heard + silent_for) - now)
+                self._arm(deadline)
+                await self._ready.wait()
+                self._forgive(self._loop.time() - deadline)
                 continue
             self.connection.write(batch)
-            try:
-                async with asyncio.timeout(settings.write_timeout_s):
-                    await self.connection.drain()
-            except TimeoutError:
-                self.close("write_timeout")
-                return
+            if not self.connection.flushed():
+                try:
+                    async with asyncio.timeout(settings.write_timeout_s):
+                        await self.connection.drain()
+                except TimeoutError:
+                    self.close("write_timeout")
+                    return
+
+    def _arm(self, deadline: float) -> None:
+        """Wake the writer by `deadline` (loop time) at the latest, for its keepalive and
+        read deadlines. One timer serves many waits: it is set again only when it fired or
+        a wait needs an earlier wake; one that fires early (the peer was heard meanwhile,
+        so the read deadline moved on) only makes the writer look and wait again. Before,
+        every wait had an `asyncio.timeout` of its own, and so had every drain (the next
+        `flushed`): some 3-4 µs each under uvloop, about twenty times a height per node,
+        the writer's share of a height's fixed CPU (bench/height_bench.py, December 2026)."""
+        alarm = self._alarm
+        if alarm is not None and not alarm.cancelled() and alarm.when() <= deadline:
+            return  # set for this deadline or an earlier one, and not fired yet
+        if alarm is not None:
+            alarm.cancel()
+        self._alarm = self._loop.call_at(deadline, self._wake)
+
+    def _wake(self) -> None:
+        self._alarm = None
+        self._ready.set()
 
     def _forgive(self, late: float) -> None:
         """This node's own loop was held up (a long block, a stalled disk) for `late`
@@ -391,6 +409,9 @@ class Peer:
             queue.frames.clear()
             queue.size = 0
         self.connection.abort()
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:

@@ -160,6 +160,13 @@ class Connection:
         """Wait until the socket has taken what was written (the caller bounds the wait)."""
         await self._writer.drain()
 
+    def flushed(self) -> bool:
+        """Whether the socket took everything written already (the usual case: the event
+        loop writes at once what the kernel takes), so that `drain` would not wait: below
+        the transport's low-water mark its protocol is never paused for writing."""
+        transport = self._writer.transport
+        return not transport.is_closing() and transport.get_write_buffer_size() == 0
+
     async def send(self, payload: bytes) -> None:
         """Queue one frame; flushes (and waits for the peer) once enough is buffered."""
         self._seal(payload)

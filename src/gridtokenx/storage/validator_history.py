@@ -74,7 +74,8 @@ def _decided(store: Store, known: dict[bytes, Members], head: int) -> dict[bytes
     for ahead in (head + 1, head + 2):
         validators = validator_set.for_height(store, ahead)
         key = validator_set.set_hash(validators)
-        known[key] = known.pop(key, members_of(validators))
+        members = known.pop(key, None)  # spelt out only for a set not known yet
+        known[key] = members_of(validators) if members is None else members
     return known
 
 
