@@ -91,6 +91,16 @@ def test_reap_takes_consecutive_nonces_per_sender_interleaved(pool: Mempool) -> 
     assert pool.reap(nonce_of, 100, len(a0) + len(b5)) == [a0, b5]
 
 
+def test_reap_tells_what_a_block_could_run_of_what_is_held(pool: Mempool) -> None:
+    """`ready_at_reap`: each sender's run from its next nonce, whatever the block's bound
+    took; a transaction behind a gap is held but not ready (the proposer's committed line
+    tells both)."""
+    for raw in (make(ALICE, 0), make(ALICE, 1), make(ALICE, 3), make(BOB, 6), make(CAROL, 0)):
+        assert pool.add(raw, nonce_of, 0).accepted
+    assert len(pool.reap(nonce_of, 2, 10**6)) == 2
+    assert (pool.ready_at_reap, len(pool)) == (3, 5)  # ALICE 0-1 and CAROL 0
+
+
 def test_update_marks_committed_and_drops_superseded(pool: Mempool) -> None:
     a0, a1 = make(ALICE, 0), make(ALICE, 1)
     for raw in (a0, a1):

@@ -134,6 +134,12 @@ def _check_logs(lines: list[dict[str, object]], joined: int) -> None:
     assert all(int(f["round"]) >= 0 and int(f["bytes"]) > 0 for f in commits)  # type: ignore[call-overload]
     # Each validator logs each height once: the five registrations appear four times.
     assert sum(int(f["txs"]) for f in commits if int(f["height"]) <= 8) == 4 * 5  # type: ignore[call-overload]
+    # The proposer's line tells what its pool held, what a block could run and the bound.
+    built = [f for f in commits if "build_s" in f and int(f["txs"]) > 0]  # type: ignore[call-overload]
+    assert built, "no proposer's line of a block with transactions"
+    for f in built:
+        txs, ready, held, limit = (int(float(f[k])) for k in ("txs", "ready", "held", "limit"))  # type: ignore[arg-type]
+        assert txs <= min(ready, limit) and ready <= held, f
     connected = [f for f in lines if f["msg"] == "peer connected"]
     assert {f["direction"] for f in connected} == {"inbound", "outbound"}
     # The follower's; under load a validator may fall two heights behind and say so too.

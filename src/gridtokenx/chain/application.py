@@ -114,6 +114,7 @@ class Application(Generic[StoreT]):
     _kept: set[bytes] = field(default_factory=set, repr=False)  # hashes saved as pending
     _committed: tuple[int, list[tx.SignedTransaction]] | None = field(default=None, repr=False)
     screened: bool = field(default=True, repr=False)  # the last commit's block was screened
+    last_block_limit: int = field(default=0, repr=False)  # `block_limit` of the last build
     _ids: dict[bytes, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = field(
         default_factory=dict, repr=False
     )  # block hash -> (its transactions, their ids): `tx_ids`
@@ -231,6 +232,7 @@ class Application(Generic[StoreT]):
         skipped: list[tuple[bytes, str]] = []
         ids: list[bytes] = []
         most = blocks.MAX_BLOCK_TXS if budget is None else self.block_limit(budget)
+        self.last_block_limit = most
         reaped: list[bytes] = []
         candidates = self.mempool.reap(self.nonce_of, most, BLOCK_TX_BYTES, reaped)
         block, decoded = blocks.propose(

@@ -176,6 +176,12 @@ class Mempool:
         # saved; bounded like the outcomes: one missed is only re-checked at a restart.
         self._gone: deque[bytes] = deque(maxlen=remember)
         self._promised = 0  # room `reserve` gave batches still being checked
+        # What the last `reap` found a block could run (each sender's run from its next
+        # nonce), of the `len(self)` held: the proposer's committed line tells both, since
+        # under overload a full pool whose transactions wait behind nonce gaps proposed
+        # small blocks while holding 36,000-47,600 (devnet at 8,000 orders/s, December
+        # 2026: blocks either full or small, the slower runs with more small ones).
+        self.ready_at_reap = 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -556,6 +562,7 @@ class Mempool:
             run = _ready_run(queue, nonce_of(sender))
             if run:
                 runs.append(run)
+        self.ready_at_reap = sum(map(len, runs))
         runs.sort(key=lambda r: r[0].seq)
         # Grid updates and emergencies first: each run holding one leads with its
         # transactions up to the last of them (nonce order must hold), in order of arrival.

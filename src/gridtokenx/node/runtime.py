@@ -1077,7 +1077,12 @@ class Node:
         block = self.app.build_block(
             request.height, int(self.clock()), self.key.address, self.build_budget
         )
-        self._steps["build_s"] = time.perf_counter() - began
+        steps, mempool = self._steps, self.app.mempool
+        steps["build_s"] = time.perf_counter() - began
+        # What the pool held, what of it a block could run, and the block's bound: a
+        # small block from a full pool is told from one the bound cut (`Mempool.reap`).
+        steps["held"], steps["ready"] = len(mempool), mempool.ready_at_reap
+        steps["limit"] = self.app.last_block_limit
         self._proposed()
         self._act(self.core.on_value(request.height, request.round, block))
 
