@@ -352,9 +352,8 @@ class Application(Generic[StoreT]):
         `check_block`, used only when this node has not screened the block. Raises
         RuntimeError when this node's state has diverged from the block's."""
         block = blocks.decode(raw)
-        block_hash = block.hash  # once: it encodes and hashes the header each time
         ids = self.tx_ids(block)
-        decoded = self._screened.get(block_hash)
+        decoded = self._screened.get(block.hash)
         self.screened = decoded is not None
         good: Container[bytes]
         if decoded is not None:
@@ -380,10 +379,10 @@ class Application(Generic[StoreT]):
         encoded: dict[bytes, bytes] = {}
         self.store.commit_height(
             height, raw, codec.encode(certificate), hashes, self.state.take_changes(encoded),
-            [encode_events(r.events) for r in receipts], encode_events(end_events), block_hash,
+            [encode_events(r.events) for r in receipts], encode_events(end_events), block.hash,
             self.state.take_tree_writes(), gone, encoded,
         )  # fmt: skip
-        self.last_hash, self.last_time = block_hash, block.header.time
+        self.last_hash, self.last_time = block.hash, block.header.time
         self._committed = None if decoded is None else (height, decoded)
         self._kept.difference_update(gone)
         self.evidence = [e for e in self.evidence if e not in block.evidence]

@@ -19,6 +19,7 @@ transaction hashes, which cover the signature).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -48,7 +49,7 @@ class Header(msgspec.Struct, frozen=True, array_like=True):
     evidence_hash: bytes
 
 
-class Block(msgspec.Struct, frozen=True, array_like=True):
+class Block(msgspec.Struct, frozen=True, array_like=True, dict=True):
     header: Header
     txs: tuple[bytes, ...]  # canonical encodings of signed transactions
     evidence: tuple[Evidence, ...] = ()  # equivocations to punish, applied before the txs
@@ -56,8 +57,11 @@ class Block(msgspec.Struct, frozen=True, array_like=True):
     def encode(self) -> bytes:
         return codec.encode(self)
 
-    @property
+    @functools.cached_property
     def hash(self) -> bytes:
+        """Computed once per block (`dict=True` holds it; the header is frozen, so it
+        cannot go stale): a node asks a block's hash several times a height (its screen,
+        the ids it keeps, the commit), each an encoding of the header and a SHA-256."""
         return crypto.tagged_hash(BLOCK_DOMAIN, codec.encode(self.header))
 
 

@@ -227,8 +227,7 @@ class Mempool:
         it again: at twice the saturation rate about two verifies per committed
         transaction, the CPU that back-pressure is there to save. `relayed`: a peer's
         batch, judged against the relays' limit (`relay_backlog_limit`)."""
-        limit = self.relay_backlog_limit if relayed else self.backlog_limit
-        room = max(0, min(count, limit - self.backlog - self._promised))
+        room = max(0, min(count, self._bound(relayed) - self.backlog - self._promised))
         self._promised += room
         return room
 
@@ -253,6 +252,11 @@ class Mempool:
         """How many waiting transactions count as RELAY_BACKLOG_BLOCKS blocks of work,
         beyond which peers' relays are refused (`backlog_limit`, for relays)."""
         return self._limit(RELAY_BACKLOG_BLOCKS)
+
+    def _bound(self, relayed: bool) -> int:
+        """The backlog limit a bounded batch is judged against: a peer's relays', or a
+        client's."""
+        return self.relay_backlog_limit if relayed else self.backlog_limit
 
     def _limit(self, blocks: int) -> int:
         largest = max(self._recent_blocks, default=0)
@@ -287,9 +291,7 @@ class Mempool:
         peers, whose limit is `relay_backlog_limit`. `hashes`: their ids (`tx.hash_of`),
         when the caller has them (a peer's batch is hashed as it arrives), in order."""
         results = []
-        limit = None
-        if bounded:
-            limit = self.relay_backlog_limit if relayed else self.backlog_limit
+        limit = self._bound(relayed) if bounded else None
         ids = hashes if hashes is not None else [None] * len(raws)
         refused, admit = self.refused, self._admit
         # Asked once a batch: each refusal's record (a dict, a hex id) was built for a

@@ -438,8 +438,8 @@ class Mesh(Generic[P]):
     # --- receiving -----------------------------------------------------------------------
     def receive(self, peer: P, frame: Frame, now: float) -> Step[P]:
         step: Step[P] = Step()
-        state = self.peers.get(peer)
-        if state is None or self._current(peer) < self.params.graylist_threshold:
+        state = self._heard(peer)
+        if state is None:
             return step
         if isinstance(frame, Publish):
             self._on_publish(peer, state, frame, now, step)
@@ -469,13 +469,21 @@ class Mesh(Generic[P]):
         are duplicates (a validator of four gets each vote three times, 12 of the 21
         frames a height brings), and each cost a `Publish` and a `Step` for nothing
         (bench/height_bench.py, December 2026)."""
-        state = self.peers.get(peer)
-        if state is None or self._current(peer) < self.params.graylist_threshold:
+        state = self._heard(peer)
+        if state is None:
             return True
         if message_id not in self.seen:
             return False
         self._again(peer, state, message_id, now)
         return True
+
+    def _heard(self, peer: P) -> _Peer[P] | None:
+        """The peer's state, or None when its frames are ignored (unknown, or graylisted:
+        scored below `graylist_threshold`)."""
+        state = self.peers.get(peer)
+        if state is None or self._current(peer) < self.params.graylist_threshold:
+            return None
+        return state
 
     def _again(self, peer: P, state: _Peer[P], message_id: bytes, now: float) -> None:
         pending = self.pending.get(message_id)
