@@ -416,6 +416,15 @@ async def _drive(
         "validator_cpu_us_per_committed_tx": round(statistics.mean(busy) / done * 1e6)
         if done
         else None,
+        # Of that, the event loop's thread (consensus, admission, the API, execution): the
+        # rest is the signature pool's threads, so a change of CPU per order under
+        # overload is told from a shift of verifies onto the loop (a transaction admitted
+        # after its batch was refused room, `Mempool.precheck`).
+        "validator_loop_cpu_us_per_committed_tx": round(
+            statistics.mean(r for r, _ in sched) / done * 1e6
+        )
+        if done
+        else None,
         "heights_per_s": round(len(sizes) / (last - started), 2) if done else 0,
         "txs_per_block_mean": round(statistics.mean(sizes), 1) if sizes else 0,
         "txs_per_block_max": max(sizes, default=0),
@@ -723,8 +732,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )
     parser.add_argument(
         "--sweep", type=_rates, metavar="R1,R2,...",
-        help="run at each of these offered rates in turn (each --repeats times) and print "
-        "one line per rate: where committed throughput stops following the offered rate",
+        help="run at each of these offered rates in turn, --repeats rounds of them, and "
+        "print one line per rate: where committed throughput stops following the offered "
+        "rate, and each rate's share of the highest (of peak)",
     )  # fmt: skip
     parser.add_argument(
         "--grid-every", type=_grid_every, metavar="SECONDS",
@@ -772,10 +782,12 @@ def _rates(text: str) -> list[int]:
 SWEEP_COLUMNS = (
     ("offered", "offered_tx_per_s"),
     ("committed/s", "committed_tx_per_s"),
+    ("of peak", "of_peak"),
     ("p50 ms", "finality_p50_ms"),
     ("p99 ms", "finality_p99_ms"),
     ("cores", "validator_cores_mean"),
     ("us/tx", "validator_cpu_us_per_committed_tx"),
+    ("loop us/tx", "validator_loop_cpu_us_per_committed_tx"),
     ("loop idle", "validator_loop_idle_mean"),
     ("loop waited", "validator_loop_waited_mean"),
     ("tx/block", "txs_per_block_mean"),
@@ -788,14 +800,20 @@ SWEEP_COLUMNS = (
 
 
 def _sweep(args: argparse.Namespace) -> dict[str, object]:
-    """The saturation sweep: every rate's runs (min/median when repeated), one line each.
-    Each run's figures carry their own raw Ed25519 rate and load average, so a line drawn
-    in busier minutes shows it."""
-    results = []
-    for rate in args.sweep:
-        args.rate = rate
-        runs = []
-        for _ in range(max(1, args.repeats)):
+    """The saturation sweep: every rate's runs (min/median when repeated), one line each,
+    with each rate's committed throughput as a share of the highest (`of_peak`: the
+    saturation rate, whichever rate reached it). Repeats go round the rates in turn
+    (R1, R2, R1, R2, ...), so each rate's runs share the minutes of the others': the
+    machine's speed drifts by more than the figure asked of twice the saturation rate
+    (within 10 % of saturation), and the same code's 8,000 orders/s runs spread from 84 %
+    of an earlier hour's saturation to 92 % of the same hour's (December 2026). Each run's
+    figures carry their own raw Ed25519 rate and load average, so a line drawn in busier
+    minutes shows it."""
+    runs: dict[int, list[dict[str, object]]] = {rate: [] for rate in args.sweep}
+    results: list[dict[str, object]] = []
+    for _ in range(max(1, args.repeats)):
+        for rate in args.sweep:
+            args.rate = rate
             run_figures = _once(args)
             for name, mean in (
                 ("validator_cpu_cores_while_trading", "validator_cores_mean"),
@@ -805,13 +823,27 @@ def _sweep(args: argparse.Namespace) -> dict[str, object]:
                 values = run_figures[name]
                 assert isinstance(values, list)
                 run_figures[mean] = round(statistics.mean(values), 2)
-            runs.append(run_figures)
-        results.append(benchkit.summarize(runs))
+            runs[rate].append(run_figures)
+        results = of_peak([benchkit.summarize(r) for r in runs.values() if r])
         print(_sweep_table(results), flush=True)
     result: dict[str, object] = {"benchmark": "devnet-sweep", "rates": args.sweep,
                                  "results": results}  # fmt: skip
     benchkit.write(result, args.output)
     return result
+
+
+def of_peak(results: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Each rate's committed throughput (its median when repeated) as a share of the
+    highest of them, `of_peak`: at twice the saturation rate, the figure issue 16 asks to
+    stay at 0.9 or above."""
+
+    def committed(result: dict[str, object]) -> float:
+        value = result.get("committed_tx_per_s", result.get("committed_tx_per_s_median"))
+        assert isinstance(value, int | float)
+        return float(value)
+
+    peak = max((committed(r) for r in results), default=0.0)
+    return [{**r, "of_peak": round(committed(r) / peak, 3) if peak else None} for r in results]
 
 
 def _sweep_table(results: list[dict[str, object]]) -> str:

@@ -129,6 +129,11 @@ def test_devnet_bench_runs_four_processes_small(tmp_path: Path, workload: str, s
     assert isinstance(steps, dict) and steps["execute_cpu_ms_median"] >= 0
     assert steps["execute_ms_p90"] >= steps["execute_ms_median"] > 0
     assert len(result["validator_loop_idle"]) == 4  # type: ignore[arg-type]
+    loop, cpu = (
+        result["validator_loop_cpu_us_per_committed_tx"],
+        result["validator_cpu_us_per_committed_tx"],
+    )
+    assert 0 < loop <= cpu + 1  # type: ignore[operator]
     assert result["hog"] is None
     if grid:  # one report, committed and timed from its height's line in all four logs
         assert result["grid_updates"] == result["grid_timed_at_every_validator"] == 1
@@ -231,9 +236,30 @@ def test_devnet_sweep_reads_its_rates_and_prints_a_line_per_rate() -> None:
     repeated = {f"{key}_{side}": n for _, key in bench.SWEEP_COLUMNS
                 for side, n in (("min", 1), ("median", 2))}  # fmt: skip
     header, first, second = bench._sweep_table([once, repeated]).splitlines()
-    assert header.split()[:2] == ["offered", "committed/s"]
+    assert header.split()[:4] == ["offered", "committed/s", "of", "peak"]
     assert first.split() == ["7"] * len(bench.SWEEP_COLUMNS)
     assert second.split()[:3] == ["1", "/", "2"]
+
+
+def test_devnet_sweep_tells_each_rates_share_of_the_highest_committed_rate() -> None:
+    """`of_peak`: each rate's committed throughput (the median of its repeats) over the
+    highest of the sweep's, so twice the saturation rate reads against saturation."""
+    bench = _load("devnet_bench")
+    results = [
+        {
+            "offered_tx_per_s": 5000,
+            "committed_tx_per_s_min": 3900,
+            "committed_tx_per_s_median": 4000,
+        },
+        {
+            "offered_tx_per_s": 8000,
+            "committed_tx_per_s_min": 3000,
+            "committed_tx_per_s_median": 3700,
+        },
+        {"offered_tx_per_s": 3000, "committed_tx_per_s": 2980.0},
+    ]
+    assert [r["of_peak"] for r in bench.of_peak(results)] == [1.0, 0.925, 0.745]
+    assert bench.of_peak([{"committed_tx_per_s": 0}])[0]["of_peak"] is None
 
 
 def test_sentries_bench_runs_both_layouts_small(tmp_path: Path) -> None:
@@ -563,3 +589,30 @@ def test_an_interrupted_benchmark_says_so_and_exits_130(
 
     benchkit.run_main(measured, ["--rate", "1"])  # a run that ends normally: no exit
     assert stopped[-1] == "--rate 1"
+
+
+def test_devnet_sweep_goes_round_the_rates_once_per_repeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeats go round the rates (R1, R2, R1, R2), so each rate's runs share the same
+    minutes; every rate gets one line with its share of the highest."""
+    bench = _load("devnet_bench")
+    seen: list[int] = []
+
+    def once(args: object) -> dict[str, object]:
+        rate = args.rate  # type: ignore[attr-defined]
+        seen.append(rate)
+        return {"offered_tx_per_s": rate, "committed_tx_per_s": {5000: 4000, 8000: 3600}[rate],
+                "validator_cpu_cores_while_trading": [0.5] * 4, "validator_loop_idle": [0.2] * 4,
+                "validator_loop_waited_for_core": [0.3] * 4}  # fmt: skip
+
+    monkeypatch.setattr(bench, "_once", once)
+    out = tmp_path / "sweep.json"
+    result = bench.main(["--sweep", "5000,8000", "--repeats", "2", "--output", str(out)])
+    assert seen == [5000, 8000, 5000, 8000]
+    lines = result["results"]
+    assert [(r["offered_tx_per_s_median"], r["of_peak"]) for r in lines] == [
+        (5000, 1.0),
+        (8000, 0.9),
+    ]  # type: ignore[index, union-attr]
+    assert json.loads(out.read_text())["rates"] == [5000, 8000]
