@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.server
 import importlib.util
 import json
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +17,8 @@ from types import ModuleType
 import pytest
 
 from gridtokenx.node import logs
+from gridtokenx.wire import tx
+from gridtokenx.wire.crypto import PrivateKey
 
 BENCH = Path(__file__).parent.parent / "bench"
 
@@ -616,3 +621,39 @@ def test_devnet_sweep_goes_round_the_rates_once_per_repeat(
         (8000, 0.9),
     ]  # type: ignore[index, union-attr]
     assert json.loads(out.read_text())["rates"] == [5000, 8000]
+
+
+def test_devnet_bench_tells_what_became_of_orders_not_final() -> None:
+    """The orders not final at a run's end: counted, their senders' lowest nonces, how
+    many the client still held to send again, and each validator's answer for them
+    (pending, dropped with its reason, or unknown), asked of its API."""
+    bench = _load("devnet_bench")
+    key = PrivateKey.from_dev_label("bench-test/not-final")
+    raws = [tx.make(key, "c", n, tx.Transfer(tx.Asset.THB, key.address, 1)).encode()
+            for n in (7, 8, 9)]  # fmt: skip
+    answers = {tx.hash_of(raws[0]).hex(): (200, {"status": "dropped", "reason": "EVICTED"}),
+               tx.hash_of(raws[1]).hex(): (200, {"status": "pending"})}  # fmt: skip
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = answers.get(self.path.rsplit("/", 1)[1], (404, {"error": "x"}))
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        gen = bench.Generator([server.server_address[1]])
+        gen.again.append((0.0, raws[2]))  # refused to the end: the client still holds it
+        found = asyncio.run(bench.what_became_of(raws, [server.server_address[1]], gen))
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    assert found["count"] == 3 and found["still_to_send_again"] == 1
+    assert found["senders_lowest_nonce"] == {key.address.hex()[:12]: 7}
+    assert found["status_at_validators"] == [{"dropped:EVICTED": 1, "pending": 1, "unknown": 1}]
