@@ -521,7 +521,7 @@ class Mempool:
         client, or its own): the node that acknowledged a relay still holds it. Every
         node evicting the last transactions of the same gapped senders, whoever
         acknowledged them, lost 25-277 of 160,000 orders the client was told were
-        accepted in one devnet run in three at twice saturation (December 2026: each
+        accepted in 3 of 29 devnet runs at twice saturation (December 2026: each
         validator's API answered `dropped: EVICTED` or did not know them, and the
         senders' later ones waited behind them to the end)."""
         for other in itertools.islice(self._gaps, GAPPED_LOOKS):
