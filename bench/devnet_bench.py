@@ -465,6 +465,8 @@ async def what_became_of(
                 found = orjson.loads(answer.read())
         except urllib.error.HTTPError as exc:
             return "unknown" if exc.code == 404 else f"http {exc.code}"
+        except OSError:  # refused, reset or timed out: a validator that stopped answering
+            return "unanswered"
         reason = found.get("reason")
         return f"{found['status']}:{reason}" if reason else str(found["status"])
 

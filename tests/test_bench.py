@@ -653,7 +653,11 @@ def test_devnet_bench_tells_what_became_of_orders_not_final() -> None:
         found = asyncio.run(bench.what_became_of(raws, [server.server_address[1]], gen))
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(timeout=5)
     assert found["count"] == 3 and found["still_to_send_again"] == 1
     assert found["senders_lowest_nonce"] == {key.address.hex()[:12]: 7}
     assert found["status_at_validators"] == [{"dropped:EVICTED": 1, "pending": 1, "unknown": 1}]
+    # A validator that no longer answers (its port closed) is said so, not raised.
+    gone = asyncio.run(bench.what_became_of(raws[:1], [server.server_address[1]], gen))
+    assert gone["status_at_validators"] == [{"unanswered": 1}]
