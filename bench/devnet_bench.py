@@ -48,17 +48,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+import httpx
 import msgspec
 import orjson
 
 import benchkit
 from gridtokenx.chain.compact import CompactCommit
+from gridtokenx.client import NO_RETRY, ApiError, AsyncClient
 from gridtokenx.devnet.homes import devnet_genesis, devnet_validators, init_devnet
 from gridtokenx.devnet.processes import free_base_port
 from gridtokenx.ledger import genesis
@@ -375,7 +375,7 @@ async def _drive(
         all_final = await gen.wait_final(
             list(submitted), 120, None if api_ports is not None else orders
         )
-        lost = [raw for raw in orders if tx.hash_of(raw) not in gen.final_at]
+        lost = [] if all_final else [r for r in orders if tx.hash_of(r) not in gen.final_at]
         not_final = await what_became_of(lost, api_ports, gen) if lost and api_ports else None
         busy = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
         window = time.perf_counter() - started
@@ -458,22 +458,20 @@ async def what_became_of(
         senders[address] = min(senders.get(address, body.nonce), body.nonce)
     retrying = {tx.hash_of(raw) for _, raw in gen.again}
 
-    def ask(port: int, tx_hash: bytes) -> str:
-        url = f"http://127.0.0.1:{port}/api/v1/txs/{tx_hash.hex()}"
+    async def ask(client: AsyncClient, tx_hash: bytes) -> str:
         try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                found = orjson.loads(answer.read())
-        except urllib.error.HTTPError as exc:
-            return "unknown" if exc.code == 404 else f"http {exc.code}"
-        except OSError:  # refused, reset or timed out: a validator that stopped answering
+            receipt = await client.tx(tx_hash.hex())
+        except ApiError as exc:
+            return "unknown" if exc.status == 404 else f"http {exc.status}"
+        except httpx.TransportError:  # refused, reset or timed out: it stopped answering
             return "unanswered"
-        reason = found.get("reason")
-        return f"{found['status']}:{reason}" if reason else str(found["status"])
+        return f"{receipt.status}:{receipt.reason}" if receipt.reason else receipt.status
 
     hashes = [tx.hash_of(raw) for raw in raws[:NOT_FINAL_LOOKS]]
     statuses = []
     for port in api_ports:
-        answers = [await asyncio.to_thread(ask, port, h) for h in hashes]
+        async with AsyncClient(f"http://127.0.0.1:{port}", timeout=5, retry=NO_RETRY) as client:
+            answers = [await ask(client, h) for h in hashes]
         statuses.append({a: answers.count(a) for a in sorted(set(answers))})
     return {"count": len(raws), "senders_lowest_nonce": senders,
             "still_to_send_again": sum(1 for raw in raws if tx.hash_of(raw) in retrying),
@@ -854,9 +852,9 @@ def _sweep(args: argparse.Namespace) -> dict[str, object]:
     machine's speed drifts by more than the figure asked of twice the saturation rate
     (within 10 % of saturation): the same code's 8,000 orders/s runs came to 84 %, 90 % and
     93 % of the 5,000 orders/s runs beside them in three sets within two hours, and to 84 %
-    of a saturation measured an hour before (December 2026). Each run's
-    figures carry their own raw Ed25519 rate and load average, so a line drawn in busier
-    minutes shows it."""
+    of a saturation measured an hour before (December 2026). Each run's figures carry
+    their own raw Ed25519 rate and load average, so a line drawn in busier minutes shows
+    it."""
     runs: dict[int, list[dict[str, object]]] = {rate: [] for rate in args.sweep}
     results: list[dict[str, object]] = []
     for _ in range(max(1, args.repeats)):

@@ -631,8 +631,9 @@ def test_devnet_bench_tells_what_became_of_orders_not_final() -> None:
     key = PrivateKey.from_dev_label("bench-test/not-final")
     raws = [tx.make(key, "c", n, tx.Transfer(tx.Asset.THB, key.address, 1)).encode()
             for n in (7, 8, 9)]  # fmt: skip
-    answers = {tx.hash_of(raws[0]).hex(): (200, {"status": "dropped", "reason": "EVICTED"}),
-               tx.hash_of(raws[1]).hex(): (200, {"status": "pending"})}  # fmt: skip
+    evicted, pending = (tx.hash_of(raw).hex() for raw in raws[:2])
+    answers = {evicted: (200, {"hash": evicted, "status": "dropped", "reason": "EVICTED"}),
+               pending: (200, {"hash": pending, "status": "pending"})}  # fmt: skip
 
     class Api(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:

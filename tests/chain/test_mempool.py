@@ -472,7 +472,8 @@ def test_a_pool_full_of_transactions_behind_gaps_takes_one_a_block_could_run() -
     mp = Mempool(CHAIN, max_txs=3, max_per_sender=10)
     try:
         gapped = [make(ALICE, n, fee=5) for n in (1, 2, 3)]  # ALICE's next nonce is 0
-        assert relayed(mp, gapped) == ["accepted"] * 3  # a peer's: it acknowledged them
+        # A peer's relays: the peer acknowledged them.
+        assert bounded(mp, gapped, relayed=True) == ["accepted"] * 3
         mp.update([], nonce_of)  # the block tells: all three wait behind ALICE's gap
         assert mp.backlog == 0
         # Gapped itself (CAROL's next is 0) and paying less: refused as before.
@@ -495,12 +496,6 @@ def test_a_pool_full_of_transactions_behind_gaps_takes_one_a_block_could_run() -
         mp.close()
 
 
-def relayed(mp: Mempool, raws: list[bytes]) -> list[str]:
-    """A peer's relay, admitted as `Node.admit` admits it (every signature verified)."""
-    admitted = mp.admit(raws, mp._checked(raws), nonce_of, 0, bounded=True, relayed=True)
-    return [r.code or "accepted" for r in admitted]
-
-
 def test_a_full_pool_never_evicts_what_it_acknowledged_for_one_a_block_could_run() -> None:
     """What waits behind a gap is evicted for a transaction a block could run only when a
     peer relayed it (the node that acknowledged it holds it); what this node acknowledged
@@ -512,7 +507,8 @@ def test_a_full_pool_never_evicts_what_it_acknowledged_for_one_a_block_could_run
     try:
         mine = [make(ALICE, n, fee=5) for n in (1, 2)]  # ALICE's next nonce is 0
         assert bounded(mp, mine) == ["accepted"] * 2  # a client's: acknowledged here
-        assert relayed(mp, [make(CAROL, 2, fee=5)]) == ["accepted"]  # CAROL's next is 0
+        carol = [make(CAROL, 2, fee=5)]  # a peer's relay; CAROL's next nonce is 0
+        assert bounded(mp, carol, relayed=True) == ["accepted"]
         mp.update([], nonce_of)
         assert mp.backlog == 0 and len(mp) == 3
         # BOB's 5 is next in line: CAROL's relayed 2 goes, not ALICE's.
