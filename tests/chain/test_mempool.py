@@ -449,12 +449,13 @@ def test_a_full_pool_refuses_before_verifying_what_it_could_not_make_room_for(
         mp.update([], nonce_of)
         assert mp.backlog == 0
         verify = CountedVerify(monkeypatch)
-        # Behind CAROL's own gap, so it evicts by fee alone (`_gapped_tail` is for what can run)
-        checked = [(c[0], None) for c in mp._checked([make(CAROL, 1, fee=1)])]  # deferred
+        # Next in line, but what waits behind ALICE's gap was acknowledged here (not a
+        # peer's relay, which `_gapped_tail` would evict): it evicts by fee alone.
+        checked = [(c[0], None) for c in mp._checked([make(CAROL, 0, fee=1)])]  # deferred
         verify.calls.clear()
-        (result,) = mp.admit([make(CAROL, 1, fee=1)], checked, nonce_of, 0, bounded=True)
+        (result,) = mp.admit([make(CAROL, 0, fee=1)], checked, nonce_of, 0, bounded=True)
         assert result.code == "MEMPOOL_FULL" and verify.calls == []
-        rich = make(CAROL, 1, fee=500)
+        rich = make(CAROL, 0, fee=500)
         checked = [(c[0], None) for c in mp._checked([rich])]
         verify.calls.clear()
         (result,) = mp.admit([rich], checked, nonce_of, 0, bounded=True)
@@ -518,6 +519,35 @@ def test_a_full_pool_never_evicts_what_it_acknowledged_for_one_a_block_could_run
         # Only ALICE's acknowledged ones wait behind a gap now: BOB's 6 must outbid them.
         assert mp.add(make(BOB, 6, fee=1), nonce_of, 0).code == "MEMPOOL_FULL"
         assert [mp.status(tx.hash_of(r)) for r in mine] == ["pending", "pending"]
+    finally:
+        mp.close()
+
+
+def test_the_last_fifth_of_a_pool_is_kept_for_what_fills_a_gap() -> None:
+    """Once a pool holds four fifths of its hard limit, clients and peers are refused
+    (MEMPOOL_FULL, whatever the fee) a transaction that would itself wait behind a gap,
+    though the backlog (what a block could run) is empty; what a block could run is still
+    admitted there, what fills a gap above all, and the node's own is judged by the hard
+    limits alone. At twice saturation a pool filled to its hard limit with transactions
+    behind gaps and refused their fillers."""
+    mp = Mempool(CHAIN, max_txs=15, max_per_sender=20)
+    try:
+        behind = [make(ALICE, n) for n in range(2, 14)]  # ALICE's next nonce is 0
+        assert bounded(mp, behind) == ["accepted"] * 12
+        mp.update([], nonce_of)
+        assert mp.backlog == 0 and not mp.backlog_full
+        refused = mp.admit([make(CAROL, 1, fee=500)], mp.check([make(CAROL, 1, fee=500)]),
+                           nonce_of, 0, bounded=True)  # fmt: skip
+        assert refused[0].code == "MEMPOOL_FULL" and "behind a gap" in refused[0].message
+        assert bounded(mp, [make(ALICE, 14)], relayed=True) == ["MEMPOOL_FULL"]
+        assert len(mp) == 12
+        # Next in line, and what fills ALICE's gap, from a client or a peer.
+        assert bounded(mp, [make(CAROL, 0)]) == ["accepted"]
+        assert bounded(mp, [make(ALICE, 0)]) == ["accepted"]
+        assert bounded(mp, [make(ALICE, 1)], relayed=True) == ["accepted"]
+        mp.update([], nonce_of)
+        assert len(mp) == mp.backlog == 15  # ALICE's 0-13 and CAROL's 0: all can run
+        assert mp.add(make(CAROL, 1, fee=5), nonce_of, 0).accepted  # evicts for its fee
     finally:
         mp.close()
 

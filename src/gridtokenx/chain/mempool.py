@@ -46,7 +46,10 @@ full of such transactions refuse every transaction that could run at once, and t
 proposed empty blocks while offered three times its rate (23 empty heights in a row on
 the idle 2-core machine, December 2026). What waits behind a gap is counted at each
 block (`update`); the hard limits (`max_txs`, `max_bytes`, `max_per_sender`, eviction by
-fee) still bound the memory it takes.
+fee) still bound the memory it takes, and the last fifth of them is kept for what fills a
+gap (GAP_ROOM_SHARE): there a client's or peer's transaction that would itself wait behind
+a gap is refused MEMPOOL_FULL, so a pool under overload cannot fill with transactions that
+wait and then refuse the ones that would let them run.
 
 The backlog is judged before the signature: a bounded batch has the first of its
 non-priority transactions verified only as far as the backlog has room for them now, less
@@ -99,6 +102,9 @@ RECENT_BLOCKS: Final = 64
 SUPERSEDED: Final = "SUPERSEDED"
 GAPPED_LOOKS: Final = 16
 """Senders with a gap a full pool looks at for one that cannot run (`_gapped_tail`)."""
+GAP_ROOM_SHARE: Final = 5
+"""One in this many of the hard limits' places is kept for transactions that fill a gap
+(`_in_gap_room`): clients and peers are refused new work there, not the gaps' fillers."""
 
 
 class Admission(msgspec.Struct, frozen=True):
@@ -416,10 +422,17 @@ class Mempool:
         last = self._tail.get(sender, -1)
         # The backlog is counted only for what it could refuse (a bounded, non-priority
         # transaction that fills no gap).
-        if limit is not None and not priority and nonce >= last and self.backlog >= limit:
-            return Admission(tx_hash, False, MEMPOOL_FULL,
-                             f"{self.backlog} transactions are ready, about "
-                             f"{BACKLOG_BLOCKS} blocks of work: send it again shortly")  # fmt: skip
+        if limit is not None and not priority and nonce >= last:
+            if self.backlog >= limit:
+                return Admission(tx_hash, False, MEMPOOL_FULL,
+                                 f"{self.backlog} transactions are ready, about "
+                                 f"{BACKLOG_BLOCKS} blocks of work: "
+                                 "send it again shortly")  # fmt: skip
+            if self._in_gap_room(len(raw)) and self._behind_gap(queue, nonce, next_nonce, last):
+                return Admission(tx_hash, False, MEMPOOL_FULL,
+                                 f"{len(self._by_hash)} transactions wait, and this one would "
+                                 "wait behind a gap in its sender's nonces: send it again "
+                                 "after those before it")  # fmt: skip
         # Next in line or filling a gap: a block could take it (with what waits behind it).
         runnable = nonce == next_nonce or nonce < last
         size = len(raw)
@@ -482,6 +495,29 @@ class Mempool:
         """Would one more transaction of `size` bytes go past a hard limit (`max_txs`,
         `max_bytes`) unless another is evicted?"""
         return len(self._by_hash) >= self.max_txs or self._bytes + size > self.max_bytes
+
+    def _in_gap_room(self, size: int) -> bool:
+        """Would one more transaction of `size` bytes take the last of the places kept for
+        transactions that fill a gap (GAP_ROOM_SHARE of each hard limit)? There a bounded
+        transaction that would itself wait behind a gap is refused, whatever its fee.
+        The backlog does not count what waits behind a gap, so under overload, when each
+        refusal leaves its sender a gap for a second, the pool admitted the senders' later
+        transactions until it held its hard limit of them, few of which a block could run;
+        the transactions that would have filled the gaps were then refused unless a
+        peer's relay could be evicted for them, and the chain went on at two thirds of its
+        rate with 50,000 held and 600-2,000 ready (December 2026, twice saturation). Kept
+        room lets the fillers in, and with them what waited behind."""
+        room_txs, room_bytes = self.max_txs // GAP_ROOM_SHARE, self.max_bytes // GAP_ROOM_SHARE
+        return (len(self._by_hash) >= self.max_txs - room_txs
+                or self._bytes + size > self.max_bytes - room_bytes)  # fmt: skip
+
+    @staticmethod
+    def _behind_gap(queue: dict[int, Entry] | None, nonce: int, next_nonce: int, last: int) -> bool:
+        """Would a sender's newest transaction wait behind a gap: not next in line, and
+        not after an unbroken run of its waiting ones from the account's next nonce?"""
+        if nonce == next_nonce:
+            return False
+        return queue is None or nonce != last + 1 or len(queue) != last - next_nonce + 1
 
     def _no_room(self, size: int, fee: int, runnable: bytes | None = None) -> bool:
         """Would `_make_room` refuse a transaction of this size and fee? Asked before its
