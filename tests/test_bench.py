@@ -189,7 +189,10 @@ def test_replay_bench_replays_a_kept_devnet_home_beside_its_own_figures(tmp_path
     timed = sum(v for k, v in parts.items() if k != "gc")
     assert parts["execute"] > 0 and 0 < timed <= result["commit_cpu_us_per_order"] + 0.5
     assert result["devnet_commit_cpu_us_per_order"] >= 0
-    assert len(bench.devnet_cpu(homes / "egat")) >= result["heights"]  # every one logged
+    # Every committed line read: a height committed while catching up is logged at DEBUG
+    # only (`Telemetry.committed`), so a loaded validator's log may hold fewer than the store.
+    logged = (homes / "egat" / "node.log").read_text().count("committed height=")
+    assert len(bench.devnet_cpu(homes / "egat")) == logged >= 1
 
 
 def test_devnet_bench_hog_spins_on_core_0_and_is_killed_after() -> None:
