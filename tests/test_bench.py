@@ -626,6 +626,30 @@ def test_devnet_sweep_goes_round_the_rates_once_per_repeat(
     assert json.loads(out.read_text())["rates"] == [5000, 8000]
 
 
+def test_devnet_sweep_with_orders_offers_each_rate_the_same_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--orders N`: each rate runs for N / rate seconds, so every run ends on a state of
+    the same size; without it, for --seconds; zero or fewer orders are refused."""
+    bench = _load("devnet_bench")
+    ran: list[tuple[int, float]] = []
+
+    def run(rate: int, seconds: float, *args: object) -> dict[str, object]:
+        ran.append((rate, seconds))
+        return {"offered_tx_per_s": rate, "committed_tx_per_s": 3000.0,
+                "validator_cpu_cores_while_trading": [0.5] * 4, "validator_loop_idle": [0.2] * 4,
+                "validator_loop_waited_for_core": [0.3] * 4}  # fmt: skip
+
+    monkeypatch.setattr(bench, "run", run)
+    monkeypatch.setattr(bench, "the_machine", dict)
+    out = str(tmp_path / "sweep.json")
+    bench.main(["--sweep", "5000,8000", "--orders", "160000", "--output", out])
+    bench.main(["--rate", "4000", "--seconds", "3", "--output", out])
+    assert ran == [(5000, 32.0), (8000, 20.0), (4000, 3.0)]
+    with pytest.raises(SystemExit):
+        bench.main(["--orders", "0", "--output", out])
+
+
 def test_devnet_bench_tells_what_became_of_orders_not_final() -> None:
     """The orders not final at a run's end: counted, their senders' lowest nonces, how
     many the client still held to send again, and each validator's answer for them
