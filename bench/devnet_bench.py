@@ -863,8 +863,8 @@ def _sweep(args: argparse.Namespace) -> dict[str, object]:
     of a saturation measured an hour before (December 2026). Each run's figures carry
     their own raw Ed25519 rate and load average, so a line drawn in busier minutes shows
     it. With `--orders`, every rate offers the same orders and ends on a state of the same
-    size: the commit's CPU per order grows with the state (55-60 µs early in a run to
-    70-90 at its end, December 2026), so at the same --seconds the faster rate's run
+    size: the commit's CPU per order grows with the state (55-71 µs early in a run to
+    68-92 at its end, December 2026), so at the same --seconds the faster rate's run
     was also a run over a larger state."""
     runs: dict[int, list[dict[str, object]]] = {rate: [] for rate in args.sweep}
     results: list[dict[str, object]] = []

@@ -547,7 +547,27 @@ def test_the_last_fifth_of_a_pool_is_kept_for_what_fills_a_gap() -> None:
         assert bounded(mp, [make(ALICE, 1)], relayed=True) == ["accepted"]
         mp.update([], nonce_of)
         assert len(mp) == mp.backlog == 15  # ALICE's 0-13 and CAROL's 0: all can run
-        assert mp.add(make(CAROL, 1, fee=5), nonce_of, 0).accepted  # evicts for its fee
+        assert mp.add(make(BOB, 5, fee=5), nonce_of, 0).accepted  # evicts for its fee
+    finally:
+        mp.close()
+
+
+def test_a_newcomer_never_evicts_its_own_senders_last_transaction_before_it() -> None:
+    """A full pool whose cheapest last-in-line transaction is the newcomer's own
+    predecessor refuses the newcomer (MEMPOOL_FULL) however much more it pays: evicting
+    it would leave the newcomer behind a gap of its own making. Another sender's
+    transaction that outbids it still evicts it (the fee rule)."""
+    mp = Mempool(CHAIN, max_txs=3, max_per_sender=10)
+    try:
+        cheap = [make(ALICE, 0, fee=1), make(ALICE, 1, fee=1)]  # ALICE's next nonce is 0
+        assert [mp.add(r, nonce_of, 0).accepted for r in cheap] == [True, True]
+        assert mp.add(make(CAROL, 0, fee=5), nonce_of, 0).accepted
+        refused = mp.add(make(ALICE, 2, fee=500), nonce_of, 0)
+        assert refused.code == "MEMPOOL_FULL"
+        assert [mp.status(tx.hash_of(r)) for r in cheap] == ["pending", "pending"]
+        assert bounded(mp, [make(ALICE, 2, fee=500)]) == ["MEMPOOL_FULL"]
+        assert mp.add(make(BOB, 5, fee=500), nonce_of, 0).accepted  # BOB's next: outbids
+        assert mp.status(tx.hash_of(cheap[1])) == "dropped:EVICTED"
     finally:
         mp.close()
 

@@ -439,7 +439,7 @@ class Mempool:
         # Below both hard limits nothing is evicted: `_no_room` and `_make_room` would
         # both answer so at once; asked only of a full pool.
         full = self._at_limit(size)
-        if full and self._no_room(size, fee, sender if runnable else None):
+        if full and self._no_room(size, fee, sender, nonce, runnable):
             return Admission(tx_hash, False, MEMPOOL_FULL,
                              "the mempool is full and the fee does not outbid")  # fmt: skip
         if signature_ok is None and not _verified(stx):  # deferred by `precheck`: due now
@@ -504,9 +504,10 @@ class Mempool:
         refusal leaves its sender a gap for a second, the pool admitted the senders' later
         transactions until it held its hard limit of them, few of which a block could run;
         the transactions that would have filled the gaps were then refused unless a
-        peer's relay could be evicted for them, and the chain went on at two thirds of its
-        rate with 50,000 held and 600-2,000 ready (December 2026, twice saturation). Kept
-        room lets the fillers in, and with them what waited behind."""
+        peer's relay could be evicted for them, and the chain went on at two thirds to
+        three quarters of its rate, the proposers holding 50,000 of which a block could run
+        170-3,900 (December 2026, twice saturation). Kept room lets the fillers in, and
+        with them what waited behind."""
         room_txs, room_bytes = self.max_txs // GAP_ROOM_SHARE, self.max_bytes // GAP_ROOM_SHARE
         return (len(self._by_hash) >= self.max_txs - room_txs
                 or self._bytes + size > self.max_bytes - room_bytes)  # fmt: skip
@@ -519,18 +520,17 @@ class Mempool:
             return False
         return queue is None or nonce != last + 1 or len(queue) != last - next_nonce + 1
 
-    def _no_room(self, size: int, fee: int, runnable: bytes | None = None) -> bool:
-        """Would `_make_room` refuse a transaction of this size and fee? Asked before its
-        deferred signature is verified: a full pool that refused after the verify spent
-        an Ed25519 verify on the loop for each transaction it turned away (December 2026,
-        an eighth of a validator's samples under overload, beside a third in the walk
-        `_cheapest_tail` replaced). `runnable`: its sender, when a block could take it."""
+    def _no_room(self, size: int, fee: int, sender: bytes, nonce: int, runnable: bool) -> bool:
+        """Would `_make_room` refuse a transaction of this size, fee, sender and nonce?
+        Asked before its deferred signature is verified: a full pool that refused after the
+        verify spent an Ed25519 verify on the loop for each transaction it turned away
+        (December 2026, an eighth of a validator's samples under overload, beside a third
+        in the walk `_cheapest_tail` replaced). `runnable`: a block could take it."""
         if not self._at_limit(size):
             return False
-        if runnable is not None and self._gapped_tail(runnable) is not None:
+        if runnable and self._gapped_tail(sender) is not None:
             return False
-        victim = self._cheapest_tail()
-        return victim is None or victim.fee_per_byte >= fee / size
+        return not _outbids(self._cheapest_tail(), fee / size, sender, nonce)
 
     def _make_room(self, entry: Entry, runnable: bool = False) -> bool:
         while self._at_limit(len(entry.raw)):
@@ -539,8 +539,9 @@ class Mempool:
             victim = self._gapped_tail(entry.sender) if runnable else None
             if victim is None:
                 victim = self._cheapest_tail()
-                if victim is None or victim.fee_per_byte >= entry.fee_per_byte:
+                if not _outbids(victim, entry.fee_per_byte, entry.sender, entry.nonce):
                     return False
+                assert victim is not None  # `_outbids` says so
             self._remove(victim, f"dropped:{EVICTED}")
         return True
 
@@ -768,6 +769,17 @@ def _check(raws: list[bytes], verify: int) -> list[Checked]:
         deferred = i >= verify and not tx.is_priority(stx.tx.body)
         out.append((stx, None if deferred else _verified(stx)))
     return out
+
+
+def _outbids(victim: Entry | None, fee_per_byte: float, sender: bytes, nonce: int) -> bool:
+    """May a newcomer paying `fee_per_byte` evict `victim`, the cheapest last-in-line
+    transaction? Only if it pays more per byte, and the victim is not its own sender's
+    last before it: evicting that left the newcomer waiting behind a gap of its own
+    making, and dropped a transaction its sender was told was accepted for nothing a
+    block could run (December 2026, seen writing the acknowledged-eviction test)."""
+    if victim is None or victim.fee_per_byte >= fee_per_byte:
+        return False
+    return not (victim.sender == sender and victim.nonce < nonce)
 
 
 def _verified(stx: tx.SignedTransaction) -> bool:
