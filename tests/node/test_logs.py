@@ -184,20 +184,22 @@ def test_why_transactions_were_refused_or_dropped_is_logged_and_counted(
     from gridtokenx.wire import tx
 
     caplog.set_level(logging.DEBUG, "gridtokenx")
-    key = PrivateKey.from_dev_label("logs-test/sender")
+    key, other = (PrivateKey.from_dev_label(f"logs-test/{n}") for n in ("sender", "other"))
     mempool = Mempool("logs-chain", max_txs=1)
 
-    def signed(chain: str, nonce: int, fee: int = 10) -> bytes:
-        body = tx.Transfer(tx.Asset.THB, key.address, 1)
-        return tx.Transaction(chain, nonce, key.public_key, fee, body).sign(key).encode()
+    def signed(chain: str, nonce: int, fee: int = 10, by: PrivateKey = key) -> bytes:
+        body = tx.Transfer(tx.Asset.THB, by.address, 1)
+        return tx.Transaction(chain, nonce, by.public_key, fee, body).sign(by).encode()
 
-    known = {key.address: 0}
+    known = {key.address: 0, other.address: 0}
     try:
         results = mempool.add_batch(
-            [signed("other-chain", 0), signed("logs-chain", 0), signed("logs-chain", 1, fee=99)],
+            [signed("other-chain", 0), signed("logs-chain", 0),
+             signed("logs-chain", 0, fee=99, by=other)],
             known.get, 0,
         )  # fmt: skip
-        assert [r.accepted for r in results] == [False, True, True]  # the third evicts the second
+        # The third (another sender's, paying more) evicts the second.
+        assert [r.accepted for r in results] == [False, True, True]
         assert mempool.add(signed("logs-chain", 5), {}.get, 0).code == "UNKNOWN_SENDER"
         assert mempool.refused == {"WRONG_CHAIN_ID": 1, "UNKNOWN_SENDER": 1}
         assert mempool.dropped == {EVICTED: 1}
