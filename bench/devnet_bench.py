@@ -456,7 +456,7 @@ async def what_became_of(
         body = tx.decode(raw).tx
         address = body.sender_address.hex()[:12]
         senders[address] = min(senders.get(address, body.nonce), body.nonce)
-    retrying = {tx.hash_of(raw) for _, raw in gen.again}
+    retrying = {raw for _, raw in gen.again}  # the same bytes: no hash of each again
 
     async def ask(client: AsyncClient, tx_hash: bytes) -> str:
         try:
@@ -474,7 +474,7 @@ async def what_became_of(
             answers = [await ask(client, h) for h in hashes]
         statuses.append({a: answers.count(a) for a in sorted(set(answers))})
     return {"count": len(raws), "senders_lowest_nonce": senders,
-            "still_to_send_again": sum(1 for raw in raws if tx.hash_of(raw) in retrying),
+            "still_to_send_again": sum(1 for raw in raws if raw in retrying),
             "status_at_validators": statuses}  # fmt: skip
 
 

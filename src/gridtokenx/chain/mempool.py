@@ -530,7 +530,8 @@ class Mempool:
             return False
         if runnable and self._gapped_tail(sender) is not None:
             return False
-        return not _outbids(self._cheapest_tail(), fee / size, sender, nonce)
+        victim = self._cheapest_tail()
+        return victim is None or not _outbids(victim, fee / size, sender, nonce)
 
     def _make_room(self, entry: Entry, runnable: bool = False) -> bool:
         while self._at_limit(len(entry.raw)):
@@ -539,9 +540,10 @@ class Mempool:
             victim = self._gapped_tail(entry.sender) if runnable else None
             if victim is None:
                 victim = self._cheapest_tail()
-                if not _outbids(victim, entry.fee_per_byte, entry.sender, entry.nonce):
+                if victim is None or not _outbids(
+                    victim, entry.fee_per_byte, entry.sender, entry.nonce
+                ):
                     return False
-                assert victim is not None  # `_outbids` says so
             self._remove(victim, f"dropped:{EVICTED}")
         return True
 
@@ -771,13 +773,13 @@ def _check(raws: list[bytes], verify: int) -> list[Checked]:
     return out
 
 
-def _outbids(victim: Entry | None, fee_per_byte: float, sender: bytes, nonce: int) -> bool:
+def _outbids(victim: Entry, fee_per_byte: float, sender: bytes, nonce: int) -> bool:
     """May a newcomer paying `fee_per_byte` evict `victim`, the cheapest last-in-line
     transaction? Only if it pays more per byte, and the victim is not its own sender's
     last before it: evicting that left the newcomer waiting behind a gap of its own
     making, and dropped a transaction its sender was told was accepted for nothing a
     block could run (December 2026, seen writing the acknowledged-eviction test)."""
-    if victim is None or victim.fee_per_byte >= fee_per_byte:
+    if victim.fee_per_byte >= fee_per_byte:
         return False
     return not (victim.sender == sender and victim.nonce < nonce)
 
